@@ -1,0 +1,74 @@
+//! `kici`, the workflow author's CLI: scaffold a project (`init`), compile workflows into the
+//! lock file (`compile`), and run them on this machine (`run local`).
+//!
+//! Exit codes: 0 success, 1 failure (a job failed, a compile error, bad input).
+
+mod compile_cmd;
+mod init;
+mod run_local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "kici", version, about = "KiCI workflow author CLI", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scaffold .kici/ with an example workflow, tsconfig.json and the SDK types
+    Init(init::InitArgs),
+    /// Compile .kici/workflows/*.ts into .kici/kici.lock.json
+    Compile(compile_cmd::CompileArgs),
+    /// Run workflows
+    Run {
+        #[command(subcommand)]
+        mode: RunMode,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunMode {
+    /// Run the workflows an event matches on this machine, in a temporary checkout
+    Local(run_local::RunLocalArgs),
+}
+
+/// Options shared by commands that read a project.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProjectArgs {
+    /// The .kici directory (or a directory containing it); default: search from the current directory
+    #[arg(long, value_name = "PATH")]
+    pub kici_dir: Option<PathBuf>,
+    /// The Node.js executable (default: `node` on PATH)
+    #[arg(long, env = "KICI_NODE", value_name = "PATH")]
+    pub node: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Init(args) => init::run(args),
+            Command::Compile(args) => compile_cmd::run(args).await,
+            Command::Run {
+                mode: RunMode::Local(args),
+            } => run_local::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The event a local run simulates: parsed from the command line (`push`, `pr:open`,
+//! `tag:v1.0.0`, `dispatch:deploy`) and completed with what git says about the working copy
+//! (branch, sha, changed files).
+
+use std::path::Path;
+
+use kici_engine::event::{EventEnvelope, EventType};
+
+/// Event names `kici run local` accepts, as listed in the unknown-event error.
+pub const KNOWN_EVENTS: &str = "push, pr[:open|sync|close|reopen], tag[:<name>], dispatch[:<type>]";
+
+/// What the user asked for, before git fills in the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    pub event_type: EventType,
+    pub action: Option<String>,
+    /// A tag name for `tag:<name>`.
+    pub name: Option<String>,
+}
+
+/// Parses `push`, `pr:open`, `pull_request:synchronize`, `tag:v1`, `dispatch:deploy`.
+pub fn parse(arg: &str) -> Result<EventSpec, String> {
+    let (kind, detail) = match arg.split_once(':') {
+        Some((kind, detail)) => (kind, Some(detail)),
+        None => (arg, None),
+    };
+    let unknown = || format!("Unknown event name: {arg}\n  hint: known events: {KNOWN_EVENTS}");
+    let spec = match kind {
+        "push" if detail.is_none() => EventSpec {
+            event_type: EventType::Push,
+            action: None,
+            name: None,
+        },
+        "pr" | "pull_request" => {
+            let action = match detail.unwrap_or("open") {
+                "open" | "opened" => "opened",
+                "sync" | "synchronize" => "synchronize",
+                "close" | "closed" => "closed",
+                "reopen" | "reopened" => "reopened",
+                _ => return Err(unknown()),
+            };
+            EventSpec {
+                event_type: EventType::PullRequest,
+                action: Some(action.to_string()),
+                name: None,
+            }
+        }
+        "tag" => EventSpec {
+            event_type: EventType::Tag,
+            action: None,
+            name: detail.map(str::to_string),
+        },
+        "dispatch" => EventSpec {
+            event_type: EventType::Dispatch,
+            action: detail.map(str::to_string),
+            name: None,
+        },
+        _ => return Err(unknown()),
+    };
+    Ok(spec)
+}
+
+/// What the local repository says.
+#[derive(Debug, Clone, Default)]
+pub struct GitFacts {
+    pub branch: Option<String>,
+    pub sha: Option<String>,
+    pub changed_files: Vec<String>,
+    pub tag: Option<String>,
+}
+
+/// Reads branch, sha, the files of the last commit plus uncommitted changes, and an exact tag.
+pub async fn git_facts(root: &Path) -> GitFacts {
+    let branch = git(root, &["rev-parse", "--abbrev-ref", "HEAD"])
+        .await
+        .filter(|b| b != "HEAD");
+    let sha = git(root, &["rev-parse", "HEAD"]).await;
+    let mut changed_files: Vec<String> = Vec::new();
+    if sha.is_some() {
+        let last_commit = git(root, &["show", "--pretty=format:", "--name-only", "HEAD"])
+            .await
+            .unwrap_or_default();
+        changed_files.extend(last_commit.lines().map(str::to_string));
+    }
+    let status = git(root, &["status", "--porcelain", "--untracked-files=all"])
+        .await
+        .unwrap_or_default();
+    changed_files.extend(
+        status
+            .lines()
+            .filter_map(|l| l.get(3..))
+            .map(|p| p.rsplit(" -> ").next().unwrap_or(p).to_string()),
+    );
+    changed_files.retain(|f| !f.is_empty());
+    changed_files.sort();
+    changed_files.dedup();
+    let tag = git(root, &["describe", "--tags", "--exact-match"]).await;
+    GitFacts {
+        branch,
+        sha,
+        changed_files,
+        tag,
+    }
+}
+
+/// `git <args>` in `dir`: trimmed stdout, or `None` when git fails or is missing.
+pub async fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub branch: Option<String>,
+    pub sha: Option<String>,
+    pub files: Vec<String>,
+}
+
+/// The envelope steps will see as `ctx.event`.
+pub fn envelope(spec: &EventSpec, facts: &GitFacts, overrides: &Overrides) -> EventEnvelope {
+    let branch = overrides
+        .branch
+        .clone()
+        .or_else(|| facts.branch.clone())
+        .unwrap_or_else(|| "main".to_string());
+    let mut event = EventEnvelope::new(spec.event_type);
+    event.action = spec.action.clone();
+    event.provider = Some("local".to_string());
+    event.sha = overrides.sha.clone().or_else(|| facts.sha.clone());
+    event.changed_files = Some(if overrides.files.is_empty() {
+        facts.changed_files.clone()
+    } else {
+        overrides.files.clone()
+    });
+    match spec.event_type {
+        EventType::PullRequest => {
+            event.target_branch = Some("main".to_string());
+            event.source_branch = Some(branch);
+        }
+        EventType::Tag => {
+            event.target_branch = Some(
+                spec.name
+                    .clone()
+                    .or_else(|| facts.tag.clone())
+                    .unwrap_or_else(|| "v0.0.0-local".to_string()),
+            );
+        }
+        _ => event.target_branch = Some(branch),
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names() {
+        assert_eq!(parse("push").unwrap().event_type, EventType::Push);
+        assert_eq!(parse("pr:sync").unwrap().action.as_deref(), Some("synchronize"));
+        assert_eq!(parse("pr").unwrap().action.as_deref(), Some("opened"));
+        assert_eq!(parse("tag:v1").unwrap().name.as_deref(), Some("v1"));
+        assert_eq!(parse("dispatch:deploy").unwrap().action.as_deref(), Some("deploy"));
+        assert_eq!(
+            parse("pushh").unwrap_err(),
+            format!("Unknown event name: pushh\n  hint: known events: {KNOWN_EVENTS}")
+        );
+    }
+
+    #[test]
+    fn pull_requests_target_main_from_the_current_branch() {
+        let facts = GitFacts {
+            branch: Some("feature/x".into()),
+            ..GitFacts::default()
+        };
+        let event = envelope(&parse("pr").unwrap(), &facts, &Overrides::default());
+        assert_eq!(event.target_branch.as_deref(), Some("main"));
+        assert_eq!(event.source_branch.as_deref(), Some("feature/x"));
+        let push = envelope(
+            &parse("push").unwrap(),
+            &facts,
+            &Overrides {
+                branch: Some("dev".into()),
+                ..Overrides::default()
+            },
+        );
+        assert_eq!(push.target_branch.as_deref(), Some("dev"));
+    }
+}

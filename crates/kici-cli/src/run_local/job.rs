@@ -1,0 +1,216 @@
+//! One job instance of a local run: a runner executes it in the checkout while this module
+//! streams its log lines with `[job › step]` prefixes and collects statuses, exit codes and
+//! timings into a [`JobReport`].
+
+use std::time::Instant;
+
+use kici_compiler::runner::{RunnerEvent, RunnerProcess, RunnerSpec};
+use kici_engine::lockfile::StaticJob;
+use kici_engine::runner_protocol::{ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage};
+use kici_engine::status::{JobStatus, StepStatus};
+use tokio::sync::watch;
+
+use super::report::{JobReport, StepReport};
+
+/// Where log lines go: stdout normally, stderr under `--json` (stdout is the document).
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub to_stderr: bool,
+}
+
+impl Printer {
+    pub fn line(&self, text: &str) {
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// Runs `request` and reports on it. `abort` turning true asks the runner to cancel the job.
+pub async fn execute(
+    spec: RunnerSpec,
+    request: ExecuteRequest,
+    lock_job: &StaticJob,
+    prefix: String,
+    printer: Printer,
+    mut abort: watch::Receiver<bool>,
+) -> JobReport {
+    let started = Instant::now();
+    let mut report = JobReport {
+        name: request.job_name.clone(),
+        base_name: request.job.clone(),
+        matrix: request.matrix.clone(),
+        status: JobStatus::Running,
+        duration_ms: None,
+        error_message: None,
+        steps: lock_job
+            .flat_steps()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepReport {
+                index: i as i64,
+                name: s.name.clone(),
+                step_type: "step".to_string(),
+                status: StepStatus::Pending,
+                duration_ms: None,
+                exit_code: None,
+                error_message: None,
+                attempts: None,
+            })
+            .collect(),
+    };
+    let fail = |report: &mut JobReport, message: String| {
+        report.status = JobStatus::Failed;
+        report.error_message = Some(message);
+    };
+    let mut runner = match RunnerProcess::spawn(&spec) {
+        Ok(runner) => runner,
+        Err(err) => {
+            fail(
+                &mut report,
+                format!(
+                    "could not start the workflow runner: {err}: {}",
+                    std::error::Error::source(&err)
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+            );
+            return finish(report, started);
+        }
+    };
+    if let Err(err) = runner.send(&HostMessage::Execute(Box::new(request))).await {
+        fail(&mut report, format!("{err}"));
+        return finish(report, started);
+    }
+    let mut current_step: i64 = PREPARE_STEP_INDEX;
+    let mut completed = false;
+    let mut output_tail: Vec<String> = Vec::new();
+    let mut aborted = *abort.borrow();
+    loop {
+        let event = tokio::select! {
+            event = runner.next() => event,
+            changed = abort.changed(), if !aborted => {
+                if changed.is_ok() && *abort.borrow() {
+                    aborted = true;
+                    // The runner is going away anyway if this fails; its exit is reported below.
+                    let _ = runner.send(&HostMessage::Abort { force: false }).await;
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        match event {
+            RunnerEvent::Message(RunnerMessage::StepStart(start)) => {
+                let step = step_entry(&mut report, start.step_index, &start.step_name);
+                step.step_type = start.step_type;
+                step.status = start.state;
+                if start.state == StepStatus::Running {
+                    current_step = start.step_index;
+                }
+            }
+            RunnerEvent::Message(RunnerMessage::LogLine(LogLine { step_index, line, .. })) => {
+                printer.line(&format!("[{}] {line}", label(&prefix, &report, step_index)));
+            }
+            RunnerEvent::Message(RunnerMessage::StepComplete(complete)) => {
+                let name = complete.step_name.clone().unwrap_or_default();
+                let step = step_entry(&mut report, complete.step_index, &name);
+                step.status = complete.status;
+                step.duration_ms = complete.duration_ms;
+                step.attempts = complete.attempts;
+                if complete.status == StepStatus::Success {
+                    step.exit_code = Some(0);
+                }
+                if let Some(error) = complete.error {
+                    step.exit_code = error.exit_code.or(step.exit_code);
+                    step.error_message = Some(error.message);
+                }
+                if complete.status == StepStatus::Failed {
+                    let message = step.error_message.clone().unwrap_or_default();
+                    printer.line(&format!(
+                        "[{}] ✗ {message}",
+                        label(&prefix, &report, complete.step_index)
+                    ));
+                }
+            }
+            RunnerEvent::Message(RunnerMessage::JobComplete(done)) => {
+                completed = true;
+                report.status = done.status;
+                report.error_message = done.error;
+            }
+            RunnerEvent::Message(_) => {}
+            RunnerEvent::BadMessage { line, error } => {
+                printer.line(&format!("[{prefix}] unreadable runner message ({error}): {line}"));
+            }
+            RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => {
+                printer.line(&format!("[{}] {line}", label(&prefix, &report, current_step)));
+                output_tail.push(line);
+                if output_tail.len() > 20 {
+                    output_tail.remove(0);
+                }
+            }
+            RunnerEvent::Exited(status) => {
+                if !completed {
+                    let tail = if output_tail.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; last output:\n{}", output_tail.join("\n"))
+                    };
+                    if aborted {
+                        report.status = JobStatus::Cancelled;
+                    } else {
+                        fail(
+                            &mut report,
+                            format!("the workflow runner exited ({status}) before the job completed{tail}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    finish(report, started)
+}
+
+fn finish(mut report: JobReport, started: Instant) -> JobReport {
+    report.duration_ms = Some(started.elapsed().as_millis() as u64);
+    for step in &mut report.steps {
+        // Steps the runner never reached did not run.
+        if !step.status.is_terminal() {
+            step.status = if report.status == JobStatus::Cancelled {
+                StepStatus::Cancelled
+            } else {
+                StepStatus::Skipped
+            };
+        }
+    }
+    report
+}
+
+fn step_entry<'a>(report: &'a mut JobReport, index: i64, name: &str) -> &'a mut StepReport {
+    let position = match report.steps.iter().position(|s| s.index == index) {
+        Some(position) => position,
+        None => {
+            report.steps.push(StepReport {
+                index,
+                name: name.to_string(),
+                step_type: "step".to_string(),
+                status: StepStatus::Pending,
+                duration_ms: None,
+                exit_code: None,
+                error_message: None,
+                attempts: None,
+            });
+            report.steps.len() - 1
+        }
+    };
+    &mut report.steps[position]
+}
+
+/// `job › step`, or just `job` for the prepare log.
+fn label(prefix: &str, report: &JobReport, step_index: i64) -> String {
+    match report.steps.iter().find(|s| s.index == step_index) {
+        Some(step) if step_index != PREPARE_STEP_INDEX => format!("{prefix} › {}", step.name),
+        _ => prefix.to_string(),
+    }
+}

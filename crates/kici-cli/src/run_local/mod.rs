@@ -1,0 +1,193 @@
+//! `kici run local [event]`: compile the workflows, match them against a simulated event, and
+//! run the matched workflows' jobs in `needs` order through the Node runner, in a temporary
+//! checkout. Logs stream with `[job › step]` prefixes; a summary tree (or, with `--json`, a JSON
+//! document) follows. Exit code 1 when a job failed.
+
+mod checkout;
+mod event;
+mod job;
+mod report;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use kici_compiler::compile::{CompileError, compile};
+use kici_compiler::project::Project;
+use kici_compiler::runner::{RunnerSpec, find_node};
+use kici_engine::status::RunStatus;
+use kici_engine::trigger::match_triggers;
+
+use crate::ProjectArgs;
+use job::Printer;
+use report::RunReport;
+
+#[derive(Debug, clap::Args)]
+pub struct RunLocalArgs {
+    /// The event to simulate: push, pr[:open|sync|close|reopen], tag[:<name>], dispatch[:<type>]
+    #[arg(default_value = "push")]
+    event: String,
+    /// Run only this workflow
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Run only this job (and the jobs it needs)
+    #[arg(long)]
+    job: Option<String>,
+    /// Branch of the event (default: the current branch)
+    #[arg(long)]
+    branch: Option<String>,
+    /// Commit sha of the event (default: HEAD)
+    #[arg(long)]
+    sha: Option<String>,
+    /// Changed files of the event, for path filters (default: last commit plus uncommitted changes)
+    #[arg(long = "files", value_name = "PATH")]
+    files: Vec<String>,
+    /// How many jobs run at once (default: the number of CPUs)
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Keep the temporary checkout even when every job succeeded
+    #[arg(long)]
+    keep: bool,
+    /// Print a JSON report on stdout (logs go to stderr)
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    project: ProjectArgs,
+}
+
+pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let spec = event::parse(&args.event).map_err(anyhow::Error::msg)?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let project = match Project::locate(args.project.kici_dir.as_deref(), &cwd) {
+        Ok(project) => project,
+        Err(diagnostic) => {
+            eprintln!("{diagnostic}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let node = find_node(args.project.node.as_deref()).map_err(anyhow::Error::msg)?;
+    let printer = Printer { to_stderr: args.json };
+    let (compiled, facts) = tokio::join!(compile(&project, node.clone()), event::git_facts(&project.root));
+    let compiled = match compiled {
+        Ok(compiled) => compiled,
+        Err(CompileError::Diagnostics(diagnostics)) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let overrides = event::Overrides {
+        branch: args.branch.clone(),
+        sha: args.sha.clone(),
+        files: args.files.clone(),
+    };
+    let envelope = event::envelope(&spec, &facts, &overrides);
+
+    let mut matched = Vec::new();
+    for workflow in &compiled.lock.workflows {
+        if args.workflow.as_ref().is_some_and(|w| *w != workflow.name) {
+            continue;
+        }
+        let outcome = match_triggers(&workflow.triggers, &envelope)
+            .with_context(|| format!("workflow '{}' has an invalid trigger pattern", workflow.name))?;
+        if outcome.trigger_index.is_some() {
+            matched.push(workflow.clone());
+        } else if args.workflow.is_some() {
+            let reasons: Vec<String> = outcome
+                .checks
+                .iter()
+                .filter(|c| !c.pass)
+                .map(|c| format!("{}: expected {}, got {}", c.field, c.expected, c.actual))
+                .collect();
+            let why = if workflow.triggers.is_empty() {
+                "it has no triggers".to_string()
+            } else {
+                reasons.join("; ")
+            };
+            anyhow::bail!(
+                "workflow '{}' does not match this {} event ({why})",
+                workflow.name,
+                envelope.event_type.as_str()
+            );
+        }
+    }
+    if let Some(name) = &args.workflow
+        && compiled.lock.workflow(name).is_none()
+    {
+        let names: Vec<&str> = compiled.lock.workflows.iter().map(|w| w.name.as_str()).collect();
+        anyhow::bail!("no workflow named '{name}'\n  hint: workflows: {}", names.join(", "));
+    }
+    if matched.is_empty() {
+        printer.line(&format!(
+            "No workflow matched the {} event on {}.",
+            envelope.event_type.as_str(),
+            envelope.target_branch.as_deref().unwrap_or("?")
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let checkout = checkout::create(&project.root).await?;
+    printer.line(&format!("running in {}", checkout.display()));
+    let mut base_env: BTreeMap<String, String> = RunnerSpec::inherited_env();
+    base_env.insert("CI".to_string(), "true".to_string());
+    base_env.insert("KICI_LOCAL".to_string(), "true".to_string());
+    base_env.insert("KICI_RUN_DIR".to_string(), checkout.display().to_string());
+    base_env.insert("KICI_RUN_ID".to_string(), format!("local-{}", std::process::id()));
+    base_env.insert("KICI_EVENT_TYPE".to_string(), envelope.event_type.as_str().to_string());
+    if let Some(branch) = &envelope.target_branch {
+        base_env.insert("KICI_BRANCH".to_string(), branch.clone());
+    }
+    if let Some(sha) = &envelope.sha {
+        base_env.insert("KICI_SHA".to_string(), sha.clone());
+    }
+    let context = schedule::Context {
+        node,
+        staged: &compiled.staged,
+        root: project.root.clone(),
+        checkout: checkout.clone(),
+        base_env,
+        event: envelope.clone(),
+        printer,
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1),
+        only_job: args.job.clone(),
+        label_workflows: matched.len() > 1,
+    };
+    let workflows = schedule::run(&context, &matched).await?;
+
+    let status = kici_engine::status::roll_up(workflows.iter().flat_map(|w| w.jobs.iter().map(|j| j.status)))
+        .unwrap_or(RunStatus::Failed);
+    let keep = args.keep || status != RunStatus::Success;
+    if !keep {
+        // Best effort: a leftover temporary directory is harmless and the run's result stands.
+        let _ = tokio::fs::remove_dir_all(&checkout).await;
+    }
+    let report = RunReport {
+        status,
+        duration_ms: started.elapsed().as_millis() as u64,
+        checkout: keep.then(|| checkout.display().to_string()),
+        event: envelope,
+        workflows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("reports serialize"));
+    } else {
+        println!();
+        print!("{}", report::render(&report));
+        if keep {
+            println!("checkout kept in {}", checkout.display());
+        }
+    }
+    Ok(if status == RunStatus::Failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,320 @@
+//! Running a set of matched workflows' jobs in `needs` order: a job starts when every job it
+//! needs has finished and each edge's `when` is satisfied (else it is skipped); matrices expand
+//! into child jobs (dynamic ones through the runner); at most `concurrency` jobs run at once.
+//! Ctrl-C aborts running jobs (they finish `cancelled`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
+use kici_compiler::runner::RunnerSpec;
+use kici_compiler::stage::StagedTree;
+use kici_engine::dag::group_status;
+use kici_engine::event::EventEnvelope;
+use kici_engine::lockfile::{LockJob, LockMatrix, LockWorkflow, StaticJob};
+use kici_engine::matrix::{self, Combination, MatrixValues};
+use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest};
+use kici_engine::status::{JobStatus, roll_up};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::job::{self, Printer};
+use super::report::{JobReport, WorkflowReport};
+
+/// Step timeout when a step sets none (`KICI_DEFAULT_STEP_TIMEOUT_MS` on agents).
+const DEFAULT_STEP_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+
+pub struct Context<'a> {
+    pub node: PathBuf,
+    pub staged: &'a StagedTree,
+    pub root: PathBuf,
+    pub checkout: PathBuf,
+    pub base_env: BTreeMap<String, String>,
+    pub event: EventEnvelope,
+    pub printer: Printer,
+    pub concurrency: usize,
+    pub only_job: Option<String>,
+    pub label_workflows: bool,
+}
+
+/// A base job: one `job()` of one workflow.
+type JobKey = (usize, usize);
+
+struct Instance {
+    key: JobKey,
+    request: ExecuteRequest,
+    prefix: String,
+}
+
+pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Result<Vec<WorkflowReport>> {
+    let jobs: Vec<Vec<&StaticJob>> = workflows
+        .iter()
+        .map(|w| w.jobs.iter().map(|LockJob::Static(job)| job).collect())
+        .collect();
+    let selected = select_jobs(ctx, workflows, &jobs)?;
+    let mut results: HashMap<JobKey, Vec<JobReport>> = HashMap::new();
+    let mut outstanding: HashMap<JobKey, usize> = HashMap::new();
+    let mut queue: VecDeque<Instance> = VecDeque::new();
+    let mut running: JoinSet<(JobKey, JobReport)> = JoinSet::new();
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let mut interrupted = false;
+    loop {
+        // Decide every job whose needs have all finished; a skip can unblock more.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for key in &selected {
+                if results.contains_key(key) || outstanding.contains_key(key) {
+                    continue;
+                }
+                let (w, j) = *key;
+                let job = jobs[w][j];
+                let mut statuses = Vec::new();
+                let mut ready = true;
+                for need in &job.needs {
+                    let upstream = jobs[w].iter().position(|o| o.name == need.name()).map(|i| (w, i));
+                    match upstream.and_then(|k| (!outstanding.contains_key(&k)).then(|| results.get(&k)).flatten()) {
+                        Some(reports) => {
+                            let group: Vec<JobStatus> = reports.iter().map(|r| r.status).collect();
+                            statuses.push((need, group_status(&group)));
+                        }
+                        None => ready = false,
+                    }
+                }
+                if !ready {
+                    continue;
+                }
+                progressed = true;
+                if interrupted || !statuses.iter().all(|(need, status)| need.satisfied_by(*status)) {
+                    let status = if interrupted {
+                        JobStatus::Cancelled
+                    } else {
+                        JobStatus::Skipped
+                    };
+                    results.insert(*key, vec![JobReport::not_run(&job.name, status, None)]);
+                    continue;
+                }
+                let needs: Map<String, Value> = statuses
+                    .iter()
+                    .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
+                    .collect();
+                match expand(ctx, &workflows[w], job).await {
+                    Ok(combinations) => {
+                        outstanding.insert(*key, combinations.len());
+                        results.insert(*key, Vec::new());
+                        for combination in combinations {
+                            queue.push_back(instance(ctx, &workflows[w], job, *key, combination, needs.clone()));
+                        }
+                    }
+                    Err(message) => {
+                        results.insert(
+                            *key,
+                            vec![JobReport::not_run(&job.name, JobStatus::Failed, Some(message))],
+                        );
+                    }
+                }
+            }
+        }
+        while running.len() < ctx.concurrency
+            && let Some(next) = queue.pop_front()
+        {
+            let (w, j) = next.key;
+            let lock_job = jobs[w][j].clone();
+            let spec = RunnerSpec {
+                node: ctx.node.clone(),
+                runner: ctx.staged.runner_path(),
+                cwd: ctx.checkout.clone(),
+                env: ctx.base_env.clone(),
+            };
+            let (printer, abort) = (ctx.printer, abort_rx.clone());
+            running.spawn(async move {
+                let report = job::execute(spec, next.request, &lock_job, next.prefix, printer, abort).await;
+                (next.key, report)
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let (key, report) = joined.map_err(|err| anyhow::anyhow!("a job task failed: {err}"))?;
+                results.entry(key).or_default().push(report);
+                let left = outstanding.get_mut(&key).expect("running jobs are outstanding");
+                *left -= 1;
+                if *left == 0 {
+                    outstanding.remove(&key);
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                ctx.printer.line("Interrupted: cancelling running jobs (press Ctrl-C again to kill them)");
+                queue.clear();
+                // Receivers live as long as their jobs; none listening means nothing to cancel.
+                let _ = abort_tx.send(true);
+            }
+        }
+    }
+    Ok(workflows
+        .iter()
+        .enumerate()
+        .map(|(w, workflow)| {
+            let mut reports: Vec<JobReport> = Vec::new();
+            for j in 0..jobs[w].len() {
+                if let Some(mut instances) = results.remove(&(w, j)) {
+                    instances.sort_by(|a, b| a.name.cmp(&b.name));
+                    reports.extend(instances);
+                }
+            }
+            let status = roll_up(reports.iter().map(|r| r.status)).unwrap_or(kici_engine::status::RunStatus::Failed);
+            WorkflowReport {
+                name: workflow.name.clone(),
+                file: workflow.source.file.clone(),
+                status,
+                failure_reason: kici_engine::status::failed_jobs_reason(
+                    reports.iter().map(|r| (r.name.as_str(), r.status)),
+                ),
+                jobs: reports,
+            }
+        })
+        .collect())
+}
+
+/// The jobs to run: all, or with `--job` that job and everything it needs, transitively.
+fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&StaticJob>]) -> anyhow::Result<Vec<JobKey>> {
+    let Some(only) = &ctx.only_job else {
+        return Ok(jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(w, list)| (0..list.len()).map(move |j| (w, j)))
+            .collect());
+    };
+    let mut selected = Vec::new();
+    for (w, list) in jobs.iter().enumerate() {
+        let mut stack: Vec<usize> = list.iter().position(|j| j.name == *only).into_iter().collect();
+        while let Some(j) = stack.pop() {
+            if selected.contains(&(w, j)) {
+                continue;
+            }
+            selected.push((w, j));
+            stack.extend(
+                list[j]
+                    .needs
+                    .iter()
+                    .filter_map(|n| list.iter().position(|o| o.name == n.name())),
+            );
+        }
+    }
+    if selected.is_empty() {
+        let names: Vec<String> = workflows
+            .iter()
+            .flat_map(|w| w.jobs.iter().map(|j| j.name().to_string()))
+            .collect();
+        anyhow::bail!(
+            "no job named '{only}' in the matched workflows\n  hint: jobs: {}",
+            names.join(", ")
+        );
+    }
+    selected.sort();
+    Ok(selected)
+}
+
+/// The combinations a job runs with: one empty combination without a matrix.
+async fn expand(
+    ctx: &Context<'_>,
+    workflow: &LockWorkflow,
+    job: &StaticJob,
+) -> Result<Vec<Option<Combination>>, String> {
+    let failed = |message: String| format!("Matrix expansion failed for job '{}': {message}", job.name);
+    let values = match &job.matrix {
+        None => return Ok(vec![None]),
+        Some(LockMatrix::Static { values }) => values.clone(),
+        Some(LockMatrix::Dynamic { .. }) => {
+            let module = ctx
+                .staged
+                .module_for(&workflow.source.file)
+                .ok_or_else(|| failed("workflow module not staged".to_string()))?;
+            let spec = RunnerSpec {
+                node: ctx.node.clone(),
+                runner: ctx.staged.runner_path(),
+                cwd: ctx.checkout.clone(),
+                env: ctx.base_env.clone(),
+            };
+            let request = EvaluateRequest {
+                kind: EvaluateKind::Matrix,
+                module: module.module.clone(),
+                file: module.file.clone(),
+                workflow: workflow.name.clone(),
+                job: job.name.clone(),
+                work_dir: ctx.checkout.display().to_string(),
+                root: ctx.root.display().to_string(),
+                env: env_map(&ctx.base_env),
+                event: ctx.event.clone(),
+            };
+            let prefix = prefix(ctx, workflow, &job.name);
+            let value = evaluate_matrix(&spec, request, MATRIX_TIMEOUT, |line| {
+                ctx.printer.line(&format!("[{prefix}] {}", line.line))
+            })
+            .await
+            .map_err(failed)?;
+            serde_json::from_value::<MatrixValues>(value)
+                .map_err(|_| failed("the matrix function must return an array or an object of arrays".to_string()))?
+        }
+    };
+    matrix::expand(&job.name, &values, &job.include, &job.exclude)
+        .map(|combinations| combinations.into_iter().map(Some).collect())
+        .map_err(|err| failed(err.to_string()))
+}
+
+fn instance(
+    ctx: &Context<'_>,
+    workflow: &LockWorkflow,
+    job: &StaticJob,
+    key: JobKey,
+    combination: Option<Combination>,
+    needs: Map<String, Value>,
+) -> Instance {
+    let job_name = match &combination {
+        Some(c) => matrix::child_job_name(&job.name, c),
+        None => job.name.clone(),
+    };
+    let module = ctx
+        .staged
+        .module_for(&workflow.source.file)
+        .expect("matched workflows come from staged modules");
+    let mut env = env_map(&ctx.base_env);
+    env.insert("KICI_WORKFLOW_NAME".to_string(), Value::String(workflow.name.clone()));
+    env.insert("KICI_JOB_NAME".to_string(), Value::String(job_name.clone()));
+    Instance {
+        key,
+        prefix: prefix(ctx, workflow, &job_name),
+        request: ExecuteRequest {
+            module: module.module.clone(),
+            file: module.file.clone(),
+            root: ctx.root.display().to_string(),
+            workflow: workflow.name.clone(),
+            job: job.name.clone(),
+            job_name,
+            matrix: combination,
+            work_dir: ctx.checkout.display().to_string(),
+            env,
+            event: ctx.event.clone(),
+            needs,
+            default_step_timeout_ms: DEFAULT_STEP_TIMEOUT_MS,
+            job_timeout_ms: job.timeout,
+        },
+    }
+}
+
+fn prefix(ctx: &Context<'_>, workflow: &LockWorkflow, job_name: &str) -> String {
+    if ctx.label_workflows {
+        format!("{}/{job_name}", workflow.name)
+    } else {
+        job_name.to_string()
+    }
+}
+
+fn env_map(env: &BTreeMap<String, String>) -> Map<String, Value> {
+    env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+}

@@ -1,0 +1,135 @@
+//! Compiler diagnostics: `file:line:col error [Exxx]: message` followed by a suggestion, the
+//! format `kici compile` prints (spec `authoring.md` §3.9).
+
+use std::fmt;
+
+/// The documented error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// `.kici/workflows/` missing, unreadable, or without `*.ts` files.
+    E001,
+    /// A module failed to load (syntax error, or it threw while importing).
+    E003,
+    /// A file exports no workflow.
+    E004,
+    /// A job needs a job that does not exist.
+    E101,
+    /// Circular dependency.
+    E102,
+    /// A job depends on itself.
+    E103,
+    /// A static matrix with more than 256 combinations.
+    E104,
+    /// Duplicate job name in a workflow.
+    E106,
+    /// Duplicate workflow name.
+    E107,
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// One problem, located in a repository-relative file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// `None` for generator errors that have no documented code.
+    pub code: Option<Code>,
+    pub file: String,
+    /// 1-based line and column; `None` when the problem is the file or directory itself.
+    pub position: Option<(u32, u32)>,
+    pub message: String,
+    pub suggestion: String,
+}
+
+impl Diagnostic {
+    pub fn new(
+        code: Code,
+        file: &str,
+        position: Option<(u32, u32)>,
+        message: impl Into<String>,
+        suggestion: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            code: Some(code),
+            file: file.to_string(),
+            position,
+            message: message.into(),
+            suggestion: suggestion.into(),
+        }
+    }
+
+    pub fn uncoded(
+        file: &str,
+        position: Option<(u32, u32)>,
+        message: impl Into<String>,
+        suggestion: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            code: None,
+            file: file.to_string(),
+            position,
+            message: message.into(),
+            suggestion: suggestion.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(f, "{}:{line}:{column} error", self.file)?,
+            None => write!(f, "{}: error", self.file)?,
+        }
+        match self.code {
+            Some(code) => write!(f, " [{code}]: {}", self.message)?,
+            None => write!(f, ": {}", self.message)?,
+        }
+        write!(f, "\n  Suggestion: {}", self.suggestion)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset in `source`.
+pub fn line_column(source: &str, offset: usize) -> (u32, u32) {
+    let offset = offset.min(source.len());
+    let before = &source[..source.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line as u32, column as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_gnu_style_with_a_suggestion() {
+        let d = Diagnostic::new(
+            Code::E101,
+            ".kici/workflows/ci.ts",
+            Some((7, 3)),
+            "Job \"deploy\" needs \"tset\"",
+            "did you mean \"test\"?",
+        );
+        assert_eq!(
+            d.to_string(),
+            ".kici/workflows/ci.ts:7:3 error [E101]: Job \"deploy\" needs \"tset\"\n  Suggestion: did you mean \"test\"?"
+        );
+        let d = Diagnostic::new(Code::E001, ".kici/workflows", None, "missing", "run kici init");
+        assert_eq!(
+            d.to_string(),
+            ".kici/workflows: error [E001]: missing\n  Suggestion: run kici init"
+        );
+    }
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let source = "ab\ncé;d\n";
+        assert_eq!(line_column(source, 0), (1, 1));
+        assert_eq!(line_column(source, 3), (2, 1));
+        assert_eq!(line_column(source, 6), (2, 3));
+    }
+}

@@ -1,0 +1,80 @@
+//! Dynamic matrix evaluation: a runner imports the workflow module in the checkout and calls
+//! the job's matrix function, under a deadline. Used by `kici run local` and by agents' matrix
+//! evaluation jobs; failures come back as the text that follows
+//! `Matrix expansion failed for job '<job>': `.
+
+use std::time::Duration;
+
+use kici_engine::runner_protocol::{EvaluateRequest, HostMessage, LogLine, RunnerMessage};
+use serde_json::Value;
+
+use crate::runner::{RunnerEvent, RunnerProcess, RunnerSpec};
+
+/// How long a dynamic matrix function may run.
+pub const MATRIX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The matrix function's value, or why there is none. `on_log` receives the function's log
+/// lines (step index -1) and the runner's raw output.
+pub async fn evaluate_matrix(
+    spec: &RunnerSpec,
+    request: EvaluateRequest,
+    timeout: Duration,
+    mut on_log: impl FnMut(LogLine),
+) -> Result<Value, String> {
+    let mut runner = RunnerProcess::spawn(spec).map_err(|err| format!("{err}: {}", err_source(&err)))?;
+    runner
+        .send(&HostMessage::Evaluate(Box::new(request)))
+        .await
+        .map_err(|err| format!("{err}: {}", err_source(&err)))?;
+    let mut output = Vec::new();
+    let outcome = tokio::time::timeout(timeout, async {
+        while let Some(event) = runner.next().await {
+            match event {
+                RunnerEvent::Message(RunnerMessage::EvaluateResult { value, error }) => {
+                    return match (value, error) {
+                        (_, Some(error)) => Err(error.message),
+                        (Some(value), None) => Ok(value),
+                        (None, None) => Err("the matrix function returned nothing".to_string()),
+                    };
+                }
+                RunnerEvent::Message(RunnerMessage::LogLine(line)) => on_log(line),
+                RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => output.push(line),
+                RunnerEvent::Exited(status) => {
+                    let tail = output
+                        .iter()
+                        .rev()
+                        .take(20)
+                        .rev()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(format!(
+                        "the workflow runner exited ({status}) before returning the matrix{}",
+                        if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {tail}")
+                        }
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Err("the workflow runner stopped before returning the matrix".to_string())
+    })
+    .await;
+    match outcome {
+        Ok(result) => result,
+        Err(_) => {
+            runner.terminate().await;
+            Err(format!(
+                "dynamic matrix evaluation timed out after {}ms",
+                timeout.as_millis()
+            ))
+        }
+    }
+}
+
+fn err_source(err: &dyn std::error::Error) -> String {
+    err.source().map_or_else(String::new, ToString::to_string)
+}

@@ -1,0 +1,434 @@
+//! Lock-file generation: workflow descriptions from the runner become `kici.lock.json`, after
+//! the checks the runner cannot make (duplicate names, the needs graph, the static matrix cap,
+//! label patterns). Every problem is reported in one pass; any problem means no lock file.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use kici_engine::dag::{self, DagError, Need, NeedsWhen};
+use kici_engine::hash::content_hash;
+use kici_engine::labels::{LabelMatcher, LabelSelector};
+use kici_engine::lockfile::{
+    COMPILE_SCHEMA_VERSION, DynamicKind, HookFlags, LockFile, LockJob, LockMatrix, LockRule, LockWorkflow,
+    MatrixSource, RuleSource, SCHEMA_VERSION, SdkStamp, SourceLocation, SourceRef, StaticJob,
+};
+use kici_engine::matrix::{self, MAX_COMBINATIONS};
+use kici_engine::runner_protocol::DescribedFile;
+
+use crate::describe::{JobDescription, MatrixDescription, NeedDescription, WhenDescription, WorkflowDescription};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::hash_files;
+use crate::project::WORKFLOWS_DIR;
+
+/// The lock file, or the diagnostics explaining why there is none.
+pub fn generate(root: &Path, files: &[DescribedFile], sdk: &SdkStamp) -> Result<LockFile, Vec<Diagnostic>> {
+    let mut generator = Generator {
+        root,
+        sdk,
+        diagnostics: Vec::new(),
+        workflow_files: HashMap::new(),
+    };
+    let mut workflows = Vec::new();
+    for file in files {
+        workflows.extend(generator.file(file));
+    }
+    if !generator.diagnostics.is_empty() {
+        return Err(generator.diagnostics);
+    }
+    let source = workflows.first().map_or_else(
+        || SourceRef {
+            file: WORKFLOWS_DIR.to_string(),
+            export: "#default".to_string(),
+        },
+        |w: &LockWorkflow| w.source.clone(),
+    );
+    Ok(LockFile {
+        schema_version: SCHEMA_VERSION,
+        content_hash: LockFile::compute_content_hash(SCHEMA_VERSION, &source, &workflows),
+        source,
+        lockfile_hash: None,
+        sdk: sdk.clone(),
+        workflows,
+    })
+}
+
+struct Generator<'a> {
+    root: &'a Path,
+    sdk: &'a SdkStamp,
+    diagnostics: Vec<Diagnostic>,
+    /// Workflow name to the file that defined it first.
+    workflow_files: HashMap<String, String>,
+}
+
+fn position(location: &Option<SourceLocation>) -> Option<(u32, u32)> {
+    location.as_ref().map(|l| (l.line, l.column))
+}
+
+impl Generator<'_> {
+    fn file(&mut self, described: &DescribedFile) -> Vec<LockWorkflow> {
+        let file = described.file.as_str();
+        if let Some(error) = &described.error {
+            let (at_file, at) = match &error.location {
+                Some(l) => (l.file.as_str(), Some((l.line, l.column))),
+                None => (file, None),
+            };
+            self.diagnostics.push(Diagnostic::new(
+                Code::E003,
+                at_file,
+                at,
+                &error.message,
+                error
+                    .suggestion
+                    .clone()
+                    .unwrap_or_else(|| "fix the error; a workflow module must import without throwing".to_string()),
+            ));
+            return Vec::new();
+        }
+        let values = described.workflows.as_deref().unwrap_or(&[]);
+        if values.is_empty() {
+            self.diagnostics.push(Diagnostic::new(
+                Code::E004,
+                file,
+                None,
+                format!("{file} exports no workflow"),
+                "export one, e.g. `export default workflow('build', { on: push(), jobs: [...] })`",
+            ));
+            return Vec::new();
+        }
+        let source = std::fs::read(self.root.join(file)).unwrap_or_default();
+        let mut workflows = Vec::new();
+        for value in values {
+            match serde_json::from_value::<WorkflowDescription>(value.clone()) {
+                Ok(description) => {
+                    if let Some(workflow) = self.workflow(file, &source, description) {
+                        workflows.push(workflow);
+                    }
+                }
+                Err(err) => self.diagnostics.push(Diagnostic::uncoded(
+                    file,
+                    None,
+                    format!("the runner described a workflow this compiler cannot read: {err}"),
+                    "the embedded SDK and compiler disagree; reinstall kici",
+                )),
+            }
+        }
+        workflows
+    }
+
+    fn workflow(&mut self, file: &str, source: &[u8], wf: WorkflowDescription) -> Option<LockWorkflow> {
+        let errors_before = self.diagnostics.len();
+        if let Some(first) = self.workflow_files.get(&wf.name) {
+            self.diagnostics.push(Diagnostic::new(
+                Code::E107,
+                file,
+                position(&wf.location),
+                format!("Duplicate workflow name \"{}\" (also defined in {first})", wf.name),
+                "workflow names must be unique across .kici/workflows; rename one of them",
+            ));
+        } else {
+            self.workflow_files.insert(wf.name.clone(), file.to_string());
+        }
+        let mut seen_jobs: HashMap<&str, ()> = HashMap::new();
+        for job in &wf.jobs {
+            if seen_jobs.insert(job.name.as_str(), ()).is_some() {
+                self.diagnostics.push(Diagnostic::new(
+                    Code::E106,
+                    file,
+                    position(&job.location),
+                    format!("Duplicate job name \"{}\" in workflow \"{}\"", job.name, wf.name),
+                    "job names must be unique within a workflow; rename one of them",
+                ));
+            }
+        }
+        let jobs: Vec<StaticJob> = wf
+            .jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, job)| self.job(file, index, job))
+            .collect();
+        if seen_jobs.len() == wf.jobs.len() && jobs.len() == wf.jobs.len() {
+            self.graph(file, &wf, &jobs);
+        }
+        let resolved_hash_files = match hash_files::resolve(self.root, &wf.hash_files) {
+            Ok(files) => files,
+            Err(err) => {
+                self.diagnostics.push(Diagnostic::uncoded(
+                    file,
+                    position(&wf.location),
+                    format!("Workflow \"{}\": invalid hashFiles pattern: {err}", wf.name),
+                    "hashFiles takes repository-relative paths or globs such as `package.json` or `src/**/*.ts`",
+                ));
+                Vec::new()
+            }
+        };
+        if self.diagnostics.len() > errors_before {
+            return None;
+        }
+        let digest = hash_files::digest(self.root, &resolved_hash_files);
+        let rules = wf
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rule(file, &r.label, i as u32))
+            .collect();
+        Some(LockWorkflow {
+            content_hash: content_hash(&self.sdk.bundle_hash, source, digest.as_deref()),
+            compile_schema_version: COMPILE_SCHEMA_VERSION,
+            source: SourceRef {
+                file: file.to_string(),
+                export: wf.export,
+            },
+            name: wf.name,
+            triggers: wf.triggers,
+            jobs: jobs.into_iter().map(LockJob::Static).collect(),
+            rules,
+            description: wf.description,
+            hash_files: wf.hash_files,
+            resolved_hash_files,
+            hooks: HookFlags {
+                has_on_cancel: wf.has_on_cancel,
+                has_cleanup: wf.has_cleanup,
+                has_on_success: wf.has_on_success,
+                has_on_failure: wf.has_on_failure,
+            },
+            timeout: wf.timeout,
+        })
+    }
+
+    fn job(&mut self, file: &str, index: usize, job: &JobDescription) -> Option<StaticJob> {
+        let at = position(&job.location);
+        let mut ok = true;
+        let mut matchers =
+            |selectors: &[LabelSelector], what: &str, diagnostics: &mut Vec<Diagnostic>| -> Vec<LabelMatcher> {
+                selectors
+                    .iter()
+                    .filter_map(|s| match s.to_matcher() {
+                        Ok(m) => Some(m),
+                        Err(err) => {
+                            ok = false;
+                            diagnostics.push(Diagnostic::uncoded(
+                                file,
+                                at,
+                                format!("Job \"{}\": invalid {what} label pattern: {err}", job.name),
+                                "use an exact label, a glob such as `gpu-*`, or a valid RegExp",
+                            ));
+                            None
+                        }
+                    })
+                    .collect()
+            };
+        let runs_on = matchers(&job.runs_on, "runsOn", &mut self.diagnostics);
+        let exclude_labels = matchers(&job.exclude_labels, "exclude", &mut self.diagnostics);
+        let overlap: Vec<String> = runs_on
+            .iter()
+            .filter(|m| exclude_labels.contains(m))
+            .map(LabelMatcher::display)
+            .collect();
+        if !overlap.is_empty() {
+            ok = false;
+            self.diagnostics.push(Diagnostic::uncoded(
+                file,
+                at,
+                format!(
+                    "Job \"{}\": labels and exclude overlap on [{}]",
+                    job.name,
+                    overlap.join(", ")
+                ),
+                "a label cannot be both required and excluded; remove it from one list",
+            ));
+        }
+        let mut needs = Vec::new();
+        for need in &job.needs {
+            match need {
+                NeedDescription::Name(name) => needs.push(Need::Name(name.clone())),
+                NeedDescription::Conditional { name, when } => {
+                    let when = match when {
+                        WhenDescription::Statuses(statuses) => Some(NeedsWhen::Statuses(statuses.clone())),
+                        WhenDescription::Keyword(keyword) => NeedsWhen::parse(keyword),
+                    };
+                    match when {
+                        Some(when) => needs.push(Need::new(name, &when)),
+                        None => {
+                            ok = false;
+                            self.diagnostics.push(Diagnostic::uncoded(
+                                file,
+                                at,
+                                format!("Job \"{}\": unknown needs condition for \"{name}\"", job.name),
+                                "when is one of 'on-success', 'always', 'on-skip', 'on-failure', or an array of job statuses",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let matrix = match &job.matrix {
+            None => None,
+            Some(MatrixDescription::Dynamic) => Some(LockMatrix::Dynamic {
+                source: MatrixSource {
+                    file: file.to_string(),
+                    job_name: job.name.clone(),
+                },
+            }),
+            Some(MatrixDescription::Static { values }) => {
+                let bound = matrix::static_upper_bound(values, &job.include);
+                if bound > MAX_COMBINATIONS {
+                    ok = false;
+                    self.diagnostics.push(Diagnostic::new(
+                        Code::E104,
+                        file,
+                        at,
+                        format!(
+                            "Job \"{}\": static matrix has {bound} combinations (max {MAX_COMBINATIONS})",
+                            job.name
+                        ),
+                        "reduce the matrix dimensions or values; a job fans out to at most 256 combinations",
+                    ));
+                } else if let Err(err) = matrix::expand(&job.name, values, &job.include, &job.exclude) {
+                    ok = false;
+                    self.diagnostics.push(Diagnostic::uncoded(
+                        file,
+                        at,
+                        format!("Job \"{}\": {err}", job.name),
+                        "matrix values are arrays of strings, numbers or booleans; include/exclude must leave at least one combination",
+                    ));
+                }
+                Some(LockMatrix::Static { values: values.clone() })
+            }
+        };
+        if !ok {
+            return None;
+        }
+        let rules = job
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rule(file, &r.label, (index * 100 + i) as u32))
+            .collect();
+        Some(StaticJob {
+            name: job.name.clone(),
+            runs_on,
+            exclude_labels,
+            runs_on_pick: Some(
+                job.runs_on_pick
+                    .unwrap_or(kici_engine::lockfile::RunsOnPick::Deterministic),
+            ),
+            needs,
+            steps: job.steps.clone(),
+            matrix,
+            include: job.include.clone(),
+            exclude: job.exclude.clone(),
+            rules,
+            description: job.description.clone(),
+            checkout: job.checkout,
+            env: job.env.clone(),
+            hooks: HookFlags {
+                has_on_cancel: job.has_on_cancel,
+                has_cleanup: job.has_cleanup,
+                has_on_success: job.has_on_success,
+                has_on_failure: job.has_on_failure,
+            },
+            grace_period: job.grace_period,
+            timeout: job.timeout,
+        })
+    }
+
+    /// E101/E102/E103 for the workflow's needs graph, located at the offending job.
+    fn graph(&mut self, file: &str, wf: &WorkflowDescription, jobs: &[StaticJob]) {
+        let graph: Vec<(&str, Vec<&str>)> = jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.needs.iter().map(Need::name).collect()))
+            .collect();
+        let Err(err) = dag::validate(&graph) else { return };
+        let location_of = |name: &str| {
+            wf.jobs
+                .iter()
+                .find(|j| j.name == name)
+                .and_then(|j| position(&j.location))
+        };
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        let diagnostic = match err {
+            DagError::MissingDependency { job, need } => {
+                let suggestion = match closest(&need, &names) {
+                    Some(close) => format!("did you mean \"{close}\"?"),
+                    None => format!(
+                        "needs must name a job of workflow \"{}\": {}",
+                        wf.name,
+                        names.join(", ")
+                    ),
+                };
+                Diagnostic::new(
+                    Code::E101,
+                    file,
+                    location_of(&job),
+                    format!(
+                        "Job \"{job}\" needs \"{need}\", which does not exist in workflow \"{}\"",
+                        wf.name
+                    ),
+                    suggestion,
+                )
+            }
+            DagError::SelfReference { job } => Diagnostic::new(
+                Code::E103,
+                file,
+                location_of(&job),
+                format!("Job \"{job}\" depends on itself"),
+                format!("remove \"{job}\" from its own needs"),
+            ),
+            DagError::Cycle { cycle } => Diagnostic::new(
+                Code::E102,
+                file,
+                location_of(&cycle[0]),
+                format!("Circular dependency: {}", cycle.join(" -> ")),
+                "remove one of the needs in the cycle",
+            ),
+        };
+        self.diagnostics.push(diagnostic);
+    }
+}
+
+fn rule(file: &str, label: &str, index: u32) -> LockRule {
+    LockRule {
+        kind: DynamicKind::Dynamic,
+        label: label.to_string(),
+        source: RuleSource {
+            file: file.to_string(),
+            index,
+        },
+    }
+}
+
+/// The name within edit distance 2 of `wanted`, if any.
+fn closest<'a>(wanted: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (edit_distance(wanted, n), *n))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_find_close_names() {
+        assert_eq!(closest("tset", &["build", "test"]), Some("test"));
+        assert_eq!(closest("deploy", &["build", "test"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

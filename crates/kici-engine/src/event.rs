@@ -1,0 +1,73 @@
+//! The normalized event envelope: what triggers are matched against and what steps see as
+//! `ctx.event`. Providers' webhook payloads are mapped into it by the ingress; `kici run local`
+//! builds one from the command line.
+
+use serde::{Deserialize, Serialize};
+
+/// Event types the matcher knows. Others deserialize as [`EventType::Unknown`] and match no
+/// trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Push,
+    PullRequest,
+    Tag,
+    Dispatch,
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Push => "push",
+            EventType::PullRequest => "pull_request",
+            EventType::Tag => "tag",
+            EventType::Dispatch => "dispatch",
+            EventType::Unknown => "unknown",
+        }
+    }
+}
+
+/// `ctx.event` and the matcher's input (spec `authoring.md` §2.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEnvelope {
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Push branch, PR base branch, tag name, or the default branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_branch: Option<String>,
+    /// PR head branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `owner/repo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_files: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+impl EventEnvelope {
+    pub fn new(event_type: EventType) -> Self {
+        EventEnvelope {
+            event_type,
+            action: None,
+            target_branch: None,
+            source_branch: None,
+            sha: None,
+            provider: None,
+            source_repo: None,
+            changed_files: None,
+            payload: None,
+        }
+    }
+}

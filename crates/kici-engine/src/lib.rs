@@ -1,0 +1,18 @@
+//! KiCI's domain rules, shared by every process: statuses and the state machine, the lock
+//! file, hashing, trigger/branch/path matching, label matching, matrix expansion, the needs DAG,
+//! the event envelope and the runner protocol.
+//!
+//! Architecture invariant: this crate does no I/O (no files, clock, environment, network or
+//! processes). Callers pass in what the rules need, so every rule is unit-tested in isolation.
+
+pub mod build_info;
+pub mod dag;
+pub mod event;
+pub mod hash;
+pub mod labels;
+pub mod lockfile;
+pub mod matrix;
+pub mod pattern;
+pub mod runner_protocol;
+pub mod status;
+pub mod trigger;

@@ -1,0 +1,205 @@
+//! Messages between a host (the `kici` CLI, the agent) and the Node runner, one JSON object per
+//! line on the runner's fd 3. The contract is written down in `sdk/PROTOCOL.md`; the runner's
+//! side lives in `sdk/engine/`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::event::EventEnvelope;
+use crate::lockfile::SourceLocation;
+use crate::status::StepStatus;
+
+/// Step index of the job's prepare log (module import, rules, matrix evaluation).
+pub const PREPARE_STEP_INDEX: i64 = -1;
+
+/// Host to runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum HostMessage {
+    #[serde(rename = "describe")]
+    Describe { root: String, files: Vec<ModuleRef> },
+    #[serde(rename = "evaluate")]
+    Evaluate(Box<EvaluateRequest>),
+    #[serde(rename = "execute")]
+    Execute(Box<ExecuteRequest>),
+    #[serde(rename = "abort")]
+    Abort { force: bool },
+}
+
+/// A transpiled module and the repository-relative source file it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRef {
+    pub module: String,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluateRequest {
+    pub kind: EvaluateKind,
+    pub module: String,
+    pub file: String,
+    pub workflow: String,
+    pub job: String,
+    pub work_dir: String,
+    pub root: String,
+    pub env: Map<String, Value>,
+    pub event: EventEnvelope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluateKind {
+    Matrix,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteRequest {
+    pub module: String,
+    pub file: String,
+    pub root: String,
+    pub workflow: String,
+    /// Base job name (matrix children share it).
+    pub job: String,
+    /// Display name, e.g. `test (linux, 20)`.
+    pub job_name: String,
+    pub matrix: Option<Map<String, Value>>,
+    pub work_dir: String,
+    pub env: Map<String, Value>,
+    pub event: EventEnvelope,
+    pub needs: Map<String, Value>,
+    pub default_step_timeout_ms: u64,
+    pub job_timeout_ms: Option<u64>,
+}
+
+/// Runner to host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum RunnerMessage {
+    #[serde(rename = "ready")]
+    Ready,
+    #[serde(rename = "describe.result")]
+    DescribeResult { files: Vec<DescribedFile> },
+    #[serde(rename = "evaluate.result")]
+    EvaluateResult {
+        #[serde(default)]
+        value: Option<Value>,
+        #[serde(default)]
+        error: Option<RunnerError>,
+    },
+    #[serde(rename = "step.start")]
+    StepStart(StepStart),
+    #[serde(rename = "log.line")]
+    LogLine(LogLine),
+    #[serde(rename = "step.complete")]
+    StepComplete(StepComplete),
+    #[serde(rename = "job.complete")]
+    JobComplete(JobComplete),
+    #[serde(other)]
+    Unknown,
+}
+
+/// One file of a `describe` answer; `workflows` stays raw JSON so the compiler can report a
+/// malformed description per workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DescribedFile {
+    pub file: String,
+    #[serde(default)]
+    pub workflows: Option<Vec<Value>>,
+    #[serde(default)]
+    pub error: Option<RunnerError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerError {
+    pub message: String,
+    #[serde(default)]
+    pub location: Option<SourceLocation>,
+    #[serde(default)]
+    pub suggestion: Option<String>,
+    #[serde(default)]
+    pub stack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStart {
+    pub step_index: i64,
+    pub step_name: String,
+    #[serde(default = "default_step_type")]
+    pub step_type: String,
+    #[serde(default = "default_state")]
+    pub state: StepStatus,
+    #[serde(default)]
+    pub concurrency_kind: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+}
+
+fn default_step_type() -> String {
+    "step".to_string()
+}
+
+fn default_state() -> StepStatus {
+    StepStatus::Running
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub step_index: i64,
+    #[serde(default)]
+    pub stream: LogStream,
+    pub line: String,
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    #[default]
+    Stdout,
+    Stderr,
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepComplete {
+    pub step_index: i64,
+    #[serde(default)]
+    pub step_name: Option<String>,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    #[serde(default)]
+    pub error: Option<StepError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepError {
+    pub message: String,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<String>,
+}
+
+/// The runner's verdict on the job. Its status uses the job vocabulary restricted to what a
+/// runner can decide: success, failed, skipped, cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobComplete {
+    pub status: crate::status::JobStatus,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}

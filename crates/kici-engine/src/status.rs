@@ -1,0 +1,469 @@
+//! Run, job and step statuses and the job state machine.
+//!
+//! Two vocabularies exist on purpose (spec `execution.md` §1.5): the engine state machine
+//! ([`JobState`], driven by [`JobEvent`] through [`transition`]) and the persisted/wire enums
+//! ([`RunStatus`], [`JobStatus`], [`StepStatus`]) that stores, protocols and CLIs use. The run
+//! status rollup ([`roll_up`]) lives here too so every process computes it the same way.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// States of the engine state machine (11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    Pending,
+    Held,
+    Waiting,
+    Queued,
+    Running,
+    Recovering,
+    Cancelling,
+    Success,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 11] = [
+        JobState::Pending,
+        JobState::Held,
+        JobState::Waiting,
+        JobState::Queued,
+        JobState::Running,
+        JobState::Recovering,
+        JobState::Cancelling,
+        JobState::Success,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Held => "held",
+            JobState::Waiting => "waiting",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Recovering => "recovering",
+            JobState::Cancelling => "cancelling",
+            JobState::Success => "success",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Success | JobState::Failed | JobState::Cancelled | JobState::Skipped
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Events of the engine state machine (16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobEvent {
+    Enqueue,
+    Start,
+    Succeed,
+    Fail,
+    Cancel,
+    CancelGraceful,
+    CancelForce,
+    Complete,
+    Skip,
+    Recover,
+    Hold,
+    Approve,
+    Reject,
+    Expire,
+    Wait,
+    TimerDone,
+}
+
+impl JobEvent {
+    pub const ALL: [JobEvent; 16] = [
+        JobEvent::Enqueue,
+        JobEvent::Start,
+        JobEvent::Succeed,
+        JobEvent::Fail,
+        JobEvent::Cancel,
+        JobEvent::CancelGraceful,
+        JobEvent::CancelForce,
+        JobEvent::Complete,
+        JobEvent::Skip,
+        JobEvent::Recover,
+        JobEvent::Hold,
+        JobEvent::Approve,
+        JobEvent::Reject,
+        JobEvent::Expire,
+        JobEvent::Wait,
+        JobEvent::TimerDone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobEvent::Enqueue => "ENQUEUE",
+            JobEvent::Start => "START",
+            JobEvent::Succeed => "SUCCEED",
+            JobEvent::Fail => "FAIL",
+            JobEvent::Cancel => "CANCEL",
+            JobEvent::CancelGraceful => "CANCEL_GRACEFUL",
+            JobEvent::CancelForce => "CANCEL_FORCE",
+            JobEvent::Complete => "COMPLETE",
+            JobEvent::Skip => "SKIP",
+            JobEvent::Recover => "RECOVER",
+            JobEvent::Hold => "HOLD",
+            JobEvent::Approve => "APPROVE",
+            JobEvent::Reject => "REJECT",
+            JobEvent::Expire => "EXPIRE",
+            JobEvent::Wait => "WAIT",
+            JobEvent::TimerDone => "TIMER_DONE",
+        }
+    }
+}
+
+impl fmt::Display for JobEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event that is not legal in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid transition: cannot apply event '{event}' in state '{state}'")]
+pub struct InvalidTransition {
+    pub state: JobState,
+    pub event: JobEvent,
+}
+
+/// Applies `event` to `state`. The 25 legal transitions are the whole table; anything else,
+/// including every event on a terminal state, is an [`InvalidTransition`].
+pub fn transition(state: JobState, event: JobEvent) -> Result<JobState, InvalidTransition> {
+    use JobEvent as E;
+    use JobState as S;
+    let next = match (state, event) {
+        (S::Pending, E::Enqueue) => S::Queued,
+        (S::Pending, E::Cancel) => S::Cancelled,
+        (S::Pending, E::Skip) => S::Skipped,
+        (S::Pending, E::Hold) => S::Held,
+        (S::Pending, E::Wait) => S::Waiting,
+        (S::Held, E::Approve) => S::Queued,
+        (S::Held, E::Reject | E::Expire | E::Cancel) => S::Cancelled,
+        (S::Waiting, E::TimerDone) => S::Queued,
+        (S::Waiting, E::Cancel) => S::Cancelled,
+        (S::Queued, E::Start) => S::Running,
+        (S::Queued, E::Fail) => S::Failed,
+        (S::Queued, E::Cancel) => S::Cancelled,
+        (S::Running, E::Succeed) => S::Success,
+        (S::Running, E::Fail) => S::Failed,
+        (S::Running, E::Cancel) => S::Cancelled,
+        (S::Running, E::CancelGraceful) => S::Cancelling,
+        (S::Running, E::Recover) => S::Recovering,
+        (S::Recovering, E::Start) => S::Running,
+        (S::Recovering, E::Fail) => S::Failed,
+        (S::Recovering, E::Cancel) => S::Cancelled,
+        (S::Cancelling, E::CancelForce | E::Complete) => S::Cancelled,
+        (S::Cancelling, E::Fail) => S::Failed,
+        _ => return Err(InvalidTransition { state, event }),
+    };
+    Ok(next)
+}
+
+/// Persisted/wire status of a run (`ExecutionRunStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Cancelling,
+    Held,
+    Success,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Cancelling => "cancelling",
+            RunStatus::Held => "held",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RunStatus::Success | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Persisted/wire status of a job (`ExecutionJobStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Queued,
+    Running,
+    Recovering,
+    Cancelling,
+    Success,
+    Failed,
+    Cancelled,
+    Skipped,
+    TimedOutStale,
+    DriftDropped,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 11] = [
+        JobStatus::Pending,
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Recovering,
+        JobStatus::Cancelling,
+        JobStatus::Success,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::Skipped,
+        JobStatus::TimedOutStale,
+        JobStatus::DriftDropped,
+    ];
+
+    /// The terminal statuses, in the order `when: 'always'` lists them.
+    pub const TERMINAL: [JobStatus; 6] = [
+        JobStatus::Success,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::Skipped,
+        JobStatus::TimedOutStale,
+        JobStatus::DriftDropped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Recovering => "recovering",
+            JobStatus::Cancelling => "cancelling",
+            JobStatus::Success => "success",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Skipped => "skipped",
+            JobStatus::TimedOutStale => "timed_out_stale",
+            JobStatus::DriftDropped => "drift_dropped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        JobStatus::TERMINAL.contains(&self)
+    }
+
+    /// Statuses that make the run fail.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::TimedOutStale | JobStatus::DriftDropped
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Persisted/wire status of a step (`ExecutionStepStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// A parallel child waiting for a slot.
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Skipped,
+    /// A fail-fast sibling or an aborted job; not a failure.
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Success => "success",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepStatus::Pending | StepStatus::Running)
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of a finished set of jobs (`computeRunStatus`): any failure-like job fails it,
+/// else any cancelled job cancels it, else it succeeded (skipped jobs count as success).
+/// Returns `None` while a job is not terminal.
+pub fn roll_up(job_statuses: impl IntoIterator<Item = JobStatus>) -> Option<RunStatus> {
+    let mut any_failed = false;
+    let mut any_cancelled = false;
+    for status in job_statuses {
+        if !status.is_terminal() {
+            return None;
+        }
+        any_failed |= status.is_failure();
+        any_cancelled |= status == JobStatus::Cancelled;
+    }
+    Some(if any_failed {
+        RunStatus::Failed
+    } else if any_cancelled {
+        RunStatus::Cancelled
+    } else {
+        RunStatus::Success
+    })
+}
+
+/// The run's `failureReason` after normal completion: `Failed jobs: a, b` naming the jobs whose
+/// status fails the run, in the given order; `None` when no job failed.
+pub fn failed_jobs_reason<'a>(jobs: impl IntoIterator<Item = (&'a str, JobStatus)>) -> Option<String> {
+    let failed: Vec<&str> = jobs
+        .into_iter()
+        .filter(|(_, status)| status.is_failure())
+        .map(|(name, _)| name)
+        .collect();
+    (!failed.is_empty()).then(|| format!("Failed jobs: {}", failed.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobEvent as E;
+    use JobState as S;
+
+    const LEGAL: [(JobState, JobEvent, JobState); 25] = [
+        (S::Pending, E::Enqueue, S::Queued),
+        (S::Pending, E::Cancel, S::Cancelled),
+        (S::Pending, E::Skip, S::Skipped),
+        (S::Pending, E::Hold, S::Held),
+        (S::Pending, E::Wait, S::Waiting),
+        (S::Held, E::Approve, S::Queued),
+        (S::Held, E::Reject, S::Cancelled),
+        (S::Held, E::Expire, S::Cancelled),
+        (S::Held, E::Cancel, S::Cancelled),
+        (S::Waiting, E::TimerDone, S::Queued),
+        (S::Waiting, E::Cancel, S::Cancelled),
+        (S::Queued, E::Start, S::Running),
+        (S::Queued, E::Fail, S::Failed),
+        (S::Queued, E::Cancel, S::Cancelled),
+        (S::Running, E::Succeed, S::Success),
+        (S::Running, E::Fail, S::Failed),
+        (S::Running, E::Cancel, S::Cancelled),
+        (S::Running, E::CancelGraceful, S::Cancelling),
+        (S::Running, E::Recover, S::Recovering),
+        (S::Recovering, E::Start, S::Running),
+        (S::Recovering, E::Fail, S::Failed),
+        (S::Recovering, E::Cancel, S::Cancelled),
+        (S::Cancelling, E::CancelForce, S::Cancelled),
+        (S::Cancelling, E::Complete, S::Cancelled),
+        (S::Cancelling, E::Fail, S::Failed),
+    ];
+
+    #[test]
+    fn every_state_event_pair_follows_the_table() {
+        let mut legal_seen = 0;
+        for state in JobState::ALL {
+            for event in JobEvent::ALL {
+                let expected = LEGAL
+                    .iter()
+                    .find(|(from, on, _)| *from == state && *on == event)
+                    .map(|(_, _, to)| *to);
+                match (transition(state, event), expected) {
+                    (Ok(next), Some(to)) => {
+                        assert_eq!(next, to, "{state} --{event}-->");
+                        legal_seen += 1;
+                    }
+                    (Err(err), None) => assert_eq!(
+                        err.to_string(),
+                        format!("Invalid transition: cannot apply event '{event}' in state '{state}'")
+                    ),
+                    (got, want) => panic!("{state} --{event}--> got {got:?}, want {want:?}"),
+                }
+            }
+        }
+        assert_eq!(legal_seen, 25);
+    }
+
+    #[test]
+    fn terminal_states_accept_no_event() {
+        for state in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for event in JobEvent::ALL {
+                assert!(transition(state, event).is_err(), "{state} accepted {event}");
+            }
+        }
+    }
+
+    #[test]
+    fn rollup_prefers_failure_then_cancellation() {
+        use JobStatus::*;
+        let check =
+            |jobs: &[JobStatus], want: Option<RunStatus>| assert_eq!(roll_up(jobs.iter().copied()), want, "{jobs:?}");
+        check(&[Success, Skipped], Some(RunStatus::Success));
+        check(&[Success, Cancelled], Some(RunStatus::Cancelled));
+        check(&[Cancelled, Failed], Some(RunStatus::Failed));
+        check(&[Success, TimedOutStale], Some(RunStatus::Failed));
+        check(&[DriftDropped], Some(RunStatus::Failed));
+        check(&[Success, Running], None);
+        check(&[], Some(RunStatus::Success));
+    }
+
+    #[test]
+    fn failed_jobs_reason_names_failed_jobs_in_order() {
+        use JobStatus::*;
+        let jobs = [("lint", Failed), ("build", Success), ("test (a)", TimedOutStale)];
+        assert_eq!(failed_jobs_reason(jobs).as_deref(), Some("Failed jobs: lint, test (a)"));
+        assert_eq!(failed_jobs_reason([("build", Success)]), None);
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for status in JobStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Trigger matching (spec `authoring.md` §2.3): which trigger of a workflow, if any, an event
+//! fires. Triggers are tried in order and the first match wins; every check is recorded so a
+//! caller can explain the decision (`kici preview`, the run's trigger decision).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventEnvelope, EventType};
+use crate::pattern::{BranchPattern, PatternError, matches_paths, matches_patterns};
+
+/// Default `pr()` events.
+pub const DEFAULT_PR_EVENTS: [&str; 4] = ["opened", "synchronize", "reopened", "closed"];
+
+/// A trigger as the lock file stores it (`_type` tagged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "_type", rename_all = "camelCase")]
+pub enum Trigger {
+    #[serde(rename = "push", rename_all = "camelCase")]
+    Push {
+        #[serde(default)]
+        branches: Vec<BranchPattern>,
+        #[serde(default)]
+        paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repos: Option<Vec<BranchPattern>>,
+    },
+    #[serde(rename = "pr", rename_all = "camelCase")]
+    Pr {
+        #[serde(default)]
+        events: Vec<String>,
+        #[serde(default)]
+        target_branches: Vec<BranchPattern>,
+        #[serde(default)]
+        source_branches: Vec<BranchPattern>,
+        #[serde(default)]
+        paths: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repos: Option<Vec<BranchPattern>>,
+    },
+    #[serde(rename = "tag", rename_all = "camelCase")]
+    Tag {
+        #[serde(default)]
+        patterns: Vec<BranchPattern>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repos: Option<Vec<BranchPattern>>,
+    },
+    #[serde(rename = "dispatch", rename_all = "camelCase")]
+    Dispatch {
+        #[serde(default)]
+        types: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<serde_json::Value>,
+    },
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Push { .. } => "push",
+            Trigger::Pr { .. } => "pr",
+            Trigger::Tag { .. } => "tag",
+            Trigger::Dispatch { .. } => "dispatch",
+        }
+    }
+
+    /// Compiles every pattern once, so a lock file with a bad pattern is rejected at load.
+    pub fn validate(&self) -> Result<(), PatternError> {
+        let lists: Vec<&[BranchPattern]> = match self {
+            Trigger::Push { branches, repos, .. } => vec![branches, repos.as_deref().unwrap_or(&[])],
+            Trigger::Pr {
+                target_branches,
+                source_branches,
+                repos,
+                ..
+            } => vec![target_branches, source_branches, repos.as_deref().unwrap_or(&[])],
+            Trigger::Tag { patterns, repos } => vec![patterns, repos.as_deref().unwrap_or(&[])],
+            Trigger::Dispatch { .. } => vec![],
+        };
+        for pattern in lists.into_iter().flatten() {
+            pattern.validate()?;
+        }
+        let paths: &[String] = match self {
+            Trigger::Push { paths, .. } | Trigger::Pr { paths, .. } => paths,
+            _ => &[],
+        };
+        matches_paths(paths, &["".to_string()]).map(|_| ())
+    }
+}
+
+/// One check the matcher made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub trigger_index: usize,
+    pub field: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub pass: bool,
+}
+
+/// The decision for one workflow: the first matching trigger and the checks that led there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchOutcome {
+    pub trigger_index: Option<usize>,
+    pub checks: Vec<Check>,
+}
+
+/// Tries `triggers` in order against `event`.
+pub fn match_triggers(triggers: &[Trigger], event: &EventEnvelope) -> Result<MatchOutcome, PatternError> {
+    let mut checks = Vec::new();
+    for (index, trigger) in triggers.iter().enumerate() {
+        let mut recorder = Recorder {
+            index,
+            checks: &mut checks,
+        };
+        if recorder.trigger(trigger, event)? {
+            return Ok(MatchOutcome {
+                trigger_index: Some(index),
+                checks,
+            });
+        }
+    }
+    Ok(MatchOutcome {
+        trigger_index: None,
+        checks,
+    })
+}
+
+struct Recorder<'a> {
+    index: usize,
+    checks: &'a mut Vec<Check>,
+}
+
+impl Recorder<'_> {
+    fn record(&mut self, field: &'static str, expected: String, actual: String, pass: bool) -> bool {
+        self.checks.push(Check {
+            trigger_index: self.index,
+            field,
+            expected,
+            actual,
+            pass,
+        });
+        pass
+    }
+
+    fn event_type(&mut self, want: EventType, event: &EventEnvelope) -> bool {
+        self.record(
+            "type",
+            want.as_str().to_string(),
+            event.event_type.as_str().to_string(),
+            event.event_type == want,
+        )
+    }
+
+    fn patterns(
+        &mut self,
+        field: &'static str,
+        patterns: &[BranchPattern],
+        value: Option<&str>,
+    ) -> Result<bool, PatternError> {
+        if patterns.is_empty() {
+            return Ok(true);
+        }
+        let pass = match value {
+            Some(value) => matches_patterns(patterns, value)?,
+            None => false,
+        };
+        let expected = patterns
+            .iter()
+            .map(|p| p.pattern.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(self.record(field, expected, value.unwrap_or("(none)").to_string(), pass))
+    }
+
+    fn paths(&mut self, filter: &[String], event: &EventEnvelope) -> Result<bool, PatternError> {
+        if filter.is_empty() {
+            return Ok(true);
+        }
+        let files = event.changed_files.as_deref().unwrap_or(&[]);
+        let pass = matches_paths(filter, files)?;
+        Ok(self.record("paths", filter.join(", "), files.join(", "), pass))
+    }
+
+    fn repos(&mut self, repos: &Option<Vec<BranchPattern>>, event: &EventEnvelope) -> Result<bool, PatternError> {
+        match repos {
+            Some(repos) if !repos.is_empty() => self.patterns("repos", repos, event.source_repo.as_deref()),
+            _ => Ok(true),
+        }
+    }
+
+    fn trigger(&mut self, trigger: &Trigger, event: &EventEnvelope) -> Result<bool, PatternError> {
+        Ok(match trigger {
+            Trigger::Push { branches, paths, repos } => {
+                self.event_type(EventType::Push, event)
+                    && self.patterns("branches", branches, event.target_branch.as_deref())?
+                    && self.paths(paths, event)?
+                    && self.repos(repos, event)?
+            }
+            Trigger::Pr {
+                events,
+                target_branches,
+                source_branches,
+                paths,
+                repos,
+            } => {
+                self.event_type(EventType::PullRequest, event)
+                    && self.action(events, event)
+                    && self.patterns("targetBranches", target_branches, event.target_branch.as_deref())?
+                    && self.patterns("sourceBranches", source_branches, event.source_branch.as_deref())?
+                    && self.paths(paths, event)?
+                    && self.repos(repos, event)?
+            }
+            Trigger::Tag { patterns, repos } => {
+                self.event_type(EventType::Tag, event)
+                    && self.patterns("patterns", patterns, event.target_branch.as_deref())?
+                    && self.repos(repos, event)?
+            }
+            Trigger::Dispatch { types, .. } => self.event_type(EventType::Dispatch, event) && self.action(types, event),
+        })
+    }
+
+    fn action(&mut self, allowed: &[String], event: &EventEnvelope) -> bool {
+        if allowed.is_empty() {
+            return true;
+        }
+        let action = event.action.as_deref().unwrap_or("");
+        let pass = allowed.iter().any(|a| a == action);
+        self.record("action", allowed.join(", "), action.to_string(), pass)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(branch: &str, files: &[&str]) -> EventEnvelope {
+        let mut event = EventEnvelope::new(EventType::Push);
+        event.target_branch = Some(branch.to_string());
+        event.changed_files = Some(files.iter().map(|f| f.to_string()).collect());
+        event
+    }
+
+    fn pr(action: &str, target: &str, source: Option<&str>) -> EventEnvelope {
+        let mut event = EventEnvelope::new(EventType::PullRequest);
+        event.action = Some(action.to_string());
+        event.target_branch = Some(target.to_string());
+        event.source_branch = source.map(str::to_string);
+        event
+    }
+
+    fn check(triggers: &[Trigger], event: &EventEnvelope, want: Option<usize>) {
+        let outcome = match_triggers(triggers, event).unwrap();
+        assert_eq!(
+            outcome.trigger_index, want,
+            "{triggers:?} vs {event:?}: {:?}",
+            outcome.checks
+        );
+    }
+
+    fn push_trigger(branches: &[&str], paths: &[&str]) -> Trigger {
+        Trigger::Push {
+            branches: branches.iter().map(|b| BranchPattern::glob(b)).collect(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            repos: None,
+        }
+    }
+
+    #[test]
+    fn push_triggers() {
+        check(&[push_trigger(&[], &[])], &push("any", &[]), Some(0));
+        check(&[push_trigger(&["main"], &[])], &push("dev", &[]), None);
+        check(
+            &[push_trigger(&["release/**"], &[])],
+            &push("release/1/2", &[]),
+            Some(0),
+        );
+        check(&[push_trigger(&["release/*"], &[])], &push("release/1/2", &[]), None);
+        check(&[push_trigger(&["**", "!wip/**"], &[])], &push("wip/x", &[]), None);
+        check(&[push_trigger(&[], &["src/**"])], &push("main", &["src/a.ts"]), Some(0));
+        check(&[push_trigger(&[], &["src/**"])], &push("main", &["README.md"]), None);
+        check(&[push_trigger(&[], &["src/**"])], &push("main", &[]), None);
+        check(&[push_trigger(&[], &["!docs/**"])], &push("main", &["docs/a.md"]), None);
+        let regex = Trigger::Push {
+            branches: vec![BranchPattern::regex("^hotfix-\\d+$", None)],
+            paths: vec![],
+            repos: None,
+        };
+        check(std::slice::from_ref(&regex), &push("hotfix-12", &[]), Some(0));
+        check(&[regex], &push("hotfix-x", &[]), None);
+    }
+
+    #[test]
+    fn a_tag_never_matches_push_and_first_trigger_wins() {
+        let mut tag = EventEnvelope::new(EventType::Tag);
+        tag.target_branch = Some("v1.2.0".to_string());
+        let triggers = [
+            push_trigger(&[], &[]),
+            Trigger::Tag {
+                patterns: vec![BranchPattern::glob("v*")],
+                repos: None,
+            },
+        ];
+        check(&triggers, &tag, Some(1));
+        check(&triggers, &push("main", &[]), Some(0));
+        check(&[triggers[0].clone(), triggers[0].clone()], &push("main", &[]), Some(0));
+    }
+
+    #[test]
+    fn pr_triggers() {
+        let trigger = Trigger::Pr {
+            events: DEFAULT_PR_EVENTS.iter().map(|e| e.to_string()).collect(),
+            target_branches: vec![BranchPattern::glob("main")],
+            source_branches: vec![],
+            paths: vec![],
+            repos: None,
+        };
+        check(
+            std::slice::from_ref(&trigger),
+            &pr("opened", "main", Some("f")),
+            Some(0),
+        );
+        check(std::slice::from_ref(&trigger), &pr("labeled", "main", Some("f")), None);
+        check(std::slice::from_ref(&trigger), &pr("opened", "dev", Some("f")), None);
+        check(std::slice::from_ref(&trigger), &push("main", &[]), None);
+        let with_source = Trigger::Pr {
+            events: vec![],
+            target_branches: vec![],
+            source_branches: vec![BranchPattern::glob("feature/*")],
+            paths: vec![],
+            repos: None,
+        };
+        check(
+            std::slice::from_ref(&with_source),
+            &pr("opened", "main", Some("feature/x")),
+            Some(0),
+        );
+        check(std::slice::from_ref(&with_source), &pr("opened", "main", None), None);
+    }
+
+    #[test]
+    fn dispatch_types_match_the_action() {
+        let mut event = EventEnvelope::new(EventType::Dispatch);
+        let typed = Trigger::Dispatch {
+            types: vec!["deploy".to_string()],
+            inputs: None,
+        };
+        check(std::slice::from_ref(&typed), &event, None);
+        event.action = Some("deploy".to_string());
+        check(std::slice::from_ref(&typed), &event, Some(0));
+        let any = Trigger::Dispatch {
+            types: vec![],
+            inputs: None,
+        };
+        check(&[any], &EventEnvelope::new(EventType::Dispatch), Some(0));
+    }
+
+    #[test]
+    fn checks_explain_the_decision() {
+        let outcome = match_triggers(&[push_trigger(&["main"], &[])], &push("dev", &[])).unwrap();
+        let last = outcome.checks.last().unwrap();
+        assert_eq!(
+            (last.field, last.expected.as_str(), last.actual.as_str(), last.pass),
+            ("branches", "main", "dev", false)
+        );
+    }
+}

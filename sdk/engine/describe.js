@@ -1,0 +1,162 @@
+// The `describe` request: import every workflow module and turn its workflows into the JSON the
+// compiler writes to the lock file (WorkflowDescription, JobDescription, StepDescription,
+// triggers, label selectors; key order and omission rules as in sdk/PROTOCOL.md). A module that
+// fails to import yields an `error` entry; the other files are still described.
+// It does not check names or the needs graph (the Rust compiler does) and runs no step.
+
+import { flattenSteps, jobNames } from '@kici-dev/sdk';
+import { importModule, locator, workflowExports } from './load.js';
+
+/** Characters that make a runsOn label a glob rather than an exact label. */
+const GLOB_CHARS = /[*?[\]{}]/;
+
+/**
+ * @param {{root: string, files: {module: string, file: string}[]}} request
+ */
+export async function describeFiles(request) {
+  const files = [];
+  for (const source of request.files) {
+    const locate = locator({ root: request.root, module: source.module, file: source.file });
+    try {
+      const namespace = await importModule(source.module);
+      const workflows = workflowExports(namespace).map(({ exportKey, workflow }) =>
+        describeWorkflow(workflow, exportKey, locate),
+      );
+      files.push({ file: source.file, workflows });
+    } catch (error) {
+      files.push({ file: source.file, error: describeError(error, locate) });
+    }
+  }
+  return { type: 'describe.result', files };
+}
+
+function describeError(error, locate) {
+  const described = { message: error instanceof Error ? error.message : String(error) };
+  const location = locate.ofError(error);
+  if (location) described.location = location;
+  if (typeof error?.suggestion === 'string') described.suggestion = error.suggestion;
+  if (typeof error?.stack === 'string') described.stack = error.stack;
+  return described;
+}
+
+/** Sets `key` only when `value` is not undefined (the lock file omits unset keys). */
+function put(target, key, value) {
+  if (value !== undefined) target[key] = value;
+}
+
+function putHookFlags(target, hooks) {
+  put(target, 'hasOnCancel', hooks.onCancel ? true : undefined);
+  put(target, 'hasCleanup', hooks.cleanup ? true : undefined);
+  put(target, 'hasOnSuccess', hooks.onSuccess ? true : undefined);
+  put(target, 'hasOnFailure', hooks.onFailure ? true : undefined);
+}
+
+const nonEmpty = (list) => (list.length > 0 ? list : undefined);
+const describeRules = (rules) => nonEmpty(rules.map((rule) => ({ label: rule.label })));
+
+export function describeWorkflow(workflow, exportKey, locate) {
+  const names = jobNames(workflow);
+  const described = { name: workflow.name, export: exportKey };
+  put(described, 'location', locate.relativize(workflow.location));
+  described.triggers = workflow.triggers.flatMap(describeTrigger);
+  described.jobs = workflow.jobs.map((job) => describeJob(job, names, locate));
+  put(described, 'rules', describeRules(workflow.rules));
+  put(described, 'description', workflow.description);
+  put(described, 'hashFiles', workflow.hashFiles);
+  putHookFlags(described, workflow.hooks);
+  put(described, 'timeout', workflow.timeout);
+  return described;
+}
+
+function branchPattern(pattern) {
+  if (!(pattern instanceof RegExp)) return { type: 'glob', pattern: String(pattern) };
+  const described = { type: 'regex', pattern: pattern.source };
+  if (pattern.flags !== '') described.flags = pattern.flags;
+  return described;
+}
+
+function describeTrigger(trigger) {
+  switch (trigger.type) {
+    case 'push': {
+      const described = [
+        { _type: 'push', branches: trigger.branches.map(branchPattern), paths: trigger.paths.map(String) },
+      ];
+      if (trigger.tags !== undefined) described.push({ _type: 'tag', patterns: trigger.tags.map(branchPattern) });
+      return described;
+    }
+    case 'pr':
+      return [
+        {
+          _type: 'pr',
+          events: trigger.events,
+          targetBranches: trigger.target.map(branchPattern),
+          sourceBranches: trigger.source.map(branchPattern),
+          paths: trigger.paths.map(String),
+        },
+      ];
+    case 'tag':
+      return [{ _type: 'tag', patterns: trigger.patterns.map(branchPattern) }];
+    case 'dispatch':
+      return [{ _type: 'dispatch', types: trigger.types }];
+    default:
+      throw new Error(`unknown trigger type '${trigger.type}' (use push(), pr(), tag() or dispatch())`);
+  }
+}
+
+export function labelSelector(label) {
+  if (label instanceof RegExp) return { kind: 'regex', source: label.source, flags: label.flags };
+  if (GLOB_CHARS.test(label)) return { kind: 'glob', pattern: label };
+  return { kind: 'exact', value: label };
+}
+
+function describeNeed({ target, when }, names) {
+  const name = typeof target === 'string' ? target : (names.get(target) ?? target.name);
+  return when === 'on-success' ? name : { name, when };
+}
+
+function describeMatrix(matrix) {
+  if (matrix === undefined) return undefined;
+  if (typeof matrix === 'function') return { _type: 'dynamic' };
+  return { _type: 'static', values: matrix };
+}
+
+function describeJob(job, names, locate) {
+  const described = { name: names.get(job) };
+  put(described, 'location', locate.relativize(job.location));
+  described.runsOn = job.runsOn.labels.map(labelSelector);
+  put(described, 'excludeLabels', nonEmpty(job.runsOn.exclude.map(labelSelector)));
+  described.runsOnPick = job.runsOn.pick;
+  described.needs = job.needs.map((need) => describeNeed(need, names));
+  described.steps = flattenSteps(job).entries.map((entry) => describeEntry(entry, locate));
+  put(described, 'matrix', describeMatrix(job.matrix));
+  put(described, 'include', job.include);
+  put(described, 'exclude', job.exclude);
+  put(described, 'rules', describeRules(job.rules));
+  put(described, 'description', job.description);
+  put(described, 'checkout', job.checkout ? undefined : false);
+  put(described, 'env', job.env);
+  putHookFlags(described, job.hooks);
+  put(described, 'gracePeriod', job.gracePeriod);
+  put(described, 'timeout', job.timeout);
+  return described;
+}
+
+function describeEntry(entry, locate) {
+  if (entry.kind === 'step') return describeStep(entry.row, locate);
+  const described = { kind: 'parallel', name: entry.name, failFast: entry.failFast };
+  put(described, 'maxParallel', entry.maxParallel);
+  described.children = entry.children.map((row) => describeStep(row, locate));
+  return described;
+}
+
+function describeStep({ name, step }, locate) {
+  const described = { name, hasOutputs: step.outputs !== undefined };
+  put(described, 'continueOnError', step.continueOnError ? true : undefined);
+  put(described, 'timeout', step.timeout);
+  put(described, 'retry', step.retry);
+  put(described, 'sourceLocation', locate.relativize(step.location));
+  put(described, 'hasRules', step.rules.length > 0 ? true : undefined);
+  put(described, 'hasOnCancel', step.onCancel ? true : undefined);
+  put(described, 'hasCleanup', step.cleanup ? true : undefined);
+  return described;
+}

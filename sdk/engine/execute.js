@@ -1,0 +1,284 @@
+// The `execute` request: run one job of one workflow and report it over IPC (step.start,
+// log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import), job
+// rules, steps in order with parallel groups (maxParallel window, failFast), the job deadline,
+// host `abort`, then the job hooks as their own rows.
+// Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
+
+import { flattenSteps } from '@kici-dev/sdk';
+import { blockingRule, mergedEnv, ruleContext, stepContext } from './context.js';
+import { labelSelector } from './describe.js';
+import { loadJob } from './load.js';
+import { Interrupt, runStep } from './run-step.js';
+
+/** Default timeout of a hook without its own `timeout` (5 minutes). */
+const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
+
+/**
+ * @param {object} request the execute request
+ * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
+ *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal}} io
+ * @returns {Promise<object>} the job.complete message (the runner sends it)
+ */
+export async function executeJob(request, { send, output, onAbort, lifetime }) {
+  const startedAt = performance.now();
+  const prepareLog = output.stepLog(-1);
+  const abort = new AbortController();
+  let forced = false;
+  onAbort((message) => {
+    forced = forced || message.force === true;
+    abort.abort(Interrupt.abort);
+  });
+  const complete = (status, fields) => {
+    prepareLog.flush();
+    return { type: 'job.complete', status, durationMs: elapsed(startedAt), ...fields };
+  };
+
+  let loaded;
+  try {
+    process.chdir(request.workDir);
+    loaded = await output.runIn(prepareLog, () => loadJob(request));
+  } catch (error) {
+    prepareLog.text('error', error instanceof Error ? (error.stack ?? error.message) : String(error));
+    return complete('failed', { error: error instanceof Error ? error.message : String(error), stepResults: [] });
+  }
+  const { workflow, job } = loaded;
+  const run = new JobRun({ request, workflow, job, send, output, prepareLog, lifetime });
+
+  if (!abort.signal.aborted) {
+    const blocking = await output.runIn(prepareLog, () =>
+      blockingRule(job.rules, ruleContext({ request, env: run.env, log: prepareLog, signal: abort.signal })),
+    );
+    if (blocking) {
+      prepareLog.line(
+        'log',
+        blocking.error === undefined
+          ? `Job skipped by rule '${blocking.label}'`
+          : `Job skipped: rule '${blocking.label}' threw: ${blocking.error}`,
+        'info',
+      );
+      for (const row of run.flat) run.skip(row);
+      return complete('skipped', { stepResults: run.stepResults() });
+    }
+  }
+
+  const deadline = run.armDeadline(abort);
+  await run.runSteps(AbortSignal.any([abort.signal, deadline.signal, lifetime]));
+  deadline.disarm();
+
+  const cancelled = abort.signal.aborted;
+  const failed = !cancelled && (run.failedStep !== undefined || deadline.signal.aborted);
+  const errors = [];
+  if (deadline.signal.aborted) errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
+  else if (run.failedStep !== undefined && !cancelled) errors.push(`Step '${run.failedStep}' failed`);
+
+  const hookKinds = cancelled ? (forced ? [] : ['onCancel', 'cleanup']) : [failed ? 'onFailure' : 'onSuccess', 'cleanup'];
+  const outcome = { status: cancelled ? 'cancelled' : failed ? 'failed' : 'success', failedStep: run.failedStep };
+  let hookFailed = false;
+  for (const kind of hookKinds) {
+    const hook = job.hooks[kind];
+    if (hook === undefined) continue;
+    // Completion hooks still stop on a host abort; onCancel and cleanup run to their own timeout.
+    const parentSignal = kind === 'onSuccess' || kind === 'onFailure' ? AbortSignal.any([abort.signal, lifetime]) : lifetime;
+    const result = await run.runHook(hook, outcome, parentSignal);
+    if (result.status === 'failed') {
+      hookFailed = true;
+      errors.push(`${kind} hook failed: ${result.error.message}`);
+    }
+  }
+
+  const status = cancelled ? 'cancelled' : failed || hookFailed ? 'failed' : 'success';
+  const fields = { stepResults: run.stepResults() };
+  if (errors.length > 0) fields.error = errors.join('; ');
+  return complete(status, fields);
+}
+
+function elapsed(since) {
+  return Math.round(performance.now() - since);
+}
+
+/** State of one job's execution: its rows, the results so far and how to run each part. */
+class JobRun {
+  /** Name of the first step that failed (continueOnError steps included). */
+  failedStep = undefined;
+  #results = [];
+
+  constructor({ request, workflow, job, send, output, prepareLog, lifetime }) {
+    this.request = request;
+    this.workflow = workflow;
+    this.job = job;
+    this.send = send;
+    this.output = output;
+    this.prepareLog = prepareLog;
+    this.lifetime = lifetime;
+    this.env = mergedEnv(request, job);
+    this.runsOn = job.runsOn.labels.map(labelSelector);
+    ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
+    this.nextHookIndex = this.flat.length;
+  }
+
+  stepResults() {
+    return [...this.#results].sort((a, b) => a.stepIndex - b.stepIndex);
+  }
+
+  /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */
+  armDeadline(abort) {
+    const limits = [
+      { timeoutMs: this.request.jobTimeoutMs, reason: 'host limit jobTimeoutMs' },
+      { timeoutMs: this.job.timeout, reason: 'job option timeout' },
+    ].filter((limit) => typeof limit.timeoutMs === 'number');
+    const limit = limits.sort((a, b) => a.timeoutMs - b.timeoutMs)[0];
+    const controller = new AbortController();
+    if (limit === undefined) return { signal: controller.signal, disarm: () => {} };
+    const timer = setTimeout(() => {
+      if (abort.signal.aborted) return;
+      this.prepareLog.line(
+        'log',
+        `[kici] Job exceeded its timeout of ${limit.timeoutMs}ms (${limit.reason}); aborting.`,
+        'error',
+      );
+      controller.abort(Interrupt.jobTimeout);
+    }, limit.timeoutMs);
+    return { signal: controller.signal, timeoutMs: limit.timeoutMs, disarm: () => clearTimeout(timer) };
+  }
+
+  #start(row, fields) {
+    this.send({ type: 'step.start', stepIndex: row.index, stepName: row.name, ...fields });
+  }
+
+  #complete(row, result, durationMs) {
+    const message = {
+      type: 'step.complete',
+      stepIndex: row.index,
+      stepName: row.name,
+      status: result.status,
+      durationMs,
+      attempts: result.attempts,
+    };
+    if (result.error) message.error = result.error;
+    this.send(message);
+    this.#results.push({ stepIndex: row.index, stepName: row.name, status: result.status });
+    if (result.status === 'failed' && this.failedStep === undefined && row.index < this.flat.length) {
+      this.failedStep = row.name;
+    }
+  }
+
+  /** Reports a row that never ran (`step.complete` without `step.start`). */
+  skip(row, status = 'skipped') {
+    this.#complete(row, { status, attempts: 0 }, 0);
+  }
+
+  /** Runs the entries in order; a failure stops the rest unless the step has continueOnError. */
+  async runSteps(signal) {
+    let stopped = false;
+    for (const entry of this.entries) {
+      const rows = entry.kind === 'step' ? [entry.row] : entry.children;
+      if (stopped || signal.aborted) {
+        for (const row of rows) this.skip(row);
+        continue;
+      }
+      const failed =
+        entry.kind === 'step'
+          ? await this.#runRow(entry.row, { concurrencyKind: 'sequential' }, signal)
+          : await this.#runGroup(entry, signal);
+      stopped = failed;
+    }
+  }
+
+  /** Runs one step row; resolves true when it failed without continueOnError. */
+  async #runRow(row, startFields, signal) {
+    const step = row.step;
+    if (step.rules.length > 0) {
+      const blocking = await this.output.runIn(this.prepareLog, () =>
+        blockingRule(step.rules, ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal })),
+      );
+      if (blocking) {
+        this.prepareLog.line(
+          'log',
+          blocking.error === undefined
+            ? `Step '${row.name}' skipped by rule '${blocking.label}'`
+            : `Step '${row.name}' skipped: rule '${blocking.label}' threw: ${blocking.error}`,
+          'info',
+        );
+        this.skip(row);
+        return false;
+      }
+    }
+    this.#start(row, { stepType: 'step', state: 'running', ...startFields });
+    const result = await this.#execute(row, {
+      run: step.run,
+      timeoutMs: step.timeout ?? this.request.defaultStepTimeoutMs,
+      retry: step.retry,
+      signal,
+    });
+    return result.status === 'failed' && !step.continueOnError;
+  }
+
+  /** Runs a parallel group; resolves true when a child failed without continueOnError. */
+  async #runGroup(entry, parentSignal) {
+    const group = new AbortController();
+    const signal = AbortSignal.any([parentSignal, group.signal]);
+    const startFields = { concurrencyKind: 'parallel-child', groupId: entry.groupId, groupName: entry.name };
+    const window = Math.min(entry.maxParallel ?? entry.children.length, entry.children.length);
+    for (const row of entry.children.slice(window)) {
+      this.#start(row, { stepType: 'step', state: 'pending', ...startFields });
+    }
+    const queue = [...entry.children];
+    let failed = false;
+    const worker = async () => {
+      for (let row = queue.shift(); row !== undefined; row = queue.shift()) {
+        if (signal.aborted) {
+          this.skip(row, 'cancelled');
+          continue;
+        }
+        if (await this.#runRow(row, startFields, signal)) {
+          failed = true;
+          if (entry.failFast) group.abort(Interrupt.failFast);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: window }, worker));
+    return failed;
+  }
+
+  /** Runs a job hook as its own row after the steps. */
+  async runHook(hook, outcome, parentSignal) {
+    const row = { index: this.nextHookIndex, name: hook.kind };
+    this.nextHookIndex += 1;
+    this.#start(row, { stepType: `hook:${hook.kind}`, state: 'running', concurrencyKind: 'sequential' });
+    return this.#execute(row, {
+      run: hook.run,
+      timeoutMs: hook.timeout ?? DEFAULT_HOOK_TIMEOUT_MS,
+      signal: parentSignal,
+      extraContext: { outcome },
+    });
+  }
+
+  /** Runs a started row to its step.complete. */
+  async #execute(row, { run, timeoutMs, retry, signal, extraContext }) {
+    const startedAt = performance.now();
+    const log = this.output.stepLog(row.index);
+    const result = await runStep({
+      name: row.name,
+      run,
+      timeoutMs,
+      retry,
+      parentSignal: signal,
+      output: this.output,
+      log,
+      makeContext: (stepSignal) => ({
+        ...stepContext({
+          request: this.request,
+          workflow: this.workflow,
+          runsOn: this.runsOn,
+          env: this.env,
+          log,
+          signal: stepSignal,
+        }),
+        ...extraContext,
+      }),
+    });
+    log.flush();
+    this.#complete(row, result, elapsed(startedAt));
+    return result;
+  }
+}

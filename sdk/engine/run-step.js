@@ -1,0 +1,113 @@
+// Runs one step or hook function to a result: attempts under the retry policy, each raced
+// against its timeout and against the parent signal (job abort, job deadline, fail-fast). The
+// runner never waits for a function that ignores its signal: once the race is decided, the
+// attempt's signal fires (killing its `$` processes) and the result is returned.
+// It does not send step.start / step.complete (execute.js does).
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ProcessOutput } from '@kici-dev/shared';
+
+/** Largest delay setTimeout accepts; longer timeouts are clamped to it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Why a parent signal fired; passed as the AbortController reason. */
+export const Interrupt = Object.freeze({
+  abort: { kind: 'abort' },
+  jobTimeout: { kind: 'jobTimeout' },
+  failFast: { kind: 'failFast' },
+});
+
+/** The `error` object of a step.complete message for a thrown value. */
+function stepError(thrown) {
+  if (thrown instanceof ProcessOutput) {
+    const error = { message: thrown.message };
+    if (thrown.exitCode !== null) error.exitCode = thrown.exitCode;
+    if (thrown.signal !== null) error.signal = thrown.signal;
+    return error;
+  }
+  return { message: thrown instanceof Error ? thrown.message : String(thrown) };
+}
+
+/** Result for an attempt cut short by the parent signal. */
+function interrupted(name, reason) {
+  if (reason === Interrupt.jobTimeout) {
+    return { status: 'failed', error: { message: `Step '${name}' aborted: job timeout exceeded` } };
+  }
+  return { status: 'cancelled' };
+}
+
+/**
+ * One attempt: resolves with `{ok: true}`, `{error}` or `{interrupted: reason}`.
+ */
+function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, log }) {
+  return new Promise((resolve) => {
+    if (parentSignal.aborted) {
+      resolve({ interrupted: parentSignal.reason });
+      return;
+    }
+    const attempt = new AbortController();
+    let timer;
+    const onParentAbort = () => finish({ interrupted: parentSignal.reason });
+    const finish = (outcome) => {
+      clearTimeout(timer);
+      parentSignal.removeEventListener('abort', onParentAbort);
+      // Kills whatever `$` the attempt left running, whichever way it ended.
+      attempt.abort();
+      resolve(outcome);
+    };
+    parentSignal.addEventListener('abort', onParentAbort, { once: true });
+    if (timeoutMs !== undefined && timeoutMs !== null) {
+      timer = setTimeout(
+        () => finish({ error: { message: `Step '${name}' timed out after ${timeoutMs}ms` } }),
+        Math.min(timeoutMs, MAX_TIMER_MS),
+      );
+    }
+    const signal = AbortSignal.any([parentSignal, attempt.signal]);
+    output
+      .runIn(log, async () => run(makeContext(signal)))
+      .then(
+        () => finish({ ok: true }),
+        (thrown) => {
+          if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
+            log.text('error', thrown.stack);
+          }
+          finish({ error: stepError(thrown) });
+        },
+      );
+  });
+}
+
+/** Wait after failed attempt `attempt` (1-based). */
+function retryDelay(policy, attempt) {
+  if (policy.backoff === 'fixed') return policy.delayMs;
+  return Math.min(policy.delayMs * 2 ** (attempt - 1), policy.maxDelayMs);
+}
+
+/**
+ * @param {{name: string, run: Function, timeoutMs?: number | null,
+ *          retry?: {maxAttempts: number, delayMs: number, backoff: string, maxDelayMs: number},
+ *          parentSignal: AbortSignal, makeContext: (signal: AbortSignal) => object,
+ *          output: import('./output.js').OutputRouter, log: import('./output.js').StepLog}} spec
+ * @returns {Promise<{status: 'success' | 'failed' | 'cancelled', attempts: number, error?: object}>}
+ */
+export async function runStep(spec) {
+  const maxAttempts = spec.retry?.maxAttempts ?? 1;
+  for (let attempts = 1; ; attempts += 1) {
+    const outcome = await runAttempt(spec);
+    if (outcome.ok) return { status: 'success', attempts };
+    if (outcome.interrupted) return { ...interrupted(spec.name, outcome.interrupted), attempts };
+    if (attempts >= maxAttempts) return { status: 'failed', attempts, error: outcome.error };
+    const delayMs = retryDelay(spec.retry, attempts);
+    spec.log.line(
+      'log',
+      `[kici] Attempt ${attempts}/${maxAttempts} failed: ${outcome.error.message}; retrying in ${delayMs}ms`,
+      'warn',
+    );
+    try {
+      await sleep(delayMs, undefined, { signal: spec.parentSignal });
+    } catch {
+      // Only an abort rejects this sleep: the parent signal fired between attempts.
+      return { ...interrupted(spec.name, spec.parentSignal.reason), attempts };
+    }
+  }
+}

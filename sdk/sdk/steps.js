@@ -1,0 +1,95 @@
+// `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
+// every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
+// bare functions), normalise `retry`, record the call site and validate.
+// Naming unnamed steps (`step-N`) and flat indices are NOT decided here: the runner's
+// flattening (engine/steps.js) does that, for describe and execute alike.
+
+import { KiciError, UNNAMED, callSite, toList } from './common.js';
+import { toHook } from './rules.js';
+
+/** Retry defaults for `retry: N` and for fields missing from `retry: {...}`. */
+const RETRY_DEFAULTS = { delayMs: 1000, backoff: 'exponential', maxDelayMs: 30000 };
+
+/**
+ * `retry: N` or `retry: {maxAttempts, delayMs?, backoff?, maxDelayMs?}` to the full object.
+ * @param {string} stepLabel used in error texts
+ * @param {{file: string, line: number, column: number} | undefined} location the `step(` call
+ */
+function normalizeRetry(retry, stepLabel, location) {
+  if (retry === undefined) return undefined;
+  const given = typeof retry === 'number' ? { maxAttempts: retry } : retry;
+  const normalized = {
+    maxAttempts: given.maxAttempts,
+    delayMs: given.delayMs ?? RETRY_DEFAULTS.delayMs,
+    backoff: given.backoff ?? RETRY_DEFAULTS.backoff,
+    maxDelayMs: given.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
+  };
+  if (!Number.isInteger(normalized.maxAttempts) || normalized.maxAttempts < 1) {
+    throw new KiciError(`Step "${stepLabel}": retry.maxAttempts must be an integer >= 1`, { location });
+  }
+  if (normalized.backoff !== 'exponential' && normalized.backoff !== 'fixed') {
+    throw new KiciError(`Step "${stepLabel}": retry.backoff must be 'exponential' or 'fixed'`, { location });
+  }
+  return normalized;
+}
+
+/** Builds a Step from options; `location` is the `step(` call site (absent for bare functions). */
+function makeStep(options, location) {
+  const name = options.name || undefined;
+  const label = name ?? UNNAMED;
+  if (typeof options.run !== 'function') {
+    throw new KiciError(`Step "${label}": run must be a function`, { location });
+  }
+  return {
+    _tag: 'Step',
+    name,
+    run: options.run,
+    timeout: options.timeout,
+    retry: normalizeRetry(options.retry, label, location),
+    continueOnError: options.continueOnError === true,
+    outputs: options.outputs,
+    rules: toList(options.rules),
+    onCancel: toHook('onCancel', options.onCancel),
+    cleanup: toHook('cleanup', options.cleanup),
+    location,
+  };
+}
+
+/**
+ * step(name, fn) | step(name, options) | step(fn) | step(options)
+ */
+export function step(nameOrOptions, fnOrOptions) {
+  const location = callSite();
+  if (typeof nameOrOptions === 'string') {
+    const rest = typeof fnOrOptions === 'function' ? { run: fnOrOptions } : { ...fnOrOptions };
+    return makeStep({ ...rest, name: nameOrOptions }, location);
+  }
+  if (typeof nameOrOptions === 'function') return makeStep({ run: nameOrOptions }, location);
+  return makeStep({ ...nameOrOptions }, location);
+}
+
+/** A bare `async (ctx) => {}` inside `steps` (or a job's `run`) as an unnamed Step. */
+export function stepFromFunction(run) {
+  return makeStep({ run }, undefined);
+}
+
+/**
+ * parallel(steps, {failFast = true, maxParallel?, name?})
+ */
+export function parallel(steps, { failFast = true, maxParallel, name } = {}) {
+  const location = callSite();
+  const items = toList(steps);
+  if (items.length === 0) throw new KiciError('parallel() needs at least one step', { location });
+  if (maxParallel !== undefined && !(Number.isInteger(maxParallel) && maxParallel >= 1)) {
+    throw new KiciError('maxParallel must be >= 1', { location });
+  }
+  const children = items.map((item) => {
+    if (item?._tag === 'ParallelGroup') {
+      throw new KiciError('parallel() groups cannot be nested', { location });
+    }
+    if (typeof item === 'function') return stepFromFunction(item);
+    if (item?._tag === 'Step') return item;
+    throw new KiciError('parallel() children must be step() values or functions', { location });
+  });
+  return { _tag: 'ParallelGroup', name, failFast, maxParallel, steps: children, location };
+}

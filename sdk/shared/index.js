@@ -1,0 +1,7 @@
+// @kici-dev/shared: what steps and the runner use at run time. This file only re-exports;
+// each piece lives in its own module (shell.js, logger.js, ipc.js, stack.js).
+
+export { createShell, quote, buildCommand, ProcessOutput, ProcessPromise, LineSplitter } from './shell.js';
+export { createLogger } from './logger.js';
+export { IpcClient } from './ipc.js';
+export { parseStackFrames } from './stack.js';

@@ -1,0 +1,224 @@
+// The `$` shell steps use: a zx-compatible subset. `createShell()` binds a tagged template to a
+// working directory, an environment, an AbortSignal and a line sink; each call runs
+// `bash -c "set -euo pipefail; <cmd>"` in its own process group and returns a ProcessPromise.
+//
+// Interpolated values are shell-quoted, output lines go to the sink as they arrive (unless
+// `.quiet()`), a non-zero exit rejects with the ProcessOutput (unless `.nothrow()`), and an abort
+// kills the whole process group (SIGTERM, then SIGKILL after KILL_GRACE_MS).
+// It does not decide where lines end up (the caller's sink does) and it keeps no global state.
+
+import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+
+/** Time between SIGTERM and SIGKILL when the signal fires. */
+const KILL_GRACE_MS = 2000;
+
+/** Values that need no quoting: they contain no shell metacharacters. */
+const SAFE_WORD = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
+
+/** The result of one command. Also an Error, so a failed command can be thrown as it is. */
+export class ProcessOutput extends Error {
+  /**
+   * @param {{command: string, stdout: string, stderr: string, exitCode: number | null, signal: string | null}} fields
+   */
+  constructor({ command, stdout, stderr, exitCode, signal }) {
+    super(
+      signal === null
+        ? `Command failed with exit code ${exitCode}: ${command}`
+        : `Command failed with signal ${signal}: ${command}`,
+    );
+    this.name = 'ProcessOutput';
+    this.command = command;
+    this.stdout = stdout;
+    this.stderr = stderr;
+    this.exitCode = exitCode;
+    this.signal = signal;
+  }
+
+  /** True when the command exited with code 0. */
+  get ok() {
+    return this.exitCode === 0;
+  }
+
+  toString() {
+    return this.stdout;
+  }
+}
+
+/** Quotes one value for bash: `'...'` with `'\''` for embedded quotes; safe words stay bare. */
+export function quote(value) {
+  const text = String(value);
+  if (SAFE_WORD.test(text)) return text;
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}
+
+/** Renders one interpolated value: arrays become space-separated words, outputs their stdout. */
+function interpolate(value) {
+  if (Array.isArray(value)) return value.map(interpolate).join(' ');
+  if (value instanceof ProcessOutput) return quote(value.stdout.replace(/\r?\n$/, ''));
+  return quote(value);
+}
+
+/** Joins the template pieces and the quoted values into one command line. */
+export function buildCommand(pieces, values) {
+  let command = pieces[0];
+  for (let i = 0; i < values.length; i += 1) command += interpolate(values[i]) + pieces[i + 1];
+  return command;
+}
+
+/**
+ * A running command. Thenable (await it), with zx's `.nothrow()` and `.quiet()` modifiers.
+ * Both modifiers must be called before the first output arrives, i.e. in the same expression.
+ */
+export class ProcessPromise {
+  #nothrow = false;
+  #quiet = false;
+  /** Settles with a ProcessOutput, or with the spawn error; never rejects (no unhandled rejections). */
+  #outcome;
+
+  /**
+   * @param {string} command
+   * @param {{cwd: string, env: Record<string, string>, signal?: AbortSignal, onLine: (stream: 'stdout' | 'stderr', line: string) => void}} options
+   */
+  constructor(command, { cwd, env, signal, onLine }) {
+    this.command = command;
+    this.#outcome = new Promise((resolve) => {
+      const child = spawn('bash', ['-c', `set -euo pipefail; ${command}`], {
+        cwd,
+        env,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const captured = { stdout: '', stderr: '' };
+      for (const stream of /** @type {const} */ (['stdout', 'stderr'])) {
+        const lines = new LineSplitter((line) => {
+          if (!this.#quiet) onLine(stream, line);
+        });
+        child[stream].on('data', (chunk) => {
+          const text = lines.push(chunk);
+          captured[stream] += text;
+        });
+        child[stream].on('end', () => {
+          captured[stream] += lines.end();
+        });
+      }
+      let killTimer;
+      const kill = () => {
+        killGroup(child.pid, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
+        killTimer.unref();
+      };
+      const stopListening = () => {
+        clearTimeout(killTimer);
+        signal?.removeEventListener('abort', kill);
+      };
+      child.on('error', (error) => {
+        stopListening();
+        resolve({ error });
+      });
+      child.on('close', (exitCode, exitSignal) => {
+        stopListening();
+        resolve({
+          output: new ProcessOutput({
+            command,
+            stdout: captured.stdout,
+            stderr: captured.stderr,
+            exitCode,
+            signal: exitSignal,
+          }),
+        });
+      });
+      if (child.pid !== undefined && signal) {
+        if (signal.aborted) kill();
+        else signal.addEventListener('abort', kill, { once: true });
+      }
+    });
+  }
+
+  /** Resolve with the ProcessOutput even when the exit code is non-zero. */
+  nothrow() {
+    this.#nothrow = true;
+    return this;
+  }
+
+  /** Keep the output out of the step log (it is still captured in the ProcessOutput). */
+  quiet() {
+    this.#quiet = true;
+    return this;
+  }
+
+  then(onFulfilled, onRejected) {
+    return this.#outcome
+      .then(({ output, error }) => {
+        if (error) throw error;
+        if (output.ok || this.#nothrow) return output;
+        throw output;
+      })
+      .then(onFulfilled, onRejected);
+  }
+
+  catch(onRejected) {
+    return this.then(undefined, onRejected);
+  }
+
+  finally(onFinally) {
+    return this.then(
+      (value) => Promise.resolve(onFinally?.()).then(() => value),
+      (reason) =>
+        Promise.resolve(onFinally?.()).then(() => {
+          throw reason;
+        }),
+    );
+  }
+}
+
+/** Sends a signal to a whole process group; a group that is already gone is not an error. */
+function killGroup(pid, signalName) {
+  try {
+    process.kill(-pid, signalName);
+  } catch (error) {
+    if (error.code !== 'ESRCH') throw error;
+  }
+}
+
+/** Decodes UTF-8 chunks and calls `onLine` for every complete line (without its newline). */
+export class LineSplitter {
+  #decoder = new StringDecoder('utf8');
+  #partial = '';
+
+  /** @param {(line: string) => void} onLine */
+  constructor(onLine) {
+    this.onLine = onLine;
+  }
+
+  /** Feeds a chunk (Buffer or string); returns the decoded text. */
+  push(chunk) {
+    const text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
+    const parts = (this.#partial + text).split('\n');
+    this.#partial = parts.pop();
+    for (const line of parts) this.onLine(line);
+    return text;
+  }
+
+  /** Flushes the last unterminated line, if any; returns the text still held by the decoder. */
+  end() {
+    const rest = this.#decoder.end();
+    const line = this.#partial + rest;
+    this.#partial = '';
+    if (line !== '') this.onLine(line);
+    return rest;
+  }
+}
+
+/**
+ * Creates a `$` bound to a directory, an environment, a signal and a line sink.
+ * @param {{cwd: string, env: Record<string, string>, signal?: AbortSignal, onLine: (stream: 'stdout' | 'stderr', line: string) => void}} options
+ */
+export function createShell(options) {
+  return function $(pieces, ...values) {
+    if (!Array.isArray(pieces?.raw)) {
+      throw new TypeError('$ must be used as a tagged template: $`command ${arg}`');
+    }
+    return new ProcessPromise(buildCommand(pieces, values), options);
+  };
+}

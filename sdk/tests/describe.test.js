@@ -1,0 +1,242 @@
+// describe: the exact WorkflowDescription JSON (naming, export keys, triggers, labels, needs,
+// steps), SDK validation errors with location and suggestion, and modules that fail to import.
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { SDK_IMPORT, describeModules, makeProject, positionOf } from './helpers.js';
+
+const HELLO = `${SDK_IMPORT}
+export default workflow('hello-world', {
+  on: push(),
+  jobs: [
+    job('greet', {
+      runsOn: 'kici:os:linux',
+      steps: [
+        step('say-hello', async ({ $ }) => {
+          await $\`echo "Hello, World!"\`;
+        }),
+      ],
+    }),
+  ],
+});
+`;
+
+const SHAPES = `${SDK_IMPORT}
+const build = job({ runsOn: ['linux', 'gpu-*', /^arm(64)?$/i], run: async () => {} });
+const test = job({
+  runsOn: { labels: 'linux', exclude: ['kici:agent:*'], pick: 'any' },
+  needs: [build, { name: 'lint', when: 'always' }, { name: build, when: ['success', 'skipped'] }],
+  matrix: { os: ['linux'], node: ['18', '20'] },
+  exclude: [{ node: '18' }],
+  env: { CI: 'true' },
+  checkout: false,
+  timeout: 60000,
+  gracePeriod: 30,
+  onSuccess: onSuccess(async () => {}),
+  cleanup: { run: async () => {}, timeout: 1000 },
+  steps: [
+    async () => {},
+    step('named', { run: async () => {}, retry: 3, continueOnError: true, timeout: 5000 }),
+    parallel([async () => {}, step('lint', async () => {})], { maxParallel: 2 }),
+    parallel([step(async () => {})], { name: 'checks', failFast: false }),
+  ],
+});
+const lint = job('lint', { runsOn: 'linux', rules: [rule('main only', () => true)], run: async () => {} });
+
+export default [
+  workflow('first', { on: [push({ branches: ['main', /^release\\//], tags: 'v*', paths: ['src/**', '!docs/**'] })], jobs: [build, test, lint] }),
+  workflow('second', { on: [pr({ target: 'main' }), tag({ patterns: /^v\\d+$/ }), dispatch({ types: 'deploy' })], jobs: [lint], description: 'two', hashFiles: 'package.json', timeout: 600000, cleanup: async () => {} }),
+];
+export const named = workflow('third', { jobs: [lint], rules: [skip('never', () => false)] });
+export const sameAgain = named; // described once, as #named (namespaces list exports alphabetically)
+`;
+
+const NO_RUNS_ON = `${SDK_IMPORT}
+export default workflow('w', {
+  jobs: [
+    job('build', { steps: [async () => {}] }),
+  ],
+});
+`;
+
+const THROWS = `${SDK_IMPORT}
+const ready = true;
+if (ready) throw new Error('boom at import');
+`;
+
+const project = makeProject({
+  hello: HELLO,
+  shapes: SHAPES,
+  throws: THROWS,
+  empty: 'export const answer = 42;\n',
+  noRunsOn: NO_RUNS_ON,
+});
+after(() => project.cleanup());
+
+const INVALID = [
+  ['runAndSteps', "job('a', { runsOn: 'x', run: f, steps: [f] })", 'Job "a": use either run or steps, not both', 'job('],
+  ['noSteps', "job('a', { runsOn: 'x' })", 'Job "a": steps is required (or run for a single step)', 'job('],
+  ['emptyParallel', 'parallel([])', 'parallel() needs at least one step', 'parallel('],
+  ['nestedParallel', 'parallel([f, parallel([f])])', 'parallel() groups cannot be nested', 'parallel([f,'],
+  [
+    'duplicateChild',
+    "job('a', { runsOn: 'x', steps: [f, parallel([step('x', f), step('x', f)])] })",
+    'parallel group "parallel-1": duplicate step name "x"',
+    'parallel(',
+  ],
+  ['unnamedWorkflow', "workflow('', { jobs: [] })", 'workflow() needs a name', 'workflow('],
+  ['noJobs', "workflow('w', { jobs: [] })", 'Workflow "w": jobs must be a non-empty array', 'workflow('],
+  ['maxParallelZero', 'parallel([f], { maxParallel: 0 })', 'maxParallel must be >= 1', 'parallel('],
+];
+
+describe('describe', { concurrency: true }, () => {
+  test('hello world is described with the exact lock-file shape', async () => {
+    const [file] = await describeModules(project, ['hello']);
+    const at = (needle) => ({ file: '.kici/workflows/hello.ts', ...positionOf(HELLO, needle) });
+    assert.deepEqual(file, {
+      file: '.kici/workflows/hello.ts',
+      workflows: [
+        {
+          name: 'hello-world',
+          export: '#default',
+          location: at("workflow('hello-world'"),
+          triggers: [{ _type: 'push', branches: [], paths: [] }],
+          jobs: [
+            {
+              name: 'greet',
+              location: at("job('greet'"),
+              runsOn: [{ kind: 'exact', value: 'kici:os:linux' }],
+              runsOnPick: 'deterministic',
+              needs: [],
+              steps: [{ name: 'say-hello', hasOutputs: false, sourceLocation: at("step('say-hello'") }],
+            },
+          ],
+        },
+      ],
+    });
+    assert.deepEqual(Object.keys(file.workflows[0]), ['name', 'export', 'location', 'triggers', 'jobs']);
+  });
+
+  test('names, export keys, triggers, labels, needs, matrix and hooks', async () => {
+    const [file] = await describeModules(project, ['shapes']);
+    const [first, second, third] = file.workflows;
+    assert.deepEqual(
+      file.workflows.map((described) => [described.name, described.export]),
+      [['first', '#default[0]'], ['second', '#default[1]'], ['third', '#named']],
+    );
+
+    assert.deepEqual(first.triggers, [
+      {
+        _type: 'push',
+        branches: [{ type: 'glob', pattern: 'main' }, { type: 'regex', pattern: '^release\\/' }],
+        paths: ['src/**', '!docs/**'],
+      },
+      { _type: 'tag', patterns: [{ type: 'glob', pattern: 'v*' }] },
+    ]);
+    assert.deepEqual(second.triggers, [
+      {
+        _type: 'pr',
+        events: ['opened', 'synchronize', 'reopened', 'closed'],
+        targetBranches: [{ type: 'glob', pattern: 'main' }],
+        sourceBranches: [],
+        paths: [],
+      },
+      { _type: 'tag', patterns: [{ type: 'regex', pattern: '^v\\d+$' }] },
+      { _type: 'dispatch', types: ['deploy'] },
+    ]);
+    assert.equal(second.description, 'two');
+    assert.deepEqual(second.hashFiles, ['package.json']);
+    assert.equal(second.timeout, 600000);
+    assert.equal(second.hasCleanup, true);
+    assert.deepEqual(third.rules, [{ label: 'never' }]);
+
+    const [build, testJob, lint] = first.jobs;
+    assert.equal(build.name, 'job-1');
+    assert.equal(testJob.name, 'job-2');
+    assert.deepEqual(build.runsOn, [
+      { kind: 'exact', value: 'linux' },
+      { kind: 'glob', pattern: 'gpu-*' },
+      { kind: 'regex', source: '^arm(64)?$', flags: 'i' },
+    ]);
+    assert.deepEqual(build.steps, [{ name: 'step-1', hasOutputs: false }]);
+    assert.deepEqual(lint.rules, [{ label: 'main only' }]);
+
+    const { location, ...rest } = testJob;
+    assert.deepEqual(rest, {
+      name: 'job-2',
+      runsOn: [{ kind: 'exact', value: 'linux' }],
+      excludeLabels: [{ kind: 'glob', pattern: 'kici:agent:*' }],
+      runsOnPick: 'any',
+      needs: ['job-1', { name: 'lint', when: 'always' }, { name: 'job-1', when: ['success', 'skipped'] }],
+      steps: [
+        { name: 'step-1', hasOutputs: false },
+        {
+          name: 'named',
+          hasOutputs: false,
+          continueOnError: true,
+          timeout: 5000,
+          retry: { maxAttempts: 3, delayMs: 1000, backoff: 'exponential', maxDelayMs: 30000 },
+          sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, "step('named'") },
+        },
+        {
+          kind: 'parallel',
+          name: 'parallel-1',
+          failFast: true,
+          maxParallel: 2,
+          children: [
+            { name: 'step-2', hasOutputs: false },
+            { name: 'lint', hasOutputs: false, sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, "step('lint'") } },
+          ],
+        },
+        {
+          kind: 'parallel',
+          name: 'checks',
+          failFast: false,
+          children: [
+            { name: 'step-3', hasOutputs: false, sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, 'step(async') } },
+          ],
+        },
+      ],
+      matrix: { _type: 'static', values: { os: ['linux'], node: ['18', '20'] } },
+      exclude: [{ node: '18' }],
+      checkout: false,
+      env: { CI: 'true' },
+      hasCleanup: true,
+      hasOnSuccess: true,
+      gracePeriod: 30,
+      timeout: 60000,
+    });
+    assert.deepEqual(location, { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, 'job({\n  runsOn: {') });
+  });
+
+  test('a job without runsOn is an error with message, suggestion and the job() call site', async () => {
+    const [file] = await describeModules(project, ['noRunsOn']);
+    assert.equal(file.workflows, undefined);
+    assert.equal(file.error.message, 'Job "build": one of runsOn or runsOnAll is required');
+    assert.equal(file.error.suggestion, "add runsOn, e.g. runsOn: 'kici:os:linux'");
+    assert.deepEqual(file.error.location, { file: '.kici/workflows/noRunsOn.ts', ...positionOf(NO_RUNS_ON, "job('build'") });
+  });
+
+  test('a module that throws at import is reported and the other files are still described', async () => {
+    const [thrown, hello, empty] = await describeModules(project, ['throws', 'hello', 'empty']);
+    assert.equal(thrown.error.message, 'boom at import');
+    assert.deepEqual(thrown.error.location, { file: '.kici/workflows/throws.ts', ...positionOf(THROWS, "new Error('boom") });
+    assert.match(thrown.error.stack, /boom at import/);
+    assert.equal(hello.workflows[0].name, 'hello-world');
+    assert.deepEqual(empty, { file: '.kici/workflows/empty.ts', workflows: [] });
+  });
+
+
+  test('SDK validation errors carry the contract texts and the call site', async () => {
+    const sources = Object.fromEntries(
+      INVALID.map(([name, expression]) => [name, `${SDK_IMPORT}const f = async () => {};\nexport default ${expression};\n`]),
+    );
+    const invalid = makeProject(sources);
+    after(() => invalid.cleanup());
+    const files = await describeModules(invalid, Object.keys(sources));
+    for (const [[name, , message, needle], file] of INVALID.map((row, index) => [row, files[index]])) {
+      assert.equal(file.error?.message, message, name);
+      assert.deepEqual(file.error.location, { file: invalid.file(name), ...positionOf(sources[name], needle) }, name);
+    }
+  });
+});

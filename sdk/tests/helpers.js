@@ -1,0 +1,139 @@
+// Test helpers: build a throwaway "out" tree the way the Rust host does (see sdk/PROTOCOL.md),
+// spawn the runner with fd 3 as a duplex socket, send one request and collect every message.
+// Workflow fixtures are plain `.js` modules (no transpiling, no source maps), so locations in
+// them map to the request's `.ts` file through the module path.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LineSplitter } from '../shared/shell.js';
+
+const SDK_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PACKAGES = ['sdk', 'shared', 'engine'];
+
+/**
+ * Creates `<base>/repo` (root, work dir) and `<base>/out` with the three packages copied in and
+ * each fixture written to `<out>/.kici/workflows/<name>.js`.
+ * @param {Record<string, string>} workflows fixture name -> module source
+ * @param {Record<string, string>} [repoFiles] repository-relative path -> content
+ */
+export function makeProject(workflows, repoFiles = {}) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'kici-sdk-test-'));
+  const root = path.join(base, 'repo');
+  const out = path.join(base, 'out');
+  fs.mkdirSync(path.join(root, '.kici', 'workflows'), { recursive: true });
+  fs.mkdirSync(path.join(out, '.kici', 'workflows'), { recursive: true });
+  fs.writeFileSync(path.join(out, 'package.json'), '{"type":"module"}\n');
+  for (const name of PACKAGES) {
+    fs.cpSync(path.join(SDK_ROOT, name), path.join(out, 'node_modules', '@kici-dev', name), { recursive: true });
+  }
+  for (const [name, source] of Object.entries(workflows)) {
+    fs.writeFileSync(path.join(out, '.kici', 'workflows', `${name}.js`), source);
+  }
+  for (const [relative, content] of Object.entries(repoFiles)) {
+    fs.mkdirSync(path.dirname(path.join(root, relative)), { recursive: true });
+    fs.writeFileSync(path.join(root, relative), content);
+  }
+  return {
+    root,
+    out,
+    runner: path.join(out, 'node_modules', '@kici-dev', 'engine', 'runner.js'),
+    module: (name) => path.join(out, '.kici', 'workflows', `${name}.js`),
+    file: (name) => `.kici/workflows/${name}.ts`,
+    cleanup: () => fs.rmSync(base, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Spawns the runner, sends `request` after `ready`, and resolves when it exits.
+ * @param {ReturnType<typeof makeProject>} project
+ * @param {object} request
+ * @param {(message: object, send: (message: object) => void) => void} [onMessage]
+ * @returns {Promise<{messages: object[], code: number | null, stdout: string, stderr: string}>}
+ */
+export function runRunner(project, request, onMessage = () => {}) {
+  const child = spawn(process.execPath, ['--enable-source-maps', project.runner], {
+    cwd: project.root,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+  const ipc = child.stdio[3];
+  const send = (message) => ipc.write(`${JSON.stringify(message)}\n`);
+  const messages = [];
+  const lines = new LineSplitter((line) => {
+    const message = JSON.parse(line);
+    messages.push(message);
+    if (message.type === 'ready') send(request);
+    onMessage(message, send);
+  });
+  ipc.on('data', (chunk) => lines.push(chunk));
+  ipc.on('error', () => {});
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve) => {
+    child.on('close', (code) => resolve({ messages, code, stdout, stderr }));
+  });
+}
+
+/** An execute request with the protocol's defaults; `fields` overrides. */
+export function executeRequest(project, name, fields) {
+  return {
+    type: 'execute',
+    module: project.module(name),
+    file: project.file(name),
+    root: project.root,
+    jobName: fields.job,
+    matrix: null,
+    workDir: project.root,
+    env: { KICI_RUN_ID: 'run-1' },
+    event: { type: 'push', targetBranch: 'main', sha: 'abc123' },
+    needs: {},
+    defaultStepTimeoutMs: 10000,
+    jobTimeoutMs: null,
+    ...fields,
+  };
+}
+
+/** Runs one job and returns the messages plus handy views of them. */
+export async function execute(project, name, fields, onMessage) {
+  const result = await runRunner(project, executeRequest(project, name, fields), onMessage);
+  const of = (type) => result.messages.filter((message) => message.type === type);
+  return {
+    ...result,
+    starts: of('step.start'),
+    completes: of('step.complete'),
+    logs: of('log.line'),
+    job: of('job.complete')[0],
+    /** The step.complete of the step named `stepName`. */
+    step: (stepName) => of('step.complete').find((message) => message.stepName === stepName),
+    /** Log lines (text only) of one step index. */
+    linesOf: (stepIndex) => of('log.line').filter((m) => m.stepIndex === stepIndex).map((m) => m.line),
+  };
+}
+
+/** The SDK import line every fixture starts with. */
+export const SDK_IMPORT =
+  "import { workflow, job, step, parallel, push, pr, tag, dispatch, rule, skip, onSuccess, onFailure, cleanup } from '@kici-dev/sdk';\n";
+
+/** 1-based line and column of the first occurrence of `needle` in `source` (to assert call sites). */
+export function positionOf(source, needle) {
+  const offset = source.indexOf(needle);
+  if (offset < 0) throw new Error(`fixture does not contain ${needle}`);
+  const before = source.slice(0, offset).split('\n');
+  return { line: before.length, column: before[before.length - 1].length + 1 };
+}
+
+/** Describes every fixture of `project` in one runner and returns the `describe.result` files. */
+export async function describeModules(project, names) {
+  const result = await runRunner(project, {
+    type: 'describe',
+    root: project.root,
+    files: names.map((name) => ({ module: project.module(name), file: project.file(name) })),
+  });
+  const answer = result.messages.find((message) => message.type === 'describe.result');
+  if (answer === undefined) throw new Error(`no describe.result; stderr: ${result.stderr}`);
+  return answer.files;
+}
