@@ -19,7 +19,8 @@ function loggerFor(log) {
 }
 
 /**
- * @param {{request: object, workflow: object, runsOn: object[], env: Record<string, string>, log: import('./output.js').StepLog, signal: AbortSignal}} scope
+ * @param {{request: object, workflow: object, runsOn: object[], env: Record<string, string>,
+ *          log: import('./output.js').StepLog, signal: AbortSignal}} scope
  */
 export function stepContext({ request, workflow, runsOn, env, log, signal }) {
   return {

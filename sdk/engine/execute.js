@@ -42,13 +42,14 @@ export async function executeJob(request, { send, output, onAbort, lifetime }) {
     return complete('failed', { error: error instanceof Error ? error.message : String(error), stepResults: [] });
   }
   const { workflow, job } = loaded;
-  const run = new JobRun({ request, workflow, job, send, output, prepareLog, lifetime });
+  const run = new JobRun({ request, workflow, job, send, output, prepareLog });
 
   if (!abort.signal.aborted) {
     const blocking = await output.runIn(prepareLog, () =>
       blockingRule(job.rules, ruleContext({ request, env: run.env, log: prepareLog, signal: abort.signal })),
     );
-    if (blocking) {
+    // A rule cut short by an abort does not skip the job: the abort cancels it below.
+    if (blocking && !abort.signal.aborted) {
       prepareLog.line(
         'log',
         blocking.error === undefined
@@ -71,14 +72,19 @@ export async function executeJob(request, { send, output, onAbort, lifetime }) {
   if (deadline.signal.aborted) errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
   else if (run.failedStep !== undefined && !cancelled) errors.push(`Step '${run.failedStep}' failed`);
 
-  const hookKinds = cancelled ? (forced ? [] : ['onCancel', 'cleanup']) : [failed ? 'onFailure' : 'onSuccess', 'cleanup'];
+  const hookKinds = cancelled
+    ? forced
+      ? []
+      : ['onCancel', 'cleanup']
+    : [failed ? 'onFailure' : 'onSuccess', 'cleanup'];
   const outcome = { status: cancelled ? 'cancelled' : failed ? 'failed' : 'success', failedStep: run.failedStep };
   let hookFailed = false;
   for (const kind of hookKinds) {
     const hook = job.hooks[kind];
     if (hook === undefined) continue;
     // Completion hooks still stop on a host abort; onCancel and cleanup run to their own timeout.
-    const parentSignal = kind === 'onSuccess' || kind === 'onFailure' ? AbortSignal.any([abort.signal, lifetime]) : lifetime;
+    const completionHook = kind === 'onSuccess' || kind === 'onFailure';
+    const parentSignal = completionHook ? AbortSignal.any([abort.signal, lifetime]) : lifetime;
     const result = await run.runHook(hook, outcome, parentSignal);
     if (result.status === 'failed') {
       hookFailed = true;
@@ -102,14 +108,13 @@ class JobRun {
   failedStep = undefined;
   #results = [];
 
-  constructor({ request, workflow, job, send, output, prepareLog, lifetime }) {
+  constructor({ request, workflow, job, send, output, prepareLog }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
     this.send = send;
     this.output = output;
     this.prepareLog = prepareLog;
-    this.lifetime = lifetime;
     this.env = mergedEnv(request, job);
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
@@ -176,11 +181,10 @@ class JobRun {
         for (const row of rows) this.skip(row);
         continue;
       }
-      const failed =
+      stopped =
         entry.kind === 'step'
           ? await this.#runRow(entry.row, { concurrencyKind: 'sequential' }, signal)
           : await this.#runGroup(entry, signal);
-      stopped = failed;
     }
   }
 

@@ -47,8 +47,12 @@ function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, l
     }
     const attempt = new AbortController();
     let timer;
+    let settled = false;
     const onParentAbort = () => finish({ interrupted: parentSignal.reason });
+    // The first of success, failure, timeout and parent abort decides; later ones are ignored.
     const finish = (outcome) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       parentSignal.removeEventListener('abort', onParentAbort);
       // Kills whatever `$` the attempt left running, whichever way it ended.
@@ -68,6 +72,7 @@ function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, l
       .then(
         () => finish({ ok: true }),
         (thrown) => {
+          if (settled) return;
           if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
             log.text('error', thrown.stack);
           }

@@ -45,7 +45,7 @@ async function main() {
   });
   process.on('SIGTERM', () => {
     lifetime.abort();
-    process.exit(EXIT_SIGTERM);
+    ipc.close().then(() => process.exit(EXIT_SIGTERM));
   });
   process.on('unhandledRejection', (reason) => {
     process.stderr.write(`[kici] unhandled promise rejection: ${reason?.stack ?? String(reason)}\n`);

@@ -10,6 +10,7 @@ import { stepFromFunction } from './steps.js';
 
 const NEEDS_WHEN = ['on-success', 'always', 'on-skip', 'on-failure'];
 const RUNS_ON_PICK = ['deterministic', 'any'];
+const NEEDS_EXAMPLE = "e.g. needs: ['build', { name: 'test', when: 'always' }]";
 
 /**
  * job(name, options) | job(options)
@@ -55,9 +56,11 @@ function normalizeRunsOn(runsOn, fail) {
     throw fail('one of runsOn or runsOnAll is required', "add runsOn, e.g. runsOn: 'kici:os:linux'");
   }
   const exclude = toList(spec.exclude);
-  if (![...labels, ...exclude].every(isLabel)) throw fail('runsOn labels must be strings or RegExps');
+  if (![...labels, ...exclude].every(isLabel))
+    throw fail('runsOn labels must be strings or RegExps', "e.g. runsOn: ['kici:os:linux', 'gpu-*', /^arm/]");
   const pick = spec.pick ?? 'deterministic';
-  if (!RUNS_ON_PICK.includes(pick)) throw fail("runsOn.pick must be 'deterministic' or 'any'");
+  if (!RUNS_ON_PICK.includes(pick))
+    throw fail("runsOn.pick must be 'deterministic' or 'any'", "leave pick out for 'deterministic'");
   return { labels, exclude, pick };
 }
 
@@ -76,7 +79,10 @@ function normalizeSteps(options, fail) {
   return items.map((item, index) => {
     if (typeof item === 'function') return stepFromFunction(item);
     if (item?._tag === 'Step' || item?._tag === 'ParallelGroup') return item;
-    throw fail(`steps[${index}] must be a step(), a parallel() group or a function`);
+    throw fail(
+      `steps[${index}] must be a step(), a parallel() group or a function`,
+      "wrap it: step('name', async (ctx) => { ... })",
+    );
   });
 }
 
@@ -89,6 +95,7 @@ function checkGroupChildNames(steps) {
       if (seen.has(child.name)) {
         throw new KiciError(`parallel group "${entry.name}": duplicate step name "${child.name}"`, {
           location: entry.group.location,
+          suggestion: 'give every step of the group its own name',
         });
       }
       seen.add(child.name);
@@ -100,11 +107,14 @@ function normalizeNeed(entry, fail) {
   const { target, when = 'on-success' } =
     typeof entry === 'string' || entry?._tag === 'Job' ? { target: entry } : { target: entry?.name, when: entry?.when };
   if (!(typeof target === 'string' || target?._tag === 'Job')) {
-    throw fail('needs entries must be a job, a job name or {name, when}');
+    throw fail('needs entries must be a job, a job name or {name, when}', NEEDS_EXAMPLE);
   }
   const validWhen = NEEDS_WHEN.includes(when) || (Array.isArray(when) && when.every((s) => typeof s === 'string'));
   if (!validWhen) {
-    throw fail("needs when must be 'on-success', 'always', 'on-skip', 'on-failure' or a list of job statuses");
+    throw fail(
+      "needs when must be 'on-success', 'always', 'on-skip', 'on-failure' or a list of job statuses",
+      NEEDS_EXAMPLE,
+    );
   }
   return { target, when };
 }
@@ -114,5 +124,8 @@ function normalizeMatrix(matrix, fail) {
   const isStrings = (list) => Array.isArray(list) && list.every((value) => typeof value === 'string');
   if (isStrings(matrix)) return matrix;
   if (typeof matrix === 'object' && matrix !== null && Object.values(matrix).every(isStrings)) return matrix;
-  throw fail('matrix must be a string[], a Record<string, string[]> or a function');
+  throw fail(
+    'matrix must be a string[], a Record<string, string[]> or a function',
+    "e.g. matrix: { node: ['18', '20'] }",
+  );
 }

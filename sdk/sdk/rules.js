@@ -3,15 +3,23 @@
 // let the job or step run; `skip` negates its check. A hook is `{_tag: 'Hook', kind, run,
 // timeout}`. Evaluating rules and running hooks is the runner's job, not this module's.
 
-import { KiciError } from './common.js';
+import { KiciError, callSite } from './common.js';
+
+const RULE_EXAMPLE = "e.g. rule('main only', ({ event }) => event.targetBranch === 'main')";
+
+function checkLabel(label) {
+  if (typeof label !== 'string' || label === '') {
+    throw new KiciError('rule() needs a label', { location: callSite(), suggestion: RULE_EXAMPLE });
+  }
+}
 
 export function rule(label, check = () => true) {
-  if (typeof label !== 'string' || label === '') throw new KiciError('rule() needs a label');
+  checkLabel(label);
   return { _tag: 'Rule', label, check };
 }
 
 export function skip(label, check = () => true) {
-  if (typeof label !== 'string' || label === '') throw new KiciError('rule() needs a label');
+  checkLabel(label);
   return { _tag: 'Rule', label, check: async (ctx) => !(await check(ctx)) };
 }
 
@@ -23,7 +31,12 @@ export function toHook(kind, input) {
   if (input === undefined || input === null) return undefined;
   if (input?._tag === 'Hook') return { ...input, kind };
   const { run, timeout } = typeof input === 'function' ? { run: input } : input;
-  if (typeof run !== 'function') throw new KiciError(`${kind} hook: run must be a function`);
+  if (typeof run !== 'function') {
+    throw new KiciError(`${kind} hook: run must be a function`, {
+      location: callSite(),
+      suggestion: `e.g. ${kind}: async (ctx) => { ... } or ${kind}: { run: async (ctx) => { ... }, timeout: 60000 }`,
+    });
+  }
   return { _tag: 'Hook', kind, run, timeout };
 }
 

@@ -1,14 +1,16 @@
 // `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
 // every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
 // bare functions), normalise `retry`, record the call site and validate.
-// Naming unnamed steps (`step-N`) and flat indices are NOT decided here: the runner's
-// flattening (engine/steps.js) does that, for describe and execute alike.
+// Naming unnamed steps (`step-N`) and flat indices are NOT decided here: naming.js does that,
+// for job() validation, describe and execute alike.
 
 import { KiciError, UNNAMED, callSite, toList } from './common.js';
 import { toHook } from './rules.js';
 
 /** Retry defaults for `retry: N` and for fields missing from `retry: {...}`. */
 const RETRY_DEFAULTS = { delayMs: 1000, backoff: 'exponential', maxDelayMs: 30000 };
+const RETRY_EXAMPLE = "e.g. retry: 3 or retry: { maxAttempts: 3, backoff: 'fixed', delayMs: 500 }";
+const STEP_EXAMPLE = "e.g. step('build', async ({ $ }) => { await $`make` })";
 
 /**
  * `retry: N` or `retry: {maxAttempts, delayMs?, backoff?, maxDelayMs?}` to the full object.
@@ -25,10 +27,16 @@ function normalizeRetry(retry, stepLabel, location) {
     maxDelayMs: given.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
   };
   if (!Number.isInteger(normalized.maxAttempts) || normalized.maxAttempts < 1) {
-    throw new KiciError(`Step "${stepLabel}": retry.maxAttempts must be an integer >= 1`, { location });
+    throw new KiciError(`Step "${stepLabel}": retry.maxAttempts must be an integer >= 1`, {
+      location,
+      suggestion: RETRY_EXAMPLE,
+    });
   }
   if (normalized.backoff !== 'exponential' && normalized.backoff !== 'fixed') {
-    throw new KiciError(`Step "${stepLabel}": retry.backoff must be 'exponential' or 'fixed'`, { location });
+    throw new KiciError(`Step "${stepLabel}": retry.backoff must be 'exponential' or 'fixed'`, {
+      location,
+      suggestion: RETRY_EXAMPLE,
+    });
   }
   return normalized;
 }
@@ -38,7 +46,7 @@ function makeStep(options, location) {
   const name = options.name || undefined;
   const label = name ?? UNNAMED;
   if (typeof options.run !== 'function') {
-    throw new KiciError(`Step "${label}": run must be a function`, { location });
+    throw new KiciError(`Step "${label}": run must be a function`, { location, suggestion: STEP_EXAMPLE });
   }
   return {
     _tag: 'Step',
@@ -79,17 +87,31 @@ export function stepFromFunction(run) {
 export function parallel(steps, { failFast = true, maxParallel, name } = {}) {
   const location = callSite();
   const items = toList(steps);
-  if (items.length === 0) throw new KiciError('parallel() needs at least one step', { location });
+  if (items.length === 0) {
+    throw new KiciError('parallel() needs at least one step', {
+      location,
+      suggestion: `pass a list of steps, ${STEP_EXAMPLE}`,
+    });
+  }
   if (maxParallel !== undefined && !(Number.isInteger(maxParallel) && maxParallel >= 1)) {
-    throw new KiciError('maxParallel must be >= 1', { location });
+    throw new KiciError('maxParallel must be >= 1', {
+      location,
+      suggestion: 'leave maxParallel out to run every child at once',
+    });
   }
   const children = items.map((item) => {
     if (item?._tag === 'ParallelGroup') {
-      throw new KiciError('parallel() groups cannot be nested', { location });
+      throw new KiciError('parallel() groups cannot be nested', {
+        location,
+        suggestion: 'list the inner steps in the outer group',
+      });
     }
     if (typeof item === 'function') return stepFromFunction(item);
     if (item?._tag === 'Step') return item;
-    throw new KiciError('parallel() children must be step() values or functions', { location });
+    throw new KiciError('parallel() children must be step() values or functions', {
+      location,
+      suggestion: STEP_EXAMPLE,
+    });
   });
   return { _tag: 'ParallelGroup', name, failFast, maxParallel, steps: children, location };
 }

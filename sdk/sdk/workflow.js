@@ -18,11 +18,17 @@ export function workflow(name, options = {}) {
   }
   const jobs = options.jobs;
   if (!Array.isArray(jobs) || jobs.length === 0) {
-    throw new KiciError(`Workflow "${name}": jobs must be a non-empty array`, { location });
+    throw new KiciError(`Workflow "${name}": jobs must be a non-empty array`, {
+      location,
+      suggestion: "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]",
+    });
   }
   jobs.forEach((item, index) => {
     if (item?._tag !== 'Job') {
-      throw new KiciError(`Workflow "${name}": jobs[${index}] is not a job (use job())`, { location });
+      throw new KiciError(`Workflow "${name}": jobs[${index}] is not a job (use job())`, {
+        location,
+        suggestion: "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]",
+      });
     }
   });
   return {

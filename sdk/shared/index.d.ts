@@ -36,11 +36,7 @@ export declare class ProcessPromise implements PromiseLike<ProcessOutput> {
 
 /** A value allowed inside `${...}` of a `$` template; quoted for bash. */
 export type ShellArgument =
-  | string
-  | number
-  | boolean
-  | ProcessOutput
-  | readonly (string | number | boolean | ProcessOutput)[];
+  string | number | boolean | ProcessOutput | readonly (string | number | boolean | ProcessOutput)[];
 
 /**
  * The zx-compatible tagged template: `` await $`npm test -- ${file}` ``.

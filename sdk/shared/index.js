@@ -1,7 +1,8 @@
 // @kici-dev/shared: what steps and the runner use at run time. This file only re-exports;
-// each piece lives in its own module (shell.js, logger.js, ipc.js, stack.js).
+// each piece lives in its own module (shell.js, lines.js, logger.js, ipc.js, stack.js).
 
-export { createShell, quote, buildCommand, ProcessOutput, ProcessPromise, LineSplitter } from './shell.js';
+export { createShell, quote, buildCommand, ProcessOutput, ProcessPromise } from './shell.js';
+export { LineSplitter } from './lines.js';
 export { createLogger } from './logger.js';
 export { IpcClient } from './ipc.js';
 export { parseStackFrames } from './stack.js';

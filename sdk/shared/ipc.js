@@ -5,7 +5,7 @@
 // message types (the runner does) and it does not exit the process.
 
 import net from 'node:net';
-import { LineSplitter } from './shell.js';
+import { LineSplitter } from './lines.js';
 
 export class IpcClient {
   #socket;

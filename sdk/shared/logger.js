@@ -10,8 +10,10 @@ import { format } from 'node:util';
  * @param {(level: LogLevel, line: string) => void} sink called once per line of every message
  */
 export function createLogger(sink) {
-  const at = (level) => (message, ...args) => {
-    for (const line of format(message, ...args).split('\n')) sink(level, line);
-  };
+  const at =
+    (level) =>
+    (message, ...args) => {
+      for (const line of format(message, ...args).split('\n')) sink(level, line);
+    };
   return { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };
 }

@@ -8,10 +8,15 @@
 // It does not decide where lines end up (the caller's sink does) and it keeps no global state.
 
 import { spawn } from 'node:child_process';
-import { StringDecoder } from 'node:string_decoder';
+import { LineSplitter } from './lines.js';
 
 /** Time between SIGTERM and SIGKILL when the signal fires. */
 const KILL_GRACE_MS = 2000;
+
+/**
+ * @typedef {{cwd: string, env: Record<string, string>, signal?: AbortSignal,
+ *            onLine: (stream: 'stdout' | 'stderr', line: string) => void}} ShellOptions
+ */
 
 /** Values that need no quoting: they contain no shell metacharacters. */
 const SAFE_WORD = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
@@ -78,7 +83,7 @@ export class ProcessPromise {
 
   /**
    * @param {string} command
-   * @param {{cwd: string, env: Record<string, string>, signal?: AbortSignal, onLine: (stream: 'stdout' | 'stderr', line: string) => void}} options
+   * @param {ShellOptions} options
    */
   constructor(command, { cwd, env, signal, onLine }) {
     this.command = command;
@@ -181,38 +186,9 @@ function killGroup(pid, signalName) {
   }
 }
 
-/** Decodes UTF-8 chunks and calls `onLine` for every complete line (without its newline). */
-export class LineSplitter {
-  #decoder = new StringDecoder('utf8');
-  #partial = '';
-
-  /** @param {(line: string) => void} onLine */
-  constructor(onLine) {
-    this.onLine = onLine;
-  }
-
-  /** Feeds a chunk (Buffer or string); returns the decoded text. */
-  push(chunk) {
-    const text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
-    const parts = (this.#partial + text).split('\n');
-    this.#partial = parts.pop();
-    for (const line of parts) this.onLine(line);
-    return text;
-  }
-
-  /** Flushes the last unterminated line, if any; returns the text still held by the decoder. */
-  end() {
-    const rest = this.#decoder.end();
-    const line = this.#partial + rest;
-    this.#partial = '';
-    if (line !== '') this.onLine(line);
-    return rest;
-  }
-}
-
 /**
  * Creates a `$` bound to a directory, an environment, a signal and a line sink.
- * @param {{cwd: string, env: Record<string, string>, signal?: AbortSignal, onLine: (stream: 'stdout' | 'stderr', line: string) => void}} options
+ * @param {ShellOptions} options
  */
 export function createShell(options) {
   return function $(pieces, ...values) {

@@ -3,7 +3,9 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, describeModules, makeProject, positionOf } from './helpers.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SDK_IMPORT, describeModules, makeProject, positionOf, withSourceMap } from './helpers.js';
 
 const HELLO = `${SDK_IMPORT}
 export default workflow('hello-world', {
@@ -74,7 +76,12 @@ const project = makeProject({
 after(() => project.cleanup());
 
 const INVALID = [
-  ['runAndSteps', "job('a', { runsOn: 'x', run: f, steps: [f] })", 'Job "a": use either run or steps, not both', 'job('],
+  [
+    'runAndSteps',
+    "job('a', { runsOn: 'x', run: f, steps: [f] })",
+    'Job "a": use either run or steps, not both',
+    'job(',
+  ],
   ['noSteps', "job('a', { runsOn: 'x' })", 'Job "a": steps is required (or run for a single step)', 'job('],
   ['emptyParallel', 'parallel([])', 'parallel() needs at least one step', 'parallel('],
   ['nestedParallel', 'parallel([f, parallel([f])])', 'parallel() groups cannot be nested', 'parallel([f,'],
@@ -122,13 +129,20 @@ describe('describe', { concurrency: true }, () => {
     const [first, second, third] = file.workflows;
     assert.deepEqual(
       file.workflows.map((described) => [described.name, described.export]),
-      [['first', '#default[0]'], ['second', '#default[1]'], ['third', '#named']],
+      [
+        ['first', '#default[0]'],
+        ['second', '#default[1]'],
+        ['third', '#named'],
+      ],
     );
 
     assert.deepEqual(first.triggers, [
       {
         _type: 'push',
-        branches: [{ type: 'glob', pattern: 'main' }, { type: 'regex', pattern: '^release\\/' }],
+        branches: [
+          { type: 'glob', pattern: 'main' },
+          { type: 'regex', pattern: '^release\\/' },
+        ],
         paths: ['src/**', '!docs/**'],
       },
       { _type: 'tag', patterns: [{ type: 'glob', pattern: 'v*' }] },
@@ -185,7 +199,11 @@ describe('describe', { concurrency: true }, () => {
           maxParallel: 2,
           children: [
             { name: 'step-2', hasOutputs: false },
-            { name: 'lint', hasOutputs: false, sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, "step('lint'") } },
+            {
+              name: 'lint',
+              hasOutputs: false,
+              sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, "step('lint'") },
+            },
           ],
         },
         {
@@ -193,7 +211,11 @@ describe('describe', { concurrency: true }, () => {
           name: 'checks',
           failFast: false,
           children: [
-            { name: 'step-3', hasOutputs: false, sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, 'step(async') } },
+            {
+              name: 'step-3',
+              hasOutputs: false,
+              sourceLocation: { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, 'step(async') },
+            },
           ],
         },
       ],
@@ -214,22 +236,30 @@ describe('describe', { concurrency: true }, () => {
     assert.equal(file.workflows, undefined);
     assert.equal(file.error.message, 'Job "build": one of runsOn or runsOnAll is required');
     assert.equal(file.error.suggestion, "add runsOn, e.g. runsOn: 'kici:os:linux'");
-    assert.deepEqual(file.error.location, { file: '.kici/workflows/noRunsOn.ts', ...positionOf(NO_RUNS_ON, "job('build'") });
+    assert.deepEqual(file.error.location, {
+      file: '.kici/workflows/noRunsOn.ts',
+      ...positionOf(NO_RUNS_ON, "job('build'"),
+    });
   });
 
   test('a module that throws at import is reported and the other files are still described', async () => {
     const [thrown, hello, empty] = await describeModules(project, ['throws', 'hello', 'empty']);
     assert.equal(thrown.error.message, 'boom at import');
-    assert.deepEqual(thrown.error.location, { file: '.kici/workflows/throws.ts', ...positionOf(THROWS, "new Error('boom") });
+    assert.deepEqual(thrown.error.location, {
+      file: '.kici/workflows/throws.ts',
+      ...positionOf(THROWS, "new Error('boom"),
+    });
     assert.match(thrown.error.stack, /boom at import/);
     assert.equal(hello.workflows[0].name, 'hello-world');
     assert.deepEqual(empty, { file: '.kici/workflows/empty.ts', workflows: [] });
   });
 
-
   test('SDK validation errors carry the contract texts and the call site', async () => {
     const sources = Object.fromEntries(
-      INVALID.map(([name, expression]) => [name, `${SDK_IMPORT}const f = async () => {};\nexport default ${expression};\n`]),
+      INVALID.map(([name, expression]) => [
+        name,
+        `${SDK_IMPORT}const f = async () => {};\nexport default ${expression};\n`,
+      ]),
     );
     const invalid = makeProject(sources);
     after(() => invalid.cleanup());
@@ -238,5 +268,26 @@ describe('describe', { concurrency: true }, () => {
       assert.equal(file.error?.message, message, name);
       assert.deepEqual(file.error.location, { file: invalid.file(name), ...positionOf(sources[name], needle) }, name);
     }
+  });
+
+  test('with an inline source map, locations come from the original .ts path under root', async () => {
+    const mapped = makeProject({});
+    after(() => mapped.cleanup());
+    const tsPath = path.join(mapped.root, '.kici', 'workflows', 'mapped.ts');
+    fs.writeFileSync(mapped.module('mapped'), withSourceMap(HELLO, tsPath));
+    fs.writeFileSync(
+      mapped.module('broken'),
+      withSourceMap(THROWS, path.join(mapped.root, '.kici', 'workflows', 'broken.ts')),
+    );
+    const [file, broken] = await describeModules(mapped, ['mapped', 'broken']);
+    assert.deepEqual(file.workflows[0].jobs[0].steps[0].sourceLocation, {
+      file: '.kici/workflows/mapped.ts',
+      ...positionOf(HELLO, "step('say-hello'"),
+    });
+    assert.deepEqual(broken.error.location, {
+      file: '.kici/workflows/broken.ts',
+      ...positionOf(THROWS, "new Error('boom"),
+    });
+    assert.match(broken.error.stack, /broken\.ts:/);
   });
 });

@@ -22,7 +22,10 @@ export const ci = workflow('ci', {
 });
 `;
 
-const project = makeProject({ fixture: FIXTURE }, { 'packages/web/package.json': '{}', 'packages/api/package.json': '{}' });
+const project = makeProject(
+  { fixture: FIXTURE },
+  { 'packages/web/package.json': '{}', 'packages/api/package.json': '{}' },
+);
 after(() => project.cleanup());
 
 async function evaluate(job, fields = {}) {
@@ -66,7 +69,10 @@ describe('evaluate', { concurrency: true }, () => {
   test('$ runs with the request env and its output goes to step -1', async () => {
     const { answer, logs } = await evaluate('shell', { env: { GREETING: 'hello there' } });
     assert.deepEqual(answer.value, ['hello', 'there']);
-    assert.deepEqual(logs.map((m) => [m.stepIndex, m.line]), [[-1, 'hello there']]);
+    assert.deepEqual(
+      logs.map((m) => [m.stepIndex, m.line]),
+      [[-1, 'hello there']],
+    );
   });
 
   test('lookup and shape errors', async () => {

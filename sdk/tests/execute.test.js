@@ -74,16 +74,29 @@ after(() => project.cleanup());
 const run = (job, fields = {}) => execute(project, 'fixture', { workflow: 'exec', job, ...fields });
 
 describe('execute', { concurrency: true }, () => {
-  test('hello world: log line, step and job statuses', async () => {
+  test('hello world: log line, step and job statuses; module output on the prepare log', async () => {
     const result = await run('hello');
     assert.equal(result.code, 0);
     assert.deepEqual(result.starts, [
-      { type: 'step.start', stepIndex: 0, stepName: 'say-hello', stepType: 'step', state: 'running', concurrencyKind: 'sequential' },
+      {
+        type: 'step.start',
+        stepIndex: 0,
+        stepName: 'say-hello',
+        stepType: 'step',
+        state: 'running',
+        concurrencyKind: 'sequential',
+      },
     ]);
     assert.deepEqual(result.linesOf(0), ['Hello, World!']);
-    assert.deepEqual(result.logs.find((m) => m.stepIndex === 0), {
-      type: 'log.line', stepIndex: 0, stream: 'stdout', line: 'Hello, World!',
-    });
+    assert.deepEqual(
+      result.logs.find((m) => m.stepIndex === 0),
+      {
+        type: 'log.line',
+        stepIndex: 0,
+        stream: 'stdout',
+        line: 'Hello, World!',
+      },
+    );
     assert.equal(result.step('say-hello').status, 'success');
     assert.equal(result.step('say-hello').attempts, 1);
     assert.equal(result.job.status, 'success');
@@ -91,13 +104,15 @@ describe('execute', { concurrency: true }, () => {
     assert.deepEqual(result.job.stepResults, [{ stepIndex: 0, stepName: 'say-hello', status: 'success' }]);
     assert.equal(result.messages[0].type, 'ready');
     assert.equal(result.messages.at(-1).type, 'job.complete');
-  });
-
-  test('module top-level output goes to the prepare log (step -1)', async () => {
-    const result = await run('hello');
-    assert.deepEqual(result.logs.find((m) => m.stepIndex === -1), {
-      type: 'log.line', stepIndex: -1, stream: 'stdout', line: 'module loaded',
-    });
+    assert.deepEqual(
+      result.logs.find((m) => m.stepIndex === -1),
+      {
+        type: 'log.line',
+        stepIndex: -1,
+        stream: 'stdout',
+        line: 'module loaded',
+      },
+    );
   });
 
   test('a $ command exiting 3 fails the step with exitCode 3 and skips the rest', async () => {
@@ -107,7 +122,10 @@ describe('execute', { concurrency: true }, () => {
     assert.equal(failed.status, 'failed');
     assert.deepEqual(failed.error, { message: 'Command failed with exit code 3: exit 3', exitCode: 3 });
     assert.equal(result.step('after').status, 'skipped');
-    assert.equal(result.starts.some((m) => m.stepName === 'after'), false);
+    assert.equal(
+      result.starts.some((m) => m.stepName === 'after'),
+      false,
+    );
     assert.equal(result.job.status, 'failed');
     assert.equal(result.job.error, "Step 'x' failed");
   });
@@ -118,16 +136,23 @@ describe('execute', { concurrency: true }, () => {
     const report = result.linesOf(0).find((line) => line.startsWith('{'));
     assert.deepEqual(JSON.parse(report), { exitCode: 4, stdout: 'out\n', stderr: 'err\n', ok: false });
     assert.deepEqual(
-      result.logs.filter((m) => m.stepIndex === 0 && m.line !== report).map((m) => [m.stream, m.line]).sort(),
-      [['stderr', 'err'], ['stdout', 'out']],
+      result.logs
+        .filter((m) => m.stepIndex === 0 && m.line !== report)
+        .map((m) => [m.stream, m.line])
+        .sort(),
+      [
+        ['stderr', 'err'],
+        ['stdout', 'out'],
+      ],
     );
   });
 
   test('.quiet() keeps output out of the log but captures it', async () => {
     const result = await run('quiet');
-    assert.deepEqual(result.logs.filter((m) => m.stepIndex === 0), [
-      { type: 'log.line', stepIndex: 0, stream: 'log', line: 'captured hidden', level: 'info' },
-    ]);
+    assert.deepEqual(
+      result.logs.filter((m) => m.stepIndex === 0),
+      [{ type: 'log.line', stepIndex: 0, stream: 'log', line: 'captured hidden', level: 'info' }],
+    );
   });
 
   test('interpolated values are shell-quoted; outputs interpolate as their trimmed stdout', async () => {
@@ -151,7 +176,12 @@ describe('execute', { concurrency: true }, () => {
     const result = await run('console');
     assert.deepEqual(
       result.logs.filter((m) => m.stepIndex === 0).map((m) => [m.stream, m.line]),
-      [['stdout', 'to stdout'], ['stderr', 'to stderr'], ['stdout', 'partial line'], ['stdout', 'last without newline']],
+      [
+        ['stdout', 'to stdout'],
+        ['stderr', 'to stderr'],
+        ['stdout', 'partial line'],
+        ['stdout', 'last without newline'],
+      ],
     );
     assert.equal(result.stdout, '');
   });
@@ -168,7 +198,10 @@ describe('execute', { concurrency: true }, () => {
       workflow: { name: 'exec' },
       job: {
         name: 'context (linux)',
-        runsOn: [{ kind: 'exact', value: 'kici:os:linux' }, { kind: 'regex', source: 'gpu', flags: '' }],
+        runsOn: [
+          { kind: 'exact', value: 'kici:os:linux' },
+          { kind: 'regex', source: 'gpu', flags: '' },
+        ],
       },
       event: 'push',
       needs: { build: { status: 'success' } },

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineSplitter } from '../shared/shell.js';
+import { LineSplitter } from '../shared/lines.js';
 
 const SDK_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGES = ['sdk', 'shared', 'engine'];
@@ -47,10 +47,12 @@ export function makeProject(workflows, repoFiles = {}) {
 }
 
 /**
- * Spawns the runner, sends `request` after `ready`, and resolves when it exits.
+ * Spawns the runner, sends `request` (or each of several messages) after `ready`, and resolves
+ * when it exits. `onMessage` gets every message and the channel (`send`, `hangUp` = close it,
+ * `kill` = signal the runner process).
  * @param {ReturnType<typeof makeProject>} project
- * @param {object} request
- * @param {(message: object, send: (message: object) => void) => void} [onMessage]
+ * @param {object | object[]} request
+ * @param {(message: object, channel: {send: (message: object) => void, hangUp: () => void, kill: (signal: string) => void}) => void} [onMessage]
  * @returns {Promise<{messages: object[], code: number | null, stdout: string, stderr: string}>}
  */
 export function runRunner(project, request, onMessage = () => {}) {
@@ -59,13 +61,17 @@ export function runRunner(project, request, onMessage = () => {}) {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
   const ipc = child.stdio[3];
-  const send = (message) => ipc.write(`${JSON.stringify(message)}\n`);
+  const channel = {
+    send: (message) => ipc.write(`${JSON.stringify(message)}\n`),
+    hangUp: () => ipc.end(),
+    kill: (signal) => child.kill(signal),
+  };
   const messages = [];
   const lines = new LineSplitter((line) => {
     const message = JSON.parse(line);
     messages.push(message);
-    if (message.type === 'ready') send(request);
-    onMessage(message, send);
+    if (message.type === 'ready') for (const outgoing of [request].flat()) channel.send(outgoing);
+    onMessage(message, channel);
   });
   ipc.on('data', (chunk) => lines.push(chunk));
   ipc.on('error', () => {});
@@ -110,7 +116,10 @@ export async function execute(project, name, fields, onMessage) {
     /** The step.complete of the step named `stepName`. */
     step: (stepName) => of('step.complete').find((message) => message.stepName === stepName),
     /** Log lines (text only) of one step index. */
-    linesOf: (stepIndex) => of('log.line').filter((m) => m.stepIndex === stepIndex).map((m) => m.line),
+    linesOf: (stepIndex) =>
+      of('log.line')
+        .filter((m) => m.stepIndex === stepIndex)
+        .map((m) => m.line),
   };
 }
 
@@ -136,4 +145,41 @@ export async function describeModules(project, names) {
   const answer = result.messages.find((message) => message.type === 'describe.result');
   if (answer === undefined) throw new Error(`no describe.result; stderr: ${result.stderr}`);
   return answer.files;
+}
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+function vlq(value) {
+  let rest = value < 0 ? (-value << 1) | 1 : value << 1;
+  let encoded = '';
+  do {
+    let digit = rest & 31;
+    rest >>>= 5;
+    if (rest > 0) digit |= 32;
+    encoded += BASE64[digit];
+  } while (rest > 0);
+  return encoded;
+}
+
+/**
+ * Appends an inline source map that maps every character to the same line and column of
+ * `sourcePath` (an absolute `.ts` path), the way the host's transpiler output looks to Node.
+ */
+export function withSourceMap(source, sourcePath) {
+  // Fields are deltas: generated column (reset on each line), source index, source line and
+  // source column (both relative to the previous segment, across lines).
+  let previousLine = 0;
+  let previousColumn = 0;
+  const mappings = source.split('\n').map((text, line) => {
+    const segments = [];
+    for (let column = 0; column < Math.max(text.length, 1); column += 1) {
+      const generated = column === 0 ? 0 : 1;
+      segments.push(vlq(generated) + vlq(0) + vlq(line - previousLine) + vlq(column - previousColumn));
+      previousLine = line;
+      previousColumn = column;
+    }
+    return segments.join(',');
+  });
+  const map = { version: 3, sources: [sourcePath], names: [], mappings: mappings.join(';') };
+  return `${source}\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}\n`;
 }

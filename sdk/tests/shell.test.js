@@ -7,7 +7,12 @@ import { ProcessOutput, buildCommand, createShell, quote } from '../shared/shell
 
 function shell(signal) {
   const lines = [];
-  const $ = createShell({ cwd: process.cwd(), env: process.env, signal, onLine: (stream, line) => lines.push([stream, line]) });
+  const $ = createShell({
+    cwd: process.cwd(),
+    env: process.env,
+    signal,
+    onLine: (stream, line) => lines.push([stream, line]),
+  });
   return { $, lines };
 }
 
@@ -32,7 +37,11 @@ describe('shell', { concurrency: true }, () => {
   test('lines arrive per stream; the output is captured whole', async () => {
     const { $, lines } = shell();
     const output = await $`printf 'one\ntwo'; echo err >&2`;
-    assert.deepEqual(lines.sort(), [['stderr', 'err'], ['stdout', 'one'], ['stdout', 'two']]);
+    assert.deepEqual(lines.sort(), [
+      ['stderr', 'err'],
+      ['stdout', 'one'],
+      ['stdout', 'two'],
+    ]);
     assert.equal(output.stdout, 'one\ntwo');
     assert.equal(String(output), 'one\ntwo');
     assert.equal(output.exitCode, 0);

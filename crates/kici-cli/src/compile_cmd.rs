@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kici_compiler::compile::{CompileError, compile};
+use kici_compiler::diagnostic::Diagnostic;
 use kici_compiler::project::Project;
 use kici_compiler::runner::find_node;
 use kici_engine::lockfile::LOCK_FILE_NAME;
@@ -25,10 +26,7 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let project = match Project::locate(args.project.kici_dir.as_deref(), &cwd) {
         Ok(project) => project,
-        Err(diagnostic) => {
-            eprintln!("{diagnostic}");
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(diagnostic) => return Ok(report_errors(&[diagnostic])),
     };
     let node = find_node(args.project.node.as_deref()).map_err(anyhow::Error::msg)?;
     let compiled = match compile(&project, node).await {
@@ -70,4 +68,14 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
         println!("✓ Compiled workflows → {relative} ({count} {plural})");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every diagnostic and the closing count line.
+fn report_errors(diagnostics: &[Diagnostic]) -> ExitCode {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let plural = if diagnostics.len() == 1 { "" } else { "s" };
+    eprintln!("✗ {} error{plural} — {LOCK_FILE_NAME} not written", diagnostics.len());
+    ExitCode::FAILURE
 }

@@ -41,14 +41,25 @@ pub fn embedded_sdk() -> SdkStamp {
 
 /// Compiles `project` with the Node at `node`.
 pub async fn compile(project: &Project, node: PathBuf) -> Result<Compiled, CompileError> {
+    let staged = prepare(project)?;
+    let lock = describe_staged(project, &staged, node).await?;
+    Ok(Compiled { lock, staged })
+}
+
+/// Finds the workflow files and stages the `.kici/` tree.
+pub fn prepare(project: &Project) -> Result<StagedTree, CompileError> {
     let files = project
         .workflow_files()
         .map_err(|d| CompileError::Diagnostics(vec![d]))?;
-    let staged = match stage(project, &files) {
-        Ok(staged) => staged,
-        Err(StageError::Syntax(diagnostics)) => return Err(CompileError::Diagnostics(diagnostics)),
-        Err(err) => return Err(CompileError::Stage(err)),
-    };
+    match stage(project, &files) {
+        Ok(staged) => Ok(staged),
+        Err(StageError::Syntax(diagnostics)) => Err(CompileError::Diagnostics(diagnostics)),
+        Err(err) => Err(CompileError::Stage(err)),
+    }
+}
+
+/// Describes the staged workflows through a runner and generates the lock file.
+pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathBuf) -> Result<LockFile, CompileError> {
     let spec = RunnerSpec {
         node,
         runner: staged.runner_path(),
@@ -56,7 +67,6 @@ pub async fn compile(project: &Project, node: PathBuf) -> Result<Compiled, Compi
         env: RunnerSpec::inherited_env(),
     };
     let root = project.root.to_string_lossy().to_string();
-    let described = describe(&staged, &spec, &root).await?;
-    let lock = lockgen::generate(&project.root, &described, &embedded_sdk()).map_err(CompileError::Diagnostics)?;
-    Ok(Compiled { lock, staged })
+    let described = describe(staged, &spec, &root).await?;
+    lockgen::generate(&project.root, &described, &embedded_sdk()).map_err(CompileError::Diagnostics)
 }

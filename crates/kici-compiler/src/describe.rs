@@ -138,14 +138,19 @@ pub async fn describe(staged: &StagedTree, spec: &RunnerSpec, root: &str) -> Res
         })
         .await?;
     let mut output = Vec::new();
+    let mut result = None;
     while let Some(event) = runner.next().await {
         match event {
-            RunnerEvent::Message(RunnerMessage::DescribeResult { files }) => return Ok(files),
+            // The runner exits right after answering; reaping it keeps no orphan behind.
+            RunnerEvent::Message(RunnerMessage::DescribeResult { files }) => result = Some(files),
             RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => output.push(line),
             RunnerEvent::BadMessage { line, error } => {
                 output.push(format!("unreadable runner message ({error}): {line}"))
             }
             RunnerEvent::Exited(status) => {
+                if let Some(files) = result {
+                    return Ok(files);
+                }
                 return Err(DescribeError::NoResult {
                     status: status.to_string(),
                     stderr: output,

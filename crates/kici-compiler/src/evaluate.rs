@@ -8,24 +8,23 @@ use std::time::Duration;
 use kici_engine::runner_protocol::{EvaluateRequest, HostMessage, LogLine, RunnerMessage};
 use serde_json::Value;
 
-use crate::runner::{RunnerEvent, RunnerProcess, RunnerSpec};
+use crate::runner::{RunnerEvent, RunnerProcess};
 
 /// How long a dynamic matrix function may run.
 pub const MATRIX_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The matrix function's value, or why there is none. `on_log` receives the function's log
-/// lines (step index -1) and the runner's raw output.
+/// The matrix function's value, or why there is none, from a freshly started `runner`.
+/// `on_log` receives the function's log lines (step index -1).
 pub async fn evaluate_matrix(
-    spec: &RunnerSpec,
+    mut runner: RunnerProcess,
     request: EvaluateRequest,
     timeout: Duration,
     mut on_log: impl FnMut(LogLine),
 ) -> Result<Value, String> {
-    let mut runner = RunnerProcess::spawn(spec).map_err(|err| format!("{err}: {}", err_source(&err)))?;
     runner
         .send(&HostMessage::Evaluate(Box::new(request)))
         .await
-        .map_err(|err| format!("{err}: {}", err_source(&err)))?;
+        .map_err(|err| err.full_message())?;
     let mut output = Vec::new();
     let outcome = tokio::time::timeout(timeout, async {
         while let Some(event) = runner.next().await {
@@ -73,8 +72,4 @@ pub async fn evaluate_matrix(
             ))
         }
     }
-}
-
-fn err_source(err: &dyn std::error::Error) -> String {
-    err.source().map_or_else(String::new, ToString::to_string)
 }

@@ -76,6 +76,20 @@ pub enum RunnerError {
     Send(#[source] std::io::Error),
 }
 
+impl RunnerError {
+    /// The error and its causes on one line, for reports that carry a plain string.
+    pub fn full_message(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+}
+
 /// How to start a runner.
 #[derive(Debug, Clone)]
 pub struct RunnerSpec {

@@ -178,12 +178,7 @@ mod tests {
         check(&[glob("gpu-*")], &[], &["cpu-a100"], false);
         check(&[regex("^node-(18|20)$", "")], &[], &["node-20"], true);
         check(&[regex("^NODE", "i")], &[], &["node-20"], true);
-        check(
-            &[linux()],
-            &[LabelMatcher::exact("slow")],
-            &["linux", "slow"],
-            false,
-        );
+        check(&[linux()], &[LabelMatcher::exact("slow")], &["linux", "slow"], false);
         check(&[linux()], &[glob("slow*")], &["linux", "fast"], true);
         check(
             &[LabelMatcher::exact("kici:os:linux")],

@@ -9,24 +9,26 @@ use anyhow::Context;
 
 use super::event::git;
 
-/// Copies `root` into a new `kici-run-*` directory and returns its path. The caller decides
-/// whether to keep it.
-pub async fn create(root: &Path) -> anyhow::Result<PathBuf> {
-    let dir = tempfile::Builder::new()
+/// A new, empty `kici-run-*` directory. The caller decides whether to keep it.
+pub fn create_dir() -> anyhow::Result<PathBuf> {
+    Ok(tempfile::Builder::new()
         .prefix("kici-run-")
         .tempdir()
         .context("failed to create a temporary checkout directory")?
-        .keep();
+        .keep())
+}
+
+/// Copies the working tree of `root` into `dir`.
+pub async fn populate(root: &Path, dir: &Path) -> anyhow::Result<()> {
     let listed = git(root, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]).await;
     let root = root.to_path_buf();
-    let target = dir.clone();
+    let target = dir.to_path_buf();
     tokio::task::spawn_blocking(move || match listed {
         Some(list) => copy_listed(&root, &target, list.split('\0').filter(|f| !f.is_empty())),
         None => copy_tree(&root, &target),
     })
     .await
-    .context("the checkout copy task panicked")??;
-    Ok(dir)
+    .context("the checkout copy task panicked")?
 }
 
 fn copy_listed<'a>(root: &Path, target: &Path, files: impl Iterator<Item = &'a str>) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use kici_compiler::runner::{RunnerEvent, RunnerProcess, RunnerSpec};
+use kici_compiler::runner::{RunnerError, RunnerEvent, RunnerProcess};
 use kici_engine::lockfile::StaticJob;
 use kici_engine::runner_protocol::{ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage};
 use kici_engine::status::{JobStatus, StepStatus};
@@ -28,9 +28,10 @@ impl Printer {
     }
 }
 
-/// Runs `request` and reports on it. `abort` turning true asks the runner to cancel the job.
+/// Runs `request` on `runner` (a runner that has received no request yet) and reports on it.
+/// `abort` turning true asks the runner to cancel the job.
 pub async fn execute(
-    spec: RunnerSpec,
+    runner: Result<RunnerProcess, RunnerError>,
     request: ExecuteRequest,
     lock_job: &StaticJob,
     prefix: String,
@@ -65,17 +66,12 @@ pub async fn execute(
         report.status = JobStatus::Failed;
         report.error_message = Some(message);
     };
-    let mut runner = match RunnerProcess::spawn(&spec) {
+    let mut runner = match runner {
         Ok(runner) => runner,
         Err(err) => {
             fail(
                 &mut report,
-                format!(
-                    "could not start the workflow runner: {err}: {}",
-                    std::error::Error::source(&err)
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                ),
+                format!("could not start the workflow runner: {}", err.full_message()),
             );
             return finish(report, started);
         }

@@ -14,9 +14,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use kici_compiler::compile::{CompileError, compile};
+use kici_compiler::compile::{CompileError, describe_staged, prepare};
 use kici_compiler::project::Project;
-use kici_compiler::runner::{RunnerSpec, find_node};
+use kici_compiler::runner::{RunnerProcess, RunnerSpec, find_node};
+use kici_engine::event::EventEnvelope;
+use kici_engine::lockfile::{LockFile, LockWorkflow};
 use kici_engine::status::RunStatus;
 use kici_engine::trigger::match_triggers;
 
@@ -70,16 +72,35 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     };
     let node = find_node(args.project.node.as_deref()).map_err(anyhow::Error::msg)?;
     let printer = Printer { to_stderr: args.json };
-    let (compiled, facts) = tokio::join!(compile(&project, node.clone()), event::git_facts(&project.root));
-    let compiled = match compiled {
-        Ok(compiled) => compiled,
-        Err(CompileError::Diagnostics(diagnostics)) => {
-            for diagnostic in &diagnostics {
-                eprintln!("{diagnostic}");
-            }
-            return Ok(ExitCode::FAILURE);
+    let staged = match prepare(&project) {
+        Ok(staged) => staged,
+        Err(err) => return report_compile_error(err),
+    };
+    let checkout = checkout::create_dir()?;
+    let mut base_env: BTreeMap<String, String> = RunnerSpec::inherited_env();
+    base_env.insert("CI".to_string(), "true".to_string());
+    base_env.insert("KICI_LOCAL".to_string(), "true".to_string());
+    base_env.insert("KICI_RUN_DIR".to_string(), checkout.display().to_string());
+    base_env.insert("KICI_RUN_ID".to_string(), format!("local-{}", std::process::id()));
+    // Start the first job's runner now, so Node boots while the workflows are described.
+    let warm_runner = RunnerProcess::spawn(&schedule::runner_spec(&node, &staged, &checkout, &base_env)).ok();
+    let (lock, facts, copied) = tokio::join!(
+        describe_staged(&project, &staged, node.clone()),
+        event::git_facts(&project.root),
+        checkout::populate(&project.root, &checkout),
+    );
+    let outcome = match (lock, copied) {
+        (Ok(lock), Ok(())) => Ok(lock),
+        (Err(err), _) => Err(report_compile_error(err)),
+        (_, Err(err)) => Err(Err(err)),
+    };
+    let lock = match outcome {
+        Ok(lock) => lock,
+        Err(result) => {
+            // Best effort: nothing ran in it.
+            let _ = tokio::fs::remove_dir_all(&checkout).await;
+            return result;
         }
-        Err(err) => return Err(err.into()),
     };
     let overrides = event::Overrides {
         branch: args.branch.clone(),
@@ -87,70 +108,37 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
         files: args.files.clone(),
     };
     let envelope = event::envelope(&spec, &facts, &overrides);
-
-    let mut matched = Vec::new();
-    for workflow in &compiled.lock.workflows {
-        if args.workflow.as_ref().is_some_and(|w| *w != workflow.name) {
-            continue;
+    let matched = match select_workflows(&lock, &envelope, args.workflow.as_deref()) {
+        Ok(matched) if !matched.is_empty() => matched,
+        other => {
+            let _ = tokio::fs::remove_dir_all(&checkout).await;
+            other?;
+            printer.line(&format!(
+                "No workflow matched the {} event on {}.",
+                envelope.event_type.as_str(),
+                envelope.target_branch.as_deref().unwrap_or("?")
+            ));
+            return Ok(ExitCode::SUCCESS);
         }
-        let outcome = match_triggers(&workflow.triggers, &envelope)
-            .with_context(|| format!("workflow '{}' has an invalid trigger pattern", workflow.name))?;
-        if outcome.trigger_index.is_some() {
-            matched.push(workflow.clone());
-        } else if args.workflow.is_some() {
-            let reasons: Vec<String> = outcome
-                .checks
-                .iter()
-                .filter(|c| !c.pass)
-                .map(|c| format!("{}: expected {}, got {}", c.field, c.expected, c.actual))
-                .collect();
-            let why = if workflow.triggers.is_empty() {
-                "it has no triggers".to_string()
-            } else {
-                reasons.join("; ")
-            };
-            anyhow::bail!(
-                "workflow '{}' does not match this {} event ({why})",
-                workflow.name,
-                envelope.event_type.as_str()
-            );
-        }
-    }
-    if let Some(name) = &args.workflow
-        && compiled.lock.workflow(name).is_none()
-    {
-        let names: Vec<&str> = compiled.lock.workflows.iter().map(|w| w.name.as_str()).collect();
-        anyhow::bail!("no workflow named '{name}'\n  hint: workflows: {}", names.join(", "));
-    }
-    if matched.is_empty() {
-        printer.line(&format!(
-            "No workflow matched the {} event on {}.",
-            envelope.event_type.as_str(),
-            envelope.target_branch.as_deref().unwrap_or("?")
-        ));
-        return Ok(ExitCode::SUCCESS);
-    }
+    };
 
-    let checkout = checkout::create(&project.root).await?;
     printer.line(&format!("running in {}", checkout.display()));
-    let mut base_env: BTreeMap<String, String> = RunnerSpec::inherited_env();
-    base_env.insert("CI".to_string(), "true".to_string());
-    base_env.insert("KICI_LOCAL".to_string(), "true".to_string());
-    base_env.insert("KICI_RUN_DIR".to_string(), checkout.display().to_string());
-    base_env.insert("KICI_RUN_ID".to_string(), format!("local-{}", std::process::id()));
-    base_env.insert("KICI_EVENT_TYPE".to_string(), envelope.event_type.as_str().to_string());
+    let mut event_env = BTreeMap::new();
+    event_env.insert("KICI_EVENT_TYPE".to_string(), envelope.event_type.as_str().to_string());
     if let Some(branch) = &envelope.target_branch {
-        base_env.insert("KICI_BRANCH".to_string(), branch.clone());
+        event_env.insert("KICI_BRANCH".to_string(), branch.clone());
     }
     if let Some(sha) = &envelope.sha {
-        base_env.insert("KICI_SHA".to_string(), sha.clone());
+        event_env.insert("KICI_SHA".to_string(), sha.clone());
     }
     let context = schedule::Context {
+        warm_runner: std::cell::RefCell::new(warm_runner),
         node,
-        staged: &compiled.staged,
+        staged: &staged,
         root: project.root.clone(),
         checkout: checkout.clone(),
         base_env,
+        event_env,
         event: envelope.clone(),
         printer,
         concurrency: args
@@ -190,4 +178,53 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn report_compile_error(err: CompileError) -> anyhow::Result<ExitCode> {
+    match err {
+        CompileError::Diagnostics(diagnostics) => {
+            for diagnostic in &diagnostics {
+                eprintln!("{diagnostic}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        other => Err(other.into()),
+    }
+}
+
+/// The workflows `event` triggers; with `--workflow`, only that one, and an error explaining
+/// why when it does not match.
+fn select_workflows(lock: &LockFile, event: &EventEnvelope, only: Option<&str>) -> anyhow::Result<Vec<LockWorkflow>> {
+    if let Some(name) = only
+        && lock.workflow(name).is_none()
+    {
+        let names: Vec<&str> = lock.workflows.iter().map(|w| w.name.as_str()).collect();
+        anyhow::bail!("no workflow named '{name}'\n  hint: workflows: {}", names.join(", "));
+    }
+    let mut matched = Vec::new();
+    for workflow in lock.workflows.iter().filter(|w| only.is_none_or(|name| w.name == name)) {
+        let outcome = match_triggers(&workflow.triggers, event)
+            .with_context(|| format!("workflow '{}' has an invalid trigger pattern", workflow.name))?;
+        if outcome.trigger_index.is_some() {
+            matched.push(workflow.clone());
+        } else if only.is_some() {
+            let why = if workflow.triggers.is_empty() {
+                "it has no triggers".to_string()
+            } else {
+                let failed: Vec<String> = outcome
+                    .checks
+                    .iter()
+                    .filter(|c| !c.pass)
+                    .map(|c| format!("{}: expected {}, got {}", c.field, c.expected, c.actual))
+                    .collect();
+                failed.join("; ")
+            };
+            anyhow::bail!(
+                "workflow '{}' does not match this {} event ({why})",
+                workflow.name,
+                event.event_type.as_str()
+            );
+        }
+    }
+    Ok(matched)
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 
 use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
-use kici_compiler::runner::RunnerSpec;
+use kici_compiler::runner::{RunnerError, RunnerProcess, RunnerSpec};
 use kici_compiler::stage::StagedTree;
 use kici_engine::dag::group_status;
 use kici_engine::event::EventEnvelope;
@@ -26,16 +26,48 @@ use super::report::{JobReport, WorkflowReport};
 const DEFAULT_STEP_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 
 pub struct Context<'a> {
+    /// A runner started ahead of time (while the workflows were being described); the first
+    /// job or matrix evaluation takes it instead of paying Node's start-up.
+    pub warm_runner: std::cell::RefCell<Option<RunnerProcess>>,
     pub node: PathBuf,
     pub staged: &'a StagedTree,
     pub root: PathBuf,
     pub checkout: PathBuf,
+    /// The runner processes' environment.
     pub base_env: BTreeMap<String, String>,
+    /// Variables that depend on the event (`KICI_BRANCH`, `KICI_SHA`, ...), passed with each
+    /// request because the warm runner starts before the event is known.
+    pub event_env: BTreeMap<String, String>,
     pub event: EventEnvelope,
     pub printer: Printer,
     pub concurrency: usize,
     pub only_job: Option<String>,
     pub label_workflows: bool,
+}
+
+impl Context<'_> {
+    /// The warm runner if it is still unused, else a new one.
+    fn runner(&self) -> Result<RunnerProcess, RunnerError> {
+        if let Some(runner) = self.warm_runner.borrow_mut().take() {
+            return Ok(runner);
+        }
+        RunnerProcess::spawn(&runner_spec(&self.node, self.staged, &self.checkout, &self.base_env))
+    }
+}
+
+/// How every runner of a local run is started.
+pub fn runner_spec(
+    node: &std::path::Path,
+    staged: &StagedTree,
+    checkout: &std::path::Path,
+    env: &BTreeMap<String, String>,
+) -> RunnerSpec {
+    RunnerSpec {
+        node: node.to_path_buf(),
+        runner: staged.runner_path(),
+        cwd: checkout.to_path_buf(),
+        env: env.clone(),
+    }
 }
 
 /// A base job: one `job()` of one workflow.
@@ -121,15 +153,10 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
         {
             let (w, j) = next.key;
             let lock_job = jobs[w][j].clone();
-            let spec = RunnerSpec {
-                node: ctx.node.clone(),
-                runner: ctx.staged.runner_path(),
-                cwd: ctx.checkout.clone(),
-                env: ctx.base_env.clone(),
-            };
+            let runner = ctx.runner();
             let (printer, abort) = (ctx.printer, abort_rx.clone());
             running.spawn(async move {
-                let report = job::execute(spec, next.request, &lock_job, next.prefix, printer, abort).await;
+                let report = job::execute(runner, next.request, &lock_job, next.prefix, printer, abort).await;
                 (next.key, report)
             });
         }
@@ -235,12 +262,7 @@ async fn expand(
                 .staged
                 .module_for(&workflow.source.file)
                 .ok_or_else(|| failed("workflow module not staged".to_string()))?;
-            let spec = RunnerSpec {
-                node: ctx.node.clone(),
-                runner: ctx.staged.runner_path(),
-                cwd: ctx.checkout.clone(),
-                env: ctx.base_env.clone(),
-            };
+            let runner = ctx.runner().map_err(|err| failed(err.full_message()))?;
             let request = EvaluateRequest {
                 kind: EvaluateKind::Matrix,
                 module: module.module.clone(),
@@ -249,11 +271,11 @@ async fn expand(
                 job: job.name.clone(),
                 work_dir: ctx.checkout.display().to_string(),
                 root: ctx.root.display().to_string(),
-                env: env_map(&ctx.base_env),
+                env: env_map(&ctx.event_env),
                 event: ctx.event.clone(),
             };
             let prefix = prefix(ctx, workflow, &job.name);
-            let value = evaluate_matrix(&spec, request, MATRIX_TIMEOUT, |line| {
+            let value = evaluate_matrix(runner, request, MATRIX_TIMEOUT, |line| {
                 ctx.printer.line(&format!("[{prefix}] {}", line.line))
             })
             .await
@@ -283,7 +305,7 @@ fn instance(
         .staged
         .module_for(&workflow.source.file)
         .expect("matched workflows come from staged modules");
-    let mut env = env_map(&ctx.base_env);
+    let mut env = env_map(&ctx.event_env);
     env.insert("KICI_WORKFLOW_NAME".to_string(), Value::String(workflow.name.clone()));
     env.insert("KICI_JOB_NAME".to_string(), Value::String(job_name.clone()));
     Instance {

@@ -1,0 +1,222 @@
+//! `kici init` and `kici compile`: the lock file written for the test repository, `--check`,
+//! and bad input — each documented error code with its file, position and suggestion, exit 1,
+//! and no lock file written.
+
+mod support;
+
+use kici_engine::lockfile::{LockFile, LockJob, LockMatrix, SCHEMA_VERSION};
+use support::Project;
+
+const LOCK: &str = ".kici/kici.lock.json";
+
+#[test]
+fn compiles_the_test_repository() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["compile"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "✓ Compiled workflows → .kici/kici.lock.json (9 workflows)\n"
+    );
+    let lock = LockFile::parse(&repo.read(LOCK), "test").expect("the written lock file loads");
+    assert_eq!(lock.schema_version, SCHEMA_VERSION);
+    assert_eq!(lock.sdk.bundle_hash, kici_sdk::sdk().hash);
+    let hello = lock.workflow("hello-world").expect("hello-world");
+    assert_eq!(hello.source.file, ".kici/workflows/hello-world.ts");
+    assert_eq!(hello.source.export, "#default");
+    let LockJob::Static(greet) = &hello.jobs[0];
+    let say_hello = greet.flat_steps()[0];
+    assert_eq!(say_hello.name, "say-hello");
+    let location = say_hello.source_location.as_ref().expect("step call site");
+    assert_eq!(
+        (location.file.as_str(), location.line, location.column),
+        (".kici/workflows/hello-world.ts", 9, 9)
+    );
+    let LockJob::Static(test) = &lock.workflow("dynamic-matrix").unwrap().jobs[0];
+    assert!(matches!(test.matrix, Some(LockMatrix::Dynamic { .. })));
+
+    let run = repo.kici(&["compile", "--check"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "✓ Workflows are valid (9 workflows)\n");
+    repo.write(
+        ".kici/workflows/hello-world.ts",
+        &repo.read(".kici/workflows/hello-world.ts").replace("Hello", "Hi"),
+    );
+    let run = repo.kici(&["compile", "--check"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: .kici/kici.lock.json is out of date\n  hint: run `kici compile` and commit the result\n"
+    );
+}
+
+#[test]
+fn content_hash_follows_the_source_but_not_line_endings() {
+    let repo = Project::test_repo();
+    repo.kici(&["compile"]).expect_code(0);
+    let hash = |repo: &Project| {
+        LockFile::parse(&repo.read(LOCK), "t")
+            .unwrap()
+            .workflow("hello-world")
+            .unwrap()
+            .content_hash
+            .clone()
+    };
+    let original = hash(&repo);
+    let source = repo.read(".kici/workflows/hello-world.ts");
+    repo.write(".kici/workflows/hello-world.ts", &source.replace('\n', "\r\n"));
+    repo.kici(&["compile"]).expect_code(0);
+    assert_eq!(hash(&repo), original);
+    repo.write(".kici/workflows/hello-world.ts", &format!("{source}// changed\n"));
+    repo.kici(&["compile"]).expect_code(0);
+    assert_ne!(hash(&repo), original);
+}
+
+#[test]
+fn init_scaffolds_a_project_that_compiles_and_runs() {
+    let project = Project::empty();
+    let run = project.kici(&["init"]);
+    run.expect_code(0);
+    assert!(project.exists(".kici/workflows/hello-world.ts"));
+    assert!(project.exists(".kici/tsconfig.json"));
+    assert!(project.exists(".kici/types/@kici-dev/sdk/index.d.ts"));
+    project.kici(&["init"]).expect_code(1);
+    project.commit();
+    project.kici(&["compile"]).expect_code(0);
+    let run = project.kici(&["run", "local"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[greet › say-hello] Hello, World!"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Compiles a one-file project and asserts the single diagnostic and that no lock was written.
+fn check_error(source: &str, expected: &str) {
+    let project = Project::with_workflow("broken.ts", source);
+    let run = project.kici(&["compile"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.starts_with(expected),
+        "expected:\n{expected}\ngot:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("kici.lock.json not written"), "{}", run.stderr);
+    assert!(!project.exists(LOCK), "a lock file was written");
+}
+
+#[test]
+fn a_syntax_error_is_e003_with_its_position() {
+    check_error(
+        "import { workflow } from '@kici-dev/sdk';\nexport default workflow('x', {\n  jobs: [,\n});\n",
+        ".kici/workflows/broken.ts:4:1 error [E003]: Unexpected token\n  Suggestion: fix the syntax error; workflow files must be valid TypeScript\n",
+    );
+}
+
+#[test]
+fn a_job_without_runs_on_is_e003_at_the_job() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('build', { steps: [async () => {}] }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E003]: Job \"build\": one of runsOn or runsOnAll is required\n  Suggestion: add runsOn, e.g. runsOn: 'kici:os:linux'\n",
+    );
+}
+
+const TWO_JOBS: &str = "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('a', { runsOn: 'linux', needs: [NEEDS_A], run: async () => {} }),\n    job('b', { runsOn: 'linux', needs: [NEEDS_B], run: async () => {} }),\n  ],\n});\n";
+
+fn two_jobs(needs_a: &str, needs_b: &str) -> String {
+    TWO_JOBS.replace("NEEDS_A", needs_a).replace("NEEDS_B", needs_b)
+}
+
+#[test]
+fn a_needs_cycle_is_e102() {
+    check_error(
+        &two_jobs("'b'", "'a'"),
+        ".kici/workflows/broken.ts:6:5 error [E102]: Circular dependency: a -> b -> a\n  Suggestion: remove one of the needs in the cycle\n",
+    );
+}
+
+#[test]
+fn a_missing_need_is_e101_with_a_suggestion() {
+    check_error(
+        &two_jobs("", "'c'"),
+        ".kici/workflows/broken.ts:7:5 error [E101]: Job \"b\" needs \"c\", which does not exist in workflow \"x\"\n  Suggestion: did you mean \"a\"?\n",
+    );
+}
+
+#[test]
+fn a_self_dependency_is_e103() {
+    check_error(
+        &two_jobs("'a'", ""),
+        ".kici/workflows/broken.ts:6:5 error [E103]: Job \"a\" depends on itself\n  Suggestion: remove \"a\" from its own needs\n",
+    );
+}
+
+#[test]
+fn a_duplicate_job_name_is_e106() {
+    check_error(
+        &two_jobs("", "").replace("job('b'", "job('a'"),
+        ".kici/workflows/broken.ts:7:5 error [E106]: Duplicate job name \"a\" in workflow \"x\"\n  Suggestion: job names must be unique within a workflow; rename one of them\n",
+    );
+}
+
+#[test]
+fn a_static_matrix_over_256_is_e104() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\nconst n = Array.from({ length: 17 }, (_, i) => String(i));\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('m', { runsOn: 'linux', matrix: { a: n, b: n }, run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:5:10 error [E104]: Job \"m\": static matrix has 289 combinations (max 256)\n",
+    );
+}
+
+#[test]
+fn a_file_without_a_workflow_is_e004() {
+    check_error(
+        "export const answer = 42;\n",
+        ".kici/workflows/broken.ts: error [E004]: .kici/workflows/broken.ts exports no workflow\n",
+    );
+}
+
+#[test]
+fn a_module_that_throws_is_e003() {
+    check_error(
+        "import { workflow } from '@kici-dev/sdk';\n\nthrow new Error('boom');\n",
+        ".kici/workflows/broken.ts:3:7 error [E003]: boom\n",
+    );
+}
+
+#[test]
+fn a_duplicate_workflow_name_is_e107() {
+    let project = Project::with_workflow(
+        "a.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('same', { on: push(), jobs: [job('j', { runsOn: 'linux', run: async () => {} })] });\n",
+    );
+    project.write(".kici/workflows/b.ts", &project.read(".kici/workflows/a.ts"));
+    let run = project.kici(&["compile"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.starts_with(".kici/workflows/b.ts:2:16 error [E107]: Duplicate workflow name \"same\" (also defined in .kici/workflows/a.ts)\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn no_workflows_is_e001() {
+    let project = Project::empty();
+    let run = project.kici(&["compile"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .starts_with(".kici/workflows: error [E001]: no .kici/workflows directory found in "),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("Suggestion: Run \"kici init\""), "{}", run.stderr);
+    project.write(".kici/workflows/README.md", "no workflows here");
+    let run = project.kici(&["compile"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        ".kici/workflows: error [E001]: .kici/workflows/ contains no *.ts workflow files\n  Suggestion: Run \"kici init\" to scaffold .kici/ with an example workflow\n✗ 1 error — kici.lock.json not written\n"
+    );
+}

@@ -1,0 +1,314 @@
+//! `kici run local` on the test repository (`tests/repo`): real git, real Node, the embedded
+//! runner. Each test runs one workflow and asserts what an author sees: log lines, statuses,
+//! exit codes and the JSON report.
+
+mod support;
+
+use serde_json::Value;
+use support::Project;
+
+/// The job of the JSON report named `name`.
+fn job<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["workflows"][0]["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .find(|j| j["name"] == name)
+        .unwrap_or_else(|| panic!("no job {name} in {report:#}"))
+}
+
+fn step<'a>(job: &'a Value, name: &str) -> &'a Value {
+    job["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {job:#}"))
+}
+
+#[test]
+fn hello_world_succeeds_and_prints_its_greeting() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "push", "--workflow", "hello-world"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[greet › say-hello] Hello, World!\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("✓ hello-world  success"), "{}", run.stdout);
+    assert!(run.stdout.contains("  ✓ greet  success"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("      ✓ say-hello  success") && l.ends_with("exit=0")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.starts_with("running in "), "{}", run.stdout);
+}
+
+#[test]
+fn a_failing_step_shows_its_exit_code_and_fails_the_run() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "failing-step"]);
+    run.expect_code(1);
+    assert!(run.stdout.contains("[build › compile] compiling"), "{}", run.stdout);
+    assert!(run.stdout.contains("  Failed jobs: build"), "{}", run.stdout);
+    assert!(run.stdout.contains("      Step 'compile' failed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("      ✗ compile  failed") && l.ends_with("exit=3")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("      ○ never  skipped"), "{}", run.stdout);
+    assert!(!run.stdout.contains("unreachable"), "{}", run.stdout);
+
+    let report = repo
+        .kici(&["run", "local", "--workflow", "failing-step", "--json"])
+        .expect_code(1)
+        .json();
+    assert_eq!(report["status"], "failed");
+    assert_eq!(report["workflows"][0]["failureReason"], "Failed jobs: build");
+    let build = job(&report, "build");
+    assert_eq!(build["status"], "failed");
+    assert_eq!(build["errorMessage"], "Step 'compile' failed");
+    assert_eq!(step(build, "prepare")["status"], "success");
+    assert_eq!(step(build, "compile")["exitCode"], 3);
+    assert_eq!(
+        step(build, "compile")["errorMessage"],
+        "Command failed with exit code 3: echo compiling; exit 3"
+    );
+    assert_eq!(step(build, "never")["status"], "skipped");
+}
+
+#[test]
+fn a_fast_parallel_failure_cancels_the_slow_sibling() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "parallel-fail-fast", "--json"]);
+    run.expect_code(1);
+    let report = run.json();
+    let checks = job(&report, "checks");
+    assert_eq!(checks["status"], "failed");
+    assert_eq!(step(checks, "fast-fail")["status"], "failed");
+    assert_eq!(step(checks, "slow")["status"], "cancelled");
+    assert!(run.stderr.contains("[checks › slow] slow started"), "{}", run.stderr);
+    assert!(!run.stderr.contains("slow finished"), "{}", run.stderr);
+    // The slow sibling sleeps 30 s; the job ends with the fast failure, not with it.
+    let job_ms = checks["durationMs"].as_u64().expect("duration");
+    assert!(job_ms < 15_000, "job took {job_ms} ms");
+}
+
+#[test]
+fn a_static_matrix_runs_every_combination_with_ctx_matrix() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "static-matrix"]);
+    run.expect_code(0);
+    for (os, node) in [("linux", "18"), ("linux", "20"), ("mac", "18"), ("mac", "20")] {
+        assert!(
+            run.stdout
+                .contains(&format!("[test ({os}, {node}) › show] os={os} node={node}\n")),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(&format!("  ✓ test ({os}, {node})  success")),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn a_dynamic_matrix_reads_the_checkout() {
+    let repo = Project::test_repo();
+    repo.write("packages/gamma/package.json", "{\"name\":\"gamma\"}\n");
+    let report = repo
+        .kici(&["run", "local", "--workflow", "dynamic-matrix", "--json"])
+        .expect_code(0)
+        .json();
+    let names: Vec<&str> = report["workflows"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["test (alpha)", "test (beta)", "test (gamma)"]);
+    assert_eq!(
+        job(&report, "test (gamma)")["matrix"],
+        serde_json::json!({"value": "gamma"})
+    );
+}
+
+#[test]
+fn needs_always_runs_after_a_failure_and_on_success_is_skipped() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "needs-when", "--json"]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(job(&report, "build")["status"], "failed");
+    assert_eq!(job(&report, "report")["status"], "success");
+    assert_eq!(job(&report, "deploy")["status"], "skipped");
+    assert!(
+        run.stderr.contains("[report › summary] build finished: failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("shipping"), "{}", run.stderr);
+    assert_eq!(report["workflows"][0]["failureReason"], "Failed jobs: build");
+}
+
+#[test]
+fn a_rule_skips_a_job_unless_it_holds() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "rule-skip", "--json", "--branch", "main"]);
+    run.expect_code(0);
+    let report = run.json();
+    assert_eq!(job(&report, "always-runs")["status"], "success");
+    assert_eq!(job(&report, "release-only")["status"], "skipped");
+    assert!(
+        run.stderr
+            .contains("[release-only] Job skipped by rule 'only on release branches'"),
+        "{}",
+        run.stderr
+    );
+
+    let run = repo.kici(&[
+        "run",
+        "local",
+        "--workflow",
+        "rule-skip",
+        "--json",
+        "--branch",
+        "release/1.0",
+    ]);
+    run.expect_code(0);
+    assert_eq!(job(&run.json(), "release-only")["status"], "success");
+    assert!(
+        run.stderr.contains("[release-only › publish] publishing"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_step_that_exceeds_its_timeout_fails_with_the_timeout_message() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "step-timeout"]);
+    run.expect_code(1);
+    assert!(run.stdout.contains("[slow › too-slow] waiting"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("        Step 'too-slow' timed out after 300ms"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("      ✗ too-slow  failed")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn typescript_features_and_relative_imports_compile_and_run() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "typescript-features"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("[typed › render] HELLO, KICI!\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("[typed › render] stage Deploy to staging x2\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn running_every_matched_workflow_reports_each_of_them() {
+    let repo = Project::test_repo();
+    let report = repo.kici(&["run", "local", "push", "--json"]).expect_code(1).json();
+    let mut names: Vec<&str> = report["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "dynamic-matrix",
+            "failing-step",
+            "hello-world",
+            "needs-when",
+            "parallel-fail-fast",
+            "rule-skip",
+            "static-matrix",
+            "step-timeout",
+            "typescript-features"
+        ]
+    );
+}
+
+#[test]
+fn job_selects_the_job_and_what_it_needs() {
+    let repo = Project::test_repo();
+    let report = repo
+        .kici(&["run", "local", "--workflow", "needs-when", "--job", "report", "--json"])
+        .expect_code(1)
+        .json();
+    let names: Vec<&str> = report["workflows"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["build", "report"]);
+}
+
+#[test]
+fn events_that_match_nothing_and_unknown_events() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "tag:v1.0.0"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout, "No workflow matched the tag event on v1.0.0.\n");
+    let run = repo.kici(&["run", "local", "deploy"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .starts_with("error: Unknown event name: deploy\n  hint: known events: push, pr"),
+        "{}",
+        run.stderr
+    );
+    let run = repo.kici(&["run", "local", "pr", "--workflow", "hello-world"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "workflow 'hello-world' does not match this pull_request event (type: expected push, got pull_request)"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_checkout_is_kept_only_when_something_failed() {
+    let repo = Project::test_repo();
+    let report = repo
+        .kici(&["run", "local", "--workflow", "hello-world", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(report["checkout"], Value::Null);
+    let report = repo
+        .kici(&["run", "local", "--workflow", "failing-step", "--json"])
+        .expect_code(1)
+        .json();
+    let kept = report["checkout"].as_str().expect("kept checkout");
+    assert!(
+        std::path::Path::new(kept)
+            .join(".kici/workflows/failing-step.ts")
+            .is_file()
+    );
+    std::fs::remove_dir_all(kept).unwrap();
+}

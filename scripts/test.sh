@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and end-to-end tests (real git, real Node.js) and the JavaScript
+# runner's own tests. Installs what is missing first; safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v node >/dev/null || need_apt+=(nodejs)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing ${need_apt[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "error: Node.js $node_major found; KiCI needs Node.js 20 or newer" >&2
+  exit 1
+fi
+
+echo "==> JavaScript runner tests (node --test)"
+node --test sdk/tests/
+
+echo "==> Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,431 @@
+// Types of @kici-dev/sdk, the workflow authoring API. Declarations only; the implementation is
+// in the .js modules next to this file. Runtime shapes (`_tag` values and normalised fields)
+// are what @kici-dev/engine reads; authors only need the factory signatures.
+
+import type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument } from '@kici-dev/shared';
+
+export type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument };
+
+type OneOrMany<T> = T | readonly T[];
+
+// ---------------------------------------------------------------------------------------------
+// Errors and locations
+
+/** Absolute file, 1-based line and column of an SDK call in the author's code. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** Thrown by the SDK while a workflow module is imported, for an invalid definition. */
+export declare class KiciError extends Error {
+  constructor(message: string, details?: { location?: SourceLocation; suggestion?: string });
+  readonly name: 'KiciError';
+  /** The SDK call (`job(`, `step(`, ...) that was invalid. */
+  readonly location: SourceLocation | undefined;
+  /** What to change. */
+  readonly suggestion: string | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run-time contexts
+
+export type JobStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
+
+/** The normalised event that started the run. */
+export interface EventEnvelope {
+  type: 'push' | 'pull_request' | 'tag' | 'dispatch' | (string & {});
+  action?: string;
+  /** Push branch, PR base branch or tag name. */
+  targetBranch?: string;
+  /** PR head branch. */
+  sourceBranch?: string;
+  sha?: string;
+  provider?: string;
+  changedFiles?: string[];
+  /** The raw provider payload. */
+  payload?: unknown;
+}
+
+/** One matrix combination: `{value}` for a one-dimension matrix, else one key per dimension. */
+export type MatrixCombination = Readonly<Record<string, string>>;
+
+/** How a runsOn label was written: exact label, glob, or regular expression. */
+export type LabelSelector =
+  | { kind: 'exact'; value: string }
+  | { kind: 'glob'; pattern: string }
+  | { kind: 'regex'; source: string; flags: string };
+
+/** The argument of every step function. */
+export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+  /** zx-style shell in the work directory with `env`; output lines go to the step log. */
+  $: Shell;
+  /** Writes to the step log (`info`, `warn`, `error`, `debug`). */
+  log: Logger;
+  /** Host env layer merged with the job's `env`; also the environment of `$`. */
+  env: Readonly<Record<string, string>>;
+  /** This job's matrix combination; `undefined` when the job has no matrix. */
+  matrix: M;
+  event: EventEnvelope;
+  workflow: { readonly name: string };
+  /** `name` is the display name (matrix children: `test (linux, 20)`). */
+  job: { readonly name: string; readonly runsOn: readonly LabelSelector[] };
+  /** Fires on cancel, step timeout, job timeout and parallel fail-fast. */
+  signal: AbortSignal;
+  /** Upstream job results by job name. */
+  needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+}
+
+/** A step body. The return value is ignored for now. */
+export type StepFunction<M extends MatrixCombination | undefined = MatrixCombination | undefined> = (
+  ctx: StepContext<M>,
+) => unknown;
+
+/** How the job went, for hooks. */
+export interface HookOutcome {
+  status: 'success' | 'failed' | 'cancelled';
+  /** Name of the first failed step, if any. */
+  failedStep?: string;
+}
+
+export interface HookContext extends StepContext {
+  outcome: HookOutcome;
+}
+
+/** The argument of rule checks. */
+export interface RuleContext {
+  event: EventEnvelope;
+  changedFiles: readonly string[];
+  env: Readonly<Record<string, string>>;
+  needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+  $: Shell;
+}
+
+/** The argument of a dynamic matrix function (runs on an agent, in the checkout). */
+export interface DynamicMatrixContext {
+  $: Shell;
+  ctx: { workflow: { readonly name: string }; job: { readonly name: string } };
+  log: Logger;
+  env: Readonly<Record<string, string>>;
+  event: EventEnvelope;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  /** Wait after the first failed attempt. Default 1000. */
+  delayMs: number;
+  /** `exponential` (default): `min(delayMs * 2^(n-1), maxDelayMs)` after attempt n; `fixed`: `delayMs`. */
+  backoff: 'exponential' | 'fixed';
+  /** Default 30000. */
+  maxDelayMs: number;
+}
+
+/** `retry: N` is `{maxAttempts: N}` with the defaults. */
+export type RetryOption = number | ({ maxAttempts: number } & Partial<Omit<RetryPolicy, 'maxAttempts'>>);
+
+export interface StepOptions<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+  /** Unnamed steps are `step-<N>`. */
+  name?: string;
+  run: StepFunction<M>;
+  /** Per attempt, ms. Default: the host's step timeout (30 min). */
+  timeout?: number;
+  retry?: RetryOption;
+  /** Record the failure and go on; the job still fails. */
+  continueOnError?: boolean;
+  /** The step is skipped unless every rule passes. */
+  rules?: OneOrMany<Rule>;
+  onCancel?: HookInput;
+  cleanup?: HookInput;
+  /** Declares that the step returns outputs (`hasOutputs`). */
+  outputs?: unknown;
+}
+
+export interface Step {
+  readonly _tag: 'Step';
+  readonly name: string | undefined;
+  readonly run: StepFunction<any>;
+  readonly timeout: number | undefined;
+  readonly retry: RetryPolicy | undefined;
+  readonly continueOnError: boolean;
+  readonly rules: readonly Rule[];
+  readonly location: SourceLocation | undefined;
+}
+
+export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
+  name: string,
+  run: StepFunction<M>,
+): Step;
+export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
+  name: string,
+  options: Omit<StepOptions<M>, 'name'>,
+): Step;
+export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
+  run: StepFunction<M>,
+): Step;
+export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
+  options: StepOptions<M>,
+): Step;
+
+export interface ParallelOptions {
+  /** Cancel running siblings on the first failure. Default true. */
+  failFast?: boolean;
+  /** At most this many children at a time (>= 1). */
+  maxParallel?: number;
+  /** Default `parallel-<ordinal>`. */
+  name?: string;
+}
+
+export interface ParallelGroup {
+  readonly _tag: 'ParallelGroup';
+  readonly name: string | undefined;
+  readonly failFast: boolean;
+  readonly maxParallel: number | undefined;
+  readonly steps: readonly Step[];
+  readonly location: SourceLocation | undefined;
+}
+
+/** Runs the steps concurrently behind a join barrier. Groups cannot be nested. */
+export declare function parallel<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
+  steps: readonly (Step | StepFunction<M>)[],
+  options?: ParallelOptions,
+): ParallelGroup;
+
+/** What `steps` accepts: `step()` values, `parallel()` groups and bare functions. */
+export type StepInput<M extends MatrixCombination | undefined = MatrixCombination | undefined> =
+  Step | ParallelGroup | StepFunction<M>;
+
+// ---------------------------------------------------------------------------------------------
+// Rules and hooks
+
+export type RuleCheck = (ctx: RuleContext) => boolean | Promise<boolean>;
+
+export interface Rule {
+  readonly _tag: 'Rule';
+  readonly label: string;
+  readonly check: RuleCheck;
+}
+
+/** Passes when `check` returns true (no check: always passes). */
+export declare function rule(label: string, check?: RuleCheck): Rule;
+/** Blocks when `check` returns true (no check: always blocks). */
+export declare function skip(label: string, check?: RuleCheck): Rule;
+
+export type HookKind = 'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel';
+export type HookFunction = (ctx: HookContext) => unknown;
+
+export interface Hook {
+  readonly _tag: 'Hook';
+  readonly kind: HookKind;
+  readonly run: HookFunction;
+  /** ms; default 5 minutes. */
+  readonly timeout: number | undefined;
+}
+
+/** A hook as written in options: a function, `{run, timeout}`, or a hook factory's result. */
+export type HookInput = HookFunction | { run: HookFunction; timeout?: number } | Hook;
+
+/** Runs after every step succeeded. */
+export declare function onSuccess(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+/** Runs when the job failed. */
+export declare function onFailure(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+/** Runs last, whatever happened (not on a forced cancel). */
+export declare function cleanup(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+/** Runs when the job is cancelled, before cleanup. */
+export declare function onCancel(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+
+// ---------------------------------------------------------------------------------------------
+// Triggers
+
+/** A branch or tag pattern: a glob string (leading `!` excludes) or a RegExp. */
+export type BranchPattern = string | RegExp;
+
+export interface PushOptions {
+  branches?: OneOrMany<BranchPattern>;
+  /** Also trigger on these tags (adds a `tag` trigger). */
+  tags?: OneOrMany<BranchPattern>;
+  /** Globs; `!` excludes. */
+  paths?: OneOrMany<string>;
+}
+
+export type PrEvent =
+  | 'opened'
+  | 'synchronize'
+  | 'reopened'
+  | 'closed'
+  | 'edited'
+  | 'labeled'
+  | 'unlabeled'
+  | 'ready_for_review'
+  | (string & {});
+
+export interface PrOptions {
+  /** Default `['opened', 'synchronize', 'reopened', 'closed']`. */
+  events?: OneOrMany<PrEvent>;
+  /** Base branches. */
+  target?: OneOrMany<BranchPattern>;
+  /** Head branches. */
+  source?: OneOrMany<BranchPattern>;
+  paths?: OneOrMany<string>;
+}
+
+export interface Trigger {
+  readonly _tag: 'Trigger';
+  readonly type: 'push' | 'pr' | 'tag' | 'dispatch';
+}
+
+export declare function push(options?: PushOptions): Trigger;
+export declare function pr(options?: PrOptions): Trigger;
+export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
+export declare function dispatch(options?: { types?: OneOrMany<string> }): Trigger;
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+export type Label = string | RegExp;
+
+/**
+ * Agent labels the job needs (all of them). A string with `* ? [ ] { }` is a glob, a RegExp a
+ * regular expression, anything else an exact label.
+ */
+export type RunsOn =
+  | OneOrMany<Label>
+  | {
+      labels: OneOrMany<Label>;
+      /** Agents with any of these labels are not used. */
+      exclude?: OneOrMany<Label>;
+      /** `deterministic` (default) or `any`. */
+      pick?: 'deterministic' | 'any';
+    };
+
+export type NeedsWhen = 'on-success' | 'always' | 'on-skip' | 'on-failure' | readonly JobStatus[];
+export type NeedsEntry = Job | string | { name: Job | string; when?: NeedsWhen };
+
+export type MatrixValue = string[] | Record<string, string[]>;
+
+/** Matrix values written in the workflow: one dimension (a list) or several (a record of lists). */
+export type StaticMatrix = readonly string[] | Readonly<Record<string, readonly string[]>>;
+
+/** A matrix computed on an agent before the job is expanded (60 s limit). */
+export type DynamicMatrixFunction = (ctx: DynamicMatrixContext) => MatrixValue | Promise<MatrixValue>;
+
+export type MatrixSpec = StaticMatrix | DynamicMatrixFunction;
+
+/** The `ctx.matrix` type a matrix spec produces. */
+export type MatrixOf<X> = [X] extends [undefined]
+  ? undefined
+  : X extends readonly string[]
+    ? { readonly value: X[number] }
+    : X extends Readonly<Record<string, readonly string[]>>
+      ? { readonly [K in keyof X]: X[K][number] }
+      : MatrixCombination;
+
+interface JobOptionsBase<X> {
+  /** Usually given as the first argument of `job()`; unnamed jobs are `job-<N>`. */
+  name?: string;
+  runsOn: RunsOn;
+  needs?: OneOrMany<NeedsEntry>;
+  /** The job is skipped unless every rule passes. */
+  rules?: readonly Rule[];
+  matrix?: X;
+  include?: readonly Record<string, string>[];
+  exclude?: readonly Record<string, string>[];
+  env?: Readonly<Record<string, string>>;
+  /** Default true. */
+  checkout?: boolean;
+  /** Whole job, ms. */
+  timeout?: number;
+  /** Seconds between SIGTERM and SIGKILL on cancel. */
+  gracePeriod?: number;
+  description?: string;
+  onSuccess?: HookInput;
+  onFailure?: HookInput;
+  cleanup?: HookInput;
+  onCancel?: HookInput;
+}
+
+/** Either `steps` or `run` (a single step named `step-1`). */
+export type JobOptions<X extends MatrixSpec | undefined = undefined> = JobOptionsBase<X> &
+  ({ steps: readonly StepInput<MatrixOf<X>>[]; run?: never } | { run: StepFunction<MatrixOf<X>>; steps?: never });
+
+export interface Job {
+  readonly _tag: 'Job';
+  readonly name: string | undefined;
+  readonly location: SourceLocation | undefined;
+  readonly steps: readonly (Step | ParallelGroup)[];
+}
+
+/** A job whose matrix is a function: `ctx.matrix` is a combination with string values. */
+export declare function job(
+  name: string,
+  options: JobOptions<DynamicMatrixFunction> & { matrix: DynamicMatrixFunction },
+): Job;
+export declare function job(options: JobOptions<DynamicMatrixFunction> & { matrix: DynamicMatrixFunction }): Job;
+/** A job without a matrix (`ctx.matrix` is undefined) or with static values (typed from them). */
+export declare function job<const X extends StaticMatrix | undefined = undefined>(
+  name: string,
+  options: JobOptions<X>,
+): Job;
+export declare function job<const X extends StaticMatrix | undefined = undefined>(options: JobOptions<X>): Job;
+
+// ---------------------------------------------------------------------------------------------
+// Workflows
+
+export interface WorkflowOptions {
+  jobs: readonly Job[];
+  on?: OneOrMany<Trigger>;
+  /** The whole workflow is skipped unless every rule passes. */
+  rules?: readonly Rule[];
+  description?: string;
+  /** Repository files (globs) whose content is part of the workflow's content hash. */
+  hashFiles?: OneOrMany<string>;
+  /** Whole run, ms. */
+  timeout?: number;
+  onSuccess?: HookInput;
+  onFailure?: HookInput;
+  cleanup?: HookInput;
+  onCancel?: HookInput;
+}
+
+export interface Workflow {
+  readonly _tag: 'Workflow';
+  readonly name: string;
+  readonly location: SourceLocation | undefined;
+  readonly jobs: readonly Job[];
+}
+
+export declare function workflow(name: string, options: WorkflowOptions): Workflow;
+
+// ---------------------------------------------------------------------------------------------
+// Runner plumbing (used by @kici-dev/engine; not authoring API)
+
+export interface FlatStep {
+  index: number;
+  name: string;
+  step: Step;
+  group: FlatGroup | null;
+}
+
+export interface FlatGroup {
+  kind: 'parallel';
+  name: string;
+  groupId: string;
+  failFast: boolean;
+  maxParallel: number | undefined;
+  group: ParallelGroup;
+  children: FlatStep[];
+}
+
+export type FlatEntry = { kind: 'step'; row: FlatStep } | FlatGroup;
+
+/** Step names (`step-<N>`), flat indices and group names, exactly as describe and execute use them. */
+export declare function flattenSteps(job: { steps: readonly (Step | ParallelGroup)[] }): {
+  entries: FlatEntry[];
+  flat: FlatStep[];
+};
+
+/** Every job of the workflow with its name (`job-<N>` for unnamed jobs). */
+export declare function jobNames(workflow: { jobs: readonly Job[] }): Map<Job, string>;

@@ -1,0 +1,17 @@
+import { workflow, job, step, push } from '@kici-dev/sdk';
+
+export default workflow('failing-step', {
+  on: push(),
+  jobs: [
+    job('build', {
+      runsOn: 'kici:os:linux',
+      steps: [
+        step('prepare', async ({ log }) => log.info('preparing')),
+        step('compile', async ({ $ }) => {
+          await $`echo compiling; exit 3`;
+        }),
+        step('never', async ({ log }) => log.info('unreachable')),
+      ],
+    }),
+  ],
+});
