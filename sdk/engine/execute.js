@@ -5,6 +5,7 @@
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
+import { userStack } from '@kici-dev/shared';
 import { blockingRule, mergedEnv, ruleContext, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadJob } from './load.js';
@@ -38,7 +39,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime }) {
     process.chdir(request.workDir);
     loaded = await output.runIn(prepareLog, () => loadJob(request));
   } catch (error) {
-    prepareLog.text('error', error instanceof Error ? (error.stack ?? error.message) : String(error));
+    prepareLog.text('error', error instanceof Error ? userStack(error.stack ?? error.message) : String(error));
     return complete('failed', { error: error instanceof Error ? error.message : String(error), stepResults: [] });
   }
   const { workflow, job } = loaded;

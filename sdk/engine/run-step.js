@@ -5,7 +5,7 @@
 // It does not send step.start / step.complete (execute.js does).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProcessOutput } from '@kici-dev/shared';
+import { ProcessOutput, userStack } from '@kici-dev/shared';
 
 /** Largest delay setTimeout accepts; longer timeouts are clamped to it. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -74,7 +74,7 @@ function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, l
         (thrown) => {
           if (settled) return;
           if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
-            log.text('error', thrown.stack);
+            log.text('error', userStack(thrown.stack));
           }
           finish({ error: stepError(thrown) });
         },

@@ -100,3 +100,5 @@ export interface StackFrame {
 }
 
 export declare function parseStackFrames(stack: string | undefined): StackFrame[];
+/** A stack trace without the KiCI runtime's and Node's internal frames. */
+export declare function userStack(stack: string): string;

@@ -5,4 +5,4 @@ export { createShell, quote, buildCommand, ProcessOutput, ProcessPromise } from 
 export { LineSplitter } from './lines.js';
 export { createLogger } from './logger.js';
 export { IpcClient } from './ipc.js';
-export { parseStackFrames } from './stack.js';
+export { parseStackFrames, userStack } from './stack.js';

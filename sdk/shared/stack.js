@@ -35,3 +35,18 @@ function toPath(location) {
   if (location.startsWith('file://')) return fileURLToPath(location);
   return path.isAbsolute(location) ? location : undefined;
 }
+
+const RUNTIME_FRAME = /node_modules\/@kici-dev\/|\(node:|at node:|<anonymous>\)$/;
+
+/**
+ * A stack trace for the step log: the message and the author's frames, without the frames of
+ * the KiCI runtime and Node internals that every step shares.
+ * @param {string} stack
+ * @returns {string}
+ */
+export function userStack(stack) {
+  return stack
+    .split('\n')
+    .filter((line) => !(line.trimStart().startsWith('at ') && RUNTIME_FRAME.test(line)))
+    .join('\n');
+}

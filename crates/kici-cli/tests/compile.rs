@@ -16,7 +16,7 @@ fn compiles_the_test_repository() {
     run.expect_code(0);
     assert_eq!(
         run.stdout,
-        "✓ Compiled workflows → .kici/kici.lock.json (9 workflows)\n"
+        "✓ Compiled workflows → .kici/kici.lock.json (10 workflows)\n"
     );
     let lock = LockFile::parse(&repo.read(LOCK), "test").expect("the written lock file loads");
     assert_eq!(lock.schema_version, SCHEMA_VERSION);
@@ -37,7 +37,7 @@ fn compiles_the_test_repository() {
 
     let run = repo.kici(&["compile", "--check"]);
     run.expect_code(0);
-    assert_eq!(run.stdout, "✓ Workflows are valid (9 workflows)\n");
+    assert_eq!(run.stdout, "✓ Workflows are valid (10 workflows)\n");
     repo.write(
         ".kici/workflows/hello-world.ts",
         &repo.read(".kici/workflows/hello-world.ts").replace("Hello", "Hi"),

@@ -244,6 +244,7 @@ fn running_every_matched_workflow_reports_each_of_them() {
             "needs-when",
             "parallel-fail-fast",
             "rule-skip",
+            "sdk-features",
             "static-matrix",
             "step-timeout",
             "typescript-features"
@@ -311,4 +312,66 @@ fn the_checkout_is_kept_only_when_something_failed() {
             .is_file()
     );
     std::fs::remove_dir_all(kept).unwrap();
+}
+
+#[test]
+fn sdk_features_env_quoting_retry_continue_on_error_hooks_and_skip() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&[
+        "run",
+        "local",
+        "--workflow",
+        "sdk-features",
+        "--env",
+        "FROM_CLI=yes",
+        "--json",
+    ]);
+    run.expect_code(1);
+    let logs = &run.stderr;
+    let report = run.json();
+    for line in [
+        "[basics › step-1] env: hi there, cli: yes",
+        "[basics › quoting] quoted: it's a \"test\" $HOME|a b|c|",
+        "[basics › nothrow] exit code 7",
+        "[basics › quiet] captured <captured>",
+        "[basics › flaky] [kici] Attempt 1/3 failed: flaky failure; retrying in 10ms",
+        "[basics › flaky] attempt 2",
+        "[basics › context] sdk-features/basics",
+        "[basics › onFailure] onFailure after allowed-to-fail",
+        "[basics › cleanup] cleanup ran",
+        "[shorthand › step-1] run shorthand",
+        "[shorthand › onSuccess] onSuccess ran",
+        "[not-on-main] Job skipped by rule 'skipped on main'",
+    ] {
+        assert!(logs.lines().any(|l| l == line), "missing `{line}` in\n{logs}");
+    }
+    assert!(
+        !logs.contains("hidden-output"),
+        "a quiet command's output reached the log:\n{logs}"
+    );
+    assert!(
+        !logs.contains("node_modules/@kici-dev"),
+        "runtime frames in a step's stack trace:\n{logs}"
+    );
+    let basics = job(&report, "basics");
+    assert_eq!(basics["status"], "failed");
+    assert_eq!(basics["errorMessage"], "Step 'allowed-to-fail' failed");
+    assert_eq!(step(basics, "flaky")["attempts"], 2);
+    assert_eq!(step(basics, "flaky")["status"], "success");
+    assert_eq!(step(basics, "allowed-to-fail")["exitCode"], 4);
+    assert_eq!(step(basics, "context")["status"], "success");
+    assert_eq!(step(basics, "onFailure")["stepType"], "hook:onFailure");
+    assert_eq!(job(&report, "shorthand")["status"], "success");
+    assert_eq!(job(&report, "not-on-main")["status"], "skipped");
+
+    let run = repo.kici(&[
+        "run",
+        "local",
+        "--workflow",
+        "sdk-features",
+        "--branch",
+        "release/2",
+        "--json",
+    ]);
+    assert_eq!(job(&run.json(), "not-on-main")["status"], "success");
 }

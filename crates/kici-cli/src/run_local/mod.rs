@@ -46,6 +46,9 @@ pub struct RunLocalArgs {
     /// Changed files of the event, for path filters (default: last commit plus uncommitted changes)
     #[arg(long = "files", value_name = "PATH")]
     files: Vec<String>,
+    /// Extra environment variable for the steps (repeatable)
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
     /// How many jobs run at once (default: the number of CPUs)
     #[arg(long)]
     concurrency: Option<usize>,
@@ -131,6 +134,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     if let Some(sha) = &envelope.sha {
         event_env.insert("KICI_SHA".to_string(), sha.clone());
     }
+    event_env.extend(args.env.iter().cloned());
     let context = schedule::Context {
         warm_runner: std::cell::RefCell::new(warm_runner),
         node,
@@ -178,6 +182,13 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
 }
 
 fn report_compile_error(err: CompileError) -> anyhow::Result<ExitCode> {

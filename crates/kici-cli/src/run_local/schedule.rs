@@ -35,8 +35,8 @@ pub struct Context<'a> {
     pub checkout: PathBuf,
     /// The runner processes' environment.
     pub base_env: BTreeMap<String, String>,
-    /// Variables that depend on the event (`KICI_BRANCH`, `KICI_SHA`, ...), passed with each
-    /// request because the warm runner starts before the event is known.
+    /// Variables that depend on the event (`KICI_BRANCH`, `KICI_SHA`, ...) and `--env` ones,
+    /// passed with each request because the warm runner starts before the event is known.
     pub event_env: BTreeMap<String, String>,
     pub event: EventEnvelope,
     pub printer: Printer,
