@@ -5,14 +5,17 @@
 //! Architecture invariant: this crate does no I/O (no files, clock, environment, network or
 //! processes). Callers pass in what the rules need, so every rule is unit-tested in isolation.
 
+pub mod api;
 pub mod build_info;
 pub mod dag;
 pub mod event;
+pub mod failure;
 pub mod hash;
 pub mod labels;
 pub mod lockfile;
 pub mod matrix;
 pub mod pattern;
+pub mod protocol;
 pub mod runner_protocol;
 pub mod status;
 pub mod trigger;

@@ -1,0 +1,182 @@
+//! The REST API's data shapes (`/api/v1/...`), shared by the orchestrator that serves them and
+//! the CLIs that print them. Times are epoch milliseconds; JSON field names are camelCase.
+
+use serde::{Deserialize, Serialize};
+
+use crate::failure::InitFailure;
+use crate::status::{JobStatus, RunStatus, StepStatus};
+
+/// `{"error": {"code", "message"}}`, the body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub run_id: String,
+    pub workflow_name: String,
+    pub status: RunStatus,
+    /// `owner/repo`, or the local source's name.
+    pub repo: String,
+    pub git_ref: String,
+    pub sha: String,
+    /// The event type that started the run (`push`, `pull_request`, ...).
+    pub trigger: String,
+    pub provider: String,
+    pub source_id: String,
+    pub delivery_id: String,
+    pub failure_reason: Option<String>,
+    pub init_failure: Option<InitFailure>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunList {
+    pub runs: Vec<Run>,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub job_id: String,
+    pub run_id: String,
+    /// Expanded name, e.g. `test (linux, 20)`.
+    pub job_name: String,
+    pub base_job_name: String,
+    pub status: JobStatus,
+    pub agent_id: Option<String>,
+    pub error_message: Option<String>,
+    pub init_failure: Option<InitFailure>,
+    pub needs: Vec<JobNeed>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// Present when steps were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<Step>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobNeed {
+    pub upstream_name: String,
+    pub run_on: Vec<JobStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    pub step_index: i64,
+    pub step_name: String,
+    pub step_type: String,
+    pub status: StepStatus,
+    pub exit_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+/// `GET /api/v1/runs/:runId/detail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDetail {
+    pub run: Run,
+    pub jobs: Vec<Job>,
+}
+
+/// One stored log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub ts: i64,
+    pub line: String,
+}
+
+/// The log of one step (`GET /api/v1/runs/:runId/logs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepLog {
+    pub job_id: String,
+    pub job_name: String,
+    pub step_index: i64,
+    pub step_name: String,
+    pub status: StepStatus,
+    pub lines: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLogs {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub steps: Vec<StepLog>,
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for an epoch-milliseconds time.
+pub fn format_timestamp(epoch_ms: i64) -> String {
+    let seconds = epoch_ms.div_euclid(1000);
+    let millis = epoch_ms.rem_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let secs_of_day = seconds.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        secs_of_day / 3600,
+        secs_of_day % 3600 / 60,
+        secs_of_day % 60
+    )
+}
+
+/// `1.2s`, `3m 04s`, `1h 02m`.
+pub fn format_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m {:02}s", ms / 60_000, ms % 60_000 / 1000)
+    } else {
+        format!("{}h {:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_timestamp(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+        assert_eq!(format_timestamp(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(1234), "1.2s");
+        assert_eq!(format_duration(184_000), "3m 04s");
+        assert_eq!(format_duration(3_720_000), "1h 02m");
+    }
+}

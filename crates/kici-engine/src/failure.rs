@@ -1,0 +1,121 @@
+//! Why runs and jobs fail before or outside their steps: the init-failure categories with their
+//! banner titles, and the exact failure texts operators grep for (`spec/execution.md` §1.6–1.7).
+
+use serde::{Deserialize, Serialize};
+
+/// The run `failureReason` when jobs expired in the queue and nothing more specific is known.
+pub const NO_AGENTS_AVAILABLE: &str = "No agents available to dispatch jobs";
+/// Job `errorMessage` of a queue expiry without a captured provisioning error.
+pub const QUEUE_TIMEOUT_EXPIRED: &str = "Queue timeout expired (job was never dispatched to an agent)";
+/// Job `errorMessage` when a static agent vanished mid-job and did not come back in time.
+pub const AGENT_DID_NOT_RECONNECT: &str =
+    "Job failed: agent disconnected and did not reconnect within the recovery window";
+/// Job `errorMessage` when the orchestrator restarted while the job was recovering.
+pub const ORCHESTRATOR_RESTARTED_DURING_RECOVERY: &str =
+    "Job failed: orchestrator restarted during recovery (recovery state lost)";
+/// Run `failureReason` written by stale detection when nothing more specific is known.
+pub const STALE_RUN_REASON: &str = "Run completed via stale detection (no heartbeat received)";
+
+/// `Job failed: re-dispatch attempts exhausted after <n> attempts (<context>)`.
+pub fn attempts_exhausted(attempts: u32, context: &str) -> String {
+    format!("Job failed: re-dispatch attempts exhausted after {attempts} attempts ({context})")
+}
+
+/// `Matrix expansion failed for job '<job>': <message>`.
+pub fn matrix_expansion_failed(job: &str, message: &str) -> String {
+    format!("Matrix expansion failed for job '{job}': {message}")
+}
+
+/// `Step '<name>' failed (exit code <n>)`: a job's `errorMessage` naming the step and its code.
+pub fn step_failed(step: &str, exit_code: Option<i32>) -> String {
+    match exit_code {
+        Some(code) => format!("Step '{step}' failed (exit code {code})"),
+        None => format!("Step '{step}' failed"),
+    }
+}
+
+/// The eight categories of failures that happen before any step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitFailureCategory {
+    SecretResolution,
+    InstallSecrets,
+    LockResolution,
+    BuildCoordination,
+    EnvironmentRules,
+    DynamicEval,
+    NoAgent,
+    MatrixExpansion,
+}
+
+impl InitFailureCategory {
+    /// The dashboard banner title (from the troubleshooting page).
+    pub fn title(self) -> &'static str {
+        match self {
+            InitFailureCategory::SecretResolution => "Secret context resolution failed",
+            InitFailureCategory::InstallSecrets => "Install-secrets resolution rejected",
+            InitFailureCategory::LockResolution => "Lock-file / dependency resolution failed",
+            InitFailureCategory::BuildCoordination => "Build coordination failed",
+            InitFailureCategory::EnvironmentRules => "Rejected by environment protection rules",
+            InitFailureCategory::DynamicEval => "Dynamic / deferred-init evaluation failed",
+            InitFailureCategory::NoAgent => "No agent available to run this job",
+            InitFailureCategory::MatrixExpansion => "Matrix expansion failed",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InitFailureCategory::SecretResolution => "secret_resolution",
+            InitFailureCategory::InstallSecrets => "install_secrets",
+            InitFailureCategory::LockResolution => "lock_resolution",
+            InitFailureCategory::BuildCoordination => "build_coordination",
+            InitFailureCategory::EnvironmentRules => "environment_rules",
+            InitFailureCategory::DynamicEval => "dynamic_eval",
+            InitFailureCategory::NoAgent => "no_agent",
+            InitFailureCategory::MatrixExpansion => "matrix_expansion",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitFailureScope {
+    Run,
+    Job,
+}
+
+/// A failure before any step ran, stored on the run or job it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitFailure {
+    pub scope: InitFailureScope,
+    pub category: InitFailureCategory,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_serialize_with_their_wire_names() {
+        let failure = InitFailure {
+            scope: InitFailureScope::Run,
+            category: InitFailureCategory::LockResolution,
+            message: "m".into(),
+            job_name: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&failure).unwrap(),
+            r#"{"scope":"run","category":"lock_resolution","message":"m"}"#
+        );
+        assert_eq!(InitFailureCategory::MatrixExpansion.title(), "Matrix expansion failed");
+        assert_eq!(
+            matrix_expansion_failed("test", "boom"),
+            "Matrix expansion failed for job 'test': boom"
+        );
+        assert_eq!(step_failed("compile", Some(3)), "Step 'compile' failed (exit code 3)");
+    }
+}

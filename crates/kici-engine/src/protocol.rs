@@ -1,0 +1,293 @@
+//! The orchestrator ⇄ agent protocol: one JSON object per WebSocket text frame, tagged by
+//! `type` (names from the reference, `spec/execution.md` §3).
+//!
+//! Delivery: everything an agent reports about a job (`job.ack`, `job.status`, `step.status`,
+//! `log.chunk`) carries a per-job sequence number `seq` starting at 1. The orchestrator answers
+//! `ack {jobId, seq}` once the message is stored; the agent keeps unacknowledged messages and
+//! replays them, in order, after a reconnect. The orchestrator ignores a `seq` it has already
+//! stored, so replays are idempotent and no acknowledged log line is lost.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::build_info::BuildInfo;
+use crate::event::EventEnvelope;
+use crate::status::{JobStatus, StepStatus};
+
+/// This build speaks protocol version 1.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// WebSocket close codes.
+pub mod close_code {
+    /// `auth.request` or `agent.register` did not arrive in time.
+    pub const AUTH_TIMEOUT: u16 = 4002;
+    /// A frame that is not a valid message.
+    pub const INVALID_MESSAGE: u16 = 4003;
+    /// No heartbeat for too long.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4004;
+    /// Unsupported protocol version.
+    pub const PROTOCOL_ERROR: u16 = 4005;
+    /// Bad token; the agent must not reconnect.
+    pub const AUTH_FAILED: u16 = 4010;
+    /// A dispatched job was not acknowledged in time.
+    pub const DISPATCH_ACK_TIMEOUT: u16 = 4031;
+}
+
+/// Agent to orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AgentMessage {
+    #[serde(rename = "auth.request", rename_all = "camelCase")]
+    AuthRequest { token: String, protocol_version: u32 },
+    #[serde(rename = "agent.register")]
+    Register(Box<Registration>),
+    #[serde(rename = "heartbeat")]
+    Heartbeat { timestamp: i64 },
+    #[serde(rename = "job.heartbeat", rename_all = "camelCase")]
+    JobHeartbeat {
+        run_id: String,
+        job_id: String,
+        timestamp: i64,
+    },
+    #[serde(rename = "agent.status", rename_all = "camelCase")]
+    Status {
+        agent_id: String,
+        active_jobs: u32,
+        draining: bool,
+    },
+    #[serde(rename = "job.ack", rename_all = "camelCase")]
+    JobAck {
+        run_id: String,
+        job_id: String,
+        seq: u64,
+        timestamp: i64,
+    },
+    #[serde(rename = "job.reject", rename_all = "camelCase")]
+    JobReject {
+        run_id: String,
+        job_id: String,
+        reason: RejectReason,
+    },
+    #[serde(rename = "job.status")]
+    JobStatus(Box<JobStatusUpdate>),
+    #[serde(rename = "step.status")]
+    StepStatus(Box<StepStatusUpdate>),
+    #[serde(rename = "log.chunk")]
+    LogChunk(LogChunk),
+}
+
+impl AgentMessage {
+    /// The job and sequence number of a message that must be acknowledged.
+    pub fn sequenced(&self) -> Option<(&str, u64)> {
+        match self {
+            AgentMessage::JobAck { job_id, seq, .. } => Some((job_id, *seq)),
+            AgentMessage::JobStatus(update) => Some((&update.job_id, update.seq)),
+            AgentMessage::StepStatus(update) => Some((&update.job_id, update.seq)),
+            AgentMessage::LogChunk(chunk) => Some((&chunk.job_id, chunk.seq)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub agent_id: String,
+    /// Operator labels plus the automatic `kici:os:*`, `kici:arch:*`, `kici:host:*`.
+    pub labels: Vec<String>,
+    pub platform: String,
+    pub arch: String,
+    pub hostname: String,
+    pub version: String,
+    /// The six build-info fields: the SDK this agent verifies lock files against.
+    pub build_info: BuildInfo,
+    /// Jobs still running on the agent after a reconnect.
+    #[serde(default)]
+    pub in_flight_jobs: Vec<InFlightJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightJob {
+    pub run_id: String,
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RejectReason {
+    Busy,
+    Draining,
+}
+
+/// A job's state as the agent reports it. `running` first, then one terminal state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatusUpdate {
+    pub run_id: String,
+    pub job_id: String,
+    pub seq: u64,
+    pub state: JobStatus,
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// A matrix evaluation job's result: the values the matrix function returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepStatusUpdate {
+    pub run_id: String,
+    pub job_id: String,
+    pub seq: u64,
+    pub step_index: i64,
+    pub step_name: String,
+    pub step_type: String,
+    pub state: StepStatus,
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogChunk {
+    pub run_id: String,
+    pub job_id: String,
+    pub seq: u64,
+    pub step_index: i64,
+    pub lines: Vec<LogLine>,
+}
+
+/// One line of a step's log with the time it was produced (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub ts: i64,
+    pub line: String,
+}
+
+/// Orchestrator to agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrchestratorMessage {
+    #[serde(rename = "auth.success", rename_all = "camelCase")]
+    AuthSuccess { connection_id: String },
+    #[serde(rename = "auth.failure")]
+    AuthFailure { reason: String },
+    #[serde(rename = "register.ack", rename_all = "camelCase")]
+    RegisterAck { agent_id: String, labels: Vec<String> },
+    #[serde(rename = "job.dispatch")]
+    JobDispatch(Box<JobDispatch>),
+    #[serde(rename = "job.cancel", rename_all = "camelCase")]
+    JobCancel {
+        run_id: String,
+        job_id: String,
+        reason: String,
+        force: bool,
+    },
+    /// Everything up to `seq` for `job_id` is stored.
+    #[serde(rename = "ack", rename_all = "camelCase")]
+    Ack { job_id: String, seq: u64 },
+    #[serde(rename = "error")]
+    Error { code: String, message: String },
+}
+
+/// What an agent needs to run one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDispatch {
+    pub run_id: String,
+    pub job_id: String,
+    /// Where to clone from (`file:///path` for local sources).
+    pub repo_url: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub job_config: JobConfig,
+    pub event: EventEnvelope,
+    /// Upstream results by base job name: `{"build": {"status": "success"}}`.
+    #[serde(default)]
+    pub needs: Map<String, Value>,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobConfig {
+    pub kind: JobKind,
+    pub workflow_name: String,
+    /// Repository-relative workflow file.
+    pub workflow_file: String,
+    /// The lock file's contentHash for the workflow; the agent recomputes and compares it.
+    pub content_hash: String,
+    #[serde(default)]
+    pub resolved_hash_files: Vec<String>,
+    /// Base job name (matrix children share it).
+    pub job_name: String,
+    /// Display name, e.g. `test (linux, 20)`.
+    pub display_name: String,
+    #[serde(default)]
+    pub matrix: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Environment variables for the steps (`KICI_RUN_ID`, ...).
+    #[serde(default)]
+    pub env: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobKind {
+    /// Run the job's steps.
+    Execute,
+    /// Evaluate the job's dynamic matrix and report the values (`job.status` `matrix`).
+    MatrixEval,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names() {
+        let message = AgentMessage::JobAck {
+            run_id: "r".into(),
+            job_id: "j".into(),
+            seq: 1,
+            timestamp: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&message).unwrap(),
+            r#"{"type":"job.ack","runId":"r","jobId":"j","seq":1,"timestamp":5}"#
+        );
+        let ack: OrchestratorMessage = serde_json::from_str(r#"{"type":"ack","jobId":"j","seq":3}"#).unwrap();
+        assert_eq!(
+            ack,
+            OrchestratorMessage::Ack {
+                job_id: "j".into(),
+                seq: 3
+            }
+        );
+        let chunk = AgentMessage::LogChunk(LogChunk {
+            run_id: "r".into(),
+            job_id: "j".into(),
+            seq: 2,
+            step_index: 0,
+            lines: vec![LogLine {
+                ts: 1,
+                line: "hi".into(),
+            }],
+        });
+        assert_eq!(chunk.sequenced(), Some(("j", 2)));
+        let text = serde_json::to_string(&chunk).unwrap();
+        assert!(text.starts_with(r#"{"type":"log.chunk","runId":"r""#), "{text}");
+        assert!(serde_json::from_str::<AgentMessage>(r#"{"type":"nope"}"#).is_err());
+    }
+}
