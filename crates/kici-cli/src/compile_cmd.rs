@@ -51,7 +51,10 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let text = compiled.lock.to_json();
     if args.check {
         match std::fs::read_to_string(&lock_path) {
-            Ok(existing) if existing == text => {}
+            // Compared as JSON, so a checkout with CRLF line endings is not "out of date".
+            Ok(existing)
+                if serde_json::from_str::<serde_json::Value>(&existing).ok()
+                    == serde_json::to_value(&compiled.lock).ok() => {}
             Ok(_) => {
                 eprintln!("error: {relative} is out of date\n  hint: run `kici compile` and commit the result");
                 return Ok(ExitCode::FAILURE);
@@ -64,7 +67,10 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
         }
         println!("✓ Workflows are valid ({count} {plural})");
     } else {
-        std::fs::write(&lock_path, text).with_context(|| format!("failed to write `{relative}`"))?;
+        // Written next to the target and renamed, so a crash never leaves half a lock file.
+        let partial = lock_path.with_extension("json.partial");
+        std::fs::write(&partial, text).with_context(|| format!("failed to write `{}`", partial.display()))?;
+        std::fs::rename(&partial, &lock_path).with_context(|| format!("failed to write `{relative}`"))?;
         println!("✓ Compiled workflows → {relative} ({count} {plural})");
     }
     Ok(ExitCode::SUCCESS)

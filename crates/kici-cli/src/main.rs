@@ -35,7 +35,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum RunMode {
     /// Run the workflows an event matches on this machine, in a temporary checkout
-    Local(run_local::RunLocalArgs),
+    Local(Box<run_local::RunLocalArgs>),
 }
 
 /// Options shared by commands that read a project.
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             Command::Compile(args) => compile_cmd::run(args).await,
             Command::Run {
                 mode: RunMode::Local(args),
-            } => run_local::run(args).await,
+            } => run_local::run(*args).await,
         }
     });
     match result {

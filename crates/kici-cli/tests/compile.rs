@@ -220,3 +220,24 @@ fn no_workflows_is_e001() {
         ".kici/workflows: error [E001]: .kici/workflows/ contains no *.ts workflow files\n  Suggestion: Run \"kici init\" to scaffold .kici/ with an example workflow\n✗ 1 error — kici.lock.json not written\n"
     );
 }
+
+#[test]
+fn a_trigger_pattern_the_loader_would_reject_is_an_error() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: push({ branches: /^(?!wip)/ }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:2:16 error: Workflow \"x\": invalid push trigger pattern: invalid regex /^(?!wip)/:",
+    );
+}
+
+#[test]
+fn a_failed_compile_leaves_an_existing_lock_file_untouched() {
+    let project = Project::with_workflow(
+        "a.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('a', { on: push(), jobs: [job('j', { runsOn: 'linux', run: async () => {} })] });\n",
+    );
+    project.kici(&["compile"]).expect_code(0);
+    let before = project.read(LOCK);
+    project.write(".kici/workflows/a.ts", "export default workflow(;\n");
+    project.kici(&["compile"]).expect_code(1);
+    assert_eq!(project.read(LOCK), before);
+}

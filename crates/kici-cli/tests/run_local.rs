@@ -96,9 +96,9 @@ fn a_fast_parallel_failure_cancels_the_slow_sibling() {
     assert_eq!(step(checks, "slow")["status"], "cancelled");
     assert!(run.stderr.contains("[checks › slow] slow started"), "{}", run.stderr);
     assert!(!run.stderr.contains("slow finished"), "{}", run.stderr);
-    // The slow sibling sleeps 30 s; the job ends with the fast failure, not with it.
+    // The slow sibling sleeps 30 s; the job ends with the fast failure (0.2 s), not with it.
     let job_ms = checks["durationMs"].as_u64().expect("duration");
-    assert!(job_ms < 15_000, "job took {job_ms} ms");
+    assert!(job_ms < 5_000, "job took {job_ms} ms");
 }
 
 #[test]

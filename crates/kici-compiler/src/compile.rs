@@ -68,5 +68,10 @@ pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathB
     };
     let root = project.root.to_string_lossy().to_string();
     let described = describe(staged, &spec, &root).await?;
-    lockgen::generate(&project.root, &described, &embedded_sdk()).map_err(CompileError::Diagnostics)
+    let repo_root = project.root.clone();
+    // Hashing reads every workflow source and `hashFiles` match: file-system work.
+    tokio::task::spawn_blocking(move || lockgen::generate(&repo_root, &described, &embedded_sdk()))
+        .await
+        .expect("lock generation does not panic")
+        .map_err(CompileError::Diagnostics)
 }

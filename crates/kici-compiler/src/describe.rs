@@ -1,6 +1,8 @@
 //! The workflow descriptions the runner's `describe` request returns (`sdk/PROTOCOL.md`), and
 //! the call that obtains them. The lock generator turns them into lock-file entries.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -11,7 +13,7 @@ use kici_engine::runner_protocol::{DescribedFile, HostMessage, RunnerMessage};
 use kici_engine::status::JobStatus;
 use kici_engine::trigger::Trigger;
 
-use crate::runner::{RunnerError, RunnerEvent, RunnerProcess, RunnerSpec};
+use crate::runner::{OutputTail, RunnerError, RunnerEvent, RunnerProcess, RunnerSpec};
 use crate::stage::StagedTree;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -116,17 +118,14 @@ pub struct RuleDescription {
 pub enum DescribeError {
     #[error(transparent)]
     Runner(#[from] RunnerError),
-    #[error("the workflow runner exited ({status}) without describing the workflows{}", stderr_tail(.stderr))]
-    NoResult { status: String, stderr: Vec<String> },
+    #[error("the workflow runner exited ({status}) without describing the workflows{output}")]
+    NoResult { status: String, output: String },
+    #[error("describing the workflows took longer than {}s (hint: a workflow module never finishes loading; look for a loop or an await at its top level)", DESCRIBE_TIMEOUT.as_secs())]
+    Timeout,
 }
 
-fn stderr_tail(lines: &[String]) -> String {
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("; its output:\n{}", lines.join("\n"))
-    }
-}
+/// How long importing and describing every workflow module may take.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Asks a runner to import every staged workflow module and describe what it exports.
 pub async fn describe(staged: &StagedTree, spec: &RunnerSpec, root: &str) -> Result<Vec<DescribedFile>, DescribeError> {
@@ -137,7 +136,17 @@ pub async fn describe(staged: &StagedTree, spec: &RunnerSpec, root: &str) -> Res
             files: staged.modules.clone(),
         })
         .await?;
-    let mut output = Vec::new();
+    match tokio::time::timeout(DESCRIBE_TIMEOUT, collect(&mut runner)).await {
+        Ok(result) => result,
+        Err(_) => {
+            runner.terminate().await;
+            Err(DescribeError::Timeout)
+        }
+    }
+}
+
+async fn collect(runner: &mut RunnerProcess) -> Result<Vec<DescribedFile>, DescribeError> {
+    let mut output = OutputTail::default();
     let mut result = None;
     while let Some(event) = runner.next().await {
         match event {
@@ -153,7 +162,7 @@ pub async fn describe(staged: &StagedTree, spec: &RunnerSpec, root: &str) -> Res
                 }
                 return Err(DescribeError::NoResult {
                     status: status.to_string(),
-                    stderr: output,
+                    output: output.suffix(),
                 });
             }
             RunnerEvent::Message(_) => {}
@@ -161,6 +170,6 @@ pub async fn describe(staged: &StagedTree, spec: &RunnerSpec, root: &str) -> Res
     }
     Err(DescribeError::NoResult {
         status: "unknown".to_string(),
-        stderr: output,
+        output: output.suffix(),
     })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kici_engine::runner_protocol::{EvaluateRequest, HostMessage, LogLine, RunnerMessage};
 use serde_json::Value;
 
-use crate::runner::{RunnerEvent, RunnerProcess};
+use crate::runner::{OutputTail, RunnerEvent, RunnerProcess};
 
 /// How long a dynamic matrix function may run.
 pub const MATRIX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,7 +25,7 @@ pub async fn evaluate_matrix(
         .send(&HostMessage::Evaluate(Box::new(request)))
         .await
         .map_err(|err| err.full_message())?;
-    let mut output = Vec::new();
+    let mut output = OutputTail::default();
     let outcome = tokio::time::timeout(timeout, async {
         while let Some(event) = runner.next().await {
             match event {
@@ -39,21 +39,9 @@ pub async fn evaluate_matrix(
                 RunnerEvent::Message(RunnerMessage::LogLine(line)) => on_log(line),
                 RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => output.push(line),
                 RunnerEvent::Exited(status) => {
-                    let tail = output
-                        .iter()
-                        .rev()
-                        .take(20)
-                        .rev()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("\n");
                     return Err(format!(
                         "the workflow runner exited ({status}) before returning the matrix{}",
-                        if tail.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {tail}")
-                        }
+                        output.suffix()
                     ));
                 }
                 _ => {}

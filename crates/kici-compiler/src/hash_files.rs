@@ -2,7 +2,8 @@
 //! the asset digest that `contentHash` binds.
 //!
 //! Like the reference (fast-glob from the repository root): files only, no dot-entries, no
-//! symlinks followed, deduplicated and sorted.
+//! symlinks followed, deduplicated and sorted. `node_modules` directories are not searched
+//! unless a pattern names them.
 
 use std::path::Path;
 
@@ -18,8 +19,14 @@ pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<String>, PatternE
         .iter()
         .map(|p| compile_glob(p))
         .collect::<Result<Vec<_>, _>>()?;
+    // Dependency trees are huge and rarely hashed: skip them unless a pattern names them.
+    let prune = if patterns.iter().any(|p| p.contains("node_modules")) {
+        ""
+    } else {
+        "node_modules"
+    };
     let mut files = Vec::new();
-    walk(root, "", &mut |relative| {
+    walk(root, "", prune, &mut |relative| {
         if globs.iter().any(|g| g.is_match(relative)) {
             files.push(relative.to_string());
         }
@@ -29,12 +36,12 @@ pub fn resolve(root: &Path, patterns: &[String]) -> Result<Vec<String>, PatternE
     Ok(files)
 }
 
-fn walk(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str)) {
+fn walk(dir: &Path, prefix: &str, prune: &str, visit: &mut dyn FnMut(&str)) {
     // An unreadable directory contributes nothing, as with fast-glob.
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
+        if name.starts_with('.') || name == prune {
             continue;
         }
         let relative = if prefix.is_empty() {
@@ -43,7 +50,7 @@ fn walk(dir: &Path, prefix: &str, visit: &mut dyn FnMut(&str)) {
             format!("{prefix}/{name}")
         };
         match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&entry.path(), &relative, visit),
+            Ok(t) if t.is_dir() => walk(&entry.path(), &relative, prune, visit),
             Ok(t) if t.is_file() => visit(&relative),
             _ => {}
         }

@@ -2,7 +2,7 @@
 //! the checks the runner cannot make (duplicate names, the needs graph, the static matrix cap,
 //! label patterns). Every problem is reported in one pass; any problem means no lock file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use kici_engine::dag::{self, DagError, Need, NeedsWhen};
@@ -95,7 +95,19 @@ impl Generator<'_> {
             ));
             return Vec::new();
         }
-        let source = std::fs::read(self.root.join(file)).unwrap_or_default();
+        let source = match std::fs::read(self.root.join(file)) {
+            Ok(source) => source,
+            Err(err) => {
+                self.diagnostics.push(Diagnostic::new(
+                    Code::E003,
+                    file,
+                    None,
+                    format!("{file} cannot be read to compute its contentHash: {err}"),
+                    "make the file readable and compile again",
+                ));
+                return Vec::new();
+            }
+        };
         let mut workflows = Vec::new();
         for value in values {
             match serde_json::from_value::<WorkflowDescription>(value.clone()) {
@@ -128,9 +140,9 @@ impl Generator<'_> {
         } else {
             self.workflow_files.insert(wf.name.clone(), file.to_string());
         }
-        let mut seen_jobs: HashMap<&str, ()> = HashMap::new();
+        let mut seen_jobs: HashSet<&str> = HashSet::new();
         for job in &wf.jobs {
-            if seen_jobs.insert(job.name.as_str(), ()).is_some() {
+            if !seen_jobs.insert(job.name.as_str()) {
                 self.diagnostics.push(Diagnostic::new(
                     Code::E106,
                     file,
@@ -148,6 +160,16 @@ impl Generator<'_> {
             .collect();
         if seen_jobs.len() == wf.jobs.len() && jobs.len() == wf.jobs.len() {
             self.graph(file, &wf, &jobs);
+        }
+        for trigger in &wf.triggers {
+            if let Err(err) = trigger.validate() {
+                self.diagnostics.push(Diagnostic::uncoded(
+                    file,
+                    position(&wf.location),
+                    format!("Workflow \"{}\": invalid {} trigger pattern: {err}", wf.name, trigger.kind()),
+                    "branch, tag and path patterns are globs (`release/*`, `src/**`) or RegExps without look-around or backreferences",
+                ));
+            }
         }
         let resolved_hash_files = match hash_files::resolve(self.root, &wf.hash_files) {
             Ok(files) => files,
@@ -348,7 +370,7 @@ impl Generator<'_> {
         let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
         let diagnostic = match err {
             DagError::MissingDependency { job, need } => {
-                let suggestion = match closest(&need, &names) {
+                let suggestion = match kici_engine::suggest::closest(&need, names.iter().copied()) {
                     Some(close) => format!("did you mean \"{close}\"?"),
                     None => format!(
                         "needs must name a job of workflow \"{}\": {}",
@@ -394,41 +416,5 @@ fn rule(file: &str, label: &str, index: u32) -> LockRule {
             file: file.to_string(),
             index,
         },
-    }
-}
-
-/// The name within edit distance 2 of `wanted`, if any.
-fn closest<'a>(wanted: &str, names: &[&'a str]) -> Option<&'a str> {
-    names
-        .iter()
-        .map(|n| (edit_distance(wanted, n), *n))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggestions_find_close_names() {
-        assert_eq!(closest("tset", &["build", "test"]), Some("test"));
-        assert_eq!(closest("deploy", &["build", "test"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -43,6 +43,17 @@ impl Project {
             Some(_) => from_dir(&start),
             None => start.ancestors().find_map(from_dir),
         };
+        if let Some(project) = &found
+            && project.root.to_str().is_none()
+        {
+            return Err(Diagnostic::new(
+                Code::E001,
+                WORKFLOWS_DIR,
+                None,
+                format!("the project path `{}` is not valid UTF-8", project.root.display()),
+                "KiCI hands paths to Node.js, which needs UTF-8; rename or move the directory",
+            ));
+        }
         found.ok_or_else(|| {
             Diagnostic::new(
                 Code::E001,

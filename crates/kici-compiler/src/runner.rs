@@ -23,8 +23,12 @@ use tokio::task::JoinSet;
 /// which blocks the runner's writes: backpressure instead of unbounded memory.
 const EVENT_BUFFER: usize = 1024;
 
-/// How long a runner gets between SIGTERM and SIGKILL.
-pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long a runner gets between SIGTERM and SIGKILL. The runner itself gives its `$`
+/// commands 2 s between SIGTERM and SIGKILL, so this leaves it time to clean up.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Longer lines are split: one line must not hold unbounded memory.
+const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// After the runner exited, how long its output streams may stay silent before they are
 /// considered drained.
@@ -131,7 +135,8 @@ pub fn find_node(explicit: Option<&Path>) -> Result<PathBuf, String> {
 /// A running runner process.
 #[derive(Debug)]
 pub struct RunnerProcess {
-    child: Child,
+    /// `None` only while being dropped.
+    child: Option<Child>,
     pid: i32,
     ipc: OwnedWriteHalf,
     events: mpsc::Receiver<RunnerEvent>,
@@ -191,7 +196,7 @@ impl RunnerProcess {
             readers.spawn(read_lines(stderr, tx, RunnerEvent::Stderr));
         }
         Ok(RunnerProcess {
-            child,
+            child: Some(child),
             pid,
             ipc,
             events,
@@ -220,7 +225,7 @@ impl RunnerProcess {
                         Some(event) => return Some(event),
                         None => self.status = Some(self.wait_child().await),
                     },
-                    status = self.child.wait() => self.status = Some(status_or_unknown(status)),
+                    status = wait(&mut self.child) => self.status = Some(status),
                 },
                 Some(status) => {
                     // A `$` command that outlived the runner may hold its pipes open; what the
@@ -239,10 +244,11 @@ impl RunnerProcess {
     }
 
     async fn wait_child(&mut self) -> ExitStatus {
-        status_or_unknown(self.child.wait().await)
+        wait(&mut self.child).await
     }
 
-    /// Signals the runner's whole process group (the runner, its `$` commands and their children).
+    /// Signals the runner's process group. Its `$` commands run in groups of their own, which
+    /// the runner stops when it receives SIGTERM.
     pub fn signal_group(&self, signal: i32) {
         if self.pid > 0 && self.status.is_none() {
             // SAFETY: plain syscall; ESRCH when the group is already gone is fine.
@@ -253,7 +259,7 @@ impl RunnerProcess {
         }
     }
 
-    /// SIGTERM to the group, SIGKILL after [`KILL_GRACE`], then waits for the exit while
+    /// SIGTERM to the runner, SIGKILL after [`KILL_GRACE`], then waits for the exit while
     /// draining events.
     pub async fn terminate(&mut self) -> Vec<RunnerEvent> {
         self.signal_group(libc::SIGTERM);
@@ -278,12 +284,33 @@ impl RunnerProcess {
 
 impl Drop for RunnerProcess {
     fn drop(&mut self) {
-        // Steps may have started grandchildren in the group; `kill_on_drop` reaches only the runner.
-        self.signal_group(libc::SIGKILL);
+        if self.status.is_some() {
+            return;
+        }
+        // `$` commands run in their own process groups, which only the runner knows: ask it to
+        // stop them (SIGTERM), and kill it if it has not exited after the grace period.
+        self.signal_group(libc::SIGTERM);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(mut child) = self.child.take() else { return };
+        // Nothing owns this task: it outlives the dropped process handle by design and ends
+        // with the child (or with the runtime, whose drop kills the child).
+        runtime.spawn(async move {
+            if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+                // Best effort: the child may have exited in between.
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+            }
+        });
     }
 }
 
-fn status_or_unknown(status: std::io::Result<ExitStatus>) -> ExitStatus {
+async fn wait(child: &mut Option<Child>) -> ExitStatus {
+    let status = match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    };
     // `wait` only fails if the child was already reaped, which this type never does elsewhere.
     status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1))
 }
@@ -303,11 +330,66 @@ async fn read_lines<R: AsyncRead + Unpin>(
     tx: mpsc::Sender<RunnerEvent>,
     wrap: impl Fn(String) -> RunnerEvent,
 ) {
-    let mut lines = BufReader::new(reader).lines();
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
     // A read error ends the stream like end of file: the process is going away.
-    while let Ok(Some(line)) = lines.next_line().await {
-        if tx.send(wrap(line)).await.is_err() {
-            return;
+    while let Ok(available) = reader.fill_buf().await {
+        if available.is_empty() {
+            break;
+        }
+        let room = MAX_LINE_BYTES - line.len();
+        let (taken, complete) = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(newline) => (newline + 1, true),
+            None => (
+                available.len().min(room),
+                line.len() + available.len() >= MAX_LINE_BYTES,
+            ),
+        };
+        line.extend_from_slice(&available[..taken]);
+        reader.consume(taken);
+        if complete {
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            let text = String::from_utf8_lossy(&line).into_owned();
+            line.clear();
+            if tx.send(wrap(text)).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !line.is_empty() {
+        // The receiver may be gone; the last partial line then has no reader.
+        let _ = tx.send(wrap(String::from_utf8_lossy(&line).into_owned())).await;
+    }
+}
+
+/// The last lines of a runner's raw output, kept for error messages.
+#[derive(Debug, Default)]
+pub struct OutputTail {
+    lines: std::collections::VecDeque<String>,
+}
+
+impl OutputTail {
+    /// How many lines are kept.
+    pub const LINES: usize = 20;
+
+    pub fn push(&mut self, line: String) {
+        if self.lines.len() == Self::LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    /// `; last output:\n<lines>` or nothing.
+    pub fn suffix(&self) -> String {
+        if self.lines.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; last output:\n{}",
+                self.lines.iter().cloned().collect::<Vec<_>>().join("\n")
+            )
         }
     }
 }

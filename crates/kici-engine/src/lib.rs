@@ -18,4 +18,5 @@ pub mod pattern;
 pub mod protocol;
 pub mod runner_protocol;
 pub mod status;
+pub mod suggest;
 pub mod trigger;

@@ -71,26 +71,19 @@ pub struct GitFacts {
 
 /// Reads branch, sha, the files of the last commit plus uncommitted changes, and an exact tag.
 pub async fn git_facts(root: &Path) -> GitFacts {
-    let branch = git(root, &["rev-parse", "--abbrev-ref", "HEAD"])
-        .await
-        .filter(|b| b != "HEAD");
-    let sha = git(root, &["rev-parse", "HEAD"]).await;
+    let branch = git(root, &["symbolic-ref", "--short", "-q", "HEAD"]).await;
+    let sha = git(root, &["rev-parse", "-q", "--verify", "HEAD"]).await;
     let mut changed_files: Vec<String> = Vec::new();
     if sha.is_some() {
-        let last_commit = git(root, &["show", "--pretty=format:", "--name-only", "HEAD"])
+        let last_commit = git(root, &["show", "-z", "--name-only", "--pretty=format:", "HEAD"])
             .await
             .unwrap_or_default();
-        changed_files.extend(last_commit.lines().map(str::to_string));
+        changed_files.extend(last_commit.split('\0').map(|f| f.trim_matches('\n').to_string()));
     }
-    let status = git(root, &["status", "--porcelain", "--untracked-files=all"])
+    let status = git(root, &["status", "--porcelain=v1", "-z", "--untracked-files=all"])
         .await
         .unwrap_or_default();
-    changed_files.extend(
-        status
-            .lines()
-            .filter_map(|l| l.get(3..))
-            .map(|p| p.rsplit(" -> ").next().unwrap_or(p).to_string()),
-    );
+    changed_files.extend(porcelain_paths(&status));
     changed_files.retain(|f| !f.is_empty());
     changed_files.sort();
     changed_files.dedup();
@@ -101,6 +94,21 @@ pub async fn git_facts(root: &Path) -> GitFacts {
         changed_files,
         tag,
     }
+}
+
+/// Paths of `git status --porcelain=v1 -z`: `XY path\0`, renames followed by `origin\0`.
+fn porcelain_paths(status: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut entries = status.split('\0');
+    while let Some(entry) = entries.next() {
+        let Some(path) = entry.get(3..) else { continue };
+        paths.push(path.to_string());
+        if entry.starts_with('R') || entry.starts_with('C') {
+            // The rename's origin is the next entry.
+            entries.next();
+        }
+    }
+    paths
 }
 
 /// `git <args>` in `dir`: trimmed stdout, or `None` when git fails or is missing.
@@ -123,6 +131,8 @@ pub async fn git(dir: &Path, args: &[&str]) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub branch: Option<String>,
+    /// The pull request's target branch (default `main`).
+    pub base: Option<String>,
     pub sha: Option<String>,
     pub files: Vec<String>,
 }
@@ -145,7 +155,7 @@ pub fn envelope(spec: &EventSpec, facts: &GitFacts, overrides: &Overrides) -> Ev
     });
     match spec.event_type {
         EventType::PullRequest => {
-            event.target_branch = Some("main".to_string());
+            event.target_branch = Some(overrides.base.clone().unwrap_or_else(|| "main".to_string()));
             event.source_branch = Some(branch);
         }
         EventType::Tag => {
@@ -175,6 +185,14 @@ mod tests {
         assert_eq!(
             parse("pushh").unwrap_err(),
             format!("Unknown event name: pushh\n  hint: known events: {KNOWN_EVENTS}")
+        );
+    }
+
+    #[test]
+    fn porcelain_z_paths_keep_spaces_and_skip_rename_origins() {
+        assert_eq!(
+            porcelain_paths(" M a b.txt\0R  new.txt\0old.txt\0?? dir/ü.ts\0"),
+            ["a b.txt", "new.txt", "dir/ü.ts"]
         );
     }
 

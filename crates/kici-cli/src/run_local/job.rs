@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use kici_compiler::runner::{RunnerError, RunnerEvent, RunnerProcess};
+use kici_compiler::runner::{OutputTail, RunnerError, RunnerEvent, RunnerProcess};
 use kici_engine::lockfile::StaticJob;
 use kici_engine::runner_protocol::{ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage};
 use kici_engine::status::{JobStatus, StepStatus};
@@ -20,23 +20,35 @@ pub struct Printer {
 
 impl Printer {
     pub fn line(&self, text: &str) {
-        if self.to_stderr {
-            eprintln!("{text}");
+        use std::io::Write;
+        // A closed pipe (`kici run local | head`) must not stop the run: the lines are dropped.
+        let _ = if self.to_stderr {
+            writeln!(std::io::stderr().lock(), "{text}")
         } else {
-            println!("{text}");
-        }
+            writeln!(std::io::stdout().lock(), "{text}")
+        };
     }
 }
 
+/// How hard the user asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Abort {
+    No,
+    /// First Ctrl-C: cancel, running cancel hooks.
+    Graceful,
+    /// Second Ctrl-C: stop at once.
+    Force,
+}
+
 /// Runs `request` on `runner` (a runner that has received no request yet) and reports on it.
-/// `abort` turning true asks the runner to cancel the job.
+/// `abort` asks the runner to cancel the job; [`Abort::Force`] stops it at once.
 pub async fn execute(
     runner: Result<RunnerProcess, RunnerError>,
     request: ExecuteRequest,
     lock_job: &StaticJob,
     prefix: String,
     printer: Printer,
-    mut abort: watch::Receiver<bool>,
+    mut abort: watch::Receiver<Abort>,
 ) -> JobReport {
     let started = Instant::now();
     let mut report = JobReport {
@@ -82,16 +94,31 @@ pub async fn execute(
     }
     let mut current_step: i64 = PREPARE_STEP_INDEX;
     let mut completed = false;
-    let mut output_tail: Vec<String> = Vec::new();
-    let mut aborted = *abort.borrow();
+    let mut output_tail = OutputTail::default();
+    let mut aborted = Abort::No;
     loop {
         let event = tokio::select! {
             event = runner.next() => event,
-            changed = abort.changed(), if !aborted => {
-                if changed.is_ok() && *abort.borrow() {
-                    aborted = true;
-                    // The runner is going away anyway if this fails; its exit is reported below.
-                    let _ = runner.send(&HostMessage::Abort { force: false }).await;
+            changed = abort.changed(), if aborted < Abort::Force => {
+                let level = *abort.borrow();
+                if changed.is_err() || level <= aborted {
+                    continue;
+                }
+                aborted = level;
+                // The runner is going away anyway if this fails; its exit is reported below.
+                let _ = runner.send(&HostMessage::Abort { force: level == Abort::Force }).await;
+                if level == Abort::Force {
+                    for event in runner.terminate().await {
+                        if let RunnerEvent::Message(RunnerMessage::JobComplete(done)) = event {
+                            completed = true;
+                            report.status = done.status;
+                            report.error_message = done.error;
+                        }
+                    }
+                    if !completed {
+                        report.status = JobStatus::Cancelled;
+                    }
+                    break;
                 }
                 continue;
             }
@@ -142,18 +169,11 @@ pub async fn execute(
             RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => {
                 printer.line(&format!("[{}] {line}", label(&prefix, &report, current_step)));
                 output_tail.push(line);
-                if output_tail.len() > 20 {
-                    output_tail.remove(0);
-                }
             }
             RunnerEvent::Exited(status) => {
                 if !completed {
-                    let tail = if output_tail.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; last output:\n{}", output_tail.join("\n"))
-                    };
-                    if aborted {
+                    let tail = output_tail.suffix();
+                    if aborted > Abort::No {
                         report.status = JobStatus::Cancelled;
                     } else {
                         fail(

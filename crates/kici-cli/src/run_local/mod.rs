@@ -40,6 +40,9 @@ pub struct RunLocalArgs {
     /// Branch of the event (default: the current branch)
     #[arg(long)]
     branch: Option<String>,
+    /// Target branch of a pull request event (default: main)
+    #[arg(long)]
+    base: Option<String>,
     /// Commit sha of the event (default: HEAD)
     #[arg(long)]
     sha: Option<String>,
@@ -107,6 +110,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     };
     let overrides = event::Overrides {
         branch: args.branch.clone(),
+        base: args.base.clone(),
         sha: args.sha.clone(),
         files: args.files.clone(),
     };
@@ -152,7 +156,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
         only_job: args.job.clone(),
         label_workflows: matched.len() > 1,
     };
-    let workflows = schedule::run(&context, &matched).await?;
+    let schedule::Outcome { workflows, interrupted } = schedule::run(&context, &matched).await?;
 
     let status = kici_engine::status::roll_up(workflows.iter().flat_map(|w| w.jobs.iter().map(|j| j.status)))
         .unwrap_or(RunStatus::Failed);
@@ -177,12 +181,17 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
             println!("checkout kept in {}", checkout.display());
         }
     }
-    Ok(if status == RunStatus::Failed {
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if status == RunStatus::Failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
 }
+
+/// Exit code after Ctrl-C, as shells report SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

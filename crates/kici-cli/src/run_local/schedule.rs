@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::job::{self, Printer};
+use super::job::{self, Abort, Printer};
 use super::report::{JobReport, WorkflowReport};
 
 /// Step timeout when a step sets none (`KICI_DEFAULT_STEP_TIMEOUT_MS` on agents).
@@ -79,7 +79,14 @@ struct Instance {
     prefix: String,
 }
 
-pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Result<Vec<WorkflowReport>> {
+/// What the scheduler produced.
+pub struct Outcome {
+    pub workflows: Vec<WorkflowReport>,
+    /// Ctrl-C was pressed.
+    pub interrupted: bool,
+}
+
+pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Result<Outcome> {
     let jobs: Vec<Vec<&StaticJob>> = workflows
         .iter()
         .map(|w| w.jobs.iter().map(|LockJob::Static(job)| job).collect())
@@ -89,8 +96,10 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
     let mut outstanding: HashMap<JobKey, usize> = HashMap::new();
     let mut queue: VecDeque<Instance> = VecDeque::new();
     let mut running: JoinSet<(JobKey, JobReport)> = JoinSet::new();
-    let (abort_tx, abort_rx) = watch::channel(false);
+    let (abort_tx, abort_rx) = watch::channel(Abort::No);
     let mut interrupted = false;
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|err| anyhow::anyhow!("cannot listen for Ctrl-C: {err}"))?;
     loop {
         // Decide every job whose needs have all finished; a skip can unblock more.
         let mut progressed = true;
@@ -174,16 +183,31 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                     outstanding.remove(&key);
                 }
             }
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
+            _ = interrupts.recv() => {
+                let level = if interrupted {
+                    ctx.printer.line("Interrupted again: stopping running jobs now");
+                    Abort::Force
+                } else {
+                    ctx.printer.line("Interrupted: cancelling running jobs (press Ctrl-C again to stop them at once)");
+                    Abort::Graceful
+                };
                 interrupted = true;
-                ctx.printer.line("Interrupted: cancelling running jobs (press Ctrl-C again to kill them)");
-                queue.clear();
+                for instance in queue.drain(..) {
+                    let left = outstanding.get_mut(&instance.key).expect("queued jobs are outstanding");
+                    *left -= 1;
+                    if *left == 0 {
+                        outstanding.remove(&instance.key);
+                    }
+                    let mut report = JobReport::not_run(&instance.request.job, JobStatus::Cancelled, None);
+                    report.name = instance.request.job_name;
+                    results.entry(instance.key).or_default().push(report);
+                }
                 // Receivers live as long as their jobs; none listening means nothing to cancel.
-                let _ = abort_tx.send(true);
+                let _ = abort_tx.send(level);
             }
         }
     }
-    Ok(workflows
+    let workflows = workflows
         .iter()
         .enumerate()
         .map(|(w, workflow)| {
@@ -205,7 +229,8 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                 jobs: reports,
             }
         })
-        .collect())
+        .collect();
+    Ok(Outcome { workflows, interrupted })
 }
 
 /// The jobs to run: all, or with `--job` that job and everything it needs, transitively.
@@ -324,7 +349,8 @@ fn instance(
             event: ctx.event.clone(),
             needs,
             default_step_timeout_ms: DEFAULT_STEP_TIMEOUT_MS,
-            job_timeout_ms: job.timeout,
+            // The job's own `timeout` applies in the runner; a local run adds no host limit.
+            job_timeout_ms: None,
         },
     }
 }
