@@ -19,6 +19,10 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
+echo "==> PostgreSQL for the store and end-to-end tests (127.0.0.1 only)"
+KICI_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
+export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1
+
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 

@@ -217,6 +217,37 @@ impl fmt::Display for RunStatus {
     }
 }
 
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Cancelling,
+        RunStatus::Held,
+        RunStatus::Success,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+}
+
+/// Parses a wire name (`timed_out_stale`); the error is the unknown text.
+macro_rules! from_wire_name {
+    ($($ty:ty),*) => {$(
+        impl std::str::FromStr for $ty {
+            type Err = UnknownStatus;
+            fn from_str(text: &str) -> Result<Self, UnknownStatus> {
+                <$ty>::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| UnknownStatus(text.to_string()))
+            }
+        }
+    )*};
+}
+
+/// A status name this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+from_wire_name!(RunStatus, JobStatus, StepStatus);
+
 /// Persisted/wire status of a job (`ExecutionJobStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -275,10 +306,6 @@ impl JobStatus {
         }
     }
 
-    pub fn parse(text: &str) -> Option<JobStatus> {
-        JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     pub fn is_terminal(self) -> bool {
         JobStatus::TERMINAL.contains(&self)
     }
@@ -313,6 +340,15 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    pub const ALL: [StepStatus; 6] = [
+        StepStatus::Pending,
+        StepStatus::Running,
+        StepStatus::Success,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+        StepStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Pending => "pending",
@@ -463,7 +499,7 @@ mod tests {
         for status in JobStatus::ALL {
             let json = serde_json::to_string(&status).unwrap();
             assert_eq!(json, format!("\"{}\"", status.as_str()));
-            assert_eq!(JobStatus::parse(status.as_str()), Some(status));
+            assert_eq!(status.as_str().parse::<JobStatus>(), Ok(status));
         }
     }
 }

@@ -1,0 +1,223 @@
+//! KiCI's persistence: one API over SQLite (the single-node default, a file under the data
+//! directory) and PostgreSQL (`KICI_DATABASE_URL=postgres://…`, for production and several
+//! orchestrators), with the same SQL on both through sqlx's `Any` driver.
+//!
+//! Architecture invariant: this is the only crate that writes SQL. Rows are read into the
+//! engine's API types (`kici_engine::api`) or small records defined here; statuses are parsed
+//! back into their enums, never compared as strings elsewhere.
+//!
+//! Times are epoch milliseconds passed in by callers (`now`), so tests control the clock.
+
+mod agents;
+mod deliveries;
+mod queue;
+mod runs;
+mod sources;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use agents::AgentRecord;
+pub use deliveries::EventLogEntry;
+pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
+pub use runs::{JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
+pub use sources::{NewSource, Source, SourceKind, Verification};
+pub use tokens::{AdminToken, AgentToken, NewAgentToken};
+
+/// How long a query may take before the caller gets an error instead of a hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to connect to the database `{url}`")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to apply database migration {version} ({name})")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database query failed: {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database holds an unreadable value in `{column}`: {value}")]
+    Corrupt { column: &'static str, value: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database handle; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        if backend == Backend::Sqlite {
+            // One writer at a time; WAL lets readers proceed while it writes.
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(10);
+        }
+        let pool = options.connect(url).await.map_err(|source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        })?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations not yet recorded in `kici_migrations`, each in a transaction.
+    async fn migrate(&self) -> Result<()> {
+        let create = "CREATE TABLE IF NOT EXISTS kici_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+        sqlx::query(create)
+            .execute(&self.pool)
+            .await
+            .map_err(q("create kici_migrations"))?;
+        for (version, name, sql) in MIGRATIONS {
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM kici_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(q("read kici_migrations"))?;
+            if applied.is_some() {
+                continue;
+            }
+            let migrate = |source| StoreError::Migrate {
+                version: *version,
+                name,
+                source,
+            };
+            let mut tx = self.pool.begin().await.map_err(migrate)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate)?;
+            sqlx::query("INSERT INTO kici_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(0_i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate)?;
+            tx.commit().await.map_err(migrate)?;
+        }
+        Ok(())
+    }
+
+    /// A trivial query, for readiness and diagnostics.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(q("ping"))?;
+        Ok(())
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn q(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(|source| StoreError::Query {
+        context: column,
+        source,
+    })
+}
+
+/// Reads a column holding an enum's wire name.
+fn get_enum<T: FromStr>(row: &AnyRow, column: &'static str) -> Result<T> {
+    let text: String = get(row, column)?;
+    text.parse().map_err(|_| StoreError::Corrupt { column, value: text })
+}
+
+/// Reads a nullable JSON column.
+fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &'static str) -> Result<Option<T>> {
+    let text: Option<String> = get(row, column)?;
+    match text {
+        None => Ok(None),
+        // JSON `null` reads as absent, like SQL NULL.
+        Some(t) => serde_json::from_str::<Option<T>>(&t).map_err(|_| StoreError::Corrupt { column, value: t }),
+    }
+}
+
+/// A value bound to a query built at run time.
+#[derive(Debug, Clone, Copy)]
+enum Arg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Prepares `sql` with `args` bound to `$1`, `$2`, … in order.
+fn dynamic<'q>(sql: String, args: &[Arg<'q>]) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    args.iter()
+        .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, arg| match *arg {
+            Arg::Int(value) => query.bind(value),
+            Arg::Text(value) => query.bind(value),
+        })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("store values serialize")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,282 @@
+//! The dispatch queue: one entry per job delivery to an agent. `pending` entries wait for an
+//! agent; `dispatched` ones wait for the agent's ack (until `ack_deadline`) and its result;
+//! `recovering` ones belong to an agent that disconnected and may come back (until
+//! `recovery_deadline`); `expired`, `completed` and `failed` are final.
+
+use kici_engine::labels::LabelMatcher;
+use sqlx::any::AnyRow;
+
+use crate::{Arg, Result, Store, dynamic, get, get_enum, get_json, q};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStatus {
+    Pending,
+    Dispatched,
+    Recovering,
+    Completed,
+    Failed,
+    Expired,
+}
+
+impl QueueStatus {
+    pub const ALL: [QueueStatus; 6] = [
+        QueueStatus::Pending,
+        QueueStatus::Dispatched,
+        QueueStatus::Recovering,
+        QueueStatus::Completed,
+        QueueStatus::Failed,
+        QueueStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueStatus::Pending => "pending",
+            QueueStatus::Dispatched => "dispatched",
+            QueueStatus::Recovering => "recovering",
+            QueueStatus::Completed => "completed",
+            QueueStatus::Failed => "failed",
+            QueueStatus::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueStatus {
+    type Err = ();
+    fn from_str(text: &str) -> std::result::Result<Self, ()> {
+        QueueStatus::ALL.into_iter().find(|s| s.as_str() == text).ok_or(())
+    }
+}
+
+/// A new `pending` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQueueEntry {
+    pub job_id: String,
+    pub run_id: String,
+    pub enqueued_at: i64,
+    pub expires_at: Option<i64>,
+    /// The `job.dispatch` message to send, as JSON.
+    pub dispatch: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub job_id: String,
+    pub run_id: String,
+    pub status: QueueStatus,
+    pub agent_id: Option<String>,
+    pub attempts: i64,
+    pub enqueued_at: i64,
+    pub expires_at: Option<i64>,
+    pub ack_deadline: Option<i64>,
+    pub recovery_deadline: Option<i64>,
+    pub last_provisioning_error: Option<String>,
+    pub dispatch: String,
+    /// The job's label requirements.
+    pub runs_on: Vec<LabelMatcher>,
+    pub exclude_labels: Vec<LabelMatcher>,
+}
+
+const COLUMNS: &str =
+    "q.job_id, q.run_id, q.status, q.agent_id, q.attempts, q.enqueued_at, q.expires_at, q.ack_deadline,
+    q.recovery_deadline, q.last_provisioning_error, q.dispatch, j.runs_on, j.exclude_labels";
+
+fn row_to_entry(row: &AnyRow) -> Result<QueueEntry> {
+    Ok(QueueEntry {
+        job_id: get(row, "job_id")?,
+        run_id: get(row, "run_id")?,
+        status: get_enum(row, "status")?,
+        agent_id: get(row, "agent_id")?,
+        attempts: get(row, "attempts")?,
+        enqueued_at: get(row, "enqueued_at")?,
+        expires_at: get(row, "expires_at")?,
+        ack_deadline: get(row, "ack_deadline")?,
+        recovery_deadline: get(row, "recovery_deadline")?,
+        last_provisioning_error: get(row, "last_provisioning_error")?,
+        dispatch: get(row, "dispatch")?,
+        runs_on: get_json(row, "runs_on")?.unwrap_or_default(),
+        exclude_labels: get_json(row, "exclude_labels")?.unwrap_or_default(),
+    })
+}
+
+pub(crate) async fn insert_entry(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewQueueEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch) VALUES ($1, $2, 'pending', $3, $4, $5)",
+    )
+    .bind(&entry.job_id)
+    .bind(&entry.run_id)
+    .bind(entry.enqueued_at)
+    .bind(entry.expires_at)
+    .bind(&entry.dispatch)
+    .execute(&mut **tx)
+    .await
+    .map_err(q("insert queue entry"))?;
+    Ok(())
+}
+
+impl Store {
+    async fn entries_where(&self, condition: &str, args: &[Arg<'_>]) -> Result<Vec<QueueEntry>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM dispatch_queue q JOIN jobs j ON j.job_id = q.job_id WHERE {condition} ORDER BY q.enqueued_at, q.job_id"
+        );
+        let rows = dynamic(sql, args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read queue"))?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    pub async fn queue_entry(&self, job_id: &str) -> Result<Option<QueueEntry>> {
+        Ok(self.entries_where("q.job_id = $1", &[Arg::Text(job_id)]).await?.pop())
+    }
+
+    /// Entries waiting for an agent, oldest first.
+    pub async fn pending_entries(&self) -> Result<Vec<QueueEntry>> {
+        self.entries_where("q.status = 'pending'", &[]).await
+    }
+
+    /// Entries held by an agent (dispatched or recovering).
+    pub async fn entries_of_agent(&self, agent_id: &str) -> Result<Vec<QueueEntry>> {
+        self.entries_where(
+            "q.status IN ('dispatched', 'recovering') AND q.agent_id = $1",
+            &[Arg::Text(agent_id)],
+        )
+        .await
+    }
+
+    /// Every dispatched or recovering entry (at orchestrator start).
+    pub async fn in_flight_entries(&self) -> Result<Vec<QueueEntry>> {
+        self.entries_where("q.status IN ('dispatched', 'recovering')", &[])
+            .await
+    }
+
+    /// Pending entries whose `expires_at` has passed.
+    pub async fn expired_entries(&self, now: i64) -> Result<Vec<QueueEntry>> {
+        self.entries_where(
+            "q.status = 'pending' AND q.expires_at IS NOT NULL AND q.expires_at <= $1",
+            &[Arg::Int(now)],
+        )
+        .await
+    }
+
+    /// Dispatched entries whose ack did not arrive by `now`.
+    pub async fn overdue_acks(&self, now: i64) -> Result<Vec<QueueEntry>> {
+        self.entries_where(
+            "q.status = 'dispatched' AND q.ack_deadline IS NOT NULL AND q.ack_deadline <= $1",
+            &[Arg::Int(now)],
+        )
+        .await
+    }
+
+    /// Recovering entries whose agent did not come back by `now`.
+    pub async fn overdue_recoveries(&self, now: i64) -> Result<Vec<QueueEntry>> {
+        self.entries_where(
+            "q.status = 'recovering' AND q.recovery_deadline IS NOT NULL AND q.recovery_deadline <= $1",
+            &[Arg::Int(now)],
+        )
+        .await
+    }
+
+    /// `pending` → `dispatched` to `agent_id`; `false` when another dispatcher got there first.
+    pub async fn claim_entry(&self, job_id: &str, agent_id: &str, ack_deadline: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE dispatch_queue SET status = 'dispatched', agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
+                 last_provisioning_error = NULL
+             WHERE job_id = $1 AND status = 'pending'",
+        )
+        .bind(job_id)
+        .bind(agent_id)
+        .bind(ack_deadline)
+        .execute(&self.pool)
+        .await
+        .map_err(q("claim queue entry"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The agent acknowledged: no ack deadline any more.
+    pub async fn entry_acknowledged(&self, job_id: &str) -> Result<()> {
+        sqlx::query("UPDATE dispatch_queue SET ack_deadline = NULL WHERE job_id = $1 AND status = 'dispatched'")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("acknowledge queue entry"))?;
+        Ok(())
+    }
+
+    /// Back to `pending` (the agent refused, did not ack, or vanished before starting).
+    pub async fn requeue_entry(&self, job_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE dispatch_queue SET status = 'pending', agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
+             WHERE job_id = $1 AND status IN ('dispatched', 'recovering')",
+        )
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("requeue queue entry"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `dispatched` → `recovering` until `deadline` for the agent's entries; returns them.
+    pub async fn recover_agent_entries(&self, agent_id: &str, deadline: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE dispatch_queue SET status = 'recovering', recovery_deadline = $2
+             WHERE agent_id = $1 AND status = 'dispatched' RETURNING job_id",
+        )
+        .bind(agent_id)
+        .bind(deadline)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("recover agent entries"))?;
+        rows.iter().map(|r| get(r, "job_id")).collect()
+    }
+
+    /// Every `dispatched` entry becomes `recovering` until `deadline` (orchestrator start).
+    pub async fn recover_all_dispatched(&self, deadline: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE dispatch_queue SET status = 'recovering', recovery_deadline = $1 WHERE status = 'dispatched'",
+        )
+        .bind(deadline)
+        .execute(&self.pool)
+        .await
+        .map_err(q("recover dispatched entries"))?;
+        Ok(())
+    }
+
+    /// A reconnected agent claims its job back: `recovering` → `dispatched`.
+    pub async fn reclaim_entry(&self, job_id: &str, agent_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE dispatch_queue SET status = 'dispatched', recovery_deadline = NULL, ack_deadline = NULL
+             WHERE job_id = $1 AND agent_id = $2 AND status = 'recovering'",
+        )
+        .bind(job_id)
+        .bind(agent_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("reclaim queue entry"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Final state of an entry (`completed`, `failed`, `expired`); `false` if already final.
+    pub async fn close_entry(&self, job_id: &str, status: QueueStatus) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE dispatch_queue SET status = $2, ack_deadline = NULL, recovery_deadline = NULL
+             WHERE job_id = $1 AND status IN ('pending', 'dispatched', 'recovering')",
+        )
+        .bind(job_id)
+        .bind(status.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(q("close queue entry"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records why provisioning an agent for the entry failed (shown when the entry expires).
+    pub async fn set_provisioning_error(&self, job_id: &str, error: &str) -> Result<()> {
+        sqlx::query("UPDATE dispatch_queue SET last_provisioning_error = $2 WHERE job_id = $1")
+            .bind(job_id)
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set provisioning error"))?;
+        Ok(())
+    }
+}

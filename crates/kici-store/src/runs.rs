@@ -1,0 +1,554 @@
+//! Runs, their jobs and the jobs' steps. Status changes are guarded (`WHERE status IN …`), so
+//! a late or replayed message never moves a finished job or run.
+
+use kici_engine::api::{self, JobNeed};
+use kici_engine::dag::Need;
+use kici_engine::event::EventEnvelope;
+use kici_engine::failure::InitFailure;
+use kici_engine::labels::LabelMatcher;
+use kici_engine::lockfile::LockWorkflow;
+use kici_engine::status::{JobStatus, RunStatus, StepStatus};
+use serde_json::{Map, Value};
+use sqlx::any::AnyRow;
+
+use crate::queue::NewQueueEntry;
+use crate::{Arg, Result, Store, dynamic, get, get_enum, get_json, q, to_json};
+
+/// A run as created by the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub run_id: String,
+    pub source_id: String,
+    pub repo: String,
+    pub workflow_name: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub trigger_type: String,
+    pub provider: String,
+    pub delivery_id: String,
+    pub status: RunStatus,
+    pub failure_reason: Option<String>,
+    pub init_failure: Option<InitFailure>,
+    pub event: EventEnvelope,
+    pub repo_url: String,
+    pub lock_workflow: Option<LockWorkflow>,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// A job as created by the pipeline (or by a matrix expansion).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub job_id: String,
+    pub run_id: String,
+    pub job_name: String,
+    pub base_job_name: String,
+    /// `execute` or `matrix_eval`.
+    pub kind: String,
+    pub matrix: Option<Map<String, Value>>,
+    pub status: JobStatus,
+    pub runs_on: Vec<LabelMatcher>,
+    pub exclude_labels: Vec<LabelMatcher>,
+    pub needs: Vec<Need>,
+    pub error_message: Option<String>,
+    pub init_failure: Option<InitFailure>,
+    /// Display order within the run.
+    pub position: i64,
+    pub created_at: i64,
+}
+
+/// A job with the fields the orchestrator works with beyond the API view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub job: api::Job,
+    pub kind: String,
+    pub matrix: Option<Map<String, Value>>,
+    pub runs_on: Vec<LabelMatcher>,
+    pub exclude_labels: Vec<LabelMatcher>,
+    pub needs: Vec<Need>,
+    pub last_seq: i64,
+    pub last_heartbeat_at: Option<i64>,
+}
+
+/// A step's new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpdate {
+    pub job_id: String,
+    pub step_index: i64,
+    pub step_name: String,
+    pub step_type: String,
+    pub status: StepStatus,
+    pub exit_code: Option<i32>,
+    pub error_message: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub now: i64,
+}
+
+/// `kici-admin runs list` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub statuses: Vec<RunStatus>,
+    pub workflow: Option<String>,
+    pub repo: Option<String>,
+    pub since: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// How a run's `failureReason` is written when it finishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReasonUpdate {
+    /// Replace whatever is there (`Failed jobs: …`).
+    Overwrite(String),
+    /// Only when empty: specific reasons recorded earlier win over this generic one.
+    IfEmpty(String),
+    /// A successful run has no failure reason.
+    Clear,
+    Keep,
+}
+
+const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms";
+const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at";
+
+fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", name(*s)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn terminal_jobs() -> String {
+    status_list(&JobStatus::TERMINAL, JobStatus::as_str)
+}
+
+fn row_to_run(row: &AnyRow) -> Result<api::Run> {
+    Ok(api::Run {
+        run_id: get(row, "run_id")?,
+        workflow_name: get(row, "workflow_name")?,
+        status: get_enum(row, "status")?,
+        repo: get(row, "repo")?,
+        git_ref: get(row, "git_ref")?,
+        sha: get(row, "sha")?,
+        trigger: get(row, "trigger_type")?,
+        provider: get(row, "provider")?,
+        source_id: get(row, "source_id")?,
+        delivery_id: get(row, "delivery_id")?,
+        failure_reason: get(row, "failure_reason")?,
+        init_failure: get_json(row, "init_failure")?,
+        created_at: get(row, "created_at")?,
+        started_at: get(row, "started_at")?,
+        completed_at: get(row, "completed_at")?,
+        duration_ms: get(row, "duration_ms")?,
+    })
+}
+
+fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
+    let needs: Vec<Need> = get_json(row, "needs")?.unwrap_or_default();
+    Ok(JobRecord {
+        job: api::Job {
+            job_id: get(row, "job_id")?,
+            run_id: get(row, "run_id")?,
+            job_name: get(row, "job_name")?,
+            base_job_name: get(row, "base_job_name")?,
+            status: get_enum(row, "status")?,
+            agent_id: get(row, "agent_id")?,
+            error_message: get(row, "error_message")?,
+            init_failure: get_json(row, "init_failure")?,
+            needs: needs
+                .iter()
+                .map(|n| JobNeed {
+                    upstream_name: n.name().to_string(),
+                    run_on: n.run_on(),
+                })
+                .collect(),
+            created_at: get(row, "created_at")?,
+            started_at: get(row, "started_at")?,
+            completed_at: get(row, "completed_at")?,
+            duration_ms: get(row, "duration_ms")?,
+            steps: None,
+        },
+        kind: get(row, "kind")?,
+        matrix: get_json(row, "matrix")?,
+        runs_on: get_json(row, "runs_on")?.unwrap_or_default(),
+        exclude_labels: get_json(row, "exclude_labels")?.unwrap_or_default(),
+        needs,
+        last_seq: get(row, "last_seq")?,
+        last_heartbeat_at: get(row, "last_heartbeat_at")?,
+    })
+}
+
+fn row_to_step(row: &AnyRow) -> Result<api::Step> {
+    Ok(api::Step {
+        step_index: get(row, "step_index")?,
+        step_name: get(row, "step_name")?,
+        step_type: get(row, "step_type")?,
+        status: get_enum(row, "status")?,
+        exit_code: get::<Option<i64>>(row, "exit_code")?.map(|c| c as i32),
+        error_message: get(row, "error_message")?,
+        started_at: get(row, "started_at")?,
+        completed_at: get(row, "completed_at")?,
+        duration_ms: get(row, "duration_ms")?,
+    })
+}
+
+impl Store {
+    /// Stores a run with its jobs and their queue entries, atomically.
+    pub async fn insert_run(&self, run: &NewRun, jobs: &[NewJob], queue: &[NewQueueEntry]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(q("begin insert run"))?;
+        sqlx::query(
+            "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
+                 failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(&run.run_id)
+        .bind(&run.source_id)
+        .bind(&run.repo)
+        .bind(&run.workflow_name)
+        .bind(&run.git_ref)
+        .bind(&run.sha)
+        .bind(&run.trigger_type)
+        .bind(&run.provider)
+        .bind(&run.delivery_id)
+        .bind(run.status.as_str())
+        .bind(&run.failure_reason)
+        .bind(run.init_failure.as_ref().map(to_json))
+        .bind(to_json(&run.event))
+        .bind(&run.repo_url)
+        .bind(run.lock_workflow.as_ref().map(to_json))
+        .bind(run.created_at)
+        .bind(run.completed_at)
+        .bind(run.completed_at.map(|c| c - run.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(q("insert run"))?;
+        insert_jobs_in(&mut tx, jobs, queue).await?;
+        tx.commit().await.map_err(q("commit insert run"))
+    }
+
+    /// Adds jobs (and queue entries) to an existing run, atomically.
+    pub async fn insert_jobs(&self, jobs: &[NewJob], queue: &[NewQueueEntry]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(q("begin insert jobs"))?;
+        insert_jobs_in(&mut tx, jobs, queue).await?;
+        tx.commit().await.map_err(q("commit insert jobs"))
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<api::Run>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("get run"))?;
+        row.as_ref().map(row_to_run).transpose()
+    }
+
+    /// What a run needs after creation: its event, clone URL and workflow entry.
+    pub async fn run_context(&self, run_id: &str) -> Result<Option<(EventEnvelope, String, Option<LockWorkflow>)>> {
+        let row = sqlx::query("SELECT event, repo_url, lock_workflow FROM runs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("get run context"))?;
+        let Some(row) = row else { return Ok(None) };
+        let event = get_json(&row, "event")?.ok_or(crate::StoreError::Corrupt {
+            column: "event",
+            value: "NULL".into(),
+        })?;
+        Ok(Some((event, get(&row, "repo_url")?, get_json(&row, "lock_workflow")?)))
+    }
+
+    /// Runs, newest first, with the total count of the filter.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<(Vec<api::Run>, i64)> {
+        let mut conditions = vec!["1 = 1".to_string()];
+        let mut args: Vec<Arg<'_>> = Vec::new();
+        if !filter.statuses.is_empty() {
+            conditions.push(format!(
+                "status IN ({})",
+                status_list(&filter.statuses, RunStatus::as_str)
+            ));
+        }
+        if let Some(workflow) = &filter.workflow {
+            args.push(Arg::Text(workflow));
+            conditions.push(format!("workflow_name = ${}", args.len()));
+        }
+        if let Some(repo) = &filter.repo {
+            args.push(Arg::Text(repo));
+            conditions.push(format!("repo = ${}", args.len()));
+        }
+        if let Some(since) = filter.since {
+            args.push(Arg::Int(since));
+            conditions.push(format!("created_at >= ${}", args.len()));
+        }
+        let condition = conditions.join(" AND ");
+        let total: i64 = dynamic(format!("SELECT COUNT(*) AS n FROM runs WHERE {condition}"), &args)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count runs"))
+            .and_then(|row| get(&row, "n"))?;
+        let page = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {condition} ORDER BY created_at DESC, run_id DESC LIMIT ${} OFFSET ${}",
+            args.len() + 1,
+            args.len() + 2
+        );
+        args.push(Arg::Int(filter.limit));
+        args.push(Arg::Int(filter.offset));
+        let rows = dynamic(page, &args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list runs"))?;
+        Ok((rows.iter().map(row_to_run).collect::<Result<_>>()?, total))
+    }
+
+    /// Non-terminal runs (at orchestrator start, to finish what was in flight).
+    pub async fn active_run_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT run_id FROM runs WHERE status IN ('pending', 'running', 'cancelling')")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("active runs"))?;
+        rows.iter().map(|r| get(r, "run_id")).collect()
+    }
+
+    /// `pending` → `running` at the first job that runs.
+    pub async fn mark_run_running(&self, run_id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE run_id = $1 AND status = 'pending'")
+            .bind(run_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("mark run running"))?;
+        Ok(())
+    }
+
+    /// Finishes a run that is not finished yet; `false` when it already was.
+    pub async fn complete_run(&self, run_id: &str, status: RunStatus, reason: &ReasonUpdate, now: i64) -> Result<bool> {
+        let (reason_sql, reason_value) = match reason {
+            ReasonUpdate::Overwrite(text) => ("$3", Some(text.clone())),
+            ReasonUpdate::IfEmpty(text) => ("COALESCE(failure_reason, $3)", Some(text.clone())),
+            ReasonUpdate::Clear => ("NULL", None),
+            ReasonUpdate::Keep => ("COALESCE(failure_reason, $3)", None),
+        };
+        let sql = format!(
+            "UPDATE runs SET status = $2, failure_reason = {reason_sql}, completed_at = $4,
+                 duration_ms = $4 - COALESCE(started_at, created_at)
+             WHERE run_id = $1 AND status NOT IN ('success', 'failed', 'cancelled')"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_id)
+            .bind(status.as_str())
+            .bind(reason_value)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("complete run"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The run's jobs in display order, with their steps when asked.
+    pub async fn run_jobs(&self, run_id: &str, include_steps: bool) -> Result<Vec<JobRecord>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY position, job_name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("run jobs"))?;
+        let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<_>>>()?;
+        if include_steps {
+            for record in &mut jobs {
+                record.job.steps = Some(self.job_steps(&record.job.job_id).await?);
+            }
+        }
+        Ok(jobs)
+    }
+
+    pub async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("get job"))?;
+        row.as_ref().map(row_to_job).transpose()
+    }
+
+    /// Moves a job from one of `from` to `to`; `false` when it was in none of them.
+    pub async fn transition_job(&self, job_id: &str, from: &[JobStatus], to: JobStatus, now: i64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE jobs SET status = $2,
+                 started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $3) ELSE started_at END,
+                 last_heartbeat_at = CASE WHEN $2 = 'running' THEN $3 ELSE last_heartbeat_at END
+             WHERE job_id = $1 AND status IN ({})",
+            status_list(from, JobStatus::as_str)
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .bind(to.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("transition job"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_job_agent(&self, job_id: &str, agent_id: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET agent_id = $2 WHERE job_id = $1")
+            .bind(job_id)
+            .bind(agent_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set job agent"))?;
+        Ok(())
+    }
+
+    /// Finishes a job that is not finished yet; `false` when it already was.
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        status: JobStatus,
+        error_message: Option<&str>,
+        init_failure: Option<&InitFailure>,
+        now: i64,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE jobs SET status = $2, error_message = COALESCE($3, error_message), init_failure = COALESCE($4, init_failure),
+                 completed_at = $5, duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $5 - started_at END
+             WHERE job_id = $1 AND status NOT IN ({})",
+            terminal_jobs()
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .bind(status.as_str())
+            .bind(error_message)
+            .bind(init_failure.map(to_json))
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("finish job"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that messages up to `seq` of the job were applied; `false` when `seq` was
+    /// already recorded (a replay).
+    pub async fn advance_seq(&self, job_id: &str, seq: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE jobs SET last_seq = $2 WHERE job_id = $1 AND last_seq < $2")
+            .bind(job_id)
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(q("advance seq"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn job_heartbeat(&self, job_id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET last_heartbeat_at = $2 WHERE job_id = $1 AND status = 'running'")
+            .bind(job_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("job heartbeat"))?;
+        Ok(())
+    }
+
+    /// Inserts or updates a step; a finished step keeps its final state.
+    pub async fn upsert_step(&self, step: &StepUpdate) -> Result<()> {
+        let running = matches!(step.status, StepStatus::Running | StepStatus::Pending);
+        sqlx::query(
+            "INSERT INTO steps (job_id, step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (job_id, step_index) DO UPDATE SET step_name = $3, step_type = $4, status = $5,
+                 exit_code = COALESCE($6, steps.exit_code), error_message = COALESCE($7, steps.error_message),
+                 started_at = COALESCE(steps.started_at, $8), completed_at = COALESCE($9, steps.completed_at),
+                 duration_ms = COALESCE($10, steps.duration_ms)
+             WHERE steps.status IN ('pending', 'running')",
+        )
+        .bind(&step.job_id)
+        .bind(step.step_index)
+        .bind(&step.step_name)
+        .bind(&step.step_type)
+        .bind(step.status.as_str())
+        .bind(step.exit_code.map(i64::from))
+        .bind(&step.error_message)
+        .bind(running.then_some(step.now))
+        .bind((!running).then_some(step.now))
+        .bind(step.duration_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(q("upsert step"))?;
+        Ok(())
+    }
+
+    pub async fn job_steps(&self, job_id: &str) -> Result<Vec<api::Step>> {
+        let rows = sqlx::query(
+            "SELECT step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms
+             FROM steps WHERE job_id = $1 ORDER BY step_index",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("job steps"))?;
+        rows.iter().map(row_to_step).collect()
+    }
+
+    /// Steps still pending or running of a finished job become `to` (skipped or cancelled).
+    pub async fn close_open_steps(&self, job_id: &str, to: StepStatus, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ('pending', 'running')",
+        )
+        .bind(job_id)
+        .bind(to.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("close open steps"))?;
+        Ok(())
+    }
+
+    /// Running jobs whose last heartbeat is older than `before` (stale detection).
+    pub async fn stale_running_jobs(&self, before: i64) -> Result<Vec<JobRecord>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND COALESCE(last_heartbeat_at, started_at, created_at) < $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("stale jobs"))?;
+        rows.iter().map(row_to_job).collect()
+    }
+}
+
+async fn insert_jobs_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    jobs: &[NewJob],
+    queue: &[NewQueueEntry],
+) -> Result<()> {
+    for job in jobs {
+        sqlx::query(
+            "INSERT INTO jobs (job_id, run_id, job_name, base_job_name, kind, matrix, status, runs_on, exclude_labels, needs,
+                 error_message, init_failure, position, created_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&job.job_id)
+        .bind(&job.run_id)
+        .bind(&job.job_name)
+        .bind(&job.base_job_name)
+        .bind(&job.kind)
+        .bind(job.matrix.as_ref().map(to_json))
+        .bind(job.status.as_str())
+        .bind(to_json(&job.runs_on))
+        .bind(to_json(&job.exclude_labels))
+        .bind(to_json(&job.needs))
+        .bind(&job.error_message)
+        .bind(job.init_failure.as_ref().map(to_json))
+        .bind(job.position)
+        .bind(job.created_at)
+        .bind(job.status.is_terminal().then_some(job.created_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(q("insert job"))?;
+    }
+    for entry in queue {
+        crate::queue::insert_entry(tx, entry).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Event sources: where webhooks come from and how their repositories are reached.
+
+use sqlx::any::AnyRow;
+
+use crate::{Result, Store, get, get_enum, q};
+
+/// How events reach the orchestrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A repository on this machine; `kici-admin source trigger-local` or a `post-receive` hook.
+    Local,
+    /// A forge (Forgejo, Gitea, GitLab, GitHub) sending signed webhooks.
+    Generic,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Local => "local",
+            SourceKind::Generic => "generic",
+        }
+    }
+}
+
+impl std::str::FromStr for SourceKind {
+    type Err = ();
+    fn from_str(text: &str) -> std::result::Result<Self, ()> {
+        match text {
+            "local" => Ok(SourceKind::Local),
+            "generic" => Ok(SourceKind::Generic),
+            _ => Err(()),
+        }
+    }
+}
+
+/// How a source's webhooks are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    None,
+    HmacSha256,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::None => "none",
+            Verification::HmacSha256 => "hmac_sha256",
+        }
+    }
+}
+
+impl std::str::FromStr for Verification {
+    type Err = ();
+    fn from_str(text: &str) -> std::result::Result<Self, ()> {
+        match text {
+            "none" => Ok(Verification::None),
+            "hmac_sha256" => Ok(Verification::HmacSha256),
+            _ => Err(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub source_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: SourceKind,
+    /// Local sources: the repository's absolute path.
+    pub path: Option<String>,
+    /// Generic sources: the clone URL template (`{owner}`, `{name}`) or URL.
+    pub git_url: Option<String>,
+    pub preset: Option<String>,
+    pub verification: Verification,
+    /// The webhook secret (HMAC key).
+    pub secret: Option<String>,
+    pub max_payload_bytes: i64,
+    pub created_at: i64,
+}
+
+/// What `source add` stores.
+pub type NewSource = Source;
+
+const COLUMNS: &str =
+    "source_id, org_id, name, kind, path, git_url, preset, verification, secret, max_payload_bytes, created_at";
+
+fn row_to_source(row: &AnyRow) -> Result<Source> {
+    Ok(Source {
+        source_id: get(row, "source_id")?,
+        org_id: get(row, "org_id")?,
+        name: get(row, "name")?,
+        kind: get_enum(row, "kind")?,
+        path: get(row, "path")?,
+        git_url: get(row, "git_url")?,
+        preset: get(row, "preset")?,
+        verification: get_enum(row, "verification")?,
+        secret: get(row, "secret")?,
+        max_payload_bytes: get(row, "max_payload_bytes")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a source; `false` when the org already has a source with that name.
+    pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, max_payload_bytes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (org_id, name) DO NOTHING",
+        )
+        .bind(&source.source_id)
+        .bind(&source.org_id)
+        .bind(&source.name)
+        .bind(source.kind.as_str())
+        .bind(&source.path)
+        .bind(&source.git_url)
+        .bind(&source.preset)
+        .bind(source.verification.as_str())
+        .bind(&source.secret)
+        .bind(source.max_payload_bytes)
+        .bind(source.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("insert source"))?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// The source of `org_id` whose id or name is `id_or_name`.
+    pub async fn find_source(&self, org_id: &str, id_or_name: &str) -> Result<Option<Source>> {
+        let sql = format!("SELECT {COLUMNS} FROM sources WHERE org_id = $1 AND (source_id = $2 OR name = $2)");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(id_or_name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("find source"))?;
+        row.as_ref().map(row_to_source).transpose()
+    }
+
+    pub async fn list_sources(&self) -> Result<Vec<Source>> {
+        let sql = format!("SELECT {COLUMNS} FROM sources ORDER BY created_at, name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list sources"))?;
+        rows.iter().map(row_to_source).collect()
+    }
+}

@@ -1,0 +1,546 @@
+//! Store tests, run against SQLite always and against PostgreSQL when
+//! `KICI_TEST_POSTGRES_URL` names a server (the test command starts one;
+//! `KICI_TEST_REQUIRE_POSTGRES=1` makes its absence a failure).
+
+use kici_engine::dag::{Need, NeedsWhen};
+use kici_engine::event::{EventEnvelope, EventType};
+use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
+use kici_engine::labels::LabelMatcher;
+use kici_engine::status::{JobStatus, RunStatus, StepStatus};
+
+use super::*;
+
+/// Every database the tests run on, each fresh.
+async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&format!("sqlite://{}/kici.db?mode=rwc", dir.path().display()))
+        .await
+        .unwrap();
+    let mut stores = vec![("sqlite", sqlite, Some(dir))];
+    match std::env::var("KICI_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let admin = Store::open_admin(&url).await;
+            let name = format!("kici_store_test_{}", uuid_like());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            let (base, _) = url.rsplit_once('/').unwrap();
+            stores.push(("postgres", Store::open(&format!("{base}/{name}")).await.unwrap(), None));
+        }
+        Err(_) => assert!(
+            std::env::var("KICI_TEST_REQUIRE_POSTGRES").is_err(),
+            "KICI_TEST_REQUIRE_POSTGRES is set but KICI_TEST_POSTGRES_URL is not"
+        ),
+    }
+    stores
+}
+
+impl Store {
+    async fn open_admin(url: &str) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap()
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+fn run(run_id: &str, created_at: i64) -> NewRun {
+    let mut event = EventEnvelope::new(EventType::Push);
+    event.target_branch = Some("main".into());
+    NewRun {
+        run_id: run_id.into(),
+        source_id: "src".into(),
+        repo: "acme/app".into(),
+        workflow_name: "ci".into(),
+        git_ref: "refs/heads/main".into(),
+        sha: "abc".into(),
+        trigger_type: "push".into(),
+        provider: "local".into(),
+        delivery_id: format!("d-{run_id}"),
+        status: RunStatus::Pending,
+        failure_reason: None,
+        init_failure: None,
+        event,
+        repo_url: "file:///repo".into(),
+        lock_workflow: None,
+        created_at,
+        completed_at: None,
+    }
+}
+
+fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) -> NewJob {
+    NewJob {
+        job_id: job_id.into(),
+        run_id: run_id.into(),
+        job_name: name.into(),
+        base_job_name: name.into(),
+        kind: "execute".into(),
+        matrix: None,
+        status: JobStatus::Queued,
+        runs_on: vec![LabelMatcher::exact("linux")],
+        exclude_labels: vec![],
+        needs,
+        error_message: None,
+        init_failure: None,
+        position,
+        created_at: 10,
+    }
+}
+
+fn entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueueEntry {
+    NewQueueEntry {
+        job_id: job_id.into(),
+        run_id: run_id.into(),
+        enqueued_at: 10,
+        expires_at,
+        dispatch: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn runs_jobs_and_steps_round_trip() {
+    for (db, store, _dir) in stores().await {
+        let needs = vec![Need::new("build", &NeedsWhen::Always)];
+        store
+            .insert_run(
+                &run("r1", 10),
+                &[job("r1", "j1", "build", vec![], 0), job("r1", "j2", "report", needs, 1)],
+                &[entry("r1", "j1", None)],
+            )
+            .await
+            .unwrap();
+        let got = store.get_run("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.workflow_name.as_str(), got.failure_reason),
+            (RunStatus::Pending, "ci", None),
+            "{db}"
+        );
+        let (event, url, lock) = store.run_context("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (event.target_branch.as_deref(), url.as_str(), lock),
+            (Some("main"), "file:///repo", None),
+            "{db}"
+        );
+
+        assert!(
+            store
+                .transition_job("j1", &[JobStatus::Queued], JobStatus::Running, 20)
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .transition_job("j1", &[JobStatus::Queued], JobStatus::Running, 21)
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        store.mark_run_running("r1", 20).await.unwrap();
+        let step = |status, exit_code, now| StepUpdate {
+            job_id: "j1".into(),
+            step_index: 0,
+            step_name: "compile".into(),
+            step_type: "step".into(),
+            status,
+            exit_code,
+            error_message: (status == StepStatus::Failed).then(|| "boom".to_string()),
+            duration_ms: (status != StepStatus::Running).then_some(5),
+            now,
+        };
+        store.upsert_step(&step(StepStatus::Running, None, 21)).await.unwrap();
+        store.upsert_step(&step(StepStatus::Failed, Some(3), 26)).await.unwrap();
+        // A replayed `running` does not reopen a finished step.
+        store.upsert_step(&step(StepStatus::Running, None, 27)).await.unwrap();
+        assert!(
+            store
+                .finish_job(
+                    "j1",
+                    JobStatus::Failed,
+                    Some("Step 'compile' failed (exit code 3)"),
+                    None,
+                    30
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .finish_job("j1", JobStatus::Success, None, None, 31)
+                .await
+                .unwrap(),
+            "{db}: finished twice"
+        );
+
+        let jobs = store.run_jobs("r1", true).await.unwrap();
+        assert_eq!(jobs.len(), 2, "{db}");
+        let build = &jobs[0].job;
+        assert_eq!(
+            (build.status, build.duration_ms, build.error_message.as_deref()),
+            (JobStatus::Failed, Some(10), Some("Step 'compile' failed (exit code 3)")),
+            "{db}"
+        );
+        let steps = build.steps.as_ref().unwrap();
+        assert_eq!(
+            (
+                steps[0].status,
+                steps[0].exit_code,
+                steps[0].started_at,
+                steps[0].completed_at
+            ),
+            (StepStatus::Failed, Some(3), Some(21), Some(26)),
+            "{db}"
+        );
+        assert_eq!(jobs[1].needs, vec![Need::new("build", &NeedsWhen::Always)], "{db}");
+        assert_eq!(jobs[1].job.needs[0].run_on.len(), 6, "{db}");
+
+        assert!(
+            store
+                .complete_run(
+                    "r1",
+                    RunStatus::Failed,
+                    &ReasonUpdate::IfEmpty("Failed jobs: build".into()),
+                    40
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .complete_run("r1", RunStatus::Success, &ReasonUpdate::Clear, 41)
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        let got = store.get_run("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (got.status, got.failure_reason.as_deref(), got.duration_ms),
+            (RunStatus::Failed, Some("Failed jobs: build"), Some(20)),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn specific_failure_reasons_beat_generic_ones() {
+    for (db, store, _dir) in stores().await {
+        let mut failed = run("r", 1);
+        failed.status = RunStatus::Running;
+        failed.failure_reason = Some("Matrix expansion failed for job 'test': boom".into());
+        failed.init_failure = Some(InitFailure {
+            scope: InitFailureScope::Run,
+            category: InitFailureCategory::MatrixExpansion,
+            message: "Matrix expansion failed for job 'test': boom".into(),
+            job_name: Some("test".into()),
+        });
+        store.insert_run(&failed, &[], &[]).await.unwrap();
+        store
+            .complete_run(
+                "r",
+                RunStatus::Failed,
+                &ReasonUpdate::IfEmpty("No agents available to dispatch jobs".into()),
+                5,
+            )
+            .await
+            .unwrap();
+        let got = store.get_run("r").await.unwrap().unwrap();
+        assert_eq!(
+            got.failure_reason.as_deref(),
+            Some("Matrix expansion failed for job 'test': boom"),
+            "{db}"
+        );
+        assert_eq!(
+            got.init_failure.unwrap().category,
+            InitFailureCategory::MatrixExpansion,
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_runs_filters_and_pages_newest_first() {
+    for (db, store, _dir) in stores().await {
+        for i in 0..5 {
+            store
+                .insert_run(&run(&format!("r{i}"), 100 + i), &[], &[])
+                .await
+                .unwrap();
+        }
+        store
+            .complete_run("r1", RunStatus::Failed, &ReasonUpdate::Keep, 200)
+            .await
+            .unwrap();
+        store
+            .complete_run("r3", RunStatus::Failed, &ReasonUpdate::Keep, 200)
+            .await
+            .unwrap();
+        let filter = RunFilter {
+            limit: 2,
+            ..RunFilter::default()
+        };
+        let (page, total) = store.list_runs(&filter).await.unwrap();
+        assert_eq!(
+            (page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), total),
+            (vec!["r4", "r3"], 5),
+            "{db}"
+        );
+        let failed = RunFilter {
+            statuses: vec![RunStatus::Failed],
+            workflow: Some("ci".into()),
+            repo: Some("acme/app".into()),
+            since: Some(101),
+            limit: 20,
+            offset: 0,
+        };
+        let (page, total) = store.list_runs(&failed).await.unwrap();
+        assert_eq!(
+            (page.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), total),
+            (vec!["r3", "r1"], 2),
+            "{db}"
+        );
+        let none = RunFilter {
+            workflow: Some("other".into()),
+            limit: 20,
+            ..RunFilter::default()
+        };
+        assert_eq!(store.list_runs(&none).await.unwrap().1, 0, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn the_queue_claims_once_recovers_and_expires() {
+    for (db, store, _dir) in stores().await {
+        store
+            .insert_run(
+                &run("r", 1),
+                &[job("r", "a", "a", vec![], 0), job("r", "b", "b", vec![], 1)],
+                &[entry("r", "a", Some(100)), entry("r", "b", None)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.pending_entries().await.unwrap().len(), 2, "{db}");
+        assert!(store.claim_entry("a", "agent-1", 50).await.unwrap(), "{db}");
+        assert!(
+            !store.claim_entry("a", "agent-2", 50).await.unwrap(),
+            "{db}: claimed twice"
+        );
+        let entry = store.queue_entry("a").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                entry.status,
+                entry.agent_id.as_deref(),
+                entry.attempts,
+                entry.runs_on.clone()
+            ),
+            (
+                QueueStatus::Dispatched,
+                Some("agent-1"),
+                1,
+                vec![LabelMatcher::exact("linux")]
+            ),
+            "{db}"
+        );
+        assert_eq!(store.overdue_acks(60).await.unwrap().len(), 1, "{db}");
+        store.entry_acknowledged("a").await.unwrap();
+        assert!(store.overdue_acks(60).await.unwrap().is_empty(), "{db}");
+        assert_eq!(
+            store.recover_agent_entries("agent-1", 500).await.unwrap(),
+            vec!["a".to_string()],
+            "{db}"
+        );
+        assert!(store.overdue_recoveries(499).await.unwrap().is_empty(), "{db}");
+        assert_eq!(store.overdue_recoveries(500).await.unwrap().len(), 1, "{db}");
+        assert!(store.reclaim_entry("a", "agent-1").await.unwrap(), "{db}");
+        assert!(store.requeue_entry("a").await.unwrap(), "{db}");
+        assert_eq!(
+            store
+                .expired_entries(100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.job_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"],
+            "{db}"
+        );
+        store.set_provisioning_error("a", "spawn node ENOENT").await.unwrap();
+        assert!(store.close_entry("a", QueueStatus::Expired).await.unwrap(), "{db}");
+        assert!(!store.close_entry("a", QueueStatus::Completed).await.unwrap(), "{db}");
+        let entry = store.queue_entry("a").await.unwrap().unwrap();
+        assert_eq!(
+            (entry.status, entry.last_provisioning_error.as_deref()),
+            (QueueStatus::Expired, Some("spawn node ENOENT")),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sequence_numbers_apply_once() {
+    for (db, store, _dir) in stores().await {
+        store
+            .insert_run(&run("r", 1), &[job("r", "j", "j", vec![], 0)], &[])
+            .await
+            .unwrap();
+        assert!(store.advance_seq("j", 1).await.unwrap(), "{db}");
+        assert!(store.advance_seq("j", 2).await.unwrap(), "{db}");
+        assert!(!store.advance_seq("j", 2).await.unwrap(), "{db}: replay applied");
+        assert!(!store.advance_seq("j", 1).await.unwrap(), "{db}");
+        assert_eq!(store.get_job("j").await.unwrap().unwrap().last_seq, 2, "{db}");
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_claimed_once_until_they_expire() {
+    for (db, store, _dir) in stores().await {
+        assert!(store.claim_delivery("d1", 0, 100).await.unwrap(), "{db}");
+        assert!(!store.claim_delivery("d1", 50, 150).await.unwrap(), "{db}");
+        assert!(
+            store.claim_delivery("d1", 100, 200).await.unwrap(),
+            "{db}: expired claim kept"
+        );
+        store.release_delivery("d1").await.unwrap();
+        assert!(store.claim_delivery("d1", 101, 200).await.unwrap(), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_sources_and_agents() {
+    for (db, store, _dir) in stores().await {
+        let admin = AdminToken {
+            token_id: "t1".into(),
+            label: "ops".into(),
+            role: "owner".into(),
+            created_at: 1,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        assert!(store.insert_admin_token(&admin, "hash-1").await.unwrap(), "{db}");
+        assert!(
+            !store.insert_admin_token(&admin, "hash-1").await.unwrap(),
+            "{db}: same hash stored twice"
+        );
+        assert_eq!(
+            store.use_admin_token("hash-1", 5).await.unwrap().unwrap().last_used_at,
+            None,
+            "{db}"
+        );
+        assert_eq!(
+            store.list_admin_tokens().await.unwrap()[0].last_used_at,
+            Some(5),
+            "{db}"
+        );
+        assert!(store.revoke_admin_token("t1", 6).await.unwrap(), "{db}");
+        assert!(
+            store.use_admin_token("hash-1", 7).await.unwrap().is_none(),
+            "{db}: revoked token accepted"
+        );
+
+        let token = NewAgentToken {
+            token_id: "a1".into(),
+            label: "builder".into(),
+            token_prefix: "kat_12ab".into(),
+            token_hash: "h".into(),
+            labels: vec!["linux".into()],
+            agent_type: "static".into(),
+            created_at: 1,
+            expires_at: Some(100),
+        };
+        store.insert_agent_token(&token).await.unwrap();
+        assert_eq!(
+            store.use_agent_token("h", 50).await.unwrap().unwrap().labels,
+            ["linux"],
+            "{db}"
+        );
+        assert!(
+            store.use_agent_token("h", 100).await.unwrap().is_none(),
+            "{db}: expired token accepted"
+        );
+        assert!(store.revoke_agent_token("builder", 60).await.unwrap(), "{db}");
+
+        let source = Source {
+            source_id: "s1".into(),
+            org_id: "default".into(),
+            name: "app".into(),
+            kind: SourceKind::Local,
+            path: Some("/repo".into()),
+            git_url: None,
+            preset: None,
+            verification: Verification::None,
+            secret: None,
+            max_payload_bytes: 1024,
+            created_at: 1,
+        };
+        assert!(store.insert_source(&source).await.unwrap(), "{db}");
+        assert!(
+            !store
+                .insert_source(&Source {
+                    source_id: "s2".into(),
+                    ..source.clone()
+                })
+                .await
+                .unwrap(),
+            "{db}: duplicate name"
+        );
+        assert_eq!(
+            store.find_source("default", "app").await.unwrap(),
+            Some(source.clone()),
+            "{db}"
+        );
+        assert_eq!(store.find_source("default", "s1").await.unwrap(), Some(source), "{db}");
+        assert_eq!(store.find_source("other", "s1").await.unwrap(), None, "{db}");
+
+        let agent = AgentRecord {
+            agent_id: "ag".into(),
+            token_id: Some("a1".into()),
+            labels: vec!["linux".into()],
+            hostname: "h".into(),
+            platform: "linux".into(),
+            arch: "x86_64".into(),
+            version: "0.1.0".into(),
+            build_info: None,
+            connected: true,
+            first_seen_at: 1,
+            last_seen_at: 1,
+        };
+        store.upsert_agent(&agent).await.unwrap();
+        store
+            .upsert_agent(&AgentRecord {
+                last_seen_at: 9,
+                ..agent.clone()
+            })
+            .await
+            .unwrap();
+        store.disconnect_all_agents().await.unwrap();
+        let agents = store.list_agents().await.unwrap();
+        assert_eq!(
+            (
+                agents.len(),
+                agents[0].connected,
+                agents[0].first_seen_at,
+                agents[0].last_seen_at
+            ),
+            (1, false, 1, 9),
+            "{db}"
+        );
+    }
+}
+
+#[test]
+fn database_passwords_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://kici:s3cret@db:5432/kici"),
+        "postgres://kici:***@db:5432/kici"
+    );
+    assert_eq!(
+        redact_url("sqlite:///var/lib/kici/kici.db"),
+        "sqlite:///var/lib/kici/kici.db"
+    );
+}
