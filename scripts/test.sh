@@ -26,9 +26,8 @@ export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 
-echo "==> Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
-else
-  cargo test --workspace --no-fail-fast
-fi
+if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-fail-fast); else runner=(cargo test --no-fail-fast); fi
+echo "==> Rust tests (end-to-end on SQLite)"
+"${runner[@]}" --workspace
+echo "==> End-to-end tests again on PostgreSQL"
+KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit

@@ -320,6 +320,34 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the run's failure reason unless one is recorded already (specific beats generic).
+    pub async fn set_failure_reason_if_empty(&self, run_id: &str, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET failure_reason = $2 WHERE run_id = $1 AND failure_reason IS NULL")
+            .bind(run_id)
+            .bind(reason)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set failure reason"))?;
+        Ok(())
+    }
+
+    /// `pending` → `queued` with its queue entry, atomically; `false` when the job was not
+    /// pending (another caller queued or skipped it first).
+    pub async fn queue_job(&self, job_id: &str, entry: &NewQueueEntry) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin queue job"))?;
+        let moved = sqlx::query("UPDATE jobs SET status = 'queued' WHERE job_id = $1 AND status = 'pending'")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("queue job"))?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::queue::insert_entry(&mut tx, entry).await?;
+        tx.commit().await.map_err(q("commit queue job"))?;
+        Ok(true)
+    }
+
     /// Finishes a run that is not finished yet; `false` when it already was.
     pub async fn complete_run(&self, run_id: &str, status: RunStatus, reason: &ReasonUpdate, now: i64) -> Result<bool> {
         let (reason_sql, reason_value) = match reason {

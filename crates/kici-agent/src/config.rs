@@ -1,0 +1,434 @@
+//! The agent's one typed [`Config`], loaded from `KICI_*` environment variables and validated
+//! before anything starts. `main` passes the process environment; tests pass a map.
+//!
+//! This module only parses and validates: it does not touch the network, check tools on `PATH`
+//! or create directories (see `main.rs` for those boot checks).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kici_engine::labels::{LabelError, validate_agent_label};
+use kici_telemetry::env::UnknownEnv;
+
+/// Every `KICI_*` variable the agent reads (the common ones, `KICI_LOG_LEVEL`, `KICI_DEV`,
+/// `KICI_NODE`, ..., are added by `kici_telemetry::env::check`).
+pub const KNOWN_ENV: &[&str] = &[
+    "KICI_ORCHESTRATOR_URL",
+    "KICI_AGENT_ID",
+    "KICI_AGENT_TOKEN",
+    "KICI_LABELS",
+    "KICI_PORT",
+    "KICI_WORK_DIR",
+    "KICI_DEFAULT_STEP_TIMEOUT_MS",
+    "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+    "KICI_HEARTBEAT_INTERVAL_MS",
+    "KICI_MAX_LOG_SIZE_BYTES",
+    "KICI_SCALER_MANAGED",
+    "KICI_ROLES",
+    "KICI_EXECUTION_MODE",
+    "KICI_NODE",
+    "KICI_LOG_LEVEL",
+    "KICI_DEV",
+];
+
+const DEFAULT_PORT: u16 = 8080;
+const DEFAULT_STEP_TIMEOUT_MS: u64 = 1_800_000;
+const DEFAULT_JOB_HEARTBEAT_INTERVAL_MS: u64 = 60_000;
+const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 30_000;
+const DEFAULT_MAX_LOG_SIZE_BYTES: u64 = 10_485_760;
+
+/// The agent token. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentToken(String);
+
+impl AgentToken {
+    pub fn new(token: impl Into<String>) -> AgentToken {
+        AgentToken(token.into())
+    }
+
+    /// The token as sent in `auth.request`.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which special jobs this agent offers to run (`KICI_ROLES`: unset or `all` = both, empty =
+/// none, else a comma-separated list). Accepted and validated; the agent does not advertise
+/// role labels yet (the orchestrator dispatches matrix evaluations by `kici:os`/`kici:arch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    pub builder: bool,
+    pub init_runner: bool,
+}
+
+/// How jobs are isolated (`KICI_EXECUTION_MODE`). Only bare metal exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionMode {
+    BareMetal,
+}
+
+/// Everything the agent needs, resolved once.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ws://host:port/ws`.
+    pub orchestrator_url: String,
+    pub agent_id: String,
+    pub token: AgentToken,
+    /// Operator labels (`KICI_LABELS`), each validated; the automatic `kici:*` labels are added
+    /// when registering.
+    pub labels: Vec<String>,
+    pub hostname: String,
+    /// Port of `/health` and `/ready` on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Where `kici-job-*` checkouts are created.
+    pub work_dir: PathBuf,
+    pub default_step_timeout: Duration,
+    pub job_heartbeat_interval: Duration,
+    /// Connection `heartbeat` interval.
+    pub heartbeat_interval: Duration,
+    /// Cap on one job's log output; the rest is replaced by a `[TRUNCATED: ...]` line.
+    pub max_log_size_bytes: u64,
+    pub scaler_managed: bool,
+    pub roles: Roles,
+    pub execution_mode: ExecutionMode,
+    /// `KICI_NODE`: the `node` to run workflows with; `None` = `node` on `PATH`.
+    pub node: Option<PathBuf>,
+    /// `KICI_LOG_LEVEL`, checked by the logger.
+    pub log_level: String,
+    /// Unknown `KICI_*` variables tolerated because of `KICI_DEV=true`; `main` logs them.
+    pub unknown_env_warning: Option<UnknownEnv>,
+}
+
+/// Why the environment does not make a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    UnknownEnv(UnknownEnv),
+    #[error(
+        "KICI_ORCHESTRATOR_URL is not set (hint: set it to the orchestrator's agent endpoint, e.g. `ws://orchestrator:8080/ws`)"
+    )]
+    MissingUrl,
+    #[error("KICI_ORCHESTRATOR_URL `{url}` is not supported: {reason}")]
+    BadUrl { url: String, reason: &'static str },
+    #[error(
+        "KICI_AGENT_TOKEN is not set (hint: create one with `kici-admin token create`, or set it to an empty value when the orchestrator runs without agent authentication)"
+    )]
+    MissingToken,
+    #[error("invalid KICI_LABELS: {source} (hint: KICI_LABELS is a comma-separated list such as `linux,gpu`)")]
+    Label {
+        #[source]
+        source: LabelError,
+    },
+    #[error("invalid {name} `{value}`: {expected}")]
+    BadValue {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl Config {
+    /// Builds the configuration from `vars` (the process environment in `main`). `hostname` is
+    /// the machine's name, used for the default agent id and the `kici:host:*` label.
+    pub fn from_env(vars: &BTreeMap<String, String>, hostname: &str) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(String::as_str);
+        let dev = kici_telemetry::env::dev_mode(get("KICI_DEV"));
+        let unknown_env_warning = match kici_telemetry::env::check(vars.keys().map(String::as_str), KNOWN_ENV) {
+            Ok(()) => None,
+            Err(unknown) if dev => Some(unknown),
+            Err(unknown) => return Err(ConfigError::UnknownEnv(unknown)),
+        };
+        let orchestrator_url = normalize_url(get("KICI_ORCHESTRATOR_URL").ok_or(ConfigError::MissingUrl)?)?;
+        let token = AgentToken::new(get("KICI_AGENT_TOKEN").ok_or(ConfigError::MissingToken)?);
+        let agent_id = match get("KICI_AGENT_ID").map(str::trim) {
+            Some(id) if !id.is_empty() => id.to_string(),
+            _ => format!("{hostname}-{}", random_hex8()),
+        };
+        let labels = parse_labels(get("KICI_LABELS").unwrap_or(""))?;
+        let port = match get("KICI_PORT") {
+            None => DEFAULT_PORT,
+            Some(value) => value.trim().parse::<u16>().map_err(|_| ConfigError::BadValue {
+                name: "KICI_PORT",
+                value: value.to_string(),
+                expected: "expected a port number from 0 to 65535 (0 picks a free port)",
+            })?,
+        };
+        let work_dir = match get("KICI_WORK_DIR") {
+            Some(dir) if !dir.trim().is_empty() => PathBuf::from(dir),
+            _ => std::env::temp_dir(),
+        };
+        Ok(Config {
+            orchestrator_url,
+            agent_id,
+            token,
+            labels,
+            hostname: hostname.to_string(),
+            port,
+            work_dir,
+            default_step_timeout: millis(&get, "KICI_DEFAULT_STEP_TIMEOUT_MS", DEFAULT_STEP_TIMEOUT_MS)?,
+            job_heartbeat_interval: millis(
+                &get,
+                "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+                DEFAULT_JOB_HEARTBEAT_INTERVAL_MS,
+            )?,
+            heartbeat_interval: millis(&get, "KICI_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS)?,
+            max_log_size_bytes: positive(&get, "KICI_MAX_LOG_SIZE_BYTES", DEFAULT_MAX_LOG_SIZE_BYTES)?,
+            scaler_managed: parse_bool("KICI_SCALER_MANAGED", get("KICI_SCALER_MANAGED"))?,
+            roles: parse_roles(get("KICI_ROLES"))?,
+            execution_mode: parse_execution_mode(get("KICI_EXECUTION_MODE"))?,
+            node: get("KICI_NODE").filter(|n| !n.trim().is_empty()).map(PathBuf::from),
+            log_level: get("KICI_LOG_LEVEL").unwrap_or("info").trim().to_string(),
+            unknown_env_warning,
+        })
+    }
+
+    /// Labels sent in `agent.register`: the operator's plus `kici:os:*`, `kici:arch:*`,
+    /// `kici:host:*`.
+    pub fn all_labels(&self) -> Vec<String> {
+        let mut labels = self.labels.clone();
+        labels.extend(kici_engine::labels::system_labels(
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            &self.hostname,
+        ));
+        labels
+    }
+}
+
+/// `ws://host:port/ws` as is; `http://host:port` (no path) becomes `ws://host:port/ws`.
+fn normalize_url(raw: &str) -> Result<String, ConfigError> {
+    let url = raw.trim();
+    let bad = |reason| ConfigError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let rest = if let Some(rest) = url.strip_prefix("ws://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("wss://") || url.starts_with("https://") {
+        return Err(bad(
+            "this agent does not speak TLS (hint: use `ws://host:port/ws` behind a TLS-terminating proxy on the same network)",
+        ));
+    } else {
+        return Err(bad("expected `ws://host:port/ws` or `http://host:port`"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(bad("the host is missing (expected `ws://host:port/ws`)"));
+    }
+    let path = if path.is_empty() || path == "/" { "/ws" } else { path };
+    Ok(format!("ws://{authority}{path}"))
+}
+
+fn parse_labels(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let mut labels: Vec<String> = Vec::new();
+    for label in raw.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        validate_agent_label(label).map_err(|source| ConfigError::Label { source })?;
+        if !labels.iter().any(|l| l == label) {
+            labels.push(label.to_string());
+        }
+    }
+    Ok(labels)
+}
+
+fn millis<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    positive(get, name, default).map(Duration::from_millis)
+}
+
+fn positive<'a>(get: &impl Fn(&str) -> Option<&'a str>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    let Some(value) = get(name) else { return Ok(default) };
+    match value.trim().parse::<u64>() {
+        Ok(parsed) if parsed > 0 => Ok(parsed),
+        _ => Err(ConfigError::BadValue {
+            name,
+            value: value.to_string(),
+            expected: "expected a positive whole number",
+        }),
+    }
+}
+
+fn parse_bool(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(ConfigError::BadValue {
+            name,
+            value: other.to_string(),
+            expected: "expected `true`, `false`, `1` or `0`",
+        }),
+    }
+}
+
+fn parse_roles(value: Option<&str>) -> Result<Roles, ConfigError> {
+    let all = Roles {
+        builder: true,
+        init_runner: true,
+    };
+    let Some(value) = value else { return Ok(all) };
+    let mut roles = Roles::default();
+    for role in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match role {
+            "all" => roles = all,
+            "builder" => roles.builder = true,
+            "init-runner" => roles.init_runner = true,
+            other => {
+                return Err(ConfigError::BadValue {
+                    name: "KICI_ROLES",
+                    value: other.to_string(),
+                    expected: "expected a comma-separated list of `builder`, `init-runner`, or `all`",
+                });
+            }
+        }
+    }
+    Ok(roles)
+}
+
+fn parse_execution_mode(value: Option<&str>) -> Result<ExecutionMode, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("" | "bare-metal") => Ok(ExecutionMode::BareMetal),
+        Some(other) => Err(ConfigError::BadValue {
+            name: "KICI_EXECUTION_MODE",
+            value: other.to_string(),
+            expected: "only `bare-metal` is supported by this agent",
+        }),
+    }
+}
+
+/// Eight random lowercase hex digits for the default agent id.
+fn random_hex8() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: the id only has to differ between agents on one host.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        bytes = (nanos ^ std::process::id()).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> = [("KICI_ORCHESTRATOR_URL", "ws://o:1/ws"), ("KICI_AGENT_TOKEN", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in pairs {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        vars
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_env(&env(pairs), "box")
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        load(pairs).expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.orchestrator_url, "ws://o:1/ws");
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.default_step_timeout, Duration::from_millis(1_800_000));
+        assert_eq!(config.job_heartbeat_interval, Duration::from_secs(60));
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(config.max_log_size_bytes, 10_485_760);
+        assert!(!config.scaler_managed);
+        assert_eq!(
+            config.roles,
+            Roles {
+                builder: true,
+                init_runner: true
+            }
+        );
+        assert_eq!(config.log_level, "info");
+        let suffix = config.agent_id.strip_prefix("box-").expect("hostname prefix");
+        assert_eq!(suffix.len(), 8);
+        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(format!("{:?}", AgentToken::new("kat_secret")), "***");
+    }
+
+    #[test]
+    fn urls() {
+        let check = |raw: &str, want: &str| {
+            assert_eq!(normalize_url(raw).unwrap(), want, "{raw}");
+        };
+        check("ws://o:8080/ws", "ws://o:8080/ws");
+        check("http://o:8080", "ws://o:8080/ws");
+        check("http://o:8080/", "ws://o:8080/ws");
+        check("ws://o:8080", "ws://o:8080/ws");
+        check(" http://127.0.0.1:9/ws ", "ws://127.0.0.1:9/ws");
+        assert!(normalize_url("https://o").is_err());
+        assert!(normalize_url("o:8080").is_err());
+        assert!(normalize_url("ws:///ws").is_err());
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_unless_dev() {
+        let text = error(&[("KICI_PROT", "1")]);
+        assert!(text.contains("KICI_PROT    (did you mean KICI_PORT?)"), "{text}");
+        let config = load(&[("KICI_PROT", "1"), ("KICI_DEV", "true")]).unwrap();
+        assert!(config.unknown_env_warning.is_some());
+        assert!(load(&[("KICI_LOG_LEVEL", "debug"), ("KICI_NODE", "/usr/bin/node")]).is_ok());
+    }
+
+    #[test]
+    fn labels_are_validated_and_named() {
+        let config = load(&[("KICI_LABELS", " gpu , linux,,gpu")]).unwrap();
+        assert_eq!(config.labels, ["gpu", "linux"]);
+        let all = config.all_labels();
+        assert!(all.contains(&format!("kici:os:{}", std::env::consts::OS)));
+        assert!(all.contains(&"kici:host:box".to_string()));
+        let text = error(&[("KICI_LABELS", "gpu,kici:os:linux")]);
+        assert!(text.contains("`kici:os:linux`"), "{text}");
+        assert!(text.contains("hint"), "{text}");
+        let text = error(&[("KICI_LABELS", "my label")]);
+        assert!(text.contains("`my label`"), "{text}");
+    }
+
+    #[test]
+    fn bad_values() {
+        let check = |pairs: &[(&str, &str)], needle: &str| {
+            let text = error(pairs);
+            assert!(text.contains(needle), "{text}");
+        };
+        check(&[("KICI_PORT", "http")], "invalid KICI_PORT `http`");
+        check(
+            &[("KICI_HEARTBEAT_INTERVAL_MS", "0")],
+            "invalid KICI_HEARTBEAT_INTERVAL_MS `0`",
+        );
+        check(&[("KICI_SCALER_MANAGED", "yes")], "invalid KICI_SCALER_MANAGED");
+        check(&[("KICI_ROLES", "cook")], "invalid KICI_ROLES `cook`");
+        check(&[("KICI_EXECUTION_MODE", "container")], "only `bare-metal`");
+        let mut vars = env(&[]);
+        vars.remove("KICI_AGENT_TOKEN");
+        assert!(matches!(Config::from_env(&vars, "h"), Err(ConfigError::MissingToken)));
+        vars.remove("KICI_ORCHESTRATOR_URL");
+        assert!(matches!(Config::from_env(&vars, "h"), Err(ConfigError::MissingUrl)));
+        assert_eq!(load(&[("KICI_ROLES", "")]).unwrap().roles, Roles::default());
+        assert_eq!(load(&[("KICI_PORT", "0")]).unwrap().port, 0);
+        assert!(load(&[("KICI_SCALER_MANAGED", "1")]).unwrap().scaler_managed);
+    }
+}

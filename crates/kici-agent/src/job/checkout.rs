@@ -1,0 +1,127 @@
+//! Getting the job's source: `git clone` + detached checkout of the dispatched commit (each
+//! bounded by [`GIT_TIMEOUT`]), and the drift check that recomputes the workflow's
+//! `contentHash` from the checkout and compares it with the lock file's.
+
+use std::path::{Component, Path};
+use std::time::Duration;
+
+use kici_compiler::hash_files;
+use kici_compiler::runner::RunnerSpec;
+use kici_engine::hash::{content_hash, drift_message};
+use kici_engine::protocol::JobConfig;
+use tokio::process::Command;
+
+/// Each git command (clone, checkout) must finish within this.
+pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of git's stderr quoted in `git clone failed: ...`.
+const GIT_TAIL_LINES: usize = 5;
+
+/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached).
+pub(super) async fn clone_at(repo_url: &str, dir: &Path, sha: &str) -> Result<(), String> {
+    let dir = dir.as_os_str();
+    git(&["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir]).await?;
+    git(&[
+        "-C".as_ref(),
+        dir,
+        "checkout".as_ref(),
+        "--quiet".as_ref(),
+        "--detach".as_ref(),
+        sha.as_ref(),
+    ])
+    .await
+}
+
+/// Checks that the dispatch's paths stay inside the checkout.
+pub(super) fn check_paths(config: &JobConfig) -> Result<(), String> {
+    if !is_safe_relative(&config.workflow_file) {
+        return Err(format!(
+            "invalid workflow file `{}` in the dispatch (expected a repository-relative path)",
+            config.workflow_file
+        ));
+    }
+    if let Some(bad) = config.resolved_hash_files.iter().find(|f| !is_safe_relative(f)) {
+        return Err(format!(
+            "invalid hashFiles entry `{bad}` in the dispatch (expected a repository-relative path)"
+        ));
+    }
+    Ok(())
+}
+
+/// Recomputes the workflow's contentHash from the checkout and compares it with the lock's.
+pub(super) async fn check_drift(dir: &Path, config: &JobConfig) -> Result<(), String> {
+    let root = dir.to_path_buf();
+    let file = config.workflow_file.clone();
+    let hash_files = config.resolved_hash_files.clone();
+    let computed = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let source = std::fs::read(root.join(&file))
+            .map_err(|err| format!("failed to read workflow file `{file}` from the checkout: {err}"))?;
+        let digest = hash_files::digest(&root, &hash_files);
+        Ok(content_hash(kici_sdk::sdk().hash, &source, digest.as_deref()))
+    })
+    .await
+    .map_err(|err| format!("computing the contentHash failed: {err}"))??;
+    if computed == config.content_hash {
+        return Ok(());
+    }
+    let sdk = kici_sdk::sdk();
+    Err(drift_message(&config.content_hash, &computed, sdk.version, sdk.hash))
+}
+
+/// Runs one git command with [`GIT_TIMEOUT`]; Err is `git clone failed: <last stderr lines>`.
+async fn git(args: &[&std::ffi::OsStr]) -> Result<(), String> {
+    let mut command = Command::new("git");
+    command
+        .args(args)
+        .env_clear()
+        .envs(RunnerSpec::inherited_env())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let verb = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .find(|a| a == "clone" || a == "checkout")
+        .unwrap_or_default()
+        .to_string();
+    let output = match tokio::time::timeout(GIT_TIMEOUT, command.output()).await {
+        Err(_) => {
+            return Err(format!(
+                "git clone failed: `git {verb}` did not finish within {}s",
+                GIT_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(err)) => return Err(format!("git clone failed: could not run git: {err}")),
+        Ok(Ok(output)) => output,
+    };
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(GIT_TAIL_LINES)..].join("\n");
+    if tail.is_empty() {
+        Err(format!("git clone failed: `git {verb}` exited with {}", output.status))
+    } else {
+        Err(format!("git clone failed: {tail}"))
+    }
+}
+
+/// A repository-relative path that stays inside the checkout.
+fn is_safe_relative(path: &str) -> bool {
+    let path = Path::new(path);
+    !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_repository_relative_paths_are_accepted() {
+        assert!(is_safe_relative(".kici/workflows/a.ts"));
+        assert!(!is_safe_relative("../a.ts"));
+        assert!(!is_safe_relative("/etc/passwd"));
+        assert!(!is_safe_relative("a/../../b"));
+        assert!(!is_safe_relative(""));
+    }
+}

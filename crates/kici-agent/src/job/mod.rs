@@ -1,0 +1,456 @@
+//! One dispatched job, from `job.ack` to the final `job.status`: clone the repository at the
+//! commit, verify the workflow's `contentHash` (drift check), stage `.kici/`, then either run
+//! the job through the Node runner (`execute`) or evaluate its dynamic matrix (`matrixEval`),
+//! turning runner events into `step.status` / `log.chunk` messages.
+//!
+//! The job speaks only through [`Command`]s to the connection task; it never sees the socket.
+//! Cancellation arrives on a watch channel: before the runner starts the job stops at once;
+//! afterwards the runner gets `abort`, and its process group is killed if it has not finished
+//! [`CANCEL_GRACE`] later.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kici_compiler::compile::prepare;
+use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
+use kici_compiler::project::Project;
+use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
+use kici_compiler::stage::StagedTree;
+use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind};
+use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX};
+use kici_engine::status::JobStatus;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::connection::Command;
+use crate::logs::{Batch, FLUSH_INTERVAL};
+use crate::timestamp_ms;
+
+mod checkout;
+mod reporter;
+mod steps;
+
+use reporter::Reporter;
+use steps::{StepTracker, job_error, runner_exited_early};
+
+/// After `abort`, how long the runner gets before its process group is killed.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// The parts of the configuration a job needs.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub work_dir: PathBuf,
+    pub node: Option<PathBuf>,
+    pub default_step_timeout: Duration,
+    pub job_heartbeat_interval: Duration,
+    pub max_log_size_bytes: u64,
+}
+
+/// How the orchestrator asked to cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// Hooks (`onCancel`, `cleanup`) still run.
+    Graceful,
+    /// No hook runs.
+    Force,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    state: JobStatus,
+    error: Option<String>,
+    duration_ms: Option<u64>,
+    matrix: Option<Value>,
+}
+
+impl Outcome {
+    fn failed(error: String) -> Outcome {
+        Outcome {
+            state: JobStatus::Failed,
+            error: Some(error),
+            duration_ms: None,
+            matrix: None,
+        }
+    }
+
+    fn cancelled() -> Outcome {
+        Outcome {
+            state: JobStatus::Cancelled,
+            error: None,
+            duration_ms: None,
+            matrix: None,
+        }
+    }
+}
+
+/// Runs `dispatch` to the end; every message goes to `out`.
+pub async fn run_job(
+    settings: Arc<JobSettings>,
+    dispatch: JobDispatch,
+    out: mpsc::Sender<Command>,
+    mut cancel: watch::Receiver<Option<CancelMode>>,
+) {
+    let started = Instant::now();
+    let mut reporter = Reporter::new(
+        dispatch.run_id.clone(),
+        dispatch.job_id.clone(),
+        out.clone(),
+        settings.max_log_size_bytes,
+    );
+    info!(
+        runId = %dispatch.run_id,
+        jobId = %dispatch.job_id,
+        workflow = %dispatch.job_config.workflow_name,
+        job = %dispatch.job_config.display_name,
+        kind = ?dispatch.job_config.kind,
+        "job.started"
+    );
+    reporter.ack().await;
+    reporter
+        .job_status(Outcome {
+            state: JobStatus::Running,
+            error: None,
+            duration_ms: None,
+            matrix: None,
+        })
+        .await;
+    let checkout = tempfile::Builder::new()
+        .prefix("kici-job-")
+        .tempdir_in(&settings.work_dir);
+    let mut outcome = match &checkout {
+        Err(err) => {
+            let message = format!(
+                "failed to create the job's work directory in `{}`: {err}",
+                settings.work_dir.display()
+            );
+            reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+            Outcome::failed(message)
+        }
+        Ok(dir) => {
+            let job = Job {
+                settings: &settings,
+                dispatch: &dispatch,
+                dir: dir.path(),
+            };
+            let work = job.run(&mut reporter, &mut cancel);
+            with_heartbeat(work, &out, &dispatch, settings.job_heartbeat_interval).await
+        }
+    };
+    outcome.duration_ms = outcome
+        .duration_ms
+        .or_else(|| Some(started.elapsed().as_millis() as u64));
+    reporter.flush_logs().await;
+    info!(
+        runId = %dispatch.run_id,
+        jobId = %dispatch.job_id,
+        state = %outcome.state,
+        durationMs = outcome.duration_ms.unwrap_or_default(),
+        error = outcome.error.as_deref().unwrap_or(""),
+        "job.finished"
+    );
+    reporter.job_status(outcome).await;
+    if let Ok(dir) = checkout {
+        let path = dir.path().to_path_buf();
+        let removed = tokio::task::spawn_blocking(move || dir.close()).await;
+        if !matches!(removed, Ok(Ok(()))) {
+            warn!(jobId = %dispatch.job_id, path = %path.display(), "could not remove the job's work directory");
+        }
+    }
+}
+
+/// Sends `job.heartbeat` every `period` while `work` runs. Heartbeats are not sequenced: one
+/// that finds the connection busy or down is dropped.
+async fn with_heartbeat<F: std::future::Future>(
+    work: F,
+    out: &mpsc::Sender<Command>,
+    dispatch: &JobDispatch,
+    period: Duration,
+) -> F::Output {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = tick.tick() => {
+                let beat = AgentMessage::JobHeartbeat {
+                    run_id: dispatch.run_id.clone(),
+                    job_id: dispatch.job_id.clone(),
+                    timestamp: timestamp_ms(),
+                };
+                // Dropped when the connection's queue is full: the next beat follows.
+                let _ = out.try_send(Command::Send(beat));
+            }
+        }
+    }
+}
+
+/// Resolves when a cancel is requested (never, if the sender is gone without one).
+async fn cancel_requested(cancel: &mut watch::Receiver<Option<CancelMode>>) -> CancelMode {
+    next_cancel(cancel, None).await
+}
+
+/// Resolves with the requested cancel mode once it differs from `current` (a graceful cancel
+/// followed by a forced one escalates).
+async fn next_cancel(cancel: &mut watch::Receiver<Option<CancelMode>>, current: Option<CancelMode>) -> CancelMode {
+    loop {
+        let requested = *cancel.borrow_and_update();
+        if let Some(mode) = requested
+            && requested != current
+        {
+            return mode;
+        }
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+struct Job<'a> {
+    settings: &'a JobSettings,
+    dispatch: &'a JobDispatch,
+    dir: &'a Path,
+}
+
+/// What preparation produced: the staged tree and the workflow's module in it.
+struct Prepared {
+    staged: StagedTree,
+    module: kici_engine::runner_protocol::ModuleRef,
+}
+
+impl Job<'_> {
+    async fn run(&self, reporter: &mut Reporter, cancel: &mut watch::Receiver<Option<CancelMode>>) -> Outcome {
+        let prepared = tokio::select! {
+            prepared = self.prepare() => prepared,
+            _ = cancel_requested(cancel) => return Outcome::cancelled(),
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+                return Outcome::failed(message);
+            }
+        };
+        let node = match find_node(self.settings.node.as_deref()) {
+            Ok(node) => node,
+            Err(message) => {
+                reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+                return Outcome::failed(message);
+            }
+        };
+        let spec = RunnerSpec {
+            node,
+            runner: prepared.staged.runner_path(),
+            cwd: self.dir.to_path_buf(),
+            env: self.runner_env(),
+        };
+        let runner = match RunnerProcess::spawn(&spec) {
+            Ok(runner) => runner,
+            Err(err) => {
+                let message = format!("could not start the workflow runner: {}", err.full_message());
+                reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+                return Outcome::failed(message);
+            }
+        };
+        match self.dispatch.job_config.kind {
+            JobKind::Execute => self.execute(runner, &prepared, reporter, cancel).await,
+            JobKind::MatrixEval => self.evaluate(runner, &prepared, reporter, cancel).await,
+        }
+    }
+
+    /// Clone, drift check, staging. Err is the job's error message.
+    async fn prepare(&self) -> Result<Prepared, String> {
+        let config = &self.dispatch.job_config;
+        checkout::check_paths(config)?;
+        checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
+        checkout::check_drift(self.dir, config).await?;
+        let project = Project {
+            root: self.dir.to_path_buf(),
+            kici_dir: self.dir.join(".kici"),
+        };
+        let staged = tokio::task::spawn_blocking(move || prepare(&project))
+            .await
+            .map_err(|err| format!("staging the workflows failed: {err}"))?
+            .map_err(|err| error_chain(&err))?;
+        let module = staged.module_for(&config.workflow_file).cloned().ok_or_else(|| {
+            format!(
+                "workflow file `{}` is not a workflow entry point under .kici/workflows/ at {}",
+                config.workflow_file, self.dispatch.sha
+            )
+        })?;
+        Ok(Prepared { staged, module })
+    }
+
+    /// The runner's environment: the host's inherited variables, `CI=true`, then the job's env.
+    fn runner_env(&self) -> BTreeMap<String, String> {
+        let mut env = RunnerSpec::inherited_env();
+        env.insert("CI".to_string(), "true".to_string());
+        for (name, value) in &self.dispatch.job_config.env {
+            let value = match value {
+                Value::String(text) => text.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            env.insert(name.clone(), value);
+        }
+        env
+    }
+
+    async fn execute(
+        &self,
+        mut runner: RunnerProcess,
+        prepared: &Prepared,
+        reporter: &mut Reporter,
+        cancel: &mut watch::Receiver<Option<CancelMode>>,
+    ) -> Outcome {
+        let config = &self.dispatch.job_config;
+        let dir = self.dir.to_string_lossy().to_string();
+        let request = ExecuteRequest {
+            module: prepared.module.module.clone(),
+            file: prepared.module.file.clone(),
+            root: dir.clone(),
+            workflow: config.workflow_name.clone(),
+            job: config.job_name.clone(),
+            job_name: config.display_name.clone(),
+            matrix: config.matrix.clone(),
+            work_dir: dir,
+            env: config.env.clone(),
+            event: self.dispatch.event.clone(),
+            needs: self.dispatch.needs.clone(),
+            default_step_timeout_ms: self.settings.default_step_timeout.as_millis() as u64,
+            job_timeout_ms: config.timeout_ms,
+        };
+        if let Err(err) = runner.send(&HostMessage::Execute(Box::new(request))).await {
+            return Outcome::failed(err.full_message());
+        }
+        let mut steps = StepTracker::default();
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut cancel_mode: Option<CancelMode> = None;
+        // SIGTERM at the first deadline, SIGKILL at the second.
+        let mut kill_at: Option<Instant> = None;
+        let mut kill_signal = libc::SIGTERM;
+        let mut exit_status = None;
+        loop {
+            tokio::select! {
+                event = runner.next() => match event {
+                    None => break,
+                    Some(RunnerEvent::Exited(status)) => exit_status = Some(status),
+                    Some(event) => steps.handle(event, reporter).await,
+                },
+                _ = flush.tick() => reporter.flush_logs().await,
+                mode = next_cancel(cancel, cancel_mode), if steps.completed.is_none() && cancel_mode != Some(CancelMode::Force) => {
+                    cancel_mode = Some(mode);
+                    info!(jobId = %self.dispatch.job_id, force = mode == CancelMode::Force, "job.cancelling");
+                    let force = mode == CancelMode::Force;
+                    if let Err(err) = runner.send(&HostMessage::Abort { force }).await {
+                        warn!(jobId = %self.dispatch.job_id, error = %err, "could not send abort to the runner");
+                    }
+                    kill_at.get_or_insert(Instant::now() + CANCEL_GRACE);
+                }
+                _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
+                    warn!(jobId = %self.dispatch.job_id, signal = kill_signal, "the runner ignored the cancel; killing its process group");
+                    runner.signal_group(kill_signal);
+                    if kill_signal == libc::SIGTERM {
+                        kill_signal = libc::SIGKILL;
+                        kill_at = Some(Instant::now() + KILL_GRACE);
+                    } else {
+                        kill_at = None;
+                    }
+                }
+            }
+        }
+        let cancelled = cancel_mode.is_some();
+        steps.close_open_steps(reporter, cancelled).await;
+        match steps.completed.take() {
+            Some(done) => {
+                let state = if cancelled && !steps.completed_before_cancel {
+                    JobStatus::Cancelled
+                } else {
+                    done.status
+                };
+                let error = if state == JobStatus::Failed {
+                    job_error(done.error.as_deref(), steps.first_failed.as_ref())
+                } else {
+                    done.error
+                };
+                Outcome {
+                    state,
+                    error,
+                    duration_ms: done.duration_ms,
+                    matrix: None,
+                }
+            }
+            None if cancelled => Outcome::cancelled(),
+            None => {
+                let status = exit_status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
+                Outcome::failed(runner_exited_early(&status, &steps.stderr_tail))
+            }
+        }
+    }
+
+    async fn evaluate(
+        &self,
+        runner: RunnerProcess,
+        prepared: &Prepared,
+        reporter: &mut Reporter,
+        cancel: &mut watch::Receiver<Option<CancelMode>>,
+    ) -> Outcome {
+        let config = &self.dispatch.job_config;
+        let dir = self.dir.to_string_lossy().to_string();
+        let request = EvaluateRequest {
+            kind: EvaluateKind::Matrix,
+            module: prepared.module.module.clone(),
+            file: prepared.module.file.clone(),
+            workflow: config.workflow_name.clone(),
+            job: config.job_name.clone(),
+            work_dir: dir.clone(),
+            root: dir,
+            env: config.env.clone(),
+            event: self.dispatch.event.clone(),
+        };
+        let mut ready: Vec<Batch> = Vec::new();
+        let logs = &mut reporter.logs;
+        let on_log = |line: kici_engine::runner_protocol::LogLine| {
+            ready.extend(logs.push(line.step_index, line.line, timestamp_ms()));
+        };
+        // Dropping the evaluation on cancel drops the runner, which kills its process group.
+        let result = tokio::select! {
+            result = evaluate_matrix(runner, request, MATRIX_TIMEOUT, on_log) => Some(result),
+            _ = cancel_requested(cancel) => None,
+        };
+        for batch in ready {
+            reporter.send_batch(batch).await;
+        }
+        match result {
+            None => Outcome::cancelled(),
+            Some(Ok(value)) => Outcome {
+                state: JobStatus::Success,
+                error: None,
+                duration_ms: None,
+                matrix: Some(value),
+            },
+            Some(Err(message)) => {
+                reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+                Outcome::failed(message)
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,127 @@
+//! A job's outgoing messages: [`Reporter`] numbers every sequenced message of the job (`seq`
+//! from 1, strictly increasing), batches log lines through [`LogBatcher`], and hands the
+//! messages to the connection task. It decides nothing about the job itself.
+
+use kici_engine::protocol::{AgentMessage, JobStatusUpdate, LogChunk, StepStatusUpdate};
+use kici_engine::status::StepStatus;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::Outcome;
+use crate::connection::Command;
+use crate::logs::{Batch, LogBatcher};
+use crate::timestamp_ms;
+
+/// Sequenced messages of one job: assigns `seq` (from 1) and batches log lines.
+pub(super) struct Reporter {
+    pub(super) run_id: String,
+    pub(super) job_id: String,
+    // Invariant: the seq of the last message sent; strictly increasing.
+    seq: u64,
+    out: mpsc::Sender<Command>,
+    pub(super) logs: LogBatcher,
+}
+
+impl Reporter {
+    pub(super) fn new(run_id: String, job_id: String, out: mpsc::Sender<Command>, max_log_size_bytes: u64) -> Reporter {
+        Reporter {
+            run_id,
+            job_id,
+            seq: 0,
+            out,
+            logs: LogBatcher::new(max_log_size_bytes),
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    async fn send(&self, message: AgentMessage) {
+        // The connection task only stops when the agent shuts down; then nothing can be sent.
+        if self.out.send(Command::Send(message)).await.is_err() {
+            warn!(jobId = %self.job_id, "the connection is gone; job message not sent");
+        }
+    }
+
+    pub(super) async fn ack(&mut self) {
+        let message = AgentMessage::JobAck {
+            run_id: self.run_id.clone(),
+            job_id: self.job_id.clone(),
+            seq: self.next_seq(),
+            timestamp: timestamp_ms(),
+        };
+        self.send(message).await;
+    }
+
+    pub(super) async fn job_status(&mut self, outcome: Outcome) {
+        let message = AgentMessage::JobStatus(Box::new(JobStatusUpdate {
+            run_id: self.run_id.clone(),
+            job_id: self.job_id.clone(),
+            seq: self.next_seq(),
+            state: outcome.state,
+            timestamp: timestamp_ms(),
+            error: outcome.error,
+            duration_ms: outcome.duration_ms,
+            matrix: outcome.matrix,
+        }));
+        self.send(message).await;
+    }
+
+    pub(super) async fn step_status(&mut self, step: StepUpdate) {
+        let message = AgentMessage::StepStatus(Box::new(StepStatusUpdate {
+            run_id: self.run_id.clone(),
+            job_id: self.job_id.clone(),
+            seq: self.next_seq(),
+            step_index: step.index,
+            step_name: step.name,
+            step_type: step.step_type,
+            state: step.state,
+            timestamp: timestamp_ms(),
+            exit_code: step.exit_code,
+            duration_ms: step.duration_ms,
+            error: step.error,
+        }));
+        self.send(message).await;
+    }
+
+    pub(super) async fn log(&mut self, step_index: i64, line: String) {
+        if let Some(batch) = self.logs.push(step_index, line, timestamp_ms()) {
+            self.send_batch(batch).await;
+        }
+    }
+
+    pub(super) async fn send_batch(&mut self, batch: Batch) {
+        let message = AgentMessage::LogChunk(LogChunk {
+            run_id: self.run_id.clone(),
+            job_id: self.job_id.clone(),
+            seq: self.next_seq(),
+            step_index: batch.step_index,
+            lines: batch.lines,
+        });
+        self.send(message).await;
+    }
+
+    pub(super) async fn flush_step(&mut self, step_index: i64) {
+        if let Some(batch) = self.logs.take_step(step_index) {
+            self.send_batch(batch).await;
+        }
+    }
+
+    pub(super) async fn flush_logs(&mut self) {
+        for batch in self.logs.take_all() {
+            self.send_batch(batch).await;
+        }
+    }
+}
+
+pub(super) struct StepUpdate {
+    pub(super) index: i64,
+    pub(super) name: String,
+    pub(super) step_type: String,
+    pub(super) state: StepStatus,
+    pub(super) exit_code: Option<i32>,
+    pub(super) duration_ms: Option<u64>,
+    pub(super) error: Option<String>,
+}

@@ -1,0 +1,336 @@
+//! Agent connections on `/ws`: authentication (`auth.request` with a `kat_` token),
+//! registration (labels checked against the token), the message loop, and what happens when
+//! the connection drops (jobs not started go back to the queue; running ones wait for the
+//! agent in `recovering` until the recovery window ends).
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use kici_engine::labels::RESERVED_PREFIX;
+use kici_engine::protocol::{AgentMessage, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code};
+use kici_engine::status::JobStatus;
+use kici_store::AgentRecord;
+use tokio::sync::mpsc;
+
+use crate::config::AgentAuth;
+use crate::hub::{AGENT_OUTBOX, ConnectedAgent, Outbound};
+use crate::progress;
+use crate::secrets::{new_id, now_ms, token_hash};
+use crate::state::Shared;
+
+/// `auth.request` must arrive this soon after the connection opens.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// `agent.register` must follow within this.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Labels an agent reports about itself; a token cannot restrict them.
+const SELF_REPORTED: [&str; 3] = ["kici:os:", "kici:arch:", "kici:host:"];
+
+pub async fn handle(socket: WebSocket, state: Shared) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Outbound>(AGENT_OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(outbound) = rx.recv().await {
+            let frame = match outbound {
+                Outbound::Message(message) => {
+                    Message::Text(serde_json::to_string(&message).expect("messages serialize").into())
+                }
+                Outbound::Close(code, reason) => {
+                    // The peer may already be gone; the connection ends either way.
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            };
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let connection_id = new_id();
+    match session(&state, &mut stream, &tx, &connection_id).await {
+        Ok(agent_id) => {
+            agent_lost(&state, &agent_id, &connection_id).await;
+        }
+        Err((code, reason)) => {
+            tracing::warn!(connectionId = %connection_id, code, reason = %reason, "agent connection refused");
+            // The writer may have stopped already; the socket closes when both halves drop.
+            let _ = tx.send(Outbound::Close(code, reason)).await;
+        }
+    }
+    drop(tx);
+    // The writer ends when its channel closes or the peer goes away.
+    let _ = writer.await;
+}
+
+type Refusal = (u16, String);
+
+async fn next_message(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Option<Result<AgentMessage, String>> {
+    while let Some(frame) = stream.next().await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                return Some(serde_json::from_str(&text).map_err(|err| format!("invalid message: {err}")));
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+    None
+}
+
+async fn send(tx: &mpsc::Sender<Outbound>, message: OrchestratorMessage) {
+    // A closed channel means the connection is ending; the reader notices on its own.
+    let _ = tx.send(Outbound::Message(message)).await;
+}
+
+/// Authenticates and registers the agent, then runs its message loop. Returns the agent id
+/// when a registered connection ends.
+async fn session(
+    state: &Shared,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    tx: &mpsc::Sender<Outbound>,
+    connection_id: &str,
+) -> Result<String, Refusal> {
+    let mut token = None;
+    let first = tokio::time::timeout(AUTH_TIMEOUT, next_message(stream))
+        .await
+        .map_err(|_| (close_code::AUTH_TIMEOUT, "Auth timeout".to_string()))?
+        .ok_or((1000, "closed before authenticating".to_string()))?
+        .map_err(|e| (close_code::INVALID_MESSAGE, e))?;
+    let registration = match (first, state.config.agent_auth) {
+        (
+            AgentMessage::AuthRequest {
+                token: presented,
+                protocol_version,
+            },
+            _,
+        ) => {
+            if protocol_version < PROTOCOL_VERSION {
+                send(
+                    tx,
+                    OrchestratorMessage::AuthFailure {
+                        reason: format!("protocol version {protocol_version} is not supported"),
+                    },
+                )
+                .await;
+                return Err((close_code::PROTOCOL_ERROR, "unsupported protocol version".to_string()));
+            }
+            let found = state
+                .store
+                .use_agent_token(&token_hash(&presented), now_ms())
+                .await
+                .map_err(|e| (1011, format!("store error: {e}")))?;
+            match (found, state.config.agent_auth) {
+                (Some(found), _) => token = Some(found),
+                (None, AgentAuth::None) => {}
+                (None, AgentAuth::Token) => {
+                    let reason =
+                        "invalid, expired or revoked agent token (hint: create one with `kici-admin agent register`)"
+                            .to_string();
+                    send(tx, OrchestratorMessage::AuthFailure { reason: reason.clone() }).await;
+                    return Err((close_code::AUTH_FAILED, reason));
+                }
+            }
+            send(
+                tx,
+                OrchestratorMessage::AuthSuccess {
+                    connection_id: connection_id.to_string(),
+                },
+            )
+            .await;
+            let next = tokio::time::timeout(REGISTER_TIMEOUT, next_message(stream))
+                .await
+                .map_err(|_| (close_code::AUTH_TIMEOUT, "Registration timeout".to_string()))?
+                .ok_or((1000, "closed before registering".to_string()))?
+                .map_err(|e| (close_code::INVALID_MESSAGE, e))?;
+            match next {
+                AgentMessage::Register(registration) => registration,
+                _ => return Err((close_code::INVALID_MESSAGE, "expected agent.register".to_string())),
+            }
+        }
+        (AgentMessage::Register(registration), AgentAuth::None) => registration,
+        (_, _) => return Err((close_code::INVALID_MESSAGE, "expected auth.request".to_string())),
+    };
+    check_labels(&registration, token.as_ref())?;
+    let agent_id = registration.agent_id.clone();
+    register(
+        state,
+        &registration,
+        token.as_ref().map(|t| t.token_id.clone()),
+        tx,
+        connection_id,
+    )
+    .await?;
+    loop {
+        let Some(message) = next_message(stream).await else {
+            return Ok(agent_id);
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                send(
+                    tx,
+                    OrchestratorMessage::Error {
+                        code: "INVALID_MESSAGE".into(),
+                        message: error.clone(),
+                    },
+                )
+                .await;
+                // Registered agents are cleaned up like any disconnect.
+                let _ = tx.send(Outbound::Close(close_code::INVALID_MESSAGE, error)).await;
+                return Ok(agent_id);
+            }
+        };
+        match progress::apply(state, &agent_id, message).await {
+            Ok(Some(ack)) => send(tx, ack).await,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(agentId = %agent_id, error = %err, "cannot apply an agent message; it will be replayed")
+            }
+        }
+    }
+}
+
+fn check_labels(registration: &Registration, token: Option<&kici_store::AgentToken>) -> Result<(), Refusal> {
+    for label in &registration.labels {
+        if SELF_REPORTED.iter().any(|p| label.starts_with(p)) {
+            continue;
+        }
+        if label.starts_with(RESERVED_PREFIX) {
+            return Err((
+                close_code::INVALID_MESSAGE,
+                format!("label `{label}` uses the reserved `kici:` prefix"),
+            ));
+        }
+        if let Some(token) = token
+            && !token.labels.is_empty()
+            && !token.labels.contains(label)
+        {
+            return Err((
+                close_code::INVALID_MESSAGE,
+                format!(
+                    "label `{label}` is not allowed by agent token `{}` (allowed: {})",
+                    token.label,
+                    token.labels.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn register(
+    state: &Shared,
+    registration: &Registration,
+    token_id: Option<String>,
+    tx: &mpsc::Sender<Outbound>,
+    connection_id: &str,
+) -> Result<(), Refusal> {
+    let now = now_ms();
+    let store_error = |e: kici_store::StoreError| (1011, format!("store error: {e}"));
+    state
+        .store
+        .upsert_agent(&AgentRecord {
+            agent_id: registration.agent_id.clone(),
+            token_id: token_id.clone(),
+            labels: registration.labels.clone(),
+            hostname: registration.hostname.clone(),
+            platform: registration.platform.clone(),
+            arch: registration.arch.clone(),
+            version: registration.version.clone(),
+            build_info: Some(registration.build_info.clone()),
+            connected: true,
+            first_seen_at: now,
+            last_seen_at: now,
+        })
+        .await
+        .map_err(store_error)?;
+    let previous = state.hub.register(ConnectedAgent {
+        agent_id: registration.agent_id.clone(),
+        connection_id: connection_id.to_string(),
+        token_id,
+        labels: registration.labels.clone(),
+        busy_job: None,
+        draining: false,
+        tx: tx.clone(),
+    });
+    if let Some(previous) = previous {
+        // Best effort: the old connection may be gone already.
+        let _ = previous
+            .tx
+            .send(Outbound::Close(1000, "replaced by a new connection".into()))
+            .await;
+    }
+    send(
+        tx,
+        OrchestratorMessage::RegisterAck {
+            agent_id: registration.agent_id.clone(),
+            labels: registration.labels.clone(),
+        },
+    )
+    .await;
+    tracing::info!(agentId = %registration.agent_id, labels = %registration.labels.join(","), sdkBundleHash = %registration.build_info.sdk_bundle_hash, "agent registered");
+    reclaim(state, registration).await.map_err(store_error)?;
+    state.wake_dispatcher();
+    Ok(())
+}
+
+/// After a reconnect: jobs the agent still runs are its again; jobs it lost (it restarted)
+/// fail.
+async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici_store::StoreError> {
+    let now = now_ms();
+    let agent_id = &registration.agent_id;
+    for entry in state.store.entries_of_agent(agent_id).await? {
+        let running = registration.in_flight_jobs.iter().any(|j| j.job_id == entry.job_id);
+        if running {
+            state.store.reclaim_entry(&entry.job_id, agent_id).await?;
+            state
+                .store
+                .transition_job(&entry.job_id, &[JobStatus::Recovering], JobStatus::Running, now)
+                .await?;
+            state.hub.set_busy(agent_id, Some(&entry.job_id));
+            tracing::info!(agentId = %agent_id, jobId = %entry.job_id, "agent reconnected; job reclaimed");
+        } else {
+            let error = format!("Job failed: agent {agent_id} reconnected without the job (it restarted)");
+            progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The connection ended: unfinished jobs go back to the queue (never started) or wait for
+/// the agent to come back (running).
+async fn agent_lost(state: &Shared, agent_id: &str, connection_id: &str) {
+    if state.hub.unregister(agent_id, connection_id).is_none() {
+        return;
+    }
+    let now = now_ms();
+    tracing::warn!(agentId = %agent_id, "agent disconnected");
+    let result: Result<(), kici_store::StoreError> = async {
+        state.store.set_agent_connected(agent_id, false, now).await?;
+        let deadline = now + state.config.recovery_window().as_millis() as i64;
+        for job_id in state.store.recover_agent_entries(agent_id, deadline).await? {
+            let Some(job) = state.store.get_job(&job_id).await? else { continue };
+            if job.job.status == JobStatus::Queued {
+                state.store.requeue_entry(&job_id).await?;
+                state.store.set_job_agent(&job_id, None).await?;
+            } else {
+                state.store.transition_job(&job_id, &[JobStatus::Running], JobStatus::Recovering, now).await?;
+                tracing::warn!(agentId = %agent_id, jobId = %job_id, runId = %job.job.run_id, "job recovering: waiting for the agent to reconnect");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::error!(agentId = %agent_id, error = %err, "cannot record the agent's disconnect");
+    }
+    state.wake_dispatcher();
+}

@@ -1,0 +1,267 @@
+//! The orchestrator's configuration, read once from `KICI_*` environment variables and
+//! validated before anything starts. Unknown `KICI_*` names are refused (typo catcher).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every variable the orchestrator reads (plus the logging ones every service accepts).
+pub const KNOWN_ENV: &[&str] = &[
+    "KICI_PORT",
+    "KICI_BIND_ADDRESS",
+    "KICI_DATA_DIR",
+    "KICI_DATABASE_URL",
+    "KICI_MODE",
+    "KICI_BOOTSTRAP_ADMIN_TOKEN",
+    "KICI_AGENT_AUTH",
+    "KICI_AGENT_TOKEN_TTL_MS",
+    "KICI_QUEUE_TIMEOUT_MS",
+    "KICI_QUEUE_MAX_DEPTH",
+    "KICI_QUEUE_SWEEP_INTERVAL_MS",
+    "KICI_DISPATCH_ACK_TIMEOUT_MS",
+    "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+    "KICI_STALE_DETECTOR_SCAN_INTERVAL_MS",
+    "KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER",
+    "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
+    "KICI_SECRET_KEY",
+    "KICI_SECRET_KEY_FILE",
+    "KICI_WEBHOOK_PUBLIC_URL",
+    "KICI_SCALER_CONFIG_PATH",
+    "KICI_SCALER_CONFIG_DIR",
+];
+
+/// How agents authenticate on `/ws`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAuth {
+    /// `auth.request` with a `kat_` token (the default).
+    Token,
+    /// No token: any agent may register. Only for trusted single-user setups.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_address: IpAddr,
+    /// `0` picks a free port (tests).
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub bootstrap_admin_token: Option<String>,
+    pub agent_auth: AgentAuth,
+    /// `None` = jobs wait for an agent forever.
+    pub queue_timeout: Option<Duration>,
+    pub queue_max_depth: usize,
+    pub queue_sweep_interval: Duration,
+    pub dispatch_ack_timeout: Duration,
+    pub job_heartbeat_interval: Duration,
+    pub stale_scan_interval: Duration,
+    pub stale_threshold_multiplier: u32,
+    /// Agents get twice this to reconnect before their jobs fail.
+    pub agent_max_reconnect_delay: Duration,
+    pub log_level: String,
+}
+
+/// Every problem with the configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    UnknownEnv(#[from] kici_telemetry::env::UnknownEnv),
+    #[error("Configuration validation failed:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads the configuration from `env` (the process environment in `main`).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        if !kici_telemetry::env::dev_mode(env.get("KICI_DEV").map(String::as_str)) {
+            kici_telemetry::env::check(env.keys().map(String::as_str), KNOWN_ENV)?;
+        }
+        let mut errors = Vec::new();
+        let mut reader = Reader {
+            env,
+            errors: &mut errors,
+        };
+        let port = reader.number("KICI_PORT", 4000u16);
+        let bind_address = reader.parse(
+            "KICI_BIND_ADDRESS",
+            IpAddr::from([127, 0, 0, 1]),
+            "an IP address such as 127.0.0.1",
+        );
+        let queue_timeout_ms = reader.number("KICI_QUEUE_TIMEOUT_MS", 3_600_000u64);
+        let queue_max_depth = reader.number("KICI_QUEUE_MAX_DEPTH", 1000usize);
+        let queue_sweep_interval = reader.millis("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
+        let dispatch_ack_timeout = reader.millis("KICI_DISPATCH_ACK_TIMEOUT_MS", 10_000);
+        let job_heartbeat_interval = reader.millis("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
+        let stale_scan_interval = reader.millis("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
+        let stale_threshold_multiplier = reader.number("KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER", 2u32);
+        let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
+        let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
+            None | Some("token") => AgentAuth::Token,
+            Some("none") => AgentAuth::None,
+            Some(other) => {
+                errors.push(format!("KICI_AGENT_AUTH: `{other}` is not `token` or `none`"));
+                AgentAuth::Token
+            }
+        };
+        match env.get("KICI_MODE").map(String::as_str) {
+            None | Some("independent") => {}
+            Some(mode @ ("platform" | "hybrid")) => errors.push(format!(
+                "KICI_MODE: `{mode}` needs the hosted relay, which this build does not have (hint: unset it or use `independent`)"
+            )),
+            Some(other) => errors.push(format!("KICI_MODE: `{other}` is not a mode (hint: use `independent`)")),
+        }
+        let log_level = env.get("KICI_LOG_LEVEL").cloned().unwrap_or_else(|| "info".to_string());
+        let bootstrap_admin_token = env.get("KICI_BOOTSTRAP_ADMIN_TOKEN").cloned().filter(|t| !t.is_empty());
+        if let Some(token) = &bootstrap_admin_token
+            && token.len() < 16
+        {
+            errors.push(
+                "KICI_BOOTSTRAP_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)".into(),
+            );
+        }
+        let data_dir = match env.get("KICI_DATA_DIR") {
+            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
+            Some(dir) => {
+                errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
+                PathBuf::from(dir)
+            }
+            None => default_data_dir(env),
+        };
+        let database_url = env
+            .get("KICI_DATABASE_URL")
+            .cloned()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("kici.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            errors.push("KICI_DATABASE_URL: must start with sqlite: or postgres://".into());
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(errors));
+        }
+        Ok(Config {
+            bind_address,
+            port,
+            data_dir,
+            database_url,
+            bootstrap_admin_token,
+            agent_auth,
+            queue_timeout: (queue_timeout_ms > 0).then(|| Duration::from_millis(queue_timeout_ms)),
+            queue_max_depth,
+            queue_sweep_interval,
+            dispatch_ack_timeout,
+            job_heartbeat_interval,
+            stale_scan_interval,
+            stale_threshold_multiplier,
+            agent_max_reconnect_delay,
+            log_level,
+        })
+    }
+
+    /// How long an agent may stay silent about a running job.
+    pub fn stale_threshold(&self) -> Duration {
+        self.job_heartbeat_interval * self.stale_threshold_multiplier
+    }
+
+    /// How long a disconnected agent's jobs wait for it.
+    pub fn recovery_window(&self) -> Duration {
+        self.agent_max_reconnect_delay * 2
+    }
+}
+
+/// `/var/lib/kici` when writable, else `${XDG_STATE_HOME:-~/.local/state}/kici`.
+fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    let system = PathBuf::from("/var/lib/kici");
+    if std::fs::create_dir_all(&system).is_ok() && tempfile_probe(&system) {
+        return system;
+    }
+    let state = env
+        .get("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    state.join("kici")
+}
+
+fn tempfile_probe(dir: &Path) -> bool {
+    let probe = dir.join(".write-probe");
+    let writable = std::fs::write(&probe, b"").is_ok();
+    // Best effort: the probe is an empty file.
+    let _ = std::fs::remove_file(probe);
+    writable
+}
+
+struct Reader<'a> {
+    env: &'a BTreeMap<String, String>,
+    errors: &'a mut Vec<String>,
+}
+
+impl Reader<'_> {
+    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+        match self.env.get(name) {
+            None => default,
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                self.errors.push(format!("{name}: `{text}` is not {expected}"));
+                default
+            }),
+        }
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        self.parse(name, default, "a non-negative whole number")
+    }
+
+    fn millis(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_millis(self.number(name, default))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_bind_localhost_on_4000() {
+        let config = Config::from_env(&env(&[("KICI_DATA_DIR", "/tmp/kici-config-test")])).unwrap();
+        assert_eq!(
+            (config.bind_address.to_string(), config.port),
+            ("127.0.0.1".to_string(), 4000)
+        );
+        assert_eq!(config.database_url, "sqlite:///tmp/kici-config-test/kici.db?mode=rwc");
+        assert_eq!(config.queue_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(config.recovery_window(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_values_are_refused() {
+        let err = Config::from_env(&env(&[("KICI_PROT", "4000")])).unwrap_err();
+        assert!(
+            err.to_string().contains("  - KICI_PROT    (did you mean KICI_PORT?)"),
+            "{err}"
+        );
+        let err = Config::from_env(&env(&[
+            ("KICI_PORT", "abc"),
+            ("KICI_DATA_DIR", "rel"),
+            ("KICI_MODE", "platform"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_PORT: `abc` is not a non-negative whole number\n  - KICI_MODE: `platform` needs the hosted relay, which this build does not have (hint: unset it or use `independent`)\n  - KICI_DATA_DIR: `rel` must be an absolute path"
+        );
+        assert!(
+            Config::from_env(&env(&[
+                ("KICI_PROT", "1"),
+                ("KICI_DEV", "true"),
+                ("KICI_DATA_DIR", "/tmp/x")
+            ]))
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The dispatcher: places queued jobs on idle agents whose labels fit (lowest agent id first,
+//! the reference's deterministic pick), one job per agent. It runs when woken (a job queued,
+//! an agent registered or freed) and once a second as a safety net.
+
+use std::time::Duration;
+
+use kici_engine::labels::labels_fit;
+use kici_engine::protocol::{JobDispatch, OrchestratorMessage};
+use tokio::sync::watch;
+
+use crate::hub::Outbound;
+use crate::secrets::now_ms;
+use crate::state::Shared;
+
+const SAFETY_TICK: Duration = Duration::from_secs(1);
+
+pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SAFETY_TICK);
+    loop {
+        tokio::select! {
+            _ = state.dispatch.notified() => {}
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(err) = dispatch_pending(&state).await {
+            tracing::error!(error = %err, "dispatch pass failed");
+        }
+    }
+}
+
+async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
+    let pending = state.store.pending_entries().await?;
+    for entry in pending {
+        let idle = state.hub.idle_agents();
+        if idle.is_empty() {
+            return Ok(());
+        }
+        // Lock files were validated at load, so their matchers compile.
+        let Some(agent) = idle
+            .into_iter()
+            .find(|a| labels_fit(&entry.runs_on, &entry.exclude_labels, &a.labels).unwrap_or(false))
+        else {
+            continue;
+        };
+        let now = now_ms();
+        let deadline = now + state.config.dispatch_ack_timeout.as_millis() as i64;
+        if !state
+            .store
+            .claim_entry(&entry.job_id, &agent.agent_id, deadline)
+            .await?
+        {
+            continue;
+        }
+        state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
+        state.store.set_job_agent(&entry.job_id, Some(&agent.agent_id)).await?;
+        let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
+            Ok(dispatch) => dispatch,
+            Err(err) => {
+                let error = format!("the stored dispatch of this job is unreadable: {err}");
+                crate::progress::fail_job(
+                    state,
+                    &entry.job_id,
+                    &entry.run_id,
+                    kici_engine::status::JobStatus::Failed,
+                    &error,
+                    None,
+                )
+                .await?;
+                state.hub.release(&agent.agent_id, &entry.job_id);
+                continue;
+            }
+        };
+        dispatch.timestamp = now;
+        tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
+        if agent
+            .tx
+            .send(Outbound::Message(OrchestratorMessage::JobDispatch(Box::new(dispatch))))
+            .await
+            .is_err()
+        {
+            state.hub.release(&agent.agent_id, &entry.job_id);
+            state.store.requeue_entry(&entry.job_id).await?;
+            state.store.set_job_agent(&entry.job_id, None).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Reading a repository with the `git` CLI: the lock file at a commit, and a local mirror of a
+//! forge repository for generic sources. Every call has a timeout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kici_engine::lockfile::LOCK_FILE_NAME;
+
+/// How long one git command may take.
+const GIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("failed to run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("git {args} timed out after {}s", GIT_TIMEOUT.as_secs())]
+    Timeout { args: String },
+    #[error("commit {sha} is not in {repo}")]
+    UnknownCommit { repo: String, sha: String },
+    #[error("git {args} failed: {stderr}")]
+    Failed { args: String, stderr: String },
+}
+
+/// The lock file at a commit, or the fact that there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockFetch {
+    Found(String),
+    Missing,
+}
+
+async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
+    let joined = args.join(" ");
+    let output = tokio::time::timeout(
+        GIT_TIMEOUT,
+        tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| GitError::Timeout { args: joined.clone() })?
+    .map_err(GitError::Spawn)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(GitError::Failed {
+            args: joined,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// `.kici/kici.lock.json` at `sha` in the repository at `repo`.
+pub async fn read_lock(repo: &Path, sha: &str) -> Result<LockFetch, GitError> {
+    let commit = format!("{sha}^{{commit}}");
+    if git(repo, &["rev-parse", "--verify", "-q", &commit]).await.is_err() {
+        return Err(GitError::UnknownCommit {
+            repo: repo.display().to_string(),
+            sha: sha.to_string(),
+        });
+    }
+    let path = format!(".kici/{LOCK_FILE_NAME}");
+    let listed = git(repo, &["ls-tree", "--name-only", sha, "--", &path]).await?;
+    if listed.trim().is_empty() {
+        return Ok(LockFetch::Missing);
+    }
+    let blob = format!("{sha}:{path}");
+    Ok(LockFetch::Found(git(repo, &["cat-file", "blob", &blob]).await?))
+}
+
+/// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present.
+pub async fn mirror(cache_dir: &Path, url: &str, sha: &str) -> Result<PathBuf, GitError> {
+    let dir = cache_dir.join(format!("{}.git", &kici_engine::hash::sha256_hex(url.as_bytes())[..16]));
+    if !dir.join("HEAD").exists() {
+        tokio::fs::create_dir_all(cache_dir).await.map_err(GitError::Spawn)?;
+        let target = dir.display().to_string();
+        git(cache_dir, &["clone", "--quiet", "--mirror", url, &target]).await?;
+    } else if git(&dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
+        .await
+        .is_err()
+    {
+        git(&dir, &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"]).await?;
+    }
+    Ok(dir)
+}

@@ -1,0 +1,257 @@
+//! Administration: admin tokens, agent tokens and the connected agents, event sources.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use kici_engine::labels::validate_agent_label;
+use kici_store::{AdminToken, NewAgentToken, Source, SourceKind, Verification};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::hub::Outbound;
+use crate::secrets::{new_admin_token, new_agent_token, new_id, now_ms, token_hash};
+use crate::state::Shared;
+
+/// The only organisation.
+pub const DEFAULT_ORG: &str = "default";
+
+/// Largest webhook body a source accepts by default (and at most).
+pub const MAX_PAYLOAD_BYTES: i64 = 10 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct NewToken {
+    label: String,
+    role: Option<String>,
+}
+
+pub async fn create_token(
+    State(state): State<Shared>,
+    Json(body): Json<NewToken>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role = body.role.unwrap_or_else(|| "admin".to_string());
+    if !matches!(role.as_str(), "owner" | "admin" | "auditor") {
+        return Err(ApiError::bad_request(
+            "invalid_role",
+            format!("role `{role}` is not owner, admin or auditor"),
+        ));
+    }
+    let token = new_admin_token();
+    let record = AdminToken {
+        token_id: new_id(),
+        label: body.label,
+        role,
+        created_at: now_ms(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    state.store.insert_admin_token(&record, &token_hash(&token)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "tokenId": record.token_id, "token": token, "label": record.label, "role": record.role })),
+    ))
+}
+
+pub async fn list_tokens(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+    let tokens: Vec<Value> = state
+        .store
+        .list_admin_tokens()
+        .await?
+        .into_iter()
+        .map(|t| json!({ "tokenId": t.token_id, "label": t.label, "role": t.role, "createdAt": t.created_at, "lastUsedAt": t.last_used_at, "revokedAt": t.revoked_at }))
+        .collect();
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+pub async fn revoke_token(State(state): State<Shared>, Path(token_id): Path<String>) -> ApiResult<StatusCode> {
+    if state.store.revoke_admin_token(&token_id, now_ms()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "admin token {token_id} not found or already revoked"
+        )))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewAgent {
+    label: String,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+pub async fn register_agent(
+    State(state): State<Shared>,
+    Json(body): Json<NewAgent>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    for label in &body.labels {
+        validate_agent_label(label).map_err(|err| ApiError::bad_request("invalid_label", err.to_string()))?;
+    }
+    let token = new_agent_token();
+    let record = NewAgentToken {
+        token_id: new_id(),
+        label: body.label,
+        token_prefix: token.chars().take(12).collect(),
+        token_hash: token_hash(&token),
+        labels: body.labels,
+        agent_type: "static".to_string(),
+        created_at: now_ms(),
+        expires_at: None,
+    };
+    state.store.insert_agent_token(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "tokenId": record.token_id, "token": token, "label": record.label, "labels": record.labels })),
+    ))
+}
+
+pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+    let agents: Vec<Value> = state
+        .store
+        .list_agents()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let busy = state.hub.get(&a.agent_id).and_then(|c| c.busy_job);
+            json!({
+                "agentId": a.agent_id, "labels": a.labels, "hostname": a.hostname, "platform": a.platform, "arch": a.arch,
+                "version": a.version, "buildInfo": a.build_info, "connected": a.connected, "busyJobId": busy,
+                "firstSeenAt": a.first_seen_at, "lastSeenAt": a.last_seen_at,
+            })
+        })
+        .collect();
+    let tokens: Vec<Value> = state
+        .store
+        .list_agent_tokens()
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "tokenId": t.token_id, "label": t.label, "tokenPrefix": t.token_prefix, "labels": t.labels, "agentType": t.agent_type,
+                "createdAt": t.created_at, "expiresAt": t.expires_at, "revokedAt": t.revoked_at, "lastSeenAt": t.last_seen_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": agents, "tokens": tokens })))
+}
+
+pub async fn revoke_agent(State(state): State<Shared>, Path(id_or_label): Path<String>) -> ApiResult<StatusCode> {
+    let tokens = state.store.list_agent_tokens().await?;
+    let Some(token) = tokens
+        .iter()
+        .find(|t| (t.token_id == id_or_label || t.label == id_or_label) && t.revoked_at.is_none())
+    else {
+        return Err(ApiError::not_found(format!(
+            "agent token {id_or_label} not found or already revoked"
+        )));
+    };
+    state.store.revoke_agent_token(&token.token_id, now_ms()).await?;
+    for agent in state.hub.with_token(&token.token_id) {
+        // The agent may be disconnecting already.
+        let _ = agent
+            .tx
+            .send(Outbound::Close(
+                kici_engine::protocol::close_code::AUTH_FAILED,
+                "agent token revoked".into(),
+            ))
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewSource {
+    kind: String,
+    name: String,
+    path: Option<String>,
+    preset: Option<String>,
+    secret: Option<String>,
+    git_url: Option<String>,
+}
+
+const PRESETS: [&str; 4] = ["forgejo", "gitea", "gitlab-repo", "github-repo"];
+
+pub fn source_view(state: &Shared, source: &Source) -> Value {
+    let base = format!("http://{}:{}", state.config.bind_address, state.config.port);
+    json!({
+        "sourceId": source.source_id, "orgId": source.org_id, "name": source.name, "kind": source.kind.as_str(),
+        "path": source.path, "gitUrl": source.git_url, "preset": source.preset, "verification": source.verification.as_str(),
+        "webhookUrl": format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id), "createdAt": source.created_at,
+    })
+}
+
+pub async fn add_source(
+    State(state): State<Shared>,
+    Json(body): Json<NewSource>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let invalid = |message: String| ApiError::bad_request("invalid_source", message);
+    if body.name.is_empty() || body.name.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(invalid(format!(
+            "source name `{}` must be non-empty without spaces or slashes",
+            body.name
+        )));
+    }
+    let (kind, verification) = match body.kind.as_str() {
+        "local" => {
+            let path = body
+                .path
+                .as_deref()
+                .ok_or_else(|| invalid("a local source needs --path <repository>".into()))?;
+            if !std::path::Path::new(path).is_absolute() {
+                return Err(invalid(format!("path `{path}` must be absolute")));
+            }
+            (SourceKind::Local, Verification::None)
+        }
+        "generic" => {
+            let preset = body.preset.as_deref().unwrap_or("github-repo");
+            if !PRESETS.contains(&preset) {
+                return Err(invalid(format!(
+                    "unknown preset `{preset}` (hint: {})",
+                    PRESETS.join(", ")
+                )));
+            }
+            match &body.secret {
+                Some(secret) if !secret.is_empty() => (SourceKind::Generic, Verification::HmacSha256),
+                _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "unknown source kind `{other}` (hint: local or generic)"
+            )));
+        }
+    };
+    let source = Source {
+        source_id: new_id(),
+        org_id: DEFAULT_ORG.to_string(),
+        name: body.name,
+        kind,
+        path: body.path,
+        git_url: body.git_url,
+        preset: (kind == SourceKind::Generic).then(|| body.preset.unwrap_or_else(|| "github-repo".into())),
+        verification,
+        secret: body.secret,
+        max_payload_bytes: MAX_PAYLOAD_BYTES,
+        created_at: now_ms(),
+    };
+    if !state.store.insert_source(&source).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("a source named `{}` already exists", source.name),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(source_view(&state, &source))))
+}
+
+pub async fn list_sources(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+    let sources: Vec<Value> = state
+        .store
+        .list_sources()
+        .await?
+        .iter()
+        .map(|s| source_view(&state, s))
+        .collect();
+    Ok(Json(json!({ "sources": sources })))
+}

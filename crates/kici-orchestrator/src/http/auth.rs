@@ -1,0 +1,33 @@
+//! Admin-token authentication for `/api/v1/*`: `Authorization: Bearer <token>`, checked
+//! against the SHA-256 hashes in the store.
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::ApiError;
+use crate::secrets::{now_ms, token_hash};
+use crate::state::Shared;
+
+pub async fn require_admin(State(state): State<Shared>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid admin token (hint: pass --token or set KICI_ADMIN_TOKEN)",
+        )
+    };
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    state
+        .store
+        .use_admin_token(&token_hash(token.trim()), now_ms())
+        .await?
+        .ok_or_else(unauthorized)?;
+    Ok(next.run(request).await)
+}

@@ -1,0 +1,71 @@
+//! The HTTP surface: `/health`, `/ready`, the agent WebSocket `/ws`, webhook ingress, and the
+//! REST API under `/api/v1` (admin token required). Routes are built by [`router`] so tests
+//! can serve them on any listener.
+
+mod admin;
+mod auth;
+mod error;
+mod runs;
+mod webhook;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use kici_telemetry::health::Health;
+
+use crate::state::Shared;
+
+/// Webhook bodies larger than this are refused before reading them all (a source's own limit
+/// may be lower).
+const WEBHOOK_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+pub fn router(state: Shared) -> Router {
+    let runs = Router::new()
+        .route("/runs", get(runs::list))
+        .route("/runs/{run_id}", get(runs::show))
+        .route("/runs/{run_id}/detail", get(runs::detail))
+        .route("/runs/{run_id}/jobs", get(runs::jobs))
+        .route("/runs/{run_id}/logs", get(runs::logs))
+        .route(
+            "/runs/{run_id}/jobs/{job_id}/steps/{step_index}/logs",
+            get(runs::step_logs),
+        );
+    let admin = Router::new()
+        .merge(runs.clone())
+        .route("/tokens", post(admin::create_token).get(admin::list_tokens))
+        .route("/tokens/{token_id}", delete(admin::revoke_token))
+        .route("/agents", post(admin::register_agent).get(admin::list_agents))
+        .route("/agents/{id}", delete(admin::revoke_agent))
+        .route("/sources", post(admin::add_source).get(admin::list_sources));
+    let api = Router::new()
+        .merge(runs)
+        .nest("/admin", admin)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/ws", get(agent_socket))
+        .route(
+            "/webhook/{org_id}/generic/{source_id}",
+            post(webhook::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn health(State(state): State<Shared>) -> impl IntoResponse {
+    axum::Json(Health::ok("orchestrator", state.started.elapsed().as_millis() as u64))
+}
+
+async fn ready(State(state): State<Shared>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+async fn agent_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+    upgrade.on_upgrade(move |socket| crate::agents::handle(socket, state))
+}

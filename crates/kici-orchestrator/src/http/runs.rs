@@ -1,0 +1,174 @@
+//! Read access to runs: lists, detail with jobs and steps, and step logs.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use kici_engine::api::{Job, Run, RunDetail, RunList, RunLogs, StepLog};
+use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
+use kici_engine::status::{RunStatus, StepStatus};
+use kici_store::RunFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::state::Shared;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    #[serde(rename = "workflow-name")]
+    workflow_name: Option<String>,
+    repo: Option<String>,
+    since: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+pub async fn list(State(state): State<Shared>, Query(query): Query<ListQuery>) -> ApiResult<Json<RunList>> {
+    let mut statuses = Vec::new();
+    for name in query
+        .status
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let status: RunStatus = name.parse().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("unknown run status `{name}` (hint: pending, running, success, failed, cancelled)"),
+            )
+        })?;
+        statuses.push(status);
+    }
+    let filter = RunFilter {
+        statuses,
+        workflow: query.workflow.or(query.workflow_name),
+        repo: query.repo,
+        since: query.since,
+        limit: query.limit.unwrap_or(20).clamp(1, 100),
+        offset: query.offset.unwrap_or(0).max(0),
+    };
+    let (runs, total) = state.store.list_runs(&filter).await?;
+    Ok(Json(RunList { runs, total }))
+}
+
+async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
+    state
+        .store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))
+}
+
+pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "run": find_run(&state, &run_id).await? })))
+}
+
+pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunDetail>> {
+    let run = find_run(&state, &run_id).await?;
+    let jobs = state
+        .store
+        .run_jobs(&run_id, true)
+        .await?
+        .into_iter()
+        .map(|r| r.job)
+        .collect();
+    Ok(Json(RunDetail { run, jobs }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JobsQuery {
+    #[serde(rename = "includeSteps")]
+    include_steps: Option<bool>,
+}
+
+pub async fn jobs(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    Query(query): Query<JobsQuery>,
+) -> ApiResult<Json<Value>> {
+    find_run(&state, &run_id).await?;
+    let jobs: Vec<Job> = state
+        .store
+        .run_jobs(&run_id, query.include_steps.unwrap_or(false))
+        .await?
+        .into_iter()
+        .map(|r| r.job)
+        .collect();
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    job: Option<String>,
+}
+
+pub async fn logs(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> ApiResult<Json<RunLogs>> {
+    let run = find_run(&state, &run_id).await?;
+    let mut jobs: Vec<Job> = state
+        .store
+        .run_jobs(&run_id, true)
+        .await?
+        .into_iter()
+        .map(|r| r.job)
+        .collect();
+    if let Some(name) = &query.job {
+        jobs.retain(|j| j.job_name == *name || j.base_job_name == *name);
+        if jobs.is_empty() {
+            return Err(ApiError::not_found(format!("job {name} not found in run {run_id}")));
+        }
+    }
+    let mut steps = Vec::new();
+    for job in jobs {
+        let read = |index: i64| state.logs.read(&run_id, &job.job_id, index);
+        let prepare = read(PREPARE_STEP_INDEX).await.map_err(log_error)?;
+        if !prepare.is_empty() {
+            steps.push(StepLog {
+                job_id: job.job_id.clone(),
+                job_name: job.job_name.clone(),
+                step_index: PREPARE_STEP_INDEX,
+                step_name: "prepare".to_string(),
+                status: StepStatus::Success,
+                lines: prepare,
+            });
+        }
+        for step in job.steps.unwrap_or_default() {
+            steps.push(StepLog {
+                job_id: job.job_id.clone(),
+                job_name: job.job_name.clone(),
+                step_index: step.step_index,
+                step_name: step.step_name,
+                status: step.status,
+                lines: read(step.step_index).await.map_err(log_error)?,
+            });
+        }
+    }
+    Ok(Json(RunLogs {
+        run_id,
+        status: run.status,
+        steps,
+    }))
+}
+
+pub async fn step_logs(
+    State(state): State<Shared>,
+    Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
+) -> ApiResult<Json<Value>> {
+    find_run(&state, &run_id).await?;
+    let lines = state.logs.read(&run_id, &job_id, step_index).await.map_err(log_error)?;
+    Ok(Json(json!({ "lines": lines })))
+}
+
+fn log_error(err: std::io::Error) -> ApiError {
+    tracing::error!(error = %err, "cannot read a step log");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "cannot read the step log (details are in the orchestrator log)",
+    )
+}

@@ -1,0 +1,109 @@
+//! The connected agents: a registry of live connections, their labels and the job each one
+//! runs. The dispatcher reads it to place jobs; connection handlers update it. Persistent
+//! agent records live in the store; this is only what is true right now.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use kici_engine::protocol::OrchestratorMessage;
+use tokio::sync::mpsc;
+
+/// Messages waiting to be written to one agent. When full, the sender waits: an agent that
+/// does not read cannot be sent more work anyway.
+pub const AGENT_OUTBOX: usize = 256;
+
+/// What the connection task should do besides sending messages.
+#[derive(Debug)]
+pub enum Outbound {
+    Message(OrchestratorMessage),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectedAgent {
+    pub agent_id: String,
+    pub connection_id: String,
+    pub token_id: Option<String>,
+    pub labels: Vec<String>,
+    pub busy_job: Option<String>,
+    pub draining: bool,
+    pub tx: mpsc::Sender<Outbound>,
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    agents: Mutex<BTreeMap<String, ConnectedAgent>>,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectedAgent>> {
+        // A panic while holding the lock leaves the map consistent (every update is one insert
+        // or field write), so a poisoned lock is still usable.
+        self.agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a connection; a previous connection of the same agent is told to close.
+    pub fn register(&self, agent: ConnectedAgent) -> Option<ConnectedAgent> {
+        self.lock().insert(agent.agent_id.clone(), agent)
+    }
+
+    /// Removes the agent if `connection_id` is still its current connection.
+    pub fn unregister(&self, agent_id: &str, connection_id: &str) -> Option<ConnectedAgent> {
+        let mut agents = self.lock();
+        if agents.get(agent_id).is_some_and(|a| a.connection_id == connection_id) {
+            agents.remove(agent_id)
+        } else {
+            None
+        }
+    }
+
+    /// Idle, non-draining agents in agent-id order (deterministic pick = first that fits).
+    pub fn idle_agents(&self) -> Vec<ConnectedAgent> {
+        self.lock()
+            .values()
+            .filter(|a| a.busy_job.is_none() && !a.draining)
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, agent_id: &str) -> Option<ConnectedAgent> {
+        self.lock().get(agent_id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<ConnectedAgent> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn set_busy(&self, agent_id: &str, job_id: Option<&str>) {
+        if let Some(agent) = self.lock().get_mut(agent_id) {
+            agent.busy_job = job_id.map(str::to_string);
+        }
+    }
+
+    /// Frees the agent if it was running `job_id`; returns whether it did.
+    pub fn release(&self, agent_id: &str, job_id: &str) -> bool {
+        match self.lock().get_mut(agent_id) {
+            Some(agent) if agent.busy_job.as_deref() == Some(job_id) => {
+                agent.busy_job = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn set_draining(&self, agent_id: &str, draining: bool) {
+        if let Some(agent) = self.lock().get_mut(agent_id) {
+            agent.draining = draining;
+        }
+    }
+
+    /// Agents connected with a token, to disconnect them when it is revoked.
+    pub fn with_token(&self, token_id: &str) -> Vec<ConnectedAgent> {
+        self.lock()
+            .values()
+            .filter(|a| a.token_id.as_deref() == Some(token_id))
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,140 @@
+//! What an agent is sent for a job: the `job.dispatch` message kept in its queue entry, built
+//! from the run (event, clone URL, workflow entry) and the job row.
+
+use kici_engine::event::EventEnvelope;
+use kici_engine::lockfile::LockWorkflow;
+use kici_engine::protocol::{JobConfig, JobDispatch, JobKind};
+use kici_store::{NewQueueEntry, NewRun};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+
+/// Job kinds as stored.
+pub const JOB_KIND_EXECUTE: &str = "execute";
+pub const JOB_KIND_MATRIX_EVAL: &str = "matrix_eval";
+
+/// The parts of a run a dispatch needs.
+pub struct RunFacts<'a> {
+    pub run_id: &'a str,
+    pub repo: &'a str,
+    pub git_ref: &'a str,
+    pub sha: &'a str,
+    pub repo_url: &'a str,
+    pub event: &'a EventEnvelope,
+}
+
+impl<'a> From<&'a NewRun> for RunFacts<'a> {
+    fn from(run: &'a NewRun) -> Self {
+        RunFacts {
+            run_id: &run.run_id,
+            repo: &run.repo,
+            git_ref: &run.git_ref,
+            sha: &run.sha,
+            repo_url: &run.repo_url,
+            event: &run.event,
+        }
+    }
+}
+
+/// The job's fields a dispatch needs.
+pub struct JobFacts<'a> {
+    pub job_id: &'a str,
+    pub job_name: &'a str,
+    pub base_job_name: &'a str,
+    pub kind: &'a str,
+    pub matrix: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
+    fn from(job: &'a kici_store::NewJob) -> Self {
+        JobFacts {
+            job_id: &job.job_id,
+            job_name: &job.job_name,
+            base_job_name: &job.base_job_name,
+            kind: &job.kind,
+            matrix: job.matrix.as_ref(),
+        }
+    }
+}
+
+/// The `job.dispatch` for a job; `needs` holds the upstream results by base job name.
+pub fn dispatch_message(
+    run: &RunFacts<'_>,
+    workflow: &LockWorkflow,
+    job: &JobFacts<'_>,
+    needs: Map<String, Value>,
+    now: i64,
+) -> JobDispatch {
+    let lock_job = crate::pipeline::lock_job(workflow, job.base_job_name);
+    let mut env = Map::new();
+    let mut set = |key: &str, value: &str| {
+        env.insert(key.to_string(), Value::String(value.to_string()));
+    };
+    set("KICI_RUN_ID", run.run_id);
+    set("KICI_JOB_ID", job.job_id);
+    set("KICI_WORKFLOW_NAME", &workflow.name);
+    set("KICI_JOB_NAME", job.job_name);
+    set("KICI_REPO", run.repo);
+    set("KICI_REF", run.git_ref);
+    set("KICI_SHA", run.sha);
+    set("KICI_EVENT_TYPE", run.event.event_type.as_str());
+    if let Some(branch) = &run.event.target_branch {
+        set("KICI_BRANCH", branch);
+    }
+    JobDispatch {
+        run_id: run.run_id.to_string(),
+        job_id: job.job_id.to_string(),
+        repo_url: run.repo_url.to_string(),
+        git_ref: run.git_ref.to_string(),
+        sha: run.sha.to_string(),
+        job_config: JobConfig {
+            kind: if job.kind == JOB_KIND_MATRIX_EVAL {
+                JobKind::MatrixEval
+            } else {
+                JobKind::Execute
+            },
+            workflow_name: workflow.name.clone(),
+            workflow_file: workflow.source.file.clone(),
+            content_hash: workflow.content_hash.clone(),
+            resolved_hash_files: workflow.resolved_hash_files.clone(),
+            job_name: job.base_job_name.to_string(),
+            display_name: job.job_name.to_string(),
+            matrix: job.matrix.cloned(),
+            timeout_ms: lock_job.and_then(|j| j.timeout),
+            env,
+        },
+        event: run.event.clone(),
+        needs,
+        timestamp: now,
+    }
+}
+
+/// A queue entry for a new job of `run`.
+pub fn queue_entry(
+    config: &Config,
+    run: &NewRun,
+    workflow: &LockWorkflow,
+    job: &kici_store::NewJob,
+    needs: Map<String, Value>,
+    now: i64,
+) -> NewQueueEntry {
+    entry(config, &RunFacts::from(run), workflow, &JobFacts::from(job), needs, now)
+}
+
+pub fn entry(
+    config: &Config,
+    run: &RunFacts<'_>,
+    workflow: &LockWorkflow,
+    job: &JobFacts<'_>,
+    needs: Map<String, Value>,
+    now: i64,
+) -> NewQueueEntry {
+    let dispatch = dispatch_message(run, workflow, job, needs, now);
+    NewQueueEntry {
+        job_id: job.job_id.to_string(),
+        run_id: run.run_id.to_string(),
+        enqueued_at: now,
+        expires_at: config.queue_timeout.map(|t| now + t.as_millis() as i64),
+        dispatch: serde_json::to_string(&dispatch).expect("dispatch messages serialize"),
+    }
+}

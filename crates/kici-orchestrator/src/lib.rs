@@ -1,0 +1,177 @@
+//! The KiCI orchestrator: webhooks in, runs and jobs out to agents, results stored and served.
+//!
+//! Map: [`config`] reads `KICI_*`; [`http`] serves `/health`, `/ready`, `/ws`, webhooks and the
+//! REST API; [`providers`] normalizes webhook bodies and [`pipeline`] turns them into runs
+//! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
+//! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
+//! report and moves runs forward; [`sweeper`] handles timeouts; [`logs`] keeps step logs.
+
+pub mod agents;
+pub mod config;
+pub mod dispatcher;
+pub mod git;
+pub mod http;
+pub mod hub;
+pub mod jobs;
+pub mod logs;
+pub mod pipeline;
+pub mod progress;
+pub mod providers;
+pub mod secrets;
+pub mod state;
+pub mod sweeper;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kici_store::{AdminToken, Store};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::logs::LogStore;
+use crate::secrets::{new_admin_token, new_id, now_ms, token_hash};
+use crate::state::{AppState, Shared};
+
+/// How long shutdown waits for in-flight requests and tasks.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory `{path}`")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] kici_store::StoreError),
+    #[error("cannot listen on {address} (hint: is another orchestrator running? set KICI_PORT)")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the generated admin token to `{path}`")]
+    AdminToken {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running orchestrator.
+pub struct Orchestrator {
+    pub address: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Orchestrator {
+    /// Opens the store, recovers what a previous process left, binds and starts serving.
+    pub async fn start(config: Config) -> Result<Orchestrator, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(&config.database_url).await?;
+        bootstrap_admin_token(&store, &config).await?;
+        let address = SocketAddr::new(config.bind_address, config.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Bind { address, source })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
+        let mut config = config;
+        config.port = address.port();
+        let state: Shared = Arc::new(AppState {
+            logs: LogStore::new(&config.data_dir),
+            config,
+            store,
+            hub: Hub::default(),
+            dispatch: Notify::new(),
+            started: Instant::now(),
+        });
+        sweeper::recover_after_restart(&state).await?;
+        let (shutdown, receiver) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let app = http::router(state.clone());
+        let mut stop = receiver.clone();
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                // A dropped sender also means stop.
+                let _ = stop.changed().await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "HTTP server failed");
+            }
+        });
+        tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
+        tasks.spawn(sweeper::run(state.clone(), receiver));
+        tracing::info!(address = %address, port = address.port(), dataDir = %state.config.data_dir.display(), database = %kici_store::redact_url(&state.config.database_url), "orchestrator.listening");
+        Ok(Orchestrator {
+            address,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops intake, lets in-flight work finish for a bounded time, then ends every task.
+    pub async fn stop(mut self) {
+        // Receivers may be gone already.
+        let _ = self.shutdown.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Stores `KICI_BOOTSTRAP_ADMIN_TOKEN`, or, when there is no admin token at all, generates
+/// one, logs it once and writes it to `<data dir>/admin-token` (0600).
+async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), StartError> {
+    let record = |label: &str| AdminToken {
+        token_id: new_id(),
+        label: label.to_string(),
+        role: "owner".to_string(),
+        created_at: now_ms(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    if let Some(token) = &config.bootstrap_admin_token {
+        store
+            .insert_admin_token(&record("bootstrap"), &token_hash(token))
+            .await?;
+        return Ok(());
+    }
+    if !store.list_admin_tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let token = new_admin_token();
+    store
+        .insert_admin_token(&record("generated"), &token_hash(&token))
+        .await?;
+    let path = config.data_dir.join("admin-token");
+    write_private(&path, &token).map_err(|source| StartError::AdminToken {
+        path: path.display().to_string(),
+        source,
+    })?;
+    tracing::info!(path = %path.display(), "KICI Admin Token: {token}");
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}

@@ -1,0 +1,147 @@
+//! Step logs as append-only files under the data directory:
+//! `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`, one `{"seq", "ts", "line"}` object per
+//! line. `seq` is the agent's message number: a chunk replayed after a crash between the append
+//! and the store update is written twice, and readers skip the second copy.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use kici_engine::api::LogLine;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    seq: u64,
+    ts: i64,
+    line: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    root: PathBuf,
+}
+
+impl LogStore {
+    pub fn new(data_dir: &Path) -> LogStore {
+        LogStore {
+            root: data_dir.join("logs"),
+        }
+    }
+
+    fn path(&self, run_id: &str, job_id: &str, step_index: i64) -> PathBuf {
+        self.root
+            .join(run_id)
+            .join(job_id)
+            .join(format!("step-{step_index}.jsonl"))
+    }
+
+    /// Appends one chunk of lines.
+    pub async fn append(
+        &self,
+        run_id: &str,
+        job_id: &str,
+        step_index: i64,
+        seq: u64,
+        lines: &[(i64, String)],
+    ) -> std::io::Result<()> {
+        let path = self.path(run_id, job_id, step_index);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let mut text = String::new();
+        for (ts, line) in lines {
+            let record = Record {
+                seq,
+                ts: *ts,
+                line: line.clone(),
+            };
+            text.push_str(&serde_json::to_string(&record).expect("log records serialize"));
+            text.push('\n');
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await?;
+        file.write_all(text.as_bytes()).await?;
+        file.flush().await
+    }
+
+    /// The lines of a step, each chunk once; an absent file is an empty log.
+    pub async fn read(&self, run_id: &str, job_id: &str, step_index: i64) -> std::io::Result<Vec<LogLine>> {
+        let text = match tokio::fs::read_to_string(self.path(run_id, job_id, step_index)).await {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut current: Option<u64> = None;
+        let mut skipping = false;
+        let mut lines = Vec::new();
+        for raw in text.lines() {
+            // A torn last line (crash mid-write) is not a log line.
+            let Ok(record) = serde_json::from_str::<Record>(raw) else {
+                continue;
+            };
+            if current != Some(record.seq) {
+                current = Some(record.seq);
+                skipping = !seen.insert(record.seq);
+            }
+            if !skipping {
+                lines.push(LogLine {
+                    ts: record.ts,
+                    line: record.line,
+                });
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Step indices that have a log file for the job.
+    pub async fn step_indices(&self, run_id: &str, job_id: &str) -> Vec<i64> {
+        let mut indices = Vec::new();
+        let Ok(mut dir) = tokio::fs::read_dir(self.root.join(run_id).join(job_id)).await else {
+            return indices;
+        };
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(index) = name
+                .strip_prefix("step-")
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(|n| n.parse().ok())
+            {
+                indices.push(index);
+            }
+        }
+        indices.sort_unstable();
+        indices
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replayed_chunks_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path());
+        logs.append("r", "j", 0, 1, &[(1, "a".into()), (2, "b".into())])
+            .await
+            .unwrap();
+        logs.append("r", "j", 0, 2, &[(3, "c".into())]).await.unwrap();
+        logs.append("r", "j", 0, 2, &[(3, "c".into())]).await.unwrap();
+        logs.append("r", "j", -1, 3, &[(4, "prep".into())]).await.unwrap();
+        let lines: Vec<String> = logs
+            .read("r", "j", 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(lines, ["a", "b", "c"]);
+        assert_eq!(logs.step_indices("r", "j").await, [-1, 0]);
+        assert!(logs.read("r", "other", 0).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,59 @@
+//! `kici-orchestrator`: reads `KICI_*`, logs `orchestrator.build.info` first, starts serving,
+//! and stops gracefully on SIGTERM or SIGINT.
+//!
+//! Exit codes: 0 stopped cleanly, 1 failed at start, 2 invalid configuration.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use kici_orchestrator::Orchestrator;
+use kici_orchestrator::config::Config;
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let level = env.get("KICI_LOG_LEVEL").map_or("info", String::as_str);
+    if let Err(err) = kici_telemetry::logging::init("orchestrator", level) {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    kici_telemetry::health::log_build_info("orchestrator");
+    let config = match Config::from_env(&env) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            tracing::error!(error = %err, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    runtime.block_on(async move {
+        let orchestrator = match Orchestrator::start(config).await {
+            Ok(orchestrator) => orchestrator,
+            Err(err) => {
+                let cause = std::error::Error::source(&err)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                eprintln!("error: {err}{cause}");
+                tracing::error!(error = %err, cause = %cause, "orchestrator failed to start");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            eprintln!("error: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("shutting down");
+        orchestrator.stop().await;
+        ExitCode::SUCCESS
+    })
+}

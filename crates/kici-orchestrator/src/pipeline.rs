@@ -1,0 +1,327 @@
+//! From a normalized webhook to runs: dedup the delivery, read the lock file at the commit,
+//! match every workflow's triggers, and create one run per matched workflow with its jobs
+//! (needs graph, static matrices expanded, dynamic ones as evaluation jobs) and the queue
+//! entries of the jobs that can start at once.
+//!
+//! No lock file is no run and no error. A lock file that does not load is a failed run whose
+//! init failure (`lock_resolution`) carries the loader's exact text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
+use kici_engine::lockfile::{LockFile, LockJob, LockMatrix, LockWorkflow, StaticJob};
+use kici_engine::matrix::{self, child_job_name};
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_engine::trigger::match_triggers;
+use kici_store::{EventLogEntry, NewJob, NewRun, Source, SourceKind};
+use serde_json::{Map, Value};
+
+use crate::git::{self, LockFetch};
+use crate::jobs::{JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, queue_entry};
+use crate::providers::Normalized;
+use crate::secrets::{new_id, now_ms};
+use crate::state::Shared;
+
+/// How long a delivery id is remembered.
+const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The workflow name of a run whose lock file could not be read.
+pub const UNRESOLVED_WORKFLOW: &str = "(unresolved workflow)";
+
+/// A verified webhook ready to process.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub source: Source,
+    pub delivery_id: String,
+    pub normalized: Normalized,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Duplicate,
+    /// Nothing to run, and why.
+    Ignored(String),
+    Started(Vec<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] kici_store::StoreError),
+    #[error("cannot read the lock file of {repo} at {sha}: {source}")]
+    LockFetch {
+        repo: String,
+        sha: String,
+        #[source]
+        source: git::GitError,
+    },
+    #[error("source `{0}` has no repository to read the lock file from (hint: set its path or git URL)")]
+    NoRepository(String),
+}
+
+/// Where runs of this delivery clone from, and where the orchestrator reads the lock file.
+async fn repository(state: &Shared, delivery: &Delivery) -> Result<(String, PathBuf), PipelineError> {
+    let source = &delivery.source;
+    let sha = &delivery.normalized.sha;
+    match source.kind {
+        SourceKind::Local => {
+            let path = source
+                .path
+                .clone()
+                .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
+            Ok((format!("file://{path}"), PathBuf::from(path)))
+        }
+        SourceKind::Generic => {
+            let url = generic_clone_url(source, &delivery.normalized)
+                .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
+            let cache = state.config.data_dir.join("repos").join(&source.source_id);
+            let mirror = git::mirror(&cache, &url, sha)
+                .await
+                .map_err(|source| PipelineError::LockFetch {
+                    repo: url.clone(),
+                    sha: sha.clone(),
+                    source,
+                })?;
+            Ok((url, mirror))
+        }
+    }
+}
+
+/// The source's URL template with `{owner}` and `{name}` filled in, or the payload's clone URL.
+fn generic_clone_url(source: &Source, normalized: &Normalized) -> Option<String> {
+    match (&source.git_url, &normalized.repo) {
+        (Some(template), Some(repo)) => {
+            let (owner, name) = repo.split_once('/').unwrap_or(("", repo));
+            Some(template.replace("{owner}", owner).replace("{name}", name))
+        }
+        (Some(template), None) => Some(template.clone()),
+        (None, _) => normalized.clone_url.clone(),
+    }
+}
+
+pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, PipelineError> {
+    let now = now_ms();
+    let store = &state.store;
+    let log = |status: &str, run_ids: Vec<String>, error: Option<String>| EventLogEntry {
+        id: new_id(),
+        delivery_id: delivery.delivery_id.clone(),
+        source_id: delivery.source.source_id.clone(),
+        event_type: delivery.normalized.event.event_type.as_str().to_string(),
+        status: status.to_string(),
+        run_ids,
+        error_message: error,
+        created_at: now,
+    };
+    if !store
+        .claim_delivery(&delivery.delivery_id, now, now + DEDUP_TTL.as_millis() as i64)
+        .await?
+    {
+        store.insert_event_log(&log("duplicate", vec![], None)).await?;
+        return Ok(Outcome::Duplicate);
+    }
+    let sha = delivery.normalized.sha.clone();
+    let fetched = match repository(state, &delivery).await {
+        Ok((repo_url, path)) => git::read_lock(&path, &sha)
+            .await
+            .map(|lock| (repo_url, lock))
+            .map_err(|source| PipelineError::LockFetch {
+                repo: path.display().to_string(),
+                sha: sha.clone(),
+                source,
+            }),
+        Err(err) => Err(err),
+    };
+    let (repo_url, lock) = match fetched {
+        Ok(found) => found,
+        Err(err) => {
+            // The delivery may be retried once the repository is readable.
+            store.release_delivery(&delivery.delivery_id).await?;
+            store
+                .insert_event_log(&log("failed", vec![], Some(err.to_string())))
+                .await?;
+            return Err(err);
+        }
+    };
+    let repo = delivery
+        .normalized
+        .repo
+        .clone()
+        .unwrap_or_else(|| delivery.source.name.clone());
+    let context = RunContext {
+        delivery: &delivery,
+        repo,
+        repo_url,
+        now,
+    };
+    let text = match lock {
+        LockFetch::Missing => {
+            store.insert_event_log(&log("lockfile_missing", vec![], None)).await?;
+            tracing::info!(deliveryId = %delivery.delivery_id, sha = %sha, "no lock file at the commit; no run");
+            return Ok(Outcome::Ignored(format!("no .kici/kici.lock.json at {sha}")));
+        }
+        LockFetch::Found(text) => text,
+    };
+    let location = format!("{} ref={}", context.repo, delivery.normalized.git_ref);
+    let lock = match LockFile::parse(&text, &location) {
+        Ok(lock) => lock,
+        Err(err) => {
+            let run_id = context.failed_run(store, &err.to_string()).await?;
+            store
+                .insert_event_log(&log("lockfile_corrupt", vec![run_id.clone()], Some(err.to_string())))
+                .await?;
+            tracing::warn!(runId = %run_id, deliveryId = %delivery.delivery_id, error = %err, "lock file rejected; run failed");
+            return Ok(Outcome::Started(vec![run_id]));
+        }
+    };
+    let mut run_ids = Vec::new();
+    for workflow in &lock.workflows {
+        // The lock loaded, so its patterns compile.
+        let matched = match_triggers(&workflow.triggers, &delivery.normalized.event)
+            .map(|m| m.trigger_index.is_some())
+            .unwrap_or(false);
+        if matched {
+            run_ids.push(context.create_run(state, workflow).await?);
+        }
+    }
+    store.insert_event_log(&log("processed", run_ids.clone(), None)).await?;
+    if run_ids.is_empty() {
+        return Ok(Outcome::Ignored("no workflow matched the event".to_string()));
+    }
+    state.wake_dispatcher();
+    Ok(Outcome::Started(run_ids))
+}
+
+struct RunContext<'a> {
+    delivery: &'a Delivery,
+    repo: String,
+    repo_url: String,
+    now: i64,
+}
+
+impl RunContext<'_> {
+    fn new_run(&self, workflow_name: &str) -> NewRun {
+        let normalized = &self.delivery.normalized;
+        NewRun {
+            run_id: new_id(),
+            source_id: self.delivery.source.source_id.clone(),
+            repo: self.repo.clone(),
+            workflow_name: workflow_name.to_string(),
+            git_ref: normalized.git_ref.clone(),
+            sha: normalized.sha.clone(),
+            trigger_type: normalized.event.event_type.as_str().to_string(),
+            provider: normalized.event.provider.clone().unwrap_or_else(|| "local".to_string()),
+            delivery_id: self.delivery.delivery_id.clone(),
+            status: RunStatus::Pending,
+            failure_reason: None,
+            init_failure: None,
+            event: normalized.event.clone(),
+            repo_url: self.repo_url.clone(),
+            lock_workflow: None,
+            created_at: self.now,
+            completed_at: None,
+        }
+    }
+
+    /// A run that failed before any job: the lock file is present but unusable.
+    async fn failed_run(&self, store: &kici_store::Store, message: &str) -> Result<String, PipelineError> {
+        let mut run = self.new_run(UNRESOLVED_WORKFLOW);
+        run.status = RunStatus::Failed;
+        run.failure_reason = Some(message.to_string());
+        run.init_failure = Some(InitFailure {
+            scope: InitFailureScope::Run,
+            category: InitFailureCategory::LockResolution,
+            message: message.to_string(),
+            job_name: None,
+        });
+        run.completed_at = Some(self.now);
+        store.insert_run(&run, &[], &[]).await?;
+        Ok(run.run_id)
+    }
+
+    async fn create_run(&self, state: &Shared, workflow: &LockWorkflow) -> Result<String, PipelineError> {
+        let mut run = self.new_run(&workflow.name);
+        run.lock_workflow = Some(workflow.clone());
+        let mut jobs = Vec::new();
+        for (position, LockJob::Static(job)) in workflow.jobs.iter().enumerate() {
+            jobs.extend(initial_jobs(&run.run_id, job, position as i64, self.now));
+        }
+        let queue: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Queued)
+            .map(|j| queue_entry(&state.config, &run, workflow, j, Map::new(), self.now))
+            .collect();
+        state.store.insert_run(&run, &jobs, &queue).await?;
+        tracing::info!(runId = %run.run_id, workflow = %workflow.name, deliveryId = %self.delivery.delivery_id, jobs = jobs.len(), "run created");
+        // Jobs that failed at creation (bad matrix) may already finish the run.
+        crate::progress::advance_run(state, &run.run_id).await?;
+        Ok(run.run_id)
+    }
+}
+
+/// The rows a workflow job starts as: one job, its static matrix children, or the job that
+/// evaluates its dynamic matrix. Root jobs are `queued`, the others wait `pending`.
+fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<NewJob> {
+    let status = if job.needs.is_empty() {
+        JobStatus::Queued
+    } else {
+        JobStatus::Pending
+    };
+    let row = |name: String, kind: &str, matrix: Option<Map<String, Value>>| NewJob {
+        job_id: new_id(),
+        run_id: run_id.to_string(),
+        job_name: name,
+        base_job_name: job.name.clone(),
+        kind: kind.to_string(),
+        matrix,
+        status,
+        runs_on: job.runs_on.clone(),
+        exclude_labels: job.exclude_labels.clone(),
+        needs: job.needs.clone(),
+        error_message: None,
+        init_failure: None,
+        position,
+        created_at: now,
+    };
+    match &job.matrix {
+        None => vec![row(job.name.clone(), JOB_KIND_EXECUTE, None)],
+        Some(LockMatrix::Dynamic { .. }) => vec![row(matrix_eval_job_name(&job.name), JOB_KIND_MATRIX_EVAL, None)],
+        Some(LockMatrix::Static { values }) => match matrix::expand(&job.name, values, &job.include, &job.exclude) {
+            Ok(combinations) => combinations
+                .into_iter()
+                .map(|c| row(child_job_name(&job.name, &c), JOB_KIND_EXECUTE, Some(c)))
+                .collect(),
+            Err(err) => {
+                let message = matrix_expansion_failed(&job.name, &err.to_string());
+                let mut failed = row(job.name.clone(), JOB_KIND_EXECUTE, None);
+                failed.status = JobStatus::Failed;
+                failed.error_message = Some(message.clone());
+                failed.init_failure = Some(matrix_failure(&job.name, message));
+                vec![failed]
+            }
+        },
+    }
+}
+
+/// The job that evaluates `job`'s dynamic matrix.
+pub fn matrix_eval_job_name(job: &str) -> String {
+    format!("Evaluate matrix: {job}")
+}
+
+pub fn matrix_failure(job: &str, message: String) -> InitFailure {
+    InitFailure {
+        scope: InitFailureScope::Job,
+        category: InitFailureCategory::MatrixExpansion,
+        message,
+        job_name: Some(job.to_string()),
+    }
+}
+
+/// The needs of a job as written in the lock file (for children created later).
+pub fn lock_job<'a>(workflow: &'a LockWorkflow, base_name: &str) -> Option<&'a StaticJob> {
+    workflow
+        .jobs
+        .iter()
+        .map(|LockJob::Static(job)| job)
+        .find(|j| j.name == base_name)
+}

@@ -1,0 +1,483 @@
+//! How runs move forward: applying what agents report (acks, job and step states, logs),
+//! deciding downstream jobs when their needs finish (queue them or skip them), expanding
+//! dynamic matrices, and completing runs with their `failureReason`.
+//!
+//! Every status write is guarded in the store, so concurrent callers (two matrix children
+//! finishing together) and replayed messages cannot move a job or run twice.
+
+use kici_engine::api;
+use kici_engine::dag::group_status;
+use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
+use kici_engine::lockfile::LockWorkflow;
+use kici_engine::matrix::{self, MatrixValues, child_job_name};
+use kici_engine::protocol::{AgentMessage, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
+use kici_engine::status::{JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
+use kici_store::{JobRecord, NewJob, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
+use serde_json::{Map, Value};
+
+use crate::jobs::{JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
+use crate::pipeline::{lock_job, matrix_failure};
+use crate::secrets::{new_id, now_ms};
+use crate::state::Shared;
+
+/// A run with what is needed to dispatch more of its jobs.
+struct LoadedRun {
+    run: api::Run,
+    event: kici_engine::event::EventEnvelope,
+    repo_url: String,
+    workflow: Option<LockWorkflow>,
+}
+
+impl LoadedRun {
+    fn facts(&self) -> RunFacts<'_> {
+        RunFacts {
+            run_id: &self.run.run_id,
+            repo: &self.run.repo,
+            git_ref: &self.run.git_ref,
+            sha: &self.run.sha,
+            repo_url: &self.repo_url,
+            event: &self.event,
+        }
+    }
+}
+
+async fn load_run(state: &Shared, run_id: &str) -> Result<Option<LoadedRun>, StoreError> {
+    let Some(run) = state.store.get_run(run_id).await? else {
+        return Ok(None);
+    };
+    let Some((event, repo_url, workflow)) = state.store.run_context(run_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LoadedRun {
+        run,
+        event,
+        repo_url,
+        workflow,
+    }))
+}
+
+fn job_facts(record: &JobRecord) -> JobFacts<'_> {
+    JobFacts {
+        job_id: &record.job.job_id,
+        job_name: &record.job.job_name,
+        base_job_name: &record.job.base_job_name,
+        kind: &record.kind,
+        matrix: record.matrix.as_ref(),
+    }
+}
+
+/// The status a base job's rows present to `needs`: its executed rows, or the matrix
+/// evaluation row when it produced none. `None` while any row is unfinished.
+fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
+    let rows: Vec<&JobRecord> = jobs.iter().filter(|j| j.job.base_job_name == base).collect();
+    if rows.is_empty() || rows.iter().any(|j| !j.job.status.is_terminal()) {
+        return None;
+    }
+    let executed: Vec<JobStatus> = rows
+        .iter()
+        .filter(|j| j.kind == JOB_KIND_EXECUTE)
+        .map(|j| j.job.status)
+        .collect();
+    if executed.is_empty() {
+        Some(group_status(&rows.iter().map(|j| j.job.status).collect::<Vec<_>>()))
+    } else {
+        Some(group_status(&executed))
+    }
+}
+
+/// Queues or skips every waiting job whose needs have finished, then completes the run when
+/// every job has.
+pub async fn advance_run(state: &Shared, run_id: &str) -> Result<(), StoreError> {
+    let Some(loaded) = load_run(state, run_id).await? else {
+        return Ok(());
+    };
+    let now = now_ms();
+    loop {
+        let jobs = state.store.run_jobs(run_id, false).await?;
+        let mut progressed = false;
+        for waiting in jobs.iter().filter(|j| j.job.status == JobStatus::Pending) {
+            let mut upstream = Vec::new();
+            for need in &waiting.needs {
+                match base_status(&jobs, need.name()) {
+                    Some(status) => upstream.push((need, status)),
+                    None => break,
+                }
+            }
+            if upstream.len() < waiting.needs.len() {
+                continue;
+            }
+            progressed = true;
+            if let Some((need, status)) = upstream.iter().find(|(need, status)| !need.satisfied_by(*status)) {
+                tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, upstream = %need.name(), upstreamStatus = %status, "job skipped: upstream_unmet");
+                state
+                    .store
+                    .finish_job(&waiting.job.job_id, JobStatus::Skipped, None, None, now)
+                    .await?;
+                continue;
+            }
+            let Some(workflow) = &loaded.workflow else { continue };
+            let needs: Map<String, Value> = upstream
+                .iter()
+                .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
+                .collect();
+            let queue_entry = entry(
+                &state.config,
+                &loaded.facts(),
+                workflow,
+                &job_facts(waiting),
+                needs,
+                now,
+            );
+            if state.store.queue_job(&waiting.job.job_id, &queue_entry).await? {
+                state.wake_dispatcher();
+            }
+        }
+        if !progressed {
+            complete_if_done(state, run_id, &jobs, now).await?;
+            return Ok(());
+        }
+    }
+}
+
+async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now: i64) -> Result<(), StoreError> {
+    let Some(status) = roll_up(jobs.iter().map(|j| j.job.status)) else {
+        return Ok(());
+    };
+    let reason = if status == RunStatus::Success {
+        ReasonUpdate::Clear
+    } else if let Some(init) = jobs.iter().find_map(|j| j.job.init_failure.as_ref()) {
+        ReasonUpdate::IfEmpty(init.message.clone())
+    } else {
+        match failed_jobs_reason(jobs.iter().map(|j| (j.job.job_name.as_str(), j.job.status))) {
+            Some(text) => ReasonUpdate::IfEmpty(text),
+            None => ReasonUpdate::Keep,
+        }
+    };
+    if state.store.complete_run(run_id, status, &reason, now).await? {
+        let run = state.store.get_run(run_id).await?;
+        let failure = run.and_then(|r| r.failure_reason).unwrap_or_default();
+        tracing::info!(runId = %run_id, status = %status, failureReason = %failure, "run completed");
+    }
+    Ok(())
+}
+
+/// Applies one message from `agent_id`; returns the acknowledgement to send, if any.
+pub async fn apply(
+    state: &Shared,
+    agent_id: &str,
+    message: AgentMessage,
+) -> Result<Option<OrchestratorMessage>, StoreError> {
+    let now = now_ms();
+    match message {
+        AgentMessage::JobHeartbeat { job_id, .. } => {
+            state.store.job_heartbeat(&job_id, now).await?;
+            Ok(None)
+        }
+        AgentMessage::Status { draining, .. } => {
+            state.hub.set_draining(agent_id, draining);
+            state.wake_dispatcher();
+            Ok(None)
+        }
+        AgentMessage::JobReject { job_id, reason, .. } => {
+            tracing::info!(agentId = %agent_id, jobId = %job_id, reason = ?reason, "job refused by agent; requeued");
+            if state.store.requeue_entry(&job_id).await? {
+                state.store.set_job_agent(&job_id, None).await?;
+            }
+            state.hub.release(agent_id, &job_id);
+            if matches!(reason, kici_engine::protocol::RejectReason::Draining) {
+                state.hub.set_draining(agent_id, true);
+            }
+            state.wake_dispatcher();
+            Ok(None)
+        }
+        sequenced => {
+            let Some((job_id, seq)) = sequenced.sequenced().map(|(j, s)| (j.to_string(), s)) else {
+                return Ok(None);
+            };
+            let ack = OrchestratorMessage::Ack {
+                job_id: job_id.clone(),
+                seq,
+            };
+            let Some(record) = state.store.get_job(&job_id).await? else {
+                tracing::warn!(agentId = %agent_id, jobId = %job_id, "message for an unknown job ignored");
+                return Ok(Some(ack));
+            };
+            if record.last_seq >= seq as i64 {
+                return Ok(Some(ack));
+            }
+            let owner = state.store.queue_entry(&job_id).await?.and_then(|e| e.agent_id);
+            if owner.as_deref() != Some(agent_id) {
+                tracing::warn!(agentId = %agent_id, jobId = %job_id, owner = ?owner, "message for a job this agent does not hold ignored");
+                return Ok(Some(ack));
+            }
+            state.store.job_heartbeat(&job_id, now).await?;
+            match sequenced {
+                AgentMessage::JobAck { .. } => state.store.entry_acknowledged(&job_id).await?,
+                AgentMessage::JobStatus(update) => job_status(state, agent_id, &record, *update, now).await?,
+                AgentMessage::StepStatus(update) => step_status(state, *update, now).await?,
+                AgentMessage::LogChunk(chunk) => {
+                    let lines: Vec<(i64, String)> = chunk.lines.into_iter().map(|l| (l.ts, l.line)).collect();
+                    if let Err(err) = state
+                        .logs
+                        .append(&record.job.run_id, &job_id, chunk.step_index, seq, &lines)
+                        .await
+                    {
+                        // Not acknowledged: the agent keeps the chunk and sends it again.
+                        tracing::error!(runId = %record.job.run_id, jobId = %job_id, error = %err, "cannot write step log");
+                        return Ok(None);
+                    }
+                }
+                _ => {}
+            }
+            state.store.advance_seq(&job_id, seq as i64).await?;
+            Ok(Some(ack))
+        }
+    }
+}
+
+async fn step_status(state: &Shared, update: StepStatusUpdate, now: i64) -> Result<(), StoreError> {
+    state
+        .store
+        .upsert_step(&StepUpdate {
+            job_id: update.job_id,
+            step_index: update.step_index,
+            step_name: update.step_name,
+            step_type: update.step_type,
+            status: update.state,
+            exit_code: update.exit_code,
+            error_message: update.error,
+            duration_ms: update.duration_ms.map(|d| d as i64),
+            now,
+        })
+        .await
+}
+
+async fn job_status(
+    state: &Shared,
+    agent_id: &str,
+    record: &JobRecord,
+    update: JobStatusUpdate,
+    now: i64,
+) -> Result<(), StoreError> {
+    let job_id = &record.job.job_id;
+    let run_id = &record.job.run_id;
+    if !update.state.is_terminal() {
+        state.store.entry_acknowledged(job_id).await?;
+        if state
+            .store
+            .transition_job(
+                job_id,
+                &[JobStatus::Queued, JobStatus::Recovering],
+                JobStatus::Running,
+                now,
+            )
+            .await?
+        {
+            state.store.mark_run_running(run_id, now).await?;
+            tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, "job running");
+        }
+        return Ok(());
+    }
+    if record.kind == JOB_KIND_MATRIX_EVAL {
+        matrix_evaluated(state, record, &update, now).await?;
+    } else {
+        let finished = state
+            .store
+            .finish_job(job_id, update.state, update.error.as_deref(), None, now)
+            .await?;
+        if finished {
+            tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, status = %update.state, error = update.error.as_deref().unwrap_or(""), "job finished");
+        }
+    }
+    let queue_status = if update.state == JobStatus::Success {
+        QueueStatus::Completed
+    } else {
+        QueueStatus::Failed
+    };
+    state.store.close_entry(job_id, queue_status).await?;
+    let leftover = if update.state == JobStatus::Cancelled {
+        StepStatus::Cancelled
+    } else {
+        StepStatus::Skipped
+    };
+    state.store.close_open_steps(job_id, leftover, now).await?;
+    state.hub.release(agent_id, job_id);
+    state.wake_dispatcher();
+    advance_run(state, run_id).await
+}
+
+/// A matrix evaluation job finished: its values become child jobs, or its failure the job's
+/// `matrix_expansion` error.
+async fn matrix_evaluated(
+    state: &Shared,
+    record: &JobRecord,
+    update: &JobStatusUpdate,
+    now: i64,
+) -> Result<(), StoreError> {
+    let base = &record.job.base_job_name;
+    let outcome = match (update.state, &update.matrix) {
+        (JobStatus::Success, Some(value)) => expand_dynamic(state, record, value, now).await?,
+        (JobStatus::Success, None) => Err("the matrix function returned nothing".to_string()),
+        (_, _) => Err(update
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("evaluation {}", update.state))),
+    };
+    match outcome {
+        Ok(children) => {
+            state
+                .store
+                .finish_job(&record.job.job_id, JobStatus::Success, None, None, now)
+                .await?;
+            tracing::info!(runId = %record.job.run_id, job = %base, children, "dynamic matrix expanded");
+        }
+        Err(message) if update.state == JobStatus::Cancelled => {
+            state
+                .store
+                .finish_job(&record.job.job_id, JobStatus::Cancelled, Some(&message), None, now)
+                .await?;
+        }
+        Err(message) => {
+            let text = matrix_expansion_failed(base, &message);
+            state
+                .store
+                .finish_job(
+                    &record.job.job_id,
+                    JobStatus::Failed,
+                    Some(&text),
+                    Some(&matrix_failure(base, text.clone())),
+                    now,
+                )
+                .await?;
+            tracing::warn!(runId = %record.job.run_id, jobId = %record.job.job_id, error = %text, "matrix expansion failed");
+        }
+    }
+    Ok(())
+}
+
+/// Inserts the children of a dynamic matrix; `Err` carries the expansion problem.
+async fn expand_dynamic(
+    state: &Shared,
+    record: &JobRecord,
+    value: &Value,
+    now: i64,
+) -> Result<Result<usize, String>, StoreError> {
+    let Some(loaded) = load_run(state, &record.job.run_id).await? else {
+        return Ok(Err("the run is gone".into()));
+    };
+    let Some(workflow) = &loaded.workflow else {
+        return Ok(Err("the run has no workflow".into()));
+    };
+    let Some(job) = lock_job(workflow, &record.job.base_job_name) else {
+        return Ok(Err("the job is not in the lock file".into()));
+    };
+    let Ok(values) = serde_json::from_value::<MatrixValues>(value.clone()) else {
+        return Ok(Err(
+            "the matrix function must return an array or an object of arrays".into()
+        ));
+    };
+    let combinations = match matrix::expand(&job.name, &values, &job.include, &job.exclude) {
+        Ok(combinations) => combinations,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    let needs: Map<String, Value> = state
+        .store
+        .queue_entry(&record.job.job_id)
+        .await?
+        .and_then(|e| serde_json::from_str::<kici_engine::protocol::JobDispatch>(&e.dispatch).ok())
+        .map(|d| d.needs)
+        .unwrap_or_default();
+    let children: Vec<NewJob> = combinations
+        .into_iter()
+        .map(|combination| NewJob {
+            job_id: new_id(),
+            run_id: record.job.run_id.clone(),
+            job_name: child_job_name(&job.name, &combination),
+            base_job_name: job.name.clone(),
+            kind: JOB_KIND_EXECUTE.to_string(),
+            matrix: Some(combination),
+            status: JobStatus::Queued,
+            runs_on: job.runs_on.clone(),
+            exclude_labels: job.exclude_labels.clone(),
+            needs: job.needs.clone(),
+            error_message: None,
+            init_failure: None,
+            position: position_of(workflow, &job.name),
+            created_at: now,
+        })
+        .collect();
+    let entries: Vec<_> = children
+        .iter()
+        .map(|child| {
+            entry(
+                &state.config,
+                &loaded.facts(),
+                workflow,
+                &JobFacts::from(child),
+                needs.clone(),
+                now,
+            )
+        })
+        .collect();
+    state.store.insert_jobs(&children, &entries).await?;
+    state.wake_dispatcher();
+    Ok(Ok(children.len()))
+}
+
+fn position_of(workflow: &LockWorkflow, base: &str) -> i64 {
+    workflow.jobs.iter().position(|j| j.name() == base).unwrap_or(0) as i64
+}
+
+/// A job left the queue without an agent: `timed_out_stale` with the captured provisioning
+/// error or the generic text, and the run's failure reason when it has none yet.
+pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<(), StoreError> {
+    let now = now_ms();
+    if !state.store.close_entry(&entry.job_id, QueueStatus::Expired).await? {
+        return Ok(());
+    }
+    let error = entry
+        .last_provisioning_error
+        .clone()
+        .unwrap_or_else(|| failure::QUEUE_TIMEOUT_EXPIRED.to_string());
+    let init = InitFailure {
+        scope: InitFailureScope::Job,
+        category: InitFailureCategory::NoAgent,
+        message: error.clone(),
+        job_name: None,
+    };
+    state
+        .store
+        .finish_job(&entry.job_id, JobStatus::TimedOutStale, Some(&error), Some(&init), now)
+        .await?;
+    let run_reason = entry
+        .last_provisioning_error
+        .as_deref()
+        .unwrap_or(failure::NO_AGENTS_AVAILABLE);
+    state
+        .store
+        .set_failure_reason_if_empty(&entry.run_id, run_reason)
+        .await?;
+    tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, error = %error, "queue timeout: job never dispatched");
+    advance_run(state, &entry.run_id).await
+}
+
+/// Fails a job the orchestrator gave up on (recovery window, stale heartbeat, attempts).
+pub async fn fail_job(
+    state: &Shared,
+    job_id: &str,
+    run_id: &str,
+    status: JobStatus,
+    error: &str,
+    run_reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    state.store.close_entry(job_id, QueueStatus::Failed).await?;
+    if state.store.finish_job(job_id, status, Some(error), None, now).await? {
+        tracing::warn!(runId = %run_id, jobId = %job_id, status = %status, error = %error, "job failed by the orchestrator");
+    }
+    state.store.close_open_steps(job_id, StepStatus::Cancelled, now).await?;
+    if let Some(reason) = run_reason {
+        state.store.set_failure_reason_if_empty(run_id, reason).await?;
+    }
+    advance_run(state, run_id).await
+}

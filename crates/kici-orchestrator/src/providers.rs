@@ -1,0 +1,235 @@
+//! Turning webhook bodies into events: the GitHub-shaped payloads of local sources, GitHub,
+//! Gitea and Forgejo, and GitLab's. Only push (branches and tags) and pull requests start runs;
+//! everything else is answered and ignored.
+
+use kici_engine::event::{EventEnvelope, EventType};
+use serde_json::Value;
+
+/// A webhook that names a commit to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub event: EventEnvelope,
+    pub git_ref: String,
+    pub sha: String,
+    /// `owner/repo`, or the source name for local sources.
+    pub repo: Option<String>,
+    pub clone_url: Option<String>,
+}
+
+/// Why a webhook starts nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// A well-formed event we do not run (issues, stars, a deleted branch…).
+    Ignored(String),
+    /// The body lacks what the event type needs.
+    Invalid(String),
+}
+
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+fn text<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
+    body.pointer(pointer).and_then(Value::as_str)
+}
+
+fn required<'a>(body: &'a Value, pointer: &str) -> Result<&'a str, Skip> {
+    text(body, pointer).ok_or_else(|| {
+        Skip::Invalid(format!(
+            "missing `{}` in the payload",
+            pointer.trim_start_matches('/').replace('/', ".")
+        ))
+    })
+}
+
+/// Files added, modified or removed by the pushed commits.
+fn changed_files(body: &Value) -> Vec<String> {
+    let mut files: Vec<String> = body
+        .get("commits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|commit| {
+            ["added", "modified", "removed"]
+                .map(|k| commit.get(k).and_then(Value::as_array).cloned().unwrap_or_default())
+        })
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// A push in GitHub's shape (GitHub, Gitea, Forgejo, local sources).
+fn github_push(body: &Value, provider: &str) -> Result<Normalized, Skip> {
+    let git_ref = required(body, "/ref")?;
+    let sha = required(body, "/after")?;
+    if sha == ZERO_SHA || body.get("deleted").and_then(Value::as_bool) == Some(true) {
+        return Err(Skip::Ignored(format!("{git_ref} was deleted")));
+    }
+    let (event_type, name) = if let Some(tag) = git_ref.strip_prefix("refs/tags/") {
+        (EventType::Tag, tag)
+    } else if let Some(branch) = git_ref.strip_prefix("refs/heads/") {
+        (EventType::Push, branch)
+    } else {
+        return Err(Skip::Ignored(format!("{git_ref} is neither a branch nor a tag")));
+    };
+    let mut event = EventEnvelope::new(event_type);
+    event.target_branch = Some(name.to_string());
+    event.sha = Some(sha.to_string());
+    event.provider = Some(provider.to_string());
+    event.source_repo = text(body, "/repository/full_name").map(str::to_string);
+    event.changed_files = Some(changed_files(body));
+    event.payload = Some(body.clone());
+    Ok(Normalized {
+        event,
+        git_ref: git_ref.to_string(),
+        sha: sha.to_string(),
+        repo: text(body, "/repository/full_name").map(str::to_string),
+        clone_url: text(body, "/repository/clone_url").map(str::to_string),
+    })
+}
+
+fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip> {
+    let action = required(body, "/action")?;
+    let sha = required(body, "/pull_request/head/sha")?;
+    let head = required(body, "/pull_request/head/ref")?;
+    let base = required(body, "/pull_request/base/ref")?;
+    let mut event = EventEnvelope::new(EventType::PullRequest);
+    event.action = Some(action.to_string());
+    event.target_branch = Some(base.to_string());
+    event.source_branch = Some(head.to_string());
+    event.sha = Some(sha.to_string());
+    event.provider = Some(provider.to_string());
+    event.source_repo = text(body, "/repository/full_name").map(str::to_string);
+    event.payload = Some(body.clone());
+    Ok(Normalized {
+        event,
+        git_ref: format!("refs/heads/{head}"),
+        sha: sha.to_string(),
+        repo: text(body, "/repository/full_name").map(str::to_string),
+        clone_url: text(body, "/repository/clone_url").map(str::to_string),
+    })
+}
+
+fn gitlab_push(body: &Value) -> Result<Normalized, Skip> {
+    let mut shaped = body.clone();
+    if let Some(project) = body.get("project") {
+        shaped["repository"] = serde_json::json!({
+            "full_name": project.get("path_with_namespace"),
+            "clone_url": project.get("git_http_url"),
+        });
+    }
+    github_push(&shaped, "gitlab")
+}
+
+fn gitlab_merge_request(body: &Value) -> Result<Normalized, Skip> {
+    let attributes = body
+        .get("object_attributes")
+        .ok_or_else(|| Skip::Invalid("missing `object_attributes` in the payload".into()))?;
+    let action = match text(attributes, "/action").unwrap_or("open") {
+        "open" => "opened",
+        "update" => "synchronize",
+        "reopen" => "reopened",
+        "close" | "merge" => "closed",
+        other => return Err(Skip::Ignored(format!("merge request action `{other}`"))),
+    };
+    let shaped = serde_json::json!({
+        "action": action,
+        "pull_request": {
+            "head": {"ref": attributes.get("source_branch"), "sha": attributes.pointer("/last_commit/id")},
+            "base": {"ref": attributes.get("target_branch")},
+        },
+        "repository": {
+            "full_name": body.pointer("/project/path_with_namespace"),
+            "clone_url": body.pointer("/project/git_http_url"),
+        },
+    });
+    let mut normalized = github_pull_request(&shaped, "gitlab")?;
+    normalized.event.payload = Some(body.clone());
+    Ok(normalized)
+}
+
+/// Normalizes a webhook whose event type (from the preset's header) is `event_name`.
+pub fn normalize(event_name: &str, body: &Value, provider: &str) -> Result<Normalized, Skip> {
+    match event_name {
+        "push" => github_push(body, provider),
+        "pull_request" => github_pull_request(body, provider),
+        "Push Hook" | "Tag Push Hook" => gitlab_push(body),
+        "Merge Request Hook" => gitlab_merge_request(body),
+        other => Err(Skip::Ignored(format!("`{other}` events do not start runs"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push_body(git_ref: &str, after: &str) -> Value {
+        json!({
+            "ref": git_ref, "before": ZERO_SHA, "after": after,
+            "repository": {"full_name": "acme/app", "clone_url": "file:///srv/app.git"},
+            "commits": [{"added": ["b.ts"], "modified": ["a.ts"], "removed": []}, {"added": [], "modified": ["a.ts"], "removed": ["c.ts"]}]
+        })
+    }
+
+    #[test]
+    fn pushes_tags_and_deletions() {
+        let push = normalize("push", &push_body("refs/heads/main", "abc"), "local").unwrap();
+        assert_eq!(push.event.event_type, EventType::Push);
+        assert_eq!(push.event.target_branch.as_deref(), Some("main"));
+        assert_eq!(
+            push.event.changed_files.as_deref(),
+            Some(&["a.ts".to_string(), "b.ts".into(), "c.ts".into()][..])
+        );
+        assert_eq!(
+            (push.sha.as_str(), push.repo.as_deref(), push.clone_url.as_deref()),
+            ("abc", Some("acme/app"), Some("file:///srv/app.git"))
+        );
+        let tag = normalize("push", &push_body("refs/tags/v1.0", "abc"), "local").unwrap();
+        assert_eq!(
+            (tag.event.event_type, tag.event.target_branch.as_deref()),
+            (EventType::Tag, Some("v1.0"))
+        );
+        assert_eq!(
+            normalize("push", &push_body("refs/heads/x", ZERO_SHA), "local"),
+            Err(Skip::Ignored("refs/heads/x was deleted".into()))
+        );
+        assert_eq!(
+            normalize("push", &json!({"after": "x"}), "local"),
+            Err(Skip::Invalid("missing `ref` in the payload".into()))
+        );
+        assert!(matches!(
+            normalize("issues", &json!({}), "github"),
+            Err(Skip::Ignored(_))
+        ));
+    }
+
+    #[test]
+    fn pull_requests_from_github_and_gitlab() {
+        let body = json!({"action": "opened", "pull_request": {"head": {"ref": "feature", "sha": "def"}, "base": {"ref": "main"}}, "repository": {"full_name": "acme/app"}});
+        let pr = normalize("pull_request", &body, "github").unwrap();
+        assert_eq!(
+            (
+                pr.event.target_branch.as_deref(),
+                pr.event.source_branch.as_deref(),
+                pr.sha.as_str()
+            ),
+            (Some("main"), Some("feature"), "def")
+        );
+        let gitlab = json!({"object_attributes": {"action": "update", "source_branch": "f", "target_branch": "main", "last_commit": {"id": "123"}}, "project": {"path_with_namespace": "g/p", "git_http_url": "https://gl/g/p.git"}});
+        let mr = normalize("Merge Request Hook", &gitlab, "gitlab").unwrap();
+        assert_eq!(
+            (mr.event.action.as_deref(), mr.repo.as_deref(), mr.sha.as_str()),
+            (Some("synchronize"), Some("g/p"), "123")
+        );
+        let gitlab_push = json!({"ref": "refs/heads/main", "after": "9", "project": {"path_with_namespace": "g/p", "git_http_url": "https://gl/g/p.git"}, "commits": []});
+        assert_eq!(
+            normalize("Push Hook", &gitlab_push, "gitlab")
+                .unwrap()
+                .clone_url
+                .as_deref(),
+            Some("https://gl/g/p.git")
+        );
+    }
+}

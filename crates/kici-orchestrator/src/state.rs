@@ -1,0 +1,30 @@
+//! What every part of the orchestrator shares: configuration, the store, the log files, the
+//! registry of connected agents, and the signal that wakes the dispatcher.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kici_store::Store;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::logs::LogStore;
+
+pub type Shared = Arc<AppState>;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub logs: LogStore,
+    pub hub: Hub,
+    /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
+    pub dispatch: Notify,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn wake_dispatcher(&self) {
+        self.dispatch.notify_one();
+    }
+}

@@ -1,0 +1,141 @@
+//! Periodic checks on what agents did not do: queue entries that expired without an agent,
+//! dispatches not acknowledged in time, disconnected agents that did not come back, and
+//! running jobs that stopped sending heartbeats. Runs every `KICI_QUEUE_SWEEP_INTERVAL_MS`
+//! (1 s) so a failure reason appears promptly.
+
+use kici_engine::failure::{self, attempts_exhausted};
+use kici_engine::protocol::close_code;
+use kici_engine::status::JobStatus;
+use tokio::sync::watch;
+
+use crate::hub::Outbound;
+use crate::progress;
+use crate::secrets::now_ms;
+use crate::state::Shared;
+
+/// Dispatches of one job before it fails.
+pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
+
+pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config.queue_sweep_interval);
+    let mut last_stale_scan = 0i64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = now_ms();
+        let scan_stale = now - last_stale_scan >= state.config.stale_scan_interval.as_millis() as i64;
+        if scan_stale {
+            last_stale_scan = now;
+        }
+        if let Err(err) = sweep(&state, now, scan_stale).await {
+            tracing::error!(error = %err, "sweep failed");
+        }
+    }
+}
+
+async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_store::StoreError> {
+    for entry in state.store.expired_entries(now).await? {
+        progress::expire(state, &entry).await?;
+    }
+    for entry in state.store.overdue_acks(now).await? {
+        let agent_id = entry.agent_id.clone().unwrap_or_default();
+        tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent_id, "dispatch not acknowledged in time; requeued");
+        if entry.attempts >= MAX_DISPATCH_ATTEMPTS {
+            let error = attempts_exhausted(entry.attempts as u32, "dispatch not acknowledged");
+            progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await?;
+        } else {
+            state.store.requeue_entry(&entry.job_id).await?;
+            state.store.set_job_agent(&entry.job_id, None).await?;
+        }
+        if let Some(agent) = state.hub.get(&agent_id) {
+            // The agent is unusable; closing makes it reconnect fresh. It may be gone already.
+            let _ = agent
+                .tx
+                .send(Outbound::Close(
+                    close_code::DISPATCH_ACK_TIMEOUT,
+                    "dispatch ack timeout".into(),
+                ))
+                .await;
+        }
+        state.wake_dispatcher();
+    }
+    for entry in state.store.overdue_recoveries(now).await? {
+        progress::fail_job(
+            state,
+            &entry.job_id,
+            &entry.run_id,
+            JobStatus::Failed,
+            failure::AGENT_DID_NOT_RECONNECT,
+            None,
+        )
+        .await?;
+    }
+    if scan_stale {
+        let threshold = state.config.stale_threshold();
+        for job in state
+            .store
+            .stale_running_jobs(now - threshold.as_millis() as i64)
+            .await?
+        {
+            let error = match job.last_heartbeat_at {
+                Some(at) => format!("No heartbeat received for {}s", (now - at) / 1000),
+                None => "No heartbeat received (heartbeat was never set)".to_string(),
+            };
+            if let Some(agent) = &job.job.agent_id {
+                state.hub.release(agent, &job.job.job_id);
+            }
+            progress::fail_job(
+                state,
+                &job.job.job_id,
+                &job.job.run_id,
+                JobStatus::TimedOutStale,
+                &error,
+                Some(failure::STALE_RUN_REASON),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// At start: connections did not survive, so dispatched jobs wait for their agents (fresh
+/// recovery window) and jobs that were already recovering fail.
+pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::StoreError> {
+    let now = now_ms();
+    state.store.disconnect_all_agents().await?;
+    for entry in state.store.in_flight_entries().await? {
+        if entry.status == kici_store::QueueStatus::Recovering {
+            progress::fail_job(
+                state,
+                &entry.job_id,
+                &entry.run_id,
+                JobStatus::Failed,
+                failure::ORCHESTRATOR_RESTARTED_DURING_RECOVERY,
+                None,
+            )
+            .await?;
+        }
+    }
+    let deadline = now + state.config.recovery_window().as_millis() as i64;
+    state.store.recover_all_dispatched(deadline).await?;
+    for entry in state.store.in_flight_entries().await? {
+        let Some(job) = state.store.get_job(&entry.job_id).await? else {
+            continue;
+        };
+        if job.job.status == JobStatus::Queued {
+            state.store.requeue_entry(&entry.job_id).await?;
+            state.store.set_job_agent(&entry.job_id, None).await?;
+        } else {
+            state
+                .store
+                .transition_job(&entry.job_id, &[JobStatus::Running], JobStatus::Recovering, now)
+                .await?;
+        }
+    }
+    for run_id in state.store.active_run_ids().await? {
+        progress::advance_run(state, &run_id).await?;
+    }
+    Ok(())
+}

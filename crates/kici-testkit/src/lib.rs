@@ -1,0 +1,335 @@
+//! End-to-end test harness. It starts the built binaries (`kici-orchestrator`, `kici-agent`)
+//! as child processes on free ports with their own data directories, makes real git
+//! repositories (a bare "origin" and a working clone), pushes, and waits for runs through the
+//! REST API. PostgreSQL is used instead of SQLite when `KICI_TEST_E2E_DATABASE=postgres`
+//! (with `KICI_TEST_POSTGRES_URL` naming the server; each stack gets a fresh database).
+//!
+//! The binaries are looked up next to the test executable (`target/<profile>/`); the
+//! workspace test command builds them.
+
+mod process;
+mod repo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kici_engine::api::{RunDetail, RunLogs};
+use serde_json::{Value, json};
+
+pub use process::{Service, binary};
+pub use repo::Repo;
+
+/// How long helpers wait for something before failing the test.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The admin token every stack's orchestrator is started with.
+pub const ADMIN_TOKEN: &str = "kici-test-admin-token-0123456789abcdef";
+
+/// An orchestrator with its data directory, and the agents started for it.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub orchestrator: Service,
+    pub agents: Vec<Service>,
+    /// Extra environment the orchestrator was started with (kept for restarts).
+    env: BTreeMap<String, String>,
+    client: reqwest::Client,
+}
+
+impl Stack {
+    /// An orchestrator with default settings.
+    pub async fn start() -> Stack {
+        Stack::start_with(&[]).await
+    }
+
+    /// An orchestrator with extra `KICI_*` settings.
+    pub async fn start_with(env: &[(&str, &str)]) -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("kici-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let mut vars: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() == Ok("postgres") {
+            let url = std::env::var("KICI_TEST_POSTGRES_URL")
+                .expect("KICI_TEST_E2E_DATABASE=postgres needs KICI_TEST_POSTGRES_URL");
+            vars.entry("KICI_DATABASE_URL".into())
+                .or_insert_with(|| fresh_postgres_database(&url));
+        }
+        let orchestrator = start_orchestrator(dir.path(), &vars);
+        Stack {
+            dir,
+            orchestrator,
+            agents: Vec::new(),
+            env: vars,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.orchestrator.port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Kills the orchestrator (SIGKILL) and starts it again on the same port and data.
+    pub fn restart_orchestrator(&mut self) {
+        let port = self.orchestrator.port;
+        self.orchestrator.kill();
+        let mut vars = self.env.clone();
+        vars.insert("KICI_PORT".into(), port.to_string());
+        self.orchestrator = start_orchestrator(self.dir.path(), &vars);
+    }
+
+    /// Registers an agent token with `labels` and starts an agent with it.
+    pub async fn start_agent(&mut self, name: &str, labels: &[&str]) -> usize {
+        self.start_agent_with(name, labels, &[]).await
+    }
+
+    pub async fn start_agent_with(&mut self, name: &str, labels: &[&str], env: &[(&str, &str)]) -> usize {
+        let token = self
+            .post("/api/v1/admin/agents", &json!({ "label": name, "labels": labels }))
+            .await;
+        let token = token["token"].as_str().expect("agent token").to_string();
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert(
+            "KICI_ORCHESTRATOR_URL".into(),
+            format!("ws://127.0.0.1:{}/ws", self.orchestrator.port),
+        );
+        vars.insert("KICI_AGENT_TOKEN".into(), token);
+        vars.insert("KICI_AGENT_ID".into(), name.to_string());
+        vars.insert("KICI_LABELS".into(), labels.join(","));
+        vars.insert("KICI_PORT".into(), "0".into());
+        let work = self.dir.path().join(format!("agent-{name}"));
+        std::fs::create_dir_all(&work).expect("agent work dir");
+        vars.insert("KICI_WORK_DIR".into(), work.display().to_string());
+        for (k, v) in env {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let agent = Service::start(
+            "kici-agent",
+            &vars,
+            &self.dir.path().join(format!("agent-{name}.log")),
+            "agent.listening",
+        );
+        self.agents.push(agent);
+        let index = self.agents.len() - 1;
+        self.wait_agent_connected(name).await;
+        index
+    }
+
+    /// Waits until the orchestrator lists `agent_id` as connected.
+    pub async fn wait_agent_connected(&self, agent_id: &str) {
+        self.wait_for(&format!("agent {agent_id} to connect"), || async {
+            let agents = self.get("/api/v1/admin/agents").await;
+            agents["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["agentId"] == agent_id && a["connected"] == true)
+                .then_some(())
+        })
+        .await
+    }
+
+    /// A local source for `repo`'s origin.
+    pub async fn add_local_source(&self, name: &str, repo: &Repo) -> Value {
+        self.post(
+            "/api/v1/admin/sources",
+            &json!({ "kind": "local", "name": name, "path": repo.origin().display().to_string() }),
+        )
+        .await
+    }
+
+    /// Pushes the working clone to `branch` and sends the webhook; the started run ids.
+    pub async fn push(&self, source: &str, repo: &Repo, branch: &str) -> Vec<String> {
+        repo.push_to(branch);
+        Stack::run_ids(&self.push_webhook(source, repo, branch).await)
+    }
+
+    /// Pushes and waits for the single run that starts.
+    pub async fn push_and_wait(&self, source: &str, repo: &Repo, branch: &str) -> RunDetail {
+        let runs = self.push(source, repo, branch).await;
+        assert_eq!(runs.len(), 1, "expected one run for a push to {branch}, got {runs:?}");
+        self.wait_run(&runs[0]).await
+    }
+
+    /// Sends the push webhook for `repo`'s origin HEAD of `branch` to source `name`; returns
+    /// the answer.
+    pub async fn push_webhook(&self, source: &str, repo: &Repo, branch: &str) -> Value {
+        let body = repo.push_payload(source, branch);
+        let response = self
+            .client
+            .post(format!("{}/webhook/default/generic/{source}", self.url()))
+            .header("x-event-type", "push")
+            .header("x-delivery-id", random_id())
+            .json(&body)
+            .send()
+            .await
+            .expect("webhook request");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("webhook answer is JSON");
+        assert!(status.is_success(), "webhook failed with {status}: {answer}");
+        answer
+    }
+
+    /// The run ids a webhook answer started.
+    pub fn run_ids(answer: &Value) -> Vec<String> {
+        answer["runIds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON answer");
+        assert!(status.is_success(), "GET {path} failed with {status}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("JSON answer");
+        assert!(status.is_success(), "POST {path} failed with {status}: {answer}");
+        answer
+    }
+
+    /// A raw request, for tests of bad input.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub async fn detail(&self, run_id: &str) -> RunDetail {
+        serde_json::from_value(self.get(&format!("/api/v1/runs/{run_id}/detail")).await).expect("run detail")
+    }
+
+    pub async fn logs(&self, run_id: &str, job: Option<&str>) -> RunLogs {
+        let query = job
+            .map(|j| format!("?job={}", j.replace(' ', "%20")))
+            .unwrap_or_default();
+        serde_json::from_value(self.get(&format!("/api/v1/runs/{run_id}/logs{query}")).await).expect("run logs")
+    }
+
+    /// Waits until the run is finished and returns it.
+    pub async fn wait_run(&self, run_id: &str) -> RunDetail {
+        self.wait_for(&format!("run {run_id} to finish"), || async {
+            let detail = self.detail(run_id).await;
+            detail.run.status.is_terminal().then_some(detail)
+        })
+        .await
+    }
+
+    /// Polls `check` until it yields a value or [`WAIT`] passes (then fails with `what` and
+    /// the services' log tails).
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\n--- orchestrator log tail\n{}",
+                    self.orchestrator.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a CLI binary (`kici`, `kici-admin`) against this stack.
+    pub fn cli(&self, binary_name: &str, args: &[&str], cwd: &Path) -> CliOutput {
+        let output = std::process::Command::new(binary(binary_name))
+            .args(args)
+            .current_dir(cwd)
+            .env("KICI_URL", self.url())
+            .env("KICI_ADMIN_URL", self.url())
+            .env("KICI_TOKEN", ADMIN_TOKEN)
+            .env("KICI_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .expect("CLI runs");
+        CliOutput {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// What a CLI invocation printed.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn expect_code(&self, code: i32) -> &CliOutput {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+fn start_orchestrator(dir: &Path, extra: &BTreeMap<String, String>) -> Service {
+    let mut vars = BTreeMap::new();
+    vars.insert("KICI_DATA_DIR".to_string(), dir.join("data").display().to_string());
+    vars.insert("KICI_PORT".to_string(), "0".to_string());
+    vars.insert("KICI_BOOTSTRAP_ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string());
+    vars.extend(extra.clone());
+    Service::start(
+        "kici-orchestrator",
+        &vars,
+        &dir.join("orchestrator.log"),
+        "orchestrator.listening",
+    )
+}
+
+/// A new database on the PostgreSQL server of `url`; returns its URL.
+fn fresh_postgres_database(url: &str) -> String {
+    let name = format!("kici_e2e_{}", random_id().replace('-', ""));
+    let status = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "cannot create database {name} on {url}");
+    let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+pub fn random_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}-{:x}-{n}", std::process::id())
+}

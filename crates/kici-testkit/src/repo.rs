@@ -1,0 +1,139 @@
+//! Real git repositories for end-to-end tests: a bare `origin.git` (what a local source
+//! points at) and a working clone `work/` to edit, compile, commit and push from.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::process::binary;
+
+pub struct Repo {
+    root: PathBuf,
+}
+
+fn run(cwd: &Path, program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_AUTHOR_NAME", "KiCI Test")
+        .env("GIT_AUTHOR_EMAIL", "test@kici.local")
+        .env("GIT_COMMITTER_NAME", "KiCI Test")
+        .env("GIT_COMMITTER_EMAIL", "test@kici.local")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+impl Repo {
+    /// A repository under `dir` holding a copy of `fixture` (a directory of the workspace,
+    /// e.g. `tests/repo`), compiled with `kici compile`, committed and pushed to `main`.
+    pub fn from_fixture(dir: &Path, fixture: &str) -> Repo {
+        let root = dir.join(format!("repo-{}", crate::random_id()));
+        std::fs::create_dir_all(&root).expect("repo dir");
+        let repo = Repo { root };
+        run(&repo.root, "git", &["init", "-q", "--bare", "-b", "main", "origin.git"]);
+        run(&repo.root, "git", &["clone", "-q", "origin.git", "work"]);
+        run(&repo.work(), "git", &["checkout", "-q", "-b", "main"]);
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(fixture);
+        copy_dir(&source, &repo.work());
+        repo.compile();
+        repo.commit_and_push("initial");
+        repo
+    }
+
+    pub fn origin(&self) -> PathBuf {
+        self.root.join("origin.git")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.work().join(relative);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("dirs");
+        std::fs::write(path, content).expect("write");
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.work().join(relative)).expect("read")
+    }
+
+    pub fn remove(&self, relative: &str) {
+        run(&self.work(), "git", &["rm", "-q", relative]);
+    }
+
+    /// `kici compile` in the working clone.
+    pub fn compile(&self) {
+        let output = Command::new(binary("kici"))
+            .arg("compile")
+            .current_dir(self.work())
+            .output()
+            .expect("kici compile runs");
+        assert!(
+            output.status.success(),
+            "kici compile failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn commit_and_push(&self, message: &str) -> String {
+        run(&self.work(), "git", &["add", "-A"]);
+        run(&self.work(), "git", &["commit", "-q", "--allow-empty", "-m", message]);
+        run(&self.work(), "git", &["push", "-q", "origin", "HEAD:main"]);
+        self.head()
+    }
+
+    /// Pushes the working clone's HEAD to `branch` of the origin.
+    pub fn push_to(&self, branch: &str) -> String {
+        run(
+            &self.work(),
+            "git",
+            &["push", "-q", "-f", "origin", &format!("HEAD:{branch}")],
+        );
+        self.head()
+    }
+
+    pub fn head(&self) -> String {
+        run(&self.work(), "git", &["rev-parse", "HEAD"])
+    }
+
+    /// A GitHub-shaped push body for the origin's `branch`, as `kici-admin source
+    /// trigger-local` sends it.
+    pub fn push_payload(&self, source: &str, branch: &str) -> Value {
+        let sha = run(&self.origin(), "git", &["rev-parse", &format!("refs/heads/{branch}")]);
+        let files = run(
+            &self.origin(),
+            "git",
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "--root", &sha],
+        );
+        json!({
+            "ref": format!("refs/heads/{branch}"),
+            "before": "0000000000000000000000000000000000000000",
+            "after": sha,
+            "repository": {"full_name": source, "name": source, "clone_url": format!("file://{}", self.origin().display()), "default_branch": "main"},
+            "head_commit": {"id": sha, "message": "test"},
+            "commits": [{"id": sha, "added": [], "modified": files.lines().collect::<Vec<_>>(), "removed": []}],
+        })
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("create dir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! End to end: pushes to a local source become runs that real agents execute with real git
+//! and Node, on SQLite (or PostgreSQL with `KICI_TEST_E2E_DATABASE=postgres`). The workflows are
+//! in `tests/e2e-repo`; each runs on pushes to its own branch.
+
+use kici_engine::failure::InitFailureCategory;
+use kici_engine::hash::{content_hash, drift_message};
+use kici_engine::status::{JobStatus, RunStatus, StepStatus};
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+async fn stack_with_agent(env: &[(&str, &str)]) -> (Stack, Repo) {
+    let mut stack = Stack::start_with(env).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    (stack, repo)
+}
+
+#[tokio::test]
+async fn a_push_runs_hello_world_to_success() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert_eq!(
+        (detail.run.workflow_name.as_str(), detail.run.failure_reason.as_deref()),
+        ("hello-world", None)
+    );
+    let greet = &detail.jobs[0];
+    assert_eq!(
+        (greet.job_name.as_str(), greet.status, greet.agent_id.as_deref()),
+        ("greet", JobStatus::Success, Some("agent-1"))
+    );
+    let steps = greet.steps.as_ref().unwrap();
+    assert_eq!(
+        (steps[0].step_name.as_str(), steps[0].status, steps[0].exit_code),
+        ("say-hello", StepStatus::Success, Some(0))
+    );
+    let logs = stack.logs(&detail.run.run_id, Some("greet")).await;
+    let say_hello = logs
+        .steps
+        .iter()
+        .find(|s| s.step_name == "say-hello")
+        .expect("say-hello log");
+    assert_eq!(
+        say_hello.lines.iter().map(|l| l.line.as_str()).collect::<Vec<_>>(),
+        ["Hello, World!"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_run_with_its_exit_code() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    let detail = stack.push_and_wait("app", &repo, "failing").await;
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(detail.run.failure_reason.as_deref(), Some("Failed jobs: build"));
+    let build = &detail.jobs[0];
+    assert_eq!(
+        build.error_message.as_deref(),
+        Some("Step 'compile' failed (exit code 3)")
+    );
+    let steps = build.steps.as_ref().unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| (s.step_name.as_str(), s.status, s.exit_code))
+            .collect::<Vec<_>>(),
+        [
+            ("prepare", StepStatus::Success, Some(0)),
+            ("compile", StepStatus::Failed, Some(3))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn lock_file_problems() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    // Corrupt: a failed run with the loader's text, before any job.
+    repo.write(".kici/kici.lock.json", "{ not json");
+    repo.commit_and_push("corrupt lock");
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(
+        (detail.run.status, detail.run.workflow_name.as_str()),
+        (RunStatus::Failed, "(unresolved workflow)")
+    );
+    let reason = detail.run.failure_reason.clone().unwrap();
+    assert!(
+        reason.starts_with("Lock file at app ref=refs/heads/hello is not valid JSON: "),
+        "{reason}"
+    );
+    let init = detail.run.init_failure.clone().unwrap();
+    assert_eq!(
+        (init.category, init.message.as_str()),
+        (InitFailureCategory::LockResolution, reason.as_str())
+    );
+    assert!(detail.jobs.is_empty());
+
+    // Incompatible schema: the exact incompatibility text.
+    repo.compile();
+    let lock = repo
+        .read(".kici/kici.lock.json")
+        .replacen("\"schemaVersion\": 30", "\"schemaVersion\": 29", 1);
+    repo.write(".kici/kici.lock.json", &lock);
+    repo.commit_and_push("old lock");
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(
+        detail.run.failure_reason.as_deref(),
+        Some(
+            "Lock file schemaVersion 29 is incompatible with this orchestrator (engine SCHEMA_VERSION 30). Recompile the lock with `kici compile` and push again."
+        )
+    );
+
+    // Missing: no run, and nothing logged as an error.
+    repo.remove(".kici/kici.lock.json");
+    repo.commit_and_push("no lock");
+    let runs = stack.push("app", &repo, "hello").await;
+    assert!(runs.is_empty(), "{runs:?}");
+    let log = stack.orchestrator.log_text();
+    assert!(!log.contains("\"level\":\"error\""), "{log}");
+    assert!(log.contains("no lock file at the commit; no run"), "{log}");
+}
+
+#[tokio::test]
+async fn an_edited_workflow_or_another_sdk_is_refused_as_drift() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    let sdk = kici_sdk::sdk();
+    let source = repo.read(".kici/workflows/hello.ts");
+    let compiled = content_hash(sdk.hash, source.as_bytes(), None);
+    let edited_source = format!("{source}// edited after compiling\n");
+    repo.write(".kici/workflows/hello.ts", &edited_source);
+    repo.commit_and_push("edit without compiling");
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    let edited = content_hash(sdk.hash, edited_source.as_bytes(), None);
+    let expected = drift_message(&compiled, &edited, sdk.version, sdk.hash);
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(detail.jobs[0].error_message.as_deref(), Some(expected.as_str()));
+    let logs = stack.logs(&detail.run.run_id, Some("greet")).await;
+    assert!(
+        logs.steps
+            .iter()
+            .any(|s| s.step_index == -1 && s.lines.iter().any(|l| l.line == expected)),
+        "{logs:#?}"
+    );
+
+    // A lock compiled against another SDK bundle: its contentHash binds that bundle's hash.
+    repo.write(".kici/workflows/hello.ts", &source);
+    repo.compile();
+    let other_sdk = "1111111111111111111111111111111111111111111111111111111111111111";
+    let foreign = content_hash(other_sdk, source.as_bytes(), None);
+    repo.write(
+        ".kici/kici.lock.json",
+        &repo
+            .read(".kici/kici.lock.json")
+            .replace(&compiled, &foreign)
+            .replace(sdk.hash, other_sdk),
+    );
+    repo.commit_and_push("lock from another sdk");
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(
+        detail.jobs[0].error_message.as_deref(),
+        Some(drift_message(&foreign, &compiled, sdk.version, sdk.hash).as_str())
+    );
+}
+
+#[tokio::test]
+async fn needs_run_across_agents_with_different_labels() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("builder-1", &["builder"]).await;
+    stack.start_agent("tester-1", &["tester"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let detail = stack.push_and_wait("app", &repo, "labels").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let placed: Vec<(&str, Option<&str>, JobStatus)> = detail
+        .jobs
+        .iter()
+        .map(|j| (j.job_name.as_str(), j.agent_id.as_deref(), j.status))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("build", Some("builder-1"), JobStatus::Success),
+            ("test", Some("tester-1"), JobStatus::Success)
+        ]
+    );
+    assert!(
+        detail.jobs[1].started_at >= detail.jobs[0].completed_at,
+        "test started before build finished: {detail:#?}"
+    );
+    let logs = stack.logs(&detail.run.run_id, Some("test")).await;
+    assert!(
+        logs.steps
+            .iter()
+            .any(|s| s.lines.iter().any(|l| l.line == "build was success")),
+        "{logs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_matrix_fans_out_over_two_agents_in_parallel() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("pool-1", &["pool"]).await;
+    stack.start_agent("pool-2", &["pool"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let detail = stack.push_and_wait("app", &repo, "matrix").await;
+    // Each child waits for the other's marker: success means they ran at the same time.
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let mut agents: Vec<&str> = detail.jobs.iter().filter_map(|j| j.agent_id.as_deref()).collect();
+    agents.sort();
+    assert_eq!(agents, ["pool-1", "pool-2"]);
+    assert_eq!(
+        detail.jobs.iter().map(|j| j.job_name.as_str()).collect::<Vec<_>>(),
+        ["fan (a)", "fan (b)"]
+    );
+}
+
+#[tokio::test]
+async fn dynamic_matrices_expand_or_fail_with_matrix_expansion() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    let detail = stack.push_and_wait("app", &repo, "dynamic").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let names: Vec<(&str, JobStatus)> = detail.jobs.iter().map(|j| (j.job_name.as_str(), j.status)).collect();
+    assert_eq!(
+        names,
+        [
+            ("Evaluate matrix: test", JobStatus::Success),
+            ("test (x)", JobStatus::Success),
+            ("test (y)", JobStatus::Success),
+            ("after", JobStatus::Success)
+        ]
+    );
+
+    let detail = stack.push_and_wait("app", &repo, "dynamic-throws").await;
+    let message = "Matrix expansion failed for job 'test': no packages found";
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(detail.run.failure_reason.as_deref(), Some(message));
+    let eval = &detail.jobs[0];
+    assert_eq!(
+        (eval.status, eval.error_message.as_deref()),
+        (JobStatus::Failed, Some(message))
+    );
+    let init = eval.init_failure.clone().unwrap();
+    assert_eq!(
+        (init.category, init.job_name.as_deref()),
+        (InitFailureCategory::MatrixExpansion, Some("test"))
+    );
+}
+
+#[tokio::test]
+async fn a_job_no_agent_can_run_times_out_in_the_queue() {
+    let (stack, repo) = stack_with_agent(&[("KICI_QUEUE_TIMEOUT_MS", "1500")]).await;
+    let runs = stack.push("app", &repo, "no-agent").await;
+    let queued = stack.detail(&runs[0]).await;
+    assert_eq!(queued.jobs[0].status, JobStatus::Queued, "{queued:#?}");
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(
+        detail.run.failure_reason.as_deref(),
+        Some("No agents available to dispatch jobs")
+    );
+    let job = &detail.jobs[0];
+    assert_eq!(
+        (job.status, job.error_message.as_deref()),
+        (
+            JobStatus::TimedOutStale,
+            Some("Queue timeout expired (job was never dispatched to an agent)")
+        )
+    );
+    assert_eq!(
+        job.init_failure.as_ref().map(|i| i.category),
+        Some(InitFailureCategory::NoAgent)
+    );
+}
