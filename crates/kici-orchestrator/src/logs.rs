@@ -1,6 +1,6 @@
 //! Step logs as append-only files under the data directory:
-//! `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`, one `{"seq", "ts", "line"}` object per
-//! line. `seq` is the agent's message number: a chunk replayed after a crash between the append
+//! `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`, one `{"seq", "i", "ts", "line"}` object
+//! per line (`i` = position in the chunk). `seq` is the agent's message number: a chunk replayed after a crash between the append
 //! and the store update is written twice, and readers skip the second copy.
 
 use std::collections::HashSet;
@@ -13,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     seq: u64,
+    /// Position in its chunk: 0 starts a chunk.
+    i: usize,
     ts: i64,
     line: String,
 }
@@ -50,9 +52,10 @@ impl LogStore {
             tokio::fs::create_dir_all(dir).await?;
         }
         let mut text = String::new();
-        for (ts, line) in lines {
+        for (i, (ts, line)) in lines.iter().enumerate() {
             let record = Record {
                 seq,
+                i,
                 ts: *ts,
                 line: line.clone(),
             };
@@ -76,7 +79,6 @@ impl LogStore {
             Err(err) => return Err(err),
         };
         let mut seen: HashSet<u64> = HashSet::new();
-        let mut current: Option<u64> = None;
         let mut skipping = false;
         let mut lines = Vec::new();
         for raw in text.lines() {
@@ -84,8 +86,7 @@ impl LogStore {
             let Ok(record) = serde_json::from_str::<Record>(raw) else {
                 continue;
             };
-            if current != Some(record.seq) {
-                current = Some(record.seq);
+            if record.i == 0 {
                 skipping = !seen.insert(record.seq);
             }
             if !skipping {
