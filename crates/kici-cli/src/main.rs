@@ -1,11 +1,13 @@
 //! `kici`, the workflow author's CLI: scaffold a project (`init`), compile workflows into the
-//! lock file (`compile`), and run them on this machine (`run local`).
+//! lock file (`compile`), run them on this machine (`run local`), and look at the runs of an
+//! orchestrator (`runs list|show|logs`).
 //!
-//! Exit codes: 0 success, 1 failure (a job failed, a compile error, bad input).
+//! Exit codes: 0 success, 1 failure (a job failed, a compile error, bad input, an API error).
 
 mod compile_cmd;
 mod init;
 mod run_local;
+mod runs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         mode: RunMode,
     },
+    /// Look at the runs of an orchestrator: list, show, logs
+    Runs(runs::RunsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
             Command::Run {
                 mode: RunMode::Local(args),
             } => run_local::run(*args).await,
+            Command::Runs(args) => runs::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,331 @@
+//! `kici-admin agent register|list|revoke`: static agent tokens (`kat_…`) and the agents known to
+//! the orchestrator (`/api/v1/admin/agents`).
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use crate::client::ApiClient;
+use crate::format::{self, NONE};
+use crate::table;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create a static agent token (shown once)
+    Register(RegisterArgs),
+    /// List agents (with their build info) and agent tokens
+    List(ListArgs),
+    /// Revoke an agent token; agents connected with it are disconnected
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The token's name (e.g. `builder-1`)
+    #[arg(long)]
+    label: String,
+    /// Operator labels the agent may claim (comma-separated, e.g. `linux,gpu`; no `kici:` prefix)
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the API's JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The token id or its label
+    token_id_or_label: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RegisterBody<'a> {
+    label: &'a str,
+    labels: Vec<String>,
+}
+
+/// `POST /api/v1/admin/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredAgent {
+    pub token_id: String,
+    pub token: String,
+    pub label: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<AgentView>,
+    pub tokens: Vec<AgentTokenView>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub agent_id: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    #[serde(default)]
+    pub arch: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub build_info: Option<BuildInfoView>,
+    pub connected: bool,
+    #[serde(default)]
+    pub busy_job_id: Option<String>,
+    #[serde(default)]
+    pub first_seen_at: Option<i64>,
+    #[serde(default)]
+    pub last_seen_at: Option<i64>,
+}
+
+/// The two build-info fields this listing shows, read leniently so an agent that reported a
+/// partial build info still lists.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfoView {
+    #[serde(default)]
+    pub sdk_version: Option<String>,
+    #[serde(default)]
+    pub sdk_bundle_hash: Option<String>,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTokenView {
+    pub token_id: String,
+    pub label: String,
+    #[serde(default)]
+    pub token_prefix: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub agent_type: Option<String>,
+    pub created_at: i64,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub last_seen_at: Option<i64>,
+}
+
+pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()> {
+    match command {
+        AgentCommand::Register(args) => {
+            let labels = args
+                .labels
+                .iter()
+                .map(|label| label.trim().to_string())
+                .filter(|label| !label.is_empty())
+                .collect();
+            let body = RegisterBody {
+                label: &args.label,
+                labels,
+            };
+            let registered: RegisteredAgent = client.post(&["api", "v1", "admin", "agents"], &body).await?;
+            print!("{}", render_registered(&registered));
+        }
+        AgentCommand::List(args) => {
+            let list: AgentList = client.get(&["api", "v1", "admin", "agents"], &[]).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", render_list(&list));
+            }
+        }
+        AgentCommand::Revoke(args) => {
+            client
+                .delete(&["api", "v1", "admin", "agents", &args.token_id_or_label])
+                .await?;
+            println!("Agent token {} revoked.", args.token_id_or_label);
+        }
+    }
+    Ok(())
+}
+
+pub fn render_registered(registered: &RegisteredAgent) -> String {
+    format!(
+        "Agent token created successfully.\n\
+         Token ID: {}\n\
+         Label:    {}\n\
+         Labels:   {}\n\
+         Token:    {}\n\
+         Save this token -- it will not be shown again.\n\
+         Set KICI_AGENT_TOKEN on the agent to use this token:\n\
+         \n  KICI_AGENT_TOKEN={}\n",
+        registered.token_id,
+        registered.label,
+        format::list(&registered.labels),
+        registered.token,
+        registered.token
+    )
+}
+
+pub fn render_list(list: &AgentList) -> String {
+    let mut out = String::from("Agents:\n");
+    if list.agents.is_empty() {
+        out.push_str("  No agents have connected.\n");
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .agents
+            .iter()
+            .map(|agent| {
+                let build = agent.build_info.as_ref();
+                vec![
+                    agent.agent_id.clone(),
+                    if agent.connected { "connected" } else { "disconnected" }.to_string(),
+                    format::list(&agent.labels),
+                    format::or_none(agent.busy_job_id.as_deref()),
+                    format::or_none(agent.hostname.as_deref()),
+                    platform(agent),
+                    format::or_none(agent.version.as_deref()),
+                    format::or_none(build.and_then(|build| build.sdk_version.as_deref())),
+                    build
+                        .and_then(|build| build.sdk_bundle_hash.as_deref())
+                        .map_or_else(|| NONE.to_string(), |hash| format::prefix(hash, 12)),
+                    format::timestamp(agent.last_seen_at),
+                ]
+            })
+            .collect();
+        out.push_str(&table::render(
+            "  ",
+            &[
+                "AGENT ID",
+                "STATE",
+                "LABELS",
+                "BUSY JOB",
+                "HOST",
+                "PLATFORM",
+                "VERSION",
+                "SDK",
+                "SDK BUNDLE",
+                "LAST SEEN",
+            ],
+            &rows,
+        ));
+    }
+    out.push_str("\nAgent tokens:\n");
+    if list.tokens.is_empty() {
+        out.push_str("  No agent tokens (create one with `kici-admin agent register --label <name>`).\n");
+    } else {
+        let rows: Vec<Vec<String>> = list
+            .tokens
+            .iter()
+            .map(|token| {
+                vec![
+                    token.token_id.clone(),
+                    token.label.clone(),
+                    format::or_none(token.token_prefix.as_deref()),
+                    format::list(&token.labels),
+                    format::or_none(token.agent_type.as_deref()),
+                    format::timestamp(Some(token.created_at)),
+                    format::timestamp(token.last_seen_at),
+                    format::timestamp(token.revoked_at),
+                ]
+            })
+            .collect();
+        out.push_str(&table::render(
+            "  ",
+            &[
+                "TOKEN ID",
+                "LABEL",
+                "PREFIX",
+                "LABELS",
+                "TYPE",
+                "CREATED",
+                "LAST SEEN",
+                "REVOKED",
+            ],
+            &rows,
+        ));
+    }
+    out
+}
+
+fn platform(agent: &AgentView) -> String {
+    match (agent.platform.as_deref(), agent.arch.as_deref()) {
+        (Some(platform), Some(arch)) if !platform.is_empty() && !arch.is_empty() => format!("{platform}/{arch}"),
+        (Some(platform), _) if !platform.is_empty() => platform.to_string(),
+        _ => NONE.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_prints_the_token_and_the_env_line() {
+        let token = format!("kat_{}", "c".repeat(64));
+        let registered = RegisteredAgent {
+            token_id: "at-1".into(),
+            token: token.clone(),
+            label: "builder-1".into(),
+            labels: vec!["linux".into(), "gpu".into()],
+        };
+        assert_eq!(
+            render_registered(&registered),
+            format!(
+                "Agent token created successfully.\nToken ID: at-1\nLabel:    builder-1\nLabels:   linux, gpu\nToken:    {token}\n\
+                 Save this token -- it will not be shown again.\nSet KICI_AGENT_TOKEN on the agent to use this token:\n\n  KICI_AGENT_TOKEN={token}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn agent_list_shows_build_info_and_tokens() {
+        let list: AgentList = serde_json::from_str(
+            r#"{
+              "agents": [
+                {"agentId": "agent-a", "labels": ["linux", "kici:os:linux"], "hostname": "box", "platform": "linux",
+                 "arch": "x64", "version": "0.1.0",
+                 "buildInfo": {"sdkVersion": "0.1.24", "sdkBundleHash": "0123456789abcdef0123", "sharedVersion": "x",
+                               "sharedBundleHash": "y", "engineVersion": "z", "engineBundleHash": "w"},
+                 "connected": true, "busyJobId": "j-7", "firstSeenAt": 0, "lastSeenAt": 1795000000123},
+                {"agentId": "agent-b", "labels": [], "hostname": "old", "platform": "linux", "arch": "arm64",
+                 "version": "0.1.0", "buildInfo": null, "connected": false, "busyJobId": null,
+                 "firstSeenAt": 0, "lastSeenAt": 0}
+              ],
+              "tokens": [
+                {"tokenId": "at-1", "label": "builder-1", "tokenPrefix": "kat_0123", "labels": ["linux"],
+                 "agentType": "static", "createdAt": 0, "expiresAt": null, "revokedAt": null, "lastSeenAt": null}
+              ]
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            render_list(&list),
+            "\
+Agents:
+  AGENT ID  STATE         LABELS                BUSY JOB  HOST  PLATFORM     VERSION  SDK     SDK BUNDLE    LAST SEEN
+  agent-a   connected     linux, kici:os:linux  j-7       box   linux/x64    0.1.0    0.1.24  0123456789ab  2026-11-18T11:06:40.123Z
+  agent-b   disconnected  -                     -         old   linux/arm64  0.1.0    -       -             1970-01-01T00:00:00.000Z
+
+Agent tokens:
+  TOKEN ID  LABEL      PREFIX    LABELS  TYPE    CREATED                   LAST SEEN  REVOKED
+  at-1      builder-1  kat_0123  linux   static  1970-01-01T00:00:00.000Z  -          -
+"
+        );
+        let empty = AgentList {
+            agents: vec![],
+            tokens: vec![],
+        };
+        assert_eq!(
+            render_list(&empty),
+            "Agents:\n  No agents have connected.\n\nAgent tokens:\n  No agent tokens (create one with `kici-admin agent register --label <name>`).\n"
+        );
+    }
+}

@@ -1,0 +1,420 @@
+//! `kici-admin source add|list|trigger-local|install-hook`: webhook sources
+//! (`/api/v1/admin/sources`) and the two ways a local repository reports pushes: a one-off
+//! `trigger-local`, and a `post-receive` hook that runs it for every pushed ref.
+//!
+//! A local source's webhook takes a GitHub-shaped push body with `x-event-type` and
+//! `x-delivery-id` headers (`docs/api.md`, "Webhooks"); [`push_body`] builds it from what
+//! [`git::inspect_push`] read.
+
+pub mod git;
+mod hook;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::ApiClient;
+use crate::format;
+use crate::table;
+use git::{Push, PushRequest};
+
+/// The only organisation.
+const ORG_ID: &str = "default";
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Register a webhook source
+    Add {
+        #[command(subcommand)]
+        kind: AddKind,
+    },
+    /// List webhook sources
+    List(ListArgs),
+    /// Send a push of a local source's repository to the orchestrator, as its webhook would
+    TriggerLocal(TriggerArgs),
+    /// Install a post-receive hook that triggers the source on every push to its repository
+    InstallHook(InstallHookArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddKind {
+    /// A repository on this machine (pushes arrive via trigger-local or the post-receive hook)
+    Local(AddLocalArgs),
+    /// A forge that signs its webhooks (Forgejo, Gitea, GitLab, GitHub repository webhooks)
+    Generic(AddGenericArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddLocalArgs {
+    /// The source's name; runs show it as their repository
+    #[arg(long)]
+    name: String,
+    /// The repository (bare or not); made absolute, must exist
+    #[arg(long)]
+    path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AddGenericArgs {
+    #[arg(long)]
+    name: String,
+    /// How the forge signs and names its events
+    #[arg(long, value_enum)]
+    preset: Preset,
+    /// The webhook secret configured on the forge
+    #[arg(long)]
+    secret: String,
+    /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git`
+    #[arg(long, value_name = "TEMPLATE")]
+    git_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    Forgejo,
+    Gitea,
+    GitlabRepo,
+    GithubRepo,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the API's JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The source's id or name
+    source: String,
+    /// The event to send
+    #[arg(long, default_value = "push", value_parser = ["push"])]
+    event: String,
+    /// The pushed ref (`main` means `refs/heads/main`); default: the branch HEAD points to
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
+    /// The pushed commit; default: the commit the ref points to
+    #[arg(long)]
+    sha: Option<String>,
+    /// The commit the ref pointed to before the push, to list every changed file of a multi-commit push
+    #[arg(long, value_name = "SHA")]
+    before: Option<String>,
+    /// The repository to read; default: the source's path
+    #[arg(long, value_name = "PATH")]
+    repo_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallHookArgs {
+    /// The source's id or name
+    source: String,
+    /// The repository to install into; default: the source's path
+    #[arg(long, value_name = "PATH")]
+    repo_path: Option<PathBuf>,
+    /// Replace an existing post-receive hook
+    #[arg(long)]
+    force: bool,
+}
+
+/// What `kici-admin` needs beyond the client: the global options, for the hook it writes.
+pub struct Globals<'a> {
+    pub url: &'a str,
+    pub token: &'a str,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SourceList {
+    pub sources: Vec<SourceView>,
+}
+
+/// A source as the API shows it (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceView {
+    pub source_id: String,
+    #[serde(default)]
+    pub org_id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub git_url: Option<String>,
+    #[serde(default)]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub verification: Option<Value>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<i64>,
+}
+
+impl SourceView {
+    fn is_local(&self) -> bool {
+        self.kind == "local"
+    }
+
+    fn verification(&self) -> String {
+        match &self.verification {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) | None => format::NONE.to_string(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+pub async fn run(client: &ApiClient, globals: &Globals<'_>, command: SourceCommand) -> anyhow::Result<()> {
+    match command {
+        SourceCommand::Add { kind } => add(client, kind).await,
+        SourceCommand::List(args) => {
+            let list = list_sources(client).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", render_list(client.base_url(), &list));
+            }
+            Ok(())
+        }
+        SourceCommand::TriggerLocal(args) => trigger_local(client, args).await,
+        SourceCommand::InstallHook(args) => install_hook(client, globals, args).await,
+    }
+}
+
+async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
+    let body = match kind {
+        AddKind::Local(args) => {
+            let path = absolute_repo_path(&args.path)?;
+            git::ensure_repository(&path).await?;
+            json!({"kind": "local", "name": args.name, "path": path.display().to_string()})
+        }
+        AddKind::Generic(args) => json!({
+            "kind": "generic",
+            "name": args.name,
+            "preset": args.preset,
+            "secret": args.secret,
+            "gitUrl": args.git_url,
+        }),
+    };
+    let source: SourceView = client.post(&["api", "v1", "admin", "sources"], &body).await?;
+    print!("{}", render_added(client.base_url(), &source));
+    Ok(())
+}
+
+/// `path` made absolute (symlinks resolved); it must exist.
+fn absolute_repo_path(path: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|err| {
+        anyhow!(
+            "repository path `{}` cannot be used: {err} (hint: give the path of an existing repository)",
+            path.display()
+        )
+    })
+}
+
+async fn list_sources(client: &ApiClient) -> anyhow::Result<SourceList> {
+    Ok(client.get(&["api", "v1", "admin", "sources"], &[]).await?)
+}
+
+/// The source whose id, else whose name, is `id_or_name`.
+async fn find_source(client: &ApiClient, id_or_name: &str) -> anyhow::Result<SourceView> {
+    let list = list_sources(client).await?;
+    let found = list
+        .sources
+        .iter()
+        .find(|source| source.source_id == id_or_name)
+        .or_else(|| list.sources.iter().find(|source| source.name == id_or_name));
+    match found {
+        Some(source) => Ok(source.clone()),
+        None => bail!("unknown source `{id_or_name}` (hint: `kici-admin source list` shows the sources)"),
+    }
+}
+
+/// Checks that `source` takes unsigned pushes and picks the repository to read.
+fn local_repo(source: &SourceView, repo_path: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if !source.is_local() {
+        bail!(
+            "source `{}` is a {} source, and only local sources accept unsigned pushes (hint: use a source added with `kici-admin source add local`)",
+            source.name,
+            source.kind
+        );
+    }
+    match (repo_path, &source.path) {
+        (Some(path), _) => absolute_repo_path(path),
+        (None, Some(path)) if !path.is_empty() => Ok(PathBuf::from(path)),
+        (None, _) => bail!(
+            "source `{}` has no repository path (hint: pass --repo-path)",
+            source.name
+        ),
+    }
+}
+
+async fn trigger_local(client: &ApiClient, args: TriggerArgs) -> anyhow::Result<()> {
+    let source = find_source(client, &args.source).await?;
+    let repo = local_repo(&source, args.repo_path.as_deref())?;
+    let request = PushRequest {
+        git_ref: args.git_ref.as_deref(),
+        sha: args.sha.as_deref(),
+        before: args.before.as_deref(),
+    };
+    let push = git::inspect_push(&repo, &request).await?;
+    let body = push_body(&source.name, &repo, &push);
+    let delivery_id = uuid::Uuid::new_v4().to_string();
+    let headers = [
+        ("x-event-type", args.event.clone()),
+        ("x-delivery-id", delivery_id.clone()),
+    ];
+    let answer = client
+        .post_public(&["webhook", ORG_ID, "generic", &source.source_id], &headers, &body)
+        .await?;
+    println!("{}", render_delivery(&delivery_id, &answer));
+    Ok(())
+}
+
+/// The GitHub-shaped push body a local source's webhook takes.
+pub fn push_body(source_name: &str, repo: &Path, push: &Push) -> Value {
+    let short_name = source_name.rsplit('/').next().unwrap_or(source_name);
+    json!({
+        "ref": push.git_ref,
+        "before": push.before,
+        "after": push.after,
+        "repository": {
+            "full_name": source_name,
+            "name": short_name,
+            "clone_url": format!("file://{}", repo.display()),
+            "default_branch": push.default_branch,
+        },
+        "head_commit": {
+            "id": push.after,
+            "message": push.message,
+        },
+        "commits": [{
+            "id": push.after,
+            "added": push.added,
+            "modified": push.modified,
+            "removed": push.removed,
+        }],
+    })
+}
+
+/// `Delivery <id>: <n> run(s) started: <ids>`, or why nothing started.
+pub fn render_delivery(sent_id: &str, answer: &Value) -> String {
+    let delivery_id = answer.get("deliveryId").and_then(Value::as_str).unwrap_or(sent_id);
+    if answer.get("duplicate").and_then(Value::as_bool) == Some(true) {
+        return format!("Delivery {delivery_id}: duplicate of an earlier delivery, nothing started");
+    }
+    let run_ids: Vec<&str> = answer
+        .get("runIds")
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !run_ids.is_empty() {
+        return format!(
+            "Delivery {delivery_id}: {} run(s) started: {}",
+            run_ids.len(),
+            run_ids.join(", ")
+        );
+    }
+    match answer.get("ignored").and_then(Value::as_str) {
+        Some(reason) => format!("Delivery {delivery_id}: ignored: {reason}"),
+        None => format!("Delivery {delivery_id}: 0 run(s) started"),
+    }
+}
+
+async fn install_hook(client: &ApiClient, globals: &Globals<'_>, args: InstallHookArgs) -> anyhow::Result<()> {
+    let source = find_source(client, &args.source).await?;
+    let repo = local_repo(&source, args.repo_path.as_deref())?;
+    let hooks_dir = if git::is_bare(&repo).await? {
+        repo.join("hooks")
+    } else {
+        repo.join(".git").join("hooks")
+    };
+    let binary = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .context("cannot find the path of this kici-admin binary for the hook")?;
+    let script = hook::script(&hook::HookParams {
+        binary: &binary,
+        url: globals.url,
+        token: globals.token,
+        source_id: &source.source_id,
+        source_name: &source.name,
+        repo_path: args.repo_path.as_ref().map(|_| repo.as_path()),
+    });
+    let path = hook::write(&hooks_dir, &script, args.force).await?;
+    print!(
+        "{}",
+        hook::render_installed(&path, &binary, globals.url, &source.source_id)
+    );
+    Ok(())
+}
+
+pub fn render_added(base_url: &str, source: &SourceView) -> String {
+    let mut lines = vec![
+        format!("Source created: {}", source.name),
+        format!("Source ID:    {}", source.source_id),
+        format!("Kind:         {}", source.kind),
+    ];
+    if let Some(path) = &source.path {
+        lines.push(format!("Path:         {path}"));
+    }
+    if let Some(preset) = &source.preset {
+        lines.push(format!("Preset:       {preset}"));
+    }
+    if let Some(git_url) = &source.git_url {
+        lines.push(format!("Git URL:      {git_url}"));
+    }
+    lines.push(format!("Verification: {}", source.verification()));
+    lines.push(format!("Webhook URL:  {}", webhook_url(base_url, source)));
+    if source.is_local() {
+        lines.push(String::new());
+        lines.push(format!(
+            "Report pushes with `kici-admin source install-hook {0}` (every push) or `kici-admin source trigger-local {0}` (once).",
+            source.name
+        ));
+    } else {
+        lines.push(String::new());
+        lines.push(
+            "Point the forge's push and pull-request webhooks at the webhook URL, with the same secret.".to_string(),
+        );
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+pub fn render_list(base_url: &str, list: &SourceList) -> String {
+    if list.sources.is_empty() {
+        return "No sources (add one with `kici-admin source add local|generic`).\n".to_string();
+    }
+    let rows: Vec<Vec<String>> = list
+        .sources
+        .iter()
+        .map(|source| {
+            vec![
+                source.source_id.clone(),
+                source.name.clone(),
+                source.kind.clone(),
+                format::or_none(source.preset.as_deref()),
+                format::or_none(source.path.as_deref().or(source.git_url.as_deref())),
+                webhook_url(base_url, source),
+            ]
+        })
+        .collect();
+    table::render(
+        "",
+        &["SOURCE ID", "NAME", "KIND", "PRESET", "LOCATION", "WEBHOOK URL"],
+        &rows,
+    )
+}
+
+fn webhook_url(base_url: &str, source: &SourceView) -> String {
+    let org_id = source.org_id.as_deref().filter(|org| !org.is_empty()).unwrap_or(ORG_ID);
+    format!("{base_url}/webhook/{org_id}/generic/{}", source.source_id)
+}
+
+#[cfg(test)]
+mod tests;

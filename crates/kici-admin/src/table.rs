@@ -1,0 +1,95 @@
+//! Plain-text tables: columns separated by two spaces and padded to their widest cell. The last
+//! column is never padded nor cut; a multi-line last cell (a provisioning error with the agent's
+//! output tail) continues on the following lines, aligned under its column. Other cells are
+//! flattened to one line.
+
+/// Renders `rows` under `headers`, each line prefixed with `indent`, each ending in `\n`.
+pub fn render(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    let last = headers.len().saturating_sub(1);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(index, cell)| if index == last { cell.clone() } else { flatten(cell) })
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    for row in &cells {
+        for (index, cell) in row.iter().enumerate().take(last) {
+            widths[index] = widths[index].max(cell.chars().count());
+        }
+    }
+    let last_column_offset: usize = widths.iter().take(last).map(|width| width + 2).sum();
+    let mut out = String::new();
+    let header_cells: Vec<String> = headers.iter().map(|header| header.to_string()).collect();
+    for row in std::iter::once(&header_cells).chain(cells.iter()) {
+        let mut line = String::from(indent);
+        for (index, cell) in row.iter().enumerate() {
+            if index == last {
+                let mut lines = cell.lines();
+                line.push_str(lines.next().unwrap_or(""));
+                for continuation in lines {
+                    push_trimmed(&mut out, &line);
+                    line = format!("{indent}{}{continuation}", " ".repeat(last_column_offset));
+                }
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[index] - cell.chars().count() + 2));
+            }
+        }
+        push_trimmed(&mut out, &line);
+    }
+    out
+}
+
+fn push_trimmed(out: &mut String, line: &str) {
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+fn flatten(cell: &str) -> String {
+    if cell.contains('\n') {
+        cell.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        cell.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|cell| cell.to_string()).collect()
+    }
+
+    #[test]
+    fn pads_all_but_the_last_column() {
+        let text = render(
+            "",
+            &["ID", "NAME", "ERROR"],
+            &[row(&["a1", "build", ""]), row(&["b", "x", "boom"])],
+        );
+        assert_eq!(text, "ID  NAME   ERROR\na1  build\nb   x      boom\n");
+    }
+
+    #[test]
+    fn multi_line_last_cells_continue_under_their_column() {
+        let text = render(
+            "  ",
+            &["#", "ERROR"],
+            &[row(&["1", "spawn failed\nline a\nline b"]), row(&["2", "-"])],
+        );
+        assert_eq!(
+            text,
+            "  #  ERROR\n  1  spawn failed\n     line a\n     line b\n  2  -\n"
+        );
+        assert_eq!(render("", &["A", "B"], &[row(&["x\ny", "z"])]), "A    B\nx y  z\n");
+    }
+}
