@@ -80,6 +80,8 @@ impl Stack {
         let mut vars = self.env.clone();
         vars.insert("KICI_PORT".into(), port.to_string());
         self.orchestrator = start_orchestrator(self.dir.path(), &vars);
+        // Pooled connections went to the killed process.
+        self.client = reqwest::Client::new();
     }
 
     /// Registers an agent token with `labels` and starts an agent with it.

@@ -1,0 +1,195 @@
+//! Failures around the run: an agent killed mid-step, an orchestrator killed and restarted
+//! mid-run, and bad webhooks and settings.
+
+use kici_engine::failure::AGENT_DID_NOT_RECONNECT;
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_testkit::{Repo, Stack, binary};
+use serde_json::json;
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+/// Waits until the run's `count` step has logged `line <n>`.
+async fn wait_for_line(stack: &Stack, run_id: &str, n: u32) {
+    let wanted = format!("line {n}");
+    stack
+        .wait_for(&wanted, || async {
+            let logs = stack.logs(run_id, Some("count")).await;
+            logs.steps
+                .iter()
+                .any(|s| s.lines.iter().any(|l| l.line == wanted))
+                .then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_step_fails_the_job_after_the_recovery_window() {
+    let mut stack = Stack::start_with(&[("KICI_AGENT_MAX_RECONNECT_DELAY_MS", "500")]).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    wait_for_line(&stack, &runs[0], 3).await;
+    stack.agents[0].kill();
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(detail.run.failure_reason.as_deref(), Some("Failed jobs: count"));
+    let job = &detail.jobs[0];
+    assert_eq!(
+        (job.status, job.error_message.as_deref()),
+        (JobStatus::Failed, Some(AGENT_DID_NOT_RECONNECT))
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_orchestrator_finishes_the_run_without_losing_log_lines() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    wait_for_line(&stack, &runs[0], 5).await;
+    stack.restart_orchestrator();
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Success,
+        "{detail:#?}\n{}",
+        stack.orchestrator.log_tail(30)
+    );
+    let logs = stack.logs(&runs[0], Some("count")).await;
+    let lines: Vec<&str> = logs
+        .steps
+        .iter()
+        .filter(|s| s.step_name == "count")
+        .flat_map(|s| s.lines.iter().map(|l| l.line.as_str()))
+        .collect();
+    let expected: Vec<String> = (1..=40).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, expected, "every line exactly once, in order");
+}
+
+#[tokio::test]
+async fn bad_webhooks_get_a_4xx_and_store_nothing() {
+    let stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    stack.post("/api/v1/admin/sources", &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "s3cret", "gitUrl": format!("file://{}", repo.origin().display())})).await;
+    let client = stack.client();
+    let url = |source: &str| format!("{}/webhook/default/generic/{source}", stack.url());
+    let check = |status: u16, code: &str| {
+        let (status, code) = (status, code.to_string());
+        move |response: (u16, serde_json::Value)| {
+            assert_eq!(response.0, status, "{}", response.1);
+            assert_eq!(response.1["error"]["code"], code.as_str(), "{}", response.1);
+        }
+    };
+    async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+    check(400, "invalid_payload")(send(client.post(url("app")).header("x-event-type", "push").body("{not json")).await);
+    check(404, "unknown_source")(send(client.post(url("nope")).header("x-event-type", "push").body("{}")).await);
+    check(404, "unknown_organization")(
+        send(
+            client
+                .post(format!("{}/webhook/acme/generic/app", stack.url()))
+                .body("{}"),
+        )
+        .await,
+    );
+    let body = serde_json::to_vec(&repo.push_payload("forge", "main")).unwrap();
+    check(401, "invalid_signature")(
+        send(
+            client
+                .post(url("forge"))
+                .header("x-github-event", "push")
+                .header("x-hub-signature-256", format!("sha256={}", "00".repeat(32)))
+                .body(body.clone()),
+        )
+        .await,
+    );
+    check(401, "invalid_signature")(
+        send(
+            client
+                .post(url("forge"))
+                .header("x-github-event", "push")
+                .body(body.clone()),
+        )
+        .await,
+    );
+    check(413, "payload_too_large")(
+        send(
+            client
+                .post(url("app"))
+                .header("x-event-type", "push")
+                .body(vec![b' '; 11 * 1024 * 1024]),
+        )
+        .await,
+    );
+    assert_eq!(stack.get("/api/v1/runs").await["total"], 0);
+
+    // A correct signature is accepted, and the orchestrator still serves.
+    let signature = hmac_sha256_hex(b"s3cret", &body);
+    let (status, answer) = send(
+        client
+            .post(url("forge"))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "d-1")
+            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], true);
+    let health = client
+        .get(format!("{}/health", stack.url()))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[test]
+fn unknown_kici_variables_stop_the_services_with_a_suggestion() {
+    for (service, typo, suggestion) in [
+        ("kici-orchestrator", "KICI_PROT", "KICI_PORT"),
+        ("kici-agent", "KICI_LABLES", "KICI_LABELS"),
+    ] {
+        let output = std::process::Command::new(binary(service))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(typo, "x")
+            .env("KICI_ORCHESTRATOR_URL", "ws://127.0.0.1:9/ws")
+            .output()
+            .expect("service runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{service}: {stderr}");
+        assert!(
+            stderr.contains("Unknown KICI_* env var(s) detected — refusing to start."),
+            "{service}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("  - {typo}    (did you mean {suggestion}?)")),
+            "{service}: {stderr}"
+        );
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104) over SHA-256, enough for a test signature.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use kici_engine::hash::sha256_hex;
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).chain(message.iter().copied()).collect();
+    let inner_hash = hex_to_bytes(&sha256_hex(&inner));
+    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).chain(inner_hash).collect();
+    sha256_hex(&outer)
+}
+
+fn hex_to_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("sha256_hex gives hex"))
+        .collect()
+}
