@@ -22,6 +22,14 @@ pub struct InitArgs {
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let root = args.dir.map_or(cwd.clone(), |d| cwd.join(d));
+    scaffold(&root, args.force)?;
+    println!("✓ Created .kici/workflows/hello-world.ts, .kici/tsconfig.json and .kici/types/");
+    println!("Next: `kici compile` to write .kici/kici.lock.json, then `kici run local push` to run it here.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the example workflow, `tsconfig.json` and the SDK types under `root/.kici`.
+pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
     let kici_dir = root.join(".kici");
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
         (
@@ -39,14 +47,14 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let existing: Vec<&PathBuf> = files.iter().map(|(p, _)| p).filter(|p| p.exists()).collect();
-    if !args.force
+    if !force
         && existing
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "ts" || e == "json") && !is_types(p, &kici_dir))
     {
         bail!(
             "{} already exists\n  hint: pass --force to overwrite the scaffolded files",
-            display(existing[0], &root)
+            display(existing[0], root)
         );
     }
     for (path, content) in &files {
@@ -55,9 +63,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         }
         std::fs::write(path, content).with_context(|| format!("failed to write `{}`", path.display()))?;
     }
-    println!("✓ Created .kici/workflows/hello-world.ts, .kici/tsconfig.json and .kici/types/");
-    println!("Next: `kici compile` to write .kici/kici.lock.json, then `kici run local push` to run it here.");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Type declarations are always refreshed, even without `--force`.

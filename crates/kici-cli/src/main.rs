@@ -8,6 +8,7 @@ mod compile_cmd;
 mod init;
 mod run_local;
 mod runs;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     },
     /// Look at the runs of an orchestrator: list, show, logs
     Runs(runs::RunsArgs),
+    /// Start a local orchestrator and agent, push a demo repository and show its run
+    Up(up::UpArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
                 mode: RunMode::Local(args),
             } => run_local::run(*args).await,
             Command::Runs(args) => runs::run(args).await,
+            Command::Up(args) => up::run(args).await,
         }
     });
     match result {

@@ -165,3 +165,41 @@ async fn a_failed_run_shows_its_reason_and_the_step_exit_code_everywhere() {
         logs.stdout
     );
 }
+
+#[test]
+fn kici_up_runs_the_demo_end_to_end() {
+    let state = tempfile::tempdir().unwrap();
+    // A free port: bound and released just before `kici up` binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let output = std::process::Command::new(kici_testkit::binary("kici"))
+        .args(["up", "--once", "--port", &port, "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("kici up runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Run ") && l.ends_with("  success")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("=== greet › say-hello success ===\nHello, World!\n"),
+        "{stdout}"
+    );
+    assert!(
+        state.path().join("orchestrator/kici.db").is_file(),
+        "the embedded SQLite database is under the state directory"
+    );
+}

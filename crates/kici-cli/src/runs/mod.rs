@@ -5,7 +5,7 @@
 //! Exit codes: 0 when the command worked (whatever the run's status), 1 on any error.
 
 mod client;
-mod render;
+pub(crate) mod render;
 
 use std::process::ExitCode;
 use std::time::Duration;

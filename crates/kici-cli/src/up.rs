@@ -1,0 +1,357 @@
+//! `kici up`: a whole KiCI on this machine for trying it out. It starts `kici-orchestrator`
+//! (embedded SQLite under the state directory) and one `kici-agent`, makes a demo repository
+//! (`kici init`'s hello world, compiled and committed) registered as a local source with its
+//! `post-receive` hook, pushes it, and prints the run the push started. The binaries are the
+//! ones next to `kici`. With `--once` it stops everything afterwards; otherwise it stays up
+//! until Ctrl-C so more pushes can be made.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use kici_engine::api::{RunDetail, RunList, RunLogs};
+use kici_engine::status::RunStatus;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::runs::render;
+
+/// How long the stack may take to come up and the demo run to finish.
+const STARTUP: Duration = Duration::from_secs(30);
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the orchestrator, agent and demo repository keep their files (default: a new
+    /// temporary directory)
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The orchestrator's port on 127.0.0.1
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// Stop everything once the demo run has finished (exit 1 if it failed)
+    #[arg(long)]
+    once: bool,
+}
+
+/// A service child process, stopped with SIGTERM when dropped.
+struct Service {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: plain syscall on our own child.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(12), self.child.wait())
+            .await
+            .is_err()
+        {
+            // Still running after its own shutdown grace: force it.
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the kici executable")?;
+    let path = exe
+        .parent()
+        .map(|dir| dir.join(name))
+        .unwrap_or_else(|| PathBuf::from(name));
+    if !path.is_file() {
+        bail!(
+            "`{}` not found next to kici\n  hint: build every binary with `cargo build --workspace`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn spawn(name: &'static str, env: &BTreeMap<&str, String>, log: PathBuf) -> anyhow::Result<Service> {
+    let file = std::fs::File::create(&log).with_context(|| format!("cannot create `{}`", log.display()))?;
+    let mut command = Command::new(binary(name)?);
+    command.env_clear();
+    for inherited in ["PATH", "HOME", "LANG", "TMPDIR"] {
+        if let Ok(value) = std::env::var(inherited) {
+            command.env(inherited, value);
+        }
+    }
+    let child = command
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().context("cannot share the log file")?)
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Service { name, child, log })
+}
+
+fn random_hex() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let output = Command::new("git")
+        .args([
+            "-c",
+            "user.name=KiCI demo",
+            "-c",
+            "user.email=demo@kici.local",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .await
+        .context("cannot run git")?;
+    if !output.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+}
+
+/// Polls `check` every 100 ms until it gives a value; fails with `what` after `timeout`.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, services: &[&Service], mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            let tails: Vec<String> = services
+                .iter()
+                .map(|s| format!("--- {} ({})\n{}", s.name, s.log.display(), s.log_tail()))
+                .collect();
+            bail!("timed out waiting for {what}\n{}", tails.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let state = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => tempfile::Builder::new()
+            .prefix("kici-up-")
+            .tempdir()
+            .context("cannot create a state directory")?
+            .keep(),
+    };
+    std::fs::create_dir_all(&state).with_context(|| format!("cannot create `{}`", state.display()))?;
+    let state = state.canonicalize().context("cannot resolve the state directory")?;
+    let token = random_hex()?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    println!(
+        "==> starting kici-orchestrator on {base} (state in {})",
+        state.display()
+    );
+    let orchestrator = spawn(
+        "kici-orchestrator",
+        &BTreeMap::from([
+            ("KICI_DATA_DIR", state.join("orchestrator").display().to_string()),
+            ("KICI_PORT", args.port.to_string()),
+            ("KICI_BOOTSTRAP_ADMIN_TOKEN", token.clone()),
+        ]),
+        state.join("orchestrator.log"),
+    )?;
+    let api = Api {
+        base: base.clone(),
+        token: token.clone(),
+        http: reqwest::Client::new(),
+    };
+    wait_for(
+        "the orchestrator to answer /health",
+        STARTUP,
+        &[&orchestrator],
+        || async {
+            api.http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        },
+    )
+    .await?;
+
+    let agent_token = api
+        .post(
+            "/api/v1/admin/agents",
+            json!({"label": "local-agent", "labels": ["linux"]}),
+        )
+        .await?;
+    let agent_token = agent_token["token"]
+        .as_str()
+        .context("the orchestrator returned no agent token")?
+        .to_string();
+    println!("==> starting kici-agent `local-agent` (labels: linux)");
+    let agent = spawn(
+        "kici-agent",
+        &BTreeMap::from([
+            ("KICI_ORCHESTRATOR_URL", format!("ws://127.0.0.1:{}/ws", args.port)),
+            ("KICI_AGENT_TOKEN", agent_token),
+            ("KICI_AGENT_ID", "local-agent".to_string()),
+            ("KICI_LABELS", "linux".to_string()),
+            ("KICI_PORT", "0".to_string()),
+            ("KICI_WORK_DIR", state.join("agent").display().to_string()),
+        ]),
+        state.join("agent.log"),
+    )?;
+    std::fs::create_dir_all(state.join("agent")).context("cannot create the agent's work directory")?;
+    wait_for("the agent to connect", STARTUP, &[&orchestrator, &agent], || async {
+        let agents: Value = api.get("/api/v1/admin/agents").await.ok()?;
+        agents["agents"]
+            .as_array()?
+            .iter()
+            .any(|a| a["agentId"] == "local-agent" && a["connected"] == true)
+            .then_some(())
+    })
+    .await?;
+
+    let repo = state.join("demo");
+    let origin = repo.join("origin.git");
+    let work = repo.join("work");
+    println!(
+        "==> creating the demo repository {} (kici init + kici compile)",
+        work.display()
+    );
+    std::fs::create_dir_all(&work).context("cannot create the demo repository")?;
+    git(&repo, &["init", "-q", "--bare", "origin.git"]).await?;
+    git(&work, &["init", "-q"]).await?;
+    crate::init::scaffold(&work, true)?;
+    let project = kici_compiler::project::Project::locate(None, &work).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let node = kici_compiler::runner::find_node(None).map_err(anyhow::Error::msg)?;
+    let compiled = kici_compiler::compile::compile(&project, node).await?;
+    std::fs::write(work.join(".kici/kici.lock.json"), compiled.lock.to_json()).context("cannot write the lock file")?;
+    git(&work, &["add", "-A"]).await?;
+    git(&work, &["commit", "-q", "-m", "hello KiCI"]).await?;
+    git(&work, &["remote", "add", "origin", &origin.display().to_string()]).await?;
+
+    let admin = |args: &[&str]| {
+        let mut command = std::process::Command::new(binary("kici-admin")?);
+        let output = command
+            .args(["--url", &base, "--token", &token])
+            .args(args)
+            .output()
+            .context("cannot run kici-admin")?;
+        if !output.status.success() {
+            bail!(
+                "kici-admin {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    admin(&[
+        "source",
+        "add",
+        "local",
+        "--name",
+        "demo",
+        "--path",
+        &origin.display().to_string(),
+    ])?;
+    admin(&["source", "install-hook", "demo"])?;
+    println!("==> git push (the post-receive hook reports it to the orchestrator)");
+    git(&work, &["push", "-q", "origin", "HEAD:main"]).await?;
+    let run_id = wait_for("the push to start a run", STARTUP, &[&orchestrator, &agent], || async {
+        let list: RunList = api.get("/api/v1/runs").await.ok()?;
+        list.runs.first().map(|r| r.run_id.clone())
+    })
+    .await?;
+    let detail: RunDetail = wait_for("the run to finish", RUN_TIMEOUT, &[&orchestrator, &agent], || async {
+        let detail: RunDetail = api.get(&format!("/api/v1/runs/{run_id}/detail")).await.ok()?;
+        detail.run.status.is_terminal().then_some(detail)
+    })
+    .await?;
+    let logs: RunLogs = api.get(&format!("/api/v1/runs/{run_id}/logs")).await?;
+    println!();
+    print!("{}", render::run_tree(&detail));
+    println!();
+    print!("{}", render::LogPrinter::default().next_chunk(&logs));
+    let succeeded = detail.run.status == RunStatus::Success;
+    println!();
+    println!("Orchestrator  {base}  (admin token: {token})");
+    println!(
+        "Logs          {} and {}",
+        orchestrator.log.display(),
+        agent.log.display()
+    );
+    println!("Try           export KICI_URL={base} KICI_TOKEN={token}; kici runs show {run_id}");
+    println!(
+        "              cd {} && edit .kici/workflows/hello-world.ts && kici compile && git commit -am change && git push origin HEAD:main",
+        work.display()
+    );
+    if !args.once {
+        println!("Press Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    }
+    agent.stop().await;
+    orchestrator.stop().await;
+    Ok(if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
