@@ -1,17 +1,29 @@
 // The objects user code receives: StepContext (steps and hooks), RuleContext (rules) and
 // DynamicMatrixContext (dynamic matrix functions), plus rule evaluation. Each context binds `$`
-// and `log` to one StepLog, so output lands on the right step row.
-// It does not run steps, handle timeouts or send step messages (execute.js and run-step.js do).
+// and `log` to one StepLog, so output lands on the right step row, and registers its `$`
+// commands in the runner's ProcessGroups, so shutdown finds them.
+// It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
-import { createLogger, createShell } from '@kici-dev/shared';
+import { createLogger, createShell, errorMessage } from '@kici-dev/shared';
+import { race } from './run-step.js';
+
+/** How long one rule check may take (its `$` commands included) before it blocks as timed out. */
+export const RULE_TIMEOUT_MS = 60_000;
 
 /** The environment steps, rules and matrix functions see: runner env < host env layer < job env. */
 export function mergedEnv(request, job) {
   return { ...process.env, ...request.env, ...job.env };
 }
 
-function shellFor({ workDir, env, signal, log }) {
-  return createShell({ cwd: workDir, env, signal, onLine: (stream, line) => log.line(stream, line) });
+function shellFor({ workDir, env, signal, log, groups }) {
+  return createShell({
+    cwd: workDir,
+    env,
+    signal,
+    groups,
+    flow: log,
+    onLine: (stream, line) => log.line(stream, line),
+  });
 }
 
 function loggerFor(log) {
@@ -20,11 +32,12 @@ function loggerFor(log) {
 
 /**
  * @param {{request: object, workflow: object, runsOn: object[], env: Record<string, string>,
- *          log: import('./output.js').StepLog, signal: AbortSignal}} scope
+ *          log: import('./output.js').StepLog, signal: AbortSignal,
+ *          groups: import('@kici-dev/shared').ProcessGroups}} scope
  */
-export function stepContext({ request, workflow, runsOn, env, log, signal }) {
+export function stepContext({ request, workflow, runsOn, env, log, signal, groups }) {
   return {
-    $: shellFor({ workDir: request.workDir, env, signal, log }),
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
     log: loggerFor(log),
     env,
     matrix: request.matrix ?? undefined,
@@ -37,20 +50,20 @@ export function stepContext({ request, workflow, runsOn, env, log, signal }) {
 }
 
 /** RuleContext: what `rule(label, check)` checks receive. */
-export function ruleContext({ request, env, log, signal }) {
+export function ruleContext({ request, env, log, signal, groups }) {
   return {
     event: request.event,
     changedFiles: request.event?.changedFiles ?? [],
     env,
     needs: request.needs ?? {},
-    $: shellFor({ workDir: request.workDir, env, signal, log }),
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
   };
 }
 
 /** DynamicMatrixContext: what a `matrix: async (ctx) => ...` function receives. */
-export function matrixContext({ request, workflow, job, env, log, signal }) {
+export function matrixContext({ request, workflow, job, env, log, signal, groups }) {
   return {
-    $: shellFor({ workDir: request.workDir, env, signal, log }),
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
     ctx: { workflow: { name: workflow.name }, job: { name: job } },
     log: loggerFor(log),
     env,
@@ -59,16 +72,41 @@ export function matrixContext({ request, workflow, job, env, log, signal }) {
 }
 
 /**
- * Evaluates rules in order and stops at the first one that does not pass.
- * @returns {Promise<{label: string, error?: string} | undefined>} the blocking rule, if any
+ * Evaluates rules in order and stops at the first one that does not pass. Each check gets a
+ * context from `makeContext(signal)` and is raced against `timeoutMs` and `signal`; once it is
+ * decided its signal fires, which kills the `$` commands it left running.
+ * @param {{makeContext: (signal: AbortSignal) => object, signal: AbortSignal, timeoutMs?: number}} scope
+ * @returns {Promise<{label: string, problem?: string} | {interrupted: true} | undefined>} the
+ *   blocking rule (`problem` when it threw or timed out), `interrupted` when `signal` fired first
  */
-export async function blockingRule(rules, ctx) {
+export async function blockingRule(rules, { makeContext, signal, timeoutMs = RULE_TIMEOUT_MS }) {
   for (const rule of rules) {
-    try {
-      if (!(await rule.check(ctx))) return { label: rule.label };
-    } catch (error) {
-      return { label: rule.label, error: error instanceof Error ? error.message : String(error) };
+    const outcome = await race((ruleSignal) => rule.check(makeContext(ruleSignal)), {
+      timeoutMs,
+      parentSignal: signal,
+    });
+    switch (outcome.kind) {
+      case 'value':
+        if (!outcome.value) return { label: rule.label };
+        break;
+      case 'thrown':
+        return { label: rule.label, problem: `threw: ${errorMessage(outcome.thrown)}` };
+      case 'timedOut':
+        return { label: rule.label, problem: `timed out after ${timeoutMs}ms` };
+      default:
+        return { interrupted: true };
     }
   }
   return undefined;
+}
+
+/**
+ * The prepare-log line for a blocking rule, e.g. `Job skipped by rule 'main only'` or
+ * `Step 'deploy' skipped: rule 'main only' threw: boom`.
+ * @param {string} subject `Job` or `Step '<name>'`
+ */
+export function skipMessage(subject, blocking) {
+  return blocking.problem === undefined
+    ? `${subject} skipped by rule '${blocking.label}'`
+    : `${subject} skipped: rule '${blocking.label}' ${blocking.problem}`;
 }

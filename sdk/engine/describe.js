@@ -5,6 +5,7 @@
 // It does not check names or the needs graph (the Rust compiler does) and runs no step.
 
 import { flattenSteps, jobNames } from '@kici-dev/sdk';
+import { errorMessage } from '@kici-dev/shared';
 import { importModule, locator, workflowExports } from './load.js';
 
 /** Characters that make a runsOn label a glob rather than an exact label. */
@@ -31,7 +32,7 @@ export async function describeFiles(request) {
 }
 
 function describeError(error, locate) {
-  const described = { message: error instanceof Error ? error.message : String(error) };
+  const described = { message: errorMessage(error) };
   const location = locate.ofError(error);
   if (location) described.location = location;
   if (typeof error?.suggestion === 'string') described.suggestion = error.suggestion;

@@ -1,15 +1,15 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import), job
 // rules, steps in order with parallel groups (maxParallel window, failFast), the job deadline,
-// host `abort`, then the job hooks as their own rows.
+// host `abort` (a forced one also stops the hooks), then the job hooks as their own rows.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
-import { userStack } from '@kici-dev/shared';
-import { blockingRule, mergedEnv, ruleContext, stepContext } from './context.js';
+import { errorMessage, errorStack, userStack } from '@kici-dev/shared';
+import { blockingRule, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadJob } from './load.js';
-import { Interrupt, runStep } from './run-step.js';
+import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
 
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
 const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
@@ -17,17 +17,19 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
 /**
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
- *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal}} io
+ *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal,
+ *          groups: import('@kici-dev/shared').ProcessGroups}} io
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, lifetime }) {
+export async function executeJob(request, { send, output, onAbort, lifetime, groups }) {
   const startedAt = performance.now();
   const prepareLog = output.stepLog(-1);
+  // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup.
   const abort = new AbortController();
-  let forced = false;
+  const force = new AbortController();
   onAbort((message) => {
-    forced = forced || message.force === true;
     abort.abort(Interrupt.abort);
+    if (message.force === true) force.abort(Interrupt.abort);
   });
   const complete = (status, fields) => {
     prepareLog.flush();
@@ -39,25 +41,20 @@ export async function executeJob(request, { send, output, onAbort, lifetime }) {
     process.chdir(request.workDir);
     loaded = await output.runIn(prepareLog, () => loadJob(request));
   } catch (error) {
-    prepareLog.text('error', error instanceof Error ? userStack(error.stack ?? error.message) : String(error));
-    return complete('failed', { error: error instanceof Error ? error.message : String(error), stepResults: [] });
+    prepareLog.text('error', userStack(errorStack(error)));
+    return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
   const { workflow, job } = loaded;
-  const run = new JobRun({ request, workflow, job, send, output, prepareLog });
+  const run = new JobRun({ request, workflow, job, send, output, prepareLog, groups });
 
   if (!abort.signal.aborted) {
+    const signal = AbortSignal.any([abort.signal, lifetime]);
     const blocking = await output.runIn(prepareLog, () =>
-      blockingRule(job.rules, ruleContext({ request, env: run.env, log: prepareLog, signal: abort.signal })),
+      blockingRule(job.rules, { makeContext: (ruleSignal) => run.ruleContext(ruleSignal), signal }),
     );
     // A rule cut short by an abort does not skip the job: the abort cancels it below.
-    if (blocking && !abort.signal.aborted) {
-      prepareLog.line(
-        'log',
-        blocking.error === undefined
-          ? `Job skipped by rule '${blocking.label}'`
-          : `Job skipped: rule '${blocking.label}' threw: ${blocking.error}`,
-        'info',
-      );
+    if (blocking !== undefined && !blocking.interrupted) {
+      prepareLog.line('log', skipMessage('Job', blocking), 'info');
       for (const row of run.flat) run.skip(row);
       return complete('skipped', { stepResults: run.stepResults() });
     }
@@ -67,36 +64,44 @@ export async function executeJob(request, { send, output, onAbort, lifetime }) {
   await run.runSteps(AbortSignal.any([abort.signal, deadline.signal, lifetime]));
   deadline.disarm();
 
-  const cancelled = abort.signal.aborted;
-  const failed = !cancelled && (run.failedStep !== undefined || deadline.signal.aborted);
+  const failed = run.failedStep !== undefined || deadline.signal.aborted;
+  const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
+
+  // An abort that arrived during the hooks cancels the job too.
+  const status = abort.signal.aborted ? 'cancelled' : failed || hookErrors.length > 0 ? 'failed' : 'success';
   const errors = [];
-  if (deadline.signal.aborted) errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
-  else if (run.failedStep !== undefined && !cancelled) errors.push(`Step '${run.failedStep}' failed`);
-
-  const hookKinds = cancelled
-    ? forced
-      ? []
-      : ['onCancel', 'cleanup']
-    : [failed ? 'onFailure' : 'onSuccess', 'cleanup'];
-  const outcome = { status: cancelled ? 'cancelled' : failed ? 'failed' : 'success', failedStep: run.failedStep };
-  let hookFailed = false;
-  for (const kind of hookKinds) {
-    const hook = job.hooks[kind];
-    if (hook === undefined) continue;
-    // Completion hooks still stop on a host abort; onCancel and cleanup run to their own timeout.
-    const completionHook = kind === 'onSuccess' || kind === 'onFailure';
-    const parentSignal = completionHook ? AbortSignal.any([abort.signal, lifetime]) : lifetime;
-    const result = await run.runHook(hook, outcome, parentSignal);
-    if (result.status === 'failed') {
-      hookFailed = true;
-      errors.push(`${kind} hook failed: ${result.error.message}`);
-    }
+  if (status === 'failed' && deadline.signal.aborted) {
+    errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
+  } else if (status === 'failed' && run.failedStep !== undefined) {
+    errors.push(`Step '${run.failedStep}' failed`);
   }
-
-  const status = cancelled ? 'cancelled' : failed || hookFailed ? 'failed' : 'success';
+  errors.push(...hookErrors);
   const fields = { stepResults: run.stepResults() };
   if (errors.length > 0) fields.error = errors.join('; ');
   return complete(status, fields);
+}
+
+/**
+ * Runs the job hooks after the steps: onSuccess or onFailure (not after an abort), onCancel when
+ * an abort arrived before or during them, then cleanup. Any abort stops a running
+ * onSuccess/onFailure; a forced abort (or the runner's exit) stops the running hook, whichever
+ * it is, and no further hook runs.
+ * @returns {Promise<string[]>} `<kind> hook failed: <message>` for every hook that failed
+ */
+async function runHooks(run, { abort, force, lifetime, failed }) {
+  const stopped = AbortSignal.any([force, lifetime]);
+  const errors = [];
+  const runHook = async (kind, signal) => {
+    const hook = run.job.hooks[kind];
+    if (hook === undefined || stopped.aborted) return;
+    const status = abort.aborted ? 'cancelled' : failed ? 'failed' : 'success';
+    const result = await run.runHook(hook, { status, failedStep: run.failedStep }, signal);
+    if (result.status === 'failed') errors.push(`${kind} hook failed: ${result.error.message}`);
+  };
+  if (!abort.aborted) await runHook(failed ? 'onFailure' : 'onSuccess', AbortSignal.any([abort, lifetime]));
+  if (abort.aborted) await runHook('onCancel', stopped);
+  await runHook('cleanup', stopped);
+  return errors;
 }
 
 function elapsed(since) {
@@ -109,13 +114,14 @@ class JobRun {
   failedStep = undefined;
   #results = [];
 
-  constructor({ request, workflow, job, send, output, prepareLog }) {
+  constructor({ request, workflow, job, send, output, prepareLog, groups }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
     this.send = send;
     this.output = output;
     this.prepareLog = prepareLog;
+    this.groups = groups;
     this.env = mergedEnv(request, job);
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
@@ -124,6 +130,11 @@ class JobRun {
 
   stepResults() {
     return [...this.#results].sort((a, b) => a.stepIndex - b.stepIndex);
+  }
+
+  /** A RuleContext whose `$` output goes to the prepare log. */
+  ruleContext(signal) {
+    return ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal, groups: this.groups });
   }
 
   /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */
@@ -143,7 +154,7 @@ class JobRun {
         'error',
       );
       controller.abort(Interrupt.jobTimeout);
-    }, limit.timeoutMs);
+    }, Math.min(limit.timeoutMs, MAX_TIMER_MS));
     return { signal: controller.signal, timeoutMs: limit.timeoutMs, disarm: () => clearTimeout(timer) };
   }
 
@@ -194,16 +205,15 @@ class JobRun {
     const step = row.step;
     if (step.rules.length > 0) {
       const blocking = await this.output.runIn(this.prepareLog, () =>
-        blockingRule(step.rules, ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal })),
+        blockingRule(step.rules, { makeContext: (ruleSignal) => this.ruleContext(ruleSignal), signal }),
       );
-      if (blocking) {
-        this.prepareLog.line(
-          'log',
-          blocking.error === undefined
-            ? `Step '${row.name}' skipped by rule '${blocking.label}'`
-            : `Step '${row.name}' skipped: rule '${blocking.label}' threw: ${blocking.error}`,
-          'info',
-        );
+      if (blocking?.interrupted) {
+        // Stopped before it started: like the steps after it (sequential) or its queued siblings.
+        this.skip(row, row.group === null ? 'skipped' : 'cancelled');
+        return false;
+      }
+      if (blocking !== undefined) {
+        this.prepareLog.line('log', skipMessage(`Step '${row.name}'`, blocking), 'info');
         this.skip(row);
         return false;
       }
@@ -278,6 +288,7 @@ class JobRun {
           env: this.env,
           log,
           signal: stepSignal,
+          groups: this.groups,
         }),
         ...extraContext,
       }),

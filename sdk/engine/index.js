@@ -1,8 +1,6 @@
-// @kici-dev/engine as a library: the request handlers runner.js dispatches to, for tools that
-// want to run them in-process with their own IPC. Importing it starts nothing; only runner.js
-// opens fd 3.
+// @kici-dev/engine has no library API: the package is the runner (`runner.js`), which the host
+// starts as a process and speaks to over fd 3 (sdk/PROTOCOL.md). This entry point exists because
+// every package has one (and scaffolded tsconfig files map the package name to its types); it
+// exports nothing, and importing it starts nothing.
 
-export { describeFiles } from './describe.js';
-export { evaluateRequest } from './evaluate.js';
-export { executeJob } from './execute.js';
-export { OutputRouter } from './output.js';
+export {};

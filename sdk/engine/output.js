@@ -1,24 +1,29 @@
 // Where output goes while the runner works: one StepLog per step index (-1 = prepare log) that
-// turns text into `log.line` messages, and an OutputRouter that attributes
-// `process.stdout.write` / `process.stderr.write` (and so `console.*`) to the StepLog of the
-// async context it runs in (AsyncLocalStorage). Writes outside any context reach the real
-// stdout/stderr untouched. It does not decide which step is running; callers enter contexts.
+// turns text into `log.line` messages (a line longer than 64 Ki code units becomes several), and
+// an OutputRouter that attributes `process.stdout.write` / `process.stderr.write` (and so
+// `console.*`) to the StepLog of the async context it runs in (AsyncLocalStorage). Writes
+// outside any context reach the real stdout/stderr untouched. A StepLog is also the flow control
+// of the `$` commands writing to it (it relays the IPC channel's congestion). It does not decide
+// which step is running; callers enter contexts.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { LineSplitter } from '@kici-dev/shared';
+import { LineSplitter, splitLongLine } from '@kici-dev/shared';
 
 /** Text of one step (or of the prepare phase), sent as `log.line` messages, one per line. */
 export class StepLog {
   #send;
   #raw;
+  #flow;
 
   /**
    * @param {(message: object) => void} send
    * @param {number} stepIndex
+   * @param {import('@kici-dev/shared').FlowControl} flow the channel `send` writes to
    */
-  constructor(send, stepIndex) {
+  constructor(send, stepIndex, flow) {
     this.#send = send;
     this.stepIndex = stepIndex;
+    this.#flow = flow;
     this.#raw = {
       stdout: new LineSplitter((line) => this.line('stdout', line)),
       stderr: new LineSplitter((line) => this.line('stderr', line)),
@@ -32,9 +37,21 @@ export class StepLog {
    * @param {'info' | 'warn' | 'error' | 'debug'} [level]
    */
   line(stream, line, level) {
-    const message = { type: 'log.line', stepIndex: this.stepIndex, stream, line };
-    if (level !== undefined) message.level = level;
-    this.#send(message);
+    for (const piece of splitLongLine(line)) {
+      const message = { type: 'log.line', stepIndex: this.stepIndex, stream, line: piece };
+      if (level !== undefined) message.level = level;
+      this.#send(message);
+    }
+  }
+
+  /** True while the host reads slower than lines are sent. */
+  get congested() {
+    return this.#flow.congested;
+  }
+
+  /** Resolves once the host caught up. */
+  drained() {
+    return this.#flow.drained();
   }
 
   /** Sends a multi-line text (a stack trace, say) as `log` lines of one level. */
@@ -56,15 +73,20 @@ export class StepLog {
 export class OutputRouter {
   #storage = new AsyncLocalStorage();
   #send;
+  #flow;
 
-  /** @param {(message: object) => void} send */
-  constructor(send) {
+  /**
+   * @param {(message: object) => void} send
+   * @param {import('@kici-dev/shared').FlowControl} flow congestion of the channel `send` writes to
+   */
+  constructor(send, flow) {
     this.#send = send;
+    this.#flow = flow;
   }
 
   /** A fresh log for a step index. */
   stepLog(stepIndex) {
-    return new StepLog(this.#send, stepIndex);
+    return new StepLog(this.#send, stepIndex, this.#flow);
   }
 
   /** Runs `fn` so that stdout/stderr writes made in its async context go to `log`. */

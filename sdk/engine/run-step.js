@@ -1,14 +1,15 @@
 // Runs one step or hook function to a result: attempts under the retry policy, each raced
 // against its timeout and against the parent signal (job abort, job deadline, fail-fast). The
 // runner never waits for a function that ignores its signal: once the race is decided, the
-// attempt's signal fires (killing its `$` processes) and the result is returned.
+// attempt's signal fires (killing its `$` processes) and the result is returned. The race itself
+// (`race`) is also what rule checks run under.
 // It does not send step.start / step.complete (execute.js does).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ProcessOutput, userStack } from '@kici-dev/shared';
+import { ProcessOutput, errorMessage, userStack } from '@kici-dev/shared';
 
 /** Largest delay setTimeout accepts; longer timeouts are clamped to it. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Why a parent signal fired; passed as the AbortController reason. */
 export const Interrupt = Object.freeze({
@@ -16,6 +17,46 @@ export const Interrupt = Object.freeze({
   jobTimeout: { kind: 'jobTimeout' },
   failFast: { kind: 'failFast' },
 });
+
+/**
+ * Runs `fn(signal)` against `timeoutMs` (none when null/undefined) and `parentSignal`: the first
+ * of fulfilment, rejection, timeout and parent abort decides, later ones are ignored. Then
+ * `signal` fires, so whatever `$` the function left running is killed, and the outcome is
+ * returned without waiting for a function that ignores its signal.
+ * @param {(signal: AbortSignal) => unknown} fn
+ * @param {{timeoutMs?: number | null, parentSignal: AbortSignal}} limits
+ * @returns {Promise<{kind: 'value', value: unknown} | {kind: 'thrown', thrown: unknown}
+ *   | {kind: 'timedOut'} | {kind: 'interrupted', reason: unknown}>}
+ */
+export function race(fn, { timeoutMs, parentSignal }) {
+  return new Promise((resolve) => {
+    if (parentSignal.aborted) {
+      resolve({ kind: 'interrupted', reason: parentSignal.reason });
+      return;
+    }
+    const own = new AbortController();
+    let timer;
+    let settled = false;
+    const onParentAbort = () => finish({ kind: 'interrupted', reason: parentSignal.reason });
+    const finish = (outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      parentSignal.removeEventListener('abort', onParentAbort);
+      own.abort();
+      resolve(outcome);
+    };
+    parentSignal.addEventListener('abort', onParentAbort, { once: true });
+    if (timeoutMs !== undefined && timeoutMs !== null) {
+      timer = setTimeout(() => finish({ kind: 'timedOut' }), Math.min(timeoutMs, MAX_TIMER_MS));
+    }
+    const signal = AbortSignal.any([parentSignal, own.signal]);
+    new Promise((settle) => settle(fn(signal))).then(
+      (value) => finish({ kind: 'value', value }),
+      (thrown) => finish({ kind: 'thrown', thrown }),
+    );
+  });
+}
 
 /** The `error` object of a step.complete message for a thrown value. */
 function stepError(thrown) {
@@ -25,7 +66,7 @@ function stepError(thrown) {
     if (thrown.signal !== null) error.signal = thrown.signal;
     return error;
   }
-  return { message: thrown instanceof Error ? thrown.message : String(thrown) };
+  return { message: errorMessage(thrown) };
 }
 
 /** Result for an attempt cut short by the parent signal. */
@@ -39,47 +80,26 @@ function interrupted(name, reason) {
 /**
  * One attempt: resolves with `{ok: true}`, `{error}` or `{interrupted: reason}`.
  */
-function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, log }) {
-  return new Promise((resolve) => {
-    if (parentSignal.aborted) {
-      resolve({ interrupted: parentSignal.reason });
-      return;
-    }
-    const attempt = new AbortController();
-    let timer;
-    let settled = false;
-    const onParentAbort = () => finish({ interrupted: parentSignal.reason });
-    // The first of success, failure, timeout and parent abort decides; later ones are ignored.
-    const finish = (outcome) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      parentSignal.removeEventListener('abort', onParentAbort);
-      // Kills whatever `$` the attempt left running, whichever way it ended.
-      attempt.abort();
-      resolve(outcome);
-    };
-    parentSignal.addEventListener('abort', onParentAbort, { once: true });
-    if (timeoutMs !== undefined && timeoutMs !== null) {
-      timer = setTimeout(
-        () => finish({ error: { message: `Step '${name}' timed out after ${timeoutMs}ms` } }),
-        Math.min(timeoutMs, MAX_TIMER_MS),
-      );
-    }
-    const signal = AbortSignal.any([parentSignal, attempt.signal]);
-    output
-      .runIn(log, async () => run(makeContext(signal)))
-      .then(
-        () => finish({ ok: true }),
-        (thrown) => {
-          if (settled) return;
-          if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
-            log.text('error', userStack(thrown.stack));
-          }
-          finish({ error: stepError(thrown) });
-        },
-      );
+async function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, log }) {
+  const outcome = await race((signal) => output.runIn(log, async () => run(makeContext(signal))), {
+    timeoutMs,
+    parentSignal,
   });
+  switch (outcome.kind) {
+    case 'value':
+      return { ok: true };
+    case 'timedOut':
+      return { error: { message: `Step '${name}' timed out after ${timeoutMs}ms` } };
+    case 'thrown': {
+      const { thrown } = outcome;
+      if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
+        log.text('error', userStack(thrown.stack));
+      }
+      return { error: stepError(thrown) };
+    }
+    default:
+      return { interrupted: outcome.reason };
+  }
 }
 
 /** Wait after failed attempt `attempt` (1-based). */
@@ -109,7 +129,7 @@ export async function runStep(spec) {
       'warn',
     );
     try {
-      await sleep(delayMs, undefined, { signal: spec.parentSignal });
+      await sleep(Math.min(delayMs, MAX_TIMER_MS), undefined, { signal: spec.parentSignal });
     } catch {
       // Only an abort rejects this sleep: the parent signal fired between attempts.
       return { ...interrupted(spec.name, spec.parentSignal.reason), attempts };

@@ -1,11 +1,13 @@
 // The Node runner the Rust host starts:
 //   node --enable-source-maps <out>/node_modules/@kici-dev/engine/runner.js
 // with fd 3 connected to the IPC socket. It sends `ready`, takes exactly one request
-// (`describe`, `evaluate` or `execute`), answers it, kills whatever `$` processes are left,
-// flushes the channel and exits. Request handling lives in describe.js, evaluate.js and
-// execute.js; this file only wires IPC, output capture and process lifetime.
+// (`describe`, `evaluate` or `execute`), answers it and exits. Every way out (answer sent,
+// SIGTERM, SIGINT, host gone, a crash) goes through one shutdown routine that stops the `$`
+// process groups still running before the process exits. Request handling lives in
+// describe.js, evaluate.js and execute.js; this file only wires IPC, output capture and
+// process lifetime.
 
-import { IpcClient } from '@kici-dev/shared';
+import { IpcClient, ProcessGroups, errorStack } from '@kici-dev/shared';
 import { describeFiles } from './describe.js';
 import { evaluateRequest } from './evaluate.js';
 import { executeJob } from './execute.js';
@@ -15,9 +17,21 @@ import { OutputRouter } from './output.js';
 const EXIT_OK = 0;
 const EXIT_RUNNER_ERROR = 1;
 const EXIT_HOST_CLOSED = 2;
+const EXIT_SIGINT = 130;
 const EXIT_SIGTERM = 143;
 
 const IPC_FD = 3;
+
+/**
+ * At exit, how long `$` process groups get between SIGTERM and SIGKILL. Must stay below the
+ * host's own grace between SIGTERM and SIGKILL of the runner (`KILL_GRACE`, 2 s, in
+ * crates/kici-compiler/src/runner.rs), or the host kills the runner before it escalates and
+ * members that ignore SIGTERM survive.
+ */
+const SHUTDOWN_GRACE_MS = 1500;
+
+/** Longest part of an unreadable host line quoted on stderr. */
+const QUOTED_LINE_CHARS = 200;
 
 const HANDLERS = { describe: describeFiles, evaluate: evaluateRequest, execute: executeJob };
 
@@ -32,25 +46,32 @@ function nextRequest(ipc) {
   });
 }
 
-async function main() {
-  const ipc = new IpcClient(IPC_FD);
-  const send = (message) => ipc.send(message);
-  const output = new OutputRouter(send);
-  output.install();
-  // Aborted when the runner is about to exit: every `$` process group still running gets SIGTERM.
-  const lifetime = new AbortController();
-  ipc.onHostClosed(() => {
+/**
+ * The one way out. The first call wins; later ones (a SIGTERM while the answer is flushed, say)
+ * are ignored. It aborts `lifetime` (every step, hook and rule signal fires), stops the `$`
+ * process groups (SIGTERM, up to SHUTDOWN_GRACE_MS, SIGKILL), flushes what was sent, and exits.
+ */
+function shutdownRoutine({ ipc, groups, lifetime }) {
+  let exiting = false;
+  return (code) => {
+    if (exiting) return;
+    exiting = true;
     lifetime.abort();
-    process.exit(EXIT_HOST_CLOSED);
-  });
-  process.on('SIGTERM', () => {
-    lifetime.abort();
-    ipc.close().then(() => process.exit(EXIT_SIGTERM));
-  });
-  process.on('unhandledRejection', (reason) => {
-    process.stderr.write(`[kici] unhandled promise rejection: ${reason?.stack ?? String(reason)}\n`);
-  });
+    groups
+      .shutdown(SHUTDOWN_GRACE_MS)
+      .then(() => ipc.close())
+      .finally(() => process.exit(code));
+  };
+}
 
+function report(text) {
+  process.stderr.write(`[kici] ${text}\n`);
+}
+
+async function serve({ ipc, groups, lifetime }) {
+  const send = (message) => ipc.send(message);
+  const output = new OutputRouter(send, ipc);
+  output.install();
   const request = nextRequest(ipc);
   send({ type: 'ready' });
   const message = await request;
@@ -58,14 +79,37 @@ async function main() {
     ipc.onMessage((incoming) => {
       if (incoming.type === 'abort') listener(incoming);
     });
-  const answer = await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal });
-  send(answer);
-  lifetime.abort();
-  await ipc.close();
-  process.exit(EXIT_OK);
+  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups }));
 }
 
-main().catch((error) => {
-  process.stderr.write(`[kici] runner failed: ${error?.stack ?? String(error)}\n`);
-  process.exit(EXIT_RUNNER_ERROR);
-});
+function main() {
+  const ipc = new IpcClient(IPC_FD);
+  const groups = new ProcessGroups();
+  const lifetime = new AbortController();
+  const shutdown = shutdownRoutine({ ipc, groups, lifetime });
+
+  ipc.onHostClosed(() => shutdown(EXIT_HOST_CLOSED));
+  ipc.onInvalidLine((line) => {
+    const quoted = line.length > QUOTED_LINE_CHARS ? `${line.slice(0, QUOTED_LINE_CHARS)}...` : line;
+    report(`ignored a line from the host that is not a JSON object: ${quoted}`);
+  });
+  process.on('SIGTERM', () => shutdown(EXIT_SIGTERM));
+  process.on('SIGINT', () => shutdown(EXIT_SIGINT));
+  process.on('uncaughtException', (error) => {
+    report(`uncaught exception: ${errorStack(error)}`);
+    shutdown(EXIT_RUNNER_ERROR);
+  });
+  process.on('unhandledRejection', (reason) => {
+    report(`unhandled promise rejection: ${errorStack(reason)}`);
+  });
+
+  serve({ ipc, groups, lifetime }).then(
+    () => shutdown(EXIT_OK),
+    (error) => {
+      report(`runner failed: ${errorStack(error)}`);
+      shutdown(EXIT_RUNNER_ERROR);
+    },
+  );
+}
+
+main();

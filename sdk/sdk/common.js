@@ -1,8 +1,10 @@
 // What every SDK constructor needs: KiciError (what validation throws), call-site capture for
-// `workflow(`, `job(`, `step(` and `parallel(` calls, and list normalisation.
+// `workflow(`, `job(`, `step(` and `parallel(` calls, list normalisation, the check for
+// whole-number options (timeouts, grace periods, retry delays) and how a wrong value is quoted.
 // A call site is the first stack frame outside the SDK: frames in this package's directory and
 // under `node_modules/@kici-dev/` are skipped. Locations are absolute here; the runner makes
-// them repository-relative. This module validates nothing itself.
+// them repository-relative. Constructors decide what to validate; this module only has the
+// shared pieces.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,4 +43,22 @@ export const UNNAMED = '(unnamed)';
 export function toList(value) {
   if (value === undefined) return [];
   return Array.isArray(value) ? value : [value];
+}
+
+/**
+ * Throws `fail(<field> must be a positive integer (<unit>), example)` (or `a non-negative
+ * integer` when `min` is 0) unless `value` is undefined or a safe integer >= `min`.
+ * @param {{field: string, min: 0 | 1, unit: string, example: string}} spec
+ * @param {(message: string, suggestion: string) => KiciError} fail builds the caller's error
+ */
+export function checkWholeNumber(value, { field, min, unit, example }, fail) {
+  if (value === undefined || (Number.isSafeInteger(value) && value >= min)) return;
+  throw fail(`${field} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer (${unit})`, example);
+}
+
+/** A wrong value as error texts show it: strings quoted, numbers and booleans as written, else its type. */
+export function describeValue(value) {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return typeof value;
 }

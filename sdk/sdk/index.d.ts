@@ -115,12 +115,13 @@ export interface DynamicMatrixContext {
 // Steps
 
 export interface RetryPolicy {
+  /** Integer >= 1. */
   maxAttempts: number;
-  /** Wait after the first failed attempt. Default 1000. */
+  /** Wait after the first failed attempt, ms (integer >= 0). Default 1000. */
   delayMs: number;
   /** `exponential` (default): `min(delayMs * 2^(n-1), maxDelayMs)` after attempt n; `fixed`: `delayMs`. */
   backoff: 'exponential' | 'fixed';
-  /** Default 30000. */
+  /** ms (integer >= 0). Default 30000. */
   maxDelayMs: number;
 }
 
@@ -131,7 +132,7 @@ export interface StepOptions<M extends MatrixCombination | undefined = MatrixCom
   /** Unnamed steps are `step-<N>`. */
   name?: string;
   run: StepFunction<M>;
-  /** Per attempt, ms. Default: the host's step timeout (30 min). */
+  /** Per attempt, ms (positive integer). Default: the host's step timeout (30 min). */
   timeout?: number;
   retry?: RetryOption;
   /** Record the failure and go on; the job still fails. */
@@ -221,7 +222,7 @@ export interface Hook {
   readonly _tag: 'Hook';
   readonly kind: HookKind;
   readonly run: HookFunction;
-  /** ms; default 5 minutes. */
+  /** ms (positive integer); default 5 minutes. */
   readonly timeout: number | undefined;
 }
 
@@ -336,9 +337,9 @@ interface JobOptionsBase<X> {
   env?: Readonly<Record<string, string>>;
   /** Default true. */
   checkout?: boolean;
-  /** Whole job, ms. */
+  /** Whole job, ms (positive integer). */
   timeout?: number;
-  /** Seconds between SIGTERM and SIGKILL on cancel. */
+  /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */
   gracePeriod?: number;
   description?: string;
   onSuccess?: HookInput;
@@ -382,7 +383,7 @@ export interface WorkflowOptions {
   description?: string;
   /** Repository files (globs) whose content is part of the workflow's content hash. */
   hashFiles?: OneOrMany<string>;
-  /** Whole run, ms. */
+  /** Whole run, ms (positive integer). */
   timeout?: number;
   onSuccess?: HookInput;
   onFailure?: HookInput;
@@ -429,3 +430,6 @@ export declare function flattenSteps(job: { steps: readonly (Step | ParallelGrou
 
 /** Every job of the workflow with its name (`job-<N>` for unnamed jobs). */
 export declare function jobNames(workflow: { jobs: readonly Job[] }): Map<Job, string>;
+
+/** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
+export declare function isMatrixValue(value: unknown): value is MatrixValue;

@@ -1,11 +1,11 @@
 // @kici-dev/sdk: the workflow authoring API. Pure data constructors plus validation; importing
 // it does no I/O. This file only re-exports; see the modules it names.
-// `flattenSteps` and `jobNames` are runner plumbing (shared with @kici-dev/engine so describe
-// and execute name things identically), not authoring API.
+// `flattenSteps`, `jobNames` and `isMatrixValue` are runner plumbing (shared with
+// @kici-dev/engine so describe, evaluate and execute agree with the SDK), not authoring API.
 
 export { KiciError } from './common.js';
 export { workflow } from './workflow.js';
-export { job } from './job.js';
+export { job, isMatrixValue } from './job.js';
 export { step, parallel } from './steps.js';
 export { push, pr, tag, dispatch } from './triggers.js';
 export { rule, skip, onSuccess, onFailure, cleanup, onCancel } from './rules.js';

@@ -1,11 +1,13 @@
 // `job()`: validates the options and returns `{_tag: 'Job'}` with normalised fields (runsOn as
 // `{labels, exclude, pick}`, needs as `{target, when}`, steps as Step / ParallelGroup values,
-// hooks as Hook values). Error texts are part of the contract (sdk/PROTOCOL.md).
+// rules as Rule values, hooks as Hook values). Error texts are part of the contract
+// (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
+// the runner applies to what dynamic matrix functions return.
 // It does not produce the lock-file shape (describe does) and runs nothing.
 
-import { KiciError, UNNAMED, callSite, toList } from './common.js';
+import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { flattenSteps } from './naming.js';
-import { hooksOf } from './rules.js';
+import { hooksOf, normalizeRules } from './rules.js';
 import { stepFromFunction } from './steps.js';
 
 const NEEDS_WHEN = ['on-success', 'always', 'on-skip', 'on-failure'];
@@ -24,6 +26,16 @@ export function job(nameOrOptions, maybeOptions) {
   const runsOn = normalizeRunsOn(options.runsOn, fail);
   const steps = normalizeSteps(options, fail);
   checkGroupChildNames(steps);
+  checkWholeNumber(
+    options.timeout,
+    { field: 'timeout', min: 1, unit: 'ms', example: 'e.g. timeout: 30 * 60 * 1000 for 30 minutes' },
+    fail,
+  );
+  checkWholeNumber(
+    options.gracePeriod,
+    { field: 'gracePeriod', min: 0, unit: 'seconds', example: 'e.g. gracePeriod: 30' },
+    fail,
+  );
 
   return {
     _tag: 'Job',
@@ -35,7 +47,7 @@ export function job(nameOrOptions, maybeOptions) {
     matrix: normalizeMatrix(options.matrix, fail),
     include: options.include,
     exclude: options.exclude,
-    rules: toList(options.rules),
+    rules: normalizeRules(options.rules, fail),
     description: options.description,
     checkout: options.checkout !== false,
     env: options.env,
@@ -119,11 +131,16 @@ function normalizeNeed(entry, fail) {
   return { target, when };
 }
 
+const isStrings = (list) => Array.isArray(list) && list.every((item) => typeof item === 'string');
+
+/** True for a matrix value: a `string[]` (one dimension) or a `Record<string, string[]>`. */
+export function isMatrixValue(value) {
+  if (isStrings(value)) return true;
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every(isStrings);
+}
+
 function normalizeMatrix(matrix, fail) {
-  if (matrix === undefined || typeof matrix === 'function') return matrix;
-  const isStrings = (list) => Array.isArray(list) && list.every((value) => typeof value === 'string');
-  if (isStrings(matrix)) return matrix;
-  if (typeof matrix === 'object' && matrix !== null && Object.values(matrix).every(isStrings)) return matrix;
+  if (matrix === undefined || typeof matrix === 'function' || isMatrixValue(matrix)) return matrix;
   throw fail(
     'matrix must be a string[], a Record<string, string[]> or a function',
     "e.g. matrix: { node: ['18', '20'] }",

@@ -1,11 +1,12 @@
 // `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
 // every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
-// bare functions), normalise `retry`, record the call site and validate.
+// bare functions), normalise `retry`, record the call site and validate (run, timeout, retry,
+// rules).
 // Naming unnamed steps (`step-N`) and flat indices are NOT decided here: naming.js does that,
 // for job() validation, describe and execute alike.
 
-import { KiciError, UNNAMED, callSite, toList } from './common.js';
-import { toHook } from './rules.js';
+import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
+import { normalizeRules, toHook } from './rules.js';
 
 /** Retry defaults for `retry: N` and for fields missing from `retry: {...}`. */
 const RETRY_DEFAULTS = { delayMs: 1000, backoff: 'exponential', maxDelayMs: 30000 };
@@ -14,29 +15,25 @@ const STEP_EXAMPLE = "e.g. step('build', async ({ $ }) => { await $`make` })";
 
 /**
  * `retry: N` or `retry: {maxAttempts, delayMs?, backoff?, maxDelayMs?}` to the full object.
- * @param {string} stepLabel used in error texts
- * @param {{file: string, line: number, column: number} | undefined} location the `step(` call
+ * @param {(message: string, suggestion: string) => KiciError} fail builds the step's error
  */
-function normalizeRetry(retry, stepLabel, location) {
+function normalizeRetry(retry, fail) {
   if (retry === undefined) return undefined;
-  const given = typeof retry === 'number' ? { maxAttempts: retry } : retry;
+  const given = typeof retry === 'object' && retry !== null ? retry : { maxAttempts: retry };
   const normalized = {
     maxAttempts: given.maxAttempts,
     delayMs: given.delayMs ?? RETRY_DEFAULTS.delayMs,
     backoff: given.backoff ?? RETRY_DEFAULTS.backoff,
     maxDelayMs: given.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
   };
-  if (!Number.isInteger(normalized.maxAttempts) || normalized.maxAttempts < 1) {
-    throw new KiciError(`Step "${stepLabel}": retry.maxAttempts must be an integer >= 1`, {
-      location,
-      suggestion: RETRY_EXAMPLE,
-    });
+  if (!Number.isSafeInteger(normalized.maxAttempts) || normalized.maxAttempts < 1) {
+    throw fail('retry.maxAttempts must be an integer >= 1', RETRY_EXAMPLE);
   }
   if (normalized.backoff !== 'exponential' && normalized.backoff !== 'fixed') {
-    throw new KiciError(`Step "${stepLabel}": retry.backoff must be 'exponential' or 'fixed'`, {
-      location,
-      suggestion: RETRY_EXAMPLE,
-    });
+    throw fail("retry.backoff must be 'exponential' or 'fixed'", RETRY_EXAMPLE);
+  }
+  for (const field of /** @type {const} */ (['delayMs', 'maxDelayMs'])) {
+    checkWholeNumber(normalized[field], { field: `retry.${field}`, min: 0, unit: 'ms', example: RETRY_EXAMPLE }, fail);
   }
   return normalized;
 }
@@ -44,19 +41,22 @@ function normalizeRetry(retry, stepLabel, location) {
 /** Builds a Step from options; `location` is the `step(` call site (absent for bare functions). */
 function makeStep(options, location) {
   const name = options.name || undefined;
-  const label = name ?? UNNAMED;
-  if (typeof options.run !== 'function') {
-    throw new KiciError(`Step "${label}": run must be a function`, { location, suggestion: STEP_EXAMPLE });
-  }
+  const fail = (message, suggestion) => new KiciError(`Step "${name ?? UNNAMED}": ${message}`, { location, suggestion });
+  if (typeof options.run !== 'function') throw fail('run must be a function', STEP_EXAMPLE);
+  checkWholeNumber(
+    options.timeout,
+    { field: 'timeout', min: 1, unit: 'ms', example: "e.g. step('build', { run, timeout: 10 * 60 * 1000 })" },
+    fail,
+  );
   return {
     _tag: 'Step',
     name,
     run: options.run,
     timeout: options.timeout,
-    retry: normalizeRetry(options.retry, label, location),
+    retry: normalizeRetry(options.retry, fail),
     continueOnError: options.continueOnError === true,
     outputs: options.outputs,
-    rules: toList(options.rules),
+    rules: normalizeRules(options.rules, fail),
     onCancel: toHook('onCancel', options.onCancel),
     cleanup: toHook('cleanup', options.cleanup),
     location,

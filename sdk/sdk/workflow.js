@@ -2,8 +2,10 @@
 // rules and hooks normalised. The runner finds workflows among a module's exports by that tag.
 // It does not check job names or the needs graph (the Rust compiler does).
 
-import { KiciError, callSite, toList } from './common.js';
-import { hooksOf } from './rules.js';
+import { KiciError, callSite, checkWholeNumber, describeValue, toList } from './common.js';
+import { hooksOf, normalizeRules } from './rules.js';
+
+const JOBS_EXAMPLE = "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]";
 
 /**
  * workflow(name, {jobs, on?, rules?, description?, hashFiles?, timeout?, onSuccess?, onFailure?, cleanup?, onCancel?})
@@ -16,28 +18,32 @@ export function workflow(name, options = {}) {
       suggestion: "pass the name first, e.g. workflow('ci', { jobs: [...] })",
     });
   }
+  const fail = (message, suggestion) => new KiciError(`Workflow "${name}": ${message}`, { location, suggestion });
   const jobs = options.jobs;
-  if (!Array.isArray(jobs) || jobs.length === 0) {
-    throw new KiciError(`Workflow "${name}": jobs must be a non-empty array`, {
-      location,
-      suggestion: "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]",
-    });
-  }
+  if (!Array.isArray(jobs) || jobs.length === 0) throw fail('jobs must be a non-empty array', JOBS_EXAMPLE);
   jobs.forEach((item, index) => {
-    if (item?._tag !== 'Job') {
-      throw new KiciError(`Workflow "${name}": jobs[${index}] is not a job (use job())`, {
-        location,
-        suggestion: "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]",
-      });
-    }
+    if (item?._tag !== 'Job') throw fail(`jobs[${index}] is not a job (use job())`, JOBS_EXAMPLE);
   });
+  const triggers = toList(options.on);
+  const notTrigger = triggers.findIndex((entry) => entry?._tag !== 'Trigger');
+  if (notTrigger >= 0) {
+    throw fail(
+      `on must be triggers created with push(), pr(), tag() or dispatch(), got ${describeValue(triggers[notTrigger])}`,
+      "call the factories, e.g. on: push({ branches: 'main' }) or on: [push(), pr()]",
+    );
+  }
+  checkWholeNumber(
+    options.timeout,
+    { field: 'timeout', min: 1, unit: 'ms', example: 'e.g. timeout: 60 * 60 * 1000 for one hour' },
+    fail,
+  );
   return {
     _tag: 'Workflow',
     name,
     location,
-    triggers: toList(options.on),
+    triggers,
     jobs: [...jobs],
-    rules: toList(options.rules),
+    rules: normalizeRules(options.rules, fail),
     description: options.description,
     hashFiles: options.hashFiles === undefined ? undefined : toList(options.hashFiles),
     timeout: options.timeout,

@@ -1,4 +1,5 @@
-// Types of @kici-dev/shared: the `$` shell, the step logger, the IPC client and stack parsing.
+// Types of @kici-dev/shared: the `$` shell and its process-group registry, line splitting, the
+// step logger, the IPC client, stack parsing and error texts.
 // Declarations only; the implementation is in the .js modules next to this file.
 
 /** The result of one `$` command. Thrown (it is an Error) when the exit code is non-zero. */
@@ -46,6 +47,12 @@ export interface Shell {
   (pieces: TemplateStringsArray, ...values: ShellArgument[]): ProcessPromise;
 }
 
+/** Tells a writer that its sink is full: `$` stops reading its command's output until drained. */
+export interface FlowControl {
+  readonly congested: boolean;
+  drained(): Promise<void>;
+}
+
 export interface ShellOptions {
   cwd: string;
   env: Record<string, string | undefined>;
@@ -53,6 +60,22 @@ export interface ShellOptions {
   signal?: AbortSignal;
   /** Receives every output line (without the newline) unless the command is `.quiet()`. */
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** Where the commands' process groups are registered (default: a registry of this shell's own). */
+  groups?: ProcessGroups;
+  /** While `congested`, output is not read (the command blocks writing) until `drained()`. */
+  flow?: FlowControl;
+}
+
+/** The process groups of `$` commands: stopping one (SIGTERM, SIGKILL after the grace) or all. */
+export declare class ProcessGroups {
+  /** `killGraceMs`: time between SIGTERM and SIGKILL in `terminate()`, default 2000. */
+  constructor(options?: { killGraceMs?: number });
+  add(pgid: number): void;
+  leaderExited(pgid: number): void;
+  /** SIGTERM now, SIGKILL after the grace unless the group is gone (even after its leader exited). */
+  terminate(pgid: number): void;
+  /** SIGTERM to every group not signalled yet, wait up to `graceMs` for all to be gone, SIGKILL the rest. */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 export declare function createShell(options: ShellOptions): Shell;
@@ -61,9 +84,12 @@ export declare function quote(value: unknown): string;
 /** Joins template pieces and quoted values into one command line. */
 export declare function buildCommand(pieces: readonly string[], values: readonly unknown[]): string;
 
-/** Splits decoded output into lines. */
+/** Cuts a line into pieces of at most `max` UTF-16 code units (default 65536). */
+export declare function splitLongLine(line: string, max?: number): string[];
+
+/** Splits decoded output into lines; lines longer than `maxLineLength` (default 65536) come in pieces. */
 export declare class LineSplitter {
-  constructor(onLine: (line: string) => void);
+  constructor(onLine: (line: string) => void, options?: { maxLineLength?: number });
   /** Feeds a chunk; returns the decoded text. */
   push(chunk: string | Uint8Array): string;
   /** Flushes the last unterminated line; returns the text the decoder still held. */
@@ -83,10 +109,15 @@ export interface Logger {
 export declare function createLogger(sink: (level: LogLevel, line: string) => void): Logger;
 
 /** JSON lines over an inherited socket (fd 3 for the runner). */
-export declare class IpcClient {
+export declare class IpcClient implements FlowControl {
   constructor(fd: number);
   send(message: { type: string; [key: string]: unknown }): void;
+  /** True while more than 1 MiB of sent messages wait for the host to read them. */
+  readonly congested: boolean;
+  drained(): Promise<void>;
   onMessage(listener: (message: { type: string; [key: string]: unknown }) => void): () => void;
+  /** Lines that are not JSON objects (they are otherwise ignored). */
+  onInvalidLine(listener: (line: string) => void): void;
   onHostClosed(listener: () => void): void;
   /** Flushes pending writes and closes this side. */
   close(): Promise<void>;
@@ -102,3 +133,7 @@ export interface StackFrame {
 export declare function parseStackFrames(stack: string | undefined): StackFrame[];
 /** A stack trace without the KiCI runtime's and Node's internal frames. */
 export declare function userStack(stack: string): string;
+/** `message` of an Error, `String(value)` of anything else thrown. */
+export declare function errorMessage(thrown: unknown): string;
+/** `stack` (else `message`) of an Error, `String(value)` of anything else thrown. */
+export declare function errorStack(thrown: unknown): string;

@@ -1,8 +1,10 @@
 // @kici-dev/shared: what steps and the runner use at run time. This file only re-exports;
-// each piece lives in its own module (shell.js, lines.js, logger.js, ipc.js, stack.js).
+// each piece lives in its own module (shell.js, process-groups.js, lines.js, logger.js, ipc.js,
+// stack.js).
 
 export { createShell, quote, buildCommand, ProcessOutput, ProcessPromise } from './shell.js';
-export { LineSplitter } from './lines.js';
+export { ProcessGroups } from './process-groups.js';
+export { LineSplitter, splitLongLine } from './lines.js';
 export { createLogger } from './logger.js';
 export { IpcClient } from './ipc.js';
-export { parseStackFrames, userStack } from './stack.js';
+export { parseStackFrames, userStack, errorMessage, errorStack } from './stack.js';

@@ -1,17 +1,46 @@
 // LineSplitter: turns a stream of chunks (Buffers decoded as UTF-8, or strings) into complete
 // lines without their newline. Used for `$` output, raw stdout/stderr writes and IPC framing.
-// It does not know where lines go; the callback decides.
+// Lines longer than a limit (MAX_LINE_LENGTH by default) are delivered in pieces, so an
+// unterminated line is never held beyond the limit. It does not know where lines go; the
+// callback decides.
 
 import { StringDecoder } from 'node:string_decoder';
+
+/** The longest line delivered whole, in UTF-16 code units (64 KiB of ASCII); longer lines come in pieces. */
+export const MAX_LINE_LENGTH = 64 * 1024;
+
+/**
+ * Cuts `line` into pieces of at most `max` code units (never inside a surrogate pair).
+ * @returns {string[]} `[line]` when it is short enough
+ */
+export function splitLongLine(line, max = MAX_LINE_LENGTH) {
+  if (line.length <= max) return [line];
+  const pieces = [];
+  let start = 0;
+  while (line.length - start > max) {
+    let end = start + max;
+    const last = line.charCodeAt(end - 1);
+    if (last >= 0xd800 && last <= 0xdbff && max > 1) end -= 1;
+    pieces.push(line.slice(start, end));
+    start = end;
+  }
+  pieces.push(line.slice(start));
+  return pieces;
+}
 
 /** Decodes UTF-8 chunks and calls `onLine` for every complete line (without its newline). */
 export class LineSplitter {
   #decoder = new StringDecoder('utf8');
   #partial = '';
+  #maxLineLength;
 
-  /** @param {(line: string) => void} onLine */
-  constructor(onLine) {
+  /**
+   * @param {(line: string) => void} onLine
+   * @param {{maxLineLength?: number}} [options] `Infinity` keeps every line whole (IPC framing)
+   */
+  constructor(onLine, { maxLineLength = MAX_LINE_LENGTH } = {}) {
     this.onLine = onLine;
+    this.#maxLineLength = maxLineLength;
   }
 
   /** Feeds a chunk (Buffer or string); returns the decoded text. */
@@ -19,7 +48,13 @@ export class LineSplitter {
     const text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
     const parts = (this.#partial + text).split('\n');
     this.#partial = parts.pop();
-    for (const line of parts) this.onLine(line);
+    for (const line of parts) this.#deliver(line);
+    if (this.#partial.length > this.#maxLineLength) {
+      // Full pieces of an over-long unterminated line go out now; the (non-empty) rest waits.
+      const pieces = splitLongLine(this.#partial, this.#maxLineLength);
+      this.#partial = pieces.pop();
+      for (const piece of pieces) this.onLine(piece);
+    }
     return text;
   }
 
@@ -28,7 +63,11 @@ export class LineSplitter {
     const rest = this.#decoder.end();
     const line = this.#partial + rest;
     this.#partial = '';
-    if (line !== '') this.onLine(line);
+    if (line !== '') this.#deliver(line);
     return rest;
+  }
+
+  #deliver(line) {
+    for (const piece of splitLongLine(line, this.#maxLineLength)) this.onLine(piece);
   }
 }

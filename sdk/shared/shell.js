@@ -3,19 +3,21 @@
 // `bash -c "set -euo pipefail; <cmd>"` in its own process group and returns a ProcessPromise.
 //
 // Interpolated values are shell-quoted, output lines go to the sink as they arrive (unless
-// `.quiet()`), a non-zero exit rejects with the ProcessOutput (unless `.nothrow()`), and an abort
-// kills the whole process group (SIGTERM, then SIGKILL after KILL_GRACE_MS).
+// `.quiet()`; reading pauses while the sink's flow control says it is congested), a non-zero
+// exit rejects with the ProcessOutput (unless `.nothrow()`), and an abort kills the whole process
+// group through the ProcessGroups registry (SIGTERM, then SIGKILL after the grace, even when bash
+// already exited but other members of its group did not).
 // It does not decide where lines end up (the caller's sink does) and it keeps no global state.
 
 import { spawn } from 'node:child_process';
 import { LineSplitter } from './lines.js';
-
-/** Time between SIGTERM and SIGKILL when the signal fires. */
-const KILL_GRACE_MS = 2000;
+import { ProcessGroups } from './process-groups.js';
 
 /**
+ * @typedef {{readonly congested: boolean, drained(): Promise<void>}} FlowControl
  * @typedef {{cwd: string, env: Record<string, string>, signal?: AbortSignal,
- *            onLine: (stream: 'stdout' | 'stderr', line: string) => void}} ShellOptions
+ *            onLine: (stream: 'stdout' | 'stderr', line: string) => void,
+ *            groups?: ProcessGroups, flow?: FlowControl}} ShellOptions
  */
 
 /** Values that need no quoting: they contain no shell metacharacters. */
@@ -85,44 +87,45 @@ export class ProcessPromise {
    * @param {string} command
    * @param {ShellOptions} options
    */
-  constructor(command, { cwd, env, signal, onLine }) {
+  constructor(command, { cwd, env, signal, onLine, groups, flow }) {
     this.command = command;
     this.#outcome = new Promise((resolve) => {
-      const child = spawn('bash', ['-c', `set -euo pipefail; ${command}`], {
-        cwd,
-        env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      let child;
+      try {
+        child = spawn('bash', ['-c', `set -euo pipefail; ${command}`], {
+          cwd,
+          env,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      } catch (error) {
+        // Arguments Node refuses before spawning (a NUL byte in the command, say).
+        resolve({ error });
+        return;
+      }
       const captured = { stdout: '', stderr: '' };
       for (const stream of /** @type {const} */ (['stdout', 'stderr'])) {
         const lines = new LineSplitter((line) => {
           if (!this.#quiet) onLine(stream, line);
         });
         child[stream].on('data', (chunk) => {
-          const text = lines.push(chunk);
-          captured[stream] += text;
+          captured[stream] += lines.push(chunk);
+          // Backpressure: while the sink is congested the child blocks on its full pipe.
+          if (!this.#quiet && flow?.congested) pauseUntilDrained(child[stream], flow);
         });
         child[stream].on('end', () => {
           captured[stream] += lines.end();
         });
       }
-      let killTimer;
-      const kill = () => {
-        killGroup(child.pid, 'SIGTERM');
-        killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS);
-        killTimer.unref();
-      };
-      const stopListening = () => {
-        clearTimeout(killTimer);
-        signal?.removeEventListener('abort', kill);
-      };
+      const kill = () => groups.terminate(child.pid);
       child.on('error', (error) => {
-        stopListening();
+        signal?.removeEventListener('abort', kill);
         resolve({ error });
       });
+      // The leader is gone; members it left behind stay registered (and killable) until they exit.
+      child.on('exit', () => groups.leaderExited(child.pid));
       child.on('close', (exitCode, exitSignal) => {
-        stopListening();
+        signal?.removeEventListener('abort', kill);
         resolve({
           output: new ProcessOutput({
             command,
@@ -133,9 +136,10 @@ export class ProcessPromise {
           }),
         });
       });
-      if (child.pid !== undefined && signal) {
-        if (signal.aborted) kill();
-        else signal.addEventListener('abort', kill, { once: true });
+      if (child.pid !== undefined) {
+        groups.add(child.pid);
+        if (signal?.aborted) kill();
+        else signal?.addEventListener('abort', kill, { once: true });
       }
     });
   }
@@ -177,24 +181,24 @@ export class ProcessPromise {
   }
 }
 
-/** Sends a signal to a whole process group; a group that is already gone is not an error. */
-function killGroup(pid, signalName) {
-  try {
-    process.kill(-pid, signalName);
-  } catch (error) {
-    if (error.code !== 'ESRCH') throw error;
-  }
+/** Stops reading `readable` until `flow` has drained (once per congestion). */
+function pauseUntilDrained(readable, flow) {
+  if (readable.isPaused()) return;
+  readable.pause();
+  flow.drained().then(() => readable.resume());
 }
 
 /**
- * Creates a `$` bound to a directory, an environment, a signal and a line sink.
+ * Creates a `$` bound to a directory, an environment, a signal and a line sink. Without
+ * `groups`, the shell registers its commands in a registry of its own.
  * @param {ShellOptions} options
  */
 export function createShell(options) {
+  const bound = { ...options, groups: options.groups ?? new ProcessGroups() };
   return function $(pieces, ...values) {
     if (!Array.isArray(pieces?.raw)) {
       throw new TypeError('$ must be used as a tagged template: $`command ${arg}`');
     }
-    return new ProcessPromise(buildCommand(pieces, values), options);
+    return new ProcessPromise(buildCommand(pieces, values), bound);
   };
 }

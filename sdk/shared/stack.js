@@ -1,5 +1,6 @@
 // Parses V8 stack traces (`Error.prototype.stack`) into frames with an absolute file path, a
-// line and a column. Used for SDK call sites and for locating module load errors.
+// line and a column. Used for SDK call sites and for locating module load errors. Also the one
+// place that turns any thrown value (Error or not) into a message or a stack text.
 // With `--enable-source-maps` the frames already carry original `.ts` positions, possibly as
 // `file://` URLs; both forms are accepted. Frames without a file (`node:` internals, `native`,
 // `<anonymous>`) are dropped. It does not decide which frame matters; callers filter.
@@ -49,4 +50,14 @@ export function userStack(stack) {
     .split('\n')
     .filter((line) => !(line.trimStart().startsWith('at ') && RUNTIME_FRAME.test(line)))
     .join('\n');
+}
+
+/** The message of a thrown value: `message` for an Error, `String(value)` for anything else. */
+export function errorMessage(thrown) {
+  return thrown instanceof Error ? thrown.message : String(thrown);
+}
+
+/** The stack of a thrown value (its message when it has none); `String(value)` for a non-Error. */
+export function errorStack(thrown) {
+  return thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown);
 }

@@ -94,6 +94,76 @@ const INVALID = [
   ['unnamedWorkflow', "workflow('', { jobs: [] })", 'workflow() needs a name', 'workflow('],
   ['noJobs', "workflow('w', { jobs: [] })", 'Workflow "w": jobs must be a non-empty array', 'workflow('],
   ['maxParallelZero', 'parallel([f], { maxParallel: 0 })', 'maxParallel must be >= 1', 'parallel('],
+  [
+    'stringTrigger',
+    "workflow('w', { on: 'push', jobs: [job('a', { runsOn: 'x', run: f })] })",
+    `Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got 'push'`,
+    'workflow(',
+  ],
+  [
+    'uncalledTrigger',
+    "workflow('w', { on: [push(), pr], jobs: [job('a', { runsOn: 'x', run: f })] })",
+    'Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got function',
+    'workflow(',
+  ],
+  [
+    'workflowRule',
+    "workflow('w', { rules: ['main'], jobs: [job('a', { runsOn: 'x', run: f })] })",
+    'Workflow "w": rules must be created with rule() or skip()',
+    'workflow(',
+  ],
+  [
+    'jobRuleFunction',
+    "job('a', { runsOn: 'x', rules: [() => true], run: f })",
+    'Job "a": rules must be created with rule() or skip()',
+    'job(',
+  ],
+  [
+    'stepRuleFunction',
+    "step('s', { rules: () => true, run: f })",
+    'Step "s": rules must be created with rule() or skip()',
+    'step(',
+  ],
+  [
+    'workflowTimeout',
+    "workflow('w', { timeout: NaN, jobs: [job('a', { runsOn: 'x', run: f })] })",
+    'Workflow "w": timeout must be a positive integer (ms)',
+    'workflow(',
+  ],
+  ['jobTimeout', "job('a', { runsOn: 'x', timeout: '5m', run: f })", 'Job "a": timeout must be a positive integer (ms)', 'job('],
+  [
+    'gracePeriod',
+    "job('a', { runsOn: 'x', gracePeriod: -1, run: f })",
+    'Job "a": gracePeriod must be a non-negative integer (seconds)',
+    'job(',
+  ],
+  ['stepTimeout', "step('s', { timeout: 0, run: f })", 'Step "s": timeout must be a positive integer (ms)', 'step('],
+  ['maxAttempts', "step('s', { retry: 0, run: f })", 'Step "s": retry.maxAttempts must be an integer >= 1', 'step('],
+  [
+    'retryDelay',
+    "step('s', { retry: { maxAttempts: 2, delayMs: 1.5 }, run: f })",
+    'Step "s": retry.delayMs must be a non-negative integer (ms)',
+    'step(',
+  ],
+  [
+    'retryMaxDelay',
+    "step('s', { retry: { maxAttempts: 2, maxDelayMs: -1 }, run: f })",
+    'Step "s": retry.maxDelayMs must be a non-negative integer (ms)',
+    'step(',
+  ],
+  [
+    'hookTimeout',
+    "job('a', { runsOn: 'x', run: f, cleanup: { run: f, timeout: -5 } })",
+    'cleanup hook: timeout must be a positive integer (ms)',
+    'job(',
+  ],
+  ['hookFactoryTimeout', 'onSuccess({ run: f, timeout: 0 })', 'onSuccess hook: timeout must be a positive integer (ms)', 'onSuccess('],
+  [
+    'nestedMatrix',
+    "job('a', { runsOn: 'x', matrix: [['a']], run: f })",
+    'Job "a": matrix must be a string[], a Record<string, string[]> or a function',
+    'job(',
+  ],
 ];
 
 describe('describe', { concurrency: true }, () => {
@@ -267,6 +337,7 @@ describe('describe', { concurrency: true }, () => {
     for (const [[name, , message, needle], file] of INVALID.map((row, index) => [row, files[index]])) {
       assert.equal(file.error?.message, message, name);
       assert.deepEqual(file.error.location, { file: invalid.file(name), ...positionOf(sources[name], needle) }, name);
+      assert.ok(file.error.suggestion?.length > 0, `${name} has a suggestion`);
     }
   });
 

@@ -1,6 +1,6 @@
 // execute, single job basics: messages and statuses of a passing and a failing job, the `$`
-// shell (exit codes, nothrow, quiet, quoting, env), console attribution, the prepare log and
-// ctx fields (matrix, job, event, needs).
+// shell (exit codes, nothrow, quiet, quoting, env), console attribution, over-long lines, the
+// prepare log and ctx fields (matrix, job, event, needs).
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -54,6 +54,13 @@ export default workflow('exec', {
         console.error('to stderr');
         process.stdout.write('partial ');
         process.stdout.write('line\\nlast without newline');
+      },
+    }),
+    job('long-lines', {
+      runsOn: on,
+      run: async ({ log }) => {
+        log.info('y'.repeat(70000));
+        console.log('z'.repeat(70000));
       },
     }),
     job('context', {
@@ -184,6 +191,19 @@ describe('execute', { concurrency: true }, () => {
       ],
     );
     assert.equal(result.stdout, '');
+  });
+
+  test('a line longer than 65536 code units is sent as several log.line messages', async () => {
+    const result = await run('long-lines');
+    assert.deepEqual(
+      result.logs.filter((m) => m.stepIndex === 0).map((m) => [m.stream, m.line[0], m.line.length]),
+      [
+        ['log', 'y', 65536],
+        ['log', 'y', 4464],
+        ['stdout', 'z', 65536],
+        ['stdout', 'z', 4464],
+      ],
+    );
   });
 
   test('ctx carries matrix, workflow, job, event and needs; steps run in workDir', async () => {

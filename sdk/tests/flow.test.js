@@ -1,5 +1,6 @@
 // execute, control flow: parallel groups (failFast, maxParallel pending window, per-child
-// logs), continueOnError, retries, step and job timeouts, rules, hooks and host abort.
+// logs), continueOnError, retries, step and job timeouts (a huge one included), rules (their
+// timeout and interruption in-process), hooks and host abort (also while hooks run).
 // Fixtures use short timeouts (200 ms); tests wait for messages, never sleep.
 
 import assert from 'node:assert/strict';
@@ -97,6 +98,14 @@ export default workflow('flow', {
       cleanup: async () => { console.log('cleanup ran'); },
     }),
     job('matrix', { runsOn: on, matrix: ['a', 'b'], run: async ({ matrix }) => { console.log(matrix.value); } }),
+    job('hook-abort', {
+      runsOn: on,
+      steps: [step('a', ok)],
+      onSuccess: async ({ $, log }) => { log.info('in onSuccess'); await $\`sleep 30\`; },
+      onCancel: async ({ outcome, log }) => { log.info('in onCancel ' + outcome.status); },
+      cleanup: async ({ $, log, outcome }) => { log.info('in cleanup ' + outcome.status); await $\`sleep 30\`; },
+    }),
+    job('huge-timeout', { runsOn: on, timeout: 3e9, run: async ({ $ }) => { await $\`true\`; } }),
   ],
 });
 `;
@@ -274,5 +283,62 @@ describe('execute flow', { concurrency: true }, () => {
     });
     assert.deepEqual(statuses(result), { long: 'cancelled', 'never-runs': 'skipped' });
     assert.equal(result.job.status, 'cancelled');
+  });
+
+  test('an abort during onSuccess cancels the job; a forced abort then stops cleanup at once', { timeout: 10000 }, async () => {
+    const result = await run('hook-abort', {}, (message, channel) => {
+      if (message.type !== 'log.line') return;
+      if (message.line === 'in onSuccess') channel.send({ type: 'abort', force: false });
+      if (message.line === 'in cleanup cancelled') channel.send({ type: 'abort', force: true });
+    });
+    assert.deepEqual(
+      result.completes.map((m) => [m.stepIndex, m.stepName, m.status]),
+      [
+        [0, 'a', 'success'],
+        [1, 'onSuccess', 'cancelled'],
+        [2, 'onCancel', 'success'],
+        [3, 'cleanup', 'cancelled'],
+      ],
+    );
+    assert.deepEqual(result.linesOf(2), ['in onCancel cancelled']);
+    assert.equal(result.job.status, 'cancelled');
+    assert.equal(result.job.error, undefined);
+  });
+
+  test('a forced abort during onSuccess cancels it and runs no further hook', { timeout: 10000 }, async () => {
+    const result = await run('hook-abort', {}, (message, channel) => {
+      if (message.type === 'log.line' && message.line === 'in onSuccess') channel.send({ type: 'abort', force: true });
+    });
+    assert.deepEqual(statuses(result), { a: 'success', onSuccess: 'cancelled' });
+    assert.equal(result.job.status, 'cancelled');
+  });
+
+  test('a job timeout beyond the largest timer delay does not fire at once', async () => {
+    // Both limits (the job's 3e9 ms wins over the host's) exceed setTimeout's 2^31-1 ms.
+    const result = await run('huge-timeout', { jobTimeoutMs: 4e9 });
+    assert.equal(result.job.status, 'success', JSON.stringify(result.job));
+  });
+
+  test('a rule check times out (default 60000ms) and is interrupted by its signal; its $ is killed', async () => {
+    const { blockingRule, skipMessage, RULE_TIMEOUT_MS } = await project.importPackage('engine/context.js');
+    const { createShell } = await project.importPackage('shared/index.js');
+    assert.equal(RULE_TIMEOUT_MS, 60000);
+    let pending;
+    const slow = { _tag: 'Rule', label: 'slow', check: ({ $ }) => (pending = $`sleep 30`) };
+    const makeContext = (signal) => ({
+      $: createShell({ cwd: project.root, env: process.env, signal, onLine: () => {} }),
+    });
+    const killed = (error) => error.signal === 'SIGTERM';
+
+    const timedOut = await blockingRule([slow], { makeContext, signal: new AbortController().signal, timeoutMs: 50 });
+    assert.equal(skipMessage('Job', timedOut), "Job skipped: rule 'slow' timed out after 50ms");
+    assert.equal(skipMessage("Step 'deploy'", timedOut), "Step 'deploy' skipped: rule 'slow' timed out after 50ms");
+    await assert.rejects(pending, killed);
+
+    const controller = new AbortController();
+    const checking = blockingRule([slow], { makeContext, signal: controller.signal });
+    controller.abort();
+    assert.deepEqual(await checking, { interrupted: true });
+    await assert.rejects(pending, killed);
   });
 });

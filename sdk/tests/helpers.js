@@ -1,5 +1,6 @@
 // Test helpers: build a throwaway "out" tree the way the Rust host does (see sdk/PROTOCOL.md),
-// spawn the runner with fd 3 as a duplex socket, send one request and collect every message.
+// spawn the runner with fd 3 as a duplex socket, send one request and collect every message;
+// wait for processes outside our control to disappear.
 // Workflow fixtures are plain `.js` modules (no transpiling, no source maps), so locations in
 // them map to the request's `.ts` file through the module path.
 
@@ -7,7 +8,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LineSplitter } from '../shared/lines.js';
 
 const SDK_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,17 +44,19 @@ export function makeProject(workflows, repoFiles = {}) {
     runner: path.join(out, 'node_modules', '@kici-dev', 'engine', 'runner.js'),
     module: (name) => path.join(out, '.kici', 'workflows', `${name}.js`),
     file: (name) => `.kici/workflows/${name}.ts`,
+    /** Imports a module of a copied package, e.g. `importPackage('engine/context.js')`. */
+    importPackage: (relative) => import(pathToFileURL(path.join(out, 'node_modules', '@kici-dev', relative)).href),
     cleanup: () => fs.rmSync(base, { recursive: true, force: true }),
   };
 }
 
 /**
  * Spawns the runner, sends `request` (or each of several messages) after `ready`, and resolves
- * when it exits. `onMessage` gets every message and the channel (`send`, `hangUp` = close it,
- * `kill` = signal the runner process).
+ * when it exits. A string is written as it is (a raw line). `onMessage` gets every message and
+ * the channel (`send`, `hangUp` = close it, `kill` = signal the runner process).
  * @param {ReturnType<typeof makeProject>} project
- * @param {object | object[]} request
- * @param {(message: object, channel: {send: (message: object) => void, hangUp: () => void, kill: (signal: string) => void}) => void} [onMessage]
+ * @param {object | string | (object | string)[]} request
+ * @param {(message: object, channel: {send: (message: object | string) => void, hangUp: () => void, kill: (signal: string) => void}) => void} [onMessage]
  * @returns {Promise<{messages: object[], code: number | null, stdout: string, stderr: string}>}
  */
 export function runRunner(project, request, onMessage = () => {}) {
@@ -62,17 +66,21 @@ export function runRunner(project, request, onMessage = () => {}) {
   });
   const ipc = child.stdio[3];
   const channel = {
-    send: (message) => ipc.write(`${JSON.stringify(message)}\n`),
+    send: (message) => ipc.write(`${typeof message === 'string' ? message : JSON.stringify(message)}\n`),
     hangUp: () => ipc.end(),
     kill: (signal) => child.kill(signal),
   };
   const messages = [];
-  const lines = new LineSplitter((line) => {
-    const message = JSON.parse(line);
-    messages.push(message);
-    if (message.type === 'ready') for (const outgoing of [request].flat()) channel.send(outgoing);
-    onMessage(message, channel);
-  });
+  // Runner messages are never cut: a log.line of a 64 Ki-unit line is longer than that as JSON.
+  const lines = new LineSplitter(
+    (line) => {
+      const message = JSON.parse(line);
+      messages.push(message);
+      if (message.type === 'ready') for (const outgoing of [request].flat()) channel.send(outgoing);
+      onMessage(message, channel);
+    },
+    { maxLineLength: Infinity },
+  );
   ipc.on('data', (chunk) => lines.push(chunk));
   ipc.on('error', () => {});
   let stdout = '';
@@ -82,6 +90,38 @@ export function runRunner(project, request, onMessage = () => {}) {
   return new Promise((resolve) => {
     child.on('close', (code) => resolve({ messages, code, stdout, stderr }));
   });
+}
+
+/**
+ * Resolves once `condition()` holds, checking every 10 ms; rejects after `timeoutMs`. Only for
+ * conditions no event announces (a process outside our control disappearing).
+ */
+export async function waitUntil(condition, what, timeoutMs = 3000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting until ${what}`);
+    await sleep(10);
+  }
+}
+
+/** True when process `pid` is gone or a zombie (orphans may never be reaped in a container). */
+export function processGone(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** Kills a test's leftover process, if it is still there. */
+export function killLeftover(pid) {
+  if (pid !== undefined && !processGone(pid)) process.kill(pid, 'SIGKILL');
 }
 
 /** An execute request with the protocol's defaults; `fields` overrides. */

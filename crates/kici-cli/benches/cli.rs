@@ -116,7 +116,7 @@ fn main() {
     );
     let tests = repository("tests/repo");
     bench(
-        "kici compile (9 workflows)",
+        "kici compile (test repository)",
         tests.path(),
         &["compile"],
         REFERENCE_COMPILE,

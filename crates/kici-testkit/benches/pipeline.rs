@@ -1,0 +1,102 @@
+//! Benchmark of the core loop with release binaries: webhook → run `success` latency for hello
+//! world with a warm agent (median of 20), idle RSS of the orchestrator and the agent, and the
+//! peak RSS of the per-job Node runner.
+//!
+//! Run `scripts/bench.sh` (it builds the release binaries first). Latency is measured from
+//! before the webhook POST until the run reads `success` (polled every 2 ms).
+
+use std::time::{Duration, Instant};
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+use serde_json::Value;
+
+const RUNS: usize = 20;
+
+/// The TypeScript original on this machine class (from the issue).
+const REFERENCE: (f64, f64, f64, f64) = (1.34, 230.0, 205.0, 215.0);
+
+fn rss_kb(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Direct and indirect children of `pid` (the agent's Node runners).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok());
+        if parent == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values[values.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mut stack = Stack::start().await;
+    stack.start_agent("bench-agent", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    repo.push_to("hello");
+    stack.add_local_source("app", &repo).await;
+    let agent_pid = stack.agents[0].pid();
+    let orchestrator_pid = stack.orchestrator.pid();
+
+    // Warm up: the first run pays for caches and lazy initialisation.
+    run_once(&stack, &repo, agent_pid).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_orchestrator = rss_kb(orchestrator_pid, "VmRSS:").unwrap_or(0);
+    let idle_agent = rss_kb(agent_pid, "VmRSS:").unwrap_or(0);
+
+    let mut latencies = Vec::new();
+    let mut node_peaks = Vec::new();
+    for _ in 0..RUNS {
+        let (latency, node_peak) = run_once(&stack, &repo, agent_pid).await;
+        latencies.push(latency.as_secs_f64());
+        node_peaks.push(node_peak as f64);
+    }
+    let latency = median(latencies);
+    let node_peak_mb = median(node_peaks) / 1024.0;
+    println!("kici core loop benchmarks ({RUNS} runs, release binaries, SQLite)");
+    println!(
+        "webhook -> run success (hello world, warm agent): median {:>6.1} ms   (TypeScript original: {:.0} ms; {:.1}x faster)",
+        latency * 1000.0,
+        REFERENCE.0 * 1000.0,
+        REFERENCE.0 / latency
+    );
+    println!("orchestrator idle RSS:                        {:>6.1} MB   (TypeScript original: {:.0} MB)", idle_orchestrator as f64 / 1024.0, REFERENCE.1);
+    println!("agent idle RSS:                               {:>6.1} MB   (TypeScript original: {:.0} MB)", idle_agent as f64 / 1024.0, REFERENCE.2);
+    println!("per-job Node runner peak RSS:                 {:>6.1} MB   (TypeScript original: {:.0} MB)", node_peak_mb, REFERENCE.3);
+}
+
+/// One webhook → success round; returns the latency and the Node runner's peak RSS (KB).
+async fn run_once(stack: &Stack, repo: &Repo, agent_pid: i32) -> (Duration, u64) {
+    let started = Instant::now();
+    let answer = stack.push_webhook("app", repo, "hello").await;
+    let run_id = Stack::run_ids(&answer).pop().expect("a run started");
+    let mut node_peak = 0;
+    loop {
+        for child in descendants(agent_pid) {
+            node_peak = node_peak.max(rss_kb(child, "VmHWM:").unwrap_or(0));
+        }
+        let detail: Value = stack.get(&format!("/api/v1/runs/{run_id}")).await;
+        let status = detail["run"]["status"].as_str().unwrap_or_default().to_string();
+        if status == RunStatus::Success.as_str() {
+            return (started.elapsed(), node_peak);
+        }
+        assert!(!matches!(status.as_str(), "failed" | "cancelled"), "the benchmark run {run_id} ended {status}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
