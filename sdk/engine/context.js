@@ -11,6 +11,17 @@ import { race } from './run-step.js';
 export const RULE_TIMEOUT_MS = 60_000;
 
 /** The environment steps, rules and matrix functions see: runner env < host env layer < job env. */
+/**
+ * Makes the process the job's: its working directory and the host's env layer in `process.env`
+ * (a runner may have been started before its job was known; one runner serves one job).
+ */
+export function enterJob(request) {
+  process.chdir(request.workDir);
+  for (const [name, value] of Object.entries(request.env ?? {})) {
+    process.env[name] = String(value);
+  }
+}
+
 export function mergedEnv(request, job) {
   return { ...process.env, ...request.env, ...job.env };
 }

@@ -5,7 +5,7 @@
 
 import { isMatrixValue } from '@kici-dev/sdk';
 import { errorMessage } from '@kici-dev/shared';
-import { matrixContext, mergedEnv } from './context.js';
+import { enterJob, matrixContext, mergedEnv } from './context.js';
 import { loadJob } from './load.js';
 
 /**
@@ -17,7 +17,7 @@ export async function evaluateRequest(request, { output, lifetime, groups }) {
   const log = output.stepLog(-1);
   try {
     if (request.kind !== 'matrix') throw new Error(`unknown evaluate kind '${request.kind}' (expected 'matrix')`);
-    process.chdir(request.workDir);
+    enterJob(request);
     const value = await output.runIn(log, async () => {
       const { workflow, job } = await loadJob(request);
       if (typeof job.matrix !== 'function') throw new Error(`Job '${request.job}' has no dynamic matrix`);

@@ -6,7 +6,7 @@
 
 import { flattenSteps } from '@kici-dev/sdk';
 import { errorMessage, errorStack, userStack } from '@kici-dev/shared';
-import { blockingRule, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
+import { blockingRule, enterJob, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadJob } from './load.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
@@ -38,7 +38,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
 
   let loaded;
   try {
-    process.chdir(request.workDir);
+    enterJob(request);
     loaded = await output.runIn(prepareLog, () => loadJob(request));
   } catch (error) {
     prepareLog.text('error', userStack(errorStack(error)));

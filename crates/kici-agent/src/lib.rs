@@ -20,6 +20,7 @@ mod health;
 mod job;
 mod logs;
 mod outbox;
+mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +137,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     let mut core = Core {
         agent_id: config.agent_id.clone(),
         settings: Arc::new(JobSettings {
+            runners: warm::WarmRunners::new(&config.work_dir, config.node.clone()),
             work_dir: config.work_dir.clone(),
             node: config.node.clone(),
             default_step_timeout: config.default_step_timeout,
@@ -147,6 +149,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
         running: None,
         mode: Mode::Serving,
     };
+    core.settings.runners.refill();
     let outcome = core.run(incoming_rx, &mut shutdown, &mut connection_task).await;
 
     if !connection_task.is_finished() {

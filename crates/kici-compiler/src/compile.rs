@@ -10,7 +10,7 @@ use crate::diagnostic::Diagnostic;
 use crate::lockgen;
 use crate::project::Project;
 use crate::runner::RunnerSpec;
-use crate::stage::{StageError, StagedTree, stage};
+use crate::stage::{Runtime, StageError, StagedTree, stage, stage_within};
 
 /// A successful compilation: the lock file and the staged tree it was described from (which
 /// `kici run local` goes on to execute).
@@ -51,7 +51,19 @@ pub fn prepare(project: &Project) -> Result<StagedTree, CompileError> {
     let files = project
         .workflow_files()
         .map_err(|d| CompileError::Diagnostics(vec![d]))?;
-    match stage(project, &files) {
+    staged(stage(project, &files))
+}
+
+/// Like [`prepare`], inside `runtime` (see [`stage_within`]).
+pub fn prepare_within(project: &Project, runtime: &Runtime) -> Result<StagedTree, CompileError> {
+    let files = project
+        .workflow_files()
+        .map_err(|d| CompileError::Diagnostics(vec![d]))?;
+    staged(stage_within(project, &files, runtime))
+}
+
+fn staged(result: Result<StagedTree, StageError>) -> Result<StagedTree, CompileError> {
+    match result {
         Ok(staged) => Ok(staged),
         Err(StageError::Syntax(diagnostics)) => Err(CompileError::Diagnostics(diagnostics)),
         Err(err) => Err(CompileError::Stage(err)),

@@ -247,6 +247,15 @@ impl RunnerProcess {
         wait(&mut self.child).await
     }
 
+    /// Whether the process is still running (a runner started ahead of time may have died).
+    pub fn is_alive(&mut self) -> bool {
+        self.status.is_none()
+            && self
+                .child
+                .as_mut()
+                .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Signals the runner's process group. Its `$` commands run in groups of their own, which
     /// the runner stops when it receives SIGTERM.
     pub fn signal_group(&self, signal: i32) {

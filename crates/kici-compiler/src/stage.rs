@@ -21,6 +21,7 @@ pub struct StagedTree {
     dir: TempDir,
     /// The workflow entry modules, in the order of the workflow files.
     pub modules: Vec<ModuleRef>,
+    runner: PathBuf,
 }
 
 impl StagedTree {
@@ -28,9 +29,9 @@ impl StagedTree {
         self.dir.path()
     }
 
-    /// The runner script inside the staged tree.
+    /// The runner script that loads this tree's packages.
     pub fn runner_path(&self) -> PathBuf {
-        self.dir.path().join("node_modules/@kici-dev/engine/runner.js")
+        self.runner.clone()
     }
 
     /// The staged module of a repository-relative workflow file.
@@ -59,15 +60,40 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
     }
 }
 
-/// Transpiles `.kici/` of `project` and writes the embedded packages; `workflow_files` are the
-/// entry files (absolute paths under `.kici/workflows/`).
-pub fn stage(project: &Project, workflow_files: &[PathBuf]) -> Result<StagedTree, StageError> {
-    let dir = tempfile::Builder::new()
-        .prefix("kici-js-")
-        .tempdir()
-        .map_err(io(Path::new("$TMPDIR")))?;
-    let out = dir.path().to_path_buf();
-    std::fs::write(out.join("package.json"), "{\"type\":\"module\"}\n").map_err(io(&out))?;
+/// The embedded packages on disk (`node_modules/@kici-dev/*` and an ESM `package.json`),
+/// without any workflow: a runner can be started from it before its job is known, and trees
+/// staged [`within`](stage_within) it resolve `@kici-dev/*` to the same files. Removed when
+/// dropped.
+#[derive(Debug)]
+pub struct Runtime {
+    dir: TempDir,
+}
+
+impl Runtime {
+    /// Writes the packages into a new `kici-runtime-*` directory under `parent`.
+    pub fn create(parent: &Path) -> Result<Runtime, StageError> {
+        let dir = tempfile::Builder::new()
+            .prefix("kici-runtime-")
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        write_packages(dir.path())?;
+        Ok(Runtime { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn runner_path(&self) -> PathBuf {
+        self.dir.path().join(RUNNER)
+    }
+}
+
+/// Where the runner script sits in a tree with the packages.
+const RUNNER: &str = "node_modules/@kici-dev/engine/runner.js";
+
+fn write_packages(out: &Path) -> Result<(), StageError> {
+    std::fs::write(out.join("package.json"), "{\"type\":\"module\"}\n").map_err(io(out))?;
     for bundle in &kici_sdk::BUNDLES {
         let package_dir = out.join("node_modules/@kici-dev").join(bundle.dir);
         for (relative, content) in bundle.files {
@@ -78,6 +104,43 @@ pub fn stage(project: &Project, workflow_files: &[PathBuf]) -> Result<StagedTree
             std::fs::write(&target, content).map_err(io(&target))?;
         }
     }
+    Ok(())
+}
+
+/// Transpiles `.kici/` of `project` and writes the embedded packages; `workflow_files` are the
+/// entry files (absolute paths under `.kici/workflows/`).
+pub fn stage(project: &Project, workflow_files: &[PathBuf]) -> Result<StagedTree, StageError> {
+    let dir = tempfile::Builder::new()
+        .prefix("kici-js-")
+        .tempdir()
+        .map_err(io(Path::new("$TMPDIR")))?;
+    write_packages(dir.path())?;
+    let runner = dir.path().join(RUNNER);
+    stage_into(project, workflow_files, dir, runner)
+}
+
+/// Like [`stage`], inside `runtime`: the packages are the runtime's, so a runner started from
+/// the runtime loads the very same `@kici-dev/*` modules as the workflows.
+pub fn stage_within(
+    project: &Project,
+    workflow_files: &[PathBuf],
+    runtime: &Runtime,
+) -> Result<StagedTree, StageError> {
+    let dir = tempfile::Builder::new()
+        .prefix("kici-js-")
+        .tempdir_in(runtime.path())
+        .map_err(io(runtime.path()))?;
+    std::fs::write(dir.path().join("package.json"), "{\"type\":\"module\"}\n").map_err(io(dir.path()))?;
+    stage_into(project, workflow_files, dir, runtime.runner_path())
+}
+
+fn stage_into(
+    project: &Project,
+    workflow_files: &[PathBuf],
+    dir: TempDir,
+    runner: PathBuf,
+) -> Result<StagedTree, StageError> {
+    let out = dir.path().to_path_buf();
     let mut syntax_errors = Vec::new();
     let mut sources = Vec::new();
     collect_sources(&project.kici_dir, &mut sources).map_err(io(&project.kici_dir))?;
@@ -123,7 +186,7 @@ pub fn stage(project: &Project, workflow_files: &[PathBuf]) -> Result<StagedTree
             }
         })
         .collect();
-    Ok(StagedTree { dir, modules })
+    Ok(StagedTree { dir, modules, runner })
 }
 
 /// `.kici/workflows/a.ts` → `.kici/workflows/a.js` (`.mts` → `.mjs`); other files keep their name.

@@ -53,8 +53,15 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     }
 }
 
-/// `.kici/kici.lock.json` at `sha` in the repository at `repo`.
+/// `.kici/kici.lock.json` at `sha` in the repository at `repo`. One git process when the file
+/// is there; two more to tell a missing file from an unknown commit when it is not.
 pub async fn read_lock(repo: &Path, sha: &str) -> Result<LockFetch, GitError> {
+    let blob = format!("{sha}:.kici/{LOCK_FILE_NAME}");
+    match git(repo, &["cat-file", "blob", &blob]).await {
+        Ok(text) => return Ok(LockFetch::Found(text)),
+        Err(GitError::Failed { .. }) => {}
+        Err(other) => return Err(other),
+    }
     let commit = format!("{sha}^{{commit}}");
     if git(repo, &["rev-parse", "--verify", "-q", &commit]).await.is_err() {
         return Err(GitError::UnknownCommit {
@@ -65,10 +72,11 @@ pub async fn read_lock(repo: &Path, sha: &str) -> Result<LockFetch, GitError> {
     let path = format!(".kici/{LOCK_FILE_NAME}");
     let listed = git(repo, &["ls-tree", "--name-only", sha, "--", &path]).await?;
     if listed.trim().is_empty() {
-        return Ok(LockFetch::Missing);
+        Ok(LockFetch::Missing)
+    } else {
+        // The file is there but could not be read a moment ago: report git's own error.
+        git(repo, &["cat-file", "blob", &blob]).await.map(LockFetch::Found)
     }
-    let blob = format!("{sha}:{path}");
-    Ok(LockFetch::Found(git(repo, &["cat-file", "blob", &blob]).await?))
 }
 
 /// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present.

@@ -18,17 +18,33 @@ const REFERENCE: (f64, f64, f64, f64) = (1.34, 230.0, 205.0, 215.0);
 
 fn rss_kb(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Direct and indirect children of `pid` (the agent's Node runners).
 fn descendants(pid: i32) -> Vec<i32> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in entries.flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        let parent = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok());
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
         if parent == Some(pid) {
             found.push(child);
         }
@@ -76,9 +92,20 @@ async fn main() {
         REFERENCE.0 * 1000.0,
         REFERENCE.0 / latency
     );
-    println!("orchestrator idle RSS:                        {:>6.1} MB   (TypeScript original: {:.0} MB)", idle_orchestrator as f64 / 1024.0, REFERENCE.1);
-    println!("agent idle RSS:                               {:>6.1} MB   (TypeScript original: {:.0} MB)", idle_agent as f64 / 1024.0, REFERENCE.2);
-    println!("per-job Node runner peak RSS:                 {:>6.1} MB   (TypeScript original: {:.0} MB)", node_peak_mb, REFERENCE.3);
+    println!(
+        "orchestrator idle RSS:                        {:>6.1} MB   (TypeScript original: {:.0} MB)",
+        idle_orchestrator as f64 / 1024.0,
+        REFERENCE.1
+    );
+    println!(
+        "agent idle RSS:                               {:>6.1} MB   (TypeScript original: {:.0} MB)",
+        idle_agent as f64 / 1024.0,
+        REFERENCE.2
+    );
+    println!(
+        "per-job Node runner peak RSS:                 {:>6.1} MB   (TypeScript original: {:.0} MB)",
+        node_peak_mb, REFERENCE.3
+    );
 }
 
 /// One webhook → success round; returns the latency and the Node runner's peak RSS (KB).
@@ -96,7 +123,10 @@ async fn run_once(stack: &Stack, repo: &Repo, agent_pid: i32) -> (Duration, u64)
         if status == RunStatus::Success.as_str() {
             return (started.elapsed(), node_peak);
         }
-        assert!(!matches!(status.as_str(), "failed" | "cancelled"), "the benchmark run {run_id} ended {status}");
+        assert!(
+            !matches!(status.as_str(), "failed" | "cancelled"),
+            "the benchmark run {run_id} ended {status}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

@@ -272,3 +272,35 @@ async fn a_job_no_agent_can_run_times_out_in_the_queue() {
         Some(InitFailureCategory::NoAgent)
     );
 }
+
+#[tokio::test]
+async fn a_delivery_is_processed_once() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    repo.push_to("hello");
+    let body = repo.push_payload("app", "hello");
+    let send = || async {
+        let response = stack
+            .client()
+            .post(format!("{}/webhook/default/generic/app", stack.url()))
+            .header("x-event-type", "push")
+            .header("x-delivery-id", "delivery-1")
+            .json(&body)
+            .send()
+            .await
+            .expect("webhook");
+        (
+            response.status().as_u16(),
+            response.json::<serde_json::Value>().await.expect("JSON"),
+        )
+    };
+    let (status, first) = send().await;
+    assert_eq!(status, 202, "{first}");
+    let (status, second) = send().await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        (second["accepted"].as_bool(), second["duplicate"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(second["deliveryId"], first["deliveryId"]);
+    assert_eq!(stack.get("/api/v1/runs").await["total"], 1);
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kici_compiler::compile::prepare;
+use kici_compiler::compile::{prepare, prepare_within};
 use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
 use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
@@ -41,8 +41,10 @@ use steps::{StepTracker, job_error, runner_exited_early};
 pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// The parts of the configuration a job needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct JobSettings {
+    /// A runner started ahead of the next job.
+    pub runners: crate::warm::WarmRunners,
     pub work_dir: PathBuf,
     pub node: Option<PathBuf>,
     pub default_step_timeout: Duration,
@@ -154,6 +156,7 @@ pub async fn run_job(
         "job.finished"
     );
     reporter.job_status(outcome).await;
+    settings.runners.refill();
     if let Ok(dir) = checkout {
         let path = dir.path().to_path_buf();
         let removed = tokio::task::spawn_blocking(move || dir.close()).await;
@@ -212,7 +215,7 @@ async fn next_cancel(cancel: &mut watch::Receiver<Option<CancelMode>>, current: 
 }
 
 struct Job<'a> {
-    settings: &'a JobSettings,
+    settings: &'a Arc<JobSettings>,
     dispatch: &'a JobDispatch,
     dir: &'a Path,
 }
@@ -249,7 +252,8 @@ impl Job<'_> {
             cwd: self.dir.to_path_buf(),
             env: self.runner_env(),
         };
-        let runner = match RunnerProcess::spawn(&spec) {
+        let spare = self.settings.runners.take().map(Ok);
+        let runner = match spare.unwrap_or_else(|| RunnerProcess::spawn(&spec)) {
             Ok(runner) => runner,
             Err(err) => {
                 let message = format!("could not start the workflow runner: {}", err.full_message());
@@ -273,10 +277,14 @@ impl Job<'_> {
             root: self.dir.to_path_buf(),
             kici_dir: self.dir.join(".kici"),
         };
-        let staged = tokio::task::spawn_blocking(move || prepare(&project))
-            .await
-            .map_err(|err| format!("staging the workflows failed: {err}"))?
-            .map_err(|err| error_chain(&err))?;
+        let settings = Arc::clone(self.settings);
+        let staged = tokio::task::spawn_blocking(move || match settings.runners.runtime() {
+            Some(runtime) => prepare_within(&project, runtime),
+            None => prepare(&project),
+        })
+        .await
+        .map_err(|err| format!("staging the workflows failed: {err}"))?
+        .map_err(|err| error_chain(&err))?;
         let module = staged.module_for(&config.workflow_file).cloned().ok_or_else(|| {
             format!(
                 "workflow file `{}` is not a workflow entry point under .kici/workflows/ at {}",
