@@ -29,6 +29,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_WEBHOOK_PUBLIC_URL",
     "KICI_SCALER_CONFIG_PATH",
     "KICI_SCALER_CONFIG_DIR",
+    "KICI_SERVER_TLS_CERT_PATH",
+    "KICI_METRICS_TOKEN",
 ];
 
 /// How agents authenticate on `/ws`.
@@ -60,6 +62,12 @@ pub struct Config {
     /// Agents get twice this to reconnect before their jobs fail.
     pub agent_max_reconnect_delay: Duration,
     pub log_level: String,
+    /// The log directory, for the redacted configuration view.
+    pub log_dir: Option<PathBuf>,
+    /// A certificate whose expiry `diagnose` checks.
+    pub tls_cert_path: Option<PathBuf>,
+    /// Lets a scraper read `/metrics` without an admin token.
+    pub metrics_token: Option<String>,
 }
 
 /// Every problem with the configuration, reported together.
@@ -157,6 +165,9 @@ impl Config {
             stale_threshold_multiplier,
             agent_max_reconnect_delay,
             log_level,
+            log_dir: env.get("KICI_LOG_DIR").map(PathBuf::from),
+            tls_cert_path: env.get("KICI_SERVER_TLS_CERT_PATH").map(PathBuf::from),
+            metrics_token: env.get("KICI_METRICS_TOKEN").cloned().filter(|t| !t.is_empty()),
         })
     }
 

@@ -193,3 +193,34 @@ fn hex_to_bytes(hex: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("sha256_hex gives hex"))
         .collect()
 }
+
+#[tokio::test]
+async fn a_frozen_agent_makes_its_job_timed_out_stale() {
+    let heartbeat = [("KICI_JOB_HEARTBEAT_INTERVAL_MS", "500")];
+    let mut stack = Stack::start_with(&[
+        heartbeat[0],
+        ("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", "250"),
+        ("KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER", "2"),
+    ])
+    .await;
+    stack.start_agent_with("agent-1", &["linux"], &heartbeat).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    wait_for_line(&stack, &runs[0], 3).await;
+    stack.agents[0].signal(libc::SIGSTOP);
+    let detail = stack.wait_run(&runs[0]).await;
+    stack.agents[0].signal(libc::SIGCONT);
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    assert_eq!(
+        detail.run.failure_reason.as_deref(),
+        Some(kici_engine::failure::STALE_RUN_REASON)
+    );
+    let job = &detail.jobs[0];
+    assert_eq!(job.status, JobStatus::TimedOutStale);
+    let error = job.error_message.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("No heartbeat received for ") && error.ends_with('s'),
+        "{error}"
+    );
+}

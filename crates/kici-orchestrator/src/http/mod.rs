@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod error;
+mod ops;
 mod runs;
 mod webhook;
 
@@ -38,7 +39,11 @@ pub fn router(state: Shared) -> Router {
         .route("/tokens/{token_id}", delete(admin::revoke_token))
         .route("/agents", post(admin::register_agent).get(admin::list_agents))
         .route("/agents/{id}", delete(admin::revoke_agent))
-        .route("/sources", post(admin::add_source).get(admin::list_sources));
+        .route("/sources", post(admin::add_source).get(admin::list_sources))
+        .route("/diagnose", get(ops::diagnose))
+        .route("/system-info", get(ops::system_info))
+        .route("/config", get(ops::config))
+        .route("/cluster/health", get(ops::cluster_health));
     let api = Router::new()
         .merge(runs)
         .nest("/admin", admin)
