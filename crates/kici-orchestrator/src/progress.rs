@@ -146,6 +146,8 @@ async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now:
     let reason = if status == RunStatus::Success {
         ReasonUpdate::Clear
     } else if let Some(init) = jobs.iter().find_map(|j| j.job.init_failure.as_ref()) {
+        // The run shows the category of the job failure that decided it.
+        state.store.set_init_failure_if_empty(run_id, init).await?;
         ReasonUpdate::IfEmpty(init.message.clone())
     } else {
         match failed_jobs_reason(jobs.iter().map(|j| (j.job.job_name.as_str(), j.job.status))) {

@@ -331,6 +331,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records the init failure that decided the run (a job's), unless it has one.
+    pub async fn set_init_failure_if_empty(&self, run_id: &str, init_failure: &InitFailure) -> Result<()> {
+        sqlx::query("UPDATE runs SET init_failure = $2 WHERE run_id = $1 AND init_failure IS NULL")
+            .bind(run_id)
+            .bind(to_json(init_failure))
+            .execute(&self.pool)
+            .await
+            .map_err(q("set init failure"))?;
+        Ok(())
+    }
+
     /// `pending` → `queued` with its queue entry, atomically; `false` when the job was not
     /// pending (another caller queued or skipped it first).
     pub async fn queue_job(&self, job_id: &str, entry: &NewQueueEntry) -> Result<bool> {
