@@ -26,6 +26,8 @@ export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 
+echo "==> Building the binaries the end-to-end tests start"
+cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-fail-fast); else runner=(cargo test --no-fail-fast); fi
 echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace
