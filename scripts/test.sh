@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v node >/dev/null || need_apt+=(nodejs)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}"
+  # Only promtool is wanted from the prometheus package; a server it may have started listens
+  # on all interfaces, so stop it.
+  "${sudo_cmd[@]}" service prometheus stop >/dev/null 2>&1 || true
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -21,7 +26,7 @@ fi
 
 echo "==> PostgreSQL for the store and end-to-end tests (127.0.0.1 only)"
 KICI_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
-export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1
+export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1 KICI_TEST_REQUIRE_PROMTOOL=1
 
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/

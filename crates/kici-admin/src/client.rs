@@ -121,6 +121,18 @@ impl ApiClient {
         self.call(Method::GET, segments, query, None::<&()>).await
     }
 
+    /// A `GET` whose 2xx answer is text, not JSON (`/metrics`).
+    pub async fn get_text(&self, segments: &[&str]) -> Result<String, ClientError> {
+        let url = self.url(segments, &[]);
+        let response = self.send(self.authorized(Method::GET, url.clone())).await?;
+        let status = response.status();
+        let text = self.read_text(response, &Method::GET, &url).await?;
+        if !status.is_success() {
+            return Err(api_error(status, Method::GET, &url, &text));
+        }
+        Ok(text)
+    }
+
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
         self.call(Method::POST, segments, &[], Some(body)).await
     }

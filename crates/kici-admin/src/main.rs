@@ -1,12 +1,20 @@
 //! `kici-admin`, the operator's CLI. It talks to the orchestrator's HTTP API only
 //! (`docs/api.md`): runs and their jobs, admin tokens, agent tokens and agents, webhook sources
-//! (plus the local-repository helpers `trigger-local` and `install-hook`). It reads no database.
+//! (plus the local-repository helpers `trigger-local` and `install-hook`), and the operations
+//! tooling of the troubleshooting page: `diagnose`, `diagnose drift`, `explain`, `debug-bundle`
+//! and the offline `inspect-bundle`. It reads no database.
 //!
 //! Exit codes: [`EXIT_OK`] 0 on success, [`EXIT_ERROR`] 1 on any error (printed as
-//! `Error: <message>`, command-line usage errors included).
+//! `Error: <message>`, command-line usage errors included). `diagnose` has its own: 0 all checks
+//! pass, 1 a check warns, 2 a check fails or the diagnostics cannot be read
+//! ([`diagnose::EXIT_FAIL`]); `diagnose drift` exits 1 on drift and 2 when it cannot compare.
 
 mod agents;
+mod bundle;
 mod client;
+mod diagnose;
+mod drift;
+mod explain;
 mod format;
 mod runs;
 mod since;
@@ -66,6 +74,24 @@ enum Command {
         #[command(subcommand)]
         command: sources::SourceCommand,
     },
+    /// Run the orchestrator's self-checks (exit 0 pass, 1 warn, 2 fail); `diagnose drift` compares SDK builds
+    Diagnose(diagnose::DiagnoseArgs),
+    /// Explain why a run failed: reason, failed step and its log tail, provisioning output, drift
+    Explain(explain::ExplainArgs),
+    /// Write a ZIP of diagnostics, redacted config, system info, metrics, recent runs and logs
+    DebugBundle(bundle::BundleArgs),
+    /// Summarize a debug bundle offline
+    InspectBundle(bundle::inspect::InspectArgs),
+}
+
+impl Command {
+    /// The exit code when the command fails with an error.
+    fn error_exit_code(&self) -> u8 {
+        match self {
+            Command::Diagnose(_) => diagnose::EXIT_FAIL,
+            _ => EXIT_ERROR,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -77,11 +103,12 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
+    let error_exit_code = cli.command.error_exit_code();
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("Error: {err:#}");
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(error_exit_code)
         }
     }
 }
@@ -106,23 +133,38 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     ExitCode::from(EXIT_ERROR)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command and returns its exit code.
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    // Offline: no orchestrator, no token.
+    if let Command::InspectBundle(args) = cli.command {
+        bundle::inspect::run(args)?;
+        return Ok(EXIT_OK);
+    }
     let Some(token) = cli.token.filter(|token| !token.trim().is_empty()) else {
         anyhow::bail!("--token or KICI_ADMIN_TOKEN is required");
     };
     let client = ApiClient::new(&cli.url, Some(token.clone()))?;
     match cli.command {
-        Command::Runs { command } => runs::run(&client, command).await,
-        Command::Token { command } => tokens::run(&client, command).await,
-        Command::Agent { command } => agents::run(&client, command).await,
+        Command::Runs { command } => runs::run(&client, command).await?,
+        Command::Token { command } => tokens::run(&client, command).await?,
+        Command::Agent { command } => agents::run(&client, command).await?,
         Command::Source { command } => {
             let globals = sources::Globals {
                 url: client.base_url(),
                 token: &token,
             };
-            sources::run(&client, &globals, command).await
+            sources::run(&client, &globals, command).await?;
         }
+        Command::Diagnose(args) => return diagnose::run(&client, args).await,
+        Command::Explain(args) => explain::run(&client, args).await?,
+        Command::DebugBundle(args) => {
+            // The secrets to keep out of the bundle: secret-named KICI_* variables and the token.
+            let mask = bundle::SecretMask::new(std::env::vars(), &[&token]);
+            bundle::run(&client, args, mask).await?;
+        }
+        Command::InspectBundle(_) => unreachable!("handled above"),
     }
+    Ok(EXIT_OK)
 }
 
 #[cfg(test)]

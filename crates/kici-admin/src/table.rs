@@ -1,7 +1,8 @@
 //! Plain-text tables: columns separated by two spaces and padded to their widest cell. The last
 //! column is never padded nor cut; a multi-line last cell (a provisioning error with the agent's
 //! output tail) continues on the following lines, aligned under its column. Other cells are
-//! flattened to one line.
+//! flattened to one line by [`render`]; [`render_multiline`] keeps every cell's lines instead
+//! (the diagnose table, whose messages sit before the duration column).
 
 /// Renders `rows` under `headers`, each line prefixed with `indent`, each ending in `\n`.
 pub fn render(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -40,6 +41,42 @@ pub fn render(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
             }
         }
         push_trimmed(&mut out, &line);
+    }
+    out
+}
+
+/// Renders `rows` under `headers` like [`render`], except that any cell may span several lines:
+/// a row is as tall as its tallest cell, a column as wide as its widest line, and each line of a
+/// cell stays in its column. Nothing is flattened or cut.
+pub fn render_multiline(indent: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    let last = headers.len().saturating_sub(1);
+    let header_cells: Vec<Vec<&str>> = headers.iter().map(|header| vec![*header]).collect();
+    let cells: Vec<Vec<Vec<&str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| cell.lines().collect()).collect())
+        .collect();
+    let mut widths: Vec<usize> = vec![0; headers.len()];
+    for row in std::iter::once(&header_cells).chain(cells.iter()) {
+        for (index, lines) in row.iter().enumerate().take(last) {
+            for line in lines {
+                widths[index] = widths[index].max(line.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header_cells).chain(cells.iter()) {
+        let height = row.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        for line_index in 0..height {
+            let mut line = String::from(indent);
+            for (index, lines) in row.iter().enumerate() {
+                let text = lines.get(line_index).copied().unwrap_or("");
+                line.push_str(text);
+                if index < last {
+                    line.push_str(&" ".repeat(widths[index] - text.chars().count() + 2));
+                }
+            }
+            push_trimmed(&mut out, &line);
+        }
     }
     out
 }
@@ -91,5 +128,21 @@ mod tests {
             "  #  ERROR\n  1  spawn failed\n     line a\n     line b\n  2  -\n"
         );
         assert_eq!(render("", &["A", "B"], &[row(&["x\ny", "z"])]), "A    B\nx y  z\n");
+    }
+
+    #[test]
+    fn multiline_cells_keep_their_lines_in_any_column() {
+        let text = render_multiline(
+            "",
+            &["Status", "Message", "Duration"],
+            &[
+                row(&["FAIL", "spawn failed\n  stderr: ENOENT", "5ms"]),
+                row(&["PASS", "ok", "1ms"]),
+            ],
+        );
+        assert_eq!(
+            text,
+            "Status  Message           Duration\nFAIL    spawn failed      5ms\n          stderr: ENOENT\nPASS    ok                1ms\n"
+        );
     }
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use kici_engine::labels::{LabelError, validate_agent_label};
 use kici_telemetry::env::UnknownEnv;
+use kici_telemetry::logging::{LogConfig, LogConfigError};
+use kici_telemetry::metrics::http::MetricsToken;
 
 /// Every `KICI_*` variable the agent reads (the common ones, `KICI_LOG_LEVEL`, `KICI_DEV`,
 /// `KICI_NODE`, ..., are added by `kici_telemetry::env::check`).
@@ -30,6 +32,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_EXECUTION_MODE",
     "KICI_NODE",
     "KICI_LOG_LEVEL",
+    "KICI_METRICS_TOKEN",
     "KICI_DEV",
 ];
 
@@ -101,8 +104,10 @@ pub struct Config {
     pub execution_mode: ExecutionMode,
     /// `KICI_NODE`: the `node` to run workflows with; `None` = `node` on `PATH`.
     pub node: Option<PathBuf>,
-    /// `KICI_LOG_LEVEL`, checked by the logger.
-    pub log_level: String,
+    /// `KICI_LOG_*`: level, format, files.
+    pub log: LogConfig,
+    /// `KICI_METRICS_TOKEN`: the bearer token `/metrics` requires; `None` refuses every request.
+    pub metrics_token: Option<MetricsToken>,
     /// Unknown `KICI_*` variables tolerated because of `KICI_DEV=true`; `main` logs them.
     pub unknown_env_warning: Option<UnknownEnv>,
 }
@@ -127,6 +132,8 @@ pub enum ConfigError {
         #[source]
         source: LabelError,
     },
+    #[error(transparent)]
+    Log(#[from] LogConfigError),
     #[error("invalid {name} `{value}`: {expected}")]
     BadValue {
         name: &'static str,
@@ -185,7 +192,8 @@ impl Config {
             roles: parse_roles(get("KICI_ROLES"))?,
             execution_mode: parse_execution_mode(get("KICI_EXECUTION_MODE"))?,
             node: get("KICI_NODE").filter(|n| !n.trim().is_empty()).map(PathBuf::from),
-            log_level: get("KICI_LOG_LEVEL").unwrap_or("info").trim().to_string(),
+            log: LogConfig::from_env(vars)?,
+            metrics_token: get("KICI_METRICS_TOKEN").and_then(MetricsToken::new),
             unknown_env_warning,
         })
     }
@@ -363,7 +371,8 @@ mod tests {
                 init_runner: true
             }
         );
-        assert_eq!(config.log_level, "info");
+        assert_eq!(config.log, LogConfig::default());
+        assert_eq!(config.metrics_token, None);
         let suffix = config.agent_id.strip_prefix("box-").expect("hostname prefix");
         assert_eq!(suffix.len(), 8);
         assert!(suffix.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
@@ -409,6 +418,23 @@ mod tests {
     }
 
     #[test]
+    fn logging_and_metrics_settings() {
+        let config = load(&[
+            ("KICI_LOG_DIR", "/var/log/kici"),
+            ("KICI_LOG_LEVEL", "debug"),
+            ("KICI_LOG_MAX_SIZE", "5m"),
+            ("KICI_METRICS_TOKEN", "scrape-me"),
+        ])
+        .unwrap();
+        assert_eq!(config.log.dir.as_deref(), Some(std::path::Path::new("/var/log/kici")));
+        assert_eq!(config.log.level, kici_telemetry::logging::LogLevel::Debug);
+        assert_eq!(config.log.max_size_bytes, 5 * 1024 * 1024);
+        assert_eq!(config.metrics_token, MetricsToken::new("scrape-me"));
+        assert!(!format!("{config:?}").contains("scrape-me"));
+        assert_eq!(load(&[("KICI_METRICS_TOKEN", " ")]).unwrap().metrics_token, None);
+    }
+
+    #[test]
     fn bad_values() {
         let check = |pairs: &[(&str, &str)], needle: &str| {
             let text = error(pairs);
@@ -422,6 +448,11 @@ mod tests {
         check(&[("KICI_SCALER_MANAGED", "yes")], "invalid KICI_SCALER_MANAGED");
         check(&[("KICI_ROLES", "cook")], "invalid KICI_ROLES `cook`");
         check(&[("KICI_EXECUTION_MODE", "container")], "only `bare-metal`");
+        check(
+            &[("KICI_LOG_LEVEL", "loud")],
+            "invalid KICI_LOG_LEVEL `loud` (hint: use debug, info, warn or error)",
+        );
+        check(&[("KICI_LOG_MAX_SIZE", "big")], "invalid KICI_LOG_MAX_SIZE `big`");
         let mut vars = env(&[]);
         vars.remove("KICI_AGENT_TOKEN");
         assert!(matches!(Config::from_env(&vars, "h"), Err(ConfigError::MissingToken)));

@@ -140,7 +140,7 @@ impl Connection {
         let mut attempt: u32 = 0;
         loop {
             let end = self.session(&mut attempt).await;
-            self.registered.send_replace(false);
+            self.set_registered(false);
             match end {
                 SessionEnd::Closed => return Ok(()),
                 SessionEnd::AuthFailed(reason) => return Err(ConnectionError::AuthFailed { reason }),
@@ -161,6 +161,13 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Publishes whether the agent is registered: to `/ready` and to
+    /// `kici_agent_connection_status`.
+    fn set_registered(&self, registered: bool) {
+        self.registered.send_replace(registered);
+        kici_telemetry::metrics::agent::set_connected(registered);
     }
 
     /// Awaits `future` while still taking commands: sequenced messages are queued in the
@@ -186,9 +193,11 @@ impl Connection {
         match self.outbox.push(message) {
             Some(pushed) => {
                 if pushed.dropped_log_chunks > 0 {
+                    kici_telemetry::metrics::agent::log_lines_dropped(pushed.dropped_log_lines as u64);
                     warn!(
                         agentId = %self.settings.agent_id,
                         dropped = pushed.dropped_log_chunks,
+                        droppedLines = pushed.dropped_log_lines,
                         "agent.outbox.overflow: dropped the oldest log chunks"
                     );
                 }
@@ -268,7 +277,7 @@ impl Connection {
                 }
                 Ok(Ok(Frame::Message(OrchestratorMessage::RegisterAck { agent_id, .. }))) => {
                     // `/ready` turns 200 before the line is logged, so log readers can rely on it.
-                    self.registered.send_replace(true);
+                    self.set_registered(true);
                     info!(agentId = %agent_id, "agent.registered");
                     break;
                 }

@@ -6,8 +6,9 @@
 //! Map: [`config`] reads the environment; `connection` owns the socket and the `outbox`
 //! (sequenced messages kept until acknowledged, replayed after a reconnect); `job` runs one job
 //! (`job::checkout` clones and checks for drift, `job::steps` maps runner events to messages,
-//! `job::reporter` numbers them) and `logs` batches its output; `health` serves `/health` and
-//! `/ready`. [`run`] wires them up
+//! `job::reporter` numbers them) and `logs` batches its output; `health` serves `/health`,
+//! `/ready` and `/metrics` (the `kici_agent_*` metrics, recorded where things happen through
+//! `kici_telemetry::metrics::agent`). [`run`] wires them up
 //! and is the agent core: it accepts or rejects dispatches, forwards cancels, and drains on
 //! shutdown. Tasks talk only through bounded channels; each spawned task is owned here.
 //!
@@ -89,6 +90,7 @@ pub(crate) fn timestamp_ms() -> i64 {
 /// the agent never reconnects then.
 pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -> Result<(), AgentError> {
     let started = std::time::Instant::now();
+    kici_telemetry::metrics::install(kici_telemetry::metrics::MetricSet::Agent);
     let (listener, address) = health::bind(config.port)
         .await
         .map_err(|source| AgentError::HealthBind {
@@ -100,7 +102,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     let (stop_health, health_stopped) = oneshot::channel::<()>();
     let health_task = tokio::spawn(health::serve(
         listener,
-        health::app(started, registered_rx),
+        health::app(started, registered_rx, config.metrics_token.clone()),
         async move {
             // Either a stop request or the sender dropped: both mean stop.
             let _ = health_stopped.await;

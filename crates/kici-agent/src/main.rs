@@ -1,6 +1,7 @@
 //! `kici-agent`: reads the configuration from `KICI_*` variables, checks the machine (git and
-//! bash on `PATH`, the work directory), installs the JSON logger, turns signals into shutdown
-//! requests and runs the agent (`kici_agent::run`).
+//! bash on `PATH`, the work directory), installs the logger (stdout, and files named after the
+//! agent id under `KICI_LOG_DIR`), turns signals into shutdown requests and runs the agent
+//! (`kici_agent::run`).
 //!
 //! Exit codes: 0 after a requested shutdown (SIGTERM, SIGINT, SIGUSR1); 1 when the agent
 //! stopped on its own (the orchestrator rejected the token, a task failed); 2 when it refused
@@ -42,10 +43,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(err) = kici_telemetry::logging::init("agent", &config.log_level) {
-        eprintln!("error: {err}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    // Held to the end of `main`: dropping it flushes the log file.
+    let _log_guard = match kici_telemetry::logging::init("agent", Some(&config.agent_id), &config.log) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("error: {}", error_chain(&err));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     kici_telemetry::health::log_build_info("agent");
     if let Some(unknown) = &config.unknown_env_warning {
         warn!(error = %unknown, "unknown KICI_* variables ignored because KICI_DEV=true");

@@ -32,12 +32,15 @@ pub struct Pushed {
     pub stored: bool,
     /// Log chunks removed (older ones, or the pushed one when it was not stored).
     pub dropped_log_chunks: usize,
+    /// The log lines in those chunks.
+    pub dropped_log_lines: usize,
 }
 
 impl Pushed {
     const STORED: Pushed = Pushed {
         stored: true,
         dropped_log_chunks: 0,
+        dropped_log_lines: 0,
     };
 }
 
@@ -63,20 +66,24 @@ impl Outbox {
         if self.entries.len() >= self.capacity {
             let batch = OVERFLOW_BATCH.clamp(1, self.capacity);
             let mut to_drop = batch;
+            let mut dropped_lines = 0;
             self.entries.retain(|entry| {
                 if to_drop > 0 && is_log_chunk(entry) {
                     to_drop -= 1;
+                    dropped_lines += log_lines(entry);
                     false
                 } else {
                     true
                 }
             });
             pushed.dropped_log_chunks = batch - to_drop;
+            pushed.dropped_log_lines = dropped_lines;
             // Only statuses left: a new log chunk is the one to go; a status stays regardless.
             if pushed.dropped_log_chunks == 0 && is_log_chunk(&message) {
                 return Some(Pushed {
                     stored: false,
                     dropped_log_chunks: 1,
+                    dropped_log_lines: log_lines(&message),
                 });
             }
         }
@@ -110,6 +117,14 @@ impl Outbox {
 
 fn is_log_chunk(message: &AgentMessage) -> bool {
     matches!(message, AgentMessage::LogChunk(_))
+}
+
+/// The lines of a log chunk (0 for other messages).
+fn log_lines(message: &AgentMessage) -> usize {
+    match message {
+        AgentMessage::LogChunk(chunk) => chunk.lines.len(),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +224,8 @@ mod tests {
             pushed,
             Pushed {
                 stored: true,
-                dropped_log_chunks: 2
+                dropped_log_chunks: 2,
+                dropped_log_lines: 2,
             }
         );
         assert_eq!(seqs(&outbox), pairs(&[("j", 1), ("j", 4), ("j", 5)]));
@@ -224,7 +240,8 @@ mod tests {
             outbox.push(log("j", 3)).unwrap(),
             Pushed {
                 stored: false,
-                dropped_log_chunks: 1
+                dropped_log_chunks: 1,
+                dropped_log_lines: 1,
             }
         );
         assert_eq!(outbox.push(status("j", 4)).unwrap(), Pushed::STORED);
@@ -240,6 +257,7 @@ mod tests {
         }
         let pushed = outbox.push(log("j", OUTBOX_CAPACITY as u64 + 1)).unwrap();
         assert_eq!(pushed.dropped_log_chunks, OVERFLOW_BATCH);
+        assert_eq!(pushed.dropped_log_lines, OVERFLOW_BATCH);
         assert!(pushed.stored);
         let kept = seqs(&outbox);
         assert_eq!(kept[0], ("j".to_string(), 1));

@@ -1,6 +1,7 @@
 //! The built `kici-agent` binary: refusing bad configuration (exit 2, message on stderr), the
-//! first log line, `/health` and `/ready`, SIGTERM (close 1000, exit 0) and an authentication
-//! failure (exit 1, no reconnect).
+//! first log line (on stdout and in the `KICI_LOG_DIR` file), `/health`, `/ready` and
+//! `/metrics`, SIGTERM (close 1000, exit 0) and an authentication failure (exit 1, no
+//! reconnect).
 
 mod support;
 
@@ -62,6 +63,18 @@ async fn bad_configuration_is_refused_with_exit_code_2() {
     let stderr = refused(&with(("KICI_LABELS", "gpu,kici:os:linux"))).await;
     assert!(stderr.contains("`kici:os:linux`"), "{stderr}");
 
+    let stderr = refused(&with(("KICI_LOG_RETENTION_DAYS", "forever"))).await;
+    assert!(
+        stderr.contains("invalid KICI_LOG_RETENTION_DAYS `forever` (hint: use a whole number of days, 1 or more)"),
+        "{stderr}"
+    );
+    let not_a_dir = tempfile::NamedTempFile::new().unwrap();
+    let under_a_file = not_a_dir.path().join("logs").display().to_string();
+    let mut vars: Vec<(&str, &str)> = base.to_vec();
+    vars.push(("KICI_LOG_DIR", &under_a_file));
+    let stderr = refused(&vars).await;
+    assert!(stderr.contains("cannot write logs to KICI_LOG_DIR"), "{stderr}");
+
     let stderr = refused(&[("KICI_AGENT_TOKEN", "")]).await;
     assert!(stderr.contains("KICI_ORCHESTRATOR_URL is not set"), "{stderr}");
 
@@ -113,10 +126,15 @@ impl Logs {
 
 /// `GET <path>` on the health port: status code and body.
 async fn get(port: u16, path: &str) -> (u16, String) {
+    get_with(port, path, "").await
+}
+
+/// `GET <path>` with `headers` (each ending in `\r\n`): status code and body.
+async fn get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
@@ -138,6 +156,8 @@ async fn health_ready_and_sigterm() {
     let url = format!("http://127.0.0.1:{}", orchestrator.port());
     let work_dir = tempfile::tempdir().unwrap();
     let work = work_dir.path().display().to_string();
+    let log_dir = tempfile::tempdir().unwrap();
+    let logs_path = log_dir.path().display().to_string();
     let mut child = agent(&[
         ("KICI_ORCHESTRATOR_URL", &url),
         ("KICI_AGENT_TOKEN", "kat_e2e"),
@@ -146,6 +166,8 @@ async fn health_ready_and_sigterm() {
         ("KICI_PORT", "0"),
         ("KICI_WORK_DIR", &work),
         ("KICI_HEARTBEAT_INTERVAL_MS", "60000"),
+        ("KICI_LOG_DIR", &logs_path),
+        ("KICI_METRICS_TOKEN", "scrape"),
     ])
     .spawn()
     .expect("spawn kici-agent");
@@ -191,6 +213,17 @@ async fn health_ready_and_sigterm() {
     assert_eq!(registered["agentId"], "bin-agent");
     assert_eq!(get(port, "/ready").await.0, 200);
 
+    assert_eq!(get(port, "/metrics").await.0, 401);
+    let (code, metrics) = get_with(port, "/metrics", "Authorization: Bearer scrape\r\n").await;
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains("\nkici_agent_connection_status 1\n"), "{metrics}");
+    assert!(metrics.contains("\nkici_agent_jobs_active 0\n"), "{metrics}");
+    match kici_telemetry::metrics::promtool::check(&metrics) {
+        Ok(kici_telemetry::metrics::promtool::Checked::Passed) => {}
+        Ok(kici_telemetry::metrics::promtool::Checked::Skipped(note)) => eprintln!("{note}"),
+        Err(problem) => panic!("{problem}\n{metrics}"),
+    }
+
     let pid = child.id().expect("running").to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -213,6 +246,25 @@ async fn health_ready_and_sigterm() {
         .expect("exits in time")
         .expect("wait");
     assert_eq!(status.code(), Some(0));
+
+    // The same lines went to `<dir>/agent-<agentId>-<date>.log`, build info first.
+    let files: Vec<String> = std::fs::read_dir(log_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("agent-bin-agent-") && files[0].ends_with(".log"),
+        "{files:?}"
+    );
+    let text = std::fs::read_to_string(log_dir.path().join(&files[0])).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines[0]["message"], "agent.build.info", "{text}");
+    assert!(lines.iter().any(|l| l["message"] == "agent.registered"), "{text}");
+    assert!(lines.iter().any(|l| l["message"] == "agent.stopped"), "{text}");
 }
 
 #[tokio::test]

@@ -50,6 +50,13 @@ export default workflow('hang', {
 });
 "#;
 
+/// The value of `series` (`name{labels}` as rendered) in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+}
+
 #[tokio::test]
 async fn hello_world_runs_and_reports_every_message_in_order() {
     let repo = Repo::new(&[]);
@@ -100,6 +107,18 @@ async fn hello_world_runs_and_reports_every_message_in_order() {
     assert_eq!(done.state, JobStatus::Success, "{done:?}");
     assert_eq!(done.error, None);
     assert!(done.duration_ms.is_some());
+
+    // Counted in the agent's metrics (other tests in this process may add to the same series).
+    let metrics = kici_telemetry::metrics::render();
+    for series in [
+        "kici_agent_jobs_total{status=\"success\"}",
+        "kici_agent_steps_total{status=\"success\"}",
+        "kici_agent_step_duration_seconds_count",
+        "kici_agent_clone_duration_seconds_count",
+        "kici_agent_log_bytes_total",
+    ] {
+        assert!(metric(&metrics, series) >= 1.0, "{series} in\n{metrics}");
+    }
 
     let leftovers = agent.leftover_job_dirs_after_stop(&mut peer).await;
     assert!(leftovers.is_empty(), "job work dirs removed: {leftovers:?}");

@@ -268,6 +268,7 @@ async fn register(
             .send(Outbound::Close(1000, "replaced by a new connection".into()))
             .await;
     }
+    kici_telemetry::metrics::orchestrator::set_agents_active(state.hub.all().len());
     send(
         tx,
         OrchestratorMessage::RegisterAck {
@@ -312,6 +313,7 @@ async fn agent_lost(state: &Shared, agent_id: &str, connection_id: &str) {
         return;
     }
     let now = now_ms();
+    kici_telemetry::metrics::orchestrator::set_agents_active(state.hub.all().len());
     tracing::warn!(agentId = %agent_id, "agent disconnected");
     let result: Result<(), kici_store::StoreError> = async {
         state.store.set_agent_connected(agent_id, false, now).await?;

@@ -76,6 +76,7 @@ impl Orchestrator {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        kici_telemetry::metrics::install(kici_telemetry::metrics::MetricSet::Orchestrator);
         let store = Store::open(&config.database_url).await?;
         bootstrap_admin_token(&store, &config).await?;
         let address = SocketAddr::new(config.bind_address, config.port);

@@ -12,11 +12,24 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let level = env.get("KICI_LOG_LEVEL").map_or("info", String::as_str);
-    if let Err(err) = kici_telemetry::logging::init("orchestrator", level) {
-        eprintln!("error: {err}");
-        return ExitCode::from(2);
-    }
+    let log_config = match kici_telemetry::logging::LogConfig::from_env(&env) {
+        Ok(log_config) => log_config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    // Held to the end of `main`: dropping it flushes the log file.
+    let _log_guard = match kici_telemetry::logging::init("orchestrator", None, &log_config) {
+        Ok(guard) => guard,
+        Err(err) => {
+            let cause = std::error::Error::source(&err)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            eprintln!("error: {err}{cause}");
+            return ExitCode::from(2);
+        }
+    };
     kici_telemetry::health::log_build_info("orchestrator");
     let config = match Config::from_env(&env) {
         Ok(config) => config,

@@ -118,6 +118,8 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         .await?
     {
         store.insert_event_log(&log("duplicate", vec![], None)).await?;
+        kici_telemetry::metrics::orchestrator::dedup_hit();
+        tracing::info!(deliveryId = %delivery.delivery_id, "Duplicate webhook");
         return Ok(Outcome::Duplicate);
     }
     let sha = delivery.normalized.sha.clone();
@@ -185,6 +187,8 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         }
     }
     store.insert_event_log(&log("processed", run_ids.clone(), None)).await?;
+    kici_telemetry::metrics::orchestrator::webhook_processed();
+    tracing::info!(deliveryId = %delivery.delivery_id, event = %delivery.normalized.event.event_type.as_str(), matchedWorkflows = run_ids.len(), "Webhook processed");
     if run_ids.is_empty() {
         return Ok(Outcome::Ignored("no workflow matched the event".to_string()));
     }

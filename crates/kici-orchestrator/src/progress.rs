@@ -157,6 +157,11 @@ async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now:
     };
     if state.store.complete_run(run_id, status, &reason, now).await? {
         let run = state.store.get_run(run_id).await?;
+        let duration = run
+            .as_ref()
+            .and_then(|r| r.duration_ms)
+            .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64));
+        kici_telemetry::metrics::orchestrator::execution_finished(status, duration);
         let failure = run.and_then(|r| r.failure_reason).unwrap_or_default();
         tracing::info!(runId = %run_id, status = %status, failureReason = %failure, "run completed");
     }
@@ -228,6 +233,9 @@ pub async fn apply(
                         tracing::error!(runId = %record.job.run_id, jobId = %job_id, error = %err, "cannot write step log");
                         return Ok(None);
                     }
+                    kici_telemetry::metrics::orchestrator::log_chunk_stored(
+                        lines.iter().map(|(_, l)| l.len() as u64).sum(),
+                    );
                 }
                 _ => {}
             }
@@ -238,6 +246,9 @@ pub async fn apply(
 }
 
 async fn step_status(state: &Shared, update: StepStatusUpdate, now: i64) -> Result<(), StoreError> {
+    if update.state.is_terminal() {
+        kici_telemetry::metrics::orchestrator::step_finished(update.state);
+    }
     state
         .store
         .upsert_step(&StepUpdate {

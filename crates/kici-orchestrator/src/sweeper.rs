@@ -73,12 +73,14 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
         .await?;
     }
     if scan_stale {
+        let scan_started = std::time::Instant::now();
         let threshold = state.config.stale_threshold();
-        for job in state
+        let stale = state
             .store
             .stale_running_jobs(now - threshold.as_millis() as i64)
-            .await?
-        {
+            .await?;
+        let found = stale.len() as u64;
+        for job in stale {
             let error = match job.last_heartbeat_at {
                 Some(at) => format!("No heartbeat received for {}s", (now - at) / 1000),
                 None => "No heartbeat received (heartbeat was never set)".to_string(),
@@ -96,6 +98,15 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
             )
             .await?;
         }
+        kici_telemetry::metrics::orchestrator::stale_scan(scan_started.elapsed(), found, found);
+    }
+    for status in [
+        kici_store::QueueStatus::Pending,
+        kici_store::QueueStatus::Dispatched,
+        kici_store::QueueStatus::Recovering,
+    ] {
+        let count = state.store.count_queue_entries(status).await?;
+        kici_telemetry::metrics::orchestrator::set_dispatch_queue_depth(status.as_str(), count);
     }
     Ok(())
 }

@@ -269,6 +269,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// How many entries are in `status` (the queue-depth gauge).
+    pub async fn count_queue_entries(&self, status: QueueStatus) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM dispatch_queue WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count queue entries"))?;
+        Ok(get::<i64>(&row, "n")?.max(0) as u64)
+    }
+
     /// Records why provisioning an agent for the entry failed (shown when the entry expires).
     pub async fn set_provisioning_error(&self, job_id: &str, error: &str) -> Result<()> {
         sqlx::query("UPDATE dispatch_queue SET last_provisioning_error = $2 WHERE job_id = $1")

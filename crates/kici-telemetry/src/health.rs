@@ -28,10 +28,13 @@ impl Health {
     }
 }
 
-/// Logs `<service>.build.info` with the six fields; services call it first thing.
+/// Logs `<service>.build.info` with the six fields; services call it first thing after
+/// `logging::init`. Its target ([`crate::logging::BUILD_INFO_TARGET`]) makes the logger write
+/// it at any `KICI_LOG_LEVEL` and start every log file with it.
 pub fn log_build_info(service: &str) {
     let info = kici_sdk::build_info();
     tracing::info!(
+        target: crate::logging::BUILD_INFO_TARGET,
         sdkVersion = %info.sdk_version,
         sdkBundleHash = %info.sdk_bundle_hash,
         sharedVersion = %info.shared_version,

@@ -1,7 +1,9 @@
-//! What every KiCI service shares: JSON-lines logging ([`logging`]), the `/health` body and the
+//! What every KiCI service shares: logging to stdout and to rotated files ([`logging`]),
+//! Prometheus metrics and the `/metrics` route ([`metrics`]), the `/health` body and the
 //! `<service>.build.info` line ([`health`]), and the refusal of unknown `KICI_*` variables
-//! ([`env`]).
+//! ([`env`](mod@env)).
 
 pub mod env;
 pub mod health;
 pub mod logging;
+pub mod metrics;

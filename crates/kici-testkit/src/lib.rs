@@ -7,6 +7,7 @@
 //! The binaries are looked up next to the test executable (`target/<profile>/`); the
 //! workspace test command builds them.
 
+mod fake_agent;
 mod process;
 mod repo;
 
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use kici_engine::api::{RunDetail, RunLogs};
 use serde_json::{Value, json};
 
+pub use fake_agent::FakeAgent;
 pub use process::{Service, binary};
 pub use repo::Repo;
 
@@ -119,6 +121,23 @@ impl Stack {
         let index = self.agents.len() - 1;
         self.wait_agent_connected(name).await;
         index
+    }
+
+    /// Registers a token for `agent_id` and connects a scripted agent reporting `build_info`.
+    pub async fn start_fake_agent(
+        &self,
+        agent_id: &str,
+        labels: &[&str],
+        build_info: kici_engine::build_info::BuildInfo,
+    ) -> FakeAgent {
+        let token = self
+            .post("/api/v1/admin/agents", &json!({ "label": agent_id, "labels": labels }))
+            .await;
+        let token = token["token"].as_str().expect("agent token").to_string();
+        let url = format!("ws://127.0.0.1:{}/ws", self.orchestrator.port);
+        let agent = FakeAgent::connect(&url, &token, agent_id, labels, build_info).await;
+        self.wait_agent_connected(agent_id).await;
+        agent
     }
 
     /// Waits until the orchestrator lists `agent_id` as connected.

@@ -16,8 +16,10 @@ pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of git's stderr quoted in `git clone failed: ...`.
 const GIT_TAIL_LINES: usize = 5;
 
-/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached).
+/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached). A
+/// success is timed in `kici_agent_clone_duration_seconds`.
 pub(super) async fn clone_at(repo_url: &str, dir: &Path, sha: &str) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let dir = dir.as_os_str();
     git(&["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir]).await?;
     git(&[
@@ -28,7 +30,9 @@ pub(super) async fn clone_at(repo_url: &str, dir: &Path, sha: &str) -> Result<()
         "--detach".as_ref(),
         sha.as_ref(),
     ])
-    .await
+    .await?;
+    kici_telemetry::metrics::agent::clone_finished(started.elapsed());
+    Ok(())
 }
 
 /// Checks that the dispatch's paths stay inside the checkout.

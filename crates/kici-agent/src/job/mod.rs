@@ -98,6 +98,8 @@ pub async fn run_job(
     mut cancel: watch::Receiver<Option<CancelMode>>,
 ) {
     let started = Instant::now();
+    // Counted in `kici_agent_jobs_active` until this task ends, aborted or not.
+    let _active = kici_telemetry::metrics::agent::ActiveJob::start();
     let mut reporter = Reporter::new(
         dispatch.run_id.clone(),
         dispatch.job_id.clone(),
@@ -155,6 +157,7 @@ pub async fn run_job(
         error = outcome.error.as_deref().unwrap_or(""),
         "job.finished"
     );
+    kici_telemetry::metrics::agent::job_finished(outcome.state);
     reporter.job_status(outcome).await;
     settings.runners.refill();
     if let Ok(dir) = checkout {

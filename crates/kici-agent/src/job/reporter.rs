@@ -1,9 +1,12 @@
 //! A job's outgoing messages: [`Reporter`] numbers every sequenced message of the job (`seq`
 //! from 1, strictly increasing), batches log lines through [`LogBatcher`], and hands the
-//! messages to the connection task. It decides nothing about the job itself.
+//! messages to the connection task. It decides nothing about the job itself; as every step
+//! result and log chunk passes here, it also counts them (`kici_agent_steps_total`,
+//! `kici_agent_step_duration_seconds`, `kici_agent_log_bytes_total`).
 
 use kici_engine::protocol::{AgentMessage, JobStatusUpdate, LogChunk, StepStatusUpdate};
 use kici_engine::status::StepStatus;
+use kici_telemetry::metrics::agent as metrics;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -70,6 +73,9 @@ impl Reporter {
     }
 
     pub(super) async fn step_status(&mut self, step: StepUpdate) {
+        if step.state.is_terminal() {
+            metrics::step_finished(step.state, step.duration_ms.map(std::time::Duration::from_millis));
+        }
         let message = AgentMessage::StepStatus(Box::new(StepStatusUpdate {
             run_id: self.run_id.clone(),
             job_id: self.job_id.clone(),
@@ -93,6 +99,7 @@ impl Reporter {
     }
 
     pub(super) async fn send_batch(&mut self, batch: Batch) {
+        metrics::log_bytes_sent(batch.lines.iter().map(|line| line.line.len() as u64).sum());
         let message = AgentMessage::LogChunk(LogChunk {
             run_id: self.run_id.clone(),
             job_id: self.job_id.clone(),

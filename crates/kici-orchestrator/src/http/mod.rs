@@ -51,6 +51,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .route("/ws", get(agent_socket))
         .route(
             "/webhook/{org_id}/generic/{source_id}",
@@ -58,6 +59,43 @@ pub fn router(state: Shared) -> Router {
         )
         .nest("/api/v1", api)
         .with_state(state)
+}
+
+/// `/metrics`: an admin token, or `KICI_METRICS_TOKEN` when set.
+async fn metrics(State(state): State<Shared>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use kici_telemetry::metrics::http::{CONTENT_TYPE, MetricsAccess, MetricsToken, authorize};
+    let access = MetricsAccess::new(
+        state.config.metrics_token.as_deref().and_then(MetricsToken::new),
+        "use an admin token, or set KICI_METRICS_TOKEN on the orchestrator",
+    );
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let admin = match presented {
+        Some(token) => matches!(
+            state
+                .store
+                .use_admin_token(&crate::secrets::token_hash(token.trim()), crate::secrets::now_ms())
+                .await,
+            Ok(Some(_))
+        ),
+        None => false,
+    };
+    if admin || authorize(&access, &headers).is_ok() {
+        (
+            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+            kici_telemetry::metrics::render(),
+        )
+            .into_response()
+    } else {
+        error::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "metrics need a token (hint: send an admin token, or KICI_METRICS_TOKEN, as a bearer token)",
+        )
+        .into_response()
+    }
 }
 
 async fn health(State(state): State<Shared>) -> impl IntoResponse {

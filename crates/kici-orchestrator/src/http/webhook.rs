@@ -96,6 +96,7 @@ pub async fn receive(
             format!("cannot read the webhook body: {}", rejection.body_text()),
         )
     })?;
+    kici_telemetry::metrics::orchestrator::webhook_received();
     if org_id != DEFAULT_ORG {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

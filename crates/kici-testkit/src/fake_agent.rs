@@ -1,0 +1,62 @@
+//! A scripted agent for orchestrator-only scenarios: it speaks the real protocol (auth,
+//! register) with whatever build info the test gives it, then holds the connection open and
+//! answers nothing. It never replaces the real agent in acceptance tests of job execution.
+
+use futures_util::{SinkExt, StreamExt};
+use kici_engine::build_info::BuildInfo;
+use kici_engine::protocol::{AgentMessage, PROTOCOL_VERSION, Registration};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A connected scripted agent; disconnects when dropped.
+pub struct FakeAgent {
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeAgent {
+    /// Connects to `ws_url` with `token` and registers `agent_id` with `labels` and `build_info`.
+    pub async fn connect(
+        ws_url: &str,
+        token: &str,
+        agent_id: &str,
+        labels: &[&str],
+        build_info: BuildInfo,
+    ) -> FakeAgent {
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("the scripted agent connects");
+        let send = |message: AgentMessage| Message::Text(serde_json::to_string(&message).expect("serializes").into());
+        socket
+            .send(send(AgentMessage::AuthRequest {
+                token: token.to_string(),
+                protocol_version: PROTOCOL_VERSION,
+            }))
+            .await
+            .expect("auth.request");
+        let registration = Registration {
+            agent_id: agent_id.to_string(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            platform: "linux".into(),
+            arch: "x86_64".into(),
+            hostname: "scripted".into(),
+            version: "0.0.0".into(),
+            build_info,
+            in_flight_jobs: vec![],
+        };
+        socket
+            .send(send(AgentMessage::Register(Box::new(registration))))
+            .await
+            .expect("agent.register");
+        let task = tokio::spawn(async move {
+            // Reading keeps the connection alive (pings are answered) until the test drops it.
+            while let Some(Ok(_)) = socket.next().await {}
+        });
+        FakeAgent { task }
+    }
+}

@@ -1,0 +1,285 @@
+//! The operator tooling against a real stack: `kici-admin diagnose`, `diagnose drift` in its
+//! three set-ups, `explain` on a failed run, and `debug-bundle` / `inspect-bundle` (every part,
+//! no secret anywhere, the log window).
+
+use std::io::Read;
+
+use kici_engine::build_info::BuildInfo;
+use kici_testkit::{ADMIN_TOKEN, Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+fn sdk_hash12() -> String {
+    kici_sdk::sdk().hash[..12].to_string()
+}
+
+#[tokio::test]
+async fn diagnose_reports_each_check_and_sets_the_exit_code() {
+    let mut stack = Stack::start().await;
+    let cwd = stack.dir.path().to_path_buf();
+    let lonely = stack.cli("kici-admin", &["diagnose"], &cwd);
+    lonely.expect_code(1);
+    assert!(lonely.stdout.contains("Overall: degraded"), "{}", lonely.stdout);
+    assert!(
+        lonely
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("WARN") && l.contains("Agent connectivity") && l.contains("No agents connected")),
+        "{}",
+        lonely.stdout
+    );
+    stack.start_agent("agent-1", &["linux"]).await;
+    let healthy = stack.cli("kici-admin", &["diagnose"], &cwd);
+    healthy.expect_code(0);
+    assert!(
+        healthy.stdout.starts_with("Orchestrator diagnostics ("),
+        "{}",
+        healthy.stdout
+    );
+    assert!(healthy.stdout.contains("Overall: healthy"), "{}", healthy.stdout);
+    for (check, message) in [
+        ("Database connectivity", "Connected ("),
+        ("Agent connectivity", "1 agent(s) connected"),
+        ("Disk space", " free on "),
+        ("Config validity", "Config valid (mode: independent)"),
+    ] {
+        assert!(
+            healthy
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("PASS") && l.contains(check) && l.contains(message)),
+            "{check}: {}",
+            healthy.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn diagnose_drift_names_the_side_that_drifted() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    let lock = repo.work().join(".kici/kici.lock.json");
+    let lock_arg = lock.display().to_string();
+    let cwd = stack.dir.path().to_path_buf();
+    let version = kici_sdk::sdk().version;
+
+    let agree = stack.cli("kici-admin", &["diagnose", "drift", "--lock", &lock_arg], &cwd);
+    agree.expect_code(0);
+    assert!(
+        agree.stdout.contains(&format!(
+            "No drift: orchestrator, 1 agent(s) and the lock file use @kici-dev/sdk {version} ({}).",
+            sdk_hash12()
+        )),
+        "{}",
+        agree.stdout
+    );
+
+    let stale_lock = repo
+        .read(".kici/kici.lock.json")
+        .replace(kici_sdk::sdk().hash, &"e".repeat(64));
+    repo.write(".kici/kici.lock.json", &stale_lock);
+    let lock_drift = stack.cli("kici-admin", &["diagnose", "drift", "--lock", &lock_arg], &cwd);
+    lock_drift.expect_code(1);
+    assert!(lock_drift.stdout.contains(&format!("The lock file was compiled against @kici-dev/sdk {version} (eeeeeeeeeeee), the agents run {version} ({}): run 'kici compile' with a kici of the agents' build and commit the updated lock file.", sdk_hash12())), "{}", lock_drift.stdout);
+
+    let mut old = kici_sdk::build_info();
+    old.sdk_version = "0.0.9".into();
+    old.sdk_bundle_hash = "f".repeat(64);
+    let _old_agent = stack
+        .start_fake_agent("agent-old", &["linux"], BuildInfo { ..old })
+        .await;
+    let agent_drift = stack.cli("kici-admin", &["diagnose", "drift"], &cwd);
+    agent_drift.expect_code(1);
+    assert!(agent_drift.stdout.contains(&format!("Agent agent-old runs @kici-dev/sdk 0.0.9 (ffffffffffff), the orchestrator {version} ({}): upgrade the agent's kici-agent binary (or its image) to the orchestrator's build.", sdk_hash12())), "{}", agent_drift.stdout);
+}
+
+#[tokio::test]
+async fn explain_walks_a_failed_run_to_the_step_and_its_log() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let detail = stack.push_and_wait("app", &repo, "failing").await;
+    let explain = stack.cli("kici-admin", &["explain", &detail.run.run_id], stack.dir.path());
+    explain.expect_code(0);
+    let out = &explain.stdout;
+    assert!(out.contains("Failure reason: Failed jobs: build"), "{out}");
+    assert!(out.contains("Error: Step 'compile' failed (exit code 3)"), "{out}");
+    assert!(out.contains("Failed step: #1 compile, exit code 3"), "{out}");
+    assert!(out.contains("    compiling\n"), "{out}");
+    assert!(out.contains("Next steps:"), "{out}");
+}
+
+#[tokio::test]
+async fn the_debug_bundle_has_every_part_and_no_secret() {
+    let canary = "canary-secret-4242424242";
+    let stack = Stack::start_with(&[("KICI_METRICS_TOKEN", canary)]).await;
+    let logs = stack.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("orchestrator-2026-11-27.log"),
+        format!(
+            "{{\"level\":\"error\",\"message\":\"recent\",\"token\":\"kat_{}\"}}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
+    let old = logs.join("orchestrator-2026-01-01.log");
+    std::fs::write(&old, "{\"level\":\"info\",\"message\":\"old\"}\n").unwrap();
+    let ten_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(ten_hours_ago)
+        .unwrap();
+    let bundle = stack.dir.path().join("bundle.zip");
+    let output = std::process::Command::new(kici_testkit::binary("kici-admin"))
+        .args(["--url", &stack.url(), "debug-bundle", "-o"])
+        .arg(&bundle)
+        .arg("--log-dir")
+        .arg(&logs)
+        .env("KICI_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("KICI_SECRET_KEY", canary)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("Collecting diagnostic data...\nDebug bundle saved to "),
+        "{stdout}"
+    );
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.expect("entry name").to_string()).collect();
+    for part in [
+        "manifest.json",
+        "diagnostics/results.json",
+        "config/config.json",
+        "system/info.json",
+        "cluster/health.json",
+        "system/metrics.txt",
+        "executions/recent.json",
+        "logs/summary.json",
+        "summary.txt",
+        "logs/orchestrator-2026-11-27.log",
+    ] {
+        assert!(names.iter().any(|n| n == part), "missing {part} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("2026-01-01")),
+        "a log outside the window was bundled: {names:?}"
+    );
+    for name in &names {
+        let mut text = String::new();
+        zip.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+        for secret in [canary, ADMIN_TOKEN, &format!("kat_{}", "a".repeat(64))] {
+            assert!(!text.contains(secret), "{name} contains a secret");
+        }
+    }
+    let inspect = stack.cli(
+        "kici-admin",
+        &["inspect-bundle", &bundle.display().to_string()],
+        stack.dir.path(),
+    );
+    inspect.expect_code(0);
+    assert!(
+        inspect
+            .stdout
+            .starts_with(&format!("Debug bundle summary: {}", bundle.display())),
+        "{}",
+        inspect.stdout
+    );
+
+    let empty = stack.dir.path().join("empty.zip");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&empty).unwrap());
+    writer
+        .start_file("notes.txt", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut writer, b"no manifest").unwrap();
+    writer.finish().unwrap();
+    let invalid = stack.cli(
+        "kici-admin",
+        &["inspect-bundle", &empty.display().to_string()],
+        stack.dir.path(),
+    );
+    invalid.expect_code(1);
+    assert_eq!(
+        invalid.stderr.trim_end(),
+        "Error: Invalid debug bundle: missing manifest.json"
+    );
+}
+
+#[tokio::test]
+async fn log_files_hold_the_build_info_and_the_failed_run() {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().display().to_string();
+    let mut stack = Stack::start_with(&[("KICI_LOG_DIR", &dir)]).await;
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_LOG_DIR", &dir)])
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let detail = stack.push_and_wait("app", &repo, "failing").await;
+    let job_id = &detail.jobs[0].job_id;
+    let read = |prefix: &str| -> String {
+        let mut files: Vec<_> = std::fs::read_dir(logs.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".log"))
+            .collect();
+        assert_eq!(files.len(), 1, "{prefix}*.log: {files:?}");
+        std::fs::read_to_string(logs.path().join(files.remove(0))).unwrap()
+    };
+    for (prefix, service) in [("orchestrator-", "orchestrator"), ("agent-", "agent")] {
+        let text = read(prefix);
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["message"], format!("{service}.build.info"), "{text}");
+        assert_eq!(first["sdkBundleHash"], kici_sdk::sdk().hash);
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&detail.run.run_id) && l.contains(job_id.as_str())),
+            "{service} log has no line with the run and job ids:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn orchestrator_metrics_pass_promtool_and_need_a_token() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    stack.push_and_wait("app", &repo, "failing").await;
+    let url = format!("{}/metrics", stack.url());
+    let anonymous = stack.client().get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let text = stack
+        .client()
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "kici_orch_agents_active 1",
+        "kici_orch_webhooks_received_total 1",
+        "kici_orch_executions_total{status=\"failed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
+    match kici_telemetry::metrics::promtool::check(&text) {
+        Ok(checked) => println!("{checked:?}"),
+        Err(complaints) => panic!("promtool check metrics failed: {complaints}"),
+    }
+}
