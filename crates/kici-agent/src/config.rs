@@ -4,6 +4,7 @@
 //! This module only parses and validates: it does not touch the network, check tools on `PATH`
 //! or create directories (see `main.rs` for those boot checks).
 
+use kici_compiler::evaluate::MATRIX_TIMEOUT;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_PORT",
     "KICI_WORK_DIR",
     "KICI_DEFAULT_STEP_TIMEOUT_MS",
+    "KICI_MATRIX_EVAL_TIMEOUT_MS",
     "KICI_JOB_HEARTBEAT_INTERVAL_MS",
     "KICI_HEARTBEAT_INTERVAL_MS",
     "KICI_MAX_LOG_SIZE_BYTES",
@@ -94,6 +96,8 @@ pub struct Config {
     /// Where `kici-job-*` checkouts are created.
     pub work_dir: PathBuf,
     pub default_step_timeout: Duration,
+    /// How long a dynamic matrix function may run (60 s).
+    pub matrix_eval_timeout: Duration,
     pub job_heartbeat_interval: Duration,
     /// Connection `heartbeat` interval.
     pub heartbeat_interval: Duration,
@@ -181,6 +185,7 @@ impl Config {
             port,
             work_dir,
             default_step_timeout: millis(&get, "KICI_DEFAULT_STEP_TIMEOUT_MS", DEFAULT_STEP_TIMEOUT_MS)?,
+            matrix_eval_timeout: millis(&get, "KICI_MATRIX_EVAL_TIMEOUT_MS", MATRIX_TIMEOUT.as_millis() as u64)?,
             job_heartbeat_interval: millis(
                 &get,
                 "KICI_JOB_HEARTBEAT_INTERVAL_MS",

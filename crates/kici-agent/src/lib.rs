@@ -143,6 +143,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
             work_dir: config.work_dir.clone(),
             node: config.node.clone(),
             default_step_timeout: config.default_step_timeout,
+            matrix_eval_timeout: config.matrix_eval_timeout,
             job_heartbeat_interval: config.job_heartbeat_interval,
             max_log_size_bytes: config.max_log_size_bytes,
         }),

@@ -191,3 +191,18 @@ async fn a_throwing_dynamic_matrix_fails_matrix_expansion() {
     check_run(&detail, &views, message, Some(InitFailureCategory::MatrixExpansion));
     check_job(&detail, &views, "Evaluate matrix: test", JobStatus::Failed, message);
 }
+
+#[tokio::test]
+async fn a_dynamic_matrix_that_times_out_fails_matrix_expansion() {
+    let mut stack = Stack::start().await;
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_MATRIX_EVAL_TIMEOUT_MS", "500")])
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let detail = stack.push_and_wait("app", &repo, "dynamic-slow").await;
+    let message = "Matrix expansion failed for job 'test': dynamic matrix evaluation timed out after 500ms";
+    let views = views(&stack, &detail.run.run_id);
+    check_run(&detail, &views, message, Some(InitFailureCategory::MatrixExpansion));
+    check_job(&detail, &views, "Evaluate matrix: test", JobStatus::Failed, message);
+}

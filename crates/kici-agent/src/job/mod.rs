@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kici_compiler::compile::{prepare, prepare_within};
-use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
+use kici_compiler::evaluate::evaluate_matrix;
 use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
 use kici_compiler::stage::StagedTree;
@@ -48,6 +48,7 @@ pub struct JobSettings {
     pub work_dir: PathBuf,
     pub node: Option<PathBuf>,
     pub default_step_timeout: Duration,
+    pub matrix_eval_timeout: Duration,
     pub job_heartbeat_interval: Duration,
     pub max_log_size_bytes: u64,
 }
@@ -432,7 +433,7 @@ impl Job<'_> {
         };
         // Dropping the evaluation on cancel drops the runner, which kills its process group.
         let result = tokio::select! {
-            result = evaluate_matrix(runner, request, MATRIX_TIMEOUT, on_log) => Some(result),
+            result = evaluate_matrix(runner, request, self.settings.matrix_eval_timeout, on_log) => Some(result),
             _ = cancel_requested(cancel) => None,
         };
         for batch in ready {
