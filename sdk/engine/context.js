@@ -1,7 +1,8 @@
-// The objects user code receives: StepContext (steps and hooks), RuleContext (rules) and
-// DynamicMatrixContext (dynamic matrix functions), plus rule evaluation. Each context binds `$`
-// and `log` to one StepLog, so output lands on the right step row, and registers its `$`
-// commands in the runner's ProcessGroups, so shutdown finds them.
+// The objects user code receives: StepContext (steps and hooks), RuleContext (rules),
+// DynamicMatrixContext (dynamic matrix functions) and DynamicJobContext (dynamicJob()
+// generators), plus rule evaluation. Each context binds `$` and `log` to one StepLog, so output
+// lands on the right step row, and registers its `$` commands in the runner's ProcessGroups, so
+// shutdown finds them.
 // It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
 import { createLogger, createShell, errorMessage } from '@kici-dev/shared';
@@ -10,7 +11,6 @@ import { race } from './run-step.js';
 /** How long one rule check may take (its `$` commands included) before it blocks as timed out. */
 export const RULE_TIMEOUT_MS = 60_000;
 
-/** The environment steps, rules and matrix functions see: runner env < host env layer < job env. */
 /**
  * Makes the process the job's: its working directory and the host's env layer in `process.env`
  * (a runner may have been started before its job was known; one runner serves one job).
@@ -22,8 +22,12 @@ export function enterJob(request) {
   }
 }
 
+/**
+ * The environment steps, rules, matrix functions and generators see: runner env < host env
+ * layer < job env (generators have no job: `job` omitted).
+ */
 export function mergedEnv(request, job) {
-  return { ...process.env, ...request.env, ...job.env };
+  return { ...process.env, ...request.env, ...job?.env };
 }
 
 function shellFor({ workDir, env, signal, log, groups }) {
@@ -79,6 +83,16 @@ export function matrixContext({ request, workflow, job, env, log, signal, groups
     log: loggerFor(log),
     env,
     event: request.event,
+  };
+}
+
+/** DynamicJobContext: what a `dynamicJob()` generator receives (`needs`: the request's). */
+export function dynamicJobContext({ request, workflow, env, log, signal, groups }) {
+  return {
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
+    ctx: { workflow: { name: workflow.name }, event: request.event, needs: request.needs ?? {} },
+    log: loggerFor(log),
+    env,
   };
 }
 

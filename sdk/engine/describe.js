@@ -1,7 +1,8 @@
 // The `describe` request: import every workflow module and turn its workflows into the JSON the
-// compiler writes to the lock file (WorkflowDescription, JobDescription, StepDescription,
-// triggers, label selectors; key order and omission rules as in sdk/PROTOCOL.md). A module that
-// fails to import yields an `error` entry; the other files are still described.
+// compiler writes to the lock file (WorkflowDescription, JobDescription, DynamicJobDescription,
+// StepDescription, triggers, label selectors; key order and omission rules as in
+// sdk/PROTOCOL.md). A module that fails to import yields an `error` entry; the other files are
+// still described. `describeJob` is also how evaluate (kind `jobs`) describes generated jobs.
 // It does not check names or the needs graph (the Rust compiler does) and runs no step.
 
 import { flattenSteps, jobNames } from '@kici-dev/sdk';
@@ -60,7 +61,11 @@ export function describeWorkflow(workflow, exportKey, locate) {
   const described = { name: workflow.name, export: exportKey };
   put(described, 'location', locate.relativize(workflow.location));
   described.triggers = workflow.triggers.flatMap(describeTrigger);
-  described.jobs = workflow.jobs.map((job) => describeJob(job, names, locate));
+  described.jobs = workflow.jobs.map((entry, index) =>
+    entry._tag === 'DynamicJob'
+      ? describeDynamicJob(entry, index, names, locate)
+      : describeJob(entry, names.get(entry), names, locate),
+  );
   put(described, 'rules', describeRules(workflow.rules));
   put(described, 'description', workflow.description);
   put(described, 'hashFiles', workflow.hashFiles);
@@ -121,8 +126,24 @@ function describeMatrix(matrix) {
   return { _type: 'static', values: matrix };
 }
 
-function describeJob(job, names, locate) {
-  const described = { name: names.get(job) };
+/** A dynamicJob() entry at position `index` of the workflow's jobs. */
+function describeDynamicJob(dynamicJob, index, names, locate) {
+  const described = { _type: 'dynamic', index };
+  put(described, 'group', dynamicJob.group);
+  put(described, 'needs', nonEmpty((dynamicJob.needs ?? []).map((need) => describeNeed(need, names))));
+  put(described, 'location', locate.relativize(dynamicJob.location));
+  return described;
+}
+
+/**
+ * A JobDescription.
+ * @param {object} job a Job value
+ * @param {string} name its name (`job-<N>` for an unnamed one, decided by the caller's list)
+ * @param {Map<object, string>} names the names of the jobs `needs` may refer to by object
+ * @param {ReturnType<typeof import('./load.js').locator>} locate
+ */
+export function describeJob(job, name, names, locate) {
+  const described = { name };
   put(described, 'location', locate.relativize(job.location));
   described.runsOn = job.runsOn.labels.map(labelSelector);
   put(described, 'excludeLabels', nonEmpty(job.runsOn.exclude.map(labelSelector)));

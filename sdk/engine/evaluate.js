@@ -1,12 +1,47 @@
-// The `evaluate` request (kind `matrix`): import the module, find the job, call its dynamic
-// matrix function with a DynamicMatrixContext in the work directory, and answer with the value
-// or the error message. Output of `log` / `$` / console goes to the prepare log (step -1).
-// It does not expand the matrix or enforce the 60 s limit (the host does both).
+// The `evaluate` request. Kind `matrix`: import the module, find the job, call its dynamic
+// matrix function with a DynamicMatrixContext and answer with the value. Kind `jobs`: import the
+// module, call the dynamicJob() generator at `index` of the workflow's jobs with a
+// DynamicJobContext and answer with the generated jobs described as describe describes static
+// ones. Both run in the work directory; output of `log` / `$` / console goes to the prepare log
+// (step -1); any failure is answered with its message.
+// It does not expand the matrix, register generated jobs or enforce time limits (the host does).
 
-import { isMatrixValue } from '@kici-dev/sdk';
+import { isMatrixValue, jobNames } from '@kici-dev/sdk';
 import { errorMessage } from '@kici-dev/shared';
 import { enterJob, matrixContext, mergedEnv } from './context.js';
-import { loadJob } from './load.js';
+import { describeJob } from './describe.js';
+import { generateJobs } from './dynamic.js';
+import { loadDynamicJob, loadJob, locator } from './load.js';
+
+/** @typedef {{output: import('./output.js').OutputRouter, log: import('./output.js').StepLog,
+ *             signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} EvaluateScope */
+
+/** @param {EvaluateScope} scope */
+async function evaluateMatrix(request, { output, log, signal, groups }) {
+  const value = await output.runIn(log, async () => {
+    const { workflow, job } = await loadJob(request);
+    if (typeof job.matrix !== 'function') throw new Error(`Job '${request.job}' has no dynamic matrix`);
+    const env = mergedEnv(request, job);
+    return job.matrix(matrixContext({ request, workflow, job: request.job, env, log, signal, groups }));
+  });
+  if (!isMatrixValue(value)) throw new Error('the matrix function must return a string[] or a Record<string, string[]>');
+  return value;
+}
+
+/**
+ * The generated jobs as JobDescriptions; `needs` naming a job object resolve to the generated
+ * names first, then to the workflow's static job names.
+ * @param {EvaluateScope} scope
+ */
+async function evaluateJobs(request, { output, log, signal, groups }) {
+  const { workflow, dynamicJob } = await output.runIn(log, () => loadDynamicJob(request, request.index));
+  const generated = await generateJobs({ request, workflow, dynamicJob, output, log, signal, groups });
+  const names = new Map([...jobNames(workflow), ...generated.map(({ job, name }) => [job, name])]);
+  const locate = locator({ root: request.root, module: request.module, file: request.file });
+  return generated.map(({ job, name }) => describeJob(job, name, names, locate));
+}
+
+const EVALUATORS = { matrix: evaluateMatrix, jobs: evaluateJobs };
 
 /**
  * @param {object} request the evaluate request
@@ -16,15 +51,11 @@ import { loadJob } from './load.js';
 export async function evaluateRequest(request, { output, lifetime, groups }) {
   const log = output.stepLog(-1);
   try {
-    if (request.kind !== 'matrix') throw new Error(`unknown evaluate kind '${request.kind}' (expected 'matrix')`);
+    if (!Object.hasOwn(EVALUATORS, request.kind)) {
+      throw new Error(`unknown evaluate kind '${request.kind}' (expected 'matrix' or 'jobs')`);
+    }
     enterJob(request);
-    const value = await output.runIn(log, async () => {
-      const { workflow, job } = await loadJob(request);
-      if (typeof job.matrix !== 'function') throw new Error(`Job '${request.job}' has no dynamic matrix`);
-      const env = mergedEnv(request, job);
-      return job.matrix(matrixContext({ request, workflow, job: request.job, env, log, signal: lifetime, groups }));
-    });
-    if (!isMatrixValue(value)) throw new Error('the matrix function must return a string[] or a Record<string, string[]>');
+    const value = await EVALUATORS[request.kind](request, { output, log, signal: lifetime, groups });
     return { type: 'evaluate.result', value };
   } catch (error) {
     return { type: 'evaluate.result', error: { message: errorMessage(error) } };

@@ -1,13 +1,15 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
-// log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import), job
-// rules, steps in order with parallel groups (maxParallel window, failFast), the job deadline,
-// host `abort` (a forced one also stops the hooks), then the job hooks as their own rows.
+// log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
+// generated job also the re-run of its generator, see dynamic.js), job rules, steps in order
+// with parallel groups (maxParallel window, failFast), the job deadline, host `abort` (a forced
+// one also stops the hooks), then the job hooks as their own rows.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
 import { errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { blockingRule, enterJob, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
+import { loadGeneratedJob } from './dynamic.js';
 import { loadJob } from './load.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
 
@@ -39,7 +41,11 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   let loaded;
   try {
     enterJob(request);
-    loaded = await output.runIn(prepareLog, () => loadJob(request));
+    loaded = await output.runIn(prepareLog, () =>
+      request.dynamic
+        ? loadGeneratedJob(request, { output, log: prepareLog, signal: lifetime, groups })
+        : loadJob(request),
+    );
   } catch (error) {
     prepareLog.text('error', userStack(errorStack(error)));
     return complete('failed', { error: errorMessage(error), stepResults: [] });

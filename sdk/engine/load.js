@@ -1,7 +1,8 @@
 // Loading transpiled workflow modules: importing one, listing its workflow exports in the
-// protocol's order (`#default`, `#default[<i>]`, then `#<name>`), finding a workflow and a job
-// by name, and turning absolute locations (SDK call sites, stack frames) into
-// repository-relative ones. It does not describe or run anything.
+// protocol's order (`#default`, `#default[<i>]`, then `#<name>`), finding a workflow by name and
+// in it a static job by name or a dynamicJob() entry by index, and turning absolute locations
+// (SDK call sites, stack frames) into repository-relative ones. It does not describe or run
+// anything.
 
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -36,18 +37,38 @@ export function workflowExports(namespace) {
   return found;
 }
 
-/**
- * Imports `request.module` and finds `request.workflow` and its job `request.job`.
- * @returns {Promise<{workflow: object, job: object}>}
- */
-export async function loadJob(request) {
+/** Imports `request.module` and finds the workflow named `request.workflow`. */
+async function loadWorkflow(request) {
   const namespace = await importModule(request.module);
   const entry = workflowExports(namespace).find(({ workflow }) => workflow.name === request.workflow);
   if (entry === undefined) throw new Error(`Workflow '${request.workflow}' not found in module exports`);
-  for (const [job, name] of jobNames(entry.workflow)) {
-    if (name === request.job) return { workflow: entry.workflow, job };
+  return entry.workflow;
+}
+
+/**
+ * Imports `request.module` and finds `request.workflow` and its static job `request.job`.
+ * @returns {Promise<{workflow: object, job: object}>}
+ */
+export async function loadJob(request) {
+  const workflow = await loadWorkflow(request);
+  for (const [job, name] of jobNames(workflow)) {
+    if (name === request.job) return { workflow, job };
   }
   throw new Error(`Job '${request.job}' not found in workflow '${request.workflow}'`);
+}
+
+/**
+ * Imports `request.module` and finds `request.workflow` and the dynamicJob() entry at `index`
+ * of its jobs.
+ * @returns {Promise<{workflow: object, dynamicJob: object}>}
+ */
+export async function loadDynamicJob(request, index) {
+  const workflow = await loadWorkflow(request);
+  const dynamicJob = Number.isSafeInteger(index) ? workflow.jobs[index] : undefined;
+  if (dynamicJob?._tag !== 'DynamicJob') {
+    throw new Error(`Workflow '${request.workflow}' has no dynamic job at index ${index}`);
+  }
+  return { workflow, dynamicJob };
 }
 
 /**

@@ -111,6 +111,22 @@ export interface DynamicMatrixContext {
   event: EventEnvelope;
 }
 
+/** The argument of a dynamicJob() generator (runs on an agent, in the checkout). */
+export interface DynamicJobContext {
+  /** zx-style shell in the work directory with `env`; output goes to the prepare log. */
+  $: Shell;
+  ctx: {
+    workflow: { readonly name: string };
+    event: EventEnvelope;
+    /** Upstream job results by job name (the host's, for the generator's `needs`). */
+    needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+  };
+  /** Writes to the prepare log. */
+  log: Logger;
+  /** The runner's environment and the host env layer; also the environment of `$`. */
+  env: Readonly<Record<string, string>>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Steps
 
@@ -373,10 +389,44 @@ export declare function job<const X extends StaticMatrix | undefined = undefined
 export declare function job<const X extends StaticMatrix | undefined = undefined>(options: JobOptions<X>): Job;
 
 // ---------------------------------------------------------------------------------------------
+// Dynamic jobs
+
+/**
+ * Returns the jobs to run (at most 100, distinct names; unnamed ones are `job-<N>` counting
+ * within the array). Must be deterministic: it runs once to register the jobs and again on the
+ * agent that executes each of them.
+ */
+export type DynamicJobGenerator = (ctx: DynamicJobContext) => Job[] | Promise<Job[]>;
+
+export interface DynamicJobOptions {
+  /** A name for the generator. */
+  group?: string;
+  /** The generator runs once these jobs are done (same forms as a job's `needs`). */
+  needs?: OneOrMany<NeedsEntry>;
+  generate: DynamicJobGenerator;
+}
+
+/** A workflow `jobs` entry whose jobs are generated at run time. */
+export interface DynamicJob {
+  readonly _tag: 'DynamicJob';
+  readonly group?: string;
+  /** Normalised needs (`{target, when}`), when given. */
+  readonly needs?: readonly { readonly target: Job | string; readonly when: NeedsWhen }[];
+  readonly generate: DynamicJobGenerator;
+  /** The `dynamicJob(` call. */
+  readonly location: SourceLocation | undefined;
+}
+
+export declare function dynamicJob(generate: DynamicJobGenerator): DynamicJob;
+export declare function dynamicJob(group: string, generate: DynamicJobGenerator): DynamicJob;
+export declare function dynamicJob(group: string, options: Omit<DynamicJobOptions, 'group'>): DynamicJob;
+export declare function dynamicJob(options: DynamicJobOptions): DynamicJob;
+
+// ---------------------------------------------------------------------------------------------
 // Workflows
 
 export interface WorkflowOptions {
-  jobs: readonly Job[];
+  jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
   /** The whole workflow is skipped unless every rule passes. */
   rules?: readonly Rule[];
@@ -395,7 +445,7 @@ export interface Workflow {
   readonly _tag: 'Workflow';
   readonly name: string;
   readonly location: SourceLocation | undefined;
-  readonly jobs: readonly Job[];
+  readonly jobs: readonly (Job | DynamicJob)[];
 }
 
 export declare function workflow(name: string, options: WorkflowOptions): Workflow;
@@ -428,8 +478,11 @@ export declare function flattenSteps(job: { steps: readonly (Step | ParallelGrou
   flat: FlatStep[];
 };
 
-/** Every job of the workflow with its name (`job-<N>` for unnamed jobs). */
-export declare function jobNames(workflow: { jobs: readonly Job[] }): Map<Job, string>;
+/** Every static job of the workflow with its name (`job-<N>` for unnamed jobs; DynamicJob entries left out). */
+export declare function jobNames(workflow: { jobs: readonly (Job | DynamicJob)[] }): Map<Job, string>;
+
+/** The names of a list of jobs by position (`job-<N>` for the N-th unnamed one). */
+export declare function nameJobs(jobs: readonly Job[]): string[];
 
 /** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
 export declare function isMatrixValue(value: unknown): value is MatrixValue;

@@ -1,12 +1,13 @@
 // @kici-dev/sdk: the workflow authoring API. Pure data constructors plus validation; importing
 // it does no I/O. This file only re-exports; see the modules it names.
-// `flattenSteps`, `jobNames` and `isMatrixValue` are runner plumbing (shared with
+// `flattenSteps`, `jobNames`, `nameJobs` and `isMatrixValue` are runner plumbing (shared with
 // @kici-dev/engine so describe, evaluate and execute agree with the SDK), not authoring API.
 
 export { KiciError } from './common.js';
 export { workflow } from './workflow.js';
 export { job, isMatrixValue } from './job.js';
+export { dynamicJob } from './dynamic-job.js';
 export { step, parallel } from './steps.js';
 export { push, pr, tag, dispatch } from './triggers.js';
 export { rule, skip, onSuccess, onFailure, cleanup, onCancel } from './rules.js';
-export { flattenSteps, jobNames } from './naming.js';
+export { flattenSteps, jobNames, nameJobs } from './naming.js';

@@ -2,7 +2,8 @@
 // `{labels, exclude, pick}`, needs as `{target, when}`, steps as Step / ParallelGroup values,
 // rules as Rule values, hooks as Hook values). Error texts are part of the contract
 // (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
-// the runner applies to what dynamic matrix functions return.
+// the runner applies to what dynamic matrix functions return, and of a valid needs entry
+// (`normalizeNeed`, which dynamicJob() shares).
 // It does not produce the lock-file shape (describe does) and runs nothing.
 
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
@@ -115,7 +116,11 @@ function checkGroupChildNames(steps) {
   }
 }
 
-function normalizeNeed(entry, fail) {
+/**
+ * A needs entry (a job, a job name or `{name, when}`) as `{target, when}`.
+ * @param {(message: string, suggestion: string) => KiciError} fail builds the caller's error
+ */
+export function normalizeNeed(entry, fail) {
   const { target, when = 'on-success' } =
     typeof entry === 'string' || entry?._tag === 'Job' ? { target: entry } : { target: entry?.name, when: entry?.when };
   if (!(typeof target === 'string' || target?._tag === 'Job')) {

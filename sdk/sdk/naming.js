@@ -3,7 +3,8 @@
 // - steps: unnamed steps are `step-<N>` (N counts unnamed steps of the job from 1, parallel
 //   children included, in order); flat indices number steps and parallel children from 0 (a
 //   group consumes no index); groups default to `parallel-<ordinal>` with id `g<ordinal-1>`;
-// - jobs: unnamed jobs are `job-<N>` (N counts unnamed jobs of the workflow from 1).
+// - jobs: unnamed jobs are `job-<N>` (N counts the unnamed static jobs of the workflow from 1,
+//   dynamicJob() entries are not jobs; the jobs a generator returns are counted on their own).
 // It does not validate or run anything.
 
 /**
@@ -51,12 +52,21 @@ export function flattenSteps(job) {
 }
 
 /**
- * @param {{jobs: {name?: string}[]}} workflow
- * @returns {Map<object, string>} the name of every job of the workflow
+ * @param {{name?: string}[]} jobs Job values in order
+ * @returns {string[]} their names, by position (`job-<N>` for the N-th unnamed one)
+ */
+export function nameJobs(jobs) {
+  let unnamed = 0;
+  return jobs.map((job) => job.name ?? `job-${(unnamed += 1)}`);
+}
+
+/**
+ * @param {{jobs: {_tag: string, name?: string}[]}} workflow
+ * @returns {Map<object, string>} the name of every static job of the workflow (DynamicJob
+ *   entries left out)
  */
 export function jobNames(workflow) {
-  let unnamed = 0;
-  const names = new Map();
-  for (const job of workflow.jobs) names.set(job, job.name ?? `job-${(unnamed += 1)}`);
-  return names;
+  const jobs = workflow.jobs.filter((entry) => entry._tag === 'Job');
+  const names = nameJobs(jobs);
+  return new Map(jobs.map((job, index) => [job, names[index]]));
 }

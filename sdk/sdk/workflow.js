@@ -1,5 +1,6 @@
-// `workflow()`: validates the options and returns `{_tag: 'Workflow'}` with triggers, jobs,
-// rules and hooks normalised. The runner finds workflows among a module's exports by that tag.
+// `workflow()`: validates the options and returns `{_tag: 'Workflow'}` with triggers, jobs
+// (job() and dynamicJob() values), rules and hooks normalised. The runner finds workflows among
+// a module's exports by that tag.
 // It does not check job names or the needs graph (the Rust compiler does).
 
 import { KiciError, callSite, checkWholeNumber, describeValue, toList } from './common.js';
@@ -22,7 +23,9 @@ export function workflow(name, options = {}) {
   const jobs = options.jobs;
   if (!Array.isArray(jobs) || jobs.length === 0) throw fail('jobs must be a non-empty array', JOBS_EXAMPLE);
   jobs.forEach((item, index) => {
-    if (item?._tag !== 'Job') throw fail(`jobs[${index}] is not a job (use job())`, JOBS_EXAMPLE);
+    if (item?._tag !== 'Job' && item?._tag !== 'DynamicJob') {
+      throw fail(`jobs[${index}] is not a job (use job() or dynamicJob())`, JOBS_EXAMPLE);
+    }
   });
   const triggers = toList(options.on);
   const notTrigger = triggers.findIndex((entry) => entry?._tag !== 'Trigger');

@@ -1,5 +1,6 @@
 // describe: the exact WorkflowDescription JSON (naming, export keys, triggers, labels, needs,
-// steps), SDK validation errors with location and suggestion, and modules that fail to import.
+// steps, dynamicJob() entries), the dynamicJob() value, SDK validation errors with location and
+// suggestion, and modules that fail to import.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -53,6 +54,20 @@ export const named = workflow('third', { jobs: [lint], rules: [skip('never', () 
 export const sameAgain = named; // described once, as #named (namespaces list exports alphabetically)
 `;
 
+const MIXED = `${SDK_IMPORT}
+const build = job({ runsOn: 'linux', run: async () => {} });
+export default workflow('mixed', {
+  jobs: [
+    build,
+    dynamicJob(async () => []),
+    job({ runsOn: 'linux', needs: build, run: async () => {} }),
+    dynamicJob('pkgs', { needs: [build, { name: 'lint', when: 'always' }], generate: async () => [] }),
+    job('lint', { runsOn: 'linux', run: async () => {} }),
+    dynamicJob({ group: 'docs', needs: [], generate: () => [] }),
+  ],
+});
+`;
+
 const NO_RUNS_ON = `${SDK_IMPORT}
 export default workflow('w', {
   jobs: [
@@ -72,6 +87,7 @@ const project = makeProject({
   throws: THROWS,
   empty: 'export const answer = 42;\n',
   noRunsOn: NO_RUNS_ON,
+  mixed: MIXED,
 });
 after(() => project.cleanup());
 
@@ -158,6 +174,27 @@ const INVALID = [
     'job(',
   ],
   ['hookFactoryTimeout', 'onSuccess({ run: f, timeout: 0 })', 'onSuccess hook: timeout must be a positive integer (ms)', 'onSuccess('],
+  [
+    'notAJob',
+    "workflow('w', { jobs: [job('a', { runsOn: 'x', run: f }), f] })",
+    'Workflow "w": jobs[1] is not a job (use job() or dynamicJob())',
+    'workflow(',
+  ],
+  ['noGenerator', "dynamicJob('pkgs')", 'dynamicJob() needs a generator function', 'dynamicJob('],
+  ['generatorNotFunction', 'dynamicJob({ generate: 42 })', 'dynamicJob() needs a generator function', 'dynamicJob('],
+  ['emptyGroup', "dynamicJob('', f)", 'dynamicJob() group must be a non-empty string', 'dynamicJob('],
+  [
+    'dynamicNeeds',
+    "dynamicJob('pkgs', { needs: [42], generate: f })",
+    'Dynamic job "pkgs": needs entries must be a job, a job name or {name, when}',
+    'dynamicJob(',
+  ],
+  [
+    'dynamicNeedsWhen',
+    "dynamicJob({ needs: { name: 'a', when: 'sometimes' }, generate: f })",
+    `Dynamic job "(unnamed)": needs when must be 'on-success', 'always', 'on-skip', 'on-failure' or a list of job statuses`,
+    'dynamicJob(',
+  ],
   [
     'nestedMatrix',
     "job('a', { runsOn: 'x', matrix: [['a']], run: f })",
@@ -299,6 +336,51 @@ describe('describe', { concurrency: true }, () => {
       timeout: 60000,
     });
     assert.deepEqual(location, { file: '.kici/workflows/shapes.ts', ...positionOf(SHAPES, 'job({\n  runsOn: {') });
+  });
+
+  test('dynamicJob() entries: index, group, needs and location; static jobs named as before', async () => {
+    const [file] = await describeModules(project, ['mixed']);
+    const at = (needle) => ({ file: '.kici/workflows/mixed.ts', ...positionOf(MIXED, needle) });
+    const jobs = file.workflows[0].jobs;
+    assert.deepEqual(
+      jobs.map((entry) => entry.name ?? entry._type),
+      ['job-1', 'dynamic', 'job-2', 'dynamic', 'lint', 'dynamic'],
+    );
+    assert.deepEqual(jobs[2].needs, ['job-1']);
+    assert.deepEqual(jobs[1], { _type: 'dynamic', index: 1, location: at('dynamicJob(async') });
+    assert.deepEqual(jobs[3], {
+      _type: 'dynamic',
+      index: 3,
+      group: 'pkgs',
+      needs: ['job-1', { name: 'lint', when: 'always' }],
+      location: at("dynamicJob('pkgs'"),
+    });
+    assert.deepEqual(Object.keys(jobs[3]), ['_type', 'index', 'group', 'needs', 'location']);
+    assert.deepEqual(jobs[5], { _type: 'dynamic', index: 5, group: 'docs', location: at('dynamicJob({') });
+  });
+
+  test('dynamicJob() forms give one frozen shape', async () => {
+    const { dynamicJob, job } = await project.importPackage('sdk/index.js');
+    const generate = () => [];
+    const build = job('build', { runsOn: 'linux', run: async () => {} });
+    const strip = ({ location, ...rest }) => rest;
+    const bare = dynamicJob(generate);
+    assert.ok(Object.isFrozen(bare));
+    assert.deepEqual(strip(bare), { _tag: 'DynamicJob', generate });
+    assert.deepEqual(strip(dynamicJob('pkgs', generate)), { _tag: 'DynamicJob', group: 'pkgs', generate });
+    const needs = [
+      { target: build, when: 'on-success' },
+      { target: 'lint', when: ['success', 'skipped'] },
+    ];
+    const needsOption = [build, { name: 'lint', when: ['success', 'skipped'] }];
+    const expected = { _tag: 'DynamicJob', group: 'pkgs', needs, generate };
+    assert.deepEqual(strip(dynamicJob('pkgs', { needs: needsOption, generate })), expected);
+    assert.deepEqual(strip(dynamicJob({ group: 'pkgs', needs: needsOption, generate })), expected);
+    assert.deepEqual(strip(dynamicJob({ needs: 'lint', generate })), {
+      _tag: 'DynamicJob',
+      needs: [{ target: 'lint', when: 'on-success' }],
+      generate,
+    });
   });
 
   test('a job without runsOn is an error with message, suggestion and the job() call site', async () => {

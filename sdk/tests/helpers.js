@@ -165,7 +165,7 @@ export async function execute(project, name, fields, onMessage) {
 
 /** The SDK import line every fixture starts with. */
 export const SDK_IMPORT =
-  "import { workflow, job, step, parallel, push, pr, tag, dispatch, rule, skip, onSuccess, onFailure, cleanup } from '@kici-dev/sdk';\n";
+  "import { workflow, job, dynamicJob, step, parallel, push, pr, tag, dispatch, rule, skip, onSuccess, onFailure, cleanup } from '@kici-dev/sdk';\n";
 
 /** 1-based line and column of the first occurrence of `needle` in `source` (to assert call sites). */
 export function positionOf(source, needle) {

@@ -157,6 +157,7 @@ mod tests {
             error: None,
             duration_ms: None,
             matrix: None,
+            jobs: None,
         }))
     }
 

@@ -24,7 +24,9 @@ fn compiles_the_test_repository() {
     let hello = lock.workflow("hello-world").expect("hello-world");
     assert_eq!(hello.source.file, ".kici/workflows/hello-world.ts");
     assert_eq!(hello.source.export, "#default");
-    let LockJob::Static(greet) = &hello.jobs[0];
+    let LockJob::Static(greet) = &hello.jobs[0] else {
+        panic!("a static job")
+    };
     let say_hello = greet.flat_steps()[0];
     assert_eq!(say_hello.name, "say-hello");
     let location = say_hello.source_location.as_ref().expect("step call site");
@@ -32,7 +34,9 @@ fn compiles_the_test_repository() {
         (location.file.as_str(), location.line, location.column),
         (".kici/workflows/hello-world.ts", 9, 9)
     );
-    let LockJob::Static(test) = &lock.workflow("dynamic-matrix").unwrap().jobs[0];
+    let LockJob::Static(test) = &lock.workflow("dynamic-matrix").unwrap().jobs[0] else {
+        panic!("a static job")
+    };
     assert!(matches!(test.matrix, Some(LockMatrix::Dynamic { .. })));
 
     let run = repo.kici(&["compile", "--check"]);

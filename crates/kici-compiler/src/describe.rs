@@ -3,115 +3,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
-
-use kici_engine::labels::LabelSelector;
-use kici_engine::lockfile::{LockStep, RunsOnPick, SourceLocation};
-use kici_engine::matrix::{Combination, MatrixValues};
+pub use kici_engine::description::{
+    DynamicJobDescription, JobDescription, JobEntry, MatrixDescription, NeedDescription, RuleDescription,
+    WhenDescription, WorkflowDescription,
+};
 use kici_engine::runner_protocol::{DescribedFile, HostMessage, RunnerMessage};
-use kici_engine::status::JobStatus;
-use kici_engine::trigger::Trigger;
 
 use crate::runner::{OutputTail, RunnerError, RunnerEvent, RunnerProcess, RunnerSpec};
 use crate::stage::StagedTree;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkflowDescription {
-    pub name: String,
-    pub export: String,
-    #[serde(default)]
-    pub location: Option<SourceLocation>,
-    #[serde(default)]
-    pub triggers: Vec<Trigger>,
-    pub jobs: Vec<JobDescription>,
-    #[serde(default)]
-    pub rules: Vec<RuleDescription>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub hash_files: Vec<String>,
-    #[serde(default)]
-    pub has_on_cancel: bool,
-    #[serde(default)]
-    pub has_cleanup: bool,
-    #[serde(default)]
-    pub has_on_success: bool,
-    #[serde(default)]
-    pub has_on_failure: bool,
-    #[serde(default)]
-    pub timeout: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobDescription {
-    pub name: String,
-    #[serde(default)]
-    pub location: Option<SourceLocation>,
-    #[serde(default)]
-    pub runs_on: Vec<LabelSelector>,
-    #[serde(default)]
-    pub exclude_labels: Vec<LabelSelector>,
-    #[serde(default)]
-    pub runs_on_pick: Option<RunsOnPick>,
-    #[serde(default)]
-    pub needs: Vec<NeedDescription>,
-    pub steps: Vec<LockStep>,
-    #[serde(default)]
-    pub matrix: Option<MatrixDescription>,
-    #[serde(default)]
-    pub include: Vec<Combination>,
-    #[serde(default)]
-    pub exclude: Vec<Combination>,
-    #[serde(default)]
-    pub rules: Vec<RuleDescription>,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub checkout: Option<bool>,
-    #[serde(default)]
-    pub env: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub has_on_cancel: bool,
-    #[serde(default)]
-    pub has_cleanup: bool,
-    #[serde(default)]
-    pub has_on_success: bool,
-    #[serde(default)]
-    pub has_on_failure: bool,
-    #[serde(default)]
-    pub grace_period: Option<u64>,
-    #[serde(default)]
-    pub timeout: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum NeedDescription {
-    Name(String),
-    Conditional { name: String, when: WhenDescription },
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum WhenDescription {
-    Keyword(String),
-    Statuses(Vec<JobStatus>),
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "_type", rename_all = "lowercase")]
-pub enum MatrixDescription {
-    Static { values: MatrixValues },
-    Dynamic,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct RuleDescription {
-    pub label: String,
-}
 
 /// Why describing failed as a whole (individual module errors are part of the result).
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,35 @@ pub const MATRIX_TIMEOUT: Duration = Duration::from_secs(60);
 /// The matrix function's value, or why there is none, from a freshly started `runner`.
 /// `on_log` receives the function's log lines (step index -1).
 pub async fn evaluate_matrix(
+    runner: RunnerProcess,
+    request: EvaluateRequest,
+    timeout: Duration,
+    on_log: impl FnMut(LogLine),
+) -> Result<Value, String> {
+    evaluate(runner, request, timeout, "matrix", on_log).await
+}
+
+/// How long a dynamic job generator may run.
+pub const JOBS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The jobs a dynamic job generator described (an array of job descriptions), or why there are
+/// none; like [`evaluate_matrix`].
+pub async fn evaluate_jobs(
+    runner: RunnerProcess,
+    request: EvaluateRequest,
+    timeout: Duration,
+    on_log: impl FnMut(LogLine),
+) -> Result<Value, String> {
+    evaluate(runner, request, timeout, "job", on_log).await
+}
+
+/// Sends an `evaluate` request and waits for its value; `subject` names what is evaluated in
+/// the error texts (`matrix`, `job`).
+async fn evaluate(
     mut runner: RunnerProcess,
     request: EvaluateRequest,
     timeout: Duration,
+    subject: &str,
     mut on_log: impl FnMut(LogLine),
 ) -> Result<Value, String> {
     runner
@@ -33,21 +59,21 @@ pub async fn evaluate_matrix(
                     return match (value, error) {
                         (_, Some(error)) => Err(error.message),
                         (Some(value), None) => Ok(value),
-                        (None, None) => Err("the matrix function returned nothing".to_string()),
+                        (None, None) => Err(format!("the {subject} function returned nothing").to_string()),
                     };
                 }
                 RunnerEvent::Message(RunnerMessage::LogLine(line)) => on_log(line),
                 RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => output.push(line),
                 RunnerEvent::Exited(status) => {
                     return Err(format!(
-                        "the workflow runner exited ({status}) before returning the matrix{}",
+                        "the workflow runner exited ({status}) before returning the {subject}{}",
                         output.suffix()
                     ));
                 }
                 _ => {}
             }
         }
-        Err("the workflow runner stopped before returning the matrix".to_string())
+        Err(format!("the workflow runner stopped before returning the {subject}"))
     })
     .await;
     match outcome {

@@ -9,13 +9,15 @@ use kici_engine::dag::{self, DagError, Need, NeedsWhen};
 use kici_engine::hash::content_hash;
 use kici_engine::labels::{LabelMatcher, LabelSelector};
 use kici_engine::lockfile::{
-    COMPILE_SCHEMA_VERSION, DynamicKind, HookFlags, LockFile, LockJob, LockMatrix, LockRule, LockWorkflow,
+    COMPILE_SCHEMA_VERSION, DynamicJob, DynamicKind, HookFlags, LockFile, LockJob, LockMatrix, LockRule, LockWorkflow,
     MatrixSource, RuleSource, SCHEMA_VERSION, SdkStamp, SourceLocation, SourceRef, StaticJob,
 };
 use kici_engine::matrix::{self, MAX_COMBINATIONS};
 use kici_engine::runner_protocol::DescribedFile;
 
-use crate::describe::{JobDescription, MatrixDescription, NeedDescription, WhenDescription, WorkflowDescription};
+use crate::describe::{
+    JobDescription, JobEntry, MatrixDescription, NeedDescription, WhenDescription, WorkflowDescription,
+};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::hash_files;
 use crate::project::WORKFLOWS_DIR;
@@ -140,8 +142,17 @@ impl Generator<'_> {
         } else {
             self.workflow_files.insert(wf.name.clone(), file.to_string());
         }
+        let statics: Vec<(usize, &JobDescription)> = wf
+            .jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, entry)| match entry {
+                JobEntry::Static(job) => Some((i, job.as_ref())),
+                JobEntry::Dynamic(_) => None,
+            })
+            .collect();
         let mut seen_jobs: HashSet<&str> = HashSet::new();
-        for job in &wf.jobs {
+        for (_, job) in &statics {
             if !seen_jobs.insert(job.name.as_str()) {
                 self.diagnostics.push(Diagnostic::new(
                     Code::E106,
@@ -152,15 +163,53 @@ impl Generator<'_> {
                 ));
             }
         }
-        let jobs: Vec<StaticJob> = wf
-            .jobs
+        let jobs: Vec<(usize, StaticJob)> = statics
             .iter()
-            .enumerate()
-            .filter_map(|(index, job)| self.job(file, index, job))
+            .filter_map(|(index, job)| self.job(file, *index, job).map(|j| (*index, j)))
             .collect();
-        if seen_jobs.len() == wf.jobs.len() && jobs.len() == wf.jobs.len() {
-            self.graph(file, &wf, &jobs);
+        if seen_jobs.len() == statics.len() && jobs.len() == statics.len() {
+            let graph_jobs: Vec<StaticJob> = jobs.iter().map(|(_, j)| j.clone()).collect();
+            self.graph(file, &wf, &statics, &graph_jobs);
         }
+        let mut lock_jobs: Vec<(usize, LockJob)> = jobs.into_iter().map(|(i, j)| (i, LockJob::Static(j))).collect();
+        for entry in &wf.jobs {
+            let JobEntry::Dynamic(dynamic) = entry else { continue };
+            let mut needs = Vec::new();
+            for need in &dynamic.needs {
+                match need.to_need() {
+                    Ok(need) if seen_jobs.contains(need.name()) => needs.push(need),
+                    Ok(need) => self.diagnostics.push(Diagnostic::new(
+                        Code::E101,
+                        file,
+                        position(&dynamic.location),
+                        format!(
+                            "Dynamic job needs \"{}\", which does not exist in workflow \"{}\"",
+                            need.name(),
+                            wf.name
+                        ),
+                        format!("needs must name a job of workflow \"{}\"", wf.name),
+                    )),
+                    Err(message) => self.diagnostics.push(Diagnostic::uncoded(
+                        file,
+                        position(&dynamic.location),
+                        format!("Dynamic job: {message}"),
+                        "when is one of 'on-success', 'always', 'on-skip', 'on-failure', or an array of job statuses",
+                    )),
+                }
+            }
+            lock_jobs.push((
+                dynamic.index as usize,
+                LockJob::Dynamic(DynamicJob {
+                    source: RuleSource {
+                        file: file.to_string(),
+                        index: dynamic.index,
+                    },
+                    group: dynamic.group.clone(),
+                    needs,
+                }),
+            ));
+        }
+        lock_jobs.sort_by_key(|(i, _)| *i);
         for trigger in &wf.triggers {
             if let Err(err) = trigger.validate() {
                 self.diagnostics.push(Diagnostic::uncoded(
@@ -202,7 +251,7 @@ impl Generator<'_> {
             },
             name: wf.name,
             triggers: wf.triggers,
-            jobs: jobs.into_iter().map(LockJob::Static).collect(),
+            jobs: lock_jobs.into_iter().map(|(_, j)| j).collect(),
             rules,
             description: wf.description,
             hash_files: wf.hash_files,
@@ -355,17 +404,23 @@ impl Generator<'_> {
     }
 
     /// E101/E102/E103 for the workflow's needs graph, located at the offending job.
-    fn graph(&mut self, file: &str, wf: &WorkflowDescription, jobs: &[StaticJob]) {
+    fn graph(
+        &mut self,
+        file: &str,
+        wf: &WorkflowDescription,
+        statics: &[(usize, &JobDescription)],
+        jobs: &[StaticJob],
+    ) {
         let graph: Vec<(&str, Vec<&str>)> = jobs
             .iter()
             .map(|j| (j.name.as_str(), j.needs.iter().map(Need::name).collect()))
             .collect();
         let Err(err) = dag::validate(&graph) else { return };
         let location_of = |name: &str| {
-            wf.jobs
+            statics
                 .iter()
-                .find(|j| j.name == name)
-                .and_then(|j| position(&j.location))
+                .find(|(_, j)| j.name == name)
+                .and_then(|(_, j)| position(&j.location))
         };
         let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
         let diagnostic = match err {

@@ -26,6 +26,11 @@ pub fn matrix_expansion_failed(job: &str, message: &str) -> String {
     format!("Matrix expansion failed for job '{job}': {message}")
 }
 
+/// `Dynamic job evaluation failed for '<generator>': <message>`.
+pub fn dynamic_eval_failed(generator: &str, message: &str) -> String {
+    format!("Dynamic job evaluation failed for '{generator}': {message}")
+}
+
 /// `Step '<name>' failed (exit code <n>)`: a job's `errorMessage` naming the step and its code.
 pub fn step_failed(step: &str, exit_code: Option<i32>) -> String {
     match exit_code {

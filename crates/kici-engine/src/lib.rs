@@ -8,6 +8,7 @@
 pub mod api;
 pub mod build_info;
 pub mod dag;
+pub mod description;
 pub mod event;
 pub mod failure;
 pub mod hash;

@@ -94,16 +94,48 @@ pub struct HookFlags {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "_type")]
+// Lock files hold tens of jobs: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum LockJob {
     #[serde(rename = "static")]
     Static(StaticJob),
+    /// A `dynamicJob()` generator: its jobs exist only once it has run.
+    #[serde(rename = "dynamic")]
+    Dynamic(DynamicJob),
 }
 
 impl LockJob {
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> String {
         match self {
-            LockJob::Static(job) => &job.name,
+            LockJob::Static(job) => job.name.clone(),
+            LockJob::Dynamic(job) => job.name(),
         }
+    }
+
+    pub fn as_static(&self) -> Option<&StaticJob> {
+        match self {
+            LockJob::Static(job) => Some(job),
+            LockJob::Dynamic(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicJob {
+    pub source: RuleSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<Need>,
+}
+
+impl DynamicJob {
+    /// The generator's name in runs: its group, or `dynamic-<index>`.
+    pub fn name(&self) -> String {
+        self.group
+            .clone()
+            .unwrap_or_else(|| format!("dynamic-{}", self.source.index))
     }
 }
 
@@ -326,7 +358,7 @@ impl LockFile {
             }
             let mut graph = Vec::new();
             for job in &workflow.jobs {
-                let LockJob::Static(job) = job;
+                let LockJob::Static(job) = job else { continue };
                 for matcher in job.runs_on.iter().chain(&job.exclude_labels) {
                     matcher.validate().map_err(|err| {
                         format!("workflow '{wf}' job '{}' has an invalid label matcher: {err}", job.name)
@@ -416,7 +448,9 @@ mod tests {
             lock.to_json(),
             format!("{}\n", serde_json::to_string_pretty(&value).unwrap())
         );
-        let LockJob::Static(job) = &lock.workflows[0].jobs[0];
+        let LockJob::Static(job) = &lock.workflows[0].jobs[0] else {
+            panic!("a static job")
+        };
         let names: Vec<&str> = job.flat_steps().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["say-hello", "lint", "test"]);
     }

@@ -45,12 +45,20 @@ pub struct EvaluateRequest {
     pub root: String,
     pub env: Map<String, Value>,
     pub event: EventEnvelope,
+    /// `jobs`: the generator's position in the workflow's jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// `jobs`: upstream results by job name.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub needs: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EvaluateKind {
     Matrix,
+    /// Run a dynamic job generator.
+    Jobs,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +79,14 @@ pub struct ExecuteRequest {
     pub needs: Map<String, Value>,
     pub default_step_timeout_ms: u64,
     pub job_timeout_ms: Option<u64>,
+    /// The job comes from the generator at this index of the workflow's jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<DynamicRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicRef {
+    pub index: u32,
 }
 
 /// Runner to host.

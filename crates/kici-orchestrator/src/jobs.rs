@@ -2,7 +2,7 @@
 //! from the run (event, clone URL, workflow entry) and the job row.
 
 use kici_engine::event::EventEnvelope;
-use kici_engine::lockfile::LockWorkflow;
+use kici_engine::lockfile::{LockWorkflow, StaticJob};
 use kici_engine::protocol::{JobConfig, JobDispatch, JobKind};
 use kici_store::{NewQueueEntry, NewRun};
 use serde_json::{Map, Value};
@@ -12,6 +12,7 @@ use crate::config::Config;
 /// Job kinds as stored.
 pub const JOB_KIND_EXECUTE: &str = "execute";
 pub const JOB_KIND_MATRIX_EVAL: &str = "matrix_eval";
+pub const JOB_KIND_DYNAMIC_EVAL: &str = "dynamic_eval";
 
 /// The parts of a run a dispatch needs.
 pub struct RunFacts<'a> {
@@ -43,6 +44,10 @@ pub struct JobFacts<'a> {
     pub base_job_name: &'a str,
     pub kind: &'a str,
     pub matrix: Option<&'a Map<String, Value>>,
+    /// Generated jobs and generator evaluations: the generator's index.
+    pub dynamic_index: Option<i64>,
+    /// Generated jobs: their definition (JSON `StaticJob`).
+    pub definition: Option<&'a str>,
 }
 
 impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
@@ -53,6 +58,8 @@ impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
             base_job_name: &job.base_job_name,
             kind: &job.kind,
             matrix: job.matrix.as_ref(),
+            dynamic_index: job.dynamic_index,
+            definition: job.definition.as_deref(),
         }
     }
 }
@@ -65,7 +72,16 @@ pub fn dispatch_message(
     needs: Map<String, Value>,
     now: i64,
 ) -> JobDispatch {
-    let lock_job = crate::pipeline::lock_job(workflow, job.base_job_name);
+    let generated: Option<StaticJob> = job.definition.and_then(|d| serde_json::from_str(d).ok());
+    let timeout_ms = match &generated {
+        Some(definition) => definition.timeout,
+        None => crate::pipeline::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
+    };
+    let kind = match job.kind {
+        JOB_KIND_MATRIX_EVAL => JobKind::MatrixEval,
+        JOB_KIND_DYNAMIC_EVAL => JobKind::DynamicEval,
+        _ => JobKind::Execute,
+    };
     let mut env = Map::new();
     let mut set = |key: &str, value: &str| {
         env.insert(key.to_string(), Value::String(value.to_string()));
@@ -88,11 +104,7 @@ pub fn dispatch_message(
         git_ref: run.git_ref.to_string(),
         sha: run.sha.to_string(),
         job_config: JobConfig {
-            kind: if job.kind == JOB_KIND_MATRIX_EVAL {
-                JobKind::MatrixEval
-            } else {
-                JobKind::Execute
-            },
+            kind,
             workflow_name: workflow.name.clone(),
             workflow_file: workflow.source.file.clone(),
             content_hash: workflow.content_hash.clone(),
@@ -100,7 +112,8 @@ pub fn dispatch_message(
             job_name: job.base_job_name.to_string(),
             display_name: job.job_name.to_string(),
             matrix: job.matrix.cloned(),
-            timeout_ms: lock_job.and_then(|j| j.timeout),
+            timeout_ms,
+            dynamic_index: job.dynamic_index.map(|i| i as u32),
             env,
         },
         event: run.event.clone(),

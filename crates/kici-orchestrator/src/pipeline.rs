@@ -18,7 +18,7 @@ use kici_store::{EventLogEntry, NewJob, NewRun, Source, SourceKind};
 use serde_json::{Map, Value};
 
 use crate::git::{self, LockFetch};
-use crate::jobs::{JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, queue_entry};
+use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, queue_entry};
 use crate::providers::Normalized;
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
@@ -247,8 +247,13 @@ impl RunContext<'_> {
         let mut run = self.new_run(&workflow.name);
         run.lock_workflow = Some(workflow.clone());
         let mut jobs = Vec::new();
-        for (position, LockJob::Static(job)) in workflow.jobs.iter().enumerate() {
-            jobs.extend(initial_jobs(&run.run_id, job, position as i64, self.now));
+        for (position, entry) in workflow.jobs.iter().enumerate() {
+            match entry {
+                LockJob::Static(job) => jobs.extend(initial_jobs(&run.run_id, job, position as i64, self.now)),
+                LockJob::Dynamic(generator) => {
+                    jobs.push(generator_job(&run.run_id, generator, position as i64, self.now))
+                }
+            }
         }
         let queue: Vec<_> = jobs
             .iter()
@@ -286,6 +291,8 @@ fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<N
         init_failure: None,
         position,
         created_at: now,
+        dynamic_index: None,
+        definition: None,
     };
     match &job.matrix {
         None => vec![row(job.name.clone(), JOB_KIND_EXECUTE, None)],
@@ -304,6 +311,32 @@ fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<N
                 vec![failed]
             }
         },
+    }
+}
+
+/// The job that runs a `dynamicJob()` generator; its jobs are added when it succeeds.
+fn generator_job(run_id: &str, generator: &kici_engine::lockfile::DynamicJob, position: i64, now: i64) -> NewJob {
+    NewJob {
+        job_id: new_id(),
+        run_id: run_id.to_string(),
+        job_name: format!("Evaluate: {}", generator.name()),
+        base_job_name: generator.name(),
+        kind: JOB_KIND_DYNAMIC_EVAL.to_string(),
+        matrix: None,
+        status: if generator.needs.is_empty() {
+            JobStatus::Queued
+        } else {
+            JobStatus::Pending
+        },
+        runs_on: Vec::new(),
+        exclude_labels: Vec::new(),
+        needs: generator.needs.clone(),
+        error_message: None,
+        init_failure: None,
+        position,
+        created_at: now,
+        dynamic_index: Some(i64::from(generator.source.index)),
+        definition: None,
     }
 }
 
@@ -326,6 +359,6 @@ pub fn lock_job<'a>(workflow: &'a LockWorkflow, base_name: &str) -> Option<&'a S
     workflow
         .jobs
         .iter()
-        .map(|LockJob::Static(job)| job)
+        .filter_map(LockJob::as_static)
         .find(|j| j.name == base_name)
 }

@@ -7,6 +7,7 @@
 
 use kici_engine::api;
 use kici_engine::dag::group_status;
+use kici_engine::description::JobDescription;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::matrix::{self, MatrixValues, child_job_name};
@@ -15,7 +16,7 @@ use kici_engine::status::{JobStatus, RunStatus, StepStatus, failed_jobs_reason, 
 use kici_store::{JobRecord, NewJob, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
-use crate::jobs::{JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
+use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
 use crate::pipeline::{lock_job, matrix_failure};
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
@@ -63,6 +64,8 @@ fn job_facts(record: &JobRecord) -> JobFacts<'_> {
         base_job_name: &record.job.base_job_name,
         kind: &record.kind,
         matrix: record.matrix.as_ref(),
+        dynamic_index: record.dynamic_index,
+        definition: record.definition.as_deref(),
     }
 }
 
@@ -293,6 +296,8 @@ async fn job_status(
     }
     if record.kind == JOB_KIND_MATRIX_EVAL {
         matrix_evaluated(state, record, &update, now).await?;
+    } else if record.kind == JOB_KIND_DYNAMIC_EVAL {
+        generator_evaluated(state, record, &update, now).await?;
     } else {
         let finished = state
             .store
@@ -417,6 +422,8 @@ async fn expand_dynamic(
             init_failure: None,
             position: position_of(workflow, &job.name),
             created_at: now,
+            dynamic_index: None,
+            definition: None,
         })
         .collect();
     let entries: Vec<_> = children
@@ -436,6 +443,138 @@ async fn expand_dynamic(
     state.wake_dispatcher();
     Ok(Ok(children.len()))
 }
+
+/// A dynamic job generator finished: its jobs join the run, or its failure becomes the job's
+/// `dynamic_eval` error.
+async fn generator_evaluated(
+    state: &Shared,
+    record: &JobRecord,
+    update: &JobStatusUpdate,
+    now: i64,
+) -> Result<(), StoreError> {
+    let generator = &record.job.base_job_name;
+    let outcome = match (update.state, &update.jobs) {
+        (JobStatus::Success, Some(value)) => add_generated_jobs(state, record, value, now).await?,
+        (JobStatus::Success, None) => Err("the generator returned nothing".to_string()),
+        (_, _) => Err(update
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("evaluation {}", update.state))),
+    };
+    match outcome {
+        Ok(count) => {
+            state
+                .store
+                .finish_job(&record.job.job_id, JobStatus::Success, None, None, now)
+                .await?;
+            tracing::info!(runId = %record.job.run_id, generator = %generator, jobs = count, "dynamic jobs generated");
+        }
+        Err(message) if update.state == JobStatus::Cancelled => {
+            state
+                .store
+                .finish_job(&record.job.job_id, JobStatus::Cancelled, Some(&message), None, now)
+                .await?;
+        }
+        Err(message) => {
+            let text = failure::dynamic_eval_failed(generator, &message);
+            let init = InitFailure {
+                scope: InitFailureScope::Job,
+                category: InitFailureCategory::DynamicEval,
+                message: text.clone(),
+                job_name: Some(generator.clone()),
+            };
+            state
+                .store
+                .finish_job(&record.job.job_id, JobStatus::Failed, Some(&text), Some(&init), now)
+                .await?;
+            tracing::warn!(runId = %record.job.run_id, jobId = %record.job.job_id, error = %text, "dynamic job evaluation failed");
+        }
+    }
+    Ok(())
+}
+
+/// Inserts the jobs a generator described; `Err` says what is wrong with them.
+async fn add_generated_jobs(
+    state: &Shared,
+    record: &JobRecord,
+    value: &Value,
+    now: i64,
+) -> Result<Result<usize, String>, StoreError> {
+    let Some(loaded) = load_run(state, &record.job.run_id).await? else {
+        return Ok(Err("the run is gone".into()));
+    };
+    let Some(workflow) = &loaded.workflow else {
+        return Ok(Err("the run has no workflow".into()));
+    };
+    let Ok(descriptions) = serde_json::from_value::<Vec<JobDescription>>(value.clone()) else {
+        return Ok(Err("the generator's jobs could not be read".into()));
+    };
+    let mut children = Vec::new();
+    for description in &descriptions {
+        let job = match description.to_static_job() {
+            Ok(job) => job,
+            Err(message) => return Ok(Err(message)),
+        };
+        let definition = serde_json::to_string(&job).expect("static jobs serialize");
+        let status = if job.needs.is_empty() {
+            JobStatus::Queued
+        } else {
+            JobStatus::Pending
+        };
+        let combinations: Vec<Option<Map<String, Value>>> = match &job.matrix {
+            Some(kici_engine::lockfile::LockMatrix::Static { values }) => {
+                match matrix::expand(&job.name, values, &job.include, &job.exclude) {
+                    Ok(combinations) => combinations.into_iter().map(Some).collect(),
+                    Err(err) => return Ok(Err(err.to_string())),
+                }
+            }
+            _ => vec![None],
+        };
+        for combination in combinations {
+            children.push(NewJob {
+                job_id: new_id(),
+                run_id: record.job.run_id.clone(),
+                job_name: combination
+                    .as_ref()
+                    .map_or_else(|| job.name.clone(), |c| child_job_name(&job.name, c)),
+                base_job_name: job.name.clone(),
+                kind: JOB_KIND_EXECUTE.to_string(),
+                matrix: combination,
+                status,
+                runs_on: job.runs_on.clone(),
+                exclude_labels: job.exclude_labels.clone(),
+                needs: job.needs.clone(),
+                error_message: None,
+                init_failure: None,
+                // Generated jobs are listed after the workflow's own.
+                position: GENERATED_POSITION + children.len() as i64,
+                created_at: now,
+                dynamic_index: record.dynamic_index,
+                definition: Some(definition.clone()),
+            });
+        }
+    }
+    let entries: Vec<_> = children
+        .iter()
+        .filter(|child| child.status == JobStatus::Queued)
+        .map(|child| {
+            entry(
+                &state.config,
+                &loaded.facts(),
+                workflow,
+                &JobFacts::from(child),
+                Map::new(),
+                now,
+            )
+        })
+        .collect();
+    state.store.insert_jobs(&children, &entries).await?;
+    state.wake_dispatcher();
+    Ok(Ok(children.len()))
+}
+
+/// Display position of the first generated job.
+const GENERATED_POSITION: i64 = 1000;
 
 fn position_of(workflow: &LockWorkflow, base: &str) -> i64 {
     workflow.jobs.iter().position(|j| j.name() == base).unwrap_or(0) as i64

@@ -31,7 +31,10 @@ pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 /// How long a query may take before the caller gets an error instead of a hang.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-static MIGRATIONS: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/0001_core.sql"))];
+static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/0001_core.sql")),
+    (2, "dynamic_jobs", include_str!("../migrations/0002_dynamic_jobs.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -55,6 +55,10 @@ pub struct NewJob {
     /// Display order within the run.
     pub position: i64,
     pub created_at: i64,
+    /// Generated jobs: the generator's index in the workflow's jobs.
+    pub dynamic_index: Option<i64>,
+    /// Generated jobs: their definition (a lock-file static job, JSON).
+    pub definition: Option<String>,
 }
 
 /// A job with the fields the orchestrator works with beyond the API view.
@@ -68,6 +72,8 @@ pub struct JobRecord {
     pub needs: Vec<Need>,
     pub last_seq: i64,
     pub last_heartbeat_at: Option<i64>,
+    pub dynamic_index: Option<i64>,
+    pub definition: Option<String>,
 }
 
 /// A step's new state.
@@ -108,7 +114,7 @@ pub enum ReasonUpdate {
 }
 
 const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms";
-const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at";
+const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
     statuses
@@ -175,6 +181,8 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
         needs,
         last_seq: get(row, "last_seq")?,
         last_heartbeat_at: get(row, "last_heartbeat_at")?,
+        dynamic_index: get(row, "dynamic_index")?,
+        definition: get(row, "definition")?,
     })
 }
 
@@ -564,8 +572,8 @@ async fn insert_jobs_in(
     for job in jobs {
         sqlx::query(
             "INSERT INTO jobs (job_id, run_id, job_name, base_job_name, kind, matrix, status, runs_on, exclude_labels, needs,
-                 error_message, init_failure, position, created_at, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 error_message, init_failure, position, created_at, completed_at, dynamic_index, definition)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&job.job_id)
         .bind(&job.run_id)
@@ -582,6 +590,8 @@ async fn insert_jobs_in(
         .bind(job.position)
         .bind(job.created_at)
         .bind(job.status.is_terminal().then_some(job.created_at))
+        .bind(job.dynamic_index)
+        .bind(&job.definition)
         .execute(&mut **tx)
         .await
         .map_err(q("insert job"))?;

@@ -91,6 +91,8 @@ fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) 
         init_failure: None,
         position,
         created_at: 10,
+        dynamic_index: None,
+        definition: None,
     }
 }
 

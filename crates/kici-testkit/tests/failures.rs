@@ -206,3 +206,39 @@ async fn a_dynamic_matrix_that_times_out_fails_matrix_expansion() {
     check_run(&detail, &views, message, Some(InitFailureCategory::MatrixExpansion));
     check_job(&detail, &views, "Evaluate matrix: test", JobStatus::Failed, message);
 }
+
+#[tokio::test]
+async fn a_dynamic_job_generator_adds_jobs_or_fails_dynamic_eval() {
+    let (stack, repo) = setup(&[]).await;
+    let detail = stack.push_and_wait("app", &repo, "dynamic-jobs").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let jobs: Vec<(&str, JobStatus)> = detail.jobs.iter().map(|j| (j.job_name.as_str(), j.status)).collect();
+    assert_eq!(
+        jobs,
+        [
+            ("Evaluate: packages", JobStatus::Success),
+            ("check-alpha", JobStatus::Success),
+            ("check-beta", JobStatus::Success)
+        ]
+    );
+    let logs = stack.logs(&detail.run.run_id, Some("check-beta")).await;
+    assert!(
+        logs.steps
+            .iter()
+            .any(|s| s.lines.iter().any(|l| l.line == "checked beta")),
+        "{logs:#?}"
+    );
+
+    let detail = stack.push_and_wait("app", &repo, "dynamic-jobs-throw").await;
+    let message = "Dynamic job evaluation failed for 'packages': cannot list packages";
+    let views = views(&stack, &detail.run.run_id);
+    check_run(&detail, &views, message, Some(InitFailureCategory::DynamicEval));
+    check_job(&detail, &views, "Evaluate: packages", JobStatus::Failed, message);
+    assert!(
+        views
+            .admin_show
+            .contains("Failure category: dynamic_eval (Dynamic / deferred-init evaluation failed)"),
+        "{}",
+        views.admin_show
+    );
+}

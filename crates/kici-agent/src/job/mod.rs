@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kici_compiler::compile::{prepare, prepare_within};
-use kici_compiler::evaluate::evaluate_matrix;
+use kici_compiler::evaluate::{JOBS_TIMEOUT, evaluate_jobs, evaluate_matrix};
 use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
 use kici_compiler::stage::StagedTree;
@@ -69,6 +69,7 @@ struct Outcome {
     error: Option<String>,
     duration_ms: Option<u64>,
     matrix: Option<Value>,
+    jobs: Option<Value>,
 }
 
 impl Outcome {
@@ -78,6 +79,7 @@ impl Outcome {
             error: Some(error),
             duration_ms: None,
             matrix: None,
+            jobs: None,
         }
     }
 
@@ -87,6 +89,7 @@ impl Outcome {
             error: None,
             duration_ms: None,
             matrix: None,
+            jobs: None,
         }
     }
 }
@@ -122,6 +125,7 @@ pub async fn run_job(
             error: None,
             duration_ms: None,
             matrix: None,
+            jobs: None,
         })
         .await;
     let checkout = tempfile::Builder::new()
@@ -267,7 +271,14 @@ impl Job<'_> {
         };
         match self.dispatch.job_config.kind {
             JobKind::Execute => self.execute(runner, &prepared, reporter, cancel).await,
-            JobKind::MatrixEval => self.evaluate(runner, &prepared, reporter, cancel).await,
+            JobKind::MatrixEval => {
+                self.evaluate(EvaluateKind::Matrix, runner, &prepared, reporter, cancel)
+                    .await
+            }
+            JobKind::DynamicEval => {
+                self.evaluate(EvaluateKind::Jobs, runner, &prepared, reporter, cancel)
+                    .await
+            }
         }
     }
 
@@ -330,6 +341,9 @@ impl Job<'_> {
             job: config.job_name.clone(),
             job_name: config.display_name.clone(),
             matrix: config.matrix.clone(),
+            dynamic: config
+                .dynamic_index
+                .map(|index| kici_engine::runner_protocol::DynamicRef { index }),
             work_dir: dir,
             env: config.env.clone(),
             event: self.dispatch.event.clone(),
@@ -396,6 +410,7 @@ impl Job<'_> {
                     error,
                     duration_ms: done.duration_ms,
                     matrix: None,
+                    jobs: None,
                 }
             }
             None if cancelled => Outcome::cancelled(),
@@ -408,6 +423,7 @@ impl Job<'_> {
 
     async fn evaluate(
         &self,
+        kind: EvaluateKind,
         runner: RunnerProcess,
         prepared: &Prepared,
         reporter: &mut Reporter,
@@ -415,8 +431,9 @@ impl Job<'_> {
     ) -> Outcome {
         let config = &self.dispatch.job_config;
         let dir = self.dir.to_string_lossy().to_string();
+        let jobs = kind == EvaluateKind::Jobs;
         let request = EvaluateRequest {
-            kind: EvaluateKind::Matrix,
+            kind,
             module: prepared.module.module.clone(),
             file: prepared.module.file.clone(),
             workflow: config.workflow_name.clone(),
@@ -425,6 +442,12 @@ impl Job<'_> {
             root: dir,
             env: config.env.clone(),
             event: self.dispatch.event.clone(),
+            index: if jobs { config.dynamic_index } else { None },
+            needs: if jobs {
+                self.dispatch.needs.clone()
+            } else {
+                Default::default()
+            },
         };
         let mut ready: Vec<Batch> = Vec::new();
         let logs = &mut reporter.logs;
@@ -433,7 +456,13 @@ impl Job<'_> {
         };
         // Dropping the evaluation on cancel drops the runner, which kills its process group.
         let result = tokio::select! {
-            result = evaluate_matrix(runner, request, self.settings.matrix_eval_timeout, on_log) => Some(result),
+            result = async {
+                if jobs {
+                    evaluate_jobs(runner, request, JOBS_TIMEOUT, on_log).await
+                } else {
+                    evaluate_matrix(runner, request, self.settings.matrix_eval_timeout, on_log).await
+                }
+            } => Some(result),
             _ = cancel_requested(cancel) => None,
         };
         for batch in ready {
@@ -445,7 +474,8 @@ impl Job<'_> {
                 state: JobStatus::Success,
                 error: None,
                 duration_ms: None,
-                matrix: Some(value),
+                matrix: (!jobs).then(|| value.clone()),
+                jobs: jobs.then_some(value),
             },
             Some(Err(message)) => {
                 reporter.log(PREPARE_STEP_INDEX, message.clone()).await;

@@ -68,6 +68,7 @@ impl Reporter {
             error: outcome.error,
             duration_ms: outcome.duration_ms,
             matrix: outcome.matrix,
+            jobs: outcome.jobs,
         }));
         self.send(message).await;
     }

@@ -134,6 +134,7 @@ impl Repo {
                 display_name: job.to_string(),
                 matrix: None,
                 timeout_ms: None,
+                dynamic_index: None,
                 env,
             },
             event,

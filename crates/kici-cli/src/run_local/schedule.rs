@@ -89,7 +89,7 @@ pub struct Outcome {
 pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Result<Outcome> {
     let jobs: Vec<Vec<&StaticJob>> = workflows
         .iter()
-        .map(|w| w.jobs.iter().map(|LockJob::Static(job)| job).collect())
+        .map(|w| w.jobs.iter().filter_map(LockJob::as_static).collect())
         .collect();
     let selected = select_jobs(ctx, workflows, &jobs)?;
     let mut results: HashMap<JobKey, Vec<JobReport>> = HashMap::new();
@@ -218,6 +218,16 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                     reports.extend(instances);
                 }
             }
+            for generator in workflow.jobs.iter().filter_map(|j| match j {
+                LockJob::Dynamic(generator) => Some(generator),
+                LockJob::Static(_) => None,
+            }) {
+                reports.push(JobReport::not_run(
+                    &generator.name(),
+                    JobStatus::Skipped,
+                    Some("dynamic job generators run on agents only; `kici run local` skips them".to_string()),
+                ));
+            }
             let status = roll_up(reports.iter().map(|r| r.status)).unwrap_or(kici_engine::status::RunStatus::Failed);
             WorkflowReport {
                 name: workflow.name.clone(),
@@ -298,6 +308,8 @@ async fn expand(
                 root: ctx.root.display().to_string(),
                 env: env_map(&ctx.event_env),
                 event: ctx.event.clone(),
+                index: None,
+                needs: Map::new(),
             };
             let prefix = prefix(ctx, workflow, &job.name);
             let value = evaluate_matrix(runner, request, MATRIX_TIMEOUT, |line| {
@@ -351,6 +363,7 @@ fn instance(
             default_step_timeout_ms: DEFAULT_STEP_TIMEOUT_MS,
             // The job's own `timeout` applies in the runner; a local run adds no host limit.
             job_timeout_ms: None,
+            dynamic: None,
         },
     }
 }

@@ -1,0 +1,235 @@
+//! Workflow descriptions: what the Node runner reports about workflow modules (`describe`)
+//! and about the jobs a dynamic job generator produced (`evaluate` kind `jobs`). The compiler
+//! turns them into lock-file entries; the orchestrator turns generated jobs into job rows.
+//! Shapes: `sdk/PROTOCOL.md`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::dag::{Need, NeedsWhen};
+use crate::labels::{LabelMatcher, LabelSelector};
+use crate::lockfile::{HookFlags, LockMatrix, LockStep, RunsOnPick, SourceLocation, StaticJob};
+use crate::matrix::{Combination, MatrixValues};
+use crate::status::JobStatus;
+use crate::trigger::Trigger;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowDescription {
+    pub name: String,
+    pub export: String,
+    #[serde(default)]
+    pub location: Option<SourceLocation>,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    pub jobs: Vec<JobEntry>,
+    #[serde(default)]
+    pub rules: Vec<RuleDescription>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub hash_files: Vec<String>,
+    #[serde(default)]
+    pub has_on_cancel: bool,
+    #[serde(default)]
+    pub has_cleanup: bool,
+    #[serde(default)]
+    pub has_on_success: bool,
+    #[serde(default)]
+    pub has_on_failure: bool,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDescription {
+    pub name: String,
+    #[serde(default)]
+    pub location: Option<SourceLocation>,
+    #[serde(default)]
+    pub runs_on: Vec<LabelSelector>,
+    #[serde(default)]
+    pub exclude_labels: Vec<LabelSelector>,
+    #[serde(default)]
+    pub runs_on_pick: Option<RunsOnPick>,
+    #[serde(default)]
+    pub needs: Vec<NeedDescription>,
+    pub steps: Vec<LockStep>,
+    #[serde(default)]
+    pub matrix: Option<MatrixDescription>,
+    #[serde(default)]
+    pub include: Vec<Combination>,
+    #[serde(default)]
+    pub exclude: Vec<Combination>,
+    #[serde(default)]
+    pub rules: Vec<RuleDescription>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub checkout: Option<bool>,
+    #[serde(default)]
+    pub env: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub has_on_cancel: bool,
+    #[serde(default)]
+    pub has_cleanup: bool,
+    #[serde(default)]
+    pub has_on_success: bool,
+    #[serde(default)]
+    pub has_on_failure: bool,
+    #[serde(default)]
+    pub grace_period: Option<u64>,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum NeedDescription {
+    Name(String),
+    Conditional { name: String, when: WhenDescription },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum WhenDescription {
+    Keyword(String),
+    Statuses(Vec<JobStatus>),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "_type", rename_all = "lowercase")]
+pub enum MatrixDescription {
+    Static { values: MatrixValues },
+    Dynamic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RuleDescription {
+    pub label: String,
+}
+
+/// A `workflow({jobs})` entry: a `job()` or a `dynamicJob()`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum JobEntry {
+    Dynamic(DynamicJobDescription),
+    Static(Box<JobDescription>),
+}
+
+/// `dynamicJob(group?, generate)` at position `index` of the workflow's jobs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicJobDescription {
+    #[serde(rename = "_type")]
+    pub kind: DynamicTag,
+    pub index: u32,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub needs: Vec<NeedDescription>,
+    #[serde(default)]
+    pub location: Option<SourceLocation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DynamicTag {
+    Dynamic,
+}
+
+impl NeedDescription {
+    /// The lock-file form; `Err` names an unknown `when`.
+    pub fn to_need(&self) -> Result<Need, String> {
+        match self {
+            NeedDescription::Name(name) => Ok(Need::Name(name.clone())),
+            NeedDescription::Conditional { name, when } => {
+                let when = match when {
+                    WhenDescription::Statuses(statuses) => Some(NeedsWhen::Statuses(statuses.clone())),
+                    WhenDescription::Keyword(keyword) => NeedsWhen::parse(keyword),
+                };
+                when.map(|w| Need::new(name, &w))
+                    .ok_or_else(|| format!("unknown needs condition for \"{name}\""))
+            }
+        }
+    }
+}
+
+impl JobDescription {
+    /// The job as a lock-file static job (labels compiled, needs resolved); used for jobs a
+    /// generator produced at run time. `Err` says what is wrong with the description.
+    pub fn to_static_job(&self) -> Result<StaticJob, String> {
+        let matchers = |selectors: &[LabelSelector]| -> Result<Vec<LabelMatcher>, String> {
+            selectors
+                .iter()
+                .map(|s| s.to_matcher().map_err(|e| format!("job \"{}\": {e}", self.name)))
+                .collect()
+        };
+        let needs = self
+            .needs
+            .iter()
+            .map(NeedDescription::to_need)
+            .collect::<Result<Vec<_>, _>>()?;
+        let matrix = match &self.matrix {
+            None => None,
+            Some(MatrixDescription::Static { values }) => Some(LockMatrix::Static { values: values.clone() }),
+            Some(MatrixDescription::Dynamic) => {
+                return Err(format!(
+                    "job \"{}\": a generated job cannot have a dynamic matrix",
+                    self.name
+                ));
+            }
+        };
+        Ok(StaticJob {
+            name: self.name.clone(),
+            runs_on: matchers(&self.runs_on)?,
+            exclude_labels: matchers(&self.exclude_labels)?,
+            runs_on_pick: Some(self.runs_on_pick.unwrap_or(RunsOnPick::Deterministic)),
+            needs,
+            steps: self.steps.clone(),
+            matrix,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            rules: Vec::new(),
+            description: self.description.clone(),
+            checkout: self.checkout,
+            env: self.env.clone(),
+            hooks: HookFlags {
+                has_on_cancel: self.has_on_cancel,
+                has_cleanup: self.has_cleanup,
+                has_on_success: self.has_on_success,
+                has_on_failure: self.has_on_failure,
+            },
+            grace_period: self.grace_period,
+            timeout: self.timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_static_or_dynamic() {
+        let entries: Vec<JobEntry> = serde_json::from_value(serde_json::json!([
+            {"_type": "dynamic", "index": 1, "group": "pkgs", "needs": ["build"]},
+            {"name": "build", "runsOn": [{"kind": "glob", "pattern": "linux-*"}], "needs": [{"name": "x", "when": "always"}], "steps": [{"name": "s", "hasOutputs": false}]}
+        ]))
+        .unwrap();
+        assert!(matches!(&entries[0], JobEntry::Dynamic(d) if d.index == 1 && d.group.as_deref() == Some("pkgs")));
+        let JobEntry::Static(job) = &entries[1] else {
+            panic!("static")
+        };
+        let lock = job.to_static_job().unwrap();
+        assert_eq!(
+            lock.runs_on,
+            vec![LabelMatcher::Regex {
+                source: "^(?:linux\\-[^/]*)$".into(),
+                flags: String::new()
+            }]
+        );
+        assert_eq!(lock.needs[0].run_on().len(), 6);
+    }
+}
