@@ -155,6 +155,7 @@ pub async fn receive(
             ));
         }
     };
+    tracing::info!(deliveryId = %delivery_id, sourceId = %source.source_id, event = %event_name, "Webhook accepted");
     let outcome = pipeline::process(
         &state,
         Delivery {
