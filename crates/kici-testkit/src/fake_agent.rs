@@ -41,7 +41,12 @@ impl FakeAgent {
             .expect("auth.request");
         let registration = Registration {
             agent_id: agent_id.to_string(),
-            labels: labels.iter().map(|l| l.to_string()).collect(),
+            // Like a real agent: operator labels plus the automatic ones.
+            labels: labels
+                .iter()
+                .map(|l| l.to_string())
+                .chain(kici_engine::labels::system_labels("linux", "x86_64", "scripted"))
+                .collect(),
             platform: "linux".into(),
             arch: "x86_64".into(),
             hostname: "scripted".into(),

@@ -234,3 +234,28 @@ async fn a_frozen_agent_makes_its_job_timed_out_stale() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_unacknowledged_dispatch_is_requeued_for_another_agent() {
+    let mut stack = Stack::start_with(&[("KICI_DISPATCH_ACK_TIMEOUT_MS", "500")]).await;
+    // A scripted agent that registers and then never answers a dispatch.
+    let _silent = stack
+        .start_fake_agent("silent", &["linux"], kici_sdk::build_info())
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "hello").await;
+    stack
+        .wait_for("the dispatch to time out", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("dispatch not acknowledged in time; requeued")
+                .then_some(())
+        })
+        .await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert_eq!(detail.jobs[0].agent_id.as_deref(), Some("agent-1"));
+}
