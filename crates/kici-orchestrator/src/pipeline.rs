@@ -255,6 +255,23 @@ impl RunContext<'_> {
                 }
             }
         }
+        // Jobs beyond the queue's capacity fail now instead of waiting without bound.
+        let mut room = queue_room(state).await?;
+        for job in jobs.iter_mut().filter(|j| j.status == JobStatus::Queued) {
+            if room == 0 {
+                let message = queue_full_message(&state.config);
+                job.status = JobStatus::Failed;
+                job.error_message = Some(message.clone());
+                job.init_failure = Some(InitFailure {
+                    scope: InitFailureScope::Job,
+                    category: InitFailureCategory::NoAgent,
+                    message,
+                    job_name: Some(job.base_job_name.clone()),
+                });
+            } else {
+                room -= 1;
+            }
+        }
         let queue: Vec<_> = jobs
             .iter()
             .filter(|j| j.status == JobStatus::Queued)
@@ -312,6 +329,23 @@ fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<N
             }
         },
     }
+}
+
+/// How many more jobs the dispatch queue takes (`KICI_QUEUE_MAX_DEPTH` minus the pending ones).
+pub async fn queue_room(state: &Shared) -> Result<usize, kici_store::StoreError> {
+    let pending = state
+        .store
+        .count_queue_entries(kici_store::QueueStatus::Pending)
+        .await? as usize;
+    Ok(state.config.queue_max_depth.saturating_sub(pending))
+}
+
+/// The error of a job refused because the queue is full.
+pub fn queue_full_message(config: &crate::config::Config) -> String {
+    format!(
+        "Dispatch queue full: {max} jobs are already waiting for an agent (KICI_QUEUE_MAX_DEPTH={max}); add agents or raise the limit",
+        max = config.queue_max_depth
+    )
 }
 
 /// The job that runs a `dynamicJob()` generator; its jobs are added when it succeeds.

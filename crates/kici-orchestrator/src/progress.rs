@@ -123,6 +123,20 @@ pub async fn advance_run(state: &Shared, run_id: &str) -> Result<(), StoreError>
                 .iter()
                 .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
                 .collect();
+            if crate::pipeline::queue_room(state).await? == 0 {
+                let message = crate::pipeline::queue_full_message(&state.config);
+                let init = InitFailure {
+                    scope: InitFailureScope::Job,
+                    category: InitFailureCategory::NoAgent,
+                    message: message.clone(),
+                    job_name: Some(waiting.job.base_job_name.clone()),
+                };
+                state
+                    .store
+                    .finish_job(&waiting.job.job_id, JobStatus::Failed, Some(&message), Some(&init), now)
+                    .await?;
+                continue;
+            }
             let queue_entry = entry(
                 &state.config,
                 &loaded.facts(),

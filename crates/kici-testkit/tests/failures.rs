@@ -242,3 +242,15 @@ async fn a_dynamic_job_generator_adds_jobs_or_fails_dynamic_eval() {
         views.admin_show
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_fails_new_jobs_at_once() {
+    let (stack, repo) = setup(&[("KICI_QUEUE_MAX_DEPTH", "1")]).await;
+    let waiting = stack.push("app", &repo, "no-agent").await;
+    let detail = stack.push_and_wait("app", &repo, "no-agent").await;
+    let message = "Dispatch queue full: 1 jobs are already waiting for an agent (KICI_QUEUE_MAX_DEPTH=1); add agents or raise the limit";
+    let views = views(&stack, &detail.run.run_id);
+    check_run(&detail, &views, message, Some(InitFailureCategory::NoAgent));
+    check_job(&detail, &views, "gpu-job", JobStatus::Failed, message);
+    assert_eq!(stack.detail(&waiting[0]).await.jobs[0].status, JobStatus::Queued);
+}
