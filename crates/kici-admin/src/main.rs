@@ -45,7 +45,7 @@ struct Cli {
         global = true
     )]
     url: String,
-    /// An admin token (see `KICI Admin Token:` in the orchestrator's first log, or `$KICI_DATA_DIR/admin-token`)
+    /// An admin token (see `KICI Admin Token:` on the orchestrator's stderr at first start, or `$KICI_DATA_DIR/admin-token`)
     #[arg(short = 't', long, env = "KICI_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     #[command(subcommand)]

@@ -98,10 +98,10 @@ impl Config {
         );
         let queue_timeout_ms = reader.number("KICI_QUEUE_TIMEOUT_MS", 3_600_000u64);
         let queue_max_depth = reader.number("KICI_QUEUE_MAX_DEPTH", 1000usize);
-        let queue_sweep_interval = reader.millis("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
+        let queue_sweep_interval = reader.interval("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
         let dispatch_ack_timeout = reader.millis("KICI_DISPATCH_ACK_TIMEOUT_MS", 10_000);
-        let job_heartbeat_interval = reader.millis("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
-        let stale_scan_interval = reader.millis("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
+        let job_heartbeat_interval = reader.interval("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
+        let stale_scan_interval = reader.interval("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
         let stale_threshold_multiplier = reader.number("KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER", 2u32);
         let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
@@ -227,6 +227,16 @@ impl Reader<'_> {
     fn millis(&mut self, name: &str, default: u64) -> Duration {
         Duration::from_millis(self.number(name, default))
     }
+
+    /// A period a timer ticks at: zero would spin (or panic in `tokio::time::interval`).
+    fn interval(&mut self, name: &str, default: u64) -> Duration {
+        let period = self.millis(name, default);
+        if period.is_zero() {
+            self.errors.push(format!("{name}: must be at least 1 (milliseconds)"));
+            return Duration::from_millis(default);
+        }
+        period
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +283,19 @@ mod tests {
                 ("KICI_DATA_DIR", "/tmp/x")
             ]))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn zero_timer_periods_are_refused() {
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_QUEUE_SWEEP_INTERVAL_MS", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_QUEUE_SWEEP_INTERVAL_MS: must be at least 1 (milliseconds)"
         );
     }
 }

@@ -161,7 +161,9 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), Sta
         path: path.display().to_string(),
         source,
     })?;
-    tracing::info!(path = %path.display(), "KICI Admin Token: {token}");
+    // The token goes to the terminal only, never into the log files a debug bundle collects.
+    eprintln!("KICI Admin Token: {token}");
+    tracing::info!(path = %path.display(), "admin token generated");
     Ok(())
 }
 

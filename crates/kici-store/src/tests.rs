@@ -545,4 +545,8 @@ fn database_passwords_are_redacted() {
         redact_url("sqlite:///var/lib/kici/kici.db"),
         "sqlite:///var/lib/kici/kici.db"
     );
+    assert_eq!(
+        redact_url("postgres://kici@db/kici?sslmode=require&password=s3cret"),
+        "postgres://kici@db/kici?sslmode=require&password=***"
+    );
 }
