@@ -207,6 +207,39 @@ impl JobDescription {
     }
 }
 
+/// Most jobs one generator may produce.
+pub const MAX_GENERATED_JOBS: usize = 100;
+
+/// Checks the jobs one generator produced as a whole, since the agent that ran it is not
+/// trusted to have done so: at most [`MAX_GENERATED_JOBS`], unique names that do not shadow the
+/// workflow's own jobs, and `needs` naming a generated or workflow job without a cycle.
+pub fn validate_generated(jobs: &[StaticJob], workflow_jobs: &[&str]) -> Result<(), String> {
+    if jobs.len() > MAX_GENERATED_JOBS {
+        return Err(format!(
+            "the generator returned {} jobs (max {MAX_GENERATED_JOBS})",
+            jobs.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for job in jobs {
+        if workflow_jobs.contains(&job.name.as_str()) {
+            return Err(format!(
+                "generated job \"{}\" has the name of a job the workflow declares",
+                job.name
+            ));
+        }
+        if !seen.insert(job.name.as_str()) {
+            return Err(format!("two generated jobs are named \"{}\"", job.name));
+        }
+    }
+    let graph: Vec<(&str, Vec<&str>)> = jobs
+        .iter()
+        .map(|job| (job.name.as_str(), job.needs.iter().map(Need::name).collect()))
+        .chain(workflow_jobs.iter().map(|name| (*name, Vec::new())))
+        .collect();
+    crate::dag::validate(&graph).map(|_| ()).map_err(|err| err.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +264,42 @@ mod tests {
             }]
         );
         assert_eq!(lock.needs[0].run_on().len(), 6);
+    }
+
+    fn generated(name: &str, needs: &[&str]) -> StaticJob {
+        let description: JobDescription = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "needs": needs,
+            "steps": [{"name": "s", "hasOutputs": false}],
+        }))
+        .unwrap();
+        description.to_static_job().unwrap()
+    }
+
+    #[test]
+    fn generated_jobs_are_checked_as_a_whole() {
+        let ok = [generated("a", &["build"]), generated("b", &["a"])];
+        assert_eq!(validate_generated(&ok, &["build"]), Ok(()));
+        assert_eq!(
+            validate_generated(&[generated("a", &[]), generated("a", &[])], &[]),
+            Err("two generated jobs are named \"a\"".to_string())
+        );
+        assert_eq!(
+            validate_generated(&[generated("build", &[])], &["build"]),
+            Err("generated job \"build\" has the name of a job the workflow declares".to_string())
+        );
+        assert_eq!(
+            validate_generated(&[generated("a", &["nope"])], &[]),
+            Err("job \"a\" needs \"nope\", which does not exist".to_string())
+        );
+        assert_eq!(
+            validate_generated(&[generated("a", &["b"]), generated("b", &["a"])], &[]),
+            Err("circular dependency: a -> b -> a".to_string())
+        );
+        let many: Vec<StaticJob> = (0..101).map(|i| generated(&format!("j{i}"), &[])).collect();
+        assert_eq!(
+            validate_generated(&many, &[]),
+            Err("the generator returned 101 jobs (max 100)".to_string())
+        );
     }
 }

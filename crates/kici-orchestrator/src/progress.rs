@@ -308,7 +308,11 @@ async fn job_status(
         }
         return Ok(());
     }
-    if record.kind == JOB_KIND_MATRIX_EVAL {
+    if record.job.status.is_terminal() {
+        // Already finished elsewhere (expired, cancelled, reclaimed): a late result must not add
+        // a matrix's or generator's jobs to the run.
+        tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, status = %record.job.status, "late result for a finished job ignored");
+    } else if record.kind == JOB_KIND_MATRIX_EVAL {
         matrix_evaluated(state, record, &update, now).await?;
     } else if record.kind == JOB_KIND_DYNAMIC_EVAL {
         generator_evaluated(state, record, &update, now).await?;
@@ -523,12 +527,21 @@ async fn add_generated_jobs(
     let Ok(descriptions) = serde_json::from_value::<Vec<JobDescription>>(value.clone()) else {
         return Ok(Err("the generator's jobs could not be read".into()));
     };
+    let jobs = match descriptions
+        .iter()
+        .map(JobDescription::to_static_job)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(jobs) => jobs,
+        Err(message) => return Ok(Err(message)),
+    };
+    let declared: Vec<String> = workflow.jobs.iter().map(|j| j.name()).collect();
+    let declared: Vec<&str> = declared.iter().map(String::as_str).collect();
+    if let Err(message) = kici_engine::description::validate_generated(&jobs, &declared) {
+        return Ok(Err(message));
+    }
     let mut children = Vec::new();
-    for description in &descriptions {
-        let job = match description.to_static_job() {
-            Ok(job) => job,
-            Err(message) => return Ok(Err(message)),
-        };
+    for job in &jobs {
         let definition = serde_json::to_string(&job).expect("static jobs serialize");
         let status = if job.needs.is_empty() {
             JobStatus::Queued
