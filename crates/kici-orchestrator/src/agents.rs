@@ -299,11 +299,34 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
             state.hub.set_busy(agent_id, Some(&entry.job_id));
             tracing::info!(agentId = %agent_id, jobId = %entry.job_id, "agent reconnected; job reclaimed");
         } else {
-            let error = format!("Job failed: agent {agent_id} reconnected without the job (it restarted)");
-            progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await?;
+            // The job may have finished while the agent was away: its outbox replays the final
+            // status right after registering. Only a job still unfinished after that gets failed.
+            let state = state.clone();
+            let agent_id = agent_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(state.config.dispatch_ack_timeout).await;
+                if let Err(err) = fail_if_unfinished(&state, &agent_id, &entry).await {
+                    tracing::error!(agentId = %agent_id, jobId = %entry.job_id, error = %err, "cannot fail a job its agent lost");
+                }
+            });
         }
     }
     Ok(())
+}
+
+async fn fail_if_unfinished(
+    state: &Shared,
+    agent_id: &str,
+    entry: &kici_store::QueueEntry,
+) -> Result<(), kici_store::StoreError> {
+    let Some(job) = state.store.get_job(&entry.job_id).await? else {
+        return Ok(());
+    };
+    if job.job.status.is_terminal() {
+        return Ok(());
+    }
+    let error = format!("Job failed: agent {agent_id} reconnected without the job (it restarted)");
+    progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await
 }
 
 /// The connection ended: unfinished jobs go back to the queue (never started) or wait for

@@ -77,8 +77,14 @@ impl Stack {
 
     /// Kills the orchestrator (SIGKILL) and starts it again on the same port and data.
     pub fn restart_orchestrator(&mut self) {
-        let port = self.orchestrator.port;
         self.orchestrator.kill();
+        self.start_orchestrator_again();
+    }
+
+    /// Starts the orchestrator again on its port after the test killed it
+    /// (`stack.orchestrator.kill()`).
+    pub fn start_orchestrator_again(&mut self) {
+        let port = self.orchestrator.port;
         let mut vars = self.env.clone();
         vars.insert("KICI_PORT".into(), port.to_string());
         self.orchestrator = start_orchestrator(self.dir.path(), &vars);

@@ -69,6 +69,33 @@ async fn a_restarted_orchestrator_finishes_the_run_without_losing_log_lines() {
 }
 
 #[tokio::test]
+async fn a_job_that_finishes_while_the_orchestrator_is_down_keeps_its_result() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    wait_for_line(&stack, &runs[0], 5).await;
+    stack.orchestrator.kill();
+    // The agent finishes the job alone; it reconnects with nothing in flight and replays the
+    // job's last messages from its outbox.
+    stack
+        .wait_for("the agent to finish the job", || async {
+            stack.agents[0].log_text().contains("job.finished").then_some(())
+        })
+        .await;
+    stack.start_orchestrator_again();
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Success,
+        "{detail:#?}\n{}",
+        stack.orchestrator.log_tail(30)
+    );
+    assert_eq!(detail.jobs[0].status, JobStatus::Success);
+}
+
+#[tokio::test]
 async fn bad_webhooks_get_a_4xx_and_store_nothing() {
     let stack = Stack::start().await;
     let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
