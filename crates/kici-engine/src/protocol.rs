@@ -19,6 +19,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// WebSocket close codes.
 pub mod close_code {
+    /// The orchestrator could not record a message (database or disk trouble); the agent
+    /// reconnects and replays its outbox.
+    pub const INTERNAL_ERROR: u16 = 1011;
     /// `auth.request` or `agent.register` did not arrive in time.
     pub const AUTH_TIMEOUT: u16 = 4002;
     /// A frame that is not a valid message.

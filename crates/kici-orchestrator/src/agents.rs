@@ -192,7 +192,16 @@ async fn session(
             Ok(Some(ack)) => send(tx, ack).await,
             Ok(None) => {}
             Err(err) => {
-                tracing::error!(agentId = %agent_id, error = %err, "cannot apply an agent message; it will be replayed")
+                // Later messages must not be acknowledged past this one: reconnecting makes the
+                // agent replay everything unacknowledged, in order.
+                tracing::error!(agentId = %agent_id, error = %err, detail = ?err, "cannot apply an agent message; closing the connection so the agent replays it");
+                let _ = tx
+                    .send(Outbound::Close(
+                        close_code::INTERNAL_ERROR,
+                        "message not recorded; replay".into(),
+                    ))
+                    .await;
+                return Ok(agent_id);
             }
         }
     }

@@ -185,12 +185,27 @@ async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now:
     Ok(())
 }
 
+/// An agent message that could not be recorded. It is not acknowledged; the caller closes the
+/// connection so the agent replays it (and everything after it) from its outbox on reconnect.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the step log of job {job_id} (run {run_id})")]
+    Log {
+        run_id: String,
+        job_id: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Applies one message from `agent_id`; returns the acknowledgement to send, if any.
 pub async fn apply(
     state: &Shared,
     agent_id: &str,
     message: AgentMessage,
-) -> Result<Option<OrchestratorMessage>, StoreError> {
+) -> Result<Option<OrchestratorMessage>, ApplyError> {
     let now = now_ms();
     match message {
         AgentMessage::JobHeartbeat { job_id, .. } => {
@@ -246,9 +261,11 @@ pub async fn apply(
                         .append(&record.job.run_id, &job_id, chunk.step_index, seq, &lines)
                         .await
                     {
-                        // Not acknowledged: the agent keeps the chunk and sends it again.
-                        tracing::error!(runId = %record.job.run_id, jobId = %job_id, error = %err, "cannot write step log");
-                        return Ok(None);
+                        return Err(ApplyError::Log {
+                            run_id: record.job.run_id.clone(),
+                            job_id,
+                            source: err,
+                        });
                     }
                     kici_telemetry::metrics::orchestrator::log_chunk_stored(
                         lines.iter().map(|(_, l)| l.len() as u64).sum(),
