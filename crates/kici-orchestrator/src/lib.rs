@@ -17,6 +17,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod progress;
 pub mod providers;
+pub mod scaler;
 pub mod secrets;
 pub mod state;
 pub mod sweeper;
