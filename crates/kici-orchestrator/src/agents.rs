@@ -85,6 +85,20 @@ async fn next_message(
     None
 }
 
+/// Like [`next_message`], but any other frame (a ping) also counts as a sign of life:
+/// `Some(None)`.
+async fn next_message_or_ping(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Option<Option<Result<AgentMessage, String>>> {
+    match stream.next().await? {
+        Ok(Message::Text(text)) => Some(Some(
+            serde_json::from_str(&text).map_err(|err| format!("invalid message: {err}")),
+        )),
+        Ok(Message::Close(_)) | Err(_) => None,
+        Ok(_) => Some(None),
+    }
+}
+
 async fn send(tx: &mpsc::Sender<Outbound>, message: OrchestratorMessage) {
     // A closed channel means the connection is ending; the reader notices on its own.
     let _ = tx.send(Outbound::Message(message)).await;
@@ -168,9 +182,22 @@ async fn session(
         connection_id,
     )
     .await?;
+    let silence = state.config.agent_silence_timeout();
     loop {
-        let Some(message) = next_message(stream).await else {
-            return Ok(agent_id);
+        let message = match tokio::time::timeout(silence, next_message_or_ping(stream)).await {
+            Err(_) => {
+                tracing::warn!(agentId = %agent_id, silentForMs = silence.as_millis() as u64, "agent silent for too long; closing its connection");
+                let _ = tx
+                    .send(Outbound::Close(
+                        close_code::HEARTBEAT_TIMEOUT,
+                        "heartbeat timeout".into(),
+                    ))
+                    .await;
+                return Ok(agent_id);
+            }
+            Ok(None) => return Ok(agent_id),
+            Ok(Some(None)) => continue,
+            Ok(Some(Some(message))) => message,
         };
         let message = match message {
             Ok(message) => message,

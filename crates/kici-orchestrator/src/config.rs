@@ -21,6 +21,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_QUEUE_SWEEP_INTERVAL_MS",
     "KICI_DISPATCH_ACK_TIMEOUT_MS",
     "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+    "KICI_HEARTBEAT_INTERVAL_MS",
     "KICI_STALE_DETECTOR_SCAN_INTERVAL_MS",
     "KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER",
     "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
@@ -59,6 +60,8 @@ pub struct Config {
     pub job_heartbeat_interval: Duration,
     pub stale_scan_interval: Duration,
     pub stale_threshold_multiplier: u32,
+    /// How often agents ping (`KICI_HEARTBEAT_INTERVAL_MS`, shared with the agent's setting).
+    pub agent_heartbeat_interval: Duration,
     /// Agents get twice this to reconnect before their jobs fail.
     pub agent_max_reconnect_delay: Duration,
     pub log_level: String,
@@ -103,6 +106,7 @@ impl Config {
         let job_heartbeat_interval = reader.interval("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
         let stale_scan_interval = reader.interval("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
         let stale_threshold_multiplier = reader.number("KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER", 2u32);
+        let agent_heartbeat_interval = reader.interval("KICI_HEARTBEAT_INTERVAL_MS", 30_000);
         let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
@@ -163,6 +167,7 @@ impl Config {
             job_heartbeat_interval,
             stale_scan_interval,
             stale_threshold_multiplier,
+            agent_heartbeat_interval,
             agent_max_reconnect_delay,
             log_level,
             log_dir: env.get("KICI_LOG_DIR").map(PathBuf::from),
@@ -174,6 +179,12 @@ impl Config {
     /// How long an agent may stay silent about a running job.
     pub fn stale_threshold(&self) -> Duration {
         self.job_heartbeat_interval * self.stale_threshold_multiplier
+    }
+
+    /// An agent connection with no frame at all for this long is closed (4004): six missed
+    /// pings, 180 s by default.
+    pub fn agent_silence_timeout(&self) -> Duration {
+        self.agent_heartbeat_interval * 6
     }
 
     /// How long a disconnected agent's jobs wait for it.

@@ -286,3 +286,28 @@ async fn an_unacknowledged_dispatch_is_requeued_for_another_agent() {
     assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
     assert_eq!(detail.jobs[0].agent_id.as_deref(), Some("agent-1"));
 }
+
+#[tokio::test]
+async fn a_silent_agent_connection_is_closed_and_the_agent_marked_disconnected() {
+    // Agents ping every KICI_HEARTBEAT_INTERVAL_MS; six missed pings close the connection.
+    let stack = Stack::start_with(&[("KICI_HEARTBEAT_INTERVAL_MS", "300")]).await;
+    let _silent = stack
+        .start_fake_agent("silent", &["linux"], kici_sdk::build_info())
+        .await;
+    stack
+        .wait_for("the silent agent to be dropped", || async {
+            let agents = stack.get("/api/v1/admin/agents").await;
+            agents["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["agentId"] == "silent" && a["connected"] == false)
+                .then_some(())
+        })
+        .await;
+    let log = stack.orchestrator.log_text();
+    assert!(
+        log.contains("agent silent for too long; closing its connection"),
+        "{log}"
+    );
+}
