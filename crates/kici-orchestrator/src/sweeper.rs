@@ -4,7 +4,7 @@
 //! (1 s) so a failure reason appears promptly.
 
 use kici_engine::failure::{self, attempts_exhausted};
-use kici_engine::protocol::close_code;
+use kici_engine::protocol::{OrchestratorMessage, close_code};
 use kici_engine::status::JobStatus;
 use tokio::sync::watch;
 
@@ -85,8 +85,18 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
                 Some(at) => format!("No heartbeat received for {}s", (now - at) / 1000),
                 None => "No heartbeat received (heartbeat was never set)".to_string(),
             };
-            if let Some(agent) = &job.job.agent_id {
-                state.hub.release(agent, &job.job.job_id);
+            // The agent stays busy until it reports the job cancelled, or until its silent
+            // connection is closed: a job may still be running there.
+            if let Some(agent) = job.job.agent_id.as_deref().and_then(|id| state.hub.get(id)) {
+                let _ = agent
+                    .tx
+                    .send(Outbound::Message(OrchestratorMessage::JobCancel {
+                        run_id: job.job.run_id.clone(),
+                        job_id: job.job.job_id.clone(),
+                        reason: error.clone(),
+                        force: true,
+                    }))
+                    .await;
             }
             progress::fail_job(
                 state,

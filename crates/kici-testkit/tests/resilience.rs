@@ -260,6 +260,22 @@ async fn a_frozen_agent_makes_its_job_timed_out_stale() {
         error.starts_with("No heartbeat received for ") && error.ends_with('s'),
         "{error}"
     );
+    // Thawed, the agent is told to cancel the job it still runs, and then takes new work.
+    stack
+        .wait_for("the thawed agent to cancel the stale job", || async {
+            stack.agents[0].log_text().contains("job.cancelling").then_some(())
+        })
+        .await;
+    let next = stack.push("app", &repo, "hello").await;
+    let detail = stack.wait_run(&next[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert_eq!(detail.jobs[0].agent_id.as_deref(), Some("agent-1"));
+    let stale = stack.wait_run(&runs[0]).await;
+    assert_eq!(
+        stale.jobs[0].status,
+        JobStatus::TimedOutStale,
+        "a late report changes nothing"
+    );
 }
 
 #[tokio::test]
