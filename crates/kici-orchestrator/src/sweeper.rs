@@ -1,7 +1,8 @@
 //! Periodic checks on what agents did not do: queue entries that expired without an agent,
 //! dispatches not acknowledged in time, disconnected agents that did not come back, and
-//! running jobs that stopped sending heartbeats. Runs every `KICI_QUEUE_SWEEP_INTERVAL_MS`
-//! (1 s) so a failure reason appears promptly.
+//! running jobs that stopped sending heartbeats; with the stale scan it also moves every
+//! active run forward once more, in case an earlier attempt was cut short. Runs every
+//! `KICI_QUEUE_SWEEP_INTERVAL_MS` (1 s) so a failure reason appears promptly.
 
 use kici_engine::failure::{self, attempts_exhausted};
 use kici_engine::protocol::{OrchestratorMessage, close_code};
@@ -109,6 +110,11 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
             .await?;
         }
         kici_telemetry::metrics::orchestrator::stale_scan(scan_started.elapsed(), found, found);
+        // Reconciliation: a run whose last job finished while moving it forward failed (a
+        // database error between the two writes) would otherwise never complete.
+        for run_id in state.store.active_run_ids().await? {
+            progress::advance_run(state, &run_id).await?;
+        }
     }
     for status in [
         kici_store::QueueStatus::Pending,
