@@ -25,6 +25,9 @@ pub enum RunsCommand {
     Show(ShowArgs),
     /// List the jobs of a run
     Jobs(JobsArgs),
+    /// Cancel a run: running jobs are told to stop (their onCancel/cleanup hooks run unless
+    /// --force), waiting ones are cancelled at once
+    Cancel(CancelArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +77,21 @@ pub struct JobsArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    run_id: String,
+    /// Kill the jobs' processes at once and skip their hooks
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelAnswer {
+    status: String,
+    cancelled_jobs: u64,
+}
+
 fn parse_status(text: &str) -> Result<RunStatus, String> {
     text.trim().parse::<RunStatus>().map_err(|err| {
         let names: Vec<&str> = RunStatus::ALL.iter().map(|status| status.as_str()).collect();
@@ -95,6 +113,7 @@ pub async fn run(client: &ApiClient, command: RunsCommand) -> anyhow::Result<()>
         RunsCommand::List(args) => list(client, args).await,
         RunsCommand::Show(args) => show(client, args).await,
         RunsCommand::Jobs(args) => jobs(client, args).await,
+        RunsCommand::Cancel(args) => cancel(client, args).await,
     }
 }
 
@@ -319,3 +338,20 @@ pub fn render_jobs(jobs: &[Job]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
+    let answer: CancelAnswer = client
+        .post(
+            &["api", "v1", "admin", "runs", &args.run_id, "cancel"],
+            &serde_json::json!({ "force": args.force }),
+        )
+        .await?;
+    match answer.status.as_str() {
+        "cancelling" => println!(
+            "Run {} cancelling: {} job(s) told to stop; see `kici-admin runs show {}`",
+            args.run_id, answer.cancelled_jobs, args.run_id
+        ),
+        _ => println!("Run {} cancelled ({} job(s))", args.run_id, answer.cancelled_jobs),
+    }
+    Ok(())
+}

@@ -677,3 +677,67 @@ pub async fn fail_job(
     }
     advance_run(state, run_id).await
 }
+
+/// What cancelling a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// Jobs told to stop on their agents; the run completes when they report back.
+    pub notified: usize,
+    /// Jobs cancelled at once (waiting, queued, or on an agent that is gone).
+    pub cancelled: usize,
+}
+
+/// Cancels every unfinished job of a run: running jobs get `job.cancel` on their agent's open
+/// socket and become `cancelling`; the others are `cancelled` now (no hooks run). The run
+/// completes as soon as no job is left running.
+pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool) -> Result<CancelOutcome, StoreError> {
+    let now = now_ms();
+    let mut outcome = CancelOutcome {
+        notified: 0,
+        cancelled: 0,
+    };
+    for record in state.store.run_jobs(run_id, false).await? {
+        let job = &record.job;
+        if job.status.is_terminal() {
+            continue;
+        }
+        let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(id));
+        let started = matches!(job.status, JobStatus::Running | JobStatus::Cancelling)
+            || (job.status == JobStatus::Queued && agent.is_some());
+        if let (true, Some(agent)) = (started, agent) {
+            let message = OrchestratorMessage::JobCancel {
+                run_id: run_id.to_string(),
+                job_id: job.job_id.clone(),
+                reason: reason.to_string(),
+                force,
+            };
+            if agent.tx.send(crate::hub::Outbound::Message(message)).await.is_ok() {
+                state
+                    .store
+                    .transition_job(&job.job_id, &[JobStatus::Running], JobStatus::Cancelling, now)
+                    .await?;
+                tracing::info!(runId = %run_id, jobId = %job.job_id, agentId = %agent.agent_id, force, "job.cancel sent");
+                outcome.notified += 1;
+                continue;
+            }
+        }
+        state.store.close_entry(&job.job_id, QueueStatus::Failed).await?;
+        state
+            .store
+            .finish_job(&job.job_id, JobStatus::Cancelled, Some(reason), None, now)
+            .await?;
+        state
+            .store
+            .close_open_steps(&job.job_id, StepStatus::Cancelled, now)
+            .await?;
+        if let Some(agent_id) = &job.agent_id {
+            state.hub.release(agent_id, &job.job_id);
+        }
+        outcome.cancelled += 1;
+    }
+    state.store.set_failure_reason_if_empty(run_id, reason).await?;
+    tracing::info!(runId = %run_id, notified = outcome.notified, cancelled = outcome.cancelled, force, "run cancelled");
+    state.wake_dispatcher();
+    advance_run(state, run_id).await?;
+    Ok(outcome)
+}

@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use kici_engine::build_info::BuildInfo;
+use kici_engine::status::{JobStatus, RunStatus};
 use kici_testkit::{ADMIN_TOKEN, Repo, Stack};
 
 const FIXTURE: &str = "tests/e2e-repo";
@@ -282,4 +283,45 @@ async fn orchestrator_metrics_pass_promtool_and_need_a_token() {
         Ok(checked) => println!("{checked:?}"),
         Err(complaints) => panic!("promtool check metrics failed: {complaints}"),
     }
+}
+
+#[tokio::test]
+async fn runs_cancel_stops_a_running_job_on_its_agent() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    let run_id = runs[0].clone();
+    stack
+        .wait_for("the slow step to log", || async {
+            let logs = stack.logs(&run_id, Some("count")).await;
+            logs.steps.iter().any(|s| !s.lines.is_empty()).then_some(())
+        })
+        .await;
+    let cancel = stack.cli("kici-admin", &["runs", "cancel", &run_id], stack.dir.path());
+    cancel.expect_code(0);
+    assert_eq!(
+        cancel.stdout,
+        format!("Run {run_id} cancelling: 1 job(s) told to stop; see `kici-admin runs show {run_id}`\n")
+    );
+    let detail = stack.wait_run(&run_id).await;
+    assert_eq!(detail.run.status, RunStatus::Cancelled, "{detail:#?}");
+    assert_eq!(detail.run.failure_reason.as_deref(), Some("Cancelled by bootstrap"));
+    assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
+    assert!(stack.agents[0].log_text().contains("job.cancelling"));
+
+    // The author's CLI uses the same API.
+    let again = stack.cli("kici", &["runs", "cancel", &run_id], stack.dir.path());
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains(&format!(
+            "run {run_id} already finished (cancelled); there is nothing to cancel"
+        )),
+        "{}",
+        again.stderr
+    );
+    let unknown = stack.cli("kici-admin", &["runs", "cancel", "no-such-run"], stack.dir.path());
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("no-such-run"), "{}", unknown.stderr);
 }

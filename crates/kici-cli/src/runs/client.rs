@@ -71,10 +71,27 @@ impl RunsClient {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<T> {
+        self.call(reqwest::Method::GET, segments, query, None).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, segments: &[&str], body: &serde_json::Value) -> anyhow::Result<T> {
+        self.call(reqwest::Method::POST, segments, &[], Some(body)).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<T> {
         let url = self.url(segments, query);
-        let mut request = self.http.get(url.clone());
+        let mut request = self.http.request(method.clone(), url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
         }
         let response = request.send().await.map_err(|err| self.transport_error(&err))?;
         let status = response.status();
@@ -89,9 +106,9 @@ impl RunsClient {
             } else {
                 body
             };
-            bail!("unexpected answer {status} from GET {}: {body}", url.path());
+            bail!("unexpected answer {status} from {method} {}: {body}", url.path());
         }
-        serde_json::from_str(&text).map_err(|err| anyhow!("cannot read the answer to GET {}: {err}", url.path()))
+        serde_json::from_str(&text).map_err(|err| anyhow!("cannot read the answer to {method} {}: {err}", url.path()))
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> anyhow::Error {

@@ -49,6 +49,16 @@ enum RunsCommand {
     Show(ShowArgs),
     /// Print a run's step logs
     Logs(LogsArgs),
+    /// Cancel a run: running jobs stop (their onCancel/cleanup hooks run unless --force)
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+struct CancelArgs {
+    run_id: String,
+    /// Kill the jobs' processes at once and skip their hooks
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +120,7 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         RunsCommand::List(args) => list(&client, args).await?,
         RunsCommand::Show(args) => show(&client, args).await?,
         RunsCommand::Logs(args) => logs(&client, args).await?,
+        RunsCommand::Cancel(args) => cancel(&client, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -178,3 +189,19 @@ async fn logs(client: &RunsClient, args: LogsArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+async fn cancel(client: &RunsClient, args: CancelArgs) -> anyhow::Result<()> {
+    let answer: serde_json::Value = client
+        .post(
+            &["api", "v1", "runs", &args.run_id, "cancel"],
+            &serde_json::json!({ "force": args.force }),
+        )
+        .await?;
+    let jobs = answer["cancelledJobs"].as_u64().unwrap_or_default();
+    if answer["status"] == "cancelling" {
+        println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id);
+    } else {
+        println!("Run {} cancelled ({jobs} job(s))", args.run_id);
+    }
+    Ok(())
+}

@@ -10,7 +10,15 @@ use super::error::ApiError;
 use crate::secrets::{now_ms, token_hash};
 use crate::state::Shared;
 
-pub async fn require_admin(State(state): State<Shared>, request: Request, next: Next) -> Result<Response, ApiError> {
+/// The admin token a request was authenticated with, for handlers that record who acted.
+#[derive(Debug, Clone)]
+pub struct Caller(pub kici_store::AdminToken);
+
+pub async fn require_admin(
+    State(state): State<Shared>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -24,10 +32,11 @@ pub async fn require_admin(State(state): State<Shared>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
-    state
+    let caller = state
         .store
         .use_admin_token(&token_hash(token.trim()), now_ms())
         .await?
         .ok_or_else(unauthorized)?;
+    request.extensions_mut().insert(Caller(caller));
     Ok(next.run(request).await)
 }

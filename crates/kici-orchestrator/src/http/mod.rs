@@ -29,6 +29,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/detail", get(runs::detail))
         .route("/runs/{run_id}/jobs", get(runs::jobs))
         .route("/runs/{run_id}/logs", get(runs::logs))
+        .route("/runs/{run_id}/cancel", post(runs::cancel))
         .route(
             "/runs/{run_id}/jobs/{job_id}/steps/{step_index}/logs",
             get(runs::step_logs),

@@ -172,3 +172,43 @@ fn log_error(err: std::io::Error) -> ApiError {
         "cannot read the step log (details are in the orchestrator log)",
     )
 }
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelRequest {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /api/v1/admin/runs/:runId/cancel {force?}` → `{status: cancelling|cancelled,
+/// cancelledJobs}`; 404 for an unknown run, 409 for a finished one.
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    body: Option<Json<CancelRequest>>,
+) -> ApiResult<Json<Value>> {
+    let run = find_run(&state, &run_id).await?;
+    if run.status.is_terminal() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "run_terminal",
+            format!(
+                "run {run_id} already finished ({}); there is nothing to cancel",
+                run.status
+            ),
+        ));
+    }
+    let force = body.map(|Json(b)| b.force).unwrap_or_default();
+    let reason = format!("Cancelled by {}", caller.0.label);
+    let outcome = crate::progress::cancel_run(&state, &run_id, &reason, force).await?;
+    let status = if outcome.notified > 0 {
+        "cancelling"
+    } else {
+        "cancelled"
+    };
+    Ok(Json(json!({
+        "runId": run_id,
+        "status": status,
+        "cancelledJobs": outcome.cancelled + outcome.notified,
+    })))
+}
