@@ -182,8 +182,22 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         let matched = match_triggers(&workflow.triggers, &delivery.normalized.event)
             .map(|m| m.trigger_index.is_some())
             .unwrap_or(false);
-        if matched {
-            run_ids.push(context.create_run(state, workflow).await?);
+        if !matched {
+            continue;
+        }
+        match context.create_run(state, workflow).await {
+            Ok(run_id) => run_ids.push(run_id),
+            Err(err) => {
+                // With no run created yet, a redelivery may try again; once one exists, a retry
+                // would duplicate it, so the claim stays.
+                if run_ids.is_empty() {
+                    store.release_delivery(&delivery.delivery_id).await?;
+                }
+                store
+                    .insert_event_log(&log("failed", run_ids.clone(), Some(err.to_string())))
+                    .await?;
+                return Err(err);
+            }
         }
     }
     store.insert_event_log(&log("processed", run_ids.clone(), None)).await?;
