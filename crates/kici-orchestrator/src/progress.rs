@@ -702,16 +702,17 @@ pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool)
             continue;
         }
         let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(id));
-        let started = matches!(job.status, JobStatus::Running | JobStatus::Cancelling)
-            || (job.status == JobStatus::Queued && agent.is_some());
-        if let (true, Some(agent)) = (started, agent) {
+        if let Some(agent) = &agent {
             let message = OrchestratorMessage::JobCancel {
                 run_id: run_id.to_string(),
                 job_id: job.job_id.clone(),
                 reason: reason.to_string(),
                 force,
             };
-            if agent.tx.send(crate::hub::Outbound::Message(message)).await.is_ok() {
+            let sent = agent.tx.send(crate::hub::Outbound::Message(message)).await.is_ok();
+            // A dispatched job not yet started is cancelled here and now; the agent only
+            // drops it. A started one finishes through its agent's report.
+            if sent && matches!(job.status, JobStatus::Running | JobStatus::Cancelling) {
                 state
                     .store
                     .transition_job(&job.job_id, &[JobStatus::Running], JobStatus::Cancelling, now)

@@ -325,3 +325,22 @@ async fn runs_cancel_stops_a_running_job_on_its_agent() {
     assert_ne!(unknown.code, 0);
     assert!(unknown.stderr.contains("no-such-run"), "{}", unknown.stderr);
 }
+
+#[tokio::test]
+async fn cancelling_a_queued_run_completes_it_at_once() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    // No agent has the labels this job asks for: it waits in the queue.
+    let runs = stack.push("app", &repo, "no-agent").await;
+    let answer = stack
+        .post(&format!("/api/v1/admin/runs/{}/cancel", runs[0]), &serde_json::json!({}))
+        .await;
+    assert_eq!(answer["status"], "cancelled", "{answer}");
+    assert_eq!(answer["cancelledJobs"], 1, "{answer}");
+    let detail = stack.detail(&runs[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Cancelled, "{detail:#?}");
+    assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
+    assert_eq!(detail.jobs[0].error_message.as_deref(), Some("Cancelled by bootstrap"));
+}
