@@ -335,7 +335,10 @@ async fn cancelling_a_queued_run_completes_it_at_once() {
     // No agent has the labels this job asks for: it waits in the queue.
     let runs = stack.push("app", &repo, "no-agent").await;
     let answer = stack
-        .post(&format!("/api/v1/admin/runs/{}/cancel", runs[0]), &serde_json::json!({}))
+        .post(
+            &format!("/api/v1/admin/runs/{}/cancel", runs[0]),
+            &serde_json::json!({}),
+        )
         .await;
     assert_eq!(answer["status"], "cancelled", "{answer}");
     assert_eq!(answer["cancelledJobs"], 1, "{answer}");
