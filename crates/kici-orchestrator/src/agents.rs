@@ -23,6 +23,9 @@ use crate::state::Shared;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// `agent.register` must follow within this.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Writing one frame to an agent. A socket stuck longer is given up, so that senders (the
+/// dispatcher, cancellation) see a closed channel instead of waiting on a full one.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Labels an agent reports about itself; a token cannot restrict them.
 const SELF_REPORTED: [&str; 3] = ["kici:os:", "kici:arch:", "kici:host:"];
@@ -47,8 +50,16 @@ pub async fn handle(socket: WebSocket, state: Shared) {
                     break;
                 }
             };
-            if sink.send(frame).await.is_err() {
-                break;
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(frame)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        timeoutMs = SEND_TIMEOUT.as_millis() as u64,
+                        "agent socket not writable; giving up on it"
+                    );
+                    break;
+                }
             }
         }
     });
