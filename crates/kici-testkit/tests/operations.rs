@@ -347,3 +347,54 @@ async fn cancelling_a_queued_run_completes_it_at_once() {
     assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
     assert_eq!(detail.jobs[0].error_message.as_deref(), Some("Cancelled by bootstrap"));
 }
+
+#[tokio::test]
+async fn token_roles_limit_what_a_token_may_do() {
+    let stack = Stack::start().await;
+    let create = |role: &'static str| {
+        let stack = &stack;
+        async move {
+            let answer = stack
+                .post(
+                    "/api/v1/admin/tokens",
+                    &serde_json::json!({ "label": format!("{role}-token"), "role": role }),
+                )
+                .await;
+            answer["token"].as_str().expect("token").to_string()
+        }
+    };
+    let auditor = create("auditor").await;
+    let admin = create("admin").await;
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: &str| {
+        client
+            .request(method, format!("{}{path}", stack.url()))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "label": "x" }))
+            .send()
+    };
+    let read = call(reqwest::Method::GET, "/api/v1/runs", &auditor).await.unwrap();
+    assert_eq!(read.status(), 200);
+    let write = call(reqwest::Method::POST, "/api/v1/runs/r1/cancel", &auditor)
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 403);
+    let body: serde_json::Value = write.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "token `auditor-token` has role auditor, which may only read (hint: use an admin or owner token)"
+    );
+    let tokens = call(reqwest::Method::POST, "/api/v1/admin/tokens", &admin)
+        .await
+        .unwrap();
+    assert_eq!(tokens.status(), 403);
+    let body: serde_json::Value = tokens.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "token `admin-token` has role admin; managing admin tokens needs an owner token"
+    );
+    let agents = call(reqwest::Method::GET, "/api/v1/admin/agents", &admin)
+        .await
+        .unwrap();
+    assert_eq!(agents.status(), 200);
+}

@@ -2,7 +2,7 @@
 //! against the SHA-256 hashes in the store.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -37,6 +37,26 @@ pub async fn require_admin(
         .use_admin_token(&token_hash(token.trim()), now_ms())
         .await?
         .ok_or_else(unauthorized)?;
+    authorize(&caller, request.method(), request.uri().path())?;
     request.extensions_mut().insert(Caller(caller));
     Ok(next.run(request).await)
+}
+
+/// Token roles: `owner` may do everything, `admin` everything but managing tokens, `auditor`
+/// only read.
+fn authorize(caller: &kici_store::AdminToken, method: &Method, path: &str) -> Result<(), ApiError> {
+    let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
+    let label = &caller.label;
+    match caller.role.as_str() {
+        "owner" => Ok(()),
+        "auditor" if method != Method::GET && method != Method::HEAD => Err(forbidden(format!(
+            "token `{label}` has role auditor, which may only read (hint: use an admin or owner token)"
+        ))),
+        "auditor" => Ok(()),
+        _ if path.trim_start_matches("/api/v1").starts_with("/admin/tokens") => Err(forbidden(format!(
+            "token `{label}` has role {}; managing admin tokens needs an owner token",
+            caller.role
+        ))),
+        _ => Ok(()),
+    }
 }
