@@ -4,12 +4,10 @@
 // Helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod fake_api;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use fake_api::{FakeApi, not_found};
+use kici_testkit::fake_api::{FakeApi, not_found};
 use serde_json::{Value, json};
 
 fn admin(args: &[&str]) -> Output {

@@ -6,15 +6,13 @@
 // Helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod fake_api;
-
 use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use fake_api::{FakeApi, Request, not_found};
+use kici_testkit::fake_api::{FakeApi, Request, not_found};
 use serde_json::{Value, json};
 
 const HASH_A: &str = "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000";

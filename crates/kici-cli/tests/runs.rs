@@ -4,12 +4,10 @@
 // Helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-mod fake_api;
-
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fake_api::FakeApi;
+use kici_testkit::fake_api::{self, FakeApi};
 use serde_json::{Value, json};
 
 fn kici(args: &[&str], token_env: Option<(&str, &str)>) -> Output {

@@ -8,6 +8,7 @@
 //! workspace test command builds them.
 
 mod fake_agent;
+pub mod fake_api;
 mod process;
 mod repo;
 

@@ -1,8 +1,6 @@
 //! A tiny HTTP/1.1 server for CLI tests: answers each request from a handler (one request per
 //! connection, `Connection: close`) and records what it received.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -28,8 +26,8 @@ type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
 impl FakeApi {
     /// Serves until the test process ends.
     pub fn start(handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let url = format!("http://{}", listener.local_addr().expect("a bound address"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&requests);
         let handler: Arc<Handler> = Arc::new(handler);
@@ -45,12 +43,12 @@ impl FakeApi {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
+        self.requests.lock().expect("request log").clone()
     }
 }
 
 fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return;
@@ -61,7 +59,7 @@ fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
     let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        reader.read_line(&mut line).expect("read a request line");
         let line = line.trim_end();
         if line.is_empty() {
             break;
@@ -70,17 +68,19 @@ fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
         }
     }
-    let length: usize = headers.get("content-length").map_or(0, |value| value.parse().unwrap());
+    let length: usize = headers
+        .get("content-length")
+        .map_or(0, |value| value.parse().expect("a numeric content-length"));
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    reader.read_exact(&mut body).expect("read the body");
     let request = Request {
         method,
         target,
         headers,
-        body: String::from_utf8(body).unwrap(),
+        body: String::from_utf8(body).expect("a UTF-8 body"),
     };
     let (status, answer) = handler(&request);
-    recorded.lock().unwrap().push(request);
+    recorded.lock().expect("request log").push(request);
     let reason = match status {
         200 => "OK",
         201 => "Created",
@@ -95,7 +95,7 @@ fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
-    stream.write_all(response.as_bytes()).unwrap();
+    stream.write_all(response.as_bytes()).expect("write the response");
 }
 
 pub fn not_found(message: &str) -> (u16, String) {
