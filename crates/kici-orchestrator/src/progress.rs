@@ -371,38 +371,56 @@ async fn matrix_evaluated(
     let outcome = match (update.state, &update.matrix) {
         (JobStatus::Success, Some(value)) => expand_dynamic(state, record, value, now).await?,
         (JobStatus::Success, None) => Err("the matrix function returned nothing".to_string()),
-        (_, _) => Err(update
-            .error
-            .clone()
-            .unwrap_or_else(|| format!("evaluation {}", update.state))),
+        (_, _) => Err(evaluation_error(update)),
     };
+    finish_evaluation(state, record, update.state, outcome, now, |message| {
+        let text = matrix_expansion_failed(base, message);
+        (text.clone(), matrix_failure(base, text))
+    })
+    .await
+}
+
+/// The error an evaluation job reported, or its final status when it gave none.
+fn evaluation_error(update: &JobStatusUpdate) -> String {
+    update
+        .error
+        .clone()
+        .unwrap_or_else(|| format!("evaluation {}", update.state))
+}
+
+/// Ends a matrix or generator evaluation job: `success` once its jobs joined the run,
+/// `cancelled` when it was, else `failed` with the error text and init failure `failure` makes
+/// of the problem.
+async fn finish_evaluation(
+    state: &Shared,
+    record: &JobRecord,
+    reported: JobStatus,
+    outcome: Result<usize, String>,
+    now: i64,
+    failure: impl FnOnce(&str) -> (String, InitFailure),
+) -> Result<(), StoreError> {
+    let job = &record.job;
     match outcome {
-        Ok(children) => {
+        Ok(added) => {
             state
                 .store
-                .finish_job(&record.job.job_id, JobStatus::Success, None, None, now)
+                .finish_job(&job.job_id, JobStatus::Success, None, None, now)
                 .await?;
-            tracing::info!(runId = %record.job.run_id, job = %base, children, "dynamic matrix expanded");
+            tracing::info!(runId = %job.run_id, job = %job.base_job_name, jobs = added, "evaluation done; jobs added to the run");
         }
-        Err(message) if update.state == JobStatus::Cancelled => {
+        Err(message) if reported == JobStatus::Cancelled => {
             state
                 .store
-                .finish_job(&record.job.job_id, JobStatus::Cancelled, Some(&message), None, now)
+                .finish_job(&job.job_id, JobStatus::Cancelled, Some(&message), None, now)
                 .await?;
         }
         Err(message) => {
-            let text = matrix_expansion_failed(base, &message);
+            let (text, init) = failure(&message);
             state
                 .store
-                .finish_job(
-                    &record.job.job_id,
-                    JobStatus::Failed,
-                    Some(&text),
-                    Some(&matrix_failure(base, text.clone())),
-                    now,
-                )
+                .finish_job(&job.job_id, JobStatus::Failed, Some(&text), Some(&init), now)
                 .await?;
-            tracing::warn!(runId = %record.job.run_id, jobId = %record.job.job_id, error = %text, "matrix expansion failed");
+            tracing::warn!(runId = %job.run_id, jobId = %job.job_id, error = %text, "evaluation failed");
         }
     }
     Ok(())
@@ -491,41 +509,19 @@ async fn generator_evaluated(
     let outcome = match (update.state, &update.jobs) {
         (JobStatus::Success, Some(value)) => add_generated_jobs(state, record, value, now).await?,
         (JobStatus::Success, None) => Err("the generator returned nothing".to_string()),
-        (_, _) => Err(update
-            .error
-            .clone()
-            .unwrap_or_else(|| format!("evaluation {}", update.state))),
+        (_, _) => Err(evaluation_error(update)),
     };
-    match outcome {
-        Ok(count) => {
-            state
-                .store
-                .finish_job(&record.job.job_id, JobStatus::Success, None, None, now)
-                .await?;
-            tracing::info!(runId = %record.job.run_id, generator = %generator, jobs = count, "dynamic jobs generated");
-        }
-        Err(message) if update.state == JobStatus::Cancelled => {
-            state
-                .store
-                .finish_job(&record.job.job_id, JobStatus::Cancelled, Some(&message), None, now)
-                .await?;
-        }
-        Err(message) => {
-            let text = failure::dynamic_eval_failed(generator, &message);
-            let init = InitFailure {
-                scope: InitFailureScope::Job,
-                category: InitFailureCategory::DynamicEval,
-                message: text.clone(),
-                job_name: Some(generator.clone()),
-            };
-            state
-                .store
-                .finish_job(&record.job.job_id, JobStatus::Failed, Some(&text), Some(&init), now)
-                .await?;
-            tracing::warn!(runId = %record.job.run_id, jobId = %record.job.job_id, error = %text, "dynamic job evaluation failed");
-        }
-    }
-    Ok(())
+    finish_evaluation(state, record, update.state, outcome, now, |message| {
+        let text = failure::dynamic_eval_failed(generator, message);
+        let init = InitFailure {
+            scope: InitFailureScope::Job,
+            category: InitFailureCategory::DynamicEval,
+            message: text.clone(),
+            job_name: Some(generator.clone()),
+        };
+        (text, init)
+    })
+    .await
 }
 
 /// Inserts the jobs a generator described; `Err` says what is wrong with them.
