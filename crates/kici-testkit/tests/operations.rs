@@ -309,7 +309,11 @@ async fn runs_cancel_stops_a_running_job_on_its_agent() {
     assert_eq!(detail.run.status, RunStatus::Cancelled, "{detail:#?}");
     assert_eq!(detail.run.failure_reason.as_deref(), Some("Cancelled by bootstrap"));
     assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
-    assert!(stack.agents[0].log_text().contains("job.cancelling"));
+    stack
+        .wait_for("the agent to log the cancel", || async {
+            stack.agents[0].log_text().contains("job.cancelling").then_some(())
+        })
+        .await;
 
     // The author's CLI uses the same API.
     let again = stack.cli("kici", &["runs", "cancel", &run_id], stack.dir.path());

@@ -321,9 +321,13 @@ async fn a_silent_agent_connection_is_closed_and_the_agent_marked_disconnected()
                 .then_some(())
         })
         .await;
-    let log = stack.orchestrator.log_text();
-    assert!(
-        log.contains("agent silent for too long; closing its connection"),
-        "{log}"
-    );
+    stack
+        .wait_for("the orchestrator to log why it closed the connection", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("agent silent for too long; closing its connection")
+                .then_some(())
+        })
+        .await;
 }
