@@ -30,6 +30,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_HEARTBEAT_INTERVAL_MS",
     "KICI_MAX_LOG_SIZE_BYTES",
     "KICI_SCALER_MANAGED",
+    "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
+    "KICI_BACKPRESSURE_MODE",
     "KICI_ROLES",
     "KICI_EXECUTION_MODE",
     "KICI_NODE",
@@ -40,6 +42,8 @@ pub const KNOWN_ENV: &[&str] = &[
 
 const DEFAULT_PORT: u16 = 8080;
 const DEFAULT_STEP_TIMEOUT_MS: u64 = 1_800_000;
+/// A scaler-managed agent with no job this long after it started exits.
+const DEFAULT_PENDING_DISPATCH_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_JOB_HEARTBEAT_INTERVAL_MS: u64 = 60_000;
 const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 30_000;
 const DEFAULT_MAX_LOG_SIZE_BYTES: u64 = 10_485_760;
@@ -103,9 +107,16 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Cap on one job's log output; the rest is replaced by a `[TRUNCATED: ...]` line.
     pub max_log_size_bytes: u64,
+    /// `KICI_SCALER_MANAGED`: started by an auto-scaler for one job; exits after it.
     pub scaler_managed: bool,
+    /// `KICI_SCALER_PENDING_DISPATCH_TIMEOUT` (ms): a scaler-managed agent that got no job
+    /// this long after it started exits.
+    pub pending_dispatch_timeout: Duration,
     pub roles: Roles,
     pub execution_mode: ExecutionMode,
+    /// `KICI_BACKPRESSURE_MODE`: what a job's log output does while the connection cannot
+    /// take more.
+    pub backpressure: Backpressure,
     /// `KICI_NODE`: the `node` to run workflows with; `None` = `node` on `PATH`.
     pub node: Option<PathBuf>,
     /// `KICI_LOG_*`: level, format, files.
@@ -194,8 +205,14 @@ impl Config {
             heartbeat_interval: millis(&get, "KICI_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS)?,
             max_log_size_bytes: positive(&get, "KICI_MAX_LOG_SIZE_BYTES", DEFAULT_MAX_LOG_SIZE_BYTES)?,
             scaler_managed: parse_bool("KICI_SCALER_MANAGED", get("KICI_SCALER_MANAGED"))?,
+            pending_dispatch_timeout: millis(
+                &get,
+                "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
+                DEFAULT_PENDING_DISPATCH_TIMEOUT_MS,
+            )?,
             roles: parse_roles(get("KICI_ROLES"))?,
             execution_mode: parse_execution_mode(get("KICI_EXECUTION_MODE"))?,
+            backpressure: parse_backpressure(get("KICI_BACKPRESSURE_MODE"))?,
             node: get("KICI_NODE").filter(|n| !n.trim().is_empty()).map(PathBuf::from),
             log: LogConfig::from_env(vars)?,
             metrics_token: get("KICI_METRICS_TOKEN").and_then(MetricsToken::new),
@@ -310,6 +327,28 @@ fn parse_roles(value: Option<&str>) -> Result<Roles, ConfigError> {
         }
     }
     Ok(roles)
+}
+
+/// What log output does while the connection queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backpressure {
+    /// The job's output waits (the default): nothing is lost, the job may slow down.
+    Pause,
+    /// Log chunks that find the queue full are dropped and counted
+    /// (`kici_agent_log_lines_dropped_total`); step results are never dropped.
+    Drop,
+}
+
+fn parse_backpressure(value: Option<&str>) -> Result<Backpressure, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("" | "pause") => Ok(Backpressure::Pause),
+        Some("drop") => Ok(Backpressure::Drop),
+        Some(other) => Err(ConfigError::BadValue {
+            name: "KICI_BACKPRESSURE_MODE",
+            value: other.to_string(),
+            expected: "`pause` or `drop`",
+        }),
+    }
 }
 
 fn parse_execution_mode(value: Option<&str>) -> Result<ExecutionMode, ConfigError> {
@@ -452,6 +491,10 @@ mod tests {
         );
         check(&[("KICI_SCALER_MANAGED", "yes")], "invalid KICI_SCALER_MANAGED");
         check(&[("KICI_ROLES", "cook")], "invalid KICI_ROLES `cook`");
+        check(
+            &[("KICI_BACKPRESSURE_MODE", "block")],
+            "invalid KICI_BACKPRESSURE_MODE `block`",
+        );
         check(&[("KICI_EXECUTION_MODE", "container")], "only `bare-metal`");
         check(
             &[("KICI_LOG_LEVEL", "loud")],
@@ -466,5 +509,16 @@ mod tests {
         assert_eq!(load(&[("KICI_ROLES", "")]).unwrap().roles, Roles::default());
         assert_eq!(load(&[("KICI_PORT", "0")]).unwrap().port, 0);
         assert!(load(&[("KICI_SCALER_MANAGED", "1")]).unwrap().scaler_managed);
+        assert_eq!(
+            load(&[("KICI_BACKPRESSURE_MODE", "drop")]).unwrap().backpressure,
+            Backpressure::Drop
+        );
+        assert_eq!(load(&[]).unwrap().backpressure, Backpressure::Pause);
+        assert_eq!(
+            load(&[("KICI_SCALER_PENDING_DISPATCH_TIMEOUT", "5000")])
+                .unwrap()
+                .pending_dispatch_timeout,
+            Duration::from_secs(5)
+        );
     }
 }

@@ -146,11 +146,17 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
             matrix_eval_timeout: config.matrix_eval_timeout,
             job_heartbeat_interval: config.job_heartbeat_interval,
             max_log_size_bytes: config.max_log_size_bytes,
+            backpressure: config.backpressure,
         }),
         commands: commands_tx.clone(),
         in_flight: in_flight_tx,
         running: None,
         mode: Mode::Serving,
+        single_use: config.scaler_managed,
+        // A scaler-managed agent that never gets its job must not linger.
+        give_up_at: config
+            .scaler_managed
+            .then(|| Instant::now() + config.pending_dispatch_timeout),
     };
     core.settings.runners.refill();
     let outcome = core.run(incoming_rx, &mut shutdown, &mut connection_task).await;
@@ -210,6 +216,10 @@ struct Core {
     in_flight: watch::Sender<Option<InFlightJob>>,
     running: Option<RunningJob>,
     mode: Mode,
+    /// Scaler-managed: run one job, then drain and exit.
+    single_use: bool,
+    /// Scaler-managed: exit at this time unless a job arrived before.
+    give_up_at: Option<Instant>,
 }
 
 /// Resolves when the running job's task ends; pending forever when there is none.
@@ -271,6 +281,10 @@ impl Core {
                         job.cancel.send_replace(Some(CancelMode::Graceful));
                     }
                     self.mode = Mode::Stopping { cancel_at: None, abort_at: Some(Instant::now() + SHUTDOWN_CANCEL_WAIT) };
+                }
+                _ = deadline(self.give_up_at) => {
+                    info!(agentId = %self.agent_id, "scaler-managed agent got no job in time; exiting");
+                    return Ok(());
                 }
                 _ = deadline(abort_at) => {
                     if let Some(job) = self.running.take() {
@@ -368,6 +382,11 @@ impl Core {
                     cancel,
                     handle,
                 });
+                if self.single_use {
+                    // One job per scaler-managed agent: take no other, exit once it ends.
+                    self.give_up_at = None;
+                    self.on_signal(ShutdownSignal::Drain);
+                }
             }
             OrchestratorMessage::JobCancel {
                 run_id,

@@ -38,18 +38,7 @@ const DRAIN_IDLE: Duration = Duration::from_millis(500);
 const IPC_FD: i32 = 3;
 
 /// Environment variables a runner inherits from the host; everything else is set explicitly.
-pub const INHERITED_ENV: [&str; 10] = [
-    "PATH",
-    "HOME",
-    "USER",
-    "SHELL",
-    "LANG",
-    "LC_ALL",
-    "TERM",
-    "TMPDIR",
-    "NODE_PATH",
-    "TZ",
-];
+pub use kici_engine::host_env::INHERITED as INHERITED_ENV;
 
 /// What a runner produced.
 #[derive(Debug)]

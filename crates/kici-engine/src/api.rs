@@ -126,6 +126,66 @@ pub struct RunLogs {
     pub steps: Vec<StepLog>,
 }
 
+/// One milestone on a run's timeline (`GET /api/v1/runs/:runId/events`), the dashboard's
+/// `run.event`. Scaler milestones carry `metadata {agentId, detail, category: "scaler"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEvent {
+    pub event_id: String,
+    pub run_id: String,
+    pub job_id: Option<String>,
+    pub event_type: String,
+    /// What the Timeline tab calls it: `scaler.failed` is "Provisioning failed".
+    pub title: String,
+    /// `orchestrator` or `agent`.
+    pub source_service: String,
+    pub timestamp_ms: i64,
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEvents {
+    pub run_id: String,
+    pub events: Vec<RunEvent>,
+}
+
+/// The title the Timeline shows for an event type; unknown types show as themselves.
+pub fn event_title(event_type: &str) -> &str {
+    match event_type {
+        "scaler.provisioning" => "Provisioning",
+        "scaler.network" => "Provisioning network",
+        "scaler.ready" => "Agent started",
+        "scaler.failed" => "Provisioning failed",
+        "agent.connecting" => "Agent connecting",
+        "orchestrator.job.queue_expired" => "Queue timeout",
+        other => other,
+    }
+}
+
+/// One line of a job's `provisioning.jsonl`:
+/// `{"ts", "phase": "provisioning", "eventType", "message", "agentId"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningLine {
+    pub ts: i64,
+    pub phase: String,
+    pub event_type: String,
+    pub message: String,
+    pub agent_id: String,
+}
+
+/// `GET /api/v1/runs/:runId/jobs/:jobId/provisioning`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningLog {
+    pub run_id: String,
+    pub job_id: String,
+    pub lines: Vec<ProvisioningLine>,
+    pub total_lines: usize,
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for an epoch-milliseconds time.
 pub fn format_timestamp(epoch_ms: i64) -> String {
     let seconds = epoch_ms.div_euclid(1000);

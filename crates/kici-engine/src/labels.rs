@@ -3,7 +3,8 @@
 //! A job lists label matchers; an agent fits when every required matcher matches one of its
 //! labels and no exclude matcher matches any. Labels under `kici:` are reserved: agents get
 //! `kici:os:*`, `kici:arch:*` and `kici:host:*` automatically, jobs may target them, but an
-//! operator may not set them by hand.
+//! operator may not set them by hand. Exact labels compare without regard to case (scaler
+//! label sets are lower-cased, so `runsOn: ['Linux']` must still fit a `linux` agent).
 
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +73,7 @@ impl LabelMatcher {
 
     fn matches_any(&self, labels: &[String]) -> Result<bool, PatternError> {
         Ok(match self {
-            LabelMatcher::Exact { value } => labels.iter().any(|l| l == value),
+            LabelMatcher::Exact { value } => labels.iter().any(|l| l.eq_ignore_ascii_case(value.trim())),
             LabelMatcher::Regex { source, flags } => {
                 let re = compile_js_regex(source, flags)?;
                 labels.iter().any(|l| re.is_match(l))
@@ -173,6 +174,8 @@ mod tests {
         let linux = || LabelMatcher::exact("linux");
         check(&[linux()], &[], &["linux", "x64"], true);
         check(&[linux()], &[], &["linux-arm"], false);
+        check(&[LabelMatcher::exact("Linux")], &[], &["linux"], true);
+        check(&[linux()], &[LabelMatcher::exact("SLOW")], &["linux", "slow"], false);
         check(&[linux(), LabelMatcher::exact("gpu")], &[], &["linux"], false);
         check(&[glob("gpu-*")], &[], &["gpu-a100"], true);
         check(&[glob("gpu-*")], &[], &["cpu-a100"], false);

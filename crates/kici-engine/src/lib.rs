@@ -12,6 +12,7 @@ pub mod description;
 pub mod event;
 pub mod failure;
 pub mod hash;
+pub mod host_env;
 pub mod labels;
 pub mod lockfile;
 pub mod matrix;

@@ -184,6 +184,7 @@ async fn session(
         (_, _) => return Err((close_code::INVALID_MESSAGE, "expected auth.request".to_string())),
     };
     check_labels(&registration, token.as_ref())?;
+    check_binding(&registration, token.as_ref())?;
     let agent_id = registration.agent_id.clone();
     register(
         state,
@@ -273,6 +274,25 @@ fn check_labels(registration: &Registration, token: Option<&kici_store::AgentTok
     Ok(())
 }
 
+/// A token issued to a spawned agent serves that agent only.
+fn check_binding(registration: &Registration, token: Option<&kici_store::AgentToken>) -> Result<(), Refusal> {
+    match token {
+        Some(token)
+            if token.agent_type == crate::scaler::EPHEMERAL_TOKEN_TYPE
+                && token.label != crate::scaler::ephemeral_token_label(&registration.agent_id) =>
+        {
+            Err((
+                close_code::AUTH_FAILED,
+                format!(
+                    "agent token `{}` was issued to another spawned agent and cannot register `{}`",
+                    token.label, registration.agent_id
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn register(
     state: &Shared,
     registration: &Registration,
@@ -282,12 +302,23 @@ async fn register(
 ) -> Result<(), Refusal> {
     let now = now_ms();
     let store_error = |e: kici_store::StoreError| (1011, format!("store error: {e}"));
+    // A spawned agent gets its scaler's automatic labels here: it may not claim `kici:`
+    // labels itself, and the orchestrator knows which scaler started it.
+    let spawned = state.scaler.registered(&registration.agent_id);
+    let mut labels = registration.labels.clone();
+    if let Some(spawned) = &spawned {
+        for label in &spawned.auto_labels {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+    }
     state
         .store
         .upsert_agent(&AgentRecord {
             agent_id: registration.agent_id.clone(),
             token_id: token_id.clone(),
-            labels: registration.labels.clone(),
+            labels: labels.clone(),
             hostname: registration.hostname.clone(),
             platform: registration.platform.clone(),
             arch: registration.arch.clone(),
@@ -303,9 +334,11 @@ async fn register(
         agent_id: registration.agent_id.clone(),
         connection_id: connection_id.to_string(),
         token_id,
-        labels: registration.labels.clone(),
+        labels: labels.clone(),
         busy_job: None,
         draining: false,
+        bound_job: spawned.as_ref().and_then(|s| s.bound_job.clone()),
+        single_use: spawned.is_some(),
         tx: tx.clone(),
     });
     if let Some(previous) = previous {
@@ -320,11 +353,11 @@ async fn register(
         tx,
         OrchestratorMessage::RegisterAck {
             agent_id: registration.agent_id.clone(),
-            labels: registration.labels.clone(),
+            labels: labels.clone(),
         },
     )
     .await;
-    tracing::info!(agentId = %registration.agent_id, labels = %registration.labels.join(","), sdkBundleHash = %registration.build_info.sdk_bundle_hash, "agent registered");
+    tracing::info!(agentId = %registration.agent_id, labels = %labels.join(","), sdkBundleHash = %registration.build_info.sdk_bundle_hash, "agent registered");
     reclaim(state, registration).await.map_err(store_error)?;
     state.wake_dispatcher();
     Ok(())

@@ -32,6 +32,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_SCALER_CONFIG_DIR",
     "KICI_SERVER_TLS_CERT_PATH",
     "KICI_METRICS_TOKEN",
+    "KICI_ORCHESTRATOR_URL",
 ];
 
 /// How agents authenticate on `/ws`.
@@ -71,6 +72,15 @@ pub struct Config {
     pub tls_cert_path: Option<PathBuf>,
     /// Lets a scraper read `/metrics` without an admin token.
     pub metrics_token: Option<String>,
+    /// `scalers.yaml` (`KICI_SCALER_CONFIG_PATH`).
+    pub scaler_config_path: Option<PathBuf>,
+    /// `scalers.d/` (`KICI_SCALER_CONFIG_DIR`).
+    pub scaler_config_dir: Option<PathBuf>,
+    /// The URL spawned agents connect to unless their scaler sets `orchestratorUrl`
+    /// (`KICI_ORCHESTRATOR_URL`; default `ws://127.0.0.1:<port>/ws`).
+    pub agent_orchestrator_url: Option<String>,
+    /// `KICI_AGENT_ENV_<NAME>=value`: passed to spawned agents as `<NAME>=value`.
+    pub agent_env: BTreeMap<String, String>,
 }
 
 /// Every problem with the configuration, reported together.
@@ -173,6 +183,22 @@ impl Config {
             log_dir: env.get("KICI_LOG_DIR").map(PathBuf::from),
             tls_cert_path: env.get("KICI_SERVER_TLS_CERT_PATH").map(PathBuf::from),
             metrics_token: env.get("KICI_METRICS_TOKEN").cloned().filter(|t| !t.is_empty()),
+            scaler_config_path: env
+                .get("KICI_SCALER_CONFIG_PATH")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            scaler_config_dir: env
+                .get("KICI_SCALER_CONFIG_DIR")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            agent_orchestrator_url: env.get("KICI_ORCHESTRATOR_URL").cloned().filter(|u| !u.is_empty()),
+            agent_env: env
+                .iter()
+                .filter_map(|(name, value)| {
+                    let stripped = name.strip_prefix("KICI_AGENT_ENV_").filter(|n| !n.is_empty())?;
+                    Some((stripped.to_string(), value.clone()))
+                })
+                .collect(),
         })
     }
 
@@ -185,6 +211,13 @@ impl Config {
     /// pings, 180 s by default.
     pub fn agent_silence_timeout(&self) -> Duration {
         self.agent_heartbeat_interval * 6
+    }
+
+    /// Where spawned agents connect unless their scaler says otherwise.
+    pub fn agent_url(&self) -> String {
+        self.agent_orchestrator_url
+            .clone()
+            .unwrap_or_else(|| format!("ws://127.0.0.1:{}/ws", self.port))
     }
 
     /// How long a disconnected agent's jobs wait for it.

@@ -1,7 +1,10 @@
 //! The dispatcher: places queued jobs on idle agents whose labels fit (lowest agent id first,
-//! the reference's deterministic pick), one job per agent. It runs when woken (a job queued,
-//! an agent registered or freed) and once a second as a safety net.
+//! the reference's deterministic pick), one job per agent. A scaler-spawned agent gets the
+//! job it was spawned for first, and no other while that job waits. A job no idle agent fits
+//! stays queued and the scaler is asked for an agent. It runs when woken (a job queued, an
+//! agent registered or freed, a spawned agent gone) and once a second as a safety net.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use kici_engine::labels::labels_fit;
@@ -30,16 +33,25 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
 
 async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let pending = state.store.pending_entries().await?;
+    let waiting: HashSet<String> = pending.iter().map(|e| e.job_id.clone()).collect();
     for entry in pending {
-        let idle = state.hub.idle_agents();
-        if idle.is_empty() {
-            return Ok(());
-        }
         // Lock files were validated at load, so their matchers compile.
-        let Some(agent) = idle
+        let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
+        let free_for_this_job = |bound: &Option<String>| {
+            bound
+                .as_ref()
+                .is_none_or(|job| *job == entry.job_id || !waiting.contains(job))
+        };
+        // `min_by_key` keeps the first of equals: an agent bound to this job, else the lowest id.
+        let Some(agent) = state
+            .hub
+            .idle_agents()
             .into_iter()
-            .find(|a| labels_fit(&entry.runs_on, &entry.exclude_labels, &a.labels).unwrap_or(false))
+            .filter(|a| free_for_this_job(&a.bound_job) && fits(&a.labels))
+            .min_by_key(|a| a.bound_job.as_deref() != Some(entry.job_id.as_str()))
         else {
+            let could_fit = state.hub.all().iter().any(|a| !a.single_use && fits(&a.labels));
+            state.scaler.provision(state, &entry, could_fit);
             continue;
         };
         let now = now_ms();

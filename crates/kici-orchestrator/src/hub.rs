@@ -28,6 +28,11 @@ pub struct ConnectedAgent {
     pub labels: Vec<String>,
     pub busy_job: Option<String>,
     pub draining: bool,
+    /// Spawned by a scaler for this job: the dispatcher gives it this job first and, while the
+    /// job waits in the queue, no other.
+    pub bound_job: Option<String>,
+    /// Scaler-spawned agents run one job; once freed they only wait to exit.
+    pub single_use: bool,
     pub tx: mpsc::Sender<Outbound>,
 }
 
@@ -86,6 +91,7 @@ impl Hub {
         match self.lock().get_mut(agent_id) {
             Some(agent) if agent.busy_job.as_deref() == Some(job_id) => {
                 agent.busy_job = None;
+                agent.draining |= agent.single_use;
                 true
             }
             _ => false,

@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::logs::LogStore;
+use crate::scaler::ScalerManager;
 use crate::secrets::{new_admin_token, new_id, now_ms, token_hash};
 use crate::state::{AppState, Shared};
 
@@ -55,6 +56,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Scaler(#[from] scaler::ScalerConfigError),
     #[error("cannot write the generated admin token to `{path}`")]
     AdminToken {
         path: String,
@@ -78,6 +81,10 @@ impl Orchestrator {
             source,
         })?;
         kici_telemetry::metrics::install(kici_telemetry::metrics::MetricSet::Orchestrator);
+        let scalers = scaler::load(
+            config.scaler_config_path.as_deref(),
+            config.scaler_config_dir.as_deref(),
+        )?;
         let store = Store::open(&config.database_url).await?;
         bootstrap_admin_token(&store, &config).await?;
         let address = SocketAddr::new(config.bind_address, config.port);
@@ -94,6 +101,7 @@ impl Orchestrator {
             config,
             store,
             hub: Hub::default(),
+            scaler: ScalerManager::new(scalers),
             dispatch: Notify::new(),
             started: Instant::now(),
         });
@@ -112,7 +120,14 @@ impl Orchestrator {
             }
         });
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
-        tasks.spawn(sweeper::run(state.clone(), receiver));
+        tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
+        tasks.spawn(reload_on_sighup(state.clone(), receiver));
+        let scalers = state.scaler.config();
+        for scaler in &scalers.scalers {
+            if scaler.scaler_type() == scaler::ScalerType::BareMetal {
+                tracing::warn!(scaler = %scaler.name, "Bare-metal scaler \"{}\" configured. Its agents run jobs as the orchestrator's user, without isolation: use it for trusted code only.", scaler.name);
+            }
+        }
         tracing::info!(address = %address, port = address.port(), dataDir = %state.config.data_dir.display(), database = %kici_store::redact_url(&state.config.database_url), "orchestrator.listening");
         Ok(Orchestrator {
             address,
@@ -129,6 +144,44 @@ impl Orchestrator {
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
             self.tasks.abort_all();
+        }
+    }
+}
+
+/// Waits between a SIGHUP and the reload, so a burst of signals reloads once.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// SIGHUP reloads the scaler configuration; an invalid one is logged and the running one
+/// kept. The environment is not read again.
+async fn reload_on_sighup(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the scaler configuration cannot be reloaded");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangup.recv() => if received.is_none() { return },
+            _ = shutdown.changed() => return,
+        }
+        tokio::time::sleep(RELOAD_DEBOUNCE).await;
+        let config = &state.config;
+        match state
+            .scaler
+            .reload(
+                config.scaler_config_path.as_deref(),
+                config.scaler_config_dir.as_deref(),
+            )
+            .await
+        {
+            Ok(diff) => {
+                if !diff.type_changed.is_empty() {
+                    tracing::warn!(scalers = ?diff.type_changed, "Config fields changed but require restart to apply: {:?}", diff.type_changed.iter().map(|name| format!("scalers[{name}].type")).collect::<Vec<_>>());
+                }
+                tracing::info!(globalMaxAgents = state.scaler.config().global_max_agents, added = ?diff.added, removed = ?diff.removed, changed = ?diff.changed, typeChanged = ?diff.type_changed, "scaler config reloaded");
+                state.wake_dispatcher();
+            }
+            Err(err) => tracing::error!(error = %err, "{}", scaler::RELOAD_FAILED_MESSAGE),
         }
     }
 }

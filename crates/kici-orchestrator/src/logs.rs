@@ -2,11 +2,14 @@
 //! `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`, one `{"seq", "i", "ts", "line"}` object
 //! per line (`i` = position in the chunk). `seq` is the agent's message number: a chunk replayed after a crash between the append
 //! and the store update is written twice, and readers skip the second copy.
+//!
+//! Provisioning milestones of a job go to `<data>/executions/<runId>/jobs/<jobId>/provisioning.jsonl`,
+//! one [`ProvisioningLine`] per line (the dashboard's Provisioning logs section).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use kici_engine::api::LogLine;
+use kici_engine::api::{LogLine, ProvisioningLine};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -22,12 +25,14 @@ struct Record {
 #[derive(Debug, Clone)]
 pub struct LogStore {
     root: PathBuf,
+    executions: PathBuf,
 }
 
 impl LogStore {
     pub fn new(data_dir: &Path) -> LogStore {
         LogStore {
             root: data_dir.join("logs"),
+            executions: data_dir.join("executions"),
         }
     }
 
@@ -48,9 +53,6 @@ impl LogStore {
         lines: &[(i64, String)],
     ) -> std::io::Result<()> {
         let path = self.path(run_id, job_id, step_index);
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
         let mut text = String::new();
         for (i, (ts, line)) in lines.iter().enumerate() {
             let record = Record {
@@ -62,13 +64,7 @@ impl LogStore {
             text.push_str(&serde_json::to_string(&record).expect("log records serialize"));
             text.push('\n');
         }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await?;
-        file.write_all(text.as_bytes()).await?;
-        file.flush().await
+        append(&path, &text).await
     }
 
     /// The lines of a step, each chunk once; an absent file is an empty log.
@@ -99,6 +95,39 @@ impl LogStore {
         Ok(lines)
     }
 
+    fn provisioning_path(&self, run_id: &str, job_id: &str) -> PathBuf {
+        self.executions
+            .join(run_id)
+            .join("jobs")
+            .join(job_id)
+            .join("provisioning.jsonl")
+    }
+
+    /// Appends one provisioning milestone of a job.
+    pub async fn append_provisioning(
+        &self,
+        run_id: &str,
+        job_id: &str,
+        line: &ProvisioningLine,
+    ) -> std::io::Result<()> {
+        let mut text = serde_json::to_string(line).expect("provisioning lines serialize");
+        text.push('\n');
+        append(&self.provisioning_path(run_id, job_id), &text).await
+    }
+
+    /// A job's provisioning milestones in time order; none when the file is absent.
+    pub async fn read_provisioning(&self, run_id: &str, job_id: &str) -> std::io::Result<Vec<ProvisioningLine>> {
+        let text = match tokio::fs::read_to_string(self.provisioning_path(run_id, job_id)).await {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        // A torn last line (crash mid-write) is skipped.
+        let mut lines: Vec<ProvisioningLine> = text.lines().filter_map(|raw| serde_json::from_str(raw).ok()).collect();
+        lines.sort_by_key(|line| line.ts);
+        Ok(lines)
+    }
+
     /// Step indices that have a log file for the job.
     pub async fn step_indices(&self, run_id: &str, job_id: &str) -> Vec<i64> {
         let mut indices = Vec::new();
@@ -118,6 +147,20 @@ impl LogStore {
         indices.sort_unstable();
         indices
     }
+}
+
+/// Appends `text` to the file at `path`, creating it and its directories.
+async fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .await?;
+    file.write_all(text.as_bytes()).await?;
+    file.flush().await
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         let orchestrator = match Orchestrator::start(config).await {
             Ok(orchestrator) => orchestrator,
+            Err(err @ kici_orchestrator::StartError::Scaler(_)) => {
+                eprintln!("{err}");
+                tracing::error!(error = %err, "invalid scaler configuration");
+                return ExitCode::from(2);
+            }
             Err(err) => {
                 let cause = std::error::Error::source(&err)
                     .map(|s| format!(": {s}"))

@@ -627,6 +627,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
     if !state.store.close_entry(&entry.job_id, QueueStatus::Expired).await? {
         return Ok(());
     }
+    state.scaler.forget_job(&entry.job_id);
     let error = entry
         .last_provisioning_error
         .clone()
@@ -648,6 +649,24 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
     state
         .store
         .set_failure_reason_if_empty(&entry.run_id, run_reason)
+        .await?;
+    let job_name = state
+        .store
+        .get_job(&entry.job_id)
+        .await?
+        .map(|j| j.job.job_name)
+        .unwrap_or_default();
+    state
+        .store
+        .insert_run_event(&kici_store::NewRunEvent {
+            event_id: crate::secrets::new_id(),
+            run_id: entry.run_id.clone(),
+            job_id: Some(entry.job_id.clone()),
+            event_type: "orchestrator.job.queue_expired".to_string(),
+            source_service: "orchestrator".to_string(),
+            timestamp_ms: now,
+            metadata: serde_json::json!({ "jobName": job_name, "reason": error }),
+        })
         .await?;
     tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, error = %error, "queue timeout: job never dispatched");
     advance_run(state, &entry.run_id).await

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::logs::LogStore;
+use crate::scaler::ScalerManager;
 
 pub type Shared = Arc<AppState>;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     pub logs: LogStore,
     pub hub: Hub,
+    /// Auto-scalers: agents started when no connected agent fits a queued job.
+    pub scaler: ScalerManager,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
     pub dispatch: Notify,
     pub started: Instant,

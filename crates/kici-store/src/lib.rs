@@ -10,6 +10,7 @@
 
 mod agents;
 mod deliveries;
+mod events;
 mod queue;
 mod runs;
 mod sources;
@@ -23,6 +24,7 @@ use sqlx::{AnyPool, Row};
 
 pub use agents::AgentRecord;
 pub use deliveries::EventLogEntry;
+pub use events::NewRunEvent;
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use runs::{JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
 pub use sources::{NewSource, Source, SourceKind, Verification};
@@ -34,6 +36,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 static MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "dynamic_jobs", include_str!("../migrations/0002_dynamic_jobs.sql")),
+    (3, "run_events", include_str!("../migrations/0003_run_events.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -550,3 +550,43 @@ fn database_passwords_are_redacted() {
         "postgres://kici@db/kici?sslmode=require&password=***"
     );
 }
+
+#[tokio::test]
+async fn run_events_read_back_in_time_order_with_their_titles() {
+    for (db, store, _dir) in stores().await {
+        let event = |id: &str, event_type: &str, ts: i64| crate::NewRunEvent {
+            event_id: id.to_string(),
+            run_id: "r".to_string(),
+            job_id: Some("j".to_string()),
+            event_type: event_type.to_string(),
+            source_service: "orchestrator".to_string(),
+            timestamp_ms: ts,
+            metadata: serde_json::json!({"agentId": "scaler-bare-metal-1", "detail": "boom", "category": "scaler"}),
+        };
+        store.insert_run_event(&event("e2", "scaler.failed", 20)).await.unwrap();
+        store
+            .insert_run_event(&event("e1", "scaler.provisioning", 10))
+            .await
+            .unwrap();
+        // A replayed insert is ignored.
+        store
+            .insert_run_event(&event("e1", "scaler.provisioning", 10))
+            .await
+            .unwrap();
+        let events = store.run_events("r").await.unwrap();
+        let summary: Vec<(&str, &str, i64)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.title.as_str(), e.timestamp_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("scaler.provisioning", "Provisioning", 10),
+                ("scaler.failed", "Provisioning failed", 20)
+            ],
+            "{db}"
+        );
+        assert_eq!(events[1].metadata["detail"], "boom", "{db}");
+        assert!(store.run_events("other").await.unwrap().is_empty(), "{db}");
+    }
+}

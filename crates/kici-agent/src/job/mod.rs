@@ -51,6 +51,7 @@ pub struct JobSettings {
     pub matrix_eval_timeout: Duration,
     pub job_heartbeat_interval: Duration,
     pub max_log_size_bytes: u64,
+    pub backpressure: crate::config::Backpressure,
 }
 
 /// How the orchestrator asked to cancel.
@@ -109,6 +110,7 @@ pub async fn run_job(
         dispatch.job_id.clone(),
         out.clone(),
         settings.max_log_size_bytes,
+        settings.backpressure,
     );
     info!(
         runId = %dispatch.run_id,

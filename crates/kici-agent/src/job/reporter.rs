@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::Outcome;
+use crate::config::Backpressure;
 use crate::connection::Command;
 use crate::logs::{Batch, LogBatcher};
 use crate::timestamp_ms;
@@ -23,16 +24,24 @@ pub(super) struct Reporter {
     seq: u64,
     out: mpsc::Sender<Command>,
     pub(super) logs: LogBatcher,
+    backpressure: Backpressure,
 }
 
 impl Reporter {
-    pub(super) fn new(run_id: String, job_id: String, out: mpsc::Sender<Command>, max_log_size_bytes: u64) -> Reporter {
+    pub(super) fn new(
+        run_id: String,
+        job_id: String,
+        out: mpsc::Sender<Command>,
+        max_log_size_bytes: u64,
+        backpressure: Backpressure,
+    ) -> Reporter {
         Reporter {
             run_id,
             job_id,
             seq: 0,
             out,
             logs: LogBatcher::new(max_log_size_bytes),
+            backpressure,
         }
     }
 
@@ -100,6 +109,12 @@ impl Reporter {
     }
 
     pub(super) async fn send_batch(&mut self, batch: Batch) {
+        // Dropped before it gets a `seq`, so the job's sequence stays gap-free.
+        if self.backpressure == Backpressure::Drop && self.out.capacity() == 0 {
+            metrics::log_lines_dropped(batch.lines.len() as u64);
+            warn!(jobId = %self.job_id, lines = batch.lines.len(), "connection queue full; log chunk dropped (KICI_BACKPRESSURE_MODE=drop)");
+            return;
+        }
         metrics::log_bytes_sent(batch.lines.iter().map(|line| line.line.len() as u64).sum());
         let message = AgentMessage::LogChunk(LogChunk {
             run_id: self.run_id.clone(),

@@ -30,6 +30,8 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/jobs", get(runs::jobs))
         .route("/runs/{run_id}/logs", get(runs::logs))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/runs/{run_id}/events", get(runs::events))
+        .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(runs::provisioning))
         .route(
             "/runs/{run_id}/jobs/{job_id}/steps/{step_index}/logs",
             get(runs::step_logs),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::ApiResult;
+use crate::scaler::health::RowStatus;
 use crate::secrets::now_ms;
 use crate::state::Shared;
 
@@ -95,7 +96,45 @@ pub async fn run_checks(state: &Shared) -> Vec<Check> {
     if let Some(path) = &state.config.tls_cert_path {
         checks.push(timed("TLS certificate", certificate(path)).await);
     }
+    checks.extend(scaler_checks(state));
     checks
+}
+
+/// `scaler:<name>`: recent spawn failures, then what the host must provide for the backend
+/// (a failing host check makes a passing row fail, naming what is missing).
+fn scaler_checks(state: &Shared) -> Vec<Check> {
+    let config = state.scaler.config();
+    state
+        .scaler
+        .health_rows(now_ms())
+        .into_iter()
+        .map(|row| {
+            let started = Instant::now();
+            let mut status = match row.status {
+                RowStatus::Pass => CheckStatus::Pass,
+                RowStatus::Warn => CheckStatus::Warn,
+                RowStatus::Fail => CheckStatus::Fail,
+            };
+            let mut message = row.message;
+            let host_problems = row
+                .name
+                .strip_prefix("scaler:")
+                .and_then(|name| config.scaler(name))
+                .map(crate::scaler::backend::host_problems)
+                .unwrap_or_default();
+            if !host_problems.is_empty() {
+                status = CheckStatus::Fail;
+                message = format!("{message}; host: {}", host_problems.join("; "));
+            }
+            Check {
+                name: row.name,
+                status,
+                message,
+                details: row.details,
+                duration_ms: started.elapsed().as_millis() as u64,
+            }
+        })
+        .collect()
 }
 
 fn disk_space(path: &Path) -> (CheckStatus, String, Option<Value>) {

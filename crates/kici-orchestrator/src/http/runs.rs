@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use kici_engine::api::{Job, Run, RunDetail, RunList, RunLogs, StepLog};
+use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
 use kici_engine::status::{RunStatus, StepStatus};
 use kici_store::RunFilter;
@@ -162,6 +162,40 @@ pub async fn step_logs(
     find_run(&state, &run_id).await?;
     let lines = state.logs.read(&run_id, &job_id, step_index).await.map_err(log_error)?;
     Ok(Json(json!({ "lines": lines })))
+}
+
+/// `GET /api/v1/runs/:runId/events`: the run's timeline milestones, oldest first.
+pub async fn events(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunEvents>> {
+    find_run(&state, &run_id).await?;
+    let events = state.store.run_events(&run_id).await?;
+    Ok(Json(RunEvents { run_id, events }))
+}
+
+/// `GET /api/v1/runs/:runId/jobs/:jobId/provisioning`: the job's `provisioning.jsonl`.
+pub async fn provisioning(
+    State(state): State<Shared>,
+    Path((run_id, job_id)): Path<(String, String)>,
+) -> ApiResult<Json<ProvisioningLog>> {
+    find_run(&state, &run_id).await?;
+    if state
+        .store
+        .get_job(&job_id)
+        .await?
+        .is_none_or(|job| job.job.run_id != run_id)
+    {
+        return Err(ApiError::not_found(format!("job {job_id} not found in run {run_id}")));
+    }
+    let lines = state
+        .logs
+        .read_provisioning(&run_id, &job_id)
+        .await
+        .map_err(log_error)?;
+    Ok(Json(ProvisioningLog {
+        run_id,
+        job_id,
+        total_lines: lines.len(),
+        lines,
+    }))
 }
 
 fn log_error(err: std::io::Error) -> ApiError {

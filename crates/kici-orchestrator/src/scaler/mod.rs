@@ -1,7 +1,5 @@
 //! Auto-scalers: starting an agent when no connected agent fits a queued job.
 //!
-//! This module holds the foundation the backends and the dispatcher build on:
-//!
 //! - [`config`]: `scalers.yaml` (`KICI_SCALER_CONFIG_PATH`) plus `scalers.d/*.yaml`
 //!   (`KICI_SCALER_CONFIG_DIR`), read strictly. Unknown keys, wrong types and every schema rule
 //!   of the operator spec (§1.7) are errors with the spec's texts; all problems of a file set are
@@ -9,11 +7,21 @@
 //!   the running one, logging [`RELOAD_FAILED_MESSAGE`]).
 //! - [`routing`]: which scaler and label set serve a job's `runsOn` / `excludeLabels`, and
 //!   whether `globalMaxAgents` and the scaler's `maxAgents` allow a spawn now ([`admit`]).
-//!
-//! Both are pure except [`load`], which reads the files. The spawning backends (bare-metal,
-//! container, Firecracker), warm pools and the dispatcher wiring come on top.
+//! - [`manager`]: the dispatcher's entry point; tracks spawned agents (they count toward the
+//!   caps from the decision on), supervises each one, and keeps the configuration.
+//! - [`backend`]: the spawn request, the agent's environment, and the started instance;
+//!   [`bare_metal`] is the local-process backend.
+//! - [`milestones`]: `scaler.provisioning` … `scaler.failed` into the run timeline, the job's
+//!   `provisioning.jsonl` and the queue entry's `last_provisioning_error`; [`capture`] keeps
+//!   the last 50 lines of the agent's output; [`health`] makes the `scaler:<name>` diagnose rows.
 
+pub mod backend;
+pub mod bare_metal;
+pub mod capture;
 pub mod config;
+pub mod health;
+pub mod manager;
+pub mod milestones;
 pub mod routing;
 
 pub use config::{
@@ -23,6 +31,7 @@ pub use config::{
     ParseError, RELOAD_FAILED_MESSAGE, RESERVED_LABEL_MESSAGE, ReloadDiff, ResourceAmounts, ResourceCap, Resources,
     ScalerConfig, ScalerConfigError, ScalerEntry, ScalerType, SpawnTarget, WarmPool, from_yaml_str, load, reload_diff,
 };
+pub use manager::{EPHEMERAL_TOKEN_TYPE, ScalerManager, SpawnedAgent, ephemeral_token_label};
 pub use routing::{
-    Admission, AgentCounts, CapacityReason, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, Route, admit, route,
+    Admission, AgentCounts, CapacityReason, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit, route,
 };

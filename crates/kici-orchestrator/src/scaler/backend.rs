@@ -1,0 +1,200 @@
+//! What every backend shares: the spawn request, the agent's environment, and the started
+//! instance the manager supervises (wait for it to end, destroy it).
+
+use std::collections::BTreeMap;
+
+use super::bare_metal::{self, AgentProcess};
+use super::capture::OutputTail;
+use super::config::{Backend, FirecrackerNetwork, Resources, ScalerEntry, SpawnTarget};
+use super::milestones::Reporter;
+
+/// One agent to start.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// `scaler-<type>-<8 hex>`.
+    pub agent_id: String,
+    pub scaler: ScalerEntry,
+    pub label_set_index: usize,
+    /// The agent's whole environment, in the documented order.
+    pub env: Vec<(String, String)>,
+    /// The label set's resources over the config defaults.
+    pub resources: Resources,
+    pub firecracker_network: FirecrackerNetwork,
+}
+
+/// What the agent needs to know, from the orchestrator's side.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity<'a> {
+    pub agent_id: &'a str,
+    pub orchestrator_url: &'a str,
+    /// Empty when the orchestrator runs without agent authentication.
+    pub token: &'a str,
+}
+
+/// The spawned agent's environment, later entries winning: the host variables of
+/// [`kici_engine::host_env::INHERITED`] (bare-metal only), `KICI_AGENT_ENV_*` with the prefix stripped, the required `KICI_*`,
+/// `KICI_BACKPRESSURE_MODE`, then the label set's `env`.
+pub fn agent_env(
+    scaler: &ScalerEntry,
+    label_set_index: usize,
+    identity: &AgentIdentity<'_>,
+    host_env: &BTreeMap<String, String>,
+    agent_env_vars: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |name: &str, value: String| {
+        env.retain(|(existing, _)| existing != name);
+        env.push((name.to_string(), value));
+    };
+    if matches!(scaler.backend, Backend::BareMetal(_)) {
+        for name in kici_engine::host_env::INHERITED {
+            if let Some(value) = host_env.get(name) {
+                set(name, value.clone());
+            }
+        }
+    }
+    for (name, value) in agent_env_vars {
+        set(name, value.clone());
+    }
+    let label_set = &scaler.label_sets[label_set_index];
+    set("KICI_ORCHESTRATOR_URL", identity.orchestrator_url.to_string());
+    set("KICI_AGENT_ID", identity.agent_id.to_string());
+    set("KICI_AGENT_TOKEN", identity.token.to_string());
+    set("KICI_LABELS", label_set.labels.join(","));
+    set("KICI_SCALER_MANAGED", "1".to_string());
+    // The agent runs jobs directly wherever it was started (a container or VM included).
+    set("KICI_EXECUTION_MODE", "bare-metal".to_string());
+    set("KICI_PORT", "0".to_string());
+    if let Some(roles) = scaler.roles.env_value() {
+        set("KICI_ROLES", roles);
+    }
+    if let Some(mode) = label_set.backpressure_mode {
+        set("KICI_BACKPRESSURE_MODE", mode.as_str().to_string());
+    }
+    for (name, value) in &label_set.env {
+        set(name, value.clone());
+    }
+    env
+}
+
+/// A started agent.
+pub enum Instance {
+    Process(AgentProcess),
+}
+
+impl Instance {
+    /// Waits until the agent is gone; describes how it ended (`exit code 1`).
+    pub async fn wait(&mut self) -> String {
+        match self {
+            Instance::Process(process) => process.wait().await,
+        }
+    }
+
+    /// Stops the agent if it still runs and frees what it used.
+    pub async fn destroy(&mut self) {
+        match self {
+            Instance::Process(process) => process.destroy().await,
+        }
+    }
+}
+
+/// Starts the agent with the backend of its scaler, reporting milestones on the way. The
+/// error is the `scaler.failed` detail (without the captured output, which the caller adds).
+pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTail) -> Result<Instance, String> {
+    let target = &request.scaler.label_sets[request.label_set_index].target;
+    match (&request.scaler.backend, target) {
+        (Backend::BareMetal(backend), SpawnTarget::BareMetal(target)) => {
+            bare_metal::start(request, backend, target, reporter, tail)
+                .await
+                .map(Instance::Process)
+        }
+        (backend, _) => Err(format!(
+            "the {} backend cannot start agents yet",
+            match backend {
+                Backend::Container(_) => "container",
+                Backend::BareMetal(_) => "bare-metal",
+                Backend::Firecracker(_) => "firecracker",
+            }
+        )),
+    }
+}
+
+/// What the host lacks for this scaler to start agents (`diagnose` cross-checks); empty
+/// when nothing is known to be missing.
+pub fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (index, set) in scaler.label_sets.iter().enumerate() {
+        if let SpawnTarget::BareMetal(target) = &set.target
+            && let Err(problem) = bare_metal::check_binary(&target.binary_path)
+        {
+            problems.push(format!("label set [{index}]: {problem}"));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scaler::config::from_yaml_str;
+
+    #[test]
+    fn the_agent_env_is_built_in_the_documented_order_and_inherits_only_the_allowlist() {
+        let config = from_yaml_str(
+            r#"
+version: 1
+scalers:
+  - name: metal
+    type: bare-metal
+    maxAgents: 2
+    roles: [builder]
+    labelSets:
+      - labels: [linux, node-20]
+        binaryPath: /usr/local/bin/kici-agent
+        backpressureMode: drop
+        env: {KICI_LOG_LEVEL: debug, EXTRA: label-set}
+"#,
+            "scalers.yaml",
+        )
+        .unwrap();
+        let host: BTreeMap<String, String> = [("PATH", "/usr/bin"), ("HOME", "/root"), ("AWS_SECRET_ACCESS_KEY", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let forwarded: BTreeMap<String, String> = [("EXTRA", "forwarded"), ("HTTP_PROXY", "http://proxy:3128")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = agent_env(
+            &config.scalers[0],
+            0,
+            &AgentIdentity {
+                agent_id: "scaler-bare-metal-0a1b2c3d",
+                orchestrator_url: "ws://127.0.0.1:4000/ws",
+                token: "kat_secret",
+            },
+            &host,
+            &forwarded,
+        );
+        let rendered: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            rendered,
+            [
+                "PATH=/usr/bin",
+                "HOME=/root",
+                "HTTP_PROXY=http://proxy:3128",
+                "KICI_ORCHESTRATOR_URL=ws://127.0.0.1:4000/ws",
+                "KICI_AGENT_ID=scaler-bare-metal-0a1b2c3d",
+                "KICI_AGENT_TOKEN=kat_secret",
+                "KICI_LABELS=linux,node-20",
+                "KICI_SCALER_MANAGED=1",
+                "KICI_EXECUTION_MODE=bare-metal",
+                "KICI_PORT=0",
+                "KICI_ROLES=builder",
+                "KICI_BACKPRESSURE_MODE=drop",
+                "EXTRA=label-set",
+                "KICI_LOG_LEVEL=debug",
+            ]
+        );
+    }
+}

@@ -1,0 +1,384 @@
+//! The scaler manager: decides when to start an agent for a queued job, supervises each
+//! spawned agent until it is gone, and keeps the configuration (reloadable) and the failure
+//! records `diagnose` reads.
+//!
+//! Flow (operator spec §2.1): the dispatcher finds no idle agent that fits a queued job and
+//! calls [`ScalerManager::provision`]. Under the manager's lock the job is routed and the caps
+//! are checked against agents alive or still spawning; a spawn is recorded before it starts,
+//! so the caps hold. The supervisor task then creates the agent's single-use token (bound to
+//! its id and label set), starts it through its backend, and waits: the agent registers (the
+//! dispatcher hands it its bound job first), exits before registering, or does not register
+//! in time — the latter two are `scaler.failed` with the captured output. When the agent is
+//! gone its token is revoked and the dispatcher is woken, since a cap may have freed up.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use kici_engine::labels::LabelMatcher;
+use kici_store::{NewAgentToken, QueueEntry};
+use tokio::sync::watch;
+
+use super::backend::{self, AgentIdentity, SpawnRequest};
+use super::capture::OutputTail;
+use super::config::{ReloadDiff, Resources, ScalerConfig, ScalerConfigError};
+use super::health::{self, FailureRecord, ScalerRow};
+use super::milestones::{Binding, Reporter};
+use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit};
+use crate::secrets::{new_agent_token, new_id, now_ms, random_hex, token_hash};
+use crate::state::Shared;
+
+/// A spawned agent must register this soon after it started.
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Token type of the tokens spawned agents get; such a token is bound to one agent id.
+pub const EPHEMERAL_TOKEN_TYPE: &str = "ephemeral";
+/// First wait before a job whose spawn failed gets another spawn; doubles up to the cap.
+const RETRY_BASE: Duration = Duration::from_secs(5);
+const RETRY_CAP: Duration = Duration::from_secs(300);
+/// Spawned agents' tokens expire even if the orchestrator dies before revoking them.
+const TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The label of a spawned agent's token: it binds the token to that agent.
+pub fn ephemeral_token_label(agent_id: &str) -> String {
+    format!("scaler:{agent_id}")
+}
+
+/// A spawned agent, from the decision to spawn until it is gone.
+struct Tracked {
+    scaler: String,
+    binding: Option<Binding>,
+    auto_labels: Vec<String>,
+    registered: watch::Sender<bool>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    failures: u32,
+    not_before: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    agents: BTreeMap<String, Tracked>,
+    /// Jobs whose last spawn failed: when they may get another.
+    retries: HashMap<String, Retry>,
+    /// Jobs already warned about (no backend), so the warning is logged once.
+    warned: HashSet<String>,
+    failures: VecDeque<FailureRecord>,
+}
+
+impl Inner {
+    fn counts(&self) -> AgentCounts {
+        let mut counts = AgentCounts::default();
+        for tracked in self.agents.values() {
+            counts.total += 1;
+            *counts.by_scaler.entry(tracked.scaler.clone()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// What the orchestrator knows about a registering agent it spawned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnedAgent {
+    /// `kici:agent:<type>`, `kici:os:linux`, `kici:scaler:<name>`.
+    pub auto_labels: Vec<String>,
+    pub bound_job: Option<String>,
+}
+
+pub struct ScalerManager {
+    config: RwLock<Arc<ScalerConfig>>,
+    inner: Mutex<Inner>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl ScalerManager {
+    pub fn new(config: ScalerConfig) -> ScalerManager {
+        ScalerManager {
+            config: RwLock::new(Arc::new(config)),
+            inner: Mutex::new(Inner::default()),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Every update is a whole insert or remove, so a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn config(&self) -> Arc<ScalerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Agents alive or spawning, per scaler.
+    pub fn counts(&self) -> AgentCounts {
+        self.lock().counts()
+    }
+
+    /// Asks for an agent for a queued job no idle agent fits. `agent_could_fit`: a registered
+    /// agent (busy or not) fits the job, so it will run once that agent is free.
+    pub fn provision(&self, state: &Shared, entry: &QueueEntry, agent_could_fit: bool) {
+        let config = self.config();
+        if config.scalers.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner
+            .agents
+            .values()
+            .any(|t| t.binding.as_ref().is_some_and(|b| b.job_id == entry.job_id))
+        {
+            return;
+        }
+        if inner
+            .retries
+            .get(&entry.job_id)
+            .is_some_and(|retry| Instant::now() < retry.not_before)
+        {
+            return;
+        }
+        match admit(&config, &entry.runs_on, &entry.exclude_labels, &inner.counts()) {
+            Admission::NoBackend => {
+                if inner.warned.insert(entry.job_id.clone()) {
+                    let labels = describe(&entry.runs_on);
+                    tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, labels = %labels, "{NO_BACKEND_MESSAGE}");
+                    if !agent_could_fit {
+                        let agents: Vec<String> = state
+                            .hub
+                            .all()
+                            .iter()
+                            .map(|a| format!("{} [{}]", a.agent_id, a.labels.join(",")))
+                            .collect();
+                        tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, labels = %labels, agents = %agents.join("; "), "{QUEUED_NO_BACKEND_MESSAGE}");
+                    }
+                }
+            }
+            Admission::AtCapacity { reason } => {
+                tracing::debug!(runId = %entry.run_id, jobId = %entry.job_id, reason = %reason, "scaler at capacity; job stays queued");
+            }
+            Admission::Spawn {
+                scaler,
+                label_set_index,
+            } => {
+                let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), &random_hex()[..8]);
+                let binding = Binding {
+                    job_id: entry.job_id.clone(),
+                    run_id: entry.run_id.clone(),
+                };
+                let (registered, _) = watch::channel(false);
+                inner.agents.insert(
+                    agent_id.clone(),
+                    Tracked {
+                        scaler: scaler.name.clone(),
+                        binding: Some(binding.clone()),
+                        auto_labels: scaler.auto_labels().to_vec(),
+                        registered,
+                    },
+                );
+                let label_set = &scaler.label_sets[label_set_index];
+                let request = SpawnRequest {
+                    agent_id: agent_id.clone(),
+                    scaler: scaler.clone(),
+                    label_set_index,
+                    env: Vec::new(),
+                    resources: Resources::cascade(None, &label_set.resources, &config.default_resources),
+                    firecracker_network: config.firecracker_network.clone(),
+                };
+                tracing::info!(agentId = %agent_id, scaler = %scaler.name, backend = %scaler.scaler_type(), runId = %entry.run_id, jobId = %entry.job_id, labels = %label_set.labels.join(","), "spawning agent");
+                tokio::spawn(supervise(state.clone(), request, binding));
+            }
+        }
+    }
+
+    /// Called when an agent registers; `None` when the orchestrator did not spawn it.
+    pub fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+        let inner = self.lock();
+        let tracked = inner.agents.get(agent_id)?;
+        tracked.registered.send_replace(true);
+        Some(SpawnedAgent {
+            auto_labels: tracked.auto_labels.clone(),
+            bound_job: tracked.binding.as_ref().map(|b| b.job_id.clone()),
+        })
+    }
+
+    pub fn record_failure(&self, record: FailureRecord) {
+        health::remember(&mut self.lock().failures, record);
+    }
+
+    /// The `scaler:<name>` diagnose rows.
+    pub fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
+        let config = self.config();
+        health::rows(&config, &self.lock().failures, now_ms)
+    }
+
+    /// Reads the configuration files again and swaps them in when valid; an invalid set
+    /// keeps the running configuration. Running agents are not touched, and a scaler whose
+    /// backend type changed keeps its old definition until a restart.
+    pub async fn reload(&self, path: Option<&Path>, dir: Option<&Path>) -> Result<ReloadDiff, ScalerConfigError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let mut next = super::config::load(path, dir)?;
+        let current = self.config();
+        let diff = super::config::reload_diff(&current, &next);
+        for name in &diff.type_changed {
+            if let (Some(old), Some(slot)) = (current.scaler(name), next.scalers.iter_mut().find(|s| &s.name == name)) {
+                *slot = old.clone();
+            }
+        }
+        *self.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+        Ok(diff)
+    }
+
+    fn finished(&self, agent_id: &str, spawn_failed: bool) {
+        let mut inner = self.lock();
+        let Some(tracked) = inner.agents.remove(agent_id) else {
+            return;
+        };
+        if let Some(binding) = tracked.binding {
+            if spawn_failed {
+                let failures = inner.retries.get(&binding.job_id).map_or(0, |r| r.failures) + 1;
+                let wait = RETRY_BASE
+                    .saturating_mul(2u32.saturating_pow(failures - 1))
+                    .min(RETRY_CAP);
+                inner.retries.insert(
+                    binding.job_id,
+                    Retry {
+                        failures,
+                        not_before: Instant::now() + wait,
+                    },
+                );
+            } else {
+                inner.retries.remove(&binding.job_id);
+            }
+        }
+    }
+
+    /// Forgets per-job bookkeeping of a job that left the queue.
+    pub fn forget_job(&self, job_id: &str) {
+        let mut inner = self.lock();
+        inner.retries.remove(job_id);
+        inner.warned.remove(job_id);
+    }
+}
+
+fn describe(matchers: &[LabelMatcher]) -> String {
+    matchers.iter().map(LabelMatcher::display).collect::<Vec<_>>().join(",")
+}
+
+/// Starts one agent and watches it until it is gone.
+async fn supervise(state: Shared, mut request: SpawnRequest, binding: Binding) {
+    let agent_id = request.agent_id.clone();
+    let reporter = Reporter {
+        state: state.clone(),
+        agent_id: agent_id.clone(),
+        scaler_name: request.scaler.name.clone(),
+        backend: request.scaler.scaler_type(),
+        binding: Some(binding),
+    };
+    let token = match issue_token(&state, &request).await {
+        Ok(token) => token,
+        Err(detail) => {
+            reporter.failed(&detail).await;
+            state.scaler.finished(&agent_id, true);
+            state.wake_dispatcher();
+            return;
+        }
+    };
+    let orchestrator_url = request
+        .scaler
+        .orchestrator_url
+        .clone()
+        .unwrap_or_else(|| state.config.agent_url());
+    let host_env: BTreeMap<String, String> = std::env::vars().collect();
+    request.env = backend::agent_env(
+        &request.scaler,
+        request.label_set_index,
+        &AgentIdentity {
+            agent_id: &agent_id,
+            orchestrator_url: &orchestrator_url,
+            token: token.as_ref().map_or("", |(_, token)| token.as_str()),
+        },
+        &host_env,
+        &state.config.agent_env,
+    );
+    let tail = OutputTail::default();
+    let started = Instant::now();
+    let spawn_failed = match backend::start(&request, &reporter, &tail).await {
+        Err(detail) => {
+            reporter.failed(&tail.annotate(&detail)).await;
+            true
+        }
+        Ok(mut instance) => {
+            let mut registered = state
+                .scaler
+                .lock()
+                .agents
+                .get(&agent_id)
+                .map(|t| t.registered.subscribe());
+            let registration = async {
+                match registered.as_mut() {
+                    Some(registered) => registered.wait_for(|r| *r).await.is_ok(),
+                    None => false,
+                }
+            };
+            let failed = tokio::select! {
+                exit = instance.wait() => {
+                    reporter.failed(&tail.annotate(&format!("agent exited before registering ({exit})"))).await;
+                    true
+                }
+                true = registration => {
+                    tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, spawnToRegisteredMs = started.elapsed().as_millis() as u64, "Agent {agent_id} spawned successfully via {}", request.scaler.name);
+                    let exit = instance.wait().await;
+                    tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, exit = %exit, "scaler agent exited");
+                    false
+                }
+                _ = tokio::time::sleep(REGISTRATION_TIMEOUT) => {
+                    instance.destroy().await;
+                    reporter.failed(&tail.annotate(&format!(
+                        "agent did not register within {}s (hint: check that it can reach the orchestrator at {orchestrator_url})",
+                        REGISTRATION_TIMEOUT.as_secs()
+                    ))).await;
+                    true
+                }
+            };
+            instance.destroy().await;
+            failed
+        }
+    };
+    if let Some((token_id, _)) = token
+        && let Err(err) = state.store.revoke_agent_token(&token_id, now_ms()).await
+    {
+        tracing::warn!(agentId = %agent_id, error = %err, "cannot revoke a spawned agent's token");
+    }
+    state.scaler.finished(&agent_id, spawn_failed);
+    state.wake_dispatcher();
+}
+
+/// A token bound to the agent id and its label set, when agents authenticate.
+async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<(String, String)>, String> {
+    if state.config.agent_auth == crate::config::AgentAuth::None {
+        return Ok(None);
+    }
+    let token = new_agent_token();
+    let now = now_ms();
+    let record = NewAgentToken {
+        token_id: new_id(),
+        label: ephemeral_token_label(&request.agent_id),
+        token_prefix: token.chars().take(12).collect(),
+        token_hash: token_hash(&token),
+        labels: request.scaler.label_sets[request.label_set_index].labels.clone(),
+        agent_type: EPHEMERAL_TOKEN_TYPE.to_string(),
+        created_at: now,
+        expires_at: Some(now + TOKEN_TTL_MS),
+    };
+    state
+        .store
+        .insert_agent_token(&record)
+        .await
+        .map_err(|err| format!("cannot create the agent's token: {err}"))?;
+    Ok(Some((record.token_id, token)))
+}

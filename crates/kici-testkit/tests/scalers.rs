@@ -1,0 +1,370 @@
+//! Auto-scalers end to end: the orchestrator starts real agents for queued jobs (bare-metal:
+//! local processes), caps them, and surfaces a failed spawn everywhere an operator looks —
+//! the run timeline, the job's `provisioning.jsonl`, the job error and run failure reason after
+//! the queue timeout, the CLIs, `explain` and `diagnose`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_testkit::{Repo, Stack, binary};
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+/// A `scalers.yaml` with one bare-metal scaler `metal` serving label `scaled`.
+fn bare_metal_config(binary_path: &Path, extra: &str) -> String {
+    format!(
+        "version: 1\n{extra}scalers:\n  - name: metal\n    type: bare-metal\n    maxAgents: 4\n    labelSets:\n      - labels: [scaled]\n        binaryPath: {}\n",
+        binary_path.display()
+    )
+}
+
+/// Writes `yaml` to a fresh directory and starts an orchestrator reading it (no static agent).
+async fn stack_with_scalers(yaml: &str, env: &[(&str, &str)]) -> (Stack, Repo, PathBuf) {
+    let config_dir = tempfile::Builder::new()
+        .prefix("kici-scalers-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let path = config_dir.join("scalers.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let path_text = path.display().to_string();
+    let mut vars = vec![("KICI_SCALER_CONFIG_PATH", path_text.as_str())];
+    vars.extend_from_slice(env);
+    let stack = Stack::start_with(&vars).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    (stack, repo, path)
+}
+
+fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+async fn events(stack: &Stack, run_id: &str) -> Vec<Value> {
+    stack.get(&format!("/api/v1/runs/{run_id}/events")).await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_bare_metal_scaler_starts_an_agent_for_a_queued_job_which_exits_after_it() {
+    let (stack, repo, _) = stack_with_scalers(&bare_metal_config(&binary("kici-agent"), ""), &[]).await;
+    let detail = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let agent_id = detail.jobs[0].agent_id.clone().expect("the job ran on an agent");
+    assert!(agent_id.starts_with("scaler-bare-metal-"), "{agent_id}");
+    let logs = stack.logs(&detail.run.run_id, None).await;
+    assert!(
+        logs.steps
+            .iter()
+            .any(|s| s.lines.iter().any(|l| l.line == "hello from a spawned agent")),
+        "{logs:#?}"
+    );
+    // The agent registered with its scaler's automatic labels and exits after its one job.
+    stack
+        .wait_for("the spawned agent to exit", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .lines()
+                .any(|l| l.contains("scaler agent exited") && l.contains(&agent_id) && l.contains("exit code 0"))
+                .then_some(())
+        })
+        .await;
+    let agents = stack.get("/api/v1/admin/agents").await;
+    let agent = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agentId"] == agent_id.as_str())
+        .cloned()
+        .expect("the spawned agent is recorded");
+    let labels: Vec<&str> = agent["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for label in ["scaled", "kici:agent:bare-metal", "kici:scaler:metal", "kici:os:linux"] {
+        assert!(labels.contains(&label), "{label} missing from {labels:?}");
+    }
+    let milestones: Vec<(String, String)> = events(&stack, &detail.run.run_id)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap().to_string(),
+                e["metadata"]["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(milestones.len(), 3, "{milestones:?}");
+    assert_eq!(
+        milestones[0],
+        ("scaler.provisioning".into(), "spawning agent process".into())
+    );
+    assert_eq!(milestones[1].0, "scaler.ready");
+    assert!(
+        milestones[1].1.starts_with("agent process started (PID "),
+        "{milestones:?}"
+    );
+    assert_eq!(
+        milestones[2],
+        ("agent.connecting".into(), "waiting for agent WS registration".into())
+    );
+}
+
+/// The run, once its job expired in the queue after a failed spawn, and every view of it.
+struct FailedSpawn {
+    run_id: String,
+    job_id: String,
+    error: String,
+}
+
+async fn failed_spawn(stack: &Stack, repo: &Repo) -> FailedSpawn {
+    let detail = stack.push_and_wait("app", repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Failed, "{detail:#?}");
+    let job = &detail.jobs[0];
+    assert_eq!(job.status, JobStatus::TimedOutStale, "{job:#?}");
+    let error = job.error_message.clone().expect("the job has the provisioning error");
+    assert_eq!(detail.run.failure_reason.as_deref(), Some(error.as_str()));
+    FailedSpawn {
+        run_id: detail.run.run_id.clone(),
+        job_id: job.job_id.clone(),
+        error,
+    }
+}
+
+/// Every place the page says a provisioning error must show.
+async fn check_surfaces(stack: &Stack, failed: &FailedSpawn) {
+    let timeline = events(stack, &failed.run_id).await;
+    let provisioning_failed = timeline
+        .iter()
+        .find(|e| e["eventType"] == "scaler.failed")
+        .expect("a scaler.failed event");
+    assert_eq!(provisioning_failed["title"], "Provisioning failed");
+    assert_eq!(provisioning_failed["metadata"]["detail"], failed.error.as_str());
+    assert_eq!(provisioning_failed["metadata"]["category"], "scaler");
+    let provisioning = stack
+        .get(&format!(
+            "/api/v1/runs/{}/jobs/{}/provisioning",
+            failed.run_id, failed.job_id
+        ))
+        .await;
+    let last = provisioning["lines"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(last["eventType"], "scaler.failed");
+    assert_eq!(last["phase"], "provisioning");
+    assert_eq!(last["message"], failed.error.as_str());
+    let file = stack
+        .data_dir()
+        .join("executions")
+        .join(&failed.run_id)
+        .join("jobs")
+        .join(&failed.job_id)
+        .join("provisioning.jsonl");
+    let text = std::fs::read_to_string(&file).expect("provisioning.jsonl exists");
+    assert!(text.contains("\"eventType\":\"scaler.failed\""), "{text}");
+    let cwd = stack.dir.path();
+    let first_line = failed.error.lines().next().unwrap();
+    for (binary, args) in [
+        ("kici-admin", vec!["runs", "show", failed.run_id.as_str()]),
+        ("kici", vec!["runs", "show", failed.run_id.as_str()]),
+        ("kici-admin", vec!["explain", failed.run_id.as_str()]),
+    ] {
+        let output = stack.cli(binary, &args, cwd);
+        output.expect_code(0);
+        assert!(
+            output.stdout.contains(first_line),
+            "{binary} {args:?}:\n{}",
+            output.stdout
+        );
+    }
+    let diagnose = stack.cli("kici-admin", &["diagnose", "--json"], cwd);
+    let report: Value = serde_json::from_str(&diagnose.stdout).expect("diagnose --json");
+    let row = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "scaler:metal")
+        .cloned()
+        .expect("a scaler:metal row");
+    assert_eq!(row["status"], "fail", "{row}");
+    assert!(
+        row["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 spawn failures in last 5m (1 bound, 0 warm-pool; last: "),
+        "{row}"
+    );
+    assert_eq!(row["details"]["lastError"], failed.error.as_str());
+}
+
+#[tokio::test]
+async fn a_missing_binary_surfaces_as_the_jobs_error_and_the_runs_failure_reason() {
+    let missing = PathBuf::from("/nonexistent/kici-agent");
+    let (stack, repo, _) =
+        stack_with_scalers(&bare_metal_config(&missing, ""), &[("KICI_QUEUE_TIMEOUT_MS", "3000")]).await;
+    let failed = failed_spawn(&stack, &repo).await;
+    assert_eq!(
+        failed.error,
+        "agent process error: spawn /nonexistent/kici-agent ENOENT (No such file or directory; hint: binaryPath of scaler \"metal\" label set [0] does not exist; point it at the kici-agent binary)"
+    );
+    check_surfaces(&stack, &failed).await;
+    let log = stack.orchestrator.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("Scaler spawn failed")
+            && l.contains("bare-metal")
+            && l.contains(&failed.run_id)
+            && l.contains(&failed.job_id)),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_that_exits_before_registering_leaves_exactly_its_last_fifty_lines() {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = write_script(
+        scripts.path(),
+        "noisy-agent",
+        "i=1\nwhile [ $i -le 60 ]; do echo \"noisy line $i\"; i=$((i+1)); done\nexit 1\n",
+    );
+    let (stack, repo, _) =
+        stack_with_scalers(&bare_metal_config(&script, ""), &[("KICI_QUEUE_TIMEOUT_MS", "3000")]).await;
+    let failed = failed_spawn(&stack, &repo).await;
+    let expected: Vec<String> = (11..=60).map(|i| format!("noisy line {i}")).collect();
+    assert_eq!(
+        failed.error,
+        format!(
+            "agent exited before registering (exit code 1)\n--- captured output (last 50 lines) ---\n{}",
+            expected.join("\n")
+        )
+    );
+    check_surfaces(&stack, &failed).await;
+    // The whole output is in the orchestrator's log, tagged with the agent.
+    let log = stack.orchestrator.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("noisy line 1\"") && l.contains("scaler-bare-metal-")),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn global_max_agents_caps_spawned_agents_and_every_job_still_runs() {
+    let scripts = tempfile::tempdir().unwrap();
+    let ledger = scripts.path().join("ledger");
+    // A wrapper that records when each agent starts and ends.
+    let wrapper = write_script(
+        scripts.path(),
+        "counting-agent",
+        &format!(
+            "echo start >> {ledger}\n{agent}\nstatus=$?\necho end >> {ledger}\nexit $status\n",
+            ledger = ledger.display(),
+            agent = binary("kici-agent").display()
+        ),
+    );
+    let (stack, repo, _) = stack_with_scalers(&bare_metal_config(&wrapper, "globalMaxAgents: 2\n"), &[]).await;
+    let detail = stack.push_and_wait("app", &repo, "scaled-five").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert_eq!(detail.jobs.len(), 5);
+    let agents: std::collections::BTreeSet<&str> = detail.jobs.iter().filter_map(|j| j.agent_id.as_deref()).collect();
+    assert_eq!(agents.len(), 5, "each job ran on its own single-use agent: {agents:?}");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let mut alive = 0i32;
+    let mut most = 0i32;
+    for line in text.lines() {
+        alive += if line == "start" { 1 } else { -1 };
+        most = most.max(alive);
+    }
+    assert_eq!(most, 2, "at most two agents at a time, and two at some point:\n{text}");
+}
+
+#[tokio::test]
+async fn a_reload_with_an_invalid_file_keeps_the_running_scalers() {
+    let agent = binary("kici-agent");
+    let (stack, repo, path) = stack_with_scalers(&bare_metal_config(&agent, ""), &[]).await;
+    std::fs::write(
+        &path,
+        "version: 1\nscalers:\n  - name: metal\n    type: bare-metal\n    maxAgents: 1\n    labelSets:\n      - labels: [kici:special]\n        binaryPath: /x\n",
+    )
+    .unwrap();
+    stack.orchestrator.signal(libc::SIGHUP);
+    stack
+        .wait_for("the reload to be refused", || async {
+            let log = stack.orchestrator.log_text();
+            log.lines()
+                .any(|l| {
+                    l.contains("Config reload failed, keeping current config")
+                        && l.contains("Labels with 'kici:' prefix are reserved and cannot be used in scaler labelSets")
+                })
+                .then_some(())
+        })
+        .await;
+    let detail = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Success,
+        "the old config still spawns: {detail:#?}"
+    );
+    // A valid file is applied.
+    std::fs::write(&path, bare_metal_config(&agent, "globalMaxAgents: 3\n")).unwrap();
+    stack.orchestrator.signal(libc::SIGHUP);
+    stack
+        .wait_for("the reload to be applied", || async {
+            let log = stack.orchestrator.log_text();
+            log.lines()
+                .any(|l| l.contains("scaler config reloaded") && l.contains("\"globalMaxAgents\":3"))
+                .then_some(())
+        })
+        .await;
+}
+
+#[test]
+fn an_invalid_scaler_config_stops_the_orchestrator_at_start_with_the_documented_message() {
+    let cases = [
+        (
+            "version: 1\nscalers:\n  - name: c\n    type: container\n    maxAgents: 1\n    labelSets:\n      - labels: [linux]\n",
+            "Container scaler \"c\" label set [0] requires an 'image' field",
+        ),
+        (
+            "version: 1\nscalers:\n  - name: m\n    type: bare-metal\n    maxAgents: 1\n    labelSets:\n      - labels: [linux]\n",
+            "Bare-metal scaler \"m\" label set [0] requires a 'binaryPath' field",
+        ),
+        (
+            "version: 1\nscalers:\n  - name: m\n    type: bare-metal\n    maxAgents: 1\n    labelSets:\n      - labels: [kici:gpu]\n        binaryPath: /x\n",
+            "Labels with 'kici:' prefix are reserved and cannot be used in scaler labelSets",
+        ),
+        (
+            "version: 1\nscalers:\n  - name: f\n    type: firecracker\n    maxAgents: 1\n    jailerPath: /j\n    kernelPath: /k\n    uid: 1\n    gid: 1\n    labelSets:\n      - labels: [vm]\n        rootfsPath: /r\n",
+            "Firecracker scaler \"f\" requires a 'firecrackerPath' field",
+        ),
+        (
+            "version: 1\nscalers:\n  - name: a\n    type: bare-metal\n    maxAgents: 1\n    labelSets:\n      - labels: [linux, container]\n        binaryPath: /x\n  - name: b\n    type: bare-metal\n    maxAgents: 1\n    labelSets:\n      - labels: [container, linux]\n        binaryPath: /y\n",
+            "Label set [container,linux] overlaps between scalers \"a\" and \"b\"",
+        ),
+    ];
+    for (yaml, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scalers.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let output = std::process::Command::new(binary("kici-orchestrator"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KICI_PORT", "0")
+            .env("KICI_DATA_DIR", dir.path().join("data"))
+            .env("KICI_SCALER_CONFIG_PATH", &path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{message}: {stderr}");
+        assert!(stderr.contains(message), "expected `{message}` in:\n{stderr}");
+    }
+}
