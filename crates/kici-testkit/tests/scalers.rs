@@ -368,3 +368,99 @@ fn an_invalid_scaler_config_stops_the_orchestrator_at_start_with_the_documented_
         assert!(stderr.contains(message), "expected `{message}` in:\n{stderr}");
     }
 }
+
+/// A Firecracker scaler driving the test double: the kernel file says how the "boot" goes,
+/// the rootfs file is the guest's init (here: the agent).
+fn firecracker_config(dir: &Path, kernel: &str) -> String {
+    let kernel_path = dir.join("vmlinux");
+    std::fs::write(&kernel_path, kernel).unwrap();
+    let rootfs = write_script(
+        dir,
+        "rootfs.ext4",
+        &format!("exec {}\n", binary("kici-agent").display()),
+    );
+    format!(
+        "version: 1\nscalers:\n  - name: vms\n    type: firecracker\n    maxAgents: 2\n    firecrackerPath: {}\n    jailerPath: /usr/bin/jailer\n    kernelPath: {}\n    uid: 0\n    gid: 0\n    labelSets:\n      - labels: [scaled]\n        rootfsPath: {}\n",
+        binary("firecracker-double").display(),
+        kernel_path.display(),
+        rootfs.display()
+    )
+}
+
+#[tokio::test]
+async fn a_firecracker_scaler_boots_a_microvm_whose_agent_runs_the_job() {
+    let images = tempfile::tempdir().unwrap();
+    let (stack, repo, _) = stack_with_scalers(&firecracker_config(images.path(), "vmlinux (test double)\n"), &[]).await;
+    let detail = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let agent_id = detail.jobs[0].agent_id.clone().unwrap();
+    assert!(agent_id.starts_with("scaler-firecracker-"), "{agent_id}");
+    let details: Vec<String> = events(&stack, &detail.run.run_id)
+        .await
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["eventType"].as_str().unwrap(),
+                e["metadata"]["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let tap = format!("kici-{}", &agent_id[agent_id.len() - 8..]);
+    assert_eq!(
+        details,
+        [
+            "scaler.provisioning preparing rootfs and kernel".to_string(),
+            format!("scaler.network configuring TAP device {tap}"),
+            "scaler.network allocating IP 10.0.0.2".to_string(),
+            "scaler.provisioning booting microVM".to_string(),
+            "scaler.ready microVM booted".to_string(),
+            "agent.connecting waiting for agent WS registration from VM".to_string(),
+        ]
+    );
+    // The VM powers off after its one job; its TAP device goes with it.
+    stack
+        .wait_for("the microVM to be torn down", || async {
+            let gone = !Path::new("/sys/class/net").join(&tap).exists();
+            let exited = stack
+                .orchestrator
+                .log_text()
+                .lines()
+                .any(|l| l.contains("scaler agent exited") && l.contains(&agent_id));
+            (gone && exited).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_kernel_panic_at_boot_reaches_the_runs_failure_reason_with_the_console_tail() {
+    let images = tempfile::tempdir().unwrap();
+    let (stack, repo, _) = stack_with_scalers(
+        &firecracker_config(
+            images.path(),
+            "KICI_DOUBLE_PANIC=VFS: Unable to mount root fs on unknown-block(0,0)\n",
+        ),
+        &[("KICI_QUEUE_TIMEOUT_MS", "3000")],
+    )
+    .await;
+    let failed = failed_spawn(&stack, &repo).await;
+    assert!(
+        failed.error.starts_with(
+            "agent exited before registering (exit code 1; kernel panic: VFS: Unable to mount root fs on unknown-block(0,0))\n--- captured output (last 50 lines) ---\n"
+        ),
+        "{}",
+        failed.error
+    );
+    assert!(
+        failed
+            .error
+            .contains("Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"),
+        "{}",
+        failed.error
+    );
+    let timeline = events(&stack, &failed.run_id).await;
+    assert!(
+        timeline.iter().any(|e| e["title"] == "Provisioning failed"),
+        "{timeline:?}"
+    );
+}

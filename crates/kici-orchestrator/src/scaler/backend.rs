@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::bare_metal::{self, AgentProcess};
 use super::capture::OutputTail;
-use super::config::{Backend, FirecrackerNetwork, Resources, ScalerEntry, SpawnTarget};
+use super::config::{Backend, FirecrackerNetwork, FirecrackerTarget, Resources, ScalerEntry, SpawnTarget};
+use super::firecracker::{self, MicroVm};
 use super::milestones::Reporter;
 
 /// One agent to start.
@@ -80,6 +81,7 @@ pub fn agent_env(
 /// A started agent.
 pub enum Instance {
     Process(AgentProcess),
+    Vm(MicroVm),
 }
 
 impl Instance {
@@ -87,6 +89,7 @@ impl Instance {
     pub async fn wait(&mut self) -> String {
         match self {
             Instance::Process(process) => process.wait().await,
+            Instance::Vm(vm) => vm.wait().await,
         }
     }
 
@@ -94,6 +97,7 @@ impl Instance {
     pub async fn destroy(&mut self) {
         match self {
             Instance::Process(process) => process.destroy().await,
+            Instance::Vm(vm) => vm.destroy().await,
         }
     }
 }
@@ -107,6 +111,11 @@ pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTai
             bare_metal::start(request, backend, target, reporter, tail)
                 .await
                 .map(Instance::Process)
+        }
+        (Backend::Firecracker(backend), SpawnTarget::Firecracker(target)) => {
+            firecracker::start(request, backend, target, reporter, tail)
+                .await
+                .map(Instance::Vm)
         }
         (backend, _) => Err(format!(
             "the {} backend cannot start agents yet",
@@ -123,6 +132,18 @@ pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTai
 /// when nothing is known to be missing.
 pub fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Backend::Firecracker(backend) = &scaler.backend {
+        let targets: Vec<(usize, &FirecrackerTarget)> = scaler
+            .label_sets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, set)| match &set.target {
+                SpawnTarget::Firecracker(target) => Some((index, target)),
+                _ => None,
+            })
+            .collect();
+        problems.extend(firecracker::host_problems(backend, &targets));
+    }
     for (index, set) in scaler.label_sets.iter().enumerate() {
         if let SpawnTarget::BareMetal(target) = &set.target
             && let Err(problem) = bare_metal::check_binary(&target.binary_path)

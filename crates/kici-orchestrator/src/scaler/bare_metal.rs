@@ -21,6 +21,8 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// pipes open).
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
+/// A child process in its own group whose output is captured: the agent itself
+/// (bare-metal), or the VMM running it (Firecracker).
 pub struct AgentProcess {
     child: Child,
     pid: i32,
@@ -62,49 +64,68 @@ pub async fn start(
         }
         Command::new(&target.binary_path)
     };
-    command
-        .env_clear()
-        .envs(request.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
+    command.env_clear().envs(request.env.iter().map(|(k, v)| (k, v)));
+    let process = AgentProcess::spawn(command, tail, &request.agent_id, ["stdout", "stderr"])
         .map_err(|err| spawn_error(&target.binary_path, &request.scaler.name, request.label_set_index, &err))?;
-    let pid = child.id().map_or(0, |pid| pid as i32);
-    let mut pumps = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump(
-            stdout,
-            tail.clone(),
-            request.agent_id.clone(),
-            "stdout",
-        )));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump(
-            stderr,
-            tail.clone(),
-            request.agent_id.clone(),
-            "stderr",
-        )));
-    }
+    let pid = process.pid;
     reporter
         .milestone(Milestone::Ready, &format!("agent process started (PID {pid})"))
         .await;
     reporter
         .milestone(Milestone::Connecting, "waiting for agent WS registration")
         .await;
-    Ok(AgentProcess {
-        child,
-        pid,
-        pumps,
-        status: None,
-    })
+    Ok(process)
 }
 
 impl AgentProcess {
+    /// Starts `command` in its own process group with stdin closed and stdout/stderr read into
+    /// `tail` and the orchestrator's log (`logs_sources` names each stream there).
+    pub fn spawn(
+        mut command: Command,
+        tail: &OutputTail,
+        agent_id: &str,
+        logs_sources: [&'static str; 2],
+    ) -> std::io::Result<AgentProcess> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn()?;
+        let pid = child.id().map_or(0, |pid| pid as i32);
+        let mut pumps = Vec::new();
+        if let Some(stdout) = child.stdout.take() {
+            pumps.push(tokio::spawn(pump(
+                stdout,
+                tail.clone(),
+                agent_id.to_string(),
+                logs_sources[0],
+            )));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pumps.push(tokio::spawn(pump(
+                stderr,
+                tail.clone(),
+                agent_id.to_string(),
+                logs_sources[1],
+            )));
+        }
+        Ok(AgentProcess {
+            child,
+            pid,
+            pumps,
+            status: None,
+        })
+    }
+
+    /// How it ended, if it has.
+    pub fn try_exit(&mut self) -> Option<String> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.map(describe_exit)
+    }
+
     /// Waits for the process to exit and its output to be read; describes how it ended.
     pub async fn wait(&mut self) -> String {
         let status = match self.status {

@@ -11,7 +11,8 @@
 //! in time — the latter two are `scaler.failed` with the captured output. When the agent is
 //! gone its token is revoked and the dispatcher is woken, since a cap may have freed up.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use tokio::sync::watch;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
-use super::config::{ReloadDiff, Resources, ScalerConfig, ScalerConfigError};
+use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError};
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
 use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit};
@@ -92,6 +93,8 @@ pub struct ScalerManager {
     inner: Mutex<Inner>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// Guest addresses of running microVMs.
+    ip_leases: Mutex<BTreeSet<Ipv4Addr>>,
 }
 
 impl ScalerManager {
@@ -100,6 +103,7 @@ impl ScalerManager {
             config: RwLock::new(Arc::new(config)),
             inner: Mutex::new(Inner::default()),
             reloading: tokio::sync::Mutex::new(()),
+            ip_leases: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -255,6 +259,22 @@ impl ScalerManager {
                 inner.retries.remove(&binding.job_id);
             }
         }
+    }
+
+    /// Reserves the lowest free guest address of `network` for a microVM.
+    pub fn lease_ip(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, String> {
+        let mut leases = self.ip_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let taken: Vec<Ipv4Addr> = leases.iter().copied().collect();
+        let ip = super::firecracker::lowest_free_ip(network, &taken)?;
+        leases.insert(ip);
+        Ok(ip)
+    }
+
+    pub fn release_ip(&self, ip: Ipv4Addr) {
+        self.ip_leases
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&ip);
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.

@@ -1,0 +1,428 @@
+//! The Firecracker backend: each agent runs in a microVM. The orchestrator starts the VMM
+//! (`firecracker --api-sock … --id …`), configures it over its API socket — logger, boot
+//! source, root drive, machine size, a TAP network interface, MMDS holding the agent's
+//! environment under `latest/meta-data/kici-env` — and starts the instance. The serial console
+//! (the VMM's stdout) and the VMM log are captured; a `Kernel panic` line on the console is
+//! what a failed boot usually shows, and the tail carries it into the provisioning error.
+//!
+//! Network: the lowest free address of `firecracker.cidr` (gateway, network and broadcast
+//! excluded), MAC `06:00:` + the address's octets, TAP `kici-<last 8 of the VM id>` attached to
+//! `firecracker.bridgeName` when that bridge exists. Not done here: the jailer (VMs run as the
+//! orchestrator's user) and the writable overlay drive (the root drive is read-only).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use super::backend::SpawnRequest;
+use super::bare_metal::AgentProcess;
+use super::capture::{OutputTail, forward};
+use super::config::{FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget};
+use super::milestones::{Milestone, Reporter};
+
+/// How long the VMM may take to create its API socket.
+const API_SOCKET_WAIT: Duration = Duration::from_secs(5);
+/// How often the VMM log file is read for new lines.
+const VMM_LOG_POLL: Duration = Duration::from_millis(100);
+
+pub struct MicroVm {
+    state: crate::state::Shared,
+    /// `None` until the VMM started.
+    vmm: Option<AgentProcess>,
+    work_dir: PathBuf,
+    tap: Option<String>,
+    ip: Option<Ipv4Addr>,
+    require_sudo: bool,
+    tail: OutputTail,
+    log_tailer: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The TAP device of a VM: `kici-` and the last 8 characters of its id.
+pub fn tap_name(agent_id: &str) -> String {
+    let start = agent_id.len().saturating_sub(8);
+    format!("kici-{}", &agent_id[start..])
+}
+
+/// `06:00:` followed by the four octets of the guest address.
+pub fn guest_mac(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("06:00:{a:02X}:{b:02X}:{c:02X}:{d:02X}")
+}
+
+/// The lowest address of `network` not in `taken`, skipping the network and broadcast
+/// addresses and the gateway.
+pub fn lowest_free_ip(network: &FirecrackerNetwork, taken: &[Ipv4Addr]) -> Result<Ipv4Addr, String> {
+    let (base, prefix) = network
+        .cidr
+        .split_once('/')
+        .and_then(|(ip, prefix)| Some((ip.parse::<Ipv4Addr>().ok()?, prefix.parse::<u32>().ok()?)))
+        .filter(|(_, prefix)| *prefix <= 30)
+        .ok_or_else(|| {
+            format!(
+                "firecracker.cidr `{}` is not an IPv4 network such as 10.0.0.0/24",
+                network.cidr
+            )
+        })?;
+    let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
+    let size = 1u32 << (32 - prefix);
+    let first = u32::from(base) & !(size - 1);
+    (first + 1..first + size - 1)
+        .map(Ipv4Addr::from)
+        .find(|ip| Some(*ip) != gateway && !taken.contains(ip))
+        .ok_or_else(|| format!("no available IPs in {} ({} in use)", network.cidr, taken.len()))
+}
+
+pub async fn start(
+    request: &SpawnRequest,
+    backend: &FirecrackerBackend,
+    target: &FirecrackerTarget,
+    reporter: &Reporter,
+    tail: &OutputTail,
+) -> Result<MicroVm, String> {
+    reporter
+        .milestone(Milestone::Provisioning, "preparing rootfs and kernel")
+        .await;
+    for (what, path) in [("kernel", &target.kernel_path), ("rootfs", &target.rootfs_path)] {
+        if !path.is_file() {
+            return Err(format!(
+                "{what} image `{}` does not exist (hint: set {}Path of scaler \"{}\")",
+                path.display(),
+                if what == "kernel" { "kernel" } else { "rootfs" },
+                request.scaler.name
+            ));
+        }
+    }
+    let work_dir = reporter
+        .state
+        .config
+        .data_dir
+        .join("firecracker")
+        .join(&request.agent_id);
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|err| format!("cannot create the VM directory `{}`: {err}", work_dir.display()))?;
+    let mut vm = MicroVm {
+        state: reporter.state.clone(),
+        vmm: None,
+        work_dir: work_dir.clone(),
+        tap: None,
+        ip: None,
+        require_sudo: backend.require_sudo,
+        tail: tail.clone(),
+        log_tailer: None,
+    };
+    match boot(request, backend, target, reporter, tail, &mut vm).await {
+        Ok(()) => Ok(vm),
+        Err(err) => {
+            vm.destroy().await;
+            Err(err)
+        }
+    }
+}
+
+async fn boot(
+    request: &SpawnRequest,
+    backend: &FirecrackerBackend,
+    target: &FirecrackerTarget,
+    reporter: &Reporter,
+    tail: &OutputTail,
+    vm: &mut MicroVm,
+) -> Result<(), String> {
+    let network = &request.firecracker_network;
+    let ip = reporter.state.scaler.lease_ip(network)?;
+    vm.ip = Some(ip);
+    let tap = tap_name(&request.agent_id);
+    reporter
+        .milestone(Milestone::Network, &format!("configuring TAP device {tap}"))
+        .await;
+    run_ip(backend.require_sudo, &["tuntap", "add", "dev", &tap, "mode", "tap"]).await?;
+    vm.tap = Some(tap.clone());
+    if Path::new("/sys/class/net").join(&network.bridge_name).exists() {
+        run_ip(
+            backend.require_sudo,
+            &["link", "set", &tap, "master", &network.bridge_name],
+        )
+        .await?;
+    }
+    run_ip(backend.require_sudo, &["link", "set", &tap, "up"]).await?;
+    reporter
+        .milestone(Milestone::Network, &format!("allocating IP {ip}"))
+        .await;
+
+    let socket = vm.work_dir.join("api.sock");
+    let vmm_log = vm.work_dir.join("vmm.log");
+    std::fs::write(&vmm_log, "").map_err(|err| format!("cannot create `{}`: {err}", vmm_log.display()))?;
+    let mut command = Command::new(&backend.firecracker_path);
+    command
+        .arg("--api-sock")
+        .arg(&socket)
+        .arg("--id")
+        .arg(&request.agent_id)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let vmm = vm.vmm.insert(
+        AgentProcess::spawn(
+            command,
+            tail,
+            &request.agent_id,
+            ["firecracker-serial", "firecracker-serial"],
+        )
+        .map_err(|err| format!("cannot start {}: {err}", backend.firecracker_path.display()))?,
+    );
+    wait_for_socket(&socket, vmm).await?;
+    vm.log_tailer = Some(tokio::spawn(tail_file(
+        vmm_log.clone(),
+        tail.clone(),
+        request.agent_id.clone(),
+    )));
+
+    let kici_env: serde_json::Map<String, Value> = request
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let [a, b, c, d] = ip.octets();
+    let boot_args = format!(
+        "console=ttyS0 reboot=k panic=1 pci=off ip={a}.{b}.{c}.{d}::{}:{}::eth0:off",
+        network.gateway, network.netmask
+    );
+    let calls: Vec<(Method, &str, Value)> = vec![
+        (
+            Method::PUT,
+            "/logger",
+            json!({ "log_path": vmm_log, "level": "Info", "show_level": true }),
+        ),
+        (
+            Method::PUT,
+            "/boot-source",
+            json!({ "kernel_image_path": target.kernel_path, "boot_args": boot_args }),
+        ),
+        (
+            Method::PUT,
+            "/drives/rootfs",
+            json!({ "drive_id": "rootfs", "path_on_host": target.rootfs_path, "is_root_device": true, "is_read_only": true }),
+        ),
+        (
+            Method::PUT,
+            "/machine-config",
+            json!({ "vcpu_count": target.vcpu_count, "mem_size_mib": target.mem_size_mib }),
+        ),
+        (
+            Method::PUT,
+            "/network-interfaces/eth0",
+            json!({ "iface_id": "eth0", "host_dev_name": tap, "guest_mac": guest_mac(ip) }),
+        ),
+        (
+            Method::PUT,
+            "/mmds/config",
+            json!({ "version": "V2", "network_interfaces": ["eth0"] }),
+        ),
+        (
+            Method::PUT,
+            "/mmds",
+            json!({ "latest": { "meta-data": { "kici-env": kici_env } } }),
+        ),
+    ];
+    for (method, path, body) in calls {
+        api(&socket, method, path, &body).await?;
+    }
+    reporter.milestone(Milestone::Provisioning, "booting microVM").await;
+    api(
+        &socket,
+        Method::PUT,
+        "/actions",
+        &json!({ "action_type": "InstanceStart" }),
+    )
+    .await?;
+    reporter.milestone(Milestone::Ready, "microVM booted").await;
+    reporter
+        .milestone(Milestone::Connecting, "waiting for agent WS registration from VM")
+        .await;
+    Ok(())
+}
+
+/// One Firecracker API call; a refusal names the call and Firecracker's `fault_message`.
+async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<(), String> {
+    let (status, text) = super::unix_http::call(socket, method.clone(), path, Some(body)).await?;
+    if status == StatusCode::NO_CONTENT || status.is_success() {
+        return Ok(());
+    }
+    let fault = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["fault_message"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    Err(format!("Firecracker API {method} {path} failed ({status}): {fault}"))
+}
+
+async fn wait_for_socket(socket: &Path, vmm: &mut AgentProcess) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + API_SOCKET_WAIT;
+    while !socket.exists() {
+        if let Some(exit) = vmm.try_exit() {
+            return Err(format!("firecracker exited before opening its API socket ({exit})"));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "firecracker did not open its API socket `{}` within {}s",
+                socket.display(),
+                API_SOCKET_WAIT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn run_ip(require_sudo: bool, args: &[&str]) -> Result<(), String> {
+    let mut command = if require_sudo {
+        let mut command = Command::new("sudo");
+        command.arg("-n").arg("ip");
+        command
+    } else {
+        Command::new("ip")
+    };
+    let output = command
+        .args(args)
+        .output()
+        .await
+        .map_err(|err| format!("cannot run `ip {}`: {err}", args.join(" ")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`ip {}` failed: {} (hint: the orchestrator needs CAP_NET_ADMIN, or requireSudo with passwordless sudo for ip)",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    ))
+}
+
+/// Follows the VMM log file: new lines go to the tail and the orchestrator's log.
+async fn tail_file(path: PathBuf, tail: OutputTail, agent_id: String) {
+    let mut offset = 0usize;
+    let mut partial = String::new();
+    loop {
+        tokio::time::sleep(VMM_LOG_POLL).await;
+        let Ok(bytes) = tokio::fs::read(&path).await else {
+            return;
+        };
+        if bytes.len() <= offset {
+            continue;
+        }
+        partial.push_str(&String::from_utf8_lossy(&bytes[offset..]));
+        offset = bytes.len();
+        while let Some(end) = partial.find('\n') {
+            let line: String = partial.drain(..=end).collect();
+            let line = line.trim_end();
+            forward(&agent_id, "firecracker-vmm", line);
+            tail.push(line);
+        }
+    }
+}
+
+impl MicroVm {
+    /// Waits for the VMM to exit; a kernel panic on the console is named.
+    pub async fn wait(&mut self) -> String {
+        let exit = match self.vmm.as_mut() {
+            Some(vmm) => vmm.wait().await,
+            None => "the VMM never started".to_string(),
+        };
+        self.stop_log_tailer();
+        let panic = self.tail.lines().iter().find_map(|line| {
+            line.split_once("Kernel panic - not syncing: ")
+                .map(|(_, why)| why.to_string())
+        });
+        match panic {
+            Some(why) => {
+                tracing::error!(exit = %exit, failureType = "kernel-panic", "VM boot failed");
+                format!("{exit}; kernel panic: {why}")
+            }
+            None => exit,
+        }
+    }
+
+    /// Stops the VMM and frees the TAP device, the address and the VM directory.
+    pub async fn destroy(&mut self) {
+        if let Some(vmm) = self.vmm.as_mut() {
+            vmm.destroy().await;
+        }
+        self.stop_log_tailer();
+        if let Some(tap) = self.tap.take()
+            && let Err(err) = run_ip(self.require_sudo, &["link", "del", &tap]).await
+        {
+            tracing::warn!(tap = %tap, error = %err, "cannot remove a VM's TAP device");
+        }
+        if let Some(ip) = self.ip.take() {
+            self.state.scaler.release_ip(ip);
+        }
+        // Best effort: the directory holds only the socket and logs.
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+
+    fn stop_log_tailer(&mut self) {
+        if let Some(task) = self.log_tailer.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `diagnose` cross-checks: the VMM binary, and each label set's kernel and rootfs.
+pub fn host_problems(backend: &FirecrackerBackend, targets: &[(usize, &FirecrackerTarget)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(problem) = super::bare_metal::check_binary(&backend.firecracker_path) {
+        problems.push(problem.replace("binaryPath", "firecrackerPath"));
+    }
+    for (index, target) in targets {
+        for (what, path) in [("kernelPath", &target.kernel_path), ("rootfsPath", &target.rootfs_path)] {
+            if !path.is_file() {
+                problems.push(format!(
+                    "label set [{index}]: {what} `{}` does not exist",
+                    path.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(cidr: &str) -> FirecrackerNetwork {
+        FirecrackerNetwork {
+            cidr: cidr.to_string(),
+            ..FirecrackerNetwork::default()
+        }
+    }
+
+    #[test]
+    fn addresses_skip_the_gateway_and_taken_ones_and_run_out() {
+        let net = network("10.0.0.0/24");
+        assert_eq!(lowest_free_ip(&net, &[]), Ok(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(
+            lowest_free_ip(&net, &[Ipv4Addr::new(10, 0, 0, 2)]),
+            Ok(Ipv4Addr::new(10, 0, 0, 3))
+        );
+        let tiny = FirecrackerNetwork {
+            cidr: "10.0.0.0/30".into(),
+            ..FirecrackerNetwork::default()
+        };
+        assert_eq!(
+            lowest_free_ip(&tiny, &[Ipv4Addr::new(10, 0, 0, 2)]),
+            Err("no available IPs in 10.0.0.0/30 (1 in use)".to_string())
+        );
+        assert!(
+            lowest_free_ip(&network("10.0.0.0"), &[])
+                .unwrap_err()
+                .contains("is not an IPv4 network")
+        );
+    }
+
+    #[test]
+    fn mac_and_tap_names_follow_the_address_and_the_vm_id() {
+        assert_eq!(guest_mac(Ipv4Addr::new(172, 16, 0, 2)), "06:00:AC:10:00:02");
+        assert_eq!(tap_name("scaler-firecracker-0a1b2c3d"), "kici-0a1b2c3d");
+    }
+}
