@@ -123,6 +123,17 @@ impl Orchestrator {
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
         tasks.spawn(reload_on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();
+        let engine_sockets: Vec<std::path::PathBuf> = scalers
+            .scalers
+            .iter()
+            .filter_map(|scaler| match &scaler.backend {
+                scaler::Backend::Container(backend) => scaler::container::socket(backend).ok(),
+                _ => None,
+            })
+            .collect();
+        if !engine_sockets.is_empty() {
+            tasks.spawn(scaler::container::remove_orphans(engine_sockets));
+        }
         for scaler in &scalers.scalers {
             if scaler.scaler_type() == scaler::ScalerType::BareMetal {
                 tracing::warn!(scaler = %scaler.name, "Bare-metal scaler \"{}\" configured. Its agents run jobs as the orchestrator's user, without isolation: use it for trusted code only.", scaler.name);

@@ -464,3 +464,105 @@ async fn a_kernel_panic_at_boot_reaches_the_runs_failure_reason_with_the_console
         "{timeline:?}"
     );
 }
+
+/// The Podman API socket, or `None` (the test is skipped) when Podman is not set up and
+/// `KICI_TEST_REQUIRE_PODMAN` is not `1`. `scripts/test.sh` sets it up and requires it.
+fn podman_socket() -> Option<PathBuf> {
+    let socket = PathBuf::from("/run/podman/podman.sock");
+    if socket.exists() {
+        return Some(socket);
+    }
+    assert_ne!(
+        std::env::var("KICI_TEST_REQUIRE_PODMAN").as_deref(),
+        Ok("1"),
+        "Podman's API socket {} is missing but KICI_TEST_REQUIRE_PODMAN=1 (hint: run scripts/agent-image.sh)",
+        socket.display()
+    );
+    eprintln!("note: no Podman API socket; container scaler test skipped (run scripts/agent-image.sh)");
+    None
+}
+
+/// A container scaler on Podman; the agents share the host's network (the orchestrator
+/// listens on 127.0.0.1) and `/tmp`, where the test repositories live.
+fn container_config(socket: &Path, image: &str, pull_policy: &str) -> String {
+    format!(
+        "version: 1\nscalers:\n  - name: pods\n    type: container\n    maxAgents: 2\n    socketPath: {}\n    networkIsolation: false\n    labelSets:\n      - labels: [scaled]\n        image: {image}\n        imagePullPolicy: {pull_policy}\n        volumes: [\"/tmp:/tmp\"]\n",
+        socket.display()
+    )
+}
+
+#[tokio::test]
+async fn a_container_scaler_runs_the_job_in_a_podman_container_and_removes_it() {
+    let Some(socket) = podman_socket() else { return };
+    let (stack, repo, _) =
+        stack_with_scalers(&container_config(&socket, "localhost/kici-agent:dev", "Never"), &[]).await;
+    let detail = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let agent_id = detail.jobs[0].agent_id.clone().unwrap();
+    assert!(agent_id.starts_with("scaler-container-"), "{agent_id}");
+    let kinds: Vec<String> = events(&stack, &detail.run.run_id)
+        .await
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["eventType"].as_str().unwrap(),
+                e["metadata"]["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(kinds[0], "scaler.provisioning creating container", "{kinds:?}");
+    assert!(kinds[1].starts_with("scaler.ready container started ("), "{kinds:?}");
+    assert_eq!(
+        kinds[2], "agent.connecting waiting for agent WS registration",
+        "{kinds:?}"
+    );
+    // Gone after the job: no container with its name is left.
+    stack
+        .wait_for("the agent container to be removed", || async {
+            let output = std::process::Command::new("podman")
+                .args([
+                    "ps",
+                    "-a",
+                    "--filter",
+                    &format!("name={agent_id}"),
+                    "--format",
+                    "{{.Names}}",
+                ])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&output.stdout).trim().is_empty().then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_surfaces_the_engines_error() {
+    let Some(socket) = podman_socket() else { return };
+    let (stack, repo, _) = stack_with_scalers(
+        &container_config(&socket, "localhost/kici-no-such-image:dev", "IfNotPresent"),
+        &[("KICI_QUEUE_TIMEOUT_MS", "5000")],
+    )
+    .await;
+    let detail = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Failed, "{detail:#?}");
+    let error = detail.jobs[0].error_message.clone().unwrap();
+    assert!(
+        error.starts_with("pulling image localhost/kici-no-such-image:dev failed: "),
+        "{error}"
+    );
+    assert_eq!(detail.run.failure_reason.as_deref(), Some(error.as_str()));
+    let timeline = events(&stack, &detail.run.run_id).await;
+    let details: Vec<&str> = timeline
+        .iter()
+        .filter_map(|e| e["metadata"]["detail"].as_str())
+        .collect();
+    assert_eq!(
+        details[0], "pulling image localhost/kici-no-such-image:dev",
+        "{details:?}"
+    );
+    assert!(
+        timeline.iter().any(|e| e["title"] == "Provisioning failed"),
+        "{timeline:?}"
+    );
+}

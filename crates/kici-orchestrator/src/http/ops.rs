@@ -96,32 +96,35 @@ pub async fn run_checks(state: &Shared) -> Vec<Check> {
     if let Some(path) = &state.config.tls_cert_path {
         checks.push(timed("TLS certificate", certificate(path)).await);
     }
-    checks.extend(scaler_checks(state));
+    checks.extend(scaler_checks(state).await);
     checks
 }
 
 /// `scaler:<name>`: recent spawn failures, then what the host must provide for the backend
 /// (a failing host check makes a passing row fail, naming what is missing).
-fn scaler_checks(state: &Shared) -> Vec<Check> {
+async fn scaler_checks(state: &Shared) -> Vec<Check> {
     let config = state.scaler.config();
-    state
-        .scaler
-        .health_rows(now_ms())
-        .into_iter()
-        .map(|row| {
-            let started = Instant::now();
+    let mut checks = Vec::new();
+    for row in state.scaler.health_rows(now_ms()) {
+        let started = Instant::now();
+        let check = {
             let mut status = match row.status {
                 RowStatus::Pass => CheckStatus::Pass,
                 RowStatus::Warn => CheckStatus::Warn,
                 RowStatus::Fail => CheckStatus::Fail,
             };
             let mut message = row.message;
-            let host_problems = row
-                .name
-                .strip_prefix("scaler:")
-                .and_then(|name| config.scaler(name))
-                .map(crate::scaler::backend::host_problems)
-                .unwrap_or_default();
+            let host_problems = match row.name.strip_prefix("scaler:").and_then(|name| config.scaler(name)) {
+                Some(scaler) => tokio::time::timeout(CHECK_TIMEOUT, crate::scaler::backend::host_problems(scaler))
+                    .await
+                    .unwrap_or_else(|_| {
+                        vec![format!(
+                            "host checks did not finish within {}s",
+                            CHECK_TIMEOUT.as_secs()
+                        )]
+                    }),
+                None => Vec::new(),
+            };
             if !host_problems.is_empty() {
                 status = CheckStatus::Fail;
                 message = format!("{message}; host: {}", host_problems.join("; "));
@@ -133,8 +136,10 @@ fn scaler_checks(state: &Shared) -> Vec<Check> {
                 details: row.details,
                 duration_ms: started.elapsed().as_millis() as u64,
             }
-        })
-        .collect()
+        };
+        checks.push(check);
+    }
+    checks
 }
 
 fn disk_space(path: &Path) -> (CheckStatus, String, Option<Value>) {

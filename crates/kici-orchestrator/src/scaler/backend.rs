@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use super::bare_metal::{self, AgentProcess};
 use super::capture::OutputTail;
-use super::config::{Backend, FirecrackerNetwork, FirecrackerTarget, Resources, ScalerEntry, SpawnTarget};
+use super::config::{
+    Backend, ContainerTarget, FirecrackerNetwork, FirecrackerTarget, Resources, ScalerEntry, SpawnTarget,
+};
+use super::container::{self, AgentContainer};
 use super::firecracker::{self, MicroVm};
 use super::milestones::Reporter;
 
@@ -81,6 +84,7 @@ pub fn agent_env(
 /// A started agent.
 pub enum Instance {
     Process(AgentProcess),
+    Container(AgentContainer),
     Vm(MicroVm),
 }
 
@@ -89,6 +93,7 @@ impl Instance {
     pub async fn wait(&mut self) -> String {
         match self {
             Instance::Process(process) => process.wait().await,
+            Instance::Container(container) => container.wait().await,
             Instance::Vm(vm) => vm.wait().await,
         }
     }
@@ -97,6 +102,7 @@ impl Instance {
     pub async fn destroy(&mut self) {
         match self {
             Instance::Process(process) => process.destroy().await,
+            Instance::Container(container) => container.destroy().await,
             Instance::Vm(vm) => vm.destroy().await,
         }
     }
@@ -112,26 +118,39 @@ pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTai
                 .await
                 .map(Instance::Process)
         }
+        (Backend::Container(backend), SpawnTarget::Container(target)) => {
+            container::start(request, backend, target, reporter, tail)
+                .await
+                .map(Instance::Container)
+        }
         (Backend::Firecracker(backend), SpawnTarget::Firecracker(target)) => {
             firecracker::start(request, backend, target, reporter, tail)
                 .await
                 .map(Instance::Vm)
         }
-        (backend, _) => Err(format!(
-            "the {} backend cannot start agents yet",
-            match backend {
-                Backend::Container(_) => "container",
-                Backend::BareMetal(_) => "bare-metal",
-                Backend::Firecracker(_) => "firecracker",
-            }
+        _ => Err(format!(
+            "label set [{}] of scaler \"{}\" does not match its backend type",
+            request.label_set_index, request.scaler.name
         )),
     }
 }
 
 /// What the host lacks for this scaler to start agents (`diagnose` cross-checks); empty
 /// when nothing is known to be missing.
-pub fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
+pub async fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Backend::Container(backend) = &scaler.backend {
+        let targets: Vec<(usize, &ContainerTarget)> = scaler
+            .label_sets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, set)| match &set.target {
+                SpawnTarget::Container(target) => Some((index, target)),
+                _ => None,
+            })
+            .collect();
+        problems.extend(container::host_problems(backend, &targets).await);
+    }
     if let Backend::Firecracker(backend) = &scaler.backend {
         let targets: Vec<(usize, &FirecrackerTarget)> = scaler
             .label_sets

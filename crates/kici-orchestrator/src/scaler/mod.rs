@@ -10,7 +10,8 @@
 //! - [`manager`]: the dispatcher's entry point; tracks spawned agents (they count toward the
 //!   caps from the decision on), supervises each one, and keeps the configuration.
 //! - [`backend`]: the spawn request, the agent's environment, and the started instance;
-//!   [`bare_metal`] starts local processes, [`firecracker`] microVMs through the Firecracker
+//!   [`bare_metal`] starts local processes, [`container`] containers through the Docker
+//!   Engine API (Docker or Podman), [`firecracker`] microVMs through the Firecracker
 //!   API ([`unix_http`] speaks HTTP on the engines' unix sockets).
 //! - [`milestones`]: `scaler.provisioning` … `scaler.failed` into the run timeline, the job's
 //!   `provisioning.jsonl` and the queue entry's `last_provisioning_error`; [`capture`] keeps
@@ -20,6 +21,7 @@ pub mod backend;
 pub mod bare_metal;
 pub mod capture;
 pub mod config;
+pub mod container;
 pub mod firecracker;
 pub mod health;
 pub mod manager;
