@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every benchmark, on release builds: `kici compile` and `kici run local` (crates/kici-cli),
-# and the orchestrator + agent loop (crates/kici-testkit). Each prints its figures.
+# the orchestrator + agent loop and the auto-scalers (crates/kici-testkit). Each prints its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --workspace --bins
 cargo bench --quiet -p kici-cli --bench cli
 cargo bench --quiet -p kici-testkit --bench pipeline
+./scripts/agent-image.sh target/release/kici-agent >/dev/null
+cargo bench --quiet -p kici-testkit --bench scalers

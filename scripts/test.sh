@@ -9,6 +9,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
@@ -33,6 +35,9 @@ node --test sdk/tests/
 
 echo "==> Building the binaries the end-to-end tests start"
 cargo build --workspace --bins
+echo "==> Podman and the agent image for the container auto-scaler tests"
+./scripts/agent-image.sh target/debug/kici-agent
+export KICI_TEST_REQUIRE_PODMAN=1
 if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-fail-fast); else runner=(cargo test --no-fail-fast); fi
 echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace

@@ -132,7 +132,10 @@ impl Orchestrator {
             })
             .collect();
         if !engine_sockets.is_empty() {
-            tasks.spawn(scaler::container::remove_orphans(engine_sockets));
+            tasks.spawn(scaler::container::remove_orphans(
+                engine_sockets,
+                scaler::container::instance_label(&state.config.data_dir),
+            ));
         }
         for scaler in &scalers.scalers {
             if scaler.scaler_type() == scaler::ScalerType::BareMetal {

@@ -566,3 +566,67 @@ async fn an_image_that_cannot_be_pulled_surfaces_the_engines_error() {
         "{timeline:?}"
     );
 }
+
+fn podman(args: &[&str]) -> String {
+    let output = std::process::Command::new("podman").args(args).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn orphaned_agent_containers_of_this_orchestrator_are_removed_at_start_and_no_others() {
+    let Some(socket) = podman_socket() else { return };
+    let (mut stack, _repo, _) =
+        stack_with_scalers(&container_config(&socket, "localhost/kici-agent:dev", "Never"), &[]).await;
+    let data_dir = stack.data_dir().display().to_string();
+    let instance = kici_engine::hash::sha256_hex(data_dir.as_bytes())[..16].to_string();
+    let suffix = kici_testkit::random_id();
+    let orphan = format!("kici-orphan-{suffix}");
+    let foreign = format!("kici-foreign-{suffix}");
+    for (name, owner) in [(&orphan, instance.as_str()), (&foreign, "another-orchestrator")] {
+        podman(&[
+            "create",
+            "--name",
+            name,
+            "--label",
+            "kici-managed=true",
+            "--label",
+            &format!("kici-instance={owner}"),
+            "localhost/kici-agent:dev",
+        ]);
+    }
+    stack.orchestrator.kill();
+    stack.start_orchestrator_again();
+    stack
+        .wait_for("the orphan to be removed", || async {
+            podman(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("name={orphan}"),
+                "--format",
+                "{{.Names}}",
+            ])
+            .is_empty()
+            .then_some(())
+        })
+        .await;
+    let survivor = podman(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={foreign}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    podman(&["rm", "-f", &foreign]);
+    assert_eq!(survivor, foreign, "another orchestrator's container must be left alone");
+    stack
+        .wait_for("the clean-up to be logged", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("Cleaned up 1 orphaned containers")
+                .then_some(())
+        })
+        .await;
+}

@@ -2,8 +2,9 @@
 //! API on a unix socket — Docker's, or Podman's (`podman system service` serves the same API).
 //! The image is pulled per `imagePullPolicy`, the container carries the `kici-*` labels, its
 //! multiplexed log stream is captured, and it is removed once the agent is gone (never
-//! auto-removed, so its exit code can be read). Containers a previous orchestrator left behind
-//! (`kici-managed=true`) are removed at start.
+//! auto-removed, so its exit code can be read). Containers a previous run of this orchestrator
+//! left behind (`kici-managed=true` and this data directory's `kici-instance`) are removed at
+//! start; other orchestrators' containers on the same engine are left alone.
 //!
 //! `networkIsolation: false` runs the container in the host's network namespace, so an
 //! orchestrator on 127.0.0.1 is reachable. With `true` (the default) the engine's default bridge
@@ -29,6 +30,12 @@ const API: &str = "/v1.41";
 const STOP_GRACE_SECS: u64 = 10;
 /// After the container exits, how long its log stream may still drain.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// The `kici-instance` label: the same for every run of an orchestrator on one data
+/// directory, different for two orchestrators sharing an engine.
+pub fn instance_label(data_dir: &Path) -> String {
+    kici_engine::hash::sha256_hex(data_dir.to_string_lossy().as_bytes())[..16].to_string()
+}
 
 /// Where engines listen by default, in probe order.
 fn candidate_sockets() -> Vec<PathBuf> {
@@ -84,6 +91,7 @@ pub async fn start(
     let label_set = &request.scaler.label_sets[request.label_set_index];
     let mut labels = json!({
         "kici-managed": "true",
+        "kici-instance": instance_label(&reporter.state.config.data_dir),
         "kici-scaler-name": request.scaler.name,
         "kici-agent-id": request.agent_id,
         "kici-labels": label_set.labels.join(","),
@@ -358,10 +366,10 @@ impl AgentContainer {
     }
 }
 
-/// Removes containers a previous orchestrator left (`kici-managed=true`), on every engine
-/// socket the configured container scalers use.
-pub async fn remove_orphans(sockets: Vec<PathBuf>) {
-    let filters = encode(r#"{"label":["kici-managed=true"]}"#);
+/// Removes containers a previous run of this orchestrator left (`kici-managed=true` and its
+/// `kici-instance`), on every engine socket the configured container scalers use.
+pub async fn remove_orphans(sockets: Vec<PathBuf>, instance: String) {
+    let filters = encode(&json!({ "label": ["kici-managed=true", format!("kici-instance={instance}")] }).to_string());
     for socket in sockets {
         let path = format!("{API}/containers/json?all=true&filters={filters}");
         let ids: Vec<String> = match call(&socket, Method::GET, &path, None).await {
