@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 cargo build --release --quiet --workspace --bins
 cargo bench --quiet -p kici-cli --bench cli
 cargo bench --quiet -p kici-testkit --bench pipeline
-./scripts/agent-image.sh target/release/kici-agent >/dev/null
+./scripts/agent-image.sh "${CARGO_TARGET_DIR:-target}/release/kici-agent" >/dev/null
 cargo bench --quiet -p kici-testkit --bench scalers

@@ -36,7 +36,7 @@ node --test sdk/tests/
 echo "==> Building the binaries the end-to-end tests start"
 cargo build --workspace --bins
 echo "==> Podman and the agent image for the container auto-scaler tests"
-./scripts/agent-image.sh target/debug/kici-agent
+./scripts/agent-image.sh "${CARGO_TARGET_DIR:-target}/debug/kici-agent"
 export KICI_TEST_REQUIRE_PODMAN=1
 if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-fail-fast); else runner=(cargo test --no-fail-fast); fi
 echo "==> Rust tests (end-to-end on SQLite)"
