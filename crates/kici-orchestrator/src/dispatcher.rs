@@ -1,7 +1,8 @@
 //! The dispatcher: places queued jobs on idle agents whose labels fit (lowest agent id first,
 //! the reference's deterministic pick), one job per agent. A scaler-spawned agent gets the
 //! job it was spawned for first, and no other while that job waits. A job no idle agent fits
-//! stays queued and the scaler is asked for an agent. It runs when woken (a job queued, an
+//! stays queued and the scaler is asked for an agent; after each pass the scaler tops up the
+//! warm pools jobs asked for. It runs when woken (a job queued, an
 //! agent registered or freed, a spawned agent gone) and once a second as a safety net.
 
 use std::collections::HashSet;
@@ -28,6 +29,7 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
         if let Err(err) = dispatch_pending(&state).await {
             tracing::error!(error = %err, "dispatch pass failed");
         }
+        state.scaler.fill_warm_pools(&state);
     }
 }
 
@@ -64,6 +66,7 @@ async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> 
             continue;
         }
         state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
+        state.scaler.dispatched(&agent.agent_id, &entry.job_id);
         state.store.set_job_agent(&entry.job_id, Some(&agent.agent_id)).await?;
         let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
             Ok(dispatch) => dispatch,

@@ -630,3 +630,80 @@ async fn orphaned_agent_containers_of_this_orchestrator_are_removed_at_start_and
         })
         .await;
 }
+
+/// Spawned agents the orchestrator has registered and still sees connected.
+async fn connected_scaler_agents(stack: &Stack) -> Vec<String> {
+    stack.get("/api/v1/admin/agents").await["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["connected"] == true)
+        .filter_map(|a| a["agentId"].as_str().map(str::to_string))
+        .filter(|id| id.starts_with("scaler-"))
+        .collect()
+}
+
+fn warm_config(idle_seconds: u32) -> String {
+    format!(
+        "{}    warmPool: {{enabled: true, size: 1, idleTimeoutSeconds: {idle_seconds}}}\n",
+        bare_metal_config(&binary("kici-agent"), "")
+    )
+}
+
+#[tokio::test]
+async fn a_warm_pool_keeps_an_agent_ready_once_a_job_asked_for_one() {
+    let (stack, repo, _) = stack_with_scalers(&warm_config(60), &[]).await;
+    let first = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{first:#?}");
+    let first_agent = first.jobs[0].agent_id.clone().unwrap();
+    let warm = stack
+        .wait_for("a warm agent to be ready", || async {
+            connected_scaler_agents(&stack)
+                .await
+                .into_iter()
+                .find(|id| *id != first_agent)
+        })
+        .await;
+    let second = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(second.run.status, RunStatus::Success, "{second:#?}");
+    assert_eq!(
+        second.jobs[0].agent_id.as_deref(),
+        Some(warm.as_str()),
+        "the warm agent took the job"
+    );
+    assert!(
+        events(&stack, &second.run.run_id).await.is_empty(),
+        "a job on a ready warm agent waits for no provisioning"
+    );
+    // The pool refills after its agent was used.
+    stack
+        .wait_for("the warm pool to refill", || async {
+            connected_scaler_agents(&stack)
+                .await
+                .into_iter()
+                .find(|id| *id != first_agent && *id != warm)
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn an_idle_warm_agent_exits_after_the_idle_timeout_and_the_pool_waits_for_demand() {
+    let (stack, repo, _) = stack_with_scalers(&warm_config(1), &[]).await;
+    let first = stack.push_and_wait("app", &repo, "scaled").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{first:#?}");
+    stack
+        .wait_for("the warm agent to idle out", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("warm agent idle timeout; pool not refilled until a job needs it")
+                .then_some(())
+        })
+        .await;
+    let log = stack.orchestrator.log_text();
+    let warm_spawns = log
+        .lines()
+        .filter(|l| l.contains("spawning agent") && l.contains("\"warm\":true"))
+        .count();
+    assert_eq!(warm_spawns, 1, "{log}");
+}

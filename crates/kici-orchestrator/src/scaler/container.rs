@@ -96,7 +96,7 @@ pub async fn start(
         "kici-agent-id": request.agent_id,
         "kici-labels": label_set.labels.join(","),
     });
-    if let Some(binding) = &reporter.binding {
+    if let Some(binding) = reporter.binding() {
         labels["kici-bound-job-id"] = json!(binding.job_id);
         labels["kici-run-id"] = json!(binding.run_id);
     }

@@ -10,6 +10,13 @@
 //! dispatcher hands it its bound job first), exits before registering, or does not register
 //! in time — the latter two are `scaler.failed` with the captured output. When the agent is
 //! gone its token is revoked and the dispatcher is woken, since a cap may have freed up.
+//!
+//! Warm pools (`warmPool {enabled, size, idleTimeoutSeconds}`) fill on demand: once a job was
+//! routed to a label set with a warm pool, the dispatcher's passes keep `size` unbound agents of
+//! it starting or idle (within the caps). A job claims a warm agent that is still starting; an
+//! idle one simply gets the job from the dispatcher. A warm agent that waits longer than the
+//! idle timeout exits by itself (its pending-dispatch timeout), and the pool is not refilled
+//! until a job needs it again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::Ipv4Addr;
@@ -23,10 +30,12 @@ use tokio::sync::watch;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
-use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError};
+use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
-use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit};
+use super::routing::{
+    Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit, caps_refuse, route,
+};
 use crate::secrets::{new_agent_token, new_id, now_ms, random_hex, token_hash};
 use crate::state::Shared;
 
@@ -48,9 +57,20 @@ pub fn ephemeral_token_label(agent_id: &str) -> String {
 /// A spawned agent, from the decision to spawn until it is gone.
 struct Tracked {
     scaler: String,
+    label_set_index: usize,
+    /// `None` for a warm agent no job has claimed yet.
     binding: Option<Binding>,
     auto_labels: Vec<String>,
     registered: watch::Sender<bool>,
+    /// A job was dispatched to it.
+    dispatched: bool,
+}
+
+impl Tracked {
+    /// Warm, of this pool, and not used by a job yet.
+    fn is_available_warm(&self, scaler: &str, label_set_index: usize) -> bool {
+        self.binding.is_none() && !self.dispatched && self.scaler == scaler && self.label_set_index == label_set_index
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +82,11 @@ struct Retry {
 #[derive(Default)]
 struct Inner {
     agents: BTreeMap<String, Tracked>,
-    /// Jobs whose last spawn failed: when they may get another.
+    /// Jobs (by id) and warm pools (by [`warm_key`]) whose last spawn failed: when they may
+    /// get another.
     retries: HashMap<String, Retry>,
+    /// Warm pools a job asked for: (scaler, label set index).
+    warm_demand: BTreeSet<(String, usize)>,
     /// Jobs already warned about (no backend), so the warning is logged once.
     warned: HashSet<String>,
     failures: VecDeque<FailureRecord>,
@@ -78,6 +101,10 @@ impl Inner {
         }
         counts
     }
+}
+
+fn warm_key(scaler: &str, label_set_index: usize) -> String {
+    format!("warm:{scaler}:{label_set_index}")
 }
 
 /// What the orchestrator knows about a registering agent it spawned.
@@ -146,6 +173,26 @@ impl ScalerManager {
         {
             return;
         }
+        let binding = Binding {
+            job_id: entry.job_id.clone(),
+            run_id: entry.run_id.clone(),
+        };
+        if let Some(route) = route(&config, &entry.runs_on, &entry.exclude_labels) {
+            let (name, index) = (route.scaler.name.as_str(), route.label_set_index);
+            if route.scaler.warm_pool.enabled {
+                inner.warm_demand.insert((name.to_string(), index));
+            }
+            // A warm agent of this pool that is still starting: the job takes it.
+            if let Some((agent_id, warm)) = inner
+                .agents
+                .iter_mut()
+                .find(|(_, t)| t.is_available_warm(name, index) && !*t.registered.borrow())
+            {
+                warm.binding = Some(binding);
+                tracing::info!(agentId = %agent_id, scaler = %name, runId = %entry.run_id, jobId = %entry.job_id, "warm agent claimed by a job");
+                return;
+            }
+        }
         match admit(&config, &entry.runs_on, &entry.exclude_labels, &inner.counts()) {
             Admission::NoBackend => {
                 if inner.warned.insert(entry.job_id.clone()) {
@@ -168,35 +215,62 @@ impl ScalerManager {
             Admission::Spawn {
                 scaler,
                 label_set_index,
-            } => {
-                let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), &random_hex()[..8]);
-                let binding = Binding {
-                    job_id: entry.job_id.clone(),
-                    run_id: entry.run_id.clone(),
-                };
-                let (registered, _) = watch::channel(false);
-                inner.agents.insert(
-                    agent_id.clone(),
-                    Tracked {
-                        scaler: scaler.name.clone(),
-                        binding: Some(binding.clone()),
-                        auto_labels: scaler.auto_labels().to_vec(),
-                        registered,
-                    },
-                );
-                let label_set = &scaler.label_sets[label_set_index];
-                let request = SpawnRequest {
-                    agent_id: agent_id.clone(),
-                    scaler: scaler.clone(),
-                    label_set_index,
-                    env: Vec::new(),
-                    resources: Resources::cascade(None, &label_set.resources, &config.default_resources),
-                    firecracker_network: config.firecracker_network.clone(),
-                };
-                tracing::info!(agentId = %agent_id, scaler = %scaler.name, backend = %scaler.scaler_type(), runId = %entry.run_id, jobId = %entry.job_id, labels = %label_set.labels.join(","), "spawning agent");
-                tokio::spawn(supervise(state.clone(), request, binding));
+            } => spawn(&mut inner, state, &config, scaler, label_set_index, Some(binding)),
+        }
+    }
+
+    /// Keeps every warm pool a job asked for at its size (within the caps); called on each
+    /// dispatcher pass.
+    pub fn fill_warm_pools(&self, state: &Shared) {
+        let config = self.config();
+        let mut inner = self.lock();
+        let now = Instant::now();
+        for (name, index) in inner.warm_demand.clone() {
+            let Some(scaler) = config
+                .scaler(&name)
+                .filter(|s| s.warm_pool.enabled && index < s.label_sets.len())
+            else {
+                inner.warm_demand.remove(&(name, index));
+                continue;
+            };
+            if inner
+                .retries
+                .get(&warm_key(&name, index))
+                .is_some_and(|retry| now < retry.not_before)
+            {
+                continue;
+            }
+            let available = inner
+                .agents
+                .values()
+                .filter(|t| t.is_available_warm(&name, index))
+                .count() as u32;
+            for _ in available..scaler.warm_pool.size {
+                if caps_refuse(&config, scaler, &inner.counts()).is_some() {
+                    break;
+                }
+                spawn(&mut inner, state, &config, scaler, index, None);
             }
         }
+    }
+
+    /// The dispatcher placed job `job_id` on `agent_id`. An agent spawned for that job but
+    /// not chosen (another agent was ready first) becomes an unbound, warm-like agent: it serves
+    /// the next job of its label set or exits when its wait runs out.
+    pub fn dispatched(&self, agent_id: &str, job_id: &str) {
+        let mut inner = self.lock();
+        for (id, tracked) in inner.agents.iter_mut() {
+            if id == agent_id {
+                tracked.dispatched = true;
+            } else if tracked.binding.as_ref().is_some_and(|b| b.job_id == job_id) {
+                tracked.binding = None;
+            }
+        }
+    }
+
+    /// The job an agent is spawning for, if any (a warm agent gets one when a job claims it).
+    pub fn binding_of(&self, agent_id: &str) -> Option<Binding> {
+        self.lock().agents.get(agent_id).and_then(|t| t.binding.clone())
     }
 
     /// Called when an agent registers; `None` when the orchestrator did not spawn it.
@@ -242,22 +316,31 @@ impl ScalerManager {
         let Some(tracked) = inner.agents.remove(agent_id) else {
             return;
         };
-        if let Some(binding) = tracked.binding {
-            if spawn_failed {
-                let failures = inner.retries.get(&binding.job_id).map_or(0, |r| r.failures) + 1;
-                let wait = RETRY_BASE
-                    .saturating_mul(2u32.saturating_pow(failures - 1))
-                    .min(RETRY_CAP);
-                inner.retries.insert(
-                    binding.job_id,
-                    Retry {
-                        failures,
-                        not_before: Instant::now() + wait,
-                    },
-                );
-            } else {
-                inner.retries.remove(&binding.job_id);
-            }
+        let key = match &tracked.binding {
+            Some(binding) => binding.job_id.clone(),
+            None => warm_key(&tracked.scaler, tracked.label_set_index),
+        };
+        if spawn_failed {
+            let failures = inner.retries.get(&key).map_or(0, |r| r.failures) + 1;
+            let wait = RETRY_BASE
+                .saturating_mul(2u32.saturating_pow(failures - 1))
+                .min(RETRY_CAP);
+            inner.retries.insert(
+                key,
+                Retry {
+                    failures,
+                    not_before: Instant::now() + wait,
+                },
+            );
+            return;
+        }
+        inner.retries.remove(&key);
+        if tracked.binding.is_none() && !tracked.dispatched {
+            // A warm agent idled out: no refill until a job asks for this pool again.
+            inner
+                .warm_demand
+                .remove(&(tracked.scaler.clone(), tracked.label_set_index));
+            tracing::info!(agentId = %agent_id, scaler = %tracked.scaler, "warm agent idle timeout; pool not refilled until a job needs it");
         }
     }
 
@@ -285,20 +368,58 @@ impl ScalerManager {
     }
 }
 
+/// Records a spawn (it counts toward the caps from now on) and starts its supervisor.
+fn spawn(
+    inner: &mut Inner,
+    state: &Shared,
+    config: &ScalerConfig,
+    scaler: &ScalerEntry,
+    label_set_index: usize,
+    binding: Option<Binding>,
+) {
+    let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), &random_hex()[..8]);
+    let (registered, _) = watch::channel(false);
+    inner.agents.insert(
+        agent_id.clone(),
+        Tracked {
+            scaler: scaler.name.clone(),
+            label_set_index,
+            binding: binding.clone(),
+            auto_labels: scaler.auto_labels().to_vec(),
+            registered,
+            dispatched: false,
+        },
+    );
+    let label_set = &scaler.label_sets[label_set_index];
+    let request = SpawnRequest {
+        agent_id: agent_id.clone(),
+        scaler: scaler.clone(),
+        label_set_index,
+        env: Vec::new(),
+        resources: Resources::cascade(None, &label_set.resources, &config.default_resources),
+        firecracker_network: config.firecracker_network.clone(),
+    };
+    let (run_id, job_id) = binding
+        .as_ref()
+        .map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
+    tracing::info!(agentId = %agent_id, scaler = %scaler.name, backend = %scaler.scaler_type(), runId = %run_id, jobId = %job_id, warm = binding.is_none(), labels = %label_set.labels.join(","), "spawning agent");
+    tokio::spawn(supervise(state.clone(), request));
+}
+
 fn describe(matchers: &[LabelMatcher]) -> String {
     matchers.iter().map(LabelMatcher::display).collect::<Vec<_>>().join(",")
 }
 
 /// Starts one agent and watches it until it is gone.
-async fn supervise(state: Shared, mut request: SpawnRequest, binding: Binding) {
+async fn supervise(state: Shared, mut request: SpawnRequest) {
     let agent_id = request.agent_id.clone();
     let reporter = Reporter {
         state: state.clone(),
         agent_id: agent_id.clone(),
         scaler_name: request.scaler.name.clone(),
         backend: request.scaler.scaler_type(),
-        binding: Some(binding),
     };
+
     let token = match issue_token(&state, &request).await {
         Ok(token) => token,
         Err(detail) => {
@@ -325,6 +446,14 @@ async fn supervise(state: Shared, mut request: SpawnRequest, binding: Binding) {
         &host_env,
         &state.config.agent_env,
     );
+    if request.scaler.warm_pool.enabled {
+        // An agent of a warm pool left without a job (warm, or its job went to another agent)
+        // exits by itself after the pool's idle timeout.
+        let idle = request.scaler.warm_pool.idle_timeout.as_millis().to_string();
+        request
+            .env
+            .push(("KICI_SCALER_PENDING_DISPATCH_TIMEOUT".to_string(), idle));
+    }
     let tail = OutputTail::default();
     let started = Instant::now();
     let spawn_failed = match backend::start(&request, &reporter, &tail).await {

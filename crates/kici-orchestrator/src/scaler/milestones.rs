@@ -50,18 +50,24 @@ pub struct Reporter {
     pub agent_id: String,
     pub scaler_name: String,
     pub backend: ScalerType,
-    pub binding: Option<Binding>,
 }
 
 impl Reporter {
+    /// The job the agent is spawned for; read each time, as a job may claim a warm agent
+    /// while it starts (its earlier milestones stay unattributed).
+    pub fn binding(&self) -> Option<Binding> {
+        self.state.scaler.binding_of(&self.agent_id)
+    }
+
     pub async fn milestone(&self, milestone: Milestone, detail: &str) {
         let now = now_ms();
+        let binding = self.binding();
         if milestone == Milestone::Failed {
-            self.record_failure(detail, now);
+            self.record_failure(binding.as_ref(), detail, now);
         } else {
             tracing::info!(agentId = %self.agent_id, scaler = %self.scaler_name, backend = %self.backend, eventType = milestone.event_type(), "{detail}");
         }
-        let Some(binding) = &self.binding else { return };
+        let Some(binding) = &binding else { return };
         if let Err(err) = self.record_bound(binding, milestone, detail, now).await {
             tracing::error!(agentId = %self.agent_id, runId = %binding.run_id, jobId = %binding.job_id, error = %err, "cannot record a provisioning milestone");
         }
@@ -71,12 +77,9 @@ impl Reporter {
         self.milestone(Milestone::Failed, detail).await;
     }
 
-    fn record_failure(&self, detail: &str, now: i64) {
-        let bound = self.binding.is_some();
-        let (run_id, job_id) = self
-            .binding
-            .as_ref()
-            .map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
+    fn record_failure(&self, binding: Option<&Binding>, detail: &str, now: i64) {
+        let bound = binding.is_some();
+        let (run_id, job_id) = binding.map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
         tracing::warn!(agentId = %self.agent_id, scaler = %self.scaler_name, backend = %self.backend, runId = %run_id, jobId = %job_id, detail = %detail, "Scaler spawn failed");
         kici_telemetry::metrics::orchestrator::scaler_spawn_failed(self.backend.as_str(), bound);
         self.state.scaler.record_failure(FailureRecord {

@@ -184,6 +184,23 @@ pub enum Admission<'a> {
     NoBackend,
 }
 
+/// Which cap, if any, refuses another agent of `scaler` now: `globalMaxAgents` first, then
+/// the scaler's `maxAgents`.
+pub fn caps_refuse(config: &ScalerConfig, scaler: &ScalerEntry, counts: &AgentCounts) -> Option<CapacityReason> {
+    if counts.total >= config.global_max_agents {
+        return Some(CapacityReason::GlobalMaxAgents {
+            limit: config.global_max_agents,
+            current: counts.total,
+        });
+    }
+    let current = counts.of(&scaler.name);
+    (current >= scaler.max_agents).then(|| CapacityReason::ScalerMaxAgents {
+        scaler: scaler.name.clone(),
+        limit: scaler.max_agents,
+        current,
+    })
+}
+
 /// Routes the job, then applies `globalMaxAgents` and the chosen scaler's `maxAgents` to
 /// `counts` (the caller holds its spawn lock while it calls this and records the spawn).
 pub fn admit<'a>(
@@ -195,23 +212,8 @@ pub fn admit<'a>(
     let Some(route) = route(config, runs_on, exclude_labels) else {
         return Admission::NoBackend;
     };
-    if counts.total >= config.global_max_agents {
-        return Admission::AtCapacity {
-            reason: CapacityReason::GlobalMaxAgents {
-                limit: config.global_max_agents,
-                current: counts.total,
-            },
-        };
-    }
-    let current = counts.of(&route.scaler.name);
-    if current >= route.scaler.max_agents {
-        return Admission::AtCapacity {
-            reason: CapacityReason::ScalerMaxAgents {
-                scaler: route.scaler.name.clone(),
-                limit: route.scaler.max_agents,
-                current,
-            },
-        };
+    if let Some(reason) = caps_refuse(config, route.scaler, counts) {
+        return Admission::AtCapacity { reason };
     }
     Admission::Spawn {
         scaler: route.scaler,
