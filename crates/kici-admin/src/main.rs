@@ -12,6 +12,7 @@
 mod agents;
 mod bundle;
 mod client;
+mod config;
 mod diagnose;
 mod drift;
 mod explain;
@@ -73,6 +74,11 @@ enum Command {
     Source {
         #[command(subcommand)]
         command: sources::SourceCommand,
+    },
+    /// The orchestrator's configuration (reload the scalers without a restart)
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
     },
     /// Run the orchestrator's self-checks (exit 0 pass, 1 warn, 2 fail); `diagnose drift` compares SDK builds
     Diagnose(diagnose::DiagnoseArgs),
@@ -148,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { command } => runs::run(&client, command).await?,
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
+        Command::Config { command } => config::run(&client, command).await?,
         Command::Source { command } => {
             let globals = sources::Globals {
                 url: client.base_url(),

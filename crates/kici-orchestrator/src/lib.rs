@@ -17,6 +17,7 @@ pub mod logs;
 pub mod pipeline;
 pub mod progress;
 pub mod providers;
+pub mod reload;
 pub mod scaler;
 pub mod secrets;
 pub mod state;
@@ -121,7 +122,7 @@ impl Orchestrator {
         });
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
-        tasks.spawn(reload_on_sighup(state.clone(), receiver));
+        tasks.spawn(reload::on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();
         let engine_sockets: Vec<std::path::PathBuf> = scalers
             .scalers
@@ -158,44 +159,6 @@ impl Orchestrator {
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
             self.tasks.abort_all();
-        }
-    }
-}
-
-/// Waits between a SIGHUP and the reload, so a burst of signals reloads once.
-const RELOAD_DEBOUNCE: Duration = Duration::from_millis(500);
-
-/// SIGHUP reloads the scaler configuration; an invalid one is logged and the running one
-/// kept. The environment is not read again.
-async fn reload_on_sighup(state: Shared, mut shutdown: watch::Receiver<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the scaler configuration cannot be reloaded");
-        return;
-    };
-    loop {
-        tokio::select! {
-            received = hangup.recv() => if received.is_none() { return },
-            _ = shutdown.changed() => return,
-        }
-        tokio::time::sleep(RELOAD_DEBOUNCE).await;
-        let config = &state.config;
-        match state
-            .scaler
-            .reload(
-                config.scaler_config_path.as_deref(),
-                config.scaler_config_dir.as_deref(),
-            )
-            .await
-        {
-            Ok(diff) => {
-                if !diff.type_changed.is_empty() {
-                    tracing::warn!(scalers = ?diff.type_changed, "Config fields changed but require restart to apply: {:?}", diff.type_changed.iter().map(|name| format!("scalers[{name}].type")).collect::<Vec<_>>());
-                }
-                tracing::info!(globalMaxAgents = state.scaler.config().global_max_agents, added = ?diff.added, removed = ?diff.removed, changed = ?diff.changed, typeChanged = ?diff.type_changed, "scaler config reloaded");
-                state.wake_dispatcher();
-            }
-            Err(err) => tracing::error!(error = %err, "{}", scaler::RELOAD_FAILED_MESSAGE),
         }
     }
 }

@@ -308,13 +308,24 @@ async fn a_reload_with_an_invalid_file_keeps_the_running_scalers() {
                 .then_some(())
         })
         .await;
+    // The same refusal through the API, with the cause.
+    let refused = stack.cli("kici-admin", &["config", "reload"], stack.dir.path());
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("Config reload failed, keeping current config")
+            && refused
+                .stderr
+                .contains("Labels with 'kici:' prefix are reserved and cannot be used in scaler labelSets"),
+        "{}",
+        refused.stderr
+    );
     let detail = stack.push_and_wait("app", &repo, "scaled").await;
     assert_eq!(
         detail.run.status,
         RunStatus::Success,
         "the old config still spawns: {detail:#?}"
     );
-    // A valid file is applied.
+    // A valid file is applied, by SIGHUP as by the API.
     std::fs::write(&path, bare_metal_config(&agent, "globalMaxAgents: 3\n")).unwrap();
     stack.orchestrator.signal(libc::SIGHUP);
     stack
@@ -325,6 +336,12 @@ async fn a_reload_with_an_invalid_file_keeps_the_running_scalers() {
                 .then_some(())
         })
         .await;
+    let applied = stack.cli("kici-admin", &["config", "reload"], stack.dir.path());
+    applied.expect_code(0);
+    assert_eq!(
+        applied.stdout,
+        "Scaler configuration reloaded (globalMaxAgents 3).\n  added:   -\n  removed: -\n  changed: -\n"
+    );
 }
 
 #[test]

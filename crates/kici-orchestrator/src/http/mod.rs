@@ -46,6 +46,7 @@ pub fn router(state: Shared) -> Router {
         .route("/diagnose", get(ops::diagnose))
         .route("/system-info", get(ops::system_info))
         .route("/config", get(ops::config))
+        .route("/config/reload", post(ops::reload_config))
         .route("/cluster/health", get(ops::cluster_health));
     let api = Router::new()
         .merge(runs)

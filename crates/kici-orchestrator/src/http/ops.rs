@@ -9,7 +9,7 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use crate::scaler::health::RowStatus;
 use crate::secrets::now_ms;
 use crate::state::Shared;
@@ -331,4 +331,29 @@ pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<Value
         "connectedAgents": agents,
         "activeRuns": active,
     })))
+}
+
+/// `POST /api/v1/admin/config/reload`: reads the scaler configuration again. 200 with what
+/// changed; 400 `invalid_config` (the running configuration stays); 409 `reload_in_progress`.
+pub async fn reload_config(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+    match crate::reload::reload(&state, "api").await {
+        Ok(diff) => Ok(Json(json!({
+            "status": "reloaded",
+            "globalMaxAgents": state.scaler.config().global_max_agents,
+            "scalers": {
+                "added": diff.added,
+                "removed": diff.removed,
+                "changed": diff.changed,
+                "typeChanged": diff.type_changed,
+            },
+        }))),
+        Err(err @ crate::reload::ReloadError::Busy) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "reload_in_progress",
+            err.to_string(),
+        )),
+        Err(err @ crate::reload::ReloadError::Invalid(_)) => {
+            Err(ApiError::bad_request("invalid_config", err.to_string()))
+        }
+    }
 }

@@ -297,8 +297,15 @@ impl ScalerManager {
     /// Reads the configuration files again and swaps them in when valid; an invalid set
     /// keeps the running configuration. Running agents are not touched, and a scaler whose
     /// backend type changed keeps its old definition until a restart.
-    pub async fn reload(&self, path: Option<&Path>, dir: Option<&Path>) -> Result<ReloadDiff, ScalerConfigError> {
-        let _one_at_a_time = self.reloading.lock().await;
+    /// `Ok(None)` when another reload is running.
+    pub async fn reload(
+        &self,
+        path: Option<&Path>,
+        dir: Option<&Path>,
+    ) -> Result<Option<ReloadDiff>, ScalerConfigError> {
+        let Ok(_one_at_a_time) = self.reloading.try_lock() else {
+            return Ok(None);
+        };
         let mut next = super::config::load(path, dir)?;
         let current = self.config();
         let diff = super::config::reload_diff(&current, &next);
@@ -308,7 +315,7 @@ impl ScalerManager {
             }
         }
         *self.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
-        Ok(diff)
+        Ok(Some(diff))
     }
 
     fn finished(&self, agent_id: &str, spawn_failed: bool) {

@@ -10,6 +10,7 @@ use kici_engine::status::{JobStatus, RunStatus, StepStatus};
 pub const ORCH_AGENTS_ACTIVE: &str = "kici_orch_agents_active";
 pub const ORCH_DISPATCH_QUEUE_DEPTH: &str = "kici_orch_dispatch_queue_depth";
 pub const ORCH_SCALER_SPAWN_FAILURES_TOTAL: &str = "kici_orch_scaler_spawn_failures_total";
+pub const ORCH_SCALER_CONFIG_RELOADS_TOTAL: &str = "kici_orch_scaler_config_reloads_total";
 pub const ORCH_WEBHOOKS_RECEIVED_TOTAL: &str = "kici_orch_webhooks_received_total";
 pub const ORCH_WEBHOOKS_PROCESSED_TOTAL: &str = "kici_orch_webhooks_processed_total";
 pub const ORCH_EXECUTIONS_TOTAL: &str = "kici_orch_executions_total";
@@ -36,6 +37,11 @@ pub const AGENT_LOG_LINES_DROPPED_TOTAL: &str = "kici_agent_log_lines_dropped_to
 pub const LABEL_STATUS: &str = "status";
 pub const LABEL_BACKEND: &str = "backend";
 pub const LABEL_BOUND: &str = "bound";
+pub const LABEL_RESULT: &str = "result";
+
+/// `kici_orch_scaler_config_reloads_total{result}`: every reload is `attempted`, then
+/// `success` or `failed`.
+pub const RELOAD_RESULTS: [&str; 3] = ["attempted", "success", "failed"];
 
 /// The dispatch-queue statuses `kici_orch_dispatch_queue_depth` reports: the open states of
 /// `kici_store::queue::QueueStatus` (this crate sits below the store, so they are named here).
@@ -43,7 +49,7 @@ pub const DISPATCH_QUEUE_OPEN_STATUSES: [&str; 3] = ["pending", "dispatched", "r
 
 /// Scaler backend types registered at zero for `kici_orch_scaler_spawn_failures_total` (the P0
 /// backends); `backend` is the backend *type*, which keeps the label's values few.
-pub const SCALER_BACKEND_TYPES: [&str; 2] = ["container", "bare-metal"];
+pub const SCALER_BACKEND_TYPES: [&str; 3] = ["container", "bare-metal", "firecracker"];
 
 /// The job statuses an agent reports at the end of a job.
 pub const AGENT_JOB_END_STATUSES: [JobStatus; 3] = [JobStatus::Success, JobStatus::Failed, JobStatus::Cancelled];
@@ -70,6 +76,8 @@ pub(crate) enum Series {
     QueueStatuses,
     /// One per [`SCALER_BACKEND_TYPES`] × bound `true`/`false`.
     ScalerBackends,
+    /// One per [`RELOAD_RESULTS`].
+    ReloadResults,
 }
 
 /// A metric: name, type, HELP text, initial series.
@@ -108,6 +116,12 @@ pub(crate) const ORCHESTRATOR: &[MetricDef] = &[
         Kind::Counter,
         "Agent spawns that failed, by backend type and whether the spawn was bound to a job.",
         Series::ScalerBackends,
+    ),
+    def(
+        ORCH_SCALER_CONFIG_RELOADS_TOTAL,
+        Kind::Counter,
+        "Scaler configuration reloads, by result (attempted, then success or failed).",
+        Series::ReloadResults,
     ),
     def(
         ORCH_WEBHOOKS_RECEIVED_TOTAL,
@@ -257,6 +271,10 @@ pub(crate) fn initial_label_sets(series: Series) -> Vec<Vec<(&'static str, &'sta
                     .map(move |bound| vec![(LABEL_BACKEND, backend), (LABEL_BOUND, bound)])
             })
             .collect(),
+        Series::ReloadResults => RELOAD_RESULTS
+            .into_iter()
+            .map(|result| vec![(LABEL_RESULT, result)])
+            .collect(),
     }
 }
 
@@ -323,8 +341,14 @@ mod tests {
                 "backend=container,bound=true",
                 "backend=container,bound=false",
                 "backend=bare-metal,bound=true",
-                "backend=bare-metal,bound=false"
+                "backend=bare-metal,bound=false",
+                "backend=firecracker,bound=true",
+                "backend=firecracker,bound=false"
             ]
+        );
+        assert_eq!(
+            statuses(Series::ReloadResults),
+            ["result=attempted", "result=success", "result=failed"]
         );
     }
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 use kici_engine::status::{RunStatus, StepStatus};
 
 use super::names::{
-    LABEL_BACKEND, LABEL_BOUND, LABEL_STATUS, ORCH_AGENTS_ACTIVE, ORCH_DEDUP_HITS_TOTAL, ORCH_DISPATCH_QUEUE_DEPTH,
-    ORCH_EXECUTION_DURATION_SECONDS, ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL,
-    ORCH_LOG_CHUNKS_RECEIVED_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL, ORCH_STALE_DETECTION_DURATION_SECONDS,
-    ORCH_STALE_RUNS_CURRENT, ORCH_STALE_RUNS_DETECTED_TOTAL, ORCH_STEPS_TOTAL, ORCH_WEBHOOKS_PROCESSED_TOTAL,
-    ORCH_WEBHOOKS_RECEIVED_TOTAL,
+    LABEL_BACKEND, LABEL_BOUND, LABEL_RESULT, LABEL_STATUS, ORCH_AGENTS_ACTIVE, ORCH_DEDUP_HITS_TOTAL,
+    ORCH_DISPATCH_QUEUE_DEPTH, ORCH_EXECUTION_DURATION_SECONDS, ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL,
+    ORCH_LOG_CHUNKS_RECEIVED_TOTAL, ORCH_SCALER_CONFIG_RELOADS_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL,
+    ORCH_STALE_DETECTION_DURATION_SECONDS, ORCH_STALE_RUNS_CURRENT, ORCH_STALE_RUNS_DETECTED_TOTAL, ORCH_STEPS_TOTAL,
+    ORCH_WEBHOOKS_PROCESSED_TOTAL, ORCH_WEBHOOKS_RECEIVED_TOTAL,
 };
 
 /// Agents registered now (after each register and disconnect).
@@ -30,6 +30,11 @@ pub fn scaler_spawn_failed(backend: &str, bound: bool) {
     let bound = if bound { "true" } else { "false" };
     metrics::counter!(ORCH_SCALER_SPAWN_FAILURES_TOTAL, LABEL_BACKEND => backend.to_string(), LABEL_BOUND => bound)
         .increment(1);
+}
+
+/// A scaler configuration reload: `attempted` when it starts, then `success` or `failed`.
+pub fn scaler_config_reload(result: &'static str) {
+    metrics::counter!(ORCH_SCALER_CONFIG_RELOADS_TOTAL, LABEL_RESULT => result).increment(1);
 }
 
 /// A webhook delivery arrived (before dedup and validation of its content).
