@@ -186,10 +186,17 @@ async fn session(
     check_labels(&registration, token.as_ref())?;
     check_binding(&registration, token.as_ref())?;
     let agent_id = registration.agent_id.clone();
+    // Only the token the orchestrator issued to a spawned agent (or no authentication at all)
+    // makes a connection that agent: another token cannot take over its labels and job.
+    let may_be_spawned = match &token {
+        Some(token) => token.agent_type == crate::scaler::EPHEMERAL_TOKEN_TYPE,
+        None => true,
+    };
     register(
         state,
         &registration,
         token.as_ref().map(|t| t.token_id.clone()),
+        may_be_spawned,
         tx,
         connection_id,
     )
@@ -297,6 +304,7 @@ async fn register(
     state: &Shared,
     registration: &Registration,
     token_id: Option<String>,
+    may_be_spawned: bool,
     tx: &mpsc::Sender<Outbound>,
     connection_id: &str,
 ) -> Result<(), Refusal> {
@@ -304,7 +312,9 @@ async fn register(
     let store_error = |e: kici_store::StoreError| (1011, format!("store error: {e}"));
     // A spawned agent gets its scaler's automatic labels here: it may not claim `kici:`
     // labels itself, and the orchestrator knows which scaler started it.
-    let spawned = state.scaler.registered(&registration.agent_id);
+    let spawned = may_be_spawned
+        .then(|| state.scaler.registered(&registration.agent_id))
+        .flatten();
     let mut labels = registration.labels.clone();
     if let Some(spawned) = &spawned {
         for label in &spawned.auto_labels {

@@ -708,19 +708,100 @@ async fn an_idle_warm_agent_exits_after_the_idle_timeout_and_the_pool_waits_for_
     let (stack, repo, _) = stack_with_scalers(&warm_config(1), &[]).await;
     let first = stack.push_and_wait("app", &repo, "scaled").await;
     assert_eq!(first.run.status, RunStatus::Success, "{first:#?}");
+    let unused = stack
+        .wait_for("an unused agent to idle out", || async {
+            let log = stack.orchestrator.log_text();
+            log.lines()
+                .find(|l| l.contains("spawned agent exited without a job; its warm pool is not refilled"))
+                .and_then(|l| serde_json::from_str::<Value>(l).ok())
+                .and_then(|entry| entry["agentId"].as_str().map(str::to_string))
+        })
+        .await;
+    assert_ne!(first.jobs[0].agent_id.as_deref(), Some(unused.as_str()));
+    // Several dispatcher passes (one a second) later, nothing was spawned to refill the pool.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let log = stack.orchestrator.log_text();
+    let spawns = log
+        .lines()
+        .filter(|l| l.contains("\"message\":\"spawning agent\""))
+        .count();
+    assert_eq!(spawns, 2, "the job's agent and one warm agent, no refill:\n{log}");
+}
+
+#[tokio::test]
+async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent_may_use() {
+    let scripts = tempfile::tempdir().unwrap();
+    let env_file = scripts.path().join("env");
+    // Records its environment, then stays up a moment without registering.
+    let script = write_script(
+        scripts.path(),
+        "env-agent",
+        &format!("env > {}\nexec sleep 3\n", env_file.display()),
+    );
+    let (stack, repo, _) = stack_with_scalers(
+        &bare_metal_config(&script, ""),
+        &[("KICI_AGENT_ENV_HTTP_PROXY", "http://proxy.internal:3128")],
+    )
+    .await;
+    stack.push("app", &repo, "scaled").await;
+    let env_text = stack
+        .wait_for("the spawned agent's environment", || async {
+            std::fs::read_to_string(&env_file)
+                .ok()
+                .filter(|t| t.contains("KICI_AGENT_ID="))
+        })
+        .await;
+    let env: std::collections::BTreeMap<&str, &str> = env_text.lines().filter_map(|l| l.split_once('=')).collect();
+    let mut names: Vec<&str> = env
+        .keys()
+        .copied()
+        .filter(|name| !["PWD", "SHLVL", "_", "OLDPWD"].contains(name))
+        .collect();
+    names.sort();
+    let mut expected = vec![
+        "HTTP_PROXY",
+        "KICI_AGENT_ID",
+        "KICI_AGENT_TOKEN",
+        "KICI_EXECUTION_MODE",
+        "KICI_LABELS",
+        "KICI_ORCHESTRATOR_URL",
+        "KICI_PORT",
+        "KICI_SCALER_MANAGED",
+    ];
+    // The test harness starts the orchestrator with these host variables only.
+    for inherited in ["HOME", "LANG", "PATH", "TMPDIR"] {
+        if std::env::var(inherited).is_ok() {
+            expected.push(inherited);
+        }
+    }
+    expected.sort();
+    assert_eq!(names, expected, "{env_text}");
+    assert_eq!(env["HTTP_PROXY"], "http://proxy.internal:3128");
+    assert_eq!(env["KICI_LABELS"], "scaled");
+    assert_eq!(env["KICI_SCALER_MANAGED"], "1");
+    assert!(
+        !env_text.contains(kici_testkit::ADMIN_TOKEN),
+        "the bootstrap admin token leaked"
+    );
+    // The token serves only the agent it was issued to.
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let build = kici_engine::build_info::BuildInfo {
+        sdk_version: "0.0.0".into(),
+        sdk_bundle_hash: "x".into(),
+        shared_version: "0.0.0".into(),
+        shared_bundle_hash: "x".into(),
+        engine_version: "0.0.0".into(),
+        engine_bundle_hash: "x".into(),
+    };
+    let _intruder =
+        kici_testkit::FakeAgent::connect(&ws, env["KICI_AGENT_TOKEN"], "intruder", &["scaled"], build).await;
     stack
-        .wait_for("the warm agent to idle out", || async {
+        .wait_for("the intruder to be refused", || async {
             stack
                 .orchestrator
                 .log_text()
-                .contains("warm agent idle timeout; pool not refilled until a job needs it")
+                .contains("was issued to another spawned agent and cannot register `intruder`")
                 .then_some(())
         })
         .await;
-    let log = stack.orchestrator.log_text();
-    let warm_spawns = log
-        .lines()
-        .filter(|l| l.contains("spawning agent") && l.contains("\"warm\":true"))
-        .count();
-    assert_eq!(warm_spawns, 1, "{log}");
 }

@@ -37,7 +37,7 @@ pub struct AgentIdentity<'a> {
 
 /// The spawned agent's environment, later entries winning: the host variables of
 /// [`kici_engine::host_env::INHERITED`] (bare-metal only), `KICI_AGENT_ENV_*` with the prefix stripped, the required `KICI_*`,
-/// `KICI_BACKPRESSURE_MODE`, then the label set's `env`.
+/// `KICI_BACKPRESSURE_MODE`, the warm pool's idle timeout, then the label set's `env`.
 pub fn agent_env(
     scaler: &ScalerEntry,
     label_set_index: usize,
@@ -75,6 +75,14 @@ pub fn agent_env(
     if let Some(mode) = label_set.backpressure_mode {
         set("KICI_BACKPRESSURE_MODE", mode.as_str().to_string());
     }
+    if scaler.warm_pool.enabled {
+        // An agent of a warm pool left without a job (warm, or its job went to another agent)
+        // exits by itself after the pool's idle timeout.
+        set(
+            "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
+            scaler.warm_pool.idle_timeout.as_millis().to_string(),
+        );
+    }
     for (name, value) in &label_set.env {
         set(name, value.clone());
     }
@@ -99,6 +107,13 @@ impl Instance {
     }
 
     /// Stops the agent if it still runs and frees what it used.
+    /// The agent registered: a microVM's MMDS, which holds the agent's token, is cleared.
+    pub async fn registered(&mut self) {
+        if let Instance::Vm(vm) = self {
+            vm.clear_mmds().await;
+        }
+    }
+
     pub async fn destroy(&mut self) {
         match self {
             Instance::Process(process) => process.destroy().await,
@@ -188,6 +203,7 @@ scalers:
     type: bare-metal
     maxAgents: 2
     roles: [builder]
+    warmPool: {enabled: true, size: 1, idleTimeoutSeconds: 30}
     labelSets:
       - labels: [linux, node-20]
         binaryPath: /usr/local/bin/kici-agent
@@ -232,6 +248,7 @@ scalers:
                 "KICI_PORT=0",
                 "KICI_ROLES=builder",
                 "KICI_BACKPRESSURE_MODE=drop",
+                "KICI_SCALER_PENDING_DISPATCH_TIMEOUT=30000",
                 "EXTRA=label-set",
                 "KICI_LOG_LEVEL=debug",
             ]

@@ -42,7 +42,7 @@ pub async fn start(
         .await;
     let mut command = if backend.enforce_cgroups && which("systemd-run").is_some() {
         let mut command = Command::new("systemd-run");
-        command.args([
+        command.env_clear().args([
             "--user",
             "--scope",
             "--quiet",
@@ -57,14 +57,23 @@ pub async fn start(
             command.arg(format!("--property=MemoryMax={bytes}"));
         }
         command.arg("--").arg(&target.binary_path);
+        // `systemd-run --user` reaches the user's service manager through these; the agent
+        // inherits them too (they name no secret).
+        for name in ["XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"] {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
         command
     } else {
         if backend.enforce_cgroups {
             tracing::warn!(agentId = %request.agent_id, scaler = %request.scaler.name, "enforceCgroups is set but systemd-run is not on PATH; the agent runs without cgroup limits");
         }
-        Command::new(&target.binary_path)
+        let mut command = Command::new(&target.binary_path);
+        command.env_clear();
+        command
     };
-    command.env_clear().envs(request.env.iter().map(|(k, v)| (k, v)));
+    command.envs(request.env.iter().map(|(k, v)| (k, v)));
     let process = AgentProcess::spawn(command, tail, &request.agent_id, ["stdout", "stderr"])
         .map_err(|err| spawn_error(&target.binary_path, &request.scaler.name, request.label_set_index, &err))?;
     let pid = process.pid;

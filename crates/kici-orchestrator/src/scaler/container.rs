@@ -22,12 +22,16 @@ use super::backend::SpawnRequest;
 use super::capture::{OutputTail, forward};
 use super::config::{ContainerBackend, ContainerRuntime, ContainerTarget, ImagePullPolicy};
 use super::milestones::{Milestone, Reporter};
-use super::unix_http::{call, send};
+use super::unix_http::{call, call_unbounded, call_within, send};
 
 /// The API version every request names; Docker ≥ 20.10 and Podman ≥ 3 serve it.
 const API: &str = "/v1.41";
 /// Seconds a container gets between SIGTERM and SIGKILL when stopped.
 const STOP_GRACE_SECS: u64 = 10;
+/// How long an image pull may take.
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Between two attempts to wait for a container when the engine did not answer.
+const WAIT_RETRY: Duration = Duration::from_secs(1);
 /// After the container exits, how long its log stream may still drain.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
@@ -145,13 +149,17 @@ pub async fn start(
         logs: None,
         removed: false,
     };
-    let (status, text) = call(&socket, Method::POST, &format!("{API}/containers/{id}/start"), None).await?;
-    if !status.is_success() {
-        container.destroy().await;
-        return Err(format!(
+    let started = match call(&socket, Method::POST, &format!("{API}/containers/{id}/start"), None).await {
+        Ok((status, _)) if status.is_success() => Ok(()),
+        Ok((status, text)) => Err(format!(
             "starting the container failed: {}",
             engine_message(status, &text)
-        ));
+        )),
+        Err(err) => Err(format!("starting the container failed: {err}")),
+    };
+    if let Err(err) = started {
+        container.destroy().await;
+        return Err(err);
     }
     container.logs = Some(tokio::spawn(follow_logs(
         socket,
@@ -208,7 +216,7 @@ pub async fn image_present(socket: &Path, image: &str) -> Result<bool, String> {
 async fn pull(socket: &Path, image: &str) -> Result<(), String> {
     let (name, tag) = split_image(image);
     let path = format!("{API}/images/create?fromImage={}&tag={}", encode(name), encode(tag));
-    let (status, text) = call(socket, Method::POST, &path, None).await?;
+    let (status, text) = call_within(socket, Method::POST, &path, None, PULL_TIMEOUT).await?;
     if !status.is_success() {
         return Err(format!(
             "pulling image {image} failed: {}",
@@ -312,30 +320,37 @@ impl Demux {
 }
 
 impl AgentContainer {
-    /// Waits for the container to exit; `exit code N`.
+    /// Waits for the container to exit; `exit code N`. A failed wait (the engine restarted,
+    /// the socket hiccuped) is retried while the container exists: it may still run a job.
     pub async fn wait(&mut self) -> String {
-        let answer = call(
-            &self.socket,
-            Method::POST,
-            &format!("{API}/containers/{}/wait", self.id),
-            None,
-        )
-        .await;
+        let path = format!("{API}/containers/{}/wait", self.id);
+        let mut warned = false;
+        let outcome = loop {
+            let problem = match call_unbounded(&self.socket, Method::POST, &path, None).await {
+                Ok((status, text)) if status.is_success() => {
+                    break serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v["StatusCode"].as_i64())
+                        .map_or_else(
+                            || format!("unknown exit status: {text}"),
+                            |code| format!("exit code {code}"),
+                        );
+                }
+                Ok((StatusCode::NOT_FOUND, _)) => break "the container is gone".to_string(),
+                Ok((status, text)) => engine_message(status, &text),
+                Err(err) => err,
+            };
+            if !warned {
+                tracing::warn!(containerId = %self.id, error = %problem, "cannot wait for an agent container; retrying every second");
+                warned = true;
+            }
+            tokio::time::sleep(WAIT_RETRY).await;
+        };
         if let Some(logs) = self.logs.take() {
             // A stream still open after the drain time is abandoned.
             let _ = tokio::time::timeout(OUTPUT_DRAIN, logs).await;
         }
-        match answer {
-            Ok((status, text)) if status.is_success() => serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["StatusCode"].as_i64())
-                .map_or_else(
-                    || format!("unknown exit status: {text}"),
-                    |code| format!("exit code {code}"),
-                ),
-            Ok((status, text)) => format!("cannot wait for the container: {}", engine_message(status, &text)),
-            Err(err) => format!("cannot wait for the container: {err}"),
-        }
+        outcome
     }
 
     /// Stops (SIGTERM, SIGKILL after 10 s) and removes the container.

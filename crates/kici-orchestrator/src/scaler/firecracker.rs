@@ -60,17 +60,18 @@ pub fn lowest_free_ip(network: &FirecrackerNetwork, taken: &[Ipv4Addr]) -> Resul
         .cidr
         .split_once('/')
         .and_then(|(ip, prefix)| Some((ip.parse::<Ipv4Addr>().ok()?, prefix.parse::<u32>().ok()?)))
-        .filter(|(_, prefix)| *prefix <= 30)
+        .filter(|(_, prefix)| (1..=30).contains(prefix))
         .ok_or_else(|| {
             format!(
-                "firecracker.cidr `{}` is not an IPv4 network such as 10.0.0.0/24",
+                "firecracker.cidr `{}` is not an IPv4 network with a prefix of /1 to /30, such as 10.0.0.0/24",
                 network.cidr
             )
         })?;
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
-    let size = 1u32 << (32 - prefix);
-    let first = u32::from(base) & !(size - 1);
+    let size = 1u64 << (32 - prefix);
+    let first = u64::from(u32::from(base)) & !(size - 1);
     (first + 1..first + size - 1)
+        .filter_map(|ip| u32::try_from(ip).ok())
         .map(Ipv4Addr::from)
         .find(|ip| Some(*ip) != gateway && !taken.contains(ip))
         .ok_or_else(|| format!("no available IPs in {} ({} in use)", network.cidr, taken.len()))
@@ -339,6 +340,15 @@ impl MicroVm {
                 format!("{exit}; kernel panic: {why}")
             }
             None => exit,
+        }
+    }
+
+    /// Empties MMDS once the agent is up: its environment (the agent's token) must not stay
+    /// readable inside the VM.
+    pub async fn clear_mmds(&mut self) {
+        let socket = self.work_dir.join("api.sock");
+        if let Err(err) = api(&socket, Method::PUT, "/mmds", &json!({})).await {
+            tracing::warn!(error = %err, "cannot clear the microVM's MMDS");
         }
     }
 

@@ -259,12 +259,25 @@ impl ScalerManager {
     /// the next job of its label set or exits when its wait runs out.
     pub fn dispatched(&self, agent_id: &str, job_id: &str) {
         let mut inner = self.lock();
+        inner.retries.remove(job_id);
+        inner.warned.remove(job_id);
         for (id, tracked) in inner.agents.iter_mut() {
             if id == agent_id {
                 tracked.dispatched = true;
             } else if tracked.binding.as_ref().is_some_and(|b| b.job_id == job_id) {
                 tracked.binding = None;
             }
+        }
+    }
+
+    /// The job `agent_id` was spawned for when that job was never dispatched to it.
+    fn unserved_binding(&self, agent_id: &str) -> Option<Binding> {
+        let inner = self.lock();
+        let tracked = inner.agents.get(agent_id)?;
+        if tracked.dispatched {
+            None
+        } else {
+            tracked.binding.clone()
         }
     }
 
@@ -347,7 +360,7 @@ impl ScalerManager {
             inner
                 .warm_demand
                 .remove(&(tracked.scaler.clone(), tracked.label_set_index));
-            tracing::info!(agentId = %agent_id, scaler = %tracked.scaler, "warm agent idle timeout; pool not refilled until a job needs it");
+            tracing::info!(agentId = %agent_id, scaler = %tracked.scaler, "spawned agent exited without a job; its warm pool is not refilled until a job needs it");
         }
     }
 
@@ -417,8 +430,31 @@ fn describe(matchers: &[LabelMatcher]) -> String {
     matchers.iter().map(LabelMatcher::display).collect::<Vec<_>>().join(",")
 }
 
-/// Starts one agent and watches it until it is gone.
-async fn supervise(state: Shared, mut request: SpawnRequest) {
+/// Starts one agent and watches it until it is gone; whatever happens inside (a panic
+/// included), the agent's token is revoked and its slot freed.
+async fn supervise(state: Shared, request: SpawnRequest) {
+    let agent_id = request.agent_id.clone();
+    let spawn_failed = match tokio::spawn(watch_spawn(state.clone(), request)).await {
+        Ok(failed) => failed,
+        Err(err) => {
+            tracing::error!(agentId = %agent_id, error = %err, "the supervisor of a spawned agent failed");
+            true
+        }
+    };
+    // By label: the token may not have been created, or its id not returned.
+    if let Err(err) = state
+        .store
+        .revoke_agent_token(&ephemeral_token_label(&agent_id), now_ms())
+        .await
+    {
+        tracing::warn!(agentId = %agent_id, error = %err, "cannot revoke a spawned agent's token");
+    }
+    state.scaler.finished(&agent_id, spawn_failed);
+    state.wake_dispatcher();
+}
+
+/// The spawn itself; `true` when it failed (a `scaler.failed` was reported).
+async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
     let agent_id = request.agent_id.clone();
     let reporter = Reporter {
         state: state.clone(),
@@ -426,14 +462,11 @@ async fn supervise(state: Shared, mut request: SpawnRequest) {
         scaler_name: request.scaler.name.clone(),
         backend: request.scaler.scaler_type(),
     };
-
     let token = match issue_token(&state, &request).await {
         Ok(token) => token,
         Err(detail) => {
             reporter.failed(&detail).await;
-            state.scaler.finished(&agent_id, true);
-            state.wake_dispatcher();
-            return;
+            return true;
         }
     };
     let orchestrator_url = request
@@ -448,74 +481,70 @@ async fn supervise(state: Shared, mut request: SpawnRequest) {
         &AgentIdentity {
             agent_id: &agent_id,
             orchestrator_url: &orchestrator_url,
-            token: token.as_ref().map_or("", |(_, token)| token.as_str()),
+            token: token.as_deref().unwrap_or(""),
         },
         &host_env,
         &state.config.agent_env,
     );
-    if request.scaler.warm_pool.enabled {
-        // An agent of a warm pool left without a job (warm, or its job went to another agent)
-        // exits by itself after the pool's idle timeout.
-        let idle = request.scaler.warm_pool.idle_timeout.as_millis().to_string();
-        request
-            .env
-            .push(("KICI_SCALER_PENDING_DISPATCH_TIMEOUT".to_string(), idle));
-    }
     let tail = OutputTail::default();
     let started = Instant::now();
-    let spawn_failed = match backend::start(&request, &reporter, &tail).await {
+    let mut instance = match backend::start(&request, &reporter, &tail).await {
+        Ok(instance) => instance,
         Err(detail) => {
             reporter.failed(&tail.annotate(&detail)).await;
-            true
+            return true;
         }
-        Ok(mut instance) => {
-            let mut registered = state
-                .scaler
-                .lock()
-                .agents
-                .get(&agent_id)
-                .map(|t| t.registered.subscribe());
-            let registration = async {
-                match registered.as_mut() {
-                    Some(registered) => registered.wait_for(|r| *r).await.is_ok(),
-                    None => false,
-                }
-            };
-            let failed = tokio::select! {
-                exit = instance.wait() => {
-                    reporter.failed(&tail.annotate(&format!("agent exited before registering ({exit})"))).await;
-                    true
-                }
-                true = registration => {
-                    tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, spawnToRegisteredMs = started.elapsed().as_millis() as u64, "Agent {agent_id} spawned successfully via {}", request.scaler.name);
-                    let exit = instance.wait().await;
-                    tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, exit = %exit, "scaler agent exited");
-                    false
-                }
-                _ = tokio::time::sleep(REGISTRATION_TIMEOUT) => {
-                    instance.destroy().await;
+    };
+    let mut registered = state
+        .scaler
+        .lock()
+        .agents
+        .get(&agent_id)
+        .map(|t| t.registered.subscribe());
+    let registration = async {
+        match registered.as_mut() {
+            Some(registered) => registered.wait_for(|r| *r).await.is_ok(),
+            None => false,
+        }
+    };
+    let failed = tokio::select! {
+        // An agent that registered and exited at once registered all the same.
+        biased;
+        true = registration => {
+            tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, spawnToRegisteredMs = started.elapsed().as_millis() as u64, "Agent {agent_id} spawned successfully via {}", request.scaler.name);
+            instance.registered().await;
+            let exit = instance.wait().await;
+            tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, exit = %exit, "scaler agent exited");
+            match state.scaler.unserved_binding(&agent_id) {
+                Some(binding) => {
                     reporter.failed(&tail.annotate(&format!(
-                        "agent did not register within {}s (hint: check that it can reach the orchestrator at {orchestrator_url})",
-                        REGISTRATION_TIMEOUT.as_secs()
+                        "agent registered but exited ({exit}) without receiving job {}: its labels, with the kici:arch:* and kici:host:* labels it adds itself, may not fit the job's runsOn/excludeLabels",
+                        binding.job_id
                     ))).await;
                     true
                 }
-            };
+                None => false,
+            }
+        }
+        exit = instance.wait() => {
+            reporter.failed(&tail.annotate(&format!("agent exited before registering ({exit})"))).await;
+            true
+        }
+        _ = tokio::time::sleep(REGISTRATION_TIMEOUT) => {
             instance.destroy().await;
-            failed
+            reporter.failed(&tail.annotate(&format!(
+                "agent did not register within {}s (hint: check that it can reach the orchestrator at {orchestrator_url})",
+                REGISTRATION_TIMEOUT.as_secs()
+            ))).await;
+            true
         }
     };
-    if let Some((token_id, _)) = token
-        && let Err(err) = state.store.revoke_agent_token(&token_id, now_ms()).await
-    {
-        tracing::warn!(agentId = %agent_id, error = %err, "cannot revoke a spawned agent's token");
-    }
-    state.scaler.finished(&agent_id, spawn_failed);
-    state.wake_dispatcher();
+    instance.destroy().await;
+    failed
 }
 
 /// A token bound to the agent id and its label set, when agents authenticate.
-async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<(String, String)>, String> {
+async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<String>, String> {
     if state.config.agent_auth == crate::config::AgentAuth::None {
         return Ok(None);
     }
@@ -536,5 +565,5 @@ async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<(S
         .insert_agent_token(&record)
         .await
         .map_err(|err| format!("cannot create the agent's token: {err}"))?;
-    Ok(Some((record.token_id, token)))
+    Ok(Some(token))
 }

@@ -99,6 +99,10 @@ impl Reporter {
         now: i64,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let state = &self.state;
+        // First: it is what the job and run inherit if the job expires in the queue.
+        if milestone == Milestone::Failed {
+            state.store.set_provisioning_error(&binding.job_id, detail).await?;
+        }
         state
             .store
             .insert_run_event(&NewRunEvent {
@@ -125,9 +129,6 @@ impl Reporter {
                 },
             )
             .await?;
-        if milestone == Milestone::Failed {
-            state.store.set_provisioning_error(&binding.job_id, detail).await?;
-        }
         Ok(())
     }
 }

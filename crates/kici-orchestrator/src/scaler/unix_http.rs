@@ -1,8 +1,10 @@
 //! HTTP/1.1 over a unix socket, for the engines the backends drive: the Docker Engine API
 //! (Docker or Podman) and the Firecracker API. One connection per request keeps it simple;
-//! these calls happen a few times per spawn.
+//! these calls happen a few times per spawn. [`call`] gives up after [`CALL_TIMEOUT`], so a
+//! stuck engine fails the spawn instead of holding its slot forever.
 
 use std::path::Path;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -42,8 +44,40 @@ pub async fn send(
         .map_err(|err| format!("{method} {path} on {} failed: {err}", socket.display()))
 }
 
-/// Sends one request and reads the whole answer.
+/// How long one ordinary call may take, answer included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends one request and reads the whole answer within [`CALL_TIMEOUT`].
 pub async fn call(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(StatusCode, String), String> {
+    call_within(socket, method.clone(), path, body, CALL_TIMEOUT).await
+}
+
+/// [`call`] with another limit (an image pull may take long).
+pub async fn call_within(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    limit: Duration,
+) -> Result<(StatusCode, String), String> {
+    tokio::time::timeout(limit, call_unbounded(socket, method.clone(), path, body))
+        .await
+        .map_err(|_| {
+            format!(
+                "{method} {path} on {} got no answer within {}s",
+                socket.display(),
+                limit.as_secs()
+            )
+        })?
+}
+
+/// Sends one request and reads the whole answer, however long it takes (`/containers/…/wait`).
+pub async fn call_unbounded(
     socket: &Path,
     method: Method,
     path: &str,
