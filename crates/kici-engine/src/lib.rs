@@ -17,6 +17,7 @@ pub mod labels;
 pub mod lockfile;
 pub mod matrix;
 pub mod pattern;
+pub mod platform_protocol;
 pub mod protocol;
 pub mod runner_protocol;
 pub mod status;

@@ -33,6 +33,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_SERVER_TLS_CERT_PATH",
     "KICI_METRICS_TOKEN",
     "KICI_ORCHESTRATOR_URL",
+    "KICI_PLATFORM_URL",
+    "KICI_PLATFORM_TOKEN",
 ];
 
 /// How agents authenticate on `/ws`.
@@ -81,6 +83,11 @@ pub struct Config {
     pub agent_orchestrator_url: Option<String>,
     /// `KICI_AGENT_ENV_<NAME>=value`: passed to spawned agents as `<NAME>=value`.
     pub agent_env: BTreeMap<String, String>,
+    /// The Platform's orchestrator endpoint (`KICI_PLATFORM_URL`, e.g.
+    /// `ws://127.0.0.1:4100/ws/orchestrator`); `None` = no dashboard.
+    pub platform_url: Option<String>,
+    /// The orchestrator key the Platform issued (`KICI_PLATFORM_TOKEN`, `kici_ok_…`).
+    pub platform_token: Option<String>,
 }
 
 /// Every problem with the configuration, reported together.
@@ -160,6 +167,21 @@ impl Config {
         {
             errors.push("KICI_DATABASE_URL: must start with sqlite: or postgres://".into());
         }
+        let platform_url = env.get("KICI_PLATFORM_URL").cloned().filter(|u| !u.is_empty());
+        let platform_token = env.get("KICI_PLATFORM_TOKEN").cloned().filter(|t| !t.is_empty());
+        if let Some(url) = &platform_url {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                errors.push(format!(
+                    "KICI_PLATFORM_URL: `{url}` must start with ws:// or wss:// (e.g. ws://127.0.0.1:4100/ws/orchestrator)"
+                ));
+            }
+            if platform_token.is_none() {
+                errors.push(
+                    "KICI_PLATFORM_TOKEN: required with KICI_PLATFORM_URL (hint: the orchestrator key the Platform shows once, kici_ok_…)"
+                        .into(),
+                );
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(errors));
         }
@@ -192,6 +214,8 @@ impl Config {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             agent_orchestrator_url: env.get("KICI_ORCHESTRATOR_URL").cloned().filter(|u| !u.is_empty()),
+            platform_url,
+            platform_token,
             agent_env: env
                 .iter()
                 .filter_map(|(name, value)| {

@@ -9,12 +9,14 @@
 pub mod agents;
 pub mod config;
 pub mod dispatcher;
+pub mod events;
 pub mod git;
 pub mod http;
 pub mod hub;
 pub mod jobs;
 pub mod logs;
 pub mod pipeline;
+pub mod platform;
 pub mod progress;
 pub mod providers;
 pub mod reload;
@@ -97,12 +99,14 @@ impl Orchestrator {
             .map_err(|source| StartError::Bind { address, source })?;
         let mut config = config;
         config.port = address.port();
+        let platform = platform::PlatformLink::new(config.platform_url.is_some());
         let state: Shared = Arc::new(AppState {
             logs: LogStore::new(&config.data_dir),
             config,
             store,
             hub: Hub::default(),
             scaler: ScalerManager::new(scalers),
+            platform,
             dispatch: Notify::new(),
             started: Instant::now(),
         });
@@ -122,6 +126,7 @@ impl Orchestrator {
         });
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
+        tasks.spawn(platform::run(state.clone(), receiver.clone()));
         tasks.spawn(reload::on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();
         let engine_sockets: Vec<std::path::PathBuf> = scalers

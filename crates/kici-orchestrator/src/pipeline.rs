@@ -169,6 +169,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         Ok(lock) => lock,
         Err(err) => {
             let run_id = context.failed_run(store, &err.to_string()).await?;
+            state.platform.run_changed(&run_id);
             store
                 .insert_event_log(&log("lockfile_corrupt", vec![run_id.clone()], Some(err.to_string())))
                 .await?;

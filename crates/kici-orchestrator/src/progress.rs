@@ -91,6 +91,8 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
 /// Queues or skips every waiting job whose needs have finished, then completes the run when
 /// every job has.
 pub async fn advance_run(state: &Shared, run_id: &str) -> Result<(), StoreError> {
+    // Whatever brought us here changed the run; the dashboard gets its new state.
+    state.platform.run_changed(run_id);
     let Some(loaded) = load_run(state, run_id).await? else {
         return Ok(());
     };
@@ -253,7 +255,10 @@ pub async fn apply(
             match sequenced {
                 AgentMessage::JobAck { .. } => state.store.entry_acknowledged(&job_id).await?,
                 AgentMessage::JobStatus(update) => job_status(state, agent_id, &record, *update, now).await?,
-                AgentMessage::StepStatus(update) => step_status(state, *update, now).await?,
+                AgentMessage::StepStatus(update) => {
+                    step_status(state, *update, now).await?;
+                    state.platform.run_changed(&record.job.run_id);
+                }
                 AgentMessage::LogChunk(chunk) => {
                     let lines: Vec<(i64, String)> = chunk.lines.into_iter().map(|l| (l.ts, l.line)).collect();
                     if let Err(err) = state
@@ -270,6 +275,13 @@ pub async fn apply(
                     kici_telemetry::metrics::orchestrator::log_chunk_stored(
                         lines.iter().map(|(_, l)| l.len() as u64).sum(),
                     );
+                    let live = lines
+                        .into_iter()
+                        .map(|(ts, line)| kici_engine::api::LogLine { ts, line })
+                        .collect();
+                    state
+                        .platform
+                        .log_chunk(&record.job.run_id, &job_id, chunk.step_index, live);
                 }
                 _ => {}
             }
@@ -656,9 +668,9 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
         .await?
         .map(|j| j.job.job_name)
         .unwrap_or_default();
-    state
-        .store
-        .insert_run_event(&kici_store::NewRunEvent {
+    crate::events::record(
+        state,
+        kici_store::NewRunEvent {
             event_id: crate::secrets::new_id(),
             run_id: entry.run_id.clone(),
             job_id: Some(entry.job_id.clone()),
@@ -666,8 +678,9 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
             source_service: "orchestrator".to_string(),
             timestamp_ms: now,
             metadata: serde_json::json!({ "jobName": job_name, "reason": error }),
-        })
-        .await?;
+        },
+    )
+    .await?;
     tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, error = %error, "queue timeout: job never dispatched");
     advance_run(state, &entry.run_id).await
 }

@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::logs::LogStore;
+use crate::platform::PlatformLink;
 use crate::scaler::ScalerManager;
 
 pub type Shared = Arc<AppState>;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Auto-scalers: agents started when no connected agent fits a queued job.
     pub scaler: ScalerManager,
+    /// Run metadata and live logs pushed to the dashboard, when one is configured.
+    pub platform: PlatformLink,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
     pub dispatch: Notify,
     pub started: Instant,

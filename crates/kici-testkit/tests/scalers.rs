@@ -197,13 +197,11 @@ async fn check_surfaces(stack: &Stack, failed: &FailedSpawn) {
         .cloned()
         .expect("a scaler:metal row");
     assert_eq!(row["status"], "fail", "{row}");
-    assert!(
-        row["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("1 spawn failures in last 5m (1 bound, 0 warm-pool; last: "),
-        "{row}"
-    );
+    // One failure, or more when a slow machine let the job outlive the retry delay.
+    let failures = row["details"]["boundCount"].as_u64().unwrap();
+    assert!(failures >= 1, "{row}");
+    let expected = format!("{failures} spawn failures in last 5m ({failures} bound, 0 warm-pool; last: ");
+    assert!(row["message"].as_str().unwrap().starts_with(&expected), "{row}");
     assert_eq!(row["details"]["lastError"], failed.error.as_str());
 }
 

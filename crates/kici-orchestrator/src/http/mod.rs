@@ -6,7 +6,7 @@ mod admin;
 mod auth;
 mod error;
 mod ops;
-mod runs;
+pub mod runs;
 mod webhook;
 
 use axum::Router;

@@ -221,7 +221,14 @@ pub async fn cancel(
     axum::Extension(caller): axum::Extension<super::auth::Caller>,
     body: Option<Json<CancelRequest>>,
 ) -> ApiResult<Json<Value>> {
-    let run = find_run(&state, &run_id).await?;
+    let force = body.map(|Json(b)| b.force).unwrap_or_default();
+    cancel_answer(&state, &run_id, &caller.0.label, force).await.map(Json)
+}
+
+/// Cancels a run for `actor` (a token label, or a dashboard user): the answer of
+/// `POST …/cancel`, also given to the Platform's `run.cancel.request`.
+pub async fn cancel_answer(state: &Shared, run_id: &str, actor: &str, force: bool) -> ApiResult<Value> {
+    let run = find_run(state, run_id).await?;
     if run.status.is_terminal() {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -232,17 +239,16 @@ pub async fn cancel(
             ),
         ));
     }
-    let force = body.map(|Json(b)| b.force).unwrap_or_default();
-    let reason = format!("Cancelled by {}", caller.0.label);
-    let outcome = crate::progress::cancel_run(&state, &run_id, &reason, force).await?;
+    let reason = format!("Cancelled by {actor}");
+    let outcome = crate::progress::cancel_run(state, run_id, &reason, force).await?;
     let status = if outcome.notified > 0 {
         "cancelling"
     } else {
         "cancelled"
     };
-    Ok(Json(json!({
+    Ok(json!({
         "runId": run_id,
         "status": status,
         "cancelledJobs": outcome.cancelled + outcome.notified,
-    })))
+    }))
 }

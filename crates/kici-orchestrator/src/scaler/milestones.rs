@@ -103,9 +103,9 @@ impl Reporter {
         if milestone == Milestone::Failed {
             state.store.set_provisioning_error(&binding.job_id, detail).await?;
         }
-        state
-            .store
-            .insert_run_event(&NewRunEvent {
+        crate::events::record(
+            state,
+            NewRunEvent {
                 event_id: new_id(),
                 run_id: binding.run_id.clone(),
                 job_id: Some(binding.job_id.clone()),
@@ -113,8 +113,9 @@ impl Reporter {
                 source_service: "orchestrator".to_string(),
                 timestamp_ms: now,
                 metadata: json!({ "agentId": self.agent_id, "detail": detail, "category": "scaler" }),
-            })
-            .await?;
+            },
+        )
+        .await?;
         state
             .logs
             .append_provisioning(

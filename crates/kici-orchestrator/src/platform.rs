@@ -1,0 +1,368 @@
+//! The link to the Platform (`kici-platform`, the dashboard), when `KICI_PLATFORM_URL` is set.
+//!
+//! The orchestrator connects out to the Platform's `/ws/orchestrator`, authenticates with
+//! `KICI_PLATFORM_TOKEN`, registers, and replays the snapshots of active runs and of runs
+//! finished in the last 24 hours. From then on, every change to a run marks it dirty and the
+//! link sends a fresh whole-run snapshot (coalesced: a burst of changes sends one); timeline
+//! events and live log lines are forwarded as they are stored. The Platform asks for content
+//! (step logs, provisioning logs) and for cancellations with requests the link answers from
+//! the store. Nothing here can slow the core down: marking is a set insert, live frames that
+//! find the buffer full are dropped (the logs stay readable through the request path), and a
+//! lost connection is retried with backoff (1 s × 1.5, up to 60 s, with jitter).
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kici_engine::api::{LogLine, RunEvent};
+use kici_engine::platform_protocol::{
+    OrchLogsData, OrchestratorFrame, PLATFORM_PROTOCOL_VERSION, PlatformFrame, PlatformRequest, ResponseError,
+    RunSnapshot, SUPPORTED_REQUESTS, StepLogsData,
+};
+use kici_store::RunFilter;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::secrets::now_ms;
+use crate::state::Shared;
+
+/// Live frames waiting for the connection; beyond this they are dropped.
+const LIVE_BUFFER: usize = 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(30);
+/// Finished runs replayed after a (re)connect: those of the last day, at most this many.
+const REPLAY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+const REPLAY_MAX_RUNS: i64 = 500;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the rest of the orchestrator tells the link. Cheap and non-blocking; a no-op when no
+/// Platform is configured.
+pub struct PlatformLink {
+    enabled: bool,
+    dirty: Mutex<BTreeSet<String>>,
+    wake: Notify,
+    live: mpsc::Sender<OrchestratorFrame>,
+    live_rx: Mutex<Option<mpsc::Receiver<OrchestratorFrame>>>,
+}
+
+impl PlatformLink {
+    pub fn new(enabled: bool) -> PlatformLink {
+        let (live, live_rx) = mpsc::channel(LIVE_BUFFER);
+        PlatformLink {
+            enabled,
+            dirty: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
+            live,
+            live_rx: Mutex::new(Some(live_rx)),
+        }
+    }
+
+    fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.dirty.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Something about the run changed: its snapshot is sent again.
+    pub fn run_changed(&self, run_id: &str) {
+        if self.enabled {
+            self.dirty().insert(run_id.to_string());
+            self.wake.notify_one();
+        }
+    }
+
+    /// Step output just stored, for live viewers.
+    pub fn log_chunk(&self, run_id: &str, job_id: &str, step_index: i64, lines: Vec<LogLine>) {
+        if self.enabled {
+            // Dropped when full: live viewers miss them, reads through the Platform do not.
+            let _ = self.live.try_send(OrchestratorFrame::LogChunk {
+                run_id: run_id.to_string(),
+                job_id: job_id.to_string(),
+                step_index,
+                lines,
+            });
+        }
+    }
+
+    /// A timeline event just stored.
+    pub fn event(&self, event: RunEvent) {
+        if self.enabled {
+            // Dropped when full; the replay after a reconnect does not resend events, so a
+            // dropped one is missing from the Platform's timeline until the run changes again.
+            let _ = self.live.try_send(OrchestratorFrame::RunEvent(Box::new(event)));
+        }
+    }
+}
+
+enum SessionEnd {
+    Shutdown,
+    /// The Platform refused the key: retrying with it cannot work.
+    Refused(String),
+    Lost(String),
+}
+
+/// Keeps the connection up until shutdown.
+pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    let (Some(url), Some(token)) = (state.config.platform_url.clone(), state.config.platform_token.clone()) else {
+        return;
+    };
+    let Some(mut live) = state.platform.live_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let mut attempt: u32 = 0;
+    loop {
+        match session(&state, &url, &token, &mut live, &mut shutdown).await {
+            SessionEnd::Shutdown => return,
+            SessionEnd::Refused(reason) => {
+                tracing::error!(url = %url, reason = %reason, "the Platform refused this orchestrator's key; not reconnecting (hint: create an orchestrator key on the Platform and set KICI_PLATFORM_TOKEN)");
+                return;
+            }
+            SessionEnd::Lost(reason) => {
+                attempt = attempt.saturating_add(1);
+                let delay = backoff(attempt, jitter());
+                tracing::warn!(url = %url, reason = %reason, retryInMs = delay.as_millis() as u64, "Platform connection lost");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// 1 s × 1.5^(attempt-1), plus `jitter` (0–0.5) of it, at most 60 s.
+fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let base = 1.5f64.powi(attempt.saturating_sub(1).min(20) as i32);
+    Duration::from_secs_f64((base * (1.0 + jitter)).min(MAX_BACKOFF.as_secs_f64()))
+}
+
+fn jitter() -> f64 {
+    let mut byte = [0u8; 1];
+    // Without randomness every orchestrator retries in step, which is only a little worse.
+    let _ = getrandom::fill(&mut byte);
+    f64::from(byte[0]) / 255.0 * 0.5
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(socket: &mut Socket, frame: &OrchestratorFrame) -> Result<(), String> {
+    let text = serde_json::to_string(frame).map_err(|err| format!("cannot encode a frame: {err}"))?;
+    socket
+        .send(Message::Text(text.into()))
+        .await
+        .map_err(|err| format!("send failed: {err}"))
+}
+
+async fn session(
+    state: &Shared,
+    url: &str,
+    token: &str,
+    live: &mut mpsc::Receiver<OrchestratorFrame>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> SessionEnd {
+    let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((socket, _))) => socket,
+        Ok(Err(err)) => return SessionEnd::Lost(format!("cannot connect: {err}")),
+        Err(_) => return SessionEnd::Lost(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())),
+    };
+    let auth = OrchestratorFrame::AuthRequest {
+        token: token.to_string(),
+        protocol_version: PLATFORM_PROTOCOL_VERSION,
+        supported_dashboard_requests: SUPPORTED_REQUESTS.iter().map(|r| r.to_string()).collect(),
+    };
+    if let Err(err) = send(&mut socket, &auth).await {
+        return SessionEnd::Lost(err);
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, next_frame(&mut socket)).await {
+        Ok(Some(Ok(PlatformFrame::AuthSuccess { connection_id }))) => {
+            tracing::info!(url = %url, connectionId = %connection_id, "connected to the Platform");
+        }
+        Ok(Some(Ok(PlatformFrame::AuthFailure { reason }))) => return SessionEnd::Refused(reason),
+        Ok(Some(Ok(_))) => return SessionEnd::Lost("expected auth.success".into()),
+        Ok(Some(Err(err))) => return SessionEnd::Lost(err),
+        Ok(None) => return SessionEnd::Lost("closed before authenticating".into()),
+        Err(_) => return SessionEnd::Lost("no auth answer in time".into()),
+    }
+    let register = OrchestratorFrame::Register {
+        instance_id: instance_id(state),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        url: format!("http://{}:{}", state.config.bind_address, state.config.port),
+    };
+    if let Err(err) = send(&mut socket, &register).await {
+        return SessionEnd::Lost(err);
+    }
+    // Live frames queued while disconnected are stale; the replay covers their runs.
+    while live.try_recv().is_ok() {}
+    if let Err(err) = mark_replay(state).await {
+        tracing::error!(error = %err, "cannot list the runs to replay to the Platform");
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    loop {
+        let pending: BTreeSet<String> = std::mem::take(&mut *state.platform.dirty());
+        for run_id in pending {
+            match snapshot(state, &run_id).await {
+                Ok(Some(snapshot)) => {
+                    if let Err(err) = send(&mut socket, &OrchestratorFrame::ExecutionStatus(Box::new(snapshot))).await {
+                        state.platform.run_changed(&run_id);
+                        return SessionEnd::Lost(err);
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => tracing::error!(runId = %run_id, error = %err, "cannot read a run to send to the Platform"),
+            }
+        }
+        tokio::select! {
+            _ = state.platform.wake.notified() => {}
+            frame = live.recv() => {
+                let Some(frame) = frame else { return SessionEnd::Shutdown };
+                if let Err(err) = send(&mut socket, &frame).await {
+                    return SessionEnd::Lost(err);
+                }
+            }
+            _ = heartbeat.tick() => {
+                if let Err(err) = send(&mut socket, &OrchestratorFrame::Heartbeat { timestamp: now_ms() }).await {
+                    return SessionEnd::Lost(err);
+                }
+            }
+            incoming = next_frame(&mut socket) => match incoming {
+                None => return SessionEnd::Lost("the Platform closed the connection".into()),
+                Some(Err(err)) => tracing::warn!(error = %err, "unreadable frame from the Platform ignored"),
+                Some(Ok(PlatformFrame::Request { request_id, actor, request })) => {
+                    let response = answer(state, request_id, &actor, request).await;
+                    if let Err(err) = send(&mut socket, &response).await {
+                        return SessionEnd::Lost(err);
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+            _ = shutdown.changed() => {
+                // Best effort: the Platform notices the close either way.
+                let _ = socket.close(None).await;
+                return SessionEnd::Shutdown;
+            }
+        }
+    }
+}
+
+/// The next frame, `None` when the connection ended.
+async fn next_frame(socket: &mut Socket) -> Option<Result<PlatformFrame, String>> {
+    while let Some(frame) = socket.next().await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                return Some(serde_json::from_str(&text).map_err(|err| format!("invalid frame: {err}")));
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+    None
+}
+
+/// How this orchestrator names itself to the Platform: host and port.
+fn instance_id(state: &Shared) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}:{}", host.trim(), state.config.port)
+}
+
+/// Marks active runs and runs of the last day for sending.
+async fn mark_replay(state: &Shared) -> Result<(), kici_store::StoreError> {
+    let mut ids: BTreeSet<String> = state.store.active_run_ids().await?.into_iter().collect();
+    let (recent, _) = state
+        .store
+        .list_runs(&RunFilter {
+            statuses: Vec::new(),
+            workflow: None,
+            repo: None,
+            since: Some(now_ms() - REPLAY_WINDOW_MS),
+            limit: REPLAY_MAX_RUNS,
+            offset: 0,
+        })
+        .await?;
+    ids.extend(recent.into_iter().map(|run| run.run_id));
+    state.platform.dirty().extend(ids);
+    Ok(())
+}
+
+async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, kici_store::StoreError> {
+    let Some(run) = state.store.get_run(run_id).await? else {
+        return Ok(None);
+    };
+    let jobs = state
+        .store
+        .run_jobs(run_id, true)
+        .await?
+        .into_iter()
+        .map(|record| record.job)
+        .collect();
+    Ok(Some(RunSnapshot { run, jobs }))
+}
+
+/// Answers one Platform request from the store.
+async fn answer(state: &Shared, request_id: String, actor: &str, request: PlatformRequest) -> OrchestratorFrame {
+    let result: Result<serde_json::Value, ResponseError> = match request {
+        PlatformRequest::StepLogs {
+            run_id,
+            job_id,
+            step_index,
+        } => state
+            .logs
+            .read(&run_id, &job_id, step_index)
+            .await
+            .map(|lines| {
+                serde_json::json!(StepLogsData {
+                    total_lines: lines.len(),
+                    lines,
+                })
+            })
+            .map_err(internal),
+        PlatformRequest::OrchLogs { run_id, job_id } => state
+            .logs
+            .read_provisioning(&run_id, &job_id)
+            .await
+            .map(|lines| {
+                serde_json::json!(OrchLogsData {
+                    total_lines: lines.len(),
+                    lines,
+                })
+            })
+            .map_err(internal),
+        PlatformRequest::Cancel { run_id, force } => crate::http::runs::cancel_answer(state, &run_id, actor, force)
+            .await
+            .map_err(|err| ResponseError {
+                code: err.code.to_string(),
+                message: err.message,
+            }),
+    };
+    match result {
+        Ok(data) => OrchestratorFrame::Response {
+            request_id,
+            data: Some(data),
+            error: None,
+        },
+        Err(error) => OrchestratorFrame::Response {
+            request_id,
+            data: None,
+            error: Some(error),
+        },
+    }
+}
+
+fn internal(err: std::io::Error) -> ResponseError {
+    tracing::error!(error = %err, "cannot read a log for the Platform");
+    ResponseError {
+        code: "internal".into(),
+        message: "cannot read the log (details are in the orchestrator log)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_by_half_and_caps_at_a_minute() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, 0.0), Duration::from_millis(1500));
+        assert_eq!(backoff(3, 0.5), Duration::from_secs_f64(2.25 * 1.5));
+        assert_eq!(backoff(30, 0.5), MAX_BACKOFF);
+    }
+}
