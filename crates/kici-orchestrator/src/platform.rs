@@ -201,10 +201,12 @@ async fn session(
         for run_id in pending {
             match snapshot(state, &run_id).await {
                 Ok(Some(snapshot)) => {
+                    let status = snapshot.run.status;
                     if let Err(err) = send(&mut socket, &OrchestratorFrame::ExecutionStatus(Box::new(snapshot))).await {
                         state.platform.run_changed(&run_id);
                         return SessionEnd::Lost(err);
                     }
+                    tracing::debug!(runId = %run_id, status = %status, "run snapshot sent to the Platform");
                 }
                 Ok(None) => {}
                 Err(err) => tracing::error!(runId = %run_id, error = %err, "cannot read a run to send to the Platform"),

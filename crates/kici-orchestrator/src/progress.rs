@@ -91,8 +91,13 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
 /// Queues or skips every waiting job whose needs have finished, then completes the run when
 /// every job has.
 pub async fn advance_run(state: &Shared, run_id: &str) -> Result<(), StoreError> {
-    // Whatever brought us here changed the run; the dashboard gets its new state.
+    let result = advance(state, run_id).await;
+    // Whatever brought us here changed the run; the dashboard gets its state once it settled.
     state.platform.run_changed(run_id);
+    result
+}
+
+async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
     let Some(loaded) = load_run(state, run_id).await? else {
         return Ok(());
     };

@@ -29,11 +29,18 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// The admin token every stack's orchestrator is started with.
 pub const ADMIN_TOKEN: &str = "kici-test-admin-token-0123456789abcdef";
 
+/// The admin token of every test Platform (dashboard API and login).
+pub const PLATFORM_ADMIN_TOKEN: &str = "kici-test-platform-admin-0123456789";
+/// The orchestrator key every test Platform accepts.
+pub const ORCHESTRATOR_KEY: &str = "kici_ok_0123456789abcdef0123456789abcdef";
+
 /// An orchestrator with its data directory, and the agents started for it.
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub orchestrator: Service,
     pub agents: Vec<Service>,
+    /// The dashboard, when started with [`Stack::start_with_platform`].
+    pub platform: Option<Service>,
     /// Extra environment the orchestrator was started with (kept for restarts).
     env: BTreeMap<String, String>,
     client: reqwest::Client,
@@ -51,6 +58,10 @@ impl Stack {
             .prefix("kici-e2e-")
             .tempdir()
             .expect("temp dir");
+        Stack::start_in(dir, env)
+    }
+
+    fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
         let mut vars: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() == Ok("postgres") {
             let url = std::env::var("KICI_TEST_POSTGRES_URL")
@@ -63,9 +74,44 @@ impl Stack {
             dir,
             orchestrator,
             agents: Vec::new(),
+            platform: None,
             env: vars,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// A Platform (the dashboard), then an orchestrator connected to it.
+    pub async fn start_with_platform(env: &[(&str, &str)]) -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("kici-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let platform = start_platform(dir.path());
+        let url = format!("ws://127.0.0.1:{}/ws/orchestrator", platform.port);
+        let mut vars: Vec<(&str, &str)> = vec![("KICI_PLATFORM_URL", &url), ("KICI_PLATFORM_TOKEN", ORCHESTRATOR_KEY)];
+        vars.extend_from_slice(env);
+        let mut stack = Stack::start_in(dir, &vars);
+        stack.platform = Some(platform);
+        stack
+    }
+
+    /// The dashboard's base URL.
+    pub fn platform_url(&self) -> String {
+        let platform = self.platform.as_ref().expect("a stack started with a platform");
+        format!("http://127.0.0.1:{}", platform.port)
+    }
+
+    /// `GET` on the Platform's API with the admin token: status and JSON body.
+    pub async fn platform_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.platform_url()))
+            .bearer_auth(PLATFORM_ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET on the Platform");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub fn url(&self) -> String {
@@ -279,8 +325,13 @@ impl Stack {
                 return value;
             }
             if Instant::now() > deadline {
+                let platform = self
+                    .platform
+                    .as_ref()
+                    .map(|p| format!("\n--- platform log tail\n{}", p.log_tail(20)))
+                    .unwrap_or_default();
                 panic!(
-                    "timed out waiting for {what}\n--- orchestrator log tail\n{}",
+                    "timed out waiting for {what}\n--- orchestrator log tail\n{}{platform}",
                     self.orchestrator.log_tail(40)
                 );
             }
@@ -324,6 +375,24 @@ impl CliOutput {
         );
         self
     }
+}
+
+fn start_platform(dir: &Path) -> Service {
+    let mut vars = BTreeMap::new();
+    vars.insert(
+        "KICI_DATA_DIR".to_string(),
+        dir.join("platform-data").display().to_string(),
+    );
+    vars.insert("KICI_PORT".to_string(), "0".to_string());
+    vars.insert(
+        "KICI_PLATFORM_ADMIN_TOKEN".to_string(),
+        PLATFORM_ADMIN_TOKEN.to_string(),
+    );
+    vars.insert(
+        "KICI_PLATFORM_ORCHESTRATOR_KEY".to_string(),
+        ORCHESTRATOR_KEY.to_string(),
+    );
+    Service::start("kici-platform", &vars, &dir.join("platform.log"), "platform.listening")
 }
 
 fn start_orchestrator(dir: &Path, extra: &BTreeMap<String, String>) -> Service {

@@ -1,0 +1,230 @@
+//! The Platform's cache: its own SQLite database `<data dir>/platform.db`, holding what
+//! orchestrators pushed (run rows with their jobs and steps, timeline events) and what the
+//! Platform knows about orchestrators (version, URL, online, last seen). It is what makes the
+//! run list, the run header, the failure banner and the timeline work while an orchestrator is
+//! offline, and it survives a restart of the Platform.
+//!
+//! SQL goes through sqlx's `Any` driver with portable SQL (TEXT ids and JSON, BIGINT epoch-ms
+//! times and 0/1 flags), as in `kici-store`, so a PostgreSQL cache stays a small step. Whole
+//! API objects are stored as JSON next to the columns the list filters on.
+//!
+//! Not here: deciding what to do with a snapshot beyond "newer wins" ([`runs::supersedes`]),
+//! log content (never cached: it stays on the orchestrator).
+
+mod orchestrators;
+mod runs;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use orchestrators::OrchestratorRecord;
+pub use runs::{CachedRun, RunFilter, SnapshotOutcome, supersedes};
+
+/// How long a caller waits for a database connection before getting an error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "cache",
+    "CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        run_json TEXT NOT NULL,
+        status TEXT NOT NULL,
+        workflow_name TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        git_ref TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        orchestrator_id TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX runs_by_created ON runs (created_at, run_id);
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        job_json TEXT NOT NULL
+    );
+    CREATE INDEX jobs_by_run ON jobs (run_id, position);
+    CREATE TABLE run_events (
+        event_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        timestamp_ms BIGINT NOT NULL,
+        event_json TEXT NOT NULL
+    );
+    CREATE INDEX run_events_by_run ON run_events (run_id, timestamp_ms);
+    CREATE TABLE orchestrators (
+        instance_id TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        url TEXT NOT NULL,
+        connected BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL
+    );",
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("failed to open the cache database `{path}`")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("failed to apply cache migration {version} ({name})")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cache query failed: {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the cache holds an unreadable value in `{column}` (hint: delete platform.db; orchestrators push their runs again on reconnect)"
+    )]
+    Corrupt {
+        column: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+/// The cache database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pool: AnyPool,
+    /// Serialises snapshot upserts: each reads the stored run, decides, then writes, and two
+    /// of them interleaving could let an older snapshot win.
+    write: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Cache {
+    /// Opens (creating it when missing) the SQLite file at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Cache> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(4)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // One writer at a time; WAL lets readers proceed while it writes.
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|source| CacheError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let cache = Cache {
+            pool,
+            write: Default::default(),
+        };
+        cache.migrate().await?;
+        Ok(cache)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS platform_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")
+            .execute(&self.pool)
+            .await
+            .map_err(q("create platform_migrations"))?;
+        for (version, name, sql) in MIGRATIONS {
+            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM platform_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(q("read platform_migrations"))?;
+            if applied.is_some() {
+                continue;
+            }
+            let migrate = |source| CacheError::Migrate {
+                version: *version,
+                name,
+                source,
+            };
+            let mut tx = self.pool.begin().await.map_err(migrate)?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate)?;
+            sqlx::query("INSERT INTO platform_migrations (version, name) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(*name)
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate)?;
+            tx.commit().await.map_err(migrate)?;
+        }
+        Ok(())
+    }
+
+    /// A trivial query, for `/ready`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(q("ping"))?;
+        Ok(())
+    }
+
+    /// Closes the pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn q(context: &'static str) -> impl FnOnce(sqlx::Error) -> CacheError {
+    move |source| CacheError::Query { context, source }
+}
+
+fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(column).map_err(|source| CacheError::Query {
+        context: column,
+        source,
+    })
+}
+
+/// Reads a column holding a JSON document.
+fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &'static str) -> Result<T> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text).map_err(|source| CacheError::Corrupt { column, source })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("API types serialize")
+}
+
+/// A value bound to a query built at run time.
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// Prepares `sql` with `args` bound to `$1`, `$2`, … in order.
+fn dynamic(sql: String, args: &[Arg]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    args.iter()
+        .fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |query, arg| match arg {
+            Arg::Int(value) => query.bind(*value),
+            Arg::Text(value) => query.bind(value.as_str()),
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+//! The Platform's configuration, read once from `KICI_*` environment variables and validated
+//! before anything starts. Unknown `KICI_*` names are refused (typo catcher), as in every
+//! service. Tokens are kept only as SHA-256 hashes, so neither `Debug` nor a log line can leak
+//! them.
+//!
+//! Not here: logging variables (`KICI_LOG_*`, read by `kici_telemetry::logging`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every variable the Platform reads (plus the logging ones every service accepts).
+pub const KNOWN_ENV: &[&str] = &[
+    "KICI_PORT",
+    "KICI_BIND_ADDRESS",
+    "KICI_DATA_DIR",
+    "KICI_PLATFORM_ADMIN_TOKEN",
+    "KICI_PLATFORM_ORCHESTRATOR_KEY",
+    "KICI_PLATFORM_STALE_AFTER_MS",
+];
+
+/// The prefix every orchestrator key carries.
+pub const ORCHESTRATOR_KEY_PREFIX: &str = "kici_ok_";
+
+/// The SHA-256 (hex) of a secret; the secret itself is never kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn of(secret: &str) -> TokenHash {
+        TokenHash(kici_engine::hash::sha256_hex(secret.as_bytes()))
+    }
+
+    /// Whether `presented` hashes to this value. Both sides are hashes of equal length, so the
+    /// comparison touches every byte whatever the input.
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented = TokenHash::of(presented);
+        let (left, right) = (self.0.as_bytes(), presented.0.as_bytes());
+        left.len() == right.len() && left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Protocol timers. Not configurable through the environment (the reference fixes them);
+/// tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `auth.request` (and then `source.register`) must arrive this soon, else close 4002.
+    pub auth: Duration,
+    /// An orchestrator silent this long is closed with 4004.
+    pub silence: Duration,
+    /// A request proxied to an orchestrator fails with 504 after this.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            auth: Duration::from_secs(10),
+            silence: Duration::from_secs(180),
+            request: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_address: IpAddr,
+    /// `0` picks a free port (tests).
+    pub port: u16,
+    /// Holds `platform.db`.
+    pub data_dir: PathBuf,
+    /// `KICI_PLATFORM_ADMIN_TOKEN`: the bootstrap owner's API token.
+    pub admin_token: TokenHash,
+    /// `KICI_PLATFORM_ORCHESTRATOR_KEY`; `None` refuses every orchestrator.
+    pub orchestrator_key: Option<TokenHash>,
+    /// A non-terminal run whose orchestrator has been offline this long is reported stale.
+    pub stale_after: Duration,
+    pub timeouts: Timeouts,
+}
+
+/// Every problem with the configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    UnknownEnv(#[from] kici_telemetry::env::UnknownEnv),
+    #[error("Configuration validation failed:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads the configuration from `env` (the process environment in `main`).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        if !kici_telemetry::env::dev_mode(env.get("KICI_DEV").map(String::as_str)) {
+            kici_telemetry::env::check(env.keys().map(String::as_str), KNOWN_ENV)?;
+        }
+        let mut errors = Vec::new();
+        let port = parse(env, &mut errors, "KICI_PORT", 4100u16, "a port number (0-65535)");
+        let bind_address = parse(
+            env,
+            &mut errors,
+            "KICI_BIND_ADDRESS",
+            IpAddr::from([127, 0, 0, 1]),
+            "an IP address such as 127.0.0.1",
+        );
+        let stale_after_ms = parse(
+            env,
+            &mut errors,
+            "KICI_PLATFORM_STALE_AFTER_MS",
+            300_000u64,
+            "a non-negative whole number",
+        );
+        let data_dir = match env.get("KICI_DATA_DIR") {
+            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
+            Some(dir) => {
+                errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
+                PathBuf::from(dir)
+            }
+            None => default_data_dir(env),
+        };
+        let admin_token = match env.get("KICI_PLATFORM_ADMIN_TOKEN").map(|t| t.trim()) {
+            None | Some("") => {
+                errors.push(
+                    "KICI_PLATFORM_ADMIN_TOKEN: required; it is the owner's API token (hint: `openssl rand -hex 32`)"
+                        .into(),
+                );
+                None
+            }
+            Some(token) if token.len() < 16 => {
+                errors.push(
+                    "KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)".into(),
+                );
+                None
+            }
+            Some(token) => Some(TokenHash::of(token)),
+        };
+        let orchestrator_key = match env.get("KICI_PLATFORM_ORCHESTRATOR_KEY").map(|k| k.trim()) {
+            None | Some("") => None,
+            Some(key) if !key.starts_with(ORCHESTRATOR_KEY_PREFIX) || key.len() == ORCHESTRATOR_KEY_PREFIX.len() => {
+                errors.push(format!(
+                    "KICI_PLATFORM_ORCHESTRATOR_KEY: must start with `{ORCHESTRATOR_KEY_PREFIX}` followed by the key (hint: `kici_ok_$(openssl rand -hex 32)`, and the same value as the orchestrator's KICI_PLATFORM_TOKEN)"
+                ));
+                None
+            }
+            Some(key) => Some(TokenHash::of(key)),
+        };
+        match (errors.is_empty(), admin_token) {
+            (true, Some(admin_token)) => Ok(Config {
+                bind_address,
+                port,
+                data_dir,
+                admin_token,
+                orchestrator_key,
+                stale_after: Duration::from_millis(stale_after_ms),
+                timeouts: Timeouts::default(),
+            }),
+            _ => Err(ConfigError::Invalid(errors)),
+        }
+    }
+
+    /// The cache database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("platform.db")
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    env: &BTreeMap<String, String>,
+    errors: &mut Vec<String>,
+    name: &str,
+    default: T,
+    expected: &str,
+) -> T {
+    match env.get(name) {
+        None => default,
+        Some(text) => text.trim().parse().unwrap_or_else(|_| {
+            errors.push(format!("{name}: `{text}` is not {expected}"));
+            default
+        }),
+    }
+}
+
+/// `/var/lib/kici` when writable, else `${XDG_STATE_HOME:-~/.local/state}/kici` (the
+/// orchestrator's default; the Platform's file name differs).
+fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    let system = PathBuf::from("/var/lib/kici");
+    if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
+        return system;
+    }
+    let state = env
+        .get("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    state.join("kici")
+}
+
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".write-probe");
+    let writable = std::fs::write(&probe, b"").is_ok();
+    // Best effort: the probe is an empty file.
+    let _ = std::fs::remove_file(probe);
+    writable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const TOKEN: &str = "0123456789abcdef0123";
+
+    #[test]
+    fn defaults_bind_localhost_on_4100() {
+        let config = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/kici-platform-config"),
+            ("KICI_PLATFORM_ADMIN_TOKEN", TOKEN),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (config.bind_address.to_string(), config.port),
+            ("127.0.0.1".to_string(), 4100)
+        );
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("/tmp/kici-platform-config/platform.db")
+        );
+        assert_eq!(config.stale_after, Duration::from_secs(300));
+        assert!(config.admin_token.matches(TOKEN));
+        assert!(!config.admin_token.matches("0123456789abcdef0124"));
+        assert!(config.orchestrator_key.is_none());
+        assert_eq!(format!("{:?}", config.admin_token), "***");
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_values_are_refused() {
+        let err = Config::from_env(&env(&[("KICI_PLATFORM_ADMIN_TOKNE", TOKEN)])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("  - KICI_PLATFORM_ADMIN_TOKNE    (did you mean KICI_PLATFORM_ADMIN_TOKEN?)"),
+            "{err}"
+        );
+        let err = Config::from_env(&env(&[
+            ("KICI_PORT", "70000"),
+            ("KICI_DATA_DIR", "rel"),
+            ("KICI_PLATFORM_ADMIN_TOKEN", "short"),
+            ("KICI_PLATFORM_ORCHESTRATOR_KEY", "secret"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_PORT: `70000` is not a port number (0-65535)\n  - KICI_DATA_DIR: `rel` must be an absolute path\n  - KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)\n  - KICI_PLATFORM_ORCHESTRATOR_KEY: must start with `kici_ok_` followed by the key (hint: `kici_ok_$(openssl rand -hex 32)`, and the same value as the orchestrator's KICI_PLATFORM_TOKEN)"
+        );
+        let err = Config::from_env(&env(&[("KICI_DATA_DIR", "/tmp/x")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_PLATFORM_ADMIN_TOKEN: required; it is the owner's API token (hint: `openssl rand -hex 32`)"
+        );
+    }
+
+    #[test]
+    fn the_orchestrator_key_is_kept_as_a_hash() {
+        let config = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_PLATFORM_ADMIN_TOKEN", TOKEN),
+            ("KICI_PLATFORM_ORCHESTRATOR_KEY", "kici_ok_abc"),
+            ("KICI_PLATFORM_STALE_AFTER_MS", "1000"),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("kici_ok_abc"));
+        let key = config.orchestrator_key.expect("a key");
+        assert!(key.matches("kici_ok_abc"));
+        assert!(!key.matches("kici_ok_abd"));
+        assert_eq!(config.stale_after, Duration::from_secs(1));
+    }
+}

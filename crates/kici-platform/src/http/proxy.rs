@@ -1,0 +1,280 @@
+//! Content and actions served by the run's orchestrator over its socket: step logs, a run's
+//! logs, provisioning logs, cancel. Same paths and shapes as the orchestrator's API. An
+//! offline orchestrator is 503 `orchestrator_offline` with the exact texts of
+//! `spec/dashboard.md` §3.6; no answer in time is 504 `orchestrator_timeout`; the
+//! orchestrator's own error codes are passed through (`not_found` → 404, `conflict` → 409).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use futures_util::{StreamExt, TryStreamExt};
+use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
+use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
+use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
+use kici_engine::status::StepStatus;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::ADMIN_ACTOR;
+use super::error::{ACTION_OFFLINE, ApiError, ApiResult, LOGS_OFFLINE};
+use super::runs::find_run;
+use crate::proxy::{self, ProxyError};
+use crate::state::Shared;
+
+/// Step-log requests in flight at once for one `GET …/logs`.
+const LOG_READS_IN_FLIGHT: usize = 8;
+
+/// An orchestrator failure as an HTTP answer; `offline_message` is the text for 503.
+fn proxy_error(err: ProxyError, offline_message: &'static str) -> ApiError {
+    match err {
+        ProxyError::Offline { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "orchestrator_offline", offline_message)
+        }
+        ProxyError::Timeout { timeout_ms, .. } => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "orchestrator_timeout",
+            format!("the orchestrator did not answer within {timeout_ms}ms (hint: check the orchestrator's log)"),
+        ),
+        ProxyError::Busy { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "orchestrator_busy",
+            "the orchestrator has too many requests waiting; try again shortly",
+        ),
+        ProxyError::Unsupported { version, request, .. } => ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "unsupported_request_type",
+            format!(
+                "This orchestrator (v{version}) does not support '{request}'. Upgrade the orchestrator to use this feature."
+            ),
+        ),
+        ProxyError::Refused { error, .. } => {
+            let status = match error.code.as_str() {
+                "not_found" => StatusCode::NOT_FOUND,
+                "conflict" | "run_terminal" => StatusCode::CONFLICT,
+                "invalid_payload" => StatusCode::BAD_REQUEST,
+                "unsupported_request_type" => StatusCode::NOT_IMPLEMENTED,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            ApiError::new(status, error.code, error.message)
+        }
+        err @ ProxyError::InvalidAnswer { .. } => {
+            tracing::warn!(error = %err, cause = ?std::error::Error::source(&err), "unreadable orchestrator answer");
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "invalid_orchestrator_answer",
+                "the orchestrator's answer could not be read (details are in the Platform log)",
+            )
+        }
+    }
+}
+
+/// Reads one step's stored log; `None` when the orchestrator has none for it.
+async fn read_step(
+    state: &Shared,
+    orchestrator_id: &str,
+    run_id: &str,
+    job_id: &str,
+    step_index: i64,
+) -> Result<Option<StepLogsData>, ProxyError> {
+    let request = PlatformRequest::StepLogs {
+        run_id: run_id.to_string(),
+        job_id: job_id.to_string(),
+        step_index,
+    };
+    match proxy::request_as(state, orchestrator_id, ADMIN_ACTOR, request).await {
+        Ok(data) => Ok(Some(data)),
+        Err(ProxyError::Refused { error, .. }) if error.code == "not_found" => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `GET /api/v1/runs/:runId/jobs/:jobId/steps/:stepIndex/logs` → `{lines, totalLines}`.
+pub async fn step_logs(
+    State(state): State<Shared>,
+    Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
+) -> ApiResult<Json<StepLogsData>> {
+    let run = find_run(&state, &run_id).await?;
+    let request = PlatformRequest::StepLogs {
+        run_id,
+        job_id,
+        step_index,
+    };
+    let data = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
+        .await
+        .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
+    Ok(Json(data))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    job: Option<String>,
+}
+
+/// `GET /api/v1/runs/:runId/logs[?job=]` → `RunLogs`: the cached jobs and steps, each step's
+/// lines read from the orchestrator (the prepare log, step -1, when it has lines).
+pub async fn logs(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> ApiResult<Json<RunLogs>> {
+    let cached = find_run(&state, &run_id).await?;
+    let mut jobs: Vec<Job> = state.cache.run_jobs(&run_id).await?;
+    if let Some(name) = &query.job {
+        jobs.retain(|j| j.job_name == *name || j.base_job_name == *name);
+        if jobs.is_empty() {
+            return Err(ApiError::not_found(format!("job {name} not found in run {run_id}")));
+        }
+    }
+    // Fail fast (and with the exact text) instead of once per step.
+    proxy::link(&state, &cached.orchestrator_id).map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
+    let mut wanted: Vec<StepLog> = Vec::new();
+    for job in jobs {
+        wanted.push(StepLog {
+            job_id: job.job_id.clone(),
+            job_name: job.job_name.clone(),
+            step_index: PREPARE_STEP_INDEX,
+            step_name: "prepare".to_string(),
+            status: StepStatus::Success,
+            lines: Vec::new(),
+        });
+        for step in job.steps.unwrap_or_default() {
+            wanted.push(StepLog {
+                job_id: job.job_id.clone(),
+                job_name: job.job_name.clone(),
+                step_index: step.step_index,
+                step_name: step.step_name,
+                status: step.status,
+                lines: Vec::new(),
+            });
+        }
+    }
+    let orchestrator_id = cached.orchestrator_id.as_str();
+    let run_id_ref = run_id.as_str();
+    let state_ref = &state;
+    let read: Vec<Option<StepLog>> = futures_util::stream::iter(wanted)
+        .map(|mut step| async move {
+            let data = read_step(state_ref, orchestrator_id, run_id_ref, &step.job_id, step.step_index).await?;
+            step.lines = data.map(|d| d.lines).unwrap_or_default();
+            // The prepare log is listed only when it has lines, as on the orchestrator.
+            let keep = step.step_index != PREPARE_STEP_INDEX || !step.lines.is_empty();
+            Ok::<_, ProxyError>(keep.then_some(step))
+        })
+        .buffered(LOG_READS_IN_FLIGHT)
+        .try_collect()
+        .await
+        .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
+    Ok(Json(RunLogs {
+        run_id,
+        status: cached.run.status,
+        steps: read.into_iter().flatten().collect(),
+    }))
+}
+
+/// `GET /api/v1/runs/:runId/jobs/:jobId/provisioning` → `ProvisioningLog`.
+pub async fn provisioning(
+    State(state): State<Shared>,
+    Path((run_id, job_id)): Path<(String, String)>,
+) -> ApiResult<Json<ProvisioningLog>> {
+    let run = find_run(&state, &run_id).await?;
+    let request = PlatformRequest::OrchLogs {
+        run_id: run_id.clone(),
+        job_id: job_id.clone(),
+    };
+    let data: OrchLogsData = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
+        .await
+        .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
+    Ok(Json(ProvisioningLog {
+        run_id,
+        job_id,
+        lines: data.lines,
+        total_lines: data.total_lines,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelRequest {
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /api/v1/runs/:runId/cancel {force?}` → the orchestrator's answer
+/// (`{runId, status, cancelledJobs}`). A run the cache knows as finished is 409 without
+/// asking.
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    body: Option<Json<CancelRequest>>,
+) -> ApiResult<Json<Value>> {
+    let cached = find_run(&state, &run_id).await?;
+    if cached.run.status.is_terminal() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_terminal",
+            format!(
+                "run {run_id} already finished ({}); there is nothing to cancel",
+                cached.run.status
+            ),
+        ));
+    }
+    let force = body.map(|Json(b)| b.force).unwrap_or_default();
+    let request = PlatformRequest::Cancel { run_id, force };
+    let answer = proxy::request(&state, &cached.orchestrator_id, ADMIN_ACTOR, request)
+        .await
+        .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
+    Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kici_engine::platform_protocol::ResponseError;
+
+    #[test]
+    fn orchestrator_failures_become_http_answers() {
+        let check = |err: ProxyError, status: u16, code: &str, message: &str| {
+            let api = proxy_error(err, LOGS_OFFLINE);
+            assert_eq!(
+                (api.status.as_u16(), api.code.as_ref(), api.message.as_str()),
+                (status, code, message)
+            );
+        };
+        let refused = |code: &str| ProxyError::Refused {
+            request: "run.cancel.request",
+            error: ResponseError {
+                code: code.into(),
+                message: "why".into(),
+            },
+        };
+        check(
+            ProxyError::Offline {
+                instance_id: "o".into(),
+            },
+            503,
+            "orchestrator_offline",
+            "Log content is served by the orchestrator, which is currently offline",
+        );
+        check(
+            ProxyError::Timeout {
+                instance_id: "o".into(),
+                request: "dashboard.step.logs",
+                timeout_ms: 15000,
+            },
+            504,
+            "orchestrator_timeout",
+            "the orchestrator did not answer within 15000ms (hint: check the orchestrator's log)",
+        );
+        check(
+            ProxyError::Unsupported {
+                instance_id: "o".into(),
+                version: "0.1.0".into(),
+                request: "dashboard.orch.logs",
+            },
+            501,
+            "unsupported_request_type",
+            "This orchestrator (v0.1.0) does not support 'dashboard.orch.logs'. Upgrade the orchestrator to use this feature.",
+        );
+        check(refused("not_found"), 404, "not_found", "why");
+        check(refused("conflict"), 409, "conflict", "why");
+        check(refused("internal"), 502, "internal", "why");
+    }
+}

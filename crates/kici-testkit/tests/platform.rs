@@ -1,0 +1,112 @@
+//! The dashboard service (`kici-platform`) with a real orchestrator and agent: run metadata
+//! pushed and cached, logs relayed from the orchestrator, the `kici` CLI reading runs from
+//! the Platform, and the offline behaviour when the orchestrator is stopped.
+
+#![allow(clippy::unwrap_used)]
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{PLATFORM_ADMIN_TOKEN, Repo, Stack, binary};
+use serde_json::Value;
+
+const FIXTURE: &str = "tests/e2e-repo";
+const OFFLINE: &str = "Log content is served by the orchestrator, which is currently offline";
+
+/// `kici` pointed at the Platform.
+fn kici(stack: &Stack, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(binary("kici"))
+        .args(args)
+        .current_dir(stack.dir.path())
+        .env("KICI_URL", stack.platform_url())
+        .env("KICI_TOKEN", PLATFORM_ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn setup() -> (Stack, Repo) {
+    let mut stack = Stack::start_with_platform(&[]).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    (stack, repo)
+}
+
+/// Waits until the Platform has the run in a finished state.
+async fn cached_run(stack: &Stack, run_id: &str) -> Value {
+    stack
+        .wait_for("the Platform to cache the finished run", || async {
+            let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}")).await;
+            let finished = status == 200
+                && body["run"]["status"]
+                    .as_str()
+                    .and_then(|s| s.parse::<RunStatus>().ok())
+                    .is_some_and(|s| s.is_terminal());
+            finished.then_some(body)
+        })
+        .await
+}
+
+#[tokio::test]
+async fn runs_reach_the_platform_and_kici_reads_them_there() {
+    let (stack, repo) = setup().await;
+    let detail = stack.push_and_wait("app", &repo, "failing").await;
+    let run_id = detail.run.run_id.clone();
+    let cached = cached_run(&stack, &run_id).await;
+    assert_eq!(cached["run"]["status"], "failed");
+    assert_eq!(cached["run"]["failureReason"], "Failed jobs: build");
+    let (status, platform_detail) = stack.platform_get(&format!("/api/v1/runs/{run_id}/detail")).await;
+    assert_eq!(status, 200);
+    assert_eq!(platform_detail["orchestratorOnline"], true);
+    assert_eq!(platform_detail["jobs"][0]["steps"][1]["stepName"], "compile");
+    assert_eq!(
+        platform_detail["jobs"][0]["steps"][1]["exitCode"], 3,
+        "{platform_detail}"
+    );
+    let (code, out, err) = kici(&stack, &["runs", "show", &run_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("failure: Failed jobs: build\n"), "{out}");
+    let (code, out, err) = kici(&stack, &["runs", "logs", &run_id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("compiling"), "{out}");
+    let (code, out, err) = kici(&stack, &["runs", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&run_id[..8]), "{out}");
+}
+
+#[tokio::test]
+async fn with_the_orchestrator_stopped_the_cache_serves_the_run_and_logs_say_offline() {
+    let (mut stack, repo) = setup().await;
+    let detail = stack.push_and_wait("app", &repo, "failing").await;
+    let run_id = detail.run.run_id.clone();
+    let job_id = detail.jobs[0].job_id.clone();
+    cached_run(&stack, &run_id).await;
+    stack.orchestrator.kill();
+    let (status, offline) = stack
+        .wait_for("the Platform to see the orchestrator offline", || async {
+            let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/detail")).await;
+            (status == 200 && body["orchestratorOnline"] == false).then_some((status, body))
+        })
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(offline["run"]["failureReason"], "Failed jobs: build");
+    assert_eq!(offline["jobs"][0]["status"], "failed");
+    let logs_path = format!("/api/v1/runs/{run_id}/jobs/{job_id}/steps/1/logs");
+    let (status, body) = stack.platform_get(&logs_path).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["message"], OFFLINE);
+    let (code, _, err) = kici(&stack, &["runs", "logs", &run_id]);
+    assert_ne!(code, 0);
+    assert!(err.contains(OFFLINE), "{err}");
+    // Back online: the logs come back.
+    stack.start_orchestrator_again();
+    stack
+        .wait_for("the logs to be served again", || async {
+            let (status, body) = stack.platform_get(&logs_path).await;
+            (status == 200 && body["lines"].as_array().is_some_and(|l| !l.is_empty())).then_some(())
+        })
+        .await;
+}
