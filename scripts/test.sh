@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and end-to-end tests (real git, real Node.js) and the JavaScript
-# runner's own tests. Installs what is missing first; safe to run twice.
+# Runs every test: Rust unit and end-to-end tests (real git, real Node.js, real Podman, the
+# dashboard in headless Chromium) and the JavaScript runner's own tests. Installs what is
+# missing first; safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
@@ -28,7 +31,7 @@ fi
 
 echo "==> PostgreSQL for the store and end-to-end tests (127.0.0.1 only)"
 KICI_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
-export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1 KICI_TEST_REQUIRE_PROMTOOL=1
+export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1 KICI_TEST_REQUIRE_PROMTOOL=1 KICI_TEST_REQUIRE_CHROMIUM=1
 
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/

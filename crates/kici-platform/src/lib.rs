@@ -17,6 +17,7 @@ pub mod http;
 pub mod live;
 pub mod proxy;
 pub mod state;
+pub mod ui;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -91,6 +92,7 @@ impl Platform {
             started: Instant::now(),
             shutdown: receiver.clone(),
             sessions: Mutex::new(JoinSet::new()),
+            browser_sessions: http::Sessions::default(),
         });
         let mut tasks = JoinSet::new();
         let app = http::router(state.clone());

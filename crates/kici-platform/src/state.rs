@@ -20,6 +20,8 @@ pub struct AppState {
     pub started: Instant,
     /// Turns `true` when the Platform stops: sockets and streams end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// Signed-in browsers.
+    pub browser_sessions: crate::http::Sessions,
     /// Orchestrator socket sessions; owned here so `Platform::stop` can wait for them.
     pub sessions: Mutex<JoinSet<()>>,
 }

@@ -7,6 +7,7 @@
 //! The binaries are looked up next to the test executable (`target/<profile>/`); the
 //! workspace test command builds them.
 
+pub mod browser;
 mod fake_agent;
 pub mod fake_api;
 mod process;

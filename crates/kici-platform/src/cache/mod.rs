@@ -13,6 +13,7 @@
 
 mod orchestrators;
 mod runs;
+mod users;
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,14 +23,16 @@ use sqlx::{AnyPool, Row};
 
 pub use orchestrators::OrchestratorRecord;
 pub use runs::{CachedRun, RunFilter, SnapshotOutcome, supersedes};
+pub use users::{Role, User};
 
 /// How long a caller waits for a database connection before getting an error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-static MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "cache",
-    "CREATE TABLE runs (
+static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "cache",
+        "CREATE TABLE runs (
         run_id TEXT PRIMARY KEY,
         run_json TEXT NOT NULL,
         status TEXT NOT NULL,
@@ -62,7 +65,18 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[(
         connected BIGINT NOT NULL,
         last_seen_at BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "users",
+        "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL
+    );",
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

@@ -202,3 +202,21 @@ async fn orchestrators_go_offline_at_start_keeping_their_last_contact() {
         })
     );
 }
+
+#[tokio::test]
+async fn users_are_found_by_token_hash_and_names_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir).await;
+    let reader = User {
+        name: "rita".into(),
+        role: Role::Member,
+        created_at: 5,
+    };
+    assert!(cache.insert_user(&reader, "hash-1").await.unwrap());
+    assert!(
+        !cache.insert_user(&reader, "hash-2").await.unwrap(),
+        "the name is taken"
+    );
+    assert_eq!(cache.user_by_token("hash-1").await.unwrap(), Some(reader));
+    assert_eq!(cache.user_by_token("hash-2").await.unwrap(), None);
+}

@@ -4,14 +4,18 @@
 //! orchestrators ([`proxy`]), live streams ([`live`]). Routes are built by [`router`] so tests
 //! can serve them on any listener.
 //!
-//! Not here (later): the HTML pages and their assets.
+//! The pages a browser sees (`/runs`, `/runs/:id`, sign-in) are in [`pages`]; they need a
+//! session, the API a token or a session.
 
 mod auth;
 mod error;
 mod live;
+mod pages;
 mod proxy;
 mod runs;
+mod users;
 
+pub use auth::Sessions;
 pub use error::{ACTION_OFFLINE, LOGS_OFFLINE};
 
 use axum::Router;
@@ -42,12 +46,27 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/runs/{run_id}/jobs/{job_id}/steps/{step_index}/live", get(live::step))
         .route("/events/live", get(live::events))
+        .route("/users", post(users::create))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let pages = Router::new()
+        .route("/", get(|| async { axum::response::Redirect::to("/runs") }))
+        .route("/runs", get(pages::runs))
+        .route("/runs/rows", get(pages::runs_rows))
+        .route("/runs/{run_id}", get(pages::run))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_session,
+        ));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/ws/orchestrator", get(orchestrator_socket))
         .nest("/api/v1", api)
+        .merge(pages)
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/assets/app.css", get(pages::css))
+        .route("/assets/app.js", get(pages::js))
         .with_state(state)
 }
 

@@ -15,7 +15,7 @@ use kici_engine::status::StepStatus;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::ADMIN_ACTOR;
+use super::auth::{ADMIN_ACTOR, Principal};
 use super::error::{ACTION_OFFLINE, ApiError, ApiResult, LOGS_OFFLINE};
 use super::runs::find_run;
 use crate::proxy::{self, ProxyError};
@@ -203,8 +203,10 @@ pub struct CancelRequest {
 pub async fn cancel(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
+    axum::Extension(principal): axum::Extension<Principal>,
     body: Option<Json<CancelRequest>>,
 ) -> ApiResult<Json<Value>> {
+    principal.require_write()?;
     let cached = find_run(&state, &run_id).await?;
     if cached.run.status.is_terminal() {
         return Err(ApiError::new(
@@ -218,7 +220,7 @@ pub async fn cancel(
     }
     let force = body.map(|Json(b)| b.force).unwrap_or_default();
     let request = PlatformRequest::Cancel { run_id, force };
-    let answer = proxy::request(&state, &cached.orchestrator_id, ADMIN_ACTOR, request)
+    let answer = proxy::request(&state, &cached.orchestrator_id, &principal.name, request)
         .await
         .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
     Ok(Json(answer))

@@ -93,6 +93,17 @@ pub struct DetailResponse {
 pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<DetailResponse>> {
     let cached = find_run(&state, &run_id).await?;
     let jobs = state.cache.run_jobs(&run_id).await?;
+    let (online, stale) = freshness(&state, &cached).await?;
+    Ok(Json(DetailResponse {
+        detail: RunDetail { run: cached.run, jobs },
+        orchestrator_online: online,
+        stale,
+    }))
+}
+
+/// Whether the run's orchestrator is online, and whether the run is stale (unfinished, its
+/// orchestrator away longer than `KICI_PLATFORM_STALE_AFTER_MS`).
+pub async fn freshness(state: &Shared, cached: &CachedRun) -> ApiResult<(bool, bool)> {
     let (online, last_seen_at) = match state.connections.state(&cached.orchestrator_id) {
         Some(orchestrator) => (orchestrator.online, orchestrator.last_seen_at),
         None => match state.cache.get_orchestrator(&cached.orchestrator_id).await? {
@@ -108,11 +119,7 @@ pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> 
         now_ms(),
         state.config.stale_after.as_millis() as i64,
     );
-    Ok(Json(DetailResponse {
-        detail: RunDetail { run: cached.run, jobs },
-        orchestrator_online: online,
-        stale,
-    }))
+    Ok((online, stale))
 }
 
 #[derive(Debug, Deserialize)]

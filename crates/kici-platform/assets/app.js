@@ -1,0 +1,265 @@
+// KiCI dashboard: relative times, live run status, the run page's tabs, step logs (historical,
+// then live), provisioning logs and cancel. Plain ES2020, no dependencies.
+"use strict";
+
+const OFFLINE = "Log content is served by the orchestrator, which is currently offline";
+
+function relativeTimes(root = document) {
+  for (const el of root.querySelectorAll("time[data-ms]")) {
+    const seconds = Math.round((Date.now() - Number(el.dataset.ms)) / 1000);
+    const text = seconds < 60 ? `${Math.max(seconds, 0)}s ago`
+      : seconds < 3600 ? `${Math.floor(seconds / 60)} min ago`
+      : seconds < 86400 ? `${Math.floor(seconds / 3600)} h ago`
+      : `${Math.floor(seconds / 86400)} d ago`;
+    el.textContent = text;
+    el.title = new Date(Number(el.dataset.ms)).toISOString();
+  }
+}
+
+function toast(message) {
+  const el = document.createElement("div");
+  el.className = "toast";
+  el.setAttribute("role", "status");
+  el.textContent = message;
+  document.body.append(el);
+  setTimeout(() => el.remove(), 5000);
+}
+
+// ANSI SGR colours to spans; everything else is text.
+const PALETTE = ["#484f58", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
+  "#6e7681", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#f0f6fc"];
+function color256(n) {
+  if (n < 16) return PALETTE[n];
+  if (n >= 232) { const v = 8 + (n - 232) * 10; return `rgb(${v},${v},${v})`; }
+  n -= 16;
+  const c = (x) => (x === 0 ? 0 : 55 + x * 40);
+  return `rgb(${c(Math.floor(n / 36))},${c(Math.floor(n / 6) % 6)},${c(n % 6)})`;
+}
+function ansiLine(text) {
+  const frag = document.createDocumentFragment();
+  let style = {};
+  const parts = text.split(/\x1b\[([0-9;]*)m/);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) {
+      const codes = part === "" ? [0] : part.split(";").map(Number);
+      for (let k = 0; k < codes.length; k++) {
+        const c = codes[k];
+        if (c === 0) style = {};
+        else if (c === 1) style.bold = true;
+        else if (c >= 30 && c <= 37) style.fg = PALETTE[c - 30];
+        else if (c >= 90 && c <= 97) style.fg = PALETTE[c - 90 + 8];
+        else if (c >= 40 && c <= 47) style.bg = PALETTE[c - 40];
+        else if ((c === 38 || c === 48) && codes[k + 1] === 5) { style[c === 38 ? "fg" : "bg"] = color256(codes[k + 2]); k += 2; }
+        else if ((c === 38 || c === 48) && codes[k + 1] === 2) { style[c === 38 ? "fg" : "bg"] = `rgb(${codes[k + 2]},${codes[k + 3]},${codes[k + 4]})`; k += 4; }
+        else if (c === 39) delete style.fg;
+        else if (c === 49) delete style.bg;
+      }
+    } else if (part) {
+      const span = document.createElement("span");
+      span.textContent = part;
+      if (style.fg) span.style.color = style.fg;
+      if (style.bg) span.style.background = style.bg;
+      if (style.bold) span.className = "ansi-bold";
+      frag.append(span);
+    }
+  });
+  return frag;
+}
+
+// The status stream: run status changes and the orchestrator coming and going.
+const listeners = [];
+function statusStream() {
+  const dot = document.getElementById("live-dot");
+  const source = new EventSource("/api/v1/events/live");
+  source.onopen = () => dot && (dot.className = "dot on");
+  source.onerror = () => dot && (dot.className = "dot off");
+  source.onmessage = (message) => {
+    let event;
+    try { event = JSON.parse(message.data); } catch { return; }
+    for (const listener of listeners) listener(event);
+  };
+}
+
+// Runs list: swap the rows when a run changes.
+function runsList(table) {
+  let pending = false;
+  listeners.push(async (event) => {
+    if (event.type !== "run.status" || pending) return;
+    pending = true;
+    setTimeout(async () => {
+      pending = false;
+      const response = await fetch(`/runs/rows${location.search}`);
+      if (response.ok) {
+        table.tBodies[0].innerHTML = await response.text();
+        relativeTimes(table);
+      }
+    }, 200);
+  });
+}
+
+// Run page.
+function runPage(section) {
+  const runId = section.dataset.runId;
+  const api = `/api/v1/runs/${encodeURIComponent(runId)}`;
+  const log = document.getElementById("log");
+  const message = document.getElementById("log-message");
+  const title = document.getElementById("log-title");
+  const badge = document.getElementById("log-badge");
+  let live = null;
+  let selected = null;
+  let lineCount = 0;
+
+  for (const tab of section.querySelectorAll("[data-tab]")) {
+    tab.addEventListener("click", () => {
+      for (const other of section.querySelectorAll("[data-tab]")) {
+        other.setAttribute("aria-selected", String(other === tab));
+        document.getElementById(`tab-${other.dataset.tab}`).hidden = other !== tab;
+      }
+    });
+  }
+
+  function appendLines(lines) {
+    for (const line of lines) {
+      lineCount += 1;
+      const row = document.createElement("span");
+      row.className = "ln";
+      row.dataset.n = String(lineCount);
+      row.append(ansiLine(line.line));
+      row.append("\n");
+      log.append(row);
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function stopLive() {
+    if (live) live.close();
+    live = null;
+    badge.hidden = true;
+  }
+
+  async function loadProvisioning(jobId) {
+    const box = document.getElementById("provisioning");
+    const pre = document.getElementById("provisioning-log");
+    const response = await fetch(`${api}/jobs/${encodeURIComponent(jobId)}/provisioning`);
+    if (!response.ok) { box.hidden = true; return; }
+    const data = await response.json();
+    pre.textContent = "";
+    if (!data.lines.length) { box.hidden = true; return; }
+    let failed = false;
+    for (const line of data.lines) {
+      const row = document.createElement("span");
+      row.className = line.eventType === "scaler.failed" ? "ln failed" : "ln";
+      row.dataset.n = new Date(line.ts).toISOString().slice(11, 19);
+      row.textContent = `${line.eventType}  ${line.message}\n`;
+      failed ||= line.eventType === "scaler.failed";
+      pre.append(row);
+    }
+    box.hidden = false;
+    box.open = failed || !section.querySelector(`a.step[data-job-id="${jobId}"]`);
+  }
+
+  async function select(link) {
+    stopLive();
+    for (const other of section.querySelectorAll("a.step.selected")) other.classList.remove("selected");
+    link.classList.add("selected");
+    selected = link;
+    const { jobId, stepIndex, status } = link.dataset;
+    title.textContent = link.dataset.stepName;
+    log.textContent = "";
+    message.textContent = "";
+    lineCount = 0;
+    loadProvisioning(jobId);
+    const path = `${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/logs`;
+    const response = await fetch(path);
+    if (selected !== link) return;
+    if (response.status === 503 || response.status === 504) {
+      message.textContent = OFFLINE;
+      return;
+    }
+    if (!response.ok) {
+      message.textContent = `Cannot load the log (HTTP ${response.status}).`;
+      return;
+    }
+    const data = await response.json();
+    appendLines(data.lines);
+    if (!data.lines.length) message.textContent = "No output.";
+    if (status === "running" || status === "pending") follow(jobId, stepIndex);
+  }
+
+  function follow(jobId, stepIndex) {
+    badge.hidden = false;
+    message.textContent = "";
+    live = new EventSource(`${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/live?afterLineCount=${lineCount}`);
+    live.onmessage = (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch { return; }
+      if (data.lines) appendLines(data.lines);
+    };
+  }
+
+  section.addEventListener("click", (event) => {
+    const link = event.target.closest("a.step");
+    if (link) { event.preventDefault(); select(link); }
+  });
+
+  for (const button of section.querySelectorAll("[data-cancel]")) {
+    button.addEventListener("click", async () => {
+      const response = await fetch(`${api}/cancel`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ force: button.dataset.cancel === "force" }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) toast(`Run ${body.status}`);
+      else toast(body.error ? body.error.message : `Cancel failed (HTTP ${response.status})`);
+    });
+  }
+
+  // Keep the tree, header and metadata current without touching the open log.
+  async function refresh() {
+    const response = await fetch(location.pathname);
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const selector of [".tree", "#run-status", ".metadata", "#tab-timeline", "#tab-summary"]) {
+      const fresh = page.querySelector(selector);
+      const current = document.querySelector(selector);
+      if (fresh && current) current.innerHTML = fresh.innerHTML;
+    }
+    const banner = page.getElementById("failure-banner");
+    if (banner && !document.getElementById("failure-banner")) section.querySelector(".run-header").after(banner);
+    if (selected) {
+      const again = section.querySelector(`a.step[data-job-id="${selected.dataset.jobId}"][data-step-index="${selected.dataset.stepIndex}"]`);
+      if (again) {
+        again.classList.add("selected");
+        const finished = !["running", "pending"].includes(again.dataset.status);
+        selected = again;
+        if (finished && live) setTimeout(stopLive, 1000);
+      }
+    }
+    relativeTimes();
+  }
+  listeners.push((event) => {
+    if (event.type === "run.status" && event.runId === runId) refresh();
+    if (event.type === "orchestrator.online" && message.textContent === OFFLINE && selected) select(selected);
+  });
+
+  // Open the first failed step, else the running one, else the first.
+  const first = section.querySelector('a.step[data-status="failed"]')
+    || section.querySelector('a.step[data-status="running"]')
+    || section.querySelector("a.step");
+  if (first) select(first);
+  else {
+    const job = section.querySelector("details.job");
+    if (job) loadProvisioning(job.dataset.jobId);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  relativeTimes();
+  setInterval(relativeTimes, 30000);
+  const table = document.querySelector("[data-live-runs]");
+  const run = document.querySelector("section.run");
+  if (table || run) statusStream();
+  if (table) runsList(table);
+  if (run) runPage(run);
+});

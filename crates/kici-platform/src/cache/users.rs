@@ -1,0 +1,79 @@
+//! Dashboard users: a name, a role and the SHA-256 of their token (shown once at creation).
+//! The bootstrap owner is `KICI_PLATFORM_ADMIN_TOKEN` and is not stored here.
+
+use sqlx::any::AnyRow;
+
+use super::{Cache, Result, get, q};
+
+/// What a user may do: owners read and act (cancel); members only read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "owner" => Some(Role::Owner),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+
+    /// May cancel runs (`runs:write`).
+    pub fn can_write(self) -> bool {
+        self == Role::Owner
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+fn row_to_user(row: &AnyRow) -> Result<User> {
+    let role: String = get(row, "role")?;
+    Ok(User {
+        name: get(row, "name")?,
+        // Only `Role::as_str` values are written.
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        created_at: get(row, "created_at")?,
+    })
+}
+
+impl Cache {
+    /// Stores a user; `false` when the name is taken.
+    pub async fn insert_user(&self, user: &User, token_hash: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&user.name)
+        .bind(user.role.as_str())
+        .bind(token_hash)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("insert user"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The user whose token hashes to `token_hash`.
+    pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT name, role, created_at FROM users WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("find user"))?;
+        row.as_ref().map(row_to_user).transpose()
+    }
+}

@@ -1,0 +1,91 @@
+//! The runs list: filters kept in the URL, newest first, 20 per page, rows updated live.
+
+use kici_engine::api::Run;
+
+use super::{duration, escape, layout, status_class};
+
+/// The list's filters, as in the URL (`?status=failed&branch=main`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct RunsFilter {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub page: Option<i64>,
+}
+
+impl RunsFilter {
+    fn field(value: &Option<String>) -> &str {
+        value.as_deref().unwrap_or("")
+    }
+}
+
+/// The branch of a ref: `refs/heads/main` → `main`.
+pub fn branch(git_ref: &str) -> &str {
+    git_ref
+        .strip_prefix("refs/heads/")
+        .or_else(|| git_ref.strip_prefix("refs/tags/"))
+        .unwrap_or(git_ref)
+}
+
+/// The rows alone (also what live updates swap in).
+pub fn runs_rows(runs: &[Run]) -> String {
+    if runs.is_empty() {
+        return r#"<tr><td colspan="7" class="empty">No runs yet</td></tr>"#.to_string();
+    }
+    runs.iter()
+        .map(|run| {
+            let sha: String = run.sha.chars().take(7).collect();
+            format!(
+                r#"<tr data-run-id="{id}"><td><span class="{class}">{status}</span></td><td><a href="/runs/{id}">{workflow}</a></td><td>{repo}</td><td>{branch}</td><td><code>{sha}</code></td><td>{duration}</td><td><time data-ms="{created}"></time></td></tr>"#,
+                id = escape(&run.run_id),
+                class = status_class(run.status.as_str()),
+                status = run.status.as_str(),
+                workflow = escape(&run.workflow_name),
+                repo = escape(&run.repo),
+                branch = escape(branch(&run.git_ref)),
+                sha = escape(&sha),
+                duration = duration(run.duration_ms),
+                created = run.created_at,
+            )
+        })
+        .collect()
+}
+
+pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, user: &str, page_size: i64) -> String {
+    let page = filter.page.unwrap_or(1).max(1);
+    let first = if total == 0 { 0 } else { (page - 1) * page_size + 1 };
+    let last = ((page - 1) * page_size + runs.len() as i64).min(total);
+    let statuses = ["", "pending", "running", "success", "failed", "cancelled", "cancelling"]
+        .iter()
+        .map(|s| {
+            let selected = if Some(*s) == filter.status.as_deref() {
+                " selected"
+            } else {
+                ""
+            };
+            let label = if s.is_empty() { "Any status" } else { s };
+            format!(r#"<option value="{s}"{selected}>{label}</option>"#)
+        })
+        .collect::<String>();
+    let body = format!(
+        r#"<h1>Runs</h1>
+<form class="filters" method="get" action="/runs">
+<select name="status" aria-label="Status">{statuses}</select>
+<input name="workflow" placeholder="Workflow" value="{workflow}">
+<input name="repository" placeholder="Repository" value="{repository}">
+<input name="branch" placeholder="Branch" value="{branch}">
+<button type="submit">Filter</button> <a href="/runs">Clear filters</a>
+</form>
+<table class="runs" data-live-runs>
+<thead><tr><th>Status</th><th>Workflow</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Duration</th><th>Time</th></tr></thead>
+<tbody>{rows}</tbody>
+</table>
+<p class="count">Showing {first}-{last} of {total} runs</p>"#,
+        workflow = escape(RunsFilter::field(&filter.workflow)),
+        repository = escape(RunsFilter::field(&filter.repository)),
+        branch = escape(RunsFilter::field(&filter.branch)),
+        rows = runs_rows(runs),
+    );
+    layout("Runs", Some(user), &body)
+}
