@@ -1,5 +1,6 @@
-//! `kici up`: a whole KiCI on this machine for trying it out. It starts `kici-orchestrator`
-//! (embedded SQLite under the state directory) and one `kici-agent`, makes a demo repository
+//! `kici up`: a whole KiCI on this machine for trying it out. It starts the dashboard
+//! (`kici-platform`), `kici-orchestrator` (embedded SQLite under the state directory, connected
+//! to the dashboard) and one `kici-agent`, makes a demo repository
 //! (`kici init`'s hello world, compiled and committed) registered as a local source with its
 //! `post-receive` hook, pushes it, and prints the run the push started. The binaries are the
 //! ones next to `kici`. With `--once` it stops everything afterwards; otherwise it stays up
@@ -32,6 +33,9 @@ pub struct UpArgs {
     /// The orchestrator's port on 127.0.0.1
     #[arg(long, default_value_t = 4000)]
     port: u16,
+    /// The dashboard's port on 127.0.0.1
+    #[arg(long, default_value_t = 4100)]
+    dashboard_port: u16,
     /// Stop everything once the demo run has finished (exit 1 if it failed)
     #[arg(long)]
     once: bool,
@@ -201,6 +205,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let state = state.canonicalize().context("cannot resolve the state directory")?;
     let token = random_hex()?;
     let base = format!("http://127.0.0.1:{}", args.port);
+    let dashboard = format!("http://127.0.0.1:{}", args.dashboard_port);
+    let orchestrator_key = format!("kici_ok_{}", random_hex()?);
+    println!("==> starting kici-platform (the dashboard) on {dashboard}");
+    let platform = spawn(
+        "kici-platform",
+        &BTreeMap::from([
+            ("KICI_DATA_DIR", state.join("platform").display().to_string()),
+            ("KICI_PORT", args.dashboard_port.to_string()),
+            ("KICI_PLATFORM_ADMIN_TOKEN", token.clone()),
+            ("KICI_PLATFORM_ORCHESTRATOR_KEY", orchestrator_key.clone()),
+        ]),
+        state.join("platform.log"),
+    )?;
+    let http = reqwest::Client::new();
+    wait_for("the dashboard to answer /health", STARTUP, &[&platform], || async {
+        http.get(format!("{dashboard}/health"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await?;
     println!(
         "==> starting kici-orchestrator on {base} (state in {})",
         state.display()
@@ -211,13 +237,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             ("KICI_DATA_DIR", state.join("orchestrator").display().to_string()),
             ("KICI_PORT", args.port.to_string()),
             ("KICI_BOOTSTRAP_ADMIN_TOKEN", token.clone()),
+            (
+                "KICI_PLATFORM_URL",
+                format!("ws://127.0.0.1:{}/ws/orchestrator", args.dashboard_port),
+            ),
+            ("KICI_PLATFORM_TOKEN", orchestrator_key),
         ]),
         state.join("orchestrator.log"),
     )?;
     let api = Api {
         base: base.clone(),
         token: token.clone(),
-        http: reqwest::Client::new(),
+        http,
     };
     wait_for(
         "the orchestrator to answer /health",
@@ -325,6 +356,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         detail.run.status.is_terminal().then_some(detail)
     })
     .await?;
+    wait_for(
+        "the dashboard to show the finished run",
+        STARTUP,
+        &[&platform, &orchestrator],
+        || async {
+            let answer: Value = api
+                .http
+                .get(format!("{dashboard}/api/v1/runs/{run_id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (answer["run"]["status"] == detail.run.status.as_str()).then_some(())
+        },
+    )
+    .await?;
     let logs: RunLogs = api.get(&format!("/api/v1/runs/{run_id}/logs")).await?;
     println!();
     print!("{}", render::run_tree(&detail));
@@ -332,9 +382,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     print!("{}", render::LogPrinter::default().next_chunk(&logs));
     let succeeded = detail.run.status == RunStatus::Success;
     println!();
+    println!("Dashboard     {dashboard}/runs/{run_id}  (sign in with the admin token)");
     println!("Orchestrator  {base}  (admin token: {token})");
     println!(
-        "Logs          {} and {}",
+        "Logs          {}, {} and {}",
+        platform.log.display(),
         orchestrator.log.display(),
         agent.log.display()
     );
@@ -349,6 +401,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     agent.stop().await;
     orchestrator.stop().await;
+    platform.stop().await;
     Ok(if succeeded {
         ExitCode::SUCCESS
     } else {

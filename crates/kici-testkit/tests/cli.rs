@@ -169,15 +169,26 @@ async fn a_failed_run_shows_its_reason_and_the_step_exit_code_everywhere() {
 #[test]
 fn kici_up_runs_the_demo_end_to_end() {
     let state = tempfile::tempdir().unwrap();
-    // A free port: bound and released just before `kici up` binds it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    // Free ports: bound and released just before `kici up` binds them.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let (port, dashboard_port) = (free_port(), free_port());
     let output = std::process::Command::new(kici_testkit::binary("kici"))
-        .args(["up", "--once", "--port", &port, "--state-dir"])
+        .args([
+            "up",
+            "--once",
+            "--port",
+            &port,
+            "--dashboard-port",
+            &dashboard_port,
+            "--state-dir",
+        ])
         .arg(state.path())
         .output()
         .expect("kici up runs");
@@ -201,5 +212,13 @@ fn kici_up_runs_the_demo_end_to_end() {
     assert!(
         state.path().join("orchestrator/kici.db").is_file(),
         "the embedded SQLite database is under the state directory"
+    );
+    assert!(
+        stdout.contains(&format!("Dashboard     http://127.0.0.1:{dashboard_port}/runs/")),
+        "{stdout}"
+    );
+    assert!(
+        state.path().join("platform/platform.db").is_file(),
+        "the dashboard's cache"
     );
 }
