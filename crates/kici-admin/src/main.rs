@@ -22,6 +22,7 @@ mod since;
 mod sources;
 mod table;
 mod tokens;
+mod users;
 
 use std::process::ExitCode;
 
@@ -74,6 +75,11 @@ enum Command {
     Source {
         #[command(subcommand)]
         command: sources::SourceCommand,
+    },
+    /// Dashboard users (against the Platform's URL and admin token)
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
     },
     /// The orchestrator's configuration (reload the scalers without a restart)
     Config {
@@ -155,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
         Command::Config { command } => config::run(&client, command).await?,
+        Command::User { command } => users::run(&client, command).await?,
         Command::Source { command } => {
             let globals = sources::Globals {
                 url: client.base_url(),

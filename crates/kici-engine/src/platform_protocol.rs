@@ -19,7 +19,13 @@ use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
 pub const PLATFORM_PROTOCOL_VERSION: u32 = 1;
 
 /// Request types this orchestrator answers.
-pub const SUPPORTED_REQUESTS: [&str; 3] = ["dashboard.step.logs", "dashboard.orch.logs", "run.cancel.request"];
+pub const SUPPORTED_REQUESTS: [&str; 5] = [
+    "dashboard.step.logs",
+    "dashboard.orch.logs",
+    "run.cancel.request",
+    "dashboard.fleet",
+    "dashboard.diagnostics",
+];
 
 /// Orchestrator to Platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +124,15 @@ pub enum PlatformRequest {
     /// → `{runId, status, cancelledJobs}` (the orchestrator's cancel answer).
     #[serde(rename = "run.cancel.request", rename_all = "camelCase")]
     Cancel { run_id: String, force: bool },
+    /// → `{agents: [..], scalers: {globalMaxAgents, alive, scalers: [..]}}`: the agents the
+    /// orchestrator knows and its auto-scalers, as `GET /api/v1/admin/agents` and
+    /// `kici-admin diagnose` show them.
+    #[serde(rename = "dashboard.fleet")]
+    Fleet,
+    /// → `{status, checks: [{name, status, message, details?, durationMs}]}`: the
+    /// orchestrator's diagnose checks.
+    #[serde(rename = "dashboard.diagnostics")]
+    Diagnostics,
 }
 
 /// `dashboard.step.logs` data.
@@ -169,6 +184,17 @@ mod tests {
             r#"{"type":"request","requestId":"r1","actor":"alice","request":"dashboard.step.logs","runId":"run","jobId":"job","stepIndex":0}"#
         );
         assert_eq!(serde_json::from_str::<PlatformFrame>(&text).unwrap(), request);
+        let fleet = PlatformFrame::Request {
+            request_id: "r2".into(),
+            actor: "admin".into(),
+            request: PlatformRequest::Fleet,
+        };
+        let text = serde_json::to_string(&fleet).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"request","requestId":"r2","actor":"admin","request":"dashboard.fleet"}"#
+        );
+        assert_eq!(serde_json::from_str::<PlatformFrame>(&text).unwrap(), fleet);
         let chunk = OrchestratorFrame::LogChunk {
             run_id: "run".into(),
             job_id: "job".into(),

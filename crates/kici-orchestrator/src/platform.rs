@@ -333,6 +333,14 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
                 code: err.code.to_string(),
                 message: err.message,
             }),
+        PlatformRequest::Fleet => match crate::http::admin::agents_json(state).await {
+            Ok(agents) => Ok(serde_json::json!({ "agents": agents, "scalers": state.scaler.overview(now_ms()) })),
+            Err(err) => Err(ResponseError {
+                code: "internal".into(),
+                message: format!("cannot list agents: {err}"),
+            }),
+        },
+        PlatformRequest::Diagnostics => Ok(crate::http::ops::diagnose_report(state).await),
     };
     match result {
         Ok(data) => OrchestratorFrame::Response {

@@ -49,6 +49,8 @@ pub fn request_type(request: &PlatformRequest) -> &'static str {
         PlatformRequest::StepLogs { .. } => "dashboard.step.logs",
         PlatformRequest::OrchLogs { .. } => "dashboard.orch.logs",
         PlatformRequest::Cancel { .. } => "run.cancel.request",
+        PlatformRequest::Fleet => "dashboard.fleet",
+        PlatformRequest::Diagnostics => "dashboard.diagnostics",
     }
 }
 

@@ -3,6 +3,7 @@
 //! elements, run a script, take screenshots. A small client over `reqwest`; one browser per
 //! test, ended on drop.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,8 +24,13 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The driver ends the browser with it.
-        let _ = self.driver.kill();
+        // Chromium's processes outlive ChromeDriver when only it is killed: end the whole
+        // process group the driver leads.
+        // SAFETY: plain syscall on our own child's group; ESRCH when it is gone is fine.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::killpg(self.driver.id() as i32, libc::SIGKILL);
+        }
         let _ = self.driver.wait();
     }
 }
@@ -54,6 +60,7 @@ impl Browser {
             .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

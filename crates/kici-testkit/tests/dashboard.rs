@@ -121,50 +121,78 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
     browser.screenshot(&screenshots().join("run-failed.png")).await;
 }
 
+/// A workflow whose step prints five lines, waits until `marker` exists, then prints five more:
+/// the test decides when the second half comes, so nothing depends on timing.
+fn ticker(marker: &std::path::Path) -> String {
+    format!(
+        r#"import {{ workflow, job, step, push }} from '@kici-dev/sdk';
+
+export default workflow('ticker', {{
+  on: push({{ branches: 'ticker' }}),
+  jobs: [
+    job('tick', {{
+      runsOn: 'kici:os:linux',
+      steps: [
+        step('count', async ({{ $ }}) => {{
+          await $`for i in 1 2 3 4 5; do echo "tick $i"; done; for w in $(seq 1 600); do [ -e {marker} ] && break; sleep 0.1; done; for i in 6 7 8 9 10; do echo "tick $i"; done`;
+        }}),
+      ],
+    }}),
+  ],
+}});
+"#,
+        marker = marker.display()
+    )
+}
+
 #[tokio::test]
 async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
     let Some(browser) = Browser::start().await else { return };
     let (stack, repo) = stack(&[], true).await;
+    let marker = stack.dir.path().join("go-on");
+    repo.write(".kici/workflows/ticker.ts", &ticker(&marker));
+    repo.compile();
+    repo.commit_and_push("a step that waits for the test");
     let runs = stack.push("app", &repo, "ticker").await;
     let run_id = runs[0].clone();
     sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
-    // Join midway: some lines are already printed.
+    // Join midway: the first half is printed, the step still runs.
     stack
-        .wait_for("the step to print a few lines", || async {
+        .wait_for("the first five lines", || async {
             let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/logs")).await;
             let printed = body["steps"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .flat_map(|s| s["lines"].as_array().cloned().unwrap_or_default())
+                .filter(|l| l["line"].as_str().is_some_and(|l| l.starts_with("tick ")))
                 .count();
-            (status == 200 && printed >= 3).then_some(())
+            (status == 200 && printed == 5).then_some(())
         })
         .await;
     browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
     let early = browser
         .wait_for(
             "the earlier lines",
-            "const t = document.getElementById('log').innerText; return t.includes('tick 2') && t;",
+            "const t = document.getElementById('log').innerText; return t.includes('tick 5') && t;",
             json!([]),
         )
         .await;
     assert!(early.as_str().unwrap().contains("tick 1"), "{early}");
-    assert!(
-        !early.as_str().unwrap().contains("tick 20"),
-        "joined before the end: {early}"
-    );
+    assert!(!early.as_str().unwrap().contains("tick 6"), "{early}");
     assert_eq!(
         browser
             .eval("return !document.getElementById('log-badge').hidden;", json!([]))
             .await,
-        Value::Bool(true)
+        Value::Bool(true),
+        "the Streaming badge shows while the step runs"
     );
-    // Then the later lines arrive without a reload, each once and in order.
+    // The second half arrives in the open page, each line once and in order.
+    std::fs::write(&marker, "").unwrap();
     let full = browser
         .wait_for(
             "the last line",
-            "const t = document.getElementById('log').innerText; return t.includes('tick 20') && t;",
+            "const t = document.getElementById('log').innerText; return t.includes('tick 10') && t;",
             json!([]),
         )
         .await;
@@ -174,7 +202,7 @@ async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
         .lines()
         .filter(|l| l.starts_with("tick "))
         .collect();
-    let expected: Vec<String> = (1..=20).map(|i| format!("tick {i}")).collect();
+    let expected: Vec<String> = (1..=10).map(|i| format!("tick {i}")).collect();
     assert_eq!(ticks, expected, "{full}");
 }
 
@@ -304,20 +332,26 @@ async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_canno
             .unwrap();
         assert_eq!(response.status().as_u16(), 401, "{api}");
     }
-    // A member: reads, cannot cancel.
-    let created = client
-        .post(format!("{}/api/v1/users", stack.platform_url()))
-        .bearer_auth(PLATFORM_ADMIN_TOKEN)
-        .json(&json!({ "name": "rita", "role": "member" }))
-        .send()
-        .await
+    // A member, created with kici-admin against the Platform: reads, cannot cancel.
+    let created = std::process::Command::new(kici_testkit::binary("kici-admin"))
+        .args(["--url", &stack.platform_url(), "--token", PLATFORM_ADMIN_TOKEN])
+        .args(["user", "create", "--name", "rita", "--role", "member"])
+        .output()
         .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
-    let member_token = created.json::<Value>().await.unwrap()["token"]
-        .as_str()
+    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(stdout.starts_with("Created member user rita.\n"), "{stdout}");
+    let member_token = stdout
+        .split("shown once; sign in to the dashboard with it): ")
+        .nth(1)
         .unwrap()
+        .trim()
         .to_string();
-    assert!(member_token.starts_with("kici_pat_"));
+    assert!(member_token.starts_with("kici_pat_"), "{stdout}");
     // A run that waits for an agent, so there is something to cancel.
     let run_id = stack.push("app", &repo, "hello").await.remove(0);
     stack
@@ -361,4 +395,63 @@ async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_canno
         .await
         .unwrap();
     assert_eq!(cancel.status().as_u16(), 200, "{:?}", cancel.text().await);
+}
+
+#[tokio::test]
+async fn the_agents_scalers_and_diagnostics_pages_show_what_the_orchestrator_reports() {
+    let Some(browser) = Browser::start().await else { return };
+    let config = tempfile::tempdir().unwrap();
+    let path = config.path().join("scalers.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nglobalMaxAgents: 3\nscalers:\n  - name: metal\n    type: bare-metal\n    maxAgents: 2\n    labelSets:\n      - labels: [scaled]\n        binaryPath: /nonexistent/kici-agent\n",
+    )
+    .unwrap();
+    let path_text = path.display().to_string();
+    let (mut stack, _repo) = stack(&[("KICI_SCALER_CONFIG_PATH", &path_text)], true).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser.goto(&format!("{}/agents", stack.platform_url())).await;
+    let agents = browser
+        .wait_for(
+            "the agents table",
+            "const t = document.querySelector('table.agents'); return t && t.innerText;",
+            json!([]),
+        )
+        .await;
+    let agents = agents.as_str().unwrap();
+    assert!(
+        agents.contains("agent-1") && agents.contains("connected") && agents.contains("linux"),
+        "{agents}"
+    );
+    browser.goto(&format!("{}/scalers", stack.platform_url())).await;
+    let scalers = browser.text("main").await.unwrap();
+    assert!(scalers.contains("0 of 3 agents alive or starting"), "{scalers}");
+    assert!(
+        scalers.contains("metal") && scalers.contains("bare-metal") && scalers.contains("0 / 2"),
+        "{scalers}"
+    );
+    assert!(scalers.contains("[scaled]"), "{scalers}");
+    browser.goto(&format!("{}/diagnostics", stack.platform_url())).await;
+    let diagnostics = browser.text("main").await.unwrap();
+    assert!(diagnostics.contains("Database connectivity"), "{diagnostics}");
+    // The host check of the scaler's missing binary, as `kici-admin diagnose` shows it.
+    assert!(diagnostics.contains("scaler:metal"), "{diagnostics}");
+    assert!(
+        diagnostics.contains("binaryPath `/nonexistent/kici-agent` cannot be read"),
+        "{diagnostics}"
+    );
+    // With the orchestrator gone, the pages say where the data would come from.
+    stack.orchestrator.kill();
+    stack
+        .wait_for("the Platform to see the orchestrator offline", || async {
+            let (_, body) = stack.platform_get("/api/v1/fleet").await;
+            (body["orchestrators"][0]["online"] == false).then_some(())
+        })
+        .await;
+    browser.goto(&format!("{}/agents", stack.platform_url())).await;
+    let offline = browser.text("main").await.unwrap();
+    assert!(
+        offline.contains("This is served by the orchestrator, which is currently offline"),
+        "{offline}"
+    );
 }

@@ -105,8 +105,9 @@ pub async fn register_agent(
     ))
 }
 
-pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let agents: Vec<Value> = state
+/// Every agent the orchestrator has seen, with the job it runs now.
+pub async fn agents_json(state: &Shared) -> Result<Vec<Value>, kici_store::StoreError> {
+    Ok(state
         .store
         .list_agents()
         .await?
@@ -119,7 +120,11 @@ pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<Value>> 
                 "firstSeenAt": a.first_seen_at, "lastSeenAt": a.last_seen_at,
             })
         })
-        .collect();
+        .collect())
+}
+
+pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+    let agents = agents_json(&state).await?;
     let tokens: Vec<Value> = state
         .store
         .list_agent_tokens()

@@ -2,10 +2,10 @@
 //! REST API under `/api/v1` (admin token required). Routes are built by [`router`] so tests
 //! can serve them on any listener.
 
-mod admin;
+pub mod admin;
 mod auth;
 mod error;
-mod ops;
+pub mod ops;
 pub mod runs;
 mod webhook;
 

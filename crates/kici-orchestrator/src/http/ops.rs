@@ -245,7 +245,12 @@ async fn certificate(path: &Path) -> (CheckStatus, String, Option<Value>) {
 }
 
 pub async fn diagnose(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let checks = run_checks(&state).await;
+    Ok(Json(diagnose_report(&state).await))
+}
+
+/// `{status: healthy|degraded|unhealthy, timestamp, checks}`: every check, and the worst.
+pub async fn diagnose_report(state: &Shared) -> Value {
+    let checks = run_checks(state).await;
     let status = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
         "unhealthy"
     } else if checks.iter().any(|c| c.status == CheckStatus::Warn) {
@@ -253,9 +258,7 @@ pub async fn diagnose(State(state): State<Shared>) -> ApiResult<Json<Value>> {
     } else {
         "healthy"
     };
-    Ok(Json(
-        json!({ "status": status, "timestamp": now_ms(), "checks": checks }),
-    ))
+    json!({ "status": status, "timestamp": now_ms(), "checks": checks })
 }
 
 fn read_trimmed(path: &str) -> Option<String> {

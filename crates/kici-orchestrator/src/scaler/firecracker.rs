@@ -25,7 +25,7 @@ use super::config::{FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget};
 use super::milestones::{Milestone, Reporter};
 
 /// How long the VMM may take to create its API socket.
-const API_SOCKET_WAIT: Duration = Duration::from_secs(5);
+const API_SOCKET_WAIT: Duration = Duration::from_secs(15);
 /// How often the VMM log file is read for new lines.
 const VMM_LOG_POLL: Duration = Duration::from_millis(100);
 

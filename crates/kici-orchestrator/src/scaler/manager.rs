@@ -364,6 +364,42 @@ impl ScalerManager {
         }
     }
 
+    /// The scalers as the dashboard shows them: caps, agents alive or spawning, warm pool,
+    /// label sets, and the `scaler:<name>` health row.
+    pub fn overview(&self, now_ms: i64) -> serde_json::Value {
+        let config = self.config();
+        let counts = self.counts();
+        let rows = self.health_rows(now_ms);
+        let scalers: Vec<serde_json::Value> = config
+            .scalers
+            .iter()
+            .map(|scaler| {
+                let row = rows.iter().find(|r| r.name == format!("scaler:{}", scaler.name));
+                serde_json::json!({
+                    "name": scaler.name,
+                    "type": scaler.scaler_type().as_str(),
+                    "maxAgents": scaler.max_agents,
+                    "alive": counts.of(&scaler.name),
+                    "warmPool": { "enabled": scaler.warm_pool.enabled, "size": scaler.warm_pool.size },
+                    "labelSets": scaler.label_sets.iter().map(|set| set.labels.clone()).collect::<Vec<_>>(),
+                    "health": row.map(|r| serde_json::json!({
+                        "status": match r.status {
+                            super::health::RowStatus::Pass => "pass",
+                            super::health::RowStatus::Warn => "warn",
+                            super::health::RowStatus::Fail => "fail",
+                        },
+                        "message": r.message,
+                    })),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "globalMaxAgents": config.global_max_agents,
+            "alive": counts.total,
+            "scalers": scalers,
+        })
+    }
+
     /// Reserves the lowest free guest address of `network` for a microVM.
     pub fn lease_ip(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, String> {
         let mut leases = self.ip_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -9,6 +9,7 @@
 
 mod auth;
 mod error;
+mod fleet;
 mod live;
 mod pages;
 mod proxy;
@@ -17,6 +18,7 @@ mod users;
 
 pub use auth::Sessions;
 pub use error::{ACTION_OFFLINE, LOGS_OFFLINE};
+pub use fleet::OrchestratorReport;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
@@ -47,12 +49,17 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/jobs/{job_id}/steps/{step_index}/live", get(live::step))
         .route("/events/live", get(live::events))
         .route("/users", post(users::create))
+        .route("/fleet", get(fleet::fleet))
+        .route("/diagnostics", get(fleet::diagnostics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let pages = Router::new()
         .route("/", get(|| async { axum::response::Redirect::to("/runs") }))
         .route("/runs", get(pages::runs))
         .route("/runs/rows", get(pages::runs_rows))
         .route("/runs/{run_id}", get(pages::run))
+        .route("/agents", get(pages::agents))
+        .route("/scalers", get(pages::scalers))
+        .route("/diagnostics", get(pages::diagnostics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,

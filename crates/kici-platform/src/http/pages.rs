@@ -6,6 +6,7 @@ use axum::Form;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use kici_engine::platform_protocol::PlatformRequest;
 use serde::Deserialize;
 
 use super::auth::{Principal, SESSION_COOKIE, principal_for_token, session_id};
@@ -114,6 +115,30 @@ pub async fn run(
         can_write: principal.role.can_write(),
         user: &principal.name,
     })))
+}
+
+pub async fn agents(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Html<String> {
+    let reports = super::fleet::ask_all(&state, &principal.name, || PlatformRequest::Fleet).await;
+    Html(ui::agents_page(&reports, &principal.name))
+}
+
+pub async fn scalers(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Html<String> {
+    let reports = super::fleet::ask_all(&state, &principal.name, || PlatformRequest::Fleet).await;
+    Html(ui::scalers_page(&reports, &principal.name))
+}
+
+pub async fn diagnostics(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Html<String> {
+    let reports = super::fleet::ask_all(&state, &principal.name, || PlatformRequest::Diagnostics).await;
+    Html(ui::diagnostics_page(&reports, &principal.name))
 }
 
 pub async fn css() -> impl IntoResponse {

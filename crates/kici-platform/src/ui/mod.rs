@@ -2,9 +2,11 @@
 //! JavaScript (`assets/app.js`) for live status, logs and tabs. Everything is embedded in the
 //! binary; no front-end build step. Rendering is pure: handlers pass what a page shows.
 
+mod fleet;
 mod run;
 mod runs;
 
+pub use fleet::{agents_page, diagnostics_page, scalers_page};
 pub use run::{RunPage, run_page};
 pub use runs::{RunsFilter, runs_page, runs_rows};
 
@@ -48,7 +50,7 @@ pub fn layout(title: &str, user: Option<&str>, body: &str) -> String {
 <script src="/assets/app.js" defer></script>
 </head>
 <body>
-<header class="top"><a class="brand" href="/runs">KiCI</a><nav><a href="/runs">Runs</a></nav><div class="account">{account}</div></header>
+<header class="top"><a class="brand" href="/runs">KiCI</a><nav><a href="/runs">Runs</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav><div class="account">{account}</div></header>
 <main>
 {body}
 </main>

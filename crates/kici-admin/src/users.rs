@@ -1,0 +1,65 @@
+//! `kici-admin user create`: a dashboard user on the Platform (`POST /api/v1/users`). Point
+//! `--url` at the Platform and use its admin token; the new user's token is printed once.
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::client::ApiClient;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a dashboard user (run against the Platform: --url http://127.0.0.1:4100)
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The user's name, shown in the dashboard and in `Cancelled by <name>`
+    #[arg(long)]
+    name: String,
+    /// What the user may do: `owner` reads and acts (cancel), `member` only reads
+    #[arg(long, value_enum, default_value_t = Role::Member)]
+    role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Member,
+}
+
+#[derive(Debug, Serialize)]
+struct Body<'a> {
+    name: &'a str,
+    role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    name: String,
+    role: String,
+    token: String,
+}
+
+pub async fn run(client: &ApiClient, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create(args) => {
+            let created: Created = client
+                .post(
+                    &["api", "v1", "users"],
+                    &Body {
+                        name: &args.name,
+                        role: args.role,
+                    },
+                )
+                .await?;
+            println!("Created {} user {}.", created.role, created.name);
+            println!(
+                "Token (shown once; sign in to the dashboard with it): {}",
+                created.token
+            );
+        }
+    }
+    Ok(())
+}
