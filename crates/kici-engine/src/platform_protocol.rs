@@ -19,10 +19,11 @@ use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
 pub const PLATFORM_PROTOCOL_VERSION: u32 = 1;
 
 /// Request types this orchestrator answers.
-pub const SUPPORTED_REQUESTS: [&str; 5] = [
+pub const SUPPORTED_REQUESTS: [&str; 6] = [
     "dashboard.step.logs",
     "dashboard.orch.logs",
     "run.cancel.request",
+    "run.rerun.request",
     "dashboard.fleet",
     "dashboard.diagnostics",
 ];
@@ -124,6 +125,9 @@ pub enum PlatformRequest {
     /// → `{runId, status, cancelledJobs}` (the orchestrator's cancel answer).
     #[serde(rename = "run.cancel.request", rename_all = "camelCase")]
     Cancel { run_id: String, force: bool },
+    /// → `{runId, newRunId}`: the same workflow, event and commit run again.
+    #[serde(rename = "run.rerun.request", rename_all = "camelCase")]
+    Rerun { run_id: String },
     /// → `{agents: [..], scalers: {globalMaxAgents, alive, scalers: [..]}}`: the agents the
     /// orchestrator knows and its auto-scalers, as `GET /api/v1/admin/agents` and
     /// `kici-admin diagnose` show them.

@@ -211,6 +211,75 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
     Ok(Outcome::Started(run_ids))
 }
 
+/// Why a run cannot be re-run.
+#[derive(Debug, thiserror::Error)]
+pub enum RerunError {
+    #[error("run {0} not found")]
+    NotFound(String),
+    #[error("run {run_id} is still {status}; wait for it to finish or cancel it first")]
+    NotFinished { run_id: String, status: RunStatus },
+    #[error(
+        "run {0} has no workflow to run again: its lock file could not be read (hint: fix the lock file and push again)"
+    )]
+    NoWorkflow(String),
+    #[error("the source of run {0} no longer exists (hint: add the source again, then push)")]
+    NoSource(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+impl From<kici_store::StoreError> for RerunError {
+    fn from(err: kici_store::StoreError) -> RerunError {
+        RerunError::Pipeline(PipelineError::Store(err))
+    }
+}
+
+/// Starts a finished run again: the same event, commit and workflow (as the lock file had it
+/// at that commit), without matching triggers again. Returns the new run's id.
+pub async fn rerun(state: &Shared, run_id: &str) -> Result<String, RerunError> {
+    let store = &state.store;
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| RerunError::NotFound(run_id.to_string()))?;
+    if !run.status.is_terminal() {
+        return Err(RerunError::NotFinished {
+            run_id: run_id.to_string(),
+            status: run.status,
+        });
+    }
+    let Some((event, repo_url, Some(workflow))) = store.run_context(run_id).await? else {
+        return Err(RerunError::NoWorkflow(run_id.to_string()));
+    };
+    let source = store
+        .list_sources()
+        .await?
+        .into_iter()
+        .find(|s| s.source_id == run.source_id)
+        .ok_or_else(|| RerunError::NoSource(run_id.to_string()))?;
+    let delivery = Delivery {
+        source,
+        delivery_id: format!("rerun-{}", new_id()),
+        normalized: Normalized {
+            event,
+            git_ref: run.git_ref.clone(),
+            sha: run.sha.clone(),
+            repo: Some(run.repo.clone()),
+            clone_url: Some(repo_url.clone()),
+        },
+    };
+    let context = RunContext {
+        delivery: &delivery,
+        repo: run.repo.clone(),
+        repo_url,
+        now: now_ms(),
+    };
+    let new_run_id = context.create_run(state, &workflow).await?;
+    tracing::info!(runId = %new_run_id, rerunOf = %run_id, workflow = %workflow.name, "run started again");
+    state.wake_dispatcher();
+    Ok(new_run_id)
+}
+
 struct RunContext<'a> {
     delivery: &'a Delivery,
     repo: String,

@@ -333,6 +333,14 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
                 code: err.code.to_string(),
                 message: err.message,
             }),
+        PlatformRequest::Rerun { run_id } => {
+            crate::http::runs::rerun_answer(state, &run_id)
+                .await
+                .map_err(|err| ResponseError {
+                    code: err.code.to_string(),
+                    message: err.message,
+                })
+        }
         PlatformRequest::Fleet => match crate::http::admin::agents_json(state).await {
             Ok(agents) => Ok(serde_json::json!({ "agents": agents, "scalers": state.scaler.overview(now_ms()) })),
             Err(err) => Err(ResponseError {

@@ -215,6 +215,17 @@ function runPage(section) {
     });
   }
 
+  const rerun = section.querySelector("[data-rerun]");
+  if (rerun) {
+    rerun.addEventListener("click", async () => {
+      if (!window.confirm("Run this workflow again on the same commit?")) return;
+      const response = await fetch(`${api}/rerun`, { method: "POST" });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok && body.newRunId) location.assign(`/runs/${encodeURIComponent(body.newRunId)}`);
+      else toast(body.error ? body.error.message : `Re-run failed (HTTP ${response.status})`);
+    });
+  }
+
   // Keep the tree, header and metadata current without touching the open log.
   async function refresh() {
     const response = await fetch(location.pathname);

@@ -93,6 +93,7 @@ impl Platform {
             shutdown: receiver.clone(),
             sessions: Mutex::new(JoinSet::new()),
             browser_sessions: http::Sessions::default(),
+            rerun_cooldown: state::Cooldown::default(),
         });
         let mut tasks = JoinSet::new();
         let app = http::router(state.clone());

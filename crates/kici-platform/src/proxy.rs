@@ -49,6 +49,7 @@ pub fn request_type(request: &PlatformRequest) -> &'static str {
         PlatformRequest::StepLogs { .. } => "dashboard.step.logs",
         PlatformRequest::OrchLogs { .. } => "dashboard.orch.logs",
         PlatformRequest::Cancel { .. } => "run.cancel.request",
+        PlatformRequest::Rerun { .. } => "run.rerun.request",
         PlatformRequest::Fleet => "dashboard.fleet",
         PlatformRequest::Diagnostics => "dashboard.diagnostics",
     }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Signed-in browsers.
     pub browser_sessions: crate::http::Sessions,
+    /// When each run was last re-run, for the cooldown.
+    pub rerun_cooldown: Cooldown,
     /// Orchestrator socket sessions; owned here so `Platform::stop` can wait for them.
     pub sessions: Mutex<JoinSet<()>>,
 }
@@ -48,4 +50,37 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Last time per key, refusing a repeat within a window.
+#[derive(Debug, Default)]
+pub struct Cooldown {
+    last: Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Cooldown {
+    /// Whether `key` may act at `now` (nothing within `window_ms` before); records it if so.
+    pub fn allow(&self, key: &str, now: i64, window_ms: i64) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.retain(|_, at| now - *at < window_ms);
+        if last.contains_key(key) {
+            return false;
+        }
+        last.insert(key.to_string(), now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cooldown_refuses_a_repeat_within_its_window() {
+        let cooldown = Cooldown::default();
+        assert!(cooldown.allow("run", 1_000, 5_000));
+        assert!(!cooldown.allow("run", 5_999, 5_000));
+        assert!(cooldown.allow("other", 5_999, 5_000));
+        assert!(cooldown.allow("run", 6_000, 5_000));
+    }
 }

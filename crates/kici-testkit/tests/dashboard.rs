@@ -119,6 +119,32 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
         "{selected}"
     );
     browser.screenshot(&screenshots().join("run-failed.png")).await;
+
+    // Re-run: the same workflow on the same commit, and the page moves to the new run.
+    browser
+        .eval("window.confirm = () => true; return true;", json!([]))
+        .await;
+    browser.click("[data-rerun]").await;
+    let new_url = browser
+        .wait_for(
+            "the new run's page",
+            "return !location.pathname.endsWith(arguments[0]) && location.pathname.startsWith('/runs/') && location.pathname;",
+            json!([run_id]),
+        )
+        .await;
+    let new_run_id = new_url.as_str().unwrap().trim_start_matches("/runs/").to_string();
+    assert_ne!(new_run_id, run_id);
+    let again = stack.wait_run(&new_run_id).await;
+    assert_eq!(again.run.workflow_name, "failing");
+    assert_eq!(again.run.sha, detail.run.sha);
+    // A second re-run right away is refused.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs/{run_id}/rerun", stack.platform_url()))
+        .bearer_auth(PLATFORM_ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
 }
 
 /// A workflow whose step prints five lines, waits until `marker` exists, then prints five more:
@@ -371,6 +397,13 @@ async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_canno
         cancel.json::<Value>().await.unwrap()["error"]["message"],
         "Insufficient permission: runs.write needed"
     );
+    let rerun = client
+        .post(format!("{}/api/v1/runs/{run_id}/rerun", stack.platform_url()))
+        .bearer_auth(&member_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rerun.status().as_u16(), 403);
     if let Some(browser) = Browser::start().await {
         sign_in(&browser, &stack, &member_token).await;
         browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;

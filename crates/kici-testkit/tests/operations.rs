@@ -402,3 +402,52 @@ async fn token_roles_limit_what_a_token_may_do() {
         .unwrap();
     assert_eq!(agents.status(), 200);
 }
+
+#[tokio::test]
+async fn a_finished_run_is_run_again_on_the_same_commit_and_an_unfinished_one_is_refused() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push_and_wait("app", &repo, "failing").await;
+    let answer = stack
+        .post(
+            &format!("/api/v1/runs/{}/rerun", first.run.run_id),
+            &serde_json::json!({}),
+        )
+        .await;
+    let new_run_id = answer["newRunId"].as_str().unwrap().to_string();
+    assert_eq!(answer["runId"], first.run.run_id.as_str());
+    let again = stack.wait_run(&new_run_id).await;
+    assert_eq!(
+        (
+            again.run.workflow_name.as_str(),
+            again.run.sha.as_str(),
+            again.run.git_ref.as_str()
+        ),
+        (
+            first.run.workflow_name.as_str(),
+            first.run.sha.as_str(),
+            first.run.git_ref.as_str()
+        )
+    );
+    assert_eq!(again.run.failure_reason.as_deref(), Some("Failed jobs: build"));
+    // A run still waiting for an agent cannot be re-run.
+    let waiting = stack.push("app", &repo, "no-agent").await.remove(0);
+    let response = stack
+        .client()
+        .post(format!("{}/api/v1/runs/{waiting}/rerun", stack.url()))
+        .bearer_auth(kici_testkit::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 409);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("wait for it to finish or cancel it first"),
+        "{body}"
+    );
+}

@@ -30,6 +30,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/jobs", get(runs::jobs))
         .route("/runs/{run_id}/logs", get(runs::logs))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
+        .route("/runs/{run_id}/rerun", post(runs::rerun))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(runs::provisioning))
         .route(

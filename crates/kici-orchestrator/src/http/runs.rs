@@ -252,3 +252,40 @@ pub async fn cancel_answer(state: &Shared, run_id: &str, actor: &str, force: boo
         "cancelledJobs": outcome.cancelled + outcome.notified,
     }))
 }
+
+/// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
+/// 422 when the run has no workflow to run again.
+pub async fn rerun(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
+    rerun_answer(&state, &run_id)
+        .await
+        .map(|answer| (axum::http::StatusCode::CREATED, Json(answer)))
+}
+
+/// The answer of `POST …/rerun`, also given to the Platform's `run.rerun.request`.
+pub async fn rerun_answer(state: &Shared, run_id: &str) -> ApiResult<Value> {
+    use crate::pipeline::RerunError;
+    use axum::http::StatusCode;
+    match crate::pipeline::rerun(state, run_id).await {
+        Ok(new_run_id) => Ok(json!({ "runId": run_id, "newRunId": new_run_id })),
+        Err(err @ RerunError::NotFound(_)) => Err(ApiError::not_found(err.to_string())),
+        Err(err @ RerunError::NotFinished { .. }) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "run_not_finished", err.to_string()))
+        }
+        Err(err @ (RerunError::NoWorkflow(_) | RerunError::NoSource(_))) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_rerunnable",
+            err.to_string(),
+        )),
+        Err(RerunError::Pipeline(err)) => {
+            tracing::error!(runId = %run_id, error = %err, "re-run failed");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("cannot start the run again: {err}"),
+            ))
+        }
+    }
+}

@@ -41,6 +41,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/logs", get(proxy::logs))
         .route("/runs/{run_id}/cancel", post(proxy::cancel))
+        .route("/runs/{run_id}/rerun", post(proxy::rerun))
         .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(proxy::provisioning))
         .route(
             "/runs/{run_id}/jobs/{job_id}/steps/{step_index}/logs",

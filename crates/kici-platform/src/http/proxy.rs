@@ -50,7 +50,8 @@ fn proxy_error(err: ProxyError, offline_message: &'static str) -> ApiError {
         ProxyError::Refused { error, .. } => {
             let status = match error.code.as_str() {
                 "not_found" => StatusCode::NOT_FOUND,
-                "conflict" | "run_terminal" => StatusCode::CONFLICT,
+                "conflict" | "run_terminal" | "run_not_finished" => StatusCode::CONFLICT,
+                "not_rerunnable" => StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_payload" => StatusCode::BAD_REQUEST,
                 "unsupported_request_type" => StatusCode::NOT_IMPLEMENTED,
                 _ => StatusCode::BAD_GATEWAY,
@@ -224,6 +225,35 @@ pub async fn cancel(
         .await
         .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
     Ok(Json(answer))
+}
+
+/// Re-runs within this long of the previous one of the same run are refused (429).
+const RERUN_COOLDOWN_MS: i64 = 5_000;
+
+/// `POST /api/v1/runs/:runId/rerun` (owners): the run's orchestrator starts it again →
+/// 201 `{runId, newRunId}`.
+pub async fn rerun(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.require_write()?;
+    let cached = find_run(&state, &run_id).await?;
+    if !state
+        .rerun_cooldown
+        .allow(&run_id, crate::state::now_ms(), RERUN_COOLDOWN_MS)
+    {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rerun_cooldown",
+            format!("run {run_id} was re-run less than 5 s ago; wait a moment"),
+        ));
+    }
+    let request = PlatformRequest::Rerun { run_id };
+    let answer = proxy::request(&state, &cached.orchestrator_id, &principal.name, request)
+        .await
+        .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 #[cfg(test)]

@@ -180,15 +180,17 @@ fn metadata(run: &Run) -> String {
 pub fn run_page(page: &RunPage<'_>) -> String {
     let run = page.run;
     let sha: String = run.sha.chars().take(7).collect();
-    let actions = if page.can_write && !run.status.is_terminal() {
-        let force = if run.status.as_str() == "cancelling" {
-            r#"<button class="danger" data-cancel="force">Force cancel</button>"#
-        } else {
-            ""
-        };
-        format!(r#"<div class="actions"><button data-cancel="graceful">Cancel</button>{force}</div>"#)
-    } else {
-        String::new()
+    let actions = match (page.can_write, run.status.is_terminal()) {
+        (false, _) => String::new(),
+        (true, true) => r#"<div class="actions"><button data-rerun>Re-run</button></div>"#.to_string(),
+        (true, false) => {
+            let force = if run.status.as_str() == "cancelling" {
+                r#"<button class="danger" data-cancel="force">Force cancel</button>"#
+            } else {
+                ""
+            };
+            format!(r#"<div class="actions"><button data-cancel="graceful">Cancel</button>{force}</div>"#)
+        }
     };
     let stale = if page.stale {
         r#"<p class="banner stale" role="status">This run's orchestrator has been offline for more than 5 minutes; the status shown may be out of date.</p>"#
