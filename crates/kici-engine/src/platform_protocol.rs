@@ -6,8 +6,8 @@
 //! `KICI_PLATFORM_TOKEN`), registers, and then pushes run metadata: a whole-run snapshot
 //! ([`OrchestratorFrame::ExecutionStatus`]) whenever anything of the run changed (the Platform
 //! upserts it, so a snapshot sent twice or late is harmless), timeline events, and live log
-//! lines. On every (re)connect it replays the snapshots of active runs and of runs finished in
-//! the last 24 hours. Content — stored step logs, provisioning logs — stays on the
+//! lines. On every (re)connect it replays the snapshots and timeline events of active runs and
+//! of runs finished in the last 24 hours. Content — stored step logs, provisioning logs — stays on the
 //! orchestrator; the Platform asks for it with a [`PlatformRequest`] and the orchestrator
 //! answers with an [`OrchestratorFrame::Response`] carrying the same `requestId`.
 

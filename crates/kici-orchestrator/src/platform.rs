@@ -1,8 +1,8 @@
 //! The link to the Platform (`kici-platform`, the dashboard), when `KICI_PLATFORM_URL` is set.
 //!
 //! The orchestrator connects out to the Platform's `/ws/orchestrator`, authenticates with
-//! `KICI_PLATFORM_TOKEN`, registers, and replays the snapshots of active runs and of runs
-//! finished in the last 24 hours. From then on, every change to a run marks it dirty and the
+//! `KICI_PLATFORM_TOKEN`, registers, and replays the snapshots and timeline events of active
+//! runs and of runs finished in the last 24 hours. From then on, every change to a run marks it dirty and the
 //! link sends a fresh whole-run snapshot (coalesced: a burst of changes sends one); timeline
 //! events and live log lines are forwarded as they are stored. The Platform asks for content
 //! (step logs, provisioning logs) and for cancellations with requests the link answers from
@@ -86,8 +86,7 @@ impl PlatformLink {
     /// A timeline event just stored.
     pub fn event(&self, event: RunEvent) {
         if self.enabled {
-            // Dropped when full; the replay after a reconnect does not resend events, so a
-            // dropped one is missing from the Platform's timeline until the run changes again.
+            // Dropped when full; the replay after the next reconnect sends the run's events again.
             let _ = self.live.try_send(OrchestratorFrame::RunEvent(Box::new(event)));
         }
     }
@@ -192,8 +191,26 @@ async fn session(
     }
     // Live frames queued while disconnected are stale; the replay covers their runs.
     while live.try_recv().is_ok() {}
-    if let Err(err) = mark_replay(state).await {
-        tracing::error!(error = %err, "cannot list the runs to replay to the Platform");
+    match mark_replay(state).await {
+        Ok(ids) => {
+            // Timeline events too: one dropped while the link was down or its buffer full is
+            // sent again (the Platform ignores event ids it has).
+            for run_id in ids {
+                let events = match state.store.run_events(&run_id).await {
+                    Ok(events) => events,
+                    Err(err) => {
+                        tracing::error!(runId = %run_id, error = %err, "cannot read a run's events to replay to the Platform");
+                        continue;
+                    }
+                };
+                for event in events {
+                    if let Err(err) = send(&mut socket, &OrchestratorFrame::RunEvent(Box::new(event))).await {
+                        return SessionEnd::Lost(err);
+                    }
+                }
+            }
+        }
+        Err(err) => tracing::error!(error = %err, "cannot list the runs to replay to the Platform"),
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     loop {
@@ -265,8 +282,8 @@ fn instance_id(state: &Shared) -> String {
     format!("{}:{}", host.trim(), state.config.port)
 }
 
-/// Marks active runs and runs of the last day for sending.
-async fn mark_replay(state: &Shared) -> Result<(), kici_store::StoreError> {
+/// Marks active runs and runs of the last day for sending; returns their ids.
+async fn mark_replay(state: &Shared) -> Result<BTreeSet<String>, kici_store::StoreError> {
     let mut ids: BTreeSet<String> = state.store.active_run_ids().await?.into_iter().collect();
     let (recent, _) = state
         .store
@@ -280,8 +297,8 @@ async fn mark_replay(state: &Shared) -> Result<(), kici_store::StoreError> {
         })
         .await?;
     ids.extend(recent.into_iter().map(|run| run.run_id));
-    state.platform.dirty().extend(ids);
-    Ok(())
+    state.platform.dirty().extend(ids.iter().cloned());
+    Ok(ids)
 }
 
 async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, kici_store::StoreError> {

@@ -96,6 +96,16 @@ impl Stack {
         stack
     }
 
+    /// Stops the Platform (SIGKILL) and starts it again on the same port and data.
+    pub fn restart_platform(&mut self) {
+        let port = self.platform.as_ref().expect("a stack started with a platform").port;
+        if let Some(platform) = self.platform.as_mut() {
+            platform.kill();
+        }
+        self.platform = Some(start_platform_on(self.dir.path(), port));
+        self.client = reqwest::Client::new();
+    }
+
     /// The dashboard's base URL.
     pub fn platform_url(&self) -> String {
         let platform = self.platform.as_ref().expect("a stack started with a platform");
@@ -379,12 +389,16 @@ impl CliOutput {
 }
 
 fn start_platform(dir: &Path) -> Service {
+    start_platform_on(dir, 0)
+}
+
+fn start_platform_on(dir: &Path, port: u16) -> Service {
     let mut vars = BTreeMap::new();
     vars.insert(
         "KICI_DATA_DIR".to_string(),
         dir.join("platform-data").display().to_string(),
     );
-    vars.insert("KICI_PORT".to_string(), "0".to_string());
+    vars.insert("KICI_PORT".to_string(), port.to_string());
     vars.insert(
         "KICI_PLATFORM_ADMIN_TOKEN".to_string(),
         PLATFORM_ADMIN_TOKEN.to_string(),

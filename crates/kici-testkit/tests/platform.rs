@@ -110,3 +110,26 @@ async fn with_the_orchestrator_stopped_the_cache_serves_the_run_and_logs_say_off
         })
         .await;
 }
+
+#[tokio::test]
+async fn runs_and_timeline_events_made_while_the_platform_was_down_reach_it_when_it_is_back() {
+    let mut stack = Stack::start_with_platform(&[("KICI_QUEUE_TIMEOUT_MS", "1000")]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    stack.platform.as_mut().unwrap().kill();
+    // No agent: the job expires in the queue, which is a timeline event.
+    let detail = stack.push_and_wait("app", &repo, "no-agent").await;
+    let run_id = detail.run.run_id.clone();
+    stack.restart_platform();
+    let events = stack
+        .wait_for("the replayed run and its events", || async {
+            let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/events")).await;
+            let events = body["events"].as_array().cloned().unwrap_or_default();
+            (status == 200 && !events.is_empty()).then_some(events)
+        })
+        .await;
+    assert_eq!(events[0]["eventType"], "orchestrator.job.queue_expired");
+    assert_eq!(events[0]["title"], "Queue timeout");
+    let cached = cached_run(&stack, &run_id).await;
+    assert_eq!(cached["run"]["failureReason"], "No agents available to dispatch jobs");
+}
