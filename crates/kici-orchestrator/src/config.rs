@@ -155,7 +155,7 @@ impl Config {
                 errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
                 PathBuf::from(dir)
             }
-            None => default_data_dir(env),
+            None => kici_telemetry::env::default_data_dir(env),
         };
         let database_url = env
             .get("KICI_DATABASE_URL")
@@ -248,28 +248,6 @@ impl Config {
     pub fn recovery_window(&self) -> Duration {
         self.agent_max_reconnect_delay * 2
     }
-}
-
-/// `/var/lib/kici` when writable, else `${XDG_STATE_HOME:-~/.local/state}/kici`.
-fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
-    let system = PathBuf::from("/var/lib/kici");
-    if std::fs::create_dir_all(&system).is_ok() && tempfile_probe(&system) {
-        return system;
-    }
-    let state = env
-        .get("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    state.join("kici")
-}
-
-fn tempfile_probe(dir: &Path) -> bool {
-    let probe = dir.join(".write-probe");
-    let writable = std::fs::write(&probe, b"").is_ok();
-    // Best effort: the probe is an empty file.
-    let _ = std::fs::remove_file(probe);
-    writable
 }
 
 struct Reader<'a> {

@@ -12,25 +12,14 @@ use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let log_config = match kici_telemetry::logging::LogConfig::from_env(&env) {
-        Ok(log_config) => log_config,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::from(2);
-        }
-    };
     // Held to the end of `main`: dropping it flushes the log file.
-    let _log_guard = match kici_telemetry::logging::init("orchestrator", None, &log_config) {
+    let _log_guard = match kici_telemetry::logging::start_service("orchestrator", &env) {
         Ok(guard) => guard,
-        Err(err) => {
-            let cause = std::error::Error::source(&err)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            eprintln!("error: {err}{cause}");
+        Err(line) => {
+            eprintln!("{line}");
             return ExitCode::from(2);
         }
     };
-    kici_telemetry::health::log_build_info("orchestrator");
     let config = match Config::from_env(&env) {
         Ok(config) => config,
         Err(err) => {

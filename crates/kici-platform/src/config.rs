@@ -122,7 +122,7 @@ impl Config {
                 errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
                 PathBuf::from(dir)
             }
-            None => default_data_dir(env),
+            None => kici_telemetry::env::default_data_dir(env),
         };
         let admin_token = match env.get("KICI_PLATFORM_ADMIN_TOKEN").map(|t| t.trim()) {
             None | Some("") => {
@@ -184,29 +184,6 @@ fn parse<T: std::str::FromStr>(
             default
         }),
     }
-}
-
-/// `/var/lib/kici` when writable, else `${XDG_STATE_HOME:-~/.local/state}/kici` (the
-/// orchestrator's default; the Platform's file name differs).
-fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
-    let system = PathBuf::from("/var/lib/kici");
-    if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
-        return system;
-    }
-    let state = env
-        .get("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    state.join("kici")
-}
-
-fn writable(dir: &Path) -> bool {
-    let probe = dir.join(".write-probe");
-    let writable = std::fs::write(&probe, b"").is_ok();
-    // Best effort: the probe is an empty file.
-    let _ = std::fs::remove_file(probe);
-    writable
 }
 
 #[cfg(test)]

@@ -61,6 +61,30 @@ pub fn dev_mode(value: Option<&str>) -> bool {
     matches!(value, Some("true" | "1"))
 }
 
+/// The data directory when `KICI_DATA_DIR` is unset: `/var/lib/kici` when it can be created
+/// and written, else `${XDG_STATE_HOME:-~/.local/state}/kici` (`/tmp/kici` without a home).
+pub fn default_data_dir(env: &std::collections::BTreeMap<String, String>) -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    let system = PathBuf::from("/var/lib/kici");
+    if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
+        return system;
+    }
+    let state = env
+        .get("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.get("HOME").map(|home| Path::new(home).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    state.join("kici")
+}
+
+fn writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(".write-probe");
+    let writable = std::fs::write(&probe, b"").is_ok();
+    // Best effort: the probe is an empty file.
+    let _ = std::fs::remove_file(probe);
+    writable
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
