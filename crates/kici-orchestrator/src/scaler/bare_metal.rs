@@ -251,19 +251,21 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// `diagnose` cross-check: the binary exists and the orchestrator's user may execute it.
 pub fn check_binary(path: &Path) -> Result<(), String> {
+    check_executable("binaryPath", path, "point it at the kici-agent binary")
+}
+
+/// The file at `path` (configured as `field`) exists and is executable; `hint` says what it
+/// should be when it does not exist.
+pub fn check_executable(field: &str, path: &Path, hint: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).map_err(|err| {
-        format!(
-            "binaryPath `{}` cannot be read: {err} (hint: point it at the kici-agent binary)",
-            path.display()
-        )
-    })?;
+    let metadata = std::fs::metadata(path)
+        .map_err(|err| format!("{field} `{}` cannot be read: {err} (hint: {hint})", path.display()))?;
     if !metadata.is_file() {
-        return Err(format!("binaryPath `{}` is not a file", path.display()));
+        return Err(format!("{field} `{}` is not a file", path.display()));
     }
     if metadata.permissions().mode() & 0o111 == 0 {
         return Err(format!(
-            "binaryPath `{}` is not executable (hint: chmod +x it)",
+            "{field} `{}` is not executable (hint: chmod +x it)",
             path.display()
         ));
     }

@@ -380,8 +380,12 @@ impl MicroVm {
 /// `diagnose` cross-checks: the VMM binary, and each label set's kernel and rootfs.
 pub fn host_problems(backend: &FirecrackerBackend, targets: &[(usize, &FirecrackerTarget)]) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(problem) = super::bare_metal::check_binary(&backend.firecracker_path) {
-        problems.push(problem.replace("binaryPath", "firecrackerPath"));
+    if let Err(problem) = super::bare_metal::check_executable(
+        "firecrackerPath",
+        &backend.firecracker_path,
+        "point it at the firecracker binary",
+    ) {
+        problems.push(problem);
     }
     for (index, target) in targets {
         for (what, path) in [("kernelPath", &target.kernel_path), ("rootfsPath", &target.rootfs_path)] {
