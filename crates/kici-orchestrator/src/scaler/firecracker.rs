@@ -258,9 +258,11 @@ async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<
     Err(format!("Firecracker API {method} {path} failed ({status}): {fault}"))
 }
 
+/// Waits until the VMM accepts connections on its API socket. The file appears at `bind`,
+/// a moment before `listen`: only a connection that succeeds shows the API is up.
 async fn wait_for_socket(socket: &Path, vmm: &mut AgentProcess) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + API_SOCKET_WAIT;
-    while !socket.exists() {
+    while tokio::net::UnixStream::connect(socket).await.is_err() {
         if let Some(exit) = vmm.try_exit() {
             return Err(format!("firecracker exited before opening its API socket ({exit})"));
         }
