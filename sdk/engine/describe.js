@@ -37,6 +37,7 @@ function describeError(error, locate) {
   const location = locate.ofError(error);
   if (location) described.location = location;
   if (typeof error?.suggestion === 'string') described.suggestion = error.suggestion;
+  if (typeof error?.code === 'string') described.code = error.code;
   if (typeof error?.stack === 'string') described.stack = error.stack;
   return described;
 }
@@ -71,6 +72,7 @@ export function describeWorkflow(workflow, exportKey, locate) {
   put(described, 'hashFiles', workflow.hashFiles);
   putHookFlags(described, workflow.hooks);
   put(described, 'timeout', workflow.timeout);
+  described.options = workflow.optionKeys;
   return described;
 }
 
@@ -160,6 +162,12 @@ export function describeJob(job, name, names, locate) {
   putHookFlags(described, job.hooks);
   put(described, 'gracePeriod', job.gracePeriod);
   put(described, 'timeout', job.timeout);
+  described.options = job.optionKeys;
+  described.stepOptions = flattenSteps(job).flat.map(({ name, step }) => {
+    const options = { name, options: step.optionKeys };
+    put(options, 'location', locate.relativize(step.location));
+    return options;
+  });
   return described;
 }
 

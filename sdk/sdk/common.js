@@ -17,13 +17,15 @@ const KICI_PACKAGES = `${path.sep}node_modules${path.sep}@kici-dev${path.sep}`;
 export class KiciError extends Error {
   /**
    * @param {string} message
-   * @param {{location?: {file: string, line: number, column: number}, suggestion?: string}} [details]
+   * @param {{location?: {file: string, line: number, column: number}, suggestion?: string, code?: string}} [details]
+   *   `code` is the compiler's error code (`E109`) when the problem has one.
    */
-  constructor(message, { location, suggestion } = {}) {
+  constructor(message, { location, suggestion, code } = {}) {
     super(message);
     this.name = 'KiciError';
     this.location = location;
     this.suggestion = suggestion;
+    this.code = code;
   }
 }
 

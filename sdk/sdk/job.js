@@ -24,6 +24,13 @@ export function job(nameOrOptions, maybeOptions) {
   const name = typeof nameOrOptions === 'string' ? nameOrOptions : options.name;
   const fail = (message, suggestion) => new KiciError(`Job "${name ?? UNNAMED}": ${message}`, { location, suggestion });
 
+  if (typeof options.env === 'function') {
+    throw new KiciError(`Job "${name ?? UNNAMED}": env as a function is not implemented by this build of KiCI`, {
+      location,
+      code: 'E109',
+      suggestion: "give env as an object, e.g. env: { NODE_ENV: 'production' }",
+    });
+  }
   const runsOn = normalizeRunsOn(options.runsOn, fail);
   const steps = normalizeSteps(options, fail);
   checkGroupChildNames(steps);
@@ -55,6 +62,7 @@ export function job(nameOrOptions, maybeOptions) {
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
     hooks: hooksOf(options),
+    optionKeys: Object.keys(options),
   };
 }
 

@@ -60,6 +60,7 @@ function makeStep(options, location) {
     onCancel: toHook('onCancel', options.onCancel),
     cleanup: toHook('cleanup', options.cleanup),
     location,
+    optionKeys: Object.keys(options),
   };
 }
 

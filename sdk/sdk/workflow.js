@@ -51,5 +51,6 @@ export function workflow(name, options = {}) {
     hashFiles: options.hashFiles === undefined ? undefined : toList(options.hashFiles),
     timeout: options.timeout,
     hooks: hooksOf(options),
+    optionKeys: Object.keys(options),
   };
 }

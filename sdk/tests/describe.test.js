@@ -223,12 +223,15 @@ describe('describe', { concurrency: true }, () => {
               runsOnPick: 'deterministic',
               needs: [],
               steps: [{ name: 'say-hello', hasOutputs: false, sourceLocation: at("step('say-hello'") }],
+              options: ['runsOn', 'steps'],
+              stepOptions: [{ name: 'say-hello', options: ['run', 'name'], location: at("step('say-hello'") }],
             },
           ],
+          options: ['on', 'jobs'],
         },
       ],
     });
-    assert.deepEqual(Object.keys(file.workflows[0]), ['name', 'export', 'location', 'triggers', 'jobs']);
+    assert.deepEqual(Object.keys(file.workflows[0]), ['name', 'export', 'location', 'triggers', 'jobs', 'options']);
   });
 
   test('names, export keys, triggers, labels, needs, matrix and hooks', async () => {
@@ -282,7 +285,8 @@ describe('describe', { concurrency: true }, () => {
     assert.deepEqual(build.steps, [{ name: 'step-1', hasOutputs: false }]);
     assert.deepEqual(lint.rules, [{ label: 'main only' }]);
 
-    const { location, ...rest } = testJob;
+    const { location, options, stepOptions, ...rest } = testJob;
+    assert.ok(options.includes('runsOn') && stepOptions.length === 5, 'option names are described');
     assert.deepEqual(rest, {
       name: 'job-2',
       runsOn: [{ kind: 'exact', value: 'linux' }],

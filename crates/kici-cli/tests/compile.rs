@@ -126,6 +126,34 @@ fn a_job_without_runs_on_is_e003_at_the_job() {
     );
 }
 
+#[test]
+fn a_misspelt_job_option_is_e108_with_a_suggestion() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('build', { runsOn: 'linux', timeoutt: 5000, run: async () => {} }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E108]: Job \"build\": unknown job option \"timeoutt\"\n  Suggestion: did you mean \"timeout\"?\n",
+    );
+}
+
+#[test]
+fn options_this_build_does_not_implement_are_e109() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('deploy', { runsOn: 'linux', approval: true, run: async () => {} }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"approval\" is not implemented by this build of KiCI\n  Suggestion: remove \"approval\" for now: this build would ignore it and run the job as if it were not there\n",
+    );
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  timeout: 1000,\n  jobs: [job('a', { runsOn: 'linux', run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:3:16 error [E109]: Workflow \"x\": option \"timeout\" is not implemented by this build of KiCI\n",
+    );
+    check_error(
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', steps: [\n    step('s', { run: async () => {}, cache: { key: 'k', paths: ['p'] } }),\n  ] })],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"a\" step \"s\": option \"cache\" is not implemented by this build of KiCI\n",
+    );
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', env: (event) => ({ TARGET: event.branch }), run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": env as a function is not implemented by this build of KiCI\n  Suggestion: give env as an object, e.g. env: { NODE_ENV: 'production' }\n",
+    );
+}
+
 const TWO_JOBS: &str = "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('a', { runsOn: 'linux', needs: [NEEDS_A], run: async () => {} }),\n    job('b', { runsOn: 'linux', needs: [NEEDS_B], run: async () => {} }),\n  ],\n});\n";
 
 fn two_jobs(needs_a: &str, needs_b: &str) -> String {

@@ -24,6 +24,21 @@ pub enum Code {
     E106,
     /// Duplicate workflow name.
     E107,
+    /// An option KiCI does not have (usually a typo).
+    E108,
+    /// A KiCI option this build does not implement yet.
+    E109,
+}
+
+impl Code {
+    /// The code an SDK error names, if it is one the compiler knows.
+    pub fn parse(text: &str) -> Option<Code> {
+        Some(match text {
+            "E108" => Code::E108,
+            "E109" => Code::E109,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Code {

@@ -13,6 +13,7 @@ use kici_engine::lockfile::{
     MatrixSource, RuleSource, SCHEMA_VERSION, SdkStamp, SourceLocation, SourceRef, StaticJob,
 };
 use kici_engine::matrix::{self, MAX_COMBINATIONS};
+use kici_engine::options::{Level, OptionVerdict, check_option};
 use kici_engine::runner_protocol::DescribedFile;
 
 use crate::describe::{
@@ -74,8 +75,9 @@ impl Generator<'_> {
                 Some(l) => (l.file.as_str(), Some((l.line, l.column))),
                 None => (file, None),
             };
+            let code = error.code.as_deref().and_then(Code::parse).unwrap_or(Code::E003);
             self.diagnostics.push(Diagnostic::new(
-                Code::E003,
+                code,
                 at_file,
                 at,
                 &error.message,
@@ -131,6 +133,8 @@ impl Generator<'_> {
 
     fn workflow(&mut self, file: &str, source: &[u8], wf: WorkflowDescription) -> Option<LockWorkflow> {
         let errors_before = self.diagnostics.len();
+        let owner = format!("Workflow \"{}\"", wf.name);
+        self.options(file, Level::Workflow, &wf.options, position(&wf.location), &owner);
         if let Some(first) = self.workflow_files.get(&wf.name) {
             self.diagnostics.push(Diagnostic::new(
                 Code::E107,
@@ -266,9 +270,54 @@ impl Generator<'_> {
         })
     }
 
+    /// E108 for an option KiCI does not have, E109 for one this build does not implement.
+    fn options(&mut self, file: &str, level: Level, names: &[String], at: Option<(u32, u32)>, owner: &str) {
+        for name in names {
+            let diagnostic = match check_option(level, name) {
+                OptionVerdict::Honoured => continue,
+                OptionVerdict::NotImplemented => Diagnostic::new(
+                    Code::E109,
+                    file,
+                    at,
+                    format!("{owner}: option \"{name}\" is not implemented by this build of KiCI"),
+                    format!(
+                        "remove \"{name}\" for now: this build would ignore it and run the {} as if it were not there",
+                        level.as_str()
+                    ),
+                ),
+                OptionVerdict::Unknown { did_you_mean } => Diagnostic::new(
+                    Code::E108,
+                    file,
+                    at,
+                    format!("{owner}: unknown {} option \"{name}\"", level.as_str()),
+                    match did_you_mean {
+                        Some(known) => format!("did you mean \"{known}\"?"),
+                        None => format!(
+                            "remove it; {}() options are listed in the SDK's index.d.ts",
+                            level.as_str()
+                        ),
+                    },
+                ),
+            };
+            self.diagnostics.push(diagnostic);
+        }
+    }
+
     fn job(&mut self, file: &str, index: usize, job: &JobDescription) -> Option<StaticJob> {
         let at = position(&job.location);
-        let mut ok = true;
+        let errors_before = self.diagnostics.len();
+        self.options(file, Level::Job, &job.options, at, &format!("Job \"{}\"", job.name));
+        for step in &job.step_options {
+            let owner = format!("Job \"{}\" step \"{}\"", job.name, step.name);
+            self.options(
+                file,
+                Level::Step,
+                &step.options,
+                position(&step.location).or(at),
+                &owner,
+            );
+        }
+        let mut ok = self.diagnostics.len() == errors_before;
         let mut matchers =
             |selectors: &[LabelSelector], what: &str, diagnostics: &mut Vec<Diagnostic>| -> Vec<LabelMatcher> {
                 selectors
@@ -454,9 +503,16 @@ impl Generator<'_> {
             DagError::Cycle { cycle } => Diagnostic::new(
                 Code::E102,
                 file,
-                location_of(&cycle[0]),
+                cycle.first().and_then(|job| location_of(job)),
                 format!("Circular dependency: {}", cycle.join(" -> ")),
                 "remove one of the needs in the cycle",
+            ),
+            DagError::DuplicateJob { job } => Diagnostic::new(
+                Code::E106,
+                file,
+                location_of(&job),
+                format!("Duplicate job name \"{job}\" in workflow \"{}\"", wf.name),
+                "job names must be unique within a workflow; rename one of them",
             ),
         };
         self.diagnostics.push(diagnostic);

@@ -1,10 +1,12 @@
 //! The `needs` graph of a workflow: validation (missing job, self-reference, cycle), an order
 //! to run it in, and whether an edge's `when` condition is satisfied by the upstream status.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::excerpt::excerpt;
 use crate::status::JobStatus;
 
 /// `when` of a `needs` entry, as authors write it.
@@ -89,7 +91,7 @@ impl Need {
     }
 }
 
-/// A graph problem, naming the jobs involved.
+/// A graph problem, naming the jobs involved (as excerpts: names come from lock files).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DagError {
     #[error("job \"{job}\" needs \"{need}\", which does not exist")]
@@ -98,65 +100,89 @@ pub enum DagError {
     SelfReference { job: String },
     #[error("circular dependency: {}", .cycle.join(" -> "))]
     Cycle { cycle: Vec<String> },
+    #[error("two jobs are named \"{job}\"")]
+    DuplicateJob { job: String },
+}
+
+fn quoted(name: &str) -> String {
+    excerpt(name).into_owned()
 }
 
 /// Validates the graph given as `(job, needs)` pairs and returns a topological order (indices
 /// into `jobs`; among ready jobs, declaration order). Reports the first problem found, checking
-/// missing jobs and self-references before cycles.
+/// duplicate names, missing jobs and self-references before cycles. Runs in O((jobs + edges) ·
+/// log jobs), so a hostile lock file with many jobs cannot stall its caller.
 pub fn validate(jobs: &[(&str, Vec<&str>)]) -> Result<Vec<usize>, DagError> {
-    let index: HashMap<&str, usize> = jobs.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
-    for (job, needs) in jobs {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(jobs.len());
+    for (i, (name, _)) in jobs.iter().enumerate() {
+        if index.insert(name, i).is_some() {
+            return Err(DagError::DuplicateJob { job: quoted(name) });
+        }
+    }
+    let mut remaining = vec![0usize; jobs.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, (job, needs)) in jobs.iter().enumerate() {
         for need in needs {
             if need == job {
-                return Err(DagError::SelfReference { job: job.to_string() });
+                return Err(DagError::SelfReference { job: quoted(job) });
             }
-            if !index.contains_key(need) {
+            let Some(&upstream) = index.get(need) else {
                 return Err(DagError::MissingDependency {
-                    job: job.to_string(),
-                    need: need.to_string(),
+                    job: quoted(job),
+                    need: quoted(need),
                 });
+            };
+            remaining[i] += 1;
+            dependents[upstream].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..jobs.len()).filter(|&i| remaining[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(jobs.len());
+    while let Some(Reverse(next)) = ready.pop() {
+        order.push(next);
+        for &dependent in &dependents[next] {
+            remaining[dependent] -= 1;
+            if remaining[dependent] == 0 {
+                ready.push(Reverse(dependent));
             }
         }
     }
-    let mut remaining: Vec<usize> = jobs.iter().map(|(_, needs)| needs.len()).collect();
-    let mut done = vec![false; jobs.len()];
-    let mut order = Vec::with_capacity(jobs.len());
-    while order.len() < jobs.len() {
-        let Some(next) = (0..jobs.len()).find(|&i| !done[i] && remaining[i] == 0) else {
-            return Err(DagError::Cycle {
-                cycle: find_cycle(jobs, &index, &done),
-            });
-        };
-        done[next] = true;
-        order.push(next);
-        for (i, (_, needs)) in jobs.iter().enumerate() {
-            remaining[i] -= needs.iter().filter(|n| **n == jobs[next].0).count();
-        }
+    if order.len() < jobs.len() {
+        return Err(DagError::Cycle {
+            cycle: find_cycle(jobs, &index, &remaining),
+        });
     }
     Ok(order)
 }
 
-/// Walks `needs` edges from an unfinished job until a job repeats; returns the loop `a -> b -> a`.
-fn find_cycle(jobs: &[(&str, Vec<&str>)], index: &HashMap<&str, usize>, done: &[bool]) -> Vec<String> {
-    let start = (0..jobs.len())
-        .find(|&i| !done[i])
-        .expect("a cycle leaves a job unfinished");
-    let mut path = vec![start];
+/// Walks `needs` edges from an unfinished job (one with needs left) until a job repeats;
+/// returns the loop `a -> b -> a`. Every unfinished job has an unfinished dependency, so the
+/// walk stays among them and must repeat within `jobs.len()` steps.
+fn find_cycle(jobs: &[(&str, Vec<&str>)], index: &HashMap<&str, usize>, remaining: &[usize]) -> Vec<String> {
+    let unfinished = |i: &usize| remaining[*i] > 0;
+    let Some(mut current) = (0..jobs.len()).find(unfinished) else {
+        return Vec::new();
+    };
+    let mut position: HashMap<usize, usize> = HashMap::new();
+    let mut path = Vec::new();
     loop {
-        let current = *path.last().expect("path starts non-empty");
-        let next = jobs[current]
-            .1
-            .iter()
-            .map(|n| index[n])
-            .find(|&i| !done[i])
-            .expect("an unfinished job has an unfinished dependency");
-        if let Some(pos) = path.iter().position(|&p| p == next) {
+        if let Some(&at) = position.get(&current) {
             // `a -> b` reads "a needs b".
-            let mut cycle: Vec<String> = path[pos..].iter().map(|&i| jobs[i].0.to_string()).collect();
-            cycle.push(jobs[next].0.to_string());
+            let mut cycle: Vec<String> = path[at..].iter().map(|&i: &usize| quoted(jobs[i].0)).collect();
+            cycle.push(quoted(jobs[current].0));
             return cycle;
         }
-        path.push(next);
+        position.insert(current, path.len());
+        path.push(current);
+        let Some(next) = jobs[current]
+            .1
+            .iter()
+            .filter_map(|n| index.get(n).copied())
+            .find(unfinished)
+        else {
+            return path.iter().map(|&i| quoted(jobs[i].0)).collect();
+        };
+        current = next;
     }
 }
 
@@ -202,6 +228,29 @@ mod tests {
             &[("root", &[]), ("a", &["c"]), ("b", &["a"]), ("c", &["b"])],
             Err("circular dependency: a -> c -> b -> a"),
         );
+        check(
+            &[("b", &[]), ("b", &[]), ("c", &["b"])],
+            Err("two jobs are named \"b\""),
+        );
+        let long = "j".repeat(1_000_000);
+        let err = validate(&[(long.as_str(), vec![long.as_str()])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 300 && err.ends_with("(999800 more characters)\" depends on itself"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_chains_validate_in_declaration_order() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("j{i}")).collect();
+        let graph: Vec<(&str, Vec<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), if i == 0 { vec![] } else { vec![names[i - 1].as_str()] }))
+            .collect();
+        assert_eq!(validate(&graph).unwrap(), (0..20_000).collect::<Vec<_>>());
     }
 
     #[test]

@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::dag::{Need, NeedsWhen};
+use crate::excerpt::excerpt;
 use crate::labels::{LabelMatcher, LabelSelector};
 use crate::lockfile::{HookFlags, LockMatrix, LockStep, RunsOnPick, SourceLocation, StaticJob};
 use crate::matrix::{Combination, MatrixValues};
+use crate::options::{Level, OptionVerdict, check_option};
 use crate::status::JobStatus;
 use crate::trigger::Trigger;
 
@@ -39,6 +41,19 @@ pub struct WorkflowDescription {
     pub has_on_failure: bool,
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// The option names the author wrote, checked against what this build honours.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// The option names the author wrote for one step, where the step was written.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StepOptions {
+    pub name: String,
+    #[serde(default)]
+    pub location: Option<SourceLocation>,
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -82,6 +97,11 @@ pub struct JobDescription {
     pub grace_period: Option<u64>,
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// The option names the author wrote, checked against what this build honours.
+    #[serde(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub step_options: Vec<StepOptions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -160,6 +180,20 @@ impl JobDescription {
     /// The job as a lock-file static job (labels compiled, needs resolved); used for jobs a
     /// generator produced at run time. `Err` says what is wrong with the description.
     pub fn to_static_job(&self) -> Result<StaticJob, String> {
+        let step_options = self.step_options.iter().map(|step| (Level::Step, &step.options));
+        for (level, names) in std::iter::once((Level::Job, &self.options)).chain(step_options) {
+            if let Some(name) = names
+                .iter()
+                .find(|name| check_option(level, name) != OptionVerdict::Honoured)
+            {
+                return Err(format!(
+                    "job \"{}\": {} option \"{}\" is not honoured by this build of KiCI",
+                    excerpt(&self.name),
+                    level.as_str(),
+                    excerpt(name)
+                ));
+            }
+        }
         let matchers = |selectors: &[LabelSelector]| -> Result<Vec<LabelMatcher>, String> {
             selectors
                 .iter()
@@ -264,6 +298,37 @@ mod tests {
             }]
         );
         assert_eq!(lock.needs[0].run_on().len(), 6);
+    }
+
+    #[test]
+    fn generated_jobs_with_options_this_build_does_not_honour_are_refused() {
+        let job = |options: serde_json::Value, step_options: serde_json::Value| -> Result<StaticJob, String> {
+            let description: JobDescription = serde_json::from_value(serde_json::json!({
+                "name": "deploy", "steps": [{"name": "s", "hasOutputs": false}],
+                "options": options, "stepOptions": step_options,
+            }))
+            .unwrap();
+            description.to_static_job()
+        };
+        assert!(
+            job(
+                serde_json::json!(["runsOn", "steps"]),
+                serde_json::json!([{"name": "s", "options": ["run"]}])
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            job(serde_json::json!(["runsOn", "approval"]), serde_json::json!([])).unwrap_err(),
+            "job \"deploy\": job option \"approval\" is not honoured by this build of KiCI"
+        );
+        assert_eq!(
+            job(
+                serde_json::json!(["runsOn"]),
+                serde_json::json!([{"name": "s", "options": ["run", "cache"]}])
+            )
+            .unwrap_err(),
+            "job \"deploy\": step option \"cache\" is not honoured by this build of KiCI"
+        );
     }
 
     fn generated(name: &str, needs: &[&str]) -> StaticJob {

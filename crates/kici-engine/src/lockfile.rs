@@ -7,14 +7,18 @@
 //! `compileSchemaVersion` is [`COMPILE_SCHEMA_VERSION`] (6: contentHash binds the SDK bundle
 //! hash). Loading requires the exact schema version, like the reference.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::dag::{self, Need};
+use crate::excerpt::{excerpt, json_error};
 pub use crate::hash::COMPILE_SCHEMA_VERSION;
 use crate::hash::sha256_hex;
 use crate::labels::LabelMatcher;
 use crate::matrix::{Combination, MatrixValues};
+use crate::options::{LockObject, lock_key_honoured};
 use crate::trigger::Trigger;
 
 /// The lock schema this build reads and writes.
@@ -22,6 +26,10 @@ pub const SCHEMA_VERSION: u64 = 30;
 
 /// The lock file's name inside `.kici/`.
 pub const LOCK_FILE_NAME: &str = "kici.lock.json";
+
+/// The largest lock file loaded. Real ones are tens of kilobytes; the cap bounds what one push
+/// can make the orchestrator parse and compile.
+pub const MAX_LOCK_FILE_BYTES: usize = 2 * 1024 * 1024;
 
 fn is_false(value: &bool) -> bool {
     !*value
@@ -317,40 +325,118 @@ pub enum LockFileError {
         "Invalid lock file at {location}: {reason}. The lock file is likely stale or compiled by an older engine — recompile with `kici compile`."
     )]
     Stale { location: String, reason: String },
+    #[error(
+        "Lock file at {location} is {bytes} bytes; lock files are limited to {MAX_LOCK_FILE_BYTES} bytes. Split the workflows or shorten their patterns, then compile and push again."
+    )]
+    TooLarge { location: String, bytes: usize },
+    #[error(
+        "Invalid lock file at {location}: {place} has `{key}`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
+    )]
+    NotHonoured {
+        location: String,
+        place: String,
+        key: String,
+    },
+}
+
+/// The first key of the lock file this build does not act on, with where it is
+/// (`workflow 'deploy' job 'ship'`). Shapes serde will reject anyway are skipped here.
+fn first_key_not_honoured(value: &Value) -> Option<(String, String)> {
+    fn unknown(object: &Value, kind: LockObject, place: impl Fn() -> String) -> Option<(String, String)> {
+        let key = object.as_object()?.keys().find(|key| !lock_key_honoured(kind, key))?;
+        Some((place(), excerpt(key).into_owned()))
+    }
+    fn name(object: &Value) -> String {
+        excerpt(object.get("name").and_then(Value::as_str).unwrap_or("?")).into_owned()
+    }
+    let list = |value: &Value, key: &str| value.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(found) = unknown(value, LockObject::Top, || "the top level".to_string()) {
+        return Some(found);
+    }
+    for workflow in list(value, "workflows") {
+        let wf = name(&workflow);
+        if let Some(found) = unknown(&workflow, LockObject::Workflow, || format!("workflow '{wf}'")) {
+            return Some(found);
+        }
+        for job in list(&workflow, "jobs") {
+            let job_place = || format!("workflow '{wf}' job '{}'", name(&job));
+            if job.get("_type").and_then(Value::as_str) == Some("dynamic") {
+                if let Some(found) = unknown(&job, LockObject::DynamicJob, job_place) {
+                    return Some(found);
+                }
+                continue;
+            }
+            if let Some(found) = unknown(&job, LockObject::StaticJob, job_place) {
+                return Some(found);
+            }
+            for step in list(&job, "steps") {
+                let step_place = |step: &Value| format!("{} step '{}'", job_place(), name(step));
+                if step.get("kind").is_some() {
+                    if let Some(found) = unknown(&step, LockObject::ParallelGroup, || step_place(&step)) {
+                        return Some(found);
+                    }
+                    for child in list(&step, "children") {
+                        if let Some(found) = unknown(&child, LockObject::Step, || step_place(&child)) {
+                            return Some(found);
+                        }
+                    }
+                } else if let Some(found) = unknown(&step, LockObject::Step, || step_place(&step)) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
 }
 
 impl LockFile {
     /// Parses and validates a lock file. `location` names it in errors (`<repo> ref=<ref>`).
+    /// Every error quotes the file's content as excerpts, so a hostile lock file cannot flood
+    /// the failure reason or the log.
     pub fn parse(text: &str, location: &str) -> Result<LockFile, LockFileError> {
+        let location = excerpt(location).into_owned();
+        if text.len() > MAX_LOCK_FILE_BYTES {
+            return Err(LockFileError::TooLarge {
+                location,
+                bytes: text.len(),
+            });
+        }
+        // serde_json refuses nesting deeper than 128, so parsing cannot exhaust the stack.
         let value: Value = serde_json::from_str(text).map_err(|err| LockFileError::NotJson {
-            location: location.to_string(),
-            reason: err.to_string(),
+            location: location.clone(),
+            reason: json_error(&err),
         })?;
         let version =
             value
                 .get("schemaVersion")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| LockFileError::MissingSchemaVersion {
-                    location: location.to_string(),
+                    location: location.clone(),
                 })?;
         if version != SCHEMA_VERSION {
             return Err(LockFileError::IncompatibleSchema { found: version });
         }
+        if let Some((place, key)) = first_key_not_honoured(&value) {
+            return Err(LockFileError::NotHonoured { location, place, key });
+        }
         let lock: LockFile = serde_json::from_value(value).map_err(|err| LockFileError::Invalid {
-            location: location.to_string(),
-            reason: err.to_string(),
+            location: location.clone(),
+            reason: json_error(&err),
         })?;
-        lock.validate().map_err(|reason| LockFileError::Stale {
-            location: location.to_string(),
-            reason,
-        })?;
+        lock.validate()
+            .map_err(|reason| LockFileError::Stale { location, reason })?;
         Ok(lock)
     }
 
-    /// Patterns compile, label matchers are valid, each workflow's needs graph is sound.
+    /// Workflow names are unique, patterns compile, label matchers are valid, each workflow's
+    /// needs graph is sound.
     fn validate(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
         for workflow in &self.workflows {
-            let wf = &workflow.name;
+            let wf = excerpt(&workflow.name);
+            if !names.insert(workflow.name.as_str()) {
+                return Err(format!("two workflows are named '{wf}'"));
+            }
             for trigger in &workflow.triggers {
                 trigger
                     .validate()
@@ -361,7 +447,10 @@ impl LockFile {
                 let LockJob::Static(job) = job else { continue };
                 for matcher in job.runs_on.iter().chain(&job.exclude_labels) {
                     matcher.validate().map_err(|err| {
-                        format!("workflow '{wf}' job '{}' has an invalid label matcher: {err}", job.name)
+                        format!(
+                            "workflow '{wf}' job '{}' has an invalid label matcher: {err}",
+                            excerpt(&job.name)
+                        )
                     })?;
                 }
                 graph.push((job.name.as_str(), job.needs.iter().map(Need::name).collect()));
@@ -487,6 +576,70 @@ mod tests {
         let mut v = hello();
         v["workflows"][0]["jobs"][0]["needs"] = json!(["greet"]);
         assert!(parse(&v).unwrap_err().contains("job \"greet\" depends on itself"));
+    }
+
+    #[test]
+    fn hostile_lock_files_are_errors_with_short_messages() {
+        let huge = format!(
+            "{{\"schemaVersion\": 30, \"pad\": \"{}\"}}",
+            "x".repeat(MAX_LOCK_FILE_BYTES)
+        );
+        assert_eq!(
+            LockFile::parse(&huge, LOCATION).unwrap_err().to_string(),
+            format!(
+                "Lock file at acme/app ref=main is {} bytes; lock files are limited to 2097152 bytes. Split the workflows or shorten their patterns, then compile and push again.",
+                huge.len()
+            )
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = LockFile::parse(&deep, LOCATION).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Lock file at acme/app ref=main is not valid JSON: recursion limit exceeded at line 1 column 128"
+        );
+        let mut v = hello();
+        v["workflows"][0]["triggers"][0]["branches"] =
+            json!([{"type": "glob", "pattern": format!("{}a{}", "{".repeat(5000), "}".repeat(5000))}]);
+        let err = parse(&v).unwrap_err();
+        assert!(err.contains("patterns are limited to 1024"), "{err}");
+        assert!(err.len() < 700, "{err}");
+        let mut v = hello();
+        v["workflows"][0]["name"] = json!("w".repeat(1_000_000));
+        v["workflows"][0]["jobs"][0]["name"] = json!(5);
+        let err = parse(&v).unwrap_err();
+        assert!(err.len() < 700, "{err}");
+        let mut v = hello();
+        let job = v["workflows"][0]["jobs"][0].clone();
+        v["workflows"][0]["jobs"] = json!([job, job]);
+        assert!(
+            parse(&v)
+                .unwrap_err()
+                .contains("workflow 'hello-world': two jobs are named \"greet\"")
+        );
+        let mut v = hello();
+        let workflow = v["workflows"][0].clone();
+        v["workflows"] = json!([workflow, workflow]);
+        assert!(parse(&v).unwrap_err().contains("two workflows are named 'hello-world'"));
+    }
+
+    #[test]
+    fn keys_this_build_does_not_honour_are_refused() {
+        let mut v = hello();
+        v["workflows"][0]["jobs"][0]["approval"] = json!({"approvers": ["alice"]});
+        assert_eq!(
+            parse(&v).unwrap_err(),
+            "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `approval`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
+        );
+        let mut v = hello();
+        v["workflows"][0]["rules"] = json!([]);
+        assert!(parse(&v).unwrap_err().contains("workflow 'hello-world' has `rules`"));
+        let mut v = hello();
+        v["workflows"][0]["jobs"][0]["steps"][1]["children"][0]["timeoutt"] = json!(5);
+        assert!(
+            parse(&v)
+                .unwrap_err()
+                .contains("workflow 'hello-world' job 'greet' step 'lint' has `timeoutt`")
+        );
     }
 
     #[test]

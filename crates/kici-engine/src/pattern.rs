@@ -5,12 +5,28 @@
 //! alternatives. A glob is translated once into an anchored regular expression, which is also
 //! what the lock file stores for label globs. Regexes come from JavaScript `RegExp`s and are
 //! matched unanchored, like `RegExp.prototype.test`. Rust's `regex` runs in linear time, so a
-//! lock file cannot smuggle in a catastrophic-backtracking pattern.
+//! lock file cannot smuggle in a catastrophic-backtracking pattern; the limits below bound the
+//! work and memory of translating and compiling one, since lock files come from any pusher.
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
-/// A pattern that could not be compiled.
+use crate::excerpt::excerpt;
+
+/// The longest glob accepted, in characters.
+pub const MAX_PATTERN_CHARS: usize = 1024;
+
+/// The longest regex accepted, in characters: room for the translation of the longest glob,
+/// which label globs are stored as.
+pub const MAX_REGEX_CHARS: usize = 8 * MAX_PATTERN_CHARS;
+
+/// The deepest `{…}` nesting a glob may have.
+pub const MAX_BRACE_DEPTH: usize = 16;
+
+/// The most memory one compiled pattern may take.
+const COMPILED_SIZE_LIMIT: usize = 1 << 20;
+
+/// A pattern that could not be compiled. The pattern is quoted as an excerpt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
     #[error("invalid glob `{pattern}`: {reason}")]
@@ -21,14 +37,52 @@ pub enum PatternError {
     Flag { regex: String, flags: String, flag: char },
 }
 
+fn glob_error(glob: &str, reason: impl Into<String>) -> PatternError {
+    PatternError::Glob {
+        pattern: excerpt(glob).into_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn regex_error(source: &str, reason: impl Into<String>) -> PatternError {
+    PatternError::Regex {
+        regex: excerpt(source).into_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn too_long(chars: usize, limit: usize) -> String {
+    format!("it is {chars} characters long; patterns are limited to {limit}")
+}
+
 /// Translates a glob into an anchored regex source (`^(?:...)$`).
 pub fn glob_to_regex(glob: &str) -> Result<String, PatternError> {
-    let body = translate(glob, glob)?;
+    let chars: Vec<char> = glob.chars().collect();
+    if chars.len() > MAX_PATTERN_CHARS {
+        return Err(glob_error(glob, too_long(chars.len(), MAX_PATTERN_CHARS)));
+    }
+    let mut depth = 0usize;
+    for &c in &chars {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth > MAX_BRACE_DEPTH {
+                    return Err(glob_error(
+                        glob,
+                        format!("`{{…}}` alternatives are nested more than {MAX_BRACE_DEPTH} deep"),
+                    ));
+                }
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    // The depth check above bounds the recursion in `translate`.
+    let body = translate(&chars, glob)?;
     Ok(format!("^(?:{body})$"))
 }
 
-fn translate(glob: &str, whole: &str) -> Result<String, PatternError> {
-    let chars: Vec<char> = glob.chars().collect();
+fn translate(chars: &[char], whole: &str) -> Result<String, PatternError> {
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
@@ -63,10 +117,7 @@ fn translate(glob: &str, whole: &str) -> Result<String, PatternError> {
                     .iter()
                     .position(|&c| c == ']')
                     .map(|p| p + i + 1)
-                    .ok_or_else(|| PatternError::Glob {
-                        pattern: whole.to_string(),
-                        reason: "unclosed `[`".to_string(),
-                    })?;
+                    .ok_or_else(|| glob_error(whole, "unclosed `[`"))?;
                 let mut class: String = chars[i + 1..close].iter().collect();
                 if let Some(rest) = class.strip_prefix('!') {
                     class = format!("^{rest}");
@@ -77,14 +128,10 @@ fn translate(glob: &str, whole: &str) -> Result<String, PatternError> {
                 i = close + 1;
             }
             '{' => {
-                let close = matching_brace(&chars, i).ok_or_else(|| PatternError::Glob {
-                    pattern: whole.to_string(),
-                    reason: "unclosed `{`".to_string(),
-                })?;
-                let inner: String = chars[i + 1..close].iter().collect();
-                let alternatives = split_top_level(&inner)
+                let close = matching_brace(chars, i).ok_or_else(|| glob_error(whole, "unclosed `{`"))?;
+                let alternatives = split_top_level(&chars[i + 1..close])
                     .into_iter()
-                    .map(|alt| translate(&alt, whole))
+                    .map(|alt| translate(alt, whole))
                     .collect::<Result<Vec<_>, _>>()?;
                 out.push_str("(?:");
                 out.push_str(&alternatives.join("|"));
@@ -121,26 +168,31 @@ fn matching_brace(chars: &[char], open: usize) -> Option<usize> {
     None
 }
 
-fn split_top_level(inner: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut depth = 0;
-    for c in inner.chars() {
+fn split_top_level(inner: &[char]) -> Vec<&[char]> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, &c) in inner.iter().enumerate() {
         match c {
             '{' => depth += 1,
-            '}' => depth -= 1,
+            '}' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => {
-                parts.push(String::new());
-                continue;
+                parts.push(&inner[start..i]);
+                start = i + 1;
             }
             _ => {}
         }
-        parts.last_mut().expect("parts starts non-empty").push(c);
     }
+    parts.push(&inner[start..]);
     parts
 }
 
 /// Compiles a JavaScript regex (`source` + `flags`) for unanchored matching.
 pub fn compile_js_regex(source: &str, flags: &str) -> Result<Regex, PatternError> {
+    let chars = source.chars().count();
+    if chars > MAX_REGEX_CHARS {
+        return Err(regex_error(source, too_long(chars, MAX_REGEX_CHARS)));
+    }
     let mut inline = String::new();
     for flag in flags.chars() {
         match flag {
@@ -149,8 +201,8 @@ pub fn compile_js_regex(source: &str, flags: &str) -> Result<Regex, PatternError
             'g' | 'y' | 'u' | 'd' | 'v' => {}
             _ => {
                 return Err(PatternError::Flag {
-                    regex: source.to_string(),
-                    flags: flags.to_string(),
+                    regex: excerpt(source).into_owned(),
+                    flags: excerpt(flags).into_owned(),
                     flag,
                 });
             }
@@ -161,19 +213,31 @@ pub fn compile_js_regex(source: &str, flags: &str) -> Result<Regex, PatternError
     } else {
         format!("(?{inline}){source}")
     };
-    Regex::new(&full).map_err(|err| PatternError::Regex {
-        regex: source.to_string(),
-        reason: err.to_string(),
-    })
+    build(&full).map_err(|err| regex_error(source, reason(&err)))
+}
+
+/// The reason of a `regex` error without the pattern it quotes whole.
+fn reason(err: &regex::Error) -> String {
+    let text = err.to_string();
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or(&text);
+    excerpt(line).into_owned()
+}
+
+fn build(source: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(source)
+        .size_limit(COMPILED_SIZE_LIMIT)
+        .dfa_size_limit(COMPILED_SIZE_LIMIT)
+        .nest_limit(MAX_BRACE_DEPTH as u32 * 4)
+        .build()
 }
 
 /// Compiles a glob into a matcher for whole strings.
 pub fn compile_glob(glob: &str) -> Result<Regex, PatternError> {
     let source = glob_to_regex(glob)?;
-    Regex::new(&source).map_err(|err| PatternError::Glob {
-        pattern: glob.to_string(),
-        reason: err.to_string(),
-    })
+    build(&source).map_err(|err| glob_error(glob, reason(&err)))
 }
 
 /// A branch, tag or repository pattern as the lock file stores it.
@@ -328,6 +392,35 @@ mod tests {
             compile_js_regex("a", "x"),
             Err(PatternError::Flag { flag: 'x', .. })
         ));
+    }
+
+    #[test]
+    fn hostile_patterns_are_errors_with_short_messages() {
+        let deep = format!("{}a{}", "{".repeat(5000), "}".repeat(5000));
+        let err = compile_glob(&deep).unwrap_err().to_string();
+        assert!(err.contains("patterns are limited to 1024"), "{err}");
+        assert!(err.len() < 400, "{err}");
+        let nested = format!("{}a{}", "{x,".repeat(17), "}".repeat(17));
+        assert_eq!(
+            compile_glob(&nested).unwrap_err().to_string(),
+            format!("invalid glob `{nested}`: `{{…}}` alternatives are nested more than 16 deep")
+        );
+        let ok = format!("{}a{}", "{x,".repeat(16), "}".repeat(16));
+        assert!(compile_glob(&ok).unwrap().is_match("x"));
+        let huge = "a".repeat(2_000_000);
+        let err = compile_js_regex(&huge, "").unwrap_err().to_string();
+        assert!(
+            err.ends_with("it is 2000000 characters long; patterns are limited to 8192"),
+            "{err}"
+        );
+        assert!(err.len() < 400, "{err}");
+        let err = compile_js_regex(&format!("{}(", "b".repeat(300)), "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with(": unclosed group"), "{err}");
+        assert!(err.len() < 300, "{err}");
+        let big = compile_js_regex("(\\w{100}){100}", "").unwrap_err().to_string();
+        assert!(big.contains("exceeds size limit"), "{big}");
     }
 
     fn check_branches(patterns: &[BranchPattern], value: &str, want: bool) {

@@ -134,6 +134,9 @@ pub struct RunnerError {
     pub location: Option<SourceLocation>,
     #[serde(default)]
     pub suggestion: Option<String>,
+    /// The compiler's error code when the SDK knows it (`E109`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     #[serde(default)]
     pub stack: Option<String>,
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kici_engine::lockfile::LOCK_FILE_NAME;
+use kici_engine::lockfile::{LOCK_FILE_NAME, MAX_LOCK_FILE_BYTES};
 
 /// How long one git command may take.
 const GIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,6 +25,8 @@ pub enum GitError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockFetch {
     Found(String),
+    /// Larger than [`MAX_LOCK_FILE_BYTES`]: not read.
+    TooLarge(usize),
     Missing,
 }
 
@@ -36,6 +38,7 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
             .arg("-C")
             .arg(repo)
             .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -53,12 +56,19 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     }
 }
 
-/// `.kici/kici.lock.json` at `sha` in the repository at `repo`. One git process when the file
-/// is there; two more to tell a missing file from an unknown commit when it is not.
+/// `.kici/kici.lock.json` at `sha` in the repository at `repo`. Two git processes when the
+/// file is there (its size first, so an oversized one is never read); two more to tell a
+/// missing file from an unknown commit when it is not.
 pub async fn read_lock(repo: &Path, sha: &str) -> Result<LockFetch, GitError> {
     let blob = format!("{sha}:.kici/{LOCK_FILE_NAME}");
-    match git(repo, &["cat-file", "blob", &blob]).await {
-        Ok(text) => return Ok(LockFetch::Found(text)),
+    match git(repo, &["cat-file", "-s", &blob]).await {
+        Ok(size) => {
+            let size: usize = size.trim().parse().unwrap_or(usize::MAX);
+            if size > MAX_LOCK_FILE_BYTES {
+                return Ok(LockFetch::TooLarge(size));
+            }
+            return git(repo, &["cat-file", "blob", &blob]).await.map(LockFetch::Found);
+        }
         Err(GitError::Failed { .. }) => {}
         Err(other) => return Err(other),
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
-use kici_engine::lockfile::{LockFile, LockJob, LockMatrix, LockWorkflow, StaticJob};
+use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockMatrix, LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, child_job_name};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::match_triggers;
@@ -162,10 +162,18 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             tracing::info!(deliveryId = %delivery.delivery_id, sha = %sha, "no lock file at the commit; no run");
             return Ok(Outcome::Ignored(format!("no .kici/kici.lock.json at {sha}")));
         }
-        LockFetch::Found(text) => text,
+        LockFetch::Found(text) => Ok(text),
+        LockFetch::TooLarge(bytes) => Err(bytes),
     };
     let location = format!("{} ref={}", context.repo, delivery.normalized.git_ref);
-    let lock = match LockFile::parse(&text, &location) {
+    let parsed = match text {
+        Ok(text) => LockFile::parse(&text, &location),
+        Err(bytes) => Err(LockFileError::TooLarge {
+            location: kici_engine::excerpt::excerpt(&location).into_owned(),
+            bytes,
+        }),
+    };
+    let lock = match parsed {
         Ok(lock) => lock,
         Err(err) => {
             let run_id = context.failed_run(store, &err.to_string()).await?;

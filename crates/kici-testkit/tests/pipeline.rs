@@ -129,6 +129,63 @@ async fn lock_file_problems() {
     assert!(!log.contains("\"level\":\"error\""), "{log}");
 }
 
+/// What a pusher controls (the lock file) cannot crash, stall or flood the orchestrator: each
+/// hostile lock file is one failed `lock_resolution` run with a short reason, and the next good
+/// push runs.
+#[tokio::test]
+async fn hostile_lock_files_fail_their_run_and_the_next_push_runs() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    repo.compile();
+    let good = repo.read(".kici/kici.lock.json");
+    let glob = |pattern: &str| good.replacen("\"pattern\": \"hello\"", &format!("\"pattern\": \"{pattern}\""), 1);
+    let deep = format!("{}a{}", "{".repeat(5000), "}".repeat(5000));
+    let long = "x".repeat(1_000_000);
+    let cases = [
+        ("deep brace glob", glob(&deep), "patterns are limited to 1024"),
+        ("megabyte pattern", glob(&long), "patterns are limited to 1024"),
+        (
+            "deep JSON",
+            format!("{}{}", "[".repeat(50_000), "]".repeat(50_000)),
+            "recursion limit exceeded",
+        ),
+        (
+            "oversized",
+            format!("{good}{}", " ".repeat(3 * 1024 * 1024)),
+            "lock files are limited to 2097152 bytes",
+        ),
+        (
+            "approval",
+            good.replacen("\"needs\": []", "\"needs\": [], \"approval\": true", 1),
+            "has `approval`, which this build of KiCI does not honour",
+        ),
+    ];
+    assert!(
+        cases.iter().all(|(_, lock, _)| lock != &good),
+        "every case changes the lock"
+    );
+    for (what, lock, expected) in cases {
+        repo.write(".kici/kici.lock.json", &lock);
+        repo.commit_and_push(what);
+        let detail = stack.push_and_wait("app", &repo, "hello").await;
+        assert_eq!(detail.run.status, RunStatus::Failed, "{what}");
+        let init = detail.run.init_failure.clone().unwrap();
+        assert_eq!(init.category, InitFailureCategory::LockResolution, "{what}");
+        assert!(init.message.contains(expected), "{what}: {}", init.message);
+        assert!(
+            init.message.len() < 1000,
+            "{what}: a {}-byte reason",
+            init.message.len()
+        );
+    }
+    let longest = stack.orchestrator.log_text().lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4000, "a {longest}-byte log line");
+
+    repo.write(".kici/kici.lock.json", &good);
+    repo.commit_and_push("good lock again");
+    let detail = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+}
+
 #[tokio::test]
 async fn an_edited_workflow_or_another_sdk_is_refused_as_drift() {
     let (stack, repo) = stack_with_agent(&[]).await;
