@@ -149,16 +149,16 @@ impl ApiClient {
         Err(api_error(status, Method::DELETE, &url, &text))
     }
 
-    /// Posts `body` with `headers` and no token (webhooks are verified per source), returning the
-    /// JSON of any 2xx answer (deliveries answer 200 or 202).
-    pub async fn post_public(
+    /// Posts a webhook `body` with `headers` and the token (a local source takes its trigger
+    /// token or an admin token), returning the answer's JSON.
+    pub async fn post_webhook(
         &self,
         segments: &[&str],
         headers: &[(&str, String)],
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, ClientError> {
         let url = self.url(segments, &[]);
-        let mut request = self.http.post(url.clone()).json(body);
+        let mut request = self.authorized(Method::POST, url.clone()).json(body);
         for (name, value) in headers {
             request = request.header(*name, value);
         }

@@ -152,7 +152,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         bundle::inspect::run(args)?;
         return Ok(EXIT_OK);
     }
-    let Some(token) = cli.token.filter(|token| !token.trim().is_empty()) else {
+    // The post-receive hook authenticates with the source's trigger token, read from a file.
+    let token_file = match &cli.command {
+        Command::Source {
+            command: sources::SourceCommand::TriggerLocal(args),
+        } => args.token_file.as_deref(),
+        _ => None,
+    };
+    let token = match token_file {
+        Some(path) => Some(sources::read_token_file(path)?),
+        None => cli.token.filter(|token| !token.trim().is_empty()),
+    };
+    let Some(token) = token else {
         anyhow::bail!("--token or KICI_ADMIN_TOKEN is required");
     };
     let client = ApiClient::new(&cli.url, Some(token.clone()))?;
@@ -163,10 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Config { command } => config::run(&client, command).await?,
         Command::User { command } => users::run(&client, command).await?,
         Command::Source { command } => {
-            let globals = sources::Globals {
-                url: client.base_url(),
-                token: &token,
-            };
+            let globals = sources::Globals { url: client.base_url() };
             sources::run(&client, &globals, command).await?;
         }
         Command::Diagnose(args) => return diagnose::run(&client, args).await,

@@ -224,7 +224,7 @@ fn trigger_local_posts_a_push_to_the_sources_webhook() {
     assert_eq!(post.headers["x-event-type"], "push");
     let delivery = &post.headers["x-delivery-id"];
     assert!(uuid_v4_like(delivery), "{delivery}");
-    assert!(!post.headers.contains_key("authorization"));
+    assert_eq!(post.headers["authorization"], "Bearer tok");
     let body: Value = serde_json::from_str(&post.body).unwrap();
     assert_eq!(body["ref"], "refs/heads/main");
     assert_eq!(body["after"], sha.as_str());
@@ -279,6 +279,10 @@ fn the_installed_hook_triggers_the_source_on_push() {
         "path": bare.display().to_string(), "verification": "none", "createdAt": 0});
     let api = FakeApi::start(move |request| match request.method.as_str() {
         "GET" => (200, json!({"sources": [source]}).to_string()),
+        _ if request.target.ends_with("/trigger-token") => (
+            200,
+            json!({"sourceId": "src-1", "triggerToken": "ktt_issued"}).to_string(),
+        ),
         _ => (
             202,
             json!({"accepted": true, "deliveryId": "d-1", "runIds": ["r-9"]}).to_string(),
@@ -287,22 +291,26 @@ fn the_installed_hook_triggers_the_source_on_push() {
     let output = admin(&["-u", &api.url, "-t", "secret-token", "source", "install-hook", "src-1"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let hook = bare.join("hooks/post-receive");
+    let token_file = bare.join("hooks/kici-trigger-token");
     let binary = Path::new(env!("CARGO_BIN_EXE_kici-admin")).canonicalize().unwrap();
     assert_eq!(
         text(&output.stdout),
         format!(
-            "Installed post-receive hook: {}\nFor every pushed ref (deletions skipped) it runs:\n  {} --url {} --token *** source trigger-local src-1 --ref <ref> --sha <new> [--before <old>]\nThe hook contains the admin token given to this command (--token or KICI_ADMIN_TOKEN); it is written with mode 0700.\n",
+            "Installed post-receive hook: {}\nFor every pushed ref (deletions skipped) it runs:\n  {} --url {} source trigger-local src-1 --token-file {} --repo-path <repo> --ref <ref> --sha <new> [--before <old>]\nThe source's new trigger token is in {} (mode 0600); the one issued before no longer works.\n",
             hook.display(),
             binary.display(),
-            api.url
+            api.url,
+            token_file.display(),
+            token_file.display()
         )
     );
     assert_eq!(std::fs::metadata(&hook).unwrap().permissions().mode() & 0o777, 0o700);
-    assert!(
-        std::fs::read_to_string(&hook)
-            .unwrap()
-            .contains("--token 'secret-token'")
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
     );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), "ktt_issued\n");
+    assert!(!std::fs::read_to_string(&hook).unwrap().contains("secret-token"));
     let again = admin(&["-u", &api.url, "-t", "secret-token", "source", "install-hook", "app"]);
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(
@@ -334,7 +342,18 @@ fn the_installed_hook_triggers_the_source_on_push() {
         text(&push.stderr)
     );
     let requests = api.requests();
-    let post = requests.iter().find(|request| request.method == "POST").unwrap();
+    let post = requests
+        .iter()
+        .find(|request| request.method == "POST" && request.target.starts_with("/webhook/"))
+        .unwrap();
+    assert_eq!(post.headers["authorization"], "Bearer ktt_issued");
+    assert!(
+        requests
+            .iter()
+            .filter(|request| request.method == "GET")
+            .all(|request| request.headers["authorization"] == "Bearer secret-token"),
+        "the hook looks nothing up with the trigger token"
+    );
     let body: Value = serde_json::from_str(&post.body).unwrap();
     assert_eq!(body["before"], first.as_str());
     assert_eq!(body["after"], third.as_str());

@@ -89,6 +89,21 @@ pub async fn read_lock(repo: &Path, sha: &str) -> Result<LockFetch, GitError> {
     }
 }
 
+/// Whether commit `sha` is `git_ref`'s tip or one of its ancestors in `repo`. Both are checked
+/// for shape first, so neither can be read by git as an option.
+pub async fn ref_contains(repo: &Path, git_ref: &str, sha: &str) -> Result<bool, GitError> {
+    let hex = !sha.is_empty() && sha.len() <= 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    let named = git_ref.starts_with("refs/") && git_ref.len() <= 1024;
+    if !hex || !named {
+        return Ok(false);
+    }
+    match git(repo, &["merge-base", "--is-ancestor", sha, git_ref]).await {
+        Ok(_) => Ok(true),
+        Err(GitError::Failed { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present.
 pub async fn mirror(cache_dir: &Path, url: &str, sha: &str) -> Result<PathBuf, GitError> {
     let dir = cache_dir.join(format!("{}.git", &kici_engine::hash::sha256_hex(url.as_bytes())[..16]));

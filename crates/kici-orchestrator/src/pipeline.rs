@@ -145,11 +145,15 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             return Err(err);
         }
     };
-    let repo = delivery
-        .normalized
-        .repo
-        .clone()
-        .unwrap_or_else(|| delivery.source.name.clone());
+    // A local source's runs carry its own name, not one the request body claims.
+    let repo = match delivery.source.kind {
+        SourceKind::Local => delivery.source.name.clone(),
+        SourceKind::Generic => delivery
+            .normalized
+            .repo
+            .clone()
+            .unwrap_or_else(|| delivery.source.name.clone()),
+    };
     let context = RunContext {
         delivery: &delivery,
         repo,

@@ -16,6 +16,11 @@ pub fn new_agent_token() -> String {
     format!("kat_{}", random_hex())
 }
 
+/// What a local source's post-receive hook presents (`ktt_` = KiCI trigger token).
+pub fn new_trigger_token() -> String {
+    format!("ktt_{}", random_hex())
+}
+
 /// What the store keeps of a token.
 pub fn token_hash(token: &str) -> String {
     kici_engine::hash::sha256_hex(token.as_bytes())

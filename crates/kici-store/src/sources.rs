@@ -36,8 +36,12 @@ impl std::str::FromStr for SourceKind {
 /// How a source's webhooks are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
+    /// Local sources from before trigger tokens: only an admin token is accepted.
     None,
     HmacSha256,
+    /// Local sources: `Authorization: Bearer` with the source's trigger token (its SHA-256 in
+    /// `secret`) or an admin token.
+    TriggerToken,
 }
 
 impl Verification {
@@ -45,6 +49,7 @@ impl Verification {
         match self {
             Verification::None => "none",
             Verification::HmacSha256 => "hmac_sha256",
+            Verification::TriggerToken => "trigger_token",
         }
     }
 }
@@ -55,6 +60,7 @@ impl std::str::FromStr for Verification {
         match text {
             "none" => Ok(Verification::None),
             "hmac_sha256" => Ok(Verification::HmacSha256),
+            "trigger_token" => Ok(Verification::TriggerToken),
             _ => Err(()),
         }
     }
@@ -72,7 +78,7 @@ pub struct Source {
     pub git_url: Option<String>,
     pub preset: Option<String>,
     pub verification: Verification,
-    /// The webhook secret (HMAC key).
+    /// The webhook secret (HMAC key), or the SHA-256 of a local source's trigger token.
     pub secret: Option<String>,
     pub max_payload_bytes: i64,
     pub created_at: i64,
@@ -134,6 +140,18 @@ impl Store {
             .await
             .map_err(q("find source"))?;
         row.as_ref().map(row_to_source).transpose()
+    }
+
+    /// Replaces how a source is verified and its secret (a new trigger token's hash).
+    pub async fn set_source_secret(&self, source_id: &str, verification: Verification, secret: &str) -> Result<bool> {
+        let updated = sqlx::query("UPDATE sources SET verification = $1, secret = $2 WHERE source_id = $3")
+            .bind(verification.as_str())
+            .bind(secret)
+            .bind(source_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set source secret"))?;
+        Ok(updated.rows_affected() == 1)
     }
 
     pub async fn list_sources(&self) -> Result<Vec<Source>> {

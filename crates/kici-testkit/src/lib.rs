@@ -240,13 +240,14 @@ impl Stack {
         self.wait_run(&runs[0]).await
     }
 
-    /// Sends the push webhook for `repo`'s origin HEAD of `branch` to source `name`; returns
-    /// the answer.
+    /// Sends the push webhook for `repo`'s origin HEAD of `branch` to source `name`, with the
+    /// admin token (a local source also takes its trigger token); returns the answer.
     pub async fn push_webhook(&self, source: &str, repo: &Repo, branch: &str) -> Value {
         let body = repo.push_payload(source, branch);
         let response = self
             .client
             .post(format!("{}/webhook/default/generic/{source}", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
             .header("x-event-type", "push")
             .header("x-delivery-id", random_id())
             .json(&body)

@@ -348,6 +348,7 @@ async fn a_delivery_is_processed_once() {
         let response = stack
             .client()
             .post(format!("{}/webhook/default/generic/app", stack.url()))
+            .bearer_auth(kici_testkit::ADMIN_TOKEN)
             .header("x-event-type", "push")
             .header("x-delivery-id", "delivery-1")
             .json(&body)

@@ -120,6 +120,7 @@ async fn bad_webhooks_get_a_4xx_and_store_nothing() {
         send(
             reqwest::Client::new()
                 .post(url("app"))
+                .bearer_auth(kici_testkit::ADMIN_TOKEN)
                 .header("x-event-type", "push")
                 .body("{not json"),
         )
@@ -330,4 +331,87 @@ async fn a_silent_agent_connection_is_closed_and_the_agent_marked_disconnected()
                 .then_some(())
         })
         .await;
+}
+
+/// A local source's webhook takes only its trigger token or an acting admin token, and only a
+/// commit the named ref holds; rotating the trigger token ends the old one.
+#[tokio::test]
+async fn local_pushes_need_the_trigger_token_and_a_ref_that_holds_the_commit() {
+    let stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    let added = stack.add_local_source("app", &repo).await;
+    let token = added["triggerToken"]
+        .as_str()
+        .expect("a trigger token, shown once")
+        .to_string();
+    assert!(token.starts_with("ktt_"), "{token}");
+    assert!(
+        stack
+            .get("/api/v1/admin/sources")
+            .await
+            .to_string()
+            .find(&token)
+            .is_none()
+    );
+    let auditor = stack
+        .post("/api/v1/admin/tokens", &json!({"label": "audit", "role": "auditor"}))
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    repo.push_to("hello");
+    let hello = repo.push_payload("app", "hello");
+    let send = |token: Option<&str>, body: &serde_json::Value| {
+        let mut request = stack
+            .client()
+            .post(format!("{}/webhook/default/generic/app", stack.url()))
+            .header("x-event-type", "push")
+            .header("x-delivery-id", kici_testkit::random_id())
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("webhook");
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    for wrong in [None, Some("ktt_wrong"), Some(auditor.as_str())] {
+        let (status, answer) = send(wrong, &hello).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (401, Some("invalid_signature")),
+            "{answer}"
+        );
+    }
+    assert_eq!(stack.get("/api/v1/runs").await["total"], 0);
+    let (status, answer) = send(Some(&token), &hello).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["runIds"].as_array().map(Vec::len), Some(1), "{answer}");
+
+    // A commit only on a feature branch, claimed as a push to main.
+    std::process::Command::new("git")
+        .args(["commit", "-q", "--allow-empty", "-m", "unreviewed"])
+        .current_dir(repo.work())
+        .status()
+        .expect("git commit");
+    repo.push_to("feature");
+    let mut claimed = repo.push_payload("app", "feature");
+    claimed["ref"] = json!("refs/heads/main");
+    let (status, answer) = send(Some(&token), &claimed).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_push")),
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("refs/heads/main in "), "{message}");
+    assert!(message.contains(" does not contain commit "), "{message}");
+
+    let rotated = stack.post("/api/v1/admin/sources/app/trigger-token", &json!({})).await;
+    let new_token = rotated["triggerToken"].as_str().unwrap();
+    assert_ne!(new_token, token);
+    assert_eq!(send(Some(&token), &hello).await.0, 401);
+    assert_eq!(send(Some(new_token), &hello).await.0, 202);
 }

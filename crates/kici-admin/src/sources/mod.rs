@@ -107,6 +107,11 @@ pub struct TriggerArgs {
     /// The repository to read; default: the source's path
     #[arg(long, value_name = "PATH")]
     repo_path: Option<PathBuf>,
+    /// Authenticate with the source's trigger token read from this file (the post-receive hook
+    /// does); SOURCE is then the source's id and --repo-path is required. Without it, the admin
+    /// token is sent.
+    #[arg(long, value_name = "FILE", requires = "repo_path")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +129,6 @@ pub struct InstallHookArgs {
 /// What `kici-admin` needs beyond the client: the global options, for the hook it writes.
 pub struct Globals<'a> {
     pub url: &'a str,
-    pub token: &'a str,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,7 +159,30 @@ pub struct SourceView {
     pub created_at: Option<i64>,
 }
 
+/// `POST /api/v1/admin/sources/{id}/trigger-token`'s answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TriggerToken {
+    trigger_token: String,
+}
+
 impl SourceView {
+    /// A local source known only by its id (what a trigger token may not look up).
+    fn local(source_id: &str) -> SourceView {
+        SourceView {
+            source_id: source_id.to_string(),
+            org_id: None,
+            name: source_id.to_string(),
+            kind: "local".to_string(),
+            path: None,
+            git_url: None,
+            preset: None,
+            verification: None,
+            webhook_url: None,
+            created_at: None,
+        }
+    }
+
     fn is_local(&self) -> bool {
         self.kind == "local"
     }
@@ -253,9 +280,33 @@ fn local_repo(source: &SourceView, repo_path: Option<&Path>) -> anyhow::Result<P
     }
 }
 
+/// Reads a token file: its first line, which must not be empty.
+pub fn read_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        anyhow!(
+            "cannot read the token file `{}`: {err} (hint: `kici-admin source install-hook` writes it beside the hook)",
+            path.display()
+        )
+    })?;
+    match text.lines().next().map(str::trim) {
+        Some(token) if !token.is_empty() => Ok(token.to_string()),
+        _ => bail!("the token file `{}` is empty", path.display()),
+    }
+}
+
 async fn trigger_local(client: &ApiClient, args: TriggerArgs) -> anyhow::Result<()> {
-    let source = find_source(client, &args.source).await?;
-    let repo = local_repo(&source, args.repo_path.as_deref())?;
+    let (source, repo) = match (&args.token_file, &args.repo_path) {
+        // A trigger token cannot list sources: the hook names the source by id and its repository.
+        (Some(_), Some(repo_path)) => {
+            let source = SourceView::local(&args.source);
+            (source, absolute_repo_path(repo_path)?)
+        }
+        _ => {
+            let source = find_source(client, &args.source).await?;
+            let repo = local_repo(&source, args.repo_path.as_deref())?;
+            (source, repo)
+        }
+    };
     let request = PushRequest {
         git_ref: args.git_ref.as_deref(),
         sha: args.sha.as_deref(),
@@ -269,7 +320,7 @@ async fn trigger_local(client: &ApiClient, args: TriggerArgs) -> anyhow::Result<
         ("x-delivery-id", delivery_id.clone()),
     ];
     let answer = client
-        .post_public(&["webhook", ORG_ID, "generic", &source.source_id], &headers, &body)
+        .post_webhook(&["webhook", ORG_ID, "generic", &source.source_id], &headers, &body)
         .await?;
     println!("{}", render_delivery(&delivery_id, &answer));
     Ok(())
@@ -333,21 +384,41 @@ async fn install_hook(client: &ApiClient, globals: &Globals<'_>, args: InstallHo
     } else {
         repo.join(".git").join("hooks")
     };
+    if !args.force
+        && tokio::fs::symlink_metadata(hooks_dir.join("post-receive"))
+            .await
+            .is_ok()
+    {
+        bail!(
+            "a post-receive hook already exists at `{}` (hint: pass --force to replace it)",
+            hooks_dir.join("post-receive").display()
+        );
+    }
+    let issued: TriggerToken = client
+        .post(
+            &["api", "v1", "admin", "sources", &source.source_id, "trigger-token"],
+            &json!({}),
+        )
+        .await?;
+    tokio::fs::create_dir_all(&hooks_dir)
+        .await
+        .with_context(|| format!("cannot create the hooks directory `{}`", hooks_dir.display()))?;
+    let token_file = hook::write_token(&hooks_dir, &issued.trigger_token).await?;
     let binary = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .context("cannot find the path of this kici-admin binary for the hook")?;
     let script = hook::script(&hook::HookParams {
         binary: &binary,
         url: globals.url,
-        token: globals.token,
+        token_file: &token_file,
         source_id: &source.source_id,
         source_name: &source.name,
-        repo_path: args.repo_path.as_ref().map(|_| repo.as_path()),
+        repo_path: &repo,
     });
-    let path = hook::write(&hooks_dir, &script, args.force).await?;
+    let path = hook::write(&hooks_dir, &script).await?;
     print!(
         "{}",
-        hook::render_installed(&path, &binary, globals.url, &source.source_id)
+        hook::render_installed(&path, &binary, globals.url, &source.source_id, &token_file)
     );
     Ok(())
 }

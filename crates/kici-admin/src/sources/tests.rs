@@ -170,42 +170,35 @@ fn hook_script() {
     let params = HookParams {
         binary: Path::new("/usr/local/bin/kici-admin"),
         url: "http://127.0.0.1:4000",
-        token: "t0k'en",
+        token_file: Path::new("/srv/git/app's.git/hooks/kici-trigger-token"),
         source_id: "src-1",
         source_name: "app",
-        repo_path: None,
+        repo_path: Path::new("/srv/git/app's.git"),
     };
     assert_eq!(
         script(&params),
         r#"#!/bin/sh
 # KiCI post-receive hook for source app (src-1), written by `kici-admin source install-hook`.
-# For every pushed ref (deletions skipped) it sends the push to the orchestrator at http://127.0.0.1:4000.
-# It contains an admin token: keep it private (mode 0700).
+# For every pushed ref (deletions skipped) it sends the push to the orchestrator at http://127.0.0.1:4000,
+# authenticated with the source's trigger token in kici-trigger-token (mode 0600).
 zero=0000000000000000000000000000000000000000
 while read -r old new ref; do
   if [ "$new" = "$zero" ]; then
     continue
   fi
   if [ "$old" = "$zero" ]; then
-    '/usr/local/bin/kici-admin' --url 'http://127.0.0.1:4000' --token 't0k'\''en' source trigger-local 'src-1' --ref "$ref" --sha "$new"
+    '/usr/local/bin/kici-admin' --url 'http://127.0.0.1:4000' source trigger-local 'src-1' --token-file '/srv/git/app'\''s.git/hooks/kici-trigger-token' --repo-path '/srv/git/app'\''s.git' --ref "$ref" --sha "$new"
   else
-    '/usr/local/bin/kici-admin' --url 'http://127.0.0.1:4000' --token 't0k'\''en' source trigger-local 'src-1' --ref "$ref" --sha "$new" --before "$old"
+    '/usr/local/bin/kici-admin' --url 'http://127.0.0.1:4000' source trigger-local 'src-1' --token-file '/srv/git/app'\''s.git/hooks/kici-trigger-token' --repo-path '/srv/git/app'\''s.git' --ref "$ref" --sha "$new" --before "$old"
   fi
 done
 exit 0
 "#
     );
-    let with_path = script(&HookParams {
-        repo_path: Some(Path::new("/srv/git/app.git")),
-        ..params
-    });
-    assert!(
-        with_path
-            .contains("source trigger-local 'src-1' --repo-path '/srv/git/app.git' --ref \"$ref\" --sha \"$new\"\n")
-    );
 }
 
-/// The hook, run by sh with a fake `kici-admin` that prints its arguments.
+/// The hook, run by sh with a fake `kici-admin` that prints its arguments; the token file is
+/// private.
 #[tokio::test]
 async fn hook_runs_trigger_local_per_ref_and_skips_deletions() {
     use std::os::unix::fs::PermissionsExt as _;
@@ -215,25 +208,24 @@ async fn hook_runs_trigger_local_per_ref_and_skips_deletions() {
     std::fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let hooks = dir.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let token_file = hook::write_token(&hooks, "ktt_secret").await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(crate::sources::read_token_file(&token_file).unwrap(), "ktt_secret");
     let text = script(&HookParams {
         binary: &fake,
         url: "http://h:1",
-        token: "tok",
+        token_file: &token_file,
         source_id: "s",
         source_name: "app",
-        repo_path: None,
+        repo_path: Path::new("/r"),
     });
-    let path = hook::write(&hooks, &text, false).await.unwrap();
+    assert!(!text.contains("ktt_secret"));
+    let path = hook::write(&hooks, &text).await.unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700);
-    let err = hook::write(&hooks, &text, false).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "a post-receive hook already exists at `{}` (hint: pass --force to replace it)",
-            path.display()
-        )
-    );
-    hook::write(&hooks, &text, true).await.unwrap();
 
     let (a, b) = ("a".repeat(40), "b".repeat(40));
     let stdin = format!("{ZERO_SHA} {a} refs/heads/new\n{a} {b} refs/heads/main\n{b} {ZERO_SHA} refs/heads/gone\n");
@@ -245,11 +237,12 @@ async fn hook_runs_trigger_local_per_ref_and_skips_deletions() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
+    let file = token_file.display();
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         format!(
-            "--url http://h:1 --token tok source trigger-local s --ref refs/heads/new --sha {a}\n\
-             --url http://h:1 --token tok source trigger-local s --ref refs/heads/main --sha {b} --before {a}\n"
+            "--url http://h:1 source trigger-local s --token-file {file} --repo-path /r --ref refs/heads/new --sha {a}\n\
+             --url http://h:1 source trigger-local s --token-file {file} --repo-path /r --ref refs/heads/main --sha {b} --before {a}\n"
         )
     );
 }

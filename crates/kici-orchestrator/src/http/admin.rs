@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use crate::hub::Outbound;
-use crate::secrets::{new_admin_token, new_agent_token, new_id, now_ms, token_hash};
+use crate::secrets::{new_admin_token, new_agent_token, new_id, new_trigger_token, now_ms, token_hash};
 use crate::state::Shared;
 
 /// The only organisation.
@@ -206,7 +206,7 @@ pub async fn add_source(
             if !std::path::Path::new(path).is_absolute() {
                 return Err(invalid(format!("path `{path}` must be absolute")));
             }
-            (SourceKind::Local, Verification::None)
+            (SourceKind::Local, Verification::TriggerToken)
         }
         "generic" => {
             let preset = body.preset.as_deref().unwrap_or("github-repo");
@@ -227,6 +227,7 @@ pub async fn add_source(
             )));
         }
     };
+    let trigger_token = (kind == SourceKind::Local).then(new_trigger_token);
     let source = Source {
         source_id: new_id(),
         org_id: DEFAULT_ORG.to_string(),
@@ -236,7 +237,10 @@ pub async fn add_source(
         git_url: body.git_url,
         preset: (kind == SourceKind::Generic).then(|| body.preset.unwrap_or_else(|| "github-repo".into())),
         verification,
-        secret: body.secret,
+        secret: match &trigger_token {
+            Some(token) => Some(token_hash(token)),
+            None => body.secret,
+        },
         max_payload_bytes: MAX_PAYLOAD_BYTES,
         created_at: now_ms(),
     };
@@ -247,7 +251,41 @@ pub async fn add_source(
             format!("a source named `{}` already exists", source.name),
         ));
     }
-    Ok((StatusCode::CREATED, Json(source_view(&state, &source))))
+    let mut view = source_view(&state, &source);
+    if let Some(token) = trigger_token {
+        // Shown once: the store keeps only its hash.
+        view["triggerToken"] = Value::String(token);
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `POST /api/v1/admin/sources/{id}/trigger-token`: a new trigger token for a local source;
+/// the previous one stops working.
+pub async fn rotate_trigger_token(
+    State(state): State<Shared>,
+    Path(id_or_name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let source = state
+        .store
+        .find_source(DEFAULT_ORG, &id_or_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("source {id_or_name} not found")))?;
+    if source.kind != SourceKind::Local {
+        return Err(ApiError::bad_request(
+            "invalid_source",
+            format!(
+                "source `{}` is a {} source; only local sources have trigger tokens (forges sign with their webhook secret)",
+                source.name,
+                source.kind.as_str()
+            ),
+        ));
+    }
+    let token = new_trigger_token();
+    state
+        .store
+        .set_source_secret(&source.source_id, Verification::TriggerToken, &token_hash(&token))
+        .await?;
+    Ok(Json(json!({ "sourceId": source.source_id, "triggerToken": token })))
 }
 
 pub async fn list_sources(State(state): State<Shared>) -> ApiResult<Json<Value>> {

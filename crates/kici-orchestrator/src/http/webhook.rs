@@ -8,14 +8,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, KeyInit, Mac};
-use kici_store::{Source, Verification};
+use kici_engine::excerpt::excerpt;
+use kici_store::{Source, SourceKind, Verification};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::admin::DEFAULT_ORG;
 use super::error::{ApiError, ApiResult};
 use crate::pipeline::{self, Delivery, Outcome};
-use crate::providers::{self, Skip};
+use crate::providers::{self, Normalized, Skip};
+use crate::secrets::{now_ms, token_hash};
 use crate::state::Shared;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -46,9 +48,32 @@ fn event_and_delivery(source: &Source, headers: &HeaderMap) -> (Option<String>, 
     }
 }
 
+/// A local source's push is authentic with `Authorization: Bearer` carrying the source's
+/// trigger token or an admin token that may act (not an auditor's).
+async fn verify_local(state: &Shared, source: &Source, headers: &HeaderMap) -> ApiResult<bool> {
+    let Some(token) = header(headers, "authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Ok(false);
+    };
+    let hash = token_hash(token);
+    if source.verification == Verification::TriggerToken
+        && source
+            .secret
+            .as_deref()
+            .is_some_and(|stored| constant_time_eq(stored.as_bytes(), hash.as_bytes()))
+    {
+        return Ok(true);
+    }
+    let admin = state.store.use_admin_token(&hash, now_ms()).await?;
+    Ok(admin.is_some_and(|token| token.role != "auditor"))
+}
+
+/// Forge webhooks: the HMAC of the body under the source's secret, or GitLab's token header.
 fn verify(source: &Source, headers: &HeaderMap, body: &[u8]) -> bool {
-    if source.verification == Verification::None {
-        return true;
+    if source.verification != Verification::HmacSha256 {
+        return false;
     }
     let Some(secret) = source.secret.as_deref() else {
         return false;
@@ -81,6 +106,32 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// A local push names a ref and a commit; both are checked against the repository itself, so
+/// a caller cannot run an unreviewed commit as if it were on `main`.
+async fn check_local_push(source: &Source, event_name: &str, normalized: &Normalized) -> ApiResult<()> {
+    let invalid = |message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_push", message);
+    if event_name != "push" {
+        return Err(invalid(format!(
+            "local sources take push events only, not `{}`",
+            excerpt(event_name)
+        )));
+    }
+    let Some(path) = source.path.as_deref() else {
+        return Err(invalid(format!("source `{}` has no repository path", source.name)));
+    };
+    let contained = crate::git::ref_contains(std::path::Path::new(path), &normalized.git_ref, &normalized.sha)
+        .await
+        .map_err(|err| invalid(excerpt(&err.to_string()).into_owned()))?;
+    if !contained {
+        return Err(invalid(format!(
+            "{} in {path} does not contain commit {}: a local push must name a ref and a commit on it",
+            excerpt(&normalized.git_ref),
+            excerpt(&normalized.sha)
+        )));
+    }
+    Ok(())
 }
 
 pub async fn receive(
@@ -122,7 +173,16 @@ pub async fn receive(
             ),
         ));
     }
-    if !verify(&source, &headers, &body) {
+    if source.kind == SourceKind::Local {
+        if !verify_local(&state, &source, &headers).await? {
+            tracing::warn!(sourceId = %source.source_id, "local push rejected: missing or invalid trigger token");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "Missing or invalid trigger token (hint: send `Authorization: Bearer <token>` with the source's trigger token or an admin token; `kici-admin source install-hook` writes a hook that does)",
+            ));
+        }
+    } else if !verify(&source, &headers, &body) {
         tracing::warn!(sourceId = %source.source_id, "webhook rejected: invalid signature");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -155,6 +215,9 @@ pub async fn receive(
             ));
         }
     };
+    if source.kind == SourceKind::Local {
+        check_local_push(&source, &event_name, &normalized).await?;
+    }
     tracing::info!(deliveryId = %delivery_id, sourceId = %source.source_id, event = %event_name, "Webhook accepted");
     let outcome = pipeline::process(
         &state,
