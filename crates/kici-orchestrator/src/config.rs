@@ -35,6 +35,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_ORCHESTRATOR_URL",
     "KICI_PLATFORM_URL",
     "KICI_PLATFORM_TOKEN",
+    "KICI_WEBHOOK_ANSWER_BUDGET_MS",
 ];
 
 /// How agents authenticate on `/ws`.
@@ -88,6 +89,9 @@ pub struct Config {
     pub platform_url: Option<String>,
     /// The orchestrator key the Platform issued (`KICI_PLATFORM_TOKEN`, `kici_ok_…`).
     pub platform_token: Option<String>,
+    /// How long a webhook answer waits for its processing before saying `processing`
+    /// (`KICI_WEBHOOK_ANSWER_BUDGET_MS`, default 3 s: forges hang up after 5–10 s).
+    pub webhook_answer_budget: Duration,
 }
 
 /// Every problem with the configuration, reported together.
@@ -125,6 +129,7 @@ impl Config {
         let stale_threshold_multiplier = reader.number("KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER", 2u32);
         let agent_heartbeat_interval = reader.interval("KICI_HEARTBEAT_INTERVAL_MS", 30_000);
         let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
+        let webhook_answer_budget = reader.millis("KICI_WEBHOOK_ANSWER_BUDGET_MS", 3_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
@@ -216,6 +221,7 @@ impl Config {
             agent_orchestrator_url: env.get("KICI_ORCHESTRATOR_URL").cloned().filter(|u| !u.is_empty()),
             platform_url,
             platform_token,
+            webhook_answer_budget,
             agent_env: env
                 .iter()
                 .filter_map(|(name, value)| {

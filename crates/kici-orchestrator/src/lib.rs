@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod config;
+pub mod deliveries;
 pub mod dispatcher;
 pub mod events;
 pub mod git;
@@ -111,6 +112,7 @@ impl Orchestrator {
             started: Instant::now(),
         });
         sweeper::recover_after_restart(&state).await?;
+        deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let app = http::router(state.clone());

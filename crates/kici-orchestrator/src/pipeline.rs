@@ -7,7 +7,6 @@
 //! init failure (`lock_resolution`) carries the loader's exact text.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockMatrix, LockWorkflow, StaticJob};
@@ -23,23 +22,22 @@ use crate::providers::Normalized;
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
 
-/// How long a delivery id is remembered.
-const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
-
 /// The workflow name of a run whose lock file could not be read.
 pub const UNRESOLVED_WORKFLOW: &str = "(unresolved workflow)";
 
-/// A verified webhook ready to process.
+/// A verified webhook ready to process, claimed by [`crate::deliveries::accept`].
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub source: Source,
     pub delivery_id: String,
+    /// The claim on the body (`body:<sourceId>:<sha256>`), released with the id's on a failure
+    /// a redelivery may retry.
+    pub body_key: String,
     pub normalized: Normalized,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Duplicate,
     /// Nothing to run, and why.
     Ignored(String),
     Started(Vec<String>),
@@ -100,6 +98,7 @@ fn generic_clone_url(source: &Source, normalized: &Normalized) -> Option<String>
     }
 }
 
+/// Processes a claimed delivery: reads the lock file and creates the runs.
 pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, PipelineError> {
     let now = now_ms();
     let store = &state.store;
@@ -113,15 +112,6 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         error_message: error,
         created_at: now,
     };
-    if !store
-        .claim_delivery(&delivery.delivery_id, now, now + DEDUP_TTL.as_millis() as i64)
-        .await?
-    {
-        store.insert_event_log(&log("duplicate", vec![], None)).await?;
-        kici_telemetry::metrics::orchestrator::dedup_hit();
-        tracing::info!(deliveryId = %delivery.delivery_id, "Duplicate webhook");
-        return Ok(Outcome::Duplicate);
-    }
     let sha = delivery.normalized.sha.clone();
     let fetched = match repository(state, &delivery).await {
         Ok((repo_url, path)) => git::read_lock(&path, &sha)
@@ -138,7 +128,9 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         Ok(found) => found,
         Err(err) => {
             // The delivery may be retried once the repository is readable.
-            store.release_delivery(&delivery.delivery_id).await?;
+            store
+                .release_delivery(&delivery.delivery_id, &delivery.body_key)
+                .await?;
             store
                 .insert_event_log(&log("failed", vec![], Some(err.to_string())))
                 .await?;
@@ -204,7 +196,9 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
                 // With no run created yet, a redelivery may try again; once one exists, a retry
                 // would duplicate it, so the claim stays.
                 if run_ids.is_empty() {
-                    store.release_delivery(&delivery.delivery_id).await?;
+                    store
+                        .release_delivery(&delivery.delivery_id, &delivery.body_key)
+                        .await?;
                 }
                 store
                     .insert_event_log(&log("failed", run_ids.clone(), Some(err.to_string())))
@@ -272,6 +266,7 @@ pub async fn rerun(state: &Shared, run_id: &str) -> Result<String, RerunError> {
     let delivery = Delivery {
         source,
         delivery_id: format!("rerun-{}", new_id()),
+        body_key: String::new(),
         normalized: Normalized {
             event,
             git_ref: run.git_ref.clone(),

@@ -6,7 +6,8 @@ use kici_engine::event::{EventEnvelope, EventType};
 use serde_json::Value;
 
 /// A webhook that names a commit to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Normalized {
     pub event: EventEnvelope,
     pub git_ref: String,

@@ -23,7 +23,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use agents::AgentRecord;
-pub use deliveries::EventLogEntry;
+pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use runs::{JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
@@ -37,6 +37,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "dynamic_jobs", include_str!("../migrations/0002_dynamic_jobs.sql")),
     (3, "run_events", include_str!("../migrations/0003_run_events.sql")),
+    (
+        4,
+        "webhook_deliveries",
+        include_str!("../migrations/0004_webhook_deliveries.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

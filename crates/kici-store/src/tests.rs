@@ -400,16 +400,64 @@ async fn sequence_numbers_apply_once() {
 }
 
 #[tokio::test]
-async fn deliveries_are_claimed_once_until_they_expire() {
+async fn deliveries_are_claimed_once_by_id_and_by_body_until_they_expire() {
+    let delivery = |id: &str, body: &str, at: i64| crate::NewDelivery {
+        delivery_id: id.into(),
+        source_id: "s".into(),
+        event_type: "push".into(),
+        body_key: body.into(),
+        normalized: "{}".into(),
+        created_at: at,
+    };
     for (db, store, _dir) in stores().await {
-        assert!(store.claim_delivery("d1", 0, 100).await.unwrap(), "{db}");
-        assert!(!store.claim_delivery("d1", 50, 150).await.unwrap(), "{db}");
         assert!(
-            store.claim_delivery("d1", 100, 200).await.unwrap(),
-            "{db}: expired claim kept"
+            store.claim_new_delivery(&delivery("d1", "b1", 0), 100).await.unwrap(),
+            "{db}"
         );
-        store.release_delivery("d1").await.unwrap();
-        assert!(store.claim_delivery("d1", 101, 200).await.unwrap(), "{db}");
+        assert!(
+            !store.claim_new_delivery(&delivery("d1", "b2", 50), 150).await.unwrap(),
+            "{db}: same id"
+        );
+        assert!(
+            !store.claim_new_delivery(&delivery("d2", "b1", 50), 150).await.unwrap(),
+            "{db}: replayed body"
+        );
+        let record = store.get_delivery("d1").await.unwrap().unwrap();
+        assert_eq!(
+            (record.status.as_str(), record.body_key.as_str()),
+            ("processing", "b1"),
+            "{db}"
+        );
+        assert!(
+            store.get_delivery("d2").await.unwrap().is_none(),
+            "{db}: a refused claim records nothing"
+        );
+        assert_eq!(store.unfinished_deliveries().await.unwrap().len(), 1, "{db}");
+        store
+            .finish_delivery("d1", "processed", &["r1".to_string()], None, 60)
+            .await
+            .unwrap();
+        let record = store.get_delivery("d1").await.unwrap().unwrap();
+        assert_eq!(
+            (record.status.as_str(), record.run_ids, record.updated_at),
+            ("processed", vec!["r1".to_string()], 60),
+            "{db}"
+        );
+        assert!(store.unfinished_deliveries().await.unwrap().is_empty(), "{db}");
+        assert!(
+            store.claim_new_delivery(&delivery("d1", "b1", 100), 200).await.unwrap(),
+            "{db}: expired claims kept"
+        );
+        store.release_delivery("d1", "b1").await.unwrap();
+        assert!(
+            store.claim_new_delivery(&delivery("d1", "b1", 101), 200).await.unwrap(),
+            "{db}"
+        );
+        assert_eq!(
+            store.get_delivery("d1").await.unwrap().unwrap().status,
+            "processing",
+            "{db}"
+        );
     }
 }
 

@@ -175,11 +175,22 @@ async fn bad_webhooks_get_a_4xx_and_store_nothing() {
             .header("x-github-event", "push")
             .header("x-github-delivery", "d-1")
             .header("x-hub-signature-256", format!("sha256={signature}"))
-            .body(body),
+            .body(body.clone()),
     )
     .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["accepted"], true);
+    // The same signed body under a new delivery id is a replay, not a new push.
+    let (status, replay) = send(
+        client
+            .post(url("forge"))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "d-2")
+            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .body(body),
+    )
+    .await;
+    assert_eq!((status, replay["duplicate"].as_bool()), (200, Some(true)), "{replay}");
     let health = client
         .get(format!("{}/health", stack.url()))
         .send()
@@ -412,6 +423,102 @@ async fn local_pushes_need_the_trigger_token_and_a_ref_that_holds_the_commit() {
     let rotated = stack.post("/api/v1/admin/sources/app/trigger-token", &json!({})).await;
     let new_token = rotated["triggerToken"].as_str().unwrap();
     assert_ne!(new_token, token);
-    assert_eq!(send(Some(&token), &hello).await.0, 401);
-    assert_eq!(send(Some(new_token), &hello).await.0, 202);
+    repo.commit_and_push("after the rotation");
+    let main = repo.push_payload("app", "main");
+    assert_eq!(send(Some(&token), &main).await.0, 401);
+    assert_eq!(send(Some(new_token), &main).await.0, 202);
+}
+
+/// A delivery is recorded before it is answered: past the answer budget the answer is
+/// `processing` and the delivery's record tells how it ended; one a crash interrupted is
+/// processed again at the next start, and a failed one can be delivered again.
+#[tokio::test]
+async fn deliveries_outlive_the_answer_and_a_crash() {
+    let mut stack = Stack::start_with(&[("KICI_WEBHOOK_ANSWER_BUDGET_MS", "0")]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    repo.push_to("hello");
+    let answer = stack.push_webhook("app", &repo, "hello").await;
+    assert_eq!(
+        (answer["accepted"].as_bool(), answer["status"].as_str()),
+        (Some(true), Some("processing")),
+        "{answer}"
+    );
+    let delivery_id = answer["deliveryId"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/admin/deliveries/{delivery_id}");
+    let record = stack
+        .wait_for("the delivery to be processed", || async {
+            let record = stack.get(&path).await;
+            (record["status"] == "processed").then_some(record)
+        })
+        .await;
+    assert_eq!(record["runIds"].as_array().map(Vec::len), Some(1), "{record}");
+    let shown = stack.cli("kici-admin", &["source", "delivery", &delivery_id], stack.dir.path());
+    shown.expect_code(0);
+    assert!(
+        shown.stdout.contains("\nStatus:   processed\nRuns:     "),
+        "{}",
+        shown.stdout
+    );
+
+    // A forge whose git server never answers: processing hangs until the orchestrator dies.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || hang.accept().map(|(socket, _)| socket));
+    let git_url = format!("http://127.0.0.1:{port}/{{owner}}/{{name}}.git");
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "s3cret", "gitUrl": git_url}),
+        )
+        .await;
+    let body = serde_json::to_vec(&repo.push_payload("forge", "main")).unwrap();
+    let signature = hmac_sha256_hex(b"s3cret", &body);
+    let deliver = |client: reqwest::Client, url: String| {
+        let body = body.clone();
+        let signature = signature.clone();
+        async move {
+            let response = client
+                .post(format!("{url}/webhook/default/generic/forge"))
+                .header("x-github-event", "push")
+                .header("x-github-delivery", "forge-1")
+                .header("x-hub-signature-256", format!("sha256={signature}"))
+                .body(body)
+                .send()
+                .await
+                .expect("webhook");
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, answer) = deliver(stack.client().clone(), stack.url()).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("processing")),
+        "{answer}"
+    );
+    let forge_path = "/api/v1/admin/deliveries/".to_string() + answer["deliveryId"].as_str().unwrap();
+    let _socket = held.join().unwrap().expect("git connected to the hanging server");
+    assert_eq!(stack.get(&forge_path).await["status"], "processing");
+
+    stack.orchestrator.kill();
+    drop(_socket);
+    stack.start_orchestrator_again();
+    // Resumed at start: the git server is gone now, so the delivery fails and is released.
+    let record = stack
+        .wait_for("the interrupted delivery to end", || async {
+            let record = stack.get(&forge_path).await;
+            (record["status"] == "failed").then_some(record)
+        })
+        .await;
+    let detail = record["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("cannot read the lock file of http://127.0.0.1:"),
+        "{record}"
+    );
+    let (status, again) = deliver(stack.client().clone(), stack.url()).await;
+    assert_eq!(status, 202, "a failed delivery may be delivered again: {again}");
+    assert_ne!(again["duplicate"], true, "{again}");
 }

@@ -37,6 +37,47 @@ pub enum SourceCommand {
     TriggerLocal(TriggerArgs),
     /// Install a post-receive hook that triggers the source on every push to its repository
     InstallHook(InstallHookArgs),
+    /// Show an accepted webhook delivery: still processing, or how it ended and its runs
+    Delivery(DeliveryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeliveryArgs {
+    /// The delivery id a webhook answer gave (`<sourceId>:<id>`)
+    delivery_id: String,
+    /// Print the API's JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// `GET /api/v1/admin/deliveries/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    pub delivery_id: String,
+    pub source_id: String,
+    pub event_type: String,
+    pub status: String,
+    #[serde(default)]
+    pub run_ids: Vec<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+pub fn render_delivery_view(view: &DeliveryView) -> String {
+    let runs = if view.run_ids.is_empty() {
+        format::NONE.to_string()
+    } else {
+        view.run_ids.join(", ")
+    };
+    let mut out = format!(
+        "Delivery: {}\nSource:   {}\nEvent:    {}\nStatus:   {}\nRuns:     {runs}\n",
+        view.delivery_id, view.source_id, view.event_type, view.status
+    );
+    if let Some(detail) = &view.detail {
+        out.push_str(&format!("Detail:   {detail}\n"));
+    }
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +251,18 @@ pub async fn run(client: &ApiClient, globals: &Globals<'_>, command: SourceComma
         }
         SourceCommand::TriggerLocal(args) => trigger_local(client, args).await,
         SourceCommand::InstallHook(args) => install_hook(client, globals, args).await,
+        SourceCommand::Delivery(args) => {
+            let view: Value = client
+                .get(&["api", "v1", "admin", "deliveries", &args.delivery_id], &[])
+                .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                let view: DeliveryView = serde_json::from_value(view)?;
+                print!("{}", render_delivery_view(&view));
+            }
+            Ok(())
+        }
     }
 }
 

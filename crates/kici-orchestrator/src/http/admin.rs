@@ -259,6 +259,20 @@ pub async fn add_source(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// `GET /api/v1/admin/deliveries/{id}`: an accepted webhook delivery and how it ended.
+pub async fn get_delivery(State(state): State<Shared>, Path(delivery_id): Path<String>) -> ApiResult<Json<Value>> {
+    let record = state
+        .store
+        .get_delivery(&delivery_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("delivery {delivery_id} not found")))?;
+    Ok(Json(json!({
+        "deliveryId": record.delivery_id, "sourceId": record.source_id, "eventType": record.event_type,
+        "status": record.status, "runIds": record.run_ids, "detail": record.detail,
+        "createdAt": record.created_at, "updatedAt": record.updated_at,
+    })))
+}
+
 /// `POST /api/v1/admin/sources/{id}/trigger-token`: a new trigger token for a local source;
 /// the previous one stops working.
 pub async fn rotate_trigger_token(

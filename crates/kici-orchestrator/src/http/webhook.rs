@@ -15,6 +15,7 @@ use sha2::Sha256;
 
 use super::admin::DEFAULT_ORG;
 use super::error::{ApiError, ApiResult};
+use crate::deliveries::{self, Answer};
 use crate::pipeline::{self, Delivery, Outcome};
 use crate::providers::{self, Normalized, Skip};
 use crate::secrets::{now_ms, token_hash};
@@ -219,27 +220,40 @@ pub async fn receive(
         check_local_push(&source, &event_name, &normalized).await?;
     }
     tracing::info!(deliveryId = %delivery_id, sourceId = %source.source_id, event = %event_name, "Webhook accepted");
-    let outcome = pipeline::process(
-        &state,
-        Delivery {
-            source,
-            delivery_id: delivery_id.clone(),
-            normalized,
-        },
-    )
-    .await
-    .map_err(|err| match err {
-        pipeline::PipelineError::Store(err) => ApiError::from(err),
-        other => {
-            tracing::warn!(deliveryId = %delivery_id, error = %other, "delivery failed");
-            ApiError::new(StatusCode::BAD_GATEWAY, "lock_fetch_failed", other.to_string())
+    // A signed body replayed under a new delivery id is a duplicate. A local push is
+    // authenticated by its token, not its body, and may be sent again on purpose.
+    let body_key = match source.kind {
+        SourceKind::Generic => deliveries::body_key(&source.source_id, &body),
+        SourceKind::Local => format!("delivery:{delivery_id}"),
+    };
+    let delivery = Delivery {
+        source,
+        delivery_id: delivery_id.clone(),
+        body_key,
+        normalized,
+    };
+    let outcome = match deliveries::accept(&state, delivery).await? {
+        Answer::Duplicate => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
+            ));
         }
-    })?;
+        Answer::Processing => {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "accepted": true, "deliveryId": delivery_id, "status": "processing", "runIds": [] })),
+            ));
+        }
+        Answer::Done(result) => result.map_err(|err| match err {
+            pipeline::PipelineError::Store(err) => ApiError::from(err),
+            other => {
+                tracing::warn!(deliveryId = %delivery_id, error = %other, "delivery failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "lock_fetch_failed", other.to_string())
+            }
+        })?,
+    };
     Ok(match outcome {
-        Outcome::Duplicate => (
-            StatusCode::OK,
-            Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
-        ),
         Outcome::Ignored(reason) => (
             StatusCode::ACCEPTED,
             Json(json!({ "accepted": true, "deliveryId": delivery_id, "runIds": [], "ignored": reason })),
