@@ -21,6 +21,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_ORCHESTRATOR_URL",
     "KICI_AGENT_ID",
     "KICI_AGENT_TOKEN",
+    "KICI_AGENT_TOKEN_FILE",
     "KICI_LABELS",
     "KICI_PORT",
     "KICI_WORK_DIR",

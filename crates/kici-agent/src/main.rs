@@ -28,10 +28,40 @@ const REQUIRED_TOOLS: [&str; 2] = ["git", "bash"];
 /// Signals waiting to be taken by the agent; more than a few pending is pointless.
 const SIGNAL_BUFFER: usize = 4;
 
+/// `KICI_AGENT_TOKEN_FILE`: the token is read from the file (its first line) instead of the
+/// environment, so it is in no process's environment at all.
+fn token_from_file(vars: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let Some(path) = vars.get("KICI_AGENT_TOKEN_FILE").cloned() else {
+        return Ok(());
+    };
+    if vars.contains_key("KICI_AGENT_TOKEN") {
+        return Err(
+            "KICI_AGENT_TOKEN and KICI_AGENT_TOKEN_FILE are both set (hint: keep only KICI_AGENT_TOKEN_FILE)".into(),
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| format!("cannot read KICI_AGENT_TOKEN_FILE `{path}`: {err} (hint: the file holds the agent token from `kici-admin agent register`)"))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    vars.insert("KICI_AGENT_TOKEN".into(), token);
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let vars: BTreeMap<String, String> = std::env::vars_os()
+    // Jobs run as the agent's user: without this, one could read the agent's token from
+    // /proc/<agent>/environ or its memory. A process that is not dumpable has those owned by
+    // root. Children (the runner, the job) are dumpable again after exec and hold no token.
+    if let Err(err) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        eprintln!(
+            "warning: cannot make the agent non-dumpable ({err}); a job running as this user could read its token"
+        );
+    }
+    let mut vars: BTreeMap<String, String> = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
         .collect();
+    if let Err(err) = token_from_file(&mut vars) {
+        eprintln!("error: {err}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let config = match Config::from_env(&vars, &hostname()) {
         Ok(config) => config,
         Err(kici_agent::config::ConfigError::UnknownEnv(unknown)) => {

@@ -78,6 +78,21 @@ async fn bad_configuration_is_refused_with_exit_code_2() {
     let stderr = refused(&[("KICI_AGENT_TOKEN", "")]).await;
     assert!(stderr.contains("KICI_ORCHESTRATOR_URL is not set"), "{stderr}");
 
+    let stderr = refused(&with(("KICI_AGENT_TOKEN_FILE", "/nonexistent/token"))).await;
+    assert!(
+        stderr.contains("KICI_AGENT_TOKEN and KICI_AGENT_TOKEN_FILE are both set"),
+        "{stderr}"
+    );
+    let stderr = refused(&[
+        ("KICI_ORCHESTRATOR_URL", "ws://127.0.0.1:1/ws"),
+        ("KICI_AGENT_TOKEN_FILE", "/nonexistent/token"),
+    ])
+    .await;
+    assert!(
+        stderr.contains("cannot read KICI_AGENT_TOKEN_FILE `/nonexistent/token`: "),
+        "{stderr}"
+    );
+
     let empty_path = tempfile::tempdir().unwrap();
     let mut vars = base.to_vec();
     let path = empty_path.path().display().to_string();
@@ -292,4 +307,74 @@ async fn an_auth_failure_exits_with_code_1() {
         .expect("exits in time")
         .expect("wait");
     assert_eq!(status.code(), Some(1));
+}
+
+/// A job runs as the agent's user; it must not read the agent's token from
+/// `/proc/<agent>/environ`. As root the test runs both sides as `nobody` (root reads anything).
+#[tokio::test]
+async fn a_process_of_the_agents_user_cannot_read_its_token() {
+    let as_user = |program: &str| -> Command {
+        let root = running_as_root();
+        let mut command = if root {
+            let mut command = Command::new("setpriv");
+            command.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.kill_on_drop(true);
+        command
+    };
+    // The same user can read an ordinary process's environment: the check below means something.
+    let mut sleeper = as_user("sleep");
+    sleeper.arg("30").env("PROBE_SECRET", "visible");
+    let sleeper = sleeper.spawn().expect("sleep runs");
+    let environ = |pid: u32| {
+        let mut cat = as_user("cat");
+        cat.arg(format!("/proc/{pid}/environ"));
+        cat
+    };
+    // Polled: until setpriv has switched user and exec'd, the process is root's.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let output = environ(sleeper.id().unwrap()).output().await.unwrap();
+        if String::from_utf8_lossy(&output.stdout).contains("PROBE_SECRET=visible") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "control: {output:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut agent = as_user(env!("CARGO_BIN_EXE_kici-agent"));
+    agent
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", work.path())
+        .env("KICI_ORCHESTRATOR_URL", "ws://127.0.0.1:1/ws")
+        .env("KICI_AGENT_TOKEN", "kat_probe_secret")
+        .env("KICI_WORK_DIR", work.path())
+        .env("KICI_PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = agent.spawn().expect("the agent starts");
+    let mut logs = Logs::of(&mut child);
+    let first = logs.next().await;
+    assert_eq!(first["message"], "agent.build.info", "{first}");
+    let output = environ(child.id().unwrap()).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("kat_probe_secret"), "the token was readable: {stdout}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
+        "{output:?}"
+    );
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
 }

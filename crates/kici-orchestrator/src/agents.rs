@@ -14,7 +14,7 @@ use kici_store::AgentRecord;
 use tokio::sync::mpsc;
 
 use crate::config::AgentAuth;
-use crate::hub::{AGENT_OUTBOX, ConnectedAgent, Outbound};
+use crate::hub::{AGENT_OUTBOX, ConnectedAgent, LastSeen, Outbound};
 use crate::progress;
 use crate::secrets::{new_id, now_ms, token_hash};
 use crate::state::Shared;
@@ -29,6 +29,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Labels an agent reports about itself; a token cannot restrict them.
 const SELF_REPORTED: [&str; 3] = ["kici:os:", "kici:arch:", "kici:host:"];
+/// How long a connection that a newcomer would share an identity with has to answer a ping
+/// before it counts as dead and is replaced.
+const LIVENESS_PROBE: Duration = Duration::from_secs(5);
 
 pub async fn handle(socket: WebSocket, state: Shared) {
     let (mut sink, mut stream) = socket.split();
@@ -39,6 +42,7 @@ pub async fn handle(socket: WebSocket, state: Shared) {
                 Outbound::Message(message) => {
                     Message::Text(serde_json::to_string(&message).expect("messages serialize").into())
                 }
+                Outbound::Ping => Message::Ping(Vec::new().into()),
                 Outbound::Close(code, reason) => {
                     // The peer may already be gone; the connection ends either way.
                     let _ = sink
@@ -64,7 +68,8 @@ pub async fn handle(socket: WebSocket, state: Shared) {
         }
     });
     let connection_id = new_id();
-    match session(&state, &mut stream, &tx, &connection_id).await {
+    let last_seen = LastSeen::default();
+    match session(&state, &mut stream, &tx, &connection_id, &last_seen).await {
         Ok(agent_id) => {
             agent_lost(&state, &agent_id, &connection_id).await;
         }
@@ -122,6 +127,7 @@ async fn session(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     tx: &mpsc::Sender<Outbound>,
     connection_id: &str,
+    last_seen: &LastSeen,
 ) -> Result<String, Refusal> {
     let mut token = None;
     let first = tokio::time::timeout(AUTH_TIMEOUT, next_message(stream))
@@ -192,18 +198,31 @@ async fn session(
         Some(token) => token.agent_type == crate::scaler::EPHEMERAL_TOKEN_TYPE,
         None => true,
     };
+    let token_id = token.as_ref().map(|t| t.token_id.clone());
+    claim_identity(
+        state,
+        &agent_id,
+        token_id.as_deref(),
+        token.as_ref().map(|t| t.label.as_str()),
+    )
+    .await?;
     register(
         state,
         &registration,
-        token.as_ref().map(|t| t.token_id.clone()),
+        token_id,
         may_be_spawned,
         tx,
         connection_id,
+        last_seen,
     )
     .await?;
     let silence = state.config.agent_silence_timeout();
     loop {
-        let message = match tokio::time::timeout(silence, next_message_or_ping(stream)).await {
+        let frame = tokio::time::timeout(silence, next_message_or_ping(stream)).await;
+        if matches!(frame, Ok(Some(_))) {
+            last_seen.touch(now_ms());
+        }
+        let message = match frame {
             Err(_) => {
                 tracing::warn!(agentId = %agent_id, silentForMs = silence.as_millis() as u64, "agent silent for too long; closing its connection");
                 let _ = tx
@@ -300,6 +319,56 @@ fn check_binding(registration: &Registration, token: Option<&kici_store::AgentTo
     }
 }
 
+/// A token and an agent id serve one live connection at a time. A connection the newcomer
+/// would share either with is probed: if it answers, the newcomer is refused (a second agent
+/// with a copied token, or an impostor, cannot push the first one out); if it does not, it was
+/// a dead connection not yet noticed (a network drop) and is replaced.
+async fn claim_identity(
+    state: &Shared,
+    agent_id: &str,
+    token_id: Option<&str>,
+    token_label: Option<&str>,
+) -> Result<(), Refusal> {
+    for existing in state.hub.conflicts(agent_id, token_id) {
+        if alive(&existing).await {
+            let reason = match token_label {
+                Some(label) if existing.agent_id != agent_id => format!(
+                    "agent token `{label}` is in use by connected agent `{}` (hint: give each agent its own token with `kici-admin agent register`)",
+                    existing.agent_id
+                ),
+                _ => format!(
+                    "agent `{agent_id}` is already connected (hint: give each agent its own KICI_AGENT_ID, or stop the other one)"
+                ),
+            };
+            tracing::warn!(agentId = %agent_id, connectedAgentId = %existing.agent_id, "agent refused: its identity is in use by a live connection");
+            return Err((close_code::AUTH_FAILED, reason));
+        }
+        tracing::warn!(agentId = %existing.agent_id, "replacing a connection that no longer answers");
+        let _ = existing
+            .tx
+            .send(Outbound::Close(1000, "replaced by a new connection".into()))
+            .await;
+        agent_lost(state, &existing.agent_id, &existing.connection_id).await;
+    }
+    Ok(())
+}
+
+/// Whether the connection answers a ping (or sends anything) within [`LIVENESS_PROBE`].
+async fn alive(agent: &ConnectedAgent) -> bool {
+    let asked = now_ms();
+    if agent.tx.send(Outbound::Ping).await.is_err() {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + LIVENESS_PROBE;
+    while tokio::time::Instant::now() < deadline {
+        if agent.last_seen.get() >= asked {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn register(
     state: &Shared,
     registration: &Registration,
@@ -307,6 +376,7 @@ async fn register(
     may_be_spawned: bool,
     tx: &mpsc::Sender<Outbound>,
     connection_id: &str,
+    last_seen: &LastSeen,
 ) -> Result<(), Refusal> {
     let now = now_ms();
     let store_error = |e: kici_store::StoreError| (1011, format!("store error: {e}"));
@@ -340,7 +410,8 @@ async fn register(
         })
         .await
         .map_err(store_error)?;
-    let previous = state.hub.register(ConnectedAgent {
+    last_seen.touch(now);
+    state.hub.register(ConnectedAgent {
         agent_id: registration.agent_id.clone(),
         connection_id: connection_id.to_string(),
         token_id,
@@ -350,14 +421,8 @@ async fn register(
         bound_job: spawned.as_ref().and_then(|s| s.bound_job.clone()),
         single_use: spawned.is_some(),
         tx: tx.clone(),
+        last_seen: last_seen.clone(),
     });
-    if let Some(previous) = previous {
-        // Best effort: the old connection may be gone already.
-        let _ = previous
-            .tx
-            .send(Outbound::Close(1000, "replaced by a new connection".into()))
-            .await;
-    }
     kici_telemetry::metrics::orchestrator::set_agents_active(state.hub.all().len());
     send(
         tx,

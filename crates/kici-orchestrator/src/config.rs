@@ -89,6 +89,9 @@ pub struct Config {
     pub platform_url: Option<String>,
     /// The orchestrator key the Platform issued (`KICI_PLATFORM_TOKEN`, `kici_ok_…`).
     pub platform_token: Option<String>,
+    /// How long a spawned agent's token is valid (`KICI_AGENT_TOKEN_TTL_MS`, default 1 h); it
+    /// is also revoked when the agent exits.
+    pub agent_token_ttl: Duration,
     /// How long a webhook answer waits for its processing before saying `processing`
     /// (`KICI_WEBHOOK_ANSWER_BUDGET_MS`, default 3 s: forges hang up after 5–10 s).
     pub webhook_answer_budget: Duration,
@@ -130,6 +133,7 @@ impl Config {
         let agent_heartbeat_interval = reader.interval("KICI_HEARTBEAT_INTERVAL_MS", 30_000);
         let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
         let webhook_answer_budget = reader.millis("KICI_WEBHOOK_ANSWER_BUDGET_MS", 3_000);
+        let agent_token_ttl = reader.interval("KICI_AGENT_TOKEN_TTL_MS", 3_600_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
@@ -222,6 +226,7 @@ impl Config {
             platform_url,
             platform_token,
             webhook_answer_budget,
+            agent_token_ttl,
             agent_env: env
                 .iter()
                 .filter_map(|(name, value)| {
@@ -309,6 +314,14 @@ mod tests {
         assert_eq!(config.database_url, "sqlite:///tmp/kici-config-test/kici.db?mode=rwc");
         assert_eq!(config.queue_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(config.recovery_window(), Duration::from_secs(120));
+        assert_eq!(config.agent_token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.webhook_answer_budget, Duration::from_secs(3));
+        let config = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_AGENT_TOKEN_TTL_MS", "60000"),
+        ]))
+        .unwrap();
+        assert_eq!(config.agent_token_ttl, Duration::from_secs(60));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! agent records live in the store; this is only what is true right now.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use kici_engine::protocol::OrchestratorMessage;
 use tokio::sync::mpsc;
@@ -16,8 +17,25 @@ pub const AGENT_OUTBOX: usize = 256;
 #[derive(Debug)]
 pub enum Outbound {
     Message(OrchestratorMessage),
+    /// A WebSocket ping: the agent's pong proves the connection is alive.
+    Ping,
     /// Close the socket with this code and reason.
     Close(u16, String),
+}
+
+/// When a connection last showed a sign of life (any frame), in epoch milliseconds; shared by
+/// its reader, which updates it, and whoever asks whether the connection is alive.
+#[derive(Debug, Clone, Default)]
+pub struct LastSeen(Arc<AtomicI64>);
+
+impl LastSeen {
+    pub fn touch(&self, now: i64) {
+        self.0.store(now, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +52,7 @@ pub struct ConnectedAgent {
     /// Scaler-spawned agents run one job; once freed they only wait to exit.
     pub single_use: bool,
     pub tx: mpsc::Sender<Outbound>,
+    pub last_seen: LastSeen,
 }
 
 #[derive(Debug, Default)]
@@ -48,9 +67,20 @@ impl Hub {
         self.agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a connection; a previous connection of the same agent is told to close.
-    pub fn register(&self, agent: ConnectedAgent) -> Option<ConnectedAgent> {
-        self.lock().insert(agent.agent_id.clone(), agent)
+    /// Registers a connection. Callers check [`Hub::conflicts`] first: a live connection is
+    /// never replaced.
+    pub fn register(&self, agent: ConnectedAgent) {
+        self.lock().insert(agent.agent_id.clone(), agent);
+    }
+
+    /// Connections a new one for `agent_id` with `token_id` would share an identity with: the
+    /// same agent id, or the same agent token (a token serves one agent at a time).
+    pub fn conflicts(&self, agent_id: &str, token_id: Option<&str>) -> Vec<ConnectedAgent> {
+        self.lock()
+            .values()
+            .filter(|a| a.agent_id == agent_id || (token_id.is_some() && a.token_id.as_deref() == token_id))
+            .cloned()
+            .collect()
     }
 
     /// Removes the agent if `connection_id` is still its current connection.

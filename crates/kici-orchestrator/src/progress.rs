@@ -8,6 +8,7 @@
 use kici_engine::api;
 use kici_engine::dag::group_status;
 use kici_engine::description::JobDescription;
+use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::matrix::{self, MatrixValues, child_job_name};
@@ -207,6 +208,18 @@ pub enum ApplyError {
     },
 }
 
+/// Whether `agent_id` holds `job_id` (its queue entry names the agent). A message about a job
+/// the agent does not hold is refused and logged: it would otherwise keep another agent's job
+/// alive or put it back in the queue.
+async fn holds(state: &Shared, agent_id: &str, job_id: &str, what: &str) -> Result<bool, StoreError> {
+    let owner = state.store.queue_entry(job_id).await?.and_then(|e| e.agent_id);
+    if owner.as_deref() == Some(agent_id) {
+        return Ok(true);
+    }
+    tracing::warn!(agentId = %agent_id, jobId = %excerpt(job_id), owner = ?owner, messageType = what, "agent message refused: the job is not assigned to this agent");
+    Ok(false)
+}
+
 /// Applies one message from `agent_id`; returns the acknowledgement to send, if any.
 pub async fn apply(
     state: &Shared,
@@ -216,7 +229,9 @@ pub async fn apply(
     let now = now_ms();
     match message {
         AgentMessage::JobHeartbeat { job_id, .. } => {
-            state.store.job_heartbeat(&job_id, now).await?;
+            if holds(state, agent_id, &job_id, "job.heartbeat").await? {
+                state.store.job_heartbeat(&job_id, now).await?;
+            }
             Ok(None)
         }
         AgentMessage::Status { draining, .. } => {
@@ -225,8 +240,18 @@ pub async fn apply(
             Ok(None)
         }
         AgentMessage::JobReject { job_id, reason, .. } => {
-            tracing::info!(agentId = %agent_id, jobId = %job_id, reason = ?reason, "job refused by agent; requeued");
-            if state.store.requeue_entry(&job_id).await? {
+            if !holds(state, agent_id, &job_id, "job.reject").await? {
+                return Ok(None);
+            }
+            // Only a job that has not started goes back to the queue; a running one is the
+            // agent's to finish (or to fail through its status).
+            let queued = state
+                .store
+                .get_job(&job_id)
+                .await?
+                .is_some_and(|record| record.job.status == JobStatus::Queued);
+            tracing::info!(agentId = %agent_id, jobId = %job_id, reason = ?reason, requeued = queued, "job refused by agent");
+            if queued && state.store.requeue_entry(&job_id).await? {
                 state.store.set_job_agent(&job_id, None).await?;
             }
             state.hub.release(agent_id, &job_id);
@@ -251,9 +276,14 @@ pub async fn apply(
             if record.last_seq >= seq as i64 {
                 return Ok(Some(ack));
             }
-            let owner = state.store.queue_entry(&job_id).await?.and_then(|e| e.agent_id);
-            if owner.as_deref() != Some(agent_id) {
-                tracing::warn!(agentId = %agent_id, jobId = %job_id, owner = ?owner, "message for a job this agent does not hold ignored");
+            if !holds(
+                state,
+                agent_id,
+                &job_id,
+                "job.ack, job.status, step.status or log.chunk",
+            )
+            .await?
+            {
                 return Ok(Some(ack));
             }
             state.store.job_heartbeat(&job_id, now).await?;

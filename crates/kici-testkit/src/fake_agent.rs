@@ -1,6 +1,7 @@
 //! A scripted agent for orchestrator-only scenarios: it speaks the real protocol (auth,
-//! register) with whatever build info the test gives it, then holds the connection open and
-//! answers nothing. It never replaces the real agent in acceptance tests of job execution.
+//! register) with whatever build info the test gives it, then holds the connection open,
+//! answers nothing and sends only what the test tells it to. It never replaces the real agent
+//! in acceptance tests of job execution.
 
 use futures_util::{SinkExt, StreamExt};
 use kici_engine::build_info::BuildInfo;
@@ -11,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 /// A connected scripted agent; disconnects when dropped.
 pub struct FakeAgent {
     task: JoinHandle<()>,
+    outbox: tokio::sync::mpsc::UnboundedSender<AgentMessage>,
 }
 
 impl Drop for FakeAgent {
@@ -58,10 +60,26 @@ impl FakeAgent {
             .send(send(AgentMessage::Register(Box::new(registration))))
             .await
             .expect("agent.register");
+        let (outbox, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<AgentMessage>();
         let task = tokio::spawn(async move {
             // Reading keeps the connection alive (pings are answered) until the test drops it.
-            while let Some(Ok(_)) = socket.next().await {}
+            loop {
+                tokio::select! {
+                    frame = socket.next() => if !matches!(frame, Some(Ok(_))) { break },
+                    Some(message) = outgoing.recv() => {
+                        if socket.send(send(message)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
         });
-        FakeAgent { task }
+        FakeAgent { task, outbox }
+    }
+
+    /// Sends `message` as this agent.
+    pub fn send(&self, message: AgentMessage) {
+        // The connection may be closed already; the test then sees nothing happen.
+        let _ = self.outbox.send(message);
     }
 }

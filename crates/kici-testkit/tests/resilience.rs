@@ -522,3 +522,97 @@ async fn deliveries_outlive_the_answer_and_a_crash() {
     assert_eq!(status, 202, "a failed delivery may be delivered again: {again}");
     assert_ne!(again["duplicate"], true, "{again}");
 }
+
+/// An agent token serves one live agent: a second agent with the same token, or a second
+/// connection claiming the same agent id, is refused and the first keeps its connection.
+#[tokio::test]
+async fn a_token_serves_one_live_agent_and_is_not_taken_over() {
+    let stack = Stack::start().await;
+    let token = stack
+        .post(
+            "/api/v1/admin/agents",
+            &json!({ "label": "shared", "labels": ["linux"] }),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let build = kici_sdk::build_info;
+    let _first = kici_testkit::FakeAgent::connect(&ws, &token, "first", &["linux"], build()).await;
+    stack.wait_agent_connected("first").await;
+    let _copy = kici_testkit::FakeAgent::connect(&ws, &token, "second", &["linux"], build()).await;
+    let _same_id = kici_testkit::FakeAgent::connect(&ws, &token, "first", &["linux"], build()).await;
+    stack
+        .wait_for("both newcomers to be refused", || async {
+            let log = stack.orchestrator.log_text();
+            (log.contains("agent token `shared` is in use by connected agent `first`")
+                && log.contains("agent `first` is already connected"))
+            .then_some(())
+        })
+        .await;
+    let agents = stack.get("/api/v1/admin/agents").await;
+    let connected: Vec<&str> = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["connected"] == true)
+        .filter_map(|a| a["agentId"].as_str())
+        .collect();
+    assert_eq!(connected, ["first"], "{agents}");
+    assert!(
+        !stack
+            .orchestrator
+            .log_text()
+            .contains("replacing a connection that no longer answers"),
+        "a live connection was replaced"
+    );
+}
+
+/// `job.heartbeat` and `job.reject` about a job another agent holds are refused and logged;
+/// the job runs on to success on its own agent.
+#[tokio::test]
+async fn messages_about_another_agents_job_are_refused() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "slow").await;
+    let run_id = runs[0].clone();
+    let job_id = stack
+        .wait_for("the job to run on agent-1", || async {
+            let detail = stack.detail(&run_id).await;
+            let job = detail.jobs.first()?;
+            (job.status == JobStatus::Running).then(|| job.job_id.clone())
+        })
+        .await;
+    let intruder = stack
+        .start_fake_agent("intruder", &["other"], kici_sdk::build_info())
+        .await;
+    intruder.send(kici_engine::protocol::AgentMessage::JobHeartbeat {
+        run_id: run_id.clone(),
+        job_id: job_id.clone(),
+        timestamp: 0,
+    });
+    intruder.send(kici_engine::protocol::AgentMessage::JobReject {
+        run_id: run_id.clone(),
+        job_id: job_id.clone(),
+        reason: kici_engine::protocol::RejectReason::Draining,
+    });
+    stack
+        .wait_for("both messages to be refused", || async {
+            let log = stack.orchestrator.log_text();
+            let refused = |what: &str| {
+                log.lines().any(|l| {
+                    l.contains("agent message refused: the job is not assigned to this agent")
+                        && l.contains("\"agentId\":\"intruder\"")
+                        && l.contains(what)
+                })
+            };
+            (refused("job.heartbeat") && refused("job.reject")).then_some(())
+        })
+        .await;
+    let detail = stack.wait_run(&run_id).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert_eq!(detail.jobs[0].agent_id.as_deref(), Some("agent-1"));
+}

@@ -46,9 +46,6 @@ pub const EPHEMERAL_TOKEN_TYPE: &str = "ephemeral";
 /// First wait before a job whose spawn failed gets another spawn; doubles up to the cap.
 const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_CAP: Duration = Duration::from_secs(300);
-/// Spawned agents' tokens expire even if the orchestrator dies before revoking them.
-const TOKEN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
-
 /// The label of a spawned agent's token: it binds the token to that agent.
 pub fn ephemeral_token_label(agent_id: &str) -> String {
     format!("scaler:{agent_id}")
@@ -594,7 +591,8 @@ async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<St
         labels: request.scaler.label_sets[request.label_set_index].labels.clone(),
         agent_type: EPHEMERAL_TOKEN_TYPE.to_string(),
         created_at: now,
-        expires_at: Some(now + TOKEN_TTL_MS),
+        // Spawned agents' tokens expire even if the orchestrator dies before revoking them.
+        expires_at: Some(now + state.config.agent_token_ttl.as_millis() as i64),
     };
     state
         .store
