@@ -1,5 +1,7 @@
-//! `kici-admin user create`: a dashboard user on the Platform (`POST /api/v1/users`). Point
-//! `--url` at the Platform and use its admin token; the new user's token is printed once.
+//! `kici-admin user create` and `user delete`: dashboard users on the Platform
+//! (`POST /api/v1/users`, `DELETE /api/v1/users/:name`). Point `--url` at the Platform and use
+//! its admin token; a new user's token is printed once, and deleting a user ends their
+//! sessions and token at once.
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
@@ -10,6 +12,8 @@ use crate::client::ApiClient;
 pub enum UserCommand {
     /// Create a dashboard user (run against the Platform: --url http://127.0.0.1:4100)
     Create(CreateArgs),
+    /// Delete a dashboard user: their token stops working and their sessions end at once
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -20,6 +24,12 @@ pub struct CreateArgs {
     /// What the user may do: `owner` reads and acts (cancel), `member` only reads
     #[arg(long, value_enum, default_value_t = Role::Member)]
     role: Role,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The user's name, as given to `user create`
+    name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -59,6 +69,10 @@ pub async fn run(client: &ApiClient, command: UserCommand) -> anyhow::Result<()>
                 "Token (shown once; sign in to the dashboard with it): {}",
                 created.token
             );
+        }
+        UserCommand::Delete(args) => {
+            client.delete(&["api", "v1", "users", &args.name]).await?;
+            println!("Deleted user {}; their sessions and token no longer work.", args.name);
         }
     }
     Ok(())

@@ -1,8 +1,21 @@
 // KiCI dashboard: relative times, live run status, the run page's tabs, step logs (historical,
-// then live), provisioning logs and cancel. Plain ES2020, no dependencies.
+// then live), provisioning logs, cancel and re-run. Plain ES2020, no dependencies.
 "use strict";
 
 const OFFLINE = "Log content is served by the orchestrator, which is currently offline";
+
+// A state-changing API call: sends the session's CSRF token from the page's
+// <meta name="csrf-token">, which the Platform requires with the session cookie.
+function post(url, body) {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const headers = { "x-csrf-token": meta ? meta.content : "" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  return fetch(url, {
+    method: "POST",
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
 
 function relativeTimes(root = document) {
   for (const el of root.querySelectorAll("time[data-ms]")) {
@@ -204,11 +217,7 @@ function runPage(section) {
 
   for (const button of section.querySelectorAll("[data-cancel]")) {
     button.addEventListener("click", async () => {
-      const response = await fetch(`${api}/cancel`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ force: button.dataset.cancel === "force" }),
-      });
+      const response = await post(`${api}/cancel`, { force: button.dataset.cancel === "force" });
       const body = await response.json().catch(() => ({}));
       if (response.ok) toast(`Run ${body.status}`);
       else toast(body.error ? body.error.message : `Cancel failed (HTTP ${response.status})`);
@@ -219,7 +228,7 @@ function runPage(section) {
   if (rerun) {
     rerun.addEventListener("click", async () => {
       if (!window.confirm("Run this workflow again on the same commit?")) return;
-      const response = await fetch(`${api}/rerun`, { method: "POST" });
+      const response = await post(`${api}/rerun`);
       const body = await response.json().catch(() => ({}));
       if (response.ok && body.newRunId) location.assign(`/runs/${encodeURIComponent(body.newRunId)}`);
       else toast(body.error ? body.error.message : `Re-run failed (HTTP ${response.status})`);

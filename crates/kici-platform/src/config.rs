@@ -18,6 +18,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_PLATFORM_ADMIN_TOKEN",
     "KICI_PLATFORM_ORCHESTRATOR_KEY",
     "KICI_PLATFORM_STALE_AFTER_MS",
+    "KICI_PLATFORM_TRUST_PROXY",
 ];
 
 /// The prefix every orchestrator key carries.
@@ -45,6 +46,19 @@ impl std::fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
     }
+}
+
+/// Whether the Platform believes a proxy in front of it about the scheme the browser used
+/// (`KICI_PLATFORM_TRUST_PROXY`). The Platform itself serves plain HTTP; in production a TLS
+/// proxy sits in front and says `X-Forwarded-Proto: https`. Anyone can send that header, so it
+/// is read only when the operator says a proxy sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyTrust {
+    /// The default (`0`, `false` or unset): `X-Forwarded-Proto` is ignored.
+    Ignore,
+    /// `1` or `true`: `X-Forwarded-Proto: https` marks the request as HTTPS, so the cookies the
+    /// Platform sets carry `Secure`.
+    ForwardedProto,
 }
 
 /// Protocol timers. Not configurable through the environment (the reference fixes them);
@@ -82,6 +96,8 @@ pub struct Config {
     pub orchestrator_key: Option<TokenHash>,
     /// A non-terminal run whose orchestrator has been offline this long is reported stale.
     pub stale_after: Duration,
+    /// `KICI_PLATFORM_TRUST_PROXY`.
+    pub proxy_trust: ProxyTrust,
     pub timeouts: Timeouts,
 }
 
@@ -116,6 +132,16 @@ impl Config {
             300_000u64,
             "a non-negative whole number",
         );
+        let proxy_trust = match env.get("KICI_PLATFORM_TRUST_PROXY").map(|v| v.trim()) {
+            None | Some("" | "0" | "false") => ProxyTrust::Ignore,
+            Some("1" | "true") => ProxyTrust::ForwardedProto,
+            Some(other) => {
+                errors.push(format!(
+                    "KICI_PLATFORM_TRUST_PROXY: `{other}` is not `1`, `true`, `0` or `false` (hint: set 1 only when a TLS proxy in front of the Platform sets X-Forwarded-Proto)"
+                ));
+                ProxyTrust::Ignore
+            }
+        };
         let data_dir = match env.get("KICI_DATA_DIR") {
             Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
             Some(dir) => {
@@ -158,6 +184,7 @@ impl Config {
                 admin_token,
                 orchestrator_key,
                 stale_after: Duration::from_millis(stale_after_ms),
+                proxy_trust,
                 timeouts: Timeouts::default(),
             }),
             _ => Err(ConfigError::Invalid(errors)),
@@ -216,6 +243,7 @@ mod tests {
         assert!(!config.admin_token.matches("0123456789abcdef0124"));
         assert!(config.orchestrator_key.is_none());
         assert_eq!(format!("{:?}", config.admin_token), "***");
+        assert_eq!(config.proxy_trust, ProxyTrust::Ignore);
     }
 
     #[test]
@@ -231,11 +259,12 @@ mod tests {
             ("KICI_DATA_DIR", "rel"),
             ("KICI_PLATFORM_ADMIN_TOKEN", "short"),
             ("KICI_PLATFORM_ORCHESTRATOR_KEY", "secret"),
+            ("KICI_PLATFORM_TRUST_PROXY", "yes"),
         ]))
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Configuration validation failed:\n  - KICI_PORT: `70000` is not a port number (0-65535)\n  - KICI_DATA_DIR: `rel` must be an absolute path\n  - KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)\n  - KICI_PLATFORM_ORCHESTRATOR_KEY: must start with `kici_ok_` followed by the key (hint: `kici_ok_$(openssl rand -hex 32)`, and the same value as the orchestrator's KICI_PLATFORM_TOKEN)"
+            "Configuration validation failed:\n  - KICI_PORT: `70000` is not a port number (0-65535)\n  - KICI_PLATFORM_TRUST_PROXY: `yes` is not `1`, `true`, `0` or `false` (hint: set 1 only when a TLS proxy in front of the Platform sets X-Forwarded-Proto)\n  - KICI_DATA_DIR: `rel` must be an absolute path\n  - KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)\n  - KICI_PLATFORM_ORCHESTRATOR_KEY: must start with `kici_ok_` followed by the key (hint: `kici_ok_$(openssl rand -hex 32)`, and the same value as the orchestrator's KICI_PLATFORM_TOKEN)"
         );
         let err = Config::from_env(&env(&[("KICI_DATA_DIR", "/tmp/x")])).unwrap_err();
         assert_eq!(
@@ -251,8 +280,10 @@ mod tests {
             ("KICI_PLATFORM_ADMIN_TOKEN", TOKEN),
             ("KICI_PLATFORM_ORCHESTRATOR_KEY", "kici_ok_abc"),
             ("KICI_PLATFORM_STALE_AFTER_MS", "1000"),
+            ("KICI_PLATFORM_TRUST_PROXY", "1"),
         ]))
         .unwrap();
+        assert_eq!(config.proxy_trust, ProxyTrust::ForwardedProto);
         assert!(!format!("{config:?}").contains("kici_ok_abc"));
         let key = config.orchestrator_key.expect("a key");
         assert!(key.matches("kici_ok_abc"));

@@ -5,10 +5,10 @@
 //!
 //! Map: [`config`] reads `KICI_*`; [`cache`] is the SQLite cache; [`ws`] serves orchestrator
 //! sockets, registered in [`connections`]; [`proxy`] asks orchestrators for content;
-//! [`live`] fans out log lines and status events; [`http`] is the HTTP surface.
+//! [`live`] fans out log lines and status events; [`http`] is the HTTP surface (API, pages,
+//! sessions); [`ui`] renders the pages.
 //!
-//! Not here yet: the HTML pages, users and roles, webhook relay, stale-run marking (runs are
-//! only *reported* stale), `/metrics`.
+//! Not here yet: webhook relay, stale-run marking (runs are only *reported* stale), `/metrics`.
 
 pub mod cache;
 pub mod config;
@@ -93,6 +93,7 @@ impl Platform {
             shutdown: receiver.clone(),
             sessions: Mutex::new(JoinSet::new()),
             browser_sessions: http::Sessions::default(),
+            open_streams: Arc::default(),
             rerun_cooldown: state::Cooldown::default(),
         });
         let mut tasks = JoinSet::new();

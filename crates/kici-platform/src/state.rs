@@ -22,6 +22,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Signed-in browsers.
     pub browser_sessions: crate::http::Sessions,
+    /// Live streams open per session or token, for the per-caller cap.
+    pub open_streams: Arc<crate::http::OpenStreams>,
     /// When each run was last re-run, for the cooldown.
     pub rerun_cooldown: Cooldown,
     /// Orchestrator socket sessions; owned here so `Platform::stop` can wait for them.

@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+/// Sign-in, sessions, CSRF, user deletion and the live stream limits.
+#[path = "platform/sessions.rs"]
+mod sessions;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -230,6 +234,17 @@ impl ScriptedOrchestrator {
     async fn push(&mut self, run: Run, jobs: Vec<Job>) {
         self.send(&OrchestratorFrame::ExecutionStatus(Box::new(RunSnapshot { run, jobs })))
             .await;
+    }
+
+    /// Pushes `run-1`, running, whose job `job-1` runs step 0, and waits until it is cached.
+    async fn push_running_step(&mut self) {
+        let steps = vec![step(0, "test", StepStatus::Running)];
+        self.push(
+            run("run-1", RunStatus::Running),
+            vec![job("run-1", "job-1", JobStatus::Running, steps)],
+        )
+        .await;
+        self.sync().await;
     }
 }
 
@@ -706,8 +721,7 @@ async fn live_lines_carry_cumulative_counts_and_resume_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let harness = Harness::start(config(dir.path(), &[])).await;
     let mut orchestrator = ScriptedOrchestrator::online(&harness, "orch-1").await;
-    orchestrator.push(run("run-1", RunStatus::Running), Vec::new()).await;
-    orchestrator.sync().await;
+    orchestrator.push_running_step().await;
     let live = "/api/v1/runs/run-1/jobs/job-1/steps/0/live";
     let chunk = |range: std::ops::Range<i64>| OrchestratorFrame::LogChunk {
         run_id: "run-1".into(),

@@ -418,6 +418,23 @@ async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_canno
             .eval("return document.querySelectorAll('[data-cancel]').length;", json!([]))
             .await;
         assert_eq!(buttons, json!(0), "a member sees no cancel button");
+        // Signing out posts the session's CSRF token with the header's form.
+        browser.click("form[action='/logout'] button").await;
+        browser
+            .wait_for(
+                "the sign-in page after signing out",
+                "return location.pathname === '/login' && document.querySelector('input[name=token]') !== null;",
+                json!([]),
+            )
+            .await;
+        browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+        browser
+            .wait_for(
+                "the sign-in page, the session being over",
+                "return location.pathname === '/login';",
+                json!([]),
+            )
+            .await;
     }
     // The owner may.
     let cancel = client

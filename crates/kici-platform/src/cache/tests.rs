@@ -217,6 +217,13 @@ async fn users_are_found_by_token_hash_and_names_are_unique() {
         !cache.insert_user(&reader, "hash-2").await.unwrap(),
         "the name is taken"
     );
-    assert_eq!(cache.user_by_token("hash-1").await.unwrap(), Some(reader));
+    assert_eq!(cache.user_by_token("hash-1").await.unwrap(), Some(reader.clone()));
     assert_eq!(cache.user_by_token("hash-2").await.unwrap(), None);
+    assert!(cache.delete_user("rita").await.unwrap());
+    assert_eq!(cache.user_by_token("hash-1").await.unwrap(), None);
+    assert!(!cache.delete_user("rita").await.unwrap(), "already gone");
+    assert!(
+        cache.insert_user(&reader, "hash-3").await.unwrap(),
+        "the name is free again"
+    );
 }

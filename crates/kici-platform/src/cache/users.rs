@@ -67,6 +67,16 @@ impl Cache {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Deletes the user `name` (and so their token); `false` when there is none.
+    pub async fn delete_user(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(q("delete user"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The user whose token hashes to `token_hash`.
     pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT name, role, created_at FROM users WHERE token_hash = $1")

@@ -1,15 +1,14 @@
 //! Who is calling: the bootstrap owner (`KICI_PLATFORM_ADMIN_TOKEN`), a user created with
 //! `POST /api/v1/users` (their `kici_pat_…` token), or a browser session made by signing in
-//! with either token (cookie `kici_session`, HttpOnly, SameSite=Strict, 8 hours). API calls
-//! present the token as `Authorization: Bearer …` or the session cookie; the live streams
-//! also accept `?token=`, because a browser's `EventSource` cannot set headers. Pages without
-//! a session redirect to the sign-in page.
+//! with either token (cookie `kici_session`, HttpOnly, SameSite=Strict, 8 hours; see
+//! [`super::session`]). API calls present the token as `Authorization: Bearer …` or the
+//! session cookie; the live streams also accept `?token=`, because a browser's `EventSource`
+//! cannot set headers. A state-changing API call made with the session cookie must also carry
+//! the session's CSRF token (`X-CSRF-Token`), else 403 `invalid_csrf_token`. Pages without a
+//! session redirect to the sign-in page.
 //!
 //! Roles: an owner reads and acts (cancel); a member only reads — acting answers 403
 //! `Insufficient permission: runs.write needed`.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -17,19 +16,28 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::ApiError;
+use super::session::{self, CSRF_HEADER, SESSION_COOKIE, Session};
 use crate::cache::Role;
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
 
 /// The name proxied requests carry for the bootstrap owner (`Cancelled by admin`).
 pub const ADMIN_ACTOR: &str = "admin";
-pub const SESSION_COOKIE: &str = "kici_session";
-const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
+
+/// Where a principal comes from: deleting a user ends the sessions of that user only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// `KICI_PLATFORM_ADMIN_TOKEN`; not stored, cannot be deleted.
+    BootstrapOwner,
+    /// A row of the `users` table.
+    User,
+}
 
 /// The authenticated caller, added to every authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    pub kind: PrincipalKind,
 }
 
 impl Principal {
@@ -47,38 +55,25 @@ impl Principal {
     }
 }
 
-/// Signed-in browsers: session id → who and until when. In memory: a Platform restart signs
-/// everyone out.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    sessions: Mutex<HashMap<String, (Principal, i64)>>,
+/// How an API request authenticated, added beside its [`Principal`]: the live streams count
+/// open streams per credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A token (`Authorization: Bearer`, or `?token=` on live streams), by its SHA-256.
+    Token { token_hash: String },
+    /// The session cookie.
+    Session { session_id: String },
 }
 
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, i64)>> {
-        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A new session for `principal`; returns its id.
-    pub fn create(&self, principal: Principal) -> String {
-        let id = random_hex(32);
-        let now = now_ms();
-        let mut sessions = self.lock();
-        sessions.retain(|_, (_, expires)| *expires > now);
-        sessions.insert(id.clone(), (principal, now + SESSION_TTL_MS));
-        id
-    }
-
-    pub fn get(&self, id: &str) -> Option<Principal> {
-        let sessions = self.lock();
-        sessions
-            .get(id)
-            .filter(|(_, expires)| *expires > now_ms())
-            .map(|(principal, _)| principal.clone())
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+impl Credential {
+    /// One key per token or session, never the secret itself.
+    pub fn key(&self) -> String {
+        match self {
+            Credential::Token { token_hash } => format!("token:{token_hash}"),
+            Credential::Session { session_id } => {
+                format!("session:{}", kici_engine::hash::sha256_hex(session_id.as_bytes()))
+            }
+        }
     }
 }
 
@@ -96,6 +91,7 @@ pub async fn principal_for_token(state: &Shared, token: &str) -> Result<Option<P
         return Ok(Some(Principal {
             name: ADMIN_ACTOR.to_string(),
             role: Role::Owner,
+            kind: PrincipalKind::BootstrapOwner,
         }));
     }
     // Stored like the admin token: SHA-256 of the token.
@@ -103,72 +99,81 @@ pub async fn principal_for_token(state: &Shared, token: &str) -> Result<Option<P
     Ok(state.cache.user_by_token(&hash).await?.map(|user| Principal {
         name: user.name,
         role: user.role,
+        kind: PrincipalKind::User,
     }))
 }
 
 /// The session id in the request's cookies.
 pub fn session_id(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
+    session::cookie(request.headers(), SESSION_COOKIE)
 }
 
-/// What a request presents: a token (header, or query on live streams), else a session id.
-fn credentials(request: &Request) -> (Option<String>, Option<String>) {
+/// The token a request presents: the `Authorization: Bearer` header, or `?token=` on live
+/// streams.
+fn presented_token(request: &Request) -> Option<String> {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_string());
-    let token = bearer.or_else(|| {
+    bearer.or_else(|| {
         if request.uri().path().ends_with("/live") {
             query_token(request.uri())
         } else {
             None
         }
-    });
-    (token, session_id(request))
+    })
 }
 
-async fn principal(
-    state: &Shared,
-    token: Option<String>,
-    session: Option<String>,
-) -> Result<Option<Principal>, ApiError> {
-    if let Some(token) = token {
-        return principal_for_token(state, &token).await;
-    }
-    Ok(session.and_then(|id| state.browser_sessions.get(&id)))
+/// 403 for a session request without the session's CSRF token.
+pub fn csrf_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_csrf_token",
+        "missing or wrong CSRF token: a request signed in with the session cookie must send the page's token in the X-CSRF-Token header (hint: reload the page, or use `Authorization: Bearer <token>`)",
+    )
 }
 
-/// API: a principal or 401.
+/// API: a principal or 401; with the session cookie, a state-changing request also needs the
+/// session's CSRF token, or 403. A token wins over a cookie when both are sent.
 pub async fn require_token(
     State(state): State<Shared>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let (token, session) = credentials(&request);
-    match principal(&state, token, session).await? {
-        Some(principal) => {
-            request.extensions_mut().insert(principal);
-            Ok(next.run(request).await)
+    let (principal, credential) = if let Some(token) = presented_token(&request) {
+        let principal = principal_for_token(&state, &token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let token_hash = kici_engine::hash::sha256_hex(token.as_bytes());
+        (principal, Credential::Token { token_hash })
+    } else {
+        let session_id = session_id(&request).ok_or_else(ApiError::unauthorized)?;
+        let session = state
+            .browser_sessions
+            .get(&session_id)
+            .ok_or_else(ApiError::unauthorized)?;
+        if !session::is_safe(request.method()) {
+            let presented = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !session::csrf_matches(&session.csrf_token, presented) {
+                tracing::warn!(user = %session.principal.name, method = %request.method(), path = %request.uri().path(), "request refused: missing or wrong CSRF token");
+                return Err(csrf_refused());
+            }
         }
-        None => Err(ApiError::unauthorized()),
-    }
+        (session.principal, Credential::Session { session_id })
+    };
+    request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(credential);
+    Ok(next.run(request).await)
 }
 
-/// Pages: a session, else the sign-in page (coming back here afterwards).
+/// Pages: a session (added as [`Session`]), else the sign-in page (coming back here
+/// afterwards).
 pub async fn require_session(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
     match session_id(&request).and_then(|id| state.browser_sessions.get(&id)) {
-        Some(principal) => {
-            request.extensions_mut().insert(principal);
+        Some(session) => {
+            request.extensions_mut().insert::<Session>(session);
             next.run(request).await
         }
         None => {
@@ -212,20 +217,5 @@ mod tests {
         check("/live?afterLineCount=3&token=a%2Bb", Some("a+b"));
         check("/live?afterLineCount=3", None);
         check("/live", None);
-    }
-
-    #[test]
-    fn sessions_expire_and_can_be_removed() {
-        let sessions = Sessions::default();
-        let owner = Principal {
-            name: "admin".into(),
-            role: Role::Owner,
-        };
-        let id = sessions.create(owner.clone());
-        assert_eq!(id.len(), 32);
-        assert_eq!(sessions.get(&id), Some(owner));
-        sessions.remove(&id);
-        assert_eq!(sessions.get(&id), None);
-        assert_eq!(sessions.get("unknown"), None);
     }
 }

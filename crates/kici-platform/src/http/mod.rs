@@ -5,7 +5,8 @@
 //! can serve them on any listener.
 //!
 //! The pages a browser sees (`/runs`, `/runs/:id`, sign-in) are in [`pages`]; they need a
-//! session, the API a token or a session.
+//! session, the API a token or a session (plus the session's CSRF token when it changes
+//! something, see [`session`]).
 
 mod auth;
 mod error;
@@ -14,17 +15,19 @@ mod live;
 mod pages;
 mod proxy;
 mod runs;
+mod session;
 mod users;
 
-pub use auth::Sessions;
 pub use error::{ACTION_OFFLINE, LOGS_OFFLINE};
 pub use fleet::OrchestratorReport;
+pub use live::OpenStreams;
+pub use session::Sessions;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use kici_telemetry::health::Health;
 
 use crate::state::Shared;
@@ -50,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/jobs/{job_id}/steps/{step_index}/live", get(live::step))
         .route("/events/live", get(live::events))
         .route("/users", post(users::create))
+        .route("/users/{name}", delete(users::delete))
         .route("/fleet", get(fleet::fleet))
         .route("/diagnostics", get(fleet::diagnostics))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));

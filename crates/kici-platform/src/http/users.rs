@@ -1,8 +1,13 @@
-//! `POST /api/v1/users {name, role: owner|member}` (owners only): creates a dashboard user and
-//! answers their token once (`kici_pat_…`); only its hash is kept.
+//! Dashboard users (owners only):
+//!
+//! - `POST /api/v1/users {name, role: owner|member}` creates one and answers their token once
+//!   (`kici_pat_…`); only its hash is kept.
+//! - `DELETE /api/v1/users/:name` → 204 deletes one: their token stops working and every
+//!   session they signed in is ended at once (the next page asks to sign in, the next API call
+//!   is 401). Live streams they already hold open run on until closed.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,18 +23,25 @@ pub struct NewUser {
     role: String,
 }
 
+/// `users:admin` (owners), or 403.
+fn require_users_admin(principal: &Principal) -> ApiResult<()> {
+    if principal.role == Role::Owner {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Insufficient permission: users.admin needed",
+        ))
+    }
+}
+
 pub async fn create(
     State(state): State<Shared>,
     axum::Extension(principal): axum::Extension<Principal>,
     Json(body): Json<NewUser>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if principal.role != Role::Owner {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Insufficient permission: users.admin needed",
-        ));
-    }
+    require_users_admin(&principal)?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ApiError::bad_request(
@@ -65,4 +77,22 @@ pub async fn create(
         StatusCode::CREATED,
         Json(json!({ "name": name, "role": role.as_str(), "token": token })),
     ))
+}
+
+pub async fn delete(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_users_admin(&principal)?;
+    // The row first: from then on their token finds no one, so no new session can start
+    // (sign-in looks again after making one); then the sessions already made.
+    if !state.cache.delete_user(&name).await? {
+        return Err(ApiError::not_found(format!(
+            "user {name} not found (hint: user names are case-sensitive)"
+        )));
+    }
+    let ended_sessions = state.browser_sessions.end_user(&name);
+    tracing::info!(user = %name, deletedBy = %principal.name, endedSessions = ended_sessions, "user deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

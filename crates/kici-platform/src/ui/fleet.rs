@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{escape, layout};
+use super::{Viewer, escape, layout};
 use crate::http::OrchestratorReport;
 
 fn sections(reports: &[OrchestratorReport], body: impl Fn(&Value) -> String) -> String {
@@ -42,7 +42,7 @@ fn labels(value: &Value) -> String {
         .unwrap_or_default()
 }
 
-pub fn agents_page(reports: &[OrchestratorReport], user: &str) -> String {
+pub fn agents_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
     let body = sections(reports, |data| {
         let rows: String = data["agents"]
             .as_array()
@@ -66,10 +66,10 @@ pub fn agents_page(reports: &[OrchestratorReport], user: &str) -> String {
             r#"<table class="agents"><thead><tr><th>Agent</th><th>State</th><th>Running job</th><th>Labels</th><th>Host</th><th>Version</th><th>Last seen</th></tr></thead><tbody>{rows}</tbody></table>"#
         )
     });
-    layout("Agents", Some(user), &format!("<h1>Agents</h1>{body}"))
+    layout("Agents", Some(viewer), &format!("<h1>Agents</h1>{body}"))
 }
 
-pub fn scalers_page(reports: &[OrchestratorReport], user: &str) -> String {
+pub fn scalers_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
     let body = sections(reports, |data| {
         let scalers = &data["scalers"];
         let rows: String = scalers["scalers"]
@@ -109,10 +109,10 @@ pub fn scalers_page(reports: &[OrchestratorReport], user: &str) -> String {
             max = scalers["globalMaxAgents"],
         )
     });
-    layout("Scalers", Some(user), &format!("<h1>Scalers</h1>{body}"))
+    layout("Scalers", Some(viewer), &format!("<h1>Scalers</h1>{body}"))
 }
 
-pub fn diagnostics_page(reports: &[OrchestratorReport], user: &str) -> String {
+pub fn diagnostics_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
     let body = sections(reports, |data| {
         let rows: String = data["checks"]
             .as_array()
@@ -135,5 +135,5 @@ pub fn diagnostics_page(reports: &[OrchestratorReport], user: &str) -> String {
             overall = text(&data["status"]),
         )
     });
-    layout("Diagnostics", Some(user), &format!("<h1>Diagnostics</h1>{body}"))
+    layout("Diagnostics", Some(viewer), &format!("<h1>Diagnostics</h1>{body}"))
 }

@@ -30,14 +30,31 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A whole page: `title`, the signed-in user (for the header), the body.
-pub fn layout(title: &str, user: Option<&str>, body: &str) -> String {
-    let account = match user {
-        Some(user) => format!(
-            r#"<span class="user">{}</span><form method="post" action="/logout"><button class="link">Sign out</button></form>"#,
-            escape(user)
+/// Who a page is rendered for: the name in the header, and the session's CSRF token, which
+/// the page carries as `<meta name="csrf-token">` (read by `app.js` for `X-CSRF-Token`) and in
+/// its forms' `csrf` field.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer<'a> {
+    pub name: &'a str,
+    pub csrf_token: &'a str,
+}
+
+/// A whole page: `title`, the signed-in viewer (for the header and the CSRF token), the body.
+pub fn layout(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
+    let (csrf_meta, account) = match viewer {
+        Some(viewer) => (
+            format!(
+                r#"<meta name="csrf-token" content="{}">
+"#,
+                escape(viewer.csrf_token)
+            ),
+            format!(
+                r#"<span class="user">{}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="link">Sign out</button></form>"#,
+                escape(viewer.name),
+                escape(viewer.csrf_token)
+            ),
         ),
-        None => String::new(),
+        None => (String::new(), String::new()),
     };
     format!(
         r#"<!doctype html>
@@ -45,7 +62,7 @@ pub fn layout(title: &str, user: Option<&str>, body: &str) -> String {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · KiCI</title>
+{csrf_meta}<title>{title} · KiCI</title>
 <link rel="stylesheet" href="/assets/app.css">
 <script src="/assets/app.js" defer></script>
 </head>
@@ -62,8 +79,9 @@ pub fn layout(title: &str, user: Option<&str>, body: &str) -> String {
     )
 }
 
-/// The sign-in page; `error` is shown above the form.
-pub fn login_page(error: Option<&str>, next: &str) -> String {
+/// The sign-in page; `error` is shown above the form, `csrf_token` is the value of the
+/// sign-in double-submit cookie (`http::pages::login`).
+pub fn login_page(error: Option<&str>, next: &str, csrf_token: &str) -> String {
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
@@ -76,12 +94,14 @@ pub fn login_page(error: Option<&str>, next: &str) -> String {
 {error}
 <form method="post" action="/login">
 <input type="hidden" name="next" value="{next}">
+<input type="hidden" name="csrf" value="{csrf}">
 <label>Token <input type="password" name="token" autocomplete="current-password" autofocus required></label>
 <button type="submit">Sign in</button>
 </form>
 <p class="hint">Use the Platform's admin token (<code>KICI_PLATFORM_ADMIN_TOKEN</code>) or a token created with <code>kici-admin</code>.</p>
 </section>"#,
-            next = escape(next)
+            next = escape(next),
+            csrf = escape(csrf_token)
         ),
     )
 }
@@ -99,6 +119,29 @@ pub fn duration(ms: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_in_pages_carry_the_csrf_token_and_the_sign_in_page_its_own() {
+        let viewer = Viewer {
+            name: "rita",
+            csrf_token: "0123abcd",
+        };
+        let page = layout("Runs", Some(&viewer), "");
+        assert!(
+            page.contains(r#"<meta name="csrf-token" content="0123abcd">"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<form method="post" action="/logout"><input type="hidden" name="csrf" value="0123abcd">"#),
+            "{page}"
+        );
+        let login = login_page(None, "/runs", "feed1234");
+        assert!(
+            login.contains(r#"<input type="hidden" name="csrf" value="feed1234">"#),
+            "{login}"
+        );
+        assert!(!login.contains("csrf-token"), "{login}");
+    }
 
     #[test]
     fn text_is_escaped_for_html() {

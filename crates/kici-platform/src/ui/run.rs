@@ -4,7 +4,7 @@
 
 use kici_engine::api::{Job, Run, RunEvent, format_timestamp};
 
-use super::{duration, escape, layout, status_class};
+use super::{Viewer, duration, escape, layout, status_class};
 
 /// What the page shows.
 pub struct RunPage<'a> {
@@ -16,7 +16,7 @@ pub struct RunPage<'a> {
     pub stale: bool,
     /// The user may cancel.
     pub can_write: bool,
-    pub user: &'a str,
+    pub viewer: &'a Viewer<'a>,
 }
 
 fn when(ms: Option<i64>) -> String {
@@ -239,7 +239,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         summary = summary(run, page.jobs),
         metadata = metadata(run),
     );
-    layout(&run.workflow_name, Some(page.user), &body)
+    layout(&run.workflow_name, Some(page.viewer), &body)
 }
 
 fn summary(run: &Run, jobs: &[Job]) -> String {

@@ -2,7 +2,7 @@
 
 use kici_engine::api::Run;
 
-use super::{duration, escape, layout, status_class};
+use super::{Viewer, duration, escape, layout, status_class};
 
 /// The list's filters, as in the URL (`?status=failed&branch=main`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -52,7 +52,7 @@ pub fn runs_rows(runs: &[Run]) -> String {
         .collect()
 }
 
-pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, user: &str, page_size: i64) -> String {
+pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, viewer: &Viewer, page_size: i64) -> String {
     let page = filter.page.unwrap_or(1).max(1);
     let first = if total == 0 { 0 } else { (page - 1) * page_size + 1 };
     let last = ((page - 1) * page_size + runs.len() as i64).min(total);
@@ -87,5 +87,5 @@ pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, user: &str, page
         branch = escape(RunsFilter::field(&filter.branch)),
         rows = runs_rows(runs),
     );
-    layout("Runs", Some(user), &body)
+    layout("Runs", Some(viewer), &body)
 }

@@ -1,0 +1,257 @@
+//! Browser sessions and their cookies: the session store (in memory, 8 hours), the per-session
+//! CSRF token, the sign-in form's double-submit cookie, and whether a cookie gets `Secure`.
+//!
+//! CSRF: a request that authenticates with the session cookie and changes something (any method
+//! but `GET`, `HEAD`, `OPTIONS`) must carry the session's CSRF token, in the [`CSRF_HEADER`]
+//! header (the page script reads it from `<meta name="csrf-token">`) or the `csrf` form field
+//! (the sign-out form). A token is random per session, kept server-side with it, and only ever
+//! written into the session's own pages, which another site cannot read. Bearer tokens need
+//! none: a browser never attaches them on its own. SameSite=Strict stays as a second line.
+//!
+//! Not here: who a token belongs to, and the middleware that checks them (`auth`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, Method, header};
+
+use super::auth::{Principal, PrincipalKind, random_hex};
+use crate::config::{ProxyTrust, TokenHash};
+use crate::state::now_ms;
+
+pub const SESSION_COOKIE: &str = "kici_session";
+/// The sign-in form's double-submit cookie (see `pages::login`).
+pub const LOGIN_CSRF_COOKIE: &str = "kici_login_csrf";
+/// The header carrying the session's CSRF token on API calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Session ids and CSRF tokens: 32 hex characters, 128 bits.
+const SECRET_HEX_LEN: usize = 32;
+const SESSION_TTL_MS: i64 = 8 * 60 * 60 * 1000;
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub principal: Principal,
+    /// What every state-changing request made with this session must send back.
+    pub csrf_token: String,
+    expires_at: i64,
+}
+
+/// Signed-in browsers: session id → session. In memory: a Platform restart signs everyone out.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new session for `principal`, with a fresh CSRF token; returns its id.
+    pub fn create(&self, principal: Principal) -> String {
+        let id = random_hex(SECRET_HEX_LEN);
+        let now = now_ms();
+        let mut sessions = self.lock();
+        sessions.retain(|_, session| session.expires_at > now);
+        sessions.insert(
+            id.clone(),
+            Session {
+                principal,
+                csrf_token: random_hex(SECRET_HEX_LEN),
+                expires_at: now + SESSION_TTL_MS,
+            },
+        );
+        id
+    }
+
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let sessions = self.lock();
+        sessions
+            .get(id)
+            .filter(|session| session.expires_at > now_ms())
+            .cloned()
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    /// Ends every session of the stored user `name` (not the bootstrap owner's); returns how
+    /// many.
+    pub fn end_user(&self, name: &str) -> usize {
+        let mut sessions = self.lock();
+        let before = sessions.len();
+        sessions
+            .retain(|_, session| !(session.principal.kind == PrincipalKind::User && session.principal.name == name));
+        before - sessions.len()
+    }
+}
+
+/// Whether `presented` is the expected CSRF token (compared in constant time).
+pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|presented| TokenHash::of(expected).matches(presented.trim()))
+}
+
+/// Methods that never change anything, and so need no CSRF token.
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie_name, _)| *cookie_name == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// A value this Platform could have issued as a session id or CSRF token (a tossed or stale
+/// cookie of another shape is replaced, not reused).
+pub fn looks_issued(value: &str) -> bool {
+    value.len() == SECRET_HEX_LEN && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A new random CSRF token for the sign-in form.
+pub fn new_login_token() -> String {
+    random_hex(SECRET_HEX_LEN)
+}
+
+/// How the browser reached the Platform, as far as the Platform can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// `https` when a trusted proxy says so (`KICI_PLATFORM_TRUST_PROXY=1` and the first
+    /// `X-Forwarded-Proto` value is `https`); else `http`, which is what the Platform serves.
+    pub fn of(headers: &HeaderMap, proxy_trust: ProxyTrust) -> Scheme {
+        let forwarded_https = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+        match proxy_trust {
+            ProxyTrust::ForwardedProto if forwarded_https => Scheme::Https,
+            _ => Scheme::Http,
+        }
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` over HTTPS; `max_age_seconds`
+/// `None` lasts until the browser closes, `Some(0)` deletes.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age_seconds: Option<i64>, scheme: Scheme) -> String {
+    let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict");
+    if let Some(max_age) = max_age_seconds {
+        cookie.push_str(&format!("; Max-Age={max_age}"));
+    }
+    if scheme == Scheme::Https {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+/// The session cookie's lifetime, in seconds (the session's own).
+pub const SESSION_COOKIE_MAX_AGE: i64 = SESSION_TTL_MS / 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Role;
+
+    fn principal(name: &str, kind: PrincipalKind) -> Principal {
+        Principal {
+            name: name.into(),
+            role: Role::Owner,
+            kind,
+        }
+    }
+
+    #[test]
+    fn sessions_expire_and_can_be_removed() {
+        let sessions = Sessions::default();
+        let owner = principal("admin", PrincipalKind::BootstrapOwner);
+        let id = sessions.create(owner.clone());
+        assert!(looks_issued(&id));
+        let session = sessions.get(&id).unwrap();
+        assert_eq!(session.principal, owner);
+        assert!(looks_issued(&session.csrf_token));
+        assert_ne!(session.csrf_token, id);
+        sessions.remove(&id);
+        assert_eq!(sessions.get(&id), None);
+        assert_eq!(sessions.get("unknown"), None);
+    }
+
+    #[test]
+    fn ending_a_user_ends_only_their_sessions() {
+        let sessions = Sessions::default();
+        let rita = [
+            sessions.create(principal("rita", PrincipalKind::User)),
+            sessions.create(principal("rita", PrincipalKind::User)),
+        ];
+        let sam = sessions.create(principal("sam", PrincipalKind::User));
+        // The bootstrap owner is not a stored user, whatever a user is called.
+        let admin = sessions.create(principal("admin", PrincipalKind::BootstrapOwner));
+        assert_eq!(sessions.end_user("rita"), 2);
+        assert!(rita.iter().all(|id| sessions.get(id).is_none()));
+        assert!(sessions.get(&sam).is_some());
+        assert_eq!(sessions.end_user("admin"), 0);
+        assert!(sessions.get(&admin).is_some());
+    }
+
+    #[test]
+    fn csrf_tokens_must_match_exactly() {
+        let check = |presented: Option<&str>, expected: bool| {
+            assert_eq!(
+                csrf_matches("0123456789abcdef0123456789abcdef", presented),
+                expected,
+                "{presented:?}"
+            );
+        };
+        check(Some("0123456789abcdef0123456789abcdef"), true);
+        check(Some("0123456789abcdef0123456789abcdee"), false);
+        check(Some(""), false);
+        check(None, false);
+    }
+
+    #[test]
+    fn cookies_are_secure_only_over_https_from_a_trusted_proxy() {
+        let check = |forwarded: Option<&str>, trust: ProxyTrust, expected: Scheme| {
+            let mut headers = HeaderMap::new();
+            if let Some(proto) = forwarded {
+                headers.insert("x-forwarded-proto", proto.parse().unwrap());
+            }
+            assert_eq!(Scheme::of(&headers, trust), expected, "{forwarded:?} {trust:?}");
+        };
+        check(None, ProxyTrust::Ignore, Scheme::Http);
+        check(Some("https"), ProxyTrust::Ignore, Scheme::Http);
+        check(None, ProxyTrust::ForwardedProto, Scheme::Http);
+        check(Some("http"), ProxyTrust::ForwardedProto, Scheme::Http);
+        check(Some("https"), ProxyTrust::ForwardedProto, Scheme::Https);
+        check(Some("HTTPS, http"), ProxyTrust::ForwardedProto, Scheme::Https);
+        assert_eq!(
+            set_cookie("a", "b", "/", Some(60), Scheme::Https),
+            "a=b; Path=/; HttpOnly; SameSite=Strict; Max-Age=60; Secure"
+        );
+        assert_eq!(
+            set_cookie("a", "b", "/login", None, Scheme::Http),
+            "a=b; Path=/login; HttpOnly; SameSite=Strict"
+        );
+    }
+
+    #[test]
+    fn cookies_are_read_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, "a=1; kici_session=abc".parse().unwrap());
+        headers.append(header::COOKIE, "kici_login_csrf=def".parse().unwrap());
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&headers, LOGIN_CSRF_COOKIE).as_deref(), Some("def"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}
