@@ -500,7 +500,6 @@ async fn agent_lost(state: &Shared, agent_id: &str, connection_id: &str) {
             let Some(job) = state.store.get_job(&job_id).await? else { continue };
             if job.job.status == JobStatus::Queued {
                 state.store.requeue_entry(&job_id).await?;
-                state.store.set_job_agent(&job_id, None).await?;
             } else {
                 state.store.transition_job(&job_id, &[JobStatus::Running], JobStatus::Recovering, now).await?;
                 tracing::warn!(agentId = %agent_id, jobId = %job_id, runId = %job.job.run_id, "job recovering: waiting for the agent to reconnect");

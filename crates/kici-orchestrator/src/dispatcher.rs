@@ -67,7 +67,6 @@ async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> 
         }
         state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
         state.scaler.dispatched(&agent.agent_id, &entry.job_id);
-        state.store.set_job_agent(&entry.job_id, Some(&agent.agent_id)).await?;
         let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
             Ok(dispatch) => dispatch,
             Err(err) => {
@@ -95,7 +94,6 @@ async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> 
         {
             state.hub.release(&agent.agent_id, &entry.job_id);
             state.store.requeue_entry(&entry.job_id).await?;
-            state.store.set_job_agent(&entry.job_id, None).await?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use kici_engine::lockfile::LockWorkflow;
 use kici_engine::matrix::{self, MatrixValues, child_job_name};
 use kici_engine::protocol::{AgentMessage, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
 use kici_engine::status::{JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
-use kici_store::{JobRecord, NewJob, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
+use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
 use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
@@ -251,8 +251,8 @@ pub async fn apply(
                 .await?
                 .is_some_and(|record| record.job.status == JobStatus::Queued);
             tracing::info!(agentId = %agent_id, jobId = %job_id, reason = ?reason, requeued = queued, "job refused by agent");
-            if queued && state.store.requeue_entry(&job_id).await? {
-                state.store.set_job_agent(&job_id, None).await?;
+            if queued {
+                state.store.requeue_entry(&job_id).await?;
             }
             state.hub.release(agent_id, &job_id);
             if matches!(reason, kici_engine::protocol::RejectReason::Draining) {
@@ -380,27 +380,37 @@ async fn job_status(
         matrix_evaluated(state, record, &update, now).await?;
     } else if record.kind == JOB_KIND_DYNAMIC_EVAL {
         generator_evaluated(state, record, &update, now).await?;
-    } else {
-        let finished = state
-            .store
-            .finish_job(job_id, update.state, update.error.as_deref(), None, now)
-            .await?;
-        if finished {
-            tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, status = %update.state, error = update.error.as_deref().unwrap_or(""), "job finished");
-        }
     }
     let queue_status = if update.state == JobStatus::Success {
         QueueStatus::Completed
     } else {
         QueueStatus::Failed
     };
-    state.store.close_entry(job_id, queue_status).await?;
     let leftover = if update.state == JobStatus::Cancelled {
         StepStatus::Cancelled
     } else {
         StepStatus::Skipped
     };
-    state.store.close_open_steps(job_id, leftover, now).await?;
+    // An evaluation row has ended above; this closes its entry and steps. Any other job ends
+    // here, with its entry and steps, in one transaction.
+    let finished = state
+        .store
+        .end_job(&JobEnd {
+            job_id,
+            run_id,
+            status: update.state,
+            error: update.error.as_deref(),
+            init_failure: None,
+            entry: Some(queue_status),
+            only_if_entry_open: false,
+            open_steps: Some(leftover),
+            run_reason: None,
+            now,
+        })
+        .await?;
+    if finished {
+        tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, status = %update.state, error = update.error.as_deref().unwrap_or(""), "job finished");
+    }
     state.hub.release(agent_id, job_id);
     state.wake_dispatcher();
     advance_run(state, run_id).await
@@ -435,25 +445,31 @@ fn evaluation_error(update: &JobStatusUpdate) -> String {
         .unwrap_or_else(|| format!("evaluation {}", update.state))
 }
 
-/// Ends a matrix or generator evaluation job: `success` once its jobs joined the run,
-/// `cancelled` when it was, else `failed` with the error text and init failure `failure` makes
-/// of the problem.
+/// The jobs an evaluation produced, with the queue entries of those that can start at once.
+type Produced = (Vec<NewJob>, Vec<NewQueueEntry>);
+
+/// Ends a matrix or generator evaluation job: `success` with its jobs added to the run in the
+/// same transaction (never twice: a replayed report finds the row ended), `cancelled` when it
+/// was, else `failed` with the error text and init failure `failure` makes of the problem.
 async fn finish_evaluation(
     state: &Shared,
     record: &JobRecord,
     reported: JobStatus,
-    outcome: Result<usize, String>,
+    outcome: Result<Produced, String>,
     now: i64,
     failure: impl FnOnce(&str) -> (String, InitFailure),
 ) -> Result<(), StoreError> {
     let job = &record.job;
     match outcome {
-        Ok(added) => {
-            state
+        Ok((children, entries)) => {
+            if state
                 .store
-                .finish_job(&job.job_id, JobStatus::Success, None, None, now)
-                .await?;
-            tracing::info!(runId = %job.run_id, job = %job.base_job_name, jobs = added, "evaluation done; jobs added to the run");
+                .finish_evaluation(&job.job_id, &children, &entries, now)
+                .await?
+            {
+                state.wake_dispatcher();
+                tracing::info!(runId = %job.run_id, job = %job.base_job_name, jobs = children.len(), "evaluation done; jobs added to the run");
+            }
         }
         Err(message) if reported == JobStatus::Cancelled => {
             state
@@ -473,13 +489,13 @@ async fn finish_evaluation(
     Ok(())
 }
 
-/// Inserts the children of a dynamic matrix; `Err` carries the expansion problem.
+/// The children of a dynamic matrix; `Err` carries the expansion problem.
 async fn expand_dynamic(
     state: &Shared,
     record: &JobRecord,
     value: &Value,
     now: i64,
-) -> Result<Result<usize, String>, StoreError> {
+) -> Result<Result<Produced, String>, StoreError> {
     let Some(loaded) = load_run(state, &record.job.run_id).await? else {
         return Ok(Err("the run is gone".into()));
     };
@@ -539,9 +555,7 @@ async fn expand_dynamic(
             )
         })
         .collect();
-    state.store.insert_jobs(&children, &entries).await?;
-    state.wake_dispatcher();
-    Ok(Ok(children.len()))
+    Ok(Ok((children, entries)))
 }
 
 /// A dynamic job generator finished: its jobs join the run, or its failure becomes the job's
@@ -571,13 +585,13 @@ async fn generator_evaluated(
     .await
 }
 
-/// Inserts the jobs a generator described; `Err` says what is wrong with them.
+/// The jobs a generator described; `Err` says what is wrong with them.
 async fn add_generated_jobs(
     state: &Shared,
     record: &JobRecord,
     value: &Value,
     now: i64,
-) -> Result<Result<usize, String>, StoreError> {
+) -> Result<Result<Produced, String>, StoreError> {
     let Some(loaded) = load_run(state, &record.job.run_id).await? else {
         return Ok(Err("the run is gone".into()));
     };
@@ -655,9 +669,7 @@ async fn add_generated_jobs(
             )
         })
         .collect();
-    state.store.insert_jobs(&children, &entries).await?;
-    state.wake_dispatcher();
-    Ok(Ok(children.len()))
+    Ok(Ok((children, entries)))
 }
 
 /// Display position of the first generated job.
@@ -671,10 +683,6 @@ fn position_of(workflow: &LockWorkflow, base: &str) -> i64 {
 /// error or the generic text, and the run's failure reason when it has none yet.
 pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<(), StoreError> {
     let now = now_ms();
-    if !state.store.close_entry(&entry.job_id, QueueStatus::Expired).await? {
-        return Ok(());
-    }
-    state.scaler.forget_job(&entry.job_id);
     let error = entry
         .last_provisioning_error
         .clone()
@@ -685,18 +693,32 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
         message: error.clone(),
         job_name: None,
     };
-    state
-        .store
-        .finish_job(&entry.job_id, JobStatus::TimedOutStale, Some(&error), Some(&init), now)
-        .await?;
     let run_reason = entry
         .last_provisioning_error
         .as_deref()
         .unwrap_or(failure::NO_AGENTS_AVAILABLE);
-    state
+    // The entry's close is the claim: of two sweeps, one expires the job.
+    let ended = state
         .store
-        .set_failure_reason_if_empty(&entry.run_id, run_reason)
+        .end_job(&JobEnd {
+            job_id: &entry.job_id,
+            run_id: &entry.run_id,
+            status: JobStatus::TimedOutStale,
+            error: Some(&error),
+            init_failure: Some(&init),
+            entry: Some(QueueStatus::Expired),
+            only_if_entry_open: true,
+            open_steps: None,
+            run_reason: Some(run_reason),
+            now,
+        })
         .await?;
+    if !ended {
+        return Ok(());
+    }
+    state.scaler.forget_job(&entry.job_id);
+    tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, error = %error, "queue timeout: job never dispatched");
+    advance_run(state, &entry.run_id).await?;
     let job_name = state
         .store
         .get_job(&entry.job_id)
@@ -715,9 +737,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
             metadata: serde_json::json!({ "jobName": job_name, "reason": error }),
         },
     )
-    .await?;
-    tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, error = %error, "queue timeout: job never dispatched");
-    advance_run(state, &entry.run_id).await
+    .await
 }
 
 /// Fails a job the orchestrator gave up on (recovery window, stale heartbeat, attempts).
@@ -729,14 +749,23 @@ pub async fn fail_job(
     error: &str,
     run_reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let now = now_ms();
-    state.store.close_entry(job_id, QueueStatus::Failed).await?;
-    if state.store.finish_job(job_id, status, Some(error), None, now).await? {
+    let ended = state
+        .store
+        .end_job(&JobEnd {
+            job_id,
+            run_id,
+            status,
+            error: Some(error),
+            init_failure: None,
+            entry: Some(QueueStatus::Failed),
+            only_if_entry_open: false,
+            open_steps: Some(StepStatus::Cancelled),
+            run_reason,
+            now: now_ms(),
+        })
+        .await?;
+    if ended {
         tracing::warn!(runId = %run_id, jobId = %job_id, status = %status, error = %error, "job failed by the orchestrator");
-    }
-    state.store.close_open_steps(job_id, StepStatus::Cancelled, now).await?;
-    if let Some(reason) = run_reason {
-        state.store.set_failure_reason_if_empty(run_id, reason).await?;
     }
     advance_run(state, run_id).await
 }
@@ -785,14 +814,20 @@ pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool)
                 continue;
             }
         }
-        state.store.close_entry(&job.job_id, QueueStatus::Failed).await?;
         state
             .store
-            .finish_job(&job.job_id, JobStatus::Cancelled, Some(reason), None, now)
-            .await?;
-        state
-            .store
-            .close_open_steps(&job.job_id, StepStatus::Cancelled, now)
+            .end_job(&JobEnd {
+                job_id: &job.job_id,
+                run_id,
+                status: JobStatus::Cancelled,
+                error: Some(reason),
+                init_failure: None,
+                entry: Some(QueueStatus::Failed),
+                only_if_entry_open: false,
+                open_steps: Some(StepStatus::Cancelled),
+                run_reason: None,
+                now,
+            })
             .await?;
         if let Some(agent_id) = &job.agent_id {
             state.hub.release(agent_id, &job.job_id);

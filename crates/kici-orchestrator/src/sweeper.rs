@@ -36,19 +36,30 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_store::StoreError> {
+/// Logs the failure of one item of a sweep; the sweep goes on with the next item, and the
+/// next sweep tries this one again (every step is written in one transaction, so a failed one
+/// left nothing half done).
+fn logged(what: &str, job_id: &str, result: Result<(), kici_store::StoreError>) {
+    if let Err(err) = result {
+        tracing::error!(jobId = %job_id, error = %err, "{what} failed; retried at the next sweep");
+    }
+}
+
+/// One pass of the checks above (the loop in [`run`] calls it every sweep interval).
+pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_store::StoreError> {
     for entry in state.store.expired_entries(now).await? {
-        progress::expire(state, &entry).await?;
+        logged("queue expiry", &entry.job_id, progress::expire(state, &entry).await);
     }
     for entry in state.store.overdue_acks(now).await? {
         let agent_id = entry.agent_id.clone().unwrap_or_default();
         tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent_id, "dispatch not acknowledged in time; requeued");
         if entry.attempts >= MAX_DISPATCH_ATTEMPTS {
             let error = attempts_exhausted(entry.attempts as u32, "dispatch not acknowledged");
-            progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await?;
+            let failed = progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await;
+            logged("failing an unacknowledged job", &entry.job_id, failed);
         } else {
-            state.store.requeue_entry(&entry.job_id).await?;
-            state.store.set_job_agent(&entry.job_id, None).await?;
+            let requeued = state.store.requeue_entry(&entry.job_id).await.map(|_| ());
+            logged("requeueing an unacknowledged job", &entry.job_id, requeued);
         }
         if let Some(agent) = state.hub.get(&agent_id) {
             // The agent is unusable; closing makes it reconnect fresh. It may be gone already.
@@ -63,7 +74,7 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
         state.wake_dispatcher();
     }
     for entry in state.store.overdue_recoveries(now).await? {
-        progress::fail_job(
+        let failed = progress::fail_job(
             state,
             &entry.job_id,
             &entry.run_id,
@@ -71,7 +82,8 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
             failure::AGENT_DID_NOT_RECONNECT,
             None,
         )
-        .await?;
+        .await;
+        logged("failing a job whose agent did not come back", &entry.job_id, failed);
     }
     if scan_stale {
         let scan_started = std::time::Instant::now();
@@ -99,7 +111,7 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
                     }))
                     .await;
             }
-            progress::fail_job(
+            let failed = progress::fail_job(
                 state,
                 &job.job.job_id,
                 &job.job.run_id,
@@ -107,13 +119,16 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
                 &error,
                 Some(failure::STALE_RUN_REASON),
             )
-            .await?;
+            .await;
+            logged("failing a stale job", &job.job.job_id, failed);
         }
         kici_telemetry::metrics::orchestrator::stale_scan(scan_started.elapsed(), found, found);
         // Reconciliation: a run whose last job finished while moving it forward failed (a
         // database error between the two writes) would otherwise never complete.
         for run_id in state.store.active_run_ids().await? {
-            progress::advance_run(state, &run_id).await?;
+            if let Err(err) = progress::advance_run(state, &run_id).await {
+                tracing::error!(runId = %run_id, error = %err, "moving a run forward failed; retried at the next scan");
+            }
         }
     }
     for status in [
@@ -128,13 +143,14 @@ async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_st
 }
 
 /// At start: connections did not survive, so dispatched jobs wait for their agents (fresh
-/// recovery window) and jobs that were already recovering fail.
+/// recovery window) and jobs that were already recovering fail. One row that cannot be
+/// handled is logged and left to the sweeper; it does not stop the start.
 pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::StoreError> {
     let now = now_ms();
     state.store.disconnect_all_agents().await?;
     for entry in state.store.in_flight_entries().await? {
         if entry.status == kici_store::QueueStatus::Recovering {
-            progress::fail_job(
+            let failed = progress::fail_job(
                 state,
                 &entry.job_id,
                 &entry.run_id,
@@ -142,27 +158,34 @@ pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::Sto
                 failure::ORCHESTRATOR_RESTARTED_DURING_RECOVERY,
                 None,
             )
-            .await?;
+            .await;
+            logged("failing a job that was recovering", &entry.job_id, failed);
         }
     }
     let deadline = now + state.config.recovery_window().as_millis() as i64;
     state.store.recover_all_dispatched(deadline).await?;
     for entry in state.store.in_flight_entries().await? {
-        let Some(job) = state.store.get_job(&entry.job_id).await? else {
-            continue;
-        };
-        if job.job.status == JobStatus::Queued {
-            state.store.requeue_entry(&entry.job_id).await?;
-            state.store.set_job_agent(&entry.job_id, None).await?;
-        } else {
-            state
-                .store
-                .transition_job(&entry.job_id, &[JobStatus::Running], JobStatus::Recovering, now)
-                .await?;
+        let recovered = async {
+            let Some(job) = state.store.get_job(&entry.job_id).await? else {
+                return Ok(());
+            };
+            if job.job.status == JobStatus::Queued {
+                state.store.requeue_entry(&entry.job_id).await?;
+            } else {
+                state
+                    .store
+                    .transition_job(&entry.job_id, &[JobStatus::Running], JobStatus::Recovering, now)
+                    .await?;
+            }
+            Ok(())
         }
+        .await;
+        logged("recovering a job after the restart", &entry.job_id, recovered);
     }
     for run_id in state.store.active_run_ids().await? {
-        progress::advance_run(state, &run_id).await?;
+        if let Err(err) = progress::advance_run(state, &run_id).await {
+            tracing::error!(runId = %run_id, error = %err, "moving a run forward after the restart failed; retried by the sweeper");
+        }
     }
     Ok(())
 }

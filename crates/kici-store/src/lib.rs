@@ -11,6 +11,8 @@
 mod agents;
 mod deliveries;
 mod events;
+#[cfg(feature = "test-faults")]
+mod faults;
 mod queue;
 mod runs;
 mod sources;
@@ -26,7 +28,7 @@ pub use agents::AgentRecord;
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
-pub use runs::{JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
+pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
 pub use sources::{NewSource, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 

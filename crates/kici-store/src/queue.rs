@@ -176,8 +176,10 @@ impl Store {
         .await
     }
 
-    /// `pending` → `dispatched` to `agent_id`; `false` when another dispatcher got there first.
+    /// `pending` → `dispatched` to `agent_id`, and the job names the agent, in one
+    /// transaction; `false` when another dispatcher got there first.
     pub async fn claim_entry(&self, job_id: &str, agent_id: &str, ack_deadline: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin claim queue entry"))?;
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = 'dispatched', agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
                  last_provisioning_error = NULL
@@ -186,10 +188,15 @@ impl Store {
         .bind(job_id)
         .bind(agent_id)
         .bind(ack_deadline)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(q("claim queue entry"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_job_agent_in(&mut tx, job_id, Some(agent_id)).await?;
+        tx.commit().await.map_err(q("commit claim queue entry"))?;
+        Ok(true)
     }
 
     /// The agent acknowledged: no ack deadline any more.
@@ -202,17 +209,24 @@ impl Store {
         Ok(())
     }
 
-    /// Back to `pending` (the agent refused, did not ack, or vanished before starting).
+    /// Back to `pending` and the job without an agent, in one transaction (the agent refused,
+    /// did not ack, or vanished before starting); `false` when the entry was not out.
     pub async fn requeue_entry(&self, job_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin requeue queue entry"))?;
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = 'pending', agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
              WHERE job_id = $1 AND status IN ('dispatched', 'recovering')",
         )
         .bind(job_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(q("requeue queue entry"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_job_agent_in(&mut tx, job_id, None).await?;
+        tx.commit().await.map_err(q("commit requeue queue entry"))?;
+        Ok(true)
     }
 
     /// `dispatched` → `recovering` until `deadline` for the agent's entries; returns them.
@@ -255,20 +269,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Final state of an entry (`completed`, `failed`, `expired`); `false` if already final.
-    pub async fn close_entry(&self, job_id: &str, status: QueueStatus) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE dispatch_queue SET status = $2, ack_deadline = NULL, recovery_deadline = NULL
-             WHERE job_id = $1 AND status IN ('pending', 'dispatched', 'recovering')",
-        )
-        .bind(job_id)
-        .bind(status.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(q("close queue entry"))?;
-        Ok(done.rows_affected() == 1)
-    }
-
     /// How many entries are in `status` (the queue-depth gauge).
     pub async fn count_queue_entries(&self, status: QueueStatus) -> Result<u64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM dispatch_queue WHERE status = $1")
@@ -289,4 +289,28 @@ impl Store {
             .map_err(q("set provisioning error"))?;
         Ok(())
     }
+}
+
+/// Final state of an entry (`completed`, `failed`, `expired`); `false` if already final.
+pub(crate) async fn close_entry_in(conn: &mut sqlx::AnyConnection, job_id: &str, status: QueueStatus) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE dispatch_queue SET status = $2, ack_deadline = NULL, recovery_deadline = NULL
+         WHERE job_id = $1 AND status IN ('pending', 'dispatched', 'recovering')",
+    )
+    .bind(job_id)
+    .bind(status.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(q("close queue entry"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn set_job_agent_in(conn: &mut sqlx::AnyConnection, job_id: &str, agent_id: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE jobs SET agent_id = $2 WHERE job_id = $1")
+        .bind(job_id)
+        .bind(agent_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("set job agent"))?;
+    Ok(())
 }

@@ -11,7 +11,7 @@ use kici_engine::status::{JobStatus, RunStatus, StepStatus};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
-use crate::queue::NewQueueEntry;
+use crate::queue::{NewQueueEntry, QueueStatus};
 use crate::{Arg, Result, Store, dynamic, get, get_enum, get_json, q, to_json};
 
 /// A run as created by the pipeline.
@@ -234,13 +234,6 @@ impl Store {
         tx.commit().await.map_err(q("commit insert run"))
     }
 
-    /// Adds jobs (and queue entries) to an existing run, atomically.
-    pub async fn insert_jobs(&self, jobs: &[NewJob], queue: &[NewQueueEntry]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin insert jobs"))?;
-        insert_jobs_in(&mut tx, jobs, queue).await?;
-        tx.commit().await.map_err(q("commit insert jobs"))
-    }
-
     pub async fn get_run(&self, run_id: &str) -> Result<Option<api::Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -437,16 +430,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn set_job_agent(&self, job_id: &str, agent_id: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE jobs SET agent_id = $2 WHERE job_id = $1")
-            .bind(job_id)
-            .bind(agent_id)
-            .execute(&self.pool)
-            .await
-            .map_err(q("set job agent"))?;
-        Ok(())
-    }
-
     /// Finishes a job that is not finished yet; `false` when it already was.
     pub async fn finish_job(
         &self,
@@ -456,22 +439,55 @@ impl Store {
         init_failure: Option<&InitFailure>,
         now: i64,
     ) -> Result<bool> {
-        let sql = format!(
-            "UPDATE jobs SET status = $2, error_message = COALESCE($3, error_message), init_failure = COALESCE($4, init_failure),
-                 completed_at = $5, duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $5 - started_at END
-             WHERE job_id = $1 AND status NOT IN ({})",
-            terminal_jobs()
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job_id)
-            .bind(status.as_str())
-            .bind(error_message)
-            .bind(init_failure.map(to_json))
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(q("finish job"))?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().await.map_err(q("acquire connection"))?;
+        finish_job_in(&mut conn, job_id, status, error_message, init_failure, now).await
+    }
+
+    /// Ends a job with its queue entry, its open steps and the run's failure reason in one
+    /// transaction, so a failed write cannot leave a closed entry beside a queued job. With
+    /// `JobEnd::only_if_entry_open` nothing changes unless this call closed the entry (queue
+    /// expiry: the entry's close is the claim). Returns whether this call finished the job.
+    pub async fn end_job(&self, end: &JobEnd<'_>) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin end job"))?;
+        if let Some(entry) = end.entry {
+            let closed = crate::queue::close_entry_in(&mut tx, end.job_id, entry).await?;
+            if end.only_if_entry_open && !closed {
+                return Ok(false);
+            }
+        }
+        let finished = finish_job_in(&mut tx, end.job_id, end.status, end.error, end.init_failure, end.now).await?;
+        if let Some(to) = end.open_steps {
+            close_open_steps_in(&mut tx, end.job_id, to, end.now).await?;
+        }
+        if let Some(reason) = end.run_reason {
+            sqlx::query("UPDATE runs SET failure_reason = $2 WHERE run_id = $1 AND failure_reason IS NULL")
+                .bind(end.run_id)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("set failure reason"))?;
+        }
+        tx.commit().await.map_err(q("commit end job"))?;
+        Ok(finished)
+    }
+
+    /// Ends a matrix evaluation or job generator row and adds the jobs it produced, in one
+    /// transaction; `false` (and nothing added) when the row had ended already, so a replayed
+    /// report cannot add the jobs twice.
+    pub async fn finish_evaluation(
+        &self,
+        job_id: &str,
+        jobs: &[NewJob],
+        queue: &[NewQueueEntry],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin finish evaluation"))?;
+        if !finish_job_in(&mut tx, job_id, JobStatus::Success, None, None, now).await? {
+            return Ok(false);
+        }
+        insert_jobs_in(&mut tx, jobs, queue).await?;
+        tx.commit().await.map_err(q("commit finish evaluation"))?;
+        Ok(true)
     }
 
     /// Records that messages up to `seq` of the job were applied; `false` when `seq` was
@@ -536,20 +552,6 @@ impl Store {
         rows.iter().map(row_to_step).collect()
     }
 
-    /// Steps still pending or running of a finished job become `to` (skipped or cancelled).
-    pub async fn close_open_steps(&self, job_id: &str, to: StepStatus, now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ('pending', 'running')",
-        )
-        .bind(job_id)
-        .bind(to.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(q("close open steps"))?;
-        Ok(())
-    }
-
     /// Running jobs whose last heartbeat is older than `before` (stale detection).
     pub async fn stale_running_jobs(&self, before: i64) -> Result<Vec<JobRecord>> {
         let sql = format!(
@@ -562,6 +564,63 @@ impl Store {
             .map_err(q("stale jobs"))?;
         rows.iter().map(row_to_job).collect()
     }
+}
+
+/// How a job ends; see [`Store::end_job`].
+#[derive(Debug, Clone)]
+pub struct JobEnd<'a> {
+    pub job_id: &'a str,
+    pub run_id: &'a str,
+    pub status: JobStatus,
+    pub error: Option<&'a str>,
+    pub init_failure: Option<&'a InitFailure>,
+    /// The queue entry's final state, if it is to be closed.
+    pub entry: Option<QueueStatus>,
+    pub only_if_entry_open: bool,
+    /// What the job's pending and running steps become.
+    pub open_steps: Option<StepStatus>,
+    /// The run's failure reason, unless it has one.
+    pub run_reason: Option<&'a str>,
+    pub now: i64,
+}
+
+async fn finish_job_in(
+    conn: &mut sqlx::AnyConnection,
+    job_id: &str,
+    status: JobStatus,
+    error_message: Option<&str>,
+    init_failure: Option<&InitFailure>,
+    now: i64,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE jobs SET status = $2, error_message = COALESCE($3, error_message), init_failure = COALESCE($4, init_failure),
+             completed_at = $5, duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $5 - started_at END
+         WHERE job_id = $1 AND status NOT IN ({})",
+        terminal_jobs()
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job_id)
+        .bind(status.as_str())
+        .bind(error_message)
+        .bind(init_failure.map(to_json))
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("finish job"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn close_open_steps_in(conn: &mut sqlx::AnyConnection, job_id: &str, to: StepStatus, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ('pending', 'running')",
+    )
+    .bind(job_id)
+    .bind(to.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(q("close open steps"))?;
+    Ok(())
 }
 
 async fn insert_jobs_in(

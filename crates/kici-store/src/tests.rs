@@ -333,6 +333,15 @@ async fn the_queue_claims_once_recovers_and_expires() {
             !store.claim_entry("a", "agent-2", 50).await.unwrap(),
             "{db}: claimed twice"
         );
+        let job_agent = |id: &'static str| {
+            let store = store.clone();
+            async move { store.get_job(id).await.unwrap().unwrap().job.agent_id }
+        };
+        assert_eq!(
+            job_agent("a").await.as_deref(),
+            Some("agent-1"),
+            "{db}: the claim names the agent"
+        );
         let entry = store.queue_entry("a").await.unwrap().unwrap();
         assert_eq!(
             (
@@ -361,6 +370,7 @@ async fn the_queue_claims_once_recovers_and_expires() {
         assert_eq!(store.overdue_recoveries(500).await.unwrap().len(), 1, "{db}");
         assert!(store.reclaim_entry("a", "agent-1").await.unwrap(), "{db}");
         assert!(store.requeue_entry("a").await.unwrap(), "{db}");
+        assert_eq!(job_agent("a").await, None, "{db}: the requeue frees the job");
         assert_eq!(
             store
                 .expired_entries(100)
@@ -373,14 +383,34 @@ async fn the_queue_claims_once_recovers_and_expires() {
             "{db}"
         );
         store.set_provisioning_error("a", "spawn node ENOENT").await.unwrap();
-        assert!(store.close_entry("a", QueueStatus::Expired).await.unwrap(), "{db}");
-        assert!(!store.close_entry("a", QueueStatus::Completed).await.unwrap(), "{db}");
+        let expiry = crate::JobEnd {
+            job_id: "a",
+            run_id: "r",
+            status: JobStatus::TimedOutStale,
+            error: Some("spawn node ENOENT"),
+            init_failure: None,
+            entry: Some(QueueStatus::Expired),
+            only_if_entry_open: true,
+            open_steps: None,
+            run_reason: Some("No agents available"),
+            now: 200,
+        };
+        assert!(store.end_job(&expiry).await.unwrap(), "{db}");
+        assert!(!store.end_job(&expiry).await.unwrap(), "{db}: expired twice");
         let entry = store.queue_entry("a").await.unwrap().unwrap();
         assert_eq!(
             (entry.status, entry.last_provisioning_error.as_deref()),
             (QueueStatus::Expired, Some("spawn node ENOENT")),
             "{db}"
         );
+        let a = store.get_job("a").await.unwrap().unwrap();
+        assert_eq!(
+            (a.job.status, a.job.error_message.as_deref()),
+            (JobStatus::TimedOutStale, Some("spawn node ENOENT")),
+            "{db}"
+        );
+        let r = store.get_run("r").await.unwrap().unwrap();
+        assert_eq!(r.failure_reason.as_deref(), Some("No agents available"), "{db}");
     }
 }
 

@@ -1,0 +1,325 @@
+//! Multi-row state changes are atomic: with the database refusing one of their writes (a
+//! trigger injected by kici-store's `test-faults`), nothing is left half done — no job queued
+//! beside a closed queue entry, no run left unfinished, no child job created twice — and once
+//! writes succeed again the normal paths (the next sweep, the agent's replay) finish the work.
+//! In process, on SQLite and, with `KICI_TEST_POSTGRES_URL`, PostgreSQL.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kici_engine::event::{EventEnvelope, EventType};
+use kici_engine::labels::LabelMatcher;
+use kici_engine::lockfile::LockWorkflow;
+use kici_engine::protocol::{AgentMessage, JobStatusUpdate};
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_orchestrator::config::Config;
+use kici_orchestrator::hub::Hub;
+use kici_orchestrator::logs::LogStore;
+use kici_orchestrator::platform::PlatformLink;
+use kici_orchestrator::scaler::ScalerManager;
+use kici_orchestrator::state::{AppState, Shared};
+use kici_orchestrator::{progress, sweeper};
+use kici_store::{NewJob, NewQueueEntry, NewRun, QueueStatus, Store};
+use serde_json::json;
+
+struct Harness {
+    state: Shared,
+    _dir: tempfile::TempDir,
+}
+
+/// An orchestrator's state without its HTTP server and loops, on each database under test.
+async fn harnesses() -> Vec<(&'static str, Harness)> {
+    let mut urls = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("kici.db").display());
+    urls.push(("sqlite", sqlite, dir));
+    match std::env::var("KICI_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let name = format!("kici_atomic_{}", &kici_orchestrator::secrets::random_hex()[..16]);
+            create_database(&url, &name);
+            let (base, _) = url.rsplit_once('/').unwrap();
+            urls.push(("postgres", format!("{base}/{name}"), tempfile::tempdir().unwrap()));
+        }
+        Err(_) => assert!(
+            std::env::var("KICI_TEST_REQUIRE_POSTGRES").is_err(),
+            "KICI_TEST_REQUIRE_POSTGRES is set but KICI_TEST_POSTGRES_URL is not"
+        ),
+    }
+    let mut harnesses = Vec::new();
+    for (db, url, dir) in urls {
+        let env: BTreeMap<String, String> = [
+            ("KICI_DATA_DIR", dir.path().display().to_string()),
+            ("KICI_DATABASE_URL", url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let config = Config::from_env(&env).unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let state = Arc::new(AppState {
+            logs: LogStore::new(&config.data_dir),
+            config,
+            store,
+            hub: Hub::default(),
+            scaler: ScalerManager::new(kici_orchestrator::scaler::load(None, None).unwrap()),
+            platform: PlatformLink::new(false),
+            dispatch: tokio::sync::Notify::new(),
+            started: Instant::now(),
+        });
+        harnesses.push((db, Harness { state, _dir: dir }));
+    }
+    harnesses
+}
+
+/// The store has no "create database"; psql is there wherever PostgreSQL is.
+fn create_database(url: &str, name: &str) {
+    let output = std::process::Command::new("psql")
+        .arg(url)
+        .arg("-c")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
+    NewRun {
+        run_id: run_id.into(),
+        source_id: "src".into(),
+        repo: "acme/app".into(),
+        workflow_name: "ci".into(),
+        git_ref: "refs/heads/main".into(),
+        sha: "abc".into(),
+        trigger_type: "push".into(),
+        provider: "local".into(),
+        delivery_id: format!("d-{run_id}"),
+        status: RunStatus::Pending,
+        failure_reason: None,
+        init_failure: None,
+        event: EventEnvelope::new(EventType::Push),
+        repo_url: "file:///repo".into(),
+        lock_workflow: workflow,
+        created_at: 1,
+        completed_at: None,
+    }
+}
+
+fn new_job(run_id: &str, job_id: &str, name: &str, kind: &str) -> NewJob {
+    NewJob {
+        job_id: job_id.into(),
+        run_id: run_id.into(),
+        job_name: name.into(),
+        base_job_name: name.into(),
+        kind: kind.into(),
+        matrix: None,
+        status: JobStatus::Queued,
+        runs_on: vec![LabelMatcher::exact("linux")],
+        exclude_labels: vec![],
+        needs: vec![],
+        error_message: None,
+        init_failure: None,
+        position: 0,
+        created_at: 1,
+        dynamic_index: None,
+        definition: None,
+    }
+}
+
+fn new_entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueueEntry {
+    NewQueueEntry {
+        job_id: job_id.into(),
+        run_id: run_id.into(),
+        enqueued_at: 1,
+        expires_at,
+        dispatch: "{}".into(),
+    }
+}
+
+async fn job_status(store: &Store, job_id: &str) -> JobStatus {
+    store.get_job(job_id).await.unwrap().unwrap().job.status
+}
+
+async fn entry_status(store: &Store, job_id: &str) -> QueueStatus {
+    store.queue_entry(job_id).await.unwrap().unwrap().status
+}
+
+/// Queue expiry: the entry closes only with its job, and one refused row does not stop the
+/// sweep from expiring the others.
+#[tokio::test]
+async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep() {
+    for (db, harness) in harnesses().await {
+        let (state, store) = (&harness.state, &harness.state.store);
+        for run in ["r1", "r2"] {
+            let job = format!("{run}-job");
+            store
+                .insert_run(
+                    &new_run(run, None),
+                    &[new_job(run, &job, "build", "execute")],
+                    &[new_entry(run, &job, Some(10))],
+                )
+                .await
+                .unwrap();
+        }
+        store
+            .inject_fault(
+                "jobs",
+                false,
+                "NEW.job_id = 'r1-job' AND NEW.status = 'timed_out_stale'",
+            )
+            .await
+            .unwrap();
+        sweeper::sweep(state, 1_000, false).await.unwrap();
+        assert_eq!(
+            (job_status(store, "r1-job").await, entry_status(store, "r1-job").await),
+            (JobStatus::Queued, QueueStatus::Pending),
+            "{db}: the refused expiry left its entry open for the next sweep"
+        );
+        assert_eq!(job_status(store, "r2-job").await, JobStatus::TimedOutStale, "{db}");
+        assert_eq!(
+            store.get_run("r2").await.unwrap().unwrap().status,
+            RunStatus::Failed,
+            "{db}"
+        );
+
+        store.clear_faults("jobs").await.unwrap();
+        sweeper::sweep(state, 2_000, false).await.unwrap();
+        assert_eq!(
+            (job_status(store, "r1-job").await, entry_status(store, "r1-job").await),
+            (JobStatus::TimedOutStale, QueueStatus::Expired),
+            "{db}"
+        );
+        let run = store.get_run("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (run.status, run.failure_reason.as_deref()),
+            (RunStatus::Failed, Some(kici_engine::failure::NO_AGENTS_AVAILABLE)),
+            "{db}"
+        );
+    }
+}
+
+/// Cancelling: a job is cancelled with its entry, or not at all.
+#[tokio::test]
+async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
+    for (db, harness) in harnesses().await {
+        let (state, store) = (&harness.state, &harness.state.store);
+        store
+            .insert_run(
+                &new_run("r", None),
+                &[new_job("r", "j", "build", "execute")],
+                &[new_entry("r", "j", None)],
+            )
+            .await
+            .unwrap();
+        store
+            .inject_fault("jobs", false, "NEW.status = 'cancelled'")
+            .await
+            .unwrap();
+        assert!(
+            progress::cancel_run(state, "r", "Cancelled by ops", false)
+                .await
+                .is_err(),
+            "{db}"
+        );
+        assert_eq!(
+            (job_status(store, "j").await, entry_status(store, "j").await),
+            (JobStatus::Queued, QueueStatus::Pending),
+            "{db}: a queued job beside a closed entry would wait forever"
+        );
+        store.clear_faults("jobs").await.unwrap();
+        progress::cancel_run(state, "r", "Cancelled by ops", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (job_status(store, "j").await, entry_status(store, "j").await),
+            (JobStatus::Cancelled, QueueStatus::Failed),
+            "{db}"
+        );
+        assert_eq!(
+            store.get_run("r").await.unwrap().unwrap().status,
+            RunStatus::Cancelled,
+            "{db}"
+        );
+    }
+}
+
+fn matrix_workflow() -> LockWorkflow {
+    serde_json::from_value(json!({
+        "name": "ci",
+        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
+        "contentHash": "00",
+        "compileSchemaVersion": kici_engine::lockfile::COMPILE_SCHEMA_VERSION,
+        "triggers": [],
+        "jobs": [{
+            "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
+            "steps": [{"name": "s", "hasOutputs": false}],
+            "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
+        }]
+    }))
+    .unwrap()
+}
+
+/// A matrix evaluation's children join the run with the evaluation's end, in one transaction:
+/// when that end is refused, the agent's replay adds them, once.
+#[tokio::test]
+async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() {
+    for (db, harness) in harnesses().await {
+        let (state, store) = (&harness.state, &harness.state.store);
+        store
+            .insert_run(
+                &new_run("r", Some(matrix_workflow())),
+                &[new_job("r", "eval", "test", "matrix_eval")],
+                &[new_entry("r", "eval", None)],
+            )
+            .await
+            .unwrap();
+        assert!(store.claim_entry("eval", "agent-1", i64::MAX).await.unwrap(), "{db}");
+        let report = |seq: u64, state: JobStatus, matrix: Option<serde_json::Value>| {
+            AgentMessage::JobStatus(Box::new(JobStatusUpdate {
+                run_id: "r".into(),
+                job_id: "eval".into(),
+                seq,
+                state,
+                timestamp: 5,
+                error: None,
+                duration_ms: None,
+                matrix,
+                jobs: None,
+            }))
+        };
+        progress::apply(state, "agent-1", report(1, JobStatus::Running, None))
+            .await
+            .unwrap();
+        store
+            .inject_fault("jobs", false, "NEW.job_id = 'eval' AND NEW.status = 'success'")
+            .await
+            .unwrap();
+        let done = || report(2, JobStatus::Success, Some(json!(["a", "b", "c"])));
+        assert!(progress::apply(state, "agent-1", done()).await.is_err(), "{db}");
+        let names = || async {
+            let mut names: Vec<String> = store
+                .run_jobs("r", false)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.job.job_name)
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            names().await,
+            ["test"],
+            "{db}: children added without their evaluation's end"
+        );
+        store.clear_faults("jobs").await.unwrap();
+        // The agent replays the unacknowledged report; a second replay must change nothing.
+        progress::apply(state, "agent-1", done()).await.unwrap();
+        progress::apply(state, "agent-1", done()).await.unwrap();
+        assert_eq!(names().await, ["test", "test (a)", "test (b)", "test (c)"], "{db}");
+        assert_eq!(job_status(store, "eval").await, JobStatus::Success, "{db}");
+    }
+}
