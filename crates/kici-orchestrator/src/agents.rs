@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
+use kici_engine::excerpt;
 use kici_engine::labels::RESERVED_PREFIX;
 use kici_engine::protocol::{AgentMessage, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code};
 use kici_engine::status::JobStatus;
@@ -32,6 +33,12 @@ const SELF_REPORTED: [&str; 3] = ["kici:os:", "kici:arch:", "kici:host:"];
 /// How long a connection that a newcomer would share an identity with has to answer a ping
 /// before it counts as dead and is replaced.
 const LIVENESS_PROBE: Duration = Duration::from_secs(5);
+/// The largest message accepted before the connection is authenticated and registered
+/// (`auth.request` and `agent.register` are a few kilobytes).
+pub const MAX_UNAUTHENTICATED_MESSAGE: usize = 64 * 1024;
+/// Connections not yet registered, at most: each may hold a message buffer until it is.
+const MAX_UNAUTHENTICATED: usize = 64;
+static UNAUTHENTICATED: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_UNAUTHENTICATED);
 
 pub async fn handle(socket: WebSocket, state: Shared) {
     let (mut sink, mut stream) = socket.split();
@@ -86,13 +93,23 @@ pub async fn handle(socket: WebSocket, state: Shared) {
 
 type Refusal = (u16, String);
 
+/// The next message before registration, refused when over [`MAX_UNAUTHENTICATED_MESSAGE`].
 async fn next_message(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
 ) -> Option<Result<AgentMessage, String>> {
     while let Some(frame) = stream.next().await {
         match frame {
+            Ok(Message::Text(text)) if text.len() > MAX_UNAUTHENTICATED_MESSAGE => {
+                return Some(Err(format!(
+                    "a {}-byte message before registration (at most {MAX_UNAUTHENTICATED_MESSAGE})",
+                    text.len()
+                )));
+            }
             Ok(Message::Text(text)) => {
-                return Some(serde_json::from_str(&text).map_err(|err| format!("invalid message: {err}")));
+                return Some(
+                    serde_json::from_str(&text)
+                        .map_err(|err| format!("invalid message: {}", excerpt::json_error(&err))),
+                );
             }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
@@ -107,9 +124,11 @@ async fn next_message_or_ping(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
 ) -> Option<Option<Result<AgentMessage, String>>> {
     match stream.next().await? {
-        Ok(Message::Text(text)) => Some(Some(
-            serde_json::from_str(&text).map_err(|err| format!("invalid message: {err}")),
-        )),
+        Ok(Message::Text(text)) => {
+            Some(Some(serde_json::from_str(&text).map_err(|err| {
+                format!("invalid message: {}", excerpt::json_error(&err))
+            })))
+        }
         Ok(Message::Close(_)) | Err(_) => None,
         Ok(_) => Some(None),
     }
@@ -130,6 +149,10 @@ async fn session(
     last_seen: &LastSeen,
 ) -> Result<String, Refusal> {
     let mut token = None;
+    // Held until registered: unauthenticated connections are few, whoever opens them.
+    let Ok(unauthenticated) = UNAUTHENTICATED.try_acquire() else {
+        return Err((1013, "too many connections authenticating; try again later".to_string()));
+    };
     let first = tokio::time::timeout(AUTH_TIMEOUT, next_message(stream))
         .await
         .map_err(|_| (close_code::AUTH_TIMEOUT, "Auth timeout".to_string()))?
@@ -216,6 +239,7 @@ async fn session(
         last_seen,
     )
     .await?;
+    drop(unauthenticated);
     let silence = state.config.agent_silence_timeout();
     loop {
         let frame = tokio::time::timeout(silence, next_message_or_ping(stream)).await;

@@ -616,3 +616,39 @@ async fn messages_about_another_agents_job_are_refused() {
     assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
     assert_eq!(detail.jobs[0].agent_id.as_deref(), Some("agent-1"));
 }
+
+/// Before it authenticates, a connection may send only small messages: a big first message
+/// closes it (4003) with the reason logged, and the orchestrator goes on serving.
+#[tokio::test]
+async fn a_big_message_before_authentication_closes_the_socket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let stack = Stack::start().await;
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws).await.expect("connects");
+    socket
+        .send(Message::Text("x".repeat(1024 * 1024).into()))
+        .await
+        .expect("sends");
+    let close = loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 4003, "{close:?}");
+    assert_eq!(
+        close.reason.as_str(),
+        "a 1048576-byte message before registration (at most 65536)"
+    );
+    let health = stack
+        .client()
+        .get(format!("{}/health", stack.url()))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status().as_u16(), 200);
+}

@@ -10,6 +10,53 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 /// Lines of output a provisioning error quotes.
 pub const TAIL_LINES: usize = 50;
 
+/// The longest line of agent output kept; the rest of a longer line is dropped. A job in a
+/// container can write to the agent's stdout, so nothing it writes may grow without bound.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Collects one line of output at most [`MAX_LINE_BYTES`] long from chunks, however long the
+/// line really is (`… [<n> bytes dropped]` marks a cut line).
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    line: Vec<u8>,
+    dropped: usize,
+}
+
+impl LineSplitter {
+    /// Feeds `bytes`; returns the lines they completed.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for chunk in bytes.split_inclusive(|b| *b == b'\n') {
+            let (body, ended) = match chunk.strip_suffix(b"\n") {
+                Some(body) => (body, true),
+                None => (chunk, false),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&body[..body.len().min(room)]);
+            self.dropped += body.len().saturating_sub(room);
+            if ended {
+                lines.push(self.take());
+            }
+        }
+        lines
+    }
+
+    /// What is left without a final newline.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.line.is_empty() || self.dropped > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.line).trim_end_matches('\r').to_string();
+        let line = match std::mem::take(&mut self.dropped) {
+            0 => text,
+            dropped => format!("{text}… [{dropped} bytes dropped]"),
+        };
+        self.line.clear();
+        line
+    }
+}
+
 /// The last [`TAIL_LINES`] lines of an agent's merged stdout and stderr.
 #[derive(Debug, Clone, Default)]
 pub struct OutputTail {
@@ -50,12 +97,22 @@ impl OutputTail {
 
 /// Reads `reader` line by line until it ends, into `tail` and the orchestrator's log.
 pub async fn pump(reader: impl AsyncRead + Unpin, tail: OutputTail, agent_id: String, logs_source: &'static str) {
-    let mut lines = BufReader::new(reader).lines();
-    // A read error ends the output like EOF does: the process is gone or closed its pipe.
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = BufReader::new(reader);
+    let mut splitter = LineSplitter::default();
+    let mut emit = |line: String| {
         forward(&agent_id, logs_source, &line);
         tail.push(&line);
+    };
+    loop {
+        // A read error ends the output like EOF does: the process is gone or closed its pipe.
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk.to_vec(),
+        };
+        reader.consume(chunk.len());
+        splitter.push(&chunk).into_iter().for_each(&mut emit);
     }
+    splitter.finish().into_iter().for_each(emit);
 }
 
 /// Logs one line of agent output. The agent logs JSON lines; their level and message are
@@ -119,5 +176,24 @@ mod tests {
             tail.lines(),
             ["one", "{\"level\":\"warn\",\"message\":\"two\"}", "three"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_line_without_end_is_cut_and_what_follows_is_kept() {
+        let tail = OutputTail::default();
+        let mut output = vec![b'x'; 5 * 1024 * 1024];
+        output.extend_from_slice(b"\nnext\n");
+        pump(&output[..], tail.clone(), "a".into(), "stdout").await;
+        let lines = tail.lines();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            format!(
+                "{}… [{} bytes dropped]",
+                "x".repeat(MAX_LINE_BYTES),
+                5 * 1024 * 1024 - MAX_LINE_BYTES
+            )
+        );
+        assert_eq!(lines[1], "next");
     }
 }

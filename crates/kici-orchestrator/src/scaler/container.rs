@@ -283,11 +283,12 @@ async fn follow_logs(socket: PathBuf, id: String, tail: OutputTail, agent_id: St
 }
 
 /// Splits Docker's multiplexed stream (8-byte headers: stream, 0, 0, 0, big-endian length)
-/// into lines. Payload from both streams is merged, as the tail shows them together.
+/// into lines of at most [`super::capture::MAX_LINE_BYTES`]. Payload from both streams is
+/// merged, as the tail shows them together.
 #[derive(Debug, Default)]
 pub struct Demux {
     buffer: Vec<u8>,
-    partial: String,
+    lines: super::capture::LineSplitter,
 }
 
 impl Demux {
@@ -303,19 +304,14 @@ impl Demux {
                 break;
             }
             let payload: Vec<u8> = self.buffer.drain(..8 + size).skip(8).collect();
-            self.partial.push_str(&String::from_utf8_lossy(&payload));
-            while let Some(end) = self.partial.find('\n') {
-                let line: String = self.partial.drain(..=end).collect();
-                lines.push(line.trim_end_matches(['\n', '\r']).to_string());
-            }
+            lines.extend(self.lines.push(&payload));
         }
         lines
     }
 
     /// What is left without a final newline.
     pub fn finish(&mut self) -> Vec<String> {
-        let rest = std::mem::take(&mut self.partial);
-        if rest.is_empty() { Vec::new() } else { vec![rest] }
+        self.lines.finish().into_iter().collect()
     }
 }
 
