@@ -14,13 +14,14 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use futures_util::StreamExt;
 use kici_engine::protocol::{
-    AgentMessage, InFlightJob, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code,
+    AgentMessage, InFlightJob, MAX_MESSAGE_BYTES, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
@@ -217,7 +218,15 @@ impl Connection {
         let mut ws = match self
             .pump(tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                tokio_tungstenite::connect_async(url),
+                tokio_tungstenite::connect_async_with_config(
+                    url,
+                    Some(
+                        WebSocketConfig::default()
+                            .max_message_size(Some(MAX_MESSAGE_BYTES))
+                            .max_frame_size(Some(MAX_MESSAGE_BYTES)),
+                    ),
+                    false,
+                ),
             ))
             .await
         {

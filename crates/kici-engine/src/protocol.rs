@@ -17,6 +17,10 @@ use crate::status::{JobStatus, StepStatus};
 /// This build speaks protocol version 1.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The largest message either side accepts: a dispatch carries at most a 2 MiB lock file's
+/// workflow, a report at most 100 generated jobs or a batch of capped log lines.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
 /// WebSocket close codes.
 pub mod close_code {
     /// The orchestrator could not record a message (database or disk trouble); the agent
@@ -301,5 +305,17 @@ mod tests {
         let text = serde_json::to_string(&chunk).unwrap();
         assert!(text.starts_with(r#"{"type":"log.chunk","runId":"r""#), "{text}");
         assert!(serde_json::from_str::<AgentMessage>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_messages_are_errors_not_crashes() {
+        let deep = format!(
+            r#"{{"type":"job.dispatch","needs":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = serde_json::from_str::<OrchestratorMessage>(&deep).unwrap_err();
+        assert!(err.to_string().starts_with("recursion limit exceeded"), "{err}");
+        assert!(serde_json::from_str::<AgentMessage>(&deep.replace("job.dispatch", "job.status")).is_err());
     }
 }

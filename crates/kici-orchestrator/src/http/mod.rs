@@ -117,5 +117,8 @@ async fn ready(State(state): State<Shared>) -> impl IntoResponse {
 }
 
 async fn agent_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
-    upgrade.on_upgrade(move |socket| crate::agents::handle(socket, state))
+    upgrade
+        .max_message_size(kici_engine::protocol::MAX_MESSAGE_BYTES)
+        .max_frame_size(kici_engine::protocol::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::agents::handle(socket, state))
 }
