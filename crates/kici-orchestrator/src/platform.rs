@@ -315,6 +315,24 @@ async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, k
     Ok(Some(RunSnapshot { run, jobs }))
 }
 
+/// Whether `job_id` is a job of `run_id`: a job id names a directory under the run's logs.
+async fn job_of_run(state: &Shared, run_id: &str, job_id: &str) -> Result<(), ResponseError> {
+    match state.store.get_job(job_id).await {
+        Ok(Some(job)) if job.job.run_id == run_id => Ok(()),
+        Ok(_) => Err(ResponseError {
+            code: "not_found".into(),
+            message: format!(
+                "job {} not found in run {run_id}",
+                kici_engine::excerpt::excerpt(job_id)
+            ),
+        }),
+        Err(err) => Err(ResponseError {
+            code: "internal".into(),
+            message: format!("cannot read the job: {err}"),
+        }),
+    }
+}
+
 /// Answers one Platform request from the store.
 async fn answer(state: &Shared, request_id: String, actor: &str, request: PlatformRequest) -> OrchestratorFrame {
     let result: Result<serde_json::Value, ResponseError> = match request {
@@ -322,28 +340,34 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             run_id,
             job_id,
             step_index,
-        } => state
-            .logs
-            .read(&run_id, &job_id, step_index)
-            .await
-            .map(|lines| {
-                serde_json::json!(StepLogsData {
-                    total_lines: lines.len(),
-                    lines,
+        } => match job_of_run(state, &run_id, &job_id).await {
+            Ok(()) => state
+                .logs
+                .read(&run_id, &job_id, step_index)
+                .await
+                .map(|lines| {
+                    serde_json::json!(StepLogsData {
+                        total_lines: lines.len(),
+                        lines,
+                    })
                 })
-            })
-            .map_err(internal),
-        PlatformRequest::OrchLogs { run_id, job_id } => state
-            .logs
-            .read_provisioning(&run_id, &job_id)
-            .await
-            .map(|lines| {
-                serde_json::json!(OrchLogsData {
-                    total_lines: lines.len(),
-                    lines,
+                .map_err(internal),
+            Err(err) => Err(err),
+        },
+        PlatformRequest::OrchLogs { run_id, job_id } => match job_of_run(state, &run_id, &job_id).await {
+            Ok(()) => state
+                .logs
+                .read_provisioning(&run_id, &job_id)
+                .await
+                .map(|lines| {
+                    serde_json::json!(OrchLogsData {
+                        total_lines: lines.len(),
+                        lines,
+                    })
                 })
-            })
-            .map_err(internal),
+                .map_err(internal),
+            Err(err) => Err(err),
+        },
         PlatformRequest::Cancel { run_id, force } => crate::http::runs::cancel_answer(state, &run_id, actor, force)
             .await
             .map_err(|err| ResponseError {

@@ -371,3 +371,41 @@ async fn a_delivery_is_processed_once() {
     assert_eq!(second["deliveryId"], first["deliveryId"]);
     assert_eq!(stack.get("/api/v1/runs").await["total"], 1);
 }
+
+/// A job id in a log path names a directory: only a job of that run may be read.
+#[tokio::test]
+async fn log_reads_take_only_a_job_of_the_run() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    let first = stack.push_and_wait("app", &repo, "hello").await;
+    repo.commit_and_push("again");
+    let second = stack.push_and_wait("app", &repo, "hello").await;
+    let job = &first.jobs[0].job_id;
+    let stack = &stack;
+    let get = |path: String| async move {
+        stack
+            .client()
+            .get(format!("{}{path}", stack.url()))
+            .bearer_auth(kici_testkit::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    };
+    let run = &first.run.run_id;
+    assert_eq!(get(format!("/api/v1/runs/{run}/jobs/{job}/steps/0/logs")).await, 200);
+    let other = &second.run.run_id;
+    assert_eq!(get(format!("/api/v1/runs/{other}/jobs/{job}/steps/0/logs")).await, 404);
+    for hostile in ["..%2F..%2F..", "%2Fetc", "x"] {
+        assert_eq!(
+            get(format!("/api/v1/runs/{run}/jobs/{hostile}/steps/0/logs")).await,
+            404,
+            "{hostile}"
+        );
+        assert_eq!(
+            get(format!("/api/v1/runs/{run}/jobs/{hostile}/provisioning")).await,
+            404,
+            "{hostile}"
+        );
+    }
+}

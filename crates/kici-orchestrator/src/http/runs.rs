@@ -160,8 +160,25 @@ pub async fn step_logs(
     Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
 ) -> ApiResult<Json<Value>> {
     find_run(&state, &run_id).await?;
+    job_of_run(&state, &run_id, &job_id).await?;
     let lines = state.logs.read(&run_id, &job_id, step_index).await.map_err(log_error)?;
     Ok(Json(json!({ "lines": lines })))
+}
+
+/// A job id names a directory under the run's logs: only a job of that run may be read.
+async fn job_of_run(state: &Shared, run_id: &str, job_id: &str) -> ApiResult<()> {
+    if state
+        .store
+        .get_job(job_id)
+        .await?
+        .is_none_or(|job| job.job.run_id != run_id)
+    {
+        return Err(ApiError::not_found(format!(
+            "job {} not found in run {run_id}",
+            kici_engine::excerpt::excerpt(job_id)
+        )));
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/runs/:runId/events`: the run's timeline milestones, oldest first.
@@ -177,14 +194,7 @@ pub async fn provisioning(
     Path((run_id, job_id)): Path<(String, String)>,
 ) -> ApiResult<Json<ProvisioningLog>> {
     find_run(&state, &run_id).await?;
-    if state
-        .store
-        .get_job(&job_id)
-        .await?
-        .is_none_or(|job| job.job.run_id != run_id)
-    {
-        return Err(ApiError::not_found(format!("job {job_id} not found in run {run_id}")));
-    }
+    job_of_run(&state, &run_id, &job_id).await?;
     let lines = state
         .logs
         .read_provisioning(&run_id, &job_id)
