@@ -1,8 +1,9 @@
 //! `kici-admin`, the operator's CLI. It talks to the orchestrator's HTTP API only
 //! (`docs/api.md`): runs and their jobs, admin tokens, agent tokens and agents, webhook sources
-//! (plus the local-repository helpers `trigger-local` and `install-hook`), and the operations
-//! tooling of the troubleshooting page: `diagnose`, `diagnose drift`, `explain`, `debug-bundle`
-//! and the offline `inspect-bundle`. It reads no database.
+//! (plus the local-repository helpers `trigger-local` and `install-hook`), `rotate-key` (the
+//! secret key), and the operations tooling of the troubleshooting page: `diagnose`,
+//! `diagnose drift`, `explain`, `debug-bundle` and the offline `inspect-bundle`. It reads no
+//! database.
 //!
 //! Exit codes: [`EXIT_OK`] 0 on success, [`EXIT_ERROR`] 1 on any error (printed as
 //! `Error: <message>`, command-line usage errors included). `diagnose` has its own: 0 all checks
@@ -17,6 +18,7 @@ mod diagnose;
 mod drift;
 mod explain;
 mod format;
+mod rotate_key;
 mod runs;
 mod since;
 mod sources;
@@ -86,6 +88,8 @@ enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
+    /// Re-encrypt every stored secret under the orchestrator's current KICI_SECRET_KEY (owner token)
+    RotateKey,
     /// Run the orchestrator's self-checks (exit 0 pass, 1 warn, 2 fail); `diagnose drift` compares SDK builds
     Diagnose(diagnose::DiagnoseArgs),
     /// Explain why a run failed: reason, failed step and its log tail, provisioning output, drift
@@ -173,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Agent { command } => agents::run(&client, command).await?,
         Command::Config { command } => config::run(&client, command).await?,
         Command::User { command } => users::run(&client, command).await?,
+        Command::RotateKey => rotate_key::run(&client).await?,
         Command::Source { command } => {
             let globals = sources::Globals { url: client.base_url() };
             sources::run(&client, &globals, command).await?;

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secret_key::Keyring;
+
 /// Every variable the orchestrator reads (plus the logging ones every service accepts).
 pub const KNOWN_ENV: &[&str] = &[
     "KICI_PORT",
@@ -27,6 +29,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
     "KICI_SECRET_KEY",
     "KICI_SECRET_KEY_FILE",
+    "KICI_SECRET_KEY_OLD",
+    "KICI_SECRET_KEY_FILE_OLD",
     "KICI_WEBHOOK_PUBLIC_URL",
     "KICI_SCALER_CONFIG_PATH",
     "KICI_SCALER_CONFIG_DIR",
@@ -95,6 +99,10 @@ pub struct Config {
     /// How long a webhook answer waits for its processing before saying `processing`
     /// (`KICI_WEBHOOK_ANSWER_BUDGET_MS`, default 3 s: forges hang up after 5–10 s).
     pub webhook_answer_budget: Duration,
+    /// The keys that encrypt webhook secrets and clone credentials at rest
+    /// (`KICI_SECRET_KEY` / `KICI_SECRET_KEY_FILE`, else `<data dir>/secret-key`;
+    /// `KICI_SECRET_KEY_OLD` / `KICI_SECRET_KEY_FILE_OLD` during a rotation).
+    pub secret_keys: Keyring,
 }
 
 /// Every problem with the configuration, reported together.
@@ -191,9 +199,16 @@ impl Config {
                 );
             }
         }
-        if !errors.is_empty() {
+        let secret_keys = match Keyring::from_env(env, &data_dir) {
+            Ok(keys) => Some(keys),
+            Err(problems) => {
+                errors.extend(problems);
+                None
+            }
+        };
+        let Some(secret_keys) = secret_keys.filter(|_| errors.is_empty()) else {
             return Err(ConfigError::Invalid(errors));
-        }
+        };
         Ok(Config {
             bind_address,
             port,
@@ -227,6 +242,7 @@ impl Config {
             platform_token,
             webhook_answer_budget,
             agent_token_ttl,
+            secret_keys,
             agent_env: env
                 .iter()
                 .filter_map(|(name, value)| {
@@ -349,6 +365,28 @@ mod tests {
             ]))
             .is_ok()
         );
+    }
+
+    #[test]
+    fn secret_key_settings_are_validated_without_echoing_them() {
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_SECRET_KEY", "c2hvcnQtc2VjcmV0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_SECRET_KEY: Encryption key must be exactly 32 bytes, got 12 bytes. Use 64 hex characters or the base64 of 32 bytes (hint: `openssl rand -hex 32`)"
+        );
+        let key = "ab".repeat(32);
+        let config = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_SECRET_KEY", &key),
+            ("KICI_SECRET_KEY_OLD", &"cd".repeat(32)),
+        ]))
+        .unwrap();
+        assert!(config.secret_keys.old_id().is_some());
+        assert!(!format!("{config:?}").contains(&key));
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Reading a repository with the `git` CLI: the lock file at a commit, and a local mirror of a
 //! forge repository for generic sources. Every call has a timeout.
+//!
+//! A source's clone credentials reach git through a credential helper given in the
+//! environment of that one git process (`GIT_CONFIG_COUNT`, `KICI_GIT_USERNAME`,
+//! `KICI_GIT_PASSWORD`): never in the URL, the command line, the mirror's `config`, or an error
+//! text. Error texts show URLs without their userinfo.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,30 +37,120 @@ pub enum LockFetch {
     Missing,
 }
 
+/// What a source authenticates its clones with. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// The credential helper git runs (through `sh`) when a server asks who we are. It answers
+/// `get` from the environment of the git process and ignores `store`/`erase`. It is the only
+/// helper: the empty value before it drops any helper of the user's or the system's config,
+/// so nothing saves the credentials.
+const CREDENTIAL_HELPER: &str = r#"!f() { test "$1" = get || exit 0; printf 'username=%s\npassword=%s\n' "$KICI_GIT_USERNAME" "$KICI_GIT_PASSWORD"; }; f"#;
+
+/// Secrets of the orchestrator's own environment that git and what it runs (hooks of a local
+/// repository, `core.fsmonitor`, helpers) never need.
+const WITHHELD_ENV: [&str; 6] = [
+    "KICI_SECRET_KEY",
+    "KICI_SECRET_KEY_OLD",
+    "KICI_BOOTSTRAP_ADMIN_TOKEN",
+    "KICI_PLATFORM_TOKEN",
+    "KICI_METRICS_TOKEN",
+    "KICI_DATABASE_URL",
+];
+
+/// The environment that hands `credentials` to git through [`CREDENTIAL_HELPER`].
+fn credential_env(credentials: &Credentials) -> [(&'static str, &str); 7] {
+    [
+        ("GIT_CONFIG_COUNT", "2"),
+        ("GIT_CONFIG_KEY_0", "credential.helper"),
+        ("GIT_CONFIG_VALUE_0", ""),
+        ("GIT_CONFIG_KEY_1", "credential.helper"),
+        ("GIT_CONFIG_VALUE_1", CREDENTIAL_HELPER),
+        ("KICI_GIT_USERNAME", &credentials.username),
+        ("KICI_GIT_PASSWORD", &credentials.password),
+    ]
+}
+
 async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
-    let joined = args.join(" ");
-    let output = tokio::time::timeout(
-        GIT_TIMEOUT,
-        tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| GitError::Timeout { args: joined.clone() })?
-    .map_err(GitError::Spawn)?;
+    git_as(repo, args, None).await
+}
+
+async fn git_as(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -> Result<String, GitError> {
+    let joined = redact_userinfo(&args.join(" ")).into_owned();
+    let mut command = tokio::process::Command::new("git");
+    command
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for name in WITHHELD_ENV {
+        command.env_remove(name);
+    }
+    if let Some(credentials) = credentials {
+        command.envs(credential_env(credentials));
+    }
+    let output = tokio::time::timeout(GIT_TIMEOUT, command.output())
+        .await
+        .map_err(|_| GitError::Timeout { args: joined.clone() })?
+        .map_err(GitError::Spawn)?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
-        Err(GitError::Failed {
-            args: joined,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        })
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut stderr = redact_userinfo(stderr.trim()).into_owned();
+        if let Some(credentials) = credentials.filter(|c| !c.password.is_empty()) {
+            stderr = stderr.replace(&credentials.password, "***");
+        }
+        Err(GitError::Failed { args: joined, stderr })
     }
+}
+
+/// The userinfo of a URL (`user:pass` in `https://user:pass@host/…`), if it has one.
+pub fn url_userinfo(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, _) = rest[..authority_end].rsplit_once('@')?;
+    Some(userinfo)
+}
+
+/// `text` with the userinfo of every URL in it replaced by `***`
+/// (`https://user:pass@host/x` → `https://***@host/x`).
+pub fn redact_userinfo(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || matches!(c, '\'' | '"' | '`'))
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &tail[userinfo_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// `.kici/kici.lock.json` at `sha` in the repository at `repo`. Two git processes when the
@@ -104,18 +201,93 @@ pub async fn ref_contains(repo: &Path, git_ref: &str, sha: &str) -> Result<bool,
     }
 }
 
-/// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present.
-pub async fn mirror(cache_dir: &Path, url: &str, sha: &str) -> Result<PathBuf, GitError> {
+/// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present, with
+/// `credentials` when the server asks for them.
+pub async fn mirror(
+    cache_dir: &Path,
+    url: &str,
+    sha: &str,
+    credentials: Option<&Credentials>,
+) -> Result<PathBuf, GitError> {
     let dir = cache_dir.join(format!("{}.git", &kici_engine::hash::sha256_hex(url.as_bytes())[..16]));
     if !dir.join("HEAD").exists() {
         tokio::fs::create_dir_all(cache_dir).await.map_err(GitError::Spawn)?;
         let target = dir.display().to_string();
-        git(cache_dir, &["clone", "--quiet", "--mirror", url, &target]).await?;
+        git_as(cache_dir, &["clone", "--quiet", "--mirror", url, &target], credentials).await?;
     } else if git(&dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
         .await
         .is_err()
     {
-        git(&dir, &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"]).await?;
+        git_as(
+            &dir,
+            &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"],
+            credentials,
+        )
+        .await?;
     }
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_found_and_redacted() {
+        assert_eq!(url_userinfo("https://u:p@forge.example/a/b.git"), Some("u:p"));
+        assert_eq!(url_userinfo("https://tok@forge.example/a.git"), Some("tok"));
+        assert_eq!(url_userinfo("https://forge.example/a@b.git"), None);
+        assert_eq!(url_userinfo("git@forge.example:a/b.git"), None);
+        assert_eq!(url_userinfo("file:///srv/repo.git"), None);
+        let check = |text: &str, expected: &str| assert_eq!(redact_userinfo(text), expected, "{text}");
+        check("https://forge.example/a.git", "https://forge.example/a.git");
+        check(
+            "git clone --mirror https://u:p%40ss@forge.example/a.git /tmp/x",
+            "git clone --mirror https://***@forge.example/a.git /tmp/x",
+        );
+        check(
+            "fatal: could not read from 'https://tok@h/a' and 'http://x:y@h2'",
+            "fatal: could not read from 'https://***@h/a' and 'http://***@h2'",
+        );
+        check("mail me@host, see https://h/a@b", "mail me@host, see https://h/a@b");
+    }
+
+    /// The credential helper gives git the credentials from its environment only, for a
+    /// clone whose URL, arguments and resulting config hold none of them.
+    #[tokio::test]
+    async fn the_credential_helper_answers_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = Credentials {
+            username: "ci-bot".into(),
+            password: "pa ss'w\"ord".into(),
+        };
+        let mut child = tokio::process::Command::new("git")
+            .args(["credential", "fill"])
+            .envs(credential_env(&credentials))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use tokio::io::AsyncWriteExt as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(b"protocol=https\nhost=forge.example\n\n")
+                .await
+                .unwrap();
+        }
+        let output = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("username=ci-bot\n"), "{text}");
+        assert!(text.contains("password=pa ss'w\"ord\n"), "{text}");
+
+        // A failed clone's error names neither the password nor a userinfo.
+        let err = mirror(dir.path(), "http://127.0.0.1:9/none.git", "abc", Some(&credentials))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pa ss"), "{err}");
+    }
 }

@@ -4,7 +4,8 @@
 //! REST API; [`providers`] normalizes webhook bodies and [`pipeline`] turns them into runs
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
-//! report and moves runs forward; [`sweeper`] handles timeouts; [`logs`] keeps step logs.
+//! report and moves runs forward; [`sweeper`] handles timeouts; [`logs`] keeps step logs;
+//! [`secret_key`] encrypts secrets at rest and [`source_secrets`] keeps sources' secrets so.
 
 pub mod agents;
 pub mod config;
@@ -22,7 +23,9 @@ pub mod progress;
 pub mod providers;
 pub mod reload;
 pub mod scaler;
+pub mod secret_key;
 pub mod secrets;
+pub mod source_secrets;
 pub mod state;
 pub mod sweeper;
 
@@ -68,6 +71,14 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write or protect the secret key in `{path}` (hint: set KICI_SECRET_KEY or KICI_SECRET_KEY_FILE)")]
+    SecretKey {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot make the database file private (mode 0600)")]
+    DatabaseFile(#[source] std::io::Error),
 }
 
 /// A running orchestrator.
@@ -79,17 +90,24 @@ pub struct Orchestrator {
 
 impl Orchestrator {
     /// Opens the store, recovers what a previous process left, binds and starts serving.
-    pub async fn start(config: Config) -> Result<Orchestrator, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+    pub async fn start(mut config: Config) -> Result<Orchestrator, StartError> {
+        private_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        secret_key_file(&mut config.secret_keys, &config.data_dir)?;
         kici_telemetry::metrics::install(kici_telemetry::metrics::MetricSet::Orchestrator);
         let scalers = scaler::load(
             config.scaler_config_path.as_deref(),
             config.scaler_config_dir.as_deref(),
         )?;
+        if let kici_store::DatabaseFile::Tightened { path, previous_mode } =
+            kici_store::secure_database_file(&config.database_url).map_err(StartError::DatabaseFile)?
+        {
+            tracing::warn!(path = %path.display(), previousMode = %format!("{previous_mode:o}"), "database file was readable by other users: now 0600");
+        }
         let store = Store::open(&config.database_url).await?;
+        seal_source_secrets(&store, &config.secret_keys).await?;
         bootstrap_admin_token(&store, &config).await?;
         let address = SocketAddr::new(config.bind_address, config.port);
         let listener = tokio::net::TcpListener::bind(address)
@@ -98,7 +116,6 @@ impl Orchestrator {
         let address = listener
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
-        let mut config = config;
         config.port = address.port();
         let platform = platform::PlatformLink::new(config.platform_url.is_some());
         let state: Shared = Arc::new(AppState {
@@ -189,6 +206,75 @@ fn warn_unenforced(entry: &scaler::ScalerEntry) {
             tracing::warn!(scaler = %entry.name, labelSet = index, "Scaler \"{}\" label set [{index}]: networkPolicy is not enforced yet; the agent's network is not restricted.", entry.name);
         }
     }
+}
+
+/// Creates the data directory readable by this user only (0700), or makes an existing one so.
+fn private_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        tracing::warn!(path = %dir.display(), previousMode = %format!("{mode:o}"), "data directory was open to other users: now 0700");
+    }
+    Ok(())
+}
+
+/// Writes a generated secret key to the data directory (or keeps its file private), and says
+/// which key is in use. The key itself is never logged.
+fn secret_key_file(keys: &mut secret_key::Keyring, data_dir: &std::path::Path) -> Result<(), StartError> {
+    let written = keys.persist_generated().map_err(|source| StartError::SecretKey {
+        path: data_dir.join(secret_key::GENERATED_KEY_FILE).display().to_string(),
+        source,
+    })?;
+    match written {
+        secret_key::KeyFile::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            keyId = %keys.current_id(),
+            "No KICI_SECRET_KEY or KICI_SECRET_KEY_FILE: generated a secret key in {}. Back it up: without it the stored webhook secrets and clone credentials cannot be decrypted. Set KICI_SECRET_KEY_FILE to it (the same key on every orchestrator sharing this database).",
+            path.display()
+        ),
+        secret_key::KeyFile::Tightened { path, previous_mode } => tracing::warn!(
+            path = %path.display(),
+            previousMode = %format!("{previous_mode:o}"),
+            "secret key file was readable by other users: now 0600"
+        ),
+        secret_key::KeyFile::Unchanged => {}
+    }
+    let origin = match keys.origin() {
+        secret_key::KeyOrigin::Env => "KICI_SECRET_KEY".to_string(),
+        secret_key::KeyOrigin::File(path)
+        | secret_key::KeyOrigin::DataDir(path)
+        | secret_key::KeyOrigin::Generated(path) => path.display().to_string(),
+    };
+    tracing::info!(keyId = %keys.current_id(), from = %origin, "secret key loaded");
+    if let Some(old) = keys.old_id() {
+        tracing::info!(keyId = %keys.current_id(), oldKeyId = %old, "Old master key configured — dual-key decrypt and true rotation enabled");
+    }
+    Ok(())
+}
+
+/// Encrypts what an older database keeps in plaintext, and says which stored secrets no
+/// configured key opens.
+async fn seal_source_secrets(store: &Store, keys: &secret_key::Keyring) -> Result<(), StartError> {
+    let (moved, resealed) = source_secrets::seal_at_start(store, keys).await?;
+    if moved > 0 {
+        tracing::warn!(
+            sources = moved,
+            "moved clone credentials out of generic sources' gitUrl into their encrypted credentials field"
+        );
+    }
+    if resealed.re_encrypted > 0 {
+        tracing::info!(
+            values = resealed.re_encrypted,
+            "encrypted plaintext source secrets at rest"
+        );
+    }
+    for failure in &resealed.failures {
+        tracing::error!(error = %failure, "stored secret cannot be decrypted with the configured keys");
+    }
+    Ok(())
 }
 
 /// Stores `KICI_BOOTSTRAP_ADMIN_TOKEN`, or, when there is no admin token at all, generates

@@ -5,6 +5,8 @@
 //!
 //! Provisioning milestones of a job go to `<data>/executions/<runId>/jobs/<jobId>/provisioning.jsonl`,
 //! one [`ProvisioningLine`] per line (the dashboard's Provisioning logs section).
+//!
+//! Job output may hold anything a job printed: directories are created 0700 and files 0600.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -149,14 +151,19 @@ impl LogStore {
     }
 }
 
-/// Appends `text` to the file at `path`, creating it and its directories.
+/// Appends `text` to the file at `path`, creating it (0600) and its directories (0700).
 async fn append(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .await?;
     }
     let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .await?;
     file.write_all(text.as_bytes()).await?;
@@ -187,5 +194,27 @@ mod tests {
         assert_eq!(lines, ["a", "b", "c"]);
         assert_eq!(logs.step_indices("r", "j").await, [-1, 0]);
         assert!(logs.read("r", "other", 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogStore::new(dir.path());
+        logs.append("r", "j", 0, 1, &[(1, "token=abc".into())]).await.unwrap();
+        let line = ProvisioningLine {
+            ts: 1,
+            phase: "p".into(),
+            event_type: "scaler.provisioning".into(),
+            message: "m".into(),
+            agent_id: "a".into(),
+        };
+        logs.append_provisioning("r", "j", &line).await.unwrap();
+        let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path().join("logs/r/j/step-0.jsonl")), 0o600);
+        assert_eq!(mode(dir.path().join("logs/r/j")), 0o700);
+        assert_eq!(mode(dir.path().join("logs/r")), 0o700);
+        assert_eq!(mode(dir.path().join("executions/r/jobs/j/provisioning.jsonl")), 0o600);
     }
 }

@@ -56,6 +56,12 @@ pub enum PipelineError {
     },
     #[error("source `{0}` has no repository to read the lock file from (hint: set its path or git URL)")]
     NoRepository(String),
+    #[error("cannot decrypt the clone credentials of source `{source_name}`: {source}")]
+    Credentials {
+        source_name: String,
+        #[source]
+        source: crate::secret_key::SecretError,
+    },
 }
 
 /// Where runs of this delivery clone from, and where the orchestrator reads the lock file.
@@ -73,11 +79,21 @@ async fn repository(state: &Shared, delivery: &Delivery) -> Result<(String, Path
         SourceKind::Generic => {
             let url = generic_clone_url(source, &delivery.normalized)
                 .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
+            // Credentials go only to the URL the source names, never to one from a payload.
+            let credentials = match source.git_url {
+                Some(_) => crate::source_secrets::credentials(&state.config.secret_keys, source).map_err(|err| {
+                    PipelineError::Credentials {
+                        source_name: source.name.clone(),
+                        source: err,
+                    }
+                })?,
+                None => None,
+            };
             let cache = state.config.data_dir.join("repos").join(&source.source_id);
-            let mirror = git::mirror(&cache, &url, sha)
+            let mirror = git::mirror(&cache, &url, sha, credentials.as_ref())
                 .await
                 .map_err(|source| PipelineError::LockFetch {
-                    repo: url.clone(),
+                    repo: git::redact_userinfo(&url).into_owned(),
                     sha: sha.clone(),
                     source,
                 })?;

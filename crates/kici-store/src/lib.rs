@@ -29,7 +29,7 @@ pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
-pub use sources::{NewSource, Source, SourceKind, Verification};
+pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 
 /// How long a query may take before the caller gets an error instead of a hang.
@@ -43,6 +43,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "webhook_deliveries",
         include_str!("../migrations/0004_webhook_deliveries.sql"),
+    ),
+    (
+        5,
+        "source_credentials",
+        include_str!("../migrations/0005_source_credentials.sql"),
     ),
 ];
 
@@ -166,6 +171,71 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(q("ping"))?;
         Ok(())
     }
+}
+
+/// What [`secure_database_file`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseFile {
+    /// PostgreSQL, or an in-memory SQLite database.
+    NotAFile,
+    /// Created empty with mode 0600; SQLite fills it when the store opens.
+    Created(std::path::PathBuf),
+    /// There already, readable by its owner only.
+    Private(std::path::PathBuf),
+    /// It (or its `-wal`/`-shm` file) was open to others: now 0600. `previous_mode` is the
+    /// database file's.
+    Tightened {
+        path: std::path::PathBuf,
+        previous_mode: u32,
+    },
+}
+
+/// The file of a SQLite URL (`sqlite://<path>?…`, `sqlite:<path>`), if it names one.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!in_memory).then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes the SQLite database of `url` readable and writable by its owner only (mode 0600),
+/// creating it so when absent (SQLite gives its `-wal` and `-shm` files the database's mode).
+/// Call it before [`Store::open`]; the caller says when something had to be tightened.
+pub fn secure_database_file(url: &str) -> std::io::Result<DatabaseFile> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
+    let Some(path) = sqlite_path(url) else {
+        return Ok(DatabaseFile::NotAFile);
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(_) => return Ok(DatabaseFile::Created(path)),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err),
+    }
+    let previous_mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+    let mut tightened = false;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let mode = match std::fs::metadata(&file) {
+            Ok(metadata) => metadata.permissions().mode() & 0o777,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            tightened = true;
+        }
+    }
+    Ok(if tightened {
+        DatabaseFile::Tightened { path, previous_mode }
+    } else {
+        DatabaseFile::Private(path)
+    })
 }
 
 /// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.

@@ -78,8 +78,12 @@ pub struct Source {
     pub git_url: Option<String>,
     pub preset: Option<String>,
     pub verification: Verification,
-    /// The webhook secret (HMAC key), or the SHA-256 of a local source's trigger token.
+    /// Generic sources: the webhook secret (HMAC key) as the orchestrator encrypted it
+    /// (`enc:v1:…`; plaintext in databases from before encryption). Local sources: the SHA-256
+    /// of the trigger token.
     pub secret: Option<String>,
+    /// Generic sources: the clone credentials as the orchestrator encrypted them, if any.
+    pub credentials: Option<String>,
     pub max_payload_bytes: i64,
     pub created_at: i64,
 }
@@ -87,8 +91,14 @@ pub struct Source {
 /// What `source add` stores.
 pub type NewSource = Source;
 
-const COLUMNS: &str =
-    "source_id, org_id, name, kind, path, git_url, preset, verification, secret, max_payload_bytes, created_at";
+/// A column whose value the orchestrator encrypts, for [`Store::replace_sealed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    Secret,
+    Credentials,
+}
+
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, created_at";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -101,6 +111,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         preset: get(row, "preset")?,
         verification: get_enum(row, "verification")?,
         secret: get(row, "secret")?,
+        credentials: get(row, "credentials")?,
         max_payload_bytes: get(row, "max_payload_bytes")?,
         created_at: get(row, "created_at")?,
     })
@@ -110,8 +121,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, max_payload_bytes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(&source.source_id)
         .bind(&source.org_id)
@@ -122,6 +133,7 @@ impl Store {
         .bind(&source.preset)
         .bind(source.verification.as_str())
         .bind(&source.secret)
+        .bind(&source.credentials)
         .bind(source.max_payload_bytes)
         .bind(source.created_at)
         .execute(&self.pool)
@@ -151,6 +163,53 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(q("set source secret"))?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Replaces an encrypted value if it is still `current` (re-encryption under a new key,
+    /// or encryption of a plaintext from an older database); `false` when it changed meanwhile.
+    pub async fn replace_sealed(
+        &self,
+        source_id: &str,
+        column: SealedColumn,
+        current: &str,
+        replacement: &str,
+    ) -> Result<bool> {
+        let sql = match column {
+            SealedColumn::Secret => "UPDATE sources SET secret = $1 WHERE source_id = $2 AND secret = $3",
+            SealedColumn::Credentials => {
+                "UPDATE sources SET credentials = $1 WHERE source_id = $2 AND credentials = $3"
+            }
+        };
+        let updated = sqlx::query(sql)
+            .bind(replacement)
+            .bind(source_id)
+            .bind(current)
+            .execute(&self.pool)
+            .await
+            .map_err(q("replace sealed source value"))?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Moves credentials out of a source's git URL: the URL without them, and the credentials
+    /// encrypted, if the URL is still `current_git_url` and the source has no credentials yet.
+    pub async fn move_git_url_credentials(
+        &self,
+        source_id: &str,
+        current_git_url: &str,
+        git_url: &str,
+        sealed_credentials: &str,
+    ) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE sources SET git_url = $1, credentials = $2 WHERE source_id = $3 AND git_url = $4 AND credentials IS NULL",
+        )
+        .bind(git_url)
+        .bind(sealed_credentials)
+        .bind(source_id)
+        .bind(current_git_url)
+        .execute(&self.pool)
+        .await
+        .map_err(q("move git URL credentials"))?;
         Ok(updated.rows_affected() == 1)
     }
 

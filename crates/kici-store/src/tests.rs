@@ -555,6 +555,7 @@ async fn tokens_sources_and_agents() {
             preset: None,
             verification: Verification::None,
             secret: None,
+            credentials: None,
             max_payload_bytes: 1024,
             created_at: 1,
         };

@@ -108,9 +108,34 @@ pub struct AddGenericArgs {
     /// The webhook secret configured on the forge
     #[arg(long)]
     secret: String,
-    /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git`
+    /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git` (without credentials)
     #[arg(long, value_name = "TEMPLATE")]
     git_url: String,
+    /// User name for cloning a private repository (with --git-password-file)
+    #[arg(long, value_name = "NAME", requires = "git_password_file")]
+    git_username: Option<String>,
+    /// File holding the password or access token for cloning (`-` reads it from stdin); the
+    /// orchestrator stores it encrypted and never puts it in the URL
+    #[arg(long, value_name = "FILE", requires = "git_username")]
+    git_password_file: Option<PathBuf>,
+}
+
+/// The first line of `path` (stdin for `-`), without its line break; never from the command
+/// line, where other users could read it.
+fn read_password_file(path: &Path) -> anyhow::Result<String> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the git password from stdin")?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|err| anyhow!("cannot read the git password file `{}`: {err}", path.display()))?
+    };
+    match text.lines().next() {
+        Some(password) if !password.is_empty() => Ok(password.to_string()),
+        _ => bail!(
+            "the git password file `{}` is empty (hint: put the password or access token on its first line)",
+            path.display()
+        ),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -273,13 +298,20 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
             git::ensure_repository(&path).await?;
             json!({"kind": "local", "name": args.name, "path": path.display().to_string()})
         }
-        AddKind::Generic(args) => json!({
-            "kind": "generic",
-            "name": args.name,
-            "preset": args.preset,
-            "secret": args.secret,
-            "gitUrl": args.git_url,
-        }),
+        AddKind::Generic(args) => {
+            let mut body = json!({
+                "kind": "generic",
+                "name": args.name,
+                "preset": args.preset,
+                "secret": args.secret,
+                "gitUrl": args.git_url,
+            });
+            if let (Some(username), Some(path)) = (args.git_username, args.git_password_file) {
+                let password = read_password_file(&path)?;
+                body["credentials"] = json!({"username": username, "password": password});
+            }
+            body
+        }
     };
     let source: SourceView = client.post(&["api", "v1", "admin", "sources"], &body).await?;
     print!("{}", render_added(client.base_url(), &source));

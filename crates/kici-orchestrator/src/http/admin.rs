@@ -1,16 +1,19 @@
 //! Administration: admin tokens, agent tokens and the connected agents, event sources.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use kici_engine::labels::validate_agent_label;
 use kici_store::{AdminToken, NewAgentToken, Source, SourceKind, Verification};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use crate::git;
 use crate::hub::Outbound;
 use crate::secrets::{new_admin_token, new_agent_token, new_id, new_trigger_token, now_ms, token_hash};
+use crate::source_secrets::{self, Reseal};
 use crate::state::Shared;
 
 /// The only organisation.
@@ -173,17 +176,58 @@ pub struct NewSource {
     preset: Option<String>,
     secret: Option<String>,
     git_url: Option<String>,
+    /// Clone credentials for `gitUrl`, stored encrypted.
+    credentials: Option<NewCredentials>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredentials {
+    username: String,
+    password: String,
 }
 
 const PRESETS: [&str; 4] = ["forgejo", "gitea", "gitlab-repo", "github-repo"];
 
+/// A source as the API shows it: never its secret or credentials, only whether it has any.
 pub fn source_view(state: &Shared, source: &Source) -> Value {
     let base = format!("http://{}:{}", state.config.bind_address, state.config.port);
+    let git_url = source.git_url.as_deref().map(git::redact_userinfo);
     json!({
         "sourceId": source.source_id, "orgId": source.org_id, "name": source.name, "kind": source.kind.as_str(),
-        "path": source.path, "gitUrl": source.git_url, "preset": source.preset, "verification": source.verification.as_str(),
+        "path": source.path, "gitUrl": git_url, "preset": source.preset, "verification": source.verification.as_str(),
+        "hasCredentials": source.credentials.is_some(),
         "webhookUrl": format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id), "createdAt": source.created_at,
     })
+}
+
+/// Refuses credentials inside a git URL (they would show in views, runs and checkouts) and
+/// credentials git cannot be given.
+fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCredentials>) -> Result<(), String> {
+    if let Some(url) = git_url
+        && let Some(userinfo) = git::url_userinfo(url)
+    {
+        let http = url.starts_with("http://") || url.starts_with("https://");
+        if http || userinfo.contains(':') {
+            return Err(format!(
+                "gitUrl `{}` contains credentials; give the URL without them and pass the credentials with --git-username and --git-password-file (API: `credentials`), which are stored encrypted",
+                git::redact_userinfo(url)
+            ));
+        }
+    }
+    if let Some(credentials) = credentials {
+        if git_url.is_none() {
+            return Err("credentials need a gitUrl: they are sent only to the repository the source names".into());
+        }
+        if credentials.username.is_empty() || credentials.password.is_empty() {
+            return Err("credentials need a non-empty username and password".into());
+        }
+        let bad = |text: &str| text.contains(['\n', '\r', '\0']);
+        if bad(&credentials.username) || bad(&credentials.password) {
+            return Err("credentials must not contain line breaks or NUL characters".into());
+        }
+    }
+    Ok(())
 }
 
 pub async fn add_source(
@@ -216,6 +260,7 @@ pub async fn add_source(
                     PRESETS.join(", ")
                 )));
             }
+            check_git_access(body.git_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
             match &body.secret {
                 Some(secret) if !secret.is_empty() => (SourceKind::Generic, Verification::HmacSha256),
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
@@ -227,9 +272,23 @@ pub async fn add_source(
             )));
         }
     };
+    if kind == SourceKind::Local && body.credentials.is_some() {
+        return Err(invalid(
+            "a local source reads its repository from disk and takes no credentials".into(),
+        ));
+    }
     let trigger_token = (kind == SourceKind::Local).then(new_trigger_token);
+    let source_id = new_id();
+    let keys = &state.config.secret_keys;
     let source = Source {
-        source_id: new_id(),
+        credentials: body.credentials.as_ref().map(|c| {
+            let credentials = git::Credentials {
+                username: c.username.clone(),
+                password: c.password.clone(),
+            };
+            source_secrets::seal_credentials(keys, &source_id, &credentials)
+        }),
+        source_id: source_id.clone(),
         org_id: DEFAULT_ORG.to_string(),
         name: body.name,
         kind,
@@ -239,7 +298,10 @@ pub async fn add_source(
         verification,
         secret: match &trigger_token {
             Some(token) => Some(token_hash(token)),
-            None => body.secret,
+            None => body
+                .secret
+                .as_deref()
+                .map(|secret| source_secrets::seal_webhook_secret(keys, &source_id, secret)),
         },
         max_payload_bytes: MAX_PAYLOAD_BYTES,
         created_at: now_ms(),
@@ -311,4 +373,50 @@ pub async fn list_sources(State(state): State<Shared>) -> ApiResult<Json<Value>>
         .map(|s| source_view(&state, s))
         .collect();
     Ok(Json(json!({ "sources": sources })))
+}
+
+/// `POST /api/v1/admin/secrets/rotate-key` (owner tokens only: `key.rotate`): re-encrypts every
+/// stored secret under the current key (`KICI_SECRET_KEY`), reading those under the previous
+/// one with `KICI_SECRET_KEY_OLD`. 409 `rotation_incomplete` when some value no configured key
+/// decrypts; the others are re-encrypted all the same.
+pub async fn rotate_key(State(state): State<Shared>, Extension(caller): Extension<Caller>) -> ApiResult<Json<Value>> {
+    let caller = caller.0;
+    if caller.role != "owner" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token `{}` has role {}; rotating the secret key needs an owner token",
+                caller.label, caller.role
+            ),
+        ));
+    }
+    let keys = &state.config.secret_keys;
+    let resealed = source_secrets::reseal(&state.store, keys, Reseal::All).await?;
+    tracing::info!(
+        keyId = %keys.current_id(),
+        reEncrypted = resealed.re_encrypted,
+        alreadyCurrent = resealed.already_current,
+        failed = resealed.failures.len(),
+        tokenId = %caller.token_id,
+        "secret key rotation"
+    );
+    if !resealed.failures.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rotation_incomplete",
+            format!(
+                "re-encrypted {} secrets under key `{}`, but {} cannot be decrypted with the configured keys: {}",
+                resealed.re_encrypted,
+                keys.current_id(),
+                resealed.failures.len(),
+                resealed.failures.join("; ")
+            ),
+        ));
+    }
+    Ok(Json(json!({
+        "keyId": keys.current_id(),
+        "reEncrypted": resealed.re_encrypted,
+        "alreadyCurrent": resealed.already_current,
+    })))
 }

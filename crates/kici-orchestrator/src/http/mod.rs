@@ -46,6 +46,7 @@ pub fn router(state: Shared) -> Router {
         .route("/sources", post(admin::add_source).get(admin::list_sources))
         .route("/sources/{id}/trigger-token", post(admin::rotate_trigger_token))
         .route("/deliveries/{id}", get(admin::get_delivery))
+        .route("/secrets/rotate-key", post(admin::rotate_key))
         .route("/diagnose", get(ops::diagnose))
         .route("/system-info", get(ops::system_info))
         .route("/config", get(ops::config))

@@ -317,6 +317,15 @@ pub async fn config(State(state): State<Shared>) -> ApiResult<Json<Value>> {
         "agentMaxReconnectDelayMs": c.agent_max_reconnect_delay.as_millis() as u64,
         "bootstrapAdminToken": c.bootstrap_admin_token.as_ref().map(|_| "****"),
         "metricsToken": c.metrics_token.as_ref().map(|_| "****"),
+        "secretKey": {
+            "keyId": c.secret_keys.current_id(),
+            "oldKeyId": c.secret_keys.old_id(),
+            "from": match c.secret_keys.origin() {
+                crate::secret_key::KeyOrigin::Env => "KICI_SECRET_KEY",
+                crate::secret_key::KeyOrigin::File(_) => "KICI_SECRET_KEY_FILE",
+                crate::secret_key::KeyOrigin::DataDir(_) | crate::secret_key::KeyOrigin::Generated(_) => "dataDir",
+            },
+        },
         "logLevel": c.log_level,
         "logDir": c.log_dir.as_ref().map(|d| d.display().to_string()),
         "tlsCertPath": c.tls_cert_path.as_ref().map(|p| p.display().to_string()),

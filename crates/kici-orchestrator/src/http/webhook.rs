@@ -71,14 +71,28 @@ async fn verify_local(state: &Shared, source: &Source, headers: &HeaderMap) -> A
     Ok(admin.is_some_and(|token| token.role != "auditor"))
 }
 
-/// Forge webhooks: the HMAC of the body under the source's secret, or GitLab's token header.
-fn verify(source: &Source, headers: &HeaderMap, body: &[u8]) -> bool {
+/// Forge webhooks: the HMAC of the body under the source's secret (decrypted here), or
+/// GitLab's token header. A secret no configured key decrypts is the orchestrator's problem,
+/// not the sender's: a 500 whose details go to the log only.
+fn verify(state: &Shared, source: &Source, headers: &HeaderMap, body: &[u8]) -> ApiResult<bool> {
     if source.verification != Verification::HmacSha256 {
-        return false;
+        return Ok(false);
     }
-    let Some(secret) = source.secret.as_deref() else {
-        return false;
+    let secret = crate::source_secrets::webhook_secret(&state.config.secret_keys, source).map_err(|err| {
+        tracing::error!(sourceId = %source.source_id, error = %err, "webhook secret cannot be decrypted");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "secret_unavailable",
+            "the source's webhook secret cannot be decrypted with the orchestrator's secret key (details are in the orchestrator log)",
+        )
+    })?;
+    let Some(secret) = secret.as_deref() else {
+        return Ok(false);
     };
+    Ok(verify_signature(source, secret, headers, body))
+}
+
+fn verify_signature(source: &Source, secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     if source.preset.as_deref() == Some("gitlab-repo") {
         // GitLab sends the secret itself; compare in constant time through HMAC.
         return header(headers, "x-gitlab-token").is_some_and(|t| constant_time_eq(t.as_bytes(), secret.as_bytes()));
@@ -183,7 +197,7 @@ pub async fn receive(
                 "Missing or invalid trigger token (hint: send `Authorization: Bearer <token>` with the source's trigger token or an admin token; `kici-admin source install-hook` writes a hook that does)",
             ));
         }
-    } else if !verify(&source, &headers, &body) {
+    } else if !verify(&state, &source, &headers, &body)? {
         tracing::warn!(sourceId = %source.source_id, "webhook rejected: invalid signature");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
