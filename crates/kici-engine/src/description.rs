@@ -244,6 +244,30 @@ impl JobDescription {
 /// Most jobs one generator may produce.
 pub const MAX_GENERATED_JOBS: usize = 100;
 
+/// Most `runsOn` and `exclude` selectors of one generated job.
+pub const MAX_GENERATED_SELECTORS: usize = 64;
+
+/// The generator's output is not too big to look at: checked before anything in it is compiled.
+pub fn check_generated_size(jobs: &[JobDescription]) -> Result<(), String> {
+    if jobs.len() > MAX_GENERATED_JOBS {
+        return Err(format!(
+            "the generator returned {} jobs (max {MAX_GENERATED_JOBS})",
+            jobs.len()
+        ));
+    }
+    if let Some(job) = jobs
+        .iter()
+        .find(|job| job.runs_on.len() + job.exclude_labels.len() > MAX_GENERATED_SELECTORS)
+    {
+        return Err(format!(
+            "generated job \"{}\" has {} label selectors (max {MAX_GENERATED_SELECTORS})",
+            excerpt(&job.name),
+            job.runs_on.len() + job.exclude_labels.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the jobs one generator produced as a whole, since the agent that ran it is not
 /// trusted to have done so: at most [`MAX_GENERATED_JOBS`], unique names that do not shadow the
 /// workflow's own jobs, and `needs` naming a generated or workflow job without a cycle.
@@ -298,6 +322,27 @@ mod tests {
             }]
         );
         assert_eq!(lock.needs[0].run_on().len(), 6);
+    }
+
+    #[test]
+    fn oversized_generator_output_is_refused_before_compiling() {
+        let job = |selectors: usize| -> JobDescription {
+            serde_json::from_value(serde_json::json!({
+                "name": "j", "steps": [],
+                "runsOn": vec![serde_json::json!({"kind": "glob", "pattern": "a*"}); selectors],
+            }))
+            .unwrap()
+        };
+        assert_eq!(check_generated_size(&[job(64)]), Ok(()));
+        assert_eq!(
+            check_generated_size(&[job(65)]),
+            Err("generated job \"j\" has 65 label selectors (max 64)".to_string())
+        );
+        let many: Vec<JobDescription> = (0..101).map(|_| job(1)).collect();
+        assert_eq!(
+            check_generated_size(&many),
+            Err("the generator returned 101 jobs (max 100)".to_string())
+        );
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub const LOCK_FILE_NAME: &str = "kici.lock.json";
 /// can make the orchestrator parse and compile.
 pub const MAX_LOCK_FILE_BYTES: usize = 2 * 1024 * 1024;
 
+/// The most trigger patterns and label matchers one lock file may hold: each is compiled at
+/// load and again for every delivery it is matched against.
+pub const MAX_LOCK_PATTERNS: usize = 4096;
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -431,6 +435,25 @@ impl LockFile {
     /// Workflow names are unique, patterns compile, label matchers are valid, each workflow's
     /// needs graph is sound.
     fn validate(&self) -> Result<(), String> {
+        let patterns: usize = self
+            .workflows
+            .iter()
+            .map(|workflow| {
+                let triggers: usize = workflow.triggers.iter().map(Trigger::pattern_count).sum();
+                let labels: usize = workflow
+                    .jobs
+                    .iter()
+                    .filter_map(LockJob::as_static)
+                    .map(|job| job.runs_on.len() + job.exclude_labels.len())
+                    .sum();
+                triggers + labels
+            })
+            .sum();
+        if patterns > MAX_LOCK_PATTERNS {
+            return Err(format!(
+                "it holds {patterns} trigger patterns and label matchers; at most {MAX_LOCK_PATTERNS} are loaded"
+            ));
+        }
         let mut names = HashSet::new();
         for workflow in &self.workflows {
             let wf = excerpt(&workflow.name);
@@ -620,6 +643,13 @@ mod tests {
         let workflow = v["workflows"][0].clone();
         v["workflows"] = json!([workflow, workflow]);
         assert!(parse(&v).unwrap_err().contains("two workflows are named 'hello-world'"));
+        let mut v = hello();
+        v["workflows"][0]["triggers"][0]["paths"] = json!(vec!["s*"; MAX_LOCK_PATTERNS]);
+        assert!(
+            parse(&v)
+                .unwrap_err()
+                .contains("it holds 4097 trigger patterns and label matchers; at most 4096 are loaded")
+        );
     }
 
     #[test]

@@ -62,6 +62,24 @@ impl Trigger {
         }
     }
 
+    /// How many patterns the trigger holds (each is compiled when it is checked).
+    pub fn pattern_count(&self) -> usize {
+        match self {
+            Trigger::Push { branches, paths, repos } => {
+                branches.len() + paths.len() + repos.as_ref().map_or(0, Vec::len)
+            }
+            Trigger::Pr {
+                target_branches,
+                source_branches,
+                paths,
+                repos,
+                ..
+            } => target_branches.len() + source_branches.len() + paths.len() + repos.as_ref().map_or(0, Vec::len),
+            Trigger::Tag { patterns, repos } => patterns.len() + repos.as_ref().map_or(0, Vec::len),
+            Trigger::Dispatch { .. } => 0,
+        }
+    }
+
     /// Compiles every pattern once, so a lock file with a bad pattern is rejected at load.
     pub fn validate(&self) -> Result<(), PatternError> {
         let lists: Vec<&[BranchPattern]> = match self {

@@ -601,6 +601,10 @@ async fn add_generated_jobs(
     let Ok(descriptions) = serde_json::from_value::<Vec<JobDescription>>(value.clone()) else {
         return Ok(Err("the generator's jobs could not be read".into()));
     };
+    // Counted before any of their label patterns is compiled.
+    if let Err(message) = kici_engine::description::check_generated_size(&descriptions) {
+        return Ok(Err(message));
+    }
     let jobs = match descriptions
         .iter()
         .map(JobDescription::to_static_job)
