@@ -40,6 +40,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_PLATFORM_URL",
     "KICI_PLATFORM_TOKEN",
     "KICI_WEBHOOK_ANSWER_BUDGET_MS",
+    "KICI_RETENTION_DAYS",
 ];
 
 /// How agents authenticate on `/ws`.
@@ -96,6 +97,9 @@ pub struct Config {
     /// How long a spawned agent's token is valid (`KICI_AGENT_TOKEN_TTL_MS`, default 1 h); it
     /// is also revoked when the agent exits.
     pub agent_token_ttl: Duration,
+    /// Finished runs (with their logs), deliveries and event-log lines older than this are
+    /// deleted (`KICI_RETENTION_DAYS`, default 90; 0 keeps everything).
+    pub retention: Option<Duration>,
     /// How long a webhook answer waits for its processing before saying `processing`
     /// (`KICI_WEBHOOK_ANSWER_BUDGET_MS`, default 3 s: forges hang up after 5–10 s).
     pub webhook_answer_budget: Duration,
@@ -142,6 +146,7 @@ impl Config {
         let agent_max_reconnect_delay = reader.millis("KICI_AGENT_MAX_RECONNECT_DELAY_MS", 60_000);
         let webhook_answer_budget = reader.millis("KICI_WEBHOOK_ANSWER_BUDGET_MS", 3_000);
         let agent_token_ttl = reader.interval("KICI_AGENT_TOKEN_TTL_MS", 3_600_000);
+        let retention_days = reader.number("KICI_RETENTION_DAYS", 90u64);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
@@ -242,6 +247,7 @@ impl Config {
             platform_token,
             webhook_answer_budget,
             agent_token_ttl,
+            retention: (retention_days > 0).then(|| Duration::from_secs(retention_days * 24 * 3600)),
             secret_keys,
             agent_env: env
                 .iter()
@@ -331,6 +337,7 @@ mod tests {
         assert_eq!(config.queue_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(config.recovery_window(), Duration::from_secs(120));
         assert_eq!(config.agent_token_ttl, Duration::from_secs(3600));
+        assert_eq!(config.retention, Some(Duration::from_secs(90 * 24 * 3600)));
         assert_eq!(config.webhook_answer_budget, Duration::from_secs(3));
         let config = Config::from_env(&env(&[
             ("KICI_DATA_DIR", "/tmp/x"),

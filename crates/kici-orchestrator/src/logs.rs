@@ -130,6 +130,18 @@ impl LogStore {
         Ok(lines)
     }
 
+    /// Removes every log file of a run (retention): its step logs and provisioning lines. A
+    /// run without logs is not an error.
+    pub async fn remove_run(&self, run_id: &str) -> std::io::Result<()> {
+        for dir in [self.root.join(run_id), self.executions.join(run_id)] {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Step indices that have a log file for the job.
     pub async fn step_indices(&self, run_id: &str, job_id: &str) -> Vec<i64> {
         let mut indices = Vec::new();

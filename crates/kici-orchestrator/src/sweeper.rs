@@ -17,9 +17,15 @@ use crate::state::Shared;
 /// Dispatches of one job before it fails.
 pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
 
+/// How often old runs, deliveries and event-log lines are pruned.
+const PRUNE_INTERVAL_MS: i64 = 60 * 60 * 1000;
+/// Runs deleted per pruning pass, so one pass stays short.
+const PRUNE_BATCH: i64 = 500;
+
 pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.queue_sweep_interval);
     let mut last_stale_scan = 0i64;
+    let mut last_prune = 0i64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -32,6 +38,12 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
         }
         if let Err(err) = sweep(&state, now, scan_stale).await {
             tracing::error!(error = %err, "sweep failed");
+        }
+        if now - last_prune >= PRUNE_INTERVAL_MS {
+            last_prune = now;
+            if let Err(err) = prune(&state, now).await {
+                tracing::error!(error = %err, "pruning old runs failed; retried in an hour");
+            }
         }
     }
 }
@@ -140,6 +152,31 @@ pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kic
         kici_telemetry::metrics::orchestrator::set_dispatch_queue_depth(status.as_str(), count);
     }
     Ok(())
+}
+
+/// Retention: deletes what finished more than `KICI_RETENTION_DAYS` ago, with the log files of
+/// the deleted runs. Returns how many runs went.
+pub async fn prune(state: &Shared, now: i64) -> Result<usize, kici_store::StoreError> {
+    let Some(retention) = state.config.retention else {
+        return Ok(0);
+    };
+    let cutoff = now - retention.as_millis() as i64;
+    let pruned = state.store.prune(cutoff, now, PRUNE_BATCH).await?;
+    for run_id in &pruned.run_ids {
+        if let Err(err) = state.logs.remove_run(run_id).await {
+            tracing::warn!(runId = %run_id, error = %err, "cannot remove the logs of a pruned run");
+        }
+    }
+    if !pruned.run_ids.is_empty() || pruned.deliveries > 0 || pruned.event_log > 0 {
+        tracing::info!(
+            runs = pruned.run_ids.len(),
+            deliveries = pruned.deliveries,
+            eventLog = pruned.event_log,
+            claims = pruned.claims,
+            "pruned what is past retention"
+        );
+    }
+    Ok(pruned.run_ids.len())
 }
 
 /// At start: connections did not survive, so dispatched jobs wait for their agents (fresh

@@ -7,137 +7,15 @@
 // The harness helpers fail the test the way its assertions do.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
+mod support;
 
-use kici_engine::event::{EventEnvelope, EventType};
-use kici_engine::labels::LabelMatcher;
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::{AgentMessage, JobStatusUpdate};
 use kici_engine::status::{JobStatus, RunStatus};
-use kici_orchestrator::config::Config;
-use kici_orchestrator::hub::Hub;
-use kici_orchestrator::logs::LogStore;
-use kici_orchestrator::platform::PlatformLink;
-use kici_orchestrator::scaler::ScalerManager;
-use kici_orchestrator::state::{AppState, Shared};
 use kici_orchestrator::{progress, sweeper};
-use kici_store::{NewJob, NewQueueEntry, NewRun, QueueStatus, Store};
+use kici_store::{QueueStatus, Store};
 use serde_json::json;
-
-struct Harness {
-    state: Shared,
-    _dir: tempfile::TempDir,
-}
-
-/// An orchestrator's state without its HTTP server and loops, on each database under test.
-async fn harnesses() -> Vec<(&'static str, Harness)> {
-    let mut urls = Vec::new();
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("kici.db").display());
-    urls.push(("sqlite", sqlite, dir));
-    match std::env::var("KICI_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let name = format!("kici_atomic_{}", &kici_orchestrator::secrets::random_hex()[..16]);
-            create_database(&url, &name);
-            let (base, _) = url.rsplit_once('/').unwrap();
-            urls.push(("postgres", format!("{base}/{name}"), tempfile::tempdir().unwrap()));
-        }
-        Err(_) => assert!(
-            std::env::var("KICI_TEST_REQUIRE_POSTGRES").is_err(),
-            "KICI_TEST_REQUIRE_POSTGRES is set but KICI_TEST_POSTGRES_URL is not"
-        ),
-    }
-    let mut harnesses = Vec::new();
-    for (db, url, dir) in urls {
-        let env: BTreeMap<String, String> = [
-            ("KICI_DATA_DIR", dir.path().display().to_string()),
-            ("KICI_DATABASE_URL", url.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let config = Config::from_env(&env).unwrap();
-        let store = Store::open(&url).await.unwrap();
-        let state = Arc::new(AppState {
-            logs: LogStore::new(&config.data_dir),
-            config,
-            store,
-            hub: Hub::default(),
-            scaler: ScalerManager::new(kici_orchestrator::scaler::load(None, None).unwrap()),
-            platform: PlatformLink::new(false),
-            dispatch: tokio::sync::Notify::new(),
-            started: Instant::now(),
-        });
-        harnesses.push((db, Harness { state, _dir: dir }));
-    }
-    harnesses
-}
-
-/// The store has no "create database"; psql is there wherever PostgreSQL is.
-fn create_database(url: &str, name: &str) {
-    let output = std::process::Command::new("psql")
-        .arg(url)
-        .arg("-c")
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("psql runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-}
-
-fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
-    NewRun {
-        run_id: run_id.into(),
-        source_id: "src".into(),
-        repo: "acme/app".into(),
-        workflow_name: "ci".into(),
-        git_ref: "refs/heads/main".into(),
-        sha: "abc".into(),
-        trigger_type: "push".into(),
-        provider: "local".into(),
-        delivery_id: format!("d-{run_id}"),
-        status: RunStatus::Pending,
-        failure_reason: None,
-        init_failure: None,
-        event: EventEnvelope::new(EventType::Push),
-        repo_url: "file:///repo".into(),
-        lock_workflow: workflow,
-        created_at: 1,
-        completed_at: None,
-    }
-}
-
-fn new_job(run_id: &str, job_id: &str, name: &str, kind: &str) -> NewJob {
-    NewJob {
-        job_id: job_id.into(),
-        run_id: run_id.into(),
-        job_name: name.into(),
-        base_job_name: name.into(),
-        kind: kind.into(),
-        matrix: None,
-        status: JobStatus::Queued,
-        runs_on: vec![LabelMatcher::exact("linux")],
-        exclude_labels: vec![],
-        needs: vec![],
-        error_message: None,
-        init_failure: None,
-        position: 0,
-        created_at: 1,
-        dynamic_index: None,
-        definition: None,
-    }
-}
-
-fn new_entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueueEntry {
-    NewQueueEntry {
-        job_id: job_id.into(),
-        run_id: run_id.into(),
-        enqueued_at: 1,
-        expires_at,
-        dispatch: "{}".into(),
-    }
-}
+use support::{harnesses, new_entry, new_job, new_run};
 
 async fn job_status(store: &Store, job_id: &str) -> JobStatus {
     store.get_job(job_id).await.unwrap().unwrap().job.status
@@ -151,7 +29,7 @@ async fn entry_status(store: &Store, job_id: &str) -> QueueStatus {
 /// sweep from expiring the others.
 #[tokio::test]
 async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep() {
-    for (db, harness) in harnesses().await {
+    for (db, harness) in harnesses(&[]).await {
         let (state, store) = (&harness.state, &harness.state.store);
         for run in ["r1", "r2"] {
             let job = format!("{run}-job");
@@ -204,7 +82,7 @@ async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep(
 /// Cancelling: a job is cancelled with its entry, or not at all.
 #[tokio::test]
 async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
-    for (db, harness) in harnesses().await {
+    for (db, harness) in harnesses(&[]).await {
         let (state, store) = (&harness.state, &harness.state.store);
         store
             .insert_run(
@@ -266,7 +144,7 @@ fn matrix_workflow() -> LockWorkflow {
 /// when that end is refused, the agent's replay adds them, once.
 #[tokio::test]
 async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() {
-    for (db, harness) in harnesses().await {
+    for (db, harness) in harnesses(&[]).await {
         let (state, store) = (&harness.state, &harness.state.store);
         store
             .insert_run(

@@ -14,6 +14,7 @@ mod events;
 #[cfg(feature = "test-faults")]
 mod faults;
 mod queue;
+mod retention;
 mod runs;
 mod sources;
 mod tokens;
@@ -28,6 +29,7 @@ pub use agents::AgentRecord;
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
+pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};

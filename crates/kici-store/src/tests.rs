@@ -669,3 +669,215 @@ async fn run_events_read_back_in_time_order_with_their_titles() {
         assert!(store.run_events("other").await.unwrap().is_empty(), "{db}");
     }
 }
+
+#[tokio::test]
+async fn pruning_deletes_only_what_finished_before_the_cutoff() {
+    for (db, store, _dir) in stores().await {
+        for (run_id, done_at) in [("old", Some(100)), ("new", Some(10_000)), ("going", None)] {
+            let job_id = format!("{run_id}-j");
+            store
+                .insert_run(
+                    &run(run_id, 1),
+                    &[job(run_id, &job_id, "build", vec![], 0)],
+                    &[entry(run_id, &job_id, None)],
+                )
+                .await
+                .unwrap();
+            store
+                .insert_run_event(&crate::NewRunEvent {
+                    event_id: format!("{run_id}-e"),
+                    run_id: run_id.into(),
+                    job_id: None,
+                    event_type: "scaler.ready".into(),
+                    source_service: "orchestrator".into(),
+                    timestamp_ms: 1,
+                    metadata: serde_json::json!({}),
+                })
+                .await
+                .unwrap();
+            if let Some(at) = done_at {
+                store
+                    .complete_run(run_id, RunStatus::Success, &crate::ReasonUpdate::Clear, at)
+                    .await
+                    .unwrap();
+            }
+        }
+        let delivery = |id: &str, at: i64| crate::NewDelivery {
+            delivery_id: id.into(),
+            source_id: "s".into(),
+            event_type: "push".into(),
+            body_key: format!("body-{id}"),
+            normalized: "{}".into(),
+            created_at: at,
+        };
+        for (id, status) in [
+            ("d-old", Some("processed")),
+            ("d-stuck", None),
+            ("d-new", Some("processed")),
+        ] {
+            let at = if id == "d-new" { 10_000 } else { 100 };
+            assert!(
+                store.claim_new_delivery(&delivery(id, at), at + 1000).await.unwrap(),
+                "{db}"
+            );
+            if let Some(status) = status {
+                store.finish_delivery(id, status, &[], None, at).await.unwrap();
+            }
+        }
+        let pruned = store.prune(5_000, 5_000, 10).await.unwrap();
+        assert_eq!(pruned.run_ids, ["old"], "{db}");
+        assert_eq!(
+            (pruned.deliveries, pruned.claims),
+            (1, 4),
+            "{db}: d-old's row; the claims of d-old and d-stuck"
+        );
+        assert!(store.get_run("old").await.unwrap().is_none(), "{db}");
+        assert!(
+            store.get_job("old-j").await.unwrap().is_none(),
+            "{db}: jobs go with their run"
+        );
+        assert!(store.queue_entry("old-j").await.unwrap().is_none(), "{db}");
+        assert!(store.run_events("old").await.unwrap().is_empty(), "{db}");
+        for kept in ["new", "going"] {
+            assert!(store.get_run(kept).await.unwrap().is_some(), "{db}: {kept}");
+            assert_eq!(store.run_events(kept).await.unwrap().len(), 1, "{db}: {kept}");
+        }
+        assert!(store.get_delivery("d-old").await.unwrap().is_none(), "{db}");
+        assert!(
+            store.get_delivery("d-stuck").await.unwrap().is_some(),
+            "{db}: still processing"
+        );
+        assert!(store.get_delivery("d-new").await.unwrap().is_some(), "{db}");
+        assert_eq!(
+            store.prune(5_000, 5_000, 10).await.unwrap(),
+            crate::Pruned::default(),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sealed_source_values_are_replaced_only_while_unchanged() {
+    for (db, store, _dir) in stores().await {
+        let source = Source {
+            source_id: "g1".into(),
+            org_id: "default".into(),
+            name: "forge".into(),
+            kind: SourceKind::Generic,
+            path: None,
+            git_url: Some("https://u:p@forge.example/{owner}/{name}.git".into()),
+            preset: Some("github-repo".into()),
+            verification: Verification::HmacSha256,
+            secret: Some("enc:v1:aaaa:secret".into()),
+            credentials: Some("enc:v1:aaaa:credentials".into()),
+            max_payload_bytes: 1024,
+            created_at: 1,
+        };
+        assert!(store.insert_source(&source).await.unwrap(), "{db}");
+        assert_eq!(
+            store.find_source("default", "forge").await.unwrap().as_ref(),
+            Some(&source),
+            "{db}"
+        );
+        let replaced = |column, current: &'static str, replacement: &'static str| {
+            let store = store.clone();
+            async move { store.replace_sealed("g1", column, current, replacement).await.unwrap() }
+        };
+        assert!(
+            replaced(SealedColumn::Secret, "enc:v1:aaaa:secret", "enc:v1:bbbb:secret").await,
+            "{db}"
+        );
+        assert!(
+            !replaced(SealedColumn::Secret, "enc:v1:aaaa:secret", "enc:v1:cccc:secret").await,
+            "{db}: stale"
+        );
+        assert!(
+            replaced(
+                SealedColumn::Credentials,
+                "enc:v1:aaaa:credentials",
+                "enc:v1:bbbb:credentials"
+            )
+            .await,
+            "{db}"
+        );
+        let found = store.find_source("default", "g1").await.unwrap().unwrap();
+        assert_eq!(
+            (found.secret.as_deref(), found.credentials.as_deref()),
+            (Some("enc:v1:bbbb:secret"), Some("enc:v1:bbbb:credentials")),
+            "{db}"
+        );
+        // Credentials move out of a git URL only for a source that has none yet.
+        let url = "https://u:p@forge.example/{owner}/{name}.git";
+        let clean = "https://forge.example/{owner}/{name}.git";
+        assert!(
+            !store
+                .move_git_url_credentials("g1", url, clean, "enc:v1:x:y")
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        let legacy = Source {
+            source_id: "g2".into(),
+            name: "legacy".into(),
+            credentials: None,
+            ..source.clone()
+        };
+        assert!(store.insert_source(&legacy).await.unwrap(), "{db}");
+        assert!(
+            store
+                .move_git_url_credentials("g2", url, clean, "enc:v1:x:y")
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .move_git_url_credentials("g2", url, clean, "enc:v1:x:z")
+                .await
+                .unwrap(),
+            "{db}: moved twice"
+        );
+        let moved = store.find_source("default", "legacy").await.unwrap().unwrap();
+        assert_eq!(
+            (moved.git_url.as_deref(), moved.credentials.as_deref()),
+            (Some(clean), Some("enc:v1:x:y")),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sqlite_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kici.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    assert_eq!(secure_database_file(&url).unwrap(), DatabaseFile::Created(path.clone()));
+    assert_eq!(mode(&path), 0o600);
+    let store = Store::open(&url).await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let wal = dir.path().join("kici.db-wal");
+    assert!(!wal.exists() || mode(&wal) == 0o600, "{:o}", mode(&wal));
+    assert_eq!(secure_database_file(&url).unwrap(), DatabaseFile::Private(path.clone()));
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        secure_database_file(&url).unwrap(),
+        DatabaseFile::Tightened {
+            path: path.clone(),
+            previous_mode: 0o644
+        }
+    );
+    assert_eq!(mode(&path), 0o600);
+    for url in [
+        "postgres://u@h/db",
+        "sqlite::memory:",
+        "sqlite://x?mode=memory&cache=shared",
+    ] {
+        assert_eq!(secure_database_file(url).unwrap(), DatabaseFile::NotAFile, "{url}");
+    }
+    assert_eq!(sqlite_path("sqlite:///a/kici.db?mode=rwc"), Some("/a/kici.db".into()));
+}
