@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod platform;
 pub mod progress;
 pub mod providers;
+pub mod rate_limit;
 pub mod reload;
 pub mod scaler;
 pub mod secret_key;
@@ -126,6 +127,7 @@ impl Orchestrator {
             scaler: ScalerManager::new(scalers),
             platform,
             dispatch: Notify::new(),
+            webhook_limits: Default::default(),
             started: Instant::now(),
         });
         sweeper::recover_after_restart(&state).await?;

@@ -231,6 +231,7 @@ mod tests {
             secret: Some(secret.into()),
             credentials: None,
             max_payload_bytes: 1024,
+            rate_limit_rpm: 600,
             created_at: 1,
         }
     }

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::logs::LogStore;
 use crate::platform::PlatformLink;
+use crate::rate_limit::RateLimits;
 use crate::scaler::ScalerManager;
 
 pub type Shared = Arc<AppState>;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub platform: PlatformLink,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
     pub dispatch: Notify,
+    /// Verified webhook deliveries per source and minute.
+    pub webhook_limits: RateLimits,
     pub started: Instant,
 }
 

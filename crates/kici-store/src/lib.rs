@@ -51,6 +51,11 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         "source_credentials",
         include_str!("../migrations/0005_source_credentials.sql"),
     ),
+    (
+        6,
+        "source_rate_limit",
+        include_str!("../migrations/0006_source_rate_limit.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

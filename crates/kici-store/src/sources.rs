@@ -85,6 +85,8 @@ pub struct Source {
     /// Generic sources: the clone credentials as the orchestrator encrypted them, if any.
     pub credentials: Option<String>,
     pub max_payload_bytes: i64,
+    /// Verified deliveries per minute; more are refused (429).
+    pub rate_limit_rpm: i64,
     pub created_at: i64,
 }
 
@@ -98,7 +100,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, created_at";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -113,6 +115,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         secret: get(row, "secret")?,
         credentials: get(row, "credentials")?,
         max_payload_bytes: get(row, "max_payload_bytes")?,
+        rate_limit_rpm: get(row, "rate_limit_rpm")?,
         created_at: get(row, "created_at")?,
     })
 }
@@ -121,8 +124,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(&source.source_id)
         .bind(&source.org_id)
@@ -135,6 +138,7 @@ impl Store {
         .bind(&source.secret)
         .bind(&source.credentials)
         .bind(source.max_payload_bytes)
+        .bind(source.rate_limit_rpm)
         .bind(source.created_at)
         .execute(&self.pool)
         .await

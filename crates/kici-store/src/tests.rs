@@ -557,6 +557,7 @@ async fn tokens_sources_and_agents() {
             secret: None,
             credentials: None,
             max_payload_bytes: 1024,
+            rate_limit_rpm: 600,
             created_at: 1,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
@@ -771,6 +772,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             secret: Some("enc:v1:aaaa:secret".into()),
             credentials: Some("enc:v1:aaaa:credentials".into()),
             max_payload_bytes: 1024,
+            rate_limit_rpm: 600,
             created_at: 1,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");

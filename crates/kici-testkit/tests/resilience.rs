@@ -652,3 +652,69 @@ async fn a_big_message_before_authentication_closes_the_socket() {
         .expect("health");
     assert_eq!(health.status().as_u16(), 200);
 }
+
+/// A body is read only once its source is known, and never past the source's limit; verified
+/// deliveries beyond a source's rate limit are answered 429 with `Retry-After`.
+#[tokio::test]
+async fn webhook_bodies_and_rates_are_bounded_per_source() {
+    let stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    let url = |source: &str| format!("{}/webhook/default/generic/{source}", stack.url());
+    // Its own connection: the server answers before reading the body, then closes it.
+    let unknown = reqwest::Client::new()
+        .post(url("nope"))
+        .header("x-event-type", "push")
+        .body(vec![b' '; 11 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        unknown.status().as_u16(),
+        404,
+        "the source is looked up before the body is read"
+    );
+
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "s3cret",
+                "gitUrl": format!("file://{}", repo.origin().display()), "rateLimitRpm": 2}),
+        )
+        .await;
+    let sources = stack.get("/api/v1/admin/sources").await;
+    assert_eq!(sources["sources"][0]["rateLimitRpm"], 2, "{sources}");
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for delivery in ["r-1", "r-2", "r-3"] {
+        let mut payload = repo.push_payload("forge", "main");
+        payload["after"] = json!("0".repeat(40));
+        payload["delivery"] = json!(delivery);
+        let body = serde_json::to_vec(&payload).unwrap();
+        let response = stack
+            .client()
+            .post(url("forge"))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", delivery)
+            .header(
+                "x-hub-signature-256",
+                format!("sha256={}", hmac_sha256_hex(b"s3cret", &body)),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("webhook");
+        statuses.push(response.status().as_u16());
+        last = Some(response);
+    }
+    assert_eq!(statuses[2], 429, "{statuses:?}");
+    assert!(statuses[..2].iter().all(|s| *s != 429), "{statuses:?}");
+    let last = last.unwrap();
+    let retry_after: u64 = last.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let answer: serde_json::Value = last.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "rate_limited", "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        format!("source `forge` takes at most 2 deliveries a minute; retry in {retry_after}s")
+    );
+}

@@ -96,6 +96,9 @@ pub struct AddLocalArgs {
     /// The repository (bare or not); made absolute, must exist
     #[arg(long)]
     path: PathBuf,
+    /// Pushes accepted per minute; more are refused with 429 (default 600)
+    #[arg(long, value_name = "PER_MINUTE")]
+    rate_limit: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +121,9 @@ pub struct AddGenericArgs {
     /// orchestrator stores it encrypted and never puts it in the URL
     #[arg(long, value_name = "FILE", requires = "git_username")]
     git_password_file: Option<PathBuf>,
+    /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
+    #[arg(long, value_name = "PER_MINUTE")]
+    rate_limit: Option<i64>,
 }
 
 /// The first line of `path` (stdin for `-`), without its line break; never from the command
@@ -296,7 +302,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
         AddKind::Local(args) => {
             let path = absolute_repo_path(&args.path)?;
             git::ensure_repository(&path).await?;
-            json!({"kind": "local", "name": args.name, "path": path.display().to_string()})
+            json!({"kind": "local", "name": args.name, "path": path.display().to_string(), "rateLimitRpm": args.rate_limit})
         }
         AddKind::Generic(args) => {
             let mut body = json!({
@@ -305,6 +311,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "preset": args.preset,
                 "secret": args.secret,
                 "gitUrl": args.git_url,
+                "rateLimitRpm": args.rate_limit,
             });
             if let (Some(username), Some(path)) = (args.git_username, args.git_password_file) {
                 let password = read_password_file(&path)?;

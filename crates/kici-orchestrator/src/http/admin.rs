@@ -178,7 +178,12 @@ pub struct NewSource {
     git_url: Option<String>,
     /// Clone credentials for `gitUrl`, stored encrypted.
     credentials: Option<NewCredentials>,
+    /// Verified deliveries per minute (default [`DEFAULT_RATE_LIMIT_RPM`]).
+    rate_limit_rpm: Option<i64>,
 }
+
+/// Verified deliveries a source may send per minute unless it says otherwise.
+pub const DEFAULT_RATE_LIMIT_RPM: i64 = 600;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,7 +201,7 @@ pub fn source_view(state: &Shared, source: &Source) -> Value {
     json!({
         "sourceId": source.source_id, "orgId": source.org_id, "name": source.name, "kind": source.kind.as_str(),
         "path": source.path, "gitUrl": git_url, "preset": source.preset, "verification": source.verification.as_str(),
-        "hasCredentials": source.credentials.is_some(),
+        "hasCredentials": source.credentials.is_some(), "rateLimitRpm": source.rate_limit_rpm,
         "webhookUrl": format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id), "createdAt": source.created_at,
     })
 }
@@ -235,6 +240,12 @@ pub async fn add_source(
     Json(body): Json<NewSource>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let invalid = |message: String| ApiError::bad_request("invalid_source", message);
+    let rate_limit_rpm = body.rate_limit_rpm.unwrap_or(DEFAULT_RATE_LIMIT_RPM);
+    if !(1..=60_000).contains(&rate_limit_rpm) {
+        return Err(invalid(format!(
+            "rateLimitRpm {rate_limit_rpm} must be from 1 to 60000 deliveries a minute"
+        )));
+    }
     if body.name.is_empty() || body.name.contains(|c: char| c.is_whitespace() || c == '/') {
         return Err(invalid(format!(
             "source name `{}` must be non-empty without spaces or slashes",
@@ -304,6 +315,7 @@ pub async fn add_source(
                 .map(|secret| source_secrets::seal_webhook_secret(keys, &source_id, secret)),
         },
         max_payload_bytes: MAX_PAYLOAD_BYTES,
+        rate_limit_rpm,
         created_at: now_ms(),
     };
     if !state.store.insert_source(&source).await? {

@@ -10,17 +10,13 @@ pub mod runs;
 mod webhook;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use kici_telemetry::health::Health;
 
 use crate::state::Shared;
-
-/// Webhook bodies larger than this are refused before reading them all (a source's own limit
-/// may be lower).
-const WEBHOOK_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 pub fn router(state: Shared) -> Router {
     let runs = Router::new()
@@ -61,10 +57,7 @@ pub fn router(state: Shared) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/ws", get(agent_socket))
-        .route(
-            "/webhook/{org_id}/generic/{source_id}",
-            post(webhook::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
-        )
+        .route("/webhook/{org_id}/generic/{source_id}", post(webhook::receive))
         .nest("/api/v1", api)
         .with_state(state)
 }

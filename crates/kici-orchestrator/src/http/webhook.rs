@@ -3,8 +3,7 @@
 //! the pipeline. Bad requests get a clear 4xx and store nothing.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, KeyInit, Mac};
@@ -149,19 +148,39 @@ async fn check_local_push(source: &Source, event_name: &str, normalized: &Normal
     Ok(())
 }
 
+/// Reads the body only once the source is known, and never more than its limit: a declared
+/// length over it is refused before reading, a body that turns out longer while being read.
+async fn read_body(body: Body, headers: &HeaderMap, source: &Source) -> ApiResult<Bytes> {
+    let limit = source.max_payload_bytes.max(0) as usize;
+    let too_large = |what: String| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("{what} exceeds this source's limit of {limit} bytes"),
+        )
+    };
+    let declared = header(headers, "content-length").and_then(|length| length.parse::<u64>().ok());
+    if let Some(length) = declared
+        && length > limit as u64
+    {
+        return Err(too_large(format!("payload of {length} bytes")));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let over = std::error::Error::source(&err).is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+        if over {
+            too_large("the payload".to_string())
+        } else {
+            ApiError::bad_request("invalid_payload", "the body could not be read")
+        }
+    })
+}
+
 pub async fn receive(
     State(state): State<Shared>,
     Path((org_id, source_id)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let body = body.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            "payload_too_large",
-            format!("cannot read the webhook body: {}", rejection.body_text()),
-        )
-    })?;
     kici_telemetry::metrics::orchestrator::webhook_received();
     if org_id != DEFAULT_ORG {
         return Err(ApiError::new(
@@ -177,17 +196,7 @@ pub async fn receive(
             format!("Unknown source {source_id}"),
         )
     })?;
-    if body.len() as i64 > source.max_payload_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!(
-                "payload of {} bytes exceeds this source's limit of {} bytes",
-                body.len(),
-                source.max_payload_bytes
-            ),
-        ));
-    }
+    let body = read_body(body, &headers, &source).await?;
     if source.kind == SourceKind::Local {
         if !verify_local(&state, &source, &headers).await? {
             tracing::warn!(sourceId = %source.source_id, "local push rejected: missing or invalid trigger token");
@@ -203,6 +212,21 @@ pub async fn receive(
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
             "Invalid signature",
+        ));
+    }
+    // Counted once verified: unsigned floods cost an HMAC each, and cannot use up the limit of
+    // the forge that owns the source.
+    if let Err(seconds) = state
+        .webhook_limits
+        .take(&source.source_id, source.rate_limit_rpm, now_ms())
+    {
+        tracing::warn!(sourceId = %source.source_id, retryAfterSeconds = seconds, "webhook refused: rate limit");
+        return Err(ApiError::rate_limited(
+            format!(
+                "source `{}` takes at most {} deliveries a minute; retry in {seconds}s",
+                source.name, source.rate_limit_rpm
+            ),
+            seconds,
         ));
     }
     let payload: Value = serde_json::from_slice(&body)
@@ -282,6 +306,47 @@ pub async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_is_read_only_up_to_the_sources_limit() {
+        let source = Source {
+            source_id: "s".into(),
+            org_id: "default".into(),
+            name: "s".into(),
+            kind: SourceKind::Local,
+            path: None,
+            git_url: None,
+            preset: None,
+            verification: Verification::TriggerToken,
+            secret: None,
+            credentials: None,
+            max_payload_bytes: 10,
+            rate_limit_rpm: 600,
+            created_at: 1,
+        };
+        let read = |text: &'static str, declared: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(length) = declared {
+                headers.insert("content-length", length.parse().unwrap());
+            }
+            let source = source.clone();
+            async move { read_body(Body::from(text), &headers, &source).await }
+        };
+        assert_eq!(read("0123456789", None).await.unwrap().len(), 10);
+        let err = read("0123456789x", None).await.unwrap_err();
+        assert_eq!(
+            (err.status, err.message.as_str()),
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the payload exceeds this source's limit of 10 bytes"
+            )
+        );
+        let err = read("", Some("11")).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "payload of 11 bytes exceeds this source's limit of 10 bytes"
+        );
+    }
 
     #[test]
     fn hex_decoding() {

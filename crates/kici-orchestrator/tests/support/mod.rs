@@ -63,6 +63,7 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
             scaler: ScalerManager::new(kici_orchestrator::scaler::load(None, None).unwrap()),
             platform: PlatformLink::new(false),
             dispatch: tokio::sync::Notify::new(),
+            webhook_limits: Default::default(),
             started: Instant::now(),
         });
         harnesses.push((db, Harness { state, _dir: dir }));
