@@ -222,6 +222,23 @@ async fn session(
         None => true,
     };
     let token_id = token.as_ref().map(|t| t.token_id.clone());
+    if let Some(token) = token
+        .as_ref()
+        .filter(|t| t.agent_type == crate::scaler::EPHEMERAL_TOKEN_TYPE)
+        && !state
+            .store
+            .claim_single_use(&token.token_id, now_ms())
+            .await
+            .map_err(|e| (1011, format!("store error: {e}")))?
+    {
+        return Err((
+            close_code::AUTH_FAILED,
+            format!(
+                "agent token `{}` was used already: a spawned agent's token serves one connection",
+                token.label
+            ),
+        ));
+    }
     claim_identity(
         state,
         &agent_id,

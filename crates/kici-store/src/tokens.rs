@@ -163,13 +163,28 @@ impl Store {
         let Some(token) = row.as_ref().map(row_to_agent).transpose()? else {
             return Ok(None);
         };
-        sqlx::query("UPDATE agent_tokens SET last_seen_at = $1 WHERE token_id = $2")
+        // A single-use token is marked used when its agent registers (`claim_single_use`).
+        sqlx::query("UPDATE agent_tokens SET last_seen_at = $1 WHERE token_id = $2 AND agent_type <> 'ephemeral'")
             .bind(now)
             .bind(&token.token_id)
             .execute(&self.pool)
             .await
             .map_err(q("touch agent token"))?;
         Ok(Some(token))
+    }
+
+    /// Marks a spawned agent's (`ephemeral`) token used; `false` when it was used already: such
+    /// a token serves one connection.
+    pub async fn claim_single_use(&self, token_id: &str, now: i64) -> Result<bool> {
+        let claimed = sqlx::query(
+            "UPDATE agent_tokens SET last_seen_at = $1 WHERE token_id = $2 AND agent_type = 'ephemeral' AND last_seen_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("claim single-use agent token"))?;
+        Ok(claimed.rows_affected() == 1)
     }
 
     pub async fn list_agent_tokens(&self) -> Result<Vec<AgentToken>> {

@@ -803,3 +803,41 @@ async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent
         })
         .await;
 }
+
+/// A spawned agent's token serves one connection: once an agent registered with it, a second
+/// connection with the same token and agent id is refused.
+#[tokio::test]
+async fn a_spawned_agents_token_serves_one_connection() {
+    let scripts = tempfile::tempdir().unwrap();
+    let env_file = scripts.path().join("env");
+    // Records its environment, then stays up without registering; the test connects in its place.
+    let script = write_script(
+        scripts.path(),
+        "env-agent",
+        &format!("env > {}\nexec sleep 30\n", env_file.display()),
+    );
+    let (stack, repo, _) = stack_with_scalers(&bare_metal_config(&script, ""), &[]).await;
+    stack.push("app", &repo, "scaled").await;
+    let env_text = stack
+        .wait_for("the spawned agent's environment", || async {
+            std::fs::read_to_string(&env_file)
+                .ok()
+                .filter(|t| t.contains("KICI_AGENT_ID="))
+        })
+        .await;
+    let env: std::collections::BTreeMap<&str, &str> = env_text.lines().filter_map(|l| l.split_once('=')).collect();
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let (token, agent_id) = (env["KICI_AGENT_TOKEN"], env["KICI_AGENT_ID"]);
+    let _first = kici_testkit::FakeAgent::connect(&ws, token, agent_id, &["scaled"], kici_sdk::build_info()).await;
+    stack.wait_agent_connected(agent_id).await;
+    let _second = kici_testkit::FakeAgent::connect(&ws, token, agent_id, &["scaled"], kici_sdk::build_info()).await;
+    stack
+        .wait_for("the second connection to be refused", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("was used already: a spawned agent's token serves one connection")
+                .then_some(())
+        })
+        .await;
+}
