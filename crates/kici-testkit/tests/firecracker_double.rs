@@ -214,9 +214,10 @@ async fn describe_reports_the_state_and_pre_boot_requests_fail_after_start() {
     let mut vmm = Vmm::start(&["--id", "vm-1"]).await;
     let expected = json!({"id": "vm-1", "state": "Not started", "vmm_version": "1.7.0", "app_name": "Firecracker"});
     assert_eq!(vmm.call("GET", "/", None).await, (200, expected));
-    // Executable: run directly.
-    let init = "#!/bin/sh\necho waiting\nexec sleep 60\n";
-    vmm.configure("kernel\n", init, 0o755, json!({})).await;
+    // Executable: run directly. The marker file says it got as far as printing.
+    let ready = vmm.path("ready");
+    let init = format!("#!/bin/sh\necho waiting\ntouch {ready}\nexec sleep 60\n");
+    vmm.configure("kernel\n", &init, 0o755, json!({})).await;
     vmm.start_instance().await;
 
     let (status, answer) = vmm.call("GET", "/", None).await;
@@ -247,6 +248,12 @@ async fn describe_reports_the_state_and_pre_boot_requests_fail_after_start() {
     )
     .await;
 
+    // The guest runs its init on its own schedule: stop it only once the init has printed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::path::Path::new(&ready).exists() {
+        assert!(std::time::Instant::now() < deadline, "the guest init never started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     vmm.ok("PUT", "/actions", json!({"action_type": "SendCtrlAltDel"}))
         .await;
     let (status, stdout, _) = vmm.exit().await;
