@@ -140,7 +140,7 @@ pub enum ConfigError {
     #[error("KICI_ORCHESTRATOR_URL `{url}` is not supported: {reason}")]
     BadUrl { url: String, reason: &'static str },
     #[error(
-        "KICI_AGENT_TOKEN is not set (hint: create one with `kici-admin token create`, or set it to an empty value when the orchestrator runs without agent authentication)"
+        "KICI_AGENT_TOKEN is not set (hint: create one with `kici-admin agent register --label <name>` against the orchestrator, http://127.0.0.1:4000 by default, or set KICI_AGENT_TOKEN_FILE; set it empty only when the orchestrator runs without agent authentication)"
     )]
     MissingToken,
     #[error("invalid KICI_LABELS: {source} (hint: KICI_LABELS is a comma-separated list such as `linux,gpu`)")]

@@ -15,6 +15,18 @@ pub const COMMON: &[&str] = &[
     "KICI_NODE",
 ];
 
+/// Variables the CLIs read (`kici`, `kici-admin`). A shell that exports them for the CLIs
+/// starts services too, so services accept them and ignore them.
+pub const CLIENT: &[&str] = &[
+    "KICI_ADMIN_URL",
+    "KICI_ADMIN_TOKEN",
+    "KICI_URL",
+    "KICI_TOKEN",
+    "KICI_CONFIG_DIR",
+    "KICI_DEBUG",
+    "KICI_RUN_DIR",
+];
+
 /// Prefixes and suffixes that are never checked.
 const EXEMPT_PREFIXES: &[&str] = &["KICI_E2E_", "KICI_AGENT_ENV_", "KICI_COLD_STORE_", "KICI_DEPLOY_"];
 const EXEMPT_SUFFIX: &str = "_ENV_PROBE";
@@ -38,9 +50,9 @@ fn render(unknown: &[(String, Option<String>)]) -> String {
     text
 }
 
-/// Checks the `KICI_*` names in `vars` against `known` (plus [`COMMON`]).
+/// Checks the `KICI_*` names in `vars` against `known` (plus [`COMMON`] and [`CLIENT`]).
 pub fn check<'a>(vars: impl IntoIterator<Item = &'a str>, known: &[&str]) -> Result<(), UnknownEnv> {
-    let all_known = || known.iter().chain(COMMON).copied();
+    let all_known = || known.iter().chain(COMMON).chain(CLIENT).copied();
     let mut unknown: Vec<(String, Option<String>)> = vars
         .into_iter()
         .filter(|name| name.starts_with("KICI_"))
@@ -101,5 +113,16 @@ mod tests {
             "Unknown KICI_* env var(s) detected — refusing to start.\n  - KICI_PROT    (did you mean KICI_PORT?)\n  - KICI_WHATEVER_ELSE    (no close match in the schema)\nSet KICI_DEV=true to downgrade this check to a warning."
         );
         assert_eq!(check(["KICI_PORT", "KICI_LOG_DIR"], &["KICI_PORT"]), Ok(()));
+    }
+
+    #[test]
+    fn the_clis_variables_are_accepted_by_every_service() {
+        let shell = ["KICI_ADMIN_URL", "KICI_ADMIN_TOKEN", "KICI_URL", "KICI_TOKEN"];
+        assert_eq!(check(shell, &["KICI_PORT"]), Ok(()));
+        let err = check(["KICI_ADMIN_TOKN"], &["KICI_AGENT_TOKEN"]).unwrap_err();
+        assert_eq!(
+            err.unknown,
+            [("KICI_ADMIN_TOKN".to_string(), Some("KICI_ADMIN_TOKEN".to_string()))]
+        );
     }
 }
