@@ -4,6 +4,8 @@
 # missing first; safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tests must not change tracked files: what differs from the last commit now is compared at the end.
+tracked_before=$(git diff --name-only 2>/dev/null || true)
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
@@ -46,3 +48,13 @@ echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace
 echo "==> End-to-end tests again on PostgreSQL"
 KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit
+echo "==> The README's shell blocks, pasted as a newcomer would"
+./scripts/readme-test.sh
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  changed=$(comm -13 <(printf '%s\n' "$tracked_before" | sort) <(git diff --name-only | sort))
+  if [ -n "$changed" ]; then
+    echo "error: the tests changed tracked files:" >&2
+    echo "$changed" >&2
+    exit 1
+  fi
+fi

@@ -132,11 +132,11 @@ async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         .await
         .context("cannot run git")?;
     if !output.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        // git says some things ("nothing to commit") on stdout.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let said = if stderr.trim().is_empty() { stdout } else { stderr };
+        bail!("git {} failed: {}", args.join(" "), said.trim());
     }
     Ok(())
 }
@@ -306,17 +306,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         "==> creating the demo repository {} (kici init + kici compile)",
         work.display()
     );
+    // Every step is re-runnable on the same state directory: a second `kici up` pushes a new
+    // commit of the same repository to the same source.
+    let again = work.join(".kici").exists();
     std::fs::create_dir_all(&work).context("cannot create the demo repository")?;
     git(&repo, &["init", "-q", "--bare", "origin.git"]).await?;
     git(&work, &["init", "-q"]).await?;
-    crate::init::scaffold(&work, true)?;
+    if !again {
+        crate::init::scaffold(&work, true)?;
+    }
     let project = kici_compiler::project::Project::locate(None, &work).map_err(|d| anyhow::anyhow!("{d}"))?;
     let node = kici_compiler::runner::find_node(None).map_err(anyhow::Error::msg)?;
     let compiled = kici_compiler::compile::compile(&project, node).await?;
     std::fs::write(work.join(".kici/kici.lock.json"), compiled.lock.to_json()).context("cannot write the lock file")?;
     git(&work, &["add", "-A"]).await?;
-    git(&work, &["commit", "-q", "-m", "hello KiCI"]).await?;
-    git(&work, &["remote", "add", "origin", &origin.display().to_string()]).await?;
+    let message = if again { "kici up again" } else { "hello KiCI" };
+    git(&work, &["commit", "-q", "--allow-empty", "-m", message]).await?;
+    git(&work, &["config", "remote.origin.url", &origin.display().to_string()]).await?;
 
     let admin = |args: &[&str]| {
         let mut command = std::process::Command::new(binary("kici-admin")?);
@@ -334,21 +340,32 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
-    admin(&[
-        "source",
-        "add",
-        "local",
-        "--name",
-        "demo",
-        "--path",
-        &origin.display().to_string(),
-    ])?;
-    admin(&["source", "install-hook", "demo"])?;
+    let sources: Value = api.get("/api/v1/admin/sources").await?;
+    let known = sources["sources"]
+        .as_array()
+        .is_some_and(|sources| sources.iter().any(|s| s["name"] == "demo"));
+    if !known {
+        admin(&[
+            "source",
+            "add",
+            "local",
+            "--name",
+            "demo",
+            "--path",
+            &origin.display().to_string(),
+        ])?;
+    }
+    admin(&["source", "install-hook", "demo", "--force"])?;
+    let before: RunList = api.get("/api/v1/runs").await?;
+    let previous = before.runs.first().map(|r| r.run_id.clone());
     println!("==> git push (the post-receive hook reports it to the orchestrator)");
     git(&work, &["push", "-q", "origin", "HEAD:main"]).await?;
     let run_id = wait_for("the push to start a run", STARTUP, &[&orchestrator, &agent], || async {
         let list: RunList = api.get("/api/v1/runs").await.ok()?;
-        list.runs.first().map(|r| r.run_id.clone())
+        list.runs
+            .first()
+            .map(|r| r.run_id.clone())
+            .filter(|id| Some(id) != previous.as_ref())
     })
     .await?;
     let detail: RunDetail = wait_for("the run to finish", RUN_TIMEOUT, &[&orchestrator, &agent], || async {
@@ -382,20 +399,33 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     print!("{}", render::LogPrinter::default().next_chunk(&logs));
     let succeeded = detail.run.status == RunStatus::Success;
     println!();
-    println!("Dashboard     {dashboard}/runs/{run_id}  (sign in with the admin token)");
-    println!("Orchestrator  {base}  (admin token: {token})");
     println!(
         "Logs          {}, {} and {}",
         platform.log.display(),
         orchestrator.log.display(),
         agent.log.display()
     );
-    println!("Try           export KICI_URL={base} KICI_TOKEN={token}; kici runs show {run_id}");
-    println!(
-        "              cd {} && edit .kici/workflows/hello-world.ts && kici compile && git commit -am change && git push origin HEAD:main",
-        work.display()
-    );
-    if !args.once {
+    if args.once {
+        println!(
+            "The stack has stopped (--once). Keep it running with: {} up --state-dir {}",
+            binary("kici")?.display(),
+            state.display()
+        );
+    } else {
+        let bin = binary("kici")?;
+        let bin_dir = bin.parent().unwrap_or(Path::new("."));
+        println!("Dashboard     {dashboard}/runs/{run_id}  (sign in with the admin token)");
+        println!("Orchestrator  {base}  (admin token: {token})");
+        println!("Try, in another terminal:");
+        println!(
+            "  export PATH={}:$PATH KICI_URL={base} KICI_TOKEN={token}",
+            bin_dir.display()
+        );
+        println!("  kici runs show {run_id}");
+        println!(
+            "  cd {} && echo '// changed' >> .kici/workflows/hello-world.ts && kici compile && git commit -qam change && git push -q origin HEAD:main && kici runs list",
+            work.display()
+        );
         println!("Press Ctrl-C to stop.");
         tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     }

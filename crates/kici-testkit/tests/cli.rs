@@ -167,7 +167,7 @@ async fn a_failed_run_shows_its_reason_and_the_step_exit_code_everywhere() {
 }
 
 #[test]
-fn kici_up_runs_the_demo_end_to_end() {
+fn kici_up_runs_the_demo_end_to_end_and_again_on_the_same_state() {
     let state = tempfile::tempdir().unwrap();
     // Free ports: bound and released just before `kici up` binds them.
     let free_port = || {
@@ -178,33 +178,31 @@ fn kici_up_runs_the_demo_end_to_end() {
             .port()
             .to_string()
     };
-    let (port, dashboard_port) = (free_port(), free_port());
-    let output = std::process::Command::new(kici_testkit::binary("kici"))
-        .args([
-            "up",
-            "--once",
-            "--port",
-            &port,
-            "--dashboard-port",
-            &dashboard_port,
-            "--state-dir",
-        ])
-        .arg(state.path())
-        .output()
-        .expect("kici up runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
+    let up = || {
+        let (port, dashboard_port) = (free_port(), free_port());
+        let output = std::process::Command::new(kici_testkit::binary("kici"))
+            .args(["up", "--once", "--port", &port, "--dashboard-port", &dashboard_port, "--state-dir"])
+            .arg(state.path())
+            .output()
+            .expect("kici up runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let run_line = |stdout: &str| {
         stdout
             .lines()
-            .any(|l| l.starts_with("Run ") && l.ends_with("  success")),
-        "{stdout}"
-    );
+            .find(|l| l.starts_with("Run ") && l.ends_with("  success"))
+            .unwrap_or_else(|| panic!("no successful run in:\n{stdout}"))
+            .to_string()
+    };
+    let stdout = up();
+    let first = run_line(&stdout);
     assert!(
         stdout.contains("=== greet › say-hello success ===\nHello, World!\n"),
         "{stdout}"
@@ -214,11 +212,16 @@ fn kici_up_runs_the_demo_end_to_end() {
         "the embedded SQLite database is under the state directory"
     );
     assert!(
-        stdout.contains(&format!("Dashboard     http://127.0.0.1:{dashboard_port}/runs/")),
-        "{stdout}"
-    );
-    assert!(
         state.path().join("platform/platform.db").is_file(),
         "the dashboard's cache"
     );
+    // --once stops the stack: it prints no URL that is already dead, and says how to keep it up.
+    assert!(!stdout.contains("Dashboard     "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("The stack has stopped (--once). Keep it running with: {} up --state-dir ", kici_testkit::binary("kici").display())),
+        "{stdout}"
+    );
+    // The same state directory again: a new commit, a new run.
+    let second = run_line(&up());
+    assert_ne!(first, second);
 }

@@ -2,7 +2,9 @@
 //! real Platform, orchestrator and agent: sign-in, the failure banner and metadata summary,
 //! the job tree and step logs, live logs, the offline panel and recovery, provisioning logs
 //! and the Timeline, and who may do what. The runs list and a failed run's page are saved as
-//! screenshots under `docs/screenshots/` (the README shows them).
+//! screenshots under `target/screenshots/`, or `KICI_E2E_SCREENSHOTS_DIR`:
+//! `scripts/screenshots.sh` refreshes the README's in `docs/screenshots/` that way, so running
+//! the tests leaves tracked files alone.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +18,11 @@ const FIXTURE: &str = "tests/e2e-repo";
 const OFFLINE: &str = "Log content is served by the orchestrator, which is currently offline";
 
 fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    let dir = std::env::var_os("KICI_E2E_SCREENSHOTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 async fn stack(env: &[(&str, &str)], agent: bool) -> (Stack, Repo) {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds KiCI in release mode and installs its five binaries (kici, kici-admin,
+# kici-orchestrator, kici-agent, kici-platform) into ${PREFIX:-~/.local}/bin. Needs Rust 1.95+
+# (https://rustup.rs); the services and `kici` also need git and Node.js 20+ at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix="${PREFIX:-$HOME/.local}"
+cargo build --release --quiet --bins
+target="${CARGO_TARGET_DIR:-target}/release"
+mkdir -p "$prefix/bin"
+for binary in kici kici-admin kici-orchestrator kici-agent kici-platform; do
+  install -m 0755 "$target/$binary" "$prefix/bin/$binary"
+done
+echo "installed kici, kici-admin, kici-orchestrator, kici-agent and kici-platform in $prefix/bin"
+case ":$PATH:" in
+  *":$prefix/bin:"*) ;;
+  *) echo "add it to PATH: export PATH=\"$prefix/bin:\$PATH\"" ;;
+esac
