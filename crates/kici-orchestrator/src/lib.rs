@@ -291,18 +291,14 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), Sta
         revoked_at: None,
     };
     if let Some(token) = &config.bootstrap_admin_token {
-        store
-            .insert_admin_token(&record("bootstrap"), &token_hash(token))
-            .await?;
+        store.insert_admin_token(&record("admin"), &token_hash(token)).await?;
         return Ok(());
     }
     if !store.list_admin_tokens().await?.is_empty() {
         return Ok(());
     }
     let token = new_admin_token();
-    store
-        .insert_admin_token(&record("generated"), &token_hash(&token))
-        .await?;
+    store.insert_admin_token(&record("admin"), &token_hash(&token)).await?;
     let path = config.data_dir.join("admin-token");
     write_private(&path, &token).map_err(|source| StartError::AdminToken {
         path: path.display().to_string(),

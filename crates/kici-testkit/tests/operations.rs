@@ -307,7 +307,7 @@ async fn runs_cancel_stops_a_running_job_on_its_agent() {
     );
     let detail = stack.wait_run(&run_id).await;
     assert_eq!(detail.run.status, RunStatus::Cancelled, "{detail:#?}");
-    assert_eq!(detail.run.failure_reason.as_deref(), Some("Cancelled by bootstrap"));
+    assert_eq!(detail.run.failure_reason.as_deref(), Some("Cancelled by admin"));
     assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
     stack
         .wait_for("the agent to log the cancel", || async {
@@ -349,7 +349,7 @@ async fn cancelling_a_queued_run_completes_it_at_once() {
     let detail = stack.detail(&runs[0]).await;
     assert_eq!(detail.run.status, RunStatus::Cancelled, "{detail:#?}");
     assert_eq!(detail.jobs[0].status, JobStatus::Cancelled);
-    assert_eq!(detail.jobs[0].error_message.as_deref(), Some("Cancelled by bootstrap"));
+    assert_eq!(detail.jobs[0].error_message.as_deref(), Some("Cancelled by admin"));
 }
 
 #[tokio::test]

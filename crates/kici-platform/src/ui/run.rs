@@ -32,6 +32,13 @@ fn banner(run: &Run) -> String {
         .as_ref()
         .map(|init| format!(r#"<strong class="category">{}</strong>"#, escape(init.category.title())))
         .unwrap_or_default();
+    // A cancel is someone's decision, not a failure: a neutral notice says who.
+    if run.status == kici_engine::status::RunStatus::Cancelled {
+        return format!(
+            r#"<div class="banner notice" role="status" id="failure-banner">{label}<pre class="reason">{}</pre></div>"#,
+            escape(reason)
+        );
+    }
     format!(
         r#"<div class="banner failure" role="alert" id="failure-banner">{label}<pre class="reason">{}</pre></div>"#,
         escape(reason)
@@ -268,4 +275,46 @@ fn summary(run: &Run, jobs: &[Job]) -> String {
         escape(&run.repo),
         escape(&run.sha),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kici_engine::status::RunStatus;
+
+    fn run(status: RunStatus, reason: &str) -> Run {
+        Run {
+            run_id: "r".into(),
+            workflow_name: "ci".into(),
+            status,
+            repo: "app".into(),
+            git_ref: "refs/heads/main".into(),
+            sha: "abc".into(),
+            trigger: "push".into(),
+            provider: "local".into(),
+            source_id: "s".into(),
+            delivery_id: "d".into(),
+            failure_reason: Some(reason.into()),
+            init_failure: None,
+            created_at: 0,
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_cancel_is_a_neutral_notice_and_a_failure_an_alert() {
+        let cancelled = banner(&run(RunStatus::Cancelled, "Cancelled by admin"));
+        assert!(
+            cancelled.starts_with(r#"<div class="banner notice" role="status""#),
+            "{cancelled}"
+        );
+        assert!(cancelled.contains("Cancelled by admin"), "{cancelled}");
+        let failed = banner(&run(RunStatus::Failed, "Failed jobs: build"));
+        assert!(
+            failed.starts_with(r#"<div class="banner failure" role="alert""#),
+            "{failed}"
+        );
+    }
 }
