@@ -181,7 +181,15 @@ fn kici_up_runs_the_demo_end_to_end_and_again_on_the_same_state() {
     let up = || {
         let (port, dashboard_port) = (free_port(), free_port());
         let output = std::process::Command::new(kici_testkit::binary("kici"))
-            .args(["up", "--once", "--port", &port, "--dashboard-port", &dashboard_port, "--state-dir"])
+            .args([
+                "up",
+                "--once",
+                "--port",
+                &port,
+                "--dashboard-port",
+                &dashboard_port,
+                "--state-dir",
+            ])
             .arg(state.path())
             .output()
             .expect("kici up runs");
@@ -218,7 +226,10 @@ fn kici_up_runs_the_demo_end_to_end_and_again_on_the_same_state() {
     // --once stops the stack: it prints no URL that is already dead, and says how to keep it up.
     assert!(!stdout.contains("Dashboard     "), "{stdout}");
     assert!(
-        stdout.contains(&format!("The stack has stopped (--once). Keep it running with: {} up --state-dir ", kici_testkit::binary("kici").display())),
+        stdout.contains(&format!(
+            "The stack has stopped (--once). Keep it running with: {} up --state-dir ",
+            kici_testkit::binary("kici").display()
+        )),
         "{stdout}"
     );
     // The same state directory again: a new commit, a new run.
