@@ -91,6 +91,8 @@ pub struct Config {
     /// `ws://host:port/ws`.
     pub orchestrator_url: String,
     pub agent_id: String,
+    /// No `KICI_AGENT_ID`: the orchestrator names the agent after its token's label.
+    pub agent_id_generated: bool,
     pub token: AgentToken,
     /// Operator labels (`KICI_LABELS`), each validated; the automatic `kici:*` labels are added
     /// when registering.
@@ -171,9 +173,9 @@ impl Config {
         };
         let orchestrator_url = normalize_url(get("KICI_ORCHESTRATOR_URL").ok_or(ConfigError::MissingUrl)?)?;
         let token = AgentToken::new(get("KICI_AGENT_TOKEN").ok_or(ConfigError::MissingToken)?);
-        let agent_id = match get("KICI_AGENT_ID").map(str::trim) {
-            Some(id) if !id.is_empty() => id.to_string(),
-            _ => format!("{hostname}-{}", random_hex8()),
+        let (agent_id, agent_id_generated) = match get("KICI_AGENT_ID").map(str::trim) {
+            Some(id) if !id.is_empty() => (id.to_string(), false),
+            _ => (format!("{hostname}-{}", random_hex8()), true),
         };
         let labels = parse_labels(get("KICI_LABELS").unwrap_or(""))?;
         let port = match get("KICI_PORT") {
@@ -191,6 +193,7 @@ impl Config {
         Ok(Config {
             orchestrator_url,
             agent_id,
+            agent_id_generated,
             token,
             labels,
             hostname: hostname.to_string(),

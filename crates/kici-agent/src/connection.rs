@@ -71,6 +71,7 @@ pub struct ConnectionSettings {
     pub url: String,
     pub token: String,
     pub agent_id: String,
+    pub agent_id_generated: bool,
     pub labels: Vec<String>,
     pub hostname: String,
     pub heartbeat_interval: Duration,
@@ -273,6 +274,7 @@ impl Connection {
             version: env!("CARGO_PKG_VERSION").to_string(),
             build_info: kici_sdk::build_info(),
             in_flight_jobs: self.in_flight.borrow().iter().cloned().collect(),
+            id_generated: self.settings.agent_id_generated,
         };
         if let Err(err) = send(&mut ws, &AgentMessage::Register(Box::new(registration))).await {
             return SessionEnd::Lost(err);

@@ -125,6 +125,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
             url: config.orchestrator_url.clone(),
             token: config.token.expose().to_string(),
             agent_id: config.agent_id.clone(),
+            agent_id_generated: config.agent_id_generated,
             labels,
             hostname: config.hostname.clone(),
             heartbeat_interval: config.heartbeat_interval,

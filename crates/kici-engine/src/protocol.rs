@@ -111,6 +111,10 @@ pub struct Registration {
     /// Jobs still running on the agent after a reconnect.
     #[serde(default)]
     pub in_flight_jobs: Vec<InFlightJob>,
+    /// The agent made `agent_id` up (no `KICI_AGENT_ID`): the orchestrator names it after its
+    /// token's label instead, and `register.ack` says the name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub id_generated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -212,6 +212,21 @@ async fn session(
         (AgentMessage::Register(registration), AgentAuth::None) => registration,
         (_, _) => return Err((close_code::INVALID_MESSAGE, "expected auth.request".to_string())),
     };
+    let mut registration = registration;
+    // An agent without KICI_AGENT_ID is named after its (static) token's label, so
+    // `kici-admin agent register --label builder-1` names the agent `builder-1`.
+    if registration.id_generated
+        && let Some(token) = token
+            .as_ref()
+            .filter(|t| t.agent_type != crate::scaler::EPHEMERAL_TOKEN_TYPE)
+        && !token.label.is_empty()
+        && token
+            .label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        registration.agent_id = token.label.clone();
+    }
     check_labels(&registration, token.as_ref())?;
     check_binding(&registration, token.as_ref())?;
     let agent_id = registration.agent_id.clone();

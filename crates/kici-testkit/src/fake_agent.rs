@@ -55,6 +55,7 @@ impl FakeAgent {
             version: "0.0.0".into(),
             build_info,
             in_flight_jobs: vec![],
+            id_generated: false,
         };
         socket
             .send(send(AgentMessage::Register(Box::new(registration))))

@@ -718,3 +718,21 @@ async fn webhook_bodies_and_rates_are_bounded_per_source() {
         format!("source `forge` takes at most 2 deliveries a minute; retry in {retry_after}s")
     );
 }
+
+/// An agent started without KICI_AGENT_ID is named after its token's label.
+#[tokio::test]
+async fn an_agent_without_an_id_is_named_after_its_token() {
+    let mut stack = Stack::start().await;
+    // `start_agent_with` waits until an agent named `builder-1` is connected.
+    stack
+        .start_agent_with("builder-1", &["linux"], &[("KICI_AGENT_ID", "")])
+        .await;
+    let agents = stack.get("/api/v1/admin/agents").await;
+    let ids: Vec<&str> = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["agentId"].as_str())
+        .collect();
+    assert_eq!(ids, ["builder-1"], "{agents}");
+}
