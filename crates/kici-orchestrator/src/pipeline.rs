@@ -167,6 +167,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         repo,
         repo_url,
         now,
+        rerun_of: None,
     };
     let text = match lock {
         LockFetch::Missing => {
@@ -296,8 +297,11 @@ pub async fn rerun(state: &Shared, run_id: &str) -> Result<String, RerunError> {
         repo: run.repo.clone(),
         repo_url,
         now: now_ms(),
+        rerun_of: Some(run_id.to_string()),
     };
     let new_run_id = context.create_run(state, &workflow).await?;
+    // The original lists its re-runs: the dashboard gets it again.
+    state.platform.run_changed(run_id);
     tracing::info!(runId = %new_run_id, rerunOf = %run_id, workflow = %workflow.name, "run started again");
     state.wake_dispatcher();
     Ok(new_run_id)
@@ -308,6 +312,8 @@ struct RunContext<'a> {
     repo: String,
     repo_url: String,
     now: i64,
+    /// A re-run: the run it starts again (its trigger is then `rerun`).
+    rerun_of: Option<String>,
 }
 
 impl RunContext<'_> {
@@ -320,7 +326,10 @@ impl RunContext<'_> {
             workflow_name: workflow_name.to_string(),
             git_ref: normalized.git_ref.clone(),
             sha: normalized.sha.clone(),
-            trigger_type: normalized.event.event_type.as_str().to_string(),
+            trigger_type: match &self.rerun_of {
+                Some(_) => "rerun".to_string(),
+                None => normalized.event.event_type.as_str().to_string(),
+            },
             provider: normalized.event.provider.clone().unwrap_or_else(|| "local".to_string()),
             delivery_id: self.delivery.delivery_id.clone(),
             status: RunStatus::Pending,
@@ -331,6 +340,7 @@ impl RunContext<'_> {
             lock_workflow: None,
             created_at: self.now,
             completed_at: None,
+            rerun_of: self.rerun_of.clone(),
         }
     }
 

@@ -302,9 +302,10 @@ async fn mark_replay(state: &Shared) -> Result<BTreeSet<String>, kici_store::Sto
 }
 
 async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, kici_store::StoreError> {
-    let Some(run) = state.store.get_run(run_id).await? else {
+    let Some(mut run) = state.store.get_run(run_id).await? else {
         return Ok(None);
     };
+    run.reruns = state.store.reruns_of(run_id).await?;
     let jobs = state
         .store
         .run_jobs(run_id, true)

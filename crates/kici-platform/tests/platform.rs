@@ -274,6 +274,8 @@ fn run(run_id: &str, status: RunStatus) -> Run {
         started_at: Some(1_100),
         completed_at: None,
         duration_ms: None,
+        rerun_of: None,
+        reruns: Vec::new(),
     }
 }
 

@@ -56,6 +56,7 @@ static MIGRATIONS: &[(i64, &str, &str)] = &[
         "source_rate_limit",
         include_str!("../migrations/0006_source_rate_limit.sql"),
     ),
+    (7, "rerun_of", include_str!("../migrations/0007_rerun_of.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,8 @@ pub struct NewRun {
     pub lock_workflow: Option<LockWorkflow>,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    /// A re-run: the run it starts again.
+    pub rerun_of: Option<String>,
 }
 
 /// A job as created by the pipeline (or by a matrix expansion).
@@ -113,7 +115,7 @@ pub enum ReasonUpdate {
     Keep,
 }
 
-const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms";
+const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of";
 const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
@@ -146,6 +148,8 @@ fn row_to_run(row: &AnyRow) -> Result<api::Run> {
         started_at: get(row, "started_at")?,
         completed_at: get(row, "completed_at")?,
         duration_ms: get(row, "duration_ms")?,
+        rerun_of: get(row, "rerun_of")?,
+        reruns: Vec::new(),
     })
 }
 
@@ -206,8 +210,8 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(q("begin insert run"))?;
         sqlx::query(
             "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
-                 failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                 failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(&run.run_id)
         .bind(&run.source_id)
@@ -227,11 +231,21 @@ impl Store {
         .bind(run.created_at)
         .bind(run.completed_at)
         .bind(run.completed_at.map(|c| c - run.created_at))
+        .bind(&run.rerun_of)
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;
         insert_jobs_in(&mut tx, jobs, queue).await?;
         tx.commit().await.map_err(q("commit insert run"))
+    }
+
+    /// The runs that started `run_id` again, oldest first.
+    pub async fn reruns_of(&self, run_id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT run_id FROM runs WHERE rerun_of = $1 ORDER BY created_at, run_id")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read re-runs"))
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Option<api::Run>> {

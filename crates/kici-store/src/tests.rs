@@ -72,6 +72,7 @@ fn run(run_id: &str, created_at: i64) -> NewRun {
         lock_workflow: None,
         created_at,
         completed_at: None,
+        rerun_of: None,
     }
 }
 

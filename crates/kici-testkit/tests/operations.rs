@@ -432,6 +432,29 @@ async fn a_finished_run_is_run_again_on_the_same_commit_and_an_unfinished_one_is
         )
     );
     assert_eq!(again.run.failure_reason.as_deref(), Some("Failed jobs: build"));
+    // The re-run says what it is and links to its original, which links back.
+    assert_eq!(
+        (again.run.trigger.as_str(), again.run.rerun_of.as_deref()),
+        ("rerun", Some(first.run.run_id.as_str()))
+    );
+    assert_eq!(
+        stack.detail(&first.run.run_id).await.run.reruns,
+        std::slice::from_ref(&new_run_id)
+    );
+    let shown = stack.cli("kici", &["runs", "show", &new_run_id], stack.dir.path());
+    shown.expect_code(0);
+    assert!(shown.stdout.contains(" trigger=rerun\n"), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains(&format!("\nre-run of {}\n", first.run.run_id)),
+        "{}",
+        shown.stdout
+    );
+    let original = stack.cli("kici", &["runs", "show", &first.run.run_id], stack.dir.path());
+    assert!(
+        original.stdout.contains(&format!("\nre-runs: {new_run_id}\n")),
+        "{}",
+        original.stdout
+    );
     // A run still waiting for an agent cannot be re-run.
     let waiting = stack.push("app", &repo, "no-agent").await.remove(0);
     let response = stack

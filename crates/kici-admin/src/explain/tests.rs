@@ -27,6 +27,8 @@ fn run(status: RunStatus, failure_reason: Option<&str>) -> Run {
         started_at: Some(0),
         completed_at: Some(1000),
         duration_ms: Some(1000),
+        rerun_of: None,
+        reruns: Vec::new(),
     }
 }
 

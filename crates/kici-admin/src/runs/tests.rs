@@ -26,6 +26,8 @@ fn run(run_id: &str, status: RunStatus) -> Run {
         started_at: Some(T0),
         completed_at: Some(T0 + 184_000),
         duration_ms: Some(184_000),
+        rerun_of: None,
+        reruns: Vec::new(),
     }
 }
 

@@ -83,6 +83,12 @@ pub fn run_tree(detail: &RunDetail) -> String {
         timestamp(run.started_at),
         duration(run.duration_ms)
     );
+    if let Some(original) = &run.rerun_of {
+        let _ = writeln!(out, "re-run of {original}");
+    }
+    if !run.reruns.is_empty() {
+        let _ = writeln!(out, "re-runs: {}", run.reruns.join(", "));
+    }
     if let Some(reason) = &run.failure_reason {
         push_labelled(&mut out, "", "failure: ", reason);
     }

@@ -28,6 +28,8 @@ fn run(run_id: &str, status: RunStatus, git_ref: &str) -> Run {
         started_at: Some(T0),
         completed_at: Some(T0 + 1234),
         duration_ms: Some(1234),
+        rerun_of: None,
+        reruns: Vec::new(),
     }
 }
 

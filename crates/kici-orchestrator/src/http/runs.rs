@@ -54,11 +54,13 @@ pub async fn list(State(state): State<Shared>, Query(query): Query<ListQuery>) -
 }
 
 async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
-    state
+    let mut run = state
         .store
         .get_run(run_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))
+        .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))?;
+    run.reruns = state.store.reruns_of(run_id).await?;
+    Ok(run)
 }
 
 pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {

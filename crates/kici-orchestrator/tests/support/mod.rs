@@ -101,6 +101,7 @@ pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
         lock_workflow: workflow,
         created_at: 1,
         completed_at: None,
+        rerun_of: None,
     }
 }
 

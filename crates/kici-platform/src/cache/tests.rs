@@ -24,6 +24,8 @@ fn run(run_id: &str, status: RunStatus, created_at: i64) -> Run {
         started_at: None,
         completed_at: None,
         duration_ms: None,
+        rerun_of: None,
+        reruns: Vec::new(),
     }
 }
 

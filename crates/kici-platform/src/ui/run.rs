@@ -45,6 +45,20 @@ fn banner(run: &Run) -> String {
     )
 }
 
+/// "Re-run of" and "Re-runs" rows linking a re-run and its original both ways.
+fn rerun_links(run: &Run) -> String {
+    let link = |id: &str| format!(r#"<a href="/runs/{0}"><code>{0}</code></a>"#, escape(id));
+    let mut rows = String::new();
+    if let Some(original) = &run.rerun_of {
+        rows.push_str(&format!("<dt>Re-run of</dt><dd>{}</dd>\n", link(original)));
+    }
+    if !run.reruns.is_empty() {
+        let links: Vec<String> = run.reruns.iter().map(|id| link(id)).collect();
+        rows.push_str(&format!("<dt>Re-runs</dt><dd>{}</dd>\n", links.join(" ")));
+    }
+    rows
+}
+
 fn job_tree(jobs: &[Job]) -> String {
     let first_failed = jobs.iter().position(|j| is_failure(j.status.as_str()));
     jobs.iter()
@@ -160,7 +174,7 @@ fn metadata(run: &Run) -> String {
 <dt>Status</dt><dd><span class="{class}">{status}</span></dd>
 <dt>Workflow</dt><dd>{workflow}</dd>
 <dt>Trigger</dt><dd>{trigger}</dd>
-<dt>Repository</dt><dd>{repo}</dd>
+{reruns}<dt>Repository</dt><dd>{repo}</dd>
 <dt>Ref</dt><dd>{git_ref}</dd>
 <dt>SHA</dt><dd><code>{sha}</code></dd>
 <dt>Created</dt><dd>{created}</dd>
@@ -174,6 +188,7 @@ fn metadata(run: &Run) -> String {
         status = run.status.as_str(),
         workflow = escape(&run.workflow_name),
         trigger = escape(&run.trigger),
+        reruns = rerun_links(run),
         repo = escape(&run.repo),
         git_ref = escape(&run.git_ref),
         sha = escape(&run.sha),
@@ -300,7 +315,22 @@ mod tests {
             started_at: None,
             completed_at: None,
             duration_ms: None,
+            rerun_of: None,
+            reruns: Vec::new(),
         }
+    }
+
+    #[test]
+    fn re_runs_and_their_originals_link_both_ways() {
+        let mut rerun = run(RunStatus::Failed, "Failed jobs: build");
+        rerun.rerun_of = Some("r-1".into());
+        assert_eq!(
+            rerun_links(&rerun),
+            "<dt>Re-run of</dt><dd><a href=\"/runs/r-1\"><code>r-1</code></a></dd>\n"
+        );
+        let mut original = run(RunStatus::Failed, "Failed jobs: build");
+        original.reruns = vec!["r-2".into(), "r-3".into()];
+        assert!(rerun_links(&original).contains(r#"<a href="/runs/r-2"><code>r-2</code></a> <a href="/runs/r-3">"#));
     }
 
     #[test]
