@@ -15,8 +15,9 @@ pub const COMMON: &[&str] = &[
     "KICI_NODE",
 ];
 
-/// Variables the CLIs read (`kici`, `kici-admin`). A shell that exports them for the CLIs
-/// starts services too, so services accept them and ignore them.
+/// Variables the CLIs read or the spec documents for them (`kici`, `kici-admin`; spec
+/// `authoring.md` §4). A shell that exports them for the CLIs starts services too, so services
+/// accept them and ignore them.
 pub const CLIENT: &[&str] = &[
     "KICI_ADMIN_URL",
     "KICI_ADMIN_TOKEN",
@@ -25,6 +26,12 @@ pub const CLIENT: &[&str] = &[
     "KICI_CONFIG_DIR",
     "KICI_DEBUG",
     "KICI_RUN_DIR",
+    "KICI_AUTH_URL",
+    "KICI_BROWSER_CMD",
+    "KICI_CALLBACK_PORT",
+    "KICI_OIDC_CLIENT_ID",
+    "KICI_OIDC_ISSUER",
+    "KICI_LOCAL_LOCK_KILL_GRACE_MS",
 ];
 
 /// Prefixes and suffixes that are never checked.
