@@ -254,6 +254,29 @@ async fn session(
             ),
         ));
     }
+    // A static token serves the host it first registered from (another host needs its own
+    // token), so a copied token cannot bring jobs pinned to that host elsewhere.
+    if let Some(token) = token
+        .as_ref()
+        .filter(|t| t.agent_type != crate::scaler::EPHEMERAL_TOKEN_TYPE)
+    {
+        let hosts = state
+            .store
+            .hosts_of_token(&token.token_id)
+            .await
+            .map_err(|e| (1011, format!("store error: {e}")))?;
+        if !hosts.is_empty() && !hosts.contains(&registration.hostname) {
+            return Err((
+                close_code::AUTH_FAILED,
+                format!(
+                    "agent token `{}` belongs to host {}; register another token for host `{}` (kici-admin agent register)",
+                    token.label,
+                    hosts.join(", "),
+                    kici_engine::excerpt::excerpt(&registration.hostname)
+                ),
+            ));
+        }
+    }
     claim_identity(
         state,
         &agent_id,
@@ -329,8 +352,21 @@ async fn session(
 }
 
 fn check_labels(registration: &Registration, token: Option<&kici_store::AgentToken>) -> Result<(), Refusal> {
+    // The automatic labels describe the agent's own platform, architecture and host, and only
+    // those: an agent cannot claim `kici:host:` of another machine to take its pinned jobs.
+    let own = kici_engine::labels::system_labels(&registration.platform, &registration.arch, &registration.hostname);
     for label in &registration.labels {
         if SELF_REPORTED.iter().any(|p| label.starts_with(p)) {
+            if !own.contains(label) {
+                return Err((
+                    close_code::INVALID_MESSAGE,
+                    format!(
+                        "label `{}` does not describe this agent (its own are {})",
+                        kici_engine::excerpt::excerpt(label),
+                        own.join(", ")
+                    ),
+                ));
+            }
             continue;
         }
         if label.starts_with(RESERVED_PREFIX) {

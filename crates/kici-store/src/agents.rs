@@ -83,6 +83,15 @@ impl Store {
         Ok(())
     }
 
+    /// The hosts agents registered from with an agent token.
+    pub async fn hosts_of_token(&self, token_id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT DISTINCT hostname FROM agents WHERE token_id = $1 ORDER BY hostname")
+            .bind(token_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read the hosts of an agent token"))
+    }
+
     pub async fn list_agents(&self) -> Result<Vec<AgentRecord>> {
         let rows = sqlx::query(
             "SELECT agent_id, token_id, labels, hostname, platform, arch, version, build_info, connected, first_seen_at, last_seen_at

@@ -30,6 +30,18 @@ impl FakeAgent {
         labels: &[&str],
         build_info: BuildInfo,
     ) -> FakeAgent {
+        FakeAgent::connect_on_host(ws_url, token, agent_id, "scripted", labels, build_info).await
+    }
+
+    /// [`FakeAgent::connect`] as an agent on `hostname`.
+    pub async fn connect_on_host(
+        ws_url: &str,
+        token: &str,
+        agent_id: &str,
+        hostname: &str,
+        labels: &[&str],
+        build_info: BuildInfo,
+    ) -> FakeAgent {
         let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
             .await
             .expect("the scripted agent connects");
@@ -47,11 +59,11 @@ impl FakeAgent {
             labels: labels
                 .iter()
                 .map(|l| l.to_string())
-                .chain(kici_engine::labels::system_labels("linux", "x86_64", "scripted"))
+                .chain(kici_engine::labels::system_labels("linux", "x86_64", hostname))
                 .collect(),
             platform: "linux".into(),
             arch: "x86_64".into(),
-            hostname: "scripted".into(),
+            hostname: hostname.into(),
             version: "0.0.0".into(),
             build_info,
             in_flight_jobs: vec![],

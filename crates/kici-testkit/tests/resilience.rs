@@ -736,3 +736,46 @@ async fn an_agent_without_an_id_is_named_after_its_token() {
         .collect();
     assert_eq!(ids, ["builder-1"], "{agents}");
 }
+
+/// An agent's automatic labels describe its own host only, and a static token serves the host
+/// it first registered from: a copied token cannot take another machine's pinned jobs.
+#[tokio::test]
+async fn an_agent_claims_only_its_own_host_and_a_token_stays_on_its_host() {
+    let stack = Stack::start().await;
+    let token = stack
+        .post(
+            "/api/v1/admin/agents",
+            &json!({ "label": "shared", "labels": ["linux"] }),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let build = kici_sdk::build_info;
+    let _claims =
+        kici_testkit::FakeAgent::connect_on_host(&ws, &token, "a-1", "h1", &["linux", "kici:host:victim"], build())
+            .await;
+    stack
+        .wait_for("the foreign host label to be refused", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("label `kici:host:victim` does not describe this agent (its own are kici:os:linux, kici:arch:x86_64, kici:host:h1)")
+                .then_some(())
+        })
+        .await;
+    let first = kici_testkit::FakeAgent::connect_on_host(&ws, &token, "a-1", "h1", &["linux"], build()).await;
+    stack.wait_agent_connected("a-1").await;
+    drop(first);
+    let _elsewhere = kici_testkit::FakeAgent::connect_on_host(&ws, &token, "a-2", "h2", &["linux"], build()).await;
+    stack
+        .wait_for("the token to be refused on another host", || async {
+            stack
+                .orchestrator
+                .log_text()
+                .contains("agent token `shared` belongs to host h1; register another token for host `h2`")
+                .then_some(())
+        })
+        .await;
+}
