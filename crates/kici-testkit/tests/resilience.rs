@@ -155,16 +155,8 @@ async fn bad_webhooks_get_a_4xx_and_store_nothing() {
         )
         .await,
     );
-    // Its own connection: the server answers before reading the body, then closes it.
-    check(413, "payload_too_large")(
-        send(
-            reqwest::Client::new()
-                .post(url("app"))
-                .header("x-event-type", "push")
-                .body(vec![b' '; 11 * 1024 * 1024]),
-        )
-        .await,
-    );
+    // Only the headers are sent: the answer must come without the body being read.
+    check(413, "payload_too_large")(declared_only(&stack, "/webhook/default/generic/app", 11 * 1024 * 1024).await);
     assert_eq!(stack.get("/api/v1/runs").await["total"], 0);
 
     // A correct signature is accepted, and the orchestrator still serves.
@@ -660,19 +652,9 @@ async fn webhook_bodies_and_rates_are_bounded_per_source() {
     let stack = Stack::start().await;
     let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
     let url = |source: &str| format!("{}/webhook/default/generic/{source}", stack.url());
-    // Its own connection: the server answers before reading the body, then closes it.
-    let unknown = reqwest::Client::new()
-        .post(url("nope"))
-        .header("x-event-type", "push")
-        .body(vec![b' '; 11 * 1024 * 1024])
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(
-        unknown.status().as_u16(),
-        404,
-        "the source is looked up before the body is read"
-    );
+    // Only the headers are sent: the answer must come without the body being read.
+    let unknown = declared_only(&stack, "/webhook/default/generic/nope", 11 * 1024 * 1024).await;
+    assert_eq!(unknown.0, 404, "the source is looked up before the body is read");
 
     stack
         .post(
@@ -778,4 +760,32 @@ async fn an_agent_claims_only_its_own_host_and_a_token_stays_on_its_host() {
                 .then_some(())
         })
         .await;
+}
+
+/// Sends a webhook's headers declaring a `length`-byte body, but no body, and reads the answer:
+/// status and JSON. A server that waited for the body would never answer.
+async fn declared_only(stack: &Stack, path: &str, length: usize) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = stack.url().trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connects");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nx-event-type: push\r\nAuthorization: Bearer {}\r\nContent-Length: {length}\r\n\r\n",
+        kici_testkit::ADMIN_TOKEN
+    );
+    socket.write_all(head.as_bytes()).await.expect("sends the headers");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "no answer without the body: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
