@@ -150,16 +150,21 @@ impl Stack {
         self.client = reqwest::Client::new();
     }
 
+    /// Registers a static agent token labelled `label` for `labels`; the token.
+    pub async fn agent_token(&self, label: &str, labels: &[&str]) -> String {
+        let answer = self
+            .post("/api/v1/admin/agents", &json!({ "label": label, "labels": labels }))
+            .await;
+        answer["token"].as_str().expect("agent token").to_string()
+    }
+
     /// Registers an agent token with `labels` and starts an agent with it.
     pub async fn start_agent(&mut self, name: &str, labels: &[&str]) -> usize {
         self.start_agent_with(name, labels, &[]).await
     }
 
     pub async fn start_agent_with(&mut self, name: &str, labels: &[&str], env: &[(&str, &str)]) -> usize {
-        let token = self
-            .post("/api/v1/admin/agents", &json!({ "label": name, "labels": labels }))
-            .await;
-        let token = token["token"].as_str().expect("agent token").to_string();
+        let token = self.agent_token(name, labels).await;
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
         vars.insert(
             "KICI_ORCHESTRATOR_URL".into(),
@@ -194,10 +199,7 @@ impl Stack {
         labels: &[&str],
         build_info: kici_engine::build_info::BuildInfo,
     ) -> FakeAgent {
-        let token = self
-            .post("/api/v1/admin/agents", &json!({ "label": agent_id, "labels": labels }))
-            .await;
-        let token = token["token"].as_str().expect("agent token").to_string();
+        let token = self.agent_token(agent_id, labels).await;
         let url = format!("ws://127.0.0.1:{}/ws", self.orchestrator.port);
         let agent = FakeAgent::connect(&url, &token, agent_id, labels, build_info).await;
         self.wait_agent_connected(agent_id).await;

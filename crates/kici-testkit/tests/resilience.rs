@@ -520,15 +520,7 @@ async fn deliveries_outlive_the_answer_and_a_crash() {
 #[tokio::test]
 async fn a_token_serves_one_live_agent_and_is_not_taken_over() {
     let stack = Stack::start().await;
-    let token = stack
-        .post(
-            "/api/v1/admin/agents",
-            &json!({ "label": "shared", "labels": ["linux"] }),
-        )
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = stack.agent_token("shared", &["linux"]).await;
     let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
     let build = kici_sdk::build_info;
     let _first = kici_testkit::FakeAgent::connect(&ws, &token, "first", &["linux"], build()).await;
@@ -724,15 +716,7 @@ async fn an_agent_without_an_id_is_named_after_its_token() {
 #[tokio::test]
 async fn an_agent_claims_only_its_own_host_and_a_token_stays_on_its_host() {
     let stack = Stack::start().await;
-    let token = stack
-        .post(
-            "/api/v1/admin/agents",
-            &json!({ "label": "shared", "labels": ["linux"] }),
-        )
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = stack.agent_token("shared", &["linux"]).await;
     let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
     let build = kici_sdk::build_info;
     let _claims =
