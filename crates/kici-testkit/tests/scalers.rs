@@ -47,6 +47,29 @@ fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// A stand-in agent binary that records its environment in a file, then sleeps `seconds`
+/// without registering: the script and the file.
+fn env_recording_agent(dir: &Path, seconds: u32) -> (PathBuf, PathBuf) {
+    let env_file = dir.join("env");
+    let script = write_script(
+        dir,
+        "env-agent",
+        &format!("env > {}\nexec sleep {seconds}\n", env_file.display()),
+    );
+    (script, env_file)
+}
+
+/// The environment an [`env_recording_agent`] was spawned with, once it wrote it.
+async fn spawned_env(stack: &Stack, env_file: &Path) -> String {
+    stack
+        .wait_for("the spawned agent's environment", || async {
+            std::fs::read_to_string(env_file)
+                .ok()
+                .filter(|t| t.contains("KICI_AGENT_ID="))
+        })
+        .await
+}
+
 async fn events(stack: &Stack, run_id: &str) -> Vec<Value> {
     stack.get(&format!("/api/v1/runs/{run_id}/events")).await["events"]
         .as_array()
@@ -729,26 +752,15 @@ async fn an_idle_warm_agent_exits_after_the_idle_timeout_and_the_pool_waits_for_
 #[tokio::test]
 async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent_may_use() {
     let scripts = tempfile::tempdir().unwrap();
-    let env_file = scripts.path().join("env");
-    // Records its environment, then stays up a moment without registering.
-    let script = write_script(
-        scripts.path(),
-        "env-agent",
-        &format!("env > {}\nexec sleep 3\n", env_file.display()),
-    );
+    // Stays up a moment without registering.
+    let (script, env_file) = env_recording_agent(scripts.path(), 3);
     let (stack, repo, _) = stack_with_scalers(
         &bare_metal_config(&script, ""),
         &[("KICI_AGENT_ENV_HTTP_PROXY", "http://proxy.internal:3128")],
     )
     .await;
     stack.push("app", &repo, "scaled").await;
-    let env_text = stack
-        .wait_for("the spawned agent's environment", || async {
-            std::fs::read_to_string(&env_file)
-                .ok()
-                .filter(|t| t.contains("KICI_AGENT_ID="))
-        })
-        .await;
+    let env_text = spawned_env(&stack, &env_file).await;
     let env: std::collections::BTreeMap<&str, &str> = env_text.lines().filter_map(|l| l.split_once('=')).collect();
     let mut names: Vec<&str> = env
         .keys()
@@ -809,22 +821,11 @@ async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent
 #[tokio::test]
 async fn a_spawned_agents_token_serves_one_connection() {
     let scripts = tempfile::tempdir().unwrap();
-    let env_file = scripts.path().join("env");
-    // Records its environment, then stays up without registering; the test connects in its place.
-    let script = write_script(
-        scripts.path(),
-        "env-agent",
-        &format!("env > {}\nexec sleep 30\n", env_file.display()),
-    );
+    // Stays up without registering; the test connects in its place.
+    let (script, env_file) = env_recording_agent(scripts.path(), 30);
     let (stack, repo, _) = stack_with_scalers(&bare_metal_config(&script, ""), &[]).await;
     stack.push("app", &repo, "scaled").await;
-    let env_text = stack
-        .wait_for("the spawned agent's environment", || async {
-            std::fs::read_to_string(&env_file)
-                .ok()
-                .filter(|t| t.contains("KICI_AGENT_ID="))
-        })
-        .await;
+    let env_text = spawned_env(&stack, &env_file).await;
     let env: std::collections::BTreeMap<&str, &str> = env_text.lines().filter_map(|l| l.split_once('=')).collect();
     let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
     let (token, agent_id) = (env["KICI_AGENT_TOKEN"], env["KICI_AGENT_ID"]);
