@@ -11,10 +11,19 @@ use std::time::Duration;
 /// How long a service may take to print its `*.listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The built binary `name`, next to the test executable.
+/// The built binary `name`: next to the test executable, or under `$CARGO_TARGET_DIR` when that
+/// is set (with cargo's `build-dir` apart from the target dir, test executables and the
+/// binaries they start live in different trees).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let mut dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    if let (Some(target), Some(profile)) = (std::env::var_os("CARGO_TARGET_DIR"), dir.file_name()) {
+        dir = PathBuf::from(target).join(profile);
+    }
     let path = dir.join(name);
     assert!(
         path.is_file(),
