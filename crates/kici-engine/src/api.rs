@@ -140,7 +140,7 @@ pub struct RunEvent {
     pub event_id: String,
     pub run_id: String,
     pub job_id: Option<String>,
-    pub event_type: String,
+    pub event_type: RunEventType,
     /// What the Timeline tab calls it: `scaler.failed` is "Provisioning failed".
     pub title: String,
     /// `orchestrator` or `agent`.
@@ -157,16 +157,93 @@ pub struct RunEvents {
     pub events: Vec<RunEvent>,
 }
 
-/// The title the Timeline shows for an event type; unknown types show as themselves.
-pub fn event_title(event_type: &str) -> &str {
-    match event_type {
-        "scaler.provisioning" => "Provisioning",
-        "scaler.network" => "Provisioning network",
-        "scaler.ready" => "Agent started",
-        "scaler.failed" => "Provisioning failed",
-        "agent.connecting" => "Agent connecting",
-        "orchestrator.job.queue_expired" => "Queue timeout",
-        other => other,
+/// What a timeline milestone is. On the wire and in the store it is its name
+/// (`scaler.failed`); a name this build does not know is kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RunEventType {
+    ScalerProvisioning,
+    ScalerNetwork,
+    ScalerReady,
+    ScalerFailed,
+    AgentConnecting,
+    QueueExpired,
+    Other(String),
+}
+
+impl RunEventType {
+    const KNOWN: [RunEventType; 6] = [
+        RunEventType::ScalerProvisioning,
+        RunEventType::ScalerNetwork,
+        RunEventType::ScalerReady,
+        RunEventType::ScalerFailed,
+        RunEventType::AgentConnecting,
+        RunEventType::QueueExpired,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunEventType::ScalerProvisioning => "scaler.provisioning",
+            RunEventType::ScalerNetwork => "scaler.network",
+            RunEventType::ScalerReady => "scaler.ready",
+            RunEventType::ScalerFailed => "scaler.failed",
+            RunEventType::AgentConnecting => "agent.connecting",
+            RunEventType::QueueExpired => "orchestrator.job.queue_expired",
+            RunEventType::Other(name) => name,
+        }
+    }
+
+    /// What the Timeline tab calls it; unknown types show as themselves.
+    pub fn title(&self) -> &str {
+        match self {
+            RunEventType::ScalerProvisioning => "Provisioning",
+            RunEventType::ScalerNetwork => "Provisioning network",
+            RunEventType::ScalerReady => "Agent started",
+            RunEventType::ScalerFailed => "Provisioning failed",
+            RunEventType::AgentConnecting => "Agent connecting",
+            RunEventType::QueueExpired => "Queue timeout",
+            RunEventType::Other(name) => name,
+        }
+    }
+
+    /// Whether it belongs to starting an agent (the Timeline's provisioning band).
+    pub fn is_provisioning(&self) -> bool {
+        matches!(
+            self,
+            RunEventType::ScalerProvisioning
+                | RunEventType::ScalerNetwork
+                | RunEventType::ScalerReady
+                | RunEventType::ScalerFailed
+                | RunEventType::AgentConnecting
+        ) || matches!(self, RunEventType::Other(name) if name.starts_with("scaler."))
+    }
+
+    pub fn is_failure(&self) -> bool {
+        *self == RunEventType::ScalerFailed
+    }
+}
+
+impl From<String> for RunEventType {
+    fn from(name: String) -> RunEventType {
+        RunEventType::KNOWN
+            .into_iter()
+            .find(|known| known.as_str() == name)
+            .unwrap_or(RunEventType::Other(name))
+    }
+}
+
+impl From<RunEventType> for String {
+    fn from(event_type: RunEventType) -> String {
+        match event_type {
+            RunEventType::Other(name) => name,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RunEventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

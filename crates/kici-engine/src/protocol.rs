@@ -271,6 +271,36 @@ pub enum JobKind {
     DynamicEval,
 }
 
+impl JobKind {
+    pub const ALL: [JobKind; 3] = [JobKind::Execute, JobKind::MatrixEval, JobKind::DynamicEval];
+
+    /// The name stored in a job row (`jobs.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Execute => "execute",
+            JobKind::MatrixEval => "matrix_eval",
+            JobKind::DynamicEval => "dynamic_eval",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<JobKind, String> {
+        JobKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| format!("unknown job kind `{text}`"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -371,6 +371,142 @@ impl fmt::Display for StepStatus {
     }
 }
 
+impl JobStatus {
+    /// The engine state a persisted status is in: `timed_out_stale` and `drift_dropped` are
+    /// kinds of `failed`.
+    pub fn state(self) -> JobState {
+        match self {
+            JobStatus::Pending => JobState::Pending,
+            JobStatus::Queued => JobState::Queued,
+            JobStatus::Running => JobState::Running,
+            JobStatus::Recovering => JobState::Recovering,
+            JobStatus::Cancelling => JobState::Cancelling,
+            JobStatus::Success => JobState::Success,
+            JobStatus::Failed | JobStatus::TimedOutStale | JobStatus::DriftDropped => JobState::Failed,
+            JobStatus::Cancelled => JobState::Cancelled,
+            JobStatus::Skipped => JobState::Skipped,
+        }
+    }
+
+    /// The persisted status of an engine state; `None` for `held` and `waiting`, which no
+    /// job row takes yet.
+    pub fn of(state: JobState) -> Option<JobStatus> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.state() == state && s.as_str() == state.as_str())
+    }
+}
+
+/// A change of persisted job statuses, built only from the engine's table ([`transition`]):
+/// for each status a job may be in, the status it ends in. The store applies one as a single
+/// guarded write, so no status write exists that the table does not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobChange {
+    moves: Vec<(JobStatus, JobStatus)>,
+}
+
+impl JobChange {
+    /// `event` from every persisted status where the table allows it.
+    pub fn on(event: JobEvent) -> JobChange {
+        let moves = JobStatus::ALL
+            .into_iter()
+            .filter_map(|from| Some((from, JobStatus::of(transition(from.state(), event).ok()?)?)))
+            .collect();
+        JobChange { moves }
+    }
+
+    /// This change followed by `event`, as one write (a pending job the queue has no room for
+    /// is enqueued and failed: `ENQUEUE` then `FAIL`).
+    pub fn then(self, event: JobEvent) -> JobChange {
+        let moves = self
+            .moves
+            .into_iter()
+            .filter_map(|(from, to)| Some((from, JobStatus::of(transition(to.state(), event).ok()?)?)))
+            .collect();
+        JobChange { moves }
+    }
+
+    /// Adds `other`'s moves from the statuses this change does not start from.
+    pub fn or(mut self, other: JobChange) -> JobChange {
+        for (from, to) in other.moves {
+            if self.apply(from).is_none() {
+                self.moves.push((from, to));
+            }
+        }
+        self
+    }
+
+    /// Ends in `flavour` (`timed_out_stale`, `drift_dropped`) where this change ends in `failed`.
+    pub fn failing_as(mut self, flavour: JobStatus) -> JobChange {
+        if flavour.state() == JobState::Failed {
+            for (_, to) in &mut self.moves {
+                if *to == JobStatus::Failed {
+                    *to = flavour;
+                }
+            }
+        }
+        self
+    }
+
+    /// The job result an agent reported. A result implies the job started (the report of its
+    /// start may be the one that was lost); a job being cancelled ends `cancelled` whatever it
+    /// reports but a failure (`COMPLETE`); an agent's status that is not a result is a failure.
+    pub fn reported(status: JobStatus) -> JobChange {
+        match status {
+            JobStatus::Success => JobChange::on(JobEvent::Succeed)
+                .or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed))
+                .or(JobChange::on(JobEvent::Complete)),
+            JobStatus::Cancelled => JobChange::on(JobEvent::Cancel).or(JobChange::on(JobEvent::Complete)),
+            other => JobChange::on(JobEvent::Fail).failing_as(other),
+        }
+    }
+
+    /// The status a job in `from` ends in; `None` when this change does not apply to it.
+    pub fn apply(&self, from: JobStatus) -> Option<JobStatus> {
+        self.moves.iter().find(|(f, _)| *f == from).map(|(_, to)| *to)
+    }
+
+    /// Every `(from, to)` pair, in the order of [`JobStatus::ALL`] for each part.
+    pub fn moves(&self) -> &[(JobStatus, JobStatus)] {
+        &self.moves
+    }
+}
+
+/// What changes a run's status. A run's status is written only by these; which statuses each
+/// may start from is [`run_transition`]'s table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatusEvent {
+    /// The first job runs: `pending` → `running`.
+    Start,
+    /// The run ends in a terminal status, from any status that is not.
+    Finish(RunStatus),
+}
+
+/// A run status change that the table does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid run transition: cannot apply {event:?} in state '{state}'")]
+pub struct InvalidRunTransition {
+    pub state: RunStatus,
+    pub event: RunStatusEvent,
+}
+
+/// Applies `event` to a run in `state`.
+pub fn run_transition(state: RunStatus, event: RunStatusEvent) -> Result<RunStatus, InvalidRunTransition> {
+    match (state, event) {
+        (RunStatus::Pending, RunStatusEvent::Start) => Ok(RunStatus::Running),
+        (from, RunStatusEvent::Finish(to)) if !from.is_terminal() && to.is_terminal() => Ok(to),
+        _ => Err(InvalidRunTransition { state, event }),
+    }
+}
+
+/// The statuses a run may be in for `event` to apply, from [`run_transition`]'s table.
+pub fn run_sources(event: RunStatusEvent) -> Vec<RunStatus> {
+    RunStatus::ALL
+        .into_iter()
+        .filter(|from| run_transition(*from, event).is_ok())
+        .collect()
+}
+
 /// The status of a finished set of jobs (`computeRunStatus`): any failure-like job fails it,
 /// else any cancelled job cancels it, else it succeeded (skipped jobs count as success).
 /// Returns `None` while a job is not terminal.
@@ -461,6 +597,63 @@ mod tests {
             }
         }
         assert_eq!(legal_seen, 25);
+    }
+
+    #[test]
+    fn a_job_change_moves_only_along_the_table() {
+        for event in JobEvent::ALL {
+            let change = JobChange::on(event);
+            for from in JobStatus::ALL {
+                let want = transition(from.state(), event).ok().and_then(JobStatus::of);
+                assert_eq!(change.apply(from), want, "{from} --{event}-->");
+            }
+        }
+        let unqueued = JobChange::on(E::Enqueue).then(E::Fail);
+        assert_eq!(unqueued.moves(), &[(JobStatus::Pending, JobStatus::Failed)]);
+        let stale = JobChange::on(E::Fail).failing_as(JobStatus::TimedOutStale);
+        assert_eq!(stale.apply(JobStatus::Running), Some(JobStatus::TimedOutStale));
+        assert_eq!(stale.apply(JobStatus::Pending), None);
+    }
+
+    #[test]
+    fn a_reported_result_implies_the_start_and_respects_a_cancel() {
+        let success = JobChange::reported(JobStatus::Success);
+        assert_eq!(
+            success.moves(),
+            &[
+                (JobStatus::Running, JobStatus::Success),
+                (JobStatus::Queued, JobStatus::Success),
+                (JobStatus::Recovering, JobStatus::Success),
+                (JobStatus::Cancelling, JobStatus::Cancelled),
+            ]
+        );
+        let cancelled = JobChange::reported(JobStatus::Cancelled);
+        assert_eq!(cancelled.apply(JobStatus::Cancelling), Some(JobStatus::Cancelled));
+        assert_eq!(cancelled.apply(JobStatus::Pending), Some(JobStatus::Cancelled));
+        let skipped = JobChange::reported(JobStatus::Skipped);
+        assert_eq!(skipped.apply(JobStatus::Running), Some(JobStatus::Failed));
+        for status in JobStatus::TERMINAL {
+            assert_eq!(
+                JobChange::reported(JobStatus::Success).apply(status),
+                None,
+                "{status} is final"
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_starts_once_and_finishes_once() {
+        assert_eq!(run_sources(RunStatusEvent::Start), vec![RunStatus::Pending]);
+        assert_eq!(
+            run_sources(RunStatusEvent::Finish(RunStatus::Failed)),
+            vec![
+                RunStatus::Pending,
+                RunStatus::Running,
+                RunStatus::Cancelling,
+                RunStatus::Held
+            ]
+        );
+        assert!(run_sources(RunStatusEvent::Finish(RunStatus::Running)).is_empty());
     }
 
     #[test]

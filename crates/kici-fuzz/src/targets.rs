@@ -232,7 +232,7 @@ fn orchestrator_frame(frame: &OrchestratorFrame) {
             }
         }
         OrchestratorFrame::RunEvent(event) => {
-            consume(api::event_title(&event.event_type));
+            consume(event.event_type.title());
             consume(api::format_timestamp(event.timestamp_ms));
         }
         OrchestratorFrame::Response { data: Some(data), .. } => {

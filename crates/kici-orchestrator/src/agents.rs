@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use kici_engine::excerpt;
 use kici_engine::labels::RESERVED_PREFIX;
 use kici_engine::protocol::{AgentMessage, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code};
-use kici_engine::status::JobStatus;
+use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use kici_store::AgentRecord;
 use tokio::sync::mpsc;
 
@@ -541,7 +541,7 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
             state.store.reclaim_entry(&entry.job_id, agent_id).await?;
             state
                 .store
-                .transition_job(&entry.job_id, &[JobStatus::Recovering], JobStatus::Running, now)
+                .transition_job(&entry.job_id, &JobChange::on(JobEvent::Start), now)
                 .await?;
             state.hub.set_busy(agent_id, Some(&entry.job_id));
             tracing::info!(agentId = %agent_id, jobId = %entry.job_id, "agent reconnected; job reclaimed");
@@ -593,7 +593,7 @@ async fn agent_lost(state: &Shared, agent_id: &str, connection_id: &str) {
             if job.job.status == JobStatus::Queued {
                 state.store.requeue_entry(&job_id).await?;
             } else {
-                state.store.transition_job(&job_id, &[JobStatus::Running], JobStatus::Recovering, now).await?;
+                state.store.transition_job(&job_id, &JobChange::on(JobEvent::Recover), now).await?;
                 tracing::warn!(agentId = %agent_id, jobId = %job_id, runId = %job.job.run_id, "job recovering: waiting for the agent to reconnect");
             }
         }

@@ -1,6 +1,6 @@
 //! Recording a timeline event: stored, then forwarded to the dashboard.
 
-use kici_engine::api::{RunEvent, event_title};
+use kici_engine::api::RunEvent;
 use kici_store::{NewRunEvent, StoreError};
 
 use crate::state::Shared;
@@ -8,7 +8,7 @@ use crate::state::Shared;
 pub async fn record(state: &Shared, event: NewRunEvent) -> Result<(), StoreError> {
     state.store.insert_run_event(&event).await?;
     state.platform.event(RunEvent {
-        title: event_title(&event.event_type).to_string(),
+        title: event.event_type.title().to_string(),
         event_id: event.event_id,
         run_id: event.run_id,
         job_id: event.job_id,

@@ -9,11 +9,6 @@ use serde_json::{Map, Value};
 
 use crate::config::Config;
 
-/// Job kinds as stored.
-pub const JOB_KIND_EXECUTE: &str = "execute";
-pub const JOB_KIND_MATRIX_EVAL: &str = "matrix_eval";
-pub const JOB_KIND_DYNAMIC_EVAL: &str = "dynamic_eval";
-
 /// The parts of a run a dispatch needs.
 pub struct RunFacts<'a> {
     pub run_id: &'a str,
@@ -42,7 +37,7 @@ pub struct JobFacts<'a> {
     pub job_id: &'a str,
     pub job_name: &'a str,
     pub base_job_name: &'a str,
-    pub kind: &'a str,
+    pub kind: JobKind,
     pub matrix: Option<&'a Map<String, Value>>,
     /// Generated jobs and generator evaluations: the generator's index.
     pub dynamic_index: Option<i64>,
@@ -56,7 +51,7 @@ impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
             job_id: &job.job_id,
             job_name: &job.job_name,
             base_job_name: &job.base_job_name,
-            kind: &job.kind,
+            kind: job.kind,
             matrix: job.matrix.as_ref(),
             dynamic_index: job.dynamic_index,
             definition: job.definition.as_deref(),
@@ -77,11 +72,7 @@ pub fn dispatch_message(
         Some(definition) => definition.timeout,
         None => crate::pipeline::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
     };
-    let kind = match job.kind {
-        JOB_KIND_MATRIX_EVAL => JobKind::MatrixEval,
-        JOB_KIND_DYNAMIC_EVAL => JobKind::DynamicEval,
-        _ => JobKind::Execute,
-    };
+    let kind = job.kind;
     let mut env = Map::new();
     let mut set = |key: &str, value: &str| {
         env.insert(key.to_string(), Value::String(value.to_string()));

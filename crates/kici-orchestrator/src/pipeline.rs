@@ -11,13 +11,14 @@ use std::path::PathBuf;
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockMatrix, LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, child_job_name};
+use kici_engine::protocol::JobKind;
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::match_triggers;
 use kici_store::{EventLogEntry, NewJob, NewRun, Source, SourceKind};
 use serde_json::{Map, Value};
 
 use crate::git::{self, LockFetch};
-use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, queue_entry};
+use crate::jobs::queue_entry;
 use crate::providers::Normalized;
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
@@ -410,12 +411,12 @@ fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<N
     } else {
         JobStatus::Pending
     };
-    let row = |name: String, kind: &str, matrix: Option<Map<String, Value>>| NewJob {
+    let row = |name: String, kind: JobKind, matrix: Option<Map<String, Value>>| NewJob {
         job_id: new_id(),
         run_id: run_id.to_string(),
         job_name: name,
         base_job_name: job.name.clone(),
-        kind: kind.to_string(),
+        kind,
         matrix,
         status,
         runs_on: job.runs_on.clone(),
@@ -429,16 +430,16 @@ fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<N
         definition: None,
     };
     match &job.matrix {
-        None => vec![row(job.name.clone(), JOB_KIND_EXECUTE, None)],
-        Some(LockMatrix::Dynamic { .. }) => vec![row(matrix_eval_job_name(&job.name), JOB_KIND_MATRIX_EVAL, None)],
+        None => vec![row(job.name.clone(), JobKind::Execute, None)],
+        Some(LockMatrix::Dynamic { .. }) => vec![row(matrix_eval_job_name(&job.name), JobKind::MatrixEval, None)],
         Some(LockMatrix::Static { values }) => match matrix::expand(&job.name, values, &job.include, &job.exclude) {
             Ok(combinations) => combinations
                 .into_iter()
-                .map(|c| row(child_job_name(&job.name, &c), JOB_KIND_EXECUTE, Some(c)))
+                .map(|c| row(child_job_name(&job.name, &c), JobKind::Execute, Some(c)))
                 .collect(),
             Err(err) => {
                 let message = matrix_expansion_failed(&job.name, &err.to_string());
-                let mut failed = row(job.name.clone(), JOB_KIND_EXECUTE, None);
+                let mut failed = row(job.name.clone(), JobKind::Execute, None);
                 failed.status = JobStatus::Failed;
                 failed.error_message = Some(message.clone());
                 failed.init_failure = Some(matrix_failure(&job.name, message));
@@ -472,7 +473,7 @@ fn generator_job(run_id: &str, generator: &kici_engine::lockfile::DynamicJob, po
         run_id: run_id.to_string(),
         job_name: format!("Evaluate: {}", generator.name()),
         base_job_name: generator.name(),
-        kind: JOB_KIND_DYNAMIC_EVAL.to_string(),
+        kind: JobKind::DynamicEval,
         matrix: None,
         status: if generator.needs.is_empty() {
             JobStatus::Queued

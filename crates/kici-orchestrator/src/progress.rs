@@ -12,12 +12,12 @@ use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::matrix::{self, MatrixValues, child_job_name};
-use kici_engine::protocol::{AgentMessage, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
-use kici_engine::status::{JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
+use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
+use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
 use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
-use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
+use crate::jobs::{JobFacts, RunFacts, entry};
 use crate::pipeline::{lock_job, matrix_failure};
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
@@ -63,7 +63,7 @@ fn job_facts(record: &JobRecord) -> JobFacts<'_> {
         job_id: &record.job.job_id,
         job_name: &record.job.job_name,
         base_job_name: &record.job.base_job_name,
-        kind: &record.kind,
+        kind: record.kind,
         matrix: record.matrix.as_ref(),
         dynamic_index: record.dynamic_index,
         definition: record.definition.as_deref(),
@@ -79,7 +79,7 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
     }
     let executed: Vec<JobStatus> = rows
         .iter()
-        .filter(|j| j.kind == JOB_KIND_EXECUTE)
+        .filter(|j| j.kind == JobKind::Execute)
         .map(|j| j.job.status)
         .collect();
     if executed.is_empty() {
@@ -122,7 +122,7 @@ async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
                 tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, upstream = %need.name(), upstreamStatus = %status, "job skipped: upstream_unmet");
                 state
                     .store
-                    .finish_job(&waiting.job.job_id, JobStatus::Skipped, None, None, now)
+                    .finish_job(&waiting.job.job_id, &JobChange::on(JobEvent::Skip), None, None, now)
                     .await?;
                 continue;
             }
@@ -139,9 +139,11 @@ async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
                     message: message.clone(),
                     job_name: Some(waiting.job.base_job_name.clone()),
                 };
+                // A job the queue has no room for is enqueued and fails at once.
+                let unqueued = JobChange::on(JobEvent::Enqueue).then(JobEvent::Fail);
                 state
                     .store
-                    .finish_job(&waiting.job.job_id, JobStatus::Failed, Some(&message), Some(&init), now)
+                    .finish_job(&waiting.job.job_id, &unqueued, Some(&message), Some(&init), now)
                     .await?;
                 continue;
             }
@@ -359,12 +361,7 @@ async fn job_status(
         state.store.entry_acknowledged(job_id).await?;
         if state
             .store
-            .transition_job(
-                job_id,
-                &[JobStatus::Queued, JobStatus::Recovering],
-                JobStatus::Running,
-                now,
-            )
+            .transition_job(job_id, &JobChange::on(JobEvent::Start), now)
             .await?
         {
             state.store.mark_run_running(run_id, now).await?;
@@ -376,9 +373,9 @@ async fn job_status(
         // Already finished elsewhere (expired, cancelled, reclaimed): a late result must not add
         // a matrix's or generator's jobs to the run.
         tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, status = %record.job.status, "late result for a finished job ignored");
-    } else if record.kind == JOB_KIND_MATRIX_EVAL {
+    } else if record.kind == JobKind::MatrixEval {
         matrix_evaluated(state, record, &update, now).await?;
-    } else if record.kind == JOB_KIND_DYNAMIC_EVAL {
+    } else if record.kind == JobKind::DynamicEval {
         generator_evaluated(state, record, &update, now).await?;
     }
     let queue_status = if update.state == JobStatus::Success {
@@ -398,7 +395,7 @@ async fn job_status(
         .end_job(&JobEnd {
             job_id,
             run_id,
-            status: update.state,
+            change: JobChange::reported(update.state),
             error: update.error.as_deref(),
             init_failure: None,
             entry: Some(queue_status),
@@ -474,14 +471,26 @@ async fn finish_evaluation(
         Err(message) if reported == JobStatus::Cancelled => {
             state
                 .store
-                .finish_job(&job.job_id, JobStatus::Cancelled, Some(&message), None, now)
+                .finish_job(
+                    &job.job_id,
+                    &JobChange::reported(JobStatus::Cancelled),
+                    Some(&message),
+                    None,
+                    now,
+                )
                 .await?;
         }
         Err(message) => {
             let (text, init) = failure(&message);
             state
                 .store
-                .finish_job(&job.job_id, JobStatus::Failed, Some(&text), Some(&init), now)
+                .finish_job(
+                    &job.job_id,
+                    &JobChange::on(JobEvent::Fail),
+                    Some(&text),
+                    Some(&init),
+                    now,
+                )
                 .await?;
             tracing::warn!(runId = %job.run_id, jobId = %job.job_id, error = %text, "evaluation failed");
         }
@@ -528,7 +537,7 @@ async fn expand_dynamic(
             run_id: record.job.run_id.clone(),
             job_name: child_job_name(&job.name, &combination),
             base_job_name: job.name.clone(),
-            kind: JOB_KIND_EXECUTE.to_string(),
+            kind: JobKind::Execute,
             matrix: Some(combination),
             status: JobStatus::Queued,
             runs_on: job.runs_on.clone(),
@@ -643,7 +652,7 @@ async fn add_generated_jobs(
                     .as_ref()
                     .map_or_else(|| job.name.clone(), |c| child_job_name(&job.name, c)),
                 base_job_name: job.name.clone(),
-                kind: JOB_KIND_EXECUTE.to_string(),
+                kind: JobKind::Execute,
                 matrix: combination,
                 status,
                 runs_on: job.runs_on.clone(),
@@ -707,7 +716,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
         .end_job(&JobEnd {
             job_id: &entry.job_id,
             run_id: &entry.run_id,
-            status: JobStatus::TimedOutStale,
+            change: JobChange::on(JobEvent::Fail).failing_as(JobStatus::TimedOutStale),
             error: Some(&error),
             init_failure: Some(&init),
             entry: Some(QueueStatus::Expired),
@@ -735,7 +744,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
             event_id: crate::secrets::new_id(),
             run_id: entry.run_id.clone(),
             job_id: Some(entry.job_id.clone()),
-            event_type: "orchestrator.job.queue_expired".to_string(),
+            event_type: api::RunEventType::QueueExpired,
             source_service: "orchestrator".to_string(),
             timestamp_ms: now,
             metadata: serde_json::json!({ "jobName": job_name, "reason": error }),
@@ -758,7 +767,7 @@ pub async fn fail_job(
         .end_job(&JobEnd {
             job_id,
             run_id,
-            status,
+            change: JobChange::on(JobEvent::Fail).failing_as(status),
             error: Some(error),
             init_failure: None,
             entry: Some(QueueStatus::Failed),
@@ -811,7 +820,7 @@ pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool)
             if sent && matches!(job.status, JobStatus::Running | JobStatus::Cancelling) {
                 state
                     .store
-                    .transition_job(&job.job_id, &[JobStatus::Running], JobStatus::Cancelling, now)
+                    .transition_job(&job.job_id, &JobChange::on(JobEvent::CancelGraceful), now)
                     .await?;
                 tracing::info!(runId = %run_id, jobId = %job.job_id, agentId = %agent.agent_id, force, "job.cancel sent");
                 outcome.notified += 1;
@@ -823,7 +832,7 @@ pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool)
             .end_job(&JobEnd {
                 job_id: &job.job_id,
                 run_id,
-                status: JobStatus::Cancelled,
+                change: JobChange::on(JobEvent::Cancel).or(JobChange::on(JobEvent::CancelForce)),
                 error: Some(reason),
                 init_failure: None,
                 entry: Some(QueueStatus::Failed),

@@ -6,7 +6,7 @@
 
 use kici_engine::failure::{self, attempts_exhausted};
 use kici_engine::protocol::{OrchestratorMessage, close_code};
-use kici_engine::status::JobStatus;
+use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use tokio::sync::watch;
 
 use crate::hub::Outbound;
@@ -211,7 +211,7 @@ pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::Sto
             } else {
                 state
                     .store
-                    .transition_job(&entry.job_id, &[JobStatus::Running], JobStatus::Recovering, now)
+                    .transition_job(&entry.job_id, &JobChange::on(JobEvent::Recover), now)
                     .await?;
             }
             Ok(())

@@ -10,7 +10,7 @@
 mod support;
 
 use kici_engine::lockfile::LockWorkflow;
-use kici_engine::protocol::{AgentMessage, JobStatusUpdate};
+use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::{progress, sweeper};
 use kici_store::{QueueStatus, Store};
@@ -36,7 +36,7 @@ async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep(
             store
                 .insert_run(
                     &new_run(run, None),
-                    &[new_job(run, &job, "build", "execute")],
+                    &[new_job(run, &job, "build", JobKind::Execute)],
                     &[new_entry(run, &job, Some(10))],
                 )
                 .await
@@ -87,7 +87,7 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
         store
             .insert_run(
                 &new_run("r", None),
-                &[new_job("r", "j", "build", "execute")],
+                &[new_job("r", "j", "build", JobKind::Execute)],
                 &[new_entry("r", "j", None)],
             )
             .await
@@ -149,7 +149,7 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
         store
             .insert_run(
                 &new_run("r", Some(matrix_workflow())),
-                &[new_job("r", "eval", "test", "matrix_eval")],
+                &[new_job("r", "eval", "test", JobKind::MatrixEval)],
                 &[new_entry("r", "eval", None)],
             )
             .await

@@ -3,6 +3,7 @@
 
 mod support;
 
+use kici_engine::protocol::JobKind;
 use kici_orchestrator::sweeper;
 use kici_store::ReasonUpdate;
 use support::{harnesses, new_entry, new_job, new_run};
@@ -19,7 +20,7 @@ async fn runs_past_retention_go_with_their_logs() {
                 store
                     .insert_run(
                         &new_run(run, None),
-                        &[new_job(run, &job, "build", "execute")],
+                        &[new_job(run, &job, "build", JobKind::Execute)],
                         &[new_entry(run, &job, None)],
                     )
                     .await

@@ -1,7 +1,7 @@
 //! The run timeline: milestones recorded beside status changes (provisioning an agent, queue
 //! expiry), read back in time order.
 
-use kici_engine::api::{RunEvent, event_title};
+use kici_engine::api::{RunEvent, RunEventType};
 use sqlx::any::AnyRow;
 
 use crate::{Result, Store, get, get_json, q, to_json};
@@ -12,19 +12,19 @@ pub struct NewRunEvent {
     pub event_id: String,
     pub run_id: String,
     pub job_id: Option<String>,
-    pub event_type: String,
+    pub event_type: RunEventType,
     pub source_service: String,
     pub timestamp_ms: i64,
     pub metadata: serde_json::Value,
 }
 
 fn row_to_event(row: &AnyRow) -> Result<RunEvent> {
-    let event_type: String = get(row, "event_type")?;
+    let event_type = RunEventType::from(get::<String>(row, "event_type")?);
     Ok(RunEvent {
         event_id: get(row, "event_id")?,
         run_id: get(row, "run_id")?,
         job_id: get(row, "job_id")?,
-        title: event_title(&event_type).to_string(),
+        title: event_type.title().to_string(),
         event_type,
         source_service: get(row, "source_service")?,
         timestamp_ms: get(row, "timestamp_ms")?,
@@ -41,7 +41,7 @@ impl Store {
         .bind(&event.event_id)
         .bind(&event.run_id)
         .bind(&event.job_id)
-        .bind(&event.event_type)
+        .bind(event.event_type.as_str())
         .bind(&event.source_service)
         .bind(event.timestamp_ms)
         .bind(to_json(&event.metadata))

@@ -18,6 +18,11 @@ pub enum QueueStatus {
     Expired,
 }
 
+/// Statuses bound into the queue's queries, so no status is spelled in SQL.
+const PENDING: Arg<'static> = Arg::Text(QueueStatus::Pending.as_str());
+const DISPATCHED: Arg<'static> = Arg::Text(QueueStatus::Dispatched.as_str());
+const RECOVERING: Arg<'static> = Arg::Text(QueueStatus::Recovering.as_str());
+
 impl QueueStatus {
     pub const ALL: [QueueStatus; 6] = [
         QueueStatus::Pending,
@@ -28,7 +33,7 @@ impl QueueStatus {
         QueueStatus::Expired,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             QueueStatus::Pending => "pending",
             QueueStatus::Dispatched => "dispatched",
@@ -100,13 +105,14 @@ fn row_to_entry(row: &AnyRow) -> Result<QueueEntry> {
 
 pub(crate) async fn insert_entry(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewQueueEntry) -> Result<()> {
     sqlx::query(
-        "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch) VALUES ($1, $2, 'pending', $3, $4, $5)",
+        "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch) VALUES ($1, $2, $6, $3, $4, $5)",
     )
     .bind(&entry.job_id)
     .bind(&entry.run_id)
     .bind(entry.enqueued_at)
     .bind(entry.expires_at)
     .bind(&entry.dispatch)
+    .bind(QueueStatus::Pending.as_str())
     .execute(&mut **tx)
     .await
     .map_err(q("insert queue entry"))?;
@@ -131,29 +137,29 @@ impl Store {
 
     /// Entries waiting for an agent, oldest first.
     pub async fn pending_entries(&self) -> Result<Vec<QueueEntry>> {
-        self.entries_where("q.status = 'pending'", &[]).await
+        self.entries_where("q.status = $1", &[PENDING]).await
     }
 
     /// Entries held by an agent (dispatched or recovering).
     pub async fn entries_of_agent(&self, agent_id: &str) -> Result<Vec<QueueEntry>> {
         self.entries_where(
-            "q.status IN ('dispatched', 'recovering') AND q.agent_id = $1",
-            &[Arg::Text(agent_id)],
+            "q.status IN ($1, $2) AND q.agent_id = $3",
+            &[DISPATCHED, RECOVERING, Arg::Text(agent_id)],
         )
         .await
     }
 
     /// Every dispatched or recovering entry (at orchestrator start).
     pub async fn in_flight_entries(&self) -> Result<Vec<QueueEntry>> {
-        self.entries_where("q.status IN ('dispatched', 'recovering')", &[])
+        self.entries_where("q.status IN ($1, $2)", &[DISPATCHED, RECOVERING])
             .await
     }
 
     /// Pending entries whose `expires_at` has passed.
     pub async fn expired_entries(&self, now: i64) -> Result<Vec<QueueEntry>> {
         self.entries_where(
-            "q.status = 'pending' AND q.expires_at IS NOT NULL AND q.expires_at <= $1",
-            &[Arg::Int(now)],
+            "q.status = $1 AND q.expires_at IS NOT NULL AND q.expires_at <= $2",
+            &[PENDING, Arg::Int(now)],
         )
         .await
     }
@@ -161,8 +167,8 @@ impl Store {
     /// Dispatched entries whose ack did not arrive by `now`.
     pub async fn overdue_acks(&self, now: i64) -> Result<Vec<QueueEntry>> {
         self.entries_where(
-            "q.status = 'dispatched' AND q.ack_deadline IS NOT NULL AND q.ack_deadline <= $1",
-            &[Arg::Int(now)],
+            "q.status = $1 AND q.ack_deadline IS NOT NULL AND q.ack_deadline <= $2",
+            &[DISPATCHED, Arg::Int(now)],
         )
         .await
     }
@@ -170,8 +176,8 @@ impl Store {
     /// Recovering entries whose agent did not come back by `now`.
     pub async fn overdue_recoveries(&self, now: i64) -> Result<Vec<QueueEntry>> {
         self.entries_where(
-            "q.status = 'recovering' AND q.recovery_deadline IS NOT NULL AND q.recovery_deadline <= $1",
-            &[Arg::Int(now)],
+            "q.status = $1 AND q.recovery_deadline IS NOT NULL AND q.recovery_deadline <= $2",
+            &[RECOVERING, Arg::Int(now)],
         )
         .await
     }
@@ -181,13 +187,15 @@ impl Store {
     pub async fn claim_entry(&self, job_id: &str, agent_id: &str, ack_deadline: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin claim queue entry"))?;
         let done = sqlx::query(
-            "UPDATE dispatch_queue SET status = 'dispatched', agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
+            "UPDATE dispatch_queue SET status = $4, agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
                  last_provisioning_error = NULL
-             WHERE job_id = $1 AND status = 'pending'",
+             WHERE job_id = $1 AND status = $5",
         )
         .bind(job_id)
         .bind(agent_id)
         .bind(ack_deadline)
+        .bind(QueueStatus::Dispatched.as_str())
+        .bind(QueueStatus::Pending.as_str())
         .execute(&mut *tx)
         .await
         .map_err(q("claim queue entry"))?;
@@ -201,8 +209,9 @@ impl Store {
 
     /// The agent acknowledged: no ack deadline any more.
     pub async fn entry_acknowledged(&self, job_id: &str) -> Result<()> {
-        sqlx::query("UPDATE dispatch_queue SET ack_deadline = NULL WHERE job_id = $1 AND status = 'dispatched'")
+        sqlx::query("UPDATE dispatch_queue SET ack_deadline = NULL WHERE job_id = $1 AND status = $2")
             .bind(job_id)
+            .bind(QueueStatus::Dispatched.as_str())
             .execute(&self.pool)
             .await
             .map_err(q("acknowledge queue entry"))?;
@@ -214,10 +223,13 @@ impl Store {
     pub async fn requeue_entry(&self, job_id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin requeue queue entry"))?;
         let done = sqlx::query(
-            "UPDATE dispatch_queue SET status = 'pending', agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
-             WHERE job_id = $1 AND status IN ('dispatched', 'recovering')",
+            "UPDATE dispatch_queue SET status = $2, agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
+             WHERE job_id = $1 AND status IN ($3, $4)",
         )
         .bind(job_id)
+        .bind(QueueStatus::Pending.as_str())
+        .bind(QueueStatus::Dispatched.as_str())
+        .bind(QueueStatus::Recovering.as_str())
         .execute(&mut *tx)
         .await
         .map_err(q("requeue queue entry"))?;
@@ -232,11 +244,13 @@ impl Store {
     /// `dispatched` → `recovering` until `deadline` for the agent's entries; returns them.
     pub async fn recover_agent_entries(&self, agent_id: &str, deadline: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "UPDATE dispatch_queue SET status = 'recovering', recovery_deadline = $2
-             WHERE agent_id = $1 AND status = 'dispatched' RETURNING job_id",
+            "UPDATE dispatch_queue SET status = $3, recovery_deadline = $2
+             WHERE agent_id = $1 AND status = $4 RETURNING job_id",
         )
         .bind(agent_id)
         .bind(deadline)
+        .bind(QueueStatus::Recovering.as_str())
+        .bind(QueueStatus::Dispatched.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(q("recover agent entries"))?;
@@ -245,24 +259,26 @@ impl Store {
 
     /// Every `dispatched` entry becomes `recovering` until `deadline` (orchestrator start).
     pub async fn recover_all_dispatched(&self, deadline: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE dispatch_queue SET status = 'recovering', recovery_deadline = $1 WHERE status = 'dispatched'",
-        )
-        .bind(deadline)
-        .execute(&self.pool)
-        .await
-        .map_err(q("recover dispatched entries"))?;
+        sqlx::query("UPDATE dispatch_queue SET status = $2, recovery_deadline = $1 WHERE status = $3")
+            .bind(deadline)
+            .bind(QueueStatus::Recovering.as_str())
+            .bind(QueueStatus::Dispatched.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(q("recover dispatched entries"))?;
         Ok(())
     }
 
     /// A reconnected agent claims its job back: `recovering` → `dispatched`.
     pub async fn reclaim_entry(&self, job_id: &str, agent_id: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE dispatch_queue SET status = 'dispatched', recovery_deadline = NULL, ack_deadline = NULL
-             WHERE job_id = $1 AND agent_id = $2 AND status = 'recovering'",
+            "UPDATE dispatch_queue SET status = $3, recovery_deadline = NULL, ack_deadline = NULL
+             WHERE job_id = $1 AND agent_id = $2 AND status = $4",
         )
         .bind(job_id)
         .bind(agent_id)
+        .bind(QueueStatus::Dispatched.as_str())
+        .bind(QueueStatus::Recovering.as_str())
         .execute(&self.pool)
         .await
         .map_err(q("reclaim queue entry"))?;
@@ -295,10 +311,13 @@ impl Store {
 pub(crate) async fn close_entry_in(conn: &mut sqlx::AnyConnection, job_id: &str, status: QueueStatus) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE dispatch_queue SET status = $2, ack_deadline = NULL, recovery_deadline = NULL
-         WHERE job_id = $1 AND status IN ('pending', 'dispatched', 'recovering')",
+         WHERE job_id = $1 AND status IN ($3, $4, $5)",
     )
     .bind(job_id)
     .bind(status.as_str())
+    .bind(QueueStatus::Pending.as_str())
+    .bind(QueueStatus::Dispatched.as_str())
+    .bind(QueueStatus::Recovering.as_str())
     .execute(&mut *conn)
     .await
     .map_err(q("close queue entry"))?;

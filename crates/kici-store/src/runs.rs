@@ -7,7 +7,8 @@ use kici_engine::event::EventEnvelope;
 use kici_engine::failure::InitFailure;
 use kici_engine::labels::LabelMatcher;
 use kici_engine::lockfile::LockWorkflow;
-use kici_engine::status::{JobStatus, RunStatus, StepStatus};
+use kici_engine::protocol::JobKind;
+use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, RunStatusEvent, StepStatus, run_sources};
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
@@ -46,7 +47,7 @@ pub struct NewJob {
     pub job_name: String,
     pub base_job_name: String,
     /// `execute` or `matrix_eval`.
-    pub kind: String,
+    pub kind: JobKind,
     pub matrix: Option<Map<String, Value>>,
     pub status: JobStatus,
     pub runs_on: Vec<LabelMatcher>,
@@ -67,7 +68,7 @@ pub struct NewJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub job: api::Job,
-    pub kind: String,
+    pub kind: JobKind,
     pub matrix: Option<Map<String, Value>>,
     pub runs_on: Vec<LabelMatcher>,
     pub exclude_labels: Vec<LabelMatcher>,
@@ -126,8 +127,31 @@ fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> Str
         .join(", ")
 }
 
-fn terminal_jobs() -> String {
-    status_list(&JobStatus::TERMINAL, JobStatus::as_str)
+/// A job change as SQL: the new status (`CASE status WHEN … END`) and the statuses it applies
+/// to; `None` when it applies to none.
+fn change_sql(change: &JobChange) -> Option<(String, String)> {
+    if change.moves().is_empty() {
+        return None;
+    }
+    let arms: String = change
+        .moves()
+        .iter()
+        .map(|(from, to)| format!(" WHEN '{from}' THEN '{to}'"))
+        .collect();
+    let from: Vec<JobStatus> = change.moves().iter().map(|(from, _)| *from).collect();
+    Some((format!("CASE status{arms} END"), status_list(&from, JobStatus::as_str)))
+}
+
+/// The step statuses that may still change.
+fn open_steps() -> String {
+    let open: Vec<StepStatus> = StepStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect();
+    status_list(&open, StepStatus::as_str)
+}
+
+/// `status IN (…)` for the runs `event` applies to; `None` when it applies to none.
+fn run_condition(event: RunStatusEvent) -> Option<String> {
+    let from = run_sources(event);
+    (!from.is_empty()).then(|| format!("status IN ({})", status_list(&from, RunStatus::as_str)))
 }
 
 fn row_to_run(row: &AnyRow) -> Result<api::Run> {
@@ -178,7 +202,7 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
             duration_ms: get(row, "duration_ms")?,
             steps: None,
         },
-        kind: get(row, "kind")?,
+        kind: get_enum(row, "kind")?,
         matrix: get_json(row, "matrix")?,
         runs_on: get_json(row, "runs_on")?.unwrap_or_default(),
         exclude_labels: get_json(row, "exclude_labels")?.unwrap_or_default(),
@@ -317,7 +341,12 @@ impl Store {
 
     /// Non-terminal runs (at orchestrator start, to finish what was in flight).
     pub async fn active_run_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT run_id FROM runs WHERE status IN ('pending', 'running', 'cancelling')")
+        let active = [RunStatus::Pending, RunStatus::Running, RunStatus::Cancelling];
+        let sql = format!(
+            "SELECT run_id FROM runs WHERE status IN ({})",
+            status_list(&active, RunStatus::as_str)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await
             .map_err(q("active runs"))?;
@@ -326,7 +355,14 @@ impl Store {
 
     /// `pending` → `running` at the first job that runs.
     pub async fn mark_run_running(&self, run_id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, $2) WHERE run_id = $1 AND status = 'pending'")
+        let to = RunStatus::Running;
+        let Some(condition) = run_condition(RunStatusEvent::Start) else {
+            return Ok(());
+        };
+        let sql = format!(
+            "UPDATE runs SET status = '{to}', started_at = COALESCE(started_at, $2) WHERE run_id = $1 AND {condition}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(run_id)
             .bind(now)
             .execute(&self.pool)
@@ -361,12 +397,7 @@ impl Store {
     /// pending (another caller queued or skipped it first).
     pub async fn queue_job(&self, job_id: &str, entry: &NewQueueEntry) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin queue job"))?;
-        let moved = sqlx::query("UPDATE jobs SET status = 'queued' WHERE job_id = $1 AND status = 'pending'")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("queue job"))?;
-        if moved.rows_affected() != 1 {
+        if !transition_job_in(&mut tx, job_id, &JobChange::on(JobEvent::Enqueue), entry.enqueued_at).await? {
             return Ok(false);
         }
         crate::queue::insert_entry(&mut tx, entry).await?;
@@ -376,6 +407,9 @@ impl Store {
 
     /// Finishes a run that is not finished yet; `false` when it already was.
     pub async fn complete_run(&self, run_id: &str, status: RunStatus, reason: &ReasonUpdate, now: i64) -> Result<bool> {
+        let Some(condition) = run_condition(RunStatusEvent::Finish(status)) else {
+            return Ok(false);
+        };
         let (reason_sql, reason_value) = match reason {
             ReasonUpdate::Overwrite(text) => ("$3", Some(text.clone())),
             ReasonUpdate::IfEmpty(text) => ("COALESCE(failure_reason, $3)", Some(text.clone())),
@@ -385,7 +419,7 @@ impl Store {
         let sql = format!(
             "UPDATE runs SET status = $2, failure_reason = {reason_sql}, completed_at = $4,
                  duration_ms = $4 - COALESCE(started_at, created_at)
-             WHERE run_id = $1 AND status NOT IN ('success', 'failed', 'cancelled')"
+             WHERE run_id = $1 AND {condition}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(run_id)
@@ -425,36 +459,24 @@ impl Store {
         row.as_ref().map(row_to_job).transpose()
     }
 
-    /// Moves a job from one of `from` to `to`; `false` when it was in none of them.
-    pub async fn transition_job(&self, job_id: &str, from: &[JobStatus], to: JobStatus, now: i64) -> Result<bool> {
-        let sql = format!(
-            "UPDATE jobs SET status = $2,
-                 started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $3) ELSE started_at END,
-                 last_heartbeat_at = CASE WHEN $2 = 'running' THEN $3 ELSE last_heartbeat_at END
-             WHERE job_id = $1 AND status IN ({})",
-            status_list(from, JobStatus::as_str)
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job_id)
-            .bind(to.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(q("transition job"))?;
-        Ok(done.rows_affected() == 1)
+    /// Applies a job change that does not end the job; `false` when the job was in none of the
+    /// statuses it applies to.
+    pub async fn transition_job(&self, job_id: &str, change: &JobChange, now: i64) -> Result<bool> {
+        let mut conn = self.pool.acquire().await.map_err(q("acquire connection"))?;
+        transition_job_in(&mut conn, job_id, change, now).await
     }
 
     /// Finishes a job that is not finished yet; `false` when it already was.
     pub async fn finish_job(
         &self,
         job_id: &str,
-        status: JobStatus,
+        change: &JobChange,
         error_message: Option<&str>,
         init_failure: Option<&InitFailure>,
         now: i64,
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await.map_err(q("acquire connection"))?;
-        finish_job_in(&mut conn, job_id, status, error_message, init_failure, now).await
+        finish_job_in(&mut conn, job_id, change, error_message, init_failure, now).await
     }
 
     /// Ends a job with its queue entry, its open steps and the run's failure reason in one
@@ -469,7 +491,7 @@ impl Store {
                 return Ok(false);
             }
         }
-        let finished = finish_job_in(&mut tx, end.job_id, end.status, end.error, end.init_failure, end.now).await?;
+        let finished = finish_job_in(&mut tx, end.job_id, &end.change, end.error, end.init_failure, end.now).await?;
         if let Some(to) = end.open_steps {
             close_open_steps_in(&mut tx, end.job_id, to, end.now).await?;
         }
@@ -496,7 +518,8 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin finish evaluation"))?;
-        if !finish_job_in(&mut tx, job_id, JobStatus::Success, None, None, now).await? {
+        let reported = JobChange::reported(JobStatus::Success);
+        if !finish_job_in(&mut tx, job_id, &reported, None, None, now).await? {
             return Ok(false);
         }
         insert_jobs_in(&mut tx, jobs, queue).await?;
@@ -517,7 +540,9 @@ impl Store {
     }
 
     pub async fn job_heartbeat(&self, job_id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET last_heartbeat_at = $2 WHERE job_id = $1 AND status = 'running'")
+        let running = JobStatus::Running;
+        let sql = format!("UPDATE jobs SET last_heartbeat_at = $2 WHERE job_id = $1 AND status = '{running}'");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(job_id)
             .bind(now)
             .execute(&self.pool)
@@ -528,29 +553,31 @@ impl Store {
 
     /// Inserts or updates a step; a finished step keeps its final state.
     pub async fn upsert_step(&self, step: &StepUpdate) -> Result<()> {
-        let running = matches!(step.status, StepStatus::Running | StepStatus::Pending);
-        sqlx::query(
+        let running = !step.status.is_terminal();
+        let open = open_steps();
+        let sql = format!(
             "INSERT INTO steps (job_id, step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (job_id, step_index) DO UPDATE SET step_name = $3, step_type = $4, status = $5,
                  exit_code = COALESCE($6, steps.exit_code), error_message = COALESCE($7, steps.error_message),
                  started_at = COALESCE(steps.started_at, $8), completed_at = COALESCE($9, steps.completed_at),
                  duration_ms = COALESCE($10, steps.duration_ms)
-             WHERE steps.status IN ('pending', 'running')",
-        )
-        .bind(&step.job_id)
-        .bind(step.step_index)
-        .bind(&step.step_name)
-        .bind(&step.step_type)
-        .bind(step.status.as_str())
-        .bind(step.exit_code.map(i64::from))
-        .bind(&step.error_message)
-        .bind(running.then_some(step.now))
-        .bind((!running).then_some(step.now))
-        .bind(step.duration_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(q("upsert step"))?;
+             WHERE steps.status IN ({open})"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&step.job_id)
+            .bind(step.step_index)
+            .bind(&step.step_name)
+            .bind(&step.step_type)
+            .bind(step.status.as_str())
+            .bind(step.exit_code.map(i64::from))
+            .bind(&step.error_message)
+            .bind(running.then_some(step.now))
+            .bind((!running).then_some(step.now))
+            .bind(step.duration_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(q("upsert step"))?;
         Ok(())
     }
 
@@ -568,8 +595,9 @@ impl Store {
 
     /// Running jobs whose last heartbeat is older than `before` (stale detection).
     pub async fn stale_running_jobs(&self, before: i64) -> Result<Vec<JobRecord>> {
+        let running = JobStatus::Running;
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND COALESCE(last_heartbeat_at, started_at, created_at) < $1"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = '{running}' AND COALESCE(last_heartbeat_at, started_at, created_at) < $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(before)
@@ -585,7 +613,8 @@ impl Store {
 pub struct JobEnd<'a> {
     pub job_id: &'a str,
     pub run_id: &'a str,
-    pub status: JobStatus,
+    /// The end, from the engine's table (e.g. `JobChange::reported(status)`).
+    pub change: JobChange,
     pub error: Option<&'a str>,
     pub init_failure: Option<&'a InitFailure>,
     /// The queue entry's final state, if it is to be closed.
@@ -598,23 +627,49 @@ pub struct JobEnd<'a> {
     pub now: i64,
 }
 
+async fn transition_job_in(conn: &mut sqlx::AnyConnection, job_id: &str, change: &JobChange, now: i64) -> Result<bool> {
+    let Some((to, from)) = change_sql(change) else {
+        return Ok(false);
+    };
+    let running = JobStatus::Running;
+    let sql = format!(
+        "UPDATE jobs SET status = {to},
+             started_at = CASE WHEN {to} = '{running}' THEN COALESCE(started_at, $2) ELSE started_at END,
+             last_heartbeat_at = CASE WHEN {to} = '{running}' THEN $2 ELSE last_heartbeat_at END
+         WHERE job_id = $1 AND status IN ({from})"
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("transition job"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a job by `change`, whose every move is to a terminal status.
 async fn finish_job_in(
     conn: &mut sqlx::AnyConnection,
     job_id: &str,
-    status: JobStatus,
+    change: &JobChange,
     error_message: Option<&str>,
     init_failure: Option<&InitFailure>,
     now: i64,
 ) -> Result<bool> {
+    debug_assert!(
+        change.moves().iter().all(|(_, to)| to.is_terminal()),
+        "{change:?} must end the job"
+    );
+    let Some((to, from)) = change_sql(change) else {
+        return Ok(false);
+    };
     let sql = format!(
-        "UPDATE jobs SET status = $2, error_message = COALESCE($3, error_message), init_failure = COALESCE($4, init_failure),
-             completed_at = $5, duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $5 - started_at END
-         WHERE job_id = $1 AND status NOT IN ({})",
-        terminal_jobs()
+        "UPDATE jobs SET status = {to}, error_message = COALESCE($2, error_message), init_failure = COALESCE($3, init_failure),
+             completed_at = $4, duration_ms = CASE WHEN started_at IS NULL THEN NULL ELSE $4 - started_at END
+         WHERE job_id = $1 AND status IN ({from})"
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(job_id)
-        .bind(status.as_str())
         .bind(error_message)
         .bind(init_failure.map(to_json))
         .bind(now)
@@ -625,15 +680,17 @@ async fn finish_job_in(
 }
 
 async fn close_open_steps_in(conn: &mut sqlx::AnyConnection, job_id: &str, to: StepStatus, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ('pending', 'running')",
-    )
-    .bind(job_id)
-    .bind(to.as_str())
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(q("close open steps"))?;
+    let sql = format!(
+        "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ({})",
+        open_steps()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job_id)
+        .bind(to.as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(q("close open steps"))?;
     Ok(())
 }
 
@@ -652,7 +709,7 @@ async fn insert_jobs_in(
         .bind(&job.run_id)
         .bind(&job.job_name)
         .bind(&job.base_job_name)
-        .bind(&job.kind)
+        .bind(job.kind.as_str())
         .bind(job.matrix.as_ref().map(to_json))
         .bind(job.status.as_str())
         .bind(to_json(&job.runs_on))

@@ -6,7 +6,7 @@ use kici_engine::dag::{Need, NeedsWhen};
 use kici_engine::event::{EventEnvelope, EventType};
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::labels::LabelMatcher;
-use kici_engine::status::{JobStatus, RunStatus, StepStatus};
+use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus};
 
 use super::*;
 
@@ -82,7 +82,7 @@ fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) 
         run_id: run_id.into(),
         job_name: name.into(),
         base_job_name: name.into(),
-        kind: "execute".into(),
+        kind: kici_engine::protocol::JobKind::Execute,
         matrix: None,
         status: JobStatus::Queued,
         runs_on: vec![LabelMatcher::exact("linux")],
@@ -134,14 +134,14 @@ async fn runs_jobs_and_steps_round_trip() {
 
         assert!(
             store
-                .transition_job("j1", &[JobStatus::Queued], JobStatus::Running, 20)
+                .transition_job("j1", &JobChange::on(JobEvent::Start), 20)
                 .await
                 .unwrap(),
             "{db}"
         );
         assert!(
             !store
-                .transition_job("j1", &[JobStatus::Queued], JobStatus::Running, 21)
+                .transition_job("j1", &JobChange::on(JobEvent::Start), 21)
                 .await
                 .unwrap(),
             "{db}"
@@ -166,7 +166,7 @@ async fn runs_jobs_and_steps_round_trip() {
             store
                 .finish_job(
                     "j1",
-                    JobStatus::Failed,
+                    &JobChange::reported(JobStatus::Failed),
                     Some("Step 'compile' failed (exit code 3)"),
                     None,
                     30
@@ -176,7 +176,7 @@ async fn runs_jobs_and_steps_round_trip() {
         );
         assert!(
             !store
-                .finish_job("j1", JobStatus::Success, None, None, 31)
+                .finish_job("j1", &JobChange::reported(JobStatus::Success), None, None, 31)
                 .await
                 .unwrap(),
             "{db}: finished twice"
@@ -228,6 +228,68 @@ async fn runs_jobs_and_steps_round_trip() {
             (RunStatus::Failed, Some("Failed jobs: build"), Some(20)),
             "{db}"
         );
+    }
+}
+
+/// The engine's table is the store's: from every persisted status, every event is written
+/// exactly when `transition` allows it, and lands where the table says.
+#[tokio::test]
+async fn the_store_writes_exactly_the_engine_transitions() {
+    use kici_engine::status::{JobState, RunStatusEvent, run_transition, transition};
+    for (db, store, _dir) in stores().await {
+        let mut n = 0;
+        for from in JobStatus::ALL {
+            for event in JobEvent::ALL {
+                n += 1;
+                let (run_id, job_id) = (format!("r{n}"), format!("j{n}"));
+                let mut row = job(&run_id, &job_id, "build", vec![], 0);
+                row.status = from;
+                store.insert_run(&run(&run_id, 10), &[row], &[]).await.unwrap();
+                let want = transition(from.state(), event).ok().and_then(JobStatus::of);
+                let change = JobChange::on(event);
+                let ends = change.moves().iter().any(|(_, to)| to.is_terminal());
+                let applied = if ends {
+                    store.finish_job(&job_id, &change, None, None, 20).await.unwrap()
+                } else {
+                    store.transition_job(&job_id, &change, 20).await.unwrap()
+                };
+                let now = store.get_job(&job_id).await.unwrap().unwrap().job.status;
+                assert_eq!(
+                    (applied, now),
+                    (want.is_some(), want.unwrap_or(from)),
+                    "{db}: {from} --{event}-->"
+                );
+                if matches!(transition(from.state(), event), Ok(JobState::Held | JobState::Waiting)) {
+                    assert!(!applied, "{db}: no job row is {from} --{event}--> held or waiting yet");
+                }
+            }
+        }
+        for from in RunStatus::ALL {
+            let events = std::iter::once(RunStatusEvent::Start).chain(RunStatus::ALL.map(RunStatusEvent::Finish));
+            for event in events {
+                n += 1;
+                let run_id = format!("r{n}");
+                let mut row = run(&run_id, 10);
+                row.status = from;
+                store.insert_run(&row, &[], &[]).await.unwrap();
+                let applied = match event {
+                    RunStatusEvent::Start => {
+                        store.mark_run_running(&run_id, 20).await.unwrap();
+                        store.get_run(&run_id).await.unwrap().unwrap().status != from
+                    }
+                    RunStatusEvent::Finish(to) => {
+                        store.complete_run(&run_id, to, &ReasonUpdate::Keep, 20).await.unwrap()
+                    }
+                };
+                let now = store.get_run(&run_id).await.unwrap().unwrap().status;
+                let want = run_transition(from, event).ok();
+                assert_eq!(
+                    (applied, now),
+                    (want.is_some(), want.unwrap_or(from)),
+                    "{db}: run {from} --{event:?}-->"
+                );
+            }
+        }
     }
 }
 
@@ -387,7 +449,7 @@ async fn the_queue_claims_once_recovers_and_expires() {
         let expiry = crate::JobEnd {
             job_id: "a",
             run_id: "r",
-            status: JobStatus::TimedOutStale,
+            change: JobChange::on(JobEvent::Fail).failing_as(JobStatus::TimedOutStale),
             error: Some("spawn node ENOENT"),
             init_failure: None,
             entry: Some(QueueStatus::Expired),
@@ -639,7 +701,7 @@ async fn run_events_read_back_in_time_order_with_their_titles() {
             event_id: id.to_string(),
             run_id: "r".to_string(),
             job_id: Some("j".to_string()),
-            event_type: event_type.to_string(),
+            event_type: kici_engine::api::RunEventType::from(event_type.to_string()),
             source_service: "orchestrator".to_string(),
             timestamp_ms: ts,
             metadata: serde_json::json!({"agentId": "scaler-bare-metal-1", "detail": "boom", "category": "scaler"}),
@@ -690,7 +752,7 @@ async fn pruning_deletes_only_what_finished_before_the_cutoff() {
                     event_id: format!("{run_id}-e"),
                     run_id: run_id.into(),
                     job_id: None,
-                    event_type: "scaler.ready".into(),
+                    event_type: kici_engine::api::RunEventType::ScalerReady,
                     source_service: "orchestrator".into(),
                     timestamp_ms: 1,
                     metadata: serde_json::json!({}),

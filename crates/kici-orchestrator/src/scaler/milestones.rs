@@ -5,7 +5,7 @@
 //! Every failure, bound or not, is also logged (`Scaler spawn failed`), counted and kept for
 //! `kici-admin diagnose`.
 
-use kici_engine::api::ProvisioningLine;
+use kici_engine::api::{ProvisioningLine, RunEventType};
 use kici_store::NewRunEvent;
 use serde_json::json;
 
@@ -32,13 +32,13 @@ pub enum Milestone {
 }
 
 impl Milestone {
-    pub fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> RunEventType {
         match self {
-            Milestone::Provisioning => "scaler.provisioning",
-            Milestone::Network => "scaler.network",
-            Milestone::Ready => "scaler.ready",
-            Milestone::Failed => "scaler.failed",
-            Milestone::Connecting => "agent.connecting",
+            Milestone::Provisioning => RunEventType::ScalerProvisioning,
+            Milestone::Network => RunEventType::ScalerNetwork,
+            Milestone::Ready => RunEventType::ScalerReady,
+            Milestone::Failed => RunEventType::ScalerFailed,
+            Milestone::Connecting => RunEventType::AgentConnecting,
         }
     }
 }
@@ -65,7 +65,7 @@ impl Reporter {
         if milestone == Milestone::Failed {
             self.record_failure(binding.as_ref(), detail, now);
         } else {
-            tracing::info!(agentId = %self.agent_id, scaler = %self.scaler_name, backend = %self.backend, eventType = milestone.event_type(), "{detail}");
+            tracing::info!(agentId = %self.agent_id, scaler = %self.scaler_name, backend = %self.backend, eventType = %milestone.event_type(), "{detail}");
         }
         let Some(binding) = &binding else { return };
         if let Err(err) = self.record_bound(binding, milestone, detail, now).await {
@@ -109,7 +109,7 @@ impl Reporter {
                 event_id: new_id(),
                 run_id: binding.run_id.clone(),
                 job_id: Some(binding.job_id.clone()),
-                event_type: milestone.event_type().to_string(),
+                event_type: milestone.event_type(),
                 source_service: "orchestrator".to_string(),
                 timestamp_ms: now,
                 metadata: json!({ "agentId": self.agent_id, "detail": detail, "category": "scaler" }),

@@ -11,6 +11,7 @@ use std::time::Instant;
 use kici_engine::event::{EventEnvelope, EventType};
 use kici_engine::labels::LabelMatcher;
 use kici_engine::lockfile::LockWorkflow;
+use kici_engine::protocol::JobKind;
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::config::Config;
 use kici_orchestrator::hub::Hub;
@@ -105,13 +106,13 @@ pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
     }
 }
 
-pub fn new_job(run_id: &str, job_id: &str, name: &str, kind: &str) -> NewJob {
+pub fn new_job(run_id: &str, job_id: &str, name: &str, kind: JobKind) -> NewJob {
     NewJob {
         job_id: job_id.into(),
         run_id: run_id.into(),
         job_name: name.into(),
         base_job_name: name.into(),
-        kind: kind.into(),
+        kind,
         matrix: None,
         status: JobStatus::Queued,
         runs_on: vec![LabelMatcher::exact("linux")],

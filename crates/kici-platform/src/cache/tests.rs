@@ -133,7 +133,7 @@ async fn snapshots_are_upserted_filtered_and_kept_across_reopen() {
         event_id: "e1".into(),
         run_id: "r1".into(),
         job_id: None,
-        event_type: "scaler.failed".into(),
+        event_type: kici_engine::api::RunEventType::ScalerFailed,
         title: "Provisioning failed".into(),
         source_service: "orchestrator".into(),
         timestamp_ms: 5,

@@ -137,12 +137,12 @@ fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
                 .or_else(|| event.metadata.get("reason"))
                 .and_then(|d| d.as_str())
                 .unwrap_or_default();
-            let band = if event.event_type.starts_with("scaler.") || event.event_type == "agent.connecting" {
+            let band = if event.event_type.is_provisioning() {
                 "Provisioning"
             } else {
                 "Orchestrator"
             };
-            let class = if event.event_type == "scaler.failed" { " class=\"failed\"" } else { "" };
+            let class = if event.event_type.is_failure() { " class=\"failed\"" } else { "" };
             format!(
                 r#"<tr{class}><td><time data-ms="{ts}">{when}</time></td><td>{band}</td><td>{job}</td><td class="event-title">{title}</td><td><pre>{detail}</pre></td></tr>"#,
                 ts = event.timestamp_ms,
