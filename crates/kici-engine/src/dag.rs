@@ -186,6 +186,38 @@ fn find_cycle(jobs: &[(&str, Vec<&str>)], index: &HashMap<&str, usize>, remainin
     }
 }
 
+/// What a job's needs say about it once they are read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision<'a> {
+    /// A needed job has not finished.
+    Wait,
+    /// A needed job finished in a status its `when` does not accept (`upstream_unmet`).
+    Skip { need: &'a Need, status: JobStatus },
+    /// Every need is met; the upstream results as the job's `ctx.needs` (`{name: {status}}`).
+    Run(serde_json::Map<String, serde_json::Value>),
+}
+
+/// Decides a job from its needs; `upstream(name)` is the finished status of a needed job
+/// (a matrix's as [`group_status`]), `None` while it is unfinished.
+pub fn decide<'a>(needs: &'a [Need], upstream: impl Fn(&str) -> Option<JobStatus>) -> Decision<'a> {
+    let mut finished = Vec::with_capacity(needs.len());
+    for need in needs {
+        match upstream(need.name()) {
+            Some(status) => finished.push((need, status)),
+            None => return Decision::Wait,
+        }
+    }
+    if let Some((need, status)) = finished.iter().find(|(need, status)| !need.satisfied_by(*status)) {
+        return Decision::Skip { need, status: *status };
+    }
+    Decision::Run(
+        finished
+            .iter()
+            .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
+            .collect(),
+    )
+}
+
 /// The status a group of jobs (a matrix's children) presents to a downstream `needs`: a
 /// failure-like status if any, else `cancelled` if any, else `skipped` if all were skipped, else
 /// `success`.
@@ -275,6 +307,43 @@ mod tests {
             serde_json::to_string(&Need::new("b", &NeedsWhen::OnFailure)).unwrap(),
             r#"{"name":"b","runOn":["failed","timed_out_stale"]}"#
         );
+    }
+
+    #[test]
+    fn a_job_waits_for_its_needs_then_runs_or_is_skipped() {
+        let needs = vec![
+            Need::new("build", &NeedsWhen::OnSuccess),
+            Need::new("lint", &NeedsWhen::Always),
+        ];
+        assert_eq!(
+            decide(&needs, |name| (name == "build").then_some(JobStatus::Success)),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(&needs, |name| Some(if name == "build" {
+                JobStatus::Failed
+            } else {
+                JobStatus::Success
+            })),
+            Decision::Skip {
+                need: &needs[0],
+                status: JobStatus::Failed
+            }
+        );
+        let Decision::Run(context) = decide(&needs, |name| {
+            Some(if name == "build" {
+                JobStatus::Success
+            } else {
+                JobStatus::Failed
+            })
+        }) else {
+            panic!("both needs are met");
+        };
+        assert_eq!(
+            serde_json::Value::Object(context),
+            serde_json::json!({"build": {"status": "success"}, "lint": {"status": "failed"}})
+        );
+        assert!(matches!(decide(&[], |_| None), Decision::Run(context) if context.is_empty()));
     }
 
     #[test]

@@ -16,6 +16,16 @@ pub const ORCHESTRATOR_RESTARTED_DURING_RECOVERY: &str =
 /// Run `failureReason` written by stale detection when nothing more specific is known.
 pub const STALE_RUN_REASON: &str = "Run completed via stale detection (no heartbeat received)";
 
+/// Job `errorMessage` when an agent came back after a restart without the job it ran.
+pub fn agent_restarted_without_job(agent_id: &str) -> String {
+    format!("Job failed: agent {agent_id} reconnected without the job (it restarted)")
+}
+
+/// Run `failureReason` and job `errorMessage` of a cancel someone asked for.
+pub fn cancelled_by(actor: &str) -> String {
+    format!("Cancelled by {actor}")
+}
+
 /// `Job failed: re-dispatch attempts exhausted after <n> attempts (<context>)`.
 pub fn attempts_exhausted(attempts: u32, context: &str) -> String {
     format!("Job failed: re-dispatch attempts exhausted after {attempts} attempts ({context})")

@@ -41,6 +41,9 @@ pub mod close_code {
 }
 
 /// Agent to orchestrator.
+/// Step timeout when a step sets none (`KICI_DEFAULT_STEP_TIMEOUT_MS` on agents, `kici run`).
+pub const DEFAULT_STEP_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum AgentMessage {

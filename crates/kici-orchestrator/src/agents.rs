@@ -572,7 +572,7 @@ async fn fail_if_unfinished(
     if job.job.status.is_terminal() {
         return Ok(());
     }
-    let error = format!("Job failed: agent {agent_id} reconnected without the job (it restarted)");
+    let error = kici_engine::failure::agent_restarted_without_job(agent_id);
     progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await
 }
 

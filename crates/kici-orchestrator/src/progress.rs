@@ -6,7 +6,7 @@
 //! finishing together) and replayed messages cannot move a job or run twice.
 
 use kici_engine::api;
-use kici_engine::dag::group_status;
+use kici_engine::dag::{Decision, decide, group_status};
 use kici_engine::description::JobDescription;
 use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
@@ -107,30 +107,21 @@ async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
         let jobs = state.store.run_jobs(run_id, false).await?;
         let mut progressed = false;
         for waiting in jobs.iter().filter(|j| j.job.status == JobStatus::Pending) {
-            let mut upstream = Vec::new();
-            for need in &waiting.needs {
-                match base_status(&jobs, need.name()) {
-                    Some(status) => upstream.push((need, status)),
-                    None => break,
+            let needs = match decide(&waiting.needs, |name| base_status(&jobs, name)) {
+                Decision::Wait => continue,
+                Decision::Skip { need, status } => {
+                    progressed = true;
+                    tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, upstream = %need.name(), upstreamStatus = %status, "job skipped: upstream_unmet");
+                    state
+                        .store
+                        .finish_job(&waiting.job.job_id, &JobChange::on(JobEvent::Skip), None, None, now)
+                        .await?;
+                    continue;
                 }
-            }
-            if upstream.len() < waiting.needs.len() {
-                continue;
-            }
+                Decision::Run(needs) => needs,
+            };
             progressed = true;
-            if let Some((need, status)) = upstream.iter().find(|(need, status)| !need.satisfied_by(*status)) {
-                tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, upstream = %need.name(), upstreamStatus = %status, "job skipped: upstream_unmet");
-                state
-                    .store
-                    .finish_job(&waiting.job.job_id, &JobChange::on(JobEvent::Skip), None, None, now)
-                    .await?;
-                continue;
-            }
             let Some(workflow) = &loaded.workflow else { continue };
-            let needs: Map<String, Value> = upstream
-                .iter()
-                .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
-                .collect();
             if crate::pipeline::queue_room(state).await? == 0 {
                 let message = crate::pipeline::queue_full_message(&state.config);
                 let init = InitFailure {

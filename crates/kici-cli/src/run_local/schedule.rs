@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
 use kici_compiler::runner::{RunnerError, RunnerProcess, RunnerSpec};
 use kici_compiler::stage::StagedTree;
-use kici_engine::dag::group_status;
+use kici_engine::dag::{Decision, decide, group_status};
 use kici_engine::event::EventEnvelope;
 use kici_engine::lockfile::{LockJob, LockMatrix, LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, Combination, MatrixValues};
@@ -21,9 +21,6 @@ use tokio::task::JoinSet;
 
 use super::job::{self, Abort, Printer};
 use super::report::{JobReport, WorkflowReport};
-
-/// Step timeout when a step sets none (`KICI_DEFAULT_STEP_TIMEOUT_MS` on agents).
-const DEFAULT_STEP_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 
 pub struct Context<'a> {
     /// A runner started ahead of time (while the workflows were being described); the first
@@ -111,35 +108,29 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                 }
                 let (w, j) = *key;
                 let job = jobs[w][j];
-                let mut statuses = Vec::new();
-                let mut ready = true;
-                for need in &job.needs {
-                    let upstream = jobs[w].iter().position(|o| o.name == need.name()).map(|i| (w, i));
-                    match upstream.and_then(|k| (!outstanding.contains_key(&k)).then(|| results.get(&k)).flatten()) {
-                        Some(reports) => {
-                            let group: Vec<JobStatus> = reports.iter().map(|r| r.status).collect();
-                            statuses.push((need, group_status(&group)));
-                        }
-                        None => ready = false,
+                let finished = |name: &str| {
+                    let upstream = (w, jobs[w].iter().position(|o| o.name == name)?);
+                    if outstanding.contains_key(&upstream) {
+                        return None;
                     }
-                }
-                if !ready {
-                    continue;
-                }
+                    let group: Vec<JobStatus> = results.get(&upstream)?.iter().map(|r| r.status).collect();
+                    Some(group_status(&group))
+                };
+                let needs = match decide(&job.needs, finished) {
+                    Decision::Wait => continue,
+                    Decision::Run(needs) if !interrupted => needs,
+                    _ => {
+                        progressed = true;
+                        let status = if interrupted {
+                            JobStatus::Cancelled
+                        } else {
+                            JobStatus::Skipped
+                        };
+                        results.insert(*key, vec![JobReport::not_run(&job.name, status, None)]);
+                        continue;
+                    }
+                };
                 progressed = true;
-                if interrupted || !statuses.iter().all(|(need, status)| need.satisfied_by(*status)) {
-                    let status = if interrupted {
-                        JobStatus::Cancelled
-                    } else {
-                        JobStatus::Skipped
-                    };
-                    results.insert(*key, vec![JobReport::not_run(&job.name, status, None)]);
-                    continue;
-                }
-                let needs: Map<String, Value> = statuses
-                    .iter()
-                    .map(|(need, status)| (need.name().to_string(), serde_json::json!({ "status": status })))
-                    .collect();
                 match expand(ctx, &workflows[w], job).await {
                     Ok(combinations) => {
                         outstanding.insert(*key, combinations.len());
@@ -360,7 +351,7 @@ fn instance(
             env,
             event: ctx.event.clone(),
             needs,
-            default_step_timeout_ms: DEFAULT_STEP_TIMEOUT_MS,
+            default_step_timeout_ms: kici_engine::protocol::DEFAULT_STEP_TIMEOUT_MS,
             // The job's own `timeout` applies in the runner; a local run adds no host limit.
             job_timeout_ms: None,
             dynamic: None,
