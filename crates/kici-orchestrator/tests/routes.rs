@@ -1,6 +1,9 @@
 //! Every HTTP route, in process through `http::router` (no listener, no binary): what it
 //! answers without a token, with one, and for a run that exists or does not.
 
+// Test helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::body::Body;
