@@ -33,7 +33,8 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
+/// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
+pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let pending = state.store.pending_entries().await?;
     let waiting: HashSet<String> = pending.iter().map(|e| e.job_id.clone()).collect();
     for entry in pending {

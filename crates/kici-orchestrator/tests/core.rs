@@ -1,0 +1,403 @@
+//! The orchestrator's core in process, on a real store (SQLite, and PostgreSQL when
+//! `KICI_TEST_POSTGRES_URL` is set): a run moves from queued through the dispatcher to an agent
+//! (an in-process connection in the hub) and through progress to its end; the sweeper's
+//! deadlines (dispatch ack, stale heartbeat) are passed by giving `sweep` a later time, so
+//! nothing waits for real.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use kici_engine::dag::{Need, NeedsWhen};
+use kici_engine::lockfile::LockWorkflow;
+use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, JobStatusUpdate, OrchestratorMessage, close_code};
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_orchestrator::hub::{ConnectedAgent, LastSeen, Outbound};
+use kici_orchestrator::state::Shared;
+use kici_orchestrator::{dispatcher, progress, sweeper};
+use kici_store::QueueStatus;
+use serde_json::json;
+use support::{harnesses, new_job, new_run};
+use tokio::sync::mpsc;
+
+/// `build`, then `test` (needs `build`), then `report` (needs `test`, runs `always`).
+fn workflow() -> LockWorkflow {
+    let job = |name: &str, needs: serde_json::Value| {
+        json!({
+            "_type": "static", "name": name, "runsOn": [{"kind": "exact", "value": "linux"}], "needs": needs,
+            "steps": [{"name": "s", "hasOutputs": false}]
+        })
+    };
+    serde_json::from_value(json!({
+        "name": "ci",
+        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
+        "contentHash": "00",
+        "compileSchemaVersion": kici_engine::lockfile::COMPILE_SCHEMA_VERSION,
+        "triggers": [],
+        "jobs": [
+            job("build", json!([])),
+            job("test", json!(["build"])),
+            job("report", json!([{"name": "test", "runOn": ["success", "failed", "cancelled", "skipped", "timed_out_stale", "drift_dropped"]}])),
+        ]
+    }))
+    .unwrap()
+}
+
+/// A run of [`workflow`] with every job pending, moved forward once (as the pipeline does).
+async fn start_run(state: &Shared, run_id: &str) {
+    let pending = |name: &str, needs: Vec<Need>, position: i64| {
+        let mut job = new_job(run_id, &format!("{run_id}-{name}"), name, JobKind::Execute);
+        job.status = JobStatus::Pending;
+        job.needs = needs;
+        job.position = position;
+        job
+    };
+    let jobs = [
+        pending("build", vec![], 0),
+        pending("test", vec![Need::new("build", &NeedsWhen::OnSuccess)], 1),
+        pending("report", vec![Need::new("test", &NeedsWhen::Always)], 2),
+    ];
+    state
+        .store
+        .insert_run(&new_run(run_id, Some(workflow())), &jobs, &[])
+        .await
+        .unwrap();
+    progress::advance_run(state, run_id).await.unwrap();
+}
+
+/// An agent connected in process: what the orchestrator sends it arrives on the receiver.
+fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
+    let (tx, rx) = mpsc::channel(16);
+    state.hub.register(ConnectedAgent {
+        agent_id: agent_id.into(),
+        connection_id: format!("{agent_id}-connection"),
+        token_id: None,
+        labels: vec!["linux".into()],
+        busy_job: None,
+        draining: false,
+        bound_job: None,
+        single_use: false,
+        tx,
+        last_seen: LastSeen::default(),
+    });
+    rx
+}
+
+fn dispatched(rx: &mut mpsc::Receiver<Outbound>) -> JobDispatch {
+    match rx.try_recv() {
+        Ok(Outbound::Message(OrchestratorMessage::JobDispatch(dispatch))) => *dispatch,
+        other => panic!("expected a job.dispatch, got {other:?}"),
+    }
+}
+
+async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: JobStatus, error: Option<&str>) {
+    let update = JobStatusUpdate {
+        run_id: job_id.split('-').next().unwrap().into(),
+        job_id: job_id.into(),
+        seq,
+        state: status,
+        timestamp: 5,
+        error: error.map(str::to_string),
+        duration_ms: None,
+        matrix: None,
+        jobs: None,
+    };
+    let ack = progress::apply(state, agent_id, AgentMessage::JobStatus(Box::new(update)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(ack, Some(OrchestratorMessage::Ack { seq: s, .. }) if s == seq),
+        "{ack:?}"
+    );
+}
+
+async fn statuses(state: &Shared, run_id: &str) -> (RunStatus, Vec<(String, JobStatus)>) {
+    let run = state.store.get_run(run_id).await.unwrap().unwrap();
+    let jobs = state.store.run_jobs(run_id, false).await.unwrap();
+    (
+        run.status,
+        jobs.into_iter().map(|j| (j.job.job_name, j.job.status)).collect(),
+    )
+}
+
+fn named(list: &[(&str, JobStatus)]) -> Vec<(String, JobStatus)> {
+    list.iter().map(|(name, status)| (name.to_string(), *status)).collect()
+}
+
+#[tokio::test]
+async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        assert_eq!(
+            statuses(state, "r").await,
+            (
+                RunStatus::Pending,
+                named(&[
+                    ("build", JobStatus::Queued),
+                    ("test", JobStatus::Pending),
+                    ("report", JobStatus::Pending)
+                ])
+            ),
+            "{db}"
+        );
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        let dispatch = dispatched(&mut agent);
+        assert_eq!(
+            (dispatch.job_id.as_str(), dispatch.job_config.kind),
+            ("r-build", JobKind::Execute),
+            "{db}"
+        );
+        assert_eq!(
+            state.hub.get("a1").unwrap().busy_job.as_deref(),
+            Some("r-build"),
+            "{db}"
+        );
+        assert_eq!(
+            state.store.queue_entry("r-build").await.unwrap().unwrap().status,
+            QueueStatus::Dispatched,
+            "{db}"
+        );
+
+        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        assert_eq!(
+            statuses(state, "r").await.0,
+            RunStatus::Running,
+            "{db}: the first running job starts the run"
+        );
+        report(state, "a1", "r-build", 2, JobStatus::Success, None).await;
+        assert_eq!(
+            state.hub.get("a1").unwrap().busy_job,
+            None,
+            "{db}: the agent is free again"
+        );
+        assert_eq!(
+            statuses(state, "r").await.1,
+            named(&[
+                ("build", JobStatus::Success),
+                ("test", JobStatus::Queued),
+                ("report", JobStatus::Pending)
+            ]),
+            "{db}"
+        );
+        dispatcher::dispatch_pending(state).await.unwrap();
+        let test = dispatched(&mut agent);
+        assert_eq!(test.job_id, "r-test", "{db}");
+        assert_eq!(
+            test.needs["build"]["status"], "success",
+            "{db}: the upstream result reaches the job"
+        );
+        // A replayed report changes nothing and is acknowledged again.
+        report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
+        report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
+        report(state, "a1", "r-test", 2, JobStatus::Success, None).await;
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut agent).job_id, "r-report", "{db}");
+        report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
+        assert_eq!(
+            statuses(state, "r").await,
+            (
+                RunStatus::Success,
+                named(&[
+                    ("build", JobStatus::Success),
+                    ("test", JobStatus::Success),
+                    ("report", JobStatus::Success)
+                ])
+            ),
+            "{db}: a result without a running report implies the start"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_job_skips_what_needs_its_success_and_fails_the_run() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatched(&mut agent);
+        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        report(
+            state,
+            "a1",
+            "r-build",
+            2,
+            JobStatus::Failed,
+            Some("Step 's' failed (exit code 1)"),
+        )
+        .await;
+        assert_eq!(
+            statuses(state, "r").await.1,
+            named(&[
+                ("build", JobStatus::Failed),
+                ("test", JobStatus::Skipped),
+                ("report", JobStatus::Queued)
+            ]),
+            "{db}: `report` runs always, so it runs after a skipped `test`"
+        );
+        dispatcher::dispatch_pending(state).await.unwrap();
+        let report_job = dispatched(&mut agent);
+        assert_eq!(report_job.needs["test"]["status"], "skipped", "{db}");
+        report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
+        let run = state.store.get_run("r").await.unwrap().unwrap();
+        assert_eq!(
+            (run.status, run.failure_reason.as_deref()),
+            (RunStatus::Failed, Some("Failed jobs: build")),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r1").await;
+        start_run(state, "r2").await;
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut agent).job_id, "r1-build", "{db}: oldest first");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert!(agent.try_recv().is_err(), "{db}: one job per agent");
+        assert_eq!(
+            state.store.queue_entry("r2-build").await.unwrap().unwrap().status,
+            QueueStatus::Pending,
+            "{db}"
+        );
+        let mut second = connect(state, "a2");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut second).job_id, "r2-build", "{db}");
+    }
+}
+
+#[tokio::test]
+async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
+    for (db, harness) in harnesses(&[("KICI_DISPATCH_ACK_TIMEOUT_MS", "5000")]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatched(&mut agent);
+        let now = kici_orchestrator::secrets::now_ms();
+        sweeper::sweep(state, now + 1_000, false).await.unwrap();
+        assert_eq!(
+            state.store.queue_entry("r-build").await.unwrap().unwrap().status,
+            QueueStatus::Dispatched,
+            "{db}: before the deadline"
+        );
+        sweeper::sweep(state, now + 10_000, false).await.unwrap();
+        let entry = state.store.queue_entry("r-build").await.unwrap().unwrap();
+        assert_eq!((entry.status, entry.agent_id), (QueueStatus::Pending, None), "{db}");
+        assert!(
+            matches!(agent.try_recv(), Ok(Outbound::Close(code, _)) if code == close_code::DISPATCH_ACK_TIMEOUT),
+            "{db}: the silent agent is disconnected"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatched(&mut agent);
+        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        let later = kici_orchestrator::secrets::now_ms() + state.config.stale_threshold().as_millis() as i64 + 60_000;
+        sweeper::sweep(state, later, true).await.unwrap();
+        assert!(
+            matches!(
+                agent.try_recv(),
+                Ok(Outbound::Message(OrchestratorMessage::JobCancel { force: true, .. }))
+            ),
+            "{db}"
+        );
+        let build = state.store.get_job("r-build").await.unwrap().unwrap().job;
+        assert_eq!(build.status, JobStatus::TimedOutStale, "{db}");
+        assert!(
+            build
+                .error_message
+                .as_deref()
+                .unwrap()
+                .starts_with("No heartbeat received for "),
+            "{db}: {:?}",
+            build.error_message
+        );
+        let run = state.store.get_run("r").await.unwrap().unwrap();
+        assert_eq!(
+            run.failure_reason.as_deref(),
+            Some(kici_engine::failure::STALE_RUN_REASON),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_stops_the_running_job_through_its_agent_and_cancels_the_rest() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatched(&mut agent);
+        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        let outcome = progress::cancel_run(state, "r", "Cancelled by ops", false)
+            .await
+            .unwrap();
+        assert_eq!((outcome.notified, outcome.cancelled), (1, 2), "{db}");
+        assert!(
+            matches!(
+                agent.try_recv(),
+                Ok(Outbound::Message(OrchestratorMessage::JobCancel { force: false, .. }))
+            ),
+            "{db}"
+        );
+        assert_eq!(
+            statuses(state, "r").await,
+            (
+                RunStatus::Running,
+                named(&[
+                    ("build", JobStatus::Cancelling),
+                    ("test", JobStatus::Cancelled),
+                    ("report", JobStatus::Cancelled)
+                ])
+            ),
+            "{db}: the run waits for its agent"
+        );
+        // The job finished as the cancel arrived: a job being cancelled ends cancelled.
+        report(state, "a1", "r-build", 2, JobStatus::Success, None).await;
+        let run = state.store.get_run("r").await.unwrap().unwrap();
+        assert_eq!(
+            (run.status, run.failure_reason.as_deref()),
+            (RunStatus::Cancelled, Some("Cancelled by ops")),
+            "{db}"
+        );
+        assert_eq!(
+            statuses(state, "r").await.1[0],
+            ("build".to_string(), JobStatus::Cancelled),
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn messages_about_a_job_another_agent_holds_are_refused() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_run(state, "r").await;
+        let mut agent = connect(state, "a1");
+        let _other = connect(state, "a2");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatched(&mut agent);
+        report(state, "a2", "r-build", 1, JobStatus::Success, None).await;
+        assert_eq!(
+            statuses(state, "r").await.1[0],
+            ("build".to_string(), JobStatus::Queued),
+            "{db}"
+        );
+    }
+}
