@@ -21,6 +21,13 @@ pub fn agent_restarted_without_job(agent_id: &str) -> String {
     format!("Job failed: agent {agent_id} reconnected without the job (it restarted)")
 }
 
+/// Job `errorMessage` when the dispatch queue has no room (`KICI_QUEUE_MAX_DEPTH`).
+pub fn queue_full(max_depth: usize) -> String {
+    format!(
+        "Dispatch queue full: {max_depth} jobs are already waiting for an agent (KICI_QUEUE_MAX_DEPTH={max_depth}); add agents or raise the limit"
+    )
+}
+
 /// Run `failureReason` and job `errorMessage` of a cancel someone asked for.
 pub fn cancelled_by(actor: &str) -> String {
     format!("Cancelled by {actor}")

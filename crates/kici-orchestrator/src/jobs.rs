@@ -70,7 +70,7 @@ pub fn dispatch_message(
     let generated: Option<StaticJob> = job.definition.and_then(|d| serde_json::from_str(d).ok());
     let timeout_ms = match &generated {
         Some(definition) => definition.timeout,
-        None => crate::pipeline::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
+        None => crate::rows::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
     };
     let kind = job.kind;
     let mut env = Map::new();

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod providers;
 pub mod rate_limit;
 pub mod reload;
+pub mod rows;
 pub mod scaler;
 pub mod secret_key;
 pub mod secrets;

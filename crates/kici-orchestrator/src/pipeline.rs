@@ -8,18 +8,17 @@
 
 use std::path::PathBuf;
 
-use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
-use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockMatrix, LockWorkflow, StaticJob};
-use kici_engine::matrix::{self, child_job_name};
-use kici_engine::protocol::JobKind;
+use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope};
+use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::match_triggers;
-use kici_store::{EventLogEntry, NewJob, NewRun, Source, SourceKind};
-use serde_json::{Map, Value};
+use kici_store::{EventLogEntry, NewRun, Source, SourceKind};
+use serde_json::Map;
 
 use crate::git::{self, LockFetch};
 use crate::jobs::queue_entry;
 use crate::providers::Normalized;
+use crate::rows;
 use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
 
@@ -367,17 +366,17 @@ impl RunContext<'_> {
         let mut jobs = Vec::new();
         for (position, entry) in workflow.jobs.iter().enumerate() {
             match entry {
-                LockJob::Static(job) => jobs.extend(initial_jobs(&run.run_id, job, position as i64, self.now)),
+                LockJob::Static(job) => jobs.extend(rows::initial(&run.run_id, job, position as i64, self.now)),
                 LockJob::Dynamic(generator) => {
-                    jobs.push(generator_job(&run.run_id, generator, position as i64, self.now))
+                    jobs.push(rows::generator(&run.run_id, generator, position as i64, self.now))
                 }
             }
         }
         // Jobs beyond the queue's capacity fail now instead of waiting without bound.
-        let mut room = queue_room(state).await?;
+        let mut room = crate::progress::queue_room(state).await?;
         for job in jobs.iter_mut().filter(|j| j.status == JobStatus::Queued) {
             if room == 0 {
-                let message = queue_full_message(&state.config);
+                let message = failure::queue_full(state.config.queue_max_depth);
                 job.status = JobStatus::Failed;
                 job.error_message = Some(message.clone());
                 job.init_failure = Some(InitFailure {
@@ -401,116 +400,4 @@ impl RunContext<'_> {
         crate::progress::advance_run(state, &run.run_id).await?;
         Ok(run.run_id)
     }
-}
-
-/// The rows a workflow job starts as: one job, its static matrix children, or the job that
-/// evaluates its dynamic matrix. Root jobs are `queued`, the others wait `pending`.
-fn initial_jobs(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<NewJob> {
-    let status = if job.needs.is_empty() {
-        JobStatus::Queued
-    } else {
-        JobStatus::Pending
-    };
-    let row = |name: String, kind: JobKind, matrix: Option<Map<String, Value>>| NewJob {
-        job_id: new_id(),
-        run_id: run_id.to_string(),
-        job_name: name,
-        base_job_name: job.name.clone(),
-        kind,
-        matrix,
-        status,
-        runs_on: job.runs_on.clone(),
-        exclude_labels: job.exclude_labels.clone(),
-        needs: job.needs.clone(),
-        error_message: None,
-        init_failure: None,
-        position,
-        created_at: now,
-        dynamic_index: None,
-        definition: None,
-    };
-    match &job.matrix {
-        None => vec![row(job.name.clone(), JobKind::Execute, None)],
-        Some(LockMatrix::Dynamic { .. }) => vec![row(matrix_eval_job_name(&job.name), JobKind::MatrixEval, None)],
-        Some(LockMatrix::Static { values }) => match matrix::expand(&job.name, values, &job.include, &job.exclude) {
-            Ok(combinations) => combinations
-                .into_iter()
-                .map(|c| row(child_job_name(&job.name, &c), JobKind::Execute, Some(c)))
-                .collect(),
-            Err(err) => {
-                let message = matrix_expansion_failed(&job.name, &err.to_string());
-                let mut failed = row(job.name.clone(), JobKind::Execute, None);
-                failed.status = JobStatus::Failed;
-                failed.error_message = Some(message.clone());
-                failed.init_failure = Some(matrix_failure(&job.name, message));
-                vec![failed]
-            }
-        },
-    }
-}
-
-/// How many more jobs the dispatch queue takes (`KICI_QUEUE_MAX_DEPTH` minus the pending ones).
-pub async fn queue_room(state: &Shared) -> Result<usize, kici_store::StoreError> {
-    let pending = state
-        .store
-        .count_queue_entries(kici_store::QueueStatus::Pending)
-        .await? as usize;
-    Ok(state.config.queue_max_depth.saturating_sub(pending))
-}
-
-/// The error of a job refused because the queue is full.
-pub fn queue_full_message(config: &crate::config::Config) -> String {
-    format!(
-        "Dispatch queue full: {max} jobs are already waiting for an agent (KICI_QUEUE_MAX_DEPTH={max}); add agents or raise the limit",
-        max = config.queue_max_depth
-    )
-}
-
-/// The job that runs a `dynamicJob()` generator; its jobs are added when it succeeds.
-fn generator_job(run_id: &str, generator: &kici_engine::lockfile::DynamicJob, position: i64, now: i64) -> NewJob {
-    NewJob {
-        job_id: new_id(),
-        run_id: run_id.to_string(),
-        job_name: format!("Evaluate: {}", generator.name()),
-        base_job_name: generator.name(),
-        kind: JobKind::DynamicEval,
-        matrix: None,
-        status: if generator.needs.is_empty() {
-            JobStatus::Queued
-        } else {
-            JobStatus::Pending
-        },
-        runs_on: Vec::new(),
-        exclude_labels: Vec::new(),
-        needs: generator.needs.clone(),
-        error_message: None,
-        init_failure: None,
-        position,
-        created_at: now,
-        dynamic_index: Some(i64::from(generator.source.index)),
-        definition: None,
-    }
-}
-
-/// The job that evaluates `job`'s dynamic matrix.
-pub fn matrix_eval_job_name(job: &str) -> String {
-    format!("Evaluate matrix: {job}")
-}
-
-pub fn matrix_failure(job: &str, message: String) -> InitFailure {
-    InitFailure {
-        scope: InitFailureScope::Job,
-        category: InitFailureCategory::MatrixExpansion,
-        message,
-        job_name: Some(job.to_string()),
-    }
-}
-
-/// The needs of a job as written in the lock file (for children created later).
-pub fn lock_job<'a>(workflow: &'a LockWorkflow, base_name: &str) -> Option<&'a StaticJob> {
-    workflow
-        .jobs
-        .iter()
-        .filter_map(LockJob::as_static)
-        .find(|j| j.name == base_name)
 }

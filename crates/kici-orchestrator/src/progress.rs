@@ -11,15 +11,15 @@ use kici_engine::description::JobDescription;
 use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::lockfile::LockWorkflow;
-use kici_engine::matrix::{self, MatrixValues, child_job_name};
+use kici_engine::matrix::{self, MatrixValues};
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
 use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
 use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
 use crate::jobs::{JobFacts, RunFacts, entry};
-use crate::pipeline::{lock_job, matrix_failure};
-use crate::secrets::{new_id, now_ms};
+use crate::rows::{self, lock_job, matrix_failure};
+use crate::secrets::now_ms;
 use crate::state::Shared;
 
 /// A run with what is needed to dispatch more of its jobs.
@@ -122,8 +122,8 @@ async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
             };
             progressed = true;
             let Some(workflow) = &loaded.workflow else { continue };
-            if crate::pipeline::queue_room(state).await? == 0 {
-                let message = crate::pipeline::queue_full_message(&state.config);
+            if queue_room(state).await? == 0 {
+                let message = failure::queue_full(state.config.queue_max_depth);
                 let init = InitFailure {
                     scope: InitFailureScope::Job,
                     category: InitFailureCategory::NoAgent,
@@ -155,6 +155,12 @@ async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
             return Ok(());
         }
     }
+}
+
+/// How many more jobs the dispatch queue takes (`KICI_QUEUE_MAX_DEPTH` minus the pending ones).
+pub async fn queue_room(state: &Shared) -> Result<usize, StoreError> {
+    let pending = state.store.count_queue_entries(QueueStatus::Pending).await? as usize;
+    Ok(state.config.queue_max_depth.saturating_sub(pending))
 }
 
 async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now: i64) -> Result<(), StoreError> {
@@ -521,27 +527,7 @@ async fn expand_dynamic(
         .and_then(|e| serde_json::from_str::<kici_engine::protocol::JobDispatch>(&e.dispatch).ok())
         .map(|d| d.needs)
         .unwrap_or_default();
-    let children: Vec<NewJob> = combinations
-        .into_iter()
-        .map(|combination| NewJob {
-            job_id: new_id(),
-            run_id: record.job.run_id.clone(),
-            job_name: child_job_name(&job.name, &combination),
-            base_job_name: job.name.clone(),
-            kind: JobKind::Execute,
-            matrix: Some(combination),
-            status: JobStatus::Queued,
-            runs_on: job.runs_on.clone(),
-            exclude_labels: job.exclude_labels.clone(),
-            needs: job.needs.clone(),
-            error_message: None,
-            init_failure: None,
-            position: position_of(workflow, &job.name),
-            created_at: now,
-            dynamic_index: None,
-            definition: None,
-        })
-        .collect();
+    let children = rows::matrix_children(&record.job.run_id, workflow, job, combinations, now);
     let entries: Vec<_> = children
         .iter()
         .map(|child| {
@@ -618,47 +604,10 @@ async fn add_generated_jobs(
     if let Err(message) = kici_engine::description::validate_generated(&jobs, &declared) {
         return Ok(Err(message));
     }
-    let mut children = Vec::new();
-    for job in &jobs {
-        let definition = serde_json::to_string(&job).expect("static jobs serialize");
-        let status = if job.needs.is_empty() {
-            JobStatus::Queued
-        } else {
-            JobStatus::Pending
-        };
-        let combinations: Vec<Option<Map<String, Value>>> = match &job.matrix {
-            Some(kici_engine::lockfile::LockMatrix::Static { values }) => {
-                match matrix::expand(&job.name, values, &job.include, &job.exclude) {
-                    Ok(combinations) => combinations.into_iter().map(Some).collect(),
-                    Err(err) => return Ok(Err(err.to_string())),
-                }
-            }
-            _ => vec![None],
-        };
-        for combination in combinations {
-            children.push(NewJob {
-                job_id: new_id(),
-                run_id: record.job.run_id.clone(),
-                job_name: combination
-                    .as_ref()
-                    .map_or_else(|| job.name.clone(), |c| child_job_name(&job.name, c)),
-                base_job_name: job.name.clone(),
-                kind: JobKind::Execute,
-                matrix: combination,
-                status,
-                runs_on: job.runs_on.clone(),
-                exclude_labels: job.exclude_labels.clone(),
-                needs: job.needs.clone(),
-                error_message: None,
-                init_failure: None,
-                // Generated jobs are listed after the workflow's own.
-                position: GENERATED_POSITION + children.len() as i64,
-                created_at: now,
-                dynamic_index: record.dynamic_index,
-                definition: Some(definition.clone()),
-            });
-        }
-    }
+    let children = match rows::generated(&record.job.run_id, &jobs, record.dynamic_index, now) {
+        Ok(children) => children,
+        Err(message) => return Ok(Err(message)),
+    };
     let entries: Vec<_> = children
         .iter()
         .filter(|child| child.status == JobStatus::Queued)
@@ -674,13 +623,6 @@ async fn add_generated_jobs(
         })
         .collect();
     Ok(Ok((children, entries)))
-}
-
-/// Display position of the first generated job.
-const GENERATED_POSITION: i64 = 1000;
-
-fn position_of(workflow: &LockWorkflow, base: &str) -> i64 {
-    workflow.jobs.iter().position(|j| j.name() == base).unwrap_or(0) as i64
 }
 
 /// A job left the queue without an agent: `timed_out_stale` with the captured provisioning
