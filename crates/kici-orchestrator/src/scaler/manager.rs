@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
 use kici_engine::labels::LabelMatcher;
 use kici_store::{NewAgentToken, QueueEntry};
 use tokio::sync::watch;
@@ -33,9 +34,7 @@ use super::capture::OutputTail;
 use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
-use super::routing::{
-    Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit, caps_refuse, route,
-};
+use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, admit, caps_refuse, route};
 use crate::secrets::{new_agent_token, new_id, now_ms, random_hex, token_hash};
 use crate::state::Shared;
 

@@ -37,6 +37,4 @@ pub use config::{
     ScalerConfig, ScalerConfigError, ScalerEntry, ScalerType, SpawnTarget, WarmPool, from_yaml_str, load, reload_diff,
 };
 pub use manager::{EPHEMERAL_TOKEN_TYPE, ScalerManager, SpawnedAgent, ephemeral_token_label};
-pub use routing::{
-    Admission, AgentCounts, CapacityReason, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit, route,
-};
+pub use routing::{Admission, AgentCounts, CapacityReason, NO_BACKEND_MESSAGE, admit, route};

@@ -21,8 +21,6 @@ use super::config::{LabelSet, ScalerConfig, ScalerEntry, ScalerType};
 
 /// Warned when no scaler serves a job's labels (spec §2.1).
 pub const NO_BACKEND_MESSAGE: &str = "No scaler backend matches requested labels";
-/// Warned when neither a scaler nor a registered agent could ever serve the job (spec §2.1).
-pub const QUEUED_NO_BACKEND_MESSAGE: &str = "Job has no matching backend (queued-no-backend)";
 
 /// The labels an agent spawned by scaler `scaler_name` of type `kind` gets on top of its label
 /// set: `kici:agent:<type>`, `kici:os:linux` and `kici:scaler:<name>` (lower-cased).
