@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use super::bare_metal::{self, AgentProcess};
 use super::capture::OutputTail;
-use super::config::{
-    Backend, ContainerTarget, FirecrackerNetwork, FirecrackerTarget, Resources, ScalerEntry, SpawnTarget,
-};
+use super::config::{Backend, Resources, ScalerEntry, SpawnTarget};
+use super::container::config::ContainerTarget;
 use super::container::{self, AgentContainer};
+use super::firecracker::config::{FirecrackerNetwork, FirecrackerTarget};
 use super::firecracker::{self, MicroVm};
 use super::milestones::Reporter;
 

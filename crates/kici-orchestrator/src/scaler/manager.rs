@@ -31,7 +31,8 @@ use tokio::sync::watch;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
-use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
+use super::config::{ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
+use super::firecracker::config::FirecrackerNetwork;
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
 use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, admit, caps_refuse, route};

@@ -29,12 +29,6 @@ pub mod milestones;
 pub mod routing;
 pub mod unix_http;
 
-pub use config::{
-    AgentRole, AgentRoles, Backend, BackpressureMode, BareMetalBackend, BareMetalTarget, CONFIG_DIR_ENV,
-    CONFIG_PATH_ENV, ConfigProblem, ContainerBackend, ContainerRuntime, ContainerTarget, DEFAULT_GLOBAL_MAX_AGENTS,
-    FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget, ImagePullPolicy, LabelSet, MachinePool, NetworkPolicy,
-    ParseError, RELOAD_FAILED_MESSAGE, RESERVED_LABEL_MESSAGE, ReloadDiff, ResourceAmounts, ResourceCap, Resources,
-    ScalerConfig, ScalerConfigError, ScalerEntry, ScalerType, SpawnTarget, WarmPool, from_yaml_str, load, reload_diff,
-};
+pub use config::{ReloadDiff, ScalerConfig, ScalerConfigError, from_yaml_str, load, reload_diff};
 pub use manager::{EPHEMERAL_TOKEN_TYPE, ScalerManager, SpawnedAgent, ephemeral_token_label};
 pub use routing::{Admission, AgentCounts, CapacityReason, NO_BACKEND_MESSAGE, admit, route};

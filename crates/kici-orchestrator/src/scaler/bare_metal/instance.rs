@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::backend::SpawnRequest;
-use super::capture::{OutputTail, pump};
 use super::config::{BareMetalBackend, BareMetalTarget};
-use super::milestones::{Milestone, Reporter};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::capture::{OutputTail, pump};
+use crate::scaler::milestones::{Milestone, Reporter};
 
 /// Between SIGTERM and SIGKILL on destroy.
 const KILL_GRACE: Duration = Duration::from_secs(5);

@@ -18,11 +18,11 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use super::backend::SpawnRequest;
-use super::bare_metal::AgentProcess;
-use super::capture::{OutputTail, forward};
 use super::config::{FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget};
-use super::milestones::{Milestone, Reporter};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::bare_metal::AgentProcess;
+use crate::scaler::capture::{OutputTail, forward};
+use crate::scaler::milestones::{Milestone, Reporter};
 
 /// How long the VMM may take to create its API socket.
 const API_SOCKET_WAIT: Duration = Duration::from_secs(15);
@@ -247,7 +247,7 @@ async fn boot(
 
 /// One Firecracker API call; a refusal names the call and Firecracker's `fault_message`.
 async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<(), String> {
-    let (status, text) = super::unix_http::call(socket, method.clone(), path, Some(body)).await?;
+    let (status, text) = crate::scaler::unix_http::call(socket, method.clone(), path, Some(body)).await?;
     if status == StatusCode::NO_CONTENT || status.is_success() {
         return Ok(());
     }
@@ -382,7 +382,7 @@ impl MicroVm {
 /// `diagnose` cross-checks: the VMM binary, and each label set's kernel and rootfs.
 pub fn host_problems(backend: &FirecrackerBackend, targets: &[(usize, &FirecrackerTarget)]) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(problem) = super::bare_metal::check_executable(
+    if let Err(problem) = crate::scaler::bare_metal::check_executable(
         "firecrackerPath",
         &backend.firecracker_path,
         "point it at the firecracker binary",

@@ -18,11 +18,11 @@ use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::backend::SpawnRequest;
-use super::capture::{OutputTail, forward};
 use super::config::{ContainerBackend, ContainerRuntime, ContainerTarget, ImagePullPolicy};
-use super::milestones::{Milestone, Reporter};
-use super::unix_http::{call, call_unbounded, call_within, send};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::capture::{OutputTail, forward};
+use crate::scaler::milestones::{Milestone, Reporter};
+use crate::scaler::unix_http::{call, call_unbounded, call_within, send};
 
 /// The API version every request names; Docker ≥ 20.10 and Podman ≥ 3 serve it.
 const API: &str = "/v1.41";
@@ -283,12 +283,12 @@ async fn follow_logs(socket: PathBuf, id: String, tail: OutputTail, agent_id: St
 }
 
 /// Splits Docker's multiplexed stream (8-byte headers: stream, 0, 0, 0, big-endian length)
-/// into lines of at most [`super::capture::MAX_LINE_BYTES`]. Payload from both streams is
+/// into lines of at most [`crate::scaler::capture::MAX_LINE_BYTES`]. Payload from both streams is
 /// merged, as the tail shows them together.
 #[derive(Debug, Default)]
 pub struct Demux {
     buffer: Vec<u8>,
-    lines: super::capture::LineSplitter,
+    lines: crate::scaler::capture::LineSplitter,
 }
 
 impl Demux {
