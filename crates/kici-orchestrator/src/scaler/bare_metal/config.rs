@@ -7,14 +7,14 @@ use crate::scaler::config::raw::{RawLabelSet, RawScaler};
 use crate::scaler::config::{Problems, present};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BareMetalBackend {
+pub(crate) struct BareMetalBackend {
     /// Wrap agents in `systemd-run --user --scope` with CPU and memory limits. Default `false`.
-    pub enforce_cgroups: bool,
+    pub(crate) enforce_cgroups: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct BareMetalTarget {
-    pub binary_path: PathBuf,
+pub(crate) struct BareMetalTarget {
+    pub(crate) binary_path: PathBuf,
 }
 
 /// A bare-metal scaler's own keys.

@@ -26,26 +26,21 @@ use std::time::Duration;
 
 pub use diff::{ReloadDiff, reload_diff};
 pub use load::{ParseError, ScalerConfigError, from_yaml_str, load};
-pub use validate::ConfigProblem;
 pub(crate) use validate::{Problems, build_network_policy, present};
 
 use super::bare_metal::config::{BareMetalBackend, BareMetalTarget};
 use super::container::config::{ContainerBackend, ContainerTarget};
 use super::firecracker::config::{FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget};
 
-/// The `scalers.yaml` path.
-pub const CONFIG_PATH_ENV: &str = "KICI_SCALER_CONFIG_PATH";
-/// The `scalers.d/` directory.
-pub const CONFIG_DIR_ENV: &str = "KICI_SCALER_CONFIG_DIR";
 /// `globalMaxAgents` when the file does not set it.
-pub const DEFAULT_GLOBAL_MAX_AGENTS: u32 = 50;
+pub(crate) const DEFAULT_GLOBAL_MAX_AGENTS: u32 = 50;
 /// The largest `cpus` a resources block may ask for.
-pub const MAX_CPUS: f64 = 256.0;
+pub(crate) const MAX_CPUS: f64 = 256.0;
 /// The problem reported for a `kici:` label in a label set (spec text, grepped by operators).
-pub const RESERVED_LABEL_MESSAGE: &str =
+pub(crate) const RESERVED_LABEL_MESSAGE: &str =
     "Labels with 'kici:' prefix are reserved and cannot be used in scaler labelSets";
 /// What the orchestrator logs when a reload finds the new configuration invalid.
-pub const RELOAD_FAILED_MESSAGE: &str = "Config reload failed, keeping current config";
+pub(crate) const RELOAD_FAILED_MESSAGE: &str = "Config reload failed, keeping current config";
 
 const DEFAULT_WARM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -53,17 +48,17 @@ const DEFAULT_WARM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalerConfig {
     /// Cap on scaler-managed agents alive or spawning, across all scalers.
-    pub global_max_agents: u32,
+    pub(crate) global_max_agents: u32,
     /// `defaults.resources`: the last step of the job > label set > defaults cascade.
-    pub default_resources: Resources,
+    pub(crate) default_resources: Resources,
     /// Kept, not enforced yet (P2).
-    pub global_resource_cap: Option<ResourceCap>,
+    pub(crate) global_resource_cap: Option<ResourceCap>,
     /// Kept, not enforced yet (P2); scalers may only name pools listed here.
-    pub machine_pools: Vec<MachinePool>,
+    pub(crate) machine_pools: Vec<MachinePool>,
     /// The top-level `firecracker` network block, kept for the Firecracker backend.
-    pub firecracker_network: FirecrackerNetwork,
+    pub(crate) firecracker_network: FirecrackerNetwork,
     /// `scalers.yaml`'s scalers, then those of each `scalers.d/` file in alphabetical order.
-    pub scalers: Vec<ScalerEntry>,
+    pub(crate) scalers: Vec<ScalerEntry>,
 }
 
 impl Default for ScalerConfig {
@@ -81,37 +76,37 @@ impl Default for ScalerConfig {
 
 impl ScalerConfig {
     /// The scaler called `name`.
-    pub fn scaler(&self, name: &str) -> Option<&ScalerEntry> {
+    pub(crate) fn scaler(&self, name: &str) -> Option<&ScalerEntry> {
         self.scalers.iter().find(|s| s.name == name)
     }
 }
 
 /// One `scalers[]` entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScalerEntry {
-    pub name: String,
+pub(crate) struct ScalerEntry {
+    pub(crate) name: String,
     /// The backend and its scaler-level settings.
-    pub backend: Backend,
+    pub(crate) backend: Backend,
     /// Cap on this scaler's agents alive or spawning.
-    pub max_agents: u32,
+    pub(crate) max_agents: u32,
     /// At least one; labels normalized (lower-case, deduplicated, sorted).
-    pub label_sets: Vec<LabelSet>,
+    pub(crate) label_sets: Vec<LabelSet>,
     /// The URL spawned agents dial; `None` = the orchestrator's own.
-    pub orchestrator_url: Option<String>,
-    pub warm_pool: WarmPool,
+    pub(crate) orchestrator_url: Option<String>,
+    pub(crate) warm_pool: WarmPool,
     /// Labels a job must require (exactly) to be routed here; normalized.
-    pub mandatory_labels: Vec<String>,
-    pub roles: AgentRoles,
+    pub(crate) mandatory_labels: Vec<String>,
+    pub(crate) roles: AgentRoles,
     /// Kept, not enforced yet (P2).
-    pub resource_cap: Option<ResourceCap>,
+    pub(crate) resource_cap: Option<ResourceCap>,
     /// Kept, not enforced yet (P2); names one of [`ScalerConfig::machine_pools`].
-    pub machine_pool: Option<String>,
+    pub(crate) machine_pool: Option<String>,
     /// The file the entry came from, for messages.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 impl ScalerEntry {
-    pub fn scaler_type(&self) -> ScalerType {
+    pub(crate) fn scaler_type(&self) -> ScalerType {
         match self.backend {
             Backend::Container(_) => ScalerType::Container,
             Backend::BareMetal(_) => ScalerType::BareMetal,
@@ -122,7 +117,7 @@ impl ScalerEntry {
 
 /// The kind of agent a scaler starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ScalerType {
+pub(crate) enum ScalerType {
     Container,
     BareMetal,
     Firecracker,
@@ -130,7 +125,7 @@ pub enum ScalerType {
 
 impl ScalerType {
     /// The `type:` value, also used in `kici:agent:<type>`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ScalerType::Container => "container",
             ScalerType::BareMetal => "bare-metal",
@@ -156,7 +151,7 @@ impl fmt::Display for ScalerType {
 
 /// Scaler-level settings of each backend.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Container(ContainerBackend),
     BareMetal(BareMetalBackend),
     Firecracker(FirecrackerBackend),
@@ -164,20 +159,20 @@ pub enum Backend {
 
 /// One `labelSets[]` entry: the labels a spawned agent gets and how to start it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LabelSet {
+pub(crate) struct LabelSet {
     /// Normalized: lower-case, deduplicated, sorted; never `kici:`.
-    pub labels: Vec<String>,
-    pub target: SpawnTarget,
+    pub(crate) labels: Vec<String>,
+    pub(crate) target: SpawnTarget,
     /// As written (flat form and missing sides already mirrored); see [`Resources::cascade`].
-    pub resources: Resources,
+    pub(crate) resources: Resources,
     /// Extra agent environment; applied last, so it wins.
-    pub env: BTreeMap<String, String>,
-    pub backpressure_mode: Option<BackpressureMode>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) backpressure_mode: Option<BackpressureMode>,
 }
 
 /// What to start for a label set, per backend.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SpawnTarget {
+pub(crate) enum SpawnTarget {
     Container(ContainerTarget),
     BareMetal(BareMetalTarget),
     Firecracker(FirecrackerTarget),
@@ -185,21 +180,21 @@ pub enum SpawnTarget {
 
 /// `networkPolicy {allowlist, denyAll}` of container and Firecracker label sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkPolicy {
+pub(crate) struct NetworkPolicy {
     /// CIDRs reachable despite the private-range block.
-    pub allowlist: Vec<String>,
-    pub deny_all: bool,
+    pub(crate) allowlist: Vec<String>,
+    pub(crate) deny_all: bool,
 }
 
 /// The agent's `KICI_BACKPRESSURE_MODE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackpressureMode {
+pub(crate) enum BackpressureMode {
     Pause,
     Drop,
 }
 
 impl BackpressureMode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BackpressureMode::Pause => "pause",
             BackpressureMode::Drop => "drop",
@@ -209,10 +204,10 @@ impl BackpressureMode {
 
 /// `warmPool`: idle agents kept ready (P1). They count toward the caps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WarmPool {
-    pub enabled: bool,
-    pub size: u32,
-    pub idle_timeout: Duration,
+pub(crate) struct WarmPool {
+    pub(crate) enabled: bool,
+    pub(crate) size: u32,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Default for WarmPool {
@@ -227,7 +222,7 @@ impl Default for WarmPool {
 
 /// Which job roles a spawned agent takes (`KICI_ROLES`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentRoles {
+pub(crate) enum AgentRoles {
     /// Unset or `all`.
     All,
     /// The listed roles only; empty = execution only.
@@ -236,7 +231,7 @@ pub enum AgentRoles {
 
 impl AgentRoles {
     /// The `KICI_ROLES` value: `None` = leave unset (all roles).
-    pub fn env_value(&self) -> Option<String> {
+    pub(crate) fn env_value(&self) -> Option<String> {
         match self {
             AgentRoles::All => None,
             AgentRoles::Only(roles) => Some(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")),
@@ -245,13 +240,13 @@ impl AgentRoles {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AgentRole {
+pub(crate) enum AgentRole {
     Builder,
     InitRunner,
 }
 
 impl AgentRole {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AgentRole::Builder => "builder",
             AgentRole::InitRunner => "init-runner",
@@ -262,17 +257,17 @@ impl AgentRole {
 /// A resources block. The flat form `{memory, cpus}` sets both sides; in the
 /// `{requests, limits}` form a missing side mirrors the other.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Resources {
+pub(crate) struct Resources {
     /// What caps are billed against.
-    pub requests: ResourceAmounts,
+    pub(crate) requests: ResourceAmounts,
     /// What is enforced (container `HostConfig`, cgroups, VM size).
-    pub limits: ResourceAmounts,
+    pub(crate) limits: ResourceAmounts,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResourceAmounts {
-    pub memory_bytes: Option<u64>,
-    pub cpus: Option<f64>,
+pub(crate) struct ResourceAmounts {
+    pub(crate) memory_bytes: Option<u64>,
+    pub(crate) cpus: Option<f64>,
 }
 
 impl ResourceAmounts {
@@ -283,6 +278,7 @@ impl ResourceAmounts {
         }
     }
 
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.memory_bytes.is_none() && self.cpus.is_none()
     }
@@ -291,7 +287,7 @@ impl ResourceAmounts {
 impl Resources {
     /// The effective resources of a spawn: each value from the job (SDK) if it sets it, else
     /// the label set, else `defaults.resources`.
-    pub fn cascade(job: Option<&Resources>, label_set: &Resources, defaults: &Resources) -> Resources {
+    pub(crate) fn cascade(job: Option<&Resources>, label_set: &Resources, defaults: &Resources) -> Resources {
         let job = job.cloned().unwrap_or_default();
         Resources {
             requests: job.requests.or(label_set.requests).or(defaults.requests),
@@ -299,27 +295,29 @@ impl Resources {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Nothing set; only the tests ask.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.requests.is_empty() && self.limits.is_empty()
     }
 }
 
 /// `resourceCap` / `globalResourceCap` / a machine pool's `cap` (kept, not enforced yet).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResourceCap {
-    pub max_cpus: Option<f64>,
-    pub max_memory_bytes: Option<u64>,
+pub(crate) struct ResourceCap {
+    pub(crate) max_cpus: Option<f64>,
+    pub(crate) max_memory_bytes: Option<u64>,
 }
 
 /// `machinePools[]` (kept, not enforced yet).
 #[derive(Debug, Clone, PartialEq)]
-pub struct MachinePool {
-    pub name: String,
-    pub cap: Option<ResourceCap>,
+pub(crate) struct MachinePool {
+    pub(crate) name: String,
+    pub(crate) cap: Option<ResourceCap>,
 }
 
 /// Parses `<n>k`, `<n>m` or `<n>g` (binary units, case-insensitive) into bytes.
-pub fn parse_memory(text: &str) -> Option<u64> {
+pub(crate) fn parse_memory(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let unit = match text.chars().last()? {
         'k' => 1u64 << 10,
@@ -339,7 +337,7 @@ pub fn parse_memory(text: &str) -> Option<u64> {
 }
 
 /// Bytes in the largest exact unit of [`parse_memory`]: `2g`, `1536m`.
-pub fn format_memory(bytes: u64) -> String {
+pub(crate) fn format_memory(bytes: u64) -> String {
     for (unit, suffix) in [(1u64 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")] {
         if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
@@ -349,7 +347,7 @@ pub fn format_memory(bytes: u64) -> String {
 }
 
 /// Lower-cases, trims, deduplicates and sorts labels.
-pub fn normalize_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn normalize_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let set: BTreeSet<String> = labels.into_iter().map(|l| l.trim().to_lowercase()).collect();
     set.into_iter().collect()
 }

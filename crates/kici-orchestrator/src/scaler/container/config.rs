@@ -8,39 +8,39 @@ use crate::scaler::config::raw::{RawLabelSet, RawScaler};
 use crate::scaler::config::{NetworkPolicy, Problems, build_network_policy, present};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ContainerBackend {
+pub(crate) struct ContainerBackend {
     /// A remote engine (`tcp://…`); `None` = a local socket.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// `None` = auto-detect the Docker and Podman sockets.
-    pub socket_path: Option<PathBuf>,
-    pub runtime: ContainerRuntime,
+    pub(crate) socket_path: Option<PathBuf>,
+    pub(crate) runtime: ContainerRuntime,
     /// `host:ip` entries such as `host.docker.internal:host-gateway`.
-    pub extra_hosts: Vec<String>,
+    pub(crate) extra_hosts: Vec<String>,
     /// Block private ranges from containers (needs nft and NET_ADMIN). Default `true`.
-    pub network_isolation: bool,
+    pub(crate) network_isolation: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContainerRuntime {
+pub(crate) enum ContainerRuntime {
     Auto,
     Docker,
     Podman,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ContainerTarget {
-    pub image: String,
-    pub pull_policy: ImagePullPolicy,
+pub(crate) struct ContainerTarget {
+    pub(crate) image: String,
+    pub(crate) pull_policy: ImagePullPolicy,
     /// `<host path or volume>:<container path>[:ro|:rw]`.
-    pub volumes: Vec<String>,
+    pub(crate) volumes: Vec<String>,
     /// Mount the engine socket into the container (root-equivalent). Default `false`.
-    pub container_socket: bool,
-    pub network_policy: NetworkPolicy,
+    pub(crate) container_socket: bool,
+    pub(crate) network_policy: NetworkPolicy,
 }
 
 /// `imagePullPolicy`; `IfNotPresent` when unset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImagePullPolicy {
+pub(crate) enum ImagePullPolicy {
     Always,
     IfNotPresent,
     Never,

@@ -14,40 +14,40 @@ const DEFAULT_MEM_SIZE_MIB: u32 = 512;
 const DEFAULT_OVERLAY_DRIVE_SIZE_MIB: u32 = 2048;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct FirecrackerBackend {
-    pub firecracker_path: PathBuf,
-    pub jailer_path: PathBuf,
+pub(crate) struct FirecrackerBackend {
+    pub(crate) firecracker_path: PathBuf,
+    pub(crate) jailer_path: PathBuf,
     /// The default kernel; a label set may override it.
-    pub kernel_path: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
-    pub chroot_base_dir: PathBuf,
+    pub(crate) kernel_path: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) chroot_base_dir: PathBuf,
     /// Defaults for label sets that do not override them.
-    pub vcpu_count: u32,
-    pub mem_size_mib: u32,
+    pub(crate) vcpu_count: u32,
+    pub(crate) mem_size_mib: u32,
     /// Run `ip`/`chown` through `sudo -n`.
-    pub require_sudo: bool,
+    pub(crate) require_sudo: bool,
 }
 
 /// Label-set overrides already applied over the scaler's defaults.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FirecrackerTarget {
-    pub rootfs_path: PathBuf,
-    pub kernel_path: PathBuf,
-    pub vcpu_count: u32,
-    pub mem_size_mib: u32,
-    pub overlay_drive_size_mib: u32,
-    pub network_policy: NetworkPolicy,
+pub(crate) struct FirecrackerTarget {
+    pub(crate) rootfs_path: PathBuf,
+    pub(crate) kernel_path: PathBuf,
+    pub(crate) vcpu_count: u32,
+    pub(crate) mem_size_mib: u32,
+    pub(crate) overlay_drive_size_mib: u32,
+    pub(crate) network_policy: NetworkPolicy,
 }
 
 /// The top-level `firecracker` block: the host network the VMs share.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirecrackerNetwork {
-    pub cidr: String,
-    pub bridge_name: String,
-    pub gateway: String,
-    pub netmask: String,
-    pub table: String,
+pub(crate) struct FirecrackerNetwork {
+    pub(crate) cidr: String,
+    pub(crate) bridge_name: String,
+    pub(crate) gateway: String,
+    pub(crate) netmask: String,
+    pub(crate) table: String,
 }
 
 impl Default for FirecrackerNetwork {
