@@ -464,6 +464,7 @@ fn build_label_set(
     }
     let labels = normalize_labels(labels.iter().map(String::as_str));
 
+    // Taken out, so that what is left of the set goes whole to its backend below.
     let resources = build_resources(raw.resources.take(), &subject, problems, at);
     let env = raw.env.take().unwrap_or_default();
     for key in env.keys() {
