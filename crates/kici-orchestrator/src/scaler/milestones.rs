@@ -16,14 +16,14 @@ use crate::state::Shared;
 
 /// The job a spawn is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Binding {
-    pub(crate) job_id: String,
-    pub(crate) run_id: String,
+pub struct Binding {
+    pub job_id: String,
+    pub run_id: String,
 }
 
 /// The milestone types (`ScalerEventType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Milestone {
+pub enum Milestone {
     Provisioning,
     Network,
     Ready,
@@ -32,7 +32,7 @@ pub(crate) enum Milestone {
 }
 
 impl Milestone {
-    pub(crate) fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> &'static str {
         match self {
             Milestone::Provisioning => "scaler.provisioning",
             Milestone::Network => "scaler.network",
@@ -45,21 +45,21 @@ impl Milestone {
 
 /// Reports the milestones of one spawn.
 #[derive(Clone)]
-pub(crate) struct Reporter {
-    pub(crate) state: Shared,
-    pub(crate) agent_id: String,
-    pub(crate) scaler_name: String,
-    pub(crate) backend: ScalerType,
+pub struct Reporter {
+    pub state: Shared,
+    pub agent_id: String,
+    pub scaler_name: String,
+    pub backend: ScalerType,
 }
 
 impl Reporter {
     /// The job the agent is spawned for; read each time, as a job may claim a warm agent
     /// while it starts (its earlier milestones stay unattributed).
-    pub(crate) fn binding(&self) -> Option<Binding> {
+    pub fn binding(&self) -> Option<Binding> {
         self.state.scaler.binding_of(&self.agent_id)
     }
 
-    pub(crate) async fn milestone(&self, milestone: Milestone, detail: &str) {
+    pub async fn milestone(&self, milestone: Milestone, detail: &str) {
         let now = now_ms();
         let binding = self.binding();
         if milestone == Milestone::Failed {
@@ -73,7 +73,7 @@ impl Reporter {
         }
     }
 
-    pub(crate) async fn failed(&self, detail: &str) {
+    pub async fn failed(&self, detail: &str) {
         self.milestone(Milestone::Failed, detail).await;
     }
 
