@@ -15,6 +15,8 @@ pub const ORCHESTRATOR_RESTARTED_DURING_RECOVERY: &str =
     "Job failed: orchestrator restarted during recovery (recovery state lost)";
 /// Run `failureReason` written by stale detection when nothing more specific is known.
 pub const STALE_RUN_REASON: &str = "Run completed via stale detection (no heartbeat received)";
+/// Warned when neither a scaler nor a registered agent could ever serve a queued job (spec §2.1).
+pub const QUEUED_NO_BACKEND_MESSAGE: &str = "Job has no matching backend (queued-no-backend)";
 
 /// Job `errorMessage` when an agent came back after a restart without the job it ran.
 pub fn agent_restarted_without_job(agent_id: &str) -> String {

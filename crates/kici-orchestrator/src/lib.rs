@@ -155,7 +155,7 @@ impl Orchestrator {
             .scalers
             .iter()
             .filter_map(|scaler| match &scaler.backend {
-                scaler::Backend::Container(backend) => scaler::container::socket(backend).ok(),
+                scaler::config::Backend::Container(backend) => scaler::container::socket(backend).ok(),
                 _ => None,
             })
             .collect();
@@ -167,7 +167,7 @@ impl Orchestrator {
         }
         for scaler in &scalers.scalers {
             warn_unenforced(scaler);
-            if scaler.scaler_type() == scaler::ScalerType::BareMetal {
+            if scaler.scaler_type() == scaler::config::ScalerType::BareMetal {
                 tracing::warn!(scaler = %scaler.name, "Bare-metal scaler \"{}\" configured. Its agents run jobs as the orchestrator's user, without isolation: use it for trusted code only.", scaler.name);
             }
         }
@@ -193,17 +193,17 @@ impl Orchestrator {
 
 /// Settings this orchestrator reads but does not enforce yet, said once at start so nobody
 /// relies on them unknowingly.
-fn warn_unenforced(entry: &scaler::ScalerEntry) {
-    if let scaler::Backend::Container(backend) = &entry.backend
+fn warn_unenforced(entry: &scaler::config::ScalerEntry) {
+    if let scaler::config::Backend::Container(backend) = &entry.backend
         && backend.network_isolation
     {
         tracing::warn!(scaler = %entry.name, "Container scaler \"{}\": networkIsolation is not enforced yet; containers use the engine's default bridge network without RFC 1918 blocking. Set networkIsolation: false to use the host network, or isolate the network outside KiCI.", entry.name);
     }
     for (index, set) in entry.label_sets.iter().enumerate() {
         let policy = match &set.target {
-            scaler::SpawnTarget::Container(target) => &target.network_policy,
-            scaler::SpawnTarget::Firecracker(target) => &target.network_policy,
-            scaler::SpawnTarget::BareMetal(_) => continue,
+            scaler::config::SpawnTarget::Container(target) => &target.network_policy,
+            scaler::config::SpawnTarget::Firecracker(target) => &target.network_policy,
+            scaler::config::SpawnTarget::BareMetal(_) => continue,
         };
         if policy.deny_all || !policy.allowlist.is_empty() {
             tracing::warn!(scaler = %entry.name, labelSet = index, "Scaler \"{}\" label set [{index}]: networkPolicy is not enforced yet; the agent's network is not restricted.", entry.name);

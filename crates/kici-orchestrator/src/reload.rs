@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::scaler::{RELOAD_FAILED_MESSAGE, ReloadDiff, ScalerConfigError};
+use crate::scaler::config::RELOAD_FAILED_MESSAGE;
+use crate::scaler::{ReloadDiff, ScalerConfigError};
 use crate::state::Shared;
 
 /// Waits between a SIGHUP and the reload, so a burst of signals reloads once.

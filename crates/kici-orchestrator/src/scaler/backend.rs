@@ -5,40 +5,41 @@ use std::collections::BTreeMap;
 
 use super::bare_metal::{self, AgentProcess};
 use super::capture::OutputTail;
-use super::config::{
-    Backend, ContainerTarget, FirecrackerNetwork, FirecrackerTarget, Resources, ScalerEntry, SpawnTarget,
-};
+use super::config::{Backend, Resources, ScalerEntry, SpawnTarget};
+use super::container::config::ContainerTarget;
 use super::container::{self, AgentContainer};
+use super::error::SpawnError;
+use super::firecracker::config::{FirecrackerNetwork, FirecrackerTarget};
 use super::firecracker::{self, MicroVm};
 use super::milestones::Reporter;
 
 /// One agent to start.
 #[derive(Debug, Clone)]
-pub struct SpawnRequest {
+pub(crate) struct SpawnRequest {
     /// `scaler-<type>-<8 hex>`.
-    pub agent_id: String,
-    pub scaler: ScalerEntry,
-    pub label_set_index: usize,
+    pub(crate) agent_id: String,
+    pub(crate) scaler: ScalerEntry,
+    pub(crate) label_set_index: usize,
     /// The agent's whole environment, in the documented order.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// The label set's resources over the config defaults.
-    pub resources: Resources,
-    pub firecracker_network: FirecrackerNetwork,
+    pub(crate) resources: Resources,
+    pub(crate) firecracker_network: FirecrackerNetwork,
 }
 
 /// What the agent needs to know, from the orchestrator's side.
 #[derive(Debug, Clone)]
-pub struct AgentIdentity<'a> {
-    pub agent_id: &'a str,
-    pub orchestrator_url: &'a str,
+pub(crate) struct AgentIdentity<'a> {
+    pub(crate) agent_id: &'a str,
+    pub(crate) orchestrator_url: &'a str,
     /// Empty when the orchestrator runs without agent authentication.
-    pub token: &'a str,
+    pub(crate) token: &'a str,
 }
 
 /// The spawned agent's environment, later entries winning: the host variables of
 /// [`kici_engine::host_env::INHERITED`] (bare-metal only), `KICI_AGENT_ENV_*` with the prefix stripped, the required `KICI_*`,
 /// `KICI_BACKPRESSURE_MODE`, the warm pool's idle timeout, then the label set's `env`.
-pub fn agent_env(
+pub(crate) fn agent_env(
     scaler: &ScalerEntry,
     label_set_index: usize,
     identity: &AgentIdentity<'_>,
@@ -90,7 +91,7 @@ pub fn agent_env(
 }
 
 /// A started agent.
-pub enum Instance {
+pub(crate) enum Instance {
     Process(AgentProcess),
     Container(AgentContainer),
     Vm(MicroVm),
@@ -98,7 +99,7 @@ pub enum Instance {
 
 impl Instance {
     /// Waits until the agent is gone; describes how it ended (`exit code 1`).
-    pub async fn wait(&mut self) -> String {
+    pub(crate) async fn wait(&mut self) -> String {
         match self {
             Instance::Process(process) => process.wait().await,
             Instance::Container(container) => container.wait().await,
@@ -108,13 +109,13 @@ impl Instance {
 
     /// Stops the agent if it still runs and frees what it used.
     /// The agent registered: a microVM's MMDS, which holds the agent's token, is cleared.
-    pub async fn registered(&mut self) {
+    pub(crate) async fn registered(&mut self) {
         if let Instance::Vm(vm) = self {
             vm.clear_mmds().await;
         }
     }
 
-    pub async fn destroy(&mut self) {
+    pub(crate) async fn destroy(&mut self) {
         match self {
             Instance::Process(process) => process.destroy().await,
             Instance::Container(container) => container.destroy().await,
@@ -125,7 +126,11 @@ impl Instance {
 
 /// Starts the agent with the backend of its scaler, reporting milestones on the way. The
 /// error is the `scaler.failed` detail (without the captured output, which the caller adds).
-pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTail) -> Result<Instance, String> {
+pub(crate) async fn start(
+    request: &SpawnRequest,
+    reporter: &Reporter,
+    tail: &OutputTail,
+) -> Result<Instance, SpawnError> {
     let target = &request.scaler.label_sets[request.label_set_index].target;
     match (&request.scaler.backend, target) {
         (Backend::BareMetal(backend), SpawnTarget::BareMetal(target)) => {
@@ -143,16 +148,16 @@ pub async fn start(request: &SpawnRequest, reporter: &Reporter, tail: &OutputTai
                 .await
                 .map(Instance::Vm)
         }
-        _ => Err(format!(
-            "label set [{}] of scaler \"{}\" does not match its backend type",
-            request.label_set_index, request.scaler.name
-        )),
+        _ => Err(SpawnError::BackendMismatch {
+            scaler: request.scaler.name.clone(),
+            label_set_index: request.label_set_index,
+        }),
     }
 }
 
 /// What the host lacks for this scaler to start agents (`diagnose` cross-checks); empty
 /// when nothing is known to be missing.
-pub async fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
+pub(crate) async fn host_problems(scaler: &ScalerEntry) -> Vec<String> {
     let mut problems = Vec::new();
     if let Backend::Container(backend) = &scaler.backend {
         let targets: Vec<(usize, &ContainerTarget)> = scaler

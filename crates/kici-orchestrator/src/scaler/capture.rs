@@ -8,23 +8,23 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Lines of output a provisioning error quotes.
-pub const TAIL_LINES: usize = 50;
+pub(crate) const TAIL_LINES: usize = 50;
 
 /// The longest line of agent output kept; the rest of a longer line is dropped. A job in a
 /// container can write to the agent's stdout, so nothing it writes may grow without bound.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Collects one line of output at most [`MAX_LINE_BYTES`] long from chunks, however long the
 /// line really is (`… [<n> bytes dropped]` marks a cut line).
 #[derive(Debug, Default)]
-pub struct LineSplitter {
+pub(crate) struct LineSplitter {
     line: Vec<u8>,
     dropped: usize,
 }
 
 impl LineSplitter {
     /// Feeds `bytes`; returns the lines they completed.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut lines = Vec::new();
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
             let (body, ended) = match chunk.strip_suffix(b"\n") {
@@ -42,7 +42,7 @@ impl LineSplitter {
     }
 
     /// What is left without a final newline.
-    pub fn finish(&mut self) -> Option<String> {
+    pub(crate) fn finish(&mut self) -> Option<String> {
         (!self.line.is_empty() || self.dropped > 0).then(|| self.take())
     }
 
@@ -59,7 +59,7 @@ impl LineSplitter {
 
 /// The last [`TAIL_LINES`] lines of an agent's merged stdout and stderr.
 #[derive(Debug, Clone, Default)]
-pub struct OutputTail {
+pub(crate) struct OutputTail {
     lines: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -69,7 +69,7 @@ impl OutputTail {
         self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn push(&self, line: &str) {
+    pub(crate) fn push(&self, line: &str) {
         let mut lines = self.lock();
         if lines.len() == TAIL_LINES {
             lines.pop_front();
@@ -77,13 +77,13 @@ impl OutputTail {
         lines.push_back(line.to_string());
     }
 
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lock().iter().cloned().collect()
     }
 
     /// `detail`, followed by the captured lines when there are any:
     /// `<detail>\n--- captured output (last 50 lines) ---\n<lines>`.
-    pub fn annotate(&self, detail: &str) -> String {
+    pub(crate) fn annotate(&self, detail: &str) -> String {
         let lines = self.lines();
         if lines.is_empty() {
             return detail.to_string();
@@ -96,7 +96,12 @@ impl OutputTail {
 }
 
 /// Reads `reader` line by line until it ends, into `tail` and the orchestrator's log.
-pub async fn pump(reader: impl AsyncRead + Unpin, tail: OutputTail, agent_id: String, logs_source: &'static str) {
+pub(crate) async fn pump(
+    reader: impl AsyncRead + Unpin,
+    tail: OutputTail,
+    agent_id: String,
+    logs_source: &'static str,
+) {
     let mut reader = BufReader::new(reader);
     let mut splitter = LineSplitter::default();
     let mut emit = |line: String| {
@@ -117,7 +122,7 @@ pub async fn pump(reader: impl AsyncRead + Unpin, tail: OutputTail, agent_id: St
 
 /// Logs one line of agent output. The agent logs JSON lines; their level and message are
 /// kept, anything else is logged as-is at info.
-pub fn forward(agent_id: &str, logs_source: &str, line: &str) {
+pub(crate) fn forward(agent_id: &str, logs_source: &str, line: &str) {
     let parsed = serde_json::from_str::<serde_json::Value>(line).ok();
     let field = |name: &str| {
         parsed

@@ -9,25 +9,25 @@ use serde_json::{Value, json};
 use super::config::{ScalerConfig, ScalerType};
 
 /// The window the rows look at.
-pub const WINDOW_MS: i64 = 5 * 60 * 1000;
+pub(crate) const WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Failures kept in memory, oldest evicted first.
-pub const MAX_RECORDS: usize = 256;
+pub(crate) const MAX_RECORDS: usize = 256;
 /// `lastError` is cut to this many characters in the message (the details keep it whole).
 const LAST_ERROR_CHARS: usize = 120;
 
 /// One `scaler.failed`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FailureRecord {
-    pub scaler_name: String,
-    pub backend: ScalerType,
+pub(crate) struct FailureRecord {
+    pub(crate) scaler_name: String,
+    pub(crate) backend: ScalerType,
     /// Bound to a job (warm-pool spawns are not).
-    pub bound: bool,
-    pub detail: String,
-    pub timestamp_ms: i64,
+    pub(crate) bound: bool,
+    pub(crate) detail: String,
+    pub(crate) timestamp_ms: i64,
 }
 
 /// Keeps the last [`MAX_RECORDS`] failures.
-pub fn remember(records: &mut VecDeque<FailureRecord>, record: FailureRecord) {
+pub(crate) fn remember(records: &mut VecDeque<FailureRecord>, record: FailureRecord) {
     if records.len() == MAX_RECORDS {
         records.pop_front();
     }
@@ -35,22 +35,22 @@ pub fn remember(records: &mut VecDeque<FailureRecord>, record: FailureRecord) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowStatus {
+pub(crate) enum RowStatus {
     Pass,
     Warn,
     Fail,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScalerRow {
-    pub name: String,
-    pub status: RowStatus,
-    pub message: String,
-    pub details: Option<Value>,
+pub(crate) struct ScalerRow {
+    pub(crate) name: String,
+    pub(crate) status: RowStatus,
+    pub(crate) message: String,
+    pub(crate) details: Option<Value>,
 }
 
 /// One row per configured scaler; a single `scaler` pass row when there are none.
-pub fn rows(config: &ScalerConfig, records: &VecDeque<FailureRecord>, now_ms: i64) -> Vec<ScalerRow> {
+pub(crate) fn rows(config: &ScalerConfig, records: &VecDeque<FailureRecord>, now_ms: i64) -> Vec<ScalerRow> {
     if config.scalers.is_empty() {
         return vec![ScalerRow {
             name: "scaler".to_string(),

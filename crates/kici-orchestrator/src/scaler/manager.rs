@@ -24,30 +24,31 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
 use kici_engine::labels::LabelMatcher;
 use kici_store::{NewAgentToken, QueueEntry};
 use tokio::sync::watch;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
-use super::config::{FirecrackerNetwork, ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
+use super::config::{ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
+use super::error::SpawnError;
+use super::firecracker::config::FirecrackerNetwork;
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
-use super::routing::{
-    Admission, AgentCounts, NO_BACKEND_MESSAGE, QUEUED_NO_BACKEND_MESSAGE, admit, caps_refuse, route,
-};
+use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, admit, caps_refuse, route};
 use crate::secrets::{new_agent_token, new_id, now_ms, random_hex, token_hash};
 use crate::state::Shared;
 
 /// A spawned agent must register this soon after it started.
-pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Token type of the tokens spawned agents get; such a token is bound to one agent id.
-pub const EPHEMERAL_TOKEN_TYPE: &str = "ephemeral";
+pub(crate) const EPHEMERAL_TOKEN_TYPE: &str = "ephemeral";
 /// First wait before a job whose spawn failed gets another spawn; doubles up to the cap.
 const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_CAP: Duration = Duration::from_secs(300);
 /// The label of a spawned agent's token: it binds the token to that agent.
-pub fn ephemeral_token_label(agent_id: &str) -> String {
+pub(crate) fn ephemeral_token_label(agent_id: &str) -> String {
     format!("scaler:{agent_id}")
 }
 
@@ -106,10 +107,10 @@ fn warm_key(scaler: &str, label_set_index: usize) -> String {
 
 /// What the orchestrator knows about a registering agent it spawned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpawnedAgent {
+pub(crate) struct SpawnedAgent {
     /// `kici:agent:<type>`, `kici:os:linux`, `kici:scaler:<name>`.
-    pub auto_labels: Vec<String>,
-    pub bound_job: Option<String>,
+    pub(crate) auto_labels: Vec<String>,
+    pub(crate) bound_job: Option<String>,
 }
 
 pub struct ScalerManager {
@@ -136,7 +137,7 @@ impl ScalerManager {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn config(&self) -> Arc<ScalerConfig> {
+    pub(crate) fn config(&self) -> Arc<ScalerConfig> {
         self.config
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -144,13 +145,13 @@ impl ScalerManager {
     }
 
     /// Agents alive or spawning, per scaler.
-    pub fn counts(&self) -> AgentCounts {
+    pub(crate) fn counts(&self) -> AgentCounts {
         self.lock().counts()
     }
 
     /// Asks for an agent for a queued job no idle agent fits. `agent_could_fit`: a registered
     /// agent (busy or not) fits the job, so it will run once that agent is free.
-    pub fn provision(&self, state: &Shared, entry: &QueueEntry, agent_could_fit: bool) {
+    pub(crate) fn provision(&self, state: &Shared, entry: &QueueEntry, agent_could_fit: bool) {
         let config = self.config();
         if config.scalers.is_empty() {
             return;
@@ -218,7 +219,7 @@ impl ScalerManager {
 
     /// Keeps every warm pool a job asked for at its size (within the caps); called on each
     /// dispatcher pass.
-    pub fn fill_warm_pools(&self, state: &Shared) {
+    pub(crate) fn fill_warm_pools(&self, state: &Shared) {
         let config = self.config();
         let mut inner = self.lock();
         let now = Instant::now();
@@ -254,7 +255,7 @@ impl ScalerManager {
     /// The dispatcher placed job `job_id` on `agent_id`. An agent spawned for that job but
     /// not chosen (another agent was ready first) becomes an unbound, warm-like agent: it serves
     /// the next job of its label set or exits when its wait runs out.
-    pub fn dispatched(&self, agent_id: &str, job_id: &str) {
+    pub(crate) fn dispatched(&self, agent_id: &str, job_id: &str) {
         let mut inner = self.lock();
         inner.retries.remove(job_id);
         inner.warned.remove(job_id);
@@ -279,12 +280,12 @@ impl ScalerManager {
     }
 
     /// The job an agent is spawning for, if any (a warm agent gets one when a job claims it).
-    pub fn binding_of(&self, agent_id: &str) -> Option<Binding> {
+    pub(crate) fn binding_of(&self, agent_id: &str) -> Option<Binding> {
         self.lock().agents.get(agent_id).and_then(|t| t.binding.clone())
     }
 
     /// Called when an agent registers; `None` when the orchestrator did not spawn it.
-    pub fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+    pub(crate) fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
         let inner = self.lock();
         let tracked = inner.agents.get(agent_id)?;
         tracked.registered.send_replace(true);
@@ -294,12 +295,12 @@ impl ScalerManager {
         })
     }
 
-    pub fn record_failure(&self, record: FailureRecord) {
+    pub(crate) fn record_failure(&self, record: FailureRecord) {
         health::remember(&mut self.lock().failures, record);
     }
 
     /// The `scaler:<name>` diagnose rows.
-    pub fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
+    pub(crate) fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
         let config = self.config();
         health::rows(&config, &self.lock().failures, now_ms)
     }
@@ -308,7 +309,7 @@ impl ScalerManager {
     /// keeps the running configuration. Running agents are not touched, and a scaler whose
     /// backend type changed keeps its old definition until a restart.
     /// `Ok(None)` when another reload is running.
-    pub async fn reload(
+    pub(crate) async fn reload(
         &self,
         path: Option<&Path>,
         dir: Option<&Path>,
@@ -363,7 +364,7 @@ impl ScalerManager {
 
     /// The scalers as the dashboard shows them: caps, agents alive or spawning, warm pool,
     /// label sets, and the `scaler:<name>` health row.
-    pub fn overview(&self, now_ms: i64) -> serde_json::Value {
+    pub(crate) fn overview(&self, now_ms: i64) -> serde_json::Value {
         let config = self.config();
         let counts = self.counts();
         let rows = self.health_rows(now_ms);
@@ -398,7 +399,7 @@ impl ScalerManager {
     }
 
     /// Reserves the lowest free guest address of `network` for a microVM.
-    pub fn lease_ip(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, String> {
+    pub(crate) fn lease_ip(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, SpawnError> {
         let mut leases = self.ip_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let taken: Vec<Ipv4Addr> = leases.iter().copied().collect();
         let ip = super::firecracker::lowest_free_ip(network, &taken)?;
@@ -406,7 +407,7 @@ impl ScalerManager {
         Ok(ip)
     }
 
-    pub fn release_ip(&self, ip: Ipv4Addr) {
+    pub(crate) fn release_ip(&self, ip: Ipv4Addr) {
         self.ip_leases
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -414,7 +415,7 @@ impl ScalerManager {
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.
-    pub fn forget_job(&self, job_id: &str) {
+    pub(crate) fn forget_job(&self, job_id: &str) {
         let mut inner = self.lock();
         inner.retries.remove(job_id);
         inner.warned.remove(job_id);
@@ -497,8 +498,8 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
     };
     let token = match issue_token(&state, &request).await {
         Ok(token) => token,
-        Err(detail) => {
-            reporter.failed(&detail).await;
+        Err(err) => {
+            reporter.failed(&err.to_string()).await;
             return true;
         }
     };
@@ -523,8 +524,9 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
     let started = Instant::now();
     let mut instance = match backend::start(&request, &reporter, &tail).await {
         Ok(instance) => instance,
-        Err(detail) => {
-            reporter.failed(&tail.annotate(&detail)).await;
+        Err(err) => {
+            tracing::debug!(agentId = %agent_id, errorKind = err.kind(), "agent spawn failed");
+            reporter.failed(&tail.annotate(&err.to_string())).await;
             return true;
         }
     };
@@ -577,7 +579,7 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
 }
 
 /// A token bound to the agent id and its label set, when agents authenticate.
-async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<String>, String> {
+async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<String>, SpawnError> {
     if state.config.agent_auth == crate::config::AgentAuth::None {
         return Ok(None);
     }
@@ -598,6 +600,6 @@ async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<St
         .store
         .insert_agent_token(&record)
         .await
-        .map_err(|err| format!("cannot create the agent's token: {err}"))?;
+        .map_err(SpawnError::Token)?;
     Ok(Some(token))
 }

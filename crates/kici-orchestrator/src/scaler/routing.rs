@@ -17,16 +17,14 @@ use std::fmt;
 
 use kici_engine::labels::{LabelMatcher, RESERVED_PREFIX, labels_fit};
 
-use super::config::{LabelSet, ScalerConfig, ScalerEntry, ScalerType};
+use super::config::{ScalerConfig, ScalerEntry, ScalerType};
 
 /// Warned when no scaler serves a job's labels (spec §2.1).
-pub const NO_BACKEND_MESSAGE: &str = "No scaler backend matches requested labels";
-/// Warned when neither a scaler nor a registered agent could ever serve the job (spec §2.1).
-pub const QUEUED_NO_BACKEND_MESSAGE: &str = "Job has no matching backend (queued-no-backend)";
+pub(crate) const NO_BACKEND_MESSAGE: &str = "No scaler backend matches requested labels";
 
 /// The labels an agent spawned by scaler `scaler_name` of type `kind` gets on top of its label
 /// set: `kici:agent:<type>`, `kici:os:linux` and `kici:scaler:<name>` (lower-cased).
-pub fn auto_labels(kind: ScalerType, scaler_name: &str) -> [String; 3] {
+pub(crate) fn auto_labels(kind: ScalerType, scaler_name: &str) -> [String; 3] {
     [
         format!("{RESERVED_PREFIX}agent:{}", kind.as_str()),
         format!("{RESERVED_PREFIX}os:linux"),
@@ -36,14 +34,16 @@ pub fn auto_labels(kind: ScalerType, scaler_name: &str) -> [String; 3] {
 
 impl ScalerEntry {
     /// See [`auto_labels`].
-    pub fn auto_labels(&self) -> [String; 3] {
+    pub(crate) fn auto_labels(&self) -> [String; 3] {
         auto_labels(self.scaler_type(), &self.name)
     }
 
     /// The labels routing assumes an agent spawned for label set `label_set_index` has: the
     /// set's labels plus [`auto_labels`], sorted. (The agent adds `kici:arch:*` and
-    /// `kici:host:*` itself at registration.)
-    pub fn agent_labels(&self, label_set_index: usize) -> Vec<String> {
+    /// `kici:host:*` itself at registration.) Only the tests read it: routing itself goes by
+    /// label set.
+    #[cfg(test)]
+    pub(crate) fn agent_labels(&self, label_set_index: usize) -> Vec<String> {
         let mut labels: Vec<String> = self
             .label_sets
             .get(label_set_index)
@@ -59,12 +59,13 @@ impl ScalerEntry {
 /// Where a job would be spawned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Route<'a> {
-    pub scaler: &'a ScalerEntry,
-    pub label_set_index: usize,
+    pub(crate) scaler: &'a ScalerEntry,
+    pub(crate) label_set_index: usize,
 }
 
 impl<'a> Route<'a> {
-    pub fn label_set(&self) -> &'a LabelSet {
+    #[cfg(test)]
+    pub(crate) fn label_set(&self) -> &'a super::config::LabelSet {
         &self.scaler.label_sets[self.label_set_index]
     }
 }
@@ -135,22 +136,22 @@ pub fn route<'a>(
 
 /// Scaler-managed agents that are live or still spawning (warm ones included).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentCounts {
+pub(crate) struct AgentCounts {
     /// Across every scaler, for `globalMaxAgents`.
-    pub total: u32,
+    pub(crate) total: u32,
     /// Per scaler name, for `maxAgents`; a missing name counts 0.
-    pub by_scaler: BTreeMap<String, u32>,
+    pub(crate) by_scaler: BTreeMap<String, u32>,
 }
 
 impl AgentCounts {
-    pub fn of(&self, scaler: &str) -> u32 {
+    pub(crate) fn of(&self, scaler: &str) -> u32 {
         self.by_scaler.get(scaler).copied().unwrap_or(0)
     }
 }
 
 /// Which cap refused a spawn.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CapacityReason {
+pub(crate) enum CapacityReason {
     GlobalMaxAgents { limit: u32, current: u32 },
     ScalerMaxAgents { scaler: String, limit: u32, current: u32 },
 }
@@ -172,7 +173,7 @@ impl fmt::Display for CapacityReason {
 
 /// The scaler's answer for one queued job.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Admission<'a> {
+pub(crate) enum Admission<'a> {
     /// Start an agent for label set `label_set_index` of `scaler`.
     Spawn {
         scaler: &'a ScalerEntry,
@@ -186,7 +187,7 @@ pub enum Admission<'a> {
 
 /// Which cap, if any, refuses another agent of `scaler` now: `globalMaxAgents` first, then
 /// the scaler's `maxAgents`.
-pub fn caps_refuse(config: &ScalerConfig, scaler: &ScalerEntry, counts: &AgentCounts) -> Option<CapacityReason> {
+pub(crate) fn caps_refuse(config: &ScalerConfig, scaler: &ScalerEntry, counts: &AgentCounts) -> Option<CapacityReason> {
     if counts.total >= config.global_max_agents {
         return Some(CapacityReason::GlobalMaxAgents {
             limit: config.global_max_agents,
@@ -203,7 +204,7 @@ pub fn caps_refuse(config: &ScalerConfig, scaler: &ScalerEntry, counts: &AgentCo
 
 /// Routes the job, then applies `globalMaxAgents` and the chosen scaler's `maxAgents` to
 /// `counts` (the caller holds its spawn lock while it calls this and records the spawn).
-pub fn admit<'a>(
+pub(crate) fn admit<'a>(
     config: &'a ScalerConfig,
     runs_on: &[LabelMatcher],
     exclude_labels: &[LabelMatcher],

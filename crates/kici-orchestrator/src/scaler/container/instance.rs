@@ -18,11 +18,12 @@ use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::backend::SpawnRequest;
-use super::capture::{OutputTail, forward};
 use super::config::{ContainerBackend, ContainerRuntime, ContainerTarget, ImagePullPolicy};
-use super::milestones::{Milestone, Reporter};
-use super::unix_http::{call, call_unbounded, call_within, send};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::capture::{OutputTail, forward};
+use crate::scaler::error::SpawnError;
+use crate::scaler::milestones::{Milestone, Reporter};
+use crate::scaler::unix_http::{call, call_unbounded, call_within, send};
 
 /// The API version every request names; Docker ≥ 20.10 and Podman ≥ 3 serve it.
 const API: &str = "/v1.41";
@@ -37,7 +38,7 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// The `kici-instance` label: the same for every run of an orchestrator on one data
 /// directory, different for two orchestrators sharing an engine.
-pub fn instance_label(data_dir: &Path) -> String {
+pub(crate) fn instance_label(data_dir: &Path) -> String {
     kici_engine::hash::sha256_hex(data_dir.to_string_lossy().as_bytes())[..16].to_string()
 }
 
@@ -54,11 +55,9 @@ fn candidate_sockets() -> Vec<PathBuf> {
 }
 
 /// The engine socket of a container scaler: `socketPath`, else the first default that exists.
-pub fn socket(backend: &ContainerBackend) -> Result<PathBuf, String> {
+pub(crate) fn socket(backend: &ContainerBackend) -> Result<PathBuf, SpawnError> {
     if let Some(host) = &backend.host {
-        return Err(format!(
-            "container host `{host}` is not supported: only local unix sockets are (hint: set socketPath, or run the orchestrator next to the engine)"
-        ));
+        return Err(SpawnError::RemoteEngine(host.clone()));
     }
     if let Some(path) = &backend.socket_path {
         return Ok(path.clone());
@@ -71,24 +70,24 @@ pub fn socket(backend: &ContainerBackend) -> Result<PathBuf, String> {
     candidate_sockets()
         .into_iter()
         .find(|path| preferred(path) && path.exists())
-        .ok_or_else(|| "No container runtime found. Install Docker or Podman, or configure host.".to_string())
+        .ok_or(SpawnError::NoContainerRuntime)
 }
 
 /// A running agent container.
-pub struct AgentContainer {
+pub(crate) struct AgentContainer {
     socket: PathBuf,
     id: String,
     logs: Option<tokio::task::JoinHandle<()>>,
     removed: bool,
 }
 
-pub async fn start(
+pub(crate) async fn start(
     request: &SpawnRequest,
     backend: &ContainerBackend,
     target: &ContainerTarget,
     reporter: &Reporter,
     tail: &OutputTail,
-) -> Result<AgentContainer, String> {
+) -> Result<AgentContainer, SpawnError> {
     let socket = socket(backend)?;
     ensure_image(&socket, &target.image, target.pull_policy, reporter).await?;
     reporter.milestone(Milestone::Provisioning, "creating container").await;
@@ -134,15 +133,12 @@ pub async fn start(
     )
     .await?;
     if status != StatusCode::CREATED {
-        return Err(format!(
-            "creating the container failed: {}",
-            engine_message(status, &text)
-        ));
+        return Err(refused("creating the container".to_string(), status, &text));
     }
     let id = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v["Id"].as_str().map(str::to_string))
-        .ok_or_else(|| format!("the engine's answer to container create has no Id: {text}"))?;
+        .ok_or_else(|| SpawnError::NoContainerId(text.clone()))?;
     let mut container = AgentContainer {
         socket: socket.clone(),
         id: id.clone(),
@@ -151,11 +147,8 @@ pub async fn start(
     };
     let started = match call(&socket, Method::POST, &format!("{API}/containers/{id}/start"), None).await {
         Ok((status, _)) if status.is_success() => Ok(()),
-        Ok((status, text)) => Err(format!(
-            "starting the container failed: {}",
-            engine_message(status, &text)
-        )),
-        Err(err) => Err(format!("starting the container failed: {err}")),
+        Ok((status, text)) => Err(refused("starting the container".to_string(), status, &text)),
+        Err(err) => Err(SpawnError::StartContainer(err)),
     };
     if let Err(err) = started {
         container.destroy().await;
@@ -180,7 +173,12 @@ pub async fn start(
 }
 
 /// Pulls the image when the policy asks for it.
-async fn ensure_image(socket: &Path, image: &str, policy: ImagePullPolicy, reporter: &Reporter) -> Result<(), String> {
+async fn ensure_image(
+    socket: &Path,
+    image: &str,
+    policy: ImagePullPolicy,
+    reporter: &Reporter,
+) -> Result<(), SpawnError> {
     let present = match policy {
         ImagePullPolicy::Always => false,
         _ => image_present(socket, image).await?,
@@ -189,9 +187,9 @@ async fn ensure_image(socket: &Path, image: &str, policy: ImagePullPolicy, repor
         return Ok(());
     }
     if policy == ImagePullPolicy::Never {
-        return Err(format!(
-            "image {image} is not present and imagePullPolicy is Never (hint: build or load it on this host, e.g. `podman build -t {image} -f Containerfile .`)"
-        ));
+        return Err(SpawnError::ImageAbsent {
+            image: image.to_string(),
+        });
     }
     reporter
         .milestone(Milestone::Provisioning, &format!("pulling image {image}"))
@@ -199,35 +197,32 @@ async fn ensure_image(socket: &Path, image: &str, policy: ImagePullPolicy, repor
     pull(socket, image).await
 }
 
-pub async fn image_present(socket: &Path, image: &str) -> Result<bool, String> {
+pub(crate) async fn image_present(socket: &Path, image: &str) -> Result<bool, SpawnError> {
     let (status, text) = call(socket, Method::GET, &format!("{API}/images/{image}/json"), None).await?;
     match status {
         StatusCode::OK => Ok(true),
         StatusCode::NOT_FOUND => Ok(false),
-        _ => Err(format!(
-            "inspecting image {image} failed: {}",
-            engine_message(status, &text)
-        )),
+        _ => Err(refused(format!("inspecting image {image}"), status, &text)),
     }
 }
 
 /// `POST /images/create`: errors come either as a non-2xx answer or as a `{"error": …}` line in
 /// the progress stream.
-async fn pull(socket: &Path, image: &str) -> Result<(), String> {
+async fn pull(socket: &Path, image: &str) -> Result<(), SpawnError> {
     let (name, tag) = split_image(image);
     let path = format!("{API}/images/create?fromImage={}&tag={}", encode(name), encode(tag));
     let (status, text) = call_within(socket, Method::POST, &path, None, PULL_TIMEOUT).await?;
     if !status.is_success() {
-        return Err(format!(
-            "pulling image {image} failed: {}",
-            engine_message(status, &text)
-        ));
+        return Err(refused(format!("pulling image {image}"), status, &text));
     }
     for line in text.lines() {
         if let Ok(progress) = serde_json::from_str::<Value>(line)
             && let Some(error) = progress["error"].as_str()
         {
-            return Err(format!("pulling image {image} failed: {error}"));
+            return Err(SpawnError::EngineRefused {
+                action: format!("pulling image {image}"),
+                message: error.to_string(),
+            });
         }
     }
     Ok(())
@@ -260,6 +255,14 @@ fn engine_message(status: StatusCode, text: &str) -> String {
     format!("{message} (HTTP {})", status.as_u16())
 }
 
+/// The engine said no to `action` (`creating the container`).
+fn refused(action: String, status: StatusCode, text: &str) -> SpawnError {
+    SpawnError::EngineRefused {
+        action,
+        message: engine_message(status, text),
+    }
+}
+
 /// Reads the container's multiplexed log stream until it ends.
 async fn follow_logs(socket: PathBuf, id: String, tail: OutputTail, agent_id: String) {
     let path = format!("{API}/containers/{id}/logs?follow=1&stdout=1&stderr=1");
@@ -283,16 +286,16 @@ async fn follow_logs(socket: PathBuf, id: String, tail: OutputTail, agent_id: St
 }
 
 /// Splits Docker's multiplexed stream (8-byte headers: stream, 0, 0, 0, big-endian length)
-/// into lines of at most [`super::capture::MAX_LINE_BYTES`]. Payload from both streams is
+/// into lines of at most [`crate::scaler::capture::MAX_LINE_BYTES`]. Payload from both streams is
 /// merged, as the tail shows them together.
 #[derive(Debug, Default)]
-pub struct Demux {
+pub(crate) struct Demux {
     buffer: Vec<u8>,
-    lines: super::capture::LineSplitter,
+    lines: crate::scaler::capture::LineSplitter,
 }
 
 impl Demux {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buffer.extend_from_slice(bytes);
         let mut lines = Vec::new();
         loop {
@@ -310,7 +313,7 @@ impl Demux {
     }
 
     /// What is left without a final newline.
-    pub fn finish(&mut self) -> Vec<String> {
+    pub(crate) fn finish(&mut self) -> Vec<String> {
         self.lines.finish().into_iter().collect()
     }
 }
@@ -318,7 +321,7 @@ impl Demux {
 impl AgentContainer {
     /// Waits for the container to exit; `exit code N`. A failed wait (the engine restarted,
     /// the socket hiccuped) is retried while the container exists: it may still run a job.
-    pub async fn wait(&mut self) -> String {
+    pub(crate) async fn wait(&mut self) -> String {
         let path = format!("{API}/containers/{}/wait", self.id);
         let mut warned = false;
         let outcome = loop {
@@ -334,7 +337,7 @@ impl AgentContainer {
                 }
                 Ok((StatusCode::NOT_FOUND, _)) => break "the container is gone".to_string(),
                 Ok((status, text)) => engine_message(status, &text),
-                Err(err) => err,
+                Err(err) => err.to_string(),
             };
             if !warned {
                 tracing::warn!(containerId = %self.id, error = %problem, "cannot wait for an agent container; retrying every second");
@@ -350,7 +353,7 @@ impl AgentContainer {
     }
 
     /// Stops (SIGTERM, SIGKILL after 10 s) and removes the container.
-    pub async fn destroy(&mut self) {
+    pub(crate) async fn destroy(&mut self) {
         if self.removed {
             return;
         }
@@ -379,7 +382,7 @@ impl AgentContainer {
 
 /// Removes containers a previous run of this orchestrator left (`kici-managed=true` and its
 /// `kici-instance`), on every engine socket the configured container scalers use.
-pub async fn remove_orphans(sockets: Vec<PathBuf>, instance: String) {
+pub(crate) async fn remove_orphans(sockets: Vec<PathBuf>, instance: String) {
     let filters = encode(&json!({ "label": ["kici-managed=true", format!("kici-instance={instance}")] }).to_string());
     for socket in sockets {
         let path = format!("{API}/containers/json?all=true&filters={filters}");
@@ -419,10 +422,10 @@ pub async fn remove_orphans(sockets: Vec<PathBuf>, instance: String) {
 }
 
 /// `diagnose` cross-checks: an engine answers, and each image is present or may be pulled.
-pub async fn host_problems(backend: &ContainerBackend, targets: &[(usize, &ContainerTarget)]) -> Vec<String> {
+pub(crate) async fn host_problems(backend: &ContainerBackend, targets: &[(usize, &ContainerTarget)]) -> Vec<String> {
     let socket = match socket(backend) {
         Ok(socket) => socket,
-        Err(problem) => return vec![problem],
+        Err(problem) => return vec![problem.to_string()],
     };
     let mut problems = Vec::new();
     for (index, target) in targets {

@@ -1,465 +1,28 @@
-//! `scalers.yaml` and `scalers.d/`: the auto-scaler configuration, read strictly.
-//!
-//! Two layers. The YAML is first deserialized into the private `Raw*` shapes below, which mirror
-//! the file (camelCase keys, `deny_unknown_fields`): a syntax error, an unknown key or a value of
-//! the wrong type stops there, reported with its file, line, column and key path. Everything
-//! else is checked while the raw shapes become the domain types ([`ScalerConfig`],
-//! [`ScalerEntry`], [`LabelSet`], ...), and every such problem is reported together, with the
-//! texts of the operator spec (§1.7) where it gives one. A configuration is either valid as a
-//! whole or not applied at all.
-//!
-//! `scalers.d/` files hold only `scalers:` (and optionally `version: 1`); their scalers are
-//! appended after those of `scalers.yaml`, file by file in alphabetical order.
+//! Checking a configuration: the raw shapes become the resolved types, every problem is
+//! collected (with the operator spec's texts, §1.7) and none stops the others. The common keys
+//! are checked here, each backend's own keys beside the backend; [`check_across_scalers`] then
+//! looks at names, label sets and machine pools across every file.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kici_engine::labels::RESERVED_PREFIX;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-/// The `scalers.yaml` path.
-pub const CONFIG_PATH_ENV: &str = "KICI_SCALER_CONFIG_PATH";
-/// The `scalers.d/` directory.
-pub const CONFIG_DIR_ENV: &str = "KICI_SCALER_CONFIG_DIR";
-/// `globalMaxAgents` when the file does not set it.
-pub const DEFAULT_GLOBAL_MAX_AGENTS: u32 = 50;
-/// The largest `cpus` a resources block may ask for.
-pub const MAX_CPUS: f64 = 256.0;
-/// The problem reported for a `kici:` label in a label set (spec text, grepped by operators).
-pub const RESERVED_LABEL_MESSAGE: &str =
-    "Labels with 'kici:' prefix are reserved and cannot be used in scaler labelSets";
-/// What the orchestrator logs when a reload finds the new configuration invalid.
-pub const RELOAD_FAILED_MESSAGE: &str = "Config reload failed, keeping current config";
-
-const DEFAULT_WARM_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-const DEFAULT_CHROOT_BASE_DIR: &str = "/srv/jailer";
-const DEFAULT_VCPU_COUNT: u32 = 2;
-const MAX_VCPU_COUNT: u32 = 32;
-const DEFAULT_MEM_SIZE_MIB: u32 = 512;
-const DEFAULT_OVERLAY_DRIVE_SIZE_MIB: u32 = 2048;
-
-const HINT_PATH: &str = "check KICI_SCALER_CONFIG_PATH, or unset it to run without auto-scalers";
-const HINT_DIR: &str = "check KICI_SCALER_CONFIG_DIR: it must be a readable directory of *.yaml files, or unset";
-const HINT_SYNTAX: &str = "fix the file at that position; an invalid scaler config is never partly applied";
-const HINT_UNKNOWN_KEY: &str = "keys are case-sensitive camelCase; rename or remove the key";
-const HINT_DROP_IN_KEY: &str =
-    "a scalers.d file holds only `scalers:` and optionally `version: 1`; other settings belong in scalers.yaml";
-
-// ---------------------------------------------------------------------------------------------
-// Domain types
-// ---------------------------------------------------------------------------------------------
-
-/// The validated auto-scaler configuration. The default is "no scalers".
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalerConfig {
-    /// Cap on scaler-managed agents alive or spawning, across all scalers.
-    pub global_max_agents: u32,
-    /// `defaults.resources`: the last step of the job > label set > defaults cascade.
-    pub default_resources: Resources,
-    /// Kept, not enforced yet (P2).
-    pub global_resource_cap: Option<ResourceCap>,
-    /// Kept, not enforced yet (P2); scalers may only name pools listed here.
-    pub machine_pools: Vec<MachinePool>,
-    /// The top-level `firecracker` network block, kept for the Firecracker backend.
-    pub firecracker_network: FirecrackerNetwork,
-    /// `scalers.yaml`'s scalers, then those of each `scalers.d/` file in alphabetical order.
-    pub scalers: Vec<ScalerEntry>,
-}
-
-impl Default for ScalerConfig {
-    fn default() -> Self {
-        ScalerConfig {
-            global_max_agents: DEFAULT_GLOBAL_MAX_AGENTS,
-            default_resources: Resources::default(),
-            global_resource_cap: None,
-            machine_pools: Vec::new(),
-            firecracker_network: FirecrackerNetwork::default(),
-            scalers: Vec::new(),
-        }
-    }
-}
-
-impl ScalerConfig {
-    /// The scaler called `name`.
-    pub fn scaler(&self, name: &str) -> Option<&ScalerEntry> {
-        self.scalers.iter().find(|s| s.name == name)
-    }
-}
-
-/// One `scalers[]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScalerEntry {
-    pub name: String,
-    /// The backend and its scaler-level settings.
-    pub backend: Backend,
-    /// Cap on this scaler's agents alive or spawning.
-    pub max_agents: u32,
-    /// At least one; labels normalized (lower-case, deduplicated, sorted).
-    pub label_sets: Vec<LabelSet>,
-    /// The URL spawned agents dial; `None` = the orchestrator's own.
-    pub orchestrator_url: Option<String>,
-    pub warm_pool: WarmPool,
-    /// Labels a job must require (exactly) to be routed here; normalized.
-    pub mandatory_labels: Vec<String>,
-    pub roles: AgentRoles,
-    /// Kept, not enforced yet (P2).
-    pub resource_cap: Option<ResourceCap>,
-    /// Kept, not enforced yet (P2); names one of [`ScalerConfig::machine_pools`].
-    pub machine_pool: Option<String>,
-    /// The file the entry came from, for messages.
-    pub source: String,
-}
-
-impl ScalerEntry {
-    pub fn scaler_type(&self) -> ScalerType {
-        match self.backend {
-            Backend::Container(_) => ScalerType::Container,
-            Backend::BareMetal(_) => ScalerType::BareMetal,
-            Backend::Firecracker(_) => ScalerType::Firecracker,
-        }
-    }
-}
-
-/// The kind of agent a scaler starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ScalerType {
-    Container,
-    BareMetal,
-    Firecracker,
-}
-
-impl ScalerType {
-    /// The `type:` value, also used in `kici:agent:<type>`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScalerType::Container => "container",
-            ScalerType::BareMetal => "bare-metal",
-            ScalerType::Firecracker => "firecracker",
-        }
-    }
-
-    fn parse(text: &str) -> Option<ScalerType> {
-        match text {
-            "container" => Some(ScalerType::Container),
-            "bare-metal" => Some(ScalerType::BareMetal),
-            "firecracker" => Some(ScalerType::Firecracker),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for ScalerType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Scaler-level settings of each backend.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Backend {
-    Container(ContainerBackend),
-    BareMetal(BareMetalBackend),
-    Firecracker(FirecrackerBackend),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerBackend {
-    /// A remote engine (`tcp://…`); `None` = a local socket.
-    pub host: Option<String>,
-    /// `None` = auto-detect the Docker and Podman sockets.
-    pub socket_path: Option<PathBuf>,
-    pub runtime: ContainerRuntime,
-    /// `host:ip` entries such as `host.docker.internal:host-gateway`.
-    pub extra_hosts: Vec<String>,
-    /// Block private ranges from containers (needs nft and NET_ADMIN). Default `true`.
-    pub network_isolation: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContainerRuntime {
-    Auto,
-    Docker,
-    Podman,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BareMetalBackend {
-    /// Wrap agents in `systemd-run --user --scope` with CPU and memory limits. Default `false`.
-    pub enforce_cgroups: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirecrackerBackend {
-    pub firecracker_path: PathBuf,
-    pub jailer_path: PathBuf,
-    /// The default kernel; a label set may override it.
-    pub kernel_path: PathBuf,
-    pub uid: u32,
-    pub gid: u32,
-    pub chroot_base_dir: PathBuf,
-    /// Defaults for label sets that do not override them.
-    pub vcpu_count: u32,
-    pub mem_size_mib: u32,
-    /// Run `ip`/`chown` through `sudo -n`.
-    pub require_sudo: bool,
-}
-
-/// One `labelSets[]` entry: the labels a spawned agent gets and how to start it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LabelSet {
-    /// Normalized: lower-case, deduplicated, sorted; never `kici:`.
-    pub labels: Vec<String>,
-    pub target: SpawnTarget,
-    /// As written (flat form and missing sides already mirrored); see [`Resources::cascade`].
-    pub resources: Resources,
-    /// Extra agent environment; applied last, so it wins.
-    pub env: BTreeMap<String, String>,
-    pub backpressure_mode: Option<BackpressureMode>,
-}
-
-/// What to start for a label set, per backend.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SpawnTarget {
-    Container(ContainerTarget),
-    BareMetal(BareMetalTarget),
-    Firecracker(FirecrackerTarget),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ContainerTarget {
-    pub image: String,
-    pub pull_policy: ImagePullPolicy,
-    /// `<host path or volume>:<container path>[:ro|:rw]`.
-    pub volumes: Vec<String>,
-    /// Mount the engine socket into the container (root-equivalent). Default `false`.
-    pub container_socket: bool,
-    pub network_policy: NetworkPolicy,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BareMetalTarget {
-    pub binary_path: PathBuf,
-}
-
-/// Label-set overrides already applied over the scaler's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FirecrackerTarget {
-    pub rootfs_path: PathBuf,
-    pub kernel_path: PathBuf,
-    pub vcpu_count: u32,
-    pub mem_size_mib: u32,
-    pub overlay_drive_size_mib: u32,
-    pub network_policy: NetworkPolicy,
-}
-
-/// `imagePullPolicy`; `IfNotPresent` when unset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImagePullPolicy {
-    Always,
-    IfNotPresent,
-    Never,
-}
-
-/// `networkPolicy {allowlist, denyAll}` of container and Firecracker label sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetworkPolicy {
-    /// CIDRs reachable despite the private-range block.
-    pub allowlist: Vec<String>,
-    pub deny_all: bool,
-}
-
-/// The agent's `KICI_BACKPRESSURE_MODE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackpressureMode {
-    Pause,
-    Drop,
-}
-
-impl BackpressureMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackpressureMode::Pause => "pause",
-            BackpressureMode::Drop => "drop",
-        }
-    }
-}
-
-/// `warmPool`: idle agents kept ready (P1). They count toward the caps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WarmPool {
-    pub enabled: bool,
-    pub size: u32,
-    pub idle_timeout: Duration,
-}
-
-impl Default for WarmPool {
-    fn default() -> Self {
-        WarmPool {
-            enabled: false,
-            size: 0,
-            idle_timeout: DEFAULT_WARM_POOL_IDLE_TIMEOUT,
-        }
-    }
-}
-
-/// Which job roles a spawned agent takes (`KICI_ROLES`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentRoles {
-    /// Unset or `all`.
-    All,
-    /// The listed roles only; empty = execution only.
-    Only(Vec<AgentRole>),
-}
-
-impl AgentRoles {
-    /// The `KICI_ROLES` value: `None` = leave unset (all roles).
-    pub fn env_value(&self) -> Option<String> {
-        match self {
-            AgentRoles::All => None,
-            AgentRoles::Only(roles) => Some(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AgentRole {
-    Builder,
-    InitRunner,
-}
-
-impl AgentRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentRole::Builder => "builder",
-            AgentRole::InitRunner => "init-runner",
-        }
-    }
-}
-
-/// A resources block. The flat form `{memory, cpus}` sets both sides; in the
-/// `{requests, limits}` form a missing side mirrors the other.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Resources {
-    /// What caps are billed against.
-    pub requests: ResourceAmounts,
-    /// What is enforced (container `HostConfig`, cgroups, VM size).
-    pub limits: ResourceAmounts,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResourceAmounts {
-    pub memory_bytes: Option<u64>,
-    pub cpus: Option<f64>,
-}
-
-impl ResourceAmounts {
-    fn or(self, fallback: ResourceAmounts) -> ResourceAmounts {
-        ResourceAmounts {
-            memory_bytes: self.memory_bytes.or(fallback.memory_bytes),
-            cpus: self.cpus.or(fallback.cpus),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.memory_bytes.is_none() && self.cpus.is_none()
-    }
-}
-
-impl Resources {
-    /// The effective resources of a spawn: each value from the job (SDK) if it sets it, else
-    /// the label set, else `defaults.resources`.
-    pub fn cascade(job: Option<&Resources>, label_set: &Resources, defaults: &Resources) -> Resources {
-        let job = job.cloned().unwrap_or_default();
-        Resources {
-            requests: job.requests.or(label_set.requests).or(defaults.requests),
-            limits: job.limits.or(label_set.limits).or(defaults.limits),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.limits.is_empty()
-    }
-}
-
-/// `resourceCap` / `globalResourceCap` / a machine pool's `cap` (kept, not enforced yet).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResourceCap {
-    pub max_cpus: Option<f64>,
-    pub max_memory_bytes: Option<u64>,
-}
-
-/// `machinePools[]` (kept, not enforced yet).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MachinePool {
-    pub name: String,
-    pub cap: Option<ResourceCap>,
-}
-
-/// The top-level `firecracker` block: the host network the VMs share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirecrackerNetwork {
-    pub cidr: String,
-    pub bridge_name: String,
-    pub gateway: String,
-    pub netmask: String,
-    pub table: String,
-}
-
-impl Default for FirecrackerNetwork {
-    fn default() -> Self {
-        FirecrackerNetwork {
-            cidr: "10.0.0.0/24".to_string(),
-            bridge_name: "kici-br0".to_string(),
-            gateway: "10.0.0.1".to_string(),
-            netmask: "255.255.255.0".to_string(),
-            table: "kici".to_string(),
-        }
-    }
-}
-
-/// Parses `<n>k`, `<n>m` or `<n>g` (binary units, case-insensitive) into bytes.
-pub fn parse_memory(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let unit = match text.chars().last()? {
-        'k' => 1u64 << 10,
-        'm' => 1 << 20,
-        'g' => 1 << 30,
-        _ => return None,
-    };
-    let digits = &text[..text.len() - 1];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let count: u64 = digits.parse().ok()?;
-    if count == 0 {
-        return None;
-    }
-    count.checked_mul(unit)
-}
-
-/// Bytes in the largest exact unit of [`parse_memory`]: `2g`, `1536m`.
-pub fn format_memory(bytes: u64) -> String {
-    for (unit, suffix) in [(1u64 << 30, "g"), (1 << 20, "m"), (1 << 10, "k")] {
-        if bytes >= unit && bytes.is_multiple_of(unit) {
-            return format!("{}{suffix}", bytes / unit);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// Lower-cases, trims, deduplicates and sorts labels.
-pub fn normalize_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let set: BTreeSet<String> = labels.into_iter().map(|l| l.trim().to_lowercase()).collect();
-    set.into_iter().collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
+use super::load::ScalerConfigError;
+use super::raw::{
+    RawConfig, RawDropIn, RawLabelSet, RawNetworkPolicy, RawResourceCap, RawResources, RawRoles, RawScaler, RawWarmPool,
+};
+use super::{
+    AgentRole, AgentRoles, Backend, BackpressureMode, LabelSet, MAX_CPUS, MachinePool, NetworkPolicy,
+    RESERVED_LABEL_MESSAGE, ResourceAmounts, ResourceCap, Resources, ScalerConfig, ScalerEntry, ScalerType,
+    SpawnTarget, WarmPool, format_memory, normalize_labels, parse_memory,
+};
+use crate::scaler::firecracker::config::FirecrackerBackend;
+use crate::scaler::{
+    bare_metal::config as bare_metal, container::config as container, firecracker::config as firecracker,
+};
 
 /// One validation problem and the file it is about (`None` when no single file is).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,345 +41,12 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScalerConfigError {
-    #[error("cannot read scaler config `{}` (hint: {hint})", path.display())]
-    Read {
-        path: PathBuf,
-        hint: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read scaler config directory `{}` (hint: {HINT_DIR})", path.display())]
-    ReadDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The YAML itself: syntax, an unknown key, a value of the wrong type (first one only).
-    #[error(transparent)]
-    Parse(Box<ParseError>),
-    /// Every problem found in an otherwise well-formed configuration.
-    #[error(
-        "invalid scaler config:\n{}\n(hint: fix every problem listed; an invalid scaler config is never partly applied)",
-        problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
-    )]
-    Invalid { problems: Vec<ConfigProblem> },
-}
-
-/// A YAML error, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "cannot parse scaler config `{file}`{}: {message}{} (hint: {hint})",
-    position(*line, *column),
-    key_path.as_ref().map(|p| format!(" (at `{p}`)")).unwrap_or_default()
-)]
-pub struct ParseError {
-    pub file: String,
-    pub line: Option<u64>,
-    pub column: Option<u64>,
-    /// Where in the document, e.g. `scalers[0].labelSets[1].imag`.
-    pub key_path: Option<String>,
-    /// The parser's text, e.g. "unknown field `imag`, expected one of labels, image, ...".
-    pub message: String,
-    pub hint: String,
-}
-
-fn position(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!(" at line {line}, column {column}"),
-        (Some(line), None) => format!(" at line {line}"),
-        _ => String::new(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loading
-// ---------------------------------------------------------------------------------------------
-
-/// Reads `scalers.yaml` (`path`) and appends the scalers of every `*.yaml`/`*.yml` file of
-/// `dir` in alphabetical order (dot-files skipped), then validates the whole. A configured file
-/// or directory that cannot be read is an error; neither configured = no scalers.
-pub fn load(path: Option<&Path>, dir: Option<&Path>) -> Result<ScalerConfig, ScalerConfigError> {
-    let main = match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ScalerConfigError::Read {
-                path: path.to_path_buf(),
-                hint: HINT_PATH,
-                source,
-            })?;
-            let file = path.display().to_string();
-            let raw: Option<RawConfig> = parse_yaml(&text, &file, false)?;
-            Some((file, raw.unwrap_or_default()))
-        }
-        None => None,
-    };
-    let mut drop_ins = Vec::new();
-    if let Some(dir) = dir {
-        for path in drop_in_files(dir)? {
-            let text = std::fs::read_to_string(&path).map_err(|source| ScalerConfigError::Read {
-                path: path.clone(),
-                hint: HINT_DIR,
-                source,
-            })?;
-            let file = path.display().to_string();
-            let raw: Option<RawDropIn> = parse_yaml(&text, &file, true)?;
-            drop_ins.push((file, raw.unwrap_or_default()));
-        }
-    }
-    assemble(main, drop_ins)
-}
-
-/// Parses and validates one `scalers.yaml` text; `file` names it in errors.
-pub fn from_yaml_str(text: &str, file: &str) -> Result<ScalerConfig, ScalerConfigError> {
-    let raw: Option<RawConfig> = parse_yaml(text, file, false)?;
-    assemble(Some((file.to_string(), raw.unwrap_or_default())), Vec::new())
-}
-
-/// The `*.yaml` / `*.yml` files of a `scalers.d/` directory, in alphabetical order.
-fn drop_in_files(dir: &Path) -> Result<Vec<PathBuf>, ScalerConfigError> {
-    let read_dir_error = |source| ScalerConfigError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
-        let entry = entry.map_err(read_dir_error)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        let path = entry.path();
-        if yaml && !name.starts_with('.') && path.is_file() {
-            files.push((name, path));
-        }
-    }
-    files.sort();
-    Ok(files.into_iter().map(|(_, path)| path).collect())
-}
-
-fn parse_yaml<T: DeserializeOwned>(text: &str, file: &str, drop_in: bool) -> Result<Option<T>, ScalerConfigError> {
-    let mut key_path = None;
-    let result = serde_saphyr::with_deserializer_from_str(text, |deserializer| {
-        serde_path_to_error::deserialize::<_, Option<T>>(deserializer).map_err(|err| {
-            key_path = Some(err.path().to_string());
-            err.into_inner()
-        })
-    });
-    result.map_err(|err| {
-        let location = err.location();
-        let (line, column) = (location.map(|l| l.line()), location.map(|l| l.column()));
-        let mut message = err.without_snippet().to_string();
-        if let (Some(line), Some(column)) = (line, column) {
-            let suffix = format!(" at line {line}, column {column}");
-            if let Some(stripped) = message.strip_suffix(&suffix) {
-                message = stripped.to_string();
-            }
-        }
-        let key_path = key_path.filter(|p| p != "." && p != "?");
-        let hint = parse_hint(&message, key_path.as_deref(), drop_in);
-        ScalerConfigError::Parse(Box::new(ParseError {
-            file: file.to_string(),
-            line,
-            column,
-            key_path,
-            message,
-            hint,
-        }))
-    })
-}
-
-/// The hint of a parse error; an unknown key gets "did you mean" when a known key is close.
-fn parse_hint(message: &str, key_path: Option<&str>, drop_in: bool) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return HINT_SYNTAX.to_string();
-    };
-    let top_level = key_path.is_some_and(|p| !p.contains(['.', '[']));
-    if drop_in && top_level {
-        return HINT_DROP_IN_KEY.to_string();
-    }
-    let Some((key, expected)) = rest.split_once("`, expected one of ") else {
-        return HINT_UNKNOWN_KEY.to_string();
-    };
-    let candidates = expected.split(", ").map(|c| c.trim_matches('`'));
-    match kici_engine::suggest::closest(key, candidates) {
-        Some(close) => format!("did you mean `{close}`? {HINT_UNKNOWN_KEY}"),
-        None => HINT_UNKNOWN_KEY.to_string(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw shapes (the file as written)
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawConfig {
-    version: Option<i64>,
-    global_max_agents: Option<i64>,
-    defaults: Option<RawDefaults>,
-    global_resource_cap: Option<RawResourceCap>,
-    machine_pools: Option<Vec<RawMachinePool>>,
-    scalers: Option<Vec<RawScaler>>,
-    firecracker: Option<RawFirecrackerNetwork>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDropIn {
-    version: Option<i64>,
-    scalers: Option<Vec<RawScaler>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDefaults {
-    resources: Option<RawResources>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawResourceCap {
-    max_cpu: Option<f64>,
-    max_memory: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawMachinePool {
-    name: Option<String>,
-    cap: Option<RawResourceCap>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawFirecrackerNetwork {
-    cidr: Option<String>,
-    bridge_name: Option<String>,
-    gateway: Option<String>,
-    netmask: Option<String>,
-    table: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawScaler {
-    name: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    max_agents: Option<i64>,
-    label_sets: Option<Vec<RawLabelSet>>,
-    orchestrator_url: Option<String>,
-    warm_pool: Option<RawWarmPool>,
-    mandatory_labels: Option<Vec<String>>,
-    roles: Option<RawRoles>,
-    resource_cap: Option<RawResourceCap>,
-    machine_pool: Option<String>,
-    // container
-    host: Option<String>,
-    socket_path: Option<String>,
-    runtime: Option<String>,
-    extra_hosts: Option<Vec<String>>,
-    network_isolation: Option<bool>,
-    // bare-metal
-    enforce_cgroups: Option<bool>,
-    // firecracker
-    firecracker_path: Option<String>,
-    jailer_path: Option<String>,
-    kernel_path: Option<String>,
-    uid: Option<i64>,
-    gid: Option<i64>,
-    chroot_base_dir: Option<String>,
-    vcpu_count: Option<i64>,
-    mem_size_mib: Option<i64>,
-    require_sudo: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawWarmPool {
-    enabled: Option<bool>,
-    size: Option<i64>,
-    idle_timeout_seconds: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawLabelSet {
-    labels: Option<Vec<String>>,
-    image: Option<String>,
-    image_pull_policy: Option<String>,
-    binary_path: Option<String>,
-    rootfs_path: Option<String>,
-    kernel_path: Option<String>,
-    vcpu_count: Option<i64>,
-    mem_size_mib: Option<i64>,
-    overlay_drive_size_mib: Option<i64>,
-    resources: Option<RawResources>,
-    volumes: Option<Vec<String>>,
-    container_socket: Option<bool>,
-    env: Option<BTreeMap<String, String>>,
-    backpressure_mode: Option<String>,
-    network_policy: Option<RawNetworkPolicy>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawResources {
-    memory: Option<String>,
-    cpus: Option<f64>,
-    requests: Option<RawAmounts>,
-    limits: Option<RawAmounts>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAmounts {
-    memory: Option<String>,
-    cpus: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawNetworkPolicy {
-    allowlist: Option<Vec<String>>,
-    deny_all: Option<bool>,
-}
-
-/// `roles: all` or `roles: [builder, init-runner]`.
-#[derive(Debug, Default)]
-struct RawRoles(Vec<String>);
-
-impl<'de> Deserialize<'de> for RawRoles {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RolesVisitor;
-        impl<'de> serde::de::Visitor<'de> for RolesVisitor {
-            type Value = RawRoles;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a role or a list of roles (builder, init-runner, all)")
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<RawRoles, E> {
-                Ok(RawRoles(vec![value.to_string()]))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawRoles, A::Error> {
-                let mut roles = Vec::new();
-                while let Some(role) = seq.next_element::<String>()? {
-                    roles.push(role);
-                }
-                Ok(RawRoles(roles))
-            }
-        }
-        deserializer.deserialize_any(RolesVisitor)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Validation: raw shapes -> domain types, every problem collected
-// ---------------------------------------------------------------------------------------------
-
+/// Every problem found so far, each once, in the order found.
 #[derive(Default)]
-struct Problems(Vec<ConfigProblem>);
+pub(crate) struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
-    fn add(&mut self, file: Option<&str>, message: String) {
+    pub(crate) fn add(&mut self, file: Option<&str>, message: String) {
         let problem = ConfigProblem {
             file: file.map(str::to_string),
             message,
@@ -837,7 +67,7 @@ struct Checked {
     entry: Option<ScalerEntry>,
 }
 
-fn assemble(
+pub(super) fn assemble(
     main: Option<(String, RawConfig)>,
     drop_ins: Vec<(String, RawDropIn)>,
 ) -> Result<ScalerConfig, ScalerConfigError> {
@@ -886,15 +116,8 @@ fn assemble(
                 .map(|cap| build_cap(cap, &format!("{context}.cap"), &mut problems, at));
             config.machine_pools.push(MachinePool { name, cap });
         }
-        if let Some(fc) = raw.firecracker {
-            let defaults = FirecrackerNetwork::default();
-            config.firecracker_network = FirecrackerNetwork {
-                cidr: fc.cidr.unwrap_or(defaults.cidr),
-                bridge_name: fc.bridge_name.unwrap_or(defaults.bridge_name),
-                gateway: fc.gateway.unwrap_or(defaults.gateway),
-                netmask: fc.netmask.unwrap_or(defaults.netmask),
-                table: fc.table.unwrap_or(defaults.table),
-            };
+        if let Some(network) = raw.firecracker {
+            config.firecracker_network = firecracker::build_network(network);
         }
         raw_scalers.push((file, raw.scalers.unwrap_or_default()));
     }
@@ -1176,6 +399,8 @@ fn reject_foreign_fields(
     }
 }
 
+/// The backend's scaler-level keys: keys of another backend are refused here, the backend's
+/// own are read beside it (`scaler::<backend>::config`).
 fn build_backend(raw: &RawScaler, name: &str, kind: ScalerType, problems: &mut Problems, at: Option<&str>) -> Backend {
     use ScalerType::{BareMetal, Container, Firecracker};
     let fields: [(&str, bool, &[ScalerType]); 15] = [
@@ -1198,149 +423,16 @@ fn build_backend(raw: &RawScaler, name: &str, kind: ScalerType, problems: &mut P
     reject_foreign_fields(&fields, kind, &format!("Scaler \"{name}\" ({kind})"), problems, at);
 
     match kind {
-        Container => {
-            let runtime = match raw.runtime.as_deref().map(str::trim) {
-                None | Some("auto") => ContainerRuntime::Auto,
-                Some("docker") => ContainerRuntime::Docker,
-                Some("podman") => ContainerRuntime::Podman,
-                Some(other) => {
-                    problems.add(
-                        at,
-                        format!("Scaler \"{name}\" runtime \"{other}\" is not one of auto, docker, podman"),
-                    );
-                    ContainerRuntime::Auto
-                }
-            };
-            let host = raw.host.as_deref().map(str::trim).map(str::to_string);
-            if let Some(host) = &host {
-                let schemes = ["tcp://", "http://", "https://", "unix://"];
-                if !schemes.iter().any(|s| host.len() > s.len() && host.starts_with(s)) {
-                    problems.add(
-                        at,
-                        format!(
-                            "Scaler \"{name}\" host \"{host}\" must start with tcp://, http://, https:// or unix://"
-                        ),
-                    );
-                }
-                if raw.socket_path.is_some() {
-                    problems.add(
-                        at,
-                        format!("Scaler \"{name}\" sets both 'host' and 'socketPath'; use one"),
-                    );
-                }
-            }
-            let extra_hosts = raw.extra_hosts.clone().unwrap_or_default();
-            for entry in &extra_hosts {
-                let well_formed = entry
-                    .split_once(':')
-                    .is_some_and(|(host, target)| !host.trim().is_empty() && !target.trim().is_empty());
-                if !well_formed {
-                    problems.add(
-                        at,
-                        format!(
-                            "Scaler \"{name}\" extraHosts entry \"{entry}\" must be \"<hostname>:<ip or host-gateway>\""
-                        ),
-                    );
-                }
-            }
-            Backend::Container(ContainerBackend {
-                host,
-                socket_path: raw.socket_path.as_deref().map(PathBuf::from),
-                runtime,
-                extra_hosts,
-                network_isolation: raw.network_isolation.unwrap_or(true),
-            })
-        }
-        BareMetal => Backend::BareMetal(BareMetalBackend {
-            enforce_cgroups: raw.enforce_cgroups.unwrap_or(false),
-        }),
-        Firecracker => {
-            let mut required_path = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
-                Some(path) if !path.is_empty() => PathBuf::from(path),
-                _ => {
-                    problems.add(at, format!("Firecracker scaler \"{name}\" requires a '{field}' field"));
-                    PathBuf::new()
-                }
-            };
-            let firecracker_path = required_path("firecrackerPath", &raw.firecracker_path);
-            let jailer_path = required_path("jailerPath", &raw.jailer_path);
-            let kernel_path = required_path("kernelPath", &raw.kernel_path);
-            let mut id = |field: &str, value: Option<i64>| match value {
-                None => {
-                    problems.add(at, format!("Firecracker scaler \"{name}\" requires a '{field}' field"));
-                    0
-                }
-                Some(v) => u32::try_from(v).unwrap_or_else(|_| {
-                    problems.add(
-                        at,
-                        format!("Firecracker scaler \"{name}\" {field} must be a non-negative integer (got {v})"),
-                    );
-                    0
-                }),
-            };
-            let uid = id("uid", raw.uid);
-            let gid = id("gid", raw.gid);
-            let subject = format!("Firecracker scaler \"{name}\"");
-            let vcpu_count = vcpus(raw.vcpu_count, DEFAULT_VCPU_COUNT, &subject, problems, at);
-            let mem_size_mib = at_least_one(
-                raw.mem_size_mib,
-                "memSizeMib",
-                DEFAULT_MEM_SIZE_MIB,
-                &subject,
-                problems,
-                at,
-            );
-            Backend::Firecracker(FirecrackerBackend {
-                firecracker_path,
-                jailer_path,
-                kernel_path,
-                uid,
-                gid,
-                chroot_base_dir: PathBuf::from(raw.chroot_base_dir.as_deref().unwrap_or(DEFAULT_CHROOT_BASE_DIR)),
-                vcpu_count,
-                mem_size_mib,
-                require_sudo: raw.require_sudo.unwrap_or(false),
-            })
-        }
-    }
-}
-
-fn vcpus(value: Option<i64>, default: u32, subject: &str, problems: &mut Problems, at: Option<&str>) -> u32 {
-    match value {
-        None => default,
-        Some(v) if (1..=i64::from(MAX_VCPU_COUNT)).contains(&v) => v as u32,
-        Some(v) => {
-            problems.add(
-                at,
-                format!("{subject} vcpuCount must be between 1 and {MAX_VCPU_COUNT} (got {v})"),
-            );
-            default
-        }
-    }
-}
-
-fn at_least_one(
-    value: Option<i64>,
-    field: &str,
-    default: u32,
-    subject: &str,
-    problems: &mut Problems,
-    at: Option<&str>,
-) -> u32 {
-    match value {
-        None => default,
-        Some(v) if v >= 1 => u32::try_from(v).unwrap_or(u32::MAX),
-        Some(v) => {
-            problems.add(at, format!("{subject} {field} must be at least 1 (got {v})"));
-            default
-        }
+        Container => Backend::Container(container::build_backend(raw, name, problems, at)),
+        BareMetal => Backend::BareMetal(bare_metal::build_backend(raw)),
+        Firecracker => Backend::Firecracker(firecracker::build_backend(raw, name, problems, at)),
     }
 }
 
 /// Returns the set's normalized labels (for the cross-scaler checks, even when the set is
 /// otherwise invalid) and the label set when the scaler's type is known.
 fn build_label_set(
-    raw: RawLabelSet,
+    mut raw: RawLabelSet,
     scaler: &str,
     index: usize,
     kind: Option<ScalerType>,
@@ -1372,8 +464,9 @@ fn build_label_set(
     }
     let labels = normalize_labels(labels.iter().map(String::as_str));
 
-    let resources = build_resources(raw.resources, &subject, problems, at);
-    let env = raw.env.unwrap_or_default();
+    // Taken out, so that what is left of the set goes whole to its backend below.
+    let resources = build_resources(raw.resources.take(), &subject, problems, at);
+    let env = raw.env.take().unwrap_or_default();
     for key in env.keys() {
         let valid = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -1428,96 +521,12 @@ fn build_label_set(
         at,
     );
 
-    let present = |value: &Option<String>| {
-        value
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
     let target = match kind {
-        Container => {
-            let image = present(&raw.image).unwrap_or_else(|| {
-                problems.add(
-                    at,
-                    format!("Container scaler \"{scaler}\" label set [{index}] requires an 'image' field"),
-                );
-                String::new()
-            });
-            let pull_policy = match raw.image_pull_policy.as_deref().map(str::trim) {
-                None | Some("IfNotPresent") => ImagePullPolicy::IfNotPresent,
-                Some("Always") => ImagePullPolicy::Always,
-                Some("Never") => ImagePullPolicy::Never,
-                Some(other) => {
-                    problems.add(
-                        at,
-                        format!("{subject} imagePullPolicy \"{other}\" is not one of Always, IfNotPresent, Never"),
-                    );
-                    ImagePullPolicy::IfNotPresent
-                }
-            };
-            let volumes = raw.volumes.unwrap_or_default();
-            for volume in &volumes {
-                if !valid_volume(volume) {
-                    problems.add(
-                        at,
-                        format!(
-                            "{subject} volume \"{volume}\" must be \"<host path or volume>:<container path>\" with an optional \":ro\" or \":rw\""
-                        ),
-                    );
-                }
-            }
-            SpawnTarget::Container(ContainerTarget {
-                image,
-                pull_policy,
-                volumes,
-                container_socket: raw.container_socket.unwrap_or(false),
-                network_policy: build_network_policy(raw.network_policy, &subject, problems, at),
-            })
-        }
-        BareMetal => {
-            let binary_path = present(&raw.binary_path).unwrap_or_else(|| {
-                problems.add(
-                    at,
-                    format!("Bare-metal scaler \"{scaler}\" label set [{index}] requires a 'binaryPath' field"),
-                );
-                String::new()
-            });
-            SpawnTarget::BareMetal(BareMetalTarget {
-                binary_path: PathBuf::from(binary_path),
-            })
-        }
-        Firecracker => {
-            let rootfs_path = present(&raw.rootfs_path).unwrap_or_else(|| {
-                problems.add(
-                    at,
-                    format!("Firecracker scaler \"{scaler}\" label set [{index}] requires a 'rootfsPath' field"),
-                );
-                String::new()
-            });
-            let kernel_path = match present(&raw.kernel_path) {
-                Some(path) => PathBuf::from(path),
-                None => fc.map(|fc| fc.kernel_path.clone()).unwrap_or_default(),
-            };
-            let default_vcpus = fc.map_or(DEFAULT_VCPU_COUNT, |fc| fc.vcpu_count);
-            let default_mem = fc.map_or(DEFAULT_MEM_SIZE_MIB, |fc| fc.mem_size_mib);
-            let fc_subject = format!("Firecracker scaler \"{scaler}\" label set [{index}]");
-            SpawnTarget::Firecracker(FirecrackerTarget {
-                rootfs_path: PathBuf::from(rootfs_path),
-                kernel_path,
-                vcpu_count: vcpus(raw.vcpu_count, default_vcpus, &fc_subject, problems, at),
-                mem_size_mib: at_least_one(raw.mem_size_mib, "memSizeMib", default_mem, &fc_subject, problems, at),
-                overlay_drive_size_mib: at_least_one(
-                    raw.overlay_drive_size_mib,
-                    "overlayDriveSizeMib",
-                    DEFAULT_OVERLAY_DRIVE_SIZE_MIB,
-                    &fc_subject,
-                    problems,
-                    at,
-                ),
-                network_policy: build_network_policy(raw.network_policy, &subject, problems, at),
-            })
-        }
+        Container => SpawnTarget::Container(container::build_target(raw, scaler, index, &subject, problems, at)),
+        BareMetal => SpawnTarget::BareMetal(bare_metal::build_target(&raw, scaler, index, problems, at)),
+        Firecracker => SpawnTarget::Firecracker(firecracker::build_target(
+            raw, scaler, index, &subject, fc, problems, at,
+        )),
     };
     let set = LabelSet {
         labels: labels.clone(),
@@ -1529,17 +538,8 @@ fn build_label_set(
     (labels, Some(set))
 }
 
-fn valid_volume(volume: &str) -> bool {
-    let parts: Vec<&str> = volume.split(':').collect();
-    let mode_ok = match parts.len() {
-        2 => true,
-        3 => matches!(parts[2], "ro" | "rw"),
-        _ => false,
-    };
-    mode_ok && !parts[0].is_empty() && parts[1].starts_with('/')
-}
-
-fn build_network_policy(
+/// A label set's `networkPolicy` (container and Firecracker); `subject` starts each message.
+pub(crate) fn build_network_policy(
     raw: Option<RawNetworkPolicy>,
     subject: &str,
     problems: &mut Problems,
@@ -1740,56 +740,26 @@ fn build_cap(raw: RawResourceCap, context: &str, problems: &mut Problems, at: Op
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Reload
-// ---------------------------------------------------------------------------------------------
-
-/// What a reload changes, scaler by scaler (by name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadDiff {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    /// Same name and backend type, some setting changed (label sets, caps, warm pool, ...).
-    pub changed: Vec<String>,
-    /// Same name, other backend type: not applied by a reload (running agents are never
-    /// touched; the old backend keeps serving until a restart).
-    pub type_changed: Vec<String>,
-}
-
-impl ReloadDiff {
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty() && self.type_changed.is_empty()
-    }
-}
-
-/// Compares the running configuration with a newly loaded (valid) one.
-pub fn reload_diff(current: &ScalerConfig, next: &ScalerConfig) -> ReloadDiff {
-    let mut diff = ReloadDiff::default();
-    for new in &next.scalers {
-        match current.scaler(&new.name) {
-            None => diff.added.push(new.name.clone()),
-            Some(old) if old.scaler_type() != new.scaler_type() => diff.type_changed.push(new.name.clone()),
-            Some(old) if old != new => diff.changed.push(new.name.clone()),
-            Some(_) => {}
-        }
-    }
-    for old in &current.scalers {
-        if next.scaler(&old.name).is_none() {
-            diff.removed.push(old.name.clone());
-        }
-    }
-    diff
+/// A string key that is set and not blank, trimmed.
+pub(crate) fn present(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::Duration;
 
-    const FILE: &str = "scalers.yaml";
-
-    fn valid(yaml: &str) -> ScalerConfig {
-        from_yaml_str(yaml, FILE).unwrap_or_else(|err| panic!("expected a valid config, got: {err}"))
-    }
+    use super::super::testing::{FILE, amounts, one, valid};
+    use super::super::*;
+    use crate::scaler::bare_metal::config::{BareMetalBackend, BareMetalTarget};
+    use crate::scaler::container::config::{ContainerBackend, ContainerRuntime, ContainerTarget, ImagePullPolicy};
+    use crate::scaler::firecracker::config::{FirecrackerNetwork, FirecrackerTarget};
 
     /// The messages of an invalid config, in order.
     fn problems(yaml: &str) -> Vec<String> {
@@ -1801,11 +771,6 @@ mod tests {
 
     fn check(yaml: &str, expected: &[&str]) {
         assert_eq!(problems(yaml), expected, "for:\n{yaml}");
-    }
-
-    /// `version: 1` and one scaler written in flow style.
-    fn one(scaler: &str) -> String {
-        format!("version: 1\nscalers:\n  - {scaler}\n")
     }
 
     const BM: &str =
@@ -2311,13 +1276,6 @@ scalers:
         );
     }
 
-    fn amounts(memory: Option<u64>, cpus: Option<f64>) -> ResourceAmounts {
-        ResourceAmounts {
-            memory_bytes: memory,
-            cpus,
-        }
-    }
-
     #[test]
     fn resources_forms() {
         const G: u64 = 1 << 30;
@@ -2449,320 +1407,9 @@ scalers:
     }
 
     #[test]
-    fn memory_units() {
-        assert_eq!(parse_memory("1k"), Some(1024));
-        assert_eq!(parse_memory("3M"), Some(3 << 20));
-        assert_eq!(parse_memory(" 2g "), Some(2 << 30));
-        for bad in ["", "g", "2", "2gb", "2t", "-1g", "1.5g", "0m", "99999999999999999999g"] {
-            assert_eq!(parse_memory(bad), None, "{bad}");
-        }
-        assert_eq!(format_memory(2 << 30), "2g");
-        assert_eq!(format_memory(1536 << 20), "1536m");
-        assert_eq!(format_memory(3 << 10), "3k");
-    }
-
-    #[test]
-    fn resources_cascade_job_then_label_set_then_defaults() {
-        let defaults = Resources {
-            requests: amounts(Some(1), Some(1.0)),
-            limits: amounts(Some(10), Some(1.0)),
-        };
-        let label_set = Resources {
-            requests: amounts(Some(2), None),
-            limits: amounts(Some(20), None),
-        };
-        let job = Resources {
-            requests: amounts(None, Some(3.0)),
-            limits: amounts(None, Some(3.0)),
-        };
-        assert_eq!(
-            Resources::cascade(Some(&job), &label_set, &defaults),
-            Resources {
-                requests: amounts(Some(2), Some(3.0)),
-                limits: amounts(Some(20), Some(3.0))
-            }
-        );
-        assert_eq!(Resources::cascade(None, &Resources::default(), &defaults), defaults);
-    }
-
-    fn parse_error(yaml: &str) -> ParseError {
-        match from_yaml_str(yaml, FILE) {
-            Err(ScalerConfigError::Parse(err)) => *err,
-            other => panic!("expected a parse error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn unknown_keys_name_the_key_its_path_and_position() {
-        let err = parse_error(
-            "version: 1\nscalers:\n  - name: c\n    type: container\n    maxAgents: 1\n    labelSets:\n      - labels: [a]\n        imag: alpine\n",
-        );
-        let ParseError {
-            file,
-            line,
-            column,
-            key_path,
-            message,
-            hint,
-        } = &err;
-        assert_eq!(file, FILE);
-        assert_eq!((*line, *column), (Some(8), Some(9)));
-        assert_eq!(key_path.as_deref(), Some("scalers[0].labelSets[0].imag"));
-        assert!(
-            message.starts_with("unknown field `imag`, expected one of "),
-            "{message}"
-        );
-        assert_eq!(
-            hint,
-            "did you mean `image`? keys are case-sensitive camelCase; rename or remove the key"
-        );
-        assert!(
-            err.to_string().starts_with(
-                "cannot parse scaler config `scalers.yaml` at line 8, column 9: unknown field `imag`, expected one of labels, image,"
-            ),
-            "{err}"
-        );
-        assert!(
-            err.to_string().ends_with(
-                " (at `scalers[0].labelSets[0].imag`) (hint: did you mean `image`? keys are case-sensitive camelCase; rename or remove the key)"
-            ),
-            "{err}"
-        );
-
-        let cases: &[(&str, &str)] = &[
-            ("version: 1\nglobalmaxagents: 3\n", "globalmaxagents"),
-            (
-                "version: 1\ndefaults: {resources: {memory: 1g}, image: x}\n",
-                "defaults.image",
-            ),
-            (
-                "version: 1\nscalers: [{name: a, type: container, maxagents: 1}]\n",
-                "scalers[0].maxagents",
-            ),
-            (
-                "version: 1\nscalers: [{name: a, warmPool: {size: 1, idle: 3}}]\n",
-                "scalers[0].warmPool.idle",
-            ),
-            (
-                "version: 1\ndefaults: {resources: {requests: {cpu: 1}}}\n",
-                "defaults.resources.requests.cpu",
-            ),
-            ("version: 1\nfirecracker: {bridge: br0}\n", "firecracker.bridge"),
-            (
-                "version: 1\nmachinePools: [{name: a, size: 3}]\n",
-                "machinePools[0].size",
-            ),
-        ];
-        for (yaml, path) in cases {
-            let ParseError { key_path, message, .. } = parse_error(yaml);
-            assert_eq!(key_path.as_deref(), Some(*path), "{yaml}");
-            assert!(message.starts_with("unknown field"), "{message}");
-        }
-    }
-
-    #[test]
-    fn wrong_types_and_syntax_are_parse_errors() {
-        let ParseError {
-            line, key_path, hint, ..
-        } = parse_error("version: 1\nscalers:\n  - name: a\n    maxAgents: many\n");
-        assert_eq!(line, Some(4));
-        assert_eq!(key_path.as_deref(), Some("scalers[0].maxAgents"));
-        assert_eq!(hint, HINT_SYNTAX);
-        assert!(parse_error("version: 1\nscalers: [\n").line.is_some());
-        let message = parse_error("version: 1\nversion: 1\n").message;
-        assert!(message.contains("duplicate"), "{message}");
-    }
-
-    #[test]
     fn an_empty_file_needs_a_version() {
         check("", &["'version' is required: start the file with `version: 1`"]);
         assert_eq!(valid("version: 1\n"), ScalerConfig::default());
         assert_eq!(valid("version: 1\nscalers: []\n").scalers, []);
-    }
-
-    #[test]
-    fn invalid_display_lists_every_problem_with_its_file_and_a_hint() {
-        let err = from_yaml_str("version: 1\nglobalMaxAgents: 0\nscalers:\n  - {name: bm, type: docker, maxAgents: 1, labelSets: [{labels: [a]}]}\n", "/etc/kici/scalers.yaml").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid scaler config:\n  - /etc/kici/scalers.yaml: globalMaxAgents must be at least 1 (got 0)\n  - /etc/kici/scalers.yaml: Scaler \"bm\" has type \"docker\", which is not supported: use type \"container\" (it drives Docker or Podman)\n(hint: fix every problem listed; an invalid scaler config is never partly applied)"
-        );
-    }
-
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn names(config: &ScalerConfig) -> Vec<&str> {
-        config.scalers.iter().map(|s| s.name.as_str()).collect()
-    }
-
-    fn bare_metal(name: &str, label: &str) -> String {
-        format!("{{name: {name}, type: bare-metal, maxAgents: 1, labelSets: [{{labels: [{label}], binaryPath: /a}}]}}")
-    }
-
-    #[test]
-    fn load_merges_scalers_d_in_alphabetical_order() {
-        let root = tempfile::tempdir().unwrap();
-        let main = write(
-            root.path(),
-            "scalers.yaml",
-            &format!(
-                "version: 1\nglobalMaxAgents: 9\nscalers:\n  - {}\n",
-                bare_metal("main", "m")
-            ),
-        );
-        let dir = root.path().join("scalers.d");
-        std::fs::create_dir(&dir).unwrap();
-        write(
-            &dir,
-            "20-c.yml",
-            &format!(
-                "scalers:\n  - {}\n  - {}\n",
-                bare_metal("c1", "c1"),
-                bare_metal("c2", "c2")
-            ),
-        );
-        write(
-            &dir,
-            "10-b.yaml",
-            &format!("version: 1\nscalers:\n  - {}\n", bare_metal("b", "b")),
-        );
-        write(&dir, "05-empty.yaml", "# nothing yet\n");
-        write(
-            &dir,
-            ".hidden.yaml",
-            &format!("scalers:\n  - {}\n", bare_metal("hidden", "h")),
-        );
-        write(&dir, "notes.txt", "not yaml: [");
-        write(&dir, "30-d.yaml.bak", "not yaml: [");
-        std::fs::create_dir(dir.join("40-sub.yaml")).unwrap();
-
-        let config = load(Some(&main), Some(&dir)).unwrap();
-        assert_eq!(names(&config), ["main", "b", "c1", "c2"]);
-        assert_eq!(config.global_max_agents, 9);
-        assert_eq!(config.scalers[1].source, dir.join("10-b.yaml").display().to_string());
-
-        let only_dir = load(None, Some(&dir)).unwrap();
-        assert_eq!(names(&only_dir), ["b", "c1", "c2"]);
-        assert_eq!(only_dir.global_max_agents, DEFAULT_GLOBAL_MAX_AGENTS);
-
-        assert_eq!(load(None, None).unwrap(), ScalerConfig::default());
-        assert_eq!(names(&load(Some(&main), None).unwrap()), ["main"]);
-    }
-
-    #[test]
-    fn load_reports_problems_with_the_file_they_are_in() {
-        let root = tempfile::tempdir().unwrap();
-        let main = write(
-            root.path(),
-            "scalers.yaml",
-            &format!("version: 1\nscalers:\n  - {}\n", bare_metal("a", "linux")),
-        );
-        let dir = root.path().join("scalers.d");
-        std::fs::create_dir(&dir).unwrap();
-        let gpu = write(
-            &dir,
-            "gpu.yaml",
-            &format!(
-                "version: 2\nscalers:\n  - {}\n  - {}\n",
-                bare_metal("a", "gpu"),
-                bare_metal("b", "linux")
-            ),
-        );
-        let Err(ScalerConfigError::Invalid { problems }) = load(Some(&main), Some(&dir)) else {
-            panic!("expected problems")
-        };
-        let gpu = gpu.display().to_string();
-        let main = main.display().to_string();
-        assert_eq!(
-            problems,
-            [
-                ConfigProblem {
-                    file: Some(gpu.clone()),
-                    message: "version must be 1 (got 2)".into()
-                },
-                ConfigProblem {
-                    file: Some(gpu.clone()),
-                    message: format!(
-                        "Scaler name \"a\" is used more than once (scalers[0] of {main} and scalers[0] of {gpu}); scaler names must be unique"
-                    ),
-                },
-                ConfigProblem {
-                    file: Some(gpu.clone()),
-                    message: "Label set [linux] overlaps between scalers \"a\" and \"b\"".into()
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn load_errors_name_the_file_and_hint() {
-        let root = tempfile::tempdir().unwrap();
-        let missing = root.path().join("nope.yaml");
-        let err = load(Some(&missing), None).unwrap_err();
-        assert!(matches!(err, ScalerConfigError::Read { .. }));
-        assert_eq!(
-            err.to_string(),
-            format!("cannot read scaler config `{}` (hint: {HINT_PATH})", missing.display())
-        );
-        let err = load(None, Some(&root.path().join("scalers.d"))).unwrap_err();
-        assert!(matches!(err, ScalerConfigError::ReadDir { .. }), "{err}");
-        assert!(err.to_string().ends_with(&format!("(hint: {HINT_DIR})")), "{err}");
-
-        let dir = root.path().join("d");
-        std::fs::create_dir(&dir).unwrap();
-        let extra = write(&dir, "extra.yaml", "globalMaxAgents: 3\n");
-        let ScalerConfigError::Parse(err) = load(None, Some(&dir)).unwrap_err() else {
-            panic!("expected a parse error")
-        };
-        let ParseError {
-            file, key_path, hint, ..
-        } = *err;
-        assert_eq!(file, extra.display().to_string());
-        assert_eq!(key_path.as_deref(), Some("globalMaxAgents"));
-        assert_eq!(hint, HINT_DROP_IN_KEY);
-        write(&dir, "extra.yaml", "scalers:\n  - {name: a, labelSet: []}\n");
-        let ScalerConfigError::Parse(err) = load(None, Some(&dir)).unwrap_err() else {
-            panic!("expected a parse error")
-        };
-        let ParseError { key_path, hint, .. } = *err;
-        assert_eq!(key_path.as_deref(), Some("scalers[0].labelSet"));
-        assert_eq!(
-            hint,
-            "did you mean `labelSets`? keys are case-sensitive camelCase; rename or remove the key"
-        );
-    }
-
-    #[test]
-    fn reload_diff_by_name() {
-        let current = valid(&format!(
-            "version: 1\nscalers:\n  - {}\n  - {}\n  - {}\n",
-            bare_metal("same", "a"),
-            bare_metal("gone", "b"),
-            bare_metal("edited", "c")
-        ));
-        let next = valid(&format!(
-            "version: 1\nscalers:\n  - {}\n  - {}\n  - {}\n",
-            bare_metal("same", "a"),
-            bare_metal("edited", "c2"),
-            "{name: new, type: container, maxAgents: 1, labelSets: [{labels: [n], image: i}]}"
-        ));
-        assert_eq!(
-            reload_diff(&current, &next),
-            ReloadDiff {
-                added: vec!["new".into()],
-                removed: vec!["gone".into()],
-                changed: vec!["edited".into()],
-                type_changed: vec![]
-            }
-        );
-        let retyped = valid(&one(
-            "{name: same, type: container, maxAgents: 1, labelSets: [{labels: [a], image: i}]}",
-        ));
-        assert_eq!(reload_diff(&current, &retyped).type_changed, ["same"]);
-        assert!(reload_diff(&current, &current).is_empty());
     }
 }

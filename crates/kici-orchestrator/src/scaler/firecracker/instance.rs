@@ -18,18 +18,19 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use super::backend::SpawnRequest;
-use super::bare_metal::AgentProcess;
-use super::capture::{OutputTail, forward};
 use super::config::{FirecrackerBackend, FirecrackerNetwork, FirecrackerTarget};
-use super::milestones::{Milestone, Reporter};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::bare_metal::AgentProcess;
+use crate::scaler::capture::{OutputTail, forward};
+use crate::scaler::error::SpawnError;
+use crate::scaler::milestones::{Milestone, Reporter};
 
 /// How long the VMM may take to create its API socket.
 const API_SOCKET_WAIT: Duration = Duration::from_secs(15);
 /// How often the VMM log file is read for new lines.
 const VMM_LOG_POLL: Duration = Duration::from_millis(100);
 
-pub struct MicroVm {
+pub(crate) struct MicroVm {
     state: crate::state::Shared,
     /// `None` until the VMM started.
     vmm: Option<AgentProcess>,
@@ -42,30 +43,27 @@ pub struct MicroVm {
 }
 
 /// The TAP device of a VM: `kici-` and the last 8 characters of its id.
-pub fn tap_name(agent_id: &str) -> String {
+pub(crate) fn tap_name(agent_id: &str) -> String {
     let start = agent_id.len().saturating_sub(8);
     format!("kici-{}", &agent_id[start..])
 }
 
 /// `06:00:` followed by the four octets of the guest address.
-pub fn guest_mac(ip: Ipv4Addr) -> String {
+pub(crate) fn guest_mac(ip: Ipv4Addr) -> String {
     let [a, b, c, d] = ip.octets();
     format!("06:00:{a:02X}:{b:02X}:{c:02X}:{d:02X}")
 }
 
 /// The lowest address of `network` not in `taken`, skipping the network and broadcast
 /// addresses and the gateway.
-pub fn lowest_free_ip(network: &FirecrackerNetwork, taken: &[Ipv4Addr]) -> Result<Ipv4Addr, String> {
+pub(crate) fn lowest_free_ip(network: &FirecrackerNetwork, taken: &[Ipv4Addr]) -> Result<Ipv4Addr, SpawnError> {
     let (base, prefix) = network
         .cidr
         .split_once('/')
         .and_then(|(ip, prefix)| Some((ip.parse::<Ipv4Addr>().ok()?, prefix.parse::<u32>().ok()?)))
         .filter(|(_, prefix)| (1..=30).contains(prefix))
-        .ok_or_else(|| {
-            format!(
-                "firecracker.cidr `{}` is not an IPv4 network with a prefix of /1 to /30, such as 10.0.0.0/24",
-                network.cidr
-            )
+        .ok_or_else(|| SpawnError::BadCidr {
+            cidr: network.cidr.clone(),
         })?;
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
     let size = 1u64 << (32 - prefix);
@@ -74,27 +72,29 @@ pub fn lowest_free_ip(network: &FirecrackerNetwork, taken: &[Ipv4Addr]) -> Resul
         .filter_map(|ip| u32::try_from(ip).ok())
         .map(Ipv4Addr::from)
         .find(|ip| Some(*ip) != gateway && !taken.contains(ip))
-        .ok_or_else(|| format!("no available IPs in {} ({} in use)", network.cidr, taken.len()))
+        .ok_or_else(|| SpawnError::NoFreeIp {
+            cidr: network.cidr.clone(),
+            in_use: taken.len(),
+        })
 }
 
-pub async fn start(
+pub(crate) async fn start(
     request: &SpawnRequest,
     backend: &FirecrackerBackend,
     target: &FirecrackerTarget,
     reporter: &Reporter,
     tail: &OutputTail,
-) -> Result<MicroVm, String> {
+) -> Result<MicroVm, SpawnError> {
     reporter
         .milestone(Milestone::Provisioning, "preparing rootfs and kernel")
         .await;
     for (what, path) in [("kernel", &target.kernel_path), ("rootfs", &target.rootfs_path)] {
         if !path.is_file() {
-            return Err(format!(
-                "{what} image `{}` does not exist (hint: set {}Path of scaler \"{}\")",
-                path.display(),
-                if what == "kernel" { "kernel" } else { "rootfs" },
-                request.scaler.name
-            ));
+            return Err(SpawnError::VmImageMissing {
+                what,
+                path: path.clone(),
+                scaler: request.scaler.name.clone(),
+            });
         }
     }
     let work_dir = reporter
@@ -103,8 +103,10 @@ pub async fn start(
         .data_dir
         .join("firecracker")
         .join(&request.agent_id);
-    std::fs::create_dir_all(&work_dir)
-        .map_err(|err| format!("cannot create the VM directory `{}`: {err}", work_dir.display()))?;
+    std::fs::create_dir_all(&work_dir).map_err(|source| SpawnError::VmDirectory {
+        path: work_dir.clone(),
+        source,
+    })?;
     let mut vm = MicroVm {
         state: reporter.state.clone(),
         vmm: None,
@@ -131,7 +133,7 @@ async fn boot(
     reporter: &Reporter,
     tail: &OutputTail,
     vm: &mut MicroVm,
-) -> Result<(), String> {
+) -> Result<(), SpawnError> {
     let network = &request.firecracker_network;
     let ip = reporter.state.scaler.lease_ip(network)?;
     vm.ip = Some(ip);
@@ -155,7 +157,10 @@ async fn boot(
 
     let socket = vm.work_dir.join("api.sock");
     let vmm_log = vm.work_dir.join("vmm.log");
-    std::fs::write(&vmm_log, "").map_err(|err| format!("cannot create `{}`: {err}", vmm_log.display()))?;
+    std::fs::write(&vmm_log, "").map_err(|source| SpawnError::VmmLog {
+        path: vmm_log.clone(),
+        source,
+    })?;
     let mut command = Command::new(&backend.firecracker_path);
     command
         .arg("--api-sock")
@@ -171,7 +176,10 @@ async fn boot(
             &request.agent_id,
             ["firecracker-serial", "firecracker-serial"],
         )
-        .map_err(|err| format!("cannot start {}: {err}", backend.firecracker_path.display()))?,
+        .map_err(|source| SpawnError::StartVmm {
+            path: backend.firecracker_path.clone(),
+            source,
+        })?,
     );
     wait_for_socket(&socket, vmm).await?;
     vm.log_tailer = Some(tokio::spawn(tail_file(
@@ -246,8 +254,8 @@ async fn boot(
 }
 
 /// One Firecracker API call; a refusal names the call and Firecracker's `fault_message`.
-async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<(), String> {
-    let (status, text) = super::unix_http::call(socket, method.clone(), path, Some(body)).await?;
+async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<(), SpawnError> {
+    let (status, text) = crate::scaler::unix_http::call(socket, method.clone(), path, Some(body)).await?;
     if status == StatusCode::NO_CONTENT || status.is_success() {
         return Ok(());
     }
@@ -255,30 +263,34 @@ async fn api(socket: &Path, method: Method, path: &str, body: &Value) -> Result<
         .ok()
         .and_then(|v| v["fault_message"].as_str().map(str::to_string))
         .unwrap_or(text);
-    Err(format!("Firecracker API {method} {path} failed ({status}): {fault}"))
+    Err(SpawnError::FirecrackerApi {
+        method,
+        path: path.to_string(),
+        status,
+        fault,
+    })
 }
 
 /// Waits until the VMM accepts connections on its API socket. The file appears at `bind`,
 /// a moment before `listen`: only a connection that succeeds shows the API is up.
-async fn wait_for_socket(socket: &Path, vmm: &mut AgentProcess) -> Result<(), String> {
+async fn wait_for_socket(socket: &Path, vmm: &mut AgentProcess) -> Result<(), SpawnError> {
     let deadline = tokio::time::Instant::now() + API_SOCKET_WAIT;
     while tokio::net::UnixStream::connect(socket).await.is_err() {
         if let Some(exit) = vmm.try_exit() {
-            return Err(format!("firecracker exited before opening its API socket ({exit})"));
+            return Err(SpawnError::VmmExited { exit });
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!(
-                "firecracker did not open its API socket `{}` within {}s",
-                socket.display(),
-                API_SOCKET_WAIT.as_secs()
-            ));
+            return Err(SpawnError::ApiSocketTimeout {
+                socket: socket.to_path_buf(),
+                seconds: API_SOCKET_WAIT.as_secs(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-async fn run_ip(require_sudo: bool, args: &[&str]) -> Result<(), String> {
+async fn run_ip(require_sudo: bool, args: &[&str]) -> Result<(), SpawnError> {
     let mut command = if require_sudo {
         let mut command = Command::new("sudo");
         command.arg("-n").arg("ip");
@@ -286,19 +298,17 @@ async fn run_ip(require_sudo: bool, args: &[&str]) -> Result<(), String> {
     } else {
         Command::new("ip")
     };
-    let output = command
-        .args(args)
-        .output()
-        .await
-        .map_err(|err| format!("cannot run `ip {}`: {err}", args.join(" ")))?;
+    let output = command.args(args).output().await.map_err(|source| SpawnError::RunIp {
+        args: args.join(" "),
+        source,
+    })?;
     if output.status.success() {
         return Ok(());
     }
-    Err(format!(
-        "`ip {}` failed: {} (hint: the orchestrator needs CAP_NET_ADMIN, or requireSudo with passwordless sudo for ip)",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr).trim()
-    ))
+    Err(SpawnError::IpFailed {
+        args: args.join(" "),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    })
 }
 
 /// Follows the VMM log file: new lines go to the tail and the orchestrator's log.
@@ -326,7 +336,7 @@ async fn tail_file(path: PathBuf, tail: OutputTail, agent_id: String) {
 
 impl MicroVm {
     /// Waits for the VMM to exit; a kernel panic on the console is named.
-    pub async fn wait(&mut self) -> String {
+    pub(crate) async fn wait(&mut self) -> String {
         let exit = match self.vmm.as_mut() {
             Some(vmm) => vmm.wait().await,
             None => "the VMM never started".to_string(),
@@ -347,7 +357,7 @@ impl MicroVm {
 
     /// Empties MMDS once the agent is up: its environment (the agent's token) must not stay
     /// readable inside the VM.
-    pub async fn clear_mmds(&mut self) {
+    pub(crate) async fn clear_mmds(&mut self) {
         let socket = self.work_dir.join("api.sock");
         if let Err(err) = api(&socket, Method::PUT, "/mmds", &json!({})).await {
             tracing::warn!(error = %err, "cannot clear the microVM's MMDS");
@@ -355,7 +365,7 @@ impl MicroVm {
     }
 
     /// Stops the VMM and frees the TAP device, the address and the VM directory.
-    pub async fn destroy(&mut self) {
+    pub(crate) async fn destroy(&mut self) {
         if let Some(vmm) = self.vmm.as_mut() {
             vmm.destroy().await;
         }
@@ -380,9 +390,9 @@ impl MicroVm {
 }
 
 /// `diagnose` cross-checks: the VMM binary, and each label set's kernel and rootfs.
-pub fn host_problems(backend: &FirecrackerBackend, targets: &[(usize, &FirecrackerTarget)]) -> Vec<String> {
+pub(crate) fn host_problems(backend: &FirecrackerBackend, targets: &[(usize, &FirecrackerTarget)]) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(problem) = super::bare_metal::check_executable(
+    if let Err(problem) = crate::scaler::bare_metal::check_executable(
         "firecrackerPath",
         &backend.firecracker_path,
         "point it at the firecracker binary",
@@ -416,9 +426,12 @@ mod tests {
     #[test]
     fn addresses_skip_the_gateway_and_taken_ones_and_run_out() {
         let net = network("10.0.0.0/24");
-        assert_eq!(lowest_free_ip(&net, &[]), Ok(Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(
-            lowest_free_ip(&net, &[Ipv4Addr::new(10, 0, 0, 2)]),
+            lowest_free_ip(&net, &[]).map_err(|err| err.to_string()),
+            Ok(Ipv4Addr::new(10, 0, 0, 2))
+        );
+        assert_eq!(
+            lowest_free_ip(&net, &[Ipv4Addr::new(10, 0, 0, 2)]).map_err(|err| err.to_string()),
             Ok(Ipv4Addr::new(10, 0, 0, 3))
         );
         let tiny = FirecrackerNetwork {
@@ -426,12 +439,13 @@ mod tests {
             ..FirecrackerNetwork::default()
         };
         assert_eq!(
-            lowest_free_ip(&tiny, &[Ipv4Addr::new(10, 0, 0, 2)]),
+            lowest_free_ip(&tiny, &[Ipv4Addr::new(10, 0, 0, 2)]).map_err(|err| err.to_string()),
             Err("no available IPs in 10.0.0.0/30 (1 in use)".to_string())
         );
         assert!(
             lowest_free_ip(&network("10.0.0.0"), &[])
                 .unwrap_err()
+                .to_string()
                 .contains("is not an IPv4 network")
         );
     }

@@ -10,10 +10,11 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::backend::SpawnRequest;
-use super::capture::{OutputTail, pump};
 use super::config::{BareMetalBackend, BareMetalTarget};
-use super::milestones::{Milestone, Reporter};
+use crate::scaler::backend::SpawnRequest;
+use crate::scaler::capture::{OutputTail, pump};
+use crate::scaler::error::SpawnError;
+use crate::scaler::milestones::{Milestone, Reporter};
 
 /// Between SIGTERM and SIGKILL on destroy.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -23,20 +24,20 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 /// A child process in its own group whose output is captured: the agent itself
 /// (bare-metal), or the VMM running it (Firecracker).
-pub struct AgentProcess {
+pub(crate) struct AgentProcess {
     child: Child,
     pid: i32,
     pumps: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
 }
 
-pub async fn start(
+pub(crate) async fn start(
     request: &SpawnRequest,
     backend: &BareMetalBackend,
     target: &BareMetalTarget,
     reporter: &Reporter,
     tail: &OutputTail,
-) -> Result<AgentProcess, String> {
+) -> Result<AgentProcess, SpawnError> {
     reporter
         .milestone(Milestone::Provisioning, "spawning agent process")
         .await;
@@ -89,7 +90,7 @@ pub async fn start(
 impl AgentProcess {
     /// Starts `command` in its own process group with stdin closed and stdout/stderr read into
     /// `tail` and the orchestrator's log (`logs_sources` names each stream there).
-    pub fn spawn(
+    pub(crate) fn spawn(
         mut command: Command,
         tail: &OutputTail,
         agent_id: &str,
@@ -128,7 +129,7 @@ impl AgentProcess {
     }
 
     /// How it ended, if it has.
-    pub fn try_exit(&mut self) -> Option<String> {
+    pub(crate) fn try_exit(&mut self) -> Option<String> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
         }
@@ -136,7 +137,7 @@ impl AgentProcess {
     }
 
     /// Waits for the process to exit and its output to be read; describes how it ended.
-    pub async fn wait(&mut self) -> String {
+    pub(crate) async fn wait(&mut self) -> String {
         let status = match self.status {
             Some(status) => status,
             None => match self.child.wait().await {
@@ -155,7 +156,7 @@ impl AgentProcess {
     }
 
     /// SIGTERM to the group, SIGKILL after 5 s; nothing when it has exited.
-    pub async fn destroy(&mut self) {
+    pub(crate) async fn destroy(&mut self) {
         if self.status.is_some() || self.pid <= 0 {
             return;
         }
@@ -181,7 +182,7 @@ fn signal_group(pid: i32, signal: i32) {
 }
 
 /// `exit code 1`, `signal 9 (SIGKILL)`.
-pub fn describe_exit(status: ExitStatus) -> String {
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
@@ -202,23 +203,23 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// `agent process error: spawn <path> ENOENT (No such file or directory; hint: …)`.
-fn spawn_error(path: &Path, scaler: &str, label_set: usize, err: &std::io::Error) -> String {
+fn spawn_error(path: &Path, scaler: &str, label_set: usize, err: &std::io::Error) -> SpawnError {
     let (code, hint) = match err.raw_os_error() {
         Some(libc::ENOENT) => (
-            "ENOENT",
+            Some("ENOENT"),
             format!(
                 "binaryPath of scaler \"{scaler}\" label set [{label_set}] does not exist; point it at the kici-agent binary"
             ),
         ),
         Some(libc::EACCES) => (
-            "EACCES",
+            Some("EACCES"),
             "the orchestrator's user may not execute binaryPath; make it executable (chmod +x)".to_string(),
         ),
         Some(libc::ENOEXEC) => (
-            "ENOEXEC",
+            Some("ENOEXEC"),
             "binaryPath is not an executable for this machine; point it at the kici-agent binary".to_string(),
         ),
-        _ => ("", "check binaryPath and the orchestrator's permissions".to_string()),
+        _ => (None, "check binaryPath and the orchestrator's permissions".to_string()),
     };
     let what = std::io::Error::from_raw_os_error(err.raw_os_error().unwrap_or(0));
     let reason = if err.raw_os_error().is_some() {
@@ -230,19 +231,16 @@ fn spawn_error(path: &Path, scaler: &str, label_set: usize, err: &std::io::Error
     } else {
         err.to_string()
     };
-    let code = if code.is_empty() {
-        String::new()
-    } else {
-        format!(" {code}")
-    };
-    format!(
-        "agent process error: spawn {}{code} ({reason}; hint: {hint})",
-        path.display()
-    )
+    SpawnError::AgentProcess {
+        path: path.to_path_buf(),
+        code,
+        reason,
+        hint,
+    }
 }
 
 /// The first `name` on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -250,13 +248,13 @@ pub fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// `diagnose` cross-check: the binary exists and the orchestrator's user may execute it.
-pub fn check_binary(path: &Path) -> Result<(), String> {
+pub(crate) fn check_binary(path: &Path) -> Result<(), String> {
     check_executable("binaryPath", path, "point it at the kici-agent binary")
 }
 
 /// The file at `path` (configured as `field`) exists and is executable; `hint` says what it
 /// should be when it does not exist.
-pub fn check_executable(field: &str, path: &Path, hint: &str) -> Result<(), String> {
+pub(crate) fn check_executable(field: &str, path: &Path, hint: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let metadata = std::fs::metadata(path)
         .map_err(|err| format!("{field} `{}` cannot be read: {err} (hint: {hint})", path.display()))?;
@@ -280,12 +278,13 @@ mod tests {
     fn spawn_errors_name_the_path_the_cause_and_the_fix() {
         let err = std::io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(
-            spawn_error(Path::new("/opt/kici/agent"), "metal", 0, &err),
+            spawn_error(Path::new("/opt/kici/agent"), "metal", 0, &err).to_string(),
             "agent process error: spawn /opt/kici/agent ENOENT (No such file or directory; hint: binaryPath of scaler \"metal\" label set [0] does not exist; point it at the kici-agent binary)"
         );
         let err = std::io::Error::from_raw_os_error(libc::EACCES);
         assert!(
             spawn_error(Path::new("/x"), "metal", 1, &err)
+                .to_string()
                 .starts_with("agent process error: spawn /x EACCES (Permission denied; hint:")
         );
     }
