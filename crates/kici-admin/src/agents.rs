@@ -2,11 +2,10 @@
 //! the orchestrator (`/api/v1/admin/agents`).
 
 use clap::{Args, Subcommand};
+use kici_client::client::ApiClient;
+use kici_client::format::{self, NONE};
+use kici_client::table;
 use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
-use crate::format::{self, NONE};
-use crate::table;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {

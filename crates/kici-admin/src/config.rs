@@ -3,9 +3,8 @@
 //! refused and the running configuration stays.
 
 use clap::Subcommand;
+use kici_client::client::ApiClient;
 use serde::Deserialize;
-
-use crate::client::ApiClient;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {

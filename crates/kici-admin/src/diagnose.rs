@@ -6,13 +6,13 @@
 //! It runs no check itself: the orchestrator does, each within its own deadline.
 
 use clap::{Args, Subcommand};
+use kici_client::client::ApiClient;
+use kici_client::format::{self, NONE};
+use kici_client::table;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::ApiClient;
 use crate::drift::{self, DriftArgs};
-use crate::format::{self, NONE};
-use crate::table;
 
 /// Every check passed.
 pub const EXIT_PASS: u8 = 0;

@@ -4,9 +4,8 @@
 //! `KICI_SECRET_KEY` and the previous one in `KICI_SECRET_KEY_OLD`; afterwards the old key can
 //! be dropped.
 
+use kici_client::client::ApiClient;
 use serde::Deserialize;
-
-use crate::client::ApiClient;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

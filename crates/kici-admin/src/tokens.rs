@@ -2,11 +2,10 @@
 //! (`/api/v1/admin/tokens`). A new token is printed once; the server keeps only its hash.
 
 use clap::{Args, Subcommand, ValueEnum};
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_client::table;
 use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
-use crate::format;
-use crate::table;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {

@@ -4,9 +4,8 @@
 //! sessions and token at once.
 
 use clap::{Args, Subcommand, ValueEnum};
+use kici_client::client::ApiClient;
 use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {

@@ -13,12 +13,11 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kici_client::runs::author;
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-
-use crate::runs::render;
 
 /// How long the stack may take to come up and the demo run to finish.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -394,9 +393,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     .await?;
     let logs: RunLogs = api.get(&format!("/api/v1/runs/{run_id}/logs")).await?;
     println!();
-    print!("{}", render::run_tree(&detail));
+    print!("{}", author::run_tree(&detail));
     println!();
-    print!("{}", render::LogPrinter::default().next_chunk(&logs));
+    print!("{}", author::LogPrinter::default().next_chunk(&logs));
     let succeeded = detail.run.status == RunStatus::Success;
     println!();
     println!(

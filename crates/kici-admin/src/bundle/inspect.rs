@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use kici_client::table;
 use serde::Serialize;
 use serde_json::Value;
 use zip::ZipArchive;
@@ -14,7 +15,6 @@ use zip::ZipArchive;
 use super::archive::read_entry;
 use super::{DIAGNOSTICS, LOG_SUMMARY, LOGS, MANIFEST};
 use crate::diagnose::{CheckStatus, Diagnostics};
-use crate::table;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {

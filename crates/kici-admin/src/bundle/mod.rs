@@ -23,12 +23,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
+use kici_client::client::ApiClient;
 use kici_engine::api::format_timestamp;
 use serde_json::{Map, Value, json};
 
 use self::logs::{CollectedLogs, DEFAULT_MAX_LOG_BYTES, LogOptions, LogSummary};
 pub use self::redact::SecretMask;
-use crate::client::ApiClient;
 use crate::diagnose::{CheckStatus, Diagnostics};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -116,7 +116,7 @@ pub async fn run(client: &ApiClient, args: BundleArgs, mask: SecretMask) -> anyh
         client.get_text(&["metrics"]),
         client.get::<Value>(&["api", "v1", "admin", "runs"], &recent_query),
     );
-    let failed = |what: &str, err: crate::client::ClientError| format!("GET {what} failed: {err}");
+    let failed = |what: &str, err: kici_client::client::ClientError| format!("GET {what} failed: {err}");
     let fetched = Fetched {
         diagnose: diagnose.map_err(|err| failed("/api/v1/admin/diagnose", err)),
         config: config.map_err(|err| failed("/api/v1/admin/config", err)),

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_client::table;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::client::ApiClient;
-use crate::format;
-use crate::table;
 use git::{Push, PushRequest};
 
 /// The only organisation.
