@@ -3,6 +3,8 @@
 //! Both read `kici_engine::api`'s run shapes.
 
 pub mod author;
+#[cfg(test)]
+mod fixtures;
 pub mod operator;
 
 use kici_engine::status::RunStatus;
