@@ -13,12 +13,12 @@ use std::fmt::Write as _;
 use clap::Args;
 use kici_client::client::ApiClient;
 use kici_client::format;
+use kici_engine::api::admin::AgentList;
 use kici_engine::api::{Job, LogLine, Run, RunDetail, Step};
 use kici_engine::failure::{InitFailure, InitFailureCategory, NO_AGENTS_AVAILABLE, QUEUE_TIMEOUT_EXPIRED};
 use kici_engine::status::{JobStatus, RunStatus, StepStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::agents::AgentList;
 use crate::drift::{self, DriftReport};
 
 /// How many of the last log lines the report shows.

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
 use kici_client::runs::operator::{render_jobs, render_list, render_show};
 use kici_client::runs::parse_status;
+use kici_engine::api::run_actions::{CancelRequest, CancelStatus, Cancelled};
 use kici_engine::api::{Job, RunDetail, RunList};
 use kici_engine::status::RunStatus;
 use serde::Deserialize;
@@ -80,13 +81,6 @@ pub struct CancelArgs {
     /// Kill the jobs' processes at once and skip their hooks
     #[arg(long)]
     force: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CancelAnswer {
-    status: String,
-    cancelled_jobs: u64,
 }
 
 fn parse_since_arg(text: &str) -> Result<i64, String> {
@@ -167,18 +161,18 @@ async fn jobs(client: &ApiClient, args: JobsArgs) -> anyhow::Result<()> {
 }
 
 async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
-    let answer: CancelAnswer = client
+    let answer: Cancelled = client
         .post(
             &["api", "v1", "admin", "runs", &args.run_id, "cancel"],
-            &serde_json::json!({ "force": args.force }),
+            &CancelRequest { force: args.force },
         )
         .await?;
-    match answer.status.as_str() {
-        "cancelling" => println!(
+    match answer.status {
+        CancelStatus::Cancelling => println!(
             "Run {} cancelling: {} job(s) told to stop; see `kici-admin runs show {}`",
             args.run_id, answer.cancelled_jobs, args.run_id
         ),
-        _ => println!("Run {} cancelled ({} job(s))", args.run_id, answer.cancelled_jobs),
+        CancelStatus::Cancelled => println!("Run {} cancelled ({} job(s))", args.run_id, answer.cancelled_jobs),
     }
     Ok(())
 }

@@ -25,11 +25,11 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use kici_client::client::ApiClient;
 use kici_engine::api::format_timestamp;
+use kici_engine::api::ops::{CheckStatus, DiagnoseReport};
 use serde_json::{Map, Value, json};
 
 use self::logs::{CollectedLogs, DEFAULT_MAX_LOG_BYTES, LogOptions, LogSummary};
 pub use self::redact::SecretMask;
-use crate::diagnose::{CheckStatus, Diagnostics};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const DIAGNOSTICS: &str = "diagnostics/results.json";
@@ -182,7 +182,7 @@ pub fn assemble(input: BundleInput) -> Bundle {
         redact_check_details(&mut value);
         mask.json(&value)
     });
-    let diagnostics: Option<Diagnostics> = diagnostics_value
+    let diagnostics: Option<DiagnoseReport> = diagnostics_value
         .as_ref()
         .ok()
         .and_then(|value| serde_json::from_value(value.clone()).ok());
@@ -300,7 +300,7 @@ fn json_bytes(value: &Value) -> Vec<u8> {
 struct SummaryFacts<'a> {
     generated_at: &'a str,
     orchestrator_url: &'a str,
-    diagnostics: Option<&'a Diagnostics>,
+    diagnostics: Option<&'a DiagnoseReport>,
     recent_executions: Option<&'a Value>,
     cluster_health: Option<&'a Value>,
     logs: Option<&'a LogSummary>,

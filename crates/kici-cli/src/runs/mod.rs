@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
 use kici_client::runs::author::{self, LogPrinter};
 use kici_client::runs::parse_status;
+use kici_engine::api::run_actions::{CancelRequest, CancelStatus, Cancelled};
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
 
@@ -178,17 +179,16 @@ async fn logs(client: &ApiClient, args: LogsArgs) -> anyhow::Result<()> {
 }
 
 async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
-    let answer: serde_json::Value = client
+    let answer: Cancelled = client
         .post(
             &["api", "v1", "runs", &args.run_id, "cancel"],
-            &serde_json::json!({ "force": args.force }),
+            &CancelRequest { force: args.force },
         )
         .await?;
-    let jobs = answer["cancelledJobs"].as_u64().unwrap_or_default();
-    if answer["status"] == "cancelling" {
-        println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id);
-    } else {
-        println!("Run {} cancelled ({jobs} job(s))", args.run_id);
+    let jobs = answer.cancelled_jobs;
+    match answer.status {
+        CancelStatus::Cancelling => println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id),
+        CancelStatus::Cancelled => println!("Run {} cancelled ({jobs} job(s))", args.run_id),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures_util::{StreamExt, TryStreamExt};
+use kici_engine::api::run_actions::CancelRequest;
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
@@ -190,12 +191,6 @@ pub async fn provisioning(
         lines: data.lines,
         total_lines: data.total_lines,
     }))
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CancelRequest {
-    #[serde(default)]
-    force: bool,
 }
 
 /// `POST /api/v1/runs/:runId/cancel {force?}` → the orchestrator's answer
