@@ -5,10 +5,10 @@ use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
 use kici_client::runs::operator::{render_jobs, render_list, render_show};
 use kici_client::runs::parse_status;
+use kici_engine::api::answers::JobsAnswer;
 use kici_engine::api::run_actions::{CancelRequest, CancelStatus, Cancelled};
-use kici_engine::api::{Job, RunDetail, RunList};
+use kici_engine::api::{RunDetail, RunList};
 use kici_engine::status::RunStatus;
-use serde::Deserialize;
 
 use crate::since::parse_since;
 
@@ -85,11 +85,6 @@ pub struct CancelArgs {
 
 fn parse_since_arg(text: &str) -> Result<i64, String> {
     parse_since(text).map_err(|err| err.to_string())
-}
-
-#[derive(Debug, Deserialize)]
-struct JobsAnswer {
-    jobs: Vec<Job>,
 }
 
 pub async fn run(client: &ApiClient, command: RunsCommand) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 //! Not here: how a cancel reaches jobs and agents (`progress::cancel_run`) and how a run is
 //! created again (`pipeline::rerun`).
 
-use kici_engine::api::run_actions::{CancelStatus, Cancelled, Rerun};
+use kici_engine::api::run_actions::{CancelStatus, Cancelled, Rerun, nothing_to_cancel};
 use kici_engine::status::RunStatus;
 use kici_store::StoreError;
 
@@ -19,7 +19,7 @@ pub enum RunActionError {
     #[error("{0}")]
     NotFound(String),
     /// A cancel of a finished run.
-    #[error("run {run_id} already finished ({status}); there is nothing to cancel")]
+    #[error("{}", nothing_to_cancel(run_id, *status))]
     Finished { run_id: String, status: RunStatus },
     /// A re-run of a run still going.
     #[error("{0}")]

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::status::RunStatus;
+
 /// `POST …/cancel`'s optional body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelRequest {
@@ -28,6 +30,12 @@ pub enum CancelStatus {
     Cancelling,
     /// Nothing was running: every job is cancelled already.
     Cancelled,
+}
+
+/// Why a finished run cannot be cancelled (409 `run_terminal`), from the orchestrator or the
+/// Platform.
+pub fn nothing_to_cancel(run_id: &str, status: RunStatus) -> String {
+    format!("run {run_id} already finished ({status}); there is nothing to cancel")
 }
 
 /// The answer to a re-run: the run started again is `new_run_id`.

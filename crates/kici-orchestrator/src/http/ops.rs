@@ -4,8 +4,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use kici_engine::api::ops::{DiagnoseReport, Reloaded, ScalerChanges};
-use serde_json::{Value, json};
+use kici_engine::api::ops::{
+    ClusterHealth, DatabaseConfig, DiagnoseReport, EffectiveConfig, QueueConfig, Reloaded, ScalerChanges,
+    SecretKeyConfig, SystemInfo,
+};
 
 use super::error::{ApiError, ApiResult};
 use crate::diagnose;
@@ -15,72 +17,87 @@ pub async fn diagnose(State(state): State<Shared>) -> ApiResult<Json<DiagnoseRep
     Ok(Json(diagnose::report(&state).await))
 }
 
-pub async fn system_info(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+pub async fn system_info(State(state): State<Shared>) -> ApiResult<Json<SystemInfo>> {
     let host = diagnose::host_facts().await;
-    Ok(Json(json!({
-        "platform": std::env::consts::OS,
-        "release": host.release,
-        "arch": std::env::consts::ARCH,
-        "hostname": host.hostname,
-        "cpuCount": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "totalMemory": host.total_memory,
-        "freeMemory": host.free_memory,
-        "uptime": host.uptime,
-        "orchestratorVersion": env!("CARGO_PKG_VERSION"),
-        "buildInfo": kici_sdk::build_info(),
-        "dataDir": state.config.data_dir.display().to_string(),
-        "database": match state.store.backend() { kici_store::Backend::Sqlite => "sqlite", kici_store::Backend::Postgres => "postgres" },
-    })))
+    Ok(Json(SystemInfo {
+        platform: std::env::consts::OS.to_string(),
+        release: host.release,
+        arch: std::env::consts::ARCH.to_string(),
+        hostname: host.hostname,
+        cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        total_memory: host.total_memory,
+        free_memory: host.free_memory,
+        uptime: host.uptime,
+        orchestrator_version: env!("CARGO_PKG_VERSION").to_string(),
+        build_info: kici_sdk::build_info(),
+        data_dir: state.config.data_dir.display().to_string(),
+        database: match state.store.backend() {
+            kici_store::Backend::Sqlite => "sqlite",
+            kici_store::Backend::Postgres => "postgres",
+        }
+        .to_string(),
+    }))
 }
 
-pub async fn config(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+pub async fn config(State(state): State<Shared>) -> ApiResult<Json<EffectiveConfig>> {
+    use crate::config::AgentAuth;
+    use crate::secret_key::KeyOrigin;
     let c = &state.config;
-    Ok(Json(json!({
-        "mode": "independent",
-        "port": c.port,
-        "bindAddress": c.bind_address.to_string(),
-        "dataDir": c.data_dir.display().to_string(),
-        "database": { "url": kici_store::redact_url(&c.database_url) },
-        "agentAuth": match c.agent_auth { crate::config::AgentAuth::Token => "token", crate::config::AgentAuth::None => "none" },
-        "queue": {
-            "timeoutMs": c.queue_timeout.map(|t| t.as_millis() as u64),
-            "maxDepth": c.queue_max_depth,
-            "sweepIntervalMs": c.queue_sweep_interval.as_millis() as u64,
+    let millis = |duration: std::time::Duration| duration.as_millis() as u64;
+    let masked = |secret: Option<&String>| secret.map(|_| "****".to_string());
+    Ok(Json(EffectiveConfig {
+        mode: "independent".to_string(),
+        port: c.port,
+        bind_address: c.bind_address.to_string(),
+        data_dir: c.data_dir.display().to_string(),
+        database: DatabaseConfig {
+            url: kici_store::redact_url(&c.database_url),
         },
-        "dispatchAckTimeoutMs": c.dispatch_ack_timeout.as_millis() as u64,
-        "jobHeartbeatIntervalMs": c.job_heartbeat_interval.as_millis() as u64,
-        "staleDetectorScanIntervalMs": c.stale_scan_interval.as_millis() as u64,
-        "staleDetectorThresholdMultiplier": c.stale_threshold_multiplier,
-        "agentMaxReconnectDelayMs": c.agent_max_reconnect_delay.as_millis() as u64,
-        "bootstrapAdminToken": c.bootstrap_admin_token.as_ref().map(|_| "****"),
-        "metricsToken": c.metrics_token.as_ref().map(|_| "****"),
-        "secretKey": {
-            "keyId": c.secret_keys.current_id(),
-            "oldKeyId": c.secret_keys.old_id(),
-            "from": match c.secret_keys.origin() {
-                crate::secret_key::KeyOrigin::Env => "KICI_SECRET_KEY",
-                crate::secret_key::KeyOrigin::File(_) => "KICI_SECRET_KEY_FILE",
-                crate::secret_key::KeyOrigin::DataDir(_) | crate::secret_key::KeyOrigin::Generated(_) => "dataDir",
-            },
+        agent_auth: match c.agent_auth {
+            AgentAuth::Token => "token",
+            AgentAuth::None => "none",
+        }
+        .to_string(),
+        queue: QueueConfig {
+            timeout_ms: c.queue_timeout.map(millis),
+            max_depth: c.queue_max_depth,
+            sweep_interval_ms: millis(c.queue_sweep_interval),
         },
-        "logLevel": c.log_level,
-        "logDir": c.log_dir.as_ref().map(|d| d.display().to_string()),
-        "tlsCertPath": c.tls_cert_path.as_ref().map(|p| p.display().to_string()),
-    })))
+        dispatch_ack_timeout_ms: millis(c.dispatch_ack_timeout),
+        job_heartbeat_interval_ms: millis(c.job_heartbeat_interval),
+        stale_detector_scan_interval_ms: millis(c.stale_scan_interval),
+        stale_detector_threshold_multiplier: c.stale_threshold_multiplier,
+        agent_max_reconnect_delay_ms: millis(c.agent_max_reconnect_delay),
+        bootstrap_admin_token: masked(c.bootstrap_admin_token.as_ref()),
+        metrics_token: masked(c.metrics_token.as_ref()),
+        secret_key: SecretKeyConfig {
+            key_id: c.secret_keys.current_id().to_string(),
+            old_key_id: c.secret_keys.old_id().map(str::to_string),
+            from: match c.secret_keys.origin() {
+                KeyOrigin::Env => "KICI_SECRET_KEY",
+                KeyOrigin::File(_) => "KICI_SECRET_KEY_FILE",
+                KeyOrigin::DataDir(_) | KeyOrigin::Generated(_) => "dataDir",
+            }
+            .to_string(),
+        },
+        log_level: c.log_level.clone(),
+        log_dir: c.log_dir.as_ref().map(|d| d.display().to_string()),
+        tls_cert_path: c.tls_cert_path.as_ref().map(|p| p.display().to_string()),
+    }))
 }
 
-pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<Value>> {
+pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<ClusterHealth>> {
     let agents: Vec<String> = state.hub.all().into_iter().map(|a| a.agent_id).collect();
     let active = state.store.active_run_ids().await?.len();
     let hostname = diagnose::host_facts().await.hostname;
-    Ok(Json(json!({
-        "status": "ok",
-        "instanceId": format!("{}:{}", hostname.unwrap_or_default(), state.config.port),
-        "role": "standalone",
-        "agentCount": agents.len(),
-        "connectedAgents": agents,
-        "activeRuns": active,
-    })))
+    Ok(Json(ClusterHealth {
+        status: "ok".to_string(),
+        instance_id: format!("{}:{}", hostname.unwrap_or_default(), state.config.port),
+        role: "standalone".to_string(),
+        agent_count: agents.len(),
+        connected_agents: agents,
+        active_runs: active,
+    }))
 }
 
 /// `POST /api/v1/admin/config/reload`: reads the scaler configuration again. 200 with what

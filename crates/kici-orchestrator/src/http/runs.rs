@@ -4,13 +4,13 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use kici_engine::api::answers::{JobsAnswer, LogLinesAnswer, RunAnswer};
 use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun};
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
 use kici_engine::status::{RunStatus, StepStatus};
 use kici_store::RunFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use crate::runs::RunActionError;
@@ -67,8 +67,10 @@ async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
     Ok(run)
 }
 
-pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "run": find_run(&state, &run_id).await? })))
+pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunAnswer>> {
+    Ok(Json(RunAnswer {
+        run: find_run(&state, &run_id).await?,
+    }))
 }
 
 pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunDetail>> {
@@ -93,7 +95,7 @@ pub async fn jobs(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
     Query(query): Query<JobsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobsAnswer>> {
     find_run(&state, &run_id).await?;
     let jobs: Vec<Job> = state
         .store
@@ -102,7 +104,7 @@ pub async fn jobs(
         .into_iter()
         .map(|r| r.job)
         .collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(JobsAnswer { jobs }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,11 +166,11 @@ pub async fn logs(
 pub async fn step_logs(
     State(state): State<Shared>,
     Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LogLinesAnswer>> {
     find_run(&state, &run_id).await?;
     job_of_run(&state, &run_id, &job_id).await?;
     let lines = state.logs.read(&run_id, &job_id, step_index).await.map_err(log_error)?;
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Json(LogLinesAnswer { lines }))
 }
 
 /// A job id names a directory under the run's logs: only a job of that run may be read.

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures_util::{StreamExt, TryStreamExt};
-use kici_engine::api::run_actions::CancelRequest;
+use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
@@ -208,10 +208,7 @@ pub async fn cancel(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "run_terminal",
-            format!(
-                "run {run_id} already finished ({}); there is nothing to cancel",
-                cached.run.status
-            ),
+            nothing_to_cancel(&run_id, cached.run.status),
         ));
     }
     let force = body.map(|Json(b)| b.force).unwrap_or_default();
