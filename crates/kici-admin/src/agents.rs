@@ -2,11 +2,10 @@
 //! the orchestrator (`/api/v1/admin/agents`).
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
-use crate::format::{self, NONE};
-use crate::table;
+use kici_client::client::ApiClient;
+use kici_client::format::{self, NONE};
+use kici_client::table;
+use kici_engine::api::admin::{AgentList, AgentView, NewAgent, RegisteredAgent};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -41,87 +40,6 @@ pub struct RevokeArgs {
     token_id_or_label: String,
 }
 
-#[derive(Debug, Serialize)]
-struct RegisterBody<'a> {
-    label: &'a str,
-    labels: Vec<String>,
-}
-
-/// `POST /api/v1/admin/agents`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RegisteredAgent {
-    pub token_id: String,
-    pub token: String,
-    pub label: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AgentList {
-    pub agents: Vec<AgentView>,
-    pub tokens: Vec<AgentTokenView>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentView {
-    pub agent_id: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default)]
-    pub hostname: Option<String>,
-    #[serde(default)]
-    pub platform: Option<String>,
-    #[serde(default)]
-    pub arch: Option<String>,
-    #[serde(default)]
-    pub version: Option<String>,
-    #[serde(default)]
-    pub build_info: Option<BuildInfoView>,
-    pub connected: bool,
-    #[serde(default)]
-    pub busy_job_id: Option<String>,
-    #[serde(default)]
-    pub first_seen_at: Option<i64>,
-    #[serde(default)]
-    pub last_seen_at: Option<i64>,
-}
-
-/// The two build-info fields this listing shows, read leniently so an agent that reported a
-/// partial build info still lists.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildInfoView {
-    #[serde(default)]
-    pub sdk_version: Option<String>,
-    #[serde(default)]
-    pub sdk_bundle_hash: Option<String>,
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentTokenView {
-    pub token_id: String,
-    pub label: String,
-    #[serde(default)]
-    pub token_prefix: Option<String>,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default)]
-    pub agent_type: Option<String>,
-    pub created_at: i64,
-    #[serde(default)]
-    pub expires_at: Option<i64>,
-    #[serde(default)]
-    pub revoked_at: Option<i64>,
-    #[serde(default)]
-    pub last_seen_at: Option<i64>,
-}
-
 pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()> {
     match command {
         AgentCommand::Register(args) => {
@@ -131,8 +49,8 @@ pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()
                 .map(|label| label.trim().to_string())
                 .filter(|label| !label.is_empty())
                 .collect();
-            let body = RegisterBody {
-                label: &args.label,
+            let body = NewAgent {
+                label: args.label,
                 labels,
             };
             let registered: RegisteredAgent = client.post(&["api", "v1", "admin", "agents"], &body).await?;

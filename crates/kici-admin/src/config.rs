@@ -3,30 +3,13 @@
 //! refused and the running configuration stays.
 
 use clap::Subcommand;
-use serde::Deserialize;
-
-use crate::client::ApiClient;
+use kici_client::client::ApiClient;
+use kici_engine::api::ops::Reloaded;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Reload scalers.yaml and scalers.d/ (an invalid set is refused; the running one stays)
     Reload,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Reloaded {
-    global_max_agents: u32,
-    scalers: Changes,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Changes {
-    added: Vec<String>,
-    removed: Vec<String>,
-    changed: Vec<String>,
-    type_changed: Vec<String>,
 }
 
 pub async fn run(client: &ApiClient, command: ConfigCommand) -> anyhow::Result<()> {

@@ -6,13 +6,13 @@
 //! It runs no check itself: the orchestrator does, each within its own deadline.
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
+use kici_client::client::ApiClient;
+use kici_client::format::{self, NONE};
+use kici_client::table;
+use kici_engine::api::ops::{CheckStatus, DiagnoseReport, OverallStatus};
 use serde_json::Value;
 
-use crate::client::ApiClient;
 use crate::drift::{self, DriftArgs};
-use crate::format::{self, NONE};
-use crate::table;
 
 /// Every check passed.
 pub const EXIT_PASS: u8 = 0;
@@ -37,64 +37,6 @@ pub enum DiagnoseCommand {
     Drift(DriftArgs),
 }
 
-/// `GET /api/v1/admin/diagnose`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Diagnostics {
-    pub status: OverallStatus,
-    pub timestamp: i64,
-    pub checks: Vec<Check>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OverallStatus {
-    Healthy,
-    Degraded,
-    Unhealthy,
-}
-
-impl OverallStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OverallStatus::Healthy => "healthy",
-            OverallStatus::Degraded => "degraded",
-            OverallStatus::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Check {
-    pub name: String,
-    pub status: CheckStatus,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
-    #[serde(default)]
-    pub duration_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatus {
-    Pass,
-    Warn,
-    Fail,
-}
-
-impl CheckStatus {
-    /// How the table shows it.
-    pub fn label(self) -> &'static str {
-        match self {
-            CheckStatus::Pass => "PASS",
-            CheckStatus::Warn => "WARN",
-            CheckStatus::Fail => "FAIL",
-        }
-    }
-}
-
 /// Runs `diagnose` or `diagnose drift` and returns the exit code.
 pub async fn run(client: &ApiClient, args: DiagnoseArgs) -> anyhow::Result<u8> {
     match args.command {
@@ -105,7 +47,7 @@ pub async fn run(client: &ApiClient, args: DiagnoseArgs) -> anyhow::Result<u8> {
 
 async fn diagnose(client: &ApiClient, json: bool) -> anyhow::Result<u8> {
     let answer: Value = client.get(&["api", "v1", "admin", "diagnose"], &[]).await?;
-    let diagnostics: Diagnostics = serde_json::from_value(answer.clone())
+    let diagnostics: DiagnoseReport = serde_json::from_value(answer.clone())
         .map_err(|err| anyhow::anyhow!("cannot read the answer to GET /api/v1/admin/diagnose: {err}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
@@ -117,7 +59,7 @@ async fn diagnose(client: &ApiClient, json: bool) -> anyhow::Result<u8> {
 
 /// [`EXIT_FAIL`] if any check failed (or the orchestrator calls itself unhealthy), [`EXIT_WARN`]
 /// if any warned (or it calls itself degraded), else [`EXIT_PASS`].
-pub fn exit_code(diagnostics: &Diagnostics) -> u8 {
+pub fn exit_code(diagnostics: &DiagnoseReport) -> u8 {
     let any = |status: CheckStatus| diagnostics.checks.iter().any(|check| check.status == status);
     if any(CheckStatus::Fail) || diagnostics.status == OverallStatus::Unhealthy {
         EXIT_FAIL
@@ -129,7 +71,7 @@ pub fn exit_code(diagnostics: &Diagnostics) -> u8 {
 }
 
 /// The title, the overall status and the checks table.
-pub fn render(diagnostics: &Diagnostics) -> String {
+pub fn render(diagnostics: &DiagnoseReport) -> String {
     let mut out = format!(
         "Orchestrator diagnostics ({})\nOverall: {}\n\n",
         format::timestamp(Some(diagnostics.timestamp)),
@@ -172,7 +114,7 @@ pub fn check_duration(duration_ms: Option<i64>) -> String {
 mod tests {
     use super::*;
 
-    fn diagnostics(json: &str) -> Diagnostics {
+    fn diagnostics(json: &str) -> DiagnoseReport {
         serde_json::from_str(json).unwrap()
     }
 

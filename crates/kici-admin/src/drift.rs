@@ -13,15 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_client::table;
+use kici_engine::api::admin::AgentList;
 use kici_engine::build_info::UNKNOWN;
 use kici_engine::lockfile::LOCK_FILE_NAME;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::agents::AgentList;
-use crate::client::ApiClient;
-use crate::format;
-use crate::table;
 
 /// No side differs.
 pub const EXIT_NO_DRIFT: u8 = 0;

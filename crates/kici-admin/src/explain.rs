@@ -11,22 +11,22 @@
 use std::fmt::Write as _;
 
 use clap::Args;
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_engine::api::admin::AgentList;
+use kici_engine::api::answers::LogLinesAnswer;
 use kici_engine::api::{Job, LogLine, Run, RunDetail, Step};
 use kici_engine::failure::{InitFailure, InitFailureCategory, NO_AGENTS_AVAILABLE, QUEUE_TIMEOUT_EXPIRED};
+use kici_engine::hash::DRIFT_PREFIX;
 use kici_engine::status::{JobStatus, RunStatus, StepStatus};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::agents::AgentList;
-use crate::client::ApiClient;
 use crate::drift::{self, DriftReport};
-use crate::format;
 
 /// How many of the last log lines the report shows.
 pub const LOG_TAIL_LINES: usize = 50;
 /// The step index of a job's prepare log (clone, drift check, module import).
 const PREPARE_STEP_INDEX: i64 = -1;
-/// How the agent's drift error starts (`kici_engine::hash::drift_message`).
-pub const DRIFT_PREFIX: &str = "Lock file is out of date:";
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -35,11 +35,6 @@ pub struct ExplainArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct LogAnswer {
-    lines: Vec<LogLine>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,7 +163,7 @@ fn failed_job(job: &Job, failed_step: Option<FailedStep>, log: LogTail) -> Faile
 
 async fn log_tail(client: &ApiClient, run_id: &str, job_id: &str, step_index: i64) -> LogTail {
     let index = step_index.to_string();
-    let answer: Result<LogAnswer, _> = client
+    let answer: Result<LogLinesAnswer, _> = client
         .get(
             &["api", "v1", "runs", run_id, "jobs", job_id, "steps", &index, "logs"],
             &[],

@@ -12,25 +12,21 @@
 
 mod agents;
 mod bundle;
-mod client;
 mod config;
 mod diagnose;
 mod drift;
 mod explain;
-mod format;
 mod rotate_key;
 mod runs;
 mod since;
 mod sources;
-mod table;
 mod tokens;
 mod users;
 
 use std::process::ExitCode;
 
 use clap::{Parser as _, Subcommand};
-
-use crate::client::ApiClient;
+use kici_client::client::ApiClient;
 
 /// The command did what was asked.
 const EXIT_OK: u8 = 0;
@@ -170,7 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let Some(token) = token else {
         anyhow::bail!("--token or KICI_ADMIN_TOKEN is required");
     };
-    let client = ApiClient::new(&cli.url, Some(token.clone()))?;
+    let client = ApiClient::new(&cli.url, Some(token.clone()), "KICI_ADMIN_URL")?;
     match cli.command {
         Command::Runs { command } => runs::run(&client, command).await?,
         Command::Token { command } => tokens::run(&client, command).await?,

@@ -4,27 +4,18 @@
 //! `KICI_SECRET_KEY` and the previous one in `KICI_SECRET_KEY_OLD`; afterwards the old key can
 //! be dropped.
 
-use serde::Deserialize;
-
-use crate::client::ApiClient;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Rotated {
-    key_id: String,
-    re_encrypted: u64,
-    already_current: u64,
-}
+use kici_client::client::ApiClient;
+use kici_engine::api::admin::RotatedKey;
 
 pub async fn run(client: &ApiClient) -> anyhow::Result<()> {
-    let rotated: Rotated = client
+    let rotated: RotatedKey = client
         .post(&["api", "v1", "admin", "secrets", "rotate-key"], &serde_json::json!({}))
         .await?;
     print!("{}", render(&rotated));
     Ok(())
 }
 
-fn render(rotated: &Rotated) -> String {
+fn render(rotated: &RotatedKey) -> String {
     format!(
         "Re-encrypted {} secrets, {} already current (key {}).\n",
         rotated.re_encrypted, rotated.already_current, rotated.key_id
@@ -37,7 +28,7 @@ mod tests {
 
     #[test]
     fn summary() {
-        let rotated = Rotated {
+        let rotated = RotatedKey {
             key_id: "1a2b3c4d".into(),
             re_encrypted: 3,
             already_current: 1,

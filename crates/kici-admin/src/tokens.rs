@@ -1,12 +1,12 @@
 //! `kici-admin token create|list|revoke`: admin tokens for the HTTP API
 //! (`/api/v1/admin/tokens`). A new token is printed once; the server keeps only its hash.
 
-use clap::{Args, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
-use crate::format;
-use crate::table;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::{Args, Subcommand};
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_client::table;
+use kici_engine::api::admin::{AdminRole, AdminTokenList, CreatedAdminToken, NewAdminToken};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -24,8 +24,8 @@ pub struct CreateArgs {
     #[arg(long)]
     label: String,
     /// What the token may do
-    #[arg(long, value_enum, default_value_t = Role::Admin)]
-    role: Role,
+    #[arg(long, default_value = "admin", value_parser = role_parser())]
+    role: AdminRole,
 }
 
 #[derive(Debug, Args)]
@@ -40,60 +40,24 @@ pub struct RevokeArgs {
     token_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Auditor,
-}
-
-#[derive(Debug, Serialize)]
-struct CreateBody<'a> {
-    label: &'a str,
-    role: Role,
-}
-
-/// `POST /api/v1/admin/tokens`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreatedToken {
-    pub token_id: String,
-    pub token: String,
-    pub label: String,
-    pub role: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TokenList {
-    pub tokens: Vec<TokenView>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenView {
-    pub token_id: String,
-    pub label: String,
-    pub role: String,
-    pub created_at: i64,
-    #[serde(default)]
-    pub last_used_at: Option<i64>,
-    #[serde(default)]
-    pub revoked_at: Option<i64>,
+/// `--role`: one of the API's role names, listed in `--help`.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = AdminRole> {
+    let names: Vec<&str> = AdminRole::ALL.iter().map(|role| role.as_str()).collect();
+    PossibleValuesParser::new(names).map(|name| name.parse().expect("a possible value is a role"))
 }
 
 pub async fn run(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => {
-            let body = CreateBody {
-                label: &args.label,
-                role: args.role,
+            let body = NewAdminToken {
+                label: args.label,
+                role: Some(args.role.to_string()),
             };
-            let created: CreatedToken = client.post(&["api", "v1", "admin", "tokens"], &body).await?;
+            let created: CreatedAdminToken = client.post(&["api", "v1", "admin", "tokens"], &body).await?;
             print!("{}", render_created(&created));
         }
         TokenCommand::List(args) => {
-            let list: TokenList = client.get(&["api", "v1", "admin", "tokens"], &[]).await?;
+            let list: AdminTokenList = client.get(&["api", "v1", "admin", "tokens"], &[]).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
@@ -108,14 +72,14 @@ pub async fn run(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn render_created(created: &CreatedToken) -> String {
+pub fn render_created(created: &CreatedAdminToken) -> String {
     format!(
         "Token created: {}\nToken ID: {}\nLabel:    {}\nRole:     {}\nSave this token -- it will not be shown again.\n",
         created.token, created.token_id, created.label, created.role
     )
 }
 
-pub fn render_list(list: &TokenList) -> String {
+pub fn render_list(list: &AdminTokenList) -> String {
     if list.tokens.is_empty() {
         return "No admin tokens.\n".to_string();
     }
@@ -146,7 +110,7 @@ mod tests {
 
     #[test]
     fn created_token_is_shown_once_with_a_warning() {
-        let created = CreatedToken {
+        let created = CreatedAdminToken {
             token_id: "tok-1".into(),
             token: "ab".repeat(32),
             label: "ops".into(),
@@ -160,9 +124,9 @@ mod tests {
             )
         );
         assert_eq!(
-            serde_json::to_string(&CreateBody {
-                label: "ops",
-                role: Role::Auditor
+            serde_json::to_string(&NewAdminToken {
+                label: "ops".into(),
+                role: Some(AdminRole::Auditor.to_string())
             })
             .unwrap(),
             r#"{"label":"ops","role":"auditor"}"#
@@ -171,7 +135,7 @@ mod tests {
 
     #[test]
     fn token_table() {
-        let list: TokenList = serde_json::from_str(
+        let list: AdminTokenList = serde_json::from_str(
             r#"{"tokens": [
                 {"tokenId": "tok-1", "label": "bootstrap", "role": "owner", "createdAt": 0, "lastUsedAt": 1795000000123, "revokedAt": null},
                 {"tokenId": "tok-2", "label": "ops", "role": "admin", "createdAt": 0}
@@ -186,6 +150,6 @@ tok-1     bootstrap  owner  1970-01-01T00:00:00.000Z  2026-11-18T11:06:40.123Z  
 tok-2     ops        admin  1970-01-01T00:00:00.000Z  -                         -
 "
         );
-        assert_eq!(render_list(&TokenList { tokens: vec![] }), "No admin tokens.\n");
+        assert_eq!(render_list(&AdminTokenList { tokens: vec![] }), "No admin tokens.\n");
     }
 }

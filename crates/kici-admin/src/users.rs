@@ -3,10 +3,10 @@
 //! its admin token; a new user's token is printed once, and deleting a user ends their
 //! sessions and token at once.
 
-use clap::{Args, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
-
-use crate::client::ApiClient;
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::{Args, Subcommand};
+use kici_client::client::ApiClient;
+use kici_engine::api::admin::{CreatedUser, NewUser, UserRole};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -22,8 +22,8 @@ pub struct CreateArgs {
     #[arg(long)]
     name: String,
     /// What the user may do: `owner` reads and acts (cancel), `member` only reads
-    #[arg(long, value_enum, default_value_t = Role::Member)]
-    role: Role,
+    #[arg(long, default_value = "member", value_parser = role_parser())]
+    role: UserRole,
 }
 
 #[derive(Debug, Args)]
@@ -32,35 +32,21 @@ pub struct DeleteArgs {
     name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Member,
-}
-
-#[derive(Debug, Serialize)]
-struct Body<'a> {
-    name: &'a str,
-    role: Role,
-}
-
-#[derive(Debug, Deserialize)]
-struct Created {
-    name: String,
-    role: String,
-    token: String,
+/// `--role`: one of the Platform's role names, listed in `--help`.
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = UserRole> {
+    let names: Vec<&str> = UserRole::ALL.iter().map(|role| role.as_str()).collect();
+    PossibleValuesParser::new(names).map(|name| name.parse().expect("a possible value is a role"))
 }
 
 pub async fn run(client: &ApiClient, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Create(args) => {
-            let created: Created = client
+            let created: CreatedUser = client
                 .post(
                     &["api", "v1", "users"],
-                    &Body {
-                        name: &args.name,
-                        role: args.role,
+                    &NewUser {
+                        name: args.name,
+                        role: args.role.to_string(),
                     },
                 )
                 .await?;

@@ -13,12 +13,14 @@ use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kici_client::client::ApiClient;
+use kici_client::runs::author;
+use kici_engine::api::admin::{AgentList, NewAgent, RegisteredAgent, SourceList};
+use kici_engine::api::answers::RunAnswer;
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::process::{Child, Command};
-
-use crate::runs::render;
 
 /// How long the stack may take to come up and the demo run to finish.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -141,35 +143,6 @@ async fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        Ok(response.error_for_status()?.json().await?)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
-        Ok(response.error_for_status()?.json().await?)
-    }
-}
-
 /// Polls `check` every 100 ms until it gives a value; fails with `what` after `timeout`.
 async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, services: &[&Service], mut check: F) -> anyhow::Result<T>
 where
@@ -218,13 +191,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         ]),
         state.join("platform.log"),
     )?;
-    let http = reqwest::Client::new();
+    let dashboard_api = ApiClient::new(&dashboard, Some(token.clone()), "KICI_URL")?;
     wait_for("the dashboard to answer /health", STARTUP, &[&platform], || async {
-        http.get(format!("{dashboard}/health"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
+        dashboard_api.get::<Value>(&["health"], &[]).await.ok()
     })
     .await?;
     println!(
@@ -245,36 +214,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         ]),
         state.join("orchestrator.log"),
     )?;
-    let api = Api {
-        base: base.clone(),
-        token: token.clone(),
-        http,
-    };
+    let api = ApiClient::new(&base, Some(token.clone()), "KICI_URL")?;
     wait_for(
         "the orchestrator to answer /health",
         STARTUP,
         &[&orchestrator],
-        || async {
-            api.http
-                .get(format!("{base}/health"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        },
+        || async { api.get::<Value>(&["health"], &[]).await.ok() },
     )
     .await?;
 
-    let agent_token = api
+    let registered: RegisteredAgent = api
         .post(
-            "/api/v1/admin/agents",
-            json!({"label": "local-agent", "labels": ["linux"]}),
+            &["api", "v1", "admin", "agents"],
+            &NewAgent {
+                label: "local-agent".to_string(),
+                labels: vec!["linux".to_string()],
+            },
         )
         .await?;
-    let agent_token = agent_token["token"]
-        .as_str()
-        .context("the orchestrator returned no agent token")?
-        .to_string();
+    let agent_token = registered.token;
     println!("==> starting kici-agent `local-agent` (labels: linux)");
     let agent = spawn(
         "kici-agent",
@@ -290,11 +248,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     )?;
     std::fs::create_dir_all(state.join("agent")).context("cannot create the agent's work directory")?;
     wait_for("the agent to connect", STARTUP, &[&orchestrator, &agent], || async {
-        let agents: Value = api.get("/api/v1/admin/agents").await.ok()?;
-        agents["agents"]
-            .as_array()?
+        let list: AgentList = api.get(&["api", "v1", "admin", "agents"], &[]).await.ok()?;
+        list.agents
             .iter()
-            .any(|a| a["agentId"] == "local-agent" && a["connected"] == true)
+            .any(|agent| agent.agent_id == "local-agent" && agent.connected)
             .then_some(())
     })
     .await?;
@@ -340,10 +297,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(())
     };
-    let sources: Value = api.get("/api/v1/admin/sources").await?;
-    let known = sources["sources"]
-        .as_array()
-        .is_some_and(|sources| sources.iter().any(|s| s["name"] == "demo"));
+    let sources: SourceList = api.get(&["api", "v1", "admin", "sources"], &[]).await?;
+    let known = sources.sources.iter().any(|source| source.name == "demo");
     if !known {
         admin(&[
             "source",
@@ -356,12 +311,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         ])?;
     }
     admin(&["source", "install-hook", "demo", "--force"])?;
-    let before: RunList = api.get("/api/v1/runs").await?;
+    let before: RunList = api.get(&["api", "v1", "runs"], &[]).await?;
     let previous = before.runs.first().map(|r| r.run_id.clone());
     println!("==> git push (the post-receive hook reports it to the orchestrator)");
     git(&work, &["push", "-q", "origin", "HEAD:main"]).await?;
     let run_id = wait_for("the push to start a run", STARTUP, &[&orchestrator, &agent], || async {
-        let list: RunList = api.get("/api/v1/runs").await.ok()?;
+        let list: RunList = api.get(&["api", "v1", "runs"], &[]).await.ok()?;
         list.runs
             .first()
             .map(|r| r.run_id.clone())
@@ -369,7 +324,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     let detail: RunDetail = wait_for("the run to finish", RUN_TIMEOUT, &[&orchestrator, &agent], || async {
-        let detail: RunDetail = api.get(&format!("/api/v1/runs/{run_id}/detail")).await.ok()?;
+        let detail: RunDetail = api.get(&["api", "v1", "runs", &run_id, "detail"], &[]).await.ok()?;
         detail.run.status.is_terminal().then_some(detail)
     })
     .await?;
@@ -378,25 +333,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         STARTUP,
         &[&platform, &orchestrator],
         || async {
-            let answer: Value = api
-                .http
-                .get(format!("{dashboard}/api/v1/runs/{run_id}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (answer["run"]["status"] == detail.run.status.as_str()).then_some(())
+            let answer: RunAnswer = dashboard_api.get(&["api", "v1", "runs", &run_id], &[]).await.ok()?;
+            (answer.run.status == detail.run.status).then_some(())
         },
     )
     .await?;
-    let logs: RunLogs = api.get(&format!("/api/v1/runs/{run_id}/logs")).await?;
+    let logs: RunLogs = api.get(&["api", "v1", "runs", &run_id, "logs"], &[]).await?;
     println!();
-    print!("{}", render::run_tree(&detail));
+    print!("{}", author::run_tree(&detail));
     println!();
-    print!("{}", render::LogPrinter::default().next_chunk(&logs));
+    print!("{}", author::LogPrinter::default().next_chunk(&logs));
     let succeeded = detail.run.status == RunStatus::Success;
     println!();
     println!(

@@ -1,5 +1,11 @@
 //! The REST API's data shapes (`/api/v1/...`), shared by the orchestrator that serves them and
 //! the CLIs that print them. Times are epoch milliseconds; JSON field names are camelCase.
+//! The runs' shapes are here; [`answers`], [`admin`], [`ops`] and [`run_actions`] hold the rest.
+
+pub mod admin;
+pub mod answers;
+pub mod ops;
+pub mod run_actions;
 
 use serde::{Deserialize, Serialize};
 

@@ -98,11 +98,14 @@ pub fn lockfile_hash(manager: PackageManager, lockfile: &[u8]) -> String {
     hex(&hasher.finalize())
 }
 
+/// How [`drift_message`] starts, for whoever recognizes a drift failure by its text.
+pub const DRIFT_PREFIX: &str = "Lock file is out of date:";
+
 /// The exact text an agent fails a job with when the source no longer matches the lock file
 /// (`unknown` stands in for a version or hash that was not baked in).
 pub fn drift_message(expected: &str, got: &str, sdk_version: &str, sdk_bundle_hash: &str) -> String {
     format!(
-        "Lock file is out of date: workflow source changed without regenerating kici.lock.json \
+        "{DRIFT_PREFIX} workflow source changed without regenerating kici.lock.json \
          (expected contentHash {expected}, got {got}, agent baked @kici-dev/sdk@{sdk_version} \
          bundleHash={sdk_bundle_hash}). Run 'kici compile' and commit the updated lock file."
     )

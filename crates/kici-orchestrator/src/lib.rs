@@ -4,14 +4,18 @@
 //! REST API; [`providers`] normalizes webhook bodies and [`pipeline`] turns them into runs
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
-//! report and moves runs forward; [`sweeper`] handles timeouts; [`logs`] keeps step logs;
-//! [`secret_key`] encrypts secrets at rest and [`source_secrets`] keeps sources' secrets so.
+//! report and moves runs forward; [`runs`] cancels and re-runs on request; [`diagnose`] and
+//! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts;
+//! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
+//! keeps sources' secrets so.
 
 pub mod agents;
 pub mod config;
 pub mod deliveries;
+pub mod diagnose;
 pub mod dispatcher;
 pub mod events;
+pub mod fleet;
 pub mod git;
 pub mod http;
 pub mod hub;
@@ -24,6 +28,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod reload;
 pub mod rows;
+pub mod runs;
 pub mod scaler;
 pub mod secret_key;
 pub mod secrets;

@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::secrets::now_ms;
 use crate::state::Shared;
+use crate::{diagnose, fleet, runs};
 
 /// Live frames waiting for the connection; beyond this they are dropped.
 const LIVE_BUFFER: usize = 1024;
@@ -369,28 +370,22 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
                 .map_err(internal),
             Err(err) => Err(err),
         },
-        PlatformRequest::Cancel { run_id, force } => crate::http::runs::cancel_answer(state, &run_id, actor, force)
+        PlatformRequest::Cancel { run_id, force } => runs::cancel(state, &run_id, actor, force)
             .await
-            .map_err(|err| ResponseError {
-                code: err.code.to_string(),
-                message: err.message,
-            }),
-        PlatformRequest::Rerun { run_id } => {
-            crate::http::runs::rerun_answer(state, &run_id)
-                .await
-                .map_err(|err| ResponseError {
-                    code: err.code.to_string(),
-                    message: err.message,
-                })
-        }
-        PlatformRequest::Fleet => match crate::http::admin::agents_json(state).await {
-            Ok(agents) => Ok(serde_json::json!({ "agents": agents, "scalers": state.scaler.overview(now_ms()) })),
+            .map(|answer| serde_json::json!(answer))
+            .map_err(refused),
+        PlatformRequest::Rerun { run_id } => runs::rerun(state, &run_id)
+            .await
+            .map(|answer| serde_json::json!(answer))
+            .map_err(refused),
+        PlatformRequest::Fleet => match fleet::fleet(state).await {
+            Ok(fleet) => Ok(serde_json::json!(fleet)),
             Err(err) => Err(ResponseError {
                 code: "internal".into(),
                 message: format!("cannot list agents: {err}"),
             }),
         },
-        PlatformRequest::Diagnostics => Ok(crate::http::ops::diagnose_report(state).await),
+        PlatformRequest::Diagnostics => Ok(serde_json::json!(diagnose::report(state).await)),
     };
     match result {
         Ok(data) => OrchestratorFrame::Response {
@@ -403,6 +398,14 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             data: None,
             error: Some(error),
         },
+    }
+}
+
+/// A refused cancel or re-run, with the code and message the REST API gives.
+fn refused(err: runs::RunActionError) -> ResponseError {
+    ResponseError {
+        code: err.code().to_string(),
+        message: err.to_string(),
     }
 }
 

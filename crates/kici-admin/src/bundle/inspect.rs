@@ -7,14 +7,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use kici_client::table;
+use kici_engine::api::ops::{CheckStatus, DiagnoseReport};
 use serde::Serialize;
 use serde_json::Value;
 use zip::ZipArchive;
 
 use super::archive::read_entry;
 use super::{DIAGNOSTICS, LOG_SUMMARY, LOGS, MANIFEST};
-use crate::diagnose::{CheckStatus, Diagnostics};
-use crate::table;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -50,7 +50,7 @@ pub struct Inspection {
     pub path: String,
     pub manifest: Value,
     /// `None` when the bundle has no (readable) diagnostics.
-    pub diagnostics: Option<Diagnostics>,
+    pub diagnostics: Option<DiagnoseReport>,
     pub logs: Option<Value>,
     pub files: Vec<BundleFile>,
 }
@@ -93,7 +93,7 @@ pub fn inspect(path: &Path) -> Result<Inspection, InspectError> {
     })?;
     let diagnostics = read_entry(&mut zip, DIAGNOSTICS)
         .map_err(|err| bad_entry(DIAGNOSTICS, &err))?
-        .and_then(|bytes| serde_json::from_slice::<Diagnostics>(&bytes).ok());
+        .and_then(|bytes| serde_json::from_slice::<DiagnoseReport>(&bytes).ok());
     let logs = read_entry(&mut zip, LOG_SUMMARY)
         .map_err(|err| bad_entry(LOG_SUMMARY, &err))?
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());

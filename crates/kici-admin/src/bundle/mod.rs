@@ -23,13 +23,13 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
+use kici_client::client::ApiClient;
 use kici_engine::api::format_timestamp;
+use kici_engine::api::ops::{CheckStatus, DiagnoseReport};
 use serde_json::{Map, Value, json};
 
 use self::logs::{CollectedLogs, DEFAULT_MAX_LOG_BYTES, LogOptions, LogSummary};
 pub use self::redact::SecretMask;
-use crate::client::ApiClient;
-use crate::diagnose::{CheckStatus, Diagnostics};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const DIAGNOSTICS: &str = "diagnostics/results.json";
@@ -116,7 +116,7 @@ pub async fn run(client: &ApiClient, args: BundleArgs, mask: SecretMask) -> anyh
         client.get_text(&["metrics"]),
         client.get::<Value>(&["api", "v1", "admin", "runs"], &recent_query),
     );
-    let failed = |what: &str, err: crate::client::ClientError| format!("GET {what} failed: {err}");
+    let failed = |what: &str, err: kici_client::client::ClientError| format!("GET {what} failed: {err}");
     let fetched = Fetched {
         diagnose: diagnose.map_err(|err| failed("/api/v1/admin/diagnose", err)),
         config: config.map_err(|err| failed("/api/v1/admin/config", err)),
@@ -182,7 +182,7 @@ pub fn assemble(input: BundleInput) -> Bundle {
         redact_check_details(&mut value);
         mask.json(&value)
     });
-    let diagnostics: Option<Diagnostics> = diagnostics_value
+    let diagnostics: Option<DiagnoseReport> = diagnostics_value
         .as_ref()
         .ok()
         .and_then(|value| serde_json::from_value(value.clone()).ok());
@@ -300,7 +300,7 @@ fn json_bytes(value: &Value) -> Vec<u8> {
 struct SummaryFacts<'a> {
     generated_at: &'a str,
     orchestrator_url: &'a str,
-    diagnostics: Option<&'a Diagnostics>,
+    diagnostics: Option<&'a DiagnoseReport>,
     recent_executions: Option<&'a Value>,
     cluster_health: Option<&'a Value>,
     logs: Option<&'a LogSummary>,

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
+use kici_client::client::ApiClient;
+use kici_client::format;
+use kici_client::table;
+use kici_engine::api::admin::{DeliveryView, SourceList, SourceView, TriggerToken};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::client::ApiClient;
-use crate::format;
-use crate::table;
 use git::{Push, PushRequest};
 
 /// The only organisation.
@@ -48,20 +49,6 @@ pub struct DeliveryArgs {
     /// Print the API's JSON
     #[arg(long)]
     json: bool,
-}
-
-/// `GET /api/v1/admin/deliveries/{id}`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryView {
-    pub delivery_id: String,
-    pub source_id: String,
-    pub event_type: String,
-    pub status: String,
-    #[serde(default)]
-    pub run_ids: Vec<String>,
-    #[serde(default)]
-    pub detail: Option<String>,
 }
 
 pub fn render_delivery_view(view: &DeliveryView) -> String {
@@ -203,69 +190,27 @@ pub struct Globals<'a> {
     pub url: &'a str,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SourceList {
-    pub sources: Vec<SourceView>,
+/// A local source known only by its id (what a trigger token may not look up).
+fn local_source(source_id: &str) -> SourceView {
+    SourceView {
+        source_id: source_id.to_string(),
+        org_id: None,
+        name: source_id.to_string(),
+        kind: "local".to_string(),
+        path: None,
+        git_url: None,
+        preset: None,
+        verification: None,
+        has_credentials: None,
+        rate_limit_rpm: None,
+        webhook_url: None,
+        created_at: None,
+        trigger_token: None,
+    }
 }
 
-/// A source as the API shows it (never its secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceView {
-    pub source_id: String,
-    #[serde(default)]
-    pub org_id: Option<String>,
-    pub name: String,
-    pub kind: String,
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub git_url: Option<String>,
-    #[serde(default)]
-    pub preset: Option<String>,
-    #[serde(default)]
-    pub verification: Option<Value>,
-    #[serde(default)]
-    pub webhook_url: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<i64>,
-}
-
-/// `POST /api/v1/admin/sources/{id}/trigger-token`'s answer.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TriggerToken {
-    trigger_token: String,
-}
-
-impl SourceView {
-    /// A local source known only by its id (what a trigger token may not look up).
-    fn local(source_id: &str) -> SourceView {
-        SourceView {
-            source_id: source_id.to_string(),
-            org_id: None,
-            name: source_id.to_string(),
-            kind: "local".to_string(),
-            path: None,
-            git_url: None,
-            preset: None,
-            verification: None,
-            webhook_url: None,
-            created_at: None,
-        }
-    }
-
-    fn is_local(&self) -> bool {
-        self.kind == "local"
-    }
-
-    fn verification(&self) -> String {
-        match &self.verification {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Null) | None => format::NONE.to_string(),
-            Some(other) => other.to_string(),
-        }
-    }
+fn is_local(source: &SourceView) -> bool {
+    source.kind == "local"
 }
 
 pub async fn run(client: &ApiClient, globals: &Globals<'_>, command: SourceCommand) -> anyhow::Result<()> {
@@ -355,7 +300,7 @@ async fn find_source(client: &ApiClient, id_or_name: &str) -> anyhow::Result<Sou
 
 /// Checks that `source` takes unsigned pushes and picks the repository to read.
 fn local_repo(source: &SourceView, repo_path: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if !source.is_local() {
+    if !is_local(source) {
         bail!(
             "source `{}` is a {} source, and only local sources accept unsigned pushes (hint: use a source added with `kici-admin source add local`)",
             source.name,
@@ -390,7 +335,7 @@ async fn trigger_local(client: &ApiClient, args: TriggerArgs) -> anyhow::Result<
     let (source, repo) = match (&args.token_file, &args.repo_path) {
         // A trigger token cannot list sources: the hook names the source by id and its repository.
         (Some(_), Some(repo_path)) => {
-            let source = SourceView::local(&args.source);
+            let source = local_source(&args.source);
             (source, absolute_repo_path(repo_path)?)
         }
         _ => {
@@ -530,9 +475,12 @@ pub fn render_added(base_url: &str, source: &SourceView) -> String {
     if let Some(git_url) = &source.git_url {
         lines.push(format!("Git URL:      {git_url}"));
     }
-    lines.push(format!("Verification: {}", source.verification()));
+    lines.push(format!(
+        "Verification: {}",
+        source.verification.as_deref().unwrap_or(format::NONE)
+    ));
     lines.push(format!("Webhook URL:  {}", webhook_url(base_url, source)));
-    if source.is_local() {
+    if is_local(source) {
         lines.push(String::new());
         lines.push(format!(
             "Report pushes with `kici-admin source install-hook {0}` (every push) or `kici-admin source trigger-local {0}` (once).",

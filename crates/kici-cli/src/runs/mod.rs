@@ -4,18 +4,16 @@
 //!
 //! Exit codes: 0 when the command worked (whatever the run's status), 1 on any error.
 
-mod client;
-pub(crate) mod render;
-
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use kici_client::client::ApiClient;
+use kici_client::runs::author::{self, LogPrinter};
+use kici_client::runs::parse_status;
+use kici_engine::api::run_actions::{CancelRequest, CancelStatus, Cancelled};
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
-
-use client::RunsClient;
-use render::LogPrinter;
 
 /// The server's cap on `limit`.
 const MAX_LIMIT: u32 = 100;
@@ -102,20 +100,13 @@ struct LogsArgs {
     json: bool,
 }
 
-fn parse_status(text: &str) -> Result<RunStatus, String> {
-    text.trim().parse::<RunStatus>().map_err(|err| {
-        let names: Vec<&str> = RunStatus::ALL.iter().map(|status| status.as_str()).collect();
-        format!("{err} (expected one of {})", names.join(", "))
-    })
-}
-
 pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let token = args
         .api
         .token
         .or_else(|| std::env::var("KICI_ADMIN_TOKEN").ok())
         .filter(|token| !token.trim().is_empty());
-    let client = RunsClient::new(&args.api.url, token)?;
+    let client = ApiClient::new(&args.api.url, token, "KICI_URL")?;
     match args.command {
         RunsCommand::List(args) => list(&client, args).await?,
         RunsCommand::Show(args) => show(&client, args).await?,
@@ -125,7 +116,7 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(client: &RunsClient, args: ListArgs) -> anyhow::Result<()> {
+async fn list(client: &ApiClient, args: ListArgs) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
     if !args.status.is_empty() {
         let statuses: Vec<&str> = args.status.iter().map(|status| status.as_str()).collect();
@@ -140,28 +131,28 @@ async fn list(client: &RunsClient, args: ListArgs) -> anyhow::Result<()> {
     query.push(("limit", limit.to_string()));
     let mut list: RunList = client.get(&["api", "v1", "runs"], &query).await?;
     if let Some(branch) = &args.branch {
-        list.runs.retain(|run| render::branch(&run.git_ref) == branch);
+        list.runs.retain(|run| author::branch(&run.git_ref) == branch);
         list.runs.truncate(args.limit as usize);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", render::runs_table(&list));
+        print!("{}", author::runs_table(&list));
     }
     Ok(())
 }
 
-async fn show(client: &RunsClient, args: ShowArgs) -> anyhow::Result<()> {
+async fn show(client: &ApiClient, args: ShowArgs) -> anyhow::Result<()> {
     let detail: RunDetail = client.get(&["api", "v1", "runs", &args.run_id, "detail"], &[]).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
     } else {
-        print!("{}", render::run_tree(&detail));
+        print!("{}", author::run_tree(&detail));
     }
     Ok(())
 }
 
-async fn logs(client: &RunsClient, args: LogsArgs) -> anyhow::Result<()> {
+async fn logs(client: &ApiClient, args: LogsArgs) -> anyhow::Result<()> {
     let query: Vec<(&str, String)> = args.job.iter().map(|job| ("job", job.clone())).collect();
     let path = ["api", "v1", "runs", args.run_id.as_str(), "logs"];
     let mut printer = LogPrinter::default();
@@ -170,7 +161,7 @@ async fn logs(client: &RunsClient, args: LogsArgs) -> anyhow::Result<()> {
         let finished = !args.follow || logs.status.is_terminal();
         if args.json {
             if finished {
-                println!("{}", serde_json::to_string_pretty(&render::logs_json(&logs))?);
+                println!("{}", serde_json::to_string_pretty(&author::logs_json(&logs))?);
             }
         } else {
             let chunk = printer.next_chunk(&logs);
@@ -187,21 +178,17 @@ async fn logs(client: &RunsClient, args: LogsArgs) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
-async fn cancel(client: &RunsClient, args: CancelArgs) -> anyhow::Result<()> {
-    let answer: serde_json::Value = client
+async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
+    let answer: Cancelled = client
         .post(
             &["api", "v1", "runs", &args.run_id, "cancel"],
-            &serde_json::json!({ "force": args.force }),
+            &CancelRequest { force: args.force },
         )
         .await?;
-    let jobs = answer["cancelledJobs"].as_u64().unwrap_or_default();
-    if answer["status"] == "cancelling" {
-        println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id);
-    } else {
-        println!("Run {} cancelled ({jobs} job(s))", args.run_id);
+    let jobs = answer.cancelled_jobs;
+    match answer.status {
+        CancelStatus::Cancelling => println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id),
+        CancelStatus::Cancelled => println!("Run {} cancelled ({jobs} job(s))", args.run_id),
     }
     Ok(())
 }

@@ -1,20 +1,24 @@
-//! Administration: admin tokens, agent tokens and the connected agents, event sources.
+//! Administration: admin tokens, agent tokens and the agents (listed by [`crate::fleet`]),
+//! event sources and their deliveries, and secret-key rotation.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use kici_engine::api::admin::{
+    AdminRole, AdminTokenList, AdminTokenView, AgentList, CreatedAdminToken, DeliveryView, NewAdminToken, NewAgent,
+    RegisteredAgent, RotatedKey, SourceList, SourceView, TriggerToken,
+};
 use kici_engine::labels::validate_agent_label;
 use kici_store::{AdminToken, NewAgentToken, Source, SourceKind, Verification};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use crate::git;
 use crate::hub::Outbound;
 use crate::secrets::{new_admin_token, new_agent_token, new_id, new_trigger_token, now_ms, token_hash};
 use crate::source_secrets::{self, Reseal};
 use crate::state::Shared;
+use crate::{fleet, git};
 
 /// The only organisation.
 pub const DEFAULT_ORG: &str = "default";
@@ -22,28 +26,21 @@ pub const DEFAULT_ORG: &str = "default";
 /// Largest webhook body a source accepts by default (and at most).
 pub const MAX_PAYLOAD_BYTES: i64 = 10 * 1024 * 1024;
 
-#[derive(Debug, Deserialize)]
-pub struct NewToken {
-    label: String,
-    role: Option<String>,
-}
-
 pub async fn create_token(
     State(state): State<Shared>,
-    Json(body): Json<NewToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let role = body.role.unwrap_or_else(|| "admin".to_string());
-    if !matches!(role.as_str(), "owner" | "admin" | "auditor") {
-        return Err(ApiError::bad_request(
-            "invalid_role",
-            format!("role `{role}` is not owner, admin or auditor"),
-        ));
-    }
+    Json(body): Json<NewAdminToken>,
+) -> ApiResult<(StatusCode, Json<CreatedAdminToken>)> {
+    let role = match body.role {
+        None => AdminRole::Admin,
+        Some(role) => role.parse::<AdminRole>().map_err(|_| {
+            ApiError::bad_request("invalid_role", format!("role `{role}` is not owner, admin or auditor"))
+        })?,
+    };
     let token = new_admin_token();
     let record = AdminToken {
         token_id: new_id(),
         label: body.label,
-        role,
+        role: role.as_str().to_string(),
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,
@@ -51,19 +48,31 @@ pub async fn create_token(
     state.store.insert_admin_token(&record, &token_hash(&token)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tokenId": record.token_id, "token": token, "label": record.label, "role": record.role })),
+        Json(CreatedAdminToken {
+            token_id: record.token_id,
+            token,
+            label: record.label,
+            role: record.role,
+        }),
     ))
 }
 
-pub async fn list_tokens(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let tokens: Vec<Value> = state
+pub async fn list_tokens(State(state): State<Shared>) -> ApiResult<Json<AdminTokenList>> {
+    let tokens = state
         .store
         .list_admin_tokens()
         .await?
         .into_iter()
-        .map(|t| json!({ "tokenId": t.token_id, "label": t.label, "role": t.role, "createdAt": t.created_at, "lastUsedAt": t.last_used_at, "revokedAt": t.revoked_at }))
+        .map(|t| AdminTokenView {
+            token_id: t.token_id,
+            label: t.label,
+            role: t.role,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        })
         .collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(AdminTokenList { tokens }))
 }
 
 pub async fn revoke_token(State(state): State<Shared>, Path(token_id): Path<String>) -> ApiResult<StatusCode> {
@@ -76,17 +85,10 @@ pub async fn revoke_token(State(state): State<Shared>, Path(token_id): Path<Stri
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct NewAgent {
-    label: String,
-    #[serde(default)]
-    labels: Vec<String>,
-}
-
 pub async fn register_agent(
     State(state): State<Shared>,
     Json(body): Json<NewAgent>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<RegisteredAgent>)> {
     for label in &body.labels {
         validate_agent_label(label).map_err(|err| ApiError::bad_request("invalid_label", err.to_string()))?;
     }
@@ -104,43 +106,20 @@ pub async fn register_agent(
     state.store.insert_agent_token(&record).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "tokenId": record.token_id, "token": token, "label": record.label, "labels": record.labels })),
+        Json(RegisteredAgent {
+            token_id: record.token_id,
+            token,
+            label: record.label,
+            labels: record.labels,
+        }),
     ))
 }
 
-/// Every agent the orchestrator has seen, with the job it runs now.
-pub async fn agents_json(state: &Shared) -> Result<Vec<Value>, kici_store::StoreError> {
-    Ok(state
-        .store
-        .list_agents()
-        .await?
-        .into_iter()
-        .map(|a| {
-            let busy = state.hub.get(&a.agent_id).and_then(|c| c.busy_job);
-            json!({
-                "agentId": a.agent_id, "labels": a.labels, "hostname": a.hostname, "platform": a.platform, "arch": a.arch,
-                "version": a.version, "buildInfo": a.build_info, "connected": a.connected, "busyJobId": busy,
-                "firstSeenAt": a.first_seen_at, "lastSeenAt": a.last_seen_at,
-            })
-        })
-        .collect())
-}
-
-pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let agents = agents_json(&state).await?;
-    let tokens: Vec<Value> = state
-        .store
-        .list_agent_tokens()
-        .await?
-        .into_iter()
-        .map(|t| {
-            json!({
-                "tokenId": t.token_id, "label": t.label, "tokenPrefix": t.token_prefix, "labels": t.labels, "agentType": t.agent_type,
-                "createdAt": t.created_at, "expiresAt": t.expires_at, "revokedAt": t.revoked_at, "lastSeenAt": t.last_seen_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "agents": agents, "tokens": tokens })))
+pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<AgentList>> {
+    Ok(Json(AgentList {
+        agents: fleet::agents(&state).await?,
+        tokens: fleet::agent_tokens(&state).await?,
+    }))
 }
 
 pub async fn revoke_agent(State(state): State<Shared>, Path(id_or_label): Path<String>) -> ApiResult<StatusCode> {
@@ -195,15 +174,26 @@ pub struct NewCredentials {
 const PRESETS: [&str; 4] = ["forgejo", "gitea", "gitlab-repo", "github-repo"];
 
 /// A source as the API shows it: never its secret or credentials, only whether it has any.
-pub fn source_view(state: &Shared, source: &Source) -> Value {
+pub fn source_view(state: &Shared, source: &Source) -> SourceView {
     let base = format!("http://{}:{}", state.config.bind_address, state.config.port);
-    let git_url = source.git_url.as_deref().map(git::redact_userinfo);
-    json!({
-        "sourceId": source.source_id, "orgId": source.org_id, "name": source.name, "kind": source.kind.as_str(),
-        "path": source.path, "gitUrl": git_url, "preset": source.preset, "verification": source.verification.as_str(),
-        "hasCredentials": source.credentials.is_some(), "rateLimitRpm": source.rate_limit_rpm,
-        "webhookUrl": format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id), "createdAt": source.created_at,
-    })
+    SourceView {
+        source_id: source.source_id.clone(),
+        org_id: Some(source.org_id.clone()),
+        name: source.name.clone(),
+        kind: source.kind.as_str().to_string(),
+        path: source.path.clone(),
+        git_url: source
+            .git_url
+            .as_deref()
+            .map(|url| git::redact_userinfo(url).into_owned()),
+        preset: source.preset.clone(),
+        verification: Some(source.verification.as_str().to_string()),
+        has_credentials: Some(source.credentials.is_some()),
+        rate_limit_rpm: Some(source.rate_limit_rpm),
+        webhook_url: Some(format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id)),
+        created_at: Some(source.created_at),
+        trigger_token: None,
+    }
 }
 
 /// Refuses credentials inside a git URL (they would show in views, runs and checkouts) and
@@ -238,7 +228,7 @@ fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCredentials>)
 pub async fn add_source(
     State(state): State<Shared>,
     Json(body): Json<NewSource>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SourceView>)> {
     let invalid = |message: String| ApiError::bad_request("invalid_source", message);
     let rate_limit_rpm = body.rate_limit_rpm.unwrap_or(DEFAULT_RATE_LIMIT_RPM);
     if !(1..=60_000).contains(&rate_limit_rpm) {
@@ -325,26 +315,34 @@ pub async fn add_source(
             format!("a source named `{}` already exists", source.name),
         ));
     }
-    let mut view = source_view(&state, &source);
-    if let Some(token) = trigger_token {
+    let view = SourceView {
         // Shown once: the store keeps only its hash.
-        view["triggerToken"] = Value::String(token);
-    }
+        trigger_token,
+        ..source_view(&state, &source)
+    };
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /api/v1/admin/deliveries/{id}`: an accepted webhook delivery and how it ended.
-pub async fn get_delivery(State(state): State<Shared>, Path(delivery_id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get_delivery(
+    State(state): State<Shared>,
+    Path(delivery_id): Path<String>,
+) -> ApiResult<Json<DeliveryView>> {
     let record = state
         .store
         .get_delivery(&delivery_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("delivery {delivery_id} not found")))?;
-    Ok(Json(json!({
-        "deliveryId": record.delivery_id, "sourceId": record.source_id, "eventType": record.event_type,
-        "status": record.status, "runIds": record.run_ids, "detail": record.detail,
-        "createdAt": record.created_at, "updatedAt": record.updated_at,
-    })))
+    Ok(Json(DeliveryView {
+        delivery_id: record.delivery_id,
+        source_id: record.source_id,
+        event_type: record.event_type,
+        status: record.status,
+        run_ids: record.run_ids,
+        detail: record.detail,
+        created_at: Some(record.created_at),
+        updated_at: Some(record.updated_at),
+    }))
 }
 
 /// `POST /api/v1/admin/sources/{id}/trigger-token`: a new trigger token for a local source;
@@ -352,7 +350,7 @@ pub async fn get_delivery(State(state): State<Shared>, Path(delivery_id): Path<S
 pub async fn rotate_trigger_token(
     State(state): State<Shared>,
     Path(id_or_name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TriggerToken>> {
     let source = state
         .store
         .find_source(DEFAULT_ORG, &id_or_name)
@@ -373,25 +371,31 @@ pub async fn rotate_trigger_token(
         .store
         .set_source_secret(&source.source_id, Verification::TriggerToken, &token_hash(&token))
         .await?;
-    Ok(Json(json!({ "sourceId": source.source_id, "triggerToken": token })))
+    Ok(Json(TriggerToken {
+        source_id: source.source_id,
+        trigger_token: token,
+    }))
 }
 
-pub async fn list_sources(State(state): State<Shared>) -> ApiResult<Json<Value>> {
-    let sources: Vec<Value> = state
+pub async fn list_sources(State(state): State<Shared>) -> ApiResult<Json<SourceList>> {
+    let sources = state
         .store
         .list_sources()
         .await?
         .iter()
         .map(|s| source_view(&state, s))
         .collect();
-    Ok(Json(json!({ "sources": sources })))
+    Ok(Json(SourceList { sources }))
 }
 
 /// `POST /api/v1/admin/secrets/rotate-key` (owner tokens only: `key.rotate`): re-encrypts every
 /// stored secret under the current key (`KICI_SECRET_KEY`), reading those under the previous
 /// one with `KICI_SECRET_KEY_OLD`. 409 `rotation_incomplete` when some value no configured key
 /// decrypts; the others are re-encrypted all the same.
-pub async fn rotate_key(State(state): State<Shared>, Extension(caller): Extension<Caller>) -> ApiResult<Json<Value>> {
+pub async fn rotate_key(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<RotatedKey>> {
     let caller = caller.0;
     if caller.role != "owner" {
         return Err(ApiError::new(
@@ -426,9 +430,9 @@ pub async fn rotate_key(State(state): State<Shared>, Extension(caller): Extensio
             ),
         ));
     }
-    Ok(Json(json!({
-        "keyId": keys.current_id(),
-        "reEncrypted": resealed.re_encrypted,
-        "alreadyCurrent": resealed.already_current,
-    })))
+    Ok(Json(RotatedKey {
+        key_id: keys.current_id().to_string(),
+        re_encrypted: resealed.re_encrypted as u64,
+        already_current: resealed.already_current as u64,
+    }))
 }

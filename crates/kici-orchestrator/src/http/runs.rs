@@ -1,15 +1,19 @@
-//! Read access to runs: lists, detail with jobs and steps, and step logs.
+//! Runs over REST: lists, detail with jobs and steps, step logs, timelines and provisioning logs,
+//! and cancel and re-run as adapters over [`crate::runs`].
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use kici_engine::api::answers::{JobsAnswer, LogLinesAnswer, RunAnswer};
+use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun};
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
 use kici_engine::status::{RunStatus, StepStatus};
 use kici_store::RunFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
+use crate::runs::RunActionError;
 use crate::state::Shared;
 
 #[derive(Debug, Deserialize)]
@@ -63,8 +67,10 @@ async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
     Ok(run)
 }
 
-pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "run": find_run(&state, &run_id).await? })))
+pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunAnswer>> {
+    Ok(Json(RunAnswer {
+        run: find_run(&state, &run_id).await?,
+    }))
 }
 
 pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunDetail>> {
@@ -89,7 +95,7 @@ pub async fn jobs(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
     Query(query): Query<JobsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobsAnswer>> {
     find_run(&state, &run_id).await?;
     let jobs: Vec<Job> = state
         .store
@@ -98,7 +104,7 @@ pub async fn jobs(
         .into_iter()
         .map(|r| r.job)
         .collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(JobsAnswer { jobs }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,11 +166,11 @@ pub async fn logs(
 pub async fn step_logs(
     State(state): State<Shared>,
     Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LogLinesAnswer>> {
     find_run(&state, &run_id).await?;
     job_of_run(&state, &run_id, &job_id).await?;
     let lines = state.logs.read(&run_id, &job_id, step_index).await.map_err(log_error)?;
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Json(LogLinesAnswer { lines }))
 }
 
 /// A job id names a directory under the run's logs: only a job of that run may be read.
@@ -213,91 +219,42 @@ pub async fn provisioning(
 fn log_error(err: std::io::Error) -> ApiError {
     tracing::error!(error = %err, "cannot read a step log");
     ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "cannot read the step log (details are in the orchestrator log)",
     )
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct CancelRequest {
-    #[serde(default)]
-    force: bool,
-}
-
-/// `POST /api/v1/admin/runs/:runId/cancel {force?}` → `{status: cancelling|cancelled,
+/// `POST /api/v1/admin/runs/:runId/cancel {force?}` → `{runId, status: cancelling|cancelled,
 /// cancelledJobs}`; 404 for an unknown run, 409 for a finished one.
 pub async fn cancel(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
     axum::Extension(caller): axum::Extension<super::auth::Caller>,
     body: Option<Json<CancelRequest>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Cancelled>> {
     let force = body.map(|Json(b)| b.force).unwrap_or_default();
-    cancel_answer(&state, &run_id, &caller.0.label, force).await.map(Json)
-}
-
-/// Cancels a run for `actor` (a token label, or a dashboard user): the answer of
-/// `POST …/cancel`, also given to the Platform's `run.cancel.request`.
-pub async fn cancel_answer(state: &Shared, run_id: &str, actor: &str, force: bool) -> ApiResult<Value> {
-    let run = find_run(state, run_id).await?;
-    if run.status.is_terminal() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "run_terminal",
-            format!(
-                "run {run_id} already finished ({}); there is nothing to cancel",
-                run.status
-            ),
-        ));
-    }
-    let reason = format!("Cancelled by {actor}");
-    let outcome = crate::progress::cancel_run(state, run_id, &reason, force).await?;
-    let status = if outcome.notified > 0 {
-        "cancelling"
-    } else {
-        "cancelled"
-    };
-    Ok(json!({
-        "runId": run_id,
-        "status": status,
-        "cancelledJobs": outcome.cancelled + outcome.notified,
-    }))
+    crate::runs::cancel(&state, &run_id, &caller.0.label, force)
+        .await
+        .map(Json)
+        .map_err(action_error)
 }
 
 /// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
 /// 422 when the run has no workflow to run again.
-pub async fn rerun(
-    State(state): State<Shared>,
-    Path(run_id): Path<String>,
-) -> ApiResult<(axum::http::StatusCode, Json<Value>)> {
-    rerun_answer(&state, &run_id)
+pub async fn rerun(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<(StatusCode, Json<Rerun>)> {
+    crate::runs::rerun(&state, &run_id)
         .await
-        .map(|answer| (axum::http::StatusCode::CREATED, Json(answer)))
+        .map(|answer| (StatusCode::CREATED, Json(answer)))
+        .map_err(action_error)
 }
 
-/// The answer of `POST …/rerun`, also given to the Platform's `run.rerun.request`.
-pub async fn rerun_answer(state: &Shared, run_id: &str) -> ApiResult<Value> {
-    use crate::pipeline::RerunError;
-    use axum::http::StatusCode;
-    match crate::pipeline::rerun(state, run_id).await {
-        Ok(new_run_id) => Ok(json!({ "runId": run_id, "newRunId": new_run_id })),
-        Err(err @ RerunError::NotFound(_)) => Err(ApiError::not_found(err.to_string())),
-        Err(err @ RerunError::NotFinished { .. }) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "run_not_finished", err.to_string()))
-        }
-        Err(err @ (RerunError::NoWorkflow(_) | RerunError::NoSource(_))) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_rerunnable",
-            err.to_string(),
-        )),
-        Err(RerunError::Pipeline(err)) => {
-            tracing::error!(runId = %run_id, error = %err, "re-run failed");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("cannot start the run again: {err}"),
-            ))
-        }
-    }
+fn action_error(err: RunActionError) -> ApiError {
+    let status = match err {
+        RunActionError::NotFound(_) => StatusCode::NOT_FOUND,
+        RunActionError::Finished { .. } | RunActionError::NotFinished(_) => StatusCode::CONFLICT,
+        RunActionError::NotRerunnable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        RunActionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, err.code(), err.to_string())
 }

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures_util::{StreamExt, TryStreamExt};
+use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
@@ -192,12 +193,6 @@ pub async fn provisioning(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct CancelRequest {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `POST /api/v1/runs/:runId/cancel {force?}` → the orchestrator's answer
 /// (`{runId, status, cancelledJobs}`). A run the cache knows as finished is 409 without
 /// asking.
@@ -213,10 +208,7 @@ pub async fn cancel(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "run_terminal",
-            format!(
-                "run {run_id} already finished ({}); there is nothing to cancel",
-                cached.run.status
-            ),
+            nothing_to_cancel(&run_id, cached.run.status),
         ));
     }
     let force = body.map(|Json(b)| b.force).unwrap_or_default();

@@ -5,10 +5,10 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use kici_engine::api::answers::{JobsAnswer, RunAnswer};
 use kici_engine::api::{Job, RunDetail, RunEvents, RunList};
 use kici_engine::status::RunStatus;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use crate::cache::{CachedRun, RunFilter};
@@ -72,8 +72,10 @@ pub async fn find_run(state: &Shared, run_id: &str) -> ApiResult<CachedRun> {
         .ok_or_else(|| ApiError::not_found(format!("run {run_id} not found")))
 }
 
-pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "run": find_run(&state, &run_id).await?.run })))
+pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunAnswer>> {
+    Ok(Json(RunAnswer {
+        run: find_run(&state, &run_id).await?.run,
+    }))
 }
 
 /// `GET /api/v1/runs/:runId/detail`: the orchestrator's `RunDetail` plus what only the
@@ -132,7 +134,7 @@ pub async fn jobs(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
     Query(query): Query<JobsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobsAnswer>> {
     find_run(&state, &run_id).await?;
     let mut jobs: Vec<Job> = state.cache.run_jobs(&run_id).await?;
     if !query.include_steps.unwrap_or(false) {
@@ -140,7 +142,7 @@ pub async fn jobs(
             job.steps = None;
         }
     }
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(JobsAnswer { jobs }))
 }
 
 /// `GET /api/v1/runs/:runId/events`: the cached timeline, oldest first.

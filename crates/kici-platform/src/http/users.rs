@@ -9,19 +9,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use kici_engine::api::admin::{CreatedUser, NewUser};
 
 use super::auth::{Principal, random_hex};
 use super::error::{ApiError, ApiResult};
 use crate::cache::{Role, User};
 use crate::state::{Shared, now_ms};
-
-#[derive(Debug, Deserialize)]
-pub struct NewUser {
-    name: String,
-    role: String,
-}
 
 /// `users:admin` (owners), or 403.
 fn require_users_admin(principal: &Principal) -> ApiResult<()> {
@@ -40,7 +33,7 @@ pub async fn create(
     State(state): State<Shared>,
     axum::Extension(principal): axum::Extension<Principal>,
     Json(body): Json<NewUser>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     require_users_admin(&principal)?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -75,7 +68,11 @@ pub async fn create(
     tracing::info!(user = %name, role = role.as_str(), createdBy = %principal.name, "user created");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "name": name, "role": role.as_str(), "token": token })),
+        Json(CreatedUser {
+            name: name.to_string(),
+            role: role.as_str().to_string(),
+            token,
+        }),
     ))
 }
 

@@ -1,9 +1,9 @@
-//! The HTTP client for the orchestrator's API (`docs/api.md`): builds URLs from path segments
-//! (each one percent-encoded), sends the admin token, and turns transport failures and
-//! `{"error": {"code", "message"}}` bodies into [`ClientError`]s whose text is what the operator
-//! sees after `Error: `.
+//! The HTTP client for the REST API (`docs/api.md`) of an orchestrator or the Platform: builds
+//! URLs from path segments (each one percent-encoded), sends the token, and turns transport
+//! failures and `{"error": {"code", "message"}}` bodies into [`ClientError`]s whose text is what
+//! the user sees after `Error: `.
 //!
-//! It knows no endpoint; the command modules name the paths.
+//! It knows no endpoint; the CLIs' command modules name the paths.
 
 use std::time::Duration;
 
@@ -22,9 +22,13 @@ pub enum ClientError {
     #[error("invalid --url `{url}`: {reason} (hint: use a URL like http://127.0.0.1:4000)")]
     InvalidUrl { url: String, reason: String },
     #[error(
-        "cannot reach the orchestrator at {url}: {cause} (hint: is kici-orchestrator running? set --url or KICI_ADMIN_URL)"
+        "cannot reach the orchestrator at {url}: {cause} (hint: is kici-orchestrator running? set --url or {url_variable})"
     )]
-    Unreachable { url: String, cause: String },
+    Unreachable {
+        url: String,
+        cause: String,
+        url_variable: &'static str,
+    },
     #[error(
         "the orchestrator at {url} did not answer within {}s (hint: is it overloaded? check its logs)",
         REQUEST_TIMEOUT.as_secs()
@@ -57,11 +61,15 @@ pub struct ApiClient {
     /// `--url` as given, for messages.
     display_url: String,
     token: Option<String>,
+    /// The environment variable that sets `--url` in this CLI, named in hints.
+    url_variable: &'static str,
     http: reqwest::Client,
 }
 
 impl ApiClient {
-    pub fn new(url: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+    /// A client of the API at `url`; `url_variable` is the CLI's variable for `--url`
+    /// (`KICI_URL`, `KICI_ADMIN_URL`), which an unreachable server's hint names.
+    pub fn new(url: &str, token: Option<String>, url_variable: &'static str) -> Result<ApiClient, ClientError> {
         let invalid = |reason: String| ClientError::InvalidUrl {
             url: url.to_string(),
             reason,
@@ -85,6 +93,7 @@ impl ApiClient {
             base,
             display_url: url.trim_end_matches('/').to_string(),
             token,
+            url_variable,
             http,
         })
     }
@@ -235,6 +244,7 @@ impl ApiClient {
             ClientError::Unreachable {
                 url: self.display_url.clone(),
                 cause: root_cause(err),
+                url_variable: self.url_variable,
             }
         }
     }
@@ -278,26 +288,60 @@ mod tests {
 
     #[test]
     fn urls_encode_segments_and_keep_a_base_path() {
-        let client = ApiClient::new("http://127.0.0.1:4000", None).unwrap();
+        let client = ApiClient::new("http://127.0.0.1:4000", None, "KICI_ADMIN_URL").unwrap();
         assert_eq!(
             client
                 .url(&["api", "v1", "runs", "a b/c"], &[("status", "failed,success".into())])
                 .as_str(),
             "http://127.0.0.1:4000/api/v1/runs/a%20b%2Fc?status=failed%2Csuccess"
         );
-        let client = ApiClient::new("http://host:4000/kici/", None).unwrap();
+        let client = ApiClient::new("http://host:4000/kici/", None, "KICI_ADMIN_URL").unwrap();
         assert_eq!(client.base_url(), "http://host:4000/kici");
         assert_eq!(client.url(&["health"], &[]).as_str(), "http://host:4000/kici/health");
     }
 
     #[test]
     fn rejects_https_and_garbage() {
-        let err = ApiClient::new("https://ci.example", None).err().unwrap();
+        let err = ApiClient::new("https://ci.example", None, "KICI_ADMIN_URL")
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "invalid --url `https://ci.example`: scheme `https` is not supported (this build speaks plain http) (hint: use a URL like http://127.0.0.1:4000)"
         );
-        assert!(ApiClient::new("not a url", None).is_err());
+        assert!(ApiClient::new("not a url", None, "KICI_ADMIN_URL").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let client = ApiClient::new("http://127.0.0.1:4000/", None, "KICI_URL").unwrap();
+        assert_eq!(
+            client
+                .url(
+                    &["api", "v1", "runs", "r/1", "logs"],
+                    &[("job", "test (linux, 20)".into())]
+                )
+                .as_str(),
+            "http://127.0.0.1:4000/api/v1/runs/r%2F1/logs?job=test+%28linux%2C+20%29"
+        );
+        let err = ApiClient::new("https://ci", None, "KICI_URL").err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid --url `https://ci`: scheme `https` is not supported (this build speaks plain http) (hint: use a URL like http://127.0.0.1:4000)"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_names_the_cli_s_url_variable() {
+        let err = ClientError::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            cause: "Connection refused (os error 111)".into(),
+            url_variable: "KICI_URL",
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach the orchestrator at http://127.0.0.1:1: Connection refused (os error 111) (hint: is kici-orchestrator running? set --url or KICI_URL)"
+        );
     }
 
     #[test]

@@ -5,64 +5,23 @@ use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::status::{JobStatus, RunStatus, StepStatus};
 use serde_json::json;
 
-use super::render::{LogPrinter, logs_json, run_tree, runs_table};
 use super::*;
 
-const T0: i64 = 1_795_000_000_123;
+use crate::runs::fixtures::{self, T0, step};
 
 fn run(run_id: &str, status: RunStatus, git_ref: &str) -> Run {
     Run {
-        run_id: run_id.into(),
-        workflow_name: "ci".into(),
-        status,
-        repo: "acme/app".into(),
         git_ref: git_ref.into(),
-        sha: "0123456789abcdef0123456789abcdef01234567".into(),
-        trigger: "push".into(),
-        provider: "local".into(),
-        source_id: "src-1".into(),
-        delivery_id: "d-1".into(),
-        failure_reason: None,
-        init_failure: None,
-        created_at: T0,
-        started_at: Some(T0),
         completed_at: Some(T0 + 1234),
         duration_ms: Some(1234),
-        rerun_of: None,
-        reruns: Vec::new(),
-    }
-}
-
-fn step(index: i64, name: &str, status: StepStatus, exit_code: Option<i32>, duration_ms: Option<i64>) -> Step {
-    Step {
-        step_index: index,
-        step_name: name.into(),
-        step_type: "run".into(),
-        status,
-        exit_code,
-        error_message: None,
-        started_at: None,
-        completed_at: None,
-        duration_ms,
+        ..fixtures::run(run_id, status)
     }
 }
 
 fn job(name: &str, status: JobStatus, duration_ms: Option<i64>, error: Option<&str>, steps: Vec<Step>) -> Job {
     Job {
-        job_id: format!("j-{name}"),
-        run_id: "r-1".into(),
-        job_name: name.into(),
-        base_job_name: name.into(),
-        status,
-        agent_id: None,
-        error_message: error.map(str::to_string),
-        init_failure: None,
-        needs: vec![],
-        created_at: T0,
-        started_at: None,
-        completed_at: None,
         duration_ms,
-        steps: Some(steps),
+        ..fixtures::job(&format!("j-{name}"), name, status, error, Some(steps))
     }
 }
 
@@ -244,15 +203,5 @@ fn logs_print_headers_and_only_new_lines() {
     assert_eq!(
         serde_json::to_string(&logs_json(&first)).unwrap(),
         r#"{"build/prepare":["cloning","ok"],"build/compile":["cc a.c"]}"#
-    );
-}
-
-#[test]
-fn status_filters_are_checked() {
-    assert_eq!(parse_status(" running"), Ok(RunStatus::Running));
-    assert!(
-        parse_status("done")
-            .unwrap_err()
-            .starts_with("unknown status `done` (expected one of pending,")
     );
 }

@@ -1,4 +1,4 @@
-//! Small formatting helpers shared by the command modules: optional times and durations, short
+//! Small formatting helpers shared by both CLIs' views: optional times and durations, short
 //! shas, comma lists. A missing value prints as `-`.
 
 use kici_engine::api::{format_duration, format_timestamp};

@@ -5,18 +5,11 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use kici_engine::api::{RunDetail, RunList, RunLogs, format_duration, format_timestamp};
+use kici_engine::api::{RunDetail, RunList, RunLogs};
 use serde_json::{Map, Value};
 
-const NONE: &str = "-";
-
-fn timestamp(epoch_ms: Option<i64>) -> String {
-    epoch_ms.map_or_else(|| NONE.to_string(), format_timestamp)
-}
-
-fn duration(ms: Option<i64>) -> String {
-    ms.map_or_else(|| NONE.to_string(), format_duration)
-}
+use crate::format::{duration, timestamp};
+use crate::table;
 
 /// The branch of a ref: `refs/heads/` removed, other refs (tags) as they are.
 pub fn branch(git_ref: &str) -> &str {
@@ -28,10 +21,11 @@ pub fn runs_table(list: &RunList) -> String {
     if list.runs.is_empty() {
         return "No runs found.\n".to_string();
     }
-    let header = ["ID", "WORKFLOW", "STATUS", "BRANCH", "TRIGGER", "STARTED", "DURATION"].map(str::to_string);
-    let rows: Vec<[String; 7]> = std::iter::once(header)
-        .chain(list.runs.iter().map(|run| {
-            [
+    let rows: Vec<Vec<String>> = list
+        .runs
+        .iter()
+        .map(|run| {
+            vec![
                 run.run_id.clone(),
                 run.workflow_name.clone(),
                 run.status.to_string(),
@@ -40,27 +34,13 @@ pub fn runs_table(list: &RunList) -> String {
                 timestamp(run.started_at),
                 duration(run.duration_ms),
             ]
-        }))
+        })
         .collect();
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (index, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if index + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[index] - cell.chars().count() + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    table::render(
+        "",
+        &["ID", "WORKFLOW", "STATUS", "BRANCH", "TRIGGER", "STARTED", "DURATION"],
+        &rows,
+    )
 }
 
 /// The `kici runs show` tree.
@@ -186,3 +166,6 @@ pub fn logs_json(logs: &RunLogs) -> Value {
     }
     Value::Object(map)
 }
+
+#[cfg(test)]
+mod tests;

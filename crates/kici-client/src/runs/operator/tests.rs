@@ -6,64 +6,29 @@ use kici_engine::status::{JobStatus, RunStatus, StepStatus};
 
 use super::*;
 
-const T0: i64 = 1_795_000_000_123;
+use crate::runs::fixtures::{self, T0};
 
 fn run(run_id: &str, status: RunStatus) -> Run {
-    Run {
-        run_id: run_id.into(),
-        workflow_name: "ci".into(),
-        status,
-        repo: "acme/app".into(),
-        git_ref: "refs/heads/main".into(),
-        sha: "0123456789abcdef0123456789abcdef01234567".into(),
-        trigger: "push".into(),
-        provider: "local".into(),
-        source_id: "src-1".into(),
-        delivery_id: "d-1".into(),
-        failure_reason: None,
-        init_failure: None,
-        created_at: T0,
-        started_at: Some(T0),
-        completed_at: Some(T0 + 184_000),
-        duration_ms: Some(184_000),
-        rerun_of: None,
-        reruns: Vec::new(),
-    }
+    fixtures::run(run_id, status)
 }
 
 fn step(index: i64, name: &str, status: StepStatus, exit_code: Option<i32>, duration_ms: Option<i64>) -> Step {
     Step {
-        step_index: index,
-        step_name: name.into(),
-        step_type: "run".into(),
-        status,
-        exit_code,
-        error_message: None,
         started_at: Some(T0),
-        completed_at: None,
-        duration_ms,
+        ..fixtures::step(index, name, status, exit_code, duration_ms)
     }
 }
 
 fn job(job_id: &str, name: &str, status: JobStatus, error: Option<&str>, steps: Option<Vec<Step>>) -> Job {
     Job {
-        job_id: job_id.into(),
-        run_id: "r-1".into(),
-        job_name: name.into(),
-        base_job_name: name.into(),
-        status,
         agent_id: Some("agent-a".into()),
-        error_message: error.map(str::to_string),
-        init_failure: None,
         needs: vec![JobNeed {
             upstream_name: "lint".into(),
             run_on: vec![JobStatus::Success],
         }],
-        created_at: T0,
         started_at: Some(T0 + 1000),
-        completed_at: None,
         duration_ms: Some(1234),
-        steps,
+        ..fixtures::job(job_id, name, status, error, steps)
     }
 }
 
@@ -238,17 +203,5 @@ j-2     build             failed   agent-a  1.2s      2026-11-18T11:06:41.123Z  
     assert_eq!(
         json[1]["needs"],
         serde_json::json!([{"upstreamName": "lint", "runOn": ["success"]}])
-    );
-}
-
-#[test]
-fn status_filters_are_checked() {
-    assert_eq!(parse_status("failed"), Ok(RunStatus::Failed));
-    assert_eq!(
-        parse_status("broken"),
-        Err(
-            "unknown status `broken` (expected one of pending, running, cancelling, held, success, failed, cancelled)"
-                .into()
-        )
     );
 }

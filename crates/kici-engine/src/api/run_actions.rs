@@ -1,0 +1,47 @@
+//! The shapes of what is done to a run (`POST /api/v1/runs/:runId/{cancel,rerun}`, also under
+//! `/admin` and as the Platform's `run.cancel.request` and `run.rerun.request`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::RunStatus;
+
+/// `POST …/cancel`'s optional body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// Kill the jobs' processes at once and skip their hooks.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to a cancel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancelled {
+    pub run_id: String,
+    pub status: CancelStatus,
+    /// Jobs told to stop plus jobs cancelled at once.
+    pub cancelled_jobs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CancelStatus {
+    /// Running jobs were told to stop; the run completes when they report back.
+    Cancelling,
+    /// Nothing was running: every job is cancelled already.
+    Cancelled,
+}
+
+/// Why a finished run cannot be cancelled (409 `run_terminal`), from the orchestrator or the
+/// Platform.
+pub fn nothing_to_cancel(run_id: &str, status: RunStatus) -> String {
+    format!("run {run_id} already finished ({status}); there is nothing to cancel")
+}
+
+/// The answer to a re-run: the run started again is `new_run_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rerun {
+    pub run_id: String,
+    pub new_run_id: String,
+}

@@ -1,0 +1,102 @@
+//! What is done to a run on request: cancel it for someone, or start it again. The REST API
+//! (`http::runs`) and the Platform link (`platform`) are two adapters over these; each error
+//! says its API code ([`RunActionError::code`]) and its message, which both pass on as they are.
+//!
+//! Not here: how a cancel reaches jobs and agents (`progress::cancel_run`) and how a run is
+//! created again (`pipeline::rerun`).
+
+use kici_engine::api::run_actions::{CancelStatus, Cancelled, Rerun, nothing_to_cancel};
+use kici_engine::status::RunStatus;
+use kici_store::StoreError;
+
+use crate::pipeline::RerunError;
+use crate::state::Shared;
+
+/// Why a cancel or re-run was refused or failed. The message is what the caller sees.
+#[derive(Debug, thiserror::Error)]
+pub enum RunActionError {
+    /// No such run.
+    #[error("{0}")]
+    NotFound(String),
+    /// A cancel of a finished run.
+    #[error("{}", nothing_to_cancel(run_id, *status))]
+    Finished { run_id: String, status: RunStatus },
+    /// A re-run of a run still going.
+    #[error("{0}")]
+    NotFinished(String),
+    /// A re-run of a run whose lock file could not be read or whose source is gone.
+    #[error("{0}")]
+    NotRerunnable(String),
+    /// Logged where it happened; the message says only what a caller may know.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RunActionError {
+    /// The API's `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RunActionError::NotFound(_) => "not_found",
+            RunActionError::Finished { .. } => "run_terminal",
+            RunActionError::NotFinished(_) => "run_not_finished",
+            RunActionError::NotRerunnable(_) => "not_rerunnable",
+            RunActionError::Internal(_) => "internal",
+        }
+    }
+
+    fn store(err: StoreError) -> RunActionError {
+        tracing::error!(error = %err, source = ?std::error::Error::source(&err), "store error");
+        RunActionError::Internal("internal error (details are in the orchestrator log)".into())
+    }
+}
+
+/// Cancels a run for `actor` (a token label, or a dashboard user), whose name becomes the run's
+/// `failureReason` (`Cancelled by <actor>`) when it has none. Running jobs are told to stop
+/// (`force` skips their hooks); waiting ones are cancelled at once.
+pub async fn cancel(state: &Shared, run_id: &str, actor: &str, force: bool) -> Result<Cancelled, RunActionError> {
+    let run = state
+        .store
+        .get_run(run_id)
+        .await
+        .map_err(RunActionError::store)?
+        .ok_or_else(|| RunActionError::NotFound(format!("run {run_id} not found")))?;
+    if run.status.is_terminal() {
+        return Err(RunActionError::Finished {
+            run_id: run_id.to_string(),
+            status: run.status,
+        });
+    }
+    let reason = kici_engine::failure::cancelled_by(actor);
+    let outcome = crate::progress::cancel_run(state, run_id, &reason, force)
+        .await
+        .map_err(RunActionError::store)?;
+    let status = if outcome.notified > 0 {
+        CancelStatus::Cancelling
+    } else {
+        CancelStatus::Cancelled
+    };
+    Ok(Cancelled {
+        run_id: run_id.to_string(),
+        status,
+        cancelled_jobs: (outcome.cancelled + outcome.notified) as u64,
+    })
+}
+
+/// Starts a finished run again (`pipeline::rerun`): the same workflow, event and commit.
+pub async fn rerun(state: &Shared, run_id: &str) -> Result<Rerun, RunActionError> {
+    match crate::pipeline::rerun(state, run_id).await {
+        Ok(new_run_id) => Ok(Rerun {
+            run_id: run_id.to_string(),
+            new_run_id,
+        }),
+        Err(err @ RerunError::NotFound(_)) => Err(RunActionError::NotFound(err.to_string())),
+        Err(err @ RerunError::NotFinished { .. }) => Err(RunActionError::NotFinished(err.to_string())),
+        Err(err @ (RerunError::NoWorkflow(_) | RerunError::NoSource(_))) => {
+            Err(RunActionError::NotRerunnable(err.to_string()))
+        }
+        Err(RerunError::Pipeline(err)) => {
+            tracing::error!(runId = %run_id, error = %err, "re-run failed");
+            Err(RunActionError::Internal(format!("cannot start the run again: {err}")))
+        }
+    }
+}
