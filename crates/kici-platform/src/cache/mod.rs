@@ -6,8 +6,8 @@
 //!
 //! SQL goes through sqlx's `Any` driver with portable SQL (TEXT ids and JSON, BIGINT epoch-ms
 //! times and 0/1 flags), as in `kici-store`, so a PostgreSQL cache stays a small step; the pool
-//! and the migration runner are the store's (`kici_store::sql`). Whole
-//! API objects are stored as JSON next to the columns the list filters on.
+//! and the migration runner are the store's (`kici_store::sql`). Whole API objects are stored
+//! as JSON next to the columns the list filters on.
 //!
 //! Not here: deciding what to do with a snapshot beyond "newer wins" ([`runs::supersedes`]),
 //! log content (never cached: it stays on the orchestrator).
