@@ -175,7 +175,7 @@ impl Config {
         let token = AgentToken::new(get("KICI_AGENT_TOKEN").ok_or(ConfigError::MissingToken)?);
         let (agent_id, agent_id_generated) = match get("KICI_AGENT_ID").map(str::trim) {
             Some(id) if !id.is_empty() => (id.to_string(), false),
-            _ => (format!("{hostname}-{}", random_hex8()), true),
+            _ => (format!("{hostname}-{}", kici_telemetry::os::random_hex(8)), true),
         };
         let labels = parse_labels(get("KICI_LABELS").unwrap_or(""))?;
         let port = match get("KICI_PORT") {
@@ -364,19 +364,6 @@ fn parse_execution_mode(value: Option<&str>) -> Result<ExecutionMode, ConfigErro
             expected: "only `bare-metal` is supported by this agent",
         }),
     }
-}
-
-/// Eight random lowercase hex digits for the default agent id.
-fn random_hex8() -> String {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: the id only has to differ between agents on one host.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        bytes = (nanos ^ std::process::id()).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

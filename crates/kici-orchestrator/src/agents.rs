@@ -16,9 +16,10 @@ use tokio::sync::mpsc;
 
 use crate::config::AgentAuth;
 use crate::hub::{AGENT_OUTBOX, ConnectedAgent, LastSeen, Outbound};
+use crate::ids::{new_id, token_hash};
 use crate::progress;
-use crate::secrets::{new_id, now_ms, token_hash};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// `auth.request` must arrive this soon after the connection opens.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use kici_store::{EventLogEntry, NewDelivery, StoreError};
 
+use crate::ids::new_id;
 use crate::pipeline::{self, Delivery, Outcome, PipelineError};
 use crate::providers::Normalized;
-use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// How long a delivery id and a body are remembered.
 const DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);

@@ -13,8 +13,8 @@ use kici_engine::protocol::{JobDispatch, OrchestratorMessage};
 use tokio::sync::watch;
 
 use crate::hub::Outbound;
-use crate::secrets::now_ms;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 const SAFETY_TICK: Duration = Duration::from_secs(1);
 

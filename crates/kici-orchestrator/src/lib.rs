@@ -5,7 +5,8 @@
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
 //! report and moves runs forward; [`sweeper`] handles timeouts; [`logs`] keeps step logs;
-//! [`secret_key`] encrypts secrets at rest and [`source_secrets`] keeps sources' secrets so.
+//! [`secret_key`] encrypts secrets at rest and [`source_secrets`] keeps sources' secrets so;
+//! [`ids`] makes row ids and tokens.
 
 pub mod agents;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod events;
 pub mod git;
 pub mod http;
 pub mod hub;
+pub mod ids;
 pub mod jobs;
 pub mod logs;
 pub mod pipeline;
@@ -25,7 +27,6 @@ pub mod rate_limit;
 pub mod reload;
 pub mod scaler;
 pub mod secret_key;
-pub mod secrets;
 pub mod source_secrets;
 pub mod state;
 pub mod sweeper;
@@ -40,10 +41,11 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ids::{new_admin_token, new_id, token_hash};
 use crate::logs::LogStore;
 use crate::scaler::ScalerManager;
-use crate::secrets::{new_admin_token, new_id, now_ms, token_hash};
 use crate::state::{AppState, Shared};
+use kici_telemetry::os::now_ms;
 
 /// How long shutdown waits for in-flight requests and tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

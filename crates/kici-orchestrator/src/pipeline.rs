@@ -17,10 +17,11 @@ use kici_store::{EventLogEntry, NewJob, NewRun, Source, SourceKind};
 use serde_json::{Map, Value};
 
 use crate::git::{self, LockFetch};
+use crate::ids::new_id;
 use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, queue_entry};
 use crate::providers::Normalized;
-use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// The workflow name of a run whose lock file could not be read.
 pub const UNRESOLVED_WORKFLOW: &str = "(unresolved workflow)";

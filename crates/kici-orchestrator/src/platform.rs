@@ -24,8 +24,8 @@ use kici_store::RunFilter;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::secrets::now_ms;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// Live frames waiting for the connection; beyond this they are dropped.
 const LIVE_BUFFER: usize = 1024;

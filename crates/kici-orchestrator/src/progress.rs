@@ -17,10 +17,11 @@ use kici_engine::status::{JobStatus, RunStatus, StepStatus, failed_jobs_reason, 
 use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
+use crate::ids::new_id;
 use crate::jobs::{JOB_KIND_DYNAMIC_EVAL, JOB_KIND_EXECUTE, JOB_KIND_MATRIX_EVAL, JobFacts, RunFacts, entry};
 use crate::pipeline::{lock_job, matrix_failure};
-use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// A run with what is needed to dispatch more of its jobs.
 struct LoadedRun {
@@ -732,7 +733,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
     crate::events::record(
         state,
         kici_store::NewRunEvent {
-            event_id: crate::secrets::new_id(),
+            event_id: crate::ids::new_id(),
             run_id: entry.run_id.clone(),
             job_id: Some(entry.job_id.clone()),
             event_type: "orchestrator.job.queue_expired".to_string(),

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 
 use crate::hub::Outbound;
 use crate::progress;
-use crate::secrets::now_ms;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// Dispatches of one job before it fails.
 pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;

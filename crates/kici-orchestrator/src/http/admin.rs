@@ -12,9 +12,10 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use crate::git;
 use crate::hub::Outbound;
-use crate::secrets::{new_admin_token, new_agent_token, new_id, new_trigger_token, now_ms, token_hash};
+use crate::ids::{new_admin_token, new_agent_token, new_id, new_trigger_token, token_hash};
 use crate::source_secrets::{self, Reseal};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// The only organisation.
 pub const DEFAULT_ORG: &str = "default";

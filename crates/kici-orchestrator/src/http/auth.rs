@@ -7,8 +7,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ApiError;
-use crate::secrets::{now_ms, token_hash};
+use crate::ids::token_hash;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// The admin token a request was authenticated with, for handlers that record who acted.
 #[derive(Debug, Clone)]

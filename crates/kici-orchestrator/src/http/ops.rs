@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use crate::scaler::health::RowStatus;
-use crate::secrets::now_ms;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// How long one diagnose check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);

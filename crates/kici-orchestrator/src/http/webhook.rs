@@ -15,10 +15,11 @@ use sha2::Sha256;
 use super::admin::DEFAULT_ORG;
 use super::error::{ApiError, ApiResult};
 use crate::deliveries::{self, Answer};
+use crate::ids::token_hash;
 use crate::pipeline::{self, Delivery, Outcome};
 use crate::providers::{self, Normalized, Skip};
-use crate::secrets::{now_ms, token_hash};
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::config::ScalerType;
 use super::health::FailureRecord;
-use crate::secrets::{new_id, now_ms};
+use crate::ids::new_id;
 use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// The job a spawn is for.
 #[derive(Debug, Clone, PartialEq, Eq)]

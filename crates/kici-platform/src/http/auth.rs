@@ -77,14 +77,6 @@ impl Credential {
     }
 }
 
-/// `n` random lowercase hex characters.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n.div_ceil(2)];
-    // Without an entropy source the process cannot make secrets at all.
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..n].to_string()
-}
-
 /// The principal a token belongs to.
 pub async fn principal_for_token(state: &Shared, token: &str) -> Result<Option<Principal>, ApiError> {
     if state.config.admin_token.matches(token) {

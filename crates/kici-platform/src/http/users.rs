@@ -12,10 +12,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Principal, random_hex};
+use super::auth::Principal;
 use super::error::{ApiError, ApiResult};
 use crate::cache::{Role, User};
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
+use kici_telemetry::os::{now_ms, random_hex};
 
 #[derive(Debug, Deserialize)]
 pub struct NewUser {
