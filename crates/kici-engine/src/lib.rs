@@ -16,6 +16,7 @@ pub mod hash;
 pub mod host_env;
 pub mod labels;
 pub mod lockfile;
+pub mod mask;
 pub mod matrix;
 pub mod options;
 pub mod pattern;

@@ -24,6 +24,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use kici_engine::mask::mask_agent_tokens;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -276,26 +277,6 @@ impl Visit for FieldCollector {
     }
 }
 
-/// Replaces every `kat_` followed by 64 hex digits with `kat_***`.
-pub fn mask_agent_tokens(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("kat_") {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 4..];
-        let hex_len = after.bytes().take_while(u8::is_ascii_hexdigit).count();
-        if hex_len >= 64 {
-            out.push_str("kat_***");
-            rest = &after[hex_len..];
-        } else {
-            out.push_str("kat_");
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -373,13 +354,6 @@ mod tests {
 
     fn token() -> String {
         format!("kat_{}", "ab".repeat(32))
-    }
-
-    #[test]
-    fn agent_tokens_are_masked() {
-        let token = token();
-        assert_eq!(mask_agent_tokens(&format!("token={token} x")), "token=kat_*** x");
-        assert_eq!(mask_agent_tokens("kat_short"), "kat_short");
     }
 
     #[test]
