@@ -192,6 +192,30 @@ impl Orchestrator {
     }
 }
 
+/// What `main` runs (`kici_telemetry::service::run_service`).
+impl kici_telemetry::service::Service for Orchestrator {
+    const NAME: &'static str = "orchestrator";
+    type Config = Config;
+    type StartError = StartError;
+
+    fn config(env: &std::collections::BTreeMap<String, String>) -> Result<Config, config::ConfigError> {
+        Config::from_env(env)
+    }
+
+    async fn start(config: Config) -> Result<Orchestrator, StartError> {
+        Orchestrator::start(config).await
+    }
+
+    async fn stop(self) {
+        Orchestrator::stop(self).await
+    }
+
+    /// Invalid scaler files are the operator's configuration, like the environment.
+    fn configuration_problem(err: &StartError) -> Option<&'static str> {
+        matches!(err, StartError::Scaler(_)).then_some("invalid scaler configuration")
+    }
+}
+
 /// Settings this orchestrator reads but does not enforce yet, said once at start so nobody
 /// relies on them unknowingly.
 fn warn_unenforced(entry: &scaler::ScalerEntry) {

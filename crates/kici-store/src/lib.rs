@@ -83,6 +83,13 @@ pub enum StoreError {
     Corrupt { column: &'static str, value: String },
 }
 
+/// A handler's `?` answers a store failure as 500 `internal`: the details are logged, never
+/// sent.
+impl kici_engine::internal_error::InternalError for StoreError {
+    const LOG_MESSAGE: &'static str = "store error";
+    const ANSWER: &'static str = "internal error (details are in the orchestrator log)";
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Which database a store talks to.

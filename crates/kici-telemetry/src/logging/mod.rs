@@ -102,24 +102,6 @@ pub fn init(service: &'static str, instance_id: Option<&str>, config: &LogConfig
     init_with_clock(service, instance_id, config, Arc::new(SystemClock))
 }
 
-/// For a service binary without an instance id (`orchestrator`, `platform`): reads the
-/// `KICI_LOG_*` settings from `env`, installs the logger and logs `<service>.build.info` first.
-/// The error is the line to print before exiting with code 2 (invalid configuration).
-pub fn start_service(
-    service: &'static str,
-    env: &std::collections::BTreeMap<String, String>,
-) -> Result<LogGuard, String> {
-    let config = LogConfig::from_env(env).map_err(|err| format!("error: {err}"))?;
-    let guard = init(service, None, &config).map_err(|err| {
-        let cause = std::error::Error::source(&err)
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default();
-        format!("error: {err}{cause}")
-    })?;
-    crate::health::log_build_info(service);
-    Ok(guard)
-}
-
 /// [`init`] with the time taken from `clock`.
 pub fn init_with_clock(
     service: &'static str,
