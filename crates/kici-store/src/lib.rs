@@ -25,7 +25,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::sql::{Ledger, MigrateError, Migration};
+use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 
 pub use agents::AgentRecord;
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
@@ -35,6 +35,12 @@ pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
+
+const LEDGER: Ledger = Ledger {
+    database: "database",
+    table: "kici_migrations",
+    columns: LedgerColumns::VersionNameAppliedAt,
+};
 
 static MIGRATIONS: &[Migration] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
@@ -66,13 +72,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("failed to apply database migration {version} ({name})")]
-    Migrate {
-        version: i64,
-        name: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("database query failed: {context}")]
     Query {
         context: &'static str,
@@ -129,19 +130,7 @@ impl Store {
             url: redact_url(url),
             source,
         })?;
-        sql::migrate(&pool, Ledger::WithAppliedAt("kici_migrations"), MIGRATIONS)
-            .await
-            .map_err(|err| match err {
-                MigrateError::CreateLedger(source) => StoreError::Query {
-                    context: "create kici_migrations",
-                    source,
-                },
-                MigrateError::ReadLedger(source) => StoreError::Query {
-                    context: "read kici_migrations",
-                    source,
-                },
-                MigrateError::Apply { version, name, source } => StoreError::Migrate { version, name, source },
-            })?;
+        sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
         Ok(Store { pool, backend })
     }
 

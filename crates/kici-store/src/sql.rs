@@ -3,7 +3,7 @@
 //! them in a ledger table. The store uses both; so does the Platform's cache, which keeps its
 //! own database and ledger.
 //!
-//! Not here: what the scripts say, or how a caller words its errors (it maps [`MigrateError`]).
+//! Not here: what the scripts say.
 
 use std::time::Duration;
 
@@ -16,35 +16,43 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// One migration: its version (the order they apply in), its name and its SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-/// The table recording which migrations a database has had.
+/// The table recording which migrations a database has had, and how errors name the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ledger {
+pub struct Ledger {
+    /// The database in error texts: `database` (the store), `cache` (the Platform's).
+    pub database: &'static str,
+    pub table: &'static str,
+    pub columns: LedgerColumns,
+}
+
+/// The columns of a [`Ledger`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerColumns {
     /// `(version, name, applied_at)`, `applied_at` always 0: the store's `kici_migrations`.
-    WithAppliedAt(&'static str),
+    VersionNameAppliedAt,
     /// `(version, name)`: the Platform cache's `platform_migrations`, which never had a time.
-    VersionAndName(&'static str),
+    VersionName,
 }
 
-impl Ledger {
-    fn table(self) -> &'static str {
-        match self {
-            Ledger::WithAppliedAt(table) | Ledger::VersionAndName(table) => table,
-        }
-    }
-}
-
-/// Why [`migrate`] stopped; the database keeps every migration applied before it. Callers
-/// word it in their own error type.
-#[derive(Debug)]
+/// Why [`migrate`] stopped; the database keeps every migration applied before it.
+#[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// The ledger table could not be created.
-    CreateLedger(sqlx::Error),
-    /// The ledger could not be read.
-    ReadLedger(sqlx::Error),
+    /// The ledger could not be created (`create`) or read (`read`).
+    #[error("{database} query failed: {action} {table}")]
+    Ledger {
+        database: &'static str,
+        action: &'static str,
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     /// A migration failed; its transaction was rolled back.
+    #[error("failed to apply {database} migration {version} ({name})")]
     Apply {
+        database: &'static str,
         version: i64,
         name: &'static str,
+        #[source]
         source: sqlx::Error,
     },
 }
@@ -70,35 +78,44 @@ pub async fn open_sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
 
 /// Applies the `migrations` not yet recorded in `ledger`, in the order given, each in its own
 /// transaction with its ledger row.
-pub async fn migrate(pool: &AnyPool, ledger: Ledger, migrations: &[Migration]) -> Result<(), MigrateError> {
-    let table = ledger.table();
-    let (columns, insert) = match ledger {
-        Ledger::WithAppliedAt(_) => (
+pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) -> Result<(), MigrateError> {
+    let Ledger { database, table, .. } = *ledger;
+    let (columns, insert) = match ledger.columns {
+        LedgerColumns::VersionNameAppliedAt => (
             "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL",
             format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, 0)"),
         ),
-        Ledger::VersionAndName(_) => (
+        LedgerColumns::VersionName => (
             "version BIGINT PRIMARY KEY, name TEXT NOT NULL",
             format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
         ),
+    };
+    let ledger_error = |action| {
+        move |source| MigrateError::Ledger {
+            database,
+            action,
+            table,
+            source,
+        }
     };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {table} ({columns})"
     )))
     .execute(pool)
     .await
-    .map_err(MigrateError::CreateLedger)?;
+    .map_err(ledger_error("create"))?;
     let select = format!("SELECT version FROM {table} WHERE version = $1");
     for (version, name, sql) in migrations {
         let applied: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
             .bind(*version)
             .fetch_optional(pool)
             .await
-            .map_err(MigrateError::ReadLedger)?;
+            .map_err(ledger_error("read"))?;
         if applied.is_some() {
             continue;
         }
         let failed = |source| MigrateError::Apply {
+            database,
             version: *version,
             name,
             source,
@@ -117,4 +134,27 @@ pub async fn migrate(pool: &AnyPool, ledger: Ledger, migrations: &[Migration]) -
         tx.commit().await.map_err(failed)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_database_the_ledger_and_the_migration() {
+        let create = MigrateError::Ledger {
+            database: "database",
+            action: "create",
+            table: "kici_migrations",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert_eq!(create.to_string(), "database query failed: create kici_migrations");
+        let apply = MigrateError::Apply {
+            database: "cache",
+            version: 2,
+            name: "users",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert_eq!(apply.to_string(), "failed to apply cache migration 2 (users)");
+    }
 }

@@ -18,13 +18,19 @@ mod users;
 
 use std::path::Path;
 
-use kici_store::sql::{self, Ledger, MigrateError, Migration};
+use kici_store::sql::{self, Ledger, LedgerColumns, MigrateError, Migration};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 pub use orchestrators::OrchestratorRecord;
 pub use runs::{CachedRun, RunFilter, SnapshotOutcome, supersedes};
 pub use users::{Role, User};
+
+const LEDGER: Ledger = Ledger {
+    database: "cache",
+    table: "platform_migrations",
+    columns: LedgerColumns::VersionName,
+};
 
 static MIGRATIONS: &[Migration] = &[
     (
@@ -84,13 +90,8 @@ pub enum CacheError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("failed to apply cache migration {version} ({name})")]
-    Migrate {
-        version: i64,
-        name: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("cache query failed: {context}")]
     Query {
         context: &'static str,
@@ -126,19 +127,7 @@ impl Cache {
             path: path.display().to_string(),
             source,
         })?;
-        sql::migrate(&pool, Ledger::VersionAndName("platform_migrations"), MIGRATIONS)
-            .await
-            .map_err(|err| match err {
-                MigrateError::CreateLedger(source) => CacheError::Query {
-                    context: "create platform_migrations",
-                    source,
-                },
-                MigrateError::ReadLedger(source) => CacheError::Query {
-                    context: "read platform_migrations",
-                    source,
-                },
-                MigrateError::Apply { version, name, source } => CacheError::Migrate { version, name, source },
-            })?;
+        sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
         Ok(Cache {
             pool,
             write: Default::default(),
