@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kici_telemetry::env::Reader;
@@ -157,14 +157,7 @@ impl Config {
         {
             reader.problem("KICI_BOOTSTRAP_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)");
         }
-        let data_dir = match env.get("KICI_DATA_DIR") {
-            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
-            Some(dir) => {
-                reader.problem(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
-                PathBuf::from(dir)
-            }
-            None => kici_telemetry::env::default_data_dir(env),
-        };
+        let data_dir = reader.data_dir();
         let database_url = env
             .get("KICI_DATABASE_URL")
             .cloned()

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kici_telemetry::env::Reader;
@@ -126,14 +126,7 @@ impl Config {
                 ProxyTrust::Ignore
             }
         };
-        let data_dir = match env.get("KICI_DATA_DIR") {
-            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
-            Some(dir) => {
-                reader.problem(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
-                PathBuf::from(dir)
-            }
-            None => kici_telemetry::env::default_data_dir(env),
-        };
+        let data_dir = reader.data_dir();
         let admin_token = match env.get("KICI_PLATFORM_ADMIN_TOKEN").map(|t| t.trim()) {
             None | Some("") => {
                 reader.problem(

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -175,6 +176,19 @@ impl<'a> Reader<'a> {
         period
     }
 
+    /// `KICI_DATA_DIR`, which must be an absolute path; unset, `/var/lib/kici` when writable,
+    /// else under the user's state directory.
+    pub fn data_dir(&mut self) -> PathBuf {
+        match self.env.get("KICI_DATA_DIR") {
+            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
+            Some(dir) => {
+                self.problem(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
+                PathBuf::from(dir)
+            }
+            None => default_data_dir(self.env),
+        }
+    }
+
     /// `value` when nothing went wrong, else every problem recorded. `value` is `None` only
     /// when reading it recorded a problem.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, ConfigError> {
@@ -192,8 +206,7 @@ pub fn dev_mode(value: Option<&str>) -> bool {
 
 /// The data directory when `KICI_DATA_DIR` is unset: `/var/lib/kici` when it can be created
 /// and written, else `${XDG_STATE_HOME:-~/.local/state}/kici` (`/tmp/kici` without a home).
-pub fn default_data_dir(env: &BTreeMap<String, String>) -> std::path::PathBuf {
-    use std::path::{Path, PathBuf};
+fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
     let system = PathBuf::from("/var/lib/kici");
     if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
         return system;
@@ -206,7 +219,7 @@ pub fn default_data_dir(env: &BTreeMap<String, String>) -> std::path::PathBuf {
     state.join("kici")
 }
 
-fn writable(dir: &std::path::Path) -> bool {
+fn writable(dir: &Path) -> bool {
     let probe = dir.join(".write-probe");
     let writable = std::fs::write(&probe, b"").is_ok();
     // Best effort: the probe is an empty file.
