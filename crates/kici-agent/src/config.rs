@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kici_engine::labels::{LabelError, validate_agent_label};
-use kici_telemetry::env::UnknownEnv;
+use kici_telemetry::env::{Reader, UnknownEnv};
 use kici_telemetry::logging::{LogConfig, LogConfigError};
 use kici_telemetry::metrics::http::MetricsToken;
 
@@ -130,11 +130,11 @@ pub struct Config {
     pub unknown_env_warning: Option<UnknownEnv>,
 }
 
-/// Why the environment does not make a valid configuration.
+pub use kici_telemetry::env::ConfigError;
+
+/// One thing wrong with the environment; [`Config::from_env`] lists them all.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    UnknownEnv(UnknownEnv),
+enum Problem {
     #[error(
         "KICI_ORCHESTRATOR_URL is not set (hint: set it to the orchestrator's agent endpoint, e.g. `ws://orchestrator:8080/ws`)"
     )]
@@ -164,32 +164,70 @@ impl Config {
     /// Builds the configuration from `vars` (the process environment in `main`). `hostname` is
     /// the machine's name, used for the default agent id and the `kici:host:*` label.
     pub fn from_env(vars: &BTreeMap<String, String>, hostname: &str) -> Result<Config, ConfigError> {
+        let mut reader = Reader::new(vars, KNOWN_ENV)?;
         let get = |name: &str| vars.get(name).map(String::as_str);
-        let dev = kici_telemetry::env::dev_mode(get("KICI_DEV"));
-        let unknown_env_warning = match kici_telemetry::env::check(vars.keys().map(String::as_str), KNOWN_ENV) {
-            Ok(()) => None,
-            Err(unknown) if dev => Some(unknown),
-            Err(unknown) => return Err(ConfigError::UnknownEnv(unknown)),
-        };
-        let orchestrator_url = normalize_url(get("KICI_ORCHESTRATOR_URL").ok_or(ConfigError::MissingUrl)?)?;
-        let token = AgentToken::new(get("KICI_AGENT_TOKEN").ok_or(ConfigError::MissingToken)?);
+        let orchestrator_url = get("KICI_ORCHESTRATOR_URL")
+            .ok_or(Problem::MissingUrl)
+            .and_then(normalize_url);
+        let orchestrator_url = reader.or_record(orchestrator_url.map(Some), None);
+        let token = get("KICI_AGENT_TOKEN")
+            .map(AgentToken::new)
+            .ok_or(Problem::MissingToken);
+        let token = reader.or_record(token.map(Some), None);
         let (agent_id, agent_id_generated) = match get("KICI_AGENT_ID").map(str::trim) {
             Some(id) if !id.is_empty() => (id.to_string(), false),
-            _ => (format!("{hostname}-{}", random_hex8()), true),
+            _ => (format!("{hostname}-{}", kici_telemetry::os::random_hex(8)), true),
         };
-        let labels = parse_labels(get("KICI_LABELS").unwrap_or(""))?;
+        let labels = reader.or_record(parse_labels(get("KICI_LABELS").unwrap_or("")), Vec::new());
         let port = match get("KICI_PORT") {
             None => DEFAULT_PORT,
-            Some(value) => value.trim().parse::<u16>().map_err(|_| ConfigError::BadValue {
-                name: "KICI_PORT",
-                value: value.to_string(),
-                expected: "expected a port number from 0 to 65535 (0 picks a free port)",
-            })?,
+            Some(value) => reader.or_record(
+                value.trim().parse::<u16>().map_err(|_| Problem::BadValue {
+                    name: "KICI_PORT",
+                    value: value.to_string(),
+                    expected: "expected a port number from 0 to 65535 (0 picks a free port)",
+                }),
+                DEFAULT_PORT,
+            ),
         };
         let work_dir = match get("KICI_WORK_DIR") {
             Some(dir) if !dir.trim().is_empty() => PathBuf::from(dir),
             _ => std::env::temp_dir(),
         };
+        let duration = |reader: &mut Reader, name, default| {
+            reader.or_record(millis(&get, name, default), Duration::from_millis(default))
+        };
+        let default_step_timeout = duration(&mut reader, "KICI_DEFAULT_STEP_TIMEOUT_MS", DEFAULT_STEP_TIMEOUT_MS);
+        let matrix_eval_timeout = duration(
+            &mut reader,
+            "KICI_MATRIX_EVAL_TIMEOUT_MS",
+            MATRIX_TIMEOUT.as_millis() as u64,
+        );
+        let job_heartbeat_interval = duration(
+            &mut reader,
+            "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+            DEFAULT_JOB_HEARTBEAT_INTERVAL_MS,
+        );
+        let heartbeat_interval = duration(&mut reader, "KICI_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS);
+        let max_log_size_bytes = reader.or_record(
+            positive(&get, "KICI_MAX_LOG_SIZE_BYTES", DEFAULT_MAX_LOG_SIZE_BYTES),
+            DEFAULT_MAX_LOG_SIZE_BYTES,
+        );
+        let scaler_managed = reader.or_record(parse_bool("KICI_SCALER_MANAGED", get("KICI_SCALER_MANAGED")), false);
+        let pending_dispatch_timeout = duration(
+            &mut reader,
+            "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
+            DEFAULT_PENDING_DISPATCH_TIMEOUT_MS,
+        );
+        let roles = reader.or_record(parse_roles(get("KICI_ROLES")), Roles::default());
+        let execution_mode = reader.or_record(
+            parse_execution_mode(get("KICI_EXECUTION_MODE")),
+            ExecutionMode::BareMetal,
+        );
+        let backpressure = reader.or_record(parse_backpressure(get("KICI_BACKPRESSURE_MODE")), Backpressure::Pause);
+        let log = reader.or_record(LogConfig::from_env(vars).map_err(Problem::Log), LogConfig::default());
+        let unknown_env_warning = reader.tolerated();
+        let (orchestrator_url, token) = reader.finish(orchestrator_url.zip(token))?;
         Ok(Config {
             orchestrator_url,
             agent_id,
@@ -199,26 +237,18 @@ impl Config {
             hostname: hostname.to_string(),
             port,
             work_dir,
-            default_step_timeout: millis(&get, "KICI_DEFAULT_STEP_TIMEOUT_MS", DEFAULT_STEP_TIMEOUT_MS)?,
-            matrix_eval_timeout: millis(&get, "KICI_MATRIX_EVAL_TIMEOUT_MS", MATRIX_TIMEOUT.as_millis() as u64)?,
-            job_heartbeat_interval: millis(
-                &get,
-                "KICI_JOB_HEARTBEAT_INTERVAL_MS",
-                DEFAULT_JOB_HEARTBEAT_INTERVAL_MS,
-            )?,
-            heartbeat_interval: millis(&get, "KICI_HEARTBEAT_INTERVAL_MS", DEFAULT_HEARTBEAT_INTERVAL_MS)?,
-            max_log_size_bytes: positive(&get, "KICI_MAX_LOG_SIZE_BYTES", DEFAULT_MAX_LOG_SIZE_BYTES)?,
-            scaler_managed: parse_bool("KICI_SCALER_MANAGED", get("KICI_SCALER_MANAGED"))?,
-            pending_dispatch_timeout: millis(
-                &get,
-                "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
-                DEFAULT_PENDING_DISPATCH_TIMEOUT_MS,
-            )?,
-            roles: parse_roles(get("KICI_ROLES"))?,
-            execution_mode: parse_execution_mode(get("KICI_EXECUTION_MODE"))?,
-            backpressure: parse_backpressure(get("KICI_BACKPRESSURE_MODE"))?,
+            default_step_timeout,
+            matrix_eval_timeout,
+            job_heartbeat_interval,
+            heartbeat_interval,
+            max_log_size_bytes,
+            scaler_managed,
+            pending_dispatch_timeout,
+            roles,
+            execution_mode,
+            backpressure,
             node: get("KICI_NODE").filter(|n| !n.trim().is_empty()).map(PathBuf::from),
-            log: LogConfig::from_env(vars)?,
+            log,
             metrics_token: get("KICI_METRICS_TOKEN").and_then(MetricsToken::new),
             unknown_env_warning,
         })
@@ -238,9 +268,9 @@ impl Config {
 }
 
 /// `ws://host:port/ws` as is; `http://host:port` (no path) becomes `ws://host:port/ws`.
-fn normalize_url(raw: &str) -> Result<String, ConfigError> {
+fn normalize_url(raw: &str) -> Result<String, Problem> {
     let url = raw.trim();
-    let bad = |reason| ConfigError::BadUrl {
+    let bad = |reason| Problem::BadUrl {
         url: url.to_string(),
         reason,
     };
@@ -266,10 +296,10 @@ fn normalize_url(raw: &str) -> Result<String, ConfigError> {
     Ok(format!("ws://{authority}{path}"))
 }
 
-fn parse_labels(raw: &str) -> Result<Vec<String>, ConfigError> {
+fn parse_labels(raw: &str) -> Result<Vec<String>, Problem> {
     let mut labels: Vec<String> = Vec::new();
     for label in raw.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-        validate_agent_label(label).map_err(|source| ConfigError::Label { source })?;
+        validate_agent_label(label).map_err(|source| Problem::Label { source })?;
         if !labels.iter().any(|l| l == label) {
             labels.push(label.to_string());
         }
@@ -277,19 +307,15 @@ fn parse_labels(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(labels)
 }
 
-fn millis<'a>(
-    get: &impl Fn(&str) -> Option<&'a str>,
-    name: &'static str,
-    default: u64,
-) -> Result<Duration, ConfigError> {
+fn millis<'a>(get: &impl Fn(&str) -> Option<&'a str>, name: &'static str, default: u64) -> Result<Duration, Problem> {
     positive(get, name, default).map(Duration::from_millis)
 }
 
-fn positive<'a>(get: &impl Fn(&str) -> Option<&'a str>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+fn positive<'a>(get: &impl Fn(&str) -> Option<&'a str>, name: &'static str, default: u64) -> Result<u64, Problem> {
     let Some(value) = get(name) else { return Ok(default) };
     match value.trim().parse::<u64>() {
         Ok(parsed) if parsed > 0 => Ok(parsed),
-        _ => Err(ConfigError::BadValue {
+        _ => Err(Problem::BadValue {
             name,
             value: value.to_string(),
             expected: "expected a positive whole number",
@@ -297,11 +323,11 @@ fn positive<'a>(get: &impl Fn(&str) -> Option<&'a str>, name: &'static str, defa
     }
 }
 
-fn parse_bool(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+fn parse_bool(name: &'static str, value: Option<&str>) -> Result<bool, Problem> {
     match value.map(str::trim) {
         None | Some("" | "0" | "false") => Ok(false),
         Some("1" | "true") => Ok(true),
-        Some(other) => Err(ConfigError::BadValue {
+        Some(other) => Err(Problem::BadValue {
             name,
             value: other.to_string(),
             expected: "expected `true`, `false`, `1` or `0`",
@@ -309,7 +335,7 @@ fn parse_bool(name: &'static str, value: Option<&str>) -> Result<bool, ConfigErr
     }
 }
 
-fn parse_roles(value: Option<&str>) -> Result<Roles, ConfigError> {
+fn parse_roles(value: Option<&str>) -> Result<Roles, Problem> {
     let all = Roles {
         builder: true,
         init_runner: true,
@@ -322,7 +348,7 @@ fn parse_roles(value: Option<&str>) -> Result<Roles, ConfigError> {
             "builder" => roles.builder = true,
             "init-runner" => roles.init_runner = true,
             other => {
-                return Err(ConfigError::BadValue {
+                return Err(Problem::BadValue {
                     name: "KICI_ROLES",
                     value: other.to_string(),
                     expected: "expected a comma-separated list of `builder`, `init-runner`, or `all`",
@@ -343,11 +369,11 @@ pub enum Backpressure {
     Drop,
 }
 
-fn parse_backpressure(value: Option<&str>) -> Result<Backpressure, ConfigError> {
+fn parse_backpressure(value: Option<&str>) -> Result<Backpressure, Problem> {
     match value.map(str::trim) {
         None | Some("" | "pause") => Ok(Backpressure::Pause),
         Some("drop") => Ok(Backpressure::Drop),
-        Some(other) => Err(ConfigError::BadValue {
+        Some(other) => Err(Problem::BadValue {
             name: "KICI_BACKPRESSURE_MODE",
             value: other.to_string(),
             expected: "`pause` or `drop`",
@@ -355,28 +381,15 @@ fn parse_backpressure(value: Option<&str>) -> Result<Backpressure, ConfigError> 
     }
 }
 
-fn parse_execution_mode(value: Option<&str>) -> Result<ExecutionMode, ConfigError> {
+fn parse_execution_mode(value: Option<&str>) -> Result<ExecutionMode, Problem> {
     match value.map(str::trim) {
         None | Some("" | "bare-metal") => Ok(ExecutionMode::BareMetal),
-        Some(other) => Err(ConfigError::BadValue {
+        Some(other) => Err(Problem::BadValue {
             name: "KICI_EXECUTION_MODE",
             value: other.to_string(),
             expected: "only `bare-metal` is supported by this agent",
         }),
     }
-}
-
-/// Eight random lowercase hex digits for the default agent id.
-fn random_hex8() -> String {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: the id only has to differ between agents on one host.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        bytes = (nanos ^ std::process::id()).to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -507,9 +520,17 @@ mod tests {
         check(&[("KICI_LOG_MAX_SIZE", "big")], "invalid KICI_LOG_MAX_SIZE `big`");
         let mut vars = env(&[]);
         vars.remove("KICI_AGENT_TOKEN");
-        assert!(matches!(Config::from_env(&vars, "h"), Err(ConfigError::MissingToken)));
+        let problems = |vars: &BTreeMap<String, String>| match Config::from_env(vars, "h") {
+            Err(ConfigError::Invalid(problems)) => problems,
+            other => panic!("expected invalid values, got {other:?}"),
+        };
+        assert_eq!(problems(&vars), [Problem::MissingToken.to_string()]);
         vars.remove("KICI_ORCHESTRATOR_URL");
-        assert!(matches!(Config::from_env(&vars, "h"), Err(ConfigError::MissingUrl)));
+        // Every problem is listed, not only the first.
+        assert_eq!(
+            problems(&vars),
+            [Problem::MissingUrl.to_string(), Problem::MissingToken.to_string()]
+        );
         assert_eq!(load(&[("KICI_ROLES", "")]).unwrap().roles, Roles::default());
         assert_eq!(load(&[("KICI_PORT", "0")]).unwrap().port, 0);
         assert!(load(&[("KICI_SCALER_MANAGED", "1")]).unwrap().scaler_managed);

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kici_agent::{AgentError, Config, ConnectionError, ShutdownSignal};
+use kici_telemetry::service::error_chain;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
@@ -64,12 +65,8 @@ fn main() -> ExitCode {
     }
     let config = match Config::from_env(&vars, &hostname()) {
         Ok(config) => config,
-        Err(kici_agent::config::ConfigError::UnknownEnv(unknown)) => {
-            eprintln!("{unknown}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("{err}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -209,15 +206,4 @@ fn hostname() -> String {
         "" => "localhost".to_string(),
         name => name.to_string(),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

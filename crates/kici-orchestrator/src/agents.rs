@@ -14,10 +14,11 @@ use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use kici_store::AgentRecord;
 use tokio::sync::mpsc;
 
+use crate::clock::now_ms;
 use crate::config::AgentAuth;
 use crate::hub::{AGENT_OUTBOX, ConnectedAgent, LastSeen, Outbound};
+use crate::ids::{new_id, token_hash};
 use crate::progress;
-use crate::secrets::{new_id, now_ms, token_hash};
 use crate::state::Shared;
 
 /// `auth.request` must arrive this soon after the connection opens.

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use kici_telemetry::env::Reader;
 
 use crate::secret_key::Keyring;
 
@@ -109,26 +111,12 @@ pub struct Config {
     pub secret_keys: Keyring,
 }
 
-/// Every problem with the configuration, reported together.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    UnknownEnv(#[from] kici_telemetry::env::UnknownEnv),
-    #[error("Configuration validation failed:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<String>),
-}
+pub use kici_telemetry::env::ConfigError;
 
 impl Config {
     /// Reads the configuration from `env` (the process environment in `main`).
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        if !kici_telemetry::env::dev_mode(env.get("KICI_DEV").map(String::as_str)) {
-            kici_telemetry::env::check(env.keys().map(String::as_str), KNOWN_ENV)?;
-        }
-        let mut errors = Vec::new();
-        let mut reader = Reader {
-            env,
-            errors: &mut errors,
-        };
+        let mut reader = Reader::new(env, KNOWN_ENV)?;
         let port = reader.number("KICI_PORT", 4000u16);
         let bind_address = reader.parse(
             "KICI_BIND_ADDRESS",
@@ -151,34 +139,25 @@ impl Config {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
             Some(other) => {
-                errors.push(format!("KICI_AGENT_AUTH: `{other}` is not `token` or `none`"));
+                reader.problem(format!("KICI_AGENT_AUTH: `{other}` is not `token` or `none`"));
                 AgentAuth::Token
             }
         };
         match env.get("KICI_MODE").map(String::as_str) {
             None | Some("independent") => {}
-            Some(mode @ ("platform" | "hybrid")) => errors.push(format!(
+            Some(mode @ ("platform" | "hybrid")) => reader.problem(format!(
                 "KICI_MODE: `{mode}` needs the hosted relay, which this build does not have (hint: unset it or use `independent`)"
             )),
-            Some(other) => errors.push(format!("KICI_MODE: `{other}` is not a mode (hint: use `independent`)")),
+            Some(other) => reader.problem(format!("KICI_MODE: `{other}` is not a mode (hint: use `independent`)")),
         }
         let log_level = env.get("KICI_LOG_LEVEL").cloned().unwrap_or_else(|| "info".to_string());
         let bootstrap_admin_token = env.get("KICI_BOOTSTRAP_ADMIN_TOKEN").cloned().filter(|t| !t.is_empty());
         if let Some(token) = &bootstrap_admin_token
             && token.len() < 16
         {
-            errors.push(
-                "KICI_BOOTSTRAP_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)".into(),
-            );
+            reader.problem("KICI_BOOTSTRAP_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)");
         }
-        let data_dir = match env.get("KICI_DATA_DIR") {
-            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
-            Some(dir) => {
-                errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
-                PathBuf::from(dir)
-            }
-            None => kici_telemetry::env::default_data_dir(env),
-        };
+        let data_dir = reader.data_dir();
         let database_url = env
             .get("KICI_DATABASE_URL")
             .cloned()
@@ -187,33 +166,30 @@ impl Config {
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            errors.push("KICI_DATABASE_URL: must start with sqlite: or postgres://".into());
+            reader.problem("KICI_DATABASE_URL: must start with sqlite: or postgres://");
         }
         let platform_url = env.get("KICI_PLATFORM_URL").cloned().filter(|u| !u.is_empty());
         let platform_token = env.get("KICI_PLATFORM_TOKEN").cloned().filter(|t| !t.is_empty());
         if let Some(url) = &platform_url {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-                errors.push(format!(
+                reader.problem(format!(
                     "KICI_PLATFORM_URL: `{url}` must start with ws:// or wss:// (e.g. ws://127.0.0.1:4100/ws/orchestrator)"
                 ));
             }
             if platform_token.is_none() {
-                errors.push(
-                    "KICI_PLATFORM_TOKEN: required with KICI_PLATFORM_URL (hint: the orchestrator key the Platform shows once, kici_ok_…)"
-                        .into(),
+                reader.problem(
+                    "KICI_PLATFORM_TOKEN: required with KICI_PLATFORM_URL (hint: the orchestrator key the Platform shows once, kici_ok_…)",
                 );
             }
         }
         let secret_keys = match Keyring::from_env(env, &data_dir) {
             Ok(keys) => Some(keys),
             Err(problems) => {
-                errors.extend(problems);
+                problems.into_iter().for_each(|problem| reader.problem(problem));
                 None
             }
         };
-        let Some(secret_keys) = secret_keys.filter(|_| errors.is_empty()) else {
-            return Err(ConfigError::Invalid(errors));
-        };
+        let secret_keys = reader.finish(secret_keys)?;
         Ok(Config {
             bind_address,
             port,
@@ -280,41 +256,6 @@ impl Config {
     /// How long a disconnected agent's jobs wait for it.
     pub fn recovery_window(&self) -> Duration {
         self.agent_max_reconnect_delay * 2
-    }
-}
-
-struct Reader<'a> {
-    env: &'a BTreeMap<String, String>,
-    errors: &'a mut Vec<String>,
-}
-
-impl Reader<'_> {
-    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
-        match self.env.get(name) {
-            None => default,
-            Some(text) => text.trim().parse().unwrap_or_else(|_| {
-                self.errors.push(format!("{name}: `{text}` is not {expected}"));
-                default
-            }),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
-        self.parse(name, default, "a non-negative whole number")
-    }
-
-    fn millis(&mut self, name: &str, default: u64) -> Duration {
-        Duration::from_millis(self.number(name, default))
-    }
-
-    /// A period a timer ticks at: zero would spin (or panic in `tokio::time::interval`).
-    fn interval(&mut self, name: &str, default: u64) -> Duration {
-        let period = self.millis(name, default);
-        if period.is_zero() {
-            self.errors.push(format!("{name}: must be at least 1 (milliseconds)"));
-            return Duration::from_millis(default);
-        }
-        period
     }
 }
 

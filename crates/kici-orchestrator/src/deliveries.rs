@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use kici_store::{EventLogEntry, NewDelivery, StoreError};
 
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::pipeline::{self, Delivery, Outcome, PipelineError};
 use crate::providers::Normalized;
-use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
 
 /// How long a delivery id and a body are remembered.

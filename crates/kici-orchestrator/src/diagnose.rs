@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use kici_engine::api::ops::{Check, CheckStatus, DiagnoseReport, OverallStatus};
 use serde_json::{Value, json};
 
+use crate::clock::now_ms;
 use crate::scaler::health::RowStatus;
-use crate::secrets::now_ms;
 use crate::state::Shared;
 
 /// How long one diagnose check may take.

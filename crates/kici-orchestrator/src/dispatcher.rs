@@ -12,8 +12,8 @@ use kici_engine::labels::labels_fit;
 use kici_engine::protocol::{JobDispatch, OrchestratorMessage};
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::hub::Outbound;
-use crate::secrets::now_ms;
 use crate::state::Shared;
 
 const SAFETY_TICK: Duration = Duration::from_secs(1);

@@ -6,7 +6,7 @@ use kici_engine::api::admin::{AgentTokenView, AgentView};
 use kici_engine::api::ops::Fleet;
 use kici_store::StoreError;
 
-use crate::secrets::now_ms;
+use crate::clock::now_ms;
 use crate::state::Shared;
 
 /// Every agent the orchestrator has seen, with the job it runs now.

@@ -7,9 +7,10 @@
 //! report and moves runs forward; [`runs`] cancels and re-runs on request; [`diagnose`] and
 //! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts;
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
-//! keeps sources' secrets so.
+//! keeps sources' secrets so; [`ids`] makes row ids and tokens.
 
 pub mod agents;
+pub mod clock;
 pub mod config;
 pub mod deliveries;
 pub mod diagnose;
@@ -19,6 +20,7 @@ pub mod fleet;
 pub mod git;
 pub mod http;
 pub mod hub;
+pub mod ids;
 pub mod jobs;
 pub mod logs;
 pub mod pipeline;
@@ -31,7 +33,6 @@ pub mod rows;
 pub mod runs;
 pub mod scaler;
 pub mod secret_key;
-pub mod secrets;
 pub mod source_secrets;
 pub mod state;
 pub mod sweeper;
@@ -44,11 +45,12 @@ use kici_store::{AdminToken, Store};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ids::{new_admin_token, new_id, token_hash};
 use crate::logs::LogStore;
 use crate::scaler::ScalerManager;
-use crate::secrets::{new_admin_token, new_id, now_ms, token_hash};
 use crate::state::{AppState, Shared};
 
 /// How long shutdown waits for in-flight requests and tasks.
@@ -193,6 +195,30 @@ impl Orchestrator {
             tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
             self.tasks.abort_all();
         }
+    }
+}
+
+/// What `main` runs (`kici_telemetry::service::run_service`).
+impl kici_telemetry::service::Service for Orchestrator {
+    const NAME: &'static str = "orchestrator";
+    type Config = Config;
+    type StartError = StartError;
+
+    fn config(env: &std::collections::BTreeMap<String, String>) -> Result<Config, config::ConfigError> {
+        Config::from_env(env)
+    }
+
+    async fn start(config: Config) -> Result<Orchestrator, StartError> {
+        Orchestrator::start(config).await
+    }
+
+    async fn stop(self) {
+        Orchestrator::stop(self).await
+    }
+
+    /// Invalid scaler files are the operator's configuration, like the environment.
+    fn configuration_problem(err: &StartError) -> Option<&'static str> {
+        matches!(err, StartError::Scaler(_)).then_some("invalid scaler configuration")
     }
 }
 

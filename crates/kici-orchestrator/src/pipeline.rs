@@ -15,11 +15,12 @@ use kici_engine::trigger::match_triggers;
 use kici_store::{EventLogEntry, NewRun, Source, SourceKind};
 use serde_json::Map;
 
+use crate::clock::now_ms;
 use crate::git::{self, LockFetch};
+use crate::ids::new_id;
 use crate::jobs::queue_entry;
 use crate::providers::Normalized;
 use crate::rows;
-use crate::secrets::{new_id, now_ms};
 use crate::state::Shared;
 
 /// The workflow name of a run whose lock file could not be read.

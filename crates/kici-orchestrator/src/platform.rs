@@ -24,7 +24,7 @@ use kici_store::RunFilter;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::secrets::now_ms;
+use crate::clock::now_ms;
 use crate::state::Shared;
 use crate::{diagnose, fleet, runs};
 

@@ -17,9 +17,9 @@ use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus,
 use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
 use serde_json::{Map, Value};
 
+use crate::clock::now_ms;
 use crate::jobs::{JobFacts, RunFacts, entry};
 use crate::rows::{self, lock_job, matrix_failure};
-use crate::secrets::now_ms;
 use crate::state::Shared;
 
 /// A run with what is needed to dispatch more of its jobs.
@@ -674,7 +674,7 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
     crate::events::record(
         state,
         kici_store::NewRunEvent {
-            event_id: crate::secrets::new_id(),
+            event_id: crate::ids::new_id(),
             run_id: entry.run_id.clone(),
             job_id: Some(entry.job_id.clone()),
             event_type: api::RunEventType::QueueExpired,

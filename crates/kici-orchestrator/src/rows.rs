@@ -10,7 +10,7 @@ use kici_engine::protocol::JobKind;
 use kici_engine::status::JobStatus;
 use kici_store::NewJob;
 
-use crate::secrets::new_id;
+use crate::ids::new_id;
 
 /// Display position of the first generated job: after the workflow's own.
 const GENERATED_POSITION: i64 = 1000;

@@ -9,9 +9,9 @@ use kici_engine::protocol::{OrchestratorMessage, close_code};
 use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::hub::Outbound;
 use crate::progress;
-use crate::secrets::now_ms;
 use crate::state::Shared;
 
 /// Dispatches of one job before it fails.

@@ -281,7 +281,7 @@ async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
         let mut agent = connect(state, "a1");
         dispatcher::dispatch_pending(state).await.unwrap();
         dispatched(&mut agent);
-        let now = kici_orchestrator::secrets::now_ms();
+        let now = kici_orchestrator::clock::now_ms();
         sweeper::sweep(state, now + 1_000, false).await.unwrap();
         assert_eq!(
             state.store.queue_entry("r-build").await.unwrap().unwrap().status,
@@ -307,7 +307,7 @@ async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop(
         dispatcher::dispatch_pending(state).await.unwrap();
         dispatched(&mut agent);
         report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
-        let later = kici_orchestrator::secrets::now_ms() + state.config.stale_threshold().as_millis() as i64 + 60_000;
+        let later = kici_orchestrator::clock::now_ms() + state.config.stale_threshold().as_millis() as i64 + 60_000;
         sweeper::sweep(state, later, true).await.unwrap();
         assert!(
             matches!(

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+
+use kici_telemetry::env::Reader;
 
 /// Every variable the Platform reads (plus the logging ones every service accepts).
 pub const KNOWN_ENV: &[&str] = &[
@@ -101,66 +103,40 @@ pub struct Config {
     pub timeouts: Timeouts,
 }
 
-/// Every problem with the configuration, reported together.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(transparent)]
-    UnknownEnv(#[from] kici_telemetry::env::UnknownEnv),
-    #[error("Configuration validation failed:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<String>),
-}
+pub use kici_telemetry::env::ConfigError;
 
 impl Config {
     /// Reads the configuration from `env` (the process environment in `main`).
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        if !kici_telemetry::env::dev_mode(env.get("KICI_DEV").map(String::as_str)) {
-            kici_telemetry::env::check(env.keys().map(String::as_str), KNOWN_ENV)?;
-        }
-        let mut errors = Vec::new();
-        let port = parse(env, &mut errors, "KICI_PORT", 4100u16, "a port number (0-65535)");
-        let bind_address = parse(
-            env,
-            &mut errors,
+        let mut reader = Reader::new(env, KNOWN_ENV)?;
+        let port = reader.parse("KICI_PORT", 4100u16, "a port number (0-65535)");
+        let bind_address = reader.parse(
             "KICI_BIND_ADDRESS",
             IpAddr::from([127, 0, 0, 1]),
             "an IP address such as 127.0.0.1",
         );
-        let stale_after_ms = parse(
-            env,
-            &mut errors,
-            "KICI_PLATFORM_STALE_AFTER_MS",
-            300_000u64,
-            "a non-negative whole number",
-        );
+        let stale_after_ms = reader.number("KICI_PLATFORM_STALE_AFTER_MS", 300_000u64);
         let proxy_trust = match env.get("KICI_PLATFORM_TRUST_PROXY").map(|v| v.trim()) {
             None | Some("" | "0" | "false") => ProxyTrust::Ignore,
             Some("1" | "true") => ProxyTrust::ForwardedProto,
             Some(other) => {
-                errors.push(format!(
+                reader.problem(format!(
                     "KICI_PLATFORM_TRUST_PROXY: `{other}` is not `1`, `true`, `0` or `false` (hint: set 1 only when a TLS proxy in front of the Platform sets X-Forwarded-Proto)"
                 ));
                 ProxyTrust::Ignore
             }
         };
-        let data_dir = match env.get("KICI_DATA_DIR") {
-            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
-            Some(dir) => {
-                errors.push(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
-                PathBuf::from(dir)
-            }
-            None => kici_telemetry::env::default_data_dir(env),
-        };
+        let data_dir = reader.data_dir();
         let admin_token = match env.get("KICI_PLATFORM_ADMIN_TOKEN").map(|t| t.trim()) {
             None | Some("") => {
-                errors.push(
-                    "KICI_PLATFORM_ADMIN_TOKEN: required; it is the owner's API token (hint: `openssl rand -hex 32`)"
-                        .into(),
+                reader.problem(
+                    "KICI_PLATFORM_ADMIN_TOKEN: required; it is the owner's API token (hint: `openssl rand -hex 32`)",
                 );
                 None
             }
             Some(token) if token.len() < 16 => {
-                errors.push(
-                    "KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)".into(),
+                reader.problem(
+                    "KICI_PLATFORM_ADMIN_TOKEN: must be at least 16 characters (hint: `openssl rand -hex 32`)",
                 );
                 None
             }
@@ -169,47 +145,29 @@ impl Config {
         let orchestrator_key = match env.get("KICI_PLATFORM_ORCHESTRATOR_KEY").map(|k| k.trim()) {
             None | Some("") => None,
             Some(key) if !key.starts_with(ORCHESTRATOR_KEY_PREFIX) || key.len() == ORCHESTRATOR_KEY_PREFIX.len() => {
-                errors.push(format!(
+                reader.problem(format!(
                     "KICI_PLATFORM_ORCHESTRATOR_KEY: must start with `{ORCHESTRATOR_KEY_PREFIX}` followed by the key (hint: `kici_ok_$(openssl rand -hex 32)`, and the same value as the orchestrator's KICI_PLATFORM_TOKEN)"
                 ));
                 None
             }
             Some(key) => Some(TokenHash::of(key)),
         };
-        match (errors.is_empty(), admin_token) {
-            (true, Some(admin_token)) => Ok(Config {
-                bind_address,
-                port,
-                data_dir,
-                admin_token,
-                orchestrator_key,
-                stale_after: Duration::from_millis(stale_after_ms),
-                proxy_trust,
-                timeouts: Timeouts::default(),
-            }),
-            _ => Err(ConfigError::Invalid(errors)),
-        }
+        let admin_token = reader.finish(admin_token)?;
+        Ok(Config {
+            bind_address,
+            port,
+            data_dir,
+            admin_token,
+            orchestrator_key,
+            stale_after: Duration::from_millis(stale_after_ms),
+            proxy_trust,
+            timeouts: Timeouts::default(),
+        })
     }
 
     /// The cache database file.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("platform.db")
-    }
-}
-
-fn parse<T: std::str::FromStr>(
-    env: &BTreeMap<String, String>,
-    errors: &mut Vec<String>,
-    name: &str,
-    default: T,
-    expected: &str,
-) -> T {
-    match env.get(name) {
-        None => default,
-        Some(text) => text.trim().parse().unwrap_or_else(|_| {
-            errors.push(format!("{name}: `{text}` is not {expected}"));
-            default
-        }),
     }
 }
 

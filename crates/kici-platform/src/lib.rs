@@ -141,3 +141,22 @@ impl Platform {
         self.state.cache.close().await;
     }
 }
+
+/// What `main` runs (`kici_telemetry::service::run_service`).
+impl kici_telemetry::service::Service for Platform {
+    const NAME: &'static str = "platform";
+    type Config = Config;
+    type StartError = StartError;
+
+    fn config(env: &std::collections::BTreeMap<String, String>) -> Result<Config, config::ConfigError> {
+        Config::from_env(env)
+    }
+
+    async fn start(config: Config) -> Result<Platform, StartError> {
+        Platform::start(config).await
+    }
+
+    async fn stop(self) {
+        Platform::stop(self).await
+    }
+}

@@ -1,61 +1,10 @@
 //! `kici-platform`: reads `KICI_*`, logs `platform.build.info` first, starts serving, and stops
-//! gracefully on SIGTERM or SIGINT.
+//! gracefully on SIGTERM or SIGINT (`kici_telemetry::service::run_service`).
 //!
 //! Exit codes: 0 stopped cleanly, 1 failed at start, 2 invalid configuration.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use kici_platform::Platform;
-use kici_platform::config::Config;
-use tokio::signal::unix::{SignalKind, signal};
-
 fn main() -> ExitCode {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    // Held to the end of `main`: dropping it flushes the log file.
-    let _log_guard = match kici_telemetry::logging::start_service("platform", &env) {
-        Ok(guard) => guard,
-        Err(line) => {
-            eprintln!("{line}");
-            return ExitCode::from(2);
-        }
-    };
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("{err}");
-            tracing::error!(error = %err, "invalid configuration");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    runtime.block_on(async move {
-        let platform = match Platform::start(config).await {
-            Ok(platform) => platform,
-            Err(err) => {
-                let cause = std::error::Error::source(&err)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
-                eprintln!("error: {err}{cause}");
-                tracing::error!(error = %err, cause = %cause, "platform failed to start");
-                return ExitCode::FAILURE;
-            }
-        };
-        let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
-            eprintln!("error: cannot install signal handlers");
-            return ExitCode::FAILURE;
-        };
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::info!("shutting down");
-        platform.stop().await;
-        ExitCode::SUCCESS
-    })
+    kici_telemetry::service::run_service::<kici_platform::Platform>()
 }

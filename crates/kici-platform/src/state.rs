@@ -47,13 +47,6 @@ impl AppState {
     }
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Last time per key, refusing a repeat within a window.
 #[derive(Debug, Default)]
 pub struct Cooldown {

@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use crate::cache::{OrchestratorRecord, SnapshotOutcome};
 use crate::connections::{Link, OUTBOX, Outbound};
 use crate::live::{StatusEvent, StepKey};
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// Writing one frame to an orchestrator. A socket stuck longer is given up.
 const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

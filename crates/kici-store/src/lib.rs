@@ -17,13 +17,15 @@ mod queue;
 mod retention;
 mod runs;
 mod sources;
+pub mod sql;
 mod tokens;
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+
+use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 
 pub use agents::AgentRecord;
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
@@ -34,10 +36,13 @@ pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepU
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 
-/// How long a query may take before the caller gets an error instead of a hang.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const LEDGER: Ledger = Ledger {
+    database: "database",
+    table: "kici_migrations",
+    columns: LedgerColumns::VersionNameAppliedAt,
+};
 
-static MIGRATIONS: &[(i64, &str, &str)] = &[
+static MIGRATIONS: &[Migration] = &[
     (1, "core", include_str!("../migrations/0001_core.sql")),
     (2, "dynamic_jobs", include_str!("../migrations/0002_dynamic_jobs.sql")),
     (3, "run_events", include_str!("../migrations/0003_run_events.sql")),
@@ -67,13 +72,8 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("failed to apply database migration {version} ({name})")]
-    Migrate {
-        version: i64,
-        name: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("database query failed: {context}")]
     Query {
         context: &'static str,
@@ -82,6 +82,13 @@ pub enum StoreError {
     },
     #[error("database holds an unreadable value in `{column}`: {value}")]
     Corrupt { column: &'static str, value: String },
+}
+
+/// A handler's `?` answers a store failure as 500 `internal`: the details are logged, never
+/// sent.
+impl kici_engine::internal_error::InternalError for StoreError {
+    const LOG_MESSAGE: &'static str = "store error";
+    const ANSWER: &'static str = "internal error (details are in the orchestrator log)";
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -103,75 +110,32 @@ pub struct Store {
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies migrations.
     pub async fn open(url: &str) -> Result<Store> {
-        sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
         } else {
             Backend::Sqlite
         };
-        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        if backend == Backend::Sqlite {
-            // One writer at a time; WAL lets readers proceed while it writes.
-            options = options.max_connections(4).after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                })
-            });
-        } else {
-            options = options.max_connections(10);
+        let pool = match backend {
+            Backend::Sqlite => sql::open_sqlite_pool(url).await,
+            Backend::Postgres => {
+                sqlx::any::install_default_drivers();
+                AnyPoolOptions::new()
+                    .acquire_timeout(sql::ACQUIRE_TIMEOUT)
+                    .max_connections(10)
+                    .connect(url)
+                    .await
+            }
         }
-        let pool = options.connect(url).await.map_err(|source| StoreError::Connect {
+        .map_err(|source| StoreError::Connect {
             url: redact_url(url),
             source,
         })?;
-        let store = Store { pool, backend };
-        store.migrate().await?;
-        Ok(store)
+        sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
+        Ok(Store { pool, backend })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Applies the migrations not yet recorded in `kici_migrations`, each in a transaction.
-    async fn migrate(&self) -> Result<()> {
-        let create = "CREATE TABLE IF NOT EXISTS kici_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
-        sqlx::query(create)
-            .execute(&self.pool)
-            .await
-            .map_err(q("create kici_migrations"))?;
-        for (version, name, sql) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM kici_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(q("read kici_migrations"))?;
-            if applied.is_some() {
-                continue;
-            }
-            let migrate = |source| StoreError::Migrate {
-                version: *version,
-                name,
-                source,
-            };
-            let mut tx = self.pool.begin().await.map_err(migrate)?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                .execute(&mut *tx)
-                .await
-                .map_err(migrate)?;
-            sqlx::query("INSERT INTO kici_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(*version)
-                .bind(*name)
-                .bind(0_i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(migrate)?;
-            tx.commit().await.map_err(migrate)?;
-        }
-        Ok(())
     }
 
     /// A trivial query, for readiness and diagnostics.

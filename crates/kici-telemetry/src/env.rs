@@ -1,5 +1,16 @@
-//! The `KICI_*` typo catcher: a service refuses to start when the environment holds a `KICI_*`
-//! variable it does not know, naming the closest known one. A typo must not fail open.
+//! Reading a service's configuration from the environment: the `KICI_*` typo catcher (a
+//! service refuses to start when the environment holds a `KICI_*` variable it does not know,
+//! naming the closest known one: a typo must not fail open), and the [`Reader`] that parses
+//! values and collects every problem, so an operator fixes them all in one go
+//! ([`ConfigError`]).
+//!
+//! Not here: what each service reads and how it validates it (its `config` module).
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 use kici_engine::suggest::closest;
 
@@ -75,6 +86,119 @@ pub fn check<'a>(vars: impl IntoIterator<Item = &'a str>, known: &[&str]) -> Res
     }
 }
 
+/// Why a service's environment does not make a valid configuration: unknown names, or every
+/// problem with the values, reported together.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    UnknownEnv(#[from] UnknownEnv),
+    #[error("Configuration validation failed:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Reads typed values from the environment, recording a problem for each bad one and going on,
+/// so [`Reader::finish`] reports them all. A bad value reads as its default meanwhile.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    env: &'a BTreeMap<String, String>,
+    problems: Vec<String>,
+    tolerated: Option<UnknownEnv>,
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading `env`. `KICI_*` names that are not in `known` (nor [`COMMON`], [`CLIENT`])
+    /// are refused, or with `KICI_DEV=true` kept for [`Reader::tolerated`].
+    pub fn new(env: &'a BTreeMap<String, String>, known: &[&str]) -> Result<Reader<'a>, UnknownEnv> {
+        let tolerated = match check(env.keys().map(String::as_str), known) {
+            Ok(()) => None,
+            Err(unknown) if dev_mode(env.get("KICI_DEV").map(String::as_str)) => Some(unknown),
+            Err(unknown) => return Err(unknown),
+        };
+        Ok(Reader {
+            env,
+            problems: Vec::new(),
+            tolerated,
+        })
+    }
+
+    /// The unknown names `KICI_DEV=true` let through, for the service to warn about.
+    pub fn tolerated(&mut self) -> Option<UnknownEnv> {
+        self.tolerated.take()
+    }
+
+    /// The value of `name` as set.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.env.get(name).map(String::as_str)
+    }
+
+    /// Records a problem; [`Reader::finish`] will report it.
+    pub fn problem(&mut self, text: impl Into<String>) {
+        self.problems.push(text.into());
+    }
+
+    /// The value of `result`, or `fallback` with the error recorded as a problem.
+    pub fn or_record<T, E: Display>(&mut self, result: Result<T, E>, fallback: T) -> T {
+        result.unwrap_or_else(|err| {
+            self.problem(err.to_string());
+            fallback
+        })
+    }
+
+    /// `name` parsed (trimmed), or `default` when unset; a bad value is "`{name}: `…` is not
+    /// {expected}`".
+    pub fn parse<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+        match self.env.get(name) {
+            None => default,
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                self.problems.push(format!("{name}: `{text}` is not {expected}"));
+                default
+            }),
+        }
+    }
+
+    /// A whole number of at least 0.
+    pub fn number<T: FromStr>(&mut self, name: &str, default: T) -> T {
+        self.parse(name, default, "a non-negative whole number")
+    }
+
+    /// A duration in milliseconds; 0 is allowed.
+    pub fn millis(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_millis(self.number(name, default))
+    }
+
+    /// A period a timer ticks at: zero would spin (or panic in `tokio::time::interval`).
+    pub fn interval(&mut self, name: &str, default: u64) -> Duration {
+        let period = self.millis(name, default);
+        if period.is_zero() {
+            self.problems.push(format!("{name}: must be at least 1 (milliseconds)"));
+            return Duration::from_millis(default);
+        }
+        period
+    }
+
+    /// `KICI_DATA_DIR`, which must be an absolute path; unset, `/var/lib/kici` when writable,
+    /// else under the user's state directory.
+    pub fn data_dir(&mut self) -> PathBuf {
+        match self.env.get("KICI_DATA_DIR") {
+            Some(dir) if Path::new(dir).is_absolute() => PathBuf::from(dir),
+            Some(dir) => {
+                self.problem(format!("KICI_DATA_DIR: `{dir}` must be an absolute path"));
+                PathBuf::from(dir)
+            }
+            None => default_data_dir(self.env),
+        }
+    }
+
+    /// `value` when nothing went wrong, else every problem recorded. `value` is `None` only
+    /// when reading it recorded a problem.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ConfigError> {
+        match value {
+            Some(value) if self.problems.is_empty() => Ok(value),
+            _ => Err(ConfigError::Invalid(self.problems)),
+        }
+    }
+}
+
 /// Whether `KICI_DEV=true` turns the refusal into a warning.
 pub fn dev_mode(value: Option<&str>) -> bool {
     matches!(value, Some("true" | "1"))
@@ -82,8 +206,7 @@ pub fn dev_mode(value: Option<&str>) -> bool {
 
 /// The data directory when `KICI_DATA_DIR` is unset: `/var/lib/kici` when it can be created
 /// and written, else `${XDG_STATE_HOME:-~/.local/state}/kici` (`/tmp/kici` without a home).
-pub fn default_data_dir(env: &std::collections::BTreeMap<String, String>) -> std::path::PathBuf {
-    use std::path::{Path, PathBuf};
+fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
     let system = PathBuf::from("/var/lib/kici");
     if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
         return system;
@@ -96,7 +219,7 @@ pub fn default_data_dir(env: &std::collections::BTreeMap<String, String>) -> std
     state.join("kici")
 }
 
-fn writable(dir: &std::path::Path) -> bool {
+fn writable(dir: &Path) -> bool {
     let probe = dir.join(".write-probe");
     let writable = std::fs::write(&probe, b"").is_ok();
     // Best effort: the probe is an empty file.
@@ -120,6 +243,31 @@ mod tests {
             "Unknown KICI_* env var(s) detected — refusing to start.\n  - KICI_PROT    (did you mean KICI_PORT?)\n  - KICI_WHATEVER_ELSE    (no close match in the schema)\nSet KICI_DEV=true to downgrade this check to a warning."
         );
         assert_eq!(check(["KICI_PORT", "KICI_LOG_DIR"], &["KICI_PORT"]), Ok(()));
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_reader_reports_every_problem_in_order() {
+        let vars = env(&[("KICI_PORT", "x"), ("KICI_TICK_MS", "0"), ("KICI_WAIT_MS", "5")]);
+        let mut reader = Reader::new(&vars, &["KICI_PORT", "KICI_TICK_MS", "KICI_WAIT_MS"]).unwrap();
+        assert_eq!(reader.number("KICI_PORT", 7u16), 7);
+        assert_eq!(reader.interval("KICI_TICK_MS", 9), Duration::from_millis(9));
+        assert_eq!(reader.millis("KICI_WAIT_MS", 1), Duration::from_millis(5));
+        reader.problem("KICI_OTHER: wrong");
+        let err = reader.finish(Some(())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_PORT: `x` is not a non-negative whole number\n  - KICI_TICK_MS: must be at least 1 (milliseconds)\n  - KICI_OTHER: wrong"
+        );
+        let vars = env(&[("KICI_PROT", "1")]);
+        assert!(Reader::new(&vars, &["KICI_PORT"]).is_err());
+        let vars = env(&[("KICI_PROT", "1"), ("KICI_DEV", "true")]);
+        let mut reader = Reader::new(&vars, &["KICI_PORT"]).unwrap();
+        assert!(reader.tolerated().is_some());
+        assert_eq!(reader.finish(Some(1)).unwrap(), 1);
     }
 
     #[test]

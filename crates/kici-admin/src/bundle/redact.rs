@@ -136,7 +136,7 @@ impl SecretMask {
 
     /// Masks agent tokens and the secrets in `text`.
     pub fn text(&self, text: &str) -> String {
-        let mut out = kici_telemetry::logging::mask_agent_tokens(text);
+        let mut out = kici_engine::mask::mask_agent_tokens(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), MASK);

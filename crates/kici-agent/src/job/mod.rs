@@ -21,6 +21,7 @@ use kici_compiler::stage::StagedTree;
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind};
 use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX};
 use kici_engine::status::JobStatus;
+use kici_telemetry::service::error_chain;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -485,16 +486,4 @@ impl Job<'_> {
             }
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

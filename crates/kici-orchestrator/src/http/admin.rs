@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use crate::clock::now_ms;
 use crate::hub::Outbound;
-use crate::secrets::{new_admin_token, new_agent_token, new_id, new_trigger_token, now_ms, token_hash};
+use crate::ids::{new_admin_token, new_agent_token, new_id, new_trigger_token, token_hash};
 use crate::source_secrets::{self, Reseal};
 use crate::state::Shared;
 use crate::{fleet, git};

@@ -7,7 +7,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ApiError;
-use crate::secrets::{now_ms, token_hash};
+use crate::clock::now_ms;
+use crate::ids::token_hash;
 use crate::state::Shared;
 
 /// The admin token a request was authenticated with, for handlers that record who acted.

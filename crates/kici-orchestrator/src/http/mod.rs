@@ -77,7 +77,7 @@ async fn metrics(State(state): State<Shared>, headers: axum::http::HeaderMap) ->
         Some(token) => matches!(
             state
                 .store
-                .use_admin_token(&crate::secrets::token_hash(token.trim()), crate::secrets::now_ms())
+                .use_admin_token(&crate::ids::token_hash(token.trim()), crate::clock::now_ms())
                 .await,
             Ok(Some(_))
         ),

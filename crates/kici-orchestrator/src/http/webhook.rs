@@ -14,10 +14,11 @@ use sha2::Sha256;
 
 use super::admin::DEFAULT_ORG;
 use super::error::{ApiError, ApiResult};
+use crate::clock::now_ms;
 use crate::deliveries::{self, Answer};
+use crate::ids::token_hash;
 use crate::pipeline::{self, Delivery, Outcome};
 use crate::providers::{self, Normalized, Skip};
-use crate::secrets::{now_ms, token_hash};
 use crate::state::Shared;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -37,8 +37,10 @@ use super::firecracker::config::FirecrackerNetwork;
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
 use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, admit, caps_refuse, route};
-use crate::secrets::{new_agent_token, new_id, now_ms, random_hex, token_hash};
+use crate::clock::now_ms;
+use crate::ids::{new_agent_token, new_id, token_hash};
 use crate::state::Shared;
+use kici_telemetry::os::random_hex;
 
 /// A spawned agent must register this soon after it started.
 pub(crate) const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -431,7 +433,7 @@ fn spawn(
     label_set_index: usize,
     binding: Option<Binding>,
 ) {
-    let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), &random_hex()[..8]);
+    let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), random_hex(8));
     let (registered, _) = watch::channel(false);
     inner.agents.insert(
         agent_id.clone(),

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::config::ScalerType;
 use super::health::FailureRecord;
-use crate::secrets::{new_id, now_ms};
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::state::Shared;
 
 /// The job a spawn is for.

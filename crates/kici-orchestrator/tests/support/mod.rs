@@ -34,7 +34,7 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
     urls.push(("sqlite", sqlite, dir));
     match std::env::var("KICI_TEST_POSTGRES_URL") {
         Ok(url) => {
-            let name = format!("kici_atomic_{}", &kici_orchestrator::secrets::random_hex()[..16]);
+            let name = format!("kici_atomic_{}", kici_telemetry::os::random_hex(16));
             create_database(&url, &name);
             let (base, _) = url.rsplit_once('/').unwrap();
             urls.push(("postgres", format!("{base}/{name}"), tempfile::tempdir().unwrap()));

@@ -5,8 +5,9 @@
 //! offline, and it survives a restart of the Platform.
 //!
 //! SQL goes through sqlx's `Any` driver with portable SQL (TEXT ids and JSON, BIGINT epoch-ms
-//! times and 0/1 flags), as in `kici-store`, so a PostgreSQL cache stays a small step. Whole
-//! API objects are stored as JSON next to the columns the list filters on.
+//! times and 0/1 flags), as in `kici-store`, so a PostgreSQL cache stays a small step; the pool
+//! and the migration runner are the store's (`kici_store::sql`). Whole API objects are stored
+//! as JSON next to the columns the list filters on.
 //!
 //! Not here: deciding what to do with a snapshot beyond "newer wins" ([`runs::supersedes`]),
 //! log content (never cached: it stays on the orchestrator).
@@ -16,19 +17,22 @@ mod runs;
 mod users;
 
 use std::path::Path;
-use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use kici_store::sql::{self, Ledger, LedgerColumns, MigrateError, Migration};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 pub use orchestrators::OrchestratorRecord;
 pub use runs::{CachedRun, RunFilter, SnapshotOutcome, supersedes};
 pub use users::{Role, User};
 
-/// How long a caller waits for a database connection before getting an error.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const LEDGER: Ledger = Ledger {
+    database: "cache",
+    table: "platform_migrations",
+    columns: LedgerColumns::VersionName,
+};
 
-static MIGRATIONS: &[(i64, &str, &str)] = &[
+static MIGRATIONS: &[Migration] = &[
     (
         1,
         "cache",
@@ -86,13 +90,8 @@ pub enum CacheError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("failed to apply cache migration {version} ({name})")]
-    Migrate {
-        version: i64,
-        name: &'static str,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
     #[error("cache query failed: {context}")]
     Query {
         context: &'static str,
@@ -123,69 +122,16 @@ pub struct Cache {
 impl Cache {
     /// Opens (creating it when missing) the SQLite file at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Cache> {
-        sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let pool = AnyPoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .max_connections(4)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // One writer at a time; WAL lets readers proceed while it writes.
-                    sqlx::raw_sql(
-                        "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
-                    )
-                    .execute(conn)
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(|source| CacheError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let cache = Cache {
+        let pool = sql::open_sqlite_pool(&url).await.map_err(|source| CacheError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
+        Ok(Cache {
             pool,
             write: Default::default(),
-        };
-        cache.migrate().await?;
-        Ok(cache)
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS platform_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await
-            .map_err(q("create platform_migrations"))?;
-        for (version, name, sql) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM platform_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(q("read platform_migrations"))?;
-            if applied.is_some() {
-                continue;
-            }
-            let migrate = |source| CacheError::Migrate {
-                version: *version,
-                name,
-                source,
-            };
-            let mut tx = self.pool.begin().await.map_err(migrate)?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                .execute(&mut *tx)
-                .await
-                .map_err(migrate)?;
-            sqlx::query("INSERT INTO platform_migrations (version, name) VALUES ($1, $2)")
-                .bind(*version)
-                .bind(*name)
-                .execute(&mut *tx)
-                .await
-                .map_err(migrate)?;
-            tx.commit().await.map_err(migrate)?;
-        }
-        Ok(())
+        })
     }
 
     /// A trivial query, for `/ready`.

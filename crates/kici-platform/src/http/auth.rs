@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::error::ApiError;
+use super::error::{ApiError, unauthorized};
 use super::session::{self, CSRF_HEADER, SESSION_COOKIE, Session};
 use crate::cache::Role;
 use crate::state::Shared;
@@ -77,14 +77,6 @@ impl Credential {
     }
 }
 
-/// `n` random lowercase hex characters.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n.div_ceil(2)];
-    // Without an entropy source the process cannot make secrets at all.
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()[..n].to_string()
-}
-
 /// The principal a token belongs to.
 pub async fn principal_for_token(state: &Shared, token: &str) -> Result<Option<Principal>, ApiError> {
     if state.config.admin_token.matches(token) {
@@ -143,17 +135,12 @@ pub async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (principal, credential) = if let Some(token) = presented_token(&request) {
-        let principal = principal_for_token(&state, &token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
+        let principal = principal_for_token(&state, &token).await?.ok_or_else(unauthorized)?;
         let token_hash = kici_engine::hash::sha256_hex(token.as_bytes());
         (principal, Credential::Token { token_hash })
     } else {
-        let session_id = session_id(&request).ok_or_else(ApiError::unauthorized)?;
-        let session = state
-            .browser_sessions
-            .get(&session_id)
-            .ok_or_else(ApiError::unauthorized)?;
+        let session_id = session_id(&request).ok_or_else(unauthorized)?;
+        let session = state.browser_sessions.get(&session_id).ok_or_else(unauthorized)?;
         if !session::is_safe(request.method()) {
             let presented = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !session::csrf_matches(&session.csrf_token, presented) {

@@ -233,7 +233,7 @@ pub async fn rerun(
     let cached = find_run(&state, &run_id).await?;
     if !state
         .rerun_cooldown
-        .allow(&run_id, crate::state::now_ms(), RERUN_COOLDOWN_MS)
+        .allow(&run_id, kici_telemetry::os::now_ms(), RERUN_COOLDOWN_MS)
     {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

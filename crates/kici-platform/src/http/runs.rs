@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use crate::cache::{CachedRun, RunFilter};
 use crate::connections::is_stale;
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
+use kici_telemetry::os::now_ms;
 
 /// Page size when none is asked for, and the largest allowed.
 const DEFAULT_LIMIT: i64 = 20;

@@ -15,9 +15,9 @@ use std::sync::Mutex;
 
 use axum::http::{HeaderMap, Method, header};
 
-use super::auth::{Principal, PrincipalKind, random_hex};
+use super::auth::{Principal, PrincipalKind};
 use crate::config::{ProxyTrust, TokenHash};
-use crate::state::now_ms;
+use kici_telemetry::os::{now_ms, random_hex};
 
 pub const SESSION_COOKIE: &str = "kici_session";
 /// The sign-in form's double-submit cookie (see `pages::login`).

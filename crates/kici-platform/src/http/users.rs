@@ -11,10 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kici_engine::api::admin::{CreatedUser, NewUser};
 
-use super::auth::{Principal, random_hex};
+use super::auth::Principal;
 use super::error::{ApiError, ApiResult};
 use crate::cache::{Role, User};
-use crate::state::{Shared, now_ms};
+use crate::state::Shared;
+use kici_telemetry::os::{now_ms, random_hex};
 
 /// `users:admin` (owners), or 403.
 fn require_users_admin(principal: &Principal) -> ApiResult<()> {

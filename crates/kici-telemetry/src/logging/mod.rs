@@ -24,6 +24,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use kici_engine::mask::mask_agent_tokens;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -54,9 +55,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+        crate::os::now_ms()
     }
 }
 
@@ -101,24 +100,6 @@ impl std::fmt::Debug for LogGuard {
 /// first thing, then log `<service>.build.info`.
 pub fn init(service: &'static str, instance_id: Option<&str>, config: &LogConfig) -> Result<LogGuard, LogInitError> {
     init_with_clock(service, instance_id, config, Arc::new(SystemClock))
-}
-
-/// For a service binary without an instance id (`orchestrator`, `platform`): reads the
-/// `KICI_LOG_*` settings from `env`, installs the logger and logs `<service>.build.info` first.
-/// The error is the line to print before exiting with code 2 (invalid configuration).
-pub fn start_service(
-    service: &'static str,
-    env: &std::collections::BTreeMap<String, String>,
-) -> Result<LogGuard, String> {
-    let config = LogConfig::from_env(env).map_err(|err| format!("error: {err}"))?;
-    let guard = init(service, None, &config).map_err(|err| {
-        let cause = std::error::Error::source(&err)
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default();
-        format!("error: {err}{cause}")
-    })?;
-    crate::health::log_build_info(service);
-    Ok(guard)
 }
 
 /// [`init`] with the time taken from `clock`.
@@ -278,26 +259,6 @@ impl Visit for FieldCollector {
     }
 }
 
-/// Replaces every `kat_` followed by 64 hex digits with `kat_***`.
-pub fn mask_agent_tokens(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("kat_") {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 4..];
-        let hex_len = after.bytes().take_while(u8::is_ascii_hexdigit).count();
-        if hex_len >= 64 {
-            out.push_str("kat_***");
-            rest = &after[hex_len..];
-        } else {
-            out.push_str("kat_");
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -375,13 +336,6 @@ mod tests {
 
     fn token() -> String {
         format!("kat_{}", "ab".repeat(32))
-    }
-
-    #[test]
-    fn agent_tokens_are_masked() {
-        let token = token();
-        assert_eq!(mask_agent_tokens(&format!("token={token} x")), "token=kat_*** x");
-        assert_eq!(mask_agent_tokens("kat_short"), "kat_short");
     }
 
     #[test]

@@ -1,0 +1,160 @@
+//! The SQL plumbing every KiCI database shares: a SQLite pool set up for one writer beside
+//! readers, and the migration runner that applies numbered SQL scripts once each, recording
+//! them in a ledger table. The store uses both; so does the Platform's cache, which keeps its
+//! own database and ledger.
+//!
+//! Not here: what the scripts say.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+/// How long a caller waits for a database connection before getting an error instead of a hang.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One migration: its version (the order they apply in), its name and its SQL.
+pub type Migration = (i64, &'static str, &'static str);
+
+/// The table recording which migrations a database has had, and how errors name the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ledger {
+    /// The database in error texts: `database` (the store), `cache` (the Platform's).
+    pub database: &'static str,
+    pub table: &'static str,
+    pub columns: LedgerColumns,
+}
+
+/// The columns of a [`Ledger`] table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerColumns {
+    /// `(version, name, applied_at)`, `applied_at` always 0: the store's `kici_migrations`.
+    VersionNameAppliedAt,
+    /// `(version, name)`: the Platform cache's `platform_migrations`, which never had a time.
+    VersionName,
+}
+
+/// Why [`migrate`] stopped; the database keeps every migration applied before it.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The ledger could not be created (`create`) or read (`read`).
+    #[error("{database} query failed: {action} {table}")]
+    Ledger {
+        database: &'static str,
+        action: &'static str,
+        table: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed; its transaction was rolled back.
+    #[error("failed to apply {database} migration {version} ({name})")]
+    Apply {
+        database: &'static str,
+        version: i64,
+        name: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// A pool on the SQLite database of `url` (`sqlite://path?mode=rwc`): four connections, each
+/// in WAL mode so readers proceed while the one writer writes, waiting up to 10 s for a lock.
+pub async fn open_sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+}
+
+/// Applies the `migrations` not yet recorded in `ledger`, in the order given, each in its own
+/// transaction with its ledger row.
+pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) -> Result<(), MigrateError> {
+    let Ledger { database, table, .. } = *ledger;
+    let (columns, insert) = match ledger.columns {
+        LedgerColumns::VersionNameAppliedAt => (
+            "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL",
+            format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, 0)"),
+        ),
+        LedgerColumns::VersionName => (
+            "version BIGINT PRIMARY KEY, name TEXT NOT NULL",
+            format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
+        ),
+    };
+    let ledger_error = |action| {
+        move |source| MigrateError::Ledger {
+            database,
+            action,
+            table,
+            source,
+        }
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({columns})"
+    )))
+    .execute(pool)
+    .await
+    .map_err(ledger_error("create"))?;
+    let select = format!("SELECT version FROM {table} WHERE version = $1");
+    for (version, name, sql) in migrations {
+        let applied: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
+            .bind(*version)
+            .fetch_optional(pool)
+            .await
+            .map_err(ledger_error("read"))?;
+        if applied.is_some() {
+            continue;
+        }
+        let failed = |source| MigrateError::Apply {
+            database,
+            version: *version,
+            name,
+            source,
+        };
+        let mut tx = pool.begin().await.map_err(failed)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+            .bind(*version)
+            .bind(*name)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_database_the_ledger_and_the_migration() {
+        let create = MigrateError::Ledger {
+            database: "database",
+            action: "create",
+            table: "kici_migrations",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert_eq!(create.to_string(), "database query failed: create kici_migrations");
+        let apply = MigrateError::Apply {
+            database: "cache",
+            version: 2,
+            name: "users",
+            source: sqlx::Error::PoolTimedOut,
+        };
+        assert_eq!(apply.to_string(), "failed to apply cache migration 2 (users)");
+    }
+}
