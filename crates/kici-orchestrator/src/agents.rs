@@ -549,11 +549,10 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
         } else {
             // The job may have finished while the agent was away: its outbox replays the final
             // status right after registering. Only a job still unfinished after that gets failed.
-            let state = state.clone();
+            let timer_state = state.clone();
             let agent_id = agent_id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(state.config.dispatch_ack_timeout).await;
-                if let Err(err) = fail_if_unfinished(&state, &agent_id, &entry).await {
+            state.background.spawn_after(state.config.dispatch_ack_timeout, async move {
+                if let Err(err) = fail_if_unfinished(&timer_state, &agent_id, &entry).await {
                     tracing::error!(agentId = %agent_id, jobId = %entry.job_id, error = %err, "cannot fail a job its agent lost");
                 }
             });

@@ -109,7 +109,13 @@ pub struct Config {
     /// (`KICI_SECRET_KEY` / `KICI_SECRET_KEY_FILE`, else `<data dir>/secret-key`;
     /// `KICI_SECRET_KEY_OLD` / `KICI_SECRET_KEY_FILE_OLD` during a rotation).
     pub secret_keys: Keyring,
+    /// The host variables a bare-metal agent may inherit ([`kici_engine::host_env::INHERITED`],
+    /// and what `systemd-run --user` needs), captured once from `env`.
+    pub host_env: BTreeMap<String, String>,
 }
+
+/// What `systemd-run --user` needs to reach the user's service manager; they name no secret.
+pub const SYSTEMD_USER_ENV: [&str; 2] = ["XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"];
 
 pub use kici_telemetry::env::ConfigError;
 
@@ -225,6 +231,14 @@ impl Config {
             agent_token_ttl,
             retention: (retention_days > 0).then(|| Duration::from_secs(retention_days * 24 * 3600)),
             secret_keys,
+            host_env: env
+                .iter()
+                .filter(|(name, _)| {
+                    kici_engine::host_env::INHERITED.contains(&name.as_str())
+                        || SYSTEMD_USER_ENV.contains(&name.as_str())
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
             agent_env: env
                 .iter()
                 .filter_map(|(name, value)| {

@@ -66,7 +66,7 @@ pub async fn accept(state: &Shared, delivery: Delivery) -> Result<Answer, StoreE
     }
     let (done, finished) = tokio::sync::oneshot::channel();
     let task_state = state.clone();
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         // The webhook may have answered already; then nobody is waiting.
         let _ = done.send(process(&task_state, delivery).await);
     });
@@ -138,7 +138,10 @@ pub async fn resume(state: &Shared) -> Result<(), StoreError> {
             normalized,
         };
         let task_state = state.clone();
-        tokio::spawn(async move { process(&task_state, delivery).await });
+        state.background.spawn(async move {
+            // Its outcome is in the delivery's record.
+            let _ = process(&task_state, delivery).await;
+        });
     }
     Ok(())
 }

@@ -22,14 +22,14 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SAFETY_TICK);
     loop {
         tokio::select! {
-            _ = state.dispatch.notified() => {}
+            _ = state.dispatch.woken() => {}
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
         if let Err(err) = dispatch_pending(&state).await {
             tracing::error!(error = %err, "dispatch pass failed");
         }
-        state.scaler.fill_warm_pools(&state);
+        state.scaler.fill_warm_pools();
     }
 }
 
@@ -54,7 +54,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
             .min_by_key(|a| a.bound_job.as_deref() != Some(entry.job_id.as_str()))
         else {
             let could_fit = state.hub.all().iter().any(|a| !a.single_use && fits(&a.labels));
-            state.scaler.provision(state, &entry, could_fit);
+            state.scaler.provision(&entry, could_fit);
             continue;
         };
         let now = now_ms();

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod logs;
 pub mod pipeline;
 pub mod platform;
+pub mod platform_link;
 pub mod progress;
 pub mod providers;
 pub mod rate_limit;
@@ -36,22 +37,20 @@ pub mod secret_key;
 pub mod source_secrets;
 pub mod state;
 pub mod sweeper;
+pub mod tasks;
+pub mod wake;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kici_store::{AdminToken, Store};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::hub::Hub;
 use crate::ids::{new_admin_token, new_id, token_hash};
-use crate::logs::LogStore;
-use crate::scaler::ScalerManager;
-use crate::state::{AppState, Shared};
+use crate::state::AppState;
 
 /// How long shutdown waits for in-flight requests and tasks.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -95,6 +94,7 @@ pub struct Orchestrator {
     pub address: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    state: state::Shared,
 }
 
 impl Orchestrator {
@@ -126,18 +126,7 @@ impl Orchestrator {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         config.port = address.port();
-        let platform = platform::PlatformLink::new(config.platform_url.is_some());
-        let state: Shared = Arc::new(AppState {
-            logs: LogStore::new(&config.data_dir),
-            config,
-            store,
-            hub: Hub::default(),
-            scaler: ScalerManager::new(scalers),
-            platform,
-            dispatch: Notify::new(),
-            webhook_limits: Default::default(),
-            started: Instant::now(),
-        });
+        let (state, scaler_task) = AppState::new(config, store, scalers);
         sweeper::recover_after_restart(&state).await?;
         deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);
@@ -153,6 +142,7 @@ impl Orchestrator {
                 tracing::error!(error = %err, "HTTP server failed");
             }
         });
+        tasks.spawn(scaler_task.run(receiver.clone()));
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
         tasks.spawn(platform::run(state.clone(), receiver.clone()));
@@ -183,6 +173,7 @@ impl Orchestrator {
             address,
             shutdown,
             tasks,
+            state,
         })
     }
 
@@ -190,8 +181,12 @@ impl Orchestrator {
     pub async fn stop(mut self) {
         // Receivers may be gone already.
         let _ = self.shutdown.send(true);
+        let background = self.state.background.shutdown(SHUTDOWN_GRACE);
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, async { tokio::join!(background, drain) })
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
             self.tasks.abort_all();
         }

@@ -11,87 +11,27 @@
 //! lost connection is retried with backoff (1 s × 1.5, up to 60 s, with jitter).
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kici_engine::api::{LogLine, RunEvent};
 use kici_engine::platform_protocol::{
     OrchLogsData, OrchestratorFrame, PLATFORM_PROTOCOL_VERSION, PlatformFrame, PlatformRequest, ResponseError,
     RunSnapshot, SUPPORTED_REQUESTS, StepLogsData,
 };
 use kici_store::RunFilter;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ms;
 use crate::state::Shared;
 use crate::{diagnose, fleet, runs};
 
-/// Live frames waiting for the connection; beyond this they are dropped.
-const LIVE_BUFFER: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Finished runs replayed after a (re)connect: those of the last day, at most this many.
 const REPLAY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 const REPLAY_MAX_RUNS: i64 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// What the rest of the orchestrator tells the link. Cheap and non-blocking; a no-op when no
-/// Platform is configured.
-pub struct PlatformLink {
-    enabled: bool,
-    dirty: Mutex<BTreeSet<String>>,
-    wake: Notify,
-    live: mpsc::Sender<OrchestratorFrame>,
-    live_rx: Mutex<Option<mpsc::Receiver<OrchestratorFrame>>>,
-}
-
-impl PlatformLink {
-    pub fn new(enabled: bool) -> PlatformLink {
-        let (live, live_rx) = mpsc::channel(LIVE_BUFFER);
-        PlatformLink {
-            enabled,
-            dirty: Mutex::new(BTreeSet::new()),
-            wake: Notify::new(),
-            live,
-            live_rx: Mutex::new(Some(live_rx)),
-        }
-    }
-
-    fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        self.dirty.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Something about the run changed: its snapshot is sent again.
-    pub fn run_changed(&self, run_id: &str) {
-        if self.enabled {
-            self.dirty().insert(run_id.to_string());
-            self.wake.notify_one();
-        }
-    }
-
-    /// Step output just stored, for live viewers.
-    pub fn log_chunk(&self, run_id: &str, job_id: &str, step_index: i64, lines: Vec<LogLine>) {
-        if self.enabled {
-            // Dropped when full: live viewers miss them, reads through the Platform do not.
-            let _ = self.live.try_send(OrchestratorFrame::LogChunk {
-                run_id: run_id.to_string(),
-                job_id: job_id.to_string(),
-                step_index,
-                lines,
-            });
-        }
-    }
-
-    /// A timeline event just stored.
-    pub fn event(&self, event: RunEvent) {
-        if self.enabled {
-            // Dropped when full; the replay after the next reconnect sends the run's events again.
-            let _ = self.live.try_send(OrchestratorFrame::RunEvent(Box::new(event)));
-        }
-    }
-}
 
 enum SessionEnd {
     Shutdown,
@@ -105,7 +45,7 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let (Some(url), Some(token)) = (state.config.platform_url.clone(), state.config.platform_token.clone()) else {
         return;
     };
-    let Some(mut live) = state.platform.live_rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+    let Some(mut live) = state.platform.take_live() else {
         return;
     };
     let mut attempt: u32 = 0;
@@ -215,7 +155,7 @@ async fn session(
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     loop {
-        let pending: BTreeSet<String> = std::mem::take(&mut *state.platform.dirty());
+        let pending: BTreeSet<String> = state.platform.take_dirty();
         for run_id in pending {
             match snapshot(state, &run_id).await {
                 Ok(Some(snapshot)) => {
@@ -231,7 +171,7 @@ async fn session(
             }
         }
         tokio::select! {
-            _ = state.platform.wake.notified() => {}
+            _ = state.platform.changed() => {}
             frame = live.recv() => {
                 let Some(frame) = frame else { return SessionEnd::Shutdown };
                 if let Err(err) = send(&mut socket, &frame).await {
@@ -298,7 +238,7 @@ async fn mark_replay(state: &Shared) -> Result<BTreeSet<String>, kici_store::Sto
         })
         .await?;
     ids.extend(recent.into_iter().map(|run| run.run_id));
-    state.platform.dirty().extend(ids.iter().cloned());
+    state.platform.mark_dirty(ids.iter().cloned());
     Ok(ids)
 }
 

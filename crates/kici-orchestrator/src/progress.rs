@@ -671,9 +671,9 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
         .await?
         .map(|j| j.job.job_name)
         .unwrap_or_default();
-    crate::events::record(
-        state,
-        kici_store::NewRunEvent {
+    state
+        .timeline
+        .record(kici_store::NewRunEvent {
             event_id: crate::ids::new_id(),
             run_id: entry.run_id.clone(),
             job_id: Some(entry.job_id.clone()),
@@ -681,9 +681,8 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
             source_service: "orchestrator".to_string(),
             timestamp_ms: now,
             metadata: serde_json::json!({ "jobName": job_name, "reason": error }),
-        },
-    )
-    .await
+        })
+        .await
 }
 
 /// Fails a job the orchestrator gave up on (recovery window, stale heartbeat, attempts).

@@ -1,18 +1,22 @@
-//! What every part of the orchestrator shares: configuration, the store, the log files, the
-//! registry of connected agents, and the signal that wakes the dispatcher.
+//! What every part of the orchestrator shares, as handles that say what each part may touch:
+//! the configuration, the store, the log files, the connected agents (`hub`), the dispatcher's
+//! wake signal, the run timeline, the Platform link and the scaler's handle. The scaler gets
+//! only its own [`ScalerContext`] of these, never the state.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use kici_store::Store;
-use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::events::Timeline;
 use crate::hub::Hub;
 use crate::logs::LogStore;
-use crate::platform::PlatformLink;
+use crate::platform_link::PlatformLink;
 use crate::rate_limit::RateLimits;
-use crate::scaler::ScalerManager;
+use crate::scaler::{ScalerConfig, ScalerContext, ScalerManager, ScalerTask, SpawnSettings};
+use crate::tasks::Tasks;
+use crate::wake::DispatchWake;
 
 pub type Shared = Arc<AppState>;
 
@@ -20,20 +24,57 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub logs: LogStore,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     /// Auto-scalers: agents started when no connected agent fits a queued job.
     pub scaler: ScalerManager,
     /// Run metadata and live logs pushed to the dashboard, when one is configured.
-    pub platform: PlatformLink,
+    pub platform: Arc<PlatformLink>,
+    pub timeline: Timeline,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
-    pub dispatch: Notify,
+    pub dispatch: DispatchWake,
     /// Verified webhook deliveries per source and minute.
     pub webhook_limits: RateLimits,
+    /// Background work started while serving; shutdown waits for it.
+    pub background: Tasks,
     pub started: Instant,
 }
 
 impl AppState {
+    /// The state, and the scaler task its owner runs (until shutdown).
+    pub fn new(config: Config, store: Store, scalers: ScalerConfig) -> (Shared, ScalerTask) {
+        let logs = LogStore::new(&config.data_dir);
+        let hub = Arc::new(Hub::default());
+        let platform = Arc::new(PlatformLink::new(config.platform_url.is_some()));
+        let timeline = Timeline::new(store.clone(), platform.clone());
+        let dispatch = DispatchWake::default();
+        let (scaler, task) = ScalerManager::new(
+            scalers,
+            ScalerContext {
+                store: store.clone(),
+                timeline: timeline.clone(),
+                logs: logs.clone(),
+                hub: hub.clone(),
+                wake: dispatch.clone(),
+                spawn: Arc::new(SpawnSettings::new(&config)),
+            },
+        );
+        let state = AppState {
+            config,
+            store,
+            logs,
+            hub,
+            scaler,
+            platform,
+            timeline,
+            dispatch,
+            webhook_limits: RateLimits::default(),
+            background: Tasks::default(),
+            started: Instant::now(),
+        };
+        (Arc::new(state), task)
+    }
+
     pub fn wake_dispatcher(&self) {
-        self.dispatch.notify_one();
+        self.dispatch.wake();
     }
 }

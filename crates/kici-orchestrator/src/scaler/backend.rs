@@ -2,6 +2,7 @@
 //! instance the manager supervises (wait for it to end, destroy it).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::bare_metal::{self, AgentProcess};
 use super::capture::OutputTail;
@@ -10,7 +11,8 @@ use super::container::config::ContainerTarget;
 use super::container::{self, AgentContainer};
 use super::error::SpawnError;
 use super::firecracker::config::{FirecrackerNetwork, FirecrackerTarget};
-use super::firecracker::{self, MicroVm};
+use super::firecracker::{self, IpPool, MicroVm};
+use super::manager::SpawnSettings;
 use super::milestones::Reporter;
 
 /// One agent to start.
@@ -25,6 +27,8 @@ pub(crate) struct SpawnRequest {
     /// The label set's resources over the config defaults.
     pub(crate) resources: Resources,
     pub(crate) firecracker_network: FirecrackerNetwork,
+    pub(crate) settings: Arc<SpawnSettings>,
+    pub(crate) ips: IpPool,
 }
 
 /// What the agent needs to know, from the orchestrator's side.

@@ -2,8 +2,14 @@
 //! spawned agent until it is gone, and keeps the configuration (reloadable) and the failure
 //! records `diagnose` reads.
 //!
+//! The scaler is a task fed commands ([`ScalerManager`] is its handle): the dispatcher's
+//! requests (provision, warm pools, dispatched, forget) are applied one at a time by
+//! [`ScalerTask`], which owns every agent's supervisor and stops them at shutdown; what it
+//! knows (configuration, spawned agents, failures) is read through the handle. It reaches the
+//! rest of the orchestrator only through its [`ScalerContext`].
+//!
 //! Flow (operator spec §2.1): the dispatcher finds no idle agent that fits a queued job and
-//! calls [`ScalerManager::provision`]. Under the manager's lock the job is routed and the caps
+//! asks for an agent ([`ScalerManager::provision`]). Under the manager's lock the job is routed and the caps
 //! are checked against agents alive or still spawning; a spawn is recorded before it starts,
 //! so the caps hold. The supervisor task then creates the agent's single-use token (bound to
 //! its id and label set), starts it through its backend, and waits: the agent registers (the
@@ -19,27 +25,31 @@
 //! until a job needs it again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
 use kici_engine::labels::LabelMatcher;
-use kici_store::{NewAgentToken, QueueEntry};
-use tokio::sync::watch;
+use kici_store::{NewAgentToken, QueueEntry, Store};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
 use super::config::{ReloadDiff, Resources, ScalerConfig, ScalerConfigError, ScalerEntry};
 use super::error::SpawnError;
-use super::firecracker::config::FirecrackerNetwork;
+use super::firecracker::IpPool;
 use super::health::{self, FailureRecord, ScalerRow};
 use super::milestones::{Binding, Reporter};
 use super::routing::{Admission, AgentCounts, NO_BACKEND_MESSAGE, admit, caps_refuse, route};
 use crate::clock::now_ms;
+use crate::config::{AgentAuth, Config};
+use crate::events::Timeline;
+use crate::hub::Hub;
 use crate::ids::{new_agent_token, new_id, token_hash};
-use crate::state::Shared;
+use crate::logs::LogStore;
+use crate::wake::DispatchWake;
 use kici_telemetry::os::random_hex;
 
 /// A spawned agent must register this soon after it started.
@@ -115,23 +125,223 @@ pub(crate) struct SpawnedAgent {
     pub(crate) bound_job: Option<String>,
 }
 
+/// What a spawned agent is started with, taken from the orchestrator's configuration once.
+#[derive(Debug, Clone)]
+pub struct SpawnSettings {
+    /// `KICI_ORCHESTRATOR_URL` of agents whose scaler names none.
+    pub agent_url: String,
+    /// `KICI_AGENT_ENV_*`, the prefix stripped.
+    pub agent_env: BTreeMap<String, String>,
+    pub agent_auth: AgentAuth,
+    pub agent_token_ttl: Duration,
+    pub data_dir: std::path::PathBuf,
+    /// What bare-metal agents may inherit of the orchestrator's environment.
+    pub host_env: BTreeMap<String, String>,
+}
+
+impl SpawnSettings {
+    pub fn new(config: &Config) -> SpawnSettings {
+        SpawnSettings {
+            agent_url: config.agent_url(),
+            agent_env: config.agent_env.clone(),
+            agent_auth: config.agent_auth,
+            agent_token_ttl: config.agent_token_ttl,
+            data_dir: config.data_dir.clone(),
+            host_env: config.host_env.clone(),
+        }
+    }
+}
+
+/// What the scaler reaches outside itself; it never holds the orchestrator's whole state.
+#[derive(Clone)]
+pub struct ScalerContext {
+    /// Spawned agents' tokens and the queue entries' provisioning errors.
+    pub store: Store,
+    /// `scaler.*` milestones.
+    pub timeline: Timeline,
+    /// Each job's `provisioning.jsonl`.
+    pub logs: LogStore,
+    /// The connected agents, named when a job fits none of them nor any scaler.
+    pub hub: Arc<Hub>,
+    /// A cap may have freed up when a spawned agent is gone.
+    pub wake: DispatchWake,
+    pub spawn: Arc<SpawnSettings>,
+}
+
+/// A request to the scaler task.
+#[derive(Debug)]
+enum Command {
+    Provision {
+        entry: Box<QueueEntry>,
+        agent_could_fit: bool,
+    },
+    FillWarmPools,
+    Dispatched {
+        agent_id: String,
+        job_id: String,
+    },
+    ForgetJob(String),
+}
+
+/// The scaler's handle: commands to its task, reads of what it knows. Cheap to clone.
+#[derive(Clone)]
 pub struct ScalerManager {
+    // Unbounded: the dispatcher sends at most a few commands per queued job and pass, and a
+    // dropped `Dispatched` would leave a spawned agent bound to a job it never gets.
+    commands: mpsc::UnboundedSender<Command>,
+    core: Arc<Core>,
+}
+
+/// The scaler task: applies commands one at a time and owns every spawned agent's supervisor.
+pub struct ScalerTask {
+    commands: mpsc::UnboundedReceiver<Command>,
+    core: Arc<Core>,
+    supervisors: JoinSet<()>,
+}
+
+/// What the handle, the task and the supervisors share.
+pub(crate) struct Core {
     config: RwLock<Arc<ScalerConfig>>,
     inner: Mutex<Inner>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
     /// Guest addresses of running microVMs.
-    ip_leases: Mutex<BTreeSet<Ipv4Addr>>,
+    ips: IpPool,
+    ctx: ScalerContext,
 }
 
 impl ScalerManager {
-    pub fn new(config: ScalerConfig) -> ScalerManager {
-        ScalerManager {
+    pub fn new(config: ScalerConfig, ctx: ScalerContext) -> (ScalerManager, ScalerTask) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let core = Arc::new(Core {
             config: RwLock::new(Arc::new(config)),
             inner: Mutex::new(Inner::default()),
             reloading: tokio::sync::Mutex::new(()),
-            ip_leases: Mutex::new(BTreeSet::new()),
+            ips: IpPool::default(),
+            ctx,
+        });
+        let task = ScalerTask {
+            commands: receiver,
+            core: core.clone(),
+            supervisors: JoinSet::new(),
+        };
+        (ScalerManager { commands, core }, task)
+    }
+
+    fn send(&self, command: Command) {
+        // The task is gone only at shutdown, when nothing is spawned any more.
+        let _ = self.commands.send(command);
+    }
+
+    /// Asks for an agent for a queued job no idle agent fits. `agent_could_fit`: a registered
+    /// agent (busy or not) fits the job, so it will run once that agent is free.
+    pub(crate) fn provision(&self, entry: &QueueEntry, agent_could_fit: bool) {
+        if !self.config().scalers.is_empty() {
+            self.send(Command::Provision {
+                entry: Box::new(entry.clone()),
+                agent_could_fit,
+            });
         }
+    }
+
+    /// Keeps every warm pool a job asked for at its size (within the caps); asked after each
+    /// dispatcher pass.
+    pub(crate) fn fill_warm_pools(&self) {
+        if !self.config().scalers.is_empty() {
+            self.send(Command::FillWarmPools);
+        }
+    }
+
+    /// The dispatcher placed job `job_id` on `agent_id`.
+    pub(crate) fn dispatched(&self, agent_id: &str, job_id: &str) {
+        self.send(Command::Dispatched {
+            agent_id: agent_id.to_string(),
+            job_id: job_id.to_string(),
+        });
+    }
+
+    /// Forgets per-job bookkeeping of a job that left the queue.
+    pub(crate) fn forget_job(&self, job_id: &str) {
+        self.send(Command::ForgetJob(job_id.to_string()));
+    }
+
+    pub(crate) fn config(&self) -> Arc<ScalerConfig> {
+        self.core.config()
+    }
+
+    /// Called when an agent registers; `None` when the orchestrator did not spawn it.
+    pub(crate) fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+        self.core.registered(agent_id)
+    }
+
+    /// The `scaler:<name>` diagnose rows.
+    pub(crate) fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
+        self.core.health_rows(now_ms)
+    }
+
+    /// Reads the configuration files again and swaps them in when valid; an invalid set
+    /// keeps the running configuration. Running agents are not touched, and a scaler whose
+    /// backend type changed keeps its old definition until a restart.
+    /// `Ok(None)` when another reload is running.
+    pub(crate) async fn reload(
+        &self,
+        path: Option<&Path>,
+        dir: Option<&Path>,
+    ) -> Result<Option<ReloadDiff>, ScalerConfigError> {
+        self.core.reload(path, dir).await
+    }
+
+    /// The scalers as the dashboard shows them: caps, agents alive or spawning, warm pool,
+    /// label sets, and the `scaler:<name>` health row.
+    pub(crate) fn overview(&self, now_ms: i64) -> serde_json::Value {
+        self.core.overview(now_ms)
+    }
+}
+
+impl ScalerTask {
+    /// Applies commands until shutdown; then the supervisors stop (the agents they watch keep
+    /// running until they exit, and their tokens expire).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.apply(command),
+                    None => break,
+                },
+                Some(ended) = self.supervisors.join_next(), if !self.supervisors.is_empty() => {
+                    if let Err(err) = ended {
+                        tracing::error!(error = %err, "the supervisor of a spawned agent failed");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.supervisors.shutdown().await;
+    }
+
+    fn apply(&mut self, command: Command) {
+        let core = &self.core;
+        let spawns = match command {
+            Command::Provision { entry, agent_could_fit } => core.provision(&entry, agent_could_fit),
+            Command::FillWarmPools => core.fill_warm_pools(),
+            Command::Dispatched { agent_id, job_id } => {
+                core.dispatched(&agent_id, &job_id);
+                Vec::new()
+            }
+            Command::ForgetJob(job_id) => {
+                core.forget_job(&job_id);
+                Vec::new()
+            }
+        };
+        for request in spawns {
+            self.supervisors.spawn(supervise(core.clone(), request));
+        }
+    }
+}
+
+impl Core {
+    pub(crate) fn context(&self) -> &ScalerContext {
+        &self.ctx
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -147,16 +357,15 @@ impl ScalerManager {
     }
 
     /// Agents alive or spawning, per scaler.
-    pub(crate) fn counts(&self) -> AgentCounts {
+    fn counts(&self) -> AgentCounts {
         self.lock().counts()
     }
 
-    /// Asks for an agent for a queued job no idle agent fits. `agent_could_fit`: a registered
-    /// agent (busy or not) fits the job, so it will run once that agent is free.
-    pub(crate) fn provision(&self, state: &Shared, entry: &QueueEntry, agent_could_fit: bool) {
+    /// The agent to start for a queued job no idle agent fits, if one is to start.
+    fn provision(&self, entry: &QueueEntry, agent_could_fit: bool) -> Vec<SpawnRequest> {
         let config = self.config();
         if config.scalers.is_empty() {
-            return;
+            return Vec::new();
         }
         let mut inner = self.lock();
         if inner
@@ -164,14 +373,14 @@ impl ScalerManager {
             .values()
             .any(|t| t.binding.as_ref().is_some_and(|b| b.job_id == entry.job_id))
         {
-            return;
+            return Vec::new();
         }
         if inner
             .retries
             .get(&entry.job_id)
             .is_some_and(|retry| Instant::now() < retry.not_before)
         {
-            return;
+            return Vec::new();
         }
         let binding = Binding {
             job_id: entry.job_id.clone(),
@@ -190,7 +399,7 @@ impl ScalerManager {
             {
                 warm.binding = Some(binding);
                 tracing::info!(agentId = %agent_id, scaler = %name, runId = %entry.run_id, jobId = %entry.job_id, "warm agent claimed by a job");
-                return;
+                return Vec::new();
             }
         }
         match admit(&config, &entry.runs_on, &entry.exclude_labels, &inner.counts()) {
@@ -199,7 +408,8 @@ impl ScalerManager {
                     let labels = describe(&entry.runs_on);
                     tracing::warn!(runId = %entry.run_id, jobId = %entry.job_id, labels = %labels, "{NO_BACKEND_MESSAGE}");
                     if !agent_could_fit {
-                        let agents: Vec<String> = state
+                        let agents: Vec<String> = self
+                            .ctx
                             .hub
                             .all()
                             .iter()
@@ -215,15 +425,16 @@ impl ScalerManager {
             Admission::Spawn {
                 scaler,
                 label_set_index,
-            } => spawn(&mut inner, state, &config, scaler, label_set_index, Some(binding)),
+            } => return vec![self.spawn(&mut inner, &config, scaler, label_set_index, Some(binding))],
         }
+        Vec::new()
     }
 
-    /// Keeps every warm pool a job asked for at its size (within the caps); called on each
-    /// dispatcher pass.
-    pub(crate) fn fill_warm_pools(&self, state: &Shared) {
+    /// The agents that bring every warm pool a job asked for to its size (within the caps).
+    fn fill_warm_pools(&self) -> Vec<SpawnRequest> {
         let config = self.config();
         let mut inner = self.lock();
+        let mut spawns = Vec::new();
         let now = Instant::now();
         for (name, index) in inner.warm_demand.clone() {
             let Some(scaler) = config
@@ -249,15 +460,16 @@ impl ScalerManager {
                 if caps_refuse(&config, scaler, &inner.counts()).is_some() {
                     break;
                 }
-                spawn(&mut inner, state, &config, scaler, index, None);
+                spawns.push(self.spawn(&mut inner, &config, scaler, index, None));
             }
         }
+        spawns
     }
 
     /// The dispatcher placed job `job_id` on `agent_id`. An agent spawned for that job but
     /// not chosen (another agent was ready first) becomes an unbound, warm-like agent: it serves
     /// the next job of its label set or exits when its wait runs out.
-    pub(crate) fn dispatched(&self, agent_id: &str, job_id: &str) {
+    fn dispatched(&self, agent_id: &str, job_id: &str) {
         let mut inner = self.lock();
         inner.retries.remove(job_id);
         inner.warned.remove(job_id);
@@ -287,7 +499,7 @@ impl ScalerManager {
     }
 
     /// Called when an agent registers; `None` when the orchestrator did not spawn it.
-    pub(crate) fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+    fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
         let inner = self.lock();
         let tracked = inner.agents.get(agent_id)?;
         tracked.registered.send_replace(true);
@@ -302,7 +514,7 @@ impl ScalerManager {
     }
 
     /// The `scaler:<name>` diagnose rows.
-    pub(crate) fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
+    fn health_rows(&self, now_ms: i64) -> Vec<ScalerRow> {
         let config = self.config();
         health::rows(&config, &self.lock().failures, now_ms)
     }
@@ -311,11 +523,7 @@ impl ScalerManager {
     /// keeps the running configuration. Running agents are not touched, and a scaler whose
     /// backend type changed keeps its old definition until a restart.
     /// `Ok(None)` when another reload is running.
-    pub(crate) async fn reload(
-        &self,
-        path: Option<&Path>,
-        dir: Option<&Path>,
-    ) -> Result<Option<ReloadDiff>, ScalerConfigError> {
+    async fn reload(&self, path: Option<&Path>, dir: Option<&Path>) -> Result<Option<ReloadDiff>, ScalerConfigError> {
         let Ok(_one_at_a_time) = self.reloading.try_lock() else {
             return Ok(None);
         };
@@ -366,7 +574,7 @@ impl ScalerManager {
 
     /// The scalers as the dashboard shows them: caps, agents alive or spawning, warm pool,
     /// label sets, and the `scaler:<name>` health row.
-    pub(crate) fn overview(&self, now_ms: i64) -> serde_json::Value {
+    fn overview(&self, now_ms: i64) -> serde_json::Value {
         let config = self.config();
         let counts = self.counts();
         let rows = self.health_rows(now_ms);
@@ -400,66 +608,52 @@ impl ScalerManager {
         })
     }
 
-    /// Reserves the lowest free guest address of `network` for a microVM.
-    pub(crate) fn lease_ip(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, SpawnError> {
-        let mut leases = self.ip_leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let taken: Vec<Ipv4Addr> = leases.iter().copied().collect();
-        let ip = super::firecracker::lowest_free_ip(network, &taken)?;
-        leases.insert(ip);
-        Ok(ip)
-    }
-
-    pub(crate) fn release_ip(&self, ip: Ipv4Addr) {
-        self.ip_leases
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&ip);
-    }
-
     /// Forgets per-job bookkeeping of a job that left the queue.
-    pub(crate) fn forget_job(&self, job_id: &str) {
+    fn forget_job(&self, job_id: &str) {
         let mut inner = self.lock();
         inner.retries.remove(job_id);
         inner.warned.remove(job_id);
     }
-}
 
-/// Records a spawn (it counts toward the caps from now on) and starts its supervisor.
-fn spawn(
-    inner: &mut Inner,
-    state: &Shared,
-    config: &ScalerConfig,
-    scaler: &ScalerEntry,
-    label_set_index: usize,
-    binding: Option<Binding>,
-) {
-    let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), random_hex(8));
-    let (registered, _) = watch::channel(false);
-    inner.agents.insert(
-        agent_id.clone(),
-        Tracked {
-            scaler: scaler.name.clone(),
+    /// Records a spawn (it counts toward the caps from now on); the task starts its supervisor.
+    fn spawn(
+        &self,
+        inner: &mut Inner,
+        config: &ScalerConfig,
+        scaler: &ScalerEntry,
+        label_set_index: usize,
+        binding: Option<Binding>,
+    ) -> SpawnRequest {
+        let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), random_hex(8));
+        let (registered, _) = watch::channel(false);
+        inner.agents.insert(
+            agent_id.clone(),
+            Tracked {
+                scaler: scaler.name.clone(),
+                label_set_index,
+                binding: binding.clone(),
+                auto_labels: scaler.auto_labels().to_vec(),
+                registered,
+                dispatched: false,
+            },
+        );
+        let label_set = &scaler.label_sets[label_set_index];
+        let request = SpawnRequest {
+            agent_id: agent_id.clone(),
+            scaler: scaler.clone(),
             label_set_index,
-            binding: binding.clone(),
-            auto_labels: scaler.auto_labels().to_vec(),
-            registered,
-            dispatched: false,
-        },
-    );
-    let label_set = &scaler.label_sets[label_set_index];
-    let request = SpawnRequest {
-        agent_id: agent_id.clone(),
-        scaler: scaler.clone(),
-        label_set_index,
-        env: Vec::new(),
-        resources: Resources::cascade(None, &label_set.resources, &config.default_resources),
-        firecracker_network: config.firecracker_network.clone(),
-    };
-    let (run_id, job_id) = binding
-        .as_ref()
-        .map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
-    tracing::info!(agentId = %agent_id, scaler = %scaler.name, backend = %scaler.scaler_type(), runId = %run_id, jobId = %job_id, warm = binding.is_none(), labels = %label_set.labels.join(","), "spawning agent");
-    tokio::spawn(supervise(state.clone(), request));
+            env: Vec::new(),
+            resources: Resources::cascade(None, &label_set.resources, &config.default_resources),
+            firecracker_network: config.firecracker_network.clone(),
+            settings: self.ctx.spawn.clone(),
+            ips: self.ips.clone(),
+        };
+        let (run_id, job_id) = binding
+            .as_ref()
+            .map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
+        tracing::info!(agentId = %agent_id, scaler = %scaler.name, backend = %scaler.scaler_type(), runId = %run_id, jobId = %job_id, warm = binding.is_none(), labels = %label_set.labels.join(","), "spawning agent");
+        request
+    }
 }
 
 fn describe(matchers: &[LabelMatcher]) -> String {
@@ -468,9 +662,9 @@ fn describe(matchers: &[LabelMatcher]) -> String {
 
 /// Starts one agent and watches it until it is gone; whatever happens inside (a panic
 /// included), the agent's token is revoked and its slot freed.
-async fn supervise(state: Shared, request: SpawnRequest) {
+async fn supervise(core: Arc<Core>, request: SpawnRequest) {
     let agent_id = request.agent_id.clone();
-    let spawn_failed = match tokio::spawn(watch_spawn(state.clone(), request)).await {
+    let spawn_failed = match tokio::spawn(watch_spawn(core.clone(), request)).await {
         Ok(failed) => failed,
         Err(err) => {
             tracing::error!(agentId = %agent_id, error = %err, "the supervisor of a spawned agent failed");
@@ -478,27 +672,28 @@ async fn supervise(state: Shared, request: SpawnRequest) {
         }
     };
     // By label: the token may not have been created, or its id not returned.
-    if let Err(err) = state
+    if let Err(err) = core
+        .ctx
         .store
         .revoke_agent_token(&ephemeral_token_label(&agent_id), now_ms())
         .await
     {
         tracing::warn!(agentId = %agent_id, error = %err, "cannot revoke a spawned agent's token");
     }
-    state.scaler.finished(&agent_id, spawn_failed);
-    state.wake_dispatcher();
+    core.finished(&agent_id, spawn_failed);
+    core.ctx.wake.wake();
 }
 
 /// The spawn itself; `true` when it failed (a `scaler.failed` was reported).
-async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
+async fn watch_spawn(core: Arc<Core>, mut request: SpawnRequest) -> bool {
     let agent_id = request.agent_id.clone();
     let reporter = Reporter {
-        state: state.clone(),
+        core: core.clone(),
         agent_id: agent_id.clone(),
         scaler_name: request.scaler.name.clone(),
         backend: request.scaler.scaler_type(),
     };
-    let token = match issue_token(&state, &request).await {
+    let token = match issue_token(&core.ctx, &request).await {
         Ok(token) => token,
         Err(err) => {
             reporter.failed(&err.to_string()).await;
@@ -509,8 +704,7 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
         .scaler
         .orchestrator_url
         .clone()
-        .unwrap_or_else(|| state.config.agent_url());
-    let host_env: BTreeMap<String, String> = std::env::vars().collect();
+        .unwrap_or_else(|| core.ctx.spawn.agent_url.clone());
     request.env = backend::agent_env(
         &request.scaler,
         request.label_set_index,
@@ -519,8 +713,8 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
             orchestrator_url: &orchestrator_url,
             token: token.as_deref().unwrap_or(""),
         },
-        &host_env,
-        &state.config.agent_env,
+        &core.ctx.spawn.host_env,
+        &core.ctx.spawn.agent_env,
     );
     let tail = OutputTail::default();
     let started = Instant::now();
@@ -532,12 +726,7 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
             return true;
         }
     };
-    let mut registered = state
-        .scaler
-        .lock()
-        .agents
-        .get(&agent_id)
-        .map(|t| t.registered.subscribe());
+    let mut registered = core.lock().agents.get(&agent_id).map(|t| t.registered.subscribe());
     let registration = async {
         match registered.as_mut() {
             Some(registered) => registered.wait_for(|r| *r).await.is_ok(),
@@ -552,7 +741,7 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
             instance.registered().await;
             let exit = instance.wait().await;
             tracing::info!(agentId = %agent_id, scaler = %request.scaler.name, exit = %exit, "scaler agent exited");
-            match state.scaler.unserved_binding(&agent_id) {
+            match core.unserved_binding(&agent_id) {
                 Some(binding) => {
                     reporter.failed(&tail.annotate(&format!(
                         "agent registered but exited ({exit}) without receiving job {}: its labels, with the kici:arch:* and kici:host:* labels it adds itself, may not fit the job's runsOn/excludeLabels",
@@ -581,8 +770,8 @@ async fn watch_spawn(state: Shared, mut request: SpawnRequest) -> bool {
 }
 
 /// A token bound to the agent id and its label set, when agents authenticate.
-async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<String>, SpawnError> {
-    if state.config.agent_auth == crate::config::AgentAuth::None {
+async fn issue_token(ctx: &ScalerContext, request: &SpawnRequest) -> Result<Option<String>, SpawnError> {
+    if ctx.spawn.agent_auth == AgentAuth::None {
         return Ok(None);
     }
     let token = new_agent_token();
@@ -596,12 +785,8 @@ async fn issue_token(state: &Shared, request: &SpawnRequest) -> Result<Option<St
         agent_type: EPHEMERAL_TOKEN_TYPE.to_string(),
         created_at: now,
         // Spawned agents' tokens expire even if the orchestrator dies before revoking them.
-        expires_at: Some(now + state.config.agent_token_ttl.as_millis() as i64),
+        expires_at: Some(now + ctx.spawn.agent_token_ttl.as_millis() as i64),
     };
-    state
-        .store
-        .insert_agent_token(&record)
-        .await
-        .map_err(SpawnError::Token)?;
+    ctx.store.insert_agent_token(&record).await.map_err(SpawnError::Token)?;
     Ok(Some(token))
 }

@@ -5,15 +5,17 @@
 //! Every failure, bound or not, is also logged (`Scaler spawn failed`), counted and kept for
 //! `kici-admin diagnose`.
 
+use std::sync::Arc;
+
 use kici_engine::api::{ProvisioningLine, RunEventType};
 use kici_store::NewRunEvent;
 use serde_json::json;
 
 use super::config::ScalerType;
 use super::health::FailureRecord;
+use super::manager::Core;
 use crate::clock::now_ms;
 use crate::ids::new_id;
-use crate::state::Shared;
 
 /// The job a spawn is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,7 @@ impl Milestone {
 /// Reports the milestones of one spawn.
 #[derive(Clone)]
 pub struct Reporter {
-    pub state: Shared,
+    pub(crate) core: Arc<Core>,
     pub agent_id: String,
     pub scaler_name: String,
     pub backend: ScalerType,
@@ -57,7 +59,7 @@ impl Reporter {
     /// The job the agent is spawned for; read each time, as a job may claim a warm agent
     /// while it starts (its earlier milestones stay unattributed).
     pub fn binding(&self) -> Option<Binding> {
-        self.state.scaler.binding_of(&self.agent_id)
+        self.core.binding_of(&self.agent_id)
     }
 
     pub async fn milestone(&self, milestone: Milestone, detail: &str) {
@@ -83,7 +85,7 @@ impl Reporter {
         let (run_id, job_id) = binding.map_or(("", ""), |b| (b.run_id.as_str(), b.job_id.as_str()));
         tracing::warn!(agentId = %self.agent_id, scaler = %self.scaler_name, backend = %self.backend, runId = %run_id, jobId = %job_id, detail = %detail, "Scaler spawn failed");
         kici_telemetry::metrics::orchestrator::scaler_spawn_failed(self.backend.as_str(), bound);
-        self.state.scaler.record_failure(FailureRecord {
+        self.core.record_failure(FailureRecord {
             scaler_name: self.scaler_name.clone(),
             backend: self.backend,
             bound,
@@ -99,14 +101,13 @@ impl Reporter {
         detail: &str,
         now: i64,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let state = &self.state;
+        let ctx = self.core.context();
         // First: it is what the job and run inherit if the job expires in the queue.
         if milestone == Milestone::Failed {
-            state.store.set_provisioning_error(&binding.job_id, detail).await?;
+            ctx.store.set_provisioning_error(&binding.job_id, detail).await?;
         }
-        crate::events::record(
-            state,
-            NewRunEvent {
+        ctx.timeline
+            .record(NewRunEvent {
                 event_id: new_id(),
                 run_id: binding.run_id.clone(),
                 job_id: Some(binding.job_id.clone()),
@@ -114,11 +115,9 @@ impl Reporter {
                 source_service: "orchestrator".to_string(),
                 timestamp_ms: now,
                 metadata: json!({ "agentId": self.agent_id, "detail": detail, "category": "scaler" }),
-            },
-        )
-        .await?;
-        state
-            .logs
+            })
+            .await?;
+        ctx.logs
             .append_provisioning(
                 &binding.run_id,
                 &binding.job_id,

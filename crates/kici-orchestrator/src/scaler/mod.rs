@@ -34,6 +34,6 @@ mod routing;
 mod unix_http;
 
 pub use config::{ParseError, ReloadDiff, ScalerConfig, ScalerConfigError, from_yaml_str, load, reload_diff};
-pub use manager::ScalerManager;
 pub(crate) use manager::{EPHEMERAL_TOKEN_TYPE, ephemeral_token_label};
+pub use manager::{ScalerContext, ScalerManager, ScalerTask, SpawnSettings};
 pub use routing::{Route, route};

@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
 
 use kici_engine::event::{EventEnvelope, EventType};
 use kici_engine::labels::LabelMatcher;
@@ -14,15 +12,12 @@ use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::JobKind;
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::config::Config;
-use kici_orchestrator::hub::Hub;
-use kici_orchestrator::logs::LogStore;
-use kici_orchestrator::platform::PlatformLink;
-use kici_orchestrator::scaler::ScalerManager;
 use kici_orchestrator::state::{AppState, Shared};
 use kici_store::{NewJob, NewQueueEntry, NewRun, Store};
 
 pub struct Harness {
     pub state: Shared,
+    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,18 +51,18 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_env(&vars).unwrap();
         let store = Store::open(&url).await.unwrap();
-        let state = Arc::new(AppState {
-            logs: LogStore::new(&config.data_dir),
-            config,
-            store,
-            hub: Hub::default(),
-            scaler: ScalerManager::new(kici_orchestrator::scaler::load(None, None).unwrap()),
-            platform: PlatformLink::new(false),
-            dispatch: tokio::sync::Notify::new(),
-            webhook_limits: Default::default(),
-            started: Instant::now(),
-        });
-        harnesses.push((db, Harness { state, _dir: dir }));
+        let (state, scaler) = AppState::new(config, store, kici_orchestrator::scaler::load(None, None).unwrap());
+        // The scaler task stops when the harness (and with it `stop`) is dropped.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(scaler.run(stopped));
+        harnesses.push((
+            db,
+            Harness {
+                state,
+                _stop: stop,
+                _dir: dir,
+            },
+        ));
     }
     harnesses
 }

@@ -60,8 +60,8 @@ pub(crate) async fn start(
         command.arg("--").arg(&target.binary_path);
         // `systemd-run --user` reaches the user's service manager through these; the agent
         // inherits them too (they name no secret).
-        for name in ["XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"] {
-            if let Some(value) = std::env::var_os(name) {
+        for name in crate::config::SYSTEMD_USER_ENV {
+            if let Some(value) = request.settings.host_env.get(name) {
                 command.env(name, value);
             }
         }

@@ -94,7 +94,7 @@ pub(crate) async fn start(
     let label_set = &request.scaler.label_sets[request.label_set_index];
     let mut labels = json!({
         "kici-managed": "true",
-        "kici-instance": instance_label(&reporter.state.config.data_dir),
+        "kici-instance": instance_label(&request.settings.data_dir),
         "kici-scaler-name": request.scaler.name,
         "kici-agent-id": request.agent_id,
         "kici-labels": label_set.labels.join(","),

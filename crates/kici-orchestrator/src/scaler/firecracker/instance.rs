@@ -10,8 +10,10 @@
 //! `firecracker.bridgeName` when that bridge exists. Not done here: the jailer (VMs run as the
 //! orchestrator's user) and the writable overlay drive (the root drive is read-only).
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
@@ -30,8 +32,32 @@ const API_SOCKET_WAIT: Duration = Duration::from_secs(15);
 /// How often the VMM log file is read for new lines.
 const VMM_LOG_POLL: Duration = Duration::from_millis(100);
 
+/// The guest addresses of running microVMs: the one thing the VMs of all scalers share.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IpPool(Arc<Mutex<BTreeSet<Ipv4Addr>>>);
+
+impl IpPool {
+    fn leases(&self) -> std::sync::MutexGuard<'_, BTreeSet<Ipv4Addr>> {
+        // Every update is one insert or remove, so a poisoned lock is still consistent.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reserves the lowest free guest address of `network`.
+    fn lease(&self, network: &FirecrackerNetwork) -> Result<Ipv4Addr, SpawnError> {
+        let mut leases = self.leases();
+        let taken: Vec<Ipv4Addr> = leases.iter().copied().collect();
+        let ip = lowest_free_ip(network, &taken)?;
+        leases.insert(ip);
+        Ok(ip)
+    }
+
+    fn release(&self, ip: Ipv4Addr) {
+        self.leases().remove(&ip);
+    }
+}
+
 pub(crate) struct MicroVm {
-    state: crate::state::Shared,
+    ips: IpPool,
     /// `None` until the VMM started.
     vmm: Option<AgentProcess>,
     work_dir: PathBuf,
@@ -97,18 +123,13 @@ pub(crate) async fn start(
             });
         }
     }
-    let work_dir = reporter
-        .state
-        .config
-        .data_dir
-        .join("firecracker")
-        .join(&request.agent_id);
+    let work_dir = request.settings.data_dir.join("firecracker").join(&request.agent_id);
     std::fs::create_dir_all(&work_dir).map_err(|source| SpawnError::VmDirectory {
         path: work_dir.clone(),
         source,
     })?;
     let mut vm = MicroVm {
-        state: reporter.state.clone(),
+        ips: request.ips.clone(),
         vmm: None,
         work_dir: work_dir.clone(),
         tap: None,
@@ -135,7 +156,7 @@ async fn boot(
     vm: &mut MicroVm,
 ) -> Result<(), SpawnError> {
     let network = &request.firecracker_network;
-    let ip = reporter.state.scaler.lease_ip(network)?;
+    let ip = vm.ips.lease(network)?;
     vm.ip = Some(ip);
     let tap = tap_name(&request.agent_id);
     reporter
@@ -376,7 +397,7 @@ impl MicroVm {
             tracing::warn!(tap = %tap, error = %err, "cannot remove a VM's TAP device");
         }
         if let Some(ip) = self.ip.take() {
-            self.state.scaler.release_ip(ip);
+            self.ips.release(ip);
         }
         // Best effort: the directory holds only the socket and logs.
         let _ = std::fs::remove_dir_all(&self.work_dir);

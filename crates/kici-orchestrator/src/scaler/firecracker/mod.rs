@@ -4,4 +4,4 @@
 pub(crate) mod config;
 mod instance;
 
-pub(crate) use instance::{MicroVm, host_problems, lowest_free_ip, start};
+pub(crate) use instance::{IpPool, MicroVm, host_problems, start};
