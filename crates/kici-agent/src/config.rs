@@ -4,13 +4,14 @@
 //! This module only parses and validates: it does not touch the network, check tools on `PATH`
 //! or create directories (see `main.rs` for those boot checks).
 
-use kici_compiler::evaluate::MATRIX_TIMEOUT;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kici_compiler::evaluate::MATRIX_TIMEOUT;
 use kici_engine::labels::{LabelError, validate_agent_label};
+use kici_engine::protocol::DEFAULT_STEP_TIMEOUT_MS;
 use kici_telemetry::env::{Reader, UnknownEnv};
 use kici_telemetry::logging::{LogConfig, LogConfigError};
 use kici_telemetry::metrics::http::MetricsToken;
@@ -42,7 +43,6 @@ pub const KNOWN_ENV: &[&str] = &[
 ];
 
 const DEFAULT_PORT: u16 = 8080;
-const DEFAULT_STEP_TIMEOUT_MS: u64 = 1_800_000;
 /// A scaler-managed agent with no job this long after it started exits.
 const DEFAULT_PENDING_DISPATCH_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_JOB_HEARTBEAT_INTERVAL_MS: u64 = 60_000;

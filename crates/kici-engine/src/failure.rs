@@ -23,6 +23,22 @@ pub fn agent_restarted_without_job(agent_id: &str) -> String {
     format!("Job failed: agent {agent_id} reconnected without the job (it restarted)")
 }
 
+/// Logged when no scaler's label sets fit a job's `runsOn` / `excludeLabels`.
+pub const NO_BACKEND_MESSAGE: &str = "No scaler backend matches requested labels";
+
+/// The dashboard's answer to a log read while the run's orchestrator is offline (exact text:
+/// `spec/dashboard.md` §3.6).
+pub const LOGS_OFFLINE: &str = "Log content is served by the orchestrator, which is currently offline";
+/// The dashboard's answer to an action (cancel, re-run) while the orchestrator is offline.
+pub const ACTION_OFFLINE: &str = "The orchestrator is offline; try again when it is connected";
+/// The dashboard's fleet and diagnostics pages for an orchestrator that is not connected.
+pub const FLEET_OFFLINE: &str = "This is served by the orchestrator, which is currently offline";
+
+/// The dashboard's 403 for a member without `permission` (`runs.write`, `users.admin`).
+pub fn insufficient_permission(permission: &str) -> String {
+    format!("Insufficient permission: {permission} needed")
+}
+
 /// Job `errorMessage` when the dispatch queue has no room (`KICI_QUEUE_MAX_DEPTH`).
 pub fn queue_full(max_depth: usize) -> String {
     format!(

@@ -15,7 +15,7 @@ use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::{progress, sweeper};
 use kici_store::{QueueStatus, Store};
 use serde_json::json;
-use support::{harnesses, new_entry, new_job, new_run};
+use support::{harnesses, lock_workflow, new_entry, new_job, new_run};
 
 async fn job_status(store: &Store, job_id: &str) -> JobStatus {
     store.get_job(job_id).await.unwrap().unwrap().job.status
@@ -125,19 +125,11 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
 }
 
 fn matrix_workflow() -> LockWorkflow {
-    serde_json::from_value(json!({
-        "name": "ci",
-        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
-        "contentHash": "00",
-        "compileSchemaVersion": kici_engine::lockfile::COMPILE_SCHEMA_VERSION,
-        "triggers": [],
-        "jobs": [{
-            "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
-            "steps": [{"name": "s", "hasOutputs": false}],
-            "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
-        }]
-    }))
-    .unwrap()
+    lock_workflow(json!([{
+        "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
+        "steps": [{"name": "s", "hasOutputs": false}],
+        "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
+    }]))
 }
 
 /// A matrix evaluation's children join the run with the evaluation's end, in one transaction:

@@ -18,7 +18,7 @@ use kici_orchestrator::state::Shared;
 use kici_orchestrator::{dispatcher, progress, sweeper};
 use kici_store::QueueStatus;
 use serde_json::json;
-use support::{harnesses, new_job, new_run};
+use support::{harnesses, lock_workflow, new_job, new_run};
 use tokio::sync::mpsc;
 
 /// `build`, then `test` (needs `build`), then `report` (needs `test`, runs `always`).
@@ -29,19 +29,14 @@ fn workflow() -> LockWorkflow {
             "steps": [{"name": "s", "hasOutputs": false}]
         })
     };
-    serde_json::from_value(json!({
-        "name": "ci",
-        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
-        "contentHash": "00",
-        "compileSchemaVersion": kici_engine::lockfile::COMPILE_SCHEMA_VERSION,
-        "triggers": [],
-        "jobs": [
-            job("build", json!([])),
-            job("test", json!(["build"])),
-            job("report", json!([{"name": "test", "runOn": ["success", "failed", "cancelled", "skipped", "timed_out_stale", "drift_dropped"]}])),
-        ]
-    }))
-    .unwrap()
+    lock_workflow(json!([
+        job("build", json!([])),
+        job("test", json!(["build"])),
+        job(
+            "report",
+            json!([{"name": "test", "runOn": ["success", "failed", "cancelled", "skipped", "timed_out_stale", "drift_dropped"]}])
+        ),
+    ]))
 }
 
 /// A run of [`workflow`] with every job pending, moved forward once (as the pipeline does).
@@ -82,6 +77,19 @@ fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
         last_seen: LastSeen::default(),
     });
     rx
+}
+
+/// Run `r` with its `build` dispatched to agent `a1` (and reported running when `running`);
+/// what `a1` is sent next arrives on the receiver.
+async fn build_on_a1(state: &Shared, running: bool) -> mpsc::Receiver<Outbound> {
+    start_run(state, "r").await;
+    let mut agent = connect(state, "a1");
+    dispatcher::dispatch_pending(state).await.unwrap();
+    assert_eq!(dispatched(&mut agent).job_id, "r-build");
+    if running {
+        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+    }
+    agent
 }
 
 fn dispatched(rx: &mut mpsc::Receiver<Outbound>) -> JobDispatch {
@@ -215,11 +223,7 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
 async fn a_failed_job_skips_what_needs_its_success_and_fails_the_run() {
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
-        start_run(state, "r").await;
-        let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
-        dispatched(&mut agent);
-        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        let mut agent = build_on_a1(state, true).await;
         report(
             state,
             "a1",
@@ -277,10 +281,7 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
 async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
     for (db, harness) in harnesses(&[("KICI_DISPATCH_ACK_TIMEOUT_MS", "5000")]).await {
         let state = &harness.state;
-        start_run(state, "r").await;
-        let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
-        dispatched(&mut agent);
+        let mut agent = build_on_a1(state, false).await;
         let now = kici_orchestrator::clock::now_ms();
         sweeper::sweep(state, now + 1_000, false).await.unwrap();
         assert_eq!(
@@ -302,11 +303,7 @@ async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
 async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop() {
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
-        start_run(state, "r").await;
-        let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
-        dispatched(&mut agent);
-        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        let mut agent = build_on_a1(state, true).await;
         let later = kici_orchestrator::clock::now_ms() + state.config.stale_threshold().as_millis() as i64 + 60_000;
         sweeper::sweep(state, later, true).await.unwrap();
         assert!(
@@ -340,11 +337,7 @@ async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop(
 async fn a_cancel_stops_the_running_job_through_its_agent_and_cancels_the_rest() {
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
-        start_run(state, "r").await;
-        let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
-        dispatched(&mut agent);
-        report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
+        let mut agent = build_on_a1(state, true).await;
         let outcome = progress::cancel_run(state, "r", "Cancelled by ops", false)
             .await
             .unwrap();
@@ -388,11 +381,8 @@ async fn a_cancel_stops_the_running_job_through_its_agent_and_cancels_the_rest()
 async fn messages_about_a_job_another_agent_holds_are_refused() {
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
-        start_run(state, "r").await;
-        let mut agent = connect(state, "a1");
+        let _agent = build_on_a1(state, false).await;
         let _other = connect(state, "a2");
-        dispatcher::dispatch_pending(state).await.unwrap();
-        dispatched(&mut agent);
         report(state, "a2", "r-build", 1, JobStatus::Success, None).await;
         assert_eq!(
             statuses(state, "r").await.1[0],

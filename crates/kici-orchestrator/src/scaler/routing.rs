@@ -20,7 +20,7 @@ use kici_engine::labels::{LabelMatcher, RESERVED_PREFIX, labels_fit};
 use super::config::{ScalerConfig, ScalerEntry, ScalerType};
 
 /// Warned when no scaler serves a job's labels (spec §2.1).
-pub(crate) const NO_BACKEND_MESSAGE: &str = "No scaler backend matches requested labels";
+pub(crate) use kici_engine::failure::NO_BACKEND_MESSAGE;
 
 /// The labels an agent spawned by scaler `scaler_name` of type `kind` gets on top of its label
 /// set: `kici:agent:<type>`, `kici:os:linux` and `kici:scaler:<name>` (lower-cased).

@@ -78,6 +78,19 @@ pub fn create_database(url: &str, name: &str) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// A lock file's workflow `ci` with these `jobs` (lock-file JSON).
+pub fn lock_workflow(jobs: serde_json::Value) -> LockWorkflow {
+    serde_json::from_value(serde_json::json!({
+        "name": "ci",
+        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
+        "contentHash": "00",
+        "compileSchemaVersion": kici_engine::lockfile::COMPILE_SCHEMA_VERSION,
+        "triggers": [],
+        "jobs": jobs
+    }))
+    .unwrap()
+}
+
 pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
     NewRun {
         run_id: run_id.into(),

@@ -49,7 +49,7 @@ impl Principal {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "Insufficient permission: runs.write needed",
+                kici_engine::failure::insufficient_permission("runs.write"),
             ))
         }
     }

@@ -8,10 +8,7 @@ use kici_engine::internal_error::InternalError;
 
 pub use kici_telemetry::http_error::{ApiError, ApiResult};
 
-/// Log reads while the run's orchestrator is offline (exact text: `spec/dashboard.md` §3.6).
-pub const LOGS_OFFLINE: &str = "Log content is served by the orchestrator, which is currently offline";
-/// Actions while the run's orchestrator is offline.
-pub const ACTION_OFFLINE: &str = "The orchestrator is offline; try again when it is connected";
+pub use kici_engine::failure::{ACTION_OFFLINE, LOGS_OFFLINE};
 
 /// 401 for a request without a valid token or session.
 pub fn unauthorized() -> ApiError {

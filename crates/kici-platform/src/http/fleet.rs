@@ -13,8 +13,7 @@ use super::auth::Principal;
 use crate::proxy;
 use crate::state::Shared;
 
-/// Shown for an orchestrator that is not connected.
-pub const FLEET_OFFLINE: &str = "This is served by the orchestrator, which is currently offline";
+pub use kici_engine::failure::FLEET_OFFLINE;
 
 /// One orchestrator's answer.
 #[derive(Debug, Clone, Serialize)]

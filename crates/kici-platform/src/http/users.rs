@@ -25,7 +25,7 @@ fn require_users_admin(principal: &Principal) -> ApiResult<()> {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "Insufficient permission: users.admin needed",
+            kici_engine::failure::insufficient_permission("users.admin"),
         ))
     }
 }
