@@ -103,7 +103,7 @@ pub fn render_list(list: &AgentList) -> String {
             .map(|agent| {
                 let build = agent.build_info.as_ref();
                 vec![
-                    agent.agent_id.clone(),
+                    agent.agent_id.to_string(),
                     if agent.connected { "connected" } else { "disconnected" }.to_string(),
                     format::list(&agent.labels),
                     format::or_none(agent.busy_job_id.as_deref()),

@@ -362,7 +362,7 @@ pub fn agent_sides(list: &AgentList, also: &[&str]) -> Vec<Side> {
         .filter(|agent| agent.connected || also.contains(&agent.agent_id.as_str()))
         .map(|agent| Side {
             kind: SideKind::Agent {
-                agent_id: agent.agent_id.clone(),
+                agent_id: agent.agent_id.to_string(),
             },
             version: agent.build_info.as_ref().and_then(|build| build.sdk_version.clone()),
             bundle_hash: agent

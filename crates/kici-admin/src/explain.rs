@@ -146,10 +146,10 @@ pub async fn gather(client: &ApiClient, detail: RunDetail) -> ExplainReport {
 
 fn failed_job(job: &Job, failed_step: Option<FailedStep>, log: LogTail) -> FailedJob {
     FailedJob {
-        job_id: job.job_id.clone(),
+        job_id: job.job_id.to_string(),
         job_name: job.job_name.clone(),
         status: job.status,
-        agent_id: job.agent_id.clone(),
+        agent_id: job.agent_id.clone().map(Into::into),
         error_message: job.error_message.clone(),
         init_failure: job.init_failure.clone(),
         provisioning_output: job
@@ -340,7 +340,7 @@ pub fn render(report: &ExplainReport) -> String {
     }
     let mut out = String::new();
     for (label, value) in [
-        ("Run:", run.run_id.clone()),
+        ("Run:", run.run_id.to_string()),
         ("Workflow:", run.workflow_name.clone()),
         ("Status:", run.status.to_string()),
         ("Repo:", format::or_none(Some(&run.repo))),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use futures_util::StreamExt;
+use kici_engine::ids::AgentId;
 use kici_engine::protocol::{
     AgentMessage, InFlightJob, MAX_MESSAGE_BYTES, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code,
 };
@@ -70,7 +71,7 @@ pub enum ConnectionError {
 pub struct ConnectionSettings {
     pub url: String,
     pub token: String,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub agent_id_generated: bool,
     pub labels: Vec<String>,
     pub hostname: String,

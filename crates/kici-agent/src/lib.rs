@@ -26,6 +26,7 @@ mod warm;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::protocol::{AgentMessage, InFlightJob, OrchestratorMessage, RejectReason};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -124,7 +125,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
         settings: ConnectionSettings {
             url: config.orchestrator_url.clone(),
             token: config.token.expose().to_string(),
-            agent_id: config.agent_id.clone(),
+            agent_id: AgentId::from(config.agent_id.clone()),
             agent_id_generated: config.agent_id_generated,
             labels,
             hostname: config.hostname.clone(),
@@ -138,7 +139,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     };
     let mut connection_task = tokio::spawn(connection.run());
     let mut core = Core {
-        agent_id: config.agent_id.clone(),
+        agent_id: AgentId::from(config.agent_id.clone()),
         settings: Arc::new(JobSettings {
             runners: warm::WarmRunners::new(&config.work_dir, config.node.clone()),
             work_dir: config.work_dir.clone(),
@@ -203,15 +204,15 @@ enum Mode {
 }
 
 struct RunningJob {
-    run_id: String,
-    job_id: String,
+    run_id: RunId,
+    job_id: JobId,
     cancel: watch::Sender<Option<CancelMode>>,
     handle: JoinHandle<()>,
 }
 
 /// Accepts and rejects dispatches, forwards cancels, and runs the shutdown sequence.
 struct Core {
-    agent_id: String,
+    agent_id: AgentId,
     settings: Arc<JobSettings>,
     commands: mpsc::Sender<Command>,
     in_flight: watch::Sender<Option<InFlightJob>>,

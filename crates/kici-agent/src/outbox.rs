@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use kici_engine::ids::JobId;
 use kici_engine::protocol::AgentMessage;
 
 /// Entries kept before log chunks are dropped.
@@ -92,7 +93,7 @@ impl Outbox {
     }
 
     /// Removes every entry of `job_id` with a sequence number up to `seq`; returns how many.
-    pub fn ack(&mut self, job_id: &str, seq: u64) -> usize {
+    pub fn ack(&mut self, job_id: &JobId, seq: u64) -> usize {
         let before = self.entries.len();
         self.entries.retain(|entry| match entry.sequenced() {
             Some((job, entry_seq)) => !(job == job_id && entry_seq <= seq),
@@ -189,15 +190,15 @@ mod tests {
             outbox.push(status("a", seq));
             outbox.push(log("b", seq));
         }
-        assert_eq!(outbox.ack("a", 2), 2);
+        assert_eq!(outbox.ack(&JobId::from("a"), 2), 2);
         assert_eq!(
             seqs(&outbox),
             pairs(&[("b", 1), ("b", 2), ("a", 3), ("b", 3), ("a", 4), ("b", 4)])
         );
         // A stale (lower) ack changes nothing; an unknown job neither.
-        assert_eq!(outbox.ack("a", 1), 0);
-        assert_eq!(outbox.ack("zzz", 99), 0);
-        assert_eq!(outbox.ack("b", 4), 4);
+        assert_eq!(outbox.ack(&JobId::from("a"), 1), 0);
+        assert_eq!(outbox.ack(&JobId::from("zzz"), 99), 0);
+        assert_eq!(outbox.ack(&JobId::from("b"), 4), 4);
         assert_eq!(seqs(&outbox), pairs(&[("a", 3), ("a", 4)]));
     }
 
@@ -208,7 +209,7 @@ mod tests {
         outbox.push(log("j", 2));
         outbox.push(status("j", 3));
         outbox.push(log("j", 4));
-        assert_eq!(outbox.ack("j", 1), 1);
+        assert_eq!(outbox.ack(&JobId::from("j"), 1), 1);
         assert_eq!(seqs(&outbox), pairs(&[("j", 2), ("j", 3), ("j", 4)]));
     }
 

@@ -7,6 +7,7 @@ pub mod answers;
 pub mod ops;
 pub mod run_actions;
 
+use crate::ids::{AgentId, JobId, RunId, SourceId};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::InitFailure;
@@ -27,7 +28,7 @@ pub struct ErrorDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Run {
-    pub run_id: String,
+    pub run_id: RunId,
     pub workflow_name: String,
     pub status: RunStatus,
     /// `owner/repo`, or the local source's name.
@@ -37,7 +38,7 @@ pub struct Run {
     /// The event type that started the run (`push`, `pull_request`, ...).
     pub trigger: String,
     pub provider: String,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub delivery_id: String,
     pub failure_reason: Option<String>,
     pub init_failure: Option<InitFailure>,
@@ -47,10 +48,10 @@ pub struct Run {
     pub duration_ms: Option<i64>,
     /// A re-run (`trigger` `rerun`): the run it started again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rerun_of: Option<String>,
+    pub rerun_of: Option<RunId>,
     /// The runs that started this one again, oldest first (filled where a single run is shown).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reruns: Vec<String>,
+    pub reruns: Vec<RunId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,13 +64,13 @@ pub struct RunList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
-    pub job_id: String,
-    pub run_id: String,
+    pub job_id: JobId,
+    pub run_id: RunId,
     /// Expanded name, e.g. `test (linux, 20)`.
     pub job_name: String,
     pub base_job_name: String,
     pub status: JobStatus,
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub error_message: Option<String>,
     pub init_failure: Option<InitFailure>,
     pub needs: Vec<JobNeed>,
@@ -122,7 +123,7 @@ pub struct LogLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepLog {
-    pub job_id: String,
+    pub job_id: JobId,
     pub job_name: String,
     pub step_index: i64,
     pub step_name: String,
@@ -133,7 +134,7 @@ pub struct StepLog {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunLogs {
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: RunStatus,
     pub steps: Vec<StepLog>,
 }
@@ -144,8 +145,8 @@ pub struct RunLogs {
 #[serde(rename_all = "camelCase")]
 pub struct RunEvent {
     pub event_id: String,
-    pub run_id: String,
-    pub job_id: Option<String>,
+    pub run_id: RunId,
+    pub job_id: Option<JobId>,
     pub event_type: RunEventType,
     /// What the Timeline tab calls it: `scaler.failed` is "Provisioning failed".
     pub title: String,
@@ -159,7 +160,7 @@ pub struct RunEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunEvents {
-    pub run_id: String,
+    pub run_id: RunId,
     pub events: Vec<RunEvent>,
 }
 
@@ -262,15 +263,15 @@ pub struct ProvisioningLine {
     pub phase: String,
     pub event_type: String,
     pub message: String,
-    pub agent_id: String,
+    pub agent_id: AgentId,
 }
 
 /// `GET /api/v1/runs/:runId/jobs/:jobId/provisioning`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisioningLog {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
     pub lines: Vec<ProvisioningLine>,
     pub total_lines: usize,
 }

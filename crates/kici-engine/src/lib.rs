@@ -14,6 +14,7 @@ pub mod excerpt;
 pub mod failure;
 pub mod hash;
 pub mod host_env;
+pub mod ids;
 pub mod internal_error;
 pub mod labels;
 pub mod lockfile;

@@ -11,6 +11,7 @@
 //! orchestrator; the Platform asks for it with a [`PlatformRequest`] and the orchestrator
 //! answers with an [`OrchestratorFrame::Response`] carrying the same `requestId`.
 
+use crate::ids::{JobId, RunId};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
@@ -54,8 +55,8 @@ pub enum OrchestratorFrame {
     /// Live step output as the orchestrator stores it.
     #[serde(rename = "log.chunk", rename_all = "camelCase")]
     LogChunk {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         step_index: i64,
         lines: Vec<LogLine>,
     },
@@ -115,19 +116,19 @@ pub enum PlatformRequest {
     /// → `{lines: [LogLine], totalLines}`.
     #[serde(rename = "dashboard.step.logs", rename_all = "camelCase")]
     StepLogs {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         step_index: i64,
     },
     /// → `{lines: [ProvisioningLine], totalLines}`.
     #[serde(rename = "dashboard.orch.logs", rename_all = "camelCase")]
-    OrchLogs { run_id: String, job_id: String },
+    OrchLogs { run_id: RunId, job_id: JobId },
     /// → `{runId, status, cancelledJobs}` (the orchestrator's cancel answer).
     #[serde(rename = "run.cancel.request", rename_all = "camelCase")]
-    Cancel { run_id: String, force: bool },
+    Cancel { run_id: RunId, force: bool },
     /// → `{runId, newRunId}`: the same workflow, event and commit run again.
     #[serde(rename = "run.rerun.request", rename_all = "camelCase")]
-    Rerun { run_id: String },
+    Rerun { run_id: RunId },
     /// → `{agents: [..], scalers: {globalMaxAgents, alive, scalers: [..]}}`: the agents the
     /// orchestrator knows and its auto-scalers, as `GET /api/v1/admin/agents` and
     /// `kici-admin diagnose` show them.

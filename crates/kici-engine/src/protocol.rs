@@ -7,6 +7,7 @@
 //! replays them, in order, after a reconnect. The orchestrator ignores a `seq` it has already
 //! stored, so replays are idempotent and no acknowledged log line is lost.
 
+use crate::ids::{AgentId, JobId, RunId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -55,27 +56,27 @@ pub enum AgentMessage {
     Heartbeat { timestamp: i64 },
     #[serde(rename = "job.heartbeat", rename_all = "camelCase")]
     JobHeartbeat {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         timestamp: i64,
     },
     #[serde(rename = "agent.status", rename_all = "camelCase")]
     Status {
-        agent_id: String,
+        agent_id: AgentId,
         active_jobs: u32,
         draining: bool,
     },
     #[serde(rename = "job.ack", rename_all = "camelCase")]
     JobAck {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         seq: u64,
         timestamp: i64,
     },
     #[serde(rename = "job.reject", rename_all = "camelCase")]
     JobReject {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         reason: RejectReason,
     },
     #[serde(rename = "job.status")]
@@ -88,7 +89,7 @@ pub enum AgentMessage {
 
 impl AgentMessage {
     /// The job and sequence number of a message that must be acknowledged.
-    pub fn sequenced(&self) -> Option<(&str, u64)> {
+    pub fn sequenced(&self) -> Option<(&JobId, u64)> {
         match self {
             AgentMessage::JobAck { job_id, seq, .. } => Some((job_id, *seq)),
             AgentMessage::JobStatus(update) => Some((&update.job_id, update.seq)),
@@ -102,7 +103,7 @@ impl AgentMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Registration {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Operator labels plus the automatic `kici:os:*`, `kici:arch:*`, `kici:host:*`.
     pub labels: Vec<String>,
     pub platform: String,
@@ -123,8 +124,8 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InFlightJob {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,8 +139,8 @@ pub enum RejectReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatusUpdate {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
     pub seq: u64,
     pub state: JobStatus,
     pub timestamp: i64,
@@ -158,8 +159,8 @@ pub struct JobStatusUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepStatusUpdate {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
     pub seq: u64,
     pub step_index: i64,
     pub step_name: String,
@@ -177,8 +178,8 @@ pub struct StepStatusUpdate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogChunk {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
     pub seq: u64,
     pub step_index: i64,
     pub lines: Vec<LogLine>,
@@ -200,19 +201,19 @@ pub enum OrchestratorMessage {
     #[serde(rename = "auth.failure")]
     AuthFailure { reason: String },
     #[serde(rename = "register.ack", rename_all = "camelCase")]
-    RegisterAck { agent_id: String, labels: Vec<String> },
+    RegisterAck { agent_id: AgentId, labels: Vec<String> },
     #[serde(rename = "job.dispatch")]
     JobDispatch(Box<JobDispatch>),
     #[serde(rename = "job.cancel", rename_all = "camelCase")]
     JobCancel {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         reason: String,
         force: bool,
     },
     /// Everything up to `seq` for `job_id` is stored.
     #[serde(rename = "ack", rename_all = "camelCase")]
-    Ack { job_id: String, seq: u64 },
+    Ack { job_id: JobId, seq: u64 },
     #[serde(rename = "error")]
     Error { code: String, message: String },
 }
@@ -221,8 +222,8 @@ pub enum OrchestratorMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobDispatch {
-    pub run_id: String,
-    pub job_id: String,
+    pub run_id: RunId,
+    pub job_id: JobId,
     /// Where to clone from (`file:///path` for local sources).
     pub repo_url: String,
     pub git_ref: String,
@@ -338,7 +339,7 @@ mod tests {
                 line: "hi".into(),
             }],
         });
-        assert_eq!(chunk.sequenced(), Some(("j", 2)));
+        assert_eq!(chunk.sequenced(), Some((&JobId::from("j"), 2)));
         let text = serde_json::to_string(&chunk).unwrap();
         assert!(text.starts_with(r#"{"type":"log.chunk","runId":"r""#), "{text}");
         assert!(serde_json::from_str::<AgentMessage>(r#"{"type":"nope"}"#).is_err());

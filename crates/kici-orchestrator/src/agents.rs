@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use kici_engine::excerpt;
+use kici_engine::ids::AgentId;
 use kici_engine::labels::RESERVED_PREFIX;
 use kici_engine::protocol::{AgentMessage, OrchestratorMessage, PROTOCOL_VERSION, Registration, close_code};
 use kici_engine::status::{JobChange, JobEvent, JobStatus};
@@ -148,7 +149,7 @@ async fn session(
     tx: &mpsc::Sender<Outbound>,
     connection_id: &str,
     last_seen: &LastSeen,
-) -> Result<String, Refusal> {
+) -> Result<AgentId, Refusal> {
     let mut token = None;
     // Held until registered: unauthenticated connections are few, whoever opens them.
     let Ok(unauthenticated) = UNAUTHENTICATED.try_acquire() else {
@@ -226,7 +227,7 @@ async fn session(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
-        registration.agent_id = token.label.clone();
+        registration.agent_id = AgentId::from(token.label.clone());
     }
     check_labels(&registration, token.as_ref())?;
     check_binding(&registration, token.as_ref())?;
@@ -418,7 +419,7 @@ fn check_binding(registration: &Registration, token: Option<&kici_store::AgentTo
 /// a dead connection not yet noticed (a network drop) and is replaced.
 async fn claim_identity(
     state: &Shared,
-    agent_id: &str,
+    agent_id: &AgentId,
     token_id: Option<&str>,
     token_label: Option<&str>,
 ) -> Result<(), Refusal> {
@@ -563,7 +564,7 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
 
 async fn fail_if_unfinished(
     state: &Shared,
-    agent_id: &str,
+    agent_id: &AgentId,
     entry: &kici_store::QueueEntry,
 ) -> Result<(), kici_store::StoreError> {
     let Some(job) = state.store.get_job(&entry.job_id).await? else {
@@ -578,7 +579,7 @@ async fn fail_if_unfinished(
 
 /// The connection ended: unfinished jobs go back to the queue (never started) or wait for
 /// the agent to come back (running).
-async fn agent_lost(state: &Shared, agent_id: &str, connection_id: &str) {
+async fn agent_lost(state: &Shared, agent_id: &AgentId, connection_id: &str) {
     if state.hub.unregister(agent_id, connection_id).is_none() {
         return;
     }

@@ -3,6 +3,7 @@
 //! own (a forge that hangs up cannot cancel it), answer within a budget, and after a restart
 //! process again what a crash interrupted.
 
+use kici_engine::ids::SourceId;
 use std::time::Duration;
 
 use kici_store::{EventLogEntry, NewDelivery, StoreError};
@@ -28,7 +29,7 @@ pub enum Answer {
 }
 
 /// The claim key of a body: the same signed body to the same source is one delivery.
-pub fn body_key(source_id: &str, body: &[u8]) -> String {
+pub fn body_key(source_id: &SourceId, body: &[u8]) -> String {
     format!("body:{source_id}:{}", kici_engine::hash::sha256_hex(body))
 }
 

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use kici_engine::ids::JobId;
 use kici_engine::labels::labels_fit;
 use kici_engine::protocol::{JobDispatch, OrchestratorMessage};
 use tokio::sync::watch;
@@ -36,11 +37,11 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
 pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let pending = state.store.pending_entries().await?;
-    let waiting: HashSet<String> = pending.iter().map(|e| e.job_id.clone()).collect();
+    let waiting: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
     for entry in pending {
         // Lock files were validated at load, so their matchers compile.
         let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
-        let free_for_this_job = |bound: &Option<String>| {
+        let free_for_this_job = |bound: &Option<JobId>| {
             bound
                 .as_ref()
                 .is_none_or(|job| *job == entry.job_id || !waiting.contains(job))

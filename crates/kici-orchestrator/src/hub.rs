@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use kici_engine::ids::{AgentId, JobId};
 use kici_engine::protocol::OrchestratorMessage;
 use tokio::sync::mpsc;
 
@@ -40,15 +41,15 @@ impl LastSeen {
 
 #[derive(Debug, Clone)]
 pub struct ConnectedAgent {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub connection_id: String,
     pub token_id: Option<String>,
     pub labels: Vec<String>,
-    pub busy_job: Option<String>,
+    pub busy_job: Option<JobId>,
     pub draining: bool,
     /// Spawned by a scaler for this job: the dispatcher gives it this job first and, while the
     /// job waits in the queue, no other.
-    pub bound_job: Option<String>,
+    pub bound_job: Option<JobId>,
     /// Scaler-spawned agents run one job; once freed they only wait to exit.
     pub single_use: bool,
     pub tx: mpsc::Sender<Outbound>,
@@ -57,11 +58,11 @@ pub struct ConnectedAgent {
 
 #[derive(Debug, Default)]
 pub struct Hub {
-    agents: Mutex<BTreeMap<String, ConnectedAgent>>,
+    agents: Mutex<BTreeMap<AgentId, ConnectedAgent>>,
 }
 
 impl Hub {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectedAgent>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AgentId, ConnectedAgent>> {
         // A panic while holding the lock leaves the map consistent (every update is one insert
         // or field write), so a poisoned lock is still usable.
         self.agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -75,7 +76,7 @@ impl Hub {
 
     /// Connections a new one for `agent_id` with `token_id` would share an identity with: the
     /// same agent id, or the same agent token (a token serves one agent at a time).
-    pub fn conflicts(&self, agent_id: &str, token_id: Option<&str>) -> Vec<ConnectedAgent> {
+    pub fn conflicts(&self, agent_id: &AgentId, token_id: Option<&str>) -> Vec<ConnectedAgent> {
         self.lock()
             .values()
             .filter(|a| a.agent_id == agent_id || (token_id.is_some() && a.token_id.as_deref() == token_id))
@@ -84,7 +85,7 @@ impl Hub {
     }
 
     /// Removes the agent if `connection_id` is still its current connection.
-    pub fn unregister(&self, agent_id: &str, connection_id: &str) -> Option<ConnectedAgent> {
+    pub fn unregister(&self, agent_id: &AgentId, connection_id: &str) -> Option<ConnectedAgent> {
         let mut agents = self.lock();
         if agents.get(agent_id).is_some_and(|a| a.connection_id == connection_id) {
             agents.remove(agent_id)
@@ -102,7 +103,7 @@ impl Hub {
             .collect()
     }
 
-    pub fn get(&self, agent_id: &str) -> Option<ConnectedAgent> {
+    pub fn get(&self, agent_id: &AgentId) -> Option<ConnectedAgent> {
         self.lock().get(agent_id).cloned()
     }
 
@@ -110,14 +111,14 @@ impl Hub {
         self.lock().values().cloned().collect()
     }
 
-    pub fn set_busy(&self, agent_id: &str, job_id: Option<&str>) {
+    pub fn set_busy(&self, agent_id: &AgentId, job_id: Option<&JobId>) {
         if let Some(agent) = self.lock().get_mut(agent_id) {
-            agent.busy_job = job_id.map(str::to_string);
+            agent.busy_job = job_id.cloned();
         }
     }
 
     /// Frees the agent if it was running `job_id`; returns whether it did.
-    pub fn release(&self, agent_id: &str, job_id: &str) -> bool {
+    pub fn release(&self, agent_id: &AgentId, job_id: &JobId) -> bool {
         match self.lock().get_mut(agent_id) {
             Some(agent) if agent.busy_job.as_deref() == Some(job_id) => {
                 agent.busy_job = None;
@@ -128,7 +129,7 @@ impl Hub {
         }
     }
 
-    pub fn set_draining(&self, agent_id: &str, draining: bool) {
+    pub fn set_draining(&self, agent_id: &AgentId, draining: bool) {
         if let Some(agent) = self.lock().get_mut(agent_id) {
             agent.draining = draining;
         }

@@ -2,6 +2,7 @@
 //! from the run (event, clone URL, workflow entry) and the job row.
 
 use kici_engine::event::EventEnvelope;
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::lockfile::{LockWorkflow, StaticJob};
 use kici_engine::protocol::{JobConfig, JobDispatch, JobKind};
 use kici_store::{NewQueueEntry, NewRun};
@@ -11,7 +12,7 @@ use crate::config::Config;
 
 /// The parts of a run a dispatch needs.
 pub struct RunFacts<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub repo: &'a str,
     pub git_ref: &'a str,
     pub sha: &'a str,
@@ -34,7 +35,7 @@ impl<'a> From<&'a NewRun> for RunFacts<'a> {
 
 /// The job's fields a dispatch needs.
 pub struct JobFacts<'a> {
-    pub job_id: &'a str,
+    pub job_id: &'a JobId,
     pub job_name: &'a str,
     pub base_job_name: &'a str,
     pub kind: JobKind,
@@ -89,8 +90,8 @@ pub fn dispatch_message(
         set("KICI_BRANCH", branch);
     }
     JobDispatch {
-        run_id: run.run_id.to_string(),
-        job_id: job.job_id.to_string(),
+        run_id: run.run_id.clone(),
+        job_id: job.job_id.clone(),
         repo_url: run.repo_url.to_string(),
         git_ref: run.git_ref.to_string(),
         sha: run.sha.to_string(),
@@ -135,8 +136,8 @@ pub fn entry(
 ) -> NewQueueEntry {
     let dispatch = dispatch_message(run, workflow, job, needs, now);
     NewQueueEntry {
-        job_id: job.job_id.to_string(),
-        run_id: run.run_id.to_string(),
+        job_id: job.job_id.clone(),
+        run_id: run.run_id.clone(),
         enqueued_at: now,
         expires_at: config.queue_timeout.map(|t| now + t.as_millis() as i64),
         dispatch: serde_json::to_string(&dispatch).expect("dispatch messages serialize"),

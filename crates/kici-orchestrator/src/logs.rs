@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use kici_engine::api::{LogLine, ProvisioningLine};
+use kici_engine::ids::{JobId, RunId};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -38,7 +39,7 @@ impl LogStore {
         }
     }
 
-    fn path(&self, run_id: &str, job_id: &str, step_index: i64) -> PathBuf {
+    fn path(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> PathBuf {
         self.root
             .join(run_id)
             .join(job_id)
@@ -48,8 +49,8 @@ impl LogStore {
     /// Appends one chunk of lines.
     pub async fn append(
         &self,
-        run_id: &str,
-        job_id: &str,
+        run_id: &RunId,
+        job_id: &JobId,
         step_index: i64,
         seq: u64,
         lines: &[(i64, String)],
@@ -70,7 +71,7 @@ impl LogStore {
     }
 
     /// The lines of a step, each chunk once; an absent file is an empty log.
-    pub async fn read(&self, run_id: &str, job_id: &str, step_index: i64) -> std::io::Result<Vec<LogLine>> {
+    pub async fn read(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> std::io::Result<Vec<LogLine>> {
         let text = match tokio::fs::read_to_string(self.path(run_id, job_id, step_index)).await {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -97,7 +98,7 @@ impl LogStore {
         Ok(lines)
     }
 
-    fn provisioning_path(&self, run_id: &str, job_id: &str) -> PathBuf {
+    fn provisioning_path(&self, run_id: &RunId, job_id: &JobId) -> PathBuf {
         self.executions
             .join(run_id)
             .join("jobs")
@@ -108,8 +109,8 @@ impl LogStore {
     /// Appends one provisioning milestone of a job.
     pub async fn append_provisioning(
         &self,
-        run_id: &str,
-        job_id: &str,
+        run_id: &RunId,
+        job_id: &JobId,
         line: &ProvisioningLine,
     ) -> std::io::Result<()> {
         let mut text = serde_json::to_string(line).expect("provisioning lines serialize");
@@ -118,7 +119,7 @@ impl LogStore {
     }
 
     /// A job's provisioning milestones in time order; none when the file is absent.
-    pub async fn read_provisioning(&self, run_id: &str, job_id: &str) -> std::io::Result<Vec<ProvisioningLine>> {
+    pub async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
         let text = match tokio::fs::read_to_string(self.provisioning_path(run_id, job_id)).await {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -132,7 +133,7 @@ impl LogStore {
 
     /// Removes every log file of a run (retention): its step logs and provisioning lines. A
     /// run without logs is not an error.
-    pub async fn remove_run(&self, run_id: &str) -> std::io::Result<()> {
+    pub async fn remove_run(&self, run_id: &RunId) -> std::io::Result<()> {
         for dir in [self.root.join(run_id), self.executions.join(run_id)] {
             match tokio::fs::remove_dir_all(&dir).await {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
@@ -143,7 +144,7 @@ impl LogStore {
     }
 
     /// Step indices that have a log file for the job.
-    pub async fn step_indices(&self, run_id: &str, job_id: &str) -> Vec<i64> {
+    pub async fn step_indices(&self, run_id: &RunId, job_id: &JobId) -> Vec<i64> {
         let mut indices = Vec::new();
         let Ok(mut dir) = tokio::fs::read_dir(self.root.join(run_id).join(job_id)).await else {
             return indices;
@@ -190,22 +191,39 @@ mod tests {
     async fn replayed_chunks_are_read_once() {
         let dir = tempfile::tempdir().unwrap();
         let logs = LogStore::new(dir.path());
-        logs.append("r", "j", 0, 1, &[(1, "a".into()), (2, "b".into())])
+        logs.append(
+            &RunId::from("r"),
+            &JobId::from("j"),
+            0,
+            1,
+            &[(1, "a".into()), (2, "b".into())],
+        )
+        .await
+        .unwrap();
+        logs.append(&RunId::from("r"), &JobId::from("j"), 0, 2, &[(3, "c".into())])
             .await
             .unwrap();
-        logs.append("r", "j", 0, 2, &[(3, "c".into())]).await.unwrap();
-        logs.append("r", "j", 0, 2, &[(3, "c".into())]).await.unwrap();
-        logs.append("r", "j", -1, 3, &[(4, "prep".into())]).await.unwrap();
+        logs.append(&RunId::from("r"), &JobId::from("j"), 0, 2, &[(3, "c".into())])
+            .await
+            .unwrap();
+        logs.append(&RunId::from("r"), &JobId::from("j"), -1, 3, &[(4, "prep".into())])
+            .await
+            .unwrap();
         let lines: Vec<String> = logs
-            .read("r", "j", 0)
+            .read(&RunId::from("r"), &JobId::from("j"), 0)
             .await
             .unwrap()
             .into_iter()
             .map(|l| l.line)
             .collect();
         assert_eq!(lines, ["a", "b", "c"]);
-        assert_eq!(logs.step_indices("r", "j").await, [-1, 0]);
-        assert!(logs.read("r", "other", 0).await.unwrap().is_empty());
+        assert_eq!(logs.step_indices(&RunId::from("r"), &JobId::from("j")).await, [-1, 0]);
+        assert!(
+            logs.read(&RunId::from("r"), &JobId::from("other"), 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -214,7 +232,9 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let logs = LogStore::new(dir.path());
-        logs.append("r", "j", 0, 1, &[(1, "token=abc".into())]).await.unwrap();
+        logs.append(&RunId::from("r"), &JobId::from("j"), 0, 1, &[(1, "token=abc".into())])
+            .await
+            .unwrap();
         let line = ProvisioningLine {
             ts: 1,
             phase: "p".into(),
@@ -222,7 +242,9 @@ mod tests {
             message: "m".into(),
             agent_id: "a".into(),
         };
-        logs.append_provisioning("r", "j", &line).await.unwrap();
+        logs.append_provisioning(&RunId::from("r"), &JobId::from("j"), &line)
+            .await
+            .unwrap();
         let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(dir.path().join("logs/r/j/step-0.jsonl")), 0o600);
         assert_eq!(mode(dir.path().join("logs/r/j")), 0o700);

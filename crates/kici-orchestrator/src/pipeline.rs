@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope};
+use kici_engine::ids::RunId;
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::match_triggers;
@@ -41,7 +42,7 @@ pub struct Delivery {
 pub enum Outcome {
     /// Nothing to run, and why.
     Ignored(String),
-    Started(Vec<String>),
+    Started(Vec<RunId>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +120,7 @@ fn generic_clone_url(source: &Source, normalized: &Normalized) -> Option<String>
 pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, PipelineError> {
     let now = now_ms();
     let store = &state.store;
-    let log = |status: &str, run_ids: Vec<String>, error: Option<String>| EventLogEntry {
+    let log = |status: &str, run_ids: Vec<RunId>, error: Option<String>| EventLogEntry {
         id: new_id(),
         delivery_id: delivery.delivery_id.clone(),
         source_id: delivery.source.source_id.clone(),
@@ -260,7 +261,7 @@ impl From<kici_store::StoreError> for RerunError {
 
 /// Starts a finished run again: the same event, commit and workflow (as the lock file had it
 /// at that commit), without matching triggers again. Returns the new run's id.
-pub async fn rerun(state: &Shared, run_id: &str) -> Result<String, RerunError> {
+pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> {
     let store = &state.store;
     let run = store
         .get_run(run_id)
@@ -298,7 +299,7 @@ pub async fn rerun(state: &Shared, run_id: &str) -> Result<String, RerunError> {
         repo: run.repo.clone(),
         repo_url,
         now: now_ms(),
-        rerun_of: Some(run_id.to_string()),
+        rerun_of: Some(run_id.clone()),
     };
     let new_run_id = context.create_run(state, &workflow).await?;
     // The original lists its re-runs: the dashboard gets it again.
@@ -314,14 +315,14 @@ struct RunContext<'a> {
     repo_url: String,
     now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
-    rerun_of: Option<String>,
+    rerun_of: Option<RunId>,
 }
 
 impl RunContext<'_> {
     fn new_run(&self, workflow_name: &str) -> NewRun {
         let normalized = &self.delivery.normalized;
         NewRun {
-            run_id: new_id(),
+            run_id: RunId::from(new_id()),
             source_id: self.delivery.source.source_id.clone(),
             repo: self.repo.clone(),
             workflow_name: workflow_name.to_string(),
@@ -346,7 +347,7 @@ impl RunContext<'_> {
     }
 
     /// A run that failed before any job: the lock file is present but unusable.
-    async fn failed_run(&self, store: &kici_store::Store, message: &str) -> Result<String, PipelineError> {
+    async fn failed_run(&self, store: &kici_store::Store, message: &str) -> Result<RunId, PipelineError> {
         let mut run = self.new_run(UNRESOLVED_WORKFLOW);
         run.status = RunStatus::Failed;
         run.failure_reason = Some(message.to_string());
@@ -361,7 +362,7 @@ impl RunContext<'_> {
         Ok(run.run_id)
     }
 
-    async fn create_run(&self, state: &Shared, workflow: &LockWorkflow) -> Result<String, PipelineError> {
+    async fn create_run(&self, state: &Shared, workflow: &LockWorkflow) -> Result<RunId, PipelineError> {
         let mut run = self.new_run(&workflow.name);
         run.lock_workflow = Some(workflow.clone());
         let mut jobs = Vec::new();

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::{
     OrchLogsData, OrchestratorFrame, PLATFORM_PROTOCOL_VERSION, PlatformFrame, PlatformRequest, ResponseError,
     RunSnapshot, SUPPORTED_REQUESTS, StepLogsData,
@@ -155,7 +156,7 @@ async fn session(
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     loop {
-        let pending: BTreeSet<String> = state.platform.take_dirty();
+        let pending: BTreeSet<RunId> = state.platform.take_dirty();
         for run_id in pending {
             match snapshot(state, &run_id).await {
                 Ok(Some(snapshot)) => {
@@ -224,8 +225,8 @@ fn instance_id(state: &Shared) -> String {
 }
 
 /// Marks active runs and runs of the last day for sending; returns their ids.
-async fn mark_replay(state: &Shared) -> Result<BTreeSet<String>, kici_store::StoreError> {
-    let mut ids: BTreeSet<String> = state.store.active_run_ids().await?.into_iter().collect();
+async fn mark_replay(state: &Shared) -> Result<BTreeSet<RunId>, kici_store::StoreError> {
+    let mut ids: BTreeSet<RunId> = state.store.active_run_ids().await?.into_iter().collect();
     let (recent, _) = state
         .store
         .list_runs(&RunFilter {
@@ -242,7 +243,7 @@ async fn mark_replay(state: &Shared) -> Result<BTreeSet<String>, kici_store::Sto
     Ok(ids)
 }
 
-async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, kici_store::StoreError> {
+async fn snapshot(state: &Shared, run_id: &RunId) -> Result<Option<RunSnapshot>, kici_store::StoreError> {
     let Some(mut run) = state.store.get_run(run_id).await? else {
         return Ok(None);
     };
@@ -258,7 +259,7 @@ async fn snapshot(state: &Shared, run_id: &str) -> Result<Option<RunSnapshot>, k
 }
 
 /// Whether `job_id` is a job of `run_id`: a job id names a directory under the run's logs.
-async fn job_of_run(state: &Shared, run_id: &str, job_id: &str) -> Result<(), ResponseError> {
+async fn job_of_run(state: &Shared, run_id: &RunId, job_id: &JobId) -> Result<(), ResponseError> {
     match state.store.get_job(job_id).await {
         Ok(Some(job)) if job.job.run_id == run_id => Ok(()),
         Ok(_) => Err(ResponseError {

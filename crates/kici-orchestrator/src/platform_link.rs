@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use kici_engine::api::{LogLine, RunEvent};
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::OrchestratorFrame;
 use tokio::sync::{Notify, mpsc};
 
@@ -16,7 +17,7 @@ const LIVE_BUFFER: usize = 1024;
 /// Platform is configured.
 pub struct PlatformLink {
     enabled: bool,
-    dirty: Mutex<BTreeSet<String>>,
+    dirty: Mutex<BTreeSet<RunId>>,
     wake: Notify,
     live: mpsc::Sender<OrchestratorFrame>,
     live_rx: Mutex<Option<mpsc::Receiver<OrchestratorFrame>>>,
@@ -34,7 +35,7 @@ impl PlatformLink {
         }
     }
 
-    fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeSet<RunId>> {
         self.dirty.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -47,12 +48,12 @@ impl PlatformLink {
     }
 
     /// The runs changed since the last call.
-    pub(crate) fn take_dirty(&self) -> BTreeSet<String> {
+    pub(crate) fn take_dirty(&self) -> BTreeSet<RunId> {
         std::mem::take(&mut *self.dirty())
     }
 
     /// Marks runs to be sent again (a replay after reconnecting).
-    pub(crate) fn mark_dirty(&self, run_ids: impl IntoIterator<Item = String>) {
+    pub(crate) fn mark_dirty(&self, run_ids: impl IntoIterator<Item = RunId>) {
         self.dirty().extend(run_ids);
     }
 
@@ -62,20 +63,20 @@ impl PlatformLink {
     }
 
     /// Something about the run changed: its snapshot is sent again.
-    pub fn run_changed(&self, run_id: &str) {
+    pub fn run_changed(&self, run_id: &RunId) {
         if self.enabled {
-            self.dirty().insert(run_id.to_string());
+            self.dirty().insert(run_id.clone());
             self.wake.notify_one();
         }
     }
 
     /// Step output just stored, for live viewers.
-    pub fn log_chunk(&self, run_id: &str, job_id: &str, step_index: i64, lines: Vec<LogLine>) {
+    pub fn log_chunk(&self, run_id: &RunId, job_id: &JobId, step_index: i64, lines: Vec<LogLine>) {
         if self.enabled {
             // Dropped when full: live viewers miss them, reads through the Platform do not.
             let _ = self.live.try_send(OrchestratorFrame::LogChunk {
-                run_id: run_id.to_string(),
-                job_id: job_id.to_string(),
+                run_id: run_id.clone(),
+                job_id: job_id.clone(),
                 step_index,
                 lines,
             });

@@ -10,6 +10,7 @@ use kici_engine::dag::{Decision, decide, group_status};
 use kici_engine::description::JobDescription;
 use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::matrix::{self, MatrixValues};
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
@@ -43,7 +44,7 @@ impl LoadedRun {
     }
 }
 
-async fn load_run(state: &Shared, run_id: &str) -> Result<Option<LoadedRun>, StoreError> {
+async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, StoreError> {
     let Some(run) = state.store.get_run(run_id).await? else {
         return Ok(None);
     };
@@ -91,14 +92,14 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
 
 /// Queues or skips every waiting job whose needs have finished, then completes the run when
 /// every job has.
-pub async fn advance_run(state: &Shared, run_id: &str) -> Result<(), StoreError> {
+pub async fn advance_run(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let result = advance(state, run_id).await;
     // Whatever brought us here changed the run; the dashboard gets its state once it settled.
     state.platform.run_changed(run_id);
     result
 }
 
-async fn advance(state: &Shared, run_id: &str) -> Result<(), StoreError> {
+async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let Some(loaded) = load_run(state, run_id).await? else {
         return Ok(());
     };
@@ -163,7 +164,7 @@ pub async fn queue_room(state: &Shared) -> Result<usize, StoreError> {
     Ok(state.config.queue_max_depth.saturating_sub(pending))
 }
 
-async fn complete_if_done(state: &Shared, run_id: &str, jobs: &[JobRecord], now: i64) -> Result<(), StoreError> {
+async fn complete_if_done(state: &Shared, run_id: &RunId, jobs: &[JobRecord], now: i64) -> Result<(), StoreError> {
     let Some(status) = roll_up(jobs.iter().map(|j| j.job.status)) else {
         return Ok(());
     };
@@ -200,8 +201,8 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("cannot write the step log of job {job_id} (run {run_id})")]
     Log {
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         #[source]
         source: std::io::Error,
     },
@@ -210,7 +211,7 @@ pub enum ApplyError {
 /// Whether `agent_id` holds `job_id` (its queue entry names the agent). A message about a job
 /// the agent does not hold is refused and logged: it would otherwise keep another agent's job
 /// alive or put it back in the queue.
-async fn holds(state: &Shared, agent_id: &str, job_id: &str, what: &str) -> Result<bool, StoreError> {
+async fn holds(state: &Shared, agent_id: &AgentId, job_id: &JobId, what: &str) -> Result<bool, StoreError> {
     let owner = state.store.queue_entry(job_id).await?.and_then(|e| e.agent_id);
     if owner.as_deref() == Some(agent_id) {
         return Ok(true);
@@ -222,7 +223,7 @@ async fn holds(state: &Shared, agent_id: &str, job_id: &str, what: &str) -> Resu
 /// Applies one message from `agent_id`; returns the acknowledgement to send, if any.
 pub async fn apply(
     state: &Shared,
-    agent_id: &str,
+    agent_id: &AgentId,
     message: AgentMessage,
 ) -> Result<Option<OrchestratorMessage>, ApplyError> {
     let now = now_ms();
@@ -261,7 +262,7 @@ pub async fn apply(
             Ok(None)
         }
         sequenced => {
-            let Some((job_id, seq)) = sequenced.sequenced().map(|(j, s)| (j.to_string(), s)) else {
+            let Some((job_id, seq)) = sequenced.sequenced().map(|(j, s)| (j.clone(), s)) else {
                 return Ok(None);
             };
             let ack = OrchestratorMessage::Ack {
@@ -347,7 +348,7 @@ async fn step_status(state: &Shared, update: StepStatusUpdate, now: i64) -> Resu
 
 async fn job_status(
     state: &Shared,
-    agent_id: &str,
+    agent_id: &AgentId,
     record: &JobRecord,
     update: JobStatusUpdate,
     now: i64,
@@ -688,8 +689,8 @@ pub async fn expire(state: &Shared, entry: &kici_store::QueueEntry) -> Result<()
 /// Fails a job the orchestrator gave up on (recovery window, stale heartbeat, attempts).
 pub async fn fail_job(
     state: &Shared,
-    job_id: &str,
-    run_id: &str,
+    job_id: &JobId,
+    run_id: &RunId,
     status: JobStatus,
     error: &str,
     run_reason: Option<&str>,
@@ -727,7 +728,12 @@ pub struct CancelOutcome {
 /// Cancels every unfinished job of a run: running jobs get `job.cancel` on their agent's open
 /// socket and become `cancelling`; the others are `cancelled` now (no hooks run). The run
 /// completes as soon as no job is left running.
-pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool) -> Result<CancelOutcome, StoreError> {
+pub async fn cancel_run(
+    state: &Shared,
+    run_id: &RunId,
+    reason: &str,
+    force: bool,
+) -> Result<CancelOutcome, StoreError> {
     let now = now_ms();
     let mut outcome = CancelOutcome {
         notified: 0,
@@ -738,10 +744,10 @@ pub async fn cancel_run(state: &Shared, run_id: &str, reason: &str, force: bool)
         if job.status.is_terminal() {
             continue;
         }
-        let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(id));
+        let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(&AgentId::from(id)));
         if let Some(agent) = &agent {
             let message = OrchestratorMessage::JobCancel {
-                run_id: run_id.to_string(),
+                run_id: run_id.clone(),
                 job_id: job.job_id.clone(),
                 reason: reason.to_string(),
                 force,

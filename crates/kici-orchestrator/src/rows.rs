@@ -4,6 +4,7 @@
 //! run id, position and time come in; nothing is written here.
 
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::lockfile::{DynamicJob, LockJob, LockMatrix, LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, Combination, child_job_name};
 use kici_engine::protocol::JobKind;
@@ -44,10 +45,10 @@ pub fn matrix_failure(job: &str, message: String) -> InitFailure {
 }
 
 /// `job` as one row to execute: `queued` when it needs nothing, else `pending`.
-fn row(run_id: &str, job: &StaticJob, position: i64, now: i64) -> NewJob {
+fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
     NewJob {
-        job_id: new_id(),
-        run_id: run_id.to_string(),
+        job_id: JobId::from(new_id()),
+        run_id: run_id.clone(),
         job_name: job.name.clone(),
         base_job_name: job.name.clone(),
         kind: JobKind::Execute,
@@ -70,7 +71,7 @@ fn row(run_id: &str, job: &StaticJob, position: i64, now: i64) -> NewJob {
 }
 
 /// One child of a matrix.
-fn child(run_id: &str, job: &StaticJob, combination: Combination, position: i64, now: i64) -> NewJob {
+fn child(run_id: &RunId, job: &StaticJob, combination: Combination, position: i64, now: i64) -> NewJob {
     NewJob {
         job_name: child_job_name(&job.name, &combination),
         matrix: Some(combination),
@@ -80,7 +81,7 @@ fn child(run_id: &str, job: &StaticJob, combination: Combination, position: i64,
 
 /// The rows a workflow job starts as: one job, its static matrix children, or the job that
 /// evaluates its dynamic matrix. A static matrix that does not expand is one failed row.
-pub fn initial(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<NewJob> {
+pub fn initial(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> Vec<NewJob> {
     match &job.matrix {
         None => vec![row(run_id, job, position, now)],
         Some(LockMatrix::Dynamic { .. }) => vec![NewJob {
@@ -107,10 +108,10 @@ pub fn initial(run_id: &str, job: &StaticJob, position: i64, now: i64) -> Vec<Ne
 }
 
 /// The job that runs a `dynamicJob()` generator; its jobs are added when it succeeds.
-pub fn generator(run_id: &str, generator: &DynamicJob, position: i64, now: i64) -> NewJob {
+pub fn generator(run_id: &RunId, generator: &DynamicJob, position: i64, now: i64) -> NewJob {
     NewJob {
-        job_id: new_id(),
-        run_id: run_id.to_string(),
+        job_id: JobId::from(new_id()),
+        run_id: run_id.clone(),
         job_name: format!("Evaluate: {}", generator.name()),
         base_job_name: generator.name(),
         kind: JobKind::DynamicEval,
@@ -135,7 +136,7 @@ pub fn generator(run_id: &str, generator: &DynamicJob, position: i64, now: i64) 
 /// The children of an evaluated dynamic matrix: `queued`, as the evaluation ran after the
 /// job's needs.
 pub fn matrix_children(
-    run_id: &str,
+    run_id: &RunId,
     workflow: &LockWorkflow,
     job: &StaticJob,
     combinations: Vec<Combination>,
@@ -154,7 +155,7 @@ pub fn matrix_children(
 /// The rows of the jobs a generator (the job at `dynamic_index`) described, listed after the
 /// workflow's own; `Err` is a static matrix of theirs that does not expand.
 pub fn generated(
-    run_id: &str,
+    run_id: &RunId,
     jobs: &[StaticJob],
     dynamic_index: Option<i64>,
     now: i64,

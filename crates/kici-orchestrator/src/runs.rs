@@ -6,6 +6,7 @@
 //! created again (`pipeline::rerun`).
 
 use kici_engine::api::run_actions::{CancelStatus, Cancelled, Rerun, nothing_to_cancel};
+use kici_engine::ids::RunId;
 use kici_engine::status::RunStatus;
 use kici_store::StoreError;
 
@@ -53,7 +54,7 @@ impl RunActionError {
 /// Cancels a run for `actor` (a token label, or a dashboard user), whose name becomes the run's
 /// `failureReason` (`Cancelled by <actor>`) when it has none. Running jobs are told to stop
 /// (`force` skips their hooks); waiting ones are cancelled at once.
-pub async fn cancel(state: &Shared, run_id: &str, actor: &str, force: bool) -> Result<Cancelled, RunActionError> {
+pub async fn cancel(state: &Shared, run_id: &RunId, actor: &str, force: bool) -> Result<Cancelled, RunActionError> {
     let run = state
         .store
         .get_run(run_id)
@@ -76,17 +77,17 @@ pub async fn cancel(state: &Shared, run_id: &str, actor: &str, force: bool) -> R
         CancelStatus::Cancelled
     };
     Ok(Cancelled {
-        run_id: run_id.to_string(),
+        run_id: run_id.clone(),
         status,
         cancelled_jobs: (outcome.cancelled + outcome.notified) as u64,
     })
 }
 
 /// Starts a finished run again (`pipeline::rerun`): the same workflow, event and commit.
-pub async fn rerun(state: &Shared, run_id: &str) -> Result<Rerun, RunActionError> {
+pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<Rerun, RunActionError> {
     match crate::pipeline::rerun(state, run_id).await {
         Ok(new_run_id) => Ok(Rerun {
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             new_run_id,
         }),
         Err(err @ RerunError::NotFound(_)) => Err(RunActionError::NotFound(err.to_string())),

@@ -8,6 +8,7 @@
 //! credentials out of a `gitUrl` into their own field); `rotate-key` ([`reseal`] with
 //! [`Reseal::All`]) re-encrypts every value under the current key.
 
+use kici_engine::ids::SourceId;
 use kici_store::{SealedColumn, Source, SourceKind, Store, StoreError, Verification};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ struct StoredCredentials {
     password: String,
 }
 
-fn context(source_id: &str, column: SealedColumn) -> String {
+fn context(source_id: &SourceId, column: SealedColumn) -> String {
     match column {
         SealedColumn::Secret => format!("source:{source_id}:secret"),
         SealedColumn::Credentials => format!("source:{source_id}:credentials"),
@@ -35,11 +36,11 @@ fn column_name(column: SealedColumn) -> &'static str {
     }
 }
 
-pub fn seal_webhook_secret(keys: &Keyring, source_id: &str, secret: &str) -> String {
+pub fn seal_webhook_secret(keys: &Keyring, source_id: &SourceId, secret: &str) -> String {
     keys.seal(secret, &context(source_id, SealedColumn::Secret))
 }
 
-pub fn seal_credentials(keys: &Keyring, source_id: &str, credentials: &Credentials) -> String {
+pub fn seal_credentials(keys: &Keyring, source_id: &SourceId, credentials: &Credentials) -> String {
     let stored = StoredCredentials {
         username: credentials.username.clone(),
         password: credentials.password.clone(),
@@ -330,10 +331,10 @@ mod tests {
             .unwrap();
         let old = keys(KEY_A, None);
         let mut source = generic("g1", "", "https://forge.example/a.git");
-        source.secret = Some(seal_webhook_secret(&old, "g1", "hmac-1"));
+        source.secret = Some(seal_webhook_secret(&old, &SourceId::from("g1"), "hmac-1"));
         source.credentials = Some(seal_credentials(
             &old,
-            "g1",
+            &SourceId::from("g1"),
             &Credentials {
                 username: "u".into(),
                 password: "p".into(),

@@ -5,6 +5,7 @@
 //! `KICI_QUEUE_SWEEP_INTERVAL_MS` (1 s) so a failure reason appears promptly.
 
 use kici_engine::failure::{self, attempts_exhausted};
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::protocol::{OrchestratorMessage, close_code};
 use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use tokio::sync::watch;
@@ -51,7 +52,7 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
 /// Logs the failure of one item of a sweep; the sweep goes on with the next item, and the
 /// next sweep tries this one again (every step is written in one transaction, so a failed one
 /// left nothing half done).
-fn logged(what: &str, job_id: &str, result: Result<(), kici_store::StoreError>) {
+fn logged(what: &str, job_id: &JobId, result: Result<(), kici_store::StoreError>) {
     if let Err(err) = result {
         tracing::error!(jobId = %job_id, error = %err, "{what} failed; retried at the next sweep");
     }
@@ -112,7 +113,12 @@ pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kic
             };
             // The agent stays busy until it reports the job cancelled, or until its silent
             // connection is closed: a job may still be running there.
-            if let Some(agent) = job.job.agent_id.as_deref().and_then(|id| state.hub.get(id)) {
+            if let Some(agent) = job
+                .job
+                .agent_id
+                .as_deref()
+                .and_then(|id| state.hub.get(&AgentId::from(id)))
+            {
                 let _ = agent
                     .tx
                     .send(Outbound::Message(OrchestratorMessage::JobCancel {
@@ -163,7 +169,7 @@ pub async fn prune(state: &Shared, now: i64) -> Result<usize, kici_store::StoreE
     let cutoff = now - retention.as_millis() as i64;
     let pruned = state.store.prune(cutoff, now, PRUNE_BATCH).await?;
     for run_id in &pruned.run_ids {
-        if let Err(err) = state.logs.remove_run(run_id).await {
+        if let Err(err) = state.logs.remove_run(&RunId::from(run_id)).await {
             tracing::warn!(runId = %run_id, error = %err, "cannot remove the logs of a pruned run");
         }
     }

@@ -9,6 +9,7 @@
 
 mod support;
 
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate};
 use kici_engine::status::{JobStatus, RunStatus};
@@ -18,11 +19,11 @@ use serde_json::json;
 use support::{harnesses, lock_workflow, new_entry, new_job, new_run};
 
 async fn job_status(store: &Store, job_id: &str) -> JobStatus {
-    store.get_job(job_id).await.unwrap().unwrap().job.status
+    store.get_job(&JobId::from(job_id)).await.unwrap().unwrap().job.status
 }
 
 async fn entry_status(store: &Store, job_id: &str) -> QueueStatus {
-    store.queue_entry(job_id).await.unwrap().unwrap().status
+    store.queue_entry(&JobId::from(job_id)).await.unwrap().unwrap().status
 }
 
 /// Queue expiry: the entry closes only with its job, and one refused row does not stop the
@@ -58,7 +59,7 @@ async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep(
         );
         assert_eq!(job_status(store, "r2-job").await, JobStatus::TimedOutStale, "{db}");
         assert_eq!(
-            store.get_run("r2").await.unwrap().unwrap().status,
+            store.get_run(&RunId::from("r2")).await.unwrap().unwrap().status,
             RunStatus::Failed,
             "{db}"
         );
@@ -70,7 +71,7 @@ async fn queue_expiry_is_all_or_nothing_and_one_bad_row_does_not_stop_the_sweep(
             (JobStatus::TimedOutStale, QueueStatus::Expired),
             "{db}"
         );
-        let run = store.get_run("r1").await.unwrap().unwrap();
+        let run = store.get_run(&RunId::from("r1")).await.unwrap().unwrap();
         assert_eq!(
             (run.status, run.failure_reason.as_deref()),
             (RunStatus::Failed, Some(kici_engine::failure::NO_AGENTS_AVAILABLE)),
@@ -97,7 +98,7 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
             .await
             .unwrap();
         assert!(
-            progress::cancel_run(state, "r", "Cancelled by ops", false)
+            progress::cancel_run(state, &RunId::from("r"), "Cancelled by ops", false)
                 .await
                 .is_err(),
             "{db}"
@@ -108,7 +109,7 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
             "{db}: a queued job beside a closed entry would wait forever"
         );
         store.clear_faults("jobs").await.unwrap();
-        progress::cancel_run(state, "r", "Cancelled by ops", false)
+        progress::cancel_run(state, &RunId::from("r"), "Cancelled by ops", false)
             .await
             .unwrap();
         assert_eq!(
@@ -117,7 +118,7 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
             "{db}"
         );
         assert_eq!(
-            store.get_run("r").await.unwrap().unwrap().status,
+            store.get_run(&RunId::from("r")).await.unwrap().unwrap().status,
             RunStatus::Cancelled,
             "{db}"
         );
@@ -146,7 +147,13 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
             )
             .await
             .unwrap();
-        assert!(store.claim_entry("eval", "agent-1", i64::MAX).await.unwrap(), "{db}");
+        assert!(
+            store
+                .claim_entry(&JobId::from("eval"), &AgentId::from("agent-1"), i64::MAX)
+                .await
+                .unwrap(),
+            "{db}"
+        );
         let report = |seq: u64, state: JobStatus, matrix: Option<serde_json::Value>| {
             AgentMessage::JobStatus(Box::new(JobStatusUpdate {
                 run_id: "r".into(),
@@ -160,7 +167,7 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
                 jobs: None,
             }))
         };
-        progress::apply(state, "agent-1", report(1, JobStatus::Running, None))
+        progress::apply(state, &AgentId::from("agent-1"), report(1, JobStatus::Running, None))
             .await
             .unwrap();
         store
@@ -168,10 +175,13 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
             .await
             .unwrap();
         let done = || report(2, JobStatus::Success, Some(json!(["a", "b", "c"])));
-        assert!(progress::apply(state, "agent-1", done()).await.is_err(), "{db}");
+        assert!(
+            progress::apply(state, &AgentId::from("agent-1"), done()).await.is_err(),
+            "{db}"
+        );
         let names = || async {
             let mut names: Vec<String> = store
-                .run_jobs("r", false)
+                .run_jobs(&RunId::from("r"), false)
                 .await
                 .unwrap()
                 .into_iter()
@@ -187,8 +197,8 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
         );
         store.clear_faults("jobs").await.unwrap();
         // The agent replays the unacknowledged report; a second replay must change nothing.
-        progress::apply(state, "agent-1", done()).await.unwrap();
-        progress::apply(state, "agent-1", done()).await.unwrap();
+        progress::apply(state, &AgentId::from("agent-1"), done()).await.unwrap();
+        progress::apply(state, &AgentId::from("agent-1"), done()).await.unwrap();
         assert_eq!(names().await, ["test", "test (a)", "test (b)", "test (c)"], "{db}");
         assert_eq!(job_status(store, "eval").await, JobStatus::Success, "{db}");
     }

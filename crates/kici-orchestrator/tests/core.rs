@@ -10,6 +10,7 @@
 mod support;
 
 use kici_engine::dag::{Need, NeedsWhen};
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, JobStatusUpdate, OrchestratorMessage, close_code};
 use kici_engine::status::{JobStatus, RunStatus};
@@ -58,7 +59,7 @@ async fn start_run(state: &Shared, run_id: &str) {
         .insert_run(&new_run(run_id, Some(workflow())), &jobs, &[])
         .await
         .unwrap();
-    progress::advance_run(state, run_id).await.unwrap();
+    progress::advance_run(state, &RunId::from(run_id)).await.unwrap();
 }
 
 /// An agent connected in process: what the orchestrator sends it arrives on the receiver.
@@ -111,9 +112,13 @@ async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: 
         matrix: None,
         jobs: None,
     };
-    let ack = progress::apply(state, agent_id, AgentMessage::JobStatus(Box::new(update)))
-        .await
-        .unwrap();
+    let ack = progress::apply(
+        state,
+        &AgentId::from(agent_id),
+        AgentMessage::JobStatus(Box::new(update)),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(ack, Some(OrchestratorMessage::Ack { seq: s, .. }) if s == seq),
         "{ack:?}"
@@ -121,8 +126,8 @@ async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: 
 }
 
 async fn statuses(state: &Shared, run_id: &str) -> (RunStatus, Vec<(String, JobStatus)>) {
-    let run = state.store.get_run(run_id).await.unwrap().unwrap();
-    let jobs = state.store.run_jobs(run_id, false).await.unwrap();
+    let run = state.store.get_run(&RunId::from(run_id)).await.unwrap().unwrap();
+    let jobs = state.store.run_jobs(&RunId::from(run_id), false).await.unwrap();
     (
         run.status,
         jobs.into_iter().map(|j| (j.job.job_name, j.job.status)).collect(),
@@ -159,12 +164,18 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
             "{db}"
         );
         assert_eq!(
-            state.hub.get("a1").unwrap().busy_job.as_deref(),
+            state.hub.get(&AgentId::from("a1")).unwrap().busy_job.as_deref(),
             Some("r-build"),
             "{db}"
         );
         assert_eq!(
-            state.store.queue_entry("r-build").await.unwrap().unwrap().status,
+            state
+                .store
+                .queue_entry(&JobId::from("r-build"))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             QueueStatus::Dispatched,
             "{db}"
         );
@@ -177,7 +188,7 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
         );
         report(state, "a1", "r-build", 2, JobStatus::Success, None).await;
         assert_eq!(
-            state.hub.get("a1").unwrap().busy_job,
+            state.hub.get(&AgentId::from("a1")).unwrap().busy_job,
             None,
             "{db}: the agent is free again"
         );
@@ -246,7 +257,7 @@ async fn a_failed_job_skips_what_needs_its_success_and_fails_the_run() {
         let report_job = dispatched(&mut agent);
         assert_eq!(report_job.needs["test"]["status"], "skipped", "{db}");
         report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
-        let run = state.store.get_run("r").await.unwrap().unwrap();
+        let run = state.store.get_run(&RunId::from("r")).await.unwrap().unwrap();
         assert_eq!(
             (run.status, run.failure_reason.as_deref()),
             (RunStatus::Failed, Some("Failed jobs: build")),
@@ -267,7 +278,13 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
         dispatcher::dispatch_pending(state).await.unwrap();
         assert!(agent.try_recv().is_err(), "{db}: one job per agent");
         assert_eq!(
-            state.store.queue_entry("r2-build").await.unwrap().unwrap().status,
+            state
+                .store
+                .queue_entry(&JobId::from("r2-build"))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             QueueStatus::Pending,
             "{db}"
         );
@@ -285,12 +302,18 @@ async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
         let now = kici_orchestrator::clock::now_ms();
         sweeper::sweep(state, now + 1_000, false).await.unwrap();
         assert_eq!(
-            state.store.queue_entry("r-build").await.unwrap().unwrap().status,
+            state
+                .store
+                .queue_entry(&JobId::from("r-build"))
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             QueueStatus::Dispatched,
             "{db}: before the deadline"
         );
         sweeper::sweep(state, now + 10_000, false).await.unwrap();
-        let entry = state.store.queue_entry("r-build").await.unwrap().unwrap();
+        let entry = state.store.queue_entry(&JobId::from("r-build")).await.unwrap().unwrap();
         assert_eq!((entry.status, entry.agent_id), (QueueStatus::Pending, None), "{db}");
         assert!(
             matches!(agent.try_recv(), Ok(Outbound::Close(code, _)) if code == close_code::DISPATCH_ACK_TIMEOUT),
@@ -313,7 +336,7 @@ async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop(
             ),
             "{db}"
         );
-        let build = state.store.get_job("r-build").await.unwrap().unwrap().job;
+        let build = state.store.get_job(&JobId::from("r-build")).await.unwrap().unwrap().job;
         assert_eq!(build.status, JobStatus::TimedOutStale, "{db}");
         assert!(
             build
@@ -324,7 +347,7 @@ async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop(
             "{db}: {:?}",
             build.error_message
         );
-        let run = state.store.get_run("r").await.unwrap().unwrap();
+        let run = state.store.get_run(&RunId::from("r")).await.unwrap().unwrap();
         assert_eq!(
             run.failure_reason.as_deref(),
             Some(kici_engine::failure::STALE_RUN_REASON),
@@ -338,7 +361,7 @@ async fn a_cancel_stops_the_running_job_through_its_agent_and_cancels_the_rest()
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
         let mut agent = build_on_a1(state, true).await;
-        let outcome = progress::cancel_run(state, "r", "Cancelled by ops", false)
+        let outcome = progress::cancel_run(state, &RunId::from("r"), "Cancelled by ops", false)
             .await
             .unwrap();
         assert_eq!((outcome.notified, outcome.cancelled), (1, 2), "{db}");
@@ -363,7 +386,7 @@ async fn a_cancel_stops_the_running_job_through_its_agent_and_cancels_the_rest()
         );
         // The job finished as the cancel arrived: a job being cancelled ends cancelled.
         report(state, "a1", "r-build", 2, JobStatus::Success, None).await;
-        let run = state.store.get_run("r").await.unwrap().unwrap();
+        let run = state.store.get_run(&RunId::from("r")).await.unwrap().unwrap();
         assert_eq!(
             (run.status, run.failure_reason.as_deref()),
             (RunStatus::Cancelled, Some("Cancelled by ops")),

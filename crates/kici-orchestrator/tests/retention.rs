@@ -3,6 +3,7 @@
 
 mod support;
 
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::protocol::JobKind;
 use kici_orchestrator::sweeper;
 use kici_store::ReasonUpdate;
@@ -27,24 +28,42 @@ async fn runs_past_retention_go_with_their_logs() {
                     .unwrap();
                 state
                     .logs
-                    .append(run, &job, 0, 1, &[(1, format!("{run} line"))])
+                    .append(
+                        &RunId::from(run),
+                        &JobId::from(&job),
+                        0,
+                        1,
+                        &[(1, format!("{run} line"))],
+                    )
                     .await
                     .unwrap();
             }
             let now = 200 * DAY_MS;
             for (run, at) in [("old", now - 91 * DAY_MS), ("recent", now - 89 * DAY_MS)] {
                 store
-                    .complete_run(run, kici_engine::status::RunStatus::Success, &ReasonUpdate::Clear, at)
+                    .complete_run(
+                        &RunId::from(run),
+                        kici_engine::status::RunStatus::Success,
+                        &ReasonUpdate::Clear,
+                        at,
+                    )
                     .await
                     .unwrap();
             }
             let removed = sweeper::prune(state, now).await.unwrap();
             let logs_of = |run: &str| state.config.data_dir.join("logs").join(run);
             assert_eq!(removed, usize::from(pruned), "{db} {days}");
-            assert_eq!(store.get_run("old").await.unwrap().is_none(), pruned, "{db} {days}");
+            assert_eq!(
+                store.get_run(&RunId::from("old")).await.unwrap().is_none(),
+                pruned,
+                "{db} {days}"
+            );
             assert_eq!(!logs_of("old").exists(), pruned, "{db} {days}");
             for kept in ["recent", "going"] {
-                assert!(store.get_run(kept).await.unwrap().is_some(), "{db} {days} {kept}");
+                assert!(
+                    store.get_run(&RunId::from(kept)).await.unwrap().is_some(),
+                    "{db} {days} {kept}"
+                );
                 assert!(logs_of(kept).exists(), "{db} {days} {kept}");
             }
         }

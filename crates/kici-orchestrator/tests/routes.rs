@@ -9,6 +9,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use kici_engine::ids::JobId;
 use kici_engine::protocol::JobKind;
 use kici_orchestrator::clock::now_ms;
 use kici_orchestrator::http::router;
@@ -209,7 +210,7 @@ async fn run_routes_serve_a_stored_run_and_404_an_unknown_one() {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{db}: {cancel}");
-        let job = store.get_job("j1").await.unwrap().unwrap();
+        let job = store.get_job(&JobId::from("j1")).await.unwrap().unwrap();
         assert_eq!(job.job.status, kici_engine::status::JobStatus::Cancelled, "{db}");
     }
 }

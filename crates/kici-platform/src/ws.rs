@@ -292,8 +292,8 @@ async fn serve(
                 lines,
             } => {
                 let key = StepKey {
-                    run_id,
-                    job_id,
+                    run_id: run_id.to_string(),
+                    job_id: job_id.to_string(),
                     step_index,
                 };
                 state.live.relay(&key, lines);
@@ -349,7 +349,7 @@ async fn store_snapshot(state: &Shared, snapshot: &RunSnapshot, instance_id: &st
     match outcome {
         SnapshotOutcome::Stored { previous } if previous != Some(run.status) => {
             state.live.publish(StatusEvent::RunStatus {
-                run_id: run.run_id.clone(),
+                run_id: run.run_id.to_string(),
                 status: run.status,
             });
         }

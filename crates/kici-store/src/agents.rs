@@ -2,13 +2,14 @@
 //! connected now. The live connections themselves are the orchestrator's; this is the record.
 
 use kici_engine::build_info::BuildInfo;
+use kici_engine::ids::AgentId;
 use sqlx::any::AnyRow;
 
 use crate::{Result, Store, get, get_json, q, to_json};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentRecord {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub token_id: Option<String>,
     pub labels: Vec<String>,
     pub hostname: String,
@@ -23,7 +24,7 @@ pub struct AgentRecord {
 
 fn row_to_agent(row: &AnyRow) -> Result<AgentRecord> {
     Ok(AgentRecord {
-        agent_id: get(row, "agent_id")?,
+        agent_id: crate::get_id(row, "agent_id")?,
         token_id: get(row, "token_id")?,
         labels: get_json(row, "labels")?.unwrap_or_default(),
         hostname: get(row, "hostname")?,
@@ -46,7 +47,7 @@ impl Store {
              ON CONFLICT (agent_id) DO UPDATE SET token_id = $2, labels = $3, hostname = $4, platform = $5, arch = $6,
                  version = $7, build_info = $8, connected = $9, last_seen_at = $11",
         )
-        .bind(&agent.agent_id)
+        .bind(agent.agent_id.as_str())
         .bind(&agent.token_id)
         .bind(to_json(&agent.labels))
         .bind(&agent.hostname)
@@ -63,11 +64,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_agent_connected(&self, agent_id: &str, connected: bool, now: i64) -> Result<()> {
+    pub async fn set_agent_connected(&self, agent_id: &AgentId, connected: bool, now: i64) -> Result<()> {
         sqlx::query("UPDATE agents SET connected = $1, last_seen_at = $2 WHERE agent_id = $3")
             .bind(i64::from(connected))
             .bind(now)
-            .bind(agent_id)
+            .bind(agent_id.as_str())
             .execute(&self.pool)
             .await
             .map_err(q("set agent connected"))?;

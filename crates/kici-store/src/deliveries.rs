@@ -2,6 +2,7 @@
 //! the durable record of each accepted delivery (written before it is answered, finished when
 //! processing ends) and the event log (what became of each delivery).
 
+use kici_engine::ids::{RunId, SourceId};
 use sqlx::any::AnyRow;
 
 use crate::{Result, Store, get, get_json, q, to_json};
@@ -10,7 +11,7 @@ use crate::{Result, Store, get, get_json, q, to_json};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     pub delivery_id: String,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub event_type: String,
     /// The source id and the body's SHA-256: the same signed body under another delivery id is
     /// a replay.
@@ -24,13 +25,13 @@ pub struct NewDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
     pub delivery_id: String,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub event_type: String,
     pub body_key: String,
     pub normalized: String,
     /// `processing`, then `processed`, `ignored` or `failed`.
     pub status: String,
-    pub run_ids: Vec<String>,
+    pub run_ids: Vec<RunId>,
     /// Why it was ignored, or why it failed.
     pub detail: Option<String>,
     pub created_at: i64,
@@ -43,7 +44,7 @@ const DELIVERY_COLUMNS: &str =
 fn row_to_delivery(row: &AnyRow) -> Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         delivery_id: get(row, "delivery_id")?,
-        source_id: get(row, "source_id")?,
+        source_id: crate::get_id(row, "source_id")?,
         event_type: get(row, "event_type")?,
         body_key: get(row, "body_key")?,
         normalized: get(row, "normalized")?,
@@ -60,11 +61,11 @@ fn row_to_delivery(row: &AnyRow) -> Result<DeliveryRecord> {
 pub struct EventLogEntry {
     pub id: String,
     pub delivery_id: String,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub event_type: String,
     /// `processed`, `duplicate`, `lockfile_missing`, `lockfile_corrupt`, `failed`.
     pub status: String,
-    pub run_ids: Vec<String>,
+    pub run_ids: Vec<RunId>,
     pub error_message: Option<String>,
     pub created_at: i64,
 }
@@ -103,7 +104,7 @@ impl Store {
                status = 'processing', run_ids = '[]', detail = NULL, created_at = $6, updated_at = $6",
         )
         .bind(&delivery.delivery_id)
-        .bind(&delivery.source_id)
+        .bind(delivery.source_id.as_str())
         .bind(&delivery.event_type)
         .bind(&delivery.body_key)
         .bind(&delivery.normalized)
@@ -120,7 +121,7 @@ impl Store {
         &self,
         delivery_id: &str,
         status: &str,
-        run_ids: &[String],
+        run_ids: &[RunId],
         detail: Option<&str>,
         now: i64,
     ) -> Result<()> {
@@ -159,12 +160,13 @@ impl Store {
     }
 
     /// The runs a delivery created.
-    pub async fn runs_of_delivery(&self, delivery_id: &str) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT run_id FROM runs WHERE delivery_id = $1 ORDER BY created_at")
+    pub async fn runs_of_delivery(&self, delivery_id: &str) -> Result<Vec<RunId>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT run_id FROM runs WHERE delivery_id = $1 ORDER BY created_at")
             .bind(delivery_id)
             .fetch_all(&self.pool)
             .await
-            .map_err(q("read runs of delivery"))
+            .map_err(q("read runs of delivery"))?;
+        Ok(ids.into_iter().map(RunId::from).collect())
     }
 
     /// Forgets a delivery's claims (its id and body), so a delivery that failed before any run
@@ -186,7 +188,7 @@ impl Store {
         )
         .bind(&entry.id)
         .bind(&entry.delivery_id)
-        .bind(&entry.source_id)
+        .bind(entry.source_id.as_str())
         .bind(&entry.event_type)
         .bind(&entry.status)
         .bind(entry.run_ids.len() as i64)

@@ -249,6 +249,16 @@ fn q(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { context, source }
 }
 
+/// Reads a text column as an id type (`RunId`, `JobId`, …).
+fn get_id<T: From<String>>(row: &AnyRow, column: &'static str) -> Result<T> {
+    get::<String>(row, column).map(T::from)
+}
+
+/// Reads a nullable text column as an id type.
+fn get_opt_id<T: From<String>>(row: &AnyRow, column: &'static str) -> Result<Option<T>> {
+    get::<Option<String>>(row, column).map(|id| id.map(T::from))
+}
+
 fn get<'r, T>(row: &'r AnyRow, column: &'static str) -> Result<T>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,

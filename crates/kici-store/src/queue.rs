@@ -3,10 +3,11 @@
 //! `recovering` ones belong to an agent that disconnected and may come back (until
 //! `recovery_deadline`); `expired`, `completed` and `failed` are final.
 
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::labels::LabelMatcher;
 use sqlx::any::AnyRow;
 
-use crate::{Arg, Result, Store, dynamic, get, get_enum, get_json, q};
+use crate::{Arg, Result, Store, dynamic, get, get_enum, get_id, get_json, get_opt_id, q};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueStatus {
@@ -55,8 +56,8 @@ impl std::str::FromStr for QueueStatus {
 /// A new `pending` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewQueueEntry {
-    pub job_id: String,
-    pub run_id: String,
+    pub job_id: JobId,
+    pub run_id: RunId,
     pub enqueued_at: i64,
     pub expires_at: Option<i64>,
     /// The `job.dispatch` message to send, as JSON.
@@ -65,10 +66,10 @@ pub struct NewQueueEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
-    pub job_id: String,
-    pub run_id: String,
+    pub job_id: JobId,
+    pub run_id: RunId,
     pub status: QueueStatus,
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub attempts: i64,
     pub enqueued_at: i64,
     pub expires_at: Option<i64>,
@@ -87,10 +88,10 @@ const COLUMNS: &str =
 
 fn row_to_entry(row: &AnyRow) -> Result<QueueEntry> {
     Ok(QueueEntry {
-        job_id: get(row, "job_id")?,
-        run_id: get(row, "run_id")?,
+        job_id: get_id(row, "job_id")?,
+        run_id: get_id(row, "run_id")?,
         status: get_enum(row, "status")?,
-        agent_id: get(row, "agent_id")?,
+        agent_id: get_opt_id(row, "agent_id")?,
         attempts: get(row, "attempts")?,
         enqueued_at: get(row, "enqueued_at")?,
         expires_at: get(row, "expires_at")?,
@@ -107,8 +108,8 @@ pub(crate) async fn insert_entry(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entr
     sqlx::query(
         "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch) VALUES ($1, $2, $6, $3, $4, $5)",
     )
-    .bind(&entry.job_id)
-    .bind(&entry.run_id)
+    .bind(entry.job_id.as_str())
+    .bind(entry.run_id.as_str())
     .bind(entry.enqueued_at)
     .bind(entry.expires_at)
     .bind(&entry.dispatch)
@@ -131,7 +132,7 @@ impl Store {
         rows.iter().map(row_to_entry).collect()
     }
 
-    pub async fn queue_entry(&self, job_id: &str) -> Result<Option<QueueEntry>> {
+    pub async fn queue_entry(&self, job_id: &JobId) -> Result<Option<QueueEntry>> {
         Ok(self.entries_where("q.job_id = $1", &[Arg::Text(job_id)]).await?.pop())
     }
 
@@ -141,7 +142,7 @@ impl Store {
     }
 
     /// Entries held by an agent (dispatched or recovering).
-    pub async fn entries_of_agent(&self, agent_id: &str) -> Result<Vec<QueueEntry>> {
+    pub async fn entries_of_agent(&self, agent_id: &AgentId) -> Result<Vec<QueueEntry>> {
         self.entries_where(
             "q.status IN ($1, $2) AND q.agent_id = $3",
             &[DISPATCHED, RECOVERING, Arg::Text(agent_id)],
@@ -184,15 +185,15 @@ impl Store {
 
     /// `pending` → `dispatched` to `agent_id`, and the job names the agent, in one
     /// transaction; `false` when another dispatcher got there first.
-    pub async fn claim_entry(&self, job_id: &str, agent_id: &str, ack_deadline: i64) -> Result<bool> {
+    pub async fn claim_entry(&self, job_id: &JobId, agent_id: &AgentId, ack_deadline: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin claim queue entry"))?;
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = $4, agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
                  last_provisioning_error = NULL
              WHERE job_id = $1 AND status = $5",
         )
-        .bind(job_id)
-        .bind(agent_id)
+        .bind(job_id.as_str())
+        .bind(agent_id.as_str())
         .bind(ack_deadline)
         .bind(QueueStatus::Dispatched.as_str())
         .bind(QueueStatus::Pending.as_str())
@@ -208,9 +209,9 @@ impl Store {
     }
 
     /// The agent acknowledged: no ack deadline any more.
-    pub async fn entry_acknowledged(&self, job_id: &str) -> Result<()> {
+    pub async fn entry_acknowledged(&self, job_id: &JobId) -> Result<()> {
         sqlx::query("UPDATE dispatch_queue SET ack_deadline = NULL WHERE job_id = $1 AND status = $2")
-            .bind(job_id)
+            .bind(job_id.as_str())
             .bind(QueueStatus::Dispatched.as_str())
             .execute(&self.pool)
             .await
@@ -220,13 +221,13 @@ impl Store {
 
     /// Back to `pending` and the job without an agent, in one transaction (the agent refused,
     /// did not ack, or vanished before starting); `false` when the entry was not out.
-    pub async fn requeue_entry(&self, job_id: &str) -> Result<bool> {
+    pub async fn requeue_entry(&self, job_id: &JobId) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin requeue queue entry"))?;
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = $2, agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
              WHERE job_id = $1 AND status IN ($3, $4)",
         )
-        .bind(job_id)
+        .bind(job_id.as_str())
         .bind(QueueStatus::Pending.as_str())
         .bind(QueueStatus::Dispatched.as_str())
         .bind(QueueStatus::Recovering.as_str())
@@ -242,19 +243,19 @@ impl Store {
     }
 
     /// `dispatched` → `recovering` until `deadline` for the agent's entries; returns them.
-    pub async fn recover_agent_entries(&self, agent_id: &str, deadline: i64) -> Result<Vec<String>> {
+    pub async fn recover_agent_entries(&self, agent_id: &AgentId, deadline: i64) -> Result<Vec<JobId>> {
         let rows = sqlx::query(
             "UPDATE dispatch_queue SET status = $3, recovery_deadline = $2
              WHERE agent_id = $1 AND status = $4 RETURNING job_id",
         )
-        .bind(agent_id)
+        .bind(agent_id.as_str())
         .bind(deadline)
         .bind(QueueStatus::Recovering.as_str())
         .bind(QueueStatus::Dispatched.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(q("recover agent entries"))?;
-        rows.iter().map(|r| get(r, "job_id")).collect()
+        rows.iter().map(|r| get_id(r, "job_id")).collect()
     }
 
     /// Every `dispatched` entry becomes `recovering` until `deadline` (orchestrator start).
@@ -270,13 +271,13 @@ impl Store {
     }
 
     /// A reconnected agent claims its job back: `recovering` → `dispatched`.
-    pub async fn reclaim_entry(&self, job_id: &str, agent_id: &str) -> Result<bool> {
+    pub async fn reclaim_entry(&self, job_id: &JobId, agent_id: &AgentId) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = $3, recovery_deadline = NULL, ack_deadline = NULL
              WHERE job_id = $1 AND agent_id = $2 AND status = $4",
         )
-        .bind(job_id)
-        .bind(agent_id)
+        .bind(job_id.as_str())
+        .bind(agent_id.as_str())
         .bind(QueueStatus::Dispatched.as_str())
         .bind(QueueStatus::Recovering.as_str())
         .execute(&self.pool)
@@ -296,9 +297,9 @@ impl Store {
     }
 
     /// Records why provisioning an agent for the entry failed (shown when the entry expires).
-    pub async fn set_provisioning_error(&self, job_id: &str, error: &str) -> Result<()> {
+    pub async fn set_provisioning_error(&self, job_id: &JobId, error: &str) -> Result<()> {
         sqlx::query("UPDATE dispatch_queue SET last_provisioning_error = $2 WHERE job_id = $1")
-            .bind(job_id)
+            .bind(job_id.as_str())
             .bind(error)
             .execute(&self.pool)
             .await
@@ -308,12 +309,16 @@ impl Store {
 }
 
 /// Final state of an entry (`completed`, `failed`, `expired`); `false` if already final.
-pub(crate) async fn close_entry_in(conn: &mut sqlx::AnyConnection, job_id: &str, status: QueueStatus) -> Result<bool> {
+pub(crate) async fn close_entry_in(
+    conn: &mut sqlx::AnyConnection,
+    job_id: &JobId,
+    status: QueueStatus,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE dispatch_queue SET status = $2, ack_deadline = NULL, recovery_deadline = NULL
          WHERE job_id = $1 AND status IN ($3, $4, $5)",
     )
-    .bind(job_id)
+    .bind(job_id.as_str())
     .bind(status.as_str())
     .bind(QueueStatus::Pending.as_str())
     .bind(QueueStatus::Dispatched.as_str())
@@ -324,9 +329,9 @@ pub(crate) async fn close_entry_in(conn: &mut sqlx::AnyConnection, job_id: &str,
     Ok(done.rows_affected() == 1)
 }
 
-async fn set_job_agent_in(conn: &mut sqlx::AnyConnection, job_id: &str, agent_id: Option<&str>) -> Result<()> {
+async fn set_job_agent_in(conn: &mut sqlx::AnyConnection, job_id: &JobId, agent_id: Option<&str>) -> Result<()> {
     sqlx::query("UPDATE jobs SET agent_id = $2 WHERE job_id = $1")
-        .bind(job_id)
+        .bind(job_id.as_str())
         .bind(agent_id)
         .execute(&mut *conn)
         .await

@@ -5,6 +5,7 @@ use kici_engine::api::{self, JobNeed};
 use kici_engine::dag::Need;
 use kici_engine::event::EventEnvelope;
 use kici_engine::failure::InitFailure;
+use kici_engine::ids::{JobId, RunId, SourceId};
 use kici_engine::labels::LabelMatcher;
 use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::JobKind;
@@ -13,13 +14,13 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 
 use crate::queue::{NewQueueEntry, QueueStatus};
-use crate::{Arg, Result, Store, dynamic, get, get_enum, get_json, q, to_json};
+use crate::{Arg, Result, Store, dynamic, get, get_enum, get_id, get_json, get_opt_id, q, to_json};
 
 /// A run as created by the pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
-    pub run_id: String,
-    pub source_id: String,
+    pub run_id: RunId,
+    pub source_id: SourceId,
     pub repo: String,
     pub workflow_name: String,
     pub git_ref: String,
@@ -36,14 +37,14 @@ pub struct NewRun {
     pub created_at: i64,
     pub completed_at: Option<i64>,
     /// A re-run: the run it starts again.
-    pub rerun_of: Option<String>,
+    pub rerun_of: Option<RunId>,
 }
 
 /// A job as created by the pipeline (or by a matrix expansion).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
-    pub job_id: String,
-    pub run_id: String,
+    pub job_id: JobId,
+    pub run_id: RunId,
     pub job_name: String,
     pub base_job_name: String,
     /// `execute` or `matrix_eval`.
@@ -82,7 +83,7 @@ pub struct JobRecord {
 /// A step's new state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepUpdate {
-    pub job_id: String,
+    pub job_id: JobId,
     pub step_index: i64,
     pub step_name: String,
     pub step_type: String,
@@ -156,7 +157,7 @@ fn run_condition(event: RunStatusEvent) -> Option<String> {
 
 fn row_to_run(row: &AnyRow) -> Result<api::Run> {
     Ok(api::Run {
-        run_id: get(row, "run_id")?,
+        run_id: get_id(row, "run_id")?,
         workflow_name: get(row, "workflow_name")?,
         status: get_enum(row, "status")?,
         repo: get(row, "repo")?,
@@ -164,7 +165,7 @@ fn row_to_run(row: &AnyRow) -> Result<api::Run> {
         sha: get(row, "sha")?,
         trigger: get(row, "trigger_type")?,
         provider: get(row, "provider")?,
-        source_id: get(row, "source_id")?,
+        source_id: get_id(row, "source_id")?,
         delivery_id: get(row, "delivery_id")?,
         failure_reason: get(row, "failure_reason")?,
         init_failure: get_json(row, "init_failure")?,
@@ -172,7 +173,7 @@ fn row_to_run(row: &AnyRow) -> Result<api::Run> {
         started_at: get(row, "started_at")?,
         completed_at: get(row, "completed_at")?,
         duration_ms: get(row, "duration_ms")?,
-        rerun_of: get(row, "rerun_of")?,
+        rerun_of: get_opt_id(row, "rerun_of")?,
         reruns: Vec::new(),
     })
 }
@@ -181,12 +182,12 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
     let needs: Vec<Need> = get_json(row, "needs")?.unwrap_or_default();
     Ok(JobRecord {
         job: api::Job {
-            job_id: get(row, "job_id")?,
-            run_id: get(row, "run_id")?,
+            job_id: get_id(row, "job_id")?,
+            run_id: get_id(row, "run_id")?,
             job_name: get(row, "job_name")?,
             base_job_name: get(row, "base_job_name")?,
             status: get_enum(row, "status")?,
-            agent_id: get(row, "agent_id")?,
+            agent_id: get_opt_id(row, "agent_id")?,
             error_message: get(row, "error_message")?,
             init_failure: get_json(row, "init_failure")?,
             needs: needs
@@ -237,8 +238,8 @@ impl Store {
                  failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
-        .bind(&run.run_id)
-        .bind(&run.source_id)
+        .bind(run.run_id.as_str())
+        .bind(run.source_id.as_str())
         .bind(&run.repo)
         .bind(&run.workflow_name)
         .bind(&run.git_ref)
@@ -255,7 +256,7 @@ impl Store {
         .bind(run.created_at)
         .bind(run.completed_at)
         .bind(run.completed_at.map(|c| c - run.created_at))
-        .bind(&run.rerun_of)
+        .bind(run.rerun_of.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;
@@ -264,18 +265,20 @@ impl Store {
     }
 
     /// The runs that started `run_id` again, oldest first.
-    pub async fn reruns_of(&self, run_id: &str) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT run_id FROM runs WHERE rerun_of = $1 ORDER BY created_at, run_id")
-            .bind(run_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(q("read re-runs"))
+    pub async fn reruns_of(&self, run_id: &RunId) -> Result<Vec<RunId>> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT run_id FROM runs WHERE rerun_of = $1 ORDER BY created_at, run_id")
+                .bind(run_id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read re-runs"))?;
+        Ok(ids.into_iter().map(RunId::from).collect())
     }
 
-    pub async fn get_run(&self, run_id: &str) -> Result<Option<api::Run>> {
+    pub async fn get_run(&self, run_id: &RunId) -> Result<Option<api::Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(q("get run"))?;
@@ -283,9 +286,9 @@ impl Store {
     }
 
     /// What a run needs after creation: its event, clone URL and workflow entry.
-    pub async fn run_context(&self, run_id: &str) -> Result<Option<(EventEnvelope, String, Option<LockWorkflow>)>> {
+    pub async fn run_context(&self, run_id: &RunId) -> Result<Option<(EventEnvelope, String, Option<LockWorkflow>)>> {
         let row = sqlx::query("SELECT event, repo_url, lock_workflow FROM runs WHERE run_id = $1")
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(q("get run context"))?;
@@ -340,7 +343,7 @@ impl Store {
     }
 
     /// Non-terminal runs (at orchestrator start, to finish what was in flight).
-    pub async fn active_run_ids(&self) -> Result<Vec<String>> {
+    pub async fn active_run_ids(&self) -> Result<Vec<RunId>> {
         let active = [RunStatus::Pending, RunStatus::Running, RunStatus::Cancelling];
         let sql = format!(
             "SELECT run_id FROM runs WHERE status IN ({})",
@@ -350,11 +353,11 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(q("active runs"))?;
-        rows.iter().map(|r| get(r, "run_id")).collect()
+        rows.iter().map(|r| get_id(r, "run_id")).collect()
     }
 
     /// `pending` → `running` at the first job that runs.
-    pub async fn mark_run_running(&self, run_id: &str, now: i64) -> Result<()> {
+    pub async fn mark_run_running(&self, run_id: &RunId, now: i64) -> Result<()> {
         let to = RunStatus::Running;
         let Some(condition) = run_condition(RunStatusEvent::Start) else {
             return Ok(());
@@ -363,7 +366,7 @@ impl Store {
             "UPDATE runs SET status = '{to}', started_at = COALESCE(started_at, $2) WHERE run_id = $1 AND {condition}"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run_id)
+            .bind(run_id.as_str())
             .bind(now)
             .execute(&self.pool)
             .await
@@ -372,9 +375,9 @@ impl Store {
     }
 
     /// Sets the run's failure reason unless one is recorded already (specific beats generic).
-    pub async fn set_failure_reason_if_empty(&self, run_id: &str, reason: &str) -> Result<()> {
+    pub async fn set_failure_reason_if_empty(&self, run_id: &RunId, reason: &str) -> Result<()> {
         sqlx::query("UPDATE runs SET failure_reason = $2 WHERE run_id = $1 AND failure_reason IS NULL")
-            .bind(run_id)
+            .bind(run_id.as_str())
             .bind(reason)
             .execute(&self.pool)
             .await
@@ -383,9 +386,9 @@ impl Store {
     }
 
     /// Records the init failure that decided the run (a job's), unless it has one.
-    pub async fn set_init_failure_if_empty(&self, run_id: &str, init_failure: &InitFailure) -> Result<()> {
+    pub async fn set_init_failure_if_empty(&self, run_id: &RunId, init_failure: &InitFailure) -> Result<()> {
         sqlx::query("UPDATE runs SET init_failure = $2 WHERE run_id = $1 AND init_failure IS NULL")
-            .bind(run_id)
+            .bind(run_id.as_str())
             .bind(to_json(init_failure))
             .execute(&self.pool)
             .await
@@ -395,7 +398,7 @@ impl Store {
 
     /// `pending` → `queued` with its queue entry, atomically; `false` when the job was not
     /// pending (another caller queued or skipped it first).
-    pub async fn queue_job(&self, job_id: &str, entry: &NewQueueEntry) -> Result<bool> {
+    pub async fn queue_job(&self, job_id: &JobId, entry: &NewQueueEntry) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin queue job"))?;
         if !transition_job_in(&mut tx, job_id, &JobChange::on(JobEvent::Enqueue), entry.enqueued_at).await? {
             return Ok(false);
@@ -406,7 +409,13 @@ impl Store {
     }
 
     /// Finishes a run that is not finished yet; `false` when it already was.
-    pub async fn complete_run(&self, run_id: &str, status: RunStatus, reason: &ReasonUpdate, now: i64) -> Result<bool> {
+    pub async fn complete_run(
+        &self,
+        run_id: &RunId,
+        status: RunStatus,
+        reason: &ReasonUpdate,
+        now: i64,
+    ) -> Result<bool> {
         let Some(condition) = run_condition(RunStatusEvent::Finish(status)) else {
             return Ok(false);
         };
@@ -422,7 +431,7 @@ impl Store {
              WHERE run_id = $1 AND {condition}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run_id)
+            .bind(run_id.as_str())
             .bind(status.as_str())
             .bind(reason_value)
             .bind(now)
@@ -433,10 +442,10 @@ impl Store {
     }
 
     /// The run's jobs in display order, with their steps when asked.
-    pub async fn run_jobs(&self, run_id: &str, include_steps: bool) -> Result<Vec<JobRecord>> {
+    pub async fn run_jobs(&self, run_id: &RunId, include_steps: bool) -> Result<Vec<JobRecord>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE run_id = $1 ORDER BY position, job_name");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(q("run jobs"))?;
@@ -449,10 +458,10 @@ impl Store {
         Ok(jobs)
     }
 
-    pub async fn get_job(&self, job_id: &str) -> Result<Option<JobRecord>> {
+    pub async fn get_job(&self, job_id: &JobId) -> Result<Option<JobRecord>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job_id)
+            .bind(job_id.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(q("get job"))?;
@@ -461,7 +470,7 @@ impl Store {
 
     /// Applies a job change that does not end the job; `false` when the job was in none of the
     /// statuses it applies to.
-    pub async fn transition_job(&self, job_id: &str, change: &JobChange, now: i64) -> Result<bool> {
+    pub async fn transition_job(&self, job_id: &JobId, change: &JobChange, now: i64) -> Result<bool> {
         let mut conn = self.pool.acquire().await.map_err(q("acquire connection"))?;
         transition_job_in(&mut conn, job_id, change, now).await
     }
@@ -497,7 +506,7 @@ impl Store {
         }
         if let Some(reason) = end.run_reason {
             sqlx::query("UPDATE runs SET failure_reason = $2 WHERE run_id = $1 AND failure_reason IS NULL")
-                .bind(end.run_id)
+                .bind(end.run_id.as_str())
                 .bind(reason)
                 .execute(&mut *tx)
                 .await
@@ -529,9 +538,9 @@ impl Store {
 
     /// Records that messages up to `seq` of the job were applied; `false` when `seq` was
     /// already recorded (a replay).
-    pub async fn advance_seq(&self, job_id: &str, seq: i64) -> Result<bool> {
+    pub async fn advance_seq(&self, job_id: &JobId, seq: i64) -> Result<bool> {
         let done = sqlx::query("UPDATE jobs SET last_seq = $2 WHERE job_id = $1 AND last_seq < $2")
-            .bind(job_id)
+            .bind(job_id.as_str())
             .bind(seq)
             .execute(&self.pool)
             .await
@@ -539,11 +548,11 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn job_heartbeat(&self, job_id: &str, now: i64) -> Result<()> {
+    pub async fn job_heartbeat(&self, job_id: &JobId, now: i64) -> Result<()> {
         let running = JobStatus::Running;
         let sql = format!("UPDATE jobs SET last_heartbeat_at = $2 WHERE job_id = $1 AND status = '{running}'");
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job_id)
+            .bind(job_id.as_str())
             .bind(now)
             .execute(&self.pool)
             .await
@@ -565,7 +574,7 @@ impl Store {
              WHERE steps.status IN ({open})"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&step.job_id)
+            .bind(step.job_id.as_str())
             .bind(step.step_index)
             .bind(&step.step_name)
             .bind(&step.step_type)
@@ -581,12 +590,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn job_steps(&self, job_id: &str) -> Result<Vec<api::Step>> {
+    pub async fn job_steps(&self, job_id: &JobId) -> Result<Vec<api::Step>> {
         let rows = sqlx::query(
             "SELECT step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms
              FROM steps WHERE job_id = $1 ORDER BY step_index",
         )
-        .bind(job_id)
+        .bind(job_id.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(q("job steps"))?;
@@ -611,8 +620,8 @@ impl Store {
 /// How a job ends; see [`Store::end_job`].
 #[derive(Debug, Clone)]
 pub struct JobEnd<'a> {
-    pub job_id: &'a str,
-    pub run_id: &'a str,
+    pub job_id: &'a JobId,
+    pub run_id: &'a RunId,
     /// The end, from the engine's table (e.g. `JobChange::reported(status)`).
     pub change: JobChange,
     pub error: Option<&'a str>,
@@ -627,7 +636,12 @@ pub struct JobEnd<'a> {
     pub now: i64,
 }
 
-async fn transition_job_in(conn: &mut sqlx::AnyConnection, job_id: &str, change: &JobChange, now: i64) -> Result<bool> {
+async fn transition_job_in(
+    conn: &mut sqlx::AnyConnection,
+    job_id: &JobId,
+    change: &JobChange,
+    now: i64,
+) -> Result<bool> {
     let Some((to, from)) = change_sql(change) else {
         return Ok(false);
     };
@@ -639,7 +653,7 @@ async fn transition_job_in(conn: &mut sqlx::AnyConnection, job_id: &str, change:
          WHERE job_id = $1 AND status IN ({from})"
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(job_id)
+        .bind(job_id.as_str())
         .bind(now)
         .execute(&mut *conn)
         .await
@@ -679,13 +693,13 @@ async fn finish_job_in(
     Ok(done.rows_affected() == 1)
 }
 
-async fn close_open_steps_in(conn: &mut sqlx::AnyConnection, job_id: &str, to: StepStatus, now: i64) -> Result<()> {
+async fn close_open_steps_in(conn: &mut sqlx::AnyConnection, job_id: &JobId, to: StepStatus, now: i64) -> Result<()> {
     let sql = format!(
         "UPDATE steps SET status = $2, completed_at = $3 WHERE job_id = $1 AND status IN ({})",
         open_steps()
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(job_id)
+        .bind(job_id.as_str())
         .bind(to.as_str())
         .bind(now)
         .execute(&mut *conn)
@@ -705,8 +719,8 @@ async fn insert_jobs_in(
                  error_message, init_failure, position, created_at, completed_at, dynamic_index, definition)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
-        .bind(&job.job_id)
-        .bind(&job.run_id)
+        .bind(job.job_id.as_str())
+        .bind(job.run_id.as_str())
         .bind(&job.job_name)
         .bind(&job.base_job_name)
         .bind(job.kind.as_str())

@@ -1,5 +1,6 @@
 //! Event sources: where webhooks come from and how their repositories are reached.
 
+use kici_engine::ids::SourceId;
 use sqlx::any::AnyRow;
 
 use crate::{Result, Store, get, get_enum, q};
@@ -68,7 +69,7 @@ impl std::str::FromStr for Verification {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    pub source_id: String,
+    pub source_id: SourceId,
     pub org_id: String,
     pub name: String,
     pub kind: SourceKind,
@@ -104,7 +105,7 @@ const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, ver
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
-        source_id: get(row, "source_id")?,
+        source_id: crate::get_id(row, "source_id")?,
         org_id: get(row, "org_id")?,
         name: get(row, "name")?,
         kind: get_enum(row, "kind")?,
@@ -127,7 +128,7 @@ impl Store {
             "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (org_id, name) DO NOTHING",
         )
-        .bind(&source.source_id)
+        .bind(source.source_id.as_str())
         .bind(&source.org_id)
         .bind(&source.name)
         .bind(source.kind.as_str())
@@ -159,11 +160,16 @@ impl Store {
     }
 
     /// Replaces how a source is verified and its secret (a new trigger token's hash).
-    pub async fn set_source_secret(&self, source_id: &str, verification: Verification, secret: &str) -> Result<bool> {
+    pub async fn set_source_secret(
+        &self,
+        source_id: &SourceId,
+        verification: Verification,
+        secret: &str,
+    ) -> Result<bool> {
         let updated = sqlx::query("UPDATE sources SET verification = $1, secret = $2 WHERE source_id = $3")
             .bind(verification.as_str())
             .bind(secret)
-            .bind(source_id)
+            .bind(source_id.as_str())
             .execute(&self.pool)
             .await
             .map_err(q("set source secret"))?;
@@ -174,7 +180,7 @@ impl Store {
     /// or encryption of a plaintext from an older database); `false` when it changed meanwhile.
     pub async fn replace_sealed(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         column: SealedColumn,
         current: &str,
         replacement: &str,
@@ -187,7 +193,7 @@ impl Store {
         };
         let updated = sqlx::query(sql)
             .bind(replacement)
-            .bind(source_id)
+            .bind(source_id.as_str())
             .bind(current)
             .execute(&self.pool)
             .await
@@ -199,7 +205,7 @@ impl Store {
     /// encrypted, if the URL is still `current_git_url` and the source has no credentials yet.
     pub async fn move_git_url_credentials(
         &self,
-        source_id: &str,
+        source_id: &SourceId,
         current_git_url: &str,
         git_url: &str,
         sealed_credentials: &str,
@@ -209,7 +215,7 @@ impl Store {
         )
         .bind(git_url)
         .bind(sealed_credentials)
-        .bind(source_id)
+        .bind(source_id.as_str())
         .bind(current_git_url)
         .execute(&self.pool)
         .await

@@ -5,6 +5,7 @@
 use kici_engine::dag::{Need, NeedsWhen};
 use kici_engine::event::{EventEnvelope, EventType};
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
+use kici_engine::ids::{AgentId, JobId, RunId, SourceId};
 use kici_engine::labels::LabelMatcher;
 use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus};
 
@@ -119,13 +120,13 @@ async fn runs_jobs_and_steps_round_trip() {
             )
             .await
             .unwrap();
-        let got = store.get_run("r1").await.unwrap().unwrap();
+        let got = store.get_run(&RunId::from("r1")).await.unwrap().unwrap();
         assert_eq!(
             (got.status, got.workflow_name.as_str(), got.failure_reason),
             (RunStatus::Pending, "ci", None),
             "{db}"
         );
-        let (event, url, lock) = store.run_context("r1").await.unwrap().unwrap();
+        let (event, url, lock) = store.run_context(&RunId::from("r1")).await.unwrap().unwrap();
         assert_eq!(
             (event.target_branch.as_deref(), url.as_str(), lock),
             (Some("main"), "file:///repo", None),
@@ -134,19 +135,19 @@ async fn runs_jobs_and_steps_round_trip() {
 
         assert!(
             store
-                .transition_job("j1", &JobChange::on(JobEvent::Start), 20)
+                .transition_job(&JobId::from("j1"), &JobChange::on(JobEvent::Start), 20)
                 .await
                 .unwrap(),
             "{db}"
         );
         assert!(
             !store
-                .transition_job("j1", &JobChange::on(JobEvent::Start), 21)
+                .transition_job(&JobId::from("j1"), &JobChange::on(JobEvent::Start), 21)
                 .await
                 .unwrap(),
             "{db}"
         );
-        store.mark_run_running("r1", 20).await.unwrap();
+        store.mark_run_running(&RunId::from("r1"), 20).await.unwrap();
         let step = |status, exit_code, now| StepUpdate {
             job_id: "j1".into(),
             step_index: 0,
@@ -182,7 +183,7 @@ async fn runs_jobs_and_steps_round_trip() {
             "{db}: finished twice"
         );
 
-        let jobs = store.run_jobs("r1", true).await.unwrap();
+        let jobs = store.run_jobs(&RunId::from("r1"), true).await.unwrap();
         assert_eq!(jobs.len(), 2, "{db}");
         let build = &jobs[0].job;
         assert_eq!(
@@ -207,7 +208,7 @@ async fn runs_jobs_and_steps_round_trip() {
         assert!(
             store
                 .complete_run(
-                    "r1",
+                    &RunId::from("r1"),
                     RunStatus::Failed,
                     &ReasonUpdate::IfEmpty("Failed jobs: build".into()),
                     40
@@ -217,12 +218,12 @@ async fn runs_jobs_and_steps_round_trip() {
         );
         assert!(
             !store
-                .complete_run("r1", RunStatus::Success, &ReasonUpdate::Clear, 41)
+                .complete_run(&RunId::from("r1"), RunStatus::Success, &ReasonUpdate::Clear, 41)
                 .await
                 .unwrap(),
             "{db}"
         );
-        let got = store.get_run("r1").await.unwrap().unwrap();
+        let got = store.get_run(&RunId::from("r1")).await.unwrap().unwrap();
         assert_eq!(
             (got.status, got.failure_reason.as_deref(), got.duration_ms),
             (RunStatus::Failed, Some("Failed jobs: build"), Some(20)),
@@ -251,9 +252,9 @@ async fn the_store_writes_exactly_the_engine_transitions() {
                 let applied = if ends {
                     store.finish_job(&job_id, &change, None, None, 20).await.unwrap()
                 } else {
-                    store.transition_job(&job_id, &change, 20).await.unwrap()
+                    store.transition_job(&JobId::from(&job_id), &change, 20).await.unwrap()
                 };
-                let now = store.get_job(&job_id).await.unwrap().unwrap().job.status;
+                let now = store.get_job(&JobId::from(&job_id)).await.unwrap().unwrap().job.status;
                 assert_eq!(
                     (applied, now),
                     (want.is_some(), want.unwrap_or(from)),
@@ -274,14 +275,15 @@ async fn the_store_writes_exactly_the_engine_transitions() {
                 store.insert_run(&row, &[], &[]).await.unwrap();
                 let applied = match event {
                     RunStatusEvent::Start => {
-                        store.mark_run_running(&run_id, 20).await.unwrap();
-                        store.get_run(&run_id).await.unwrap().unwrap().status != from
+                        store.mark_run_running(&RunId::from(&run_id), 20).await.unwrap();
+                        store.get_run(&RunId::from(&run_id)).await.unwrap().unwrap().status != from
                     }
-                    RunStatusEvent::Finish(to) => {
-                        store.complete_run(&run_id, to, &ReasonUpdate::Keep, 20).await.unwrap()
-                    }
+                    RunStatusEvent::Finish(to) => store
+                        .complete_run(&RunId::from(&run_id), to, &ReasonUpdate::Keep, 20)
+                        .await
+                        .unwrap(),
                 };
-                let now = store.get_run(&run_id).await.unwrap().unwrap().status;
+                let now = store.get_run(&RunId::from(&run_id)).await.unwrap().unwrap().status;
                 let want = run_transition(from, event).ok();
                 assert_eq!(
                     (applied, now),
@@ -308,14 +310,14 @@ async fn specific_failure_reasons_beat_generic_ones() {
         store.insert_run(&failed, &[], &[]).await.unwrap();
         store
             .complete_run(
-                "r",
+                &RunId::from("r"),
                 RunStatus::Failed,
                 &ReasonUpdate::IfEmpty("No agents available to dispatch jobs".into()),
                 5,
             )
             .await
             .unwrap();
-        let got = store.get_run("r").await.unwrap().unwrap();
+        let got = store.get_run(&RunId::from("r")).await.unwrap().unwrap();
         assert_eq!(
             got.failure_reason.as_deref(),
             Some("Matrix expansion failed for job 'test': boom"),
@@ -339,11 +341,11 @@ async fn list_runs_filters_and_pages_newest_first() {
                 .unwrap();
         }
         store
-            .complete_run("r1", RunStatus::Failed, &ReasonUpdate::Keep, 200)
+            .complete_run(&RunId::from("r1"), RunStatus::Failed, &ReasonUpdate::Keep, 200)
             .await
             .unwrap();
         store
-            .complete_run("r3", RunStatus::Failed, &ReasonUpdate::Keep, 200)
+            .complete_run(&RunId::from("r3"), RunStatus::Failed, &ReasonUpdate::Keep, 200)
             .await
             .unwrap();
         let filter = RunFilter {
@@ -391,21 +393,30 @@ async fn the_queue_claims_once_recovers_and_expires() {
             .await
             .unwrap();
         assert_eq!(store.pending_entries().await.unwrap().len(), 2, "{db}");
-        assert!(store.claim_entry("a", "agent-1", 50).await.unwrap(), "{db}");
         assert!(
-            !store.claim_entry("a", "agent-2", 50).await.unwrap(),
+            store
+                .claim_entry(&JobId::from("a"), &AgentId::from("agent-1"), 50)
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .claim_entry(&JobId::from("a"), &AgentId::from("agent-2"), 50)
+                .await
+                .unwrap(),
             "{db}: claimed twice"
         );
         let job_agent = |id: &'static str| {
             let store = store.clone();
-            async move { store.get_job(id).await.unwrap().unwrap().job.agent_id }
+            async move { store.get_job(&JobId::from(id)).await.unwrap().unwrap().job.agent_id }
         };
         assert_eq!(
             job_agent("a").await.as_deref(),
             Some("agent-1"),
             "{db}: the claim names the agent"
         );
-        let entry = store.queue_entry("a").await.unwrap().unwrap();
+        let entry = store.queue_entry(&JobId::from("a")).await.unwrap().unwrap();
         assert_eq!(
             (
                 entry.status,
@@ -422,17 +433,26 @@ async fn the_queue_claims_once_recovers_and_expires() {
             "{db}"
         );
         assert_eq!(store.overdue_acks(60).await.unwrap().len(), 1, "{db}");
-        store.entry_acknowledged("a").await.unwrap();
+        store.entry_acknowledged(&JobId::from("a")).await.unwrap();
         assert!(store.overdue_acks(60).await.unwrap().is_empty(), "{db}");
         assert_eq!(
-            store.recover_agent_entries("agent-1", 500).await.unwrap(),
+            store
+                .recover_agent_entries(&AgentId::from("agent-1"), 500)
+                .await
+                .unwrap(),
             vec!["a".to_string()],
             "{db}"
         );
         assert!(store.overdue_recoveries(499).await.unwrap().is_empty(), "{db}");
         assert_eq!(store.overdue_recoveries(500).await.unwrap().len(), 1, "{db}");
-        assert!(store.reclaim_entry("a", "agent-1").await.unwrap(), "{db}");
-        assert!(store.requeue_entry("a").await.unwrap(), "{db}");
+        assert!(
+            store
+                .reclaim_entry(&JobId::from("a"), &AgentId::from("agent-1"))
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(store.requeue_entry(&JobId::from("a")).await.unwrap(), "{db}");
         assert_eq!(job_agent("a").await, None, "{db}: the requeue frees the job");
         assert_eq!(
             store
@@ -445,10 +465,13 @@ async fn the_queue_claims_once_recovers_and_expires() {
             ["a"],
             "{db}"
         );
-        store.set_provisioning_error("a", "spawn node ENOENT").await.unwrap();
+        store
+            .set_provisioning_error(&JobId::from("a"), "spawn node ENOENT")
+            .await
+            .unwrap();
         let expiry = crate::JobEnd {
-            job_id: "a",
-            run_id: "r",
+            job_id: &JobId::from("a"),
+            run_id: &RunId::from("r"),
             change: JobChange::on(JobEvent::Fail).failing_as(JobStatus::TimedOutStale),
             error: Some("spawn node ENOENT"),
             init_failure: None,
@@ -460,19 +483,19 @@ async fn the_queue_claims_once_recovers_and_expires() {
         };
         assert!(store.end_job(&expiry).await.unwrap(), "{db}");
         assert!(!store.end_job(&expiry).await.unwrap(), "{db}: expired twice");
-        let entry = store.queue_entry("a").await.unwrap().unwrap();
+        let entry = store.queue_entry(&JobId::from("a")).await.unwrap().unwrap();
         assert_eq!(
             (entry.status, entry.last_provisioning_error.as_deref()),
             (QueueStatus::Expired, Some("spawn node ENOENT")),
             "{db}"
         );
-        let a = store.get_job("a").await.unwrap().unwrap();
+        let a = store.get_job(&JobId::from("a")).await.unwrap().unwrap();
         assert_eq!(
             (a.job.status, a.job.error_message.as_deref()),
             (JobStatus::TimedOutStale, Some("spawn node ENOENT")),
             "{db}"
         );
-        let r = store.get_run("r").await.unwrap().unwrap();
+        let r = store.get_run(&RunId::from("r")).await.unwrap().unwrap();
         assert_eq!(r.failure_reason.as_deref(), Some("No agents available"), "{db}");
     }
 }
@@ -484,11 +507,18 @@ async fn sequence_numbers_apply_once() {
             .insert_run(&run("r", 1), &[job("r", "j", "j", vec![], 0)], &[])
             .await
             .unwrap();
-        assert!(store.advance_seq("j", 1).await.unwrap(), "{db}");
-        assert!(store.advance_seq("j", 2).await.unwrap(), "{db}");
-        assert!(!store.advance_seq("j", 2).await.unwrap(), "{db}: replay applied");
-        assert!(!store.advance_seq("j", 1).await.unwrap(), "{db}");
-        assert_eq!(store.get_job("j").await.unwrap().unwrap().last_seq, 2, "{db}");
+        assert!(store.advance_seq(&JobId::from("j"), 1).await.unwrap(), "{db}");
+        assert!(store.advance_seq(&JobId::from("j"), 2).await.unwrap(), "{db}");
+        assert!(
+            !store.advance_seq(&JobId::from("j"), 2).await.unwrap(),
+            "{db}: replay applied"
+        );
+        assert!(!store.advance_seq(&JobId::from("j"), 1).await.unwrap(), "{db}");
+        assert_eq!(
+            store.get_job(&JobId::from("j")).await.unwrap().unwrap().last_seq,
+            2,
+            "{db}"
+        );
     }
 }
 
@@ -527,13 +557,13 @@ async fn deliveries_are_claimed_once_by_id_and_by_body_until_they_expire() {
         );
         assert_eq!(store.unfinished_deliveries().await.unwrap().len(), 1, "{db}");
         store
-            .finish_delivery("d1", "processed", &["r1".to_string()], None, 60)
+            .finish_delivery("d1", "processed", &[RunId::from("r1")], None, 60)
             .await
             .unwrap();
         let record = store.get_delivery("d1").await.unwrap().unwrap();
         assert_eq!(
             (record.status.as_str(), record.run_ids, record.updated_at),
-            ("processed", vec!["r1".to_string()], 60),
+            ("processed", vec![RunId::from("r1")], 60),
             "{db}"
         );
         assert!(store.unfinished_deliveries().await.unwrap().is_empty(), "{db}");
@@ -699,8 +729,8 @@ async fn run_events_read_back_in_time_order_with_their_titles() {
     for (db, store, _dir) in stores().await {
         let event = |id: &str, event_type: &str, ts: i64| crate::NewRunEvent {
             event_id: id.to_string(),
-            run_id: "r".to_string(),
-            job_id: Some("j".to_string()),
+            run_id: RunId::from("r".to_string()),
+            job_id: Some(JobId::from("j".to_string())),
             event_type: kici_engine::api::RunEventType::from(event_type.to_string()),
             source_service: "orchestrator".to_string(),
             timestamp_ms: ts,
@@ -716,7 +746,7 @@ async fn run_events_read_back_in_time_order_with_their_titles() {
             .insert_run_event(&event("e1", "scaler.provisioning", 10))
             .await
             .unwrap();
-        let events = store.run_events("r").await.unwrap();
+        let events = store.run_events(&RunId::from("r")).await.unwrap();
         let summary: Vec<(&str, &str, i64)> = events
             .iter()
             .map(|e| (e.event_type.as_str(), e.title.as_str(), e.timestamp_ms))
@@ -730,7 +760,10 @@ async fn run_events_read_back_in_time_order_with_their_titles() {
             "{db}"
         );
         assert_eq!(events[1].metadata["detail"], "boom", "{db}");
-        assert!(store.run_events("other").await.unwrap().is_empty(), "{db}");
+        assert!(
+            store.run_events(&RunId::from("other")).await.unwrap().is_empty(),
+            "{db}"
+        );
     }
 }
 
@@ -761,7 +794,12 @@ async fn pruning_deletes_only_what_finished_before_the_cutoff() {
                 .unwrap();
             if let Some(at) = done_at {
                 store
-                    .complete_run(run_id, RunStatus::Success, &crate::ReasonUpdate::Clear, at)
+                    .complete_run(
+                        &RunId::from(run_id),
+                        RunStatus::Success,
+                        &crate::ReasonUpdate::Clear,
+                        at,
+                    )
                     .await
                     .unwrap();
             }
@@ -795,16 +833,26 @@ async fn pruning_deletes_only_what_finished_before_the_cutoff() {
             (1, 4),
             "{db}: d-old's row; the claims of d-old and d-stuck"
         );
-        assert!(store.get_run("old").await.unwrap().is_none(), "{db}");
+        assert!(store.get_run(&RunId::from("old")).await.unwrap().is_none(), "{db}");
         assert!(
-            store.get_job("old-j").await.unwrap().is_none(),
+            store.get_job(&JobId::from("old-j")).await.unwrap().is_none(),
             "{db}: jobs go with their run"
         );
-        assert!(store.queue_entry("old-j").await.unwrap().is_none(), "{db}");
-        assert!(store.run_events("old").await.unwrap().is_empty(), "{db}");
+        assert!(
+            store.queue_entry(&JobId::from("old-j")).await.unwrap().is_none(),
+            "{db}"
+        );
+        assert!(store.run_events(&RunId::from("old")).await.unwrap().is_empty(), "{db}");
         for kept in ["new", "going"] {
-            assert!(store.get_run(kept).await.unwrap().is_some(), "{db}: {kept}");
-            assert_eq!(store.run_events(kept).await.unwrap().len(), 1, "{db}: {kept}");
+            assert!(
+                store.get_run(&RunId::from(kept)).await.unwrap().is_some(),
+                "{db}: {kept}"
+            );
+            assert_eq!(
+                store.run_events(&RunId::from(kept)).await.unwrap().len(),
+                1,
+                "{db}: {kept}"
+            );
         }
         assert!(store.get_delivery("d-old").await.unwrap().is_none(), "{db}");
         assert!(
@@ -846,7 +894,12 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
         );
         let replaced = |column, current: &'static str, replacement: &'static str| {
             let store = store.clone();
-            async move { store.replace_sealed("g1", column, current, replacement).await.unwrap() }
+            async move {
+                store
+                    .replace_sealed(&SourceId::from("g1"), column, current, replacement)
+                    .await
+                    .unwrap()
+            }
         };
         assert!(
             replaced(SealedColumn::Secret, "enc:v1:aaaa:secret", "enc:v1:bbbb:secret").await,
@@ -876,7 +929,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
         let clean = "https://forge.example/{owner}/{name}.git";
         assert!(
             !store
-                .move_git_url_credentials("g1", url, clean, "enc:v1:x:y")
+                .move_git_url_credentials(&SourceId::from("g1"), url, clean, "enc:v1:x:y")
                 .await
                 .unwrap(),
             "{db}"
@@ -890,14 +943,14 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
         assert!(store.insert_source(&legacy).await.unwrap(), "{db}");
         assert!(
             store
-                .move_git_url_credentials("g2", url, clean, "enc:v1:x:y")
+                .move_git_url_credentials(&SourceId::from("g2"), url, clean, "enc:v1:x:y")
                 .await
                 .unwrap(),
             "{db}"
         );
         assert!(
             !store
-                .move_git_url_credentials("g2", url, clean, "enc:v1:x:z")
+                .move_git_url_credentials(&SourceId::from("g2"), url, clean, "enc:v1:x:z")
                 .await
                 .unwrap(),
             "{db}: moved twice"

@@ -5,6 +5,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use kici_engine::build_info::BuildInfo;
+use kici_engine::ids::AgentId;
 use kici_engine::protocol::{AgentMessage, PROTOCOL_VERSION, Registration};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -54,7 +55,7 @@ impl FakeAgent {
             .await
             .expect("auth.request");
         let registration = Registration {
-            agent_id: agent_id.to_string(),
+            agent_id: AgentId::from(agent_id.to_string()),
             // Like a real agent: operator labels plus the automatic ones.
             labels: labels
                 .iter()

@@ -246,7 +246,7 @@ async fn log_files_hold_the_build_info_and_the_failed_run() {
         assert_eq!(first["sdkBundleHash"], kici_sdk::sdk().hash);
         assert!(
             text.lines()
-                .any(|l| l.contains(&detail.run.run_id) && l.contains(job_id.as_str())),
+                .any(|l| l.contains(detail.run.run_id.as_str()) && l.contains(job_id.as_str())),
             "{service} log has no line with the run and job ids:\n{text}"
         );
     }

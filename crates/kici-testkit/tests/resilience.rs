@@ -2,6 +2,7 @@
 //! mid-run, and bad webhooks and settings.
 
 use kici_engine::failure::AGENT_DID_NOT_RECONNECT;
+use kici_engine::ids::RunId;
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_testkit::{Repo, Stack, binary};
 use serde_json::json;
@@ -574,12 +575,12 @@ async fn messages_about_another_agents_job_are_refused() {
         .start_fake_agent("intruder", &["other"], kici_sdk::build_info())
         .await;
     intruder.send(kici_engine::protocol::AgentMessage::JobHeartbeat {
-        run_id: run_id.clone(),
+        run_id: RunId::from(run_id.clone()),
         job_id: job_id.clone(),
         timestamp: 0,
     });
     intruder.send(kici_engine::protocol::AgentMessage::JobReject {
-        run_id: run_id.clone(),
+        run_id: RunId::from(run_id.clone()),
         job_id: job_id.clone(),
         reason: kici_engine::protocol::RejectReason::Draining,
     });

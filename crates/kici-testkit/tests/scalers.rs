@@ -98,7 +98,9 @@ async fn a_bare_metal_scaler_starts_an_agent_for_a_queued_job_which_exits_after_
                 .orchestrator
                 .log_text()
                 .lines()
-                .any(|l| l.contains("scaler agent exited") && l.contains(&agent_id) && l.contains("exit code 0"))
+                .any(|l| {
+                    l.contains("scaler agent exited") && l.contains(agent_id.as_str()) && l.contains("exit code 0")
+                })
                 .then_some(())
         })
         .await;
@@ -160,8 +162,8 @@ async fn failed_spawn(stack: &Stack, repo: &Repo) -> FailedSpawn {
     let error = job.error_message.clone().expect("the job has the provisioning error");
     assert_eq!(detail.run.failure_reason.as_deref(), Some(error.as_str()));
     FailedSpawn {
-        run_id: detail.run.run_id.clone(),
-        job_id: job.job_id.clone(),
+        run_id: detail.run.run_id.to_string(),
+        job_id: job.job_id.to_string(),
         error,
     }
 }
@@ -464,7 +466,7 @@ async fn a_firecracker_scaler_boots_a_microvm_whose_agent_runs_the_job() {
                 .orchestrator
                 .log_text()
                 .lines()
-                .any(|l| l.contains("scaler agent exited") && l.contains(&agent_id));
+                .any(|l| l.contains("scaler agent exited") && l.contains(agent_id.as_str()));
             (gone && exited).then_some(())
         })
         .await;

@@ -17,6 +17,7 @@ use kici_client::client::ApiClient;
 use kici_client::format;
 use kici_client::table;
 use kici_engine::api::admin::{DeliveryView, SourceList, SourceView, TriggerToken};
+use kici_engine::ids::SourceId;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -193,7 +194,7 @@ pub struct Globals<'a> {
 /// A local source known only by its id (what a trigger token may not look up).
 fn local_source(source_id: &str) -> SourceView {
     SourceView {
-        source_id: source_id.to_string(),
+        source_id: SourceId::from(source_id.to_string()),
         org_id: None,
         name: source_id.to_string(),
         kind: "local".to_string(),
@@ -506,7 +507,7 @@ pub fn render_list(base_url: &str, list: &SourceList) -> String {
         .iter()
         .map(|source| {
             vec![
-                source.source_id.clone(),
+                source.source_id.to_string(),
                 source.name.clone(),
                 source.kind.clone(),
                 format::or_none(source.preset.as_deref()),

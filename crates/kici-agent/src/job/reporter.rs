@@ -4,6 +4,7 @@
 //! result and log chunk passes here, it also counts them (`kici_agent_steps_total`,
 //! `kici_agent_step_duration_seconds`, `kici_agent_log_bytes_total`).
 
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::protocol::{AgentMessage, JobStatusUpdate, LogChunk, StepStatusUpdate};
 use kici_engine::status::StepStatus;
 use kici_telemetry::metrics::agent as metrics;
@@ -18,8 +19,8 @@ use crate::timestamp_ms;
 
 /// Sequenced messages of one job: assigns `seq` (from 1) and batches log lines.
 pub(super) struct Reporter {
-    pub(super) run_id: String,
-    pub(super) job_id: String,
+    pub(super) run_id: RunId,
+    pub(super) job_id: JobId,
     // Invariant: the seq of the last message sent; strictly increasing.
     seq: u64,
     out: mpsc::Sender<Command>,
@@ -29,8 +30,8 @@ pub(super) struct Reporter {
 
 impl Reporter {
     pub(super) fn new(
-        run_id: String,
-        job_id: String,
+        run_id: RunId,
+        job_id: JobId,
         out: mpsc::Sender<Command>,
         max_log_size_bytes: u64,
         backpressure: Backpressure,

@@ -120,7 +120,7 @@ impl Repo {
         event.sha = Some(sha.to_string());
         JobDispatch {
             run_id: "run-1".into(),
-            job_id: format!("job-{workflow}-{job}"),
+            job_id: format!("job-{workflow}-{job}").into(),
             repo_url: format!("file://{}", self.path().display()),
             git_ref: "refs/heads/main".into(),
             sha: sha.to_string(),
@@ -277,7 +277,7 @@ impl Peer {
     pub async fn ack(&mut self, message: &AgentMessage) {
         if let Some((job_id, seq)) = message.sequenced() {
             self.send(&OrchestratorMessage::Ack {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 seq,
             })
             .await;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use kici_engine::api::{RunDetail, RunList, RunLogs};
+use kici_engine::ids::JobId;
 use serde_json::{Map, Value};
 
 use crate::format::{duration, timestamp};
@@ -26,7 +27,7 @@ pub fn runs_table(list: &RunList) -> String {
         .iter()
         .map(|run| {
             vec![
-                run.run_id.clone(),
+                run.run_id.to_string(),
                 run.workflow_name.clone(),
                 run.status.to_string(),
                 branch(&run.git_ref).to_string(),
@@ -121,8 +122,8 @@ fn push_labelled(out: &mut String, indent: &str, label: &str, text: &str) {
 /// is printed before its first lines, and again when its lines resume after another step's.
 #[derive(Debug, Default)]
 pub struct LogPrinter {
-    printed: HashMap<(String, i64), usize>,
-    current: Option<(String, i64)>,
+    printed: HashMap<(JobId, i64), usize>,
+    current: Option<(JobId, i64)>,
 }
 
 impl LogPrinter {

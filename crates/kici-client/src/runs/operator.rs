@@ -19,7 +19,7 @@ pub fn render_list(list: &RunList, offset: u32, limit: u32) -> String {
         .iter()
         .map(|run| {
             vec![
-                run.run_id.clone(),
+                run.run_id.to_string(),
                 run.workflow_name.clone(),
                 run.status.to_string(),
                 format::or_none(Some(&run.repo)),
@@ -71,7 +71,7 @@ pub fn render_show(detail: &RunDetail) -> String {
         .iter()
         .map(|job| {
             vec![
-                job.job_id.clone(),
+                job.job_id.to_string(),
                 job.job_name.clone(),
                 job.status.to_string(),
                 format::or_none(job.agent_id.as_deref()),
@@ -150,7 +150,7 @@ pub fn render_jobs(jobs: &[Job]) -> String {
         .iter()
         .map(|job| {
             vec![
-                job.job_id.clone(),
+                job.job_id.to_string(),
                 job.job_name.clone(),
                 job.status.to_string(),
                 format::or_none(job.agent_id.as_deref()),

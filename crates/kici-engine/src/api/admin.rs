@@ -3,6 +3,7 @@
 //! always sends but an older or partial answer may lack are `Option`s or default, so a reader
 //! stays lenient; a server fills every one of them.
 
+use crate::ids::{AgentId, JobId, RunId, SourceId};
 use std::fmt;
 use std::str::FromStr;
 
@@ -135,7 +136,7 @@ pub struct AgentList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     #[serde(default)]
     pub labels: Vec<String>,
     pub hostname: Option<String>,
@@ -144,7 +145,7 @@ pub struct AgentView {
     pub version: Option<String>,
     pub build_info: Option<AgentBuildInfo>,
     pub connected: bool,
-    pub busy_job_id: Option<String>,
+    pub busy_job_id: Option<JobId>,
     pub first_seen_at: Option<i64>,
     pub last_seen_at: Option<i64>,
 }
@@ -205,7 +206,7 @@ pub struct SourceList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceView {
-    pub source_id: String,
+    pub source_id: SourceId,
     pub org_id: Option<String>,
     pub name: String,
     /// `local` or `generic`.
@@ -230,12 +231,12 @@ pub struct SourceView {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryView {
     pub delivery_id: String,
-    pub source_id: String,
+    pub source_id: SourceId,
     pub event_type: String,
     /// `processing`, `processed`, `ignored` or `failed`.
     pub status: String,
     #[serde(default)]
-    pub run_ids: Vec<String>,
+    pub run_ids: Vec<RunId>,
     /// Why it was ignored, or why it failed.
     pub detail: Option<String>,
     pub created_at: Option<i64>,
@@ -246,7 +247,7 @@ pub struct DeliveryView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerToken {
-    pub source_id: String,
+    pub source_id: SourceId,
     pub trigger_token: String,
 }
 

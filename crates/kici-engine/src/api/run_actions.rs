@@ -1,6 +1,7 @@
 //! The shapes of what is done to a run (`POST /api/v1/runs/:runId/{cancel,rerun}`, also under
 //! `/admin` and as the Platform's `run.cancel.request` and `run.rerun.request`).
 
+use crate::ids::RunId;
 use serde::{Deserialize, Serialize};
 
 use crate::status::RunStatus;
@@ -17,7 +18,7 @@ pub struct CancelRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cancelled {
-    pub run_id: String,
+    pub run_id: RunId,
     pub status: CancelStatus,
     /// Jobs told to stop plus jobs cancelled at once.
     pub cancelled_jobs: u64,
@@ -42,6 +43,6 @@ pub fn nothing_to_cancel(run_id: &str, status: RunStatus) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rerun {
-    pub run_id: String,
-    pub new_run_id: String,
+    pub run_id: RunId,
+    pub new_run_id: RunId,
 }

@@ -8,6 +8,7 @@ use kici_engine::api::admin::{
     AdminRole, AdminTokenList, AdminTokenView, AgentList, CreatedAdminToken, DeliveryView, NewAdminToken, NewAgent,
     RegisteredAgent, RotatedKey, SourceList, SourceView, TriggerToken,
 };
+use kici_engine::ids::SourceId;
 use kici_engine::labels::validate_agent_label;
 use kici_store::{AdminToken, NewAgentToken, Source, SourceKind, Verification};
 use serde::Deserialize;
@@ -288,9 +289,9 @@ pub async fn add_source(
                 username: c.username.clone(),
                 password: c.password.clone(),
             };
-            source_secrets::seal_credentials(keys, &source_id, &credentials)
+            source_secrets::seal_credentials(keys, &SourceId::from(&source_id), &credentials)
         }),
-        source_id: source_id.clone(),
+        source_id: SourceId::from(source_id.clone()),
         org_id: DEFAULT_ORG.to_string(),
         name: body.name,
         kind,
@@ -303,7 +304,7 @@ pub async fn add_source(
             None => body
                 .secret
                 .as_deref()
-                .map(|secret| source_secrets::seal_webhook_secret(keys, &source_id, secret)),
+                .map(|secret| source_secrets::seal_webhook_secret(keys, &SourceId::from(&source_id), secret)),
         },
         max_payload_bytes: MAX_PAYLOAD_BYTES,
         rate_limit_rpm,

@@ -87,7 +87,7 @@ pub async fn config(State(state): State<Shared>) -> ApiResult<Json<EffectiveConf
 }
 
 pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<ClusterHealth>> {
-    let agents: Vec<String> = state.hub.all().into_iter().map(|a| a.agent_id).collect();
+    let agents: Vec<String> = state.hub.all().into_iter().map(|a| a.agent_id.into_string()).collect();
     let active = state.store.active_run_ids().await?.len();
     let hostname = diagnose::host_facts().await.hostname;
     Ok(Json(ClusterHealth {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use kici_engine::api::answers::{JobsAnswer, LogLinesAnswer, RunAnswer};
 use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun};
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
 use kici_engine::status::{RunStatus, StepStatus};
 use kici_store::RunFilter;
@@ -57,7 +58,7 @@ pub async fn list(State(state): State<Shared>, Query(query): Query<ListQuery>) -
     Ok(Json(RunList { runs, total }))
 }
 
-async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
+async fn find_run(state: &Shared, run_id: &RunId) -> ApiResult<Run> {
     let mut run = state
         .store
         .get_run(run_id)
@@ -67,13 +68,13 @@ async fn find_run(state: &Shared, run_id: &str) -> ApiResult<Run> {
     Ok(run)
 }
 
-pub async fn show(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunAnswer>> {
+pub async fn show(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<Json<RunAnswer>> {
     Ok(Json(RunAnswer {
         run: find_run(&state, &run_id).await?,
     }))
 }
 
-pub async fn detail(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunDetail>> {
+pub async fn detail(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<Json<RunDetail>> {
     let run = find_run(&state, &run_id).await?;
     let jobs = state
         .store
@@ -93,7 +94,7 @@ pub struct JobsQuery {
 
 pub async fn jobs(
     State(state): State<Shared>,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunId>,
     Query(query): Query<JobsQuery>,
 ) -> ApiResult<Json<JobsAnswer>> {
     find_run(&state, &run_id).await?;
@@ -114,7 +115,7 @@ pub struct LogsQuery {
 
 pub async fn logs(
     State(state): State<Shared>,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunId>,
     Query(query): Query<LogsQuery>,
 ) -> ApiResult<Json<RunLogs>> {
     let run = find_run(&state, &run_id).await?;
@@ -165,7 +166,7 @@ pub async fn logs(
 
 pub async fn step_logs(
     State(state): State<Shared>,
-    Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
+    Path((run_id, job_id, step_index)): Path<(RunId, JobId, i64)>,
 ) -> ApiResult<Json<LogLinesAnswer>> {
     find_run(&state, &run_id).await?;
     job_of_run(&state, &run_id, &job_id).await?;
@@ -174,7 +175,7 @@ pub async fn step_logs(
 }
 
 /// A job id names a directory under the run's logs: only a job of that run may be read.
-async fn job_of_run(state: &Shared, run_id: &str, job_id: &str) -> ApiResult<()> {
+async fn job_of_run(state: &Shared, run_id: &RunId, job_id: &JobId) -> ApiResult<()> {
     if state
         .store
         .get_job(job_id)
@@ -190,7 +191,7 @@ async fn job_of_run(state: &Shared, run_id: &str, job_id: &str) -> ApiResult<()>
 }
 
 /// `GET /api/v1/runs/:runId/events`: the run's timeline milestones, oldest first.
-pub async fn events(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunEvents>> {
+pub async fn events(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<Json<RunEvents>> {
     find_run(&state, &run_id).await?;
     let events = state.store.run_events(&run_id).await?;
     Ok(Json(RunEvents { run_id, events }))
@@ -199,7 +200,7 @@ pub async fn events(State(state): State<Shared>, Path(run_id): Path<String>) -> 
 /// `GET /api/v1/runs/:runId/jobs/:jobId/provisioning`: the job's `provisioning.jsonl`.
 pub async fn provisioning(
     State(state): State<Shared>,
-    Path((run_id, job_id)): Path<(String, String)>,
+    Path((run_id, job_id)): Path<(RunId, JobId)>,
 ) -> ApiResult<Json<ProvisioningLog>> {
     find_run(&state, &run_id).await?;
     job_of_run(&state, &run_id, &job_id).await?;
@@ -229,7 +230,7 @@ fn log_error(err: std::io::Error) -> ApiError {
 /// cancelledJobs}`; 404 for an unknown run, 409 for a finished one.
 pub async fn cancel(
     State(state): State<Shared>,
-    Path(run_id): Path<String>,
+    Path(run_id): Path<RunId>,
     axum::Extension(caller): axum::Extension<super::auth::Caller>,
     body: Option<Json<CancelRequest>>,
 ) -> ApiResult<Json<Cancelled>> {
@@ -242,7 +243,7 @@ pub async fn cancel(
 
 /// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
 /// 422 when the run has no workflow to run again.
-pub async fn rerun(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<(StatusCode, Json<Rerun>)> {
+pub async fn rerun(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<(StatusCode, Json<Rerun>)> {
     crate::runs::rerun(&state, &run_id)
         .await
         .map(|answer| (StatusCode::CREATED, Json(answer)))

@@ -1,6 +1,7 @@
 //! What every backend shares: the spawn request, the agent's environment, and the started
 //! instance the manager supervises (wait for it to end, destroy it).
 
+use kici_engine::ids::AgentId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use super::milestones::Reporter;
 #[derive(Debug, Clone)]
 pub(crate) struct SpawnRequest {
     /// `scaler-<type>-<8 hex>`.
-    pub(crate) agent_id: String,
+    pub(crate) agent_id: AgentId,
     pub(crate) scaler: ScalerEntry,
     pub(crate) label_set_index: usize,
     /// The agent's whole environment, in the documented order.
@@ -34,7 +35,7 @@ pub(crate) struct SpawnRequest {
 /// What the agent needs to know, from the orchestrator's side.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentIdentity<'a> {
-    pub(crate) agent_id: &'a str,
+    pub(crate) agent_id: &'a AgentId,
     pub(crate) orchestrator_url: &'a str,
     /// Empty when the orchestrator runs without agent authentication.
     pub(crate) token: &'a str,
@@ -234,7 +235,7 @@ scalers:
             &config.scalers[0],
             0,
             &AgentIdentity {
-                agent_id: "scaler-bare-metal-0a1b2c3d",
+                agent_id: &AgentId::from("scaler-bare-metal-0a1b2c3d"),
                 orchestrator_url: "ws://127.0.0.1:4000/ws",
                 token: "kat_secret",
             },

@@ -2,6 +2,7 @@
 //! tagged with the agent id and where it came from), and the last [`TAIL_LINES`] stay in a
 //! ring so a provisioning failure can quote them.
 
+use kici_engine::ids::AgentId;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -105,7 +106,7 @@ pub(crate) async fn pump(
     let mut reader = BufReader::new(reader);
     let mut splitter = LineSplitter::default();
     let mut emit = |line: String| {
-        forward(&agent_id, logs_source, &line);
+        forward(&AgentId::from(&agent_id), logs_source, &line);
         tail.push(&line);
     };
     loop {
@@ -122,7 +123,7 @@ pub(crate) async fn pump(
 
 /// Logs one line of agent output. The agent logs JSON lines; their level and message are
 /// kept, anything else is logged as-is at info.
-pub(crate) fn forward(agent_id: &str, logs_source: &str, line: &str) {
+pub(crate) fn forward(agent_id: &AgentId, logs_source: &str, line: &str) {
     let parsed = serde_json::from_str::<serde_json::Value>(line).ok();
     let field = |name: &str| {
         parsed

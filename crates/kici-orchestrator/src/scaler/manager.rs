@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
+use kici_engine::ids::{AgentId, JobId};
 use kici_engine::labels::LabelMatcher;
 use kici_store::{NewAgentToken, QueueEntry, Store};
 use tokio::sync::{mpsc, watch};
@@ -60,7 +61,7 @@ pub(crate) const EPHEMERAL_TOKEN_TYPE: &str = "ephemeral";
 const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_CAP: Duration = Duration::from_secs(300);
 /// The label of a spawned agent's token: it binds the token to that agent.
-pub(crate) fn ephemeral_token_label(agent_id: &str) -> String {
+pub(crate) fn ephemeral_token_label(agent_id: &AgentId) -> String {
     format!("scaler:{agent_id}")
 }
 
@@ -91,14 +92,14 @@ struct Retry {
 
 #[derive(Default)]
 struct Inner {
-    agents: BTreeMap<String, Tracked>,
+    agents: BTreeMap<AgentId, Tracked>,
     /// Jobs (by id) and warm pools (by [`warm_key`]) whose last spawn failed: when they may
     /// get another.
     retries: HashMap<String, Retry>,
     /// Warm pools a job asked for: (scaler, label set index).
     warm_demand: BTreeSet<(String, usize)>,
     /// Jobs already warned about (no backend), so the warning is logged once.
-    warned: HashSet<String>,
+    warned: HashSet<JobId>,
     failures: VecDeque<FailureRecord>,
 }
 
@@ -122,7 +123,7 @@ fn warm_key(scaler: &str, label_set_index: usize) -> String {
 pub(crate) struct SpawnedAgent {
     /// `kici:agent:<type>`, `kici:os:linux`, `kici:scaler:<name>`.
     pub(crate) auto_labels: Vec<String>,
-    pub(crate) bound_job: Option<String>,
+    pub(crate) bound_job: Option<JobId>,
 }
 
 /// What a spawned agent is started with, taken from the orchestrator's configuration once.
@@ -253,7 +254,7 @@ impl ScalerManager {
     }
 
     /// The dispatcher placed job `job_id` on `agent_id`.
-    pub(crate) fn dispatched(&self, agent_id: &str, job_id: &str) {
+    pub(crate) fn dispatched(&self, agent_id: &AgentId, job_id: &JobId) {
         self.send(Command::Dispatched {
             agent_id: agent_id.to_string(),
             job_id: job_id.to_string(),
@@ -261,7 +262,7 @@ impl ScalerManager {
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.
-    pub(crate) fn forget_job(&self, job_id: &str) {
+    pub(crate) fn forget_job(&self, job_id: &JobId) {
         self.send(Command::ForgetJob(job_id.to_string()));
     }
 
@@ -270,7 +271,7 @@ impl ScalerManager {
     }
 
     /// Called when an agent registers; `None` when the orchestrator did not spawn it.
-    pub(crate) fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+    pub(crate) fn registered(&self, agent_id: &AgentId) -> Option<SpawnedAgent> {
         self.core.registered(agent_id)
     }
 
@@ -325,11 +326,11 @@ impl ScalerTask {
             Command::Provision { entry, agent_could_fit } => core.provision(&entry, agent_could_fit),
             Command::FillWarmPools => core.fill_warm_pools(),
             Command::Dispatched { agent_id, job_id } => {
-                core.dispatched(&agent_id, &job_id);
+                core.dispatched(&AgentId::from(&agent_id), &JobId::from(&job_id));
                 Vec::new()
             }
             Command::ForgetJob(job_id) => {
-                core.forget_job(&job_id);
+                core.forget_job(&JobId::from(&job_id));
                 Vec::new()
             }
         };
@@ -377,7 +378,7 @@ impl Core {
         }
         if inner
             .retries
-            .get(&entry.job_id)
+            .get(entry.job_id.as_str())
             .is_some_and(|retry| Instant::now() < retry.not_before)
         {
             return Vec::new();
@@ -469,9 +470,9 @@ impl Core {
     /// The dispatcher placed job `job_id` on `agent_id`. An agent spawned for that job but
     /// not chosen (another agent was ready first) becomes an unbound, warm-like agent: it serves
     /// the next job of its label set or exits when its wait runs out.
-    fn dispatched(&self, agent_id: &str, job_id: &str) {
+    fn dispatched(&self, agent_id: &AgentId, job_id: &JobId) {
         let mut inner = self.lock();
-        inner.retries.remove(job_id);
+        inner.retries.remove(job_id.as_str());
         inner.warned.remove(job_id);
         for (id, tracked) in inner.agents.iter_mut() {
             if id == agent_id {
@@ -483,7 +484,7 @@ impl Core {
     }
 
     /// The job `agent_id` was spawned for when that job was never dispatched to it.
-    fn unserved_binding(&self, agent_id: &str) -> Option<Binding> {
+    fn unserved_binding(&self, agent_id: &AgentId) -> Option<Binding> {
         let inner = self.lock();
         let tracked = inner.agents.get(agent_id)?;
         if tracked.dispatched {
@@ -494,12 +495,12 @@ impl Core {
     }
 
     /// The job an agent is spawning for, if any (a warm agent gets one when a job claims it).
-    pub(crate) fn binding_of(&self, agent_id: &str) -> Option<Binding> {
+    pub(crate) fn binding_of(&self, agent_id: &AgentId) -> Option<Binding> {
         self.lock().agents.get(agent_id).and_then(|t| t.binding.clone())
     }
 
     /// Called when an agent registers; `None` when the orchestrator did not spawn it.
-    fn registered(&self, agent_id: &str) -> Option<SpawnedAgent> {
+    fn registered(&self, agent_id: &AgentId) -> Option<SpawnedAgent> {
         let inner = self.lock();
         let tracked = inner.agents.get(agent_id)?;
         tracked.registered.send_replace(true);
@@ -539,13 +540,14 @@ impl Core {
         Ok(Some(diff))
     }
 
-    fn finished(&self, agent_id: &str, spawn_failed: bool) {
+    fn finished(&self, agent_id: &AgentId, spawn_failed: bool) {
         let mut inner = self.lock();
         let Some(tracked) = inner.agents.remove(agent_id) else {
             return;
         };
+        // Retries are kept per job, and per warm pool for the agents no job claimed.
         let key = match &tracked.binding {
-            Some(binding) => binding.job_id.clone(),
+            Some(binding) => binding.job_id.to_string(),
             None => warm_key(&tracked.scaler, tracked.label_set_index),
         };
         if spawn_failed {
@@ -609,9 +611,9 @@ impl Core {
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.
-    fn forget_job(&self, job_id: &str) {
+    fn forget_job(&self, job_id: &JobId) {
         let mut inner = self.lock();
-        inner.retries.remove(job_id);
+        inner.retries.remove(job_id.as_str());
         inner.warned.remove(job_id);
     }
 
@@ -627,7 +629,7 @@ impl Core {
         let agent_id = format!("scaler-{}-{}", scaler.scaler_type(), random_hex(8));
         let (registered, _) = watch::channel(false);
         inner.agents.insert(
-            agent_id.clone(),
+            AgentId::from(agent_id.clone()),
             Tracked {
                 scaler: scaler.name.clone(),
                 label_set_index,
@@ -639,7 +641,7 @@ impl Core {
         );
         let label_set = &scaler.label_sets[label_set_index];
         let request = SpawnRequest {
-            agent_id: agent_id.clone(),
+            agent_id: AgentId::from(agent_id.clone()),
             scaler: scaler.clone(),
             label_set_index,
             env: Vec::new(),

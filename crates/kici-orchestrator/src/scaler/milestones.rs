@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use kici_engine::api::{ProvisioningLine, RunEventType};
+use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_store::NewRunEvent;
 use serde_json::json;
 
@@ -20,8 +21,8 @@ use crate::ids::new_id;
 /// The job a spawn is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
-    pub job_id: String,
-    pub run_id: String,
+    pub job_id: JobId,
+    pub run_id: RunId,
 }
 
 /// The milestone types (`ScalerEventType`).
@@ -50,7 +51,7 @@ impl Milestone {
 #[derive(Clone)]
 pub struct Reporter {
     pub(crate) core: Arc<Core>,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub scaler_name: String,
     pub backend: ScalerType,
 }

@@ -36,7 +36,7 @@ impl Cache {
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&event.event_id)
-        .bind(&event.run_id)
+        .bind(event.run_id.as_str())
         .bind(event.timestamp_ms)
         .bind(to_json(event))
         .execute(&self.pool)

@@ -85,7 +85,7 @@ impl Cache {
         let run = &snapshot.run;
         let mut tx = self.pool.begin().await.map_err(q("begin snapshot upsert"))?;
         let stored = sqlx::query("SELECT run_json, orchestrator_id, updated_at FROM runs WHERE run_id = $1")
-            .bind(&run.run_id)
+            .bind(run.run_id.as_str())
             .fetch_optional(&mut *tx)
             .await
             .map_err(q("read cached run"))?
@@ -106,7 +106,7 @@ impl Cache {
                created_at = excluded.created_at, orchestrator_id = excluded.orchestrator_id,
                updated_at = excluded.updated_at",
         )
-        .bind(&run.run_id)
+        .bind(run.run_id.as_str())
         .bind(to_json(run))
         .bind(run.status.as_str())
         .bind(&run.workflow_name)
@@ -119,7 +119,7 @@ impl Cache {
         .await
         .map_err(q("upsert run"))?;
         sqlx::query("DELETE FROM jobs WHERE run_id = $1")
-            .bind(&run.run_id)
+            .bind(run.run_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(q("delete run jobs"))?;
@@ -129,8 +129,8 @@ impl Cache {
                  ON CONFLICT (job_id) DO UPDATE SET run_id = excluded.run_id, position = excluded.position,
                    job_json = excluded.job_json",
             )
-            .bind(&job.job_id)
-            .bind(&run.run_id)
+            .bind(job.job_id.as_str())
+            .bind(run.run_id.as_str())
             .bind(position as i64)
             .bind(to_json(job))
             .execute(&mut *tx)

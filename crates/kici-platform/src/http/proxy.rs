@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use futures_util::{StreamExt, TryStreamExt};
 use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
 use kici_engine::status::StepStatus;
@@ -79,8 +80,8 @@ async fn read_step(
     step_index: i64,
 ) -> Result<Option<StepLogsData>, ProxyError> {
     let request = PlatformRequest::StepLogs {
-        run_id: run_id.to_string(),
-        job_id: job_id.to_string(),
+        run_id: RunId::from(run_id.to_string()),
+        job_id: JobId::from(job_id.to_string()),
         step_index,
     };
     match proxy::request_as(state, orchestrator_id, ADMIN_ACTOR, request).await {
@@ -97,8 +98,8 @@ pub async fn step_logs(
 ) -> ApiResult<Json<StepLogsData>> {
     let run = find_run(&state, &run_id).await?;
     let request = PlatformRequest::StepLogs {
-        run_id,
-        job_id,
+        run_id: RunId::from(run_id),
+        job_id: JobId::from(job_id),
         step_index,
     };
     let data = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
@@ -166,7 +167,7 @@ pub async fn logs(
         .await
         .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
     Ok(Json(RunLogs {
-        run_id,
+        run_id: RunId::from(run_id),
         status: cached.run.status,
         steps: read.into_iter().flatten().collect(),
     }))
@@ -179,15 +180,15 @@ pub async fn provisioning(
 ) -> ApiResult<Json<ProvisioningLog>> {
     let run = find_run(&state, &run_id).await?;
     let request = PlatformRequest::OrchLogs {
-        run_id: run_id.clone(),
-        job_id: job_id.clone(),
+        run_id: RunId::from(run_id.clone()),
+        job_id: JobId::from(job_id.clone()),
     };
     let data: OrchLogsData = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
         .await
         .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
     Ok(Json(ProvisioningLog {
-        run_id,
-        job_id,
+        run_id: RunId::from(run_id),
+        job_id: JobId::from(job_id),
         lines: data.lines,
         total_lines: data.total_lines,
     }))
@@ -212,7 +213,10 @@ pub async fn cancel(
         ));
     }
     let force = body.map(|Json(b)| b.force).unwrap_or_default();
-    let request = PlatformRequest::Cancel { run_id, force };
+    let request = PlatformRequest::Cancel {
+        run_id: RunId::from(run_id),
+        force,
+    };
     let answer = proxy::request(&state, &cached.orchestrator_id, &principal.name, request)
         .await
         .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
@@ -241,7 +245,9 @@ pub async fn rerun(
             format!("run {run_id} was re-run less than 5 s ago; wait a moment"),
         ));
     }
-    let request = PlatformRequest::Rerun { run_id };
+    let request = PlatformRequest::Rerun {
+        run_id: RunId::from(run_id),
+    };
     let answer = proxy::request(&state, &cached.orchestrator_id, &principal.name, request)
         .await
         .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;

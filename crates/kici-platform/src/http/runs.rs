@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use kici_engine::api::answers::{JobsAnswer, RunAnswer};
 use kici_engine::api::{Job, RunDetail, RunEvents, RunList};
+use kici_engine::ids::RunId;
 use kici_engine::status::RunStatus;
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +151,10 @@ pub async fn jobs(
 pub async fn events(State(state): State<Shared>, Path(run_id): Path<String>) -> ApiResult<Json<RunEvents>> {
     find_run(&state, &run_id).await?;
     let events = state.cache.run_events(&run_id).await?;
-    Ok(Json(RunEvents { run_id, events }))
+    Ok(Json(RunEvents {
+        run_id: RunId::from(run_id),
+        events,
+    }))
 }
 
 #[cfg(test)]

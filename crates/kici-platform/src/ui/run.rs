@@ -128,7 +128,7 @@ fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
             let job = event
                 .job_id
                 .as_ref()
-                .and_then(|id| jobs.iter().find(|j| &j.job_id == id))
+                .and_then(|id| jobs.iter().find(|j| j.job_id == *id))
                 .map(|j| escape(&j.job_name))
                 .unwrap_or_default();
             let detail = event

@@ -27,7 +27,7 @@ fn job(name: &str, status: JobStatus, duration_ms: Option<i64>, error: Option<&s
 
 fn step_log(job: &str, index: i64, name: &str, status: StepStatus, lines: &[&str]) -> StepLog {
     StepLog {
-        job_id: format!("j-{job}"),
+        job_id: format!("j-{job}").into(),
         job_name: job.into(),
         step_index: index,
         step_name: name.into(),

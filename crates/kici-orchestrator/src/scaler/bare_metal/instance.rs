@@ -3,6 +3,7 @@
 //! group and SIGKILL 5 s later. With `enforceCgroups`, the process runs in a transient
 //! systemd scope with `CPUQuota` and `MemoryMax` from the label set's resource limits.
 
+use kici_engine::ids::AgentId;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -93,7 +94,7 @@ impl AgentProcess {
     pub(crate) fn spawn(
         mut command: Command,
         tail: &OutputTail,
-        agent_id: &str,
+        agent_id: &AgentId,
         logs_sources: [&'static str; 2],
     ) -> std::io::Result<AgentProcess> {
         command

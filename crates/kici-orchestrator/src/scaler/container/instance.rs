@@ -11,6 +11,7 @@
 //! network is used and `orchestratorUrl` must name an address containers can reach; the
 //! RFC 1918 blocking rules of the reference are not applied yet.
 
+use kici_engine::ids::AgentId;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ pub(crate) async fn start(
         socket,
         id.clone(),
         tail.clone(),
-        request.agent_id.clone(),
+        request.agent_id.to_string(),
     )));
     reporter
         .milestone(
@@ -274,13 +275,13 @@ async fn follow_logs(socket: PathBuf, id: String, tail: OutputTail, agent_id: St
     while let Some(Ok(frame)) = body.frame().await {
         if let Some(data) = frame.data_ref() {
             for line in demux.push(data) {
-                forward(&agent_id, "container", &line);
+                forward(&AgentId::from(&agent_id), "container", &line);
                 tail.push(&line);
             }
         }
     }
     for line in demux.finish() {
-        forward(&agent_id, "container", &line);
+        forward(&AgentId::from(&agent_id), "container", &line);
         tail.push(&line);
     }
 }

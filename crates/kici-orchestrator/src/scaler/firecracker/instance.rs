@@ -10,6 +10,7 @@
 //! `firecracker.bridgeName` when that bridge exists. Not done here: the jailer (VMs run as the
 //! orchestrator's user) and the writable overlay drive (the root drive is read-only).
 
+use kici_engine::ids::AgentId;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ pub(crate) struct MicroVm {
 }
 
 /// The TAP device of a VM: `kici-` and the last 8 characters of its id.
-pub(crate) fn tap_name(agent_id: &str) -> String {
+pub(crate) fn tap_name(agent_id: &AgentId) -> String {
     let start = agent_id.len().saturating_sub(8);
     format!("kici-{}", &agent_id[start..])
 }
@@ -206,7 +207,7 @@ async fn boot(
     vm.log_tailer = Some(tokio::spawn(tail_file(
         vmm_log.clone(),
         tail.clone(),
-        request.agent_id.clone(),
+        request.agent_id.to_string(),
     )));
 
     let kici_env: serde_json::Map<String, Value> = request
@@ -349,7 +350,7 @@ async fn tail_file(path: PathBuf, tail: OutputTail, agent_id: String) {
         while let Some(end) = partial.find('\n') {
             let line: String = partial.drain(..=end).collect();
             let line = line.trim_end();
-            forward(&agent_id, "firecracker-vmm", line);
+            forward(&AgentId::from(&agent_id), "firecracker-vmm", line);
             tail.push(line);
         }
     }
@@ -474,6 +475,6 @@ mod tests {
     #[test]
     fn mac_and_tap_names_follow_the_address_and_the_vm_id() {
         assert_eq!(guest_mac(Ipv4Addr::new(172, 16, 0, 2)), "06:00:AC:10:00:02");
-        assert_eq!(tap_name("scaler-firecracker-0a1b2c3d"), "kici-0a1b2c3d");
+        assert_eq!(tap_name(&AgentId::from("scaler-firecracker-0a1b2c3d")), "kici-0a1b2c3d");
     }
 }
