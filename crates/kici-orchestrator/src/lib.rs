@@ -9,36 +9,36 @@
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
 //! keeps sources' secrets so; [`ids`] makes row ids and tokens.
 
-pub mod agents;
+pub(crate) mod agents;
 pub mod clock;
 pub mod config;
-pub mod deliveries;
-pub mod diagnose;
+pub(crate) mod deliveries;
+pub(crate) mod diagnose;
 pub mod dispatcher;
-pub mod events;
-pub mod fleet;
-pub mod git;
+pub(crate) mod events;
+pub(crate) mod fleet;
+pub(crate) mod git;
 pub mod http;
 pub mod hub;
 pub mod ids;
-pub mod jobs;
+pub(crate) mod jobs;
 pub mod logs;
-pub mod pipeline;
-pub mod platform;
-pub mod platform_link;
+pub(crate) mod pipeline;
+pub(crate) mod platform;
+pub(crate) mod platform_link;
 pub mod progress;
 pub mod providers;
-pub mod rate_limit;
-pub mod reload;
-pub mod rows;
-pub mod runs;
+pub(crate) mod rate_limit;
+pub(crate) mod reload;
+pub(crate) mod rows;
+pub(crate) mod runs;
 pub mod scaler;
 pub mod secret_key;
-pub mod source_secrets;
+pub(crate) mod source_secrets;
 pub mod state;
 pub mod sweeper;
-pub mod tasks;
-pub mod wake;
+pub(crate) mod tasks;
+pub(crate) mod wake;
 
 use std::net::SocketAddr;
 use std::time::Duration;

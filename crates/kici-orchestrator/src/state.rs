@@ -28,14 +28,14 @@ pub struct AppState {
     /// Auto-scalers: agents started when no connected agent fits a queued job.
     pub scaler: ScalerManager,
     /// Run metadata and live logs pushed to the dashboard, when one is configured.
-    pub platform: Arc<PlatformLink>,
-    pub timeline: Timeline,
+    pub(crate) platform: Arc<PlatformLink>,
+    pub(crate) timeline: Timeline,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
-    pub dispatch: DispatchWake,
+    pub(crate) dispatch: DispatchWake,
     /// Verified webhook deliveries per source and minute.
-    pub webhook_limits: RateLimits,
+    pub(crate) webhook_limits: RateLimits,
     /// Background work started while serving; shutdown waits for it.
-    pub background: Tasks,
+    pub(crate) background: Tasks,
     pub started: Instant,
 }
 

@@ -581,7 +581,8 @@ async fn an_image_that_cannot_be_pulled_surfaces_the_engines_error() {
     let Some(socket) = podman_socket() else { return };
     let (stack, repo, _) = stack_with_scalers(
         &container_config(&socket, "localhost/kici-no-such-image:dev", "IfNotPresent"),
-        &[("KICI_QUEUE_TIMEOUT_MS", "5000")],
+        // Room for the failed pull to be recorded before the job expires, on a loaded machine.
+        &[("KICI_QUEUE_TIMEOUT_MS", "10000")],
     )
     .await;
     let detail = stack.push_and_wait("app", &repo, "scaled").await;
