@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
 use kici_engine::ids::{AgentId, JobId};
@@ -35,6 +35,8 @@ use kici_engine::labels::LabelMatcher;
 use kici_store::{NewAgentToken, QueueEntry, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+// Tokio's clock, so a test on a paused clock passes the retry backoff without waiting.
+use tokio::time::Instant;
 
 use super::backend::{self, AgentIdentity, SpawnRequest};
 use super::capture::OutputTail;
@@ -791,4 +793,85 @@ async fn issue_token(ctx: &ScalerContext, request: &SpawnRequest) -> Result<Opti
     };
     ctx.store.insert_agent_token(&record).await.map_err(SpawnError::Token)?;
     Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use kici_engine::labels::LabelMatcher;
+    use kici_store::QueueStatus;
+
+    use super::*;
+    use crate::platform_link::PlatformLink;
+
+    /// The scaler's core with one bare-metal scaler for `linux` jobs, on a real store.
+    async fn core(dir: &std::path::Path) -> Arc<Core> {
+        let store = Store::open(&format!("sqlite://{}/kici.db?mode=rwc", dir.display()))
+            .await
+            .unwrap();
+        let config =
+            crate::config::Config::from_env(&[("KICI_DATA_DIR".to_string(), dir.display().to_string())].into())
+                .unwrap();
+        let scalers = super::super::from_yaml_str(
+            "version: 1\nscalers:\n  - {name: local, type: bare-metal, maxAgents: 4, labelSets: [{labels: [linux], binaryPath: /a}]}\n",
+            "scalers.yaml",
+        )
+        .unwrap();
+        let platform = Arc::new(PlatformLink::new(false));
+        let ctx = ScalerContext {
+            store: store.clone(),
+            timeline: Timeline::new(store, platform),
+            logs: LogStore::new(dir),
+            hub: Arc::new(Hub::default()),
+            wake: DispatchWake::default(),
+            spawn: Arc::new(SpawnSettings::new(&config)),
+        };
+        ScalerManager::new(scalers, ctx).0.core
+    }
+
+    fn queued(job_id: &str) -> QueueEntry {
+        QueueEntry {
+            job_id: job_id.into(),
+            run_id: "r".into(),
+            status: QueueStatus::Pending,
+            agent_id: None,
+            attempts: 0,
+            enqueued_at: 0,
+            expires_at: None,
+            ack_deadline: None,
+            recovery_deadline: None,
+            last_provisioning_error: None,
+            dispatch: "{}".into(),
+            runs_on: vec![LabelMatcher::exact("linux")],
+            exclude_labels: vec![],
+        }
+    }
+
+    /// A job whose spawn failed gets its next one after 5 s, then 10 s (doubling up to 300 s),
+    /// on tokio's paused clock: no real waiting.
+    #[tokio::test]
+    async fn a_failed_spawn_backs_off_five_then_ten_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = core(dir.path()).await;
+        tokio::time::pause();
+        let job = queued("j");
+        for wait in [Duration::from_secs(5), Duration::from_secs(10)] {
+            let spawned = core.provision(&job, false);
+            assert_eq!(spawned.len(), 1, "a spawn for the job");
+            assert!(core.provision(&job, false).is_empty(), "one spawn at a time per job");
+            core.finished(&spawned[0].agent_id, true);
+            assert!(core.provision(&job, false).is_empty(), "backing off after the failure");
+            tokio::time::advance(wait - Duration::from_millis(1)).await;
+            assert!(
+                core.provision(&job, false).is_empty(),
+                "still backing off just before {wait:?}"
+            );
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(core.provision(&job, false).len(), 1, "the third spawn after 5 s + 10 s");
+        assert_eq!(
+            core.provision(&queued("other"), false).len(),
+            1,
+            "another job is not held back"
+        );
+    }
 }
