@@ -23,7 +23,7 @@ pub mod hub;
 pub mod ids;
 pub(crate) mod jobs;
 pub mod logs;
-pub(crate) mod pipeline;
+pub mod pipeline;
 pub(crate) mod platform;
 pub(crate) mod platform_link;
 pub mod progress;

@@ -1,0 +1,197 @@
+//! From a verified push to runs, in process: a real git repository holding a lock file, a
+//! local source in a real store, and `pipeline::process`. The push's workflow becomes a run
+//! whose root job is queued and the rest wait; a lock file that does not load is one failed
+//! `lock_resolution` run, never a panic; a push the triggers do not match starts nothing.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use kici_engine::failure::InitFailureCategory;
+use kici_engine::status::{JobStatus, RunStatus};
+use kici_orchestrator::pipeline::{self, Delivery, Outcome};
+use kici_orchestrator::providers::normalize;
+use kici_orchestrator::state::Shared;
+use kici_store::{NewSource, RunFilter, SourceKind, Verification};
+use serde_json::json;
+use support::{harnesses, lock_workflow};
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A repository on `main` whose one commit holds `lock` as `.kici/kici.lock.json`; its sha.
+fn repository(repo: &Path, lock: &str) -> String {
+    git(repo, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(repo.join(".kici")).unwrap();
+    std::fs::write(repo.join(".kici/kici.lock.json"), lock).unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "ci"]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// A lock file with workflow `ci` (push on `branches`): `build`, then `test`.
+fn lock(branches: &[&str]) -> String {
+    let job = |name: &str, needs: serde_json::Value| {
+        json!({
+            "_type": "static", "name": name, "runsOn": [{"kind": "exact", "value": "linux"}], "needs": needs,
+            "steps": [{"name": "s", "hasOutputs": false}]
+        })
+    };
+    let mut workflow = serde_json::to_value(lock_workflow(json!([
+        job("build", json!([])),
+        job("test", json!(["build"]))
+    ])))
+    .unwrap();
+    let branches: Vec<_> = branches.iter().map(|b| json!({"type": "glob", "pattern": b})).collect();
+    workflow["triggers"] = json!([{"_type": "push", "branches": branches, "paths": []}]);
+    json!({
+        "schemaVersion": kici_engine::lockfile::SCHEMA_VERSION,
+        "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
+        "contentHash": "00",
+        "sdk": {"version": "0.1.0", "bundleHash": "00"},
+        "workflows": [workflow]
+    })
+    .to_string()
+}
+
+/// A push of `sha` to `main` from the local source at `repo`.
+async fn push(state: &Shared, repo: &Path, sha: &str) -> Result<Outcome, pipeline::PipelineError> {
+    let source = match state.store.find_source("default", "app").await.unwrap() {
+        Some(source) => source,
+        None => {
+            let new = NewSource {
+                source_id: "src-app".into(),
+                org_id: "default".into(),
+                name: "app".into(),
+                kind: SourceKind::Local,
+                path: Some(repo.display().to_string()),
+                git_url: None,
+                preset: None,
+                verification: Verification::None,
+                secret: None,
+                credentials: None,
+                max_payload_bytes: 1 << 20,
+                rate_limit_rpm: 600,
+                created_at: 1,
+            };
+            state.store.insert_source(&new).await.unwrap();
+            state.store.find_source("default", "app").await.unwrap().unwrap()
+        }
+    };
+    let body = json!({"ref": "refs/heads/main", "after": sha, "repository": {"full_name": "app"}});
+    let delivery = Delivery {
+        source,
+        delivery_id: format!("d-{sha}"),
+        body_key: String::new(),
+        normalized: normalize("push", &body, "local").unwrap(),
+    };
+    pipeline::process(state, delivery).await
+}
+
+#[tokio::test]
+async fn a_push_becomes_a_run_whose_root_job_is_queued() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let sha = repository(repo.path(), &lock(&["main"]));
+        let Outcome::Started(runs) = push(state, repo.path(), &sha).await.unwrap() else {
+            panic!("{db}: the push matches `ci`");
+        };
+        assert_eq!(runs.len(), 1, "{db}");
+        let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                run.status,
+                run.workflow_name.as_str(),
+                run.sha.as_str(),
+                run.git_ref.as_str()
+            ),
+            (RunStatus::Pending, "ci", sha.as_str(), "refs/heads/main"),
+            "{db}: {:?}",
+            run.init_failure
+        );
+        let jobs: Vec<(String, JobStatus)> = state
+            .store
+            .run_jobs(&runs[0], false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.job.job_name, j.job.status))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("build".to_string(), JobStatus::Queued),
+                ("test".to_string(), JobStatus::Pending)
+            ],
+            "{db}"
+        );
+        assert_eq!(
+            state.store.pending_entries().await.unwrap().len(),
+            1,
+            "{db}: only `build` waits for an agent"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lock_file_that_does_not_load_is_one_failed_run() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let sha = repository(repo.path(), "{\"schemaVersion\": 30, \"workflows\": [");
+        let Outcome::Started(runs) = push(state, repo.path(), &sha).await.unwrap() else {
+            panic!("{db}: a broken lock file is a failed run, not nothing");
+        };
+        let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failed, "{db}");
+        let init = run.init_failure.unwrap();
+        assert_eq!(
+            init.category,
+            InitFailureCategory::LockResolution,
+            "{db}: {}",
+            init.message
+        );
+        assert_eq!(run.failure_reason.as_deref(), Some(init.message.as_str()), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_push_the_triggers_do_not_match_starts_nothing() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let sha = repository(repo.path(), &lock(&["release/*"]));
+        let outcome = push(state, repo.path(), &sha).await.unwrap();
+        assert!(
+            !matches!(&outcome, Outcome::Started(runs) if !runs.is_empty()),
+            "{db}: {outcome:?}"
+        );
+        let (runs, total) = state
+            .store
+            .list_runs(&RunFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((runs.len(), total), (0, 0), "{db}");
+    }
+}
