@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kici_compiler::evaluate::MATRIX_TIMEOUT;
+use kici_engine::ids::AgentId;
 use kici_engine::labels::{LabelError, validate_agent_label};
 use kici_engine::protocol::DEFAULT_STEP_TIMEOUT_MS;
 use kici_telemetry::env::{Reader, UnknownEnv};
@@ -90,7 +91,7 @@ pub enum ExecutionMode {
 pub struct Config {
     /// `ws://host:port/ws`.
     pub orchestrator_url: String,
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// No `KICI_AGENT_ID`: the orchestrator names the agent after its token's label.
     pub agent_id_generated: bool,
     pub token: AgentToken,
@@ -175,8 +176,11 @@ impl Config {
             .ok_or(Problem::MissingToken);
         let token = reader.or_record(token.map(Some), None);
         let (agent_id, agent_id_generated) = match get("KICI_AGENT_ID").map(str::trim) {
-            Some(id) if !id.is_empty() => (id.to_string(), false),
-            _ => (format!("{hostname}-{}", kici_telemetry::os::random_hex(8)), true),
+            Some(id) if !id.is_empty() => (AgentId::from(id), false),
+            _ => (
+                AgentId::new(format!("{hostname}-{}", kici_telemetry::os::random_hex(8))),
+                true,
+            ),
         };
         let labels = reader.or_record(parse_labels(get("KICI_LABELS").unwrap_or("")), Vec::new());
         let port = match get("KICI_PORT") {

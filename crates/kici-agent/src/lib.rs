@@ -125,7 +125,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
         settings: ConnectionSettings {
             url: config.orchestrator_url.clone(),
             token: config.token.expose().to_string(),
-            agent_id: AgentId::from(config.agent_id.clone()),
+            agent_id: config.agent_id.clone(),
             agent_id_generated: config.agent_id_generated,
             labels,
             hostname: config.hostname.clone(),
@@ -139,7 +139,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     };
     let mut connection_task = tokio::spawn(connection.run());
     let mut core = Core {
-        agent_id: AgentId::from(config.agent_id.clone()),
+        agent_id: config.agent_id.clone(),
         settings: Arc::new(JobSettings {
             runners: warm::WarmRunners::new(&config.work_dir, config.node.clone()),
             work_dir: config.work_dir.clone(),
