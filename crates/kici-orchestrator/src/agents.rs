@@ -541,10 +541,14 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
         let running = registration.in_flight_jobs.iter().any(|j| j.job_id == entry.job_id);
         if running {
             state.store.reclaim_entry(&entry.job_id, agent_id).await?;
-            state
+            // A job dispatched but not started yet starts here; the run starts with it.
+            if state
                 .store
                 .transition_job(&entry.job_id, &JobChange::on(JobEvent::Start), now)
-                .await?;
+                .await?
+            {
+                state.store.mark_run_running(&entry.run_id, now).await?;
+            }
             state.hub.set_busy(agent_id, Some(&entry.job_id));
             tracing::info!(agentId = %agent_id, jobId = %entry.job_id, "agent reconnected; job reclaimed");
         } else {

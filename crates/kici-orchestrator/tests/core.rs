@@ -414,3 +414,51 @@ async fn messages_about_a_job_another_agent_holds_are_refused() {
         );
     }
 }
+
+/// A matrix evaluation that finishes while its run is being cancelled adds no jobs: it ends
+/// cancelled, and so does the run.
+#[tokio::test]
+async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let workflow = lock_workflow(json!([{
+            "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
+            "steps": [{"name": "s", "hasOutputs": false}],
+            "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
+        }]));
+        let mut eval = new_job("r", "r-eval", "test", JobKind::MatrixEval);
+        eval.status = JobStatus::Pending;
+        state
+            .store
+            .insert_run(&new_run("r", Some(workflow)), &[eval], &[])
+            .await
+            .unwrap();
+        progress::advance_run(state, &"r".into()).await.unwrap();
+        let mut agent = connect(state, "a1");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut agent).job_id, "r-eval", "{db}");
+        report(state, "a1", "r-eval", 1, JobStatus::Running, None).await;
+        progress::cancel_run(state, &"r".into(), "Cancelled by ops", false)
+            .await
+            .unwrap();
+        let update = JobStatusUpdate {
+            run_id: "r".into(),
+            job_id: "r-eval".into(),
+            seq: 2,
+            state: JobStatus::Success,
+            timestamp: 5,
+            error: None,
+            duration_ms: None,
+            matrix: Some(json!(["a", "b"])),
+            jobs: None,
+        };
+        progress::apply(state, &"a1".into(), AgentMessage::JobStatus(Box::new(update)))
+            .await
+            .unwrap();
+        assert_eq!(
+            statuses(state, "r").await,
+            (RunStatus::Cancelled, named(&[("test", JobStatus::Cancelled)])),
+            "{db}: no `test (a)`, `test (b)` under a cancelled run"
+        );
+    }
+}

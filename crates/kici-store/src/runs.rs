@@ -527,8 +527,10 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin finish evaluation"))?;
-        let reported = JobChange::reported(JobStatus::Success);
-        if !finish_job_in(&mut tx, job_id, &reported, None, None, now).await? {
+        // Only an evaluation that succeeds adds its jobs: one being cancelled ends cancelled
+        // (by the caller), and a cancelled run gets no new jobs.
+        let succeeded = JobChange::on(JobEvent::Succeed).or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed));
+        if !finish_job_in(&mut tx, job_id, &succeeded, None, None, now).await? {
             return Ok(false);
         }
         insert_jobs_in(&mut tx, jobs, queue).await?;
