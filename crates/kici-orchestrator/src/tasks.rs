@@ -48,17 +48,26 @@ impl Tasks {
         });
     }
 
-    /// Drops the timers that have not fired and waits for the rest, up to `grace`; whatever
-    /// still runs then is stopped.
+    /// Drops the timers that have not fired and waits for the rest, up to `grace`, including
+    /// work started while it waits (a webhook accepted during the HTTP drain); whatever still
+    /// runs then is stopped.
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.send_replace(true);
-        let mut running = std::mem::take(&mut *self.running());
-        let drained = tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(
-                tasks = running.len(),
-                "background work still running after the shutdown grace; stopped"
-            );
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let mut running = std::mem::take(&mut *self.running());
+            if running.is_empty() {
+                return;
+            }
+            let drained =
+                tokio::time::timeout_at(deadline, async { while running.join_next().await.is_some() {} }).await;
+            if drained.is_err() {
+                tracing::warn!(
+                    tasks = running.len(),
+                    "background work still running after the shutdown grace; stopped"
+                );
+                return;
+            }
         }
     }
 }
@@ -89,5 +98,23 @@ mod tests {
             1,
             "the work finished, the timer never fired"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_also_waits_for_work_started_while_it_waits() {
+        let tasks = Arc::new(Tasks::default());
+        let done = Arc::new(AtomicUsize::new(0));
+        let (inner_tasks, inner_done) = (tasks.clone(), done.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let late = inner_done.clone();
+            inner_tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                late.fetch_add(1, Ordering::SeqCst);
+            });
+            inner_done.fetch_add(1, Ordering::SeqCst);
+        });
+        tasks.shutdown(Duration::from_secs(10)).await;
+        assert_eq!(done.load(Ordering::SeqCst), 2, "the late work finished too");
     }
 }

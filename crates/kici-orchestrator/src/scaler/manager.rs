@@ -180,10 +180,10 @@ enum Command {
     },
     FillWarmPools,
     Dispatched {
-        agent_id: String,
-        job_id: String,
+        agent_id: AgentId,
+        job_id: JobId,
     },
-    ForgetJob(String),
+    ForgetJob(JobId),
 }
 
 /// The scaler's handle: commands to its task, reads of what it knows. Cheap to clone.
@@ -258,14 +258,14 @@ impl ScalerManager {
     /// The dispatcher placed job `job_id` on `agent_id`.
     pub(crate) fn dispatched(&self, agent_id: &AgentId, job_id: &JobId) {
         self.send(Command::Dispatched {
-            agent_id: agent_id.to_string(),
-            job_id: job_id.to_string(),
+            agent_id: agent_id.clone(),
+            job_id: job_id.clone(),
         });
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.
     pub(crate) fn forget_job(&self, job_id: &JobId) {
-        self.send(Command::ForgetJob(job_id.to_string()));
+        self.send(Command::ForgetJob(job_id.clone()));
     }
 
     pub(crate) fn config(&self) -> Arc<ScalerConfig> {
@@ -308,7 +308,13 @@ impl ScalerTask {
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(command) => self.apply(command),
+                    // A command that panics is lost, not the scaler: the next ones still apply
+                    // (every update of the shared state is whole, so it stays consistent).
+                    Some(command) => {
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(command))).is_err() {
+                            tracing::error!("a scaler command failed; the scaler goes on with the next");
+                        }
+                    }
                     None => break,
                 },
                 Some(ended) = self.supervisors.join_next(), if !self.supervisors.is_empty() => {
@@ -328,11 +334,11 @@ impl ScalerTask {
             Command::Provision { entry, agent_could_fit } => core.provision(&entry, agent_could_fit),
             Command::FillWarmPools => core.fill_warm_pools(),
             Command::Dispatched { agent_id, job_id } => {
-                core.dispatched(&AgentId::from(&agent_id), &JobId::from(&job_id));
+                core.dispatched(&agent_id, &job_id);
                 Vec::new()
             }
             Command::ForgetJob(job_id) => {
-                core.forget_job(&JobId::from(&job_id));
+                core.forget_job(&job_id);
                 Vec::new()
             }
         };
