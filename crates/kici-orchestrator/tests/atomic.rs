@@ -10,13 +10,12 @@
 mod support;
 
 use kici_engine::ids::{AgentId, JobId, RunId};
-use kici_engine::lockfile::LockWorkflow;
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::{progress, sweeper};
 use kici_store::{QueueStatus, Store};
 use serde_json::json;
-use support::{harnesses, lock_workflow, new_entry, new_job, new_run};
+use support::{harnesses, matrix_workflow, new_entry, new_job, new_run};
 
 async fn job_status(store: &Store, job_id: &str) -> JobStatus {
     store.get_job(&JobId::from(job_id)).await.unwrap().unwrap().job.status
@@ -123,14 +122,6 @@ async fn a_refused_cancel_leaves_the_job_and_its_entry_together() {
             "{db}"
         );
     }
-}
-
-fn matrix_workflow() -> LockWorkflow {
-    lock_workflow(json!([{
-        "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
-        "steps": [{"name": "s", "hasOutputs": false}],
-        "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
-    }]))
 }
 
 /// A matrix evaluation's children join the run with the evaluation's end, in one transaction:

@@ -19,7 +19,7 @@ use kici_orchestrator::state::Shared;
 use kici_orchestrator::{dispatcher, progress, sweeper};
 use kici_store::QueueStatus;
 use serde_json::json;
-use support::{harnesses, lock_workflow, new_job, new_run};
+use support::{harnesses, lock_workflow, matrix_workflow, new_job, new_run};
 use tokio::sync::mpsc;
 
 /// `build`, then `test` (needs `build`), then `report` (needs `test`, runs `always`).
@@ -100,18 +100,32 @@ fn dispatched(rx: &mut mpsc::Receiver<Outbound>) -> JobDispatch {
     }
 }
 
-async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: JobStatus, error: Option<&str>) {
-    let update = JobStatusUpdate {
+/// A `job.status` for `job_id` (`<run>-<job>`).
+fn status_update(job_id: &str, seq: u64, status: JobStatus) -> JobStatusUpdate {
+    JobStatusUpdate {
         run_id: job_id.split('-').next().unwrap().into(),
         job_id: job_id.into(),
         seq,
         state: status,
         timestamp: 5,
-        error: error.map(str::to_string),
+        error: None,
         duration_ms: None,
         matrix: None,
         jobs: None,
+    }
+}
+
+async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: JobStatus, error: Option<&str>) {
+    let update = JobStatusUpdate {
+        error: error.map(str::to_string),
+        ..status_update(job_id, seq, status)
     };
+    send(state, agent_id, update).await;
+}
+
+/// Applies `update` from `agent_id` and checks it is acknowledged.
+async fn send(state: &Shared, agent_id: &str, update: JobStatusUpdate) {
+    let seq = update.seq;
     let ack = progress::apply(
         state,
         &AgentId::from(agent_id),
@@ -421,11 +435,7 @@ async fn messages_about_a_job_another_agent_holds_are_refused() {
 async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
     for (db, harness) in harnesses(&[]).await {
         let state = &harness.state;
-        let workflow = lock_workflow(json!([{
-            "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
-            "steps": [{"name": "s", "hasOutputs": false}],
-            "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
-        }]));
+        let workflow = matrix_workflow();
         let mut eval = new_job("r", "r-eval", "test", JobKind::MatrixEval);
         eval.status = JobStatus::Pending;
         state
@@ -441,20 +451,11 @@ async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
         progress::cancel_run(state, &"r".into(), "Cancelled by ops", false)
             .await
             .unwrap();
-        let update = JobStatusUpdate {
-            run_id: "r".into(),
-            job_id: "r-eval".into(),
-            seq: 2,
-            state: JobStatus::Success,
-            timestamp: 5,
-            error: None,
-            duration_ms: None,
+        let done = JobStatusUpdate {
             matrix: Some(json!(["a", "b"])),
-            jobs: None,
+            ..status_update("r-eval", 2, JobStatus::Success)
         };
-        progress::apply(state, &"a1".into(), AgentMessage::JobStatus(Box::new(update)))
-            .await
-            .unwrap();
+        send(state, "a1", done).await;
         assert_eq!(
             statuses(state, "r").await,
             (RunStatus::Cancelled, named(&[("test", JobStatus::Cancelled)])),

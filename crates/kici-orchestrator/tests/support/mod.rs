@@ -91,6 +91,15 @@ pub fn lock_workflow(jobs: serde_json::Value) -> LockWorkflow {
     .unwrap()
 }
 
+/// Workflow `ci` with one job, `test`, whose matrix a function computes.
+pub fn matrix_workflow() -> LockWorkflow {
+    lock_workflow(serde_json::json!([{
+        "_type": "static", "name": "test", "runsOn": [{"kind": "exact", "value": "linux"}], "needs": [],
+        "steps": [{"name": "s", "hasOutputs": false}],
+        "matrix": {"_type": "dynamic", "source": {"file": ".kici/workflows/ci.ts", "jobName": "test"}}
+    }]))
+}
+
 pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
     NewRun {
         run_id: run_id.into(),
