@@ -128,6 +128,10 @@ function describeMatrix(matrix) {
   return { _type: 'static', values: matrix };
 }
 
+function describeEnvironment(environment) {
+  return typeof environment === 'function' ? { function: environment.toString() } : { name: environment };
+}
+
 /** A dynamicJob() entry at position `index` of the workflow's jobs. */
 function describeDynamicJob(dynamicJob, index, names, locate) {
   const described = { _type: 'dynamic', index };
@@ -158,7 +162,11 @@ export function describeJob(job, name, names, locate) {
   put(described, 'rules', describeRules(job.rules));
   put(described, 'description', job.description);
   put(described, 'checkout', job.checkout ? undefined : false);
-  put(described, 'env', job.env);
+  put(described, 'environments', nonEmpty(job.environments.map(describeEnvironment)));
+  // A function's source goes to the compiler, which decides whether the orchestrator can run it.
+  if (typeof job.env === 'function') described.envFunction = job.env.toString();
+  else put(described, 'env', job.env);
+  put(described, 'approval', job.approval);
   putHookFlags(described, job.hooks);
   put(described, 'gracePeriod', job.gracePeriod);
   put(described, 'timeout', job.timeout);

@@ -20,12 +20,14 @@ export interface SourceLocation {
 
 /** Thrown by the SDK while a workflow module is imported, for an invalid definition. */
 export declare class KiciError extends Error {
-  constructor(message: string, details?: { location?: SourceLocation; suggestion?: string });
+  constructor(message: string, details?: { location?: SourceLocation; suggestion?: string; code?: string });
   readonly name: 'KiciError';
   /** The SDK call (`job(`, `step(`, ...) that was invalid. */
   readonly location: SourceLocation | undefined;
   /** What to change. */
   readonly suggestion: string | undefined;
+  /** The compiler's error code when the problem has one (`E109`: not implemented by this build). */
+  readonly code: string | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +323,33 @@ export type RunsOn =
 export type NeedsWhen = 'on-success' | 'always' | 'on-skip' | 'on-failure' | readonly JobStatus[];
 export type NeedsEntry = Job | string | { name: Job | string; when?: NeedsWhen };
 
+/**
+ * An environment the job runs in: a name, or a function of the event that returns one (a
+ * non-empty string). The orchestrator evaluates pure functions; others run in a job on an agent.
+ */
+export type EnvironmentInput = string | ((event: EventEnvelope) => string | Promise<string>);
+
+/** Values of a job env; numbers and booleans become strings. */
+export type EnvValue = string | number | boolean;
+
+/** A job env computed from the event (`env: (event) => ({ DEPLOY_TARGET: 'prod' })`). */
+export type EnvFunction = (
+  event: EventEnvelope,
+) => Readonly<Record<string, EnvValue>> | Promise<Readonly<Record<string, EnvValue>>>;
+
+/** Who may approve: one user (login) or the members of one team. */
+export type ApproverClause = { readonly user: string } | { readonly team: string };
+
+/**
+ * `true` (anyone allowed to approve), a list of approvers, or the object form; `false` means no
+ * approval. `timeout` is in seconds (integer >= 1). `when: 'drift'` needs check steps, which this
+ * build does not implement.
+ */
+export type ApprovalOption =
+  | boolean
+  | readonly ApproverClause[]
+  | { approvers?: readonly ApproverClause[]; reason?: string; timeout?: number; when?: 'always' };
+
 export type MatrixValue = string[] | Record<string, string[]>;
 
 /** Matrix values written in the workflow: one dimension (a list) or several (a record of lists). */
@@ -350,7 +379,14 @@ interface JobOptionsBase<X> {
   matrix?: X;
   include?: readonly Record<string, string>[];
   exclude?: readonly Record<string, string>[];
-  env?: Readonly<Record<string, string>>;
+  /** The job env layer (over the host's), or a function of the event that returns it. */
+  env?: Readonly<Record<string, EnvValue>> | EnvFunction;
+  /** The environment whose secrets and protection rules apply. Not together with `environments`. */
+  environment?: EnvironmentInput;
+  /** Several environments, in order (`ctx.environment` is the first). Not together with `environment`. */
+  environments?: readonly EnvironmentInput[];
+  /** Hold the job until someone approves it. */
+  approval?: ApprovalOption;
   /** Default true. */
   checkout?: boolean;
   /** Whole job, ms (positive integer). */

@@ -1,11 +1,14 @@
 // `job()`: validates the options and returns `{_tag: 'Job'}` with normalised fields (runsOn as
 // `{labels, exclude, pick}`, needs as `{target, when}`, steps as Step / ParallelGroup values,
-// rules as Rule values, hooks as Hook values). Error texts are part of the contract
+// rules as Rule values, hooks as Hook values, `environment` / `environments` as one list of
+// names and functions, approval as in approval.js). Error texts are part of the contract
 // (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
 // the runner applies to what dynamic matrix functions return, and of a valid needs entry
 // (`normalizeNeed`, which dynamicJob() shares).
-// It does not produce the lock-file shape (describe does) and runs nothing.
+// It does not produce the lock-file shape (describe does) and runs nothing: env and environment
+// functions are called by the host or the runner (execute), never here.
 
+import { normalizeApproval } from './approval.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { flattenSteps } from './naming.js';
 import { hooksOf, normalizeRules } from './rules.js';
@@ -14,6 +17,10 @@ import { stepFromFunction } from './steps.js';
 const NEEDS_WHEN = ['on-success', 'always', 'on-skip', 'on-failure'];
 const RUNS_ON_PICK = ['deterministic', 'any'];
 const NEEDS_EXAMPLE = "e.g. needs: ['build', { name: 'test', when: 'always' }]";
+const ENVIRONMENT_EXAMPLE =
+  "e.g. environment: 'production' or environment: (event) => (event.targetBranch === 'main' ? 'production' : 'staging')";
+const ENV_EXAMPLE =
+  "e.g. env: { NODE_ENV: 'production' } or env: (event) => ({ DEPLOY_TARGET: event.targetBranch === 'main' ? 'prod' : 'staging' })";
 
 /**
  * job(name, options) | job(options)
@@ -22,15 +29,9 @@ export function job(nameOrOptions, maybeOptions) {
   const location = callSite();
   const options = (typeof nameOrOptions === 'string' ? maybeOptions : nameOrOptions) ?? {};
   const name = typeof nameOrOptions === 'string' ? nameOrOptions : options.name;
-  const fail = (message, suggestion) => new KiciError(`Job "${name ?? UNNAMED}": ${message}`, { location, suggestion });
+  const fail = (message, suggestion, code) =>
+    new KiciError(`Job "${name ?? UNNAMED}": ${message}`, { location, suggestion, code });
 
-  if (typeof options.env === 'function') {
-    throw new KiciError(`Job "${name ?? UNNAMED}": env as a function is not implemented by this build of KiCI`, {
-      location,
-      code: 'E109',
-      suggestion: "give env as an object, e.g. env: { NODE_ENV: 'production' }",
-    });
-  }
   const runsOn = normalizeRunsOn(options.runsOn, fail);
   const steps = normalizeSteps(options, fail);
   checkGroupChildNames(steps);
@@ -58,7 +59,9 @@ export function job(nameOrOptions, maybeOptions) {
     rules: normalizeRules(options.rules, fail),
     description: options.description,
     checkout: options.checkout !== false,
-    env: options.env,
+    environments: normalizeEnvironments(options, fail),
+    env: normalizeEnv(options.env, fail),
+    approval: normalizeApproval(options.approval, fail),
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
     hooks: hooksOf(options),
@@ -83,6 +86,43 @@ function normalizeRunsOn(runsOn, fail) {
   if (!RUNS_ON_PICK.includes(pick))
     throw fail("runsOn.pick must be 'deterministic' or 'any'", "leave pick out for 'deterministic'");
   return { labels, exclude, pick };
+}
+
+const isEnvironment = (value) => (typeof value === 'string' && value !== '') || typeof value === 'function';
+
+/** `environment` or `environments` as one list of names and `(event) => string` functions. */
+function normalizeEnvironments({ environment, environments }, fail) {
+  if (environment !== undefined && environments !== undefined) {
+    throw fail(
+      'use either environment or environments, not both',
+      "keep environments and add the environment to it, e.g. environments: ['production', 'audit']",
+    );
+  }
+  if (environment !== undefined) {
+    if (!isEnvironment(environment)) {
+      throw fail('environment must be a non-empty string or a function (event) => string', ENVIRONMENT_EXAMPLE);
+    }
+    return [environment];
+  }
+  if (environments === undefined) return [];
+  if (!Array.isArray(environments)) {
+    throw fail(
+      'environments must be an array of environment names or functions (event) => string',
+      "e.g. environments: ['production', 'audit']",
+    );
+  }
+  environments.forEach((entry, index) => {
+    if (!isEnvironment(entry)) {
+      throw fail(`environments[${index}] must be a non-empty string or a function (event) => string`, ENVIRONMENT_EXAMPLE);
+    }
+  });
+  return environments;
+}
+
+function normalizeEnv(env, fail) {
+  const isObject = typeof env === 'object' && env !== null && !Array.isArray(env);
+  if (env === undefined || isObject || typeof env === 'function') return env;
+  throw fail('env must be an object or a function (event) => object', ENV_EXAMPLE);
 }
 
 function normalizeSteps(options, fail) {

@@ -1,5 +1,5 @@
 // describe: the exact WorkflowDescription JSON (naming, export keys, triggers, labels, needs,
-// steps, dynamicJob() entries), the dynamicJob() value, SDK validation errors with location and
+// steps, dynamicJob() entries, environments, env functions, approval), the dynamicJob() value, SDK validation errors with location and
 // suggestion, and modules that fail to import.
 
 import assert from 'node:assert/strict';
@@ -68,6 +68,31 @@ export default workflow('mixed', {
 });
 `;
 
+const ENVIRONMENTS = `${SDK_IMPORT}
+const f = async () => {};
+const pickEnvironment = (event) => (event.targetBranch === 'main' ? 'production' : 'staging');
+export default workflow('deploys', {
+  jobs: [
+    job('single', { runsOn: 'linux', environment: 'production', env: { A: '1' }, approval: true, run: f }),
+    job('many', {
+      runsOn: 'linux',
+      checkout: false,
+      environments: ['audit', pickEnvironment],
+      env: (event) => ({ DEPLOY_TARGET: event.targetBranch === 'main' ? 'prod' : 'staging' }),
+      approval: [{ team: 'ops' }, { user: 'alice' }],
+      run: f,
+    }),
+    job('object', {
+      runsOn: 'linux',
+      environment: pickEnvironment,
+      approval: { approvers: [{ user: 'bob' }], reason: 'production deploy', timeout: 3600 },
+      run: f,
+    }),
+    job('plain', { runsOn: 'linux', approval: false, run: f }),
+  ],
+});
+`;
+
 const NO_RUNS_ON = `${SDK_IMPORT}
 export default workflow('w', {
   jobs: [
@@ -88,6 +113,7 @@ const project = makeProject({
   empty: 'export const answer = 42;\n',
   noRunsOn: NO_RUNS_ON,
   mixed: MIXED,
+  environments: ENVIRONMENTS,
 });
 after(() => project.cleanup());
 
@@ -200,6 +226,91 @@ const INVALID = [
     "job('a', { runsOn: 'x', matrix: [['a']], run: f })",
     'Job "a": matrix must be a string[], a Record<string, string[]> or a function',
     'job(',
+  ],
+  [
+    'environmentBoth',
+    "job('a', { runsOn: 'x', environment: 'production', environments: ['audit'], run: f })",
+    'Job "a": use either environment or environments, not both',
+    'job(',
+  ],
+  [
+    'environmentEmpty',
+    "job('a', { runsOn: 'x', environment: '', run: f })",
+    'Job "a": environment must be a non-empty string or a function (event) => string',
+    'job(',
+  ],
+  [
+    'environmentsEntry',
+    "job('a', { runsOn: 'x', environments: ['audit', 42], run: f })",
+    'Job "a": environments[1] must be a non-empty string or a function (event) => string',
+    'job(',
+  ],
+  [
+    'environmentsNotList',
+    "job('a', { runsOn: 'x', environments: 'audit', run: f })",
+    'Job "a": environments must be an array of environment names or functions (event) => string',
+    'job(',
+  ],
+  [
+    'envString',
+    "job('a', { runsOn: 'x', env: 'NODE_ENV=production', run: f })",
+    'Job "a": env must be an object or a function (event) => object',
+    'job(',
+  ],
+  [
+    'approvalString',
+    "job('a', { runsOn: 'x', approval: 'ops', run: f })",
+    'Job "a": approval must be true, a list of approvers or {approvers, reason?, timeout?}',
+    'job(',
+  ],
+  [
+    'approvalClause',
+    "job('a', { runsOn: 'x', approval: [{ user: 'alice', team: 'ops' }], run: f })",
+    `Job "a": approval[0] must be {user: '<login>'} or {team: '<team>'}`,
+    'job(',
+  ],
+  [
+    'approvalObjectClause',
+    "job('a', { runsOn: 'x', approval: { approvers: [{ team: 'ops' }, { group: 'x' }] }, run: f })",
+    `Job "a": approval.approvers[1] must be {user: '<login>'} or {team: '<team>'}`,
+    'job(',
+  ],
+  [
+    'approvalEmptyUser',
+    "job('a', { runsOn: 'x', approval: [{ user: '' }], run: f })",
+    `Job "a": approval[0] must be {user: '<login>'} or {team: '<team>'}`,
+    'job(',
+  ],
+  [
+    'approvalUnknownKey',
+    "job('a', { runsOn: 'x', approval: { approver: [{ user: 'alice' }] }, run: f })",
+    "Job \"a\": approval has no option 'approver' (use approvers, reason or timeout)",
+    'job(',
+  ],
+  [
+    'approvalTimeout',
+    "job('a', { runsOn: 'x', approval: { approvers: [], timeout: 1.5 }, run: f })",
+    'Job "a": approval.timeout must be a positive integer (seconds)',
+    'job(',
+  ],
+  [
+    'approvalReason',
+    "job('a', { runsOn: 'x', approval: { reason: '' }, run: f })",
+    'Job "a": approval.reason must be a non-empty string',
+    'job(',
+  ],
+  [
+    'approvalWhen',
+    "job('a', { runsOn: 'x', approval: { when: 'sometimes' }, run: f })",
+    "Job \"a\": approval.when must be 'always'",
+    'job(',
+  ],
+  [
+    'approvalDrift',
+    "job('a', { runsOn: 'x', approval: { approvers: [{ team: 'ops' }], when: 'drift' }, run: f })",
+    "Job \"a\": approval when 'drift' needs a check step, which this build does not implement",
+    'job(',
+    'E109',
   ],
 ];
 
@@ -387,6 +498,43 @@ describe('describe', { concurrency: true }, () => {
     });
   });
 
+  test('environment, environments, env functions and approval are described in order', async () => {
+    const [file] = await describeModules(project, ['environments']);
+    const [single, many, object, plain] = file.workflows[0].jobs;
+    const pick = "(event) => (event.targetBranch === 'main' ? 'production' : 'staging')";
+    assert.deepEqual(single.environments, [{ name: 'production' }]);
+    assert.deepEqual(single.env, { A: '1' });
+    assert.deepEqual(single.approval, { clauses: [], when: 'always' });
+    assert.deepEqual(many.environments, [{ name: 'audit' }, { function: pick }]);
+    assert.equal(many.env, undefined);
+    assert.equal(many.envFunction, "(event) => ({ DEPLOY_TARGET: event.targetBranch === 'main' ? 'prod' : 'staging' })");
+    assert.deepEqual(many.approval, { clauses: [{ team: 'ops' }, { user: 'alice' }], when: 'always' });
+    assert.deepEqual(Object.keys(many), [
+      'name',
+      'location',
+      'runsOn',
+      'runsOnPick',
+      'needs',
+      'steps',
+      'checkout',
+      'environments',
+      'envFunction',
+      'approval',
+      'options',
+      'stepOptions',
+    ]);
+    assert.deepEqual(object.environments, [{ function: pick }]);
+    assert.deepEqual(object.approval, {
+      clauses: [{ user: 'bob' }],
+      reason: 'production deploy',
+      timeoutSeconds: 3600,
+      when: 'always',
+    });
+    assert.deepEqual(Object.keys(object.approval), ['clauses', 'reason', 'timeoutSeconds', 'when']);
+    for (const key of ['environments', 'env', 'envFunction', 'approval']) assert.equal(key in plain, false, key);
+    assert.deepEqual(plain.options, ['runsOn', 'approval', 'run']);
+  });
+
   test('a job without runsOn is an error with message, suggestion and the job() call site', async () => {
     const [file] = await describeModules(project, ['noRunsOn']);
     assert.equal(file.workflows, undefined);
@@ -420,8 +568,9 @@ describe('describe', { concurrency: true }, () => {
     const invalid = makeProject(sources);
     after(() => invalid.cleanup());
     const files = await describeModules(invalid, Object.keys(sources));
-    for (const [[name, , message, needle], file] of INVALID.map((row, index) => [row, files[index]])) {
+    for (const [[name, , message, needle, code], file] of INVALID.map((row, index) => [row, files[index]])) {
       assert.equal(file.error?.message, message, name);
+      assert.equal(file.error.code, code, name);
       assert.deepEqual(file.error.location, { file: invalid.file(name), ...positionOf(sources[name], needle) }, name);
       assert.ok(file.error.suggestion?.length > 0, `${name} has a suggestion`);
     }
