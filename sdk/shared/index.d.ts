@@ -1,5 +1,5 @@
 // Types of @kici-dev/shared: the `$` shell and its process-group registry, line splitting, the
-// step logger, the IPC client, stack parsing and error texts.
+// step logger, the IPC client, secret masking, stack parsing and error texts.
 // Declarations only; the implementation is in the .js modules next to this file.
 
 /** The result of one `$` command. Thrown (it is an Error) when the exit code is non-zero. */
@@ -122,6 +122,15 @@ export declare class IpcClient implements FlowControl {
   /** Flushes pending writes and closes this side. */
   close(): Promise<void>;
 }
+
+/** Forms of a secret shorter than this (4) are not masked: it would destroy the logs. */
+export declare const MIN_MASKED_LENGTH: number;
+/**
+ * A function that replaces every secret value in a text with `***`, and also its base64
+ * (padded or not), base64url, `encodeURIComponent` and JSON-escaped forms and each line of a
+ * multi-line value.
+ */
+export declare function createMasker(values: Iterable<string>): (text: string) => string;
 
 export interface StackFrame {
   /** Absolute path (file:// URLs are converted). */

@@ -1,0 +1,69 @@
+// Secret masking: `createMasker(values)` returns the function every text the runner sends
+// (log lines, error texts) goes through, replacing each secret value and the encodings a step
+// is likely to print it in with `***`: the value, its base64 (padded and not), base64url,
+// `encodeURIComponent` form, JSON-string-escaped form, and each line of a multi-line value on
+// its own (log lines are sent one by one). Where forms overlap or touch, the whole covered span
+// becomes one `***`, so a value that contains another is masked entirely.
+// It does not know where texts go (the runner applies it at the one place they leave) and
+// cannot catch a value printed in pieces or in an encoding not listed here.
+
+/**
+ * Forms shorter than this are not masked: replacing every `on`, `1` or `abc` a log happens to
+ * contain would destroy the logs, and so short a value hides little anyway.
+ */
+export const MIN_MASKED_LENGTH = 4;
+
+export const MASK = '***';
+
+/** The texts that give `value` away, some possibly empty or short (filtered by the caller). */
+function formsOf(value) {
+  const bytes = Buffer.from(value);
+  const forms = [
+    value,
+    bytes.toString('base64'),
+    bytes.toString('base64').replace(/=+$/, ''),
+    bytes.toString('base64url'),
+    JSON.stringify(value).slice(1, -1),
+  ];
+  try {
+    forms.push(encodeURIComponent(value));
+  } catch {
+    // A lone surrogate has no URI form, so it cannot be printed in one either.
+  }
+  const lines = value.split(/\r?\n/);
+  if (lines.length > 1) forms.push(...lines.map((line) => line.trim()));
+  return forms;
+}
+
+/**
+ * @param {Iterable<string>} values the secret values
+ * @returns {(text: string) => string} replaces every occurrence of every form with `***`
+ */
+export function createMasker(values) {
+  const forms = [...new Set([...values].flatMap((value) => formsOf(String(value))))].filter(
+    (form) => form.length >= MIN_MASKED_LENGTH,
+  );
+  if (forms.length === 0) return (text) => text;
+  return (text) => {
+    const spans = [];
+    for (const form of forms) {
+      // Overlapping occurrences count too: `aaaa` in `aaaaa` covers all five characters.
+      for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + 1)) spans.push([at, at + form.length]);
+    }
+    if (spans.length === 0) return text;
+    spans.sort((a, b) => a[0] - b[0]);
+    let masked = '';
+    let copied = 0;
+    let [start, end] = spans[0];
+    for (const [nextStart, nextEnd] of spans.slice(1)) {
+      if (nextStart <= end) {
+        end = Math.max(end, nextEnd);
+        continue;
+      }
+      masked += text.slice(copied, start) + MASK;
+      copied = end;
+      [start, end] = [nextStart, nextEnd];
+    }
+    return masked + text.slice(copied, start) + MASK + text.slice(end);
+  };
+}

@@ -1,0 +1,59 @@
+// createMasker: which forms of a secret value are masked (the value, base64, base64url,
+// encodeURIComponent, JSON-escaped, each line of a multi-line value), the 4-character floor,
+// overlapping and nested values, and texts without secrets.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MIN_MASKED_LENGTH, createMasker } from '../shared/mask.js';
+
+const SECRET = 'p@ss w/rd+"q"=1';
+
+describe('createMasker', () => {
+  test('masks the value and its encoded forms', () => {
+    const mask = createMasker([SECRET]);
+    const base64 = Buffer.from(SECRET).toString('base64');
+    for (const form of [
+      SECRET,
+      base64,
+      base64.replace(/=+$/, ''),
+      Buffer.from(SECRET).toString('base64url'),
+      encodeURIComponent(SECRET),
+      JSON.stringify(SECRET).slice(1, -1),
+    ]) {
+      assert.equal(mask(`before ${form} after`), 'before *** after', form);
+    }
+    assert.equal(mask(JSON.stringify({ v: SECRET })), '{"v":"***"}');
+  });
+
+  test('masks every occurrence in one text', () => {
+    const mask = createMasker(['hunter2!']);
+    assert.equal(mask('hunter2!/hunter2! and hunter2!'), '***/*** and ***');
+  });
+
+  test('masks each line of a multi-line value, trimmed, and the value as a whole', () => {
+    const value = '-----BEGIN KEY-----\n  abcdefgh\r\nxy\n-----END KEY-----';
+    const mask = createMasker([value]);
+    assert.equal(mask('-----BEGIN KEY-----'), '***');
+    assert.equal(mask('    abcdefgh'), '    ***');
+    assert.equal(mask(`key=${JSON.stringify(value)}`), 'key="***"');
+    assert.equal(mask(value), '***');
+    assert.equal(mask('xy'), 'xy', 'a line shorter than 4 characters stays');
+  });
+
+  test(`values and forms shorter than ${MIN_MASKED_LENGTH} characters are not masked`, () => {
+    const mask = createMasker(['abc', '', 'on']);
+    assert.equal(mask('abc on '), 'abc on ');
+    assert.equal(mask(Buffer.from('abc').toString('base64')), '***', 'the base64 of abc has 4 characters');
+  });
+
+  test('a value containing another, and overlapping occurrences, are masked entirely', () => {
+    assert.equal(createMasker(['token', 'my-token-123'])('x my-token-123 y'), 'x *** y');
+    assert.equal(createMasker(['abcdef', 'defghi'])('<abcdefghi>'), '<***>');
+    assert.equal(createMasker(['aaaa'])('aaaaa'), '***');
+  });
+
+  test('no secrets, or no match, leaves the text as it is', () => {
+    assert.equal(createMasker([])('plain text'), 'plain text');
+    assert.equal(createMasker(['s3cr3t-value'])('plain text'), 'plain text');
+  });
+});
