@@ -24,10 +24,11 @@ export function enterJob(request) {
 
 /**
  * The environment steps, rules, matrix functions and generators see: runner env < host env
- * layer < job env (generators have no job: `job` omitted).
+ * layer < job env layer (resolve.js's resolveJobEnv; generators have no job: omitted).
+ * @param {Record<string, string>} [jobEnv]
  */
-export function mergedEnv(request, job) {
-  return { ...process.env, ...request.env, ...job?.env };
+export function mergedEnv(request, jobEnv) {
+  return { ...process.env, ...request.env, ...jobEnv };
 }
 
 function shellFor({ workDir, env, signal, log, groups }) {
@@ -46,15 +47,16 @@ function loggerFor(log) {
 }
 
 /**
- * @param {{request: object, workflow: object, runsOn: object[], env: Record<string, string>,
- *          log: import('./output.js').StepLog, signal: AbortSignal,
+ * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
+ *          env: Record<string, string>, log: import('./output.js').StepLog, signal: AbortSignal,
  *          groups: import('@kici-dev/shared').ProcessGroups}} scope
  */
-export function stepContext({ request, workflow, runsOn, env, log, signal, groups }) {
+export function stepContext({ request, workflow, runsOn, environment, env, log, signal, groups }) {
   return {
     $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
     log: loggerFor(log),
     env,
+    environment,
     matrix: request.matrix ?? undefined,
     event: request.event,
     workflow: { name: workflow.name },

@@ -12,6 +12,7 @@ import { enterJob, matrixContext, mergedEnv } from './context.js';
 import { describeJob } from './describe.js';
 import { generateJobs } from './dynamic.js';
 import { loadDynamicJob, loadJob, locator } from './load.js';
+import { resolveJobEnv } from './resolve.js';
 
 /** @typedef {{output: import('./output.js').OutputRouter, log: import('./output.js').StepLog,
  *             signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} EvaluateScope */
@@ -21,7 +22,7 @@ async function evaluateMatrix(request, { output, log, signal, groups }) {
   const value = await output.runIn(log, async () => {
     const { workflow, job } = await loadJob(request);
     if (typeof job.matrix !== 'function') throw new Error(`Job '${request.job}' has no dynamic matrix`);
-    const env = mergedEnv(request, job);
+    const env = mergedEnv(request, await resolveJobEnv(request, job));
     return job.matrix(matrixContext({ request, workflow, job: request.job, env, log, signal, groups }));
   });
   if (!isMatrixValue(value)) throw new Error('the matrix function must return a string[] or a Record<string, string[]>');

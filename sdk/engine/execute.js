@@ -1,6 +1,7 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
-// generated job also the re-run of its generator, see dynamic.js), job rules, steps in order
+// generated job also the re-run of its generator, see dynamic.js; the job env and environments,
+// see resolve.js), job rules, steps in order
 // with parallel groups (maxParallel window, failFast), the job deadline, host `abort` (a forced
 // one also stops the hooks), then the job hooks as their own rows.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
@@ -11,6 +12,7 @@ import { blockingRule, enterJob, mergedEnv, ruleContext, skipMessage, stepContex
 import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
 import { loadJob } from './load.js';
+import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
 
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
@@ -41,17 +43,19 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   let loaded;
   try {
     enterJob(request);
-    loaded = await output.runIn(prepareLog, () =>
-      request.dynamic
-        ? loadGeneratedJob(request, { output, log: prepareLog, signal: lifetime, groups })
-        : loadJob(request),
-    );
+    loaded = await output.runIn(prepareLog, async () => {
+      const { workflow, job } = request.dynamic
+        ? await loadGeneratedJob(request, { output, log: prepareLog, signal: lifetime, groups })
+        : await loadJob(request);
+      const jobEnv = await resolveJobEnv(request, job);
+      return { workflow, job, jobEnv, environments: await resolveEnvironments(request, job) };
+    });
   } catch (error) {
     prepareLog.text('error', userStack(errorStack(error)));
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
-  const { workflow, job } = loaded;
-  const run = new JobRun({ request, workflow, job, send, output, prepareLog, groups });
+  const { job } = loaded;
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups });
 
   if (!abort.signal.aborted) {
     const signal = AbortSignal.any([abort.signal, lifetime]);
@@ -120,7 +124,7 @@ class JobRun {
   failedStep = undefined;
   #results = [];
 
-  constructor({ request, workflow, job, send, output, prepareLog, groups }) {
+  constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
@@ -128,7 +132,8 @@ class JobRun {
     this.output = output;
     this.prepareLog = prepareLog;
     this.groups = groups;
-    this.env = mergedEnv(request, job);
+    this.env = mergedEnv(request, jobEnv);
+    this.environment = environments[0];
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
     this.nextHookIndex = this.flat.length;
@@ -291,6 +296,7 @@ class JobRun {
           request: this.request,
           workflow: this.workflow,
           runsOn: this.runsOn,
+          environment: this.environment,
           env: this.env,
           log,
           signal: stepSignal,

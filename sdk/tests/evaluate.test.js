@@ -1,5 +1,6 @@
 // evaluate (kind `matrix`): the dynamic matrix value, a throwing function's message, a function
-// reading the work directory, its output on the prepare log, and lookup errors.
+// reading the work directory, its output on the prepare log, the job env layer it sees, and
+// lookup errors.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -18,6 +19,12 @@ export const ci = workflow('ci', {
     job('packages', { runsOn: on, matrix: () => readdirSync('packages').sort(), run: ok }),
     job('shell', { runsOn: on, matrix: async ({ $ }) => String(await $\`echo "$GREETING"\`).trim().split(' '), run: ok }),
     job('bad', { runsOn: on, matrix: () => 42, run: ok }),
+    job('job-env', {
+      runsOn: on,
+      env: (event) => ({ TARGET: event.targetBranch === 'main' ? 'prod' : 'staging' }),
+      matrix: ({ env }) => [env.TARGET],
+      run: ok,
+    }),
   ],
 });
 `;
@@ -73,6 +80,13 @@ describe('evaluate', { concurrency: true }, () => {
       logs.map((m) => [m.stepIndex, m.line]),
       [[-1, 'hello there']],
     );
+  });
+
+  test("the job env layer is the job's env function called with the event, or the request's jobEnv", async () => {
+    assert.deepEqual((await evaluate('job-env', { event: { type: 'push', targetBranch: 'main' } })).answer.value, [
+      'prod',
+    ]);
+    assert.deepEqual((await evaluate('job-env', { jobEnv: { TARGET: 'from-host' } })).answer.value, ['from-host']);
   });
 
   test('lookup and shape errors', async () => {
