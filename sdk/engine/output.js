@@ -2,12 +2,17 @@
 // turns text into `log.line` messages (a line longer than 64 Ki code units becomes several), and
 // an OutputRouter that attributes `process.stdout.write` / `process.stderr.write` (and so
 // `console.*`) to the StepLog of the async context it runs in (AsyncLocalStorage). Writes
-// outside any context reach the real stdout/stderr untouched. A StepLog is also the flow control
-// of the `$` commands writing to it (it relays the IPC channel's congestion). It does not decide
-// which step is running; callers enter contexts.
+// outside any context reach the real stdout/stderr (masked, see below). A StepLog is also the
+// flow control of the `$` commands writing to it (it relays the IPC channel's congestion).
+//
+// The router is also where secret values are masked (`maskSecrets`), since every text the runner
+// sends leaves through it: log lines are masked by their StepLog before they are cut (the
+// LineSplitters of raw writes and of `$` output get the same masker for that reason), the error
+// texts of other messages by `send`, and raw writes outside any step by `install`.
+// It does not decide which step is running; callers enter contexts.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { LineSplitter, splitLongLine } from '@kici-dev/shared';
+import { LineSplitter, createMasker, splitLongLine } from '@kici-dev/shared';
 
 /** Text of one step (or of the prepare phase), sent as `log.line` messages, one per line. */
 export class StepLog {
@@ -19,29 +24,34 @@ export class StepLog {
    * @param {(message: object) => void} send
    * @param {number} stepIndex
    * @param {import('@kici-dev/shared').FlowControl} flow the channel `send` writes to
+   * @param {import('@kici-dev/shared').Masker} mask applied to every line before it is cut
    */
-  constructor(send, stepIndex, flow) {
+  constructor(send, stepIndex, flow, mask) {
     this.#send = send;
     this.stepIndex = stepIndex;
     this.#flow = flow;
+    this.mask = mask;
     this.#raw = {
-      stdout: new LineSplitter((line) => this.line('stdout', line)),
-      stderr: new LineSplitter((line) => this.line('stderr', line)),
+      stdout: new LineSplitter((line) => this.#sendLine('stdout', line), { mask }),
+      stderr: new LineSplitter((line) => this.#sendLine('stderr', line), { mask }),
     };
   }
 
   /**
-   * Sends one line (no newline inside). `level` only for stream `log`.
+   * Sends one line (no newline inside), masked, then cut if over-long. `level` only for stream `log`.
    * @param {'stdout' | 'stderr' | 'log'} stream
    * @param {string} line
    * @param {'info' | 'warn' | 'error' | 'debug'} [level]
    */
   line(stream, line, level) {
-    for (const piece of splitLongLine(line)) {
-      const message = { type: 'log.line', stepIndex: this.stepIndex, stream, line: piece };
-      if (level !== undefined) message.level = level;
-      this.#send(message);
-    }
+    for (const piece of splitLongLine(this.mask(line))) this.#sendLine(stream, piece, level);
+  }
+
+  /** Sends a line that is already masked and short enough. */
+  #sendLine(stream, line, level) {
+    const message = { type: 'log.line', stepIndex: this.stepIndex, stream, line };
+    if (level !== undefined) message.level = level;
+    this.#send(message);
   }
 
   /** True while the host reads slower than lines are sent. */
@@ -74,6 +84,7 @@ export class OutputRouter {
   #storage = new AsyncLocalStorage();
   #send;
   #flow;
+  #mask = createMasker([]);
 
   /**
    * @param {(message: object) => void} send
@@ -84,9 +95,35 @@ export class OutputRouter {
     this.#flow = flow;
   }
 
+  /**
+   * Masks these secret values in every text sent from now on. Call it before the first StepLog
+   * is made: a StepLog keeps the masker it was made with.
+   * @param {Iterable<string>} values
+   */
+  maskSecrets(values) {
+    this.#mask = createMasker(values);
+  }
+
+  /** The masker in force (for the `$` output of a step, say). */
+  get mask() {
+    return this.#mask;
+  }
+
+  /** Sends a message that is not a log line, its error text (`error` or `error.message`) masked. */
+  send(message) {
+    const { error } = message;
+    if (typeof error === 'string') {
+      this.#send({ ...message, error: this.#mask(error) });
+    } else if (typeof error?.message === 'string') {
+      this.#send({ ...message, error: { ...error, message: this.#mask(error.message) } });
+    } else {
+      this.#send(message);
+    }
+  }
+
   /** A fresh log for a step index. */
   stepLog(stepIndex) {
-    return new StepLog(this.#send, stepIndex, this.#flow);
+    return new StepLog(this.#send, stepIndex, this.#flow, this.#mask);
   }
 
   /** Runs `fn` so that stdout/stderr writes made in its async context go to `log`. */
@@ -100,9 +137,10 @@ export class OutputRouter {
       const target = process[stream];
       const original = target.write;
       const storage = this.#storage;
+      const router = this;
       target.write = function write(chunk, encoding, callback) {
         const log = storage.getStore();
-        if (log === undefined) return original.call(this, chunk, encoding, callback);
+        if (log === undefined) return original.call(this, router.#maskRaw(chunk, encoding), encoding, callback);
         const done = typeof encoding === 'function' ? encoding : callback;
         const data =
           typeof chunk === 'string' && typeof encoding === 'string' && encoding !== 'utf8' && encoding !== 'utf-8'
@@ -113,5 +151,19 @@ export class OutputRouter {
         return true;
       };
     }
+  }
+
+  /**
+   * A write outside any step, masked (the host attributes the runner's own stdout/stderr to a
+   * step). Chunk by chunk: a value cut between two writes is not found.
+   */
+  #maskRaw(chunk, encoding) {
+    if (this.#mask.reach === 0) return chunk;
+    const text =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk, Buffer.isEncoding(encoding) ? encoding : 'utf8').toString()
+        : Buffer.from(chunk).toString();
+    const masked = this.#mask(text);
+    return masked === text ? chunk : Buffer.from(masked);
   }
 }

@@ -69,8 +69,9 @@ function report(text) {
 }
 
 async function serve({ ipc, groups, lifetime }) {
-  const send = (message) => ipc.send(message);
-  const output = new OutputRouter(send, ipc);
+  const output = new OutputRouter((message) => ipc.send(message), ipc);
+  // Every message leaves through the router, which masks secret values (output.js).
+  const send = (message) => output.send(message);
   output.install();
   const request = nextRequest(ipc);
   send({ type: 'ready' });

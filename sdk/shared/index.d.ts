@@ -64,6 +64,8 @@ export interface ShellOptions {
   groups?: ProcessGroups;
   /** While `congested`, output is not read (the command blocks writing) until `drained()`. */
   flow?: FlowControl;
+  /** Applied to every output line before it is cut and passed to `onLine` (not to what is captured). */
+  mask?: Masker;
 }
 
 /** The process groups of `$` commands: stopping one (SIGTERM, SIGKILL after the grace) or all. */
@@ -87,9 +89,13 @@ export declare function buildCommand(pieces: readonly string[], values: readonly
 /** Cuts a line into pieces of at most `max` UTF-16 code units (default 65536). */
 export declare function splitLongLine(line: string, max?: number): string[];
 
-/** Splits decoded output into lines; lines longer than `maxLineLength` (default 65536) come in pieces. */
+/**
+ * Splits decoded output into lines; lines longer than `maxLineLength` (default 65536) come in
+ * pieces. With `mask`, every line is masked before it is cut (an unterminated line keeps its
+ * last `mask.reach - 1` characters back until more arrives).
+ */
 export declare class LineSplitter {
-  constructor(onLine: (line: string) => void, options?: { maxLineLength?: number });
+  constructor(onLine: (line: string) => void, options?: { maxLineLength?: number; mask?: Masker });
   /** Feeds a chunk; returns the decoded text. */
   push(chunk: string | Uint8Array): string;
   /** Flushes the last unterminated line; returns the text the decoder still held. */
@@ -126,11 +132,13 @@ export declare class IpcClient implements FlowControl {
 /** Forms of a secret shorter than this (4) are not masked: it would destroy the logs. */
 export declare const MIN_MASKED_LENGTH: number;
 /**
- * A function that replaces every secret value in a text with `***`, and also its base64
- * (padded or not), base64url, `encodeURIComponent` and JSON-escaped forms and each line of a
- * multi-line value.
+ * Replaces every secret value in a text with `***`, and also its base64 (padded or not),
+ * base64url, `encodeURIComponent` and JSON-escaped forms and each line of a multi-line value.
+ * `reach` is the length of the longest masked form (0 when nothing is masked).
  */
-export declare function createMasker(values: Iterable<string>): (text: string) => string;
+export type Masker = ((text: string) => string) & { readonly reach: number };
+
+export declare function createMasker(values: Iterable<string>): Masker;
 
 export interface StackFrame {
   /** Absolute path (file:// URLs are converted). */

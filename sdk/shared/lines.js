@@ -1,8 +1,9 @@
 // LineSplitter: turns a stream of chunks (Buffers decoded as UTF-8, or strings) into complete
 // lines without their newline. Used for `$` output, raw stdout/stderr writes and IPC framing.
 // Lines longer than a limit (MAX_LINE_LENGTH by default) are delivered in pieces, so an
-// unterminated line is never held beyond the limit. It does not know where lines go; the
-// callback decides.
+// unterminated line is never held much beyond the limit. With a masker (mask.js) every line is
+// masked before it is cut, so a secret value is masked even where a cut would fall inside it.
+// It does not know where lines go; the callback decides.
 
 import { StringDecoder } from 'node:string_decoder';
 
@@ -33,14 +34,18 @@ export class LineSplitter {
   #decoder = new StringDecoder('utf8');
   #partial = '';
   #maxLineLength;
+  #mask;
 
   /**
    * @param {(line: string) => void} onLine
-   * @param {{maxLineLength?: number}} [options] `Infinity` keeps every line whole (IPC framing)
+   * @param {{maxLineLength?: number, mask?: import('./mask.js').Masker}} [options]
+   *   `maxLineLength: Infinity` keeps every line whole (IPC framing); `mask` is applied to every
+   *   line (or piece of an unterminated one) before it is cut and delivered
    */
-  constructor(onLine, { maxLineLength = MAX_LINE_LENGTH } = {}) {
+  constructor(onLine, { maxLineLength = MAX_LINE_LENGTH, mask } = {}) {
     this.onLine = onLine;
     this.#maxLineLength = maxLineLength;
+    this.#mask = mask ?? Object.assign((text) => text, { reach: 0 });
   }
 
   /** Feeds a chunk (Buffer or string); returns the decoded text. */
@@ -50,9 +55,12 @@ export class LineSplitter {
     this.#partial = parts.pop();
     for (const line of parts) this.#deliver(line);
     if (this.#partial.length > this.#maxLineLength) {
-      // Full pieces of an over-long unterminated line go out now; the (non-empty) rest waits.
-      const pieces = splitLongLine(this.#partial, this.#maxLineLength);
-      this.#partial = pieces.pop();
+      // Full pieces of an over-long unterminated line go out now, masked; the (non-empty) rest
+      // waits, and so do its last `reach - 1` characters: a secret value may still be arriving.
+      const text = this.#mask(this.#partial);
+      const ready = Math.max(text.length - Math.max(this.#mask.reach - 1, 0), 0);
+      const pieces = splitLongLine(text.slice(0, ready), this.#maxLineLength);
+      this.#partial = pieces.pop() + text.slice(ready);
       for (const piece of pieces) this.onLine(piece);
     }
     return text;
@@ -68,6 +76,6 @@ export class LineSplitter {
   }
 
   #deliver(line) {
-    for (const piece of splitLongLine(line, this.#maxLineLength)) this.onLine(piece);
+    for (const piece of splitLongLine(this.#mask(line), this.#maxLineLength)) this.onLine(piece);
   }
 }

@@ -1,8 +1,9 @@
 // Secret masking: `createMasker(values)` returns the function every text the runner sends
 // (log lines, error texts) goes through, replacing each secret value and the encodings a step
 // is likely to print it in with `***`: the value, its base64 (padded and not), base64url,
-// `encodeURIComponent` form, JSON-string-escaped form, and each line of a multi-line value on
-// its own (log lines are sent one by one). Where forms overlap or touch, the whole covered span
+// `encodeURIComponent` form, JSON-string-escaped form, shell-quoted form (how a failed `$`
+// command shows an interpolated value), and each line of a multi-line value on its own (log
+// lines are sent one by one). Where forms overlap or touch, the whole covered span
 // becomes one `***`, so a value that contains another is masked entirely.
 // It does not know where texts go (the runner applies it at the one place they leave) and
 // cannot catch a value printed in pieces or in an encoding not listed here.
@@ -24,6 +25,8 @@ function formsOf(value) {
     bytes.toString('base64').replace(/=+$/, ''),
     bytes.toString('base64url'),
     JSON.stringify(value).slice(1, -1),
+    // Inside the '...' of shell.js's quote(), which is how a failed command's message shows it.
+    value.replaceAll("'", "'\\''"),
   ];
   try {
     forms.push(encodeURIComponent(value));
@@ -36,34 +39,44 @@ function formsOf(value) {
 }
 
 /**
+ * @typedef {((text: string) => string) & {reach: number}} Masker replaces every occurrence of
+ *   every form with `***`; `reach` is the length of the longest form (0 when nothing is masked),
+ *   so a text cut anywhere but in its last `reach - 1` characters can be masked before the cut
+ */
+
+/**
  * @param {Iterable<string>} values the secret values
- * @returns {(text: string) => string} replaces every occurrence of every form with `***`
+ * @returns {Masker}
  */
 export function createMasker(values) {
   const forms = [...new Set([...values].flatMap((value) => formsOf(String(value))))].filter(
     (form) => form.length >= MIN_MASKED_LENGTH,
   );
-  if (forms.length === 0) return (text) => text;
-  return (text) => {
-    const spans = [];
-    for (const form of forms) {
-      // Overlapping occurrences count too: `aaaa` in `aaaaa` covers all five characters.
-      for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + 1)) spans.push([at, at + form.length]);
+  const reach = Math.max(0, ...forms.map((form) => form.length));
+  const mask = forms.length === 0 ? (text) => text : (text) => maskForms(text, forms);
+  return Object.assign(mask, { reach });
+}
+
+/** `text` with every span covered by an occurrence of a form (overlapping or touching spans merged) as one `***`. */
+function maskForms(text, forms) {
+  const spans = [];
+  for (const form of forms) {
+    // Overlapping occurrences count too: `aaaa` in `aaaaa` covers all five characters.
+    for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + 1)) spans.push([at, at + form.length]);
+  }
+  if (spans.length === 0) return text;
+  spans.sort((a, b) => a[0] - b[0]);
+  let masked = '';
+  let copied = 0;
+  let [start, end] = spans[0];
+  for (const [nextStart, nextEnd] of spans.slice(1)) {
+    if (nextStart <= end) {
+      end = Math.max(end, nextEnd);
+      continue;
     }
-    if (spans.length === 0) return text;
-    spans.sort((a, b) => a[0] - b[0]);
-    let masked = '';
-    let copied = 0;
-    let [start, end] = spans[0];
-    for (const [nextStart, nextEnd] of spans.slice(1)) {
-      if (nextStart <= end) {
-        end = Math.max(end, nextEnd);
-        continue;
-      }
-      masked += text.slice(copied, start) + MASK;
-      copied = end;
-      [start, end] = [nextStart, nextEnd];
-    }
-    return masked + text.slice(copied, start) + MASK + text.slice(end);
-  };
+    masked += text.slice(copied, start) + MASK;
+    copied = end;
+    [start, end] = [nextStart, nextEnd];
+  }
+  return masked + text.slice(copied, start) + MASK + text.slice(end);
 }

@@ -17,7 +17,8 @@ import { ProcessGroups } from './process-groups.js';
  * @typedef {{readonly congested: boolean, drained(): Promise<void>}} FlowControl
  * @typedef {{cwd: string, env: Record<string, string>, signal?: AbortSignal,
  *            onLine: (stream: 'stdout' | 'stderr', line: string) => void,
- *            groups?: ProcessGroups, flow?: FlowControl}} ShellOptions
+ *            groups?: ProcessGroups, flow?: FlowControl,
+ *            mask?: import('./mask.js').Masker}} ShellOptions
  */
 
 /** Values that need no quoting: they contain no shell metacharacters. */
@@ -87,7 +88,7 @@ export class ProcessPromise {
    * @param {string} command
    * @param {ShellOptions} options
    */
-  constructor(command, { cwd, env, signal, onLine, groups, flow }) {
+  constructor(command, { cwd, env, signal, onLine, groups, flow, mask }) {
     this.command = command;
     this.#outcome = new Promise((resolve) => {
       let child;
@@ -105,9 +106,13 @@ export class ProcessPromise {
       }
       const captured = { stdout: '', stderr: '' };
       for (const stream of /** @type {const} */ (['stdout', 'stderr'])) {
-        const lines = new LineSplitter((line) => {
-          if (!this.#quiet) onLine(stream, line);
-        });
+        // Masked before an over-long line is cut; what is captured stays as the command wrote it.
+        const lines = new LineSplitter(
+          (line) => {
+            if (!this.#quiet) onLine(stream, line);
+          },
+          { mask },
+        );
         child[stream].on('data', (chunk) => {
           captured[stream] += lines.push(chunk);
           // Backpressure: while the sink is congested the child blocks on its full pipe.

@@ -1,10 +1,14 @@
 // createMasker: which forms of a secret value are masked (the value, base64, base64url,
-// encodeURIComponent, JSON-escaped, each line of a multi-line value), the 4-character floor,
-// overlapping and nested values, and texts without secrets.
+// encodeURIComponent, JSON-escaped, shell-quoted, each line of a multi-line value), the
+// 4-character floor, overlapping and nested values, texts without secrets, `reach`; and a
+// LineSplitter with a masker: lines masked before they are cut, an unterminated line holding
+// back what may be the start of a value.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MIN_MASKED_LENGTH, createMasker } from '../shared/mask.js';
+import { LineSplitter } from '../shared/lines.js';
+import { quote } from '../shared/shell.js';
 
 const SECRET = 'p@ss w/rd+"q"=1';
 
@@ -23,6 +27,11 @@ describe('createMasker', () => {
       assert.equal(mask(`before ${form} after`), 'before *** after', form);
     }
     assert.equal(mask(JSON.stringify({ v: SECRET })), '{"v":"***"}');
+  });
+
+  test('masks the shell-quoted form a failed $ command shows', () => {
+    const value = "it's-a-secret";
+    assert.equal(createMasker([value])(`exit 3 # ${quote(value)}`), "exit 3 # '***'");
   });
 
   test('masks every occurrence in one text', () => {
@@ -55,5 +64,27 @@ describe('createMasker', () => {
   test('no secrets, or no match, leaves the text as it is', () => {
     assert.equal(createMasker([])('plain text'), 'plain text');
     assert.equal(createMasker(['s3cr3t-value'])('plain text'), 'plain text');
+  });
+
+  test('reach is the length of the longest masked form', () => {
+    assert.equal(createMasker([]).reach, 0);
+    assert.equal(createMasker(['abc']).reach, 4, 'base64 of abc');
+    assert.equal(createMasker(['a b']).reach, 5, "encodeURIComponent('a b')");
+  });
+
+  test('a LineSplitter masks before it cuts and holds back the end of an unterminated line', () => {
+    const lines = [];
+    const splitter = new LineSplitter((line) => lines.push(line), { maxLineLength: 8, mask: createMasker(['SECRET']) });
+    splitter.push('abcdSECRETxyz\n');
+    assert.deepEqual(lines, ['abcd***x', 'yz']);
+    lines.length = 0;
+    // Cut at 8 without the mask, the first piece would end in 'SEC'.
+    splitter.push('12345SEC');
+    splitter.push('R');
+    assert.deepEqual(lines, [], 'the last 7 characters (the longest form, base64, is 8) may be the start of a form');
+    splitter.push('ET6789abcdefgh');
+    assert.deepEqual(lines, ['12345***']);
+    splitter.end();
+    assert.deepEqual(lines, ['12345***', '6789abcd', 'efgh']);
   });
 });
