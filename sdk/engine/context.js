@@ -38,6 +38,8 @@ function shellFor({ workDir, env, signal, log, groups }) {
     signal,
     groups,
     flow: log,
+    // Masked before the shell cuts an over-long line, not only when the log sends it.
+    mask: log.mask,
     onLine: (stream, line) => log.line(stream, line),
   });
 }
@@ -48,15 +50,17 @@ function loggerFor(log) {
 
 /**
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
- *          env: Record<string, string>, log: import('./output.js').StepLog, signal: AbortSignal,
- *          groups: import('@kici-dev/shared').ProcessGroups}} scope
+ *          env: Record<string, string>, secrets: object, log: import('./output.js').StepLog,
+ *          signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
+ *   `env` is the row's own copy (ctx.secrets.expose() adds to it), `secrets` its `ctx.secrets`
  */
-export function stepContext({ request, workflow, runsOn, environment, env, log, signal, groups }) {
+export function stepContext({ request, workflow, runsOn, environment, env, secrets, log, signal, groups }) {
   return {
     $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
     log: loggerFor(log),
     env,
     environment,
+    secrets,
     matrix: request.matrix ?? undefined,
     event: request.event,
     workflow: { name: workflow.name },

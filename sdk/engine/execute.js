@@ -1,10 +1,11 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), job rules, steps in order
-// with parallel groups (maxParallel window, failFast), the job deadline, host `abort` (a forced
-// one also stops the hooks), then the job hooks as their own rows.
-// Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's.
+// see resolve.js), job rules, steps in order with parallel groups (maxParallel window,
+// failFast), the job deadline, host `abort` (a forced one also stops the hooks), then the job
+// hooks as their own rows. Each row gets its own env copy and `ctx.secrets`, undone when it ends.
+// Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
+// `ctx.secrets` is secrets.js's, masking what is sent is output.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
 import { errorMessage, errorStack, userStack } from '@kici-dev/shared';
@@ -14,6 +15,7 @@ import { loadGeneratedJob } from './dynamic.js';
 import { loadJob } from './load.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
+import { StepSecrets } from './secrets.js';
 
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
 const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
@@ -27,6 +29,8 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
  */
 export async function executeJob(request, { send, output, onAbort, lifetime, groups }) {
   const startedAt = performance.now();
+  // Before the first log exists: every log keeps the masker it was made with.
+  output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
   // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup.
   const abort = new AbortController();
@@ -173,7 +177,7 @@ class JobRun {
     this.send({ type: 'step.start', stepIndex: row.index, stepName: row.name, ...fields });
   }
 
-  #complete(row, result, durationMs) {
+  #complete(row, result, durationMs, secretsAccessed = []) {
     const message = {
       type: 'step.complete',
       stepIndex: row.index,
@@ -183,6 +187,7 @@ class JobRun {
       attempts: result.attempts,
     };
     if (result.error) message.error = result.error;
+    if (secretsAccessed.length > 0) message.secretsAccessed = secretsAccessed;
     this.send(message);
     this.#results.push({ stepIndex: row.index, stepName: row.name, status: result.status });
     if (result.status === 'failed' && this.failedStep === undefined && row.index < this.flat.length) {
@@ -283,6 +288,10 @@ class JobRun {
   async #execute(row, { run, timeoutMs, retry, signal, extraContext }) {
     const startedAt = performance.now();
     const log = this.output.stepLog(row.index);
+    // The row's own env: what it exposes (ctx.secrets) or changes does not reach the next row.
+    const env = { ...this.env };
+    const secrets = new StepSecrets({ secrets: this.request.secrets, env, rowName: row.name });
+    const secretsApi = secrets.api();
     const result = await runStep({
       name: row.name,
       run,
@@ -297,7 +306,8 @@ class JobRun {
           workflow: this.workflow,
           runsOn: this.runsOn,
           environment: this.environment,
-          env: this.env,
+          env,
+          secrets: secretsApi,
           log,
           signal: stepSignal,
           groups: this.groups,
@@ -305,8 +315,11 @@ class JobRun {
         ...extraContext,
       }),
     });
+    for (const problem of await secrets.close()) {
+      log.line('log', `[kici] could not remove a mounted secret file: ${problem}`, 'warn');
+    }
     log.flush();
-    this.#complete(row, result, elapsed(startedAt));
+    this.#complete(row, result, elapsed(startedAt), secrets.accessed);
     return result;
   }
 }

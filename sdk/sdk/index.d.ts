@@ -59,14 +59,68 @@ export type LabelSelector =
   | { kind: 'glob'; pattern: string }
   | { kind: 'regex'; source: string; flags: string };
 
+/** Rejected by `ctx.secrets.get()` (thrown by `getMeta`, `expose`, ...) for a name the job has no secret of. */
+export declare class SecretNotFoundError extends Error {
+  readonly name: 'SecretNotFoundError';
+  /** The name asked for. */
+  readonly secretName: string;
+  /** The job's secret names, sorted. */
+  readonly available: readonly string[];
+}
+
+/** What `ctx.secrets.getMeta()` tells about a secret without reading its value. */
+export interface SecretMeta {
+  readonly name: string;
+  /** Where the secret comes from (an environment, say), when the host says. */
+  readonly scope: string | undefined;
+}
+
+/** Options of `ctx.secrets.mountFile()` and `exposeFile()`. */
+export interface MountFileOptions {
+  /** Names of the secrets whose values are written, in this order. */
+  sources: readonly string[];
+  /** Written between two values. Default `'\n'`. */
+  divider?: string;
+  /** Permission bits of the file. Default `0o600`. */
+  mode?: number;
+  /** File name inside its private directory. Default `secret`. */
+  name?: string;
+}
+
+/**
+ * `ctx.secrets`: the job's secrets. Values are never put into `env` by themselves, and every
+ * value is masked (`***`) in whatever the runner sends (logs, error texts). Every name read
+ * through `get`, `getMeta`, `expose`, `mountFile` and `exposeFile` is reported with the step.
+ */
+export interface StepSecrets {
+  /** The value; rejects with SecretNotFoundError for an unknown name. */
+  get(name: string): Promise<string>;
+  has(name: string): boolean;
+  /** The names, sorted. */
+  list(): string[];
+  getMeta(name: string): SecretMeta;
+  /** Makes the value the env var `name` for the rest of this step (`$`, `ctx.env`, `process.env`). */
+  expose(name: string): void;
+  /**
+   * Writes the values of `sources` (joined by `divider`) to a new file in a private directory
+   * (mode 0700) and resolves with its absolute path; removed when the step ends.
+   */
+  mountFile(options: MountFileOptions): Promise<string>;
+  /** `mountFile`, then the env var `envVar` is the file's path for the rest of this step. */
+  exposeFile(envVar: string, options: MountFileOptions): Promise<string>;
+}
+
 /** The argument of every step function. */
 export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
   /** zx-style shell in the work directory with `env`; output lines go to the step log. */
   $: Shell;
   /** Writes to the step log (`info`, `warn`, `error`, `debug`). */
   log: Logger;
-  /** Host env layer merged with the job's `env`; also the environment of `$`. */
+  /** Host env layer merged with the job env layer; also the environment of `$`. This step's own copy. */
   env: Readonly<Record<string, string>>;
+  /** The first of the job's environments (resolved names); `undefined` when it has none. */
+  environment: string | undefined;
+  secrets: StepSecrets;
   /** This job's matrix combination; `undefined` when the job has no matrix. */
   matrix: M;
   event: EventEnvelope;

@@ -4,6 +4,7 @@
 // @kici-dev/engine so describe, evaluate and execute agree with the SDK), not authoring API.
 
 export { KiciError } from './common.js';
+export { SecretNotFoundError } from './secrets.js';
 export { workflow } from './workflow.js';
 export { job, isMatrixValue } from './job.js';
 export { dynamicJob } from './dynamic-job.js';
