@@ -267,8 +267,15 @@ describe('secrets', { concurrency: true }, () => {
   });
 
   test('canary values printed every way a step can print them never leave the runner', async () => {
-    const result = await run('leak');
+    let sent = false;
+    // The runner reports an unreadable host line on its own stderr, outside any step.
+    const result = await execute(project, 'fixture', { workflow: 'secrets', job: 'leak', secrets: SECRETS }, (message, channel) => {
+      if (message.type !== 'step.start' || sent) return;
+      sent = true;
+      channel.send(`not json ${CANARY}`);
+    });
     assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /ignored a line from the host that is not a JSON object: not json \*\*\*\n/);
     for (const message of result.messages) {
       for (const text of stringsOf(message)) {
         for (const form of FORBIDDEN) {
