@@ -41,7 +41,8 @@ function releaseProcessEnv(holder, name) {
 }
 
 /** A plain file name: no directory part, not `.` or `..`. */
-const isFileName = (name) => typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !name.includes('/');
+const isFileName = (name) =>
+  typeof name === 'string' && name !== '' && name !== '.' && name !== '..' && !name.includes('/');
 
 /** Name of the mounted file when `mountFile` is given none. */
 const DEFAULT_FILE_NAME = 'secret';
@@ -104,7 +105,9 @@ export class StepSecrets {
   async #mountFile({ sources, divider = '\n', mode = 0o600, name = DEFAULT_FILE_NAME } = {}) {
     this.#checkOpen('mountFile');
     if (!Array.isArray(sources) || sources.length === 0 || !sources.every((source) => typeof source === 'string')) {
-      throw new TypeError("mountFile: sources must be a non-empty array of secret names, e.g. { sources: ['DEPLOY_KEY'] }");
+      throw new TypeError(
+        "mountFile: sources must be a non-empty array of secret names, e.g. { sources: ['DEPLOY_KEY'] }",
+      );
     }
     if (typeof divider !== 'string') throw new TypeError("mountFile: divider must be a string (default '\\n')");
     if (!Number.isSafeInteger(mode) || mode < 0 || mode > 0o777) {
@@ -143,7 +146,9 @@ export class StepSecrets {
       mountFile: (options) => this.#mountFile(options),
       exposeFile: async (envVar, options) => {
         if (typeof envVar !== 'string' || envVar === '' || envVar.includes('=')) {
-          throw new TypeError("exposeFile: the first argument must be an env var name, e.g. exposeFile('KUBECONFIG', {...})");
+          throw new TypeError(
+            "exposeFile: the first argument must be an env var name, e.g. exposeFile('KUBECONFIG', {...})",
+          );
         }
         const file = await this.#mountFile(options);
         this.#checkOpen('exposeFile');

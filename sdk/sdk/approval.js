@@ -61,7 +61,10 @@ export function normalizeApproval(approval, fail) {
     return normalized;
   });
   if (reason !== undefined && (typeof reason !== 'string' || reason === '')) {
-    throw fail('approval.reason must be a non-empty string', "e.g. approval: { approvers, reason: 'production deploy' }");
+    throw fail(
+      'approval.reason must be a non-empty string',
+      "e.g. approval: { approvers, reason: 'production deploy' }",
+    );
   }
   checkWholeNumber(
     timeout,

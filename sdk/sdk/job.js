@@ -113,7 +113,10 @@ function normalizeEnvironments({ environment, environments }, fail) {
   }
   environments.forEach((entry, index) => {
     if (!isEnvironment(entry)) {
-      throw fail(`environments[${index}] must be a non-empty string or a function (event) => string`, ENVIRONMENT_EXAMPLE);
+      throw fail(
+        `environments[${index}] must be a non-empty string or a function (event) => string`,
+        ENVIRONMENT_EXAMPLE,
+      );
     }
   });
   return environments;
