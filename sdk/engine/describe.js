@@ -167,6 +167,7 @@ export function describeJob(job, name, names, locate) {
   if (typeof job.env === 'function') described.envFunction = job.env.toString();
   else put(described, 'env', job.env);
   put(described, 'approval', job.approval);
+  put(described, 'secrets', job.secrets);
   putHookFlags(described, job.hooks);
   put(described, 'gracePeriod', job.gracePeriod);
   put(described, 'timeout', job.timeout);

@@ -62,6 +62,7 @@ export function job(nameOrOptions, maybeOptions) {
     environments: normalizeEnvironments(options, fail),
     env: normalizeEnv(options.env, fail),
     approval: normalizeApproval(options.approval, fail),
+    secrets: normalizeSecretNames(options.secrets, fail),
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
     hooks: hooksOf(options),
@@ -201,4 +202,15 @@ function normalizeMatrix(matrix, fail) {
     'matrix must be a string[], a Record<string, string[]> or a function',
     "e.g. matrix: { node: ['18', '20'] }",
   );
+}
+
+const SECRET_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `secrets`: the keys the job needs; a job whose environments do not bind one fails before it starts. */
+function normalizeSecretNames(secrets, fail) {
+  if (secrets === undefined) return undefined;
+  if (!Array.isArray(secrets) || !secrets.every((name) => typeof name === 'string' && SECRET_NAME.test(name))) {
+    throw fail('secrets must be a list of secret names', "e.g. secrets: ['DEPLOY_KEY']");
+  }
+  return secrets;
 }

@@ -1,7 +1,7 @@
 //! `kici-admin`, the operator's CLI. It talks to the orchestrator's HTTP API only
 //! (`docs/api.md`): runs and their jobs, admin tokens, agent tokens and agents, webhook sources
 //! (plus the local-repository helpers `trigger-local` and `install-hook`), `rotate-key` (the
-//! secret key), and the operations tooling of the troubleshooting page: `diagnose`,
+//! secret key), scoped secrets, variables, environments and their audit log, and the operations tooling of the troubleshooting page: `diagnose`,
 //! `diagnose drift`, `explain`, `debug-bundle` and the offline `inspect-bundle`. It reads no
 //! database.
 //!
@@ -15,9 +15,11 @@ mod bundle;
 mod config;
 mod diagnose;
 mod drift;
+mod environments;
 mod explain;
 mod rotate_key;
 mod runs;
+mod secrets;
 mod since;
 mod sources;
 mod tokens;
@@ -84,6 +86,23 @@ enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
+    /// Scoped secrets for jobs (values from stdin or a file, never the command line)
+    Secret {
+        #[command(subcommand)]
+        command: secrets::SecretCommand,
+    },
+    /// Plain variables for jobs
+    Variable {
+        #[command(subcommand)]
+        command: secrets::VariableCommand,
+    },
+    /// Environments: the scopes they bind and their protection rules
+    Environment {
+        #[command(subcommand)]
+        command: environments::EnvironmentCommand,
+    },
+    /// The audit log of secrets, variables, environments and approvals
+    Audit(secrets::AuditArgs),
     /// Re-encrypt every stored secret under the orchestrator's current KICI_SECRET_KEY (owner token)
     RotateKey,
     /// Run the orchestrator's self-checks (exit 0 pass, 1 warn, 2 fail); `diagnose drift` compares SDK builds
@@ -173,6 +192,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Agent { command } => agents::run(&client, command).await?,
         Command::Config { command } => config::run(&client, command).await?,
         Command::User { command } => users::run(&client, command).await?,
+        Command::Secret { command } => secrets::run_secret(&client, command).await?,
+        Command::Variable { command } => secrets::run_variable(&client, command).await?,
+        Command::Environment { command } => environments::run(&client, command).await?,
+        Command::Audit(args) => secrets::run_audit(&client, args).await?,
         Command::RotateKey => rotate_key::run(&client).await?,
         Command::Source { command } => {
             let globals = sources::Globals { url: client.base_url() };

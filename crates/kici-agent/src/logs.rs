@@ -34,6 +34,8 @@ pub struct LogBatcher {
     used_bytes: u64,
     truncated: bool,
     pending: BTreeMap<i64, Vec<LogLine>>,
+    /// The job's secret values, masked in every line (the runner masks them first).
+    masker: kici_engine::mask::SecretMasker,
 }
 
 impl LogBatcher {
@@ -43,7 +45,13 @@ impl LogBatcher {
             used_bytes: 0,
             truncated: false,
             pending: BTreeMap::new(),
+            masker: Default::default(),
         }
+    }
+
+    /// Masks the values of `masker` in every line pushed from now on.
+    pub fn mask_with(&mut self, masker: kici_engine::mask::SecretMasker) {
+        self.masker = masker;
     }
 
     /// Adds a line; returns the step's batch when it reached [`FLUSH_LINES`].
@@ -51,6 +59,11 @@ impl LogBatcher {
         if self.truncated {
             return None;
         }
+        let line = if self.masker.is_empty() {
+            line
+        } else {
+            self.masker.mask(&line)
+        };
         let size = line.len() as u64 + 1;
         let line = if self.used_bytes + size > self.max_bytes {
             self.truncated = true;

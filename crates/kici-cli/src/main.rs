@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 success, 1 failure (a job failed, a compile error, bad input, an API error).
 
+mod approvals;
 mod compile_cmd;
 mod init;
 mod run_local;
@@ -37,6 +38,10 @@ enum Command {
     Runs(runs::RunsArgs),
     /// Start a local orchestrator and agent, push a demo repository and show its run
     Up(up::UpArgs),
+    /// Approve a run's jobs that wait for approval
+    Approve(approvals::ApproveArgs),
+    /// Reject a run's jobs that wait for approval: they fail before they start
+    Reject(approvals::RejectArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
             } => run_local::run(*args).await,
             Command::Runs(args) => runs::run(args).await,
             Command::Up(args) => up::run(args).await,
+            Command::Approve(args) => approvals::approve(args).await,
+            Command::Reject(args) => approvals::reject(args).await,
         }
     });
     match result {

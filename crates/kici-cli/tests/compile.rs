@@ -137,8 +137,8 @@ fn a_misspelt_job_option_is_e108_with_a_suggestion() {
 #[test]
 fn options_this_build_does_not_implement_are_e109() {
     check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('deploy', { runsOn: 'linux', approval: true, run: async () => {} }),\n  ],\n});\n",
-        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"approval\" is not implemented by this build of KiCI\n  Suggestion: remove \"approval\" for now: this build would ignore it and run the job as if it were not there\n",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('deploy', { runsOn: 'linux', concurrencyGroup: 'deploy', run: async () => {} }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"concurrencyGroup\" is not implemented by this build of KiCI\n  Suggestion: remove \"concurrencyGroup\" for now: this build would ignore it and run the job as if it were not there\n",
     );
     check_error(
         "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  timeout: 1000,\n  jobs: [job('a', { runsOn: 'linux', run: async () => {} })],\n});\n",

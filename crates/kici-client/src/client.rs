@@ -146,9 +146,26 @@ impl ApiClient {
         self.call(Method::POST, segments, &[], Some(body)).await
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, segments: &[&str], body: &B) -> Result<T, ClientError> {
+        self.call(Method::PUT, segments, &[], Some(body)).await
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(Method::PATCH, segments, &[], Some(body)).await
+    }
+
     /// A `DELETE` answered with `204` (or any 2xx).
     pub async fn delete(&self, segments: &[&str]) -> Result<(), ClientError> {
-        let url = self.url(segments, &[]);
+        self.delete_query(segments, &[]).await
+    }
+
+    /// A `DELETE` of `segments` with `query`, answered with `204` (or any 2xx).
+    pub async fn delete_query(&self, segments: &[&str], query: &[(&str, String)]) -> Result<(), ClientError> {
+        let url = self.url(segments, query);
         let response = self.send(self.authorized(Method::DELETE, url.clone())).await?;
         let status = response.status();
         if status.is_success() {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 pub use kici_engine::description::{
-    DynamicJobDescription, JobDescription, JobEntry, MatrixDescription, NeedDescription, RuleDescription,
-    WhenDescription, WorkflowDescription,
+    DynamicJobDescription, EnvironmentDescription, JobDescription, JobEntry, MatrixDescription, NeedDescription,
+    RuleDescription, WhenDescription, WorkflowDescription,
 };
 use kici_engine::runner_protocol::{DescribedFile, HostMessage, RunnerMessage};
 

@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod hash_files;
 pub mod lockgen;
 pub mod project;
+pub mod purity;
 pub mod runner;
 pub mod stage;
 pub mod transpile;

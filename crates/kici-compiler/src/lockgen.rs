@@ -9,19 +9,22 @@ use kici_engine::dag::{self, DagError, Need, NeedsWhen};
 use kici_engine::hash::content_hash;
 use kici_engine::labels::{LabelMatcher, LabelSelector};
 use kici_engine::lockfile::{
-    COMPILE_SCHEMA_VERSION, DynamicJob, DynamicKind, HookFlags, LockFile, LockJob, LockMatrix, LockRule, LockWorkflow,
-    MatrixSource, RuleSource, SCHEMA_VERSION, SdkStamp, SourceLocation, SourceRef, StaticJob,
+    COMPILE_SCHEMA_VERSION, DynamicJob, DynamicKind, HookFlags, InlineValue, LockEnv, LockEnvironment, LockFile,
+    LockJob, LockMatrix, LockName, LockRule, LockWorkflow, MatrixSource, RuleSource, SCHEMA_VERSION, SdkStamp,
+    SourceLocation, SourceRef, StaticJob,
 };
 use kici_engine::matrix::{self, MAX_COMBINATIONS};
 use kici_engine::options::{Level, OptionVerdict, check_option};
 use kici_engine::runner_protocol::DescribedFile;
 
 use crate::describe::{
-    JobDescription, JobEntry, MatrixDescription, NeedDescription, WhenDescription, WorkflowDescription,
+    EnvironmentDescription, JobDescription, JobEntry, MatrixDescription, NeedDescription, WhenDescription,
+    WorkflowDescription,
 };
 use crate::diagnostic::{Code, Diagnostic};
 use crate::hash_files;
 use crate::project::WORKFLOWS_DIR;
+use crate::purity;
 
 /// The lock file, or the diagnostics explaining why there is none.
 pub fn generate(root: &Path, files: &[DescribedFile], sdk: &SdkStamp) -> Result<LockFile, Vec<Diagnostic>> {
@@ -415,6 +418,12 @@ impl Generator<'_> {
                 Some(LockMatrix::Static { values: values.clone() })
             }
         };
+        let environments = self.environments(file, at, job);
+        let env = match (&job.env, &job.env_function) {
+            (_, Some(source)) => self.inline(file, at, job, "env", source).map(LockEnv::Inline),
+            (env, None) => env.clone().map(LockEnv::Static),
+        };
+        ok &= environments.is_some() && (job.env_function.is_none() || env.is_some());
         if !ok {
             return None;
         }
@@ -440,7 +449,10 @@ impl Generator<'_> {
             rules,
             description: job.description.clone(),
             checkout: job.checkout,
-            env: job.env.clone(),
+            environments: environments.unwrap_or_default(),
+            env,
+            approval: job.approval.clone(),
+            secrets: job.secrets.clone(),
             hooks: HookFlags {
                 has_on_cancel: job.has_on_cancel,
                 has_cleanup: job.has_cleanup,
@@ -450,6 +462,56 @@ impl Generator<'_> {
             grace_period: job.grace_period,
             timeout: job.timeout,
         })
+    }
+
+    /// A job's environments for the lock; `None` after a diagnostic.
+    fn environments(
+        &mut self,
+        file: &str,
+        at: Option<(u32, u32)>,
+        job: &JobDescription,
+    ) -> Option<Vec<LockEnvironment>> {
+        let mut environments = Vec::new();
+        for environment in &job.environments {
+            let value = match environment {
+                EnvironmentDescription::Name { name } => LockName::Name(name.clone()),
+                EnvironmentDescription::Function { function } => {
+                    LockName::Inline(self.inline(file, at, job, "environment", function)?)
+                }
+            };
+            environments.push(LockEnvironment { value, dynamic: false });
+        }
+        Some(environments)
+    }
+
+    /// A pure function's source as an inline value; E109 for an impure one (it would need an
+    /// init job on an agent, which this build does not run).
+    fn inline(
+        &mut self,
+        file: &str,
+        at: Option<(u32, u32)>,
+        job: &JobDescription,
+        what: &str,
+        source: &str,
+    ) -> Option<InlineValue> {
+        match purity::check(source) {
+            Ok(()) => Some(InlineValue::new(source)),
+            Err(reason) => {
+                self.diagnostics.push(Diagnostic::new(
+                    Code::E109,
+                    file,
+                    at,
+                    format!(
+                        "Job \"{}\": {what} function is not pure ({reason}); impure functions need an init job, which this build of KiCI does not run",
+                        job.name
+                    ),
+                    format!(
+                        "make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. {what}: (event) => event.targetBranch === 'main' ? 'production' : 'staging'"
+                    ),
+                ));
+                None
+            }
+        }
     }
 
     /// E101/E102/E103 for the workflow's needs graph, located at the offending job.

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod answers;
 pub mod ops;
 pub mod run_actions;
+pub mod secrets;
 
 use crate::ids::{AgentId, JobId, RunId, SourceId};
 use serde::{Deserialize, Serialize};
@@ -175,17 +176,29 @@ pub enum RunEventType {
     ScalerFailed,
     AgentConnecting,
     QueueExpired,
+    /// A job is held for approvals (`metadata.scope`, `clauses`, `expiresAt`).
+    HoldCreated,
+    /// Someone approved a hold (`metadata.by`; `remaining` clauses when more are needed).
+    HoldApproved,
+    /// Someone rejected a hold (`metadata.by`, `reason`).
+    HoldRejected,
+    /// Nobody decided in time.
+    HoldExpired,
     Other(String),
 }
 
 impl RunEventType {
-    const KNOWN: [RunEventType; 6] = [
+    const KNOWN: [RunEventType; 10] = [
         RunEventType::ScalerProvisioning,
         RunEventType::ScalerNetwork,
         RunEventType::ScalerReady,
         RunEventType::ScalerFailed,
         RunEventType::AgentConnecting,
         RunEventType::QueueExpired,
+        RunEventType::HoldCreated,
+        RunEventType::HoldApproved,
+        RunEventType::HoldRejected,
+        RunEventType::HoldExpired,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -196,6 +209,10 @@ impl RunEventType {
             RunEventType::ScalerFailed => "scaler.failed",
             RunEventType::AgentConnecting => "agent.connecting",
             RunEventType::QueueExpired => "orchestrator.job.queue_expired",
+            RunEventType::HoldCreated => "orchestrator.job.held",
+            RunEventType::HoldApproved => "orchestrator.hold.approved",
+            RunEventType::HoldRejected => "orchestrator.hold.rejected",
+            RunEventType::HoldExpired => "orchestrator.hold.expired",
             RunEventType::Other(name) => name,
         }
     }
@@ -209,6 +226,10 @@ impl RunEventType {
             RunEventType::ScalerFailed => "Provisioning failed",
             RunEventType::AgentConnecting => "Agent connecting",
             RunEventType::QueueExpired => "Queue timeout",
+            RunEventType::HoldCreated => "Waiting for approval",
+            RunEventType::HoldApproved => "Approved",
+            RunEventType::HoldRejected => "Rejected",
+            RunEventType::HoldExpired => "Approval expired",
             RunEventType::Other(name) => name,
         }
     }
@@ -226,7 +247,10 @@ impl RunEventType {
     }
 
     pub fn is_failure(&self) -> bool {
-        *self == RunEventType::ScalerFailed
+        matches!(
+            self,
+            RunEventType::ScalerFailed | RunEventType::HoldRejected | RunEventType::HoldExpired
+        )
     }
 }
 

@@ -9,9 +9,12 @@ use serde_json::{Map, Value};
 use crate::dag::{Need, NeedsWhen};
 use crate::excerpt::excerpt;
 use crate::labels::{LabelMatcher, LabelSelector};
-use crate::lockfile::{HookFlags, LockMatrix, LockStep, RunsOnPick, SourceLocation, StaticJob};
+use crate::lockfile::{
+    HookFlags, LockEnv, LockEnvironment, LockMatrix, LockName, LockStep, RunsOnPick, SourceLocation, StaticJob,
+};
 use crate::matrix::{Combination, MatrixValues};
 use crate::options::{Level, OptionVerdict, check_option};
+use crate::protection::LockApproval;
 use crate::status::JobStatus;
 use crate::trigger::Trigger;
 
@@ -85,6 +88,15 @@ pub struct JobDescription {
     pub checkout: Option<bool>,
     #[serde(default)]
     pub env: Option<Map<String, Value>>,
+    /// `env` given as a function: its source (`fn.toString()`).
+    #[serde(default)]
+    pub env_function: Option<String>,
+    #[serde(default)]
+    pub environments: Vec<EnvironmentDescription>,
+    #[serde(default)]
+    pub approval: Option<LockApproval>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
     #[serde(default)]
     pub has_on_cancel: bool,
     #[serde(default)]
@@ -102,6 +114,14 @@ pub struct JobDescription {
     pub options: Vec<String>,
     #[serde(default)]
     pub step_options: Vec<StepOptions>,
+}
+
+/// One entry of a job's `environment`/`environments`: a name, or a function's source.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum EnvironmentDescription {
+    Name { name: String },
+    Function { function: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -228,7 +248,31 @@ impl JobDescription {
             rules: Vec::new(),
             description: self.description.clone(),
             checkout: self.checkout,
-            env: self.env.clone(),
+            environments: self
+                .environments
+                .iter()
+                .map(|environment| match environment {
+                    EnvironmentDescription::Name { name } => Ok(LockEnvironment {
+                        value: LockName::Name(name.clone()),
+                        dynamic: false,
+                    }),
+                    EnvironmentDescription::Function { .. } => Err(format!(
+                        "job \"{}\": a generated job names its environments; it cannot compute them with a function",
+                        self.name
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            env: match (&self.env, &self.env_function) {
+                (_, Some(_)) => {
+                    return Err(format!(
+                        "job \"{}\": a generated job gives env as an object, not a function",
+                        self.name
+                    ));
+                }
+                (env, None) => env.clone().map(LockEnv::Static),
+            },
+            approval: self.approval.clone(),
+            secrets: self.secrets.clone(),
             hooks: HookFlags {
                 has_on_cancel: self.has_on_cancel,
                 has_cleanup: self.has_cleanup,
@@ -363,8 +407,8 @@ mod tests {
             .is_ok()
         );
         assert_eq!(
-            job(serde_json::json!(["runsOn", "approval"]), serde_json::json!([])).unwrap_err(),
-            "job \"deploy\": job option \"approval\" is not honoured by this build of KiCI"
+            job(serde_json::json!(["runsOn", "concurrencyGroup"]), serde_json::json!([])).unwrap_err(),
+            "job \"deploy\": job option \"concurrencyGroup\" is not honoured by this build of KiCI"
         );
         assert_eq!(
             job(

@@ -23,6 +23,7 @@ pub mod matrix;
 pub mod options;
 pub mod pattern;
 pub mod platform_protocol;
+pub mod protection;
 pub mod protocol;
 pub mod runner_protocol;
 pub mod status;

@@ -19,6 +19,7 @@ use crate::hash::sha256_hex;
 use crate::labels::LabelMatcher;
 use crate::matrix::{Combination, MatrixValues};
 use crate::options::{LockObject, lock_key_honoured};
+use crate::protection::LockApproval;
 use crate::trigger::Trigger;
 
 /// The lock schema this build reads and writes.
@@ -176,8 +177,17 @@ pub struct StaticJob {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<bool>,
+    /// Environments, in order: names, or pure functions of the event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<LockEnvironment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Map<String, Value>>,
+    pub env: Option<LockEnv>,
+    /// The job's own approval requirement (it is held until approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<LockApproval>,
+    /// Secret keys the job needs: a key its environments do not bind fails it before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     #[serde(flatten)]
     pub hooks: HookFlags,
     /// Seconds between SIGTERM and SIGKILL on cancel.
@@ -185,6 +195,109 @@ pub struct StaticJob {
     pub grace_period: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+}
+
+/// Longest inline function source a lock file may carry.
+pub const MAX_INLINE_EXPRESSION_BYTES: usize = 16 * 1024;
+
+impl StaticJob {
+    /// Whether the job passes the orchestrator's gates before it is queued: it has
+    /// environments, its own approval, required secrets, or an `env` function to evaluate.
+    pub fn is_gated(&self) -> bool {
+        !self.environments.is_empty()
+            || self.approval.is_some()
+            || !self.secrets.is_empty()
+            || matches!(self.env, Some(LockEnv::Inline(_)))
+    }
+
+    /// Environments, `env`, `approval` and `secrets` are what this build can act on.
+    fn validate_protection(&self) -> Result<(), String> {
+        let inline = |value: &InlineValue, what: &str| {
+            if value.expression.len() > MAX_INLINE_EXPRESSION_BYTES {
+                return Err(format!(
+                    "has an inline {what} function of {} bytes (at most {MAX_INLINE_EXPRESSION_BYTES})",
+                    value.expression.len()
+                ));
+            }
+            Ok(())
+        };
+        for environment in &self.environments {
+            if environment.dynamic {
+                return Err(IMPURE_NOT_SUPPORTED.to_string());
+            }
+            match &environment.value {
+                LockName::Name(name) if !crate::protection::valid_name(name) => {
+                    return Err(format!(
+                        "names environment '{}', which is not a valid name",
+                        excerpt(name)
+                    ));
+                }
+                LockName::Name(_) => {}
+                LockName::Inline(value) => inline(value, "environment")?,
+            }
+        }
+        if let Some(LockEnv::Inline(value)) = &self.env {
+            inline(value, "env")?;
+        }
+        if let Some(key) = self.secrets.iter().find(|k| !crate::protection::valid_key(k)) {
+            return Err(format!("needs secret '{}', which is not a valid key", excerpt(key)));
+        }
+        Ok(())
+    }
+}
+
+/// Why an impure (agent-evaluated) `environment` or `env` is refused.
+pub const IMPURE_NOT_SUPPORTED: &str = "has an environment function that needs an init job on an agent, which this build does not run (make the function pure, or recompile with this build's `kici compile` to see why it is not)";
+
+/// A pure function the compiler inlined (`{"_type": "inline", "expression": "(event) => …"}`):
+/// the orchestrator evaluates it with the run's event when the job is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineValue {
+    #[serde(rename = "_type")]
+    pub kind: InlineKind,
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InlineKind {
+    Inline,
+}
+
+impl InlineValue {
+    pub fn new(expression: &str) -> InlineValue {
+        InlineValue {
+            kind: InlineKind::Inline,
+            expression: expression.to_string(),
+        }
+    }
+}
+
+/// A job's `env`: an object, or a pure function of the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LockEnv {
+    Inline(InlineValue),
+    Static(Map<String, Value>),
+}
+
+/// One of a job's environments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockEnvironment {
+    pub value: LockName,
+    /// Evaluated on an agent (an impure function); this build refuses it at load.
+    #[serde(default)]
+    pub dynamic: bool,
+}
+
+/// A name, or a pure function of the event that returns one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LockName {
+    Name(String),
+    Inline(InlineValue),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -476,6 +589,8 @@ impl LockFile {
                         )
                     })?;
                 }
+                job.validate_protection()
+                    .map_err(|err| format!("workflow '{wf}' job '{}' {err}", excerpt(&job.name)))?;
                 graph.push((job.name.as_str(), job.needs.iter().map(Need::name).collect()));
             }
             dag::validate(&graph).map_err(|err| format!("workflow '{wf}': {err}"))?;
@@ -655,10 +770,10 @@ mod tests {
     #[test]
     fn keys_this_build_does_not_honour_are_refused() {
         let mut v = hello();
-        v["workflows"][0]["jobs"][0]["approval"] = json!({"approvers": ["alice"]});
+        v["workflows"][0]["jobs"][0]["concurrencyGroup"] = json!("deploy");
         assert_eq!(
             parse(&v).unwrap_err(),
-            "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `approval`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
+            "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `concurrencyGroup`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
         );
         let mut v = hello();
         v["workflows"][0]["rules"] = json!([]);

@@ -63,6 +63,10 @@ const JOB_OPTIONS: &[&str] = &[
     "description",
     "checkout",
     "env",
+    "environment",
+    "environments",
+    "approval",
+    "secrets",
     "timeout",
     "onCancel",
     "cleanup",
@@ -70,11 +74,7 @@ const JOB_OPTIONS: &[&str] = &[
     "onFailure",
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
-    "environment",
-    "environments",
-    "approval",
     "concurrencyGroup",
-    "secrets",
     "cache",
     "init",
     "container",
@@ -169,6 +169,9 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "description",
     "checkout",
     "env",
+    "environments",
+    "approval",
+    "secrets",
     "hasOnCancel",
     "hasCleanup",
     "hasOnSuccess",
@@ -207,7 +210,11 @@ mod tests {
     #[test]
     fn options_are_honoured_not_implemented_or_unknown() {
         assert_eq!(check_option(Level::Job, "runsOn"), OptionVerdict::Honoured);
-        assert_eq!(check_option(Level::Job, "approval"), OptionVerdict::NotImplemented);
+        assert_eq!(check_option(Level::Job, "approval"), OptionVerdict::Honoured);
+        assert_eq!(
+            check_option(Level::Job, "concurrencyGroup"),
+            OptionVerdict::NotImplemented
+        );
         assert_eq!(
             check_option(Level::Job, "timeoutt"),
             OptionVerdict::Unknown {
@@ -241,7 +248,8 @@ mod tests {
     #[test]
     fn lock_keys() {
         assert!(lock_key_honoured(LockObject::StaticJob, "runsOn"));
-        assert!(!lock_key_honoured(LockObject::StaticJob, "approval"));
+        assert!(lock_key_honoured(LockObject::StaticJob, "approval"));
+        assert!(!lock_key_honoured(LockObject::StaticJob, "concurrencyGroup"));
         assert!(!lock_key_honoured(LockObject::Workflow, "rules"));
         assert!(lock_key_honoured(LockObject::Step, "retry"));
     }

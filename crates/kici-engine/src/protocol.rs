@@ -8,6 +8,8 @@
 //! stored, so replays are idempotent and no acknowledged log line is lost.
 
 use crate::ids::{AgentId, JobId, RunId};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -234,6 +236,28 @@ pub struct JobDispatch {
     #[serde(default)]
     pub needs: Map<String, Value>,
     pub timestamp: i64,
+    /// The secrets the job's environments bind, added when the job is sent (never stored with
+    /// the queue entry); the runner hands them to steps over IPC and masks them in logs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretValue>,
+}
+
+/// A secret as a job receives it. `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub value: String,
+    /// The scope it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("value", &"***")
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,9 +283,17 @@ pub struct JobConfig {
     /// runner re-runs the generator to find its steps); for `dynamicEval`, the generator to run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic_index: Option<u32>,
-    /// Environment variables for the steps (`KICI_RUN_ID`, ...).
+    /// Environment variables for the steps (`KICI_RUN_ID`, ..., and the variables of the job's
+    /// environments).
     #[serde(default)]
     pub env: Map<String, Value>,
+    /// The job's `env`, when the orchestrator evaluated it (a function of the event); replaces
+    /// the module's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_env: Option<Map<String, Value>>,
+    /// The job's environments, resolved (functions of the event evaluated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,11 +2,14 @@
 //! line on the runner's fd 3. The contract is written down in `sdk/PROTOCOL.md`; the runner's
 //! side lives in `sdk/engine/`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::event::EventEnvelope;
 use crate::lockfile::SourceLocation;
+use crate::protocol::SecretValue;
 use crate::status::StepStatus;
 
 /// Step index of the job's prepare log (module import, rules, matrix evaluation).
@@ -82,6 +85,15 @@ pub struct ExecuteRequest {
     /// The job comes from the generator at this index of the workflow's jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic: Option<DynamicRef>,
+    /// The job env the orchestrator resolved; the runner uses the module's `env` without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_env: Option<Map<String, Value>>,
+    /// The resolved environment names; the runner resolves the module's without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<String>>,
+    /// Secrets for `ctx.secrets`, never put in the environment by the runner.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -159,7 +159,10 @@ pub fn transition(state: JobState, event: JobEvent) -> Result<JobState, InvalidT
         (S::Pending, E::Hold) => S::Held,
         (S::Pending, E::Wait) => S::Waiting,
         (S::Held, E::Approve) => S::Queued,
-        (S::Held, E::Reject | E::Expire | E::Cancel) => S::Cancelled,
+        // The reference cancels a rejected or expired hold; we fail it, so the run fails with
+        // the `environment_rules` banner its own dashboard and failure texts describe.
+        (S::Held, E::Reject | E::Expire) => S::Failed,
+        (S::Held, E::Cancel) => S::Cancelled,
         (S::Waiting, E::TimerDone) => S::Queued,
         (S::Waiting, E::Cancel) => S::Cancelled,
         (S::Queued, E::Start) => S::Running,
@@ -253,6 +256,10 @@ from_wire_name!(RunStatus, JobStatus, StepStatus);
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Pending,
+    /// Waiting for approvals (a `held_runs` row says what for).
+    Held,
+    /// Waiting for its environment's wait timer (`jobs.ready_at`).
+    Waiting,
     Queued,
     Running,
     Recovering,
@@ -266,8 +273,10 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 11] = [
+    pub const ALL: [JobStatus; 13] = [
         JobStatus::Pending,
+        JobStatus::Held,
+        JobStatus::Waiting,
         JobStatus::Queued,
         JobStatus::Running,
         JobStatus::Recovering,
@@ -293,6 +302,8 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Pending => "pending",
+            JobStatus::Held => "held",
+            JobStatus::Waiting => "waiting",
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
             JobStatus::Recovering => "recovering",
@@ -377,6 +388,8 @@ impl JobStatus {
     pub fn state(self) -> JobState {
         match self {
             JobStatus::Pending => JobState::Pending,
+            JobStatus::Held => JobState::Held,
+            JobStatus::Waiting => JobState::Waiting,
             JobStatus::Queued => JobState::Queued,
             JobStatus::Running => JobState::Running,
             JobStatus::Recovering => JobState::Recovering,
@@ -388,8 +401,7 @@ impl JobStatus {
         }
     }
 
-    /// The persisted status of an engine state; `None` for `held` and `waiting`, which no
-    /// job row takes yet.
+    /// The persisted status of an engine state.
     pub fn of(state: JobState) -> Option<JobStatus> {
         JobStatus::ALL
             .into_iter()
@@ -553,8 +565,8 @@ mod tests {
         (S::Pending, E::Hold, S::Held),
         (S::Pending, E::Wait, S::Waiting),
         (S::Held, E::Approve, S::Queued),
-        (S::Held, E::Reject, S::Cancelled),
-        (S::Held, E::Expire, S::Cancelled),
+        (S::Held, E::Reject, S::Failed),
+        (S::Held, E::Expire, S::Failed),
         (S::Held, E::Cancel, S::Cancelled),
         (S::Waiting, E::TimerDone, S::Queued),
         (S::Waiting, E::Cancel, S::Cancelled),

@@ -5,16 +5,18 @@
 //! warm pools jobs asked for. It runs when woken (a job queued, an
 //! agent registered or freed, a spawned agent gone) and once a second as a safety net.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::JobId;
 use kici_engine::labels::labels_fit;
-use kici_engine::protocol::{JobDispatch, OrchestratorMessage};
+use kici_engine::protocol::{JobDispatch, OrchestratorMessage, SecretValue};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::hub::Outbound;
+use crate::scoped_secrets::{self, DEFAULT_ORG};
 use crate::state::Shared;
 
 const SAFETY_TICK: Duration = Duration::from_secs(1);
@@ -32,6 +34,35 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
         }
         state.scaler.fill_warm_pools();
     }
+}
+
+/// The secrets the job's environments bind, decrypted for the agent about to run it; the
+/// error names what could not be resolved (never a value).
+async fn secrets_of(
+    state: &Shared,
+    environments: &[String],
+) -> Result<Result<BTreeMap<String, SecretValue>, String>, kici_store::StoreError> {
+    let mut bound = Vec::new();
+    for name in environments {
+        match state.store.get_environment(DEFAULT_ORG, name).await? {
+            Some(environment) => bound.push(environment),
+            None => return Ok(Err(kici_engine::protection::environment_missing(name))),
+        }
+    }
+    let bound: Vec<&kici_engine::protection::Environment> = bound.iter().collect();
+    let resolved = scoped_secrets::resolve(&state.store, &state.config.secret_keys, DEFAULT_ORG, &bound).await?;
+    Ok(resolved.map(|secrets| {
+        secrets
+            .into_iter()
+            .map(|(key, secret)| {
+                let value = SecretValue {
+                    value: secret.value,
+                    scope: Some(secret.scope),
+                };
+                (key, value)
+            })
+            .collect()
+    }))
 }
 
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
@@ -86,6 +117,29 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 continue;
             }
         };
+        match secrets_of(state, &dispatch.job_config.environments).await? {
+            Ok(secrets) => dispatch.secrets = secrets,
+            Err(message) => {
+                let init = InitFailure {
+                    scope: InitFailureScope::Job,
+                    category: InitFailureCategory::SecretResolution,
+                    message: format!("Secret resolution failed: {message}"),
+                    job_name: Some(dispatch.job_config.job_name.clone()),
+                };
+                crate::progress::fail_job_before_start(
+                    state,
+                    &entry.job_id,
+                    &entry.run_id,
+                    kici_engine::status::JobStatus::Failed,
+                    &init.message,
+                    None,
+                    Some(&init),
+                )
+                .await?;
+                state.hub.release(&agent.agent_id, &entry.job_id);
+                continue;
+            }
+        }
         dispatch.timestamp = now;
         tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
         if agent

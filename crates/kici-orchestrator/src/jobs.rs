@@ -60,11 +60,21 @@ impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
     }
 }
 
+/// What the gates resolved for a job: its environments, its `env` when it is a function, and
+/// the variables of its environments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    pub environments: Vec<String>,
+    pub job_env: Option<Map<String, Value>>,
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
 /// The `job.dispatch` for a job; `needs` holds the upstream results by base job name.
 pub fn dispatch_message(
     run: &RunFacts<'_>,
     workflow: &LockWorkflow,
     job: &JobFacts<'_>,
+    prepared: &Prepared,
     needs: Map<String, Value>,
     now: i64,
 ) -> JobDispatch {
@@ -74,7 +84,12 @@ pub fn dispatch_message(
         None => crate::rows::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
     };
     let kind = job.kind;
-    let mut env = Map::new();
+    // The environments' variables are the lowest layer: KiCI's own variables win.
+    let mut env: Map<String, Value> = prepared
+        .variables
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
     let mut set = |key: &str, value: &str| {
         env.insert(key.to_string(), Value::String(value.to_string()));
     };
@@ -107,10 +122,13 @@ pub fn dispatch_message(
             timeout_ms,
             dynamic_index: job.dynamic_index.map(|i| i as u32),
             env,
+            job_env: prepared.job_env.clone(),
+            environments: prepared.environments.clone(),
         },
         event: run.event.clone(),
         needs,
         timestamp: now,
+        secrets: Default::default(),
     }
 }
 
@@ -123,7 +141,15 @@ pub fn queue_entry(
     needs: Map<String, Value>,
     now: i64,
 ) -> NewQueueEntry {
-    entry(config, &RunFacts::from(run), workflow, &JobFacts::from(job), needs, now)
+    entry(
+        config,
+        &RunFacts::from(run),
+        workflow,
+        &JobFacts::from(job),
+        &Prepared::default(),
+        needs,
+        now,
+    )
 }
 
 pub fn entry(
@@ -131,10 +157,11 @@ pub fn entry(
     run: &RunFacts<'_>,
     workflow: &LockWorkflow,
     job: &JobFacts<'_>,
+    prepared: &Prepared,
     needs: Map<String, Value>,
     now: i64,
 ) -> NewQueueEntry {
-    let dispatch = dispatch_message(run, workflow, job, needs, now);
+    let dispatch = dispatch_message(run, workflow, job, prepared, needs, now);
     NewQueueEntry {
         job_id: job.job_id.clone(),
         run_id: run.run_id.clone(),

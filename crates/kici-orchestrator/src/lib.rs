@@ -7,7 +7,7 @@
 //! report and moves runs forward; [`runs`] cancels and re-runs on request; [`diagnose`] and
 //! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts;
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
-//! keeps sources' secrets so; [`ids`] makes row ids and tokens.
+//! keeps sources' secrets so, [`scoped_secrets`] the secrets jobs receive; [`ids`] makes row ids and tokens.
 
 pub(crate) mod agents;
 pub mod clock;
@@ -17,10 +17,13 @@ pub(crate) mod diagnose;
 pub mod dispatcher;
 pub(crate) mod events;
 pub(crate) mod fleet;
+pub(crate) mod gates;
 pub(crate) mod git;
+pub(crate) mod holds;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub(crate) mod inline_eval;
 pub(crate) mod jobs;
 pub mod logs;
 pub mod pipeline;
@@ -33,6 +36,7 @@ pub(crate) mod reload;
 pub(crate) mod rows;
 pub(crate) mod runs;
 pub mod scaler;
+pub(crate) mod scoped_secrets;
 pub mod secret_key;
 pub(crate) mod source_secrets;
 pub mod state;

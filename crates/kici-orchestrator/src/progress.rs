@@ -19,7 +19,8 @@ use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUp
 use serde_json::{Map, Value};
 
 use crate::clock::now_ms;
-use crate::jobs::{JobFacts, RunFacts, entry};
+use crate::gates::{self, Admission};
+use crate::jobs::{JobFacts, Prepared, RunFacts, entry};
 use crate::rows::{self, lock_job, matrix_failure};
 use crate::state::Shared;
 
@@ -139,16 +140,66 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                     .await?;
                 continue;
             }
-            let queue_entry = entry(
-                &state.config,
-                &loaded.facts(),
-                workflow,
-                &job_facts(waiting),
-                needs,
-                now,
-            );
-            if state.store.queue_job(&waiting.job.job_id, &queue_entry).await? {
-                state.wake_dispatcher();
+            let facts = job_facts(waiting);
+            let admission = match gates::definition(workflow, &facts) {
+                Some(definition) if definition.is_gated() => {
+                    gates::admit(state, &loaded.event, &definition, true).await?
+                }
+                _ => Admission::Queue(Prepared::default()),
+            };
+            match admission {
+                Admission::Queue(prepared) => {
+                    let queue_entry = entry(&state.config, &loaded.facts(), workflow, &facts, &prepared, needs, now);
+                    if state
+                        .store
+                        .queue_job(&waiting.job.job_id, JobEvent::Enqueue, &queue_entry)
+                        .await?
+                    {
+                        state.wake_dispatcher();
+                    }
+                }
+                Admission::Fail(init) => {
+                    tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, category = init.category.as_str(), reason = %init.message, "job rejected before it started");
+                    let unqueued = JobChange::on(JobEvent::Enqueue).then(JobEvent::Fail);
+                    state
+                        .store
+                        .finish_job(&waiting.job.job_id, &unqueued, Some(&init.message), Some(&init), now)
+                        .await?;
+                }
+                Admission::Hold(hold) => {
+                    let record = kici_store::NewHold {
+                        hold_id: crate::ids::new_id(),
+                        run_id: run_id.clone(),
+                        job_id: waiting.job.job_id.clone(),
+                        scope: hold.scope.clone(),
+                        clauses: hold.clauses.clone(),
+                        reason: hold.reason.clone(),
+                        created_at: now,
+                        expires_at: now + hold.expires_in_seconds as i64 * 1000,
+                    };
+                    if state.store.hold_job(&record).await? {
+                        tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, scope = %hold.scope, holdId = %record.hold_id, "Job held by protection rules");
+                        let event = kici_store::NewRunEvent {
+                            event_id: crate::ids::new_id(),
+                            run_id: run_id.clone(),
+                            job_id: Some(waiting.job.job_id.clone()),
+                            event_type: api::RunEventType::HoldCreated,
+                            source_service: "orchestrator".to_string(),
+                            timestamp_ms: now,
+                            metadata: serde_json::json!({
+                                "job": waiting.job.job_name, "scope": hold.scope,
+                                "clauses": hold.clauses, "expiresAt": record.expires_at,
+                            }),
+                        };
+                        state.timeline.record(event).await?;
+                    }
+                }
+                Admission::Wait { seconds } => {
+                    let ready_at = now + seconds as i64 * 1000;
+                    if state.store.wait_job(&waiting.job.job_id, ready_at, now).await? {
+                        tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, seconds, "job waits for its environment's wait timer");
+                    }
+                }
             }
         }
         if !progressed {
@@ -156,6 +207,78 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             return Ok(());
         }
     }
+}
+
+/// The queue entry of a held or waiting job that may go now (its environments and `env`
+/// resolved again, the gates not); `Err` when it no longer resolves (an environment was
+/// deleted meanwhile). `None` when the run or job is gone.
+pub(crate) async fn release_entry(
+    state: &Shared,
+    run_id: &RunId,
+    job_id: &JobId,
+) -> Result<Option<Result<NewQueueEntry, InitFailure>>, StoreError> {
+    let Some(loaded) = load_run(state, run_id).await? else {
+        return Ok(None);
+    };
+    let Some(workflow) = &loaded.workflow else {
+        return Ok(None);
+    };
+    let jobs = state.store.run_jobs(run_id, false).await?;
+    let Some(record) = jobs.iter().find(|j| j.job.job_id == *job_id) else {
+        return Ok(None);
+    };
+    let facts = job_facts(record);
+    let Some(definition) = gates::definition(workflow, &facts) else {
+        return Ok(None);
+    };
+    let needs = match decide(&record.needs, |name| base_status(&jobs, name)) {
+        Decision::Run(needs) => needs,
+        _ => Map::new(),
+    };
+    let now = now_ms();
+    Ok(Some(
+        match gates::admit(state, &loaded.event, &definition, false).await? {
+            Admission::Queue(prepared) => Ok(entry(
+                &state.config,
+                &loaded.facts(),
+                workflow,
+                &facts,
+                &prepared,
+                needs,
+                now,
+            )),
+            Admission::Fail(init) => Err(init),
+            Admission::Hold(_) | Admission::Wait { .. } => return Ok(None),
+        },
+    ))
+}
+
+/// Queues the waiting jobs whose timer is up (a timer set before a restart included).
+pub(crate) async fn release_waiting(state: &Shared) -> Result<(), StoreError> {
+    for (run_id, job_id) in state.store.waiting_jobs_due(now_ms()).await? {
+        match release_entry(state, &run_id, &job_id).await? {
+            Some(Ok(queue_entry)) => {
+                if state
+                    .store
+                    .queue_job(&job_id, JobEvent::TimerDone, &queue_entry)
+                    .await?
+                {
+                    tracing::info!(runId = %run_id, jobId = %job_id, "wait timer done; job queued");
+                    state.wake_dispatcher();
+                }
+            }
+            Some(Err(init)) => {
+                let change = JobChange::on(JobEvent::TimerDone).then(JobEvent::Fail);
+                state
+                    .store
+                    .finish_job(&job_id, &change, Some(&init.message), Some(&init), now_ms())
+                    .await?;
+            }
+            None => continue,
+        }
+        advance_run(state, &run_id).await?;
+    }
+    Ok(())
 }
 
 /// How many more jobs the dispatch queue takes (`KICI_QUEUE_MAX_DEPTH` minus the pending ones).
@@ -529,14 +652,17 @@ async fn expand_dynamic(
         .map(|d| d.needs)
         .unwrap_or_default();
     let children = rows::matrix_children(&record.job.run_id, workflow, job, combinations, now);
+    // Children of a gated job are pending: the run's progress takes them through the gates.
     let entries: Vec<_> = children
         .iter()
+        .filter(|child| child.status == JobStatus::Queued)
         .map(|child| {
             entry(
                 &state.config,
                 &loaded.facts(),
                 workflow,
                 &JobFacts::from(child),
+                &Prepared::default(),
                 needs.clone(),
                 now,
             )
@@ -618,6 +744,7 @@ async fn add_generated_jobs(
                 &loaded.facts(),
                 workflow,
                 &JobFacts::from(child),
+                &Prepared::default(),
                 Map::new(),
                 now,
             )
@@ -695,6 +822,19 @@ pub async fn fail_job(
     error: &str,
     run_reason: Option<&str>,
 ) -> Result<(), StoreError> {
+    fail_job_before_start(state, job_id, run_id, status, error, run_reason, None).await
+}
+
+/// [`fail_job`] for a failure before any step ran, shown with its category.
+pub(crate) async fn fail_job_before_start(
+    state: &Shared,
+    job_id: &JobId,
+    run_id: &RunId,
+    status: JobStatus,
+    error: &str,
+    run_reason: Option<&str>,
+    init_failure: Option<&InitFailure>,
+) -> Result<(), StoreError> {
     let ended = state
         .store
         .end_job(&JobEnd {
@@ -702,7 +842,7 @@ pub async fn fail_job(
             run_id,
             change: JobChange::on(JobEvent::Fail).failing_as(status),
             error: Some(error),
-            init_failure: None,
+            init_failure,
             entry: Some(QueueStatus::Failed),
             only_if_entry_open: false,
             open_steps: Some(StepStatus::Cancelled),

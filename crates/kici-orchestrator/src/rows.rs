@@ -44,7 +44,8 @@ pub fn matrix_failure(job: &str, message: String) -> InitFailure {
     }
 }
 
-/// `job` as one row to execute: `queued` when it needs nothing, else `pending`.
+/// `job` as one row to execute: `queued` when it needs nothing and passes no gate, else
+/// `pending` (the run's progress queues it, holds it or fails it).
 fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
     NewJob {
         job_id: JobId::from(new_id()),
@@ -53,7 +54,7 @@ fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
         base_job_name: job.name.clone(),
         kind: JobKind::Execute,
         matrix: None,
-        status: if job.needs.is_empty() {
+        status: if job.needs.is_empty() && !job.is_gated() {
             JobStatus::Queued
         } else {
             JobStatus::Pending
@@ -146,7 +147,11 @@ pub fn matrix_children(
     combinations
         .into_iter()
         .map(|c| NewJob {
-            status: JobStatus::Queued,
+            status: if job.is_gated() {
+                JobStatus::Pending
+            } else {
+                JobStatus::Queued
+            },
             ..child(run_id, job, c, position, now)
         })
         .collect()

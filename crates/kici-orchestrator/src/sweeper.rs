@@ -1,4 +1,5 @@
-//! Periodic checks on what agents did not do: queue entries that expired without an agent,
+//! Periodic checks on what time decides: jobs whose wait timer is up (queued) and holds
+//! nobody decided in time (failed), queue entries that expired without an agent,
 //! dispatches not acknowledged in time, disconnected agents that did not come back, and
 //! running jobs that stopped sending heartbeats; with the stale scan it also moves every
 //! active run forward once more, in case an earlier attempt was cut short. Runs every
@@ -11,6 +12,7 @@ use kici_engine::status::{JobChange, JobEvent, JobStatus};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
+use crate::holds;
 use crate::hub::Outbound;
 use crate::progress;
 use crate::state::Shared;
@@ -60,6 +62,12 @@ fn logged(what: &str, job_id: &JobId, result: Result<(), kici_store::StoreError>
 
 /// One pass of the checks above (the loop in [`run`] calls it every sweep interval).
 pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kici_store::StoreError> {
+    if let Err(err) = progress::release_waiting(state).await {
+        tracing::error!(error = %err, "releasing jobs whose wait timer is up failed; retried at the next sweep");
+    }
+    if let Err(err) = holds::expire(state).await {
+        tracing::error!(error = %err, "failing expired holds failed; retried at the next sweep");
+    }
     for entry in state.store.expired_entries(now).await? {
         logged("queue expiry", &entry.job_id, progress::expire(state, &entry).await);
     }

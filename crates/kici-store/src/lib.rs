@@ -13,9 +13,11 @@ mod deliveries;
 mod events;
 #[cfg(feature = "test-faults")]
 mod faults;
+mod holds;
 mod queue;
 mod retention;
 mod runs;
+mod secrets;
 mod sources;
 pub mod sql;
 mod tokens;
@@ -30,9 +32,11 @@ use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 pub use agents::AgentRecord;
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
+pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
+pub use secrets::{NewAudit, SealedSecret, Upsert};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 
@@ -62,6 +66,11 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0006_source_rate_limit.sql"),
     ),
     (7, "rerun_of", include_str!("../migrations/0007_rerun_of.sql")),
+    (
+        8,
+        "secrets_environments",
+        include_str!("../migrations/0008_secrets_environments.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -396,11 +396,11 @@ impl Store {
         Ok(())
     }
 
-    /// `pending` → `queued` with its queue entry, atomically; `false` when the job was not
-    /// pending (another caller queued or skipped it first).
-    pub async fn queue_job(&self, job_id: &JobId, entry: &NewQueueEntry) -> Result<bool> {
+    /// `pending` (`ENQUEUE`) or `waiting` (`TIMER_DONE`) → `queued` with its queue entry,
+    /// atomically; `false` when the event does not apply any more (another caller moved it).
+    pub async fn queue_job(&self, job_id: &JobId, event: JobEvent, entry: &NewQueueEntry) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin queue job"))?;
-        if !transition_job_in(&mut tx, job_id, &JobChange::on(JobEvent::Enqueue), entry.enqueued_at).await? {
+        if !transition_job_in(&mut tx, job_id, &JobChange::on(event), entry.enqueued_at).await? {
             return Ok(false);
         }
         crate::queue::insert_entry(&mut tx, entry).await?;
@@ -638,7 +638,7 @@ pub struct JobEnd<'a> {
     pub now: i64,
 }
 
-async fn transition_job_in(
+pub(crate) async fn transition_job_in(
     conn: &mut sqlx::AnyConnection,
     job_id: &JobId,
     change: &JobChange,
@@ -664,7 +664,7 @@ async fn transition_job_in(
 }
 
 /// Ends a job by `change`, whose every move is to a terminal status.
-async fn finish_job_in(
+pub(crate) async fn finish_job_in(
     conn: &mut sqlx::AnyConnection,
     job_id: &str,
     change: &JobChange,

@@ -12,7 +12,7 @@ use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus}
 use super::*;
 
 /// Every database the tests run on, each fresh.
-async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
+pub(crate) async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Store::open(&format!("sqlite://{}/kici.db?mode=rwc", dir.path().display()))
         .await

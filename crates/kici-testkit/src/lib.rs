@@ -355,15 +355,29 @@ impl Stack {
 
     /// Runs a CLI binary (`kici`, `kici-admin`) against this stack.
     pub fn cli(&self, binary_name: &str, args: &[&str], cwd: &Path) -> CliOutput {
-        let output = std::process::Command::new(binary(binary_name))
+        self.cli_with_input(binary_name, args, cwd, "")
+    }
+
+    /// Runs a CLI binary against this stack with `input` on its stdin.
+    pub fn cli_with_input(&self, binary_name: &str, args: &[&str], cwd: &Path, input: &str) -> CliOutput {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(binary(binary_name))
             .args(args)
             .current_dir(cwd)
             .env("KICI_URL", self.url())
             .env("KICI_ADMIN_URL", self.url())
             .env("KICI_TOKEN", ADMIN_TOKEN)
             .env("KICI_ADMIN_TOKEN", ADMIN_TOKEN)
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("CLI runs");
+        // A CLI that does not read its stdin closes it: a broken pipe is no failure.
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let output = child.wait_with_output().expect("CLI runs");
         CliOutput {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

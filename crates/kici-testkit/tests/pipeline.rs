@@ -154,9 +154,9 @@ async fn hostile_lock_files_fail_their_run_and_the_next_push_runs() {
             "lock files are limited to 2097152 bytes",
         ),
         (
-            "approval",
-            good.replacen("\"needs\": []", "\"needs\": [], \"approval\": true", 1),
-            "has `approval`, which this build of KiCI does not honour",
+            "concurrency group",
+            good.replacen("\"needs\": []", "\"needs\": [], \"concurrencyGroup\": \"deploy\"", 1),
+            "has `concurrencyGroup`, which this build of KiCI does not honour",
         ),
     ];
     assert!(

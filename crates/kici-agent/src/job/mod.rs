@@ -113,6 +113,9 @@ pub async fn run_job(
         settings.max_log_size_bytes,
         settings.backpressure,
     );
+    reporter.logs.mask_with(kici_engine::mask::SecretMasker::new(
+        dispatch.secrets.values().map(|secret| secret.value.as_str()),
+    ));
     info!(
         runId = %dispatch.run_id,
         jobId = %dispatch.job_id,
@@ -353,6 +356,9 @@ impl Job<'_> {
             needs: self.dispatch.needs.clone(),
             default_step_timeout_ms: self.settings.default_step_timeout.as_millis() as u64,
             job_timeout_ms: config.timeout_ms,
+            job_env: config.job_env.clone(),
+            environments: Some(config.environments.clone()),
+            secrets: self.dispatch.secrets.clone(),
         };
         if let Err(err) = runner.send(&HostMessage::Execute(Box::new(request))).await {
             return Outcome::failed(err.full_message());

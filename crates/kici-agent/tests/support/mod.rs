@@ -136,10 +136,13 @@ impl Repo {
                 timeout_ms: None,
                 dynamic_index: None,
                 env,
+                job_env: None,
+                environments: Vec::new(),
             },
             event,
             needs: Map::new(),
             timestamp: 0,
+            secrets: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod event;
 mod job;
 mod report;
 mod schedule;
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -148,6 +149,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
         base_env,
         event_env,
         event: envelope.clone(),
+        secrets: secrets::load(&project.kici_dir)?,
         printer,
         concurrency: args
             .concurrency

@@ -36,6 +36,8 @@ pub struct Context<'a> {
     /// passed with each request because the warm runner starts before the event is known.
     pub event_env: BTreeMap<String, String>,
     pub event: EventEnvelope,
+    /// `.kici/.secrets`, for `ctx.secrets`.
+    pub secrets: BTreeMap<String, kici_engine::protocol::SecretValue>,
     pub printer: Printer,
     pub concurrency: usize,
     pub only_job: Option<String>,
@@ -355,6 +357,10 @@ fn instance(
             // The job's own `timeout` applies in the runner; a local run adds no host limit.
             job_timeout_ms: None,
             dynamic: None,
+            // The runner resolves the job's environments and `env` itself, from the event.
+            job_env: None,
+            environments: None,
+            secrets: ctx.secrets.clone(),
         },
     }
 }

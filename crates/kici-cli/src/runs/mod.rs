@@ -30,7 +30,7 @@ pub struct RunsArgs {
 
 /// Where the API is and how to authenticate.
 #[derive(Debug, Args)]
-struct ApiArgs {
+pub struct ApiArgs {
     /// The orchestrator's (or dashboard's) base URL
     #[arg(long, env = "KICI_URL", default_value = "http://127.0.0.1:4000", global = true)]
     url: String,
@@ -100,13 +100,17 @@ struct LogsArgs {
     json: bool,
 }
 
-pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let token = args
-        .api
+/// The API client `api` describes.
+pub fn client(api: ApiArgs) -> anyhow::Result<ApiClient> {
+    let token = api
         .token
         .or_else(|| std::env::var("KICI_ADMIN_TOKEN").ok())
         .filter(|token| !token.trim().is_empty());
-    let client = ApiClient::new(&args.api.url, token, "KICI_URL")?;
+    Ok(ApiClient::new(&api.url, token, "KICI_URL")?)
+}
+
+pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let client = client(args.api)?;
     match args.command {
         RunsCommand::List(args) => list(&client, args).await?,
         RunsCommand::Show(args) => show(&client, args).await?,

@@ -18,12 +18,12 @@ use super::error::{ApiError, ApiResult};
 use crate::clock::now_ms;
 use crate::hub::Outbound;
 use crate::ids::{new_admin_token, new_agent_token, new_id, new_trigger_token, token_hash};
+use crate::scoped_secrets;
 use crate::source_secrets::{self, Reseal};
 use crate::state::Shared;
 use crate::{fleet, git};
 
-/// The only organisation.
-pub const DEFAULT_ORG: &str = "default";
+pub use crate::scoped_secrets::DEFAULT_ORG;
 
 /// Largest webhook body a source accepts by default (and at most).
 pub const MAX_PAYLOAD_BYTES: i64 = 10 * 1024 * 1024;
@@ -410,7 +410,38 @@ pub async fn rotate_key(
         ));
     }
     let keys = &state.config.secret_keys;
-    let resealed = source_secrets::reseal(&state.store, keys, Reseal::All).await?;
+    let mut resealed = source_secrets::reseal(&state.store, keys, Reseal::All).await?;
+    let scoped = scoped_secrets::reseal(&state.store, keys).await?;
+    resealed.re_encrypted += scoped.re_encrypted;
+    resealed.already_current += scoped.already_current;
+    resealed.failures.extend(scoped.failures);
+    let entry = kici_store::NewAudit {
+        entry_id: new_id(),
+        org_id: DEFAULT_ORG.to_string(),
+        entry: kici_engine::api::secrets::AuditEntry {
+            timestamp: now_ms(),
+            action: "key.rotate".to_string(),
+            context_name: None,
+            secret_keys: Vec::new(),
+            outcome: if resealed.failures.is_empty() {
+                "success"
+            } else {
+                "error"
+            }
+            .to_string(),
+            run_id: None,
+            job_id: None,
+            actor: caller.label.clone(),
+            role: Some(caller.role.clone()),
+            metadata: Some(serde_json::json!({
+                "keyId": keys.current_id(),
+                "reEncrypted": resealed.re_encrypted,
+                "alreadyCurrent": resealed.already_current,
+                "failed": resealed.failures.len(),
+            })),
+        },
+    };
+    state.store.insert_audit(&entry).await?;
     tracing::info!(
         keyId = %keys.current_id(),
         reEncrypted = resealed.re_encrypted,

@@ -5,8 +5,10 @@
 pub mod admin;
 mod auth;
 mod error;
+mod holds;
 pub mod ops;
 pub mod runs;
+mod secrets;
 mod webhook;
 
 use axum::Router;
@@ -27,6 +29,9 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/logs", get(runs::logs))
         .route("/runs/{run_id}/cancel", post(runs::cancel))
         .route("/runs/{run_id}/rerun", post(runs::rerun))
+        .route("/runs/{run_id}/approve", post(holds::approve))
+        .route("/runs/{run_id}/reject", post(holds::reject))
+        .route("/holds", get(holds::list))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(runs::provisioning))
         .route(
@@ -43,6 +48,30 @@ pub fn router(state: Shared) -> Router {
         .route("/sources/{id}/trigger-token", post(admin::rotate_trigger_token))
         .route("/deliveries/{id}", get(admin::get_delivery))
         .route("/secrets/rotate-key", post(admin::rotate_key))
+        .route(
+            "/secrets",
+            get(secrets::list_secrets)
+                .put(secrets::set_secret)
+                .delete(secrets::delete_secret),
+        )
+        .route("/secrets/reveal", post(secrets::reveal_secret))
+        .route(
+            "/variables",
+            get(secrets::list_variables)
+                .put(secrets::set_variable)
+                .delete(secrets::delete_variable),
+        )
+        .route(
+            "/environments",
+            get(secrets::list_environments).post(secrets::create_environment),
+        )
+        .route(
+            "/environments/{name}",
+            get(secrets::show_environment)
+                .patch(secrets::update_environment)
+                .delete(secrets::delete_environment),
+        )
+        .route("/audit", get(secrets::list_audit))
         .route("/diagnose", get(ops::diagnose))
         .route("/system-info", get(ops::system_info))
         .route("/config", get(ops::config))

@@ -1,0 +1,172 @@
+//! What a job meets before it is queued (`execution.md` §2.5): its environments and `env` are
+//! resolved (names as written, pure functions evaluated with the run's event), its
+//! environments are looked up, its required secrets checked, and then the protection gates
+//! decide: queue it, fail it (`environment_rules`, `secret_resolution`, `dynamic_eval`), hold
+//! it for approvals or let it wait for a timer. Secret values are not read here: they are
+//! decrypted at dispatch, for the agent that runs the job.
+
+use kici_engine::event::EventEnvelope;
+use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
+use kici_engine::lockfile::{InlineValue, LockEnv, LockName, LockWorkflow, StaticJob};
+use kici_engine::protection::{self, Environment, Gate, Hold, Scoped, bound_values};
+use kici_store::StoreError;
+use serde_json::Value;
+
+use crate::inline_eval;
+use crate::jobs::{JobFacts, Prepared};
+use crate::rows::lock_job;
+use crate::scoped_secrets::{self, DEFAULT_ORG};
+use crate::state::Shared;
+
+/// What becomes of a job at its gates.
+#[derive(Debug)]
+pub enum Admission {
+    Queue(Prepared),
+    Fail(InitFailure),
+    Hold(Hold),
+    Wait { seconds: u64 },
+}
+
+/// The definition a job row runs: its workflow job, or its generated definition.
+pub fn definition(workflow: &LockWorkflow, job: &JobFacts<'_>) -> Option<StaticJob> {
+    match job.definition {
+        Some(definition) => serde_json::from_str(definition).ok(),
+        None => lock_job(workflow, job.base_job_name).cloned(),
+    }
+}
+
+fn failure(category: InitFailureCategory, job: &str, message: String) -> InitFailure {
+    InitFailure {
+        scope: InitFailureScope::Job,
+        category,
+        message,
+        job_name: Some(job.to_string()),
+    }
+}
+
+/// Evaluates an inline function off the async threads (it may take its whole time limit).
+async fn evaluate(value: &InlineValue, event: &Value) -> Result<Value, String> {
+    let expression = value.expression.clone();
+    let event = event.clone();
+    tokio::task::spawn_blocking(move || inline_eval::evaluate(&expression, &event))
+        .await
+        .unwrap_or_else(|err| Err(format!("the evaluator stopped: {err}")))
+}
+
+/// Resolves what the job's definition leaves to the run (environment names, `env`), looks its
+/// environments up and checks its required secrets. With `gate`, the protection rules decide
+/// too; without (an approved or timed job), the job is queued if it still resolves.
+pub async fn admit(
+    state: &Shared,
+    event: &EventEnvelope,
+    job: &StaticJob,
+    gate: bool,
+) -> Result<Admission, StoreError> {
+    let event_json = serde_json::to_value(event).unwrap_or_default();
+    let dynamic_failure = |what: &str, err: String| {
+        Admission::Fail(failure(
+            InitFailureCategory::DynamicEval,
+            &job.name,
+            format!("{what} function of job '{}' failed: {err}", job.name),
+        ))
+    };
+    let mut names = Vec::new();
+    for environment in &job.environments {
+        let name = match &environment.value {
+            LockName::Name(name) => name.clone(),
+            LockName::Inline(value) => {
+                match evaluate(value, &event_json)
+                    .await
+                    .and_then(inline_eval::environment_name)
+                {
+                    Ok(name) => name,
+                    Err(err) => return Ok(dynamic_failure("environment", err)),
+                }
+            }
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let job_env = match &job.env {
+        Some(LockEnv::Inline(value)) => match evaluate(value, &event_json).await.and_then(inline_eval::env_values) {
+            Ok(values) => Some(values),
+            Err(err) => return Ok(dynamic_failure("env", err)),
+        },
+        _ => None,
+    };
+    let mut environments = Vec::new();
+    for name in &names {
+        match state.store.get_environment(DEFAULT_ORG, name).await? {
+            Some(environment) => environments.push(environment),
+            None => {
+                return Ok(Admission::Fail(failure(
+                    InitFailureCategory::EnvironmentRules,
+                    &job.name,
+                    protection::environment_missing(name),
+                )));
+            }
+        }
+    }
+    let bound: Vec<&Environment> = environments.iter().collect();
+    if let Some(missing) = missing_secrets(state, &bound, &job.secrets).await? {
+        return Ok(Admission::Fail(failure(
+            InitFailureCategory::SecretResolution,
+            &job.name,
+            format!(
+                "Secret resolution failed: job '{}' needs {missing}, which its environments ({}) do not bind (hint: `kici-admin secret set <scope> <KEY>` in a scope the environment binds)",
+                job.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        )));
+    }
+    let prepared = Prepared {
+        variables: scoped_secrets::variables(&state.store, DEFAULT_ORG, &bound).await?,
+        environments: names,
+        job_env,
+    };
+    if !gate {
+        return Ok(Admission::Queue(prepared));
+    }
+    Ok(
+        match protection::evaluate(&bound, job.approval.as_ref(), event.target_branch.as_deref()) {
+            Gate::Pass => Admission::Queue(prepared),
+            Gate::Reject(message) => {
+                Admission::Fail(failure(InitFailureCategory::EnvironmentRules, &job.name, message))
+            }
+            Gate::Hold(hold) => Admission::Hold(hold),
+            Gate::Wait { seconds } => Admission::Wait { seconds },
+        },
+    )
+}
+
+/// The required keys no environment binds, as `'A', 'B'`; `None` when all are bound.
+async fn missing_secrets(
+    state: &Shared,
+    environments: &[&Environment],
+    required: &[String],
+) -> Result<Option<String>, StoreError> {
+    if required.is_empty() {
+        return Ok(None);
+    }
+    let stored = state.store.list_secrets(DEFAULT_ORG, None).await?;
+    let candidates: Vec<Scoped<'_, ()>> = stored
+        .iter()
+        .map(|s| Scoped {
+            scope: &s.scope,
+            key: &s.key,
+            value: (),
+        })
+        .collect();
+    let bound = bound_values(environments, &candidates);
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|key| !bound.contains_key(key.as_str()))
+        .map(|key| format!("secret '{key}'"))
+        .collect();
+    Ok((!missing.is_empty()).then(|| missing.join(", ")))
+}

@@ -1,0 +1,333 @@
+use kici_engine::api::secrets::AuditEntry;
+use kici_engine::protection::{ApproverClause, Environment};
+
+use super::*;
+use crate::tests::stores;
+
+fn audit(id: &str, action: &str, keys: &[&str], at: i64) -> NewAudit {
+    NewAudit {
+        entry_id: id.to_string(),
+        org_id: "default".to_string(),
+        entry: AuditEntry {
+            timestamp: at,
+            action: action.to_string(),
+            context_name: Some("production".to_string()),
+            secret_keys: keys.iter().map(|k| k.to_string()).collect(),
+            outcome: "success".to_string(),
+            run_id: None,
+            job_id: None,
+            actor: "ops".to_string(),
+            role: Some("owner".to_string()),
+            metadata: None,
+        },
+    }
+}
+
+fn secret(value: &str) -> SealedSecret {
+    SealedSecret {
+        org_id: "default".into(),
+        scope: "production".into(),
+        key: "DEPLOY_KEY".into(),
+        value: value.into(),
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_set_revealed_and_deleted_with_an_audit_entry_each() {
+    for (db, store, _dir) in stores().await {
+        assert_eq!(
+            store
+                .put_secret(&secret("enc:v1:a:1"), &audit("a1", "secret.set", &["DEPLOY_KEY"], 10))
+                .await
+                .unwrap(),
+            Upsert::Created,
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .put_secret(&secret("enc:v1:a:2"), &audit("a2", "secret.set", &["DEPLOY_KEY"], 20))
+                .await
+                .unwrap(),
+            Upsert::Updated,
+            "{db}"
+        );
+        let listed = store.list_secrets("default", None).await.unwrap();
+        assert_eq!(listed.len(), 1, "{db}");
+        assert_eq!((listed[0].created_at, listed[0].updated_at), (10, 20), "{db}");
+        assert!(
+            store.list_secrets("default", Some("staging")).await.unwrap().is_empty(),
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .reveal_secret(
+                    "default",
+                    "production",
+                    "DEPLOY_KEY",
+                    &audit("a3", "secret.reveal", &["DEPLOY_KEY"], 30),
+                )
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("enc:v1:a:2"),
+            "{db}"
+        );
+        assert_eq!(
+            store
+                .reveal_secret(
+                    "default",
+                    "production",
+                    "NOPE",
+                    &audit("a4", "secret.reveal", &["NOPE"], 31),
+                )
+                .await
+                .unwrap(),
+            None,
+            "{db}"
+        );
+        assert!(
+            store
+                .delete_secret(
+                    "default",
+                    "production",
+                    "DEPLOY_KEY",
+                    &audit("a5", "secret.delete", &["DEPLOY_KEY"], 40)
+                )
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .delete_secret(
+                    "default",
+                    "production",
+                    "DEPLOY_KEY",
+                    &audit("a6", "secret.delete", &["DEPLOY_KEY"], 50)
+                )
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        let actions: Vec<(String, i64)> = store
+            .list_audit("default", None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.timestamp))
+            .collect();
+        let expected = [
+            ("secret.delete", 40),
+            ("secret.reveal", 30),
+            ("secret.set", 20),
+            ("secret.set", 10),
+        ];
+        assert_eq!(
+            actions,
+            expected.map(|(a, t)| (a.to_string(), t)),
+            "{db}: no entry for what changed nothing"
+        );
+        assert_eq!(
+            store
+                .list_audit("default", Some("secret.reveal"), 10)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_change_whose_audit_entry_fails_is_not_made() {
+    for (db, store, _dir) in stores().await {
+        store
+            .put_secret(&secret("enc:v1:a:1"), &audit("dup", "secret.set", &["DEPLOY_KEY"], 10))
+            .await
+            .unwrap();
+        // The same entry id again: the audit insert fails, so the new value must not land.
+        assert!(
+            store
+                .put_secret(&secret("enc:v1:a:2"), &audit("dup", "secret.set", &["DEPLOY_KEY"], 20))
+                .await
+                .is_err(),
+            "{db}"
+        );
+        assert!(
+            store
+                .delete_secret(
+                    "default",
+                    "production",
+                    "DEPLOY_KEY",
+                    &audit("dup", "secret.delete", &[], 30)
+                )
+                .await
+                .is_err(),
+            "{db}"
+        );
+        let sealed = store.sealed_secrets(Some("default")).await.unwrap();
+        assert_eq!(sealed, vec![secret("enc:v1:a:1")], "{db}");
+        let environment = Environment {
+            name: "production".into(),
+            description: None,
+            disabled: false,
+            scopes: vec!["production".into()],
+            branches: vec!["main".into()],
+            reviewers: vec![ApproverClause::User("alice".into())],
+            wait_timer_seconds: 0,
+            hold_expiry_seconds: 3600,
+        };
+        assert!(
+            store
+                .put_environment(
+                    "default",
+                    &environment,
+                    true,
+                    &audit("dup", "environment.create", &[], 40)
+                )
+                .await
+                .is_err(),
+            "{db}"
+        );
+        assert!(store.list_environments("default").await.unwrap().is_empty(), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn environments_and_variables_round_trip() {
+    for (db, store, _dir) in stores().await {
+        let mut environment = Environment {
+            name: "production".into(),
+            description: Some("live".into()),
+            disabled: false,
+            scopes: vec!["production/**".into()],
+            branches: vec!["main".into()],
+            reviewers: vec![ApproverClause::Team("ops".into())],
+            wait_timer_seconds: 2,
+            hold_expiry_seconds: 600,
+        };
+        assert!(
+            store
+                .put_environment(
+                    "default",
+                    &environment,
+                    true,
+                    &audit("e1", "environment.create", &[], 1)
+                )
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .put_environment(
+                    "default",
+                    &environment,
+                    true,
+                    &audit("e2", "environment.create", &[], 2)
+                )
+                .await
+                .unwrap(),
+            "{db}: created twice"
+        );
+        environment.disabled = true;
+        assert!(
+            store
+                .put_environment(
+                    "default",
+                    &environment,
+                    false,
+                    &audit("e3", "environment.update", &[], 3)
+                )
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert_eq!(
+            store.get_environment("default", "production").await.unwrap(),
+            Some(environment.clone()),
+            "{db}"
+        );
+        assert_eq!(
+            store.list_environments("default").await.unwrap(),
+            vec![environment],
+            "{db}"
+        );
+        assert!(
+            store
+                .delete_environment("default", "production", &audit("e4", "environment.delete", &[], 4))
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert_eq!(
+            store.get_environment("default", "production").await.unwrap(),
+            None,
+            "{db}"
+        );
+
+        assert_eq!(
+            store
+                .put_variable(
+                    "default",
+                    "production",
+                    "REGION",
+                    "eu",
+                    &audit("v1", "variable.set", &["REGION"], 5),
+                )
+                .await
+                .unwrap(),
+            Upsert::Created,
+            "{db}"
+        );
+        let variables = store.list_variables("default", None).await.unwrap();
+        assert_eq!(
+            (variables[0].name.as_str(), variables[0].value.as_str()),
+            ("REGION", "eu"),
+            "{db}"
+        );
+        assert!(
+            store
+                .delete_variable(
+                    "default",
+                    "production",
+                    "REGION",
+                    &audit("v2", "variable.delete", &["REGION"], 6)
+                )
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(store.list_variables("default", None).await.unwrap().is_empty(), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn sealed_secrets_are_replaced_only_while_unchanged() {
+    for (db, store, _dir) in stores().await {
+        store
+            .put_secret(&secret("enc:v1:old:1"), &audit("r1", "secret.set", &["DEPLOY_KEY"], 1))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .replace_sealed_secret(&secret("enc:v1:new:1"), "enc:v1:other:1")
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            store
+                .replace_sealed_secret(&secret("enc:v1:new:1"), "enc:v1:old:1")
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert_eq!(
+            store.sealed_secrets(None).await.unwrap(),
+            vec![secret("enc:v1:new:1")],
+            "{db}"
+        );
+    }
+}
