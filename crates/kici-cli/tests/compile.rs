@@ -149,8 +149,8 @@ fn options_this_build_does_not_implement_are_e109() {
         ".kici/workflows/broken.ts:6:5 error [E109]: Job \"a\" step \"s\": option \"cache\" is not implemented by this build of KiCI\n",
     );
     check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', env: (event) => ({ TARGET: event.branch }), run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": env as a function is not implemented by this build of KiCI\n  Suggestion: give env as an object, e.g. env: { NODE_ENV: 'production' }\n",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', env: (event) => ({ TARGET: process.env.X }), run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": env function is not pure (it uses the global 'process'); impure functions need an init job, which this build of KiCI does not run\n  Suggestion: make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. env: (event) => ({ TARGET: event.targetBranch === 'main' ? 'prod' : 'stg' })\n",
     );
 }
 

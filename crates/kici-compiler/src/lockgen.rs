@@ -506,7 +506,12 @@ impl Generator<'_> {
                         job.name
                     ),
                     format!(
-                        "make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. {what}: (event) => event.targetBranch === 'main' ? 'production' : 'staging'"
+                        "make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. {what}: {}",
+                        if what == "env" {
+                            "(event) => ({ TARGET: event.targetBranch === 'main' ? 'prod' : 'stg' })"
+                        } else {
+                            "(event) => (event.targetBranch === 'main' ? 'production' : 'staging')"
+                        }
                     ),
                 ));
                 None

@@ -236,7 +236,7 @@ async fn runs_jobs_and_steps_round_trip() {
 /// exactly when `transition` allows it, and lands where the table says.
 #[tokio::test]
 async fn the_store_writes_exactly_the_engine_transitions() {
-    use kici_engine::status::{JobState, RunStatusEvent, run_transition, transition};
+    use kici_engine::status::{RunStatusEvent, run_transition, transition};
     for (db, store, _dir) in stores().await {
         let mut n = 0;
         for from in JobStatus::ALL {
@@ -260,9 +260,6 @@ async fn the_store_writes_exactly_the_engine_transitions() {
                     (want.is_some(), want.unwrap_or(from)),
                     "{db}: {from} --{event}-->"
                 );
-                if matches!(transition(from.state(), event), Ok(JobState::Held | JobState::Waiting)) {
-                    assert!(!applied, "{db}: no job row is {from} --{event}--> held or waiting yet");
-                }
             }
         }
         for from in RunStatus::ALL {
