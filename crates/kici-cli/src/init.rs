@@ -28,7 +28,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the example workflow, `tsconfig.json` and the SDK types under `root/.kici`.
+/// Writes the example workflow, `tsconfig.json`, the SDK types and a `.gitignore` for local
+/// secrets under `root/.kici`.
 pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
     let kici_dir = root.join(".kici");
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
@@ -63,8 +64,16 @@ pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
         }
         std::fs::write(path, content).with_context(|| format!("failed to write `{}`", path.display()))?;
     }
+    // `kici run local` reads secrets from `.kici/.secrets`; they must not be committed. An
+    // existing ignore file is the author's and stays as it is.
+    let ignore = kici_dir.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, GITIGNORE).with_context(|| format!("failed to write `{}`", ignore.display()))?;
+    }
     Ok(())
 }
+
+const GITIGNORE: &str = "# Local secrets for `kici run local` (KEY=value lines): never commit them.\n.secrets\n";
 
 /// Type declarations are always refreshed, even without `--force`.
 fn is_types(path: &Path, kici_dir: &Path) -> bool {

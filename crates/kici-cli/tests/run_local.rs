@@ -375,3 +375,61 @@ fn sdk_features_env_quoting_retry_continue_on_error_hooks_and_skip() {
     ]);
     assert_eq!(job(&run.json(), "not-on-main")["status"], "success");
 }
+
+const DEPLOY: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+export default workflow('deploy', {
+  on: push(),
+  jobs: [
+    job('deploy', {
+      runsOn: 'linux',
+      environment: (event) => (event.targetBranch === 'main' ? 'production' : 'staging'),
+      env: (event) => ({ DEPLOY_TARGET: event.targetBranch === 'main' ? 'prod' : 'stg' }),
+      run: async ({ $, secrets, environment }) => {
+        await $`echo "Deploying to $DEPLOY_TARGET (${environment})"`;
+        const key = await secrets.get('DEPLOY_KEY');
+        await $`echo key=${key}`;
+        console.log(Buffer.from(key).toString('base64'));
+      },
+    }),
+  ],
+});
+"#;
+
+#[test]
+fn dynamic_environment_and_env_follow_the_branch_and_local_secrets_are_masked() {
+    let project = Project::with_workflow("deploy.ts", DEPLOY);
+    project.write(".kici/.secrets", "# local only\nDEPLOY_KEY=local-canary-5e6f7a8b\n");
+    project.commit();
+    let main = project.kici(&["run", "local", "push", "--branch", "main"]);
+    main.expect_code(0);
+    assert!(
+        main.stdout.contains("Deploying to prod (production)"),
+        "{}",
+        main.stdout
+    );
+    assert!(main.stdout.contains("key=***"), "{}", main.stdout);
+    assert!(!main.stdout.contains("local-canary-5e6f7a8b"), "{}", main.stdout);
+    assert!(
+        !main.stdout.contains("bG9jYWwtY2FuYXJ5"),
+        "base64 leaked: {}",
+        main.stdout
+    );
+    let branch = project.kici(&["run", "local", "push", "--branch", "feature-x"]);
+    branch.expect_code(0);
+    assert!(
+        branch.stdout.contains("Deploying to stg (staging)"),
+        "{}",
+        branch.stdout
+    );
+
+    project.write(".kici/.secrets", "NOT A PAIR\n");
+    let broken = project.kici(&["run", "local", "push", "--branch", "main"]);
+    broken.expect_code(1);
+    assert!(
+        broken.stderr.contains(".kici/.secrets is not `KEY=value` lines"),
+        "{}",
+        broken.stderr
+    );
+    assert!(broken.stderr.contains("line 1: no `=`"), "{}", broken.stderr);
+}

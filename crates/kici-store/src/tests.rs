@@ -52,7 +52,7 @@ fn uuid_like() -> String {
     format!("{nanos:x}{:x}", std::process::id())
 }
 
-fn run(run_id: &str, created_at: i64) -> NewRun {
+pub(crate) fn run(run_id: &str, created_at: i64) -> NewRun {
     let mut event = EventEnvelope::new(EventType::Push);
     event.target_branch = Some("main".into());
     NewRun {
@@ -77,7 +77,7 @@ fn run(run_id: &str, created_at: i64) -> NewRun {
     }
 }
 
-fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) -> NewJob {
+pub(crate) fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) -> NewJob {
     NewJob {
         job_id: job_id.into(),
         run_id: run_id.into(),
@@ -98,7 +98,7 @@ fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, position: i64) 
     }
 }
 
-fn entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueueEntry {
+pub(crate) fn entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueueEntry {
     NewQueueEntry {
         job_id: job_id.into(),
         run_id: run_id.into(),

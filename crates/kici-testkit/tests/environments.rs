@@ -332,6 +332,7 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
     // A main push: production holds the job until `kici approve`.
     let runs = stack.push("app", &repo, "main").await;
     let run_id = runs[0].clone();
+    let approved_run = run_id.clone();
     let held = wait_job_status(&stack, &run_id, kici_engine::status::JobStatus::Held).await;
     assert_eq!(held.run.status, kici_engine::status::RunStatus::Pending);
     let queue = stack.get("/api/v1/holds?status=pending").await;
@@ -415,4 +416,53 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
         !orchestrator_log(&stack).contains(CANARY),
         "the secret reached the orchestrator's log"
     );
+    let staging_run = staging.run.run_id.to_string();
+    assert_nowhere(&stack, &[&staging_run, &approved_run, &run_id]).await;
+}
+
+/// The canary is in no API answer about the runs, no timeline, audit or hold, and no part of a
+/// debug bundle.
+async fn assert_nowhere(stack: &Stack, run_ids: &[&str]) {
+    let mut answers = Vec::new();
+    for run_id in run_ids {
+        for path in ["", "/detail", "/logs", "/events", "/jobs?includeSteps=true"] {
+            answers.push(stack.get(&format!("/api/v1/runs/{run_id}{path}")).await.to_string());
+        }
+    }
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/holds",
+        "/api/v1/admin/audit",
+        "/api/v1/admin/secrets",
+    ] {
+        answers.push(stack.get(path).await.to_string());
+    }
+    for answer in &answers {
+        assert!(!answer.contains(CANARY), "an API answer holds the secret: {answer}");
+    }
+    let dir = stack.data_dir().parent().unwrap().to_path_buf();
+    let bundle = dir.join("bundle.zip");
+    let made = admin(
+        stack,
+        &[
+            "debug-bundle",
+            "-o",
+            bundle.to_str().unwrap(),
+            "--log-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    made.expect_code(0);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(CANARY),
+            "{} in the debug bundle holds the secret",
+            entry.name().unwrap()
+        );
+    }
 }

@@ -331,3 +331,195 @@ async fn sealed_secrets_are_replaced_only_while_unchanged() {
         );
     }
 }
+
+fn pending_job(run_id: &str, job_id: &str) -> crate::NewJob {
+    crate::NewJob {
+        status: kici_engine::status::JobStatus::Pending,
+        ..crate::tests::job(run_id, job_id, "deploy", vec![], 0)
+    }
+}
+
+fn hold(run_id: &str, job_id: &str, hold_id: &str, expires_at: i64) -> crate::NewHold {
+    crate::NewHold {
+        hold_id: hold_id.into(),
+        run_id: run_id.into(),
+        job_id: job_id.into(),
+        scope: "production".into(),
+        clauses: vec![ApproverClause::User("alice".into())],
+        reason: Some("deploy".into()),
+        created_at: 100,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn a_hold_moves_its_job_and_is_decided_once() {
+    use kici_engine::api::secrets::HoldStatus;
+    use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
+    use kici_engine::ids::JobId;
+    use kici_engine::protection::Approver;
+    use kici_engine::status::{JobEvent, JobStatus};
+
+    for (db, store, _dir) in stores().await {
+        let jobs = [
+            pending_job("r1", "j1"),
+            pending_job("r1", "j2"),
+            pending_job("r1", "j3"),
+        ];
+        store
+            .insert_run(&crate::tests::run("r1", 10), &jobs, &[])
+            .await
+            .unwrap();
+        assert!(store.hold_job(&hold("r1", "j1", "h1", 5_000)).await.unwrap(), "{db}");
+        assert!(
+            !store.hold_job(&hold("r1", "j1", "h1b", 5_000)).await.unwrap(),
+            "{db}: held twice"
+        );
+        assert!(store.hold_job(&hold("r1", "j2", "h2", 5_000)).await.unwrap(), "{db}");
+        assert!(store.hold_job(&hold("r1", "j3", "h3", 200)).await.unwrap(), "{db}");
+        let status = |job: &'static str| {
+            let store = store.clone();
+            async move { store.get_job(&JobId::from(job)).await.unwrap().unwrap().job.status }
+        };
+        assert_eq!(status("j1").await, JobStatus::Held, "{db}");
+        let pending = store
+            .holds(Some(&"r1".into()), Some(HoldStatus::Pending))
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 3, "{db}");
+        assert_eq!(
+            pending.iter().find(|h| h.hold_id == "h1").unwrap().job_name,
+            "deploy",
+            "{db}"
+        );
+
+        let alice = Approver {
+            name: "alice".into(),
+            teams: vec![],
+        };
+        let h1 = pending.iter().find(|h| h.hold_id == "h1").unwrap().clone();
+        assert!(
+            store
+                .add_approval("h1", &[], std::slice::from_ref(&alice))
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .add_approval("h1", &[], std::slice::from_ref(&alice))
+                .await
+                .unwrap(),
+            "{db}: stale approvals"
+        );
+        let approved = crate::HoldDecisionRecord {
+            status: HoldStatus::Approved,
+            decided_by: "alice".into(),
+            reason: None,
+            at: 300,
+        };
+        let queue = crate::tests::entry("r1", "j1", None);
+        assert!(
+            store
+                .decide_hold(&h1, &approved, crate::HoldOutcome::Queue(&queue))
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store
+                .decide_hold(&h1, &approved, crate::HoldOutcome::Queue(&queue))
+                .await
+                .unwrap(),
+            "{db}: decided twice"
+        );
+        assert_eq!(status("j1").await, JobStatus::Queued, "{db}");
+        assert!(store.queue_entry(&JobId::from("j1")).await.unwrap().is_some(), "{db}");
+
+        let h2 = store
+            .holds(Some(&"r1".into()), None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.hold_id == "h2")
+            .unwrap();
+        let init = InitFailure {
+            scope: InitFailureScope::Job,
+            category: InitFailureCategory::EnvironmentRules,
+            message: "Approval rejected for production hold by alice".into(),
+            job_name: Some("deploy".into()),
+        };
+        let rejected = crate::HoldDecisionRecord {
+            status: HoldStatus::Rejected,
+            decided_by: "alice".into(),
+            reason: Some("freeze".into()),
+            at: 400,
+        };
+        let outcome = crate::HoldOutcome::Fail {
+            event: JobEvent::Reject,
+            error: &init.message,
+            init_failure: &init,
+        };
+        assert!(store.decide_hold(&h2, &rejected, outcome).await.unwrap(), "{db}");
+        let j2 = store.get_job(&JobId::from("j2")).await.unwrap().unwrap().job;
+        assert_eq!(
+            (j2.status, j2.error_message.as_deref()),
+            (JobStatus::Failed, Some(init.message.as_str())),
+            "{db}"
+        );
+
+        let expired = store.expired_holds(300).await.unwrap();
+        assert_eq!(
+            expired.iter().map(|h| h.hold_id.as_str()).collect::<Vec<_>>(),
+            ["h3"],
+            "{db}"
+        );
+        let decided = store
+            .holds(Some(&"r1".into()), Some(HoldStatus::Rejected))
+            .await
+            .unwrap();
+        assert_eq!(decided[0].decision_reason.as_deref(), Some("freeze"), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_job_is_due_at_its_time_and_queued_once() {
+    use kici_engine::ids::JobId;
+    use kici_engine::status::{JobEvent, JobStatus};
+
+    for (db, store, _dir) in stores().await {
+        store
+            .insert_run(&crate::tests::run("r1", 10), &[pending_job("r1", "j1")], &[])
+            .await
+            .unwrap();
+        assert!(store.wait_job(&JobId::from("j1"), 2_000, 100).await.unwrap(), "{db}");
+        assert!(
+            !store.wait_job(&JobId::from("j1"), 9_000, 100).await.unwrap(),
+            "{db}: waits once"
+        );
+        assert!(store.waiting_jobs_due(1_999).await.unwrap().is_empty(), "{db}");
+        assert_eq!(
+            store.waiting_jobs_due(2_000).await.unwrap(),
+            vec![("r1".into(), "j1".into())],
+            "{db}"
+        );
+        let queue = crate::tests::entry("r1", "j1", None);
+        assert!(
+            !store
+                .queue_job(&JobId::from("j1"), JobEvent::Enqueue, &queue)
+                .await
+                .unwrap(),
+            "{db}: not pending"
+        );
+        assert!(
+            store
+                .queue_job(&JobId::from("j1"), JobEvent::TimerDone, &queue)
+                .await
+                .unwrap(),
+            "{db}"
+        );
+        let job = store.get_job(&JobId::from("j1")).await.unwrap().unwrap().job;
+        assert_eq!(job.status, JobStatus::Queued, "{db}");
+        assert!(store.waiting_jobs_due(9_999).await.unwrap().is_empty(), "{db}");
+    }
+}
