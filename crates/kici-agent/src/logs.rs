@@ -49,6 +49,11 @@ impl LogBatcher {
         }
     }
 
+    /// `text` with the job's secret values masked.
+    pub fn mask(&self, text: &str) -> String {
+        self.masker.mask(text)
+    }
+
     /// Masks the values of `masker` in every line pushed from now on.
     pub fn mask_with(&mut self, masker: kici_engine::mask::SecretMasker) {
         self.masker = masker;

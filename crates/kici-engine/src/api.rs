@@ -103,6 +103,9 @@ pub struct Step {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Names of the secrets the step read (never values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets_accessed: Vec<String>,
 }
 
 /// `GET /api/v1/runs/:runId/detail`.

@@ -175,6 +175,9 @@ pub struct StepStatusUpdate {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Names of the secrets the step read (never values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets_accessed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

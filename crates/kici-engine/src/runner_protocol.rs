@@ -211,6 +211,9 @@ pub struct StepComplete {
     pub attempts: Option<u32>,
     #[serde(default)]
     pub error: Option<StepError>,
+    /// Names of the secrets the step read.
+    #[serde(default)]
+    pub secrets_accessed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

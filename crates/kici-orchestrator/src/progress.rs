@@ -464,6 +464,7 @@ async fn step_status(state: &Shared, update: StepStatusUpdate, now: i64) -> Resu
             exit_code: update.exit_code,
             error_message: update.error,
             duration_ms: update.duration_ms.map(|d| d as i64),
+            secrets_accessed: update.secrets_accessed,
             now,
         })
         .await

@@ -299,6 +299,7 @@ fn step(step_index: i64, name: &str, status: StepStatus) -> Step {
         started_at: Some(1_200),
         completed_at: None,
         duration_ms: None,
+        secrets_accessed: Vec::new(),
     }
 }
 

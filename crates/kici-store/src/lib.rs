@@ -71,6 +71,11 @@ static MIGRATIONS: &[Migration] = &[
         "secrets_environments",
         include_str!("../migrations/0008_secrets_environments.sql"),
     ),
+    (
+        9,
+        "secrets_accessed",
+        include_str!("../migrations/0009_secrets_accessed.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -91,6 +91,8 @@ pub struct StepUpdate {
     pub exit_code: Option<i32>,
     pub error_message: Option<String>,
     pub duration_ms: Option<i64>,
+    /// Names of the secrets the step read (never values).
+    pub secrets_accessed: Vec<String>,
     pub now: i64,
 }
 
@@ -226,6 +228,7 @@ fn row_to_step(row: &AnyRow) -> Result<api::Step> {
         started_at: get(row, "started_at")?,
         completed_at: get(row, "completed_at")?,
         duration_ms: get(row, "duration_ms")?,
+        secrets_accessed: get_json(row, "secrets_accessed")?.unwrap_or_default(),
     })
 }
 
@@ -567,12 +570,13 @@ impl Store {
         let running = !step.status.is_terminal();
         let open = open_steps();
         let sql = format!(
-            "INSERT INTO steps (job_id, step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO steps (job_id, step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms, secrets_accessed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (job_id, step_index) DO UPDATE SET step_name = $3, step_type = $4, status = $5,
                  exit_code = COALESCE($6, steps.exit_code), error_message = COALESCE($7, steps.error_message),
                  started_at = COALESCE(steps.started_at, $8), completed_at = COALESCE($9, steps.completed_at),
-                 duration_ms = COALESCE($10, steps.duration_ms)
+                 duration_ms = COALESCE($10, steps.duration_ms),
+                 secrets_accessed = COALESCE($11, steps.secrets_accessed)
              WHERE steps.status IN ({open})"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -586,6 +590,7 @@ impl Store {
             .bind(running.then_some(step.now))
             .bind((!running).then_some(step.now))
             .bind(step.duration_ms)
+            .bind((!step.secrets_accessed.is_empty()).then(|| to_json(&step.secrets_accessed)))
             .execute(&self.pool)
             .await
             .map_err(q("upsert step"))?;
@@ -594,7 +599,7 @@ impl Store {
 
     pub async fn job_steps(&self, job_id: &JobId) -> Result<Vec<api::Step>> {
         let rows = sqlx::query(
-            "SELECT step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms
+            "SELECT step_index, step_name, step_type, status, exit_code, error_message, started_at, completed_at, duration_ms, secrets_accessed
              FROM steps WHERE job_id = $1 ORDER BY step_index",
         )
         .bind(job_id.as_str())

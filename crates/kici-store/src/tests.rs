@@ -157,6 +157,11 @@ async fn runs_jobs_and_steps_round_trip() {
             exit_code,
             error_message: (status == StepStatus::Failed).then(|| "boom".to_string()),
             duration_ms: (status != StepStatus::Running).then_some(5),
+            secrets_accessed: if status == StepStatus::Failed {
+                vec!["DEPLOY_KEY".to_string()]
+            } else {
+                Vec::new()
+            },
             now,
         };
         store.upsert_step(&step(StepStatus::Running, None, 21)).await.unwrap();
@@ -202,6 +207,7 @@ async fn runs_jobs_and_steps_round_trip() {
             (StepStatus::Failed, Some(3), Some(21), Some(26)),
             "{db}"
         );
+        assert_eq!(steps[0].secrets_accessed, ["DEPLOY_KEY"], "{db}");
         assert_eq!(jobs[1].needs, vec![Need::new("build", &NeedsWhen::Always)], "{db}");
         assert_eq!(jobs[1].job.needs[0].run_on.len(), 6, "{db}");
 

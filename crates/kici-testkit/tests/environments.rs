@@ -328,6 +328,18 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
     assert!(logs.contains("environment staging region eu-west"), "{logs}");
     assert!(!logs.contains("staging-canary-0a1b2c3d"), "{logs}");
     assert!(logs.contains("***"), "{logs}");
+    let steps = staging.jobs[0].steps.clone().unwrap_or_default();
+    let deploy = steps.iter().find(|s| s.step_name == "deploy").unwrap();
+    assert_eq!(deploy.secrets_accessed, ["DEPLOY_KEY"]);
+    let shown = admin(&stack, &["runs", "show", staging.run.run_id.as_str()]);
+    assert!(
+        shown
+            .expect_code(0)
+            .stdout
+            .contains("Secrets read by deploy: DEPLOY_KEY"),
+        "{}",
+        shown.stdout
+    );
 
     // A main push: production holds the job until `kici approve`.
     let runs = stack.push("app", &repo, "main").await;

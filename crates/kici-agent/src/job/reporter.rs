@@ -98,7 +98,9 @@ impl Reporter {
             timestamp: timestamp_ms(),
             exit_code: step.exit_code,
             duration_ms: step.duration_ms,
-            error: step.error,
+            // The runner masked it already; a value that slipped through stops here.
+            error: step.error.map(|error| self.logs.mask(&error)),
+            secrets_accessed: step.secrets_accessed,
         }));
         self.send(message).await;
     }
@@ -148,4 +150,5 @@ pub(super) struct StepUpdate {
     pub(super) exit_code: Option<i32>,
     pub(super) duration_ms: Option<u64>,
     pub(super) error: Option<String>,
+    pub(super) secrets_accessed: Vec<String>,
 }

@@ -77,6 +77,7 @@ impl StepTracker {
                 exit_code: None,
                 duration_ms: None,
                 error: None,
+                secrets_accessed: Vec::new(),
             })
             .await;
     }
@@ -109,6 +110,7 @@ impl StepTracker {
                 exit_code,
                 duration_ms: complete.duration_ms,
                 error: complete.error.map(|e| e.message),
+                secrets_accessed: complete.secrets_accessed,
             })
             .await;
     }
@@ -134,6 +136,7 @@ impl StepTracker {
                     exit_code: None,
                     duration_ms: None,
                     error,
+                    secrets_accessed: Vec::new(),
                 })
                 .await;
         }

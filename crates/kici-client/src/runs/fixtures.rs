@@ -42,6 +42,7 @@ pub fn step(index: i64, name: &str, status: StepStatus, exit_code: Option<i32>, 
         started_at: None,
         completed_at: None,
         duration_ms,
+        secrets_accessed: Vec::new(),
     }
 }
 

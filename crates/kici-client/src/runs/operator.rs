@@ -137,6 +137,14 @@ fn render_steps(jobs: &[Job]) -> String {
             &["#", "NAME", "STATUS", "EXIT", "DURATION", "TYPE"],
             &rows,
         ));
+        for step in steps.iter().filter(|step| !step.secrets_accessed.is_empty()) {
+            let _ = writeln!(
+                out,
+                "  Secrets read by {}: {}",
+                step.step_name,
+                step.secrets_accessed.join(", ")
+            );
+        }
     }
     out
 }

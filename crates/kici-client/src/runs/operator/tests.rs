@@ -79,7 +79,10 @@ fn show_prints_failure_errors_and_steps() {
                 Some("Step 'compile' failed (exit code 2)"),
                 Some(vec![
                     step(-1, "prepare", StepStatus::Success, None, Some(300)),
-                    step(0, "compile", StepStatus::Failed, Some(2), Some(65_000)),
+                    Step {
+                        secrets_accessed: vec!["NPM_TOKEN".into(), "SIGNING_KEY".into()],
+                        ..step(0, "compile", StepStatus::Failed, Some(2), Some(65_000))
+                    },
                     step(1, "test", StepStatus::Skipped, None, None),
                 ]),
             ),
@@ -116,6 +119,7 @@ Steps for build (j-2):
   -1  prepare  success  -     0.3s      run
   0   compile  failed   2     1m 05s    run
   1   test     skipped  -     -         run
+  Secrets read by compile: NPM_TOKEN, SIGNING_KEY
 "
     );
 }
