@@ -26,6 +26,9 @@ pub struct CreateArgs {
     /// What the token may do
     #[arg(long, default_value = "admin", value_parser = role_parser())]
     role: AdminRole,
+    /// A team the token's holder belongs to, for environment reviewers `team:<name>` (repeatable)
+    #[arg(long = "team", value_name = "NAME")]
+    teams: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -52,6 +55,7 @@ pub async fn run(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()
             let body = NewAdminToken {
                 label: args.label,
                 role: Some(args.role.to_string()),
+                teams: args.teams,
             };
             let created: CreatedAdminToken = client.post(&["api", "v1", "admin", "tokens"], &body).await?;
             print!("{}", render_created(&created));
@@ -126,7 +130,8 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&NewAdminToken {
                 label: "ops".into(),
-                role: Some(AdminRole::Auditor.to_string())
+                role: Some(AdminRole::Auditor.to_string()),
+                teams: vec![],
             })
             .unwrap(),
             r#"{"label":"ops","role":"auditor"}"#

@@ -317,6 +317,7 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), Sta
         token_id: new_id(),
         label: label.to_string(),
         role: "owner".to_string(),
+        teams: Vec::new(),
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,

@@ -51,6 +51,7 @@ async fn admin_token(harness: &Harness) -> String {
         token_id: "t-test".into(),
         label: "test".into(),
         role: "owner".into(),
+        teams: Vec::new(),
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,

@@ -76,6 +76,7 @@ static MIGRATIONS: &[Migration] = &[
         "secrets_accessed",
         include_str!("../migrations/0009_secrets_accessed.sql"),
     ),
+    (10, "token_teams", include_str!("../migrations/0010_token_teams.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -594,6 +594,7 @@ async fn tokens_sources_and_agents() {
             token_id: "t1".into(),
             label: "ops".into(),
             role: "owner".into(),
+            teams: vec!["release".into()],
             created_at: 1,
             last_used_at: None,
             revoked_at: None,

@@ -10,6 +10,8 @@ pub struct AdminToken {
     pub token_id: String,
     pub label: String,
     pub role: String,
+    /// Teams its holder belongs to, for reviewer clauses `team:<name>`.
+    pub teams: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -47,6 +49,7 @@ fn row_to_admin(row: &AnyRow) -> Result<AdminToken> {
         token_id: get(row, "token_id")?,
         label: get(row, "label")?,
         role: get(row, "role")?,
+        teams: crate::get_json(row, "teams")?.unwrap_or_default(),
         created_at: get(row, "created_at")?,
         last_used_at: get(row, "last_used_at")?,
         revoked_at: get(row, "revoked_at")?,
@@ -67,7 +70,7 @@ fn row_to_agent(row: &AnyRow) -> Result<AgentToken> {
     })
 }
 
-const ADMIN_COLUMNS: &str = "token_id, label, role, created_at, last_used_at, revoked_at";
+const ADMIN_COLUMNS: &str = "token_id, label, role, teams, created_at, last_used_at, revoked_at";
 const AGENT_COLUMNS: &str =
     "token_id, label, token_prefix, labels, agent_type, created_at, expires_at, revoked_at, last_seen_at";
 
@@ -76,7 +79,7 @@ impl Store {
     /// stored once, however often the orchestrator starts).
     pub async fn insert_admin_token(&self, token: &AdminToken, token_hash: &str) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO admin_tokens (token_id, label, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO admin_tokens (token_id, label, role, token_hash, created_at, teams) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (token_hash) DO NOTHING",
         )
         .bind(&token.token_id)
@@ -84,6 +87,7 @@ impl Store {
         .bind(&token.role)
         .bind(token_hash)
         .bind(token.created_at)
+        .bind(crate::to_json(&token.teams))
         .execute(&self.pool)
         .await
         .map_err(q("insert admin token"))?;

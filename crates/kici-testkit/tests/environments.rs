@@ -308,9 +308,19 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
             "main",
             "--reviewer",
             "user:admin",
+            "--reviewer",
+            "team:release",
         ],
     )
     .expect_code(0);
+    let token_of = |created: &CliOutput| {
+        let first = created.stdout.lines().next().unwrap();
+        first.trim_start_matches("Token created: ").to_string()
+    };
+    let release = admin(&stack, &["token", "create", "--label", "rel-bot", "--team", "release"]);
+    let release_token = token_of(release.expect_code(0));
+    let outsider = admin(&stack, &["token", "create", "--label", "outsider"]);
+    let outsider_token = token_of(outsider.expect_code(0));
     let repo = deploy_repo(&stack);
     stack.add_local_source("app", &repo).await;
 
@@ -349,8 +359,26 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
     assert_eq!(held.run.status, kici_engine::status::RunStatus::Pending);
     let queue = stack.get("/api/v1/holds?status=pending").await;
     assert_eq!(queue["holds"][0]["scope"], json!("production"));
-    assert_eq!(queue["holds"][0]["clauses"], json!([{"user": "admin"}]));
+    assert_eq!(
+        queue["holds"][0]["clauses"],
+        json!([{"user": "admin"}, {"team": "release"}])
+    );
+    // Both clauses must be met: the admin's approval alone leaves the job held.
     let approved = stack.cli("kici", &["approve", &run_id], &cwd);
+    assert_eq!(
+        approved.expect_code(0).stdout,
+        "Job deploy approved by admin; it still waits for the other reviewers (user:admin, team:release).\n"
+    );
+    let refused = stack.cli("kici", &["approve", &run_id, "--token", &outsider_token], &cwd);
+    assert!(
+        refused
+            .expect_code(1)
+            .stderr
+            .contains("`outsider` is not among the reviewers of job `deploy` (production): user:admin, team:release"),
+        "{}",
+        refused.stderr
+    );
+    let approved = stack.cli("kici", &["approve", &run_id, "--token", &release_token], &cwd);
     assert_eq!(approved.expect_code(0).stdout, "Job deploy approved: it is queued.\n");
     let done = stack.wait_run(&run_id).await;
     assert_eq!(

@@ -76,6 +76,9 @@ role_names!(UserRole, Owner => "owner", Member => "member");
 pub struct NewAdminToken {
     pub label: String,
     pub role: Option<String>,
+    /// Teams its holder belongs to, for environment reviewers `team:<name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<String>,
 }
 
 /// The answer to `POST /api/v1/admin/tokens`: the token is shown only here.
@@ -101,6 +104,8 @@ pub struct AdminTokenView {
     pub token_id: String,
     pub label: String,
     pub role: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<String>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,

@@ -38,11 +38,21 @@ pub async fn create_token(
             ApiError::bad_request("invalid_role", format!("role `{role}` is not owner, admin or auditor"))
         })?,
     };
+    if let Some(team) = body.teams.iter().find(|t| !kici_engine::protection::valid_name(t)) {
+        return Err(ApiError::bad_request(
+            "invalid_team",
+            format!(
+                "team `{}` must be 1–64 letters, digits, `-`, `_` or `.`",
+                kici_engine::excerpt::excerpt(team)
+            ),
+        ));
+    }
     let token = new_admin_token();
     let record = AdminToken {
         token_id: new_id(),
         label: body.label,
         role: role.as_str().to_string(),
+        teams: body.teams,
         created_at: now_ms(),
         last_used_at: None,
         revoked_at: None,
@@ -69,6 +79,7 @@ pub async fn list_tokens(State(state): State<Shared>) -> ApiResult<Json<AdminTok
             token_id: t.token_id,
             label: t.label,
             role: t.role,
+            teams: t.teams,
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             revoked_at: t.revoked_at,

@@ -46,7 +46,7 @@ async fn decide(
     let decider = Decider {
         approver: Approver {
             name: caller.0.label.clone(),
-            teams: Vec::new(),
+            teams: caller.0.teams.clone(),
         },
         role: caller.0.role.clone(),
     };
