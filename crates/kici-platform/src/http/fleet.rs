@@ -29,7 +29,7 @@ pub struct OrchestratorReport {
 }
 
 /// Asks every known orchestrator, one after the other.
-pub async fn ask_all(state: &Shared, actor: &str, request: fn() -> PlatformRequest) -> Vec<OrchestratorReport> {
+pub async fn ask_all(state: &Shared, actor: &str, request: impl Fn() -> PlatformRequest) -> Vec<OrchestratorReport> {
     let mut reports = Vec::new();
     let mut orchestrators = state.connections.all();
     orchestrators.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
