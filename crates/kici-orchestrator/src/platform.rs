@@ -6,9 +6,10 @@
 //! link sends a fresh whole-run snapshot (coalesced: a burst of changes sends one); timeline
 //! events and live log lines are forwarded as they are stored. The Platform asks for content
 //! (step logs, provisioning logs, the approval queue) and for actions (cancel, re-run, approve
-//! or reject a hold) with requests the link answers through the services. Nothing here can slow the core down: marking is a set insert, live frames that
-//! find the buffer full are dropped (the logs stay readable through the request path), and a
-//! lost connection is retried with backoff (1 s × 1.5, up to 60 s, with jitter).
+//! or reject a hold) with requests the link answers through the services. Nothing here can
+//! slow the core down: marking is a set insert, live frames that find the buffer full are
+//! dropped (the logs stay readable through the request path), and a lost connection is
+//! retried with backoff (1 s × 1.5, up to 60 s, with jitter).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -18,16 +18,18 @@ function post(url, body) {
   });
 }
 
-// "3 min ago", or "in 59 min" for a time still to come (a hold's expiry).
+// "3 min ago"; a deadline (`data-until`, a hold's expiry) still to come is "in 59 min". Other
+// times a skewed browser clock puts ahead are "0s ago".
 function relativeTimes(root = document) {
   for (const el of root.querySelectorAll("time[data-ms]")) {
     const delta = Math.round((Date.now() - Number(el.dataset.ms)) / 1000);
-    const seconds = Math.abs(delta);
+    const ahead = delta < 0 && el.dataset.until !== undefined;
+    const seconds = ahead ? -delta : Math.max(delta, 0);
     const span = seconds < 60 ? `${seconds}s`
       : seconds < 3600 ? `${Math.floor(seconds / 60)} min`
       : seconds < 86400 ? `${Math.floor(seconds / 3600)} h`
       : `${Math.floor(seconds / 86400)} d`;
-    el.textContent = delta >= 0 ? `${span} ago` : `in ${span}`;
+    el.textContent = ahead ? `in ${span}` : `${span} ago`;
     el.title = new Date(Number(el.dataset.ms)).toISOString();
   }
 }

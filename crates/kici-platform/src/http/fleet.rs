@@ -28,7 +28,7 @@ pub struct OrchestratorReport {
     pub error: Option<String>,
 }
 
-/// Asks every known orchestrator, one after the other.
+/// Asks every known orchestrator, one after the other (the approval queue too).
 pub async fn ask_all(state: &Shared, actor: &str, request: impl Fn() -> PlatformRequest) -> Vec<OrchestratorReport> {
     let mut reports = Vec::new();
     let mut orchestrators = state.connections.all();

@@ -1,5 +1,6 @@
 //! The browser side: sign-in and sign-out, the runs list (and its rows for live updates), a
-//! run's page, the fleet pages, the approval queue, and the embedded assets. Pages read the cache like the API does and render with
+//! run's page, the fleet pages, the approval queue, and the embedded assets. Pages read the
+//! cache like the API does, or ask orchestrators live (fleet, approvals), and render with
 //! [`crate::ui`]; the page script then talks to the API with the session cookie and the
 //! session's CSRF token, which every page carries. Sign-in guards against CSRF with a
 //! double-submit cookie, sign-out with the session's token, and sign-in sends the browser on

@@ -1,8 +1,7 @@
 //! Content and actions served by the run's orchestrator over its socket: step logs, a run's
 //! logs, provisioning logs, cancel, re-run, approve and reject. Same paths and shapes as the
-//! orchestrator's API. An
-//! offline orchestrator is 503 `orchestrator_offline` with the exact texts of
-//! `spec/dashboard.md` §3.6; no answer in time is 504 `orchestrator_timeout`; the
+//! orchestrator's API. An offline orchestrator is 503 `orchestrator_offline` with the exact
+//! texts of `spec/dashboard.md` §3.6; no answer in time is 504 `orchestrator_timeout`; the
 //! orchestrator's own error codes are passed through (`not_found` → 404, `conflict` → 409).
 
 use axum::Json;

@@ -51,9 +51,14 @@ fn reviewers(hold: &HeldJob) -> String {
     escape(&clauses.join(", "))
 }
 
-/// A time shown relative by the page script (`3 min ago`, `in 59 min`), exact until then.
+/// A time shown relative by the page script (`3 min ago`), exact until then.
 fn time(ms: i64) -> String {
     format!(r#"<time data-ms="{ms}">{}</time>"#, format_timestamp(ms))
+}
+
+/// A deadline: `in 59 min` while it is still to come.
+fn until(ms: i64) -> String {
+    format!(r#"<time data-ms="{ms}" data-until>{}</time>"#, format_timestamp(ms))
 }
 
 /// The run, workflow, job and repository cells both tables start with.
@@ -90,7 +95,7 @@ fn pending_row(hold: &HeldJob, can_decide: bool) -> String {
         },
         reason = escape(hold.reason.as_deref().unwrap_or_default()),
         created = time(hold.created_at),
-        expires = time(hold.expires_at),
+        expires = until(hold.expires_at),
     )
 }
 
@@ -248,7 +253,7 @@ mod tests {
         let holds = [hold(HoldStatus::Pending)];
         let owner = render(&holds, None, true);
         assert!(
-            owner.contains(r#"<tr data-hold-id="h1" data-run-id="run-1" data-job-id="job-1"><td><a href="/runs/run-1"><code>run-1</code></a></td><td>release</td><td>deploy</td><td>app · main</td><td>production</td><td>user:alice</td><td>none</td><td>ship it</td><td><time data-ms="0">1970-01-01T00:00:00.000Z</time></td><td><time data-ms="3600000">1970-01-01T01:00:00.000Z</time></td><td class="decide"><button data-approve>Approve</button>"#),
+            owner.contains(r#"<tr data-hold-id="h1" data-run-id="run-1" data-job-id="job-1"><td><a href="/runs/run-1"><code>run-1</code></a></td><td>release</td><td>deploy</td><td>app · main</td><td>production</td><td>user:alice</td><td>none</td><td>ship it</td><td><time data-ms="0">1970-01-01T00:00:00.000Z</time></td><td><time data-ms="3600000" data-until>1970-01-01T01:00:00.000Z</time></td><td class="decide"><button data-approve>Approve</button>"#),
             "{owner}"
         );
         assert!(

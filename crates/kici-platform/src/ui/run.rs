@@ -75,7 +75,12 @@ fn held_line(job: &Job, events: &[RunEvent]) -> String {
     };
     let expires = metadata["expiresAt"]
         .as_i64()
-        .map(|at| format!(r#" — expires <time data-ms="{at}">{}</time>"#, format_timestamp(at)))
+        .map(|at| {
+            format!(
+                r#" — expires <time data-ms="{at}" data-until>{}</time>"#,
+                format_timestamp(at)
+            )
+        })
         .unwrap_or_default();
     format!(
         "<p>Waiting for approval: {}{scope}{reviewers}{expires}</p>",
@@ -457,8 +462,8 @@ mod tests {
             hold_banners(&run, &jobs, &events),
             concat!(
                 r#"<div class="banner held" role="status" id="held-banner">"#,
-                r#"<p>Waiting for approval: deploy (production) — reviewers user:alice — expires <time data-ms="3600000">1970-01-01T01:00:00.000Z</time></p>"#,
-                r#"<p>Waiting for approval: smoke (job) — any owner may approve — expires <time data-ms="60000">1970-01-01T00:01:00.000Z</time></p>"#,
+                r#"<p>Waiting for approval: deploy (production) — reviewers user:alice — expires <time data-ms="3600000" data-until>1970-01-01T01:00:00.000Z</time></p>"#,
+                r#"<p>Waiting for approval: smoke (job) — any owner may approve — expires <time data-ms="60000" data-until>1970-01-01T00:01:00.000Z</time></p>"#,
                 r#"<a href="/approvals?runId=r">Review in the approval queue</a></div>"#,
                 r#"<div class="banner notice" role="status" id="waiting-banner">Waiting for the environment's wait timer: canary; queued when it is up</div>"#,
             )
