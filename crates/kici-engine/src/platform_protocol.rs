@@ -14,19 +14,23 @@
 use crate::ids::{JobId, RunId};
 use serde::{Deserialize, Serialize};
 
+use crate::api::secrets::HoldStatus;
 use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
 
 /// This build speaks Platform protocol version 1.
 pub const PLATFORM_PROTOCOL_VERSION: u32 = 1;
 
 /// Request types this orchestrator answers.
-pub const SUPPORTED_REQUESTS: [&str; 6] = [
+pub const SUPPORTED_REQUESTS: [&str; 9] = [
     "dashboard.step.logs",
     "dashboard.orch.logs",
     "run.cancel.request",
     "run.rerun.request",
     "dashboard.fleet",
     "dashboard.diagnostics",
+    "dashboard.held-runs",
+    "dashboard.held-runs.approve",
+    "dashboard.held-runs.reject",
 ];
 
 /// Orchestrator to Platform.
@@ -138,6 +142,33 @@ pub enum PlatformRequest {
     /// orchestrator's diagnose checks.
     #[serde(rename = "dashboard.diagnostics")]
     Diagnostics,
+    /// → `HeldJobList`: the approval queue, newest first (every status when `status` is
+    /// absent), as `GET /api/v1/holds` answers it.
+    #[serde(rename = "dashboard.held-runs", rename_all = "camelCase")]
+    HeldRuns {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<HoldStatus>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_id: Option<RunId>,
+    },
+    /// → `HoldsDecided`: the request's `actor` approves the run's pending holds (only `job`'s,
+    /// by id or name, when given). Refused with `no_pending_hold` or `not_a_reviewer`.
+    #[serde(rename = "dashboard.held-runs.approve", rename_all = "camelCase")]
+    ApproveHeld {
+        run_id: RunId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+    },
+    /// → `HoldsDecided`: the request's `actor` rejects them; their jobs fail
+    /// (`environment_rules`) with `reason` in the message.
+    #[serde(rename = "dashboard.held-runs.reject", rename_all = "camelCase")]
+    RejectHeld {
+        run_id: RunId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 /// `dashboard.step.logs` data.
@@ -225,6 +256,49 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&response).unwrap(),
             r#"{"type":"response","requestId":"r1","error":{"code":"not_found","message":"run x not found"}}"#
+        );
+    }
+
+    #[test]
+    fn held_run_requests_use_the_documented_tags() {
+        let check = |request: PlatformRequest, expected: &str| {
+            let frame = PlatformFrame::Request {
+                request_id: "r".into(),
+                actor: "alice".into(),
+                request,
+            };
+            let text = serde_json::to_string(&frame).unwrap();
+            assert_eq!(text, expected);
+            assert_eq!(serde_json::from_str::<PlatformFrame>(&text).unwrap(), frame);
+        };
+        check(
+            PlatformRequest::HeldRuns {
+                status: None,
+                run_id: None,
+            },
+            r#"{"type":"request","requestId":"r","actor":"alice","request":"dashboard.held-runs"}"#,
+        );
+        check(
+            PlatformRequest::HeldRuns {
+                status: Some(HoldStatus::Pending),
+                run_id: Some("run".into()),
+            },
+            r#"{"type":"request","requestId":"r","actor":"alice","request":"dashboard.held-runs","status":"pending","runId":"run"}"#,
+        );
+        check(
+            PlatformRequest::ApproveHeld {
+                run_id: "run".into(),
+                job: Some("deploy".into()),
+            },
+            r#"{"type":"request","requestId":"r","actor":"alice","request":"dashboard.held-runs.approve","runId":"run","job":"deploy"}"#,
+        );
+        check(
+            PlatformRequest::RejectHeld {
+                run_id: "run".into(),
+                job: None,
+                reason: Some("freeze week".into()),
+            },
+            r#"{"type":"request","requestId":"r","actor":"alice","request":"dashboard.held-runs.reject","runId":"run","reason":"freeze week"}"#,
         );
     }
 }

@@ -352,6 +352,15 @@ fn platform_frames() -> Vec<Value> {
         request("run.rerun.request", json!({"runId": "run-1"})),
         request("dashboard.fleet", json!({})),
         request("dashboard.diagnostics", json!({})),
+        request("dashboard.held-runs", json!({"status": "pending", "runId": "run-1"})),
+        request(
+            "dashboard.held-runs.approve",
+            json!({"runId": "run-1", "job": "deploy"}),
+        ),
+        request(
+            "dashboard.held-runs.reject",
+            json!({"runId": "run-1", "job": "job-1", "reason": "freeze week"}),
+        ),
     ]
 }
 

@@ -32,6 +32,22 @@ pub enum Refused {
     NotAnApprover(String),
 }
 
+impl Refused {
+    /// The `error.code` of the REST API and of the Platform's answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refused::NoPendingHold(_) => "no_pending_hold",
+            Refused::NotAnApprover(_) => "not_a_reviewer",
+        }
+    }
+
+    pub fn into_message(self) -> String {
+        match self {
+            Refused::NoPendingHold(message) | Refused::NotAnApprover(message) => message,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Approve,

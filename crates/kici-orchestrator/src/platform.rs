@@ -5,25 +5,29 @@
 //! runs and of runs finished in the last 24 hours. From then on, every change to a run marks it dirty and the
 //! link sends a fresh whole-run snapshot (coalesced: a burst of changes sends one); timeline
 //! events and live log lines are forwarded as they are stored. The Platform asks for content
-//! (step logs, provisioning logs) and for cancellations with requests the link answers from
-//! the store. Nothing here can slow the core down: marking is a set insert, live frames that
-//! find the buffer full are dropped (the logs stay readable through the request path), and a
-//! lost connection is retried with backoff (1 s × 1.5, up to 60 s, with jitter).
+//! (step logs, provisioning logs, the approval queue) and for actions (cancel, re-run, approve
+//! or reject a hold) with requests the link answers through the services. Nothing here can
+//! slow the core down: marking is a set insert, live frames that find the buffer full are
+//! dropped (the logs stay readable through the request path), and a lost connection is
+//! retried with backoff (1 s × 1.5, up to 60 s, with jitter).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kici_engine::api::secrets::HeldJobList;
 use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::{
     OrchLogsData, OrchestratorFrame, PLATFORM_PROTOCOL_VERSION, PlatformFrame, PlatformRequest, ResponseError,
     RunSnapshot, SUPPORTED_REQUESTS, StepLogsData,
 };
+use kici_engine::protection::Approver;
 use kici_store::RunFilter;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ms;
+use crate::holds::{self, Decider, Verdict};
 use crate::state::Shared;
 use crate::{diagnose, fleet, runs};
 
@@ -327,6 +331,24 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             }),
         },
         PlatformRequest::Diagnostics => Ok(serde_json::json!(diagnose::report(state).await)),
+        PlatformRequest::HeldRuns { status, run_id } => match state.store.holds(run_id.as_ref(), status).await {
+            Ok(holds) => Ok(serde_json::json!(HeldJobList { holds })),
+            Err(err) => Err(store_failed("list the holds", err)),
+        },
+        PlatformRequest::ApproveHeld { run_id, job } => {
+            decide(state, &run_id, job.as_deref(), Verdict::Approve, actor, None).await
+        }
+        PlatformRequest::RejectHeld { run_id, job, reason } => {
+            decide(
+                state,
+                &run_id,
+                job.as_deref(),
+                Verdict::Reject,
+                actor,
+                reason.as_deref(),
+            )
+            .await
+        }
     };
     match result {
         Ok(data) => OrchestratorFrame::Response {
@@ -339,6 +361,42 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             data: None,
             error: Some(error),
         },
+    }
+}
+
+/// A dashboard user's approval or rejection. The Platform sends only its owners' (members
+/// are refused there), so the actor decides as an owner; reviewer clauses name them as
+/// `user:<their dashboard name>`.
+async fn decide(
+    state: &Shared,
+    run_id: &RunId,
+    job: Option<&str>,
+    verdict: Verdict,
+    actor: &str,
+    reason: Option<&str>,
+) -> Result<serde_json::Value, ResponseError> {
+    let decider = Decider {
+        approver: Approver {
+            name: actor.to_string(),
+            teams: Vec::new(),
+        },
+        role: "owner".to_string(),
+    };
+    match holds::decide(state, run_id, job, verdict, &decider, reason).await {
+        Ok(Ok(decided)) => Ok(serde_json::json!(decided)),
+        Ok(Err(refused)) => Err(ResponseError {
+            code: refused.code().to_string(),
+            message: refused.into_message(),
+        }),
+        Err(err) => Err(store_failed("decide the hold", err)),
+    }
+}
+
+fn store_failed(what: &str, err: kici_store::StoreError) -> ResponseError {
+    tracing::error!(error = %err, "cannot {what} for the Platform");
+    ResponseError {
+        code: "internal".into(),
+        message: format!("cannot {what} (details are in the orchestrator log)"),
     }
 }
 

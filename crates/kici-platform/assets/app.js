@@ -1,5 +1,6 @@
 // KiCI dashboard: relative times, live run status, the run page's tabs, step logs (historical,
-// then live), provisioning logs, cancel and re-run. Plain ES2020, no dependencies.
+// then live), provisioning logs, cancel and re-run, approving and rejecting held jobs. Plain
+// ES2020, no dependencies.
 "use strict";
 
 const OFFLINE = "Log content is served by the orchestrator, which is currently offline";
@@ -17,14 +18,18 @@ function post(url, body) {
   });
 }
 
+// "3 min ago"; a deadline (`data-until`, a hold's expiry) still to come is "in 59 min". Other
+// times a skewed browser clock puts ahead are "0s ago".
 function relativeTimes(root = document) {
   for (const el of root.querySelectorAll("time[data-ms]")) {
-    const seconds = Math.round((Date.now() - Number(el.dataset.ms)) / 1000);
-    const text = seconds < 60 ? `${Math.max(seconds, 0)}s ago`
-      : seconds < 3600 ? `${Math.floor(seconds / 60)} min ago`
-      : seconds < 86400 ? `${Math.floor(seconds / 3600)} h ago`
-      : `${Math.floor(seconds / 86400)} d ago`;
-    el.textContent = text;
+    const delta = Math.round((Date.now() - Number(el.dataset.ms)) / 1000);
+    const ahead = delta < 0 && el.dataset.until !== undefined;
+    const seconds = ahead ? -delta : Math.max(delta, 0);
+    const span = seconds < 60 ? `${seconds}s`
+      : seconds < 3600 ? `${Math.floor(seconds / 60)} min`
+      : seconds < 86400 ? `${Math.floor(seconds / 3600)} h`
+      : `${Math.floor(seconds / 86400)} d`;
+    el.textContent = ahead ? `in ${span}` : `${span} ago`;
     el.title = new Date(Number(el.dataset.ms)).toISOString();
   }
 }
@@ -240,7 +245,7 @@ function runPage(section) {
     const response = await fetch(location.pathname);
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
-    for (const selector of [".tree", "#run-status", ".metadata", "#tab-timeline", "#tab-summary"]) {
+    for (const selector of [".tree", "#run-status", "#hold-banners", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
       const fresh = page.querySelector(selector);
       const current = document.querySelector(selector);
       if (fresh && current) current.innerHTML = fresh.innerHTML;
@@ -274,6 +279,29 @@ function runPage(section) {
   }
 }
 
+// Approval queue: Approve, or Reject with the reason typed beside it, then show the queue
+// as it is now.
+function approvalQueue(section) {
+  async function decide(row, verdict, reason) {
+    const body = { job: row.dataset.jobId };
+    if (reason) body.reason = reason;
+    const response = await post(`/api/v1/runs/${encodeURIComponent(row.dataset.runId)}/${verdict}`, body);
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) location.reload();
+    else toast(answer.error ? answer.error.message : `${verdict === "approve" ? "Approval" : "Rejection"} failed (HTTP ${response.status})`);
+  }
+  section.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-approve]");
+    if (button) decide(button.closest("tr"), "approve");
+  });
+  section.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-reject]");
+    if (!form) return;
+    event.preventDefault();
+    decide(form.closest("tr"), "reject", form.elements.reason.value.trim());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   relativeTimes();
   setInterval(relativeTimes, 30000);
@@ -282,4 +310,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (table || run) statusStream();
   if (table) runsList(table);
   if (run) runPage(run);
+  const queue = document.querySelector("section.approvals");
+  if (queue) approvalQueue(queue);
 });

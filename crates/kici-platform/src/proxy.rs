@@ -1,5 +1,6 @@
 //! REST-over-WS: asking a run's orchestrator for content the Platform does not keep (stored
-//! step logs, provisioning logs) or for an action (cancel). A request goes out as a `request`
+//! step logs, provisioning logs, the approval queue) or for an action (cancel, re-run,
+//! approve, reject). A request goes out as a `request`
 //! frame with a fresh `requestId`; the orchestrator's `response` frame with the same id
 //! completes it. No answer within the request timeout is [`ProxyError::Timeout`] (504); no
 //! connection, or the connection dropping while waiting, is [`ProxyError::Offline`] (503).
@@ -52,6 +53,9 @@ pub fn request_type(request: &PlatformRequest) -> &'static str {
         PlatformRequest::Rerun { .. } => "run.rerun.request",
         PlatformRequest::Fleet => "dashboard.fleet",
         PlatformRequest::Diagnostics => "dashboard.diagnostics",
+        PlatformRequest::HeldRuns { .. } => "dashboard.held-runs",
+        PlatformRequest::ApproveHeld { .. } => "dashboard.held-runs.approve",
+        PlatformRequest::RejectHeld { .. } => "dashboard.held-runs.reject",
     }
 }
 

@@ -12,6 +12,10 @@
 #[path = "platform/sessions.rs"]
 mod sessions;
 
+/// The approval queue page and approving or rejecting through the run's orchestrator.
+#[path = "platform/approvals.rs"]
+mod approvals;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

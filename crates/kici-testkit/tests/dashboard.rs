@@ -1,8 +1,9 @@
 //! The dashboard in headless Chromium (Debian's `chromium` + `chromium-driver`), against a
 //! real Platform, orchestrator and agent: sign-in, the failure banner and metadata summary,
 //! the job tree and step logs, live logs, the offline panel and recovery, provisioning logs
-//! and the Timeline, and who may do what. The runs list and a failed run's page are saved as
-//! screenshots under `target/screenshots/`, or `KICI_E2E_SCREENSHOTS_DIR`:
+//! and the Timeline, approving and rejecting held jobs, and who may do what. The runs list
+//! and a failed run's page are saved as screenshots under `target/screenshots/`, or
+//! `KICI_E2E_SCREENSHOTS_DIR`:
 //! `scripts/screenshots.sh` refreshes the README's in `docs/screenshots/` that way, so running
 //! the tests leaves tracked files alone.
 
@@ -67,6 +68,33 @@ async fn cached(stack: &Stack, run_id: &str) {
 }
 
 const LOG_TEXT: &str = "return document.getElementById('log').innerText;";
+
+/// A member user `name`, created with kici-admin against the Platform; their token.
+fn create_member(stack: &Stack, name: &str) -> String {
+    let created = std::process::Command::new(kici_testkit::binary("kici-admin"))
+        .args(["--url", &stack.platform_url(), "--token", PLATFORM_ADMIN_TOKEN])
+        .args(["user", "create", "--name", name, "--role", "member"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("Created member user {name}.\n")),
+        "{stdout}"
+    );
+    let token = stdout
+        .split("shown once; sign in to the dashboard with it): ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(token.starts_with("kici_pat_"), "{stdout}");
+    token
+}
 
 #[tokio::test]
 async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_failed_step_log() {
@@ -365,25 +393,7 @@ async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_canno
         assert_eq!(response.status().as_u16(), 401, "{api}");
     }
     // A member, created with kici-admin against the Platform: reads, cannot cancel.
-    let created = std::process::Command::new(kici_testkit::binary("kici-admin"))
-        .args(["--url", &stack.platform_url(), "--token", PLATFORM_ADMIN_TOKEN])
-        .args(["user", "create", "--name", "rita", "--role", "member"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
-    assert!(
-        created.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    assert!(stdout.starts_with("Created member user rita.\n"), "{stdout}");
-    let member_token = stdout
-        .split("shown once; sign in to the dashboard with it): ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
-    assert!(member_token.starts_with("kici_pat_"), "{stdout}");
+    let member_token = create_member(&stack, "rita");
     // A run that waits for an agent, so there is something to cancel.
     let run_id = stack.push("app", &repo, "hello").await.remove(0);
     stack
@@ -509,5 +519,210 @@ async fn the_agents_scalers_and_diagnostics_pages_show_what_the_orchestrator_rep
     assert!(
         offline.contains("This is served by the orchestrator, which is currently offline"),
         "{offline}"
+    );
+}
+
+/// A job any owner must approve before it ships (`approval: true`).
+const RELEASE_WORKFLOW: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+export default workflow('release', {
+  on: push({ branches: 'release' }),
+  jobs: [
+    job('deploy', {
+      runsOn: 'kici:os:linux',
+      approval: true,
+      steps: [
+        step('ship', async ({ $ }) => {
+          await $`echo shipped`;
+        }),
+      ],
+    }),
+  ],
+});
+"#;
+
+/// Pushes the release workflow and waits until the Platform has its job held, with the
+/// `orchestrator.job.held` event the banner is made from; the run id.
+async fn held_release(stack: &Stack, repo: &Repo) -> String {
+    repo.write(".kici/workflows/release.ts", RELEASE_WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("a job that waits for approval");
+    let run_id = stack.push("app", repo, "release").await.remove(0);
+    stack
+        .wait_for("the Platform to have the job held", || async {
+            let (_, jobs) = stack.platform_get(&format!("/api/v1/runs/{run_id}/jobs")).await;
+            let (_, events) = stack.platform_get(&format!("/api/v1/runs/{run_id}/events")).await;
+            let held_event = events["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["eventType"] == "orchestrator.job.held");
+            (jobs["jobs"][0]["status"] == "held" && held_event).then_some(())
+        })
+        .await;
+    run_id
+}
+
+/// The queue's row of `run_id` has loaded.
+async fn queue_row(browser: &Browser, run_id: &str) -> Value {
+    browser
+        .wait_for(
+            "the held job in the approval queue",
+            "const row = document.querySelector(`#pending-holds tr[data-run-id='${arguments[0]}']`); return row && row.innerText;",
+            json!([run_id]),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_owner_follows_the_held_banner_to_the_queue_approves_and_the_run_succeeds() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let run_id = held_release(&stack, &repo).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    assert_eq!(browser.text("#approvals-count").await.as_deref(), Some("1"));
+    browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+    let banner = browser
+        .wait_for(
+            "the held banner",
+            "const el = document.getElementById('held-banner'); return el && el.innerText;",
+            json!([]),
+        )
+        .await;
+    let banner = banner.as_str().unwrap();
+    assert!(
+        banner.starts_with("Waiting for approval: deploy (job) — any owner may approve — expires in "),
+        "{banner}"
+    );
+    assert_eq!(
+        browser
+            .text("details.job[data-status=held] .status-held")
+            .await
+            .as_deref(),
+        Some("held")
+    );
+
+    browser.click("#held-banner a").await;
+    browser
+        .wait_for(
+            "the queue of this run",
+            "return location.pathname === '/approvals' && location.search === `?runId=${arguments[0]}`;",
+            json!([run_id]),
+        )
+        .await;
+    let row = queue_row(&browser, &run_id).await;
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("release") && row.contains("deploy") && row.contains("any owner"),
+        "{row}"
+    );
+    browser
+        .click(&format!("#pending-holds tr[data-run-id='{run_id}'] [data-approve]"))
+        .await;
+    let done = stack.wait_run(&run_id).await;
+    assert_eq!(
+        done.run.status,
+        kici_engine::status::RunStatus::Success,
+        "{:?}",
+        done.run.failure_reason
+    );
+    // The page shows the queue as it is after the decision.
+    let decided = browser
+        .wait_for(
+            "the approval among the decided holds",
+            "const t = document.getElementById('decided-holds'); return t && t.innerText.includes('approved') && t.innerText;",
+            json!([]),
+        )
+        .await;
+    assert!(decided.as_str().unwrap().contains("admin"), "{decided}");
+}
+
+#[tokio::test]
+async fn a_member_sees_the_queue_without_buttons_and_may_not_approve() {
+    let (stack, repo) = stack(&[], false).await;
+    let run_id = held_release(&stack, &repo).await;
+    let member_token = create_member(&stack, "sam");
+    let forged = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs/{run_id}/approve", stack.platform_url()))
+        .bearer_auth(&member_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["error"]["message"],
+        "Insufficient permission: environments.write needed"
+    );
+    if let Some(browser) = Browser::start().await {
+        sign_in(&browser, &stack, &member_token).await;
+        browser.goto(&format!("{}/approvals", stack.platform_url())).await;
+        let row = queue_row(&browser, &run_id).await;
+        assert!(row.as_str().unwrap().contains("deploy"), "{row}");
+        let buttons = browser
+            .eval(
+                "return document.querySelectorAll('[data-approve], form[data-reject]').length;",
+                json!([]),
+            )
+            .await;
+        assert_eq!(buttons, json!(0), "a member sees no Approve or Reject");
+        assert!(
+            browser
+                .text("main")
+                .await
+                .unwrap()
+                .contains("Only owners may approve or reject.")
+        );
+        // The same POST from the member's own page, with its session and CSRF token.
+        let status = browser
+            .eval(
+                "return fetch(`/api/v1/runs/${arguments[0]}/approve`, {method: 'POST', headers: {'content-type': 'application/json', 'x-csrf-token': document.querySelector('meta[name=csrf-token]').content}, body: '{}'}).then((r) => r.status);",
+                json!([run_id]),
+            )
+            .await;
+        assert_eq!(status, json!(403));
+    }
+    assert_eq!(
+        stack.detail(&run_id).await.jobs[0].status,
+        kici_engine::status::JobStatus::Held
+    );
+}
+
+#[tokio::test]
+async fn an_owner_rejects_with_a_reason_and_the_run_page_says_who_and_why() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], false).await;
+    let run_id = held_release(&stack, &repo).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser.goto(&format!("{}/approvals", stack.platform_url())).await;
+    queue_row(&browser, &run_id).await;
+    let row = format!("#pending-holds tr[data-run-id='{run_id}']");
+    browser
+        .type_into(&format!("{row} input[name=reason]"), "freeze week")
+        .await;
+    browser
+        .click(&format!("{row} form[data-reject] button[type=submit]"))
+        .await;
+    let rejected = stack.wait_run(&run_id).await;
+    assert_eq!(rejected.run.status, kici_engine::status::RunStatus::Failed);
+    cached(&stack, &run_id).await;
+    browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+    let category = browser
+        .wait_for(
+            "the rejection banner",
+            "const el = document.querySelector('#failure-banner .category'); return el && el.textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(category, json!("Rejected by environment protection rules"));
+    assert_eq!(
+        browser.text("#failure-banner .reason").await.as_deref(),
+        Some("Approval rejected for job hold by admin: freeze week")
+    );
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('held-banner') === null;", json!([]))
+            .await,
+        Value::Bool(true)
     );
 }

@@ -61,8 +61,13 @@ async fn decide(
     .await?
     {
         Ok(decided) => Ok(Json(decided)),
-        Err(Refused::NoPendingHold(message)) => Err(ApiError::new(StatusCode::CONFLICT, "no_pending_hold", message)),
-        Err(Refused::NotAnApprover(message)) => Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_reviewer", message)),
+        Err(refused) => {
+            let status = match refused {
+                Refused::NoPendingHold(_) => StatusCode::CONFLICT,
+                Refused::NotAnApprover(_) => StatusCode::FORBIDDEN,
+            };
+            Err(ApiError::new(status, refused.code(), refused.into_message()))
+        }
     }
 }
 

@@ -80,6 +80,14 @@ static MIGRATIONS: &[Migration] = &[
         created_at BIGINT NOT NULL
     );",
     ),
+    // Jobs cached before this have '' until their run's next snapshot; an orchestrator
+    // replays its active runs whenever it connects.
+    (
+        3,
+        "job status",
+        "ALTER TABLE jobs ADD COLUMN status TEXT NOT NULL DEFAULT '';
+    CREATE INDEX jobs_by_status ON jobs (status);",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,10 @@
 //! Cached runs and jobs: the `execution.status` upsert (a run row and all its jobs replaced in
 //! one transaction, unless the snapshot is older than what is stored), the filtered run list,
-//! and reads by id.
+//! reads by id, and the held jobs.
 
 use kici_engine::api::{Job, Run};
 use kici_engine::platform_protocol::RunSnapshot;
-use kici_engine::status::RunStatus;
+use kici_engine::status::{JobStatus, RunStatus};
 use sqlx::any::AnyRow;
 
 use super::{Arg, Cache, Result, dynamic, get, get_json, q, to_json};
@@ -125,14 +125,15 @@ impl Cache {
             .map_err(q("delete run jobs"))?;
         for (position, job) in snapshot.jobs.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO jobs (job_id, run_id, position, job_json) VALUES ($1, $2, $3, $4)
+                "INSERT INTO jobs (job_id, run_id, position, job_json, status) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (job_id) DO UPDATE SET run_id = excluded.run_id, position = excluded.position,
-                   job_json = excluded.job_json",
+                   job_json = excluded.job_json, status = excluded.status",
             )
             .bind(job.job_id.as_str())
             .bind(run.run_id.as_str())
             .bind(position as i64)
             .bind(to_json(job))
+            .bind(job.status.as_str())
             .execute(&mut *tx)
             .await
             .map_err(q("insert job"))?;
@@ -210,6 +211,17 @@ impl Cache {
             .map(|row| row_to_run(row).map(|cached| cached.run))
             .collect::<Result<Vec<Run>>>()?;
         Ok((runs, total))
+    }
+
+    /// The run id of every cached `held` job (a job has one pending hold at most): the
+    /// approvals badge counts them, the runs list marks their runs.
+    pub async fn held_jobs(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT run_id FROM jobs WHERE status = $1")
+            .bind(JobStatus::Held.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list held jobs"))?;
+        rows.iter().map(|row| get(row, "run_id")).collect()
     }
 
     /// The run's jobs (with their steps) in the orchestrator's display order.

@@ -182,6 +182,40 @@ async fn snapshots_are_upserted_filtered_and_kept_across_reopen() {
 }
 
 #[tokio::test]
+async fn held_jobs_are_listed_until_a_snapshot_moves_them_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&dir).await;
+    let held = RunSnapshot {
+        run: run("r1", RunStatus::Pending, 10),
+        jobs: vec![
+            job("r1", "deploy", JobStatus::Held),
+            job("r1", "smoke", JobStatus::Held),
+            job("r1", "build", JobStatus::Success),
+        ],
+    };
+    cache.upsert_snapshot(&held, "orch", 100).await.unwrap();
+    let waiting = RunSnapshot {
+        run: run("r2", RunStatus::Pending, 20),
+        jobs: vec![job("r2", "deploy-2", JobStatus::Waiting)],
+    };
+    cache.upsert_snapshot(&waiting, "orch", 100).await.unwrap();
+    assert_eq!(
+        cache.held_jobs().await.unwrap(),
+        vec!["r1".to_string(), "r1".to_string()]
+    );
+    let approved = RunSnapshot {
+        run: run("r1", RunStatus::Pending, 10),
+        jobs: vec![
+            job("r1", "deploy", JobStatus::Queued),
+            job("r1", "smoke", JobStatus::Held),
+            job("r1", "build", JobStatus::Success),
+        ],
+    };
+    cache.upsert_snapshot(&approved, "orch", 200).await.unwrap();
+    assert_eq!(cache.held_jobs().await.unwrap(), vec!["r1".to_string()]);
+}
+
+#[tokio::test]
 async fn orchestrators_go_offline_at_start_keeping_their_last_contact() {
     let dir = tempfile::tempdir().unwrap();
     let cache = open(&dir).await;

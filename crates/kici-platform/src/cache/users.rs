@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::{Cache, Result, get, q};
 
-/// What a user may do: owners read and act (cancel); members only read.
+/// What a user may do: owners read and act (cancel, approve); members only read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Owner,
@@ -28,7 +28,8 @@ impl Role {
         }
     }
 
-    /// May cancel runs (`runs:write`).
+    /// May act: cancel and re-run runs (`runs:write`), approve held jobs
+    /// (`environments:write`).
     pub fn can_write(self) -> bool {
         self == Role::Owner
     }

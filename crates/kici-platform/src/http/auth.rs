@@ -7,8 +7,9 @@
 //! the session's CSRF token (`X-CSRF-Token`), else 403 `invalid_csrf_token`. Pages without a
 //! session redirect to the sign-in page.
 //!
-//! Roles: an owner reads and acts (cancel); a member only reads — acting answers 403
-//! `Insufficient permission: runs.write needed`.
+//! Roles: an owner reads and acts (cancel, re-run, approve); a member only reads — acting
+//! answers 403 `Insufficient permission: runs.write needed` (`environments.write` for
+//! approvals).
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -40,16 +41,34 @@ pub struct Principal {
     pub kind: PrincipalKind,
 }
 
+/// What an action needs, as a refusal names it. Owners have every permission, members none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Cancel and re-run.
+    RunsWrite,
+    /// Approve and reject held jobs.
+    EnvironmentsWrite,
+}
+
+impl Permission {
+    fn as_str(self) -> &'static str {
+        match self {
+            Permission::RunsWrite => "runs.write",
+            Permission::EnvironmentsWrite => "environments.write",
+        }
+    }
+}
+
 impl Principal {
-    /// `runs:write`, or 403.
-    pub fn require_write(&self) -> Result<(), ApiError> {
+    /// `permission`, or 403 `Insufficient permission: <permission> needed`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role.can_write() {
             Ok(())
         } else {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                kici_engine::failure::insufficient_permission("runs.write"),
+                kici_engine::failure::insufficient_permission(permission.as_str()),
             ))
         }
     }

@@ -28,8 +28,8 @@ pub struct OrchestratorReport {
     pub error: Option<String>,
 }
 
-/// Asks every known orchestrator, one after the other.
-pub async fn ask_all(state: &Shared, actor: &str, request: fn() -> PlatformRequest) -> Vec<OrchestratorReport> {
+/// Asks every known orchestrator, one after the other (the approval queue too).
+pub async fn ask_all(state: &Shared, actor: &str, request: impl Fn() -> PlatformRequest) -> Vec<OrchestratorReport> {
     let mut reports = Vec::new();
     let mut orchestrators = state.connections.all();
     orchestrators.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));

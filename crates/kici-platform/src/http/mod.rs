@@ -4,9 +4,9 @@
 //! orchestrators ([`proxy`]), live streams ([`live`]). Routes are built by [`router`] so tests
 //! can serve them on any listener.
 //!
-//! The pages a browser sees (`/runs`, `/runs/:id`, sign-in) are in [`pages`]; they need a
-//! session, the API a token or a session (plus the session's CSRF token when it changes
-//! something, see [`session`]).
+//! The pages a browser sees (`/runs`, `/runs/:id`, `/approvals`, the fleet pages, sign-in) are
+//! in [`pages`]; they need a session, the API a token or a session (plus the session's CSRF
+//! token when it changes something, see [`session`]).
 
 mod auth;
 mod error;
@@ -45,6 +45,8 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/logs", get(proxy::logs))
         .route("/runs/{run_id}/cancel", post(proxy::cancel))
         .route("/runs/{run_id}/rerun", post(proxy::rerun))
+        .route("/runs/{run_id}/approve", post(proxy::approve))
+        .route("/runs/{run_id}/reject", post(proxy::reject))
         .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(proxy::provisioning))
         .route(
             "/runs/{run_id}/jobs/{job_id}/steps/{step_index}/logs",
@@ -65,6 +67,7 @@ pub fn router(state: Shared) -> Router {
         .route("/agents", get(pages::agents))
         .route("/scalers", get(pages::scalers))
         .route("/diagnostics", get(pages::diagnostics))
+        .route("/approvals", get(pages::approvals))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,

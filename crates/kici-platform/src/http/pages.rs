@@ -1,5 +1,6 @@
 //! The browser side: sign-in and sign-out, the runs list (and its rows for live updates), a
-//! run's page, and the embedded assets. Pages read the cache like the API does and render with
+//! run's page, the fleet pages, the approval queue, and the embedded assets. Pages read the
+//! cache like the API does, or ask orchestrators live (fleet, approvals), and render with
 //! [`crate::ui`]; the page script then talks to the API with the session cookie and the
 //! session's CSRF token, which every page carries. Sign-in guards against CSRF with a
 //! double-submit cookie, sign-out with the session's token, and sign-in sends the browser on
@@ -10,6 +11,8 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
+use kici_engine::api::secrets::HeldJobList;
+use kici_engine::ids::RunId;
 use kici_engine::platform_protocol::PlatformRequest;
 use serde::Deserialize;
 
@@ -166,11 +169,13 @@ pub async fn logout(
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response())
 }
 
-/// Who the page is for: the header's name and the page's CSRF token.
-fn viewer(session: &Session) -> ui::Viewer<'_> {
+/// Who the page is for: the header's name and the page's CSRF token, and the number of
+/// `held_jobs` for the nav's badge.
+fn viewer<'a>(session: &'a Session, held_jobs: &[String]) -> ui::Viewer<'a> {
     ui::Viewer {
         name: &session.principal.name,
         csrf_token: &session.csrf_token,
+        pending_approvals: held_jobs.len(),
     }
 }
 
@@ -198,13 +203,22 @@ pub async fn runs(
     axum::Extension(session): axum::Extension<Session>,
 ) -> ApiResult<Html<String>> {
     let (runs, total) = state.cache.list_runs(&filter(&query)).await?;
-    Ok(Html(ui::runs_page(&runs, total, &query, &viewer(&session), PAGE_SIZE)))
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::runs_page(
+        &runs,
+        total,
+        &query,
+        &held,
+        &viewer(&session, &held),
+        PAGE_SIZE,
+    )))
 }
 
 /// The list's rows alone, for the page script's live updates.
 pub async fn runs_rows(State(state): State<Shared>, Query(query): Query<ui::RunsFilter>) -> ApiResult<Html<String>> {
     let (runs, _) = state.cache.list_runs(&filter(&query)).await?;
-    Ok(Html(ui::runs_rows(&runs)))
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::runs_rows(&runs, &held)))
 }
 
 pub async fn run(
@@ -216,6 +230,7 @@ pub async fn run(
     let jobs = state.cache.run_jobs(&run_id).await?;
     let events = state.cache.run_events(&run_id).await?;
     let (online, stale) = freshness(&state, &cached).await?;
+    let held = state.cache.held_jobs().await?;
     Ok(Html(ui::run_page(&ui::RunPage {
         run: &cached.run,
         jobs: &jobs,
@@ -223,26 +238,79 @@ pub async fn run(
         orchestrator_online: online,
         stale,
         can_write: session.principal.role.can_write(),
-        viewer: &viewer(&session),
+        viewer: &viewer(&session, &held),
     })))
 }
 
-pub async fn agents(State(state): State<Shared>, axum::Extension(session): axum::Extension<Session>) -> Html<String> {
+pub async fn agents(
+    State(state): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> ApiResult<Html<String>> {
     let reports = super::fleet::ask_all(&state, &session.principal.name, || PlatformRequest::Fleet).await;
-    Html(ui::agents_page(&reports, &viewer(&session)))
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::agents_page(&reports, &viewer(&session, &held))))
 }
 
-pub async fn scalers(State(state): State<Shared>, axum::Extension(session): axum::Extension<Session>) -> Html<String> {
+pub async fn scalers(
+    State(state): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> ApiResult<Html<String>> {
     let reports = super::fleet::ask_all(&state, &session.principal.name, || PlatformRequest::Fleet).await;
-    Html(ui::scalers_page(&reports, &viewer(&session)))
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::scalers_page(&reports, &viewer(&session, &held))))
 }
 
 pub async fn diagnostics(
     State(state): State<Shared>,
     axum::Extension(session): axum::Extension<Session>,
-) -> Html<String> {
+) -> ApiResult<Html<String>> {
     let reports = super::fleet::ask_all(&state, &session.principal.name, || PlatformRequest::Diagnostics).await;
-    Html(ui::diagnostics_page(&reports, &viewer(&session)))
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::diagnostics_page(&reports, &viewer(&session, &held))))
+}
+
+/// The approval queue, asked of every orchestrator now (`dashboard.held-runs`); an offline
+/// one is named with [`super::fleet::FLEET_OFFLINE`].
+pub async fn approvals(
+    State(state): State<Shared>,
+    Query(filter): Query<ui::ApprovalsFilter>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> ApiResult<Html<String>> {
+    let status = filter.hold_status();
+    let run_id = filter.run().map(|id| RunId::from(id.to_string()));
+    let reports = super::fleet::ask_all(&state, &session.principal.name, || PlatformRequest::HeldRuns {
+        status,
+        run_id: run_id.clone(),
+    })
+    .await;
+    let mut holds = Vec::new();
+    let mut unavailable = Vec::new();
+    for report in &reports {
+        match (&report.data, &report.error) {
+            (Some(data), _) => match HeldJobList::deserialize(data) {
+                Ok(list) => holds.extend(list.holds),
+                Err(err) => {
+                    tracing::warn!(orchestratorId = %report.instance_id, error = %err, "unreadable approval queue");
+                    unavailable.push((
+                        report.instance_id.clone(),
+                        "the orchestrator's answer could not be read (details are in the Platform log)".to_string(),
+                    ));
+                }
+            },
+            (None, Some(error)) => unavailable.push((report.instance_id.clone(), error.clone())),
+            (None, None) => {}
+        }
+    }
+    holds.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.hold_id.cmp(&b.hold_id)));
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::approvals_page(&ui::ApprovalsPage {
+        holds: &holds,
+        unavailable: &unavailable,
+        no_orchestrator: reports.is_empty(),
+        filter: &filter,
+        can_decide: session.principal.role.can_write(),
+        viewer: &viewer(&session, &held),
+    })))
 }
 
 pub async fn css() -> impl IntoResponse {

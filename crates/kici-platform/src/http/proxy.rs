@@ -1,7 +1,7 @@
 //! Content and actions served by the run's orchestrator over its socket: step logs, a run's
-//! logs, provisioning logs, cancel. Same paths and shapes as the orchestrator's API. An
-//! offline orchestrator is 503 `orchestrator_offline` with the exact texts of
-//! `spec/dashboard.md` §3.6; no answer in time is 504 `orchestrator_timeout`; the
+//! logs, provisioning logs, cancel, re-run, approve and reject. Same paths and shapes as the
+//! orchestrator's API. An offline orchestrator is 503 `orchestrator_offline` with the exact
+//! texts of `spec/dashboard.md` §3.6; no answer in time is 504 `orchestrator_timeout`; the
 //! orchestrator's own error codes are passed through (`not_found` → 404, `conflict` → 409).
 
 use axum::Json;
@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures_util::{StreamExt, TryStreamExt};
 use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
+use kici_engine::api::secrets::{HoldDecision, HoldsDecided};
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
@@ -17,7 +18,7 @@ use kici_engine::status::StepStatus;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{ADMIN_ACTOR, Principal};
+use super::auth::{ADMIN_ACTOR, Permission, Principal};
 use super::error::{ACTION_OFFLINE, ApiError, ApiResult, LOGS_OFFLINE};
 use super::runs::find_run;
 use crate::proxy::{self, ProxyError};
@@ -52,7 +53,8 @@ fn proxy_error(err: ProxyError, offline_message: &'static str) -> ApiError {
         ProxyError::Refused { error, .. } => {
             let status = match error.code.as_str() {
                 "not_found" => StatusCode::NOT_FOUND,
-                "conflict" | "run_terminal" | "run_not_finished" => StatusCode::CONFLICT,
+                "conflict" | "run_terminal" | "run_not_finished" | "no_pending_hold" => StatusCode::CONFLICT,
+                "not_a_reviewer" => StatusCode::FORBIDDEN,
                 "not_rerunnable" => StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_payload" => StatusCode::BAD_REQUEST,
                 "unsupported_request_type" => StatusCode::NOT_IMPLEMENTED,
@@ -203,7 +205,7 @@ pub async fn cancel(
     axum::Extension(principal): axum::Extension<Principal>,
     body: Option<Json<CancelRequest>>,
 ) -> ApiResult<Json<Value>> {
-    principal.require_write()?;
+    principal.require(Permission::RunsWrite)?;
     let cached = find_run(&state, &run_id).await?;
     if cached.run.status.is_terminal() {
         return Err(ApiError::new(
@@ -233,7 +235,7 @@ pub async fn rerun(
     Path(run_id): Path<String>,
     axum::Extension(principal): axum::Extension<Principal>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    principal.require_write()?;
+    principal.require(Permission::RunsWrite)?;
     let cached = find_run(&state, &run_id).await?;
     if !state
         .rerun_cooldown
@@ -252,6 +254,63 @@ pub async fn rerun(
         .await
         .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
     Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `POST /api/v1/runs/:runId/approve|reject {job?, reason?}` (owners) → `HoldsDecided`: the
+/// caller decides the run's pending holds as themselves (reviewer clause `user:<name>`); no
+/// pending hold is 409 `no_pending_hold`, a caller the clauses do not name 403
+/// `not_a_reviewer`.
+async fn decide(
+    state: &Shared,
+    run_id: String,
+    principal: &Principal,
+    body: Option<Json<HoldDecision>>,
+    request: impl FnOnce(RunId, HoldDecision) -> PlatformRequest,
+) -> ApiResult<Json<HoldsDecided>> {
+    principal.require(Permission::EnvironmentsWrite)?;
+    let cached = find_run(state, &run_id).await?;
+    let decision = body.map(|Json(b)| b).unwrap_or_default();
+    let answer = proxy::request_as(
+        state,
+        &cached.orchestrator_id,
+        &principal.name,
+        request(RunId::from(run_id), decision),
+    )
+    .await
+    .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
+    Ok(Json(answer))
+}
+
+pub async fn approve(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    body: Option<Json<HoldDecision>>,
+) -> ApiResult<Json<HoldsDecided>> {
+    decide(&state, run_id, &principal, body, |run_id, decision| {
+        PlatformRequest::ApproveHeld {
+            run_id,
+            job: decision.job,
+        }
+    })
+    .await
+}
+
+pub async fn reject(
+    State(state): State<Shared>,
+    Path(run_id): Path<String>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    body: Option<Json<HoldDecision>>,
+) -> ApiResult<Json<HoldsDecided>> {
+    decide(&state, run_id, &principal, body, |run_id, decision| {
+        PlatformRequest::RejectHeld {
+            run_id,
+            job: decision.job,
+            // An empty reason field is no reason.
+            reason: decision.reason.filter(|reason| !reason.trim().is_empty()),
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -305,6 +364,8 @@ mod tests {
         );
         check(refused("not_found"), 404, "not_found", "why");
         check(refused("conflict"), 409, "conflict", "why");
+        check(refused("no_pending_hold"), 409, "no_pending_hold", "why");
+        check(refused("not_a_reviewer"), 403, "not_a_reviewer", "why");
         check(refused("internal"), 502, "internal", "why");
     }
 }

@@ -2,10 +2,12 @@
 //! JavaScript (`assets/app.js`) for live status, logs and tabs. Everything is embedded in the
 //! binary; no front-end build step. Rendering is pure: handlers pass what a page shows.
 
+mod approvals;
 mod fleet;
 mod run;
 mod runs;
 
+pub use approvals::{ApprovalsFilter, ApprovalsPage, approvals_page};
 pub use fleet::{agents_page, diagnostics_page, scalers_page};
 pub use run::{RunPage, run_page};
 pub use runs::{RunsFilter, runs_page, runs_rows};
@@ -32,11 +34,26 @@ pub fn escape(text: &str) -> String {
 
 /// Who a page is rendered for: the name in the header, and the session's CSRF token, which
 /// the page carries as `<meta name="csrf-token">` (read by `app.js` for `X-CSRF-Token`) and in
-/// its forms' `csrf` field.
+/// its forms' `csrf` field; and how many jobs wait for approval (the nav's badge).
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer<'a> {
     pub name: &'a str,
     pub csrf_token: &'a str,
+    pub pending_approvals: usize,
+}
+
+/// The nav's links; Approvals carries the number of held jobs when there are any.
+fn nav(viewer: Option<&Viewer>) -> String {
+    let badge = match viewer {
+        Some(viewer) if viewer.pending_approvals > 0 => format!(
+            r#" <span class="count-badge" id="approvals-count" title="Jobs waiting for approval">{}</span>"#,
+            viewer.pending_approvals
+        ),
+        _ => String::new(),
+    };
+    format!(
+        r#"<nav><a href="/runs">Runs</a> <a href="/approvals">Approvals{badge}</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav>"#
+    )
 }
 
 /// A whole page: `title`, the signed-in viewer (for the header and the CSRF token), the body.
@@ -67,7 +84,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 <script src="/assets/app.js" defer></script>
 </head>
 <body>
-<header class="top"><a class="brand" href="/runs">KiCI</a><nav><a href="/runs">Runs</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav><div class="account">{account}</div></header>
+<header class="top"><a class="brand" href="/runs">KiCI</a>{nav}<div class="account">{account}</div></header>
 <main>
 {body}
 </main>
@@ -76,6 +93,7 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
 </html>
 "#,
         title = escape(title),
+        nav = nav(viewer),
     )
 }
 
@@ -125,6 +143,7 @@ mod tests {
         let viewer = Viewer {
             name: "rita",
             csrf_token: "0123abcd",
+            pending_approvals: 0,
         };
         let page = layout("Runs", Some(&viewer), "");
         assert!(
@@ -141,6 +160,19 @@ mod tests {
             "{login}"
         );
         assert!(!login.contains("csrf-token"), "{login}");
+        assert!(page.contains(r#"<a href="/approvals">Approvals</a>"#), "{page}");
+        let held = layout(
+            "Runs",
+            Some(&Viewer {
+                pending_approvals: 2,
+                ..viewer
+            }),
+            "",
+        );
+        assert!(
+            held.contains(r#"<a href="/approvals">Approvals <span class="count-badge" id="approvals-count" title="Jobs waiting for approval">2</span></a>"#),
+            "{held}"
+        );
     }
 
     #[test]

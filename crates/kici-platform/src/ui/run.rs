@@ -1,8 +1,11 @@
-//! A run's page: header, failure banner, job tree with steps, the Logs tab (provisioning
-//! logs above the step log, live while running), the Timeline tab, the Summary tab and the
-//! metadata panel whose failure summary repeats the banner.
+//! A run's page: header, failure banner, the banners of held and waiting jobs, job tree with
+//! steps, the Logs tab (provisioning logs above the step log, live while running), the
+//! Timeline tab, the Summary tab and the metadata panel whose failure summary repeats the
+//! banner.
 
-use kici_engine::api::{Job, Run, RunEvent, format_timestamp};
+use kici_engine::api::{Job, Run, RunEvent, RunEventType, format_timestamp};
+use kici_engine::protection::ApproverClause;
+use kici_engine::status::JobStatus;
 
 use super::{Viewer, duration, escape, layout, status_class};
 
@@ -43,6 +46,76 @@ fn banner(run: &Run) -> String {
         r#"<div class="banner failure" role="alert" id="failure-banner">{label}<pre class="reason">{}</pre></div>"#,
         escape(reason)
     )
+}
+
+/// What the `orchestrator.job.held` event of `job` says it waits for (the latest such event),
+/// as one banner line: `Waiting for approval: deploy (production) — reviewers user:alice —
+/// expires in 59 min` (the page script makes the time relative). Without the event only the
+/// job is named.
+fn held_line(job: &Job, events: &[RunEvent]) -> String {
+    let held = events
+        .iter()
+        .rev()
+        .find(|e| e.event_type == RunEventType::HoldCreated && e.job_id.as_ref() == Some(&job.job_id));
+    let Some(metadata) = held.map(|e| &e.metadata) else {
+        return format!("<p>Waiting for approval: {}</p>", escape(&job.job_name));
+    };
+    let scope = metadata["scope"]
+        .as_str()
+        .map(|s| format!(" ({})", escape(s)))
+        .unwrap_or_default();
+    // Clauses this build cannot read are left out rather than shown as "any owner".
+    let reviewers = match serde_json::from_value::<Vec<ApproverClause>>(metadata["clauses"].clone()) {
+        Ok(clauses) if clauses.is_empty() => " — any owner may approve".to_string(),
+        Ok(clauses) => {
+            let names: Vec<String> = clauses.iter().map(ToString::to_string).collect();
+            format!(" — reviewers {}", escape(&names.join(", ")))
+        }
+        Err(_) => String::new(),
+    };
+    let expires = metadata["expiresAt"]
+        .as_i64()
+        .map(|at| {
+            format!(
+                r#" — expires <time data-ms="{at}" data-until>{}</time>"#,
+                format_timestamp(at)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<p>Waiting for approval: {}{scope}{reviewers}{expires}</p>",
+        escape(&job.job_name)
+    )
+}
+
+/// A banner for the run's held jobs, linking to their holds in the approval queue, and a
+/// note for jobs waiting for their environment's wait timer. Both come from the cache, so
+/// they show while the orchestrator is offline.
+fn hold_banners(run: &Run, jobs: &[Job], events: &[RunEvent]) -> String {
+    let held: String = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Held)
+        .map(|j| held_line(j, events))
+        .collect();
+    let mut banners = String::new();
+    if !held.is_empty() {
+        banners.push_str(&format!(
+            r#"<div class="banner held" role="status" id="held-banner">{held}<a href="/approvals?runId={}">Review in the approval queue</a></div>"#,
+            escape(&run.run_id)
+        ));
+    }
+    let waiting: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Waiting)
+        .map(|j| escape(&j.job_name))
+        .collect();
+    if !waiting.is_empty() {
+        banners.push_str(&format!(
+            r#"<div class="banner notice" role="status" id="waiting-banner">Waiting for the environment's wait timer: {}; queued when it is up</div>"#,
+            waiting.join(", ")
+        ));
+    }
+    banners
 }
 
 /// "Re-run of" and "Re-runs" rows linking a re-run and its original both ways.
@@ -226,7 +299,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
 <p class="facts">{repo} · {git_ref} · <code>{sha}</code> · {trigger} · created <time data-ms="{created}">{created_at}</time> · {duration}</p>
 {actions}
 </header>
-{banner}{stale}
+{banner}<div id="hold-banners">{holds}</div>{stale}
 <div class="panels">
 <nav class="tree" aria-label="Jobs">{tree}</nav>
 <section class="content">
@@ -256,6 +329,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         created_at = format_timestamp(run.created_at),
         duration = duration(run.duration_ms),
         banner = banner(run),
+        holds = hold_banners(run, page.jobs, page.events),
         tree = job_tree(page.jobs),
         timeline = timeline(page.events, page.jobs),
         summary = summary(run, page.jobs),
@@ -331,6 +405,75 @@ mod tests {
         let mut original = run(RunStatus::Failed, "Failed jobs: build");
         original.reruns = vec!["r-2".into(), "r-3".into()];
         assert!(rerun_links(&original).contains(r#"<a href="/runs/r-2"><code>r-2</code></a> <a href="/runs/r-3">"#));
+    }
+
+    fn job(name: &str, status: JobStatus) -> Job {
+        Job {
+            job_id: format!("{name}-id").into(),
+            run_id: "r".into(),
+            job_name: name.into(),
+            base_job_name: name.into(),
+            status,
+            agent_id: None,
+            error_message: None,
+            init_failure: None,
+            needs: Vec::new(),
+            created_at: 0,
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+            steps: None,
+        }
+    }
+
+    fn held_event(job_id: &str, metadata: serde_json::Value) -> RunEvent {
+        RunEvent {
+            event_id: "e".into(),
+            run_id: "r".into(),
+            job_id: Some(job_id.into()),
+            event_type: RunEventType::HoldCreated,
+            title: "Waiting for approval".into(),
+            source_service: "orchestrator".into(),
+            timestamp_ms: 0,
+            metadata,
+        }
+    }
+
+    #[test]
+    fn held_jobs_get_a_banner_linking_to_the_queue_and_waiting_jobs_a_note() {
+        let run = run(RunStatus::Pending, "");
+        let jobs = [
+            job("deploy", JobStatus::Held),
+            job("smoke", JobStatus::Held),
+            job("canary", JobStatus::Waiting),
+            job("build", JobStatus::Success),
+        ];
+        let events = [
+            held_event(
+                "deploy-id",
+                serde_json::json!({"job": "deploy", "scope": "production", "clauses": [{"user": "alice"}], "expiresAt": 3_600_000}),
+            ),
+            held_event(
+                "smoke-id",
+                serde_json::json!({"job": "smoke", "scope": "job", "clauses": [], "expiresAt": 60_000}),
+            ),
+        ];
+        assert_eq!(
+            hold_banners(&run, &jobs, &events),
+            concat!(
+                r#"<div class="banner held" role="status" id="held-banner">"#,
+                r#"<p>Waiting for approval: deploy (production) — reviewers user:alice — expires <time data-ms="3600000" data-until>1970-01-01T01:00:00.000Z</time></p>"#,
+                r#"<p>Waiting for approval: smoke (job) — any owner may approve — expires <time data-ms="60000" data-until>1970-01-01T00:01:00.000Z</time></p>"#,
+                r#"<a href="/approvals?runId=r">Review in the approval queue</a></div>"#,
+                r#"<div class="banner notice" role="status" id="waiting-banner">Waiting for the environment's wait timer: canary; queued when it is up</div>"#,
+            )
+        );
+        // Without its event (not cached yet) the job is still named.
+        assert_eq!(
+            hold_banners(&run, &jobs[..1], &[]),
+            r#"<div class="banner held" role="status" id="held-banner"><p>Waiting for approval: deploy</p><a href="/approvals?runId=r">Review in the approval queue</a></div>"#
+        );
+        assert_eq!(hold_banners(&run, &jobs[3..], &events), "");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The runs list: filters kept in the URL, newest first, 20 per page, rows updated live.
+//! The runs list: filters kept in the URL, newest first, 20 per page, rows updated live, runs
+//! waiting for approval marked.
 
 use kici_engine::api::Run;
 
@@ -28,16 +29,25 @@ pub fn branch(git_ref: &str) -> &str {
         .unwrap_or(git_ref)
 }
 
-/// The rows alone (also what live updates swap in).
-pub fn runs_rows(runs: &[Run]) -> String {
+/// The rows alone (also what live updates swap in). A run with a job among `held_jobs` (run
+/// ids) gets a "Waiting for approval" chip linking to its holds in the queue.
+pub fn runs_rows(runs: &[Run], held_jobs: &[String]) -> String {
     if runs.is_empty() {
         return r#"<tr><td colspan="7" class="empty">No runs yet</td></tr>"#.to_string();
     }
     runs.iter()
         .map(|run| {
             let sha: String = run.sha.chars().take(7).collect();
+            let held = if held_jobs.iter().any(|id| run.run_id == *id) {
+                format!(
+                    r#" <a class="chip held" href="/approvals?runId={}">Waiting for approval</a>"#,
+                    escape(&run.run_id)
+                )
+            } else {
+                String::new()
+            };
             format!(
-                r#"<tr data-run-id="{id}"><td><span class="{class}">{status}</span></td><td><a href="/runs/{id}">{workflow}</a></td><td>{repo}</td><td>{branch}</td><td><code>{sha}</code></td><td>{duration}</td><td><time data-ms="{created}"></time></td></tr>"#,
+                r#"<tr data-run-id="{id}"><td><span class="{class}">{status}</span>{held}</td><td><a href="/runs/{id}">{workflow}</a></td><td>{repo}</td><td>{branch}</td><td><code>{sha}</code></td><td>{duration}</td><td><time data-ms="{created}"></time></td></tr>"#,
                 id = escape(&run.run_id),
                 class = status_class(run.status.as_str()),
                 status = run.status.as_str(),
@@ -52,7 +62,14 @@ pub fn runs_rows(runs: &[Run]) -> String {
         .collect()
 }
 
-pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, viewer: &Viewer, page_size: i64) -> String {
+pub fn runs_page(
+    runs: &[Run],
+    total: i64,
+    filter: &RunsFilter,
+    held_jobs: &[String],
+    viewer: &Viewer,
+    page_size: i64,
+) -> String {
     let page = filter.page.unwrap_or(1).max(1);
     let first = if total == 0 { 0 } else { (page - 1) * page_size + 1 };
     let last = ((page - 1) * page_size + runs.len() as i64).min(total);
@@ -85,7 +102,7 @@ pub fn runs_page(runs: &[Run], total: i64, filter: &RunsFilter, viewer: &Viewer,
         workflow = escape(RunsFilter::field(&filter.workflow)),
         repository = escape(RunsFilter::field(&filter.repository)),
         branch = escape(RunsFilter::field(&filter.branch)),
-        rows = runs_rows(runs),
+        rows = runs_rows(runs, held_jobs),
     );
     layout("Runs", Some(viewer), &body)
 }

@@ -102,14 +102,14 @@ async fn post_login(
 }
 
 /// A signed-in browser: its session cookie and the CSRF token its pages carry.
-struct Browser {
+pub(crate) struct Browser {
     session: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 impl Browser {
     /// Signs in through the form with `token`, then reads the token from a page.
-    async fn sign_in(harness: &Harness, token: &str) -> Browser {
+    pub(crate) async fn sign_in(harness: &Harness, token: &str) -> Browser {
         let (cookies, field) = login_page(harness, &[]).await;
         let login_cookie = cookie_value(set_cookie(&cookies, "kici_login_csrf").unwrap());
         let response = post_login(
@@ -136,7 +136,7 @@ impl Browser {
     }
 
     /// A page: (status, body); a redirect's body is its `Location`.
-    async fn page(&self, harness: &Harness, path: &str) -> (u16, String) {
+    pub(crate) async fn page(&self, harness: &Harness, path: &str) -> (u16, String) {
         let response = client()
             .get(harness.url(path))
             .header(COOKIE, self.cookie())
@@ -151,7 +151,14 @@ impl Browser {
     }
 
     /// An API call with the session cookie and `csrf` as `X-CSRF-Token`: (status, JSON body).
-    async fn api(&self, harness: &Harness, method: &str, path: &str, csrf: Option<&str>, body: Value) -> (u16, Value) {
+    pub(crate) async fn api(
+        &self,
+        harness: &Harness,
+        method: &str,
+        path: &str,
+        csrf: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = client()
             .request(method, harness.url(path))
@@ -180,7 +187,13 @@ impl Browser {
 }
 
 /// An API call with a Bearer token: (status, JSON body or text).
-async fn bearer(harness: &Harness, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn bearer(
+    harness: &Harness,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = client().request(method, harness.url(path)).bearer_auth(token);
     if let Some(body) = body {
