@@ -29,7 +29,6 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
  */
 export async function executeJob(request, { send, output, onAbort, lifetime, groups }) {
   const startedAt = performance.now();
-  // Before the first log exists: every log keeps the masker it was made with.
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
   // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup.

@@ -84,6 +84,7 @@ export class OutputRouter {
   #storage = new AsyncLocalStorage();
   #send;
   #flow;
+  /** One masker for the runner's lifetime: secrets added later reach every holder. */
   #mask = createMasker([]);
 
   /**
@@ -96,12 +97,12 @@ export class OutputRouter {
   }
 
   /**
-   * Masks these secret values in every text sent from now on. Call it before the first StepLog
-   * is made: a StepLog keeps the masker it was made with.
+   * Masks these secret values in every text sent from now on, also by the StepLogs and shells
+   * already made (they share the router's masker).
    * @param {Iterable<string>} values
    */
   maskSecrets(values) {
-    this.#mask = createMasker(values);
+    this.#mask.add(values);
   }
 
   /** The masker in force (for the `$` output of a step, say). */

@@ -134,9 +134,13 @@ export declare const MIN_MASKED_LENGTH: number;
 /**
  * Replaces every secret value in a text with `***`, and also its base64 (padded or not),
  * base64url, `encodeURIComponent` and JSON-escaped forms and each line of a multi-line value.
- * `reach` is the length of the longest masked form (0 when nothing is masked).
+ * `reach` is the length of the longest masked form (0 when nothing is masked); `add(values)`
+ * masks more values from then on, wherever this masker is used.
  */
-export type Masker = ((text: string) => string) & { readonly reach: number };
+export type Masker = ((text: string) => string) & {
+  readonly reach: number;
+  add(values: Iterable<string>): void;
+};
 
 export declare function createMasker(values: Iterable<string>): Masker;
 

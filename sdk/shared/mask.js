@@ -4,7 +4,8 @@
 // `encodeURIComponent` form, JSON-string-escaped form, shell-quoted form (how a failed `$`
 // command shows an interpolated value), and each line of a multi-line value on its own (log
 // lines are sent one by one). Where forms overlap or touch, the whole covered span
-// becomes one `***`, so a value that contains another is masked entirely.
+// becomes one `***`, so a value that contains another is masked entirely. Values can be added
+// to a masker later (`add`, for a secret a step creates), and everyone holding it masks them too.
 // It does not know where texts go (the runner applies it at the one place they leave) and
 // cannot catch a value printed in pieces or in an encoding not listed here.
 
@@ -39,22 +40,33 @@ function formsOf(value) {
 }
 
 /**
- * @typedef {((text: string) => string) & {reach: number}} Masker replaces every occurrence of
- *   every form with `***`; `reach` is the length of the longest form (0 when nothing is masked),
- *   so a text cut anywhere but in its last `reach - 1` characters can be masked before the cut
+ * @typedef {((text: string) => string) & {reach: number, add: (values: Iterable<string>) => void}}
+ *   Masker replaces every occurrence of every form with `***`; `reach` is the length of the
+ *   longest form (0 when nothing is masked), so a text cut anywhere but in its last `reach - 1`
+ *   characters can be masked before the cut; `add(values)` masks more values from then on
  */
+
+/** The forms of `values` long enough to be masked. */
+function maskedForms(values) {
+  return [...values].flatMap((value) => formsOf(String(value))).filter((form) => form.length >= MIN_MASKED_LENGTH);
+}
 
 /**
  * @param {Iterable<string>} values the secret values
  * @returns {Masker}
  */
 export function createMasker(values) {
-  const forms = [...new Set([...values].flatMap((value) => formsOf(String(value))))].filter(
-    (form) => form.length >= MIN_MASKED_LENGTH,
-  );
-  const reach = Math.max(0, ...forms.map((form) => form.length));
-  const mask = forms.length === 0 ? (text) => text : (text) => maskForms(text, forms);
-  return Object.assign(mask, { reach });
+  let forms = [];
+  const mask = (text) => (forms.length === 0 ? text : maskForms(text, forms));
+  // One mutable masker rather than a new one per value: StepLogs, LineSplitters and shells
+  // already made keep the masker they were given, and must mask what is added later.
+  const add = (more) => {
+    forms = [...new Set([...forms, ...maskedForms(more)])];
+    mask.reach = Math.max(0, ...forms.map((form) => form.length));
+  };
+  Object.assign(mask, { reach: 0, add });
+  add(values);
+  return mask;
 }
 
 /** `text` with every span covered by an occurrence of a form (overlapping or touching spans merged) as one `***`. */

@@ -1,8 +1,8 @@
 // createMasker: which forms of a secret value are masked (the value, base64, base64url,
 // encodeURIComponent, JSON-escaped, shell-quoted, each line of a multi-line value), the
-// 4-character floor, overlapping and nested values, texts without secrets, `reach`; and a
-// LineSplitter with a masker: lines masked before they are cut, an unterminated line holding
-// back what may be the start of a value.
+// 4-character floor, overlapping and nested values, texts without secrets, `reach`, values
+// added later; and a LineSplitter with a masker: lines masked before they are cut, an
+// unterminated line holding back what may be the start of a value.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -70,6 +70,17 @@ describe('createMasker', () => {
     assert.equal(createMasker([]).reach, 0);
     assert.equal(createMasker(['abc']).reach, 4, 'base64 of abc');
     assert.equal(createMasker(['a b']).reach, 5, "encodeURIComponent('a b')");
+  });
+
+  test('add masks more values from then on, also where the masker is already in use', () => {
+    const mask = createMasker(['first-secret']);
+    const lines = [];
+    const splitter = new LineSplitter((line) => lines.push(line), { mask });
+    splitter.push('first-secret later-secret\n');
+    mask.add(['later-secret-value']);
+    splitter.push('first-secret later-secret-value\n');
+    assert.deepEqual(lines, ['*** later-secret', '*** ***']);
+    assert.equal(mask.reach, Buffer.from('later-secret-value').toString('base64').length);
   });
 
   test('a LineSplitter masks before it cuts and holds back the end of an unterminated line', () => {
