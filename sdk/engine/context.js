@@ -50,17 +50,31 @@ function loggerFor(log) {
 
 /**
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
- *          env: Record<string, string>, secrets: object, log: import('./output.js').StepLog,
+ *          env: Record<string, string>, secrets: object,
+ *          secretOutputs: import('./secret-outputs.js').SecretOutputs, log: import('./output.js').StepLog,
  *          signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
- *   `env` is the row's own copy (ctx.secrets.expose() adds to it), `secrets` its `ctx.secrets`
+ *   `env` is the row's own copy (ctx.secrets.expose() adds to it), `secrets` its `ctx.secrets`,
+ *   `secretOutputs` the job's
  */
-export function stepContext({ request, workflow, runsOn, environment, env, secrets, log, signal, groups }) {
+export function stepContext({
+  request,
+  workflow,
+  runsOn,
+  environment,
+  env,
+  secrets,
+  secretOutputs,
+  log,
+  signal,
+  groups,
+}) {
   return {
     $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
     log: loggerFor(log),
     env,
     environment,
     secrets,
+    setSecretOutput: (name, value) => secretOutputs.set(name, value),
     matrix: request.matrix ?? undefined,
     event: request.event,
     workflow: { name: workflow.name },

@@ -3,7 +3,8 @@
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
 // see resolve.js), job rules, steps in order with parallel groups (maxParallel window,
 // failFast), the job deadline, host `abort` (a forced one also stops the hooks), then the job
-// hooks as their own rows. Each row gets its own env copy and `ctx.secrets`, undone when it ends.
+// hooks as their own rows. Each row gets its own env copy and `ctx.secrets`, undone when it ends;
+// the secret outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, masking what is sent is output.js's.
 
@@ -15,6 +16,7 @@ import { loadGeneratedJob } from './dynamic.js';
 import { loadJob } from './load.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
+import { SecretOutputs } from './secret-outputs.js';
 import { StepSecrets } from './secrets.js';
 
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
@@ -91,6 +93,8 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   errors.push(...hookErrors);
   const fields = { stepResults: run.stepResults() };
   if (errors.length > 0) fields.error = errors.join('; ');
+  const secretOutputs = run.secretOutputs.toMessage();
+  if (secretOutputs !== undefined) fields.secretOutputs = secretOutputs;
   return complete(status, fields);
 }
 
@@ -140,6 +144,7 @@ class JobRun {
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
     this.nextHookIndex = this.flat.length;
+    this.secretOutputs = new SecretOutputs((values) => output.maskSecrets(values));
   }
 
   stepResults() {
@@ -307,6 +312,7 @@ class JobRun {
           environment: this.environment,
           env,
           secrets: secretsApi,
+          secretOutputs: this.secretOutputs,
           log,
           signal: stepSignal,
           groups: this.groups,

@@ -121,6 +121,14 @@ export interface StepContext<M extends MatrixCombination | undefined = MatrixCom
   /** The first of the job's environments (resolved names); `undefined` when it has none. */
   environment: string | undefined;
   secrets: StepSecrets;
+  /**
+   * Hands a secret value on to the jobs that `needs` this one: they get it in `ctx.secrets` under
+   * `name`. `name` is an env-var-style name (`[A-Za-z_][A-Za-z0-9_]*`), `value` a non-empty
+   * string of at most 65536 bytes (UTF-8); at most 20 names per job (setting a name again
+   * replaces its value). The value is masked (`***`) in whatever the runner sends from then on.
+   * Throws on a bad name or value and past the limits.
+   */
+  setSecretOutput(name: string, value: string): void;
   /** This job's matrix combination; `undefined` when the job has no matrix. */
   matrix: M;
   event: EventEnvelope;
