@@ -1,13 +1,21 @@
 // The values of a job that depend on the event: its env layer and its environment names. When
 // the host resolved them (the orchestrator evaluates env and environment functions) they come
 // in the request (`jobEnv`, `environments`) and are used as they are; otherwise the runner
-// resolves the job's own options the same way, calling functions with `request.event` (this is
-// how `kici run local` runs a job). A function that throws or returns the wrong kind of value
-// fails with a message naming the job and what to return.
+// evaluates the job's own options, calling functions with `request.event` (this is how
+// `kici run local` runs a job, and what an init job, evaluate kind `init`, computes for the
+// orchestrator). A function that throws, takes longer than 60 s or returns the wrong kind of
+// value fails with a message naming the job and what to return.
 // It does not merge env layers (context.js's mergedEnv does) and does not decide where a
 // function may run (the compiler does).
 
 import { errorMessage, errorStack } from '@kici-dev/shared';
+import { race } from './run-step.js';
+
+/** How long one env or environment function may take (`await`s included). */
+export const FUNCTION_TIMEOUT_MS = 60_000;
+
+/** These functions get no signal to stop them: only their time limit ends the wait. */
+const UNINTERRUPTED = new AbortController().signal;
 
 function isPlainObject(value) {
   if (typeof value !== 'object' || value === null) return false;
@@ -34,25 +42,33 @@ function resolveError(message, thrown) {
   return error;
 }
 
-/** Calls `fn(event)`; a throw (or rejection) becomes `<what> of job '<job>' threw: <message>`. */
-async function call(fn, request, what) {
-  try {
-    return await fn(request.event);
-  } catch (thrown) {
-    throw resolveError(`${what} of job '${request.job}' threw`, thrown);
+/**
+ * Awaits `fn(event)` for at most `timeoutMs`; a throw (or rejection) becomes `<what> of job
+ * '<job>' threw: <message>`, the limit `<what> of job '<job>' timed out after <ms>ms`.
+ */
+async function call(fn, request, what, timeoutMs) {
+  const outcome = await race(() => fn(request.event), { timeoutMs, parentSignal: UNINTERRUPTED });
+  if (outcome.kind === 'thrown') throw resolveError(`${what} of job '${request.job}' threw`, outcome.thrown);
+  if (outcome.kind === 'timedOut') {
+    throw resolveError(`${what} of job '${request.job}' timed out after ${timeoutMs}ms`);
   }
+  return outcome.value;
+}
+
+/** The job env layer: the request's `jobEnv` when the host sent one, else evaluateJobEnv's. */
+export async function resolveJobEnv(request, job) {
+  return request.jobEnv !== undefined ? request.jobEnv : evaluateJobEnv(request, job);
 }
 
 /**
- * The job env layer: the request's `jobEnv` when the host sent one, else the job's `env` (an
- * object, or a function called with the event that must return an object of string, number or
- * boolean values, turned into strings).
+ * The job's own env layer: its `env` object, or its function called with the event, which must
+ * return an object of string, number or boolean values (turned into strings).
+ * @param {{timeoutMs?: number}} [limits] the time a function gets (tests shorten it)
  * @returns {Promise<Record<string, string> | undefined>}
  */
-export async function resolveJobEnv(request, job) {
-  if (request.jobEnv !== undefined) return request.jobEnv;
+export async function evaluateJobEnv(request, job, { timeoutMs = FUNCTION_TIMEOUT_MS } = {}) {
   if (typeof job.env !== 'function') return job.env;
-  const value = await call(job.env, request, 'env function');
+  const value = await call(job.env, request, 'env function', timeoutMs);
   const badKey = isPlainObject(value) ? Object.keys(value).find((key) => !isEnvValue(value[key])) : undefined;
   if (!isPlainObject(value) || badKey !== undefined) {
     const returned =
@@ -66,21 +82,25 @@ export async function resolveJobEnv(request, job) {
   return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, String(entry)]));
 }
 
+/** The environment names: the request's `environments` when the host sent them, else evaluateEnvironments's. */
+export async function resolveEnvironments(request, job) {
+  return request.environments !== undefined ? request.environments : evaluateEnvironments(request, job);
+}
+
 /**
- * The job's environment names in order: the request's `environments` when the host sent them,
- * else the job's `environment` / `environments` (names as they are, functions called with the
- * event, each must return a non-empty string).
+ * The job's own environment names in order, from its `environment` / `environments`: names as
+ * they are, functions called with the event (each must return a non-empty string).
+ * @param {{timeoutMs?: number}} [limits] the time a function gets (tests shorten it)
  * @returns {Promise<string[]>}
  */
-export async function resolveEnvironments(request, job) {
-  if (request.environments !== undefined) return request.environments;
+export async function evaluateEnvironments(request, job, { timeoutMs = FUNCTION_TIMEOUT_MS } = {}) {
   const names = [];
   for (const environment of job.environments) {
     if (typeof environment !== 'function') {
       names.push(environment);
       continue;
     }
-    const name = await call(environment, request, 'environment function');
+    const name = await call(environment, request, 'environment function', timeoutMs);
     if (typeof name !== 'string' || name === '') {
       throw resolveError(
         `environment function of job '${request.job}' returned ${describeReturned(name)}; return a non-empty string such as 'production'`,

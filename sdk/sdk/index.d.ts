@@ -387,14 +387,18 @@ export type NeedsEntry = Job | string | { name: Job | string; when?: NeedsWhen }
 
 /**
  * An environment the job runs in: a name, or a function of the event that returns one (a
- * non-empty string). The orchestrator evaluates pure functions; others run in a job on an agent.
+ * non-empty string). The orchestrator evaluates pure functions; others run in an init job on an
+ * agent (60 s each).
  */
 export type EnvironmentInput = string | ((event: EventEnvelope) => string | Promise<string>);
 
 /** Values of a job env; numbers and booleans become strings. */
 export type EnvValue = string | number | boolean;
 
-/** A job env computed from the event (`env: (event) => ({ DEPLOY_TARGET: 'prod' })`). */
+/**
+ * A job env computed from the event (`env: (event) => ({ DEPLOY_TARGET: 'prod' })`). The
+ * orchestrator evaluates a pure function; an impure one runs in an init job on an agent (60 s).
+ */
 export type EnvFunction = (
   event: EventEnvelope,
 ) => Readonly<Record<string, EnvValue>> | Promise<Readonly<Record<string, EnvValue>>>;

@@ -163,7 +163,10 @@ describe('evaluate kind jobs', { concurrency: true }, () => {
     assert.equal(await errorOf(0), "Workflow 'dyn' has no dynamic job at index 0");
     assert.equal(await errorOf(99), "Workflow 'dyn' has no dynamic job at index 99");
     assert.equal(await errorOf(1, { workflow: 'nope' }), "Workflow 'nope' not found in module exports");
-    assert.equal(await errorOf(1, { kind: 'bogus' }), "unknown evaluate kind 'bogus' (expected 'matrix' or 'jobs')");
+    assert.equal(
+      await errorOf(1, { kind: 'bogus' }),
+      "unknown evaluate kind 'bogus' (expected 'matrix', 'jobs' or 'init')",
+    );
   });
 });
 
