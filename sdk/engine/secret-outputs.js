@@ -40,8 +40,9 @@ export class SecretOutputs {
       throw new RangeError(`setSecretOutput: '${name}' is ${bytes} bytes; at most ${MAX_SECRET_OUTPUT_BYTES}`);
     }
     if (!this.#values.has(name) && this.#values.size >= MAX_SECRET_OUTPUTS) {
+      const names = [...this.#values.keys()].sort().join(', ');
       throw new RangeError(
-        `setSecretOutput: at most ${MAX_SECRET_OUTPUTS} secret outputs per job (already set: ${[...this.#values.keys()].sort().join(', ')})`,
+        `setSecretOutput: at most ${MAX_SECRET_OUTPUTS} secret outputs per job (already set: ${names})`,
       );
     }
     this.#values.set(name, value);
