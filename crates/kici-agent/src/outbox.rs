@@ -159,6 +159,8 @@ mod tests {
             duration_ms: None,
             matrix: None,
             jobs: None,
+            init_result: None,
+            secret_outputs: Default::default(),
         }))
     }
 

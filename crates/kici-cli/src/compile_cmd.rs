@@ -44,6 +44,9 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
         }
         Err(err) => return Err(err.into()),
     };
+    for note in &compiled.notes {
+        eprintln!("{note}");
+    }
     let count = compiled.lock.workflows.len();
     let plural = if count == 1 { "workflow" } else { "workflows" };
     let lock_path = project.kici_dir.join(LOCK_FILE_NAME);

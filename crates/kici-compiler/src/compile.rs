@@ -7,7 +7,7 @@ use kici_engine::lockfile::{LockFile, SdkStamp};
 
 use crate::describe::{DescribeError, describe};
 use crate::diagnostic::Diagnostic;
-use crate::lockgen;
+use crate::lockgen::{self, Generated};
 use crate::project::Project;
 use crate::runner::RunnerSpec;
 use crate::stage::{Runtime, StageError, StagedTree, stage, stage_within};
@@ -18,6 +18,8 @@ use crate::stage::{Runtime, StageError, StagedTree, stage, stage_within};
 pub struct Compiled {
     pub lock: LockFile,
     pub staged: StagedTree,
+    /// Notes for the author (`[kici] …`), printed on stderr.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +44,8 @@ pub fn embedded_sdk() -> SdkStamp {
 /// Compiles `project` with the Node at `node`.
 pub async fn compile(project: &Project, node: PathBuf) -> Result<Compiled, CompileError> {
     let staged = prepare(project)?;
-    let lock = describe_staged(project, &staged, node).await?;
-    Ok(Compiled { lock, staged })
+    let Generated { lock, notes } = describe_staged(project, &staged, node).await?;
+    Ok(Compiled { lock, staged, notes })
 }
 
 /// Finds the workflow files and stages the `.kici/` tree.
@@ -71,7 +73,7 @@ fn staged(result: Result<StagedTree, StageError>) -> Result<StagedTree, CompileE
 }
 
 /// Describes the staged workflows through a runner and generates the lock file.
-pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathBuf) -> Result<LockFile, CompileError> {
+pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathBuf) -> Result<Generated, CompileError> {
     let spec = RunnerSpec {
         node,
         runner: staged.runner_path(),

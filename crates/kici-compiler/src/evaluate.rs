@@ -38,6 +38,20 @@ pub async fn evaluate_jobs(
     evaluate(runner, request, timeout, "job", on_log).await
 }
 
+/// How long an init job's functions may run together (each has 60 s in the runner).
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What a job's `environment`/`env` functions returned (`{environments?, env?}`), or why
+/// there is nothing; like [`evaluate_matrix`].
+pub async fn evaluate_init(
+    runner: RunnerProcess,
+    request: EvaluateRequest,
+    timeout: Duration,
+    on_log: impl FnMut(LogLine),
+) -> Result<Value, String> {
+    evaluate(runner, request, timeout, "environment and env", on_log).await
+}
+
 /// Sends an `evaluate` request and waits for its value; `subject` names what is evaluated in
 /// the error texts (`matrix`, `job`).
 async fn evaluate(

@@ -26,12 +26,20 @@ use crate::hash_files;
 use crate::project::WORKFLOWS_DIR;
 use crate::purity;
 
+/// A lock file and the notes for its author (`[kici] …`, e.g. an init job a function needs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub lock: LockFile,
+    pub notes: Vec<String>,
+}
+
 /// The lock file, or the diagnostics explaining why there is none.
-pub fn generate(root: &Path, files: &[DescribedFile], sdk: &SdkStamp) -> Result<LockFile, Vec<Diagnostic>> {
+pub fn generate(root: &Path, files: &[DescribedFile], sdk: &SdkStamp) -> Result<Generated, Vec<Diagnostic>> {
     let mut generator = Generator {
         root,
         sdk,
         diagnostics: Vec::new(),
+        notes: Vec::new(),
         workflow_files: HashMap::new(),
     };
     let mut workflows = Vec::new();
@@ -48,13 +56,17 @@ pub fn generate(root: &Path, files: &[DescribedFile], sdk: &SdkStamp) -> Result<
         },
         |w: &LockWorkflow| w.source.clone(),
     );
-    Ok(LockFile {
+    let lock = LockFile {
         schema_version: SCHEMA_VERSION,
         content_hash: LockFile::compute_content_hash(SCHEMA_VERSION, &source, &workflows),
         source,
         lockfile_hash: None,
         sdk: sdk.clone(),
         workflows,
+    };
+    Ok(Generated {
+        lock,
+        notes: generator.notes,
     })
 }
 
@@ -62,6 +74,7 @@ struct Generator<'a> {
     root: &'a Path,
     sdk: &'a SdkStamp,
     diagnostics: Vec<Diagnostic>,
+    notes: Vec<String>,
     /// Workflow name to the file that defined it first.
     workflow_files: HashMap<String, String>,
 }
@@ -418,12 +431,14 @@ impl Generator<'_> {
                 Some(LockMatrix::Static { values: values.clone() })
             }
         };
-        let environments = self.environments(file, at, job);
-        let env = match (&job.env, &job.env_function) {
-            (_, Some(source)) => self.inline(file, at, job, "env", source).map(LockEnv::Inline),
-            (env, None) => env.clone().map(LockEnv::Static),
+        let environments = self.environments(job);
+        let (env, dynamic_env) = match (&job.env, &job.env_function) {
+            (_, Some(source)) => match self.inline(job, "env", source) {
+                Some(value) => (Some(LockEnv::Inline(value)), false),
+                None => (None, true),
+            },
+            (env, None) => (env.clone().map(LockEnv::Static), false),
         };
-        ok &= environments.is_some() && (job.env_function.is_none() || env.is_some());
         if !ok {
             return None;
         }
@@ -449,8 +464,9 @@ impl Generator<'_> {
             rules,
             description: job.description.clone(),
             checkout: job.checkout,
-            environments: environments.unwrap_or_default(),
+            environments,
             env,
+            dynamic_env,
             approval: job.approval.clone(),
             secrets: job.secrets.clone(),
             hooks: HookFlags {
@@ -464,55 +480,39 @@ impl Generator<'_> {
         })
     }
 
-    /// A job's environments for the lock; `None` after a diagnostic.
-    fn environments(
-        &mut self,
-        file: &str,
-        at: Option<(u32, u32)>,
-        job: &JobDescription,
-    ) -> Option<Vec<LockEnvironment>> {
-        let mut environments = Vec::new();
-        for environment in &job.environments {
-            let value = match environment {
-                EnvironmentDescription::Name { name } => LockName::Name(name.clone()),
-                EnvironmentDescription::Function { function } => {
-                    LockName::Inline(self.inline(file, at, job, "environment", function)?)
-                }
-            };
-            environments.push(LockEnvironment { value, dynamic: false });
-        }
-        Some(environments)
+    /// A job's environments for the lock: names, pure functions inlined, impure ones left to
+    /// an init job.
+    fn environments(&mut self, job: &JobDescription) -> Vec<LockEnvironment> {
+        job.environments
+            .iter()
+            .map(|environment| match environment {
+                EnvironmentDescription::Name { name } => LockEnvironment {
+                    value: LockName::Name(name.clone()),
+                    dynamic: false,
+                },
+                EnvironmentDescription::Function { function } => match self.inline(job, "environment", function) {
+                    Some(value) => LockEnvironment {
+                        value: LockName::Inline(value),
+                        dynamic: false,
+                    },
+                    None => LockEnvironment {
+                        value: LockName::Name(String::new()),
+                        dynamic: true,
+                    },
+                },
+            })
+            .collect()
     }
 
-    /// A pure function's source as an inline value; E109 for an impure one (it would need an
-    /// init job on an agent, which this build does not run).
-    fn inline(
-        &mut self,
-        file: &str,
-        at: Option<(u32, u32)>,
-        job: &JobDescription,
-        what: &str,
-        source: &str,
-    ) -> Option<InlineValue> {
+    /// A pure function's source as an inline value the orchestrator evaluates; `None` for an
+    /// impure one, which an init job evaluates on an agent (noted for the author).
+    fn inline(&mut self, job: &JobDescription, what: &str, source: &str) -> Option<InlineValue> {
         match purity::check(source) {
             Ok(()) => Some(InlineValue::new(source)),
             Err(reason) => {
-                self.diagnostics.push(Diagnostic::new(
-                    Code::E109,
-                    file,
-                    at,
-                    format!(
-                        "Job \"{}\": {what} function is not pure ({reason}); impure functions need an init job, which this build of KiCI does not run",
-                        job.name
-                    ),
-                    format!(
-                        "make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. {what}: {}",
-                        if what == "env" {
-                            "(event) => ({ TARGET: event.targetBranch === 'main' ? 'prod' : 'stg' })"
-                        } else {
-                            "(event) => (event.targetBranch === 'main' ? 'production' : 'staging')"
-                        }
-                    ),
+                self.notes.push(format!(
+                    "[kici] Job \"{}\": {what} function is not pure ({reason}). An init job will be required, adding ~5-10s delay.",
+                    job.name
                 ));
                 None
             }

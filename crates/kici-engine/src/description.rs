@@ -271,6 +271,7 @@ impl JobDescription {
                 }
                 (env, None) => env.clone().map(LockEnv::Static),
             },
+            dynamic_env: false,
             approval: self.approval.clone(),
             secrets: self.secrets.clone(),
             hooks: HookFlags {

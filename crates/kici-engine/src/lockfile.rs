@@ -182,6 +182,9 @@ pub struct StaticJob {
     pub environments: Vec<LockEnvironment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<LockEnv>,
+    /// `env` is an impure function: an init job on an agent evaluates it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dynamic_env: bool,
     /// The job's own approval requirement (it is held until approved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<LockApproval>,
@@ -207,7 +210,13 @@ impl StaticJob {
         !self.environments.is_empty()
             || self.approval.is_some()
             || !self.secrets.is_empty()
+            || self.dynamic_env
             || matches!(self.env, Some(LockEnv::Inline(_)))
+    }
+
+    /// Whether an init job must evaluate some of its environments or its `env` first.
+    pub fn needs_init(&self) -> bool {
+        self.dynamic_env || self.environments.iter().any(|e| e.dynamic)
     }
 
     /// Environments, `env`, `approval` and `secrets` are what this build can act on.
@@ -221,10 +230,10 @@ impl StaticJob {
             }
             Ok(())
         };
-        for environment in &self.environments {
-            if environment.dynamic {
-                return Err(IMPURE_NOT_SUPPORTED.to_string());
-            }
+        if self.dynamic_env && self.env.is_some() {
+            return Err("has both `env` and `dynamicEnv` (recompile with `kici compile`)".to_string());
+        }
+        for environment in self.environments.iter().filter(|e| !e.dynamic) {
             match &environment.value {
                 LockName::Name(name) if !crate::protection::valid_name(name) => {
                     return Err(format!(
@@ -245,9 +254,6 @@ impl StaticJob {
         Ok(())
     }
 }
-
-/// Why an impure (agent-evaluated) `environment` or `env` is refused.
-pub const IMPURE_NOT_SUPPORTED: &str = "has an environment function that needs an init job on an agent, which this build does not run (make the function pure, or recompile with this build's `kici compile` to see why it is not)";
 
 /// A pure function the compiler inlined (`{"_type": "inline", "expression": "(event) => …"}`):
 /// the orchestrator evaluates it with the run's event when the job is ready.
@@ -287,7 +293,7 @@ pub enum LockEnv {
 #[serde(deny_unknown_fields)]
 pub struct LockEnvironment {
     pub value: LockName,
-    /// Evaluated on an agent (an impure function); this build refuses it at load.
+    /// An impure function: an init job on an agent evaluates it (the value is then empty).
     #[serde(default)]
     pub dynamic: bool,
 }

@@ -169,6 +169,7 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "description",
     "checkout",
     "env",
+    "dynamicEnv",
     "environments",
     "approval",
     "secrets",

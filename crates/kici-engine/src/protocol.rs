@@ -156,6 +156,23 @@ pub struct JobStatusUpdate {
     /// A dynamic job evaluation's result: the generated jobs' descriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Value>,
+    /// An init evaluation's result: `{environments?, env?}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_result: Option<Value>,
+    /// Secret outputs the job set (`ctx.setSecretOutput`), for the jobs that need it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_outputs: BTreeMap<String, Redacted>,
+}
+
+/// A secret value in a message. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,10 +325,18 @@ pub enum JobKind {
     MatrixEval,
     /// Run a `dynamicJob()` generator and report the jobs it made (`job.status` `jobs`).
     DynamicEval,
+    /// Evaluate a job's impure `environment`/`env` functions and report what they returned
+    /// (`job.status` `initResult`).
+    InitEval,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Execute, JobKind::MatrixEval, JobKind::DynamicEval];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Execute,
+        JobKind::MatrixEval,
+        JobKind::DynamicEval,
+        JobKind::InitEval,
+    ];
 
     /// The name stored in a job row (`jobs.kind`).
     pub fn as_str(self) -> &'static str {
@@ -319,6 +344,7 @@ impl JobKind {
             JobKind::Execute => "execute",
             JobKind::MatrixEval => "matrix_eval",
             JobKind::DynamicEval => "dynamic_eval",
+            JobKind::InitEval => "init_eval",
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::event::EventEnvelope;
 use crate::lockfile::SourceLocation;
-use crate::protocol::SecretValue;
+use crate::protocol::{Redacted, SecretValue};
 use crate::status::StepStatus;
 
 /// Step index of the job's prepare log (module import, rules, matrix evaluation).
@@ -62,6 +62,8 @@ pub enum EvaluateKind {
     Matrix,
     /// Run a dynamic job generator.
     Jobs,
+    /// Evaluate a job's `environment`/`env` functions (impure ones, for an init job).
+    Init,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -236,4 +238,7 @@ pub struct JobComplete {
     pub duration_ms: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
+    /// `ctx.setSecretOutput` values, for the jobs that need this one.
+    #[serde(default)]
+    pub secret_outputs: BTreeMap<String, Redacted>,
 }

@@ -40,29 +40,37 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
 /// error names what could not be resolved (never a value).
 async fn secrets_of(
     state: &Shared,
-    environments: &[String],
+    dispatch: &JobDispatch,
 ) -> Result<Result<BTreeMap<String, SecretValue>, String>, kici_store::StoreError> {
     let mut bound = Vec::new();
-    for name in environments {
+    for name in &dispatch.job_config.environments {
         match state.store.get_environment(DEFAULT_ORG, name).await? {
             Some(environment) => bound.push(environment),
             None => return Ok(Err(kici_engine::protection::environment_missing(name))),
         }
     }
     let bound: Vec<&kici_engine::protection::Environment> = bound.iter().collect();
-    let resolved = scoped_secrets::resolve(&state.store, &state.config.secret_keys, DEFAULT_ORG, &bound).await?;
-    Ok(resolved.map(|secrets| {
-        secrets
-            .into_iter()
-            .map(|(key, secret)| {
-                let value = SecretValue {
-                    value: secret.value,
-                    scope: Some(secret.scope),
-                };
-                (key, value)
-            })
-            .collect()
-    }))
+    let keys = &state.config.secret_keys;
+    let mut resolved = match scoped_secrets::resolve(&state.store, keys, DEFAULT_ORG, &bound).await? {
+        Ok(resolved) => resolved,
+        Err(err) => return Ok(Err(err)),
+    };
+    // The secret outputs of the jobs it needs come on top (they name this run's values).
+    let upstream: Vec<&str> = dispatch.needs.keys().map(String::as_str).collect();
+    match scoped_secrets::outputs_for(&state.store, keys, &dispatch.run_id, &upstream).await? {
+        Ok(outputs) => resolved.extend(outputs),
+        Err(err) => return Ok(Err(err)),
+    }
+    Ok(Ok(resolved
+        .into_iter()
+        .map(|(key, secret)| {
+            let value = SecretValue {
+                value: secret.value,
+                scope: Some(secret.scope),
+            };
+            (key, value)
+        })
+        .collect()))
 }
 
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
@@ -117,7 +125,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 continue;
             }
         };
-        match secrets_of(state, &dispatch.job_config.environments).await? {
+        match secrets_of(state, &dispatch).await? {
             Ok(secrets) => dispatch.secrets = secrets,
             Err(message) => {
                 let init = InitFailure {

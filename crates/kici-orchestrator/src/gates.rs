@@ -10,7 +10,8 @@ use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::lockfile::{InlineValue, LockEnv, LockName, LockWorkflow, StaticJob};
 use kici_engine::protection::{self, Environment, Gate, Hold, Scoped, bound_values};
 use kici_store::StoreError;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::inline_eval;
 use crate::jobs::{JobFacts, Prepared};
@@ -53,13 +54,45 @@ async fn evaluate(value: &InlineValue, event: &Value) -> Result<Value, String> {
         .unwrap_or_else(|err| Err(format!("the evaluator stopped: {err}")))
 }
 
-/// Resolves what the job's definition leaves to the run (environment names, `env`), looks its
-/// environments up and checks its required secrets. With `gate`, the protection rules decide
-/// too; without (an approved or timed job), the job is queued if it still resolves.
+/// What an init job's functions returned (`job.status` `initResult`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitResult {
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: Option<Map<String, Value>>,
+}
+
+impl InitResult {
+    /// Reads an agent's report; the error says what is wrong with it.
+    pub fn parse(value: &Value) -> Result<InitResult, String> {
+        let result: InitResult = serde_json::from_value(value.clone())
+            .map_err(|err| format!("the init job reported an unreadable result: {err}"))?;
+        if let Some(name) = result
+            .environments
+            .iter()
+            .flatten()
+            .find(|n| !protection::valid_name(n))
+        {
+            return Err(format!(
+                "an environment function returned '{}', which is not an environment name",
+                kici_engine::excerpt::excerpt(name)
+            ));
+        }
+        Ok(result)
+    }
+}
+
+/// Resolves what the job's definition leaves to the run (environment names, `env`; impure
+/// ones from `init`, its init job's result), looks its environments up and checks its required
+/// secrets. With `gate`, the protection rules decide too; without (an approved or timed job),
+/// the job is queued if it still resolves.
 pub async fn admit(
     state: &Shared,
     event: &EventEnvelope,
     job: &StaticJob,
+    init: Option<&InitResult>,
     gate: bool,
 ) -> Result<Admission, StoreError> {
     let event_json = serde_json::to_value(event).unwrap_or_default();
@@ -71,8 +104,13 @@ pub async fn admit(
         ))
     };
     let mut names = Vec::new();
+    // The init job resolved every environment of the job, in order.
+    let from_init = init
+        .and_then(|i| i.environments.clone())
+        .filter(|_| job.environments.iter().any(|e| e.dynamic));
     for environment in &job.environments {
         let name = match &environment.value {
+            _ if from_init.is_some() => continue,
             LockName::Name(name) => name.clone(),
             LockName::Inline(value) => {
                 match evaluate(value, &event_json)
@@ -88,7 +126,13 @@ pub async fn admit(
             names.push(name);
         }
     }
+    for name in from_init.into_iter().flatten() {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     let job_env = match &job.env {
+        _ if job.dynamic_env => init.and_then(|i| i.env.clone()),
         Some(LockEnv::Inline(value)) => match evaluate(value, &event_json).await.and_then(inline_eval::env_values) {
             Ok(values) => Some(values),
             Err(err) => return Ok(dynamic_failure("env", err)),

@@ -11,7 +11,7 @@ use kici_engine::description::JobDescription;
 use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
 use kici_engine::ids::{AgentId, JobId, RunId};
-use kici_engine::lockfile::LockWorkflow;
+use kici_engine::lockfile::{LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, MatrixValues};
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
 use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
@@ -19,7 +19,7 @@ use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUp
 use serde_json::{Map, Value};
 
 use crate::clock::now_ms;
-use crate::gates::{self, Admission};
+use crate::gates::{self, Admission, InitResult};
 use crate::jobs::{JobFacts, Prepared, RunFacts, entry};
 use crate::rows::{self, lock_job, matrix_failure};
 use crate::state::Shared;
@@ -122,8 +122,27 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                 }
                 Decision::Run(needs) => needs,
             };
-            progressed = true;
             let Some(workflow) = &loaded.workflow else { continue };
+            let facts = job_facts(waiting);
+            let definition = gates::definition(workflow, &facts).filter(StaticJob::is_gated);
+            // Impure environment/env functions: an init job evaluates them first.
+            let init = match definition.as_ref().filter(|d| d.needs_init()) {
+                None => Ok(None),
+                Some(definition) => match init_state(&jobs, &waiting.job.base_job_name) {
+                    InitState::Missing => {
+                        let (row, init_entry) = init_job(state, &loaded, workflow, definition, now);
+                        if state.store.add_init_job(&row, &init_entry).await? {
+                            tracing::info!(runId = %run_id, jobId = %row.job_id, job = %waiting.job.base_job_name, "init job added");
+                            state.wake_dispatcher();
+                        }
+                        continue;
+                    }
+                    InitState::Running => continue,
+                    InitState::Failed(init) => Err(init),
+                    InitState::Done(result) => Ok(Some(result)),
+                },
+            };
+            progressed = true;
             if queue_room(state).await? == 0 {
                 let message = failure::queue_full(state.config.queue_max_depth);
                 let init = InitFailure {
@@ -140,12 +159,12 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                     .await?;
                 continue;
             }
-            let facts = job_facts(waiting);
-            let admission = match gates::definition(workflow, &facts) {
-                Some(definition) if definition.is_gated() => {
-                    gates::admit(state, &loaded.event, &definition, true).await?
+            let admission = match (&definition, init) {
+                (_, Err(init)) => Admission::Fail(init),
+                (Some(definition), Ok(init)) => {
+                    gates::admit(state, &loaded.event, definition, init.as_ref(), true).await?
                 }
-                _ => Admission::Queue(Prepared::default()),
+                (None, _) => Admission::Queue(Prepared::default()),
             };
             match admission {
                 Admission::Queue(prepared) => {
@@ -236,8 +255,12 @@ pub(crate) async fn release_entry(
         _ => Map::new(),
     };
     let now = now_ms();
+    let init = match init_result_of(&jobs, &record.job.base_job_name) {
+        Ok(init) => init,
+        Err(init) => return Ok(Some(Err(init))),
+    };
     Ok(Some(
-        match gates::admit(state, &loaded.event, &definition, false).await? {
+        match gates::admit(state, &loaded.event, &definition, init.as_ref(), false).await? {
             Admission::Queue(prepared) => Ok(entry(
                 &state.config,
                 &loaded.facts(),
@@ -281,6 +304,103 @@ pub(crate) async fn release_waiting(state: &Shared) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Seals a job's secret outputs for the jobs that need it (`output:<run>:<job>:<key>`); a
+/// replayed report stores nothing new.
+async fn store_secret_outputs(
+    state: &Shared,
+    record: &JobRecord,
+    outputs: &std::collections::BTreeMap<String, kici_engine::protocol::Redacted>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sealed: Vec<kici_store::SealedOutput> = outputs
+        .iter()
+        .filter(|(key, _)| kici_engine::protection::valid_key(key))
+        .map(|(key, value)| kici_store::SealedOutput {
+            run_id: record.job.run_id.clone(),
+            job_id: record.job.job_id.clone(),
+            base_job_name: record.job.base_job_name.clone(),
+            key: key.clone(),
+            value: crate::scoped_secrets::seal_output(
+                &state.config.secret_keys,
+                &record.job.run_id,
+                &record.job.job_id,
+                key,
+                &value.0,
+            ),
+        })
+        .collect();
+    state.store.put_secret_outputs(&sealed, now).await
+}
+
+/// Where a job's init job is.
+enum InitState {
+    Missing,
+    Running,
+    Failed(InitFailure),
+    Done(InitResult),
+}
+
+/// The state of the init job of `base` among the run's `jobs`.
+fn init_state(jobs: &[JobRecord], base: &str) -> InitState {
+    let Some(row) = jobs
+        .iter()
+        .find(|j| j.kind == JobKind::InitEval && j.job.base_job_name == base)
+    else {
+        return InitState::Missing;
+    };
+    let failed = |message: String| {
+        InitState::Failed(InitFailure {
+            scope: InitFailureScope::Job,
+            category: InitFailureCategory::DynamicEval,
+            message,
+            job_name: Some(base.to_string()),
+        })
+    };
+    match (row.job.status, &row.init_result) {
+        (JobStatus::Success, Some(result)) => match InitResult::parse(result) {
+            Ok(result) => InitState::Done(result),
+            Err(message) => failed(format!("Init job for '{base}' failed: {message}")),
+        },
+        (JobStatus::Success, None) => failed(format!("Init job for '{base}' failed: it reported no result")),
+        (status, _) if status.is_terminal() => failed(format!(
+            "Init job for '{base}' failed: {}",
+            row.job.error_message.as_deref().unwrap_or(status.as_str())
+        )),
+        _ => InitState::Running,
+    }
+}
+
+/// The init job of `job` (one per run and job; its id is derived from both, so two passes
+/// cannot add it twice) with its queue entry.
+fn init_job(
+    state: &Shared,
+    loaded: &LoadedRun,
+    workflow: &LockWorkflow,
+    job: &StaticJob,
+    now: i64,
+) -> (NewJob, NewQueueEntry) {
+    let row = rows::init_eval(&loaded.run.run_id, workflow, job, now);
+    let queue_entry = entry(
+        &state.config,
+        &loaded.facts(),
+        workflow,
+        &JobFacts::from(&row),
+        &Prepared::default(),
+        Map::new(),
+        now,
+    );
+    (row, queue_entry)
+}
+
+/// What an init job's result resolves for a held or waiting job of `base`, if it has one.
+fn init_result_of(jobs: &[JobRecord], base: &str) -> Result<Option<InitResult>, InitFailure> {
+    match init_state(jobs, base) {
+        InitState::Done(result) => Ok(Some(result)),
+        InitState::Failed(init) => Err(init),
+        InitState::Missing | InitState::Running => Ok(None),
+    }
+}
+
 /// How many more jobs the dispatch queue takes (`KICI_QUEUE_MAX_DEPTH` minus the pending ones).
 pub async fn queue_room(state: &Shared) -> Result<usize, StoreError> {
     let pending = state.store.count_queue_entries(QueueStatus::Pending).await? as usize;
@@ -304,6 +424,8 @@ async fn complete_if_done(state: &Shared, run_id: &RunId, jobs: &[JobRecord], no
         }
     };
     if state.store.complete_run(run_id, status, &reason, now).await? {
+        // Secret outputs live as long as the run that may pass them on.
+        state.store.delete_secret_outputs(run_id).await?;
         let run = state.store.get_run(run_id).await?;
         let duration = run
             .as_ref()
@@ -499,6 +621,14 @@ async fn job_status(
         matrix_evaluated(state, record, &update, now).await?;
     } else if record.kind == JobKind::DynamicEval {
         generator_evaluated(state, record, &update, now).await?;
+    } else if let (JobKind::InitEval, JobStatus::Success, Some(result)) =
+        (record.kind, update.state, &update.init_result)
+    {
+        // The job it resolves for moves on when the run advances below.
+        state.store.finish_init_evaluation(job_id, result, now).await?;
+    }
+    if !update.secret_outputs.is_empty() {
+        store_secret_outputs(state, record, &update.secret_outputs, now).await?;
     }
     let queue_status = if update.state == JobStatus::Success {
         QueueStatus::Completed

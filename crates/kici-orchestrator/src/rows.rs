@@ -108,6 +108,20 @@ pub fn initial(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> Vec<
     }
 }
 
+/// The job that evaluates `job`'s impure `environment`/`env` functions (`Init: <job>`): one
+/// per run and job, its id derived from both.
+pub fn init_eval(run_id: &RunId, workflow: &LockWorkflow, job: &StaticJob, now: i64) -> NewJob {
+    let digest = kici_engine::hash::sha256_hex(format!("{run_id}\0{}", job.name).as_bytes());
+    NewJob {
+        job_id: JobId::from(format!("init-{}", &digest[..32])),
+        job_name: format!("Init: {}", job.name),
+        kind: JobKind::InitEval,
+        status: JobStatus::Queued,
+        needs: Vec::new(),
+        ..row(run_id, job, position_of(workflow, &job.name), now)
+    }
+}
+
 /// The job that runs a `dynamicJob()` generator; its jobs are added when it succeeds.
 pub fn generator(run_id: &RunId, generator: &DynamicJob, position: i64, now: i64) -> NewJob {
     NewJob {

@@ -29,6 +29,51 @@ pub fn seal(keys: &Keyring, org_id: &str, scope: &str, key: &str, value: &str) -
     }
 }
 
+fn output_context(run_id: &str, job_id: &str, key: &str) -> String {
+    format!("output:{run_id}:{job_id}:{key}")
+}
+
+/// A job's secret output sealed for its run, job and key.
+pub fn seal_output(keys: &Keyring, run_id: &str, job_id: &str, key: &str, value: &str) -> String {
+    keys.seal(value, &output_context(run_id, job_id, key))
+}
+
+/// The secret outputs of the jobs `bases` of a run, decrypted for a job that needs them
+/// (`scope` `output:<job>`); a later job's key replaces an earlier one's.
+pub async fn outputs_for(
+    store: &Store,
+    keys: &Keyring,
+    run_id: &kici_engine::ids::RunId,
+    bases: &[&str],
+) -> Result<Result<BTreeMap<String, Resolved>, String>, StoreError> {
+    let mut resolved = BTreeMap::new();
+    if bases.is_empty() {
+        return Ok(Ok(resolved));
+    }
+    for output in store.secret_outputs(run_id, bases).await? {
+        let context = output_context(&output.run_id, &output.job_id, &output.key);
+        match keys.open(&output.value, &context) {
+            Ok(opened) => {
+                let scope = format!("output:{}", output.base_job_name);
+                resolved.insert(
+                    output.key,
+                    Resolved {
+                        scope,
+                        value: opened.plaintext,
+                    },
+                );
+            }
+            Err(err) => {
+                return Ok(Err(format!(
+                    "secret output '{}' of job '{}' cannot be decrypted: {err}",
+                    output.key, output.base_job_name
+                )));
+            }
+        }
+    }
+    Ok(Ok(resolved))
+}
+
 /// The plaintext of a stored secret, or why it cannot be read (never the value).
 pub fn open(keys: &Keyring, secret: &SealedSecret) -> Result<String, String> {
     keys.open(&secret.value, &context(&secret.org_id, &secret.scope, &secret.key))

@@ -156,6 +156,8 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
                 duration_ms: None,
                 matrix,
                 jobs: None,
+                init_result: None,
+                secret_outputs: Default::default(),
             }))
         };
         progress::apply(state, &AgentId::from("agent-1"), report(1, JobStatus::Running, None))

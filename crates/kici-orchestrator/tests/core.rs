@@ -112,6 +112,8 @@ fn status_update(job_id: &str, seq: u64, status: JobStatus) -> JobStatusUpdate {
         duration_ms: None,
         matrix: None,
         jobs: None,
+        init_result: None,
+        secret_outputs: Default::default(),
     }
 }
 

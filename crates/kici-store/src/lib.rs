@@ -36,7 +36,7 @@ pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
-pub use secrets::{NewAudit, SealedSecret, Upsert};
+pub use secrets::{NewAudit, SealedOutput, SealedSecret, Upsert};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
 
@@ -77,6 +77,11 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0009_secrets_accessed.sql"),
     ),
     (10, "token_teams", include_str!("../migrations/0010_token_teams.sql")),
+    (
+        11,
+        "init_results_secret_outputs",
+        include_str!("../migrations/0011_init_results_secret_outputs.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

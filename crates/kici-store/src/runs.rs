@@ -78,6 +78,8 @@ pub struct JobRecord {
     pub last_heartbeat_at: Option<i64>,
     pub dynamic_index: Option<i64>,
     pub definition: Option<String>,
+    /// An init job's result (`{environments?, env?}`).
+    pub init_result: Option<Value>,
 }
 
 /// A step's new state.
@@ -120,7 +122,7 @@ pub enum ReasonUpdate {
 }
 
 const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of";
-const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition";
+const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
     statuses
@@ -214,6 +216,7 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
         last_heartbeat_at: get(row, "last_heartbeat_at")?,
         dynamic_index: get(row, "dynamic_index")?,
         definition: get(row, "definition")?,
+        init_result: get_json(row, "init_result")?,
     })
 }
 
@@ -538,6 +541,42 @@ impl Store {
         }
         insert_jobs_in(&mut tx, jobs, queue).await?;
         tx.commit().await.map_err(q("commit finish evaluation"))?;
+        Ok(true)
+    }
+
+    /// Ends an init job with what its functions returned, in one write; `false` when it had
+    /// ended already.
+    pub async fn finish_init_evaluation(&self, job_id: &JobId, result: &Value, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin finish init evaluation"))?;
+        let succeeded = JobChange::on(JobEvent::Succeed).or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed));
+        if !finish_job_in(&mut tx, job_id, &succeeded, None, None, now).await? {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE jobs SET init_result = $2 WHERE job_id = $1")
+            .bind(job_id.as_str())
+            .bind(to_json(result))
+            .execute(&mut *tx)
+            .await
+            .map_err(q("set init result"))?;
+        tx.commit().await.map_err(q("commit finish init evaluation"))?;
+        Ok(true)
+    }
+
+    /// Adds an init job to its run with its queue entry, once: `false` when a job with its id
+    /// exists already (another pass added it).
+    pub async fn add_init_job(&self, job: &NewJob, entry: &NewQueueEntry) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin add init job"))?;
+        let exists = sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1")
+            .bind(job.job_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(q("find init job"))?
+            .is_some();
+        if exists {
+            return Ok(false);
+        }
+        insert_jobs_in(&mut tx, std::slice::from_ref(job), std::slice::from_ref(entry)).await?;
+        tx.commit().await.map_err(q("commit add init job"))?;
         Ok(true)
     }
 

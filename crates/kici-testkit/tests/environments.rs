@@ -506,3 +506,88 @@ async fn assert_nowhere(stack: &Stack, run_ids: &[&str]) {
         );
     }
 }
+
+const INIT_AND_OUTPUTS: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+const make = job('make', {
+  runsOn: 'linux',
+  run: async ({ setSecretOutput, log }) => {
+    setSecretOutput('SESSION_TOKEN', 'output-canary-4d3c2b1a');
+    log.info('made output-canary-4d3c2b1a');
+  },
+});
+
+export default workflow('impure', {
+  on: push({ branches: ['impure-*'] }),
+  jobs: [
+    make,
+    job('deploy', {
+      runsOn: 'linux',
+      needs: [make],
+      environment: async (event) => (event.targetBranch === 'impure-main' ? 'production' : 'staging'),
+      env: (event) => ({ DEPLOY_TARGET: event.targetBranch.slice(7), YEAR: String(new Date(0).getUTCFullYear()) }),
+      steps: [
+        step('deploy', async ({ $, secrets, environment }) => {
+          await $`echo "Deploying to $DEPLOY_TARGET in ${environment} since $YEAR"`;
+          const token = await secrets.get('SESSION_TOKEN');
+          console.log(`token ${token} from ${secrets.getMeta('SESSION_TOKEN').scope}`);
+        }),
+      ],
+    }),
+  ],
+});
+"#;
+
+#[tokio::test]
+async fn impure_functions_run_in_an_init_job_and_secret_outputs_reach_the_jobs_that_need_them() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    admin(&stack, &["environment", "create", "staging"]).expect_code(0);
+    let repo = kici_testkit::Repo::from_fixture(stack.data_dir().parent().unwrap(), "tests/e2e-repo");
+    repo.write(".kici/workflows/impure.ts", INIT_AND_OUTPUTS);
+    let compiled = stack.cli("kici", &["compile"], &repo.work());
+    compiled.expect_code(0);
+    assert!(
+        compiled.stderr.contains(
+            "[kici] Job \"deploy\": environment function is not pure (it is async). An init job will be required, adding ~5-10s delay."
+        ),
+        "{}",
+        compiled.stderr
+    );
+    assert!(
+        compiled
+            .stderr
+            .contains("[kici] Job \"deploy\": env function is not pure (it uses the global 'Date')"),
+        "{}",
+        compiled.stderr
+    );
+    repo.commit_and_push("impure workflow");
+    stack.add_local_source("app", &repo).await;
+
+    let detail = stack.push_and_wait("app", &repo, "impure-stg").await;
+    assert_eq!(
+        detail.run.status,
+        kici_engine::status::RunStatus::Success,
+        "{:?}",
+        detail.run.failure_reason
+    );
+    let names: Vec<&str> = detail.jobs.iter().map(|j| j.job_name.as_str()).collect();
+    assert!(names.contains(&"Init: deploy"), "{names:?}");
+    let logs = step_lines(&stack.logs(detail.run.run_id.as_str(), None).await);
+    assert!(logs.contains("Deploying to stg in staging since 1970"), "{logs}");
+    assert!(logs.contains("token *** from output:make"), "{logs}");
+    assert!(logs.contains("made ***"), "{logs}");
+    assert!(!logs.contains("output-canary-4d3c2b1a"), "{logs}");
+
+    // An environment the init job names that does not exist fails the job, with the category.
+    let failed = stack.push_and_wait("app", &repo, "impure-main").await;
+    let deploy = failed.jobs.iter().find(|j| j.job_name == "deploy").unwrap();
+    let init = deploy.init_failure.clone().unwrap();
+    assert_eq!(
+        (init.category, init.message.as_str()),
+        (
+            kici_engine::failure::InitFailureCategory::EnvironmentRules,
+            "Environment 'production' does not exist (hint: `kici-admin environment create production`)"
+        )
+    );
+}

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kici_compiler::compile::{prepare, prepare_within};
-use kici_compiler::evaluate::{JOBS_TIMEOUT, evaluate_jobs, evaluate_matrix};
+use kici_compiler::evaluate::{INIT_TIMEOUT, JOBS_TIMEOUT, evaluate_init, evaluate_jobs, evaluate_matrix};
 use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
 use kici_compiler::stage::StagedTree;
-use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind};
+use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, Redacted};
 use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX};
 use kici_engine::status::JobStatus;
 use kici_telemetry::service::error_chain;
@@ -72,27 +72,32 @@ struct Outcome {
     duration_ms: Option<u64>,
     matrix: Option<Value>,
     jobs: Option<Value>,
+    init_result: Option<Value>,
+    secret_outputs: BTreeMap<String, Redacted>,
 }
 
 impl Outcome {
-    fn failed(error: String) -> Outcome {
+    fn of(state: JobStatus) -> Outcome {
         Outcome {
-            state: JobStatus::Failed,
-            error: Some(error),
-            duration_ms: None,
-            matrix: None,
-            jobs: None,
-        }
-    }
-
-    fn cancelled() -> Outcome {
-        Outcome {
-            state: JobStatus::Cancelled,
+            state,
             error: None,
             duration_ms: None,
             matrix: None,
             jobs: None,
+            init_result: None,
+            secret_outputs: BTreeMap::new(),
         }
+    }
+
+    fn failed(error: String) -> Outcome {
+        Outcome {
+            error: Some(error),
+            ..Outcome::of(JobStatus::Failed)
+        }
+    }
+
+    fn cancelled() -> Outcome {
+        Outcome::of(JobStatus::Cancelled)
     }
 }
 
@@ -125,15 +130,7 @@ pub async fn run_job(
         "job.started"
     );
     reporter.ack().await;
-    reporter
-        .job_status(Outcome {
-            state: JobStatus::Running,
-            error: None,
-            duration_ms: None,
-            matrix: None,
-            jobs: None,
-        })
-        .await;
+    reporter.job_status(Outcome::of(JobStatus::Running)).await;
     let checkout = tempfile::Builder::new()
         .prefix("kici-job-")
         .tempdir_in(&settings.work_dir);
@@ -285,6 +282,10 @@ impl Job<'_> {
                 self.evaluate(EvaluateKind::Jobs, runner, &prepared, reporter, cancel)
                     .await
             }
+            JobKind::InitEval => {
+                self.evaluate(EvaluateKind::Init, runner, &prepared, reporter, cancel)
+                    .await
+            }
         }
     }
 
@@ -415,11 +416,10 @@ impl Job<'_> {
                     done.error
                 };
                 Outcome {
-                    state,
                     error,
                     duration_ms: done.duration_ms,
-                    matrix: None,
-                    jobs: None,
+                    secret_outputs: done.secret_outputs,
+                    ..Outcome::of(state)
                 }
             }
             None if cancelled => Outcome::cancelled(),
@@ -466,10 +466,12 @@ impl Job<'_> {
         // Dropping the evaluation on cancel drops the runner, which kills its process group.
         let result = tokio::select! {
             result = async {
-                if jobs {
-                    evaluate_jobs(runner, request, JOBS_TIMEOUT, on_log).await
-                } else {
-                    evaluate_matrix(runner, request, self.settings.matrix_eval_timeout, on_log).await
+                match kind {
+                    EvaluateKind::Jobs => evaluate_jobs(runner, request, JOBS_TIMEOUT, on_log).await,
+                    EvaluateKind::Init => evaluate_init(runner, request, INIT_TIMEOUT, on_log).await,
+                    EvaluateKind::Matrix => {
+                        evaluate_matrix(runner, request, self.settings.matrix_eval_timeout, on_log).await
+                    }
                 }
             } => Some(result),
             _ = cancel_requested(cancel) => None,
@@ -479,12 +481,19 @@ impl Job<'_> {
         }
         match result {
             None => Outcome::cancelled(),
-            Some(Ok(value)) => Outcome {
-                state: JobStatus::Success,
-                error: None,
-                duration_ms: None,
-                matrix: (!jobs).then(|| value.clone()),
-                jobs: jobs.then_some(value),
+            Some(Ok(value)) => match kind {
+                EvaluateKind::Matrix => Outcome {
+                    matrix: Some(value),
+                    ..Outcome::of(JobStatus::Success)
+                },
+                EvaluateKind::Jobs => Outcome {
+                    jobs: Some(value),
+                    ..Outcome::of(JobStatus::Success)
+                },
+                EvaluateKind::Init => Outcome {
+                    init_result: Some(value),
+                    ..Outcome::of(JobStatus::Success)
+                },
             },
             Some(Err(message)) => {
                 reporter.log(PREPARE_STEP_INDEX, message.clone()).await;

@@ -79,6 +79,8 @@ impl Reporter {
             duration_ms: outcome.duration_ms,
             matrix: outcome.matrix,
             jobs: outcome.jobs,
+            init_result: outcome.init_result,
+            secret_outputs: outcome.secret_outputs,
         }));
         self.send(message).await;
     }

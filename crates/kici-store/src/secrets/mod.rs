@@ -26,6 +26,16 @@ pub struct SealedSecret {
     pub value: String,
 }
 
+/// A job's secret output as stored: its value is sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedOutput {
+    pub run_id: kici_engine::ids::RunId,
+    pub job_id: kici_engine::ids::JobId,
+    pub base_job_name: String,
+    pub key: String,
+    pub value: String,
+}
+
 /// What a set did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
@@ -276,6 +286,64 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(q("begin audit"))?;
         write_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(q("commit audit"))
+    }
+
+    /// Stores a job's secret outputs (a replayed report stores nothing new).
+    pub async fn put_secret_outputs(&self, outputs: &[SealedOutput], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(q("begin put secret outputs"))?;
+        for output in outputs {
+            sqlx::query(
+                "INSERT INTO run_secret_outputs (run_id, job_id, base_job_name, output_key, value, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id, output_key) DO NOTHING",
+            )
+            .bind(output.run_id.as_str())
+            .bind(output.job_id.as_str())
+            .bind(&output.base_job_name)
+            .bind(&output.key)
+            .bind(&output.value)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(q("put secret output"))?;
+        }
+        tx.commit().await.map_err(q("commit put secret outputs"))
+    }
+
+    /// The secret outputs of the run's jobs named `bases`, oldest first.
+    pub async fn secret_outputs(&self, run_id: &kici_engine::ids::RunId, bases: &[&str]) -> Result<Vec<SealedOutput>> {
+        let rows = sqlx::query(
+            "SELECT run_id, job_id, base_job_name, output_key, value FROM run_secret_outputs
+             WHERE run_id = $1 ORDER BY created_at, job_id, output_key",
+        )
+        .bind(run_id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read secret outputs"))?;
+        let mut outputs = Vec::new();
+        for row in &rows {
+            let base: String = get(row, "base_job_name")?;
+            if !bases.contains(&base.as_str()) {
+                continue;
+            }
+            outputs.push(SealedOutput {
+                run_id: crate::get_id(row, "run_id")?,
+                job_id: crate::get_id(row, "job_id")?,
+                base_job_name: base,
+                key: get(row, "output_key")?,
+                value: get(row, "value")?,
+            });
+        }
+        Ok(outputs)
+    }
+
+    /// Deletes a finished run's secret outputs.
+    pub async fn delete_secret_outputs(&self, run_id: &kici_engine::ids::RunId) -> Result<()> {
+        sqlx::query("DELETE FROM run_secret_outputs WHERE run_id = $1")
+            .bind(run_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(q("delete secret outputs"))?;
+        Ok(())
     }
 
     /// Sets a variable, with its audit entry.
