@@ -328,6 +328,14 @@ fn init_failure_step(category: InitFailureCategory, run_id: &str) -> String {
         InitFailureCategory::MatrixExpansion | InitFailureCategory::DynamicEval => {
             "Fix the workflow's matrix or dynamic job function and try it locally: kici run local".to_string()
         }
+        InitFailureCategory::SecretResolution => {
+            "Bind the secret to the job's environment: kici-admin secret list, kici-admin environment show <name>"
+                .to_string()
+        }
+        InitFailureCategory::EnvironmentRules => {
+            "Check the environment's rules and decisions: kici-admin environment show <name>, kici-admin audit --action hold.reject"
+                .to_string()
+        }
         _ => format!("See the whole run: kici-admin runs show {run_id}"),
     }
 }

@@ -149,10 +149,33 @@ fn options_this_build_does_not_implement_are_e109() {
         "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', steps: [\n    step('s', { run: async () => {}, cache: { key: 'k', paths: ['p'] } }),\n  ] })],\n});\n",
         ".kici/workflows/broken.ts:6:5 error [E109]: Job \"a\" step \"s\": option \"cache\" is not implemented by this build of KiCI\n",
     );
-    check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', env: (event) => ({ TARGET: process.env.X }), run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": env function is not pure (it uses the global 'process'); impure functions need an init job, which this build of KiCI does not run\n  Suggestion: make it a synchronous arrow function of the event that uses only its parameters and String, Number, Boolean, Array, Object, JSON, Math, e.g. env: (event) => ({ TARGET: event.targetBranch === 'main' ? 'prod' : 'stg' })\n",
+}
+
+#[test]
+fn environment_and_env_functions_are_inlined_when_pure_and_left_to_an_init_job_when_not() {
+    let project = Project::with_workflow(
+        "deploy.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', {\n    runsOn: 'linux',\n    environment: (event) => (event.targetBranch === 'main' ? 'production' : 'staging'),\n    env: (event) => ({ TARGET: process.env.X }),\n    approval: { approvers: [{ user: 'alice' }], timeout: 600 },\n    secrets: ['DEPLOY_KEY'],\n    run: async () => {},\n  })],\n});\n",
     );
+    let run = project.kici(&["compile"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stderr,
+        "[kici] Job \"a\": env function is not pure (it uses the global 'process'). An init job will be required, adding ~5-10s delay.\n"
+    );
+    let lock: serde_json::Value = serde_json::from_str(&project.read(".kici/kici.lock.json")).unwrap();
+    let job = &lock["workflows"][0]["jobs"][0];
+    assert_eq!(
+        job["environments"],
+        serde_json::json!([{"value": {"_type": "inline", "expression": "(event) => event.targetBranch === \"main\" ? \"production\" : \"staging\""}, "dynamic": false}])
+    );
+    assert_eq!(job["dynamicEnv"], serde_json::json!(true));
+    assert!(job.get("env").is_none(), "{job}");
+    assert_eq!(
+        job["approval"],
+        serde_json::json!({"clauses": [{"user": "alice"}], "timeoutSeconds": 600, "when": "always"})
+    );
+    assert_eq!(job["secrets"], serde_json::json!(["DEPLOY_KEY"]));
 }
 
 const TWO_JOBS: &str = "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('a', { runsOn: 'linux', needs: [NEEDS_A], run: async () => {} }),\n    job('b', { runsOn: 'linux', needs: [NEEDS_B], run: async () => {} }),\n  ],\n});\n";

@@ -794,6 +794,52 @@ mod tests {
     }
 
     #[test]
+    fn environments_env_and_approval_load_and_say_what_the_orchestrator_must_do() {
+        let mut v = hello();
+        let job = &mut v["workflows"][0]["jobs"][0];
+        job["environments"] = json!([
+            {"value": "production"},
+            {"value": {"_type": "inline", "expression": "(e) => 'staging'"}, "dynamic": false},
+            {"value": "", "dynamic": true}
+        ]);
+        job["dynamicEnv"] = json!(true);
+        job["approval"] = json!({"clauses": [{"team": "ops"}], "timeoutSeconds": 60, "when": "always"});
+        job["secrets"] = json!(["DEPLOY_KEY"]);
+        let lock = parse(&v).unwrap();
+        let job = lock.workflows[0].jobs[0].as_static().unwrap();
+        assert!(job.is_gated() && job.needs_init());
+        assert_eq!(
+            job.environments[1].value,
+            LockName::Inline(InlineValue::new("(e) => 'staging'"))
+        );
+
+        let mut both = v.clone();
+        both["workflows"][0]["jobs"][0]["env"] = json!({"A": "b"});
+        assert!(parse(&both).unwrap_err().contains("has both `env` and `dynamicEnv`"));
+        let mut bad = v.clone();
+        bad["workflows"][0]["jobs"][0]["environments"][0]["value"] = json!("prod env");
+        assert!(
+            parse(&bad)
+                .unwrap_err()
+                .contains("names environment 'prod env', which is not a valid name")
+        );
+        let mut key = v.clone();
+        key["workflows"][0]["jobs"][0]["secrets"] = json!(["1X"]);
+        assert!(
+            parse(&key)
+                .unwrap_err()
+                .contains("needs secret '1X', which is not a valid key")
+        );
+        let mut huge = v;
+        huge["workflows"][0]["jobs"][0]["environments"][1]["value"]["expression"] = json!("x".repeat(20_000));
+        assert!(
+            parse(&huge)
+                .unwrap_err()
+                .contains("inline environment function of 20000 bytes")
+        );
+    }
+
+    #[test]
     fn top_level_hash_ignores_the_sdk_stamp_but_not_workflows() {
         let lock = parse(&hello()).unwrap();
         let a = LockFile::compute_content_hash(lock.schema_version, &lock.source, &lock.workflows);

@@ -416,6 +416,20 @@ async fn a_deploy_job_gets_its_environment_env_and_secrets_and_production_waits_
         "Approval rejected for production hold by admin: freeze week"
     );
     assert_eq!(rejected.run.failure_reason.as_deref(), Some(init.message.as_str()));
+    let explained = admin(&stack, &["explain", &run_id]);
+    assert!(
+        explained
+            .expect_code(0)
+            .stdout
+            .contains("Rejected by environment protection rules"),
+        "{}",
+        explained.stdout
+    );
+    assert!(
+        explained.stdout.contains("kici-admin audit --action hold.reject"),
+        "{}",
+        explained.stdout
+    );
     let shown = stack.cli("kici", &["runs", "show", &run_id], &cwd);
     assert!(
         shown
