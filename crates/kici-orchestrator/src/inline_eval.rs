@@ -4,8 +4,9 @@
 //! time, no I/O of any kind. The lock file is the pusher's, so everything here is bounded and
 //! every failure is a message, never a panic.
 //!
-//! Why QuickJS and not a short Node process: an evaluation takes well under a millisecond here
-//! against ~40 ms to start Node (`scripts/bench.sh`), and the orchestrator needs no Node.js.
+//! Why QuickJS and not a short Node process: a fresh runtime plus the evaluation takes 75 µs
+//! (release build; 270 µs in debug) against 40–140 ms to start `node -e` with the same
+//! function on this machine, 42 MB of memory each time, and the orchestrator needs no Node.js.
 
 use std::time::{Duration, Instant};
 
