@@ -478,6 +478,15 @@ async fn rotate_key_moves_every_secret_to_the_new_key() {
                 "credentials": {"username": USERNAME, "password": PASSWORD}}),
         )
         .await;
+    let scoped = stack
+        .client()
+        .put(format!("{}/api/v1/admin/secrets", stack.url()))
+        .bearer_auth(kici_testkit::ADMIN_TOKEN)
+        .json(&json!({"scope": "production", "key": "DEPLOY_KEY", "value": "scoped-value-6a7b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scoped.status().as_u16(), 200);
     let (id_a, _) = key_id(&stack).await;
     assert!(db.sealed("forge").0.starts_with(&format!("enc:v1:{id_a}:")));
     let mut logs = stack.orchestrator.log_text();
@@ -518,7 +527,7 @@ async fn rotate_key_moves_every_secret_to_the_new_key() {
     rotated.expect_code(0);
     assert_eq!(
         rotated.stdout,
-        format!("Re-encrypted 2 secrets, 0 already current (key {id_b}).\n")
+        format!("Re-encrypted 3 secrets, 0 already current (key {id_b}).\n")
     );
     let (secret, credentials) = db.sealed("forge");
     for value in [&secret, &credentials] {
@@ -537,8 +546,21 @@ async fn rotate_key_moves_every_secret_to_the_new_key() {
     again.expect_code(0);
     assert_eq!(
         again.stdout,
-        format!("Re-encrypted 0 secrets, 2 already current (key {id_b}).\n")
+        format!("Re-encrypted 0 secrets, 3 already current (key {id_b}).\n")
     );
+    let revealed = stack.cli(
+        "kici-admin",
+        &["secret", "get", "production", "DEPLOY_KEY", "--reveal"],
+        stack.dir.path(),
+    );
+    assert_eq!(revealed.expect_code(0).stdout, "scoped-value-6a7b\n");
+    let audit = stack.cli(
+        "kici-admin",
+        &["audit", "--action", "key.rotate", "--json"],
+        stack.dir.path(),
+    );
+    let audit: Value = serde_json::from_str(&audit.expect_code(0).stdout).unwrap();
+    assert_eq!(audit["entries"][1]["metadata"]["reEncrypted"], json!(3), "{audit}");
     logs.push_str(&stack.orchestrator.log_text());
     for key in [KEY_A, KEY_B, KEY_C] {
         assert!(!logs.contains(key), "a key is in the orchestrator log");
