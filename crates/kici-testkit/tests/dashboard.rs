@@ -726,3 +726,46 @@ async fn an_owner_rejects_with_a_reason_and_the_run_page_says_who_and_why() {
         Value::Bool(true)
     );
 }
+
+const MASKED_CANARY: &str = "page-canary-1f2e3d4c5b";
+
+#[tokio::test]
+async fn a_secret_a_step_prints_is_masked_on_the_run_page_and_in_the_platform_api() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let admin = |args: &[&str], input: &str| stack.cli_with_input("kici-admin", args, stack.dir.path(), input);
+    admin(&["environment", "create", "staging"], "").expect_code(0);
+    admin(&["secret", "set", "staging", "DEPLOY_KEY"], MASKED_CANARY).expect_code(0);
+    repo.write(
+        ".kici/workflows/masked.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('masked', {\n  on: push({ branches: 'masked' }),\n  jobs: [job('deploy', {\n    runsOn: 'linux',\n    environment: 'staging',\n    run: async ({ $, secrets }) => {\n      const key = await secrets.get('DEPLOY_KEY');\n      await $`echo deploying with ${key}`;\n      console.log(JSON.stringify({ key }), Buffer.from(key).toString('base64'));\n    },\n  })],\n});\n",
+    );
+    repo.compile();
+    repo.commit_and_push("masked workflow");
+    let detail = stack.push_and_wait("app", &repo, "masked").await;
+    let run_id = detail.run.run_id.to_string();
+    cached(&stack, &run_id).await;
+    for path in ["", "/detail", "/logs", "/events"] {
+        let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}{path}")).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.to_string().contains(MASKED_CANARY), "{path}: {body}");
+    }
+
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+    let log = browser
+        .wait_for(
+            "the step's log",
+            "const t = document.getElementById('log').innerText; return t.includes('deploying with') && t;",
+            json!([]),
+        )
+        .await;
+    assert!(log.as_str().unwrap().contains("deploying with ***"), "{log}");
+    let page = browser
+        .eval("return document.documentElement.outerHTML;", json!([]))
+        .await;
+    assert!(
+        !page.as_str().unwrap().contains(MASKED_CANARY),
+        "the run page shows the secret"
+    );
+}
