@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use kici_engine::lockfile::{LockFile, SdkStamp};
 
+use crate::deps;
 use crate::describe::{DescribeError, describe};
 use crate::diagnostic::Diagnostic;
 use crate::lockgen::{self, Generated};
@@ -83,9 +84,25 @@ pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathB
     let root = project.root.to_string_lossy().to_string();
     let described = describe(staged, &spec, &root).await?;
     let repo_root = project.root.clone();
+    let kici_dir = project.kici_dir.clone();
     // Hashing reads every workflow source and `hashFiles` match: file-system work.
-    tokio::task::spawn_blocking(move || lockgen::generate(&repo_root, &described, &embedded_sdk()))
-        .await
-        .expect("lock generation does not panic")
-        .map_err(CompileError::Diagnostics)
+    tokio::task::spawn_blocking(move || {
+        let mut generated = lockgen::generate(&repo_root, &described, &embedded_sdk())?;
+        if let Some(lockfile) = deps::find_lockfile(&repo_root, &kici_dir) {
+            let hash = deps::lockfile_hash(&lockfile).map_err(|err| {
+                let file = lockfile.path.strip_prefix(&repo_root).unwrap_or(&lockfile.path);
+                vec![Diagnostic::uncoded(
+                    &file.to_string_lossy(),
+                    None,
+                    format!("cannot read the dependency lock file: {err}"),
+                    "make it readable, or delete it and install again",
+                )]
+            })?;
+            generated.lock.lockfile_hash = Some(hash);
+        }
+        Ok(generated)
+    })
+    .await
+    .expect("lock generation does not panic")
+    .map_err(CompileError::Diagnostics)
 }

@@ -8,6 +8,7 @@
 //! together.
 
 pub mod compile;
+pub mod deps;
 pub mod describe;
 pub mod diagnostic;
 pub mod evaluate;

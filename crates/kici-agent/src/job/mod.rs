@@ -32,6 +32,7 @@ use crate::logs::{Batch, FLUSH_INTERVAL};
 use crate::timestamp_ms;
 
 mod checkout;
+mod deps;
 mod reporter;
 mod steps;
 
@@ -235,6 +236,8 @@ struct Job<'a> {
 struct Prepared {
     staged: StagedTree,
     module: kici_engine::runner_protocol::ModuleRef,
+    /// What the preparation did worth a line in the prepare log (a dependency install).
+    notes: Vec<String>,
 }
 
 impl Job<'_> {
@@ -250,6 +253,9 @@ impl Job<'_> {
                 return Outcome::failed(message);
             }
         };
+        for note in &prepared.notes {
+            reporter.log(PREPARE_STEP_INDEX, note.clone()).await;
+        }
         let node = match find_node(self.settings.node.as_deref()) {
             Ok(node) => node,
             Err(message) => {
@@ -295,6 +301,8 @@ impl Job<'_> {
         checkout::check_paths(config)?;
         checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
         checkout::check_drift(self.dir, config).await?;
+        // Before staging, which links `.kici/node_modules` into the staged tree.
+        let notes = deps::install(self.dir).await?.into_iter().collect();
         let project = Project {
             root: self.dir.to_path_buf(),
             kici_dir: self.dir.join(".kici"),
@@ -313,7 +321,7 @@ impl Job<'_> {
                 config.workflow_file, self.dispatch.sha
             )
         })?;
-        Ok(Prepared { staged, module })
+        Ok(Prepared { staged, module, notes })
     }
 
     /// The runner's environment: the host's inherited variables, `CI=true`, then the job's env.

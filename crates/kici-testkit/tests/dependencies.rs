@@ -1,0 +1,94 @@
+//! A workflow that imports an npm package: the compiler writes `lockfileHash`, the agent
+//! installs `.kici/` dependencies with the lock file's package manager before the runner
+//! imports the workflow, and a failing install fails the job with the package manager's output.
+//! Real npm, with a package inside the repository (`file:`), so no registry is needed.
+//! On SQLite, or PostgreSQL with `KICI_TEST_E2E_DATABASE=postgres`.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+const WORKFLOW: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+import { greet } from 'greeter';
+
+export default workflow('deps', {
+  on: push({ branches: 'deps' }),
+  jobs: [job('greet', { runsOn: 'linux', run: async () => { console.log(greet('CI')); } })],
+});
+"#;
+
+fn npm(repo: &Repo, args: &[&str]) {
+    let output = Command::new("npm")
+        .args(args)
+        .current_dir(repo.work().join(".kici"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "npm {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn log_text(logs: &kici_engine::api::RunLogs) -> String {
+    logs.steps
+        .iter()
+        .flat_map(|s| s.lines.iter().map(|l| l.line.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_loads() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        "vendor/greeter/package.json",
+        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
+    );
+    repo.write(
+        "vendor/greeter/index.js",
+        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
+    );
+    repo.write(
+        ".kici/package.json",
+        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter"}}"#,
+    );
+    repo.write(".kici/.gitignore", "node_modules\n");
+    repo.write(".kici/workflows/deps.ts", WORKFLOW);
+    npm(&repo, &["install", "--no-audit", "--no-fund"]);
+    repo.compile();
+    let lock: serde_json::Value = serde_json::from_str(&repo.read(".kici/kici.lock.json")).unwrap();
+    let expected = kici_engine::hash::sha256_hex(format!("npm\n{}", repo.read(".kici/package-lock.json")).as_bytes());
+    assert_eq!(lock["lockfileHash"], serde_json::json!(expected));
+    repo.commit_and_push("a workflow with an npm dependency");
+    stack.add_local_source("app", &repo).await;
+
+    let detail = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{:?}", detail.jobs);
+    let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
+    assert!(logs.contains("Installed the .kici dependencies with npm in "), "{logs}");
+    assert!(logs.contains("Hello from greeter, CI"), "{logs}");
+
+    // A lock file that no longer matches package.json: `npm ci` refuses, and says why.
+    repo.write(
+        ".kici/package.json",
+        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter", "left-pad": "1.3.0"}}"#,
+    );
+    repo.commit_and_push("package.json out of step with its lock file");
+    let broken = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(broken.run.status, RunStatus::Failed);
+    let error = broken.jobs[0].error_message.clone().unwrap();
+    assert!(
+        error.starts_with("Installing the .kici dependencies failed: `npm ci --no-audit --no-fund --loglevel=error` exited with exit status: 1:"),
+        "{error}"
+    );
+}
