@@ -35,6 +35,10 @@ echo "==> PostgreSQL for the store and end-to-end tests (127.0.0.1 only)"
 KICI_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
 export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1 KICI_TEST_REQUIRE_PROMTOOL=1 KICI_TEST_REQUIRE_CHROMIUM=1
 
+echo "==> An S3-compatible server for the object storage tests (moto, 127.0.0.1 only)"
+KICI_TEST_S3_ENDPOINT=$(./scripts/s3.sh)
+export KICI_TEST_S3_ENDPOINT KICI_TEST_REQUIRE_S3=1
+
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 

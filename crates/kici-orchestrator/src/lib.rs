@@ -40,6 +40,7 @@ pub(crate) mod scoped_secrets;
 pub mod secret_key;
 pub(crate) mod source_secrets;
 pub mod state;
+pub mod storage;
 pub mod sweeper;
 pub(crate) mod tasks;
 pub(crate) mod wake;

@@ -1,0 +1,366 @@
+//! Object storage for what jobs share across agents (dependency tarballs, and later source
+//! tarballs and caches), behind one interface on `object_store`: the filesystem under the data
+//! directory by default, or S3-compatible storage (`KICI_STORAGE_TYPE=s3`). Agents never hold
+//! storage credentials: they get short-lived signed URLs. S3 signs its own (SigV4); the
+//! filesystem backend's URLs point at the orchestrator's `/storage/<key>` and carry an HMAC of
+//! the method, key and expiry under a key that lives only in this process.
+//!
+//! Writes are atomic on both backends (S3 `PUT`; a temporary file renamed into place), so a
+//! reader never sees a partial object.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::signer::Signer;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use sha2::Sha256;
+
+/// Where objects live, from `KICI_STORAGE_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// Files under `root`, served by this orchestrator at `base_url` (`KICI_STORAGE_FS_BASE_URL`,
+    /// else the orchestrator's own URL).
+    Filesystem {
+        root: PathBuf,
+        base_url: Option<String>,
+    },
+    S3(S3Config),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    /// `KICI_STORAGE_ENDPOINT`: a non-AWS server (path-style addressing then).
+    pub endpoint: Option<String>,
+    /// `KICI_STORAGE_EXTERNAL_ENDPOINT`: the endpoint signed URLs name, when agents reach the
+    /// server by another address than the orchestrator does.
+    pub external_endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Why an object operation failed (the message names the key and the backend's error).
+#[derive(Debug, thiserror::Error)]
+#[error("object storage: {0}")]
+pub struct StorageError(String);
+
+fn error(what: &str, key: &str, err: impl std::fmt::Display) -> StorageError {
+    StorageError(format!("{what} `{key}` failed: {err}"))
+}
+
+/// An HTTP method a signed URL allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Get,
+    Put,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Get => "GET",
+            Access::Put => "PUT",
+        }
+    }
+}
+
+enum Signing {
+    Filesystem { key: [u8; 32], base_url: Option<String> },
+    S3(Box<AmazonS3>),
+}
+
+/// The object store and how to sign URLs for it.
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    signing: Signing,
+    prefix: String,
+    root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    pub fn open(config: &StorageConfig) -> Result<Storage, StorageError> {
+        match config {
+            StorageConfig::Filesystem { root, base_url } => {
+                std::fs::create_dir_all(root)
+                    .map_err(|err| StorageError(format!("cannot create {}: {err}", root.display())))?;
+                let store = LocalFileSystem::new_with_prefix(root)
+                    .map_err(|err| StorageError(format!("cannot use {}: {err}", root.display())))?;
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).expect("the operating system provides randomness");
+                Ok(Storage {
+                    store: Arc::new(store),
+                    signing: Signing::Filesystem {
+                        key,
+                        base_url: base_url.clone(),
+                    },
+                    prefix: String::new(),
+                    root: Some(root.clone()),
+                })
+            }
+            StorageConfig::S3(s3) => {
+                let build = |endpoint: Option<&String>| {
+                    let mut builder = AmazonS3Builder::new()
+                        .with_bucket_name(&s3.bucket)
+                        .with_region(&s3.region)
+                        .with_virtual_hosted_style_request(false);
+                    if let Some(endpoint) = endpoint {
+                        builder = builder
+                            .with_endpoint(endpoint)
+                            .with_allow_http(endpoint.starts_with("http://"));
+                    }
+                    if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+                        builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                    }
+                    builder
+                        .build()
+                        .map_err(|err| StorageError(format!("S3 bucket `{}`: {err}", s3.bucket)))
+                };
+                let store = build(s3.endpoint.as_ref())?;
+                let signer = build(s3.external_endpoint.as_ref().or(s3.endpoint.as_ref()))?;
+                Ok(Storage {
+                    store: Arc::new(store),
+                    signing: Signing::S3(Box::new(signer)),
+                    prefix: s3.prefix.trim_matches('/').to_string(),
+                    root: None,
+                })
+            }
+        }
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// Whether `key` exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(error("looking up", key, err)),
+        }
+    }
+
+    /// The bytes of `key`; `None` when it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.store.get(&self.path(key)).await {
+            Ok(result) => Ok(Some(
+                result.bytes().await.map_err(|err| error("reading", key, err))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(error("reading", key, err)),
+        }
+    }
+
+    /// Writes `key` whole (readers see the old object or the new one, never a part).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.store
+            .put(&self.path(key), PutPayload::from(bytes))
+            .await
+            .map_err(|err| error("writing", key, err))?;
+        Ok(())
+    }
+
+    /// A URL that allows `access` to `key` for `expires_in`. `orchestrator_url` is where the
+    /// filesystem backend's URLs point unless `KICI_STORAGE_FS_BASE_URL` says otherwise.
+    pub async fn signed_url(
+        &self,
+        access: Access,
+        key: &str,
+        expires_in: Duration,
+        orchestrator_url: &str,
+        now_ms: i64,
+    ) -> Result<String, StorageError> {
+        match &self.signing {
+            Signing::Filesystem { key: secret, base_url } => {
+                let expires = now_ms + expires_in.as_millis() as i64;
+                let signature = sign(secret, access, key, expires);
+                let base = base_url.as_deref().unwrap_or(orchestrator_url).trim_end_matches('/');
+                Ok(format!("{base}/storage/{key}?expires={expires}&signature={signature}"))
+            }
+            Signing::S3(signer) => {
+                let method = match access {
+                    Access::Get => axum::http::Method::GET,
+                    Access::Put => axum::http::Method::PUT,
+                };
+                signer
+                    .signed_url(method, &self.path(key), expires_in)
+                    .await
+                    .map(|url| url.to_string())
+                    .map_err(|err| error("signing a URL for", key, err))
+            }
+        }
+    }
+
+    /// Checks a filesystem URL's signature: `Ok` with the file's path when it allows `access`
+    /// to `key` at `now_ms`. Keys with `..` or absolute parts are refused.
+    pub fn check_signature(
+        &self,
+        access: Access,
+        key: &str,
+        expires: i64,
+        signature: &str,
+        now_ms: i64,
+    ) -> Result<PathBuf, &'static str> {
+        let (Signing::Filesystem { key: secret, .. }, Some(root)) = (&self.signing, &self.root) else {
+            return Err("this orchestrator's storage is not the filesystem");
+        };
+        if key.is_empty()
+            || key
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err("bad key");
+        }
+        if expires < now_ms {
+            return Err("the URL has expired");
+        }
+        let expected = sign(secret, access, key, expires);
+        if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+            return Err("bad signature");
+        }
+        Ok(root.join(key))
+    }
+}
+
+fn sign(secret: &[u8; 32], access: Access, key: &str, expires: i64) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("{}\n{key}\n{expires}", access.as_str()).as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_filesystem_backend_stores_whole_objects_and_signs_urls_per_method_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(&StorageConfig::Filesystem {
+            root: dir.path().join("storage"),
+            base_url: None,
+        })
+        .unwrap();
+        assert!(!storage.exists("deps/linux-x64/abc.tar.gz").await.unwrap());
+        storage
+            .put("deps/linux-x64/abc.tar.gz", b"tarball".to_vec())
+            .await
+            .unwrap();
+        assert!(storage.exists("deps/linux-x64/abc.tar.gz").await.unwrap());
+        assert_eq!(
+            storage.get("deps/linux-x64/abc.tar.gz").await.unwrap().unwrap(),
+            b"tarball"
+        );
+        assert_eq!(storage.get("nope").await.unwrap(), None);
+
+        let url = storage
+            .signed_url(
+                Access::Get,
+                "deps/linux-x64/abc.tar.gz",
+                Duration::from_secs(60),
+                "http://127.0.0.1:4000",
+                1_000,
+            )
+            .await
+            .unwrap();
+        let (path, query) = url.split_once('?').unwrap();
+        assert_eq!(path, "http://127.0.0.1:4000/storage/deps/linux-x64/abc.tar.gz");
+        let signature = query.split("signature=").nth(1).unwrap();
+        let expires = 61_000;
+        let key = "deps/linux-x64/abc.tar.gz";
+        assert!(
+            storage
+                .check_signature(Access::Get, key, expires, signature, 2_000)
+                .is_ok()
+        );
+        assert_eq!(
+            storage.check_signature(Access::Put, key, expires, signature, 2_000),
+            Err("bad signature")
+        );
+        assert_eq!(
+            storage.check_signature(Access::Get, "deps/other.tar.gz", expires, signature, 2_000),
+            Err("bad signature")
+        );
+        assert_eq!(
+            storage.check_signature(Access::Get, key, expires, signature, 70_000),
+            Err("the URL has expired")
+        );
+        assert_eq!(
+            storage.check_signature(Access::Get, "deps/../../etc/passwd", expires, signature, 2_000),
+            Err("bad key")
+        );
+    }
+
+    /// Against a real S3-compatible server (`scripts/s3.sh`, moto) when `KICI_TEST_S3_ENDPOINT`
+    /// names one; `KICI_TEST_REQUIRE_S3=1` makes its absence a failure.
+    #[tokio::test]
+    async fn the_s3_backend_stores_objects_and_signs_urls_a_plain_http_client_can_use() {
+        let Ok(endpoint) = std::env::var("KICI_TEST_S3_ENDPOINT") else {
+            assert!(
+                std::env::var("KICI_TEST_REQUIRE_S3").is_err(),
+                "KICI_TEST_REQUIRE_S3 is set but KICI_TEST_S3_ENDPOINT is not"
+            );
+            return;
+        };
+        let bucket = format!("kici-test-{}", std::process::id());
+        let http = reqwest::Client::new();
+        let created = http.put(format!("{endpoint}/{bucket}")).send().await.unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+        let storage = Storage::open(&StorageConfig::S3(S3Config {
+            bucket,
+            prefix: "ci/".into(),
+            region: "us-east-1".into(),
+            endpoint: Some(endpoint),
+            external_endpoint: None,
+            access_key_id: Some("kici-test".into()),
+            secret_access_key: Some("kici-test-secret".into()),
+        }))
+        .unwrap();
+        let key = "deps/linux-x64/abc.tar.gz";
+        assert!(!storage.exists(key).await.unwrap());
+        storage.put(key, b"tarball".to_vec()).await.unwrap();
+        assert_eq!(storage.get(key).await.unwrap().unwrap(), b"tarball");
+
+        let get = storage
+            .signed_url(Access::Get, key, Duration::from_secs(60), "", 0)
+            .await
+            .unwrap();
+        assert!(get.contains("/ci/deps/linux-x64/abc.tar.gz?"), "{get}");
+        assert_eq!(
+            http.get(&get).send().await.unwrap().bytes().await.unwrap().as_ref(),
+            b"tarball"
+        );
+        let put = storage
+            .signed_url(Access::Put, "deps/linux-x64/new.tar.gz", Duration::from_secs(60), "", 0)
+            .await
+            .unwrap();
+        let uploaded = http.put(&put).body("uploaded").send().await.unwrap();
+        assert!(uploaded.status().is_success(), "{}", uploaded.status());
+        assert_eq!(
+            storage.get("deps/linux-x64/new.tar.gz").await.unwrap().unwrap(),
+            b"uploaded"
+        );
+    }
+}
