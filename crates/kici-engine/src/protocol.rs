@@ -260,6 +260,37 @@ pub struct JobDispatch {
     /// the queue entry); the runner hands them to steps over IPC and masks them in logs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretValue>,
+    /// Where the `.kici/` dependencies' tarball is (or goes), added when the job is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps: Option<DepsCache>,
+}
+
+/// A dependency tarball in object storage (`deps/<platform>-<arch>/<lockfileHash>.tar.gz`):
+/// a signed URL to download it and its SHA-256 when it exists, else signed URLs to upload it
+/// and its checksum after installing.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepsCache {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_upload_url: Option<String>,
+}
+
+/// Signed URLs are credentials: `Debug` shows the key only.
+impl std::fmt::Debug for DepsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DepsCache")
+            .field("key", &self.key)
+            .field("download", &self.download_url.is_some())
+            .field("upload", &self.upload_url.is_some())
+            .finish()
+    }
 }
 
 /// A secret as a job receives it. `Debug` never shows the value.
@@ -314,6 +345,9 @@ pub struct JobConfig {
     /// The job's environments, resolved (functions of the event evaluated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<String>,
+    /// The lock file's `lockfileHash`: the `.kici/` dependencies' cache key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockfile_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

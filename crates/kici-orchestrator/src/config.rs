@@ -9,6 +9,7 @@ use std::time::Duration;
 use kici_telemetry::env::Reader;
 
 use crate::secret_key::Keyring;
+use crate::storage::{S3Config, StorageConfig};
 
 /// Every variable the orchestrator reads (plus the logging ones every service accepts).
 pub const KNOWN_ENV: &[&str] = &[
@@ -43,7 +44,54 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_PLATFORM_TOKEN",
     "KICI_WEBHOOK_ANSWER_BUDGET_MS",
     "KICI_RETENTION_DAYS",
+    "KICI_STORAGE_TYPE",
+    "KICI_STORAGE_FS_PATH",
+    "KICI_STORAGE_FS_BASE_URL",
+    "KICI_STORAGE_BUCKET",
+    "KICI_STORAGE_PREFIX",
+    "KICI_STORAGE_REGION",
+    "KICI_STORAGE_ENDPOINT",
+    "KICI_STORAGE_EXTERNAL_ENDPOINT",
+    "KICI_STORAGE_FORCE_PATH_STYLE",
 ];
+
+/// `KICI_STORAGE_*`: the filesystem under the data directory unless `KICI_STORAGE_TYPE=s3`.
+fn storage_config(env: &BTreeMap<String, String>, data_dir: &std::path::Path, reader: &mut Reader<'_>) -> StorageConfig {
+    let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+    match get("KICI_STORAGE_TYPE").as_deref() {
+        None | Some("filesystem") => StorageConfig::Filesystem {
+            root: get("KICI_STORAGE_FS_PATH").map_or_else(|| data_dir.join("storage"), PathBuf::from),
+            base_url: get("KICI_STORAGE_FS_BASE_URL"),
+        },
+        Some("s3") => {
+            let bucket = get("KICI_STORAGE_BUCKET").unwrap_or_else(|| {
+                reader.problem("KICI_STORAGE_BUCKET: required with KICI_STORAGE_TYPE=s3 (e.g. kici-cache)");
+                String::new()
+            });
+            if let Some(style) = get("KICI_STORAGE_FORCE_PATH_STYLE")
+                && !matches!(style.as_str(), "true" | "false")
+            {
+                reader.problem(format!("KICI_STORAGE_FORCE_PATH_STYLE: `{style}` is not true or false"));
+            }
+            StorageConfig::S3(S3Config {
+                bucket,
+                prefix: get("KICI_STORAGE_PREFIX").unwrap_or_default(),
+                region: get("KICI_STORAGE_REGION").unwrap_or_else(|| "us-east-1".to_string()),
+                endpoint: get("KICI_STORAGE_ENDPOINT"),
+                external_endpoint: get("KICI_STORAGE_EXTERNAL_ENDPOINT"),
+                access_key_id: get("AWS_ACCESS_KEY_ID"),
+                secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+            })
+        }
+        Some(other) => {
+            reader.problem(format!("KICI_STORAGE_TYPE: `{other}` is not filesystem or s3"));
+            StorageConfig::Filesystem {
+                root: data_dir.join("storage"),
+                base_url: None,
+            }
+        }
+    }
+}
 
 /// How agents authenticate on `/ws`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +104,8 @@ pub enum AgentAuth {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where objects shared across agents live (dependency tarballs).
+    pub storage: StorageConfig,
     pub bind_address: IpAddr,
     /// `0` picks a free port (tests).
     pub port: u16,
@@ -195,8 +245,10 @@ impl Config {
                 None
             }
         };
+        let storage = storage_config(env, &data_dir, &mut reader);
         let secret_keys = reader.finish(secret_keys)?;
         Ok(Config {
+            storage,
             bind_address,
             port,
             data_dir,
@@ -258,6 +310,16 @@ impl Config {
     /// pings, 180 s by default.
     pub fn agent_silence_timeout(&self) -> Duration {
         self.agent_heartbeat_interval * 6
+    }
+
+    /// The orchestrator's HTTP address as agents on this host reach it.
+    pub fn http_url(&self) -> String {
+        let host = if self.bind_address.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.bind_address.to_string()
+        };
+        format!("http://{host}:{}", self.port)
     }
 
     /// Where spawned agents connect unless their scaler says otherwise.

@@ -18,6 +18,8 @@ pub struct RunFacts<'a> {
     pub sha: &'a str,
     pub repo_url: &'a str,
     pub event: &'a EventEnvelope,
+    /// The `.kici/` dependencies' cache key (`lockfileHash`).
+    pub lockfile_hash: Option<&'a str>,
 }
 
 impl<'a> From<&'a NewRun> for RunFacts<'a> {
@@ -29,6 +31,7 @@ impl<'a> From<&'a NewRun> for RunFacts<'a> {
             sha: &run.sha,
             repo_url: &run.repo_url,
             event: &run.event,
+            lockfile_hash: run.lockfile_hash.as_deref(),
         }
     }
 }
@@ -124,11 +127,13 @@ pub fn dispatch_message(
             env,
             job_env: prepared.job_env.clone(),
             environments: prepared.environments.clone(),
+            lockfile_hash: run.lockfile_hash.map(str::to_string),
         },
         event: run.event.clone(),
         needs,
         timestamp: now,
         secrets: Default::default(),
+        deps: None,
     }
 }
 

@@ -78,6 +78,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Scaler(#[from] scaler::ScalerConfigError),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
     #[error("cannot write the generated admin token to `{path}`")]
     AdminToken {
         path: String,
@@ -131,7 +133,8 @@ impl Orchestrator {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         config.port = address.port();
-        let (state, scaler_task) = AppState::new(config, store, scalers);
+        let storage = storage::Storage::open(&config.storage)?;
+        let (state, scaler_task) = AppState::new(config, store, storage, scalers);
         sweeper::recover_after_restart(&state).await?;
         deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);

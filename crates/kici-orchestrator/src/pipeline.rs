@@ -164,12 +164,13 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             .clone()
             .unwrap_or_else(|| delivery.source.name.clone()),
     };
-    let context = RunContext {
+    let mut context = RunContext {
         delivery: &delivery,
         repo,
         repo_url,
         now,
         rerun_of: None,
+        lockfile_hash: None,
     };
     let text = match lock {
         LockFetch::Missing => {
@@ -200,6 +201,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             return Ok(Outcome::Started(vec![run_id]));
         }
     };
+    context.lockfile_hash = lock.lockfile_hash.clone();
     let mut run_ids = Vec::new();
     for workflow in &lock.workflows {
         // The lock loaded, so its patterns compile.
@@ -273,7 +275,13 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
             status: run.status,
         });
     }
-    let Some((event, repo_url, Some(workflow))) = store.run_context(run_id).await? else {
+    let Some(kici_store::RunInputs {
+        event,
+        repo_url,
+        workflow: Some(workflow),
+        lockfile_hash,
+    }) = store.run_context(run_id).await?
+    else {
         return Err(RerunError::NoWorkflow(run_id.to_string()));
     };
     let source = store
@@ -300,6 +308,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         repo_url,
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
+        lockfile_hash,
     };
     let new_run_id = context.create_run(state, &workflow).await?;
     // The original lists its re-runs: the dashboard gets it again.
@@ -316,6 +325,8 @@ struct RunContext<'a> {
     now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     rerun_of: Option<RunId>,
+    /// The lock file's `lockfileHash`.
+    lockfile_hash: Option<String>,
 }
 
 impl RunContext<'_> {
@@ -343,6 +354,7 @@ impl RunContext<'_> {
             created_at: self.now,
             completed_at: None,
             rerun_of: self.rerun_of.clone(),
+            lockfile_hash: self.lockfile_hash.clone(),
         }
     }
 

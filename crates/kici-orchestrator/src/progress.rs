@@ -30,6 +30,7 @@ struct LoadedRun {
     event: kici_engine::event::EventEnvelope,
     repo_url: String,
     workflow: Option<LockWorkflow>,
+    lockfile_hash: Option<String>,
 }
 
 impl LoadedRun {
@@ -41,6 +42,7 @@ impl LoadedRun {
             sha: &self.run.sha,
             repo_url: &self.repo_url,
             event: &self.event,
+            lockfile_hash: self.lockfile_hash.as_deref(),
         }
     }
 }
@@ -49,7 +51,13 @@ async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, S
     let Some(run) = state.store.get_run(run_id).await? else {
         return Ok(None);
     };
-    let Some((event, repo_url, workflow)) = state.store.run_context(run_id).await? else {
+    let Some(kici_store::RunInputs {
+        event,
+        repo_url,
+        workflow,
+        lockfile_hash,
+    }) = state.store.run_context(run_id).await?
+    else {
         return Ok(None);
     };
     Ok(Some(LoadedRun {
@@ -57,6 +65,7 @@ async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, S
         event,
         repo_url,
         workflow,
+        lockfile_hash,
     }))
 }
 

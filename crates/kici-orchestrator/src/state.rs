@@ -9,6 +9,7 @@ use std::time::Instant;
 use kici_store::Store;
 
 use crate::config::Config;
+use crate::storage::Storage;
 use crate::events::Timeline;
 use crate::hub::Hub;
 use crate::logs::LogStore;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub config: Config,
     pub store: Store,
     pub logs: LogStore,
+    /// Objects shared across agents (dependency tarballs), reached by signed URLs.
+    pub storage: Arc<Storage>,
     pub hub: Arc<Hub>,
     /// Auto-scalers: agents started when no connected agent fits a queued job.
     pub scaler: ScalerManager,
@@ -41,7 +44,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state, and the scaler task its owner runs (until shutdown).
-    pub fn new(config: Config, store: Store, scalers: ScalerConfig) -> (Shared, ScalerTask) {
+    pub fn new(config: Config, store: Store, storage: Storage, scalers: ScalerConfig) -> (Shared, ScalerTask) {
         let logs = LogStore::new(&config.data_dir);
         let hub = Arc::new(Hub::default());
         let platform = Arc::new(PlatformLink::new(config.platform_url.is_some()));
@@ -62,6 +65,7 @@ impl AppState {
             config,
             store,
             logs,
+            storage: Arc::new(storage),
             hub,
             scaler,
             platform,

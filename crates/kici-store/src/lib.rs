@@ -35,7 +35,7 @@ pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use retention::Pruned;
-pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, StepUpdate};
+pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, RunInputs, StepUpdate};
 pub use secrets::{NewAudit, SealedOutput, SealedSecret, Upsert};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
@@ -81,6 +81,11 @@ static MIGRATIONS: &[Migration] = &[
         11,
         "init_results_secret_outputs",
         include_str!("../migrations/0011_init_results_secret_outputs.sql"),
+    ),
+    (
+        12,
+        "run_lockfile_hash",
+        include_str!("../migrations/0012_run_lockfile_hash.sql"),
     ),
 ];
 

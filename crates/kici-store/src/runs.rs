@@ -38,6 +38,17 @@ pub struct NewRun {
     pub completed_at: Option<i64>,
     /// A re-run: the run it starts again.
     pub rerun_of: Option<RunId>,
+    /// The lock file's `lockfileHash` at the run's commit.
+    pub lockfile_hash: Option<String>,
+}
+
+/// What jobs of a run are made from: its event, clone URL, workflow and dependency cache key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInputs {
+    pub event: EventEnvelope,
+    pub repo_url: String,
+    pub workflow: Option<LockWorkflow>,
+    pub lockfile_hash: Option<String>,
 }
 
 /// A job as created by the pipeline (or by a matrix expansion).
@@ -241,8 +252,9 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(q("begin insert run"))?;
         sqlx::query(
             "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
-                 failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                 failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of,
+                 lockfile_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(run.run_id.as_str())
         .bind(run.source_id.as_str())
@@ -263,6 +275,7 @@ impl Store {
         .bind(run.completed_at)
         .bind(run.completed_at.map(|c| c - run.created_at))
         .bind(run.rerun_of.as_deref())
+        .bind(&run.lockfile_hash)
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;
@@ -292,8 +305,8 @@ impl Store {
     }
 
     /// What a run needs after creation: its event, clone URL and workflow entry.
-    pub async fn run_context(&self, run_id: &RunId) -> Result<Option<(EventEnvelope, String, Option<LockWorkflow>)>> {
-        let row = sqlx::query("SELECT event, repo_url, lock_workflow FROM runs WHERE run_id = $1")
+    pub async fn run_context(&self, run_id: &RunId) -> Result<Option<RunInputs>> {
+        let row = sqlx::query("SELECT event, repo_url, lock_workflow, lockfile_hash FROM runs WHERE run_id = $1")
             .bind(run_id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -303,7 +316,12 @@ impl Store {
             column: "event",
             value: "NULL".into(),
         })?;
-        Ok(Some((event, get(&row, "repo_url")?, get_json(&row, "lock_workflow")?)))
+        Ok(Some(RunInputs {
+            event,
+            repo_url: get(&row, "repo_url")?,
+            workflow: get_json(&row, "lock_workflow")?,
+            lockfile_hash: get(&row, "lockfile_hash")?,
+        }))
     }
 
     /// Runs, newest first, with the total count of the filter.

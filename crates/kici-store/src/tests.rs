@@ -74,6 +74,7 @@ pub(crate) fn run(run_id: &str, created_at: i64) -> NewRun {
         created_at,
         completed_at: None,
         rerun_of: None,
+        lockfile_hash: Some("c0ffee".into()),
     }
 }
 
@@ -126,10 +127,15 @@ async fn runs_jobs_and_steps_round_trip() {
             (RunStatus::Pending, "ci", None),
             "{db}"
         );
-        let (event, url, lock) = store.run_context(&RunId::from("r1")).await.unwrap().unwrap();
+        let inputs = store.run_context(&RunId::from("r1")).await.unwrap().unwrap();
         assert_eq!(
-            (event.target_branch.as_deref(), url.as_str(), lock),
-            (Some("main"), "file:///repo", None),
+            (
+                inputs.event.target_branch.as_deref(),
+                inputs.repo_url.as_str(),
+                inputs.workflow,
+                inputs.lockfile_hash.as_deref()
+            ),
+            (Some("main"), "file:///repo", None, Some("c0ffee")),
             "{db}"
         );
 

@@ -138,11 +138,13 @@ impl Repo {
                 env,
                 job_env: None,
                 environments: Vec::new(),
+                lockfile_hash: None,
             },
             event,
             needs: Map::new(),
             timestamp: 0,
             secrets: Default::default(),
+            deps: None,
         }
     }
 }

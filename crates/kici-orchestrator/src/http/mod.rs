@@ -9,6 +9,7 @@ mod holds;
 pub mod ops;
 pub mod runs;
 mod secrets;
+mod storage;
 mod webhook;
 
 use axum::Router;
@@ -87,6 +88,10 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(agent_socket))
         .route("/webhook/{org_id}/generic/{source_id}", post(webhook::receive))
+        .route(
+            "/storage/{*key}",
+            get(storage::get).put(storage::put).layer(storage::body_limit()),
+        )
         .nest("/api/v1", api)
         .with_state(state)
 }

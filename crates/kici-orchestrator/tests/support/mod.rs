@@ -51,7 +51,9 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_env(&vars).unwrap();
         let store = Store::open(&url).await.unwrap();
-        let (state, scaler) = AppState::new(config, store, kici_orchestrator::scaler::load(None, None).unwrap());
+        let storage = kici_orchestrator::storage::Storage::open(&config.storage).unwrap();
+        let scalers = kici_orchestrator::scaler::load(None, None).unwrap();
+        let (state, scaler) = AppState::new(config, store, storage, scalers);
         // The scaler task stops when the harness (and with it `stop`) is dropped.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(scaler.run(stopped));
@@ -120,6 +122,7 @@ pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
         created_at: 1,
         completed_at: None,
         rerun_of: None,
+        lockfile_hash: None,
     }
 }
 
