@@ -416,6 +416,30 @@ export type ApprovalOption =
   | readonly ApproverClause[]
   | { approvers?: readonly ApproverClause[]; reason?: string; timeout?: number; when?: 'always' };
 
+/**
+ * A command run before the first step as its own row `init:<n>`, at the checkout root, with the
+ * job's env plus `env`. It may write `KEY=value` lines to the file `$KICI_ENV` and directories to
+ * the file `$KICI_PATH`: they reach the later init commands and every step (see StepContext
+ * `setEnv` / `addPath`). A non-zero exit fails the job before any step.
+ */
+export interface InitSpec {
+  /** The command, run as `<shell> -c`. */
+  run: string;
+  /** Default `'bash'` (`set -euo pipefail`); `'sh'` runs with `set -eu`. */
+  shell?: 'bash' | 'sh';
+  /** ms (positive integer); default 600000 (10 minutes). */
+  timeout?: number;
+  /** Added to the job's env for this command only. */
+  env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One init command, several (run in order), or `false` for none. The presets `'mise'`,
+ * `{ mise: {...} }` and `'auto'`, and `cache` in a spec, are not implemented by this build
+ * (E109): use `{ run: 'mise install' }` with mise on the agent's PATH.
+ */
+export type InitOption = InitSpec | readonly InitSpec[] | false;
+
 export type MatrixValue = string[] | Record<string, string[]>;
 
 /** Matrix values written in the workflow: one dimension (a list) or several (a record of lists). */
@@ -455,6 +479,8 @@ interface JobOptionsBase<X> {
   approval?: ApprovalOption;
   /** Default true. */
   checkout?: boolean;
+  /** Commands that prepare the agent before the first step (install tools, say). */
+  init?: InitOption;
   /** Whole job, ms (positive integer). */
   timeout?: number;
   /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */
