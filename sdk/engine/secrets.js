@@ -72,6 +72,11 @@ export class StepSecrets {
     return [...this.#accessed].sort();
   }
 
+  /** True while the row has `name` exposed (expose, exposeFile). */
+  isExposed(name) {
+    return this.#envBefore.has(name);
+  }
+
   #list() {
     return Object.keys(this.#secrets).sort();
   }
