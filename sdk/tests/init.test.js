@@ -5,18 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, execute, makeProject } from './helpers.js';
+import { MAKE_TOOL, SDK_IMPORT, execute, makeProject } from './helpers.js';
 
 const CANARY = 'canary-5e4d3c2b1a';
-
-// A script in the checkout (init commands run at the checkout root, so `./` finds it): makes a
-// directory holding an executable `<name>` that prints `<argument> from <tag>`, prints the directory.
-const MAKE_TOOL = `set -eu
-dir=$(mktemp -d "$PWD/.tools-XXXXXX")
-printf '#!/bin/sh\\necho "$1 from %s"\\n' "$2" > "$dir/$1"
-chmod +x "$dir/$1"
-echo "$dir"
-`;
 
 const FIXTURE = `${SDK_IMPORT}
 const on = 'kici:os:linux';
