@@ -8,7 +8,7 @@
 import { checkWholeNumber } from './common.js';
 
 /** Default time an init command may take (10 minutes). */
-export const DEFAULT_INIT_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_INIT_TIMEOUT_MS = 10 * 60 * 1000;
 
 const SPEC_KEYS = ['run', 'shell', 'timeout', 'env'];
 const SHELLS = ['bash', 'sh'];
