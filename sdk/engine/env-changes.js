@@ -7,9 +7,9 @@
 // and it never touches `process.env`.
 
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { errorMessage } from '@kici-dev/shared';
+import { makePrivateDir, removePrivateDir } from './temp-dirs.js';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -47,12 +47,12 @@ export class EnvChanges {
    *   the row's ctx.secrets exposed
    */
   static async open(scope) {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kici-env-'));
+    const dir = await makePrivateDir('kici-env-');
     const files = { KICI_ENV: path.join(dir, 'env'), KICI_PATH: path.join(dir, 'path') };
     try {
       for (const file of Object.values(files)) await fs.writeFile(file, '', { mode: 0o600, flag: 'wx' });
     } catch (error) {
-      await fs.rm(dir, { recursive: true, force: true });
+      await removePrivateDir(dir);
       throw error;
     }
     Object.assign(scope.env, files);
@@ -156,7 +156,7 @@ export class EnvChanges {
       warnings.push(`[kici] could not read $KICI_ENV / $KICI_PATH: ${errorMessage(error)}`);
     }
     try {
-      await fs.rm(this.#dir, { recursive: true, force: true });
+      await removePrivateDir(this.#dir);
     } catch (error) {
       warnings.push(`[kici] could not remove the $KICI_ENV / $KICI_PATH files: ${errorMessage(error)}`);
     }
