@@ -1,11 +1,11 @@
 // The objects user code receives: StepContext (steps and hooks), RuleContext (rules),
 // DynamicMatrixContext (dynamic matrix functions) and DynamicJobContext (dynamicJob()
-// generators), plus rule evaluation. Each context binds `$` and `log` to one StepLog, so output
-// lands on the right step row, and registers its `$` commands in the runner's ProcessGroups, so
-// shutdown finds them.
+// generators), plus rule evaluation and the command of a job's init spec. Each context binds `$`
+// and `log` to one StepLog, so output lands on the right step row, and registers its `$`
+// commands in the runner's ProcessGroups, so shutdown finds them.
 // It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
-import { createLogger, createShell, errorMessage } from '@kici-dev/shared';
+import { ProcessPromise, createLogger, createShell, errorMessage } from '@kici-dev/shared';
 import { race } from './run-step.js';
 
 /** How long one rule check may take (its `$` commands included) before it blocks as timed out. */
@@ -31,8 +31,8 @@ export function mergedEnv(request, jobEnv) {
   return { ...process.env, ...request.env, ...jobEnv };
 }
 
-function shellFor({ workDir, env, signal, log, groups }) {
-  return createShell({
+function shellOptions({ workDir, env, signal, log, groups }) {
+  return {
     cwd: workDir,
     env,
     signal,
@@ -41,7 +41,19 @@ function shellFor({ workDir, env, signal, log, groups }) {
     // Masked before the shell cuts an over-long line, not only when the log sends it.
     mask: log.mask,
     onLine: (stream, line) => log.line(stream, line),
-  });
+  };
+}
+
+function shellFor(scope) {
+  return createShell(shellOptions(scope));
+}
+
+/**
+ * Runs the command of an init spec (`{run, shell}`) as it is, in `workDir` with the row's env;
+ * its output goes to the row's log. Resolves with the ProcessOutput, rejects like `$`.
+ */
+export function initCommand(spec, { workDir, env, log, signal, groups }) {
+  return new ProcessPromise(spec.run, { ...shellOptions({ workDir, env, signal, log, groups }), shell: spec.shell });
 }
 
 function loggerFor(log) {
@@ -50,11 +62,11 @@ function loggerFor(log) {
 
 /**
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
- *          env: Record<string, string>, secrets: object,
+ *          env: Record<string, string>, secrets: object, envChanges: {setEnv: Function, addPath: Function},
  *          secretOutputs: import('./secret-outputs.js').SecretOutputs, log: import('./output.js').StepLog,
  *          signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
- *   `env` is the row's own copy (ctx.secrets.expose() adds to it), `secrets` its `ctx.secrets`,
- *   `secretOutputs` the job's
+ *   `env` is the row's own copy (ctx.secrets.expose() and ctx.setEnv() add to it), `secrets` its
+ *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's
  */
 export function stepContext({
   request,
@@ -63,6 +75,7 @@ export function stepContext({
   environment,
   env,
   secrets,
+  envChanges,
   secretOutputs,
   log,
   signal,
@@ -74,6 +87,8 @@ export function stepContext({
     env,
     environment,
     secrets,
+    setEnv: envChanges.setEnv,
+    addPath: envChanges.addPath,
     setSecretOutput: (name, value) => secretOutputs.set(name, value),
     matrix: request.matrix ?? undefined,
     event: request.event,

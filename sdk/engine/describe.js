@@ -162,6 +162,7 @@ export function describeJob(job, name, names, locate) {
   put(described, 'rules', describeRules(job.rules));
   put(described, 'description', job.description);
   put(described, 'checkout', job.checkout ? undefined : false);
+  put(described, 'init', job.init);
   put(described, 'environments', nonEmpty(job.environments.map(describeEnvironment)));
   // A function's source goes to the compiler, which decides whether the orchestrator can run it.
   if (typeof job.env === 'function') described.envFunction = job.env.toString();

@@ -1,18 +1,22 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), job rules, steps in order with parallel groups (maxParallel window,
-// failFast), the job deadline, host `abort` (a forced one also stops the hooks), then the job
-// hooks as their own rows. Each row gets its own env copy and `ctx.secrets`, undone when it ends;
-// the secret outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
+// see resolve.js), job rules, the job's init commands as their own rows, steps in order with
+// parallel groups (maxParallel window, failFast), the job deadline, host `abort` (a forced one
+// also stops the hooks), then the job hooks as their own rows. Each row gets its own env copy,
+// `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to
+// later rows (setEnv, addPath, the files' lines) goes into the job env they copy. The secret
+// outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
-// `ctx.secrets` is secrets.js's, masking what is sent is output.js's.
+// `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
+// output.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
-import { errorMessage, errorStack, userStack } from '@kici-dev/shared';
-import { blockingRule, enterJob, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
+import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
+import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
+import { EnvChanges } from './env-changes.js';
 import { loadJob } from './load.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
@@ -70,16 +74,18 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     // A rule cut short by an abort does not skip the job: the abort cancels it below.
     if (blocking !== undefined && !blocking.interrupted) {
       prepareLog.line('log', skipMessage('Job', blocking), 'info');
-      for (const row of run.flat) run.skip(row);
+      for (const row of [...run.flat, ...run.inits]) run.skip(row);
       return complete('skipped', { stepResults: run.stepResults() });
     }
   }
 
   const deadline = run.armDeadline(abort);
-  await run.runSteps(AbortSignal.any([abort.signal, deadline.signal, lifetime]));
+  const signal = AbortSignal.any([abort.signal, deadline.signal, lifetime]);
+  await run.runInits(signal);
+  await run.runSteps(signal);
   deadline.disarm();
 
-  const failed = run.failedStep !== undefined || deadline.signal.aborted;
+  const failed = run.failedStep !== undefined || run.failedInit !== undefined || deadline.signal.aborted;
   const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
 
   // An abort that arrived during the hooks cancels the job too.
@@ -87,6 +93,8 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   const errors = [];
   if (status === 'failed' && deadline.signal.aborted) {
     errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
+  } else if (status === 'failed' && run.failedInit !== undefined) {
+    errors.push(initFailure(run.failedInit));
   } else if (status === 'failed' && run.failedStep !== undefined) {
     errors.push(`Step '${run.failedStep}' failed`);
   }
@@ -112,7 +120,8 @@ async function runHooks(run, { abort, force, lifetime, failed }) {
     const hook = run.job.hooks[kind];
     if (hook === undefined || stopped.aborted) return;
     const status = abort.aborted ? 'cancelled' : failed ? 'failed' : 'success';
-    const result = await run.runHook(hook, { status, failedStep: run.failedStep }, signal);
+    const failedStep = run.failedInit?.name ?? run.failedStep;
+    const result = await run.runHook(hook, { status, failedStep }, signal);
     if (result.status === 'failed') errors.push(`${kind} hook failed: ${result.error.message}`);
   };
   if (!abort.aborted) await runHook(failed ? 'onFailure' : 'onSuccess', AbortSignal.any([abort, lifetime]));
@@ -125,10 +134,22 @@ function elapsed(since) {
   return Math.round(performance.now() - since);
 }
 
+/**
+ * The job error of a failed init row: `Init '<name>' failed (exit code <c>)` (or `(signal
+ * <SIG>)`), else the row's own error (its timeout text, say).
+ */
+function initFailure({ name, error }) {
+  if (error.exitCode !== undefined) return `Init '${name}' failed (exit code ${error.exitCode})`;
+  if (error.signal !== undefined) return `Init '${name}' failed (signal ${error.signal})`;
+  return error.message;
+}
+
 /** State of one job's execution: its rows, the results so far and how to run each part. */
 class JobRun {
   /** Name of the first step that failed (continueOnError steps included). */
   failedStep = undefined;
+  /** The init row that failed (`{name, error}`): no step runs then. */
+  failedInit = undefined;
   #results = [];
 
   constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups }) {
@@ -143,7 +164,13 @@ class JobRun {
     this.environment = environments[0];
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
-    this.nextHookIndex = this.flat.length;
+    // Init rows follow the flat steps (whose indices the lock file fixes), hooks follow them.
+    this.inits = (job.init ?? []).map((spec, position) => ({
+      index: this.flat.length + position,
+      name: `init:${position + 1}`,
+      spec,
+    }));
+    this.nextHookIndex = this.flat.length + this.inits.length;
     this.secretOutputs = new SecretOutputs((values) => output.maskSecrets(values));
   }
 
@@ -204,9 +231,44 @@ class JobRun {
     this.#complete(row, { status, attempts: 0 }, 0);
   }
 
+  /**
+   * Runs the init specs in order, each as its own row; the first that fails (or a stop) skips the
+   * rest. Only a row that exited 0 hands its `$KICI_ENV` / `$KICI_PATH` on.
+   */
+  async runInits(signal) {
+    for (const row of this.inits) {
+      if (this.failedInit !== undefined || signal.aborted) {
+        this.skip(row);
+        continue;
+      }
+      this.#start(row, { stepType: 'init', state: 'running', concurrencyKind: 'sequential' });
+      const result = await this.#execute(row, {
+        noun: 'Init',
+        run: (scope) => this.#runInitCommand(row, scope),
+        makeContext: (scope) => scope,
+        timeoutMs: row.spec.timeout,
+        rowEnv: row.spec.env,
+        signal,
+        handsOnEnvWhenFailed: false,
+      });
+      if (result.status === 'failed') this.failedInit = { name: row.name, error: result.error };
+    }
+  }
+
+  async #runInitCommand(row, { env, log, signal }) {
+    try {
+      await initCommand(row.spec, { workDir: this.request.workDir, env, log, signal, groups: this.groups });
+    } catch (error) {
+      if (error instanceof ProcessOutput) throw error;
+      // A spawn error (no such shell, workDir gone) says nothing about which row it was.
+      throw new Error(`Init '${row.name}' failed: ${errorMessage(error)}`);
+    }
+  }
+
   /** Runs the entries in order; a failure stops the rest unless the step has continueOnError. */
   async runSteps(signal) {
-    let stopped = false;
+    // A failed init runs no step.
+    let stopped = this.failedInit !== undefined;
     for (const entry of this.entries) {
       const rows = entry.kind === 'step' ? [entry.row] : entry.children;
       if (stopped || signal.aborted) {
@@ -240,6 +302,7 @@ class JobRun {
     }
     this.#start(row, { stepType: 'step', state: 'running', ...startFields });
     const result = await this.#execute(row, {
+      noun: 'Step',
       run: step.run,
       timeoutMs: step.timeout ?? this.request.defaultStepTimeoutMs,
       retry: step.retry,
@@ -281,22 +344,70 @@ class JobRun {
     this.nextHookIndex += 1;
     this.#start(row, { stepType: `hook:${hook.kind}`, state: 'running', concurrencyKind: 'sequential' });
     return this.#execute(row, {
+      noun: 'Step',
       run: hook.run,
+      makeContext: (scope) => ({ ...this.#stepContext(scope), outcome }),
       timeoutMs: hook.timeout ?? DEFAULT_HOOK_TIMEOUT_MS,
       signal: parentSignal,
-      extraContext: { outcome },
     });
   }
 
-  /** Runs a started row to its step.complete. */
-  async #execute(row, { run, timeoutMs, retry, signal, extraContext }) {
+  #stepContext(scope) {
+    return stepContext({
+      request: this.request,
+      workflow: this.workflow,
+      runsOn: this.runsOn,
+      environment: this.environment,
+      secretOutputs: this.secretOutputs,
+      groups: this.groups,
+      ...scope,
+    });
+  }
+
+  /**
+   * Runs a started row to its step.complete. `makeContext` turns the row's scope (its env,
+   * ctx.secrets, setEnv / addPath, log and attempt signal) into what `run` gets (a StepContext
+   * unless given). The row's env is the job env plus `rowEnv`; what it hands on reaches the job
+   * env whatever its status, unless `handsOnEnvWhenFailed` is false.
+   */
+  async #execute(
+    row,
+    {
+      noun,
+      run,
+      makeContext = (scope) => this.#stepContext(scope),
+      timeoutMs,
+      retry,
+      signal,
+      rowEnv,
+      handsOnEnvWhenFailed = true,
+    },
+  ) {
     const startedAt = performance.now();
     const log = this.output.stepLog(row.index);
     // The row's own env: what it exposes (ctx.secrets) or changes does not reach the next row.
-    const env = { ...this.env };
+    const env = { ...this.env, ...rowEnv };
     const secrets = new StepSecrets({ secrets: this.request.secrets, env, rowName: row.name });
     const secretsApi = secrets.api();
+    let changes;
+    try {
+      changes = await EnvChanges.open({
+        jobEnv: this.env,
+        env,
+        workDir: this.request.workDir,
+        rowName: row.name,
+        isExposed: (name) => secrets.isExposed(name),
+      });
+    } catch (error) {
+      const message = `could not create the $KICI_ENV / $KICI_PATH files: ${errorMessage(error)}`;
+      log.flush();
+      const result = { status: 'failed', attempts: 0, error: { message } };
+      this.#complete(row, result, elapsed(startedAt));
+      return result;
+    }
+    const envChanges = changes.api();
     const result = await runStep({
+      noun,
       name: row.name,
       run,
       timeoutMs,
@@ -304,25 +415,13 @@ class JobRun {
       parentSignal: signal,
       output: this.output,
       log,
-      makeContext: (stepSignal) => ({
-        ...stepContext({
-          request: this.request,
-          workflow: this.workflow,
-          runsOn: this.runsOn,
-          environment: this.environment,
-          env,
-          secrets: secretsApi,
-          secretOutputs: this.secretOutputs,
-          log,
-          signal: stepSignal,
-          groups: this.groups,
-        }),
-        ...extraContext,
-      }),
+      makeContext: (stepSignal) => makeContext({ env, secrets: secretsApi, envChanges, log, signal: stepSignal }),
     });
     for (const problem of await secrets.close()) {
       log.line('log', `[kici] could not remove a mounted secret file: ${problem}`, 'warn');
     }
+    const handsOn = handsOnEnvWhenFailed || result.status === 'success';
+    for (const warning of await changes.close({ apply: handsOn })) log.line('log', warning, 'warn');
     log.flush();
     this.#complete(row, result, elapsed(startedAt), secrets.accessed);
     return result;

@@ -70,9 +70,9 @@ function stepError(thrown) {
 }
 
 /** Result for an attempt cut short by the parent signal. */
-function interrupted(name, reason) {
+function interrupted(noun, name, reason) {
   if (reason === Interrupt.jobTimeout) {
-    return { status: 'failed', error: { message: `Step '${name}' aborted: job timeout exceeded` } };
+    return { status: 'failed', error: { message: `${noun} '${name}' aborted: job timeout exceeded` } };
   }
   return { status: 'cancelled' };
 }
@@ -80,7 +80,7 @@ function interrupted(name, reason) {
 /**
  * One attempt: resolves with `{ok: true}`, `{error}` or `{interrupted: reason}`.
  */
-async function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, output, log }) {
+async function runAttempt({ noun, name, run, timeoutMs, parentSignal, makeContext, output, log }) {
   const outcome = await race((signal) => output.runIn(log, async () => run(makeContext(signal))), {
     timeoutMs,
     parentSignal,
@@ -89,7 +89,7 @@ async function runAttempt({ name, run, timeoutMs, parentSignal, makeContext, out
     case 'value':
       return { ok: true };
     case 'timedOut':
-      return { error: { message: `Step '${name}' timed out after ${timeoutMs}ms` } };
+      return { error: { message: `${noun} '${name}' timed out after ${timeoutMs}ms` } };
     case 'thrown': {
       const { thrown } = outcome;
       if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
@@ -109,10 +109,11 @@ function retryDelay(policy, attempt) {
 }
 
 /**
- * @param {{name: string, run: Function, timeoutMs?: number | null,
+ * @param {{noun: 'Step' | 'Init', name: string, run: Function, timeoutMs?: number | null,
  *          retry?: {maxAttempts: number, delayMs: number, backoff: string, maxDelayMs: number},
  *          parentSignal: AbortSignal, makeContext: (signal: AbortSignal) => object,
  *          output: import('./output.js').OutputRouter, log: import('./output.js').StepLog}} spec
+ *   `noun` starts the timeout texts: `Step '<name>' timed out after <ms>ms` (hooks too), `Init '<name>' ...`
  * @returns {Promise<{status: 'success' | 'failed' | 'cancelled', attempts: number, error?: object}>}
  */
 export async function runStep(spec) {
@@ -120,7 +121,7 @@ export async function runStep(spec) {
   for (let attempts = 1; ; attempts += 1) {
     const outcome = await runAttempt(spec);
     if (outcome.ok) return { status: 'success', attempts };
-    if (outcome.interrupted) return { ...interrupted(spec.name, outcome.interrupted), attempts };
+    if (outcome.interrupted) return { ...interrupted(spec.noun, spec.name, outcome.interrupted), attempts };
     if (attempts >= maxAttempts) return { status: 'failed', attempts, error: outcome.error };
     const delayMs = retryDelay(spec.retry, attempts);
     spec.log.line(
@@ -132,7 +133,7 @@ export async function runStep(spec) {
       await sleep(Math.min(delayMs, MAX_TIMER_MS), undefined, { signal: spec.parentSignal });
     } catch {
       // Only an abort rejects this sleep: the parent signal fired between attempts.
-      return { ...interrupted(spec.name, spec.parentSignal.reason), attempts };
+      return { ...interrupted(spec.noun, spec.name, spec.parentSignal.reason), attempts };
     }
   }
 }

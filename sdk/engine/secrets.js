@@ -1,15 +1,16 @@
 // `ctx.secrets` of one step or hook row: reading the secret values the host sent with the
 // execute request (`request.secrets`), exposing one as an env var or as a file for the rest of
 // the row, and recording the names the row read (`secretsAccessed` of its step.complete).
-// `close()` undoes what the row exposed and removes its files when the row ends; afterwards a
-// step left running (one that ignored its signal) can no longer expose anything.
+// `close()` undoes what the row exposed and removes its files when the row ends (temp-dirs.js
+// removes them at exit if the runner ends first); afterwards a step left running (one that
+// ignored its signal) can no longer expose anything.
 // It does not mask anything (output.js does, for every text the runner sends).
 
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { SecretNotFoundError } from '@kici-dev/sdk';
 import { errorMessage } from '@kici-dev/shared';
+import { makePrivateDir, removePrivateDir } from './temp-dirs.js';
 
 /**
  * Env vars rows set in `process.env`, by name: the value before the first row set it and what
@@ -72,6 +73,11 @@ export class StepSecrets {
     return [...this.#accessed].sort();
   }
 
+  /** True while the row has `name` exposed (expose, exposeFile). */
+  isExposed(name) {
+    return this.#envBefore.has(name);
+  }
+
   #list() {
     return Object.keys(this.#secrets).sort();
   }
@@ -118,10 +124,10 @@ export class StepSecrets {
     const missing = sources.find((source) => !this.#has(source));
     if (missing !== undefined) throw new SecretNotFoundError(missing, this.#list());
     const content = sources.map((source) => this.#read(source).value).join(divider);
-    // mkdtemp makes the directory 0700: only the runner's user can list or open what is in it.
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kici-secret-'));
+    // Mode 0700: only the runner's user can list or open what is in it.
+    const dir = await makePrivateDir('kici-secret-');
     if (this.#closed) {
-      await fs.rm(dir, { recursive: true, force: true });
+      await removePrivateDir(dir);
       this.#checkOpen('mountFile');
     }
     this.#dirs.push(dir);
@@ -170,7 +176,7 @@ export class StepSecrets {
       releaseProcessEnv(this, name);
     }
     this.#envBefore.clear();
-    const removals = await Promise.allSettled(this.#dirs.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+    const removals = await Promise.allSettled(this.#dirs.map(removePrivateDir));
     return removals.filter(({ status }) => status === 'rejected').map(({ reason }) => errorMessage(reason));
   }
 }

@@ -116,11 +116,30 @@ export interface StepContext<M extends MatrixCombination | undefined = MatrixCom
   $: Shell;
   /** Writes to the step log (`info`, `warn`, `error`, `debug`). */
   log: Logger;
-  /** Host env layer merged with the job env layer; also the environment of `$`. This step's own copy. */
+  /**
+   * Host env layer merged with the job env layer and what earlier steps handed on (`setEnv`,
+   * `addPath`, `$KICI_ENV`, `$KICI_PATH`); also the environment of `$`. This step's own copy:
+   * changing it does not reach later steps (use `setEnv`). `KICI_ENV` and `KICI_PATH` name this
+   * step's fresh, empty files: `KEY=value` lines written to `$KICI_ENV` (split on the first `=`)
+   * and directories written to `$KICI_PATH` (each put in front of `PATH`, the last line first)
+   * reach the later steps and hooks when this step ends, not this step's own later commands.
+   */
   env: Readonly<Record<string, string>>;
   /** The first of the job's environments (resolved names); `undefined` when it has none. */
   environment: string | undefined;
   secrets: StepSecrets;
+  /**
+   * Sets the env var `name` at once for this step's later `$` commands (`ctx.env`) and for the
+   * steps and hooks that start later; not in `process.env`. Throws for a name that is not an
+   * env-var name, for `KICI_*` names (set by KiCI) and for a name this step exposed with
+   * `ctx.secrets`.
+   */
+  setEnv(name: string, value: string): void;
+  /**
+   * Puts `dir` in front of `PATH` at once, for this step's later `$` commands and for the steps
+   * and hooks that start later (relative to the checkout root).
+   */
+  addPath(dir: string): void;
   /**
    * Hands a secret value on to the jobs that `needs` this one: they get it in `ctx.secrets` under
    * `name`. `name` is an env-var-style name (`[A-Za-z_][A-Za-z0-9_]*`), `value` a non-empty
@@ -149,7 +168,7 @@ export type StepFunction<M extends MatrixCombination | undefined = MatrixCombina
 /** How the job went, for hooks. */
 export interface HookOutcome {
   status: 'success' | 'failed' | 'cancelled';
-  /** Name of the first failed step, if any. */
+  /** Name of the first failed step, or of the init row (`init:<n>`) that failed, if any. */
   failedStep?: string;
 }
 
@@ -416,6 +435,30 @@ export type ApprovalOption =
   | readonly ApproverClause[]
   | { approvers?: readonly ApproverClause[]; reason?: string; timeout?: number; when?: 'always' };
 
+/**
+ * A command run before the first step as its own row `init:<n>`, at the checkout root, with the
+ * job's env plus `env`. It may write `KEY=value` lines to the file `$KICI_ENV` and directories to
+ * the file `$KICI_PATH`: they reach the later init commands and every step (see StepContext
+ * `setEnv` / `addPath`). A non-zero exit fails the job before any step.
+ */
+export interface InitSpec {
+  /** The command, run as `<shell> -c`. */
+  run: string;
+  /** Default `'bash'` (`set -euo pipefail`); `'sh'` runs with `set -eu`. */
+  shell?: 'bash' | 'sh';
+  /** ms (positive integer); default 600000 (10 minutes). */
+  timeout?: number;
+  /** Added to the job's env for this command only. */
+  env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * One init command, several (run in order), or `false` for none. The presets `'mise'`,
+ * `{ mise: {...} }` and `'auto'`, and `cache` in a spec, are not implemented by this build
+ * (E109): use `{ run: 'mise install' }` with mise on the agent's PATH.
+ */
+export type InitOption = InitSpec | readonly InitSpec[] | false;
+
 export type MatrixValue = string[] | Record<string, string[]>;
 
 /** Matrix values written in the workflow: one dimension (a list) or several (a record of lists). */
@@ -455,6 +498,8 @@ interface JobOptionsBase<X> {
   approval?: ApprovalOption;
   /** Default true. */
   checkout?: boolean;
+  /** Commands that prepare the agent before the first step (install tools, say). */
+  init?: InitOption;
   /** Whole job, ms (positive integer). */
   timeout?: number;
   /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */

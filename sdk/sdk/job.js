@@ -1,8 +1,8 @@
 // `job()`: validates the options and returns `{_tag: 'Job'}` with normalised fields (runsOn as
 // `{labels, exclude, pick}`, needs as `{target, when}`, steps as Step / ParallelGroup values,
 // rules as Rule values, hooks as Hook values, `environment` / `environments` as one list of
-// names and functions, approval as in approval.js). Error texts are part of the contract
-// (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
+// names and functions, approval as in approval.js, init as in init.js). Error texts are part of
+// the contract (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
 // the runner applies to what dynamic matrix functions return, and of a valid needs entry
 // (`normalizeNeed`, which dynamicJob() shares).
 // It does not produce the lock-file shape (describe does) and runs nothing: env and environment
@@ -10,6 +10,7 @@
 
 import { normalizeApproval } from './approval.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
+import { normalizeInit } from './init.js';
 import { flattenSteps } from './naming.js';
 import { hooksOf, normalizeRules } from './rules.js';
 import { stepFromFunction } from './steps.js';
@@ -59,6 +60,7 @@ export function job(nameOrOptions, maybeOptions) {
     rules: normalizeRules(options.rules, fail),
     description: options.description,
     checkout: options.checkout !== false,
+    init: normalizeInit(options.init, fail),
     environments: normalizeEnvironments(options, fail),
     env: normalizeEnv(options.env, fail),
     approval: normalizeApproval(options.approval, fail),

@@ -20,6 +20,8 @@ export declare class ProcessOutput extends Error {
 
 /** A running `$` command: await it for a ProcessOutput. */
 export declare class ProcessPromise implements PromiseLike<ProcessOutput> {
+  /** Runs `command` as it is (no interpolation): `<shell> -c "<set options>; <command>"`. */
+  constructor(command: string, options: ShellOptions & { groups: ProcessGroups });
   readonly command: string;
   /** Resolve even when the exit code is non-zero. */
   nothrow(): this;
@@ -66,6 +68,8 @@ export interface ShellOptions {
   flow?: FlowControl;
   /** Applied to every output line before it is cut and passed to `onLine` (not to what is captured). */
   mask?: Masker;
+  /** `'bash'` (default, `set -euo pipefail`) or `'sh'` (`set -eu`). */
+  shell?: 'bash' | 'sh';
 }
 
 /** The process groups of `$` commands: stopping one (SIGTERM, SIGKILL after the grace) or all. */

@@ -1,6 +1,8 @@
 // The `$` shell steps use: a zx-compatible subset. `createShell()` binds a tagged template to a
 // working directory, an environment, an AbortSignal and a line sink; each call runs
 // `bash -c "set -euo pipefail; <cmd>"` in its own process group and returns a ProcessPromise.
+// A ProcessPromise made directly runs a command string as it is, with `bash` or `sh` (`set -eu`:
+// POSIX sh has no pipefail); the runner runs a job's init commands that way.
 //
 // Interpolated values are shell-quoted, output lines go to the sink as they arrive (unless
 // `.quiet()`; reading pauses while the sink's flow control says it is congested), a non-zero
@@ -18,8 +20,12 @@ import { ProcessGroups } from './process-groups.js';
  * @typedef {{cwd: string, env: Record<string, string>, signal?: AbortSignal,
  *            onLine: (stream: 'stdout' | 'stderr', line: string) => void,
  *            groups?: ProcessGroups, flow?: FlowControl,
- *            mask?: import('./mask.js').Masker}} ShellOptions
+ *            mask?: import('./mask.js').Masker, shell?: 'bash' | 'sh'}} ShellOptions
+ *   `shell` defaults to `bash`
  */
+
+/** Each shell and the options every command of it runs with. */
+const SHELLS = { bash: 'set -euo pipefail', sh: 'set -eu' };
 
 /** Values that need no quoting: they contain no shell metacharacters. */
 const SAFE_WORD = /^[A-Za-z0-9_\/.,:=@%+-]+$/;
@@ -88,12 +94,12 @@ export class ProcessPromise {
    * @param {string} command
    * @param {ShellOptions} options
    */
-  constructor(command, { cwd, env, signal, onLine, groups, flow, mask }) {
+  constructor(command, { cwd, env, signal, onLine, groups, flow, mask, shell = 'bash' }) {
     this.command = command;
     this.#outcome = new Promise((resolve) => {
       let child;
       try {
-        child = spawn('bash', ['-c', `set -euo pipefail; ${command}`], {
+        child = spawn(shell, ['-c', `${SHELLS[shell]}; ${command}`], {
           cwd,
           env,
           detached: true,

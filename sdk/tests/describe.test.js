@@ -93,6 +93,22 @@ export default workflow('deploys', {
 });
 `;
 
+const INIT = `${SDK_IMPORT}
+const f = async () => {};
+export default workflow('inits', {
+  jobs: [
+    job('one', { runsOn: 'linux', checkout: false, init: { run: 'mise install' }, env: { A: '1' }, run: f }),
+    job('many', {
+      runsOn: 'linux',
+      init: [{ run: './setup.sh', shell: 'sh', timeout: 60000, env: { MISE_YES: '1' } }, { run: 'make tools' }],
+      run: f,
+    }),
+    job('none', { runsOn: 'linux', init: false, run: f }),
+    job('empty', { runsOn: 'linux', init: [], run: f }),
+  ],
+});
+`;
+
 const NO_RUNS_ON = `${SDK_IMPORT}
 export default workflow('w', {
   jobs: [
@@ -114,6 +130,7 @@ const project = makeProject({
   noRunsOn: NO_RUNS_ON,
   mixed: MIXED,
   environments: ENVIRONMENTS,
+  init: INIT,
 });
 after(() => project.cleanup());
 
@@ -309,6 +326,70 @@ const INVALID = [
     'approvalDrift',
     "job('a', { runsOn: 'x', approval: { approvers: [{ team: 'ops' }], when: 'drift' }, run: f })",
     "Job \"a\": approval when 'drift' needs a check step, which this build does not implement",
+    'job(',
+    'E109',
+  ],
+  [
+    'initEmptyRun',
+    "job('a', { runsOn: 'x', init: [{ run: 'true' }, { run: '  ' }], run: f })",
+    'Job "a": init[1].run must be a non-empty command string',
+    'job(',
+  ],
+  [
+    'initUnknownKey',
+    "job('a', { runsOn: 'x', init: { run: 'true', cwd: 'tools' }, run: f })",
+    "Job \"a\": init[0] has no option 'cwd' (use run, shell, timeout or env)",
+    'job(',
+  ],
+  [
+    'initString',
+    "job('a', { runsOn: 'x', init: 'npm ci', run: f })",
+    'Job "a": init[0] must be {run, shell?, timeout?, env?}',
+    'job(',
+  ],
+  [
+    'initShell',
+    "job('a', { runsOn: 'x', init: { run: 'true', shell: 'zsh' }, run: f })",
+    "Job \"a\": init[0].shell must be 'bash' or 'sh'",
+    'job(',
+  ],
+  [
+    'initTimeout',
+    "job('a', { runsOn: 'x', init: { run: 'true', timeout: 0 }, run: f })",
+    'Job "a": init[0].timeout must be a positive integer (ms)',
+    'job(',
+  ],
+  [
+    'initEnv',
+    "job('a', { runsOn: 'x', init: { run: 'true', env: { N: 1 } }, run: f })",
+    'Job "a": init[0].env must be an object of string values',
+    'job(',
+  ],
+  [
+    'initMise',
+    "job('a', { runsOn: 'x', init: 'mise', run: f })",
+    'Job "a": init[0]: the mise preset is not implemented by this build',
+    'job(',
+    'E109',
+  ],
+  [
+    'initMiseObject',
+    "job('a', { runsOn: 'x', init: [{ run: 'true' }, { mise: { install: true } }], run: f })",
+    'Job "a": init[1]: the mise preset is not implemented by this build',
+    'job(',
+    'E109',
+  ],
+  [
+    'initAuto',
+    "job('a', { runsOn: 'x', init: 'auto', run: f })",
+    "Job \"a\": init[0]: 'auto' (mise when mise.toml, .mise.toml or .tool-versions exists) is not implemented by this build",
+    'job(',
+    'E109',
+  ],
+  [
+    'initCache',
+    "job('a', { runsOn: 'x', init: { run: 'npm ci', cache: { key: 'npm', paths: ['~/.npm'] } }, run: f })",
+    'Job "a": init[0].cache is not implemented by this build',
     'job(',
     'E109',
   ],
@@ -533,6 +614,20 @@ describe('describe', { concurrency: true }, () => {
     assert.deepEqual(Object.keys(object.approval), ['clauses', 'reason', 'timeoutSeconds', 'when']);
     for (const key of ['environments', 'env', 'envFunction', 'approval']) assert.equal(key in plain, false, key);
     assert.deepEqual(plain.options, ['runsOn', 'approval', 'run']);
+  });
+
+  test('init is described as a list of specs with shell and timeout filled in', async () => {
+    const [file] = await describeModules(project, ['init']);
+    const [one, many, none, empty] = file.workflows[0].jobs;
+    assert.deepEqual(one.init, [{ run: 'mise install', shell: 'bash', timeout: 600000 }]);
+    assert.deepEqual(Object.keys(one).slice(5, 9), ['steps', 'checkout', 'init', 'env']);
+    assert.deepEqual(many.init, [
+      { run: './setup.sh', shell: 'sh', timeout: 60000, env: { MISE_YES: '1' } },
+      { run: 'make tools', shell: 'bash', timeout: 600000 },
+    ]);
+    assert.deepEqual(Object.keys(many.init[0]), ['run', 'shell', 'timeout', 'env']);
+    for (const job of [none, empty]) assert.equal('init' in job, false, job.name);
+    assert.deepEqual(none.options, ['runsOn', 'init', 'run']);
   });
 
   test('a job without runsOn is an error with message, suggestion and the job() call site', async () => {

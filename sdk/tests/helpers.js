@@ -167,6 +167,19 @@ export async function execute(project, name, fields, onMessage) {
 export const SDK_IMPORT =
   "import { workflow, job, dynamicJob, step, parallel, push, pr, tag, dispatch, rule, skip, onSuccess, onFailure, cleanup } from '@kici-dev/sdk';\n";
 
+/**
+ * A script for the checkout (`makeProject(..., { 'make-tool.sh': MAKE_TOOL })`; commands run at
+ * the checkout root, so `bash ./make-tool.sh <name> <tag>` finds it): makes a new directory in
+ * the checkout holding an executable `<name>` that prints `<argument> from <tag>`, and prints
+ * the directory.
+ */
+export const MAKE_TOOL = `set -eu
+dir=$(mktemp -d "$PWD/.tools-XXXXXX")
+printf '#!/bin/sh\\necho "$1 from %s"\\n' "$2" > "$dir/$1"
+chmod +x "$dir/$1"
+echo "$dir"
+`;
+
 /** 1-based line and column of the first occurrence of `needle` in `source` (to assert call sites). */
 export function positionOf(source, needle) {
   const offset = source.indexOf(needle);

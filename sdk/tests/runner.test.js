@@ -2,9 +2,11 @@
 // objects ignored, one answer then exit 0; exit 2 when the host closes the channel before the
 // answer, 143 on SIGTERM, 130 on SIGINT, 1 on an uncaught exception. Whichever way it exits,
 // the `$` process groups it started are stopped first (SIGKILL after the grace for members
-// that ignore SIGTERM), rule checks included.
+// that ignore SIGTERM), rule checks included, and the private directories of the rows that
+// were running (mounted secrets, `$KICI_ENV` / `$KICI_PATH` files) are removed.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import {
   SDK_IMPORT,
@@ -21,6 +23,14 @@ const project = makeProject({
 export default workflow('w', {
   jobs: [
     job('wait', { runsOn: 'x', run: async ({ $, log }) => { log.info('started'); await $\`sleep 30\`; } }),
+    job('temp-dirs', {
+      runsOn: 'x',
+      run: async ({ $, log, env, secrets }) => {
+        const file = await secrets.mountFile({ sources: ['KEY'] });
+        log.info(JSON.stringify([env.KICI_ENV, file]));
+        await $\`sleep 30\`;
+      },
+    }),
     job('stubborn', {
       runsOn: 'x',
       run: async ({ $ }) => { await $\`(trap '' TERM; echo "pid $BASHPID"; exec sleep 60 >/dev/null 2>&1) & wait\`; },
@@ -94,6 +104,26 @@ describe('runner', { concurrency: true }, () => {
     assert.equal(
       result.messages.some((m) => m.type === 'job.complete'),
       false,
+    );
+  });
+
+  test("a hang-up during a step still removes the step's private directories", async () => {
+    const request = executeRequest(project, 'fixture', {
+      workflow: 'w',
+      job: 'temp-dirs',
+      secrets: { KEY: { value: 'value-of-key' } },
+    });
+    let files;
+    const result = await runRunner(project, request, (message, channel) => {
+      if (message.type !== 'log.line' || !message.line.startsWith('[')) return;
+      files = JSON.parse(message.line);
+      assert.ok(files.every((file) => fs.existsSync(file)));
+      channel.hangUp();
+    });
+    assert.equal(result.code, 2);
+    assert.deepEqual(
+      files.map((file) => fs.existsSync(file)),
+      [false, false],
     );
   });
 
