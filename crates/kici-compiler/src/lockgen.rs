@@ -467,6 +467,7 @@ impl Generator<'_> {
             environments,
             env,
             dynamic_env,
+            init: job.init.clone(),
             approval: job.approval.clone(),
             secrets: job.secrets.clone(),
             hooks: HookFlags {

@@ -88,6 +88,9 @@ pub struct JobDescription {
     pub checkout: Option<bool>,
     #[serde(default)]
     pub env: Option<Map<String, Value>>,
+    /// `init`: the normalized command specs.
+    #[serde(default)]
+    pub init: Option<Value>,
     /// `env` given as a function: its source (`fn.toString()`).
     #[serde(default)]
     pub env_function: Option<String>,
@@ -272,6 +275,7 @@ impl JobDescription {
                 (env, None) => env.clone().map(LockEnv::Static),
             },
             dynamic_env: false,
+            init: self.init.clone(),
             approval: self.approval.clone(),
             secrets: self.secrets.clone(),
             hooks: HookFlags {

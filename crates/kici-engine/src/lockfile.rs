@@ -177,6 +177,10 @@ pub struct StaticJob {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<bool>,
+    /// Commands run after checkout and before the steps (`[{run, shell, timeout, env?}]`); the
+    /// runner reads them from the module, the lock file records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<Value>,
     /// Environments, in order: names, or pure functions of the event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<LockEnvironment>,

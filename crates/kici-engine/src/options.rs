@@ -62,6 +62,7 @@ const JOB_OPTIONS: &[&str] = &[
     "rules",
     "description",
     "checkout",
+    "init",
     "env",
     "environment",
     "environments",
@@ -76,7 +77,6 @@ const JOB_OPTIONS: &[&str] = &[
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "concurrencyGroup",
     "cache",
-    "init",
     "container",
     "resources",
     "runsOnAll",
@@ -168,6 +168,7 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "rules",
     "description",
     "checkout",
+    "init",
     "env",
     "dynamicEnv",
     "environments",

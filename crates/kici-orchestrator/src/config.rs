@@ -56,7 +56,11 @@ pub const KNOWN_ENV: &[&str] = &[
 ];
 
 /// `KICI_STORAGE_*`: the filesystem under the data directory unless `KICI_STORAGE_TYPE=s3`.
-fn storage_config(env: &BTreeMap<String, String>, data_dir: &std::path::Path, reader: &mut Reader<'_>) -> StorageConfig {
+fn storage_config(
+    env: &BTreeMap<String, String>,
+    data_dir: &std::path::Path,
+    reader: &mut Reader<'_>,
+) -> StorageConfig {
     let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
     match get("KICI_STORAGE_TYPE").as_deref() {
         None | Some("filesystem") => StorageConfig::Filesystem {

@@ -9,13 +9,13 @@ use std::time::Instant;
 use kici_store::Store;
 
 use crate::config::Config;
-use crate::storage::Storage;
 use crate::events::Timeline;
 use crate::hub::Hub;
 use crate::logs::LogStore;
 use crate::platform_link::PlatformLink;
 use crate::rate_limit::RateLimits;
 use crate::scaler::{ScalerConfig, ScalerContext, ScalerManager, ScalerTask, SpawnSettings};
+use crate::storage::Storage;
 use crate::tasks::Tasks;
 use crate::wake::DispatchWake;
 

@@ -92,3 +92,51 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         "{error}"
     );
 }
+
+const INIT_WORKFLOW: &str = r##"import { workflow, job, push } from '@kici-dev/sdk';
+
+export default workflow('with-init', {
+  on: push({ branches: 'with-init' }),
+  jobs: [job('build', {
+    runsOn: 'linux',
+    init: {
+      run: 'mkdir -p tools && printf "#!/bin/sh\\necho tool-ok\\n" > tools/mytool && chmod +x tools/mytool && echo "GREETING=from-init" >> "$KICI_ENV" && echo "$PWD/tools" >> "$KICI_PATH"',
+    },
+    run: async ({ $ }) => {
+      await $`echo "greeting $GREETING"`;
+      await $`mytool`;
+    },
+  })],
+});
+"##;
+
+#[tokio::test]
+async fn an_init_command_prepares_the_environment_and_path_of_the_steps() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/with-init.ts", INIT_WORKFLOW);
+    repo.compile();
+    let lock: serde_json::Value = serde_json::from_str(&repo.read(".kici/kici.lock.json")).unwrap();
+    let build = &lock["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "with-init")
+        .unwrap()["jobs"][0];
+    assert_eq!(build["init"][0]["shell"], serde_json::json!("bash"));
+    repo.commit_and_push("a job with init");
+    stack.add_local_source("app", &repo).await;
+
+    let detail = stack.push_and_wait("app", &repo, "with-init").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{:?}", detail.jobs);
+    let steps = detail.jobs[0].steps.clone().unwrap();
+    let init = steps.iter().find(|s| s.step_name == "init:1").unwrap();
+    assert_eq!(
+        (init.step_type.as_str(), init.status),
+        ("init", kici_engine::status::StepStatus::Success)
+    );
+    let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
+    assert!(logs.contains("greeting from-init"), "{logs}");
+    assert!(logs.contains("tool-ok"), "{logs}");
+}
