@@ -11,13 +11,14 @@ use std::time::Duration;
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::JobId;
 use kici_engine::labels::labels_fit;
-use kici_engine::protocol::{JobDispatch, OrchestratorMessage, SecretValue};
+use kici_engine::protocol::{DepsCache, JobDispatch, OrchestratorMessage, SecretValue};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::hub::Outbound;
 use crate::scoped_secrets::{self, DEFAULT_ORG};
 use crate::state::Shared;
+use crate::storage::Access;
 
 const SAFETY_TICK: Duration = Duration::from_secs(1);
 
@@ -71,6 +72,60 @@ async fn secrets_of(
             (key, value)
         })
         .collect()))
+}
+
+/// How long a dependency tarball's signed URLs stay valid.
+const DEPS_URL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The job's dependency tarball for the agent's platform: a download when a complete one is
+/// stored (its checksum object is written last), else where to upload the one the agent is
+/// about to build. Storage trouble is logged and the agent installs inline.
+async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -> Option<DepsCache> {
+    let hash = dispatch.job_config.lockfile_hash.as_deref()?;
+    let label = |prefix: &str| labels.iter().find_map(|l| l.strip_prefix(prefix)).map(str::to_string);
+    let key = format!("deps/{}-{}/{hash}.tar.gz", label("kici:os:")?, label("kici:arch:")?);
+    let checksum_key = format!("{key}.sha256");
+    let storage = &state.storage;
+    let base = state.config.http_url();
+    let now = now_ms();
+    let result = async {
+        match storage.get(&checksum_key).await? {
+            Some(checksum) => Ok::<_, crate::storage::StorageError>(DepsCache {
+                download_url: Some(storage.signed_url(Access::Get, &key, DEPS_URL_TTL, &base, now).await?),
+                sha256: Some(String::from_utf8_lossy(&checksum).trim().to_string()),
+                upload_url: None,
+                checksum_upload_url: None,
+                key: key.clone(),
+            }),
+            None => Ok(DepsCache {
+                download_url: None,
+                sha256: None,
+                upload_url: Some(storage.signed_url(Access::Put, &key, DEPS_URL_TTL, &base, now).await?),
+                checksum_upload_url: Some(
+                    storage
+                        .signed_url(Access::Put, &checksum_key, DEPS_URL_TTL, &base, now)
+                        .await?,
+                ),
+                key: key.clone(),
+            }),
+        }
+    }
+    .await;
+    match result {
+        Ok(cache) => {
+            let hit = cache.download_url.is_some();
+            if hit {
+                kici_telemetry::metrics::orchestrator::dep_cache_hit();
+            } else {
+                kici_telemetry::metrics::orchestrator::dep_cache_miss();
+            }
+            Some(cache)
+        }
+        Err(err) => {
+            tracing::warn!(jobId = %dispatch.job_id, key = %key, error = %err, "dependency cache unavailable; the agent installs inline");
+            None
+        }
+    }
 }
 
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
@@ -148,6 +203,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 continue;
             }
         }
+        dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
         dispatch.timestamp = now;
         tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
         if agent

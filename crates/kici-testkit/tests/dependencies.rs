@@ -76,14 +76,68 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     assert_eq!(detail.run.status, RunStatus::Success, "{:?}", detail.jobs);
     let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
     assert!(logs.contains("Installed the .kici dependencies with npm in "), "{logs}");
+    assert!(
+        logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
+        "{logs}"
+    );
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
 
-    // A lock file that no longer matches package.json: `npm ci` refuses, and says why.
-    repo.write(
-        ".kici/package.json",
-        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter", "left-pad": "1.3.0"}}"#,
+    // Another agent restores the stored tarball and installs nothing.
+    stack.agents[0].kill();
+    stack.start_agent("agent-2", &["linux"]).await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("a second run");
+    let again = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    assert_eq!(again.jobs[0].agent_id.as_deref(), Some("agent-2"));
+    let logs = log_text(&stack.logs(again.run.run_id.as_str(), None).await);
+    assert!(
+        logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
+        "{logs}"
     );
-    repo.commit_and_push("package.json out of step with its lock file");
+    assert!(!logs.contains("Installed the .kici dependencies"), "{logs}");
+    assert!(logs.contains("Hello from greeter, CI"), "{logs}");
+    let metrics = stack
+        .client()
+        .get(format!("{}/metrics", stack.url()))
+        .bearer_auth(kici_testkit::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("kici_orch_dep_cache_hits_total 1"), "{metrics}");
+    assert!(metrics.contains("kici_orch_dep_cache_misses_total 1"), "{metrics}");
+
+    // A stored tarball that is not the one its checksum names is never unpacked.
+    let platform_dir = std::fs::read_dir(stack.data_dir().join("storage/deps"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let tarball = std::fs::read_dir(&platform_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .unwrap();
+    std::fs::write(&tarball, b"tampered").unwrap();
+    repo.write("README.md", "tampered\n");
+    repo.commit_and_push("a third run");
+    let tampered = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(tampered.run.status, RunStatus::Failed);
+    let error = tampered.jobs[0].error_message.clone().unwrap();
+    assert!(error.starts_with("Dep tarball hash mismatch: expected "), "{error}");
+    assert!(
+        error.contains(&format!(", got {}", kici_engine::hash::sha256_hex(b"tampered"))),
+        "{error}"
+    );
+
+    // A broken lock file is a new cache key: nothing to restore, and `npm ci` says why it fails.
+    repo.write(".kici/package-lock.json", "{ this is not json");
+    repo.compile();
+    repo.commit_and_push("a broken lock file");
     let broken = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(broken.run.status, RunStatus::Failed);
     let error = broken.jobs[0].error_message.clone().unwrap();

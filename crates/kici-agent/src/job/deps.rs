@@ -2,12 +2,20 @@
 //! anything: when `.kici/package.json` exists and `.kici/node_modules` does not, with the
 //! package manager its lock file belongs to (`npm ci`, `pnpm install --frozen-lockfile`, …;
 //! `npm install` without a lock file), in the host variables runners inherit.
+//!
+//! With a dependency cache in the dispatch (`deps/<platform>-<arch>/<lockfileHash>.tar.gz`),
+//! a stored tarball is downloaded, checked against its SHA-256 and unpacked instead; when none
+//! is stored yet, the one this install makes is uploaded, then its checksum (whose presence
+//! marks the tarball complete). A failed download or unpack falls back to installing; a
+//! tarball whose hash does not match fails the job.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kici_compiler::deps::{PackageManager, find_lockfile};
 use kici_compiler::runner::RunnerSpec;
+use kici_engine::protocol::DepsCache;
+use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// An install must finish within this.
@@ -15,13 +23,137 @@ pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Lines of the package manager's output quoted when it fails.
 const TAIL_LINES: usize = 20;
 
-/// Installs the dependencies when they are needed; the line for the job's prepare log.
-pub(super) async fn install(dir: &Path) -> Result<Option<String>, String> {
+/// A tarball download or upload must finish within this.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Installs (or restores) the dependencies when they are needed; the lines for the job's
+/// prepare log.
+pub(super) async fn install(dir: &Path, cache: Option<&DepsCache>) -> Result<Vec<String>, String> {
     let kici_dir = dir.join(".kici");
     if !kici_dir.join("package.json").is_file() || kici_dir.join("node_modules").exists() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let lockfile = find_lockfile(dir, &kici_dir);
+    let mut notes = Vec::new();
+    if let Some(cache) = cache
+        && let (Some(url), Some(expected)) = (&cache.download_url, &cache.sha256)
+    {
+        match restore(&kici_dir, url, expected).await {
+            Ok(bytes) => {
+                notes.push(format!(
+                    "Restored the .kici dependencies from the cache ({}, {bytes} bytes): nothing installed",
+                    cache.key
+                ));
+                return Ok(notes);
+            }
+            Err(Restore::Mismatch(message)) => return Err(message),
+            Err(Restore::Failed(message)) => {
+                notes.push(format!(
+                    "Dependency cache {} not restored ({message}); installing",
+                    cache.key
+                ));
+                // A half-unpacked tree must not be mistaken for an install.
+                let _ = tokio::fs::remove_dir_all(kici_dir.join("node_modules")).await;
+            }
+        }
+    }
+    notes.push(run_install(dir, &kici_dir).await?);
+    if let Some(cache) = cache
+        && let (Some(upload), Some(checksum_upload)) = (&cache.upload_url, &cache.checksum_upload_url)
+    {
+        match save(&kici_dir, upload, checksum_upload).await {
+            Ok(bytes) => notes.push(format!(
+                "Saved the .kici dependencies to the cache ({}, {bytes} bytes)",
+                cache.key
+            )),
+            Err(message) => notes.push(format!("Dependency cache {} not saved: {message}", cache.key)),
+        }
+    }
+    Ok(notes)
+}
+
+enum Restore {
+    /// The tarball is not the one its checksum names: never unpacked.
+    Mismatch(String),
+    Failed(String),
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Downloads, checks and unpacks the tarball into `.kici/`; the tarball's size.
+async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Restore> {
+    let client = reqwest::Client::builder()
+        .timeout(TRANSFER_TIMEOUT)
+        .build()
+        .map_err(|err| Restore::Failed(err.to_string()))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|err| Restore::Failed(format!("download failed: {}", err.without_url())))?;
+    if !response.status().is_success() {
+        return Err(Restore::Failed(format!("download answered {}", response.status())));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| Restore::Failed(format!("download failed: {}", err.without_url())))?;
+    let actual = sha256_hex(&bytes);
+    if actual != expected {
+        return Err(Restore::Mismatch(format!(
+            "Dep tarball hash mismatch: expected {expected}, got {actual}"
+        )));
+    }
+    let target = kici_dir.to_path_buf();
+    let size = bytes.len();
+    tokio::task::spawn_blocking(move || {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_ref()));
+        archive.set_preserve_permissions(true);
+        archive.unpack(&target)
+    })
+    .await
+    .map_err(|err| Restore::Failed(err.to_string()))?
+    .map_err(|err| Restore::Failed(format!("unpacking failed: {err}")))?;
+    Ok(size)
+}
+
+/// Packs `.kici/node_modules` and uploads it, then its checksum; the tarball's size.
+async fn save(kici_dir: &Path, upload: &str, checksum_upload: &str) -> Result<usize, String> {
+    let source = kici_dir.to_path_buf();
+    let tarball = tokio::task::spawn_blocking(move || {
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(encoder);
+        builder.follow_symlinks(false);
+        builder.append_dir_all("node_modules", source.join("node_modules"))?;
+        builder.into_inner()?.finish()
+    })
+    .await
+    .map_err(|err| err.to_string())?
+    .map_err(|err| format!("packing failed: {err}"))?;
+    let checksum = sha256_hex(&tarball);
+    let size = tarball.len();
+    let client = reqwest::Client::builder()
+        .timeout(TRANSFER_TIMEOUT)
+        .build()
+        .map_err(|err| err.to_string())?;
+    for (url, body) in [(upload, tarball), (checksum_upload, checksum.into_bytes())] {
+        let response = client
+            .put(url)
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| format!("upload failed: {}", err.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("upload answered {}", response.status()));
+        }
+    }
+    Ok(size)
+}
+
+/// Runs the package manager in `.kici/`; the line for the prepare log.
+async fn run_install(dir: &Path, kici_dir: &Path) -> Result<String, String> {
+    let lockfile = find_lockfile(dir, kici_dir);
     let (manager, (program, args)) = match &lockfile {
         Some(lockfile) => (lockfile.manager, lockfile.manager.install_command()),
         None => (
@@ -34,7 +166,7 @@ pub(super) async fn install(dir: &Path) -> Result<Option<String>, String> {
     let mut command = Command::new(program);
     command
         .args(args)
-        .current_dir(&kici_dir)
+        .current_dir(kici_dir)
         .env_clear()
         .envs(RunnerSpec::inherited_env())
         .env("CI", "true")
@@ -71,9 +203,9 @@ pub(super) async fn install(dir: &Path) -> Result<Option<String>, String> {
             }
         ));
     }
-    Ok(Some(format!(
+    Ok(format!(
         "Installed the .kici dependencies with {} in {:.1}s",
         manager.as_str(),
         started.elapsed().as_secs_f64()
-    )))
+    ))
 }

@@ -302,7 +302,7 @@ impl Job<'_> {
         checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
         checkout::check_drift(self.dir, config).await?;
         // Before staging, which links `.kici/node_modules` into the staged tree.
-        let notes = deps::install(self.dir).await?.into_iter().collect();
+        let notes = deps::install(self.dir, self.dispatch.deps.as_ref()).await?;
         let project = Project {
             root: self.dir.to_path_buf(),
             kici_dir: self.dir.join(".kici"),

@@ -22,6 +22,8 @@ pub const ORCH_STALE_DETECTION_DURATION_SECONDS: &str = "kici_orch_stale_detecti
 pub const ORCH_DEDUP_HITS_TOTAL: &str = "kici_orch_dedup_hits_total";
 pub const ORCH_LOG_CHUNKS_RECEIVED_TOTAL: &str = "kici_orch_log_chunks_received_total";
 pub const ORCH_LOG_BYTES_STORED_TOTAL: &str = "kici_orch_log_bytes_stored_total";
+pub const ORCH_DEP_CACHE_HITS_TOTAL: &str = "kici_orch_dep_cache_hits_total";
+pub const ORCH_DEP_CACHE_MISSES_TOTAL: &str = "kici_orch_dep_cache_misses_total";
 
 // Agent.
 pub const AGENT_JOBS_TOTAL: &str = "kici_agent_jobs_total";
@@ -187,6 +189,18 @@ pub(crate) const ORCHESTRATOR: &[MetricDef] = &[
         ORCH_LOG_BYTES_STORED_TOTAL,
         Kind::Counter,
         "Bytes of job log lines stored.",
+        Series::Single,
+    ),
+    def(
+        ORCH_DEP_CACHE_HITS_TOTAL,
+        Kind::Counter,
+        "Jobs sent with a stored dependency tarball to restore.",
+        Series::Single,
+    ),
+    def(
+        ORCH_DEP_CACHE_MISSES_TOTAL,
+        Kind::Counter,
+        "Jobs sent to install their dependencies and store the tarball.",
         Series::Single,
     ),
 ];

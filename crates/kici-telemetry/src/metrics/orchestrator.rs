@@ -8,10 +8,11 @@ use kici_engine::status::{RunStatus, StepStatus};
 
 use super::names::{
     LABEL_BACKEND, LABEL_BOUND, LABEL_RESULT, LABEL_STATUS, ORCH_AGENTS_ACTIVE, ORCH_DEDUP_HITS_TOTAL,
-    ORCH_DISPATCH_QUEUE_DEPTH, ORCH_EXECUTION_DURATION_SECONDS, ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL,
-    ORCH_LOG_CHUNKS_RECEIVED_TOTAL, ORCH_SCALER_CONFIG_RELOADS_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL,
-    ORCH_STALE_DETECTION_DURATION_SECONDS, ORCH_STALE_RUNS_CURRENT, ORCH_STALE_RUNS_DETECTED_TOTAL, ORCH_STEPS_TOTAL,
-    ORCH_WEBHOOKS_PROCESSED_TOTAL, ORCH_WEBHOOKS_RECEIVED_TOTAL,
+    ORCH_DEP_CACHE_HITS_TOTAL, ORCH_DEP_CACHE_MISSES_TOTAL, ORCH_DISPATCH_QUEUE_DEPTH, ORCH_EXECUTION_DURATION_SECONDS,
+    ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL, ORCH_LOG_CHUNKS_RECEIVED_TOTAL,
+    ORCH_SCALER_CONFIG_RELOADS_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL, ORCH_STALE_DETECTION_DURATION_SECONDS,
+    ORCH_STALE_RUNS_CURRENT, ORCH_STALE_RUNS_DETECTED_TOTAL, ORCH_STEPS_TOTAL, ORCH_WEBHOOKS_PROCESSED_TOTAL,
+    ORCH_WEBHOOKS_RECEIVED_TOTAL,
 };
 
 /// Agents registered now (after each register and disconnect).
@@ -50,6 +51,16 @@ pub fn webhook_processed() {
 /// A delivery was ignored as a duplicate.
 pub fn dedup_hit() {
     metrics::counter!(ORCH_DEDUP_HITS_TOTAL).increment(1);
+}
+
+/// A job was sent with a stored dependency tarball to restore.
+pub fn dep_cache_hit() {
+    metrics::counter!(ORCH_DEP_CACHE_HITS_TOTAL).increment(1);
+}
+
+/// A job was sent to install its dependencies and store the tarball.
+pub fn dep_cache_miss() {
+    metrics::counter!(ORCH_DEP_CACHE_MISSES_TOTAL).increment(1);
 }
 
 /// A run reached its final `status`; `duration` from its creation, when known.
