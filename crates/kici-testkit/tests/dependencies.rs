@@ -37,19 +37,9 @@ fn npm(repo: &Repo, args: &[&str]) {
     );
 }
 
-fn log_text(logs: &kici_engine::api::RunLogs) -> String {
-    logs.steps
-        .iter()
-        .flat_map(|s| s.lines.iter().map(|l| l.line.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[tokio::test]
-async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_loads() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("agent-1", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+/// A `.kici/` project importing the package `greeter` (a `file:` dependency inside the
+/// repository), installed locally, compiled and pushed without `node_modules`.
+fn write_greeter_project(repo: &Repo) {
     repo.write(
         "vendor/greeter/package.json",
         r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
@@ -64,12 +54,28 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     );
     repo.write(".kici/.gitignore", "node_modules\n");
     repo.write(".kici/workflows/deps.ts", WORKFLOW);
-    npm(&repo, &["install", "--no-audit", "--no-fund"]);
+    npm(repo, &["install", "--no-audit", "--no-fund"]);
     repo.compile();
+    repo.commit_and_push("a workflow with an npm dependency");
+}
+
+fn log_text(logs: &kici_engine::api::RunLogs) -> String {
+    logs.steps
+        .iter()
+        .flat_map(|s| s.lines.iter().map(|l| l.line.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_loads() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    write_greeter_project(&repo);
     let lock: serde_json::Value = serde_json::from_str(&repo.read(".kici/kici.lock.json")).unwrap();
     let expected = kici_engine::hash::sha256_hex(format!("npm\n{}", repo.read(".kici/package-lock.json")).as_bytes());
     assert_eq!(lock["lockfileHash"], serde_json::json!(expected));
-    repo.commit_and_push("a workflow with an npm dependency");
     stack.add_local_source("app", &repo).await;
 
     let detail = stack.push_and_wait("app", &repo, "deps").await;
@@ -193,4 +199,67 @@ async fn an_init_command_prepares_the_environment_and_path_of_the_steps() {
     let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
     assert!(logs.contains("greeting from-init"), "{logs}");
     assert!(logs.contains("tool-ok"), "{logs}");
+}
+
+/// The same dependency cache on S3-compatible storage (moto from `scripts/s3.sh`): the agents
+/// download and upload through presigned URLs, and hold no storage credentials.
+#[tokio::test]
+async fn the_dependency_cache_works_on_s3_compatible_storage() {
+    let Ok(endpoint) = std::env::var("KICI_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("KICI_TEST_REQUIRE_S3").is_err(),
+            "KICI_TEST_REQUIRE_S3 is set but KICI_TEST_S3_ENDPOINT is not"
+        );
+        return;
+    };
+    let bucket = format!("kici-e2e-{}", kici_testkit::random_id().replace(['-', '_'], ""));
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let mut stack = Stack::start_with(&[
+        ("KICI_STORAGE_TYPE", "s3"),
+        ("KICI_STORAGE_BUCKET", &bucket),
+        ("KICI_STORAGE_ENDPOINT", &endpoint),
+        ("KICI_STORAGE_PREFIX", "ci"),
+        ("AWS_ACCESS_KEY_ID", "kici-test"),
+        ("AWS_SECRET_ACCESS_KEY", "kici-test-secret"),
+    ])
+    .await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    write_greeter_project(&repo);
+    stack.add_local_source("app", &repo).await;
+
+    let first = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let logs = log_text(&stack.logs(first.run.run_id.as_str(), None).await);
+    assert!(
+        logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
+        "{logs}"
+    );
+    let listing = reqwest::Client::new()
+        .get(format!("{endpoint}/{bucket}?list-type=2&prefix=ci/deps/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(".tar.gz.sha256</Key>"), "{listing}");
+
+    stack.agents[0].kill();
+    stack.start_agent("agent-2", &["linux"]).await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("a second run");
+    let again = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    let logs = log_text(&stack.logs(again.run.run_id.as_str(), None).await);
+    assert!(
+        logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
+        "{logs}"
+    );
+    assert!(logs.contains("Hello from greeter, CI"), "{logs}");
 }
