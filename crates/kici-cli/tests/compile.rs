@@ -152,6 +152,14 @@ fn options_this_build_does_not_implement_are_e109() {
 }
 
 #[test]
+fn checkout_false_is_e109() {
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', checkout: false, run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": checkout: false is not implemented by this build of KiCI (agents clone the repository to load the workflow)\n  Suggestion: remove checkout: false for now: this build would clone the repository anyway\n",
+    );
+}
+
+#[test]
 fn environment_and_env_functions_are_inlined_when_pure_and_left_to_an_init_job_when_not() {
     let project = Project::with_workflow(
         "deploy.ts",

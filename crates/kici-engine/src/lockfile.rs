@@ -234,6 +234,11 @@ impl StaticJob {
             }
             Ok(())
         };
+        if self.checkout == Some(false) {
+            return Err(
+                "has `checkout: false`, which this build of KiCI does not honour (agents clone the repository to load the workflow); remove it and run `kici compile`".to_string(),
+            );
+        }
         if self.dynamic_env && self.env.is_some() {
             return Err("has both `env` and `dynamicEnv` (recompile with `kici compile`)".to_string());
         }

@@ -265,9 +265,11 @@ pub struct JobDispatch {
     pub deps: Option<DepsCache>,
 }
 
-/// A dependency tarball in object storage (`deps/<platform>-<arch>/<lockfileHash>.tar.gz`):
-/// a signed URL to download it and its SHA-256 when it exists, else signed URLs to upload it
-/// and its checksum after installing.
+/// A dependency tarball in object storage: a signed URL to download it and its SHA-256 when
+/// one is stored for `deps/<platform>-<arch>/<lockfileHash>`, else signed URLs to upload a new
+/// one (`…/<lockfileHash>/<jobId>.tar.gz`) and then the pointer `…/<lockfileHash>.json`
+/// (`{"key", "sha256"}`) that names it. Each upload has its own object and the pointer is
+/// written last, so concurrent jobs never pair one tarball with another's checksum.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DepsCache {
@@ -279,7 +281,15 @@ pub struct DepsCache {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum_upload_url: Option<String>,
+    pub pointer_upload_url: Option<String>,
+}
+
+/// The pointer object of a stored dependency tarball.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepsPointer {
+    /// The tarball's object key (without the storage prefix).
+    pub key: String,
+    pub sha256: String,
 }
 
 /// Signed URLs are credentials: `Debug` shows the key only.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::JobId;
 use kici_engine::labels::labels_fit;
-use kici_engine::protocol::{DepsCache, JobDispatch, OrchestratorMessage, SecretValue};
+use kici_engine::protocol::{DepsCache, DepsPointer, JobDispatch, OrchestratorMessage, SecretValue};
 use tokio::sync::watch;
 
 use crate::clock::now_ms;
@@ -83,27 +83,37 @@ const DEPS_URL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60
 async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -> Option<DepsCache> {
     let hash = dispatch.job_config.lockfile_hash.as_deref()?;
     let label = |prefix: &str| labels.iter().find_map(|l| l.strip_prefix(prefix)).map(str::to_string);
-    let key = format!("deps/{}-{}/{hash}.tar.gz", label("kici:os:")?, label("kici:arch:")?);
-    let checksum_key = format!("{key}.sha256");
+    let base_key = format!("deps/{}-{}/{hash}", label("kici:os:")?, label("kici:arch:")?);
+    let pointer_key = format!("{base_key}.json");
+    let key = format!("{base_key}/{}.tar.gz", dispatch.job_id);
     let storage = &state.storage;
     let base = state.config.http_url();
     let now = now_ms();
     let result = async {
-        match storage.get(&checksum_key).await? {
-            Some(checksum) => Ok::<_, crate::storage::StorageError>(DepsCache {
-                download_url: Some(storage.signed_url(Access::Get, &key, DEPS_URL_TTL, &base, now).await?),
-                sha256: Some(String::from_utf8_lossy(&checksum).trim().to_string()),
+        // An unreadable pointer is as good as none: the job installs and writes a new one.
+        let pointer = storage
+            .get(&pointer_key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<DepsPointer>(&bytes).ok());
+        match pointer {
+            Some(pointer) => Ok::<_, crate::storage::StorageError>(DepsCache {
+                download_url: Some(
+                    storage
+                        .signed_url(Access::Get, &pointer.key, DEPS_URL_TTL, &base, now)
+                        .await?,
+                ),
+                sha256: Some(pointer.sha256),
                 upload_url: None,
-                checksum_upload_url: None,
-                key: key.clone(),
+                pointer_upload_url: None,
+                key: pointer.key,
             }),
             None => Ok(DepsCache {
                 download_url: None,
                 sha256: None,
                 upload_url: Some(storage.signed_url(Access::Put, &key, DEPS_URL_TTL, &base, now).await?),
-                checksum_upload_url: Some(
+                pointer_upload_url: Some(
                     storage
-                        .signed_url(Access::Put, &checksum_key, DEPS_URL_TTL, &base, now)
+                        .signed_url(Access::Put, &pointer_key, DEPS_URL_TTL, &base, now)
                         .await?,
                 ),
                 key: key.clone(),

@@ -123,11 +123,13 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         .unwrap()
         .unwrap()
         .path();
-    let tarball = std::fs::read_dir(&platform_dir)
+    let pointer = std::fs::read_dir(&platform_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
         .unwrap();
+    let pointer: serde_json::Value = serde_json::from_slice(&std::fs::read(pointer).unwrap()).unwrap();
+    let tarball = stack.data_dir().join("storage").join(pointer["key"].as_str().unwrap());
     std::fs::write(&tarball, b"tampered").unwrap();
     repo.write("README.md", "tampered\n");
     repo.commit_and_push("a third run");
@@ -248,7 +250,10 @@ async fn the_dependency_cache_works_on_s3_compatible_storage() {
         .text()
         .await
         .unwrap();
-    assert!(listing.contains(".tar.gz.sha256</Key>"), "{listing}");
+    assert!(
+        listing.contains(".json</Key>") && listing.contains(".tar.gz</Key>"),
+        "{listing}"
+    );
 
     stack.agents[0].kill();
     stack.start_agent("agent-2", &["linux"]).await;

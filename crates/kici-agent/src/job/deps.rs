@@ -3,18 +3,18 @@
 //! package manager its lock file belongs to (`npm ci`, `pnpm install --frozen-lockfile`, …;
 //! `npm install` without a lock file), in the host variables runners inherit.
 //!
-//! With a dependency cache in the dispatch (`deps/<platform>-<arch>/<lockfileHash>.tar.gz`),
-//! a stored tarball is downloaded, checked against its SHA-256 and unpacked instead; when none
-//! is stored yet, the one this install makes is uploaded, then its checksum (whose presence
-//! marks the tarball complete). A failed download or unpack falls back to installing; a
-//! tarball whose hash does not match fails the job.
+//! With a dependency cache in the dispatch (`deps/<platform>-<arch>/<lockfileHash>`), a stored
+//! tarball is downloaded, checked against its SHA-256 and unpacked instead; when none is stored
+//! yet, the one this install makes is uploaded, then the pointer naming it and its SHA-256
+//! (whose presence marks the tarball complete). A failed download or unpack falls back to
+//! installing; a tarball whose hash does not match fails the job.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kici_compiler::deps::{PackageManager, find_lockfile};
 use kici_compiler::runner::RunnerSpec;
-use kici_engine::protocol::DepsCache;
+use kici_engine::protocol::{DepsCache, DepsPointer};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
@@ -58,9 +58,9 @@ pub(super) async fn install(dir: &Path, cache: Option<&DepsCache>) -> Result<Vec
     }
     notes.push(run_install(dir, &kici_dir).await?);
     if let Some(cache) = cache
-        && let (Some(upload), Some(checksum_upload)) = (&cache.upload_url, &cache.checksum_upload_url)
+        && let (Some(upload), Some(pointer_upload)) = (&cache.upload_url, &cache.pointer_upload_url)
     {
-        match save(&kici_dir, upload, checksum_upload).await {
+        match save(&kici_dir, &cache.key, upload, pointer_upload).await {
             Ok(bytes) => notes.push(format!(
                 "Saved the .kici dependencies to the cache ({}, {bytes} bytes)",
                 cache.key
@@ -118,8 +118,8 @@ async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Re
     Ok(size)
 }
 
-/// Packs `.kici/node_modules` and uploads it, then its checksum; the tarball's size.
-async fn save(kici_dir: &Path, upload: &str, checksum_upload: &str) -> Result<usize, String> {
+/// Packs `.kici/node_modules` and uploads it, then the pointer naming it; the tarball's size.
+async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) -> Result<usize, String> {
     let source = kici_dir.to_path_buf();
     let tarball = tokio::task::spawn_blocking(move || {
         let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -131,13 +131,17 @@ async fn save(kici_dir: &Path, upload: &str, checksum_upload: &str) -> Result<us
     .await
     .map_err(|err| err.to_string())?
     .map_err(|err| format!("packing failed: {err}"))?;
-    let checksum = sha256_hex(&tarball);
+    let pointer = DepsPointer {
+        key: key.to_string(),
+        sha256: sha256_hex(&tarball),
+    };
+    let pointer = serde_json::to_vec(&pointer).expect("a pointer serializes");
     let size = tarball.len();
     let client = reqwest::Client::builder()
         .timeout(TRANSFER_TIMEOUT)
         .build()
         .map_err(|err| err.to_string())?;
-    for (url, body) in [(upload, tarball), (checksum_upload, checksum.into_bytes())] {
+    for (url, body) in [(upload, tarball), (pointer_upload, pointer)] {
         let response = client
             .put(url)
             .body(body)
