@@ -1,6 +1,7 @@
 //! Benchmark of the core loop with release binaries: webhook → run `success` latency for hello
-//! world with a warm agent (median of 20), idle RSS of the orchestrator and the agent, and the
-//! peak RSS of the per-job Node runner.
+//! world with a warm agent (median of 20), idle RSS of the orchestrator and the agent, the
+//! peak RSS of the per-job Node runner, and webhook → `success` for a workflow importing an npm
+//! package: cold (the agent installs and saves the dependency tarball) and warm (it restores it).
 //!
 //! Run `scripts/bench.sh` (it builds the release binaries first). Latency is measured from
 //! before the webhook POST until the run reads `success` (polled every 2 ms).
@@ -15,6 +16,19 @@ const RUNS: usize = 20;
 
 /// The TypeScript original on this machine class (from the issue).
 const REFERENCE: (f64, f64, f64, f64) = (1.34, 230.0, 205.0, 215.0);
+/// The original's webhook → success with npm dependencies, cold and warm (lower bounds; issue 14).
+const REFERENCE_DEPS: (f64, f64) = (12.9, 3.8);
+/// Warm dependency runs measured.
+const DEPS_RUNS: usize = 5;
+
+const DEPS_WORKFLOW: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+import { greet } from 'greeter';
+
+export default workflow('deps', {
+  on: push({ branches: 'deps' }),
+  jobs: [job('greet', { runsOn: 'linux', run: async () => { console.log(greet('CI')); } })],
+});
+"#;
 
 fn rss_kb(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -106,12 +120,61 @@ async fn main() {
         "per-job Node runner peak RSS:                 {:>6.1} MB   (TypeScript original: {:.0} MB)",
         node_peak_mb, REFERENCE.3
     );
+
+    // A workflow importing an npm package (a `file:` dependency: npm ci without downloads).
+    repo.write(
+        "vendor/greeter/package.json",
+        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
+    );
+    repo.write(
+        "vendor/greeter/index.js",
+        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
+    );
+    repo.write(
+        ".kici/package.json",
+        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter"}}"#,
+    );
+    repo.write(".kici/.gitignore", "node_modules\n");
+    repo.write(".kici/workflows/deps.ts", DEPS_WORKFLOW);
+    let installed = std::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(repo.work().join(".kici"))
+        .status()
+        .expect("npm runs");
+    assert!(installed.success(), "npm install failed");
+    repo.compile();
+    repo.commit_and_push("an npm dependency");
+    let (cold, _) = run_on(&stack, &repo, agent_pid, "deps").await;
+    let mut warm = Vec::new();
+    for n in 0..DEPS_RUNS {
+        repo.write("README.md", &format!("run {n}\n"));
+        repo.commit_and_push("another run");
+        warm.push(run_on(&stack, &repo, agent_pid, "deps").await.0.as_secs_f64());
+    }
+    let warm = median(warm);
+    println!(
+        "webhook -> run success, npm deps, cold:       {:>6.1} ms   (TypeScript original: {:.1} s, with registry downloads)",
+        cold.as_secs_f64() * 1000.0,
+        REFERENCE_DEPS.0
+    );
+    println!(
+        "webhook -> run success, npm deps, warm:       {:>6.1} ms   (TypeScript original: {:.1} s; {:.1}x faster)",
+        warm * 1000.0,
+        REFERENCE_DEPS.1,
+        REFERENCE_DEPS.1 / warm
+    );
 }
 
-/// One webhook → success round; returns the latency and the Node runner's peak RSS (KB).
+/// One webhook → success round of hello world; the latency and the Node runner's peak RSS (KB).
 async fn run_once(stack: &Stack, repo: &Repo, agent_pid: i32) -> (Duration, u64) {
+    run_on(stack, repo, agent_pid, "hello").await
+}
+
+/// One webhook → success round of a push to `branch`.
+async fn run_on(stack: &Stack, repo: &Repo, agent_pid: i32, branch: &str) -> (Duration, u64) {
+    repo.push_to(branch);
     let started = Instant::now();
-    let answer = stack.push_webhook("app", repo, "hello").await;
+    let answer = stack.push_webhook("app", repo, branch).await;
     let run_id = Stack::run_ids(&answer).pop().expect("a run started");
     let mut node_peak = 0;
     loop {
