@@ -87,6 +87,12 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         "{logs}"
     );
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
+    let steps = detail.jobs[0].steps.clone().unwrap();
+    let row = steps.iter().find(|s| s.step_name == "dependencies").unwrap();
+    assert_eq!(
+        (row.step_index, row.step_type.as_str(), row.status),
+        (-2, "deps", kici_engine::status::StepStatus::Success)
+    );
 
     // Another agent restores the stored tarball and installs nothing.
     stack.agents[0].kill();

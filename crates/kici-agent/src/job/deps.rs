@@ -23,16 +23,24 @@ pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Lines of the package manager's output quoted when it fails.
 const TAIL_LINES: usize = 20;
 
+/// The job's row for installing or restoring its dependencies: before the prepare log (-1)
+/// and every runner row, which count from 0.
+pub const STEP_INDEX: i64 = -2;
+pub const STEP_NAME: &str = "dependencies";
+pub const STEP_TYPE: &str = "deps";
+
+/// Whether the checkout in `dir` has `.kici/` dependencies that are not installed.
+pub(super) fn needed(dir: &Path) -> bool {
+    let kici_dir = dir.join(".kici");
+    kici_dir.join("package.json").is_file() && !kici_dir.join("node_modules").exists()
+}
+
 /// A tarball download or upload must finish within this.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Installs (or restores) the dependencies when they are needed; the lines for the job's
-/// prepare log.
+/// Installs (or restores) the dependencies; the lines for the job's `dependencies` row.
 pub(super) async fn install(dir: &Path, cache: Option<&DepsCache>) -> Result<Vec<String>, String> {
     let kici_dir = dir.join(".kici");
-    if !kici_dir.join("package.json").is_file() || kici_dir.join("node_modules").exists() {
-        return Ok(Vec::new());
-    }
     let mut notes = Vec::new();
     if let Some(cache) = cache
         && let (Some(url), Some(expected)) = (&cache.download_url, &cache.sha256)

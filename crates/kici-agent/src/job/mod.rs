@@ -20,7 +20,7 @@ use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, 
 use kici_compiler::stage::StagedTree;
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, Redacted};
 use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX};
-use kici_engine::status::JobStatus;
+use kici_engine::status::{JobStatus, StepStatus};
 use kici_telemetry::service::error_chain;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -36,7 +36,7 @@ mod deps;
 mod reporter;
 mod steps;
 
-use reporter::Reporter;
+use reporter::{Reporter, StepUpdate};
 use steps::{StepTracker, job_error, runner_exited_early};
 
 /// After `abort`, how long the runner gets before its process group is killed.
@@ -236,14 +236,30 @@ struct Job<'a> {
 struct Prepared {
     staged: StagedTree,
     module: kici_engine::runner_protocol::ModuleRef,
-    /// What the preparation did worth a line in the prepare log (a dependency install).
-    notes: Vec<String>,
 }
 
 impl Job<'_> {
     async fn run(&self, reporter: &mut Reporter, cancel: &mut watch::Receiver<Option<CancelMode>>) -> Outcome {
+        let checked_out = tokio::select! {
+            checked_out = self.checkout() => checked_out,
+            _ = cancel_requested(cancel) => return Outcome::cancelled(),
+        };
+        if let Err(message) = checked_out {
+            reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
+            return Outcome::failed(message);
+        }
+        // Before staging, which links `.kici/node_modules` into the staged tree.
+        if deps::needed(self.dir) {
+            let installed = tokio::select! {
+                installed = self.dependencies(reporter) => installed,
+                _ = cancel_requested(cancel) => return Outcome::cancelled(),
+            };
+            if let Err(message) = installed {
+                return Outcome::failed(message);
+            }
+        }
         let prepared = tokio::select! {
-            prepared = self.prepare() => prepared,
+            prepared = self.stage() => prepared,
             _ = cancel_requested(cancel) => return Outcome::cancelled(),
         };
         let prepared = match prepared {
@@ -253,9 +269,6 @@ impl Job<'_> {
                 return Outcome::failed(message);
             }
         };
-        for note in &prepared.notes {
-            reporter.log(PREPARE_STEP_INDEX, note.clone()).await;
-        }
         let node = match find_node(self.settings.node.as_deref()) {
             Ok(node) => node,
             Err(message) => {
@@ -295,14 +308,46 @@ impl Job<'_> {
         }
     }
 
-    /// Clone, drift check, staging. Err is the job's error message.
-    async fn prepare(&self) -> Result<Prepared, String> {
+    /// Clone and drift check. Err is the job's error message.
+    async fn checkout(&self) -> Result<(), String> {
         let config = &self.dispatch.job_config;
         checkout::check_paths(config)?;
         checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
-        checkout::check_drift(self.dir, config).await?;
-        // Before staging, which links `.kici/node_modules` into the staged tree.
-        let notes = deps::install(self.dir, self.dispatch.deps.as_ref()).await?;
+        checkout::check_drift(self.dir, config).await
+    }
+
+    /// The `.kici/` dependencies, installed or restored as the job's own `dependencies` row
+    /// (its log says which, with the cache key and size). Err is the job's error message.
+    async fn dependencies(&self, reporter: &mut Reporter) -> Result<(), String> {
+        let row = |state, duration_ms, error| StepUpdate {
+            index: deps::STEP_INDEX,
+            name: deps::STEP_NAME.to_string(),
+            step_type: deps::STEP_TYPE.to_string(),
+            state,
+            exit_code: None,
+            duration_ms,
+            error,
+            secrets_accessed: Vec::new(),
+        };
+        reporter.step_status(row(StepStatus::Running, None, None)).await;
+        let started = Instant::now();
+        let result = deps::install(self.dir, self.dispatch.deps.as_ref()).await;
+        let (lines, state, error) = match &result {
+            Ok(notes) => (notes.clone(), StepStatus::Success, None),
+            Err(message) => (vec![message.clone()], StepStatus::Failed, Some(message.clone())),
+        };
+        for line in lines {
+            reporter.log(deps::STEP_INDEX, line).await;
+        }
+        reporter.flush_step(deps::STEP_INDEX).await;
+        let duration_ms = Some(started.elapsed().as_millis() as u64);
+        reporter.step_status(row(state, duration_ms, error)).await;
+        result.map(|_| ())
+    }
+
+    /// Staging the checked-out workflows. Err is the job's error message.
+    async fn stage(&self) -> Result<Prepared, String> {
+        let config = &self.dispatch.job_config;
         let project = Project {
             root: self.dir.to_path_buf(),
             kici_dir: self.dir.join(".kici"),
@@ -321,7 +366,7 @@ impl Job<'_> {
                 config.workflow_file, self.dispatch.sha
             )
         })?;
-        Ok(Prepared { staged, module, notes })
+        Ok(Prepared { staged, module })
     }
 
     /// The runner's environment: the host's inherited variables, `CI=true`, then the job's env.
