@@ -187,11 +187,14 @@ pub enum RunEventType {
     HoldRejected,
     /// Nobody decided in time.
     HoldExpired,
+    /// A job was sent with its dependency tarball to restore (`metadata.outcome` `hit`) or to
+    /// install and save (`miss`), `metadata.key` naming the object.
+    DepsCache,
     Other(String),
 }
 
 impl RunEventType {
-    const KNOWN: [RunEventType; 10] = [
+    const KNOWN: [RunEventType; 11] = [
         RunEventType::ScalerProvisioning,
         RunEventType::ScalerNetwork,
         RunEventType::ScalerReady,
@@ -202,6 +205,7 @@ impl RunEventType {
         RunEventType::HoldApproved,
         RunEventType::HoldRejected,
         RunEventType::HoldExpired,
+        RunEventType::DepsCache,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -216,6 +220,7 @@ impl RunEventType {
             RunEventType::HoldApproved => "orchestrator.hold.approved",
             RunEventType::HoldRejected => "orchestrator.hold.rejected",
             RunEventType::HoldExpired => "orchestrator.hold.expired",
+            RunEventType::DepsCache => "orchestrator.deps.cache",
             RunEventType::Other(name) => name,
         }
     }
@@ -233,6 +238,7 @@ impl RunEventType {
             RunEventType::HoldApproved => "Approved",
             RunEventType::HoldRejected => "Rejected",
             RunEventType::HoldExpired => "Approval expired",
+            RunEventType::DepsCache => "Dependency cache",
             RunEventType::Other(name) => name,
         }
     }

@@ -129,6 +129,18 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
             } else {
                 kici_telemetry::metrics::orchestrator::dep_cache_miss();
             }
+            let event = kici_store::NewRunEvent {
+                event_id: crate::ids::new_id(),
+                run_id: dispatch.run_id.clone(),
+                job_id: Some(dispatch.job_id.clone()),
+                event_type: kici_engine::api::RunEventType::DepsCache,
+                source_service: "orchestrator".to_string(),
+                timestamp_ms: now,
+                metadata: serde_json::json!({"outcome": if hit { "hit" } else { "miss" }, "key": cache.key}),
+            };
+            if let Err(err) = state.timeline.record(event).await {
+                tracing::warn!(jobId = %dispatch.job_id, error = %err, "cannot record the dependency cache event");
+            }
             Some(cache)
         }
         Err(err) => {

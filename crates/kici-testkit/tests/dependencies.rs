@@ -108,6 +108,17 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         "{logs}"
     );
     assert!(!logs.contains("Installed the .kici dependencies"), "{logs}");
+    let events = stack.get(&format!("/api/v1/runs/{}/events", again.run.run_id)).await;
+    let cache = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["eventType"] == "orchestrator.deps.cache")
+        .unwrap();
+    assert_eq!(
+        (cache["title"].as_str(), cache["metadata"]["outcome"].as_str()),
+        (Some("Dependency cache"), Some("hit"))
+    );
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
     let metrics = stack
         .client()
