@@ -14,11 +14,12 @@ if up; then
   echo "$endpoint"
   exit 0
 fi
-if ! command -v moto_server >/dev/null 2>&1; then
+if ! python3 -c 'import moto.server' 2>/dev/null; then
   echo "==> installing moto[server]" >&2
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' >&2
 fi
-nohup moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# As a module: pip may put the `moto_server` script in a directory that is not on PATH.
+nohup python3 -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 for _ in $(seq 1 100); do
   if up; then
     echo "$endpoint"

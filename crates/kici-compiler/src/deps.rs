@@ -7,34 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-/// A package manager, as the hash input and the cache key name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PackageManager {
-    Npm,
-    Pnpm,
-    YarnClassic,
-    YarnBerry,
-}
+pub use kici_engine::hash::PackageManager;
 
-impl PackageManager {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PackageManager::Npm => "npm",
-            PackageManager::Pnpm => "pnpm",
-            PackageManager::YarnClassic => "yarn-classic",
-            PackageManager::YarnBerry => "yarn-berry",
-        }
-    }
-
-    /// The command that installs exactly what the lock file says (run in `.kici/`). pnpm and
-    /// yarn come through Node's `corepack` when they are not on `PATH`.
-    pub fn install_command(self) -> (&'static str, &'static [&'static str]) {
-        match self {
-            PackageManager::Npm => ("npm", &["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
-            PackageManager::Pnpm => ("corepack", &["pnpm", "install", "--frozen-lockfile"]),
-            PackageManager::YarnClassic => ("corepack", &["yarn", "install", "--frozen-lockfile"]),
-            PackageManager::YarnBerry => ("corepack", &["yarn", "install", "--immutable"]),
-        }
+/// The command that installs exactly what the lock file says (run in `.kici/`). pnpm and yarn
+/// come through Node's `corepack` when they are not on `PATH`.
+pub fn install_command(manager: PackageManager) -> (&'static str, &'static [&'static str]) {
+    match manager {
+        PackageManager::Npm => ("npm", &["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+        PackageManager::Pnpm => ("corepack", &["pnpm", "install", "--frozen-lockfile"]),
+        PackageManager::YarnClassic => ("corepack", &["yarn", "install", "--frozen-lockfile"]),
+        PackageManager::YarnBerry => ("corepack", &["yarn", "install", "--immutable"]),
     }
 }
 
@@ -76,11 +58,12 @@ pub fn find_lockfile(root: &Path, kici_dir: &Path) -> Option<Lockfile> {
     None
 }
 
-/// `lockfileHash`: sha256 hex of `<pm>\n<lock file bytes>`.
+/// `lockfileHash` of the lock file (`kici_engine::hash::lockfile_hash`).
 pub fn lockfile_hash(lockfile: &Lockfile) -> std::io::Result<String> {
-    let mut input = format!("{}\n", lockfile.manager.as_str()).into_bytes();
-    input.extend(std::fs::read(&lockfile.path)?);
-    Ok(kici_engine::hash::sha256_hex(&input))
+    Ok(kici_engine::hash::lockfile_hash(
+        lockfile.manager,
+        &std::fs::read(&lockfile.path)?,
+    ))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kici_compiler::deps::{PackageManager, find_lockfile};
+use kici_compiler::deps::{PackageManager, find_lockfile, install_command};
 use kici_compiler::runner::RunnerSpec;
 use kici_engine::protocol::{DepsCache, DepsPointer};
 use sha2::{Digest, Sha256};
@@ -167,7 +167,7 @@ async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) ->
 async fn run_install(dir: &Path, kici_dir: &Path) -> Result<String, String> {
     let lockfile = find_lockfile(dir, kici_dir);
     let (manager, (program, args)) = match &lockfile {
-        Some(lockfile) => (lockfile.manager, lockfile.manager.install_command()),
+        Some(lockfile) => (lockfile.manager, install_command(lockfile.manager)),
         None => (
             PackageManager::Npm,
             ("npm", &["install", "--no-audit", "--no-fund", "--loglevel=error"][..]),
