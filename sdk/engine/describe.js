@@ -70,6 +70,8 @@ export function describeWorkflow(workflow, exportKey, locate) {
   put(described, 'rules', describeRules(workflow.rules));
   put(described, 'description', workflow.description);
   put(described, 'hashFiles', workflow.hashFiles);
+  put(described, 'registries', workflow.registries);
+  put(described, 'installEnv', workflow.installEnv);
   putHookFlags(described, workflow.hooks);
   put(described, 'timeout', workflow.timeout);
   described.options = workflow.optionKeys;
@@ -163,6 +165,7 @@ export function describeJob(job, name, names, locate) {
   put(described, 'description', job.description);
   put(described, 'checkout', job.checkout ? undefined : false);
   put(described, 'init', job.init);
+  put(described, 'cache', job.cache);
   put(described, 'environments', nonEmpty(job.environments.map(describeEnvironment)));
   // A function's source goes to the compiler, which decides whether the orchestrator can run it.
   if (typeof job.env === 'function') described.envFunction = job.env.toString();

@@ -1,6 +1,7 @@
 // What every SDK constructor needs: KiciError (what validation throws), call-site capture for
 // `workflow(`, `job(`, `step(` and `parallel(` calls, list normalisation, the check for
-// whole-number options (timeouts, grace periods, retry delays) and how a wrong value is quoted.
+// whole-number options (timeouts, grace periods, retry delays), how a wrong value is quoted and
+// the "did you mean" hint for a misspelt option name.
 // A call site is the first stack frame outside the SDK: frames in this package's directory and
 // under `node_modules/@kici-dev/` are skipped. Locations are absolute here; the runner makes
 // them repository-relative. Constructors decide what to validate; this module only has the
@@ -63,4 +64,34 @@ export function describeValue(value) {
   if (typeof value === 'string') return `'${value}'`;
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
   return typeof value;
+}
+
+/** True for a plain object (not null, not an array). */
+export const isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`. */
+function editDistance(a, b) {
+  const rows = [Array.from({ length: b.length + 1 }, (_, j) => j)];
+  for (let i = 1; i <= a.length; i += 1) {
+    rows[i] = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const replace = rows[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      rows[i][j] = Math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, replace);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        rows[i][j] = Math.min(rows[i][j], rows[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return rows[a.length][b.length];
+}
+
+/**
+ * `did you mean '<name>'? ` for an option name close to one of `names` (case ignored, at most a
+ * third of its letters wrong), else the empty string; meant to start a suggestion.
+ */
+export function didYouMean(word, names) {
+  const distance = (name) => editDistance(word.toLowerCase(), name.toLowerCase());
+  const closest = [...names].sort((a, b) => distance(a) - distance(b))[0];
+  if (closest === undefined || distance(closest) > Math.max(1, Math.floor(closest.length / 3))) return '';
+  return `did you mean '${closest}'? `;
 }

@@ -110,6 +110,24 @@ export interface StepSecrets {
   exposeFile(envVar: string, options: MountFileOptions): Promise<string>;
 }
 
+/**
+ * `ctx.cache`: restores and saves cache entries through the host (the agent packs and unpacks
+ * the paths). Each call logs what happened on the calling step's log.
+ */
+export interface StepCache {
+  /**
+   * Restores the entry saved under `key`, else the newest entry whose key starts with one of
+   * `restoreKeys` (tried in order). `matchedKey` is the key of the entry restored. A host that
+   * could not restore logs a warning and resolves `{hit: false}`.
+   */
+  restore(spec: CacheSpec): Promise<{ hit: boolean; matchedKey?: string }>;
+  /**
+   * Saves `paths` under `key`, unless an entry has that key already (the first save wins; that
+   * is logged, not an error). Rejects with the host's reason when it could not save.
+   */
+  save(spec: CacheSpec): Promise<void>;
+}
+
 /** The argument of every step function. */
 export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
   /** zx-style shell in the work directory with `env`; output lines go to the step log. */
@@ -148,6 +166,8 @@ export interface StepContext<M extends MatrixCombination | undefined = MatrixCom
    * Throws on a bad name or value and past the limits.
    */
   setSecretOutput(name: string, value: string): void;
+  /** Restores and saves caches explicitly (see also the job's `cache` option). */
+  cache: StepCache;
   /** This job's matrix combination; `undefined` when the job has no matrix. */
   matrix: M;
   event: EventEnvelope;
@@ -436,6 +456,25 @@ export type ApprovalOption =
   | { approvers?: readonly ApproverClause[]; reason?: string; timeout?: number; when?: 'always' };
 
 /**
+ * A cache entry: the files under `paths` (relative to the checkout, or under the agent's home as
+ * `~/...`; no `..`), saved under `key`. Restoring takes the entry of `key` if there is one, else
+ * the newest entry whose key starts with one of `restoreKeys`, tried in order. The first save of
+ * a key wins: a later save of the same key does nothing.
+ */
+export interface CacheSpec {
+  key: string;
+  paths: string | readonly string[];
+  restoreKeys?: string | readonly string[];
+}
+
+/** A cache spec as the SDK normalises it (`restoreKeys` left out when empty). */
+export interface NormalizedCacheSpec {
+  key: string;
+  paths: string[];
+  restoreKeys?: string[];
+}
+
+/**
  * A command run before the first step as its own row `init:<n>`, at the checkout root, with the
  * job's env plus `env`. It may write `KEY=value` lines to the file `$KICI_ENV` and directories to
  * the file `$KICI_PATH`: they reach the later init commands and every step (see StepContext
@@ -450,12 +489,17 @@ export interface InitSpec {
   timeout?: number;
   /** Added to the job's env for this command only. */
   env?: Readonly<Record<string, string>>;
+  /**
+   * Restored before the command, saved after it succeeded (each entry whose restore did not hit
+   * its exact `key`), e.g. the directory the command installs tools into.
+   */
+  cache?: CacheSpec | readonly CacheSpec[];
 }
 
 /**
  * One init command, several (run in order), or `false` for none. The presets `'mise'`,
- * `{ mise: {...} }` and `'auto'`, and `cache` in a spec, are not implemented by this build
- * (E109): use `{ run: 'mise install' }` with mise on the agent's PATH.
+ * `{ mise: {...} }` and `'auto'` are not implemented by this build (E109): use
+ * `{ run: 'mise install' }` with mise on the agent's PATH.
  */
 export type InitOption = InitSpec | readonly InitSpec[] | false;
 
@@ -500,6 +544,12 @@ interface JobOptionsBase<X> {
   checkout?: boolean;
   /** Commands that prepare the agent before the first step (install tools, say). */
   init?: InitOption;
+  /**
+   * Restored (row `cache:restore`) after the init commands, before the first step; saved (row
+   * `cache:save`) after the last step when every step succeeded, each entry whose restore did
+   * not hit its exact `key`. `[]` is no cache.
+   */
+  cache?: CacheSpec | readonly CacheSpec[];
   /** Whole job, ms (positive integer). */
   timeout?: number;
   /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */
@@ -572,6 +622,21 @@ export declare function dynamicJob(options: DynamicJobOptions): DynamicJob;
 // ---------------------------------------------------------------------------------------------
 // Workflows
 
+/** A secret named by environment and name, `'<environment>:<name>'` (the name has no `:`). */
+export type SecretRef = `${string}:${string}`;
+
+/** An npm registry the agent authenticates to when it installs the `.kici` dependencies. */
+export interface Registry {
+  /** http(s) URL of the registry. */
+  url: string;
+  /** The npm scope it serves (`'@acme'`); without one it serves unscoped packages (one registry at most). */
+  scope?: string;
+  /** The secret holding the token; the lock file holds this reference, never the token. */
+  tokenSecret: SecretRef;
+  /** Send the token with every request. Default true. */
+  alwaysAuth?: boolean;
+}
+
 export interface WorkflowOptions {
   jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
@@ -580,6 +645,10 @@ export interface WorkflowOptions {
   description?: string;
   /** Repository files (globs) whose content is part of the workflow's content hash. */
   hashFiles?: OneOrMany<string>;
+  /** Registries for the install of the `.kici` dependencies (no scope twice). */
+  registries?: OneOrMany<Registry>;
+  /** Secrets handed to that install as env vars named after them (`'ci:NPM_TOKEN'` sets NPM_TOKEN). */
+  installEnv?: OneOrMany<SecretRef>;
   /** Whole run, ms (positive integer). */
   timeout?: number;
   onSuccess?: HookInput;
@@ -630,6 +699,16 @@ export declare function jobNames(workflow: { jobs: readonly (Job | DynamicJob)[]
 
 /** The names of a list of jobs by position (`job-<N>` for the N-th unnamed one). */
 export declare function nameJobs(jobs: readonly Job[]): string[];
+
+/**
+ * A cache spec or a list of them, validated and normalised (throws `fail(message, suggestion)`;
+ * `where`, default `'cache'`, names the option in the messages). `[]` gives `[]`.
+ */
+export declare function normalizeCacheSpecs(
+  value: unknown,
+  fail: (message: string, suggestion: string) => Error,
+  where?: string,
+): NormalizedCacheSpec[];
 
 /** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
 export declare function isMatrixValue(value: unknown): value is MatrixValue;

@@ -9,6 +9,7 @@ export { workflow } from './workflow.js';
 export { job, isMatrixValue } from './job.js';
 export { dynamicJob } from './dynamic-job.js';
 export { step, parallel } from './steps.js';
+export { normalizeCacheSpecs } from './cache.js';
 export { push, pr, tag, dispatch } from './triggers.js';
 export { rule, skip, onSuccess, onFailure, cleanup, onCancel } from './rules.js';
 export { flattenSteps, jobNames, nameJobs } from './naming.js';

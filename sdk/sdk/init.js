@@ -1,24 +1,24 @@
 // The `init` option of a job: commands that prepare the agent before the first step (install
 // tools, say), each run as its own `init:<n>` row by the runner (execute.js). This build honours
-// the generic spec `{run, shell?, timeout?, env?}`, a list of them, or `false`; it normalises
-// them to the lock-file shape `[{run, shell, timeout, env?}]`. The presets (`'mise'`,
-// `{mise: {...}}`, `'auto'`) and `cache` are refused as not implemented (E109) rather than
-// skipped, so a job never starts without the tools it asked for.
+// the generic spec `{run, shell?, timeout?, env?, cache?}`, a list of them, or `false`; it
+// normalises them to the lock-file shape `[{run, shell, timeout, env?, cache?}]` (`cache` a list
+// of cache specs, see cache.js: restored before the command, saved after it succeeded). The
+// presets (`'mise'`, `{mise: {...}}`, `'auto'`) are refused as not implemented (E109) rather
+// than skipped, so a job never starts without the tools it asked for.
 
-import { checkWholeNumber } from './common.js';
+import { normalizeCacheSpecs } from './cache.js';
+import { checkWholeNumber, didYouMean, isObject } from './common.js';
 
 /** Default time an init command may take (10 minutes). */
 const DEFAULT_INIT_TIMEOUT_MS = 10 * 60 * 1000;
 
-const SPEC_KEYS = ['run', 'shell', 'timeout', 'env'];
+const SPEC_KEYS = ['run', 'shell', 'timeout', 'env', 'cache'];
 const SHELLS = ['bash', 'sh'];
 const INIT_EXAMPLE = "e.g. init: { run: 'mise install' } or init: [{ run: './setup.sh', shell: 'sh', timeout: 60000 }]";
 const GENERIC_SUGGESTION =
   "install mise on the agent and use the generic form, e.g. init: { run: 'mise install' } (mise must be on the agent's PATH)";
 
-const isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** The E109 error of a preset or key this build does not implement, or undefined. */
+/** The E109 error of a preset this build does not implement, or undefined. */
 function unimplemented(spec, where, fail) {
   if (spec === 'mise' || (isObject(spec) && Object.hasOwn(spec, 'mise'))) {
     return fail(`${where}: the mise preset is not implemented by this build`, GENERIC_SUGGESTION, 'E109');
@@ -30,29 +30,25 @@ function unimplemented(spec, where, fail) {
       'E109',
     );
   }
-  if (isObject(spec) && Object.hasOwn(spec, 'cache')) {
-    return fail(
-      `${where}.cache is not implemented by this build`,
-      "remove cache: the command then runs in every job, e.g. init: { run: 'mise install' }",
-      'E109',
-    );
-  }
   return undefined;
 }
 
-/** One generic spec as `{run, shell, timeout, env?}`. */
+/** One generic spec as `{run, shell, timeout, env?, cache?}`. */
 function normalizeSpec(spec, where, fail) {
   const notImplemented = unimplemented(spec, where, fail);
   if (notImplemented !== undefined) throw notImplemented;
   if (!isObject(spec)) {
     const example = typeof spec === 'string' ? `e.g. init: { run: '${spec}' }` : INIT_EXAMPLE;
-    throw fail(`${where} must be {run, shell?, timeout?, env?}`, example);
+    throw fail(`${where} must be {run, shell?, timeout?, env?, cache?}`, example);
   }
   const unknown = Object.keys(spec).find((key) => !SPEC_KEYS.includes(key));
   if (unknown !== undefined) {
-    throw fail(`${where} has no option '${unknown}' (use run, shell, timeout or env)`, INIT_EXAMPLE);
+    throw fail(
+      `${where} has no option '${unknown}' (use run, shell, timeout, env or cache)`,
+      `${didYouMean(unknown, SPEC_KEYS)}${INIT_EXAMPLE}`,
+    );
   }
-  const { run, shell = 'bash', timeout = DEFAULT_INIT_TIMEOUT_MS, env } = spec;
+  const { run, shell = 'bash', timeout = DEFAULT_INIT_TIMEOUT_MS, env, cache } = spec;
   if (typeof run !== 'string' || run.trim() === '') {
     throw fail(`${where}.run must be a non-empty command string`, INIT_EXAMPLE);
   }
@@ -67,13 +63,16 @@ function normalizeSpec(spec, where, fail) {
   }
   const normalized = { run, shell, timeout };
   if (env !== undefined) normalized.env = env;
+  const caches = cache === undefined ? [] : normalizeCacheSpecs(cache, fail, `${where}.cache`);
+  if (caches.length > 0) normalized.cache = caches;
   return normalized;
 }
 
 /**
  * @param {unknown} init the option as written (`false`, `undefined` and `[]` mean no init)
  * @param {(message: string, suggestion: string, code?: string) => Error} fail builds the job's error
- * @returns {{run: string, shell: 'bash' | 'sh', timeout: number, env?: Record<string, string>}[] | undefined}
+ * @returns {{run: string, shell: 'bash' | 'sh', timeout: number, env?: Record<string, string>,
+ *   cache?: {key: string, paths: string[], restoreKeys?: string[]}[]}[] | undefined}
  */
 export function normalizeInit(init, fail) {
   if (init === undefined || init === false) return undefined;

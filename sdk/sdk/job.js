@@ -1,7 +1,7 @@
 // `job()`: validates the options and returns `{_tag: 'Job'}` with normalised fields (runsOn as
 // `{labels, exclude, pick}`, needs as `{target, when}`, steps as Step / ParallelGroup values,
 // rules as Rule values, hooks as Hook values, `environment` / `environments` as one list of
-// names and functions, approval as in approval.js, init as in init.js). Error texts are part of
+// names and functions, approval as in approval.js, init as in init.js, cache as in cache.js). Error texts are part of
 // the contract (sdk/PROTOCOL.md). Also the one definition of a valid matrix value (`isMatrixValue`), which
 // the runner applies to what dynamic matrix functions return, and of a valid needs entry
 // (`normalizeNeed`, which dynamicJob() shares).
@@ -9,6 +9,7 @@
 // functions are called by the host or the runner (execute), never here.
 
 import { normalizeApproval } from './approval.js';
+import { normalizeCacheSpecs } from './cache.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { normalizeInit } from './init.js';
 import { flattenSteps } from './naming.js';
@@ -61,6 +62,7 @@ export function job(nameOrOptions, maybeOptions) {
     description: options.description,
     checkout: options.checkout !== false,
     init: normalizeInit(options.init, fail),
+    cache: normalizeJobCache(options.cache, fail),
     environments: normalizeEnvironments(options, fail),
     env: normalizeEnv(options.env, fail),
     approval: normalizeApproval(options.approval, fail),
@@ -129,6 +131,13 @@ function normalizeEnv(env, fail) {
   const isObject = typeof env === 'object' && env !== null && !Array.isArray(env);
   if (env === undefined || isObject || typeof env === 'function') return env;
   throw fail('env must be an object or a function (event) => object', ENV_EXAMPLE);
+}
+
+/** `cache`: restored before the first step, saved after the last one succeeded; `[]` is none. */
+function normalizeJobCache(cache, fail) {
+  if (cache === undefined) return undefined;
+  const specs = normalizeCacheSpecs(cache, fail);
+  return specs.length > 0 ? specs : undefined;
 }
 
 function normalizeSteps(options, fail) {

@@ -1,15 +1,17 @@
 // `workflow()`: validates the options and returns `{_tag: 'Workflow'}` with triggers, jobs
-// (job() and dynamicJob() values), rules and hooks normalised. The runner finds workflows among
-// a module's exports by that tag.
+// (job() and dynamicJob() values), rules, hooks and the install options (registries.js)
+// normalised. The runner finds workflows among a module's exports by that tag.
 // It does not check job names or the needs graph (the Rust compiler does).
 
 import { KiciError, callSite, checkWholeNumber, describeValue, toList } from './common.js';
+import { normalizeInstallEnv, normalizeRegistries } from './registries.js';
 import { hooksOf, normalizeRules } from './rules.js';
 
 const JOBS_EXAMPLE = "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]";
 
 /**
- * workflow(name, {jobs, on?, rules?, description?, hashFiles?, timeout?, onSuccess?, onFailure?, cleanup?, onCancel?})
+ * workflow(name, {jobs, on?, rules?, description?, hashFiles?, registries?, installEnv?, timeout?, onSuccess?,
+ *   onFailure?, cleanup?, onCancel?})
  */
 export function workflow(name, options = {}) {
   const location = callSite();
@@ -49,6 +51,8 @@ export function workflow(name, options = {}) {
     rules: normalizeRules(options.rules, fail),
     description: options.description,
     hashFiles: options.hashFiles === undefined ? undefined : toList(options.hashFiles),
+    registries: normalizeRegistries(options.registries, fail),
+    installEnv: normalizeInstallEnv(options.installEnv, fail),
     timeout: options.timeout,
     hooks: hooksOf(options),
     optionKeys: Object.keys(options),

@@ -1,6 +1,7 @@
 // describe: the exact WorkflowDescription JSON (naming, export keys, triggers, labels, needs,
-// steps, dynamicJob() entries, environments, env functions, approval), the dynamicJob() value, SDK validation errors with location and
-// suggestion, and modules that fail to import.
+// steps, dynamicJob() entries, environments, env functions, approval, init, caches, registries
+// and installEnv), the dynamicJob() value, SDK validation errors with location and suggestion,
+// and modules that fail to import.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -109,6 +110,28 @@ export default workflow('inits', {
 });
 `;
 
+const CACHES = `${SDK_IMPORT}
+const f = async () => {};
+export default workflow('caches', {
+  registries: [
+    { url: 'https://npm.pkg.github.com/', scope: '@acme', tokenSecret: 'production:GITHUB_NPM', alwaysAuth: false },
+    { url: 'https://registry.npmjs.org/', tokenSecret: 'ci:NPM_TOKEN' },
+  ],
+  installEnv: ['ci:NPM_TOKEN', 'ci:SENTRY_AUTH'],
+  jobs: [
+    job('one', {
+      runsOn: 'linux',
+      init: { run: 'mise install', cache: { key: 'mise-v1', paths: '~/.local/share/mise' } },
+      cache: { key: 'npm-v1', paths: ['node_modules', '~/.npm'], restoreKeys: 'npm-' },
+      run: f,
+    }),
+    job('many', { runsOn: 'linux', cache: [{ key: 'a', paths: ['a'] }, { key: 'b', paths: ['./b'], restoreKeys: [] }], run: f }),
+    job('none', { runsOn: 'linux', cache: [], run: f }),
+  ],
+});
+export const plain = workflow('plain', { registries: [], installEnv: [], jobs: [job('x', { runsOn: 'linux', run: f })] });
+`;
+
 const NO_RUNS_ON = `${SDK_IMPORT}
 export default workflow('w', {
   jobs: [
@@ -131,6 +154,7 @@ const project = makeProject({
   mixed: MIXED,
   environments: ENVIRONMENTS,
   init: INIT,
+  caches: CACHES,
 });
 after(() => project.cleanup());
 
@@ -338,13 +362,13 @@ const INVALID = [
   [
     'initUnknownKey',
     "job('a', { runsOn: 'x', init: { run: 'true', cwd: 'tools' }, run: f })",
-    "Job \"a\": init[0] has no option 'cwd' (use run, shell, timeout or env)",
+    "Job \"a\": init[0] has no option 'cwd' (use run, shell, timeout, env or cache)",
     'job(',
   ],
   [
     'initString',
     "job('a', { runsOn: 'x', init: 'npm ci', run: f })",
-    'Job "a": init[0] must be {run, shell?, timeout?, env?}',
+    'Job "a": init[0] must be {run, shell?, timeout?, env?, cache?}',
     'job(',
   ],
   [
@@ -387,11 +411,40 @@ const INVALID = [
     'E109',
   ],
   [
-    'initCache',
-    "job('a', { runsOn: 'x', init: { run: 'npm ci', cache: { key: 'npm', paths: ['~/.npm'] } }, run: f })",
-    'Job "a": init[0].cache is not implemented by this build',
+    'initCacheKey',
+    "job('a', { runsOn: 'x', init: { run: 'npm ci', cache: { key: '', paths: ['~/.npm'] } }, run: f })",
+    'Job "a": init[0].cache.key must be a non-empty string',
     'job(',
-    'E109',
+  ],
+  [
+    'cacheUnknownKey',
+    "job('a', { runsOn: 'x', cache: [{ key: 'k', paths: ['a'] }, { key: 'k', path: ['a'] }], run: f })",
+    "Job \"a\": cache[1] has no option 'path' (use key, paths or restoreKeys)",
+    'job(',
+  ],
+  [
+    'cacheAbsolutePath',
+    "job('a', { runsOn: 'x', cache: { key: 'k', paths: ['node_modules', '/etc'] }, run: f })",
+    "Job \"a\": cache.paths[1] must be relative to the checkout or start with ~/, without '..', got '/etc'",
+    'job(',
+  ],
+  [
+    'registryUrl',
+    "workflow('w', { registries: [{ url: 'npm.example.com', tokenSecret: 'ci:NPM_TOKEN' }], jobs: [job('a', { runsOn: 'x', run: f })] })",
+    "Workflow \"w\": registries[0].url must be an http or https URL, got 'npm.example.com'",
+    'workflow(',
+  ],
+  [
+    'registryDefaultTwice',
+    "workflow('w', { registries: [{ url: 'https://a.example/', tokenSecret: 'ci:A' }, { url: 'https://b.example/', tokenSecret: 'ci:B' }], jobs: [job('a', { runsOn: 'x', run: f })] })",
+    'Workflow "w": registries[1] has no scope, like registries[0]: only one registry can serve unscoped packages',
+    'workflow(',
+  ],
+  [
+    'installEnvName',
+    "workflow('w', { installEnv: ['ci:NPM-TOKEN'], jobs: [job('a', { runsOn: 'x', run: f })] })",
+    "Workflow \"w\": installEnv[0]: 'NPM-TOKEN' is not an environment variable name (letters, digits and _, not starting with a digit)",
+    'workflow(',
   ],
 ];
 
@@ -628,6 +681,47 @@ describe('describe', { concurrency: true }, () => {
     assert.deepEqual(Object.keys(many.init[0]), ['run', 'shell', 'timeout', 'env']);
     for (const job of [none, empty]) assert.equal('init' in job, false, job.name);
     assert.deepEqual(none.options, ['runsOn', 'init', 'run']);
+  });
+
+  test('registries, installEnv, job caches and init caches are described normalised', async () => {
+    const [file] = await describeModules(project, ['caches']);
+    const [caches, plain] = file.workflows;
+    assert.deepEqual(caches.registries, [
+      { url: 'https://npm.pkg.github.com/', scope: '@acme', tokenSecret: 'production:GITHUB_NPM', alwaysAuth: false },
+      { url: 'https://registry.npmjs.org/', tokenSecret: 'ci:NPM_TOKEN', alwaysAuth: true },
+    ]);
+    assert.deepEqual(Object.keys(caches.registries[0]), ['url', 'scope', 'tokenSecret', 'alwaysAuth']);
+    assert.deepEqual(caches.installEnv, ['ci:NPM_TOKEN', 'ci:SENTRY_AUTH']);
+    assert.deepEqual(Object.keys(caches), [
+      'name',
+      'export',
+      'location',
+      'triggers',
+      'jobs',
+      'registries',
+      'installEnv',
+      'options',
+    ]);
+    assert.deepEqual(caches.options, ['registries', 'installEnv', 'jobs']);
+    const [one, many, none] = caches.jobs;
+    assert.deepEqual(one.init, [
+      {
+        run: 'mise install',
+        shell: 'bash',
+        timeout: 600000,
+        cache: [{ key: 'mise-v1', paths: ['~/.local/share/mise'] }],
+      },
+    ]);
+    assert.deepEqual(one.cache, [{ key: 'npm-v1', paths: ['node_modules', '~/.npm'], restoreKeys: ['npm-'] }]);
+    assert.deepEqual(Object.keys(one).slice(5, 8), ['steps', 'init', 'cache']);
+    assert.deepEqual(one.options, ['runsOn', 'init', 'cache', 'run']);
+    assert.deepEqual(many.cache, [
+      { key: 'a', paths: ['a'] },
+      { key: 'b', paths: ['./b'] },
+    ]);
+    assert.equal('cache' in none, false);
+    for (const key of ['registries', 'installEnv']) assert.equal(key in plain, false, key);
+    assert.deepEqual(plain.options, ['registries', 'installEnv', 'jobs']);
   });
 
   test('a job without runsOn is an error with message, suggestion and the job() call site', async () => {
