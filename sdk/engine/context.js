@@ -6,6 +6,7 @@
 // It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
 import { ProcessPromise, createLogger, createShell, errorMessage } from '@kici-dev/shared';
+import { cacheApi } from './cache.js';
 import { race } from './run-step.js';
 
 /** How long one rule check may take (its `$` commands included) before it blocks as timed out. */
@@ -63,10 +64,11 @@ function loggerFor(log) {
 /**
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
  *          env: Record<string, string>, secrets: object, envChanges: {setEnv: Function, addPath: Function},
- *          secretOutputs: import('./secret-outputs.js').SecretOutputs, log: import('./output.js').StepLog,
- *          signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
+ *          secretOutputs: import('./secret-outputs.js').SecretOutputs, caches: import('./cache.js').CacheClient,
+ *          log: import('./output.js').StepLog, signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
  *   `env` is the row's own copy (ctx.secrets.expose() and ctx.setEnv() add to it), `secrets` its
- *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's
+ *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's,
+ *   `caches` the runner's requests to the host (`ctx.cache`)
  */
 export function stepContext({
   request,
@@ -77,6 +79,7 @@ export function stepContext({
   secrets,
   envChanges,
   secretOutputs,
+  caches,
   log,
   signal,
   groups,
@@ -90,6 +93,7 @@ export function stepContext({
     setEnv: envChanges.setEnv,
     addPath: envChanges.addPath,
     setSecretOutput: (name, value) => secretOutputs.set(name, value),
+    cache: cacheApi(caches, log),
     matrix: request.matrix ?? undefined,
     event: request.event,
     workflow: { name: workflow.name },

@@ -1,25 +1,28 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), job rules, the job's init commands as their own rows, steps in order with
-// parallel groups (maxParallel window, failFast), the job deadline, host `abort` (a forced one
-// also stops the hooks), then the job hooks as their own rows. Each row gets its own env copy,
+// see resolve.js), job rules, the job's init commands as their own rows (each restoring and
+// saving its own caches around its command), the job's caches restored in a `cache:restore`
+// row, steps in order with parallel groups (maxParallel window, failFast), the caches saved in
+// a `cache:save` row, the job deadline, host `abort` (a forced one also stops the hooks), then
+// the job hooks as their own rows. Each row gets its own env copy,
 // `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to
 // later rows (setEnv, addPath, the files' lines) goes into the job env they copy. The secret
 // outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's.
+// output.js's, asking the host for caches cache.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
+import { restoreCaches, saveCaches } from './cache.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
 import { EnvChanges } from './env-changes.js';
 import { loadJob } from './load.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
-import { Interrupt, MAX_TIMER_MS, runStep } from './run-step.js';
+import { Interrupt, MAX_TIMER_MS, race, runStep } from './run-step.js';
 import { SecretOutputs } from './secret-outputs.js';
 import { StepSecrets } from './secrets.js';
 
@@ -30,10 +33,10 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
  *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal,
- *          groups: import('@kici-dev/shared').ProcessGroups}} io
+ *          groups: import('@kici-dev/shared').ProcessGroups, cache: import('./cache.js').CacheClient}} io
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, lifetime, groups }) {
+export async function executeJob(request, { send, output, onAbort, lifetime, groups, cache }) {
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
@@ -64,7 +67,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
   const { job } = loaded;
-  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups });
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches: cache });
 
   if (!abort.signal.aborted) {
     const signal = AbortSignal.any([abort.signal, lifetime]);
@@ -74,7 +77,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     // A rule cut short by an abort does not skip the job: the abort cancels it below.
     if (blocking !== undefined && !blocking.interrupted) {
       prepareLog.line('log', skipMessage('Job', blocking), 'info');
-      for (const row of [...run.flat, ...run.inits]) run.skip(row);
+      for (const row of [...run.flat, ...run.inits, ...run.cacheRows]) run.skip(row);
       return complete('skipped', { stepResults: run.stepResults() });
     }
   }
@@ -82,7 +85,9 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   const deadline = run.armDeadline(abort);
   const signal = AbortSignal.any([abort.signal, deadline.signal, lifetime]);
   await run.runInits(signal);
+  await run.restoreJobCaches(signal);
   await run.runSteps(signal);
+  await run.saveJobCaches(signal);
   deadline.disarm();
 
   const failed = run.failedStep !== undefined || run.failedInit !== undefined || deadline.signal.aborted;
@@ -130,6 +135,15 @@ async function runHooks(run, { abort, force, lifetime, failed }) {
   return errors;
 }
 
+/**
+ * Cache work of an init row, raced against `signal` so an abort or the job deadline does not
+ * wait for the host; resolves with what `work` resolved, undefined when it was cut short.
+ */
+async function cacheWork(work, signal) {
+  const outcome = await race(work, { parentSignal: signal });
+  return outcome.value;
+}
+
 function elapsed(since) {
   return Math.round(performance.now() - since);
 }
@@ -151,8 +165,10 @@ class JobRun {
   /** The init row that failed (`{name, error}`): no step runs then. */
   failedInit = undefined;
   #results = [];
+  /** Per spec of the job's cache, whether `cache:restore` hit its exact key (no save needed). */
+  #exactHits = [];
 
-  constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups }) {
+  constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups, caches }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
@@ -160,17 +176,27 @@ class JobRun {
     this.output = output;
     this.prepareLog = prepareLog;
     this.groups = groups;
+    this.caches = caches;
     this.env = mergedEnv(request, jobEnv);
     this.environment = environments[0];
     this.runsOn = job.runsOn.labels.map(labelSelector);
     ({ flat: this.flat, entries: this.entries } = flattenSteps(job));
-    // Init rows follow the flat steps (whose indices the lock file fixes), hooks follow them.
+    // Init rows follow the flat steps (whose indices the lock file fixes), then the two rows of
+    // the job's cache (only when it has one), then the hooks.
     this.inits = (job.init ?? []).map((spec, position) => ({
       index: this.flat.length + position,
       name: `init:${position + 1}`,
       spec,
     }));
-    this.nextHookIndex = this.flat.length + this.inits.length;
+    const cacheIndex = this.flat.length + this.inits.length;
+    this.cacheRows =
+      job.cache === undefined
+        ? []
+        : [
+            { index: cacheIndex, name: 'cache:restore' },
+            { index: cacheIndex + 1, name: 'cache:save' },
+          ];
+    this.nextHookIndex = cacheIndex + this.cacheRows.length;
     this.secretOutputs = new SecretOutputs((values) => output.maskSecrets(values));
   }
 
@@ -250,6 +276,7 @@ class JobRun {
         rowEnv: row.spec.env,
         signal,
         handsOnEnvWhenFailed: false,
+        cache: row.spec.cache,
       });
       if (result.status === 'failed') this.failedInit = { name: row.name, error: result.error };
     }
@@ -263,6 +290,54 @@ class JobRun {
       // A spawn error (no such shell, workDir gone) says nothing about which row it was.
       throw new Error(`Init '${row.name}' failed: ${errorMessage(error)}`);
     }
+  }
+
+  /** Restores the job's caches in the `cache:restore` row; skipped after a failed init or a stop. */
+  async restoreJobCaches(signal) {
+    const [row] = this.cacheRows;
+    if (row === undefined) return;
+    if (this.failedInit !== undefined || signal.aborted) {
+      this.skip(row);
+      return;
+    }
+    await this.#runCacheRow(row, signal, async (log) => {
+      this.#exactHits = await restoreCaches(this.caches, this.job.cache, log);
+    });
+  }
+
+  /**
+   * Saves the job's caches whose restore missed their exact key in the `cache:save` row, only
+   * when the job succeeded so far (a step that failed with continueOnError counts as a failure).
+   */
+  async saveJobCaches(signal) {
+    const row = this.cacheRows[1];
+    if (row === undefined) return;
+    if (this.failedInit !== undefined || this.failedStep !== undefined || signal.aborted) {
+      this.skip(row);
+      return;
+    }
+    await this.#runCacheRow(row, signal, (log) => saveCaches(this.caches, this.job.cache, this.#exactHits, log));
+  }
+
+  /**
+   * Runs a job cache row: `work(log)` raced against `signal` (abort, job deadline). It has no
+   * timeout of its own: the host bounds its transfers, the job deadline the row.
+   */
+  async #runCacheRow(row, signal, work) {
+    const startedAt = performance.now();
+    this.#start(row, { stepType: 'cache', state: 'running', concurrencyKind: 'sequential' });
+    const log = this.output.stepLog(row.index);
+    const result = await runStep({
+      noun: 'Cache',
+      name: row.name,
+      run: () => work(log),
+      parentSignal: signal,
+      output: this.output,
+      log,
+      makeContext: () => undefined,
+    });
+    log.flush();
+    this.#complete(row, result, elapsed(startedAt));
   }
 
   /** Runs the entries in order; a failure stops the rest unless the step has continueOnError. */
@@ -359,6 +434,7 @@ class JobRun {
       runsOn: this.runsOn,
       environment: this.environment,
       secretOutputs: this.secretOutputs,
+      caches: this.caches,
       groups: this.groups,
       ...scope,
     });
@@ -368,7 +444,9 @@ class JobRun {
    * Runs a started row to its step.complete. `makeContext` turns the row's scope (its env,
    * ctx.secrets, setEnv / addPath, log and attempt signal) into what `run` gets (a StepContext
    * unless given). The row's env is the job env plus `rowEnv`; what it hands on reaches the job
-   * env whatever its status, unless `handsOnEnvWhenFailed` is false.
+   * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's
+   * specs) is restored before `run` and, when it succeeded, saved after its env was handed on;
+   * neither counts against `timeoutMs`, both stop when `signal` fires.
    */
   async #execute(
     row,
@@ -381,6 +459,7 @@ class JobRun {
       signal,
       rowEnv,
       handsOnEnvWhenFailed = true,
+      cache,
     },
   ) {
     const startedAt = performance.now();
@@ -406,6 +485,7 @@ class JobRun {
       return result;
     }
     const envChanges = changes.api();
+    const exactHits = cache === undefined ? [] : await cacheWork(() => restoreCaches(this.caches, cache, log), signal);
     const result = await runStep({
       noun,
       name: row.name,
@@ -422,6 +502,9 @@ class JobRun {
     }
     const handsOn = handsOnEnvWhenFailed || result.status === 'success';
     for (const warning of await changes.close({ apply: handsOn })) log.line('log', warning, 'warn');
+    if (cache !== undefined && result.status === 'success') {
+      await cacheWork(() => saveCaches(this.caches, cache, exactHits, log), signal);
+    }
     log.flush();
     this.#complete(row, result, elapsed(startedAt), secrets.accessed);
     return result;

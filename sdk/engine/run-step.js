@@ -109,11 +109,12 @@ function retryDelay(policy, attempt) {
 }
 
 /**
- * @param {{noun: 'Step' | 'Init', name: string, run: Function, timeoutMs?: number | null,
+ * @param {{noun: 'Step' | 'Init' | 'Cache', name: string, run: Function, timeoutMs?: number | null,
  *          retry?: {maxAttempts: number, delayMs: number, backoff: string, maxDelayMs: number},
  *          parentSignal: AbortSignal, makeContext: (signal: AbortSignal) => object,
  *          output: import('./output.js').OutputRouter, log: import('./output.js').StepLog}} spec
- *   `noun` starts the timeout texts: `Step '<name>' timed out after <ms>ms` (hooks too), `Init '<name>' ...`
+ *   `noun` starts the timeout texts: `Step '<name>' timed out after <ms>ms` (hooks too), `Init '<name>' ...`,
+ *   and the job deadline's `<noun> '<name>' aborted: job timeout exceeded`
  * @returns {Promise<{status: 'success' | 'failed' | 'cancelled', attempts: number, error?: object}>}
  */
 export async function runStep(spec) {

@@ -8,6 +8,7 @@
 // process lifetime.
 
 import { IpcClient, ProcessGroups, errorStack } from '@kici-dev/shared';
+import { CacheClient } from './cache.js';
 import { describeFiles } from './describe.js';
 import { evaluateRequest } from './evaluate.js';
 import { executeJob } from './execute.js';
@@ -80,7 +81,8 @@ async function serve({ ipc, groups, lifetime }) {
     ipc.onMessage((incoming) => {
       if (incoming.type === 'abort') listener(incoming);
     });
-  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups }));
+  const cache = new CacheClient({ send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal });
+  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups, cache }));
 }
 
 function main() {

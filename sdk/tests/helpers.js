@@ -1,6 +1,6 @@
 // Test helpers: build a throwaway "out" tree the way the Rust host does (see sdk/PROTOCOL.md),
 // spawn the runner with fd 3 as a duplex socket, send one request and collect every message;
-// wait for processes outside our control to disappear.
+// play a host that keeps caches; wait for processes outside our control to disappear.
 // Workflow fixtures are plain `.js` modules (no transpiling, no source maps), so locations in
 // them map to the request's `.ts` file through the module path.
 
@@ -90,6 +90,39 @@ export function runRunner(project, request, onMessage = () => {}) {
   return new Promise((resolve) => {
     child.on('close', (code) => resolve({ messages, code, stdout, stderr }));
   });
+}
+
+/**
+ * A host that keeps caches, for `execute(..., onMessage)`: it records every `cache.request` and
+ * answers from a store the way the agent does (restore: the exact key, else the newest entry
+ * whose key starts with a restore key, in order; save: the first save of a key wins).
+ * @param {{entries?: Record<string, number>, errors?: {restore?: string, save?: string}, silent?: boolean}} [table]
+ *   `entries`: key -> size in bytes, oldest first; `errors`: answer every request of that op
+ *   with this `error`; `silent`: never answer
+ */
+export function cacheHost({ entries = {}, errors = {}, silent = false } = {}) {
+  const store = new Map(Object.entries(entries));
+  const requests = [];
+  const newest = (prefix) => [...store.keys()].reverse().find((key) => key.startsWith(prefix));
+  const answer = ({ op, key, paths, restoreKeys = [] }) => {
+    if (errors[op] !== undefined) return { error: errors[op] };
+    if (op === 'save') {
+      if (store.has(key)) return { saved: false, reason: 'exists' };
+      store.set(key, 100 * paths.length);
+      return { saved: true, sizeBytes: store.get(key) };
+    }
+    const matchedKey = store.has(key) ? key : restoreKeys.map(newest).find((found) => found !== undefined);
+    return matchedKey === undefined ? { hit: false } : { hit: true, matchedKey, sizeBytes: store.get(matchedKey) };
+  };
+  return {
+    requests,
+    store,
+    onMessage: (message, channel) => {
+      if (message.type !== 'cache.request') return;
+      requests.push(message);
+      if (!silent) channel.send({ type: 'cache.response', requestId: message.requestId, ...answer(message) });
+    },
+  };
 }
 
 /**
