@@ -57,7 +57,7 @@ export class CacheClient {
   }
 }
 
-/** The text of a failed request: the host's `error`, or why the runner got no answer. */
+/** Asks the host: `{answer}`, or `{error}` with the host's text or why no answer came. */
 async function ask(client, op, spec) {
   try {
     const answer = await client.request(op, spec);

@@ -5,10 +5,10 @@
 // saving its own caches around its command), the job's caches restored in a `cache:restore`
 // row, steps in order with parallel groups (maxParallel window, failFast), the caches saved in
 // a `cache:save` row, the job deadline, host `abort` (a forced one also stops the hooks), then
-// the job hooks as their own rows. Each row gets its own env copy,
-// `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to
-// later rows (setEnv, addPath, the files' lines) goes into the job env they copy. The secret
-// outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
+// the job hooks as their own rows. Each row gets its own env copy, `ctx.secrets` and
+// `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to later rows (setEnv,
+// addPath, the files' lines) goes into the job env they copy. The secret outputs the rows set
+// (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
 // output.js's, asking the host for caches cache.js's.
@@ -33,10 +33,10 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
  *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal,
- *          groups: import('@kici-dev/shared').ProcessGroups, cache: import('./cache.js').CacheClient}} io
+ *          groups: import('@kici-dev/shared').ProcessGroups, caches: import('./cache.js').CacheClient}} io
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, lifetime, groups, cache }) {
+export async function executeJob(request, { send, output, onAbort, lifetime, groups, caches }) {
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
@@ -67,7 +67,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
   const { job } = loaded;
-  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches: cache });
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
 
   if (!abort.signal.aborted) {
     const signal = AbortSignal.any([abort.signal, lifetime]);

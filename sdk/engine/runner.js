@@ -81,8 +81,8 @@ async function serve({ ipc, groups, lifetime }) {
     ipc.onMessage((incoming) => {
       if (incoming.type === 'abort') listener(incoming);
     });
-  const cache = new CacheClient({ send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal });
-  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups, cache }));
+  const caches = new CacheClient({ send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal });
+  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups, caches }));
 }
 
 function main() {
