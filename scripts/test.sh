@@ -39,6 +39,10 @@ echo "==> An S3-compatible server for the object storage tests (moto, 127.0.0.1 
 KICI_TEST_S3_ENDPOINT=$(./scripts/s3.sh)
 export KICI_TEST_S3_ENDPOINT KICI_TEST_REQUIRE_S3=1
 
+echo "==> A private npm registry for the dependency tests (verdaccio, 127.0.0.1 only)"
+KICI_TEST_NPM_REGISTRY=$(./scripts/npm-registry.sh)
+export KICI_TEST_NPM_REGISTRY KICI_TEST_REQUIRE_NPM_REGISTRY=1
+
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 

@@ -252,6 +252,14 @@ impl Generator<'_> {
                 Vec::new()
             }
         };
+        if let Err(err) = kici_engine::install::validate(&wf.registries, &wf.install_env) {
+            self.diagnostics.push(Diagnostic::uncoded(
+                file,
+                position(&wf.location),
+                format!("Workflow \"{}\": {err}", wf.name),
+                "registries: [{ url: 'https://npm.acme.dev', scope: '@acme', tokenSecret: 'production:NPM_TOKEN' }]; installEnv: ['production:SENTRY_AUTH_TOKEN']",
+            ));
+        }
         if self.diagnostics.len() > errors_before {
             return None;
         }
@@ -283,6 +291,8 @@ impl Generator<'_> {
                 has_on_failure: wf.has_on_failure,
             },
             timeout: wf.timeout,
+            registries: wf.registries,
+            install_env: wf.install_env,
         })
     }
 
@@ -431,6 +441,15 @@ impl Generator<'_> {
                 Some(LockMatrix::Static { values: values.clone() })
             }
         };
+        if let Some(err) = job.cache.iter().find_map(|spec| spec.validate().err()) {
+            ok = false;
+            self.diagnostics.push(Diagnostic::uncoded(
+                file,
+                at,
+                format!("Job \"{}\": {err}", job.name),
+                "cache: { key: 'deps-' + lockHash, paths: ['node_modules'], restoreKeys: ['deps-'] }",
+            ));
+        }
         if job.checkout == Some(false) {
             ok = false;
             self.diagnostics.push(Diagnostic::new(
@@ -477,6 +496,7 @@ impl Generator<'_> {
             rules,
             description: job.description.clone(),
             checkout: job.checkout,
+            cache: job.cache.clone(),
             environments,
             env,
             dynamic_env,

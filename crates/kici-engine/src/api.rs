@@ -190,11 +190,15 @@ pub enum RunEventType {
     /// A job was sent with its dependency tarball to restore (`metadata.outcome` `hit`) or to
     /// install and save (`miss`), `metadata.key` naming the object.
     DepsCache,
+    /// A job asked for a cache (`metadata.key`, `outcome` `hit`/`miss`, `matchedKey`, `bytes`).
+    CacheRestore,
+    /// A job saved a cache (`metadata.key`, `outcome` `saved`/`exists`, `bytes`).
+    CacheSave,
     Other(String),
 }
 
 impl RunEventType {
-    const KNOWN: [RunEventType; 11] = [
+    const KNOWN: [RunEventType; 13] = [
         RunEventType::ScalerProvisioning,
         RunEventType::ScalerNetwork,
         RunEventType::ScalerReady,
@@ -206,6 +210,8 @@ impl RunEventType {
         RunEventType::HoldRejected,
         RunEventType::HoldExpired,
         RunEventType::DepsCache,
+        RunEventType::CacheRestore,
+        RunEventType::CacheSave,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -221,6 +227,8 @@ impl RunEventType {
             RunEventType::HoldRejected => "orchestrator.hold.rejected",
             RunEventType::HoldExpired => "orchestrator.hold.expired",
             RunEventType::DepsCache => "orchestrator.deps.cache",
+            RunEventType::CacheRestore => "orchestrator.cache.restore",
+            RunEventType::CacheSave => "orchestrator.cache.save",
             RunEventType::Other(name) => name,
         }
     }
@@ -239,6 +247,8 @@ impl RunEventType {
             RunEventType::HoldRejected => "Rejected",
             RunEventType::HoldExpired => "Approval expired",
             RunEventType::DepsCache => "Dependency cache",
+            RunEventType::CacheRestore => "Cache restore",
+            RunEventType::CacheSave => "Cache save",
             RunEventType::Other(name) => name,
         }
     }

@@ -6,8 +6,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::cache::CacheSpec;
 use crate::dag::{Need, NeedsWhen};
 use crate::excerpt::excerpt;
+use crate::install::LockRegistry;
 use crate::labels::{LabelMatcher, LabelSelector};
 use crate::lockfile::{
     HookFlags, LockEnv, LockEnvironment, LockMatrix, LockName, LockStep, RunsOnPick, SourceLocation, StaticJob,
@@ -44,6 +46,10 @@ pub struct WorkflowDescription {
     pub has_on_failure: bool,
     #[serde(default)]
     pub timeout: Option<u64>,
+    #[serde(default)]
+    pub registries: Vec<LockRegistry>,
+    #[serde(default)]
+    pub install_env: Vec<String>,
     /// The option names the author wrote, checked against what this build honours.
     #[serde(default)]
     pub options: Vec<String>,
@@ -86,6 +92,8 @@ pub struct JobDescription {
     pub description: Option<String>,
     #[serde(default)]
     pub checkout: Option<bool>,
+    #[serde(default)]
+    pub cache: Vec<CacheSpec>,
     #[serde(default)]
     pub env: Option<Map<String, Value>>,
     /// `init`: the normalized command specs.
@@ -251,6 +259,7 @@ impl JobDescription {
             rules: Vec::new(),
             description: self.description.clone(),
             checkout: self.checkout,
+            cache: self.cache.clone(),
             environments: self
                 .environments
                 .iter()

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod build_info;
+pub mod cache;
 pub mod dag;
 pub mod description;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod failure;
 pub mod hash;
 pub mod host_env;
 pub mod ids;
+pub mod install;
 pub mod internal_error;
 pub mod labels;
 pub mod lockfile;

@@ -12,10 +12,12 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cache::CacheSpec;
 use crate::dag::{self, Need};
 use crate::excerpt::{excerpt, json_error};
 pub use crate::hash::COMPILE_SCHEMA_VERSION;
 use crate::hash::sha256_hex;
+use crate::install::LockRegistry;
 use crate::labels::LabelMatcher;
 use crate::matrix::{Combination, MatrixValues};
 use crate::options::{LockObject, lock_key_honoured};
@@ -89,6 +91,12 @@ pub struct LockWorkflow {
     pub hooks: HookFlags,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// Private npm registries the `.kici/` install authenticates to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<LockRegistry>,
+    /// `'<environment>:<NAME>'` secrets the install sees as environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install_env: Vec<String>,
 }
 
 /// `has*` hook flags; only `true` is written.
@@ -177,6 +185,9 @@ pub struct StaticJob {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<bool>,
+    /// Caches restored before the steps and saved after them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<CacheSpec>,
     /// Commands run after checkout and before the steps (`[{run, shell, timeout, env?}]`); the
     /// runner reads them from the module, the lock file records them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -238,6 +249,9 @@ impl StaticJob {
             return Err(
                 "has `checkout: false`, which this build of KiCI does not honour (agents clone the repository to load the workflow); remove it and run `kici compile`".to_string(),
             );
+        }
+        for spec in &self.cache {
+            spec.validate()?;
         }
         if self.dynamic_env && self.env.is_some() {
             return Err("has both `env` and `dynamicEnv` (recompile with `kici compile`)".to_string());
@@ -593,6 +607,8 @@ impl LockFile {
                     .validate()
                     .map_err(|err| format!("workflow '{wf}' has an invalid {} trigger: {err}", trigger.kind()))?;
             }
+            crate::install::validate(&workflow.registries, &workflow.install_env)
+                .map_err(|err| format!("workflow '{wf}' {err}"))?;
             let mut graph = Vec::new();
             for job in &workflow.jobs {
                 let LockJob::Static(job) = job else { continue };

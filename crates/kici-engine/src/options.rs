@@ -36,12 +36,10 @@ pub enum OptionVerdict {
     },
 }
 
-const WORKFLOW_OPTIONS: &[&str] = &["jobs", "on", "description", "hashFiles"];
+const WORKFLOW_OPTIONS: &[&str] = &["jobs", "on", "description", "hashFiles", "registries", "installEnv"];
 const WORKFLOW_NOT_IMPLEMENTED: &[&str] = &[
     "rules",
     "timeout",
-    "registries",
-    "installEnv",
     "concurrency",
     "approval",
     "onCancel",
@@ -62,6 +60,7 @@ const JOB_OPTIONS: &[&str] = &[
     "rules",
     "description",
     "checkout",
+    "cache",
     "init",
     "env",
     "environment",
@@ -76,7 +75,6 @@ const JOB_OPTIONS: &[&str] = &[
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "concurrencyGroup",
-    "cache",
     "container",
     "resources",
     "runsOnAll",
@@ -153,6 +151,8 @@ const LOCK_WORKFLOW: &[&str] = &[
     "description",
     "hashFiles",
     "resolvedHashFiles",
+    "registries",
+    "installEnv",
 ];
 const LOCK_STATIC_JOB: &[&str] = &[
     "_type",
@@ -168,6 +168,7 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "rules",
     "description",
     "checkout",
+    "cache",
     "init",
     "env",
     "dynamicEnv",

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::build_info::BuildInfo;
 use crate::event::EventEnvelope;
+use crate::install::{LockRegistry, NpmRegistry};
 use crate::status::{JobStatus, StepStatus};
 
 /// This build speaks protocol version 1.
@@ -263,6 +264,86 @@ pub struct JobDispatch {
     /// Where the `.kici/` dependencies' tarball is (or goes), added when the job is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deps: Option<DepsCache>,
+    /// The `registries` with their tokens, resolved when the job is sent (never stored).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub npm_registries: Vec<NpmRegistry>,
+    /// The `installEnv` secrets by variable name, resolved when the job is sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub install_env_secrets: BTreeMap<String, Redacted>,
+    /// Where the job restores and saves its caches, added when the job is sent and object
+    /// storage is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheGrant>,
+}
+
+/// The orchestrator's cache API for one job: its base URL and a token bound to the job, its
+/// repository and a deadline. `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheGrant {
+    pub url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for CacheGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheGrant")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+/// `POST /api/v1/cache/restore`: the exact key, else the newest entry per prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheRestoreRequest {
+    pub key: String,
+    #[serde(default)]
+    pub restore_keys: Vec<String>,
+}
+
+/// The answer to a restore: on a hit, the entry's key, a signed download URL and its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheRestoreAnswer {
+    pub hit: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}
+
+/// `POST /api/v1/cache/save` (reserve: where to upload) and `/api/v1/cache/commit` (the upload
+/// is complete: record it), with the archive's size and checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSaveRequest {
+    pub key: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// `commit`: the object the `save` answer named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
+}
+
+/// The answer to a save or commit: `exists` when the key is taken (the first save wins);
+/// else, to `save`, where to upload, and to `commit`, `saved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSaveAnswer {
+    #[serde(default)]
+    pub exists: bool,
+    #[serde(default)]
+    pub saved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_key: Option<String>,
 }
 
 /// A dependency tarball in object storage: a signed URL to download it and its SHA-256 when
@@ -325,6 +406,9 @@ impl std::fmt::Debug for SecretValue {
 #[serde(rename_all = "camelCase")]
 pub struct JobConfig {
     pub kind: JobKind,
+    /// The repository the run belongs to (caches are kept per repository).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repo: String,
     pub workflow_name: String,
     /// Repository-relative workflow file.
     pub workflow_file: String,
@@ -358,6 +442,12 @@ pub struct JobConfig {
     /// The lock file's `lockfileHash`: the `.kici/` dependencies' cache key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockfile_hash: Option<String>,
+    /// The workflow's `registries` (references; the dispatch carries the resolved tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<LockRegistry>,
+    /// The workflow's `installEnv` references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

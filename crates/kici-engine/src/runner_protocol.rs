@@ -27,6 +27,8 @@ pub enum HostMessage {
     Execute(Box<ExecuteRequest>),
     #[serde(rename = "abort")]
     Abort { force: bool },
+    #[serde(rename = "cache.response")]
+    CacheResponse(CacheResponse),
 }
 
 /// A transpiled module and the repository-relative source file it came from.
@@ -126,8 +128,81 @@ pub enum RunnerMessage {
     StepComplete(StepComplete),
     #[serde(rename = "job.complete")]
     JobComplete(JobComplete),
+    #[serde(rename = "cache.request")]
+    CacheRequest(CacheRequest),
     #[serde(other)]
     Unknown,
+}
+
+/// The runner asks its host to restore or save a cache (`cache` options, `ctx.cache`); the
+/// host moves the files and answers with a [`CacheResponse`] of the same `requestId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheRequest {
+    pub request_id: String,
+    pub op: CacheOp,
+    pub key: String,
+    pub paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheOp {
+    Restore,
+    Save,
+}
+
+/// What became of a [`CacheRequest`]: `hit`/`matchedKey`/`sizeBytes` for a restore,
+/// `saved`/`sizeBytes`/`reason` for a save, or `error`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheResponse {
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CacheResponse {
+    pub fn error(request_id: &str, error: String) -> CacheResponse {
+        CacheResponse {
+            request_id: request_id.to_string(),
+            error: Some(error),
+            ..CacheResponse::default()
+        }
+    }
+
+    pub fn restored(request_id: &str, matched: Option<(String, u64)>) -> CacheResponse {
+        CacheResponse {
+            request_id: request_id.to_string(),
+            hit: Some(matched.is_some()),
+            size_bytes: matched.as_ref().map(|(_, size)| *size),
+            matched_key: matched.map(|(key, _)| key),
+            ..CacheResponse::default()
+        }
+    }
+
+    /// A save: its size when stored, else why not (`exists`, `empty`).
+    pub fn saved(request_id: &str, outcome: Result<u64, String>) -> CacheResponse {
+        CacheResponse {
+            request_id: request_id.to_string(),
+            saved: Some(outcome.is_ok()),
+            size_bytes: outcome.as_ref().ok().copied(),
+            reason: outcome.err(),
+            ..CacheResponse::default()
+        }
+    }
 }
 
 /// One file of a `describe` answer; `workflows` stays raw JSON so the compiler can report a

@@ -46,6 +46,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_RETENTION_DAYS",
     "KICI_STORAGE_TYPE",
     "KICI_STORAGE_FS_PATH",
+    "KICI_USER_CACHE_QUOTA_BYTES",
+    "KICI_USER_CACHE_TTL_MS",
     "KICI_STORAGE_FS_BASE_URL",
     "KICI_STORAGE_BUCKET",
     "KICI_STORAGE_PREFIX",
@@ -163,6 +165,11 @@ pub struct Config {
     /// (`KICI_SECRET_KEY` / `KICI_SECRET_KEY_FILE`, else `<data dir>/secret-key`;
     /// `KICI_SECRET_KEY_OLD` / `KICI_SECRET_KEY_FILE_OLD` during a rotation).
     pub secret_keys: Keyring,
+    /// Bytes an organization's caches (`cache`, `ctx.cache`) may take
+    /// (`KICI_USER_CACHE_QUOTA_BYTES`, default 5 GiB): a save beyond it is refused.
+    pub user_cache_quota_bytes: u64,
+    /// Caches unused for this long are deleted (`KICI_USER_CACHE_TTL_MS`, default 7 days).
+    pub user_cache_ttl: Duration,
     /// The host variables a bare-metal agent may inherit ([`kici_engine::host_env::INHERITED`],
     /// and what `systemd-run --user` needs), captured once from `env`.
     pub host_env: BTreeMap<String, String>,
@@ -195,6 +202,8 @@ impl Config {
         let webhook_answer_budget = reader.millis("KICI_WEBHOOK_ANSWER_BUDGET_MS", 3_000);
         let agent_token_ttl = reader.interval("KICI_AGENT_TOKEN_TTL_MS", 3_600_000);
         let retention_days = reader.number("KICI_RETENTION_DAYS", 90u64);
+        let user_cache_quota_bytes = reader.number("KICI_USER_CACHE_QUOTA_BYTES", 5u64 << 30);
+        let user_cache_ttl = reader.interval("KICI_USER_CACHE_TTL_MS", 7 * 24 * 3_600_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
@@ -287,6 +296,8 @@ impl Config {
             agent_token_ttl,
             retention: (retention_days > 0).then(|| Duration::from_secs(retention_days * 24 * 3600)),
             secret_keys,
+            user_cache_quota_bytes,
+            user_cache_ttl,
             host_env: env
                 .iter()
                 .filter(|(name, _)| {

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::clock::now_ms;
 use crate::hub::Outbound;
+use crate::install_secrets;
 use crate::scoped_secrets::{self, DEFAULT_ORG};
 use crate::state::Shared;
 use crate::storage::Access;
@@ -202,13 +203,33 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 continue;
             }
         };
-        match secrets_of(state, &dispatch).await? {
-            Ok(secrets) => dispatch.secrets = secrets,
-            Err(message) => {
+        let resolved = match secrets_of(state, &dispatch).await? {
+            Err(message) => Err((
+                InitFailureScope::Job,
+                InitFailureCategory::SecretResolution,
+                format!("Secret resolution failed: {message}"),
+            )),
+            Ok(secrets) => {
+                dispatch.secrets = secrets;
+                install_secrets::resolve(state, &dispatch).await?.map_err(|reason| {
+                    (
+                        InitFailureScope::Run,
+                        InitFailureCategory::InstallSecrets,
+                        kici_engine::install::rejected(&reason),
+                    )
+                })
+            }
+        };
+        match resolved {
+            Ok(install) => {
+                dispatch.npm_registries = install.registries;
+                dispatch.install_env_secrets = install.env;
+            }
+            Err((scope, category, message)) => {
                 let init = InitFailure {
-                    scope: InitFailureScope::Job,
-                    category: InitFailureCategory::SecretResolution,
-                    message: format!("Secret resolution failed: {message}"),
+                    scope,
+                    category,
+                    message,
                     job_name: Some(dispatch.job_config.job_name.clone()),
                 };
                 crate::progress::fail_job_before_start(
@@ -226,6 +247,9 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
             }
         }
         dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
+        if !dispatch.job_config.repo.is_empty() {
+            dispatch.cache = Some(crate::user_cache::grant(state, &dispatch, &dispatch.job_config.repo));
+        }
         dispatch.timestamp = now;
         tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
         if agent

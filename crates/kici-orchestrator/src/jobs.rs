@@ -115,6 +115,7 @@ pub fn dispatch_message(
         sha: run.sha.to_string(),
         job_config: JobConfig {
             kind,
+            repo: run.repo.to_string(),
             workflow_name: workflow.name.clone(),
             workflow_file: workflow.source.file.clone(),
             content_hash: workflow.content_hash.clone(),
@@ -128,12 +129,17 @@ pub fn dispatch_message(
             job_env: prepared.job_env.clone(),
             environments: prepared.environments.clone(),
             lockfile_hash: run.lockfile_hash.map(str::to_string),
+            registries: workflow.registries.clone(),
+            install_env: workflow.install_env.clone(),
         },
         event: run.event.clone(),
         needs,
         timestamp: now,
         secrets: Default::default(),
         deps: None,
+        npm_registries: Vec::new(),
+        install_env_secrets: Default::default(),
+        cache: None,
     }
 }
 

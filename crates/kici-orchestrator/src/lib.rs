@@ -24,6 +24,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub(crate) mod inline_eval;
+pub(crate) mod install_secrets;
 pub(crate) mod jobs;
 pub mod logs;
 pub mod pipeline;
@@ -43,6 +44,7 @@ pub mod state;
 pub mod storage;
 pub mod sweeper;
 pub(crate) mod tasks;
+pub(crate) mod user_cache;
 pub(crate) mod wake;
 
 use std::net::SocketAddr;

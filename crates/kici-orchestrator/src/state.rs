@@ -39,6 +39,8 @@ pub struct AppState {
     pub(crate) webhook_limits: RateLimits,
     /// Background work started while serving; shutdown waits for it.
     pub(crate) background: Tasks,
+    /// Signs the grants jobs reach the cache API with.
+    pub(crate) grant_keys: crate::user_cache::GrantKeys,
     pub started: Instant,
 }
 
@@ -73,6 +75,7 @@ impl AppState {
             dispatch,
             webhook_limits: RateLimits::default(),
             background: Tasks::default(),
+            grant_keys: crate::user_cache::GrantKeys::generate(),
             started: Instant::now(),
         };
         (Arc::new(state), task)

@@ -159,6 +159,23 @@ impl Storage {
         }
     }
 
+    /// The size of `key` in bytes; `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(error("looking up", key, err)),
+        }
+    }
+
+    /// Deletes `key`; a missing object is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(error("deleting", key, err)),
+        }
+    }
+
     /// The bytes of `key`; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         match self.store.get(&self.path(key)).await {

@@ -47,6 +47,9 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
             if let Err(err) = prune(&state, now).await {
                 tracing::error!(error = %err, "pruning old runs failed; retried in an hour");
             }
+            if let Err(err) = crate::user_cache::expire(&state).await {
+                tracing::error!(error = %err, "expiring unused caches failed; retried in an hour");
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ mod secrets;
 mod sources;
 pub mod sql;
 mod tokens;
+mod user_caches;
 
 use std::str::FromStr;
 
@@ -39,6 +40,7 @@ pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, RunIn
 pub use secrets::{NewAudit, SealedOutput, SealedSecret, Upsert};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
+pub use user_caches::UserCache;
 
 const LEDGER: Ledger = Ledger {
     database: "database",
@@ -87,6 +89,7 @@ static MIGRATIONS: &[Migration] = &[
         "run_lockfile_hash",
         include_str!("../migrations/0012_run_lockfile_hash.sql"),
     ),
+    (13, "user_caches", include_str!("../migrations/0013_user_caches.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

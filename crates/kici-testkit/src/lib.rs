@@ -62,6 +62,42 @@ impl Stack {
         Stack::start_in(dir, env)
     }
 
+    /// An orchestrator whose object storage is a fresh bucket on the test S3 server
+    /// (`scripts/s3.sh`, `KICI_TEST_S3_ENDPOINT`), with its endpoint and bucket; `None` when no
+    /// server is configured, which fails the test when `KICI_TEST_REQUIRE_S3` is set.
+    pub async fn start_on_s3(prefix: Option<&str>) -> Option<(Stack, String, String)> {
+        let Ok(endpoint) = std::env::var("KICI_TEST_S3_ENDPOINT") else {
+            assert!(
+                std::env::var("KICI_TEST_REQUIRE_S3").is_err(),
+                "KICI_TEST_REQUIRE_S3 is set but KICI_TEST_S3_ENDPOINT is not"
+            );
+            return None;
+        };
+        let bucket = format!("kici-e2e-{}", random_id().replace(['-', '_'], ""));
+        let created = reqwest::Client::new()
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .expect("the S3 server answers");
+        assert!(
+            created.status().is_success(),
+            "creating bucket {bucket}: {}",
+            created.status()
+        );
+        let mut env = vec![
+            ("KICI_STORAGE_TYPE", "s3"),
+            ("KICI_STORAGE_BUCKET", bucket.as_str()),
+            ("KICI_STORAGE_ENDPOINT", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "kici-test"),
+            ("AWS_SECRET_ACCESS_KEY", "kici-test-secret"),
+        ];
+        if let Some(prefix) = prefix {
+            env.push(("KICI_STORAGE_PREFIX", prefix));
+        }
+        let stack = Stack::start_with(&env).await;
+        Some((stack, endpoint, bucket))
+    }
+
     fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
         let mut vars: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() == Ok("postgres") {
@@ -315,6 +351,16 @@ impl Stack {
             .map(|j| format!("?job={}", j.replace(' ', "%20")))
             .unwrap_or_default();
         serde_json::from_value(self.get(&format!("/api/v1/runs/{run_id}/logs{query}")).await).expect("run logs")
+    }
+
+    /// Every log line of the run, every job and step, one per line.
+    pub async fn log_text(&self, run_id: &str) -> String {
+        let logs = self.logs(run_id, None).await;
+        logs.steps
+            .iter()
+            .flat_map(|s| s.lines.iter().map(|l| l.line.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Waits until the run is finished and returns it.

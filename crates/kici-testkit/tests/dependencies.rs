@@ -59,14 +59,6 @@ fn write_greeter_project(repo: &Repo) {
     repo.commit_and_push("a workflow with an npm dependency");
 }
 
-fn log_text(logs: &kici_engine::api::RunLogs) -> String {
-    logs.steps
-        .iter()
-        .flat_map(|s| s.lines.iter().map(|l| l.line.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[tokio::test]
 async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_loads() {
     let mut stack = Stack::start().await;
@@ -80,7 +72,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
 
     let detail = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(detail.run.status, RunStatus::Success, "{:?}", detail.jobs);
-    let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
+    let logs = stack.log_text(detail.run.run_id.as_str()).await;
     assert!(logs.contains("Installed the .kici dependencies with npm in "), "{logs}");
     assert!(
         logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
@@ -102,7 +94,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     let again = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
     assert_eq!(again.jobs[0].agent_id.as_deref(), Some("agent-2"));
-    let logs = log_text(&stack.logs(again.run.run_id.as_str(), None).await);
+    let logs = stack.log_text(again.run.run_id.as_str()).await;
     assert!(
         logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
         "{logs}"
@@ -215,7 +207,7 @@ async fn an_init_command_prepares_the_environment_and_path_of_the_steps() {
         (init.step_type.as_str(), init.status),
         ("init", kici_engine::status::StepStatus::Success)
     );
-    let logs = log_text(&stack.logs(detail.run.run_id.as_str(), None).await);
+    let logs = stack.log_text(detail.run.run_id.as_str()).await;
     assert!(logs.contains("greeting from-init"), "{logs}");
     assert!(logs.contains("tool-ok"), "{logs}");
 }
@@ -224,29 +216,9 @@ async fn an_init_command_prepares_the_environment_and_path_of_the_steps() {
 /// download and upload through presigned URLs, and hold no storage credentials.
 #[tokio::test]
 async fn the_dependency_cache_works_on_s3_compatible_storage() {
-    let Ok(endpoint) = std::env::var("KICI_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("KICI_TEST_REQUIRE_S3").is_err(),
-            "KICI_TEST_REQUIRE_S3 is set but KICI_TEST_S3_ENDPOINT is not"
-        );
+    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(Some("ci")).await else {
         return;
     };
-    let bucket = format!("kici-e2e-{}", kici_testkit::random_id().replace(['-', '_'], ""));
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
-    let mut stack = Stack::start_with(&[
-        ("KICI_STORAGE_TYPE", "s3"),
-        ("KICI_STORAGE_BUCKET", &bucket),
-        ("KICI_STORAGE_ENDPOINT", &endpoint),
-        ("KICI_STORAGE_PREFIX", "ci"),
-        ("AWS_ACCESS_KEY_ID", "kici-test"),
-        ("AWS_SECRET_ACCESS_KEY", "kici-test-secret"),
-    ])
-    .await;
     stack.start_agent("agent-1", &["linux"]).await;
     let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
     write_greeter_project(&repo);
@@ -254,7 +226,7 @@ async fn the_dependency_cache_works_on_s3_compatible_storage() {
 
     let first = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
-    let logs = log_text(&stack.logs(first.run.run_id.as_str(), None).await);
+    let logs = stack.log_text(first.run.run_id.as_str()).await;
     assert!(
         logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
         "{logs}"
@@ -278,10 +250,193 @@ async fn the_dependency_cache_works_on_s3_compatible_storage() {
     repo.commit_and_push("a second run");
     let again = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
-    let logs = log_text(&stack.logs(again.run.run_id.as_str(), None).await);
+    let logs = stack.log_text(again.run.run_id.as_str()).await;
     assert!(
         logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
         "{logs}"
     );
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
+}
+
+/// A small number that differs between test runs in one process.
+fn rand_suffix() -> u16 {
+    let id = kici_testkit::random_id();
+    id.bytes()
+        .fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(u16::from(b)))
+        % 1000
+}
+
+/// A token for the test registry's user (`scripts/npm-registry.sh`).
+async fn registry_token(registry: &str) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .put(format!("{registry}/-/user/org.couchdb.user:kici-test"))
+        .basic_auth("kici-test", Some("kici-test-password"))
+        .json(&serde_json::json!({"name": "kici-test", "password": "kici-test-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["token"].as_str().unwrap().to_string()
+}
+
+fn registry_workflow(registry: &str) -> String {
+    format!(
+        r#"import {{ workflow, job, push }} from '@kici-dev/sdk';
+import {{ greet }} from '@kici-test/greet';
+
+export default workflow('private-deps', {{
+  on: push({{ branches: 'private-deps' }}),
+  registries: [{{ url: '{registry}', scope: '@kici-test', tokenSecret: 'npm:NPM_TOKEN' }}],
+  installEnv: ['npm:INSTALL_CANARY'],
+  jobs: [job('greet', {{ runsOn: 'linux', run: async () => {{ console.log(greet('CI')); }} }})],
+}});
+"#
+    )
+}
+
+/// A package only an authenticated user may read, from a real private registry (verdaccio on
+/// 127.0.0.1): the token comes from the secrets store through `registries`, a missing or wrong
+/// one fails with a clear error, and no token reaches the lock file, a log or the checkout.
+#[tokio::test]
+async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store() {
+    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
+        assert!(
+            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
+            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
+        );
+        return;
+    };
+    let token = registry_token(&registry).await;
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    // The author publishes a version of their own and installs with a cache of their own: a
+    // tarball in the machine's npm cache would install without asking the registry.
+    let userconfig = stack.dir.path().join("author.npmrc");
+    let host = registry.trim_start_matches("http://");
+    std::fs::write(
+        &userconfig,
+        format!("@kici-test:registry={registry}/\n//{host}/:_authToken={token}\n"),
+    )
+    .unwrap();
+    let npm_cache = stack.dir.path().join("author-npm-cache");
+    let version = format!("1.1.{}", std::process::id() as u64 * 1000 + u64::from(rand_suffix()));
+    let package = stack.dir.path().join("greet");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(
+        package.join("package.json"),
+        format!(r#"{{"name": "@kici-test/greet", "version": "{version}", "type": "module", "main": "index.js"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        package.join("index.js"),
+        "export const greet = (name) => `hello, ${name}, from the private registry`;\n",
+    )
+    .unwrap();
+    let published = Command::new("npm")
+        .args([
+            "publish",
+            "--registry",
+            &registry,
+            "--userconfig",
+            userconfig.to_str().unwrap(),
+            // Versions are not published in order, so none of them is `latest`.
+            "--tag",
+            "e2e",
+        ])
+        .arg("--cache")
+        .arg(&npm_cache)
+        .current_dir(&package)
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/package.json",
+        // The install fails unless it sees the `installEnv` secret.
+        &format!(
+            r#"{{"name": "workflows", "private": true, "type": "module", "dependencies": {{"@kici-test/greet": "{version}"}},
+            "scripts": {{"postinstall": "node -e \"process.exit(process.env.INSTALL_CANARY ? 0 : 3)\""}}}}"#
+        ),
+    );
+    repo.write(".kici/.gitignore", "node_modules\n");
+    repo.write(".kici/workflows/private-deps.ts", &registry_workflow(&registry));
+    // The author installs with their own credentials, outside the repository.
+    npm(
+        &repo,
+        &[
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--userconfig",
+            userconfig.to_str().unwrap(),
+            "--cache",
+            npm_cache.to_str().unwrap(),
+        ],
+    );
+    repo.compile();
+    let lock = repo.read(".kici/kici.lock.json");
+    assert!(lock.contains(r#""tokenSecret": "npm:NPM_TOKEN""#), "{lock}");
+    assert!(!lock.contains(&token));
+    repo.commit_and_push("a workflow with a private package");
+    stack.add_local_source("app", &repo).await;
+
+    // No environment `npm` yet: the run never starts, with the install-secrets category.
+    let missing = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(missing.run.status, RunStatus::Failed);
+    let init = missing.run.init_failure.clone().unwrap();
+    assert_eq!(init.category.as_str(), "install_secrets");
+    assert_eq!(
+        init.message,
+        format!(
+            "Workflow install-secrets resolution rejected dispatch: registry {registry}: Environment 'npm' does not exist (hint: `kici-admin environment create npm`)"
+        )
+    );
+
+    let admin = |args: &[&str]| stack.cli("kici-admin", args, &stack.data_dir());
+    let set_secret = |key: &str, value: &str| {
+        stack
+            .cli_with_input("kici-admin", &["secret", "set", "npm", key], &stack.data_dir(), value)
+            .expect_code(0);
+    };
+    admin(&["environment", "create", "npm"]).expect_code(0);
+    set_secret("INSTALL_CANARY", "install-canary-5e4d");
+    let unbound = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(
+        unbound.run.init_failure.unwrap().message,
+        format!(
+            "Workflow install-secrets resolution rejected dispatch: registry {registry}: secret 'NPM_TOKEN' is not bound by environment 'npm' (hint: `kici-admin secret set npm NPM_TOKEN` in a scope the environment binds)"
+        )
+    );
+
+    // A wrong token: the registry refuses it, the job says so, the token is not shown.
+    let wrong = "d3JvbmctdG9rZW4tZm9yLWtpY2k=";
+    set_secret("NPM_TOKEN", wrong);
+    let refused = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(refused.run.status, RunStatus::Failed);
+    let error = refused.jobs[0].error_message.clone().unwrap();
+    assert!(
+        error.starts_with("Installing the .kici dependencies failed: `npm ci --no-audit --no-fund --loglevel=error` exited with exit status: 1:"),
+        "{error}"
+    );
+    assert!(error.contains("hint: a registry refused the credentials"), "{error}");
+    let logs = stack.log_text(refused.run.run_id.as_str()).await;
+    assert!(!logs.contains(wrong) && !error.contains(wrong), "{logs}");
+
+    set_secret("NPM_TOKEN", &token);
+    let run = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    assert!(logs.contains("hello, CI, from the private registry"), "{logs}");
+    assert!(logs.contains("Installed the .kici dependencies with npm in "), "{logs}");
+    assert!(!logs.contains(&token), "{logs}");
+    let orchestrator_log =
+        std::fs::read_to_string(stack.data_dir().parent().unwrap().join("orchestrator.log")).unwrap();
+    assert!(!orchestrator_log.contains(&token) && !orchestrator_log.contains("install-canary-5e4d"));
 }

@@ -8,13 +8,21 @@
 //! yet, the one this install makes is uploaded, then the pointer naming it and its SHA-256
 //! (whose presence marks the tarball complete). A failed download or unpack falls back to
 //! installing; a tarball whose hash does not match fails the job.
+//!
+//! Private registries (`registries`) reach the package manager through a transient npm user
+//! config in a private temporary directory, removed when the install ends: it names
+//! `KICI_NPM_TOKEN_<job>_<i>` variables set on the install process only, so no token is
+//! written to disk or to the checkout. `installEnv` secrets are variables of that process too,
+//! and every install text is masked for all of them.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kici_compiler::deps::{PackageManager, find_lockfile, install_command};
 use kici_compiler::runner::RunnerSpec;
-use kici_engine::protocol::{DepsCache, DepsPointer};
+use kici_engine::install::{NpmRegistry, npmrc, token_variable};
+use kici_engine::mask::SecretMasker;
+use kici_engine::protocol::{DepsCache, DepsPointer, JobDispatch};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
@@ -38,8 +46,55 @@ pub(super) fn needed(dir: &Path) -> bool {
 /// A tarball download or upload must finish within this.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What an install authenticates with: the job's resolved `registries` and `installEnv`.
+pub(super) struct InstallSecrets<'a> {
+    pub job_id: &'a str,
+    pub registries: &'a [NpmRegistry],
+    pub env: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> InstallSecrets<'a> {
+    pub fn of(dispatch: &'a JobDispatch) -> Self {
+        InstallSecrets {
+            job_id: dispatch.job_id.as_str(),
+            registries: &dispatch.npm_registries,
+            env: dispatch
+                .install_env_secrets
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.0.as_str()))
+                .collect(),
+        }
+    }
+
+    fn masker(&self) -> SecretMasker {
+        SecretMasker::new(
+            self.registries
+                .iter()
+                .map(|r| r.token.as_str())
+                .chain(self.env.iter().map(|(_, value)| *value)),
+        )
+    }
+}
+
 /// Installs (or restores) the dependencies; the lines for the job's `dependencies` row.
-pub(super) async fn install(dir: &Path, cache: Option<&DepsCache>) -> Result<Vec<String>, String> {
+pub(super) async fn install(
+    dir: &Path,
+    cache: Option<&DepsCache>,
+    secrets: &InstallSecrets<'_>,
+) -> Result<Vec<String>, String> {
+    let masker = secrets.masker();
+    let mask = |text: String| if masker.is_empty() { text } else { masker.mask(&text) };
+    install_unmasked(dir, cache, secrets)
+        .await
+        .map(|notes| notes.into_iter().map(mask).collect())
+        .map_err(mask)
+}
+
+async fn install_unmasked(
+    dir: &Path,
+    cache: Option<&DepsCache>,
+    secrets: &InstallSecrets<'_>,
+) -> Result<Vec<String>, String> {
     let kici_dir = dir.join(".kici");
     let mut notes = Vec::new();
     if let Some(cache) = cache
@@ -64,7 +119,7 @@ pub(super) async fn install(dir: &Path, cache: Option<&DepsCache>) -> Result<Vec
             }
         }
     }
-    notes.push(run_install(dir, &kici_dir).await?);
+    notes.push(run_install(dir, &kici_dir, secrets).await?);
     if let Some(cache) = cache
         && let (Some(upload), Some(pointer_upload)) = (&cache.upload_url, &cache.pointer_upload_url)
     {
@@ -163,9 +218,33 @@ async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) ->
     Ok(size)
 }
 
+/// The transient user config naming the registries, in a private directory removed on drop.
+fn registry_config(secrets: &InstallSecrets<'_>) -> Result<Option<tempfile::TempDir>, String> {
+    if secrets.registries.is_empty() {
+        return Ok(None);
+    }
+    let cannot = |err: std::io::Error| {
+        format!("Installing the .kici dependencies failed: cannot write the registry configuration: {err}")
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("kici-npmrc-")
+        .tempdir()
+        .map_err(cannot)?;
+    std::fs::write(dir.path().join(".npmrc"), npmrc(secrets.registries, secrets.job_id)).map_err(cannot)?;
+    Ok(Some(dir))
+}
+
 /// Runs the package manager in `.kici/`; the line for the prepare log.
-async fn run_install(dir: &Path, kici_dir: &Path) -> Result<String, String> {
+async fn run_install(dir: &Path, kici_dir: &Path, secrets: &InstallSecrets<'_>) -> Result<String, String> {
     let lockfile = find_lockfile(dir, kici_dir);
+    if !secrets.registries.is_empty()
+        && lockfile
+            .as_ref()
+            .is_some_and(|l| l.manager == PackageManager::YarnBerry)
+    {
+        return Err("Installing the .kici dependencies failed: registries are not supported with yarn berry by this build (it reads .yarnrc.yml, not .npmrc); use npm, pnpm or yarn classic for .kici/".to_string());
+    }
+    let config = registry_config(secrets)?;
     let (manager, (program, args)) = match &lockfile {
         Some(lockfile) => (lockfile.manager, install_command(lockfile.manager)),
         None => (
@@ -182,7 +261,15 @@ async fn run_install(dir: &Path, kici_dir: &Path) -> Result<String, String> {
         .env_clear()
         .envs(RunnerSpec::inherited_env())
         .env("CI", "true")
+        .envs(secrets.env.iter().copied())
         .kill_on_drop(true);
+    if let Some(config) = &config {
+        let userconfig = config.path().join(".npmrc");
+        command.env("NPM_CONFIG_USERCONFIG", &userconfig);
+        for (index, registry) in secrets.registries.iter().enumerate() {
+            command.env(token_variable(secrets.job_id, index), &registry.token);
+        }
+    }
     let output = match tokio::time::timeout(INSTALL_TIMEOUT, command.output()).await {
         Err(_) => {
             return Err(format!(
@@ -205,8 +292,14 @@ async fn run_install(dir: &Path, kici_dir: &Path) -> Result<String, String> {
         );
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+        let refused = ["E401", "E403", "401 Unauthorized", "403 Forbidden"];
+        let hint = if !secrets.registries.is_empty() && refused.iter().any(|code| text.contains(code)) {
+            "\nhint: a registry refused the credentials: check the secrets the workflow's registries name in tokenSecret (`kici-admin secret set <scope> <NAME>`)"
+        } else {
+            ""
+        };
         return Err(format!(
-            "Installing the .kici dependencies failed: `{command_line}` exited with {}{}",
+            "Installing the .kici dependencies failed: `{command_line}` exited with {}{}{hint}",
             output.status,
             if tail.is_empty() {
                 String::new()

@@ -19,7 +19,9 @@ use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
 use kici_compiler::stage::StagedTree;
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, Redacted};
-use kici_engine::runner_protocol::{EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX};
+use kici_engine::runner_protocol::{
+    EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX, RunnerMessage,
+};
 use kici_engine::status::{JobStatus, StepStatus};
 use kici_telemetry::service::error_chain;
 use serde_json::Value;
@@ -35,6 +37,7 @@ mod checkout;
 mod deps;
 mod reporter;
 mod steps;
+mod user_cache;
 
 use reporter::{Reporter, StepUpdate};
 use steps::{StepTracker, job_error, runner_exited_early};
@@ -120,7 +123,12 @@ pub async fn run_job(
         settings.backpressure,
     );
     reporter.logs.mask_with(kici_engine::mask::SecretMasker::new(
-        dispatch.secrets.values().map(|secret| secret.value.as_str()),
+        dispatch
+            .secrets
+            .values()
+            .map(|secret| secret.value.as_str())
+            .chain(dispatch.npm_registries.iter().map(|r| r.token.as_str()))
+            .chain(dispatch.install_env_secrets.values().map(|v| v.0.as_str())),
     ));
     info!(
         runId = %dispatch.run_id,
@@ -331,7 +339,8 @@ impl Job<'_> {
         };
         reporter.step_status(row(StepStatus::Running, None, None)).await;
         let started = Instant::now();
-        let result = deps::install(self.dir, self.dispatch.deps.as_ref()).await;
+        let secrets = deps::InstallSecrets::of(self.dispatch);
+        let result = deps::install(self.dir, self.dispatch.deps.as_ref(), &secrets).await;
         let (lines, state, error) = match &result {
             Ok(notes) => (notes.clone(), StepStatus::Success, None),
             Err(message) => (vec![message.clone()], StepStatus::Failed, Some(message.clone())),
@@ -420,6 +429,13 @@ impl Job<'_> {
         let mut steps = StepTracker::default();
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let caches = user_cache::CacheClient::new(
+            self.dispatch.cache.clone(),
+            self.dir,
+            self.runner_env().get("HOME").map(PathBuf::from),
+        );
+        // Cache transfers run beside the loop; their answers come back here for the runner.
+        let (cache_done, mut cache_answers) = tokio::sync::mpsc::unbounded_channel();
         let mut cancel_mode: Option<CancelMode> = None;
         // SIGTERM at the first deadline, SIGKILL at the second.
         let mut kill_at: Option<Instant> = None;
@@ -430,8 +446,19 @@ impl Job<'_> {
                 event = runner.next() => match event {
                     None => break,
                     Some(RunnerEvent::Exited(status)) => exit_status = Some(status),
+                    Some(RunnerEvent::Message(RunnerMessage::CacheRequest(request))) => {
+                        let (caches, done) = (caches.clone(), cache_done.clone());
+                        tokio::spawn(async move {
+                            let _ = done.send(caches.handle(request).await);
+                        });
+                    }
                     Some(event) => steps.handle(event, reporter).await,
                 },
+                Some(answer) = cache_answers.recv() => {
+                    if let Err(err) = runner.send(&HostMessage::CacheResponse(answer)).await {
+                        warn!(jobId = %self.dispatch.job_id, error = %err, "could not answer the runner's cache request");
+                    }
+                }
                 _ = flush.tick() => reporter.flush_logs().await,
                 mode = next_cancel(cancel, cancel_mode), if steps.completed.is_none() && cancel_mode != Some(CancelMode::Force) => {
                     cancel_mode = Some(mode);

@@ -126,6 +126,7 @@ impl Repo {
             sha: sha.to_string(),
             job_config: JobConfig {
                 kind,
+                repo: "app".into(),
                 workflow_name: workflow.to_string(),
                 workflow_file: locked.source.file.clone(),
                 content_hash: locked.content_hash.clone(),
@@ -139,12 +140,17 @@ impl Repo {
                 job_env: None,
                 environments: Vec::new(),
                 lockfile_hash: None,
+                registries: Vec::new(),
+                install_env: Vec::new(),
             },
             event,
             needs: Map::new(),
             timestamp: 0,
             secrets: Default::default(),
             deps: None,
+            npm_registries: Vec::new(),
+            install_env_secrets: Default::default(),
+            cache: None,
         }
     }
 }

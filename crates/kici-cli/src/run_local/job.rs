@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use kici_compiler::runner::{OutputTail, RunnerError, RunnerEvent, RunnerProcess};
 use kici_engine::lockfile::StaticJob;
-use kici_engine::runner_protocol::{ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage};
+use kici_engine::runner_protocol::{
+    CacheResponse, ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage,
+};
 use kici_engine::status::{JobStatus, StepStatus};
 use tokio::sync::watch;
 
@@ -161,6 +163,15 @@ pub async fn execute(
                 completed = true;
                 report.status = done.status;
                 report.error_message = done.error;
+            }
+            RunnerEvent::Message(RunnerMessage::CacheRequest(request)) => {
+                let answer = CacheResponse::error(
+                    &request.request_id,
+                    "caches live in an orchestrator's storage; `kici run local` neither restores nor saves them"
+                        .to_string(),
+                );
+                // A runner that is gone reports its exit below.
+                let _ = runner.send(&HostMessage::CacheResponse(answer)).await;
             }
             RunnerEvent::Message(_) => {}
             RunnerEvent::BadMessage { line, error } => {

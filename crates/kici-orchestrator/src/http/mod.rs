@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod auth;
+mod cache;
 mod error;
 mod holds;
 pub mod ops;
@@ -92,6 +93,9 @@ pub fn router(state: Shared) -> Router {
             "/storage/{*key}",
             get(storage::get).put(storage::put).layer(storage::body_limit()),
         )
+        .route("/api/v1/cache/restore", post(cache::restore))
+        .route("/api/v1/cache/save", post(cache::save))
+        .route("/api/v1/cache/commit", post(cache::commit))
         .nest("/api/v1", api)
         .with_state(state)
 }

@@ -1,0 +1,324 @@
+//! Caches authors keep between runs (`cache` on a job or an init command, `ctx.cache`), stored
+//! in object storage so a cache saved on one agent is restored on another.
+//!
+//! A job reaches the cache API with a [`CacheGrant`]: a token (HS256 JWT under a key of this
+//! process) naming the job, its run and its repository, valid for the job's lifetime at most.
+//! Caches belong to an organization's repository; the first save of a key wins. A save is two
+//! calls: `reserve` checks the key is free and the organization's quota
+//! (`KICI_USER_CACHE_QUOTA_BYTES`) has room and signs an upload URL for a fresh object;
+//! `commit` checks the object is there and records it. Only recorded entries are restored, so
+//! a half-written archive is never served. Entries unused for `KICI_USER_CACHE_TTL_MS` are
+//! deleted by the sweeper with their objects.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use kici_engine::api::RunEventType;
+use kici_engine::cache::quota_exceeded;
+use kici_engine::hash::sha256_hex;
+use kici_engine::ids::{JobId, RunId};
+use kici_engine::protocol::{
+    CacheGrant, CacheRestoreAnswer, CacheRestoreRequest, CacheSaveAnswer, CacheSaveRequest, JobDispatch,
+};
+use kici_store::{StoreError, UserCache};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::now_ms;
+use crate::scoped_secrets::DEFAULT_ORG;
+use crate::state::Shared;
+use crate::storage::Access;
+
+/// How long a grant, and the URLs it yields, stay valid: past the longest job timeout
+/// an author is likely to set, and bounded so a leaked token soon expires.
+const GRANT_TTL: Duration = Duration::from_secs(6 * 3600);
+const URL_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// The signing key of this process's grants.
+pub struct GrantKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl GrantKeys {
+    pub fn generate() -> GrantKeys {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).expect("the operating system provides randomness");
+        GrantKeys {
+            encoding: EncodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
+            decoding: DecodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
+        }
+    }
+}
+
+/// What a grant says: the job (`sub`), its run, its repository and the expiry (seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: JobId,
+    pub run: RunId,
+    pub repo: String,
+    pub exp: u64,
+}
+
+/// A grant for `dispatch`'s job in repository `repo`.
+pub fn grant(state: &Shared, dispatch: &JobDispatch, repo: &str) -> CacheGrant {
+    let claims = Claims {
+        sub: dispatch.job_id.clone(),
+        run: dispatch.run_id.clone(),
+        repo: repo.to_string(),
+        exp: (now_ms() as u64 / 1000) + GRANT_TTL.as_secs(),
+    };
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.grant_keys.encoding)
+        .expect("HS256 signing does not fail");
+    CacheGrant {
+        url: state.config.http_url(),
+        token,
+    }
+}
+
+/// The claims of a valid grant, or why it is not one.
+pub fn verify(state: &Shared, token: &str) -> Result<Claims, String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Claims>(token, &state.grant_keys.decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|err| match err.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the cache grant has expired".to_string(),
+            _ => "the cache grant is not valid".to_string(),
+        })
+}
+
+/// Why a cache call failed: the caller's mistake (answered as is) or the storage's.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Quota(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+fn check_key(key: &str) -> Result<(), CacheError> {
+    kici_engine::cache::validate_key("key", key).map_err(CacheError::Refused)
+}
+
+/// The object prefix of a repository's caches: the repository name hashed, so any name is a
+/// safe key.
+fn prefix(claims: &Claims) -> String {
+    format!("cache/{DEFAULT_ORG}/{}", &sha256_hex(claims.repo.as_bytes())[..16])
+}
+
+async fn record(state: &Shared, claims: &Claims, event_type: RunEventType, metadata: serde_json::Value) {
+    let event = kici_store::NewRunEvent {
+        event_id: crate::ids::new_id(),
+        run_id: claims.run.clone(),
+        job_id: Some(claims.sub.clone()),
+        event_type,
+        source_service: "orchestrator".to_string(),
+        timestamp_ms: now_ms(),
+        metadata,
+    };
+    if let Err(err) = state.timeline.record(event).await {
+        tracing::warn!(jobId = %claims.sub, error = %err, "cannot record a cache event");
+    }
+}
+
+/// The exact key, else the newest entry per prefix; a hit carries a signed download URL.
+pub async fn restore(
+    state: &Shared,
+    claims: &Claims,
+    request: &CacheRestoreRequest,
+) -> Result<CacheRestoreAnswer, CacheError> {
+    check_key(&request.key)?;
+    for prefix in &request.restore_keys {
+        check_key(prefix)?;
+    }
+    let now = now_ms();
+    let found = state
+        .store
+        .find_user_cache(DEFAULT_ORG, &claims.repo, &request.key, &request.restore_keys, now)
+        .await?;
+    let answer = match found {
+        None => CacheRestoreAnswer {
+            hit: false,
+            matched_key: None,
+            download_url: None,
+            sha256: None,
+            size_bytes: None,
+        },
+        Some(cache) => CacheRestoreAnswer {
+            hit: true,
+            download_url: Some(
+                state
+                    .storage
+                    .signed_url(Access::Get, &cache.object_key, URL_TTL, &state.config.http_url(), now)
+                    .await?,
+            ),
+            sha256: Some(cache.sha256),
+            size_bytes: Some(cache.size_bytes.max(0) as u64),
+            matched_key: Some(cache.cache_key),
+        },
+    };
+    let outcome = if answer.hit { "hit" } else { "miss" };
+    record(
+        state,
+        claims,
+        RunEventType::CacheRestore,
+        serde_json::json!({"key": request.key, "outcome": outcome, "matchedKey": answer.matched_key, "bytes": answer.size_bytes}),
+    )
+    .await;
+    Ok(answer)
+}
+
+fn check_quota(state: &Shared, key: &str, size: u64, used: u64) -> Result<(), CacheError> {
+    let quota = state.config.user_cache_quota_bytes;
+    if used.saturating_add(size) > quota {
+        return Err(CacheError::Quota(quota_exceeded(key, size, used, quota)));
+    }
+    Ok(())
+}
+
+fn check_sha256(sha256: &str) -> Result<(), CacheError> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CacheError::Refused(
+            "sha256 must be 64 hexadecimal characters".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The first step of a save: where to upload, unless the key is taken or the quota is full.
+pub async fn reserve(
+    state: &Shared,
+    claims: &Claims,
+    request: &CacheSaveRequest,
+) -> Result<CacheSaveAnswer, CacheError> {
+    check_key(&request.key)?;
+    check_sha256(&request.sha256)?;
+    if state
+        .store
+        .user_cache_exists(DEFAULT_ORG, &claims.repo, &request.key)
+        .await?
+    {
+        return Ok(CacheSaveAnswer {
+            exists: true,
+            saved: false,
+            upload_url: None,
+            object_key: None,
+        });
+    }
+    let used = state.store.user_cache_usage(DEFAULT_ORG).await?;
+    check_quota(state, &request.key, request.size_bytes, used)?;
+    // Each save writes its own object: two jobs saving one key never mix their archives.
+    let object_key = format!(
+        "{}/{}/{}.tar.gz",
+        prefix(claims),
+        sha256_hex(request.key.as_bytes()),
+        crate::ids::new_id()
+    );
+    let upload_url = state
+        .storage
+        .signed_url(Access::Put, &object_key, URL_TTL, &state.config.http_url(), now_ms())
+        .await?;
+    Ok(CacheSaveAnswer {
+        exists: false,
+        saved: false,
+        upload_url: Some(upload_url),
+        object_key: Some(object_key),
+    })
+}
+
+/// The second step: the uploaded archive is recorded, unless another save of the key won.
+pub async fn commit(
+    state: &Shared,
+    claims: &Claims,
+    request: &CacheSaveRequest,
+) -> Result<CacheSaveAnswer, CacheError> {
+    check_key(&request.key)?;
+    check_sha256(&request.sha256)?;
+    let object_key = request.object_key.clone().unwrap_or_default();
+    if !object_key.starts_with(&format!("{}/{}/", prefix(claims), sha256_hex(request.key.as_bytes()))) {
+        return Err(CacheError::Refused(
+            "objectKey is not one this job was given for this key".to_string(),
+        ));
+    }
+    match state.storage.size(&object_key).await? {
+        Some(size) if size == request.size_bytes => {}
+        Some(size) => {
+            delete_object(state, &object_key).await;
+            return Err(CacheError::Refused(format!(
+                "the uploaded archive has {size} bytes, not the {} announced",
+                request.size_bytes
+            )));
+        }
+        None => {
+            return Err(CacheError::Refused(format!(
+                "no archive was uploaded for cache '{}'",
+                kici_engine::excerpt::excerpt(&request.key)
+            )));
+        }
+    }
+    let used = state.store.user_cache_usage(DEFAULT_ORG).await?;
+    if let Err(err) = check_quota(state, &request.key, request.size_bytes, used) {
+        delete_object(state, &object_key).await;
+        return Err(err);
+    }
+    let now = now_ms();
+    let saved = state
+        .store
+        .insert_user_cache(&UserCache {
+            org_id: DEFAULT_ORG.to_string(),
+            scope: claims.repo.clone(),
+            cache_key: request.key.clone(),
+            object_key: object_key.clone(),
+            sha256: request.sha256.to_ascii_lowercase(),
+            size_bytes: request.size_bytes as i64,
+            created_at: now,
+            last_used_at: now,
+        })
+        .await?;
+    if !saved {
+        delete_object(state, &object_key).await;
+    }
+    record(
+        state,
+        claims,
+        RunEventType::CacheSave,
+        serde_json::json!({"key": request.key, "outcome": if saved { "saved" } else { "exists" }, "bytes": request.size_bytes}),
+    )
+    .await;
+    Ok(CacheSaveAnswer {
+        exists: !saved,
+        saved,
+        upload_url: None,
+        object_key: None,
+    })
+}
+
+async fn delete_object(state: &Shared, key: &str) {
+    if let Err(err) = state.storage.delete(key).await {
+        tracing::warn!(key = %key, error = %err, "cannot delete a cache object");
+    }
+}
+
+/// Deletes the caches unused for `KICI_USER_CACHE_TTL_MS`; how many.
+pub async fn expire(state: &Shared) -> Result<usize, StoreError> {
+    let before = now_ms() - state.config.user_cache_ttl.as_millis() as i64;
+    let unused = state.store.user_caches_unused_since(before, 500).await?;
+    for cache in &unused {
+        if state
+            .store
+            .delete_user_cache(&cache.org_id, &cache.scope, &cache.cache_key)
+            .await?
+        {
+            delete_object(state, &cache.object_key).await;
+        }
+    }
+    if !unused.is_empty() {
+        tracing::info!(count = unused.len(), "expired unused caches");
+    }
+    Ok(unused.len())
+}

@@ -1,0 +1,221 @@
+//! Caches an author keeps between runs: an init command's `cache`, the job's `cache` option
+//! and `ctx.cache`, stored in object storage by one agent and restored by another, with the
+//! log lines, timeline events and failures a user sees. The filesystem backend and
+//! S3-compatible storage (moto from `scripts/s3.sh`). On SQLite, or PostgreSQL with
+//! `KICI_TEST_E2E_DATABASE=postgres`.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use kici_engine::status::{RunStatus, StepStatus};
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+const WORKFLOW: &str = r##"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+export default workflow('cached', {
+  on: push({ branches: 'cached' }),
+  jobs: [job('build', {
+    runsOn: 'linux',
+    init: {
+      run: 'if [ -x tools/mytool ]; then echo "tool restored"; else mkdir -p tools && printf "#!/bin/sh\\necho tool-ok\\n" > tools/mytool && chmod +x tools/mytool && echo "tool built"; fi; echo "TOOL_DIR=$PWD/tools" >> "$KICI_ENV"; echo "$PWD/tools" >> "$KICI_PATH"',
+      cache: { key: 'tools-v1', paths: ['tools'] },
+    },
+    cache: { key: 'out-v1', paths: ['out'] },
+    steps: [
+      step('use', async (ctx) => {
+        await ctx.$`mytool`;
+        await ctx.$`test -f out/result.txt && echo "previous: $(cat out/result.txt)" || echo "no previous result"`;
+        await ctx.$`mkdir -p out && echo "from ${process.env.KICI_RUN_ID}" > out/result.txt`;
+        const found = await ctx.cache.restore({ key: 'notes-' + process.env.KICI_RUN_ID, paths: ['notes'], restoreKeys: ['notes-'] });
+        console.log(`ctx.cache hit=${found.hit} matched=${found.matchedKey ?? '-'}`);
+        await ctx.$`mkdir -p notes && echo note > notes/n.txt`;
+        await ctx.cache.save({ key: 'notes-' + process.env.KICI_RUN_ID, paths: ['notes'] });
+      }),
+    ],
+  })],
+});
+"##;
+
+fn write_project(stack: &Stack) -> Repo {
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/cached.ts", WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("a job with caches");
+    repo
+}
+
+/// Two runs on two agents: the first misses and saves every cache, the second restores them.
+/// The first run's id, to check the second saw its files.
+async fn first_saves_second_restores(stack: &mut Stack, repo: &Repo) {
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.add_local_source("app", repo).await;
+    let first = stack.push_and_wait("app", repo, "cached").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let logs = stack.log_text(first.run.run_id.as_str()).await;
+    for line in [
+        "Cache not found for key tools-v1",
+        "tool built",
+        "Cache not found for key out-v1",
+        "no previous result",
+        "ctx.cache hit=false matched=-",
+        "tool-ok",
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+    for key in ["tools-v1", "out-v1", &format!("notes-{}", first.run.run_id)] {
+        assert!(logs.contains(&format!("Cache saved with key {key} (")), "{key}: {logs}");
+    }
+    let steps = first.jobs[0].steps.clone().unwrap();
+    let rows: Vec<(&str, &str, StepStatus)> = steps
+        .iter()
+        .map(|s| (s.step_name.as_str(), s.step_type.as_str(), s.status))
+        .filter(|(name, _, _)| name.starts_with("cache:") || name.starts_with("init:"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("init:1", "init", StepStatus::Success),
+            ("cache:restore", "cache", StepStatus::Success),
+            ("cache:save", "cache", StepStatus::Success),
+        ]
+    );
+
+    stack.agents[0].kill();
+    stack.start_agent("agent-2", &["linux"]).await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("a second run");
+    let second = stack.push_and_wait("app", repo, "cached").await;
+    assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
+    assert_eq!(second.jobs[0].agent_id.as_deref(), Some("agent-2"));
+    let logs = stack.log_text(second.run.run_id.as_str()).await;
+    for line in [
+        "Cache restored from key tools-v1 (",
+        "tool restored",
+        "Cache for key tools-v1 was restored exactly; not saved",
+        "Cache restored from key out-v1 (",
+        &format!("previous: from {}", first.run.run_id),
+        &format!("ctx.cache hit=true matched=notes-{}", first.run.run_id),
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+    assert!(!logs.contains("tool built"), "{logs}");
+    let events = stack.get(&format!("/api/v1/runs/{}/events", second.run.run_id)).await;
+    let restores: Vec<(String, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["eventType"] == "orchestrator.cache.restore")
+        .map(|e| {
+            (
+                e["metadata"]["key"].as_str().unwrap().to_string(),
+                e["metadata"]["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        restores.contains(&("tools-v1".to_string(), "hit".to_string())),
+        "{restores:?}"
+    );
+    assert!(
+        restores.contains(&("out-v1".to_string(), "hit".to_string())),
+        "{restores:?}"
+    );
+}
+
+#[tokio::test]
+async fn caches_saved_by_one_agent_are_restored_by_another() {
+    let mut stack = Stack::start().await;
+    let repo = write_project(&stack);
+    first_saves_second_restores(&mut stack, &repo).await;
+
+    // An archive that is not the one its checksum names is never unpacked: the restore counts
+    // as a miss with a warning, and the init command builds the tool again.
+    let cache_dir = stack.data_dir().join("storage/cache");
+    let archives: Vec<std::path::PathBuf> = walk(&cache_dir);
+    assert!(!archives.is_empty());
+    for archive in &archives {
+        std::fs::write(archive, b"tampered").unwrap();
+    }
+    repo.write("README.md", "tampered\n");
+    repo.commit_and_push("a third run");
+    let tampered = stack.push_and_wait("app", &repo, "cached").await;
+    assert_eq!(tampered.run.status, RunStatus::Success, "{:?}", tampered.jobs);
+    let logs = stack.log_text(tampered.run.run_id.as_str()).await;
+    assert!(
+        logs.contains("[kici] cache restore failed for key tools-v1: Cache archive hash mismatch: expected "),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("tool built") && logs.contains("no previous result"),
+        "{logs}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "gz") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A save beyond `KICI_USER_CACHE_QUOTA_BYTES` is refused with the quota in the message; the
+/// job still succeeds, and nothing is stored.
+#[tokio::test]
+async fn a_full_cache_quota_refuses_the_save_and_says_why() {
+    let mut stack = Stack::start_with(&[("KICI_USER_CACHE_QUOTA_BYTES", "64")]).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = write_project(&stack);
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "cached").await;
+    // `ctx.cache.save` rejects, so the step (and the job) fail: the author sees the refusal.
+    assert_eq!(run.run.status, RunStatus::Failed, "{:?}", run.jobs);
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    assert!(
+        logs.contains("[kici] cache save failed for key tools-v1: Cache quota exceeded: saving 'tools-v1' ("),
+        "{logs}"
+    );
+    assert!(logs.contains("of 64 bytes (KICI_USER_CACHE_QUOTA_BYTES)"), "{logs}");
+    assert_eq!(run.jobs[0].error_message.as_deref(), Some("Step 'use' failed"));
+    let steps = run.jobs[0].steps.clone().unwrap();
+    let step = steps.iter().find(|s| s.step_name == "use").unwrap();
+    let error = step.error_message.clone().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "cache save failed for key notes-{}: Cache quota exceeded",
+            run.run.run_id
+        )),
+        "{error}"
+    );
+    assert!(
+        walk(&stack.data_dir().join("storage"))
+            .iter()
+            .all(|p| !p.starts_with(stack.data_dir().join("storage/cache")))
+    );
+}
+
+/// The same two runs with the caches on S3-compatible storage.
+#[tokio::test]
+async fn caches_work_on_s3_compatible_storage() {
+    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(None).await else {
+        return;
+    };
+    let repo = write_project(&stack);
+    first_saves_second_restores(&mut stack, &repo).await;
+    let listing = reqwest::Client::new()
+        .get(format!("{endpoint}/{bucket}?list-type=2&prefix=cache/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(".tar.gz</Key>"), "{listing}");
+}
