@@ -72,8 +72,9 @@ impl fmt::Debug for AgentToken {
 }
 
 /// Which special jobs this agent offers to run (`KICI_ROLES`: unset or `all` = both, empty =
-/// none, else a comma-separated list). Accepted and validated; the agent does not advertise
-/// role labels yet (the orchestrator dispatches matrix evaluations by `kici:os`/`kici:arch`).
+/// none, else a comma-separated list). A builder advertises `kici:role:builder` and runs
+/// `__build__<workflow>` jobs; the init-runner role is accepted and validated, and advertises
+/// nothing yet (the orchestrator dispatches evaluations by `kici:os`/`kici:arch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Roles {
     pub builder: bool,
@@ -259,7 +260,7 @@ impl Config {
     }
 
     /// Labels sent in `agent.register`: the operator's plus `kici:os:*`, `kici:arch:*`,
-    /// `kici:host:*`.
+    /// `kici:host:*`, and `kici:role:builder` for a builder.
     pub fn all_labels(&self) -> Vec<String> {
         let mut labels = self.labels.clone();
         labels.extend(kici_engine::labels::system_labels(
@@ -267,6 +268,9 @@ impl Config {
             std::env::consts::ARCH,
             &self.hostname,
         ));
+        if self.roles.builder {
+            labels.push(kici_engine::labels::BUILDER_LABEL.to_string());
+        }
         labels
     }
 }

@@ -152,11 +152,16 @@ fn options_this_build_does_not_implement_are_e109() {
 }
 
 #[test]
-fn checkout_false_is_e109() {
-    check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', checkout: false, run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:5:10 error [E109]: Job \"a\": checkout: false is not implemented by this build of KiCI (agents clone the repository to load the workflow)\n  Suggestion: remove checkout: false for now: this build would clone the repository anyway\n",
+fn checkout_false_and_caches_reach_the_lock_file() {
+    let project = Project::with_workflow(
+        "nocheckout.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', checkout: false, cache: { key: 'k', paths: ['out'] }, run: async () => {} })],\n});\n",
     );
+    project.kici(&["compile"]).expect_code(0);
+    let lock: serde_json::Value = serde_json::from_str(&project.read(".kici/kici.lock.json")).unwrap();
+    let job = &lock["workflows"][0]["jobs"][0];
+    assert_eq!(job["checkout"], serde_json::json!(false));
+    assert_eq!(job["cache"], serde_json::json!([{"key": "k", "paths": ["out"]}]));
 }
 
 #[test]

@@ -450,19 +450,6 @@ impl Generator<'_> {
                 "cache: { key: 'deps-' + lockHash, paths: ['node_modules'], restoreKeys: ['deps-'] }",
             ));
         }
-        if job.checkout == Some(false) {
-            ok = false;
-            self.diagnostics.push(Diagnostic::new(
-                Code::E109,
-                file,
-                at,
-                format!(
-                    "Job \"{}\": checkout: false is not implemented by this build of KiCI (agents clone the repository to load the workflow)",
-                    job.name
-                ),
-                "remove checkout: false for now: this build would clone the repository anyway",
-            ));
-        }
         let environments = self.environments(job);
         let (env, dynamic_env) = match (&job.env, &job.env_function) {
             (_, Some(source)) => match self.inline(job, "env", source) {

@@ -61,6 +61,19 @@ pub fn matrix_expansion_failed(job: &str, message: &str) -> String {
     format!("Matrix expansion failed for job '{job}': {message}")
 }
 
+/// Build jobs are named `__build__<workflow>`.
+pub const BUILD_JOB_PREFIX: &str = "__build__";
+
+/// The name of a workflow's build job: `__build__<workflow>`.
+pub fn build_job_name(workflow: &str) -> String {
+    format!("{BUILD_JOB_PREFIX}{workflow}")
+}
+
+/// `Build failed: <err>`: a `build_coordination` failure of the run.
+pub fn build_failed(error: &str) -> String {
+    format!("Build failed: {error}")
+}
+
 /// `Dynamic job evaluation failed for '<generator>': <message>`.
 pub fn dynamic_eval_failed(generator: &str, message: &str) -> String {
     format!("Dynamic job evaluation failed for '{generator}': {message}")

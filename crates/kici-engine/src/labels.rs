@@ -130,6 +130,10 @@ pub fn validate_agent_label(label: &str) -> Result<(), LabelError> {
 }
 
 /// The labels every agent reports about itself.
+/// The label of agents that run `__build__<workflow>` jobs (`KICI_ROLES` includes `builder`,
+/// the default).
+pub const BUILDER_LABEL: &str = "kici:role:builder";
+
 pub fn system_labels(os: &str, arch: &str, host: &str) -> Vec<String> {
     vec![
         format!("{RESERVED_PREFIX}os:{os}"),

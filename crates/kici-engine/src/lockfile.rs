@@ -245,11 +245,6 @@ impl StaticJob {
             }
             Ok(())
         };
-        if self.checkout == Some(false) {
-            return Err(
-                "has `checkout: false`, which this build of KiCI does not honour (agents clone the repository to load the workflow); remove it and run `kici compile`".to_string(),
-            );
-        }
         for spec in &self.cache {
             spec.validate()?;
         }

@@ -270,10 +270,22 @@ pub struct JobDispatch {
     /// The `installEnv` secrets by variable name, resolved when the job is sent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub install_env_secrets: BTreeMap<String, Redacted>,
+    /// A signed URL of the workflow's source tarball (`source/<contentHash>.tar.gz`: `.kici/`
+    /// and the `hashFiles`), added when the job is sent with `checkout: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_tar_url: Option<String>,
     /// Where the job restores and saves its caches, added when the job is sent and object
     /// storage is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheGrant>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// The orchestrator's cache API for one job: its base URL and a token bound to the job, its
@@ -442,6 +454,9 @@ pub struct JobConfig {
     /// The lock file's `lockfileHash`: the `.kici/` dependencies' cache key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockfile_hash: Option<String>,
+    /// `checkout: false`: the agent does not clone; it unpacks the workflow's source tarball.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub checkout: bool,
     /// The workflow's `registries` (references; the dispatch carries the resolved tokens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<LockRegistry>,
@@ -462,14 +477,18 @@ pub enum JobKind {
     /// Evaluate a job's impure `environment`/`env` functions and report what they returned
     /// (`job.status` `initResult`).
     InitEval,
+    /// Install the workflow's `.kici/` dependencies once and store their tarball
+    /// (`__build__<workflow>`), before the run's jobs start.
+    Build,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Execute,
         JobKind::MatrixEval,
         JobKind::DynamicEval,
         JobKind::InitEval,
+        JobKind::Build,
     ];
 
     /// The name stored in a job row (`jobs.kind`).
@@ -479,6 +498,7 @@ impl JobKind {
             JobKind::MatrixEval => "matrix_eval",
             JobKind::DynamicEval => "dynamic_eval",
             JobKind::InitEval => "init_eval",
+            JobKind::Build => "build",
         }
     }
 }

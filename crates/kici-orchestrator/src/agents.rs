@@ -358,6 +358,10 @@ fn check_labels(registration: &Registration, token: Option<&kici_store::AgentTok
     // those: an agent cannot claim `kici:host:` of another machine to take its pinned jobs.
     let own = kici_engine::labels::system_labels(&registration.platform, &registration.arch, &registration.hostname);
     for label in &registration.labels {
+        // A builder offers to install dependencies: a role, not a claim about the machine.
+        if label == kici_engine::labels::BUILDER_LABEL {
+            continue;
+        }
         if SELF_REPORTED.iter().any(|p| label.starts_with(p)) {
             if !own.contains(label) {
                 return Err((

@@ -75,6 +75,23 @@ async fn secrets_of(
         .collect()))
 }
 
+/// A signed URL of the workflow's source tarball for a `checkout: false` job; `None` (the
+/// agent then says the tarball is missing) when storage fails.
+async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String> {
+    let key = crate::build::source_key(&dispatch.job_config.content_hash);
+    match state
+        .storage
+        .signed_url(Access::Get, &key, DEPS_URL_TTL, &state.config.http_url(), now_ms())
+        .await
+    {
+        Ok(url) => Some(url),
+        Err(err) => {
+            tracing::warn!(jobId = %dispatch.job_id, key = %key, error = %err, "cannot sign the source tarball's URL");
+            None
+        }
+    }
+}
+
 /// How long a dependency tarball's signed URLs stay valid.
 const DEPS_URL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -151,11 +168,34 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
     }
 }
 
+/// The lock-file hash a build entry installs; `None` for any other entry.
+fn build_of(entry: &kici_store::QueueEntry) -> Option<String> {
+    let builder = kici_engine::labels::LabelMatcher::Exact {
+        value: kici_engine::labels::BUILDER_LABEL.to_string(),
+    };
+    if !entry.runs_on.contains(&builder) {
+        return None;
+    }
+    let dispatch: JobDispatch = serde_json::from_str(&entry.dispatch).ok()?;
+    (dispatch.job_config.kind == kici_engine::protocol::JobKind::Build)
+        .then_some(dispatch.job_config.lockfile_hash)
+        .flatten()
+}
+
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
 pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let pending = state.store.pending_entries().await?;
     let waiting: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
+    let busy: HashSet<JobId> = state.hub.all().into_iter().filter_map(|a| a.busy_job).collect();
     for entry in pending {
+        // One build per lock file at a time: the others wait, then restore what it stored.
+        if let Some(hash) = build_of(&entry)
+            && !state
+                .builds
+                .try_start(&hash, &entry.job_id, |job| waiting.contains(job) || busy.contains(job))
+        {
+            continue;
+        }
         // Lock files were validated at load, so their matchers compile.
         let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
         let free_for_this_job = |bound: &Option<JobId>| {
@@ -247,8 +287,17 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
             }
         }
         dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
+        if !dispatch.job_config.checkout {
+            dispatch.source_tar_url = source_tarball(state, &dispatch).await;
+        }
         if !dispatch.job_config.repo.is_empty() {
-            dispatch.cache = Some(crate::user_cache::grant(state, &dispatch, &dispatch.job_config.repo));
+            dispatch.cache = Some(crate::grants::issue(
+                &state.grant_keys,
+                &dispatch,
+                &dispatch.job_config.repo,
+                state.config.http_url(),
+                now,
+            ));
         }
         dispatch.timestamp = now;
         tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");

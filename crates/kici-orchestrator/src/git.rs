@@ -88,6 +88,12 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
 }
 
 async fn git_as(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -> Result<String, GitError> {
+    git_bytes(repo, args, credentials)
+        .await
+        .map(|stdout| String::from_utf8_lossy(&stdout).into_owned())
+}
+
+async fn git_bytes(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -> Result<Vec<u8>, GitError> {
     let joined = redact_userinfo(&args.join(" ")).into_owned();
     let mut command = tokio::process::Command::new("git");
     command
@@ -108,7 +114,7 @@ async fn git_as(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -
         .map_err(|_| GitError::Timeout { args: joined.clone() })?
         .map_err(GitError::Spawn)?;
     if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(output.stdout)
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let mut stderr = redact_userinfo(stderr.trim()).into_owned();
@@ -151,6 +157,20 @@ pub fn redact_userinfo(text: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// `paths` at commit `sha` of the repository at `repo`, as a gzipped tar (`git archive`).
+pub async fn archive(repo: &Path, sha: &str, paths: &[String]) -> Result<Vec<u8>, GitError> {
+    // Checked for shape, so git never reads it as an option.
+    if !(sha.len() >= 7 && sha.len() <= 64 && sha.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(GitError::UnknownCommit {
+            repo: repo.display().to_string(),
+            sha: kici_engine::excerpt::excerpt(sha).into_owned(),
+        });
+    }
+    let mut args = vec!["archive", "--format=tar.gz", sha, "--"];
+    args.extend(paths.iter().map(String::as_str));
+    git_bytes(repo, &args, None).await
 }
 
 /// `.kici/kici.lock.json` at `sha` in the repository at `repo`. Two git processes when the

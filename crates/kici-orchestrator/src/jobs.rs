@@ -82,10 +82,12 @@ pub fn dispatch_message(
     now: i64,
 ) -> JobDispatch {
     let generated: Option<StaticJob> = job.definition.and_then(|d| serde_json::from_str(d).ok());
-    let timeout_ms = match &generated {
-        Some(definition) => definition.timeout,
-        None => crate::rows::lock_job(workflow, job.base_job_name).and_then(|j| j.timeout),
-    };
+    let definition = generated
+        .as_ref()
+        .or_else(|| crate::rows::lock_job(workflow, job.base_job_name));
+    let timeout_ms = definition.and_then(|j| j.timeout);
+    // Builds and evaluations load the workflow from a clone.
+    let checkout = job.kind != JobKind::Execute || definition.is_none_or(|j| j.checkout != Some(false));
     let kind = job.kind;
     // The environments' variables are the lowest layer: KiCI's own variables win.
     let mut env: Map<String, Value> = prepared
@@ -129,6 +131,7 @@ pub fn dispatch_message(
             job_env: prepared.job_env.clone(),
             environments: prepared.environments.clone(),
             lockfile_hash: run.lockfile_hash.map(str::to_string),
+            checkout,
             registries: workflow.registries.clone(),
             install_env: workflow.install_env.clone(),
         },
@@ -139,6 +142,7 @@ pub fn dispatch_message(
         deps: None,
         npm_registries: Vec::new(),
         install_env_secrets: Default::default(),
+        source_tar_url: None,
         cache: None,
     }
 }

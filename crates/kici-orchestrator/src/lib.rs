@@ -10,6 +10,8 @@
 //! keeps sources' secrets so, [`scoped_secrets`] the secrets jobs receive; [`ids`] makes row ids and tokens.
 
 pub(crate) mod agents;
+pub(crate) mod build;
+pub(crate) mod build_slots;
 pub mod clock;
 pub mod config;
 pub(crate) mod deliveries;
@@ -19,6 +21,7 @@ pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod gates;
 pub(crate) mod git;
+pub(crate) mod grants;
 pub(crate) mod holds;
 pub mod http;
 pub mod hub;

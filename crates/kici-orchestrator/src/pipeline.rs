@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use kici_engine::dag::Need;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::RunId;
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
@@ -134,7 +135,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
     let fetched = match repository(state, &delivery).await {
         Ok((repo_url, path)) => git::read_lock(&path, &sha)
             .await
-            .map(|lock| (repo_url, lock))
+            .map(|lock| (repo_url, path.clone(), lock))
             .map_err(|source| PipelineError::LockFetch {
                 repo: path.display().to_string(),
                 sha: sha.clone(),
@@ -142,7 +143,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             }),
         Err(err) => Err(err),
     };
-    let (repo_url, lock) = match fetched {
+    let (repo_url, repo_path, lock) = match fetched {
         Ok(found) => found,
         Err(err) => {
             // The delivery may be retried once the repository is readable.
@@ -168,6 +169,7 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         delivery: &delivery,
         repo,
         repo_url,
+        repo_path: Some(repo_path),
         now,
         rerun_of: None,
         lockfile_hash: None,
@@ -306,6 +308,8 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         delivery: &delivery,
         repo: run.repo.clone(),
         repo_url,
+        // The first run stored the source tarball.
+        repo_path: None,
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
         lockfile_hash,
@@ -322,6 +326,8 @@ struct RunContext<'a> {
     delivery: &'a Delivery,
     repo: String,
     repo_url: String,
+    /// The orchestrator's copy of the repository (the source tarball is packed from it).
+    repo_path: Option<PathBuf>,
     now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     rerun_of: Option<RunId>,
@@ -385,6 +391,22 @@ impl RunContext<'_> {
                     jobs.push(rows::generator(&run.run_id, generator, position as i64, self.now))
                 }
             }
+        }
+        if let Some(path) = &self.repo_path {
+            crate::build::store_source(state, path, &run.sha, workflow).await;
+        }
+        if let Some(build) =
+            crate::build::build_row(state, &run.run_id, workflow, self.lockfile_hash.as_deref(), self.now).await
+        {
+            // The jobs that need nothing wait for the build (and restore what it stored).
+            for job in jobs
+                .iter_mut()
+                .filter(|j| j.needs.is_empty() && !j.status.is_terminal())
+            {
+                job.needs.push(Need::Name(build.base_job_name.clone()));
+                job.status = JobStatus::Pending;
+            }
+            jobs.insert(0, build);
         }
         // Jobs beyond the queue's capacity fail now instead of waiting without bound.
         let mut room = crate::progress::queue_room(state).await?;

@@ -100,6 +100,13 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
     }
 }
 
+/// A job's upstream results as its steps see them (`ctx.needs`): the build job it waited for
+/// is KiCI's, not the author's.
+fn without_build(mut needs: Map<String, Value>) -> Map<String, Value> {
+    needs.retain(|name, _| !name.starts_with(kici_engine::failure::BUILD_JOB_PREFIX));
+    needs
+}
+
 /// Queues or skips every waiting job whose needs have finished, then completes the run when
 /// every job has.
 pub async fn advance_run(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
@@ -129,7 +136,7 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                         .await?;
                     continue;
                 }
-                Decision::Run(needs) => needs,
+                Decision::Run(needs) => without_build(needs),
             };
             let Some(workflow) = &loaded.workflow else { continue };
             let facts = job_facts(waiting);
@@ -260,7 +267,7 @@ pub(crate) async fn release_entry(
         return Ok(None);
     };
     let needs = match decide(&record.needs, |name| base_status(&jobs, name)) {
-        Decision::Run(needs) => needs,
+        Decision::Run(needs) => without_build(needs),
         _ => Map::new(),
     };
     let now = now_ms();
@@ -649,6 +656,21 @@ async fn job_status(
     } else {
         StepStatus::Skipped
     };
+    let build_failure = match record.kind {
+        JobKind::Build => {
+            state.builds.finish(job_id);
+            if let Some(duration) = update.duration_ms {
+                kici_telemetry::metrics::orchestrator::build_finished(std::time::Duration::from_millis(duration));
+            }
+            (update.state == JobStatus::Failed).then(|| InitFailure {
+                scope: InitFailureScope::Run,
+                category: InitFailureCategory::BuildCoordination,
+                message: kici_engine::failure::build_failed(update.error.as_deref().unwrap_or("the build job failed")),
+                job_name: None,
+            })
+        }
+        _ => None,
+    };
     // An evaluation row has ended above; this closes its entry and steps. Any other job ends
     // here, with its entry and steps, in one transaction.
     let finished = state
@@ -658,7 +680,7 @@ async fn job_status(
             run_id,
             change: JobChange::reported(update.state),
             error: update.error.as_deref(),
-            init_failure: None,
+            init_failure: build_failure.as_ref(),
             entry: Some(queue_status),
             only_if_entry_open: false,
             open_steps: Some(leftover),

@@ -39,8 +39,10 @@ pub struct AppState {
     pub(crate) webhook_limits: RateLimits,
     /// Background work started while serving; shutdown waits for it.
     pub(crate) background: Tasks,
+    /// The dependency builds running now (one per lock file).
+    pub(crate) builds: crate::build_slots::BuildSlots,
     /// Signs the grants jobs reach the cache API with.
-    pub(crate) grant_keys: crate::user_cache::GrantKeys,
+    pub(crate) grant_keys: crate::grants::GrantKeys,
     pub started: Instant,
 }
 
@@ -75,7 +77,8 @@ impl AppState {
             dispatch,
             webhook_limits: RateLimits::default(),
             background: Tasks::default(),
-            grant_keys: crate::user_cache::GrantKeys::generate(),
+            builds: crate::build_slots::BuildSlots::default(),
+            grant_keys: crate::grants::GrantKeys::generate(),
             started: Instant::now(),
         };
         (Arc::new(state), task)

@@ -1,8 +1,8 @@
 //! Caches authors keep between runs (`cache` on a job or an init command, `ctx.cache`), stored
 //! in object storage so a cache saved on one agent is restored on another.
 //!
-//! A job reaches the cache API with a [`CacheGrant`]: a token (HS256 JWT under a key of this
-//! process) naming the job, its run and its repository, valid for the job's lifetime at most.
+//! A job reaches the cache API with the grant its dispatch carries (`crate::grants`): a token
+//! naming the job, its run and its repository.
 //! Caches belong to an organization's repository; the first save of a key wins. A save is two
 //! calls: `reserve` checks the key is free and the organization's quota
 //! (`KICI_USER_CACHE_QUOTA_BYTES`) has room and signs an upload URL for a fresh object;
@@ -12,81 +12,20 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use kici_engine::api::RunEventType;
 use kici_engine::cache::quota_exceeded;
 use kici_engine::hash::sha256_hex;
-use kici_engine::ids::{JobId, RunId};
-use kici_engine::protocol::{
-    CacheGrant, CacheRestoreAnswer, CacheRestoreRequest, CacheSaveAnswer, CacheSaveRequest, JobDispatch,
-};
+use kici_engine::protocol::{CacheRestoreAnswer, CacheRestoreRequest, CacheSaveAnswer, CacheSaveRequest};
 use kici_store::{StoreError, UserCache};
-use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::grants::Claims;
 use crate::scoped_secrets::DEFAULT_ORG;
 use crate::state::Shared;
 use crate::storage::Access;
 
-/// How long a grant, and the URLs it yields, stay valid: past the longest job timeout
-/// an author is likely to set, and bounded so a leaked token soon expires.
-const GRANT_TTL: Duration = Duration::from_secs(6 * 3600);
+/// How long the URLs a grant yields stay valid.
 const URL_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// The signing key of this process's grants.
-pub struct GrantKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-}
-
-impl GrantKeys {
-    pub fn generate() -> GrantKeys {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).expect("the operating system provides randomness");
-        GrantKeys {
-            encoding: EncodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
-            decoding: DecodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
-        }
-    }
-}
-
-/// What a grant says: the job (`sub`), its run, its repository and the expiry (seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: JobId,
-    pub run: RunId,
-    pub repo: String,
-    pub exp: u64,
-}
-
-/// A grant for `dispatch`'s job in repository `repo`.
-pub fn grant(state: &Shared, dispatch: &JobDispatch, repo: &str) -> CacheGrant {
-    let claims = Claims {
-        sub: dispatch.job_id.clone(),
-        run: dispatch.run_id.clone(),
-        repo: repo.to_string(),
-        exp: (now_ms() as u64 / 1000) + GRANT_TTL.as_secs(),
-    };
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &state.grant_keys.encoding)
-        .expect("HS256 signing does not fail");
-    CacheGrant {
-        url: state.config.http_url(),
-        token,
-    }
-}
-
-/// The claims of a valid grant, or why it is not one.
-pub fn verify(state: &Shared, token: &str) -> Result<Claims, String> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    validation.leeway = 0;
-    jsonwebtoken::decode::<Claims>(token, &state.grant_keys.decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(|err| match err.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the cache grant has expired".to_string(),
-            _ => "the cache grant is not valid".to_string(),
-        })
-}
 
 /// Why a cache call failed: the caller's mistake (answered as is) or the storage's.
 #[derive(Debug, thiserror::Error)]

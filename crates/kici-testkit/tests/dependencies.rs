@@ -70,15 +70,33 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     assert_eq!(lock["lockfileHash"], serde_json::json!(expected));
     stack.add_local_source("app", &repo).await;
 
+    // The build job installs once and stores the tarball; the workflow's job restores it.
     let detail = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(detail.run.status, RunStatus::Success, "{:?}", detail.jobs);
-    let logs = stack.log_text(detail.run.run_id.as_str()).await;
-    assert!(logs.contains("Installed the .kici dependencies with npm in "), "{logs}");
+    let names: Vec<&str> = detail.jobs.iter().map(|j| j.job_name.as_str()).collect();
+    assert_eq!(names, ["__build__deps", "greet"]);
+    let text = |logs: kici_engine::api::RunLogs| {
+        logs.steps
+            .iter()
+            .flat_map(|s| s.lines.iter().map(|l| l.line.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let build_logs = text(stack.logs(detail.run.run_id.as_str(), Some("__build__deps")).await);
     assert!(
-        logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
-        "{logs}"
+        build_logs.contains("Installed the .kici dependencies with npm in "),
+        "{build_logs}"
     );
-    assert!(logs.contains("Hello from greeter, CI"), "{logs}");
+    assert!(
+        build_logs.contains("Saved the .kici dependencies to the cache (deps/linux-"),
+        "{build_logs}"
+    );
+    let job_logs = text(stack.logs(detail.run.run_id.as_str(), Some("greet")).await);
+    assert!(
+        job_logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
+        "{job_logs}"
+    );
+    assert!(job_logs.contains("Hello from greeter, CI"), "{job_logs}");
     let steps = detail.jobs[0].steps.clone().unwrap();
     let row = steps.iter().find(|s| s.step_name == "dependencies").unwrap();
     assert_eq!(
@@ -122,8 +140,14 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("kici_orch_dep_cache_hits_total 1"), "{metrics}");
+    assert!(metrics.contains("kici_orch_dep_cache_hits_total 2"), "{metrics}");
     assert!(metrics.contains("kici_orch_dep_cache_misses_total 1"), "{metrics}");
+    assert!(metrics.contains("kici_orch_source_cache_misses_total 1"), "{metrics}");
+    assert!(metrics.contains("kici_orch_source_cache_hits_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("kici_orch_build_duration_seconds_count 1"),
+        "{metrics}"
+    );
 
     // A stored tarball that is not the one its checksum names is never unpacked.
     let platform_dir = std::fs::read_dir(stack.data_dir().join("storage/deps"))
@@ -155,6 +179,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     repo.write(".kici/package-lock.json", "{ this is not json");
     repo.compile();
     repo.commit_and_push("a broken lock file");
+    // The build fails, and with it the run (`build_coordination`); its job never starts.
     let broken = stack.push_and_wait("app", &repo, "deps").await;
     assert_eq!(broken.run.status, RunStatus::Failed);
     let error = broken.jobs[0].error_message.clone().unwrap();
@@ -162,6 +187,76 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         error.starts_with("Installing the .kici dependencies failed: `npm ci --no-audit --no-fund --loglevel=error` exited with exit status: 1:"),
         "{error}"
     );
+    let init = broken.run.init_failure.clone().unwrap();
+    assert_eq!(init.category.as_str(), "build_coordination");
+    assert_eq!(init.message, format!("Build failed: {error}"));
+    assert_eq!(broken.run.failure_reason.as_deref(), Some(init.message.as_str()));
+    assert_eq!(broken.jobs[1].status, kici_engine::status::JobStatus::Skipped);
+}
+
+const NO_CHECKOUT_WORKFLOW: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+import { greet } from 'greeter';
+
+export default workflow('no-checkout', {
+  on: push({ branches: 'no-checkout' }),
+  jobs: [
+    job('first', { runsOn: 'linux', checkout: false, run: async ({ $ }) => {
+      console.log(greet('no checkout'));
+      await $`ls -A`;
+    } }),
+    job('second', { runsOn: 'linux', checkout: false, run: async () => { console.log(greet('again')); } }),
+  ],
+});
+"#;
+
+/// `checkout: false`: the jobs unpack the workflow's source tarball (packed once by the
+/// orchestrator) instead of cloning, and two runs of one lock file install it once: the second
+/// build waits for the first and restores what it stored.
+#[tokio::test]
+async fn checkout_false_jobs_start_from_the_source_tarball_and_builds_of_one_lock_file_coalesce() {
+    let mut stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    // npm links `file:` packages: this one lives inside `.kici/`, so the source tarball has it.
+    repo.write(
+        ".kici/vendor/greeter/package.json",
+        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
+    );
+    repo.write(
+        ".kici/vendor/greeter/index.js",
+        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
+    );
+    repo.write(
+        ".kici/package.json",
+        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:./vendor/greeter"}}"#,
+    );
+    repo.write(".kici/.gitignore", "node_modules\n");
+    repo.write(".kici/workflows/no-checkout.ts", NO_CHECKOUT_WORKFLOW);
+    npm(&repo, &["install", "--no-audit", "--no-fund"]);
+    repo.compile();
+    repo.commit_and_push("workflows that need no checkout");
+    stack.add_local_source("app", &repo).await;
+
+    // Two runs wait for agents, each with its build job; two agents arrive: one install.
+    let first = stack.push("app", &repo, "no-checkout").await;
+    repo.write("README.md", "second\n");
+    repo.commit_and_push("a second push");
+    let second = stack.push("app", &repo, "no-checkout").await;
+    assert_eq!((first.len(), second.len()), (1, 1));
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let runs = [stack.wait_run(&first[0]).await, stack.wait_run(&second[0]).await];
+    let mut installs = 0;
+    for run in &runs {
+        assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+        assert_eq!(run.jobs[0].job_name, "__build__no-checkout");
+        let logs = stack.log_text(run.run.run_id.as_str()).await;
+        installs += logs.matches("Installed the .kici dependencies").count();
+        assert!(logs.contains("Hello from greeter, no checkout"), "{logs}");
+        assert!(logs.contains("Hello from greeter, again"), "{logs}");
+        // Only what the tarball holds: no clone, no README.
+        assert!(!logs.contains("README.md") && !logs.contains(".git"), "{logs}");
+    }
+    assert_eq!(installs, 1);
 }
 
 const INIT_WORKFLOW: &str = r##"import { workflow, job, push } from '@kici-dev/sdk';

@@ -36,6 +36,20 @@ pub(super) async fn clone_at(repo_url: &str, dir: &Path, sha: &str) -> Result<()
 }
 
 /// Checks that the dispatch's paths stay inside the checkout.
+/// `checkout: false`: the workflow's source tarball (`.kici/` and its `hashFiles`) unpacked
+/// into the empty working directory instead of a clone.
+pub(super) async fn unpack_source(url: Option<&str>, dir: &Path) -> Result<(), String> {
+    let url = url.ok_or_else(|| {
+        "checkout: false needs the workflow's source tarball, and the orchestrator sent none (hint: its object storage failed; see the orchestrator log)".to_string()
+    })?;
+    let bytes = super::transfer::download(&super::transfer::client(), url)
+        .await
+        .map_err(|err| format!("cannot fetch the workflow's source tarball: {err}"))?;
+    super::transfer::unpack(bytes, dir)
+        .await
+        .map_err(|err| format!("cannot unpack the workflow's source tarball: {err}"))
+}
+
 pub(super) fn check_paths(config: &JobConfig) -> Result<(), String> {
     if !is_safe_relative(&config.workflow_file) {
         return Err(format!(

@@ -26,6 +26,8 @@ use kici_engine::protocol::{DepsCache, DepsPointer, JobDispatch};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
+use super::transfer;
+
 /// An install must finish within this.
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// Lines of the package manager's output quoted when it fails.
@@ -42,9 +44,6 @@ pub(super) fn needed(dir: &Path) -> bool {
     let kici_dir = dir.join(".kici");
     kici_dir.join("package.json").is_file() && !kici_dir.join("node_modules").exists()
 }
-
-/// A tarball download or upload must finish within this.
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What an install authenticates with: the job's resolved `registries` and `installEnv`.
 pub(super) struct InstallSecrets<'a> {
@@ -146,38 +145,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Downloads, checks and unpacks the tarball into `.kici/`; the tarball's size.
 async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Restore> {
-    let client = reqwest::Client::builder()
-        .timeout(TRANSFER_TIMEOUT)
-        .build()
-        .map_err(|err| Restore::Failed(err.to_string()))?;
-    let response = client
-        .get(url)
-        .send()
+    let bytes = transfer::download(&transfer::client(), url)
         .await
-        .map_err(|err| Restore::Failed(format!("download failed: {}", err.without_url())))?;
-    if !response.status().is_success() {
-        return Err(Restore::Failed(format!("download answered {}", response.status())));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|err| Restore::Failed(format!("download failed: {}", err.without_url())))?;
+        .map_err(Restore::Failed)?;
     let actual = sha256_hex(&bytes);
     if actual != expected {
         return Err(Restore::Mismatch(format!(
             "Dep tarball hash mismatch: expected {expected}, got {actual}"
         )));
     }
-    let target = kici_dir.to_path_buf();
     let size = bytes.len();
-    tokio::task::spawn_blocking(move || {
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_ref()));
-        archive.set_preserve_permissions(true);
-        archive.unpack(&target)
-    })
-    .await
-    .map_err(|err| Restore::Failed(err.to_string()))?
-    .map_err(|err| Restore::Failed(format!("unpacking failed: {err}")))?;
+    transfer::unpack(bytes, kici_dir).await.map_err(Restore::Failed)?;
     Ok(size)
 }
 
@@ -200,20 +178,9 @@ async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) ->
     };
     let pointer = serde_json::to_vec(&pointer).expect("a pointer serializes");
     let size = tarball.len();
-    let client = reqwest::Client::builder()
-        .timeout(TRANSFER_TIMEOUT)
-        .build()
-        .map_err(|err| err.to_string())?;
+    let client = transfer::client();
     for (url, body) in [(upload, tarball), (pointer_upload, pointer)] {
-        let response = client
-            .put(url)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| format!("upload failed: {}", err.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("upload answered {}", response.status()));
-        }
+        transfer::upload(&client, url, body).await?;
     }
     Ok(size)
 }

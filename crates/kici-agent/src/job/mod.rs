@@ -37,6 +37,7 @@ mod checkout;
 mod deps;
 mod reporter;
 mod steps;
+mod transfer;
 mod user_cache;
 
 use reporter::{Reporter, StepUpdate};
@@ -266,6 +267,14 @@ impl Job<'_> {
                 return Outcome::failed(message);
             }
         }
+        let evaluation = match self.dispatch.job_config.kind {
+            JobKind::Execute => None,
+            JobKind::MatrixEval => Some(EvaluateKind::Matrix),
+            JobKind::DynamicEval => Some(EvaluateKind::Jobs),
+            JobKind::InitEval => Some(EvaluateKind::Init),
+            // A build installs and stores the dependencies (above), and loads no workflow.
+            JobKind::Build => return Outcome::of(JobStatus::Success),
+        };
         let prepared = tokio::select! {
             prepared = self.stage() => prepared,
             _ = cancel_requested(cancel) => return Outcome::cancelled(),
@@ -299,20 +308,9 @@ impl Job<'_> {
                 return Outcome::failed(message);
             }
         };
-        match self.dispatch.job_config.kind {
-            JobKind::Execute => self.execute(runner, &prepared, reporter, cancel).await,
-            JobKind::MatrixEval => {
-                self.evaluate(EvaluateKind::Matrix, runner, &prepared, reporter, cancel)
-                    .await
-            }
-            JobKind::DynamicEval => {
-                self.evaluate(EvaluateKind::Jobs, runner, &prepared, reporter, cancel)
-                    .await
-            }
-            JobKind::InitEval => {
-                self.evaluate(EvaluateKind::Init, runner, &prepared, reporter, cancel)
-                    .await
-            }
+        match evaluation {
+            None => self.execute(runner, &prepared, reporter, cancel).await,
+            Some(kind) => self.evaluate(kind, runner, &prepared, reporter, cancel).await,
         }
     }
 
@@ -320,7 +318,11 @@ impl Job<'_> {
     async fn checkout(&self) -> Result<(), String> {
         let config = &self.dispatch.job_config;
         checkout::check_paths(config)?;
-        checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
+        if config.checkout {
+            checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
+        } else {
+            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
+        }
         checkout::check_drift(self.dir, config).await
     }
 

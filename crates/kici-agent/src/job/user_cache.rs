@@ -8,7 +8,6 @@
 //! the files into place, so a broken archive leaves the checkout as it was.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use kici_engine::cache::{CacheRoot, parse_path};
 use kici_engine::protocol::{CacheGrant, CacheRestoreAnswer, CacheRestoreRequest, CacheSaveAnswer, CacheSaveRequest};
@@ -16,9 +15,6 @@ use kici_engine::runner_protocol::{CacheOp, CacheRequest, CacheResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-
-/// A transfer or API call must finish within this.
-const TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a job's cache requests need.
 #[derive(Clone)]
@@ -35,7 +31,7 @@ impl CacheClient {
             grant,
             work_dir: work_dir.to_path_buf(),
             home,
-            http: reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default(),
+            http: super::transfer::client(),
         }
     }
 
@@ -109,19 +105,7 @@ impl CacheClient {
         else {
             return Ok(None);
         };
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|err| format!("download failed: {}", err.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("download answered {}", response.status()));
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| format!("download failed: {}", err.without_url()))?;
+        let bytes = super::transfer::download(&self.http, &url).await?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
             return Err(format!(
@@ -168,16 +152,7 @@ impl CacheClient {
             return Ok(Err("exists".to_string()));
         };
         let size = save.size_bytes;
-        let response = self
-            .http
-            .put(&upload)
-            .body(archive)
-            .send()
-            .await
-            .map_err(|err| format!("upload failed: {}", err.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("upload answered {}", response.status()));
-        }
+        super::transfer::upload(&self.http, &upload, archive).await?;
         save.object_key = Some(object_key);
         let committed: CacheSaveAnswer = self.call("commit", &save).await?;
         Ok(if committed.saved {

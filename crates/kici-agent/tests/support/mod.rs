@@ -140,6 +140,7 @@ impl Repo {
                 job_env: None,
                 environments: Vec::new(),
                 lockfile_hash: None,
+                checkout: true,
                 registries: Vec::new(),
                 install_env: Vec::new(),
             },
@@ -150,6 +151,7 @@ impl Repo {
             deps: None,
             npm_registries: Vec::new(),
             install_env_secrets: Default::default(),
+            source_tar_url: None,
             cache: None,
         }
     }

@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use kici_engine::protocol::{CacheRestoreAnswer, CacheRestoreRequest, CacheSaveAnswer, CacheSaveRequest};
 
 use super::error::ApiError;
+use crate::grants::Claims;
 use crate::state::Shared;
-use crate::user_cache::{self, CacheError, Claims};
+use crate::user_cache::{self, CacheError};
 
 fn claims(state: &Shared, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let token = headers
@@ -24,7 +25,7 @@ fn claims(state: &Shared, headers: &HeaderMap) -> Result<Claims, ApiError> {
                 "the cache API needs the grant a job's dispatch carries, as a bearer token",
             )
         })?;
-    user_cache::verify(state, token.trim())
+    crate::grants::verify(&state.grant_keys, token.trim())
         .map_err(|reason| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason))
 }
 

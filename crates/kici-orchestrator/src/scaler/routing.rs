@@ -109,7 +109,11 @@ pub fn route<'a>(
         if gated_out {
             continue;
         }
-        let auto = scaler.auto_labels();
+        let mut auto = scaler.auto_labels().to_vec();
+        // Its agents advertise the builder role themselves, unless `roles` leaves it out.
+        if scaler.roles.includes(super::config::AgentRole::Builder) {
+            auto.push(kici_engine::labels::BUILDER_LABEL.to_string());
+        }
         for (label_set_index, set) in scaler.label_sets.iter().enumerate() {
             let candidate: Vec<String> = set.labels.iter().chain(auto.iter()).cloned().collect();
             if !labels_fit(&required, &excluded, &candidate).unwrap_or(false) {

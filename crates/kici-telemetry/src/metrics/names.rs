@@ -24,6 +24,9 @@ pub const ORCH_LOG_CHUNKS_RECEIVED_TOTAL: &str = "kici_orch_log_chunks_received_
 pub const ORCH_LOG_BYTES_STORED_TOTAL: &str = "kici_orch_log_bytes_stored_total";
 pub const ORCH_DEP_CACHE_HITS_TOTAL: &str = "kici_orch_dep_cache_hits_total";
 pub const ORCH_DEP_CACHE_MISSES_TOTAL: &str = "kici_orch_dep_cache_misses_total";
+pub const ORCH_SOURCE_CACHE_HITS_TOTAL: &str = "kici_orch_source_cache_hits_total";
+pub const ORCH_SOURCE_CACHE_MISSES_TOTAL: &str = "kici_orch_source_cache_misses_total";
+pub const ORCH_BUILD_DURATION_SECONDS: &str = "kici_orch_build_duration_seconds";
 
 // Agent.
 pub const AGENT_JOBS_TOTAL: &str = "kici_agent_jobs_total";
@@ -201,6 +204,24 @@ pub(crate) const ORCHESTRATOR: &[MetricDef] = &[
         ORCH_DEP_CACHE_MISSES_TOTAL,
         Kind::Counter,
         "Jobs sent to install their dependencies and store the tarball.",
+        Series::Single,
+    ),
+    def(
+        ORCH_SOURCE_CACHE_HITS_TOTAL,
+        Kind::Counter,
+        "Runs whose workflow source tarball was already stored.",
+        Series::Single,
+    ),
+    def(
+        ORCH_SOURCE_CACHE_MISSES_TOTAL,
+        Kind::Counter,
+        "Runs whose workflow source tarball was packed and stored.",
+        Series::Single,
+    ),
+    def(
+        ORCH_BUILD_DURATION_SECONDS,
+        Kind::Histogram,
+        "Duration of __build__ jobs (installing and storing dependencies).",
         Series::Single,
     ),
 ];

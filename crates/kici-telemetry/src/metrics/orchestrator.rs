@@ -7,10 +7,11 @@ use std::time::Duration;
 use kici_engine::status::{RunStatus, StepStatus};
 
 use super::names::{
-    LABEL_BACKEND, LABEL_BOUND, LABEL_RESULT, LABEL_STATUS, ORCH_AGENTS_ACTIVE, ORCH_DEDUP_HITS_TOTAL,
-    ORCH_DEP_CACHE_HITS_TOTAL, ORCH_DEP_CACHE_MISSES_TOTAL, ORCH_DISPATCH_QUEUE_DEPTH, ORCH_EXECUTION_DURATION_SECONDS,
-    ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL, ORCH_LOG_CHUNKS_RECEIVED_TOTAL,
-    ORCH_SCALER_CONFIG_RELOADS_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL, ORCH_STALE_DETECTION_DURATION_SECONDS,
+    LABEL_BACKEND, LABEL_BOUND, LABEL_RESULT, LABEL_STATUS, ORCH_AGENTS_ACTIVE, ORCH_BUILD_DURATION_SECONDS,
+    ORCH_DEDUP_HITS_TOTAL, ORCH_DEP_CACHE_HITS_TOTAL, ORCH_DEP_CACHE_MISSES_TOTAL, ORCH_DISPATCH_QUEUE_DEPTH,
+    ORCH_EXECUTION_DURATION_SECONDS, ORCH_EXECUTIONS_TOTAL, ORCH_LOG_BYTES_STORED_TOTAL,
+    ORCH_LOG_CHUNKS_RECEIVED_TOTAL, ORCH_SCALER_CONFIG_RELOADS_TOTAL, ORCH_SCALER_SPAWN_FAILURES_TOTAL,
+    ORCH_SOURCE_CACHE_HITS_TOTAL, ORCH_SOURCE_CACHE_MISSES_TOTAL, ORCH_STALE_DETECTION_DURATION_SECONDS,
     ORCH_STALE_RUNS_CURRENT, ORCH_STALE_RUNS_DETECTED_TOTAL, ORCH_STEPS_TOTAL, ORCH_WEBHOOKS_PROCESSED_TOTAL,
     ORCH_WEBHOOKS_RECEIVED_TOTAL,
 };
@@ -61,6 +62,21 @@ pub fn dep_cache_hit() {
 /// A job was sent to install its dependencies and store the tarball.
 pub fn dep_cache_miss() {
     metrics::counter!(ORCH_DEP_CACHE_MISSES_TOTAL).increment(1);
+}
+
+/// A run's workflow source tarball was stored already (`hit`) or was packed now.
+pub fn source_cache(hit: bool) {
+    let name = if hit {
+        ORCH_SOURCE_CACHE_HITS_TOTAL
+    } else {
+        ORCH_SOURCE_CACHE_MISSES_TOTAL
+    };
+    metrics::counter!(name).increment(1);
+}
+
+/// A `__build__` job finished, after `duration` on its agent.
+pub fn build_finished(duration: Duration) {
+    metrics::histogram!(ORCH_BUILD_DURATION_SECONDS).record(duration.as_secs_f64());
 }
 
 /// A run reached its final `status`; `duration` from its creation, when known.

@@ -230,6 +230,13 @@ pub(crate) enum AgentRoles {
 }
 
 impl AgentRoles {
+    pub(crate) fn includes(&self, role: AgentRole) -> bool {
+        match self {
+            AgentRoles::All => true,
+            AgentRoles::Only(roles) => roles.contains(&role),
+        }
+    }
+
     /// The `KICI_ROLES` value: `None` = leave unset (all roles).
     pub(crate) fn env_value(&self) -> Option<String> {
         match self {
