@@ -497,11 +497,30 @@ export interface InitSpec {
 }
 
 /**
- * One init command, several (run in order), or `false` for none. The presets `'mise'`,
- * `{ mise: {...} }` and `'auto'` are not implemented by this build (E109): use
- * `{ run: 'mise install' }` with mise on the agent's PATH.
+ * The mise preset's options (`init: { mise: {...} }`; `init: 'mise'` takes the defaults). It
+ * needs mise on the agent's PATH; it trusts the checkout's mise config files (`mise.toml`,
+ * `.mise.toml`, `.tool-versions`, `.config/mise.toml`), runs `mise install` and puts the tools
+ * on PATH for the later init commands and the steps, with `MISE_YES=1`.
  */
-export type InitOption = InitSpec | readonly InitSpec[] | false;
+export interface MiseInitOptions {
+  /** Run `mise install`; default true (false: only the tools mise has already go on PATH). */
+  install?: boolean;
+  /**
+   * Restore mise's data dir (`~/.local/share/mise`; `$MISE_DATA_DIR` or `$XDG_DATA_HOME/mise`
+   * when set and under `$HOME`) before and save it after, keyed on the config files' contents;
+   * default true.
+   */
+  cache?: boolean;
+}
+
+/**
+ * One init entry: a command, the mise preset (`'mise'` or `{ mise: {...} }`), or `'auto'`: the
+ * mise preset when the checkout has a mise config file, else nothing.
+ */
+export type InitEntry = InitSpec | 'mise' | { mise: MiseInitOptions } | 'auto';
+
+/** One init entry, several (run in order), or `false` for none. */
+export type InitOption = InitEntry | readonly InitEntry[] | false;
 
 export type MatrixValue = string[] | Record<string, string[]>;
 

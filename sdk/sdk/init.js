@@ -1,10 +1,12 @@
 // The `init` option of a job: commands that prepare the agent before the first step (install
-// tools, say), each run as its own `init:<n>` row by the runner (execute.js). This build honours
-// the generic spec `{run, shell?, timeout?, env?, cache?}`, a list of them, or `false`; it
-// normalises them to the lock-file shape `[{run, shell, timeout, env?, cache?}]` (`cache` a list
-// of cache specs, see cache.js: restored before the command, saved after it succeeded). The
-// presets (`'mise'`, `{mise: {...}}`, `'auto'`) are refused as not implemented (E109) rather
-// than skipped, so a job never starts without the tools it asked for.
+// tools, say), each run as its own `init:<n>` row by the runner (execute.js). It takes the
+// generic spec `{run, shell?, timeout?, env?, cache?}`, the mise preset (`'mise'` or
+// `{mise: {install?, cache?}}`), `'auto'` (the mise preset when the checkout has a mise config,
+// which only the agent can tell), a list of them, or `false`. It normalises them to the
+// lock-file shapes: `{run, shell, timeout, env?, cache?}` (`cache` a list of cache specs, see
+// cache.js: restored before the command, saved after it succeeded), `{preset: 'mise', run,
+// shell, timeout, install, cache}` (`cache` a boolean: the runner derives the spec from the
+// config files, engine/mise.js) and `{preset: 'auto', shell, timeout}`.
 
 import { normalizeCacheSpecs } from './cache.js';
 import { checkWholeNumber, didYouMean, isObject } from './common.js';
@@ -13,39 +15,59 @@ import { checkWholeNumber, didYouMean, isObject } from './common.js';
 const DEFAULT_INIT_TIMEOUT_MS = 10 * 60 * 1000;
 
 const SPEC_KEYS = ['run', 'shell', 'timeout', 'env', 'cache'];
+const MISE_KEYS = ['install', 'cache'];
+const PRESETS = ['mise', 'auto'];
 const SHELLS = ['bash', 'sh'];
+const FORMS = "{run, shell?, timeout?, env?, cache?}, 'mise', {mise: {install?, cache?}} or 'auto'";
 const INIT_EXAMPLE = "e.g. init: { run: 'mise install' } or init: [{ run: './setup.sh', shell: 'sh', timeout: 60000 }]";
-const GENERIC_SUGGESTION =
-  "install mise on the agent and use the generic form, e.g. init: { run: 'mise install' } (mise must be on the agent's PATH)";
+const MISE_EXAMPLE = "e.g. init: 'mise' or init: { mise: { install: true, cache: false } }";
 
-/** The E109 error of a preset this build does not implement, or undefined. */
-function unimplemented(spec, where, fail) {
-  if (spec === 'mise' || (isObject(spec) && Object.hasOwn(spec, 'mise'))) {
-    return fail(`${where}: the mise preset is not implemented by this build`, GENERIC_SUGGESTION, 'E109');
-  }
-  if (spec === 'auto') {
-    return fail(
-      `${where}: 'auto' (mise when mise.toml, .mise.toml or .tool-versions exists) is not implemented by this build`,
-      GENERIC_SUGGESTION,
-      'E109',
-    );
-  }
-  return undefined;
+/** The mise preset's spec; `install` and `cache` default to true. */
+function miseSpec({ install = true, cache = true }) {
+  return { preset: 'mise', run: 'mise install', shell: 'bash', timeout: DEFAULT_INIT_TIMEOUT_MS, install, cache };
 }
 
-/** One generic spec as `{run, shell, timeout, env?, cache?}`. */
+/** `{mise: {install?, cache?}}` as the mise preset's spec. */
+function normalizeMise(spec, where, fail) {
+  const other = Object.keys(spec).find((key) => key !== 'mise');
+  if (other !== undefined) {
+    throw fail(
+      `${where} has no option '${other}' next to mise (the preset is {mise: {install?, cache?}} alone)`,
+      "put your own command in an init entry of its own, e.g. init: [{ mise: {} }, { run: './setup.sh' }]",
+    );
+  }
+  const options = spec.mise;
+  if (!isObject(options)) throw fail(`${where}.mise must be {install?, cache?}`, MISE_EXAMPLE);
+  const unknown = Object.keys(options).find((key) => !MISE_KEYS.includes(key));
+  if (unknown !== undefined) {
+    throw fail(
+      `${where}.mise has no option '${unknown}' (use install or cache)`,
+      `${didYouMean(unknown, MISE_KEYS)}${MISE_EXAMPLE}`,
+    );
+  }
+  const wrong = MISE_KEYS.find((key) => options[key] !== undefined && typeof options[key] !== 'boolean');
+  if (wrong !== undefined) throw fail(`${where}.mise.${wrong} must be true or false`, MISE_EXAMPLE);
+  return miseSpec(options);
+}
+
+/** One spec: a preset's, or a generic one as `{run, shell, timeout, env?, cache?}`. */
 function normalizeSpec(spec, where, fail) {
-  const notImplemented = unimplemented(spec, where, fail);
-  if (notImplemented !== undefined) throw notImplemented;
+  if (spec === 'mise') return miseSpec({});
+  if (spec === 'auto') return { preset: 'auto', shell: 'bash', timeout: DEFAULT_INIT_TIMEOUT_MS };
+  if (isObject(spec) && Object.hasOwn(spec, 'mise')) return normalizeMise(spec, where, fail);
   if (!isObject(spec)) {
-    const example = typeof spec === 'string' ? `e.g. init: { run: '${spec}' }` : INIT_EXAMPLE;
-    throw fail(`${where} must be {run, shell?, timeout?, env?, cache?}`, example);
+    // Another string is a misspelt preset or a command meant as `run`.
+    const suggestion =
+      typeof spec === 'string'
+        ? didYouMean(spec, PRESETS).trim() || `to run it as a command: init: { run: '${spec}' }`
+        : INIT_EXAMPLE;
+    throw fail(`${where} must be ${FORMS}`, suggestion);
   }
   const unknown = Object.keys(spec).find((key) => !SPEC_KEYS.includes(key));
   if (unknown !== undefined) {
     throw fail(
       `${where} has no option '${unknown}' (use run, shell, timeout, env or cache)`,
-      `${didYouMean(unknown, SPEC_KEYS)}${INIT_EXAMPLE}`,
+      `${didYouMean(unknown, [...SPEC_KEYS, 'mise'])}${INIT_EXAMPLE}`,
     );
   }
   const { run, shell = 'bash', timeout = DEFAULT_INIT_TIMEOUT_MS, env, cache } = spec;
@@ -70,9 +92,11 @@ function normalizeSpec(spec, where, fail) {
 
 /**
  * @param {unknown} init the option as written (`false`, `undefined` and `[]` mean no init)
- * @param {(message: string, suggestion: string, code?: string) => Error} fail builds the job's error
- * @returns {{run: string, shell: 'bash' | 'sh', timeout: number, env?: Record<string, string>,
- *   cache?: {key: string, paths: string[], restoreKeys?: string[]}[]}[] | undefined}
+ * @param {(message: string, suggestion: string) => Error} fail builds the job's error
+ * @returns {({run: string, shell: 'bash' | 'sh', timeout: number, env?: Record<string, string>,
+ *   cache?: {key: string, paths: string[], restoreKeys?: string[]}[]}
+ *   | {preset: 'mise', run: 'mise install', shell: 'bash', timeout: number, install: boolean, cache: boolean}
+ *   | {preset: 'auto', shell: 'bash', timeout: number})[] | undefined}
  */
 export function normalizeInit(init, fail) {
   if (init === undefined || init === false) return undefined;

@@ -106,6 +106,7 @@ export default workflow('inits', {
     }),
     job('none', { runsOn: 'linux', init: false, run: f }),
     job('empty', { runsOn: 'linux', init: [], run: f }),
+    job('presets', { runsOn: 'linux', init: ['auto', { mise: { cache: false } }, { run: 'make tools' }], run: f }),
   ],
 });
 `;
@@ -368,7 +369,7 @@ const INVALID = [
   [
     'initString',
     "job('a', { runsOn: 'x', init: 'npm ci', run: f })",
-    'Job "a": init[0] must be {run, shell?, timeout?, env?, cache?}',
+    "Job \"a\": init[0] must be {run, shell?, timeout?, env?, cache?}, 'mise', {mise: {install?, cache?}} or 'auto'",
     'job(',
   ],
   [
@@ -390,25 +391,16 @@ const INVALID = [
     'job(',
   ],
   [
-    'initMise',
-    "job('a', { runsOn: 'x', init: 'mise', run: f })",
-    'Job "a": init[0]: the mise preset is not implemented by this build',
+    'initMiseUnknownKey',
+    "job('a', { runsOn: 'x', init: [{ run: 'true' }, { mise: { install: true, version: '2026' } }], run: f })",
+    "Job \"a\": init[1].mise has no option 'version' (use install or cache)",
     'job(',
-    'E109',
   ],
   [
-    'initMiseObject',
-    "job('a', { runsOn: 'x', init: [{ run: 'true' }, { mise: { install: true } }], run: f })",
-    'Job "a": init[1]: the mise preset is not implemented by this build',
+    'initMiseInstall',
+    "job('a', { runsOn: 'x', init: { mise: { install: 'yes' } }, run: f })",
+    'Job "a": init[0].mise.install must be true or false',
     'job(',
-    'E109',
-  ],
-  [
-    'initAuto',
-    "job('a', { runsOn: 'x', init: 'auto', run: f })",
-    "Job \"a\": init[0]: 'auto' (mise when mise.toml, .mise.toml or .tool-versions exists) is not implemented by this build",
-    'job(',
-    'E109',
   ],
   [
     'initCacheKey',
@@ -671,7 +663,7 @@ describe('describe', { concurrency: true }, () => {
 
   test('init is described as a list of specs with shell and timeout filled in', async () => {
     const [file] = await describeModules(project, ['init']);
-    const [one, many, none, empty] = file.workflows[0].jobs;
+    const [one, many, none, empty, presets] = file.workflows[0].jobs;
     assert.deepEqual(one.init, [{ run: 'mise install', shell: 'bash', timeout: 600000 }]);
     assert.deepEqual(Object.keys(one).slice(5, 9), ['steps', 'checkout', 'init', 'env']);
     assert.deepEqual(many.init, [
@@ -681,6 +673,17 @@ describe('describe', { concurrency: true }, () => {
     assert.deepEqual(Object.keys(many.init[0]), ['run', 'shell', 'timeout', 'env']);
     for (const job of [none, empty]) assert.equal('init' in job, false, job.name);
     assert.deepEqual(none.options, ['runsOn', 'init', 'run']);
+  });
+
+  test("the init presets are described normalised: 'auto' as it is, the mise preset with its options", async () => {
+    const [file] = await describeModules(project, ['init']);
+    const presets = file.workflows[0].jobs[4];
+    assert.deepEqual(presets.init, [
+      { preset: 'auto', shell: 'bash', timeout: 600000 },
+      { preset: 'mise', run: 'mise install', shell: 'bash', timeout: 600000, install: true, cache: false },
+      { run: 'make tools', shell: 'bash', timeout: 600000 },
+    ]);
+    assert.deepEqual(Object.keys(presets.init[1]), ['preset', 'run', 'shell', 'timeout', 'install', 'cache']);
   });
 
   test('registries, installEnv, job caches and init caches are described normalised', async () => {

@@ -1,9 +1,11 @@
 // Test helpers: build a throwaway "out" tree the way the Rust host does (see sdk/PROTOCOL.md),
 // spawn the runner with fd 3 as a duplex socket, send one request and collect every message;
-// play a host that keeps caches; wait for processes outside our control to disappear.
+// play a host that keeps caches; catch an SDK validation error; wait for processes outside our
+// control to disappear.
 // Workflow fixtures are plain `.js` modules (no transpiling, no source maps), so locations in
 // them map to the request's `.ts` file through the module path.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -155,6 +157,16 @@ export function processGone(pid) {
 /** Kills a test's leftover process, if it is still there. */
 export function killLeftover(pid) {
   if (pid !== undefined && !processGone(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** The error `fn` throws, as `{message, suggestion}` (for the SDK's validation errors). */
+export function thrown(fn) {
+  try {
+    fn();
+  } catch (error) {
+    return { message: error.message, suggestion: error.suggestion };
+  }
+  assert.fail('expected an error');
 }
 
 /** An execute request with the protocol's defaults; `fields` overrides. */

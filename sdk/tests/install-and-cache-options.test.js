@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { makeProject } from './helpers.js';
+import { makeProject, thrown } from './helpers.js';
 
 const project = makeProject({});
 after(() => project.cleanup());
@@ -17,16 +17,6 @@ const f = async () => {};
 const fail = (message, suggestion) => Object.assign(new Error(message), { suggestion });
 const simpleJob = () => sdk.job('a', { runsOn: 'x', run: f });
 const workflowWith = (options) => sdk.workflow('w', { jobs: [simpleJob()], ...options });
-
-/** The error `fn` throws, as `{message, suggestion}`. */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return { message: error.message, suggestion: error.suggestion };
-  }
-  assert.fail('expected an error');
-}
 
 describe('cache specs', () => {
   test('a spec or a list of them is normalised; single strings become lists; empty restoreKeys are left out', () => {
