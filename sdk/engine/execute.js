@@ -2,16 +2,17 @@
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
 // see resolve.js), job rules, the job's init commands as their own rows (each restoring and
-// saving its own caches around its command), the job's caches restored in a `cache:restore`
-// row, steps in order with parallel groups (maxParallel window, failFast), the caches saved in
-// a `cache:save` row, the job deadline, host `abort` (a forced one also stops the hooks), then
-// the job hooks as their own rows. Each row gets its own env copy, `ctx.secrets` and
-// `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to later rows (setEnv,
-// addPath, the files' lines) goes into the job env they copy. The secret outputs the rows set
-// (`ctx.setSecretOutput`) go out with job.complete.
+// saving its own caches around its command; a preset's command and cache planned by mise.js),
+// the job's caches restored in a `cache:restore` row, steps in order with parallel groups
+// (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
+// host `abort` (a forced one also stops the hooks), then the job hooks as their own rows. Each
+// row gets its own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it
+// ends; what it hands on to later rows (setEnv, addPath, the files' lines) goes into the job
+// env they copy. The secret outputs the rows set (`ctx.setSecretOutput`) go out with
+// job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's, asking the host for caches cache.js's.
+// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's.
 
 import { flattenSteps } from '@kici-dev/sdk';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
@@ -21,6 +22,7 @@ import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
 import { EnvChanges } from './env-changes.js';
 import { loadJob } from './load.js';
+import { misePlan } from './mise.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, race, runStep } from './run-step.js';
 import { SecretOutputs } from './secret-outputs.js';
@@ -270,23 +272,58 @@ class JobRun {
       this.#start(row, { stepType: 'init', state: 'running', concurrencyKind: 'sequential' });
       const result = await this.#execute(row, {
         noun: 'Init',
-        run: (scope) => this.#runInitCommand(row, scope),
+        ...(await this.#initWork(row)),
         makeContext: (scope) => scope,
         timeoutMs: row.spec.timeout,
-        rowEnv: row.spec.env,
         signal,
         handsOnEnvWhenFailed: false,
-        cache: row.spec.cache,
       });
       if (result.status === 'failed') this.failedInit = { name: row.name, error: result.error };
     }
   }
 
-  async #runInitCommand(row, { env, log, signal }) {
+  /**
+   * What an init row runs (`run`), with which env on top of the job's (`rowEnv`) and which
+   * caches around it (`cache`): its spec's command, or what its preset plans (mise.js).
+   */
+  async #initWork(row) {
+    const { spec } = row;
+    if (spec.preset === undefined) {
+      return { run: (scope) => this.#runInitCommand(row, spec, scope), rowEnv: spec.env, cache: spec.cache };
+    }
+    let plan;
     try {
-      await initCommand(row.spec, { workDir: this.request.workDir, env, log, signal, groups: this.groups });
+      plan = await misePlan(spec, { workDir: this.request.workDir, env: this.env });
     } catch (error) {
-      if (error instanceof ProcessOutput) throw error;
+      // A config file that cannot be read (a directory named mise.toml, say) fails the row.
+      const failure = new Error(`Init '${row.name}' failed: ${errorMessage(error)}`);
+      return {
+        run: () => {
+          throw failure;
+        },
+      };
+    }
+    if (plan.skip !== undefined) return { run: ({ log }) => log.line('log', plan.skip, 'info') };
+    return {
+      run: async (scope) => {
+        if (plan.warning !== undefined) scope.log.line('log', plan.warning, 'warn');
+        await this.#runInitCommand(row, plan, scope);
+      },
+      rowEnv: plan.env,
+      cache: plan.cache,
+    };
+  }
+
+  /** Runs an init command `{run, shell}`; a failure names it by `summary` when given, else by `run`. */
+  async #runInitCommand(row, { run, shell, summary }, { env, log, signal }) {
+    try {
+      await initCommand({ run, shell }, { workDir: this.request.workDir, env, log, signal, groups: this.groups });
+    } catch (error) {
+      if (error instanceof ProcessOutput) {
+        if (summary === undefined) throw error;
+        const { stdout, stderr, exitCode, signal: killedBy } = error;
+        throw new ProcessOutput({ command: summary, stdout, stderr, exitCode, signal: killedBy });
+      }
       // A spawn error (no such shell, workDir gone) says nothing about which row it was.
       throw new Error(`Init '${row.name}' failed: ${errorMessage(error)}`);
     }
