@@ -43,6 +43,10 @@ echo "==> A private npm registry for the dependency tests (verdaccio, 127.0.0.1 
 KICI_TEST_NPM_REGISTRY=$(./scripts/npm-registry.sh)
 export KICI_TEST_NPM_REGISTRY KICI_TEST_REQUIRE_NPM_REGISTRY=1
 
+echo "==> mise for the init preset tests (npm @jdxcode/mise)"
+KICI_TEST_MISE=$(./scripts/mise.sh)
+export KICI_TEST_MISE KICI_TEST_REQUIRE_MISE=1
+
 echo "==> JavaScript runner tests (node --test)"
 node --test sdk/tests/
 

@@ -36,11 +36,14 @@ export async function miseConfigs(workDir) {
   return configs;
 }
 
-/** `mise-<16 hex digits>` of SHA-256 over each config file's name, a NUL and its content, in order. */
+/**
+ * `mise-<platform>-<arch>-<16 hex digits>` of SHA-256 over each config file's name, a NUL and its
+ * content, in order: the installed tools are binaries of this platform.
+ */
 export function miseCacheKey(configs) {
   const hash = createHash('sha256');
   for (const { name, content } of configs) hash.update(name).update('\0').update(content);
-  return `mise-${hash.digest('hex').slice(0, 16)}`;
+  return `mise-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 16)}`;
 }
 
 /**

@@ -2,8 +2,8 @@
 // refuses; on the agent, `'auto'` without a mise config (one line, nothing run), the mise
 // preset without mise on PATH (exit 127 with the install hint), its cache (key from the config
 // files, mise's data dir, a data dir that cannot be cached), a config file that cannot be read
-// and, when mise is installed at /tmp/mise-try (npm @jdxcode/mise), a real `mise install` whose
-// tools a later init row and a step find on PATH.
+// and, with mise installed (`KICI_TEST_MISE`, the directory `scripts/mise.sh` prints), a real
+// `mise install` whose tools a later init row and a step find on PATH.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SDK_IMPORT, cacheHost, execute, makeProject, thrown } from './helpers.js';
 
-const MISE_BIN = '/tmp/mise-try/node_modules/.bin';
+const MISE_BIN = process.env.KICI_TEST_MISE ?? '';
 const NO_MISE_CONFIG = 'No mise.toml, .mise.toml, .tool-versions or .config/mise.toml: nothing to set up';
 const NO_MISE =
   "the mise preset needs mise on the agent's PATH (https://mise.jdx.dev/installing-mise.html), or use init: { run: ... } with your own setup";
@@ -22,9 +22,13 @@ const MISE_TOML = '[tools]\n"npm:cowsay" = "1.6.0"\n';
 const OUTSIDE_HOME =
   "[kici] mise's data dir /opt/mise (from MISE_DATA_DIR) is not cached: it is not under $HOME (/home/ci), " +
   'and a cache holds only paths under the checkout or ~/; set MISE_DATA_DIR to a directory under $HOME to cache it';
-const MISE_SKIP = fs.existsSync(path.join(MISE_BIN, 'mise'))
-  ? false
-  : `no mise at ${MISE_BIN} (npm install @jdxcode/mise in /tmp/mise-try to run it)`;
+if (MISE_BIN === '' && process.env.KICI_TEST_REQUIRE_MISE) {
+  throw new Error('KICI_TEST_REQUIRE_MISE is set but KICI_TEST_MISE is not');
+}
+const MISE_SKIP =
+  MISE_BIN !== '' && fs.existsSync(path.join(MISE_BIN, 'mise'))
+    ? false
+    : 'no mise: set KICI_TEST_MISE to the directory ./scripts/mise.sh prints';
 
 const FIXTURE = `${SDK_IMPORT}
 const on = 'kici:os:linux';
@@ -43,11 +47,11 @@ export default workflow('presets', {
 
 const f = async () => {};
 const temp = (prefix) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-/** The expected cache key: SHA-256 over `<name>\0<content>` of each file, in order. */
+/** The expected cache key: the platform, then SHA-256 over `<name>\0<content>` of each file, in order. */
 const keyOf = (files) => {
   const hash = createHash('sha256');
   for (const [name, content] of files) hash.update(`${name}\0${content}`);
-  return `mise-${hash.digest('hex').slice(0, 16)}`;
+  return `mise-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 16)}`;
 };
 
 // A PATH with bash and nothing else, so no mise whatever the machine has installed; and a fake
@@ -154,7 +158,7 @@ describe('the mise cache', () => {
     write('.config/mise.toml', MISE_TOML);
     write('mise.toml', MISE_TOML);
     const first = await key();
-    assert.match(first, /^mise-[0-9a-f]{16}$/);
+    assert.match(first, /^mise-[a-z0-9]+-[a-z0-9]+-[0-9a-f]{16}$/);
     assert.equal(
       first,
       keyOf([

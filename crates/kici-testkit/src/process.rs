@@ -40,11 +40,12 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `name` with exactly `env` (plus PATH and HOME) and waits for `ready_message`.
+    /// Starts `name` with exactly `env` (plus the host variables KiCI passes on, PATH and HOME
+    /// among them) and waits for `ready_message`.
     pub fn start(name: &str, env: &BTreeMap<String, String>, log: &Path, ready_message: &str) -> Service {
         let mut command = Command::new(binary(name));
         command.env_clear();
-        for inherited in ["PATH", "HOME", "TMPDIR", "LANG"] {
+        for inherited in kici_engine::host_env::INHERITED {
             if let Ok(value) = std::env::var(inherited) {
                 command.env(inherited, value);
             }

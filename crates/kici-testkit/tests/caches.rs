@@ -219,3 +219,73 @@ async fn caches_work_on_s3_compatible_storage() {
         .unwrap();
     assert!(listing.contains(".tar.gz</Key>"), "{listing}");
 }
+
+const MISE_WORKFLOW: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+export default workflow('tools', {
+  on: push({ branches: 'tools' }),
+  jobs: [job('moo', {
+    runsOn: 'linux',
+    init: 'mise',
+    steps: [step('moo', async ({ $ }) => { await $`cowsay moo`; })],
+  })],
+});
+"#;
+
+/// `init: 'mise'` with a real mise (`scripts/mise.sh`; its npm backend, so nothing comes from
+/// GitHub): the tools of `mise.toml` reach the steps, and mise's data directory is a cache that
+/// an agent with another home directory restores.
+#[tokio::test]
+async fn the_mise_preset_installs_the_tools_of_mise_toml_and_caches_them() {
+    let Ok(mise) = std::env::var("KICI_TEST_MISE") else {
+        assert!(
+            std::env::var("KICI_TEST_REQUIRE_MISE").is_err(),
+            "KICI_TEST_REQUIRE_MISE is set but KICI_TEST_MISE is not"
+        );
+        return;
+    };
+    let mut stack = Stack::start().await;
+    let path = format!("{mise}:{}", std::env::var("PATH").unwrap_or_default());
+    let home = |name: &str| {
+        let dir = stack.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.to_string_lossy().to_string()
+    };
+    let (first_home, second_home) = (home("home-1"), home("home-2"));
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        "mise.toml",
+        "[tools]\n\"npm:cowsay\" = \"1.6.0\"\n\n[settings]\nnpm.package_manager = \"npm\"\n",
+    );
+    repo.write(".kici/workflows/tools.ts", MISE_WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("tools from mise.toml");
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("PATH", &path), ("HOME", &first_home)])
+        .await;
+    stack.add_local_source("app", &repo).await;
+
+    let first = stack.push_and_wait("app", &repo, "tools").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let logs = stack.log_text(first.run.run_id.as_str()).await;
+    assert!(logs.contains("Cache not found for key mise-"), "{logs}");
+    assert!(logs.contains("Cache saved with key mise-"), "{logs}");
+    assert!(logs.contains("< moo >"), "{logs}");
+
+    stack.agents[0].kill();
+    stack
+        .start_agent_with("agent-2", &["linux"], &[("PATH", &path), ("HOME", &second_home)])
+        .await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("a second run");
+    let second = stack.push_and_wait("app", &repo, "tools").await;
+    assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
+    let logs = stack.log_text(second.run.run_id.as_str()).await;
+    assert!(logs.contains("Cache restored from key mise-"), "{logs}");
+    assert!(logs.contains("< moo >"), "{logs}");
+    assert!(
+        std::path::Path::new(&second_home)
+            .join(".local/share/mise/installs/npm-cowsay/1.6.0")
+            .exists()
+    );
+}
