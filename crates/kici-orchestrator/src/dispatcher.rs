@@ -142,6 +142,11 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
     match result {
         Ok(cache) => {
             let hit = cache.download_url.is_some();
+            // The timeline shows what a hit moves; a size that cannot be read is left out.
+            let bytes = match hit {
+                true => storage.size(&cache.key).await.ok().flatten(),
+                false => None,
+            };
             if hit {
                 kici_telemetry::metrics::orchestrator::dep_cache_hit();
             } else {
@@ -154,7 +159,7 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
                 event_type: kici_engine::api::RunEventType::DepsCache,
                 source_service: "orchestrator".to_string(),
                 timestamp_ms: now,
-                metadata: serde_json::json!({"outcome": if hit { "hit" } else { "miss" }, "key": cache.key}),
+                metadata: serde_json::json!({"outcome": if hit { "hit" } else { "miss" }, "key": cache.key, "bytes": bytes}),
             };
             if let Err(err) = state.timeline.record(event).await {
                 tracing::warn!(jobId = %dispatch.job_id, error = %err, "cannot record the dependency cache event");

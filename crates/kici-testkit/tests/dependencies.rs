@@ -129,6 +129,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
         (cache["title"].as_str(), cache["metadata"]["outcome"].as_str()),
         (Some("Dependency cache"), Some("hit"))
     );
+    assert!(cache["metadata"]["bytes"].as_u64().unwrap() > 0, "{cache}");
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
     let metrics = stack
         .client()
@@ -391,21 +392,10 @@ export default workflow('private-deps', {{
     )
 }
 
-/// A package only an authenticated user may read, from a real private registry (verdaccio on
-/// 127.0.0.1): the token comes from the secrets store through `registries`, a missing or wrong
-/// one fails with a clear error, and no token reaches the lock file, a log or the checkout.
-#[tokio::test]
-async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store() {
-    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
-        assert!(
-            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
-            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
-        );
-        return;
-    };
-    let token = registry_token(&registry).await;
-    let mut stack = Stack::start().await;
-    stack.start_agent("agent-1", &["linux"]).await;
+/// A repository whose `.kici/` depends on a fresh version of `@kici-test/greet`, published to
+/// `registry` and installed by the author with their own credentials and npm cache (a tarball in
+/// the machine's npm cache would install without asking the registry); compiled, not pushed.
+fn private_project(stack: &Stack, registry: &str, token: &str) -> Repo {
     // The author publishes a version of their own and installs with a cache of their own: a
     // tarball in the machine's npm cache would install without asking the registry.
     let userconfig = stack.dir.path().join("author.npmrc");
@@ -433,7 +423,7 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
         .args([
             "publish",
             "--registry",
-            &registry,
+            registry,
             "--userconfig",
             userconfig.to_str().unwrap(),
             // Versions are not published in order, so none of them is `latest`.
@@ -460,7 +450,7 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
         ),
     );
     repo.write(".kici/.gitignore", "node_modules\n");
-    repo.write(".kici/workflows/private-deps.ts", &registry_workflow(&registry));
+    repo.write(".kici/workflows/private-deps.ts", &registry_workflow(registry));
     // The author installs with their own credentials, outside the repository.
     npm(
         &repo,
@@ -476,6 +466,25 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
         ],
     );
     repo.compile();
+    repo
+}
+
+/// A package only an authenticated user may read, from a real private registry (verdaccio on
+/// 127.0.0.1): the token comes from the secrets store through `registries`, a missing or wrong
+/// one fails with a clear error, and no token reaches the lock file, a log or the checkout.
+#[tokio::test]
+async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store() {
+    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
+        assert!(
+            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
+            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
+        );
+        return;
+    };
+    let token = registry_token(&registry).await;
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = private_project(&stack, &registry, &token);
     let lock = repo.read(".kici/kici.lock.json");
     assert!(lock.contains(r#""tokenSecret": "npm:NPM_TOKEN""#), "{lock}");
     assert!(!lock.contains(&token));
@@ -534,4 +543,95 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
     let orchestrator_log =
         std::fs::read_to_string(stack.data_dir().parent().unwrap().join("orchestrator.log")).unwrap();
     assert!(!orchestrator_log.contains(&token) && !orchestrator_log.contains("install-canary-5e4d"));
+
+    // Another agent: no build, the tarball is restored, nothing installed, a cache hit.
+    stack.agents[0].kill();
+    stack.start_agent("agent-2", &["linux"]).await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("a second run");
+    let again = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    let names: Vec<&str> = again.jobs.iter().map(|j| j.job_name.as_str()).collect();
+    assert_eq!(names, ["greet"]);
+    assert_eq!(again.jobs[0].agent_id.as_deref(), Some("agent-2"));
+    let logs = stack.log_text(again.run.run_id.as_str()).await;
+    assert!(
+        logs.contains("Restored the .kici dependencies from the cache (deps/linux-"),
+        "{logs}"
+    );
+    assert!(!logs.contains("Installed the .kici dependencies"), "{logs}");
+    assert!(logs.contains("hello, CI, from the private registry"), "{logs}");
+    let metrics = stack
+        .client()
+        .get(format!("{}/metrics", stack.url()))
+        .bearer_auth(kici_testkit::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The first run's job restored what its build stored; the second run's job too.
+    assert!(metrics.contains("kici_orch_dep_cache_hits_total 2"), "{metrics}");
+}
+
+/// A registry the agent cannot reach: the install fails with npm's error and a hint naming
+/// the likely cause. The author reached it through a relay that is gone when the job runs.
+// The relay runs on another thread while the author's npm blocks this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_fails_the_build_with_a_hint() {
+    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
+        assert!(
+            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
+            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
+        );
+        return;
+    };
+    let token = registry_token(&registry).await;
+    let upstream = registry.trim_start_matches("http://").to_string();
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_url = format!("http://{}", relay.local_addr().unwrap());
+    let relaying = tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = relay.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    let mut stack = Stack::start().await;
+    let repo = tokio::task::block_in_place(|| private_project(&stack, &relay_url, &token));
+    // The project's own npm settings apply on the agent: fail at once instead of retrying.
+    repo.write(".kici/.npmrc", "fetch-retries=0\n");
+    relaying.abort();
+    let _ = relaying.await;
+    repo.commit_and_push("a private package through a relay");
+    stack.add_local_source("app", &repo).await;
+    stack
+        .cli("kici-admin", &["environment", "create", "npm"], &stack.data_dir())
+        .expect_code(0);
+    for (key, value) in [("NPM_TOKEN", token.as_str()), ("INSTALL_CANARY", "x")] {
+        stack
+            .cli_with_input("kici-admin", &["secret", "set", "npm", key], &stack.data_dir(), value)
+            .expect_code(0);
+    }
+    stack.start_agent("agent-1", &["linux"]).await;
+    let run = stack.push_and_wait("app", &repo, "private-deps").await;
+    assert_eq!(run.run.status, RunStatus::Failed);
+    let error = run.jobs[0].error_message.clone().unwrap();
+    assert!(
+        error.starts_with("Installing the .kici dependencies failed: `npm ci"),
+        "{error}"
+    );
+    assert!(error.contains("ECONNREFUSED"), "{error}");
+    assert!(
+        error.contains("hint: a registry is unreachable from this agent"),
+        "{error}"
+    );
+    assert_eq!(run.run.init_failure.unwrap().category.as_str(), "build_coordination");
 }

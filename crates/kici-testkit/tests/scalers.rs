@@ -781,9 +781,9 @@ async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent
         "KICI_PORT",
         "KICI_SCALER_MANAGED",
     ];
-    // The test harness starts the orchestrator with these host variables only.
-    for inherited in ["HOME", "LANG", "PATH", "TMPDIR"] {
-        if std::env::var(inherited).is_ok() {
+    // The test harness starts the orchestrator with the host variables KiCI passes on only.
+    for inherited in kici_engine::host_env::INHERITED {
+        if std::env::var(inherited).is_ok() && !expected.contains(&inherited) {
             expected.push(inherited);
         }
     }

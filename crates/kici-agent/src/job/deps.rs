@@ -260,8 +260,11 @@ async fn run_install(dir: &Path, kici_dir: &Path, secrets: &InstallSecrets<'_>) 
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
         let refused = ["E401", "E403", "401 Unauthorized", "403 Forbidden"];
+        let unreachable = ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "EAI_AGAIN", "ECONNRESET"];
         let hint = if !secrets.registries.is_empty() && refused.iter().any(|code| text.contains(code)) {
             "\nhint: a registry refused the credentials: check the secrets the workflow's registries name in tokenSecret (`kici-admin secret set <scope> <NAME>`)"
+        } else if unreachable.iter().any(|code| text.contains(code)) {
+            "\nhint: a registry is unreachable from this agent: check the registry URLs (registries, .npmrc, the lock file's resolved URLs) and the agent's network and proxy settings (HTTPS_PROXY, NODE_EXTRA_CA_CERTS)"
         } else {
             ""
         };
