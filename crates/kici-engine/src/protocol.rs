@@ -375,6 +375,9 @@ pub struct DepsCache {
     pub upload_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pointer_upload_url: Option<String>,
+    /// The largest tarball the cache takes (`KICI_CACHE_MAX_TARBALL_BYTES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
 /// The pointer object of a stored dependency tarball.

@@ -126,3 +126,49 @@ pub async fn build_row(
         definition: None,
     })
 }
+
+/// A stored dependency tarball is kept while its pointer is younger than `KICI_CACHE_TTL_DAYS`;
+/// a job that restores it rewrites the pointer when it is older than this.
+pub const POINTER_REFRESH_MS: i64 = 24 * 3600 * 1000;
+
+/// Deletes what is past `KICI_CACHE_TTL_DAYS`: source tarballs written before it, dependency
+/// pointers not refreshed since (with the tarballs they name), and tarballs no fresh pointer
+/// names (a lost race, an abandoned upload). How many objects went.
+pub async fn expire_tarballs(state: &Shared, now_ms: i64) -> Result<usize, crate::storage::StorageError> {
+    let before = now_ms - state.config.cache_ttl.as_millis() as i64;
+    let storage = &state.storage;
+    let mut expired: Vec<String> = storage
+        .list("source/")
+        .await?
+        .into_iter()
+        .filter(|(_, modified)| *modified < before)
+        .map(|(key, _)| key)
+        .collect();
+    let deps = storage.list("deps/").await?;
+    let mut kept = std::collections::HashSet::new();
+    for (key, modified) in deps.iter().filter(|(key, _)| key.ends_with(".json")) {
+        if *modified < before {
+            expired.push(key.clone());
+            continue;
+        }
+        let named = storage
+            .get(key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<kici_engine::protocol::DepsPointer>(&bytes).ok());
+        if let Some(pointer) = named {
+            kept.insert(pointer.key);
+        }
+    }
+    expired.extend(
+        deps.into_iter()
+            .filter(|(key, modified)| !key.ends_with(".json") && *modified < before && !kept.contains(key))
+            .map(|(key, _)| key),
+    );
+    for key in &expired {
+        storage.delete(key).await?;
+    }
+    if !expired.is_empty() {
+        tracing::info!(count = expired.len(), "expired source and dependency tarballs");
+    }
+    Ok(expired.len())
+}

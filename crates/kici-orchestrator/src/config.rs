@@ -47,6 +47,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_STORAGE_TYPE",
     "KICI_STORAGE_FS_PATH",
     "KICI_USER_CACHE_QUOTA_BYTES",
+    "KICI_CACHE_MAX_TARBALL_BYTES",
+    "KICI_CACHE_TTL_DAYS",
     "KICI_USER_CACHE_TTL_MS",
     "KICI_STORAGE_FS_BASE_URL",
     "KICI_STORAGE_BUCKET",
@@ -165,6 +167,11 @@ pub struct Config {
     /// (`KICI_SECRET_KEY` / `KICI_SECRET_KEY_FILE`, else `<data dir>/secret-key`;
     /// `KICI_SECRET_KEY_OLD` / `KICI_SECRET_KEY_FILE_OLD` during a rotation).
     pub secret_keys: Keyring,
+    /// The largest dependency tarball stored (`KICI_CACHE_MAX_TARBALL_BYTES`, default 500 MB).
+    pub cache_max_tarball_bytes: u64,
+    /// Dependency and source tarballs unused this long are deleted (`KICI_CACHE_TTL_DAYS`,
+    /// default 30; a dependency tarball's use refreshes it).
+    pub cache_ttl: Duration,
     /// Bytes an organization's caches (`cache`, `ctx.cache`) may take
     /// (`KICI_USER_CACHE_QUOTA_BYTES`, default 5 GiB): a save beyond it is refused.
     pub user_cache_quota_bytes: u64,
@@ -203,6 +210,8 @@ impl Config {
         let agent_token_ttl = reader.interval("KICI_AGENT_TOKEN_TTL_MS", 3_600_000);
         let retention_days = reader.number("KICI_RETENTION_DAYS", 90u64);
         let user_cache_quota_bytes = reader.number("KICI_USER_CACHE_QUOTA_BYTES", 5u64 << 30);
+        let cache_max_tarball_bytes = reader.number("KICI_CACHE_MAX_TARBALL_BYTES", 524_288_000u64);
+        let cache_ttl_days = reader.number("KICI_CACHE_TTL_DAYS", 30u64).max(1);
         let user_cache_ttl = reader.interval("KICI_USER_CACHE_TTL_MS", 7 * 24 * 3_600_000);
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
@@ -298,6 +307,8 @@ impl Config {
             secret_keys,
             user_cache_quota_bytes,
             user_cache_ttl,
+            cache_max_tarball_bytes,
+            cache_ttl: Duration::from_secs(cache_ttl_days * 24 * 3600),
             host_env: env
                 .iter()
                 .filter(|(name, _)| {

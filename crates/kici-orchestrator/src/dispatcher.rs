@@ -92,6 +92,25 @@ async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String
     }
 }
 
+/// Rewrites a used tarball's pointer once a day, so expiry (`KICI_CACHE_TTL_DAYS`) spares it.
+async fn refresh_pointer(state: &Shared, pointer_key: &str, now: i64) {
+    let storage = &state.storage;
+    let result = async {
+        let stale = storage
+            .modified(pointer_key)
+            .await?
+            .is_some_and(|modified| now - modified > crate::build::POINTER_REFRESH_MS);
+        if stale && let Some(bytes) = storage.get(pointer_key).await? {
+            storage.put(pointer_key, bytes).await?;
+        }
+        Ok::<_, crate::storage::StorageError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(key = %pointer_key, error = %err, "cannot refresh a dependency tarball's pointer");
+    }
+}
+
 /// How long a dependency tarball's signed URLs stay valid.
 const DEPS_URL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -113,6 +132,9 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
             .get(&pointer_key)
             .await?
             .and_then(|bytes| serde_json::from_slice::<DepsPointer>(&bytes).ok());
+        if pointer.is_some() {
+            refresh_pointer(state, &pointer_key, now).await;
+        }
         match pointer {
             Some(pointer) => Ok::<_, crate::storage::StorageError>(DepsCache {
                 download_url: Some(
@@ -123,6 +145,7 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
                 sha256: Some(pointer.sha256),
                 upload_url: None,
                 pointer_upload_url: None,
+                max_bytes: None,
                 key: pointer.key,
             }),
             None => Ok(DepsCache {
@@ -134,6 +157,7 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
                         .signed_url(Access::Put, &pointer_key, DEPS_URL_TTL, &base, now)
                         .await?,
                 ),
+                max_bytes: Some(state.config.cache_max_tarball_bytes),
                 key: key.clone(),
             }),
         }

@@ -168,6 +168,40 @@ impl Storage {
         }
     }
 
+    /// When `key` was last written (epoch ms); `None` when it does not exist.
+    pub async fn modified(&self, key: &str) -> Result<Option<i64>, StorageError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.last_modified.timestamp_millis())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(err) => Err(error("looking up", key, err)),
+        }
+    }
+
+    /// Every object under `prefix` (a `/`-ended key prefix), as `(key, last written in epoch
+    /// ms)`, keys without the storage prefix.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, StorageError> {
+        use futures_util::TryStreamExt as _;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.path(prefix.trim_end_matches('/'))))
+            .try_collect()
+            .await
+            .map_err(|err| error("listing", prefix, err))?;
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        Ok(metas
+            .into_iter()
+            .map(|meta| {
+                let key = meta.location.to_string();
+                let key = key.strip_prefix(&strip).map(str::to_string).unwrap_or(key);
+                (key, meta.last_modified.timestamp_millis())
+            })
+            .collect())
+    }
+
     /// Deletes `key`; a missing object is no error.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match self.store.delete(&self.path(key)).await {

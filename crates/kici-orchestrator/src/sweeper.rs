@@ -50,6 +50,9 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
             if let Err(err) = crate::user_cache::expire(&state).await {
                 tracing::error!(error = %err, "expiring unused caches failed; retried in an hour");
             }
+            if let Err(err) = crate::build::expire_tarballs(&state, now).await {
+                tracing::error!(error = %err, "expiring source and dependency tarballs failed; retried in an hour");
+            }
         }
     }
 }

@@ -47,6 +47,35 @@ pub struct Stack {
     client: reqwest::Client,
 }
 
+/// Every file under `dir` (recursively) whose name ends with `.<extension>`.
+pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for path in entries.map_while(Result::ok).map(|e| e.path()) {
+        if path.is_dir() {
+            found.extend(files_with_extension(&path, extension));
+        } else if path.extension().is_some_and(|e| e == extension) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The address of a test service a script started (`KICI_TEST_S3_ENDPOINT`,
+/// `KICI_TEST_NPM_REGISTRY`, `KICI_TEST_MISE`…): `None` skips the test, unless its `require`
+/// variable says the service must be there.
+pub fn test_service(name: &str, require: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            assert!(std::env::var(require).is_err(), "{require} is set but {name} is not");
+            None
+        }
+    }
+}
+
 impl Stack {
     /// An orchestrator with default settings.
     pub async fn start() -> Stack {
@@ -66,13 +95,7 @@ impl Stack {
     /// (`scripts/s3.sh`, `KICI_TEST_S3_ENDPOINT`), with its endpoint and bucket; `None` when no
     /// server is configured, which fails the test when `KICI_TEST_REQUIRE_S3` is set.
     pub async fn start_on_s3(prefix: Option<&str>) -> Option<(Stack, String, String)> {
-        let Ok(endpoint) = std::env::var("KICI_TEST_S3_ENDPOINT") else {
-            assert!(
-                std::env::var("KICI_TEST_REQUIRE_S3").is_err(),
-                "KICI_TEST_REQUIRE_S3 is set but KICI_TEST_S3_ENDPOINT is not"
-            );
-            return None;
-        };
+        let endpoint = test_service("KICI_TEST_S3_ENDPOINT", "KICI_TEST_REQUIRE_S3")?;
         let bucket = format!("kici-e2e-{}", random_id().replace(['-', '_'], ""));
         let created = reqwest::Client::new()
             .put(format!("{endpoint}/{bucket}"))
@@ -351,6 +374,19 @@ impl Stack {
             .map(|j| format!("?job={}", j.replace(' ', "%20")))
             .unwrap_or_default();
         serde_json::from_value(self.get(&format!("/api/v1/runs/{run_id}/logs{query}")).await).expect("run logs")
+    }
+
+    /// The orchestrator's `/metrics` page, read with the admin token.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the orchestrator answers /metrics")
+            .text()
+            .await
+            .expect("a metrics page")
     }
 
     /// Every log line of the run, every job and step, one per line.

@@ -133,7 +133,7 @@ async fn caches_saved_by_one_agent_are_restored_by_another() {
     // An archive that is not the one its checksum names is never unpacked: the restore counts
     // as a miss with a warning, and the init command builds the tool again.
     let cache_dir = stack.data_dir().join("storage/cache");
-    let archives: Vec<std::path::PathBuf> = walk(&cache_dir);
+    let archives: Vec<std::path::PathBuf> = kici_testkit::files_with_extension(&cache_dir, "gz");
     assert!(!archives.is_empty());
     for archive in &archives {
         std::fs::write(archive, b"tampered").unwrap();
@@ -151,19 +151,6 @@ async fn caches_saved_by_one_agent_are_restored_by_another() {
         logs.contains("tool built") && logs.contains("no previous result"),
         "{logs}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "gz") {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// A save beyond `KICI_USER_CACHE_QUOTA_BYTES` is refused with the quota in the message; the
@@ -194,11 +181,7 @@ async fn a_full_cache_quota_refuses_the_save_and_says_why() {
         )),
         "{error}"
     );
-    assert!(
-        walk(&stack.data_dir().join("storage"))
-            .iter()
-            .all(|p| !p.starts_with(stack.data_dir().join("storage/cache")))
-    );
+    assert!(kici_testkit::files_with_extension(&stack.data_dir().join("storage/cache"), "gz").is_empty());
 }
 
 /// The same two runs with the caches on S3-compatible storage.
@@ -237,11 +220,7 @@ export default workflow('tools', {
 /// an agent with another home directory restores.
 #[tokio::test]
 async fn the_mise_preset_installs_the_tools_of_mise_toml_and_caches_them() {
-    let Ok(mise) = std::env::var("KICI_TEST_MISE") else {
-        assert!(
-            std::env::var("KICI_TEST_REQUIRE_MISE").is_err(),
-            "KICI_TEST_REQUIRE_MISE is set but KICI_TEST_MISE is not"
-        );
+    let Some(mise) = kici_testkit::test_service("KICI_TEST_MISE", "KICI_TEST_REQUIRE_MISE") else {
         return;
     };
     let mut stack = Stack::start().await;

@@ -61,14 +61,10 @@ fn write_greeter_project(repo: &Repo) {
 
 #[tokio::test]
 async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_loads() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("agent-1", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    write_greeter_project(&repo);
+    let (mut stack, repo) = greeter_stack(&[]).await;
     let lock: serde_json::Value = serde_json::from_str(&repo.read(".kici/kici.lock.json")).unwrap();
     let expected = kici_engine::hash::sha256_hex(format!("npm\n{}", repo.read(".kici/package-lock.json")).as_bytes());
     assert_eq!(lock["lockfileHash"], serde_json::json!(expected));
-    stack.add_local_source("app", &repo).await;
 
     // The build job installs once and stores the tarball; the workflow's job restores it.
     let detail = stack.push_and_wait("app", &repo, "deps").await;
@@ -131,16 +127,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     );
     assert!(cache["metadata"]["bytes"].as_u64().unwrap() > 0, "{cache}");
     assert!(logs.contains("Hello from greeter, CI"), "{logs}");
-    let metrics = stack
-        .client()
-        .get(format!("{}/metrics", stack.url()))
-        .bearer_auth(kici_testkit::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics_text().await;
     assert!(metrics.contains("kici_orch_dep_cache_hits_total 2"), "{metrics}");
     assert!(metrics.contains("kici_orch_dep_cache_misses_total 1"), "{metrics}");
     assert!(metrics.contains("kici_orch_source_cache_misses_total 1"), "{metrics}");
@@ -474,11 +461,7 @@ fn private_project(stack: &Stack, registry: &str, token: &str) -> Repo {
 /// one fails with a clear error, and no token reaches the lock file, a log or the checkout.
 #[tokio::test]
 async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store() {
-    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
-        assert!(
-            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
-            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
-        );
+    let Some(registry) = kici_testkit::test_service("KICI_TEST_NPM_REGISTRY", "KICI_TEST_REQUIRE_NPM_REGISTRY") else {
         return;
     };
     let token = registry_token(&registry).await;
@@ -561,16 +544,7 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
     );
     assert!(!logs.contains("Installed the .kici dependencies"), "{logs}");
     assert!(logs.contains("hello, CI, from the private registry"), "{logs}");
-    let metrics = stack
-        .client()
-        .get(format!("{}/metrics", stack.url()))
-        .bearer_auth(kici_testkit::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics_text().await;
     // The first run's job restored what its build stored; the second run's job too.
     assert!(metrics.contains("kici_orch_dep_cache_hits_total 2"), "{metrics}");
 }
@@ -580,11 +554,7 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
 // The relay runs on another thread while the author's npm blocks this one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_registry_fails_the_build_with_a_hint() {
-    let Ok(registry) = std::env::var("KICI_TEST_NPM_REGISTRY") else {
-        assert!(
-            std::env::var("KICI_TEST_REQUIRE_NPM_REGISTRY").is_err(),
-            "KICI_TEST_REQUIRE_NPM_REGISTRY is set but KICI_TEST_NPM_REGISTRY is not"
-        );
+    let Some(registry) = kici_testkit::test_service("KICI_TEST_NPM_REGISTRY", "KICI_TEST_REQUIRE_NPM_REGISTRY") else {
         return;
     };
     let token = registry_token(&registry).await;
@@ -634,4 +604,64 @@ async fn an_unreachable_registry_fails_the_build_with_a_hint() {
         "{error}"
     );
     assert_eq!(run.run.init_failure.unwrap().category.as_str(), "build_coordination");
+}
+
+/// An orchestrator with `env`, one agent and the greeter project pushed as source `app`.
+async fn greeter_stack(env: &[(&str, &str)]) -> (Stack, Repo) {
+    let mut stack = Stack::start_with(env).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    write_greeter_project(&repo);
+    stack.add_local_source("app", &repo).await;
+    (stack, repo)
+}
+
+/// A tarball beyond `KICI_CACHE_MAX_TARBALL_BYTES` is not stored, and the build that exists to
+/// store it fails the run.
+#[tokio::test]
+async fn a_tarball_beyond_the_size_limit_fails_the_build() {
+    let (stack, repo) = greeter_stack(&[("KICI_CACHE_MAX_TARBALL_BYTES", "100")]).await;
+    let run = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(run.run.status, RunStatus::Failed);
+    let init = run.run.init_failure.clone().unwrap();
+    assert_eq!(init.category.as_str(), "build_coordination");
+    assert!(
+        init.message.starts_with("Build failed: Dep tarball exceeds max size: ")
+            && init
+                .message
+                .ends_with(" bytes, more than KICI_CACHE_MAX_TARBALL_BYTES (100)"),
+        "{}",
+        init.message
+    );
+    assert!(kici_testkit::files_with_extension(&stack.data_dir().join("storage/deps"), "json").is_empty());
+}
+
+/// Source and dependency tarballs unused for `KICI_CACHE_TTL_DAYS` are deleted by the hourly
+/// upkeep (here: at the restart, with the files aged 40 days), and the next run builds again.
+#[tokio::test]
+async fn tarballs_past_their_ttl_are_deleted_and_built_again() {
+    let (mut stack, repo) = greeter_stack(&[]).await;
+    let first = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let storage = stack.data_dir().join("storage");
+    let aged = std::process::Command::new("find")
+        .arg(&storage)
+        .args(["-type", "f", "-exec", "touch", "-d", "40 days ago", "{}", "+"])
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    stack.restart_orchestrator();
+    stack
+        .wait_for("the aged tarballs to go", || async {
+            (kici_testkit::files_with_extension(&storage.join("deps"), "json").is_empty()
+                && std::fs::read_dir(storage.join("source")).unwrap().count() == 0)
+                .then_some(())
+        })
+        .await;
+    stack.wait_agent_connected("agent-1").await;
+    repo.write("README.md", "again\n");
+    repo.commit_and_push("after expiry");
+    let again = stack.push_and_wait("app", &repo, "deps").await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    assert_eq!(again.jobs[0].job_name, "__build__deps");
 }

@@ -75,15 +75,17 @@ impl<'a> InstallSecrets<'a> {
     }
 }
 
-/// Installs (or restores) the dependencies; the lines for the job's `dependencies` row.
+/// Installs (or restores) the dependencies; the lines for the job's `dependencies` row. A
+/// build (`must_save`) fails when the tarball cannot be stored: storing it is its purpose.
 pub(super) async fn install(
     dir: &Path,
     cache: Option<&DepsCache>,
     secrets: &InstallSecrets<'_>,
+    must_save: bool,
 ) -> Result<Vec<String>, String> {
     let masker = secrets.masker();
     let mask = |text: String| if masker.is_empty() { text } else { masker.mask(&text) };
-    install_unmasked(dir, cache, secrets)
+    install_unmasked(dir, cache, secrets, must_save)
         .await
         .map(|notes| notes.into_iter().map(mask).collect())
         .map_err(mask)
@@ -93,6 +95,7 @@ async fn install_unmasked(
     dir: &Path,
     cache: Option<&DepsCache>,
     secrets: &InstallSecrets<'_>,
+    must_save: bool,
 ) -> Result<Vec<String>, String> {
     let kici_dir = dir.join(".kici");
     let mut notes = Vec::new();
@@ -122,11 +125,12 @@ async fn install_unmasked(
     if let Some(cache) = cache
         && let (Some(upload), Some(pointer_upload)) = (&cache.upload_url, &cache.pointer_upload_url)
     {
-        match save(&kici_dir, &cache.key, upload, pointer_upload).await {
+        match save(&kici_dir, &cache.key, upload, pointer_upload, cache.max_bytes).await {
             Ok(bytes) => notes.push(format!(
                 "Saved the .kici dependencies to the cache ({}, {bytes} bytes)",
                 cache.key
             )),
+            Err(message) if must_save => return Err(message),
             Err(message) => notes.push(format!("Dependency cache {} not saved: {message}", cache.key)),
         }
     }
@@ -160,7 +164,13 @@ async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Re
 }
 
 /// Packs `.kici/node_modules` and uploads it, then the pointer naming it; the tarball's size.
-async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) -> Result<usize, String> {
+async fn save(
+    kici_dir: &Path,
+    key: &str,
+    upload: &str,
+    pointer_upload: &str,
+    max_bytes: Option<u64>,
+) -> Result<usize, String> {
     let source = kici_dir.to_path_buf();
     let tarball = tokio::task::spawn_blocking(move || {
         let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -172,6 +182,14 @@ async fn save(kici_dir: &Path, key: &str, upload: &str, pointer_upload: &str) ->
     .await
     .map_err(|err| err.to_string())?
     .map_err(|err| format!("packing failed: {err}"))?;
+    if let Some(max) = max_bytes
+        && tarball.len() as u64 > max
+    {
+        return Err(format!(
+            "Dep tarball exceeds max size: {} bytes, more than KICI_CACHE_MAX_TARBALL_BYTES ({max})",
+            tarball.len()
+        ));
+    }
     let pointer = DepsPointer {
         key: key.to_string(),
         sha256: sha256_hex(&tarball),

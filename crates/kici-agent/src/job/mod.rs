@@ -342,7 +342,8 @@ impl Job<'_> {
         reporter.step_status(row(StepStatus::Running, None, None)).await;
         let started = Instant::now();
         let secrets = deps::InstallSecrets::of(self.dispatch);
-        let result = deps::install(self.dir, self.dispatch.deps.as_ref(), &secrets).await;
+        let must_save = self.dispatch.job_config.kind == JobKind::Build;
+        let result = deps::install(self.dir, self.dispatch.deps.as_ref(), &secrets, must_save).await;
         let (lines, state, error) = match &result {
             Ok(notes) => (notes.clone(), StepStatus::Success, None),
             Err(message) => (vec![message.clone()], StepStatus::Failed, Some(message.clone())),
