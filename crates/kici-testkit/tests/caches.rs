@@ -268,3 +268,34 @@ async fn the_mise_preset_installs_the_tools_of_mise_toml_and_caches_them() {
             .exists()
     );
 }
+
+/// Caches unused for `KICI_USER_CACHE_TTL_MS` are deleted with their archives by the hourly
+/// upkeep (here: at the restart); the next run misses and saves them again.
+#[tokio::test]
+async fn caches_unused_past_their_ttl_are_deleted() {
+    let mut stack = Stack::start_with(&[("KICI_USER_CACHE_TTL_MS", "1")]).await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = write_project(&stack);
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push_and_wait("app", &repo, "cached").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let archives = stack.data_dir().join("storage/cache");
+    assert!(!kici_testkit::files_with_extension(&archives, "gz").is_empty());
+
+    stack.restart_orchestrator();
+    stack
+        .wait_for("the unused caches to go", || async {
+            kici_testkit::files_with_extension(&archives, "gz")
+                .is_empty()
+                .then_some(())
+        })
+        .await;
+    stack.wait_agent_connected("agent-1").await;
+    repo.write("README.md", "after expiry\n");
+    repo.commit_and_push("after expiry");
+    let again = stack.push_and_wait("app", &repo, "cached").await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    let logs = stack.log_text(again.run.run_id.as_str()).await;
+    assert!(logs.contains("Cache not found for key tools-v1"), "{logs}");
+    assert!(logs.contains("tool built"), "{logs}");
+}
