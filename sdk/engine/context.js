@@ -65,10 +65,12 @@ function loggerFor(log) {
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
  *          env: Record<string, string>, secrets: object, envChanges: {setEnv: Function, addPath: Function},
  *          secretOutputs: import('./secret-outputs.js').SecretOutputs, caches: import('./cache.js').CacheClient,
+ *          outputs: import('./outputs.js').JobResults,
  *          log: import('./output.js').StepLog, signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
  *   `env` is the row's own copy (ctx.secrets.expose() and ctx.setEnv() add to it), `secrets` its
  *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's,
- *   `caches` the runner's requests to the host (`ctx.cache`)
+ *   `caches` the runner's requests to the host (`ctx.cache`), `outputs` the job's step and
+ *   upstream outputs (`ctx.outputsOf`, `ctx.jobOutputs`)
  */
 export function stepContext({
   request,
@@ -80,6 +82,7 @@ export function stepContext({
   envChanges,
   secretOutputs,
   caches,
+  outputs,
   log,
   signal,
   groups,
@@ -100,6 +103,8 @@ export function stepContext({
     job: { name: request.jobName ?? request.job, runsOn },
     signal,
     needs: request.needs ?? {},
+    outputsOf: (ref) => outputs.outputsOf(ref),
+    jobOutputs: (ref) => outputs.jobOutputs(ref),
   };
 }
 

@@ -8,13 +8,15 @@
 // host `abort` (a forced one also stops the hooks), then the job hooks as their own rows. Each
 // row gets its own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it
 // ends; what it hands on to later rows (setEnv, addPath, the files' lines) goes into the job
-// env they copy. The secret outputs the rows set (`ctx.setSecretOutput`) go out with
-// job.complete.
+// env they copy. What a step returns is its outputs (step.complete), kept for the later steps
+// and handed on as the job's outputs; those and the secret outputs the rows set
+// (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's.
+// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's,
+// checking and reading outputs outputs.js's.
 
-import { flattenSteps } from '@kici-dev/sdk';
+import { bindResults, flattenSteps } from '@kici-dev/sdk';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { restoreCaches, saveCaches } from './cache.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
@@ -23,6 +25,7 @@ import { loadGeneratedJob } from './dynamic.js';
 import { EnvChanges } from './env-changes.js';
 import { loadJob } from './load.js';
 import { misePlan } from './mise.js';
+import { JobResults, checkStepOutputs } from './outputs.js';
 import { resolveEnvironments, resolveJobEnv } from './resolve.js';
 import { Interrupt, MAX_TIMER_MS, race, runStep } from './run-step.js';
 import { SecretOutputs } from './secret-outputs.js';
@@ -70,6 +73,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   }
   const { job } = loaded;
   const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
+  bindResults(run.outputs);
 
   if (!abort.signal.aborted) {
     const signal = AbortSignal.any([abort.signal, lifetime]);
@@ -94,9 +98,11 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
 
   const failed = run.failedStep !== undefined || run.failedInit !== undefined || deadline.signal.aborted;
   const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
+  const jobOutputs = run.outputs.message();
 
   // An abort that arrived during the hooks cancels the job too.
-  const status = abort.signal.aborted ? 'cancelled' : failed || hookErrors.length > 0 ? 'failed' : 'success';
+  const failedAfterAll = failed || hookErrors.length > 0 || jobOutputs.error !== undefined;
+  const status = abort.signal.aborted ? 'cancelled' : failedAfterAll ? 'failed' : 'success';
   const errors = [];
   if (status === 'failed' && deadline.signal.aborted) {
     errors.push(`job_timeout: job exceeded its timeout of ${deadline.timeoutMs}ms`);
@@ -106,8 +112,10 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     errors.push(`Step '${run.failedStep}' failed`);
   }
   errors.push(...hookErrors);
+  if (jobOutputs.error !== undefined) errors.push(jobOutputs.error);
   const fields = { stepResults: run.stepResults() };
   if (errors.length > 0) fields.error = errors.join('; ');
+  if (jobOutputs.outputs !== undefined) fields.outputs = jobOutputs.outputs;
   const secretOutputs = run.secretOutputs.toMessage();
   if (secretOutputs !== undefined) fields.secretOutputs = secretOutputs;
   return complete(status, fields);
@@ -200,6 +208,13 @@ class JobRun {
           ];
     this.nextHookIndex = cacheIndex + this.cacheRows.length;
     this.secretOutputs = new SecretOutputs((values) => output.maskSecrets(values));
+    this.outputs = new JobResults({
+      workflow,
+      job,
+      jobName: request.jobName ?? request.job,
+      flat: this.flat,
+      needs: request.needs ?? {},
+    });
   }
 
   stepResults() {
@@ -246,6 +261,7 @@ class JobRun {
       attempts: result.attempts,
     };
     if (result.error) message.error = result.error;
+    if (result.outputs !== undefined) message.outputs = result.outputs;
     if (secretsAccessed.length > 0) message.secretsAccessed = secretsAccessed;
     this.send(message);
     this.#results.push({ stepIndex: row.index, stepName: row.name, status: result.status });
@@ -419,6 +435,7 @@ class JobRun {
       timeoutMs: step.timeout ?? this.request.defaultStepTimeoutMs,
       retry: step.retry,
       signal,
+      keepsOutputs: true,
     });
     return result.status === 'failed' && !step.continueOnError;
   }
@@ -464,6 +481,18 @@ class JobRun {
     });
   }
 
+  /** A successful step row's returned value as its outputs, or the row failed when it is not valid outputs. */
+  #keepOutputs(row, result, log) {
+    if (result.status !== 'success' || result.value === undefined) return result;
+    const checked = checkStepOutputs(row.name, result.value);
+    if (checked.error !== undefined) {
+      log.line('log', checked.error, 'error');
+      return { status: 'failed', attempts: result.attempts, error: { message: checked.error } };
+    }
+    this.outputs.set(row, checked.outputs);
+    return { ...result, outputs: checked.outputs };
+  }
+
   #stepContext(scope) {
     return stepContext({
       request: this.request,
@@ -472,6 +501,7 @@ class JobRun {
       environment: this.environment,
       secretOutputs: this.secretOutputs,
       caches: this.caches,
+      outputs: this.outputs,
       groups: this.groups,
       ...scope,
     });
@@ -483,7 +513,8 @@ class JobRun {
    * unless given). The row's env is the job env plus `rowEnv`; what it hands on reaches the job
    * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's
    * specs) is restored before `run` and, when it succeeded, saved after its env was handed on;
-   * neither counts against `timeoutMs`, both stop when `signal` fires.
+   * neither counts against `timeoutMs`, both stop when `signal` fires. With `keepsOutputs` (step
+   * rows) what `run` returned becomes the row's outputs, or fails it when it cannot be.
    */
   async #execute(
     row,
@@ -497,6 +528,7 @@ class JobRun {
       rowEnv,
       handsOnEnvWhenFailed = true,
       cache,
+      keepsOutputs = false,
     },
   ) {
     const startedAt = performance.now();
@@ -523,7 +555,7 @@ class JobRun {
     }
     const envChanges = changes.api();
     const exactHits = cache === undefined ? [] : await cacheWork(() => restoreCaches(this.caches, cache, log), signal);
-    const result = await runStep({
+    const ran = await runStep({
       noun,
       name: row.name,
       run,
@@ -534,6 +566,8 @@ class JobRun {
       log,
       makeContext: (stepSignal) => makeContext({ env, secrets: secretsApi, envChanges, log, signal: stepSignal }),
     });
+    // Before the env hand-on and the cache save: outputs that cannot be kept fail the row.
+    const result = keepsOutputs ? this.#keepOutputs(row, ran, log) : ran;
     for (const problem of await secrets.close()) {
       log.line('log', `[kici] could not remove a mounted secret file: ${problem}`, 'warn');
     }

@@ -78,7 +78,7 @@ function interrupted(noun, name, reason) {
 }
 
 /**
- * One attempt: resolves with `{ok: true}`, `{error}` or `{interrupted: reason}`.
+ * One attempt: resolves with `{ok: true, value}` (what `run` returned), `{error}` or `{interrupted: reason}`.
  */
 async function runAttempt({ noun, name, run, timeoutMs, parentSignal, makeContext, output, log }) {
   const outcome = await race((signal) => output.runIn(log, async () => run(makeContext(signal))), {
@@ -87,7 +87,7 @@ async function runAttempt({ noun, name, run, timeoutMs, parentSignal, makeContex
   });
   switch (outcome.kind) {
     case 'value':
-      return { ok: true };
+      return { ok: true, value: outcome.value };
     case 'timedOut':
       return { error: { message: `${noun} '${name}' timed out after ${timeoutMs}ms` } };
     case 'thrown': {
@@ -115,13 +115,14 @@ function retryDelay(policy, attempt) {
  *          output: import('./output.js').OutputRouter, log: import('./output.js').StepLog}} spec
  *   `noun` starts the timeout texts: `Step '<name>' timed out after <ms>ms` (hooks too), `Init '<name>' ...`,
  *   and the job deadline's `<noun> '<name>' aborted: job timeout exceeded`
- * @returns {Promise<{status: 'success' | 'failed' | 'cancelled', attempts: number, error?: object}>}
+ * @returns {Promise<{status: 'success' | 'failed' | 'cancelled', attempts: number, error?: object, value?: unknown}>}
+ *   `value`: what the successful attempt's `run` returned
  */
 export async function runStep(spec) {
   const maxAttempts = spec.retry?.maxAttempts ?? 1;
   for (let attempts = 1; ; attempts += 1) {
     const outcome = await runAttempt(spec);
-    if (outcome.ok) return { status: 'success', attempts };
+    if (outcome.ok) return { status: 'success', attempts, value: outcome.value };
     if (outcome.interrupted) return { ...interrupted(spec.noun, spec.name, outcome.interrupted), attempts };
     if (attempts >= maxAttempts) return { status: 'failed', attempts, error: outcome.error };
     const delayMs = retryDelay(spec.retry, attempts);

@@ -1,6 +1,6 @@
 // @kici-dev/sdk: the workflow authoring API. Pure data constructors plus validation; importing
 // it does no I/O. This file only re-exports; see the modules it names.
-// `flattenSteps`, `jobNames`, `nameJobs` and `isMatrixValue` are runner plumbing (shared with
+// `flattenSteps`, `jobNames`, `nameJobs`, `isMatrixValue` and `bindResults` are runner plumbing (shared with
 // @kici-dev/engine so describe, evaluate and execute agree with the SDK), not authoring API.
 
 export { KiciError } from './common.js';
@@ -13,3 +13,4 @@ export { normalizeCacheSpecs } from './cache.js';
 export { push, pr, tag, dispatch } from './triggers.js';
 export { rule, skip, onSuccess, onFailure, cleanup, onCancel } from './rules.js';
 export { flattenSteps, jobNames, nameJobs } from './naming.js';
+export { bindResults } from './outputs.js';

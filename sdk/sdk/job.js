@@ -12,6 +12,7 @@ import { normalizeApproval } from './approval.js';
 import { normalizeCacheSpecs } from './cache.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { normalizeInit } from './init.js';
+import { defineJobResult } from './outputs.js';
 import { flattenSteps } from './naming.js';
 import { hooksOf, normalizeRules } from './rules.js';
 import { stepFromFunction } from './steps.js';
@@ -48,7 +49,7 @@ export function job(nameOrOptions, maybeOptions) {
     fail,
   );
 
-  return {
+  const value = {
     _tag: 'Job',
     name,
     location,
@@ -72,6 +73,8 @@ export function job(nameOrOptions, maybeOptions) {
     hooks: hooksOf(options),
     optionKeys: Object.keys(options),
   };
+  defineJobResult(value, name ?? UNNAMED);
+  return value;
 }
 
 function isLabel(value) {

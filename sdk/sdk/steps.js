@@ -6,6 +6,7 @@
 // for job() validation, describe and execute alike.
 
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
+import { defineStepResult } from './outputs.js';
 import { normalizeRules, toHook } from './rules.js';
 
 /** Retry defaults for `retry: N` and for fields missing from `retry: {...}`. */
@@ -48,7 +49,7 @@ function makeStep(options, location) {
     { field: 'timeout', min: 1, unit: 'ms', example: "e.g. step('build', { run, timeout: 10 * 60 * 1000 })" },
     fail,
   );
-  return {
+  const step = {
     _tag: 'Step',
     name,
     run: options.run,
@@ -62,6 +63,8 @@ function makeStep(options, location) {
     location,
     optionKeys: Object.keys(options),
   };
+  defineStepResult(step, name ?? UNNAMED);
+  return step;
 }
 
 /**
@@ -79,6 +82,11 @@ export function step(nameOrOptions, fnOrOptions) {
 
 /** A bare `async (ctx) => {}` inside `steps` (or a job's `run`) as an unnamed Step. */
 export function stepFromFunction(run) {
+  // `fn.result` reads the step the function runs as; a function that has a `result` of its own
+  // (or cannot take one) keeps it, and ctx.outputsOf(fn) still works.
+  if (typeof run === 'function' && !Object.hasOwn(run, 'result') && Object.isExtensible(run)) {
+    defineStepResult(run, run.name || UNNAMED);
+  }
   return makeStep({ run }, undefined);
 }
 
