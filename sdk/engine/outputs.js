@@ -171,10 +171,14 @@ export class JobResults {
     const outputs = this.job.optionKeys.includes('run')
       ? this.#outputs.get(0)
       : Object.fromEntries(
-          this.flat.filter((row) => this.#outputs.has(row.index)).map((row) => [row.name, this.#outputs.get(row.index)]),
+          this.flat
+            .filter((row) => this.#outputs.has(row.index))
+            .map((row) => [row.name, this.#outputs.get(row.index)]),
         );
     const bytes = Buffer.byteLength(JSON.stringify(outputs));
-    if (bytes > OUTPUTS_LIMIT_BYTES) return { error: `Job outputs are ${bytes} bytes; the limit is ${OUTPUTS_LIMIT_BYTES}` };
+    if (bytes > OUTPUTS_LIMIT_BYTES) {
+      return { error: `Job outputs are ${bytes} bytes; the limit is ${OUTPUTS_LIMIT_BYTES}` };
+    }
     return { outputs };
   }
 }
