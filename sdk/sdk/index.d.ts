@@ -176,11 +176,43 @@ export interface StepContext<M extends MatrixCombination | undefined = MatrixCom
   job: { readonly name: string; readonly runsOn: readonly LabelSelector[] };
   /** Fires on cancel, step timeout, job timeout and parallel fail-fast. */
   signal: AbortSignal;
-  /** Upstream job results by job name. */
-  needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+  /**
+   * Upstream job results by job name, as the host sent them: `{status, result?}`, or for a
+   * fanned-out upstream (a matrix) the ordered list of its rows `{name, status, result?}`.
+   * `result` is the upstream's outputs (see `Job.result`), absent when it has none.
+   */
+  needs: Readonly<Record<string, NeedResult | readonly NeedRowResult[]>>;
+  /**
+   * What a step of this job returned (`step()` value, or the function of a bare-function step);
+   * `undefined` while it has not run or when it returned nothing. Throws for a step that is not
+   * in this job.
+   */
+  outputsOf(step: Step | StepFunction<any>): unknown;
+  /**
+   * The outputs of an upstream job (a job object or its name) from `needs`: its `result`, or for
+   * a fanned-out upstream the list of its rows' results (`undefined` for a row without one).
+   * Throws for a job that is not among this job's needs.
+   */
+  jobOutputs(job: Job | string): unknown;
 }
 
-/** A step body. The return value is ignored for now. */
+/** An upstream job in `needs`. */
+export interface NeedResult {
+  readonly status: JobStatus;
+  /** The upstream's outputs (see `Job.result`); absent when it has none. */
+  readonly result?: unknown;
+}
+
+/** One row of a fanned-out upstream (a matrix child, say `test (linux)`) in `needs`. */
+export interface NeedRowResult extends NeedResult {
+  readonly name: string;
+}
+
+/**
+ * A step body. What it returns (unless `undefined`) is the step's outputs: it must be JSON
+ * (plain objects, arrays, strings, finite numbers, booleans, null; `undefined` properties are
+ * dropped) of at most 1048576 bytes serialized, else the step fails.
+ */
 export type StepFunction<M extends MatrixCombination | undefined = MatrixCombination | undefined> = (
   ctx: StepContext<M>,
 ) => unknown;
@@ -201,7 +233,7 @@ export interface RuleContext {
   event: EventEnvelope;
   changedFiles: readonly string[];
   env: Readonly<Record<string, string>>;
-  needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+  needs: Readonly<Record<string, NeedResult | readonly NeedRowResult[]>>;
   $: Shell;
 }
 
@@ -221,8 +253,8 @@ export interface DynamicJobContext {
   ctx: {
     workflow: { readonly name: string };
     event: EventEnvelope;
-    /** Upstream job results by job name (the host's, for the generator's `needs`). */
-    needs: Readonly<Record<string, { readonly status: JobStatus }>>;
+    /** Upstream job results by job name (the host's, for the generator's `needs`; see StepContext). */
+    needs: Readonly<Record<string, NeedResult | readonly NeedRowResult[]>>;
   };
   /** Writes to the prepare log. */
   log: Logger;
@@ -273,6 +305,12 @@ export interface Step {
   readonly continueOnError: boolean;
   readonly rules: readonly Rule[];
   readonly location: SourceLocation | undefined;
+  /**
+   * What this step returned, read inside a later step of the same job (`build.result.version`).
+   * Throws `Step '<name>' has no result yet (it runs after this step, or returned nothing)`. A
+   * bare function used as a step gets the same getter (`fn.result`) unless it has a `result`.
+   */
+  readonly result: any;
 }
 
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
@@ -589,6 +627,13 @@ export interface Job {
   readonly name: string | undefined;
   readonly location: SourceLocation | undefined;
   readonly steps: readonly (Step | ParallelGroup)[];
+  /**
+   * This job's outputs, read inside a step of a job that `needs` it: `job.result.<step>.<field>`
+   * for a `steps` job (by step name, the steps that returned something), `job.result.<field>`
+   * for a `run` job; for a fanned-out job (a matrix) the list of its rows' outputs. Throws when
+   * the job is not among the reading job's needs, or has no outputs.
+   */
+  readonly result: any;
 }
 
 /** A job whose matrix is a function: `ctx.matrix` is a combination with string values. */
