@@ -39,6 +39,8 @@ function notJson(value, where, ancestors) {
     case 'symbol':
       return `${where} is a ${typeof value}`;
     default:
+      // An object or null: checked below.
+      break;
   }
   if (value === null) return undefined;
   if (ancestors.has(value)) return `${where} refers back to ${ancestors.get(value)} (a cycle)`;
