@@ -161,6 +161,7 @@ mod tests {
             jobs: None,
             init_result: None,
             secret_outputs: Default::default(),
+            outputs: None,
         }))
     }
 

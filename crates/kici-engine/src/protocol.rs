@@ -163,7 +163,13 @@ pub struct JobStatusUpdate {
     /// Secret outputs the job set (`ctx.setSecretOutput`), for the jobs that need it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_outputs: BTreeMap<String, Redacted>,
+    /// What the job's steps returned, for the jobs that need it (`ctx.needs.<job>.result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
 }
+
+/// The largest job outputs (serialized JSON) the orchestrator keeps and passes on.
+pub const MAX_JOB_OUTPUTS_BYTES: usize = 1024 * 1024;
 
 /// A secret value in a message. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

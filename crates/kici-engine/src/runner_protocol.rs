@@ -316,4 +316,7 @@ pub struct JobComplete {
     /// `ctx.setSecretOutput` values, for the jobs that need this one.
     #[serde(default)]
     pub secret_outputs: BTreeMap<String, Redacted>,
+    /// What the job's steps returned: a `run` job's value, else `{<step>: value}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
 }

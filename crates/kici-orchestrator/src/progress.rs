@@ -13,6 +13,7 @@ use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureSc
 use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::lockfile::{LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, MatrixValues};
+use kici_engine::protocol::MAX_JOB_OUTPUTS_BYTES;
 use kici_engine::protocol::{AgentMessage, JobKind, JobStatusUpdate, OrchestratorMessage, StepStatusUpdate};
 use kici_engine::status::{JobChange, JobEvent, JobStatus, RunStatus, StepStatus, failed_jobs_reason, roll_up};
 use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUpdate, StepUpdate, StoreError};
@@ -100,11 +101,41 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
     }
 }
 
-/// A job's upstream results as its steps see them (`ctx.needs`): the build job it waited for
-/// is KiCI's, not the author's.
-fn without_build(mut needs: Map<String, Value>) -> Map<String, Value> {
-    needs.retain(|name, _| !name.starts_with(kici_engine::failure::BUILD_JOB_PREFIX));
+/// A job's upstream results as its steps see them (`ctx.needs`): `{status, result?}` for a job
+/// of one row, an array of `{name, status, result?}` (by job name) for a fanned-out one. The
+/// build job it waited for is KiCI's, not the author's.
+fn needs_context(needs: Map<String, Value>, jobs: &[JobRecord]) -> Map<String, Value> {
+    let entry = |status: Value, job: &JobRecord, name: bool| {
+        let mut entry = Map::new();
+        if name {
+            entry.insert("name".to_string(), Value::String(job.job.job_name.clone()));
+        }
+        entry.insert("status".to_string(), status);
+        if let Some(outputs) = &job.outputs {
+            entry.insert("result".to_string(), outputs.clone());
+        }
+        Value::Object(entry)
+    };
     needs
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(kici_engine::failure::BUILD_JOB_PREFIX))
+        .map(|(name, decided)| {
+            let rows: Vec<&JobRecord> = jobs
+                .iter()
+                .filter(|j| j.job.base_job_name == name && j.kind == JobKind::Execute)
+                .collect();
+            let value = match rows.as_slice() {
+                [one] if one.matrix.is_none() => entry(decided["status"].clone(), one, false),
+                [] => decided,
+                many => Value::Array(
+                    many.iter()
+                        .map(|job| entry(serde_json::json!(job.job.status), job, true))
+                        .collect(),
+                ),
+            };
+            (name, value)
+        })
+        .collect()
 }
 
 /// Queues or skips every waiting job whose needs have finished, then completes the run when
@@ -136,7 +167,7 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                         .await?;
                     continue;
                 }
-                Decision::Run(needs) => without_build(needs),
+                Decision::Run(needs) => needs_context(needs, &jobs),
             };
             let Some(workflow) = &loaded.workflow else { continue };
             let facts = job_facts(waiting);
@@ -267,7 +298,7 @@ pub(crate) async fn release_entry(
         return Ok(None);
     };
     let needs = match decide(&record.needs, |name| base_status(&jobs, name)) {
-        Decision::Run(needs) => without_build(needs),
+        Decision::Run(needs) => needs_context(needs, &jobs),
         _ => Map::new(),
     };
     let now = now_ms();
@@ -612,7 +643,7 @@ async fn job_status(
     state: &Shared,
     agent_id: &AgentId,
     record: &JobRecord,
-    update: JobStatusUpdate,
+    mut update: JobStatusUpdate,
     now: i64,
 ) -> Result<(), StoreError> {
     let job_id = &record.job.job_id;
@@ -645,6 +676,17 @@ async fn job_status(
     }
     if !update.secret_outputs.is_empty() {
         store_secret_outputs(state, record, &update.secret_outputs, now).await?;
+    }
+    if let Some(outputs) = update.outputs.take().filter(|_| !record.job.status.is_terminal()) {
+        let size = outputs.to_string().len();
+        if size > MAX_JOB_OUTPUTS_BYTES {
+            update.state = JobStatus::Failed;
+            update.error = Some(format!(
+                "Job outputs are {size} bytes; the limit is {MAX_JOB_OUTPUTS_BYTES}"
+            ));
+        } else {
+            state.store.set_job_outputs(job_id, &outputs).await?;
+        }
     }
     let queue_status = if update.state == JobStatus::Success {
         QueueStatus::Completed

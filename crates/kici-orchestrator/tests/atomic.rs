@@ -158,6 +158,7 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
                 jobs: None,
                 init_result: None,
                 secret_outputs: Default::default(),
+                outputs: None,
             }))
         };
         progress::apply(state, &AgentId::from("agent-1"), report(1, JobStatus::Running, None))

@@ -114,6 +114,7 @@ fn status_update(job_id: &str, seq: u64, status: JobStatus) -> JobStatusUpdate {
         jobs: None,
         init_result: None,
         secret_outputs: Default::default(),
+        outputs: None,
     }
 }
 

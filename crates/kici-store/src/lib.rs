@@ -90,6 +90,7 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0012_run_lockfile_hash.sql"),
     ),
     (13, "user_caches", include_str!("../migrations/0013_user_caches.sql")),
+    (14, "job_outputs", include_str!("../migrations/0014_job_outputs.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

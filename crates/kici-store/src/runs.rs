@@ -91,6 +91,8 @@ pub struct JobRecord {
     pub definition: Option<String>,
     /// An init job's result (`{environments?, env?}`).
     pub init_result: Option<Value>,
+    /// What the job's steps returned.
+    pub outputs: Option<Value>,
 }
 
 /// A step's new state.
@@ -133,7 +135,7 @@ pub enum ReasonUpdate {
 }
 
 const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of";
-const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result";
+const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result, outputs";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
     statuses
@@ -228,6 +230,7 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
         dynamic_index: get(row, "dynamic_index")?,
         definition: get(row, "definition")?,
         init_result: get_json(row, "init_result")?,
+        outputs: get_json(row, "outputs")?,
     })
 }
 
@@ -560,6 +563,18 @@ impl Store {
         insert_jobs_in(&mut tx, jobs, queue).await?;
         tx.commit().await.map_err(q("commit finish evaluation"))?;
         Ok(true)
+    }
+
+    /// Records what a job's steps returned (before the job ends, so a job that needs it sees
+    /// its result as soon as it is done).
+    pub async fn set_job_outputs(&self, job_id: &JobId, outputs: &Value) -> Result<()> {
+        sqlx::query("UPDATE jobs SET outputs = $2 WHERE job_id = $1")
+            .bind(job_id.as_str())
+            .bind(to_json(outputs))
+            .execute(&self.pool)
+            .await
+            .map_err(q("set job outputs"))?;
+        Ok(())
     }
 
     /// Ends an init job with what its functions returned, in one write; `false` when it had

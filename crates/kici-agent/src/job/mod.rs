@@ -79,6 +79,7 @@ struct Outcome {
     jobs: Option<Value>,
     init_result: Option<Value>,
     secret_outputs: BTreeMap<String, Redacted>,
+    outputs: Option<Value>,
 }
 
 impl Outcome {
@@ -91,6 +92,7 @@ impl Outcome {
             jobs: None,
             init_result: None,
             secret_outputs: BTreeMap::new(),
+            outputs: None,
         }
     }
 
@@ -502,6 +504,7 @@ impl Job<'_> {
                     error,
                     duration_ms: done.duration_ms,
                     secret_outputs: done.secret_outputs,
+                    outputs: done.outputs,
                     ..Outcome::of(state)
                 }
             }

@@ -81,6 +81,7 @@ impl Reporter {
             jobs: outcome.jobs,
             init_result: outcome.init_result,
             secret_outputs: outcome.secret_outputs,
+            outputs: outcome.outputs,
         }));
         self.send(message).await;
     }

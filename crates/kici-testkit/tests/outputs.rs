@@ -1,0 +1,94 @@
+//! Outputs across jobs: what a job's steps return reaches the jobs that need it, on other
+//! agents, as `ctx.needs.<job>.result` (an ordered array for a matrix), `ctx.jobOutputs` and
+//! `jobRef.result`. On SQLite, or PostgreSQL with `KICI_TEST_E2E_DATABASE=postgres`.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+const WORKFLOW: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+const build = job('build', {
+  runsOn: 'producer',
+  steps: [
+    step('make', async () => ({ version: '1.2.3', files: 3 })),
+    step('sign', async () => ({ signed: true })),
+  ],
+});
+
+const lint = job('lint', { runsOn: 'producer', run: async () => ({ warnings: 2 }) });
+
+const test = job('test', {
+  runsOn: 'producer',
+  matrix: { shard: ['a', 'b'] },
+  run: async (ctx) => ({ shard: ctx.matrix.shard }),
+});
+
+const deploy = job('deploy', {
+  runsOn: 'consumer',
+  needs: [build, lint, test],
+  run: async (ctx) => {
+    console.log(`needs.build: ${ctx.needs.build.status} ${ctx.needs.build.result.make.version}`);
+    console.log(`jobRef: ${build.result.make.version} signed=${build.result.sign.signed}`);
+    console.log(`lint: ${ctx.jobOutputs('lint').warnings}`);
+    console.log(`test: ${JSON.stringify(ctx.needs.test.map((t) => [t.name, t.status, t.result.shard]))}`);
+  },
+});
+
+export default workflow('outputs', { on: push({ branches: 'outputs' }), jobs: [build, lint, test, deploy] });
+"#;
+
+#[tokio::test]
+async fn what_a_job_returns_reaches_the_jobs_that_need_it_on_other_agents() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("producer-1", &["producer"]).await;
+    stack.start_agent("consumer-1", &["consumer"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/outputs.ts", WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("outputs across jobs");
+    stack.add_local_source("app", &repo).await;
+
+    let run = stack.push_and_wait("app", &repo, "outputs").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let deploy = run.jobs.iter().find(|j| j.job_name == "deploy").unwrap();
+    assert_eq!(deploy.agent_id.as_deref(), Some("consumer-1"));
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    for line in [
+        "needs.build: success 1.2.3",
+        "jobRef: 1.2.3 signed=true",
+        "lint: 2",
+        r#"test: [["test (a)","success","a"],["test (b)","success","b"]]"#,
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+}
+
+const TOO_BIG: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+export default workflow('too-big', {
+  on: push({ branches: 'too-big' }),
+  jobs: [job('big', { runsOn: 'producer', run: async () => ({ blob: 'x'.repeat(2 * 1024 * 1024) }) })],
+});
+"#;
+
+/// Outputs beyond the 1 MiB limit fail the step that returned them, with the limit in the text.
+#[tokio::test]
+async fn outputs_beyond_the_limit_fail_the_step() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("producer-1", &["producer"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/too-big.ts", TOO_BIG);
+    repo.compile();
+    repo.commit_and_push("too big");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "too-big").await;
+    assert_eq!(run.run.status, RunStatus::Failed);
+    let steps = run.jobs[0].steps.clone().unwrap();
+    let error = steps.iter().find_map(|s| s.error_message.clone()).unwrap();
+    assert!(error.contains("the limit is 1048576"), "{error}");
+}
