@@ -92,3 +92,52 @@ async fn outputs_beyond_the_limit_fail_the_step() {
     let error = steps.iter().find_map(|s| s.error_message.clone()).unwrap();
     assert!(error.contains("the limit is 1048576"), "{error}");
 }
+
+const LEAK: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+export default workflow('leak', {
+  on: push({ branches: 'leak' }),
+  jobs: [job('leak', {
+    runsOn: 'producer',
+    environment: 'staging',
+    run: async ({ secrets }) => ({ token: await secrets.get('API_TOKEN') }),
+  })],
+});
+"#;
+
+/// Outputs are stored in the clear: a job returning a secret's value fails, and the value is
+/// stored nowhere.
+#[tokio::test]
+async fn outputs_holding_a_secret_fail_the_job() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("producer-1", &["producer"]).await;
+    stack
+        .cli("kici-admin", &["environment", "create", "staging"], &stack.data_dir())
+        .expect_code(0);
+    stack
+        .cli_with_input(
+            "kici-admin",
+            &["secret", "set", "staging", "API_TOKEN"],
+            &stack.data_dir(),
+            "tok-7c1d9e2f",
+        )
+        .expect_code(0);
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/leak.ts", LEAK);
+    repo.compile();
+    repo.commit_and_push("a secret returned");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "leak").await;
+    assert_eq!(run.run.status, RunStatus::Failed);
+    assert_eq!(
+        run.jobs[0].error_message.as_deref(),
+        Some(
+            "Job outputs hold the value of secret 'API_TOKEN'; outputs are stored and passed on in the clear, so return a secret with ctx.setSecretOutput instead"
+        )
+    );
+    // SQLite keeps recent writes in its write-ahead log.
+    for file in ["kici.db", "kici.db-wal"] {
+        let bytes = std::fs::read(stack.data_dir().join(file)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains("tok-7c1d9e2f"), "{file}");
+    }
+}

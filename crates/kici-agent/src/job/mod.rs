@@ -500,19 +500,43 @@ impl Job<'_> {
                 } else {
                     done.error
                 };
-                Outcome {
+                let outcome = Outcome {
                     error,
                     duration_ms: done.duration_ms,
                     secret_outputs: done.secret_outputs,
                     outputs: done.outputs,
                     ..Outcome::of(state)
-                }
+                };
+                self.without_secrets_in_outputs(outcome)
             }
             None if cancelled => Outcome::cancelled(),
             None => {
                 let status = exit_status.map_or_else(|| "unknown status".to_string(), |s| s.to_string());
                 Outcome::failed(runner_exited_early(&status, &steps.stderr_tail))
             }
+        }
+    }
+
+    /// Outputs are stored and passed on in the clear: ones holding a secret's value fail the
+    /// job instead (secrets travel with `ctx.setSecretOutput`).
+    fn without_secrets_in_outputs(&self, outcome: Outcome) -> Outcome {
+        let Some(outputs) = &outcome.outputs else {
+            return outcome;
+        };
+        let text = outputs.to_string();
+        let leaked = self
+            .dispatch
+            .secrets
+            .iter()
+            .find(|(_, secret)| !secret.value.is_empty() && text.contains(secret.value.as_str()));
+        match leaked {
+            None => outcome,
+            Some((key, _)) => Outcome {
+                duration_ms: outcome.duration_ms,
+                ..Outcome::failed(format!(
+                    "Job outputs hold the value of secret '{key}'; outputs are stored and passed on in the clear, so return a secret with ctx.setSecretOutput instead"
+                ))
+            },
         }
     }
 
