@@ -433,3 +433,19 @@ fn dynamic_environment_and_env_follow_the_branch_and_local_secrets_are_masked() 
     );
     assert!(broken.stderr.contains("line 1: no `=`"), "{}", broken.stderr);
 }
+
+#[test]
+fn what_a_job_returns_reaches_the_jobs_that_need_it_locally() {
+    let repo = Project::test_repo();
+    repo.write(
+        ".kici/workflows/outputs.ts",
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nconst build = job('build', { runsOn: 'linux', steps: [step('make', async () => ({ version: '2.0.1' }))] });\nconst test = job('test', { runsOn: 'linux', matrix: { shard: ['a', 'b'] }, run: async (ctx) => ({ shard: ctx.matrix.shard }) });\n\nexport default workflow('outputs', {\n  on: push(),\n  jobs: [build, test, job('ship', { runsOn: 'linux', needs: [build, test], run: async (ctx) => {\n    console.log(`version ${build.result.make.version} shards ${ctx.needs.test.map((t) => t.result.shard).join(',')}`);\n  } })],\n});\n",
+    );
+    let run = repo.kici(&["run", "local", "--workflow", "outputs"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[ship › step-1] version 2.0.1 shards a,b\n"),
+        "{}",
+        run.stdout
+    );
+}

@@ -218,6 +218,52 @@ pub fn decide<'a>(needs: &'a [Need], upstream: impl Fn(&str) -> Option<JobStatus
     )
 }
 
+/// One row of an upstream job as `ctx.needs` shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpstreamRow<'a> {
+    pub name: &'a str,
+    pub status: JobStatus,
+    pub outputs: Option<&'a serde_json::Value>,
+}
+
+/// `ctx.needs` of a job [`decide`] let run: each upstream as `{status, result?}`, or, when it
+/// fanned out (`rows` says so), an array of `{name, status, result?}` in the order given. The
+/// build job a run may wait for (`__build__…`) is KiCI's, not the author's, and is left out.
+pub fn needs_context<'a>(
+    decided: serde_json::Map<String, serde_json::Value>,
+    rows: impl Fn(&str) -> (bool, Vec<UpstreamRow<'a>>),
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{Map, Value};
+    let entry = |row: &UpstreamRow<'_>, status: Value, name: bool| {
+        let mut entry = Map::new();
+        if name {
+            entry.insert("name".to_string(), Value::String(row.name.to_string()));
+        }
+        entry.insert("status".to_string(), status);
+        if let Some(outputs) = row.outputs {
+            entry.insert("result".to_string(), outputs.clone());
+        }
+        Value::Object(entry)
+    };
+    decided
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(crate::failure::BUILD_JOB_PREFIX))
+        .map(|(name, decided)| {
+            let (fanned_out, upstream) = rows(&name);
+            let value = match upstream.as_slice() {
+                [] => decided,
+                [one] if !fanned_out => entry(one, decided["status"].clone(), false),
+                many => Value::Array(
+                    many.iter()
+                        .map(|row| entry(row, serde_json::json!(row.status), true))
+                        .collect(),
+                ),
+            };
+            (name, value)
+        })
+        .collect()
+}
+
 /// The status a group of jobs (a matrix's children) presents to a downstream `needs`: a
 /// failure-like status if any, else `cancelled` if any, else `skipped` if all were skipped, else
 /// `success`.
@@ -353,5 +399,55 @@ mod tests {
         assert_eq!(group_status(&[Success, Cancelled]), Cancelled);
         assert_eq!(group_status(&[Skipped, Skipped]), Skipped);
         assert_eq!(group_status(&[Skipped, Success]), Success);
+    }
+
+    #[test]
+    fn needs_carry_results_one_row_or_an_ordered_array_and_never_the_build_job() {
+        let build = serde_json::json!({"version": "1"});
+        let shard_a = serde_json::json!({"shard": "a"});
+        let decided: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "build": {"status": "success"},
+            "test": {"status": "success"},
+            "lint": {"status": "skipped"},
+            "__build__ci": {"status": "success"},
+        }))
+        .unwrap();
+        let context = needs_context(decided, |name| match name {
+            "build" => (
+                false,
+                vec![UpstreamRow {
+                    name: "build",
+                    status: JobStatus::Success,
+                    outputs: Some(&build),
+                }],
+            ),
+            "test" => (
+                true,
+                vec![
+                    UpstreamRow {
+                        name: "test (a)",
+                        status: JobStatus::Success,
+                        outputs: Some(&shard_a),
+                    },
+                    UpstreamRow {
+                        name: "test (b)",
+                        status: JobStatus::Success,
+                        outputs: None,
+                    },
+                ],
+            ),
+            _ => (false, Vec::new()),
+        });
+        assert_eq!(
+            serde_json::Value::Object(context),
+            serde_json::json!({
+                "build": {"status": "success", "result": {"version": "1"}},
+                "test": [
+                    {"name": "test (a)", "status": "success", "result": {"shard": "a"}},
+                    {"name": "test (b)", "status": "success"},
+                ],
+                "lint": {"status": "skipped"},
+            })
+        );
     }
 }

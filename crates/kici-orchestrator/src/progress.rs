@@ -6,7 +6,7 @@
 //! finishing together) and replayed messages cannot move a job or run twice.
 
 use kici_engine::api;
-use kici_engine::dag::{Decision, decide, group_status};
+use kici_engine::dag::{Decision, UpstreamRow, decide, group_status};
 use kici_engine::description::JobDescription;
 use kici_engine::excerpt::excerpt;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope, matrix_expansion_failed};
@@ -101,41 +101,24 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
     }
 }
 
-/// A job's upstream results as its steps see them (`ctx.needs`): `{status, result?}` for a job
-/// of one row, an array of `{name, status, result?}` (by job name) for a fanned-out one. The
-/// build job it waited for is KiCI's, not the author's.
+/// A job's upstream results as its steps see them (`ctx.needs`), from the run's rows.
 fn needs_context(needs: Map<String, Value>, jobs: &[JobRecord]) -> Map<String, Value> {
-    let entry = |status: Value, job: &JobRecord, name: bool| {
-        let mut entry = Map::new();
-        if name {
-            entry.insert("name".to_string(), Value::String(job.job.job_name.clone()));
-        }
-        entry.insert("status".to_string(), status);
-        if let Some(outputs) = &job.outputs {
-            entry.insert("result".to_string(), outputs.clone());
-        }
-        Value::Object(entry)
-    };
-    needs
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with(kici_engine::failure::BUILD_JOB_PREFIX))
-        .map(|(name, decided)| {
-            let rows: Vec<&JobRecord> = jobs
-                .iter()
-                .filter(|j| j.job.base_job_name == name && j.kind == JobKind::Execute)
-                .collect();
-            let value = match rows.as_slice() {
-                [one] if one.matrix.is_none() => entry(decided["status"].clone(), one, false),
-                [] => decided,
-                many => Value::Array(
-                    many.iter()
-                        .map(|job| entry(serde_json::json!(job.job.status), job, true))
-                        .collect(),
-                ),
-            };
-            (name, value)
-        })
-        .collect()
+    kici_engine::dag::needs_context(needs, |name| {
+        let rows: Vec<&JobRecord> = jobs
+            .iter()
+            .filter(|j| j.job.base_job_name == name && j.kind == JobKind::Execute)
+            .collect();
+        let fanned_out = rows.iter().any(|j| j.matrix.is_some());
+        let rows = rows
+            .into_iter()
+            .map(|j| UpstreamRow {
+                name: &j.job.job_name,
+                status: j.job.status,
+                outputs: j.outputs.as_ref(),
+            })
+            .collect();
+        (fanned_out, rows)
+    })
 }
 
 /// Queues or skips every waiting job whose needs have finished, then completes the run when

@@ -60,6 +60,7 @@ pub async fn execute(
         status: JobStatus::Running,
         duration_ms: None,
         error_message: None,
+        outputs: None,
         steps: lock_job
             .flat_steps()
             .iter()
@@ -115,6 +116,7 @@ pub async fn execute(
                             completed = true;
                             report.status = done.status;
                             report.error_message = done.error;
+                            report.outputs = done.outputs;
                         }
                     }
                     if !completed {
@@ -163,6 +165,7 @@ pub async fn execute(
                 completed = true;
                 report.status = done.status;
                 report.error_message = done.error;
+                report.outputs = done.outputs;
             }
             RunnerEvent::Message(RunnerMessage::CacheRequest(request)) => {
                 let answer = CacheResponse::error(

@@ -39,6 +39,9 @@ pub struct JobReport {
     pub duration_ms: Option<u64>,
     pub error_message: Option<String>,
     pub steps: Vec<StepReport>,
+    /// What the job's steps returned (`ctx.needs.<job>.result` downstream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +68,7 @@ impl JobReport {
             duration_ms: None,
             error_message,
             steps: Vec::new(),
+            outputs: None,
         }
     }
 }

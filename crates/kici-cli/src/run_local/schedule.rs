@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use kici_compiler::evaluate::{MATRIX_TIMEOUT, evaluate_matrix};
 use kici_compiler::runner::{RunnerError, RunnerProcess, RunnerSpec};
 use kici_compiler::stage::StagedTree;
-use kici_engine::dag::{Decision, decide, group_status};
+use kici_engine::dag::{Decision, UpstreamRow, decide, group_status, needs_context};
 use kici_engine::event::EventEnvelope;
 use kici_engine::lockfile::{LockJob, LockMatrix, LockWorkflow, StaticJob};
 use kici_engine::matrix::{self, Combination, MatrixValues};
@@ -120,7 +120,22 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                 };
                 let needs = match decide(&job.needs, finished) {
                     Decision::Wait => continue,
-                    Decision::Run(needs) if !interrupted => needs,
+                    Decision::Run(needs) if !interrupted => needs_context(needs, |name| {
+                        let reports = jobs[w]
+                            .iter()
+                            .position(|o| o.name == name)
+                            .and_then(|upstream| results.get(&(w, upstream)));
+                        let reports = reports.map(Vec::as_slice).unwrap_or_default();
+                        let rows = reports
+                            .iter()
+                            .map(|r| UpstreamRow {
+                                name: &r.name,
+                                status: r.status,
+                                outputs: r.outputs.as_ref(),
+                            })
+                            .collect();
+                        (reports.iter().any(|r| r.matrix.is_some()), rows)
+                    }),
                     _ => {
                         progressed = true;
                         let status = if interrupted {
