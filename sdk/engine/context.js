@@ -5,6 +5,7 @@
 // commands in the runner's ProcessGroups, so shutdown finds them.
 // It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
+import { firstBlockingRule } from '@kici-dev/sdk';
 import { ProcessPromise, createLogger, createShell, errorMessage } from '@kici-dev/shared';
 import { cacheApi } from './cache.js';
 import { race } from './run-step.js';
@@ -148,25 +149,23 @@ export function dynamicJobContext({ request, workflow, env, log, signal, groups 
  * @returns {Promise<{label: string, problem?: string} | {interrupted: true} | undefined>} the
  *   blocking rule (`problem` when it threw or timed out), `interrupted` when `signal` fired first
  */
-export async function blockingRule(rules, { makeContext, signal, timeoutMs = RULE_TIMEOUT_MS }) {
-  for (const rule of rules) {
+export function blockingRule(rules, { makeContext, signal, timeoutMs = RULE_TIMEOUT_MS }) {
+  return firstBlockingRule(rules, async (rule) => {
     const outcome = await race((ruleSignal) => rule.check(makeContext(ruleSignal)), {
       timeoutMs,
       parentSignal: signal,
     });
     switch (outcome.kind) {
       case 'value':
-        if (!outcome.value) return { label: rule.label };
-        break;
+        return { passed: Boolean(outcome.value) };
       case 'thrown':
-        return { label: rule.label, problem: `threw: ${errorMessage(outcome.thrown)}` };
+        return { passed: false, problem: `threw: ${errorMessage(outcome.thrown)}` };
       case 'timedOut':
-        return { label: rule.label, problem: `timed out after ${timeoutMs}ms` };
+        return { passed: false, problem: `timed out after ${timeoutMs}ms` };
       default:
         return { interrupted: true };
     }
-  }
-  return undefined;
+  });
 }
 
 /**

@@ -1,9 +1,12 @@
-// Rules (`rule`, `skip`) and hook factories (`onSuccess`, `onFailure`, `cleanup`, `onCancel`).
-// A rule is `{_tag: 'Rule', label, check}` where `check(ctx)` returns (or resolves to) true to
-// let the job or step run; `skip` negates its check. A hook is `{_tag: 'Hook', kind, run,
-// timeout}`. Also the checks that a `rules` option holds rules and that hooks are well formed.
-// Evaluating rules and running hooks is the runner's job, not this module's.
+// Rules (`rule`, `skip`) and hook factories (`onSuccess`, `onFailure`, `cleanup`, `onCancel`,
+// `beforeStep`, `afterStep`). A rule is `{_tag: 'Rule', label, check}` where `check(ctx)`
+// returns (or resolves to) true to let the job or step run; `skip` negates its check. A hook is
+// `{_tag: 'Hook', kind, run, timeout}`. Also the checks that a `rules` option holds rules and
+// that hooks are well formed, and the order rules are evaluated in (`firstBlockingRule`, which
+// the runner and `evaluateRules` share).
+// Running hooks and bounding rule checks in time are the runner's job, not this module's.
 
+import { errorMessage } from '@kici-dev/shared';
 import { KiciError, callSite, checkWholeNumber, toList } from './common.js';
 
 const RULE_EXAMPLE = "e.g. rule('main only', ({ event }) => event.targetBranch === 'main')";
@@ -39,8 +42,46 @@ export function normalizeRules(rules, fail) {
 }
 
 /**
+ * Goes through `rules` in order and stops at the first that does not pass. `judge(rule)`
+ * resolves with `{passed}` (`problem` when the check threw or timed out) or `{interrupted: true}`.
+ * @returns {Promise<{label: string, problem?: string} | {interrupted: true} | undefined>} the
+ *   blocking rule, `interrupted` when judging was cut short, undefined when every rule passed
+ */
+export async function firstBlockingRule(rules, judge) {
+  for (const rule of rules) {
+    const verdict = await judge(rule);
+    if (verdict.interrupted) return { interrupted: true };
+    if (!verdict.passed) {
+      return verdict.problem === undefined ? { label: rule.label } : { label: rule.label, problem: verdict.problem };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Evaluates rule()/skip() values against `ctx` in the runner's order: the first that does not
+ * pass (or throws) decides. `label` names what the rules guard in error texts; `cb(ruleLabel,
+ * passed)` hears each verdict.
+ * @returns {Promise<{passed: true} | {passed: false, label: string, problem?: string}>}
+ */
+export async function evaluateRules(rules, ctx, label = 'evaluateRules', cb) {
+  const fail = (message, suggestion) => new KiciError(`${label}: ${message}`, { location: callSite(), suggestion });
+  const blocking = await firstBlockingRule(normalizeRules(rules, fail), async (rule) => {
+    let verdict;
+    try {
+      verdict = { passed: Boolean(await rule.check(ctx)) };
+    } catch (error) {
+      verdict = { passed: false, problem: `threw: ${errorMessage(error)}` };
+    }
+    cb?.(rule.label, verdict.passed);
+    return verdict;
+  });
+  return blocking === undefined ? { passed: true } : { passed: false, ...blocking };
+}
+
+/**
  * Normalises `fn | {run, timeout} | Hook` into a Hook of the given kind.
- * @param {'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel'} kind
+ * @param {'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel' | 'beforeStep' | 'afterStep'} kind
  */
 export function toHook(kind, input) {
   if (input === undefined || input === null) return undefined;
@@ -65,6 +106,8 @@ export const onSuccess = (input) => toHook('onSuccess', input);
 export const onFailure = (input) => toHook('onFailure', input);
 export const cleanup = (input) => toHook('cleanup', input);
 export const onCancel = (input) => toHook('onCancel', input);
+export const beforeStep = (input) => toHook('beforeStep', input);
+export const afterStep = (input) => toHook('afterStep', input);
 
 /** The four hooks of a job or workflow options object, normalised. */
 export function hooksOf(options) {
@@ -74,4 +117,9 @@ export function hooksOf(options) {
     cleanup: toHook('cleanup', options.cleanup),
     onCancel: toHook('onCancel', options.onCancel),
   };
+}
+
+/** A job's hooks around each step (workflows have none), normalised. */
+export function stepHooksOf(options) {
+  return { beforeStep: toHook('beforeStep', options.beforeStep), afterStep: toHook('afterStep', options.afterStep) };
 }
