@@ -52,6 +52,8 @@ function putHookFlags(target, hooks) {
   put(target, 'hasCleanup', hooks.cleanup ? true : undefined);
   put(target, 'hasOnSuccess', hooks.onSuccess ? true : undefined);
   put(target, 'hasOnFailure', hooks.onFailure ? true : undefined);
+  put(target, 'hasBeforeStep', hooks.beforeStep ? true : undefined);
+  put(target, 'hasAfterStep', hooks.afterStep ? true : undefined);
 }
 
 const nonEmpty = (list) => (list.length > 0 ? list : undefined);

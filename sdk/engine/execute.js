@@ -96,7 +96,11 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   await run.saveJobCaches(signal);
   deadline.disarm();
 
-  const failed = run.failedStep !== undefined || run.failedInit !== undefined || deadline.signal.aborted;
+  const failed =
+    run.failedStep !== undefined ||
+    run.failedInit !== undefined ||
+    run.afterStepErrors.length > 0 ||
+    deadline.signal.aborted;
   const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
   const jobOutputs = run.outputs.message();
 
@@ -111,7 +115,7 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   } else if (status === 'failed' && run.failedStep !== undefined) {
     errors.push(`Step '${run.failedStep}' failed`);
   }
-  errors.push(...hookErrors);
+  errors.push(...run.afterStepErrors, ...hookErrors);
   if (jobOutputs.error !== undefined) errors.push(jobOutputs.error);
   const fields = { stepResults: run.stepResults() };
   if (errors.length > 0) fields.error = errors.join('; ');
@@ -174,6 +178,8 @@ class JobRun {
   failedStep = undefined;
   /** The init row that failed (`{name, error}`): no step runs then. */
   failedInit = undefined;
+  /** `afterStep hook failed after step '<name>': <message>` for each failed afterStep row. */
+  afterStepErrors = [];
   #results = [];
   /** Per spec of the job's cache, whether `cache:restore` hit its exact key (no save needed). */
   #exactHits = [];
@@ -365,7 +371,7 @@ class JobRun {
   async saveJobCaches(signal) {
     const row = this.cacheRows[1];
     if (row === undefined) return;
-    if (this.failedInit !== undefined || this.failedStep !== undefined || signal.aborted) {
+    if (this.failedInit !== undefined || this.#statusSoFar() === 'failed' || signal.aborted) {
       this.skip(row);
       return;
     }
@@ -428,16 +434,54 @@ class JobRun {
         return false;
       }
     }
+    const failed = (result) => result.status === 'failed' && !step.continueOnError;
+    const before = await this.#runStepHook('beforeStep', row, { status: this.#statusSoFar() }, signal);
+    if (before?.status === 'failed') {
+      // The step does not run: it fails (step.complete without step.start) with the hook's error.
+      const result = { status: 'failed', attempts: 0, error: { message: `beforeStep hook failed: ${before.error.message}` } };
+      this.#complete(row, result, 0);
+      return failed(result);
+    }
+    if (before?.status === 'cancelled') {
+      this.skip(row, row.group === null ? 'skipped' : 'cancelled');
+      return false;
+    }
     this.#start(row, { stepType: 'step', state: 'running', ...startFields });
     const result = await this.#execute(row, {
       noun: 'Step',
       run: step.run,
       timeoutMs: step.timeout ?? this.request.defaultStepTimeoutMs,
       retry: step.retry,
+      retryIf: step.retryIf,
       signal,
       keepsOutputs: true,
     });
-    return result.status === 'failed' && !step.continueOnError;
+    const outcome = { status: result.status };
+    if (result.error !== undefined) outcome.error = result.error.message;
+    const after = await this.#runStepHook('afterStep', row, outcome, signal);
+    if (after?.status === 'failed') {
+      // The step keeps its own status; the job fails and stops like after a failed step.
+      this.afterStepErrors.push(`afterStep hook failed after step '${row.name}': ${after.error.message}`);
+      return true;
+    }
+    return failed(result);
+  }
+
+  /** `success`, or `failed` once a row failed (a continueOnError step included). */
+  #statusSoFar() {
+    return this.failedStep === undefined && this.afterStepErrors.length === 0 ? 'success' : 'failed';
+  }
+
+  /**
+   * Runs the job's `beforeStep` / `afterStep` hook for step `row` as its own row
+   * `<kind>:<step>`, unless the job has none or `signal` fired (an abort skips them: cancel
+   * runs onCancel and cleanup only). `outcome` gets the step's name.
+   * @returns {Promise<object | undefined>} the hook row's result, undefined when it did not run
+   */
+  async #runStepHook(kind, row, outcome, signal) {
+    const hook = this.job.hooks[kind];
+    if (hook === undefined || signal.aborted) return undefined;
+    return this.runHook(hook, { ...outcome, step: row.name }, signal, `${kind}:${row.name}`);
   }
 
   /** Runs a parallel group; resolves true when a child failed without continueOnError. */
@@ -467,9 +511,9 @@ class JobRun {
     return failed;
   }
 
-  /** Runs a job hook as its own row after the steps. */
-  async runHook(hook, outcome, parentSignal) {
-    const row = { index: this.nextHookIndex, name: hook.kind };
+  /** Runs a job hook as its own row (named `name`, else the hook kind) on the next hook index. */
+  async runHook(hook, outcome, parentSignal, name = hook.kind) {
+    const row = { index: this.nextHookIndex, name };
     this.nextHookIndex += 1;
     this.#start(row, { stepType: `hook:${hook.kind}`, state: 'running', concurrencyKind: 'sequential' });
     return this.#execute(row, {
@@ -524,6 +568,7 @@ class JobRun {
       makeContext = (scope) => this.#stepContext(scope),
       timeoutMs,
       retry,
+      retryIf,
       signal,
       rowEnv,
       handsOnEnvWhenFailed = true,
@@ -561,6 +606,7 @@ class JobRun {
       run,
       timeoutMs,
       retry,
+      retryIf,
       parentSignal: signal,
       output: this.output,
       log,

@@ -1,5 +1,6 @@
-// Runs one step or hook function to a result: attempts under the retry policy, each raced
-// against its timeout and against the parent signal (job abort, job deadline, fail-fast). The
+// Runs one step or hook function to a result: attempts under the retry policy (and the step's
+// `retryIf`), each raced against its timeout and against the parent signal (job abort, job
+// deadline, fail-fast). The
 // runner never waits for a function that ignores its signal: once the race is decided, the
 // attempt's signal fires (killing its `$` processes) and the result is returned. The race itself
 // (`race`) is also what rule checks run under.
@@ -78,7 +79,9 @@ function interrupted(noun, name, reason) {
 }
 
 /**
- * One attempt: resolves with `{ok: true, value}` (what `run` returned), `{error}` or `{interrupted: reason}`.
+ * One attempt: resolves with `{ok: true, value}` (what `run` returned), `{error, cause}` or
+ * `{interrupted: reason}`; `cause` is what a retryIf gets: the thrown value, or an Error with the
+ * timeout text.
  */
 async function runAttempt({ noun, name, run, timeoutMs, parentSignal, makeContext, output, log }) {
   const outcome = await race((signal) => output.runIn(log, async () => run(makeContext(signal))), {
@@ -88,14 +91,16 @@ async function runAttempt({ noun, name, run, timeoutMs, parentSignal, makeContex
   switch (outcome.kind) {
     case 'value':
       return { ok: true, value: outcome.value };
-    case 'timedOut':
-      return { error: { message: `${noun} '${name}' timed out after ${timeoutMs}ms` } };
+    case 'timedOut': {
+      const message = `${noun} '${name}' timed out after ${timeoutMs}ms`;
+      return { error: { message }, cause: new Error(message) };
+    }
     case 'thrown': {
       const { thrown } = outcome;
       if (!(thrown instanceof ProcessOutput) && thrown instanceof Error && thrown.stack) {
         log.text('error', userStack(thrown.stack));
       }
-      return { error: stepError(thrown) };
+      return { error: stepError(thrown), cause: thrown };
     }
     default:
       return { interrupted: outcome.reason };
@@ -109,8 +114,31 @@ function retryDelay(policy, attempt) {
 }
 
 /**
+ * Whether failed attempt `attempts` is retried: `retry`, `stop`, or `interrupted` when the parent
+ * signal fired while the step's `retryIf(error, attempt)` ran. Without retryIf, while attempts
+ * are left; a retryIf that throws means no retry.
+ */
+async function retryDecision(spec, outcome, attempts, maxAttempts) {
+  if (attempts >= maxAttempts) return 'stop';
+  if (spec.retryIf === undefined) return 'retry';
+  const asked = await race(() => spec.output.runIn(spec.log, async () => spec.retryIf(outcome.cause, attempts)), {
+    parentSignal: spec.parentSignal,
+  });
+  switch (asked.kind) {
+    case 'value':
+      return asked.value ? 'retry' : 'stop';
+    case 'thrown':
+      spec.log.line('log', `[kici] retryIf threw: ${errorMessage(asked.thrown)}; not retrying`, 'warn');
+      return 'stop';
+    default:
+      return 'interrupted';
+  }
+}
+
+/**
  * @param {{noun: 'Step' | 'Init' | 'Cache', name: string, run: Function, timeoutMs?: number | null,
  *          retry?: {maxAttempts: number, delayMs: number, backoff: string, maxDelayMs: number},
+ *          retryIf?: (error: unknown, attempt: number) => unknown,
  *          parentSignal: AbortSignal, makeContext: (signal: AbortSignal) => object,
  *          output: import('./output.js').OutputRouter, log: import('./output.js').StepLog}} spec
  *   `noun` starts the timeout texts: `Step '<name>' timed out after <ms>ms` (hooks too), `Init '<name>' ...`,
@@ -124,7 +152,9 @@ export async function runStep(spec) {
     const outcome = await runAttempt(spec);
     if (outcome.ok) return { status: 'success', attempts, value: outcome.value };
     if (outcome.interrupted) return { ...interrupted(spec.noun, spec.name, outcome.interrupted), attempts };
-    if (attempts >= maxAttempts) return { status: 'failed', attempts, error: outcome.error };
+    const decision = await retryDecision(spec, outcome, attempts, maxAttempts);
+    if (decision === 'interrupted') return { ...interrupted(spec.noun, spec.name, spec.parentSignal.reason), attempts };
+    if (decision === 'stop') return { status: 'failed', attempts, error: outcome.error };
     const delayMs = retryDelay(spec.retry, attempts);
     spec.log.line(
       'log',

@@ -14,7 +14,7 @@ import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common
 import { normalizeInit } from './init.js';
 import { defineJobResult } from './outputs.js';
 import { flattenSteps } from './naming.js';
-import { hooksOf, normalizeRules } from './rules.js';
+import { hooksOf, normalizeRules, stepHooksOf } from './rules.js';
 import { stepFromFunction } from './steps.js';
 
 const NEEDS_WHEN = ['on-success', 'always', 'on-skip', 'on-failure'];
@@ -70,7 +70,7 @@ export function job(nameOrOptions, maybeOptions) {
     secrets: normalizeSecretNames(options.secrets, fail),
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
-    hooks: hooksOf(options),
+    hooks: { ...hooksOf(options), ...stepHooksOf(options) },
     optionKeys: Object.keys(options),
   };
   defineJobResult(value, name ?? UNNAMED);

@@ -1,7 +1,7 @@
 // `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
 // every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
 // bare functions), normalise `retry`, record the call site and validate (run, timeout, retry,
-// rules).
+// retryIf, rules).
 // Naming unnamed steps (`step-N`) and flat indices are NOT decided here: naming.js does that,
 // for job() validation, describe and execute alike.
 
@@ -12,6 +12,7 @@ import { normalizeRules, toHook } from './rules.js';
 /** Retry defaults for `retry: N` and for fields missing from `retry: {...}`. */
 const RETRY_DEFAULTS = { delayMs: 1000, backoff: 'exponential', maxDelayMs: 30000 };
 const RETRY_EXAMPLE = "e.g. retry: 3 or retry: { maxAttempts: 3, backoff: 'fixed', delayMs: 500 }";
+const RETRY_IF_EXAMPLE = "e.g. retry: 3, retryIf: (error) => /ECONNRESET/.test(error.message)";
 const STEP_EXAMPLE = "e.g. step('build', async ({ $ }) => { await $`make` })";
 
 /**
@@ -39,6 +40,17 @@ function normalizeRetry(retry, fail) {
   return normalized;
 }
 
+/** `retryIf(error, attempt)` decides whether a failed attempt is retried, so it needs `retry`. */
+function checkRetryIf({ retry, retryIf }, fail) {
+  if (retryIf === undefined) return;
+  if (typeof retryIf !== 'function') {
+    throw fail('retryIf must be a function (error, attempt) => boolean', RETRY_IF_EXAMPLE);
+  }
+  if (retry === undefined) {
+    throw fail('retryIf needs retry: it only decides whether the attempts retry gives are used', RETRY_IF_EXAMPLE);
+  }
+}
+
 /** Builds a Step from options; `location` is the `step(` call site (absent for bare functions). */
 function makeStep(options, location) {
   const name = options.name || undefined;
@@ -49,12 +61,14 @@ function makeStep(options, location) {
     { field: 'timeout', min: 1, unit: 'ms', example: "e.g. step('build', { run, timeout: 10 * 60 * 1000 })" },
     fail,
   );
+  checkRetryIf(options, fail);
   const step = {
     _tag: 'Step',
     name,
     run: options.run,
     timeout: options.timeout,
     retry: normalizeRetry(options.retry, fail),
+    retryIf: options.retryIf,
     continueOnError: options.continueOnError === true,
     outputs: options.outputs,
     rules: normalizeRules(options.rules, fail),
