@@ -217,11 +217,18 @@ export type StepFunction<M extends MatrixCombination | undefined = MatrixCombina
   ctx: StepContext<M>,
 ) => unknown;
 
-/** How the job went, for hooks. */
+/**
+ * How the job went, for hooks. For `beforeStep`, `status` is the job's so far (`failed` once a
+ * step failed, a `continueOnError` one included); for `afterStep`, the step's own status.
+ */
 export interface HookOutcome {
   status: 'success' | 'failed' | 'cancelled';
-  /** Name of the first failed step, or of the init row (`init:<n>`) that failed, if any. */
+  /** Name of the first failed step, or of the init row (`init:<n>`) that failed, if any (job hooks). */
   failedStep?: string;
+  /** The step a `beforeStep` / `afterStep` hook runs for. */
+  step?: string;
+  /** `afterStep` of a failed step: its error message. */
+  error?: string;
 }
 
 export interface HookContext extends StepContext {
@@ -286,7 +293,13 @@ export interface StepOptions<M extends MatrixCombination | undefined = MatrixCom
   /** Per attempt, ms (positive integer). Default: the host's step timeout (30 min). */
   timeout?: number;
   retry?: RetryOption;
-  /** Record the failure and go on; the job still fails. */
+  /**
+   * With `retry`: whether a failed attempt (`error` is what it threw, or an Error with the
+   * timeout text; `attempt` counts from 1) is retried. A throwing retryIf means no retry.
+   * Not in the lock file.
+   */
+  retryIf?: (error: unknown, attempt: number) => boolean | Promise<boolean>;
+  /** Record the failure and go on (after the retries); the job still fails. */
   continueOnError?: boolean;
   /** The step is skipped unless every rule passes. */
   rules?: OneOrMany<Rule>;
@@ -302,6 +315,7 @@ export interface Step {
   readonly run: StepFunction<any>;
   readonly timeout: number | undefined;
   readonly retry: RetryPolicy | undefined;
+  readonly retryIf: ((error: unknown, attempt: number) => boolean | Promise<boolean>) | undefined;
   readonly continueOnError: boolean;
   readonly rules: readonly Rule[];
   readonly location: SourceLocation | undefined;
@@ -372,7 +386,21 @@ export declare function rule(label: string, check?: RuleCheck): Rule;
 /** Blocks when `check` returns true (no check: always blocks). */
 export declare function skip(label: string, check?: RuleCheck): Rule;
 
-export type HookKind = 'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel';
+export type RulesVerdict = { passed: true } | { passed: false; label: string; problem?: string };
+
+/**
+ * Evaluates rules against `ctx` in the runner's order: the first that does not pass (or throws,
+ * `problem: 'threw: <message>'`) decides. `label` names what the rules guard in error texts;
+ * `cb(ruleLabel, passed)` hears each verdict.
+ */
+export declare function evaluateRules(
+  rules: OneOrMany<Rule>,
+  ctx: RuleContext,
+  label?: string,
+  cb?: (label: string, passed: boolean) => void,
+): Promise<RulesVerdict>;
+
+export type HookKind = 'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel' | 'beforeStep' | 'afterStep';
 export type HookFunction = (ctx: HookContext) => unknown;
 
 export interface Hook {
@@ -394,6 +422,17 @@ export declare function onFailure(input: HookFunction | { run: HookFunction; tim
 export declare function cleanup(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
 /** Runs when the job is cancelled, before cleanup. */
 export declare function onCancel(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+/**
+ * Runs before each step that passed its rules, as its own row `beforeStep:<step>`; when it fails
+ * the step fails (`beforeStep hook failed: <message>`) without running. Not after an abort.
+ */
+export declare function beforeStep(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
+/**
+ * Runs after each step that ran, as its own row `afterStep:<step>`; when it fails the step keeps
+ * its status, the steps after it are skipped and the job fails
+ * (`afterStep hook failed after step '<step>': <message>`). Not after an abort.
+ */
+export declare function afterStep(input: HookFunction | { run: HookFunction; timeout?: number }): Hook;
 
 // ---------------------------------------------------------------------------------------------
 // Triggers
@@ -439,6 +478,9 @@ export declare function push(options?: PushOptions): Trigger;
 export declare function pr(options?: PrOptions): Trigger;
 export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
 export declare function dispatch(options?: { types?: OneOrMany<string> }): Trigger;
+
+/** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
+export declare function isEventType(event: EventEnvelope | undefined, type: string): boolean;
 
 // ---------------------------------------------------------------------------------------------
 // Jobs
@@ -616,6 +658,10 @@ interface JobOptionsBase<X> {
   onFailure?: HookInput;
   cleanup?: HookInput;
   onCancel?: HookInput;
+  /** Before each step (see `beforeStep()`); described as `hasBeforeStep`. */
+  beforeStep?: HookInput;
+  /** After each step (see `afterStep()`); described as `hasAfterStep`. */
+  afterStep?: HookInput;
 }
 
 /** Either `steps` or `run` (a single step named `step-1`). */
@@ -776,3 +822,81 @@ export declare function normalizeCacheSpecs(
 
 /** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
 export declare function isMatrixValue(value: unknown): value is MatrixValue;
+
+/**
+ * Goes through `rules` in order and stops at the first that `judge` does not pass (the order the
+ * runner and evaluateRules share). Resolves with the blocking rule, `{interrupted: true}`, or
+ * undefined when all passed.
+ */
+export declare function firstBlockingRule(
+  rules: readonly Rule[],
+  judge: (rule: Rule) => Promise<{ passed: boolean; problem?: string } | { interrupted: true }>,
+): Promise<{ label: string; problem?: string } | { interrupted: true } | undefined>;
+
+// ---------------------------------------------------------------------------------------------
+// Utilities
+
+export interface WaitForOptions<T> {
+  /** Polled until it returns a truthy value, which waitFor resolves with. */
+  check: () => T | false | null | undefined | 0 | '' | Promise<T | false | null | undefined | 0 | ''>;
+  /** ms between checks; default 2000. */
+  intervalMs?: number;
+  /** ms from the call to the last check; default 60000. */
+  timeoutMs?: number;
+  /** ms before the first check; default 0. */
+  initialDelayMs?: number;
+  /** A throwing check counts as not yet (default true); false rethrows. */
+  swallowErrors?: boolean;
+  /** The value at the deadline instead of throwing WaitForTimeoutError. */
+  onTimeout?: () => T | Promise<T>;
+  /** Rejects with the signal's reason when it fires. */
+  signal?: AbortSignal;
+  /** `Timed out after <ms>ms waiting for <description>`; default `the condition`. */
+  description?: string;
+}
+
+export declare class WaitForTimeoutError extends Error {
+  readonly name: 'WaitForTimeoutError';
+  readonly timeoutMs: number;
+  /** What the last check threw, when one threw. */
+  readonly lastError?: unknown;
+}
+
+export declare function waitFor<T>(options: WaitForOptions<T>): Promise<T>;
+
+/**
+ * A step that waits: `check` gets the step context, the step's signal stops the wait, the name
+ * is the default description, and what the check returned is the step's outputs.
+ */
+export declare function waitForStep<T>(
+  name: string,
+  options: Omit<WaitForOptions<T>, 'check'> & {
+    check: (ctx: StepContext) => T | false | null | undefined | 0 | '' | Promise<T | false | null | undefined | 0 | ''>;
+  },
+): Step;
+
+export interface DagNode {
+  name: string;
+  needs?: readonly string[];
+}
+
+/** Kahn's algorithm over `needs`; `nodes` names the nodes at fault. */
+export declare function validateDag(
+  nodes: readonly DagNode[],
+):
+  | { valid: true; sortedOrder: string[] }
+  | { valid: false; error: 'cycle' | 'self-reference' | 'missing-dependency'; nodes: string[] };
+
+export type MatrixCombinationValue = Record<string, string | number | boolean>;
+
+/** `['a']` gives `[{value: 'a'}]`; a record gives the product, first dimension outermost. */
+export declare function expandMatrix(values: StaticMatrix): MatrixCombinationValue[];
+/** Exclude first (all keys equal; `{}` matches nothing), then include when absent (`{}` ignored). */
+export declare function applyIncludeExclude(
+  combinations: readonly MatrixCombinationValue[],
+  include?: readonly MatrixCombinationValue[],
+  exclude?: readonly MatrixCombinationValue[],
+): MatrixCombinationValue[];
+export declare function isStaticArray(value: unknown): value is readonly unknown[];
+export declare function isStaticObject(value: unknown): value is Readonly<Record<string, unknown>>;
+export declare function isDynamicFunction(value: unknown): value is (...args: any[]) => unknown;
