@@ -3,8 +3,9 @@
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
 // see resolve.js), job rules, the job's init commands as their own rows (each restoring and
 // saving its own caches around its command; a preset's command and cache planned by mise.js),
-// the job's caches restored in a `cache:restore` row, steps in order with parallel groups
-// (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
+// the job's caches restored in a `cache:restore` row, steps in order (each between the job's
+// beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast), the
+// caches saved in a `cache:save` row, the job deadline,
 // host `abort` (a forced one also stops the hooks), then the job hooks as their own rows. Each
 // row gets its own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it
 // ends; what it hands on to later rows (setEnv, addPath, the files' lines) goes into the job
