@@ -496,6 +496,8 @@ impl Generator<'_> {
                 has_on_success: job.has_on_success,
                 has_on_failure: job.has_on_failure,
             },
+            has_before_step: job.has_before_step,
+            has_after_step: job.has_after_step,
             grace_period: job.grace_period,
             timeout: job.timeout,
         })

@@ -117,6 +117,10 @@ pub struct JobDescription {
     #[serde(default)]
     pub has_on_failure: bool,
     #[serde(default)]
+    pub has_before_step: bool,
+    #[serde(default)]
+    pub has_after_step: bool,
+    #[serde(default)]
     pub grace_period: Option<u64>,
     #[serde(default)]
     pub timeout: Option<u64>,
@@ -293,6 +297,8 @@ impl JobDescription {
                 has_on_success: self.has_on_success,
                 has_on_failure: self.has_on_failure,
             },
+            has_before_step: self.has_before_step,
+            has_after_step: self.has_after_step,
             grace_period: self.grace_period,
             timeout: self.timeout,
         })

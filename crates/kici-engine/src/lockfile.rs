@@ -208,6 +208,10 @@ pub struct StaticJob {
     pub secrets: Vec<String>,
     #[serde(flatten)]
     pub hooks: HookFlags,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub has_before_step: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub has_after_step: bool,
     /// Seconds between SIGTERM and SIGKILL on cancel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period: Option<u64>,

@@ -72,6 +72,8 @@ const JOB_OPTIONS: &[&str] = &[
     "cleanup",
     "onSuccess",
     "onFailure",
+    "beforeStep",
+    "afterStep",
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "concurrencyGroup",
@@ -83,11 +85,18 @@ const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "maxParallel",
     "failFast",
     "gracePeriod",
-    "beforeStep",
-    "afterStep",
 ];
 
-const STEP_OPTIONS: &[&str] = &["name", "run", "timeout", "retry", "continueOnError", "outputs", "rules"];
+const STEP_OPTIONS: &[&str] = &[
+    "name",
+    "run",
+    "timeout",
+    "retry",
+    "retryIf",
+    "continueOnError",
+    "outputs",
+    "rules",
+];
 const STEP_NOT_IMPLEMENTED: &[&str] = &[
     "onCancel",
     "cleanup",
@@ -97,7 +106,6 @@ const STEP_NOT_IMPLEMENTED: &[&str] = &[
     "summarize",
     "drift",
     "whenInSync",
-    "retryIf",
 ];
 
 fn lists(level: Level) -> (&'static [&'static str], &'static [&'static str]) {
@@ -179,6 +187,8 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "hasCleanup",
     "hasOnSuccess",
     "hasOnFailure",
+    "hasBeforeStep",
+    "hasAfterStep",
     "timeout",
 ];
 const LOCK_DYNAMIC_JOB: &[&str] = &["_type", "source", "group", "needs"];

@@ -1,0 +1,113 @@
+//! The authoring surface through the orchestrator and agents: step hooks in the spec's order,
+//! `waitForStep` whose value is the step's outputs and reaches a job on another agent, and
+//! `retryIf`. On SQLite, or PostgreSQL with `KICI_TEST_E2E_DATABASE=postgres`.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+const WORKFLOW: &str = r#"import { workflow, job, step, push, beforeStep, afterStep, onSuccess, cleanup, waitForStep } from '@kici-dev/sdk';
+import fs from 'node:fs';
+
+const produce = job('produce', {
+  runsOn: 'producer',
+  beforeStep: beforeStep(async ({ outcome }) => { console.log(`hook before ${outcome.step}`); }),
+  afterStep: afterStep(async ({ outcome }) => { console.log(`hook after ${outcome.step} ${outcome.status}`); }),
+  onSuccess: onSuccess(async () => { console.log('hook onSuccess'); }),
+  cleanup: cleanup(async () => { console.log('hook cleanup'); }),
+  steps: [
+    step('start', async () => {
+      setTimeout(() => fs.writeFileSync('marker.json', JSON.stringify({ size: 42 })), 300);
+      console.log('step start');
+    }),
+    waitForStep('wait-for-marker', {
+      intervalMs: 100,
+      timeoutMs: 10000,
+      check: () => fs.existsSync('marker.json') && JSON.parse(fs.readFileSync('marker.json', 'utf8')),
+    }),
+    step('flaky', {
+      retry: 3,
+      retryIf: (error) => /transient/.test(error.message),
+      run: async () => {
+        const tries = Number(process.env.TRIES ?? '0') + 1;
+        process.env.TRIES = String(tries);
+        if (tries < 2) throw new Error('transient failure');
+        console.log(`flaky passed on try ${tries}`);
+      },
+    }),
+  ],
+});
+
+const consume = job('consume', {
+  runsOn: 'consumer',
+  needs: [produce],
+  run: async (ctx) => { console.log(`marker size ${ctx.needs.produce.result['wait-for-marker'].size}`); },
+});
+
+export default workflow('authoring', { on: push({ branches: 'authoring' }), jobs: [produce, consume] });
+"#;
+
+#[tokio::test]
+async fn step_hooks_wait_for_step_and_retry_if_run_through_the_orchestrator() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("producer-1", &["producer"]).await;
+    stack.start_agent("consumer-1", &["consumer"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/authoring.ts", WORKFLOW);
+    repo.compile();
+    let lock: serde_json::Value = serde_json::from_str(&repo.read(".kici/kici.lock.json")).unwrap();
+    let produce = &lock["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "authoring")
+        .unwrap()["jobs"][0];
+    assert_eq!(
+        (produce["hasBeforeStep"].as_bool(), produce["hasAfterStep"].as_bool()),
+        (Some(true), Some(true))
+    );
+    repo.commit_and_push("hooks and waitForStep");
+    stack.add_local_source("app", &repo).await;
+
+    let run = stack.push_and_wait("app", &repo, "authoring").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    // Hook rows take the next index as they run: their order is the order they ran in.
+    let produce = run.jobs.iter().find(|j| j.job_name == "produce").unwrap();
+    let steps = produce.steps.clone().unwrap();
+    let hooks: Vec<(&str, &str)> = steps
+        .iter()
+        .filter(|s| s.step_type.starts_with("hook:"))
+        .map(|s| (s.step_name.as_str(), s.step_type.as_str()))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("beforeStep:start", "hook:beforeStep"),
+            ("afterStep:start", "hook:afterStep"),
+            ("beforeStep:wait-for-marker", "hook:beforeStep"),
+            ("afterStep:wait-for-marker", "hook:afterStep"),
+            ("beforeStep:flaky", "hook:beforeStep"),
+            ("afterStep:flaky", "hook:afterStep"),
+            ("onSuccess", "hook:onSuccess"),
+            ("cleanup", "hook:cleanup"),
+        ]
+    );
+    // Each step ran between its two hooks.
+    let started = |name: &str| steps.iter().find(|s| s.step_name == name).unwrap().started_at.unwrap();
+    for step in ["start", "wait-for-marker", "flaky"] {
+        assert!(started(&format!("beforeStep:{step}")) <= started(step), "{step}");
+        assert!(started(step) <= started(&format!("afterStep:{step}")), "{step}");
+    }
+    let flaky = steps.iter().find(|s| s.step_name == "flaky").unwrap();
+    assert_eq!(flaky.status, kici_engine::status::StepStatus::Success);
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    assert!(logs.contains("marker size 42"), "{logs}");
+    assert!(
+        logs.contains("hook after flaky success") && logs.contains("flaky passed on try 2"),
+        "{logs}"
+    );
+}
