@@ -627,7 +627,7 @@ interface JobOptionsBase<X> {
   runsOn: RunsOn;
   needs?: OneOrMany<NeedsEntry>;
   /** The job is skipped unless every rule passes. */
-  rules?: readonly Rule[];
+  rules?: OneOrMany<Rule>;
   matrix?: X;
   include?: readonly Record<string, string>[];
   exclude?: readonly Record<string, string>[];
@@ -751,7 +751,7 @@ export interface WorkflowOptions {
   jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
   /** The whole workflow is skipped unless every rule passes. */
-  rules?: readonly Rule[];
+  rules?: OneOrMany<Rule>;
   description?: string;
   /** Repository files (globs) whose content is part of the workflow's content hash. */
   hashFiles?: OneOrMany<string>;
