@@ -612,16 +612,19 @@ export type DynamicMatrixFunction = (ctx: DynamicMatrixContext) => MatrixValue |
 
 export type MatrixSpec = StaticMatrix | DynamicMatrixFunction;
 
-/** The `ctx.matrix` type a matrix spec produces. */
-export type MatrixOf<X> = [X] extends [undefined]
+/**
+ * The `ctx.matrix` type a matrix spec produces; `I`, the job's `include` entries, are rows as
+ * written (they may bring values and keys the matrix does not have).
+ */
+export type MatrixOf<X, I extends Readonly<Record<string, string>> = never> = [X] extends [undefined]
   ? undefined
   : X extends readonly string[]
-    ? { readonly value: X[number] }
+    ? { readonly value: X[number] } | I
     : X extends Readonly<Record<string, readonly string[]>>
-      ? { readonly [K in keyof X]: X[K][number] }
+      ? { readonly [K in keyof X]: X[K][number] } | I
       : MatrixCombination;
 
-interface JobOptionsBase<X> {
+interface JobOptionsBase<X, I> {
   /** Usually given as the first argument of `job()`; unnamed jobs are `job-<N>`. */
   name?: string;
   runsOn: RunsOn;
@@ -629,7 +632,8 @@ interface JobOptionsBase<X> {
   /** The job is skipped unless every rule passes. */
   rules?: OneOrMany<Rule>;
   matrix?: X;
-  include?: readonly Record<string, string>[];
+  /** Rows added to a static matrix (after `exclude`) unless already there. */
+  include?: readonly I[];
   exclude?: readonly Record<string, string>[];
   /** The job env layer (over the host's), or a function of the event that returns it. */
   env?: Readonly<Record<string, EnvValue>> | EnvFunction;
@@ -665,8 +669,11 @@ interface JobOptionsBase<X> {
 }
 
 /** Either `steps` or `run` (a single step named `step-1`). */
-export type JobOptions<X extends MatrixSpec | undefined = undefined> = JobOptionsBase<X> &
-  ({ steps: readonly StepInput<MatrixOf<X>>[]; run?: never } | { run: StepFunction<MatrixOf<X>>; steps?: never });
+export type JobOptions<
+  X extends MatrixSpec | undefined = undefined,
+  I extends Readonly<Record<string, string>> = never,
+> = JobOptionsBase<X, I> &
+  ({ steps: readonly StepInput<MatrixOf<X, I>>[]; run?: never } | { run: StepFunction<MatrixOf<X, I>>; steps?: never });
 
 export interface Job {
   readonly _tag: 'Job';
@@ -689,11 +696,14 @@ export declare function job(
 ): Job;
 export declare function job(options: JobOptions<DynamicMatrixFunction> & { matrix: DynamicMatrixFunction }): Job;
 /** A job without a matrix (`ctx.matrix` is undefined) or with static values (typed from them). */
-export declare function job<const X extends StaticMatrix | undefined = undefined>(
-  name: string,
-  options: JobOptions<X>,
-): Job;
-export declare function job<const X extends StaticMatrix | undefined = undefined>(options: JobOptions<X>): Job;
+export declare function job<
+  const X extends StaticMatrix | undefined = undefined,
+  const I extends Readonly<Record<string, string>> = never,
+>(name: string, options: JobOptions<X, I>): Job;
+export declare function job<
+  const X extends StaticMatrix | undefined = undefined,
+  const I extends Readonly<Record<string, string>> = never,
+>(options: JobOptions<X, I>): Job;
 
 // ---------------------------------------------------------------------------------------------
 // Dynamic jobs
@@ -819,6 +829,15 @@ export declare function normalizeCacheSpecs(
   fail: (message: string, suggestion: string) => Error,
   where?: string,
 ): NormalizedCacheSpec[];
+
+/**
+ * Binds what `.result` of steps and jobs reads while a job runs (one job per runner process):
+ * `stepResult(ref)` for a Step or bare step function, `jobResult(ref)` for a Job.
+ */
+export declare function bindResults(source: {
+  stepResult: (ref: Step | StepFunction<any>) => unknown;
+  jobResult: (ref: Job) => unknown;
+}): void;
 
 /** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
 export declare function isMatrixValue(value: unknown): value is MatrixValue;
