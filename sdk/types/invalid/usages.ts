@@ -1,0 +1,58 @@
+// Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
+import { job, onFailure, step, workflow, type HookOutcome } from '@kici-dev/sdk';
+
+const on = 'kici:os:linux';
+
+// @ts-expect-error timeout is a number of ms, not a duration string.
+step('slow', { timeout: '10m', run: async () => {} });
+
+// @ts-expect-error continueOnError is misspelt.
+step('flaky', { continueOnErorr: true, run: async () => {} });
+
+// @ts-expect-error backoff is 'exponential' or 'fixed'.
+step('retried', { retry: { maxAttempts: 3, backoff: 'linear' }, run: async () => {} });
+
+// @ts-expect-error a hook gets the hook context, not the outcome alone.
+onFailure((outcome: HookOutcome) => console.log(outcome.failedStep));
+
+// @ts-expect-error retryIf gets (error, attempt), and attempt is a number.
+step('retryIf', { retry: 2, retryIf: (_error: unknown, attempt: string) => attempt === '1', run: async () => {} });
+
+// @ts-expect-error there is no 'asdf' init preset ('mise' or 'auto').
+job('tools', { runsOn: on, init: 'asdf', run: async () => {} });
+
+// @ts-expect-error the mise preset's options are install and cache; version is not one.
+job('mise', { runsOn: on, init: { mise: { version: '2026' } }, run: async () => {} });
+
+// @ts-expect-error a job has steps or run, not both.
+job('both', { runsOn: on, run: async () => {}, steps: [] });
+
+// @ts-expect-error 'on-succes' is not a needs condition.
+job('after', { runsOn: on, needs: { name: 'build', when: 'on-succes' }, run: async () => {} });
+
+// @ts-expect-error a cache entry needs paths.
+job('cached', { runsOn: on, cache: { key: 'npm' }, run: async () => {} });
+
+job('matrix', {
+  runsOn: on,
+  matrix: { os: ['linux', 'mac'] },
+  run: async ({ matrix }) => {
+    // @ts-expect-error the matrix has no arch dimension.
+    console.log(matrix.arch);
+  },
+});
+
+workflow('install', {
+  jobs: [],
+  // @ts-expect-error a registry's token is a secret reference '<environment>:<name>', never the token.
+  registries: { url: 'https://npm.acme.dev', tokenSecret: 'NPM_TOKEN' },
+});
+
+job('secrets', {
+  runsOn: on,
+  run: async ({ secrets }) => {
+    // @ts-expect-error secrets.get resolves asynchronously: its value is a Promise, not a string.
+    const token: string = secrets.get('TOKEN');
+    console.log(token);
+  },
+});
