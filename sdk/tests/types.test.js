@@ -46,7 +46,10 @@ test('a type error in a workflow fails the check with its file and code', { skip
     fs.writeFileSync(path.join(dir, 'workflows', 'pipeline.ts'), broken);
     const { status, stdout } = tsc(dir);
     assert.equal(status, 2);
-    assert.match(stdout, /workflows\/pipeline\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);
+    assert.match(
+      stdout,
+      /workflows\/pipeline\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -25,22 +25,36 @@ export default workflow('deploy', {
       ],
       run: async (ctx) => {
         await ctx.$`tool --version`;
-        const found = await ctx.cache.restore({ key: `notes-${process.env.KICI_RUN_ID}`, paths: ['notes'], restoreKeys: ['notes-'] });
+        const key = `notes-${process.env.KICI_RUN_ID}`;
+        const found = await ctx.cache.restore({ key, paths: ['notes'], restoreKeys: ['notes-'] });
         ctx.log.info(`hit=${found.hit} matched=${found.matchedKey ?? '-'}`);
-        await ctx.cache.save({ key: `notes-${process.env.KICI_RUN_ID}`, paths: ['notes'] });
+        await ctx.cache.save({ key, paths: ['notes'] });
       },
     }),
     job('mise', { runsOn: 'kici:os:linux', init: 'mise', cache: [], run: async () => {} }),
-    job('mise-options', { runsOn: 'kici:os:linux', init: { mise: { install: false, cache: false } }, run: async () => {} }),
+    job('mise-options', {
+      runsOn: 'kici:os:linux',
+      init: { mise: { install: false, cache: false } },
+      run: async () => {},
+    }),
     job('mise-empty', { runsOn: 'kici:os:linux', init: { mise: {} }, run: async () => {} }),
     job('auto', { runsOn: 'kici:os:linux', init: 'auto', run: async () => {} }),
     job('list', { runsOn: 'kici:os:linux', init: tools, run: async () => {} }),
-    job('mixed', { runsOn: 'kici:os:linux', init: ['mise', { run: 'npm ci', cache: [{ key: 'npm', paths: '~/.npm' }] }], run: async () => {} }),
+    job('mixed', {
+      runsOn: 'kici:os:linux',
+      init: ['mise', { run: 'npm ci', cache: [{ key: 'npm', paths: '~/.npm' }] }],
+      run: async () => {},
+    }),
     job('none', { runsOn: 'kici:os:linux', init: false, checkout: false, run: async () => {} }),
     job('production', {
       runsOn: 'kici:os:linux',
       environment: 'production',
-      approval: { approvers: [{ user: 'alice' }, { team: 'release' }], reason: 'ships to users', timeout: 3600, when: 'always' },
+      approval: {
+        approvers: [{ user: 'alice' }, { team: 'release' }],
+        reason: 'ships to users',
+        timeout: 3600,
+        when: 'always',
+      },
       env: { REGION: 'eu-west-1', REPLICAS: 3, DRY_RUN: false },
       steps: [
         step('use secrets', async ({ secrets, env, environment }) => {

@@ -16,7 +16,8 @@ const build = job('build', {
     checksum,
     step('read', async (ctx) => {
       const made = ctx.outputsOf(make) as { version: string };
-      console.log(made.version, sign.result.signed, (checksum as typeof checksum & { result: { sum: string } }).result.sum);
+      const bare = checksum as typeof checksum & { result: { sum: string } };
+      console.log(made.version, sign.result.signed, bare.result.sum);
       console.log(ctx.outputsOf(checksum));
     }),
   ],
@@ -74,7 +75,9 @@ export default workflow('outputs', {
       needs: [build, 'lint', { name: test, when: 'always' }, { name: 'shards', when: ['success', 'failed'] }],
       run: async (ctx) => {
         const upstream = ctx.needs.build;
-        if (!isRow(upstream)) console.log(upstream.status, (upstream.result as { make: { version: string } }).make.version);
+        if (!isRow(upstream)) {
+          console.log(upstream.status, (upstream.result as { make: { version: string } }).make.version);
+        }
         console.log(`jobRef: ${build.result.make.version} signed=${build.result.sign.signed}`);
         console.log(`lint: ${(ctx.jobOutputs('lint') as { warnings: number }).warnings}`, ctx.jobOutputs(lint));
         const rows = ctx.needs.test;

@@ -71,7 +71,11 @@ export default workflow('pipeline', {
       checkout: true,
       steps: [
         install,
-        parallel([build, lint, step(async ({ $ }) => void (await $`npm test`))], { failFast: false, maxParallel: 2, name: 'checks' }),
+        parallel([build, lint, step(async ({ $ }) => void (await $`npm test`))], {
+          failFast: false,
+          maxParallel: 2,
+          name: 'checks',
+        }),
         step({ name: 'flaky', retry: 3, continueOnError: true, run: async ({ $ }) => void (await $`./flaky.sh`) }),
         step('report', {
           rules: skip('not on main', ({ event }) => event.targetBranch !== 'main'),
