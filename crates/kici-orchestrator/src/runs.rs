@@ -5,7 +5,7 @@
 //! Not here: how a cancel reaches jobs and agents (`progress::cancel_run`) and how a run is
 //! created again (`pipeline::rerun`).
 
-use kici_engine::api::run_actions::{CancelStatus, Cancelled, Rerun, nothing_to_cancel};
+use kici_engine::api::run_actions::{BranchCancelled, CancelStatus, Cancelled, Rerun, nothing_to_cancel};
 use kici_engine::ids::RunId;
 use kici_engine::status::RunStatus;
 use kici_store::StoreError;
@@ -28,6 +28,9 @@ pub enum RunActionError {
     /// A re-run of a run whose lock file could not be read or whose source is gone.
     #[error("{0}")]
     NotRerunnable(String),
+    /// The request makes no sense (an empty branch).
+    #[error("{0}")]
+    Invalid(String),
     /// Logged where it happened; the message says only what a caller may know.
     #[error("{0}")]
     Internal(String),
@@ -41,6 +44,7 @@ impl RunActionError {
             RunActionError::Finished { .. } => "run_terminal",
             RunActionError::NotFinished(_) => "run_not_finished",
             RunActionError::NotRerunnable(_) => "not_rerunnable",
+            RunActionError::Invalid(_) => "invalid_request",
             RunActionError::Internal(_) => "internal",
         }
     }
@@ -80,6 +84,46 @@ pub async fn cancel(state: &Shared, run_id: &RunId, actor: &str, force: bool) ->
         run_id: run_id.clone(),
         status,
         cancelled_jobs: (outcome.cancelled + outcome.notified) as u64,
+    })
+}
+
+/// Cancels every run of `branch` that is still going, oldest first, for `actor`. A run that
+/// finishes meanwhile is left out.
+pub async fn cancel_branch(
+    state: &Shared,
+    branch: &str,
+    actor: &str,
+    force: bool,
+) -> Result<BranchCancelled, RunActionError> {
+    let branch = branch.trim();
+    if branch.is_empty() {
+        return Err(RunActionError::Invalid(
+            "branch is empty (hint: `kici runs cancel --branch main`)".to_string(),
+        ));
+    }
+    let full_ref = format!("refs/heads/{branch}");
+    let filter = kici_store::RunFilter {
+        statuses: RunStatus::ALL.into_iter().filter(|s| !s.is_terminal()).collect(),
+        workflow: None,
+        repo: None,
+        since: None,
+        limit: 10_000,
+        offset: 0,
+    };
+    let (mut going, _) = state.store.list_runs(&filter).await.map_err(RunActionError::store)?;
+    going.retain(|run| run.git_ref == full_ref || run.git_ref == branch);
+    going.reverse();
+    let mut runs = Vec::new();
+    for run in going {
+        match cancel(state, &run.run_id, actor, force).await {
+            Ok(cancelled) => runs.push(cancelled),
+            Err(RunActionError::Finished { .. } | RunActionError::NotFound(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(BranchCancelled {
+        branch: branch.to_string(),
+        runs,
     })
 }
 

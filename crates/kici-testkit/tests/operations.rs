@@ -330,6 +330,46 @@ async fn runs_cancel_stops_a_running_job_on_its_agent() {
     assert!(unknown.stderr.contains("no-such-run"), "{}", unknown.stderr);
 }
 
+/// `kici runs cancel --branch` stops every run of a branch still going; `kici runs rerun`
+/// starts a finished one again.
+#[tokio::test]
+async fn a_branch_is_cancelled_with_kici_and_a_run_started_again() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let run_id = stack.push("app", &repo, "slow").await[0].clone();
+    stack
+        .wait_for("the slow step to log", || async {
+            let logs = stack.logs(&run_id, Some("count")).await;
+            logs.steps.iter().any(|s| !s.lines.is_empty()).then_some(())
+        })
+        .await;
+    let cancel = stack.cli("kici", &["runs", "cancel", "--branch", "slow"], stack.dir.path());
+    assert_eq!(
+        cancel.expect_code(0).stdout,
+        format!("Run {run_id} cancelling: 1 job(s) told to stop\n")
+    );
+    let detail = stack.wait_run(&run_id).await;
+    assert_eq!(detail.run.status, RunStatus::Cancelled);
+    let nothing = stack.cli("kici", &["runs", "cancel", "--branch", "slow"], stack.dir.path());
+    assert_eq!(nothing.expect_code(0).stdout, "No run of branch slow is going\n");
+    let neither = stack.cli("kici", &["runs", "cancel"], stack.dir.path());
+    assert_ne!(neither.code, 0);
+
+    let rerun = stack.cli("kici", &["runs", "rerun", &run_id], stack.dir.path());
+    let stdout = rerun.expect_code(0).stdout.clone();
+    let new_run = stdout
+        .strip_prefix(&format!("Run {run_id} started again as "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .trim()
+        .to_string();
+    assert_eq!(stack.detail(&new_run).await.run.workflow_name, detail.run.workflow_name);
+    stack
+        .cli("kici", &["runs", "cancel", &new_run], stack.dir.path())
+        .expect_code(0);
+}
+
 #[tokio::test]
 async fn cancelling_a_queued_run_completes_it_at_once() {
     let mut stack = Stack::start().await;

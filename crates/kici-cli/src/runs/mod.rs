@@ -1,4 +1,4 @@
-//! `kici runs list|show|logs`: the runs of a KiCI orchestrator, read over its HTTP API
+//! `kici runs list|show|logs|cancel|rerun`: the runs of a KiCI orchestrator, over its HTTP API
 //! (`/api/v1/runs…`, `docs/api.md`). `show` prints the run's `failureReason` and every job's
 //! `errorMessage`; `logs --follow` polls until the run is terminal.
 //!
@@ -11,7 +11,9 @@ use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
 use kici_client::runs::author::{self, LogPrinter};
 use kici_client::runs::parse_status;
-use kici_engine::api::run_actions::{CancelRequest, CancelStatus, Cancelled};
+use kici_engine::api::run_actions::{
+    BranchCancelled, CancelBranchRequest, CancelRequest, CancelStatus, Cancelled, Rerun,
+};
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
 
@@ -47,16 +49,28 @@ enum RunsCommand {
     Show(ShowArgs),
     /// Print a run's step logs
     Logs(LogsArgs),
-    /// Cancel a run: running jobs stop (their onCancel/cleanup hooks run unless --force)
+    /// Cancel a run, or every run of a branch still going: running jobs stop (their
+    /// onCancel/cleanup hooks run unless --force)
     Cancel(CancelArgs),
+    /// Start a finished run again: the same workflow, event and commit
+    Rerun(RerunArgs),
 }
 
 #[derive(Debug, Args)]
 struct CancelArgs {
-    run_id: String,
+    #[arg(required_unless_present = "branch", conflicts_with = "branch")]
+    run_id: Option<String>,
+    /// Cancel every run of this branch that is still going
+    #[arg(long)]
+    branch: Option<String>,
     /// Kill the jobs' processes at once and skip their hooks
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Debug, Args)]
+struct RerunArgs {
+    run_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +130,7 @@ pub async fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         RunsCommand::Show(args) => show(&client, args).await?,
         RunsCommand::Logs(args) => logs(&client, args).await?,
         RunsCommand::Cancel(args) => cancel(&client, args).await?,
+        RunsCommand::Rerun(args) => rerun(&client, args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -183,16 +198,42 @@ async fn logs(client: &ApiClient, args: LogsArgs) -> anyhow::Result<()> {
 }
 
 async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
+    let print = |answer: &Cancelled| {
+        let (run, jobs) = (&answer.run_id, answer.cancelled_jobs);
+        match answer.status {
+            CancelStatus::Cancelling => println!("Run {run} cancelling: {jobs} job(s) told to stop"),
+            CancelStatus::Cancelled => println!("Run {run} cancelled ({jobs} job(s))"),
+        }
+    };
+    if let Some(branch) = args.branch {
+        let request = CancelBranchRequest {
+            branch,
+            force: args.force,
+        };
+        let answer: BranchCancelled = client
+            .post(&["api", "v1", "runs", "cancel-by-branch"], &request)
+            .await?;
+        if answer.runs.is_empty() {
+            println!("No run of branch {} is going", answer.branch);
+        }
+        answer.runs.iter().for_each(print);
+        return Ok(());
+    }
+    let run_id = args.run_id.unwrap_or_default();
     let answer: Cancelled = client
         .post(
-            &["api", "v1", "runs", &args.run_id, "cancel"],
+            &["api", "v1", "runs", &run_id, "cancel"],
             &CancelRequest { force: args.force },
         )
         .await?;
-    let jobs = answer.cancelled_jobs;
-    match answer.status {
-        CancelStatus::Cancelling => println!("Run {} cancelling: {jobs} job(s) told to stop", args.run_id),
-        CancelStatus::Cancelled => println!("Run {} cancelled ({jobs} job(s))", args.run_id),
-    }
+    print(&answer);
+    Ok(())
+}
+
+async fn rerun(client: &ApiClient, args: RerunArgs) -> anyhow::Result<()> {
+    let answer: Rerun = client
+        .post(&["api", "v1", "runs", &args.run_id, "rerun"], &serde_json::json!({}))
+        .await?;
+    println!("Run {} started again as {}", answer.run_id, answer.new_run_id);
     Ok(())
 }

@@ -39,6 +39,21 @@ pub fn nothing_to_cancel(run_id: &str, status: RunStatus) -> String {
     format!("run {run_id} already finished ({status}); there is nothing to cancel")
 }
 
+/// `POST /api/v1/runs/cancel-by-branch`: every run of `branch` still going.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelBranchRequest {
+    pub branch: String,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// The answer to a branch cancel: what became of each run (none when nothing was going).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchCancelled {
+    pub branch: String,
+    pub runs: Vec<Cancelled>,
+}
+
 /// The answer to a re-run: the run started again is `new_run_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -25,6 +25,7 @@ use crate::state::Shared;
 pub fn router(state: Shared) -> Router {
     let runs = Router::new()
         .route("/runs", get(runs::list))
+        .route("/runs/cancel-by-branch", post(runs::cancel_branch))
         .route("/runs/{run_id}", get(runs::show))
         .route("/runs/{run_id}/detail", get(runs::detail))
         .route("/runs/{run_id}/jobs", get(runs::jobs))

@@ -241,6 +241,19 @@ pub async fn cancel(
         .map_err(action_error)
 }
 
+/// `POST /api/v1/runs/cancel-by-branch {branch, force?}` → `{branch, runs: [Cancelled]}`; 400
+/// for an empty branch.
+pub async fn cancel_branch(
+    State(state): State<Shared>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    Json(request): Json<kici_engine::api::run_actions::CancelBranchRequest>,
+) -> ApiResult<Json<kici_engine::api::run_actions::BranchCancelled>> {
+    crate::runs::cancel_branch(&state, &request.branch, &caller.0.label, request.force)
+        .await
+        .map(Json)
+        .map_err(action_error)
+}
+
 /// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
 /// 422 when the run has no workflow to run again.
 pub async fn rerun(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<(StatusCode, Json<Rerun>)> {
@@ -255,6 +268,7 @@ fn action_error(err: RunActionError) -> ApiError {
         RunActionError::NotFound(_) => StatusCode::NOT_FOUND,
         RunActionError::Finished { .. } | RunActionError::NotFinished(_) => StatusCode::CONFLICT,
         RunActionError::NotRerunnable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        RunActionError::Invalid(_) => StatusCode::BAD_REQUEST,
         RunActionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     ApiError::new(status, err.code(), err.to_string())
