@@ -463,6 +463,9 @@ pub struct JobConfig {
     /// The lock file's `lockfileHash`: the `.kici/` dependencies' cache key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockfile_hash: Option<String>,
+    /// `runsOn.pick: 'any'`: any fitting agent, the least used first, rather than the lowest id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pick_any: bool,
     /// `checkout: false`: the agent does not clone; it unpacks the workflow's source tarball.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub checkout: bool,

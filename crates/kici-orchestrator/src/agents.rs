@@ -510,6 +510,7 @@ async fn register(
         .map_err(store_error)?;
     last_seen.touch(now);
     state.hub.register(ConnectedAgent {
+        jobs_sent: 0,
         agent_id: registration.agent_id.clone(),
         connection_id: connection_id.to_string(),
         token_id,

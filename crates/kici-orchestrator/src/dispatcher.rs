@@ -197,17 +197,10 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
     }
 }
 
-/// The lock-file hash a build entry installs; `None` for any other entry.
-fn build_of(entry: &kici_store::QueueEntry) -> Option<String> {
-    let builder = kici_engine::labels::LabelMatcher::Exact {
-        value: kici_engine::labels::BUILDER_LABEL.to_string(),
-    };
-    if !entry.runs_on.contains(&builder) {
-        return None;
-    }
-    let dispatch: JobDispatch = serde_json::from_str(&entry.dispatch).ok()?;
-    (dispatch.job_config.kind == kici_engine::protocol::JobKind::Build)
-        .then_some(dispatch.job_config.lockfile_hash)
+/// The lock-file hash a build installs; `None` for any other job.
+fn build_of(config: &kici_engine::protocol::JobConfig) -> Option<&str> {
+    (config.kind == kici_engine::protocol::JobKind::Build)
+        .then_some(config.lockfile_hash.as_deref())
         .flatten()
 }
 
@@ -217,14 +210,19 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
     let waiting: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
     let busy: HashSet<JobId> = state.hub.all().into_iter().filter_map(|a| a.busy_job).collect();
     for entry in pending {
+        // An unreadable dispatch is failed once claimed, below.
+        let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
+            .ok()
+            .map(|d| d.job_config);
         // One build per lock file at a time: the others wait, then restore what it stored.
-        if let Some(hash) = build_of(&entry)
+        if let Some(hash) = config.as_ref().and_then(build_of)
             && !state
                 .builds
-                .try_start(&hash, &entry.job_id, |job| waiting.contains(job) || busy.contains(job))
+                .try_start(hash, &entry.job_id, |job| waiting.contains(job) || busy.contains(job))
         {
             continue;
         }
+        let pick_any = config.as_ref().is_some_and(|c| c.pick_any);
         // Lock files were validated at load, so their matchers compile.
         let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
         let free_for_this_job = |bound: &Option<JobId>| {
@@ -232,13 +230,19 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 .as_ref()
                 .is_none_or(|job| *job == entry.job_id || !waiting.contains(job))
         };
-        // `min_by_key` keeps the first of equals: an agent bound to this job, else the lowest id.
+        // `min_by_key` keeps the first of equals: an agent bound to this job, else (with
+        // `pick: 'any'`, the least used, then) the lowest id.
         let Some(agent) = state
             .hub
             .idle_agents()
             .into_iter()
             .filter(|a| free_for_this_job(&a.bound_job) && fits(&a.labels))
-            .min_by_key(|a| a.bound_job.as_deref() != Some(entry.job_id.as_str()))
+            .min_by_key(|a| {
+                (
+                    a.bound_job.as_deref() != Some(entry.job_id.as_str()),
+                    if pick_any { a.jobs_sent } else { 0 },
+                )
+            })
         else {
             let could_fit = state.hub.all().iter().any(|a| !a.single_use && fits(&a.labels));
             state.scaler.provision(&entry, could_fit);

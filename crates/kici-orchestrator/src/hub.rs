@@ -54,6 +54,9 @@ pub struct ConnectedAgent {
     pub single_use: bool,
     pub tx: mpsc::Sender<Outbound>,
     pub last_seen: LastSeen,
+    /// Jobs sent to it on this connection: a `pick: 'any'` job goes to the fitting agent with
+    /// the fewest, spreading the load.
+    pub jobs_sent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +117,7 @@ impl Hub {
     pub fn set_busy(&self, agent_id: &AgentId, job_id: Option<&JobId>) {
         if let Some(agent) = self.lock().get_mut(agent_id) {
             agent.busy_job = job_id.cloned();
+            agent.jobs_sent += u64::from(job_id.is_some());
         }
     }
 

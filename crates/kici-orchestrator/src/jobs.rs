@@ -132,6 +132,7 @@ pub fn dispatch_message(
             environments: prepared.environments.clone(),
             lockfile_hash: run.lockfile_hash.map(str::to_string),
             checkout,
+            pick_any: definition.and_then(|j| j.runs_on_pick) == Some(kici_engine::lockfile::RunsOnPick::Any),
             registries: workflow.registries.clone(),
             install_env: workflow.install_env.clone(),
         },

@@ -66,6 +66,7 @@ async fn start_run(state: &Shared, run_id: &str) {
 fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
     let (tx, rx) = mpsc::channel(16);
     state.hub.register(ConnectedAgent {
+        jobs_sent: 0,
         agent_id: agent_id.into(),
         connection_id: format!("{agent_id}-connection"),
         token_id: None,

@@ -111,3 +111,44 @@ async fn step_hooks_wait_for_step_and_retry_if_run_through_the_orchestrator() {
         "{logs}"
     );
 }
+
+const PICK: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+const any = { labels: ['spread'], pick: 'any' };
+const first = job('first', { runsOn: any, run: async () => {} });
+const second = job('second', { runsOn: any, needs: [first], run: async () => {} });
+const third = job('third', { runsOn: 'spread', needs: [second], run: async () => {} });
+
+export default workflow('pick', { on: push({ branches: 'pick' }), jobs: [first, second, third] });
+"#;
+
+/// `pick: 'any'` spreads jobs over the fitting agents (the least used first); the default
+/// keeps to the lowest agent id.
+#[tokio::test]
+async fn pick_any_spreads_jobs_over_the_fitting_agents() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["spread"]).await;
+    stack.start_agent("agent-2", &["spread"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/pick.ts", PICK);
+    repo.compile();
+    repo.commit_and_push("pick any");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "pick").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let agent = |name: &str| {
+        run.jobs
+            .iter()
+            .find(|j| j.job_name == name)
+            .and_then(|j| j.agent_id.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            agent("first").as_str(),
+            agent("second").as_str(),
+            agent("third").as_str()
+        ),
+        ("agent-1", "agent-2", "agent-1")
+    );
+}

@@ -141,6 +141,7 @@ impl Repo {
                 environments: Vec::new(),
                 lockfile_hash: None,
                 checkout: true,
+                pick_any: false,
                 registries: Vec::new(),
                 install_env: Vec::new(),
             },
