@@ -349,6 +349,18 @@ pub struct CacheSaveRequest {
     pub object_key: Option<String>,
 }
 
+impl CacheSaveAnswer {
+    /// The key is taken: nothing to upload.
+    pub fn exists() -> CacheSaveAnswer {
+        CacheSaveAnswer {
+            exists: true,
+            saved: false,
+            upload_url: None,
+            object_key: None,
+        }
+    }
+}
+
 /// The answer to a save or commit: `exists` when the key is taken (the first save wins);
 /// else, to `save`, where to upload, and to `commit`, `saved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

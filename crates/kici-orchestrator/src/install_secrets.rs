@@ -37,7 +37,12 @@ pub async fn resolve(state: &Shared, dispatch: &JobDispatch) -> Result<Result<In
     for registry in &config.registries {
         let token = match resolver.value(&registry.token_secret).await? {
             Ok(token) => token,
-            Err(reason) => return Ok(Err(format!("registry {}: {reason}", registry.url))),
+            Err(reason) => {
+                return Ok(Err(format!(
+                    "registry {}: {reason}",
+                    kici_engine::excerpt::excerpt(&registry.url)
+                )));
+            }
         };
         secrets.registries.push(NpmRegistry {
             url: registry.url.clone(),

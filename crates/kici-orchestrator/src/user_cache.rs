@@ -44,10 +44,14 @@ fn check_key(key: &str) -> Result<(), CacheError> {
     kici_engine::cache::validate_key("key", key).map_err(CacheError::Refused)
 }
 
-/// The object prefix of a repository's caches: the repository name hashed, so any name is a
-/// safe key.
-fn prefix(claims: &Claims) -> String {
-    format!("cache/{DEFAULT_ORG}/{}", &sha256_hex(claims.repo.as_bytes())[..16])
+/// Where a repository's archives of `key` are stored: the repository and the key hashed, so
+/// any name is a safe object key.
+fn key_dir(claims: &Claims, key: &str) -> String {
+    format!(
+        "cache/{DEFAULT_ORG}/{}/{}",
+        &sha256_hex(claims.repo.as_bytes())[..16],
+        sha256_hex(key.as_bytes())
+    )
 }
 
 async fn record(state: &Shared, claims: &Claims, event_type: RunEventType, metadata: serde_json::Value) {
@@ -120,7 +124,10 @@ fn check_quota(state: &Shared, key: &str, size: u64, used: u64) -> Result<(), Ca
     Ok(())
 }
 
-fn check_sha256(sha256: &str) -> Result<(), CacheError> {
+/// A save's key and checksum as the API accepts them.
+fn check_save(request: &CacheSaveRequest) -> Result<(), CacheError> {
+    check_key(&request.key)?;
+    let sha256 = &request.sha256;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(CacheError::Refused(
             "sha256 must be 64 hexadecimal characters".to_string(),
@@ -135,29 +142,18 @@ pub async fn reserve(
     claims: &Claims,
     request: &CacheSaveRequest,
 ) -> Result<CacheSaveAnswer, CacheError> {
-    check_key(&request.key)?;
-    check_sha256(&request.sha256)?;
+    check_save(request)?;
     if state
         .store
         .user_cache_exists(DEFAULT_ORG, &claims.repo, &request.key)
         .await?
     {
-        return Ok(CacheSaveAnswer {
-            exists: true,
-            saved: false,
-            upload_url: None,
-            object_key: None,
-        });
+        return Ok(CacheSaveAnswer::exists());
     }
     let used = state.store.user_cache_usage(DEFAULT_ORG).await?;
     check_quota(state, &request.key, request.size_bytes, used)?;
     // Each save writes its own object: two jobs saving one key never mix their archives.
-    let object_key = format!(
-        "{}/{}/{}.tar.gz",
-        prefix(claims),
-        sha256_hex(request.key.as_bytes()),
-        crate::ids::new_id()
-    );
+    let object_key = format!("{}/{}.tar.gz", key_dir(claims, &request.key), crate::ids::new_id());
     let upload_url = state
         .storage
         .signed_url(Access::Put, &object_key, URL_TTL, &state.config.http_url(), now_ms())
@@ -176,10 +172,9 @@ pub async fn commit(
     claims: &Claims,
     request: &CacheSaveRequest,
 ) -> Result<CacheSaveAnswer, CacheError> {
-    check_key(&request.key)?;
-    check_sha256(&request.sha256)?;
+    check_save(request)?;
     let object_key = request.object_key.clone().unwrap_or_default();
-    if !object_key.starts_with(&format!("{}/{}/", prefix(claims), sha256_hex(request.key.as_bytes()))) {
+    if !object_key.starts_with(&format!("{}/", key_dir(claims, &request.key))) {
         return Err(CacheError::Refused(
             "objectKey is not one this job was given for this key".to_string(),
         ));
@@ -232,8 +227,7 @@ pub async fn commit(
     Ok(CacheSaveAnswer {
         exists: !saved,
         saved,
-        upload_url: None,
-        object_key: None,
+        ..CacheSaveAnswer::exists()
     })
 }
 

@@ -122,27 +122,7 @@ async fn main() {
     );
 
     // A workflow importing an npm package (a `file:` dependency: npm ci without downloads).
-    repo.write(
-        "vendor/greeter/package.json",
-        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
-    );
-    repo.write(
-        "vendor/greeter/index.js",
-        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
-    );
-    repo.write(
-        ".kici/package.json",
-        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter"}}"#,
-    );
-    repo.write(".kici/.gitignore", "node_modules\n");
-    repo.write(".kici/workflows/deps.ts", DEPS_WORKFLOW);
-    let installed = std::process::Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(repo.work().join(".kici"))
-        .status()
-        .expect("npm runs");
-    assert!(installed.success(), "npm install failed");
-    repo.compile();
+    repo.write_greeter_project(DEPS_WORKFLOW);
     repo.commit_and_push("an npm dependency");
     let (cold, _) = run_on(&stack, &repo, agent_pid, "deps").await;
     let mut warm = Vec::new();

@@ -84,6 +84,43 @@ impl Repo {
         );
     }
 
+    /// `npm <args>` in `.kici/`; fails the test with npm's output when it fails.
+    pub fn npm(&self, args: &[&str]) {
+        let output = Command::new("npm")
+            .args(args)
+            .current_dir(self.work().join(".kici"))
+            .output()
+            .expect("npm runs");
+        assert!(
+            output.status.success(),
+            "npm {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A `.kici/` project importing the package `greeter` (a `file:` dependency in `vendor/`,
+    /// so no registry is needed) with `workflow` as `.kici/workflows/deps.ts`, installed and
+    /// compiled; `node_modules` stays out of git.
+    pub fn write_greeter_project(&self, workflow: &str) {
+        self.write(
+            "vendor/greeter/package.json",
+            r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
+        );
+        self.write(
+            "vendor/greeter/index.js",
+            "export const greet = (name) => `Hello from greeter, ${name}`;\n",
+        );
+        self.write(
+            ".kici/package.json",
+            r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter"}}"#,
+        );
+        self.write(".kici/.gitignore", "node_modules\n");
+        self.write(".kici/workflows/deps.ts", workflow);
+        self.npm(&["install", "--no-audit", "--no-fund", "--loglevel=error"]);
+        self.compile();
+    }
+
     pub fn commit_and_push(&self, message: &str) -> String {
         run(&self.work(), "git", &["add", "-A"]);
         run(&self.work(), "git", &["commit", "-q", "--allow-empty", "-m", message]);

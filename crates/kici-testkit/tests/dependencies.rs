@@ -23,39 +23,9 @@ export default workflow('deps', {
 });
 "#;
 
-fn npm(repo: &Repo, args: &[&str]) {
-    let output = Command::new("npm")
-        .args(args)
-        .current_dir(repo.work().join(".kici"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "npm {args:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A `.kici/` project importing the package `greeter` (a `file:` dependency inside the
-/// repository), installed locally, compiled and pushed without `node_modules`.
+/// The greeter project with the `deps` workflow, pushed.
 fn write_greeter_project(repo: &Repo) {
-    repo.write(
-        "vendor/greeter/package.json",
-        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
-    );
-    repo.write(
-        "vendor/greeter/index.js",
-        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
-    );
-    repo.write(
-        ".kici/package.json",
-        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:../vendor/greeter"}}"#,
-    );
-    repo.write(".kici/.gitignore", "node_modules\n");
-    repo.write(".kici/workflows/deps.ts", WORKFLOW);
-    npm(repo, &["install", "--no-audit", "--no-fund"]);
-    repo.compile();
+    repo.write_greeter_project(WORKFLOW);
     repo.commit_and_push("a workflow with an npm dependency");
 }
 
@@ -219,7 +189,7 @@ async fn checkout_false_jobs_start_from_the_source_tarball_and_builds_of_one_loc
     );
     repo.write(".kici/.gitignore", "node_modules\n");
     repo.write(".kici/workflows/no-checkout.ts", NO_CHECKOUT_WORKFLOW);
-    npm(&repo, &["install", "--no-audit", "--no-fund"]);
+    repo.npm(&["install", "--no-audit", "--no-fund"]);
     repo.compile();
     repo.commit_and_push("workflows that need no checkout");
     stack.add_local_source("app", &repo).await;
@@ -439,19 +409,16 @@ fn private_project(stack: &Stack, registry: &str, token: &str) -> Repo {
     repo.write(".kici/.gitignore", "node_modules\n");
     repo.write(".kici/workflows/private-deps.ts", &registry_workflow(registry));
     // The author installs with their own credentials, outside the repository.
-    npm(
-        &repo,
-        &[
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--ignore-scripts",
-            "--userconfig",
-            userconfig.to_str().unwrap(),
-            "--cache",
-            npm_cache.to_str().unwrap(),
-        ],
-    );
+    repo.npm(&[
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--userconfig",
+        userconfig.to_str().unwrap(),
+        "--cache",
+        npm_cache.to_str().unwrap(),
+    ]);
     repo.compile();
     repo
 }
