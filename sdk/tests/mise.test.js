@@ -277,7 +277,12 @@ describe('init presets on the agent', { concurrency: true }, () => {
       const initLines = result.linesOf(1);
       assert.equal(initLines[0], `Cache not found for key ${key}`);
       assert.match(initLines.at(-1), new RegExp(`^Cache saved with key ${key} \\(\\d+ bytes\\)$`));
-      assert.ok(initLines.some((line) => line.includes('npm:cowsay@1.6.0')), 'mise says what it installed');
+      // Under CI=true mise colours its output, so the tool's name is matched without the colours.
+      const plain = initLines.map((line) => line.replace(/\u001b\[[0-9;]*m/g, ''));
+      assert.ok(
+        plain.some((line) => line.includes('npm:cowsay@1.6.0')),
+        `mise says what it installed: ${JSON.stringify(plain)}`,
+      );
       const installed = path.join(home, 'mise-data', 'installs', 'npm-cowsay', '1.6.0', 'bin', 'cowsay');
       assert.deepEqual(result.linesOf(2), [installed], 'a later init row finds the tool');
       assert.ok(result.linesOf(0).some((line) => line.includes('< moo >')), result.linesOf(0).join('\n'));
