@@ -142,8 +142,8 @@ fn options_this_build_does_not_implement_are_e109() {
         ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"concurrencyGroup\" is not implemented by this build of KiCI\n  Suggestion: remove \"concurrencyGroup\" for now: this build would ignore it and run the job as if it were not there\n",
     );
     check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  timeout: 1000,\n  jobs: [job('a', { runsOn: 'linux', run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:3:16 error [E109]: Workflow \"x\": option \"timeout\" is not implemented by this build of KiCI\n",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  approval: true,\n  jobs: [job('a', { runsOn: 'linux', run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:3:16 error [E109]: Workflow \"x\": option \"approval\" is not implemented by this build of KiCI\n",
     );
     check_error(
         "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', steps: [\n    step('s', { run: async () => {}, cache: { key: 'k', paths: ['p'] } }),\n  ] })],\n});\n",

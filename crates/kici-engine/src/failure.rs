@@ -51,6 +51,12 @@ pub fn cancelled_by(actor: &str) -> String {
     format!("Cancelled by {actor}")
 }
 
+/// Run `failureReason` and job `errorMessage` when a run outlives its workflow `timeout`: the
+/// run is cancelled (its jobs' `onCancel` and `cleanup` hooks run).
+pub fn workflow_timeout(timeout_ms: i64) -> String {
+    format!("workflow_timeout: workflow exceeded its timeout of {timeout_ms}ms")
+}
+
 /// `Job failed: re-dispatch attempts exhausted after <n> attempts (<context>)`.
 pub fn attempts_exhausted(attempts: u32, context: &str) -> String {
     format!("Job failed: re-dispatch attempts exhausted after {attempts} attempts ({context})")

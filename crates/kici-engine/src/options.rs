@@ -36,10 +36,17 @@ pub enum OptionVerdict {
     },
 }
 
-const WORKFLOW_OPTIONS: &[&str] = &["jobs", "on", "description", "hashFiles", "registries", "installEnv"];
+const WORKFLOW_OPTIONS: &[&str] = &[
+    "jobs",
+    "on",
+    "description",
+    "hashFiles",
+    "registries",
+    "installEnv",
+    "timeout",
+];
 const WORKFLOW_NOT_IMPLEMENTED: &[&str] = &[
     "rules",
-    "timeout",
     "concurrency",
     "approval",
     "onCancel",
@@ -161,6 +168,7 @@ const LOCK_WORKFLOW: &[&str] = &[
     "resolvedHashFiles",
     "registries",
     "installEnv",
+    "timeout",
 ];
 const LOCK_STATIC_JOB: &[&str] = &[
     "_type",

@@ -1,5 +1,5 @@
-//! Periodic checks on what time decides: jobs whose wait timer is up (queued) and holds
-//! nobody decided in time (failed), queue entries that expired without an agent,
+//! Periodic checks on what time decides: runs past their workflow `timeout` (cancelled), jobs
+//! whose wait timer is up (queued) and holds nobody decided in time (failed), queue entries that expired without an agent,
 //! dispatches not acknowledged in time, disconnected agents that did not come back, and
 //! running jobs that stopped sending heartbeats; with the stale scan it also moves every
 //! active run forward once more, in case an earlier attempt was cut short. Runs every
@@ -73,6 +73,17 @@ pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kic
     }
     if let Err(err) = holds::expire(state).await {
         tracing::error!(error = %err, "failing expired holds failed; retried at the next sweep");
+    }
+    for (run_id, timeout_ms) in state.store.overdue_runs(now).await? {
+        tracing::warn!(runId = %run_id, timeoutMs = timeout_ms, "run exceeded its workflow timeout; cancelling it");
+        let cancelled = async {
+            progress::cancel_run(state, &run_id, &failure::workflow_timeout(timeout_ms), false).await?;
+            state.store.clear_run_deadline(&run_id).await
+        }
+        .await;
+        if let Err(err) = cancelled {
+            tracing::error!(runId = %run_id, error = %err, "cancelling a run past its workflow timeout failed; retried at the next sweep");
+        }
     }
     for entry in state.store.expired_entries(now).await? {
         logged("queue expiry", &entry.job_id, progress::expire(state, &entry).await);

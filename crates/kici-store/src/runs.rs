@@ -42,6 +42,14 @@ pub struct NewRun {
     pub lockfile_hash: Option<String>,
 }
 
+impl NewRun {
+    /// When the run must be over: its creation plus the workflow's `timeout`.
+    fn deadline_at(&self) -> Option<i64> {
+        let timeout = self.lock_workflow.as_ref()?.timeout?;
+        Some(self.created_at.saturating_add(i64::try_from(timeout).unwrap_or(i64::MAX)))
+    }
+}
+
 /// What jobs of a run are made from: its event, clone URL, workflow and dependency cache key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInputs {
@@ -256,8 +264,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
                  failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of,
-                 lockfile_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                 lockfile_hash, deadline_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(run.run_id.as_str())
         .bind(run.source_id.as_str())
@@ -279,6 +287,7 @@ impl Store {
         .bind(run.completed_at.map(|c| c - run.created_at))
         .bind(run.rerun_of.as_deref())
         .bind(&run.lockfile_hash)
+        .bind(run.deadline_at())
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;
@@ -381,6 +390,33 @@ impl Store {
             .await
             .map_err(q("active runs"))?;
         rows.iter().map(|r| get_id(r, "run_id")).collect()
+    }
+
+    /// Runs still going past their workflow deadline, with the workflow `timeout` (ms) each had.
+    pub async fn overdue_runs(&self, now: i64) -> Result<Vec<(RunId, i64)>> {
+        let active = [RunStatus::Pending, RunStatus::Running, RunStatus::Cancelling];
+        let sql = format!(
+            "SELECT run_id, deadline_at - created_at AS timeout_ms FROM runs WHERE deadline_at <= $1 AND status IN ({})",
+            status_list(&active, RunStatus::as_str)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("overdue runs"))?;
+        rows.iter()
+            .map(|r| Ok((get_id(r, "run_id")?, get(r, "timeout_ms")?)))
+            .collect()
+    }
+
+    /// The run's deadline is dealt with (its cancel went out): the sweeper leaves it alone.
+    pub async fn clear_run_deadline(&self, run_id: &RunId) -> Result<()> {
+        sqlx::query("UPDATE runs SET deadline_at = NULL WHERE run_id = $1")
+            .bind(run_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(q("clear run deadline"))?;
+        Ok(())
     }
 
     /// `pending` → `running` at the first job that runs.

@@ -152,3 +152,38 @@ async fn pick_any_spreads_jobs_over_the_fitting_agents() {
         ("agent-1", "agent-2", "agent-1")
     );
 }
+
+const TIMEOUT: &str = r#"import { workflow, job, push, onCancel } from '@kici-dev/sdk';
+
+export default workflow('deadline', {
+  on: push({ branches: 'deadline' }),
+  timeout: 2000,
+  jobs: [
+    job('hang', {
+      runsOn: 'linux',
+      onCancel: onCancel(async () => { console.log('hook onCancel after the deadline'); }),
+      run: async ({ $ }) => { console.log('hanging'); await $`sleep 120`; },
+    }),
+  ],
+});
+"#;
+
+/// A run that outlives its workflow `timeout` is cancelled by the orchestrator: the running
+/// job's `onCancel` hook runs and the reason says which timeout it was.
+#[tokio::test]
+async fn a_workflow_timeout_cancels_the_run_and_its_hooks_run() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/deadline.ts", TIMEOUT);
+    repo.compile();
+    repo.commit_and_push("workflow timeout");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "deadline").await;
+    assert_eq!(run.run.status, RunStatus::Cancelled, "{:?}", run.jobs);
+    let reason = "workflow_timeout: workflow exceeded its timeout of 2000ms";
+    assert_eq!(run.run.failure_reason.as_deref(), Some(reason));
+    assert_eq!(run.jobs[0].status, kici_engine::status::JobStatus::Cancelled);
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    assert!(logs.contains("hanging") && logs.contains("hook onCancel after the deadline"), "{logs}");
+}
