@@ -855,6 +855,9 @@ export declare function firstBlockingRule(
 // ---------------------------------------------------------------------------------------------
 // Utilities
 
+/** zod 3 (vendored in `./vendor/zod`, see its README): schemas for step `outputs`, say. */
+export { z } from './vendor/zod/index.js';
+
 export interface WaitForOptions<T> {
   /** Polled until it returns a truthy value, which waitFor resolves with. */
   check: () => T | false | null | undefined | 0 | '' | Promise<T | false | null | undefined | 0 | ''>;

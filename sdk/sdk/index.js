@@ -27,5 +27,6 @@ export {
 export { waitFor, waitForStep, WaitForTimeoutError } from './wait.js';
 export { validateDag } from './dag.js';
 export { expandMatrix, applyIncludeExclude, isStaticArray, isStaticObject, isDynamicFunction } from './matrix.js';
+export { z } from './vendor/zod/index.js';
 export { flattenSteps, jobNames, nameJobs } from './naming.js';
 export { bindResults } from './outputs.js';

@@ -1,5 +1,5 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
-import { job, onFailure, step, workflow, type HookOutcome } from '@kici-dev/sdk';
+import { job, onFailure, step, workflow, z, type HookOutcome } from '@kici-dev/sdk';
 
 const on = 'kici:os:linux';
 
@@ -56,3 +56,7 @@ job('secrets', {
     console.log(token);
   },
 });
+
+// @ts-expect-error z.string() parses to a string, not a number.
+const parsedNumber: number = z.string().parse('1');
+console.log(parsedNumber);
