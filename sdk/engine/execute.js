@@ -528,12 +528,13 @@ class JobRun {
 
   /** A successful step row's returned value as its outputs, or the row failed when it is not valid outputs. */
   #keepOutputs(row, result, log) {
-    if (result.status !== 'success' || result.value === undefined) return result;
-    const checked = checkStepOutputs(row.name, result.value);
+    if (result.status !== 'success') return result;
+    const checked = checkStepOutputs(row.name, result.value, row.step.outputs);
     if (checked.error !== undefined) {
       log.line('log', checked.error, 'error');
       return { status: 'failed', attempts: result.attempts, error: { message: checked.error } };
     }
+    if (checked.outputs === undefined) return result;
     this.outputs.set(row, checked.outputs);
     return { ...result, outputs: checked.outputs };
   }

@@ -3,6 +3,7 @@
 // are what @kici-dev/engine reads; authors only need the factory signatures.
 
 import type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument } from '@kici-dev/shared';
+import { z } from './vendor/zod/index.js';
 
 export type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument };
 
@@ -286,10 +287,34 @@ export interface RetryPolicy {
 /** `retry: N` is `{maxAttempts: N}` with the defaults. */
 export type RetryOption = number | ({ maxAttempts: number } & Partial<Omit<RetryPolicy, 'maxAttempts'>>);
 
-export interface StepOptions<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+/**
+ * A step's `outputs`: an object of zod schemas (`{ version: z.string() }`, checked as
+ * `z.object(...)`) or a zod object schema (`z.object({...})`, refined or not).
+ */
+export type OutputsSchema = z.ZodRawShape | z.ZodType<Record<string, unknown>, z.ZodTypeDef, any>;
+
+/** What a step with `outputs` `S` hands on (`stepRef.result`): the schema's parsed type; `any` without one. */
+export type OutputsOf<S extends OutputsSchema | undefined> = S extends z.ZodTypeAny
+  ? z.output<S>
+  : S extends z.ZodRawShape
+    ? z.output<z.ZodObject<S>>
+    : any;
+
+/** What a step with `outputs` `S` may return: the schema's input type; anything without one. */
+export type OutputsInput<S extends OutputsSchema | undefined> = S extends z.ZodTypeAny
+  ? z.input<S>
+  : S extends z.ZodRawShape
+    ? z.input<z.ZodObject<S>>
+    : unknown;
+
+export interface StepOptions<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+> {
   /** Unnamed steps are `step-<N>`. */
   name?: string;
-  run: StepFunction<M>;
+  /** With `outputs`, what it returns must match the schema. */
+  run: (ctx: StepContext<M>) => OutputsInput<S> | Promise<OutputsInput<S>>;
   /** Per attempt, ms (positive integer). Default: the host's step timeout (30 min). */
   timeout?: number;
   retry?: RetryOption;
@@ -305,11 +330,18 @@ export interface StepOptions<M extends MatrixCombination | undefined = MatrixCom
   rules?: OneOrMany<Rule>;
   onCancel?: HookInput;
   cleanup?: HookInput;
-  /** Declares that the step returns outputs (`hasOutputs`). */
-  outputs?: unknown;
+  /**
+   * The schema of what the step returns (`hasOutputs`), checked when the step is defined. The
+   * runner checks the returned value against it (`undefined` too): on a mismatch the step fails
+   * with `Step '<name>' returned outputs that do not match its schema: <where>: <issue>[; ...]`
+   * and keeps no outputs; else the outputs are what the schema parsed (keys it does not name
+   * dropped, defaults filled in). Types `stepRef.result`.
+   */
+  outputs?: S;
 }
 
-export interface Step {
+/** A step; `O` is the type of its outputs (`result`), `any` when it declares no `outputs`. */
+export interface Step<O = any> {
   readonly _tag: 'Step';
   readonly name: string | undefined;
   readonly run: StepFunction<any>;
@@ -323,24 +355,26 @@ export interface Step {
    * What this step returned, read inside a later step of the same job (`build.result.version`).
    * Throws `Step '<name>' has no result yet (it runs after this step, or returned nothing)`. A
    * bare function used as a step gets the same getter (`fn.result`) unless it has a `result`.
+   * Typed by the step's `outputs` schema.
    */
-  readonly result: any;
+  readonly result: O;
 }
 
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
   name: string,
   run: StepFunction<M>,
 ): Step;
-export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
-  name: string,
-  options: Omit<StepOptions<M>, 'name'>,
-): Step;
+export declare function step<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+>(name: string, options: Omit<StepOptions<M, S>, 'name'>): Step<OutputsOf<S>>;
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
   run: StepFunction<M>,
 ): Step;
-export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
-  options: StepOptions<M>,
-): Step;
+export declare function step<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+>(options: StepOptions<M, S>): Step<OutputsOf<S>>;
 
 export interface ParallelOptions {
   /** Cancel running siblings on the first failure. Default true. */
@@ -856,7 +890,7 @@ export declare function firstBlockingRule(
 // Utilities
 
 /** zod 3 (vendored in `./vendor/zod`, see its README): schemas for step `outputs`, say. */
-export { z } from './vendor/zod/index.js';
+export { z };
 
 export interface WaitForOptions<T> {
   /** Polled until it returns a truthy value, which waitFor resolves with. */
