@@ -17,7 +17,7 @@
 // output.js's, asking the host for caches cache.js's, what an init preset does mise.js's,
 // checking and reading outputs outputs.js's.
 
-import { bindResults, flattenSteps } from '@kici-dev/sdk';
+import { bindResults, flattenSteps } from '@kici-dev/sdk/internal';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { restoreCaches, saveCaches } from './cache.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';

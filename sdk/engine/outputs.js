@@ -5,7 +5,7 @@
 // (`jobRef.result`, `ctx.jobOutputs`) and builds the `outputs` of job.complete.
 // It does not send anything (execute.js does) and does not carry outputs between jobs (the host does).
 
-import { jobNames } from '@kici-dev/sdk';
+import { jobNames } from '@kici-dev/sdk/internal';
 import { errorMessage } from '@kici-dev/shared';
 
 /** Most bytes (UTF-8 JSON) one step's outputs, and one job's, may take. */

@@ -1,5 +1,7 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
 import { job, onFailure, step, workflow, z, type HookOutcome } from '@kici-dev/sdk';
+// @ts-expect-error runner plumbing is not authoring API: it is @kici-dev/sdk/internal, not the package root.
+import { flattenSteps } from '@kici-dev/sdk';
 
 const on = 'kici:os:linux';
 
