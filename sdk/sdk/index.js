@@ -1,7 +1,7 @@
 // @kici-dev/sdk: the workflow authoring API. Pure data constructors plus validation; importing
 // it does no I/O. This file only re-exports; see the modules it names.
-// Only what authors use is here; the runner plumbing @kici-dev/engine shares with the SDK is
-// `@kici-dev/sdk/internal` (internal.js).
+// Only what authors use is here (sdk/tests/exports.test.js lists it); the runner plumbing
+// @kici-dev/engine shares with the SDK is `@kici-dev/sdk/internal` (internal.js).
 
 export { KiciError } from './common.js';
 export { SecretNotFoundError } from './secrets.js';
