@@ -6,7 +6,7 @@
 // explicit `ctx.cache.save`, which rejects so the author can decide.
 // Which rows restore and save when is execute.js's; `ctx.cache` is built here for context.js.
 
-import { normalizeCacheSpecs } from '@kici-dev/sdk';
+import { normalizeCacheSpecs } from '@kici-dev/sdk/internal';
 
 /** Requests to the host and their answers, matched by `requestId`. */
 export class CacheClient {

@@ -5,7 +5,7 @@
 // commands in the runner's ProcessGroups, so shutdown finds them.
 // It does not run steps, handle step timeouts or send step messages (execute.js and run-step.js do).
 
-import { firstBlockingRule } from '@kici-dev/sdk';
+import { firstBlockingRule } from '@kici-dev/sdk/internal';
 import { ProcessPromise, createLogger, createShell, errorMessage } from '@kici-dev/shared';
 import { cacheApi } from './cache.js';
 import { race } from './run-step.js';

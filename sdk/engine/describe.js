@@ -5,7 +5,7 @@
 // still described. `describeJob` is also how evaluate (kind `jobs`) describes generated jobs.
 // It does not check names or the needs graph (the Rust compiler does) and runs no step.
 
-import { flattenSteps, jobNames } from '@kici-dev/sdk';
+import { flattenSteps, jobNames } from '@kici-dev/sdk/internal';
 import { errorMessage } from '@kici-dev/shared';
 import { importModule, locator, workflowExports } from './load.js';
 

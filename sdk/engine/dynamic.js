@@ -6,7 +6,7 @@
 // It does not describe jobs (describe.js) nor run them (execute.js), and bounds no time (the host
 // does).
 
-import { nameJobs } from '@kici-dev/sdk';
+import { nameJobs } from '@kici-dev/sdk/internal';
 import { errorMessage, errorStack } from '@kici-dev/shared';
 import { dynamicJobContext, mergedEnv } from './context.js';
 import { loadDynamicJob } from './load.js';

@@ -9,7 +9,7 @@
 // It does not expand the matrix or register generated jobs, and bounds the time of env and
 // environment functions only (the host bounds the rest).
 
-import { isMatrixValue, jobNames } from '@kici-dev/sdk';
+import { isMatrixValue, jobNames } from '@kici-dev/sdk/internal';
 import { errorMessage } from '@kici-dev/shared';
 import { enterJob, matrixContext, mergedEnv } from './context.js';
 import { describeJob } from './describe.js';

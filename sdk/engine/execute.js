@@ -17,7 +17,7 @@
 // output.js's, asking the host for caches cache.js's, what an init preset does mise.js's,
 // checking and reading outputs outputs.js's.
 
-import { bindResults, flattenSteps } from '@kici-dev/sdk';
+import { bindResults, flattenSteps } from '@kici-dev/sdk/internal';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { restoreCaches, saveCaches } from './cache.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
@@ -528,12 +528,13 @@ class JobRun {
 
   /** A successful step row's returned value as its outputs, or the row failed when it is not valid outputs. */
   #keepOutputs(row, result, log) {
-    if (result.status !== 'success' || result.value === undefined) return result;
-    const checked = checkStepOutputs(row.name, result.value);
+    if (result.status !== 'success') return result;
+    const checked = checkStepOutputs(row.name, result.value, row.step.outputs);
     if (checked.error !== undefined) {
       log.line('log', checked.error, 'error');
       return { status: 'failed', attempts: result.attempts, error: { message: checked.error } };
     }
+    if (checked.outputs === undefined) return result;
     this.outputs.set(row, checked.outputs);
     return { ...result, outputs: checked.outputs };
   }

@@ -6,7 +6,7 @@
 
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { jobNames } from '@kici-dev/sdk';
+import { jobNames } from '@kici-dev/sdk/internal';
 import { parseStackFrames } from '@kici-dev/shared';
 
 const isWorkflow = (value) => value?._tag === 'Workflow';

@@ -1,16 +1,27 @@
-// Outputs: what steps return and what jobs hand on. Checks a step's returned value (JSON, at
-// most OUTPUTS_LIMIT_BYTES serialized), keeps each step's outputs for the job's later steps
+// Outputs: what steps return and what jobs hand on. Checks a step's returned value (against the
+// step's `outputs` schema when it has one, then JSON, at most OUTPUTS_LIMIT_BYTES serialized),
+// keeps each step's outputs for the job's later steps
 // (`stepRef.result`, `ctx.outputsOf`), reads the upstream outputs the host sent in `needs`
 // (`jobRef.result`, `ctx.jobOutputs`) and builds the `outputs` of job.complete.
 // It does not send anything (execute.js does) and does not carry outputs between jobs (the host does).
 
-import { jobNames } from '@kici-dev/sdk';
+import { jobNames } from '@kici-dev/sdk/internal';
 import { errorMessage } from '@kici-dev/shared';
 
 /** Most bytes (UTF-8 JSON) one step's outputs, and one job's, may take. */
 export const OUTPUTS_LIMIT_BYTES = 1048576;
 
+/** At most this many schema issues are named in the error, each cut to MAX_ISSUE_CHARS. */
+const MAX_SCHEMA_ISSUES = 3;
+const MAX_ISSUE_CHARS = 200;
+
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** `where` followed by the property or index `key`: `result.files`, `result[0]`, `result["a-b"]`. */
+function childWhere(where, key) {
+  if (typeof key === 'number') return `${where}[${key}]`;
+  return IDENTIFIER.test(key) ? `${where}.${key}` : `${where}[${JSON.stringify(key)}]`;
+}
 
 function isPlainObject(value) {
   const prototype = Object.getPrototypeOf(value);
@@ -52,7 +63,7 @@ function notJson(value, where, ancestors) {
     ? value.map((item, index) => [`${where}[${index}]`, item])
     : Object.entries(value)
         .filter(([, item]) => item !== undefined)
-        .map(([key, item]) => [IDENTIFIER.test(key) ? `${where}.${key}` : `${where}[${JSON.stringify(key)}]`, item]);
+        .map(([key, item]) => [childWhere(where, key), item]);
   for (const [itemWhere, item] of items) {
     const reason = notJson(item, itemWhere, ancestors);
     if (reason !== undefined) return reason;
@@ -61,11 +72,49 @@ function notJson(value, where, ancestors) {
   return undefined;
 }
 
+/** `text` cut to `max` characters, the cut marked. */
+function bounded(text, max) {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /**
- * A step's returned value (not undefined) as its outputs: `{outputs}` (a JSON copy, so later
- * changes by the step do not reach it) or `{error}` with the text that fails the step.
+ * `value` checked against the step's `outputs` schema (a zod object schema, see the SDK's
+ * output-schema.js): `{value}`, what the schema parsed (keys it does not name dropped, defaults
+ * filled in), or `{error}` naming the first MAX_SCHEMA_ISSUES issues by where they are from
+ * `result`.
  */
-export function checkStepOutputs(stepName, value) {
+function checkSchema(stepName, value, schema) {
+  let parsed;
+  try {
+    parsed = schema.safeParse(value);
+  } catch (error) {
+    // A refinement or getter that throws, or an asynchronous refinement.
+    return {
+      error: `Step '${stepName}' returned outputs that could not be checked against its schema: ${bounded(errorMessage(error), MAX_ISSUE_CHARS)}`,
+    };
+  }
+  if (parsed.success) return { value: parsed.data };
+  const { issues } = parsed.error;
+  const named = issues.slice(0, MAX_SCHEMA_ISSUES).map(({ path, message }) => {
+    const where = path.reduce((text, key) => childWhere(text, key), 'result');
+    return bounded(`${where}: ${message}`, MAX_ISSUE_CHARS);
+  });
+  const more = issues.length > MAX_SCHEMA_ISSUES ? `; and ${issues.length - MAX_SCHEMA_ISSUES} more` : '';
+  return { error: `Step '${stepName}' returned outputs that do not match its schema: ${named.join('; ')}${more}` };
+}
+
+/**
+ * A step's returned value as its outputs: `{outputs}` (a JSON copy, so later changes by the
+ * step do not reach it), `{error}` with the text that fails the step, or `{}` when it has none
+ * (it returned undefined and declares no `outputs` schema). With a schema, the value is checked
+ * against it first (undefined too) and what the schema parsed is the outputs.
+ * @param {{safeParse: (value: unknown) => {success: boolean, data?: unknown, error?: {issues: object[]}}} | undefined} schema
+ */
+export function checkStepOutputs(stepName, returned, schema) {
+  const checked = schema === undefined ? { value: returned } : checkSchema(stepName, returned, schema);
+  if (checked.error !== undefined) return checked;
+  const { value } = checked;
+  if (value === undefined) return {};
   let text;
   try {
     const reason = notJson(value, 'result', new Map());

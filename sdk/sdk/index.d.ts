@@ -3,6 +3,7 @@
 // are what @kici-dev/engine reads; authors only need the factory signatures.
 
 import type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument } from '@kici-dev/shared';
+import { z } from './vendor/zod/index.js';
 
 export type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument };
 
@@ -286,10 +287,34 @@ export interface RetryPolicy {
 /** `retry: N` is `{maxAttempts: N}` with the defaults. */
 export type RetryOption = number | ({ maxAttempts: number } & Partial<Omit<RetryPolicy, 'maxAttempts'>>);
 
-export interface StepOptions<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+/**
+ * A step's `outputs`: an object of zod schemas (`{ version: z.string() }`, checked as
+ * `z.object(...)`) or a zod object schema (`z.object({...})`, refined or not).
+ */
+export type OutputsSchema = z.ZodRawShape | z.ZodType<Record<string, unknown>, z.ZodTypeDef, any>;
+
+/** What a step with `outputs` `S` hands on (`stepRef.result`): the schema's parsed type; `any` without one. */
+export type OutputsOf<S extends OutputsSchema | undefined> = S extends z.ZodTypeAny
+  ? z.output<S>
+  : S extends z.ZodRawShape
+    ? z.output<z.ZodObject<S>>
+    : any;
+
+/** What a step with `outputs` `S` may return: the schema's input type; anything without one. */
+export type OutputsInput<S extends OutputsSchema | undefined> = S extends z.ZodTypeAny
+  ? z.input<S>
+  : S extends z.ZodRawShape
+    ? z.input<z.ZodObject<S>>
+    : unknown;
+
+export interface StepOptions<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+> {
   /** Unnamed steps are `step-<N>`. */
   name?: string;
-  run: StepFunction<M>;
+  /** With `outputs`, what it returns must match the schema. */
+  run: (ctx: StepContext<M>) => OutputsInput<S> | Promise<OutputsInput<S>>;
   /** Per attempt, ms (positive integer). Default: the host's step timeout (30 min). */
   timeout?: number;
   retry?: RetryOption;
@@ -305,11 +330,18 @@ export interface StepOptions<M extends MatrixCombination | undefined = MatrixCom
   rules?: OneOrMany<Rule>;
   onCancel?: HookInput;
   cleanup?: HookInput;
-  /** Declares that the step returns outputs (`hasOutputs`). */
-  outputs?: unknown;
+  /**
+   * The schema of what the step returns (`hasOutputs`), checked when the step is defined. The
+   * runner checks the returned value against it (`undefined` too): on a mismatch the step fails
+   * with `Step '<name>' returned outputs that do not match its schema: <where>: <issue>[; ...]`
+   * and keeps no outputs; else the outputs are what the schema parsed (keys it does not name
+   * dropped, defaults filled in). Types `stepRef.result`.
+   */
+  outputs?: S;
 }
 
-export interface Step {
+/** A step; `O` is the type of its outputs (`result`), `any` when it declares no `outputs`. */
+export interface Step<O = any> {
   readonly _tag: 'Step';
   readonly name: string | undefined;
   readonly run: StepFunction<any>;
@@ -323,24 +355,26 @@ export interface Step {
    * What this step returned, read inside a later step of the same job (`build.result.version`).
    * Throws `Step '<name>' has no result yet (it runs after this step, or returned nothing)`. A
    * bare function used as a step gets the same getter (`fn.result`) unless it has a `result`.
+   * Typed by the step's `outputs` schema.
    */
-  readonly result: any;
+  readonly result: O;
 }
 
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
   name: string,
   run: StepFunction<M>,
 ): Step;
-export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
-  name: string,
-  options: Omit<StepOptions<M>, 'name'>,
-): Step;
+export declare function step<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+>(name: string, options: Omit<StepOptions<M, S>, 'name'>): Step<OutputsOf<S>>;
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
   run: StepFunction<M>,
 ): Step;
-export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
-  options: StepOptions<M>,
-): Step;
+export declare function step<
+  M extends MatrixCombination | undefined = MatrixCombination | undefined,
+  S extends OutputsSchema | undefined = undefined,
+>(options: StepOptions<M, S>): Step<OutputsOf<S>>;
 
 export interface ParallelOptions {
   /** Cancel running siblings on the first failure. Default true. */
@@ -545,13 +579,6 @@ export interface CacheSpec {
   key: string;
   paths: string | readonly string[];
   restoreKeys?: string | readonly string[];
-}
-
-/** A cache spec as the SDK normalises it (`restoreKeys` left out when empty). */
-export interface NormalizedCacheSpec {
-  key: string;
-  paths: string[];
-  restoreKeys?: string[];
 }
 
 /**
@@ -787,73 +814,10 @@ export interface Workflow {
 export declare function workflow(name: string, options: WorkflowOptions): Workflow;
 
 // ---------------------------------------------------------------------------------------------
-// Runner plumbing (used by @kici-dev/engine; not authoring API)
-
-export interface FlatStep {
-  index: number;
-  name: string;
-  step: Step;
-  group: FlatGroup | null;
-}
-
-export interface FlatGroup {
-  kind: 'parallel';
-  name: string;
-  groupId: string;
-  failFast: boolean;
-  maxParallel: number | undefined;
-  group: ParallelGroup;
-  children: FlatStep[];
-}
-
-export type FlatEntry = { kind: 'step'; row: FlatStep } | FlatGroup;
-
-/** Step names (`step-<N>`), flat indices and group names, exactly as describe and execute use them. */
-export declare function flattenSteps(job: { steps: readonly (Step | ParallelGroup)[] }): {
-  entries: FlatEntry[];
-  flat: FlatStep[];
-};
-
-/** Every static job of the workflow with its name (`job-<N>` for unnamed jobs; DynamicJob entries left out). */
-export declare function jobNames(workflow: { jobs: readonly (Job | DynamicJob)[] }): Map<Job, string>;
-
-/** The names of a list of jobs by position (`job-<N>` for the N-th unnamed one). */
-export declare function nameJobs(jobs: readonly Job[]): string[];
-
-/**
- * A cache spec or a list of them, validated and normalised (throws `fail(message, suggestion)`;
- * `where`, default `'cache'`, names the option in the messages). `[]` gives `[]`.
- */
-export declare function normalizeCacheSpecs(
-  value: unknown,
-  fail: (message: string, suggestion: string) => Error,
-  where?: string,
-): NormalizedCacheSpec[];
-
-/**
- * Binds what `.result` of steps and jobs reads while a job runs (one job per runner process):
- * `stepResult(ref)` for a Step or bare step function, `jobResult(ref)` for a Job.
- */
-export declare function bindResults(source: {
-  stepResult: (ref: Step | StepFunction<any>) => unknown;
-  jobResult: (ref: Job) => unknown;
-}): void;
-
-/** True for a matrix value: a `string[]` or a `Record<string, string[]>`. */
-export declare function isMatrixValue(value: unknown): value is MatrixValue;
-
-/**
- * Goes through `rules` in order and stops at the first that `judge` does not pass (the order the
- * runner and evaluateRules share). Resolves with the blocking rule, `{interrupted: true}`, or
- * undefined when all passed.
- */
-export declare function firstBlockingRule(
-  rules: readonly Rule[],
-  judge: (rule: Rule) => Promise<{ passed: boolean; problem?: string } | { interrupted: true }>,
-): Promise<{ label: string; problem?: string } | { interrupted: true } | undefined>;
-
-// ---------------------------------------------------------------------------------------------
 // Utilities
+
+/** zod 3 (vendored in `./vendor/zod`, see its README): schemas for step `outputs`, say. */
+export { z };
 
 export interface WaitForOptions<T> {
   /** Polled until it returns a truthy value, which waitFor resolves with. */

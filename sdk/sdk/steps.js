@@ -1,11 +1,12 @@
 // `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
 // every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
-// bare functions), normalise `retry`, record the call site and validate (run, timeout, retry,
-// retryIf, rules).
+// bare functions), normalise `retry` and `outputs`, record the call site and validate (run,
+// timeout, retry, retryIf, outputs, rules).
 // Naming unnamed steps (`step-N`) and flat indices are NOT decided here: naming.js does that,
 // for job() validation, describe and execute alike.
 
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
+import { outputsSchema } from './output-schema.js';
 import { defineStepResult } from './outputs.js';
 import { normalizeRules, toHook } from './rules.js';
 
@@ -70,7 +71,7 @@ function makeStep(options, location) {
     retry: normalizeRetry(options.retry, fail),
     retryIf: options.retryIf,
     continueOnError: options.continueOnError === true,
-    outputs: options.outputs,
+    outputs: outputsSchema(options.outputs, fail),
     rules: normalizeRules(options.rules, fail),
     onCancel: toHook('onCancel', options.onCancel),
     cleanup: toHook('cleanup', options.cleanup),

@@ -9,8 +9,10 @@ import { makeProject, thrown } from './helpers.js';
 const project = makeProject({});
 after(() => project.cleanup());
 let sdk;
+let internal;
 before(async () => {
   sdk = await project.importPackage('sdk/index.js');
+  internal = await project.importPackage('sdk/internal.js');
 });
 
 const f = async () => {};
@@ -20,11 +22,11 @@ const workflowWith = (options) => sdk.workflow('w', { jobs: [simpleJob()], ...op
 
 describe('cache specs', () => {
   test('a spec or a list of them is normalised; single strings become lists; empty restoreKeys are left out', () => {
-    assert.deepEqual(sdk.normalizeCacheSpecs({ key: 'npm', paths: 'node_modules' }, fail), [
+    assert.deepEqual(internal.normalizeCacheSpecs({ key: 'npm', paths: 'node_modules' }, fail), [
       { key: 'npm', paths: ['node_modules'] },
     ]);
     assert.deepEqual(
-      sdk.normalizeCacheSpecs(
+      internal.normalizeCacheSpecs(
         [
           { key: 'a', paths: ['./a', 'b/c', '~/.npm', '~/'], restoreKeys: 'a-' },
           { key: 'b', paths: ['b'], restoreKeys: [] },
@@ -36,7 +38,7 @@ describe('cache specs', () => {
         { key: 'b', paths: ['b'] },
       ],
     );
-    assert.deepEqual(sdk.normalizeCacheSpecs([], fail), []);
+    assert.deepEqual(internal.normalizeCacheSpecs([], fail), []);
   });
 
   test('invalid specs are refused with the path to the problem', () => {
@@ -57,25 +59,25 @@ describe('cache specs', () => {
       [{ key: 'k', paths: ['a'], restoreKeys: ['a-', ''] }, 'cache.restoreKeys must be a list of non-empty key prefixes'],
     ];
     for (const [value, message] of cases) {
-      assert.equal(thrown(() => sdk.normalizeCacheSpecs(value, fail)).message, message, JSON.stringify(value));
+      assert.equal(thrown(() => internal.normalizeCacheSpecs(value, fail)).message, message, JSON.stringify(value));
     }
   });
 
   test('an unknown option is refused with a did-you-mean suggestion when one is close', () => {
-    assert.deepEqual(thrown(() => sdk.normalizeCacheSpecs({ key: 'k', paths: ['a'], restorekeys: ['a'] }, fail)), {
+    assert.deepEqual(thrown(() => internal.normalizeCacheSpecs({ key: 'k', paths: ['a'], restorekeys: ['a'] }, fail)), {
       message: "cache has no option 'restorekeys' (use key, paths or restoreKeys)",
       suggestion:
         "did you mean 'restoreKeys'? e.g. cache: { key: 'npm-v1', paths: ['node_modules', '~/.npm'], restoreKeys: ['npm-'] }",
     });
     assert.doesNotMatch(
-      thrown(() => sdk.normalizeCacheSpecs({ key: 'k', paths: ['a'], compression: 'zstd' }, fail)).suggestion,
+      thrown(() => internal.normalizeCacheSpecs({ key: 'k', paths: ['a'], compression: 'zstd' }, fail)).suggestion,
       /did you mean/,
     );
   });
 
   test('where names the option in the messages', () => {
     assert.equal(
-      thrown(() => sdk.normalizeCacheSpecs({ key: 'k', paths: '/x' }, fail, 'spec')).message,
+      thrown(() => internal.normalizeCacheSpecs({ key: 'k', paths: '/x' }, fail, 'spec')).message,
       "spec.paths[0] must be relative to the checkout or start with ~/, without '..', got '/x'",
     );
   });

@@ -1,10 +1,11 @@
 // execute, outputs: a step's returned value on step.complete and in job.complete (run shorthand
 // and steps), values that are not JSON or too large, stepRef.result / ctx.outputsOf in later
-// steps, and upstream outputs through ctx.needs, ctx.jobOutputs and jobRef.result.
+// steps, upstream outputs through ctx.needs, ctx.jobOutputs and jobRef.result, and steps'
+// `outputs` schemas: checked when the step is defined, the returned value checked against them.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, execute, makeProject } from './helpers.js';
+import { SDK_IMPORT, describeModules, execute, makeProject, thrown } from './helpers.js';
 
 const FIXTURE = `${SDK_IMPORT}
 const on = 'kici:os:linux';
@@ -60,9 +61,44 @@ export default workflow('outputs', {
 });
 `;
 
-const project = makeProject({ fixture: FIXTURE });
+const SCHEMAS = `${SDK_IMPORT}
+import { z } from '@kici-dev/sdk';
+const on = 'kici:os:linux';
+const release = { version: z.string(), files: z.array(z.string()).default([]) };
+const typed = (name, run) => step(name, { outputs: release, run });
+const made = typed('made', async () => ({ version: '1.2.3', extra: 'dropped' }));
+export default workflow('schemas', {
+  jobs: [
+    job('match', { runsOn: on, steps: [made, step('read', async () => ({ version: made.result.version, files: made.result.files }))] }),
+    job('object-schema', {
+      runsOn: on,
+      steps: [step('doubled', { outputs: z.object({ n: z.number() }).transform(({ n }) => ({ n: n * 2 })), run: async () => ({ n: 1 }) })],
+    }),
+    job('strict', { runsOn: on, steps: [step('strict', { outputs: z.object({ n: z.number() }).strict(), run: async () => ({ n: 1, m: 2 }) })] }),
+    job('wrong-type', { runsOn: on, steps: [typed('typed', async () => ({ version: 123, files: ['a', 7] })), step('after', async () => {})] }),
+    job('missing-key', { runsOn: on, steps: [typed('typed', async () => ({ files: [] }))] }),
+    job('nothing', { runsOn: on, steps: [typed('typed', async () => {})] }),
+    job('many', {
+      runsOn: on,
+      steps: [step('many', { outputs: { a: z.string(), b: z.string(), c: z.string(), d: z.string(), e: z.string() }, run: async () => ({}) })],
+    }),
+    job('long', {
+      runsOn: on,
+      steps: [step('long', { outputs: { kind: z.literal('x'.repeat(500)) }, run: async () => ({ kind: 'y' }) })],
+    }),
+    job('not-json', { runsOn: on, steps: [step('big', { outputs: { n: z.any() }, run: async () => ({ n: 1n }) })] }),
+    job('throws', {
+      runsOn: on,
+      steps: [step('throws', { outputs: z.object({ n: z.number() }).refine(() => { throw new Error('refinement broke'); }), run: async () => ({ n: 1 }) })],
+    }),
+  ],
+});
+`;
+
+const project = makeProject({ fixture: FIXTURE, schemas: SCHEMAS });
 after(() => project.cleanup());
 const run = (job, fields = {}) => execute(project, 'fixture', { workflow: 'outputs', job, ...fields });
+const runSchemas = (job) => execute(project, 'schemas', { workflow: 'schemas', job });
 
 const UPSTREAM = {
   short: { status: 'success', result: { answer: 42 } },
@@ -171,5 +207,110 @@ describe('outputs', { concurrency: true }, () => {
     assert.throws(() => step('x', async () => 1).result, {
       message: "Step 'x'.result can only be read while a job runs; read it inside a step",
     });
+  });
+});
+
+describe('outputs schemas', { concurrency: true }, () => {
+  test('a matching value: the outputs are what the schema parsed (unknown keys dropped, defaults filled in, transformed)', async () => {
+    const result = await runSchemas('match');
+    assert.equal(result.job.status, 'success');
+    assert.deepEqual(result.step('made').outputs, { version: '1.2.3', files: [] });
+    assert.deepEqual(result.step('read').outputs, { version: '1.2.3', files: [] });
+    assert.deepEqual(result.job.outputs, { made: { version: '1.2.3', files: [] }, read: { version: '1.2.3', files: [] } });
+    const objectSchema = await runSchemas('object-schema');
+    assert.deepEqual(objectSchema.job.outputs, { doubled: { n: 2 } });
+  });
+
+  test('a step with an outputs schema is described with hasOutputs', async () => {
+    const [file] = await describeModules(project, ['schemas']);
+    const match = file.workflows[0].jobs.find((job) => job.name === 'match');
+    assert.deepEqual(
+      match.steps.map(({ name, hasOutputs }) => ({ name, hasOutputs })),
+      [
+        { name: 'made', hasOutputs: true },
+        { name: 'read', hasOutputs: false },
+      ],
+    );
+  });
+
+  /** Asserts that step `stepName` of `job` failed with `message` (logged too) and kept no outputs. */
+  const assertMismatch = async (job, stepName, message) => {
+    const result = await runSchemas(job);
+    const complete = result.step(stepName);
+    assert.equal(complete.status, 'failed');
+    assert.deepEqual(complete.error, { message });
+    assert.equal('outputs' in complete, false);
+    assert.ok(result.linesOf(complete.stepIndex).includes(message));
+    assert.equal(result.job.status, 'failed');
+    assert.equal('outputs' in result.job, false);
+    return result;
+  };
+
+  test('a value of the wrong type fails the step with each issue and keeps no outputs', async () => {
+    const result = await assertMismatch(
+      'wrong-type',
+      'typed',
+      "Step 'typed' returned outputs that do not match its schema: result.version: Expected string, received number; result.files[1]: Expected string, received number",
+    );
+    assert.equal(result.step('after').status, 'skipped');
+  });
+
+  test('a missing key, or no value at all, fails the step', async () => {
+    await assertMismatch('missing-key', 'typed', "Step 'typed' returned outputs that do not match its schema: result.version: Required");
+    await assertMismatch('nothing', 'typed', "Step 'typed' returned outputs that do not match its schema: result: Required");
+    await assertMismatch(
+      'strict',
+      'strict',
+      "Step 'strict' returned outputs that do not match its schema: result: Unrecognized key(s) in object: 'm'",
+    );
+  });
+
+  test('the error names the first three issues, each cut to 200 characters', async () => {
+    await assertMismatch(
+      'many',
+      'many',
+      "Step 'many' returned outputs that do not match its schema: result.a: Required; result.b: Required; result.c: Required; and 2 more",
+    );
+    const result = await runSchemas('long');
+    const message = result.step('long').error.message;
+    const prefix = "Step 'long' returned outputs that do not match its schema: result.kind: Invalid literal value, expected";
+    assert.ok(message.startsWith(prefix), message);
+    assert.equal(message.length, "Step 'long' returned outputs that do not match its schema: ".length + 200);
+    assert.ok(message.endsWith('…'));
+  });
+
+  test('what the schema passes must still be JSON; a schema that throws fails the step', async () => {
+    await assertMismatch('not-json', 'big', "Step 'big' returned a value that is not JSON: result.n is a BigInt; return it as a string or a number");
+    await assertMismatch(
+      'throws',
+      'throws',
+      "Step 'throws' returned outputs that could not be checked against its schema: refinement broke",
+    );
+  });
+
+  test('outputs that are not zod schemas are refused when the step is defined', async () => {
+    const { step, z } = await project.importPackage('sdk/index.js');
+    const run = async () => ({});
+    const suggestion =
+      "e.g. import { z } from '@kici-dev/sdk'; step('build', { outputs: { version: z.string() }, run: async () => ({ version: '1.2.3' }) })";
+    const cases = [
+      ['version', "got 'version'"],
+      [null, 'got null'],
+      [[z.string()], 'got an array'],
+      [z.string(), 'got a ZodString schema'],
+      [new Map(), 'got object'],
+    ];
+    for (const [outputs, got] of cases) {
+      assert.deepEqual(thrown(() => step('build', { outputs, run })), {
+        message: `Step "build": outputs must be an object of zod schemas or a zod object schema, ${got}`,
+        suggestion,
+      });
+    }
+    assert.deepEqual(thrown(() => step('build', { outputs: { version: 'string' }, run })), {
+      message: `Step "build": outputs.version must be a zod schema, got 'string'`,
+      suggestion,
+    });
+    assert.equal(thrown(() => step({ outputs: { n: 1 }, run })).message, 'Step "(unnamed)": outputs.n must be a zod schema, got 1');
+    assert.equal(step('ok', { outputs: z.object({ n: z.number() }).refine(() => true), run })._tag, 'Step');
   });
 });

@@ -1,5 +1,7 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
-import { job, onFailure, step, workflow, type HookOutcome } from '@kici-dev/sdk';
+import { job, onFailure, step, workflow, z, type HookOutcome } from '@kici-dev/sdk';
+// @ts-expect-error runner plumbing is not authoring API: it is @kici-dev/sdk/internal, not the package root.
+import { flattenSteps } from '@kici-dev/sdk';
 
 const on = 'kici:os:linux';
 
@@ -56,3 +58,27 @@ job('secrets', {
     console.log(token);
   },
 });
+
+// @ts-expect-error z.string() parses to a string, not a number.
+const parsedNumber: number = z.string().parse('1');
+console.log(parsedNumber);
+
+const versioned = step('versioned', { outputs: { version: z.string() }, run: async () => ({ version: '1.2.3' }) });
+step('read', async () => {
+  // @ts-expect-error the step's outputs schema says version is a string.
+  const version: number = versioned.result.version;
+  // @ts-expect-error the outputs schema has no sha.
+  console.log(version, versioned.result.sha);
+});
+
+// @ts-expect-error the returned version must be a string, as the outputs schema says.
+step('mistyped', { outputs: { version: z.string() }, run: async () => ({ version: 1 }) });
+
+// @ts-expect-error the returned value lacks the version the outputs schema requires.
+step('missing', { outputs: z.object({ version: z.string() }), run: () => ({}) });
+
+// @ts-expect-error outputs is an object of schemas or an object schema, not a string schema.
+step('text', { outputs: z.string(), run: async () => 'x' });
+
+// @ts-expect-error an outputs entry is a zod schema, not a type name.
+step('names', { outputs: { version: 'string' }, run: async () => ({ version: '1' }) });
