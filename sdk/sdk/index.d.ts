@@ -7,6 +7,7 @@ import { z } from './vendor/zod/index.js';
 
 export type { Logger, ProcessOutput, ProcessPromise, Shell, ShellArgument };
 
+/** One value or a list of them: options that take a list take a single value too. */
 type OneOrMany<T> = T | readonly T[];
 
 // ---------------------------------------------------------------------------------------------
@@ -34,6 +35,7 @@ export declare class KiciError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Run-time contexts
 
+/** How a job ended, as `needs` reports it (`NeedResult.status`) and a `needs` `when` list names it. */
 export type JobStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
 
 /** The normalised event that started the run. */
@@ -232,6 +234,7 @@ export interface HookOutcome {
   error?: string;
 }
 
+/** The argument of a hook: a StepContext plus how the job (or, for beforeStep / afterStep, the step) went. */
 export interface HookContext extends StepContext {
   outcome: HookOutcome;
 }
@@ -273,6 +276,7 @@ export interface DynamicJobContext {
 // ---------------------------------------------------------------------------------------------
 // Steps
 
+/** A step's `retry` as the SDK normalises it: up to `maxAttempts` attempts, each bounded by the step's `timeout`. */
 export interface RetryPolicy {
   /** Integer >= 1. */
   maxAttempts: number;
@@ -307,6 +311,7 @@ export type OutputsInput<S extends OutputsSchema | undefined> = S extends z.ZodT
     ? z.input<z.ZodObject<S>>
     : unknown;
 
+/** The options of `step()` (`step(name, options)` takes them without `name`). */
 export interface StepOptions<
   M extends MatrixCombination | undefined = MatrixCombination | undefined,
   S extends OutputsSchema | undefined = undefined,
@@ -340,7 +345,11 @@ export interface StepOptions<
   outputs?: S;
 }
 
-/** A step; `O` is the type of its outputs (`result`), `any` when it declares no `outputs`. */
+/**
+ * What `step()` returns, and what a bare function in `steps` (or a job's `run`) becomes: the
+ * options normalised (`retry` as a RetryPolicy, `rules` as a list), plus the `step(` call site.
+ * `O` is the type of its outputs (`result`), `any` when it declares no `outputs`.
+ */
 export interface Step<O = any> {
   readonly _tag: 'Step';
   readonly name: string | undefined;
@@ -360,6 +369,12 @@ export interface Step<O = any> {
   readonly result: O;
 }
 
+/**
+ * A step: `step(name, run)`, `step(name, options)`, `step(run)` or `step(options)`. An unnamed step
+ * is `step-<N>` (N counts the job's unnamed steps from 1, parallel children included). Throws
+ * KiciError for invalid options (`run` not a function, a bad `timeout` or `retry`, `retryIf`
+ * without `retry`, rules not made by `rule()` / `skip()`).
+ */
 export declare function step<M extends MatrixCombination | undefined = MatrixCombination | undefined>(
   name: string,
   run: StepFunction<M>,
@@ -376,6 +391,7 @@ export declare function step<
   S extends OutputsSchema | undefined = undefined,
 >(options: StepOptions<M, S>): Step<OutputsOf<S>>;
 
+/** The options of `parallel()`. */
 export interface ParallelOptions {
   /** Cancel running siblings on the first failure. Default true. */
   failFast?: boolean;
@@ -385,6 +401,7 @@ export interface ParallelOptions {
   name?: string;
 }
 
+/** What `parallel()` returns; an entry of a job's `steps`. */
 export interface ParallelGroup {
   readonly _tag: 'ParallelGroup';
   readonly name: string | undefined;
@@ -407,8 +424,10 @@ export type StepInput<M extends MatrixCombination | undefined = MatrixCombinatio
 // ---------------------------------------------------------------------------------------------
 // Rules and hooks
 
+/** A rule's check: a truthy value (or a promise of one) passes; a throw blocks. The runner gives it 60 s, its `$` commands included. */
 export type RuleCheck = (ctx: RuleContext) => boolean | Promise<boolean>;
 
+/** What `rule()` and `skip()` return; the entries of a `rules` option. */
 export interface Rule {
   readonly _tag: 'Rule';
   readonly label: string;
@@ -420,6 +439,7 @@ export declare function rule(label: string, check?: RuleCheck): Rule;
 /** Blocks when `check` returns true (no check: always blocks). */
 export declare function skip(label: string, check?: RuleCheck): Rule;
 
+/** What `evaluateRules()` resolves with: passed, or the label of the first rule that did not pass. */
 export type RulesVerdict = { passed: true } | { passed: false; label: string; problem?: string };
 
 /**
@@ -434,9 +454,12 @@ export declare function evaluateRules(
   cb?: (label: string, passed: boolean) => void,
 ): Promise<RulesVerdict>;
 
+/** When a hook runs; the names of the hook options and factories. */
 export type HookKind = 'onSuccess' | 'onFailure' | 'cleanup' | 'onCancel' | 'beforeStep' | 'afterStep';
+/** A hook body; what it returns is ignored, a throw fails the hook. */
 export type HookFunction = (ctx: HookContext) => unknown;
 
+/** What the hook factories (`onSuccess()`, ...) return; accepted wherever a HookInput is. */
 export interface Hook {
   readonly _tag: 'Hook';
   readonly kind: HookKind;
@@ -474,6 +497,7 @@ export declare function afterStep(input: HookFunction | { run: HookFunction; tim
 /** A branch or tag pattern: a glob string (leading `!` excludes) or a RegExp. */
 export type BranchPattern = string | RegExp;
 
+/** The options of `push()`; a list left out (or empty) matches everything. */
 export interface PushOptions {
   branches?: OneOrMany<BranchPattern>;
   /** Also trigger on these tags (adds a `tag` trigger). */
@@ -482,6 +506,7 @@ export interface PushOptions {
   paths?: OneOrMany<string>;
 }
 
+/** A pull-request action `pr({ events })` listens to; other provider actions are accepted as strings. */
 export type PrEvent =
   | 'opened'
   | 'synchronize'
@@ -493,6 +518,7 @@ export type PrEvent =
   | 'ready_for_review'
   | (string & {});
 
+/** The options of `pr()`; a list left out (or empty) matches everything, except `events`. */
 export interface PrOptions {
   /** Default `['opened', 'synchronize', 'reopened', 'closed']`. */
   events?: OneOrMany<PrEvent>;
@@ -503,14 +529,19 @@ export interface PrOptions {
   paths?: OneOrMany<string>;
 }
 
+/** What the trigger factories return; the entries of a workflow's `on`. */
 export interface Trigger {
   readonly _tag: 'Trigger';
   readonly type: 'push' | 'pr' | 'tag' | 'dispatch';
 }
 
+/** Runs the workflow on a push to a branch matching `branches` that changes a file matching `paths`. */
 export declare function push(options?: PushOptions): Trigger;
+/** Runs the workflow on a pull-request event in `events` whose base and head branches and files match. */
 export declare function pr(options?: PrOptions): Trigger;
+/** Runs the workflow when a tag matching one of `patterns` (any tag without them) is pushed. */
 export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
+/** Runs the workflow on a dispatch event (`kici run local dispatch:<type>`, say) whose type is in `types` (any without them). */
 export declare function dispatch(options?: { types?: OneOrMany<string> }): Trigger;
 
 /** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
@@ -519,6 +550,7 @@ export declare function isEventType(event: EventEnvelope | undefined, type: stri
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
+/** One agent label in `runsOn`: a string (exact, or a glob with `* ? [ ] { }`) or a RegExp. */
 export type Label = string | RegExp;
 
 /**
@@ -535,7 +567,13 @@ export type RunsOn =
       pick?: 'deterministic' | 'any';
     };
 
+/**
+ * Which upstream statuses let the job run: `on-success` (default: `success`), `always` (any final
+ * status), `on-skip` (`success` or `skipped`), `on-failure` (`failed`, or lost as stale), or a list
+ * of statuses. Otherwise the job is skipped.
+ */
 export type NeedsWhen = 'on-success' | 'always' | 'on-skip' | 'on-failure' | readonly JobStatus[];
+/** An upstream job in `needs`: a `job()` value, its name, or `{name, when}`. */
 export type NeedsEntry = Job | string | { name: Job | string; when?: NeedsWhen };
 
 /**
@@ -629,6 +667,7 @@ export type InitEntry = InitSpec | 'mise' | { mise: MiseInitOptions } | 'auto';
 /** One init entry, several (run in order), or `false` for none. */
 export type InitOption = InitEntry | readonly InitEntry[] | false;
 
+/** What a dynamic matrix function returns: one dimension (a list) or several (a record of lists). */
 export type MatrixValue = string[] | Record<string, string[]>;
 
 /** Matrix values written in the workflow: one dimension (a list) or several (a record of lists). */
@@ -637,6 +676,7 @@ export type StaticMatrix = readonly string[] | Readonly<Record<string, readonly 
 /** A matrix computed on an agent before the job is expanded (60 s limit). */
 export type DynamicMatrixFunction = (ctx: DynamicMatrixContext) => MatrixValue | Promise<MatrixValue>;
 
+/** A job's `matrix`: static values or a function computed on an agent. */
 export type MatrixSpec = StaticMatrix | DynamicMatrixFunction;
 
 /**
@@ -651,6 +691,7 @@ export type MatrixOf<X, I extends Readonly<Record<string, string>> = never> = [X
       ? { readonly [K in keyof X]: X[K][number] } | I
       : MatrixCombination;
 
+/** The options of `job()` besides `steps` / `run` (see JobOptions). */
 interface JobOptionsBase<X, I> {
   /** Usually given as the first argument of `job()`; unnamed jobs are `job-<N>`. */
   name?: string;
@@ -702,6 +743,7 @@ export type JobOptions<
 > = JobOptionsBase<X, I> &
   ({ steps: readonly StepInput<MatrixOf<X, I>>[]; run?: never } | { run: StepFunction<MatrixOf<X, I>>; steps?: never });
 
+/** What `job()` returns; the entries of a workflow's `jobs` (and what a dynamicJob() generator returns). */
 export interface Job {
   readonly _tag: 'Job';
   readonly name: string | undefined;
@@ -742,6 +784,7 @@ export declare function job<
  */
 export type DynamicJobGenerator = (ctx: DynamicJobContext) => Job[] | Promise<Job[]>;
 
+/** The options of `dynamicJob()`. */
 export interface DynamicJobOptions {
   /** A name for the generator. */
   group?: string;
@@ -761,6 +804,11 @@ export interface DynamicJob {
   readonly location: SourceLocation | undefined;
 }
 
+/**
+ * A workflow `jobs` entry whose jobs a generator returns at run time:
+ * `dynamicJob(generate)`, `dynamicJob(group, generate)`, `dynamicJob(group, {needs, generate})` or
+ * `dynamicJob({group, needs, generate})`. The SDK never calls the generator; the runner does, on an agent.
+ */
 export declare function dynamicJob(generate: DynamicJobGenerator): DynamicJob;
 export declare function dynamicJob(group: string, generate: DynamicJobGenerator): DynamicJob;
 export declare function dynamicJob(group: string, options: Omit<DynamicJobOptions, 'group'>): DynamicJob;
@@ -784,6 +832,7 @@ export interface Registry {
   alwaysAuth?: boolean;
 }
 
+/** The options of `workflow()`. */
 export interface WorkflowOptions {
   jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
@@ -804,6 +853,10 @@ export interface WorkflowOptions {
   onCancel?: HookInput;
 }
 
+/**
+ * What `workflow()` returns. A workflow file exports it (as `default`, in a `default` array, or
+ * under any name); that is how the runner finds it.
+ */
 export interface Workflow {
   readonly _tag: 'Workflow';
   readonly name: string;
@@ -811,6 +864,11 @@ export interface Workflow {
   readonly jobs: readonly (Job | DynamicJob)[];
 }
 
+/**
+ * A workflow: its name (unique in the repository) and options. Throws KiciError for an empty
+ * name, `jobs` that is empty or holds something other than job() / dynamicJob() values, `on`
+ * entries that are not triggers, and invalid rules, hooks, registries or installEnv.
+ */
 export declare function workflow(name: string, options: WorkflowOptions): Workflow;
 
 // ---------------------------------------------------------------------------------------------
@@ -819,6 +877,7 @@ export declare function workflow(name: string, options: WorkflowOptions): Workfl
 /** zod 3 (vendored in `./vendor/zod`, see its README): schemas for step `outputs`, say. */
 export { z };
 
+/** The options of `waitFor()`; `waitForStep()` takes them with a `check` that gets the step context. */
 export interface WaitForOptions<T> {
   /** Polled until it returns a truthy value, which waitFor resolves with. */
   check: () => T | false | null | undefined | 0 | '' | Promise<T | false | null | undefined | 0 | ''>;
@@ -838,6 +897,7 @@ export interface WaitForOptions<T> {
   description?: string;
 }
 
+/** Thrown by `waitFor()` at its deadline when there is no `onTimeout`: `Timed out after <ms>ms waiting for <description>`. */
 export declare class WaitForTimeoutError extends Error {
   readonly name: 'WaitForTimeoutError';
   readonly timeoutMs: number;
@@ -845,6 +905,10 @@ export declare class WaitForTimeoutError extends Error {
   readonly lastError?: unknown;
 }
 
+/**
+ * Calls `check()` until it returns a truthy value and resolves with it. Throws KiciError for
+ * invalid options, WaitForTimeoutError at the deadline (unless `onTimeout`).
+ */
 export declare function waitFor<T>(options: WaitForOptions<T>): Promise<T>;
 
 /**
@@ -858,6 +922,7 @@ export declare function waitForStep<T>(
   },
 ): Step;
 
+/** A node of `validateDag()`: a name and the names it needs. */
 export interface DagNode {
   name: string;
   needs?: readonly string[];
@@ -870,6 +935,7 @@ export declare function validateDag(
   | { valid: true; sortedOrder: string[] }
   | { valid: false; error: 'cycle' | 'self-reference' | 'missing-dependency'; nodes: string[] };
 
+/** One combination `expandMatrix()` and `applyIncludeExclude()` work with. */
 export type MatrixCombinationValue = Record<string, string | number | boolean>;
 
 /** `['a']` gives `[{value: 'a'}]`; a record gives the product, first dimension outermost. */
@@ -880,6 +946,9 @@ export declare function applyIncludeExclude(
   include?: readonly MatrixCombinationValue[],
   exclude?: readonly MatrixCombinationValue[],
 ): MatrixCombinationValue[];
+/** True for an array (a one-dimension static matrix). */
 export declare function isStaticArray(value: unknown): value is readonly unknown[];
+/** True for a plain object, not null and not an array (a static matrix of several dimensions). */
 export declare function isStaticObject(value: unknown): value is Readonly<Record<string, unknown>>;
+/** True for a function (a dynamic matrix). */
 export declare function isDynamicFunction(value: unknown): value is (...args: any[]) => unknown;
