@@ -176,6 +176,8 @@ export function describeJob(job, name, names, locate) {
   put(described, 'secrets', job.secrets);
   putHookFlags(described, job.hooks);
   put(described, 'gracePeriod', job.gracePeriod);
+  put(described, 'maxParallel', job.maxParallel);
+  put(described, 'failFast', job.failFast);
   put(described, 'timeout', job.timeout);
   described.options = job.optionKeys;
   described.stepOptions = flattenSteps(job).flat.map(({ name, step }) => {

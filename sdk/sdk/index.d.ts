@@ -725,6 +725,10 @@ interface JobOptionsBase<X, I> {
   timeout?: number;
   /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */
   gracePeriod?: number;
+  /** With a matrix: at most this many of its jobs (integer >= 1) queued or running at once. */
+  maxParallel?: number;
+  /** With a matrix: a failed matrix job cancels the others still waiting or running. Default false. */
+  failFast?: boolean;
   description?: string;
   onSuccess?: HookInput;
   onFailure?: HookInput;

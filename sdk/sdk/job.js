@@ -44,6 +44,14 @@ export function job(nameOrOptions, maybeOptions) {
     fail,
   );
   checkWholeNumber(
+    options.maxParallel,
+    { field: 'maxParallel', min: 1, unit: 'jobs', example: 'e.g. maxParallel: 2 runs two matrix jobs at a time' },
+    fail,
+  );
+  if (options.failFast !== undefined && typeof options.failFast !== 'boolean') {
+    throw fail('failFast must be true or false', 'e.g. failFast: true cancels the other matrix jobs when one fails');
+  }
+  checkWholeNumber(
     options.gracePeriod,
     { field: 'gracePeriod', min: 0, unit: 'seconds', example: 'e.g. gracePeriod: 30' },
     fail,
@@ -70,6 +78,8 @@ export function job(nameOrOptions, maybeOptions) {
     secrets: normalizeSecretNames(options.secrets, fail),
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
+    maxParallel: options.maxParallel,
+    failFast: options.failFast,
     hooks: { ...hooksOf(options), ...stepHooksOf(options) },
     optionKeys: Object.keys(options),
   };

@@ -461,6 +461,12 @@ impl Generator<'_> {
         if !ok {
             return None;
         }
+        if matrix.is_none() && (job.max_parallel.is_some() || job.fail_fast.is_some()) {
+            self.notes.push(format!(
+                "[kici] Job \"{}\": maxParallel and failFast apply to the jobs of a matrix; this job has no matrix, so they change nothing.",
+                job.name
+            ));
+        }
         let rules = job
             .rules
             .iter()
@@ -499,6 +505,8 @@ impl Generator<'_> {
             has_before_step: job.has_before_step,
             has_after_step: job.has_after_step,
             grace_period: job.grace_period,
+            max_parallel: job.max_parallel,
+            fail_fast: job.fail_fast.unwrap_or(false),
             timeout: job.timeout,
         })
     }

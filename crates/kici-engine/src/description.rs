@@ -123,6 +123,10 @@ pub struct JobDescription {
     #[serde(default)]
     pub grace_period: Option<u64>,
     #[serde(default)]
+    pub max_parallel: Option<u32>,
+    #[serde(default)]
+    pub fail_fast: Option<bool>,
+    #[serde(default)]
     pub timeout: Option<u64>,
     /// The option names the author wrote, checked against what this build honours.
     #[serde(default)]
@@ -300,6 +304,8 @@ impl JobDescription {
             has_before_step: self.has_before_step,
             has_after_step: self.has_after_step,
             grace_period: self.grace_period,
+            max_parallel: self.max_parallel,
+            fail_fast: self.fail_fast.unwrap_or(false),
             timeout: self.timeout,
         })
     }

@@ -215,6 +215,12 @@ pub struct StaticJob {
     /// Seconds between SIGTERM and SIGKILL on cancel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period: Option<u64>,
+    /// Of a matrix job: most children queued or running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// Of a matrix job: a failed child cancels its unfinished siblings.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fail_fast: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
 }

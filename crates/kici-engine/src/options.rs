@@ -81,6 +81,8 @@ const JOB_OPTIONS: &[&str] = &[
     "onFailure",
     "beforeStep",
     "afterStep",
+    "maxParallel",
+    "failFast",
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "concurrencyGroup",
@@ -89,8 +91,6 @@ const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "runsOnAll",
     "onUnreachable",
     "includeUninitialized",
-    "maxParallel",
-    "failFast",
     "gracePeriod",
 ];
 
@@ -197,6 +197,8 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "hasOnFailure",
     "hasBeforeStep",
     "hasAfterStep",
+    "maxParallel",
+    "failFast",
     "timeout",
 ];
 const LOCK_DYNAMIC_JOB: &[&str] = &["_type", "source", "group", "needs"];

@@ -4,7 +4,7 @@
 //! REST API; [`providers`] normalizes webhook bodies and [`pipeline`] turns them into runs
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
-//! report and moves runs forward; [`runs`] cancels and re-runs on request; [`diagnose`] and
+//! report and moves runs forward ([`fan_out`]: a matrix's `maxParallel` and `failFast`); [`runs`] cancels and re-runs on request; [`diagnose`] and
 //! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts;
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
 //! keeps sources' secrets so, [`scoped_secrets`] the secrets jobs receive; [`ids`] makes row ids and tokens.
@@ -18,6 +18,7 @@ pub(crate) mod deliveries;
 pub(crate) mod diagnose;
 pub mod dispatcher;
 pub(crate) mod events;
+pub(crate) mod fan_out;
 pub(crate) mod fleet;
 pub(crate) mod gates;
 pub(crate) mod git;

@@ -5,6 +5,8 @@
 //! Every status write is guarded in the store, so concurrent callers (two matrix children
 //! finishing together) and replayed messages cannot move a job or run twice.
 
+use std::collections::HashMap;
+
 use kici_engine::api;
 use kici_engine::dag::{Decision, UpstreamRow, decide, group_status};
 use kici_engine::description::JobDescription;
@@ -20,6 +22,7 @@ use kici_store::{JobEnd, JobRecord, NewJob, NewQueueEntry, QueueStatus, ReasonUp
 use serde_json::{Map, Value};
 
 use crate::clock::now_ms;
+use crate::fan_out;
 use crate::gates::{self, Admission, InitResult};
 use crate::jobs::{JobFacts, Prepared, RunFacts, entry};
 use crate::rows::{self, lock_job, matrix_failure};
@@ -70,7 +73,7 @@ async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, S
     }))
 }
 
-fn job_facts(record: &JobRecord) -> JobFacts<'_> {
+pub(crate) fn facts_of(record: &JobRecord) -> JobFacts<'_> {
     JobFacts {
         job_id: &record.job.job_id,
         job_name: &record.job.job_name,
@@ -137,7 +140,14 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let now = now_ms();
     loop {
         let jobs = state.store.run_jobs(run_id, false).await?;
+        if let Some(workflow) = &loaded.workflow
+            && fan_out::cancel_siblings_of_failures(state, workflow, &jobs, now).await?
+        {
+            continue;
+        }
         let mut progressed = false;
+        // Matrix jobs queued in this pass, by base job (for `maxParallel`).
+        let mut admitted: HashMap<&str, usize> = HashMap::new();
         for waiting in jobs.iter().filter(|j| j.job.status == JobStatus::Pending) {
             let needs = match decide(&waiting.needs, |name| base_status(&jobs, name)) {
                 Decision::Wait => continue,
@@ -153,8 +163,14 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                 Decision::Run(needs) => needs_context(needs, &jobs),
             };
             let Some(workflow) = &loaded.workflow else { continue };
-            let facts = job_facts(waiting);
-            let definition = gates::definition(workflow, &facts).filter(StaticJob::is_gated);
+            let facts = facts_of(waiting);
+            let full_definition = gates::definition(workflow, &facts);
+            let base = waiting.job.base_job_name.as_str();
+            let admitted_here = admitted.get(base).copied().unwrap_or(0);
+            if fan_out::window_full(&jobs, waiting, full_definition.as_ref(), admitted_here) {
+                continue;
+            }
+            let definition = full_definition.filter(StaticJob::is_gated);
             // Impure environment/env functions: an init job evaluates them first.
             let init = match definition.as_ref().filter(|d| d.needs_init()) {
                 None => Ok(None),
@@ -173,6 +189,7 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                 },
             };
             progressed = true;
+            *admitted.entry(base).or_default() += 1;
             if queue_room(state).await? == 0 {
                 let message = failure::queue_full(state.config.queue_max_depth);
                 let init = InitFailure {
@@ -276,7 +293,7 @@ pub(crate) async fn release_entry(
     let Some(record) = jobs.iter().find(|j| j.job.job_id == *job_id) else {
         return Ok(None);
     };
-    let facts = job_facts(record);
+    let facts = facts_of(record);
     let Some(definition) = gates::definition(workflow, &facts) else {
         return Ok(None);
     };
@@ -1043,6 +1060,59 @@ pub(crate) async fn fail_job_before_start(
     advance_run(state, run_id).await
 }
 
+/// Cancels one unfinished job: a running one gets `job.cancel` on its agent's open socket and
+/// becomes `cancelling` (true: it finishes through its agent's report); any other is
+/// `cancelled` now, no hooks run (false).
+pub(crate) async fn cancel_job(
+    state: &Shared,
+    job: &kici_engine::api::Job,
+    reason: &str,
+    force: bool,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let run_id = &job.run_id;
+    let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(&AgentId::from(id)));
+    if let Some(agent) = &agent {
+        let message = OrchestratorMessage::JobCancel {
+            run_id: run_id.clone(),
+            job_id: job.job_id.clone(),
+            reason: reason.to_string(),
+            force,
+        };
+        let sent = agent.tx.send(crate::hub::Outbound::Message(message)).await.is_ok();
+        // A dispatched job not yet started is cancelled here and now; the agent only
+        // drops it. A started one finishes through its agent's report.
+        if sent && matches!(job.status, JobStatus::Running | JobStatus::Cancelling) {
+            state
+                .store
+                .transition_job(&job.job_id, &JobChange::on(JobEvent::CancelGraceful), now)
+                .await?;
+            state.store.set_job_error_if_empty(&job.job_id, reason).await?;
+            tracing::info!(runId = %run_id, jobId = %job.job_id, agentId = %agent.agent_id, force, "job.cancel sent");
+            return Ok(true);
+        }
+    }
+    state
+        .store
+        .end_job(&JobEnd {
+            job_id: &job.job_id,
+            run_id,
+            change: JobChange::on(JobEvent::Cancel).or(JobChange::on(JobEvent::CancelForce)),
+            error: Some(reason),
+            init_failure: None,
+            entry: Some(QueueStatus::Failed),
+            only_if_entry_open: false,
+            open_steps: Some(StepStatus::Cancelled),
+            run_reason: None,
+            now,
+        })
+        .await?;
+    if let Some(agent_id) = &job.agent_id {
+        state.hub.release(agent_id, &job.job_id);
+    }
+    Ok(false)
+}
+
 /// What cancelling a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CancelOutcome {
@@ -1067,50 +1137,14 @@ pub async fn cancel_run(
         cancelled: 0,
     };
     for record in state.store.run_jobs(run_id, false).await? {
-        let job = &record.job;
-        if job.status.is_terminal() {
+        if record.job.status.is_terminal() {
             continue;
         }
-        let agent = job.agent_id.as_deref().and_then(|id| state.hub.get(&AgentId::from(id)));
-        if let Some(agent) = &agent {
-            let message = OrchestratorMessage::JobCancel {
-                run_id: run_id.clone(),
-                job_id: job.job_id.clone(),
-                reason: reason.to_string(),
-                force,
-            };
-            let sent = agent.tx.send(crate::hub::Outbound::Message(message)).await.is_ok();
-            // A dispatched job not yet started is cancelled here and now; the agent only
-            // drops it. A started one finishes through its agent's report.
-            if sent && matches!(job.status, JobStatus::Running | JobStatus::Cancelling) {
-                state
-                    .store
-                    .transition_job(&job.job_id, &JobChange::on(JobEvent::CancelGraceful), now)
-                    .await?;
-                tracing::info!(runId = %run_id, jobId = %job.job_id, agentId = %agent.agent_id, force, "job.cancel sent");
-                outcome.notified += 1;
-                continue;
-            }
+        if cancel_job(state, &record.job, reason, force, now).await? {
+            outcome.notified += 1;
+        } else {
+            outcome.cancelled += 1;
         }
-        state
-            .store
-            .end_job(&JobEnd {
-                job_id: &job.job_id,
-                run_id,
-                change: JobChange::on(JobEvent::Cancel).or(JobChange::on(JobEvent::CancelForce)),
-                error: Some(reason),
-                init_failure: None,
-                entry: Some(QueueStatus::Failed),
-                only_if_entry_open: false,
-                open_steps: Some(StepStatus::Cancelled),
-                run_reason: None,
-                now,
-            })
-            .await?;
-        if let Some(agent_id) = &job.agent_id {
-            state.hub.release(agent_id, &job.job_id);
-        }
-        outcome.cancelled += 1;
     }
     state.store.set_failure_reason_if_empty(run_id, reason).await?;
     tracing::info!(runId = %run_id, notified = outcome.notified, cancelled = outcome.cancelled, force, "run cancelled");

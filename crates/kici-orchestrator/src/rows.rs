@@ -44,8 +44,8 @@ pub fn matrix_failure(job: &str, message: String) -> InitFailure {
     }
 }
 
-/// `job` as one row to execute: `queued` when it needs nothing and passes no gate, else
-/// `pending` (the run's progress queues it, holds it or fails it).
+/// `job` as one row to execute: `queued` when it needs nothing, passes no gate and has no
+/// `maxParallel` window, else `pending` (the run's progress queues it, holds it or fails it).
 fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
     NewJob {
         job_id: JobId::from(new_id()),
@@ -54,7 +54,7 @@ fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
         base_job_name: job.name.clone(),
         kind: JobKind::Execute,
         matrix: None,
-        status: if job.needs.is_empty() && !job.is_gated() {
+        status: if job.needs.is_empty() && !job.is_gated() && job.max_parallel.is_none() {
             JobStatus::Queued
         } else {
             JobStatus::Pending
@@ -149,7 +149,7 @@ pub fn generator(run_id: &RunId, generator: &DynamicJob, position: i64, now: i64
 }
 
 /// The children of an evaluated dynamic matrix: `queued`, as the evaluation ran after the
-/// job's needs.
+/// job's needs, unless a gate or a `maxParallel` window keeps them `pending`.
 pub fn matrix_children(
     run_id: &RunId,
     workflow: &LockWorkflow,
@@ -161,7 +161,7 @@ pub fn matrix_children(
     combinations
         .into_iter()
         .map(|c| NewJob {
-            status: if job.is_gated() {
+            status: if job.is_gated() || job.max_parallel.is_some() {
                 JobStatus::Pending
             } else {
                 JobStatus::Queued

@@ -91,7 +91,11 @@ static MIGRATIONS: &[Migration] = &[
     ),
     (13, "user_caches", include_str!("../migrations/0013_user_caches.sql")),
     (14, "job_outputs", include_str!("../migrations/0014_job_outputs.sql")),
-    (15, "run_deadlines", include_str!("../migrations/0015_run_deadlines.sql")),
+    (
+        15,
+        "run_deadlines",
+        include_str!("../migrations/0015_run_deadlines.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -46,7 +46,10 @@ impl NewRun {
     /// When the run must be over: its creation plus the workflow's `timeout`.
     fn deadline_at(&self) -> Option<i64> {
         let timeout = self.lock_workflow.as_ref()?.timeout?;
-        Some(self.created_at.saturating_add(i64::try_from(timeout).unwrap_or(i64::MAX)))
+        Some(
+            self.created_at
+                .saturating_add(i64::try_from(timeout).unwrap_or(i64::MAX)),
+        )
     }
 }
 
@@ -445,6 +448,18 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(q("set failure reason"))?;
+        Ok(())
+    }
+
+    /// Records why a job is being stopped (a cancel's reason), unless it has an error already;
+    /// the agent's report of the cancelled job keeps it.
+    pub async fn set_job_error_if_empty(&self, job_id: &JobId, error: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET error_message = $2 WHERE job_id = $1 AND error_message IS NULL")
+            .bind(job_id.as_str())
+            .bind(error)
+            .execute(&self.pool)
+            .await
+            .map_err(q("set job error"))?;
         Ok(())
     }
 

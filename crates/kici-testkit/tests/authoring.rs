@@ -185,5 +185,82 @@ async fn a_workflow_timeout_cancels_the_run_and_its_hooks_run() {
     assert_eq!(run.run.failure_reason.as_deref(), Some(reason));
     assert_eq!(run.jobs[0].status, kici_engine::status::JobStatus::Cancelled);
     let logs = stack.log_text(run.run.run_id.as_str()).await;
-    assert!(logs.contains("hanging") && logs.contains("hook onCancel after the deadline"), "{logs}");
+    assert!(
+        logs.contains("hanging") && logs.contains("hook onCancel after the deadline"),
+        "{logs}"
+    );
+}
+
+const FAN_OUT: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+const window = job('window', {
+  runsOn: 'linux',
+  matrix: { n: ['1', '2', '3'] },
+  maxParallel: 1,
+  run: async ({ matrix }) => { console.log(`window ${matrix.n}`); },
+});
+
+const fast = job('fast', {
+  runsOn: 'linux',
+  needs: [window],
+  matrix: { n: ['bad', 'slow-1', 'slow-2'] },
+  failFast: true,
+  run: async ({ $, matrix }) => {
+    if (matrix.n === 'bad') throw new Error('bad matrix job');
+    console.log(`started ${matrix.n}`);
+    await $`sleep 120`;
+  },
+});
+
+export default workflow('fan-out', { on: push({ branches: 'fan-out' }), jobs: [window, fast] });
+"#;
+
+/// `maxParallel: 1` runs a matrix one job at a time although two agents fit; `failFast`
+/// cancels the other jobs of a matrix when one fails, saying which.
+#[tokio::test]
+async fn max_parallel_and_fail_fast_shape_a_matrix() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/fan-out.ts", FAN_OUT);
+    repo.compile();
+    repo.commit_and_push("fan out");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "fan-out").await;
+    assert_eq!(run.run.status, RunStatus::Failed, "{:?}", run.jobs);
+
+    let mut window: Vec<_> = run
+        .jobs
+        .iter()
+        .filter(|j| j.base_job_name == "window" && j.job_name != "window")
+        .collect();
+    window.sort_by_key(|j| j.started_at);
+    assert_eq!(window.len(), 3, "{:?}", run.jobs);
+    for pair in window.windows(2) {
+        assert_eq!(pair[0].status, kici_engine::status::JobStatus::Success);
+        assert!(
+            pair[0].completed_at.unwrap() <= pair[1].started_at.unwrap(),
+            "{} and {} overlapped",
+            pair[0].job_name,
+            pair[1].job_name
+        );
+    }
+
+    let fast: Vec<_> = run
+        .jobs
+        .iter()
+        .filter(|j| j.base_job_name == "fast" && j.job_name != "fast")
+        .collect();
+    let status = |name: &str| fast.iter().find(|j| j.job_name == name).unwrap();
+    assert_eq!(status("fast (bad)").status, kici_engine::status::JobStatus::Failed);
+    for name in ["fast (slow-1)", "fast (slow-2)"] {
+        let job = status(name);
+        assert_eq!(job.status, kici_engine::status::JobStatus::Cancelled, "{job:?}");
+        assert_eq!(
+            job.error_message.as_deref(),
+            Some("Cancelled because matrix job 'fast (bad)' failed (failFast)"),
+            "{job:?}"
+        );
+    }
 }
