@@ -171,7 +171,7 @@ export function blockingRule(rules, { makeContext, signal, timeoutMs = RULE_TIME
 /**
  * The prepare-log line for a blocking rule, e.g. `Job skipped by rule 'main only'` or
  * `Step 'deploy' skipped: rule 'main only' threw: boom`.
- * @param {string} subject `Job` or `Step '<name>'`
+ * @param {string} subject `Workflow`, `Job` or `Step '<name>'`
  */
 export function skipMessage(subject, blocking) {
   return blocking.problem === undefined

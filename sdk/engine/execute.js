@@ -1,7 +1,7 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), job rules, the job's init commands as their own rows (each restoring and
+// see resolve.js), workflow rules, job rules, the job's init commands as their own rows (each restoring and
 // saving its own caches around its command; a preset's command and cache planned by mise.js),
 // the job's caches restored in a `cache:restore` row, steps in order (each between the job's
 // beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast), the
@@ -72,21 +72,19 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     prepareLog.text('error', userStack(errorStack(error)));
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
-  const { job } = loaded;
+  const { workflow, job } = loaded;
   const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
   bindResults(run.outputs);
 
-  if (!abort.signal.aborted) {
-    const signal = AbortSignal.any([abort.signal, lifetime]);
-    const blocking = await output.runIn(prepareLog, () =>
-      blockingRule(job.rules, { makeContext: (ruleSignal) => run.ruleContext(ruleSignal), signal }),
-    );
-    // A rule cut short by an abort does not skip the job: the abort cancels it below.
-    if (blocking !== undefined && !blocking.interrupted) {
-      prepareLog.line('log', skipMessage('Job', blocking), 'info');
-      for (const row of [...run.flat, ...run.inits, ...run.cacheRows]) run.skip(row);
-      return complete('skipped', { stepResults: run.stepResults() });
-    }
+  // Workflow rules, then job rules; none is evaluated once an abort arrived (it cancels the job below).
+  const prepareSignal = AbortSignal.any([abort.signal, lifetime]);
+  for (const [scope, rules] of [
+    ['workflow', workflow.rules],
+    ['job', job.rules],
+  ]) {
+    if (abort.signal.aborted) break;
+    const skipped = await run.skipByRules(scope, rules, prepareSignal);
+    if (skipped !== undefined) return complete('skipped', { stepResults: run.stepResults(), skipped });
   }
 
   const deadline = run.armDeadline(abort);
@@ -231,6 +229,24 @@ class JobRun {
   /** A RuleContext whose `$` output goes to the prepare log. */
   ruleContext(signal) {
     return ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal, groups: this.groups });
+  }
+
+  /**
+   * Evaluates the workflow's or the job's rules (`scope`) on the prepare log. When one blocks, it
+   * logs why and reports every row skipped.
+   * @param {'workflow' | 'job'} scope
+   * @returns {Promise<{scope: string, reason: string} | undefined>} job.complete's `skipped`
+   *   when a rule blocked; undefined when all passed or `signal` cut a check short
+   */
+  async skipByRules(scope, rules, signal) {
+    const blocking = await this.output.runIn(this.prepareLog, () =>
+      blockingRule(rules, { makeContext: (ruleSignal) => this.ruleContext(ruleSignal), signal }),
+    );
+    if (blocking === undefined || blocking.interrupted) return undefined;
+    const reason = skipMessage(scope === 'workflow' ? 'Workflow' : 'Job', blocking);
+    this.prepareLog.line('log', reason, 'info');
+    for (const row of [...this.flat, ...this.inits, ...this.cacheRows]) this.skip(row);
+    return { scope, reason };
   }
 
   /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */

@@ -220,11 +220,13 @@ describe('execute flow', { concurrency: true }, () => {
       ],
     );
     assert.equal(result.job.status, 'skipped');
+    assert.deepEqual(result.job.skipped, { scope: 'job', reason: "Job skipped by rule 'on push'" });
     assert.deepEqual(result.linesOf(-1), ["Job skipped by rule 'on push'"]);
 
     const thrown = await run('rule-throws');
     assert.equal(thrown.job.status, 'skipped');
     assert.deepEqual(thrown.linesOf(-1), ["Job skipped: rule 'broken' threw: boom"]);
+    assert.deepEqual(thrown.job.skipped, { scope: 'job', reason: "Job skipped: rule 'broken' threw: boom" });
   });
 
   test('step rules skip only that step', async () => {
