@@ -1,8 +1,9 @@
 // The `execute` request: run one job of one workflow and report it over IPC (step.start,
 // log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
 // generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), workflow rules, job rules, the job's init commands as their own rows (each restoring and
-// saving its own caches around its command; a preset's command and cache planned by mise.js),
+// see resolve.js), workflow rules, the workflow's concurrency group (concurrency.js), job rules,
+// the job's init commands as their own rows (each restoring and saving its own caches around its
+// command; a preset's command and cache planned by mise.js),
 // the job's caches restored in a `cache:restore` row, steps in order (each between the job's
 // beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast), the
 // caches saved in a `cache:save` row, the job deadline,
@@ -20,6 +21,7 @@
 import { bindResults, flattenSteps } from '@kici-dev/sdk';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { restoreCaches, saveCaches } from './cache.js';
+import { takeTurn } from './concurrency.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
@@ -38,11 +40,14 @@ const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
 /**
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
- *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal,
- *          groups: import('@kici-dev/shared').ProcessGroups, caches: import('./cache.js').CacheClient}} io
+ *          onAbort: (listener: (message: {force?: boolean}) => void) => () => void,
+ *          onConcurrencyAck: (listener: (message: {action: string, reason?: string}) => void) => () => void,
+ *          lifetime: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups,
+ *          caches: import('./cache.js').CacheClient}} io `onAbort` and `onConcurrencyAck` subscribe
+ *   to those host messages and return how to unsubscribe
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, lifetime, groups, caches }) {
+export async function executeJob(request, { send, output, onAbort, onConcurrencyAck, lifetime, groups, caches }) {
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
@@ -76,14 +81,29 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
   bindResults(run.outputs);
 
-  // Workflow rules, then job rules; none is evaluated once an abort arrived (it cancels the job below).
+  // Workflow rules, the workflow's concurrency group, then job rules. None of them starts once an
+  // abort arrived, and one an abort cuts short decides nothing: the abort cancels the job below.
   const prepareSignal = AbortSignal.any([abort.signal, lifetime]);
-  for (const [scope, rules] of [
-    ['workflow', workflow.rules],
-    ['job', job.rules],
-  ]) {
-    if (abort.signal.aborted) break;
-    const skipped = await run.skipByRules(scope, rules, prepareSignal);
+  if (!abort.signal.aborted) {
+    const skipped = await run.skipByRules('workflow', workflow.rules, prepareSignal);
+    if (skipped !== undefined) return complete('skipped', { stepResults: run.stepResults(), skipped });
+  }
+  if (!abort.signal.aborted && workflow.concurrency !== undefined) {
+    const turn = await takeTurn(workflow.concurrency.group, {
+      request,
+      output,
+      log: prepareLog,
+      signal: prepareSignal,
+      send,
+      onAck: onConcurrencyAck,
+    });
+    if (turn.status !== undefined) {
+      run.skipAll();
+      return complete(turn.status, { stepResults: run.stepResults(), error: turn.error });
+    }
+  }
+  if (!abort.signal.aborted) {
+    const skipped = await run.skipByRules('job', job.rules, prepareSignal);
     if (skipped !== undefined) return complete('skipped', { stepResults: run.stepResults(), skipped });
   }
 
@@ -245,8 +265,13 @@ class JobRun {
     if (blocking === undefined || blocking.interrupted) return undefined;
     const reason = skipMessage(scope === 'workflow' ? 'Workflow' : 'Job', blocking);
     this.prepareLog.line('log', reason, 'info');
-    for (const row of [...this.flat, ...this.inits, ...this.cacheRows]) this.skip(row);
+    this.skipAll();
     return { scope, reason };
+  }
+
+  /** Reports every step, init and job cache row skipped: the job ends before any of them runs. */
+  skipAll() {
+    for (const row of [...this.flat, ...this.inits, ...this.cacheRows]) this.skip(row);
   }
 
   /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */

@@ -1,9 +1,11 @@
 // execute, what a workflow's own options do in each of its jobs: workflow rules (checked before
-// the job's, skipping the job with the reason in job.complete's `skipped`).
+// the job's, skipping the job with the reason in job.complete's `skipped`) and the concurrency
+// group (reported to a fake host, whose acks let the job go on, make it wait or cancel it); how
+// describe and the SDK see the concurrency option.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, execute, makeProject } from './helpers.js';
+import { SDK_IMPORT, describeModules, execute, makeProject, thrown } from './helpers.js';
 
 const FIXTURE = `${SDK_IMPORT}
 import { onCancel } from '@kici-dev/sdk';
@@ -29,6 +31,31 @@ export const slow = workflow('slow', {
   rules: [rule('slow', async ({ $ }) => { console.log('checking'); await $\`sleep 30\`; return false; })],
   jobs: jobs(),
 });
+const deploy = [
+  job('deploy', {
+    runsOn: on,
+    rules: [checked('job rule', true)],
+    steps: [step('a', async () => { console.log('deploying'); })],
+    onCancel: async () => { console.log('job onCancel'); },
+    cleanup: async () => { console.log('job cleanup'); },
+  }),
+];
+export const grouped = workflow('grouped', {
+  rules: [skip('dispatch', ({ event }) => event.type === 'dispatch')],
+  concurrency: {
+    group: ({ branch, event }) => { console.log('group for ' + event.type); return 'deploy-' + branch; },
+  },
+  jobs: deploy,
+});
+export const queued = workflow('queued', {
+  concurrency: { group: async () => 'deploy-main', cancelInProgress: false, max: 2 },
+  jobs: deploy,
+});
+export const throwing = workflow('throwing', {
+  concurrency: { group: () => { throw new Error('no branch'); } },
+  jobs: deploy,
+});
+export const empty = workflow('empty', { concurrency: { group: () => '' }, jobs: deploy });
 `;
 
 const project = makeProject({ fixture: FIXTURE });
@@ -83,5 +110,154 @@ describe('workflow rules', { concurrency: true }, () => {
     assert.deepEqual(result.linesOf(3), ['job onCancel']);
     assert.equal(result.job.status, 'cancelled');
     assert.equal(result.job.skipped, undefined);
+  });
+});
+
+/** A host that answers each `concurrency.report` with `acks` (in order) and records the reports. */
+function concurrencyHost(...acks) {
+  const reports = [];
+  return {
+    reports,
+    onMessage: (message, channel) => {
+      if (message.type !== 'concurrency.report') return;
+      reports.push(message);
+      for (const ack of acks) channel.send({ type: 'concurrency.ack', ...ack });
+    },
+  };
+}
+
+const QUEUED = "Queued in concurrency group 'deploy-main'";
+
+describe('workflow concurrency', { concurrency: true }, () => {
+  test('proceed: the key is reported after the workflow rules and before the job rules', async () => {
+    const host = concurrencyHost({ action: 'proceed' });
+    const result = await run('grouped', 'deploy', {}, host.onMessage);
+    assert.deepEqual(host.reports, [{ type: 'concurrency.report', group: 'deploy-main' }]);
+    assert.deepEqual(result.linesOf(-1), ['group for push', 'checked job rule']);
+    assert.deepEqual(result.linesOf(0), ['deploying']);
+    assert.equal(result.job.status, 'success');
+
+    const skipped = await run('grouped', 'deploy', { event: { type: 'dispatch' } }, host.onMessage);
+    assert.equal(skipped.job.status, 'skipped');
+    assert.equal(host.reports.length, 1);
+  });
+
+  test("the group function gets a pull request's head branch", async () => {
+    const host = concurrencyHost({ action: 'proceed' });
+    const event = { type: 'pull_request', sourceBranch: 'feature/x', targetBranch: 'main' };
+    const result = await run('grouped', 'deploy', { event }, host.onMessage);
+    assert.deepEqual(host.reports, [{ type: 'concurrency.report', group: 'deploy-feature/x' }]);
+    assert.deepEqual(result.linesOf(-1), ['group for pull_request', 'checked job rule']);
+  });
+
+  test('wait, then proceed: the reason is on the prepare log and the job runs', async () => {
+    const host = concurrencyHost({ action: 'wait', reason: QUEUED });
+    const result = await run('queued', 'deploy', {}, (message, channel) => {
+      host.onMessage(message, channel);
+      if (message.type === 'log.line' && message.line === QUEUED) {
+        channel.send({ type: 'concurrency.ack', action: 'proceed' });
+      }
+    });
+    assert.deepEqual(
+      result.logs.filter((m) => m.stepIndex === -1),
+      [
+        { type: 'log.line', stepIndex: -1, stream: 'log', line: QUEUED, level: 'info' },
+        { type: 'log.line', stepIndex: -1, stream: 'stdout', line: 'checked job rule' },
+      ],
+    );
+    assert.equal(result.job.status, 'success');
+  });
+
+  test('waiting past concurrencyWaitTimeoutMs fails the job, every row skipped, no hook', async () => {
+    const host = concurrencyHost({ action: 'wait', reason: QUEUED });
+    const result = await run('queued', 'deploy', { concurrencyWaitTimeoutMs: 200 }, host.onMessage);
+    const error =
+      "Timed out after 200ms waiting for a turn in concurrency group 'deploy-main' (KICI_CONCURRENCY_WAIT_TIMEOUT_MS)";
+    assert.equal(result.job.status, 'failed');
+    assert.equal(result.job.error, error);
+    assert.deepEqual(result.linesOf(-1), [QUEUED, error]);
+    assert.equal(result.starts.length, 0);
+    assert.deepEqual(rows(result), [[0, 'a', 'skipped']]);
+  });
+
+  test('cancel: the job is cancelled with the reason, every row skipped, no hook', async () => {
+    const reason = "Superseded by run in concurrency group 'deploy-main'";
+    const host = concurrencyHost({ action: 'wait', reason: QUEUED }, { action: 'cancel', reason });
+    const result = await run('queued', 'deploy', {}, host.onMessage);
+    assert.equal(result.job.status, 'cancelled');
+    assert.equal(result.job.error, reason);
+    assert.deepEqual(rows(result), [[0, 'a', 'skipped']]);
+    assert.deepEqual(result.linesOf(-1), [QUEUED]);
+  });
+
+  test('an abort while waiting cancels the job as during the rules: rows skipped, onCancel and cleanup', async () => {
+    const host = concurrencyHost({ action: 'wait', reason: QUEUED });
+    const result = await run('queued', 'deploy', {}, (message, channel) => {
+      host.onMessage(message, channel);
+      if (message.type === 'log.line' && message.line === QUEUED) channel.send({ type: 'abort', force: false });
+    });
+    assert.equal(result.job.status, 'cancelled');
+    assert.equal(result.job.error, undefined);
+    assert.deepEqual(rows(result), [
+      [0, 'a', 'skipped'],
+      [1, 'onCancel', 'success'],
+      [2, 'cleanup', 'success'],
+    ]);
+  });
+
+  test('a group function that throws fails the job, its stack on the prepare log', async () => {
+    const host = concurrencyHost({ action: 'proceed' });
+    const result = await run('throwing', 'deploy', {}, host.onMessage);
+    assert.equal(result.job.status, 'failed');
+    assert.equal(result.job.error, 'Workflow concurrency group failed: no branch');
+    const [first, ...frames] = result.linesOf(-1);
+    assert.equal(first, 'Workflow concurrency group failed: Error: no branch');
+    assert.ok(frames.some((line) => line.includes('fixture.js')), frames.join('\n'));
+    assert.deepEqual(rows(result), [[0, 'a', 'skipped']]);
+    assert.deepEqual(host.reports, []);
+
+    const empty = await run('empty', 'deploy', {}, host.onMessage);
+    assert.equal(empty.job.status, 'failed');
+    assert.equal(empty.job.error, "Workflow concurrency group failed: returned '' instead of a non-empty string");
+    assert.deepEqual(empty.linesOf(-1), [empty.job.error]);
+  });
+});
+
+describe('workflow concurrency option', () => {
+  test('described as hasGroup with both settings, defaults filled in', async () => {
+    const [file] = await describeModules(project, ['fixture']);
+    const described = Object.fromEntries(file.workflows.map((workflow) => [workflow.name, workflow]));
+    assert.deepEqual(described.grouped.concurrency, { hasGroup: true, cancelInProgress: true, max: 1 });
+    assert.deepEqual(described.queued.concurrency, { hasGroup: true, cancelInProgress: false, max: 2 });
+    assert.equal('concurrency' in described['main-only'], false);
+    assert.deepEqual(Object.keys(described.grouped).slice(-3), ['rules', 'concurrency', 'options']);
+  });
+
+  test('the SDK checks it', async () => {
+    const { workflow, job } = await project.importPackage('sdk/index.js');
+    const jobs = [job('a', { runsOn: 'x', run: async () => {} })];
+    const group = () => 'g';
+    const check = (concurrency) => thrown(() => workflow('w', { jobs, concurrency }));
+    assert.deepEqual(check('deploy'), {
+      message: 'Workflow "w": concurrency must be {group, cancelInProgress?, max?}',
+      suggestion: 'e.g. concurrency: { group: ({ branch }) => `deploy-${branch}`, cancelInProgress: false }',
+    });
+    const misspelt = check({ group, cancelInProgres: false });
+    assert.equal(
+      misspelt.message,
+      `Workflow "w": concurrency has no option 'cancelInProgres' (use group, cancelInProgress or max)`,
+    );
+    assert.match(misspelt.suggestion, /^did you mean 'cancelInProgress'\? e\.g\. concurrency: /);
+    assert.equal(
+      check({ group: 'deploy' }).message,
+      'Workflow "w": concurrency.group must be a function ({ branch, event }) => string',
+    );
+    assert.equal(
+      check({ group, cancelInProgress: 'yes' }).message,
+      'Workflow "w": concurrency.cancelInProgress must be true or false',
+    );
+    for (const max of [0, 1.5, '2']) {
+      assert.equal(check({ group, max }).message, 'Workflow "w": concurrency.max must be an integer >= 1');
+    }
   });
 });

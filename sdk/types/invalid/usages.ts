@@ -56,3 +56,9 @@ job('secrets', {
     console.log(token);
   },
 });
+
+workflow('grouped', {
+  jobs: [],
+  // @ts-expect-error the group key is a string, not a number.
+  concurrency: { group: () => 42 },
+});
