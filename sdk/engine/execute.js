@@ -1,22 +1,22 @@
-// The `execute` request: run one job of one workflow and report it over IPC (step.start,
-// log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
-// generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), workflow rules, the workflow's concurrency group (concurrency.js), job rules,
-// the job's init commands as their own rows (each restoring and saving its own caches around its
-// command; a preset's command and cache planned by mise.js),
-// the job's caches restored in a `cache:restore` row, steps in order (each between the job's
-// beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast), the
-// caches saved in a `cache:save` row, the job deadline,
-// host `abort` (a forced one also stops the hooks), then the job hooks as their own rows. Each
-// row gets its own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it
-// ends; what it hands on to later rows (setEnv, addPath, the files' lines) goes into the job
-// env they copy. What a step returns is its outputs (step.complete), kept for the later steps
-// and handed on as the job's outputs; those and the secret outputs the rows set
-// (`ctx.setSecretOutput`) go out with job.complete.
+// The `execute` request: run one job of one workflow and report it over IPC (step.start, log.line,
+// step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a generated job
+// also the re-run of its generator, see dynamic.js; the job env and environments, see resolve.js),
+// workflow rules, the workflow's concurrency group (concurrency.js), job rules, the job's init
+// commands as their own rows (each restoring and saving its own caches around its command; a
+// preset's command and cache planned by mise.js), the job's caches restored in a `cache:restore`
+// row, steps in order (each between the job's beforeStep and afterStep hook rows) with parallel
+// groups (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
+// host `abort` (a forced one also stops the hooks; a plain one and the deadline give `$` commands
+// the grace period), then the job hooks as their own rows. Each row gets its own env copy,
+// `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to
+// later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What a step
+// returns is its outputs (step.complete), kept for the later steps and handed on as the job's
+// outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
+// job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's,
-// checking and reading outputs outputs.js's.
+// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's, checking
+// and reading outputs outputs.js's.
 
 import { bindResults, flattenSteps } from '@kici-dev/sdk';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
@@ -37,6 +37,9 @@ import { StepSecrets } from './secrets.js';
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
 const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
 
+/** Grace between SIGTERM and SIGKILL of `$` commands on an abort or the job deadline, when the request has none. */
+const DEFAULT_GRACE_PERIOD_MS = 30_000;
+
 /**
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
@@ -51,13 +54,24 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
-  // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup.
+  // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup
+  // and kills every `$` command at once, also those a plain abort gave their grace period.
   const abort = new AbortController();
   const force = new AbortController();
   onAbort((message) => {
+    if (message.force === true) {
+      force.abort(Interrupt.abort);
+      groups.killAll();
+    }
     abort.abort(Interrupt.abort);
-    if (message.force === true) force.abort(Interrupt.abort);
   });
+  // An abort or the job deadline gives `$` commands the job's grace period; other stops (a step
+  // timeout, fail-fast, the end of an attempt) the registry's short one; after a forced abort, none.
+  const gracePeriodMs = request.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+  const killGraceMs = (reason) => {
+    if (force.signal.aborted) return 0;
+    return reason === Interrupt.abort || reason === Interrupt.jobTimeout ? gracePeriodMs : undefined;
+  };
   const complete = (status, fields) => {
     prepareLog.flush();
     return { type: 'job.complete', status, durationMs: elapsed(startedAt), ...fields };
@@ -78,7 +92,8 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
   const { workflow, job } = loaded;
-  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
+  const stop = AbortSignal.any([force.signal, lifetime]);
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, killGraceMs, stop, caches });
   bindResults(run.outputs);
 
   // Workflow rules, the workflow's concurrency group, then job rules. None of them starts once an
@@ -203,7 +218,24 @@ class JobRun {
   /** Per spec of the job's cache, whether `cache:restore` hit its exact key (no save needed). */
   #exactHits = [];
 
-  constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups, caches }) {
+  /**
+   * `killGraceMs` is the grace of the job's `$` commands by why their signal fired; `stop` fires
+   * on a forced abort or at the runner's exit (no more waiting for a grace then).
+   */
+  constructor({
+    request,
+    workflow,
+    job,
+    jobEnv,
+    environments,
+    send,
+    output,
+    prepareLog,
+    groups,
+    killGraceMs,
+    stop,
+    caches,
+  }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
@@ -211,6 +243,8 @@ class JobRun {
     this.output = output;
     this.prepareLog = prepareLog;
     this.groups = groups;
+    this.killGraceMs = killGraceMs;
+    this.stop = stop;
     this.caches = caches;
     this.env = mergedEnv(request, jobEnv);
     this.environment = environments[0];
@@ -248,7 +282,8 @@ class JobRun {
 
   /** A RuleContext whose `$` output goes to the prepare log. */
   ruleContext(signal) {
-    return ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal, groups: this.groups });
+    const { request, env, prepareLog: log, groups, killGraceMs } = this;
+    return ruleContext({ request, env, log, signal, groups, killGraceMs });
   }
 
   /**
@@ -381,7 +416,8 @@ class JobRun {
   /** Runs an init command `{run, shell}`; a failure names it by `summary` when given, else by `run`. */
   async #runInitCommand(row, { run, shell, summary }, { env, log, signal }) {
     try {
-      await initCommand({ run, shell }, { workDir: this.request.workDir, env, log, signal, groups: this.groups });
+      const { groups, killGraceMs } = this;
+      await initCommand({ run, shell }, { workDir: this.request.workDir, env, log, signal, groups, killGraceMs });
     } catch (error) {
       if (error instanceof ProcessOutput) {
         if (summary === undefined) throw error;
@@ -589,6 +625,7 @@ class JobRun {
       caches: this.caches,
       outputs: this.outputs,
       groups: this.groups,
+      killGraceMs: this.killGraceMs,
       ...scope,
     });
   }
@@ -654,6 +691,9 @@ class JobRun {
       log,
       makeContext: (stepSignal) => makeContext({ env, secrets: secretsApi, envChanges, log, signal: stepSignal }),
     });
+    // An abort or the job deadline gives the `$` commands their grace period to exit before the
+    // row ends: what they print meanwhile is still the row's, and the next row starts after them.
+    if (signal.aborted && this.killGraceMs(signal.reason) !== undefined) await this.groups.stopped(this.stop);
     // Before the env hand-on and the cache save: outputs that cannot be kept fail the row.
     const result = keepsOutputs ? this.#keepOutputs(row, ran, log) : ran;
     for (const problem of await secrets.close()) {
