@@ -128,18 +128,18 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   await run.restoreJobCaches(signal);
   await run.runSteps(signal);
   await run.saveJobCaches(signal);
-  deadline.disarm();
 
   const failed =
     run.failedStep !== undefined ||
     run.failedInit !== undefined ||
     run.afterStepErrors.length > 0 ||
     deadline.signal.aborted;
-  const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
+  const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, deadline, failed });
   const jobOutputs = run.outputs.message();
 
-  // An abort that arrived during the hooks cancels the job too.
-  const failedAfterAll = failed || hookErrors.length > 0 || jobOutputs.error !== undefined;
+  // An abort that arrived during the hooks cancels the job too; the deadline may have fired in them.
+  const failedAfterAll =
+    failed || hookErrors.length > 0 || jobOutputs.error !== undefined || deadline.signal.aborted;
   const status = abort.signal.aborted ? 'cancelled' : failedAfterAll ? 'failed' : 'success';
   const errors = [];
   if (status === 'failed' && deadline.signal.aborted) {
@@ -162,22 +162,32 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
 /**
  * Runs the job hooks after the steps: onSuccess or onFailure (not after an abort), onCancel when
  * an abort arrived before or during them, then cleanup. Any abort stops a running
- * onSuccess/onFailure; a forced abort (or the runner's exit) stops the running hook, whichever
- * it is, and no further hook runs.
- * @returns {Promise<string[]>} `<kind> hook failed: <message>` for every hook that failed
+ * onSuccess/onFailure, and so does the job deadline, which is disarmed after them (it does not
+ * stop an onFailure that runs because it fired already); a forced abort (or the runner's exit)
+ * stops the running hook, whichever it is, and no further hook runs. Each hook's
+ * `outcome.status` is the job's at that point (`failed` once a hook before it failed or the
+ * deadline fired).
+ * @returns {Promise<string[]>} `<kind> hook failed: <message>` for every hook that failed, except
+ *   one the deadline stopped (the job_timeout text says it)
  */
-async function runHooks(run, { abort, force, lifetime, failed }) {
+async function runHooks(run, { abort, force, lifetime, deadline, failed }) {
   const stopped = AbortSignal.any([force, lifetime]);
   const errors = [];
+  const failedSoFar = () => failed || errors.length > 0 || deadline.signal.aborted;
   const runHook = async (kind, signal) => {
     const hook = run.job.hooks[kind];
     if (hook === undefined || stopped.aborted) return;
-    const status = abort.aborted ? 'cancelled' : failed ? 'failed' : 'success';
+    const status = abort.aborted ? 'cancelled' : failedSoFar() ? 'failed' : 'success';
     const failedStep = run.failedInit?.name ?? run.failedStep;
     const result = await run.runHook(hook, { status, failedStep }, signal);
-    if (result.status === 'failed') errors.push(`${kind} hook failed: ${result.error.message}`);
+    const timedOut = signal.aborted && signal.reason === Interrupt.jobTimeout;
+    if (result.status === 'failed' && !timedOut) errors.push(`${kind} hook failed: ${result.error.message}`);
   };
-  if (!abort.aborted) await runHook(failed ? 'onFailure' : 'onSuccess', AbortSignal.any([abort, lifetime]));
+  if (!abort.aborted) {
+    const limits = deadline.signal.aborted ? [abort, lifetime] : [abort, deadline.signal, lifetime];
+    await runHook(failedSoFar() ? 'onFailure' : 'onSuccess', AbortSignal.any(limits));
+  }
+  deadline.disarm();
   if (abort.aborted) await runHook('onCancel', stopped);
   await runHook('cleanup', stopped);
   return errors;
@@ -309,7 +319,10 @@ class JobRun {
     for (const row of [...this.flat, ...this.inits, ...this.cacheRows]) this.skip(row);
   }
 
-  /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */
+  /**
+   * Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one); it bounds the
+   * init rows, the job cache rows, the steps and onSuccess/onFailure (runHooks disarms it).
+   */
   armDeadline(abort) {
     const limits = [
       { timeoutMs: this.request.jobTimeoutMs, reason: 'host limit jobTimeoutMs' },
