@@ -7,11 +7,11 @@
 // row, steps in order (each between the job's beforeStep and afterStep hook rows) with parallel
 // groups (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
 // host `abort` (a forced one also stops the hooks; a plain one and the deadline give `$` commands
-// the grace period), then the job hooks as their own rows. Each row gets its own env copy,
-// `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it hands on to
-// later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What a step
-// returns is its outputs (step.complete), kept for the later steps and handed on as the job's
-// outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
+// the grace period), then the job's hooks and the workflow's as their own rows. Each row gets its
+// own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it
+// hands on to later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What
+// a step returns is its outputs (step.complete), kept for the later steps and handed on as the
+// job's outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
 // job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
@@ -129,17 +129,17 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   await run.runSteps(signal);
   await run.saveJobCaches(signal);
 
+  const jobOutputs = run.outputs.message();
   const failed =
     run.failedStep !== undefined ||
     run.failedInit !== undefined ||
     run.afterStepErrors.length > 0 ||
+    jobOutputs.error !== undefined ||
     deadline.signal.aborted;
   const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, deadline, failed });
-  const jobOutputs = run.outputs.message();
 
   // An abort that arrived during the hooks cancels the job too; the deadline may have fired in them.
-  const failedAfterAll =
-    failed || hookErrors.length > 0 || jobOutputs.error !== undefined || deadline.signal.aborted;
+  const failedAfterAll = failed || hookErrors.length > 0 || deadline.signal.aborted;
   const status = abort.signal.aborted ? 'cancelled' : failedAfterAll ? 'failed' : 'success';
   const errors = [];
   if (status === 'failed' && deadline.signal.aborted) {
@@ -160,36 +160,44 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
 }
 
 /**
- * Runs the job hooks after the steps: onSuccess or onFailure (not after an abort), onCancel when
- * an abort arrived before or during them, then cleanup. Any abort stops a running
- * onSuccess/onFailure, and so does the job deadline, which is disarmed after them (it does not
- * stop an onFailure that runs because it fired already); a forced abort (or the runner's exit)
- * stops the running hook, whichever it is, and no further hook runs. Each hook's
- * `outcome.status` is the job's at that point (`failed` once a hook before it failed or the
- * deadline fired).
- * @returns {Promise<string[]>} `<kind> hook failed: <message>` for every hook that failed, except
- *   one the deadline stopped (the job_timeout text says it)
+ * Runs the hooks after the steps, the job's and then the workflow's, each set as: onSuccess or
+ * onFailure (not after an abort), onCancel when an abort arrived before or during them, then
+ * cleanup. Any abort stops a running onSuccess/onFailure, and so does the job deadline for the
+ * job's, after which it is disarmed (it does not stop an onFailure that runs because it fired
+ * already); a forced abort (or the runner's exit) stops the running hook, whichever it is, and
+ * no further hook runs. Each hook's `outcome.status` is the job's when it starts (`failed` once a
+ * hook before it failed or the deadline fired).
+ * @returns {Promise<string[]>} `[workflow ]<kind> hook failed: <message>` for every hook that
+ *   failed, except one the deadline stopped (the job_timeout text says it)
  */
 async function runHooks(run, { abort, force, lifetime, deadline, failed }) {
   const stopped = AbortSignal.any([force, lifetime]);
   const errors = [];
   const failedSoFar = () => failed || errors.length > 0 || deadline.signal.aborted;
-  const runHook = async (kind, signal) => {
-    const hook = run.job.hooks[kind];
+  // The workflow's hooks get rows of their own names (`workflow:<kind>`) and error texts.
+  const runHook = async (owner, kind, signal) => {
+    const hook = owner === 'job' ? run.job.hooks[kind] : run.workflow.hooks[kind];
     if (hook === undefined || stopped.aborted) return;
     const status = abort.aborted ? 'cancelled' : failedSoFar() ? 'failed' : 'success';
     const failedStep = run.failedInit?.name ?? run.failedStep;
-    const result = await run.runHook(hook, { status, failedStep }, signal);
+    const name = owner === 'job' ? kind : `workflow:${kind}`;
+    const result = await run.runHook(hook, { status, failedStep }, signal, name);
     const timedOut = signal.aborted && signal.reason === Interrupt.jobTimeout;
-    if (result.status === 'failed' && !timedOut) errors.push(`${kind} hook failed: ${result.error.message}`);
+    if (result.status === 'failed' && !timedOut) {
+      errors.push(`${owner === 'job' ? '' : 'workflow '}${kind} hook failed: ${result.error.message}`);
+    }
   };
+  const completion = () => (failedSoFar() ? 'onFailure' : 'onSuccess');
   if (!abort.aborted) {
     const limits = deadline.signal.aborted ? [abort, lifetime] : [abort, deadline.signal, lifetime];
-    await runHook(failedSoFar() ? 'onFailure' : 'onSuccess', AbortSignal.any(limits));
+    await runHook('job', completion(), AbortSignal.any(limits));
   }
   deadline.disarm();
-  if (abort.aborted) await runHook('onCancel', stopped);
-  await runHook('cleanup', stopped);
+  if (abort.aborted) await runHook('job', 'onCancel', stopped);
+  await runHook('job', 'cleanup', stopped);
+  if (!abort.aborted) await runHook('workflow', completion(), AbortSignal.any([abort, lifetime]));
+  if (abort.aborted) await runHook('workflow', 'onCancel', stopped);
+  await runHook('workflow', 'cleanup', stopped);
   return errors;
 }
 
@@ -602,7 +610,7 @@ class JobRun {
     return failed;
   }
 
-  /** Runs a job hook as its own row (named `name`, else the hook kind) on the next hook index. */
+  /** Runs a hook, the job's or the workflow's, as its own row (`name`, else the hook kind) on the next hook index. */
   async runHook(hook, outcome, parentSignal, name = hook.kind) {
     const row = { index: this.nextHookIndex, name };
     this.nextHookIndex += 1;

@@ -789,6 +789,7 @@ export interface WorkflowOptions {
   concurrency?: WorkflowConcurrency;
   /** Whole run, ms (positive integer). */
   timeout?: number;
+  /** The workflow's hooks: every job runs them after its own (rows `workflow:<hook>`). */
   onSuccess?: HookInput;
   onFailure?: HookInput;
   cleanup?: HookInput;

@@ -1,6 +1,7 @@
 // execute, what a workflow's own options do in each of its jobs: workflow rules (checked before
-// the job's, skipping the job with the reason in job.complete's `skipped`) and the concurrency
-// group (reported to a fake host, whose acks let the job go on, make it wait or cancel it); how
+// the job's, skipping the job with the reason in job.complete's `skipped`), the concurrency
+// group (reported to a fake host, whose acks let the job go on, make it wait or cancel it) and
+// the workflow hooks (after the job's, in the order of success, failure and cancel); how
 // describe and the SDK see the concurrency option.
 
 import assert from 'node:assert/strict';
@@ -56,6 +57,32 @@ export const throwing = workflow('throwing', {
   jobs: deploy,
 });
 export const empty = workflow('empty', { concurrency: { group: () => '' }, jobs: deploy });
+const said = (label) => async ({ outcome }) => { console.log(label + ' ' + outcome.status); };
+const allHooks = (owner) => ({
+  onSuccess: said(owner + ' onSuccess'),
+  onFailure: said(owner + ' onFailure'),
+  onCancel: said(owner + ' onCancel'),
+  cleanup: said(owner + ' cleanup'),
+});
+export const hooked = workflow('hooked', {
+  ...allHooks('workflow'),
+  jobs: [
+    job('passes', { runsOn: on, steps: [step('a', ok)], afterStep: said('afterStep'), ...allHooks('job') }),
+    job('fails', { runsOn: on, steps: [step('a', async () => { throw new Error('boom'); })], ...allHooks('job') }),
+    job('long', {
+      runsOn: on,
+      steps: [step('a', async ({ $ }) => { console.log('started'); await $\`sleep 30\`; })],
+      afterStep: said('afterStep'),
+      ...allHooks('job'),
+    }),
+    job('bare', { runsOn: on, run: ok }),
+  ],
+});
+export const notifying = workflow('notifying', {
+  onSuccess: async () => { throw new Error('notify failed'); },
+  cleanup: said('workflow cleanup'),
+  jobs: [job('build', { runsOn: on, run: ok, cleanup: said('job cleanup') })],
+});
 `;
 
 const project = makeProject({ fixture: FIXTURE });
@@ -259,5 +286,96 @@ describe('workflow concurrency option', () => {
     for (const max of [0, 1.5, '2']) {
       assert.equal(check({ group, max }).message, 'Workflow "w": concurrency.max must be an integer >= 1');
     }
+  });
+});
+
+describe('workflow hooks', { concurrency: true }, () => {
+  const started = (result) => result.starts.map((m) => [m.stepIndex, m.stepName, m.stepType]);
+  /** What the rows printed (console output, not the stack traces the runner logs), in order. */
+  const said = (result) => result.logs.filter((m) => m.stepIndex >= 0 && m.stream === 'stdout').map((m) => m.line);
+
+  test('on success: afterStep, the job onSuccess and cleanup, then the workflow onSuccess and cleanup', async () => {
+    const result = await run('hooked', 'passes');
+    assert.deepEqual(started(result), [
+      [0, 'a', 'step'],
+      [1, 'afterStep:a', 'hook:afterStep'],
+      [2, 'onSuccess', 'hook:onSuccess'],
+      [3, 'cleanup', 'hook:cleanup'],
+      [4, 'workflow:onSuccess', 'hook:onSuccess'],
+      [5, 'workflow:cleanup', 'hook:cleanup'],
+    ]);
+    assert.deepEqual(said(result), [
+      'afterStep success',
+      'job onSuccess success',
+      'job cleanup success',
+      'workflow onSuccess success',
+      'workflow cleanup success',
+    ]);
+    assert.equal(result.job.status, 'success');
+    assert.equal(result.job.stepResults.length, 6);
+  });
+
+  test('on failure: the job onFailure and cleanup, then the workflow onFailure and cleanup', async () => {
+    const result = await run('hooked', 'fails');
+    assert.deepEqual(started(result), [
+      [0, 'a', 'step'],
+      [1, 'onFailure', 'hook:onFailure'],
+      [2, 'cleanup', 'hook:cleanup'],
+      [3, 'workflow:onFailure', 'hook:onFailure'],
+      [4, 'workflow:cleanup', 'hook:cleanup'],
+    ]);
+    assert.deepEqual(said(result), [
+      'job onFailure failed',
+      'job cleanup failed',
+      'workflow onFailure failed',
+      'workflow cleanup failed',
+    ]);
+    assert.equal(result.job.error, "Step 'a' failed");
+  });
+
+  test('on cancel: the job onCancel and cleanup, then the workflow onCancel and cleanup', async () => {
+    const result = await run('hooked', 'long', {}, (message, channel) => {
+      if (message.type === 'log.line' && message.line === 'started') channel.send({ type: 'abort', force: false });
+    });
+    assert.deepEqual(started(result), [
+      [0, 'a', 'step'],
+      [1, 'onCancel', 'hook:onCancel'],
+      [2, 'cleanup', 'hook:cleanup'],
+      [3, 'workflow:onCancel', 'hook:onCancel'],
+      [4, 'workflow:cleanup', 'hook:cleanup'],
+    ]);
+    assert.deepEqual(said(result), [
+      'started',
+      'job onCancel cancelled',
+      'job cleanup cancelled',
+      'workflow onCancel cancelled',
+      'workflow cleanup cancelled',
+    ]);
+    assert.equal(result.job.status, 'cancelled');
+  });
+
+  test('a job without hooks of its own runs the workflow hooks right after its steps', async () => {
+    const result = await run('hooked', 'bare');
+    assert.deepEqual(started(result), [
+      [0, 'step-1', 'step'],
+      [1, 'workflow:onSuccess', 'hook:onSuccess'],
+      [2, 'workflow:cleanup', 'hook:cleanup'],
+    ]);
+  });
+
+  test('a failing workflow onSuccess fails the job with its text; the cleanups still run', async () => {
+    const result = await run('notifying', 'build');
+    assert.deepEqual(
+      result.completes.map((m) => [m.stepIndex, m.stepName, m.status]),
+      [
+        [0, 'step-1', 'success'],
+        [1, 'cleanup', 'success'],
+        [2, 'workflow:onSuccess', 'failed'],
+        [3, 'workflow:cleanup', 'success'],
+      ],
+    );
+    assert.deepEqual(said(result), ['job cleanup success', 'workflow cleanup failed']);
+    assert.equal(result.job.status, 'failed');
+    assert.equal(result.job.error, 'workflow onSuccess hook failed: notify failed');
   });
 });
