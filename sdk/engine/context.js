@@ -33,12 +33,13 @@ export function mergedEnv(request, jobEnv) {
   return { ...process.env, ...request.env, ...jobEnv };
 }
 
-function shellOptions({ workDir, env, signal, log, groups }) {
+function shellOptions({ workDir, env, signal, log, groups, killGraceMs }) {
   return {
     cwd: workDir,
     env,
     signal,
     groups,
+    killGraceMs,
     flow: log,
     // Masked before the shell cuts an over-long line, not only when the log sends it.
     mask: log.mask,
@@ -54,8 +55,8 @@ function shellFor(scope) {
  * Runs the command of an init spec (`{run, shell}`) as it is, in `workDir` with the row's env;
  * its output goes to the row's log. Resolves with the ProcessOutput, rejects like `$`.
  */
-export function initCommand(spec, { workDir, env, log, signal, groups }) {
-  return new ProcessPromise(spec.run, { ...shellOptions({ workDir, env, signal, log, groups }), shell: spec.shell });
+export function initCommand(spec, scope) {
+  return new ProcessPromise(spec.run, { ...shellOptions(scope), shell: spec.shell });
 }
 
 function loggerFor(log) {
@@ -66,12 +67,14 @@ function loggerFor(log) {
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
  *          env: Record<string, string>, secrets: object, envChanges: {setEnv: Function, addPath: Function},
  *          secretOutputs: import('./secret-outputs.js').SecretOutputs, caches: import('./cache.js').CacheClient,
- *          outputs: import('./outputs.js').JobResults,
- *          log: import('./output.js').StepLog, signal: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups}} scope
+ *          outputs: import('./outputs.js').JobResults, log: import('./output.js').StepLog, signal: AbortSignal,
+ *          groups: import('@kici-dev/shared').ProcessGroups,
+ *          killGraceMs: (reason: unknown) => number | undefined}} scope
  *   `env` is the row's own copy (ctx.secrets.expose() and ctx.setEnv() add to it), `secrets` its
  *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's,
  *   `caches` the runner's requests to the host (`ctx.cache`), `outputs` the job's step and
- *   upstream outputs (`ctx.outputsOf`, `ctx.jobOutputs`)
+ *   upstream outputs (`ctx.outputsOf`, `ctx.jobOutputs`), `killGraceMs` the grace of its `$`
+ *   commands by why `signal` fired
  */
 export function stepContext({
   request,
@@ -87,9 +90,10 @@ export function stepContext({
   log,
   signal,
   groups,
+  killGraceMs,
 }) {
   return {
-    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups, killGraceMs }),
     log: loggerFor(log),
     env,
     environment,
@@ -110,13 +114,13 @@ export function stepContext({
 }
 
 /** RuleContext: what `rule(label, check)` checks receive. */
-export function ruleContext({ request, env, log, signal, groups }) {
+export function ruleContext({ request, env, log, signal, groups, killGraceMs }) {
   return {
     event: request.event,
     changedFiles: request.event?.changedFiles ?? [],
     env,
     needs: request.needs ?? {},
-    $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
+    $: shellFor({ workDir: request.workDir, env, signal, log, groups, killGraceMs }),
   };
 }
 
@@ -171,7 +175,7 @@ export function blockingRule(rules, { makeContext, signal, timeoutMs = RULE_TIME
 /**
  * The prepare-log line for a blocking rule, e.g. `Job skipped by rule 'main only'` or
  * `Step 'deploy' skipped: rule 'main only' threw: boom`.
- * @param {string} subject `Job` or `Step '<name>'`
+ * @param {string} subject `Workflow`, `Job` or `Step '<name>'`
  */
 export function skipMessage(subject, blocking) {
   return blocking.problem === undefined

@@ -75,6 +75,10 @@ export function describeWorkflow(workflow, exportKey, locate) {
   put(described, 'registries', workflow.registries);
   put(described, 'installEnv', workflow.installEnv);
   putHookFlags(described, workflow.hooks);
+  if (workflow.concurrency !== undefined) {
+    const { cancelInProgress, max } = workflow.concurrency;
+    described.concurrency = { hasGroup: true, cancelInProgress, max };
+  }
   put(described, 'timeout', workflow.timeout);
   described.options = workflow.optionKeys;
   return described;

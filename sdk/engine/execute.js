@@ -1,25 +1,27 @@
-// The `execute` request: run one job of one workflow and report it over IPC (step.start,
-// log.line, step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a
-// generated job also the re-run of its generator, see dynamic.js; the job env and environments,
-// see resolve.js), job rules, the job's init commands as their own rows (each restoring and
-// saving its own caches around its command; a preset's command and cache planned by mise.js),
-// the job's caches restored in a `cache:restore` row, steps in order (each between the job's
-// beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast), the
-// caches saved in a `cache:save` row, the job deadline,
-// host `abort` (a forced one also stops the hooks), then the job hooks as their own rows. Each
-// row gets its own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it
-// ends; what it hands on to later rows (setEnv, addPath, the files' lines) goes into the job
-// env they copy. What a step returns is its outputs (step.complete), kept for the later steps
-// and handed on as the job's outputs; those and the secret outputs the rows set
-// (`ctx.setSecretOutput`) go out with job.complete.
+// The `execute` request: run one job of one workflow and report it over IPC (step.start, log.line,
+// step.complete, job.complete), following sdk/PROTOCOL.md: prepare (import; for a generated job
+// also the re-run of its generator, see dynamic.js; the job env and environments, see resolve.js),
+// workflow rules, the workflow's concurrency group (concurrency.js), job rules, the job's init
+// commands as their own rows (each restoring and saving its own caches around its command; a
+// preset's command and cache planned by mise.js), the job's caches restored in a `cache:restore`
+// row, steps in order (each between the job's beforeStep and afterStep hook rows) with parallel
+// groups (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
+// host `abort` (a forced one also stops the hooks; a plain one and the deadline give `$` commands
+// the grace period), then the job's hooks and the workflow's as their own rows. Each row gets its
+// own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it
+// hands on to later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What
+// a step returns is its outputs (step.complete), kept for the later steps and handed on as the
+// job's outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
+// job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's,
-// checking and reading outputs outputs.js's.
+// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's, checking
+// and reading outputs outputs.js's.
 
 import { bindResults, flattenSteps } from '@kici-dev/sdk/internal';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
 import { restoreCaches, saveCaches } from './cache.js';
+import { takeTurn } from './concurrency.js';
 import { blockingRule, enterJob, initCommand, mergedEnv, ruleContext, skipMessage, stepContext } from './context.js';
 import { labelSelector } from './describe.js';
 import { loadGeneratedJob } from './dynamic.js';
@@ -35,24 +37,41 @@ import { StepSecrets } from './secrets.js';
 /** Default timeout of a hook without its own `timeout` (5 minutes). */
 const DEFAULT_HOOK_TIMEOUT_MS = 5 * 60 * 1000;
 
+/** Grace between SIGTERM and SIGKILL of `$` commands on an abort or the job deadline, when the request has none. */
+const DEFAULT_GRACE_PERIOD_MS = 30_000;
+
 /**
  * @param {object} request the execute request
  * @param {{send: (message: object) => void, output: import('./output.js').OutputRouter,
- *          onAbort: (listener: (message: {force?: boolean}) => void) => void, lifetime: AbortSignal,
- *          groups: import('@kici-dev/shared').ProcessGroups, caches: import('./cache.js').CacheClient}} io
+ *          onAbort: (listener: (message: {force?: boolean}) => void) => () => void,
+ *          onConcurrencyAck: (listener: (message: {action: string, reason?: string}) => void) => () => void,
+ *          lifetime: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups,
+ *          caches: import('./cache.js').CacheClient}} io `onAbort` and `onConcurrencyAck` subscribe
+ *   to those host messages and return how to unsubscribe
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, lifetime, groups, caches }) {
+export async function executeJob(request, { send, output, onAbort, onConcurrencyAck, lifetime, groups, caches }) {
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
-  // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup.
+  // Any abort stops the steps and onSuccess/onFailure; a forced one also stops onCancel/cleanup
+  // and kills every `$` command at once, also those a plain abort gave their grace period.
   const abort = new AbortController();
   const force = new AbortController();
   onAbort((message) => {
+    if (message.force === true) {
+      force.abort(Interrupt.abort);
+      groups.killAll();
+    }
     abort.abort(Interrupt.abort);
-    if (message.force === true) force.abort(Interrupt.abort);
   });
+  // An abort or the job deadline gives `$` commands the job's grace period; other stops (a step
+  // timeout, fail-fast, the end of an attempt) the registry's short one; after a forced abort, none.
+  const gracePeriodMs = request.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
+  const killGraceMs = (reason) => {
+    if (force.signal.aborted) return 0;
+    return reason === Interrupt.abort || reason === Interrupt.jobTimeout ? gracePeriodMs : undefined;
+  };
   const complete = (status, fields) => {
     prepareLog.flush();
     return { type: 'job.complete', status, durationMs: elapsed(startedAt), ...fields };
@@ -72,21 +91,35 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
     prepareLog.text('error', userStack(errorStack(error)));
     return complete('failed', { error: errorMessage(error), stepResults: [] });
   }
-  const { job } = loaded;
-  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, caches });
+  const { workflow, job } = loaded;
+  const stop = AbortSignal.any([force.signal, lifetime]);
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, killGraceMs, stop, caches });
   bindResults(run.outputs);
 
+  // Workflow rules, the workflow's concurrency group, then job rules. None of them starts once an
+  // abort arrived, and one an abort cuts short decides nothing: the abort cancels the job below.
+  const prepareSignal = AbortSignal.any([abort.signal, lifetime]);
   if (!abort.signal.aborted) {
-    const signal = AbortSignal.any([abort.signal, lifetime]);
-    const blocking = await output.runIn(prepareLog, () =>
-      blockingRule(job.rules, { makeContext: (ruleSignal) => run.ruleContext(ruleSignal), signal }),
-    );
-    // A rule cut short by an abort does not skip the job: the abort cancels it below.
-    if (blocking !== undefined && !blocking.interrupted) {
-      prepareLog.line('log', skipMessage('Job', blocking), 'info');
-      for (const row of [...run.flat, ...run.inits, ...run.cacheRows]) run.skip(row);
-      return complete('skipped', { stepResults: run.stepResults() });
+    const skipped = await run.skipByRules('workflow', workflow.rules, prepareSignal);
+    if (skipped !== undefined) return complete('skipped', { stepResults: run.stepResults(), skipped });
+  }
+  if (!abort.signal.aborted && workflow.concurrency !== undefined) {
+    const turn = await takeTurn(workflow.concurrency.group, {
+      request,
+      output,
+      log: prepareLog,
+      signal: prepareSignal,
+      send,
+      onAck: onConcurrencyAck,
+    });
+    if (turn.status !== undefined) {
+      run.skipAll();
+      return complete(turn.status, { stepResults: run.stepResults(), error: turn.error });
     }
+  }
+  if (!abort.signal.aborted) {
+    const skipped = await run.skipByRules('job', job.rules, prepareSignal);
+    if (skipped !== undefined) return complete('skipped', { stepResults: run.stepResults(), skipped });
   }
 
   const deadline = run.armDeadline(abort);
@@ -95,18 +128,18 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
   await run.restoreJobCaches(signal);
   await run.runSteps(signal);
   await run.saveJobCaches(signal);
-  deadline.disarm();
 
+  const jobOutputs = run.outputs.message();
   const failed =
     run.failedStep !== undefined ||
     run.failedInit !== undefined ||
     run.afterStepErrors.length > 0 ||
+    jobOutputs.error !== undefined ||
     deadline.signal.aborted;
-  const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, failed });
-  const jobOutputs = run.outputs.message();
+  const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, deadline, failed });
 
-  // An abort that arrived during the hooks cancels the job too.
-  const failedAfterAll = failed || hookErrors.length > 0 || jobOutputs.error !== undefined;
+  // An abort that arrived during the hooks cancels the job too; the deadline may have fired in them.
+  const failedAfterAll = failed || hookErrors.length > 0 || deadline.signal.aborted;
   const status = abort.signal.aborted ? 'cancelled' : failedAfterAll ? 'failed' : 'success';
   const errors = [];
   if (status === 'failed' && deadline.signal.aborted) {
@@ -127,26 +160,44 @@ export async function executeJob(request, { send, output, onAbort, lifetime, gro
 }
 
 /**
- * Runs the job hooks after the steps: onSuccess or onFailure (not after an abort), onCancel when
- * an abort arrived before or during them, then cleanup. Any abort stops a running
- * onSuccess/onFailure; a forced abort (or the runner's exit) stops the running hook, whichever
- * it is, and no further hook runs.
- * @returns {Promise<string[]>} `<kind> hook failed: <message>` for every hook that failed
+ * Runs the hooks after the steps, the job's and then the workflow's, each set as: onSuccess or
+ * onFailure (not after an abort), onCancel when an abort arrived before or during them, then
+ * cleanup. Any abort stops a running onSuccess/onFailure, and so does the job deadline for the
+ * job's, after which it is disarmed (it does not stop an onFailure that runs because it fired
+ * already); a forced abort (or the runner's exit) stops the running hook, whichever it is, and
+ * no further hook runs. Each hook's `outcome.status` is the job's when it starts (`failed` once a
+ * hook before it failed or the deadline fired).
+ * @returns {Promise<string[]>} `[workflow ]<kind> hook failed: <message>` for every hook that
+ *   failed, except one the deadline stopped (the job_timeout text says it)
  */
-async function runHooks(run, { abort, force, lifetime, failed }) {
+async function runHooks(run, { abort, force, lifetime, deadline, failed }) {
   const stopped = AbortSignal.any([force, lifetime]);
   const errors = [];
-  const runHook = async (kind, signal) => {
-    const hook = run.job.hooks[kind];
+  const failedSoFar = () => failed || errors.length > 0 || deadline.signal.aborted;
+  // The workflow's hooks get rows of their own names (`workflow:<kind>`) and error texts.
+  const runHook = async (owner, kind, signal) => {
+    const hook = owner === 'job' ? run.job.hooks[kind] : run.workflow.hooks[kind];
     if (hook === undefined || stopped.aborted) return;
-    const status = abort.aborted ? 'cancelled' : failed ? 'failed' : 'success';
+    const status = abort.aborted ? 'cancelled' : failedSoFar() ? 'failed' : 'success';
     const failedStep = run.failedInit?.name ?? run.failedStep;
-    const result = await run.runHook(hook, { status, failedStep }, signal);
-    if (result.status === 'failed') errors.push(`${kind} hook failed: ${result.error.message}`);
+    const name = owner === 'job' ? kind : `workflow:${kind}`;
+    const result = await run.runHook(hook, { status, failedStep }, signal, name);
+    const timedOut = signal.aborted && signal.reason === Interrupt.jobTimeout;
+    if (result.status === 'failed' && !timedOut) {
+      errors.push(`${owner === 'job' ? '' : 'workflow '}${kind} hook failed: ${result.error.message}`);
+    }
   };
-  if (!abort.aborted) await runHook(failed ? 'onFailure' : 'onSuccess', AbortSignal.any([abort, lifetime]));
-  if (abort.aborted) await runHook('onCancel', stopped);
-  await runHook('cleanup', stopped);
+  const completion = () => (failedSoFar() ? 'onFailure' : 'onSuccess');
+  if (!abort.aborted) {
+    const limits = deadline.signal.aborted ? [abort, lifetime] : [abort, deadline.signal, lifetime];
+    await runHook('job', completion(), AbortSignal.any(limits));
+  }
+  deadline.disarm();
+  if (abort.aborted) await runHook('job', 'onCancel', stopped);
+  await runHook('job', 'cleanup', stopped);
+  if (!abort.aborted) await runHook('workflow', completion(), AbortSignal.any([abort, lifetime]));
+  if (abort.aborted) await runHook('workflow', 'onCancel', stopped);
+  await runHook('workflow', 'cleanup', stopped);
   return errors;
 }
 
@@ -185,7 +236,24 @@ class JobRun {
   /** Per spec of the job's cache, whether `cache:restore` hit its exact key (no save needed). */
   #exactHits = [];
 
-  constructor({ request, workflow, job, jobEnv, environments, send, output, prepareLog, groups, caches }) {
+  /**
+   * `killGraceMs` is the grace of the job's `$` commands by why their signal fired; `stop` fires
+   * on a forced abort or at the runner's exit (no more waiting for a grace then).
+   */
+  constructor({
+    request,
+    workflow,
+    job,
+    jobEnv,
+    environments,
+    send,
+    output,
+    prepareLog,
+    groups,
+    killGraceMs,
+    stop,
+    caches,
+  }) {
     this.request = request;
     this.workflow = workflow;
     this.job = job;
@@ -193,6 +261,8 @@ class JobRun {
     this.output = output;
     this.prepareLog = prepareLog;
     this.groups = groups;
+    this.killGraceMs = killGraceMs;
+    this.stop = stop;
     this.caches = caches;
     this.env = mergedEnv(request, jobEnv);
     this.environment = environments[0];
@@ -230,10 +300,37 @@ class JobRun {
 
   /** A RuleContext whose `$` output goes to the prepare log. */
   ruleContext(signal) {
-    return ruleContext({ request: this.request, env: this.env, log: this.prepareLog, signal, groups: this.groups });
+    const { request, env, prepareLog: log, groups, killGraceMs } = this;
+    return ruleContext({ request, env, log, signal, groups, killGraceMs });
   }
 
-  /** Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one). */
+  /**
+   * Evaluates the workflow's or the job's rules (`scope`) on the prepare log. When one blocks, it
+   * logs why and reports every row skipped.
+   * @param {'workflow' | 'job'} scope
+   * @returns {Promise<{scope: string, reason: string} | undefined>} job.complete's `skipped`
+   *   when a rule blocked; undefined when all passed or `signal` cut a check short
+   */
+  async skipByRules(scope, rules, signal) {
+    const blocking = await this.output.runIn(this.prepareLog, () =>
+      blockingRule(rules, { makeContext: (ruleSignal) => this.ruleContext(ruleSignal), signal }),
+    );
+    if (blocking === undefined || blocking.interrupted) return undefined;
+    const reason = skipMessage(scope === 'workflow' ? 'Workflow' : 'Job', blocking);
+    this.prepareLog.line('log', reason, 'info');
+    this.skipAll();
+    return { scope, reason };
+  }
+
+  /** Reports every step, init and job cache row skipped: the job ends before any of them runs. */
+  skipAll() {
+    for (const row of [...this.flat, ...this.inits, ...this.cacheRows]) this.skip(row);
+  }
+
+  /**
+   * Arms the job deadline (jobTimeoutMs or the job's own timeout, the smaller one); it bounds the
+   * init rows, the job cache rows, the steps and onSuccess/onFailure (runHooks disarms it).
+   */
   armDeadline(abort) {
     const limits = [
       { timeoutMs: this.request.jobTimeoutMs, reason: 'host limit jobTimeoutMs' },
@@ -340,7 +437,8 @@ class JobRun {
   /** Runs an init command `{run, shell}`; a failure names it by `summary` when given, else by `run`. */
   async #runInitCommand(row, { run, shell, summary }, { env, log, signal }) {
     try {
-      await initCommand({ run, shell }, { workDir: this.request.workDir, env, log, signal, groups: this.groups });
+      const { groups, killGraceMs } = this;
+      await initCommand({ run, shell }, { workDir: this.request.workDir, env, log, signal, groups, killGraceMs });
     } catch (error) {
       if (error instanceof ProcessOutput) {
         if (summary === undefined) throw error;
@@ -512,7 +610,7 @@ class JobRun {
     return failed;
   }
 
-  /** Runs a job hook as its own row (named `name`, else the hook kind) on the next hook index. */
+  /** Runs a hook, the job's or the workflow's, as its own row (`name`, else the hook kind) on the next hook index. */
   async runHook(hook, outcome, parentSignal, name = hook.kind) {
     const row = { index: this.nextHookIndex, name };
     this.nextHookIndex += 1;
@@ -549,6 +647,7 @@ class JobRun {
       caches: this.caches,
       outputs: this.outputs,
       groups: this.groups,
+      killGraceMs: this.killGraceMs,
       ...scope,
     });
   }
@@ -614,6 +713,9 @@ class JobRun {
       log,
       makeContext: (stepSignal) => makeContext({ env, secrets: secretsApi, envChanges, log, signal: stepSignal }),
     });
+    // An abort or the job deadline gives the `$` commands their grace period to exit before the
+    // row ends: what they print meanwhile is still the row's, and the next row starts after them.
+    if (signal.aborted && this.killGraceMs(signal.reason) !== undefined) await this.groups.stopped(this.stop);
     // Before the env hand-on and the cache save: outputs that cannot be kept fail the row.
     const result = keepsOutputs ? this.#keepOutputs(row, ran, log) : ran;
     for (const problem of await secrets.close()) {

@@ -24,7 +24,7 @@ function isPlainObject(value) {
 }
 
 /** How an error text shows a value a function returned: `'prod'`, `42`, `null`, `an array`, `a Map`, `undefined`. */
-function describeReturned(value) {
+export function describeReturned(value) {
   if (typeof value === 'string') return `'${value}'`;
   if (value === null || typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return 'an array';

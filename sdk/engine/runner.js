@@ -77,12 +77,22 @@ async function serve({ ipc, groups, lifetime }) {
   const request = nextRequest(ipc);
   send({ type: 'ready' });
   const message = await request;
-  const onAbort = (listener) =>
+  // Subscribes a listener to the host messages of one type; returns how to unsubscribe.
+  const hostMessages = (type) => (listener) =>
     ipc.onMessage((incoming) => {
-      if (incoming.type === 'abort') listener(incoming);
+      if (incoming.type === type) listener(incoming);
     });
   const caches = new CacheClient({ send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal });
-  send(await HANDLERS[message.type](message, { send, output, onAbort, lifetime: lifetime.signal, groups, caches }));
+  const io = {
+    send,
+    output,
+    onAbort: hostMessages('abort'),
+    onConcurrencyAck: hostMessages('concurrency.ack'),
+    lifetime: lifetime.signal,
+    groups,
+    caches,
+  };
+  send(await HANDLERS[message.type](message, io));
 }
 
 function main() {

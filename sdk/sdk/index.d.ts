@@ -837,6 +837,23 @@ export interface Registry {
 }
 
 /** The options of `workflow()`. */
+/** What a workflow's concurrency `group` function gets. */
+export interface ConcurrencyContext {
+  /** The branch the run is about: a pull request's head (`sourceBranch`), else `targetBranch`. */
+  branch: string | undefined;
+  event: EventEnvelope;
+}
+
+/** Runs of the workflow whose `group` returns the same key are limited by the orchestrator. */
+export interface WorkflowConcurrency {
+  /** The group key, a non-empty string; called on the agent before the job's rules (30 s at most). */
+  group: (ctx: ConcurrencyContext) => string | Promise<string>;
+  /** A new run cancels the group's runs in progress (default true); false queues it instead. */
+  cancelInProgress?: boolean;
+  /** How many runs of the group may run at once (integer >= 1, default 1). */
+  max?: number;
+}
+
 export interface WorkflowOptions {
   jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
@@ -849,8 +866,10 @@ export interface WorkflowOptions {
   registries?: OneOrMany<Registry>;
   /** Secrets handed to that install as env vars named after them (`'ci:NPM_TOKEN'` sets NPM_TOKEN). */
   installEnv?: OneOrMany<SecretRef>;
+  concurrency?: WorkflowConcurrency;
   /** Whole run, ms (positive integer). */
   timeout?: number;
+  /** The workflow's hooks: every job runs them after its own (rows `workflow:<hook>`). */
   onSuccess?: HookInput;
   onFailure?: HookInput;
   cleanup?: HookInput;

@@ -58,7 +58,7 @@ export interface FlowControl {
 export interface ShellOptions {
   cwd: string;
   env: Record<string, string | undefined>;
-  /** When it fires, the command's process group gets SIGTERM, then SIGKILL after 2 s. */
+  /** When it fires, the command's process group gets SIGTERM, then SIGKILL after the grace (2 s by default). */
   signal?: AbortSignal;
   /** Receives every output line (without the newline) unless the command is `.quiet()`. */
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
@@ -70,6 +70,8 @@ export interface ShellOptions {
   mask?: Masker;
   /** `'bash'` (default, `set -euo pipefail`) or `'sh'` (`set -eu`). */
   shell?: 'bash' | 'sh';
+  /** The grace (ms) between SIGTERM and SIGKILL when `signal` fires with `reason`; undefined: the registry's. */
+  killGraceMs?: (reason: unknown) => number | undefined;
 }
 
 /** The process groups of `$` commands: stopping one (SIGTERM, SIGKILL after the grace) or all. */
@@ -78,8 +80,12 @@ export declare class ProcessGroups {
   constructor(options?: { killGraceMs?: number });
   add(pgid: number): void;
   leaderExited(pgid: number): void;
-  /** SIGTERM now, SIGKILL after the grace unless the group is gone (even after its leader exited). */
-  terminate(pgid: number): void;
+  /** SIGTERM now, SIGKILL after `graceMs` (default: the registry's) unless the group is gone by then. */
+  terminate(pgid: number, graceMs?: number): void;
+  /** Resolves once every group sent SIGTERM is gone and its leader's output read, or when `stop` fires. */
+  stopped(stop: AbortSignal): Promise<void>;
+  /** SIGKILL to every group now, those in their grace included. */
+  killAll(): void;
   /** SIGTERM to every group not signalled yet, wait up to `graceMs` for all to be gone, SIGKILL the rest. */
   shutdown(graceMs: number): Promise<void>;
 }

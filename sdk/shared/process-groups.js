@@ -1,7 +1,8 @@
 // The process groups of `$` commands and how they are stopped. Every `$` command leads its own
 // process group; this registry knows which groups may still have members, stops one group
-// (SIGTERM, then SIGKILL after a grace) when its command is killed, and at shutdown stops every
-// group that is left. It spawns nothing (shell.js does) and holds no global state: the runner
+// (SIGTERM, then SIGKILL after a grace the caller may choose) when its command is killed, waits
+// for the groups it stopped to be gone, kills every group at once (a forced cancel), and at
+// shutdown stops every group that is left. It spawns nothing (shell.js does) and holds no global state: the runner
 // owns one registry for its whole life, a shell created without one gets its own.
 //
 // A group is live while one of its members is not a zombie. Members orphaned by a kill are
@@ -12,11 +13,11 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Time between SIGTERM and SIGKILL when one command is killed. */
+/** Time between SIGTERM and SIGKILL when one command is killed and its caller names no grace. */
 const KILL_GRACE_MS = 2000;
 
 /**
- * How often `shutdown()` checks whether the signalled groups are gone: first after
+ * How often `shutdown()` and `stopped()` check whether the signalled groups are gone: first after
  * FIRST_POLL_MS (a process usually dies within a millisecond of SIGTERM), then twice as long
  * each time, up to MAX_POLL_MS (each check may read all of /proc).
  */
@@ -51,7 +52,10 @@ export class ProcessGroups {
     this.#groups.set(pgid, { leaderRunning: true, terminated: false });
   }
 
-  /** The leader exited: the group is forgotten unless other members outlive it. */
+  /**
+   * The leader exited and its output was read (its stdout and stderr closed): the group is
+   * forgotten unless other members outlive it.
+   */
   leaderExited(pgid) {
     const group = this.#groups.get(pgid);
     if (group === undefined) return;
@@ -60,11 +64,13 @@ export class ProcessGroups {
   }
 
   /**
-   * SIGTERM to the group now and SIGKILL after the grace, unless the group is gone by then.
-   * The SIGKILL timer outlives the leader: members that ignore SIGTERM are still killed.
-   * A second call for the same group does nothing.
+   * SIGTERM to the group now and SIGKILL after `graceMs` (the registry's grace when undefined),
+   * unless the group is gone by then. The SIGKILL timer outlives the leader: members that ignore
+   * SIGTERM are still killed. A second call for the same group does nothing.
+   * @param {number} pgid
+   * @param {number} [graceMs]
    */
-  terminate(pgid) {
+  terminate(pgid, graceMs = this.#killGraceMs) {
     if (!this.#sigterm(pgid)) return;
     const group = this.#groups.get(pgid);
     const timer = setTimeout(() => {
@@ -72,9 +78,32 @@ export class ProcessGroups {
       if (this.#groups.get(pgid) !== group) return;
       signalGroup(pgid, 'SIGKILL');
       this.#groups.delete(pgid);
-    }, this.#killGraceMs);
+    }, graceMs);
     // The runner's shutdown does not rely on this timer (it escalates itself).
     timer.unref();
+  }
+
+  /**
+   * Resolves once every group sent SIGTERM is gone, its leader's output read (each has its grace:
+   * its SIGKILL ends the wait for it at the latest), or when `stop` fires.
+   * @param {AbortSignal} stop
+   */
+  async stopped(stop) {
+    for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
+      this.#forgetGone();
+      if (stop.aborted || ![...this.#groups.values()].some((group) => group.terminated)) return;
+      try {
+        await sleep(pollMs, undefined, { signal: stop });
+      } catch {
+        return; // only `stop` rejects this sleep
+      }
+    }
+  }
+
+  /** SIGKILL to every registered group now, those in their SIGTERM grace included (a forced cancel). */
+  killAll() {
+    for (const pgid of this.#groups.keys()) signalGroup(pgid, 'SIGKILL');
+    this.#groups.clear();
   }
 
   /**

@@ -8,7 +8,8 @@
 // `.quiet()`; reading pauses while the sink's flow control says it is congested), a non-zero
 // exit rejects with the ProcessOutput (unless `.nothrow()`), and an abort kills the whole process
 // group through the ProcessGroups registry (SIGTERM, then SIGKILL after the grace, even when bash
-// already exited but other members of its group did not).
+// already exited but other members of its group did not; the grace may depend on why the signal
+// fired).
 // It does not decide where lines end up (the caller's sink does) and it keeps no global state.
 
 import { spawn } from 'node:child_process';
@@ -20,8 +21,10 @@ import { ProcessGroups } from './process-groups.js';
  * @typedef {{cwd: string, env: Record<string, string>, signal?: AbortSignal,
  *            onLine: (stream: 'stdout' | 'stderr', line: string) => void,
  *            groups?: ProcessGroups, flow?: FlowControl,
- *            mask?: import('./mask.js').Masker, shell?: 'bash' | 'sh'}} ShellOptions
- *   `shell` defaults to `bash`
+ *            mask?: import('./mask.js').Masker, shell?: 'bash' | 'sh',
+ *            killGraceMs?: (reason: unknown) => number | undefined}} ShellOptions
+ *   `shell` defaults to `bash`; `killGraceMs` gives the SIGTERM-to-SIGKILL grace when `signal`
+ *   fires with `reason` (undefined: the registry's own)
  */
 
 /** Each shell and the options every command of it runs with. */
@@ -94,7 +97,7 @@ export class ProcessPromise {
    * @param {string} command
    * @param {ShellOptions} options
    */
-  constructor(command, { cwd, env, signal, onLine, groups, flow, mask, shell = 'bash' }) {
+  constructor(command, { cwd, env, signal, onLine, groups, flow, mask, shell = 'bash', killGraceMs }) {
     this.command = command;
     this.#outcome = new Promise((resolve) => {
       let child;
@@ -128,14 +131,15 @@ export class ProcessPromise {
           captured[stream] += lines.end();
         });
       }
-      const kill = () => groups.terminate(child.pid);
+      const kill = () => groups.terminate(child.pid, killGraceMs?.(signal.reason));
       child.on('error', (error) => {
         signal?.removeEventListener('abort', kill);
         resolve({ error });
       });
-      // The leader is gone; members it left behind stay registered (and killable) until they exit.
-      child.on('exit', () => groups.leaderExited(child.pid));
       child.on('close', (exitCode, exitSignal) => {
+        // The leader is gone and its output read; members it left behind stay registered (and
+        // killable) until they exit.
+        groups.leaderExited(child.pid);
         signal?.removeEventListener('abort', kill);
         resolve({
           output: new ProcessOutput({

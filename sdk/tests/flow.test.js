@@ -106,6 +106,19 @@ export default workflow('flow', {
       cleanup: async ({ $, log, outcome }) => { log.info('in cleanup ' + outcome.status); await $\`sleep 30\`; },
     }),
     job('huge-timeout', { runsOn: on, timeout: 3e9, run: async ({ $ }) => { await $\`true\`; } }),
+    job('hook-timeout', {
+      runsOn: on,
+      steps: [step('a', ok)],
+      onSuccess: async ({ $, log }) => { log.info('in onSuccess'); await $\`sleep 30\`; },
+      onFailure: async () => { console.log('onFailure ran'); },
+      cleanup: async ({ outcome, log }) => { log.info('in cleanup ' + outcome.status); },
+    }),
+    job('step-then-hook-timeout', {
+      runsOn: on,
+      timeout: 300,
+      steps: [step('sleepy', async ({ $ }) => { await $\`sleep 30\`; })],
+      onFailure: async ({ outcome, log }) => { log.info('in onFailure ' + outcome.status); },
+    }),
   ],
 });
 `;
@@ -209,6 +222,32 @@ describe('execute flow', { concurrency: true }, () => {
     assert.equal(host.job.error, 'job_timeout: job exceeded its timeout of 100ms');
   });
 
+  test('the job deadline bounds onSuccess: it is aborted, the job fails with job_timeout, cleanup runs', async () => {
+    const result = await run('hook-timeout', { jobTimeoutMs: 1000 });
+    assert.deepEqual(
+      result.completes.map((m) => [m.stepIndex, m.stepName, m.status]),
+      [
+        [0, 'a', 'success'],
+        [1, 'onSuccess', 'failed'],
+        [2, 'cleanup', 'success'],
+      ],
+    );
+    assert.deepEqual(result.step('onSuccess').error, { message: "Step 'onSuccess' aborted: job timeout exceeded" });
+    assert.deepEqual(result.linesOf(2), ['in cleanup failed']);
+    assert.deepEqual(result.linesOf(-1), [
+      '[kici] Job exceeded its timeout of 1000ms (host limit jobTimeoutMs); aborting.',
+    ]);
+    assert.equal(result.job.status, 'failed');
+    assert.equal(result.job.error, 'job_timeout: job exceeded its timeout of 1000ms');
+  });
+
+  test('after the deadline stopped a step, onFailure still runs (on its own timeout)', async () => {
+    const result = await run('step-then-hook-timeout');
+    assert.equal(result.step('onFailure').status, 'success');
+    assert.deepEqual(result.linesOf(1), ['in onFailure failed']);
+    assert.equal(result.job.error, 'job_timeout: job exceeded its timeout of 300ms');
+  });
+
   test('job rules: the first blocking rule skips every step and the job', async () => {
     const result = await run('skipped');
     assert.equal(result.starts.length, 0);
@@ -220,11 +259,13 @@ describe('execute flow', { concurrency: true }, () => {
       ],
     );
     assert.equal(result.job.status, 'skipped');
+    assert.deepEqual(result.job.skipped, { scope: 'job', reason: "Job skipped by rule 'on push'" });
     assert.deepEqual(result.linesOf(-1), ["Job skipped by rule 'on push'"]);
 
     const thrown = await run('rule-throws');
     assert.equal(thrown.job.status, 'skipped');
     assert.deepEqual(thrown.linesOf(-1), ["Job skipped: rule 'broken' threw: boom"]);
+    assert.deepEqual(thrown.job.skipped, { scope: 'job', reason: "Job skipped: rule 'broken' threw: boom" });
   });
 
   test('step rules skip only that step', async () => {

@@ -82,3 +82,9 @@ step('text', { outputs: z.string(), run: async () => 'x' });
 
 // @ts-expect-error an outputs entry is a zod schema, not a type name.
 step('names', { outputs: { version: 'string' }, run: async () => ({ version: '1' }) });
+
+workflow('grouped', {
+  jobs: [],
+  // @ts-expect-error the group key is a string, not a number.
+  concurrency: { group: () => 42 },
+});

@@ -57,6 +57,7 @@ export default workflow('pipeline', {
   ],
   rules: [docsOnly],
   hashFiles: ['package-lock.json'],
+  concurrency: { group: ({ branch, event }) => `pipeline-${branch ?? event.type}`, cancelInProgress: false, max: 2 },
   timeout: 60 * 60_000,
   onSuccess: async ({ log, outcome }) => log.info('workflow', outcome.status),
   onFailure: onFailure(async ({ outcome }) => console.error(`failed at ${outcome.failedStep ?? '?'}`)),
