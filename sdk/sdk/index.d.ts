@@ -854,6 +854,7 @@ export interface WorkflowConcurrency {
   max?: number;
 }
 
+/** The options of `workflow()`. */
 export interface WorkflowOptions {
   jobs: readonly (Job | DynamicJob)[];
   on?: OneOrMany<Trigger>;
