@@ -428,7 +428,9 @@ impl Connection {
                 );
                 Ok(())
             }
-            OrchestratorMessage::JobDispatch(_) | OrchestratorMessage::JobCancel { .. } => {
+            OrchestratorMessage::JobDispatch(_)
+            | OrchestratorMessage::JobCancel { .. }
+            | OrchestratorMessage::JobConcurrencyAck { .. } => {
                 // The core only goes away on shutdown, which closes this task too.
                 self.incoming.send(message).await.map_err(|_| SessionEnd::Closed)
             }
@@ -513,6 +515,7 @@ fn message_type(message: &AgentMessage) -> &'static str {
         AgentMessage::JobStatus(_) => "job.status",
         AgentMessage::StepStatus(_) => "step.status",
         AgentMessage::LogChunk(_) => "log.chunk",
+        AgentMessage::JobConcurrencyReport { .. } => "job.concurrency.report",
     }
 }
 
@@ -523,6 +526,7 @@ fn type_name(message: &OrchestratorMessage) -> &'static str {
         OrchestratorMessage::RegisterAck { .. } => "register.ack",
         OrchestratorMessage::JobDispatch(_) => "job.dispatch",
         OrchestratorMessage::JobCancel { .. } => "job.cancel",
+        OrchestratorMessage::JobConcurrencyAck { .. } => "job.concurrency.ack",
         OrchestratorMessage::Ack { .. } => "ack",
         OrchestratorMessage::Error { .. } => "error",
     }

@@ -207,6 +207,8 @@ struct RunningJob {
     run_id: RunId,
     job_id: JobId,
     cancel: watch::Sender<Option<CancelMode>>,
+    /// The orchestrator's answers to the job's concurrency report.
+    acks: tokio::sync::mpsc::UnboundedSender<kici_engine::runner_protocol::ConcurrencyAck>,
     handle: JoinHandle<()>,
 }
 
@@ -366,6 +368,7 @@ impl Core {
                     return;
                 }
                 let (cancel, cancel_rx) = watch::channel(None);
+                let (acks, acks_rx) = tokio::sync::mpsc::unbounded_channel();
                 let run_id = dispatch.run_id.clone();
                 let job_id = dispatch.job_id.clone();
                 let handle = tokio::spawn(job::run_job(
@@ -373,6 +376,7 @@ impl Core {
                     *dispatch,
                     self.commands.clone(),
                     cancel_rx,
+                    acks_rx,
                 ));
                 self.in_flight.send_replace(Some(InFlightJob {
                     run_id: run_id.clone(),
@@ -382,6 +386,7 @@ impl Core {
                     run_id,
                     job_id,
                     cancel,
+                    acks,
                     handle,
                 });
                 if self.single_use {
@@ -409,6 +414,14 @@ impl Core {
                     });
                 }
                 _ => debug!(runId = %run_id, jobId = %job_id, "cancel for a job not running here; ignored"),
+            },
+            OrchestratorMessage::JobConcurrencyAck { run_id, job_id, ack } => match &self.running {
+                Some(job) if job.job_id == job_id && job.run_id == run_id => {
+                    info!(runId = %run_id, jobId = %job_id, action = ?ack.action, "job.concurrency.ack");
+                    // The job's task is gone only when the job ended: nothing waits for it then.
+                    let _ = job.acks.send(ack);
+                }
+                _ => debug!(runId = %run_id, jobId = %job_id, "concurrency answer for a job not running here; ignored"),
             },
             other => debug!(message = ?other, "ignored orchestrator message"),
         }

@@ -290,6 +290,7 @@ impl Generator<'_> {
                 has_on_success: wf.has_on_success,
                 has_on_failure: wf.has_on_failure,
             },
+            concurrency: wf.concurrency,
             timeout: wf.timeout,
             registries: wf.registries,
             install_env: wf.install_env,

@@ -12,7 +12,8 @@ use crate::excerpt::excerpt;
 use crate::install::LockRegistry;
 use crate::labels::{LabelMatcher, LabelSelector};
 use crate::lockfile::{
-    HookFlags, LockEnv, LockEnvironment, LockMatrix, LockName, LockStep, RunsOnPick, SourceLocation, StaticJob,
+    HookFlags, LockConcurrency, LockEnv, LockEnvironment, LockMatrix, LockName, LockStep, RunsOnPick, SourceLocation,
+    StaticJob,
 };
 use crate::matrix::{Combination, MatrixValues};
 use crate::options::{Level, OptionVerdict, check_option};
@@ -44,6 +45,8 @@ pub struct WorkflowDescription {
     pub has_on_success: bool,
     #[serde(default)]
     pub has_on_failure: bool,
+    #[serde(default)]
+    pub concurrency: Option<LockConcurrency>,
     #[serde(default)]
     pub timeout: Option<u64>,
     #[serde(default)]

@@ -51,6 +51,17 @@ pub fn cancelled_by(actor: &str) -> String {
     format!("Cancelled by {actor}")
 }
 
+/// Run `failureReason` of a run a newer run of its concurrency group cancelled
+/// (`cancelInProgress`), and the answer a superseded job gets.
+pub fn superseded_in_group(group: &str) -> String {
+    format!("Superseded by run in concurrency group '{group}'")
+}
+
+/// What a job whose run waits for its turn in a concurrency group logs.
+pub fn queued_in_group(group: &str) -> String {
+    format!("Queued in concurrency group '{group}'")
+}
+
 /// Run `failureReason` and job `errorMessage` when a run outlives its workflow `timeout`: the
 /// run is cancelled (its jobs' `onCancel` and `cleanup` hooks run).
 pub fn workflow_timeout(timeout_ms: i64) -> String {

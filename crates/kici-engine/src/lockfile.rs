@@ -89,6 +89,9 @@ pub struct LockWorkflow {
     pub resolved_hash_files: Vec<String>,
     #[serde(flatten)]
     pub hooks: HookFlags,
+    /// Runs whose group function returns the same key are limited together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<LockConcurrency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     /// Private npm registries the `.kici/` install authenticates to.
@@ -97,6 +100,27 @@ pub struct LockWorkflow {
     /// `'<environment>:<NAME>'` secrets the install sees as environment variables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub install_env: Vec<String>,
+}
+
+/// A workflow's `concurrency`: the group function runs on the agent before the job's rules and
+/// reports its key; the orchestrator cancels the group's older runs (`cancelInProgress`) or
+/// queues the new one until fewer than `max` run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockConcurrency {
+    pub has_group: bool,
+    #[serde(default = "yes")]
+    pub cancel_in_progress: bool,
+    #[serde(default = "one")]
+    pub max: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `has*` hook flags; only `true` is written.

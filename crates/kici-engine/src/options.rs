@@ -44,16 +44,14 @@ const WORKFLOW_OPTIONS: &[&str] = &[
     "registries",
     "installEnv",
     "timeout",
-];
-const WORKFLOW_NOT_IMPLEMENTED: &[&str] = &[
     "rules",
     "concurrency",
-    "approval",
     "onCancel",
     "cleanup",
     "onSuccess",
     "onFailure",
 ];
+const WORKFLOW_NOT_IMPLEMENTED: &[&str] = &["approval"];
 
 const JOB_OPTIONS: &[&str] = &[
     "name",
@@ -83,6 +81,7 @@ const JOB_OPTIONS: &[&str] = &[
     "afterStep",
     "maxParallel",
     "failFast",
+    "gracePeriod",
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "concurrencyGroup",
@@ -91,7 +90,6 @@ const JOB_NOT_IMPLEMENTED: &[&str] = &[
     "runsOnAll",
     "onUnreachable",
     "includeUninitialized",
-    "gracePeriod",
 ];
 
 const STEP_OPTIONS: &[&str] = &[
@@ -169,6 +167,12 @@ const LOCK_WORKFLOW: &[&str] = &[
     "registries",
     "installEnv",
     "timeout",
+    "rules",
+    "concurrency",
+    "hasOnCancel",
+    "hasCleanup",
+    "hasOnSuccess",
+    "hasOnFailure",
 ];
 const LOCK_STATIC_JOB: &[&str] = &[
     "_type",
@@ -199,6 +203,7 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "hasAfterStep",
     "maxParallel",
     "failFast",
+    "gracePeriod",
     "timeout",
 ];
 const LOCK_DYNAMIC_JOB: &[&str] = &["_type", "source", "group", "needs"];
@@ -254,7 +259,8 @@ mod tests {
             check_option(Level::Step, "zzzzzzzzzz"),
             OptionVerdict::Unknown { did_you_mean: None }
         );
-        assert_eq!(check_option(Level::Workflow, "rules"), OptionVerdict::NotImplemented);
+        assert_eq!(check_option(Level::Workflow, "approval"), OptionVerdict::NotImplemented);
+        assert_eq!(check_option(Level::Workflow, "rules"), OptionVerdict::Honoured);
         assert_eq!(check_option(Level::Step, "rules"), OptionVerdict::Honoured);
     }
 

@@ -88,6 +88,14 @@ pub enum AgentMessage {
     StepStatus(Box<StepStatusUpdate>),
     #[serde(rename = "log.chunk")]
     LogChunk(LogChunk),
+    /// The key a job's workflow concurrency group function returned; the orchestrator answers
+    /// with `job.concurrency.ack`.
+    #[serde(rename = "job.concurrency.report", rename_all = "camelCase")]
+    JobConcurrencyReport {
+        run_id: RunId,
+        job_id: JobId,
+        group: String,
+    },
 }
 
 impl AgentMessage {
@@ -239,6 +247,15 @@ pub enum OrchestratorMessage {
         job_id: JobId,
         reason: String,
         force: bool,
+    },
+    /// What a job that reported its concurrency group does next (also sent unasked to a
+    /// waiting job whose turn came).
+    #[serde(rename = "job.concurrency.ack", rename_all = "camelCase")]
+    JobConcurrencyAck {
+        run_id: RunId,
+        job_id: JobId,
+        #[serde(flatten)]
+        ack: crate::runner_protocol::ConcurrencyAck,
     },
     /// Everything up to `seq` for `job_id` is stored.
     #[serde(rename = "ack", rename_all = "camelCase")]
@@ -478,6 +495,12 @@ pub struct JobConfig {
     /// `runsOn.pick: 'any'`: any fitting agent, the least used first, rather than the lowest id.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pick_any: bool,
+    /// The job's `gracePeriod` (seconds): SIGTERM to SIGKILL on cancel or job timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period_secs: Option<u64>,
+    /// `KICI_CONCURRENCY_WAIT_TIMEOUT_MS`, for a workflow with a concurrency group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_wait_timeout_ms: Option<u64>,
     /// `checkout: false`: the agent does not clone; it unpacks the workflow's source tarball.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub checkout: bool,

@@ -29,6 +29,27 @@ pub enum HostMessage {
     Abort { force: bool },
     #[serde(rename = "cache.response")]
     CacheResponse(CacheResponse),
+    /// The orchestrator's answer to the job's `concurrency.report`.
+    #[serde(rename = "concurrency.ack")]
+    ConcurrencyAck(ConcurrencyAck),
+}
+
+/// What a job whose workflow has a concurrency group does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConcurrencyAction {
+    Proceed,
+    /// Wait for a later ack (the reason goes to the prepare log).
+    Wait,
+    /// Stop: the job ends `cancelled` with the reason as its error.
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyAck {
+    pub action: ConcurrencyAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A transpiled module and the repository-relative source file it came from.
@@ -98,6 +119,13 @@ pub struct ExecuteRequest {
     /// Secrets for `ctx.secrets`, never put in the environment by the runner.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretValue>,
+    /// On a cancel or the job deadline, how long running commands get between SIGTERM and
+    /// SIGKILL (the runner's default: 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period_ms: Option<u64>,
+    /// How long the job may wait for its turn in a concurrency group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_wait_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +158,10 @@ pub enum RunnerMessage {
     JobComplete(JobComplete),
     #[serde(rename = "cache.request")]
     CacheRequest(CacheRequest),
+    /// The key the workflow's concurrency group function returned; the runner waits for a
+    /// [`ConcurrencyAck`].
+    #[serde(rename = "concurrency.report")]
+    ConcurrencyReport { group: String },
     #[serde(other)]
     Unknown,
 }
@@ -319,4 +351,14 @@ pub struct JobComplete {
     /// What the job's steps returned: a `run` job's value, else `{<step>: value}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Value>,
+    /// Why a `skipped` job was skipped (a workflow or job rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Skipped>,
+}
+
+/// The rule that skipped a job: `{scope: 'workflow' | 'job', reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub scope: String,
+    pub reason: String,
 }

@@ -169,6 +169,8 @@ pub fn transition(state: JobState, event: JobEvent) -> Result<JobState, InvalidT
         (S::Queued, E::Fail) => S::Failed,
         (S::Queued, E::Cancel) => S::Cancelled,
         (S::Running, E::Succeed) => S::Success,
+        // Its workflow's or its own rules did not pass: nothing ran.
+        (S::Running, E::Skip) => S::Skipped,
         (S::Running, E::Fail) => S::Failed,
         (S::Running, E::Cancel) => S::Cancelled,
         (S::Running, E::CancelGraceful) => S::Cancelling,
@@ -469,6 +471,9 @@ impl JobChange {
                 .or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed))
                 .or(JobChange::on(JobEvent::Complete)),
             JobStatus::Cancelled => JobChange::on(JobEvent::Cancel).or(JobChange::on(JobEvent::Complete)),
+            JobStatus::Skipped => JobChange::on(JobEvent::Skip)
+                .or(JobChange::on(JobEvent::Start).then(JobEvent::Skip))
+                .or(JobChange::on(JobEvent::Complete)),
             other => JobChange::on(JobEvent::Fail).failing_as(other),
         }
     }
@@ -558,7 +563,7 @@ mod tests {
     use JobEvent as E;
     use JobState as S;
 
-    const LEGAL: [(JobState, JobEvent, JobState); 25] = [
+    const LEGAL: [(JobState, JobEvent, JobState); 26] = [
         (S::Pending, E::Enqueue, S::Queued),
         (S::Pending, E::Cancel, S::Cancelled),
         (S::Pending, E::Skip, S::Skipped),
@@ -574,6 +579,7 @@ mod tests {
         (S::Queued, E::Fail, S::Failed),
         (S::Queued, E::Cancel, S::Cancelled),
         (S::Running, E::Succeed, S::Success),
+        (S::Running, E::Skip, S::Skipped),
         (S::Running, E::Fail, S::Failed),
         (S::Running, E::Cancel, S::Cancelled),
         (S::Running, E::CancelGraceful, S::Cancelling),

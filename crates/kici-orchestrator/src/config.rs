@@ -22,6 +22,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_AGENT_AUTH",
     "KICI_AGENT_TOKEN_TTL_MS",
     "KICI_QUEUE_TIMEOUT_MS",
+    "KICI_CONCURRENCY_WAIT_TIMEOUT_MS",
     "KICI_QUEUE_MAX_DEPTH",
     "KICI_QUEUE_SWEEP_INTERVAL_MS",
     "KICI_DISPATCH_ACK_TIMEOUT_MS",
@@ -124,6 +125,8 @@ pub struct Config {
     /// `None` = jobs wait for an agent forever.
     pub queue_timeout: Option<Duration>,
     pub queue_max_depth: usize,
+    /// How long a job may wait for its run's turn in a concurrency group.
+    pub concurrency_wait_timeout: Duration,
     pub queue_sweep_interval: Duration,
     pub dispatch_ack_timeout: Duration,
     pub job_heartbeat_interval: Duration,
@@ -199,6 +202,7 @@ impl Config {
         );
         let queue_timeout_ms = reader.number("KICI_QUEUE_TIMEOUT_MS", 3_600_000u64);
         let queue_max_depth = reader.number("KICI_QUEUE_MAX_DEPTH", 1000usize);
+        let concurrency_wait_timeout = reader.millis("KICI_CONCURRENCY_WAIT_TIMEOUT_MS", 3_600_000);
         let queue_sweep_interval = reader.interval("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
         let dispatch_ack_timeout = reader.millis("KICI_DISPATCH_ACK_TIMEOUT_MS", 10_000);
         let job_heartbeat_interval = reader.interval("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
@@ -279,6 +283,7 @@ impl Config {
             agent_auth,
             queue_timeout: (queue_timeout_ms > 0).then(|| Duration::from_millis(queue_timeout_ms)),
             queue_max_depth,
+            concurrency_wait_timeout,
             queue_sweep_interval,
             dispatch_ack_timeout,
             job_heartbeat_interval,

@@ -133,6 +133,8 @@ pub fn dispatch_message(
             lockfile_hash: run.lockfile_hash.map(str::to_string),
             checkout,
             pick_any: definition.and_then(|j| j.runs_on_pick) == Some(kici_engine::lockfile::RunsOnPick::Any),
+            grace_period_secs: definition.and_then(|j| j.grace_period),
+            concurrency_wait_timeout_ms: None,
             registries: workflow.registries.clone(),
             install_env: workflow.install_env.clone(),
         },
@@ -177,7 +179,10 @@ pub fn entry(
     needs: Map<String, Value>,
     now: i64,
 ) -> NewQueueEntry {
-    let dispatch = dispatch_message(run, workflow, job, prepared, needs, now);
+    let mut dispatch = dispatch_message(run, workflow, job, prepared, needs, now);
+    if workflow.concurrency.is_some() {
+        dispatch.job_config.concurrency_wait_timeout_ms = Some(config.concurrency_wait_timeout.as_millis() as u64);
+    }
     NewQueueEntry {
         job_id: job.job_id.clone(),
         run_id: run.run_id.clone(),

@@ -13,6 +13,7 @@ pub(crate) mod agents;
 pub(crate) mod build;
 pub(crate) mod build_slots;
 pub mod clock;
+pub(crate) mod concurrency;
 pub mod config;
 pub(crate) mod deliveries;
 pub(crate) mod diagnose;

@@ -458,7 +458,15 @@ async fn complete_if_done(state: &Shared, run_id: &RunId, jobs: &[JobRecord], no
     let Some(status) = roll_up(jobs.iter().map(|j| j.job.status)) else {
         return Ok(());
     };
-    let reason = if status == RunStatus::Success {
+    let skipped_by_rule = jobs
+        .iter()
+        .all(|j| j.job.status == JobStatus::Skipped)
+        .then(|| jobs.iter().find_map(|j| j.job.error_message.clone()))
+        .flatten();
+    let reason = if let Some(rule) = skipped_by_rule {
+        // A run whose rules skipped every job says which rule.
+        ReasonUpdate::IfEmpty(rule)
+    } else if status == RunStatus::Success {
         ReasonUpdate::Clear
     } else if let Some(init) = jobs.iter().find_map(|j| j.job.init_failure.as_ref()) {
         // The run shows the category of the job failure that decided it.
@@ -473,6 +481,7 @@ async fn complete_if_done(state: &Shared, run_id: &RunId, jobs: &[JobRecord], no
     if state.store.complete_run(run_id, status, &reason, now).await? {
         // Secret outputs live as long as the run that may pass them on.
         state.store.delete_secret_outputs(run_id).await?;
+        crate::concurrency::release(state, run_id).await?;
         let run = state.store.get_run(run_id).await?;
         let duration = run
             .as_ref()
@@ -530,6 +539,10 @@ pub async fn apply(
             state.hub.set_draining(agent_id, draining);
             state.wake_dispatcher();
             Ok(None)
+        }
+        AgentMessage::JobConcurrencyReport { run_id, job_id, group } => {
+            let ack = crate::concurrency::report(state, agent_id, &run_id, &job_id, &group).await?;
+            Ok(Some(OrchestratorMessage::JobConcurrencyAck { run_id, job_id, ack }))
         }
         AgentMessage::JobReject { job_id, reason, .. } => {
             if !holds(state, agent_id, &job_id, "job.reject").await? {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub(crate) builds: crate::build_slots::BuildSlots,
     /// Signs the grants jobs reach the cache API with.
     pub(crate) grant_keys: crate::grants::GrantKeys,
+    /// Concurrency group decisions are made one at a time (read the group, then change it).
+    pub(crate) concurrency_turns: tokio::sync::Mutex<()>,
     pub started: Instant,
 }
 
@@ -79,6 +81,7 @@ impl AppState {
             background: Tasks::default(),
             builds: crate::build_slots::BuildSlots::default(),
             grant_keys: crate::grants::GrantKeys::generate(),
+            concurrency_turns: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         };
         (Arc::new(state), task)

@@ -9,6 +9,7 @@
 //! Times are epoch milliseconds passed in by callers (`now`), so tests control the clock.
 
 mod agents;
+mod concurrency;
 mod deliveries;
 mod events;
 #[cfg(feature = "test-faults")]
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, Row};
 use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 
 pub use agents::AgentRecord;
+pub use concurrency::{Slot, SlotState};
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
@@ -95,6 +97,11 @@ static MIGRATIONS: &[Migration] = &[
         15,
         "run_deadlines",
         include_str!("../migrations/0015_run_deadlines.sql"),
+    ),
+    (
+        16,
+        "concurrency_groups",
+        include_str!("../migrations/0016_concurrency_groups.sql"),
     ),
 ];
 

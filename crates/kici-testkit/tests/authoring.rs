@@ -264,3 +264,224 @@ async fn max_parallel_and_fail_fast_shape_a_matrix() {
         );
     }
 }
+
+/// A deploy workflow whose concurrency group is the branch. The first run of the test
+/// creates `first`, logs and waits for `release`; later runs log and finish.
+fn concurrency_workflow(dir: &std::path::Path, cancel_in_progress: bool) -> String {
+    let first = dir.join("first").display().to_string();
+    let release = dir.join("release").display().to_string();
+    format!(
+        r#"import {{ workflow, job, push }} from '@kici-dev/sdk';
+import fs from 'node:fs';
+
+export default workflow('deploy', {{
+  on: push({{ branches: 'deploy-*' }}),
+  concurrency: {{ group: ({{ branch }}) => `deploy-${{branch}}`, cancelInProgress: {cancel_in_progress} }},
+  jobs: [
+    job('ship', {{
+      runsOn: 'linux',
+      run: async ({{ $ }}) => {{
+        if (fs.existsSync('{first}')) {{ console.log('later run shipped'); return; }}
+        fs.writeFileSync('{first}', '');
+        console.log('first run shipping');
+        while (!fs.existsSync('{release}')) await $`sleep 0.1`;
+        console.log('first run released');
+      }},
+    }}),
+  ],
+}});
+"#
+    )
+}
+
+async fn first_run_shipping(stack: &Stack, repo: &Repo, branch: &str) -> String {
+    let first = stack.push("app", repo, branch).await.remove(0);
+    stack
+        .wait_for("the first run to ship", || async {
+            stack
+                .log_text(&first)
+                .await
+                .contains("first run shipping")
+                .then_some(())
+        })
+        .await;
+    first
+}
+
+/// `cancelInProgress` (the default): a newer run of the group cancels the one in progress,
+/// whose reason names the group, and goes on.
+#[tokio::test]
+async fn a_newer_run_supersedes_the_one_in_progress_in_its_concurrency_group() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/deploy.ts",
+        &concurrency_workflow(stack.dir.path(), true),
+    );
+    repo.compile();
+    repo.commit_and_push("concurrency");
+    stack.add_local_source("app", &repo).await;
+    let first = first_run_shipping(&stack, &repo, "deploy-main").await;
+    let second = stack.push("app", &repo, "deploy-main").await.remove(0);
+
+    let second = stack.wait_run(&second).await;
+    assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
+    let first = stack.wait_run(&first).await;
+    assert_eq!(first.run.status, RunStatus::Cancelled, "{:?}", first.jobs);
+    let reason = "Superseded by run in concurrency group 'deploy-deploy-main'";
+    assert_eq!(first.run.failure_reason.as_deref(), Some(reason));
+    assert_eq!(first.jobs[0].error_message.as_deref(), Some(reason));
+    assert!(
+        stack
+            .log_text(second.run.run_id.as_str())
+            .await
+            .contains("later run shipped")
+    );
+}
+
+/// `cancelInProgress: false`: the newer run waits for its turn (its log says so) and goes on
+/// when the run ahead of it completes.
+#[tokio::test]
+async fn a_run_queued_in_its_concurrency_group_goes_on_when_the_one_ahead_completes() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/deploy.ts",
+        &concurrency_workflow(stack.dir.path(), false),
+    );
+    repo.compile();
+    repo.commit_and_push("concurrency queue");
+    stack.add_local_source("app", &repo).await;
+    let first = first_run_shipping(&stack, &repo, "deploy-main").await;
+    let second = stack.push("app", &repo, "deploy-main").await.remove(0);
+    stack
+        .wait_for("the second run to wait for its turn", || async {
+            let logs = stack.log_text(&second).await;
+            logs.contains("Queued in concurrency group 'deploy-deploy-main'")
+                .then_some(())
+        })
+        .await;
+    assert!(!stack.log_text(&second).await.contains("later run shipped"));
+    std::fs::write(stack.dir.path().join("release"), "").unwrap();
+
+    let first = stack.wait_run(&first).await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let second = stack.wait_run(&second).await;
+    assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
+    assert!(
+        stack
+            .log_text(second.run.run_id.as_str())
+            .await
+            .contains("later run shipped")
+    );
+}
+
+const GRACE: &str = r#"import { workflow, job, push, onCancel } from '@kici-dev/sdk';
+
+export default workflow('grace', {
+  on: push({ branches: 'grace' }),
+  jobs: [
+    job('trap', {
+      runsOn: 'linux',
+      gracePeriod: 2,
+      onCancel: onCancel(async () => { console.log('hook onCancel after the trap'); }),
+      run: async ({ $ }) => {
+        await $`bash -c 'trap "echo got TERM; sleep 0.5; echo cleaned up; exit 143" TERM; echo trapping; sleep 120 & wait'`;
+      },
+    }),
+  ],
+});
+"#;
+
+/// A cancel gives the step's commands the job's `gracePeriod`: a step that traps SIGTERM
+/// cleans up, then the job's `onCancel` hook runs and the job ends cancelled.
+#[tokio::test]
+async fn a_cancelled_step_traps_sigterm_within_its_grace_period() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/grace.ts", GRACE);
+    repo.compile();
+    repo.commit_and_push("grace period");
+    stack.add_local_source("app", &repo).await;
+    let run_id = stack.push("app", &repo, "grace").await.remove(0);
+    stack
+        .wait_for("the step to set its trap", || async {
+            stack.log_text(&run_id).await.contains("trapping").then_some(())
+        })
+        .await;
+    stack
+        .cli("kici-admin", &["runs", "cancel", &run_id], stack.dir.path())
+        .expect_code(0);
+    let run = stack.wait_run(&run_id).await;
+    assert_eq!(run.run.status, RunStatus::Cancelled, "{:?}", run.jobs);
+    let logs = stack.log_text(&run_id).await;
+    let at = |text: &str| logs.find(text).unwrap_or_else(|| panic!("no {text:?} in {logs}"));
+    assert!(at("got TERM") < at("cleaned up") && at("cleaned up") < at("hook onCancel after the trap"));
+}
+
+const RULES_AND_HOOKS: &str = r#"import { workflow, job, push, rule, onSuccess, cleanup } from '@kici-dev/sdk';
+
+export default workflow('guarded', {
+  on: push({ branches: ['guarded', 'unguarded'] }),
+  rules: [rule('only the guarded branch', ({ event }) => event.targetBranch === 'guarded')],
+  onSuccess: onSuccess(async () => { console.log('workflow onSuccess'); }),
+  cleanup: cleanup(async () => { console.log('workflow cleanup'); }),
+  jobs: [
+    job('build', {
+      runsOn: 'linux',
+      onSuccess: onSuccess(async () => { console.log('job onSuccess'); }),
+      cleanup: cleanup(async () => { console.log('job cleanup'); }),
+      run: async () => { console.log('built'); },
+    }),
+  ],
+});
+"#;
+
+/// Workflow rules skip every job of a run, and the run says which rule; where they pass, the
+/// workflow's hooks run after the job's own.
+#[tokio::test]
+async fn workflow_rules_skip_the_run_and_workflow_hooks_follow_the_jobs_hooks() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/guarded.ts", RULES_AND_HOOKS);
+    repo.compile();
+    repo.commit_and_push("workflow rules and hooks");
+    stack.add_local_source("app", &repo).await;
+
+    let skipped = stack.push_and_wait("app", &repo, "unguarded").await;
+    assert_eq!(
+        skipped.jobs[0].status,
+        kici_engine::status::JobStatus::Skipped,
+        "{:?}",
+        skipped.jobs
+    );
+    let reason = "Workflow skipped by rule 'only the guarded branch'";
+    assert_eq!(skipped.run.failure_reason.as_deref(), Some(reason));
+    assert_eq!(skipped.jobs[0].error_message.as_deref(), Some(reason));
+    assert!(!stack.log_text(skipped.run.run_id.as_str()).await.contains("built"));
+
+    let ran = stack.push_and_wait("app", &repo, "guarded").await;
+    assert_eq!(ran.run.status, RunStatus::Success, "{:?}", ran.jobs);
+    let hooks: Vec<(String, String)> = ran.jobs[0]
+        .steps
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.step_type.starts_with("hook:"))
+        .map(|s| (s.step_name, s.step_type))
+        .collect();
+    let expected = [
+        ("onSuccess", "hook:onSuccess"),
+        ("cleanup", "hook:cleanup"),
+        ("workflow:onSuccess", "hook:onSuccess"),
+        ("workflow:cleanup", "hook:cleanup"),
+    ]
+    .map(|(name, kind)| (name.to_string(), kind.to_string()));
+    assert_eq!(hooks, expected);
+}

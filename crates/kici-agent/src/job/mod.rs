@@ -5,8 +5,10 @@
 //!
 //! The job speaks only through [`Command`]s to the connection task; it never sees the socket.
 //! Cancellation arrives on a watch channel: before the runner starts the job stops at once;
-//! afterwards the runner gets `abort`, and its process group is killed if it has not finished
-//! [`CANCEL_GRACE`] later.
+//! afterwards the runner gets `abort` (it stops the step's commands within the job's grace
+//! period, then runs the cancel hooks), and its process group is killed if it has not finished
+//! by the grace period plus the hooks' time ([`cancel_wait`]). A workflow concurrency group
+//! the runner reports goes to the orchestrator, and its answers come back on `acks`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, 
 use kici_compiler::stage::StagedTree;
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, Redacted};
 use kici_engine::runner_protocol::{
-    EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX, RunnerMessage,
+    ConcurrencyAck, EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX, RunnerMessage,
 };
 use kici_engine::status::{JobStatus, StepStatus};
 use kici_telemetry::service::error_chain;
@@ -43,8 +45,19 @@ mod user_cache;
 use reporter::{Reporter, StepUpdate};
 use steps::{StepTracker, job_error, runner_exited_early};
 
-/// After `abort`, how long the runner gets before its process group is killed.
+/// When the agent itself stops (SIGTERM), how long a cancelled job gets to finish.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// The runner's grace period when the job sets none (`gracePeriod`).
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
+/// The time the cancel hooks (`onCancel`, `cleanup`) get by default, and a margin to report.
+const CANCEL_HOOKS_TIME: Duration = Duration::from_secs(5 * 60 + 10);
+
+/// After `abort`, how long the runner gets before its process group is killed: the job's
+/// grace period for its commands, then its cancel hooks.
+fn cancel_wait(grace_period: Duration) -> Duration {
+    grace_period + CANCEL_HOOKS_TIME
+}
 
 /// The parts of the configuration a job needs.
 #[derive(Debug)]
@@ -114,6 +127,7 @@ pub async fn run_job(
     dispatch: JobDispatch,
     out: mpsc::Sender<Command>,
     mut cancel: watch::Receiver<Option<CancelMode>>,
+    acks: mpsc::UnboundedReceiver<ConcurrencyAck>,
 ) {
     let started = Instant::now();
     // Counted in `kici_agent_jobs_active` until this task ends, aborted or not.
@@ -160,6 +174,8 @@ pub async fn run_job(
                 settings: &settings,
                 dispatch: &dispatch,
                 dir: dir.path(),
+                out: &out,
+                acks: tokio::sync::Mutex::new(acks),
             };
             let work = job.run(&mut reporter, &mut cancel);
             with_heartbeat(work, &out, &dispatch, settings.job_heartbeat_interval).await
@@ -241,6 +257,9 @@ struct Job<'a> {
     settings: &'a Arc<JobSettings>,
     dispatch: &'a JobDispatch,
     dir: &'a Path,
+    out: &'a mpsc::Sender<Command>,
+    /// The orchestrator's answers to the job's concurrency report.
+    acks: tokio::sync::Mutex<mpsc::UnboundedReceiver<ConcurrencyAck>>,
 }
 
 /// What preparation produced: the staged tree and the workflow's module in it.
@@ -407,6 +426,10 @@ impl Job<'_> {
     ) -> Outcome {
         let config = &self.dispatch.job_config;
         let dir = self.dir.to_string_lossy().to_string();
+        let grace_period = config
+            .grace_period_secs
+            .map_or(DEFAULT_GRACE_PERIOD, Duration::from_secs);
+        let mut acks = self.acks.lock().await;
         let request = ExecuteRequest {
             module: prepared.module.module.clone(),
             file: prepared.module.file.clone(),
@@ -427,6 +450,8 @@ impl Job<'_> {
             job_env: config.job_env.clone(),
             environments: Some(config.environments.clone()),
             secrets: self.dispatch.secrets.clone(),
+            grace_period_ms: Some(grace_period.as_millis() as u64),
+            concurrency_wait_timeout_ms: config.concurrency_wait_timeout_ms,
         };
         if let Err(err) = runner.send(&HostMessage::Execute(Box::new(request))).await {
             return Outcome::failed(err.full_message());
@@ -451,6 +476,17 @@ impl Job<'_> {
                 event = runner.next() => match event {
                     None => break,
                     Some(RunnerEvent::Exited(status)) => exit_status = Some(status),
+                    Some(RunnerEvent::Message(RunnerMessage::ConcurrencyReport { group })) => {
+                        info!(jobId = %self.dispatch.job_id, group = %group, "job.concurrency.report");
+                        let report = AgentMessage::JobConcurrencyReport {
+                            run_id: self.dispatch.run_id.clone(),
+                            job_id: self.dispatch.job_id.clone(),
+                            group,
+                        };
+                        // Not sequenced: a report lost to a reconnect leaves the job waiting
+                        // until its concurrency wait timeout.
+                        let _ = self.out.send(Command::Send(report)).await;
+                    }
                     Some(RunnerEvent::Message(RunnerMessage::CacheRequest(request))) => {
                         let (caches, done) = (caches.clone(), cache_done.clone());
                         tokio::spawn(async move {
@@ -459,6 +495,11 @@ impl Job<'_> {
                     }
                     Some(event) => steps.handle(event, reporter).await,
                 },
+                Some(ack) = acks.recv() => {
+                    if let Err(err) = runner.send(&HostMessage::ConcurrencyAck(ack)).await {
+                        warn!(jobId = %self.dispatch.job_id, error = %err, "could not pass the concurrency answer to the runner");
+                    }
+                }
                 Some(answer) = cache_answers.recv() => {
                     if let Err(err) = runner.send(&HostMessage::CacheResponse(answer)).await {
                         warn!(jobId = %self.dispatch.job_id, error = %err, "could not answer the runner's cache request");
@@ -472,7 +513,7 @@ impl Job<'_> {
                     if let Err(err) = runner.send(&HostMessage::Abort { force }).await {
                         warn!(jobId = %self.dispatch.job_id, error = %err, "could not send abort to the runner");
                     }
-                    kill_at.get_or_insert(Instant::now() + CANCEL_GRACE);
+                    kill_at.get_or_insert(Instant::now() + cancel_wait(grace_period));
                 }
                 _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
                     warn!(jobId = %self.dispatch.job_id, signal = kill_signal, "the runner ignored the cancel; killing its process group");
@@ -498,7 +539,8 @@ impl Job<'_> {
                 let error = if state == JobStatus::Failed {
                     job_error(done.error.as_deref(), steps.first_failed.as_ref())
                 } else {
-                    done.error
+                    // A skipped job's error says which rule skipped it.
+                    done.error.or_else(|| done.skipped.as_ref().map(|s| s.reason.clone()))
                 };
                 let outcome = Outcome {
                     error,

@@ -142,6 +142,8 @@ impl Repo {
                 lockfile_hash: None,
                 checkout: true,
                 pick_any: false,
+                grace_period_secs: None,
+                concurrency_wait_timeout_ms: None,
                 registries: Vec::new(),
                 install_env: Vec::new(),
             },

@@ -7,7 +7,8 @@ use std::time::Instant;
 use kici_compiler::runner::{OutputTail, RunnerError, RunnerEvent, RunnerProcess};
 use kici_engine::lockfile::StaticJob;
 use kici_engine::runner_protocol::{
-    CacheResponse, ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX, RunnerMessage,
+    CacheResponse, ConcurrencyAck, ConcurrencyAction, ExecuteRequest, HostMessage, LogLine, PREPARE_STEP_INDEX,
+    RunnerMessage,
 };
 use kici_engine::status::{JobStatus, StepStatus};
 use tokio::sync::watch;
@@ -164,7 +165,7 @@ pub async fn execute(
             RunnerEvent::Message(RunnerMessage::JobComplete(done)) => {
                 completed = true;
                 report.status = done.status;
-                report.error_message = done.error;
+                report.error_message = done.error.or(done.skipped.map(|s| s.reason));
                 report.outputs = done.outputs;
             }
             RunnerEvent::Message(RunnerMessage::CacheRequest(request)) => {
@@ -175,6 +176,17 @@ pub async fn execute(
                 );
                 // A runner that is gone reports its exit below.
                 let _ = runner.send(&HostMessage::CacheResponse(answer)).await;
+            }
+            RunnerEvent::Message(RunnerMessage::ConcurrencyReport { group }) => {
+                // One local run at a time per invocation: the group never makes it wait.
+                printer.line(&format!(
+                    "[{prefix}] concurrency group '{group}': a local run does not wait for other runs"
+                ));
+                let ack = ConcurrencyAck {
+                    action: ConcurrencyAction::Proceed,
+                    reason: None,
+                };
+                let _ = runner.send(&HostMessage::ConcurrencyAck(ack)).await;
             }
             RunnerEvent::Message(_) => {}
             RunnerEvent::BadMessage { line, error } => {

@@ -376,6 +376,9 @@ fn instance(
             job_env: None,
             environments: None,
             secrets: ctx.secrets.clone(),
+            // The runner's defaults: 30 s grace, and no waiting (a local run proceeds).
+            grace_period_ms: None,
+            concurrency_wait_timeout_ms: None,
         },
     }
 }
