@@ -836,8 +836,8 @@ mod tests {
             "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `concurrencyGroup`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
         );
         let mut v = hello();
-        v["workflows"][0]["rules"] = json!([]);
-        assert!(parse(&v).unwrap_err().contains("workflow 'hello-world' has `rules`"));
+        v["workflows"][0]["approval"] = json!({"clauses": [{"team": "ops"}]});
+        assert!(parse(&v).unwrap_err().contains("workflow 'hello-world' has `approval`"));
         let mut v = hello();
         v["workflows"][0]["jobs"][0]["steps"][1]["children"][0]["timeoutt"] = json!(5);
         assert!(

@@ -279,7 +279,26 @@ mod tests {
         assert!(lock_key_honoured(LockObject::StaticJob, "runsOn"));
         assert!(lock_key_honoured(LockObject::StaticJob, "approval"));
         assert!(!lock_key_honoured(LockObject::StaticJob, "concurrencyGroup"));
-        assert!(!lock_key_honoured(LockObject::Workflow, "rules"));
+        assert!(lock_key_honoured(LockObject::Workflow, "rules"));
+        assert!(!lock_key_honoured(LockObject::Workflow, "approval"));
         assert!(lock_key_honoured(LockObject::Step, "retry"));
+    }
+
+    /// docs/sdk.md's "What this build refuses" names exactly the options not implemented.
+    #[test]
+    fn the_sdk_guide_lists_what_this_build_refuses() {
+        let guide = include_str!("../../../docs/sdk.md");
+        for level in [Level::Workflow, Level::Job, Level::Step] {
+            let prefix = format!("- on `{}()`: ", level.as_str());
+            let line = guide
+                .lines()
+                .find(|line| line.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("docs/sdk.md has no line starting {prefix:?}"));
+            let mut listed: Vec<&str> = line[prefix.len()..].split('`').skip(1).step_by(2).collect();
+            let mut expected = lists(level).1.to_vec();
+            listed.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(listed, expected, "docs/sdk.md, {} options", level.as_str());
+        }
     }
 }

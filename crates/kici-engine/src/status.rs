@@ -614,7 +614,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal_seen, 25);
+        assert_eq!(legal_seen, 26);
     }
 
     #[test]
@@ -648,8 +648,14 @@ mod tests {
         let cancelled = JobChange::reported(JobStatus::Cancelled);
         assert_eq!(cancelled.apply(JobStatus::Cancelling), Some(JobStatus::Cancelled));
         assert_eq!(cancelled.apply(JobStatus::Pending), Some(JobStatus::Cancelled));
+        // Rules skipped the job on its agent: a result like any other.
         let skipped = JobChange::reported(JobStatus::Skipped);
-        assert_eq!(skipped.apply(JobStatus::Running), Some(JobStatus::Failed));
+        assert_eq!(skipped.apply(JobStatus::Running), Some(JobStatus::Skipped));
+        assert_eq!(skipped.apply(JobStatus::Queued), Some(JobStatus::Skipped));
+        assert_eq!(
+            JobChange::reported(JobStatus::Pending).apply(JobStatus::Running),
+            Some(JobStatus::Failed)
+        );
         for status in JobStatus::TERMINAL {
             assert_eq!(
                 JobChange::reported(JobStatus::Success).apply(status),

@@ -29,37 +29,31 @@ async fn settings_of(state: &Shared, run_id: &RunId) -> Result<Option<LockConcur
         .and_then(|workflow| workflow.concurrency))
 }
 
-/// Decides what the job that reported `group` does: proceed, wait for its run's turn, or stop.
+/// Decides what the job that reported `group` does: proceed, wait for its run's turn, or stop;
+/// with the older runs it supersedes, for the caller to cancel (their places are given up).
 pub async fn report(
     state: &Shared,
     agent_id: &AgentId,
     run_id: &RunId,
     job_id: &JobId,
     group: &str,
-) -> Result<ConcurrencyAck, StoreError> {
+) -> Result<(ConcurrencyAck, Vec<RunId>), StoreError> {
     // Not the agent's job (or not that run's): refused like any other message about it.
     let owner = state.store.queue_entry(job_id).await?.and_then(|e| e.agent_id);
     let job_run = state.store.get_job(job_id).await?.map(|record| record.job.run_id);
     if owner.as_deref() != Some(agent_id.as_str()) || job_run.as_ref() != Some(run_id) {
         tracing::warn!(agentId = %agent_id, jobId = %job_id, "concurrency report refused: the job is not assigned to this agent");
-        return Ok(ack(
+        let refused = ack(
             ConcurrencyAction::Cancel,
             Some("the job is not assigned to this agent".into()),
-        ));
+        );
+        return Ok((refused, Vec::new()));
     }
-    let (answer, superseded) = {
-        let _turn = state.concurrency_turns.lock().await;
-        decide(state, agent_id, run_id, job_id, group).await?
-    };
-    // Cancelling a run may complete it, which releases its place (and takes the turn lock).
-    for old in superseded {
-        tracing::info!(runId = %old, by = %run_id, group, "run superseded in its concurrency group");
-        crate::progress::cancel_run(state, &old, &superseded_in_group(group), false).await?;
-    }
-    Ok(answer)
+    let _turn = state.concurrency_turns.lock().await;
+    decide(state, agent_id, run_id, job_id, group).await
 }
 
-/// [`report`]'s decision, with the runs it supersedes (their places already given up).
+/// [`report`]'s decision, made holding the turn lock.
 async fn decide(
     state: &Shared,
     agent_id: &AgentId,

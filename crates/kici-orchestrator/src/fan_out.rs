@@ -6,10 +6,10 @@
 use kici_engine::lockfile::{LockWorkflow, StaticJob};
 use kici_engine::protocol::JobKind;
 use kici_engine::status::JobStatus;
-use kici_store::{JobRecord, StoreError};
+use kici_store::JobRecord;
 
 use crate::gates;
-use crate::state::Shared;
+use crate::jobs::JobFacts;
 
 /// The job cancelled by `failFast`: why, naming the matrix job that failed.
 pub fn fail_fast_reason(failed: &str) -> String {
@@ -38,40 +38,32 @@ pub fn window_full(jobs: &[JobRecord], waiting: &JobRecord, definition: Option<&
     started + admitted >= max as usize
 }
 
-/// Cancels the unfinished siblings of every failed matrix job whose definition says
-/// `failFast`. Returns whether it cancelled any (the rows changed).
-pub async fn cancel_siblings_of_failures(
-    state: &Shared,
-    workflow: &LockWorkflow,
-    jobs: &[JobRecord],
-    now: i64,
-) -> Result<bool, StoreError> {
-    let mut changed = false;
+/// The unfinished siblings of every failed matrix job whose definition says `failFast`, each
+/// with the reason it is cancelled (the caller cancels them).
+pub fn siblings_to_cancel<'a>(workflow: &LockWorkflow, jobs: &'a [JobRecord]) -> Vec<(&'a JobRecord, String)> {
+    let mut cancels = Vec::new();
+    let mut bases: Vec<&str> = Vec::new();
     let failed = jobs.iter().filter(|j| {
         j.kind == JobKind::Execute
             && j.matrix.is_some()
             && matches!(j.job.status, JobStatus::Failed | JobStatus::TimedOutStale)
     });
-    let mut done_bases: Vec<&str> = Vec::new();
     for failure in failed {
         let base = failure.job.base_job_name.as_str();
-        if done_bases.contains(&base) {
+        if bases.contains(&base) {
             continue;
         }
-        done_bases.push(base);
-        let fail_fast = gates::definition(workflow, &crate::progress::facts_of(failure)).is_some_and(|d| d.fail_fast);
-        if !fail_fast {
+        bases.push(base);
+        if !gates::definition(workflow, &JobFacts::from(failure)).is_some_and(|d| d.fail_fast) {
             continue;
         }
-        let reason = fail_fast_reason(&failure.job.job_name);
-        for sibling in jobs.iter().filter(|j| is_child_of(j, base)) {
-            if sibling.job.status.is_terminal() || sibling.job.status == JobStatus::Cancelling {
-                continue;
-            }
-            tracing::info!(runId = %sibling.job.run_id, jobId = %sibling.job.job_id, failed = %failure.job.job_name, "matrix job cancelled: failFast");
-            crate::progress::cancel_job(state, &sibling.job, &reason, false, now).await?;
-            changed = true;
+        let unfinished = jobs
+            .iter()
+            .filter(|j| is_child_of(j, base))
+            .filter(|j| !j.job.status.is_terminal() && j.job.status != JobStatus::Cancelling);
+        for sibling in unfinished {
+            cancels.push((sibling, fail_fast_reason(&failure.job.job_name)));
         }
     }
-    Ok(changed)
+    cancels
 }

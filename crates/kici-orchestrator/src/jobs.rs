@@ -49,6 +49,20 @@ pub struct JobFacts<'a> {
     pub definition: Option<&'a str>,
 }
 
+impl<'a> From<&'a kici_store::JobRecord> for JobFacts<'a> {
+    fn from(record: &'a kici_store::JobRecord) -> JobFacts<'a> {
+        JobFacts {
+            job_id: &record.job.job_id,
+            job_name: &record.job.job_name,
+            base_job_name: &record.job.base_job_name,
+            kind: record.kind,
+            matrix: record.matrix.as_ref(),
+            dynamic_index: record.dynamic_index,
+            definition: record.definition.as_deref(),
+        }
+    }
+}
+
 impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
     fn from(job: &'a kici_store::NewJob) -> Self {
         JobFacts {

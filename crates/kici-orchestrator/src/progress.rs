@@ -73,18 +73,6 @@ async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, S
     }))
 }
 
-pub(crate) fn facts_of(record: &JobRecord) -> JobFacts<'_> {
-    JobFacts {
-        job_id: &record.job.job_id,
-        job_name: &record.job.job_name,
-        base_job_name: &record.job.base_job_name,
-        kind: record.kind,
-        matrix: record.matrix.as_ref(),
-        dynamic_index: record.dynamic_index,
-        definition: record.definition.as_deref(),
-    }
-}
-
 /// The status a base job's rows present to `needs`: its executed rows, or the matrix
 /// evaluation row when it produced none. `None` while any row is unfinished.
 fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
@@ -140,10 +128,15 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let now = now_ms();
     loop {
         let jobs = state.store.run_jobs(run_id, false).await?;
-        if let Some(workflow) = &loaded.workflow
-            && fan_out::cancel_siblings_of_failures(state, workflow, &jobs, now).await?
-        {
-            continue;
+        if let Some(workflow) = &loaded.workflow {
+            let cancels = fan_out::siblings_to_cancel(workflow, &jobs);
+            for (sibling, reason) in &cancels {
+                tracing::info!(runId = %run_id, jobId = %sibling.job.job_id, reason = %reason, "matrix job cancelled: failFast");
+                cancel_job(state, &sibling.job, reason, false, now).await?;
+            }
+            if !cancels.is_empty() {
+                continue;
+            }
         }
         let mut progressed = false;
         // Matrix jobs queued in this pass, by base job (for `maxParallel`).
@@ -163,7 +156,7 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                 Decision::Run(needs) => needs_context(needs, &jobs),
             };
             let Some(workflow) = &loaded.workflow else { continue };
-            let facts = facts_of(waiting);
+            let facts = JobFacts::from(waiting);
             let full_definition = gates::definition(workflow, &facts);
             let base = waiting.job.base_job_name.as_str();
             let admitted_here = admitted.get(base).copied().unwrap_or(0);
@@ -293,7 +286,7 @@ pub(crate) async fn release_entry(
     let Some(record) = jobs.iter().find(|j| j.job.job_id == *job_id) else {
         return Ok(None);
     };
-    let facts = facts_of(record);
+    let facts = JobFacts::from(record);
     let Some(definition) = gates::definition(workflow, &facts) else {
         return Ok(None);
     };
@@ -541,7 +534,12 @@ pub async fn apply(
             Ok(None)
         }
         AgentMessage::JobConcurrencyReport { run_id, job_id, group } => {
-            let ack = crate::concurrency::report(state, agent_id, &run_id, &job_id, &group).await?;
+            let (ack, superseded) = crate::concurrency::report(state, agent_id, &run_id, &job_id, &group).await?;
+            // Cancelling a run may complete it, which releases its place in the group.
+            for old in superseded {
+                tracing::info!(runId = %old, by = %run_id, group = %group, "run superseded in its concurrency group");
+                cancel_run(state, &old, &kici_engine::failure::superseded_in_group(&group), false).await?;
+            }
             Ok(Some(OrchestratorMessage::JobConcurrencyAck { run_id, job_id, ack }))
         }
         AgentMessage::JobReject { job_id, reason, .. } => {
