@@ -310,3 +310,62 @@ fn a_failed_compile_leaves_an_existing_lock_file_untouched() {
     project.kici(&["compile"]).expect_code(1);
     assert_eq!(project.read(LOCK), before);
 }
+
+const WATCHED: &str = "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('watched', { on: push(), jobs: [job('JOB', { runsOn: 'linux', run: async () => {} })] });\n";
+
+#[test]
+fn watch_compiles_on_every_save_reports_errors_and_stops_on_ctrl_c() {
+    let project = Project::with_workflow("watched.ts", &WATCHED.replace("JOB", "first"));
+    let mut watch = project.kici_background(&["compile", "--watch"]);
+    let project = &project;
+    let lock_has = |job: &str| {
+        let needle = format!("\"name\": \"{job}\"");
+        move |_: &support::Background| {
+            // Read whole: the lock file is written beside and renamed into place.
+            std::fs::read_to_string(project.path().join(LOCK)).is_ok_and(|lock| lock.contains(&needle))
+        }
+    };
+    watch.wait_for("the first lock file", lock_has("first"));
+
+    project.write(".kici/workflows/watched.ts", &WATCHED.replace("JOB", "second"));
+    watch.wait_for("the lock file of the edited workflow", lock_has("second"));
+
+    project.write(".kici/workflows/watched.ts", "export default workflow(;\n");
+    watch.wait_for("the compile error", |w| {
+        w.stderr().contains("kici.lock.json not written")
+    });
+    assert!(
+        watch
+            .stderr()
+            .starts_with(".kici/workflows/watched.ts:1:25 error [E003]: "),
+        "{}",
+        watch.stderr()
+    );
+    assert!(watch.is_running(), "a compile error stopped --watch");
+    assert!(project.read(LOCK).contains("\"name\": \"second\""));
+
+    project.write(".kici/workflows/watched.ts", &WATCHED.replace("JOB", "third"));
+    watch.wait_for("the lock file of the fixed workflow", lock_has("third"));
+    watch.wait_for("the third result line", |w| w.stdout().matches('✓').count() == 3);
+    let (stdout, stderr) = (watch.stdout(), watch.stderr());
+    assert_eq!(watch.interrupt(), 0, "Ctrl+C exit code");
+
+    // One line a compilation (stdout is not a terminal: no screen clearing), with its time.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines[0], "Watching .kici/ for changes (Ctrl+C to stop)");
+    for line in &lines[1..] {
+        let took = line
+            .strip_prefix("✓ Compiled workflows → .kici/kici.lock.json (1 workflow) in ")
+            .and_then(|rest| rest.strip_suffix('s'))
+            .unwrap_or_else(|| panic!("unexpected result line `{line}`"));
+        assert!(took.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(!stdout.contains('\u{1b}'), "escape sequences on a pipe: {stdout:?}");
+    let failures: Vec<&str> = stderr.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(failures.len(), 1, "{stderr}");
+    assert!(
+        failures[0].starts_with("✗ 1 error — kici.lock.json not written in "),
+        "{stderr}"
+    );
+}

@@ -6,7 +6,7 @@
 mod checkout;
 mod event;
 mod job;
-mod report;
+pub(crate) mod report;
 mod schedule;
 mod secrets;
 
