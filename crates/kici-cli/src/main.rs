@@ -9,6 +9,7 @@ mod compile_cmd;
 mod init;
 mod run_local;
 mod runs;
+mod summary;
 mod up;
 
 use std::path::PathBuf;

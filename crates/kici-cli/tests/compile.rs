@@ -369,3 +369,37 @@ fn watch_compiles_on_every_save_reports_errors_and_stops_on_ctrl_c() {
         "{stderr}"
     );
 }
+
+#[test]
+fn verbose_lists_each_files_workflows_triggers_and_jobs_then_the_phase_timings() {
+    let project = Project::with_workflow(
+        "ci.ts",
+        "import { workflow, job, push, pr } from '@kici-dev/sdk';\n\nconst build = job('build', { runsOn: 'linux', steps: [async () => {}, async () => {}] });\n\nexport default workflow('ci', {\n  on: [push({ branches: ['main'] }), pr({ target: 'main' })],\n  jobs: [\n    build,\n    job('test', { runsOn: 'linux', needs: [build], matrix: { node: ['18', '20'] }, run: async () => {} }),\n    job('report', { runsOn: 'linux', needs: [{ name: 'build', when: 'always' }], run: async () => {} }),\n  ],\n});\n",
+    );
+    project.write(
+        ".kici/workflows/release.ts",
+        "import { workflow, job, tag } from '@kici-dev/sdk';\nexport default workflow('release', { on: tag({ patterns: ['v*'] }), jobs: [job('publish', { runsOn: 'linux', run: async () => {} })] });\n",
+    );
+    let run = project.kici(&["compile", "--verbose"]);
+    run.expect_code(0);
+    let (listing, phases) = run
+        .stdout
+        .split_once("phases: ")
+        .unwrap_or_else(|| panic!("no phases line:\n{}", run.stdout));
+    assert_eq!(
+        listing,
+        ".kici/workflows/ci.ts\n  workflow ci\n    on: push (branches: main) | pr (target: main)\n    job build: 2 steps, runs on linux\n    job test: 1 step, needs build, matrix of 2, runs on linux\n    job report: 1 step, needs build (always), runs on linux\n.kici/workflows/release.ts\n  workflow release\n    on: tag (tags: v*)\n    job publish: 1 step, runs on linux\n"
+    );
+    let (timings, result) = phases.split_once('\n').expect("two lines");
+    let names: Vec<&str> = timings
+        .split(", ")
+        .map(|phase| {
+            let (name, ms) = phase.split_once(' ').expect("`<phase> <n> ms`");
+            let ms = ms.strip_suffix(" ms").expect("milliseconds");
+            assert!(ms.parse::<u64>().is_ok(), "{phase}");
+            name
+        })
+        .collect();
+    assert_eq!(names, ["stage", "describe", "generate"]);
+    assert_eq!(result, "✓ Compiled workflows → .kici/kici.lock.json (2 workflows)\n");
+}

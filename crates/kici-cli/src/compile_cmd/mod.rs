@@ -3,6 +3,7 @@
 //! failure; never writes a lock file when there is any error. `--watch` (in `watch`) compiles
 //! again whenever the sources change.
 
+mod verbose;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,10 @@ pub struct CompileArgs {
     /// Compile again whenever a file under .kici/ (or a hashFiles input) changes; Ctrl+C stops
     #[arg(long, conflicts_with = "check")]
     watch: bool,
+    /// Also print, per workflow file, its workflows with their triggers and jobs, and how long
+    /// each compiler phase took
+    #[arg(long)]
+    verbose: bool,
     #[command(flatten)]
     project: ProjectArgs,
 }
@@ -45,12 +50,22 @@ enum Timing {
     Shown,
 }
 
+/// How much a successful compilation prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// The result line.
+    Summary,
+    /// The workflows of each file and the phases' timings, then the result line.
+    Verbose,
+}
+
 /// How every compilation of one `kici compile` is done.
 struct Compiler {
     project: Project,
     node: PathBuf,
     mode: Mode,
     timing: Timing,
+    detail: Detail,
 }
 
 pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
@@ -62,11 +77,13 @@ pub async fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let node = find_node(args.project.node.as_deref()).map_err(anyhow::Error::msg)?;
     let mode = if args.check { Mode::Check } else { Mode::Write };
     let timing = if args.watch { Timing::Shown } else { Timing::Hidden };
+    let detail = if args.verbose { Detail::Verbose } else { Detail::Summary };
     let compiler = Compiler {
         project,
         node,
         mode,
         timing,
+        detail,
     };
     if args.watch {
         return watch::run(&compiler).await;
@@ -96,6 +113,9 @@ impl Compiler {
         };
         for note in &compiled.notes {
             eprintln!("{note}");
+        }
+        if self.detail == Detail::Verbose {
+            print!("{}", verbose::render(&compiled.lock, &compiled.timings));
         }
         let count = compiled.lock.workflows.len();
         let plural = if count == 1 { "workflow" } else { "workflows" };
