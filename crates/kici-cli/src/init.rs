@@ -64,7 +64,8 @@ pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
         }
         std::fs::write(path, content).with_context(|| format!("failed to write `{}`", path.display()))?;
     }
-    // `kici run local` reads secrets from `.kici/.secrets`; they must not be committed. An
+    // `kici run local` reads secrets from `.kici/.secrets` and variables from `.kici/.env.local`;
+    // they must not be committed. An
     // existing ignore file is the author's and stays as it is.
     let ignore = kici_dir.join(".gitignore");
     if !ignore.exists() {
@@ -73,7 +74,8 @@ pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-const GITIGNORE: &str = "# Local secrets for `kici run local` (KEY=value lines): never commit them.\n.secrets\n";
+const GITIGNORE: &str =
+    "# Local secrets and variables for `kici run local` (KEY=value lines): never commit them.\n.secrets\n.env.local\n";
 
 /// Type declarations are always refreshed, even without `--force`.
 fn is_types(path: &Path, kici_dir: &Path) -> bool {

@@ -7,6 +7,7 @@
 mod approvals;
 mod compile_cmd;
 mod init;
+mod matching;
 mod run_local;
 mod runs;
 mod summary;

@@ -84,7 +84,9 @@ fn init_scaffolds_a_project_that_compiles_and_runs() {
     assert!(project.exists(".kici/workflows/hello-world.ts"));
     assert!(project.exists(".kici/tsconfig.json"));
     assert!(project.exists(".kici/types/@kici-dev/sdk/index.d.ts"));
-    assert!(project.read(".kici/.gitignore").lines().any(|line| line == ".secrets"));
+    let ignored = project.read(".kici/.gitignore");
+    assert!(ignored.lines().any(|line| line == ".secrets"), "{ignored}");
+    assert!(ignored.lines().any(|line| line == ".env.local"), "{ignored}");
     project.kici(&["init"]).expect_code(1);
     project.commit();
     project.kici(&["compile"]).expect_code(0);
