@@ -137,6 +137,33 @@ pub struct Overrides {
     pub files: Vec<String>,
 }
 
+/// The event options `kici run local` and `kici preview` share (each has its own `--branch`
+/// default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventArgs {
+    /// Target branch of a pull request event (default: main)
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Commit sha of the event (default: HEAD)
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// Changed files of the event, for path filters (default: last commit plus uncommitted changes)
+    #[arg(long = "files", value_name = "PATH")]
+    pub files: Vec<String>,
+}
+
+impl EventArgs {
+    /// The overrides of an event on `branch` (`None`: the current branch).
+    pub fn overrides(&self, branch: Option<String>) -> Overrides {
+        Overrides {
+            branch,
+            base: self.base.clone(),
+            sha: self.sha.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
 /// The envelope steps will see as `ctx.event`.
 pub fn envelope(spec: &EventSpec, facts: &GitFacts, overrides: &Overrides) -> EventEnvelope {
     let branch = overrides

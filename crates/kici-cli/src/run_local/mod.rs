@@ -6,12 +6,12 @@
 //! `--workflow`, say).
 
 mod checkout;
-mod event;
+pub(crate) mod event;
 mod job;
 mod junit;
 mod pick;
 pub(crate) mod report;
-mod schedule;
+pub(crate) mod schedule;
 mod secrets;
 
 use std::collections::BTreeMap;
@@ -21,8 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use kici_compiler::compile::{CompileError, describe_staged, prepare};
-use kici_compiler::project::Project;
-use kici_compiler::runner::{RunnerProcess, RunnerSpec, find_node};
+use kici_compiler::runner::{RunnerProcess, RunnerSpec};
 use kici_engine::event::EventEnvelope;
 use kici_engine::lockfile::{LockFile, LockWorkflow};
 use kici_engine::status::RunStatus;
@@ -63,15 +62,8 @@ pub struct RunLocalArgs {
     /// Branch of the event (default: the current branch)
     #[arg(long)]
     branch: Option<String>,
-    /// Target branch of a pull request event (default: main)
-    #[arg(long)]
-    base: Option<String>,
-    /// Commit sha of the event (default: HEAD)
-    #[arg(long)]
-    sha: Option<String>,
-    /// Changed files of the event, for path filters (default: last commit plus uncommitted changes)
-    #[arg(long = "files", value_name = "PATH")]
-    files: Vec<String>,
+    #[command(flatten)]
+    event_args: event::EventArgs,
     /// Extra environment variable for the steps (repeatable)
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -113,14 +105,9 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let payload = args.payload.as_deref().map(|p| event::payload(p, &cwd)).transpose()?;
-    let project = match Project::locate(args.project.kici_dir.as_deref(), &cwd) {
-        Ok(project) => project,
-        Err(diagnostic) => {
-            eprintln!("{diagnostic}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some((project, node)) = args.project.open(&cwd)? else {
+        return Ok(ExitCode::FAILURE);
     };
-    let node = find_node(args.project.node.as_deref()).map_err(anyhow::Error::msg)?;
     let verbosity = if args.quiet {
         Verbosity::Quiet
     } else if args.debug {
@@ -174,12 +161,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
             return result;
         }
     };
-    let overrides = event::Overrides {
-        branch: args.branch.clone(),
-        base: args.base.clone(),
-        sha: args.sha.clone(),
-        files: args.files.clone(),
-    };
+    let overrides = args.event_args.overrides(args.branch.clone());
     let mut envelope = event::envelope(&spec, &facts, &overrides);
     envelope.payload = payload;
     let local_env = match event::add_inputs(&mut envelope, &args.inputs)

@@ -169,7 +169,10 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                             .iter()
                             .position(|o| o.name == name)
                             .and_then(|upstream| results.get(&(w, upstream)));
-                        let reports = reports.map(Vec::as_slice).unwrap_or_default();
+                        let mut reports: Vec<&JobReport> = reports.into_iter().flatten().collect();
+                        // Matrix children in name order, as the summary lists them, not in the
+                        // order they happened to finish.
+                        reports.sort_by(|a, b| a.name.cmp(&b.name));
                         let rows = reports
                             .iter()
                             .map(|r| UpstreamRow {
@@ -314,22 +317,11 @@ fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&Stati
             .flat_map(|(w, list)| (0..list.len()).map(move |j| (w, j)))
             .collect());
     };
-    let mut selected = Vec::new();
-    for (w, list) in jobs.iter().enumerate() {
-        let mut stack: Vec<usize> = list.iter().position(|j| j.name == *only).into_iter().collect();
-        while let Some(j) = stack.pop() {
-            if selected.contains(&(w, j)) {
-                continue;
-            }
-            selected.push((w, j));
-            stack.extend(
-                list[j]
-                    .needs
-                    .iter()
-                    .filter_map(|n| list.iter().position(|o| o.name == n.name())),
-            );
-        }
-    }
+    let mut selected: Vec<JobKey> = jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(w, list)| with_needs(list, only).into_iter().map(move |j| (w, j)))
+        .collect();
     if selected.is_empty() {
         let names: Vec<String> = workflows
             .iter()
@@ -342,6 +334,27 @@ fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&Stati
     }
     selected.sort();
     Ok(selected)
+}
+
+/// The positions in `list` of the job `name` and of every job it needs, transitively, in
+/// order; none when there is no such job.
+pub(crate) fn with_needs(list: &[&StaticJob], name: &str) -> Vec<usize> {
+    let mut selected = Vec::new();
+    let mut stack: Vec<usize> = list.iter().position(|j| j.name == name).into_iter().collect();
+    while let Some(j) = stack.pop() {
+        if selected.contains(&j) {
+            continue;
+        }
+        selected.push(j);
+        stack.extend(
+            list[j]
+                .needs
+                .iter()
+                .filter_map(|n| list.iter().position(|o| o.name == n.name())),
+        );
+    }
+    selected.sort();
+    selected
 }
 
 /// The combinations a job runs with: one empty combination without a matrix.
