@@ -81,15 +81,35 @@ fn init_scaffolds_a_project_that_compiles_and_runs() {
     let project = Project::empty();
     let run = project.kici(&["init"]);
     run.expect_code(0);
-    assert!(project.exists(".kici/workflows/hello-world.ts"));
-    assert!(project.exists(".kici/tsconfig.json"));
+    assert_eq!(
+        run.stdout,
+        "✓ Created .kici/workflows/hello-world.ts, .kici/workflows/pr-checks.ts, .kici/package.json, .kici/tsconfig.json, .kici/AGENTS.md and .kici/types/\nNext: `kici compile` to write .kici/kici.lock.json, then `kici run local push` to run it here.\n"
+    );
     assert!(project.exists(".kici/types/@kici-dev/sdk/index.d.ts"));
+    let package: serde_json::Value = serde_json::from_str(&project.read(".kici/package.json")).expect("package.json");
+    assert_eq!(package["type"], "module", "workflow modules are ES modules");
+    assert!(
+        project
+            .read(".kici/AGENTS.md")
+            .starts_with("# KiCI workflows: notes for coding agents\n")
+    );
     let ignored = project.read(".kici/.gitignore");
-    assert!(ignored.lines().any(|line| line == ".secrets"), "{ignored}");
-    assert!(ignored.lines().any(|line| line == ".env.local"), "{ignored}");
-    project.kici(&["init"]).expect_code(1);
+    for line in [".secrets", ".env.local", "node_modules/"] {
+        assert!(ignored.lines().any(|l| l == line), "{line} not ignored:\n{ignored}");
+    }
+    let again = project.kici(&["init"]);
+    again.expect_code(1);
+    assert_eq!(
+        again.stderr,
+        "error: .kici/workflows/hello-world.ts already exists\n  hint: pass --force to overwrite the scaffolded files\n"
+    );
     project.commit();
-    project.kici(&["compile"]).expect_code(0);
+    let run = project.kici(&["compile"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "✓ Compiled workflows → .kici/kici.lock.json (2 workflows)\n"
+    );
     let run = project.kici(&["run", "local"]);
     run.expect_code(0);
     assert!(
@@ -97,6 +117,51 @@ fn init_scaffolds_a_project_that_compiles_and_runs() {
         "{}",
         run.stdout
     );
+    assert!(
+        !run.stdout.contains("pr-checks"),
+        "pr-checks ran on a push:\n{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "pr", "--json"]);
+    run.expect_code(0);
+    let jobs: Vec<String> = run.json()["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .flat_map(|w| {
+            let workflow = w["name"].as_str().unwrap_or_default().to_string();
+            w["jobs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |j| format!("{workflow}/{} {}", j["name"].as_str().unwrap_or_default(), j["status"]))
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            "hello-world/greet \"success\"",
+            "pr-checks/lint \"success\"",
+            "pr-checks/test \"success\""
+        ]
+    );
+}
+
+#[test]
+fn init_without_agents_md_and_with_force() {
+    let project = Project::empty();
+    project.kici(&["init", "--no-agents-md"]).expect_code(0);
+    assert!(!project.exists(".kici/AGENTS.md"));
+    project.write(".kici/workflows/hello-world.ts", "// mine\n");
+    let run = project.kici(&["init", "--force"]);
+    run.expect_code(0);
+    assert!(
+        project
+            .read(".kici/workflows/hello-world.ts")
+            .contains("workflow('hello-world'")
+    );
+    assert!(project.exists(".kici/AGENTS.md"));
 }
 
 /// Compiles a one-file project and asserts the single diagnostic and that no lock was written.
