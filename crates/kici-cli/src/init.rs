@@ -1,5 +1,8 @@
-//! `kici init`: scaffold `.kici/` with an example workflow, a `tsconfig.json` and the SDK's
-//! type declarations (so editors type-check workflows without an npm install).
+//! `kici init`: scaffold `.kici/` with two example workflows (`hello-world` on push and pull
+//! requests, `pr-checks` with two jobs in `needs` order), a `package.json` (ESM, for the npm
+//! packages workflows import), a `tsconfig.json`, the SDK's type declarations (so editors
+//! type-check workflows without an npm install), an `AGENTS.md` for coding agents (unless
+//! `--no-agents-md`) and a `.gitignore` for local secrets and installed packages.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 const HELLO_WORLD: &str = include_str!("../templates/hello-world.ts");
+const PR_CHECKS: &str = include_str!("../templates/pr-checks.ts");
+const PACKAGE_JSON: &str = include_str!("../templates/package.json");
 const TSCONFIG: &str = include_str!("../templates/tsconfig.json");
+const AGENTS_MD: &str = include_str!("../templates/AGENTS.md");
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -17,28 +23,50 @@ pub struct InitArgs {
     /// Overwrite files that already exist
     #[arg(long)]
     force: bool,
+    /// Do not write .kici/AGENTS.md (notes for coding agents on editing the workflows)
+    #[arg(long)]
+    no_agents_md: bool,
+}
+
+/// Whether `.kici/AGENTS.md` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentsMd {
+    Write,
+    Skip,
 }
 
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let root = args.dir.map_or(cwd.clone(), |d| cwd.join(d));
-    scaffold(&root, args.force)?;
-    println!("✓ Created .kici/workflows/hello-world.ts, .kici/tsconfig.json and .kici/types/");
+    let agents_md = if args.no_agents_md {
+        AgentsMd::Skip
+    } else {
+        AgentsMd::Write
+    };
+    let written = scaffold(&root, args.force, agents_md)?;
+    let names: Vec<String> = written.iter().map(|p| display(p, &root)).collect();
+    println!("✓ Created {} and .kici/types/", names.join(", "));
     println!("Next: `kici compile` to write .kici/kici.lock.json, then `kici run local push` to run it here.");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the example workflow, `tsconfig.json`, the SDK types and a `.gitignore` for local
-/// secrets under `root/.kici`.
-pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
+/// Writes the example workflows, `package.json`, `tsconfig.json`, `AGENTS.md`, the SDK types
+/// and a `.gitignore` under `root/.kici`; returns the files written, types aside.
+pub fn scaffold(root: &Path, force: bool, agents_md: AgentsMd) -> anyhow::Result<Vec<PathBuf>> {
     let kici_dir = root.join(".kici");
     let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
         (
             kici_dir.join("workflows/hello-world.ts"),
             HELLO_WORLD.as_bytes().to_vec(),
         ),
+        (kici_dir.join("workflows/pr-checks.ts"), PR_CHECKS.as_bytes().to_vec()),
+        (kici_dir.join("package.json"), PACKAGE_JSON.as_bytes().to_vec()),
         (kici_dir.join("tsconfig.json"), TSCONFIG.as_bytes().to_vec()),
     ];
+    if agents_md == AgentsMd::Write {
+        files.push((kici_dir.join("AGENTS.md"), AGENTS_MD.as_bytes().to_vec()));
+    }
+    let scaffolded: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     for bundle in &kici_sdk::BUNDLES {
         for (relative, content) in bundle.files.iter().filter(|(p, _)| p.ends_with(".d.ts")) {
             files.push((
@@ -47,15 +75,11 @@ pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
             ));
         }
     }
-    let existing: Vec<&PathBuf> = files.iter().map(|(p, _)| p).filter(|p| p.exists()).collect();
-    if !force
-        && existing
-            .iter()
-            .any(|p| p.extension().is_some_and(|e| e == "ts" || e == "json") && !is_types(p, &kici_dir))
-    {
+    // Type declarations are always refreshed; the author's own files only with `--force`.
+    if !force && let Some(existing) = scaffolded.iter().find(|p| p.exists()) {
         bail!(
             "{} already exists\n  hint: pass --force to overwrite the scaffolded files",
-            display(existing[0], root)
+            display(existing, root)
         );
     }
     for (path, content) in &files {
@@ -64,21 +88,22 @@ pub fn scaffold(root: &Path, force: bool) -> anyhow::Result<()> {
         }
         std::fs::write(path, content).with_context(|| format!("failed to write `{}`", path.display()))?;
     }
-    // `kici run local` reads secrets from `.kici/.secrets`; they must not be committed. An
+    // `kici run local` reads secrets from `.kici/.secrets` and variables from `.kici/.env.local`;
+    // they must not be committed. An
     // existing ignore file is the author's and stays as it is.
     let ignore = kici_dir.join(".gitignore");
     if !ignore.exists() {
         std::fs::write(&ignore, GITIGNORE).with_context(|| format!("failed to write `{}`", ignore.display()))?;
     }
-    Ok(())
+    Ok(scaffolded)
 }
 
-const GITIGNORE: &str = "# Local secrets for `kici run local` (KEY=value lines): never commit them.\n.secrets\n";
-
-/// Type declarations are always refreshed, even without `--force`.
-fn is_types(path: &Path, kici_dir: &Path) -> bool {
-    path.starts_with(kici_dir.join("types"))
-}
+const GITIGNORE: &str = "# Local secrets and variables for `kici run local` (KEY=value lines): never commit them.
+.secrets
+.env.local
+# Packages the workflows import, installed from package.json.
+node_modules/
+";
 
 fn display(path: &Path, root: &Path) -> String {
     path.strip_prefix(root).unwrap_or(path).display().to_string()

@@ -1,20 +1,25 @@
 //! `kici`, the workflow author's CLI: scaffold a project (`init`), compile workflows into the
-//! lock file (`compile`), run them on this machine (`run local`), and look at the runs of an
-//! orchestrator (`runs list|show|logs`).
+//! lock file (`compile`), see what an event would run (`preview`), run them on this machine
+//! (`run local`), and look at the runs of an orchestrator (`runs list|show|logs`).
 //!
 //! Exit codes: 0 success, 1 failure (a job failed, a compile error, bad input, an API error).
 
 mod approvals;
 mod compile_cmd;
 mod init;
+mod matching;
+mod preview;
 mod run_local;
 mod runs;
+mod summary;
 mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kici_compiler::project::Project;
+use kici_compiler::runner::find_node;
 
 #[derive(Debug, Parser)]
 #[command(name = "kici", version, about = "KiCI workflow author CLI", propagate_version = true)]
@@ -29,6 +34,8 @@ enum Command {
     Init(init::InitArgs),
     /// Compile .kici/workflows/*.ts into .kici/kici.lock.json
     Compile(compile_cmd::CompileArgs),
+    /// Dry run: which workflows an event runs (and why not) and the jobs they would start
+    Preview(preview::PreviewArgs),
     /// Run workflows
     Run {
         #[command(subcommand)]
@@ -61,6 +68,22 @@ pub struct ProjectArgs {
     pub node: Option<PathBuf>,
 }
 
+impl ProjectArgs {
+    /// The project (from `cwd` or `--kici-dir`) and the Node executable; `None`, with the
+    /// diagnostic printed, when there is no project.
+    pub fn open(&self, cwd: &std::path::Path) -> anyhow::Result<Option<(Project, PathBuf)>> {
+        let project = match Project::locate(self.kici_dir.as_deref(), cwd) {
+            Ok(project) => project,
+            Err(diagnostic) => {
+                eprintln!("{diagnostic}");
+                return Ok(None);
+            }
+        };
+        let node = find_node(self.node.as_deref()).map_err(anyhow::Error::msg)?;
+        Ok(Some((project, node)))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,6 +94,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Init(args) => init::run(args),
             Command::Compile(args) => compile_cmd::run(args).await,
+            Command::Preview(args) => preview::run(args).await,
             Command::Run {
                 mode: RunMode::Local(args),
             } => run_local::run(*args).await,

@@ -270,7 +270,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     git(&repo, &["init", "-q", "--bare", "origin.git"]).await?;
     git(&work, &["init", "-q"]).await?;
     if !again {
-        crate::init::scaffold(&work, true)?;
+        crate::init::scaffold(&work, true, crate::init::AgentsMd::Skip)?;
     }
     let project = kici_compiler::project::Project::locate(None, &work).map_err(|d| anyhow::anyhow!("{d}"))?;
     let node = kici_compiler::runner::find_node(None).map_err(anyhow::Error::msg)?;

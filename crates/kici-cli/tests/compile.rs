@@ -81,13 +81,35 @@ fn init_scaffolds_a_project_that_compiles_and_runs() {
     let project = Project::empty();
     let run = project.kici(&["init"]);
     run.expect_code(0);
-    assert!(project.exists(".kici/workflows/hello-world.ts"));
-    assert!(project.exists(".kici/tsconfig.json"));
+    assert_eq!(
+        run.stdout,
+        "✓ Created .kici/workflows/hello-world.ts, .kici/workflows/pr-checks.ts, .kici/package.json, .kici/tsconfig.json, .kici/AGENTS.md and .kici/types/\nNext: `kici compile` to write .kici/kici.lock.json, then `kici run local push` to run it here.\n"
+    );
     assert!(project.exists(".kici/types/@kici-dev/sdk/index.d.ts"));
-    assert!(project.read(".kici/.gitignore").lines().any(|line| line == ".secrets"));
-    project.kici(&["init"]).expect_code(1);
+    let package: serde_json::Value = serde_json::from_str(&project.read(".kici/package.json")).expect("package.json");
+    assert_eq!(package["type"], "module", "workflow modules are ES modules");
+    assert!(
+        project
+            .read(".kici/AGENTS.md")
+            .starts_with("# KiCI workflows: notes for coding agents\n")
+    );
+    let ignored = project.read(".kici/.gitignore");
+    for line in [".secrets", ".env.local", "node_modules/"] {
+        assert!(ignored.lines().any(|l| l == line), "{line} not ignored:\n{ignored}");
+    }
+    let again = project.kici(&["init"]);
+    again.expect_code(1);
+    assert_eq!(
+        again.stderr,
+        "error: .kici/workflows/hello-world.ts already exists\n  hint: pass --force to overwrite the scaffolded files\n"
+    );
     project.commit();
-    project.kici(&["compile"]).expect_code(0);
+    let run = project.kici(&["compile"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.stdout,
+        "✓ Compiled workflows → .kici/kici.lock.json (2 workflows)\n"
+    );
     let run = project.kici(&["run", "local"]);
     run.expect_code(0);
     assert!(
@@ -95,6 +117,51 @@ fn init_scaffolds_a_project_that_compiles_and_runs() {
         "{}",
         run.stdout
     );
+    assert!(
+        !run.stdout.contains("pr-checks"),
+        "pr-checks ran on a push:\n{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "pr", "--json"]);
+    run.expect_code(0);
+    let jobs: Vec<String> = run.json()["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .flat_map(|w| {
+            let workflow = w["name"].as_str().unwrap_or_default().to_string();
+            w["jobs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |j| format!("{workflow}/{} {}", j["name"].as_str().unwrap_or_default(), j["status"]))
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            "hello-world/greet \"success\"",
+            "pr-checks/lint \"success\"",
+            "pr-checks/test \"success\""
+        ]
+    );
+}
+
+#[test]
+fn init_without_agents_md_and_with_force() {
+    let project = Project::empty();
+    project.kici(&["init", "--no-agents-md"]).expect_code(0);
+    assert!(!project.exists(".kici/AGENTS.md"));
+    project.write(".kici/workflows/hello-world.ts", "// mine\n");
+    let run = project.kici(&["init", "--force"]);
+    run.expect_code(0);
+    assert!(
+        project
+            .read(".kici/workflows/hello-world.ts")
+            .contains("workflow('hello-world'")
+    );
+    assert!(project.exists(".kici/AGENTS.md"));
 }
 
 /// Compiles a one-file project and asserts the single diagnostic and that no lock was written.
@@ -309,4 +376,97 @@ fn a_failed_compile_leaves_an_existing_lock_file_untouched() {
     project.write(".kici/workflows/a.ts", "export default workflow(;\n");
     project.kici(&["compile"]).expect_code(1);
     assert_eq!(project.read(LOCK), before);
+}
+
+const WATCHED: &str = "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('watched', { on: push(), jobs: [job('JOB', { runsOn: 'linux', run: async () => {} })] });\n";
+
+#[test]
+fn watch_compiles_on_every_save_reports_errors_and_stops_on_ctrl_c() {
+    let project = Project::with_workflow("watched.ts", &WATCHED.replace("JOB", "first"));
+    let mut watch = project.kici_background(&["compile", "--watch"]);
+    let project = &project;
+    let lock_has = |job: &str| {
+        let needle = format!("\"name\": \"{job}\"");
+        move |_: &support::Background| {
+            // Read whole: the lock file is written beside and renamed into place.
+            std::fs::read_to_string(project.path().join(LOCK)).is_ok_and(|lock| lock.contains(&needle))
+        }
+    };
+    watch.wait_for("the first lock file", lock_has("first"));
+
+    project.write(".kici/workflows/watched.ts", &WATCHED.replace("JOB", "second"));
+    watch.wait_for("the lock file of the edited workflow", lock_has("second"));
+
+    project.write(".kici/workflows/watched.ts", "export default workflow(;\n");
+    watch.wait_for("the compile error", |w| {
+        w.stderr().contains("kici.lock.json not written")
+    });
+    assert!(
+        watch
+            .stderr()
+            .starts_with(".kici/workflows/watched.ts:1:25 error [E003]: "),
+        "{}",
+        watch.stderr()
+    );
+    assert!(watch.is_running(), "a compile error stopped --watch");
+    assert!(project.read(LOCK).contains("\"name\": \"second\""));
+
+    project.write(".kici/workflows/watched.ts", &WATCHED.replace("JOB", "third"));
+    watch.wait_for("the lock file of the fixed workflow", lock_has("third"));
+    watch.wait_for("the third result line", |w| w.stdout().matches('✓').count() == 3);
+    let (stdout, stderr) = (watch.stdout(), watch.stderr());
+    assert_eq!(watch.interrupt(), 0, "Ctrl+C exit code");
+
+    // One line a compilation (stdout is not a terminal: no screen clearing), with its time.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert_eq!(lines[0], "Watching .kici/ for changes (Ctrl+C to stop)");
+    for line in &lines[1..] {
+        let took = line
+            .strip_prefix("✓ Compiled workflows → .kici/kici.lock.json (1 workflow) in ")
+            .and_then(|rest| rest.strip_suffix('s'))
+            .unwrap_or_else(|| panic!("unexpected result line `{line}`"));
+        assert!(took.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(!stdout.contains('\u{1b}'), "escape sequences on a pipe: {stdout:?}");
+    let failures: Vec<&str> = stderr.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(failures.len(), 1, "{stderr}");
+    assert!(
+        failures[0].starts_with("✗ 1 error — kici.lock.json not written in "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verbose_lists_each_files_workflows_triggers_and_jobs_then_the_phase_timings() {
+    let project = Project::with_workflow(
+        "ci.ts",
+        "import { workflow, job, push, pr } from '@kici-dev/sdk';\n\nconst build = job('build', { runsOn: 'linux', steps: [async () => {}, async () => {}] });\n\nexport default workflow('ci', {\n  on: [push({ branches: ['main'] }), pr({ target: 'main' })],\n  jobs: [\n    build,\n    job('test', { runsOn: 'linux', needs: [build], matrix: { node: ['18', '20'] }, run: async () => {} }),\n    job('report', { runsOn: 'linux', needs: [{ name: 'build', when: 'always' }], run: async () => {} }),\n  ],\n});\n",
+    );
+    project.write(
+        ".kici/workflows/release.ts",
+        "import { workflow, job, tag } from '@kici-dev/sdk';\nexport default workflow('release', { on: tag({ patterns: ['v*'] }), jobs: [job('publish', { runsOn: 'linux', run: async () => {} })] });\n",
+    );
+    let run = project.kici(&["compile", "--verbose"]);
+    run.expect_code(0);
+    let (listing, phases) = run
+        .stdout
+        .split_once("phases: ")
+        .unwrap_or_else(|| panic!("no phases line:\n{}", run.stdout));
+    assert_eq!(
+        listing,
+        ".kici/workflows/ci.ts\n  workflow ci\n    on: push (branches: main) | pr (target: main)\n    job build: 2 steps, runs on linux\n    job test: 1 step, needs build, matrix of 2, runs on linux\n    job report: 1 step, needs build (always), runs on linux\n.kici/workflows/release.ts\n  workflow release\n    on: tag (tags: v*)\n    job publish: 1 step, runs on linux\n"
+    );
+    let (timings, result) = phases.split_once('\n').expect("two lines");
+    let names: Vec<&str> = timings
+        .split(", ")
+        .map(|phase| {
+            let (name, ms) = phase.split_once(' ').expect("`<phase> <n> ms`");
+            let ms = ms.strip_suffix(" ms").expect("milliseconds");
+            assert!(ms.parse::<u64>().is_ok(), "{phase}");
+            name
+        })
+        .collect();
+    assert_eq!(names, ["stage", "describe", "generate"]);
+    assert_eq!(result, "✓ Compiled workflows → .kici/kici.lock.json (2 workflows)\n");
 }

@@ -324,6 +324,7 @@ fn sdk_features_env_quoting_retry_continue_on_error_hooks_and_skip() {
         "sdk-features",
         "--env",
         "FROM_CLI=yes",
+        "--keep-going",
         "--json",
     ]);
     run.expect_code(1);
@@ -371,6 +372,7 @@ fn sdk_features_env_quoting_retry_continue_on_error_hooks_and_skip() {
         "sdk-features",
         "--branch",
         "release/2",
+        "--keep-going",
         "--json",
     ]);
     assert_eq!(job(&run.json(), "not-on-main")["status"], "success");
@@ -447,5 +449,288 @@ fn what_a_job_returns_reaches_the_jobs_that_need_it_locally() {
         run.stdout.contains("[ship › step-1] version 2.0.1 shards a,b\n"),
         "{}",
         run.stdout
+    );
+}
+
+/// A one-workflow project whose `ci` workflow runs on `trigger` with `jobs` (source text).
+fn project_with(trigger: &str, jobs: &str) -> Project {
+    let project = Project::with_workflow(
+        "ci.ts",
+        &format!(
+            "import {{ workflow, job, step, push, dispatch }} from '@kici-dev/sdk';\n\nexport default workflow('ci', {{\n  on: {trigger},\n  jobs: [\n{jobs}\n  ],\n}});\n"
+        ),
+    );
+    project.commit();
+    project
+}
+
+#[test]
+fn pick_names_a_workflow_or_a_job_and_a_bare_pick_needs_a_terminal() {
+    let repo = Project::test_repo();
+    let report = repo
+        .kici(&["run", "local", "--pick", "needs-when/report", "--json"])
+        .expect_code(1)
+        .json();
+    let jobs: Vec<&str> = report["workflows"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, ["build", "report"]);
+    let run = repo.kici(&["run", "local", "-p", "hello-world"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[greet › say-hello] Hello, World!"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("failing-step"), "{}", run.stdout);
+
+    let bare = repo.kici(&["run", "local", "--pick"]);
+    bare.expect_code(1);
+    assert_eq!(
+        bare.stderr,
+        "error: --pick without a value asks which workflow to run, but stdin is not a terminal\n  hint: name it: --pick <workflow> or --pick <workflow>/<job>\n"
+    );
+    let conflict = repo.kici(&["run", "local", "--pick", "hello-world", "--workflow", "needs-when"]);
+    conflict.expect_code(2);
+    assert!(
+        conflict
+            .stderr
+            .starts_with("error: the argument '--pick [<WORKFLOW[/JOB]>]' cannot be used with '--workflow <WORKFLOW>'"),
+        "{}",
+        conflict.stderr
+    );
+}
+
+#[test]
+fn payload_is_ctx_event_payload_from_json_or_a_file() {
+    let project = project_with(
+        "push()",
+        "    job('show', { runsOn: 'linux', run: async ({ event }) => console.log(`payload ${JSON.stringify(event.payload)}`) }),",
+    );
+    let run = project.kici(&["run", "local", "--payload", r#"{"pusher": {"name": "ada"}}"#]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains(r#"[show › step-1] payload {"pusher":{"name":"ada"}}"#),
+        "{}",
+        run.stdout
+    );
+    project.write("event.json", r#"{"from": "file"}"#);
+    let run = project.kici(&["run", "local", "--payload", "@event.json"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains(r#"[show › step-1] payload {"from":"file"}"#),
+        "{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "--payload", "{not json"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr
+            .starts_with("error: --payload is not JSON: key must be a string at line 1 column 2\n  hint: "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn inputs_reach_a_dispatch_event_and_are_refused_for_others() {
+    let project = project_with(
+        "dispatch()",
+        "    job('release', { runsOn: 'linux', run: async ({ event }) => console.log(`version ${event.payload.inputs.version} dry ${event.payload.inputs.dry}`) }),",
+    );
+    let run = project.kici(&[
+        "run",
+        "local",
+        "dispatch",
+        "--input",
+        "version=1.2.3",
+        "--input",
+        "dry=true",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[release › step-1] version 1.2.3 dry true\n"),
+        "{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "push", "--input", "version=1.2.3"]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: --input sets dispatch inputs, but the event is push\n  hint: kici run local dispatch --input KEY=VALUE\n"
+    );
+}
+
+const FAIL_THEN_OTHERS: &str = "    job('fails', { runsOn: 'linux', run: async ({ $ }) => { await $`exit 1`; } }),\n    job('independent', { runsOn: 'linux', run: async () => console.log('independent ran') }),\n    job('report', { runsOn: 'linux', needs: [{ name: 'fails', when: 'always' }], run: async () => console.log('report ran') }),";
+
+#[test]
+fn after_a_failure_only_failure_handlers_start_unless_keep_going() {
+    let project = project_with("push()", FAIL_THEN_OTHERS);
+    let run = project.kici(&["run", "local", "--concurrency", "1", "--json"]);
+    run.expect_code(1);
+    let report = run.json();
+    assert_eq!(job(&report, "fails")["status"], "failed");
+    assert_eq!(job(&report, "independent")["status"], "cancelled");
+    assert_eq!(
+        job(&report, "independent")["errorMessage"],
+        "not started: job 'fails' failed (hint: --keep-going starts the jobs that do not need it)"
+    );
+    assert_eq!(job(&report, "report")["status"], "success");
+    assert!(!run.stderr.contains("independent ran"), "{}", run.stderr);
+
+    let run = project.kici(&["run", "local", "--concurrency", "1", "--keep-going", "--json"]);
+    run.expect_code(1);
+    assert_eq!(job(&run.json(), "independent")["status"], "success");
+    assert!(
+        run.stderr.contains("[independent › step-1] independent ran"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn junit_writes_a_suite_per_job_and_a_case_per_step() {
+    let repo = Project::test_repo();
+    repo.kici(&["run", "local", "--workflow", "failing-step", "--junit", "out/junit.xml"])
+        .expect_code(1);
+    let xml = repo.read("out/junit.xml");
+    let lines: Vec<&str> = xml.lines().collect();
+    assert_eq!(lines[0], r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+    assert!(
+        lines[1]
+            .starts_with(r#"<testsuites name="kici run local" tests="3" failures="1" errors="0" skipped="1" time=""#),
+        "{xml}"
+    );
+    assert!(
+        lines[2].starts_with(
+            r#"  <testsuite name="failing-step › build" tests="3" failures="1" errors="0" skipped="1" time=""#
+        ),
+        "{xml}"
+    );
+    assert!(
+        lines[3].starts_with(r#"    <testcase name="prepare" classname="failing-step.build" time=""#)
+            && lines[3].ends_with("/>"),
+        "{xml}"
+    );
+    assert!(
+        lines[4].starts_with(r#"    <testcase name="compile" classname="failing-step.build" time=""#),
+        "{xml}"
+    );
+    assert_eq!(
+        lines[5],
+        r#"      <failure message="Command failed with exit code 3: echo compiling; exit 3">Command failed with exit code 3: echo compiling; exit 3</failure>"#
+    );
+    assert_eq!(lines[8], r#"      <skipped message="skipped"/>"#, "{xml}");
+    assert_eq!(lines.last(), Some(&"</testsuites>"));
+}
+
+#[test]
+fn quiet_shows_only_the_summary() {
+    let repo = Project::test_repo();
+    let run = repo.kici(&["run", "local", "--workflow", "hello-world", "--quiet"]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("Hello, World!"), "{}", run.stdout);
+    assert!(!run.stdout.contains("running in"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("\n✓ hello-world  success"), "{}", run.stdout);
+}
+
+#[test]
+fn debug_shows_debug_lines_the_event_and_the_trigger_decisions() {
+    let project = project_with(
+        "push({ branches: ['main'] })",
+        "    job('show', { runsOn: 'linux', run: async ({ log, $ }) => { log.debug('a debug detail'); await $`echo KICI_DEBUG=\\${KICI_DEBUG:-}`; } }),",
+    );
+    let run = project.kici(&["run", "local"]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("a debug detail"), "{}", run.stdout);
+    assert!(run.stdout.contains("[show › step-1] KICI_DEBUG=\n"), "{}", run.stdout);
+    assert!(!run.stdout.contains("debug:"), "{}", run.stdout);
+
+    let run = project.kici(&["run", "local", "--debug"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[show › step-1] a debug detail\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("[show › step-1] KICI_DEBUG=true\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.starts_with("debug: event {\"type\":\"push\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("debug: workflow 'ci' runs: trigger 1 (push (branches: main)) matched\n"),
+        "{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "--debug", "--branch", "dev"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("debug: workflow 'ci' does not run (branches: expected main, got dev)\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn in_place_runs_in_the_working_tree() {
+    let project = project_with(
+        "push()",
+        "    job('make', { runsOn: 'linux', run: async ({ $ }) => { await $`echo made > made.txt`; } }),",
+    );
+    project.kici(&["run", "local"]).expect_code(0);
+    assert!(
+        !project.exists("made.txt"),
+        "a temporary checkout wrote into the working tree"
+    );
+    let run = project.kici(&["run", "local", "--in-place"]);
+    run.expect_code(0);
+    assert_eq!(project.read("made.txt"), "made\n");
+    let root = std::fs::canonicalize(project.path()).unwrap();
+    assert!(
+        run.stdout
+            .starts_with(&format!("running in {}\n", project.path().display()))
+            || run.stdout.starts_with(&format!("running in {}\n", root.display())),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("checkout kept"), "{}", run.stdout);
+}
+
+#[test]
+fn env_local_variables_reach_the_steps_and_env_flags_win() {
+    let project = project_with(
+        "push()",
+        "    job('show', { runsOn: 'linux', run: async ({ $ }) => { await $`echo \"$GREETING / $TARGET\"`; } }),",
+    );
+    project.write(
+        ".kici/.env.local",
+        "# mine\nGREETING=\"hello from .env.local\"\nTARGET=file\n",
+    );
+    let run = project.kici(&["run", "local", "--env", "TARGET=cli"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[show › step-1] hello from .env.local / cli\n"),
+        "{}",
+        run.stdout
+    );
+    project.write(".kici/.env.local", "oops\n");
+    let run = project.kici(&["run", "local"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(".kici/.env.local is not `KEY=value` lines"),
+        "{}",
+        run.stderr
     );
 }

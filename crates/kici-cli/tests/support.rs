@@ -3,8 +3,15 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something a running `kici` should do: generous, since it is only
+/// reached when the test fails.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A project in a temporary git repository.
 pub struct Project {
@@ -122,6 +129,104 @@ impl Project {
             .expect("kici runs");
         Run::from(output)
     }
+
+    /// Starts `kici <args>` in the project and returns while it runs.
+    pub fn kici_background(&self, args: &[&str]) -> Background {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kici"))
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kici starts");
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        Background { child, stdout, stderr }
+    }
+}
+
+/// A `kici` process that keeps running (`compile --watch`), its output collected as it comes.
+pub struct Background {
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Background {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().expect("output lock")).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("output lock")).into_owned()
+    }
+
+    /// Waits until `done` holds, polling; panics with `what` and the output after [`WAIT`].
+    pub fn wait_for(&mut self, what: &str, mut done: impl FnMut(&Background) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "kici exited ({status}) while waiting for {what}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGINT (Ctrl+C) and returns the exit code.
+    pub fn interrupt(mut self) -> i32 {
+        // SAFETY: a plain syscall on our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGINT);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "kici did not exit after SIGINT");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Already exited is fine.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Appends everything `stream` yields to `sink`, on a thread that ends with the stream.
+fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let sink = Arc::new(Mutex::new(Vec::new()));
+    let writer = Arc::clone(&sink);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stream.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            writer.lock().expect("output lock").extend_from_slice(&buffer[..read]);
+        }
+    });
+    sink
 }
 
 fn copy_dir(from: &Path, to: &Path) {

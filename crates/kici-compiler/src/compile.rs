@@ -2,6 +2,7 @@
 //! the runner to describe the workflows, and generate the lock file.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use kici_engine::lockfile::{LockFile, SdkStamp};
 
@@ -21,6 +22,19 @@ pub struct Compiled {
     pub staged: StagedTree,
     /// Notes for the author (`[kici] …`), printed on stderr.
     pub notes: Vec<String>,
+    /// How long each phase took (`kici compile --verbose`).
+    pub timings: PhaseTimings,
+}
+
+/// The compiler's phases, in order, and how long each took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PhaseTimings {
+    /// Finding the workflow files and transpiling the `.kici/` tree into the staged directory.
+    pub stage: Duration,
+    /// Node importing the workflow modules and describing what they export.
+    pub describe: Duration,
+    /// Validating the descriptions, hashing sources and `hashFiles`, building the lock file.
+    pub generate: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +58,19 @@ pub fn embedded_sdk() -> SdkStamp {
 
 /// Compiles `project` with the Node at `node`.
 pub async fn compile(project: &Project, node: PathBuf) -> Result<Compiled, CompileError> {
+    let started = Instant::now();
     let staged = prepare(project)?;
-    let Generated { lock, notes } = describe_staged(project, &staged, node).await?;
-    Ok(Compiled { lock, staged, notes })
+    let mut timings = PhaseTimings {
+        stage: started.elapsed(),
+        ..PhaseTimings::default()
+    };
+    let Generated { lock, notes } = describe_and_generate(project, &staged, node, &mut timings).await?;
+    Ok(Compiled {
+        lock,
+        staged,
+        notes,
+        timings,
+    })
 }
 
 /// Finds the workflow files and stages the `.kici/` tree.
@@ -75,6 +99,17 @@ fn staged(result: Result<StagedTree, StageError>) -> Result<StagedTree, CompileE
 
 /// Describes the staged workflows through a runner and generates the lock file.
 pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathBuf) -> Result<Generated, CompileError> {
+    describe_and_generate(project, staged, node, &mut PhaseTimings::default()).await
+}
+
+/// [`describe_staged`], recording the `describe` and `generate` phases in `timings`.
+async fn describe_and_generate(
+    project: &Project,
+    staged: &StagedTree,
+    node: PathBuf,
+    timings: &mut PhaseTimings,
+) -> Result<Generated, CompileError> {
+    let started = Instant::now();
     let spec = RunnerSpec {
         node,
         runner: staged.runner_path(),
@@ -83,10 +118,12 @@ pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathB
     };
     let root = project.root.to_string_lossy().to_string();
     let described = describe(staged, &spec, &root).await?;
+    timings.describe = started.elapsed();
+    let started = Instant::now();
     let repo_root = project.root.clone();
     let kici_dir = project.kici_dir.clone();
     // Hashing reads every workflow source and `hashFiles` match: file-system work.
-    tokio::task::spawn_blocking(move || {
+    let generated = tokio::task::spawn_blocking(move || {
         let mut generated = lockgen::generate(&repo_root, &described, &embedded_sdk())?;
         if let Some(lockfile) = deps::find_lockfile(&repo_root, &kici_dir) {
             let hash = deps::lockfile_hash(&lockfile).map_err(|err| {
@@ -104,5 +141,7 @@ pub async fn describe_staged(project: &Project, staged: &StagedTree, node: PathB
     })
     .await
     .expect("lock generation does not panic")
-    .map_err(CompileError::Diagnostics)
+    .map_err(CompileError::Diagnostics);
+    timings.generate = started.elapsed();
+    generated
 }

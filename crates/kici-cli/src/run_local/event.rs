@@ -1,6 +1,6 @@
 //! The event a local run simulates: parsed from the command line (`push`, `pr:open`,
 //! `tag:v1.0.0`, `dispatch:deploy`) and completed with what git says about the working copy
-//! (branch, sha, changed files).
+//! (branch, sha, changed files), a `--payload` and dispatch `--input`s.
 
 use std::path::Path;
 
@@ -137,6 +137,33 @@ pub struct Overrides {
     pub files: Vec<String>,
 }
 
+/// The event options `kici run local` and `kici preview` share (each has its own `--branch`
+/// default).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventArgs {
+    /// Target branch of a pull request event (default: main)
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Commit sha of the event (default: HEAD)
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// Changed files of the event, for path filters (default: last commit plus uncommitted changes)
+    #[arg(long = "files", value_name = "PATH")]
+    pub files: Vec<String>,
+}
+
+impl EventArgs {
+    /// The overrides of an event on `branch` (`None`: the current branch).
+    pub fn overrides(&self, branch: Option<String>) -> Overrides {
+        Overrides {
+            branch,
+            base: self.base.clone(),
+            sha: self.sha.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
 /// The envelope steps will see as `ctx.event`.
 pub fn envelope(spec: &EventSpec, facts: &GitFacts, overrides: &Overrides) -> EventEnvelope {
     let branch = overrides
@@ -171,6 +198,55 @@ pub fn envelope(spec: &EventSpec, facts: &GitFacts, overrides: &Overrides) -> Ev
     event
 }
 
+/// The `--payload` argument: JSON, or `@<file>` holding JSON (relative to `cwd`).
+pub fn payload(argument: &str, cwd: &Path) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let (text, origin) = match argument.strip_prefix('@') {
+        Some(file) => {
+            let path = cwd.join(file);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the --payload file `{}`", path.display()))?;
+            (text, format!("the --payload file `{file}`"))
+        }
+        None => (argument.to_string(), "--payload".to_string()),
+    };
+    serde_json::from_str(&text).map_err(|err| {
+        anyhow::anyhow!(
+            "{origin} is not JSON: {err}\n  hint: pass a JSON object such as '{{\"ref\": \"main\"}}', or @<file>"
+        )
+    })
+}
+
+/// Adds `--input KEY=VALUE`s to `event.payload.inputs` (as strings: the SDK declares no input
+/// types yet). Only a dispatch event has inputs.
+pub fn add_inputs(event: &mut EventEnvelope, inputs: &[(String, String)]) -> anyhow::Result<()> {
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    if event.event_type != EventType::Dispatch {
+        anyhow::bail!(
+            "--input sets dispatch inputs, but the event is {}\n  hint: kici run local dispatch --input KEY=VALUE",
+            event.event_type.as_str()
+        );
+    }
+    let payload = event
+        .payload
+        .get_or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(payload) = payload.as_object_mut() else {
+        anyhow::bail!("--input needs the --payload to be a JSON object, to add `inputs` to it");
+    };
+    let entry = payload
+        .entry("inputs")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(fields) = entry.as_object_mut() else {
+        anyhow::bail!("the --payload's `inputs` is not a JSON object, so --input cannot add to it");
+    };
+    for (key, value) in inputs {
+        fields.insert(key.clone(), serde_json::Value::String(value.clone()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +261,29 @@ mod tests {
         assert_eq!(
             parse("pushh").unwrap_err(),
             format!("Unknown event name: pushh\n  hint: known events: {KNOWN_EVENTS}")
+        );
+    }
+
+    #[test]
+    fn inputs_go_into_a_dispatch_payload_and_nowhere_else() {
+        let mut dispatch = EventEnvelope::new(EventType::Dispatch);
+        dispatch.payload = Some(serde_json::json!({"inputs": {"a": "1"}, "ref": "main"}));
+        add_inputs(&mut dispatch, &[("b".into(), "two".into())]).unwrap();
+        assert_eq!(
+            dispatch.payload,
+            Some(serde_json::json!({"inputs": {"a": "1", "b": "two"}, "ref": "main"}))
+        );
+        let mut push = EventEnvelope::new(EventType::Push);
+        let err = add_inputs(&mut push, &[("b".into(), "two".into())]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--input sets dispatch inputs, but the event is push\n  hint: kici run local dispatch --input KEY=VALUE"
+        );
+        assert!(
+            payload("{nope", Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .starts_with("--payload is not JSON: key must be a string at line 1 column 2\n  hint: ")
         );
     }
 

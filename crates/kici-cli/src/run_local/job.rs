@@ -15,21 +15,55 @@ use tokio::sync::watch;
 
 use super::report::{JobReport, StepReport};
 
-/// Where log lines go: stdout normally, stderr under `--json` (stdout is the document).
+/// Where a local run's lines go, and which of them.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
-    pub to_stderr: bool,
+    pub stream: Stream,
+    pub verbosity: Verbosity,
+}
+
+/// The stream the lines go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    /// Under `--json`: stdout is the document.
+    Stderr,
+}
+
+/// How much of a run is shown while it runs (the summary is always printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `--quiet`: no job output, only notices such as an interruption.
+    Quiet,
+    /// Job output except `ctx.log.debug` lines.
+    Normal,
+    /// `--debug`: everything, with the event and each workflow's trigger decision.
+    Debug,
 }
 
 impl Printer {
+    /// A notice the user must see (an interruption, say), even under `--quiet`.
     pub fn line(&self, text: &str) {
         use std::io::Write;
         // A closed pipe (`kici run local | head`) must not stop the run: the lines are dropped.
-        let _ = if self.to_stderr {
-            writeln!(std::io::stderr().lock(), "{text}")
-        } else {
-            writeln!(std::io::stdout().lock(), "{text}")
+        let _ = match self.stream {
+            Stream::Stderr => writeln!(std::io::stderr().lock(), "{text}"),
+            Stream::Stdout => writeln!(std::io::stdout().lock(), "{text}"),
         };
+    }
+
+    /// Progress and job output: hidden under `--quiet`.
+    pub fn progress(&self, text: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            self.line(text);
+        }
+    }
+
+    /// Details shown only under `--debug`.
+    pub fn debug(&self, text: &str) {
+        if self.verbosity >= Verbosity::Debug {
+            self.line(text);
+        }
     }
 }
 
@@ -138,8 +172,18 @@ pub async fn execute(
                     current_step = start.step_index;
                 }
             }
-            RunnerEvent::Message(RunnerMessage::LogLine(LogLine { step_index, line, .. })) => {
-                printer.line(&format!("[{}] {line}", label(&prefix, &report, step_index)));
+            RunnerEvent::Message(RunnerMessage::LogLine(LogLine {
+                step_index,
+                line,
+                level,
+                ..
+            })) => {
+                let text = format!("[{}] {line}", label(&prefix, &report, step_index));
+                if level.as_deref() == Some("debug") {
+                    printer.debug(&text);
+                } else {
+                    printer.progress(&text);
+                }
             }
             RunnerEvent::Message(RunnerMessage::StepComplete(complete)) => {
                 let name = complete.step_name.clone().unwrap_or_default();
@@ -156,7 +200,7 @@ pub async fn execute(
                 }
                 if complete.status == StepStatus::Failed {
                     let message = step.error_message.clone().unwrap_or_default();
-                    printer.line(&format!(
+                    printer.progress(&format!(
                         "[{}] ✗ {message}",
                         label(&prefix, &report, complete.step_index)
                     ));
@@ -190,10 +234,10 @@ pub async fn execute(
             }
             RunnerEvent::Message(_) => {}
             RunnerEvent::BadMessage { line, error } => {
-                printer.line(&format!("[{prefix}] unreadable runner message ({error}): {line}"));
+                printer.progress(&format!("[{prefix}] unreadable runner message ({error}): {line}"));
             }
             RunnerEvent::Stdout(line) | RunnerEvent::Stderr(line) => {
-                printer.line(&format!("[{}] {line}", label(&prefix, &report, current_step)));
+                printer.progress(&format!("[{}] {line}", label(&prefix, &report, current_step)));
                 output_tail.push(line);
             }
             RunnerEvent::Exited(status) => {

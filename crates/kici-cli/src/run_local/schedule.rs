@@ -1,7 +1,9 @@
 //! Running a set of matched workflows' jobs in `needs` order: a job starts when every job it
 //! needs has finished and each edge's `when` is satisfied (else it is skipped); matrices expand
 //! into child jobs (dynamic ones through the runner); at most `concurrency` jobs run at once.
-//! Ctrl-C aborts running jobs (they finish `cancelled`).
+//! Once a job failed, only jobs that run on failure (`needs` with `always`, `on-failure`) start,
+//! unless `--keep-going`; the others end `cancelled`. Ctrl-C aborts running jobs (they finish
+//! `cancelled`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -42,6 +44,21 @@ pub struct Context<'a> {
     pub concurrency: usize,
     pub only_job: Option<String>,
     pub label_workflows: bool,
+    pub after_failure: AfterFailure,
+}
+
+/// What happens to the jobs not started yet once a job failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Only jobs that run on failure start; the others are cancelled.
+    StartFailureHandlers,
+    /// `--keep-going`: every job whose `needs` allow it starts, as on an agent.
+    KeepGoing,
+}
+
+/// Whether `job` runs when an upstream failed (an `always` or `on-failure` edge).
+fn handles_failure(job: &StaticJob) -> bool {
+    job.needs.iter().any(|need| need.satisfied_by(JobStatus::Failed))
 }
 
 impl Context<'_> {
@@ -100,6 +117,26 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|err| anyhow::anyhow!("cannot listen for Ctrl-C: {err}"))?;
     loop {
+        let failed = match ctx.after_failure {
+            AfterFailure::KeepGoing => None,
+            AfterFailure::StartFailureHandlers => results
+                .values()
+                .flatten()
+                .find(|r| r.status == JobStatus::Failed)
+                .map(|r| r.name.clone()),
+        };
+        let not_started = |failed: &str| {
+            format!("not started: job '{failed}' failed (hint: --keep-going starts the jobs that do not need it)")
+        };
+        if let Some(failed) = &failed {
+            let (waiting, cancelled): (VecDeque<Instance>, VecDeque<Instance>) = queue
+                .drain(..)
+                .partition(|instance| handles_failure(jobs[instance.key.0][instance.key.1]));
+            queue = waiting;
+            for instance in cancelled {
+                cancel_queued(instance, Some(not_started(failed)), &mut outstanding, &mut results);
+            }
+        }
         // Decide every job whose needs have all finished; a skip can unblock more.
         let mut progressed = true;
         while progressed {
@@ -118,14 +155,24 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                     let group: Vec<JobStatus> = results.get(&upstream)?.iter().map(|r| r.status).collect();
                     Some(group_status(&group))
                 };
+                let halted = failed.as_ref().filter(|_| !handles_failure(job));
                 let needs = match decide(&job.needs, finished) {
                     Decision::Wait => continue,
+                    Decision::Run(_) if !interrupted && let Some(failed) = halted => {
+                        progressed = true;
+                        let report = JobReport::not_run(&job.name, JobStatus::Cancelled, Some(not_started(failed)));
+                        results.insert(*key, vec![report]);
+                        continue;
+                    }
                     Decision::Run(needs) if !interrupted => needs_context(needs, |name| {
                         let reports = jobs[w]
                             .iter()
                             .position(|o| o.name == name)
                             .and_then(|upstream| results.get(&(w, upstream)));
-                        let reports = reports.map(Vec::as_slice).unwrap_or_default();
+                        let mut reports: Vec<&JobReport> = reports.into_iter().flatten().collect();
+                        // Matrix children in name order, as the summary lists them, not in the
+                        // order they happened to finish.
+                        reports.sort_by(|a, b| a.name.cmp(&b.name));
                         let rows = reports
                             .iter()
                             .map(|r| UpstreamRow {
@@ -201,14 +248,7 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                 };
                 interrupted = true;
                 for instance in queue.drain(..) {
-                    let left = outstanding.get_mut(&instance.key).expect("queued jobs are outstanding");
-                    *left -= 1;
-                    if *left == 0 {
-                        outstanding.remove(&instance.key);
-                    }
-                    let mut report = JobReport::not_run(&instance.request.job, JobStatus::Cancelled, None);
-                    report.name = instance.request.job_name;
-                    results.entry(instance.key).or_default().push(report);
+                    cancel_queued(instance, None, &mut outstanding, &mut results);
                 }
                 // Receivers live as long as their jobs; none listening means nothing to cancel.
                 let _ = abort_tx.send(level);
@@ -251,6 +291,23 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
     Ok(Outcome { workflows, interrupted })
 }
 
+/// Records a queued instance as cancelled before it started.
+fn cancel_queued(
+    instance: Instance,
+    reason: Option<String>,
+    outstanding: &mut HashMap<JobKey, usize>,
+    results: &mut HashMap<JobKey, Vec<JobReport>>,
+) {
+    let left = outstanding.get_mut(&instance.key).expect("queued jobs are outstanding");
+    *left -= 1;
+    if *left == 0 {
+        outstanding.remove(&instance.key);
+    }
+    let mut report = JobReport::not_run(&instance.request.job, JobStatus::Cancelled, reason);
+    report.name = instance.request.job_name;
+    results.entry(instance.key).or_default().push(report);
+}
+
 /// The jobs to run: all, or with `--job` that job and everything it needs, transitively.
 fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&StaticJob>]) -> anyhow::Result<Vec<JobKey>> {
     let Some(only) = &ctx.only_job else {
@@ -260,22 +317,11 @@ fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&Stati
             .flat_map(|(w, list)| (0..list.len()).map(move |j| (w, j)))
             .collect());
     };
-    let mut selected = Vec::new();
-    for (w, list) in jobs.iter().enumerate() {
-        let mut stack: Vec<usize> = list.iter().position(|j| j.name == *only).into_iter().collect();
-        while let Some(j) = stack.pop() {
-            if selected.contains(&(w, j)) {
-                continue;
-            }
-            selected.push((w, j));
-            stack.extend(
-                list[j]
-                    .needs
-                    .iter()
-                    .filter_map(|n| list.iter().position(|o| o.name == n.name())),
-            );
-        }
-    }
+    let mut selected: Vec<JobKey> = jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(w, list)| with_needs(list, only).into_iter().map(move |j| (w, j)))
+        .collect();
     if selected.is_empty() {
         let names: Vec<String> = workflows
             .iter()
@@ -288,6 +334,27 @@ fn select_jobs(ctx: &Context<'_>, workflows: &[LockWorkflow], jobs: &[Vec<&Stati
     }
     selected.sort();
     Ok(selected)
+}
+
+/// The positions in `list` of the job `name` and of every job it needs, transitively, in
+/// order; none when there is no such job.
+pub(crate) fn with_needs(list: &[&StaticJob], name: &str) -> Vec<usize> {
+    let mut selected = Vec::new();
+    let mut stack: Vec<usize> = list.iter().position(|j| j.name == name).into_iter().collect();
+    while let Some(j) = stack.pop() {
+        if selected.contains(&j) {
+            continue;
+        }
+        selected.push(j);
+        stack.extend(
+            list[j]
+                .needs
+                .iter()
+                .filter_map(|n| list.iter().position(|o| o.name == n.name())),
+        );
+    }
+    selected.sort();
+    selected
 }
 
 /// The combinations a job runs with: one empty combination without a matrix.
@@ -321,7 +388,7 @@ async fn expand(
             };
             let prefix = prefix(ctx, workflow, &job.name);
             let value = evaluate_matrix(runner, request, MATRIX_TIMEOUT, |line| {
-                ctx.printer.line(&format!("[{prefix}] {}", line.line))
+                ctx.printer.progress(&format!("[{prefix}] {}", line.line))
             })
             .await
             .map_err(failed)?;
