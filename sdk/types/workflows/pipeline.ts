@@ -33,8 +33,11 @@ const build = step('build', {
   retry: { maxAttempts: 3, delayMs: 500, backoff: 'fixed' },
   retryIf: (error, attempt) => attempt < 3 && !String(error).includes('ENOSPC'),
   rules: [hasLockfile],
-  onCancel: async ({ log }) => log.warn('build cancelled'),
-  cleanup: { run: async ({ $ }) => void (await $`rm -rf tmp`), timeout: 30_000 },
+  onCancel: async ({ log, outcome }) => log.warn(`${outcome.step ?? '?'} cancelled`),
+  cleanup: {
+    run: async ({ $, outcome }) => void (await $`rm -rf tmp-${outcome.status}`),
+    timeout: 30_000,
+  },
   run: async ({ $, log, env }) => {
     const out = await $`node --version`.quiet();
     log.info('node', out.stdout.trim(), 'in', env.PWD ?? '?');
