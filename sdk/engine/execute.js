@@ -4,16 +4,16 @@
 // workflow rules, the workflow's concurrency group (concurrency.js), job rules, the job's init
 // commands as their own rows (each restoring and saving its own caches around its command; a
 // preset's command and cache planned by mise.js), the job's caches restored in a `cache:restore`
-// row, steps in order (each followed by its own onCancel and cleanup hook rows, all between the
-// job's beforeStep and afterStep hook rows) with parallel groups (maxParallel window, failFast),
-// the caches saved in a `cache:save` row, the job deadline,
-// host `abort` (a forced one also stops the hooks; a plain one and the deadline give `$` commands
-// the grace period), then the job's hooks and the workflow's as their own rows. Each row gets its
-// own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it
-// hands on to later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What
-// a step returns is its outputs (step.complete), kept for the later steps and handed on as the
-// job's outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
-// job.complete.
+// row, steps in order (a step's own caches restored and saved on its own row, around its run;
+// each step followed by its own onCancel and cleanup hook rows, all between the job's beforeStep
+// and afterStep hook rows) with parallel groups (maxParallel window, failFast), the caches saved
+// in a `cache:save` row, the job deadline, host `abort` (a forced one also stops the hooks; a
+// plain one and the deadline give `$` commands the grace period), then the job's hooks and the
+// workflow's as their own rows. Each row gets its own env copy, `ctx.secrets` and `$KICI_ENV` /
+// `$KICI_PATH` files, undone when it ends; what it hands on to later rows (setEnv, addPath, the
+// files' lines) goes into the job env they copy. What a step returns is its outputs
+// (step.complete), kept for the later steps and handed on as the job's outputs; those and the
+// secret outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
 // output.js's, asking the host for caches cache.js's, what an init preset does mise.js's, checking
@@ -561,6 +561,7 @@ class JobRun {
       retry: step.retry,
       retryIf: step.retryIf,
       signal,
+      cache: step.cache,
       keepsOutputs: true,
     });
     const outcome = { status: result.status };
@@ -691,9 +692,9 @@ class JobRun {
    * Runs a started row to its step.complete. `makeContext` turns the row's scope (its env,
    * ctx.secrets, setEnv / addPath, log and attempt signal) into what `run` gets (a StepContext
    * unless given). The row's env is the job env plus `rowEnv`; what it hands on reaches the job
-   * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's
-   * specs) is restored before `run` and, when it succeeded, saved after its env was handed on;
-   * neither counts against `timeoutMs`, both stop when `signal` fires. With `keepsOutputs` (step
+   * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's or a
+   * step's specs) is restored before `run` and, when it succeeded, saved after its env was
+   * handed on; neither counts against `timeoutMs`, both stop when `signal` fires. With `keepsOutputs` (step
    * rows) what `run` returned becomes the row's outputs, or fails it when it cannot be.
    */
   async #execute(

@@ -338,6 +338,12 @@ export interface StepOptions<
   /** The step is skipped unless every rule passes. */
   rules?: OneOrMany<Rule>;
   /**
+   * Restored on the step's own row before it runs; saved there after it succeeded (not after a
+   * failure, `continueOnError` included), each entry whose restore did not hit its exact `key`.
+   * `[]` is no cache.
+   */
+  cache?: CacheSpec | readonly CacheSpec[];
+  /**
    * Runs right after this step when the job was cancelled while it ran, as its own row
    * `<step>:onCancel`, before its `cleanup` and the job's hooks (not after a forced cancel).
    */

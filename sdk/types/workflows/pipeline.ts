@@ -24,8 +24,9 @@ const onMain = rule('on main', ({ event }) => event.targetBranch === 'main');
 const docsOnly = skip('docs only', ({ changedFiles }) => changedFiles.every((file) => file.startsWith('docs/')));
 const hasLockfile = rule('has a lock file', async ({ $ }) => (await $`test -f package-lock.json`.nothrow()).ok);
 
-const install = step('install', async ({ $ }) => {
-  await $`npm ci`;
+const install = step('install', {
+  cache: { key: 'npm-v1', paths: ['node_modules', '~/.npm'], restoreKeys: 'npm-' },
+  run: async ({ $ }) => void (await $`npm ci`),
 });
 
 const build = step('build', {
