@@ -205,6 +205,7 @@ function describeStep({ name, step }, locate) {
   put(described, 'continueOnError', step.continueOnError ? true : undefined);
   put(described, 'timeout', step.timeout);
   put(described, 'retry', step.retry);
+  put(described, 'cache', step.cache);
   put(described, 'sourceLocation', locate.relativize(step.location));
   put(described, 'hasRules', step.rules.length > 0 ? true : undefined);
   put(described, 'hasOnCancel', step.onCancel ? true : undefined);

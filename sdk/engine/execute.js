@@ -4,15 +4,16 @@
 // workflow rules, the workflow's concurrency group (concurrency.js), job rules, the job's init
 // commands as their own rows (each restoring and saving its own caches around its command; a
 // preset's command and cache planned by mise.js), the job's caches restored in a `cache:restore`
-// row, steps in order (each between the job's beforeStep and afterStep hook rows) with parallel
-// groups (maxParallel window, failFast), the caches saved in a `cache:save` row, the job deadline,
-// host `abort` (a forced one also stops the hooks; a plain one and the deadline give `$` commands
-// the grace period), then the job's hooks and the workflow's as their own rows. Each row gets its
-// own env copy, `ctx.secrets` and `$KICI_ENV` / `$KICI_PATH` files, undone when it ends; what it
-// hands on to later rows (setEnv, addPath, the files' lines) goes into the job env they copy. What
-// a step returns is its outputs (step.complete), kept for the later steps and handed on as the
-// job's outputs; those and the secret outputs the rows set (`ctx.setSecretOutput`) go out with
-// job.complete.
+// row, steps in order (a step's own caches restored and saved on its own row, around its run;
+// each step followed by its own onCancel and cleanup hook rows, all between the job's beforeStep
+// and afterStep hook rows) with parallel groups (maxParallel window, failFast), the caches saved
+// in a `cache:save` row, the job deadline, host `abort` (a forced one also stops the hooks; a
+// plain one and the deadline give `$` commands the grace period), then the job's hooks and the
+// workflow's as their own rows. Each row gets its own env copy, `ctx.secrets` and `$KICI_ENV` /
+// `$KICI_PATH` files, undone when it ends; what it hands on to later rows (setEnv, addPath, the
+// files' lines) goes into the job env they copy. What a step returns is its outputs
+// (step.complete), kept for the later steps and handed on as the job's outputs; those and the
+// secret outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
 // output.js's, asking the host for caches cache.js's, what an init preset does mise.js's, checking
@@ -133,7 +134,7 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   const failed =
     run.failedStep !== undefined ||
     run.failedInit !== undefined ||
-    run.afterStepErrors.length > 0 ||
+    run.stepHookErrors.length > 0 ||
     jobOutputs.error !== undefined ||
     deadline.signal.aborted;
   const hookErrors = await runHooks(run, { abort: abort.signal, force: force.signal, lifetime, deadline, failed });
@@ -149,7 +150,7 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   } else if (status === 'failed' && run.failedStep !== undefined) {
     errors.push(`Step '${run.failedStep}' failed`);
   }
-  errors.push(...run.afterStepErrors, ...hookErrors);
+  errors.push(...run.stepHookErrors, ...hookErrors);
   if (jobOutputs.error !== undefined) errors.push(jobOutputs.error);
   const fields = { stepResults: run.stepResults() };
   if (errors.length > 0) fields.error = errors.join('; ');
@@ -230,8 +231,11 @@ class JobRun {
   failedStep = undefined;
   /** The init row that failed (`{name, error}`): no step runs then. */
   failedInit = undefined;
-  /** `afterStep hook failed after step '<name>': <message>` for each failed afterStep row. */
-  afterStepErrors = [];
+  /**
+   * In the order they failed: `afterStep hook failed after step '<name>': <message>` for each
+   * failed afterStep row, `<step> <onCancel|cleanup> hook failed: <message>` for a step's own.
+   */
+  stepHookErrors = [];
   #results = [];
   /** Per spec of the job's cache, whether `cache:restore` hit its exact key (no save needed). */
   #exactHits = [];
@@ -515,7 +519,10 @@ class JobRun {
     }
   }
 
-  /** Runs one step row; resolves true when it failed without continueOnError. */
+  /**
+   * Runs one step row, then its own hooks; resolves true when it failed without continueOnError
+   * or one of its hooks (its own, the job's afterStep) failed.
+   */
   async #runRow(row, startFields, signal) {
     const step = row.step;
     if (step.rules.length > 0) {
@@ -537,7 +544,8 @@ class JobRun {
     const before = await this.#runStepHook('beforeStep', row, { status: this.#statusSoFar() }, signal);
     if (before?.status === 'failed') {
       // The step does not run: it fails (step.complete without step.start) with the hook's error.
-      const result = { status: 'failed', attempts: 0, error: { message: `beforeStep hook failed: ${before.error.message}` } };
+      const error = { message: `beforeStep hook failed: ${before.error.message}` };
+      const result = { status: 'failed', attempts: 0, error };
       this.#complete(row, result, 0);
       return failed(result);
     }
@@ -553,22 +561,47 @@ class JobRun {
       retry: step.retry,
       retryIf: step.retryIf,
       signal,
+      cache: step.cache,
       keepsOutputs: true,
     });
     const outcome = { status: result.status };
     if (result.error !== undefined) outcome.error = result.error.message;
+    // The step's own hooks finish the step, so the job's afterStep sees it after them.
+    const ownHookFailed = await this.#runOwnHooks(row, outcome, signal);
     const after = await this.#runStepHook('afterStep', row, outcome, signal);
     if (after?.status === 'failed') {
       // The step keeps its own status; the job fails and stops like after a failed step.
-      this.afterStepErrors.push(`afterStep hook failed after step '${row.name}': ${after.error.message}`);
-      return true;
+      this.stepHookErrors.push(`afterStep hook failed after step '${row.name}': ${after.error.message}`);
     }
-    return failed(result);
+    return ownHookFailed || after?.status === 'failed' || failed(result);
+  }
+
+  /**
+   * Runs the step's own hooks after its row ended, as rows `<step>:onCancel` (only when the job's
+   * abort cancelled the step) and `<step>:cleanup` (whatever its status). Like the job's onCancel
+   * and cleanup, only their timeouts, a forced abort and the runner's exit stop them: they get
+   * `this.stop`, not the step's `signal`, which has fired when the step was cancelled.
+   * @param {{status: string, error?: string}} outcome the step's, for the hooks' `outcome`
+   * @returns {Promise<boolean>} true when one failed; like a failed afterStep, that stops the job
+   */
+  async #runOwnHooks(row, outcome, signal) {
+    const cancelledByAbort = outcome.status === 'cancelled' && signal.reason === Interrupt.abort;
+    let failed = false;
+    for (const kind of cancelledByAbort ? ['onCancel', 'cleanup'] : ['cleanup']) {
+      const hook = row.step[kind];
+      if (hook === undefined || this.stop.aborted) continue;
+      const result = await this.runHook(hook, { ...outcome, step: row.name }, this.stop, `${row.name}:${kind}`);
+      if (result.status === 'failed') {
+        this.stepHookErrors.push(`${row.name} ${kind} hook failed: ${result.error.message}`);
+        failed = true;
+      }
+    }
+    return failed;
   }
 
   /** `success`, or `failed` once a row failed (a continueOnError step included). */
   #statusSoFar() {
-    return this.failedStep === undefined && this.afterStepErrors.length === 0 ? 'success' : 'failed';
+    return this.failedStep === undefined && this.stepHookErrors.length === 0 ? 'success' : 'failed';
   }
 
   /**
@@ -610,7 +643,10 @@ class JobRun {
     return failed;
   }
 
-  /** Runs a hook, the job's or the workflow's, as its own row (`name`, else the hook kind) on the next hook index. */
+  /**
+   * Runs a hook (the workflow's, the job's or a step's) as its own row (`name`, else the hook
+   * kind) on the next hook index.
+   */
   async runHook(hook, outcome, parentSignal, name = hook.kind) {
     const row = { index: this.nextHookIndex, name };
     this.nextHookIndex += 1;
@@ -656,9 +692,9 @@ class JobRun {
    * Runs a started row to its step.complete. `makeContext` turns the row's scope (its env,
    * ctx.secrets, setEnv / addPath, log and attempt signal) into what `run` gets (a StepContext
    * unless given). The row's env is the job env plus `rowEnv`; what it hands on reaches the job
-   * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's
-   * specs) is restored before `run` and, when it succeeded, saved after its env was handed on;
-   * neither counts against `timeoutMs`, both stop when `signal` fires. With `keepsOutputs` (step
+   * env whatever its status, unless `handsOnEnvWhenFailed` is false. `cache` (an init row's or a
+   * step's specs) is restored before `run` and, when it succeeded, saved after its env was
+   * handed on; neither counts against `timeoutMs`, both stop when `signal` fires. With `keepsOutputs` (step
    * rows) what `run` returned becomes the row's outputs, or fails it when it cannot be.
    */
   async #execute(

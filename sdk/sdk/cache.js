@@ -1,9 +1,9 @@
-// Cache specs, as a job's `cache` option, an init spec's `cache` and `ctx.cache.restore/save`
-// take them: `{key, paths, restoreKeys?}`. The host restores the entry saved under `key`, else
-// the newest entry whose key starts with one of `restoreKeys` (tried in order), and saves
-// `paths` under `key` unless an entry has that key already (the first save wins). Paths are
-// relative to the checkout or start with `~/` (the agent's home): the host packs and unpacks
-// them there, so a path must not reach outside with `/` or `..`.
+// Cache specs, as a job's or a step's `cache` option, an init spec's `cache` and
+// `ctx.cache.restore/save` take them: `{key, paths, restoreKeys?}`. The host restores the entry
+// saved under `key`, else the newest entry whose key starts with one of `restoreKeys` (tried in
+// order), and saves `paths` under `key` unless an entry has that key already (the first save
+// wins). Paths are relative to the checkout or start with `~/` (the agent's home): the host packs
+// and unpacks them there, so a path must not reach outside with `/` or `..`.
 // This module only validates and normalises; the runner asks the host (engine/cache.js).
 
 import { describeValue, didYouMean, isObject, toList } from './common.js';
@@ -63,4 +63,15 @@ function normalizeSpec(spec, where, fail) {
 export function normalizeCacheSpecs(value, fail, where = 'cache') {
   if (!Array.isArray(value)) return [normalizeSpec(value, where, fail)];
   return value.map((spec, index) => normalizeSpec(spec, `${where}[${index}]`, fail));
+}
+
+/**
+ * A job's or a step's `cache` option: the normalised list, or undefined when it is not given or
+ * `[]` (no cache, so no cache rows for a job and nothing asked of the host).
+ * @param {(message: string, suggestion: string) => Error} fail builds the job's or step's error
+ */
+export function normalizeCacheOption(value, fail) {
+  if (value === undefined) return undefined;
+  const specs = normalizeCacheSpecs(value, fail);
+  return specs.length > 0 ? specs : undefined;
 }

@@ -222,19 +222,23 @@ export type StepFunction<M extends MatrixCombination | undefined = MatrixCombina
 
 /**
  * How the job went, for hooks. For `beforeStep`, `status` is the job's so far (`failed` once a
- * step failed, a `continueOnError` one included); for `afterStep`, the step's own status.
+ * step failed, a `continueOnError` one included); for `afterStep` and a step's own `onCancel` /
+ * `cleanup`, the step's own status.
  */
 export interface HookOutcome {
   status: 'success' | 'failed' | 'cancelled';
   /** Name of the first failed step, or of the init row (`init:<n>`) that failed, if any (job hooks). */
   failedStep?: string;
-  /** The step a `beforeStep` / `afterStep` hook runs for. */
+  /** The step a `beforeStep` / `afterStep` hook, or a step's own `onCancel` / `cleanup`, runs for. */
   step?: string;
-  /** `afterStep` of a failed step: its error message. */
+  /** `afterStep` and a step's own hooks, after the step failed: its error message. */
   error?: string;
 }
 
-/** The argument of a hook: a StepContext plus how the job (or, for beforeStep / afterStep, the step) went. */
+/**
+ * The argument of a hook: a StepContext plus how the job (or, for beforeStep / afterStep and a
+ * step's own hooks, the step) went.
+ */
 export interface HookContext extends StepContext {
   outcome: HookOutcome;
 }
@@ -333,7 +337,22 @@ export interface StepOptions<
   continueOnError?: boolean;
   /** The step is skipped unless every rule passes. */
   rules?: OneOrMany<Rule>;
+  /**
+   * Restored on the step's own row before it runs; saved there after it succeeded (not after a
+   * failure, `continueOnError` included), each entry whose restore did not hit its exact `key`.
+   * `[]` is no cache.
+   */
+  cache?: CacheSpec | readonly CacheSpec[];
+  /**
+   * Runs right after this step when the job was cancelled while it ran, as its own row
+   * `<step>:onCancel`, before its `cleanup` and the job's hooks (not after a forced cancel).
+   */
   onCancel?: HookInput;
+  /**
+   * Runs right after this step whatever its status (not after a forced cancel), as its own row
+   * `<step>:cleanup`, before the job's `afterStep`; when it fails the job fails
+   * (`<step> cleanup hook failed: <message>`) and the later steps are skipped.
+   */
   cleanup?: HookInput;
   /**
    * The schema of what the step returns (`hasOutputs`), checked when the step is defined. The

@@ -9,7 +9,7 @@
 // functions are called by the host or the runner (execute), never here.
 
 import { normalizeApproval } from './approval.js';
-import { normalizeCacheSpecs } from './cache.js';
+import { normalizeCacheOption } from './cache.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { normalizeInit } from './init.js';
 import { defineJobResult } from './outputs.js';
@@ -71,7 +71,8 @@ export function job(nameOrOptions, maybeOptions) {
     description: options.description,
     checkout: options.checkout !== false,
     init: normalizeInit(options.init, fail),
-    cache: normalizeJobCache(options.cache, fail),
+    // Restored before the first step, saved after the last one succeeded (the runner's job).
+    cache: normalizeCacheOption(options.cache, fail),
     environments: normalizeEnvironments(options, fail),
     env: normalizeEnv(options.env, fail),
     approval: normalizeApproval(options.approval, fail),
@@ -144,13 +145,6 @@ function normalizeEnv(env, fail) {
   const isObject = typeof env === 'object' && env !== null && !Array.isArray(env);
   if (env === undefined || isObject || typeof env === 'function') return env;
   throw fail('env must be an object or a function (event) => object', ENV_EXAMPLE);
-}
-
-/** `cache`: restored before the first step, saved after the last one succeeded; `[]` is none. */
-function normalizeJobCache(cache, fail) {
-  if (cache === undefined) return undefined;
-  const specs = normalizeCacheSpecs(cache, fail);
-  return specs.length > 0 ? specs : undefined;
 }
 
 function normalizeSteps(options, fail) {

@@ -1,10 +1,11 @@
 // `step()` and `parallel()`: build `{_tag: 'Step'}` and `{_tag: 'ParallelGroup'}` values, accept
 // every authoring form (`step(name, fn)`, `step(name, opts)`, `step(fn)`, `step({name, run})`,
-// bare functions), normalise `retry` and `outputs`, record the call site and validate (run,
-// timeout, retry, retryIf, outputs, rules).
+// bare functions), normalise `retry`, `outputs` and `cache`, record the call site and validate
+// (run, timeout, retry, retryIf, outputs, rules, cache).
 // Naming unnamed steps (`step-N`) and flat indices are NOT decided here: naming.js does that,
 // for job() validation, describe and execute alike.
 
+import { normalizeCacheOption } from './cache.js';
 import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { outputsSchema } from './output-schema.js';
 import { defineStepResult } from './outputs.js';
@@ -73,6 +74,8 @@ function makeStep(options, location) {
     continueOnError: options.continueOnError === true,
     outputs: outputsSchema(options.outputs, fail),
     rules: normalizeRules(options.rules, fail),
+    // Restored before the step runs, saved after it succeeded (the runner's job).
+    cache: normalizeCacheOption(options.cache, fail),
     onCancel: toHook('onCancel', options.onCancel),
     cleanup: toHook('cleanup', options.cleanup),
     location,

@@ -1,13 +1,14 @@
 // execute, caches over IPC: an init row restores its caches before its command and saves them
 // after it succeeded (not those restored from their exact key); the job's caches in the rows
 // `cache:restore` (after the init rows) and `cache:save` (after the steps, only when they all
-// succeeded), skipped like other rows; ctx.cache; a host that keeps no caches (warnings, misses,
-// a rejected ctx.cache.save); unique request ids; a host that never answers (abort, deadline,
-// channel closed).
+// succeeded), skipped like other rows; a step's caches on its own row (hit, miss then save, no
+// save when it failed) and in describe; ctx.cache; a host that keeps no caches (warnings,
+// misses, a rejected ctx.cache.save); unique request ids; a host that never answers (abort,
+// deadline, channel closed).
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, cacheHost, execute, makeProject } from './helpers.js';
+import { SDK_IMPORT, cacheHost, describeModules, execute, makeProject } from './helpers.js';
 
 const FIXTURE = `${SDK_IMPORT}
 const on = 'kici:os:linux';
@@ -49,6 +50,26 @@ export default workflow('caches', {
       steps: [
         step('bad', { continueOnError: true, run: async () => { throw new Error('bad'); } }),
         step('after', async () => {}),
+      ],
+    }),
+    job('step-cache', {
+      runsOn: on,
+      steps: [
+        step('build', {
+          cache: [{ key: 'out-v2', paths: 'out', restoreKeys: 'out-' }, { key: 'tools', paths: ['~/.tools'] }],
+          run: async () => console.log('building'),
+        }),
+        step('test', async () => {}),
+      ],
+    }),
+    job('step-cache-fails', {
+      runsOn: on,
+      steps: [
+        step('bad', {
+          cache: { key: 'out', paths: 'out' },
+          continueOnError: true,
+          run: async () => { throw new Error('bad'); },
+        }),
       ],
     }),
     job('skipped', { runsOn: on, rules: [rule('never', () => false)], cache: { key: 'k', paths: 'p' }, run: async () => {} }),
@@ -219,6 +240,64 @@ describe('caches', { concurrency: true }, () => {
       [3, 'cache:save', 'skipped'],
       [4, 'onFailure', 'success'],
     ]);
+  });
+
+  test("a step's caches hit: restored on the step's own row before it runs; exact hits are not saved", async () => {
+    const { host, result } = await runCached('step-cache', { entries: { 'out-v1': 50, tools: 7 } });
+    assert.equal(result.job.status, 'success', JSON.stringify(result.completes));
+    assert.deepEqual(result.linesOf(0), [
+      'Cache restored from key out-v1 (50 bytes)',
+      'Cache restored from key tools (7 bytes)',
+      'building',
+      'Cache saved with key out-v2 (100 bytes)',
+      'Cache for key tools was restored exactly; not saved',
+    ]);
+    assert.deepEqual(ops(host), ['restore out-v2', 'restore tools', 'save out-v2']);
+    assert.deepEqual(host.requests[0].restoreKeys, ['out-']);
+    assert.deepEqual(rows(result), [
+      [0, 'build', 'success'],
+      [1, 'test', 'success'],
+    ]);
+  });
+
+  test("a step's caches miss: not found before it runs, saved after it succeeded", async () => {
+    const { host, result } = await runCached('step-cache');
+    assert.deepEqual(result.linesOf(0), [
+      'Cache not found for key out-v2',
+      'Cache not found for key tools',
+      'building',
+      'Cache saved with key out-v2 (100 bytes)',
+      'Cache saved with key tools (100 bytes)',
+    ]);
+    assert.deepEqual(ops(host), ['restore out-v2', 'restore tools', 'save out-v2', 'save tools']);
+    assert.deepEqual(
+      result.starts.map((message) => [message.stepIndex, message.stepName, message.stepType]),
+      [
+        [0, 'build', 'step'],
+        [1, 'test', 'step'],
+      ],
+    );
+  });
+
+  test('a step that failed (continueOnError too) saves none of its caches', async () => {
+    const { host, result } = await runCached('step-cache-fails');
+    assert.equal(result.step('bad').status, 'failed');
+    assert.deepEqual(ops(host), ['restore out']);
+    assert.deepEqual(
+      result.logs.filter((m) => m.stepIndex === 0 && m.level === 'info').map((m) => m.line),
+      ['Cache not found for key out'],
+    );
+  });
+
+  test("a step's cache is described as a normalised list, after retry and before sourceLocation", async () => {
+    const [file] = await describeModules(project, ['fixture']);
+    const [build, plain] = file.workflows[0].jobs.find((job) => job.name === 'step-cache').steps;
+    assert.deepEqual(Object.keys(build), ['name', 'hasOutputs', 'cache', 'sourceLocation']);
+    assert.deepEqual(build.cache, [
+      { key: 'out-v2', paths: ['out'], restoreKeys: ['out-'] },
+      { key: 'tools', paths: ['~/.tools'] },
+    ]);
+    assert.equal('cache' in plain, false);
   });
 
   test('a job skipped by a rule reports its cache rows skipped and asks the host nothing', async () => {

@@ -1,5 +1,5 @@
 // SDK validation of the workflow install options (`registries`, `installEnv`) and of cache specs
-// (`normalizeCacheSpecs`, a job's `cache`, an init spec's `cache`): normalised values and the
+// (`normalizeCacheSpecs`, a job's, a step's and an init spec's `cache`): normalised values and the
 // error texts with their suggestions, called in-process (describe.test.js checks the call sites).
 
 import assert from 'node:assert/strict';
@@ -106,6 +106,18 @@ describe('cache specs', () => {
         "did you mean 'cache'? ",
       ),
       true,
+    );
+  });
+
+  test("a step's cache is a normalised list; [] is no cache; errors name the step", () => {
+    assert.deepEqual(sdk.step('s', { cache: { key: 'out', paths: 'out', restoreKeys: 'out-' }, run: f }).cache, [
+      { key: 'out', paths: ['out'], restoreKeys: ['out-'] },
+    ]);
+    assert.equal(sdk.step('s', { cache: [], run: f }).cache, undefined);
+    assert.equal(sdk.step('s', f).cache, undefined);
+    assert.equal(
+      thrown(() => sdk.step('s', { cache: [{ key: 'k', paths: 'p' }, { key: 'k' }], run: f })).message,
+      'Step "s": cache[1].paths must be a non-empty list of paths',
     );
   });
 });

@@ -1,7 +1,9 @@
 // execute, per-step hooks and retryIf: beforeStep / afterStep rows around each step (order on
 // success and on failure, the outcome they get, what a failing one does to the step and the
-// job), hasBeforeStep / hasAfterStep in describe, and retries decided by retryIf (true, false,
-// throwing; the SDK's checks of it).
+// job), a step's own onCancel / cleanup rows (their order against the job's and the workflow's
+// hooks on success, failure and cancel, a forced abort, a failing one), hasBeforeStep /
+// hasAfterStep / hasOnCancel / hasCleanup in describe, and retries decided by retryIf (true,
+// false, throwing; the SDK's checks of it).
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -55,6 +57,48 @@ export default workflow('hooks', {
     job('retry-if-throws', {
       runsOn: on,
       steps: [step('s', { retry: { maxAttempts: 3, delayMs: 1 }, retryIf: () => { throw new Error('bad predicate'); }, run: flaky('x') })],
+    }),
+  ],
+});
+
+const said = (who) => ({ outcome, log }) => log.info(who + ': ' + JSON.stringify(outcome));
+const hooks = (who) => ({
+  onSuccess: said(who + ' onSuccess'),
+  onFailure: said(who + ' onFailure'),
+  onCancel: said(who + ' onCancel'),
+  cleanup: said(who + ' cleanup'),
+});
+const ownHooks = { onCancel: said('a onCancel'), cleanup: said('a cleanup') };
+export const own = workflow('own-hooks', {
+  ...hooks('workflow'),
+  jobs: [
+    job('own-success', {
+      runsOn: on,
+      steps: [step('a', { run: ({ log }) => log.info('a ran'), ...ownHooks }), step('b', ok)],
+      ...hooks('job'),
+    }),
+    job('own-failure', { runsOn: on, steps: [step('a', { run: boom, ...ownHooks }), step('b', ok)], ...hooks('job') }),
+    job('own-cancel', {
+      runsOn: on,
+      steps: [
+        step('a', { run: async ({ $, log }) => { log.info('a started'); await $\`sleep 30\`; }, ...ownHooks }),
+        step('b', ok),
+      ],
+      ...hooks('job'),
+    }),
+    job('own-around', {
+      runsOn: on,
+      steps: [step('a', { run: ok, cleanup: ok })],
+      beforeStep: ok,
+      afterStep: ok,
+    }),
+    job('own-cleanup-fails', {
+      runsOn: on,
+      steps: [
+        step('a', { run: ok, cleanup: { run: async ({ $ }) => { await $\`sleep 30\`; }, timeout: 200 } }),
+        step('b', ok),
+      ],
+      onFailure: said('job onFailure'),
     }),
   ],
 });
@@ -127,6 +171,121 @@ describe('beforeStep and afterStep', { concurrency: true }, () => {
   });
 });
 
+describe("a step's own onCancel and cleanup", { concurrency: true }, () => {
+  const runOwn = (job, onMessage) => execute(project, 'fixture', { workflow: 'own-hooks', job }, onMessage);
+  const said = (result) => result.logs.filter((m) => m.level === 'info').map((m) => m.line);
+
+  test('on success: the step, its cleanup, the next step, then the job and workflow hooks', async () => {
+    const result = await runOwn('own-success');
+    assert.deepEqual(
+      result.starts.map((m) => [m.stepIndex, m.stepName, m.stepType]),
+      [
+        [0, 'a', 'step'],
+        [2, 'a:cleanup', 'hook:cleanup'],
+        [1, 'b', 'step'],
+        [3, 'onSuccess', 'hook:onSuccess'],
+        [4, 'cleanup', 'hook:cleanup'],
+        [5, 'workflow:onSuccess', 'hook:onSuccess'],
+        [6, 'workflow:cleanup', 'hook:cleanup'],
+      ],
+    );
+    assert.deepEqual(said(result), [
+      'a ran',
+      'a cleanup: {"status":"success","step":"a"}',
+      'job onSuccess: {"status":"success"}',
+      'job cleanup: {"status":"success"}',
+      'workflow onSuccess: {"status":"success"}',
+      'workflow cleanup: {"status":"success"}',
+    ]);
+    assert.equal(result.job.status, 'success');
+  });
+
+  test('on failure: the failed step, its cleanup (with the error), the rest skipped, then onFailure', async () => {
+    const result = await runOwn('own-failure');
+    assert.deepEqual(rows(result), [
+      [0, 'a', 'failed'],
+      [2, 'a:cleanup', 'success'],
+      [1, 'b', 'skipped'],
+      [3, 'onFailure', 'success'],
+      [4, 'cleanup', 'success'],
+      [5, 'workflow:onFailure', 'success'],
+      [6, 'workflow:cleanup', 'success'],
+    ]);
+    assert.deepEqual(said(result), [
+      'a cleanup: {"status":"failed","error":"boom","step":"a"}',
+      'job onFailure: {"status":"failed","failedStep":"a"}',
+      'job cleanup: {"status":"failed","failedStep":"a"}',
+      'workflow onFailure: {"status":"failed","failedStep":"a"}',
+      'workflow cleanup: {"status":"failed","failedStep":"a"}',
+    ]);
+    assert.equal(result.job.error, "Step 'a' failed");
+  });
+
+  test('on cancel: step onCancel, step cleanup, then the job and workflow onCancel and cleanup', async () => {
+    const result = await runOwn('own-cancel', (message, channel) => {
+      if (message.type === 'log.line' && message.line === 'a started') channel.send({ type: 'abort', force: false });
+    });
+    assert.deepEqual(
+      result.starts.map((m) => [m.stepIndex, m.stepName, m.stepType]),
+      [
+        [0, 'a', 'step'],
+        [2, 'a:onCancel', 'hook:onCancel'],
+        [3, 'a:cleanup', 'hook:cleanup'],
+        [4, 'onCancel', 'hook:onCancel'],
+        [5, 'cleanup', 'hook:cleanup'],
+        [6, 'workflow:onCancel', 'hook:onCancel'],
+        [7, 'workflow:cleanup', 'hook:cleanup'],
+      ],
+    );
+    assert.equal(result.step('a').status, 'cancelled');
+    assert.equal(result.step('b').status, 'skipped');
+    assert.deepEqual(said(result), [
+      'a started',
+      'a onCancel: {"status":"cancelled","step":"a"}',
+      'a cleanup: {"status":"cancelled","step":"a"}',
+      'job onCancel: {"status":"cancelled"}',
+      'job cleanup: {"status":"cancelled"}',
+      'workflow onCancel: {"status":"cancelled"}',
+      'workflow cleanup: {"status":"cancelled"}',
+    ]);
+    assert.equal(result.job.status, 'cancelled');
+  });
+
+  test("they run between the job's beforeStep and afterStep of their step", async () => {
+    const result = await runOwn('own-around');
+    assert.deepEqual(
+      result.starts.map((m) => m.stepName),
+      ['beforeStep:a', 'a', 'a:cleanup', 'afterStep:a', 'workflow:onSuccess', 'workflow:cleanup'],
+    );
+  });
+
+  test('a forced abort runs none of them', async () => {
+    const result = await runOwn('own-cancel', (message, channel) => {
+      if (message.type === 'log.line' && message.line === 'a started') channel.send({ type: 'abort', force: true });
+    });
+    assert.deepEqual(rows(result), [
+      [0, 'a', 'cancelled'],
+      [1, 'b', 'skipped'],
+    ]);
+    assert.equal(result.job.status, 'cancelled');
+  });
+
+  test('a failing step cleanup (here its own timeout) fails the job and stops the steps after it', async () => {
+    const result = await runOwn('own-cleanup-fails');
+    assert.deepEqual(rows(result), [
+      [0, 'a', 'success'],
+      [2, 'a:cleanup', 'failed'],
+      [1, 'b', 'skipped'],
+      [3, 'onFailure', 'success'],
+      [4, 'workflow:onFailure', 'success'],
+      [5, 'workflow:cleanup', 'success'],
+    ]);
+    assert.deepEqual(result.step('a:cleanup').error, { message: "Step 'a:cleanup' timed out after 200ms" });
+    assert.equal(result.job.status, 'failed');
+    assert.equal(result.job.error, "a cleanup hook failed: Step 'a:cleanup' timed out after 200ms");
+  });
+});
+
 describe('retryIf', { concurrency: true }, () => {
   test('true: retried until the attempts run out', async () => {
     const result = await run('retry-if-true');
@@ -159,6 +318,19 @@ describe('described', () => {
     assert.equal(jobs['after-fails'].hasAfterStep, true);
     const [described] = jobs['retry-if-false'].steps;
     assert.deepEqual(Object.keys(described), ['name', 'hasOutputs', 'retry', 'sourceLocation']);
+  });
+
+  test('a step has hasOnCancel / hasCleanup only when it has the hook', async () => {
+    const [file] = await describeModules(project, ['fixture']);
+    const own = file.workflows.find((workflow) => workflow.name === 'own-hooks');
+    const [withBoth, without] = own.jobs.find((job) => job.name === 'own-success').steps;
+    assert.deepEqual(Object.keys(withBoth), ['name', 'hasOutputs', 'sourceLocation', 'hasOnCancel', 'hasCleanup']);
+    assert.equal(withBoth.hasOnCancel, true);
+    assert.equal(withBoth.hasCleanup, true);
+    const cleanupOnly = own.jobs.find((job) => job.name === 'own-cleanup-fails').steps[0];
+    assert.equal('hasOnCancel' in cleanupOnly, false);
+    assert.equal(cleanupOnly.hasCleanup, true);
+    assert.deepEqual(Object.keys(without), ['name', 'hasOutputs', 'sourceLocation']);
   });
 
   test('retryIf must be a function and needs retry', async () => {

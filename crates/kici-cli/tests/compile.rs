@@ -213,8 +213,8 @@ fn options_this_build_does_not_implement_are_e109() {
         ".kici/workflows/broken.ts:3:16 error [E109]: Workflow \"x\": option \"approval\" is not implemented by this build of KiCI\n",
     );
     check_error(
-        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', steps: [\n    step('s', { run: async () => {}, cache: { key: 'k', paths: ['p'] } }),\n  ] })],\n});\n",
-        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"a\" step \"s\": option \"cache\" is not implemented by this build of KiCI\n",
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [job('a', { runsOn: 'linux', steps: [\n    step('s', { run: async () => {}, whenInSync: async () => {} }),\n  ] })],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"a\" step \"s\": option \"whenInSync\" is not implemented by this build of KiCI\n",
     );
 }
 

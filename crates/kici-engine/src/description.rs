@@ -442,10 +442,10 @@ mod tests {
         assert_eq!(
             job(
                 serde_json::json!(["runsOn"]),
-                serde_json::json!([{"name": "s", "options": ["run", "cache"]}])
+                serde_json::json!([{"name": "s", "options": ["run", "check"]}])
             )
             .unwrap_err(),
-            "job \"deploy\": step option \"cache\" is not honoured by this build of KiCI"
+            "job \"deploy\": step option \"check\" is not honoured by this build of KiCI"
         );
     }
 

@@ -101,17 +101,11 @@ const STEP_OPTIONS: &[&str] = &[
     "continueOnError",
     "outputs",
     "rules",
-];
-const STEP_NOT_IMPLEMENTED: &[&str] = &[
     "onCancel",
     "cleanup",
     "cache",
-    "approval",
-    "check",
-    "summarize",
-    "drift",
-    "whenInSync",
 ];
+const STEP_NOT_IMPLEMENTED: &[&str] = &["approval", "check", "summarize", "drift", "whenInSync"];
 
 fn lists(level: Level) -> (&'static [&'static str], &'static [&'static str]) {
     match level {
@@ -215,6 +209,9 @@ const LOCK_STEP: &[&str] = &[
     "retry",
     "sourceLocation",
     "hasRules",
+    "hasOnCancel",
+    "hasCleanup",
+    "cache",
 ];
 const LOCK_PARALLEL_GROUP: &[&str] = &["kind", "name", "failFast", "maxParallel", "children"];
 

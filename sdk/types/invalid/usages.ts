@@ -14,6 +14,12 @@ step('flaky', { continueOnErorr: true, run: async () => {} });
 // @ts-expect-error backoff is 'exponential' or 'fixed'.
 step('retried', { retry: { maxAttempts: 3, backoff: 'linear' }, run: async () => {} });
 
+// @ts-expect-error a step's cleanup is a function or {run, timeout?}: a timeout alone runs nothing.
+step('tidy', { cleanup: { timeout: 1000 }, run: async () => {} });
+
+// @ts-expect-error a step's cache entry needs a key.
+step('cached', { cache: [{ paths: 'out' }], run: async () => {} });
+
 // @ts-expect-error a hook gets the hook context, not the outcome alone.
 onFailure((outcome: HookOutcome) => console.log(outcome.failedStep));
 

@@ -24,8 +24,9 @@ const onMain = rule('on main', ({ event }) => event.targetBranch === 'main');
 const docsOnly = skip('docs only', ({ changedFiles }) => changedFiles.every((file) => file.startsWith('docs/')));
 const hasLockfile = rule('has a lock file', async ({ $ }) => (await $`test -f package-lock.json`.nothrow()).ok);
 
-const install = step('install', async ({ $ }) => {
-  await $`npm ci`;
+const install = step('install', {
+  cache: { key: 'npm-v1', paths: ['node_modules', '~/.npm'], restoreKeys: 'npm-' },
+  run: async ({ $ }) => void (await $`npm ci`),
 });
 
 const build = step('build', {
@@ -33,8 +34,11 @@ const build = step('build', {
   retry: { maxAttempts: 3, delayMs: 500, backoff: 'fixed' },
   retryIf: (error, attempt) => attempt < 3 && !String(error).includes('ENOSPC'),
   rules: [hasLockfile],
-  onCancel: async ({ log }) => log.warn('build cancelled'),
-  cleanup: { run: async ({ $ }) => void (await $`rm -rf tmp`), timeout: 30_000 },
+  onCancel: async ({ log, outcome }) => log.warn(`${outcome.step ?? '?'} cancelled`),
+  cleanup: {
+    run: async ({ $, outcome }) => void (await $`rm -rf tmp-${outcome.status}`),
+    timeout: 30_000,
+  },
   run: async ({ $, log, env }) => {
     const out = await $`node --version`.quiet();
     log.info('node', out.stdout.trim(), 'in', env.PWD ?? '?');
