@@ -5,9 +5,21 @@
 // still described. `describeJob` is also how evaluate (kind `jobs`) describes generated jobs.
 // It does not check names or the needs graph (the Rust compiler does) and runs no step.
 
-import { flattenSteps, jobNames } from '@kici-dev/sdk/internal';
+import * as sdk from '@kici-dev/sdk';
+import { didYouMean, flattenSteps, jobNames } from '@kici-dev/sdk/internal';
 import { errorMessage } from '@kici-dev/shared';
 import { importModule, locator, workflowExports } from './load.js';
+
+/** Node's text for an import of a name the SDK does not export. */
+const MISSING_SDK_EXPORT = /The requested module '@kici-dev\/sdk' does not provide an export named '([^']+)'/;
+
+/** For a misspelt SDK import: the closest export, else where the exports are listed. */
+function unknownExportHint(name) {
+  const close = didYouMean(name, Object.keys(sdk));
+  return close === ''
+    ? `@kici-dev/sdk has no export '${name}'; see docs/sdk.md for what it exports`
+    : `${close}(@kici-dev/sdk has no export '${name}')`;
+}
 
 /** Characters that make a runsOn label a glob rather than an exact label. */
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -37,6 +49,10 @@ function describeError(error, locate) {
   const location = locate.ofError(error);
   if (location) described.location = location;
   if (typeof error?.suggestion === 'string') described.suggestion = error.suggestion;
+  else {
+    const unknown = MISSING_SDK_EXPORT.exec(described.message)?.[1];
+    if (unknown !== undefined) described.suggestion = unknownExportHint(unknown);
+  }
   if (typeof error?.code === 'string') described.code = error.code;
   if (typeof error?.stack === 'string') described.stack = error.stack;
   return described;

@@ -73,3 +73,9 @@ export declare function firstBlockingRule(
   rules: readonly Rule[],
   judge: (rule: Rule) => Promise<{ passed: boolean; problem?: string } | { interrupted: true }>,
 ): Promise<{ label: string; problem?: string } | { interrupted: true } | undefined>;
+
+/**
+ * `did you mean '<name>'? ` for a name close to one of `names` (case ignored, at most a third of
+ * its letters wrong), else the empty string; meant to start a suggestion.
+ */
+export declare function didYouMean(word: string, names: Iterable<string>): string;

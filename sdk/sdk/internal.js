@@ -8,3 +8,4 @@ export { normalizeCacheSpecs } from './cache.js';
 export { firstBlockingRule } from './rules.js';
 export { flattenSteps, jobNames, nameJobs } from './naming.js';
 export { bindResults } from './outputs.js';
+export { didYouMean } from './common.js';

@@ -47,6 +47,7 @@ const AUTHORING = {
 /** Every export of internal.js (sorted); all functions. */
 const PLUMBING = [
   'bindResults',
+  'didYouMean',
   'firstBlockingRule',
   'flattenSteps',
   'isMatrixValue',

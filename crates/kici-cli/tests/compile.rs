@@ -179,6 +179,23 @@ fn check_error(source: &str, expected: &str) {
 }
 
 #[test]
+fn a_misspelt_sdk_import_is_e003_with_the_closest_export() {
+    let project = Project::with_workflow(
+        "broken.ts",
+        "import { workflow, job, push, waitForStpe } from '@kici-dev/sdk';\n\nexport default workflow('x', { on: push(), jobs: [job('a', { runsOn: 'linux', steps: [waitForStpe('w', { check: () => true })] })] });\n",
+    );
+    let run = project.kici(&["compile"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(
+            "error [E003]: The requested module '@kici-dev/sdk' does not provide an export named 'waitForStpe'\n  Suggestion: did you mean 'waitForStep'? (@kici-dev/sdk has no export 'waitForStpe')\n"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_syntax_error_is_e003_with_its_position() {
     check_error(
         "import { workflow } from '@kici-dev/sdk';\nexport default workflow('x', {\n  jobs: [,\n});\n",
@@ -361,7 +378,7 @@ fn no_workflows_is_e001() {
 fn a_trigger_pattern_the_loader_would_reject_is_an_error() {
     check_error(
         "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: push({ branches: /^(?!wip)/ }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:2:16 error: Workflow \"x\": invalid push trigger pattern: invalid regex /^(?!wip)/:",
+        ".kici/workflows/broken.ts:2:16 error [E110]: Workflow \"x\": invalid push trigger pattern: invalid regex /^(?!wip)/:",
     );
 }
 

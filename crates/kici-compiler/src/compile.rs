@@ -8,7 +8,7 @@ use kici_engine::lockfile::{LockFile, SdkStamp};
 
 use crate::deps;
 use crate::describe::{DescribeError, describe};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::lockgen::{self, Generated};
 use crate::project::Project;
 use crate::runner::RunnerSpec;
@@ -128,7 +128,8 @@ async fn describe_and_generate(
         if let Some(lockfile) = deps::find_lockfile(&repo_root, &kici_dir) {
             let hash = deps::lockfile_hash(&lockfile).map_err(|err| {
                 let file = lockfile.path.strip_prefix(&repo_root).unwrap_or(&lockfile.path);
-                vec![Diagnostic::uncoded(
+                vec![Diagnostic::new(
+                    Code::E116,
                     &file.to_string_lossy(),
                     None,
                     format!("cannot read the dependency lock file: {err}"),

@@ -28,6 +28,48 @@ pub enum Code {
     E108,
     /// A KiCI option this build does not implement yet.
     E109,
+    /// An invalid pattern: a trigger's branch, tag or path pattern, a `hashFiles` entry or a
+    /// `runsOn` label (a glob that does not parse, a RegExp with look-around).
+    E110,
+    /// `runsOn` labels and `exclude` overlap: no agent could take the job.
+    E111,
+    /// A `needs` condition that is not a known one.
+    E112,
+    /// A static matrix that does not expand (bad values, include/exclude leaving nothing).
+    E113,
+    /// An invalid `cache` spec.
+    E114,
+    /// Invalid `registries` or `installEnv`.
+    E115,
+    /// The `.kici/` dependency lock file cannot be read.
+    E116,
+    /// The embedded SDK described something this compiler cannot read (a broken install).
+    E117,
+}
+
+impl Code {
+    /// Every code, in order (the documentation lists each).
+    pub const ALL: [Code; 19] = [
+        Code::E001,
+        Code::E003,
+        Code::E004,
+        Code::E101,
+        Code::E102,
+        Code::E103,
+        Code::E104,
+        Code::E106,
+        Code::E107,
+        Code::E108,
+        Code::E109,
+        Code::E110,
+        Code::E111,
+        Code::E112,
+        Code::E113,
+        Code::E114,
+        Code::E115,
+        Code::E116,
+        Code::E117,
+    ];
 }
 
 impl Code {
@@ -50,8 +92,7 @@ impl fmt::Display for Code {
 /// One problem, located in a repository-relative file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// `None` for generator errors that have no documented code.
-    pub code: Option<Code>,
+    pub code: Code,
     pub file: String,
     /// 1-based line and column; `None` when the problem is the file or directory itself.
     pub position: Option<(u32, u32)>,
@@ -68,22 +109,7 @@ impl Diagnostic {
         suggestion: impl Into<String>,
     ) -> Self {
         Diagnostic {
-            code: Some(code),
-            file: file.to_string(),
-            position,
-            message: message.into(),
-            suggestion: suggestion.into(),
-        }
-    }
-
-    pub fn uncoded(
-        file: &str,
-        position: Option<(u32, u32)>,
-        message: impl Into<String>,
-        suggestion: impl Into<String>,
-    ) -> Self {
-        Diagnostic {
-            code: None,
+            code,
             file: file.to_string(),
             position,
             message: message.into(),
@@ -98,10 +124,7 @@ impl fmt::Display for Diagnostic {
             Some((line, column)) => write!(f, "{}:{line}:{column} error", self.file)?,
             None => write!(f, "{}: error", self.file)?,
         }
-        match self.code {
-            Some(code) => write!(f, " [{code}]: {}", self.message)?,
-            None => write!(f, ": {}", self.message)?,
-        }
+        write!(f, " [{}]: {}", self.code, self.message)?;
         write!(f, "\n  Suggestion: {}", self.suggestion)
     }
 }
@@ -146,5 +169,18 @@ mod tests {
         assert_eq!(line_column(source, 0), (1, 1));
         assert_eq!(line_column(source, 3), (2, 1));
         assert_eq!(line_column(source, 6), (2, 3));
+    }
+
+    /// docs/sdk.md's "Error codes" table lists every code, and only those.
+    #[test]
+    fn the_sdk_guide_lists_every_error_code() {
+        let guide = include_str!("../../../docs/sdk.md");
+        let listed: Vec<&str> = guide
+            .lines()
+            .filter_map(|line| line.strip_prefix("| E"))
+            .map(|rest| &rest[..3])
+            .collect();
+        let codes: Vec<String> = Code::ALL.iter().map(|code| code.to_string()[1..].to_string()).collect();
+        assert_eq!(listed, codes, "docs/sdk.md error codes");
     }
 }

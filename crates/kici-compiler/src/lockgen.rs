@@ -136,7 +136,8 @@ impl Generator<'_> {
                         workflows.push(workflow);
                     }
                 }
-                Err(err) => self.diagnostics.push(Diagnostic::uncoded(
+                Err(err) => self.diagnostics.push(Diagnostic::new(
+                    Code::E117,
                     file,
                     None,
                     format!("the runner described a workflow this compiler cannot read: {err}"),
@@ -209,7 +210,8 @@ impl Generator<'_> {
                         ),
                         format!("needs must name a job of workflow \"{}\"", wf.name),
                     )),
-                    Err(message) => self.diagnostics.push(Diagnostic::uncoded(
+                    Err(message) => self.diagnostics.push(Diagnostic::new(
+                        Code::E112,
                         file,
                         position(&dynamic.location),
                         format!("Dynamic job: {message}"),
@@ -232,7 +234,8 @@ impl Generator<'_> {
         lock_jobs.sort_by_key(|(i, _)| *i);
         for trigger in &wf.triggers {
             if let Err(err) = trigger.validate() {
-                self.diagnostics.push(Diagnostic::uncoded(
+                self.diagnostics.push(Diagnostic::new(
+ Code::E110,
                     file,
                     position(&wf.location),
                     format!("Workflow \"{}\": invalid {} trigger pattern: {err}", wf.name, trigger.kind()),
@@ -243,7 +246,8 @@ impl Generator<'_> {
         let resolved_hash_files = match hash_files::resolve(self.root, &wf.hash_files) {
             Ok(files) => files,
             Err(err) => {
-                self.diagnostics.push(Diagnostic::uncoded(
+                self.diagnostics.push(Diagnostic::new(
+                    Code::E110,
                     file,
                     position(&wf.location),
                     format!("Workflow \"{}\": invalid hashFiles pattern: {err}", wf.name),
@@ -253,7 +257,8 @@ impl Generator<'_> {
             }
         };
         if let Err(err) = kici_engine::install::validate(&wf.registries, &wf.install_env) {
-            self.diagnostics.push(Diagnostic::uncoded(
+            self.diagnostics.push(Diagnostic::new(
+ Code::E115,
                 file,
                 position(&wf.location),
                 format!("Workflow \"{}\": {err}", wf.name),
@@ -353,7 +358,8 @@ impl Generator<'_> {
                         Ok(m) => Some(m),
                         Err(err) => {
                             ok = false;
-                            diagnostics.push(Diagnostic::uncoded(
+                            diagnostics.push(Diagnostic::new(
+                                Code::E110,
                                 file,
                                 at,
                                 format!("Job \"{}\": invalid {what} label pattern: {err}", job.name),
@@ -373,7 +379,8 @@ impl Generator<'_> {
             .collect();
         if !overlap.is_empty() {
             ok = false;
-            self.diagnostics.push(Diagnostic::uncoded(
+            self.diagnostics.push(Diagnostic::new(
+                Code::E111,
                 file,
                 at,
                 format!(
@@ -397,7 +404,8 @@ impl Generator<'_> {
                         Some(when) => needs.push(Need::new(name, &when)),
                         None => {
                             ok = false;
-                            self.diagnostics.push(Diagnostic::uncoded(
+                            self.diagnostics.push(Diagnostic::new(
+ Code::E112,
                                 file,
                                 at,
                                 format!("Job \"{}\": unknown needs condition for \"{name}\"", job.name),
@@ -432,7 +440,8 @@ impl Generator<'_> {
                     ));
                 } else if let Err(err) = matrix::expand(&job.name, values, &job.include, &job.exclude) {
                     ok = false;
-                    self.diagnostics.push(Diagnostic::uncoded(
+                    self.diagnostics.push(Diagnostic::new(
+ Code::E113,
                         file,
                         at,
                         format!("Job \"{}\": {err}", job.name),
@@ -444,7 +453,8 @@ impl Generator<'_> {
         };
         if let Some(err) = job.cache.iter().find_map(|spec| spec.validate().err()) {
             ok = false;
-            self.diagnostics.push(Diagnostic::uncoded(
+            self.diagnostics.push(Diagnostic::new(
+                Code::E114,
                 file,
                 at,
                 format!("Job \"{}\": {err}", job.name),
