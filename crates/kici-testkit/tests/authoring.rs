@@ -294,8 +294,19 @@ export default workflow('deploy', {{
     )
 }
 
-async fn first_run_shipping(stack: &Stack, repo: &Repo, branch: &str) -> String {
-    let first = stack.push("app", repo, branch).await.remove(0);
+/// Two agents, the deploy workflow and a run on `deploy-main` shipping, then a second push to
+/// that branch: the stack and the two runs' ids.
+async fn first_run_shipping(cancel_in_progress: bool) -> (Stack, String, String) {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    let workflow = concurrency_workflow(stack.dir.path(), cancel_in_progress);
+    repo.write(".kici/workflows/deploy.ts", &workflow);
+    repo.compile();
+    repo.commit_and_push("concurrency");
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push("app", &repo, "deploy-main").await.remove(0);
     stack
         .wait_for("the first run to ship", || async {
             stack
@@ -305,26 +316,15 @@ async fn first_run_shipping(stack: &Stack, repo: &Repo, branch: &str) -> String 
                 .then_some(())
         })
         .await;
-    first
+    let second = stack.push("app", &repo, "deploy-main").await.remove(0);
+    (stack, first, second)
 }
 
 /// `cancelInProgress` (the default): a newer run of the group cancels the one in progress,
 /// whose reason names the group, and goes on.
 #[tokio::test]
 async fn a_newer_run_supersedes_the_one_in_progress_in_its_concurrency_group() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("agent-1", &["linux"]).await;
-    stack.start_agent("agent-2", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    repo.write(
-        ".kici/workflows/deploy.ts",
-        &concurrency_workflow(stack.dir.path(), true),
-    );
-    repo.compile();
-    repo.commit_and_push("concurrency");
-    stack.add_local_source("app", &repo).await;
-    let first = first_run_shipping(&stack, &repo, "deploy-main").await;
-    let second = stack.push("app", &repo, "deploy-main").await.remove(0);
+    let (stack, first, second) = first_run_shipping(true).await;
 
     let second = stack.wait_run(&second).await;
     assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
@@ -345,19 +345,7 @@ async fn a_newer_run_supersedes_the_one_in_progress_in_its_concurrency_group() {
 /// when the run ahead of it completes.
 #[tokio::test]
 async fn a_run_queued_in_its_concurrency_group_goes_on_when_the_one_ahead_completes() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("agent-1", &["linux"]).await;
-    stack.start_agent("agent-2", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    repo.write(
-        ".kici/workflows/deploy.ts",
-        &concurrency_workflow(stack.dir.path(), false),
-    );
-    repo.compile();
-    repo.commit_and_push("concurrency queue");
-    stack.add_local_source("app", &repo).await;
-    let first = first_run_shipping(&stack, &repo, "deploy-main").await;
-    let second = stack.push("app", &repo, "deploy-main").await.remove(0);
+    let (stack, first, second) = first_run_shipping(false).await;
     stack
         .wait_for("the second run to wait for its turn", || async {
             let logs = stack.log_text(&second).await;
