@@ -60,6 +60,8 @@ const GROUPS = [
       'JobOptionsBase',
       'Job',
       'dynamicJob',
+      'dynamicGroup',
+      'DynamicGroup',
       'DynamicJobOptions',
       'DynamicJobGenerator',
       'DynamicJob',

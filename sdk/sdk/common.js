@@ -95,3 +95,6 @@ export function didYouMean(word, names) {
   if (closest === undefined || distance(closest) > Math.max(1, Math.floor(closest.length / 3))) return '';
   return `did you mean '${closest}'? `;
 }
+
+/** The `needs` name of a dynamic group (`dynamicGroup(name)`): `__group:<name>`. */
+export const GROUP_NEED_PREFIX = '__group:';

@@ -4,7 +4,7 @@
 // jobs; the `dynamicJob(` call site is kept for describe.
 // It never calls the generator: the runner does (evaluate kind `jobs`, and again in execute).
 
-import { KiciError, UNNAMED, callSite, toList } from './common.js';
+import { GROUP_NEED_PREFIX, KiciError, UNNAMED, callSite, toList } from './common.js';
 import { normalizeNeed } from './job.js';
 
 const GENERATOR_EXAMPLE =
@@ -42,5 +42,24 @@ export function dynamicJob(groupOrOptions, generateOrOptions) {
   if (needs !== undefined) value.needs = Object.freeze(toList(needs).map((entry) => normalizeNeed(entry, fail)));
   value.generate = generate;
   value.location = location;
+  return Object.freeze(value);
+}
+
+/**
+ * dynamicGroup(name, {when?}): a `needs` entry meaning every job the generators of group `name`
+ * produced (`dynamicJob(name, ...)`). A job that needs it waits until those generators ran and
+ * all their jobs finished, then runs when `when` (default 'on-success') holds for them; a group
+ * that produced no job satisfies it at once.
+ */
+export function dynamicGroup(name, options = {}) {
+  const location = callSite();
+  if (typeof name !== 'string' || name === '') {
+    throw new KiciError('dynamicGroup() needs the group name of a dynamicJob()', {
+      location,
+      suggestion: "e.g. needs: [dynamicGroup('packages')] with dynamicJob('packages', generate) in the workflow",
+    });
+  }
+  const value = { _tag: 'DynamicGroup', group: name };
+  if (options?.when !== undefined) value.when = options.when;
   return Object.freeze(value);
 }

@@ -593,7 +593,7 @@ export type RunsOn =
  */
 export type NeedsWhen = 'on-success' | 'always' | 'on-skip' | 'on-failure' | readonly JobStatus[];
 /** An upstream job in `needs`: a `job()` value, its name, or `{name, when}`. */
-export type NeedsEntry = Job | string | { name: Job | string; when?: NeedsWhen };
+export type NeedsEntry = Job | string | DynamicGroup | { name: Job | string; when?: NeedsWhen };
 
 /**
  * An environment the job runs in: a name, or a function of the event that returns one (a
@@ -836,6 +836,21 @@ export declare function dynamicJob(generate: DynamicJobGenerator): DynamicJob;
 export declare function dynamicJob(group: string, generate: DynamicJobGenerator): DynamicJob;
 export declare function dynamicJob(group: string, options: Omit<DynamicJobOptions, 'group'>): DynamicJob;
 export declare function dynamicJob(options: DynamicJobOptions): DynamicJob;
+
+/** A `needs` entry for every job the generators of a group produced (`dynamicGroup()`). */
+export interface DynamicGroup {
+  readonly _tag: 'DynamicGroup';
+  readonly group: string;
+  readonly when?: NeedsWhen;
+}
+
+/**
+ * `needs: [dynamicGroup('packages')]`: the job waits until the generators of group `packages`
+ * (`dynamicJob('packages', ...)`) ran and every job they produced finished, then runs when
+ * `when` (default `'on-success'`) holds for those jobs; a group that produced none satisfies it
+ * at once. In the needs graph it is the node `__group:<name>`.
+ */
+export declare function dynamicGroup(name: string, options?: { when?: NeedsWhen }): DynamicGroup;
 
 // ---------------------------------------------------------------------------------------------
 // Workflows

@@ -7,7 +7,7 @@ export { KiciError } from './common.js';
 export { SecretNotFoundError } from './secrets.js';
 export { workflow } from './workflow.js';
 export { job } from './job.js';
-export { dynamicJob } from './dynamic-job.js';
+export { dynamicJob, dynamicGroup } from './dynamic-job.js';
 export { step, parallel } from './steps.js';
 export { push, pr, tag, dispatch, isEventType } from './triggers.js';
 export {

@@ -10,7 +10,7 @@
 
 import { normalizeApproval } from './approval.js';
 import { normalizeCacheOption } from './cache.js';
-import { KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
+import { GROUP_NEED_PREFIX, KiciError, UNNAMED, callSite, checkWholeNumber, toList } from './common.js';
 import { normalizeInit } from './init.js';
 import { defineJobResult } from './outputs.js';
 import { flattenSteps } from './naming.js';
@@ -192,7 +192,11 @@ function checkGroupChildNames(steps) {
  */
 export function normalizeNeed(entry, fail) {
   const { target, when = 'on-success' } =
-    typeof entry === 'string' || entry?._tag === 'Job' ? { target: entry } : { target: entry?.name, when: entry?.when };
+    typeof entry === 'string' || entry?._tag === 'Job'
+      ? { target: entry }
+      : entry?._tag === 'DynamicGroup'
+        ? { target: `${GROUP_NEED_PREFIX}${entry.group}`, when: entry.when }
+        : { target: entry?.name, when: entry?.when };
   if (!(typeof target === 'string' || target?._tag === 'Job')) {
     throw fail('needs entries must be a job, a job name or {name, when}', NEEDS_EXAMPLE);
   }

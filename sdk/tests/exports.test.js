@@ -19,6 +19,7 @@ const AUTHORING = {
   beforeStep: 'function',
   cleanup: 'function',
   dispatch: 'function',
+  dynamicGroup: 'function',
   dynamicJob: 'function',
   evaluateRules: 'function',
   expandMatrix: 'function',

@@ -452,6 +452,23 @@ fn what_a_job_returns_reaches_the_jobs_that_need_it_locally() {
     );
 }
 
+/// Generators run on agents only: a job that needs one, or its group, is skipped, not lost.
+#[test]
+fn jobs_that_need_a_generator_or_its_group_are_skipped_locally() {
+    let repo = Project::test_repo();
+    repo.write(
+        ".kici/workflows/grouped.ts",
+        "import { workflow, job, push, dynamicJob, dynamicGroup } from '@kici-dev/sdk';\n\nexport default workflow('grouped', {\n  on: push(),\n  jobs: [\n    dynamicJob('packages', async () => []),\n    job('publish', { runsOn: 'linux', needs: [dynamicGroup('packages')], run: async () => {} }),\n    job('after', { runsOn: 'linux', needs: ['packages'], run: async () => {} }),\n  ],\n});\n",
+    );
+    let report = repo
+        .kici(&["run", "local", "--workflow", "grouped", "--json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(job(&report, "publish")["status"], "skipped");
+    assert_eq!(job(&report, "after")["status"], "skipped");
+    assert_eq!(job(&report, "packages")["status"], "skipped");
+}
+
 /// A one-workflow project whose `ci` workflow runs on `trigger` with `jobs` (source text).
 fn project_with(trigger: &str, jobs: &str) -> Project {
     let project = Project::with_workflow(

@@ -569,9 +569,33 @@ impl Generator<'_> {
         statics: &[(usize, &JobDescription)],
         jobs: &[StaticJob],
     ) {
-        let graph: Vec<(&str, Vec<&str>)> = jobs
+        // Generators are nodes too: jobs may need them, or their group (`__group:<name>`).
+        let generators: Vec<(String, Vec<String>)> = wf
+            .jobs
             .iter()
-            .map(|j| (j.name.as_str(), j.needs.iter().map(Need::name).collect()))
+            .filter_map(|entry| match entry {
+                JobEntry::Dynamic(dynamic) => Some((
+                    dynamic
+                        .group
+                        .clone()
+                        .unwrap_or_else(|| format!("dynamic-{}", dynamic.index)),
+                    dynamic
+                        .needs
+                        .iter()
+                        .filter_map(|need| need.to_need().ok())
+                        .map(|need| need.name().to_string())
+                        .collect(),
+                )),
+                JobEntry::Static(_) => None,
+            })
+            .collect();
+        let graph: Vec<(&str, Vec<&str>)> = generators
+            .iter()
+            .map(|(name, needs)| (name.as_str(), needs.iter().map(String::as_str).collect()))
+            .chain(
+                jobs.iter()
+                    .map(|j| (j.name.as_str(), j.needs.iter().map(Need::name).collect())),
+            )
             .collect();
         let Err(err) = dag::validate(&graph) else { return };
         let location_of = |name: &str| {

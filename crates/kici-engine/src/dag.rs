@@ -91,6 +91,16 @@ impl Need {
     }
 }
 
+/// How a `needs` entry names a dynamic group (`dynamicGroup('packages')`): `__group:packages`.
+/// In the graph it stands for the group's generator; at run time it waits for every job the
+/// group's generators produced.
+pub const GROUP_NEED_PREFIX: &str = "__group:";
+
+/// The generator (or job) a need points at in the graph.
+fn graph_node(need: &str) -> &str {
+    need.strip_prefix(GROUP_NEED_PREFIX).unwrap_or(need)
+}
+
 /// A graph problem, naming the jobs involved (as excerpts: names come from lock files).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DagError {
@@ -123,10 +133,10 @@ pub fn validate(jobs: &[(&str, Vec<&str>)]) -> Result<Vec<usize>, DagError> {
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
     for (i, (job, needs)) in jobs.iter().enumerate() {
         for need in needs {
-            if need == job {
+            if graph_node(need) == *job {
                 return Err(DagError::SelfReference { job: quoted(job) });
             }
-            let Some(&upstream) = index.get(need) else {
+            let Some(&upstream) = index.get(graph_node(need)) else {
                 return Err(DagError::MissingDependency {
                     job: quoted(job),
                     need: quoted(need),
@@ -177,7 +187,7 @@ fn find_cycle(jobs: &[(&str, Vec<&str>)], index: &HashMap<&str, usize>, remainin
         let Some(next) = jobs[current]
             .1
             .iter()
-            .filter_map(|n| index.get(n).copied())
+            .filter_map(|n| index.get(graph_node(n)).copied())
             .find(unfinished)
         else {
             return path.iter().map(|&i| quoted(jobs[i].0)).collect();
@@ -300,6 +310,15 @@ mod tests {
             Ok(vec!["build", "test", "deploy"]),
         );
         check(&[("a", &["x"])], Err("job \"a\" needs \"x\", which does not exist"));
+        // A dynamic group stands for its generator in the graph.
+        check(
+            &[("publish", &["__group:pkgs"]), ("pkgs", &[])],
+            Ok(vec!["pkgs", "publish"]),
+        );
+        check(
+            &[("a", &["__group:none"])],
+            Err("job \"a\" needs \"__group:none\", which does not exist"),
+        );
         check(&[("a", &["a"])], Err("job \"a\" depends on itself"));
         check(&[("a", &["b"]), ("b", &["a"])], Err("circular dependency: a -> b -> a"));
         check(

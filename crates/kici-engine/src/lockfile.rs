@@ -641,7 +641,23 @@ impl LockFile {
             }
             crate::install::validate(&workflow.registries, &workflow.install_env)
                 .map_err(|err| format!("workflow '{wf}' {err}"))?;
+            // Generators are nodes too: jobs may need them, or their group (`__group:<name>`).
+            let generator_names: Vec<String> = workflow
+                .jobs
+                .iter()
+                .filter_map(|job| match job {
+                    LockJob::Dynamic(generator) => Some(generator.name()),
+                    LockJob::Static(_) => None,
+                })
+                .collect();
             let mut graph = Vec::new();
+            let generators = workflow.jobs.iter().filter_map(|job| match job {
+                LockJob::Dynamic(generator) => Some(generator),
+                LockJob::Static(_) => None,
+            });
+            for (generator, name) in generators.zip(&generator_names) {
+                graph.push((name.as_str(), generator.needs.iter().map(Need::name).collect()));
+            }
             for job in &workflow.jobs {
                 let LockJob::Static(job) = job else { continue };
                 for matcher in job.runs_on.iter().chain(&job.exclude_labels) {

@@ -76,6 +76,9 @@ async fn load_run(state: &Shared, run_id: &RunId) -> Result<Option<LoadedRun>, S
 /// The status a base job's rows present to `needs`: its executed rows, or the matrix
 /// evaluation row when it produced none. `None` while any row is unfinished.
 fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
+    if let Some(group) = base.strip_prefix(kici_engine::dag::GROUP_NEED_PREFIX) {
+        return group_need_status(jobs, group);
+    }
     let rows: Vec<&JobRecord> = jobs.iter().filter(|j| j.job.base_job_name == base).collect();
     if rows.is_empty() || rows.iter().any(|j| !j.job.status.is_terminal()) {
         return None;
@@ -90,6 +93,35 @@ fn base_status(jobs: &[JobRecord], base: &str) -> Option<JobStatus> {
     } else {
         Some(group_status(&executed))
     }
+}
+
+/// The status a dynamic group presents to `needs: [dynamicGroup(group)]`: once its generators
+/// ran (one that failed fails it) and every job they produced finished, those jobs' status;
+/// `success` when they produced none. `None` while any of that is unfinished.
+fn group_need_status(jobs: &[JobRecord], group: &str) -> Option<JobStatus> {
+    let generators: Vec<&JobRecord> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::DynamicEval && j.job.base_job_name == group)
+        .collect();
+    if generators.is_empty() || generators.iter().any(|g| !g.job.status.is_terminal()) {
+        return None;
+    }
+    if let Some(failed) = generators.iter().find(|g| g.job.status != JobStatus::Success) {
+        return Some(failed.job.status);
+    }
+    let produced: Vec<JobStatus> = jobs
+        .iter()
+        .filter(|j| {
+            j.kind == JobKind::Execute
+                && j.dynamic_index.is_some()
+                && generators.iter().any(|g| g.dynamic_index == j.dynamic_index)
+        })
+        .map(|j| j.job.status)
+        .collect();
+    if produced.iter().any(|s| !s.is_terminal()) {
+        return None;
+    }
+    Some(group_status(&produced))
 }
 
 /// A job's upstream results as its steps see them (`ctx.needs`), from the run's rows.

@@ -473,3 +473,46 @@ async fn workflow_rules_skip_the_run_and_workflow_hooks_follow_the_jobs_hooks() 
     .map(|(name, kind)| (name.to_string(), kind.to_string()));
     assert_eq!(hooks, expected);
 }
+
+const DYNAMIC_GROUP: &str = r#"import { workflow, job, push, dynamicJob, dynamicGroup } from '@kici-dev/sdk';
+
+const pkg = (name) => job(`pkg-${name}`, { runsOn: 'linux', run: async () => { console.log(`built ${name}`); } });
+
+export default workflow('grouped-packages', {
+  on: push({ branches: 'grouped' }),
+  jobs: [
+    dynamicJob('packages', async () => [pkg('a'), pkg('b')]),
+    dynamicJob('nothing', async () => []),
+    job('publish', {
+      runsOn: 'linux',
+      needs: [dynamicGroup('packages'), dynamicGroup('nothing')],
+      run: async () => { console.log('published'); },
+    }),
+  ],
+});
+"#;
+
+/// `dynamicGroup()` waits for every job a group's generator produced (and a group that
+/// produced none does not hold anything up).
+#[tokio::test]
+async fn a_job_that_needs_a_dynamic_group_runs_after_all_its_jobs() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/grouped.ts", DYNAMIC_GROUP);
+    repo.compile();
+    repo.commit_and_push("dynamic group");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "grouped").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let job = |name: &str| run.jobs.iter().find(|j| j.job_name == name).unwrap();
+    let publish = job("publish");
+    for built in ["pkg-a", "pkg-b"] {
+        assert!(
+            job(built).completed_at.unwrap() <= publish.started_at.unwrap(),
+            "{built} finished after publish started"
+        );
+    }
+    assert!(stack.log_text(run.run.run_id.as_str()).await.contains("published"));
+}

@@ -148,6 +148,15 @@ pub async fn run(ctx: &Context<'_>, workflows: &[LockWorkflow]) -> anyhow::Resul
                 let (w, j) = *key;
                 let job = jobs[w][j];
                 let finished = |name: &str| {
+                    // Generators (and their groups) do not run locally: they count as skipped.
+                    let generator = name.strip_prefix(kici_engine::dag::GROUP_NEED_PREFIX).unwrap_or(name);
+                    if workflows[w]
+                        .jobs
+                        .iter()
+                        .any(|j| matches!(j, LockJob::Dynamic(g) if g.name() == generator))
+                    {
+                        return Some(JobStatus::Skipped);
+                    }
                     let upstream = (w, jobs[w].iter().position(|o| o.name == name)?);
                     if outstanding.contains_key(&upstream) {
                         return None;
