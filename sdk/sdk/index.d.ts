@@ -626,6 +626,31 @@ export type ApprovalOption =
   | readonly ApproverClause[]
   | { approvers?: readonly ApproverClause[]; reason?: string; timeout?: number; when?: 'always' };
 
+/** What `normalizeApproval()` makes of an `approval` option: the lock file's `approval`. */
+export interface NormalizedApproval {
+  clauses: ApproverClause[];
+  reason?: string;
+  timeoutSeconds?: number;
+  when: 'always';
+}
+
+/**
+ * An `approval` option as the lock file holds it (`undefined` for `false` or none); `fail(message,
+ * suggestion)` builds the error thrown for an invalid one.
+ */
+export declare function normalizeApproval(
+  approval: unknown,
+  fail: (message: string, suggestion: string, code?: string) => Error,
+): NormalizedApproval | undefined;
+
+/**
+ * Narrows an entry of `ctx.needs`: true for the ordered array a fanned-out upstream (a matrix, a
+ * dynamic group) gives, one `{name, status, result?}` per job; false for one `{status, result?}`.
+ */
+export declare function isMatrixJobOutputs(
+  value: NeedResult | readonly NeedRowResult[] | undefined,
+): value is readonly NeedRowResult[];
+
 /**
  * A cache entry: the files under `paths` (relative to the checkout, or under the agent's home as
  * `~/...`; no `..`), saved under `key`. Restoring takes the entry of `key` if there is one, else

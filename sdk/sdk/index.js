@@ -22,6 +22,8 @@ export {
   afterStep,
 } from './rules.js';
 export { waitFor, waitForStep, WaitForTimeoutError } from './wait.js';
+export { isMatrixJobOutputs } from './outputs.js';
+export { normalizeApproval } from './approval.js';
 export { validateDag } from './dag.js';
 export { expandMatrix, applyIncludeExclude, isStaticArray, isStaticObject, isDynamicFunction } from './matrix.js';
 export { z } from './vendor/zod/index.js';

@@ -35,3 +35,14 @@ export function defineStepResult(ref, label) {
 export function defineJobResult(ref, label) {
   defineResult(ref, () => boundSource(`Job '${label}'`).jobResult(ref));
 }
+
+/**
+ * True when an entry of `ctx.needs` is the ordered array a fanned-out upstream (a matrix, a
+ * dynamic group) gives — `{name, status, result?}` per job — rather than one `{status, result?}`.
+ */
+export function isMatrixJobOutputs(value) {
+  return (
+    Array.isArray(value) &&
+    value.every((entry) => typeof entry?.name === 'string' && typeof entry?.status === 'string')
+  );
+}

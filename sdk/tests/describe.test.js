@@ -600,6 +600,26 @@ describe('describe', { concurrency: true }, () => {
     assert.deepEqual(jobs[5], { _type: 'dynamic', index: 5, group: 'docs', location: at('dynamicJob({') });
   });
 
+  test('dynamicGroup() is a needs entry named __group:<name>, with its when', async () => {
+    const { dynamicGroup, job, KiciError } = await project.importPackage('sdk/index.js');
+    assert.deepEqual(dynamicGroup('pkgs'), { _tag: 'DynamicGroup', group: 'pkgs' });
+    assert.ok(Object.isFrozen(dynamicGroup('pkgs')));
+    const publish = job('publish', {
+      runsOn: 'linux',
+      needs: [dynamicGroup('pkgs'), dynamicGroup('docs', { when: 'always' })],
+      run: async () => {},
+    });
+    assert.deepEqual(publish.needs, [
+      { target: '__group:pkgs', when: 'on-success' },
+      { target: '__group:docs', when: 'always' },
+    ]);
+    assert.throws(() => dynamicGroup(''), (error) => error instanceof KiciError && /group name/.test(error.message));
+    assert.throws(
+      () => job('x', { runsOn: 'linux', needs: [dynamicGroup('pkgs', { when: 'sometimes' })], run: async () => {} }),
+      /needs when must be/,
+    );
+  });
+
   test('dynamicJob() forms give one frozen shape', async () => {
     const { dynamicJob, job } = await project.importPackage('sdk/index.js');
     const generate = () => [];

@@ -200,3 +200,22 @@ describe('waitForStep', { concurrency: true }, () => {
     assert.deepEqual(result.step('marker').error, { message: 'Timed out after 20ms waiting for marker' });
   });
 });
+
+describe('isMatrixJobOutputs and normalizeApproval', () => {
+  test('isMatrixJobOutputs tells a fanned-out upstream from a single one', async () => {
+    const { isMatrixJobOutputs } = await project.importPackage('sdk/index.js');
+    assert.equal(isMatrixJobOutputs([{ name: 'test (a)', status: 'success', result: { shard: 'a' } }]), true);
+    assert.equal(isMatrixJobOutputs([]), true);
+    assert.equal(isMatrixJobOutputs({ status: 'success', result: { shard: 'a' } }), false);
+    assert.equal(isMatrixJobOutputs(undefined), false);
+    assert.equal(isMatrixJobOutputs([{ status: 'success' }]), false);
+  });
+
+  test('normalizeApproval gives the lock file form and throws what fail builds', async () => {
+    const { normalizeApproval } = await project.importPackage('sdk/index.js');
+    const fail = (message) => new Error(message);
+    assert.equal(normalizeApproval(false, fail), undefined);
+    assert.deepEqual(normalizeApproval([{ team: 'ops' }], fail), { clauses: [{ team: 'ops' }], when: 'always' });
+    assert.throws(() => normalizeApproval(42, fail));
+  });
+});

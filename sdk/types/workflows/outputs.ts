@@ -1,6 +1,6 @@
 // Matrices (static and dynamic), every needs form and the ways to read outputs: step.result,
 // ctx.outputsOf, job.result, ctx.jobOutputs and ctx.needs.
-import { job, step, workflow, type NeedResult, type NeedRowResult } from '@kici-dev/sdk';
+import { isMatrixJobOutputs, job, step, workflow, type NeedResult, type NeedRowResult } from '@kici-dev/sdk';
 
 const make = step('make', async ({ $ }) => ({ version: (await $`git describe`).stdout.trim() }));
 const sign = step('sign', async () => ({ signed: make.result.version !== '' }));
@@ -82,6 +82,9 @@ export default workflow('outputs', {
         console.log(`lint: ${(ctx.jobOutputs('lint') as { warnings: number }).warnings}`, ctx.jobOutputs(lint));
         const rows = ctx.needs.test;
         if (isRow(rows)) console.log(rows.map((row) => [row.name, row.status, row.result]));
+        const shards = ctx.needs.shards;
+        if (isMatrixJobOutputs(shards)) console.log(shards.map((row) => row.name));
+        else console.log(shards?.status);
       },
     }),
     job('after', { runsOn: 'kici:os:linux', needs: { name: 'report', when: 'on-failure' }, run: async () => {} }),
