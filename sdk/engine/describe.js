@@ -189,6 +189,7 @@ export function describeJob(job, name, names, locate) {
   put(described, 'init', job.init);
   put(described, 'cache', job.cache);
   put(described, 'environments', nonEmpty(job.environments.map(describeEnvironment)));
+  if (job.concurrencyGroup !== undefined) described.concurrencyGroup = describeEnvironment(job.concurrencyGroup);
   // A function's source goes to the compiler, which decides whether the orchestrator can run it.
   if (typeof job.env === 'function') described.envFunction = job.env.toString();
   else put(described, 'env', job.env);

@@ -769,6 +769,13 @@ interface JobOptionsBase<X, I> {
   timeout?: number;
   /** Seconds (integer >= 0) between SIGTERM and SIGKILL on cancel. */
   gracePeriod?: number;
+  /**
+   * Jobs of the repository with the same group (across runs) run one at a time, oldest first;
+   * the others wait queued. A string, or a pure function of the event (the orchestrator
+   * evaluates it). Default: the job's first environment, so deploys to one environment never
+   * overlap.
+   */
+  concurrencyGroup?: string | ((event: EventEnvelope) => string);
   /** With a matrix: at most this many of its jobs (integer >= 1) queued or running at once. */
   maxParallel?: number;
   /** With a matrix: a failed matrix job cancels the others still waiting or running. Default false. */

@@ -36,6 +36,12 @@ export function job(nameOrOptions, maybeOptions) {
     new KiciError(`Job "${name ?? UNNAMED}": ${message}`, { location, suggestion, code });
 
   const runsOn = normalizeRunsOn(options.runsOn, fail);
+  if (options.concurrencyGroup !== undefined && !isEnvironment(options.concurrencyGroup)) {
+    throw fail(
+      'concurrencyGroup must be a non-empty string or a function (event) => string',
+      "e.g. concurrencyGroup: 'deploy-production' or concurrencyGroup: (event) => `deploy-${event.targetBranch}`",
+    );
+  }
   const steps = normalizeSteps(options, fail);
   checkGroupChildNames(steps);
   checkWholeNumber(
@@ -80,6 +86,7 @@ export function job(nameOrOptions, maybeOptions) {
     timeout: options.timeout,
     gracePeriod: options.gracePeriod,
     maxParallel: options.maxParallel,
+    concurrencyGroup: options.concurrencyGroup,
     failFast: options.failFast,
     hooks: { ...hooksOf(options), ...stepHooksOf(options) },
     optionKeys: Object.keys(options),

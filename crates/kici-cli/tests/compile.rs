@@ -222,8 +222,8 @@ fn a_misspelt_job_option_is_e108_with_a_suggestion() {
 #[test]
 fn options_this_build_does_not_implement_are_e109() {
     check_error(
-        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('deploy', { runsOn: 'linux', concurrencyGroup: 'deploy', run: async () => {} }),\n  ],\n});\n",
-        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"concurrencyGroup\" is not implemented by this build of KiCI\n  Suggestion: remove \"concurrencyGroup\" for now: this build would ignore it and run the job as if it were not there\n",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('deploy', { runsOn: 'linux', resources: { limits: { cpus: 1 } }, run: async () => {} }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"deploy\": option \"resources\" is not implemented by this build of KiCI\n  Suggestion: remove \"resources\" for now: this build would ignore it and run the job as if it were not there\n",
     );
     check_error(
         "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  approval: true,\n  jobs: [job('a', { runsOn: 'linux', run: async () => {} })],\n});\n",
@@ -246,6 +246,28 @@ fn checkout_false_and_caches_reach_the_lock_file() {
     let job = &lock["workflows"][0]["jobs"][0];
     assert_eq!(job["checkout"], serde_json::json!(false));
     assert_eq!(job["cache"], serde_json::json!([{"key": "k", "paths": ["out"]}]));
+}
+
+#[test]
+fn a_concurrency_group_is_a_name_or_a_pure_function_and_an_impure_one_is_refused() {
+    let project = Project::with_workflow(
+        "groups.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('a', { runsOn: 'linux', concurrencyGroup: 'deploy', run: async () => {} }),\n    job('b', { runsOn: 'linux', concurrencyGroup: (event) => `deploy-${event.targetBranch}`, run: async () => {} }),\n  ],\n});\n",
+    );
+    project.kici(&["compile"]).expect_code(0);
+    let lock: serde_json::Value = serde_json::from_str(&project.read(".kici/kici.lock.json")).unwrap();
+    let jobs = &lock["workflows"][0]["jobs"];
+    assert_eq!(jobs[0]["concurrencyGroup"], serde_json::json!("deploy"));
+    assert_eq!(
+        jobs[1]["concurrencyGroup"]["_type"],
+        serde_json::json!("inline"),
+        "{}",
+        jobs[1]
+    );
+    check_error(
+        "import { workflow, job, push } from '@kici-dev/sdk';\n\nexport default workflow('x', {\n  on: push(),\n  jobs: [\n    job('c', { runsOn: 'linux', concurrencyGroup: () => `deploy-${Date.now()}`, run: async () => {} }),\n  ],\n});\n",
+        ".kici/workflows/broken.ts:6:5 error [E109]: Job \"c\": a concurrencyGroup function that is not pure (it uses the global 'Date') is not implemented by this build of KiCI\n",
+    );
 }
 
 #[test]

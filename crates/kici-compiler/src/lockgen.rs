@@ -462,6 +462,27 @@ impl Generator<'_> {
             ));
         }
         let environments = self.environments(job);
+        let concurrency_group = match &job.concurrency_group {
+            None => None,
+            Some(EnvironmentDescription::Name { name }) => Some(LockName::Name(name.clone())),
+            Some(EnvironmentDescription::Function { function }) => match purity::check(function) {
+                Ok(()) => Some(LockName::Inline(InlineValue::new(function))),
+                Err(reason) => {
+                    ok = false;
+                    self.diagnostics.push(Diagnostic::new(
+                        Code::E109,
+                        file,
+                        at,
+                        format!(
+                            "Job \"{}\": a concurrencyGroup function that is not pure ({reason}) is not implemented by this build of KiCI",
+                            job.name
+                        ),
+                        "make it pure (only its event parameter, locals and JSON/Math/String helpers), or give a string",
+                    ));
+                    None
+                }
+            },
+        };
         let (env, dynamic_env) = match (&job.env, &job.env_function) {
             (_, Some(source)) => match self.inline(job, "env", source) {
                 Some(value) => (Some(LockEnv::Inline(value)), false),
@@ -515,6 +536,7 @@ impl Generator<'_> {
             },
             has_before_step: job.has_before_step,
             has_after_step: job.has_after_step,
+            concurrency_group,
             grace_period: job.grace_period,
             max_parallel: job.max_parallel,
             fail_fast: job.fail_fast.unwrap_or(false),

@@ -107,6 +107,9 @@ pub struct JobDescription {
     pub env_function: Option<String>,
     #[serde(default)]
     pub environments: Vec<EnvironmentDescription>,
+    /// `concurrencyGroup`: a name or a function's source.
+    #[serde(default)]
+    pub concurrency_group: Option<EnvironmentDescription>,
     #[serde(default)]
     pub approval: Option<LockApproval>,
     #[serde(default)]
@@ -306,6 +309,16 @@ impl JobDescription {
             },
             has_before_step: self.has_before_step,
             has_after_step: self.has_after_step,
+            concurrency_group: match &self.concurrency_group {
+                None => None,
+                Some(EnvironmentDescription::Name { name }) => Some(LockName::Name(name.clone())),
+                Some(EnvironmentDescription::Function { .. }) => {
+                    return Err(format!(
+                        "job \"{}\": a generated job names its concurrencyGroup; it cannot compute it with a function",
+                        self.name
+                    ));
+                }
+            },
             grace_period: self.grace_period,
             max_parallel: self.max_parallel,
             fail_fast: self.fail_fast.unwrap_or(false),
@@ -436,8 +449,8 @@ mod tests {
             .is_ok()
         );
         assert_eq!(
-            job(serde_json::json!(["runsOn", "concurrencyGroup"]), serde_json::json!([])).unwrap_err(),
-            "job \"deploy\": job option \"concurrencyGroup\" is not honoured by this build of KiCI"
+            job(serde_json::json!(["runsOn", "resources"]), serde_json::json!([])).unwrap_err(),
+            "job \"deploy\": job option \"resources\" is not honoured by this build of KiCI"
         );
         assert_eq!(
             job(

@@ -236,6 +236,10 @@ pub struct StaticJob {
     pub has_before_step: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub has_after_step: bool,
+    /// Jobs of the repository with the same group run one at a time (default: the job's first
+    /// environment); a pure function of the event is evaluated by the orchestrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_group: Option<LockName>,
     /// Seconds between SIGTERM and SIGKILL on cancel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period: Option<u64>,
@@ -254,9 +258,11 @@ pub const MAX_INLINE_EXPRESSION_BYTES: usize = 16 * 1024;
 
 impl StaticJob {
     /// Whether the job passes the orchestrator's gates before it is queued: it has
-    /// environments, its own approval, required secrets, or an `env` function to evaluate.
+    /// environments, its own approval, required secrets, an `env` function to evaluate, or a
+    /// concurrency group.
     pub fn is_gated(&self) -> bool {
         !self.environments.is_empty()
+            || self.concurrency_group.is_some()
             || self.approval.is_some()
             || !self.secrets.is_empty()
             || self.dynamic_env
@@ -849,10 +855,10 @@ mod tests {
     #[test]
     fn keys_this_build_does_not_honour_are_refused() {
         let mut v = hello();
-        v["workflows"][0]["jobs"][0]["concurrencyGroup"] = json!("deploy");
+        v["workflows"][0]["jobs"][0]["resources"] = json!({"limits": {"cpus": 1}});
         assert_eq!(
             parse(&v).unwrap_err(),
-            "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `concurrencyGroup`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
+            "Invalid lock file at acme/app ref=main: workflow 'hello-world' job 'greet' has `resources`, which this build of KiCI does not honour. Remove that option from the workflow and run `kici compile` (it names the option and the fix), then push again."
         );
         let mut v = hello();
         v["workflows"][0]["approval"] = json!({"clauses": [{"team": "ops"}]});

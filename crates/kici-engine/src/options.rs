@@ -82,9 +82,9 @@ const JOB_OPTIONS: &[&str] = &[
     "maxParallel",
     "failFast",
     "gracePeriod",
+    "concurrencyGroup",
 ];
 const JOB_NOT_IMPLEMENTED: &[&str] = &[
-    "concurrencyGroup",
     "container",
     "resources",
     "runsOnAll",
@@ -198,6 +198,7 @@ const LOCK_STATIC_JOB: &[&str] = &[
     "maxParallel",
     "failFast",
     "gracePeriod",
+    "concurrencyGroup",
     "timeout",
 ];
 const LOCK_DYNAMIC_JOB: &[&str] = &["_type", "source", "group", "needs"];
@@ -236,10 +237,7 @@ mod tests {
     fn options_are_honoured_not_implemented_or_unknown() {
         assert_eq!(check_option(Level::Job, "runsOn"), OptionVerdict::Honoured);
         assert_eq!(check_option(Level::Job, "approval"), OptionVerdict::Honoured);
-        assert_eq!(
-            check_option(Level::Job, "concurrencyGroup"),
-            OptionVerdict::NotImplemented
-        );
+        assert_eq!(check_option(Level::Job, "resources"), OptionVerdict::NotImplemented);
         assert_eq!(
             check_option(Level::Job, "timeoutt"),
             OptionVerdict::Unknown {
@@ -275,7 +273,8 @@ mod tests {
     fn lock_keys() {
         assert!(lock_key_honoured(LockObject::StaticJob, "runsOn"));
         assert!(lock_key_honoured(LockObject::StaticJob, "approval"));
-        assert!(!lock_key_honoured(LockObject::StaticJob, "concurrencyGroup"));
+        assert!(lock_key_honoured(LockObject::StaticJob, "concurrencyGroup"));
+        assert!(!lock_key_honoured(LockObject::StaticJob, "resources"));
         assert!(lock_key_honoured(LockObject::Workflow, "rules"));
         assert!(!lock_key_honoured(LockObject::Workflow, "approval"));
         assert!(lock_key_honoured(LockObject::Step, "retry"));

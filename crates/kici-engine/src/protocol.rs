@@ -495,6 +495,10 @@ pub struct JobConfig {
     /// `runsOn.pick: 'any'`: any fitting agent, the least used first, rather than the lowest id.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pick_any: bool,
+    /// The job's concurrency group, resolved (`concurrencyGroup`, else its first environment):
+    /// the dispatcher sends no two jobs of one repository and group at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_group: Option<String>,
     /// The job's `gracePeriod` (seconds): SIGTERM to SIGKILL on cancel or job timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_period_secs: Option<u64>,

@@ -204,16 +204,50 @@ fn build_of(config: &kici_engine::protocol::JobConfig) -> Option<&str> {
         .flatten()
 }
 
+/// The (repository, concurrency group) of each entry that has one.
+fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, String)> {
+    entries
+        .iter()
+        .filter_map(|entry| serde_json::from_str::<JobDispatch>(&entry.dispatch).ok())
+        .filter_map(|dispatch| {
+            let config = dispatch.job_config;
+            config.concurrency_group.map(|group| (config.repo, group))
+        })
+        .collect()
+}
+
 /// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
 pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let pending = state.store.pending_entries().await?;
     let waiting: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
     let busy: HashSet<JobId> = state.hub.all().into_iter().filter_map(|a| a.busy_job).collect();
+    // (repository, group) of the jobs on agents, read once a pass needs it.
+    let mut groups_in_flight: Option<HashSet<(String, String)>> = None;
     for entry in pending {
         // An unreadable dispatch is failed once claimed, below.
         let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
             .ok()
             .map(|d| d.job_config);
+        // One job of a concurrency group at a time: the others wait queued, oldest first.
+        let group = config
+            .as_ref()
+            .and_then(|c| c.concurrency_group.clone().map(|g| (c.repo.clone(), g)));
+        if let Some(group) = &group {
+            if groups_in_flight.is_none() {
+                groups_in_flight = Some(groups_of(&state.store.in_flight_entries().await?));
+            }
+            if groups_in_flight.as_ref().is_some_and(|taken| taken.contains(group)) {
+                let first_time = state
+                    .group_waits
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(entry.job_id.clone());
+                if first_time {
+                    tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, group = %group.1, "job waits for a job of its concurrency group to finish");
+                }
+                continue;
+            }
+        }
         // One build per lock file at a time: the others wait, then restore what it stored.
         if let Some(hash) = config.as_ref().and_then(build_of)
             && !state
@@ -259,6 +293,14 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
         }
         state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
         state.scaler.dispatched(&agent.agent_id, &entry.job_id);
+        if let (Some(taken), Some(group)) = (groups_in_flight.as_mut(), group) {
+            taken.insert(group);
+            state
+                .group_waits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&entry.job_id);
+        }
         let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
             Ok(dispatch) => dispatch,
             Err(err) => {

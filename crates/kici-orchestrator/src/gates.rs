@@ -139,6 +139,17 @@ pub async fn admit(
         },
         _ => None,
     };
+    let concurrency_group = match &job.concurrency_group {
+        None => names.first().cloned(),
+        Some(LockName::Name(group)) => Some(group.clone()),
+        Some(LockName::Inline(value)) => match evaluate(value, &event_json)
+            .await
+            .and_then(inline_eval::environment_name)
+        {
+            Ok(group) => Some(group),
+            Err(err) => return Ok(dynamic_failure("concurrencyGroup", err)),
+        },
+    };
     let mut environments = Vec::new();
     for name in &names {
         match state.store.get_environment(DEFAULT_ORG, name).await? {
@@ -171,6 +182,7 @@ pub async fn admit(
     let prepared = Prepared {
         variables: scoped_secrets::variables(&state.store, DEFAULT_ORG, &bound).await?,
         environments: names,
+        concurrency_group,
         job_env,
     };
     if !gate {

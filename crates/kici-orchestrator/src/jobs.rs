@@ -82,6 +82,8 @@ impl<'a> From<&'a kici_store::NewJob> for JobFacts<'a> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prepared {
     pub environments: Vec<String>,
+    /// The job's concurrency group: `concurrencyGroup` resolved, else its first environment.
+    pub concurrency_group: Option<String>,
     pub job_env: Option<Map<String, Value>>,
     pub variables: std::collections::BTreeMap<String, String>,
 }
@@ -147,6 +149,7 @@ pub fn dispatch_message(
             lockfile_hash: run.lockfile_hash.map(str::to_string),
             checkout,
             pick_any: definition.and_then(|j| j.runs_on_pick) == Some(kici_engine::lockfile::RunsOnPick::Any),
+            concurrency_group: prepared.concurrency_group.clone(),
             grace_period_secs: definition.and_then(|j| j.grace_period),
             concurrency_wait_timeout_ms: None,
             registries: workflow.registries.clone(),

@@ -3,9 +3,11 @@
 //! wake signal, the run timeline, the Platform link and the scaler's handle. The scaler gets
 //! only its own [`ScalerContext`] of these, never the state.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kici_engine::ids::JobId;
 use kici_store::Store;
 
 use crate::config::Config;
@@ -45,6 +47,8 @@ pub struct AppState {
     pub(crate) grant_keys: crate::grants::GrantKeys,
     /// Concurrency group decisions are made one at a time (read the group, then change it).
     pub(crate) concurrency_turns: tokio::sync::Mutex<()>,
+    /// Queued jobs the dispatcher holds back for their job concurrency group (logged once).
+    pub(crate) group_waits: std::sync::Mutex<HashSet<JobId>>,
     pub started: Instant,
 }
 
@@ -82,6 +86,7 @@ impl AppState {
             builds: crate::build_slots::BuildSlots::default(),
             grant_keys: crate::grants::GrantKeys::generate(),
             concurrency_turns: tokio::sync::Mutex::new(()),
+            group_waits: std::sync::Mutex::new(HashSet::new()),
             started: Instant::now(),
         };
         (Arc::new(state), task)

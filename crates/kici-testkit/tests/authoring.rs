@@ -516,3 +516,84 @@ async fn a_job_that_needs_a_dynamic_group_runs_after_all_its_jobs() {
     }
     assert!(stack.log_text(run.run.run_id.as_str()).await.contains("published"));
 }
+
+/// A job of group `deploy` that, in the test's first run, creates `first` and waits for
+/// `release`; later runs finish at once.
+fn job_group_workflow(dir: &std::path::Path) -> String {
+    let first = dir.join("first").display().to_string();
+    let release = dir.join("release").display().to_string();
+    format!(
+        r#"import {{ workflow, job, push }} from '@kici-dev/sdk';
+import fs from 'node:fs';
+
+export default workflow('serial', {{
+  on: push({{ branches: 'serial' }}),
+  jobs: [
+    job('deploy', {{
+      runsOn: 'linux',
+      concurrencyGroup: 'deploy',
+      run: async ({{ $ }}) => {{
+        if (fs.existsSync('{first}')) {{ console.log('later deploy'); return; }}
+        fs.writeFileSync('{first}', '');
+        console.log('first deploy started');
+        while (!fs.existsSync('{release}')) await $`sleep 0.1`;
+      }},
+    }}),
+  ],
+}});
+"#
+    )
+}
+
+/// Jobs of one `concurrencyGroup` run one at a time across runs: the newer one stays queued
+/// although an agent is free, and starts once the older one finished.
+#[tokio::test]
+async fn jobs_of_one_concurrency_group_run_one_at_a_time_across_runs() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/serial.ts", &job_group_workflow(stack.dir.path()));
+    repo.compile();
+    repo.commit_and_push("job concurrency group");
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push("app", &repo, "serial").await.remove(0);
+    stack
+        .wait_for("the first deploy to start", || async {
+            stack
+                .log_text(&first)
+                .await
+                .contains("first deploy started")
+                .then_some(())
+        })
+        .await;
+    let second = stack.push("app", &repo, "serial").await.remove(0);
+    // Queued with a free agent: it waits for its group, not for an agent.
+    stack
+        .wait_for("the dispatcher to hold the second deploy back", || async {
+            let log = stack.orchestrator.log_text();
+            log.lines()
+                .any(|line| line.contains("job waits for a job of its concurrency group") && line.contains(&second))
+                .then_some(())
+        })
+        .await;
+    assert_eq!(
+        stack.detail(&second).await.jobs[0].status,
+        kici_engine::status::JobStatus::Queued
+    );
+    std::fs::write(stack.dir.path().join("release"), "").unwrap();
+
+    let first = stack.wait_run(&first).await;
+    let second = stack.wait_run(&second).await;
+    assert_eq!(
+        (first.run.status, second.run.status),
+        (RunStatus::Success, RunStatus::Success)
+    );
+    assert!(first.jobs[0].completed_at.unwrap() <= second.jobs[0].started_at.unwrap());
+    assert!(
+        stack
+            .log_text(second.run.run_id.as_str())
+            .await
+            .contains("later deploy")
+    );
+}

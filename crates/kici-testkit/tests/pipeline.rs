@@ -155,8 +155,12 @@ async fn hostile_lock_files_fail_their_run_and_the_next_push_runs() {
         ),
         (
             "concurrency group",
-            good.replacen("\"needs\": []", "\"needs\": [], \"concurrencyGroup\": \"deploy\"", 1),
-            "has `concurrencyGroup`, which this build of KiCI does not honour",
+            good.replacen(
+                "\"needs\": []",
+                "\"needs\": [], \"resources\": {\"limits\": {\"cpus\": 1}}",
+                1,
+            ),
+            "has `resources`, which this build of KiCI does not honour",
         ),
     ];
     assert!(
