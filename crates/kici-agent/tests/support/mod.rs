@@ -142,6 +142,7 @@ impl Repo {
                 lockfile_hash: None,
                 checkout: true,
                 pick_any: false,
+                concurrency_group: None,
                 grace_period_secs: None,
                 concurrency_wait_timeout_ms: None,
                 registries: Vec::new(),
