@@ -29,6 +29,25 @@ async fn settings_of(state: &Shared, run_id: &RunId) -> Result<Option<LockConcur
         .and_then(|workflow| workflow.concurrency))
 }
 
+/// The runs of a group, oldest first. A place whose run finished (its release was cut short by
+/// a failed write) or is gone (pruned) is given up here, so it cannot hold the group forever.
+async fn live_group(state: &Shared, repo: &str, group: &str) -> Result<Vec<Slot>, StoreError> {
+    let mut live = Vec::new();
+    for slot in state.store.concurrency_group(repo, group).await? {
+        let finished = state
+            .store
+            .get_run(&slot.run_id)
+            .await?
+            .is_none_or(|run| run.status.is_terminal());
+        if finished {
+            state.store.remove_concurrency_slot(&slot.run_id).await?;
+        } else {
+            live.push(slot);
+        }
+    }
+    Ok(live)
+}
+
 /// Decides what the job that reported `group` does: proceed, wait for its run's turn, or stop;
 /// with the older runs it supersedes, for the caller to cancel (their places are given up).
 pub async fn report(
@@ -88,7 +107,7 @@ async fn decide(
         ));
     }
     let max = settings.max.max(1) as usize;
-    let others = state.store.concurrency_group(&run.repo, group).await?;
+    let others = live_group(state, &run.repo, group).await?;
     let slot = |state| Slot {
         run_id: run_id.clone(),
         repo: run.repo.clone(),
@@ -132,7 +151,7 @@ pub async fn release(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
         return Ok(());
     };
     state.store.remove_concurrency_slot(run_id).await?;
-    let group = state.store.concurrency_group(&slot.repo, &slot.group_key).await?;
+    let group = live_group(state, &slot.repo, &slot.group_key).await?;
     let active = group.iter().filter(|s| s.state == SlotState::Active).count();
     for (active, next) in (active..).zip(group.iter().filter(|s| s.state == SlotState::Queued)) {
         let max = settings_of(state, &next.run_id)
