@@ -16,6 +16,12 @@ export const GROUP_TIMEOUT_MS = 30_000;
 export const DEFAULT_WAIT_TIMEOUT_MS = 3_600_000;
 
 /**
+ * While it waits, the runner reports again this often: a report or an answer lost to a
+ * reconnect is then only a delay, and the host answers a repeated report from the run's place.
+ */
+export const REPORT_AGAIN_MS = 30_000;
+
+/**
  * Computes the group key, reports it and waits for the host's answer. Failures are also logged
  * on `log` (level `error`).
  * @param {(ctx: {branch: string | undefined, event: object}) => unknown} group
@@ -75,8 +81,11 @@ function awaitTurn(key, { send, onAck, signal, waitTimeoutMs, log }) {
       ' (KICI_CONCURRENCY_WAIT_TIMEOUT_MS)',
   };
   return new Promise((resolve) => {
+    const report = () => send({ type: 'concurrency.report', group: key });
+    let logged = false;
     const finish = (outcome) => {
       clearTimeout(timer);
+      clearInterval(again);
       unsubscribe();
       signal.removeEventListener('abort', onAbort);
       resolve(outcome);
@@ -90,8 +99,12 @@ function awaitTurn(key, { send, onAck, signal, waitTimeoutMs, log }) {
       if (action === 'cancel') {
         finish({ status: 'cancelled', error: said ?? `Cancelled in concurrency group '${key}'` });
       }
-      if (action === 'wait') log.line('log', said ?? `Waiting for a turn in concurrency group '${key}'`, 'info');
+      if (action === 'wait' && !logged) {
+        logged = true;
+        log.line('log', said ?? `Waiting for a turn in concurrency group '${key}'`, 'info');
+      }
     });
-    send({ type: 'concurrency.report', group: key });
+    const again = setInterval(report, REPORT_AGAIN_MS);
+    report();
   });
 }

@@ -429,6 +429,13 @@ impl JobChange {
         JobChange { moves }
     }
 
+    /// This change only where the job is now in `from` (a decision made on a snapshot that saw
+    /// it there must not move it from anywhere else).
+    pub fn only_from(mut self, from: JobStatus) -> JobChange {
+        self.moves.retain(|(f, _)| *f == from);
+        self
+    }
+
     /// This change followed by `event`, as one write (a pending job the queue has no room for
     /// is enqueued and failed: `ENQUEUE` then `FAIL`).
     pub fn then(self, event: JobEvent) -> JobChange {

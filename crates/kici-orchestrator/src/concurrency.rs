@@ -94,19 +94,26 @@ async fn decide(
             none,
         ));
     }
+    let max = settings.max.max(1) as usize;
     if let Some(slot) = state.store.concurrency_slot(run_id).await? {
+        if slot.state == SlotState::Active {
+            return Ok((ack(ConcurrencyAction::Proceed, None), none));
+        }
+        // A repeated report (runners report again while they wait) also takes a turn a lost
+        // release left free: the first queued run goes on when fewer than `max` are active.
+        let group = live_group(state, &slot.repo, &slot.group_key).await?;
+        let active = group.iter().filter(|s| s.state == SlotState::Active).count();
+        let first_queued = group.iter().find(|s| s.state == SlotState::Queued).map(|s| &s.run_id);
+        if active < max && first_queued == Some(run_id) {
+            state.store.activate_concurrency_slot(run_id).await?;
+            return Ok((ack(ConcurrencyAction::Proceed, None), none));
+        }
+        state.store.add_concurrency_waiter(job_id, run_id, agent_id).await?;
         return Ok((
-            match slot.state {
-                SlotState::Active => ack(ConcurrencyAction::Proceed, None),
-                SlotState::Queued => {
-                    state.store.add_concurrency_waiter(job_id, run_id, agent_id).await?;
-                    ack(ConcurrencyAction::Wait, Some(queued_in_group(&slot.group_key)))
-                }
-            },
+            ack(ConcurrencyAction::Wait, Some(queued_in_group(&slot.group_key))),
             none,
         ));
     }
-    let max = settings.max.max(1) as usize;
     let others = live_group(state, &run.repo, group).await?;
     let slot = |state| Slot {
         run_id: run_id.clone(),
@@ -116,12 +123,14 @@ async fn decide(
         created_at: run.created_at,
     };
     if settings.cancel_in_progress {
-        let newer = others.iter().filter(|s| s.created_at > run.created_at).count();
+        // Runs of one delivery share `created_at`: the run id breaks the tie, as the store sorts.
+        let is_newer = |s: &Slot| (s.created_at, s.run_id.as_str()) > (run.created_at, run_id.as_str());
+        let newer = others.iter().filter(|s| is_newer(s)).count();
         if newer >= max {
             tracing::info!(runId = %run_id, group, "run superseded in its concurrency group before it started");
             return Ok((ack(ConcurrencyAction::Cancel, Some(superseded_in_group(group))), none));
         }
-        let older: Vec<&Slot> = others.iter().filter(|s| s.created_at <= run.created_at).collect();
+        let older: Vec<&Slot> = others.iter().filter(|s| !is_newer(s)).collect();
         let excess = (older.len() + newer + 1).saturating_sub(max).min(older.len());
         let mut superseded = Vec::new();
         for old in older.into_iter().take(excess) {

@@ -23,6 +23,9 @@ use crate::storage::Access;
 
 const SAFETY_TICK: Duration = Duration::from_secs(1);
 
+/// How long before its queue expiry a job held back for its concurrency group gets a new one.
+const EXPIRY_MARGIN_MS: i64 = 60_000;
+
 pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SAFETY_TICK);
     loop {
@@ -245,7 +248,23 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 if first_time {
                     tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, group = %group.1, "job waits for a job of its concurrency group to finish");
                 }
+                // The queue timeout is for want of an agent: waiting for the group does not
+                // count against it (its expiry moves on shortly before it would come).
+                if let (Some(at), Some(timeout)) = (entry.expires_at, state.config.queue_timeout) {
+                    let now = now_ms();
+                    if at - now < EXPIRY_MARGIN_MS {
+                        state
+                            .store
+                            .postpone_expiry(&entry.job_id, now + timeout.as_millis() as i64)
+                            .await?;
+                    }
+                }
                 continue;
+            }
+            // The oldest entry of the group holds it for this pass, placed or not, so a younger
+            // one never overtakes it.
+            if let Some(taken) = groups_in_flight.as_mut() {
+                taken.insert(group.clone());
             }
         }
         // One build per lock file at a time: the others wait, then restore what it stored.
@@ -293,8 +312,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
         }
         state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
         state.scaler.dispatched(&agent.agent_id, &entry.job_id);
-        if let (Some(taken), Some(group)) = (groups_in_flight.as_mut(), group) {
-            taken.insert(group);
+        if group.is_some() {
             state
                 .group_waits
                 .lock()

@@ -181,7 +181,13 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
                     tracing::info!(runId = %run_id, jobId = %waiting.job.job_id, upstream = %need.name(), upstreamStatus = %status, "job skipped: upstream_unmet");
                     state
                         .store
-                        .finish_job(&waiting.job.job_id, &JobChange::on(JobEvent::Skip), None, None, now)
+                        .finish_job(
+                            &waiting.job.job_id,
+                            &JobChange::on(JobEvent::Skip).only_from(JobStatus::Pending),
+                            None,
+                            None,
+                            now,
+                        )
                         .await?;
                     continue;
                 }

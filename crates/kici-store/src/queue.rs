@@ -219,6 +219,21 @@ impl Store {
         Ok(())
     }
 
+    /// A pending entry's queue timeout starts again at `expires_at` (it waits for its
+    /// concurrency group, not for an agent).
+    pub async fn postpone_expiry(&self, job_id: &JobId, expires_at: i64) -> Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE dispatch_queue SET expires_at = $2 WHERE job_id = $1 AND status = '{}' AND expires_at IS NOT NULL",
+            QueueStatus::Pending.as_str()
+        )))
+        .bind(job_id.as_str())
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(q("postpone queue expiry"))?;
+        Ok(())
+    }
+
     /// Back to `pending` and the job without an agent, in one transaction (the agent refused,
     /// did not ack, or vanished before starting); `false` when the entry was not out.
     pub async fn requeue_entry(&self, job_id: &JobId) -> Result<bool> {

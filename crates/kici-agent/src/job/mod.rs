@@ -513,7 +513,10 @@ impl Job<'_> {
                     if let Err(err) = runner.send(&HostMessage::Abort { force }).await {
                         warn!(jobId = %self.dispatch.job_id, error = %err, "could not send abort to the runner");
                     }
-                    kill_at.get_or_insert(Instant::now() + cancel_wait(grace_period));
+                    // A forced cancel runs no hook: the runner gets the short grace only.
+                    let wait = if force { CANCEL_GRACE } else { cancel_wait(grace_period) };
+                    let deadline = Instant::now() + wait;
+                    kill_at = Some(kill_at.map_or(deadline, |at| at.min(deadline)));
                 }
                 _ = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
                     warn!(jobId = %self.dispatch.job_id, signal = kill_signal, "the runner ignored the cancel; killing its process group");
