@@ -106,6 +106,7 @@ async fn decide(
         let first_queued = group.iter().find(|s| s.state == SlotState::Queued).map(|s| &s.run_id);
         if active < max && first_queued == Some(run_id) {
             state.store.activate_concurrency_slot(run_id).await?;
+            state.wake_dispatcher();
             return Ok((ack(ConcurrencyAction::Proceed, None), none));
         }
         state.store.add_concurrency_waiter(job_id, run_id, agent_id).await?;
@@ -170,6 +171,8 @@ pub async fn release(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             break;
         }
         state.store.activate_concurrency_slot(&next.run_id).await?;
+        // Its other jobs were held back by the dispatcher.
+        state.wake_dispatcher();
         tracing::info!(runId = %next.run_id, group = %slot.group_key, "run's turn in its concurrency group");
         for (job_id, agent_id) in state.store.take_concurrency_waiters(&next.run_id).await? {
             let Some(agent) = state.hub.get(&agent_id) else {

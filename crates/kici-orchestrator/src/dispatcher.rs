@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
-use kici_engine::ids::JobId;
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::labels::labels_fit;
 use kici_engine::protocol::{DepsCache, DepsPointer, JobDispatch, OrchestratorMessage, SecretValue};
 use tokio::sync::watch;
@@ -226,7 +226,13 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
     let busy: HashSet<JobId> = state.hub.all().into_iter().filter_map(|a| a.busy_job).collect();
     // (repository, group) of the jobs on agents, read once a pass needs it.
     let mut groups_in_flight: Option<HashSet<(String, String)>> = None;
+    // A run waiting for its turn in its workflow's concurrency group has one job waiting on an
+    // agent; its other jobs would only wait too, so they stay queued until its turn comes.
+    let waiting_runs: HashSet<RunId> = state.store.queued_concurrency_runs().await?.into_iter().collect();
     for entry in pending {
+        if waiting_runs.contains(&entry.run_id) {
+            continue;
+        }
         // An unreadable dispatch is failed once claimed, below.
         let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
             .ok()

@@ -75,6 +75,15 @@ impl Store {
         rows.iter().map(row_to_slot).collect()
     }
 
+    /// The runs waiting for their turn in a group.
+    pub async fn queued_concurrency_runs(&self) -> Result<Vec<RunId>> {
+        let rows = sqlx::query("SELECT run_id FROM concurrency_slots WHERE state = 'queued'")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("queued concurrency runs"))?;
+        rows.iter().map(|row| get_id(row, "run_id")).collect()
+    }
+
     /// Gives the run a place in a group; false when it has one already.
     pub async fn add_concurrency_slot(&self, slot: &Slot) -> Result<bool> {
         let done = sqlx::query(
