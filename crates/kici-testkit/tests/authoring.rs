@@ -597,3 +597,71 @@ async fn jobs_of_one_concurrency_group_run_one_at_a_time_across_runs() {
             .contains("later deploy")
     );
 }
+
+/// A queue-mode deploy workflow whose run has a second root job (`note`) and a job after the
+/// deploy (`verify`); the test's first run waits in `ship` until `release` exists.
+fn queued_run_workflow(dir: &std::path::Path) -> String {
+    let first = dir.join("first").display().to_string();
+    let release = dir.join("release").display().to_string();
+    format!(
+        r#"import {{ workflow, job, push }} from '@kici-dev/sdk';
+import fs from 'node:fs';
+
+const ship = job('ship', {{
+  runsOn: 'linux',
+  run: async ({{ $ }}) => {{
+    if (fs.existsSync('{first}')) return;
+    fs.writeFileSync('{first}', '');
+    console.log('first run shipping');
+    while (!fs.existsSync('{release}')) await $`sleep 0.1`;
+  }},
+}});
+
+export default workflow('queued', {{
+  on: push({{ branches: 'queued' }}),
+  concurrency: {{ group: () => 'queued', cancelInProgress: false }},
+  jobs: [
+    ship,
+    job('note', {{ runsOn: 'linux', run: async () => {{ console.log('noted'); }} }}),
+    job('verify', {{ runsOn: 'linux', needs: [ship], run: async () => {{ console.log('verified'); }} }}),
+  ],
+}});
+"#
+    )
+}
+
+/// A run waiting for its turn gets no further agents: with two agents, the waiting run's second
+/// job stays queued, so the run ahead of it gets the agent its last job needs (else both runs
+/// would wait for the concurrency wait timeout).
+#[tokio::test]
+async fn a_run_waiting_in_its_concurrency_group_leaves_free_agents_to_the_run_ahead() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    stack.start_agent("agent-2", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/queued.ts", &queued_run_workflow(stack.dir.path()));
+    repo.compile();
+    repo.commit_and_push("queued run");
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push("app", &repo, "queued").await.remove(0);
+    stack
+        .wait_for("the first run to ship and note", || async {
+            let detail = stack.detail(&first).await;
+            let note = detail.jobs.iter().find(|j| j.job_name == "note")?;
+            (note.status == kici_engine::status::JobStatus::Success).then_some(())
+        })
+        .await;
+    let second = stack.push("app", &repo, "queued").await.remove(0);
+    stack
+        .wait_for("the second run to wait for its turn", || async {
+            let logs = stack.log_text(&second).await;
+            logs.contains("Queued in concurrency group 'queued'").then_some(())
+        })
+        .await;
+    std::fs::write(stack.dir.path().join("release"), "").unwrap();
+
+    let first = stack.wait_run(&first).await;
+    assert_eq!(first.run.status, RunStatus::Success, "{:?}", first.jobs);
+    let second = stack.wait_run(&second).await;
+    assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
+}
