@@ -57,6 +57,16 @@ pub fn superseded_in_group(group: &str) -> String {
     format!("Superseded by run in concurrency group '{group}'")
 }
 
+/// The longest concurrency group key the orchestrator keeps (it is stored and logged).
+pub const MAX_CONCURRENCY_GROUP_CHARS: usize = 200;
+
+/// Why a concurrency group key was refused: it is too long.
+pub fn concurrency_group_too_long(chars: usize) -> String {
+    format!(
+        "the concurrency group key is {chars} characters; at most {MAX_CONCURRENCY_GROUP_CHARS} are allowed (return a shorter key)"
+    )
+}
+
 /// What a job whose run waits for its turn in a concurrency group logs.
 pub fn queued_in_group(group: &str) -> String {
     format!("Queued in concurrency group '{group}'")

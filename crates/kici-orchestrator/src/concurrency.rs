@@ -6,7 +6,9 @@
 //! until a run of the group completes ([`release`]). The rows live in the store, so the order
 //! and the waiting jobs survive a restart.
 
-use kici_engine::failure::{queued_in_group, superseded_in_group};
+use kici_engine::failure::{
+    MAX_CONCURRENCY_GROUP_CHARS, concurrency_group_too_long, queued_in_group, superseded_in_group,
+};
 use kici_engine::ids::{AgentId, JobId, RunId};
 use kici_engine::lockfile::LockConcurrency;
 use kici_engine::protocol::OrchestratorMessage;
@@ -57,6 +59,11 @@ pub async fn report(
     job_id: &JobId,
     group: &str,
 ) -> Result<(ConcurrencyAck, Vec<RunId>), StoreError> {
+    let chars = group.chars().count();
+    if chars > MAX_CONCURRENCY_GROUP_CHARS {
+        let refused = ack(ConcurrencyAction::Cancel, Some(concurrency_group_too_long(chars)));
+        return Ok((refused, Vec::new()));
+    }
     // Not the agent's job (or not that run's): refused like any other message about it.
     let owner = state.store.queue_entry(job_id).await?.and_then(|e| e.agent_id);
     let job_run = state.store.get_job(job_id).await?.map(|record| record.job.run_id);

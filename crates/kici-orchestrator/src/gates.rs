@@ -150,6 +150,23 @@ pub async fn admit(
             Err(err) => return Ok(dynamic_failure("concurrencyGroup", err)),
         },
     };
+    // Stored in every dispatch of the job and logged while it waits: bounded.
+    if let Some(chars) = concurrency_group
+        .as_ref()
+        .map(|group| group.chars().count())
+        .filter(|chars| *chars > kici_engine::failure::MAX_CONCURRENCY_GROUP_CHARS)
+    {
+        let message = format!(
+            "concurrencyGroup of job '{}': {}",
+            job.name,
+            kici_engine::failure::concurrency_group_too_long(chars)
+        );
+        return Ok(Admission::Fail(failure(
+            InitFailureCategory::DynamicEval,
+            &job.name,
+            message,
+        )));
+    }
     let mut environments = Vec::new();
     for name in &names {
         match state.store.get_environment(DEFAULT_ORG, name).await? {

@@ -665,3 +665,32 @@ async fn a_run_waiting_in_its_concurrency_group_leaves_free_agents_to_the_run_ah
     let second = stack.wait_run(&second).await;
     assert_eq!(second.run.status, RunStatus::Success, "{:?}", second.jobs);
 }
+
+const LONG_GROUP: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+export default workflow('long-group', {
+  on: push({ branches: 'long-group' }),
+  jobs: [job('long', { runsOn: 'linux', concurrencyGroup: 'g'.repeat(201), run: async () => {} })],
+});
+"#;
+
+/// A concurrency group key is stored with every dispatch and logged while a job waits, so a
+/// key longer than 200 characters fails the job, saying why.
+#[tokio::test]
+async fn a_concurrency_group_key_longer_than_200_characters_fails_the_job() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/long-group.ts", LONG_GROUP);
+    repo.compile();
+    repo.commit_and_push("long group");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "long-group").await;
+    assert_eq!(run.run.status, RunStatus::Failed, "{:?}", run.jobs);
+    assert_eq!(
+        run.jobs[0].error_message.as_deref(),
+        Some(
+            "concurrencyGroup of job 'long': the concurrency group key is 201 characters; at most 200 are allowed (return a shorter key)"
+        )
+    );
+}
