@@ -41,7 +41,53 @@ pub fn trigger(trigger: &Trigger) -> String {
             add("tags", patterns(tags));
             add("repos", patterns(repos.as_deref().unwrap_or_default()));
         }
-        Trigger::Dispatch { types, .. } => add("types", types.clone()),
+        Trigger::Dispatch { types, inputs } => {
+            add("types", types.clone());
+            add(
+                "inputs",
+                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
+            );
+        }
+        Trigger::Schedule {
+            cron_expression,
+            timezone,
+            inputs,
+            ..
+        } => {
+            add("cron", vec![format!("{cron_expression} {timezone}")]);
+            add(
+                "inputs",
+                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
+            );
+        }
+        Trigger::KiciEvent { event_name, source, .. } => {
+            add("name", vec![event_name.clone()]);
+            add("source", source.iter().cloned().collect());
+        }
+        Trigger::WorkflowComplete {
+            workflows,
+            statuses,
+            source,
+        } => {
+            add("workflows", workflows.clone().unwrap_or_default());
+            add("statuses", statuses.clone().unwrap_or_default());
+            add("source", source.iter().cloned().collect());
+        }
+        Trigger::JobComplete {
+            workflows,
+            jobs,
+            statuses,
+            source,
+        } => {
+            add("workflows", workflows.clone().unwrap_or_default());
+            add("jobs", jobs.clone().unwrap_or_default());
+            add("statuses", statuses.clone().unwrap_or_default());
+            add("source", source.iter().cloned().collect());
+        }
+        Trigger::GenericWebhook { source, events, .. } => {
+            add("source", vec![source.clone()]);
+            add("events", events.clone().unwrap_or_default());
+        }
     }
     if filters.is_empty() {
         trigger.kind().to_string()

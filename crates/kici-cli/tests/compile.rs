@@ -400,7 +400,7 @@ fn no_workflows_is_e001() {
 fn a_trigger_pattern_the_loader_would_reject_is_an_error() {
     check_error(
         "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: push({ branches: /^(?!wip)/ }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:2:16 error [E110]: Workflow \"x\": invalid push trigger pattern: invalid regex /^(?!wip)/:",
+        ".kici/workflows/broken.ts:2:16 error [E110]: Workflow \"x\": invalid push trigger: invalid pattern: invalid regex /^(?!wip)/:",
     );
 }
 

@@ -16,6 +16,7 @@ use kici_engine::lockfile::{
 use kici_engine::matrix::{self, MAX_COMBINATIONS};
 use kici_engine::options::{Level, OptionVerdict, check_option};
 use kici_engine::runner_protocol::DescribedFile;
+use kici_engine::trigger::Trigger;
 
 use crate::describe::{
     EnvironmentDescription, JobDescription, JobEntry, MatrixDescription, NeedDescription, WhenDescription,
@@ -233,13 +234,39 @@ impl Generator<'_> {
         }
         lock_jobs.sort_by_key(|(i, _)| *i);
         for trigger in &wf.triggers {
-            if let Err(err) = trigger.validate() {
+            let not_implemented =
+                kici_engine::options::triggers_not_implemented().find(|(kind, _)| *kind == trigger.kind());
+            if let Some((_, factory)) = not_implemented {
                 self.diagnostics.push(Diagnostic::new(
- Code::E110,
+                    Code::E109,
                     file,
                     position(&wf.location),
-                    format!("Workflow \"{}\": invalid {} trigger pattern: {err}", wf.name, trigger.kind()),
-                    "branch, tag and path patterns are globs (`release/*`, `src/**`) or RegExps without look-around or backreferences",
+                    format!(
+                        "Workflow \"{}\": trigger {factory}() is not implemented by this build of KiCI",
+                        wf.name
+                    ),
+                    format!("remove {factory}() for now: this build would never fire it"),
+                ));
+                continue;
+            }
+            if let Err(err) = trigger.validate() {
+                let hint = match trigger {
+                    Trigger::Schedule { .. } => {
+                        "a schedule takes five cron fields (`0 3 * * 1-5`) and an IANA time zone"
+                    }
+                    Trigger::Dispatch { .. } => {
+                        "dispatch inputs are z.string(), z.number(), z.boolean(), z.enum() or z.literal() with .optional(), .nullable(), .default(), .min(), .max(), .regex(), .int()"
+                    }
+                    _ => {
+                        "branch, tag and path patterns are globs (`release/*`, `src/**`) or RegExps without look-around or backreferences"
+                    }
+                };
+                self.diagnostics.push(Diagnostic::new(
+                    Code::E110,
+                    file,
+                    position(&wf.location),
+                    format!("Workflow \"{}\": invalid {} trigger: {err}", wf.name, trigger.kind()),
+                    hint,
                 ));
             }
         }

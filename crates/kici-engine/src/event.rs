@@ -13,6 +13,7 @@ pub enum EventType {
     PullRequest,
     Tag,
     Dispatch,
+    Schedule,
     #[serde(other)]
     Unknown,
 }
@@ -24,6 +25,7 @@ impl EventType {
             EventType::PullRequest => "pull_request",
             EventType::Tag => "tag",
             EventType::Dispatch => "dispatch",
+            EventType::Schedule => "schedule",
             EventType::Unknown => "unknown",
         }
     }
@@ -54,6 +56,10 @@ pub struct EventEnvelope {
     pub changed_files: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
+    /// A dispatch's or schedule's inputs, validated against the trigger's schema
+    /// (`ctx.dispatchInputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_inputs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl EventEnvelope {
@@ -68,6 +74,7 @@ impl EventEnvelope {
             source_repo: None,
             changed_files: None,
             payload: None,
+            dispatch_inputs: None,
         }
     }
 }

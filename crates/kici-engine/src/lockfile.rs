@@ -20,7 +20,7 @@ use crate::hash::sha256_hex;
 use crate::install::LockRegistry;
 use crate::labels::LabelMatcher;
 use crate::matrix::{Combination, MatrixValues};
-use crate::options::{LockObject, lock_key_honoured};
+use crate::options::{LockObject, lock_key_honoured, trigger_honoured};
 use crate::protection::LockApproval;
 use crate::trigger::Trigger;
 
@@ -541,6 +541,13 @@ fn first_key_not_honoured(value: &Value) -> Option<(String, String)> {
         let wf = name(&workflow);
         if let Some(found) = unknown(&workflow, LockObject::Workflow, || format!("workflow '{wf}'")) {
             return Some(found);
+        }
+        for (index, trigger) in list(&workflow, "triggers").iter().enumerate() {
+            if let Some(kind) = trigger.get("_type").and_then(Value::as_str)
+                && !trigger_honoured(kind)
+            {
+                return Some((format!("workflow '{wf}' trigger {index}"), excerpt(kind).into_owned()));
+            }
         }
         for job in list(&workflow, "jobs") {
             let job_place = || format!("workflow '{wf}' job '{}'", name(&job));

@@ -129,6 +129,26 @@ pub fn check_option(level: Level, name: &str) -> OptionVerdict {
     }
 }
 
+/// Lock-file trigger types (`_type`) this build matches, and the ones it knows but does not
+/// fire yet: a workflow using one is refused at compile time and at load.
+const TRIGGERS: &[&str] = &["push", "pr", "tag", "dispatch", "schedule"];
+const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[
+    ("kici_event", "kiciEvent"),
+    ("workflow_complete", "workflowComplete"),
+    ("job_complete", "jobComplete"),
+    ("generic_webhook", "genericWebhook"),
+];
+
+/// Whether this build fires triggers of lock type `kind`.
+pub fn trigger_honoured(kind: &str) -> bool {
+    TRIGGERS.contains(&kind)
+}
+
+/// The SDK factories whose triggers this build does not fire yet (`kiciEvent`…).
+pub fn triggers_not_implemented() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TRIGGERS_NOT_IMPLEMENTED.iter().copied()
+}
+
 /// The kinds of object in a lock file whose keys are checked at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockObject {
@@ -278,6 +298,9 @@ mod tests {
         assert!(lock_key_honoured(LockObject::Workflow, "rules"));
         assert!(!lock_key_honoured(LockObject::Workflow, "approval"));
         assert!(lock_key_honoured(LockObject::Step, "retry"));
+        assert!(trigger_honoured("schedule"));
+        assert!(!trigger_honoured("kici_event"));
+        assert!(!trigger_honoured("comment"));
     }
 
     /// docs/sdk.md's "What this build refuses" names exactly the options not implemented.

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{EventEnvelope, EventType};
+use crate::inputs::{InputSchema, SchemaError};
 use crate::pattern::{BranchPattern, PatternError, matches_paths, matches_patterns};
+use crate::schedule::{Schedule, ScheduleError};
 
 /// Default `pr()` events.
 pub const DEFAULT_PR_EVENTS: [&str; 4] = ["opened", "synchronize", "reopened", "closed"];
@@ -48,8 +50,81 @@ pub enum Trigger {
         #[serde(default)]
         types: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        inputs: Option<serde_json::Value>,
+        inputs: Option<InputSchema>,
     },
+    #[serde(rename = "schedule", rename_all = "camelCase")]
+    Schedule {
+        cron_expression: String,
+        #[serde(default = "utc")]
+        timezone: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<InputSchema>,
+    },
+    #[serde(rename = "kici_event", rename_all = "camelCase")]
+    KiciEvent {
+        event_name: String,
+        #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+        match_paths: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, rename = "not", skip_serializing_if = "Option::is_none")]
+        not_paths: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    #[serde(rename = "workflow_complete", rename_all = "camelCase")]
+    WorkflowComplete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflows: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        statuses: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    #[serde(rename = "job_complete", rename_all = "camelCase")]
+    JobComplete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflows: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jobs: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        statuses: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
+    #[serde(rename = "generic_webhook", rename_all = "camelCase")]
+    GenericWebhook {
+        source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        events: Option<Vec<String>>,
+        #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+        match_paths: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, rename = "not", skip_serializing_if = "Option::is_none")]
+        not_paths: Option<serde_json::Map<String, serde_json::Value>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+fn utc() -> String {
+    "UTC".to_string()
+}
+
+/// Why a lock file's trigger is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("invalid pattern: {0}")]
+    Pattern(#[from] PatternError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error("inputs: {0}")]
+    Inputs(#[from] SchemaError),
+    #[error(
+        "schedule input `{0}` is required, but a schedule has nobody to give it (hint: add `.default(...)` or `.optional()`)"
+    )]
+    RequiredScheduleInput(String),
 }
 
 impl Trigger {
@@ -59,6 +134,11 @@ impl Trigger {
             Trigger::Pr { .. } => "pr",
             Trigger::Tag { .. } => "tag",
             Trigger::Dispatch { .. } => "dispatch",
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::KiciEvent { .. } => "kici_event",
+            Trigger::WorkflowComplete { .. } => "workflow_complete",
+            Trigger::JobComplete { .. } => "job_complete",
+            Trigger::GenericWebhook { .. } => "generic_webhook",
         }
     }
 
@@ -76,12 +156,36 @@ impl Trigger {
                 ..
             } => target_branches.len() + source_branches.len() + paths.len() + repos.as_ref().map_or(0, Vec::len),
             Trigger::Tag { patterns, repos } => patterns.len() + repos.as_ref().map_or(0, Vec::len),
-            Trigger::Dispatch { .. } => 0,
+            _ => 0,
         }
     }
 
-    /// Compiles every pattern once, so a lock file with a bad pattern is rejected at load.
-    pub fn validate(&self) -> Result<(), PatternError> {
+    /// The inputs a dispatch or schedule trigger declares.
+    pub fn inputs(&self) -> Option<&InputSchema> {
+        match self {
+            Trigger::Dispatch { inputs, .. } | Trigger::Schedule { inputs, .. } => inputs.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Compiles every pattern, cron expression and input schema once, so a lock file with a bad
+    /// one is rejected at load.
+    pub fn validate(&self) -> Result<(), TriggerError> {
+        if let Some(inputs) = self.inputs() {
+            crate::inputs::validate_schema(inputs)?;
+        }
+        if let Trigger::Schedule {
+            cron_expression,
+            timezone,
+            inputs,
+            ..
+        } = self
+        {
+            Schedule::parse(cron_expression, timezone)?;
+            if let Some((name, _)) = inputs.iter().flatten().find(|(_, spec)| spec.required()) {
+                return Err(TriggerError::RequiredScheduleInput(name.clone()));
+            }
+        }
         let lists: Vec<&[BranchPattern]> = match self {
             Trigger::Push { branches, repos, .. } => vec![branches, repos.as_deref().unwrap_or(&[])],
             Trigger::Pr {
@@ -91,7 +195,7 @@ impl Trigger {
                 ..
             } => vec![target_branches, source_branches, repos.as_deref().unwrap_or(&[])],
             Trigger::Tag { patterns, repos } => vec![patterns, repos.as_deref().unwrap_or(&[])],
-            Trigger::Dispatch { .. } => vec![],
+            _ => vec![],
         };
         for pattern in lists.into_iter().flatten() {
             pattern.validate()?;
@@ -100,7 +204,8 @@ impl Trigger {
             Trigger::Push { paths, .. } | Trigger::Pr { paths, .. } => paths,
             _ => &[],
         };
-        matches_paths(paths, &["".to_string()]).map(|_| ())
+        matches_paths(paths, &["".to_string()])?;
+        Ok(())
     }
 }
 
@@ -233,6 +338,30 @@ impl Recorder<'_> {
                     && self.repos(repos, event)?
             }
             Trigger::Dispatch { types, .. } => self.event_type(EventType::Dispatch, event) && self.action(types, event),
+            Trigger::Schedule { cron_expression, .. } => {
+                let actual = event
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("cronExpression"))
+                    .and_then(serde_json::Value::as_str);
+                self.event_type(EventType::Schedule, event)
+                    && self.record(
+                        "cronExpression",
+                        cron_expression.clone(),
+                        actual.unwrap_or("(none)").to_string(),
+                        actual == Some(cron_expression.as_str()),
+                    )
+            }
+            // Event triggers fire from the orchestrator's own events, never from a git event.
+            Trigger::KiciEvent { .. }
+            | Trigger::WorkflowComplete { .. }
+            | Trigger::JobComplete { .. }
+            | Trigger::GenericWebhook { .. } => self.record(
+                "type",
+                trigger.kind().to_string(),
+                event.event_type.as_str().to_string(),
+                false,
+            ),
         })
     }
 

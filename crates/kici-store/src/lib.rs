@@ -16,6 +16,7 @@ mod events;
 mod faults;
 mod holds;
 mod queue;
+mod registrations;
 mod retention;
 mod runs;
 mod secrets;
@@ -37,6 +38,7 @@ pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
+pub use registrations::{NewRegistration, RegisteredAt, Registration};
 pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, RunInputs, StepUpdate};
 pub use secrets::{NewAudit, SealedOutput, SealedSecret, Upsert};
@@ -102,6 +104,11 @@ static MIGRATIONS: &[Migration] = &[
         16,
         "concurrency_groups",
         include_str!("../migrations/0016_concurrency_groups.sql"),
+    ),
+    (
+        17,
+        "workflow_registrations",
+        include_str!("../migrations/0017_workflow_registrations.sql"),
     ),
 ];
 

@@ -1009,3 +1009,93 @@ async fn the_sqlite_file_is_private() {
     }
     assert_eq!(sqlite_path("sqlite:///a/kici.db?mode=rwc"), Some("/a/kici.db".into()));
 }
+
+#[tokio::test]
+async fn registrations_are_replaced_per_repository_and_each_tick_is_claimed_once() {
+    for (db, store, _dir) in stores().await {
+        let source = SourceId::from("s1");
+        let at = |sha: &'static str, now: i64| RegisteredAt {
+            source_id: &source,
+            repo: "app",
+            git_ref: "refs/heads/main",
+            sha,
+            now,
+        };
+        let schedule = |workflow: &str, cron: &str| NewRegistration {
+            workflow_name: workflow.into(),
+            trigger_index: 0,
+            kind: "schedule".into(),
+            trigger_json: format!(r#"{{"_type":"schedule","cronExpression":"{cron}","timezone":"UTC"}}"#),
+        };
+        let mut ids = 0;
+        let mut next_id = || {
+            ids += 1;
+            format!("r{ids}")
+        };
+        store
+            .replace_registrations(
+                at("a1", 1_000),
+                &[schedule("nightly", "0 3 * * *"), schedule("hourly", "0 * * * *")],
+                &mut next_id,
+            )
+            .await
+            .unwrap();
+        let listed = store.registrations(Some("schedule")).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|r| (r.workflow_name.as_str(), r.last_fired_at))
+                .collect::<Vec<_>>(),
+            [("hourly", 1_000), ("nightly", 1_000)],
+            "{db}"
+        );
+        let hourly = listed[0].registration_id.clone();
+        assert!(store.claim_schedule_tick(&hourly, 5_000).await.unwrap(), "{db}");
+        assert!(
+            !store.claim_schedule_tick(&hourly, 5_000).await.unwrap(),
+            "{db}: a tick fires once"
+        );
+        assert!(
+            !store.claim_schedule_tick(&hourly, 4_000).await.unwrap(),
+            "{db}: never backwards"
+        );
+
+        // A push that keeps `hourly`, changes `nightly`'s cron and adds nothing else.
+        store
+            .replace_registrations(
+                at("b2", 9_000),
+                &[schedule("nightly", "0 4 * * *"), schedule("hourly", "0 * * * *")],
+                &mut next_id,
+            )
+            .await
+            .unwrap();
+        let listed = store.registrations(None).await.unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|r| (r.workflow_name.as_str(), r.sha.as_str(), r.last_fired_at))
+                .collect::<Vec<_>>(),
+            [("hourly", "b2", 5_000), ("nightly", "b2", 9_000)],
+            "{db}: an unchanged schedule keeps its last tick"
+        );
+        let hourly = listed[0].registration_id.clone();
+        assert!(store.set_registration_enabled(&hourly, false, 10_000).await.unwrap());
+        assert!(
+            !store.claim_schedule_tick(&hourly, 20_000).await.unwrap(),
+            "{db}: disabled"
+        );
+        assert!(store.set_registration_enabled(&hourly, true, 30_000).await.unwrap());
+        assert!(
+            !store.claim_schedule_tick(&hourly, 20_000).await.unwrap(),
+            "{db}: missed while off"
+        );
+        assert!(store.claim_schedule_tick(&hourly, 40_000).await.unwrap(), "{db}");
+
+        // A push whose lock file has no schedule any more.
+        store
+            .replace_registrations(at("c3", 50_000), &[], &mut next_id)
+            .await
+            .unwrap();
+        assert!(store.registrations(None).await.unwrap().is_empty(), "{db}");
+    }
+}
