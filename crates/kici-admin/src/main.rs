@@ -19,6 +19,7 @@ mod environments;
 mod explain;
 mod rotate_key;
 mod runs;
+mod schedules;
 mod secrets;
 mod since;
 mod sources;
@@ -70,6 +71,11 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: agents::AgentCommand,
+    },
+    /// Schedules registered from the default branches' lock files
+    Schedules {
+        #[command(subcommand)]
+        command: schedules::ScheduleCommand,
     },
     /// Webhook sources and local repositories
     Source {
@@ -190,6 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { command } => runs::run(&client, command).await?,
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
+        Command::Schedules { command } => schedules::run(&client, command).await?,
         Command::Config { command } => config::run(&client, command).await?,
         Command::User { command } => users::run(&client, command).await?,
         Command::Secret { command } => secrets::run_secret(&client, command).await?,

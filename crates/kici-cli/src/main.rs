@@ -6,6 +6,7 @@
 
 mod approvals;
 mod compile_cmd;
+mod dispatch;
 mod init;
 mod matching;
 mod preview;
@@ -49,6 +50,8 @@ enum Command {
     Approve(approvals::ApproveArgs),
     /// Reject a run's jobs that wait for approval: they fail before they start
     Reject(approvals::RejectArgs),
+    /// Start a workflow through its dispatch() trigger, with inputs
+    Dispatch(dispatch::DispatchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             Command::Runs(args) => runs::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Approve(args) => approvals::approve(args).await,
+            Command::Dispatch(args) => dispatch::run(args).await,
             Command::Reject(args) => approvals::reject(args).await,
         }
     });

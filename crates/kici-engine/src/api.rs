@@ -7,6 +7,7 @@ pub mod answers;
 pub mod ops;
 pub mod run_actions;
 pub mod secrets;
+pub mod triggers;
 
 use crate::ids::{AgentId, JobId, RunId, SourceId};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// Each refused field of a request (dispatch inputs), when the error is about fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<crate::inputs::FieldError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,6 +56,9 @@ pub struct EventEnvelope {
     pub changed_files: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
+    /// Who caused the event: the forge user, or the token that dispatched it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_username: Option<String>,
     /// A dispatch's or schedule's inputs, validated against the trigger's schema
     /// (`ctx.dispatchInputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +77,7 @@ impl EventEnvelope {
             source_repo: None,
             changed_files: None,
             payload: None,
+            sender_username: None,
             dispatch_inputs: None,
         }
     }

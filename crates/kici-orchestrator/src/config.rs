@@ -25,6 +25,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_CONCURRENCY_WAIT_TIMEOUT_MS",
     "KICI_QUEUE_MAX_DEPTH",
     "KICI_QUEUE_SWEEP_INTERVAL_MS",
+    "KICI_SCHEDULE_INTERVAL_MS",
     "KICI_DISPATCH_ACK_TIMEOUT_MS",
     "KICI_JOB_HEARTBEAT_INTERVAL_MS",
     "KICI_HEARTBEAT_INTERVAL_MS",
@@ -128,6 +129,8 @@ pub struct Config {
     /// How long a job may wait for its run's turn in a concurrency group.
     pub concurrency_wait_timeout: Duration,
     pub queue_sweep_interval: Duration,
+    /// How often due schedules are looked for.
+    pub schedule_interval: Duration,
     pub dispatch_ack_timeout: Duration,
     pub job_heartbeat_interval: Duration,
     pub stale_scan_interval: Duration,
@@ -204,6 +207,7 @@ impl Config {
         let queue_max_depth = reader.number("KICI_QUEUE_MAX_DEPTH", 1000usize);
         let concurrency_wait_timeout = reader.millis("KICI_CONCURRENCY_WAIT_TIMEOUT_MS", 3_600_000);
         let queue_sweep_interval = reader.interval("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
+        let schedule_interval = reader.interval("KICI_SCHEDULE_INTERVAL_MS", 10_000);
         let dispatch_ack_timeout = reader.millis("KICI_DISPATCH_ACK_TIMEOUT_MS", 10_000);
         let job_heartbeat_interval = reader.interval("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
         let stale_scan_interval = reader.interval("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
@@ -285,6 +289,7 @@ impl Config {
             queue_max_depth,
             concurrency_wait_timeout,
             queue_sweep_interval,
+            schedule_interval,
             dispatch_ack_timeout,
             job_heartbeat_interval,
             stale_scan_interval,

@@ -221,23 +221,51 @@ pub async fn ref_contains(repo: &Path, git_ref: &str, sha: &str) -> Result<bool,
     }
 }
 
-/// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present, with
-/// `credentials` when the server asks for them.
+/// The commit a branch, tag or full ref names in `repo` (`main`, `refs/heads/main`, a sha),
+/// or `None` when it names none. Checked for shape first, so git never reads it as an option.
+pub async fn resolve_ref(repo: &Path, name: &str) -> Result<Option<String>, GitError> {
+    if name.is_empty() || name.starts_with('-') || name.len() > 1024 || name.contains("..") {
+        return Ok(None);
+    }
+    let commit = format!("{name}^{{commit}}");
+    match git(repo, &["rev-parse", "--verify", "-q", &commit]).await {
+        Ok(sha) => Ok(Some(sha.trim().to_string())),
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// The branch `HEAD` points at in `repo` (a bare repository's or a mirror's default branch).
+pub async fn head_branch(repo: &Path) -> Result<Option<String>, GitError> {
+    match git(repo, &["symbolic-ref", "-q", "--short", "HEAD"]).await {
+        Ok(branch) => Ok(Some(branch.trim().to_string()).filter(|b| !b.is_empty())),
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present (`None`: fetched
+/// now, to read the current branches), with `credentials` when the server asks for them.
 pub async fn mirror(
     cache_dir: &Path,
     url: &str,
-    sha: &str,
+    sha: Option<&str>,
     credentials: Option<&Credentials>,
 ) -> Result<PathBuf, GitError> {
     let dir = cache_dir.join(format!("{}.git", &kici_engine::hash::sha256_hex(url.as_bytes())[..16]));
+    let present = |sha: &str| {
+        let object = format!("{sha}^{{commit}}");
+        let dir = dir.clone();
+        async move { git(&dir, &["cat-file", "-e", &object]).await.is_ok() }
+    };
     if !dir.join("HEAD").exists() {
         tokio::fs::create_dir_all(cache_dir).await.map_err(GitError::Spawn)?;
         let target = dir.display().to_string();
         git_as(cache_dir, &["clone", "--quiet", "--mirror", url, &target], credentials).await?;
-    } else if git(&dir, &["cat-file", "-e", &format!("{sha}^{{commit}}")])
-        .await
-        .is_err()
-    {
+    } else if match sha {
+        Some(sha) => !present(sha).await,
+        None => true,
+    } {
         git_as(
             &dir,
             &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"],
@@ -304,10 +332,15 @@ mod tests {
         assert!(text.contains("password=pa ss'w\"ord\n"), "{text}");
 
         // A failed clone's error names neither the password nor a userinfo.
-        let err = mirror(dir.path(), "http://127.0.0.1:9/none.git", "abc", Some(&credentials))
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = mirror(
+            dir.path(),
+            "http://127.0.0.1:9/none.git",
+            Some("abc"),
+            Some(&credentials),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(!err.contains("pa ss"), "{err}");
     }
 }

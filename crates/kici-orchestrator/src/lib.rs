@@ -5,7 +5,9 @@
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
 //! report and moves runs forward ([`fan_out`]: a matrix's `maxParallel` and `failFast`); [`runs`] cancels and re-runs on request; [`diagnose`] and
-//! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts;
+//! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts; [`scheduler`] fires schedules
+//! that [`registrations`] keeps from default-branch pushes, through [`starts`], which also starts
+//! dispatches;
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
 //! keeps sources' secrets so, [`scoped_secrets`] the secrets jobs receive; [`ids`] makes row ids and tokens.
 
@@ -38,13 +40,16 @@ pub(crate) mod platform_link;
 pub mod progress;
 pub mod providers;
 pub(crate) mod rate_limit;
+pub(crate) mod registrations;
 pub(crate) mod reload;
 pub(crate) mod rows;
 pub(crate) mod runs;
 pub mod scaler;
+pub mod scheduler;
 pub(crate) mod scoped_secrets;
 pub mod secret_key;
 pub(crate) mod source_secrets;
+pub mod starts;
 pub mod state;
 pub mod storage;
 pub mod sweeper;
@@ -160,6 +165,7 @@ impl Orchestrator {
         tasks.spawn(scaler_task.run(receiver.clone()));
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
+        tasks.spawn(scheduler::run(state.clone(), receiver.clone()));
         tasks.spawn(platform::run(state.clone(), receiver.clone()));
         tasks.spawn(reload::on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();

@@ -9,13 +9,14 @@
 use std::path::PathBuf;
 
 use kici_engine::dag::Need;
+use kici_engine::event::EventEnvelope;
 use kici_engine::failure::{self, InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::RunId;
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
 use kici_engine::status::{JobStatus, RunStatus};
-use kici_engine::trigger::match_triggers;
+use kici_engine::trigger::{Trigger, match_triggers};
 use kici_store::{EventLogEntry, NewRun, Source, SourceKind};
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::clock::now_ms;
 use crate::git::{self, LockFetch};
@@ -57,6 +58,8 @@ pub enum PipelineError {
         #[source]
         source: git::GitError,
     },
+    #[error("{git_ref} names no commit in {repo}")]
+    UnknownRef { repo: String, git_ref: String },
     #[error("source `{0}` has no repository to read the lock file from (hint: set its path or git URL)")]
     NoRepository(String),
     #[error("cannot decrypt the clone credentials of source `{source_name}`: {source}")]
@@ -67,10 +70,13 @@ pub enum PipelineError {
     },
 }
 
-/// Where runs of this delivery clone from, and where the orchestrator reads the lock file.
-async fn repository(state: &Shared, delivery: &Delivery) -> Result<(String, PathBuf), PipelineError> {
-    let source = &delivery.source;
-    let sha = &delivery.normalized.sha;
+/// Where runs of this event clone from, and the orchestrator's copy of the repository, which
+/// holds the event's commit (fetched now when the event names only a ref).
+pub(crate) async fn repository(
+    state: &Shared,
+    source: &Source,
+    normalized: &Normalized,
+) -> Result<(String, PathBuf), PipelineError> {
     match source.kind {
         SourceKind::Local => {
             let path = source
@@ -80,7 +86,7 @@ async fn repository(state: &Shared, delivery: &Delivery) -> Result<(String, Path
             Ok((format!("file://{path}"), PathBuf::from(path)))
         }
         SourceKind::Generic => {
-            let url = generic_clone_url(source, &delivery.normalized)
+            let url = generic_clone_url(source, normalized)
                 .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
             // Credentials go only to the URL the source names, never to one from a payload.
             let credentials = match source.git_url {
@@ -93,16 +99,44 @@ async fn repository(state: &Shared, delivery: &Delivery) -> Result<(String, Path
                 None => None,
             };
             let cache = state.config.data_dir.join("repos").join(&source.source_id);
+            let sha = Some(normalized.sha.as_str()).filter(|sha| !sha.is_empty());
             let mirror = git::mirror(&cache, &url, sha, credentials.as_ref())
                 .await
-                .map_err(|source| PipelineError::LockFetch {
+                .map_err(|err| PipelineError::LockFetch {
                     repo: git::redact_userinfo(&url).into_owned(),
-                    sha: sha.clone(),
-                    source,
+                    sha: normalized.git_ref.clone(),
+                    source: err,
                 })?;
             Ok((url, mirror))
         }
     }
+}
+
+/// The commit an event that names only a ref (a dispatch) runs: the ref's head now.
+pub(crate) async fn resolve_head(repo_path: &std::path::Path, git_ref: &str) -> Result<String, PipelineError> {
+    let unknown = || PipelineError::UnknownRef {
+        repo: repo_path.display().to_string(),
+        git_ref: kici_engine::excerpt::excerpt(git_ref).into_owned(),
+    };
+    git::resolve_ref(repo_path, git_ref)
+        .await
+        .map_err(|source| PipelineError::LockFetch {
+            repo: repo_path.display().to_string(),
+            sha: git_ref.to_string(),
+            source,
+        })?
+        .ok_or_else(unknown)
+}
+
+/// The lock file at `sha` in the orchestrator's copy of the repository.
+pub(crate) async fn read_lock(repo_path: &std::path::Path, sha: &str) -> Result<LockFetch, PipelineError> {
+    git::read_lock(repo_path, sha)
+        .await
+        .map_err(|source| PipelineError::LockFetch {
+            repo: repo_path.display().to_string(),
+            sha: sha.to_string(),
+            source,
+        })
 }
 
 /// The source's URL template with `{owner}` and `{name}` filled in, or the payload's clone URL.
@@ -117,11 +151,8 @@ fn generic_clone_url(source: &Source, normalized: &Normalized) -> Option<String>
     }
 }
 
-/// Processes a claimed delivery: reads the lock file and creates the runs.
-pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, PipelineError> {
-    let now = now_ms();
-    let store = &state.store;
-    let log = |status: &str, run_ids: Vec<RunId>, error: Option<String>| EventLogEntry {
+fn event_log(delivery: &Delivery, status: &str, run_ids: Vec<RunId>, error: Option<String>, now: i64) -> EventLogEntry {
+    EventLogEntry {
         id: new_id(),
         delivery_id: delivery.delivery_id.clone(),
         source_id: delivery.source.source_id.clone(),
@@ -130,19 +161,27 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         run_ids,
         error_message: error,
         created_at: now,
-    };
+    }
+}
+
+/// Processes a claimed delivery: reads the lock file and creates the runs.
+pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, PipelineError> {
+    let now = now_ms();
+    let store = &state.store;
+    let fetched = async {
+        let (repo_url, path) = repository(state, &delivery.source, &delivery.normalized).await?;
+        if delivery.normalized.sha.is_empty() {
+            let sha = resolve_head(&path, &delivery.normalized.git_ref).await?;
+            delivery.normalized.event.sha = Some(sha.clone());
+            delivery.normalized.sha = sha;
+        }
+        let lock = read_lock(&path, &delivery.normalized.sha).await?;
+        Ok::<_, PipelineError>((repo_url, path, lock))
+    }
+    .await;
+    let log =
+        |status: &str, run_ids: Vec<RunId>, error: Option<String>| event_log(&delivery, status, run_ids, error, now);
     let sha = delivery.normalized.sha.clone();
-    let fetched = match repository(state, &delivery).await {
-        Ok((repo_url, path)) => git::read_lock(&path, &sha)
-            .await
-            .map(|lock| (repo_url, path.clone(), lock))
-            .map_err(|source| PipelineError::LockFetch {
-                repo: path.display().to_string(),
-                sha: sha.clone(),
-                source,
-            }),
-        Err(err) => Err(err),
-    };
     let (repo_url, repo_path, lock) = match fetched {
         Ok(found) => found,
         Err(err) => {
@@ -174,26 +213,37 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
         rerun_of: None,
         lockfile_hash: None,
     };
-    let text = match lock {
-        LockFetch::Missing => {
+    let location = format!("{} ref={}", context.repo, delivery.normalized.git_ref);
+    let parsed = match lock {
+        LockFetch::Missing => None,
+        LockFetch::Found(text) => Some(LockFile::parse(&text, &location)),
+        LockFetch::TooLarge(bytes) => Some(Err(LockFileError::TooLarge {
+            location: kici_engine::excerpt::excerpt(&location).into_owned(),
+            bytes,
+        })),
+    };
+    // A lock file that does not load keeps the registrations it would replace.
+    if let None | Some(Ok(_)) = &parsed {
+        let lock = parsed.as_ref().and_then(|p| p.as_ref().ok());
+        let (source_id, normalized) = (&delivery.source.source_id, &delivery.normalized);
+        crate::registrations::on_push(
+            state,
+            source_id,
+            normalized,
+            &context.repo,
+            context.repo_path.as_deref(),
+            lock,
+        )
+        .await;
+    }
+    let lock = match parsed {
+        None => {
             store.insert_event_log(&log("lockfile_missing", vec![], None)).await?;
             tracing::info!(deliveryId = %delivery.delivery_id, sha = %sha, "no lock file at the commit; no run");
             return Ok(Outcome::Ignored(format!("no .kici/kici.lock.json at {sha}")));
         }
-        LockFetch::Found(text) => Ok(text),
-        LockFetch::TooLarge(bytes) => Err(bytes),
-    };
-    let location = format!("{} ref={}", context.repo, delivery.normalized.git_ref);
-    let parsed = match text {
-        Ok(text) => LockFile::parse(&text, &location),
-        Err(bytes) => Err(LockFileError::TooLarge {
-            location: kici_engine::excerpt::excerpt(&location).into_owned(),
-            bytes,
-        }),
-    };
-    let lock = match parsed {
-        Ok(lock) => lock,
-        Err(err) => {
+        Some(Ok(lock)) => lock,
+        Some(Err(err)) => {
             let run_id = context.failed_run(store, &err.to_string()).await?;
             state.platform.run_changed(&run_id);
             store
@@ -205,15 +255,24 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
     };
     context.lockfile_hash = lock.lockfile_hash.clone();
     let mut run_ids = Vec::new();
+    let mut refused = Vec::new();
     for workflow in &lock.workflows {
         // The lock loaded, so its patterns compile.
-        let matched = match_triggers(&workflow.triggers, &delivery.normalized.event)
-            .map(|m| m.trigger_index.is_some())
-            .unwrap_or(false);
-        if !matched {
+        let Some(index) = match_triggers(&workflow.triggers, &delivery.normalized.event)
+            .ok()
+            .and_then(|m| m.trigger_index)
+        else {
             continue;
-        }
-        match context.create_run(state, workflow).await {
+        };
+        let inputs = match dispatch_inputs(&workflow.triggers[index], &delivery.normalized.event) {
+            Ok(inputs) => inputs,
+            Err(err) => {
+                tracing::warn!(deliveryId = %delivery.delivery_id, workflow = %workflow.name, error = %err, "dispatch inputs refused; the workflow does not run");
+                refused.push(format!("workflow '{}': {err}", workflow.name));
+                continue;
+            }
+        };
+        match context.create_run(state, workflow, inputs).await {
             Ok(run_id) => run_ids.push(run_id),
             Err(err) => {
                 // With no run created yet, a redelivery may try again; once one exists, a retry
@@ -230,7 +289,10 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
             }
         }
     }
-    store.insert_event_log(&log("processed", run_ids.clone(), None)).await?;
+    let refused = (!refused.is_empty()).then(|| refused.join("; "));
+    store
+        .insert_event_log(&log("processed", run_ids.clone(), refused))
+        .await?;
     kici_telemetry::metrics::orchestrator::webhook_processed();
     tracing::info!(deliveryId = %delivery.delivery_id, event = %delivery.normalized.event.event_type.as_str(), matchedWorkflows = run_ids.len(), "Webhook processed");
     if run_ids.is_empty() {
@@ -238,6 +300,21 @@ pub async fn process(state: &Shared, delivery: Delivery) -> Result<Outcome, Pipe
     }
     state.wake_dispatcher();
     Ok(Outcome::Started(run_ids))
+}
+
+/// The inputs a run of a dispatch or schedule trigger gets: the event's, validated against the
+/// trigger's schema. A trigger without a schema takes none (a forge's dispatch payload stays
+/// readable as `ctx.rawPayload`).
+pub(crate) fn dispatch_inputs(
+    trigger: &Trigger,
+    event: &EventEnvelope,
+) -> Result<Option<Map<String, Value>>, kici_engine::inputs::InputErrors> {
+    match trigger.inputs() {
+        Some(schema) => {
+            kici_engine::inputs::validate(schema, event.dispatch_inputs.as_ref().unwrap_or(&Map::new())).map(Some)
+        }
+        None => Ok(None),
+    }
 }
 
 /// Why a run cannot be re-run.
@@ -302,6 +379,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
             sha: run.sha.clone(),
             repo: Some(run.repo.clone()),
             clone_url: Some(repo_url.clone()),
+            default_branch: None,
         },
     };
     let context = RunContext {
@@ -314,7 +392,9 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         rerun_of: Some(run_id.clone()),
         lockfile_hash,
     };
-    let new_run_id = context.create_run(state, &workflow).await?;
+    let new_run_id = context
+        .create_run(state, &workflow, delivery.normalized.event.dispatch_inputs.clone())
+        .await?;
     // The original lists its re-runs: the dashboard gets it again.
     state.platform.run_changed(run_id);
     tracing::info!(runId = %new_run_id, rerunOf = %run_id, workflow = %workflow.name, "run started again");
@@ -322,17 +402,17 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
     Ok(new_run_id)
 }
 
-struct RunContext<'a> {
-    delivery: &'a Delivery,
-    repo: String,
-    repo_url: String,
+pub(crate) struct RunContext<'a> {
+    pub(crate) delivery: &'a Delivery,
+    pub(crate) repo: String,
+    pub(crate) repo_url: String,
     /// The orchestrator's copy of the repository (the source tarball is packed from it).
-    repo_path: Option<PathBuf>,
-    now: i64,
+    pub(crate) repo_path: Option<PathBuf>,
+    pub(crate) now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
-    rerun_of: Option<RunId>,
+    pub(crate) rerun_of: Option<RunId>,
     /// The lock file's `lockfileHash`.
-    lockfile_hash: Option<String>,
+    pub(crate) lockfile_hash: Option<String>,
 }
 
 impl RunContext<'_> {
@@ -380,8 +460,16 @@ impl RunContext<'_> {
         Ok(run.run_id)
     }
 
-    async fn create_run(&self, state: &Shared, workflow: &LockWorkflow) -> Result<RunId, PipelineError> {
+    /// Creates the run of `workflow` with its jobs; `inputs` are its validated dispatch or
+    /// schedule inputs (`ctx.dispatchInputs`).
+    pub(crate) async fn create_run(
+        &self,
+        state: &Shared,
+        workflow: &LockWorkflow,
+        inputs: Option<Map<String, Value>>,
+    ) -> Result<RunId, PipelineError> {
         let mut run = self.new_run(&workflow.name);
+        run.event.dispatch_inputs = inputs;
         run.lock_workflow = Some(workflow.clone());
         let mut jobs = Vec::new();
         for (position, entry) in workflow.jobs.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! Turning webhook bodies into events: the GitHub-shaped payloads of local sources, GitHub,
-//! Gitea and Forgejo, and GitLab's. Only push (branches and tags) and pull requests start runs;
-//! everything else is answered and ignored.
+//! Gitea and Forgejo, and GitLab's. Pushes (branches and tags), pull requests and dispatches
+//! (`repository_dispatch`, `workflow_dispatch`) start runs; everything else is answered and
+//! ignored.
 
 use kici_engine::event::{EventEnvelope, EventType};
 use serde_json::Value;
@@ -11,10 +12,14 @@ use serde_json::Value;
 pub struct Normalized {
     pub event: EventEnvelope,
     pub git_ref: String,
+    /// The commit; empty for a dispatch, whose ref the pipeline resolves.
     pub sha: String,
     /// `owner/repo`, or the source name for local sources.
     pub repo: Option<String>,
     pub clone_url: Option<String>,
+    /// The repository's default branch, when the payload names it.
+    #[serde(default)]
+    pub default_branch: Option<String>,
 }
 
 /// Why a webhook starts nothing.
@@ -87,6 +92,43 @@ fn github_push(body: &Value, provider: &str) -> Result<Normalized, Skip> {
         sha: sha.to_string(),
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),
+        default_branch: text(body, "/repository/default_branch").map(str::to_string),
+    })
+}
+
+/// `repository_dispatch` (the action is its `event_type`, the inputs its `client_payload.inputs`)
+/// and `workflow_dispatch` (`ref` and `inputs`); both run the head of a branch.
+fn github_dispatch(body: &Value, provider: &str, workflow_dispatch: bool) -> Result<Normalized, Skip> {
+    let default_branch = text(body, "/repository/default_branch").map(str::to_string);
+    let branch = if workflow_dispatch {
+        required(body, "/ref")?.trim_start_matches("refs/heads/").to_string()
+    } else {
+        text(body, "/branch")
+            .map(str::to_string)
+            .or_else(|| default_branch.clone())
+            .unwrap_or_else(|| "main".to_string())
+    };
+    let mut event = EventEnvelope::new(EventType::Dispatch);
+    if !workflow_dispatch {
+        event.action = Some(required(body, "/action")?.to_string());
+    }
+    event.target_branch = Some(branch.clone());
+    event.provider = Some(provider.to_string());
+    event.source_repo = text(body, "/repository/full_name").map(str::to_string);
+    let inputs = if workflow_dispatch {
+        "/inputs"
+    } else {
+        "/client_payload/inputs"
+    };
+    event.dispatch_inputs = body.pointer(inputs).and_then(Value::as_object).cloned();
+    event.payload = Some(body.clone());
+    Ok(Normalized {
+        event,
+        git_ref: format!("refs/heads/{branch}"),
+        sha: String::new(),
+        repo: text(body, "/repository/full_name").map(str::to_string),
+        clone_url: text(body, "/repository/clone_url").map(str::to_string),
+        default_branch,
     })
 }
 
@@ -109,6 +151,7 @@ fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip>
         sha: sha.to_string(),
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),
+        default_branch: text(body, "/repository/default_branch").map(str::to_string),
     })
 }
 
@@ -118,6 +161,7 @@ fn gitlab_push(body: &Value) -> Result<Normalized, Skip> {
         shaped["repository"] = serde_json::json!({
             "full_name": project.get("path_with_namespace"),
             "clone_url": project.get("git_http_url"),
+            "default_branch": project.get("default_branch"),
         });
     }
     github_push(&shaped, "gitlab")
@@ -143,6 +187,7 @@ fn gitlab_merge_request(body: &Value) -> Result<Normalized, Skip> {
         "repository": {
             "full_name": body.pointer("/project/path_with_namespace"),
             "clone_url": body.pointer("/project/git_http_url"),
+            "default_branch": body.pointer("/project/default_branch"),
         },
     });
     let mut normalized = github_pull_request(&shaped, "gitlab")?;
@@ -155,6 +200,8 @@ pub fn normalize(event_name: &str, body: &Value, provider: &str) -> Result<Norma
     match event_name {
         "push" => github_push(body, provider),
         "pull_request" => github_pull_request(body, provider),
+        "repository_dispatch" => github_dispatch(body, provider, false),
+        "workflow_dispatch" => github_dispatch(body, provider, true),
         "Push Hook" | "Tag Push Hook" => gitlab_push(body),
         "Merge Request Hook" => gitlab_merge_request(body),
         other => Err(Skip::Ignored(format!("`{other}` events do not start runs"))),
@@ -231,6 +278,35 @@ mod tests {
                 .clone_url
                 .as_deref(),
             Some("https://gl/g/p.git")
+        );
+    }
+
+    #[test]
+    fn dispatches_run_the_head_of_a_branch_with_their_inputs() {
+        let body = json!({"action": "deploy", "client_payload": {"inputs": {"env": "staging"}}, "repository": {"full_name": "acme/app", "default_branch": "trunk"}});
+        let dispatch = normalize("repository_dispatch", &body, "github").unwrap();
+        assert_eq!(
+            (
+                dispatch.event.event_type,
+                dispatch.event.action.as_deref(),
+                dispatch.git_ref.as_str(),
+                dispatch.sha.as_str()
+            ),
+            (EventType::Dispatch, Some("deploy"), "refs/heads/trunk", "")
+        );
+        assert_eq!(
+            Value::from(dispatch.event.dispatch_inputs.unwrap()),
+            json!({"env": "staging"})
+        );
+        let body = json!({"ref": "refs/heads/release", "inputs": {"n": "3"}, "repository": {"full_name": "acme/app"}});
+        let dispatch = normalize("workflow_dispatch", &body, "github").unwrap();
+        assert_eq!(
+            (dispatch.event.action.as_deref(), dispatch.git_ref.as_str()),
+            (None, "refs/heads/release")
+        );
+        assert_eq!(
+            normalize("repository_dispatch", &json!({}), "github"),
+            Err(Skip::Invalid("missing `action` in the payload".into()))
         );
     }
 }

@@ -15,6 +15,8 @@ use kici_engine::failure::InitFailureCategory;
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_orchestrator::pipeline::{self, Delivery, Outcome};
 use kici_orchestrator::providers::normalize;
+use kici_orchestrator::scheduler;
+use kici_orchestrator::starts::{self, StartError, StartRequest};
 use kici_orchestrator::state::Shared;
 use kici_store::{NewSource, RunFilter, SourceKind, Verification};
 use serde_json::json;
@@ -48,6 +50,13 @@ fn repository(repo: &Path, lock: &str) -> String {
 
 /// A lock file with workflow `ci` (push on `branches`): `build`, then `test`.
 fn lock(branches: &[&str]) -> String {
+    lock_with_triggers(
+        json!([{"_type": "push", "branches": branches.iter().map(|b| json!({"type": "glob", "pattern": b})).collect::<Vec<_>>(), "paths": []}]),
+    )
+}
+
+/// A lock file whose workflow `ci` has these triggers.
+fn lock_with_triggers(triggers: serde_json::Value) -> String {
     let job = |name: &str, needs: serde_json::Value| {
         json!({
             "_type": "static", "name": name, "runsOn": [{"kind": "exact", "value": "linux"}], "needs": needs,
@@ -59,8 +68,7 @@ fn lock(branches: &[&str]) -> String {
         job("test", json!(["build"]))
     ])))
     .unwrap();
-    let branches: Vec<_> = branches.iter().map(|b| json!({"type": "glob", "pattern": b})).collect();
-    workflow["triggers"] = json!([{"_type": "push", "branches": branches, "paths": []}]);
+    workflow["triggers"] = triggers;
     json!({
         "schemaVersion": kici_engine::lockfile::SCHEMA_VERSION,
         "source": {"file": ".kici/workflows/ci.ts", "export": "#default"},
@@ -193,5 +201,175 @@ async fn a_push_the_triggers_do_not_match_starts_nothing() {
             .await
             .unwrap();
         assert_eq!((runs.len(), total), (0, 0), "{db}");
+    }
+}
+
+/// The schedule of `ci` (every minute, one input with a default) and a push trigger.
+fn scheduled_lock() -> String {
+    lock_with_triggers(json!([
+        {"_type": "push", "branches": [{"type": "glob", "pattern": "main"}], "paths": []},
+        {"_type": "schedule", "cronExpression": "* * * * *", "timezone": "UTC",
+         "inputs": {"level": {"type": "string", "optional": false, "nullable": false, "default": "full"}}}
+    ]))
+}
+
+const MINUTE: i64 = 60_000;
+
+/// The schedule runs, oldest first, with the tick and inputs each one got.
+async fn schedule_runs(state: &Shared) -> Vec<(i64, serde_json::Value)> {
+    let (runs, _) = state
+        .store
+        .list_runs(&RunFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ticks = Vec::new();
+    for run in runs.iter().filter(|r| r.trigger == "schedule") {
+        let event = state.store.run_context(&run.run_id).await.unwrap().unwrap().event;
+        ticks.push((
+            event.payload.as_ref().unwrap()["scheduledAt"].as_i64().unwrap(),
+            serde_json::Value::from(event.dispatch_inputs.clone().unwrap()),
+        ));
+    }
+    ticks.sort_by_key(|(tick, _)| *tick);
+    ticks
+}
+
+/// A default-branch push registers the schedule; the scheduler, asked at chosen times (its
+/// clock is a parameter), fires each minute's tick once, with the input's default, and after a
+/// restart the latest tick missed while down once.
+#[tokio::test]
+async fn a_schedule_fires_once_per_tick_across_a_restart() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let sha = repository(repo.path(), &scheduled_lock());
+        push(state, repo.path(), &sha).await.unwrap();
+        let registrations = state.store.registrations(Some("schedule")).await.unwrap();
+        assert_eq!(
+            registrations.len(),
+            1,
+            "{db}: the default-branch push registers the schedule"
+        );
+        let registered = registrations[0].registered_at;
+        let first = (registered / MINUTE + 1) * MINUTE;
+
+        assert!(scheduler::fire_due(state, registered).await.unwrap().is_empty(), "{db}");
+        assert_eq!(
+            scheduler::fire_due(state, first + 5_000).await.unwrap().len(),
+            1,
+            "{db}"
+        );
+        assert!(
+            scheduler::fire_due(state, first + 30_000).await.unwrap().is_empty(),
+            "{db}: once per tick"
+        );
+        assert_eq!(
+            scheduler::fire_due(state, first + MINUTE).await.unwrap().len(),
+            1,
+            "{db}"
+        );
+
+        // Down for ten minutes, then back: the latest tick fires once, then nothing.
+        let restarted = harness.restarted().await;
+        let back = first + 11 * MINUTE + 7_000;
+        assert_eq!(scheduler::fire_due(&restarted, back).await.unwrap().len(), 1, "{db}");
+        assert!(scheduler::fire_due(&restarted, back).await.unwrap().is_empty(), "{db}");
+        assert!(
+            scheduler::fire_due(state, back).await.unwrap().is_empty(),
+            "{db}: the old instance too"
+        );
+
+        let full = json!({"level": "full"});
+        assert_eq!(
+            schedule_runs(state).await,
+            [
+                (first, full.clone()),
+                (first + MINUTE, full.clone()),
+                (first + 11 * MINUTE, full)
+            ],
+            "{db}"
+        );
+
+        // A push that drops the schedule removes its registration.
+        std::fs::write(repo.path().join(".kici/kici.lock.json"), lock(&["main"])).unwrap();
+        git(repo.path(), &["commit", "-q", "-am", "no schedule"]);
+        let sha = git(repo.path(), &["rev-parse", "HEAD"]);
+        push(state, repo.path(), &sha).await.unwrap();
+        assert!(state.store.registrations(None).await.unwrap().is_empty(), "{db}");
+    }
+}
+
+fn dispatch_lock() -> String {
+    lock_with_triggers(json!([{"_type": "dispatch", "types": [], "inputs": {
+        "environment": {"type": "enum", "optional": false, "nullable": false, "values": ["staging", "production"]},
+        "replicas": {"type": "integer", "optional": false, "nullable": false, "default": 2, "min": 1, "max": 10},
+        "dryRun": {"type": "boolean", "optional": true, "nullable": false}
+    }}]))
+}
+
+async fn dispatch(state: &Shared, inputs: serde_json::Value) -> Result<starts::Started, StartError> {
+    let source = state.store.find_source("default", "app").await.unwrap().unwrap();
+    let mut event = kici_engine::event::EventEnvelope::new(kici_engine::event::EventType::Dispatch);
+    event.dispatch_inputs = inputs.as_object().cloned();
+    starts::start(
+        state,
+        StartRequest {
+            source,
+            repo: None,
+            git_ref: None,
+            workflow: "ci".into(),
+            event,
+            delivery_id: format!("dispatch:{}", kici_telemetry::os::random_hex(8)),
+        },
+    )
+    .await
+}
+
+/// A dispatch runs the default branch's head with its inputs validated, coerced and defaulted,
+/// or is refused naming every bad input.
+#[tokio::test]
+async fn dispatch_inputs_are_coerced_defaulted_or_refused_by_field() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let sha = repository(repo.path(), &dispatch_lock());
+        // The push registers the source; a dispatch-only workflow does not run on it.
+        push(state, repo.path(), &sha).await.unwrap();
+
+        let started = dispatch(state, json!({"environment": "staging", "dryRun": "yes"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (started.git_ref.as_str(), started.sha.as_str()),
+            ("refs/heads/main", sha.as_str()),
+            "{db}"
+        );
+        let run = state.store.get_run(&started.run_id).await.unwrap().unwrap();
+        assert_eq!(run.trigger, "dispatch", "{db}");
+        let event = state.store.run_context(&started.run_id).await.unwrap().unwrap().event;
+        assert_eq!(
+            serde_json::Value::from(event.dispatch_inputs.unwrap()),
+            json!({"dryRun": true, "environment": "staging", "replicas": 2}),
+            "{db}"
+        );
+
+        let err = dispatch(state, json!({"replicas": "0", "colour": "red"}))
+            .await
+            .unwrap_err();
+        let StartError::Inputs { errors, .. } = &err else {
+            panic!("{db}: {err}");
+        };
+        assert_eq!(
+            errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "colour: unknown input (declared: dryRun, environment, replicas)",
+                "environment: required: one of staging, production",
+                "replicas: must be at least 1, got 0",
+            ],
+            "{db}"
+        );
     }
 }

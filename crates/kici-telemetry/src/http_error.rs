@@ -20,6 +20,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429).
     pub retry_after: Option<u64>,
+    /// The refused fields, for an error about a request's fields.
+    pub fields: Vec<kici_engine::inputs::FieldError>,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             retry_after: None,
+            fields: Vec::new(),
         }
     }
 
@@ -62,6 +65,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.into_owned(),
                 message: self.message,
+                fields: self.fields,
             },
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod runs;
 mod secrets;
 mod storage;
+mod triggers;
 mod webhook;
 
 use axum::Router;
@@ -35,6 +36,11 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/approve", post(holds::approve))
         .route("/runs/{run_id}/reject", post(holds::reject))
         .route("/holds", get(holds::list))
+        .route("/workflows/{workflow}/dispatch", post(triggers::dispatch))
+        .route("/schedules", get(triggers::schedules))
+        .route("/schedules/{id}/run", post(triggers::run_now))
+        .route("/schedules/{id}/enable", post(triggers::enable))
+        .route("/schedules/{id}/disable", post(triggers::disable))
         .route("/runs/{run_id}/events", get(runs::events))
         .route("/runs/{run_id}/jobs/{job_id}/provisioning", get(runs::provisioning))
         .route(

@@ -69,6 +69,20 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
     harnesses
 }
 
+impl Harness {
+    /// A second orchestrator state on the same database and data directory, as after a restart.
+    pub async fn restarted(&self) -> Shared {
+        let config = self.state.config.clone();
+        let store = Store::open(&config.database_url).await.unwrap();
+        let storage = kici_orchestrator::storage::Storage::open(&config.storage).unwrap();
+        let scalers = kici_orchestrator::scaler::load(None, None).unwrap();
+        let (state, scaler) = AppState::new(config, store, storage, scalers);
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(scaler.run(stopped));
+        state
+    }
+}
+
 /// The store has no "create database"; psql is there wherever PostgreSQL is.
 pub fn create_database(url: &str, name: &str) {
     let output = std::process::Command::new("psql")
