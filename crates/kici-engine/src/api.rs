@@ -57,6 +57,9 @@ pub struct Run {
     /// The runs that started this one again, oldest first (filled where a single run is shown).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reruns: Vec<RunId>,
+    /// A pull request's run: whose workflows it ran, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::RunTrust>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,9 +56,17 @@ pub struct EventEnvelope {
     pub changed_files: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
+    /// A pull request's base branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_branch: Option<String>,
+    /// A pull request whose head is in another repository than its base.
+    #[serde(default, rename = "isForkPR", skip_serializing_if = "Option::is_none")]
+    pub is_fork_pr: Option<bool>,
     /// Who caused the event: the forge user, or the token that dispatched it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_user_id: Option<String>,
     /// A dispatch's or schedule's inputs, validated against the trigger's schema
     /// (`ctx.dispatchInputs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,7 +85,10 @@ impl EventEnvelope {
             source_repo: None,
             changed_files: None,
             payload: None,
+            base_branch: None,
+            is_fork_pr: None,
             sender_username: None,
+            sender_user_id: None,
             dispatch_inputs: None,
         }
     }

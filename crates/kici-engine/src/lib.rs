@@ -33,3 +33,4 @@ pub mod schedule;
 pub mod status;
 pub mod suggest;
 pub mod trigger;
+pub mod trust;

@@ -508,6 +508,10 @@ pub struct JobConfig {
     /// `checkout: false`: the agent does not clone; it unpacks the workflow's source tarball.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub checkout: bool,
+    /// An untrusted pull request's job: its `.kici/` comes from the workflow's source tarball
+    /// (the base branch's), over the checkout of the pull request's head.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_workflows: bool,
     /// The workflow's `registries` (references; the dispatch carries the resolved tokens).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<LockRegistry>,

@@ -386,7 +386,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
             }
         }
         dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
-        if !dispatch.job_config.checkout {
+        if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
             dispatch.source_tar_url = source_tarball(state, &dispatch).await;
         }
         if !dispatch.job_config.repo.is_empty() {

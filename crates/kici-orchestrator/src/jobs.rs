@@ -148,6 +148,8 @@ pub fn dispatch_message(
             environments: prepared.environments.clone(),
             lockfile_hash: run.lockfile_hash.map(str::to_string),
             checkout,
+            base_workflows: kici_engine::trust::assess(run.event)
+                .is_some_and(|trust| trust.lock_file_source == kici_engine::trust::LockSource::Base),
             pick_any: definition.and_then(|j| j.runs_on_pick) == Some(kici_engine::lockfile::RunsOnPick::Any),
             concurrency_group: prepared.concurrency_group.clone(),
             grace_period_secs: definition.and_then(|j| j.grace_period),

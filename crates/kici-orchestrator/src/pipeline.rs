@@ -128,6 +128,26 @@ pub(crate) async fn resolve_head(repo_path: &std::path::Path, git_ref: &str) -> 
         .ok_or_else(unknown)
 }
 
+/// The commit whose lock file an event runs: its own, or for a pull request that is not
+/// trusted, its base (the base branch's head when the webhook does not name the base commit).
+async fn lock_commit(repo_path: &std::path::Path, normalized: &Normalized) -> Result<String, PipelineError> {
+    let Some(trust) = kici_engine::trust::assess(&normalized.event) else {
+        return Ok(normalized.sha.clone());
+    };
+    if trust.lock_file_source == kici_engine::trust::LockSource::Head {
+        return Ok(normalized.sha.clone());
+    }
+    tracing::info!(sha = %normalized.sha, trust = %trust.summary(), "pull request runs the base branch's workflows");
+    match (&normalized.base_sha, &normalized.event.base_branch) {
+        (Some(base), _) => Ok(base.clone()),
+        (None, Some(branch)) => resolve_head(repo_path, &format!("refs/heads/{branch}")).await,
+        (None, None) => Err(PipelineError::UnknownRef {
+            repo: repo_path.display().to_string(),
+            git_ref: "(the pull request's base)".to_string(),
+        }),
+    }
+}
+
 /// The lock file at `sha` in the orchestrator's copy of the repository.
 pub(crate) async fn read_lock(repo_path: &std::path::Path, sha: &str) -> Result<LockFetch, PipelineError> {
     git::read_lock(repo_path, sha)
@@ -175,14 +195,15 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
             delivery.normalized.event.sha = Some(sha.clone());
             delivery.normalized.sha = sha;
         }
-        let lock = read_lock(&path, &delivery.normalized.sha).await?;
-        Ok::<_, PipelineError>((repo_url, path, lock))
+        let lock_sha = lock_commit(&path, &delivery.normalized).await?;
+        let lock = read_lock(&path, &lock_sha).await?;
+        Ok::<_, PipelineError>((repo_url, path, lock, lock_sha))
     }
     .await;
     let log =
         |status: &str, run_ids: Vec<RunId>, error: Option<String>| event_log(&delivery, status, run_ids, error, now);
     let sha = delivery.normalized.sha.clone();
-    let (repo_url, repo_path, lock) = match fetched {
+    let (repo_url, repo_path, lock, lock_sha) = match fetched {
         Ok(found) => found,
         Err(err) => {
             // The delivery may be retried once the repository is readable.
@@ -209,6 +230,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         repo,
         repo_url,
         repo_path: Some(repo_path),
+        lock_sha: Some(lock_sha),
         now,
         rerun_of: None,
         lockfile_hash: None,
@@ -380,6 +402,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
             repo: Some(run.repo.clone()),
             clone_url: Some(repo_url.clone()),
             default_branch: None,
+            base_sha: None,
         },
     };
     let context = RunContext {
@@ -388,6 +411,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         repo_url,
         // The first run stored the source tarball.
         repo_path: None,
+        lock_sha: None,
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
         lockfile_hash,
@@ -408,6 +432,9 @@ pub(crate) struct RunContext<'a> {
     pub(crate) repo_url: String,
     /// The orchestrator's copy of the repository (the source tarball is packed from it).
     pub(crate) repo_path: Option<PathBuf>,
+    /// The commit whose lock file and `.kici/` the run uses, when not its own (an untrusted
+    /// pull request's base).
+    pub(crate) lock_sha: Option<String>,
     pub(crate) now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     pub(crate) rerun_of: Option<RunId>,
@@ -441,6 +468,7 @@ impl RunContext<'_> {
             completed_at: None,
             rerun_of: self.rerun_of.clone(),
             lockfile_hash: self.lockfile_hash.clone(),
+            trust: kici_engine::trust::assess(&normalized.event),
         }
     }
 
@@ -481,7 +509,8 @@ impl RunContext<'_> {
             }
         }
         if let Some(path) = &self.repo_path {
-            crate::build::store_source(state, path, &run.sha, workflow).await;
+            let sha = self.lock_sha.as_deref().unwrap_or(&run.sha);
+            crate::build::store_source(state, path, sha, workflow).await;
         }
         if let Some(build) =
             crate::build::build_row(state, &run.run_id, workflow, self.lockfile_hash.as_deref(), self.now).await

@@ -20,6 +20,9 @@ pub struct Normalized {
     /// The repository's default branch, when the payload names it.
     #[serde(default)]
     pub default_branch: Option<String>,
+    /// A pull request's base commit: where an untrusted pull request's lock file is read.
+    #[serde(default)]
+    pub base_sha: Option<String>,
 }
 
 /// Why a webhook starts nothing.
@@ -85,6 +88,7 @@ fn github_push(body: &Value, provider: &str) -> Result<Normalized, Skip> {
     event.provider = Some(provider.to_string());
     event.source_repo = text(body, "/repository/full_name").map(str::to_string);
     event.changed_files = Some(changed_files(body));
+    sender(&mut event, body);
     event.payload = Some(body.clone());
     Ok(Normalized {
         event,
@@ -93,6 +97,7 @@ fn github_push(body: &Value, provider: &str) -> Result<Normalized, Skip> {
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),
         default_branch: text(body, "/repository/default_branch").map(str::to_string),
+        base_sha: None,
     })
 }
 
@@ -129,7 +134,19 @@ fn github_dispatch(body: &Value, provider: &str, workflow_dispatch: bool) -> Res
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),
         default_branch,
+        base_sha: None,
     })
+}
+
+/// Who sent the event: GitHub's and Gitea's `sender`, GitLab's `user`.
+fn sender(event: &mut EventEnvelope, body: &Value) {
+    event.sender_username = text(body, "/sender/login")
+        .or_else(|| text(body, "/user/username"))
+        .map(str::to_string);
+    event.sender_user_id = body
+        .pointer("/sender/id")
+        .or_else(|| body.pointer("/user/id"))
+        .map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_string));
 }
 
 fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip> {
@@ -140,7 +157,23 @@ fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip>
     let mut event = EventEnvelope::new(EventType::PullRequest);
     event.action = Some(action.to_string());
     event.target_branch = Some(base.to_string());
+    event.base_branch = Some(base.to_string());
     event.source_branch = Some(head.to_string());
+    // A fork: the head's repository is not the base's. Unsaid when the payload lacks either.
+    let repo_of = |side: &str| {
+        text(body, &format!("/pull_request/{side}/repo/full_name"))
+            .map(str::to_string)
+            .or_else(|| {
+                body.pointer(&format!("/pull_request/{side}/repo/id"))
+                    .filter(|id| !id.is_null())
+                    .map(Value::to_string)
+            })
+    };
+    event.is_fork_pr = match (repo_of("head"), repo_of("base")) {
+        (Some(head), Some(base)) => Some(head != base),
+        _ => None,
+    };
+    sender(&mut event, body);
     event.sha = Some(sha.to_string());
     event.provider = Some(provider.to_string());
     event.source_repo = text(body, "/repository/full_name").map(str::to_string);
@@ -152,6 +185,7 @@ fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip>
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),
         default_branch: text(body, "/repository/default_branch").map(str::to_string),
+        base_sha: text(body, "/pull_request/base/sha").map(str::to_string),
     })
 }
 
@@ -181,9 +215,12 @@ fn gitlab_merge_request(body: &Value) -> Result<Normalized, Skip> {
     let shaped = serde_json::json!({
         "action": action,
         "pull_request": {
-            "head": {"ref": attributes.get("source_branch"), "sha": attributes.pointer("/last_commit/id")},
-            "base": {"ref": attributes.get("target_branch")},
+            "head": {"ref": attributes.get("source_branch"), "sha": attributes.pointer("/last_commit/id"),
+                     "repo": {"id": attributes.get("source_project_id")}},
+            "base": {"ref": attributes.get("target_branch"), "sha": attributes.pointer("/diff_refs/base_sha"),
+                     "repo": {"id": attributes.get("target_project_id")}},
         },
+        "user": body.get("user"),
         "repository": {
             "full_name": body.pointer("/project/path_with_namespace"),
             "clone_url": body.pointer("/project/git_http_url"),

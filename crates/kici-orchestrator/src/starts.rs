@@ -103,6 +103,7 @@ pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, Sta
         repo: request.repo.clone(),
         clone_url: None,
         default_branch: None,
+        base_sha: None,
     };
     let (repo_url, path) = pipeline::repository(state, &request.source, &normalized).await?;
     let repo = match request.source.kind {
@@ -195,6 +196,7 @@ pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, Sta
         repo,
         repo_url,
         repo_path: Some(path),
+        lock_sha: None,
         now: now_ms(),
         rerun_of: None,
         lockfile_hash: lock.lockfile_hash.clone(),

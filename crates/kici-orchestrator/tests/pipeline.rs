@@ -373,3 +373,85 @@ async fn dispatch_inputs_are_coerced_defaulted_or_refused_by_field() {
         );
     }
 }
+
+/// A lock file with one workflow named `name`, run on pull requests.
+fn pr_lock(name: &str) -> String {
+    let lock = lock_with_triggers(
+        json!([{"_type": "pr", "events": ["opened"], "targetBranches": [], "sourceBranches": [], "paths": []}]),
+    );
+    lock.replace("\"name\":\"ci\"", &format!("\"name\":\"{name}\""))
+}
+
+/// A pull request from `head` (a fork's commit) to `main` at `base`, by `association`.
+async fn pull_request(
+    state: &Shared,
+    head: &str,
+    base: &str,
+    fork: bool,
+    association: &str,
+) -> Vec<kici_engine::ids::RunId> {
+    let source = state.store.find_source("default", "app").await.unwrap().unwrap();
+    let head_repo = if fork { "mallory/app" } else { "acme/app" };
+    let body = json!({
+        "action": "opened",
+        "sender": {"login": "mallory", "id": 7},
+        "pull_request": {
+            "author_association": association,
+            "head": {"ref": "feature", "sha": head, "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": "acme/app"}}
+        },
+        "repository": {"full_name": "acme/app"}
+    });
+    let delivery = Delivery {
+        source,
+        delivery_id: format!("pr-{head}-{association}"),
+        body_key: String::new(),
+        normalized: normalize("pull_request", &body, "github").unwrap(),
+    };
+    match pipeline::process(state, delivery).await.unwrap() {
+        Outcome::Started(runs) => runs,
+        Outcome::Ignored(why) => panic!("{why}"),
+    }
+}
+
+/// A fork's pull request that rewrites the workflow runs the base branch's workflow against
+/// its commit, and its jobs are told to take `.kici/` from the base; a member's runs its own.
+#[tokio::test]
+async fn a_fork_pull_request_runs_the_base_branchs_workflows() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let repo = tempfile::tempdir().unwrap();
+        let base = repository(repo.path(), &pr_lock("ci"));
+        push(state, repo.path(), &base).await.unwrap();
+        git(repo.path(), &["checkout", "-q", "-b", "feature"]);
+        std::fs::write(repo.path().join(".kici/kici.lock.json"), pr_lock("evil")).unwrap();
+        git(repo.path(), &["commit", "-q", "-am", "rewrite the workflow"]);
+        let head = git(repo.path(), &["rev-parse", "HEAD"]);
+
+        let runs = pull_request(state, &head, &base, true, "NONE").await;
+        let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (run.workflow_name.as_str(), run.sha.as_str()),
+            ("ci", head.as_str()),
+            "{db}"
+        );
+        let trust = run.trust.unwrap();
+        assert_eq!(
+            trust.summary(),
+            "unknown (the base branch's workflows): a pull request from a fork by mallory, author association NONE",
+            "{db}"
+        );
+        let entry = &state.store.pending_entries().await.unwrap()[0];
+        let dispatch: kici_engine::protocol::JobDispatch = serde_json::from_str(&entry.dispatch).unwrap();
+        assert!(dispatch.job_config.base_workflows, "{db}");
+        assert_eq!(dispatch.sha, head, "{db}: the pull request's code is what is tested");
+
+        let runs = pull_request(state, &head, &base, true, "MEMBER").await;
+        let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();
+        assert_eq!(
+            run.workflow_name, "evil",
+            "{db}: a member's pull request runs its own workflows"
+        );
+        assert_eq!(run.trust.unwrap().tier, kici_engine::trust::TrustTier::Trusted, "{db}");
+    }
+}

@@ -280,6 +280,7 @@ fn run(run_id: &str, status: RunStatus) -> Run {
         duration_ms: None,
         rerun_of: None,
         reruns: Vec::new(),
+        trust: None,
     }
 }
 

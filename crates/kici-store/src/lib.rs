@@ -110,6 +110,7 @@ static MIGRATIONS: &[Migration] = &[
         "workflow_registrations",
         include_str!("../migrations/0017_workflow_registrations.sql"),
     ),
+    (18, "run_trust", include_str!("../migrations/0018_run_trust.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -75,6 +75,7 @@ pub(crate) fn run(run_id: &str, created_at: i64) -> NewRun {
         completed_at: None,
         rerun_of: None,
         lockfile_hash: Some("c0ffee".into()),
+        trust: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn run(status: RunStatus, failure_reason: Option<&str>) -> Run {
         duration_ms: Some(1000),
         rerun_of: None,
         reruns: Vec::new(),
+        trust: None,
     }
 }
 

@@ -50,6 +50,21 @@ pub(super) async fn unpack_source(url: Option<&str>, dir: &Path) -> Result<(), S
         .map_err(|err| format!("cannot unpack the workflow's source tarball: {err}"))
 }
 
+/// An untrusted pull request's checkout runs the base branch's workflows: its own `.kici/` is
+/// removed and the workflow's source tarball (`.kici/` and the hashFiles at the base) unpacked
+/// in its place, so nothing the pull request changed there runs.
+pub(super) async fn base_workflows(url: Option<&str>, dir: &Path) -> Result<(), String> {
+    let url = url.ok_or_else(|| {
+        "this pull request runs the base branch's workflows, and the orchestrator sent no source tarball (hint: its object storage failed; see the orchestrator log)".to_string()
+    })?;
+    match tokio::fs::remove_dir_all(dir.join(".kici")).await {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(format!("cannot remove the pull request's .kici/: {err}")),
+    }
+    unpack_source(Some(url), dir).await
+}
+
 pub(super) fn check_paths(config: &JobConfig) -> Result<(), String> {
     if !is_safe_relative(&config.workflow_file) {
         return Err(format!(

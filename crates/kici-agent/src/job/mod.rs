@@ -341,6 +341,9 @@ impl Job<'_> {
         checkout::check_paths(config)?;
         if config.checkout {
             checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
+            if config.base_workflows {
+                checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
+            }
         } else {
             checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
         }

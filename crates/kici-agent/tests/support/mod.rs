@@ -141,6 +141,7 @@ impl Repo {
                 environments: Vec::new(),
                 lockfile_hash: None,
                 checkout: true,
+                base_workflows: false,
                 pick_any: false,
                 concurrency_group: None,
                 grace_period_secs: None,

@@ -27,6 +27,7 @@ pub fn run(run_id: &str, status: RunStatus) -> Run {
         duration_ms: Some(184_000),
         rerun_of: None,
         reruns: Vec::new(),
+        trust: None,
     }
 }
 

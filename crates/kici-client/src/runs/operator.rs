@@ -105,6 +105,9 @@ fn run_fields(run: &Run) -> Vec<(&'static str, String)> {
         ("Completed:", format::timestamp(run.completed_at)),
         ("Duration:", format::duration(run.duration_ms)),
     ];
+    if let Some(trust) = &run.trust {
+        fields.push(("Trust tier:", trust.summary()));
+    }
     if let Some(reason) = &run.failure_reason {
         fields.push(("Failure:", reason.clone()));
     }

@@ -137,6 +137,7 @@ pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
         completed_at: None,
         rerun_of: None,
         lockfile_hash: None,
+        trust: None,
     }
 }
 

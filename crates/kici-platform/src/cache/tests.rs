@@ -26,6 +26,7 @@ fn run(run_id: &str, status: RunStatus, created_at: i64) -> Run {
         duration_ms: None,
         rerun_of: None,
         reruns: Vec::new(),
+        trust: None,
     }
 }
 

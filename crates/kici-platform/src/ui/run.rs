@@ -391,6 +391,7 @@ mod tests {
             duration_ms: None,
             rerun_of: None,
             reruns: Vec::new(),
+            trust: None,
         }
     }
 

@@ -1,0 +1,160 @@
+//! Pull-request trust (spec `execution.md` §2.2 step 7, `operator.md` trust defaults): whose
+//! workflow code a pull request runs. Only a trusted contributor's pull request runs the lock
+//! file and `.kici/` of its head; any other runs the base branch's, against the head's code,
+//! so a fork cannot change what runs with the repository's secrets. Pushes always run their
+//! own commit (a pusher has write access).
+//!
+//! Trusted: a pull request from a branch of the repository itself (opening one needs write
+//! access), or whose author GitHub calls `OWNER`, `MEMBER` or `COLLABORATOR`. Known: a
+//! `CONTRIBUTOR` (merged before) from a fork. Unknown: anyone else, and a pull request whose
+//! origin the payload does not say (fail closed).
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{EventEnvelope, EventType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustTier {
+    Trusted,
+    Known,
+    Unknown,
+}
+
+impl TrustTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustTier::Trusted => "trusted",
+            TrustTier::Known => "known",
+            TrustTier::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which commit's lock file and `.kici/` a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockSource {
+    /// The event's own commit.
+    Head,
+    /// The pull request's base commit.
+    Base,
+}
+
+/// What a pull request's run is trusted with, and why (shown on the run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTrust {
+    pub tier: TrustTier,
+    pub lock_file_source: LockSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributor: Option<String>,
+    pub reason: String,
+}
+
+/// GitHub's `author_association` values of people with write access.
+const WRITERS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
+
+/// The trust of a pull-request event; `None` for every other event (they run their own commit).
+pub fn assess(event: &EventEnvelope) -> Option<RunTrust> {
+    if event.event_type != EventType::PullRequest {
+        return None;
+    }
+    let association = event
+        .payload
+        .as_ref()
+        .and_then(|p| p.pointer("/pull_request/author_association"))
+        .and_then(serde_json::Value::as_str);
+    let who = event.sender_username.clone();
+    let by = who.as_deref().map(|w| format!(" by {w}")).unwrap_or_default();
+    let (tier, reason) = match (event.is_fork_pr, association) {
+        (Some(false), _) => (
+            TrustTier::Trusted,
+            "a branch of the repository itself (its author can push to it)".to_string(),
+        ),
+        (_, Some(role)) if WRITERS.contains(&role) => (
+            TrustTier::Trusted,
+            format!("a pull request{by}, author association {role}"),
+        ),
+        (Some(true), Some("CONTRIBUTOR")) => (
+            TrustTier::Known,
+            format!("a pull request from a fork{by}, author association CONTRIBUTOR"),
+        ),
+        (Some(true), Some(role)) => (
+            TrustTier::Unknown,
+            format!("a pull request from a fork{by}, author association {role}"),
+        ),
+        (Some(true), None) => (TrustTier::Unknown, format!("a pull request from a fork{by}")),
+        (None, _) => (
+            TrustTier::Unknown,
+            format!("a pull request{by} whose origin the webhook does not say"),
+        ),
+    };
+    let lock_file_source = if tier == TrustTier::Trusted {
+        LockSource::Head
+    } else {
+        LockSource::Base
+    };
+    Some(RunTrust {
+        tier,
+        lock_file_source,
+        contributor: who,
+        reason,
+    })
+}
+
+impl RunTrust {
+    /// One line for `runs show` and logs: `unknown (base branch's workflows): a pull request
+    /// from a fork by mallory`.
+    pub fn summary(&self) -> String {
+        let source = match self.lock_file_source {
+            LockSource::Head => "its own workflows",
+            LockSource::Base => "the base branch's workflows",
+        };
+        format!("{} ({source}): {}", self.tier.as_str(), self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pr(fork: Option<bool>, association: Option<&str>) -> EventEnvelope {
+        let mut event = EventEnvelope::new(EventType::PullRequest);
+        event.is_fork_pr = fork;
+        event.sender_username = Some("mallory".into());
+        event.payload = Some(json!({"pull_request": {"author_association": association}}));
+        event
+    }
+
+    #[test]
+    fn only_trusted_pull_requests_run_their_own_workflows() {
+        let verdict = |fork, association| {
+            let trust = assess(&pr(fork, association)).unwrap();
+            (trust.tier, trust.lock_file_source)
+        };
+        assert_eq!(verdict(Some(false), None), (TrustTier::Trusted, LockSource::Head));
+        assert_eq!(
+            verdict(Some(true), Some("MEMBER")),
+            (TrustTier::Trusted, LockSource::Head)
+        );
+        assert_eq!(
+            verdict(Some(true), Some("CONTRIBUTOR")),
+            (TrustTier::Known, LockSource::Base)
+        );
+        assert_eq!(
+            verdict(Some(true), Some("NONE")),
+            (TrustTier::Unknown, LockSource::Base)
+        );
+        assert_eq!(verdict(Some(true), None), (TrustTier::Unknown, LockSource::Base));
+        assert_eq!(verdict(None, None), (TrustTier::Unknown, LockSource::Base));
+        assert_eq!(assess(&EventEnvelope::new(EventType::Push)), None);
+        assert_eq!(
+            assess(&pr(Some(true), Some("FIRST_TIME_CONTRIBUTOR")))
+                .unwrap()
+                .summary(),
+            "unknown (the base branch's workflows): a pull request from a fork by mallory, author association FIRST_TIME_CONTRIBUTOR"
+        );
+    }
+}
