@@ -1,10 +1,12 @@
-// Trigger factories: `push`, `pr`, `tag`, `dispatch`. Each returns a plain `{_tag: 'Trigger'}`
-// value with its list options normalised to arrays (a single value is accepted). Also
-// `isEventType`, which knows that a `pr()` trigger's events arrive as `pull_request`.
+// Trigger factories: `push`, `pr`, `tag`, `dispatch`. Each checks its options (an object with
+// only the option names it knows: a misspelt filter would otherwise match every event) and
+// returns a plain `{_tag: 'Trigger'}` value with its list options normalised to arrays (a
+// single value is accepted). Also `isEventType`, which knows that a `pr()` trigger's events
+// arrive as `pull_request`.
 // Turning them into lock-file triggers (and `push({tags})` into an extra `tag` trigger) is the
 // runner's describe step; matching events against them is the orchestrator's job.
 
-import { toList } from './common.js';
+import { KiciError, callSite, describeValue, didYouMean, isObject, toList } from './common.js';
 
 /** The pull-request actions a `pr()` trigger listens to when `events` is not given. */
 const DEFAULT_PR_EVENTS = ['opened', 'synchronize', 'reopened', 'closed'];
@@ -18,7 +20,46 @@ export function isEventType(event, type) {
   return event !== undefined && event !== null && canonical(event.type) === canonical(type);
 }
 
-export function push({ branches, tags, paths } = {}) {
+/** `['a', 'b', 'c']` as `a, b or c`. */
+function oneOf(names) {
+  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+
+/**
+ * The options of trigger factory `factory` (`{}` when not given), checked to be an object with
+ * only `keys`; with the factory's `fail(message, suggestion)`, which prefixes `<factory>() ` and
+ * carries the call site.
+ */
+function triggerOptions(factory, options, keys, example) {
+  const location = callSite();
+  const fail = (message, suggestion) => new KiciError(`${factory}() ${message}`, { location, suggestion });
+  if (options === undefined) return { options: {}, fail };
+  if (!isObject(options)) throw fail(`options must be an object, got ${describeValue(options)}`, example);
+  const unknown = Object.keys(options).find((key) => !keys.includes(key));
+  if (unknown !== undefined) {
+    throw fail(`has no option '${unknown}' (use ${oneOf(keys)})`, `${didYouMean(unknown, keys)}${example}`);
+  }
+  return { options, fail };
+}
+
+/** A list option of names (`types`, `events`, ...) as an array; a single string is a list of one. */
+function nameList(field, value, fail, example) {
+  const list = toList(value);
+  const bad = list.findIndex((name) => typeof name !== 'string' || name === '');
+  if (bad >= 0) {
+    throw fail(`${field} must be a non-empty string or a list of them, got ${describeValue(list[bad])}`, example);
+  }
+  return list;
+}
+
+const PUSH_EXAMPLE = "e.g. push({ branches: 'main', paths: ['src/**', '!docs/**'] })";
+const PR_EXAMPLE = "e.g. pr({ events: ['opened', 'synchronize'], target: 'main' })";
+const TAG_EXAMPLE = "e.g. tag({ patterns: 'v*' })";
+const DISPATCH_EXAMPLE = "e.g. dispatch({ types: 'deploy' })";
+
+export function push(input) {
+  const { options } = triggerOptions('push', input, ['branches', 'tags', 'paths'], PUSH_EXAMPLE);
+  const { branches, tags, paths } = options;
   return {
     _tag: 'Trigger',
     type: 'push',
@@ -28,7 +69,9 @@ export function push({ branches, tags, paths } = {}) {
   };
 }
 
-export function pr({ events, target, source, paths } = {}) {
+export function pr(input) {
+  const { options } = triggerOptions('pr', input, ['events', 'target', 'source', 'paths'], PR_EXAMPLE);
+  const { events, target, source, paths } = options;
   return {
     _tag: 'Trigger',
     type: 'pr',
@@ -39,10 +82,12 @@ export function pr({ events, target, source, paths } = {}) {
   };
 }
 
-export function tag({ patterns } = {}) {
-  return { _tag: 'Trigger', type: 'tag', patterns: toList(patterns) };
+export function tag(input) {
+  const { options } = triggerOptions('tag', input, ['patterns'], TAG_EXAMPLE);
+  return { _tag: 'Trigger', type: 'tag', patterns: toList(options.patterns) };
 }
 
-export function dispatch({ types } = {}) {
-  return { _tag: 'Trigger', type: 'dispatch', types: toList(types) };
+export function dispatch(input) {
+  const { options, fail } = triggerOptions('dispatch', input, ['types'], DISPATCH_EXAMPLE);
+  return { _tag: 'Trigger', type: 'dispatch', types: nameList('types', options.types, fail, DISPATCH_EXAMPLE) };
 }
