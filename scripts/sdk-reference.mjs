@@ -126,6 +126,8 @@ const GROUPS = [
       'NeedRowResult',
       'JobStatus',
       'EventEnvelope',
+      'EventFields',
+      'DispatchInputValue',
       'MatrixCombination',
       'LabelSelector',
       'DynamicMatrixContext',

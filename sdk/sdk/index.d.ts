@@ -51,6 +51,27 @@ export interface EventEnvelope {
   changedFiles?: string[];
   /** The raw provider payload. */
   payload?: unknown;
+  /**
+   * A dispatched or scheduled run's inputs, as the orchestrator checked them against the
+   * trigger's `inputs` (defaults filled in).
+   */
+  dispatchInputs?: Readonly<Record<string, DispatchInputValue>>;
+}
+
+/** The value of one dispatch or schedule input, as the orchestrator hands it on. */
+export type DispatchInputValue = string | number | boolean | null;
+
+/** What every context that carries the event also gives. */
+export interface EventFields {
+  /**
+   * The run's dispatch or schedule inputs by name (`event.dispatchInputs`; `{}` for other
+   * events). `defineDispatchInputs(...).from(ctx)` reads them typed.
+   */
+  dispatchInputs: Readonly<Record<string, DispatchInputValue>>;
+  /** The body the provider sent (`event.payload`), as it came. */
+  rawPayload: unknown;
+  /** Who sent the event (`event.provider`: `'github'`, say); `undefined` when not known. */
+  provider: string | undefined;
 }
 
 /** One matrix combination: `{value}` for a one-dimension matrix, else one key per dimension. */
@@ -132,7 +153,8 @@ export interface StepCache {
 }
 
 /** The argument of every step function. */
-export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined>
+  extends EventFields {
   /** zx-style shell in the work directory with `env`; output lines go to the step log. */
   $: Shell;
   /** Writes to the step log (`info`, `warn`, `error`, `debug`). */
@@ -244,7 +266,7 @@ export interface HookContext extends StepContext {
 }
 
 /** The argument of rule checks. */
-export interface RuleContext {
+export interface RuleContext extends EventFields {
   event: EventEnvelope;
   changedFiles: readonly string[];
   env: Readonly<Record<string, string>>;
@@ -253,7 +275,7 @@ export interface RuleContext {
 }
 
 /** The argument of a dynamic matrix function (runs on an agent, in the checkout). */
-export interface DynamicMatrixContext {
+export interface DynamicMatrixContext extends EventFields {
   $: Shell;
   ctx: { workflow: { readonly name: string }; job: { readonly name: string } };
   log: Logger;
@@ -265,7 +287,7 @@ export interface DynamicMatrixContext {
 export interface DynamicJobContext {
   /** zx-style shell in the work directory with `env`; output goes to the prepare log. */
   $: Shell;
-  ctx: {
+  ctx: EventFields & {
     workflow: { readonly name: string };
     event: EventEnvelope;
     /** Upstream job results by job name (the host's, for the generator's `needs`; see StepContext). */
