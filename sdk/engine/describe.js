@@ -128,8 +128,11 @@ function describeTrigger(trigger) {
       ];
     case 'tag':
       return [{ _type: 'tag', patterns: trigger.patterns.map(branchPattern) }];
-    case 'dispatch':
-      return [{ _type: 'dispatch', types: trigger.types }];
+    case 'dispatch': {
+      const described = { _type: 'dispatch', types: trigger.types };
+      put(described, 'inputs', trigger.inputs);
+      return [described];
+    }
     default:
       throw new Error(`unknown trigger type '${trigger.type}' (use push(), pr(), tag() or dispatch())`);
   }

@@ -582,8 +582,61 @@ export declare function push(options?: PushOptions): Trigger;
 export declare function pr(options?: PrOptions): Trigger;
 /** Runs the workflow when a tag matching one of `patterns` (any tag without them) is pushed. */
 export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
+/**
+ * The schema of one dispatch input. The orchestrator checks a run's inputs against
+ * what the lock file says of them, without zod, so only this subset is accepted (anything else
+ * throws KiciError when the trigger is made): `z.string()`, `z.number()`, `z.boolean()`,
+ * `z.enum([...])` or `z.literal(value)` (a string, number or boolean), with `.optional()`,
+ * `.nullable()`, `.default(value)`, `.min(n)` / `.max(n)` (a string's length, a number's value;
+ * inclusive: not `.gt()` / `.lt()`), one `.regex(re)` without flags, `.int()` and
+ * `.describe(text)`.
+ */
+export type DispatchInputSchema = z.ZodType<DispatchInputValue | undefined, z.ZodTypeDef, any>;
+
+/**
+ * Input schemas by input name (`[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters): the `inputs`
+ * of `dispatch()`, and what `defineDispatchInputs()` takes.
+ */
+export type DispatchInputsMap = Readonly<Record<string, DispatchInputSchema>>;
+
+/**
+ * The inputs a map of schemas gives, typed: each its schema's output (`| undefined` with
+ * `.optional()` and no default, `| null` with `.nullable()`).
+ */
+export type DispatchInputsOf<M extends DispatchInputsMap> = { readonly [K in keyof M]: z.output<M[K]> };
+
+/** What `defineDispatchInputs()` returns: the `inputs` of `dispatch()` and their typed reader. */
+export interface DispatchInputs<M extends DispatchInputsMap = DispatchInputsMap> {
+  readonly _tag: 'DispatchInputs';
+  /** The schemas as given. */
+  readonly schema: M;
+  /** `ctx.dispatchInputs` (of a step, hook, rule, ... context), typed by the schemas. */
+  from(ctx: Pick<EventFields, 'dispatchInputs'>): DispatchInputsOf<M>;
+}
+
+/**
+ * Checks the input schemas once (as `dispatch({inputs})` does; KiciError for a schema outside
+ * the subset, see DispatchInputSchema) and returns a handle to pass as `inputs` and to read
+ * the inputs with: `const inputs = defineDispatchInputs({ environment: z.enum(['staging',
+ * 'production']).default('staging') })`, then `dispatch({ inputs })` and, in a step,
+ * `inputs.from(ctx).environment`.
+ */
+export declare function defineDispatchInputs<M extends DispatchInputsMap>(inputs: M): DispatchInputs<M>;
+
+/** The options of `dispatch()`. */
+export interface DispatchOptions {
+  /** The dispatch types (the event's `action`) that run the workflow; any without them. */
+  types?: OneOrMany<string>;
+  /**
+   * The run's inputs, checked (defaults filled in) by the orchestrator before the run starts;
+   * steps read them as `ctx.dispatchInputs`. An input without `.optional()` or `.default()`
+   * must be given.
+   */
+  inputs?: DispatchInputsMap | DispatchInputs;
+}
+
 /** Runs the workflow on a dispatch event (`kici run local dispatch:<type>`, say) whose type is in `types` (any without them). */
-export declare function dispatch(options?: { types?: OneOrMany<string> }): Trigger;
+export declare function dispatch(options?: DispatchOptions): Trigger;
 
 /** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
 export declare function isEventType(event: EventEnvelope | undefined, type: string): boolean;

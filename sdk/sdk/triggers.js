@@ -1,12 +1,13 @@
 // Trigger factories: `push`, `pr`, `tag`, `dispatch`. Each checks its options (an object with
 // only the option names it knows: a misspelt filter would otherwise match every event) and
 // returns a plain `{_tag: 'Trigger'}` value with its list options normalised to arrays (a
-// single value is accepted). Also `isEventType`, which knows that a `pr()` trigger's events
-// arrive as `pull_request`.
+// single value is accepted) and its inputs as InputSpecs (dispatch-inputs.js). Also
+// `isEventType`, which knows that a `pr()` trigger's events arrive as `pull_request`.
 // Turning them into lock-file triggers (and `push({tags})` into an extra `tag` trigger) is the
 // runner's describe step; matching events against them is the orchestrator's job.
 
 import { KiciError, callSite, describeValue, didYouMean, isObject, toList } from './common.js';
+import { inputSpecs } from './dispatch-inputs.js';
 
 /** The pull-request actions a `pr()` trigger listens to when `events` is not given. */
 const DEFAULT_PR_EVENTS = ['opened', 'synchronize', 'reopened', 'closed'];
@@ -55,7 +56,7 @@ function nameList(field, value, fail, example) {
 const PUSH_EXAMPLE = "e.g. push({ branches: 'main', paths: ['src/**', '!docs/**'] })";
 const PR_EXAMPLE = "e.g. pr({ events: ['opened', 'synchronize'], target: 'main' })";
 const TAG_EXAMPLE = "e.g. tag({ patterns: 'v*' })";
-const DISPATCH_EXAMPLE = "e.g. dispatch({ types: 'deploy' })";
+const DISPATCH_EXAMPLE = "e.g. dispatch({ types: 'deploy', inputs: { environment: z.string().default('staging') } })";
 
 export function push(input) {
   const { options } = triggerOptions('push', input, ['branches', 'tags', 'paths'], PUSH_EXAMPLE);
@@ -88,6 +89,11 @@ export function tag(input) {
 }
 
 export function dispatch(input) {
-  const { options, fail } = triggerOptions('dispatch', input, ['types'], DISPATCH_EXAMPLE);
-  return { _tag: 'Trigger', type: 'dispatch', types: nameList('types', options.types, fail, DISPATCH_EXAMPLE) };
+  const { options, fail } = triggerOptions('dispatch', input, ['types', 'inputs'], DISPATCH_EXAMPLE);
+  return {
+    _tag: 'Trigger',
+    type: 'dispatch',
+    types: nameList('types', options.types, fail, DISPATCH_EXAMPLE),
+    inputs: options.inputs === undefined ? undefined : inputSpecs(options.inputs, fail),
+  };
 }

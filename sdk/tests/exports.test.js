@@ -18,6 +18,7 @@ const AUTHORING = {
   applyIncludeExclude: 'function',
   beforeStep: 'function',
   cleanup: 'function',
+  defineDispatchInputs: 'function',
   dispatch: 'function',
   dynamicGroup: 'function',
   dynamicJob: 'function',
