@@ -91,6 +91,8 @@ const GROUPS = [
       'DispatchInputsMap',
       'DispatchInputSchema',
       'DispatchInputsOf',
+      'schedule',
+      'ScheduleOptions',
       'Trigger',
       'BranchPattern',
       'isEventType',

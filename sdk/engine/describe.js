@@ -133,8 +133,14 @@ function describeTrigger(trigger) {
       put(described, 'inputs', trigger.inputs);
       return [described];
     }
+    case 'schedule': {
+      const described = { _type: 'schedule', cronExpression: trigger.cronExpression, timezone: trigger.timezone };
+      put(described, 'description', trigger.description);
+      put(described, 'inputs', trigger.inputs);
+      return [described];
+    }
     default:
-      throw new Error(`unknown trigger type '${trigger.type}' (use push(), pr(), tag() or dispatch())`);
+      throw new Error(`unknown trigger type '${trigger.type}' (use push(), pr(), tag(), dispatch() or schedule())`);
   }
 }
 

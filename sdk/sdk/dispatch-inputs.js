@@ -1,6 +1,6 @@
-// Dispatch inputs: `defineDispatchInputs(map)`, a frozen handle whose `from(ctx)` reads
-// `ctx.dispatchInputs`, and `inputSpecs`, which turns the `inputs` option of dispatch() (an
-// object of zod schemas, or such a handle) into the lock file's InputSpecs.
+// Dispatch and schedule inputs: `defineDispatchInputs(map)`, a frozen handle whose `from(ctx)`
+// reads `ctx.dispatchInputs`, and `inputSpecs`, which turns the `inputs` option of dispatch()
+// and schedule() (an object of zod schemas, or such a handle) into the lock file's InputSpecs.
 // The orchestrator checks a run's inputs against those specs without running zod, so only what
 // a spec can say is accepted: z.string(), z.number(), z.boolean(), z.enum() and z.literal() with
 // .optional(), .nullable(), .default(), .min(), .max(), .regex(), .int() and .describe().
@@ -169,13 +169,14 @@ function inputSpec(schema, fail) {
 }
 
 /**
- * The `inputs` option of dispatch() (an object of zod schemas or a defineDispatchInputs()
- * handle), or the argument of defineDispatchInputs(), as `{<name>: InputSpec}`; undefined when
- * it names no input.
+ * The `inputs` option of dispatch() or schedule() (an object of zod schemas or a
+ * defineDispatchInputs() handle), or the argument of defineDispatchInputs(), as
+ * `{<name>: InputSpec}`; undefined when it names no input. With `scheduled`, every input needs
+ * a default or .optional().
  * @param {(message: string, suggestion: string) => KiciError} fail the caller's error builder
- * @param {{handles?: boolean}} [how] `handles`: a handle is accepted
+ * @param {{scheduled?: boolean, handles?: boolean}} [how] `handles`: a handle is accepted
  */
-export function inputSpecs(inputs, fail, { handles = true } = {}) {
+export function inputSpecs(inputs, fail, { scheduled = false, handles = true } = {}) {
   const map = handles && inputs?._tag === 'DispatchInputs' ? inputs.schema : inputs;
   const { expected, example, shape } = handles ? TRIGGER_INPUTS : DEFINED_INPUTS;
   if (isZodSchema(map)) {
@@ -196,14 +197,20 @@ export function inputSpecs(inputs, fail, { handles = true } = {}) {
     const inputFail = (message, suggestion = SUBSET) => fail(`input '${name}': ${message}`, suggestion);
     if (!isZodSchema(schema)) throw inputFail(`must be a zod schema, got ${describeValue(schema)}`);
     specs[name] = inputSpec(schema, inputFail);
+    if (scheduled && !specs[name].optional && !('default' in specs[name])) {
+      throw fail(
+        `input '${name}' needs .default(value) or .optional() (a scheduled run has nobody to type the value in)`,
+        `e.g. inputs: { ${name}: z.string().default('nightly') }`,
+      );
+    }
   }
   return Object.keys(specs).length > 0 ? specs : undefined;
 }
 
 /**
  * defineDispatchInputs(map): `map` checked like the `inputs` of dispatch(), as a frozen handle
- * that dispatch({inputs}) takes and whose `from(ctx)` is `ctx.dispatchInputs` (typed from the
- * schemas in index.d.ts).
+ * that dispatch({inputs}) and schedule({inputs}) take and whose `from(ctx)` is
+ * `ctx.dispatchInputs` (typed from the schemas in index.d.ts).
  */
 export function defineDispatchInputs(map) {
   const location = callSite();

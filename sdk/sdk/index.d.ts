@@ -573,7 +573,7 @@ export interface PrOptions {
 /** What the trigger factories return; the entries of a workflow's `on`. */
 export interface Trigger {
   readonly _tag: 'Trigger';
-  readonly type: 'push' | 'pr' | 'tag' | 'dispatch';
+  readonly type: 'push' | 'pr' | 'tag' | 'dispatch' | 'schedule';
 }
 
 /** Runs the workflow on a push to a branch matching `branches` that changes a file matching `paths`. */
@@ -583,7 +583,7 @@ export declare function pr(options?: PrOptions): Trigger;
 /** Runs the workflow when a tag matching one of `patterns` (any tag without them) is pushed. */
 export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
 /**
- * The schema of one dispatch input. The orchestrator checks a run's inputs against
+ * The schema of one dispatch or schedule input. The orchestrator checks a run's inputs against
  * what the lock file says of them, without zod, so only this subset is accepted (anything else
  * throws KiciError when the trigger is made): `z.string()`, `z.number()`, `z.boolean()`,
  * `z.enum([...])` or `z.literal(value)` (a string, number or boolean), with `.optional()`,
@@ -595,7 +595,7 @@ export type DispatchInputSchema = z.ZodType<DispatchInputValue | undefined, z.Zo
 
 /**
  * Input schemas by input name (`[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters): the `inputs`
- * of `dispatch()`, and what `defineDispatchInputs()` takes.
+ * of `dispatch()` and `schedule()`, and what `defineDispatchInputs()` takes.
  */
 export type DispatchInputsMap = Readonly<Record<string, DispatchInputSchema>>;
 
@@ -605,7 +605,7 @@ export type DispatchInputsMap = Readonly<Record<string, DispatchInputSchema>>;
  */
 export type DispatchInputsOf<M extends DispatchInputsMap> = { readonly [K in keyof M]: z.output<M[K]> };
 
-/** What `defineDispatchInputs()` returns: the `inputs` of `dispatch()` and their typed reader. */
+/** What `defineDispatchInputs()` returns: the `inputs` of `dispatch()` / `schedule()` and their typed reader. */
 export interface DispatchInputs<M extends DispatchInputsMap = DispatchInputsMap> {
   readonly _tag: 'DispatchInputs';
   /** The schemas as given. */
@@ -637,6 +637,31 @@ export interface DispatchOptions {
 
 /** Runs the workflow on a dispatch event (`kici run local dispatch:<type>`, say) whose type is in `types` (any without them). */
 export declare function dispatch(options?: DispatchOptions): Trigger;
+
+/** The options of `schedule()`. */
+export interface ScheduleOptions {
+  /**
+   * When to run, in `timezone`: five fields, `minute hour day-of-month month day-of-week`, of
+   * digits, `*`, `,`, `-` and `/` (three-letter month and day names in their fields), or one
+   * of `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, `@annually`. No seconds or year
+   * field, no `@reboot`.
+   */
+  cron: string;
+  /** An IANA time-zone name (`'Europe/Berlin'`). Default `'UTC'`. */
+  timezone?: string;
+  description?: string;
+  /**
+   * The run's inputs (`ctx.dispatchInputs`), as for `dispatch()`; each needs `.default()` or
+   * `.optional()`, since nobody types a value in for a scheduled run.
+   */
+  inputs?: DispatchInputsMap | DispatchInputs;
+}
+
+/**
+ * Runs the workflow on a schedule. Throws KiciError for a cron expression that is not five
+ * fields or a nickname, a time zone Intl does not know, or an input without a default.
+ */
+export declare function schedule(options: ScheduleOptions): Trigger;
 
 /** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
 export declare function isEventType(event: EventEnvelope | undefined, type: string): boolean;

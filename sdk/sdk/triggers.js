@@ -1,7 +1,9 @@
-// Trigger factories: `push`, `pr`, `tag`, `dispatch`. Each checks its options (an object with
+// Trigger factories: `push`, `pr`, `tag`, `dispatch`, `schedule`. Each checks its options (an object with
 // only the option names it knows: a misspelt filter would otherwise match every event) and
 // returns a plain `{_tag: 'Trigger'}` value with its list options normalised to arrays (a
-// single value is accepted) and its inputs as InputSpecs (dispatch-inputs.js). Also
+// single value is accepted), its inputs as InputSpecs (dispatch-inputs.js) and a schedule's
+// cron expression and time zone checked for what an author gets wrong (the orchestrator parses
+// the expression for real). Also
 // `isEventType`, which knows that a `pr()` trigger's events arrive as `pull_request`.
 // Turning them into lock-file triggers (and `push({tags})` into an extra `tag` trigger) is the
 // runner's describe step; matching events against them is the orchestrator's job.
@@ -95,5 +97,91 @@ export function dispatch(input) {
     type: 'dispatch',
     types: nameList('types', options.types, fail, DISPATCH_EXAMPLE),
     inputs: options.inputs === undefined ? undefined : inputSpecs(options.inputs, fail),
+  };
+}
+
+const SCHEDULE_EXAMPLE = "e.g. schedule({ cron: '0 3 * * 1-5', timezone: 'Europe/Berlin' }) for 03:00 on weekdays";
+const CRON_FIELDS_EXAMPLE =
+  "write minute hour day-of-month month day-of-week, e.g. '*/15 * * * *' for every 15 minutes " +
+  "or '0 3 * * 1-5' for 03:00 on weekdays (no seconds or year field)";
+const CRON_NICKNAMES = ['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@annually'];
+const PLAIN_FIELD = /^[0-9*,/-]+$/;
+const MONTH_FIELD = /^(?:[0-9*,/-]|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)+$/i;
+const DAY_FIELD = /^(?:[0-9*,/-]|sun|mon|tue|wed|thu|fri|sat)+$/i;
+/** The five fields in order: digits and `* , - /`, in the month and day-of-week fields also names. */
+const CRON_FIELDS = [
+  { name: 'minute', pattern: PLAIN_FIELD, names: '' },
+  { name: 'hour', pattern: PLAIN_FIELD, names: '' },
+  { name: 'day-of-month', pattern: PLAIN_FIELD, names: '' },
+  { name: 'month', pattern: MONTH_FIELD, names: ' and month names (JAN)' },
+  { name: 'day-of-week', pattern: DAY_FIELD, names: ' and day names (MON)' },
+];
+
+/** `cron` trimmed, when it is 5 fields of cron characters or a nickname. */
+function checkedCron(cron, fail) {
+  if (cron === undefined || (typeof cron === 'string' && cron.trim() === '')) {
+    throw fail('needs a cron expression', SCHEDULE_EXAMPLE);
+  }
+  if (typeof cron !== 'string') throw fail(`cron must be a string, got ${describeValue(cron)}`, SCHEDULE_EXAMPLE);
+  const expression = cron.trim();
+  if (expression.startsWith('@')) {
+    if (CRON_NICKNAMES.includes(expression)) return expression;
+    throw fail(
+      `cron '${expression}' is not supported (use 5 fields or ${oneOf(CRON_NICKNAMES)})`,
+      `${didYouMean(expression, CRON_NICKNAMES)}${CRON_FIELDS_EXAMPLE}`,
+    );
+  }
+  const fields = expression.split(/\s+/);
+  if (fields.length !== CRON_FIELDS.length) {
+    throw fail(`cron '${expression}' has ${fields.length} fields, not 5`, CRON_FIELDS_EXAMPLE);
+  }
+  fields.forEach((field, index) => {
+    const { name, pattern, names } = CRON_FIELDS[index];
+    if (!pattern.test(field)) {
+      throw fail(
+        `cron '${expression}' has an invalid ${name} field '${field}'`,
+        `a field is made of digits, *, ',', '-' and '/'${names}; ${CRON_FIELDS_EXAMPLE}`,
+      );
+    }
+  });
+  return expression;
+}
+
+/**
+ * True for a time-zone name Intl knows (aliases such as 'US/Eastern' too), but not a UTC
+ * offset ('+01:00'): newer Intl takes those, and they are no IANA name.
+ */
+function isTimeZone(name) {
+  if (typeof name !== 'string' || /^[+-]/.test(name)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function schedule(input) {
+  const keys = ['cron', 'timezone', 'description', 'inputs'];
+  const { options, fail } = triggerOptions('schedule', input, keys, SCHEDULE_EXAMPLE);
+  const { cron, timezone = 'UTC', description, inputs } = options;
+  const cronExpression = checkedCron(cron, fail);
+  if (!isTimeZone(timezone)) {
+    const close = typeof timezone === 'string' ? didYouMean(timezone, Intl.supportedValuesOf('timeZone')) : '';
+    throw fail(
+      `timezone must be an IANA time-zone name, got ${describeValue(timezone)}`,
+      `${close}e.g. timezone: 'Europe/Berlin' or 'America/New_York'; leave it out for UTC`,
+    );
+  }
+  if (description !== undefined && typeof description !== 'string') {
+    throw fail(`description must be a string, got ${describeValue(description)}`, SCHEDULE_EXAMPLE);
+  }
+  return {
+    _tag: 'Trigger',
+    type: 'schedule',
+    cronExpression,
+    timezone,
+    description,
+    inputs: inputs === undefined ? undefined : inputSpecs(inputs, fail, { scheduled: true }),
   };
 }

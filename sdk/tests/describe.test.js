@@ -181,13 +181,13 @@ const INVALID = [
   [
     'stringTrigger',
     "workflow('w', { on: 'push', jobs: [job('a', { runsOn: 'x', run: f })] })",
-    `Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got 'push'`,
+    `Workflow "w": on must be triggers created with push(), pr(), tag(), dispatch() or schedule(), got 'push'`,
     'workflow(',
   ],
   [
     'uncalledTrigger',
     "workflow('w', { on: [push(), pr], jobs: [job('a', { runsOn: 'x', run: f })] })",
-    'Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got function',
+    'Workflow "w": on must be triggers created with push(), pr(), tag(), dispatch() or schedule(), got function',
     'workflow(',
   ],
   [

@@ -38,6 +38,7 @@ const AUTHORING = {
   pr: 'function',
   push: 'function',
   rule: 'function',
+  schedule: 'function',
   skip: 'function',
   step: 'function',
   tag: 'function',

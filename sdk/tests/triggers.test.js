@@ -9,7 +9,7 @@ import { SDK_IMPORT, describeModules, makeProject, positionOf, thrown } from './
 
 const project = makeProject({});
 after(() => project.cleanup());
-const { push, pr, tag, dispatch, defineDispatchInputs, z } = await project.importPackage('sdk/index.js');
+const { push, pr, tag, dispatch, schedule, defineDispatchInputs, z } = await project.importPackage('sdk/index.js');
 
 /** Same JSON, keys in the same order (deepEqual ignores the order). */
 const sameJson = (actual, expected) => assert.equal(JSON.stringify(actual), JSON.stringify(expected));
@@ -20,6 +20,12 @@ const SUBSET =
 const NOT_SCALAR = 'is not supported (the lock file describes an input as a string, number, boolean, enum or literal)';
 const ENVIRONMENT = "environment: z.enum(['staging', 'production']).default('staging')";
 const DISPATCH_EXAMPLE = "e.g. dispatch({ types: 'deploy', inputs: { environment: z.string().default('staging') } })";
+const SCHEDULE_EXAMPLE = "e.g. schedule({ cron: '0 3 * * 1-5', timezone: 'Europe/Berlin' }) for 03:00 on weekdays";
+const CRON_FIELDS_EXAMPLE =
+  "write minute hour day-of-month month day-of-week, e.g. '*/15 * * * *' for every 15 minutes " +
+  "or '0 3 * * 1-5' for 03:00 on weekdays (no seconds or year field)";
+const NICKNAMES = '@hourly, @daily, @weekly, @monthly, @yearly or @annually';
+const TIMEZONE_EXAMPLE = "e.g. timezone: 'Europe/Berlin' or 'America/New_York'; leave it out for UTC";
 
 /** An InputSpec without optional, nullable or anything else. */
 const plain = (type, rest = {}) => ({ type, optional: false, nullable: false, ...rest });
@@ -245,6 +251,92 @@ const REFUSED = [
       "(Invalid enum value. Expected 'a' | 'b', received 'c')",
     'give a default the schema accepts, or leave .default() out',
   ],
+  // schedule()
+  [() => schedule(), 'schedule() needs a cron expression', SCHEDULE_EXAMPLE],
+  [() => schedule({ cron: '  ' }), 'schedule() needs a cron expression', SCHEDULE_EXAMPLE],
+  [() => schedule({ cron: 5 }), 'schedule() cron must be a string, got 5', SCHEDULE_EXAMPLE],
+  [
+    () => schedule({ cron: '@daily', tz: 'UTC' }),
+    "schedule() has no option 'tz' (use cron, timezone, description or inputs)",
+    SCHEDULE_EXAMPLE,
+  ],
+  [
+    () => schedule({ cron: '@reboot' }),
+    `schedule() cron '@reboot' is not supported (use 5 fields or ${NICKNAMES})`,
+    CRON_FIELDS_EXAMPLE,
+  ],
+  [
+    () => schedule({ cron: '@Daily' }),
+    `schedule() cron '@Daily' is not supported (use 5 fields or ${NICKNAMES})`,
+    `did you mean '@daily'? ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [() => schedule({ cron: '0 0 3 * * *' }), "schedule() cron '0 0 3 * * *' has 6 fields, not 5", CRON_FIELDS_EXAMPLE],
+  [
+    () => schedule({ cron: '0 0 3 * * * 2030' }),
+    "schedule() cron '0 0 3 * * * 2030' has 7 fields, not 5",
+    CRON_FIELDS_EXAMPLE,
+  ],
+  [() => schedule({ cron: '0 3 * *' }), "schedule() cron '0 3 * *' has 4 fields, not 5", CRON_FIELDS_EXAMPLE],
+  [
+    () => schedule({ cron: '0 3 ? * MON' }),
+    "schedule() cron '0 3 ? * MON' has an invalid day-of-month field '?'",
+    `a field is made of digits, *, ',', '-' and '/'; ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '0 3L * * *' }),
+    "schedule() cron '0 3L * * *' has an invalid hour field '3L'",
+    `a field is made of digits, *, ',', '-' and '/'; ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: 'x 3 * * *' }),
+    "schedule() cron 'x 3 * * *' has an invalid minute field 'x'",
+    `a field is made of digits, *, ',', '-' and '/'; ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '0 3 * MON *' }),
+    "schedule() cron '0 3 * MON *' has an invalid month field 'MON'",
+    `a field is made of digits, *, ',', '-' and '/' and month names (JAN); ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '0 3 * * 1#2' }),
+    "schedule() cron '0 3 * * 1#2' has an invalid day-of-week field '1#2'",
+    `a field is made of digits, *, ',', '-' and '/' and day names (MON); ${CRON_FIELDS_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '@daily', timezone: 'Europe/Berln' }),
+    "schedule() timezone must be an IANA time-zone name, got 'Europe/Berln'",
+    `did you mean 'Europe/Berlin'? ${TIMEZONE_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '@daily', timezone: '+01:00' }),
+    "schedule() timezone must be an IANA time-zone name, got '+01:00'",
+    TIMEZONE_EXAMPLE,
+  ],
+  [
+    () => schedule({ cron: '@daily', timezone: 1 }),
+    'schedule() timezone must be an IANA time-zone name, got 1',
+    TIMEZONE_EXAMPLE,
+  ],
+  [
+    () => schedule({ cron: '@daily', description: ['nightly'] }),
+    'schedule() description must be a string, got object',
+    SCHEDULE_EXAMPLE,
+  ],
+  [
+    () => schedule({ cron: '@daily', inputs: { target: z.string().min(1) } }),
+    "schedule() input 'target' needs .default(value) or .optional() (a scheduled run has nobody to type the value in)",
+    "e.g. inputs: { target: z.string().default('nightly') }",
+  ],
+  [
+    () => schedule({ cron: '@daily', inputs: defineDispatchInputs({ force: z.boolean().nullable() }) }),
+    "schedule() input 'force' needs .default(value) or .optional() (a scheduled run has nobody to type the value in)",
+    "e.g. inputs: { force: z.string().default('nightly') }",
+  ],
+  [
+    () => schedule({ cron: '@daily', inputs: { files: z.array(z.string()).default([]) } }),
+    `schedule() input 'files': z.array() ${NOT_SCALAR}`,
+    SUBSET,
+  ],
 ];
 
 describe('triggers', () => {
@@ -312,7 +404,7 @@ export default workflow('w', { on: dispatch({ inputs }), jobs: [job('a', { runsO
   });
 });
 
-const FIXTURE = `${SDK_IMPORT}import { defineDispatchInputs, z } from '@kici-dev/sdk';
+const FIXTURE = `${SDK_IMPORT}import { defineDispatchInputs, schedule, z } from '@kici-dev/sdk';
 const inputs = defineDispatchInputs({
   environment: z.enum(['staging', 'production']).default('staging').describe('where to deploy'),
   replicas: z.number().int().min(1).max(10).optional(),
@@ -324,6 +416,15 @@ export default workflow('dispatched', {
     dispatch({ types: ['deploy', 'rollback'], inputs }),
     dispatch({ types: 'note', inputs: { text: z.string().min(1).regex(/^[^\\n]*$/).nullable() } }),
     dispatch({ inputs: {} }),
+    schedule({ cron: '0 3 * * 1-5' }),
+    schedule({
+      cron: ' 30 2 1,15 jan-jun MON-FRI ',
+      timezone: 'Europe/Berlin',
+      description: 'twice a month',
+      inputs: { target: z.string().default('nightly'), force: z.boolean().optional() },
+    }),
+    schedule({ cron: '@hourly', timezone: 'US/Eastern', inputs }),
+    schedule({ cron: '@annually', inputs: {} }),
   ],
   jobs: [job('a', { runsOn: 'x', run: f })],
 });
@@ -335,7 +436,7 @@ describe('triggers in the lock file', () => {
 
   test('dispatch(): types, and inputs only when it has some', async () => {
     const [file] = await describeModules(described, ['dispatched']);
-    sameJson(file.workflows[0].triggers, [
+    sameJson(file.workflows[0].triggers.slice(0, 4), [
       { _type: 'dispatch', types: [] },
       {
         _type: 'dispatch',
@@ -359,5 +460,38 @@ describe('triggers in the lock file', () => {
       },
       { _type: 'dispatch', types: [] },
     ]);
+  });
+
+  test('schedule(): the cron expression trimmed, the time zone (UTC by default), description and inputs', async () => {
+    const [file] = await describeModules(described, ['dispatched']);
+    sameJson(file.workflows[0].triggers.slice(4), [
+      { _type: 'schedule', cronExpression: '0 3 * * 1-5', timezone: 'UTC' },
+      {
+        _type: 'schedule',
+        cronExpression: '30 2 1,15 jan-jun MON-FRI',
+        timezone: 'Europe/Berlin',
+        description: 'twice a month',
+        inputs: {
+          target: { type: 'string', optional: false, nullable: false, default: 'nightly' },
+          force: { type: 'boolean', optional: true, nullable: false },
+        },
+      },
+      {
+        _type: 'schedule',
+        cronExpression: '@hourly',
+        timezone: 'US/Eastern',
+        inputs: file.workflows[0].triggers[1].inputs,
+      },
+      { _type: 'schedule', cronExpression: '@annually', timezone: 'UTC' },
+    ]);
+  });
+
+  test('schedule() takes every nickname but @reboot, and Intl time-zone names', () => {
+    for (const cron of ['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@annually', '*/5 0-6 * * 0,6']) {
+      assert.equal(schedule({ cron }).cronExpression, cron);
+    }
+    for (const timezone of ['UTC', 'Etc/UTC', 'Asia/Kolkata', 'America/Argentina/Buenos_Aires', 'GMT']) {
+      assert.equal(schedule({ cron: '@daily', timezone }).timezone, timezone);
+    }
   });
 });

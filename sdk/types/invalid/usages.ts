@@ -1,5 +1,15 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
-import { defineDispatchInputs, dispatch, job, onFailure, step, workflow, z, type HookOutcome } from '@kici-dev/sdk';
+import {
+  defineDispatchInputs,
+  dispatch,
+  job,
+  onFailure,
+  schedule,
+  step,
+  workflow,
+  z,
+  type HookOutcome,
+} from '@kici-dev/sdk';
 // @ts-expect-error runner plumbing is not authoring API: it is @kici-dev/sdk/internal, not the package root.
 import { flattenSteps } from '@kici-dev/sdk';
 
@@ -108,3 +118,6 @@ step('typed', async (ctx) => {
   // @ts-expect-error there is no input named region.
   console.log(environment, deployInputs.from(ctx).region);
 });
+
+// @ts-expect-error a schedule needs its cron expression.
+schedule({ timezone: 'Europe/Berlin' });

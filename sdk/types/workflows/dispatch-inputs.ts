@@ -1,6 +1,7 @@
-// Dispatch inputs: a map of schemas or a defineDispatchInputs() handle on dispatch(), and the
-// handle's from(ctx) typing each input from its schema in steps, hooks and rules.
-import { defineDispatchInputs, dispatch, job, rule, step, workflow, z } from '@kici-dev/sdk';
+// Dispatch and schedule inputs: a map of schemas or a defineDispatchInputs() handle on
+// dispatch() and schedule(), and the handle's from(ctx) typing each input from its schema in
+// steps, hooks and rules.
+import { defineDispatchInputs, dispatch, job, rule, schedule, step, workflow, z } from '@kici-dev/sdk';
 
 /** True when A and B are the same type (not merely assignable to each other). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -37,6 +38,14 @@ export const deploy = workflow('deploy-on-demand', {
       ],
     }),
   ],
+});
+
+export const nightly = workflow('nightly', {
+  on: [
+    schedule({ cron: '0 3 * * 1-5', timezone: 'Europe/Berlin', description: 'weekday nights', inputs }),
+    schedule({ cron: '@hourly', inputs: { depth: z.number().int().default(1) } }),
+  ],
+  jobs: [job('scan', { runsOn: 'kici:os:linux', run: async (ctx) => console.log(inputs.from(ctx).environment) })],
 });
 
 export const manual = workflow('manual', {
