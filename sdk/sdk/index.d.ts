@@ -573,7 +573,16 @@ export interface PrOptions {
 /** What the trigger factories return; the entries of a workflow's `on`. */
 export interface Trigger {
   readonly _tag: 'Trigger';
-  readonly type: 'push' | 'pr' | 'tag' | 'dispatch' | 'schedule';
+  readonly type:
+    | 'push'
+    | 'pr'
+    | 'tag'
+    | 'dispatch'
+    | 'schedule'
+    | 'kici_event'
+    | 'workflow_complete'
+    | 'job_complete'
+    | 'generic_webhook';
 }
 
 /** Runs the workflow on a push to a branch matching `branches` that changes a file matching `paths`. */
@@ -662,6 +671,108 @@ export interface ScheduleOptions {
  * fields or a nickname, a time zone Intl does not know, or an input without a default.
  */
 export declare function schedule(options: ScheduleOptions): Trigger;
+
+/**
+ * What a `match` / `not` filter expects at its path: that value (a string written `/.../flags`
+ * is a regular expression to the orchestrator), a RegExp (written to the lock file as
+ * `/source/flags`), or a non-empty list of values of which any one will do.
+ */
+export type JsonPathExpected =
+  | string
+  | number
+  | boolean
+  | null
+  | RegExp
+  | readonly (string | number | boolean | null)[];
+
+/**
+ * A `match` / `not` filter: JSONPaths (`'$.environment'`) into the event's payload, each with
+ * what it expects there. `match` fires only when every path resolves to what it expects;
+ * `not` blocks when one does.
+ */
+export type JsonPathFilter = Readonly<Record<`$${string}`, JsonPathExpected>>;
+
+/** The options of `kiciEvent()`. */
+export interface KiciEventOptions {
+  /** The event's name (what the step emitted). */
+  name: string;
+  match?: JsonPathFilter;
+  not?: JsonPathFilter;
+  /** Only events from this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow on a custom KiCI event of that name (a step's `ctx.emit`) whose payload
+ * passes `match` and `not`. The orchestrator honours it once the lock file is on the default
+ * branch.
+ */
+export declare function kiciEvent(options: KiciEventOptions): Trigger;
+
+/** How a workflow run ended, for `workflowComplete({ status })`. */
+export type WorkflowRunStatus = 'success' | 'failed' | 'cancelled';
+
+/** The options of `workflowComplete()`; a filter left out matches every run. */
+export interface WorkflowCompleteOptions {
+  /** The workflows (by name) whose runs count. */
+  name?: OneOrMany<string>;
+  status?: OneOrMany<WorkflowRunStatus>;
+  /** Only runs of this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow when a run of the named workflows ends with one of `status`. Without
+ * `name` every workflow's runs count, this one's too. The orchestrator honours it once the
+ * lock file is on the default branch.
+ */
+export declare function workflowComplete(options?: WorkflowCompleteOptions): Trigger;
+
+/** The options of `jobComplete()`; a filter left out matches every job. */
+export interface JobCompleteOptions {
+  /** The workflows (by name) whose jobs count. */
+  workflow?: OneOrMany<string>;
+  /** The jobs (by name) that count. */
+  job?: OneOrMany<string>;
+  status?: OneOrMany<JobStatus>;
+  /** Only jobs of this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow when a job matching the filters ends. The orchestrator honours it once the
+ * lock file is on the default branch.
+ */
+export declare function jobComplete(options?: JobCompleteOptions): Trigger;
+
+/**
+ * How a generic webhook proves where it comes from. `secret` is the NAME of the secret that
+ * holds the key (`'WEBHOOK_SECRET'`: capital letters, digits and `_`), never the key itself.
+ * `hmac-sha256`: the body's HMAC-SHA256 comes in `signatureHeader`; `api-key`: the key comes
+ * in `header` (default `'authorization'`).
+ */
+export type GenericWebhookAuth =
+  | { method: 'hmac-sha256'; secret: string; signatureHeader?: string }
+  | { method: 'api-key'; secret: string; header?: string };
+
+/** The options of `genericWebhook()`. */
+export interface GenericWebhookOptions {
+  /** The sender's name, as its webhooks carry it (`'stripe'`). */
+  source: string;
+  /** The event types (or actions) that count; any without them. */
+  events?: OneOrMany<string>;
+  match?: JsonPathFilter;
+  not?: JsonPathFilter;
+  auth?: GenericWebhookAuth;
+  /** The path the sender posts to (`'stripe/payments'`). */
+  path?: string;
+}
+
+/**
+ * Runs the workflow on a webhook another service sent (not a git provider's). The orchestrator
+ * honours it once the lock file is on the default branch.
+ */
+export declare function genericWebhook(options: GenericWebhookOptions): Trigger;
 
 /** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
 export declare function isEventType(event: EventEnvelope | undefined, type: string): boolean;

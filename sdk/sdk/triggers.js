@@ -5,6 +5,7 @@
 // cron expression and time zone checked for what an author gets wrong (the orchestrator parses
 // the expression for real). Also
 // `isEventType`, which knows that a `pr()` trigger's events arrive as `pull_request`.
+// The helpers every factory checks its options with are shared with event-triggers.js.
 // Turning them into lock-file triggers (and `push({tags})` into an extra `tag` trigger) is the
 // runner's describe step; matching events against them is the orchestrator's job.
 
@@ -24,7 +25,7 @@ export function isEventType(event, type) {
 }
 
 /** `['a', 'b', 'c']` as `a, b or c`. */
-function oneOf(names) {
+export function oneOf(names) {
   return names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
 }
 
@@ -33,7 +34,7 @@ function oneOf(names) {
  * only `keys`; with the factory's `fail(message, suggestion)`, which prefixes `<factory>() ` and
  * carries the call site.
  */
-function triggerOptions(factory, options, keys, example) {
+export function triggerOptions(factory, options, keys, example) {
   const location = callSite();
   const fail = (message, suggestion) => new KiciError(`${factory}() ${message}`, { location, suggestion });
   if (options === undefined) return { options: {}, fail };
@@ -46,7 +47,7 @@ function triggerOptions(factory, options, keys, example) {
 }
 
 /** A list option of names (`types`, `events`, ...) as an array; a single string is a list of one. */
-function nameList(field, value, fail, example) {
+export function nameList(field, value, fail, example) {
   const list = toList(value);
   const bad = list.findIndex((name) => typeof name !== 'string' || name === '');
   if (bad >= 0) {

@@ -7,7 +7,8 @@ import { KiciError, callSite, checkWholeNumber, describeValue, didYouMean, isObj
 import { normalizeInstallEnv, normalizeRegistries } from './registries.js';
 import { hooksOf, normalizeRules } from './rules.js';
 
-const TRIGGER_FACTORIES = 'push(), pr(), tag(), dispatch() or schedule()';
+const TRIGGER_FACTORIES =
+  'push(), pr(), tag(), dispatch(), schedule(), kiciEvent(), workflowComplete(), jobComplete() or genericWebhook()';
 const JOBS_EXAMPLE = "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]";
 const CONCURRENCY_KEYS = ['group', 'cancelInProgress', 'max'];
 const CONCURRENCY_EXAMPLE = 'e.g. concurrency: { group: ({ branch }) => `deploy-${branch}`, cancelInProgress: false }';

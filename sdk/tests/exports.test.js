@@ -24,12 +24,15 @@ const AUTHORING = {
   dynamicJob: 'function',
   evaluateRules: 'function',
   expandMatrix: 'function',
+  genericWebhook: 'function',
   isDynamicFunction: 'function',
   isEventType: 'function',
   isMatrixJobOutputs: 'function',
   isStaticArray: 'function',
   isStaticObject: 'function',
   job: 'function',
+  jobComplete: 'function',
+  kiciEvent: 'function',
   normalizeApproval: 'function',
   onCancel: 'function',
   onFailure: 'function',
@@ -46,6 +49,7 @@ const AUTHORING = {
   waitFor: 'function',
   waitForStep: 'function',
   workflow: 'function',
+  workflowComplete: 'function',
   z: 'object',
 };
 

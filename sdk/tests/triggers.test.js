@@ -9,7 +9,9 @@ import { SDK_IMPORT, describeModules, makeProject, positionOf, thrown } from './
 
 const project = makeProject({});
 after(() => project.cleanup());
-const { push, pr, tag, dispatch, schedule, defineDispatchInputs, z } = await project.importPackage('sdk/index.js');
+const sdk = await project.importPackage('sdk/index.js');
+const { push, pr, tag, dispatch, schedule, defineDispatchInputs, z } = sdk;
+const { kiciEvent, workflowComplete, jobComplete, genericWebhook } = sdk;
 
 /** Same JSON, keys in the same order (deepEqual ignores the order). */
 const sameJson = (actual, expected) => assert.equal(JSON.stringify(actual), JSON.stringify(expected));
@@ -26,6 +28,18 @@ const CRON_FIELDS_EXAMPLE =
   "or '0 3 * * 1-5' for 03:00 on weekdays (no seconds or year field)";
 const NICKNAMES = '@hourly, @daily, @weekly, @monthly, @yearly or @annually';
 const TIMEZONE_EXAMPLE = "e.g. timezone: 'Europe/Berlin' or 'America/New_York'; leave it out for UTC";
+const KICI_EVENT_EXAMPLE = "e.g. kiciEvent({ name: 'deploy.finished', match: { '$.environment': 'production' } })";
+const WORKFLOW_COMPLETE_EXAMPLE = "e.g. workflowComplete({ name: 'build', status: 'success' })";
+const JOB_COMPLETE_EXAMPLE = "e.g. jobComplete({ workflow: 'ci', job: 'test', status: ['failed', 'cancelled'] })";
+const WEBHOOK_EXAMPLE = "e.g. genericWebhook({ source: 'stripe', events: 'charge.succeeded' })";
+const HMAC_EXAMPLE =
+  "e.g. auth: { method: 'hmac-sha256', secret: 'WEBHOOK_SECRET', signatureHeader: 'x-signature' }";
+const API_KEY_EXAMPLE = "e.g. auth: { method: 'api-key', secret: 'WEBHOOK_TOKEN', header: 'x-api-key' }";
+const EXPECTED =
+  'must be a string, number, boolean, null, RegExp or a non-empty list of strings, numbers, booleans and nulls';
+const SECRET_NAME =
+  "genericWebhook() auth.secret must name a secret, such as 'WEBHOOK_SECRET' (capital letters, digits and _), " +
+  'not hold its value';
 
 /** An InputSpec without optional, nullable or anything else. */
 const plain = (type, rest = {}) => ({ type, optional: false, nullable: false, ...rest });
@@ -337,6 +351,176 @@ const REFUSED = [
     `schedule() input 'files': z.array() ${NOT_SCALAR}`,
     SUBSET,
   ],
+  // kiciEvent()
+  [() => kiciEvent(), 'kiciEvent() needs an event name', KICI_EVENT_EXAMPLE],
+  [() => kiciEvent({ name: ' ' }), "kiciEvent() name must be a non-empty string, got ' '", KICI_EVENT_EXAMPLE],
+  [() => kiciEvent({ name: 5 }), 'kiciEvent() name must be a non-empty string, got 5', KICI_EVENT_EXAMPLE],
+  [
+    () => kiciEvent({ event: 'deploy' }),
+    "kiciEvent() has no option 'event' (use name, match, not or source)",
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', match: 'production' }),
+    "kiciEvent() match must be an object of JSONPath: expected value, got 'production'",
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', match: { environment: 'production' } }),
+    "kiciEvent() match key 'environment' is not a JSONPath (it starts with $)",
+    "e.g. match: { '$.environment': ... }",
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', not: { '.dryRun': true } }),
+    "kiciEvent() not key '.dryRun' is not a JSONPath (it starts with $)",
+    "e.g. not: { '$.dryRun': ... }",
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', match: { '$.target': { name: 'production' } } }),
+    `kiciEvent() match['$.target'] ${EXPECTED}, got object`,
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', match: { '$.target': [] } }),
+    `kiciEvent() match['$.target'] ${EXPECTED}, got an empty list`,
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', match: { '$.target': ['staging', /^prod/] } }),
+    `kiciEvent() match['$.target'] ${EXPECTED}, got a list holding object`,
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', not: { '$.replicas': Infinity } }),
+    `kiciEvent() not['$.replicas'] ${EXPECTED}, got Infinity`,
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
+    () => kiciEvent({ name: 'deploy', source: '' }),
+    "kiciEvent() source must be a repository name such as 'acme/api', got ''",
+    KICI_EVENT_EXAMPLE,
+  ],
+  // workflowComplete() and jobComplete()
+  [
+    () => workflowComplete({ names: 'build' }),
+    "workflowComplete() has no option 'names' (use name, status or source)",
+    `did you mean 'name'? ${WORKFLOW_COMPLETE_EXAMPLE}`,
+  ],
+  [
+    () => workflowComplete({ name: ['build', 42] }),
+    'workflowComplete() name must be a non-empty string or a list of them, got 42',
+    WORKFLOW_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => workflowComplete({ status: 'failure' }),
+    "workflowComplete() status must be 'success', 'failed' or 'cancelled' (one or a list), got 'failure'",
+    WORKFLOW_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => workflowComplete({ status: ['success', 'skipped'] }),
+    "workflowComplete() status must be 'success', 'failed' or 'cancelled' (one or a list), got 'skipped'",
+    WORKFLOW_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => workflowComplete({ source: 7 }),
+    "workflowComplete() source must be a repository name such as 'acme/api', got 7",
+    WORKFLOW_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => jobComplete({ jobs: 'test' }),
+    "jobComplete() has no option 'jobs' (use workflow, job, status or source)",
+    `did you mean 'job'? ${JOB_COMPLETE_EXAMPLE}`,
+  ],
+  [
+    () => jobComplete({ workflow: '' }),
+    "jobComplete() workflow must be a non-empty string or a list of them, got ''",
+    JOB_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => jobComplete({ job: [null] }),
+    'jobComplete() job must be a non-empty string or a list of them, got null',
+    JOB_COMPLETE_EXAMPLE,
+  ],
+  [
+    () => jobComplete({ status: 'skiped' }),
+    "jobComplete() status must be 'success', 'failed', 'skipped' or 'cancelled' (one or a list), got 'skiped'",
+    `did you mean 'skipped'? ${JOB_COMPLETE_EXAMPLE}`,
+  ],
+  // genericWebhook()
+  [() => genericWebhook(), "genericWebhook() needs a source (the sender's name)", WEBHOOK_EXAMPLE],
+  [() => genericWebhook({ source: '' }), "genericWebhook() source must be a non-empty string, got ''", WEBHOOK_EXAMPLE],
+  [
+    () => genericWebhook({ source: 'stripe', event: 'charge.succeeded' }),
+    "genericWebhook() has no option 'event' (use source, events, match, not, auth or path)",
+    `did you mean 'events'? ${WEBHOOK_EXAMPLE}`,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', events: [''] }),
+    "genericWebhook() events must be a non-empty string or a list of them, got ''",
+    WEBHOOK_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', match: { livemode: true } }),
+    "genericWebhook() match key 'livemode' is not a JSONPath (it starts with $)",
+    "e.g. match: { '$.livemode': ... }",
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', path: '' }),
+    "genericWebhook() path must be a non-empty string, got ''",
+    "e.g. path: 'stripe/payments'",
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: 'STRIPE_SECRET' }),
+    "genericWebhook() auth must be {method: 'hmac-sha256', secret, signatureHeader?} or " +
+      "{method: 'api-key', secret, header?}, got 'STRIPE_SECRET'",
+    HMAC_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'hmac', secret: 'STRIPE_SECRET' } }),
+    "genericWebhook() auth.method must be 'hmac-sha256' or 'api-key', got 'hmac'",
+    HMAC_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'api_key', secret: 'STRIPE_SECRET' } }),
+    "genericWebhook() auth.method must be 'hmac-sha256' or 'api-key', got 'api_key'",
+    `did you mean 'api-key'? ${HMAC_EXAMPLE}`,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { secret: 'STRIPE_SECRET' } }),
+    "genericWebhook() auth.method must be 'hmac-sha256' or 'api-key', got undefined",
+    HMAC_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'api-key', secret: 'sk_live_51Hx' } }),
+    SECRET_NAME,
+    `keep the value in a secret and give its name, ${API_KEY_EXAMPLE}`,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'hmac-sha256' } }),
+    SECRET_NAME,
+    `keep the value in a secret and give its name, ${HMAC_EXAMPLE}`,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'api-key', secret: 'TOKEN', signatureHeader: 'x-sig' } }),
+    "genericWebhook() auth has no option 'signatureHeader' for method 'api-key' (use method, secret or header)",
+    API_KEY_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'hmac-sha256', secret: 'TOKEN', signatureHeadr: 'x' } }),
+    "genericWebhook() auth has no option 'signatureHeadr' for method 'hmac-sha256' " +
+      '(use method, secret or signatureHeader)',
+    `did you mean 'signatureHeader'? ${HMAC_EXAMPLE}`,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'api-key', secret: 'TOKEN', header: 'x api key' } }),
+    "genericWebhook() auth.header must be an HTTP header name, got 'x api key'",
+    API_KEY_EXAMPLE,
+  ],
+  [
+    () => genericWebhook({ source: 'stripe', auth: { method: 'hmac-sha256', secret: 'TOKEN', signatureHeader: '' } }),
+    "genericWebhook() auth.signatureHeader must be an HTTP header name, got ''",
+    HMAC_EXAMPLE,
+  ],
 ];
 
 describe('triggers', () => {
@@ -344,6 +528,13 @@ describe('triggers', () => {
     for (const [call, message, suggestion] of REFUSED) {
       assert.deepEqual(thrown(call), { message, suggestion });
     }
+  });
+
+  test('a refused webhook secret is not quoted in the error', () => {
+    const { message, suggestion } = thrown(() =>
+      genericWebhook({ source: 'stripe', auth: { method: 'hmac-sha256', secret: 'whsec_0123456789abcdef' } }),
+    );
+    assert.ok(!`${message} ${suggestion}`.includes('whsec_'));
   });
 
   test('a refused trigger is a describe error at the factory call', async () => {
@@ -405,6 +596,7 @@ export default workflow('w', { on: dispatch({ inputs }), jobs: [job('a', { runsO
 });
 
 const FIXTURE = `${SDK_IMPORT}import { defineDispatchInputs, schedule, z } from '@kici-dev/sdk';
+import { kiciEvent, workflowComplete, jobComplete, genericWebhook } from '@kici-dev/sdk';
 const inputs = defineDispatchInputs({
   environment: z.enum(['staging', 'production']).default('staging').describe('where to deploy'),
   replicas: z.number().int().min(1).max(10).optional(),
@@ -425,6 +617,31 @@ export default workflow('dispatched', {
     }),
     schedule({ cron: '@hourly', timezone: 'US/Eastern', inputs }),
     schedule({ cron: '@annually', inputs: {} }),
+    kiciEvent({ name: 'deploy.finished' }),
+    kiciEvent({
+      name: 'deploy.finished',
+      match: { '$.environment': ['staging', 'production'], '$.replicas': 3, '$.canary': false, '$.note': null },
+      not: { '$.version': /^v0\\./i, '$.actor': 'bot' },
+      source: 'acme/api',
+    }),
+    kiciEvent({ name: 'tick', match: {}, not: {} }),
+    workflowComplete(),
+    workflowComplete({ name: 'build', status: ['failed', 'cancelled'], source: 'acme/api' }),
+    workflowComplete({ name: [], status: [] }),
+    jobComplete(),
+    jobComplete({ workflow: ['ci', 'nightly'], job: 'test', status: 'skipped', source: 'acme/web' }),
+    genericWebhook({ source: 'stripe' }),
+    genericWebhook({
+      source: 'stripe',
+      events: 'charge.succeeded',
+      match: { '$.livemode': true },
+      not: { '$.data.object.amount': 0 },
+      auth: { method: 'hmac-sha256', secret: 'STRIPE_WEBHOOK_SECRET', signatureHeader: 'stripe-signature' },
+      path: 'stripe/payments',
+    }),
+    genericWebhook({ source: 'pager', events: [], auth: { method: 'api-key', secret: 'PAGER_TOKEN' } }),
+    genericWebhook({ source: 'ops', auth: { method: 'api-key', secret: 'OPS_KEY', header: 'x-api-key' } }),
+    genericWebhook({ source: 'ci', auth: { method: 'hmac-sha256', secret: 'CI_HMAC' } }),
   ],
   jobs: [job('a', { runsOn: 'x', run: f })],
 });
@@ -433,10 +650,11 @@ export default workflow('dispatched', {
 describe('triggers in the lock file', () => {
   const described = makeProject({ dispatched: FIXTURE });
   after(() => described.cleanup());
+  /** The fixture's triggers, described once for every test. */
+  const triggers = describeModules(described, ['dispatched']).then(([file]) => file.workflows[0].triggers);
 
   test('dispatch(): types, and inputs only when it has some', async () => {
-    const [file] = await describeModules(described, ['dispatched']);
-    sameJson(file.workflows[0].triggers.slice(0, 4), [
+    sameJson((await triggers).slice(0, 4), [
       { _type: 'dispatch', types: [] },
       {
         _type: 'dispatch',
@@ -463,8 +681,7 @@ describe('triggers in the lock file', () => {
   });
 
   test('schedule(): the cron expression trimmed, the time zone (UTC by default), description and inputs', async () => {
-    const [file] = await describeModules(described, ['dispatched']);
-    sameJson(file.workflows[0].triggers.slice(4), [
+    sameJson((await triggers).slice(4, 8), [
       { _type: 'schedule', cronExpression: '0 3 * * 1-5', timezone: 'UTC' },
       {
         _type: 'schedule',
@@ -480,9 +697,61 @@ describe('triggers in the lock file', () => {
         _type: 'schedule',
         cronExpression: '@hourly',
         timezone: 'US/Eastern',
-        inputs: file.workflows[0].triggers[1].inputs,
+        inputs: (await triggers)[1].inputs,
       },
       { _type: 'schedule', cronExpression: '@annually', timezone: 'UTC' },
+    ]);
+  });
+
+  test('kiciEvent(): eventName, then match and not (a RegExp as /source/flags) and source when given', async () => {
+    sameJson((await triggers).slice(8, 11), [
+      { _type: 'kici_event', eventName: 'deploy.finished' },
+      {
+        _type: 'kici_event',
+        eventName: 'deploy.finished',
+        match: { '$.environment': ['staging', 'production'], '$.replicas': 3, '$.canary': false, '$.note': null },
+        not: { '$.version': '/^v0\\./i', '$.actor': 'bot' },
+        source: 'acme/api',
+      },
+      { _type: 'kici_event', eventName: 'tick' },
+    ]);
+  });
+
+  test('workflowComplete() and jobComplete(): lists of names and statuses, empty ones left out', async () => {
+    sameJson((await triggers).slice(11, 16), [
+      { _type: 'workflow_complete' },
+      { _type: 'workflow_complete', workflows: ['build'], statuses: ['failed', 'cancelled'], source: 'acme/api' },
+      { _type: 'workflow_complete' },
+      { _type: 'job_complete' },
+      {
+        _type: 'job_complete',
+        workflows: ['ci', 'nightly'],
+        jobs: ['test'],
+        statuses: ['skipped'],
+        source: 'acme/web',
+      },
+    ]);
+  });
+
+  test('genericWebhook(): source, events, filters, auth (the api-key header filled in) and path', async () => {
+    sameJson((await triggers).slice(16), [
+      { _type: 'generic_webhook', source: 'stripe' },
+      {
+        _type: 'generic_webhook',
+        source: 'stripe',
+        events: ['charge.succeeded'],
+        match: { '$.livemode': true },
+        not: { '$.data.object.amount': 0 },
+        auth: { method: 'hmac-sha256', secret: 'STRIPE_WEBHOOK_SECRET', signatureHeader: 'stripe-signature' },
+        path: 'stripe/payments',
+      },
+      {
+        _type: 'generic_webhook',
+        source: 'pager',
+        auth: { method: 'api-key', secret: 'PAGER_TOKEN', header: 'authorization' },
+      },
+      { _type: 'generic_webhook', source: 'ops', auth: { method: 'api-key', secret: 'OPS_KEY', header: 'x-api-key' } },
+      { _type: 'generic_webhook', source: 'ci', auth: { method: 'hmac-sha256', secret: 'CI_HMAC' } },
     ]);
   });
 

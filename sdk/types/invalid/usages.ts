@@ -2,11 +2,14 @@
 import {
   defineDispatchInputs,
   dispatch,
+  genericWebhook,
   job,
+  kiciEvent,
   onFailure,
   schedule,
   step,
   workflow,
+  workflowComplete,
   z,
   type HookOutcome,
 } from '@kici-dev/sdk';
@@ -121,3 +124,12 @@ step('typed', async (ctx) => {
 
 // @ts-expect-error a schedule needs its cron expression.
 schedule({ timezone: 'Europe/Berlin' });
+
+// @ts-expect-error a filter's keys are JSONPaths, starting with $.
+kiciEvent({ name: 'deploy.finished', match: { environment: 'production' } });
+
+// @ts-expect-error a workflow run ends as success, failed or cancelled: never skipped.
+workflowComplete({ status: 'skipped' });
+
+// @ts-expect-error an api-key webhook's key comes in `header`, not `signatureHeader`.
+genericWebhook({ source: 'pager', auth: { method: 'api-key', secret: 'PAGER_TOKEN', signatureHeader: 'x-sig' } });
