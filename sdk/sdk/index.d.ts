@@ -40,7 +40,7 @@ export type JobStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
 
 /** The normalised event that started the run. */
 export interface EventEnvelope {
-  type: 'push' | 'pull_request' | 'tag' | 'dispatch' | (string & {});
+  type: 'push' | 'pull_request' | 'tag' | 'dispatch' | 'schedule' | (string & {});
   action?: string;
   /** Push branch, PR base branch or tag name. */
   targetBranch?: string;
@@ -656,7 +656,7 @@ export interface ScheduleOptions {
    * field, no `@reboot`.
    */
   cron: string;
-  /** An IANA time-zone name (`'Europe/Berlin'`). Default `'UTC'`. */
+  /** An IANA time-zone name, spelt as the database does (`'Europe/Berlin'`, not `'europe/berlin'`). Default `'UTC'`. */
   timezone?: string;
   description?: string;
   /**

@@ -149,11 +149,13 @@ function checkedCron(cron, fail) {
 }
 
 /**
- * True for a time-zone name Intl knows (aliases such as 'US/Eastern' too), but not a UTC
- * offset ('+01:00'): newer Intl takes those, and they are no IANA name.
+ * True for a time-zone name Intl knows (aliases such as 'US/Eastern' too) written as the IANA
+ * database spells it. Intl also takes other cases ('europe/paris') and, when newer, UTC offsets
+ * ('+01:00'); the orchestrator's time-zone database takes neither, and every IANA name's parts
+ * start with a capital letter.
  */
 function isTimeZone(name) {
-  if (typeof name !== 'string' || /^[+-]/.test(name)) return false;
+  if (typeof name !== 'string' || !name.split('/').every((part) => /^[A-Z]/.test(part))) return false;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: name });
     return true;
@@ -168,7 +170,8 @@ export function schedule(input) {
   const { cron, timezone = 'UTC', description, inputs } = options;
   const cronExpression = checkedCron(cron, fail);
   if (!isTimeZone(timezone)) {
-    const close = typeof timezone === 'string' ? didYouMean(timezone, Intl.supportedValuesOf('timeZone')) : '';
+    const zones = ['UTC', ...Intl.supportedValuesOf('timeZone')];
+    const close = typeof timezone === 'string' ? didYouMean(timezone, zones) : '';
     throw fail(
       `timezone must be an IANA time-zone name, got ${describeValue(timezone)}`,
       `${close}e.g. timezone: 'Europe/Berlin' or 'America/New_York'; leave it out for UTC`,

@@ -327,6 +327,21 @@ const REFUSED = [
     TIMEZONE_EXAMPLE,
   ],
   [
+    () => schedule({ cron: '@daily', timezone: 'utc' }),
+    "schedule() timezone must be an IANA time-zone name, got 'utc'",
+    `did you mean 'UTC'? ${TIMEZONE_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '@daily', timezone: 'europe/paris' }),
+    "schedule() timezone must be an IANA time-zone name, got 'europe/paris'",
+    `did you mean 'Europe/Paris'? ${TIMEZONE_EXAMPLE}`,
+  ],
+  [
+    () => schedule({ cron: '@daily', timezone: 'us/Eastern' }),
+    "schedule() timezone must be an IANA time-zone name, got 'us/Eastern'",
+    TIMEZONE_EXAMPLE,
+  ],
+  [
     () => schedule({ cron: '@daily', timezone: 1 }),
     'schedule() timezone must be an IANA time-zone name, got 1',
     TIMEZONE_EXAMPLE,
@@ -755,11 +770,12 @@ describe('triggers in the lock file', () => {
     ]);
   });
 
-  test('schedule() takes every nickname but @reboot, and Intl time-zone names', () => {
+  test('schedule() takes every nickname but @reboot, and IANA time-zone names and aliases', () => {
     for (const cron of ['@hourly', '@daily', '@weekly', '@monthly', '@yearly', '@annually', '*/5 0-6 * * 0,6']) {
       assert.equal(schedule({ cron }).cronExpression, cron);
     }
-    for (const timezone of ['UTC', 'Etc/UTC', 'Asia/Kolkata', 'America/Argentina/Buenos_Aires', 'GMT']) {
+    const aliases = ['Etc/UTC', 'GMT', 'US/Eastern'];
+    for (const timezone of ['UTC', 'Etc/GMT+5', 'Asia/Kolkata', 'America/Argentina/Buenos_Aires', ...aliases]) {
       assert.equal(schedule({ cron: '@daily', timezone }).timezone, timezone);
     }
   });
