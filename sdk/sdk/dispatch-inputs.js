@@ -10,6 +10,8 @@ import { KiciError, callSite, describeValue, isObject } from './common.js';
 import { isZodSchema } from './output-schema.js';
 
 const INPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/** The most inputs one trigger may have (the orchestrator refuses a lock file with more). */
+const MAX_INPUTS = 64;
 const SUBSET =
   'use z.string(), z.number(), z.boolean(), z.enum([...]) or z.literal(value), with .optional(), .nullable(), ' +
   '.default(value), .min(n), .max(n), .regex(re), .int() and .describe(text)';
@@ -186,6 +188,13 @@ export function inputSpecs(inputs, fail, { scheduled = false, handles = true } =
   if (!isObject(map)) {
     throw fail(`inputs must be ${expected}, got ${Array.isArray(map) ? 'an array' : describeValue(map)}`, example);
   }
+  const names = Object.keys(map);
+  if (names.length > MAX_INPUTS) {
+    throw fail(
+      `inputs has ${names.length} inputs, more than the ${MAX_INPUTS} a trigger may have`,
+      'group related values into one input, e.g. a comma-separated string',
+    );
+  }
   const specs = {};
   for (const [name, schema] of Object.entries(map)) {
     if (!INPUT_NAME.test(name)) {
@@ -204,7 +213,7 @@ export function inputSpecs(inputs, fail, { scheduled = false, handles = true } =
       );
     }
   }
-  return Object.keys(specs).length > 0 ? specs : undefined;
+  return names.length > 0 ? specs : undefined;
 }
 
 /**

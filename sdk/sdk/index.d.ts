@@ -603,8 +603,8 @@ export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): 
 export type DispatchInputSchema = z.ZodType<DispatchInputValue | undefined, z.ZodTypeDef, any>;
 
 /**
- * Input schemas by input name (`[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters): the `inputs`
- * of `dispatch()` and `schedule()`, and what `defineDispatchInputs()` takes.
+ * Input schemas by input name (`[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters), at most 64
+ * inputs: the `inputs` of `dispatch()` and `schedule()`, and what `defineDispatchInputs()` takes.
  */
 export type DispatchInputsMap = Readonly<Record<string, DispatchInputSchema>>;
 

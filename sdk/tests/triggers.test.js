@@ -176,6 +176,11 @@ const REFUSED = [
     'defineDispatchInputs() inputs must be an object of zod schemas, got a ZodObject schema',
     'pass its shape: defineDispatchInputs(schema.shape)',
   ],
+  [
+    () => dispatch({ inputs: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`input${i}`, z.string()])) }),
+    'dispatch() inputs has 65 inputs, more than the 64 a trigger may have',
+    'group related values into one input, e.g. a comma-separated string',
+  ],
   // One input.
   [
     () => dispatch({ inputs: { '1st': z.string() } }),
@@ -594,6 +599,8 @@ describe('triggers', () => {
     assert.equal(inputs.from({ dispatchInputs, event: { type: 'dispatch' } }), dispatchInputs);
     assert.deepEqual(dispatch({ inputs }).inputs, dispatch({ inputs: schema }).inputs);
     assert.equal(dispatch({ inputs: defineDispatchInputs({}) }).inputs, undefined);
+    const many = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`input${i}`, z.string().optional()]));
+    assert.equal(Object.keys(dispatch({ inputs: many }).inputs).length, 64);
   });
 
   test('an input refused by defineDispatchInputs() is a describe error at its call', async () => {
