@@ -619,7 +619,10 @@ export interface DispatchInputs<M extends DispatchInputsMap = DispatchInputsMap>
   readonly _tag: 'DispatchInputs';
   /** The schemas as given. */
   readonly schema: M;
-  /** `ctx.dispatchInputs` (of a step, hook, rule, ... context), typed by the schemas. */
+  /**
+   * `ctx.dispatchInputs` (of a step, hook, rule, ... context), typed by the schemas: the types
+   * hold for a run of a trigger that declares these inputs; any other run gives `{}`.
+   */
   from(ctx: Pick<EventFields, 'dispatchInputs'>): DispatchInputsOf<M>;
 }
 

@@ -1,11 +1,11 @@
-// Trigger factories: `push`, `pr`, `tag`, `dispatch`, `schedule`. Each checks its options (an object with
-// only the option names it knows: a misspelt filter would otherwise match every event) and
-// returns a plain `{_tag: 'Trigger'}` value with its list options normalised to arrays (a
-// single value is accepted), its inputs as InputSpecs (dispatch-inputs.js) and a schedule's
-// cron expression and time zone checked for what an author gets wrong (the orchestrator parses
-// the expression for real). Also
-// `isEventType`, which knows that a `pr()` trigger's events arrive as `pull_request`.
-// The helpers every factory checks its options with are shared with event-triggers.js.
+// Trigger factories: `push`, `pr`, `tag`, `dispatch`, `schedule`. Each checks its options (an
+// object with only the option names it knows: a misspelt filter would otherwise match every
+// event) and returns a plain `{_tag: 'Trigger'}` value with its list options normalised to
+// arrays (a single value is accepted), its inputs as InputSpecs (dispatch-inputs.js) and a
+// schedule's cron expression and time zone checked for what an author gets wrong (the
+// orchestrator parses the expression for real). Also `isEventType`, which knows that a `pr()`
+// trigger's events arrive as `pull_request`. The helpers the factories check their options with
+// are shared with event-triggers.js.
 // Turning them into lock-file triggers (and `push({tags})` into an extra `tag` trigger) is the
 // runner's describe step; matching events against them is the orchestrator's job.
 
