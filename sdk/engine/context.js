@@ -59,6 +59,14 @@ export function initCommand(spec, scope) {
   return new ProcessPromise(spec.run, { ...shellOptions(scope), shell: spec.shell });
 }
 
+/**
+ * The event and what every context that carries it also gives: the dispatch inputs the
+ * orchestrator checked (`{}` for other events), the provider's raw payload and the provider.
+ */
+function eventFields(event) {
+  return { event, dispatchInputs: event?.dispatchInputs ?? {}, rawPayload: event?.payload, provider: event?.provider };
+}
+
 function loggerFor(log) {
   return createLogger((level, line) => log.line('log', line, level));
 }
@@ -103,7 +111,7 @@ export function stepContext({
     setSecretOutput: (name, value) => secretOutputs.set(name, value),
     cache: cacheApi(caches, log),
     matrix: request.matrix ?? undefined,
-    event: request.event,
+    ...eventFields(request.event),
     workflow: { name: workflow.name },
     job: { name: request.jobName ?? request.job, runsOn },
     signal,
@@ -116,7 +124,7 @@ export function stepContext({
 /** RuleContext: what `rule(label, check)` checks receive. */
 export function ruleContext({ request, env, log, signal, groups, killGraceMs }) {
   return {
-    event: request.event,
+    ...eventFields(request.event),
     changedFiles: request.event?.changedFiles ?? [],
     env,
     needs: request.needs ?? {},
@@ -131,7 +139,7 @@ export function matrixContext({ request, workflow, job, env, log, signal, groups
     ctx: { workflow: { name: workflow.name }, job: { name: job } },
     log: loggerFor(log),
     env,
-    event: request.event,
+    ...eventFields(request.event),
   };
 }
 
@@ -139,7 +147,7 @@ export function matrixContext({ request, workflow, job, env, log, signal, groups
 export function dynamicJobContext({ request, workflow, env, log, signal, groups }) {
   return {
     $: shellFor({ workDir: request.workDir, env, signal, log, groups }),
-    ctx: { workflow: { name: workflow.name }, event: request.event, needs: request.needs ?? {} },
+    ctx: { workflow: { name: workflow.name }, ...eventFields(request.event), needs: request.needs ?? {} },
     log: loggerFor(log),
     env,
   };

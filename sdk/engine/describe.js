@@ -107,6 +107,13 @@ function branchPattern(pattern) {
   return described;
 }
 
+/** A lock-file trigger: `_type`, then `fields` in their order, undefined ones left out. */
+function triggerOf(type, fields) {
+  const described = { _type: type };
+  for (const [key, value] of Object.entries(fields)) put(described, key, value);
+  return described;
+}
+
 function describeTrigger(trigger) {
   switch (trigger.type) {
     case 'push': {
@@ -129,9 +136,32 @@ function describeTrigger(trigger) {
     case 'tag':
       return [{ _type: 'tag', patterns: trigger.patterns.map(branchPattern) }];
     case 'dispatch':
-      return [{ _type: 'dispatch', types: trigger.types }];
+      return [triggerOf('dispatch', { types: trigger.types, inputs: trigger.inputs })];
+    case 'schedule': {
+      const { cronExpression, timezone, description, inputs } = trigger;
+      return [triggerOf('schedule', { cronExpression, timezone, description, inputs })];
+    }
+    case 'kici_event': {
+      const { eventName, match, not, source } = trigger;
+      return [triggerOf('kici_event', { eventName, match, not, source })];
+    }
+    case 'workflow_complete': {
+      const { workflows, statuses, source } = trigger;
+      return [triggerOf('workflow_complete', { workflows, statuses, source })];
+    }
+    case 'job_complete': {
+      const { workflows, jobs, statuses, source } = trigger;
+      return [triggerOf('job_complete', { workflows, jobs, statuses, source })];
+    }
+    case 'generic_webhook': {
+      const { source, events, match, not, auth, path } = trigger;
+      return [triggerOf('generic_webhook', { source, events, match, not, auth, path })];
+    }
     default:
-      throw new Error(`unknown trigger type '${trigger.type}' (use push(), pr(), tag() or dispatch())`);
+      throw new Error(
+        `unknown trigger type '${trigger.type}' (use push(), pr(), tag(), dispatch(), schedule(), kiciEvent(), ` +
+          'workflowComplete(), jobComplete() or genericWebhook())',
+      );
   }
 }
 

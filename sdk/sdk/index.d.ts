@@ -40,7 +40,7 @@ export type JobStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
 
 /** The normalised event that started the run. */
 export interface EventEnvelope {
-  type: 'push' | 'pull_request' | 'tag' | 'dispatch' | (string & {});
+  type: 'push' | 'pull_request' | 'tag' | 'dispatch' | 'schedule' | (string & {});
   action?: string;
   /** Push branch, PR base branch or tag name. */
   targetBranch?: string;
@@ -51,6 +51,27 @@ export interface EventEnvelope {
   changedFiles?: string[];
   /** The raw provider payload. */
   payload?: unknown;
+  /**
+   * A dispatched or scheduled run's inputs, as the orchestrator checked them against the
+   * trigger's `inputs` (defaults filled in).
+   */
+  dispatchInputs?: Readonly<Record<string, DispatchInputValue>>;
+}
+
+/** The value of one dispatch or schedule input, as the orchestrator hands it on. */
+export type DispatchInputValue = string | number | boolean | null;
+
+/** What every context that carries the event also gives. */
+export interface EventFields {
+  /**
+   * The run's dispatch or schedule inputs by name (`event.dispatchInputs`; `{}` for other
+   * events). `defineDispatchInputs(...).from(ctx)` reads them typed.
+   */
+  dispatchInputs: Readonly<Record<string, DispatchInputValue>>;
+  /** The body the provider sent (`event.payload`), as it came. */
+  rawPayload: unknown;
+  /** Who sent the event (`event.provider`: `'github'`, say); `undefined` when not known. */
+  provider: string | undefined;
 }
 
 /** One matrix combination: `{value}` for a one-dimension matrix, else one key per dimension. */
@@ -132,7 +153,8 @@ export interface StepCache {
 }
 
 /** The argument of every step function. */
-export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined> {
+export interface StepContext<M extends MatrixCombination | undefined = MatrixCombination | undefined>
+  extends EventFields {
   /** zx-style shell in the work directory with `env`; output lines go to the step log. */
   $: Shell;
   /** Writes to the step log (`info`, `warn`, `error`, `debug`). */
@@ -244,7 +266,7 @@ export interface HookContext extends StepContext {
 }
 
 /** The argument of rule checks. */
-export interface RuleContext {
+export interface RuleContext extends EventFields {
   event: EventEnvelope;
   changedFiles: readonly string[];
   env: Readonly<Record<string, string>>;
@@ -253,7 +275,7 @@ export interface RuleContext {
 }
 
 /** The argument of a dynamic matrix function (runs on an agent, in the checkout). */
-export interface DynamicMatrixContext {
+export interface DynamicMatrixContext extends EventFields {
   $: Shell;
   ctx: { workflow: { readonly name: string }; job: { readonly name: string } };
   log: Logger;
@@ -265,7 +287,7 @@ export interface DynamicMatrixContext {
 export interface DynamicJobContext {
   /** zx-style shell in the work directory with `env`; output goes to the prepare log. */
   $: Shell;
-  ctx: {
+  ctx: EventFields & {
     workflow: { readonly name: string };
     event: EventEnvelope;
     /** Upstream job results by job name (the host's, for the generator's `needs`; see StepContext). */
@@ -551,7 +573,16 @@ export interface PrOptions {
 /** What the trigger factories return; the entries of a workflow's `on`. */
 export interface Trigger {
   readonly _tag: 'Trigger';
-  readonly type: 'push' | 'pr' | 'tag' | 'dispatch';
+  readonly type:
+    | 'push'
+    | 'pr'
+    | 'tag'
+    | 'dispatch'
+    | 'schedule'
+    | 'kici_event'
+    | 'workflow_complete'
+    | 'job_complete'
+    | 'generic_webhook';
 }
 
 /** Runs the workflow on a push to a branch matching `branches` that changes a file matching `paths`. */
@@ -560,8 +591,191 @@ export declare function push(options?: PushOptions): Trigger;
 export declare function pr(options?: PrOptions): Trigger;
 /** Runs the workflow when a tag matching one of `patterns` (any tag without them) is pushed. */
 export declare function tag(options?: { patterns?: OneOrMany<BranchPattern> }): Trigger;
+/**
+ * The schema of one dispatch or schedule input. The orchestrator checks a run's inputs against
+ * what the lock file says of them, without zod, so only this subset is accepted (anything else
+ * throws KiciError when the trigger is made): `z.string()`, `z.number()`, `z.boolean()`,
+ * `z.enum([...])` or `z.literal(value)` (a string, number or boolean), with `.optional()`,
+ * `.nullable()`, `.default(value)`, `.min(n)` / `.max(n)` (a string's length, a number's value;
+ * inclusive: not `.gt()` / `.lt()`), one `.regex(re)` without flags, `.int()` and
+ * `.describe(text)`.
+ */
+export type DispatchInputSchema = z.ZodType<DispatchInputValue | undefined, z.ZodTypeDef, any>;
+
+/**
+ * Input schemas by input name (`[A-Za-z_][A-Za-z0-9_-]*`, at most 64 characters), at most 64
+ * inputs: the `inputs` of `dispatch()` and `schedule()`, and what `defineDispatchInputs()` takes.
+ */
+export type DispatchInputsMap = Readonly<Record<string, DispatchInputSchema>>;
+
+/**
+ * The inputs a map of schemas gives, typed: each its schema's output (`| undefined` with
+ * `.optional()` and no default, `| null` with `.nullable()`).
+ */
+export type DispatchInputsOf<M extends DispatchInputsMap> = { readonly [K in keyof M]: z.output<M[K]> };
+
+/** What `defineDispatchInputs()` returns: the `inputs` of `dispatch()` / `schedule()` and their typed reader. */
+export interface DispatchInputs<M extends DispatchInputsMap = DispatchInputsMap> {
+  readonly _tag: 'DispatchInputs';
+  /** The schemas as given. */
+  readonly schema: M;
+  /**
+   * `ctx.dispatchInputs` (of a step, hook, rule, ... context), typed by the schemas: the types
+   * hold for a run of a trigger that declares these inputs; any other run gives `{}`.
+   */
+  from(ctx: Pick<EventFields, 'dispatchInputs'>): DispatchInputsOf<M>;
+}
+
+/**
+ * Checks the input schemas once (as `dispatch({inputs})` does; KiciError for a schema outside
+ * the subset, see DispatchInputSchema) and returns a handle to pass as `inputs` and to read
+ * the inputs with: `const inputs = defineDispatchInputs({ environment: z.enum(['staging',
+ * 'production']).default('staging') })`, then `dispatch({ inputs })` and, in a step,
+ * `inputs.from(ctx).environment`.
+ */
+export declare function defineDispatchInputs<M extends DispatchInputsMap>(inputs: M): DispatchInputs<M>;
+
+/** The options of `dispatch()`. */
+export interface DispatchOptions {
+  /** The dispatch types (the event's `action`) that run the workflow; any without them. */
+  types?: OneOrMany<string>;
+  /**
+   * The run's inputs, checked (defaults filled in) by the orchestrator before the run starts;
+   * steps read them as `ctx.dispatchInputs`. An input without `.optional()` or `.default()`
+   * must be given.
+   */
+  inputs?: DispatchInputsMap | DispatchInputs;
+}
+
 /** Runs the workflow on a dispatch event (`kici run local dispatch:<type>`, say) whose type is in `types` (any without them). */
-export declare function dispatch(options?: { types?: OneOrMany<string> }): Trigger;
+export declare function dispatch(options?: DispatchOptions): Trigger;
+
+/** The options of `schedule()`. */
+export interface ScheduleOptions {
+  /**
+   * When to run, in `timezone`: five fields, `minute hour day-of-month month day-of-week`, of
+   * digits, `*`, `,`, `-` and `/` (three-letter month and day names in their fields), or one
+   * of `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, `@annually`. No seconds or year
+   * field, no `@reboot`.
+   */
+  cron: string;
+  /** An IANA time-zone name, spelt as the database does (`'Europe/Berlin'`, not `'europe/berlin'`). Default `'UTC'`. */
+  timezone?: string;
+  description?: string;
+  /**
+   * The run's inputs (`ctx.dispatchInputs`), as for `dispatch()`; each needs `.default()` or
+   * `.optional()`, since nobody types a value in for a scheduled run.
+   */
+  inputs?: DispatchInputsMap | DispatchInputs;
+}
+
+/**
+ * Runs the workflow on a schedule. Throws KiciError for a cron expression that is not five
+ * fields or a nickname, a time zone Intl does not know, or an input without a default.
+ */
+export declare function schedule(options: ScheduleOptions): Trigger;
+
+/**
+ * What a `match` / `not` filter expects at its path: that value (a string written `/.../flags`
+ * is a regular expression to the orchestrator), a RegExp (written to the lock file as
+ * `/source/flags`), or a non-empty list of values of which any one will do.
+ */
+export type JsonPathExpected =
+  | string
+  | number
+  | boolean
+  | null
+  | RegExp
+  | readonly (string | number | boolean | null)[];
+
+/**
+ * A `match` / `not` filter: JSONPaths (`'$.environment'`) into the event's payload, each with
+ * what it expects there. `match` fires only when every path resolves to what it expects;
+ * `not` blocks when one does.
+ */
+export type JsonPathFilter = Readonly<Record<`$${string}`, JsonPathExpected>>;
+
+/** The options of `kiciEvent()`. */
+export interface KiciEventOptions {
+  /** The event's name (what the step emitted). */
+  name: string;
+  match?: JsonPathFilter;
+  not?: JsonPathFilter;
+  /** Only events from this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow on a custom KiCI event of that name (a step's `ctx.emit`) whose payload
+ * passes `match` and `not`. The orchestrator honours it once the lock file is on the default
+ * branch.
+ */
+export declare function kiciEvent(options: KiciEventOptions): Trigger;
+
+/** How a workflow run ended, for `workflowComplete({ status })`. */
+export type WorkflowRunStatus = 'success' | 'failed' | 'cancelled';
+
+/** The options of `workflowComplete()`; a filter left out matches every run. */
+export interface WorkflowCompleteOptions {
+  /** The workflows (by name) whose runs count. */
+  name?: OneOrMany<string>;
+  status?: OneOrMany<WorkflowRunStatus>;
+  /** Only runs of this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow when a run of the named workflows ends with one of `status`. Without
+ * `name` every workflow's runs count, this one's too. The orchestrator honours it once the
+ * lock file is on the default branch.
+ */
+export declare function workflowComplete(options?: WorkflowCompleteOptions): Trigger;
+
+/** The options of `jobComplete()`; a filter left out matches every job. */
+export interface JobCompleteOptions {
+  /** The workflows (by name) whose jobs count. */
+  workflow?: OneOrMany<string>;
+  /** The jobs (by name) that count. */
+  job?: OneOrMany<string>;
+  status?: OneOrMany<JobStatus>;
+  /** Only jobs of this repository (`'acme/api'`). */
+  source?: string;
+}
+
+/**
+ * Runs the workflow when a job matching the filters ends. The orchestrator honours it once the
+ * lock file is on the default branch.
+ */
+export declare function jobComplete(options?: JobCompleteOptions): Trigger;
+
+/**
+ * How a generic webhook proves where it comes from. `secret` is the NAME of the secret that
+ * holds the key (`'WEBHOOK_SECRET'`: capital letters, digits and `_`), never the key itself.
+ * `hmac-sha256`: the body's HMAC-SHA256 comes in `signatureHeader`; `api-key`: the key comes
+ * in `header` (default `'authorization'`).
+ */
+export type GenericWebhookAuth =
+  | { method: 'hmac-sha256'; secret: string; signatureHeader?: string }
+  | { method: 'api-key'; secret: string; header?: string };
+
+/** The options of `genericWebhook()`. */
+export interface GenericWebhookOptions {
+  /** The sender's name, as its webhooks carry it (`'stripe'`). */
+  source: string;
+  /** The event types (or actions) that count; any without them. */
+  events?: OneOrMany<string>;
+  match?: JsonPathFilter;
+  not?: JsonPathFilter;
+  auth?: GenericWebhookAuth;
+  /** The path the sender posts to (`'stripe/payments'`). */
+  path?: string;
+}
+
+/**
+ * Runs the workflow on a webhook another service sent (not a git provider's). The orchestrator
+ * honours it once the lock file is on the default branch.
+ */
+export declare function genericWebhook(options: GenericWebhookOptions): Trigger;
 
 /** True when `event.type` is `type`; `'pr'` and `'pull_request'` name the same type. */
 export declare function isEventType(event: EventEnvelope | undefined, type: string): boolean;

@@ -1,7 +1,8 @@
 // The `outputs` option of step(): checks, when the step is defined, that it is an object of zod
 // schemas (`{version: z.string()}`) or a zod object schema (`z.object({...})`, refined or not),
 // and turns it into the one schema the runner checks the step's returned value against
-// (engine/outputs.js). Schemas are zod 3: the SDK's `z`, or another copy of zod 3.
+// (engine/outputs.js). Schemas are zod 3: the SDK's `z`, or another copy of zod 3 (`isZodSchema`
+// tells, for dispatch inputs too).
 // It validates nothing at run time and does not decide the outputs' JSON rules (the runner does).
 
 import { describeValue, isObject } from './common.js';
@@ -11,7 +12,7 @@ export const OUTPUTS_EXAMPLE =
   "e.g. import { z } from '@kici-dev/sdk'; step('build', { outputs: { version: z.string() }, run: async () => ({ version: '1.2.3' }) })";
 
 /** True for a zod 3 schema (also from another copy of zod 3 than the SDK's). */
-function isZodSchema(value) {
+export function isZodSchema(value) {
   return (
     value instanceof z.ZodType ||
     (typeof value?._parse === 'function' && typeof value.safeParse === 'function' && isObject(value._def))

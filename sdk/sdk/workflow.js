@@ -7,6 +7,8 @@ import { KiciError, callSite, checkWholeNumber, describeValue, didYouMean, isObj
 import { normalizeInstallEnv, normalizeRegistries } from './registries.js';
 import { hooksOf, normalizeRules } from './rules.js';
 
+const TRIGGER_FACTORIES =
+  'push(), pr(), tag(), dispatch(), schedule(), kiciEvent(), workflowComplete(), jobComplete() or genericWebhook()';
 const JOBS_EXAMPLE = "e.g. jobs: [job('build', { runsOn: 'kici:os:linux', steps: [...] })]";
 const CONCURRENCY_KEYS = ['group', 'cancelInProgress', 'max'];
 const CONCURRENCY_EXAMPLE = 'e.g. concurrency: { group: ({ branch }) => `deploy-${branch}`, cancelInProgress: false }';
@@ -35,7 +37,7 @@ export function workflow(name, options = {}) {
   const notTrigger = triggers.findIndex((entry) => entry?._tag !== 'Trigger');
   if (notTrigger >= 0) {
     throw fail(
-      `on must be triggers created with push(), pr(), tag() or dispatch(), got ${describeValue(triggers[notTrigger])}`,
+      `on must be triggers created with ${TRIGGER_FACTORIES}, got ${describeValue(triggers[notTrigger])}`,
       "call the factories, e.g. on: push({ branches: 'main' }) or on: [push(), pr()]",
     );
   }

@@ -159,6 +159,9 @@ const project = makeProject({
 });
 after(() => project.cleanup());
 
+const TRIGGERS =
+  'push(), pr(), tag(), dispatch(), schedule(), kiciEvent(), workflowComplete(), jobComplete() or genericWebhook()';
+
 const INVALID = [
   [
     'runAndSteps',
@@ -181,13 +184,13 @@ const INVALID = [
   [
     'stringTrigger',
     "workflow('w', { on: 'push', jobs: [job('a', { runsOn: 'x', run: f })] })",
-    `Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got 'push'`,
+    `Workflow "w": on must be triggers created with ${TRIGGERS}, got 'push'`,
     'workflow(',
   ],
   [
     'uncalledTrigger',
     "workflow('w', { on: [push(), pr], jobs: [job('a', { runsOn: 'x', run: f })] })",
-    'Workflow "w": on must be triggers created with push(), pr(), tag() or dispatch(), got function',
+    `Workflow "w": on must be triggers created with ${TRIGGERS}, got function`,
     'workflow(',
   ],
   [

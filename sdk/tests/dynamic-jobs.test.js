@@ -128,7 +128,9 @@ describe('evaluate kind jobs', { concurrency: true }, () => {
         },
       ],
     });
-    const context = { workflow: { name: 'dyn' }, event: { type: 'push', targetBranch: 'main' }, needs: NEEDS };
+    // rawPayload and provider are undefined for this event, so JSON leaves them out.
+    const event = { type: 'push', targetBranch: 'main' };
+    const context = { workflow: { name: 'dyn' }, event, dispatchInputs: {}, needs: NEEDS };
     assert.deepEqual(
       logs.map((m) => [m.stepIndex, m.stream, m.line]),
       [

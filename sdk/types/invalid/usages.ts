@@ -1,5 +1,18 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
-import { job, onFailure, step, workflow, z, type HookOutcome } from '@kici-dev/sdk';
+import {
+  defineDispatchInputs,
+  dispatch,
+  genericWebhook,
+  job,
+  kiciEvent,
+  onFailure,
+  schedule,
+  step,
+  workflow,
+  workflowComplete,
+  z,
+  type HookOutcome,
+} from '@kici-dev/sdk';
 // @ts-expect-error runner plumbing is not authoring API: it is @kici-dev/sdk/internal, not the package root.
 import { flattenSteps } from '@kici-dev/sdk';
 
@@ -94,3 +107,29 @@ workflow('grouped', {
   // @ts-expect-error the group key is a string, not a number.
   concurrency: { group: () => 42 },
 });
+
+// @ts-expect-error a dispatch input is a single value: an array schema is not one.
+dispatch({ inputs: { files: z.array(z.string()) } });
+
+// @ts-expect-error defineDispatchInputs takes schemas, not type names.
+defineDispatchInputs({ environment: 'string' });
+
+const deployInputs = defineDispatchInputs({ environment: z.enum(['staging', 'production']) });
+step('typed', async (ctx) => {
+  // @ts-expect-error environment is 'staging' | 'production', not a number.
+  const environment: number = deployInputs.from(ctx).environment;
+  // @ts-expect-error there is no input named region.
+  console.log(environment, deployInputs.from(ctx).region);
+});
+
+// @ts-expect-error a schedule needs its cron expression.
+schedule({ timezone: 'Europe/Berlin' });
+
+// @ts-expect-error a filter's keys are JSONPaths, starting with $.
+kiciEvent({ name: 'deploy.finished', match: { environment: 'production' } });
+
+// @ts-expect-error a workflow run ends as success, failed or cancelled: never skipped.
+workflowComplete({ status: 'skipped' });
+
+// @ts-expect-error an api-key webhook's key comes in `header`, not `signatureHeader`.
+genericWebhook({ source: 'pager', auth: { method: 'api-key', secret: 'PAGER_TOKEN', signatureHeader: 'x-sig' } });

@@ -58,7 +58,7 @@ export default workflow('utilities', {
       needs: 'setup',
       steps: [
         healthy,
-        step('poll', async ({ signal, log, event, env, $, needs, secrets }) => {
+        step('poll', async ({ signal, log, event, dispatchInputs, rawPayload, provider, env, $, needs, secrets }) => {
           try {
             const port: number = await waitFor({
               check: () => (Math.random() > 0.5 ? 8080 : false),
@@ -70,7 +70,8 @@ export default workflow('utilities', {
             if (error instanceof WaitForTimeoutError) log.warn(error.timeoutMs, error.lastError, error.message);
             else throw error;
           }
-          const ruleCtx: RuleContext = { event, changedFiles: event.changedFiles ?? [], env, needs, $ };
+          const changedFiles = event.changedFiles ?? [];
+          const ruleCtx: RuleContext = { event, dispatchInputs, rawPayload, provider, changedFiles, env, needs, $ };
           const gate = [rule('main', () => isEventType(event, 'push')), skip('pr', () => isEventType(event, 'pr'))];
           const verdict = await evaluateRules(gate, ruleCtx, 'gate', (name, passed) => log.debug(name, passed));
           if (!verdict.passed) log.info(`blocked by ${verdict.label}: ${verdict.problem ?? 'no problem text'}`);
