@@ -509,3 +509,28 @@ fn verbose_lists_each_files_workflows_triggers_and_jobs_then_the_phase_timings()
     assert_eq!(names, ["stage", "describe", "generate"]);
     assert_eq!(result, "✓ Compiled workflows → .kici/kici.lock.json (2 workflows)\n");
 }
+
+#[test]
+fn event_triggers_this_build_does_not_fire_are_e109() {
+    check_error(
+        "import { workflow, job, kiciEvent } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: kiciEvent({ name: 'deployed' }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:2:16 error [E109]: Workflow \"x\": trigger kiciEvent() is not implemented by this build of KiCI\n  Suggestion: remove kiciEvent() for now: this build would never fire it",
+    );
+}
+
+#[test]
+fn schedules_and_dispatch_inputs_reach_the_lock_file() {
+    let project = Project::with_workflow(
+        "deploy.ts",
+        "import { workflow, job, dispatch, schedule, z } from '@kici-dev/sdk';\nexport default workflow('deploy', {\n  on: [dispatch({ inputs: { replicas: z.number().int().min(1).max(10).default(2) } }), schedule({ cron: '0 3 * * 1-5', timezone: 'Europe/Paris' })],\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
+    );
+    project.kici(&["compile"]).expect_code(0);
+    let lock: serde_json::Value = serde_json::from_str(&project.read(LOCK)).unwrap();
+    assert_eq!(
+        lock["workflows"][0]["triggers"],
+        serde_json::json!([
+            {"_type": "dispatch", "types": [], "inputs": {"replicas": {"type": "integer", "optional": false, "nullable": false, "default": 2, "min": 1, "max": 10}}},
+            {"_type": "schedule", "cronExpression": "0 3 * * 1-5", "timezone": "Europe/Paris"}
+        ])
+    );
+}

@@ -35,16 +35,17 @@ pub struct InputSpec {
     pub optional: bool,
     #[serde(default)]
     pub nullable: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Some(Value::Null)` for `.nullable().default(null)`: present, and null.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub literal: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
+    pub min: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
+    pub max: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +53,11 @@ pub struct InputSpec {
 }
 
 pub type InputSchema = BTreeMap<String, InputSpec>;
+
+/// A field that is there, even when it is `null` (serde reads a `null` `Option` as `None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
 
 impl InputSpec {
     /// Whether a caller may leave the input out.
@@ -76,7 +82,7 @@ impl InputSpec {
             ""
         };
         let mut text = base;
-        match (self.min, self.max) {
+        match (&self.min, &self.max) {
             (Some(min), Some(max)) => text.push_str(&format!(" ({min}–{max}{unit})")),
             (Some(min), None) => text.push_str(&format!(" (at least {min}{unit})")),
             (None, Some(max)) => text.push_str(&format!(" (at most {max}{unit})")),
@@ -306,13 +312,13 @@ fn in_bounds(spec: &InputSpec, measure: f64, unit: &str) -> Result<(), String> {
     } else {
         format!(" {unit}")
     };
-    if let Some(min) = spec.min
-        && measure < min
+    if let Some(min) = &spec.min
+        && measure < min.as_f64().unwrap_or(f64::MIN)
     {
         return Err(format!("must be at least {min}{unit}, got {measure}"));
     }
-    if let Some(max) = spec.max
-        && measure > max
+    if let Some(max) = &spec.max
+        && measure > max.as_f64().unwrap_or(f64::MAX)
     {
         return Err(format!("must be at most {max}{unit}, got {measure}"));
     }
@@ -438,6 +444,17 @@ mod tests {
             serde_json::from_value::<InputSchema>(json!({"x": {"type": "date", "optional": false, "nullable": false}}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_null_default_is_a_default() {
+        let schema = schema(json!({"note": {"type": "string", "optional": false, "nullable": true, "default": null}}));
+        assert!(!schema["note"].required());
+        assert_eq!(
+            Value::Object(validate(&schema, &Map::new()).unwrap()),
+            json!({"note": null})
+        );
+        assert_eq!(serde_json::to_value(&schema["note"]).unwrap()["default"], Value::Null);
     }
 
     #[test]
