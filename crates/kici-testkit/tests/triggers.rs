@@ -1,0 +1,132 @@
+//! Workflows started without a push, through the real orchestrator, agent and CLIs: `kici
+//! dispatch` with inputs (coerced, defaulted, refused by field), and a schedule registered by
+//! the default branch's push, listed by `kici-admin schedules list` with its next fire time and
+//! run now. (The once-per-tick guarantee across restarts is tested in process, with the
+//! scheduler's clock as a parameter: `kici-orchestrator/tests/pipeline.rs`.)
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+
+const FIXTURE: &str = "tests/e2e-repo";
+
+const WORKFLOW: &str = r#"import { workflow, job, step, dispatch, schedule, defineDispatchInputs, z } from '@kici-dev/sdk';
+
+const inputs = defineDispatchInputs({
+  environment: z.enum(['staging', 'production']),
+  replicas: z.number().int().min(1).max(10).default(2),
+  dryRun: z.boolean().optional(),
+});
+
+export default workflow('deploy', {
+  on: [
+    dispatch({ inputs }),
+    schedule({ cron: '0 3 * * *', timezone: 'Europe/Paris', inputs: { level: z.string().default('full') } }),
+  ],
+  jobs: [
+    job('ship', {
+      runsOn: 'linux',
+      steps: [step('show', async (ctx) => { console.log(`${ctx.event.type} inputs ${JSON.stringify(ctx.dispatchInputs)}`); })],
+    }),
+  ],
+});
+"#;
+
+#[tokio::test]
+async fn dispatch_with_inputs_and_a_schedule_run_through_the_clis() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/deploy.ts", WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("deploy workflow");
+    stack.add_local_source("app", &repo).await;
+    // The default branch's push registers the schedule (no run: nothing listens to pushes).
+    assert!(stack.push("app", &repo, "main").await.is_empty());
+
+    let cwd = stack.dir.path();
+    let dispatched = stack.cli(
+        "kici",
+        &[
+            "dispatch",
+            "deploy",
+            "--input",
+            "environment=staging",
+            "-i",
+            "dryRun=yes",
+            "--json",
+        ],
+        cwd,
+    );
+    assert_eq!(dispatched.code, 0, "{}", dispatched.stderr);
+    let answer: serde_json::Value = serde_json::from_str(&dispatched.stdout).unwrap();
+    assert_eq!(
+        (answer["workflow"].as_str(), answer["ref"].as_str()),
+        (Some("deploy"), Some("refs/heads/main"))
+    );
+    let run = stack.wait_run(answer["runId"].as_str().unwrap()).await;
+    assert_eq!(
+        (run.run.status, run.run.trigger.as_str()),
+        (RunStatus::Success, "dispatch")
+    );
+    let log = stack.log_text(&run.run.run_id.to_string()).await;
+    assert!(
+        log.contains(r#"dispatch inputs {"dryRun":true,"environment":"staging","replicas":2}"#),
+        "{log}"
+    );
+
+    let refused = stack.cli(
+        "kici",
+        &["dispatch", "deploy", "--input", "replicas=0", "--input", "colour=red"],
+        cwd,
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "workflow 'deploy': invalid inputs: colour: unknown input (declared: dryRun, environment, replicas); environment: required: one of staging, production; replicas: must be at least 1, got 0"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let unknown = stack.cli("kici", &["dispatch", "deplyo"], cwd);
+    assert!(
+        unknown
+            .stderr
+            .contains("the lock file at refs/heads/main has no workflow named 'deplyo' (workflows: "),
+        "{}",
+        unknown.stderr
+    );
+
+    let listed = stack.cli("kici-admin", &["schedules", "list"], cwd);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("0 3 * * * (Europe/Paris)"), "{}", listed.stdout);
+    let schedules = stack.get("/api/v1/schedules").await;
+    let schedule = &schedules["schedules"][0];
+    assert_eq!(schedule["workflow"], "deploy");
+    let next = schedule["nextFireAt"].as_i64().unwrap();
+    assert!(next > schedule["registeredAt"].as_i64().unwrap(), "{schedule}");
+
+    let id = schedule["id"].as_str().unwrap();
+    let ran = stack.cli("kici-admin", &["schedules", "run", id], cwd);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let run_id = ran.stdout.split_whitespace().nth(1).unwrap().to_string();
+    let run = stack.wait_run(&run_id).await;
+    assert_eq!(
+        (run.run.status, run.run.trigger.as_str()),
+        (RunStatus::Success, "schedule")
+    );
+    assert!(
+        stack
+            .log_text(&run_id)
+            .await
+            .contains(r#"schedule inputs {"level":"full"}"#)
+    );
+
+    let disabled = stack.cli("kici-admin", &["schedules", "disable", id], cwd);
+    assert_eq!(disabled.stdout, format!("Schedule {id} disabled.\n"));
+    let schedules = stack.get("/api/v1/schedules").await;
+    assert_eq!(schedules["schedules"][0]["enabled"], false);
+    assert!(schedules["schedules"][0].get("nextFireAt").is_none());
+}
