@@ -71,7 +71,7 @@ async fn dispatch_with_inputs_and_a_schedule_run_through_the_clis() {
         (run.run.status, run.run.trigger.as_str()),
         (RunStatus::Success, "dispatch")
     );
-    let log = stack.log_text(&run.run.run_id.to_string()).await;
+    let log = stack.log_text(run.run.run_id.as_ref()).await;
     assert!(
         log.contains(r#"dispatch inputs {"dryRun":true,"environment":"staging","replicas":2}"#),
         "{log}"
