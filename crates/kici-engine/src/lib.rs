@@ -13,6 +13,7 @@ pub mod description;
 pub mod event;
 pub mod excerpt;
 pub mod failure;
+pub mod forge;
 pub mod hash;
 pub mod host_env;
 pub mod ids;

@@ -43,6 +43,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_METRICS_TOKEN",
     "KICI_ORCHESTRATOR_URL",
     "KICI_PLATFORM_URL",
+    "KICI_DASHBOARD_URL",
     "KICI_PLATFORM_TOKEN",
     "KICI_WEBHOOK_ANSWER_BUDGET_MS",
     "KICI_RETENTION_DAYS",
@@ -158,6 +159,9 @@ pub struct Config {
     /// The Platform's orchestrator endpoint (`KICI_PLATFORM_URL`, e.g.
     /// `ws://127.0.0.1:4100/ws/orchestrator`); `None` = no dashboard.
     pub platform_url: Option<String>,
+    /// The dashboard's public address (`KICI_DASHBOARD_URL`, e.g. `https://ci.example.com`):
+    /// commit statuses link to `<it>/runs/<runId>`.
+    pub dashboard_url: Option<String>,
     /// The orchestrator key the Platform issued (`KICI_PLATFORM_TOKEN`, `kici_ok_…`).
     pub platform_token: Option<String>,
     /// How long a spawned agent's token is valid (`KICI_AGENT_TOKEN_TTL_MS`, default 1 h); it
@@ -256,6 +260,14 @@ impl Config {
         }
         let platform_url = env.get("KICI_PLATFORM_URL").cloned().filter(|u| !u.is_empty());
         let platform_token = env.get("KICI_PLATFORM_TOKEN").cloned().filter(|t| !t.is_empty());
+        let dashboard_url = env.get("KICI_DASHBOARD_URL").cloned().filter(|u| !u.is_empty());
+        if let Some(url) = &dashboard_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            reader.problem(format!(
+                "KICI_DASHBOARD_URL: `{url}` must start with http:// or https:// (e.g. https://ci.example.com)"
+            ));
+        }
         if let Some(url) = &platform_url {
             if !(url.starts_with("ws://") || url.starts_with("wss://")) {
                 reader.problem(format!(
@@ -310,6 +322,7 @@ impl Config {
                 .map(PathBuf::from),
             agent_orchestrator_url: env.get("KICI_ORCHESTRATOR_URL").cloned().filter(|u| !u.is_empty()),
             platform_url,
+            dashboard_url,
             platform_token,
             webhook_answer_budget,
             agent_token_ttl,

@@ -267,7 +267,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         Some(Ok(lock)) => lock,
         Some(Err(err)) => {
             let run_id = context.failed_run(store, &err.to_string()).await?;
-            state.platform.run_changed(&run_id);
+            state.run_changed(&run_id);
             store
                 .insert_event_log(&log("lockfile_corrupt", vec![run_id.clone()], Some(err.to_string())))
                 .await?;
@@ -420,7 +420,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         .create_run(state, &workflow, delivery.normalized.event.dispatch_inputs.clone())
         .await?;
     // The original lists its re-runs: the dashboard gets it again.
-    state.platform.run_changed(run_id);
+    state.run_changed(run_id);
     tracing::info!(runId = %new_run_id, rerunOf = %run_id, workflow = %workflow.name, "run started again");
     state.wake_dispatcher();
     Ok(new_run_id)

@@ -149,7 +149,7 @@ fn needs_context(needs: Map<String, Value>, jobs: &[JobRecord]) -> Map<String, V
 pub async fn advance_run(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let result = advance(state, run_id).await;
     // Whatever brought us here changed the run; the dashboard gets its state once it settled.
-    state.platform.run_changed(run_id);
+    state.run_changed(run_id);
     result
 }
 
@@ -633,7 +633,7 @@ pub async fn apply(
                 AgentMessage::JobStatus(update) => job_status(state, agent_id, &record, *update, now).await?,
                 AgentMessage::StepStatus(update) => {
                     step_status(state, *update, now).await?;
-                    state.platform.run_changed(&record.job.run_id);
+                    state.run_changed(&record.job.run_id);
                 }
                 AgentMessage::LogChunk(chunk) => {
                     let lines: Vec<(i64, String)> = chunk.lines.into_iter().map(|l| (l.ts, l.line)).collect();

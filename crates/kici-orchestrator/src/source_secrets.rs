@@ -234,6 +234,7 @@ mod tests {
             max_payload_bytes: 1024,
             rate_limit_rpm: 600,
             created_at: 1,
+            api_url: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub scaler: ScalerManager,
     /// Run metadata and live logs pushed to the dashboard, when one is configured.
     pub(crate) platform: Arc<PlatformLink>,
+    /// Runs whose commit statuses may have changed.
+    pub(crate) forge_watch: crate::run_watch::RunWatch,
     pub(crate) timeline: Timeline,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
     pub(crate) dispatch: DispatchWake,
@@ -79,6 +81,7 @@ impl AppState {
             hub,
             scaler,
             platform,
+            forge_watch: crate::run_watch::RunWatch::default(),
             timeline,
             dispatch,
             webhook_limits: RateLimits::default(),
@@ -90,6 +93,12 @@ impl AppState {
             started: Instant::now(),
         };
         (Arc::new(state), task)
+    }
+
+    /// Something about the run changed: the dashboard and the forge statuses follow.
+    pub(crate) fn run_changed(&self, run_id: &kici_engine::ids::RunId) {
+        self.platform.run_changed(run_id);
+        self.forge_watch.changed(run_id);
     }
 
     pub fn wake_dispatcher(&self) {

@@ -111,6 +111,11 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0017_workflow_registrations.sql"),
     ),
     (18, "run_trust", include_str!("../migrations/0018_run_trust.sql")),
+    (
+        19,
+        "source_api_url",
+        include_str!("../migrations/0019_source_api_url.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,9 @@ pub struct Source {
     /// Verified deliveries per minute; more are refused (429).
     pub rate_limit_rpm: i64,
     pub created_at: i64,
+    /// Generic sources: the forge API's base URL for commit statuses, when not the one the
+    /// clone URL implies.
+    pub api_url: Option<String>,
 }
 
 /// What `source add` stores.
@@ -101,7 +104,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -118,6 +121,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         max_payload_bytes: get(row, "max_payload_bytes")?,
         rate_limit_rpm: get(row, "rate_limit_rpm")?,
         created_at: get(row, "created_at")?,
+        api_url: get(row, "api_url")?,
     })
 }
 
@@ -125,8 +129,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(source.source_id.as_str())
         .bind(&source.org_id)
@@ -141,6 +145,7 @@ impl Store {
         .bind(source.max_payload_bytes)
         .bind(source.rate_limit_rpm)
         .bind(source.created_at)
+        .bind(&source.api_url)
         .execute(&self.pool)
         .await
         .map_err(q("insert source"))?;

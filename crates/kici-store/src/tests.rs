@@ -663,6 +663,7 @@ async fn tokens_sources_and_agents() {
             max_payload_bytes: 1024,
             rate_limit_rpm: 600,
             created_at: 1,
+            api_url: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert!(
@@ -896,6 +897,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             max_payload_bytes: 1024,
             rate_limit_rpm: 600,
             created_at: 1,
+            api_url: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert_eq!(

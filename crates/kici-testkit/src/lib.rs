@@ -10,6 +10,7 @@
 pub mod browser;
 mod fake_agent;
 pub mod fake_api;
+pub mod forge_double;
 mod process;
 mod repo;
 
@@ -543,4 +544,24 @@ pub fn random_id() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{nanos:x}-{:x}-{n}", std::process::id())
+}
+
+/// HMAC-SHA256 (RFC 2104) over SHA-256 in hex: a forge's webhook signature.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use kici_engine::hash::sha256_hex;
+    let bytes = |hex: String| -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("sha256_hex gives hex"))
+            .collect()
+    };
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).chain(message.iter().copied()).collect();
+    let outer: Vec<u8> = block
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(bytes(sha256_hex(&inner)))
+        .collect();
+    sha256_hex(&outer)
 }

@@ -4,7 +4,7 @@
 use kici_engine::failure::AGENT_DID_NOT_RECONNECT;
 use kici_engine::ids::RunId;
 use kici_engine::status::{JobStatus, RunStatus};
-use kici_testkit::{Repo, Stack, binary};
+use kici_testkit::{Repo, Stack, binary, hmac_sha256_hex};
 use serde_json::json;
 
 const FIXTURE: &str = "tests/e2e-repo";
@@ -216,24 +216,6 @@ fn unknown_kici_variables_stop_the_services_with_a_suggestion() {
             "{service}: {stderr}"
         );
     }
-}
-
-/// HMAC-SHA256 (RFC 2104) over SHA-256, enough for a test signature.
-fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    use kici_engine::hash::sha256_hex;
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).chain(message.iter().copied()).collect();
-    let inner_hash = hex_to_bytes(&sha256_hex(&inner));
-    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).chain(inner_hash).collect();
-    sha256_hex(&outer)
-}
-
-fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("sha256_hex gives hex"))
-        .collect()
 }
 
 #[tokio::test]

@@ -112,6 +112,10 @@ pub struct AddGenericArgs {
     /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
     #[arg(long, value_name = "PER_MINUTE")]
     rate_limit: Option<i64>,
+    /// The forge's API for commit statuses (default: the one the clone URL's host implies,
+    /// e.g. https://forge.example/api/v1); statuses are set with the --git-password-file token
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
 }
 
 /// The first line of `path` (stdin for `-`), without its line break; never from the command
@@ -137,6 +141,7 @@ fn read_password_file(path: &Path) -> anyhow::Result<String> {
 pub enum Preset {
     Forgejo,
     Gitea,
+    Gogs,
     GitlabRepo,
     GithubRepo,
 }
@@ -207,6 +212,7 @@ fn local_source(source_id: &str) -> SourceView {
         webhook_url: None,
         created_at: None,
         trigger_token: None,
+        status_api_url: None,
     }
 }
 
@@ -258,6 +264,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "secret": args.secret,
                 "gitUrl": args.git_url,
                 "rateLimitRpm": args.rate_limit,
+                "apiUrl": args.api_url,
             });
             if let (Some(username), Some(path)) = (args.git_username, args.git_password_file) {
                 let password = read_password_file(&path)?;
@@ -481,6 +488,11 @@ pub fn render_added(base_url: &str, source: &SourceView) -> String {
         source.verification.as_deref().unwrap_or(format::NONE)
     ));
     lines.push(format!("Webhook URL:  {}", webhook_url(base_url, source)));
+    if let Some(api) = &source.status_api_url {
+        lines.push(format!(
+            "Statuses:     {api} (kici/<workflow> and kici/<workflow>/job/<job> on each commit)"
+        ));
+    }
     if is_local(source) {
         lines.push(String::new());
         lines.push(format!(

@@ -229,6 +229,9 @@ pub struct SourceView {
     /// A new local source's trigger token, shown only when it is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_token: Option<String>,
+    /// Where the source's commit statuses go, when it reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_api_url: Option<String>,
 }
 
 /// `GET /api/v1/admin/deliveries/{id}`: an accepted webhook delivery and how it ended.

@@ -172,6 +172,8 @@ pub struct NewSource {
     credentials: Option<NewCredentials>,
     /// Verified deliveries per minute (default [`DEFAULT_RATE_LIMIT_RPM`]).
     rate_limit_rpm: Option<i64>,
+    /// The forge API for commit statuses, when not the one `gitUrl` implies.
+    api_url: Option<String>,
 }
 
 /// Verified deliveries a source may send per minute unless it says otherwise.
@@ -184,7 +186,7 @@ pub struct NewCredentials {
     password: String,
 }
 
-const PRESETS: [&str; 4] = ["forgejo", "gitea", "gitlab-repo", "github-repo"];
+const PRESETS: [&str; 5] = ["forgejo", "gitea", "gogs", "gitlab-repo", "github-repo"];
 
 /// A source as the API shows it: never its secret or credentials, only whether it has any.
 pub fn source_view(state: &Shared, source: &Source) -> SourceView {
@@ -206,7 +208,33 @@ pub fn source_view(state: &Shared, source: &Source) -> SourceView {
         webhook_url: Some(format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id)),
         created_at: Some(source.created_at),
         trigger_token: None,
+        status_api_url: crate::forge_status::target_api(source).map(|(_, url)| url),
     }
+}
+
+/// Refuses an API URL a source cannot report commit statuses to.
+fn check_api_url(preset: &str, api_url: Option<&str>, credentials: Option<&NewCredentials>) -> Result<(), String> {
+    let Some(url) = api_url else {
+        return Ok(());
+    };
+    if kici_engine::forge::ForgeApi::of_preset(preset).is_none() {
+        return Err(format!(
+            "preset `{preset}` has no commit-status API, so --api-url has nothing to report to (hint: leave it out)"
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || git::url_userinfo(url).is_some() {
+        return Err(format!(
+            "apiUrl `{}` must be an http(s) URL without credentials, e.g. https://git.example.com/api/v1",
+            git::redact_userinfo(url)
+        ));
+    }
+    if credentials.is_none() {
+        return Err(
+            "commit statuses need a token: pass --git-username and --git-password-file with a token that may set statuses"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Refuses credentials inside a git URL (they would show in views, runs and checkouts) and
@@ -275,6 +303,7 @@ pub async fn add_source(
                 )));
             }
             check_git_access(body.git_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
+            check_api_url(preset, body.api_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
             match &body.secret {
                 Some(secret) if !secret.is_empty() => (SourceKind::Generic, Verification::HmacSha256),
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
@@ -320,6 +349,7 @@ pub async fn add_source(
         max_payload_bytes: MAX_PAYLOAD_BYTES,
         rate_limit_rpm,
         created_at: now_ms(),
+        api_url: body.api_url,
     };
     if !state.store.insert_source(&source).await? {
         return Err(ApiError::new(

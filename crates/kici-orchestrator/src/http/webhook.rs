@@ -37,6 +37,7 @@ fn event_and_delivery(source: &Source, headers: &HeaderMap) -> (Option<String>, 
             pick(&["x-gitea-event", "x-github-event"]),
             pick(&["x-gitea-delivery", "x-github-delivery"]),
         ),
+        Some("gogs") => (pick(&["x-gogs-event"]), pick(&["x-gogs-delivery"])),
         Some("forgejo") => (
             pick(&["x-forgejo-event", "x-gitea-event"]),
             pick(&["x-forgejo-delivery", "x-gitea-delivery"]),
@@ -324,6 +325,7 @@ mod tests {
             max_payload_bytes: 10,
             rate_limit_rpm: 600,
             created_at: 1,
+            api_url: None,
         };
         let read = |text: &'static str, declared: Option<&str>| {
             let mut headers = HeaderMap::new();

@@ -1,0 +1,160 @@
+//! Commit statuses on forges: a run of a generic source whose preset has a status API
+//! (`kici_engine::forge`) and which holds a token (its clone credentials' password, a PAT) is
+//! reported as `kici/<workflow>` and each of its jobs as `kici/<workflow>/job/<job>`, moving
+//! pending → running → success / failure / cancelled as the run does, each linking to the run
+//! on the dashboard (`KICI_DASHBOARD_URL`). Statuses are sent when they change, in order, with
+//! three tries; a forge that refuses them is logged and never holds up a run.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kici_engine::forge::{self, CommitState, CommitStatus, ForgeApi};
+use kici_engine::ids::RunId;
+use kici_engine::protocol::JobKind;
+use kici_store::{Source, SourceKind};
+use tokio::sync::watch;
+
+use crate::state::Shared;
+
+/// How long one status request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries of one status, a second apart and then two.
+const TRIES: u32 = 3;
+
+/// The API a source reports to and its base URL, when it reports commit statuses.
+pub fn target_api(source: &Source) -> Option<(ForgeApi, String)> {
+    if source.kind != SourceKind::Generic || source.credentials.is_none() {
+        return None;
+    }
+    let api = ForgeApi::of_preset(source.preset.as_deref()?)?;
+    let url = match &source.api_url {
+        Some(url) => url.clone(),
+        None => api.default_base_url(source.git_url.as_deref()?)?,
+    };
+    Some((api, url))
+}
+
+pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build the HTTP client for commit statuses; none are reported");
+            return;
+        }
+    };
+    // What each context of each run last showed, so only changes are sent.
+    let mut shown: HashMap<RunId, HashMap<String, CommitStatus>> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = state.forge_watch.wait() => {}
+            _ = shutdown.changed() => return,
+        }
+        for run_id in state.forge_watch.take() {
+            if let Err(err) = report(&state, &client, &run_id, &mut shown).await {
+                tracing::warn!(runId = %run_id, error = %err, "commit statuses not reported");
+            }
+        }
+    }
+}
+
+/// The statuses a run shows now: the run's, then each job's.
+async fn statuses(
+    state: &Shared,
+    run_id: &RunId,
+) -> Result<Option<(kici_engine::api::Run, Vec<CommitStatus>)>, kici_store::StoreError> {
+    let Some(run) = state.store.get_run(run_id).await? else {
+        return Ok(None);
+    };
+    let link = state
+        .config
+        .dashboard_url
+        .as_ref()
+        .map(|base| format!("{}/runs/{run_id}", base.trim_end_matches('/')));
+    let run_state = CommitState::of_run(run.status);
+    let mut statuses = vec![CommitStatus {
+        context: forge::run_context(&run.workflow_name),
+        state: run_state,
+        description: forge::description(run_state, run.status.as_str(), run.failure_reason.as_deref()),
+        target_url: link.clone(),
+    }];
+    for job in state.store.run_jobs(run_id, false).await? {
+        if job.kind != JobKind::Execute {
+            continue;
+        }
+        let job_state = CommitState::of_job(job.job.status);
+        statuses.push(CommitStatus {
+            context: forge::job_context(&run.workflow_name, &job.job.job_name),
+            state: job_state,
+            description: forge::description(job_state, job.job.status.as_str(), job.job.error_message.as_deref()),
+            target_url: link.clone(),
+        });
+    }
+    Ok(Some((run, statuses)))
+}
+
+async fn report(
+    state: &Shared,
+    client: &reqwest::Client,
+    run_id: &RunId,
+    shown: &mut HashMap<RunId, HashMap<String, CommitStatus>>,
+) -> Result<(), String> {
+    let Some((run, statuses)) = statuses(state, run_id).await.map_err(|err| err.to_string())? else {
+        return Ok(());
+    };
+    let sources = state.store.list_sources().await.map_err(|err| err.to_string())?;
+    let Some(source) = sources.iter().find(|s| s.source_id == run.source_id) else {
+        return Ok(());
+    };
+    let Some((api, base_url)) = target_api(source) else {
+        return Ok(());
+    };
+    let token = crate::source_secrets::credentials(&state.config.secret_keys, source)
+        .map_err(|err| format!("cannot decrypt the token of source `{}`: {err}", source.name))?
+        .map(|c| c.password)
+        .unwrap_or_default();
+    let run_shown = shown.entry(run_id.clone()).or_default();
+    for status in statuses {
+        if run_shown.get(&status.context) == Some(&status) {
+            continue;
+        }
+        let request = forge::status_request(api, &base_url, &run.repo, &run.sha, &token, &status);
+        send(client, &request)
+            .await
+            .map_err(|err| format!("{} {}: {err}", status.context, status.state.on(api)))?;
+        run_shown.insert(status.context.clone(), status);
+    }
+    if run.status.is_terminal() {
+        shown.remove(run_id);
+    }
+    Ok(())
+}
+
+async fn send(client: &reqwest::Client, request: &forge::ApiRequest) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        }
+        let mut builder = client
+            .post(&request.url)
+            .header("User-Agent", "kici-orchestrator")
+            .json(&request.body);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        match builder.send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                last = format!("the forge answered {status}: {}", kici_engine::excerpt::excerpt(&body));
+                // A refusal other than a rate limit or a server error will not change.
+                if status.is_client_error() && status.as_u16() != 429 {
+                    break;
+                }
+            }
+            Err(err) => last = format!("request failed: {err}"),
+        }
+    }
+    Err(last)
+}
