@@ -14,6 +14,7 @@ pub mod event;
 pub mod excerpt;
 pub mod failure;
 pub mod forge;
+pub mod git_auth;
 pub mod hash;
 pub mod host_env;
 pub mod ids;

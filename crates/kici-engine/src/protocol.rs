@@ -297,6 +297,10 @@ pub struct JobDispatch {
     /// and the `hashFiles`), added when the job is sent with `checkout: false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_tar_url: Option<String>,
+    /// The source's clone credentials, added when the job is sent (never stored in the queue)
+    /// for a repository that needs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_credentials: Option<crate::git_auth::GitCredentials>,
     /// Where the job restores and saves its caches, added when the job is sent and object
     /// storage is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]

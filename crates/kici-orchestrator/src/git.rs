@@ -1,13 +1,11 @@
 //! Reading a repository with the `git` CLI: the lock file at a commit, and a local mirror of a
 //! forge repository for generic sources. Every call has a timeout.
 //!
-//! A source's clone credentials reach git through a credential helper given in the
-//! environment of that one git process (`GIT_CONFIG_COUNT`, `KICI_GIT_USERNAME`,
-//! `KICI_GIT_PASSWORD`): never in the URL, the command line, the mirror's `config`, or an error
-//! text. Error texts show URLs without their userinfo.
+//! A source's clone credentials reach git as `kici_engine::git_auth` says: never in the URL,
+//! the command line, the mirror's `config`, or an error text. Error texts show URLs without
+//! their userinfo.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,26 +36,8 @@ pub enum LockFetch {
 }
 
 /// What a source authenticates its clones with. `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .finish()
-    }
-}
-
-/// The credential helper git runs (through `sh`) when a server asks who we are. It answers
-/// `get` from the environment of the git process and ignores `store`/`erase`. It is the only
-/// helper: the empty value before it drops any helper of the user's or the system's config,
-/// so nothing saves the credentials.
-const CREDENTIAL_HELPER: &str = r#"!f() { test "$1" = get || exit 0; printf 'username=%s\npassword=%s\n' "$KICI_GIT_USERNAME" "$KICI_GIT_PASSWORD"; }; f"#;
+pub use kici_engine::git_auth::GitCredentials as Credentials;
+use kici_engine::git_auth::credential_env;
 
 /// Secrets of the orchestrator's own environment that git and what it runs (hooks of a local
 /// repository, `core.fsmonitor`, helpers) never need.
@@ -69,19 +49,6 @@ const WITHHELD_ENV: [&str; 6] = [
     "KICI_METRICS_TOKEN",
     "KICI_DATABASE_URL",
 ];
-
-/// The environment that hands `credentials` to git through [`CREDENTIAL_HELPER`].
-fn credential_env(credentials: &Credentials) -> [(&'static str, &str); 7] {
-    [
-        ("GIT_CONFIG_COUNT", "2"),
-        ("GIT_CONFIG_KEY_0", "credential.helper"),
-        ("GIT_CONFIG_VALUE_0", ""),
-        ("GIT_CONFIG_KEY_1", "credential.helper"),
-        ("GIT_CONFIG_VALUE_1", CREDENTIAL_HELPER),
-        ("KICI_GIT_USERNAME", &credentials.username),
-        ("KICI_GIT_PASSWORD", &credentials.password),
-    ]
-}
 
 async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     git_as(repo, args, None).await

@@ -165,6 +165,7 @@ pub fn dispatch_message(
         npm_registries: Vec::new(),
         install_env_secrets: Default::default(),
         source_tar_url: None,
+        clone_credentials: None,
         cache: None,
     }
 }

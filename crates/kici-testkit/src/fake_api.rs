@@ -2,7 +2,7 @@
 //! connection, `Connection: close`) and records what it received.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -47,11 +47,11 @@ impl FakeApi {
     }
 }
 
-fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+/// The request line and headers (names lower-cased); `None` when the client sent nothing.
+pub(crate) fn read_head(reader: &mut impl std::io::BufRead) -> Option<(String, String, HashMap<String, String>)> {
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return;
+        return None;
     }
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
@@ -59,15 +59,24 @@ fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
     let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line).expect("read a request line");
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
         let line = line.trim_end();
         if line.is_empty() {
-            break;
+            return Some((method, target, headers));
         }
         if let Some((name, value)) = line.split_once(':') {
             headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
         }
     }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, recorded: &Mutex<Vec<Request>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let Some((method, target, headers)) = read_head(&mut reader) else {
+        return;
+    };
     let length: usize = headers
         .get("content-length")
         .map_or(0, |value| value.parse().expect("a numeric content-length"));

@@ -11,6 +11,7 @@ pub mod browser;
 mod fake_agent;
 pub mod fake_api;
 pub mod forge_double;
+pub mod git_http;
 mod process;
 mod repo;
 

@@ -157,3 +157,116 @@ async fn every_generic_preset_gets_commit_statuses_that_follow_the_run() {
         "the token reached the log"
     );
 }
+
+/// A private repository behind HTTP Basic authentication (git's own `http-backend`): the
+/// orchestrator reads its lock file and the agent clones it with the source's token, which
+/// reaches git only through its credential helper, never a URL, a log, an API answer or a
+/// repository's config; a wrong token fails the delivery with git's error, the token hidden.
+#[tokio::test]
+async fn a_private_repository_is_cloned_with_the_sources_token() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/ci.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('ci', { on: push({ branches: 'main' }), jobs: [job('build', { runsOn: 'linux', run: async () => { console.log('built from a private repository'); } })] });\n",
+    );
+    repo.compile();
+    repo.commit_and_push("ci");
+    let served = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(served.path().join("acme")).unwrap();
+    std::os::unix::fs::symlink(repo.origin(), served.path().join("acme/app.git")).unwrap();
+    let server = kici_testkit::git_http::GitHttpServer::start(served.path(), "kici", TOKEN);
+
+    let mut runs = Vec::new();
+    for (name, password) in [("private", TOKEN), ("wrong-token", "not-the-token-5d1")] {
+        let secret = format!("s3cret-{name}");
+        let added = stack
+            .post(
+                "/api/v1/admin/sources",
+                &json!({
+                    "kind": "generic", "name": name, "preset": "gitea", "secret": secret,
+                    "gitUrl": format!("{}/{{owner}}/{{name}}.git", server.url),
+                    "credentials": {"username": "kici", "password": password},
+                }),
+            )
+            .await;
+        assert!(!added.to_string().contains(password), "{added}");
+        let (headers, body) = webhook("gitea", &repo, &secret);
+        let mut request = stack
+            .client()
+            .post(format!("{}/webhook/default/generic/{name}", stack.url()))
+            .json(&body);
+        for (header, value) in headers {
+            request = request.header(header, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        runs.push((name, status, answer));
+    }
+
+    let (_, status, answer) = &runs[0];
+    assert_eq!(*status, 202, "{answer}");
+    let run_id = Stack::run_ids(answer)[0].clone();
+    let run = stack.wait_run(&run_id).await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    assert!(
+        stack
+            .log_text(&run_id)
+            .await
+            .contains("built from a private repository")
+    );
+    let requests = server.requests();
+    assert!(
+        requests.iter().any(|(_, _, authorized)| !authorized),
+        "git was challenged first: {requests:?}"
+    );
+    let fetches = requests
+        .iter()
+        .filter(|(method, target, authorized)| method == "GET" && target.contains("/info/refs") && *authorized)
+        .count();
+    assert_eq!(
+        fetches, 2,
+        "the orchestrator's mirror and the agent's checkout each fetched once: {requests:?}"
+    );
+
+    let (_, status, answer) = &runs[1];
+    assert_eq!(*status, 502, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains("cannot read the lock file") && message.contains("Authentication failed"),
+        "{answer}"
+    );
+    assert!(!message.contains("not-the-token"), "{message}");
+
+    let logs = format!(
+        "{}{}",
+        stack.orchestrator.log_tail(100_000),
+        stack.agents[0].log_tail(100_000)
+    );
+    assert!(
+        !logs.contains(TOKEN) && !logs.contains("not-the-token"),
+        "a token reached a log"
+    );
+    let mirrors = stack.data_dir().join("repos");
+    for entry in walk(&mirrors) {
+        if entry.ends_with("config") {
+            let config = std::fs::read_to_string(&entry).unwrap();
+            assert!(!config.contains(TOKEN), "{}: {config}", entry.display());
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kici_compiler::hash_files;
 use kici_compiler::runner::RunnerSpec;
+use kici_engine::git_auth::{GitCredentials, credential_env};
 use kici_engine::hash::{content_hash, drift_message};
 use kici_engine::protocol::JobConfig;
 use tokio::process::Command;
@@ -18,18 +19,30 @@ const GIT_TAIL_LINES: usize = 5;
 
 /// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached). A
 /// success is timed in `kici_agent_clone_duration_seconds`.
-pub(super) async fn clone_at(repo_url: &str, dir: &Path, sha: &str) -> Result<(), String> {
+pub(super) async fn clone_at(
+    repo_url: &str,
+    dir: &Path,
+    sha: &str,
+    credentials: Option<&GitCredentials>,
+) -> Result<(), String> {
     let started = std::time::Instant::now();
     let dir = dir.as_os_str();
-    git(&["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir]).await?;
-    git(&[
-        "-C".as_ref(),
-        dir,
-        "checkout".as_ref(),
-        "--quiet".as_ref(),
-        "--detach".as_ref(),
-        sha.as_ref(),
-    ])
+    git(
+        &["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir],
+        credentials,
+    )
+    .await?;
+    git(
+        &[
+            "-C".as_ref(),
+            dir,
+            "checkout".as_ref(),
+            "--quiet".as_ref(),
+            "--detach".as_ref(),
+            sha.as_ref(),
+        ],
+        None,
+    )
     .await?;
     kici_telemetry::metrics::agent::clone_finished(started.elapsed());
     Ok(())
@@ -101,7 +114,9 @@ pub(super) async fn check_drift(dir: &Path, config: &JobConfig) -> Result<(), St
 }
 
 /// Runs one git command with [`GIT_TIMEOUT`]; Err is `git clone failed: <last stderr lines>`.
-async fn git(args: &[&std::ffi::OsStr]) -> Result<(), String> {
+/// Runs git with the agent's inherited environment only; `credentials` reach it through the
+/// credential helper of `kici_engine::git_auth`, never its arguments.
+async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) -> Result<(), String> {
     let mut command = Command::new("git");
     command
         .args(args)
@@ -110,6 +125,9 @@ async fn git(args: &[&std::ffi::OsStr]) -> Result<(), String> {
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    if let Some(credentials) = credentials {
+        command.envs(credential_env(credentials));
+    }
     let verb = args
         .iter()
         .map(|a| a.to_string_lossy())

@@ -145,7 +145,8 @@ pub async fn run_job(
             .values()
             .map(|secret| secret.value.as_str())
             .chain(dispatch.npm_registries.iter().map(|r| r.token.as_str()))
-            .chain(dispatch.install_env_secrets.values().map(|v| v.0.as_str())),
+            .chain(dispatch.install_env_secrets.values().map(|v| v.0.as_str()))
+            .chain(dispatch.clone_credentials.iter().map(|c| c.password.as_str())),
     ));
     info!(
         runId = %dispatch.run_id,
@@ -340,7 +341,8 @@ impl Job<'_> {
         let config = &self.dispatch.job_config;
         checkout::check_paths(config)?;
         if config.checkout {
-            checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha).await?;
+            let credentials = self.dispatch.clone_credentials.as_ref();
+            checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha, credentials).await?;
             if config.base_workflows {
                 checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
             }

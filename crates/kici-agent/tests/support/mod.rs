@@ -157,6 +157,7 @@ impl Repo {
             npm_registries: Vec::new(),
             install_env_secrets: Default::default(),
             source_tar_url: None,
+            clone_credentials: None,
             cache: None,
         }
     }
