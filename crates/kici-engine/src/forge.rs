@@ -151,6 +151,8 @@ pub struct CommitStatus {
 /// An HTTP request to make, fully described (no I/O here).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRequest {
+    /// `POST` or `PATCH`.
+    pub method: &'static str,
     pub url: String,
     pub headers: Vec<(&'static str, String)>,
     pub body: Value,
@@ -176,22 +178,101 @@ pub fn status_request(
     }
     match api {
         ForgeApi::GitLab => ApiRequest {
+            method: "POST",
             url: format!("{base}/projects/{}/statuses/{sha}", repo.replace('/', "%2F")),
             headers: vec![("PRIVATE-TOKEN", token.to_string())],
             body,
         },
         ForgeApi::Gitea => ApiRequest {
+            method: "POST",
             url: format!("{base}/repos/{repo}/statuses/{sha}"),
             headers: vec![("Authorization", format!("token {token}"))],
             body,
         },
         ForgeApi::GitHub => ApiRequest {
+            method: "POST",
             url: format!("{base}/repos/{repo}/statuses/{sha}"),
-            headers: vec![
-                ("Authorization", format!("Bearer {token}")),
-                ("Accept", "application/vnd.github+json".to_string()),
-                ("X-GitHub-Api-Version", "2022-11-28".to_string()),
-            ],
+            headers: github_headers(token),
+            body,
+        },
+    }
+}
+
+fn github_headers(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Authorization", format!("Bearer {token}")),
+        ("Accept", "application/vnd.github+json".to_string()),
+        ("X-GitHub-Api-Version", "2022-11-28".to_string()),
+    ]
+}
+
+/// A GitHub check run's conclusion for a status KiCI reports as finished.
+fn conclusion(state: CommitState, status: &str) -> &'static str {
+    match (state, status) {
+        (_, "skipped") => "skipped",
+        (_, "timed_out_stale") => "timed_out",
+        (CommitState::Success, _) => "success",
+        (CommitState::Cancelled, _) => "cancelled",
+        _ => "failure",
+    }
+}
+
+/// One GitHub check run (`kici/<workflow>`, `…/job/<job>`, `…/setup`) as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CheckRun {
+    pub name: String,
+    pub state: CommitState,
+    /// KiCI's status word (`queued`, `skipped`, `timed_out_stale`…), for the conclusion.
+    pub status: String,
+    pub title: String,
+    pub summary: String,
+    pub details_url: Option<String>,
+    /// Our id for it (`<runId>/<name>`), so a check run can be found again.
+    pub external_id: String,
+}
+
+/// The request that creates a check run on `sha` (`POST /repos/{repo}/check-runs`), or, with
+/// `id`, updates it (`PATCH /repos/{repo}/check-runs/{id}`).
+pub fn check_run_request(
+    base_url: &str,
+    repo: &str,
+    sha: &str,
+    token: &str,
+    id: Option<u64>,
+    check: &CheckRun,
+) -> ApiRequest {
+    let base = base_url.trim_end_matches('/');
+    let status = match check.state {
+        CommitState::Pending => "queued",
+        CommitState::Running => "in_progress",
+        _ => "completed",
+    };
+    let mut body = json!({
+        "name": check.name,
+        "status": status,
+        "external_id": check.external_id,
+        "output": {"title": check.title, "summary": check.summary},
+    });
+    if status == "completed" {
+        body["conclusion"] = json!(conclusion(check.state, &check.status));
+    }
+    if let Some(url) = &check.details_url {
+        body["details_url"] = json!(url);
+    }
+    match id {
+        None => {
+            body["head_sha"] = json!(sha);
+            ApiRequest {
+                method: "POST",
+                url: format!("{base}/repos/{repo}/check-runs"),
+                headers: github_headers(token),
+                body,
+            }
+        }
+        Some(id) => ApiRequest {
+            method: "PATCH",
+            url: format!("{base}/repos/{repo}/check-runs/{id}"),
+            headers: github_headers(token),
             body,
         },
     }
@@ -250,6 +331,46 @@ mod tests {
         );
         assert_eq!(github.body["state"], "failure");
         assert_eq!(github.headers[0], ("Authorization", "Bearer t0k".to_string()));
+    }
+
+    #[test]
+    fn check_runs_are_created_then_updated() {
+        let check = CheckRun {
+            name: "kici/ci/job/test".into(),
+            state: CommitState::Failure,
+            status: "timed_out_stale".into(),
+            title: "Failed".into(),
+            summary: "No heartbeat received for 120s".into(),
+            details_url: Some("https://ci.example/runs/r1".into()),
+            external_id: "r1/kici/ci/job/test".into(),
+        };
+        let create = check_run_request("https://api.github.com", "acme/app", "abc", "ghs_1", None, &check);
+        assert_eq!(
+            (create.method, create.url.as_str()),
+            ("POST", "https://api.github.com/repos/acme/app/check-runs")
+        );
+        assert_eq!(create.body["head_sha"], "abc");
+        assert_eq!(
+            (create.body["status"].as_str(), create.body["conclusion"].as_str()),
+            (Some("completed"), Some("timed_out"))
+        );
+        let update = check_run_request(
+            "https://api.github.com",
+            "acme/app",
+            "abc",
+            "ghs_1",
+            Some(7),
+            &CheckRun {
+                state: CommitState::Running,
+                ..check
+            },
+        );
+        assert_eq!(
+            (update.method, update.url.as_str()),
+            ("PATCH", "https://api.github.com/repos/acme/app/check-runs/7")
+        );
+        assert_eq!(update.body.get("conclusion"), None);
+        assert_eq!(update.body.get("head_sha"), None);
     }
 
     #[test]

@@ -95,18 +95,16 @@ async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String
     }
 }
 
-/// The clone credentials of the run's source, for a source whose repository URL it names
-/// itself (credentials never go to a URL a webhook payload gave). A failure is logged: the
-/// agent's clone then fails with git's own error.
-async fn clone_credentials(state: &Shared, run_id: &RunId) -> Option<crate::git::Credentials> {
-    let run = state.store.get_run(run_id).await.ok()??;
+/// The clone credentials of the run's source (`pipeline::clone_credentials`). A failure is
+/// logged: the agent's clone then fails with git's own error.
+async fn clone_credentials(state: &Shared, dispatch: &JobDispatch) -> Option<crate::git::Credentials> {
+    let run = state.store.get_run(&dispatch.run_id).await.ok()??;
     let sources = state.store.list_sources().await.ok()?;
     let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
-    source.git_url.as_ref()?;
-    match crate::source_secrets::credentials(&state.config.secret_keys, &source) {
+    match crate::pipeline::clone_credentials(state, &source, &dispatch.event).await {
         Ok(credentials) => credentials,
         Err(err) => {
-            tracing::error!(runId = %run_id, source = %source.name, error = %err, "cannot decrypt the source's clone credentials; the job is sent without them");
+            tracing::error!(runId = %dispatch.run_id, source = %source.name, error = %err, "no clone credentials for the job; it is sent without them");
             None
         }
     }
@@ -403,7 +401,7 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
             }
         }
         dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
-        dispatch.clone_credentials = clone_credentials(state, &entry.run_id).await;
+        dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
         if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
             dispatch.source_tar_url = source_tarball(state, &dispatch).await;
         }

@@ -1,14 +1,16 @@
-//! Commit statuses on forges: a run of a generic source whose preset has a status API
-//! (`kici_engine::forge`) and which holds a token (its clone credentials' password, a PAT) is
-//! reported as `kici/<workflow>` and each of its jobs as `kici/<workflow>/job/<job>`, moving
-//! pending → running → success / failure / cancelled as the run does, each linking to the run
-//! on the dashboard (`KICI_DASHBOARD_URL`). Statuses are sent when they change, in order, with
-//! three tries; a forge that refuses them is logged and never holds up a run.
+//! Reporting runs back to forges. A run of a generic source whose preset has a status API
+//! (`kici_engine::forge`) and which holds a token (its clone credentials' password, a PAT) sets
+//! commit statuses; a run of a GitHub App source sets check runs (with an installation token).
+//! Either way the run is `kici/<workflow>` and each job `kici/<workflow>/job/<job>` (and a
+//! GitHub App run also `kici/<workflow>/setup`), moving pending → running → success / failure /
+//! cancelled as the run does, each linking to the run on the dashboard (`KICI_DASHBOARD_URL`),
+//! with the failure as the description. They are sent when they change, in order, with three
+//! tries; a forge that refuses them is logged and never holds up a run.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kici_engine::forge::{self, CommitState, CommitStatus, ForgeApi};
+use kici_engine::forge::{self, CheckRun, CommitState, CommitStatus, ForgeApi};
 use kici_engine::ids::RunId;
 use kici_engine::protocol::JobKind;
 use kici_store::{Source, SourceKind};
@@ -43,7 +45,7 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
         }
     };
     // What each context of each run last showed, so only changes are sent.
-    let mut shown: HashMap<RunId, HashMap<String, CommitStatus>> = HashMap::new();
+    let mut shown = Shown::default();
     loop {
         tokio::select! {
             _ = state.forge_watch.wait() => {}
@@ -57,11 +59,18 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// The statuses a run shows now: the run's, then each job's.
+/// What each context of each run last showed (and a check run's id), so only changes are sent.
+#[derive(Default)]
+struct Shown {
+    statuses: HashMap<RunId, HashMap<String, CommitStatus>>,
+    checks: HashMap<RunId, HashMap<String, (u64, CheckRun)>>,
+}
+
+/// The statuses a run shows now, the run's then each job's, each with KiCI's status word.
 async fn statuses(
     state: &Shared,
     run_id: &RunId,
-) -> Result<Option<(kici_engine::api::Run, Vec<CommitStatus>)>, kici_store::StoreError> {
+) -> Result<Option<(kici_engine::api::Run, Vec<(CommitStatus, &'static str)>)>, kici_store::StoreError> {
     let Some(run) = state.store.get_run(run_id).await? else {
         return Ok(None);
     };
@@ -71,33 +80,34 @@ async fn statuses(
         .as_ref()
         .map(|base| format!("{}/runs/{run_id}", base.trim_end_matches('/')));
     let run_state = CommitState::of_run(run.status);
-    let mut statuses = vec![CommitStatus {
-        context: forge::run_context(&run.workflow_name),
-        state: run_state,
-        description: forge::description(run_state, run.status.as_str(), run.failure_reason.as_deref()),
-        target_url: link.clone(),
-    }];
+    let mut statuses = vec![(
+        CommitStatus {
+            context: forge::run_context(&run.workflow_name),
+            state: run_state,
+            description: forge::description(run_state, run.status.as_str(), run.failure_reason.as_deref()),
+            target_url: link.clone(),
+        },
+        run.status.as_str(),
+    )];
     for job in state.store.run_jobs(run_id, false).await? {
         if job.kind != JobKind::Execute {
             continue;
         }
         let job_state = CommitState::of_job(job.job.status);
-        statuses.push(CommitStatus {
-            context: forge::job_context(&run.workflow_name, &job.job.job_name),
-            state: job_state,
-            description: forge::description(job_state, job.job.status.as_str(), job.job.error_message.as_deref()),
-            target_url: link.clone(),
-        });
+        statuses.push((
+            CommitStatus {
+                context: forge::job_context(&run.workflow_name, &job.job.job_name),
+                state: job_state,
+                description: forge::description(job_state, job.job.status.as_str(), job.job.error_message.as_deref()),
+                target_url: link.clone(),
+            },
+            job.job.status.as_str(),
+        ));
     }
     Ok(Some((run, statuses)))
 }
 
-async fn report(
-    state: &Shared,
-    client: &reqwest::Client,
-    run_id: &RunId,
-    shown: &mut HashMap<RunId, HashMap<String, CommitStatus>>,
-) -> Result<(), String> {
+async fn report(state: &Shared, client: &reqwest::Client, run_id: &RunId, shown: &mut Shown) -> Result<(), String> {
     let Some((run, statuses)) = statuses(state, run_id).await.map_err(|err| err.to_string())? else {
         return Ok(());
     };
@@ -105,6 +115,20 @@ async fn report(
     let Some(source) = sources.iter().find(|s| s.source_id == run.source_id) else {
         return Ok(());
     };
+    if source.kind == SourceKind::GitHubApp {
+        let result = checks(
+            state,
+            source,
+            &run,
+            statuses,
+            shown.checks.entry(run_id.clone()).or_default(),
+        )
+        .await;
+        if run.status.is_terminal() {
+            shown.checks.remove(run_id);
+        }
+        return result;
+    }
     let Some((api, base_url)) = target_api(source) else {
         return Ok(());
     };
@@ -112,8 +136,8 @@ async fn report(
         .map_err(|err| format!("cannot decrypt the token of source `{}`: {err}", source.name))?
         .map(|c| c.password)
         .unwrap_or_default();
-    let run_shown = shown.entry(run_id.clone()).or_default();
-    for status in statuses {
+    let run_shown = shown.statuses.entry(run_id.clone()).or_default();
+    for (status, _) in statuses {
         if run_shown.get(&status.context) == Some(&status) {
             continue;
         }
@@ -124,26 +148,108 @@ async fn report(
         run_shown.insert(status.context.clone(), status);
     }
     if run.status.is_terminal() {
-        shown.remove(run_id);
+        shown.statuses.remove(run_id);
     }
     Ok(())
 }
 
-async fn send(client: &reqwest::Client, request: &forge::ApiRequest) -> Result<(), String> {
+/// A GitHub App run's check runs: `setup` (did the lock file give jobs), the run, each job;
+/// created the first time, then updated.
+async fn checks(
+    state: &Shared,
+    source: &Source,
+    run: &kici_engine::api::Run,
+    statuses: Vec<(CommitStatus, &'static str)>,
+    shown: &mut HashMap<String, (u64, CheckRun)>,
+) -> Result<(), String> {
+    let event = state
+        .store
+        .run_context(&run.run_id)
+        .await
+        .map_err(|err| err.to_string())?
+        .map(|inputs| inputs.event);
+    let installation = event
+        .as_ref()
+        .and_then(crate::github_app::installation_id)
+        .ok_or("the run's webhook names no installation")?;
+    let token = state
+        .github
+        .installation_token(&state.config.secret_keys, source, installation, crate::clock::now_ms())
+        .await
+        .map_err(|err| err.to_string())?;
+    let base_url = crate::github_app::api_base(source);
+    let workflow = &run.workflow_name;
+    let setup = match &run.init_failure {
+        Some(init) => (
+            CommitState::Failure,
+            "failed".to_string(),
+            format!("Failed: {}", init.message),
+        ),
+        None => (
+            CommitState::Success,
+            "success".to_string(),
+            "The lock file was read and the run's jobs created".to_string(),
+        ),
+    };
+    let link = statuses.first().and_then(|(s, _)| s.target_url.clone());
+    let mut all = vec![CheckRun {
+        name: format!("{}/setup", forge::run_context(workflow)),
+        state: setup.0,
+        status: setup.1,
+        title: forge::description(setup.0, "", None),
+        summary: setup.2,
+        details_url: link,
+        external_id: format!("{}/setup", run.run_id),
+    }];
+    for (status, word) in statuses {
+        all.push(CheckRun {
+            external_id: format!("{}/{}", run.run_id, status.context),
+            name: status.context,
+            state: status.state,
+            status: word.to_string(),
+            title: status.description.clone(),
+            summary: status.description,
+            details_url: status.target_url,
+        });
+    }
+    for check in all {
+        let known = shown.get(&check.name);
+        if known.is_some_and(|(_, last)| *last == check) {
+            continue;
+        }
+        let request =
+            forge::check_run_request(&base_url, &run.repo, &run.sha, &token, known.map(|(id, _)| *id), &check);
+        let answer = send(state.github.client(), &request)
+            .await
+            .map_err(|err| format!("check run {}: {err}", check.name))?;
+        let id = known
+            .map(|(id, _)| *id)
+            .or_else(|| answer.get("id").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| format!("check run {}: GitHub answered no id", check.name))?;
+        shown.insert(check.name.clone(), (id, check));
+    }
+    Ok(())
+}
+
+/// Sends a request, three tries; the forge's JSON answer.
+async fn send(client: &reqwest::Client, request: &forge::ApiRequest) -> Result<serde_json::Value, String> {
     let mut last = String::new();
     for attempt in 0..TRIES {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
         }
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let mut builder = client
-            .post(&request.url)
+            .request(method, &request.url)
             .header("User-Agent", "kici-orchestrator")
             .json(&request.body);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
         match builder.send().await {
-            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) if response.status().is_success() => {
+                return Ok(response.json().await.unwrap_or(serde_json::Value::Null));
+            }
             Ok(response) => {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();

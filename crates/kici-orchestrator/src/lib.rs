@@ -26,6 +26,7 @@ pub(crate) mod fleet;
 pub(crate) mod forge_status;
 pub(crate) mod gates;
 pub(crate) mod git;
+pub(crate) mod github_app;
 pub(crate) mod grants;
 pub(crate) mod holds;
 pub mod http;

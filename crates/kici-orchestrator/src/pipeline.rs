@@ -62,6 +62,8 @@ pub enum PipelineError {
     UnknownRef { repo: String, git_ref: String },
     #[error("source `{0}` has no repository to read the lock file from (hint: set its path or git URL)")]
     NoRepository(String),
+    #[error(transparent)]
+    GitHubApp(#[from] crate::github_app::GitHubAppError),
     #[error("cannot decrypt the clone credentials of source `{source_name}`: {source}")]
     Credentials {
         source_name: String,
@@ -85,19 +87,10 @@ pub(crate) async fn repository(
                 .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
             Ok((format!("file://{path}"), PathBuf::from(path)))
         }
-        SourceKind::Generic => {
+        SourceKind::Generic | SourceKind::GitHubApp => {
             let url = generic_clone_url(source, normalized)
                 .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
-            // Credentials go only to the URL the source names, never to one from a payload.
-            let credentials = match source.git_url {
-                Some(_) => crate::source_secrets::credentials(&state.config.secret_keys, source).map_err(|err| {
-                    PipelineError::Credentials {
-                        source_name: source.name.clone(),
-                        source: err,
-                    }
-                })?,
-                None => None,
-            };
+            let credentials = clone_credentials(state, source, &normalized.event).await?;
             let cache = state.config.data_dir.join("repos").join(&source.source_id);
             let sha = Some(normalized.sha.as_str()).filter(|sha| !sha.is_empty());
             let mirror = git::mirror(&cache, &url, sha, credentials.as_ref())
@@ -108,6 +101,79 @@ pub(crate) async fn repository(
                     source: err,
                 })?;
             Ok((url, mirror))
+        }
+    }
+}
+
+/// The credentials a clone of `source`'s repository uses: a generic source's own (only for the
+/// URL it names itself, never one from a payload), or an installation token of a GitHub App.
+pub(crate) async fn clone_credentials(
+    state: &Shared,
+    source: &Source,
+    event: &EventEnvelope,
+) -> Result<Option<git::Credentials>, PipelineError> {
+    match source.kind {
+        SourceKind::Local => Ok(None),
+        SourceKind::Generic if source.git_url.is_none() => Ok(None),
+        SourceKind::Generic => crate::source_secrets::credentials(&state.config.secret_keys, source).map_err(|err| {
+            PipelineError::Credentials {
+                source_name: source.name.clone(),
+                source: err,
+            }
+        }),
+        SourceKind::GitHubApp => {
+            let installation =
+                crate::github_app::installation_id(event).ok_or(crate::github_app::GitHubAppError::NoInstallation)?;
+            let token = state
+                .github
+                .installation_token(&state.config.secret_keys, source, installation, now_ms())
+                .await?;
+            Ok(Some(git::Credentials {
+                username: "x-access-token".to_string(),
+                password: token,
+            }))
+        }
+    }
+}
+
+/// GitHub lists at most 20 commits of a push: the files of a longer one come from the compare
+/// API. A failure keeps the listed commits' files (logged).
+async fn truncated_push_files(state: &Shared, delivery: &mut Delivery) {
+    let normalized = &delivery.normalized;
+    let Some(payload) = normalized.event.payload.as_ref() else {
+        return;
+    };
+    let listed = payload.get("commits").and_then(Value::as_array).map_or(0, Vec::len);
+    let before = payload.get("before").and_then(Value::as_str).unwrap_or_default();
+    let (Some(repo), true) = (
+        normalized.repo.as_deref(),
+        listed >= crate::github_app::TRUNCATED_COMMITS,
+    ) else {
+        return;
+    };
+    if normalized.event.event_type != kici_engine::event::EventType::Push
+        || before.is_empty()
+        || before.bytes().all(|b| b == b'0')
+    {
+        return;
+    }
+    let files = async {
+        let token = clone_credentials(state, &delivery.source, &normalized.event)
+            .await?
+            .map(|c| c.password)
+            .unwrap_or_default();
+        Ok::<_, PipelineError>(
+            state
+                .github
+                .compare_files(&delivery.source, &token, repo, before, &normalized.sha)
+                .await?,
+        )
+    }
+    .await;
+    match files {
+        Ok(files) => delivery.normalized.event.changed_files = Some(files),
+        Err(err) => {
+            tracing::warn!(deliveryId = %delivery.delivery_id, error = %err, "the push's changed files are only those of its listed commits")
         }
     }
 }
@@ -195,6 +261,9 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
             delivery.normalized.event.sha = Some(sha.clone());
             delivery.normalized.sha = sha;
         }
+        if delivery.source.kind == SourceKind::GitHubApp {
+            truncated_push_files(state, &mut delivery).await;
+        }
         let lock_sha = lock_commit(&path, &delivery.normalized).await?;
         let lock = read_lock(&path, &lock_sha).await?;
         Ok::<_, PipelineError>((repo_url, path, lock, lock_sha))
@@ -219,7 +288,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
     // A local source's runs carry its own name, not one the request body claims.
     let repo = match delivery.source.kind {
         SourceKind::Local => delivery.source.name.clone(),
-        SourceKind::Generic => delivery
+        SourceKind::Generic | SourceKind::GitHubApp => delivery
             .normalized
             .repo
             .clone()

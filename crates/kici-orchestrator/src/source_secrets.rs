@@ -235,6 +235,7 @@ mod tests {
             rate_limit_rpm: 600,
             created_at: 1,
             api_url: None,
+            app_id: None,
         }
     }
 

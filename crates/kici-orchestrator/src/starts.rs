@@ -108,7 +108,9 @@ pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, Sta
     let (repo_url, path) = pipeline::repository(state, &request.source, &normalized).await?;
     let repo = match request.source.kind {
         SourceKind::Local => request.source.name.clone(),
-        SourceKind::Generic => request.repo.clone().unwrap_or_else(|| request.source.name.clone()),
+        SourceKind::Generic | SourceKind::GitHubApp => {
+            request.repo.clone().unwrap_or_else(|| request.source.name.clone())
+        }
     };
     let name = match request.git_ref {
         Some(name) => name,

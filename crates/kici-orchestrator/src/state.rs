@@ -36,6 +36,8 @@ pub struct AppState {
     pub(crate) platform: Arc<PlatformLink>,
     /// Runs whose commit statuses may have changed.
     pub(crate) forge_watch: crate::run_watch::RunWatch,
+    /// GitHub App installation tokens and the client that asks for them.
+    pub(crate) github: crate::github_app::GitHubApps,
     pub(crate) timeline: Timeline,
     /// Woken whenever a job may have become dispatchable (queued, agent free, agent joined).
     pub(crate) dispatch: DispatchWake,
@@ -82,6 +84,7 @@ impl AppState {
             scaler,
             platform,
             forge_watch: crate::run_watch::RunWatch::default(),
+            github: crate::github_app::GitHubApps::default(),
             timeline,
             dispatch,
             webhook_limits: RateLimits::default(),

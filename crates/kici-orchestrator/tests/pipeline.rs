@@ -99,6 +99,7 @@ async fn push(state: &Shared, repo: &Path, sha: &str) -> Result<Outcome, pipelin
                 rate_limit_rpm: 600,
                 created_at: 1,
                 api_url: None,
+                app_id: None,
             };
             state.store.insert_source(&new).await.unwrap();
             state.store.find_source("default", "app").await.unwrap().unwrap()

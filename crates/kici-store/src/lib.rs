@@ -116,6 +116,11 @@ static MIGRATIONS: &[Migration] = &[
         "source_api_url",
         include_str!("../migrations/0019_source_api_url.sql"),
     ),
+    (
+        20,
+        "source_app_id",
+        include_str!("../migrations/0020_source_app_id.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

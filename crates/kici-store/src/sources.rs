@@ -12,6 +12,8 @@ pub enum SourceKind {
     Local,
     /// A forge (Forgejo, Gitea, GitLab, GitHub) sending signed webhooks.
     Generic,
+    /// A GitHub App: its webhooks, installation tokens for clones, check runs.
+    GitHubApp,
 }
 
 impl SourceKind {
@@ -19,6 +21,7 @@ impl SourceKind {
         match self {
             SourceKind::Local => "local",
             SourceKind::Generic => "generic",
+            SourceKind::GitHubApp => "github",
         }
     }
 }
@@ -29,6 +32,7 @@ impl std::str::FromStr for SourceKind {
         match text {
             "local" => Ok(SourceKind::Local),
             "generic" => Ok(SourceKind::Generic),
+            "github" => Ok(SourceKind::GitHubApp),
             _ => Err(()),
         }
     }
@@ -90,8 +94,10 @@ pub struct Source {
     pub rate_limit_rpm: i64,
     pub created_at: i64,
     /// Generic sources: the forge API's base URL for commit statuses, when not the one the
-    /// clone URL implies.
+    /// clone URL implies. GitHub App sources: the API (default `https://api.github.com`).
     pub api_url: Option<String>,
+    /// GitHub App sources: the App id.
+    pub app_id: Option<String>,
 }
 
 /// What `source add` stores.
@@ -104,7 +110,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -122,6 +128,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         rate_limit_rpm: get(row, "rate_limit_rpm")?,
         created_at: get(row, "created_at")?,
         api_url: get(row, "api_url")?,
+        app_id: get(row, "app_id")?,
     })
 }
 
@@ -129,8 +136,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(source.source_id.as_str())
         .bind(&source.org_id)
@@ -146,6 +153,7 @@ impl Store {
         .bind(source.rate_limit_rpm)
         .bind(source.created_at)
         .bind(&source.api_url)
+        .bind(&source.app_id)
         .execute(&self.pool)
         .await
         .map_err(q("insert source"))?;

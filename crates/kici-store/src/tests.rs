@@ -664,6 +664,7 @@ async fn tokens_sources_and_agents() {
             rate_limit_rpm: 600,
             created_at: 1,
             api_url: None,
+            app_id: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert!(
@@ -898,6 +899,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             rate_limit_rpm: 600,
             created_at: 1,
             api_url: None,
+            app_id: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert_eq!(

@@ -270,3 +270,169 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+const APP_ID: &str = "4242";
+const INSTALLATION: u64 = 99;
+const INSTALLATION_TOKEN: &str = "ghs_installation7f3a9c";
+
+const APP_WORKFLOWS: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+
+const build = job('build', { runsOn: 'linux', run: async () => { console.log('built'); } });
+const test = job('test', {
+  runsOn: 'linux',
+  needs: [build],
+  steps: [step('unit', async () => { throw new Error('2 tests failed'); })],
+});
+export const ci = workflow('ci', { on: push({ branches: 'main', paths: ['src/**'] }), jobs: [build, test] });
+export const docs = workflow('docs', {
+  on: push({ branches: 'main', paths: ['docs/**'] }),
+  jobs: [job('publish', { runsOn: 'linux', run: async () => { console.log('published'); } })],
+});
+"#;
+
+/// A push webhook of the GitHub App installation, signed with the App's webhook secret.
+async fn app_push(stack: &Stack, repo: &Repo, clone_url: &str, commits: usize) -> Value {
+    let mut body = repo.push_payload("acme/app", "main");
+    body["repository"]["full_name"] = json!("acme/app");
+    body["repository"]["clone_url"] = json!(clone_url);
+    body["before"] = json!("1111111111111111111111111111111111111111");
+    body["installation"] = json!({"id": INSTALLATION});
+    body["commits"] = json!(
+        (0..commits)
+            .map(|i| json!({"id": format!("{i}"), "added": [], "modified": ["src/main.ts"], "removed": []}))
+            .collect::<Vec<_>>()
+    );
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let response = stack
+        .client()
+        .post(format!("{}/webhook/default/github", stack.url()))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", format!("d-{commits}"))
+        .header("x-github-hook-installation-target-id", APP_ID)
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hmac_sha256_hex(b"app-s3cret", &bytes)),
+        )
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {answer}");
+    answer
+}
+
+/// A GitHub App source: its webhooks are verified and routed by App id, the repository is
+/// cloned (by the orchestrator and the agent) with an installation token got with the App's
+/// JWT, and check runs `kici/<workflow>`, `…/setup` and `…/job/<job>` move from queued to
+/// their conclusion with a dashboard link; a push whose commit list GitHub cut at 20 matches
+/// path filters on the compare API's files. The key and the token reach no log.
+#[tokio::test]
+async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_runs() {
+    let mut stack = Stack::start_with(&[("KICI_DASHBOARD_URL", DASHBOARD)]).await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/ci.ts", APP_WORKFLOWS);
+    repo.compile();
+    repo.commit_and_push("ci and docs");
+    let served = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(served.path().join("acme")).unwrap();
+    std::os::unix::fs::symlink(repo.origin(), served.path().join("acme/app.git")).unwrap();
+    let git = kici_testkit::git_http::GitHttpServer::start(served.path(), "x-access-token", INSTALLATION_TOKEN);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public_key = std::fs::read_to_string(fixtures.join("github-app-test-key.pub.pem")).unwrap();
+    let github = kici_testkit::forge_double::GitHubAppDouble::start(
+        APP_ID,
+        &public_key,
+        INSTALLATION,
+        INSTALLATION_TOKEN,
+        vec!["docs/guide.md".into(), "src/main.ts".into()],
+    );
+
+    let key_arg = format!("@{}", fixtures.join("github-app-test-key.pem").display());
+    let added = stack.cli(
+        "kici-admin",
+        &[
+            "source",
+            "add",
+            "github",
+            "--name",
+            "gh",
+            "--app-id",
+            APP_ID,
+            "--private-key",
+            &key_arg,
+            "--webhook-secret",
+            "app-s3cret",
+            "--api-url",
+            github.url(),
+        ],
+        stack.dir.path(),
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert!(added.stdout.contains("/webhook/default/github"), "{}", added.stdout);
+
+    // A push of 3 listed commits touching src/: `ci` runs.
+    let clone_url = format!("{}/acme/app.git", git.url);
+    let answer = app_push(&stack, &repo, &clone_url, 3).await;
+    let runs = Stack::run_ids(&answer);
+    assert_eq!(runs.len(), 1, "{answer}");
+    let run = stack.wait_run(&runs[0]).await;
+    assert_eq!(
+        (run.run.status, run.run.workflow_name.as_str()),
+        (RunStatus::Failed, "ci")
+    );
+    stack
+        .wait_for("the check runs' conclusions", || async {
+            let done = |name: &str, last: &str| github.history(name).last().map(String::as_str) == Some(last);
+            (done("kici/ci", "completed:failure")
+                && done("kici/ci/setup", "completed:success")
+                && done("kici/ci/job/build", "completed:success")
+                && done("kici/ci/job/test", "completed:failure"))
+            .then_some(())
+        })
+        .await;
+    let build = github.history("kici/ci/job/build");
+    assert!(build[0] == "queued" || build[0] == "in_progress", "{build:?}");
+    let checks = github.check_runs();
+    let test = checks.iter().rev().find(|c| c.name == "kici/ci/job/test").unwrap();
+    assert_eq!(test.summary, "Failed: Step 'unit' failed");
+    assert_eq!(
+        test.details_url.as_deref(),
+        Some(format!("{DASHBOARD}/runs/{}", runs[0]).as_str())
+    );
+    assert_eq!(test.head_sha, run.run.sha);
+    let created: std::collections::HashSet<u64> = checks.iter().map(|c| c.id).collect();
+    assert_eq!(created.len(), 4, "one check run each, then updates: {checks:?}");
+
+    // 20 listed commits (GitHub's cut) of src/ only: the compare API says docs/ changed too.
+    let answer = app_push(&stack, &repo, &clone_url, 20).await;
+    let runs = Stack::run_ids(&answer);
+    assert_eq!(runs.len(), 2, "{answer}");
+    let mut workflows = Vec::new();
+    for run in &runs {
+        workflows.push(stack.wait_run(run).await.run.workflow_name);
+    }
+    workflows.sort();
+    assert_eq!(workflows, ["ci", "docs"]);
+    assert!(github.requests().iter().any(|r| {
+        r.method == "GET"
+            && r.target
+                .contains("/compare/1111111111111111111111111111111111111111...")
+    }));
+
+    assert_eq!(github.refused(), Vec::<String>::new());
+    let key = std::fs::read_to_string(fixtures.join("github-app-test-key.pem")).unwrap();
+    let key_line = key.lines().nth(1).unwrap();
+    let logs = format!(
+        "{}{}",
+        stack.orchestrator.log_tail(100_000),
+        stack.agents[0].log_tail(100_000)
+    );
+    assert!(
+        !logs.contains(INSTALLATION_TOKEN) && !logs.contains(key_line),
+        "a secret reached a log"
+    );
+}

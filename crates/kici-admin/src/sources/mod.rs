@@ -74,6 +74,29 @@ pub enum AddKind {
     Local(AddLocalArgs),
     /// A forge that signs its webhooks (Forgejo, Gitea, GitLab, GitHub repository webhooks)
     Generic(AddGenericArgs),
+    /// A GitHub App: webhooks at /webhook/<org>/github, installation tokens, check runs
+    Github(AddGithubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddGithubArgs {
+    #[arg(long)]
+    name: String,
+    /// The App's id (its settings page shows it)
+    #[arg(long)]
+    app_id: String,
+    /// The App's private key: `@file.pem` (or `-` for stdin); stored encrypted
+    #[arg(long, value_name = "@FILE")]
+    private_key: String,
+    /// The App's webhook secret
+    #[arg(long)]
+    webhook_secret: String,
+    /// The GitHub API (default https://api.github.com; GitHub Enterprise: https://host/api/v3)
+    #[arg(long, value_name = "URL")]
+    api_url: Option<String>,
+    /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
+    #[arg(long, value_name = "PER_MINUTE")]
+    rate_limit: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +278,21 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
             let path = absolute_repo_path(&args.path)?;
             git::ensure_repository(&path).await?;
             json!({"kind": "local", "name": args.name, "path": path.display().to_string(), "rateLimitRpm": args.rate_limit})
+        }
+        AddKind::Github(args) => {
+            let path = args.private_key.strip_prefix('@').ok_or_else(|| {
+                anyhow!("--private-key takes the key file as @path (e.g. @app.private-key.pem), so the key never sits on the command line")
+            })?;
+            let key = if path == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read the private key from stdin")?
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|err| anyhow!("cannot read the private key file `{path}`: {err}"))?
+            };
+            json!({
+                "kind": "github", "name": args.name, "appId": args.app_id, "privateKey": key,
+                "secret": args.webhook_secret, "apiUrl": args.api_url, "rateLimitRpm": args.rate_limit,
+            })
         }
         AddKind::Generic(args) => {
             let mut body = json!({
@@ -499,6 +537,11 @@ pub fn render_added(base_url: &str, source: &SourceView) -> String {
             "Report pushes with `kici-admin source install-hook {0}` (every push) or `kici-admin source trigger-local {0}` (once).",
             source.name
         ));
+    } else if source.kind == "github" {
+        lines.push(String::new());
+        lines.push(
+            "Set the App's webhook URL to the webhook URL, with the same secret; give it contents:read, metadata:read, pull_requests:read and checks:write, and the push and pull_request events.".to_string(),
+        );
     } else {
         lines.push(String::new());
         lines.push(
@@ -537,6 +580,9 @@ pub fn render_list(base_url: &str, list: &SourceList) -> String {
 
 fn webhook_url(base_url: &str, source: &SourceView) -> String {
     let org_id = source.org_id.as_deref().filter(|org| !org.is_empty()).unwrap_or(ORG_ID);
+    if source.kind == "github" {
+        return format!("{base_url}/webhook/{org_id}/github");
+    }
     format!("{base_url}/webhook/{org_id}/generic/{}", source.source_id)
 }
 

@@ -172,8 +172,12 @@ pub struct NewSource {
     credentials: Option<NewCredentials>,
     /// Verified deliveries per minute (default [`DEFAULT_RATE_LIMIT_RPM`]).
     rate_limit_rpm: Option<i64>,
-    /// The forge API for commit statuses, when not the one `gitUrl` implies.
+    /// The forge API for commit statuses, when not the one `gitUrl` implies; for a GitHub
+    /// App, its API (default `https://api.github.com`).
     api_url: Option<String>,
+    /// A GitHub App's id and private key (PEM, stored encrypted).
+    app_id: Option<String>,
+    private_key: Option<String>,
 }
 
 /// Verified deliveries a source may send per minute unless it says otherwise.
@@ -205,7 +209,10 @@ pub fn source_view(state: &Shared, source: &Source) -> SourceView {
         verification: Some(source.verification.as_str().to_string()),
         has_credentials: Some(source.credentials.is_some()),
         rate_limit_rpm: Some(source.rate_limit_rpm),
-        webhook_url: Some(format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id)),
+        webhook_url: Some(match source.kind {
+            SourceKind::GitHubApp => format!("{base}/webhook/{}/github", source.org_id),
+            _ => format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id),
+        }),
         created_at: Some(source.created_at),
         trigger_token: None,
         status_api_url: crate::forge_status::target_api(source).map(|(_, url)| url),
@@ -309,9 +316,41 @@ pub async fn add_source(
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
             }
         }
+        "github" => {
+            let app_id = body.app_id.as_deref().unwrap_or_default();
+            if app_id.is_empty() || !app_id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    "a GitHub App source needs --app-id <the App's numeric id>".into(),
+                ));
+            }
+            let key = body.private_key.as_deref().unwrap_or_default();
+            crate::github_app::AppAuth::new(app_id, key).map_err(|err| invalid(err.to_string()))?;
+            if body.secret.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "a GitHub App source needs --webhook-secret <the App's webhook secret>".into(),
+                ));
+            }
+            if body.credentials.is_some() || body.git_url.is_some() {
+                return Err(invalid(
+                    "a GitHub App source clones with installation tokens and takes no gitUrl or credentials".into(),
+                ));
+            }
+            if let Some(url) = body.api_url.as_deref()
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(invalid(format!(
+                    "apiUrl `{url}` must be an http(s) URL, e.g. https://api.github.com"
+                )));
+            }
+            let sources = state.store.list_sources().await?;
+            if sources.iter().any(|s| s.app_id.as_deref() == Some(app_id)) {
+                return Err(invalid(format!("a source for GitHub App {app_id} exists already")));
+            }
+            (SourceKind::GitHubApp, Verification::HmacSha256)
+        }
         other => {
             return Err(invalid(format!(
-                "unknown source kind `{other}` (hint: local or generic)"
+                "unknown source kind `{other}` (hint: local, generic or github)"
             )));
         }
     };
@@ -323,14 +362,22 @@ pub async fn add_source(
     let trigger_token = (kind == SourceKind::Local).then(new_trigger_token);
     let source_id = new_id();
     let keys = &state.config.secret_keys;
-    let source = Source {
-        credentials: body.credentials.as_ref().map(|c| {
-            let credentials = git::Credentials {
-                username: c.username.clone(),
-                password: c.password.clone(),
-            };
-            source_secrets::seal_credentials(keys, &SourceId::from(&source_id), &credentials)
+    // A GitHub App's private key is kept as its credentials: the App id and the PEM.
+    let credentials = match (&body.credentials, kind) {
+        (_, SourceKind::GitHubApp) => Some(git::Credentials {
+            username: body.app_id.clone().unwrap_or_default(),
+            password: body.private_key.clone().unwrap_or_default(),
         }),
+        (Some(c), _) => Some(git::Credentials {
+            username: c.username.clone(),
+            password: c.password.clone(),
+        }),
+        (None, _) => None,
+    };
+    let source = Source {
+        credentials: credentials
+            .as_ref()
+            .map(|c| source_secrets::seal_credentials(keys, &SourceId::from(&source_id), c)),
         source_id: SourceId::from(source_id.clone()),
         org_id: DEFAULT_ORG.to_string(),
         name: body.name,
@@ -350,6 +397,7 @@ pub async fn add_source(
         rate_limit_rpm,
         created_at: now_ms(),
         api_url: body.api_url,
+        app_id: (kind == SourceKind::GitHubApp).then(|| body.app_id.clone().unwrap_or_default()),
     };
     if !state.store.insert_source(&source).await? {
         return Err(ApiError::new(

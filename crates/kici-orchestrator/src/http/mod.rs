@@ -96,6 +96,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(agent_socket))
         .route("/webhook/{org_id}/generic/{source_id}", post(webhook::receive))
+        .route("/webhook/{org_id}/github", post(webhook::receive_github))
         .route(
             "/storage/{*key}",
             get(storage::get).put(storage::put).layer(storage::body_limit()),

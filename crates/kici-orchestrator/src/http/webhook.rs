@@ -177,6 +177,19 @@ async fn read_body(body: Body, headers: &HeaderMap, source: &Source) -> ApiResul
     })
 }
 
+fn known_org(org_id: &str) -> ApiResult<()> {
+    if org_id == DEFAULT_ORG {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_organization",
+            format!("Unknown organization {org_id}"),
+        ))
+    }
+}
+
+/// `POST /webhook/:orgId/generic/:sourceId`: a local source's push or a forge's webhook.
 pub async fn receive(
     State(state): State<Shared>,
     Path((org_id, source_id)): Path<(String, String)>,
@@ -184,13 +197,7 @@ pub async fn receive(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     kici_telemetry::metrics::orchestrator::webhook_received();
-    if org_id != DEFAULT_ORG {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_organization",
-            format!("Unknown organization {org_id}"),
-        ));
-    }
+    known_org(&org_id)?;
     let source = state.store.find_source(&org_id, &source_id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -198,6 +205,38 @@ pub async fn receive(
             format!("Unknown source {source_id}"),
         )
     })?;
+    accept(state, source, headers, body).await
+}
+
+/// `POST /webhook/:orgId/github`: a GitHub App's webhook, routed by the App id GitHub names in
+/// `X-GitHub-Hook-Installation-Target-ID`.
+pub async fn receive_github(
+    State(state): State<Shared>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    kici_telemetry::metrics::orchestrator::webhook_received();
+    known_org(&org_id)?;
+    let app_id = header(&headers, "x-github-hook-installation-target-id").unwrap_or_default();
+    let sources = state.store.list_sources().await?;
+    let source = sources
+        .into_iter()
+        .find(|s| s.kind == SourceKind::GitHubApp && s.org_id == org_id && s.app_id.as_deref() == Some(app_id))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                format!(
+                    "Unknown routing key github:{} (hint: `kici-admin source add github --app-id <id>`)",
+                    excerpt(app_id)
+                ),
+            )
+        })?;
+    accept(state, source, headers, body).await
+}
+
+async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
     let body = read_body(body, &headers, &source).await?;
     if source.kind == SourceKind::Local {
         if !verify_local(&state, &source, &headers).await? {
@@ -242,10 +281,13 @@ pub async fn receive(
     })?;
     let raw_delivery = raw_delivery.unwrap_or_else(|| kici_engine::hash::sha256_hex(&body));
     let delivery_id = format!("{}:{raw_delivery}", source.source_id);
-    let provider = source
-        .preset
-        .as_deref()
-        .map_or("local", |p| p.trim_end_matches("-repo"));
+    let provider = match source.kind {
+        SourceKind::GitHubApp => "github",
+        _ => source
+            .preset
+            .as_deref()
+            .map_or("local", |p| p.trim_end_matches("-repo")),
+    };
     let normalized = match providers::normalize(&event_name, &payload, provider) {
         Ok(normalized) => normalized,
         Err(Skip::Invalid(message)) => return Err(ApiError::bad_request("invalid_payload", message)),
@@ -263,7 +305,7 @@ pub async fn receive(
     // A signed body replayed under a new delivery id is a duplicate. A local push is
     // authenticated by its token, not its body, and may be sent again on purpose.
     let body_key = match source.kind {
-        SourceKind::Generic => deliveries::body_key(&source.source_id, &body),
+        SourceKind::Generic | SourceKind::GitHubApp => deliveries::body_key(&source.source_id, &body),
         SourceKind::Local => format!("delivery:{delivery_id}"),
     };
     let delivery = Delivery {
@@ -326,6 +368,7 @@ mod tests {
             rate_limit_rpm: 600,
             created_at: 1,
             api_url: None,
+            app_id: None,
         };
         let read = |text: &'static str, declared: Option<&str>| {
             let mut headers = HeaderMap::new();
