@@ -29,12 +29,7 @@ pub enum ForgeApi {
 impl ForgeApi {
     /// The API of a source preset; `None` for presets without a commit-status API.
     pub fn of_preset(preset: &str) -> Option<ForgeApi> {
-        match preset {
-            "gitea" | "forgejo" => Some(ForgeApi::Gitea),
-            "gitlab-repo" => Some(ForgeApi::GitLab),
-            "github-repo" => Some(ForgeApi::GitHub),
-            _ => None,
-        }
+        PRESETS.iter().find(|p| p.name == preset).and_then(|p| p.statuses)
     }
 
     /// The API's base URL on the host of an `https://host/{owner}/{name}.git` clone URL.
@@ -56,6 +51,61 @@ impl ForgeApi {
         })
     }
 }
+
+/// A webhook preset of a generic source: how its forge names, identifies and signs events, and
+/// whether it has a commit-status API (`kici-admin source list-presets`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub forge: &'static str,
+    pub event_header: &'static str,
+    pub delivery_header: &'static str,
+    pub signature: &'static str,
+    pub statuses: Option<ForgeApi>,
+}
+
+pub const PRESETS: [Preset; 5] = [
+    Preset {
+        name: "forgejo",
+        forge: "Forgejo",
+        event_header: "X-Forgejo-Event",
+        delivery_header: "X-Forgejo-Delivery",
+        signature: "X-Forgejo-Signature (HMAC-SHA256 hex)",
+        statuses: Some(ForgeApi::Gitea),
+    },
+    Preset {
+        name: "gitea",
+        forge: "Gitea",
+        event_header: "X-Gitea-Event",
+        delivery_header: "X-Gitea-Delivery",
+        signature: "X-Gitea-Signature (HMAC-SHA256 hex)",
+        statuses: Some(ForgeApi::Gitea),
+    },
+    Preset {
+        name: "gogs",
+        forge: "Gogs",
+        event_header: "X-Gogs-Event",
+        delivery_header: "X-Gogs-Delivery",
+        signature: "X-Hub-Signature-256 (HMAC-SHA256)",
+        statuses: None,
+    },
+    Preset {
+        name: "gitlab-repo",
+        forge: "GitLab project webhook",
+        event_header: "X-Gitlab-Event",
+        delivery_header: "X-Gitlab-Event-UUID",
+        signature: "X-Gitlab-Token (the secret itself)",
+        statuses: Some(ForgeApi::GitLab),
+    },
+    Preset {
+        name: "github-repo",
+        forge: "GitHub repository webhook",
+        event_header: "X-GitHub-Event",
+        delivery_header: "X-GitHub-Delivery",
+        signature: "X-Hub-Signature-256 (HMAC-SHA256)",
+        statuses: Some(ForgeApi::GitHub),
+    },
+];
 
 /// A status in KiCI's words, before a forge's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -59,6 +59,13 @@ pub fn webhook_secret(keys: &Keyring, source: &Source) -> Result<Option<String>,
     }
 }
 
+/// The webhook secret a rotation replaced (`sealed`, the source's `previous_secret`),
+/// decrypted.
+pub fn previous_webhook_secret(keys: &Keyring, source: &Source, sealed: &str) -> Result<String, SecretError> {
+    keys.open(sealed, &context(&source.source_id, SealedColumn::Secret))
+        .map(|opened| opened.plaintext)
+}
+
 /// A source's clone credentials, decrypted.
 pub fn credentials(keys: &Keyring, source: &Source) -> Result<Option<Credentials>, SecretError> {
     let Some(stored) = &source.credentials else {
@@ -236,6 +243,9 @@ mod tests {
             created_at: 1,
             api_url: None,
             app_id: None,
+            enabled: true,
+            previous_secret: None,
+            previous_secret_until: None,
         }
     }
 

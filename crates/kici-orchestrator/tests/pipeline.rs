@@ -100,6 +100,9 @@ async fn push(state: &Shared, repo: &Path, sha: &str) -> Result<Outcome, pipelin
                 created_at: 1,
                 api_url: None,
                 app_id: None,
+                enabled: true,
+                previous_secret: None,
+                previous_secret_until: None,
             };
             state.store.insert_source(&new).await.unwrap();
             state.store.find_source("default", "app").await.unwrap().unwrap()

@@ -98,6 +98,12 @@ pub struct Source {
     pub api_url: Option<String>,
     /// GitHub App sources: the App id.
     pub app_id: Option<String>,
+    /// A disabled source's webhooks are refused.
+    pub enabled: bool,
+    /// The webhook secret a rotation replaced (encrypted), still accepted until
+    /// `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<i64>,
 }
 
 /// What `source add` stores.
@@ -110,7 +116,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -129,6 +135,9 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         created_at: get(row, "created_at")?,
         api_url: get(row, "api_url")?,
         app_id: get(row, "app_id")?,
+        enabled: get::<i64>(row, "enabled")? != 0,
+        previous_secret: get(row, "previous_secret")?,
+        previous_secret_until: get(row, "previous_secret_until")?,
     })
 }
 
@@ -234,6 +243,47 @@ impl Store {
         .await
         .map_err(q("move git URL credentials"))?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    /// Writes what an operator may change of a source (`source update|enable|disable`): its
+    /// git and API URLs, credentials, secret with the one it replaced, rate limit and whether it
+    /// is enabled. False when there is no such source.
+    pub async fn update_source(&self, source: &Source) -> Result<bool> {
+        let updated = sqlx::query(
+            "UPDATE sources SET git_url = $1, api_url = $2, credentials = $3, secret = $4, previous_secret = $5, \
+             previous_secret_until = $6, rate_limit_rpm = $7, enabled = $8 WHERE source_id = $9",
+        )
+        .bind(&source.git_url)
+        .bind(&source.api_url)
+        .bind(&source.credentials)
+        .bind(&source.secret)
+        .bind(&source.previous_secret)
+        .bind(source.previous_secret_until)
+        .bind(source.rate_limit_rpm)
+        .bind(i64::from(source.enabled))
+        .bind(source.source_id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(q("update source"))?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Deletes a source and its registrations (its runs stay, naming it); false when there is
+    /// no such source.
+    pub async fn delete_source(&self, source_id: &SourceId) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(q("begin delete source"))?;
+        sqlx::query("DELETE FROM workflow_registrations WHERE source_id = $1")
+            .bind(source_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(q("delete source registrations"))?;
+        let deleted = sqlx::query("DELETE FROM sources WHERE source_id = $1")
+            .bind(source_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(q("delete source"))?;
+        tx.commit().await.map_err(q("commit delete source"))?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     pub async fn list_sources(&self) -> Result<Vec<Source>> {

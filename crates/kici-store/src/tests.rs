@@ -665,6 +665,9 @@ async fn tokens_sources_and_agents() {
             created_at: 1,
             api_url: None,
             app_id: None,
+            enabled: true,
+            previous_secret: None,
+            previous_secret_until: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert!(
@@ -900,6 +903,9 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             created_at: 1,
             api_url: None,
             app_id: None,
+            enabled: true,
+            previous_secret: None,
+            previous_secret_until: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert_eq!(

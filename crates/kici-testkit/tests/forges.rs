@@ -436,3 +436,77 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
         "a secret reached a log"
     );
 }
+
+/// A signed push of `repo`'s main to generic source `name` (preset github-repo) with `secret`;
+/// the HTTP status and the answer.
+async fn signed_push(stack: &Stack, repo: &Repo, name: &str, secret: &str) -> (u16, Value) {
+    // A body of its own each time: the same signed body again is a replay.
+    let mut payload = repo.push_payload(name, "main");
+    payload["nonce"] = json!(kici_telemetry::os::random_hex(8));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let response = stack
+        .client()
+        .post(format!("{}/webhook/default/generic/{name}", stack.url()))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", kici_telemetry::os::random_hex(8))
+        .header("x-hub-signature-256", format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body)))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// The source verbs an operator needs after `add`: a new webhook secret with a window in which
+/// the old one still works, disable and enable, reveal the secret, list the presets, remove.
+#[tokio::test]
+async fn sources_are_updated_rotated_disabled_revealed_and_removed() {
+    let stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    let cwd = stack.dir.path();
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "old-secret",
+                    "gitUrl": format!("file://{}", repo.origin().display())}),
+        )
+        .await;
+    let admin = |args: &[&str]| stack.cli("kici-admin", args, cwd);
+
+    let updated = admin(&["source", "update", "forge", "--secret", "new-secret"]);
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    assert!(updated.stdout.starts_with("Source forge updated.\nThe previous webhook secret is accepted until "), "{}", updated.stdout);
+    assert_eq!(signed_push(&stack, &repo, "forge", "new-secret").await.0, 202);
+    assert_eq!(signed_push(&stack, &repo, "forge", "old-secret").await.0, 202, "inside the rotation window");
+    admin(&["source", "update", "forge", "--secret", "newer-secret", "--rotation-window", "0"]).expect_code(0);
+    let (status, answer) = signed_push(&stack, &repo, "forge", "new-secret").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_signature")));
+
+    let revealed = admin(&["source", "get-webhook-secret", "forge"]);
+    assert_eq!(revealed.stdout, "newer-secret\n", "{}", revealed.stderr);
+
+    let disabled = admin(&["source", "disable", "forge"]);
+    assert_eq!(disabled.stdout, "Source forge disabled: its webhooks are refused (403 source_disabled).\n");
+    let (status, answer) = signed_push(&stack, &repo, "forge", "newer-secret").await;
+    assert_eq!((status, answer["error"]["message"].as_str()), (403, Some("Source forge is disabled (hint: `kici-admin source enable forge`)")));
+    admin(&["source", "enable", "forge"]).expect_code(0);
+    assert_eq!(signed_push(&stack, &repo, "forge", "newer-secret").await.0, 202);
+
+    let nothing = admin(&["source", "update", "forge"]);
+    assert_eq!(nothing.code, 1);
+    assert!(nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
+    let presets = admin(&["source", "list-presets"]);
+    assert!(
+        presets.stdout.lines().any(|l| l.starts_with("gogs") && l.trim_end().ends_with("no")),
+        "{}",
+        presets.stdout
+    );
+
+    let removed = admin(&["source", "remove", "forge"]);
+    assert_eq!(removed.stdout, "Source forge removed (its runs stay; its schedules are gone).\n");
+    let (status, answer) = signed_push(&stack, &repo, "forge", "newer-secret").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_source")));
+    let log = stack.orchestrator.log_tail(100_000);
+    assert!(!log.contains("newer-secret") && !log.contains("old-secret"), "a secret reached the log");
+}

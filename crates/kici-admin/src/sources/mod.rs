@@ -8,6 +8,7 @@
 
 pub mod git;
 mod hook;
+mod manage;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,18 @@ pub enum SourceCommand {
     InstallHook(InstallHookArgs),
     /// Show an accepted webhook delivery: still processing, or how it ended and its runs
     Delivery(DeliveryArgs),
+    /// Change a source: webhook secret (with a rotation window), clone URL and credentials, API URL, rate limit
+    Update(manage::UpdateArgs),
+    /// Remove a source (its runs stay; its schedules go)
+    Remove(manage::SourceArg),
+    /// Accept the source's webhooks again
+    Enable(manage::SourceArg),
+    /// Refuse the source's webhooks (403 source_disabled) until it is enabled
+    Disable(manage::SourceArg),
+    /// Print a forge source's webhook secret (owner and admin tokens; logged)
+    GetWebhookSecret(manage::SourceArg),
+    /// What each generic preset expects from its forge: headers, signature, commit statuses
+    ListPresets,
 }
 
 #[derive(Debug, Args)]
@@ -143,7 +156,7 @@ pub struct AddGenericArgs {
 
 /// The first line of `path` (stdin for `-`), without its line break; never from the command
 /// line, where other users could read it.
-fn read_password_file(path: &Path) -> anyhow::Result<String> {
+pub(super) fn read_password_file(path: &Path) -> anyhow::Result<String> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).context("cannot read the git password from stdin")?
     } else {
@@ -236,6 +249,8 @@ fn local_source(source_id: &str) -> SourceView {
         created_at: None,
         trigger_token: None,
         status_api_url: None,
+        enabled: None,
+        previous_secret_until: None,
     }
 }
 
@@ -256,6 +271,15 @@ pub async fn run(client: &ApiClient, globals: &Globals<'_>, command: SourceComma
             Ok(())
         }
         SourceCommand::TriggerLocal(args) => trigger_local(client, args).await,
+        SourceCommand::Update(args) => manage::update(client, args).await,
+        SourceCommand::Remove(args) => manage::remove(client, args).await,
+        SourceCommand::Enable(args) => manage::set_enabled(client, args, true).await,
+        SourceCommand::Disable(args) => manage::set_enabled(client, args, false).await,
+        SourceCommand::GetWebhookSecret(args) => manage::get_webhook_secret(client, args).await,
+        SourceCommand::ListPresets => {
+            print!("{}", manage::list_presets());
+            Ok(())
+        }
         SourceCommand::InstallHook(args) => install_hook(client, globals, args).await,
         SourceCommand::Delivery(args) => {
             let view: Value = client

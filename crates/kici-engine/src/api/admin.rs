@@ -232,6 +232,20 @@ pub struct SourceView {
     /// Where the source's commit statuses go, when it reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_api_url: Option<String>,
+    /// False for a source whose webhooks are refused (`kici-admin source disable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Until when the webhook secret a rotation replaced is still accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_until: Option<i64>,
+}
+
+/// A source's webhook secret, revealed (`kici-admin source get-webhook-secret`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevealedWebhookSecret {
+    pub source_id: SourceId,
+    pub secret: String,
 }
 
 /// `GET /api/v1/admin/deliveries/{id}`: an accepted webhook delivery and how it ended.

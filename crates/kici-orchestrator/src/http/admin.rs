@@ -186,11 +186,10 @@ pub const DEFAULT_RATE_LIMIT_RPM: i64 = 600;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCredentials {
-    username: String,
-    password: String,
+    pub(super) username: String,
+    pub(super) password: String,
 }
 
-const PRESETS: [&str; 5] = ["forgejo", "gitea", "gogs", "gitlab-repo", "github-repo"];
 
 /// A source as the API shows it: never its secret or credentials, only whether it has any.
 pub fn source_view(state: &Shared, source: &Source) -> SourceView {
@@ -214,13 +213,15 @@ pub fn source_view(state: &Shared, source: &Source) -> SourceView {
             _ => format!("{base}/webhook/{}/generic/{}", source.org_id, source.source_id),
         }),
         created_at: Some(source.created_at),
+        enabled: Some(source.enabled),
+        previous_secret_until: source.previous_secret_until.filter(|until| *until > now_ms()),
         trigger_token: None,
         status_api_url: crate::forge_status::target_api(source).map(|(_, url)| url),
     }
 }
 
 /// Refuses an API URL a source cannot report commit statuses to.
-fn check_api_url(preset: &str, api_url: Option<&str>, credentials: Option<&NewCredentials>) -> Result<(), String> {
+pub(super) fn check_api_url(preset: &str, api_url: Option<&str>, has_token: bool) -> Result<(), String> {
     let Some(url) = api_url else {
         return Ok(());
     };
@@ -235,7 +236,7 @@ fn check_api_url(preset: &str, api_url: Option<&str>, credentials: Option<&NewCr
             git::redact_userinfo(url)
         ));
     }
-    if credentials.is_none() {
+    if !has_token {
         return Err(
             "commit statuses need a token: pass --git-username and --git-password-file with a token that may set statuses"
                 .into(),
@@ -246,7 +247,7 @@ fn check_api_url(preset: &str, api_url: Option<&str>, credentials: Option<&NewCr
 
 /// Refuses credentials inside a git URL (they would show in views, runs and checkouts) and
 /// credentials git cannot be given.
-fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCredentials>) -> Result<(), String> {
+pub(super) fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCredentials>) -> Result<(), String> {
     if let Some(url) = git_url
         && let Some(userinfo) = git::url_userinfo(url)
     {
@@ -303,14 +304,15 @@ pub async fn add_source(
         }
         "generic" => {
             let preset = body.preset.as_deref().unwrap_or("github-repo");
-            if !PRESETS.contains(&preset) {
+            if !kici_engine::forge::PRESETS.iter().any(|p| p.name == preset) {
+                let names: Vec<&str> = kici_engine::forge::PRESETS.iter().map(|p| p.name).collect();
                 return Err(invalid(format!(
-                    "unknown preset `{preset}` (hint: {})",
-                    PRESETS.join(", ")
+                    "unknown preset `{preset}` (hint: {}; `kici-admin source list-presets` says what each expects)",
+                    names.join(", ")
                 )));
             }
             check_git_access(body.git_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
-            check_api_url(preset, body.api_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
+            check_api_url(preset, body.api_url.as_deref(), body.credentials.is_some()).map_err(invalid)?;
             match &body.secret {
                 Some(secret) if !secret.is_empty() => (SourceKind::Generic, Verification::HmacSha256),
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
@@ -398,6 +400,9 @@ pub async fn add_source(
         created_at: now_ms(),
         api_url: body.api_url,
         app_id: (kind == SourceKind::GitHubApp).then(|| body.app_id.clone().unwrap_or_default()),
+        enabled: true,
+        previous_secret: None,
+        previous_secret_until: None,
     };
     if !state.store.insert_source(&source).await? {
         return Err(ApiError::new(

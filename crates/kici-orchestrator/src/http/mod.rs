@@ -10,6 +10,7 @@ mod holds;
 pub mod ops;
 pub mod runs;
 mod secrets;
+mod sources;
 mod storage;
 mod triggers;
 mod webhook;
@@ -18,7 +19,7 @@ use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use kici_telemetry::health::Health;
 
 use crate::state::Shared;
@@ -54,6 +55,10 @@ pub fn router(state: Shared) -> Router {
         .route("/agents", post(admin::register_agent).get(admin::list_agents))
         .route("/agents/{id}", delete(admin::revoke_agent))
         .route("/sources", post(admin::add_source).get(admin::list_sources))
+        .route("/sources/{id}", patch(sources::update).delete(sources::remove))
+        .route("/sources/{id}/enable", post(sources::enable))
+        .route("/sources/{id}/disable", post(sources::disable))
+        .route("/sources/{id}/webhook-secret", post(sources::reveal_webhook_secret))
         .route("/sources/{id}/trigger-token", post(admin::rotate_trigger_token))
         .route("/deliveries/{id}", get(admin::get_delivery))
         .route("/secrets/rotate-key", post(admin::rotate_key))

@@ -90,7 +90,17 @@ fn verify(state: &Shared, source: &Source, headers: &HeaderMap, body: &[u8]) -> 
     let Some(secret) = secret.as_deref() else {
         return Ok(false);
     };
-    Ok(verify_signature(source, secret, headers, body))
+    if verify_signature(source, secret, headers, body) {
+        return Ok(true);
+    }
+    // During a rotation window the secret it replaced is still accepted.
+    let previous = match (&source.previous_secret, source.previous_secret_until) {
+        (Some(sealed), Some(until)) if until > now_ms() => {
+            crate::source_secrets::previous_webhook_secret(&state.config.secret_keys, source, sealed).ok()
+        }
+        _ => None,
+    };
+    Ok(previous.is_some_and(|previous| verify_signature(source, &previous, headers, body)))
 }
 
 fn verify_signature(source: &Source, secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
@@ -237,6 +247,16 @@ pub async fn receive_github(
 }
 
 async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !source.enabled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "source_disabled",
+            format!(
+                "Source {} is disabled (hint: `kici-admin source enable {}`)",
+                source.name, source.name
+            ),
+        ));
+    }
     let body = read_body(body, &headers, &source).await?;
     if source.kind == SourceKind::Local {
         if !verify_local(&state, &source, &headers).await? {
@@ -369,6 +389,9 @@ mod tests {
             created_at: 1,
             api_url: None,
             app_id: None,
+            enabled: true,
+            previous_secret: None,
+            previous_secret_until: None,
         };
         let read = |text: &'static str, declared: Option<&str>| {
             let mut headers = HeaderMap::new();
