@@ -14,6 +14,8 @@ pub enum EventType {
     Tag,
     Dispatch,
     Schedule,
+    WorkflowComplete,
+    JobComplete,
     #[serde(other)]
     Unknown,
 }
@@ -26,6 +28,8 @@ impl EventType {
             EventType::Tag => "tag",
             EventType::Dispatch => "dispatch",
             EventType::Schedule => "schedule",
+            EventType::WorkflowComplete => "workflow_complete",
+            EventType::JobComplete => "job_complete",
             EventType::Unknown => "unknown",
         }
     }

@@ -131,13 +131,16 @@ pub fn check_option(level: Level, name: &str) -> OptionVerdict {
 
 /// Lock-file trigger types (`_type`) this build matches, and the ones it knows but does not
 /// fire yet: a workflow using one is refused at compile time and at load.
-const TRIGGERS: &[&str] = &["push", "pr", "tag", "dispatch", "schedule"];
-const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("kici_event", "kiciEvent"),
-    ("workflow_complete", "workflowComplete"),
-    ("job_complete", "jobComplete"),
-    ("generic_webhook", "genericWebhook"),
+const TRIGGERS: &[&str] = &[
+    "push",
+    "pr",
+    "tag",
+    "dispatch",
+    "schedule",
+    "workflow_complete",
+    "job_complete",
 ];
+const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[("kici_event", "kiciEvent"), ("generic_webhook", "genericWebhook")];
 
 /// Whether this build fires triggers of lock type `kind`.
 pub fn trigger_honoured(kind: &str) -> bool {

@@ -108,6 +108,15 @@ pub enum Trigger {
     },
 }
 
+/// A text field of the event's payload.
+fn payload_text<'a>(event: &'a EventEnvelope, key: &str) -> Option<&'a str> {
+    event.payload.as_ref()?.get(key)?.as_str()
+}
+
+/// The statuses a `workflowComplete()` trigger may name; a `jobComplete()` one also `skipped`.
+pub const WORKFLOW_COMPLETE_STATUSES: [&str; 3] = ["success", "failed", "cancelled"];
+pub const JOB_COMPLETE_STATUSES: [&str; 4] = ["success", "failed", "cancelled", "skipped"];
+
 fn utc() -> String {
     "UTC".to_string()
 }
@@ -125,6 +134,8 @@ pub enum TriggerError {
         "schedule input `{0}` is required, but a schedule has nobody to give it (hint: add `.default(...)` or `.optional()`)"
     )]
     RequiredScheduleInput(String),
+    #[error("status `{status}` is not one of {allowed}")]
+    Status { status: String, allowed: String },
 }
 
 impl Trigger {
@@ -185,6 +196,19 @@ impl Trigger {
             if let Some((name, _)) = inputs.iter().flatten().find(|(_, spec)| spec.required()) {
                 return Err(TriggerError::RequiredScheduleInput(name.clone()));
             }
+        }
+        let allowed: &[&str] = match self {
+            Trigger::WorkflowComplete { .. } => &WORKFLOW_COMPLETE_STATUSES,
+            Trigger::JobComplete { .. } => &JOB_COMPLETE_STATUSES,
+            _ => &[],
+        };
+        if let Trigger::WorkflowComplete { statuses, .. } | Trigger::JobComplete { statuses, .. } = self
+            && let Some(status) = statuses.iter().flatten().find(|s| !allowed.contains(&s.as_str()))
+        {
+            return Err(TriggerError::Status {
+                status: crate::excerpt::excerpt(status).into_owned(),
+                allowed: allowed.join(", "),
+            });
         }
         let lists: Vec<&[BranchPattern]> = match self {
             Trigger::Push { branches, repos, .. } => vec![branches, repos.as_deref().unwrap_or(&[])],
@@ -352,17 +376,44 @@ impl Recorder<'_> {
                         actual == Some(cron_expression.as_str()),
                     )
             }
-            // Event triggers fire from the orchestrator's own events, never from a git event.
-            Trigger::KiciEvent { .. }
-            | Trigger::WorkflowComplete { .. }
-            | Trigger::JobComplete { .. }
-            | Trigger::GenericWebhook { .. } => self.record(
+            Trigger::WorkflowComplete {
+                workflows,
+                statuses,
+                source,
+            } => {
+                self.event_type(EventType::WorkflowComplete, event)
+                    && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
+                    && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
+                    && self.one_of("source", source.as_ref().map(std::slice::from_ref), payload_text(event, "sourceRepo"))
+            }
+            Trigger::JobComplete {
+                workflows,
+                jobs,
+                statuses,
+                source,
+            } => {
+                self.event_type(EventType::JobComplete, event)
+                    && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
+                    && self.one_of("jobs", jobs.as_deref(), payload_text(event, "jobName"))
+                    && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
+                    && self.one_of("source", source.as_ref().map(std::slice::from_ref), payload_text(event, "sourceRepo"))
+            }
+            Trigger::KiciEvent { .. } | Trigger::GenericWebhook { .. } => self.record(
                 "type",
                 trigger.kind().to_string(),
                 event.event_type.as_str().to_string(),
                 false,
             ),
         })
+    }
+
+    /// `actual` is one of `allowed` (no list: anything is).
+    fn one_of(&mut self, field: &'static str, allowed: Option<&[String]>, actual: Option<&str>) -> bool {
+        let Some(allowed) = allowed.filter(|a| !a.is_empty()) else {
+            return true;
+        };
+        let pass = actual.is_some_and(|actual| allowed.iter().any(|a| a == actual));
+        self.record(field, allowed.join(", "), actual.unwrap_or("(none)").to_string(), pass)
     }
 
     fn action(&mut self, allowed: &[String], event: &EventEnvelope) -> bool {
@@ -481,6 +532,30 @@ mod tests {
             Some(0),
         );
         check(std::slice::from_ref(&with_source), &pr("opened", "main", None), None);
+    }
+
+    #[test]
+    fn completion_triggers_filter_on_the_workflow_job_status_and_source() {
+        let trigger: Trigger = serde_json::from_value(serde_json::json!({
+            "_type": "job_complete", "workflows": ["ci"], "jobs": ["test"], "statuses": ["failed"], "source": "acme/app"
+        }))
+        .unwrap();
+        trigger.validate().unwrap();
+        let event = |job: &str, status: &str| {
+            let mut event = EventEnvelope::new(EventType::JobComplete);
+            event.payload = Some(serde_json::json!({"workflowName": "ci", "jobName": job, "status": status, "sourceRepo": "acme/app"}));
+            event
+        };
+        let outcome = match_triggers(std::slice::from_ref(&trigger), &event("test", "failed")).unwrap();
+        assert_eq!(outcome.trigger_index, Some(0));
+        let outcome = match_triggers(std::slice::from_ref(&trigger), &event("test", "success")).unwrap();
+        assert_eq!(outcome.trigger_index, None);
+        let failed = outcome.checks.iter().find(|c| !c.pass).unwrap();
+        assert_eq!((failed.field, failed.expected.as_str(), failed.actual.as_str()), ("statuses", "failed", "success"));
+        let workflow: Trigger = serde_json::from_value(serde_json::json!({"_type": "workflow_complete"})).unwrap();
+        assert_eq!(match_triggers(&[workflow], &event("build", "success")).unwrap().trigger_index, None, "a job's event is not a workflow's");
+        let bad: Trigger = serde_json::from_value(serde_json::json!({"_type": "workflow_complete", "statuses": ["skipped"]})).unwrap();
+        assert_eq!(bad.validate().unwrap_err().to_string(), "status `skipped` is not one of success, failed, cancelled");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) mod agents;
 pub(crate) mod build;
 pub(crate) mod build_slots;
 pub mod clock;
+pub(crate) mod completions;
 pub(crate) mod concurrency;
 pub mod config;
 pub(crate) mod deliveries;
@@ -170,6 +171,7 @@ impl Orchestrator {
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
         tasks.spawn(scheduler::run(state.clone(), receiver.clone()));
         tasks.spawn(forge_status::run(state.clone(), receiver.clone()));
+        tasks.spawn(completions::run(state.clone(), receiver.clone()));
         tasks.spawn(platform::run(state.clone(), receiver.clone()));
         tasks.spawn(reload::on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();

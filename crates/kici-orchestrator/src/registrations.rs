@@ -1,6 +1,6 @@
 //! The triggers that fire without a git event (spec `authoring.md` §2.4): a push to a
-//! repository's default branch registers its lock file's schedules, replacing what the previous
-//! default-branch push registered. A push whose lock file is gone removes them; one whose lock
+//! repository's default branch registers its lock file's schedules and `workflowComplete()` /
+//! `jobComplete()` triggers, replacing what the previous default-branch push registered. A push whose lock file is gone removes them; one whose lock
 //! file does not load keeps them (the failed run says why).
 
 use std::path::Path;
@@ -24,7 +24,12 @@ pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
                 .triggers
                 .iter()
                 .enumerate()
-                .filter(|(_, trigger)| matches!(trigger, Trigger::Schedule { .. }))
+                .filter(|(_, trigger)| {
+                    matches!(
+                        trigger,
+                        Trigger::Schedule { .. } | Trigger::WorkflowComplete { .. } | Trigger::JobComplete { .. }
+                    )
+                })
                 .map(|(index, trigger)| NewRegistration {
                     workflow_name: workflow.name.clone(),
                     trigger_index: index as i64,
@@ -71,7 +76,7 @@ pub async fn on_push(
         Ok(()) => tracing::info!(
             repo = %repo,
             sha = %normalized.sha,
-            schedules = registrations.len(),
+            registrations = registrations.len(),
             "registrations replaced from the default branch's lock file"
         ),
         Err(err) => tracing::error!(

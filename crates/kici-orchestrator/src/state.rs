@@ -36,6 +36,8 @@ pub struct AppState {
     pub(crate) platform: Arc<PlatformLink>,
     /// Runs whose commit statuses may have changed.
     pub(crate) forge_watch: crate::run_watch::RunWatch,
+    /// Runs that may have finished jobs to announce to `jobComplete()`/`workflowComplete()`.
+    pub(crate) completion_watch: crate::run_watch::RunWatch,
     /// GitHub App installation tokens and the client that asks for them.
     pub(crate) github: crate::github_app::GitHubApps,
     pub(crate) timeline: Timeline,
@@ -84,6 +86,7 @@ impl AppState {
             scaler,
             platform,
             forge_watch: crate::run_watch::RunWatch::default(),
+            completion_watch: crate::run_watch::RunWatch::default(),
             github: crate::github_app::GitHubApps::default(),
             timeline,
             dispatch,
@@ -102,6 +105,7 @@ impl AppState {
     pub(crate) fn run_changed(&self, run_id: &kici_engine::ids::RunId) {
         self.platform.run_changed(run_id);
         self.forge_watch.changed(run_id);
+        self.completion_watch.changed(run_id);
     }
 
     pub fn wake_dispatcher(&self) {

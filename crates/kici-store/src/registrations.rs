@@ -163,6 +163,18 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Claims an internal event (`job_complete:<jobId>`…): true for the one caller that
+    /// records it first, which then announces it.
+    pub async fn claim_event(&self, key: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query("INSERT INTO event_claims (claim_key, created_at) VALUES ($1, $2) ON CONFLICT (claim_key) DO NOTHING")
+            .bind(key)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(q("claim event"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Turns a registration on or off; false when there is none with that id. Turned on again,
     /// it counts from `now`: the ticks it missed while off are not fired.
     pub async fn set_registration_enabled(&self, registration_id: &str, enabled: bool, now: i64) -> Result<bool> {
