@@ -130,3 +130,75 @@ async fn dispatch_with_inputs_and_a_schedule_run_through_the_clis() {
     assert_eq!(schedules["schedules"][0]["enabled"], false);
     assert!(schedules["schedules"][0].get("nextFireAt").is_none());
 }
+
+const CHAINED: &str = r#"import { workflow, job, step, push, dispatch, workflowComplete, jobComplete } from '@kici-dev/sdk';
+
+const say = (text) => step('say', async (ctx) => { console.log(`${text} ${JSON.stringify(ctx.event.payload)}`); });
+
+export const ci = workflow('ci', {
+  on: push({ branches: 'main' }),
+  jobs: [job('test', { runsOn: 'linux', steps: [say('tested')] })],
+});
+export const deploy = workflow('deploy', {
+  on: workflowComplete({ name: 'ci', status: 'success' }),
+  jobs: [job('ship', { runsOn: 'linux', steps: [say('deployed after')] })],
+});
+export const audit = workflow('audit', {
+  on: jobComplete({ workflow: 'ci', job: 'test', status: 'failed' }),
+  jobs: [job('look', { runsOn: 'linux', steps: [say('never')] })],
+});
+export const looping = workflow('looping', {
+  on: [dispatch(), workflowComplete({ name: 'looping' })],
+  jobs: [job('again', { runsOn: 'linux', steps: [say('again')] })],
+});
+"#;
+
+/// `workflowComplete()` and `jobComplete()` registered by the default branch start their
+/// workflows when a matching run or job finishes (and not when it does not match); a workflow
+/// that restarts itself stops at chain depth 10.
+#[tokio::test]
+async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_depth_of_10() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/chained.ts", CHAINED);
+    repo.compile();
+    repo.commit_and_push("chained workflows");
+    stack.add_local_source("app", &repo).await;
+    let runs = stack.push("app", &repo, "main").await;
+    let ci = stack.wait_run(&runs[0]).await;
+    assert_eq!((ci.run.workflow_name.as_str(), ci.run.status), ("ci", RunStatus::Success));
+
+    let deploy = stack
+        .wait_for("deploy to start after ci", || async {
+            let list = stack.get("/api/v1/runs?workflow=deploy").await;
+            list["runs"][0]["runId"].as_str().map(str::to_string)
+        })
+        .await;
+    let deploy = stack.wait_run(&deploy).await;
+    assert_eq!((deploy.run.status, deploy.run.trigger.as_str()), (RunStatus::Success, "workflow_complete"));
+    let log = stack.log_text(deploy.run.run_id.as_ref()).await;
+    assert!(
+        log.contains(&format!(r#""workflowName":"ci","status":"success","sourceRepo":"app","runId":"{}""#, ci.run.run_id)),
+        "{log}"
+    );
+
+    let cwd = stack.dir.path();
+    assert_eq!(stack.cli("kici", &["dispatch", "looping"], cwd).code, 0);
+    let looping = stack
+        .wait_for("the loop to stop at depth 10", || async {
+            let list = stack.get("/api/v1/runs?workflow=looping&limit=100").await;
+            let runs = list["runs"].as_array().cloned().unwrap_or_default();
+            let done = runs.len() == 11 && runs.iter().all(|r| r["status"] == "success");
+            done.then_some(runs)
+        })
+        .await;
+    assert_eq!(looping.iter().filter(|r| r["trigger"] == "workflow_complete").count(), 10);
+    // Settled: the eleventh completion was dropped, not delayed.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let list = stack.get("/api/v1/runs?workflow=looping&limit=100").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 11);
+    assert!(stack.orchestrator.log_tail(500).contains("event chain depth limit (10) reached"));
+    let audits = stack.get("/api/v1/runs?workflow=audit").await;
+    assert_eq!(audits["total"], 0, "a job that succeeded does not match status: failed");
+}
