@@ -384,7 +384,11 @@ impl Recorder<'_> {
                 self.event_type(EventType::WorkflowComplete, event)
                     && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
                     && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
-                    && self.one_of("source", source.as_ref().map(std::slice::from_ref), payload_text(event, "sourceRepo"))
+                    && self.one_of(
+                        "source",
+                        source.as_ref().map(std::slice::from_ref),
+                        payload_text(event, "sourceRepo"),
+                    )
             }
             Trigger::JobComplete {
                 workflows,
@@ -396,7 +400,11 @@ impl Recorder<'_> {
                     && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
                     && self.one_of("jobs", jobs.as_deref(), payload_text(event, "jobName"))
                     && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
-                    && self.one_of("source", source.as_ref().map(std::slice::from_ref), payload_text(event, "sourceRepo"))
+                    && self.one_of(
+                        "source",
+                        source.as_ref().map(std::slice::from_ref),
+                        payload_text(event, "sourceRepo"),
+                    )
             }
             Trigger::KiciEvent { .. } | Trigger::GenericWebhook { .. } => self.record(
                 "type",
@@ -543,7 +551,9 @@ mod tests {
         trigger.validate().unwrap();
         let event = |job: &str, status: &str| {
             let mut event = EventEnvelope::new(EventType::JobComplete);
-            event.payload = Some(serde_json::json!({"workflowName": "ci", "jobName": job, "status": status, "sourceRepo": "acme/app"}));
+            event.payload = Some(
+                serde_json::json!({"workflowName": "ci", "jobName": job, "status": status, "sourceRepo": "acme/app"}),
+            );
             event
         };
         let outcome = match_triggers(std::slice::from_ref(&trigger), &event("test", "failed")).unwrap();
@@ -551,11 +561,24 @@ mod tests {
         let outcome = match_triggers(std::slice::from_ref(&trigger), &event("test", "success")).unwrap();
         assert_eq!(outcome.trigger_index, None);
         let failed = outcome.checks.iter().find(|c| !c.pass).unwrap();
-        assert_eq!((failed.field, failed.expected.as_str(), failed.actual.as_str()), ("statuses", "failed", "success"));
+        assert_eq!(
+            (failed.field, failed.expected.as_str(), failed.actual.as_str()),
+            ("statuses", "failed", "success")
+        );
         let workflow: Trigger = serde_json::from_value(serde_json::json!({"_type": "workflow_complete"})).unwrap();
-        assert_eq!(match_triggers(&[workflow], &event("build", "success")).unwrap().trigger_index, None, "a job's event is not a workflow's");
-        let bad: Trigger = serde_json::from_value(serde_json::json!({"_type": "workflow_complete", "statuses": ["skipped"]})).unwrap();
-        assert_eq!(bad.validate().unwrap_err().to_string(), "status `skipped` is not one of success, failed, cancelled");
+        assert_eq!(
+            match_triggers(&[workflow], &event("build", "success"))
+                .unwrap()
+                .trigger_index,
+            None,
+            "a job's event is not a workflow's"
+        );
+        let bad: Trigger =
+            serde_json::from_value(serde_json::json!({"_type": "workflow_complete", "statuses": ["skipped"]})).unwrap();
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "status `skipped` is not one of success, failed, cancelled"
+        );
     }
 
     #[test]

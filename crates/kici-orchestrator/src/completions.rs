@@ -68,7 +68,11 @@ fn chain_depth(event: &EventEnvelope) -> u64 {
 }
 
 /// Announces the run's newly finished jobs, and the run once it has finished.
-async fn announce(state: &Shared, run_id: &RunId, recent: &mut HashMap<String, VecDeque<i64>>) -> Result<(), StoreError> {
+async fn announce(
+    state: &Shared,
+    run_id: &RunId,
+    recent: &mut HashMap<String, VecDeque<i64>>,
+) -> Result<(), StoreError> {
     let registrations: Vec<Registration> = state
         .store
         .registrations(None)
@@ -79,7 +83,10 @@ async fn announce(state: &Shared, run_id: &RunId, recent: &mut HashMap<String, V
     if registrations.is_empty() {
         return Ok(());
     }
-    let (Some(run), Some(inputs)) = (state.store.get_run(run_id).await?, state.store.run_context(run_id).await?) else {
+    let (Some(run), Some(inputs)) = (
+        state.store.get_run(run_id).await?,
+        state.store.run_context(run_id).await?,
+    ) else {
         return Ok(());
     };
     let depth = chain_depth(&inputs.event) + 1;
@@ -88,7 +95,11 @@ async fn announce(state: &Shared, run_id: &RunId, recent: &mut HashMap<String, V
         if job.kind != JobKind::Execute || !job.job.status.is_terminal() {
             continue;
         }
-        if state.store.claim_event(&format!("job_complete:{}", job.job.job_id), now_ms()).await? {
+        if state
+            .store
+            .claim_event(&format!("job_complete:{}", job.job.job_id), now_ms())
+            .await?
+        {
             events.push((
                 EventType::JobComplete,
                 json!({
@@ -98,7 +109,12 @@ async fn announce(state: &Shared, run_id: &RunId, recent: &mut HashMap<String, V
             ));
         }
     }
-    if run.status.is_terminal() && state.store.claim_event(&format!("workflow_complete:{run_id}"), now_ms()).await? {
+    if run.status.is_terminal()
+        && state
+            .store
+            .claim_event(&format!("workflow_complete:{run_id}"), now_ms())
+            .await?
+    {
         events.push((
             EventType::WorkflowComplete,
             json!({
@@ -140,7 +156,10 @@ async fn start_matching(
         return Ok(());
     }
     let now = now_ms();
-    let key = format!("{}:{}:{}", registration.source_id, registration.repo, registration.workflow_name);
+    let key = format!(
+        "{}:{}:{}",
+        registration.source_id, registration.repo, registration.workflow_name
+    );
     let starts = recent.entry(key).or_default();
     while starts.front().is_some_and(|at| now - at >= MINUTE_MS) {
         starts.pop_front();
@@ -154,18 +173,31 @@ async fn start_matching(
     let Some(source) = sources.into_iter().find(|s| s.source_id == registration.source_id) else {
         return Ok(());
     };
-    let origin = event.payload.as_ref().and_then(|p| p.get("jobId").or_else(|| p.get("runId"))).and_then(Value::as_str).unwrap_or_default();
+    let origin = event
+        .payload
+        .as_ref()
+        .and_then(|p| p.get("jobId").or_else(|| p.get("runId")))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let request = StartRequest {
         source,
         repo: Some(registration.repo.clone()),
         git_ref: Some(registration.git_ref.clone()),
         workflow: registration.workflow_name.clone(),
         event: event.clone(),
-        delivery_id: format!("{}:{origin}:{}", event.event_type.as_str(), registration.registration_id),
+        delivery_id: format!(
+            "{}:{origin}:{}",
+            event.event_type.as_str(),
+            registration.registration_id
+        ),
     };
     match starts::start(state, request).await {
-        Ok(started) => tracing::info!(runId = %started.run_id, workflow = %registration.workflow_name, event = %event.event_type.as_str(), origin, "run started by a finished run"),
-        Err(err) => tracing::error!(workflow = %registration.workflow_name, event = %event.event_type.as_str(), origin, error = %err, "a finished run should have started this workflow; it did not"),
+        Ok(started) => {
+            tracing::info!(runId = %started.run_id, workflow = %registration.workflow_name, event = %event.event_type.as_str(), origin, "run started by a finished run")
+        }
+        Err(err) => {
+            tracing::error!(workflow = %registration.workflow_name, event = %event.event_type.as_str(), origin, error = %err, "a finished run should have started this workflow; it did not")
+        }
     }
     Ok(())
 }

@@ -121,6 +121,12 @@ static MIGRATIONS: &[Migration] = &[
         "source_app_id",
         include_str!("../migrations/0020_source_app_id.sql"),
     ),
+    (
+        21,
+        "source_lifecycle",
+        include_str!("../migrations/0021_source_lifecycle.sql"),
+    ),
+    (22, "event_claims", include_str!("../migrations/0022_event_claims.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -166,12 +166,14 @@ impl Store {
     /// Claims an internal event (`job_complete:<jobId>`…): true for the one caller that
     /// records it first, which then announces it.
     pub async fn claim_event(&self, key: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query("INSERT INTO event_claims (claim_key, created_at) VALUES ($1, $2) ON CONFLICT (claim_key) DO NOTHING")
-            .bind(key)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(q("claim event"))?;
+        let done = sqlx::query(
+            "INSERT INTO event_claims (claim_key, created_at) VALUES ($1, $2) ON CONFLICT (claim_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(q("claim event"))?;
         Ok(done.rows_affected() == 1)
     }
 

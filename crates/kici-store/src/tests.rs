@@ -1110,3 +1110,21 @@ async fn registrations_are_replaced_per_repository_and_each_tick_is_claimed_once
         assert!(store.registrations(None).await.unwrap().is_empty(), "{db}");
     }
 }
+
+/// Every script under `migrations/` is listed, in order, with the number and name of its file:
+/// one left out would never run.
+#[test]
+fn every_migration_file_is_applied() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    files.sort();
+    let listed: Vec<String> = MIGRATIONS
+        .iter()
+        .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
+        .collect();
+    assert_eq!(listed, files);
+}

@@ -449,7 +449,10 @@ async fn signed_push(stack: &Stack, repo: &Repo, name: &str, secret: &str) -> (u
         .post(format!("{}/webhook/default/generic/{name}", stack.url()))
         .header("x-github-event", "push")
         .header("x-github-delivery", kici_telemetry::os::random_hex(8))
-        .header("x-hub-signature-256", format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body)))
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body)),
+        )
         .header("content-type", "application/json")
         .body(body)
         .send()
@@ -476,20 +479,51 @@ async fn sources_are_updated_rotated_disabled_revealed_and_removed() {
 
     let updated = admin(&["source", "update", "forge", "--secret", "new-secret"]);
     assert_eq!(updated.code, 0, "{}", updated.stderr);
-    assert!(updated.stdout.starts_with("Source forge updated.\nThe previous webhook secret is accepted until "), "{}", updated.stdout);
+    assert!(
+        updated
+            .stdout
+            .starts_with("Source forge updated.\nThe previous webhook secret is accepted until "),
+        "{}",
+        updated.stdout
+    );
     assert_eq!(signed_push(&stack, &repo, "forge", "new-secret").await.0, 202);
-    assert_eq!(signed_push(&stack, &repo, "forge", "old-secret").await.0, 202, "inside the rotation window");
-    admin(&["source", "update", "forge", "--secret", "newer-secret", "--rotation-window", "0"]).expect_code(0);
+    assert_eq!(
+        signed_push(&stack, &repo, "forge", "old-secret").await.0,
+        202,
+        "inside the rotation window"
+    );
+    admin(&[
+        "source",
+        "update",
+        "forge",
+        "--secret",
+        "newer-secret",
+        "--rotation-window",
+        "0",
+    ])
+    .expect_code(0);
     let (status, answer) = signed_push(&stack, &repo, "forge", "new-secret").await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_signature")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("invalid_signature"))
+    );
 
     let revealed = admin(&["source", "get-webhook-secret", "forge"]);
     assert_eq!(revealed.stdout, "newer-secret\n", "{}", revealed.stderr);
 
     let disabled = admin(&["source", "disable", "forge"]);
-    assert_eq!(disabled.stdout, "Source forge disabled: its webhooks are refused (403 source_disabled).\n");
+    assert_eq!(
+        disabled.stdout,
+        "Source forge disabled: its webhooks are refused (403 source_disabled).\n"
+    );
     let (status, answer) = signed_push(&stack, &repo, "forge", "newer-secret").await;
-    assert_eq!((status, answer["error"]["message"].as_str()), (403, Some("Source forge is disabled (hint: `kici-admin source enable forge`)")));
+    assert_eq!(
+        (status, answer["error"]["message"].as_str()),
+        (
+            403,
+            Some("Source forge is disabled (hint: `kici-admin source enable forge`)")
+        )
+    );
     admin(&["source", "enable", "forge"]).expect_code(0);
     assert_eq!(signed_push(&stack, &repo, "forge", "newer-secret").await.0, 202);
 
@@ -498,15 +532,27 @@ async fn sources_are_updated_rotated_disabled_revealed_and_removed() {
     assert!(nothing.stderr.contains("nothing to change"), "{}", nothing.stderr);
     let presets = admin(&["source", "list-presets"]);
     assert!(
-        presets.stdout.lines().any(|l| l.starts_with("gogs") && l.trim_end().ends_with("no")),
+        presets
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("gogs") && l.trim_end().ends_with("no")),
         "{}",
         presets.stdout
     );
 
     let removed = admin(&["source", "remove", "forge"]);
-    assert_eq!(removed.stdout, "Source forge removed (its runs stay; its schedules are gone).\n");
+    assert_eq!(
+        removed.stdout,
+        "Source forge removed (its runs stay; its schedules are gone).\n"
+    );
     let (status, answer) = signed_push(&stack, &repo, "forge", "newer-secret").await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_source")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("unknown_source"))
+    );
     let log = stack.orchestrator.log_tail(100_000);
-    assert!(!log.contains("newer-secret") && !log.contains("old-secret"), "a secret reached the log");
+    assert!(
+        !log.contains("newer-secret") && !log.contains("old-secret"),
+        "a secret reached the log"
+    );
 }

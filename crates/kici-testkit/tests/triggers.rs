@@ -167,7 +167,10 @@ async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_dep
     stack.add_local_source("app", &repo).await;
     let runs = stack.push("app", &repo, "main").await;
     let ci = stack.wait_run(&runs[0]).await;
-    assert_eq!((ci.run.workflow_name.as_str(), ci.run.status), ("ci", RunStatus::Success));
+    assert_eq!(
+        (ci.run.workflow_name.as_str(), ci.run.status),
+        ("ci", RunStatus::Success)
+    );
 
     let deploy = stack
         .wait_for("deploy to start after ci", || async {
@@ -176,10 +179,16 @@ async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_dep
         })
         .await;
     let deploy = stack.wait_run(&deploy).await;
-    assert_eq!((deploy.run.status, deploy.run.trigger.as_str()), (RunStatus::Success, "workflow_complete"));
+    assert_eq!(
+        (deploy.run.status, deploy.run.trigger.as_str()),
+        (RunStatus::Success, "workflow_complete")
+    );
     let log = stack.log_text(deploy.run.run_id.as_ref()).await;
     assert!(
-        log.contains(&format!(r#""workflowName":"ci","status":"success","sourceRepo":"app","runId":"{}""#, ci.run.run_id)),
+        log.contains(&format!(
+            r#""workflowName":"ci","status":"success","sourceRepo":"app","runId":"{}""#,
+            ci.run.run_id
+        )),
         "{log}"
     );
 
@@ -193,7 +202,10 @@ async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_dep
             done.then_some(runs)
         })
         .await;
-    assert_eq!(looping.iter().filter(|r| r["trigger"] == "workflow_complete").count(), 10);
+    assert_eq!(
+        looping.iter().filter(|r| r["trigger"] == "workflow_complete").count(),
+        10
+    );
     // The last run's completion is dropped, not delayed: the log says so, and no twelfth run.
     stack
         .wait_for("the dropped completion in the log", || async {

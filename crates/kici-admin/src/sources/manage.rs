@@ -60,7 +60,9 @@ pub async fn update(client: &ApiClient, args: UpdateArgs) -> anyhow::Result<()> 
     if let Some(object) = body.as_object_mut() {
         object.retain(|_, value| !value.is_null());
     }
-    let view: SourceView = client.patch(&["api", "v1", "admin", "sources", &args.source], &body).await?;
+    let view: SourceView = client
+        .patch(&["api", "v1", "admin", "sources", &args.source], &body)
+        .await?;
     println!("Source {} updated.", view.name);
     if let Some(until) = view.previous_secret_until {
         println!(
@@ -73,17 +75,25 @@ pub async fn update(client: &ApiClient, args: UpdateArgs) -> anyhow::Result<()> 
 
 pub async fn remove(client: &ApiClient, args: SourceArg) -> anyhow::Result<()> {
     client.delete(&["api", "v1", "admin", "sources", &args.source]).await?;
-    println!("Source {} removed (its runs stay; its schedules are gone).", args.source);
+    println!(
+        "Source {} removed (its runs stay; its schedules are gone).",
+        args.source
+    );
     Ok(())
 }
 
 pub async fn set_enabled(client: &ApiClient, args: SourceArg, enabled: bool) -> anyhow::Result<()> {
     let verb = if enabled { "enable" } else { "disable" };
-    let view: SourceView = client.post(&["api", "v1", "admin", "sources", &args.source, verb], &()).await?;
+    let view: SourceView = client
+        .post(&["api", "v1", "admin", "sources", &args.source, verb], &())
+        .await?;
     if enabled {
         println!("Source {} enabled: its webhooks are accepted.", view.name);
     } else {
-        println!("Source {} disabled: its webhooks are refused (403 source_disabled).", view.name);
+        println!(
+            "Source {} disabled: its webhooks are refused (403 source_disabled).",
+            view.name
+        );
     }
     Ok(())
 }
@@ -109,5 +119,9 @@ pub fn list_presets() -> String {
             ]
         })
         .collect();
-    table::render("", &["PRESET", "FORGE", "EVENT / DELIVERY HEADERS", "SIGNATURE", "STATUSES"], &rows)
+    table::render(
+        "",
+        &["PRESET", "FORGE", "EVENT / DELIVERY HEADERS", "SIGNATURE", "STATUSES"],
+        &rows,
+    )
 }

@@ -190,7 +190,6 @@ pub struct NewCredentials {
     pub(super) password: String,
 }
 
-
 /// A source as the API shows it: never its secret or credentials, only whether it has any.
 pub fn source_view(state: &Shared, source: &Source) -> SourceView {
     let base = format!("http://{}:{}", state.config.bind_address, state.config.port);

@@ -54,10 +54,12 @@ pub async fn update(
     Json(body): Json<SourceUpdate>,
 ) -> ApiResult<Json<SourceView>> {
     let mut source = find(&state, &id).await?;
-    let forge_fields = body.secret.is_some() || body.git_url.is_some() || body.api_url.is_some() || body.credentials.is_some();
+    let forge_fields =
+        body.secret.is_some() || body.git_url.is_some() || body.api_url.is_some() || body.credentials.is_some();
     if source.kind == SourceKind::Local && forge_fields {
         return Err(invalid(
-            "a local source takes only rateLimitRpm (its trigger token is renewed by `kici-admin source install-hook`)".into(),
+            "a local source takes only rateLimitRpm (its trigger token is renewed by `kici-admin source install-hook`)"
+                .into(),
         ));
     }
     if source.kind == SourceKind::GitHubApp && (body.git_url.is_some() || body.credentials.is_some()) {
@@ -68,7 +70,9 @@ pub async fn update(
     let mut changed = Vec::new();
     if let Some(rpm) = body.rate_limit_rpm {
         if !(1..=60_000).contains(&rpm) {
-            return Err(invalid(format!("rateLimitRpm {rpm} must be from 1 to 60000 deliveries a minute")));
+            return Err(invalid(format!(
+                "rateLimitRpm {rpm} must be from 1 to 60000 deliveries a minute"
+            )));
         }
         source.rate_limit_rpm = rpm;
         changed.push("rateLimitRpm");
