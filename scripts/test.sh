@@ -16,6 +16,7 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo_cmd=(); else sudo_cmd=(sudo); fi
@@ -24,7 +25,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # Only promtool is wanted from the prometheus package; a server it may have started listens
   # on all interfaces, so stop it.
   "${sudo_cmd[@]}" service prometheus stop >/dev/null 2>&1 || true
+  # Likewise the SSH tests start their own sshd on 127.0.0.1; the package's listens on port 22.
+  "${sudo_cmd[@]}" service ssh stop >/dev/null 2>&1 || true
 fi
+export KICI_TEST_REQUIRE_SSHD=1
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
   echo "error: Node.js $node_major found; KiCI needs Node.js 20 or newer" >&2

@@ -102,6 +102,18 @@ async fn clone_credentials(state: &Shared, dispatch: &JobDispatch) -> Option<cra
     let sources = state.store.list_sources().await.ok()?;
     let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
     match crate::pipeline::clone_credentials(state, &source, &dispatch.event).await {
+        // An agent trusts the SSH host keys the orchestrator's own clone learned (accept-new)
+        // or was given (pinned): never a key it sees first.
+        Ok(Some(mut credentials)) if credentials.ssh_key.is_some() && credentials.known_hosts.is_none() => {
+            let learned = state
+                .config
+                .data_dir
+                .join("repos")
+                .join(source.source_id.as_str())
+                .join(crate::git::KNOWN_HOSTS);
+            credentials.known_hosts = std::fs::read_to_string(learned).ok().filter(|k| !k.trim().is_empty());
+            Some(credentials)
+        }
         Ok(credentials) => credentials,
         Err(err) => {
             tracing::error!(runId = %dispatch.run_id, source = %source.name, error = %err, "no clone credentials for the job; it is sent without them");

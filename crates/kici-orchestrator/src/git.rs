@@ -54,13 +54,42 @@ async fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     git_as(repo, args, None).await
 }
 
-async fn git_as(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -> Result<String, GitError> {
-    git_bytes(repo, args, credentials)
+/// Clone credentials and, for an SSH key, the `known_hosts` file the server's key is checked
+/// against.
+type Auth<'a> = Option<(&'a Credentials, &'a Path)>;
+
+async fn git_as(repo: &Path, args: &[&str], auth: Auth<'_>) -> Result<String, GitError> {
+    git_bytes(repo, args, auth)
         .await
         .map(|stdout| String::from_utf8_lossy(&stdout).into_owned())
 }
 
-async fn git_bytes(repo: &Path, args: &[&str], credentials: Option<&Credentials>) -> Result<Vec<u8>, GitError> {
+/// `GIT_SSH_COMMAND` for an SSH key: the key in a 0600 file removed when the returned path is
+/// dropped, and the known hosts written when pinned (else kept in the file from the first
+/// clone on: `accept-new`).
+fn ssh_setup(
+    key: &str,
+    credentials: &Credentials,
+    known_hosts: &Path,
+) -> std::io::Result<(String, tempfile::TempPath)> {
+    use std::io::Write as _;
+    let mut file = tempfile::NamedTempFile::new()?;
+    file.write_all(key.trim_end().as_bytes())?;
+    file.write_all(b"\n")?;
+    let key_file = file.into_temp_path();
+    if let Some(pinned) = &credentials.known_hosts {
+        std::fs::write(known_hosts, format!("{}\n", pinned.trim_end()))?;
+    }
+    let command = kici_engine::git_auth::ssh_command(
+        &key_file.display().to_string(),
+        &known_hosts.display().to_string(),
+        credentials.known_hosts.is_some(),
+    );
+    Ok((command, key_file))
+}
+
+async fn git_bytes(repo: &Path, args: &[&str], auth: Auth<'_>) -> Result<Vec<u8>, GitError> {
+    let credentials = auth.map(|(credentials, _)| credentials);
     let joined = redact_userinfo(&args.join(" ")).into_owned();
     let mut command = tokio::process::Command::new("git");
     command
@@ -73,8 +102,17 @@ async fn git_bytes(repo: &Path, args: &[&str], credentials: Option<&Credentials>
     for name in WITHHELD_ENV {
         command.env_remove(name);
     }
-    if let Some(credentials) = credentials {
-        command.envs(credential_env(credentials));
+    let mut _key_file = None;
+    match auth {
+        Some((credentials, known_hosts)) if let Some(key) = &credentials.ssh_key => {
+            let (ssh, key_file) = ssh_setup(key, credentials, known_hosts).map_err(GitError::Spawn)?;
+            command.env("GIT_SSH_COMMAND", ssh);
+            _key_file = Some(key_file);
+        }
+        Some((credentials, _)) => {
+            command.envs(credential_env(credentials));
+        }
+        None => {}
     }
     let output = tokio::time::timeout(GIT_TIMEOUT, command.output())
         .await
@@ -211,6 +249,9 @@ pub async fn head_branch(repo: &Path) -> Result<Option<String>, GitError> {
     }
 }
 
+/// The file under a source's mirror directory holding the SSH host keys it trusts.
+pub const KNOWN_HOSTS: &str = "known_hosts";
+
 /// A bare mirror of `url` under `cache_dir`, fetched so that `sha` is present (`None`: fetched
 /// now, to read the current branches), with `credentials` when the server asks for them.
 pub async fn mirror(
@@ -220,6 +261,8 @@ pub async fn mirror(
     credentials: Option<&Credentials>,
 ) -> Result<PathBuf, GitError> {
     let dir = cache_dir.join(format!("{}.git", &kici_engine::hash::sha256_hex(url.as_bytes())[..16]));
+    let known_hosts = cache_dir.join(KNOWN_HOSTS);
+    let auth = credentials.map(|c| (c, known_hosts.as_path()));
     let present = |sha: &str| {
         let object = format!("{sha}^{{commit}}");
         let dir = dir.clone();
@@ -228,17 +271,12 @@ pub async fn mirror(
     if !dir.join("HEAD").exists() {
         tokio::fs::create_dir_all(cache_dir).await.map_err(GitError::Spawn)?;
         let target = dir.display().to_string();
-        git_as(cache_dir, &["clone", "--quiet", "--mirror", url, &target], credentials).await?;
+        git_as(cache_dir, &["clone", "--quiet", "--mirror", url, &target], auth).await?;
     } else if match sha {
         Some(sha) => !present(sha).await,
         None => true,
     } {
-        git_as(
-            &dir,
-            &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"],
-            credentials,
-        )
-        .await?;
+        git_as(&dir, &["fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*"], auth).await?;
     }
     Ok(dir)
 }
@@ -272,10 +310,7 @@ mod tests {
     #[tokio::test]
     async fn the_credential_helper_answers_from_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let credentials = Credentials {
-            username: "ci-bot".into(),
-            password: "pa ss'w\"ord".into(),
-        };
+        let credentials = Credentials::password("ci-bot", "pa ss'w\"ord");
         let mut child = tokio::process::Command::new("git")
             .args(["credential", "fill"])
             .envs(credential_env(&credentials))

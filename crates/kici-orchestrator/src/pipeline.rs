@@ -128,10 +128,7 @@ pub(crate) async fn clone_credentials(
                 .github
                 .installation_token(&state.config.secret_keys, source, installation, now_ms())
                 .await?;
-            Ok(Some(git::Credentials {
-                username: "x-access-token".to_string(),
-                password: token,
-            }))
+            Ok(Some(git::Credentials::password("x-access-token", token)))
         }
     }
 }

@@ -10,18 +10,11 @@
 
 use kici_engine::ids::SourceId;
 use kici_store::{SealedColumn, Source, SourceKind, Store, StoreError, Verification};
-use serde::{Deserialize, Serialize};
 
 use crate::git::{self, Credentials};
 use crate::secret_key::{Keyring, Sealed, SecretError};
 
 /// What a source's `credentials` column holds once decrypted.
-#[derive(Serialize, Deserialize)]
-struct StoredCredentials {
-    username: String,
-    password: String,
-}
-
 fn context(source_id: &SourceId, column: SealedColumn) -> String {
     match column {
         SealedColumn::Secret => format!("source:{source_id}:secret"),
@@ -41,11 +34,7 @@ pub fn seal_webhook_secret(keys: &Keyring, source_id: &SourceId, secret: &str) -
 }
 
 pub fn seal_credentials(keys: &Keyring, source_id: &SourceId, credentials: &Credentials) -> String {
-    let stored = StoredCredentials {
-        username: credentials.username.clone(),
-        password: credentials.password.clone(),
-    };
-    let json = serde_json::to_string(&stored).expect("credentials serialize");
+    let json = serde_json::to_string(credentials).expect("credentials serialize");
     keys.seal(&json, &context(source_id, SealedColumn::Credentials))
 }
 
@@ -72,11 +61,8 @@ pub fn credentials(keys: &Keyring, source: &Source) -> Result<Option<Credentials
         return Ok(None);
     };
     let opened = keys.open(stored, &context(&source.source_id, SealedColumn::Credentials))?;
-    let stored: StoredCredentials = serde_json::from_str(&opened.plaintext).map_err(|_| SecretError::Malformed)?;
-    Ok(Some(Credentials {
-        username: stored.username,
-        password: stored.password,
-    }))
+    let stored: Credentials = serde_json::from_str(&opened.plaintext).map_err(|_| SecretError::Malformed)?;
+    Ok(Some(stored))
 }
 
 /// Which values [`reseal`] writes again.
@@ -181,10 +167,7 @@ fn split_credentials(url: &str) -> Option<(String, Credentials)> {
     let clean = format!("{}{}", &url[..start], &url[start + userinfo.len() + 1..]);
     Some((
         clean,
-        Credentials {
-            username: percent_decode(username),
-            password: percent_decode(password),
-        },
+        Credentials::password(percent_decode(username), percent_decode(password)),
     ))
 }
 
@@ -347,10 +330,7 @@ mod tests {
         source.credentials = Some(seal_credentials(
             &old,
             &SourceId::from("g1"),
-            &Credentials {
-                username: "u".into(),
-                password: "p".into(),
-            },
+            &Credentials::password("u", "p"),
         ));
         store.insert_source(&source).await.unwrap();
 

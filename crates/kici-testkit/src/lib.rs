@@ -14,6 +14,7 @@ pub mod forge_double;
 pub mod git_http;
 mod process;
 mod repo;
+pub mod ssh_server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

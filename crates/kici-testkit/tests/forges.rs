@@ -556,3 +556,105 @@ async fn sources_are_updated_rotated_disabled_revealed_and_removed() {
         "a secret reached the log"
     );
 }
+
+/// A private repository behind a real `sshd` on 127.0.0.1, cloned with an SSH deploy key: the
+/// orchestrator's first clone keeps the server's key (`accept-new`) and agents trust only that
+/// one; a source pinned to another key is refused with ssh's own words. The key appears in no
+/// log and no API answer.
+#[tokio::test]
+async fn a_private_repository_is_cloned_with_an_ssh_deploy_key() {
+    let Some(sshd) = kici_testkit::ssh_server::SshServer::start() else {
+        eprintln!("skipped: no sshd (apt-get install openssh-server)");
+        return;
+    };
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/ci.ts",
+        "import { workflow, job, push } from '@kici-dev/sdk';\nexport default workflow('ci', { on: push({ branches: 'main' }), jobs: [job('build', { runsOn: 'linux', run: async () => { console.log('built over ssh'); } })] });\n",
+    );
+    repo.compile();
+    repo.commit_and_push("ci");
+    let url = sshd.url(&repo.origin());
+    let key = sshd.client_key.display().to_string();
+    let other_host = stack.dir.path().join("other_known_hosts");
+    std::fs::write(
+        &other_host,
+        format!(
+            "[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk9yBCrt2tYG9x9LY0JtA8rRpD5hS3fKqWXSl8lmnop\n",
+            sshd.port
+        ),
+    )
+    .unwrap();
+    let other_host = other_host.display().to_string();
+    let add = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "source",
+            "add",
+            "generic",
+            "--name",
+            name,
+            "--preset",
+            "gitea",
+            "--secret",
+            "s3cret",
+            "--git-url",
+            &url,
+            "--git-username",
+            &sshd.user,
+            "--ssh-key-file",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        stack.cli("kici-admin", &args, stack.dir.path())
+    };
+    add("over-ssh", &[]).expect_code(0);
+    add(
+        "pinned-elsewhere",
+        &["--ssh-host-key-policy", "pinned", "--ssh-known-hosts-file", &other_host],
+    )
+    .expect_code(0);
+
+    let push = |name: &'static str| {
+        let (headers, body) = webhook("gitea", &repo, "s3cret");
+        let request = stack
+            .client()
+            .post(format!("{}/webhook/default/generic/{name}", stack.url()))
+            .json(&body);
+        headers
+            .into_iter()
+            .fold(request, |request, (header, value)| request.header(header, value))
+    };
+    let response = push("over-ssh").send().await.unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let runs = Stack::run_ids(&answer);
+    assert_eq!(runs.len(), 1, "{answer}");
+    let run = stack.wait_run(&runs[0]).await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    assert!(stack.log_text(&runs[0]).await.contains("built over ssh"));
+
+    let response = push("pinned-elsewhere").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 502);
+    let answer: Value = response.json().await.unwrap();
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Host key verification failed"),
+        "{answer}"
+    );
+
+    let private_key = std::fs::read_to_string(&sshd.client_key).unwrap();
+    let key_line = private_key.lines().nth(1).unwrap();
+    let sources = stack.get("/api/v1/admin/sources").await.to_string();
+    let logs = format!(
+        "{}{}",
+        stack.orchestrator.log_tail(100_000),
+        stack.agents[0].log_tail(100_000)
+    );
+    assert!(
+        !sources.contains(key_line) && !logs.contains(key_line),
+        "the key leaked"
+    );
+}

@@ -138,13 +138,30 @@ pub struct AddGenericArgs {
     /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git` (without credentials)
     #[arg(long, value_name = "TEMPLATE")]
     git_url: String,
-    /// User name for cloning a private repository (with --git-password-file)
-    #[arg(long, value_name = "NAME", requires = "git_password_file")]
+    /// User name for cloning a private repository (with --git-password-file; for an SSH key, the
+    /// SSH user, default `git`)
+    #[arg(long, value_name = "NAME")]
     git_username: Option<String>,
     /// File holding the password or access token for cloning (`-` reads it from stdin); the
     /// orchestrator stores it encrypted and never puts it in the URL
-    #[arg(long, value_name = "FILE", requires = "git_username")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "git_username",
+        conflicts_with = "ssh_key_file"
+    )]
     git_password_file: Option<PathBuf>,
+    /// File holding an SSH deploy key for an SSH clone URL (`ssh://git@host/{owner}/{name}.git`);
+    /// stored encrypted, given to git in a 0600 file only while it runs
+    #[arg(long, value_name = "FILE")]
+    ssh_key_file: Option<PathBuf>,
+    /// Which server keys an SSH clone trusts: `accept-new` (the first one seen, then only it) or
+    /// `pinned` (those of --ssh-known-hosts-file)
+    #[arg(long, value_name = "POLICY", value_parser = ["accept-new", "pinned"], default_value = "accept-new", requires = "ssh_key_file")]
+    ssh_host_key_policy: String,
+    /// known_hosts lines for `--ssh-host-key-policy pinned` (`ssh-keyscan -p <port> <host>` prints them)
+    #[arg(long, value_name = "FILE")]
+    ssh_known_hosts_file: Option<PathBuf>,
     /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
     #[arg(long, value_name = "PER_MINUTE")]
     rate_limit: Option<i64>,
@@ -328,9 +345,29 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "rateLimitRpm": args.rate_limit,
                 "apiUrl": args.api_url,
             });
-            if let (Some(username), Some(path)) = (args.git_username, args.git_password_file) {
-                let password = read_password_file(&path)?;
+            if let (Some(username), Some(path)) = (&args.git_username, &args.git_password_file) {
+                let password = read_password_file(path)?;
                 body["credentials"] = json!({"username": username, "password": password});
+            }
+            if let Some(path) = &args.ssh_key_file {
+                let key = std::fs::read_to_string(path)
+                    .map_err(|err| anyhow!("cannot read the SSH key file `{}`: {err}", path.display()))?;
+                let known_hosts = match (args.ssh_host_key_policy.as_str(), &args.ssh_known_hosts_file) {
+                    ("pinned", Some(file)) => Some(
+                        std::fs::read_to_string(file)
+                            .map_err(|err| anyhow!("cannot read the known hosts file `{}`: {err}", file.display()))?,
+                    ),
+                    ("pinned", None) => bail!(
+                        "--ssh-host-key-policy pinned needs --ssh-known-hosts-file (hint: `ssh-keyscan -p <port> <host> > known_hosts`)"
+                    ),
+                    (_, Some(_)) => bail!("--ssh-known-hosts-file is for --ssh-host-key-policy pinned"),
+                    _ => None,
+                };
+                body["credentials"] = json!({
+                    "username": args.git_username.clone().unwrap_or_else(|| "git".to_string()),
+                    "sshKey": key,
+                    "knownHosts": known_hosts,
+                });
             }
             body
         }

@@ -114,6 +114,33 @@ pub(super) async fn check_drift(dir: &Path, config: &JobConfig) -> Result<(), St
 }
 
 /// Runs one git command with [`GIT_TIMEOUT`]; Err is `git clone failed: <last stderr lines>`.
+/// The SSH key and the known hosts (those the orchestrator trusts; none: every server is
+/// refused) in 0600 files removed when the returned directory is dropped, and the
+/// `GIT_SSH_COMMAND` using them.
+fn ssh_files(key: &str, known_hosts: Option<&str>) -> std::io::Result<(String, tempfile::TempDir)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = tempfile::tempdir()?;
+    let write = |name: &str, text: &str| -> std::io::Result<std::path::PathBuf> {
+        use std::io::Write as _;
+        let path = dir.path().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.write_all(format!("{}\n", text.trim_end()).as_bytes())?;
+        Ok(path)
+    };
+    let key_file = write("key", key)?;
+    let known_hosts_file = write("known_hosts", known_hosts.unwrap_or_default())?;
+    let command = kici_engine::git_auth::ssh_command(
+        &key_file.display().to_string(),
+        &known_hosts_file.display().to_string(),
+        true,
+    );
+    Ok((command, dir))
+}
+
 /// Runs git with the agent's inherited environment only; `credentials` reach it through the
 /// credential helper of `kici_engine::git_auth`, never its arguments.
 async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) -> Result<(), String> {
@@ -125,8 +152,19 @@ async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) ->
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    if let Some(credentials) = credentials {
-        command.envs(credential_env(credentials));
+    // The SSH key's file lives until git is done.
+    let mut _key_file = None;
+    match credentials {
+        Some(credentials) if let Some(key) = &credentials.ssh_key => {
+            let (ssh, files) = ssh_files(key, credentials.known_hosts.as_deref())
+                .map_err(|err| format!("git clone failed: cannot write the SSH key for git: {err}"))?;
+            command.env("GIT_SSH_COMMAND", ssh);
+            _key_file = Some(files);
+        }
+        Some(credentials) => {
+            command.envs(credential_env(credentials));
+        }
+        None => {}
     }
     let verb = args
         .iter()

@@ -184,10 +184,30 @@ pub struct NewSource {
 pub const DEFAULT_RATE_LIMIT_RPM: i64 = 600;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCredentials {
     pub(super) username: String,
+    /// A password or token (HTTPS), or
+    #[serde(default)]
     pub(super) password: String,
+    /// an SSH private key (an `ssh://` or `user@host:path` URL),
+    #[serde(default)]
+    pub(super) ssh_key: Option<String>,
+    /// with the `known_hosts` lines its server's key must be in (`pinned`); without them the
+    /// first key seen is kept (`accept-new`).
+    #[serde(default)]
+    pub(super) known_hosts: Option<String>,
+}
+
+impl NewCredentials {
+    pub(super) fn to_credentials(&self) -> git::Credentials {
+        git::Credentials {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            ssh_key: self.ssh_key.clone(),
+            known_hosts: self.known_hosts.clone(),
+        }
+    }
 }
 
 /// A source as the API shows it: never its secret or credentials, only whether it has any.
@@ -262,8 +282,24 @@ pub(super) fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCr
         if git_url.is_none() {
             return Err("credentials need a gitUrl: they are sent only to the repository the source names".into());
         }
-        if credentials.username.is_empty() || credentials.password.is_empty() {
-            return Err("credentials need a non-empty username and password".into());
+        let ssh = credentials.ssh_key.is_some();
+        if credentials.username.is_empty() || (credentials.password.is_empty() != ssh) {
+            return Err("credentials need a username and either a password (a token) or an SSH key".into());
+        }
+        let url = git_url.unwrap_or_default();
+        let ssh_url = url.starts_with("ssh://") || (!url.contains("://") && url.contains('@') && url.contains(':'));
+        if ssh != ssh_url {
+            return Err(if ssh {
+                format!(
+                    "an SSH key clones an SSH URL (ssh://git@host/owner/name.git), not `{}`",
+                    git::redact_userinfo(url)
+                )
+            } else {
+                format!("`{url}` is an SSH URL: give it an SSH key (--ssh-key-file), not a password")
+            });
+        }
+        if credentials.known_hosts.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err("pinned known hosts are empty (hint: `ssh-keyscan -p <port> <host>` prints the lines)".into());
         }
         let bad = |text: &str| text.contains(['\n', '\r', '\0']);
         if bad(&credentials.username) || bad(&credentials.password) {
@@ -365,14 +401,11 @@ pub async fn add_source(
     let keys = &state.config.secret_keys;
     // A GitHub App's private key is kept as its credentials: the App id and the PEM.
     let credentials = match (&body.credentials, kind) {
-        (_, SourceKind::GitHubApp) => Some(git::Credentials {
-            username: body.app_id.clone().unwrap_or_default(),
-            password: body.private_key.clone().unwrap_or_default(),
-        }),
-        (Some(c), _) => Some(git::Credentials {
-            username: c.username.clone(),
-            password: c.password.clone(),
-        }),
+        (_, SourceKind::GitHubApp) => Some(git::Credentials::password(
+            body.app_id.clone().unwrap_or_default(),
+            body.private_key.clone().unwrap_or_default(),
+        )),
+        (Some(c), _) => Some(c.to_credentials()),
         (None, _) => None,
     };
     let source = Source {

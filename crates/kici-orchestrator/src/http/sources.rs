@@ -17,7 +17,6 @@ use super::admin::{NewCredentials, check_api_url, check_git_access, source_view}
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use crate::clock::now_ms;
-use crate::git;
 use crate::source_secrets;
 use crate::state::Shared;
 
@@ -86,11 +85,11 @@ pub async fn update(
             changed.push("gitUrl");
         }
         if let Some(c) = &body.credentials {
-            let credentials = git::Credentials {
-                username: c.username.clone(),
-                password: c.password.clone(),
-            };
-            source.credentials = Some(source_secrets::seal_credentials(keys, &source.source_id, &credentials));
+            source.credentials = Some(source_secrets::seal_credentials(
+                keys,
+                &source.source_id,
+                &c.to_credentials(),
+            ));
             changed.push("credentials");
         }
     }
