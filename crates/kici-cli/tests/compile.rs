@@ -534,3 +534,11 @@ fn schedules_and_dispatch_inputs_reach_the_lock_file() {
         ])
     );
 }
+
+#[test]
+fn generic_webhook_auth_on_the_trigger_is_refused_for_the_sources_own() {
+    check_error(
+        "import { workflow, job, genericWebhook } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: genericWebhook({ source: 'alerts', auth: { method: 'api-key', secret: 'ALERT_TOKEN' } }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
+        ".kici/workflows/broken.ts:2:16 error [E110]: Workflow \"x\": invalid generic_webhook trigger: genericWebhook({ auth }) is not implemented by this build: the source verifies its webhooks",
+    );
+}

@@ -16,6 +16,7 @@ pub enum EventType {
     Schedule,
     WorkflowComplete,
     JobComplete,
+    GenericWebhook,
     #[serde(other)]
     Unknown,
 }
@@ -30,6 +31,7 @@ impl EventType {
             EventType::Schedule => "schedule",
             EventType::WorkflowComplete => "workflow_complete",
             EventType::JobComplete => "job_complete",
+            EventType::GenericWebhook => "generic_webhook",
             EventType::Unknown => "unknown",
         }
     }

@@ -64,7 +64,7 @@ pub struct Preset {
     pub statuses: Option<ForgeApi>,
 }
 
-pub const PRESETS: [Preset; 5] = [
+pub const PRESETS: [Preset; 6] = [
     Preset {
         name: "forgejo",
         forge: "Forgejo",
@@ -104,6 +104,14 @@ pub const PRESETS: [Preset; 5] = [
         delivery_header: "X-GitHub-Delivery",
         signature: "X-Hub-Signature-256 (HMAC-SHA256)",
         statuses: Some(ForgeApi::GitHub),
+    },
+    Preset {
+        name: "custom",
+        forge: "any service, no git (genericWebhook() triggers)",
+        event_header: "X-Event-Type (optional)",
+        delivery_header: "X-Delivery-Id",
+        signature: "X-Hub-Signature-256 (HMAC-SHA256), or Authorization: Bearer (--verification bearer_token)",
+        statuses: None,
     },
 ];
 

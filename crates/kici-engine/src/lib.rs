@@ -21,6 +21,7 @@ pub mod ids;
 pub mod inputs;
 pub mod install;
 pub mod internal_error;
+pub mod jsonpath;
 pub mod labels;
 pub mod lockfile;
 pub mod mask;

@@ -139,8 +139,9 @@ const TRIGGERS: &[&str] = &[
     "schedule",
     "workflow_complete",
     "job_complete",
+    "generic_webhook",
 ];
-const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[("kici_event", "kiciEvent"), ("generic_webhook", "genericWebhook")];
+const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[("kici_event", "kiciEvent")];
 
 /// Whether this build fires triggers of lock type `kind`.
 pub fn trigger_honoured(kind: &str) -> bool {

@@ -136,6 +136,12 @@ pub enum TriggerError {
     RequiredScheduleInput(String),
     #[error("status `{status}` is not one of {allowed}")]
     Status { status: String, allowed: String },
+    #[error(transparent)]
+    JsonPath(#[from] crate::jsonpath::JsonPathError),
+    #[error(
+        "genericWebhook({{ {0} }}) is not implemented by this build: the source verifies its webhooks (hint: remove `{0}` and add the source with `kici-admin source add generic --preset custom --secret …`)"
+    )]
+    NotImplemented(&'static str),
 }
 
 impl Trigger {
@@ -209,6 +215,24 @@ impl Trigger {
                 status: crate::excerpt::excerpt(status).into_owned(),
                 allowed: allowed.join(", "),
             });
+        }
+        if let Trigger::GenericWebhook {
+            match_paths,
+            not_paths,
+            auth,
+            path,
+            ..
+        } = self
+        {
+            for filters in [match_paths, not_paths].into_iter().flatten() {
+                crate::jsonpath::validate(filters)?;
+            }
+            if auth.is_some() {
+                return Err(TriggerError::NotImplemented("auth"));
+            }
+            if path.is_some() {
+                return Err(TriggerError::NotImplemented("path"));
+            }
         }
         let lists: Vec<&[BranchPattern]> = match self {
             Trigger::Push { branches, repos, .. } => vec![branches, repos.as_deref().unwrap_or(&[])],
@@ -406,13 +430,57 @@ impl Recorder<'_> {
                         payload_text(event, "sourceRepo"),
                     )
             }
-            Trigger::KiciEvent { .. } | Trigger::GenericWebhook { .. } => self.record(
+            Trigger::GenericWebhook {
+                source,
+                events,
+                match_paths,
+                not_paths,
+                ..
+            } => {
+                let kind = payload_text(event, "eventType").or(event.action.as_deref());
+                let body = event
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("payload"))
+                    .unwrap_or(&serde_json::Value::Null);
+                self.event_type(EventType::GenericWebhook, event)
+                    && self.one_of(
+                        "source",
+                        Some(std::slice::from_ref(source)),
+                        payload_text(event, "source"),
+                    )
+                    && self.one_of("events", events.as_deref(), kind)
+                    && self.json_paths(match_paths.as_ref(), not_paths.as_ref(), body)
+            }
+            Trigger::KiciEvent { .. } => self.record(
                 "type",
                 trigger.kind().to_string(),
                 event.event_type.as_str().to_string(),
                 false,
             ),
         })
+    }
+
+    /// The JSONPath filters (checked when the lock file loaded, so they compile).
+    fn json_paths(
+        &mut self,
+        matching: Option<&serde_json::Map<String, serde_json::Value>>,
+        excluding: Option<&serde_json::Map<String, serde_json::Value>>,
+        body: &serde_json::Value,
+    ) -> bool {
+        if let Some(filters) = matching.filter(|f| !f.is_empty()) {
+            let pass = crate::jsonpath::all_match(filters, body).unwrap_or(false);
+            let expected = filters.keys().cloned().collect::<Vec<_>>().join(", ");
+            if !self.record("match", expected, "(payload)".to_string(), pass) {
+                return false;
+            }
+        }
+        if let Some(filters) = excluding.filter(|f| !f.is_empty()) {
+            let excluded = crate::jsonpath::any_excluded(filters, body).unwrap_or(true);
+            let expected = filters.keys().cloned().collect::<Vec<_>>().join(", ");
+            return self.record("not", expected, "(payload)".to_string(), !excluded);
+        }
+        true
     }
 
     /// `actual` is one of `allowed` (no list: anything is).

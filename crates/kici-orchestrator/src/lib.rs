@@ -21,6 +21,7 @@ pub mod config;
 pub(crate) mod deliveries;
 pub(crate) mod diagnose;
 pub mod dispatcher;
+pub(crate) mod event_runs;
 pub(crate) mod events;
 pub(crate) mod fan_out;
 pub(crate) mod fleet;

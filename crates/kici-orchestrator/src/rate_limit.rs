@@ -1,8 +1,7 @@
-//! Per-source webhook rate limits: a token bucket per source that holds `rate_limit_rpm`
-//! deliveries and refills at that rate, so a burst up to the limit passes and a sustained flood
-//! is answered 429 with the seconds until the next delivery fits.
+//! Rate limits as token buckets: per source for webhooks (`rate_limit_rpm` deliveries, refilled
+//! at that rate, so a burst up to the limit passes and a sustained flood is answered 429 with
+//! the seconds until the next delivery fits), and per workflow for the runs events start.
 
-use kici_engine::ids::SourceId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -19,14 +18,14 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    /// Takes one delivery from `source_id`'s bucket at `now_ms`: `Ok` when it fits, else the
-    /// whole seconds to wait (`Retry-After`).
-    pub fn take(&self, source_id: &SourceId, per_minute: i64, now_ms: i64) -> Result<(), u64> {
+    /// Takes one from `key`'s bucket at `now_ms`: `Ok` when it fits, else the whole seconds to
+    /// wait (`Retry-After`).
+    pub fn take(&self, key: &str, per_minute: i64, now_ms: i64) -> Result<(), u64> {
         let capacity = per_minute.max(1) as f64;
         let per_ms = capacity / 60_000.0;
         // Every update is one read-modify-write of one entry, so a poisoned map is consistent.
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bucket = buckets.entry(source_id.to_string()).or_insert(Bucket {
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
             tokens: capacity,
             at_ms: now_ms,
         });
@@ -50,20 +49,12 @@ mod tests {
     fn a_burst_up_to_the_limit_passes_then_the_rate_holds() {
         let limits = RateLimits::default();
         for _ in 0..3 {
-            assert_eq!(limits.take(&SourceId::from("s"), 3, 0), Ok(()));
+            assert_eq!(limits.take("s", 3, 0), Ok(()));
         }
-        assert_eq!(
-            limits.take(&SourceId::from("s"), 3, 0),
-            Err(20),
-            "one delivery every 20 s"
-        );
-        assert_eq!(
-            limits.take(&SourceId::from("other"), 3, 0),
-            Ok(()),
-            "sources have their own buckets"
-        );
-        assert_eq!(limits.take(&SourceId::from("s"), 3, 10_000), Err(10));
-        assert_eq!(limits.take(&SourceId::from("s"), 3, 20_000), Ok(()));
-        assert_eq!(limits.take(&SourceId::from("s"), 3, 20_000), Err(20));
+        assert_eq!(limits.take("s", 3, 0), Err(20), "one delivery every 20 s");
+        assert_eq!(limits.take("other", 3, 0), Ok(()), "sources have their own buckets");
+        assert_eq!(limits.take("s", 3, 10_000), Err(10));
+        assert_eq!(limits.take("s", 3, 20_000), Ok(()));
+        assert_eq!(limits.take("s", 3, 20_000), Err(20));
     }
 }

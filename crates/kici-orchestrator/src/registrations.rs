@@ -27,7 +27,10 @@ pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
                 .filter(|(_, trigger)| {
                     matches!(
                         trigger,
-                        Trigger::Schedule { .. } | Trigger::WorkflowComplete { .. } | Trigger::JobComplete { .. }
+                        Trigger::Schedule { .. }
+                            | Trigger::WorkflowComplete { .. }
+                            | Trigger::JobComplete { .. }
+                            | Trigger::GenericWebhook { .. }
                     )
                 })
                 .map(|(index, trigger)| NewRegistration {

@@ -41,7 +41,7 @@ pub fn seal_credentials(keys: &Keyring, source_id: &SourceId, credentials: &Cred
 /// A generic source's webhook secret (HMAC key), decrypted; `None` for sources without one.
 pub fn webhook_secret(keys: &Keyring, source: &Source) -> Result<Option<String>, SecretError> {
     match (&source.verification, &source.secret) {
-        (Verification::HmacSha256, Some(stored)) => keys
+        (Verification::HmacSha256 | Verification::BearerToken, Some(stored)) => keys
             .open(stored, &context(&source.source_id, SealedColumn::Secret))
             .map(|opened| Some(opened.plaintext)),
         _ => Ok(None),

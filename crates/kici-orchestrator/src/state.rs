@@ -45,6 +45,8 @@ pub struct AppState {
     pub(crate) dispatch: DispatchWake,
     /// Verified webhook deliveries per source and minute.
     pub(crate) webhook_limits: RateLimits,
+    /// Runs started by events, per workflow and minute.
+    pub(crate) event_limits: RateLimits,
     /// Background work started while serving; shutdown waits for it.
     pub(crate) background: Tasks,
     /// The dependency builds running now (one per lock file).
@@ -91,6 +93,7 @@ impl AppState {
             timeline,
             dispatch,
             webhook_limits: RateLimits::default(),
+            event_limits: RateLimits::default(),
             background: Tasks::default(),
             builds: crate::build_slots::BuildSlots::default(),
             grant_keys: crate::grants::GrantKeys::generate(),

@@ -47,6 +47,8 @@ pub enum Verification {
     /// Local sources: `Authorization: Bearer` with the source's trigger token (its SHA-256 in
     /// `secret`) or an admin token.
     TriggerToken,
+    /// `Authorization: Bearer <secret>` (a service that cannot sign its webhooks).
+    BearerToken,
 }
 
 impl Verification {
@@ -55,6 +57,7 @@ impl Verification {
             Verification::None => "none",
             Verification::HmacSha256 => "hmac_sha256",
             Verification::TriggerToken => "trigger_token",
+            Verification::BearerToken => "bearer_token",
         }
     }
 }
@@ -66,6 +69,7 @@ impl std::str::FromStr for Verification {
             "none" => Ok(Verification::None),
             "hmac_sha256" => Ok(Verification::HmacSha256),
             "trigger_token" => Ok(Verification::TriggerToken),
+            "bearer_token" => Ok(Verification::BearerToken),
             _ => Err(()),
         }
     }

@@ -221,3 +221,108 @@ async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_dep
     let audits = stack.get("/api/v1/runs?workflow=audit").await;
     assert_eq!(audits["total"], 0, "a job that succeeded does not match status: failed");
 }
+
+const ALERTS: &str = r#"import { workflow, job, step, genericWebhook } from '@kici-dev/sdk';
+
+export default workflow('page', {
+  on: genericWebhook({
+    source: 'alerts',
+    events: 'fired',
+    match: { '$.alert.severity': ['critical', 'high'] },
+    not: { '$.alert.service': /^test-/ },
+  }),
+  jobs: [job('page', { runsOn: 'linux', steps: [step('page', async (ctx) => {
+    console.log(`paging for ${ctx.event.payload.payload.alert.service} (${ctx.event.action})`);
+  })] })],
+});
+"#;
+
+/// A `custom` source carries a service's JSON events without git: `genericWebhook()` triggers
+/// naming it (registered by the default branch) run when the event type and JSONPath filters
+/// accept the payload; a wrong bearer token is 401 and a delivery id seen before a duplicate.
+#[tokio::test]
+async fn generic_webhooks_start_the_workflows_whose_filters_accept_them() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/page.ts", ALERTS);
+    repo.compile();
+    repo.commit_and_push("page on alerts");
+    stack.add_local_source("app", &repo).await;
+    stack.push("app", &repo, "main").await;
+    let added = stack.cli(
+        "kici-admin",
+        &[
+            "source",
+            "add",
+            "generic",
+            "--name",
+            "alerts",
+            "--preset",
+            "custom",
+            "--secret",
+            "alert-token",
+            "--verification",
+            "bearer_token",
+        ],
+        stack.dir.path(),
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+
+    let stack = &stack;
+    let send = |token: &'static str, delivery: &'static str, body: serde_json::Value| async move {
+        let response = stack
+            .client()
+            .post(format!("{}/webhook/default/generic/alerts", stack.url()))
+            .bearer_auth(token)
+            .header("x-event-type", "fired")
+            .header("x-delivery-id", delivery)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+    let critical = serde_json::json!({"alert": {"severity": "critical", "service": "api-gateway"}});
+    let (status, answer) = send("alert-token", "d1", critical.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    let runs = Stack::run_ids(&answer);
+    assert_eq!(runs.len(), 1, "{answer}");
+    let run = stack.wait_run(&runs[0]).await;
+    assert_eq!(
+        (run.run.status, run.run.trigger.as_str()),
+        (RunStatus::Success, "generic_webhook")
+    );
+    assert!(
+        stack
+            .log_text(&runs[0])
+            .await
+            .contains("paging for api-gateway (fired)")
+    );
+
+    let (status, answer) = send("alert-token", "d1", critical).await;
+    assert_eq!((status, answer["duplicate"].as_bool()), (200, Some(true)), "{answer}");
+    for (delivery, body) in [
+        (
+            "d2",
+            serde_json::json!({"alert": {"severity": "low", "service": "api-gateway"}}),
+        ),
+        (
+            "d3",
+            serde_json::json!({"alert": {"severity": "critical", "service": "test-runner"}}),
+        ),
+    ] {
+        let (status, answer) = send("alert-token", delivery, body).await;
+        assert_eq!(
+            (status, Stack::run_ids(&answer).len()),
+            (202, 0),
+            "{delivery}: {answer}"
+        );
+    }
+    let (status, answer) = send("wrong-token", "d4", serde_json::json!({})).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("invalid_signature"))
+    );
+}

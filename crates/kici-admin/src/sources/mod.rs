@@ -135,9 +135,18 @@ pub struct AddGenericArgs {
     /// The webhook secret configured on the forge
     #[arg(long)]
     secret: String,
-    /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git` (without credentials)
-    #[arg(long, value_name = "TEMPLATE")]
-    git_url: String,
+    /// How deliveries prove they come from the sender: `hmac_sha256` (X-Hub-Signature-256 or the
+    /// preset's header) or, for `--preset custom`, `bearer_token` (Authorization: Bearer <secret>)
+    #[arg(long, value_name = "HOW", value_parser = ["hmac_sha256", "bearer_token"])]
+    verification: Option<String>,
+    /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git` (without credentials);
+    /// required but for `--preset custom`
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        required_if_eq_any = [("preset", "forgejo"), ("preset", "gitea"), ("preset", "gogs"), ("preset", "gitlab-repo"), ("preset", "github-repo")]
+    )]
+    git_url: Option<String>,
     /// User name for cloning a private repository (with --git-password-file; for an SSH key, the
     /// SSH user, default `git`)
     #[arg(long, value_name = "NAME")]
@@ -197,6 +206,8 @@ pub enum Preset {
     Gogs,
     GitlabRepo,
     GithubRepo,
+    /// Any service without git: its JSON events reach `genericWebhook()` triggers
+    Custom,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +355,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "gitUrl": args.git_url,
                 "rateLimitRpm": args.rate_limit,
                 "apiUrl": args.api_url,
+                "verification": args.verification,
             });
             if let (Some(username), Some(path)) = (&args.git_username, &args.git_password_file) {
                 let password = read_password_file(path)?;

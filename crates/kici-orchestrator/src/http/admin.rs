@@ -175,6 +175,8 @@ pub struct NewSource {
     /// The forge API for commit statuses, when not the one `gitUrl` implies; for a GitHub
     /// App, its API (default `https://api.github.com`).
     api_url: Option<String>,
+    /// `hmac_sha256` (default) or, for the `custom` preset, `bearer_token`.
+    verification: Option<String>,
     /// A GitHub App's id and private key (PEM, stored encrypted).
     app_id: Option<String>,
     private_key: Option<String>,
@@ -348,8 +350,22 @@ pub async fn add_source(
             }
             check_git_access(body.git_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
             check_api_url(preset, body.api_url.as_deref(), body.credentials.is_some()).map_err(invalid)?;
+            let verification = match body.verification.as_deref() {
+                None | Some("hmac_sha256") => Verification::HmacSha256,
+                Some("bearer_token") if preset == "custom" => Verification::BearerToken,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "verification `{other}` is not one this source takes (hint: hmac_sha256, or bearer_token for the custom preset, whose senders cannot sign)"
+                    )));
+                }
+            };
+            if preset == "custom" && (body.git_url.is_some() || body.credentials.is_some()) {
+                return Err(invalid(
+                    "a custom source carries events without git; it takes no gitUrl or credentials".into(),
+                ));
+            }
             match &body.secret {
-                Some(secret) if !secret.is_empty() => (SourceKind::Generic, Verification::HmacSha256),
+                Some(secret) if !secret.is_empty() => (SourceKind::Generic, verification),
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
             }
         }

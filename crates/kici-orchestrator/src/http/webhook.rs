@@ -38,6 +38,7 @@ fn event_and_delivery(source: &Source, headers: &HeaderMap) -> (Option<String>, 
             pick(&["x-gitea-delivery", "x-github-delivery"]),
         ),
         Some("gogs") => (pick(&["x-gogs-event"]), pick(&["x-gogs-delivery"])),
+        Some("custom") => (pick(&["x-event-type"]), pick(&["x-delivery-id"])),
         Some("forgejo") => (
             pick(&["x-forgejo-event", "x-gitea-event"]),
             pick(&["x-forgejo-delivery", "x-gitea-delivery"]),
@@ -76,7 +77,10 @@ async fn verify_local(state: &Shared, source: &Source, headers: &HeaderMap) -> A
 /// GitLab's token header. A secret no configured key decrypts is the orchestrator's problem,
 /// not the sender's: a 500 whose details go to the log only.
 fn verify(state: &Shared, source: &Source, headers: &HeaderMap, body: &[u8]) -> ApiResult<bool> {
-    if source.verification != Verification::HmacSha256 {
+    if !matches!(
+        source.verification,
+        Verification::HmacSha256 | Verification::BearerToken
+    ) {
         return Ok(false);
     }
     let secret = crate::source_secrets::webhook_secret(&state.config.secret_keys, source).map_err(|err| {
@@ -104,6 +108,11 @@ fn verify(state: &Shared, source: &Source, headers: &HeaderMap, body: &[u8]) -> 
 }
 
 fn verify_signature(source: &Source, secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    if source.verification == Verification::BearerToken {
+        return header(headers, "authorization")
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|token| constant_time_eq(token.trim().as_bytes(), secret.as_bytes()));
+    }
     if source.preset.as_deref() == Some("gitlab-repo") {
         // GitLab sends the secret itself; compare in constant time through HMAC.
         return header(headers, "x-gitlab-token").is_some_and(|t| constant_time_eq(t.as_bytes(), secret.as_bytes()));
@@ -158,6 +167,46 @@ async fn check_local_push(source: &Source, event_name: &str, normalized: &Normal
         )));
     }
     Ok(())
+}
+
+/// A `custom` source's webhook: no git, the payload is the event. It goes to every
+/// `genericWebhook({ source })` registration naming the source, once per delivery id.
+async fn generic_event(
+    state: &Shared,
+    source: &Source,
+    event_name: Option<String>,
+    raw_delivery: &str,
+    payload: Value,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let delivery_id = format!("{}:{raw_delivery}", source.source_id);
+    if !state
+        .store
+        .claim_event(&format!("generic_webhook:{delivery_id}"), now_ms())
+        .await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
+        ));
+    }
+    let event_type = event_name
+        .or_else(|| payload.get("eventType").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| payload.get("action").and_then(Value::as_str).map(str::to_string));
+    let mut event = kici_engine::event::EventEnvelope::new(kici_engine::event::EventType::GenericWebhook);
+    event.provider = Some("generic".to_string());
+    event.action = event_type.clone();
+    event.payload = Some(json!({ "source": source.name, "eventType": event_type, "payload": payload }));
+    let mut run_ids = Vec::new();
+    for registration in crate::event_runs::registrations(state, "generic_webhook").await? {
+        if let Some(run_id) = crate::event_runs::start_matching(state, &registration, &event, raw_delivery).await? {
+            run_ids.push(run_id);
+        }
+    }
+    tracing::info!(deliveryId = %delivery_id, source = %source.name, runs = run_ids.len(), "generic webhook delivered");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": true, "deliveryId": delivery_id, "runIds": run_ids })),
+    ))
 }
 
 /// Reads the body only once the source is known, and never more than its limit: a declared
@@ -279,7 +328,7 @@ async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -
     // the forge that owns the source.
     if let Err(seconds) = state
         .webhook_limits
-        .take(&source.source_id, source.rate_limit_rpm, now_ms())
+        .take(source.source_id.as_str(), source.rate_limit_rpm, now_ms())
     {
         tracing::warn!(sourceId = %source.source_id, retryAfterSeconds = seconds, "webhook refused: rate limit");
         return Err(ApiError::rate_limited(
@@ -293,6 +342,10 @@ async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request("invalid_payload", format!("the body is not valid JSON: {err}")))?;
     let (event_name, raw_delivery) = event_and_delivery(&source, &headers);
+    if source.preset.as_deref() == Some("custom") {
+        let raw_delivery = raw_delivery.unwrap_or_else(|| kici_engine::hash::sha256_hex(&body));
+        return generic_event(&state, &source, event_name, &raw_delivery, payload).await;
+    }
     let event_name = event_name.ok_or_else(|| {
         ApiError::bad_request(
             "invalid_payload",
