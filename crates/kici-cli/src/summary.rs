@@ -10,90 +10,7 @@ use kici_engine::trigger::{DEFAULT_PR_EVENTS, Trigger};
 
 /// `push (branches: main, release/*; paths: src/**)`; the bare kind without filters.
 pub fn trigger(trigger: &Trigger) -> String {
-    let mut filters: Vec<String> = Vec::new();
-    let mut add = |label: &str, values: Vec<String>| {
-        if !values.is_empty() {
-            filters.push(format!("{label}: {}", values.join(", ")));
-        }
-    };
-    match trigger {
-        Trigger::Push { branches, paths, repos } => {
-            add("branches", patterns(branches));
-            add("paths", paths.clone());
-            add("repos", patterns(repos.as_deref().unwrap_or_default()));
-        }
-        Trigger::Pr {
-            events,
-            target_branches,
-            source_branches,
-            paths,
-            repos,
-        } => {
-            if events.iter().map(String::as_str).ne(DEFAULT_PR_EVENTS) {
-                add("events", events.clone());
-            }
-            add("target", patterns(target_branches));
-            add("source", patterns(source_branches));
-            add("paths", paths.clone());
-            add("repos", patterns(repos.as_deref().unwrap_or_default()));
-        }
-        Trigger::Tag { patterns: tags, repos } => {
-            add("tags", patterns(tags));
-            add("repos", patterns(repos.as_deref().unwrap_or_default()));
-        }
-        Trigger::Dispatch { types, inputs } => {
-            add("types", types.clone());
-            add(
-                "inputs",
-                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
-            );
-        }
-        Trigger::Schedule {
-            cron_expression,
-            timezone,
-            inputs,
-            ..
-        } => {
-            add("cron", vec![format!("{cron_expression} {timezone}")]);
-            add(
-                "inputs",
-                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
-            );
-        }
-        Trigger::KiciEvent { event_name, source, .. } => {
-            add("name", vec![event_name.clone()]);
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::WorkflowComplete {
-            workflows,
-            statuses,
-            source,
-        } => {
-            add("workflows", workflows.clone().unwrap_or_default());
-            add("statuses", statuses.clone().unwrap_or_default());
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::JobComplete {
-            workflows,
-            jobs,
-            statuses,
-            source,
-        } => {
-            add("workflows", workflows.clone().unwrap_or_default());
-            add("jobs", jobs.clone().unwrap_or_default());
-            add("statuses", statuses.clone().unwrap_or_default());
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::GenericWebhook { source, events, .. } => {
-            add("source", vec![source.clone()]);
-            add("events", events.clone().unwrap_or_default());
-        }
-    }
-    if filters.is_empty() {
-        trigger.kind().to_string()
-    } else {
-        format!("{} ({})", trigger.kind(), filters.join("; "))
-    }
+    trigger.summary()
 }
 
 /// `2 steps, needs build, matrix of 4, rule 'main only', runs on linux`.
@@ -153,16 +70,6 @@ fn label(matcher: &LabelMatcher) -> String {
         LabelMatcher::Exact { value } => value.clone(),
         LabelMatcher::Regex { source, flags } => format!("/{source}/{flags}"),
     }
-}
-
-fn patterns(patterns: &[BranchPattern]) -> Vec<String> {
-    patterns
-        .iter()
-        .map(|p| match p.kind {
-            BranchPatternKind::Glob => p.pattern.clone(),
-            BranchPatternKind::Regex => format!("/{}/{}", p.pattern, p.flags.as_deref().unwrap_or_default()),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
 pub const PLATFORM_PROTOCOL_VERSION: u32 = 1;
 
 /// Request types this orchestrator answers.
-pub const SUPPORTED_REQUESTS: [&str; 9] = [
+pub const SUPPORTED_REQUESTS: [&str; 12] = [
     "dashboard.step.logs",
     "dashboard.orch.logs",
     "run.cancel.request",
@@ -31,6 +31,9 @@ pub const SUPPORTED_REQUESTS: [&str; 9] = [
     "dashboard.held-runs",
     "dashboard.held-runs.approve",
     "dashboard.held-runs.reject",
+    "dashboard.workflows",
+    "run.dispatch.request",
+    "run.manual_schedule.request",
 ];
 
 /// Orchestrator to Platform.
@@ -169,6 +172,23 @@ pub enum PlatformRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// → `WorkflowList`: the workflows of each repository's default branch, with their
+    /// triggers, dispatch inputs and schedules.
+    #[serde(rename = "dashboard.workflows")]
+    Workflows,
+    /// → `Dispatched`: the request's `actor` starts `workflow` through its `dispatch()`
+    /// trigger with `inputs` (refused with `invalid_inputs`, `not_triggered`, …).
+    #[serde(rename = "run.dispatch.request", rename_all = "camelCase")]
+    Dispatch {
+        source: String,
+        repo: String,
+        workflow: String,
+        #[serde(default)]
+        inputs: serde_json::Map<String, serde_json::Value>,
+    },
+    /// → `Dispatched`: a schedule's workflow now.
+    #[serde(rename = "run.manual_schedule.request", rename_all = "camelCase")]
+    RunSchedule { schedule_id: String },
 }
 
 /// `dashboard.step.logs` data.

@@ -14,6 +14,7 @@
 pub(crate) mod agents;
 pub(crate) mod build;
 pub(crate) mod build_slots;
+pub(crate) mod catalog;
 pub mod clock;
 pub(crate) mod completions;
 pub(crate) mod concurrency;

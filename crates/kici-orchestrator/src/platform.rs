@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::clock::now_ms;
 use crate::holds::{self, Decider, Verdict};
+use crate::catalog;
 use crate::state::Shared;
 use crate::{diagnose, fleet, runs};
 
@@ -338,6 +339,17 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
         PlatformRequest::ApproveHeld { run_id, job } => {
             decide(state, &run_id, job.as_deref(), Verdict::Approve, actor, None).await
         }
+        PlatformRequest::Workflows => catalog::workflows(state)
+            .await
+            .map(|list| serde_json::json!(list))
+            .map_err(|err| store_failed("list the workflows", err)),
+        PlatformRequest::Dispatch {
+            source,
+            repo,
+            workflow,
+            inputs,
+        } => dispatch_for(state, actor, &source, repo, workflow, inputs).await,
+        PlatformRequest::RunSchedule { schedule_id } => run_schedule(state, actor, &schedule_id).await,
         PlatformRequest::RejectHeld { run_id, job, reason } => {
             decide(
                 state,
@@ -362,6 +374,68 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             error: Some(error),
         },
     }
+}
+
+/// A refusal of a start, with the code the API answers.
+fn start_refused(err: crate::starts::StartError) -> ResponseError {
+    let api = kici_telemetry::http_error::ApiError::from(err);
+    ResponseError {
+        code: api.code.into_owned(),
+        message: api.message,
+    }
+}
+
+/// A dashboard user's "Run now" of a workflow's `dispatch()` trigger.
+async fn dispatch_for(
+    state: &Shared,
+    actor: &str,
+    source: &str,
+    repo: String,
+    workflow: String,
+    inputs: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Value, ResponseError> {
+    let sources = state.store.list_sources().await.map_err(|err| store_failed("list the sources", err))?;
+    let Some(source) = sources.into_iter().find(|s| s.name == source || s.source_id.as_str() == source) else {
+        return Err(ResponseError {
+            code: "not_found".into(),
+            message: format!("no source `{}`", kici_engine::excerpt::excerpt(source)),
+        });
+    };
+    let request = catalog::Dispatch {
+        source,
+        repo: Some(repo),
+        git_ref: None,
+        dispatch_type: None,
+        workflow,
+        inputs,
+    };
+    catalog::dispatch(state, actor, request)
+        .await
+        .map(|dispatched| serde_json::json!(dispatched))
+        .map_err(start_refused)
+}
+
+/// A dashboard user's "Run now" of a schedule.
+async fn run_schedule(state: &Shared, actor: &str, schedule_id: &str) -> Result<serde_json::Value, ResponseError> {
+    let registration = state
+        .store
+        .registration(schedule_id)
+        .await
+        .map_err(|err| store_failed("read the schedule", err))?
+        .filter(|r| r.kind == "schedule")
+        .ok_or_else(|| ResponseError {
+            code: "not_found".into(),
+            message: format!("no schedule `{}`", kici_engine::excerpt::excerpt(schedule_id)),
+        })?;
+    let started = crate::scheduler::start_now(state, &registration, crate::clock::now_ms(), Some(actor))
+        .await
+        .map_err(start_refused)?;
+    Ok(serde_json::json!(kici_engine::api::triggers::Dispatched {
+        run_id: started.run_id,
+        workflow: registration.workflow_name,
+        git_ref: started.git_ref,
+        sha: started.sha,
+    }))
 }
 
 /// A dashboard user's approval or rejection. The Platform sends only its owners' (members

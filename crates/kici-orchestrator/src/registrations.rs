@@ -15,11 +15,20 @@ use crate::ids::new_id;
 use crate::providers::Normalized;
 use crate::state::Shared;
 
-/// The registrations a lock file declares.
+/// A workflow of the default branch, listed with its triggers (`kind` `workflow`, trigger
+/// index -1, the triggers as the lock file has them): the dashboard's Workflows page.
+pub const WORKFLOW_KIND: &str = "workflow";
+
+/// The registrations a lock file declares: each workflow, and its triggers that fire without a
+/// git event.
 pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
-    lock.workflows
-        .iter()
-        .flat_map(|workflow| {
+    let listed = lock.workflows.iter().map(|workflow| NewRegistration {
+        workflow_name: workflow.name.clone(),
+        trigger_index: -1,
+        kind: WORKFLOW_KIND.to_string(),
+        trigger_json: serde_json::to_string(&workflow.triggers).expect("triggers serialize"),
+    });
+    let fired = lock.workflows.iter().flat_map(|workflow| {
             workflow
                 .triggers
                 .iter()
@@ -39,8 +48,8 @@ pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
                     kind: trigger.kind().to_string(),
                     trigger_json: serde_json::to_string(trigger).expect("a trigger serializes"),
                 })
-        })
-        .collect()
+    });
+    listed.chain(fired).collect()
 }
 
 /// After a push's lock file was read: on the default branch, the repository's registrations

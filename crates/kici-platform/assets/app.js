@@ -302,6 +302,37 @@ function approvalQueue(section) {
   });
 }
 
+// Workflows page: "Run now" of a dispatch() trigger with the form's inputs, or of a schedule;
+// on success, the new run's page.
+function workflowsPage(section) {
+  async function start(url, body) {
+    const response = await post(url, body);
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) location.href = `/runs/${encodeURIComponent(answer.runId)}`;
+    else toast(answer.error ? answer.error.message : `The run did not start (HTTP ${response.status})`);
+  }
+  section.addEventListener("submit", (event) => {
+    const form = event.target.closest("form[data-dispatch]");
+    if (!form) return;
+    event.preventDefault();
+    const inputs = {};
+    for (const field of form.elements) {
+      if (field.name && field.value !== "") inputs[field.name] = field.value;
+    }
+    start("/api/v1/workflows/dispatch", {
+      orchestratorId: form.dataset.orchestrator,
+      source: form.dataset.source,
+      repo: form.dataset.repo,
+      workflow: form.dataset.workflow,
+      inputs,
+    });
+  });
+  section.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-run-schedule]");
+    if (button) start(`/api/v1/schedules/${encodeURIComponent(button.dataset.runSchedule)}/run`, { orchestratorId: button.dataset.orchestrator });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   relativeTimes();
   setInterval(relativeTimes, 30000);
@@ -312,4 +343,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (run) runPage(run);
   const queue = document.querySelector("section.approvals");
   if (queue) approvalQueue(queue);
+  const workflows = document.querySelector("section.workflows");
+  if (workflows) workflowsPage(workflows);
 });

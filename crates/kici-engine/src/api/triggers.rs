@@ -68,3 +68,38 @@ pub struct ScheduleEntry {
 pub struct ScheduleList {
     pub schedules: Vec<ScheduleEntry>,
 }
+
+/// What a dispatch of a workflow takes, for a "Run now" form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchForm {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<InputSchema>,
+}
+
+/// A workflow of a repository's default branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowEntry {
+    /// The source's name.
+    pub source: String,
+    pub repo: String,
+    pub workflow: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+    /// Each trigger in one line (`push (branches: main)`).
+    pub triggers: Vec<String>,
+    /// Present when the workflow has a `dispatch()` trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchForm>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowEntry>,
+}

@@ -37,6 +37,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}/approve", post(holds::approve))
         .route("/runs/{run_id}/reject", post(holds::reject))
         .route("/holds", get(holds::list))
+        .route("/workflows", get(triggers::workflows))
         .route("/workflows/{workflow}/dispatch", post(triggers::dispatch))
         .route("/schedules", get(triggers::schedules))
         .route("/schedules/{id}/run", post(triggers::run_now))

@@ -1,25 +1,23 @@
-//! Starting workflows without a git event: `POST /api/v1/workflows/:workflow/dispatch`
-//! (`{source?, repo?, ref?, type?, inputs}`), and the registered schedules:
+//! Starting workflows without a git event: `GET /api/v1/workflows` (the default branches'
+//! workflows), `POST /api/v1/workflows/:workflow/dispatch` (`{source?, repo?, ref?, type?,
+//! inputs}`), and the registered schedules:
 //! `GET /api/v1/schedules`, `POST /api/v1/schedules/:id/run` (now, at the default branch's
 //! head) and `POST /api/v1/schedules/:id/enable|disable`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use kici_engine::api::triggers::{DispatchRequest, Dispatched, ScheduleEntry, ScheduleList};
-use kici_engine::event::{EventEnvelope, EventType};
+use kici_engine::api::triggers::{DispatchRequest, Dispatched, ScheduleEntry, ScheduleList, WorkflowList};
 use kici_engine::excerpt::excerpt;
-use kici_engine::trigger::Trigger;
 use kici_store::{Registration, Source};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use crate::clock::now_ms;
-use crate::ids::new_id;
 use crate::pipeline::PipelineError;
-use crate::scheduler;
-use crate::starts::{self, StartError, StartRequest, Started};
+use crate::starts::{StartError, Started};
 use crate::state::Shared;
+use crate::{catalog, scheduler};
 
 impl From<StartError> for ApiError {
     fn from(err: StartError) -> ApiError {
@@ -85,74 +83,30 @@ pub async fn dispatch(
     Json(request): Json<DispatchRequest>,
 ) -> ApiResult<(StatusCode, Json<Dispatched>)> {
     let source = source(&state, request.source.as_deref()).await?;
-    let mut event = EventEnvelope::new(EventType::Dispatch);
-    event.action = request.dispatch_type;
-    event.provider = Some("api".to_string());
-    event.sender_username = Some(caller.label.clone());
-    event.dispatch_inputs = Some(request.inputs);
-    let started = starts::start(
+    let dispatched = catalog::dispatch(
         &state,
-        StartRequest {
+        &caller.label,
+        catalog::Dispatch {
             source,
             repo: request.repo,
             git_ref: request.git_ref,
-            workflow: workflow.clone(),
-            event,
-            delivery_id: format!("dispatch:{}", new_id()),
+            dispatch_type: request.dispatch_type,
+            workflow,
+            inputs: request.inputs,
         },
     )
     .await?;
-    tracing::info!(runId = %started.run_id, workflow = %workflow, by = %caller.label, "workflow dispatched");
-    Ok(answer(workflow, started))
-}
-
-fn entry(registration: Registration, sources: &[Source], now: i64) -> Option<ScheduleEntry> {
-    let (trigger, schedule) = scheduler::schedule_of(&registration)?;
-    let Trigger::Schedule {
-        cron_expression,
-        timezone,
-        description,
-        inputs,
-    } = trigger
-    else {
-        return None;
-    };
-    let source = sources
-        .iter()
-        .find(|s| s.source_id == registration.source_id)
-        .map_or_else(|| registration.source_id.to_string(), |s| s.name.clone());
-    Some(ScheduleEntry {
-        id: registration.registration_id,
-        source,
-        repo: registration.repo,
-        workflow: registration.workflow_name,
-        cron: cron_expression,
-        timezone,
-        description,
-        inputs,
-        enabled: registration.enabled,
-        git_ref: registration.git_ref,
-        sha: registration.sha,
-        last_fired_at: registration.last_fired_at,
-        next_fire_at: registration
-            .enabled
-            .then(|| schedule.next_after(registration.last_fired_at.max(now)))
-            .flatten(),
-        registered_at: registration.registered_at,
-    })
+    Ok((StatusCode::CREATED, Json(dispatched)))
 }
 
 pub async fn schedules(State(state): State<Shared>) -> ApiResult<Json<ScheduleList>> {
-    let sources = state.store.list_sources().await?;
-    let now = now_ms();
-    let schedules = state
-        .store
-        .registrations(Some("schedule"))
-        .await?
-        .into_iter()
-        .filter_map(|r| entry(r, &sources, now))
-        .collect();
-    Ok(Json(ScheduleList { schedules }))
+    Ok(Json(ScheduleList {
+        schedules: catalog::schedules(&state).await?,
+    }))
+}
+
+pub async fn workflows(State(state): State<Shared>) -> ApiResult<Json<WorkflowList>> {
+    Ok(Json(catalog::workflows(&state).await?))
 }
 
 async fn registration(state: &Shared, id: &str) -> ApiResult<Registration> {
@@ -185,7 +139,7 @@ async fn set_enabled(state: &Shared, id: &str, enabled: bool) -> ApiResult<Json<
     state.store.set_registration_enabled(id, enabled, now_ms()).await?;
     let sources = state.store.list_sources().await?;
     let updated = registration(state, id).await?;
-    entry(updated, &sources, now_ms())
+    catalog::schedule_entry(updated, &sources, now_ms())
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no schedule `{}`", excerpt(id))))
 }

@@ -64,3 +64,12 @@ pub async fn diagnostics(
     let reports = ask_all(&state, &principal.name, || PlatformRequest::Diagnostics).await;
     Json(serde_json::json!({ "orchestrators": reports }))
 }
+
+/// The workflows of each orchestrator's default branches (`GET /api/v1/workflows`).
+pub async fn workflows(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> Json<Value> {
+    let reports = ask_all(&state, &principal.name, || PlatformRequest::Workflows).await;
+    Json(serde_json::json!({ "orchestrators": reports }))
+}

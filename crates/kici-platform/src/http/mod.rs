@@ -58,6 +58,9 @@ pub fn router(state: Shared) -> Router {
         .route("/users/{name}", delete(users::delete))
         .route("/fleet", get(fleet::fleet))
         .route("/diagnostics", get(fleet::diagnostics))
+        .route("/workflows", get(fleet::workflows))
+        .route("/workflows/dispatch", post(proxy::dispatch))
+        .route("/schedules/{schedule_id}/run", post(proxy::run_schedule))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let pages = Router::new()
         .route("/", get(|| async { axum::response::Redirect::to("/runs") }))
@@ -66,6 +69,7 @@ pub fn router(state: Shared) -> Router {
         .route("/runs/{run_id}", get(pages::run))
         .route("/agents", get(pages::agents))
         .route("/scalers", get(pages::scalers))
+        .route("/workflows", get(pages::workflows))
         .route("/diagnostics", get(pages::diagnostics))
         .route("/approvals", get(pages::approvals))
         .route_layer(axum::middleware::from_fn_with_state(

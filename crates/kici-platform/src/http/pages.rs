@@ -251,6 +251,19 @@ pub async fn agents(
     Ok(Html(ui::agents_page(&reports, &viewer(&session, &held))))
 }
 
+pub async fn workflows(
+    State(state): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> ApiResult<Html<String>> {
+    let reports = super::fleet::ask_all(&state, &session.principal.name, || PlatformRequest::Workflows).await;
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::workflows_page(
+        &reports,
+        session.principal.role.can_write(),
+        &viewer(&session, &held),
+    )))
+}
+
 pub async fn scalers(
     State(state): State<Shared>,
     axum::Extension(session): axum::Extension<Session>,

@@ -369,3 +369,61 @@ mod tests {
         check(refused("internal"), 502, "internal", "why");
     }
 }
+
+/// `POST /api/v1/workflows/dispatch {orchestratorId, source, repo, workflow, inputs}` (owners) →
+/// `201 Dispatched`: "Run now" of a workflow's `dispatch()` trigger, as the caller; refused
+/// inputs are 422 `invalid_inputs` naming each.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchBody {
+    orchestrator_id: String,
+    source: String,
+    repo: String,
+    workflow: String,
+    #[serde(default)]
+    inputs: serde_json::Map<String, Value>,
+}
+
+pub async fn dispatch(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Json(body): Json<DispatchBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.require(Permission::RunsWrite)?;
+    let request = PlatformRequest::Dispatch {
+        source: body.source,
+        repo: body.repo,
+        workflow: body.workflow,
+        inputs: body.inputs,
+    };
+    let answer = proxy::request(&state, &body.orchestrator_id, &principal.name, request)
+        .await
+        .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `POST /api/v1/schedules/:id/run {orchestratorId}` (owners) → `201 Dispatched`: a schedule's
+/// workflow now.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunScheduleBody {
+    orchestrator_id: String,
+}
+
+pub async fn run_schedule(
+    State(state): State<Shared>,
+    Path(schedule_id): Path<String>,
+    axum::Extension(principal): axum::Extension<Principal>,
+    Json(body): Json<RunScheduleBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    principal.require(Permission::RunsWrite)?;
+    let answer = proxy::request(
+        &state,
+        &body.orchestrator_id,
+        &principal.name,
+        PlatformRequest::RunSchedule { schedule_id },
+    )
+    .await
+    .map_err(|err| proxy_error(err, ACTION_OFFLINE))?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}

@@ -6,11 +6,13 @@ mod approvals;
 mod fleet;
 mod run;
 mod runs;
+mod workflows;
 
 pub use approvals::{ApprovalsFilter, ApprovalsPage, approvals_page};
 pub use fleet::{agents_page, diagnostics_page, scalers_page};
 pub use run::{RunPage, run_page};
 pub use runs::{RunsFilter, runs_page, runs_rows};
+pub use workflows::workflows_page;
 
 /// The stylesheet and script, served at `/assets/app.css` and `/assets/app.js`.
 pub const CSS: &str = include_str!("../../assets/app.css");
@@ -52,7 +54,7 @@ fn nav(viewer: Option<&Viewer>) -> String {
         _ => String::new(),
     };
     format!(
-        r#"<nav><a href="/runs">Runs</a> <a href="/approvals">Approvals{badge}</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav>"#
+        r#"<nav><a href="/runs">Runs</a> <a href="/workflows">Workflows</a> <a href="/approvals">Approvals{badge}</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav>"#
     )
 }
 
