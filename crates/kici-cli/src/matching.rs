@@ -62,13 +62,7 @@ fn why(workflow: &LockWorkflow, outcome: &MatchOutcome) -> String {
         return failed(0).join("; ");
     }
     let per_trigger: Vec<String> = (0..workflow.triggers.len())
-        .map(|index| {
-            format!(
-                "{}: {}",
-                crate::summary::trigger(&workflow.triggers[index]),
-                failed(index).join(", ")
-            )
-        })
+        .map(|index| format!("{}: {}", workflow.triggers[index].summary(), failed(index).join(", ")))
         .collect();
     per_trigger.join("; ")
 }

@@ -127,7 +127,7 @@ fn render(event: &EventEnvelope, decisions: &[Decision<'_>], only_job: Option<&s
                     workflow.name,
                     workflow.source.file,
                     trigger_index + 1,
-                    summary::trigger(&workflow.triggers[*trigger_index])
+                    workflow.triggers[*trigger_index].summary()
                 );
                 out.push_str(&jobs(workflow, only_job));
             }

@@ -1,17 +1,10 @@
-//! One-line summaries of what a lock file holds — a trigger with its filters, a job with its
-//! steps, needs, matrix and labels — for `kici compile --verbose` and `kici preview`. Pure
+//! One-line summaries of what a lock file holds — a job with its steps, needs, matrix and labels
+//! (a trigger's is `Trigger::summary`) — for `kici compile --verbose` and `kici preview`. Pure
 //! formatting: no matching, no I/O.
 
 use kici_engine::dag::{Need, NeedsWhen};
 use kici_engine::labels::LabelMatcher;
 use kici_engine::lockfile::{LockMatrix, StaticJob};
-use kici_engine::pattern::{BranchPattern, BranchPatternKind};
-use kici_engine::trigger::{DEFAULT_PR_EVENTS, Trigger};
-
-/// `push (branches: main, release/*; paths: src/**)`; the bare kind without filters.
-pub fn trigger(trigger: &Trigger) -> String {
-    trigger.summary()
-}
 
 /// `2 steps, needs build, matrix of 4, rule 'main only', runs on linux`.
 pub fn job(job: &StaticJob) -> String {
@@ -69,65 +62,5 @@ fn label(matcher: &LabelMatcher) -> String {
     match matcher {
         LabelMatcher::Exact { value } => value.clone(),
         LabelMatcher::Regex { source, flags } => format!("/{source}/{flags}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn triggers_show_their_filters_and_nothing_else() {
-        let check = |trigger: Trigger, expected: &str| assert_eq!(super::trigger(&trigger), expected);
-        check(
-            Trigger::Push {
-                branches: vec![],
-                paths: vec![],
-                repos: None,
-            },
-            "push",
-        );
-        check(
-            Trigger::Push {
-                branches: vec![BranchPattern::glob("main"), BranchPattern::regex("^rel", Some("i"))],
-                paths: vec!["src/**".into()],
-                repos: None,
-            },
-            "push (branches: main, /^rel/i; paths: src/**)",
-        );
-        check(
-            Trigger::Pr {
-                events: DEFAULT_PR_EVENTS.iter().map(|e| e.to_string()).collect(),
-                target_branches: vec![BranchPattern::glob("main")],
-                source_branches: vec![],
-                paths: vec![],
-                repos: None,
-            },
-            "pr (target: main)",
-        );
-        check(
-            Trigger::Pr {
-                events: vec!["opened".into()],
-                target_branches: vec![],
-                source_branches: vec![],
-                paths: vec![],
-                repos: None,
-            },
-            "pr (events: opened)",
-        );
-        check(
-            Trigger::Tag {
-                patterns: vec![BranchPattern::glob("v*")],
-                repos: None,
-            },
-            "tag (tags: v*)",
-        );
-        check(
-            Trigger::Dispatch {
-                types: vec!["deploy".into()],
-                inputs: None,
-            },
-            "dispatch (types: deploy)",
-        );
     }
 }

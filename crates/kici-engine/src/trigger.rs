@@ -261,91 +261,91 @@ impl Trigger {
     /// One line for people: `push (branches: main, release/*; paths: src/**)`, the bare kind without filters.
     pub fn summary(&self) -> String {
         let trigger = self;
-    let mut filters: Vec<String> = Vec::new();
-    let mut add = |label: &str, values: Vec<String>| {
-        if !values.is_empty() {
-            filters.push(format!("{label}: {}", values.join(", ")));
-        }
-    };
-    match trigger {
-        Trigger::Push { branches, paths, repos } => {
-            add("branches", pattern_texts(branches));
-            add("paths", paths.clone());
-            add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
-        }
-        Trigger::Pr {
-            events,
-            target_branches,
-            source_branches,
-            paths,
-            repos,
-        } => {
-            if events.iter().map(String::as_str).ne(DEFAULT_PR_EVENTS) {
-                add("events", events.clone());
+        let mut filters: Vec<String> = Vec::new();
+        let mut add = |label: &str, values: Vec<String>| {
+            if !values.is_empty() {
+                filters.push(format!("{label}: {}", values.join(", ")));
             }
-            add("target", pattern_texts(target_branches));
-            add("source", pattern_texts(source_branches));
-            add("paths", paths.clone());
-            add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
+        };
+        match trigger {
+            Trigger::Push { branches, paths, repos } => {
+                add("branches", pattern_texts(branches));
+                add("paths", paths.clone());
+                add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
+            }
+            Trigger::Pr {
+                events,
+                target_branches,
+                source_branches,
+                paths,
+                repos,
+            } => {
+                if events.iter().map(String::as_str).ne(DEFAULT_PR_EVENTS) {
+                    add("events", events.clone());
+                }
+                add("target", pattern_texts(target_branches));
+                add("source", pattern_texts(source_branches));
+                add("paths", paths.clone());
+                add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
+            }
+            Trigger::Tag { patterns: tags, repos } => {
+                add("tags", pattern_texts(tags));
+                add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
+            }
+            Trigger::Dispatch { types, inputs } => {
+                add("types", types.clone());
+                add(
+                    "inputs",
+                    inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
+                );
+            }
+            Trigger::Schedule {
+                cron_expression,
+                timezone,
+                inputs,
+                ..
+            } => {
+                add("cron", vec![format!("{cron_expression} {timezone}")]);
+                add(
+                    "inputs",
+                    inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
+                );
+            }
+            Trigger::KiciEvent { event_name, source, .. } => {
+                add("name", vec![event_name.clone()]);
+                add("source", source.iter().cloned().collect());
+            }
+            Trigger::WorkflowComplete {
+                workflows,
+                statuses,
+                source,
+            } => {
+                add("workflows", workflows.clone().unwrap_or_default());
+                add("statuses", statuses.clone().unwrap_or_default());
+                add("source", source.iter().cloned().collect());
+            }
+            Trigger::JobComplete {
+                workflows,
+                jobs,
+                statuses,
+                source,
+            } => {
+                add("workflows", workflows.clone().unwrap_or_default());
+                add("jobs", jobs.clone().unwrap_or_default());
+                add("statuses", statuses.clone().unwrap_or_default());
+                add("source", source.iter().cloned().collect());
+            }
+            Trigger::GenericWebhook { source, events, .. } => {
+                add("source", vec![source.clone()]);
+                add("events", events.clone().unwrap_or_default());
+            }
         }
-        Trigger::Tag { patterns: tags, repos } => {
-            add("tags", pattern_texts(tags));
-            add("repos", pattern_texts(repos.as_deref().unwrap_or_default()));
-        }
-        Trigger::Dispatch { types, inputs } => {
-            add("types", types.clone());
-            add(
-                "inputs",
-                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
-            );
-        }
-        Trigger::Schedule {
-            cron_expression,
-            timezone,
-            inputs,
-            ..
-        } => {
-            add("cron", vec![format!("{cron_expression} {timezone}")]);
-            add(
-                "inputs",
-                inputs.iter().flatten().map(|(name, _)| name.clone()).collect(),
-            );
-        }
-        Trigger::KiciEvent { event_name, source, .. } => {
-            add("name", vec![event_name.clone()]);
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::WorkflowComplete {
-            workflows,
-            statuses,
-            source,
-        } => {
-            add("workflows", workflows.clone().unwrap_or_default());
-            add("statuses", statuses.clone().unwrap_or_default());
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::JobComplete {
-            workflows,
-            jobs,
-            statuses,
-            source,
-        } => {
-            add("workflows", workflows.clone().unwrap_or_default());
-            add("jobs", jobs.clone().unwrap_or_default());
-            add("statuses", statuses.clone().unwrap_or_default());
-            add("source", source.iter().cloned().collect());
-        }
-        Trigger::GenericWebhook { source, events, .. } => {
-            add("source", vec![source.clone()]);
-            add("events", events.clone().unwrap_or_default());
+        if filters.is_empty() {
+            trigger.kind().to_string()
+        } else {
+            format!("{} ({})", trigger.kind(), filters.join("; "))
         }
     }
-    if filters.is_empty() {
-        trigger.kind().to_string()
-    } else {
-        format!("{} ({})", trigger.kind(), filters.join("; "))
-    }
-}
 }
 
 /// Patterns as an author wrote them: globs as they are, regexes as `/source/flags`.
@@ -354,7 +354,9 @@ fn pattern_texts(patterns: &[BranchPattern]) -> Vec<String> {
         .iter()
         .map(|p| match p.kind {
             crate::pattern::BranchPatternKind::Glob => p.pattern.clone(),
-            crate::pattern::BranchPatternKind::Regex => format!("/{}/{}", p.pattern, p.flags.as_deref().unwrap_or_default()),
+            crate::pattern::BranchPatternKind::Regex => {
+                format!("/{}/{}", p.pattern, p.flags.as_deref().unwrap_or_default())
+            }
         })
         .collect()
 }
@@ -748,6 +750,61 @@ mod tests {
         assert_eq!(
             bad.validate().unwrap_err().to_string(),
             "status `skipped` is not one of success, failed, cancelled"
+        );
+    }
+
+    #[test]
+    fn triggers_show_their_filters_and_nothing_else() {
+        let check = |trigger: Trigger, expected: &str| assert_eq!(trigger.summary(), expected);
+        check(
+            Trigger::Push {
+                branches: vec![],
+                paths: vec![],
+                repos: None,
+            },
+            "push",
+        );
+        check(
+            Trigger::Push {
+                branches: vec![BranchPattern::glob("main"), BranchPattern::regex("^rel", Some("i"))],
+                paths: vec!["src/**".into()],
+                repos: None,
+            },
+            "push (branches: main, /^rel/i; paths: src/**)",
+        );
+        check(
+            Trigger::Pr {
+                events: DEFAULT_PR_EVENTS.iter().map(|e| e.to_string()).collect(),
+                target_branches: vec![BranchPattern::glob("main")],
+                source_branches: vec![],
+                paths: vec![],
+                repos: None,
+            },
+            "pr (target: main)",
+        );
+        check(
+            Trigger::Pr {
+                events: vec!["opened".into()],
+                target_branches: vec![],
+                source_branches: vec![],
+                paths: vec![],
+                repos: None,
+            },
+            "pr (events: opened)",
+        );
+        check(
+            Trigger::Tag {
+                patterns: vec![BranchPattern::glob("v*")],
+                repos: None,
+            },
+            "tag (tags: v*)",
+        );
+        check(
+            Trigger::Dispatch {
+                types: vec!["deploy".into()],
+                inputs: None,
+            },
+            "dispatch (types: deploy)",
         );
     }
 

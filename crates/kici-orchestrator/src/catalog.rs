@@ -85,7 +85,9 @@ pub async fn workflows(state: &Shared) -> Result<WorkflowList, StoreError> {
         workflows.push(WorkflowEntry {
             schedules: schedules
                 .iter()
-                .filter(|s| s.source == source && s.repo == registration.repo && s.workflow == registration.workflow_name)
+                .filter(|s| {
+                    s.source == source && s.repo == registration.repo && s.workflow == registration.workflow_name
+                })
                 .cloned()
                 .collect(),
             triggers: triggers.iter().map(Trigger::summary).collect(),

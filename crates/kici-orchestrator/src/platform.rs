@@ -26,9 +26,9 @@ use kici_store::RunFilter;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::catalog;
 use crate::clock::now_ms;
 use crate::holds::{self, Decider, Verdict};
-use crate::catalog;
 use crate::state::Shared;
 use crate::{diagnose, fleet, runs};
 
@@ -394,8 +394,15 @@ async fn dispatch_for(
     workflow: String,
     inputs: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value, ResponseError> {
-    let sources = state.store.list_sources().await.map_err(|err| store_failed("list the sources", err))?;
-    let Some(source) = sources.into_iter().find(|s| s.name == source || s.source_id.as_str() == source) else {
+    let sources = state
+        .store
+        .list_sources()
+        .await
+        .map_err(|err| store_failed("list the sources", err))?;
+    let Some(source) = sources
+        .into_iter()
+        .find(|s| s.name == source || s.source_id.as_str() == source)
+    else {
         return Err(ResponseError {
             code: "not_found".into(),
             message: format!("no source `{}`", kici_engine::excerpt::excerpt(source)),

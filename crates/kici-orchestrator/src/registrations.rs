@@ -29,25 +29,25 @@ pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
         trigger_json: serde_json::to_string(&workflow.triggers).expect("triggers serialize"),
     });
     let fired = lock.workflows.iter().flat_map(|workflow| {
-            workflow
-                .triggers
-                .iter()
-                .enumerate()
-                .filter(|(_, trigger)| {
-                    matches!(
-                        trigger,
-                        Trigger::Schedule { .. }
-                            | Trigger::WorkflowComplete { .. }
-                            | Trigger::JobComplete { .. }
-                            | Trigger::GenericWebhook { .. }
-                    )
-                })
-                .map(|(index, trigger)| NewRegistration {
-                    workflow_name: workflow.name.clone(),
-                    trigger_index: index as i64,
-                    kind: trigger.kind().to_string(),
-                    trigger_json: serde_json::to_string(trigger).expect("a trigger serializes"),
-                })
+        workflow
+            .triggers
+            .iter()
+            .enumerate()
+            .filter(|(_, trigger)| {
+                matches!(
+                    trigger,
+                    Trigger::Schedule { .. }
+                        | Trigger::WorkflowComplete { .. }
+                        | Trigger::JobComplete { .. }
+                        | Trigger::GenericWebhook { .. }
+                )
+            })
+            .map(|(index, trigger)| NewRegistration {
+                workflow_name: workflow.name.clone(),
+                trigger_index: index as i64,
+                kind: trigger.kind().to_string(),
+                trigger_json: serde_json::to_string(trigger).expect("a trigger serializes"),
+            })
     });
     listed.chain(fired).collect()
 }

@@ -303,7 +303,10 @@ async fn a_schedule_fires_once_per_tick_across_a_restart() {
         git(repo.path(), &["commit", "-q", "-am", "no schedule"]);
         let sha = git(repo.path(), &["rev-parse", "HEAD"]);
         push(state, repo.path(), &sha).await.unwrap();
-        assert!(state.store.registrations(Some("schedule")).await.unwrap().is_empty(), "{db}");
+        assert!(
+            state.store.registrations(Some("schedule")).await.unwrap().is_empty(),
+            "{db}"
+        );
     }
 }
 

@@ -56,6 +56,9 @@ pub fn request_type(request: &PlatformRequest) -> &'static str {
         PlatformRequest::HeldRuns { .. } => "dashboard.held-runs",
         PlatformRequest::ApproveHeld { .. } => "dashboard.held-runs.approve",
         PlatformRequest::RejectHeld { .. } => "dashboard.held-runs.reject",
+        PlatformRequest::Workflows => "dashboard.workflows",
+        PlatformRequest::Dispatch { .. } => "run.dispatch.request",
+        PlatformRequest::RunSchedule { .. } => "run.manual_schedule.request",
     }
 }
 

@@ -133,3 +133,102 @@ async fn runs_and_timeline_events_made_while_the_platform_was_down_reach_it_when
     let cached = cached_run(&stack, &run_id).await;
     assert_eq!(cached["run"]["failureReason"], "No agents available to dispatch jobs");
 }
+
+const DEPLOY: &str = r#"import { workflow, job, step, dispatch, schedule, z } from '@kici-dev/sdk';
+export default workflow('deploy', {
+  on: [
+    dispatch({ inputs: { environment: z.enum(['staging', 'production']), replicas: z.number().int().min(1).default(2) } }),
+    schedule({ cron: '0 3 * * *', inputs: { environment: z.enum(['staging', 'production']).default('staging') } }),
+  ],
+  jobs: [job('ship', { runsOn: 'linux', steps: [step('ship', async (ctx) => { console.log(`shipping to ${ctx.dispatchInputs.environment}`); })] })],
+});
+"#;
+
+/// The Workflows page's data through the Platform: each default-branch workflow with its
+/// triggers, inputs and schedule, and "Run now" of a dispatch (inputs checked by the
+/// orchestrator, refusals passed through) and of a schedule, as the signed-in owner.
+#[tokio::test]
+async fn the_platform_lists_workflows_and_runs_them_now() {
+    let (stack, repo) = setup().await;
+    repo.write(".kici/workflows/deploy.ts", DEPLOY);
+    repo.compile();
+    repo.commit_and_push("deploy");
+    stack.push("app", &repo, "main").await;
+
+    let (status, body) = stack.platform_get("/api/v1/workflows").await;
+    assert_eq!(status, 200, "{body}");
+    let report = &body["orchestrators"][0];
+    let orchestrator_id = report["instanceId"].as_str().unwrap().to_string();
+    let deploy = report["data"]["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workflow"] == "deploy")
+        .cloned()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(
+        deploy["triggers"][1],
+        "schedule (cron: 0 3 * * * UTC; inputs: environment)"
+    );
+    assert_eq!(deploy["dispatch"]["inputs"]["environment"]["values"][1], "production");
+    assert!(deploy["schedules"][0]["nextFireAt"].as_i64().is_some(), "{deploy}");
+
+    let post = |path: &str, body: Value| {
+        stack
+            .client()
+            .post(format!("{}{path}", stack.platform_url()))
+            .bearer_auth(PLATFORM_ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let response = post(
+        "/api/v1/workflows/dispatch",
+        serde_json::json!({"orchestratorId": orchestrator_id, "source": "app", "repo": "app", "workflow": "deploy", "inputs": {"environment": "production"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let answer: Value = response.json().await.unwrap();
+    let run = stack.wait_run(answer["runId"].as_str().unwrap()).await;
+    assert_eq!(run.run.status, RunStatus::Success);
+    assert!(
+        stack
+            .log_text(run.run.run_id.as_ref())
+            .await
+            .contains("shipping to production")
+    );
+
+    let response = post(
+        "/api/v1/workflows/dispatch",
+        serde_json::json!({"orchestratorId": orchestrator_id, "source": "app", "repo": "app", "workflow": "deploy", "inputs": {"replicas": "0"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["error"]["message"],
+        "workflow 'deploy': invalid inputs: environment: required: one of staging, production; replicas: must be at least 1, got 0"
+    );
+
+    let schedule_id = deploy["schedules"][0]["id"].as_str().unwrap();
+    let response = post(
+        &format!("/api/v1/schedules/{schedule_id}/run"),
+        serde_json::json!({"orchestratorId": orchestrator_id}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let answer: Value = response.json().await.unwrap();
+    let run = stack.wait_run(answer["runId"].as_str().unwrap()).await;
+    assert_eq!(
+        (run.run.status, run.run.trigger.as_str()),
+        (RunStatus::Success, "schedule")
+    );
+    assert!(
+        stack
+            .log_text(run.run.run_id.as_ref())
+            .await
+            .contains("shipping to staging")
+    );
+}

@@ -27,7 +27,11 @@ pub(super) fn render(lock: &LockFile, timings: &PhaseTimings) -> String {
             let _ = writeln!(out, "{}", workflow.source.file);
         }
         let _ = writeln!(out, "  workflow {}", workflow.name);
-        let triggers: Vec<String> = workflow.triggers.iter().map(summary::trigger).collect();
+        let triggers: Vec<String> = workflow
+            .triggers
+            .iter()
+            .map(kici_engine::trigger::Trigger::summary)
+            .collect();
         if triggers.is_empty() {
             let _ = writeln!(out, "    on: nothing (no triggers: it never runs)");
         } else {

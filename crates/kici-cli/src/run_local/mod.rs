@@ -344,7 +344,7 @@ fn select_workflows(
                     "debug: workflow '{}' runs: trigger {} ({}) matched",
                     workflow.name,
                     trigger_index + 1,
-                    crate::summary::trigger(&workflow.triggers[trigger_index])
+                    workflow.triggers[trigger_index].summary()
                 ));
                 matched.push(workflow.clone());
             }

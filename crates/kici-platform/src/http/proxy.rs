@@ -55,7 +55,9 @@ fn proxy_error(err: ProxyError, offline_message: &'static str) -> ApiError {
                 "not_found" => StatusCode::NOT_FOUND,
                 "conflict" | "run_terminal" | "run_not_finished" | "no_pending_hold" => StatusCode::CONFLICT,
                 "not_a_reviewer" => StatusCode::FORBIDDEN,
-                "not_rerunnable" => StatusCode::UNPROCESSABLE_ENTITY,
+                "not_rerunnable" | "invalid_inputs" | "not_triggered" | "cannot_start" => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 "invalid_payload" => StatusCode::BAD_REQUEST,
                 "unsupported_request_type" => StatusCode::NOT_IMPLEMENTED,
                 _ => StatusCode::BAD_GATEWAY,

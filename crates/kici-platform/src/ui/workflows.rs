@@ -23,11 +23,19 @@ fn input_field(name: &str, spec: &InputSpec) -> String {
         other => other.to_string(),
     });
     let options = |values: Vec<String>| {
-        let blank = if spec.required() { "" } else { r#"<option value=""></option>"# };
+        let blank = if spec.required() {
+            ""
+        } else {
+            r#"<option value=""></option>"#
+        };
         let chosen: String = values
             .iter()
             .map(|v| {
-                let selected = if default.as_deref() == Some(v.as_str()) { " selected" } else { "" };
+                let selected = if default.as_deref() == Some(v.as_str()) {
+                    " selected"
+                } else {
+                    ""
+                };
                 format!(r#"<option{selected}>{}</option>"#, escape(v))
             })
             .collect();
@@ -188,11 +196,17 @@ mod tests {
         };
         let owner = workflows_page(&[report()], true, &viewer);
         assert!(owner.contains(r#"<select id="in-environment" name="environment" required><option>staging</option><option>production</option></select>"#), "{owner}");
-        assert!(owner.contains(r#"<input id="in-replicas" name="replicas" value="2" placeholder="integer (1–10)">"#), "{owner}");
+        assert!(
+            owner.contains(r#"<input id="in-replicas" name="replicas" value="2" placeholder="integer (1–10)">"#),
+            "{owner}"
+        );
         assert!(owner.contains(r#"<code>0 3 * * * (UTC)</code> next <time data-ms="10800000"></time> <button data-run-schedule="s1" data-orchestrator="orch-1">Run now</button>"#), "{owner}");
         assert!(owner.contains("<li><code>dispatch (inputs: environment, replicas)</code></li>"));
         let member = workflows_page(&[report()], false, &viewer);
-        assert!(!member.contains("data-dispatch") && !member.contains("data-run-schedule"), "{member}");
+        assert!(
+            !member.contains("data-dispatch") && !member.contains("data-run-schedule"),
+            "{member}"
+        );
         assert!(member.contains("Only owners may start runs."));
     }
 }
