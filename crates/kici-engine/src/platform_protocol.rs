@@ -183,6 +183,9 @@ pub enum PlatformRequest {
         source: String,
         repo: String,
         workflow: String,
+        /// The dispatch type, for a `dispatch({ types })` trigger.
+        #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+        dispatch_type: Option<String>,
         #[serde(default)]
         inputs: serde_json::Map<String, serde_json::Value>,
     },

@@ -490,12 +490,13 @@ impl Recorder<'_> {
                     && self.repos(repos, event)?
             }
             Trigger::Dispatch { types, .. } => self.event_type(EventType::Dispatch, event) && self.action(types, event),
-            Trigger::Schedule { cron_expression, .. } => {
-                let actual = event
-                    .payload
-                    .as_ref()
-                    .and_then(|p| p.get("cronExpression"))
-                    .and_then(serde_json::Value::as_str);
+            Trigger::Schedule {
+                cron_expression,
+                timezone,
+                ..
+            } => {
+                let actual = payload_text(event, "cronExpression");
+                let zone = payload_text(event, "timezone");
                 self.event_type(EventType::Schedule, event)
                     && self.record(
                         "cronExpression",
@@ -503,6 +504,13 @@ impl Recorder<'_> {
                         actual.unwrap_or("(none)").to_string(),
                         actual == Some(cron_expression.as_str()),
                     )
+                    && (zone.is_none()
+                        || self.record(
+                            "timezone",
+                            timezone.clone(),
+                            zone.unwrap_or_default().to_string(),
+                            zone == Some(timezone.as_str()),
+                        ))
             }
             Trigger::WorkflowComplete {
                 workflows,

@@ -103,6 +103,13 @@ pub fn assess(event: &EventEnvelope) -> Option<RunTrust> {
     })
 }
 
+/// Why an untrusted pull request's job did not start: it needs secrets.
+pub fn secrets_withheld(why: &str) -> String {
+    format!(
+        "Secrets are withheld from this pull request ({why}): its job needs secrets or registry tokens, which only trusted code gets (hint: a maintainer pushes the branch to the repository itself, or the job drops its environment)"
+    )
+}
+
 impl RunTrust {
     /// One line for `runs show` and logs: `unknown (base branch's workflows): a pull request
     /// from a fork by mallory`.

@@ -114,6 +114,17 @@ pub struct Dispatch {
 
 /// Starts a workflow through its `dispatch()` trigger for `actor`.
 pub async fn dispatch(state: &Shared, actor: &str, request: Dispatch) -> Result<Dispatched, StartError> {
+    // The repository's last default-branch push says where to clone from and through which
+    // GitHub App installation.
+    let repo = request.repo.clone().unwrap_or_else(|| request.source.name.clone());
+    let origin = state
+        .store
+        .registrations(Some(WORKFLOW_KIND))
+        .await?
+        .iter()
+        .find(|r| r.source_id == request.source.source_id && r.repo == repo)
+        .map(starts::Origin::of)
+        .unwrap_or_default();
     let mut event = EventEnvelope::new(EventType::Dispatch);
     event.action = request.dispatch_type;
     event.provider = Some("api".to_string());
@@ -128,6 +139,7 @@ pub async fn dispatch(state: &Shared, actor: &str, request: Dispatch) -> Result<
             workflow: request.workflow.clone(),
             event,
             delivery_id: format!("dispatch:{}", new_id()),
+            origin,
         },
     )
     .await?;

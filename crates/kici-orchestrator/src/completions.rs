@@ -59,6 +59,19 @@ fn chain_depth(event: &EventEnvelope) -> u64 {
     }
 }
 
+/// A trigger that names no workflow does not listen to its own workflow's runs: two of them
+/// would otherwise start each other's runs, doubling at every step of the chain.
+fn own_unnamed(registration: &Registration, workflow: &str, repo: &str) -> bool {
+    let unnamed = serde_json::from_str::<kici_engine::trigger::Trigger>(&registration.trigger_json).is_ok_and(|trigger| {
+        matches!(
+            trigger,
+            kici_engine::trigger::Trigger::WorkflowComplete { workflows: None, .. }
+                | kici_engine::trigger::Trigger::JobComplete { workflows: None, .. }
+        )
+    });
+    unnamed && registration.workflow_name == workflow && registration.repo == repo
+}
+
 /// Announces the run's newly finished jobs, and the run once it has finished.
 async fn announce(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let mut registrations: Vec<Registration> = Vec::new();
@@ -124,7 +137,7 @@ async fn announce(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        for registration in &registrations {
+        for registration in registrations.iter().filter(|r| !own_unnamed(r, &run.workflow_name, &run.repo)) {
             event_runs::start_matching(state, registration, &event, &origin).await?;
         }
     }

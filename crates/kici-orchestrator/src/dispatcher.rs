@@ -386,6 +386,24 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
                 })
             }
         };
+        // A pull request that runs the base branch's workflows runs code nobody trusted yet:
+        // it gets no secret, and a job that needs one fails saying why.
+        let resolved = match resolved {
+            Ok(install)
+                if dispatch.job_config.base_workflows
+                    && (!dispatch.secrets.is_empty() || !install.registries.is_empty() || !install.env.is_empty()) =>
+            {
+                let why = kici_engine::trust::assess(&dispatch.event)
+                    .map(|trust| trust.reason)
+                    .unwrap_or_default();
+                Err((
+                    InitFailureScope::Job,
+                    InitFailureCategory::SecretResolution,
+                    kici_engine::trust::secrets_withheld(&why),
+                ))
+            }
+            other => other,
+        };
         match resolved {
             Ok(install) => {
                 dispatch.npm_registries = install.registries;
@@ -417,7 +435,8 @@ pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreErr
         if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
             dispatch.source_tar_url = source_tarball(state, &dispatch).await;
         }
-        if !dispatch.job_config.repo.is_empty() {
+        // Nor may it write the caches trusted runs restore.
+        if !dispatch.job_config.repo.is_empty() && !dispatch.job_config.base_workflows {
             dispatch.cache = Some(crate::grants::issue(
                 &state.grant_keys,
                 &dispatch,

@@ -347,8 +347,9 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             source,
             repo,
             workflow,
+            dispatch_type,
             inputs,
-        } => dispatch_for(state, actor, &source, repo, workflow, inputs).await,
+        } => dispatch_for(state, actor, &source, (repo, workflow, dispatch_type), inputs).await,
         PlatformRequest::RunSchedule { schedule_id } => run_schedule(state, actor, &schedule_id).await,
         PlatformRequest::RejectHeld { run_id, job, reason } => {
             decide(
@@ -390,8 +391,7 @@ async fn dispatch_for(
     state: &Shared,
     actor: &str,
     source: &str,
-    repo: String,
-    workflow: String,
+    (repo, workflow, dispatch_type): (String, String, Option<String>),
     inputs: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Value, ResponseError> {
     let sources = state
@@ -412,7 +412,7 @@ async fn dispatch_for(
         source,
         repo: Some(repo),
         git_ref: None,
-        dispatch_type: None,
+        dispatch_type,
         workflow,
         inputs,
     };

@@ -106,7 +106,8 @@ fn github_push(body: &Value, provider: &str) -> Result<Normalized, Skip> {
 fn github_dispatch(body: &Value, provider: &str, workflow_dispatch: bool) -> Result<Normalized, Skip> {
     let default_branch = text(body, "/repository/default_branch").map(str::to_string);
     let branch = if workflow_dispatch {
-        required(body, "/ref")?.trim_start_matches("refs/heads/").to_string()
+        let given = required(body, "/ref")?;
+        given.strip_prefix("refs/heads/").unwrap_or(given).to_string()
     } else {
         text(body, "/branch")
             .map(str::to_string)
@@ -129,7 +130,12 @@ fn github_dispatch(body: &Value, provider: &str, workflow_dispatch: bool) -> Res
     event.payload = Some(body.clone());
     Ok(Normalized {
         event,
-        git_ref: format!("refs/heads/{branch}"),
+        // A full ref (`refs/tags/v1`) stays as given; a branch name is a branch.
+        git_ref: if branch.starts_with("refs/") {
+            branch.clone()
+        } else {
+            format!("refs/heads/{branch}")
+        },
         sha: String::new(),
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),

@@ -83,6 +83,8 @@ pub async fn on_push(
         git_ref: &normalized.git_ref,
         sha: &normalized.sha,
         now: crate::clock::now_ms(),
+        clone_url: normalized.clone_url.as_deref(),
+        installation_id: crate::github_app::installation_id(&normalized.event).and_then(|id| i64::try_from(id).ok()),
     };
     match state.store.replace_registrations(at, &registrations, new_id).await {
         Ok(()) => tracing::info!(

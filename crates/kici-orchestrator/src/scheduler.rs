@@ -144,6 +144,7 @@ pub async fn start_now(
             workflow: registration.workflow_name.clone(),
             event,
             delivery_id,
+            origin: starts::Origin::of(registration),
         },
     )
     .await

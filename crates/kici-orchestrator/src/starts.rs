@@ -30,6 +30,25 @@ pub struct StartRequest {
     pub event: EventEnvelope,
     /// Names the start in the event log (`dispatch:<id>`, `schedule:<registration>:<tick>`).
     pub delivery_id: String,
+    /// Where the registering push came from: the clone URL its payload named (for a source
+    /// without one of its own) and its GitHub App installation.
+    pub origin: Origin,
+}
+
+/// What a registration remembers of the push that registered it.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub clone_url: Option<String>,
+    pub installation_id: Option<i64>,
+}
+
+impl Origin {
+    pub fn of(registration: &kici_store::Registration) -> Origin {
+        Origin {
+            clone_url: registration.clone_url.clone(),
+            installation_id: registration.installation_id,
+        }
+    }
 }
 
 /// The run started, and where.
@@ -44,6 +63,8 @@ pub struct Started {
 pub enum StartError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("source `{0}` is disabled (hint: `kici-admin source enable {0}`)")]
+    Disabled(String),
     #[error("{repo} has no default branch (hint: name a branch with --ref)")]
     NoDefaultBranch { repo: String },
     #[error(
@@ -96,12 +117,23 @@ async fn full_ref(repo: &std::path::Path, name: &str) -> Result<String, Pipeline
 
 /// Starts the request's workflow at the head of its ref.
 pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, StartError> {
+    if !request.source.enabled {
+        return Err(StartError::Disabled(request.source.name.clone()));
+    }
+    let mut event = request.event;
+    if let Some(id) = request.origin.installation_id {
+        // Clones and check runs of a GitHub App source go through the push's installation.
+        let payload = event.payload.get_or_insert_with(|| serde_json::json!({}));
+        if let Some(object) = payload.as_object_mut() {
+            object.insert("installation".into(), serde_json::json!({ "id": id }));
+        }
+    }
     let mut normalized = Normalized {
-        event: request.event,
+        event,
         git_ref: String::new(),
         sha: String::new(),
         repo: request.repo.clone(),
-        clone_url: None,
+        clone_url: request.origin.clone_url.clone(),
         default_branch: None,
         base_sha: None,
     };

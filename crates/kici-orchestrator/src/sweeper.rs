@@ -47,6 +47,11 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
             if let Err(err) = prune(&state, now).await {
                 tracing::error!(error = %err, "pruning old runs failed; retried in an hour");
             }
+            // Generic webhooks' delivery ids and bodies are remembered a day against replays.
+            let day_ago = now - 24 * 60 * 60 * 1000;
+            if let Err(err) = state.store.forget_event_claims("generic_webhook:", day_ago).await {
+                tracing::error!(error = %err, "forgetting old generic webhook deliveries failed; retried in an hour");
+            }
             if let Err(err) = crate::user_cache::expire(&state).await {
                 tracing::error!(error = %err, "expiring unused caches failed; retried in an hour");
             }

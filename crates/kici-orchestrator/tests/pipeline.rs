@@ -331,6 +331,7 @@ async fn dispatch(state: &Shared, inputs: serde_json::Value) -> Result<starts::S
             workflow: "ci".into(),
             event,
             delivery_id: format!("dispatch:{}", kici_telemetry::os::random_hex(8)),
+            origin: Default::default(),
         },
     )
     .await

@@ -319,11 +319,13 @@ function workflowsPage(section) {
     for (const field of form.elements) {
       if (field.name && field.value !== "") inputs[field.name] = field.value;
     }
+    const type = form.querySelector("[data-type]");
     start("/api/v1/workflows/dispatch", {
       orchestratorId: form.dataset.orchestrator,
       source: form.dataset.source,
       repo: form.dataset.repo,
       workflow: form.dataset.workflow,
+      ...(type ? { type: type.value } : {}),
       inputs,
     });
   });

@@ -127,6 +127,11 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0021_source_lifecycle.sql"),
     ),
     (22, "event_claims", include_str!("../migrations/0022_event_claims.sql")),
+    (
+        23,
+        "registration_origin",
+        include_str!("../migrations/0023_registration_origin.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -37,10 +37,13 @@ pub struct Registration {
     /// The last tick fired, or when it was registered.
     pub last_fired_at: i64,
     pub registered_at: i64,
+    /// The clone URL the registering push's payload named, and its GitHub App installation.
+    pub clone_url: Option<String>,
+    pub installation_id: Option<i64>,
 }
 
 const COLUMNS: &str = "registration_id, source_id, repo, workflow_name, trigger_index, kind, trigger_json, \
-                       git_ref, sha, enabled, last_fired_at, registered_at";
+                       git_ref, sha, enabled, last_fired_at, registered_at, clone_url, installation_id";
 
 fn row_to_registration(row: &sqlx::any::AnyRow) -> Result<Registration> {
     Ok(Registration {
@@ -56,6 +59,8 @@ fn row_to_registration(row: &sqlx::any::AnyRow) -> Result<Registration> {
         enabled: get::<i64>(row, "enabled")? != 0,
         last_fired_at: get(row, "last_fired_at")?,
         registered_at: get(row, "registered_at")?,
+        clone_url: get(row, "clone_url")?,
+        installation_id: get(row, "installation_id")?,
     })
 }
 
@@ -67,12 +72,15 @@ pub struct RegisteredAt<'a> {
     pub git_ref: &'a str,
     pub sha: &'a str,
     pub now: i64,
+    pub clone_url: Option<&'a str>,
+    pub installation_id: Option<i64>,
 }
 
 impl Store {
     /// Replaces a repository's registrations with `registrations`. One whose workflow and
-    /// trigger were registered before keeps its last tick and whether it is enabled, so a push
-    /// that does not change a schedule neither fires it again nor re-enables it.
+    /// trigger were registered before is updated in place (same id, same last tick, enabled or
+    /// not), so a push that does not change a schedule neither fires it again nor re-enables it,
+    /// and a tick claimed meanwhile stays claimed.
     pub async fn replace_registrations(
         &self,
         at: RegisteredAt<'_>,
@@ -80,45 +88,68 @@ impl Store {
         mut new_id: impl FnMut() -> String,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(q("begin replace registrations"))?;
-        let sql = format!("SELECT {COLUMNS} FROM workflow_registrations WHERE source_id = $1 AND repo = $2");
-        let previous: HashMap<(String, String), Registration> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(at.source_id.as_str())
-            .bind(at.repo)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(q("registrations of a repository"))?
-            .iter()
-            .map(row_to_registration)
-            .map(|r| r.map(|r| ((r.workflow_name.clone(), r.trigger_json.clone()), r)))
-            .collect::<Result<_>>()?;
-        sqlx::query("DELETE FROM workflow_registrations WHERE source_id = $1 AND repo = $2")
-            .bind(at.source_id.as_str())
-            .bind(at.repo)
-            .execute(&mut *tx)
-            .await
-            .map_err(q("delete registrations"))?;
+        let rows = sqlx::query(
+            "SELECT registration_id, workflow_name, trigger_json FROM workflow_registrations WHERE source_id = $1 AND repo = $2",
+        )
+        .bind(at.source_id.as_str())
+        .bind(at.repo)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(q("registrations of a repository"))?;
+        let mut previous: HashMap<(String, String), String> = HashMap::new();
+        for row in &rows {
+            let key = (get::<String>(row, "workflow_name")?, get::<String>(row, "trigger_json")?);
+            previous.insert(key, get(row, "registration_id")?);
+        }
         for registration in registrations {
-            let kept = previous.get(&(registration.workflow_name.clone(), registration.trigger_json.clone()));
-            sqlx::query(
-                "INSERT INTO workflow_registrations (registration_id, source_id, repo, workflow_name, trigger_index, \
-                 kind, trigger_json, git_ref, sha, enabled, last_fired_at, registered_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(new_id())
-            .bind(at.source_id.as_str())
-            .bind(at.repo)
-            .bind(&registration.workflow_name)
-            .bind(registration.trigger_index)
-            .bind(&registration.kind)
-            .bind(&registration.trigger_json)
-            .bind(at.git_ref)
-            .bind(at.sha)
-            .bind(i64::from(kept.is_none_or(|r| r.enabled)))
-            .bind(kept.map_or(at.now, |r| r.last_fired_at))
-            .bind(kept.map_or(at.now, |r| r.registered_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(q("insert registration"))?;
+            let key = (registration.workflow_name.clone(), registration.trigger_json.clone());
+            match previous.remove(&key) {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE workflow_registrations SET trigger_index = $1, kind = $2, git_ref = $3, sha = $4, \
+                         clone_url = $5, installation_id = $6 WHERE registration_id = $7",
+                    )
+                    .bind(registration.trigger_index)
+                    .bind(&registration.kind)
+                    .bind(at.git_ref)
+                    .bind(at.sha)
+                    .bind(at.clone_url)
+                    .bind(at.installation_id)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("update registration"))?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO workflow_registrations (registration_id, source_id, repo, workflow_name, trigger_index, \
+                         kind, trigger_json, git_ref, sha, enabled, last_fired_at, registered_at, clone_url, installation_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $12)",
+                    )
+                    .bind(new_id())
+                    .bind(at.source_id.as_str())
+                    .bind(at.repo)
+                    .bind(&registration.workflow_name)
+                    .bind(registration.trigger_index)
+                    .bind(&registration.kind)
+                    .bind(&registration.trigger_json)
+                    .bind(at.git_ref)
+                    .bind(at.sha)
+                    .bind(at.now)
+                    .bind(at.clone_url)
+                    .bind(at.installation_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("insert registration"))?;
+                }
+            }
+        }
+        for gone in previous.values() {
+            sqlx::query("DELETE FROM workflow_registrations WHERE registration_id = $1")
+                .bind(gone)
+                .execute(&mut *tx)
+                .await
+                .map_err(q("delete registration"))?;
         }
         tx.commit().await.map_err(q("commit replace registrations"))?;
         Ok(())
@@ -175,6 +206,18 @@ impl Store {
         .await
         .map_err(q("claim event"))?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets the claims of keys starting with `prefix` made before `before` (the delivery
+    /// ids of generic webhooks, kept a day against replays).
+    pub async fn forget_event_claims(&self, prefix: &str, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM event_claims WHERE claim_key LIKE $1 AND created_at < $2")
+            .bind(format!("{prefix}%"))
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(q("forget event claims"))?;
+        Ok(done.rows_affected())
     }
 
     /// Turns a registration on or off; false when there is none with that id. Turned on again,

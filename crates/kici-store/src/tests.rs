@@ -1031,6 +1031,8 @@ async fn registrations_are_replaced_per_repository_and_each_tick_is_claimed_once
             git_ref: "refs/heads/main",
             sha,
             now,
+            clone_url: None,
+            installation_id: None,
         };
         let schedule = |workflow: &str, cron: &str| NewRegistration {
             workflow_name: workflow.into(),

@@ -275,7 +275,7 @@ const APP_ID: &str = "4242";
 const INSTALLATION: u64 = 99;
 const INSTALLATION_TOKEN: &str = "ghs_installation7f3a9c";
 
-const APP_WORKFLOWS: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+const APP_WORKFLOWS: &str = r#"import { workflow, job, step, push, dispatch } from '@kici-dev/sdk';
 
 const build = job('build', { runsOn: 'linux', run: async () => { console.log('built'); } });
 const test = job('test', {
@@ -287,6 +287,10 @@ export const ci = workflow('ci', { on: push({ branches: 'main', paths: ['src/**'
 export const docs = workflow('docs', {
   on: push({ branches: 'main', paths: ['docs/**'] }),
   jobs: [job('publish', { runsOn: 'linux', run: async () => { console.log('published'); } })],
+});
+export const manual = workflow('manual', {
+  on: dispatch(),
+  jobs: [job('by-hand', { runsOn: 'linux', run: async () => { console.log('dispatched through the app'); } })],
 });
 "#;
 
@@ -422,6 +426,17 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
             && r.target
                 .contains("/compare/1111111111111111111111111111111111111111...")
     }));
+
+    // A dispatch has no webhook: it clones through the installation of the last default-branch push.
+    let dispatched = stack.cli(
+        "kici",
+        &["dispatch", "manual", "--source", "gh", "--repo", "acme/app", "--json"],
+        stack.dir.path(),
+    );
+    assert_eq!(dispatched.code, 0, "{}", dispatched.stderr);
+    let answer: Value = serde_json::from_str(&dispatched.stdout).unwrap();
+    let run = stack.wait_run(answer["runId"].as_str().unwrap()).await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
 
     assert_eq!(github.refused(), Vec::<String>::new());
     let key = std::fs::read_to_string(fixtures.join("github-app-test-key.pem")).unwrap();

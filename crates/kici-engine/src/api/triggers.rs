@@ -10,7 +10,7 @@ use crate::inputs::InputSchema;
 /// A dispatch: which source and repository, the ref (default: the default branch), the
 /// dispatch type a `dispatch({types})` trigger matches, and the inputs (strings are coerced).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DispatchRequest {
     /// Source id or name; may be left out when there is one source.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -349,7 +349,11 @@ pub async fn add_source(
                 )));
             }
             check_git_access(body.git_url.as_deref(), body.credentials.as_ref()).map_err(invalid)?;
-            check_api_url(preset, body.api_url.as_deref(), body.credentials.is_some()).map_err(invalid)?;
+            check_api_url(
+                preset,
+                body.api_url.as_deref(),
+                body.credentials.as_ref().is_some_and(|c| !c.password.is_empty()),
+            ).map_err(invalid)?;
             let verification = match body.verification.as_deref() {
                 None | Some("hmac_sha256") => Verification::HmacSha256,
                 Some("bearer_token") if preset == "custom" => Verification::BearerToken,

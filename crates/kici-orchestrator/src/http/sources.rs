@@ -17,8 +17,8 @@ use super::admin::{NewCredentials, check_api_url, check_git_access, source_view}
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use crate::clock::now_ms;
-use crate::source_secrets;
 use crate::state::Shared;
+use crate::{git, source_secrets};
 
 /// How long a replaced webhook secret is still accepted, unless the update says.
 const DEFAULT_ROTATION_WINDOW_SECONDS: i64 = 24 * 3600;
@@ -93,11 +93,30 @@ pub async fn update(
             changed.push("credentials");
         }
     }
-    if let Some(url) = &body.api_url {
+    if source.preset.as_deref() == Some("custom") && (body.git_url.is_some() || body.credentials.is_some()) {
+        return Err(invalid("a custom source carries events without git; it takes no gitUrl or credentials".into()));
+    }
+    if let Some(url) = body.api_url.as_deref().filter(|u| !u.is_empty()) {
+        if !(url.starts_with("http://") || url.starts_with("https://")) || git::url_userinfo(url).is_some() {
+            return Err(invalid(format!(
+                "apiUrl `{}` must be an http(s) URL without credentials",
+                git::redact_userinfo(url)
+            )));
+        }
         if source.kind == SourceKind::Generic {
             let preset = source.preset.clone().unwrap_or_default();
-            check_api_url(&preset, Some(url), source.credentials.is_some()).map_err(invalid)?;
+            // The token that sets statuses is a password, not an SSH key.
+            let has_token = match &body.credentials {
+                Some(c) => !c.password.is_empty(),
+                None => source_secrets::credentials(keys, &source)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| !c.password.is_empty()),
+            };
+            check_api_url(&preset, Some(url), has_token).map_err(invalid)?;
         }
+    }
+    if let Some(url) = &body.api_url {
         source.api_url = Some(url.clone()).filter(|u| !u.is_empty());
         changed.push("apiUrl");
     }

@@ -175,15 +175,19 @@ async fn generic_event(
     state: &Shared,
     source: &Source,
     event_name: Option<String>,
-    raw_delivery: &str,
+    (raw_delivery, replay_key): (&str, Option<String>),
     payload: Value,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let delivery_id = format!("{}:{raw_delivery}", source.source_id);
-    if !state
+    let fresh = state
         .store
         .claim_event(&format!("generic_webhook:{delivery_id}"), now_ms())
         .await?
-    {
+        && match &replay_key {
+            Some(key) => state.store.claim_event(key, now_ms()).await?,
+            None => true,
+        };
+    if !fresh {
         return Ok((
             StatusCode::OK,
             Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
@@ -343,8 +347,12 @@ async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -
         .map_err(|err| ApiError::bad_request("invalid_payload", format!("the body is not valid JSON: {err}")))?;
     let (event_name, raw_delivery) = event_and_delivery(&source, &headers);
     if source.preset.as_deref() == Some("custom") {
-        let raw_delivery = raw_delivery.unwrap_or_else(|| kici_engine::hash::sha256_hex(&body));
-        return generic_event(&state, &source, event_name, &raw_delivery, payload).await;
+        let body_hash = kici_engine::hash::sha256_hex(&body);
+        let raw_delivery = raw_delivery.unwrap_or_else(|| body_hash.clone());
+        // A signed body sent again under a new delivery id is a replay.
+        let replay_key = (source.verification == Verification::HmacSha256)
+            .then(|| format!("generic_webhook:body:{}:{body_hash}", source.source_id));
+        return generic_event(&state, &source, event_name, (&raw_delivery, replay_key), payload).await;
     }
     let event_name = event_name.ok_or_else(|| {
         ApiError::bad_request(

@@ -372,16 +372,18 @@ mod tests {
     }
 }
 
-/// `POST /api/v1/workflows/dispatch {orchestratorId, source, repo, workflow, inputs}` (owners) →
+/// `POST /api/v1/workflows/dispatch {orchestratorId, source, repo, workflow, type?, inputs}` (owners) →
 /// `201 Dispatched`: "Run now" of a workflow's `dispatch()` trigger, as the caller; refused
 /// inputs are 422 `invalid_inputs` naming each.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DispatchBody {
     orchestrator_id: String,
     source: String,
     repo: String,
     workflow: String,
+    #[serde(default, rename = "type")]
+    dispatch_type: Option<String>,
     #[serde(default)]
     inputs: serde_json::Map<String, Value>,
 }
@@ -396,6 +398,7 @@ pub async fn dispatch(
         source: body.source,
         repo: body.repo,
         workflow: body.workflow,
+        dispatch_type: body.dispatch_type,
         inputs: body.inputs,
     };
     let answer = proxy::request(&state, &body.orchestrator_id, &principal.name, request)

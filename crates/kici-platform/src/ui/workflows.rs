@@ -94,12 +94,23 @@ fn workflow_row(instance_id: &str, workflow: &WorkflowEntry, can_run: bool) -> S
         .collect();
     let form = match (&workflow.dispatch, can_run) {
         (Some(dispatch), true) => {
-            let fields: String = dispatch
-                .inputs
-                .iter()
-                .flatten()
-                .map(|(name, spec)| input_field(name, spec))
-                .collect();
+            let types = if dispatch.types.is_empty() {
+                String::new()
+            } else {
+                let options: String = dispatch
+                    .types
+                    .iter()
+                    .map(|t| format!("<option>{}</option>", escape(t)))
+                    .collect();
+                format!(r#"<div class="field"><label for="dispatch-type">type *</label><select id="dispatch-type" data-type required>{options}</select></div>"#)
+            };
+            let fields: String = types
+                + &dispatch
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .map(|(name, spec)| input_field(name, spec))
+                    .collect::<String>();
             format!(
                 r#"<form class="dispatch" data-dispatch data-orchestrator="{orch}" data-source="{source}" data-repo="{repo}" data-workflow="{workflow}">{fields}<button type="submit">Run now</button></form>"#,
                 orch = escape(instance_id),
