@@ -62,13 +62,14 @@ fn chain_depth(event: &EventEnvelope) -> u64 {
 /// A trigger that names no workflow does not listen to its own workflow's runs: two of them
 /// would otherwise start each other's runs, doubling at every step of the chain.
 fn own_unnamed(registration: &Registration, workflow: &str, repo: &str) -> bool {
-    let unnamed = serde_json::from_str::<kici_engine::trigger::Trigger>(&registration.trigger_json).is_ok_and(|trigger| {
-        matches!(
-            trigger,
-            kici_engine::trigger::Trigger::WorkflowComplete { workflows: None, .. }
-                | kici_engine::trigger::Trigger::JobComplete { workflows: None, .. }
-        )
-    });
+    let unnamed =
+        serde_json::from_str::<kici_engine::trigger::Trigger>(&registration.trigger_json).is_ok_and(|trigger| {
+            matches!(
+                trigger,
+                kici_engine::trigger::Trigger::WorkflowComplete { workflows: None, .. }
+                    | kici_engine::trigger::Trigger::JobComplete { workflows: None, .. }
+            )
+        });
     unnamed && registration.workflow_name == workflow && registration.repo == repo
 }
 
@@ -137,7 +138,10 @@ async fn announce(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        for registration in registrations.iter().filter(|r| !own_unnamed(r, &run.workflow_name, &run.repo)) {
+        for registration in registrations
+            .iter()
+            .filter(|r| !own_unnamed(r, &run.workflow_name, &run.repo))
+        {
             event_runs::start_matching(state, registration, &event, &origin).await?;
         }
     }

@@ -67,6 +67,7 @@ pub async fn start_matching(
             event.event_type.as_str(),
             registration.registration_id
         ),
+        origin: starts::Origin::of(registration),
     };
     match starts::start(state, request).await {
         Ok(started) => {

@@ -98,7 +98,10 @@ impl Store {
         .map_err(q("registrations of a repository"))?;
         let mut previous: HashMap<(String, String), String> = HashMap::new();
         for row in &rows {
-            let key = (get::<String>(row, "workflow_name")?, get::<String>(row, "trigger_json")?);
+            let key = (
+                get::<String>(row, "workflow_name")?,
+                get::<String>(row, "trigger_json")?,
+            );
             previous.insert(key, get(row, "registration_id")?);
         }
         for registration in registrations {

@@ -353,7 +353,8 @@ pub async fn add_source(
                 preset,
                 body.api_url.as_deref(),
                 body.credentials.as_ref().is_some_and(|c| !c.password.is_empty()),
-            ).map_err(invalid)?;
+            )
+            .map_err(invalid)?;
             let verification = match body.verification.as_deref() {
                 None | Some("hmac_sha256") => Verification::HmacSha256,
                 Some("bearer_token") if preset == "custom" => Verification::BearerToken,

@@ -94,7 +94,9 @@ pub async fn update(
         }
     }
     if source.preset.as_deref() == Some("custom") && (body.git_url.is_some() || body.credentials.is_some()) {
-        return Err(invalid("a custom source carries events without git; it takes no gitUrl or credentials".into()));
+        return Err(invalid(
+            "a custom source carries events without git; it takes no gitUrl or credentials".into(),
+        ));
     }
     if let Some(url) = body.api_url.as_deref().filter(|u| !u.is_empty()) {
         if !(url.starts_with("http://") || url.starts_with("https://")) || git::url_userinfo(url).is_some() {

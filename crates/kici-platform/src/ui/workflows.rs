@@ -102,7 +102,9 @@ fn workflow_row(instance_id: &str, workflow: &WorkflowEntry, can_run: bool) -> S
                     .iter()
                     .map(|t| format!("<option>{}</option>", escape(t)))
                     .collect();
-                format!(r#"<div class="field"><label for="dispatch-type">type *</label><select id="dispatch-type" data-type required>{options}</select></div>"#)
+                format!(
+                    r#"<div class="field"><label for="dispatch-type">type *</label><select id="dispatch-type" data-type required>{options}</select></div>"#
+                )
             };
             let fields: String = types
                 + &dispatch
