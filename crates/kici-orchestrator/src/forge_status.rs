@@ -216,20 +216,41 @@ async fn checks(
             details_url: status.target_url,
         });
     }
+    // Check runs another orchestrator, or this one before a restart, created.
+    let stored = state
+        .store
+        .check_run_ids(&run.run_id)
+        .await
+        .map_err(|err| err.to_string())?;
     for check in all {
-        let known = shown.get(&check.name);
-        if known.is_some_and(|(_, last)| *last == check) {
+        let known = shown.get(&check.name).map(|(id, last)| (*id, Some(last))).or_else(|| {
+            stored
+                .get(&check.name)
+                .and_then(|id| u64::try_from(*id).ok())
+                .map(|id| (id, None))
+        });
+        if known.is_some_and(|(_, last)| last == Some(&check)) {
             continue;
         }
-        let request =
-            forge::check_run_request(&base_url, &run.repo, &run.sha, &token, known.map(|(id, _)| *id), &check);
+        let request = forge::check_run_request(&base_url, &run.repo, &run.sha, &token, known.map(|(id, _)| id), &check);
         let answer = send(state.github.client(), &request)
             .await
             .map_err(|err| format!("check run {}: {err}", check.name))?;
-        let id = known
-            .map(|(id, _)| *id)
-            .or_else(|| answer.get("id").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| format!("check run {}: GitHub answered no id", check.name))?;
+        let id = match known {
+            Some((id, _)) => id,
+            None => {
+                let id = answer
+                    .get("id")
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or_else(|| format!("check run {}: GitHub answered no id", check.name))?;
+                state
+                    .store
+                    .save_check_run_id(&run.run_id, &check.name, i64::try_from(id).unwrap_or(i64::MAX))
+                    .await
+                    .map_err(|err| err.to_string())?;
+                id
+            }
+        };
         shown.insert(check.name.clone(), (id, check));
     }
     Ok(())

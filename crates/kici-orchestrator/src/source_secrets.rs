@@ -229,6 +229,7 @@ mod tests {
             enabled: true,
             previous_secret: None,
             previous_secret_until: None,
+            allowed_owners: None,
         }
     }
 

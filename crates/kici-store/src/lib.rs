@@ -132,6 +132,12 @@ static MIGRATIONS: &[Migration] = &[
         "registration_origin",
         include_str!("../migrations/0023_registration_origin.sql"),
     ),
+    (24, "check_runs", include_str!("../migrations/0024_check_runs.sql")),
+    (
+        25,
+        "source_allowed_owners",
+        include_str!("../migrations/0025_source_allowed_owners.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

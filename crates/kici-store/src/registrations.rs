@@ -211,6 +211,32 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The GitHub check runs created for a run, by name.
+    pub async fn check_run_ids(&self, run_id: &kici_engine::ids::RunId) -> Result<HashMap<String, i64>> {
+        let rows = sqlx::query("SELECT name, check_run_id FROM check_runs WHERE run_id = $1")
+            .bind(run_id.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("check runs"))?;
+        rows.iter()
+            .map(|row| Ok((get::<String>(row, "name")?, get::<i64>(row, "check_run_id")?)))
+            .collect()
+    }
+
+    /// Records a check run created for a run (the first record wins).
+    pub async fn save_check_run_id(&self, run_id: &kici_engine::ids::RunId, name: &str, id: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO check_runs (run_id, name, check_run_id) VALUES ($1, $2, $3) ON CONFLICT (run_id, name) DO NOTHING",
+        )
+        .bind(run_id.as_str())
+        .bind(name)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(q("save check run"))?;
+        Ok(())
+    }
+
     /// Forgets the claims of keys starting with `prefix` made before `before` (the delivery
     /// ids of generic webhooks, kept a day against replays).
     pub async fn forget_event_claims(&self, prefix: &str, before: i64) -> Result<u64> {

@@ -108,6 +108,9 @@ pub struct Source {
     /// `previous_secret_until`.
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
+    /// GitHub App sources: the repository owners (logins, comma-separated) whose installations
+    /// may send webhooks; `None`: any.
+    pub allowed_owners: Option<String>,
 }
 
 /// What `source add` stores.
@@ -120,7 +123,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until, allowed_owners";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -142,6 +145,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         enabled: get::<i64>(row, "enabled")? != 0,
         previous_secret: get(row, "previous_secret")?,
         previous_secret_until: get(row, "previous_secret_until")?,
+        allowed_owners: get(row, "allowed_owners")?,
     })
 }
 
@@ -149,8 +153,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, allowed_owners)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(source.source_id.as_str())
         .bind(&source.org_id)
@@ -167,6 +171,7 @@ impl Store {
         .bind(source.created_at)
         .bind(&source.api_url)
         .bind(&source.app_id)
+        .bind(&source.allowed_owners)
         .execute(&self.pool)
         .await
         .map_err(q("insert source"))?;

@@ -668,6 +668,7 @@ async fn tokens_sources_and_agents() {
             enabled: true,
             previous_secret: None,
             previous_secret_until: None,
+            allowed_owners: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert!(
@@ -906,6 +907,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             enabled: true,
             previous_secret: None,
             previous_secret_until: None,
+            allowed_owners: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert_eq!(
@@ -1129,4 +1131,24 @@ fn every_migration_file_is_applied() {
         .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
         .collect();
     assert_eq!(listed, files);
+}
+
+#[tokio::test]
+async fn check_run_ids_are_kept_per_run_and_name_the_first_wins() {
+    for (db, store, _dir) in stores().await {
+        let run = RunId::from("r1");
+        store.save_check_run_id(&run, "kici/ci", 7).await.unwrap();
+        store.save_check_run_id(&run, "kici/ci", 8).await.unwrap();
+        store.save_check_run_id(&run, "kici/ci/job/test", 9).await.unwrap();
+        let ids = store.check_run_ids(&run).await.unwrap();
+        assert_eq!(
+            (ids.get("kici/ci"), ids.get("kici/ci/job/test"), ids.len()),
+            (Some(&7), Some(&9), 2),
+            "{db}"
+        );
+        assert!(
+            store.check_run_ids(&RunId::from("r2")).await.unwrap().is_empty(),
+            "{db}"
+        );
+    }
 }

@@ -295,10 +295,11 @@ export const manual = workflow('manual', {
 "#;
 
 /// A push webhook of the GitHub App installation, signed with the App's webhook secret.
-async fn app_push(stack: &Stack, repo: &Repo, clone_url: &str, commits: usize) -> Value {
+async fn app_push(stack: &Stack, repo: &Repo, clone_url: &str, commits: usize, owner: &str) -> (u16, Value) {
     let mut body = repo.push_payload("acme/app", "main");
     body["repository"]["full_name"] = json!("acme/app");
     body["repository"]["clone_url"] = json!(clone_url);
+    body["repository"]["owner"] = json!({"login": owner});
     body["before"] = json!("1111111111111111111111111111111111111111");
     body["installation"] = json!({"id": INSTALLATION});
     body["commits"] = json!(
@@ -322,10 +323,8 @@ async fn app_push(stack: &Stack, repo: &Repo, clone_url: &str, commits: usize) -
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap();
-    assert!(status.is_success(), "{status}: {answer}");
-    answer
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }
 
 /// A GitHub App source: its webhooks are verified and routed by App id, the repository is
@@ -370,6 +369,8 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
             &key_arg,
             "--webhook-secret",
             "app-s3cret",
+            "--allow-owner",
+            "acme",
             "--api-url",
             github.url(),
         ],
@@ -380,7 +381,8 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
 
     // A push of 3 listed commits touching src/: `ci` runs.
     let clone_url = format!("{}/acme/app.git", git.url);
-    let answer = app_push(&stack, &repo, &clone_url, 3).await;
+    let (status, answer) = app_push(&stack, &repo, &clone_url, 3, "acme").await;
+    assert_eq!(status, 202, "{answer}");
     let runs = Stack::run_ids(&answer);
     assert_eq!(runs.len(), 1, "{answer}");
     let run = stack.wait_run(&runs[0]).await;
@@ -412,7 +414,8 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
     assert_eq!(created.len(), 4, "one check run each, then updates: {checks:?}");
 
     // 20 listed commits (GitHub's cut) of src/ only: the compare API says docs/ changed too.
-    let answer = app_push(&stack, &repo, &clone_url, 20).await;
+    let (status, answer) = app_push(&stack, &repo, &clone_url, 20, "acme").await;
+    assert_eq!(status, 202, "{answer}");
     let runs = Stack::run_ids(&answer);
     assert_eq!(runs.len(), 2, "{answer}");
     let mut workflows = Vec::new();
@@ -437,6 +440,14 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
     let answer: Value = serde_json::from_str(&dispatched.stdout).unwrap();
     let run = stack.wait_run(answer["runId"].as_str().unwrap()).await;
     assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+
+    // An installation on an account the source does not allow is refused.
+    let (status, answer) = app_push(&stack, &repo, &clone_url, 1, "mallory").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("installation_not_allowed")),
+        "{answer}"
+    );
 
     assert_eq!(github.refused(), Vec::<String>::new());
     let key = std::fs::read_to_string(fixtures.join("github-app-test-key.pem")).unwrap();

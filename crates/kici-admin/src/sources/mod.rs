@@ -107,6 +107,10 @@ pub struct AddGithubArgs {
     /// The GitHub API (default https://api.github.com; GitHub Enterprise: https://host/api/v3)
     #[arg(long, value_name = "URL")]
     api_url: Option<String>,
+    /// Only installations on this account (user or organization login) may send webhooks;
+    /// repeat for several (default: any account that installs the App)
+    #[arg(long = "allow-owner", value_name = "LOGIN")]
+    allow_owners: Vec<String>,
     /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
     #[arg(long, value_name = "PER_MINUTE")]
     rate_limit: Option<i64>,
@@ -279,6 +283,7 @@ fn local_source(source_id: &str) -> SourceView {
         status_api_url: None,
         enabled: None,
         previous_secret_until: None,
+        allowed_owners: Vec::new(),
     }
 }
 
@@ -344,6 +349,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
             json!({
                 "kind": "github", "name": args.name, "appId": args.app_id, "privateKey": key,
                 "secret": args.webhook_secret, "apiUrl": args.api_url, "rateLimitRpm": args.rate_limit,
+                "allowedOwners": args.allow_owners,
             })
         }
         AddKind::Generic(args) => {

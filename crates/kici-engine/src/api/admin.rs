@@ -238,6 +238,9 @@ pub struct SourceView {
     /// Until when the webhook secret a rotation replaced is still accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_secret_until: Option<i64>,
+    /// A GitHub App source's allowed repository owners (empty: any account that installs it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_owners: Vec<String>,
 }
 
 /// A source's webhook secret, revealed (`kici-admin source get-webhook-secret`).

@@ -177,6 +177,9 @@ pub struct NewSource {
     api_url: Option<String>,
     /// `hmac_sha256` (default) or, for the `custom` preset, `bearer_token`.
     verification: Option<String>,
+    /// A GitHub App's repository owners whose installations may send webhooks (none: any).
+    #[serde(default)]
+    allowed_owners: Vec<String>,
     /// A GitHub App's id and private key (PEM, stored encrypted).
     app_id: Option<String>,
     private_key: Option<String>,
@@ -238,6 +241,11 @@ pub fn source_view(state: &Shared, source: &Source) -> SourceView {
         previous_secret_until: source.previous_secret_until.filter(|until| *until > now_ms()),
         trigger_token: None,
         status_api_url: crate::forge_status::target_api(source).map(|(_, url)| url),
+        allowed_owners: source
+            .allowed_owners
+            .as_deref()
+            .map(|owners| owners.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -393,6 +401,16 @@ pub async fn add_source(
                     "a GitHub App source clones with installation tokens and takes no gitUrl or credentials".into(),
                 ));
             }
+            if let Some(bad) = body
+                .allowed_owners
+                .iter()
+                .find(|o| o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            {
+                return Err(invalid(format!(
+                    "`{}` is not a GitHub account login",
+                    kici_engine::excerpt::excerpt(bad)
+                )));
+            }
             if let Some(url) = body.api_url.as_deref()
                 && !(url.starts_with("https://") || url.starts_with("http://"))
             {
@@ -456,6 +474,8 @@ pub async fn add_source(
         enabled: true,
         previous_secret: None,
         previous_secret_until: None,
+        allowed_owners: (kind == SourceKind::GitHubApp && !body.allowed_owners.is_empty())
+            .then(|| body.allowed_owners.join(",")),
     };
     if !state.store.insert_source(&source).await? {
         return Err(ApiError::new(

@@ -345,6 +345,26 @@ async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -
     }
     let payload: Value = serde_json::from_slice(&body)
         .map_err(|err| ApiError::bad_request("invalid_payload", format!("the body is not valid JSON: {err}")))?;
+    if let Some(allowed) = source.allowed_owners.as_deref() {
+        let owner = payload
+            .pointer("/repository/owner/login")
+            .or_else(|| payload.pointer("/installation/account/login"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !allowed.split(',').any(|o| o.eq_ignore_ascii_case(owner)) {
+            tracing::warn!(source = %source.name, owner = %excerpt(owner), "GitHub App webhook from an account the source does not allow");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "installation_not_allowed",
+                format!(
+                    "The GitHub App's installation on `{}` is not allowed by source {} (hint: `--allow-owner {}` when adding the source)",
+                    excerpt(owner),
+                    source.name,
+                    excerpt(owner)
+                ),
+            ));
+        }
+    }
     let (event_name, raw_delivery) = event_and_delivery(&source, &headers);
     if source.preset.as_deref() == Some("custom") {
         let body_hash = kici_engine::hash::sha256_hex(&body);
@@ -453,6 +473,7 @@ mod tests {
             enabled: true,
             previous_secret: None,
             previous_secret_until: None,
+            allowed_owners: None,
         };
         let read = |text: &'static str, declared: Option<&str>| {
             let mut headers = HeaderMap::new();
