@@ -26,6 +26,7 @@ pub mod labels;
 pub mod lockfile;
 pub mod mask;
 pub mod matrix;
+pub mod netmask;
 pub mod options;
 pub mod pattern;
 pub mod platform_protocol;

@@ -160,6 +160,8 @@ impl Orchestrator {
         let app = http::router(state.clone());
         let mut stop = receiver.clone();
         tasks.spawn(async move {
+            // Webhook sources verified by address need the peer of each connection.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                 // A dropped sender also means stop.
                 let _ = stop.changed().await;

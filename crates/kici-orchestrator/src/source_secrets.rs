@@ -230,6 +230,7 @@ mod tests {
             previous_secret: None,
             previous_secret_until: None,
             allowed_owners: None,
+            allowed_ips: None,
         }
     }
 

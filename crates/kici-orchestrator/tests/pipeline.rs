@@ -104,6 +104,7 @@ async fn push(state: &Shared, repo: &Path, sha: &str) -> Result<Outcome, pipelin
                 previous_secret: None,
                 previous_secret_until: None,
                 allowed_owners: None,
+                allowed_ips: None,
             };
             state.store.insert_source(&new).await.unwrap();
             state.store.find_source("default", "app").await.unwrap().unwrap()

@@ -138,6 +138,11 @@ static MIGRATIONS: &[Migration] = &[
         "source_allowed_owners",
         include_str!("../migrations/0025_source_allowed_owners.sql"),
     ),
+    (
+        26,
+        "source_allowed_ips",
+        include_str!("../migrations/0026_source_allowed_ips.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -49,6 +49,8 @@ pub enum Verification {
     TriggerToken,
     /// `Authorization: Bearer <secret>` (a service that cannot sign its webhooks).
     BearerToken,
+    /// The sender's address is in `allowed_ips`.
+    IpAllowlist,
 }
 
 impl Verification {
@@ -58,6 +60,7 @@ impl Verification {
             Verification::HmacSha256 => "hmac_sha256",
             Verification::TriggerToken => "trigger_token",
             Verification::BearerToken => "bearer_token",
+            Verification::IpAllowlist => "ip_allowlist",
         }
     }
 }
@@ -70,6 +73,7 @@ impl std::str::FromStr for Verification {
             "hmac_sha256" => Ok(Verification::HmacSha256),
             "trigger_token" => Ok(Verification::TriggerToken),
             "bearer_token" => Ok(Verification::BearerToken),
+            "ip_allowlist" => Ok(Verification::IpAllowlist),
             _ => Err(()),
         }
     }
@@ -111,6 +115,8 @@ pub struct Source {
     /// GitHub App sources: the repository owners (logins, comma-separated) whose installations
     /// may send webhooks; `None`: any.
     pub allowed_owners: Option<String>,
+    /// `ip_allowlist` sources: the address ranges webhooks may come from, comma-separated.
+    pub allowed_ips: Option<String>,
 }
 
 /// What `source add` stores.
@@ -123,7 +129,7 @@ pub enum SealedColumn {
     Credentials,
 }
 
-const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until, allowed_owners";
+const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until, allowed_owners, allowed_ips";
 
 fn row_to_source(row: &AnyRow) -> Result<Source> {
     Ok(Source {
@@ -146,6 +152,7 @@ fn row_to_source(row: &AnyRow) -> Result<Source> {
         previous_secret: get(row, "previous_secret")?,
         previous_secret_until: get(row, "previous_secret_until")?,
         allowed_owners: get(row, "allowed_owners")?,
+        allowed_ips: get(row, "allowed_ips")?,
     })
 }
 
@@ -153,8 +160,8 @@ impl Store {
     /// Stores a source; `false` when the org already has a source with that name.
     pub async fn insert_source(&self, source: &NewSource) -> Result<bool> {
         let inserted = sqlx::query(
-            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, allowed_owners)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (org_id, name) DO NOTHING",
+            "INSERT INTO sources (source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, allowed_owners, allowed_ips)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (org_id, name) DO NOTHING",
         )
         .bind(source.source_id.as_str())
         .bind(&source.org_id)
@@ -172,6 +179,7 @@ impl Store {
         .bind(&source.api_url)
         .bind(&source.app_id)
         .bind(&source.allowed_owners)
+        .bind(&source.allowed_ips)
         .execute(&self.pool)
         .await
         .map_err(q("insert source"))?;

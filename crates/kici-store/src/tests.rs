@@ -669,6 +669,7 @@ async fn tokens_sources_and_agents() {
             previous_secret: None,
             previous_secret_until: None,
             allowed_owners: None,
+            allowed_ips: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert!(
@@ -908,6 +909,7 @@ async fn sealed_source_values_are_replaced_only_while_unchanged() {
             previous_secret: None,
             previous_secret_until: None,
             allowed_owners: None,
+            allowed_ips: None,
         };
         assert!(store.insert_source(&source).await.unwrap(), "{db}");
         assert_eq!(

@@ -326,3 +326,72 @@ async fn generic_webhooks_start_the_workflows_whose_filters_accept_them() {
         (401, Some("invalid_signature"))
     );
 }
+
+/// A source verified by the sender's address: a webhook from an allowed range is taken, one
+/// from elsewhere is refused with the reason.
+#[tokio::test]
+async fn ip_allowlist_sources_take_webhooks_only_from_their_ranges() {
+    let stack = Stack::start().await;
+    let cwd = stack.dir.path();
+    for (name, range) in [("loopback", "127.0.0.1/32"), ("elsewhere", "192.0.2.0/24")] {
+        let added = stack.cli(
+            "kici-admin",
+            &[
+                "source",
+                "add",
+                "generic",
+                "--name",
+                name,
+                "--preset",
+                "custom",
+                "--verification",
+                "ip_allowlist",
+                "--allow-ip",
+                range,
+            ],
+            cwd,
+        );
+        assert_eq!(added.code, 0, "{}", added.stderr);
+    }
+    let send = |name: &'static str| {
+        stack
+            .client()
+            .post(format!("{}/webhook/default/generic/{name}", stack.url()))
+            .header("x-delivery-id", name)
+            .json(&serde_json::json!({"eventType": "ping"}))
+            .send()
+    };
+    let response = send("loopback").await.unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let response = send("elsewhere").await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["error"]["message"],
+        "Invalid signature: source elsewhere takes webhooks only from its allowed addresses"
+    );
+    let refused = stack.cli(
+        "kici-admin",
+        &[
+            "source",
+            "add",
+            "generic",
+            "--name",
+            "bad",
+            "--preset",
+            "custom",
+            "--verification",
+            "ip_allowlist",
+            "--allow-ip",
+            "10.0.0.0/33",
+        ],
+        cwd,
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("`10.0.0.0/33` is not an IP address or range such as 192.0.2.0/24"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -136,13 +136,18 @@ pub struct AddGenericArgs {
     /// How the forge signs and names its events
     #[arg(long, value_enum)]
     preset: Preset,
-    /// The webhook secret configured on the forge
-    #[arg(long)]
-    secret: String,
+    /// The webhook secret configured on the forge (not with `--verification ip_allowlist`)
+    #[arg(long, required_unless_present = "allow_ips")]
+    secret: Option<String>,
     /// How deliveries prove they come from the sender: `hmac_sha256` (X-Hub-Signature-256 or the
-    /// preset's header) or, for `--preset custom`, `bearer_token` (Authorization: Bearer <secret>)
-    #[arg(long, value_name = "HOW", value_parser = ["hmac_sha256", "bearer_token"])]
+    /// preset's header), `ip_allowlist` (the sender's address, with --allow-ip) or, for `--preset
+    /// custom`, `bearer_token` (Authorization: Bearer <secret>)
+    #[arg(long, value_name = "HOW", value_parser = ["hmac_sha256", "bearer_token", "ip_allowlist"])]
     verification: Option<String>,
+    /// An address or range webhooks may come from (`192.0.2.0/24`), for `--verification
+    /// ip_allowlist`; repeat for several. The TCP peer is checked: behind a proxy, the proxy's
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    allow_ips: Vec<String>,
     /// Clone URL template, e.g. `https://forge.example/{owner}/{name}.git` (without credentials);
     /// required but for `--preset custom`
     #[arg(
@@ -362,6 +367,7 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "rateLimitRpm": args.rate_limit,
                 "apiUrl": args.api_url,
                 "verification": args.verification,
+                "allowedIps": args.allow_ips,
             });
             if let (Some(username), Some(path)) = (&args.git_username, &args.git_password_file) {
                 let password = read_password_file(path)?;

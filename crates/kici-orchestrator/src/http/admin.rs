@@ -177,6 +177,9 @@ pub struct NewSource {
     api_url: Option<String>,
     /// `hmac_sha256` (default) or, for the `custom` preset, `bearer_token`.
     verification: Option<String>,
+    /// `ip_allowlist` verification: the ranges webhooks may come from.
+    #[serde(default)]
+    allowed_ips: Vec<String>,
     /// A GitHub App's repository owners whose installations may send webhooks (none: any).
     #[serde(default)]
     allowed_owners: Vec<String>,
@@ -366,12 +369,25 @@ pub async fn add_source(
             let verification = match body.verification.as_deref() {
                 None | Some("hmac_sha256") => Verification::HmacSha256,
                 Some("bearer_token") if preset == "custom" => Verification::BearerToken,
+                Some("ip_allowlist") => Verification::IpAllowlist,
                 Some(other) => {
                     return Err(invalid(format!(
-                        "verification `{other}` is not one this source takes (hint: hmac_sha256, or bearer_token for the custom preset, whose senders cannot sign)"
+                        "verification `{other}` is not one this source takes (hint: hmac_sha256, ip_allowlist with --allow-ip, or bearer_token for the custom preset, whose senders cannot sign)"
                     )));
                 }
             };
+            if verification == Verification::IpAllowlist {
+                if body.allowed_ips.is_empty() {
+                    return Err(invalid(
+                        "ip_allowlist needs the ranges webhooks come from (--allow-ip 192.0.2.0/24)".into(),
+                    ));
+                }
+                for range in &body.allowed_ips {
+                    kici_engine::netmask::Range::parse(range).map_err(invalid)?;
+                }
+            } else if !body.allowed_ips.is_empty() {
+                return Err(invalid("--allow-ip is for --verification ip_allowlist".into()));
+            }
             if preset == "custom" && (body.git_url.is_some() || body.credentials.is_some()) {
                 return Err(invalid(
                     "a custom source carries events without git; it takes no gitUrl or credentials".into(),
@@ -379,6 +395,7 @@ pub async fn add_source(
             }
             match &body.secret {
                 Some(secret) if !secret.is_empty() => (SourceKind::Generic, verification),
+                _ if verification == Verification::IpAllowlist => (SourceKind::Generic, verification),
                 _ => return Err(invalid("a generic source needs --secret <webhook secret>".into())),
             }
         }
@@ -476,6 +493,7 @@ pub async fn add_source(
         previous_secret_until: None,
         allowed_owners: (kind == SourceKind::GitHubApp && !body.allowed_owners.is_empty())
             .then(|| body.allowed_owners.join(",")),
+        allowed_ips: (verification == Verification::IpAllowlist).then(|| body.allowed_ips.join(",")),
     };
     if !state.store.insert_source(&source).await? {
         return Err(ApiError::new(

@@ -2,10 +2,12 @@
 //! size limit, verifies the signature, parses the body, normalizes the event and hands it to
 //! the pipeline. Bad requests get a clear 4xx and store nothing.
 
-use axum::Json;
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
 use hmac::{Hmac, KeyInit, Mac};
 use kici_engine::excerpt::excerpt;
 use kici_store::{Source, SourceKind, Verification};
@@ -76,7 +78,17 @@ async fn verify_local(state: &Shared, source: &Source, headers: &HeaderMap) -> A
 /// Forge webhooks: the HMAC of the body under the source's secret (decrypted here), or
 /// GitLab's token header. A secret no configured key decrypts is the orchestrator's problem,
 /// not the sender's: a 500 whose details go to the log only.
-fn verify(state: &Shared, source: &Source, headers: &HeaderMap, body: &[u8]) -> ApiResult<bool> {
+fn verify(state: &Shared, source: &Source, peer: Option<IpAddr>, headers: &HeaderMap, body: &[u8]) -> ApiResult<bool> {
+    if source.verification == Verification::IpAllowlist {
+        // The TCP peer: behind a proxy, that is the proxy (no forwarded header is trusted).
+        let ranges = source.allowed_ips.as_deref().unwrap_or_default();
+        return Ok(peer.is_some_and(|peer| {
+            ranges
+                .split(',')
+                .filter_map(|range| kici_engine::netmask::Range::parse(range).ok())
+                .any(|range| range.contains(peer))
+        }));
+    }
     if !matches!(
         source.verification,
         Verification::HmacSha256 | Verification::BearerToken
@@ -256,6 +268,7 @@ fn known_org(org_id: &str) -> ApiResult<()> {
 pub async fn receive(
     State(state): State<Shared>,
     Path((org_id, source_id)): Path<(String, String)>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -268,7 +281,7 @@ pub async fn receive(
             format!("Unknown source {source_id}"),
         )
     })?;
-    accept(state, source, headers, body).await
+    accept(state, source, peer, headers, body).await
 }
 
 /// `POST /webhook/:orgId/github`: a GitHub App's webhook, routed by the App id GitHub names in
@@ -276,6 +289,7 @@ pub async fn receive(
 pub async fn receive_github(
     State(state): State<Shared>,
     Path(org_id): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -296,10 +310,20 @@ pub async fn receive_github(
                 ),
             )
         })?;
-    accept(state, source, headers, body).await
+    accept(state, source, peer, headers, body).await
 }
 
-async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+/// The connection's peer, when the server records it (tests of the router alone do not).
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+async fn accept(
+    state: Shared,
+    source: Source,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let peer = peer.map(|Extension(ConnectInfo(peer))| peer.ip());
     if !source.enabled {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -320,13 +344,16 @@ async fn accept(state: Shared, source: Source, headers: HeaderMap, body: Body) -
                 "Missing or invalid trigger token (hint: send `Authorization: Bearer <token>` with the source's trigger token or an admin token; `kici-admin source install-hook` writes a hook that does)",
             ));
         }
-    } else if !verify(&state, &source, &headers, &body)? {
-        tracing::warn!(sourceId = %source.source_id, "webhook rejected: invalid signature");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_signature",
-            "Invalid signature",
-        ));
+    } else if !verify(&state, &source, peer, &headers, &body)? {
+        tracing::warn!(sourceId = %source.source_id, peer = ?peer, "webhook rejected: invalid signature");
+        let message = match source.verification {
+            Verification::IpAllowlist => format!(
+                "Invalid signature: source {} takes webhooks only from its allowed addresses",
+                source.name
+            ),
+            _ => "Invalid signature".to_string(),
+        };
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", message));
     }
     // Counted once verified: unsigned floods cost an HMAC each, and cannot use up the limit of
     // the forge that owns the source.
@@ -474,6 +501,7 @@ mod tests {
             previous_secret: None,
             previous_secret_until: None,
             allowed_owners: None,
+            allowed_ips: None,
         };
         let read = |text: &'static str, declared: Option<&str>| {
             let mut headers = HeaderMap::new();
