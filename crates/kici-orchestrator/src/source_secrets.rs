@@ -17,7 +17,8 @@ use crate::secret_key::{Keyring, Sealed, SecretError};
 /// What a source's `credentials` column holds once decrypted.
 fn context(source_id: &SourceId, column: SealedColumn) -> String {
     match column {
-        SealedColumn::Secret => format!("source:{source_id}:secret"),
+        // The previous secret was sealed as the secret it then was.
+        SealedColumn::Secret | SealedColumn::PreviousSecret => format!("source:{source_id}:secret"),
         SealedColumn::Credentials => format!("source:{source_id}:credentials"),
     }
 }
@@ -26,6 +27,7 @@ fn column_name(column: SealedColumn) -> &'static str {
     match column {
         SealedColumn::Secret => "secret",
         SealedColumn::Credentials => "credentials",
+        SealedColumn::PreviousSecret => "previous secret",
     }
 }
 
@@ -93,12 +95,13 @@ pub async fn reseal(store: &Store, keys: &Keyring, mode: Reseal) -> Result<Resea
     let mut result = Resealed::default();
     for source in store.list_sources().await? {
         let secret = match (source.verification, &source.secret) {
-            (Verification::HmacSha256, Some(secret)) => Some(secret),
+            (Verification::HmacSha256 | Verification::BearerToken, Some(secret)) => Some(secret),
             _ => None,
         };
         let values = [
             (SealedColumn::Secret, secret),
             (SealedColumn::Credentials, source.credentials.as_ref()),
+            (SealedColumn::PreviousSecret, source.previous_secret.as_ref()),
         ];
         for (column, stored) in values {
             let Some(stored) = stored else { continue };
@@ -334,22 +337,26 @@ mod tests {
             &SourceId::from("g1"),
             &Credentials::password("u", "p"),
         ));
+        // A secret rotation's previous secret, still accepted for its window.
+        source.previous_secret = Some(seal_webhook_secret(&old, &SourceId::from("g1"), "hmac-0"));
+        source.previous_secret_until = Some(i64::MAX);
         store.insert_source(&source).await.unwrap();
+        store.update_source(&source).await.unwrap();
 
         let rotating = keys(KEY_B, Some(KEY_A));
         let at_start = reseal(&store, &rotating, Reseal::Plaintext).await.unwrap();
-        assert_eq!((at_start.re_encrypted, at_start.already_current), (0, 2));
+        assert_eq!((at_start.re_encrypted, at_start.already_current), (0, 3));
         let rotated = reseal(&store, &rotating, Reseal::All).await.unwrap();
         assert_eq!(
             rotated,
             Resealed {
-                re_encrypted: 2,
+                re_encrypted: 3,
                 already_current: 0,
                 failures: vec![]
             }
         );
         let again = reseal(&store, &rotating, Reseal::All).await.unwrap();
-        assert_eq!((again.re_encrypted, again.already_current), (0, 2));
+        assert_eq!((again.re_encrypted, again.already_current), (0, 3));
 
         let new_only = keys(KEY_B, None);
         let stored = store.find_source("default", "g1").await.unwrap().unwrap();
@@ -362,10 +369,12 @@ mod tests {
         );
         assert_eq!(webhook_secret(&new_only, &stored).unwrap().as_deref(), Some("hmac-1"));
         assert_eq!(credentials(&new_only, &stored).unwrap().unwrap().password, "p");
+        let previous = stored.previous_secret.as_deref().unwrap();
+        assert_eq!(previous_webhook_secret(&new_only, &stored, previous).unwrap(), "hmac-0");
 
         let unrelated = keys(KEY_A, None);
         let failed = reseal(&store, &unrelated, Reseal::All).await.unwrap();
-        assert_eq!(failed.failures.len(), 2, "{failed:?}");
+        assert_eq!(failed.failures.len(), 3, "{failed:?}");
         assert!(
             failed.failures[0].starts_with("source `g1` secret: stored secret was encrypted under key `"),
             "{failed:?}"

@@ -127,6 +127,8 @@ pub type NewSource = Source;
 pub enum SealedColumn {
     Secret,
     Credentials,
+    /// The webhook secret a rotation replaced, kept for its window.
+    PreviousSecret,
 }
 
 const COLUMNS: &str = "source_id, org_id, name, kind, path, git_url, preset, verification, secret, credentials, max_payload_bytes, rate_limit_rpm, created_at, api_url, app_id, enabled, previous_secret, previous_secret_until, allowed_owners, allowed_ips";
@@ -228,6 +230,9 @@ impl Store {
             SealedColumn::Secret => "UPDATE sources SET secret = $1 WHERE source_id = $2 AND secret = $3",
             SealedColumn::Credentials => {
                 "UPDATE sources SET credentials = $1 WHERE source_id = $2 AND credentials = $3"
+            }
+            SealedColumn::PreviousSecret => {
+                "UPDATE sources SET previous_secret = $1 WHERE source_id = $2 AND previous_secret = $3"
             }
         };
         let updated = sqlx::query(sql)
