@@ -516,32 +516,13 @@ impl Recorder<'_> {
                 workflows,
                 statuses,
                 source,
-            } => {
-                self.event_type(EventType::WorkflowComplete, event)
-                    && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
-                    && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
-                    && self.one_of(
-                        "source",
-                        source.as_ref().map(std::slice::from_ref),
-                        payload_text(event, "sourceRepo"),
-                    )
-            }
+            } => self.completion(EventType::WorkflowComplete, [workflows, &None, statuses], source, event),
             Trigger::JobComplete {
                 workflows,
                 jobs,
                 statuses,
                 source,
-            } => {
-                self.event_type(EventType::JobComplete, event)
-                    && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
-                    && self.one_of("jobs", jobs.as_deref(), payload_text(event, "jobName"))
-                    && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
-                    && self.one_of(
-                        "source",
-                        source.as_ref().map(std::slice::from_ref),
-                        payload_text(event, "sourceRepo"),
-                    )
-            }
+            } => self.completion(EventType::JobComplete, [workflows, jobs, statuses], source, event),
             Trigger::GenericWebhook {
                 source,
                 events,
@@ -571,6 +552,25 @@ impl Recorder<'_> {
                 false,
             ),
         })
+    }
+
+    /// A finished run or job: its type, then the workflow, job and status lists, then the source.
+    fn completion(
+        &mut self,
+        want: EventType,
+        [workflows, jobs, statuses]: [&Option<Vec<String>>; 3],
+        source: &Option<String>,
+        event: &EventEnvelope,
+    ) -> bool {
+        self.event_type(want, event)
+            && self.one_of("workflows", workflows.as_deref(), payload_text(event, "workflowName"))
+            && self.one_of("jobs", jobs.as_deref(), payload_text(event, "jobName"))
+            && self.one_of("statuses", statuses.as_deref(), payload_text(event, "status"))
+            && self.one_of(
+                "source",
+                source.as_ref().map(std::slice::from_ref),
+                payload_text(event, "sourceRepo"),
+            )
     }
 
     /// The JSONPath filters (checked when the lock file loaded, so they compile).

@@ -12,6 +12,19 @@ use kici_testkit::{Repo, Stack};
 
 const FIXTURE: &str = "tests/e2e-repo";
 
+/// A stack with one linux agent and a local source `app` whose repository holds `workflow` as
+/// `.kici/workflows/<file>`, compiled and committed to main (not yet pushed to the orchestrator).
+async fn stack_with(file: &str, workflow: &str) -> (Stack, Repo) {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(&format!(".kici/workflows/{file}"), workflow);
+    repo.compile();
+    repo.commit_and_push(file);
+    stack.add_local_source("app", &repo).await;
+    (stack, repo)
+}
+
 const WORKFLOW: &str = r#"import { workflow, job, step, dispatch, schedule, defineDispatchInputs, z } from '@kici-dev/sdk';
 
 const inputs = defineDispatchInputs({
@@ -36,13 +49,7 @@ export default workflow('deploy', {
 
 #[tokio::test]
 async fn dispatch_with_inputs_and_a_schedule_run_through_the_clis() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("linux-1", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    repo.write(".kici/workflows/deploy.ts", WORKFLOW);
-    repo.compile();
-    repo.commit_and_push("deploy workflow");
-    stack.add_local_source("app", &repo).await;
+    let (stack, repo) = stack_with("deploy.ts", WORKFLOW).await;
     // The default branch's push registers the schedule (no run: nothing listens to pushes).
     assert!(stack.push("app", &repo, "main").await.is_empty());
 
@@ -158,13 +165,7 @@ export const looping = workflow('looping', {
 /// that restarts itself stops at chain depth 10.
 #[tokio::test]
 async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_depth_of_10() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("linux-1", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    repo.write(".kici/workflows/chained.ts", CHAINED);
-    repo.compile();
-    repo.commit_and_push("chained workflows");
-    stack.add_local_source("app", &repo).await;
+    let (stack, repo) = stack_with("chained.ts", CHAINED).await;
     let runs = stack.push("app", &repo, "main").await;
     let ci = stack.wait_run(&runs[0]).await;
     assert_eq!(
@@ -242,13 +243,7 @@ export default workflow('page', {
 /// accept the payload; a wrong bearer token is 401 and a delivery id seen before a duplicate.
 #[tokio::test]
 async fn generic_webhooks_start_the_workflows_whose_filters_accept_them() {
-    let mut stack = Stack::start().await;
-    stack.start_agent("linux-1", &["linux"]).await;
-    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    repo.write(".kici/workflows/page.ts", ALERTS);
-    repo.compile();
-    repo.commit_and_push("page on alerts");
-    stack.add_local_source("app", &repo).await;
+    let (stack, repo) = stack_with("page.ts", ALERTS).await;
     stack.push("app", &repo, "main").await;
     let added = stack.cli(
         "kici-admin",
