@@ -116,6 +116,8 @@ const GROUPS = [
       'ScheduleOptions',
       'kiciEvent',
       'KiciEventOptions',
+      'defineEvent',
+      'EventDefinition',
       'workflowComplete',
       'WorkflowCompleteOptions',
       'WorkflowRunStatus',

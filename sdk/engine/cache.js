@@ -5,62 +5,16 @@
 // a host that could not restore or save makes a warning, never a failed row, except for an
 // explicit `ctx.cache.save`, which rejects so the author can decide.
 // Which rows restore and save when is execute.js's; `ctx.cache` is built here for context.js.
+// `client` below is the runner's HostRequests of `cache.request` (host-requests.js).
 
 import { normalizeCacheSpecs } from '@kici-dev/sdk/internal';
 
-/** Requests to the host and their answers, matched by `requestId`. */
-export class CacheClient {
-  #send;
-  #lifetime;
-  #pending = new Map();
-  #count = 0;
-
-  /**
-   * @param {{send: (message: object) => void, onMessage: (listener: (message: object) => void) => void,
-   *          lifetime: AbortSignal}} channel `lifetime` fires when the runner shuts down: pending
-   *   requests then reject, so nothing waits for a host that is gone
-   */
-  constructor({ send, onMessage, lifetime }) {
-    this.#send = send;
-    this.#lifetime = lifetime;
-    onMessage((message) => {
-      if (message.type !== 'cache.response') return;
-      const pending = this.#pending.get(message.requestId);
-      this.#pending.delete(message.requestId);
-      pending?.resolve(message);
-    });
-    lifetime.addEventListener(
-      'abort',
-      () => {
-        for (const { reject } of this.#pending.values()) reject(new Error('the runner is shutting down'));
-        this.#pending.clear();
-      },
-      { once: true },
-    );
-  }
-
-  /**
-   * Sends one request and resolves with the host's answer (the `cache.response` message).
-   * @param {'restore' | 'save'} op
-   * @param {{key: string, paths: string[], restoreKeys?: string[]}} spec
-   */
-  request(op, { key, paths, restoreKeys = [] }) {
-    if (this.#lifetime.aborted) return Promise.reject(new Error('the runner is shutting down'));
-    this.#count += 1;
-    const requestId = `cache-${this.#count}`;
-    const message = { type: 'cache.request', requestId, op, key, paths };
-    if (op === 'restore' && restoreKeys.length > 0) message.restoreKeys = restoreKeys;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject });
-      this.#send(message);
-    });
-  }
-}
-
 /** Asks the host: `{answer}`, or `{error}` with the host's text or why no answer came. */
-async function ask(client, op, spec) {
+async function ask(client, op, { key, paths, restoreKeys = [] }) {
+  const fields = { op, key, paths };
+  if (op === 'restore' && restoreKeys.length > 0) fields.restoreKeys = restoreKeys;
   try {
-    const answer = await client.request(op, spec);
+    const answer = await client.request(fields);
     return typeof answer.error === 'string' ? { error: answer.error } : { answer };
   } catch (error) {
     return { error: error.message };

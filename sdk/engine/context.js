@@ -8,6 +8,7 @@
 import { firstBlockingRule } from '@kici-dev/sdk/internal';
 import { ProcessPromise, createLogger, createShell, errorMessage } from '@kici-dev/shared';
 import { cacheApi } from './cache.js';
+import { emitApi } from './events.js';
 import { race } from './run-step.js';
 
 /** How long one rule check may take (its `$` commands included) before it blocks as timed out. */
@@ -74,15 +75,16 @@ function loggerFor(log) {
 /**
  * @param {{request: object, workflow: object, runsOn: object[], environment: string | undefined,
  *          env: Record<string, string>, secrets: object, envChanges: {setEnv: Function, addPath: Function},
- *          secretOutputs: import('./secret-outputs.js').SecretOutputs, caches: import('./cache.js').CacheClient,
+ *          secretOutputs: import('./secret-outputs.js').SecretOutputs,
+ *          caches: import('./host-requests.js').HostRequests, events: import('./host-requests.js').HostRequests,
  *          outputs: import('./outputs.js').JobResults, log: import('./output.js').StepLog, signal: AbortSignal,
  *          groups: import('@kici-dev/shared').ProcessGroups,
  *          killGraceMs: (reason: unknown) => number | undefined}} scope
  *   `env` is the row's own copy (ctx.secrets.expose() and ctx.setEnv() add to it), `secrets` its
  *   `ctx.secrets`, `envChanges` its `ctx.setEnv` / `ctx.addPath`, `secretOutputs` the job's,
- *   `caches` the runner's requests to the host (`ctx.cache`), `outputs` the job's step and
- *   upstream outputs (`ctx.outputsOf`, `ctx.jobOutputs`), `killGraceMs` the grace of its `$`
- *   commands by why `signal` fired
+ *   `caches` and `events` the runner's requests to the host (`ctx.cache`, `ctx.emit`), `outputs`
+ *   the job's step and upstream outputs (`ctx.outputsOf`, `ctx.jobOutputs`), `killGraceMs` the
+ *   grace of its `$` commands by why `signal` fired
  */
 export function stepContext({
   request,
@@ -94,6 +96,7 @@ export function stepContext({
   envChanges,
   secretOutputs,
   caches,
+  events,
   outputs,
   log,
   signal,
@@ -110,6 +113,7 @@ export function stepContext({
     addPath: envChanges.addPath,
     setSecretOutput: (name, value) => secretOutputs.set(name, value),
     cache: cacheApi(caches, log),
+    emit: emitApi(events, log),
     matrix: request.matrix ?? undefined,
     ...eventFields(request.event),
     workflow: { name: workflow.name },

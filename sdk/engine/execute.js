@@ -16,8 +16,8 @@
 // secret outputs the rows set (`ctx.setSecretOutput`) go out with job.complete.
 // Single attempts (retry, timeout, signal race) are run-step.js's job; contexts are context.js's,
 // `ctx.secrets` is secrets.js's, env hand-on is env-changes.js's, masking what is sent is
-// output.js's, asking the host for caches cache.js's, what an init preset does mise.js's, checking
-// and reading outputs outputs.js's.
+// output.js's, asking the host for caches cache.js's, emitting events (`ctx.emit`) events.js's,
+// what an init preset does mise.js's, checking and reading outputs outputs.js's.
 
 import { bindResults, flattenSteps } from '@kici-dev/sdk/internal';
 import { ProcessOutput, errorMessage, errorStack, userStack } from '@kici-dev/shared';
@@ -47,11 +47,16 @@ const DEFAULT_GRACE_PERIOD_MS = 30_000;
  *          onAbort: (listener: (message: {force?: boolean}) => void) => () => void,
  *          onConcurrencyAck: (listener: (message: {action: string, reason?: string}) => void) => () => void,
  *          lifetime: AbortSignal, groups: import('@kici-dev/shared').ProcessGroups,
- *          caches: import('./cache.js').CacheClient}} io `onAbort` and `onConcurrencyAck` subscribe
- *   to those host messages and return how to unsubscribe
+ *          caches: import('./host-requests.js').HostRequests, events: import('./host-requests.js').HostRequests}} io
+ *   `onAbort` and `onConcurrencyAck` subscribe to those host messages and return how to
+ *   unsubscribe; `caches` and `events` ask the host for caches (`cache.request`) and to emit
+ *   events (`event.emit`)
  * @returns {Promise<object>} the job.complete message (the runner sends it)
  */
-export async function executeJob(request, { send, output, onAbort, onConcurrencyAck, lifetime, groups, caches }) {
+export async function executeJob(
+  request,
+  { send, output, onAbort, onConcurrencyAck, lifetime, groups, caches, events },
+) {
   const startedAt = performance.now();
   output.maskSecrets(Object.values(request.secrets ?? {}).map((secret) => secret.value));
   const prepareLog = output.stepLog(-1);
@@ -94,7 +99,7 @@ export async function executeJob(request, { send, output, onAbort, onConcurrency
   }
   const { workflow, job } = loaded;
   const stop = AbortSignal.any([force.signal, lifetime]);
-  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, killGraceMs, stop, caches });
+  const run = new JobRun({ request, ...loaded, send, output, prepareLog, groups, killGraceMs, stop, caches, events });
   bindResults(run.outputs);
 
   // Workflow rules, the workflow's concurrency group, then job rules. None of them starts once an
@@ -257,6 +262,7 @@ class JobRun {
     killGraceMs,
     stop,
     caches,
+    events,
   }) {
     this.request = request;
     this.workflow = workflow;
@@ -268,6 +274,7 @@ class JobRun {
     this.killGraceMs = killGraceMs;
     this.stop = stop;
     this.caches = caches;
+    this.events = events;
     this.env = mergedEnv(request, jobEnv);
     this.environment = environments[0];
     this.runsOn = job.runsOn.labels.map(labelSelector);
@@ -681,6 +688,7 @@ class JobRun {
       environment: this.environment,
       secretOutputs: this.secretOutputs,
       caches: this.caches,
+      events: this.events,
       outputs: this.outputs,
       groups: this.groups,
       killGraceMs: this.killGraceMs,

@@ -3,6 +3,7 @@
 // keeps each step's outputs for the job's later steps
 // (`stepRef.result`, `ctx.outputsOf`), reads the upstream outputs the host sent in `needs`
 // (`jobRef.result`, `ctx.jobOutputs`) and builds the `outputs` of job.complete.
+// The JSON and schema checks are also ctx.emit's (events.js).
 // It does not send anything (execute.js does) and does not carry outputs between jobs (the host does).
 
 import { jobNames } from '@kici-dev/sdk/internal';
@@ -43,7 +44,7 @@ function notJson(value, where, ancestors) {
     case 'number':
       return Number.isFinite(value) ? undefined : `${where} is ${value}, which JSON cannot hold`;
     case 'bigint':
-      return `${where} is a BigInt; return it as a string or a number`;
+      return `${where} is a BigInt; use a string or a number`;
     case 'undefined':
       return `${where} is undefined, which JSON turns into null`;
     case 'function':
@@ -56,7 +57,7 @@ function notJson(value, where, ancestors) {
   if (value === null) return undefined;
   if (ancestors.has(value)) return `${where} refers back to ${ancestors.get(value)} (a cycle)`;
   if (!Array.isArray(value) && !isPlainObject(value)) {
-    return `${where} is a ${value.constructor?.name ?? 'object'}; return plain objects, arrays, strings, numbers, booleans or null`;
+    return `${where} is a ${value.constructor?.name ?? 'object'}; use plain objects, arrays, strings, numbers, booleans or null`;
   }
   ancestors.set(value, where);
   const items = Array.isArray(value)
@@ -78,29 +79,57 @@ function bounded(text, max) {
 }
 
 /**
- * `value` checked against the step's `outputs` schema (a zod object schema, see the SDK's
- * output-schema.js): `{value}`, what the schema parsed (keys it does not name dropped, defaults
- * filled in), or `{error}` naming the first MAX_SCHEMA_ISSUES issues by where they are from
- * `result`.
+ * `value` as JSON text (`{text}`), or `{reason}` why it is not JSON that comes back unchanged
+ * (see notJson; a getter that throws too). `where` names `value` in the reason.
  */
-function checkSchema(stepName, value, schema) {
+export function jsonText(value, where) {
+  try {
+    const reason = notJson(value, where, new Map());
+    return reason === undefined ? { text: JSON.stringify(value) } : { reason };
+  } catch (error) {
+    // A getter that throws, or a toJSON that does.
+    return { reason: errorMessage(error) };
+  }
+}
+
+/**
+ * `value` checked against a zod schema: `{value}`, what the schema parsed, `{issues}` naming the
+ * first MAX_SCHEMA_ISSUES issues by where they are from `where` (`result.files[0]: Expected
+ * string, received number; ...`), or `{thrown}` when the check threw (a refinement or getter
+ * that throws, or an asynchronous refinement).
+ * @param {{safeParse: (value: unknown) => {success: boolean, data?: unknown, error?: {issues: object[]}}}} schema
+ */
+export function parseWithSchema(schema, value, where) {
   let parsed;
   try {
     parsed = schema.safeParse(value);
   } catch (error) {
-    // A refinement or getter that throws, or an asynchronous refinement.
-    return {
-      error: `Step '${stepName}' returned outputs that could not be checked against its schema: ${bounded(errorMessage(error), MAX_ISSUE_CHARS)}`,
-    };
+    return { thrown: bounded(errorMessage(error), MAX_ISSUE_CHARS) };
   }
   if (parsed.success) return { value: parsed.data };
   const { issues } = parsed.error;
   const named = issues.slice(0, MAX_SCHEMA_ISSUES).map(({ path, message }) => {
-    const where = path.reduce((text, key) => childWhere(text, key), 'result');
-    return bounded(`${where}: ${message}`, MAX_ISSUE_CHARS);
+    const at = path.reduce((text, key) => childWhere(text, key), where);
+    return bounded(`${at}: ${message}`, MAX_ISSUE_CHARS);
   });
   const more = issues.length > MAX_SCHEMA_ISSUES ? `; and ${issues.length - MAX_SCHEMA_ISSUES} more` : '';
-  return { error: `Step '${stepName}' returned outputs that do not match its schema: ${named.join('; ')}${more}` };
+  return { issues: `${named.join('; ')}${more}` };
+}
+
+/**
+ * `value` checked against the step's `outputs` schema (a zod object schema, see the SDK's
+ * output-schema.js): `{value}`, what the schema parsed (keys it does not name dropped, defaults
+ * filled in), or `{error}` naming the issues by where they are from `result`.
+ */
+function checkSchema(stepName, value, schema) {
+  const { value: parsed, issues, thrown } = parseWithSchema(schema, value, 'result');
+  if (thrown !== undefined) {
+    return { error: `Step '${stepName}' returned outputs that could not be checked against its schema: ${thrown}` };
+  }
+  if (issues !== undefined) {
+    return { error: `Step '${stepName}' returned outputs that do not match its schema: ${issues}` };
+  }
+  return { value: parsed };
 }
 
 /**
@@ -115,15 +144,8 @@ export function checkStepOutputs(stepName, returned, schema) {
   if (checked.error !== undefined) return checked;
   const { value } = checked;
   if (value === undefined) return {};
-  let text;
-  try {
-    const reason = notJson(value, 'result', new Map());
-    if (reason !== undefined) return { error: `Step '${stepName}' returned a value that is not JSON: ${reason}` };
-    text = JSON.stringify(value);
-  } catch (error) {
-    // A getter that throws, or a toJSON that does.
-    return { error: `Step '${stepName}' returned a value that is not JSON: ${errorMessage(error)}` };
-  }
+  const { text, reason } = jsonText(value, 'result');
+  if (reason !== undefined) return { error: `Step '${stepName}' returned a value that is not JSON: ${reason}` };
   const bytes = Buffer.byteLength(text);
   if (bytes > OUTPUTS_LIMIT_BYTES) {
     return {

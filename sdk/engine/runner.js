@@ -8,10 +8,10 @@
 // process lifetime.
 
 import { IpcClient, ProcessGroups, errorStack } from '@kici-dev/shared';
-import { CacheClient } from './cache.js';
 import { describeFiles } from './describe.js';
 import { evaluateRequest } from './evaluate.js';
 import { executeJob } from './execute.js';
+import { HostRequests } from './host-requests.js';
 import { OutputRouter } from './output.js';
 
 /** Exit codes (sdk/PROTOCOL.md): a handled request exits 0 even when the job failed. */
@@ -82,7 +82,9 @@ async function serve({ ipc, groups, lifetime }) {
     ipc.onMessage((incoming) => {
       if (incoming.type === type) listener(incoming);
     });
-  const caches = new CacheClient({ send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal });
+  const channel = { send, onMessage: (listener) => ipc.onMessage(listener), lifetime: lifetime.signal };
+  const caches = new HostRequests(channel, { type: 'cache.request', answerType: 'cache.response', prefix: 'cache' });
+  const events = new HostRequests(channel, { type: 'event.emit', answerType: 'event.emit.response', prefix: 'emit' });
   const io = {
     send,
     output,
@@ -91,6 +93,7 @@ async function serve({ ipc, groups, lifetime }) {
     lifetime: lifetime.signal,
     groups,
     caches,
+    events,
   };
   send(await HANDLERS[message.type](message, io));
 }

@@ -4,14 +4,20 @@
 // options as the other factories do (triggers.js) and returns `{_tag: 'Trigger'}` with the lock
 // file's field names, lists normalised and empty ones left out. `match` / `not` filters map a
 // JSONPath to the value expected there; a RegExp becomes the string `/source/flags`.
+// Also `defineEvent`, a custom event's name and payload schema, which `kiciEvent` and the
+// runner's `ctx.emit` take, and the event-name rule both share (`eventNameProblem`).
 // Registering them (from the default branch's lock file) and matching events is the
 // orchestrator's job; a webhook's secret is named here, never held.
 
-import { describeValue, didYouMean, isObject, toList } from './common.js';
+import { KiciError, callSite, describeValue, didYouMean, isObject, toList } from './common.js';
+import { isZodSchema } from './output-schema.js';
 import { nameList, oneOf, triggerOptions } from './triggers.js';
 
 const WORKFLOW_STATUSES = ['success', 'failed', 'cancelled'];
 const JOB_STATUSES = ['success', 'failed', 'skipped', 'cancelled'];
+const EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const EVENT_NAME_RULE = "1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit";
+const DEFINE_EVENT_EXAMPLE = "e.g. defineEvent('deploy.finished', z.object({ environment: z.string() }))";
 const KICI_EVENT_EXAMPLE = "e.g. kiciEvent({ name: 'deploy.finished', match: { '$.environment': 'production' } })";
 const WORKFLOW_COMPLETE_EXAMPLE = "e.g. workflowComplete({ name: 'build', status: 'success' })";
 const JOB_COMPLETE_EXAMPLE = "e.g. jobComplete({ workflow: 'ci', job: 'test', status: ['failed', 'cancelled'] })";
@@ -94,14 +100,48 @@ function statusList(value, allowed, fail, example) {
   return list;
 }
 
+/**
+ * What is wrong with an event name (`must be ..., got <value>`), or undefined for a valid one:
+ * 1 to 128 letters, digits, `.`, `_`, `:` and `-`, starting with a letter or digit.
+ */
+export function eventNameProblem(name) {
+  if (typeof name === 'string' && EVENT_NAME.test(name)) return undefined;
+  return `must be ${EVENT_NAME_RULE}, got ${describeValue(name)}`;
+}
+
+/** True for what defineEvent() returns. */
+export const isEventDefinition = (value) => value?._tag === 'EventDefinition';
+
+/** defineEvent(name, schema): a custom event's contract, for kiciEvent({name}) and ctx.emit. */
+export function defineEvent(name, schema) {
+  const location = callSite();
+  const fail = (message, suggestion) => new KiciError(`defineEvent() ${message}`, { location, suggestion });
+  const problem = eventNameProblem(name);
+  if (problem !== undefined) throw fail(`name ${problem}`, DEFINE_EVENT_EXAMPLE);
+  if (!isZodSchema(schema)) {
+    // An object of schemas is how step outputs may be written; an event takes one schema.
+    if (isObject(schema) && Object.values(schema).some(isZodSchema)) {
+      const suggestion = `wrap it in z.object(): ${DEFINE_EVENT_EXAMPLE}`;
+      throw fail('schema must be a zod schema, got an object of schemas', suggestion);
+    }
+    throw fail(`schema must be a zod schema, got ${describeValue(schema)}`, DEFINE_EVENT_EXAMPLE);
+  }
+  return Object.freeze({ _tag: 'EventDefinition', name, schema });
+}
+
 /** kiciEvent({name, match?, not?, source?}): a custom event a step emitted (`ctx.emit`). */
 export function kiciEvent(input) {
   const keys = ['name', 'match', 'not', 'source'];
   const { options, fail } = triggerOptions('kiciEvent', input, keys, KICI_EVENT_EXAMPLE);
+  const name = isEventDefinition(options.name) ? options.name.name : options.name;
+  requiredName('name', name, fail, KICI_EVENT_EXAMPLE, 'needs an event name');
+  // A name ctx.emit would refuse could never fire.
+  const problem = eventNameProblem(name);
+  if (problem !== undefined) throw fail(`name ${problem}`, KICI_EVENT_EXAMPLE);
   return {
     _tag: 'Trigger',
     type: 'kici_event',
-    eventName: requiredName('name', options.name, fail, KICI_EVENT_EXAMPLE, 'needs an event name'),
+    eventName: name,
     match: jsonPathFilter('match', options.match, fail, KICI_EVENT_EXAMPLE),
     not: jsonPathFilter('not', options.not, fail, KICI_EVENT_EXAMPLE),
     source: sourceRepo(options.source, fail, KICI_EVENT_EXAMPLE),

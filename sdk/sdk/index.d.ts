@@ -193,6 +193,22 @@ export interface StepContext<M extends MatrixCombination | undefined = MatrixCom
   setSecretOutput(name: string, value: string): void;
   /** Restores and saves caches explicitly (see also the job's `cache` option). */
   cache: StepCache;
+  /**
+   * Emits a custom event. Once the lock file is on the default branch, the workflows whose
+   * `kiciEvent({ name })` trigger matches it start, with `ctx.event.payload` = `{eventName,
+   * payload, sourceRepo, workflowName, runId, jobId, chainDepth}`. `name`: 1 to 128 letters,
+   * digits, `.`, `_`, `:` and `-`, starting with a letter or digit; `payload` (default `{}`): a
+   * plain JSON object of at most 65536 bytes serialized. Resolves once the host has queued the
+   * event (it reaches the orchestrator at least once) and logs `Emitted event '<name>'` on the
+   * step log; rejects with a TypeError for an invalid name or payload (nothing is sent), with
+   * the host's error, or when the runner shuts down.
+   */
+  emit(name: string, payload?: Record<string, unknown>): Promise<void>;
+  /**
+   * Emits the event of a `defineEvent()` definition: `payload` is checked against its schema
+   * (a mismatch rejects with a TypeError naming the issues) and what the schema parsed is sent.
+   */
+  emit<S extends z.ZodTypeAny>(event: EventDefinition<S>, payload: z.input<S>): Promise<void>;
   /** This job's matrix combination; `undefined` when the job has no matrix. */
   matrix: M;
   event: EventEnvelope;
@@ -695,10 +711,30 @@ export type JsonPathExpected =
  */
 export type JsonPathFilter = Readonly<Record<`$${string}`, JsonPathExpected>>;
 
+/**
+ * What `defineEvent()` returns: a custom event's name and the zod schema of its payload, for
+ * `kiciEvent({ name })` and `ctx.emit(definition, payload)`.
+ */
+export interface EventDefinition<S extends z.ZodTypeAny = z.ZodTypeAny> {
+  readonly _tag: 'EventDefinition';
+  readonly name: string;
+  readonly schema: S;
+}
+
+/**
+ * A custom event's contract, defined once and shared by the step that emits it and the
+ * workflows it starts: `const deployed = defineEvent('deploy.finished', z.object({ environment:
+ * z.string() }))`, then `ctx.emit(deployed, { environment: 'production' })` (the payload typed
+ * and checked against the schema) and `kiciEvent({ name: deployed })`. `name`: 1 to 128
+ * letters, digits, `.`, `_`, `:` and `-`, starting with a letter or digit. Throws KiciError for
+ * an invalid name or a schema that is not a zod schema.
+ */
+export declare function defineEvent<S extends z.ZodTypeAny>(name: string, schema: S): EventDefinition<S>;
+
 /** The options of `kiciEvent()`. */
 export interface KiciEventOptions {
-  /** The event's name (what the step emitted). */
-  name: string;
+  /** The event's name (what the step emitted), or its `defineEvent()` definition. */
+  name: string | EventDefinition;
   match?: JsonPathFilter;
   not?: JsonPathFilter;
   /** Only events from this repository (`'acme/api'`). */

@@ -10,7 +10,7 @@ export { job } from './job.js';
 export { dynamicJob, dynamicGroup } from './dynamic-job.js';
 export { step, parallel } from './steps.js';
 export { push, pr, tag, dispatch, schedule, isEventType } from './triggers.js';
-export { kiciEvent, workflowComplete, jobComplete, genericWebhook } from './event-triggers.js';
+export { kiciEvent, defineEvent, workflowComplete, jobComplete, genericWebhook } from './event-triggers.js';
 export { defineDispatchInputs } from './dispatch-inputs.js';
 export {
   rule,

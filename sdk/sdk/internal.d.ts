@@ -2,7 +2,16 @@
 // describe, evaluate and execute agree with it). Not authoring API; authors use `@kici-dev/sdk`
 // (index.d.ts). Declarations only; the implementation is internal.js.
 
-import type { DynamicJob, Job, MatrixValue, ParallelGroup, Rule, Step, StepFunction } from './index.js';
+import type {
+  DynamicJob,
+  EventDefinition,
+  Job,
+  MatrixValue,
+  ParallelGroup,
+  Rule,
+  Step,
+  StepFunction,
+} from './index.js';
 
 /** A cache spec as the SDK normalises it (`restoreKeys` left out when empty). */
 export interface NormalizedCacheSpec {
@@ -79,3 +88,12 @@ export declare function firstBlockingRule(
  * its letters wrong), else the empty string; meant to start a suggestion.
  */
 export declare function didYouMean(word: string, names: Iterable<string>): string;
+
+/**
+ * What is wrong with an event name (`must be 1 to 128 letters, ..., got <value>`), or
+ * undefined for a valid one: the rule of `defineEvent()` and `ctx.emit`.
+ */
+export declare function eventNameProblem(name: unknown): string | undefined;
+
+/** True for what `defineEvent()` returns. */
+export declare function isEventDefinition(value: unknown): value is EventDefinition;

@@ -8,18 +8,10 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { SDK_IMPORT, cacheHost, describeModules, execute, makeProject } from './helpers.js';
+import { SDK_IMPORT, SHOW_AND_CAUGHT, cacheHost, describeModules, execute, makeProject } from './helpers.js';
 
-const FIXTURE = `${SDK_IMPORT}
+const FIXTURE = `${SDK_IMPORT}${SHOW_AND_CAUGHT}
 const on = 'kici:os:linux';
-const show = (value) => console.log(JSON.stringify(value));
-const caught = async (promise) => {
-  try {
-    return await promise;
-  } catch (error) {
-    return { name: error.name, message: error.message };
-  }
-};
 export default workflow('caches', {
   jobs: [
     job('init-cache', {

@@ -19,6 +19,7 @@ const AUTHORING = {
   beforeStep: 'function',
   cleanup: 'function',
   defineDispatchInputs: 'function',
+  defineEvent: 'function',
   dispatch: 'function',
   dynamicGroup: 'function',
   dynamicJob: 'function',
@@ -57,8 +58,10 @@ const AUTHORING = {
 const PLUMBING = [
   'bindResults',
   'didYouMean',
+  'eventNameProblem',
   'firstBlockingRule',
   'flattenSteps',
+  'isEventDefinition',
   'isMatrixValue',
   'jobNames',
   'nameJobs',

@@ -1,7 +1,7 @@
 // Test helpers: build a throwaway "out" tree the way the Rust host does (see sdk/PROTOCOL.md),
 // spawn the runner with fd 3 as a duplex socket, send one request and collect every message;
-// play a host that keeps caches; catch an SDK validation error; wait for processes outside our
-// control to disappear.
+// play a host that keeps caches; the `show` and `caught` lines fixtures share; catch an SDK
+// validation error; wait for processes outside our control to disappear.
 // Workflow fixtures are plain `.js` modules (no transpiling, no source maps), so locations in
 // them map to the request's `.ts` file through the module path.
 
@@ -211,6 +211,21 @@ export async function execute(project, name, fields, onMessage) {
 /** The SDK import line every fixture starts with. */
 export const SDK_IMPORT =
   "import { workflow, job, dynamicJob, step, parallel, push, pr, tag, dispatch, rule, skip, onSuccess, onFailure, cleanup } from '@kici-dev/sdk';\n";
+
+/**
+ * Lines for a fixture, after its imports: `show(value)` logs the value's JSON on the step log,
+ * `caught(promise)` resolves with what the promise resolves to or `{name, message}` of what it
+ * rejects with.
+ */
+export const SHOW_AND_CAUGHT = `const show = (value) => console.log(JSON.stringify(value));
+const caught = async (promise) => {
+  try {
+    return await promise;
+  } catch (error) {
+    return { name: error.name, message: error.message };
+  }
+};
+`;
 
 /**
  * A script for the checkout (`makeProject(..., { 'make-tool.sh': MAKE_TOOL })`; commands run at

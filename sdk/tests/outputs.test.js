@@ -141,7 +141,7 @@ describe('outputs', { concurrency: true }, () => {
   test('a value that is not JSON fails the step with the reason', async () => {
     const cases = {
       function: 'result.nested[0].f is a function',
-      bigint: 'result.n is a BigInt; return it as a string or a number',
+      bigint: 'result.n is a BigInt; use a string or a number',
       cycle: 'result.b.back refers back to result (a cycle)',
     };
     await Promise.all(
@@ -280,7 +280,7 @@ describe('outputs schemas', { concurrency: true }, () => {
   });
 
   test('what the schema passes must still be JSON; a schema that throws fails the step', async () => {
-    await assertMismatch('not-json', 'big', "Step 'big' returned a value that is not JSON: result.n is a BigInt; return it as a string or a number");
+    await assertMismatch('not-json', 'big', "Step 'big' returned a value that is not JSON: result.n is a BigInt; use a string or a number");
     await assertMismatch(
       'throws',
       'throws',

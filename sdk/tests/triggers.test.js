@@ -1,7 +1,7 @@
 // Trigger factories: the lock-file triggers describe writes for them (exact JSON, key order
 // included), dispatch inputs as InputSpecs for every zod modifier of the subset, the
-// defineDispatchInputs() handle, and every refusal (message, suggestion and the call site of the
-// factory).
+// defineDispatchInputs() handle, defineEvent() definitions (which kiciEvent() takes as its
+// name), and every refusal (message, suggestion and the call site of the factory).
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ const project = makeProject({});
 after(() => project.cleanup());
 const sdk = await project.importPackage('sdk/index.js');
 const { push, pr, tag, dispatch, schedule, defineDispatchInputs, z } = sdk;
-const { kiciEvent, workflowComplete, jobComplete, genericWebhook } = sdk;
+const { kiciEvent, defineEvent, workflowComplete, jobComplete, genericWebhook } = sdk;
 
 /** Same JSON, keys in the same order (deepEqual ignores the order). */
 const sameJson = (actual, expected) => assert.equal(JSON.stringify(actual), JSON.stringify(expected));
@@ -28,6 +28,8 @@ const CRON_FIELDS_EXAMPLE =
   "or '0 3 * * 1-5' for 03:00 on weekdays (no seconds or year field)";
 const NICKNAMES = '@hourly, @daily, @weekly, @monthly, @yearly or @annually';
 const TIMEZONE_EXAMPLE = "e.g. timezone: 'Europe/Berlin' or 'America/New_York'; leave it out for UTC";
+const DEFINE_EVENT_EXAMPLE = "e.g. defineEvent('deploy.finished', z.object({ environment: z.string() }))";
+const EVENT_NAME_RULE = "must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit";
 const KICI_EVENT_EXAMPLE = "e.g. kiciEvent({ name: 'deploy.finished', match: { '$.environment': 'production' } })";
 const WORKFLOW_COMPLETE_EXAMPLE = "e.g. workflowComplete({ name: 'build', status: 'success' })";
 const JOB_COMPLETE_EXAMPLE = "e.g. jobComplete({ workflow: 'ci', job: 'test', status: ['failed', 'cancelled'] })";
@@ -376,6 +378,11 @@ const REFUSED = [
   [() => kiciEvent({ name: ' ' }), "kiciEvent() name must be a non-empty string, got ' '", KICI_EVENT_EXAMPLE],
   [() => kiciEvent({ name: 5 }), 'kiciEvent() name must be a non-empty string, got 5', KICI_EVENT_EXAMPLE],
   [
+    () => kiciEvent({ name: 'deploy finished' }),
+    "kiciEvent() name must be 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit, got 'deploy finished'",
+    KICI_EVENT_EXAMPLE,
+  ],
+  [
     () => kiciEvent({ event: 'deploy' }),
     "kiciEvent() has no option 'event' (use name, match, not or source)",
     KICI_EVENT_EXAMPLE,
@@ -419,6 +426,32 @@ const REFUSED = [
     () => kiciEvent({ name: 'deploy', source: '' }),
     "kiciEvent() source must be a repository name such as 'acme/api', got ''",
     KICI_EVENT_EXAMPLE,
+  ],
+  // defineEvent()
+  [
+    () => defineEvent('deploy finished', z.object({})),
+    `defineEvent() name ${EVENT_NAME_RULE}, got 'deploy finished'`,
+    DEFINE_EVENT_EXAMPLE,
+  ],
+  [
+    () => defineEvent('.hidden', z.object({})),
+    `defineEvent() name ${EVENT_NAME_RULE}, got '.hidden'`,
+    DEFINE_EVENT_EXAMPLE,
+  ],
+  [
+    () => defineEvent(undefined, z.object({})),
+    `defineEvent() name ${EVENT_NAME_RULE}, got undefined`,
+    DEFINE_EVENT_EXAMPLE,
+  ],
+  [
+    () => defineEvent('deploy.finished'),
+    'defineEvent() schema must be a zod schema, got undefined',
+    DEFINE_EVENT_EXAMPLE,
+  ],
+  [
+    () => defineEvent('deploy.finished', { environment: z.string() }),
+    'defineEvent() schema must be a zod schema, got an object of schemas',
+    `wrap it in z.object(): ${DEFINE_EVENT_EXAMPLE}`,
   ],
   // workflowComplete() and jobComplete()
   [
@@ -601,6 +634,25 @@ describe('triggers', () => {
     assert.equal(dispatch({ inputs: defineDispatchInputs({}) }).inputs, undefined);
     const many = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`input${i}`, z.string().optional()]));
     assert.equal(Object.keys(dispatch({ inputs: many }).inputs).length, 64);
+  });
+
+  test('defineEvent() is a frozen definition that kiciEvent() takes as its name', () => {
+    const schema = z.object({ environment: z.string() });
+    const longest = `a${'b'.repeat(127)}`;
+    for (const name of ['deploy.finished', 'Build_2:done-ok', '9', longest]) {
+      const deployed = defineEvent(name, schema);
+      assert.ok(Object.isFrozen(deployed));
+      assert.deepEqual(Object.keys(deployed), ['_tag', 'name', 'schema']);
+      assert.equal(deployed._tag, 'EventDefinition');
+      assert.equal(deployed.name, name);
+      assert.equal(deployed.schema, schema);
+      assert.equal(kiciEvent({ name: deployed }).eventName, name);
+    }
+    assert.throws(() => defineEvent(`${longest}c`, schema), { message: /^defineEvent\(\) name must be 1 to 128/ });
+    sameJson(
+      kiciEvent({ name: defineEvent('deploy.finished', schema), match: { '$.environment': 'production' } }),
+      kiciEvent({ name: 'deploy.finished', match: { '$.environment': 'production' } }),
+    );
   });
 
   test('an input refused by defineDispatchInputs() is a describe error at its call', async () => {

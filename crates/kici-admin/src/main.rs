@@ -16,6 +16,7 @@ mod config;
 mod diagnose;
 mod drift;
 mod environments;
+mod events;
 mod explain;
 mod rotate_key;
 mod runs;
@@ -71,6 +72,17 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: agents::AgentCommand,
+    },
+    /// Custom events for kiciEvent() triggers
+    Event {
+        #[command(subcommand)]
+        command: events::EventCommand,
+    },
+    /// Internal events whose every delivery attempt failed (the dead-letter list)
+    #[command(name = "event-dlq")]
+    EventDlq {
+        #[command(subcommand)]
+        command: events::DlqCommand,
     },
     /// Schedules registered from the default branches' lock files
     Schedules {
@@ -197,6 +209,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
         Command::Schedules { command } => schedules::run(&client, command).await?,
+        Command::Event { command } => events::emit(&client, command).await?,
+        Command::EventDlq { command } => events::dlq(&client, command).await?,
         Command::Config { command } => config::run(&client, command).await?,
         Command::User { command } => users::run(&client, command).await?,
         Command::Secret { command } => secrets::run_secret(&client, command).await?,

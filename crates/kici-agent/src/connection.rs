@@ -515,6 +515,7 @@ fn message_type(message: &AgentMessage) -> &'static str {
         AgentMessage::JobStatus(_) => "job.status",
         AgentMessage::StepStatus(_) => "step.status",
         AgentMessage::LogChunk(_) => "log.chunk",
+        AgentMessage::EventEmit(_) => "event.emit",
         AgentMessage::JobConcurrencyReport { .. } => "job.concurrency.report",
     }
 }

@@ -511,14 +511,6 @@ fn verbose_lists_each_files_workflows_triggers_and_jobs_then_the_phase_timings()
 }
 
 #[test]
-fn event_triggers_this_build_does_not_fire_are_e109() {
-    check_error(
-        "import { workflow, job, kiciEvent } from '@kici-dev/sdk';\nexport default workflow('x', {\n  on: kiciEvent({ name: 'deployed' }),\n  jobs: [job('j', { runsOn: 'linux', run: async () => {} })],\n});\n",
-        ".kici/workflows/broken.ts:2:16 error [E109]: Workflow \"x\": trigger kiciEvent() is not implemented by this build of KiCI\n  Suggestion: remove kiciEvent() for now: this build would never fire it",
-    );
-}
-
-#[test]
 fn schedules_and_dispatch_inputs_reach_the_lock_file() {
     let project = Project::with_workflow(
         "deploy.ts",

@@ -234,21 +234,6 @@ impl Generator<'_> {
         }
         lock_jobs.sort_by_key(|(i, _)| *i);
         for trigger in &wf.triggers {
-            let not_implemented =
-                kici_engine::options::triggers_not_implemented().find(|(kind, _)| *kind == trigger.kind());
-            if let Some((_, factory)) = not_implemented {
-                self.diagnostics.push(Diagnostic::new(
-                    Code::E109,
-                    file,
-                    position(&wf.location),
-                    format!(
-                        "Workflow \"{}\": trigger {factory}() is not implemented by this build of KiCI",
-                        wf.name
-                    ),
-                    format!("remove {factory}() for now: this build would never fire it"),
-                ));
-                continue;
-            }
             if let Err(err) = trigger.validate() {
                 let hint = match trigger {
                     Trigger::Schedule { .. } => {

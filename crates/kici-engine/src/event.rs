@@ -14,6 +14,7 @@ pub enum EventType {
     Tag,
     Dispatch,
     Schedule,
+    KiciEvent,
     WorkflowComplete,
     JobComplete,
     GenericWebhook,
@@ -29,11 +30,29 @@ impl EventType {
             EventType::Tag => "tag",
             EventType::Dispatch => "dispatch",
             EventType::Schedule => "schedule",
+            EventType::KiciEvent => "kici_event",
             EventType::WorkflowComplete => "workflow_complete",
             EventType::JobComplete => "job_complete",
             EventType::GenericWebhook => "generic_webhook",
             EventType::Unknown => "unknown",
         }
+    }
+}
+
+/// Runs started by runs started by runs… (a finished run or job, an emitted event): an event
+/// deeper than this in such a chain is dropped.
+pub const MAX_CHAIN_DEPTH: u64 = 10;
+
+/// How many events led to the run that carries `event`: 0 for a git event, dispatch or schedule.
+pub fn chain_depth(event: &EventEnvelope) -> u64 {
+    match event.event_type {
+        EventType::WorkflowComplete | EventType::JobComplete | EventType::KiciEvent => event
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("chainDepth"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+        _ => 0,
     }
 }
 

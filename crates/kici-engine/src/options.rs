@@ -129,28 +129,23 @@ pub fn check_option(level: Level, name: &str) -> OptionVerdict {
     }
 }
 
-/// Lock-file trigger types (`_type`) this build matches, and the ones it knows but does not
-/// fire yet: a workflow using one is refused at compile time and at load.
+/// Lock-file trigger types (`_type`) this build matches; a lock file naming another is refused
+/// at load.
 const TRIGGERS: &[&str] = &[
     "push",
     "pr",
     "tag",
     "dispatch",
     "schedule",
+    "kici_event",
     "workflow_complete",
     "job_complete",
     "generic_webhook",
 ];
-const TRIGGERS_NOT_IMPLEMENTED: &[(&str, &str)] = &[("kici_event", "kiciEvent")];
 
 /// Whether this build fires triggers of lock type `kind`.
 pub fn trigger_honoured(kind: &str) -> bool {
     TRIGGERS.contains(&kind)
-}
-
-/// The SDK factories whose triggers this build does not fire yet (`kiciEvent`…).
-pub fn triggers_not_implemented() -> impl Iterator<Item = (&'static str, &'static str)> {
-    TRIGGERS_NOT_IMPLEMENTED.iter().copied()
 }
 
 /// The kinds of object in a lock file whose keys are checked at load.
@@ -303,7 +298,7 @@ mod tests {
         assert!(!lock_key_honoured(LockObject::Workflow, "approval"));
         assert!(lock_key_honoured(LockObject::Step, "retry"));
         assert!(trigger_honoured("schedule"));
-        assert!(!trigger_honoured("kici_event"));
+        assert!(trigger_honoured("kici_event"));
         assert!(!trigger_honoured("comment"));
     }
 

@@ -88,6 +88,10 @@ pub enum AgentMessage {
     StepStatus(Box<StepStatusUpdate>),
     #[serde(rename = "log.chunk")]
     LogChunk(LogChunk),
+    /// A step's `ctx.emit`: a custom event for the workflows whose `kiciEvent()` trigger names
+    /// it. Sequenced, so it reaches the orchestrator at least once and is stored once.
+    #[serde(rename = "event.emit")]
+    EventEmit(EventEmit),
     /// The key a job's workflow concurrency group function returned; the orchestrator answers
     /// with `job.concurrency.ack`.
     #[serde(rename = "job.concurrency.report", rename_all = "camelCase")]
@@ -106,6 +110,7 @@ impl AgentMessage {
             AgentMessage::JobStatus(update) => Some((&update.job_id, update.seq)),
             AgentMessage::StepStatus(update) => Some((&update.job_id, update.seq)),
             AgentMessage::LogChunk(chunk) => Some((&chunk.job_id, chunk.seq)),
+            AgentMessage::EventEmit(emit) => Some((&emit.job_id, emit.seq)),
             _ => None,
         }
     }
@@ -210,6 +215,49 @@ pub struct StepStatusUpdate {
     /// Names of the secrets the step read (never values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets_accessed: Vec<String>,
+}
+
+/// The most bytes an emitted event's payload may take as JSON.
+pub const MAX_EMIT_PAYLOAD_BYTES: usize = 65_536;
+
+/// Whether `name` and `payload` make an event a step may emit (`ctx.emit`): a name of 1–128
+/// letters, digits and `._:-` starting with a letter or digit, and a JSON object of at most
+/// [`MAX_EMIT_PAYLOAD_BYTES`]. The runner checks the same before sending.
+pub fn check_emitted(name: &str, payload: &serde_json::Value) -> Result<(), String> {
+    let name_ok = name.len() <= 128
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if !name_ok {
+        return Err(format!(
+            "event name '{}' must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+            crate::excerpt::excerpt(name)
+        ));
+    }
+    if !payload.is_object() {
+        return Err("an event's payload must be a JSON object".to_string());
+    }
+    let bytes = payload.to_string().len();
+    if bytes > MAX_EMIT_PAYLOAD_BYTES {
+        return Err(format!(
+            "the payload of event '{name}' is {bytes} bytes; the limit is {MAX_EMIT_PAYLOAD_BYTES}"
+        ));
+    }
+    Ok(())
+}
+
+/// A custom event a step emitted (`ctx.emit(name, payload)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEmit {
+    pub run_id: RunId,
+    pub job_id: JobId,
+    pub seq: u64,
+    pub name: String,
+    /// A JSON object, masked by the agent.
+    pub payload: serde_json::Value,
+    pub timestamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

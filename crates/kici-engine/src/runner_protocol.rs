@@ -29,6 +29,13 @@ pub enum HostMessage {
     Abort { force: bool },
     #[serde(rename = "cache.response")]
     CacheResponse(CacheResponse),
+    /// The answer to an [`EmitRequest`]: `error` when the event was refused.
+    #[serde(rename = "event.emit.response", rename_all = "camelCase")]
+    EmitResponse {
+        request_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The orchestrator's answer to the job's `concurrency.report`.
     #[serde(rename = "concurrency.ack")]
     ConcurrencyAck(ConcurrencyAck),
@@ -158,12 +165,24 @@ pub enum RunnerMessage {
     JobComplete(JobComplete),
     #[serde(rename = "cache.request")]
     CacheRequest(CacheRequest),
+    /// A step's `ctx.emit`; the host answers with `event.emit.response` once the event is on
+    /// its way to the orchestrator.
+    #[serde(rename = "event.emit")]
+    EmitRequest(EmitRequest),
     /// The key the workflow's concurrency group function returned; the runner waits for a
     /// [`ConcurrencyAck`].
     #[serde(rename = "concurrency.report")]
     ConcurrencyReport { group: String },
     #[serde(other)]
     Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmitRequest {
+    pub request_id: String,
+    pub name: String,
+    pub payload: serde_json::Value,
 }
 
 /// The runner asks its host to restore or save a cache (`cache` options, `ctx.cache`); the

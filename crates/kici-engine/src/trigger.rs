@@ -113,6 +113,16 @@ fn payload_text<'a>(event: &'a EventEnvelope, key: &str) -> Option<&'a str> {
     event.payload.as_ref()?.get(key)?.as_str()
 }
 
+/// The body a generic webhook or custom event carries (`payload.payload`), which `match` and
+/// `not` filter.
+fn event_body(event: &EventEnvelope) -> &serde_json::Value {
+    event
+        .payload
+        .as_ref()
+        .and_then(|p| p.get("payload"))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
 /// The statuses a `workflowComplete()` trigger may name; a `jobComplete()` one also `skipped`.
 pub const WORKFLOW_COMPLETE_STATUSES: [&str; 3] = ["success", "failed", "cancelled"];
 pub const JOB_COMPLETE_STATUSES: [&str; 4] = ["success", "failed", "cancelled", "skipped"];
@@ -531,11 +541,6 @@ impl Recorder<'_> {
                 ..
             } => {
                 let kind = payload_text(event, "eventType").or(event.action.as_deref());
-                let body = event
-                    .payload
-                    .as_ref()
-                    .and_then(|p| p.get("payload"))
-                    .unwrap_or(&serde_json::Value::Null);
                 self.event_type(EventType::GenericWebhook, event)
                     && self.one_of(
                         "source",
@@ -543,14 +548,27 @@ impl Recorder<'_> {
                         payload_text(event, "source"),
                     )
                     && self.one_of("events", events.as_deref(), kind)
-                    && self.json_paths(match_paths.as_ref(), not_paths.as_ref(), body)
+                    && self.json_paths(match_paths.as_ref(), not_paths.as_ref(), event_body(event))
             }
-            Trigger::KiciEvent { .. } => self.record(
-                "type",
-                trigger.kind().to_string(),
-                event.event_type.as_str().to_string(),
-                false,
-            ),
+            Trigger::KiciEvent {
+                event_name,
+                match_paths,
+                not_paths,
+                source,
+            } => {
+                self.event_type(EventType::KiciEvent, event)
+                    && self.one_of(
+                        "name",
+                        Some(std::slice::from_ref(event_name)),
+                        payload_text(event, "eventName"),
+                    )
+                    && self.one_of(
+                        "source",
+                        source.as_ref().map(std::slice::from_ref),
+                        payload_text(event, "sourceRepo"),
+                    )
+                    && self.json_paths(match_paths.as_ref(), not_paths.as_ref(), event_body(event))
+            }
         })
     }
 

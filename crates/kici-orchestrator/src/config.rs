@@ -26,6 +26,11 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_QUEUE_MAX_DEPTH",
     "KICI_QUEUE_SWEEP_INTERVAL_MS",
     "KICI_SCHEDULE_INTERVAL_MS",
+    "KICI_EVENT_ROUTER_SCAN_INTERVAL_MS",
+    "KICI_EVENT_ROUTER_LEASE_MS",
+    "KICI_EVENT_ROUTER_MAX_ATTEMPTS",
+    "KICI_EVENT_ROUTER_BACKOFF_BASE_MS",
+    "KICI_EVENT_ROUTER_BACKOFF_MAX_MS",
     "KICI_DISPATCH_ACK_TIMEOUT_MS",
     "KICI_JOB_HEARTBEAT_INTERVAL_MS",
     "KICI_HEARTBEAT_INTERVAL_MS",
@@ -61,6 +66,31 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_STORAGE_EXTERNAL_ENDPOINT",
     "KICI_STORAGE_FORCE_PATH_STYLE",
 ];
+
+/// Delivering internal events (`KICI_EVENT_ROUTER_*`): due events are looked for every
+/// `scan_interval`; an attempt holds an event for `lease`; a failed one is retried after
+/// `backoff_base` doubled per attempt up to `backoff_max`; after `max_attempts` the event is
+/// dead (the dead-letter list).
+#[derive(Debug, Clone)]
+pub struct EventRouterConfig {
+    pub scan_interval: Duration,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl EventRouterConfig {
+    /// When the attempt after `attempts` failed ones is due; `None` when they are spent.
+    pub fn retry_at(&self, attempts: u32, now: i64) -> Option<i64> {
+        if attempts >= self.max_attempts {
+            return None;
+        }
+        let factor = 1u128 << attempts.saturating_sub(1).min(32);
+        let delay = (self.backoff_base.as_millis() * factor).min(self.backoff_max.as_millis());
+        Some(now + delay as i64)
+    }
+}
 
 /// `KICI_STORAGE_*`: the filesystem under the data directory unless `KICI_STORAGE_TYPE=s3`.
 fn storage_config(
@@ -132,6 +162,7 @@ pub struct Config {
     pub queue_sweep_interval: Duration,
     /// How often due schedules are looked for.
     pub schedule_interval: Duration,
+    pub event_router: EventRouterConfig,
     pub dispatch_ack_timeout: Duration,
     pub job_heartbeat_interval: Duration,
     pub stale_scan_interval: Duration,
@@ -212,6 +243,13 @@ impl Config {
         let concurrency_wait_timeout = reader.millis("KICI_CONCURRENCY_WAIT_TIMEOUT_MS", 3_600_000);
         let queue_sweep_interval = reader.interval("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
         let schedule_interval = reader.interval("KICI_SCHEDULE_INTERVAL_MS", 10_000);
+        let event_router = EventRouterConfig {
+            scan_interval: reader.interval("KICI_EVENT_ROUTER_SCAN_INTERVAL_MS", 10_000),
+            lease: reader.interval("KICI_EVENT_ROUTER_LEASE_MS", 60_000),
+            max_attempts: reader.number("KICI_EVENT_ROUTER_MAX_ATTEMPTS", 5u32).max(1),
+            backoff_base: reader.interval("KICI_EVENT_ROUTER_BACKOFF_BASE_MS", 5_000),
+            backoff_max: reader.interval("KICI_EVENT_ROUTER_BACKOFF_MAX_MS", 300_000),
+        };
         let dispatch_ack_timeout = reader.millis("KICI_DISPATCH_ACK_TIMEOUT_MS", 10_000);
         let job_heartbeat_interval = reader.interval("KICI_JOB_HEARTBEAT_INTERVAL_MS", 60_000);
         let stale_scan_interval = reader.interval("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", 60_000);
@@ -302,6 +340,7 @@ impl Config {
             concurrency_wait_timeout,
             queue_sweep_interval,
             schedule_interval,
+            event_router,
             dispatch_ack_timeout,
             job_heartbeat_interval,
             stale_scan_interval,

@@ -22,7 +22,8 @@ pub mod config;
 pub(crate) mod deliveries;
 pub(crate) mod diagnose;
 pub mod dispatcher;
-pub(crate) mod event_runs;
+pub(crate) mod emits;
+pub(crate) mod event_router;
 pub(crate) mod events;
 pub(crate) mod fan_out;
 pub(crate) mod fleet;
@@ -176,6 +177,7 @@ impl Orchestrator {
         tasks.spawn(scheduler::run(state.clone(), receiver.clone()));
         tasks.spawn(forge_status::run(state.clone(), receiver.clone()));
         tasks.spawn(completions::run(state.clone(), receiver.clone()));
+        tasks.spawn(event_router::run(state.clone(), receiver.clone()));
         tasks.spawn(platform::run(state.clone(), receiver.clone()));
         tasks.spawn(reload::on_sighup(state.clone(), receiver));
         let scalers = state.scaler.config();

@@ -621,7 +621,7 @@ pub async fn apply(
                 state,
                 agent_id,
                 &job_id,
-                "job.ack, job.status, step.status or log.chunk",
+                "job.ack, job.status, step.status, log.chunk or event.emit",
             )
             .await?
             {
@@ -635,6 +635,7 @@ pub async fn apply(
                     step_status(state, *update, now).await?;
                     state.run_changed(&record.job.run_id);
                 }
+                AgentMessage::EventEmit(emit) => crate::emits::emitted(state, &record, emit).await?,
                 AgentMessage::LogChunk(chunk) => {
                     let lines: Vec<(i64, String)> = chunk.lines.into_iter().map(|l| (l.ts, l.line)).collect();
                     if let Err(err) = state

@@ -1,7 +1,8 @@
 //! The triggers that fire without a git event (spec `authoring.md` §2.4): a push to a
-//! repository's default branch registers its lock file's schedules and `workflowComplete()` /
-//! `jobComplete()` triggers, replacing what the previous default-branch push registered. A push whose lock file is gone removes them; one whose lock
-//! file does not load keeps them (the failed run says why).
+//! repository's default branch registers its lock file's schedules and event triggers
+//! (`kiciEvent()`, `workflowComplete()`, `jobComplete()`, `genericWebhook()`), replacing what
+//! the previous default-branch push registered. A push whose lock file is gone removes them;
+//! one whose lock file does not load keeps them (the failed run says why).
 
 use std::path::Path;
 
@@ -37,6 +38,7 @@ pub fn declared(lock: &LockFile) -> Vec<NewRegistration> {
                 matches!(
                     trigger,
                     Trigger::Schedule { .. }
+                        | Trigger::KiciEvent { .. }
                         | Trigger::WorkflowComplete { .. }
                         | Trigger::JobComplete { .. }
                         | Trigger::GenericWebhook { .. }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub(crate) forge_watch: crate::run_watch::RunWatch,
     /// Runs that may have finished jobs to announce to `jobComplete()`/`workflowComplete()`.
     pub(crate) completion_watch: crate::run_watch::RunWatch,
+    /// Woken when an event was stored for the router to deliver.
+    pub(crate) event_wake: tokio::sync::Notify,
     /// GitHub App installation tokens and the client that asks for them.
     pub(crate) github: crate::github_app::GitHubApps,
     pub(crate) timeline: Timeline,
@@ -89,6 +91,7 @@ impl AppState {
             platform,
             forge_watch: crate::run_watch::RunWatch::default(),
             completion_watch: crate::run_watch::RunWatch::default(),
+            event_wake: tokio::sync::Notify::new(),
             github: crate::github_app::GitHubApps::default(),
             timeline,
             dispatch,

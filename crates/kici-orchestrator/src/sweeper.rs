@@ -203,11 +203,12 @@ pub async fn prune(state: &Shared, now: i64) -> Result<usize, kici_store::StoreE
             tracing::warn!(runId = %run_id, error = %err, "cannot remove the logs of a pruned run");
         }
     }
-    if !pruned.run_ids.is_empty() || pruned.deliveries > 0 || pruned.event_log > 0 {
+    if !pruned.run_ids.is_empty() || pruned.deliveries > 0 || pruned.event_log > 0 || pruned.events > 0 {
         tracing::info!(
             runs = pruned.run_ids.len(),
             deliveries = pruned.deliveries,
             eventLog = pruned.event_log,
+            events = pruned.events,
             claims = pruned.claims,
             "pruned what is past retention"
         );

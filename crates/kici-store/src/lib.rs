@@ -15,6 +15,7 @@ mod events;
 #[cfg(feature = "test-faults")]
 mod faults;
 mod holds;
+mod kici_events;
 mod queue;
 mod registrations;
 mod retention;
@@ -37,6 +38,7 @@ pub use concurrency::{Slot, SlotState};
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
+pub use kici_events::{EventStatus, KiciEvent};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use registrations::{NewRegistration, RegisteredAt, Registration};
 pub use retention::Pruned;
@@ -143,6 +145,7 @@ static MIGRATIONS: &[Migration] = &[
         "source_allowed_ips",
         include_str!("../migrations/0026_source_allowed_ips.sql"),
     ),
+    (27, "kici_events", include_str!("../migrations/0027_kici_events.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

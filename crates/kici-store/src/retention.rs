@@ -1,5 +1,5 @@
 //! Retention: finished runs (with their jobs, steps, queue entries and timeline), finished
-//! deliveries, event-log lines and expired dedup claims older than the configured age are
+//! deliveries, delivered internal events, event-log lines and expired dedup claims older than the configured age are
 //! deleted, so the database does not grow forever.
 
 use crate::{Result, Store, get, q};
@@ -11,13 +11,16 @@ pub struct Pruned {
     pub run_ids: Vec<String>,
     pub deliveries: u64,
     pub event_log: u64,
+    /// Delivered internal events (dead ones stay until an operator retries or discards them).
+    pub events: u64,
     pub claims: u64,
 }
 
 impl Store {
     /// Deletes what finished before `cutoff`: at most `max_runs` runs a call (oldest first, each
-    /// with its rows in one transaction), and every finished delivery and event-log line; plus
-    /// the dedup claims expired at `now`. A run still going is never deleted, whatever its age.
+    /// with its rows in one transaction), and every finished delivery, delivered event and
+    /// event-log line; plus the dedup claims expired at `now`. A run still going is never
+    /// deleted, whatever its age.
     pub async fn prune(&self, cutoff: i64, now: i64, max_runs: i64) -> Result<Pruned> {
         let rows = sqlx::query(
             "SELECT run_id FROM runs WHERE completed_at IS NOT NULL AND completed_at < $1 ORDER BY completed_at LIMIT $2",
@@ -57,6 +60,12 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(q("prune event log"))?
+            .rows_affected();
+        pruned.events = sqlx::query("DELETE FROM kici_events WHERE status = 'delivered' AND updated_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(q("prune events"))?
             .rows_affected();
         pruned.claims = sqlx::query("DELETE FROM dedup_cache WHERE expires_at <= $1")
             .bind(now)

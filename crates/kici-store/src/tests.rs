@@ -844,8 +844,25 @@ async fn pruning_deletes_only_what_finished_before_the_cutoff() {
                 store.finish_delivery(id, status, &[], None, at).await.unwrap();
             }
         }
+        let body = serde_json::json!({});
+        for (id, at, dead) in [
+            ("ev-old", 100, false),
+            ("ev-dead", 100, true),
+            ("ev-new", 10_000, false),
+        ] {
+            store.enqueue_event(id, "kici_event", &body, at).await.unwrap();
+            store.claim_kici_event(id, at, 60_000).await.unwrap();
+            if dead {
+                store.event_failed(id, "failed", &[], None, at).await.unwrap();
+            } else {
+                store.event_delivered(id, &[], at).await.unwrap();
+            }
+        }
         let pruned = store.prune(5_000, 5_000, 10).await.unwrap();
         assert_eq!(pruned.run_ids, ["old"], "{db}");
+        assert_eq!(pruned.events, 1, "{db}: a dead event stays until an operator decides");
+        assert!(store.get_kici_event("ev-dead").await.unwrap().is_some(), "{db}");
+        assert!(store.get_kici_event("ev-new").await.unwrap().is_some(), "{db}");
         assert_eq!(
             (pruned.deliveries, pruned.claims),
             (1, 4),
@@ -1152,5 +1169,100 @@ async fn check_run_ids_are_kept_per_run_and_name_the_first_wins() {
             store.check_run_ids(&RunId::from("r2")).await.unwrap().is_empty(),
             "{db}"
         );
+    }
+}
+
+#[tokio::test]
+async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_lettered() {
+    use crate::EventStatus;
+    for (db, store, _dir) in stores().await {
+        let body = serde_json::json!({"type": "kici_event", "payload": {"eventName": "deployed"}});
+        assert!(
+            store.enqueue_event("e1", "kici_event", &body, 1_000).await.unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store.enqueue_event("e1", "kici_event", &body, 2_000).await.unwrap(),
+            "{db}: the same event is stored once"
+        );
+
+        let claimed = store.claim_due_events(1_000, 60_000, 10).await.unwrap();
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|e| (e.event_id.as_str(), e.attempts, e.lease_until))
+                .collect::<Vec<_>>(),
+            [("e1", 1, Some(61_000))],
+            "{db}"
+        );
+        assert_eq!(claimed[0].envelope, body, "{db}");
+        assert!(
+            store.claim_kici_event("e1", 30_000, 60_000).await.unwrap().is_none(),
+            "{db}: leased to the first claimer"
+        );
+        // The claimer died: once its lease ran out another takes the event over.
+        let taken = store
+            .claim_kici_event("e1", 61_000, 60_000)
+            .await
+            .unwrap()
+            .expect("lease over");
+        assert_eq!(taken.attempts, 2, "{db}");
+
+        let runs = [RunId::from("r1")];
+        store
+            .event_failed(
+                "e1",
+                "workflow 'x': source `s` is disabled",
+                &runs,
+                Some(70_000),
+                62_000,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store.claim_due_events(69_999, 60_000, 10).await.unwrap().is_empty(),
+            "{db}: not due yet"
+        );
+        let again = store.claim_due_events(70_000, 60_000, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].run_ids.as_slice()), (1, &runs[..]), "{db}");
+        store
+            .event_failed("e1", "still disabled", &runs, None, 71_000)
+            .await
+            .unwrap();
+
+        let dead = store.list_kici_events(Some(EventStatus::Dead), 10).await.unwrap();
+        assert_eq!(
+            dead.iter()
+                .map(|e| (e.event_id.as_str(), e.attempts, e.last_error.as_deref()))
+                .collect::<Vec<_>>(),
+            [("e1", 3, Some("still disabled"))],
+            "{db}"
+        );
+        assert_eq!(store.count_kici_events(EventStatus::Dead).await.unwrap(), 1, "{db}");
+        assert!(
+            store.claim_due_events(999_999, 60_000, 10).await.unwrap().is_empty(),
+            "{db}: dead is never due"
+        );
+
+        assert!(store.retry_dead_event("e1", 80_000).await.unwrap(), "{db}");
+        assert!(
+            !store.retry_dead_event("e1", 80_000).await.unwrap(),
+            "{db}: only a dead one"
+        );
+        let retried = store.claim_due_events(80_000, 60_000, 10).await.unwrap();
+        assert_eq!(retried[0].attempts, 1, "{db}: attempts start over");
+        store.event_delivered("e1", &runs, 81_000).await.unwrap();
+        let event = store.get_kici_event("e1").await.unwrap().unwrap();
+        assert_eq!((event.status, event.last_error), (EventStatus::Delivered, None), "{db}");
+        assert!(
+            !store.discard_dead_event("e1").await.unwrap(),
+            "{db}: a delivered event is not discarded"
+        );
+
+        store.enqueue_event("e2", "kici_event", &body, 1_000).await.unwrap();
+        store.claim_due_events(1_000, 60_000, 10).await.unwrap();
+        store.event_failed("e2", "broken", &[], None, 2_000).await.unwrap();
+        assert!(store.discard_dead_event("e2").await.unwrap(), "{db}");
+        assert!(store.get_kici_event("e2").await.unwrap().is_none(), "{db}");
     }
 }

@@ -390,3 +390,157 @@ async fn ip_allowlist_sources_take_webhooks_only_from_their_ranges() {
         refused.stderr
     );
 }
+
+const DEPLOY_EMITS: &str = r#"import { workflow, job, step, dispatch, defineEvent, z } from '@kici-dev/sdk';
+
+const deployed = defineEvent('deployed', z.object({ env: z.enum(['staging', 'prod']), version: z.string() }));
+
+export default workflow('deploy', {
+  on: dispatch(),
+  jobs: [job('ship', { runsOn: 'linux', steps: [step('announce', async (ctx) => {
+    await ctx.emit(deployed, { env: 'prod', version: '1.2.3' });
+  })] })],
+});
+"#;
+
+const SMOKE_LISTENS: &str = r#"import { workflow, job, step, kiciEvent } from '@kici-dev/sdk';
+
+export default workflow('smoke', {
+  on: kiciEvent({ name: 'deployed', match: { '$.env': 'prod' } }),
+  jobs: [job('check', { runsOn: 'linux', steps: [step('check', async (ctx) => {
+    const event = ctx.event.payload;
+    console.log(`smoke ${event.payload.version} after ${event.workflowName ?? 'an operator'}`);
+  })] })],
+});
+"#;
+
+/// A step's `ctx.emit` starts the workflows whose `kiciEvent()` trigger accepts the event; an
+/// operator emits one with `kici-admin event emit`. An event whose start keeps failing (its
+/// source is disabled) is retried, then dead-lettered with the reason, and retried by the
+/// operator once the cause is fixed.
+#[tokio::test]
+async fn emitted_events_start_workflows_and_undeliverable_ones_reach_the_dead_letter_list() {
+    let mut stack = Stack::start_with(&[
+        ("KICI_EVENT_ROUTER_SCAN_INTERVAL_MS", "100"),
+        ("KICI_EVENT_ROUTER_BACKOFF_BASE_MS", "100"),
+        ("KICI_EVENT_ROUTER_BACKOFF_MAX_MS", "200"),
+        ("KICI_EVENT_ROUTER_MAX_ATTEMPTS", "3"),
+    ])
+    .await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/deploy.ts", DEPLOY_EMITS);
+    repo.write(".kici/workflows/smoke.ts", SMOKE_LISTENS);
+    repo.compile();
+    repo.commit_and_push("events");
+    stack.add_local_source("app", &repo).await;
+    assert!(stack.push("app", &repo, "main").await.is_empty());
+    let cwd = stack.dir.path();
+
+    let dispatched = stack.cli("kici", &["dispatch", "deploy"], cwd);
+    assert_eq!(dispatched.code, 0, "{}", dispatched.stderr);
+    let smoke = stack
+        .wait_for("the smoke run the emitted event starts", || async {
+            let list = stack.get("/api/v1/runs?workflow=smoke").await;
+            list["runs"][0]["runId"].as_str().map(str::to_string)
+        })
+        .await;
+    let smoke = stack.wait_run(&smoke).await;
+    assert_eq!(
+        (smoke.run.status, smoke.run.trigger.as_str()),
+        (RunStatus::Success, "kici_event")
+    );
+    assert!(
+        stack
+            .log_text(smoke.run.run_id.as_ref())
+            .await
+            .contains("smoke 1.2.3 after deploy"),
+        "the payload and the emitting workflow reach ctx.event"
+    );
+    let deploy = stack.get("/api/v1/runs?workflow=deploy").await;
+    let deploy_log = stack.log_text(deploy["runs"][0]["runId"].as_str().unwrap()).await;
+    assert!(deploy_log.contains("Emitted event 'deployed'"), "{deploy_log}");
+
+    // An operator's event the filter refuses starts nothing.
+    let staging = stack.cli(
+        "kici-admin",
+        &[
+            "event",
+            "emit",
+            "deployed",
+            "--payload",
+            r#"{"env":"staging","version":"2"}"#,
+        ],
+        cwd,
+    );
+    assert_eq!(staging.code, 0, "{}", staging.stderr);
+    assert!(staging.stdout.ends_with("; it started no run.\n"), "{}", staging.stdout);
+
+    // With the source disabled every attempt fails: the event ends in the dead-letter list.
+    assert_eq!(stack.cli("kici-admin", &["source", "disable", "app"], cwd).code, 0);
+    let emitted = stack.cli(
+        "kici-admin",
+        &[
+            "event",
+            "emit",
+            "deployed",
+            "--payload",
+            r#"{"env":"prod","version":"3"}"#,
+        ],
+        cwd,
+    );
+    assert!(emitted.stdout.ends_with("; it started no run.\n"), "{}", emitted.stdout);
+    let event_id = emitted.stdout.split(['(', ')']).nth(1).unwrap().to_string();
+    stack
+        .wait_for("the event in the dead-letter list", || async {
+            let count = stack.cli("kici-admin", &["event-dlq", "count"], cwd);
+            (count.stdout == "1\n").then_some(())
+        })
+        .await;
+    let listed = stack.cli("kici-admin", &["event-dlq", "list", "--json"], cwd);
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let dead = &listed["events"][0];
+    assert_eq!(
+        (
+            dead["eventId"].as_str(),
+            dead["attempts"].as_i64(),
+            dead["lastError"].as_str()
+        ),
+        (
+            Some(event_id.as_str()),
+            Some(3),
+            Some("workflow 'smoke': source `app` is disabled (hint: `kici-admin source enable app`)")
+        ),
+        "{listed}"
+    );
+    assert!(stack.orchestrator.log_tail(500).contains("Event moved to DLQ"));
+    let table = stack.cli("kici-admin", &["event-dlq", "list"], cwd);
+    assert!(
+        table.stdout.contains(&event_id) && table.stdout.contains("source `app` is disabled"),
+        "{}",
+        table.stdout
+    );
+
+    assert_eq!(stack.cli("kici-admin", &["source", "enable", "app"], cwd).code, 0);
+    let retried = stack.cli("kici-admin", &["event-dlq", "retry", &event_id], cwd);
+    assert_eq!(retried.code, 0, "{}", retried.stderr);
+    let run_id = retried
+        .stdout
+        .strip_prefix(&format!("Event {event_id} delivered; runs started: "))
+        .and_then(|rest| rest.strip_suffix(".\n"))
+        .unwrap_or_else(|| panic!("{}", retried.stdout))
+        .to_string();
+    let rerun = stack.wait_run(&run_id).await;
+    assert_eq!(rerun.run.status, RunStatus::Success);
+    assert!(stack.log_text(&run_id).await.contains("smoke 3 after an operator"));
+    assert_eq!(stack.cli("kici-admin", &["event-dlq", "count"], cwd).stdout, "0\n");
+    let missing = stack.cli("kici-admin", &["event-dlq", "discard", "nope"], cwd);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing
+            .stderr
+            .contains("no dead event `nope` (hint: `kici-admin event-dlq list`)"),
+        "{}",
+        missing.stderr
+    );
+}

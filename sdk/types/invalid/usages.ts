@@ -1,6 +1,7 @@
 // Wrong usages: each must stay a type error (`@ts-expect-error` fails the check once it is not).
 import {
   defineDispatchInputs,
+  defineEvent,
   dispatch,
   genericWebhook,
   job,
@@ -133,3 +134,14 @@ workflowComplete({ status: 'skipped' });
 
 // @ts-expect-error an api-key webhook's key comes in `header`, not `signatureHeader`.
 genericWebhook({ source: 'pager', auth: { method: 'api-key', secret: 'PAGER_TOKEN', signatureHeader: 'x-sig' } });
+
+const released = defineEvent('release.published', z.object({ version: z.string() }));
+
+// @ts-expect-error the payload of a defined event is typed by its schema: version is a string.
+step('announce', async (ctx) => ctx.emit(released, { version: 3 }));
+
+// @ts-expect-error a payload is an object of fields, not a list.
+step('emit-list', async (ctx) => ctx.emit('release.published', ['1.0.0']));
+
+// @ts-expect-error defineEvent() takes a zod schema, not an object of schemas.
+defineEvent('release.published', { version: z.string() });

@@ -1,10 +1,28 @@
-// The event triggers: KiCI events with JSONPath filters, workflow and job completions, and
-// generic webhooks with hmac or api-key auth naming a secret.
-import { genericWebhook, job, jobComplete, kiciEvent, workflow, workflowComplete } from '@kici-dev/sdk';
+// The event triggers: KiCI events with JSONPath filters (by name or by a defineEvent()
+// definition), workflow and job completions, and generic webhooks with hmac or api-key auth
+// naming a secret; steps and hooks emitting events, by name or typed by a definition.
+import {
+  defineEvent,
+  genericWebhook,
+  job,
+  jobComplete,
+  kiciEvent,
+  onFailure,
+  step,
+  workflow,
+  workflowComplete,
+  z,
+} from '@kici-dev/sdk';
+
+const deployed = defineEvent(
+  'deploy.finished',
+  z.object({ environment: z.enum(['staging', 'production']), replicas: z.number().int().default(1) }),
+);
 
 export default workflow('reactions', {
   on: [
     kiciEvent({ name: 'deploy.finished' }),
+    kiciEvent({ name: deployed, match: { '$.environment': 'production' } }),
     kiciEvent({
       name: 'deploy.finished',
       match: { '$.environment': ['staging', 'production'], '$.version': /^v\d+/, '$.replicas': 3 },
@@ -28,6 +46,17 @@ export default workflow('reactions', {
     job('react', {
       runsOn: 'kici:os:linux',
       run: async ({ event, provider, rawPayload }) => console.log(event.type, provider, rawPayload),
+    }),
+    job('deploy', {
+      runsOn: 'kici:os:linux',
+      onFailure: onFailure(async (ctx) => ctx.emit('deploy.failed', { step: ctx.outcome.failedStep ?? null })),
+      steps: [
+        step('deploy', async (ctx) => {
+          await ctx.emit(deployed, { environment: 'production' });
+          const emitted: Promise<void> = ctx.emit('deploy.note');
+          await emitted;
+        }),
+      ],
     }),
   ],
 });

@@ -492,6 +492,19 @@ impl Job<'_> {
                         // until its concurrency wait timeout.
                         let _ = self.out.send(Command::Send(report)).await;
                     }
+                    Some(RunnerEvent::Message(RunnerMessage::EmitRequest(request))) => {
+                        // Queued with the job's sequenced messages: sent again after a reconnect
+                        // until the orchestrator acknowledges it.
+                        let error = kici_engine::protocol::check_emitted(&request.name, &request.payload).err();
+                        if error.is_none() {
+                            info!(jobId = %self.dispatch.job_id, event = %request.name, "event.emit");
+                            reporter.event_emit(request.name, request.payload).await;
+                        }
+                        let answer = HostMessage::EmitResponse { request_id: request.request_id, error };
+                        if let Err(err) = runner.send(&answer).await {
+                            warn!(jobId = %self.dispatch.job_id, error = %err, "could not answer the runner's event");
+                        }
+                    }
                     Some(RunnerEvent::Message(RunnerMessage::CacheRequest(request))) => {
                         let (caches, done) = (caches.clone(), cache_done.clone());
                         tokio::spawn(async move {

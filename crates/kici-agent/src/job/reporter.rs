@@ -5,7 +5,7 @@
 //! `kici_agent_step_duration_seconds`, `kici_agent_log_bytes_total`).
 
 use kici_engine::ids::{JobId, RunId};
-use kici_engine::protocol::{AgentMessage, JobStatusUpdate, LogChunk, StepStatusUpdate};
+use kici_engine::protocol::{AgentMessage, EventEmit, JobStatusUpdate, LogChunk, StepStatusUpdate};
 use kici_engine::status::StepStatus;
 use kici_telemetry::metrics::agent as metrics;
 use tokio::sync::mpsc;
@@ -86,6 +86,20 @@ impl Reporter {
         self.send(message).await;
     }
 
+    /// A step's `ctx.emit`, its payload's strings masked.
+    pub(super) async fn event_emit(&mut self, name: String, mut payload: serde_json::Value) {
+        mask_strings(&mut payload, &self.logs);
+        let message = AgentMessage::EventEmit(EventEmit {
+            run_id: self.run_id.clone(),
+            job_id: self.job_id.clone(),
+            seq: self.next_seq(),
+            name,
+            payload,
+            timestamp: timestamp_ms(),
+        });
+        self.send(message).await;
+    }
+
     pub(super) async fn step_status(&mut self, step: StepUpdate) {
         if step.state.is_terminal() {
             metrics::step_finished(step.state, step.duration_ms.map(std::time::Duration::from_millis));
@@ -154,4 +168,42 @@ pub(super) struct StepUpdate {
     pub(super) duration_ms: Option<u64>,
     pub(super) error: Option<String>,
     pub(super) secrets_accessed: Vec<String>,
+}
+
+/// Masks the secret values in every string of `value` (keys included).
+fn mask_strings(value: &mut serde_json::Value, logs: &LogBatcher) {
+    match value {
+        serde_json::Value::String(text) => *text = logs.mask(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| mask_strings(item, logs)),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                mask_strings(&mut item, logs);
+                map.insert(logs.mask(&key), item);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emitted_payload_has_its_secret_values_masked_in_keys_and_nested_strings() {
+        let mut logs = LogBatcher::new(1 << 20);
+        logs.mask_with(kici_engine::mask::SecretMasker::new(["hunter22"]));
+        let mut payload = serde_json::json!({
+            "token": "Bearer hunter22",
+            "hunter22": [1, {"url": "https://x:hunter22@host"}, true],
+            "plain": "kept",
+        });
+        mask_strings(&mut payload, &logs);
+        let text = payload.to_string();
+        assert!(!text.contains("hunter22"), "{text}");
+        assert_eq!(payload["plain"], "kept");
+        assert_eq!(payload["hunter22"], serde_json::Value::Null, "the key is masked too");
+        assert_eq!(payload.as_object().map(|o| o.len()), Some(3));
+    }
 }

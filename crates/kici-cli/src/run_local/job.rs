@@ -221,6 +221,20 @@ pub async fn execute(
                 // A runner that is gone reports its exit below.
                 let _ = runner.send(&HostMessage::CacheResponse(answer)).await;
             }
+            RunnerEvent::Message(RunnerMessage::EmitRequest(request)) => {
+                let error = kici_engine::protocol::check_emitted(&request.name, &request.payload).err();
+                if error.is_none() {
+                    printer.line(&format!(
+                        "[{prefix}] event '{}' emitted: a local run delivers it to no workflow",
+                        request.name
+                    ));
+                }
+                let answer = HostMessage::EmitResponse {
+                    request_id: request.request_id,
+                    error,
+                };
+                let _ = runner.send(&answer).await;
+            }
             RunnerEvent::Message(RunnerMessage::ConcurrencyReport { group }) => {
                 // One local run at a time per invocation: the group never makes it wait.
                 printer.line(&format!(

@@ -103,3 +103,53 @@ pub struct WorkflowEntry {
 pub struct WorkflowList {
     pub workflows: Vec<WorkflowEntry>,
 }
+
+/// An internal event and its delivery (`kici-admin event-dlq list`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEntry {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    /// When a pending event's next attempt is due (epoch ms).
+    pub next_attempt_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The runs it started.
+    #[serde(default)]
+    pub run_ids: Vec<RunId>,
+    /// The event as workflows see it (`ctx.event`).
+    pub event: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventList {
+    pub events: Vec<EventEntry>,
+    /// How many events have the status asked for (all listed or not).
+    pub total: i64,
+}
+
+/// `kici-admin event emit`: a custom event, as a step's `ctx.emit` makes one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmitRequest {
+    pub name: String,
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+    /// `owner/name` the event comes from, for `kiciEvent({ source })`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Emitted {
+    pub event_id: String,
+    pub run_ids: Vec<RunId>,
+}

@@ -6,6 +6,7 @@ pub mod admin;
 mod auth;
 mod cache;
 mod error;
+mod events;
 mod holds;
 pub mod ops;
 pub mod runs;
@@ -62,6 +63,9 @@ pub fn router(state: Shared) -> Router {
         .route("/sources/{id}/webhook-secret", post(sources::reveal_webhook_secret))
         .route("/sources/{id}/trigger-token", post(admin::rotate_trigger_token))
         .route("/deliveries/{id}", get(admin::get_delivery))
+        .route("/events", get(events::list).post(events::emit))
+        .route("/events/{id}", delete(events::discard))
+        .route("/events/{id}/retry", post(events::retry))
         .route("/secrets/rotate-key", post(admin::rotate_key))
         .route(
             "/secrets",

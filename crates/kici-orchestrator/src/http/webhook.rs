@@ -191,19 +191,16 @@ async fn generic_event(
     payload: Value,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let delivery_id = format!("{}:{raw_delivery}", source.source_id);
-    let fresh = state
-        .store
-        .claim_event(&format!("generic_webhook:{delivery_id}"), now_ms())
-        .await?
-        && match &replay_key {
-            Some(key) => state.store.claim_event(key, now_ms()).await?,
-            None => true,
-        };
-    if !fresh {
-        return Ok((
+    let duplicate = || {
+        Ok((
             StatusCode::OK,
             Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
-        ));
+        ))
+    };
+    if let Some(key) = &replay_key
+        && !state.store.claim_event(key, now_ms()).await?
+    {
+        return duplicate();
     }
     let event_type = event_name
         .or_else(|| payload.get("eventType").and_then(Value::as_str).map(str::to_string))
@@ -212,16 +209,14 @@ async fn generic_event(
     event.provider = Some("generic".to_string());
     event.action = event_type.clone();
     event.payload = Some(json!({ "source": source.name, "eventType": event_type, "payload": payload }));
-    let mut run_ids = Vec::new();
-    for registration in crate::event_runs::registrations(state, "generic_webhook").await? {
-        if let Some(run_id) = crate::event_runs::start_matching(state, &registration, &event, raw_delivery).await? {
-            run_ids.push(run_id);
-        }
-    }
+    let event_id = format!("generic_webhook:{delivery_id}");
+    let Some(run_ids) = crate::event_router::publish(state, &event_id, &event).await? else {
+        return duplicate();
+    };
     tracing::info!(deliveryId = %delivery_id, source = %source.name, runs = run_ids.len(), "generic webhook delivered");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "accepted": true, "deliveryId": delivery_id, "runIds": run_ids })),
+        Json(json!({ "accepted": true, "deliveryId": delivery_id, "eventId": event_id, "runIds": run_ids })),
     ))
 }
 
