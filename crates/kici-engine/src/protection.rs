@@ -214,6 +214,34 @@ pub fn evaluate(environments: &[&Environment], approval: Option<&LockApproval>, 
     }
 }
 
+/// The gate of a job whose run waits for a maintainer (`reason`, an untrusted pull request):
+/// one hold, scoped `trust` plus the environments' and the job's own, whose approvers are those
+/// of the protection hold (any owner or admin when it has none). A rejection stays one; a wait
+/// timer is replaced by the hold.
+pub fn with_trust_hold(gate: Gate, reason: &str) -> Gate {
+    match gate {
+        Gate::Reject(message) => Gate::Reject(message),
+        Gate::Pass | Gate::Wait { .. } => Gate::Hold(trust_hold(reason)),
+        Gate::Hold(hold) => Gate::Hold(Hold {
+            scope: format!("trust, {}", hold.scope),
+            clauses: hold.clauses,
+            reason: Some(reason.to_string()),
+            expires_in_seconds: hold.expires_in_seconds.min(crate::trust::TRUST_HOLD_SECONDS),
+        }),
+    }
+}
+
+/// The hold of a job with no gate of its own in an untrusted pull request's run: any owner or
+/// admin approves it within [`crate::trust::TRUST_HOLD_SECONDS`].
+pub fn trust_hold(reason: &str) -> Hold {
+    Hold {
+        scope: "trust".to_string(),
+        clauses: Vec::new(),
+        reason: Some(reason.to_string()),
+        expires_in_seconds: crate::trust::TRUST_HOLD_SECONDS,
+    }
+}
+
 /// Who approved: a token's label or a dashboard user, and the teams they belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -382,6 +410,38 @@ mod tests {
             evaluate(&[&a, &disabled], None, Some("main")),
             Gate::Reject(_)
         ));
+    }
+
+    #[test]
+    fn a_trust_hold_joins_the_protection_gate() {
+        let reason = "an unknown contributor's pull request";
+        let trust = |gate| with_trust_hold(gate, reason);
+        assert_eq!(
+            trust(Gate::Pass),
+            Gate::Hold(Hold {
+                scope: "trust".into(),
+                clauses: vec![],
+                reason: Some(reason.into()),
+                expires_in_seconds: crate::trust::TRUST_HOLD_SECONDS,
+            })
+        );
+        assert!(matches!(trust(Gate::Wait { seconds: 5 }), Gate::Hold(h) if h.scope == "trust"));
+        assert_eq!(trust(Gate::Reject("no".into())), Gate::Reject("no".into()));
+        let protected = Gate::Hold(Hold {
+            scope: "production".into(),
+            clauses: vec![ApproverClause::User("alice".into())],
+            reason: Some("deploy".into()),
+            expires_in_seconds: 600,
+        });
+        assert_eq!(
+            trust(protected),
+            Gate::Hold(Hold {
+                scope: "trust, production".into(),
+                clauses: vec![ApproverClause::User("alice".into())],
+                reason: Some(reason.into()),
+                expires_in_seconds: 600,
+            })
+        );
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct RunTrust {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contributor: Option<String>,
     pub reason: String,
+    /// Why the run's jobs wait for a maintainer's approval (see [`RunTrust::hold_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// GitHub's `author_association` values of people with write access.
@@ -100,8 +103,12 @@ pub fn assess(event: &EventEnvelope) -> Option<RunTrust> {
         lock_file_source,
         contributor: who,
         reason,
+        hold: None,
     })
 }
+
+/// How long a pull request's run waits for a maintainer before its jobs are cancelled.
+pub const TRUST_HOLD_SECONDS: u64 = 72 * 3600;
 
 /// Why an untrusted pull request's job did not start: it needs secrets.
 pub fn secrets_withheld(why: &str) -> String {
@@ -111,6 +118,26 @@ pub fn secrets_withheld(why: &str) -> String {
 }
 
 impl RunTrust {
+    /// The trust defaults fail closed (spec `operator.md` §5): the jobs of a pull request from
+    /// an unknown contributor, and of an untrusted one that changes `.kici/`, are held until a
+    /// maintainer approves (`kici approve <runId>`). `edits_workflows` is `None` when the
+    /// change could not be read, which counts as an edit.
+    pub fn hold_for(mut self, edits_workflows: Option<bool>) -> RunTrust {
+        self.hold = match self.tier {
+            TrustTier::Trusted => None,
+            TrustTier::Unknown => Some(format!(
+                "an unknown contributor's pull request ({}): a maintainer approves it before it runs",
+                self.reason
+            )),
+            TrustTier::Known if edits_workflows != Some(false) => Some(format!(
+                "the pull request changes .kici/ and its author is not trusted ({}): a maintainer approves it before it runs",
+                self.reason
+            )),
+            TrustTier::Known => None,
+        };
+        self
+    }
+
     /// One line for `runs show` and logs: `unknown (base branch's workflows): a pull request
     /// from a fork by mallory`.
     pub fn summary(&self) -> String {
@@ -133,6 +160,34 @@ mod tests {
         event.sender_username = Some("mallory".into());
         event.payload = Some(json!({"pull_request": {"author_association": association}}));
         event
+    }
+
+    #[test]
+    fn unknown_contributors_and_untrusted_workflow_edits_are_held() {
+        let held = |fork, association, edits| assess(&pr(fork, association)).unwrap().hold_for(edits).hold;
+        assert_eq!(
+            held(Some(true), Some("NONE"), Some(false)).as_deref(),
+            Some(
+                "an unknown contributor's pull request (a pull request from a fork by mallory, author association NONE): a maintainer approves it before it runs"
+            )
+        );
+        assert_eq!(
+            held(Some(true), Some("CONTRIBUTOR"), Some(true)).as_deref(),
+            Some(
+                "the pull request changes .kici/ and its author is not trusted (a pull request from a fork by mallory, author association CONTRIBUTOR): a maintainer approves it before it runs"
+            )
+        );
+        assert!(
+            held(Some(true), Some("CONTRIBUTOR"), None).is_some(),
+            "an unreadable change counts as an edit"
+        );
+        assert_eq!(held(Some(true), Some("CONTRIBUTOR"), Some(false)), None);
+        assert_eq!(held(Some(true), Some("MEMBER"), Some(true)), None, "trusted");
+        assert_eq!(
+            held(Some(false), Some("NONE"), Some(true)),
+            None,
+            "a branch of the repository"
+        );
     }
 
     #[test]

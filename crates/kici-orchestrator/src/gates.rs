@@ -28,6 +28,11 @@ pub enum Admission {
     Wait { seconds: u64 },
 }
 
+/// A job with no gate of its own in an untrusted pull request's run: held for a maintainer.
+pub fn trust_only(reason: &str) -> Admission {
+    Admission::Hold(protection::trust_hold(reason))
+}
+
 /// The definition a job row runs: its workflow job, or its generated definition.
 pub fn definition(workflow: &LockWorkflow, job: &JobFacts<'_>) -> Option<StaticJob> {
     match job.definition {
@@ -86,14 +91,15 @@ impl InitResult {
 
 /// Resolves what the job's definition leaves to the run (environment names, `env`; impure
 /// ones from `init`, its init job's result), looks its environments up and checks its required
-/// secrets. With `gate`, the protection rules decide too; without (an approved or timed job),
-/// the job is queued if it still resolves.
+/// secrets. With `gate`, the protection rules decide too, joined by the hold an untrusted pull
+/// request's run calls for (`Some(reason)`); without (an approved or timed job), the job is
+/// queued if it still resolves.
 pub async fn admit(
     state: &Shared,
     event: &EventEnvelope,
     job: &StaticJob,
     init: Option<&InitResult>,
-    gate: bool,
+    gate: Option<Option<&str>>,
 ) -> Result<Admission, StoreError> {
     let event_json = serde_json::to_value(event).unwrap_or_default();
     let dynamic_failure = |what: &str, err: String| {
@@ -202,19 +208,19 @@ pub async fn admit(
         concurrency_group,
         job_env,
     };
-    if !gate {
+    let Some(trust_hold) = gate else {
         return Ok(Admission::Queue(prepared));
+    };
+    let mut gate = protection::evaluate(&bound, job.approval.as_ref(), event.target_branch.as_deref());
+    if let Some(reason) = trust_hold {
+        gate = protection::with_trust_hold(gate, reason);
     }
-    Ok(
-        match protection::evaluate(&bound, job.approval.as_ref(), event.target_branch.as_deref()) {
-            Gate::Pass => Admission::Queue(prepared),
-            Gate::Reject(message) => {
-                Admission::Fail(failure(InitFailureCategory::EnvironmentRules, &job.name, message))
-            }
-            Gate::Hold(hold) => Admission::Hold(hold),
-            Gate::Wait { seconds } => Admission::Wait { seconds },
-        },
-    )
+    Ok(match gate {
+        Gate::Pass => Admission::Queue(prepared),
+        Gate::Reject(message) => Admission::Fail(failure(InitFailureCategory::EnvironmentRules, &job.name, message)),
+        Gate::Hold(hold) => Admission::Hold(hold),
+        Gate::Wait { seconds } => Admission::Wait { seconds },
+    })
 }
 
 /// The required keys no environment binds, as `'A', 'B'`; `None` when all are bound.

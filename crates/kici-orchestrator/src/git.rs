@@ -226,6 +226,21 @@ pub async fn ref_contains(repo: &Path, git_ref: &str, sha: &str) -> Result<bool,
     }
 }
 
+/// Whether `head` changes anything under `dir` since it forked from `base` (`git diff
+/// base...head -- dir`). Both commits are checked for shape first.
+pub async fn changes_under(repo: &Path, base: &str, head: &str, dir: &str) -> Result<bool, GitError> {
+    let hex = |sha: &str| !sha.is_empty() && sha.len() <= 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex(base) || !hex(head) {
+        return Err(GitError::Failed {
+            args: "diff".to_string(),
+            stderr: format!("`{base}` or `{head}` is not a commit id"),
+        });
+    }
+    let range = format!("{base}...{head}");
+    let changed = git(repo, &["diff", "--name-only", &range, "--", dir]).await?;
+    Ok(!changed.trim().is_empty())
+}
+
 /// The commit a branch, tag or full ref names in `repo` (`main`, `refs/heads/main`, a sha),
 /// or `None` when it names none. Checked for shape first, so git never reads it as an option.
 pub async fn resolve_ref(repo: &Path, name: &str) -> Result<Option<String>, GitError> {

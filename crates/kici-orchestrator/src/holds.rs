@@ -206,6 +206,9 @@ async fn approve(state: &Shared, hold: &HeldJob, decider: &Decider) -> Result<()
         }
         None => false,
     };
+    if done && hold.scope.split(", ").any(|scope| scope == "trust") {
+        trusted(state, &hold.run_id, &decider.approver.name).await?;
+    }
     if done {
         tracing::info!(runId = %hold.run_id, jobId = %hold.job_id, by = %decider.approver.name, "hold approved");
         record(
@@ -216,6 +219,18 @@ async fn approve(state: &Shared, hold: &HeldJob, decider: &Decider) -> Result<()
         )
         .await;
         state.wake_dispatcher();
+    }
+    Ok(())
+}
+
+/// A maintainer approved an untrusted pull request's run: its later jobs are not held again.
+async fn trusted(state: &Shared, run_id: &RunId, by: &str) -> Result<(), StoreError> {
+    let Some(mut trust) = state.store.get_run(run_id).await?.and_then(|run| run.trust) else {
+        return Ok(());
+    };
+    if trust.hold.take().is_some() {
+        state.store.set_run_trust(run_id, &trust).await?;
+        tracing::info!(runId = %run_id, by, "untrusted pull request approved to run");
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use kici_engine::ids::RunId;
 use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::{Trigger, match_triggers};
+use kici_engine::trust::RunTrust;
 use kici_store::{EventLogEntry, NewRun, Source, SourceKind};
 use serde_json::{Map, Value};
 
@@ -191,24 +192,39 @@ pub(crate) async fn resolve_head(repo_path: &std::path::Path, git_ref: &str) -> 
         .ok_or_else(unknown)
 }
 
-/// The commit whose lock file an event runs: its own, or for a pull request that is not
-/// trusted, its base (the base branch's head when the webhook does not name the base commit).
-async fn lock_commit(repo_path: &std::path::Path, normalized: &Normalized) -> Result<String, PipelineError> {
+/// The commit whose lock file an event runs, and a pull request's trust: its own commit, or
+/// for a pull request that is not trusted, its base (the base branch's head when the webhook
+/// does not name the base commit), with the hold its trust calls for.
+async fn lock_commit(
+    repo_path: &std::path::Path,
+    normalized: &Normalized,
+) -> Result<(String, Option<RunTrust>), PipelineError> {
     let Some(trust) = kici_engine::trust::assess(&normalized.event) else {
-        return Ok(normalized.sha.clone());
+        return Ok((normalized.sha.clone(), None));
     };
     if trust.lock_file_source == kici_engine::trust::LockSource::Head {
-        return Ok(normalized.sha.clone());
+        return Ok((normalized.sha.clone(), Some(trust)));
     }
-    tracing::info!(sha = %normalized.sha, trust = %trust.summary(), "pull request runs the base branch's workflows");
-    match (&normalized.base_sha, &normalized.event.base_branch) {
-        (Some(base), _) => Ok(base.clone()),
-        (None, Some(branch)) => resolve_head(repo_path, &format!("refs/heads/{branch}")).await,
-        (None, None) => Err(PipelineError::UnknownRef {
-            repo: repo_path.display().to_string(),
-            git_ref: "(the pull request's base)".to_string(),
-        }),
-    }
+    let base = match (&normalized.base_sha, &normalized.event.base_branch) {
+        (Some(base), _) => base.clone(),
+        (None, Some(branch)) => resolve_head(repo_path, &format!("refs/heads/{branch}")).await?,
+        (None, None) => {
+            return Err(PipelineError::UnknownRef {
+                repo: repo_path.display().to_string(),
+                git_ref: "(the pull request's base)".to_string(),
+            });
+        }
+    };
+    let edits = match git::changes_under(repo_path, &base, &normalized.sha, ".kici").await {
+        Ok(edits) => Some(edits),
+        Err(err) => {
+            tracing::warn!(sha = %normalized.sha, base = %base, error = %err, "cannot tell whether the pull request changes .kici/; it counts as a change");
+            None
+        }
+    };
+    let trust = trust.hold_for(edits);
+    tracing::info!(sha = %normalized.sha, trust = %trust.summary(), held = trust.hold.is_some(), "pull request runs the base branch's workflows");
+    Ok((base, Some(trust)))
 }
 
 /// The lock file at `sha` in the orchestrator's copy of the repository.
@@ -261,15 +277,15 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         if delivery.source.kind == SourceKind::GitHubApp {
             truncated_push_files(state, &mut delivery).await;
         }
-        let lock_sha = lock_commit(&path, &delivery.normalized).await?;
+        let (lock_sha, trust) = lock_commit(&path, &delivery.normalized).await?;
         let lock = read_lock(&path, &lock_sha).await?;
-        Ok::<_, PipelineError>((repo_url, path, lock, lock_sha))
+        Ok::<_, PipelineError>((repo_url, path, lock, lock_sha, trust))
     }
     .await;
     let log =
         |status: &str, run_ids: Vec<RunId>, error: Option<String>| event_log(&delivery, status, run_ids, error, now);
     let sha = delivery.normalized.sha.clone();
-    let (repo_url, repo_path, lock, lock_sha) = match fetched {
+    let (repo_url, repo_path, lock, lock_sha, trust) = match fetched {
         Ok(found) => found,
         Err(err) => {
             // The delivery may be retried once the repository is readable.
@@ -297,6 +313,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         repo_url,
         repo_path: Some(repo_path),
         lock_sha: Some(lock_sha),
+        trust,
         now,
         rerun_of: None,
         lockfile_hash: None,
@@ -478,6 +495,8 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         // The first run stored the source tarball.
         repo_path: None,
         lock_sha: None,
+        // Re-run by someone with the rights to: no trust hold again.
+        trust: kici_engine::trust::assess(&delivery.normalized.event),
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
         lockfile_hash,
@@ -501,6 +520,8 @@ pub(crate) struct RunContext<'a> {
     /// The commit whose lock file and `.kici/` the run uses, when not its own (an untrusted
     /// pull request's base).
     pub(crate) lock_sha: Option<String>,
+    /// A pull request's trust, with the hold it calls for.
+    pub(crate) trust: Option<RunTrust>,
     pub(crate) now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     pub(crate) rerun_of: Option<RunId>,
@@ -534,7 +555,7 @@ impl RunContext<'_> {
             completed_at: None,
             rerun_of: self.rerun_of.clone(),
             lockfile_hash: self.lockfile_hash.clone(),
-            trust: kici_engine::trust::assess(&normalized.event),
+            trust: self.trust.clone(),
         }
     }
 
@@ -572,6 +593,12 @@ impl RunContext<'_> {
                 LockJob::Dynamic(generator) => {
                     jobs.push(rows::generator(&run.run_id, generator, position as i64, self.now))
                 }
+            }
+        }
+        if run.trust.as_ref().is_some_and(|t| t.hold.is_some()) {
+            // Held for a maintainer: the run's progress holds each job as it comes up.
+            for job in jobs.iter_mut().filter(|j| j.status == JobStatus::Queued) {
+                job.status = JobStatus::Pending;
             }
         }
         if let Some(path) = &self.repo_path {

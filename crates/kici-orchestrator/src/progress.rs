@@ -158,6 +158,9 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
         return Ok(());
     };
     let now = now_ms();
+    // An untrusted pull request's run: every job but the dependency build waits for a
+    // maintainer, until one approves.
+    let trust_hold = loaded.run.trust.as_ref().and_then(|t| t.hold.as_deref());
     loop {
         let jobs = state.store.run_jobs(run_id, false).await?;
         if let Some(workflow) = &loaded.workflow {
@@ -201,7 +204,8 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             if fan_out::window_full(&jobs, waiting, full_definition.as_ref(), admitted_here) {
                 continue;
             }
-            let definition = full_definition.filter(StaticJob::is_gated);
+            let held = trust_hold.filter(|_| waiting.kind != JobKind::Build);
+            let definition = full_definition.filter(|d| held.is_some() || d.is_gated());
             // Impure environment/env functions: an init job evaluates them first.
             let init = match definition.as_ref().filter(|d| d.needs_init()) {
                 None => Ok(None),
@@ -240,9 +244,12 @@ async fn advance(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
             let admission = match (&definition, init) {
                 (_, Err(init)) => Admission::Fail(init),
                 (Some(definition), Ok(init)) => {
-                    gates::admit(state, &loaded.event, definition, init.as_ref(), true).await?
+                    gates::admit(state, &loaded.event, definition, init.as_ref(), Some(held)).await?
                 }
-                (None, _) => Admission::Queue(Prepared::default()),
+                (None, _) => match held {
+                    Some(reason) => gates::trust_only(reason),
+                    None => Admission::Queue(Prepared::default()),
+                },
             };
             match admission {
                 Admission::Queue(prepared) => {
@@ -325,33 +332,35 @@ pub(crate) async fn release_entry(
         return Ok(None);
     };
     let facts = JobFacts::from(record);
-    let Some(definition) = gates::definition(workflow, &facts) else {
-        return Ok(None);
-    };
     let needs = match decide(&record.needs, |name| base_status(&jobs, name)) {
         Decision::Run(needs) => needs_context(needs, &jobs),
         _ => Map::new(),
     };
     let now = now_ms();
-    let init = match init_result_of(&jobs, &record.job.base_job_name) {
-        Ok(init) => init,
-        Err(init) => return Ok(Some(Err(init))),
+    let admission = match gates::definition(workflow, &facts) {
+        // A generator held with its untrusted run.
+        None => Admission::Queue(Prepared::default()),
+        Some(definition) => {
+            let init = match init_result_of(&jobs, &record.job.base_job_name) {
+                Ok(init) => init,
+                Err(init) => return Ok(Some(Err(init))),
+            };
+            gates::admit(state, &loaded.event, &definition, init.as_ref(), None).await?
+        }
     };
-    Ok(Some(
-        match gates::admit(state, &loaded.event, &definition, init.as_ref(), false).await? {
-            Admission::Queue(prepared) => Ok(entry(
-                &state.config,
-                &loaded.facts(),
-                workflow,
-                &facts,
-                &prepared,
-                needs,
-                now,
-            )),
-            Admission::Fail(init) => Err(init),
-            Admission::Hold(_) | Admission::Wait { .. } => return Ok(None),
-        },
-    ))
+    Ok(Some(match admission {
+        Admission::Queue(prepared) => Ok(entry(
+            &state.config,
+            &loaded.facts(),
+            workflow,
+            &facts,
+            &prepared,
+            needs,
+            now,
+        )),
+        Admission::Fail(init) => Err(init),
+        Admission::Hold(_) | Admission::Wait { .. } => return Ok(None),
+    }))
 }
 
 /// Queues the waiting jobs whose timer is up (a timer set before a restart included).

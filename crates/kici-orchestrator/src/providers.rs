@@ -184,9 +184,19 @@ fn github_pull_request(body: &Value, provider: &str) -> Result<Normalized, Skip>
     event.provider = Some(provider.to_string());
     event.source_repo = text(body, "/repository/full_name").map(str::to_string);
     event.payload = Some(body.clone());
+    // A fork's branch is not in the base repository; the forge keeps its head there as
+    // `refs/pull/<n>/head` (GitHub, Gitea, Forgejo), which agents fetch.
+    let number = body
+        .pointer("/pull_request/number")
+        .or_else(|| body.get("number"))
+        .and_then(Value::as_u64);
+    let git_ref = match (event.is_fork_pr, number) {
+        (Some(true), Some(number)) => format!("refs/pull/{number}/head"),
+        _ => format!("refs/heads/{head}"),
+    };
     Ok(Normalized {
         event,
-        git_ref: format!("refs/heads/{head}"),
+        git_ref,
         sha: sha.to_string(),
         repo: text(body, "/repository/full_name").map(str::to_string),
         clone_url: text(body, "/repository/clone_url").map(str::to_string),

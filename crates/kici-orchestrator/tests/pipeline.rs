@@ -452,10 +452,41 @@ async fn a_fork_pull_request_runs_the_base_branchs_workflows() {
             "unknown (the base branch's workflows): a pull request from a fork by mallory, author association NONE",
             "{db}"
         );
+        assert_eq!(
+            trust.hold.as_deref(),
+            Some(
+                "an unknown contributor's pull request (a pull request from a fork by mallory, author association NONE): a maintainer approves it before it runs"
+            ),
+            "{db}"
+        );
+        let holds = state.store.holds(Some(&runs[0]), None).await.unwrap();
+        assert_eq!(
+            holds
+                .iter()
+                .map(|h| (h.job_name.as_str(), h.scope.as_str()))
+                .collect::<Vec<_>>(),
+            [("build", "trust")],
+            "{db}: held for a maintainer (approving it is tested end to end in kici-testkit forges.rs)"
+        );
+        assert!(
+            state.store.pending_entries().await.unwrap().is_empty(),
+            "{db}: nothing queued"
+        );
+
+        // A contributor known to the repository whose pull request leaves .kici/ alone is not held;
+        // its jobs still take .kici/ from the base.
+        git(repo.path(), &["checkout", "-q", "-b", "docs", &base]);
+        std::fs::write(repo.path().join("README.md"), "docs\n").unwrap();
+        git(repo.path(), &["add", "README.md"]);
+        git(repo.path(), &["commit", "-q", "-m", "docs"]);
+        let docs = git(repo.path(), &["rev-parse", "HEAD"]);
+        let runs = pull_request(state, &docs, &base, true, "CONTRIBUTOR").await;
+        let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();
+        assert_eq!(run.trust.unwrap().hold, None, "{db}");
         let entry = &state.store.pending_entries().await.unwrap()[0];
         let dispatch: kici_engine::protocol::JobDispatch = serde_json::from_str(&entry.dispatch).unwrap();
         assert!(dispatch.job_config.base_workflows, "{db}");
-        assert_eq!(dispatch.sha, head, "{db}: the pull request's code is what is tested");
+        assert_eq!(dispatch.sha, docs, "{db}: the pull request's code is what is tested");
 
         let runs = pull_request(state, &head, &base, true, "MEMBER").await;
         let run = state.store.get_run(&runs[0]).await.unwrap().unwrap();

@@ -313,6 +313,17 @@ impl Store {
         Ok(ids.into_iter().map(RunId::from).collect())
     }
 
+    /// Replaces a run's pull-request trust (a maintainer approved its hold).
+    pub async fn set_run_trust(&self, run_id: &RunId, trust: &kici_engine::trust::RunTrust) -> Result<()> {
+        sqlx::query("UPDATE runs SET trust = $1 WHERE run_id = $2")
+            .bind(to_json(trust))
+            .bind(run_id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(q("set run trust"))?;
+        Ok(())
+    }
+
     pub async fn get_run(&self, run_id: &RunId) -> Result<Option<api::Run>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -128,6 +128,14 @@ impl Repo {
         self.head()
     }
 
+    /// Commits everything and pushes it to `git_ref` of the origin (a branch, or a ref such as
+    /// `refs/pull/7/head`), leaving `main` alone.
+    pub fn commit_and_push_to(&self, message: &str, git_ref: &str) -> String {
+        run(&self.work(), "git", &["add", "-A"]);
+        run(&self.work(), "git", &["commit", "-q", "-m", message]);
+        self.push_to(git_ref)
+    }
+
     /// Pushes the working clone's HEAD to `branch` of the origin.
     pub fn push_to(&self, branch: &str) -> String {
         run(

@@ -684,3 +684,112 @@ async fn a_private_repository_is_cloned_with_an_ssh_deploy_key() {
         "the key leaked"
     );
 }
+
+const PR_WORKFLOW: &str = r#"import { workflow, job, pr } from '@kici-dev/sdk';
+
+export default workflow('ci', {
+  on: pr(),
+  jobs: [
+    job('lint', { runsOn: 'linux', run: async () => { console.log('linted'); } }),
+    job('test', { runsOn: 'linux', needs: ['lint'], run: async () => { console.log('MESSAGE'); } }),
+  ],
+});
+"#;
+
+/// A pull request from a fork by an unknown contributor that rewrites the workflow: its jobs
+/// wait for a maintainer, with the reason; approved once, it runs to the end (no job is held
+/// again) with the base branch's workflow against the fork's commit, never the edited one.
+#[tokio::test]
+async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_workflow() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("linux-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/ci.ts",
+        &PR_WORKFLOW.replace("MESSAGE", "the base workflow ran"),
+    );
+    repo.compile();
+    let base = repo.commit_and_push("ci");
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "pr-secret",
+                    "gitUrl": format!("file://{}", repo.origin().display())}),
+        )
+        .await;
+    // The fork's branch, as GitHub exposes it in the base repository.
+    repo.write(
+        ".kici/workflows/ci.ts",
+        &PR_WORKFLOW.replace("MESSAGE", "the edited workflow ran"),
+    );
+    repo.compile();
+    repo.commit_and_push_to("rewrite the workflow", "refs/pull/7/head");
+    let head = repo.head();
+
+    let payload = json!({
+        "action": "opened",
+        "number": 7,
+        "sender": {"login": "mallory", "id": 99},
+        "pull_request": {
+            "number": 7,
+            "author_association": "NONE",
+            "head": {"ref": "feature", "sha": head, "repo": {"full_name": "mallory/forge"}},
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": "forge"}}
+        },
+        "repository": {"full_name": "forge", "name": "forge", "default_branch": "main",
+                       "clone_url": format!("file://{}", repo.origin().display())}
+    });
+    let body = serde_json::to_vec(&payload).unwrap();
+    let response = stack
+        .client()
+        .post(format!("{}/webhook/default/generic/forge", stack.url()))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "pr-7")
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hmac_sha256_hex(b"pr-secret", &body)),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let answer: Value = response.json().await.unwrap();
+    let run_id = Stack::run_ids(&answer)[0].clone();
+
+    let reason = "an unknown contributor's pull request (a pull request from a fork by mallory, author association NONE): a maintainer approves it before it runs";
+    let holds = stack
+        .wait_for("the job held for a maintainer", || async {
+            let holds = stack.get(&format!("/api/v1/holds?runId={run_id}")).await;
+            let held = holds["holds"].as_array().cloned().unwrap_or_default();
+            (!held.is_empty()).then_some(held)
+        })
+        .await;
+    assert_eq!(
+        (
+            holds[0]["scope"].as_str(),
+            holds[0]["reason"].as_str(),
+            holds[0]["jobName"].as_str()
+        ),
+        (Some("trust"), Some(reason), Some("lint")),
+        "{holds:?}: `test` waits for `lint`"
+    );
+    let shown = stack.cli("kici-admin", &["runs", "show", &run_id], stack.dir.path());
+    assert!(
+        shown.stdout.contains("Held:") && shown.stdout.contains(reason),
+        "{}",
+        shown.stdout
+    );
+
+    let approved = stack.cli("kici", &["approve", &run_id], stack.dir.path());
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let run = stack.wait_run(&run_id).await;
+    assert_eq!(
+        (run.run.status, run.run.sha.as_str()),
+        (RunStatus::Success, head.as_str())
+    );
+    let log = stack.log_text(&run_id).await;
+    assert!(log.contains("the base workflow ran"), "{log}");
+    assert!(!log.contains("the edited workflow ran"), "{log}");
+}

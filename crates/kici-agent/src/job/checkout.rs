@@ -17,12 +17,14 @@ pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of git's stderr quoted in `git clone failed: ...`.
 const GIT_TAIL_LINES: usize = 5;
 
-/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached). A
-/// success is timed in `kici_agent_clone_duration_seconds`.
+/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached), fetching
+/// `git_ref` first when the clone's branches do not hold the commit (a fork's pull request,
+/// `refs/pull/<n>/head`). A success is timed in `kici_agent_clone_duration_seconds`.
 pub(super) async fn clone_at(
     repo_url: &str,
     dir: &Path,
     sha: &str,
+    git_ref: &str,
     credentials: Option<&GitCredentials>,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
@@ -32,6 +34,27 @@ pub(super) async fn clone_at(
         credentials,
     )
     .await?;
+    let commit = format!("{sha}^{{commit}}");
+    let present = git(
+        &["-C".as_ref(), dir, "cat-file".as_ref(), "-e".as_ref(), commit.as_ref()],
+        None,
+    )
+    .await
+    .is_ok();
+    if !present && git_ref.starts_with("refs/") && !git_ref.starts_with("refs/heads/") {
+        git(
+            &[
+                "-C".as_ref(),
+                dir,
+                "fetch".as_ref(),
+                "--quiet".as_ref(),
+                "origin".as_ref(),
+                git_ref.as_ref(),
+            ],
+            credentials,
+        )
+        .await?;
+    }
     git(
         &[
             "-C".as_ref(),

@@ -342,7 +342,14 @@ impl Job<'_> {
         checkout::check_paths(config)?;
         if config.checkout {
             let credentials = self.dispatch.clone_credentials.as_ref();
-            checkout::clone_at(&self.dispatch.repo_url, self.dir, &self.dispatch.sha, credentials).await?;
+            checkout::clone_at(
+                &self.dispatch.repo_url,
+                self.dir,
+                &self.dispatch.sha,
+                &self.dispatch.git_ref,
+                credentials,
+            )
+            .await?;
             if config.base_workflows {
                 checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
             }

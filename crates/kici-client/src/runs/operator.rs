@@ -107,6 +107,9 @@ fn run_fields(run: &Run) -> Vec<(&'static str, String)> {
     ];
     if let Some(trust) = &run.trust {
         fields.push(("Trust tier:", trust.summary()));
+        if let Some(hold) = &trust.hold {
+            fields.push(("Held:", hold.clone()));
+        }
     }
     if let Some(reason) = &run.failure_reason {
         fields.push(("Failure:", reason.clone()));

@@ -172,7 +172,8 @@ pub struct HeldJob {
     pub workflow_name: String,
     pub repo: String,
     pub git_ref: String,
-    /// Environment names, or `job` for the job's own `approval`.
+    /// Environment names, `job` for the job's own `approval`, `trust` for an untrusted pull
+    /// request (spec trust defaults).
     pub scope: String,
     #[serde(default)]
     pub clauses: Vec<ApproverClause>,
