@@ -58,6 +58,34 @@ pub struct RunTrust {
 /// GitHub's `author_association` values of people with write access.
 const WRITERS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
 
+/// Whether GitHub's `author_association` says the person can push to the repository.
+pub fn is_writer(association: &str) -> bool {
+    WRITERS.contains(&association)
+}
+
+/// A maintainer's command in a pull request comment: `/kici approve`, or `/kici reject` with
+/// an optional reason, alone on the comment's first line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommentCommand {
+    Approve,
+    Reject(Option<String>),
+}
+
+impl CommentCommand {
+    pub fn parse(comment: &str) -> Option<CommentCommand> {
+        let line = comment.lines().next()?.trim();
+        let rest = line
+            .strip_prefix("/kici")
+            .filter(|r| r.starts_with(char::is_whitespace))?;
+        let mut words = rest.trim_start().splitn(2, char::is_whitespace);
+        match (words.next()?, words.next().map(str::trim).filter(|r| !r.is_empty())) {
+            ("approve", None) => Some(CommentCommand::Approve),
+            ("reject", reason) => Some(CommentCommand::Reject(reason.map(str::to_string))),
+            _ => None,
+        }
+    }
+}
+
 /// The trust of a pull-request event; `None` for every other event (they run their own commit).
 pub fn assess(event: &EventEnvelope) -> Option<RunTrust> {
     if event.event_type != EventType::PullRequest {
@@ -75,7 +103,7 @@ pub fn assess(event: &EventEnvelope) -> Option<RunTrust> {
             TrustTier::Trusted,
             "a branch of the repository itself (its author can push to it)".to_string(),
         ),
-        (_, Some(role)) if WRITERS.contains(&role) => (
+        (_, Some(role)) if is_writer(role) => (
             TrustTier::Trusted,
             format!("a pull request{by}, author association {role}"),
         ),
@@ -160,6 +188,33 @@ mod tests {
         event.sender_username = Some("mallory".into());
         event.payload = Some(json!({"pull_request": {"author_association": association}}));
         event
+    }
+
+    #[test]
+    fn comment_commands() {
+        assert_eq!(CommentCommand::parse("/kici approve"), Some(CommentCommand::Approve));
+        assert_eq!(
+            CommentCommand::parse("  /kici approve \nlooks fine"),
+            Some(CommentCommand::Approve)
+        );
+        assert_eq!(
+            CommentCommand::parse("/kici reject mines bitcoin"),
+            Some(CommentCommand::Reject(Some("mines bitcoin".into())))
+        );
+        assert_eq!(
+            CommentCommand::parse("/kici reject"),
+            Some(CommentCommand::Reject(None))
+        );
+        for other in [
+            "/kici approve now",
+            "/kici",
+            "please /kici approve",
+            "/kiciapprove",
+            "",
+            "/kici run",
+        ] {
+            assert_eq!(CommentCommand::parse(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) mod build;
 pub(crate) mod build_slots;
 pub(crate) mod catalog;
 pub mod clock;
+pub(crate) mod comment_commands;
 pub(crate) mod completions;
 pub(crate) mod concurrency;
 pub mod config;

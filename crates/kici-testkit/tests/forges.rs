@@ -307,24 +307,15 @@ async fn app_push(stack: &Stack, repo: &Repo, clone_url: &str, commits: usize, o
             .map(|i| json!({"id": format!("{i}"), "added": [], "modified": ["src/main.ts"], "removed": []}))
             .collect::<Vec<_>>()
     );
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let response = stack
-        .client()
-        .post(format!("{}/webhook/default/github", stack.url()))
-        .header("x-github-event", "push")
-        .header("x-github-delivery", format!("d-{commits}"))
-        .header("x-github-hook-installation-target-id", APP_ID)
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hmac_sha256_hex(b"app-s3cret", &bytes)),
-        )
-        .header("content-type", "application/json")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    signed_webhook(
+        stack,
+        "github",
+        ("push", &format!("d-{commits}")),
+        b"app-s3cret",
+        &body,
+        &[("x-github-hook-installation-target-id", APP_ID)],
+    )
+    .await
 }
 
 /// A GitHub App source: its webhooks are verified and routed by App id, the repository is
@@ -469,21 +460,36 @@ async fn signed_push(stack: &Stack, repo: &Repo, name: &str, secret: &str) -> (u
     // A body of its own each time: the same signed body again is a replay.
     let mut payload = repo.push_payload(name, "main");
     payload["nonce"] = json!(kici_telemetry::os::random_hex(8));
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = stack
+    let delivery = kici_telemetry::os::random_hex(8);
+    let path = format!("generic/{name}");
+    signed_webhook(stack, &path, ("push", &delivery), secret.as_bytes(), &payload, &[]).await
+}
+
+/// A webhook to `/webhook/default/<path>` with `(event, delivery)` GitHub headers, signed with
+/// `secret` (`X-Hub-Signature-256`), and `headers`: the HTTP status and the answer.
+async fn signed_webhook(
+    stack: &Stack,
+    path: &str,
+    (event, delivery): (&str, &str),
+    secret: &[u8],
+    payload: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let body = serde_json::to_vec(payload).unwrap();
+    let mut request = stack
         .client()
-        .post(format!("{}/webhook/default/generic/{name}", stack.url()))
-        .header("x-github-event", "push")
-        .header("x-github-delivery", kici_telemetry::os::random_hex(8))
+        .post(format!("{}/webhook/default/{path}", stack.url()))
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
         .header(
             "x-hub-signature-256",
-            format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), &body)),
+            format!("sha256={}", hmac_sha256_hex(secret, &body)),
         )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
 }
 
@@ -696,9 +702,17 @@ export default workflow('ci', {
 });
 "#;
 
+/// A signed webhook of `event` with `payload` to the `forge` source (secret `pr-secret`): the
+/// HTTP status and the answer.
+async fn github_webhook(stack: &Stack, event: &str, payload: &Value) -> (u16, Value) {
+    let delivery = kici_telemetry::os::random_hex(8);
+    signed_webhook(stack, "generic/forge", (event, &delivery), b"pr-secret", payload, &[]).await
+}
+
 /// A pull request from a fork by an unknown contributor that rewrites the workflow: its jobs
-/// wait for a maintainer, with the reason; approved once, it runs to the end (no job is held
-/// again) with the base branch's workflow against the fork's commit, never the edited one.
+/// wait for a maintainer, with the reason. Its author's `/kici approve` comment decides
+/// nothing; a maintainer's approves it once, and it runs to the end (no job is held again)
+/// with the base branch's workflow against the fork's commit, never the edited one.
 #[tokio::test]
 async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_workflow() {
     let mut stack = Stack::start().await;
@@ -739,23 +753,8 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
         "repository": {"full_name": "forge", "name": "forge", "default_branch": "main",
                        "clone_url": format!("file://{}", repo.origin().display())}
     });
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = stack
-        .client()
-        .post(format!("{}/webhook/default/generic/forge", stack.url()))
-        .header("x-github-event", "pull_request")
-        .header("x-github-delivery", "pr-7")
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hmac_sha256_hex(b"pr-secret", &body)),
-        )
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
-    let answer: Value = response.json().await.unwrap();
+    let (status, answer) = github_webhook(&stack, "pull_request", &payload).await;
+    assert_eq!(status, 202, "{answer}");
     let run_id = Stack::run_ids(&answer)[0].clone();
 
     let reason = "an unknown contributor's pull request (a pull request from a fork by mallory, author association NONE): a maintainer approves it before it runs";
@@ -782,12 +781,49 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
         shown.stdout
     );
 
-    let approved = stack.cli("kici", &["approve", &run_id], stack.dir.path());
-    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    // The fork's author cannot approve it; a maintainer's `/kici approve` comment does, once.
+    let comment = |login: &str, association: &str| {
+        json!({
+            "action": "created",
+            "issue": {"number": 7, "pull_request": {"url": "https://forge.example/pulls/7"}},
+            "comment": {"body": "/kici approve\nLGTM", "author_association": association, "user": {"login": login}},
+            "repository": {"full_name": "forge"}
+        })
+    };
+    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("mallory", "NONE")).await;
+    assert_eq!(
+        (status, answer["ignored"].as_str()),
+        (202, Some("the commenter cannot push to the repository")),
+        "{answer}"
+    );
+    let still = stack.get(&format!("/api/v1/holds?runId={run_id}&status=pending")).await;
+    assert_eq!(still["holds"].as_array().map(Vec::len), Some(1), "{still}");
+    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("alice", "OWNER")).await;
+    assert_eq!(
+        (status, Stack::run_ids(&answer)),
+        (202, vec![run_id.clone()]),
+        "{answer}"
+    );
+    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("alice", "OWNER")).await;
+    assert_eq!(
+        (status, answer["duplicate"].as_bool()),
+        (200, Some(true)),
+        "a replayed comment: {answer}"
+    );
+    let decided = stack.get(&format!("/api/v1/holds?runId={run_id}")).await;
+    assert_eq!(
+        (
+            decided["holds"][0]["status"].as_str(),
+            decided["holds"][0]["decidedBy"].as_str()
+        ),
+        (Some("approved"), Some("alice")),
+        "{decided}"
+    );
     let run = stack.wait_run(&run_id).await;
     assert_eq!(
-        (run.run.status, run.run.sha.as_str()),
-        (RunStatus::Success, head.as_str())
+        (run.run.status, run.run.sha.as_str(), run.run.git_ref.as_str()),
+        (RunStatus::Success, head.as_str(), "refs/pull/7/head"),
+        "the fork's commit, fetched by agents from the ref the forge keeps"
     );
     let log = stack.log_text(&run_id).await;
     assert!(log.contains("the base workflow ran"), "{log}");

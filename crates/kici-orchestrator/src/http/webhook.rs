@@ -411,6 +411,20 @@ async fn accept(
             .as_deref()
             .map_or("local", |p| p.trim_end_matches("-repo")),
     };
+    if event_name == "issue_comment" && provider == "github" {
+        // A signed comment sent again (a redelivery or a replay) decides nothing again.
+        let key = format!("comment:{}", deliveries::body_key(&source.source_id, &body));
+        if !state.store.claim_event(&key, now_ms()).await? {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
+            ));
+        }
+        let mut answer = crate::comment_commands::handle(&state, &source, &payload).await?;
+        answer["accepted"] = json!(true);
+        answer["deliveryId"] = json!(delivery_id);
+        return Ok((StatusCode::ACCEPTED, Json(answer)));
+    }
     let normalized = match providers::normalize(&event_name, &payload, provider) {
         Ok(normalized) => normalized,
         Err(Skip::Invalid(message)) => return Err(ApiError::bad_request("invalid_payload", message)),
