@@ -95,13 +95,15 @@ async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String
     }
 }
 
-/// The clone credentials of the run's source (`pipeline::clone_credentials`). A failure is
+/// The clone credentials of the run's source (`pipeline::clone_credentials`; a GitHub App's
+/// token reaches the run's repository alone, read only). A failure is
 /// logged: the agent's clone then fails with git's own error.
 async fn clone_credentials(state: &Shared, dispatch: &JobDispatch) -> Option<crate::git::Credentials> {
     let run = state.store.get_run(&dispatch.run_id).await.ok()??;
     let sources = state.store.list_sources().await.ok()?;
     let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
-    match crate::pipeline::clone_credentials(state, &source, &dispatch.event).await {
+    let scope = crate::github_app::TokenScope::ReadOnly(&run.repo);
+    match crate::pipeline::clone_credentials(state, &source, &dispatch.event, scope).await {
         // An agent trusts the SSH host keys the orchestrator's own clone learned (accept-new)
         // or was given (pinned): never a key it sees first.
         Ok(Some(mut credentials)) if credentials.ssh_key.is_some() && credentials.known_hosts.is_none() => {

@@ -178,7 +178,12 @@ async fn checks(
         .ok_or("the run's webhook names no installation")?;
     let token = state
         .github
-        .installation_token(&state.config.secret_keys, source, installation, crate::clock::now_ms())
+        .installation_token(
+            &state.config.secret_keys,
+            source,
+            (installation, crate::github_app::TokenScope::Installation),
+            crate::clock::now_ms(),
+        )
         .await
         .map_err(|err| err.to_string())?;
     let base_url = crate::github_app::api_base(source);

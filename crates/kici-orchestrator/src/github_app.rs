@@ -98,10 +98,34 @@ struct AccessToken {
     expires_at: String,
 }
 
+/// What an installation token may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope<'a> {
+    /// Every repository of the installation, with the App's permissions (the orchestrator's
+    /// own clone, check runs, the compare API).
+    Installation,
+    /// One repository (`owner/name`), contents read only: what a job's clone gets, so the token
+    /// it holds can fetch nothing else and write nothing.
+    ReadOnly(&'a str),
+}
+
+/// What GitHub answers when it converts a manifest code: the new App.
+#[derive(Deserialize)]
+pub struct CreatedApp {
+    pub id: u64,
+    pub slug: String,
+    pub pem: String,
+    pub webhook_secret: String,
+}
+
+/// A cached token's source, installation and narrowing (the one repository, or none).
+type TokenKey = (SourceId, u64, Option<String>);
+
 /// The HTTP client and the installation tokens of every GitHub App source.
 pub struct GitHubApps {
     client: reqwest::Client,
-    tokens: Mutex<HashMap<(SourceId, u64), (String, i64)>>,
+    /// Each token with its expiry (epoch ms).
+    tokens: Mutex<HashMap<TokenKey, (String, i64)>>,
 }
 
 impl Default for GitHubApps {
@@ -149,7 +173,7 @@ impl GitHubApps {
         &self.client
     }
 
-    fn cached(&self, key: &(SourceId, u64), now_ms: i64) -> Option<String> {
+    fn cached(&self, key: &TokenKey, now_ms: i64) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tokens
             .get(key)
@@ -157,16 +181,21 @@ impl GitHubApps {
             .map(|(token, _)| token.clone())
     }
 
-    /// An installation token of `source`'s App for `installation`, cached until five minutes
-    /// before it expires.
+    /// An installation token of `source`'s App for `installation`, reaching `scope`, cached
+    /// until five minutes before it expires.
     pub async fn installation_token(
         &self,
         keys: &Keyring,
         source: &Source,
-        installation: u64,
+        (installation, scope): (u64, TokenScope<'_>),
         now_ms: i64,
     ) -> Result<String, GitHubAppError> {
-        let key = (source.source_id.clone(), installation);
+        let narrowed = match scope {
+            TokenScope::Installation => None,
+            // The API names repositories without their owner (the installation's account).
+            TokenScope::ReadOnly(repo) => Some(repo.rsplit('/').next().unwrap_or(repo).to_string()),
+        };
+        let key = (source.source_id.clone(), installation, narrowed.clone());
         if let Some(token) = self.cached(&key, now_ms) {
             return Ok(token);
         }
@@ -179,7 +208,14 @@ impl GitHubApps {
         let jwt = AppAuth::new(&credentials.username, &credentials.password)?.jwt(now_ms)?;
         let what = format!("an installation token for installation {installation}");
         let url = format!("{}/app/installations/{installation}/access_tokens", api_base(source));
-        let response = answer(&what, github_headers(self.client.post(url), &jwt).send().await).await?;
+        let mut request = github_headers(self.client.post(url), &jwt);
+        if let Some(repository) = &narrowed {
+            request = request.json(&serde_json::json!({
+                "repositories": [repository],
+                "permissions": {"contents": "read"},
+            }));
+        }
+        let response = answer(&what, request.send().await).await?;
         let token: AccessToken = response.json().await.map_err(|err| GitHubAppError::Unreachable {
             what,
             reason: err.to_string(),
@@ -192,6 +228,25 @@ impl GitHubApps {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(key, (token.token.clone(), expires));
         Ok(token.token)
+    }
+
+    /// Exchanges the code GitHub's redirect carried after an App was created from a manifest
+    /// (`POST /app-manifests/{code}/conversions`, no authentication, valid for an hour, once)
+    /// for the App's id, key and webhook secret. `code` is letters and digits (checked by the
+    /// caller).
+    pub async fn convert_manifest(&self, api: &str, code: &str) -> Result<CreatedApp, GitHubAppError> {
+        let what = "the GitHub App created from the manifest".to_string();
+        let url = format!("{}/app-manifests/{code}/conversions", api.trim_end_matches('/'));
+        let request = self
+            .client
+            .post(url)
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28");
+        let response = answer(&what, request.send().await).await?;
+        response.json().await.map_err(|err| GitHubAppError::Unreachable {
+            what,
+            reason: err.to_string(),
+        })
     }
 
     /// The files a push changed between `before` and `after`, from the compare API (GitHub

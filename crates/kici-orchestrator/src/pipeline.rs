@@ -16,11 +16,13 @@ use kici_engine::lockfile::{LockFile, LockFileError, LockJob, LockWorkflow};
 use kici_engine::status::{JobStatus, RunStatus};
 use kici_engine::trigger::{Trigger, match_triggers};
 use kici_engine::trust::RunTrust;
+
 use kici_store::{EventLogEntry, NewRun, Source, SourceKind};
 use serde_json::{Map, Value};
 
 use crate::clock::now_ms;
 use crate::git::{self, LockFetch};
+use crate::github_app::TokenScope;
 use crate::ids::new_id;
 use crate::jobs::queue_entry;
 use crate::providers::Normalized;
@@ -91,7 +93,7 @@ pub(crate) async fn repository(
         SourceKind::Generic | SourceKind::GitHubApp => {
             let url = generic_clone_url(source, normalized)
                 .ok_or_else(|| PipelineError::NoRepository(source.name.clone()))?;
-            let credentials = clone_credentials(state, source, &normalized.event).await?;
+            let credentials = clone_credentials(state, source, &normalized.event, TokenScope::Installation).await?;
             let cache = state.config.data_dir.join("repos").join(&source.source_id);
             let sha = Some(normalized.sha.as_str()).filter(|sha| !sha.is_empty());
             let mirror = git::mirror(&cache, &url, sha, credentials.as_ref())
@@ -107,11 +109,13 @@ pub(crate) async fn repository(
 }
 
 /// The credentials a clone of `source`'s repository uses: a generic source's own (only for the
-/// URL it names itself, never one from a payload), or an installation token of a GitHub App.
+/// URL it names itself, never one from a payload), or an installation token of a GitHub App
+/// reaching `scope`.
 pub(crate) async fn clone_credentials(
     state: &Shared,
     source: &Source,
     event: &EventEnvelope,
+    scope: TokenScope<'_>,
 ) -> Result<Option<git::Credentials>, PipelineError> {
     match source.kind {
         SourceKind::Local => Ok(None),
@@ -127,7 +131,7 @@ pub(crate) async fn clone_credentials(
                 crate::github_app::installation_id(event).ok_or(crate::github_app::GitHubAppError::NoInstallation)?;
             let token = state
                 .github
-                .installation_token(&state.config.secret_keys, source, installation, now_ms())
+                .installation_token(&state.config.secret_keys, source, (installation, scope), now_ms())
                 .await?;
             Ok(Some(git::Credentials::password("x-access-token", token)))
         }
@@ -156,7 +160,7 @@ async fn truncated_push_files(state: &Shared, delivery: &mut Delivery) {
         return;
     }
     let files = async {
-        let token = clone_credentials(state, &delivery.source, &normalized.event)
+        let token = clone_credentials(state, &delivery.source, &normalized.event, TokenScope::Installation)
             .await?
             .map(|c| c.password)
             .unwrap_or_default();

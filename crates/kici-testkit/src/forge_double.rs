@@ -13,6 +13,7 @@
 //! A wrong token is 401, an unknown endpoint 404, a body outside the documented shape 422; each
 //! accepted status is kept in order, each refusal with its reason.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -193,17 +194,21 @@ pub struct CheckRunState {
 /// A double of the GitHub App endpoints KiCI uses, as documented:
 ///
 /// - `POST /app/installations/{id}/access_tokens` with `Authorization: Bearer <App JWT>`
-///   (RS256, `iss` the App id, at most ten minutes long): `201 {token, expires_at}`.
+///   (RS256, `iss` the App id, at most ten minutes long), optionally narrowed by a body
+///   `{repositories: [name without owner], permissions: {…}}`: `201 {token, expires_at}`.
 /// - `POST /repos/{owner}/{repo}/check-runs` (`name`, `head_sha`, `status` queued|in_progress|
 ///   completed, `conclusion` exactly when completed, `details_url`, `external_id`, `output
 ///   {title, summary}`) and `PATCH /repos/{owner}/{repo}/check-runs/{id}`, with the
 ///   installation token: `201`/`200 {id, …}`.
 /// - `GET /repos/{owner}/{repo}/compare/{base}...{head}` with the installation token:
 ///   `200 {files: [{filename}]}`.
+/// - `POST /app-manifests/{code}/conversions`, no authentication: `201` with the App created
+///   from a manifest (`id, slug, pem, webhook_secret, …`), once per code, else `404`.
 pub struct GitHubAppDouble {
     api: FakeApi,
     checks: Arc<Mutex<Vec<CheckRunState>>>,
     refused: Refusals,
+    manifests: Arc<Mutex<HashMap<String, Value>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -286,6 +291,8 @@ impl GitHubAppDouble {
         compared: Vec<String>,
     ) -> GitHubAppDouble {
         let checks: Arc<Mutex<Vec<CheckRunState>>> = Arc::new(Mutex::new(Vec::new()));
+        let manifests: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+        let codes = Arc::clone(&manifests);
         let refused = Refusals::default();
         let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).expect("an RSA public key");
         let (kept, refusals, app_id, token) = (
@@ -302,6 +309,12 @@ impl GitHubAppDouble {
                 .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("token ")));
             let path: Vec<&str> = request.target.trim_start_matches('/').split('/').collect();
             match (request.method.as_str(), path.as_slice()) {
+                ("POST", ["app-manifests", code, "conversions"]) => {
+                    match codes.lock().expect("manifests").remove(*code) {
+                        Some(app) => (201, app.to_string()),
+                        None => refuse(404, "Not Found".into()),
+                    }
+                }
                 ("POST", ["app", "installations", id, "access_tokens"]) => {
                     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
                     validation.set_required_spec_claims(&["exp", "iat", "iss"]);
@@ -316,6 +329,21 @@ impl GitHubAppDouble {
                     }
                     if id.parse::<u64>().ok() != Some(installation) {
                         return refuse(404, "Not Found".into());
+                    }
+                    // Optional narrowing: repository names (no owner) and permissions.
+                    if !request.body.trim().is_empty() {
+                        let body: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+                        let names_ok = body.get("repositories").is_none_or(|r| {
+                            r.as_array().is_some_and(|names| {
+                                names
+                                    .iter()
+                                    .all(|n| n.as_str().is_some_and(|n| !n.is_empty() && !n.contains('/')))
+                            })
+                        });
+                        let permissions_ok = body.get("permissions").is_none_or(Value::is_object);
+                        if !body.is_object() || !names_ok || !permissions_ok {
+                            return refuse(422, format!("Invalid request: {}", request.body));
+                        }
                     }
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -377,7 +405,18 @@ impl GitHubAppDouble {
                 _ => refuse(404, "Not Found".into()),
             }
         });
-        GitHubAppDouble { api, checks, refused }
+        GitHubAppDouble {
+            api,
+            checks,
+            refused,
+            manifests,
+        }
+    }
+
+    /// GitHub created `app` (`{id, slug, pem, webhook_secret, …}`) from a manifest: `code`
+    /// converts to it once.
+    pub fn created_from_manifest(&self, code: &str, app: Value) {
+        self.manifests.lock().expect("manifests").insert(code.to_string(), app);
     }
 
     pub fn url(&self) -> &str {

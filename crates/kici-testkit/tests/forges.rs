@@ -440,6 +440,20 @@ async fn a_github_app_source_clones_with_installation_tokens_and_reports_check_r
         "{answer}"
     );
 
+    // The agents' clones got a token for this one repository, read only.
+    let narrowed: Vec<Value> = github
+        .requests()
+        .iter()
+        .filter(|r| r.target.ends_with("/access_tokens") && !r.body.is_empty())
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert!(!narrowed.is_empty());
+    assert!(
+        narrowed
+            .iter()
+            .all(|b| *b == json!({"repositories": ["app"], "permissions": {"contents": "read"}})),
+        "{narrowed:?}"
+    );
     assert_eq!(github.refused(), Vec::<String>::new());
     let key = std::fs::read_to_string(fixtures.join("github-app-test-key.pem")).unwrap();
     let key_line = key.lines().nth(1).unwrap();
@@ -828,4 +842,140 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
     let log = stack.log_text(&run_id).await;
     assert!(log.contains("the base workflow ran"), "{log}");
     assert!(!log.contains("the edited workflow ran"), "{log}");
+}
+
+/// A GitHub App created from a manifest: `--manifest` writes the page whose form posts it to
+/// GitHub, the orchestrator's `/github-app/created` shows the command that finishes, and
+/// `--manifest-code` has the orchestrator exchange the code (once) for the App's id, key and
+/// webhook secret, which then verifies the App's webhooks.
+#[tokio::test]
+async fn a_github_app_is_created_from_a_manifest() {
+    let stack = Stack::start().await;
+    let cwd = stack.dir.path();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public_key = std::fs::read_to_string(fixtures.join("github-app-test-key.pub.pem")).unwrap();
+    let github = kici_testkit::forge_double::GitHubAppDouble::start(APP_ID, &public_key, INSTALLATION, "t", vec![]);
+    let pem = std::fs::read_to_string(fixtures.join("github-app-test-key.pem")).unwrap();
+    github.created_from_manifest(
+        "c0de42",
+        json!({"id": APP_ID.parse::<u64>().unwrap(), "slug": "kici-gh", "pem": pem, "webhook_secret": "made-by-github",
+               "client_id": "Iv1.x", "client_secret": "s", "html_url": "https://github.com/apps/kici-gh"}),
+    );
+
+    let page = cwd.join("app.html");
+    let written = stack.cli(
+        "kici-admin",
+        &[
+            "source",
+            "add",
+            "github",
+            "--name",
+            "gh",
+            "--manifest",
+            "--public-url",
+            "https://ci.example.com",
+            "--github-org",
+            "acme",
+            "--manifest-out",
+            page.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    assert!(
+        written
+            .stdout
+            .contains("kici-admin source add github --name gh --manifest-code <code>"),
+        "{}",
+        written.stdout
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(
+            r#"<form action="https://github.com/organizations/acme/settings/apps/new?state=gh" method="post">"#
+        ),
+        "{html}"
+    );
+    let value = html
+        .split(r#"name="manifest" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&value.replace("&quot;", "\"").replace("&amp;", "&")).unwrap();
+    assert_eq!(
+        (
+            manifest["name"].as_str(),
+            manifest["hook_attributes"]["url"].as_str(),
+            manifest["redirect_url"].as_str(),
+            manifest["default_permissions"]["checks"].as_str(),
+            manifest["public"].as_bool(),
+        ),
+        (
+            Some("kici-gh"),
+            Some("https://ci.example.com/webhook/default/github"),
+            Some("https://ci.example.com/github-app/created"),
+            Some("write"),
+            Some(false)
+        ),
+        "{manifest}"
+    );
+
+    // Where GitHub sends the browser back: the finishing command, nothing created.
+    let back = stack
+        .client()
+        .get(format!("{}/github-app/created?code=c0de42&state=gh", stack.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status().as_u16(), 200);
+    assert!(
+        back.text()
+            .await
+            .unwrap()
+            .contains("<pre>kici-admin source add github --name gh --manifest-code c0de42</pre>")
+    );
+    let hostile = stack
+        .client()
+        .get(format!("{}/github-app/created?code=%3Cscript%3E&state=gh", stack.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status().as_u16(), 400);
+
+    let finish = [
+        "source",
+        "add",
+        "github",
+        "--name",
+        "gh",
+        "--manifest-code",
+        "c0de42",
+        "--api-url",
+        github.url(),
+    ];
+    let added = stack.cli("kici-admin", &finish, cwd);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert!(added.stdout.contains("/webhook/default/github"), "{}", added.stdout);
+    let sources = stack.get("/api/v1/admin/sources").await;
+    assert_eq!(sources["sources"][0]["kind"].as_str(), Some("github"), "{sources}");
+    let again = stack.cli("kici-admin", &finish, cwd);
+    assert_ne!(again.code, 0);
+    assert!(
+        again
+            .stderr
+            .contains("GitHub refused the GitHub App created from the manifest: 404"),
+        "{}",
+        again.stderr
+    );
+
+    // The App's id routes its webhooks and the secret GitHub generated verifies them.
+    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1, "installation": {"id": INSTALLATION},
+                      "repository": {"full_name": "acme/app", "owner": {"login": "acme"}}});
+    let target = [("x-github-hook-installation-target-id", APP_ID)];
+    let (status, answer) = signed_webhook(&stack, "github", ("ping", "p1"), b"made-by-github", &ping, &target).await;
+    assert_eq!((status, answer["accepted"].as_bool()), (202, Some(true)), "{answer}");
+    let (status, _) = signed_webhook(&stack, "github", ("ping", "p2"), b"wrong", &ping, &target).await;
+    assert_eq!(status, 401);
 }

@@ -9,6 +9,7 @@
 pub mod git;
 mod hook;
 mod manage;
+mod manifest;
 
 use std::path::{Path, PathBuf};
 
@@ -96,14 +97,48 @@ pub struct AddGithubArgs {
     #[arg(long)]
     name: String,
     /// The App's id (its settings page shows it)
-    #[arg(long)]
-    app_id: String,
+    #[arg(long, required_unless_present_any = ["manifest", "manifest_code"])]
+    app_id: Option<String>,
     /// The App's private key: `@file.pem` (or `-` for stdin); stored encrypted
-    #[arg(long, value_name = "@FILE")]
-    private_key: String,
+    #[arg(long, value_name = "@FILE", required_unless_present_any = ["manifest", "manifest_code"])]
+    private_key: Option<String>,
     /// The App's webhook secret
-    #[arg(long)]
-    webhook_secret: String,
+    #[arg(long, required_unless_present_any = ["manifest", "manifest_code"])]
+    webhook_secret: Option<String>,
+    /// Create the App on GitHub from a manifest instead: writes a page (--manifest-out) whose
+    /// button does it; then finish with --manifest-code
+    #[arg(long, conflicts_with_all = ["app_id", "private_key", "webhook_secret", "manifest_code"])]
+    manifest: bool,
+    /// With --manifest: the orchestrator's address as GitHub reaches it (default: the URL this
+    /// command talks to)
+    #[arg(long, value_name = "URL", requires = "manifest")]
+    public_url: Option<String>,
+    /// With --manifest: the App's name on GitHub (unique there; default kici-<name>)
+    #[arg(long, requires = "manifest")]
+    app_name: Option<String>,
+    /// With --manifest: create the App in this organization (default: your account)
+    #[arg(long, value_name = "LOGIN", requires = "manifest")]
+    github_org: Option<String>,
+    /// With --manifest: GitHub's web address (GitHub Enterprise: https://host)
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://github.com",
+        requires = "manifest"
+    )]
+    github_url: String,
+    /// With --manifest: where the page is written
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "kici-github-app.html",
+        requires = "manifest"
+    )]
+    manifest_out: std::path::PathBuf,
+    /// The code GitHub's redirect carried after --manifest: the orchestrator exchanges it for
+    /// the App's id, key and webhook secret (within the hour, once)
+    #[arg(long, conflicts_with_all = ["app_id", "private_key", "webhook_secret"])]
+    manifest_code: Option<String>,
     /// The GitHub API (default https://api.github.com; GitHub Enterprise: https://host/api/v3)
     #[arg(long, value_name = "URL")]
     api_url: Option<String>,
@@ -341,8 +376,28 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
             git::ensure_repository(&path).await?;
             json!({"kind": "local", "name": args.name, "path": path.display().to_string(), "rateLimitRpm": args.rate_limit})
         }
+        AddKind::Github(args) if args.manifest => {
+            let public_url = args.public_url.clone().unwrap_or_else(|| client.base_url().to_string());
+            let app_name = args.app_name.clone().unwrap_or_else(|| format!("kici-{}", args.name));
+            print!(
+                "{}",
+                manifest::write(
+                    &args.manifest_out,
+                    (&args.name, &app_name),
+                    &public_url,
+                    &args.github_url,
+                    args.github_org.as_deref()
+                )?
+            );
+            return Ok(());
+        }
+        AddKind::Github(args) if args.manifest_code.is_some() => json!({
+            "kind": "github", "name": args.name, "manifestCode": args.manifest_code, "apiUrl": args.api_url,
+            "rateLimitRpm": args.rate_limit, "allowedOwners": args.allow_owners,
+        }),
         AddKind::Github(args) => {
-            let path = args.private_key.strip_prefix('@').ok_or_else(|| {
+            let private_key = args.private_key.unwrap_or_default();
+            let path = private_key.strip_prefix('@').ok_or_else(|| {
                 anyhow!("--private-key takes the key file as @path (e.g. @app.private-key.pem), so the key never sits on the command line")
             })?;
             let key = if path == "-" {

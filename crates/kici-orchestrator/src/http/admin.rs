@@ -186,6 +186,9 @@ pub struct NewSource {
     /// A GitHub App's id and private key (PEM, stored encrypted).
     app_id: Option<String>,
     private_key: Option<String>,
+    /// A GitHub App created from a manifest: the code GitHub's redirect carried, exchanged
+    /// here for the App's id, key and webhook secret (which never pass through the CLI).
+    manifest_code: Option<String>,
 }
 
 /// Verified deliveries a source may send per minute unless it says otherwise.
@@ -324,9 +327,32 @@ pub(super) fn check_git_access(git_url: Option<&str>, credentials: Option<&NewCr
 
 pub async fn add_source(
     State(state): State<Shared>,
-    Json(body): Json<NewSource>,
+    Json(mut body): Json<NewSource>,
 ) -> ApiResult<(StatusCode, Json<SourceView>)> {
     let invalid = |message: String| ApiError::bad_request("invalid_source", message);
+    if let Some(code) = body.manifest_code.take() {
+        if body.kind != "github" || body.app_id.is_some() || body.private_key.is_some() || body.secret.is_some() {
+            return Err(invalid(
+                "--manifest-code creates a GitHub App source by itself: give it without --app-id, --private-key or --webhook-secret".into(),
+            ));
+        }
+        if code.is_empty() || code.len() > 128 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(invalid(format!(
+                "`{}` is not a manifest code (letters and digits, from the address GitHub redirected to)",
+                kici_engine::excerpt::excerpt(&code)
+            )));
+        }
+        let api = body.api_url.as_deref().unwrap_or(crate::github_app::DEFAULT_API);
+        let app = state
+            .github
+            .convert_manifest(api, &code)
+            .await
+            .map_err(|err| ApiError::new(StatusCode::BAD_GATEWAY, "manifest_conversion_failed", err.to_string()))?;
+        tracing::info!(app = %app.slug, appId = app.id, "GitHub App created from a manifest");
+        body.app_id = Some(app.id.to_string());
+        body.private_key = Some(app.pem);
+        body.secret = Some(app.webhook_secret);
+    }
     let rate_limit_rpm = body.rate_limit_rpm.unwrap_or(DEFAULT_RATE_LIMIT_RPM);
     if !(1..=60_000).contains(&rate_limit_rpm) {
         return Err(invalid(format!(

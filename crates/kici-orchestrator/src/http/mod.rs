@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod error;
 mod events;
+mod github_manifest;
 mod holds;
 pub mod ops;
 pub mod runs;
@@ -107,6 +108,7 @@ pub fn router(state: Shared) -> Router {
         .route("/ws", get(agent_socket))
         .route("/webhook/{org_id}/generic/{source_id}", post(webhook::receive))
         .route("/webhook/{org_id}/github", post(webhook::receive_github))
+        .route("/github-app/created", get(github_manifest::created))
         .route(
             "/storage/{*key}",
             get(storage::get).put(storage::put).layer(storage::body_limit()),
