@@ -474,7 +474,7 @@ fn project_with(trigger: &str, jobs: &str) -> Project {
     let project = Project::with_workflow(
         "ci.ts",
         &format!(
-            "import {{ workflow, job, step, push, dispatch }} from '@kici-dev/sdk';\n\nexport default workflow('ci', {{\n  on: {trigger},\n  jobs: [\n{jobs}\n  ],\n}});\n"
+            "import {{ workflow, job, step, push, dispatch, kiciEvent, z }} from '@kici-dev/sdk';\n\nexport default workflow('ci', {{\n  on: {trigger},\n  jobs: [\n{jobs}\n  ],\n}});\n"
         ),
     );
     project.commit();
@@ -554,10 +554,10 @@ fn payload_is_ctx_event_payload_from_json_or_a_file() {
 }
 
 #[test]
-fn inputs_reach_a_dispatch_event_and_are_refused_for_others() {
+fn dispatch_inputs_are_validated_coerced_and_defaulted_as_the_orchestrator_does() {
     let project = project_with(
-        "dispatch()",
-        "    job('release', { runsOn: 'linux', run: async ({ event }) => console.log(`version ${event.payload.inputs.version} dry ${event.payload.inputs.dry}`) }),",
+        "dispatch({ inputs: { version: z.string(), dry: z.boolean().default(false) } })",
+        "    job('release', { runsOn: 'linux', run: async ({ dispatchInputs: i }) => console.log(`version ${i.version} dry ${i.dry} ${typeof i.dry}`) }),",
     );
     let run = project.kici(&[
         "run",
@@ -570,15 +570,59 @@ fn inputs_reach_a_dispatch_event_and_are_refused_for_others() {
     ]);
     run.expect_code(0);
     assert!(
-        run.stdout.contains("[release › step-1] version 1.2.3 dry true\n"),
+        run.stdout
+            .contains("[release › step-1] version 1.2.3 dry true boolean\n"),
         "{}",
         run.stdout
+    );
+    let run = project.kici(&["run", "local", "dispatch", "--input", "version=2"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[release › step-1] version 2 dry false boolean\n"),
+        "{}",
+        run.stdout
+    );
+    let run = project.kici(&[
+        "run",
+        "local",
+        "dispatch",
+        "--input",
+        "dry=maybe",
+        "--input",
+        "versoin=1",
+    ]);
+    run.expect_code(1);
+    assert_eq!(
+        run.stderr,
+        "error: workflow 'ci': invalid inputs: versoin: unknown input (did you mean `version`?); dry: expected boolean (true/false, 1/0, yes/no), got \"maybe\"; version: required: string\n"
     );
     let run = project.kici(&["run", "local", "push", "--input", "version=1.2.3"]);
     run.expect_code(1);
     assert_eq!(
         run.stderr,
         "error: --input sets dispatch inputs, but the event is push\n  hint: kici run local dispatch --input KEY=VALUE\n"
+    );
+}
+
+#[test]
+fn a_kici_event_carries_the_payload_as_a_step_emitted_it() {
+    let project = project_with(
+        "kiciEvent({ name: 'deployed', match: { '$.env': 'prod' } })",
+        "    job('smoke', { runsOn: 'linux', run: async ({ event }) => console.log(`${event.action} ${event.payload.payload.env}`) }),",
+    );
+    let run = project.kici(&["run", "local", "kici_event:deployed", "--payload", r#"{"env":"prod"}"#]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("[smoke › step-1] deployed prod\n"),
+        "{}",
+        run.stdout
+    );
+    let run = project.kici(&["run", "local", "kici_event:deployed", "--payload", r#"{"env":"dev"}"#]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("No workflow matched the kici_event event"),
+        "{}",
+        run.stdout
     );
 }
 

@@ -7,7 +7,8 @@ use std::path::Path;
 use kici_engine::event::{EventEnvelope, EventType};
 
 /// Event names `kici run local` accepts, as listed in the unknown-event error.
-pub const KNOWN_EVENTS: &str = "push, pr[:open|sync|close|reopen], tag[:<name>], dispatch[:<type>]";
+pub const KNOWN_EVENTS: &str =
+    "push, pr[:open|sync|close|reopen], tag[:<name>], dispatch[:<type>], kici_event[:<name>]";
 
 /// What the user asked for, before git fills in the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,11 @@ pub fn parse(arg: &str) -> Result<EventSpec, String> {
             event_type: EventType::Dispatch,
             action: detail.map(str::to_string),
             name: None,
+        },
+        "kici_event" => EventSpec {
+            event_type: EventType::KiciEvent,
+            action: None,
+            name: Some(detail.unwrap_or("test-event").to_string()),
         },
         _ => return Err(unknown()),
     };
@@ -217,8 +223,9 @@ pub fn payload(argument: &str, cwd: &Path) -> anyhow::Result<serde_json::Value> 
     })
 }
 
-/// Adds `--input KEY=VALUE`s to `event.payload.inputs` (as strings: the SDK declares no input
-/// types yet). Only a dispatch event has inputs.
+/// Sets `--input KEY=VALUE`s as the event's dispatch inputs, as given (strings): each matched
+/// workflow's trigger then validates, coerces and defaults them as the orchestrator does. Only
+/// a dispatch event has inputs.
 pub fn add_inputs(event: &mut EventEnvelope, inputs: &[(String, String)]) -> anyhow::Result<()> {
     if inputs.is_empty() {
         return Ok(());
@@ -229,22 +236,19 @@ pub fn add_inputs(event: &mut EventEnvelope, inputs: &[(String, String)]) -> any
             event.event_type.as_str()
         );
     }
-    let payload = event
-        .payload
-        .get_or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    let Some(payload) = payload.as_object_mut() else {
-        anyhow::bail!("--input needs the --payload to be a JSON object, to add `inputs` to it");
-    };
-    let entry = payload
-        .entry("inputs")
-        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    let Some(fields) = entry.as_object_mut() else {
-        anyhow::bail!("the --payload's `inputs` is not a JSON object, so --input cannot add to it");
-    };
+    let given = event.dispatch_inputs.get_or_insert_with(serde_json::Map::new);
     for (key, value) in inputs {
-        fields.insert(key.clone(), serde_json::Value::String(value.clone()));
+        given.insert(key.clone(), serde_json::Value::String(value.clone()));
     }
     Ok(())
+}
+
+/// A custom event's envelope (`kici_event:<name>`): the `--payload` becomes what the step
+/// emitted, as the orchestrator wraps it.
+pub fn wrap_emitted(event: &mut EventEnvelope, name: &str) {
+    let emitted = event.payload.take().unwrap_or_else(|| serde_json::json!({}));
+    event.action = Some(name.to_string());
+    event.payload = Some(serde_json::json!({ "eventName": name, "payload": emitted, "chainDepth": 0 }));
 }
 
 #[cfg(test)]
@@ -258,6 +262,8 @@ mod tests {
         assert_eq!(parse("pr").unwrap().action.as_deref(), Some("opened"));
         assert_eq!(parse("tag:v1").unwrap().name.as_deref(), Some("v1"));
         assert_eq!(parse("dispatch:deploy").unwrap().action.as_deref(), Some("deploy"));
+        assert_eq!(parse("kici_event").unwrap().name.as_deref(), Some("test-event"));
+        assert_eq!(parse("kici_event:deployed").unwrap().event_type, EventType::KiciEvent);
         assert_eq!(
             parse("pushh").unwrap_err(),
             format!("Unknown event name: pushh\n  hint: known events: {KNOWN_EVENTS}")
@@ -265,13 +271,12 @@ mod tests {
     }
 
     #[test]
-    fn inputs_go_into_a_dispatch_payload_and_nowhere_else() {
+    fn inputs_are_a_dispatchs_given_inputs_and_nowhere_else() {
         let mut dispatch = EventEnvelope::new(EventType::Dispatch);
-        dispatch.payload = Some(serde_json::json!({"inputs": {"a": "1"}, "ref": "main"}));
-        add_inputs(&mut dispatch, &[("b".into(), "two".into())]).unwrap();
+        add_inputs(&mut dispatch, &[("a".into(), "1".into()), ("b".into(), "two".into())]).unwrap();
         assert_eq!(
-            dispatch.payload,
-            Some(serde_json::json!({"inputs": {"a": "1", "b": "two"}, "ref": "main"}))
+            dispatch.dispatch_inputs.map(serde_json::Value::Object),
+            Some(serde_json::json!({"a": "1", "b": "two"}))
         );
         let mut push = EventEnvelope::new(EventType::Push);
         let err = add_inputs(&mut push, &[("b".into(), "two".into())]).unwrap_err();

@@ -14,7 +14,7 @@ pub(crate) mod report;
 pub(crate) mod schedule;
 mod secrets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -22,7 +22,7 @@ use std::time::Instant;
 use anyhow::Context;
 use kici_compiler::compile::{CompileError, describe_staged, prepare};
 use kici_compiler::runner::{RunnerProcess, RunnerSpec};
-use kici_engine::event::EventEnvelope;
+use kici_engine::event::{EventEnvelope, EventType};
 use kici_engine::lockfile::{LockFile, LockWorkflow};
 use kici_engine::status::RunStatus;
 
@@ -164,6 +164,9 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     let overrides = args.event_args.overrides(args.branch.clone());
     let mut envelope = event::envelope(&spec, &facts, &overrides);
     envelope.payload = payload;
+    if let (EventType::KiciEvent, Some(name)) = (spec.event_type, &spec.name) {
+        event::wrap_emitted(&mut envelope, name);
+    }
     let local_env = match event::add_inputs(&mut envelope, &args.inputs)
         .and_then(|()| secrets::load_env_local(&project.kici_dir))
     {
@@ -183,7 +186,12 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     };
     let only_workflow = named.as_ref().map(|c| c.workflow.clone()).or(args.workflow.clone());
     let mut only_job = named.and_then(|c| c.job).or(args.job.clone());
-    let matched = match select_workflows(&lock, &envelope, only_workflow.as_deref(), &printer) {
+    let selected = select_workflows(&lock, &envelope, only_workflow.as_deref(), &printer);
+    let (selected, inputs) = match selected.and_then(|matched| dispatch_inputs(&envelope, matched)) {
+        Ok((matched, inputs)) => (Ok(matched), inputs),
+        Err(err) => (Err(err), HashMap::new()),
+    };
+    let matched = match selected {
         Ok(matched) if !matched.is_empty() => matched,
         other => {
             workspace.discard().await;
@@ -224,6 +232,7 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
         base_env,
         event_env,
         event: envelope.clone(),
+        inputs,
         secrets: secrets::load(&project.kici_dir)?,
         printer,
         concurrency: args
@@ -330,12 +339,31 @@ fn report_compile_error(err: CompileError) -> anyhow::Result<ExitCode> {
 
 /// The workflows `event` triggers; with `--workflow`, only that one, and an error explaining
 /// why when it does not match. Under `--debug`, each workflow's decision is printed.
+/// A dispatch's inputs for each matched workflow, validated, coerced and defaulted by the
+/// trigger that matched, as the orchestrator does; refused inputs are an error naming each.
+fn dispatch_inputs(
+    event: &EventEnvelope,
+    matched: Vec<(LockWorkflow, usize)>,
+) -> anyhow::Result<(Vec<LockWorkflow>, schedule::WorkflowInputs)> {
+    let mut inputs = HashMap::new();
+    if event.event_type == EventType::Dispatch {
+        let given = event.dispatch_inputs.clone().unwrap_or_default();
+        for (workflow, index) in &matched {
+            let schema = workflow.triggers[*index].inputs().cloned().unwrap_or_default();
+            let valid = kici_engine::inputs::validate(&schema, &given)
+                .map_err(|errors| anyhow::anyhow!("workflow '{}': {errors}", workflow.name))?;
+            inputs.insert(workflow.name.clone(), valid);
+        }
+    }
+    Ok((matched.into_iter().map(|(workflow, _)| workflow).collect(), inputs))
+}
+
 fn select_workflows(
     lock: &LockFile,
     event: &EventEnvelope,
     only: Option<&str>,
     printer: &Printer,
-) -> anyhow::Result<Vec<LockWorkflow>> {
+) -> anyhow::Result<Vec<(LockWorkflow, usize)>> {
     let mut matched = Vec::new();
     for Decision { workflow, verdict } in matching::decide(lock, event, only)? {
         match verdict {
@@ -346,7 +374,7 @@ fn select_workflows(
                     trigger_index + 1,
                     workflow.triggers[trigger_index].summary()
                 ));
-                matched.push(workflow.clone());
+                matched.push((workflow.clone(), trigger_index));
             }
             Verdict::DoesNotRun { why } if only.is_some() => anyhow::bail!(
                 "workflow '{}' does not match this {} event ({why})",

@@ -38,6 +38,8 @@ pub struct Context<'a> {
     /// passed with each request because the warm runner starts before the event is known.
     pub event_env: BTreeMap<String, String>,
     pub event: EventEnvelope,
+    /// A dispatch's inputs as each workflow's trigger validated them (`ctx.dispatchInputs`).
+    pub inputs: WorkflowInputs,
     /// `.kici/.secrets`, for `ctx.secrets`.
     pub secrets: BTreeMap<String, kici_engine::protocol::SecretValue>,
     pub printer: Printer,
@@ -45,6 +47,20 @@ pub struct Context<'a> {
     pub only_job: Option<String>,
     pub label_workflows: bool,
     pub after_failure: AfterFailure,
+}
+
+/// Dispatch inputs by workflow name.
+pub type WorkflowInputs = HashMap<String, Map<String, Value>>;
+
+impl Context<'_> {
+    /// The event `workflow`'s jobs see: with its own validated dispatch inputs.
+    fn event_for(&self, workflow: &LockWorkflow) -> EventEnvelope {
+        let mut event = self.event.clone();
+        if let Some(inputs) = self.inputs.get(&workflow.name) {
+            event.dispatch_inputs = Some(inputs.clone());
+        }
+        event
+    }
 }
 
 /// What happens to the jobs not started yet once a job failed.
@@ -391,7 +407,7 @@ async fn expand(
                 work_dir: ctx.checkout.display().to_string(),
                 root: ctx.root.display().to_string(),
                 env: env_map(&ctx.event_env),
-                event: ctx.event.clone(),
+                event: ctx.event_for(workflow),
                 index: None,
                 needs: Map::new(),
             };
@@ -442,7 +458,7 @@ fn instance(
             matrix: combination,
             work_dir: ctx.checkout.display().to_string(),
             env,
-            event: ctx.event.clone(),
+            event: ctx.event_for(workflow),
             needs,
             default_step_timeout_ms: kici_engine::protocol::DEFAULT_STEP_TIMEOUT_MS,
             // The job's own `timeout` applies in the runner; a local run adds no host limit.
