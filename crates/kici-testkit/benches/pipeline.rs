@@ -1,7 +1,10 @@
 //! Benchmark of the core loop with release binaries: webhook → run `success` latency for hello
 //! world with a warm agent (median of 20), idle RSS of the orchestrator and the agent, the
 //! peak RSS of the per-job Node runner, and webhook → `success` for a workflow importing an npm
-//! package: cold (the agent installs and saves the dependency tarball) and warm (it restores it).
+//! package: cold (the agent installs and saves the dependency tarball) and warm (it restores it);
+//! then the runs started without a push: `POST …/dispatch` → run created, an operator's event
+//! (`POST /api/v1/admin/events`) → run created, and a run's end → the `workflowComplete()` run
+//! it starts created (from the runs' own timestamps).
 //!
 //! Run `scripts/bench.sh` (it builds the release binaries first). Latency is measured from
 //! before the webhook POST until the run reads `success` (polled every 2 ms).
@@ -142,6 +145,70 @@ async fn main() {
         warm * 1000.0,
         REFERENCE_DEPS.1,
         REFERENCE_DEPS.1 / warm
+    );
+    trigger_figures(&stack).await;
+}
+
+const TRIGGERS_WORKFLOW: &str = r#"import { workflow, job, dispatch, kiciEvent, workflowComplete } from '@kici-dev/sdk';
+
+const hello = job('hello', { runsOn: 'linux', run: async () => { console.log('hello'); } });
+export default [
+  workflow('manual', { on: dispatch(), jobs: [hello] }),
+  workflow('on-event', { on: kiciEvent({ name: 'bench' }), jobs: [hello] }),
+  workflow('after-manual', { on: workflowComplete({ name: 'manual' }), jobs: [hello] }),
+];
+"#;
+
+/// Dispatch → run created, operator event → run created, run end → `workflowComplete()` run
+/// created: medians of [`RUNS`].
+async fn trigger_figures(stack: &Stack) {
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    repo.write(".kici/workflows/triggers.ts", TRIGGERS_WORKFLOW);
+    repo.compile();
+    repo.commit_and_push("triggers");
+    stack.add_local_source("triggers", &repo).await;
+    stack.push("triggers", &repo, "main").await;
+    let (mut dispatched, mut emitted, mut chained) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let run = stack
+            .post(
+                "/api/v1/workflows/manual/dispatch",
+                &serde_json::json!({"source": "triggers"}),
+            )
+            .await;
+        dispatched.push(started.elapsed().as_secs_f64());
+        let run_id = run["runId"].as_str().expect("a dispatched run").to_string();
+        let started = Instant::now();
+        let answer = stack
+            .post("/api/v1/admin/events", &serde_json::json!({"name": "bench"}))
+            .await;
+        emitted.push(started.elapsed().as_secs_f64());
+        assert_eq!(answer["runIds"].as_array().map(Vec::len), Some(1), "{answer}");
+        let manual = stack.wait_run(&run_id).await;
+        let ended = manual.run.completed_at.expect("a finished run");
+        let chained_run = stack
+            .wait_for("the workflowComplete run", || async {
+                let list = stack.get("/api/v1/runs?workflow=after-manual&limit=100").await;
+                list["runs"].as_array()?.iter().find_map(|r| {
+                    let created = r["createdAt"].as_i64()?;
+                    (created >= ended).then_some(created)
+                })
+            })
+            .await;
+        chained.push((chained_run - ended) as f64 / 1000.0);
+    }
+    println!(
+        "dispatch API -> run created:                  {:>6.1} ms   (no published figure of the original)",
+        median(dispatched) * 1000.0
+    );
+    println!(
+        "operator event -> run created:                {:>6.1} ms   (no published figure of the original)",
+        median(emitted) * 1000.0
+    );
+    println!(
+        "run end -> workflowComplete run created:      {:>6.1} ms   (no published figure of the original)",
+        median(chained) * 1000.0
     );
 }
 
