@@ -364,3 +364,44 @@ fn the_installed_hook_triggers_the_source_on_push() {
         json!([{"id": third, "added": ["b.txt", "c.txt"], "modified": ["a.txt"], "removed": []}])
     );
 }
+
+#[test]
+fn a_credential_type_must_come_with_its_credential() {
+    let api = FakeApi::start(|_| (500, "{}".to_string()));
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "--url",
+            &api.url,
+            "--token",
+            "t",
+            "source",
+            "add",
+            "generic",
+            "--name",
+            "forge",
+            "--preset",
+            "gitea",
+            "--secret",
+            "s",
+            "--git-url",
+            "https://forge.example/{owner}/{name}.git",
+        ];
+        args.extend_from_slice(extra);
+        admin(&args)
+    };
+    let output = add(&["--credential-type", "pat"]);
+    assert_eq!(
+        (output.status.code(), text(&output.stderr)),
+        (
+            Some(1),
+            "Error: --credential-type pat needs --git-username <name> and --git-password-file <file holding the token>\n"
+                .to_string()
+        )
+    );
+    let output = add(&["--credential-type", "ssh"]);
+    assert_eq!(
+        text(&output.stderr),
+        "Error: --credential-type ssh needs --ssh-key-file <file holding the deploy key>\n"
+    );
+    assert!(api.requests().is_empty(), "nothing was sent");
+}

@@ -215,6 +215,11 @@ pub struct AddGenericArgs {
     /// known_hosts lines for `--ssh-host-key-policy pinned` (`ssh-keyscan -p <port> <host>` prints them)
     #[arg(long, value_name = "FILE")]
     ssh_known_hosts_file: Option<PathBuf>,
+    /// Which clone credentials the source has, as the reference CLI names them: `pat` (with
+    /// --git-username and --git-password-file) or `ssh` (with --ssh-key-file); checked against
+    /// the files given
+    #[arg(long, value_name = "TYPE", value_parser = ["pat", "ssh"])]
+    credential_type: Option<String>,
     /// Verified deliveries accepted per minute; more are refused with 429 (default 600)
     #[arg(long, value_name = "PER_MINUTE")]
     rate_limit: Option<i64>,
@@ -424,6 +429,21 @@ async fn add(client: &ApiClient, kind: AddKind) -> anyhow::Result<()> {
                 "verification": args.verification,
                 "allowedIps": args.allow_ips,
             });
+            match (
+                args.credential_type.as_deref(),
+                &args.git_password_file,
+                &args.ssh_key_file,
+            ) {
+                (Some("pat"), None, _) => {
+                    bail!(
+                        "--credential-type pat needs --git-username <name> and --git-password-file <file holding the token>"
+                    )
+                }
+                (Some("ssh"), _, None) => {
+                    bail!("--credential-type ssh needs --ssh-key-file <file holding the deploy key>")
+                }
+                _ => {}
+            }
             if let (Some(username), Some(path)) = (&args.git_username, &args.git_password_file) {
                 let password = read_password_file(path)?;
                 body["credentials"] = json!({"username": username, "password": password});
