@@ -63,6 +63,16 @@ function checkedEvent(nameOrDefinition, payload = {}) {
   return { name, payload: value };
 }
 
+/** `value` with `mask` applied to every string in it, object keys included. */
+function maskStrings(value, mask) {
+  if (typeof value === 'string') return mask(value);
+  if (Array.isArray(value)) return value.map((item) => maskStrings(item, mask));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [mask(key), maskStrings(item, mask)]));
+  }
+  return value;
+}
+
 /**
  * `ctx.emit` of a step or hook row: resolves once the host accepted the event (logged on the
  * row's `log`), rejects with a TypeError for an invalid event (nothing sent), with the host's
@@ -72,7 +82,8 @@ function checkedEvent(nameOrDefinition, payload = {}) {
 export function emitApi(client, log) {
   return async (nameOrDefinition, payload) => {
     const event = checkedEvent(nameOrDefinition, payload);
-    const answer = await client.request(event);
+    // Secret values (the job's secrets and the secret outputs set so far) never leave in an event.
+    const answer = await client.request({ name: event.name, payload: maskStrings(event.payload, log.mask) });
     if (typeof answer.error === 'string') throw new Error(answer.error);
     log.line('log', `Emitted event '${event.name}'`, 'info');
   };

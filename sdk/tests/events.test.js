@@ -1,7 +1,8 @@
 // execute, custom events over IPC: ctx.emit sends event.emit (by name or by a defineEvent()
 // definition, whose schema parses the payload) and resolves on the host's answer, logging it on
 // the calling row (a hook's too); a host error rejects with its text; an invalid name or payload
-// rejects with a TypeError and sends nothing; an answer that never comes (abort, channel closed).
+// rejects with a TypeError and sends nothing; an answer that never comes (abort, channel closed);
+// secret values never leave in a payload.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -51,6 +52,13 @@ export default workflow('events', {
       ],
     }),
     job('waits', { runsOn: on, run: async (ctx) => ctx.emit('build.done') }),
+    job('secret', {
+      runsOn: on,
+      run: async (ctx) => {
+        ctx.setSecretOutput('TOKEN', 'tok-s3cr3t-42');
+        await ctx.emit('minted', { url: 'https://x:tok-s3cr3t-42@host', 'tok-s3cr3t-42': ['tok-s3cr3t-42'], n: 1 });
+      },
+    }),
   ],
 });
 `;
@@ -109,6 +117,12 @@ describe('events', { concurrency: true }, () => {
     const emitted = result.logs.find((message) => message.line === "Emitted event 'ping'");
     assert.deepEqual([emitted.stream, emitted.level], ['log', 'info']);
     assert.deepEqual(result.linesOf(1), ["Emitted event 'hook:ran'"]);
+  });
+
+  test("a secret output's value is masked wherever it sits in the payload", async () => {
+    const { host, result } = await run('secret');
+    assert.equal(result.job.status, 'success', JSON.stringify(result.completes));
+    assert.deepEqual(host.requests[0].payload, { url: 'https://x:***@host', '***': ['***'], n: 1 });
   });
 
   test('an invalid name or payload rejects with a TypeError and sends nothing', async () => {

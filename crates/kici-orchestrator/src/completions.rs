@@ -3,7 +3,8 @@
 //! `workflow_complete:<runId>`, stored once) for the `jobComplete()` and `workflowComplete()`
 //! triggers registered from the default branches' lock files; `ctx.event.payload` names the
 //! finished run or job. A chain of runs started this way stops at depth 10 (`chainDepth` in the
-//! payload), logged when it drops an event; `event_router` delivers them.
+//! payload), logged when it drops an event; `event_router` delivers them. An untrusted pull
+//! request's run announces nothing (see `emits`).
 
 use kici_engine::event::{EventEnvelope, EventType, MAX_CHAIN_DEPTH};
 use kici_engine::ids::RunId;
@@ -54,6 +55,17 @@ async fn announce(state: &Shared, run_id: &RunId) -> Result<(), StoreError> {
     let Some((run, depth)) = crate::emits::next_in_chain(state, run_id).await? else {
         return Ok(());
     };
+    if crate::emits::untrusted(&run) {
+        if run.status.is_terminal()
+            && state
+                .store
+                .claim_event(&format!("untrusted:{run_id}"), crate::clock::now_ms())
+                .await?
+        {
+            tracing::info!(runId = %run_id, "an untrusted pull request's run finished; its jobComplete()/workflowComplete() events start nothing");
+        }
+        return Ok(());
+    }
     let mut events = Vec::new();
     for job in state.store.run_jobs(run_id, false).await? {
         if job.kind != JobKind::Execute || !job.job.status.is_terminal() {

@@ -1,7 +1,8 @@
 //! Events steps emit (`ctx.emit`, an agent's sequenced `event.emit`): checked, stored as
 //! `kici_event`s for `event_router` to deliver, and the router woken. The message's id makes
 //! the event's (`kici_event:<jobId>:<seq>`), so a message the agent sent again after a
-//! reconnect is stored once.
+//! reconnect is stored once. An untrusted pull request's run emits nothing: the workflows an
+//! event starts run at the default branch with the repository's secrets.
 
 use kici_engine::api::Run;
 use kici_engine::event::{EventEnvelope, EventType, MAX_CHAIN_DEPTH, chain_depth};
@@ -24,6 +25,10 @@ pub async fn emitted(state: &Shared, record: &JobRecord, emit: EventEmit) -> Res
     let Some((run, depth)) = next_in_chain(state, run_id).await? else {
         return Ok(());
     };
+    if untrusted(&run) {
+        tracing::warn!(runId = %run_id, event = %emit.name, "an untrusted pull request's run emitted an event; it starts nothing (its code was not reviewed, and the workflows it would start run with the repository's secrets)");
+        return Ok(());
+    }
     if depth > MAX_CHAIN_DEPTH {
         tracing::warn!(runId = %run_id, event = %emit.name, depth, "event chain depth limit ({MAX_CHAIN_DEPTH}) reached; the event starts nothing");
         return Ok(());
@@ -58,4 +63,11 @@ pub async fn next_in_chain(state: &Shared, run_id: &RunId) -> Result<Option<(Run
         return Ok(None);
     };
     Ok(Some((run, chain_depth(&inputs.event) + 1)))
+}
+
+/// A run of a pull request whose author is not trusted: the events it causes start nothing.
+pub fn untrusted(run: &Run) -> bool {
+    run.trust
+        .as_ref()
+        .is_some_and(|trust| trust.tier != kici_engine::trust::TrustTier::Trusted)
 }

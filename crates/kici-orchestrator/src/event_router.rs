@@ -57,70 +57,112 @@ pub async fn publish(state: &Shared, event_id: &str, event: &EventEnvelope) -> R
     {
         return Ok(None);
     }
+    Ok(Some(deliver_one(state, event_id).await?.unwrap_or_default()))
+}
+
+/// Delivers every due event (first attempts that were interrupted, and retries), each claimed
+/// just before its attempt.
+pub async fn deliver_due(state: &Shared) -> Result<usize, StoreError> {
+    let mut delivered = 0;
+    for event_id in state.store.due_event_ids(now_ms(), SCAN_BATCH).await? {
+        if deliver_one(state, &event_id).await?.is_some() {
+            delivered += 1;
+        }
+    }
+    Ok(delivered)
+}
+
+/// Claims `event_id` and makes one attempt; `None` when it is not due or another attempt holds
+/// it.
+pub async fn deliver_one(state: &Shared, event_id: &str) -> Result<Option<Vec<RunId>>, StoreError> {
     let lease = state.config.event_router.lease.as_millis() as i64;
-    match state.store.claim_kici_event(event_id, now, lease).await? {
+    match state.store.claim_kici_event(event_id, now_ms(), lease).await? {
         Some(stored) => attempt(state, stored).await.map(Some),
-        None => Ok(Some(Vec::new())),
+        None => Ok(None),
     }
 }
 
-/// Delivers every due event (first attempts that were interrupted, and retries).
-pub async fn deliver_due(state: &Shared) -> Result<usize, StoreError> {
-    let lease = state.config.event_router.lease.as_millis() as i64;
-    let due = state.store.claim_due_events(now_ms(), lease, SCAN_BATCH).await?;
-    let count = due.len();
-    for stored in due {
-        attempt(state, stored).await?;
-    }
-    Ok(count)
+/// How an attempt ended.
+enum Attempt {
+    Delivered,
+    Failed(String),
+    /// Its lease was taken over by another attempt (this one outlived it): that one decides.
+    Lost,
 }
 
 /// One delivery attempt, recorded: delivered, due again later, or dead. Returns the runs the
 /// event started over all its attempts.
 async fn attempt(state: &Shared, stored: KiciEvent) -> Result<Vec<RunId>, StoreError> {
     let mut runs = stored.run_ids.clone();
-    let outcome = deliver(state, &stored, &mut runs).await;
+    let outcome = deliver(state, &stored, &mut runs).await?;
     let now = now_ms();
-    match outcome {
-        Ok(()) => state.store.event_delivered(&stored.event_id, &runs, now).await?,
-        Err(error) => {
-            let attempts = u32::try_from(stored.attempts).unwrap_or(u32::MAX);
-            let retry_at = state.config.event_router.retry_at(attempts, now);
+    let recorded = match outcome {
+        Attempt::Lost => false,
+        Attempt::Delivered => {
             state
                 .store
-                .event_failed(&stored.event_id, &error, &runs, retry_at, now)
+                .event_delivered(&stored.event_id, stored.attempts, &runs, now)
+                .await?
+        }
+        Attempt::Failed(error) => {
+            let attempts = u32::try_from(stored.attempts).unwrap_or(u32::MAX);
+            let retry_at = state.config.event_router.retry_at(attempts, now);
+            let recorded = state
+                .store
+                .event_failed((&stored.event_id, stored.attempts), &error, &runs, retry_at, now)
                 .await?;
             match retry_at {
+                _ if !recorded => {}
                 Some(at) => {
                     tracing::warn!(eventId = %stored.event_id, attempts, retryInMs = at - now, error = %error, "event delivery failed; retried later")
                 }
                 None => tracing::error!(eventId = %stored.event_id, attempts, error = %error, "Event moved to DLQ"),
             }
+            recorded
         }
+    };
+    if !recorded {
+        tracing::warn!(eventId = %stored.event_id, attempts = stored.attempts, "event delivery attempt outlived its lease; the attempt that took it over decides");
     }
     Ok(runs)
 }
 
-/// Starts what the event matches; the failed starts' reasons when there were some.
-async fn deliver(state: &Shared, stored: &KiciEvent, runs: &mut Vec<RunId>) -> Result<(), String> {
-    let event: EventEnvelope = serde_json::from_value(stored.envelope.clone())
-        .map_err(|err| format!("the stored event does not read as an event: {err}"))?;
-    let registrations = registrations(state, event.event_type.as_str())
-        .await
-        .map_err(|err| err.to_string())?;
+/// Starts what the event matches, renewing the lease before each start so no other attempt
+/// takes the event over meanwhile.
+async fn deliver(state: &Shared, stored: &KiciEvent, runs: &mut Vec<RunId>) -> Result<Attempt, StoreError> {
+    let event: EventEnvelope = match serde_json::from_value(stored.envelope.clone()) {
+        Ok(event) => event,
+        Err(err) => {
+            return Ok(Attempt::Failed(format!(
+                "the stored event does not read as an event: {err}"
+            )));
+        }
+    };
+    let lease = state.config.event_router.lease.as_millis() as i64;
     let mut failures = Vec::new();
-    for registration in registrations.iter().filter(|r| !own_unnamed(r, &event)) {
+    for registration in registrations(state, event.event_type.as_str())
+        .await?
+        .iter()
+        .filter(|r| !own_unnamed(r, &event))
+    {
+        if !state
+            .store
+            .renew_event_lease(&stored.event_id, stored.attempts, now_ms(), lease)
+            .await?
+        {
+            return Ok(Attempt::Lost);
+        }
         match start_matching(state, registration, &event, &stored.event_id).await {
             Ok(Some(run_id)) if !runs.contains(&run_id) => runs.push(run_id),
             Ok(_) => {}
             Err(err) => failures.push(format!("workflow '{}': {err}", registration.workflow_name)),
         }
     }
-    if failures.is_empty() {
-        Ok(())
+    Ok(if failures.is_empty() {
+        Attempt::Delivered
     } else {
-        Err(failures.join("; "))
-    }
+        Attempt::Failed(failures.join("; "))
+    })
 }
 
 /// The enabled registrations of `kind`.

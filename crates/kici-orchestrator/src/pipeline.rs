@@ -499,8 +499,8 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         // The first run stored the source tarball.
         repo_path: None,
         lock_sha: None,
-        // Re-run by someone with the rights to: no trust hold again.
-        trust: kici_engine::trust::assess(&delivery.normalized.event),
+        // A re-run is as trusted as its original: held again unless a maintainer approved it.
+        trust: run.trust.clone(),
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
         lockfile_hash,

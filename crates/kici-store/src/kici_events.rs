@@ -99,9 +99,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Claims up to `limit` due events for `lease_ms` (see [`Store::claim_kici_event`]).
-    pub async fn claim_due_events(&self, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<KiciEvent>> {
-        let due: Vec<String> = sqlx::query_scalar(
+    /// The ids of up to `limit` events due at `now` whose lease is free, oldest due first; each
+    /// is claimed ([`Store::claim_kici_event`]) just before its attempt.
+    pub async fn due_event_ids(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
             "SELECT event_id FROM kici_events WHERE status = $1 AND next_attempt_at <= $2 \
              AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at, event_id LIMIT $3",
         )
@@ -110,12 +111,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(q("due events"))?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for event_id in due {
-            claimed.extend(self.claim_kici_event(&event_id, now, lease_ms).await?);
-        }
-        Ok(claimed)
+        .map_err(q("due events"))
     }
 
     /// Claims a pending event whose lease is free for `lease_ms`, counting one more attempt:
@@ -149,51 +145,77 @@ impl Store {
         Ok(Some(event))
     }
 
-    /// The attempt delivered the event; `run_ids` are the runs it started.
-    pub async fn event_delivered(&self, event_id: &str, run_ids: &[RunId], now: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE kici_events SET status = $1, lease_until = NULL, last_error = NULL, run_ids = $2, updated_at = $3 \
-             WHERE event_id = $4",
-        )
-        .bind(EventStatus::Delivered.as_str())
-        .bind(to_json(&run_ids))
-        .bind(now)
-        .bind(event_id)
-        .execute(&self.pool)
-        .await
-        .map_err(q("event delivered"))?;
-        Ok(())
+    /// Updates the event with `set` (its `$n` bound to `args`, in order) while it is still
+    /// attempt `attempts`'s; false when it is not (another took it over, or it was decided).
+    async fn update_attempt(&self, (event_id, attempts): (&str, i64), set: &str, args: &[Arg<'_>]) -> Result<bool> {
+        let n = args.len();
+        let sql = format!(
+            "UPDATE kici_events SET {set} WHERE event_id = ${} AND status = ${} AND attempts = ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let mut all = args.to_vec();
+        all.extend([
+            Arg::Text(event_id),
+            Arg::Text(EventStatus::Pending.as_str()),
+            Arg::Int(attempts),
+        ]);
+        let done = dynamic(sql, &all)
+            .execute(&self.pool)
+            .await
+            .map_err(q("update event attempt"))?;
+        Ok(done.rows_affected() == 1)
     }
 
-    /// The attempt failed: the event is due again at `retry_at`, or dead when `None`. The runs
-    /// it started so far are kept (a retry starts only what is missing).
+    /// Extends the lease of attempt `attempts` to `now + lease_ms`; false when the event is no
+    /// longer that attempt's.
+    pub async fn renew_event_lease(&self, event_id: &str, attempts: i64, now: i64, lease_ms: i64) -> Result<bool> {
+        let args = [Arg::Int(now + lease_ms), Arg::Int(now)];
+        self.update_attempt((event_id, attempts), "lease_until = $1, updated_at = $2", &args)
+            .await
+    }
+
+    /// Attempt `attempts` delivered the event; `run_ids` are the runs it started. False when
+    /// the event is no longer that attempt's.
+    pub async fn event_delivered(&self, event_id: &str, attempts: i64, run_ids: &[RunId], now: i64) -> Result<bool> {
+        let runs = to_json(&run_ids);
+        let args = [
+            Arg::Text(EventStatus::Delivered.as_str()),
+            Arg::Text(&runs),
+            Arg::Int(now),
+        ];
+        let set = "status = $1, lease_until = NULL, last_error = NULL, run_ids = $2, updated_at = $3";
+        self.update_attempt((event_id, attempts), set, &args).await
+    }
+
+    /// Attempt `attempts` failed: the event is due again at `retry_at`, or dead when `None`.
+    /// The runs it started so far are kept (a retry starts only what is missing). False when
+    /// the event is no longer that attempt's.
     pub async fn event_failed(
         &self,
-        event_id: &str,
+        attempt: (&str, i64),
         error: &str,
         run_ids: &[RunId],
         retry_at: Option<i64>,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let status = if retry_at.is_some() {
             EventStatus::Pending
         } else {
             EventStatus::Dead
         };
-        sqlx::query(
-            "UPDATE kici_events SET status = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3, \
-             run_ids = $4, updated_at = $5 WHERE event_id = $6",
-        )
-        .bind(status.as_str())
-        .bind(retry_at.unwrap_or(now))
-        .bind(error)
-        .bind(to_json(&run_ids))
-        .bind(now)
-        .bind(event_id)
-        .execute(&self.pool)
-        .await
-        .map_err(q("event failed"))?;
-        Ok(())
+        let runs = to_json(&run_ids);
+        let args = [
+            Arg::Text(status.as_str()),
+            Arg::Int(retry_at.unwrap_or(now)),
+            Arg::Text(error),
+            Arg::Text(&runs),
+            Arg::Int(now),
+        ];
+        let set =
+            "status = $1, next_attempt_at = $2, lease_until = NULL, last_error = $3, run_ids = $4, updated_at = $5";
+        self.update_attempt(attempt, set, &args).await
     }
 
     pub async fn get_kici_event(&self, event_id: &str) -> Result<Option<KiciEvent>> {
@@ -223,12 +245,20 @@ impl Store {
             .collect()
     }
 
-    pub async fn count_kici_events(&self, status: EventStatus) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM kici_events WHERE status = $1")
-            .bind(status.as_str())
+    /// How many events have `status` (all events when `None`).
+    pub async fn count_kici_events(&self, status: Option<EventStatus>) -> Result<i64> {
+        let (sql, args) = match status {
+            Some(status) => (
+                "SELECT COUNT(*) FROM kici_events WHERE status = $1",
+                vec![Arg::Text(status.as_str())],
+            ),
+            None => ("SELECT COUNT(*) FROM kici_events", vec![]),
+        };
+        let row = dynamic(sql.to_string(), &args)
             .fetch_one(&self.pool)
             .await
-            .map_err(q("count events"))
+            .map_err(q("count events"))?;
+        sqlx::Row::try_get::<i64, _>(&row, 0).map_err(q("count events"))
     }
 
     /// A dead event back to pending with its attempts reset; false when it is not dead.

@@ -211,6 +211,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Gives a claim back (what it guarded failed, so the sender's retry may claim it again).
+    pub async fn release_event_claim(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM event_claims WHERE claim_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(q("release event claim"))?;
+        Ok(())
+    }
+
     /// The GitHub check runs created for a run, by name.
     pub async fn check_run_ids(&self, run_id: &kici_engine::ids::RunId) -> Result<HashMap<String, i64>> {
         let rows = sqlx::query("SELECT name, check_run_id FROM check_runs WHERE run_id = $1")

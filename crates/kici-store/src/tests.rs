@@ -853,9 +853,9 @@ async fn pruning_deletes_only_what_finished_before_the_cutoff() {
             store.enqueue_event(id, "kici_event", &body, at).await.unwrap();
             store.claim_kici_event(id, at, 60_000).await.unwrap();
             if dead {
-                store.event_failed(id, "failed", &[], None, at).await.unwrap();
+                store.event_failed((id, 1), "failed", &[], None, at).await.unwrap();
             } else {
-                store.event_delivered(id, &[], at).await.unwrap();
+                store.event_delivered(id, 1, &[], at).await.unwrap();
             }
         }
         let pruned = store.prune(5_000, 5_000, 10).await.unwrap();
@@ -1186,47 +1186,64 @@ async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_
             "{db}: the same event is stored once"
         );
 
-        let claimed = store.claim_due_events(1_000, 60_000, 10).await.unwrap();
-        assert_eq!(
-            claimed
-                .iter()
-                .map(|e| (e.event_id.as_str(), e.attempts, e.lease_until))
-                .collect::<Vec<_>>(),
-            [("e1", 1, Some(61_000))],
-            "{db}"
+        assert_eq!(store.due_event_ids(1_000, 10).await.unwrap(), ["e1"], "{db}");
+        let claimed = store.claim_kici_event("e1", 1_000, 60_000).await.unwrap().expect("due");
+        assert_eq!((claimed.attempts, claimed.lease_until), (1, Some(61_000)), "{db}");
+        assert_eq!(claimed.envelope, body, "{db}");
+        assert!(
+            store.due_event_ids(30_000, 10).await.unwrap().is_empty(),
+            "{db}: leased"
         );
-        assert_eq!(claimed[0].envelope, body, "{db}");
         assert!(
             store.claim_kici_event("e1", 30_000, 60_000).await.unwrap().is_none(),
             "{db}: leased to the first claimer"
         );
-        // The claimer died: once its lease ran out another takes the event over.
+        assert!(store.renew_event_lease("e1", 1, 50_000, 60_000).await.unwrap(), "{db}");
+        assert!(
+            store.claim_kici_event("e1", 61_000, 60_000).await.unwrap().is_none(),
+            "{db}: the renewed lease holds"
+        );
+        // The claimer died: once its lease ran out another takes the event over, and the first
+        // can neither renew it nor record an outcome.
         let taken = store
-            .claim_kici_event("e1", 61_000, 60_000)
+            .claim_kici_event("e1", 110_000, 60_000)
             .await
             .unwrap()
             .expect("lease over");
         assert_eq!(taken.attempts, 2, "{db}");
+        assert!(
+            !store.renew_event_lease("e1", 1, 111_000, 60_000).await.unwrap(),
+            "{db}"
+        );
+        assert!(
+            !store.event_delivered("e1", 1, &[], 111_000).await.unwrap(),
+            "{db}: fenced"
+        );
 
         let runs = [RunId::from("r1")];
-        store
+        let failed = store
             .event_failed(
-                "e1",
+                ("e1", 2),
                 "workflow 'x': source `s` is disabled",
                 &runs,
-                Some(70_000),
-                62_000,
+                Some(120_000),
+                112_000,
             )
             .await
             .unwrap();
+        assert!(failed, "{db}");
         assert!(
-            store.claim_due_events(69_999, 60_000, 10).await.unwrap().is_empty(),
+            store.due_event_ids(119_999, 10).await.unwrap().is_empty(),
             "{db}: not due yet"
         );
-        let again = store.claim_due_events(70_000, 60_000, 10).await.unwrap();
-        assert_eq!((again.len(), again[0].run_ids.as_slice()), (1, &runs[..]), "{db}");
+        let again = store
+            .claim_kici_event("e1", 120_000, 60_000)
+            .await
+            .unwrap()
+            .expect("due again");
+        assert_eq!((again.attempts, again.run_ids.as_slice()), (3, &runs[..]), "{db}");
         store
-            .event_failed("e1", "still disabled", &runs, None, 71_000)
+            .event_failed(("e1", 3), "still disabled", &runs, None, 121_000)
             .await
             .unwrap();
 
@@ -1238,20 +1255,28 @@ async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_
             [("e1", 3, Some("still disabled"))],
             "{db}"
         );
-        assert_eq!(store.count_kici_events(EventStatus::Dead).await.unwrap(), 1, "{db}");
+        assert_eq!(
+            store.count_kici_events(Some(EventStatus::Dead)).await.unwrap(),
+            1,
+            "{db}"
+        );
         assert!(
-            store.claim_due_events(999_999, 60_000, 10).await.unwrap().is_empty(),
+            store.due_event_ids(999_999, 10).await.unwrap().is_empty(),
             "{db}: dead is never due"
         );
 
-        assert!(store.retry_dead_event("e1", 80_000).await.unwrap(), "{db}");
+        assert!(store.retry_dead_event("e1", 130_000).await.unwrap(), "{db}");
         assert!(
-            !store.retry_dead_event("e1", 80_000).await.unwrap(),
+            !store.retry_dead_event("e1", 130_000).await.unwrap(),
             "{db}: only a dead one"
         );
-        let retried = store.claim_due_events(80_000, 60_000, 10).await.unwrap();
-        assert_eq!(retried[0].attempts, 1, "{db}: attempts start over");
-        store.event_delivered("e1", &runs, 81_000).await.unwrap();
+        let retried = store
+            .claim_kici_event("e1", 130_000, 60_000)
+            .await
+            .unwrap()
+            .expect("retried");
+        assert_eq!(retried.attempts, 1, "{db}: attempts start over");
+        assert!(store.event_delivered("e1", 1, &runs, 131_000).await.unwrap(), "{db}");
         let event = store.get_kici_event("e1").await.unwrap().unwrap();
         assert_eq!((event.status, event.last_error), (EventStatus::Delivered, None), "{db}");
         assert!(
@@ -1260,8 +1285,9 @@ async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_
         );
 
         store.enqueue_event("e2", "kici_event", &body, 1_000).await.unwrap();
-        store.claim_due_events(1_000, 60_000, 10).await.unwrap();
-        store.event_failed("e2", "broken", &[], None, 2_000).await.unwrap();
+        store.claim_kici_event("e2", 1_000, 60_000).await.unwrap();
+        store.event_failed(("e2", 1), "broken", &[], None, 2_000).await.unwrap();
+        assert_eq!(store.count_kici_events(None).await.unwrap(), 2, "{db}");
         assert!(store.discard_dead_event("e2").await.unwrap(), "{db}");
         assert!(store.get_kici_event("e2").await.unwrap().is_none(), "{db}");
     }

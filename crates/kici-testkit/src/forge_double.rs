@@ -10,6 +10,9 @@
 //!   <token>`, body `{state: error|failure|pending|success, context, description? (≤ 140),
 //!   target_url?}`.
 //!
+//! - GitHub: `GET /repos/{owner}/{repo}/collaborators/{login}/permission`, `Authorization:
+//!   Bearer <token>`: `200 {permission: admin|write|read|none}`.
+//!
 //! A wrong token is 401, an unknown endpoint 404, a body outside the documented shape 422; each
 //! accepted status is kept in order, each refusal with its reason.
 
@@ -37,7 +40,11 @@ pub struct ForgeDouble {
     api: FakeApi,
     accepted: Arc<Mutex<Vec<ForgeStatus>>>,
     refused: Refusals,
+    /// `(owner/repo, login)` → GitHub's `permission` (`admin`, `write`, `read`, `none`).
+    permissions: Permissions,
 }
+
+type Permissions = Arc<Mutex<HashMap<(String, String), String>>>;
 
 fn answer(status: u16, message: &str) -> (u16, String) {
     (status, json!({"message": message}).to_string())
@@ -137,9 +144,24 @@ impl ForgeDouble {
     pub fn start(token: &str) -> ForgeDouble {
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let refused = Refusals::default();
+        let permissions = Permissions::default();
+        let granted = Arc::clone(&permissions);
         let (kept, refusals, token) = (Arc::clone(&accepted), refused.clone(), token.to_string());
         let api = FakeApi::start(move |request| {
             let refuse = |status: u16, reason: String| refusals.refuse(request, status, reason);
+            let path: Vec<&str> = request.target.trim_start_matches('/').split('/').collect();
+            if let ["repos", owner, name, "collaborators", login, "permission"] = path.as_slice() {
+                if request.method != "GET" || !authorized("github", request, &token) {
+                    return refuse(401, "Bad credentials".into());
+                }
+                let key = (format!("{owner}/{name}"), login.to_string());
+                let permission = granted.lock().expect("permissions").get(&key).cloned();
+                let permission = permission.unwrap_or_else(|| "none".to_string());
+                return (
+                    200,
+                    json!({"permission": permission, "user": {"login": login}}).to_string(),
+                );
+            }
             let Some((forge, repo, sha)) = route(&request.target).filter(|_| request.method == "POST") else {
                 return refuse(404, "Not Found".into());
             };
@@ -155,7 +177,21 @@ impl ForgeDouble {
                 Err(reason) => refuse(422, reason),
             }
         });
-        ForgeDouble { api, accepted, refused }
+        ForgeDouble {
+            api,
+            accepted,
+            refused,
+            permissions,
+        }
+    }
+
+    /// GitHub's `GET /repos/{owner}/{repo}/collaborators/{login}/permission` answers
+    /// `permission` for `login` on `repo` (`none` for anyone not granted).
+    pub fn grant(&self, repo: &str, login: &str, permission: &str) {
+        self.permissions
+            .lock()
+            .expect("permissions")
+            .insert((repo.to_string(), login.to_string()), permission.to_string());
     }
 
     pub fn url(&self) -> &str {

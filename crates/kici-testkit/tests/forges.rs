@@ -716,6 +716,14 @@ export default workflow('ci', {
 });
 "#;
 
+const AFTER_CI: &str = r#"import { workflow, job, workflowComplete } from '@kici-dev/sdk';
+
+export default workflow('after-ci', {
+  on: workflowComplete({ name: 'ci' }),
+  jobs: [job('after', { runsOn: 'linux', run: async () => { console.log('after ci'); } })],
+});
+"#;
+
 /// A signed webhook of `event` with `payload` to the `forge` source (secret `pr-secret`): the
 /// HTTP status and the answer.
 async fn github_webhook(stack: &Stack, event: &str, payload: &Value) -> (u16, Value) {
@@ -736,15 +744,24 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
         ".kici/workflows/ci.ts",
         &PR_WORKFLOW.replace("MESSAGE", "the base workflow ran"),
     );
+    repo.write(".kici/workflows/after.ts", AFTER_CI);
     repo.compile();
     let base = repo.commit_and_push("ci");
+    // GitHub's API, asked who may approve (and sent the commit statuses).
+    let github = ForgeDouble::start(TOKEN);
+    github.grant("acme/app", "alice", "write");
+    github.grant("acme/app", "bob", "read");
     stack
         .post(
             "/api/v1/admin/sources",
             &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": "pr-secret",
-                    "gitUrl": format!("file://{}", repo.origin().display())}),
+                    "gitUrl": format!("file://{}", repo.origin().display()), "apiUrl": github.url(),
+                    "credentials": {"username": "kici", "password": TOKEN}}),
         )
         .await;
+    // The default branch's push registers `after-ci`.
+    let (status, _) = github_webhook(&stack, "push", &repo.push_payload("acme/app", "main")).await;
+    assert_eq!(status, 202);
     // The fork's branch, as GitHub exposes it in the base repository.
     repo.write(
         ".kici/workflows/ci.ts",
@@ -761,10 +778,10 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
         "pull_request": {
             "number": 7,
             "author_association": "NONE",
-            "head": {"ref": "feature", "sha": head, "repo": {"full_name": "mallory/forge"}},
-            "base": {"ref": "main", "sha": base, "repo": {"full_name": "forge"}}
+            "head": {"ref": "feature", "sha": head, "repo": {"full_name": "mallory/app"}},
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": "acme/app"}}
         },
-        "repository": {"full_name": "forge", "name": "forge", "default_branch": "main",
+        "repository": {"full_name": "acme/app", "name": "app", "default_branch": "main",
                        "clone_url": format!("file://{}", repo.origin().display())}
     });
     let (status, answer) = github_webhook(&stack, "pull_request", &payload).await;
@@ -795,30 +812,44 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
         shown.stdout
     );
 
-    // The fork's author cannot approve it; a maintainer's `/kici approve` comment does, once.
-    let comment = |login: &str, association: &str| {
+    // The fork's author cannot approve it, nor can an organization member GitHub gives read
+    // access only, nor a comment written before the run; a maintainer's `/kici approve` does, once.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let now = chrono::DateTime::from_timestamp(since_epoch.as_secs() as i64 + 1, 0)
+        .unwrap()
+        .to_rfc3339();
+    let comment = |login: &str, association: &str, written: &str| {
         json!({
             "action": "created",
             "issue": {"number": 7, "pull_request": {"url": "https://forge.example/pulls/7"}},
-            "comment": {"body": "/kici approve\nLGTM", "author_association": association, "user": {"login": login}},
-            "repository": {"full_name": "forge"}
+            "comment": {"body": "/kici approve\nLGTM", "author_association": association, "user": {"login": login},
+                        "created_at": written},
+            "repository": {"full_name": "acme/app"}
         })
     };
-    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("mallory", "NONE")).await;
-    assert_eq!(
-        (status, answer["ignored"].as_str()),
-        (202, Some("the commenter cannot push to the repository")),
-        "{answer}"
-    );
+    for (login, association) in [("mallory", "NONE"), ("bob", "MEMBER")] {
+        let (status, answer) = github_webhook(&stack, "issue_comment", &comment(login, association, &now)).await;
+        assert_eq!(
+            (status, answer["ignored"].as_str()),
+            (202, Some("the commenter cannot push to the repository")),
+            "{login}: {answer}"
+        );
+    }
+    let old = comment("alice", "OWNER", "2020-01-01T00:00:00Z");
+    let (status, answer) = github_webhook(&stack, "issue_comment", &old).await;
+    assert_eq!((status, Stack::run_ids(&answer).len()), (202, 0), "{answer}");
     let still = stack.get(&format!("/api/v1/holds?runId={run_id}&status=pending")).await;
     assert_eq!(still["holds"].as_array().map(Vec::len), Some(1), "{still}");
-    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("alice", "OWNER")).await;
+    let approve = comment("alice", "OWNER", &now);
+    let (status, answer) = github_webhook(&stack, "issue_comment", &approve).await;
     assert_eq!(
         (status, Stack::run_ids(&answer)),
         (202, vec![run_id.clone()]),
         "{answer}"
     );
-    let (status, answer) = github_webhook(&stack, "issue_comment", &comment("alice", "OWNER")).await;
+    let (status, answer) = github_webhook(&stack, "issue_comment", &approve).await;
     assert_eq!(
         (status, answer["duplicate"].as_bool()),
         (200, Some(true)),
@@ -842,6 +873,19 @@ async fn an_unknown_contributors_fork_pull_request_is_held_and_runs_the_base_wor
     let log = stack.log_text(&run_id).await;
     assert!(log.contains("the base workflow ran"), "{log}");
     assert!(!log.contains("the edited workflow ran"), "{log}");
+
+    // Its end starts nothing: the workflows an event starts run with the repository's secrets.
+    stack
+        .wait_for("the untrusted run's completion dropped", || async {
+            stack
+                .orchestrator
+                .log_tail(500)
+                .contains("an untrusted pull request's run finished; its jobComplete()/workflowComplete() events start nothing")
+                .then_some(())
+        })
+        .await;
+    let after = stack.get("/api/v1/runs?workflow=after-ci").await;
+    assert_eq!(after["total"], 0, "{after}");
 }
 
 /// A GitHub App created from a manifest: `--manifest` writes the page whose form posts it to
@@ -944,23 +988,41 @@ async fn a_github_app_is_created_from_a_manifest() {
         .unwrap();
     assert_eq!(hostile.status().as_u16(), 400);
 
-    let finish = [
-        "source",
-        "add",
-        "github",
-        "--name",
-        "gh",
-        "--manifest-code",
-        "c0de42",
-        "--api-url",
-        github.url(),
-    ];
-    let added = stack.cli("kici-admin", &finish, cwd);
+    let finish = |name: &str| {
+        let args = [
+            "source",
+            "add",
+            "github",
+            "--name",
+            name,
+            "--manifest-code",
+            "c0de42",
+            "--api-url",
+            github.url(),
+        ];
+        stack.cli("kici-admin", &args, cwd)
+    };
+    // A request refused for another reason does not spend the code.
+    let refused = finish("g h");
+    assert!(
+        refused
+            .stderr
+            .contains("source name `g h` must be non-empty without spaces or slashes"),
+        "{}",
+        refused.stderr
+    );
+    let added = finish("gh");
     assert_eq!(added.code, 0, "{}", added.stderr);
     assert!(added.stdout.contains("/webhook/default/github"), "{}", added.stdout);
     let sources = stack.get("/api/v1/admin/sources").await;
     assert_eq!(sources["sources"][0]["kind"].as_str(), Some("github"), "{sources}");
-    let again = stack.cli("kici-admin", &finish, cwd);
+    let taken = finish("gh");
+    assert!(
+        taken.stderr.contains("a source named `gh` already exists"),
+        "{}",
+        taken.stderr
+    );
+    let again = finish("gh2");
     assert_ne!(again.code, 0);
     assert!(
         again

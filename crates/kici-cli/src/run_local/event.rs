@@ -245,10 +245,14 @@ pub fn add_inputs(event: &mut EventEnvelope, inputs: &[(String, String)]) -> any
 
 /// A custom event's envelope (`kici_event:<name>`): the `--payload` becomes what the step
 /// emitted, as the orchestrator wraps it.
-pub fn wrap_emitted(event: &mut EventEnvelope, name: &str) {
+pub fn wrap_emitted(event: &mut EventEnvelope, name: &str) -> anyhow::Result<()> {
     let emitted = event.payload.take().unwrap_or_else(|| serde_json::json!({}));
+    kici_engine::protocol::check_emitted(name, &emitted).map_err(|why| {
+        anyhow::anyhow!("{why}\n  hint: kici run local kici_event:deployed --payload '{{\"env\": \"prod\"}}'")
+    })?;
     event.action = Some(name.to_string());
     event.payload = Some(serde_json::json!({ "eventName": name, "payload": emitted, "chainDepth": 0 }));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -164,8 +164,11 @@ pub async fn run(args: RunLocalArgs) -> anyhow::Result<ExitCode> {
     let overrides = args.event_args.overrides(args.branch.clone());
     let mut envelope = event::envelope(&spec, &facts, &overrides);
     envelope.payload = payload;
-    if let (EventType::KiciEvent, Some(name)) = (spec.event_type, &spec.name) {
-        event::wrap_emitted(&mut envelope, name);
+    if let (EventType::KiciEvent, Some(name)) = (spec.event_type, &spec.name)
+        && let Err(err) = event::wrap_emitted(&mut envelope, name)
+    {
+        workspace.discard().await;
+        return Err(err);
     }
     let local_env = match event::add_inputs(&mut envelope, &args.inputs)
         .and_then(|()| secrets::load_env_local(&project.kici_dir))

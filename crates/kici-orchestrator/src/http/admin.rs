@@ -329,42 +329,102 @@ pub async fn add_source(
     State(state): State<Shared>,
     Json(mut body): Json<NewSource>,
 ) -> ApiResult<(StatusCode, Json<SourceView>)> {
+    let Some(code) = body.manifest_code.take() else {
+        return create_source(&state, body).await;
+    };
     let invalid = |message: String| ApiError::bad_request("invalid_source", message);
-    if let Some(code) = body.manifest_code.take() {
-        if body.kind != "github" || body.app_id.is_some() || body.private_key.is_some() || body.secret.is_some() {
-            return Err(invalid(
-                "--manifest-code creates a GitHub App source by itself: give it without --app-id, --private-key or --webhook-secret".into(),
-            ));
-        }
-        if code.is_empty() || code.len() > 128 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(invalid(format!(
-                "`{}` is not a manifest code (letters and digits, from the address GitHub redirected to)",
-                kici_engine::excerpt::excerpt(&code)
-            )));
-        }
-        let api = body.api_url.as_deref().unwrap_or(crate::github_app::DEFAULT_API);
-        let app = state
-            .github
-            .convert_manifest(api, &code)
-            .await
-            .map_err(|err| ApiError::new(StatusCode::BAD_GATEWAY, "manifest_conversion_failed", err.to_string()))?;
-        tracing::info!(app = %app.slug, appId = app.id, "GitHub App created from a manifest");
-        body.app_id = Some(app.id.to_string());
-        body.private_key = Some(app.pem);
-        body.secret = Some(app.webhook_secret);
+    if body.kind != "github" || body.app_id.is_some() || body.private_key.is_some() || body.secret.is_some() {
+        return Err(invalid(
+            "--manifest-code creates a GitHub App source by itself: give it without --app-id, --private-key or --webhook-secret".into(),
+        ));
     }
+    if code.is_empty() || code.len() > 128 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(format!(
+            "`{}` is not a manifest code (letters and digits, from the address GitHub redirected to)",
+            kici_engine::excerpt::excerpt(&code)
+        )));
+    }
+    // A code works once: everything that could refuse the source is checked before it is spent.
+    check_common(&body).map_err(invalid)?;
+    check_github_options(&body).map_err(invalid)?;
+    if state.store.list_sources().await?.iter().any(|s| s.name == body.name) {
+        return Err(name_taken(&body.name));
+    }
+    let api = body.api_url.as_deref().unwrap_or(crate::github_app::DEFAULT_API);
+    let app = state
+        .github
+        .convert_manifest(api, &code)
+        .await
+        .map_err(|err| ApiError::new(StatusCode::BAD_GATEWAY, "manifest_conversion_failed", err.to_string()))?;
+    tracing::info!(app = %app.slug, appId = app.id, "GitHub App created from a manifest");
+    let (id, slug, name) = (app.id, app.slug.clone(), body.name.clone());
+    body.app_id = Some(app.id.to_string());
+    body.private_key = Some(app.pem);
+    body.secret = Some(app.webhook_secret);
+    create_source(&state, body).await.map_err(|mut err| {
+        err.message = format!(
+            "{} (GitHub App {slug}, id {id}, was created on GitHub but not added; hint: on its settings page generate a new private key and set a new webhook secret, then `kici-admin source add github --name {name} --app-id {id} --private-key @key.pem --webhook-secret <the new secret>`)",
+            err.message
+        );
+        err
+    })
+}
+
+fn name_taken(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("a source named `{name}` already exists"),
+    )
+}
+
+/// What every source is checked for: its rate limit and name.
+fn check_common(body: &NewSource) -> Result<(), String> {
     let rate_limit_rpm = body.rate_limit_rpm.unwrap_or(DEFAULT_RATE_LIMIT_RPM);
     if !(1..=60_000).contains(&rate_limit_rpm) {
-        return Err(invalid(format!(
+        return Err(format!(
             "rateLimitRpm {rate_limit_rpm} must be from 1 to 60000 deliveries a minute"
-        )));
+        ));
     }
     if body.name.is_empty() || body.name.contains(|c: char| c.is_whitespace() || c == '/') {
-        return Err(invalid(format!(
+        return Err(format!(
             "source name `{}` must be non-empty without spaces or slashes",
             body.name
-        )));
+        ));
     }
+    Ok(())
+}
+
+/// A GitHub App source's options besides its App: no git URL or credentials, owner logins, an
+/// http(s) API.
+fn check_github_options(body: &NewSource) -> Result<(), String> {
+    if body.credentials.is_some() || body.git_url.is_some() {
+        return Err("a GitHub App source clones with installation tokens and takes no gitUrl or credentials".into());
+    }
+    if let Some(bad) = body
+        .allowed_owners
+        .iter()
+        .find(|o| o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(format!(
+            "`{}` is not a GitHub account login",
+            kici_engine::excerpt::excerpt(bad)
+        ));
+    }
+    if let Some(url) = body.api_url.as_deref()
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(format!(
+            "apiUrl `{url}` must be an http(s) URL, e.g. https://api.github.com"
+        ));
+    }
+    Ok(())
+}
+
+async fn create_source(state: &Shared, body: NewSource) -> ApiResult<(StatusCode, Json<SourceView>)> {
+    let invalid = |message: String| ApiError::bad_request("invalid_source", message);
+    check_common(&body).map_err(invalid)?;
+    let rate_limit_rpm = body.rate_limit_rpm.unwrap_or(DEFAULT_RATE_LIMIT_RPM);
     let (kind, verification) = match body.kind.as_str() {
         "local" => {
             let path = body
@@ -439,28 +499,7 @@ pub async fn add_source(
                     "a GitHub App source needs --webhook-secret <the App's webhook secret>".into(),
                 ));
             }
-            if body.credentials.is_some() || body.git_url.is_some() {
-                return Err(invalid(
-                    "a GitHub App source clones with installation tokens and takes no gitUrl or credentials".into(),
-                ));
-            }
-            if let Some(bad) = body
-                .allowed_owners
-                .iter()
-                .find(|o| o.is_empty() || !o.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            {
-                return Err(invalid(format!(
-                    "`{}` is not a GitHub account login",
-                    kici_engine::excerpt::excerpt(bad)
-                )));
-            }
-            if let Some(url) = body.api_url.as_deref()
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                return Err(invalid(format!(
-                    "apiUrl `{url}` must be an http(s) URL, e.g. https://api.github.com"
-                )));
-            }
+            check_github_options(&body).map_err(invalid)?;
             let sources = state.store.list_sources().await?;
             if sources.iter().any(|s| s.app_id.as_deref() == Some(app_id)) {
                 return Err(invalid(format!("a source for GitHub App {app_id} exists already")));
@@ -522,16 +561,12 @@ pub async fn add_source(
         allowed_ips: (verification == Verification::IpAllowlist).then(|| body.allowed_ips.join(",")),
     };
     if !state.store.insert_source(&source).await? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("a source named `{}` already exists", source.name),
-        ));
+        return Err(name_taken(&source.name));
     }
     let view = SourceView {
         // Shown once: the store keeps only its hash.
         trigger_token,
-        ..source_view(&state, &source)
+        ..source_view(state, &source)
     };
     Ok((StatusCode::CREATED, Json(view)))
 }

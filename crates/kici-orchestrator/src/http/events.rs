@@ -53,10 +53,7 @@ pub async fn list(State(state): State<Shared>, Query(query): Query<ListQuery>) -
     };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let events = state.store.list_kici_events(status, limit).await?;
-    let total = match status {
-        Some(status) => state.store.count_kici_events(status).await?,
-        None => events.len() as i64,
-    };
+    let total = state.store.count_kici_events(status).await?;
     Ok(Json(EventList {
         events: events.into_iter().map(entry).collect(),
         total,
@@ -103,7 +100,7 @@ pub async fn retry(
         return Err(not_dead(&id));
     }
     tracing::info!(eventId = %id, by = %caller.label, "dead event retried");
-    event_router::deliver_due(&state).await?;
+    event_router::deliver_one(&state, &id).await?;
     let event = state.store.get_kici_event(&id).await?.ok_or_else(|| not_dead(&id))?;
     Ok(Json(entry(event)))
 }

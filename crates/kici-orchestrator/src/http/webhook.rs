@@ -210,7 +210,12 @@ async fn generic_event(
     event.action = event_type.clone();
     event.payload = Some(json!({ "source": source.name, "eventType": event_type, "payload": payload }));
     let event_id = format!("generic_webhook:{delivery_id}");
-    let Some(run_ids) = crate::event_router::publish(state, &event_id, &event).await? else {
+    let published = crate::event_router::publish(state, &event_id, &event).await;
+    if let (Err(_), Some(key)) = (&published, &replay_key) {
+        // Not stored: the sender's retry must not be taken for a replay.
+        state.store.release_event_claim(key).await?;
+    }
+    let Some(run_ids) = published? else {
         return duplicate();
     };
     tracing::info!(deliveryId = %delivery_id, source = %source.name, runs = run_ids.len(), "generic webhook delivered");
@@ -420,7 +425,13 @@ async fn accept(
                 Json(json!({ "accepted": false, "duplicate": true, "deliveryId": delivery_id })),
             ));
         }
-        let mut answer = crate::comment_commands::handle(&state, &source, &payload).await?;
+        let mut answer = match crate::comment_commands::handle(&state, &source, &payload).await {
+            Ok(answer) => answer,
+            Err(err) => {
+                state.store.release_event_claim(&key).await?;
+                return Err(err.into());
+            }
+        };
         answer["accepted"] = json!(true);
         answer["deliveryId"] = json!(delivery_id);
         return Ok((StatusCode::ACCEPTED, Json(answer)));
