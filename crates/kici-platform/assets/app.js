@@ -88,9 +88,17 @@ function ansiLine(text) {
 const listeners = [];
 function statusStream() {
   const dot = document.getElementById("live-dot");
+  const label = document.getElementById("live-label");
+  const show = (state, text) => {
+    if (!dot || !label) return;
+    dot.parentElement.hidden = false;
+    dot.className = `dot ${state}`;
+    label.textContent = text;
+  };
+  show("", "Live updates: connecting");
   const source = new EventSource("/api/v1/events/live");
-  source.onopen = () => dot && (dot.className = "dot on");
-  source.onerror = () => dot && (dot.className = "dot off");
+  source.onopen = () => show("on", "Live");
+  source.onerror = () => show("off", "Reconnecting…");
   source.onmessage = (message) => {
     let event;
     try { event = JSON.parse(message.data); } catch { return; }
@@ -115,8 +123,25 @@ function runsList(table) {
   });
 }
 
+// The tab's icon shows the run's status: the mark with a dot of the status's colour.
+const FAVICON_COLOURS = {
+  success: "#1a7f37", failed: "#cf222e", running: "#bf8700", cancelling: "#bf8700",
+  held: "#8250df", waiting: "#0969da", cancelled: "#8c959f", pending: "#8c959f", queued: "#8c959f",
+};
+function statusFavicon(status) {
+  const link = document.querySelector('link[rel="icon"]');
+  const colour = FAVICON_COLOURS[status];
+  if (!link || !colour) return;
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0969da"/>'
+    + '<path d="M9 7h4v7.2L19.4 7h5l-7.1 7.6L25 25h-5l-5.2-7.4-1.8 1.9V25H9z" fill="#fff"/>'
+    + `<circle cx="24" cy="24" r="7.5" fill="${colour}" stroke="#fff" stroke-width="2"/></svg>`;
+  link.href = `data:image/svg+xml,${encodeURIComponent(svg)}`;
+  link.dataset.status = status;
+}
+
 // Run page.
 function runPage(section) {
+  statusFavicon(section.dataset.runStatus);
   const runId = section.dataset.runId;
   const api = `/api/v1/runs/${encodeURIComponent(runId)}`;
   const log = document.getElementById("log");
@@ -248,7 +273,15 @@ function runPage(section) {
     for (const selector of [".tree", "#run-status", "#hold-banners", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
       const fresh = page.querySelector(selector);
       const current = document.querySelector(selector);
-      if (fresh && current) current.innerHTML = fresh.innerHTML;
+      if (fresh && current) {
+        current.innerHTML = fresh.innerHTML;
+        current.className = fresh.className;
+      }
+    }
+    const status = page.querySelector("section.run");
+    if (status) {
+      section.dataset.runStatus = status.dataset.runStatus;
+      statusFavicon(status.dataset.runStatus);
     }
     const banner = page.getElementById("failure-banner");
     if (banner && !document.getElementById("failure-banner")) section.querySelector(".run-header").after(banner);
@@ -335,7 +368,40 @@ function workflowsPage(section) {
   });
 }
 
+// The header's theme button: light → dark → the system's (theme.js keeps the choice).
+const THEME_LABELS = {
+  light: "Theme: light (switch to dark)",
+  dark: "Theme: dark (switch to the system's)",
+  system: "Theme: follows the system (switch to light)",
+};
+function themeToggle(button) {
+  const label = (choice) => button.setAttribute("aria-label", THEME_LABELS[choice]);
+  label(localStorage.getItem("kici-theme") || "system");
+  button.addEventListener("click", () => label(window.kiciTheme.cycle()));
+}
+
+// Copy buttons (`data-copy`): the clipboard, or a selected text field where it is refused.
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const field = document.createElement("textarea");
+    field.value = text;
+    document.body.append(field);
+    field.select();
+    document.execCommand("copy");
+    field.remove();
+  }
+  toast("Copied");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (button) copy(button.dataset.copy);
+  });
+  const theme = document.getElementById("theme-toggle");
+  if (theme && window.kiciTheme) themeToggle(theme);
   relativeTimes();
   setInterval(relativeTimes, 30000);
   const table = document.querySelector("[data-live-runs]");

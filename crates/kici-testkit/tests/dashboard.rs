@@ -769,3 +769,128 @@ async fn a_secret_a_step_prints_is_masked_on_the_run_page_and_in_the_platform_ap
         "the run page shows the secret"
     );
 }
+
+/// The design system: the sign-in page shows no navigation; the header marks the current page;
+/// the theme follows the system until the toggle chooses light or dark, kept across pages;
+/// each status has its own colours and icon (running spins); the tab's icon shows the run's
+/// status; the live indicator says what it is.
+#[tokio::test]
+async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let failed = stack.push_and_wait("app", &repo, "failing").await;
+    cached(&stack, &failed.run.run_id).await;
+
+    browser.goto(&format!("{}/login", stack.platform_url())).await;
+    let bare = browser
+        .eval(
+            "return [document.querySelector('nav') === null, document.getElementById('theme-toggle') !== null];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bare, json!([true, true]), "no navigation before signing in");
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    assert_eq!(browser.text("nav a[aria-current=page]").await.as_deref(), Some("Runs"));
+
+    const THEME: &str = "return [document.documentElement.dataset.theme, localStorage.getItem('kici-theme'), \
+        getComputedStyle(document.body).backgroundColor, document.getElementById('theme-toggle').getAttribute('aria-label')];";
+    browser
+        .eval("localStorage.clear(); location.reload(); return true;", json!([]))
+        .await;
+    browser
+        .wait_for(
+            "the runs list again",
+            "return document.querySelector('table.runs') !== null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        browser.eval(THEME, json!([])).await,
+        json!([
+            "light",
+            null,
+            "rgb(255, 255, 255)",
+            "Theme: follows the system (switch to light)"
+        ])
+    );
+    browser.click("#theme-toggle").await;
+    browser.click("#theme-toggle").await;
+    assert_eq!(
+        browser.eval(THEME, json!([])).await,
+        json!([
+            "dark",
+            "dark",
+            "rgb(13, 17, 23)",
+            "Theme: dark (switch to the system's)"
+        ])
+    );
+    browser.screenshot(&screenshots().join("runs-dark.png")).await;
+
+    // Kept on the next page, which is painted dark from the start.
+    browser
+        .goto(&format!("{}/runs/{}", stack.platform_url(), failed.run.run_id))
+        .await;
+    browser
+        .wait_for(
+            "the failure banner",
+            "return document.getElementById('failure-banner') !== null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(browser.eval(THEME, json!([])).await[0], "dark");
+    let icon = browser
+        .wait_for(
+            "the tab's icon to show the status",
+            "const l = document.querySelector('link[rel=icon]'); return l.dataset.status && [l.dataset.status, l.href.startsWith('data:image/svg+xml')];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(icon, json!(["failed", true]));
+    browser.screenshot(&screenshots().join("run-failed-dark.png")).await;
+    let live = browser
+        .wait_for(
+            "the live indicator",
+            "const l = document.getElementById('live-label'); return l.textContent === 'Live' && !l.parentElement.hidden;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(live, json!(true));
+    browser.click("#theme-toggle").await;
+    assert_eq!(
+        browser.eval(THEME, json!([])).await[1],
+        Value::Null,
+        "back to the system's"
+    );
+
+    // Each status its own colours; an icon for each, a spinning ring while running.
+    let statuses = browser
+        .eval(
+            "const out = {};
+             for (const s of ['queued', 'waiting', 'running', 'success', 'failed', 'cancelled', 'skipped', 'held']) {
+               const el = document.createElement('span');
+               el.className = `status status-${s}`;
+               el.textContent = s;
+               document.body.append(el);
+               const style = getComputedStyle(el), icon = getComputedStyle(el, '::before');
+               out[s] = [style.color + ' ' + style.backgroundColor, icon.animationName, icon.maskImage !== 'none' || icon.webkitMaskImage !== 'none'];
+               el.remove();
+             }
+             return out;",
+            json!([]),
+        )
+        .await;
+    let statuses = statuses.as_object().unwrap();
+    let colours: std::collections::HashSet<&str> = statuses.values().map(|s| s[0].as_str().unwrap()).collect();
+    assert_eq!(colours.len(), 8, "{statuses:?}");
+    for (status, style) in statuses {
+        if status == "running" {
+            assert_eq!(style[1], "spin", "{status}: {style}");
+        } else {
+            assert_eq!(
+                (style[1].as_str(), style[2].as_bool()),
+                (Some("none"), Some(true)),
+                "{status}: {style}"
+            );
+        }
+    }
+}

@@ -84,8 +84,7 @@ pub fn router(state: Shared) -> Router {
         .merge(pages)
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
-        .route("/assets/app.css", get(pages::css))
-        .route("/assets/app.js", get(pages::js))
+        .route("/assets/{name}", get(pages::asset))
         .with_state(state)
 }
 

@@ -326,12 +326,12 @@ pub async fn approvals(
     })))
 }
 
-pub async fn css() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], ui::CSS)
-}
-
-pub async fn js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], ui::JS)
+/// `/assets/<name>`: the embedded stylesheet, scripts and icon.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ui::ASSETS.iter().find(|(file, _, _)| *file == name) {
+        Some((_, content_type, body)) => ([(header::CONTENT_TYPE, *content_type)], *body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,26 @@ pub use run::{RunPage, run_page};
 pub use runs::{RunsFilter, runs_page, runs_rows};
 pub use workflows::workflows_page;
 
-/// The stylesheet and script, served at `/assets/app.css` and `/assets/app.js`.
-pub const CSS: &str = include_str!("../../assets/app.css");
-pub const JS: &str = include_str!("../../assets/app.js");
+/// What `/assets/<name>` serves: the stylesheet, the page script, the theme script (loaded
+/// before the page is painted) and the icon, with their content types.
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/app.js"),
+    ),
+    (
+        "theme.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/theme.js"),
+    ),
+    ("favicon.svg", "image/svg+xml", include_str!("../../assets/favicon.svg")),
+];
 
 /// Text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -44,58 +61,82 @@ pub struct Viewer<'a> {
     pub pending_approvals: usize,
 }
 
-/// The nav's links; Approvals carries the number of held jobs when there are any.
-fn nav(viewer: Option<&Viewer>) -> String {
-    let badge = match viewer {
-        Some(viewer) if viewer.pending_approvals > 0 => format!(
-            r#" <span class="count-badge" id="approvals-count" title="Jobs waiting for approval">{}</span>"#,
-            viewer.pending_approvals
+/// The nav's links, the one for `current` (a page title) marked; Approvals carries the number
+/// of held jobs when there are any.
+fn nav(viewer: &Viewer, current: &str) -> String {
+    let badge = match viewer.pending_approvals {
+        0 => String::new(),
+        count => format!(
+            r#" <span class="count-badge" id="approvals-count" title="Jobs waiting for approval">{count}</span>"#
         ),
-        _ => String::new(),
     };
-    format!(
-        r#"<nav><a href="/runs">Runs</a> <a href="/workflows">Workflows</a> <a href="/approvals">Approvals{badge}</a> <a href="/agents">Agents</a> <a href="/scalers">Scalers</a> <a href="/diagnostics">Diagnostics</a></nav>"#
-    )
+    let links = [
+        ("/runs", "Runs", ""),
+        ("/workflows", "Workflows", ""),
+        ("/approvals", "Approvals", badge.as_str()),
+        ("/agents", "Agents", ""),
+        ("/scalers", "Scalers", ""),
+        ("/diagnostics", "Diagnostics", ""),
+    ];
+    let items: String = links
+        .iter()
+        .map(|(href, label, extra)| {
+            let mark = if current.starts_with(label) {
+                r#" aria-current="page""#
+            } else {
+                ""
+            };
+            format!(r#"<a href="{href}"{mark}>{label}{extra}</a>"#)
+        })
+        .collect();
+    format!(r#"<nav aria-label="Main">{items}</nav>"#)
 }
 
-/// A whole page: `title`, the signed-in viewer (for the header and the CSRF token), the body.
+/// The mark beside the name: a K on the accent colour (also `/assets/favicon.svg`).
+const LOGO: &str = r##"<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="7" fill="#0969da"/><path d="M9 7h4v7.2L19.4 7h5l-7.1 7.6L25 25h-5l-5.2-7.4-1.8 1.9V25H9z" fill="#fff"/></svg>"##;
+
+/// A whole page: `title`, the signed-in viewer (for the nav, the header and the CSRF token;
+/// none on the sign-in page, which shows no navigation), the body.
 pub fn layout(title: &str, viewer: Option<&Viewer>, body: &str) -> String {
-    let (csrf_meta, account) = match viewer {
+    let (csrf_meta, nav, account) = match viewer {
         Some(viewer) => (
             format!(
                 r#"<meta name="csrf-token" content="{}">
 "#,
                 escape(viewer.csrf_token)
             ),
+            nav(viewer, title),
             format!(
                 r#"<span class="user">{}</span><form method="post" action="/logout"><input type="hidden" name="csrf" value="{}"><button class="link">Sign out</button></form>"#,
                 escape(viewer.name),
                 escape(viewer.csrf_token)
             ),
         ),
-        None => (String::new(), String::new()),
+        None => (String::new(), String::new(), String::new()),
     };
     format!(
-        r#"<!doctype html>
+        r##"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {csrf_meta}<title>{title} · KiCI</title>
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/app.css">
+<script src="/assets/theme.js"></script>
 <script src="/assets/app.js" defer></script>
 </head>
 <body>
-<header class="top"><a class="brand" href="/runs">KiCI</a>{nav}<div class="account">{account}</div></header>
-<main>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top"><a class="brand" href="/runs">{LOGO}KiCI</a>{nav}<div class="account"><button type="button" class="icon" id="theme-toggle" aria-label="Theme: follows the system (switch to light)" title="Switch theme"><svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true"><circle cx="8" cy="8" r="6.5" fill="none" stroke="currentColor" stroke-width="1.5"/><path d="M8 1.5a6.5 6.5 0 0 1 0 13z" fill="currentColor"/></svg></button>{account}</div></header>
+<main id="main">
 {body}
 </main>
-<footer><span id="live-dot" class="dot" title="Live updates"></span></footer>
+<footer role="status" hidden><span id="live-dot" class="dot" aria-hidden="true"></span><span id="live-label"></span></footer>
 </body>
 </html>
-"#,
+"##,
         title = escape(title),
-        nav = nav(viewer),
     )
 }
 

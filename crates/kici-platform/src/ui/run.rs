@@ -22,10 +22,6 @@ pub struct RunPage<'a> {
     pub viewer: &'a Viewer<'a>,
 }
 
-fn when(ms: Option<i64>) -> String {
-    ms.map(format_timestamp).unwrap_or_else(|| "-".to_string())
-}
-
 fn banner(run: &Run) -> String {
     let Some(reason) = &run.failure_reason else {
         return String::new();
@@ -230,6 +226,24 @@ fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
     )
 }
 
+const COPY_ICON: &str = r#"<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path fill="currentColor" d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-1v-1.5h1a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5a.5.5 0 0 0-.5.5v1H3V3a2 2 0 0 1 2-2zM3 5h7a2 2 0 0 1 2 2v6a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v6a.5.5 0 0 0 .5.5h7a.5.5 0 0 0 .5-.5V7a.5.5 0 0 0-.5-.5z"/></svg>"#;
+
+/// An id kept on one line (cut with an ellipsis, whole on hover) with a button that copies it.
+fn copyable(value: &str, what: &str) -> String {
+    format!(
+        r#"<span class="copyable"><code class="clip" title="{value}">{value}</code><button type="button" class="icon copy" data-copy="{value}" aria-label="Copy the {what}" title="Copy">{COPY_ICON}</button></span>"#,
+        value = escape(value)
+    )
+}
+
+/// A time as "3 min ago", the exact time on hover (`app.js`); `-` when there is none.
+fn moment(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => format!(r#"<time data-ms="{ms}">{}</time>"#, format_timestamp(ms)),
+        None => "-".to_string(),
+    }
+}
+
 fn metadata(run: &Run) -> String {
     let failure = run
         .failure_reason
@@ -243,20 +257,20 @@ fn metadata(run: &Run) -> String {
         .unwrap_or_default();
     format!(
         r#"<dl>
-<dt>Run ID</dt><dd><code>{id}</code></dd>
+<dt>Run ID</dt><dd>{id}</dd>
 <dt>Status</dt><dd><span class="{class}">{status}</span></dd>
 <dt>Workflow</dt><dd>{workflow}</dd>
 <dt>Trigger</dt><dd>{trigger}</dd>
 {reruns}<dt>Repository</dt><dd>{repo}</dd>
 <dt>Ref</dt><dd>{git_ref}</dd>
-<dt>SHA</dt><dd><code>{sha}</code></dd>
+<dt>SHA</dt><dd>{sha}</dd>
 <dt>Created</dt><dd>{created}</dd>
 <dt>Started</dt><dd>{started}</dd>
 <dt>Completed</dt><dd>{completed}</dd>
 <dt>Duration</dt><dd>{duration}</dd>
 {failure}
 </dl>"#,
-        id = escape(&run.run_id),
+        id = copyable(&run.run_id, "run ID"),
         class = status_class(run.status.as_str()),
         status = run.status.as_str(),
         workflow = escape(&run.workflow_name),
@@ -264,10 +278,10 @@ fn metadata(run: &Run) -> String {
         reruns = rerun_links(run),
         repo = escape(&run.repo),
         git_ref = escape(&run.git_ref),
-        sha = escape(&run.sha),
-        created = when(Some(run.created_at)),
-        started = when(run.started_at),
-        completed = when(run.completed_at),
+        sha = copyable(&run.sha, "commit SHA"),
+        created = moment(Some(run.created_at)),
+        started = moment(run.started_at),
+        completed = moment(run.completed_at),
         duration = duration(run.duration_ms),
     )
 }
