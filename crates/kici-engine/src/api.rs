@@ -60,6 +60,12 @@ pub struct Run {
     /// A pull request's run: whose workflows it ran, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<crate::trust::RunTrust>,
+    /// The pushed commit's title (or the pull request's), when the event names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Who caused the run (the forge user, the dispatching token, the commit's author).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,6 +56,42 @@ pub fn chain_depth(event: &EventEnvelope) -> u64 {
     }
 }
 
+/// The most characters of a commit title a run keeps.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+impl EventEnvelope {
+    /// What the run is about, in a line: the pushed commit's title (its message's first line),
+    /// or a pull request's title. `None` for an event that names no commit (a dispatch, a
+    /// schedule).
+    pub fn title(&self) -> Option<String> {
+        let payload = self.payload.as_ref()?;
+        let text = |pointer: &str| payload.pointer(pointer).and_then(serde_json::Value::as_str);
+        let message = text("/head_commit/message")
+            .or_else(|| text("/pull_request/title"))
+            .or_else(|| text("/object_attributes/title"))
+            .or_else(|| {
+                // GitLab lists the pushed commits, the newest last, without a head commit.
+                payload.get("commits")?.as_array()?.last()?.get("message")?.as_str()
+            })?;
+        let line = message.lines().map(str::trim).find(|l| !l.is_empty())?;
+        Some(line.chars().take(MAX_TITLE_CHARS).collect())
+    }
+
+    /// Who caused it: the forge user who sent the event (pusher, pull request author, the
+    /// token that dispatched), else the pushed commit's author.
+    pub fn actor(&self) -> Option<String> {
+        let payload = self.payload.as_ref();
+        let text = |pointer: &str| payload?.pointer(pointer).and_then(serde_json::Value::as_str);
+        self.sender_username
+            .clone()
+            .or_else(|| text("/pusher/name").map(str::to_string))
+            .or_else(|| text("/head_commit/author/username").map(str::to_string))
+            .or_else(|| text("/head_commit/author/name").map(str::to_string))
+            .filter(|name| !name.is_empty())
+            .map(|name| name.chars().take(100).collect())
+    }
+}
+
 /// `ctx.event` and the matcher's input (spec `authoring.md` §2.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,5 +152,41 @@ impl EventEnvelope {
             sender_user_id: None,
             dispatch_inputs: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with(payload: serde_json::Value) -> EventEnvelope {
+        let mut event = EventEnvelope::new(EventType::Push);
+        event.payload = Some(payload);
+        event
+    }
+
+    #[test]
+    fn a_runs_title_and_actor_come_from_the_event() {
+        let push = with(
+            json!({"head_commit": {"message": "\nFix the cache key\n\nLonger body", "author": {"name": "Rita Lin"}}}),
+        );
+        assert_eq!(push.title().as_deref(), Some("Fix the cache key"));
+        assert_eq!(push.actor().as_deref(), Some("Rita Lin"));
+        let mut pr = with(json!({"pull_request": {"title": "Add arm64 runners"}}));
+        pr.sender_username = Some("mallory".into());
+        assert_eq!(
+            (pr.title().as_deref(), pr.actor().as_deref()),
+            (Some("Add arm64 runners"), Some("mallory"))
+        );
+        let gitlab =
+            with(json!({"commits": [{"message": "old"}, {"message": "newest\nbody"}], "pusher": {"name": "gl"}}));
+        assert_eq!(
+            (gitlab.title().as_deref(), gitlab.actor().as_deref()),
+            (Some("newest"), Some("gl"))
+        );
+        let long = with(json!({"head_commit": {"message": "x".repeat(500)}}));
+        assert_eq!(long.title().map(|t| t.chars().count()), Some(MAX_TITLE_CHARS));
+        assert_eq!(EventEnvelope::new(EventType::Dispatch).title(), None);
     }
 }

@@ -34,6 +34,17 @@ function relativeTimes(root = document) {
   }
 }
 
+// Clocks of what is still going (`data-since`, epoch ms): "1m 05s", ticked every second.
+function tickElapsed(root = document) {
+  for (const el of root.querySelectorAll(".elapsed[data-since]")) {
+    const seconds = Math.max(0, Math.floor((Date.now() - Number(el.dataset.since)) / 1000));
+    const minutes = Math.floor(seconds / 60);
+    el.textContent = minutes === 0 ? `${seconds}s`
+      : minutes < 60 ? `${minutes}m ${String(seconds % 60).padStart(2, "0")}s`
+      : `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`;
+  }
+}
+
 function toast(message) {
   const el = document.createElement("div");
   el.className = "toast";
@@ -270,7 +281,7 @@ function runPage(section) {
     const response = await fetch(location.pathname);
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
-    for (const selector of [".tree", "#run-status", "#hold-banners", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
+    for (const selector of [".tree", "#run-status", "#run-elapsed", "#hold-banners", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
       const fresh = page.querySelector(selector);
       const current = document.querySelector(selector);
       if (fresh && current) {
@@ -295,6 +306,7 @@ function runPage(section) {
       }
     }
     relativeTimes();
+    tickElapsed();
   }
   listeners.push((event) => {
     if (event.type === "run.status" && event.runId === runId) refresh();
@@ -404,6 +416,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (theme && window.kiciTheme) themeToggle(theme);
   relativeTimes();
   setInterval(relativeTimes, 30000);
+  tickElapsed();
+  setInterval(tickElapsed, 1000);
   const table = document.querySelector("[data-live-runs]");
   const run = document.querySelector("section.run");
   if (table || run) statusStream();

@@ -281,6 +281,8 @@ fn run(run_id: &str, status: RunStatus) -> Run {
         rerun_of: None,
         reruns: Vec::new(),
         trust: None,
+        title: None,
+        actor: None,
     }
 }
 

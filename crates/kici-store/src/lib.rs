@@ -146,6 +146,7 @@ static MIGRATIONS: &[Migration] = &[
         include_str!("../migrations/0026_source_allowed_ips.sql"),
     ),
     (27, "kici_events", include_str!("../migrations/0027_kici_events.sql")),
+    (28, "run_title", include_str!("../migrations/0028_run_title.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

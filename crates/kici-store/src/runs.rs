@@ -147,7 +147,7 @@ pub enum ReasonUpdate {
     Keep,
 }
 
-const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of, trust";
+const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of, trust, title, actor";
 const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result, outputs";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
@@ -206,6 +206,8 @@ fn row_to_run(row: &AnyRow) -> Result<api::Run> {
         rerun_of: get_opt_id(row, "rerun_of")?,
         reruns: Vec::new(),
         trust: get_json(row, "trust")?,
+        title: get(row, "title")?,
+        actor: get(row, "actor")?,
     })
 }
 
@@ -270,8 +272,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
                  failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of,
-                 lockfile_hash, deadline_at, trust)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+                 lockfile_hash, deadline_at, trust, title, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         )
         .bind(run.run_id.as_str())
         .bind(run.source_id.as_str())
@@ -295,6 +297,8 @@ impl Store {
         .bind(&run.lockfile_hash)
         .bind(run.deadline_at())
         .bind(run.trust.as_ref().map(to_json))
+        .bind(run.event.title())
+        .bind(run.event.actor())
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;

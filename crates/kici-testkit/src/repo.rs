@@ -159,12 +159,14 @@ impl Repo {
             "git",
             &["diff-tree", "--no-commit-id", "--name-only", "-r", "--root", &sha],
         );
+        let message = run(&self.origin(), "git", &["show", "-s", "--format=%B", &sha]);
+        let author = run(&self.origin(), "git", &["show", "-s", "--format=%an", &sha]);
         json!({
             "ref": format!("refs/heads/{branch}"),
             "before": "0000000000000000000000000000000000000000",
             "after": sha,
             "repository": {"full_name": source, "name": source, "clone_url": format!("file://{}", self.origin().display()), "default_branch": "main"},
-            "head_commit": {"id": sha, "message": "test"},
+            "head_commit": {"id": sha, "message": message, "author": {"name": author}},
             "commits": [{"id": sha, "added": [], "modified": files.lines().collect::<Vec<_>>(), "removed": []}],
         })
     }

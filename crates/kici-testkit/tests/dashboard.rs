@@ -247,6 +247,31 @@ async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
         Value::Bool(true),
         "the Streaming badge shows while the step runs"
     );
+    // While it runs, the header's clock ticks; the tab's icon says running.
+    let first = browser
+        .wait_for(
+            "the running clock",
+            "const e = document.querySelector('#run-elapsed .elapsed[data-since]'); return e && e.textContent;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the clock to tick",
+            "const e = document.querySelector('#run-elapsed .elapsed'); return e.textContent !== arguments[0];",
+            json!([first]),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                "return document.querySelector('link[rel=icon]').dataset.status;",
+                json!([])
+            )
+            .await,
+        "running"
+    );
+    browser.screenshot(&screenshots().join("run-live.png")).await;
     // The second half arrives in the open page, each line once and in order.
     std::fs::write(&marker, "").unwrap();
     let full = browser
@@ -781,6 +806,9 @@ async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
     let failed = stack.push_and_wait("app", &repo, "failing").await;
     cached(&stack, &failed.run.run_id).await;
 
+    let title = failed.run.title.clone().expect("a pushed commit's title");
+    assert_eq!(failed.run.actor.as_deref(), Some("KiCI Test"));
+
     browser.goto(&format!("{}/login", stack.platform_url())).await;
     let bare = browser
         .eval(
@@ -791,6 +819,15 @@ async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
     assert_eq!(bare, json!([true, true]), "no navigation before signing in");
     sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
     assert_eq!(browser.text("nav a[aria-current=page]").await.as_deref(), Some("Runs"));
+    // The list says what each run is about and who caused it.
+    let row = browser
+        .eval(
+            "const r = document.querySelector(`tr[data-run-id='${arguments[0]}']`);
+             return [r.querySelector('.title').textContent, r.querySelector('.sub').textContent, r.querySelector('.branch').textContent];",
+            json!([failed.run.run_id]),
+        )
+        .await;
+    assert_eq!(row, json!([title, "failing · push by KiCI Test", "failing"]));
 
     const THEME: &str = "return [document.documentElement.dataset.theme, localStorage.getItem('kici-theme'), \
         getComputedStyle(document.body).backgroundColor, document.getElementById('theme-toggle').getAttribute('aria-label')];";
@@ -846,6 +883,28 @@ async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
         )
         .await;
     assert_eq!(icon, json!(["failed", true]));
+    let header = browser
+        .eval(
+            "return [document.querySelector('.run-title').textContent, document.querySelector('.run-header .facts').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(header[0], title.as_str());
+    assert!(
+        header[1]
+            .as_str()
+            .unwrap()
+            .starts_with("push by KiCI Test · app · failing · "),
+        "{header}"
+    );
+    browser.click(".run-header [data-copy]").await;
+    browser
+        .wait_for(
+            "the copied notice",
+            "const t = document.querySelector('.toast'); return t && t.textContent === 'Copied';",
+            json!([]),
+        )
+        .await;
     browser.screenshot(&screenshots().join("run-failed-dark.png")).await;
     let live = browser
         .wait_for(

@@ -30,6 +30,8 @@ fn run(status: RunStatus, failure_reason: Option<&str>) -> Run {
         rerun_of: None,
         reruns: Vec::new(),
         trust: None,
+        title: None,
+        actor: None,
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Push {
     pub before: String,
     pub after: String,
     pub message: String,
+    /// The commit's author (`git show --format=%an`).
+    pub author: String,
     pub default_branch: String,
     pub added: Vec<String>,
     pub modified: Vec<String>,
@@ -94,6 +96,10 @@ pub async fn inspect_push(repo: &Path, request: &PushRequest<'_>) -> Result<Push
     let message = git(repo, &["show", "-s", "--format=%B", &after])
         .await?
         .trim_end()
+        .to_string();
+    let author = git(repo, &["show", "-s", "--format=%an", &after])
+        .await?
+        .trim()
         .to_string();
     let default_branch = match head_ref(repo).await? {
         Some(head) => head.trim_start_matches("refs/heads/").to_string(),
@@ -160,6 +166,7 @@ pub async fn inspect_push(repo: &Path, request: &PushRequest<'_>) -> Result<Push
         before: before.unwrap_or_else(|| ZERO_SHA.to_string()),
         after,
         message,
+        author,
         default_branch,
         added,
         modified,

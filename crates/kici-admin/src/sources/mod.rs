@@ -585,6 +585,7 @@ pub fn push_body(source_name: &str, repo: &Path, push: &Push) -> Value {
         "head_commit": {
             "id": push.after,
             "message": push.message,
+            "author": {"name": push.author},
         },
         "commits": [{
             "id": push.after,

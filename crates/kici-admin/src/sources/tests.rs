@@ -65,7 +65,7 @@ async fn push_body_of_the_head_commit() {
                 "clone_url": format!("file://{}", repo.display()),
                 "default_branch": "main",
             },
-            "head_commit": {"id": second, "message": "second: change files\n\nbody line"},
+            "head_commit": {"id": second, "message": "second: change files\n\nbody line", "author": {"name": "Test"}},
             "commits": [{
                 "id": second,
                 "added": ["src dir/c.txt"],

@@ -28,6 +28,8 @@ pub fn run(run_id: &str, status: RunStatus) -> Run {
         rerun_of: None,
         reruns: Vec::new(),
         trust: None,
+        title: None,
+        actor: None,
     }
 }
 

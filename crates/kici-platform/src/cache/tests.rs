@@ -27,6 +27,8 @@ fn run(run_id: &str, status: RunStatus, created_at: i64) -> Run {
         rerun_of: None,
         reruns: Vec::new(),
         trust: None,
+        title: None,
+        actor: None,
     }
 }
 

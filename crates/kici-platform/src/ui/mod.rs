@@ -167,6 +167,45 @@ pub fn login_page(error: Option<&str>, next: &str, csrf_token: &str) -> String {
     )
 }
 
+/// A small icon for what started a run (`push`, `pull_request`, `schedule`, …), the trigger's
+/// name on hover; decorative, as the name is written beside it.
+pub fn trigger_icon(trigger: &str) -> String {
+    let path = match trigger {
+        "push" => {
+            "M8 4.5a3.5 3.5 0 0 1 3.4 2.7H15v1.6h-3.6a3.5 3.5 0 0 1-6.8 0H1V7.2h3.6A3.5 3.5 0 0 1 8 4.5zm0 1.6a1.9 1.9 0 1 0 0 3.8 1.9 1.9 0 0 0 0-3.8z"
+        }
+        "pull_request" => {
+            "M4 1.5a2 2 0 0 1 .8 3.8v5.4a2 2 0 1 1-1.6 0V5.3A2 2 0 0 1 4 1.5zm6.2.4L8.5 3.6l1.7 1.7V4h.8a1.2 1.2 0 0 1 1.2 1.2v5.5a2 2 0 1 0 1.6 0V5.2A2.8 2.8 0 0 0 11 2.4h-.8z"
+        }
+        "tag" => {
+            "M1.5 2.7c0-.7.5-1.2 1.2-1.2h4.4l7.4 7.4a1.2 1.2 0 0 1 0 1.7l-4.4 4.4a1.2 1.2 0 0 1-1.7 0L1.5 7.6zM4.8 3.5a1.3 1.3 0 1 0 0 2.6 1.3 1.3 0 0 0 0-2.6z"
+        }
+        "dispatch" | "manual_schedule" => "M4 2.5v11l9-5.5z",
+        "schedule" => {
+            "M8 1a7 7 0 1 1 0 14A7 7 0 0 1 8 1zm0 1.6a5.4 5.4 0 1 0 0 10.8A5.4 5.4 0 0 0 8 2.6zm.8 1.9v3.2l2.4 1.4-.8 1.4-3.2-1.9V4.5z"
+        }
+        "rerun" => "M8 2a6 6 0 0 1 5.9 5h-1.6A4.4 4.4 0 1 0 11 11.2l-1.4-1.4H14V14l-1.9-1.9A6 6 0 1 1 8 2z",
+        "kici_event" | "generic_webhook" => "M9.5 1 3 9h4l-1 6 6.5-8h-4z",
+        "workflow_complete" | "job_complete" => {
+            "M6.2 9.8a3 3 0 0 1 0-4.2l2-2a3 3 0 0 1 4.2 4.2l-.9.9-1.1-1.1.9-.9a1.4 1.4 0 0 0-2-2l-2 2a1.4 1.4 0 0 0 0 2zm3.6-3.6a3 3 0 0 1 0 4.2l-2 2a3 3 0 1 1-4.2-4.2l.9-.9 1.1 1.1-.9.9a1.4 1.4 0 0 0 2 2l2-2a1.4 1.4 0 0 0 0-2z"
+        }
+        _ => "M8 3a5 5 0 1 1 0 10A5 5 0 0 1 8 3z",
+    };
+    format!(
+        r#"<span class="trigger" title="{name}" aria-hidden="true"><svg viewBox="0 0 16 16" width="14" height="14"><path fill="currentColor" d="{path}"/></svg></span>"#,
+        name = escape(trigger)
+    )
+}
+
+/// A run's time so far: its duration once it ended, else a clock the page script ticks from
+/// `since` (epoch ms).
+pub fn elapsed(duration_ms: Option<i64>, since: i64) -> String {
+    match duration_ms {
+        Some(ms) => format!(r#"<span class="elapsed">{}</span>"#, duration(Some(ms))),
+        None => format!(r#"<span class="elapsed" data-since="{since}"></span>"#),
+    }
+}
+
 /// CSS class of a status badge: `status-failed`, ….
 pub fn status_class(status: &str) -> String {
     format!("status status-{}", escape(status))

@@ -7,7 +7,7 @@ use kici_engine::api::{Job, Run, RunEvent, RunEventType, format_timestamp};
 use kici_engine::protection::ApproverClause;
 use kici_engine::status::JobStatus;
 
-use super::{Viewer, duration, escape, layout, status_class};
+use super::{Viewer, duration, elapsed, escape, layout, status_class, trigger_icon};
 
 /// What the page shows.
 pub struct RunPage<'a> {
@@ -228,11 +228,13 @@ fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
 
 const COPY_ICON: &str = r#"<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path fill="currentColor" d="M5 1h8a2 2 0 0 1 2 2v8a2 2 0 0 1-2 2h-1v-1.5h1a.5.5 0 0 0 .5-.5V3a.5.5 0 0 0-.5-.5H5a.5.5 0 0 0-.5.5v1H3V3a2 2 0 0 1 2-2zM3 5h7a2 2 0 0 1 2 2v6a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2zm0 1.5a.5.5 0 0 0-.5.5v6a.5.5 0 0 0 .5.5h7a.5.5 0 0 0 .5-.5V7a.5.5 0 0 0-.5-.5z"/></svg>"#;
 
-/// An id kept on one line (cut with an ellipsis, whole on hover) with a button that copies it.
-fn copyable(value: &str, what: &str) -> String {
+/// `shown` of `value` kept on one line (cut with an ellipsis, whole on hover) with a button
+/// that copies all of `value`.
+fn copyable(value: &str, shown: &str, what: &str) -> String {
     format!(
-        r#"<span class="copyable"><code class="clip" title="{value}">{value}</code><button type="button" class="icon copy" data-copy="{value}" aria-label="Copy the {what}" title="Copy">{COPY_ICON}</button></span>"#,
-        value = escape(value)
+        r#"<span class="copyable"><code class="clip" title="{value}">{shown}</code><button type="button" class="icon copy" data-copy="{value}" aria-label="Copy the {what}" title="Copy">{COPY_ICON}</button></span>"#,
+        value = escape(value),
+        shown = escape(shown)
     )
 }
 
@@ -270,7 +272,7 @@ fn metadata(run: &Run) -> String {
 <dt>Duration</dt><dd>{duration}</dd>
 {failure}
 </dl>"#,
-        id = copyable(&run.run_id, "run ID"),
+        id = copyable(&run.run_id, &run.run_id, "run ID"),
         class = status_class(run.status.as_str()),
         status = run.status.as_str(),
         workflow = escape(&run.workflow_name),
@@ -278,7 +280,7 @@ fn metadata(run: &Run) -> String {
         reruns = rerun_links(run),
         repo = escape(&run.repo),
         git_ref = escape(&run.git_ref),
-        sha = copyable(&run.sha, "commit SHA"),
+        sha = copyable(&run.sha, &run.sha, "commit SHA"),
         created = moment(Some(run.created_at)),
         started = moment(run.started_at),
         completed = moment(run.completed_at),
@@ -288,7 +290,6 @@ fn metadata(run: &Run) -> String {
 
 pub fn run_page(page: &RunPage<'_>) -> String {
     let run = page.run;
-    let sha: String = run.sha.chars().take(7).collect();
     let actions = match (page.can_write, run.status.is_terminal()) {
         (false, _) => String::new(),
         (true, true) => r#"<div class="actions"><button data-rerun>Re-run</button></div>"#.to_string(),
@@ -310,7 +311,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         r#"<section class="run" data-run-id="{id}" data-run-status="{status}" data-orchestrator-online="{online}">
 <header class="run-header">
 <h1>{workflow} <span class="{class}" id="run-status">{status}</span></h1>
-<p class="facts">{repo} · {git_ref} · <code>{sha}</code> · {trigger} · created <time data-ms="{created}">{created_at}</time> · {duration}</p>
+{title}<p class="facts">{trigger_icon}{trigger}{actor} · {repo} · <span class="branch">{branch}</span> · {sha} · created <time data-ms="{created}">{created_at}</time> · <span id="run-elapsed">{elapsed}</span></p>
 {actions}
 </header>
 {banner}<div id="hold-banners">{holds}</div>{stale}
@@ -336,12 +337,23 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         workflow = escape(&run.workflow_name),
         class = status_class(run.status.as_str()),
         repo = escape(&run.repo),
-        git_ref = escape(&run.git_ref),
-        sha = escape(&sha),
+        branch = escape(super::runs::branch(&run.git_ref)),
+        sha = copyable(&run.sha, &run.sha.chars().take(7).collect::<String>(), "commit SHA"),
+        trigger_icon = trigger_icon(&run.trigger),
         trigger = escape(&run.trigger),
+        actor = run
+            .actor
+            .as_deref()
+            .map(|actor| format!(" by {}", escape(actor)))
+            .unwrap_or_default(),
+        title = run
+            .title
+            .as_deref()
+            .map(|title| format!(r#"<p class="run-title">{}</p>"#, escape(title)))
+            .unwrap_or_default(),
         created = run.created_at,
         created_at = format_timestamp(run.created_at),
-        duration = duration(run.duration_ms),
+        elapsed = elapsed(run.duration_ms, run.started_at.unwrap_or(run.created_at)),
         banner = banner(run),
         holds = hold_banners(run, page.jobs, page.events),
         tree = job_tree(page.jobs),
@@ -406,6 +418,8 @@ mod tests {
             rerun_of: None,
             reruns: Vec::new(),
             trust: None,
+            title: None,
+            actor: None,
         }
     }
 

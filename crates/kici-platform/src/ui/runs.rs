@@ -3,7 +3,7 @@
 
 use kici_engine::api::Run;
 
-use super::{Viewer, duration, escape, layout, status_class};
+use super::{Viewer, elapsed, escape, layout, status_class, trigger_icon};
 
 /// The list's filters, as in the URL (`?status=failed&branch=main`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -33,7 +33,7 @@ pub fn branch(git_ref: &str) -> &str {
 /// ids) gets a "Waiting for approval" chip linking to its holds in the queue.
 pub fn runs_rows(runs: &[Run], held_jobs: &[String]) -> String {
     if runs.is_empty() {
-        return r#"<tr><td colspan="7" class="empty">No runs yet</td></tr>"#.to_string();
+        return r#"<tr><td colspan="6" class="empty">No runs yet</td></tr>"#.to_string();
     }
     runs.iter()
         .map(|run| {
@@ -46,16 +46,25 @@ pub fn runs_rows(runs: &[Run], held_jobs: &[String]) -> String {
             } else {
                 String::new()
             };
+            let title = run.title.as_deref().unwrap_or(&run.workflow_name);
+            let actor = run
+                .actor
+                .as_deref()
+                .map(|actor| format!(r#" by <span class="actor">{}</span>"#, escape(actor)))
+                .unwrap_or_default();
             format!(
-                r#"<tr data-run-id="{id}"><td><span class="{class}">{status}</span>{held}</td><td><a href="/runs/{id}">{workflow}</a></td><td>{repo}</td><td>{branch}</td><td><code>{sha}</code></td><td>{duration}</td><td><time data-ms="{created}"></time></td></tr>"#,
+                r#"<tr data-run-id="{id}"><td><span class="{class}">{status}</span>{held}</td><td class="what"><a class="title" href="/runs/{id}">{title}</a><span class="sub">{workflow} · {trigger}{trigger_name}{actor}</span></td><td>{repo}</td><td><span class="branch">{branch}</span> <code>{sha}</code></td><td>{elapsed}</td><td><time data-ms="{created}"></time></td></tr>"#,
                 id = escape(&run.run_id),
                 class = status_class(run.status.as_str()),
                 status = run.status.as_str(),
+                title = escape(title),
                 workflow = escape(&run.workflow_name),
+                trigger = trigger_icon(&run.trigger),
+                trigger_name = escape(&run.trigger),
                 repo = escape(&run.repo),
                 branch = escape(branch(&run.git_ref)),
                 sha = escape(&sha),
-                duration = duration(run.duration_ms),
+                elapsed = elapsed(run.duration_ms, run.started_at.unwrap_or(run.created_at)),
                 created = run.created_at,
             )
         })
@@ -95,7 +104,7 @@ pub fn runs_page(
 <button type="submit">Filter</button> <a href="/runs">Clear filters</a>
 </form>
 <table class="runs" data-live-runs>
-<thead><tr><th>Status</th><th>Workflow</th><th>Repository</th><th>Branch</th><th>Commit</th><th>Duration</th><th>Time</th></tr></thead>
+<thead><tr><th>Status</th><th>Run</th><th>Repository</th><th>Branch</th><th>Duration</th><th>Time</th></tr></thead>
 <tbody>{rows}</tbody>
 </table>
 <p class="count">Showing {first}-{last} of {total} runs</p>"#,
