@@ -953,3 +953,38 @@ async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
         }
     }
 }
+
+/// Sessions live in the Platform's database: a member stays signed in across a Platform
+/// restart, and is signed out at once when an owner removes them.
+#[tokio::test]
+async fn a_session_outlives_a_platform_restart_and_ends_when_its_user_is_removed() {
+    let Some(browser) = Browser::start().await else { return };
+    let (mut stack, _repo) = stack(&[], false).await;
+    let token = create_member(&stack, "rita");
+    sign_in(&browser, &stack, &token).await;
+    stack.restart_platform();
+    browser.goto(&format!("{}/runs", stack.platform_url())).await;
+    let signed_in = browser
+        .wait_for(
+            "the runs list after the restart",
+            "return (document.querySelector('table.runs') !== null || document.querySelector('input[name=token]') !== null) && document.querySelector('.account .user')?.textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(signed_in, "rita");
+
+    let removed = std::process::Command::new(kici_testkit::binary("kici-admin"))
+        .args(["--url", &stack.platform_url(), "--token", PLATFORM_ADMIN_TOKEN])
+        .args(["user", "delete", "rita"])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    browser.goto(&format!("{}/runs", stack.platform_url())).await;
+    browser
+        .wait_for(
+            "the sign-in page",
+            "return document.querySelector('input[name=token]') !== null && document.querySelector('nav') === null;",
+            json!([]),
+        )
+        .await;
+}

@@ -14,6 +14,7 @@
 
 mod orchestrators;
 mod runs;
+mod sessions;
 mod users;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, Row};
 
 pub use orchestrators::OrchestratorRecord;
 pub use runs::{CachedRun, RunFilter, SnapshotOutcome, supersedes};
+pub use sessions::StoredSession;
 pub use users::{Role, User};
 
 const LEDGER: Ledger = Ledger {
@@ -87,6 +89,19 @@ static MIGRATIONS: &[Migration] = &[
         "job status",
         "ALTER TABLE jobs ADD COLUMN status TEXT NOT NULL DEFAULT '';
     CREATE INDEX jobs_by_status ON jobs (status);",
+    ),
+    (
+        4,
+        "sessions",
+        "CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        principal_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_by_principal ON sessions (principal_name);",
     ),
 ];
 

@@ -33,6 +33,23 @@ pub enum PrincipalKind {
     User,
 }
 
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::BootstrapOwner => "bootstrap_owner",
+            PrincipalKind::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PrincipalKind> {
+        match text {
+            "bootstrap_owner" => Some(PrincipalKind::BootstrapOwner),
+            "user" => Some(PrincipalKind::User),
+            _ => None,
+        }
+    }
+}
+
 /// The authenticated caller, added to every authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -159,7 +176,11 @@ pub async fn require_token(
         (principal, Credential::Token { token_hash })
     } else {
         let session_id = session_id(&request).ok_or_else(unauthorized)?;
-        let session = state.browser_sessions.get(&session_id).ok_or_else(unauthorized)?;
+        let session = state
+            .browser_sessions
+            .get(&session_id)
+            .await?
+            .ok_or_else(unauthorized)?;
         if !session::is_safe(request.method()) {
             let presented = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if !session::csrf_matches(&session.csrf_token, presented) {
@@ -177,7 +198,15 @@ pub async fn require_token(
 /// Pages: a session (added as [`Session`]), else the sign-in page (coming back here
 /// afterwards).
 pub async fn require_session(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
-    match session_id(&request).and_then(|id| state.browser_sessions.get(&id)) {
+    let found = match session_id(&request) {
+        Some(id) => state.browser_sessions.get(&id).await,
+        None => Ok(None),
+    };
+    let found = match found {
+        Ok(found) => found,
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    match found {
         Some(session) => {
             request.extensions_mut().insert::<Session>(session);
             next.run(request).await

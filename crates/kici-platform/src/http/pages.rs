@@ -113,11 +113,11 @@ pub async fn login(
     let Some(principal) = principal_for_token(&state, token).await? else {
         return Ok(invalid());
     };
-    let id = state.browser_sessions.create(principal.clone());
+    let id = state.browser_sessions.create(&principal).await?;
     // A user deleted while this sign-in was under way: their deletion ended the sessions it
     // found, and this one may have been made just after; look again now that it exists.
     if principal.kind == PrincipalKind::User && principal_for_token(&state, token).await?.is_none() {
-        state.browser_sessions.remove(&id);
+        state.browser_sessions.remove(&id).await?;
         return Ok(invalid());
     }
     tracing::info!(user = %principal.name, "signed in");
@@ -150,7 +150,11 @@ pub async fn logout(
     form: Result<Form<LogoutForm>, FormRejection>,
 ) -> ApiResult<Response> {
     let session_id = session::cookie(&headers, SESSION_COOKIE);
-    if let Some((id, signed_in)) = session_id.and_then(|id| state.browser_sessions.get(&id).map(|s| (id, s))) {
+    let signed_in = match &session_id {
+        Some(id) => state.browser_sessions.get(id).await?.map(|s| (id.clone(), s)),
+        None => None,
+    };
+    if let Some((id, signed_in)) = signed_in {
         let presented = form.ok().and_then(|Form(form)| form.csrf).or_else(|| {
             headers
                 .get(CSRF_HEADER)
@@ -161,7 +165,7 @@ pub async fn logout(
             tracing::warn!(user = %signed_in.principal.name, "sign-out refused: missing or wrong CSRF token");
             return Err(super::auth::csrf_refused());
         }
-        state.browser_sessions.remove(&id);
+        state.browser_sessions.remove(&id).await?;
         tracing::info!(user = %signed_in.principal.name, "signed out");
     }
     let scheme = Scheme::of(&headers, state.config.proxy_trust);

@@ -1,5 +1,6 @@
-//! Browser sessions and their cookies: the session store (in memory, 8 hours), the per-session
-//! CSRF token, the sign-in form's double-submit cookie, and whether a cookie gets `Secure`.
+//! Browser sessions and their cookies: the session store (in the cache database, so a Platform
+//! restart signs no one out; 8 hours), the per-session CSRF token, the sign-in form's
+//! double-submit cookie, and whether a cookie gets `Secure`.
 //!
 //! CSRF: a request that authenticates with the session cookie and changes something (any method
 //! but `GET`, `HEAD`, `OPTIONS`) must carry the session's CSRF token, in the [`CSRF_HEADER`]
@@ -10,12 +11,10 @@
 //!
 //! Not here: who a token belongs to, and the middleware that checks them (`auth`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::http::{HeaderMap, Method, header};
 
 use super::auth::{Principal, PrincipalKind};
+use crate::cache::{Cache, CacheError, Role, StoredSession};
 use crate::config::{ProxyTrust, TokenHash};
 use kici_telemetry::os::{now_ms, random_hex};
 
@@ -37,54 +36,66 @@ pub struct Session {
     expires_at: i64,
 }
 
-/// Signed-in browsers: session id → session. In memory: a Platform restart signs everyone out.
-#[derive(Debug, Default)]
+/// Signed-in browsers, stored in the cache under the SHA-256 of their id.
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    sessions: Mutex<HashMap<String, Session>>,
+    cache: Cache,
+}
+
+fn id_hash(id: &str) -> String {
+    kici_engine::hash::sha256_hex(id.as_bytes())
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub fn new(cache: Cache) -> Sessions {
+        Sessions { cache }
     }
 
     /// A new session for `principal`, with a fresh CSRF token; returns its id.
-    pub fn create(&self, principal: Principal) -> String {
+    pub async fn create(&self, principal: &Principal) -> Result<String, CacheError> {
         let id = random_hex(SECRET_HEX_LEN);
         let now = now_ms();
-        let mut sessions = self.lock();
-        sessions.retain(|_, session| session.expires_at > now);
-        sessions.insert(
-            id.clone(),
-            Session {
-                principal,
-                csrf_token: random_hex(SECRET_HEX_LEN),
-                expires_at: now + SESSION_TTL_MS,
+        let stored = StoredSession {
+            principal_name: principal.name.clone(),
+            role: principal.role.as_str().to_string(),
+            kind: principal.kind.as_str().to_string(),
+            csrf_token: random_hex(SECRET_HEX_LEN),
+            expires_at: now + SESSION_TTL_MS,
+        };
+        self.cache.insert_session(&id_hash(&id), &stored, now).await?;
+        Ok(id)
+    }
+
+    /// The live session `id`, if any (a stored one this build cannot read is none).
+    pub async fn get(&self, id: &str) -> Result<Option<Session>, CacheError> {
+        if !looks_issued(id) {
+            return Ok(None);
+        }
+        let Some(stored) = self.cache.session(&id_hash(id), now_ms()).await? else {
+            return Ok(None);
+        };
+        let (Some(role), Some(kind)) = (Role::parse(&stored.role), PrincipalKind::parse(&stored.kind)) else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            principal: Principal {
+                name: stored.principal_name,
+                role,
+                kind,
             },
-        );
-        id
+            csrf_token: stored.csrf_token,
+            expires_at: stored.expires_at,
+        }))
     }
 
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let sessions = self.lock();
-        sessions
-            .get(id)
-            .filter(|session| session.expires_at > now_ms())
-            .cloned()
-    }
-
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
+    pub async fn remove(&self, id: &str) -> Result<(), CacheError> {
+        self.cache.delete_session(&id_hash(id)).await
     }
 
     /// Ends every session of the stored user `name` (not the bootstrap owner's); returns how
     /// many.
-    pub fn end_user(&self, name: &str) -> usize {
-        let mut sessions = self.lock();
-        let before = sessions.len();
-        sessions
-            .retain(|_, session| !(session.principal.kind == PrincipalKind::User && session.principal.name == name));
-        before - sessions.len()
+    pub async fn end_user(&self, name: &str) -> Result<u64, CacheError> {
+        self.cache.delete_user_sessions(name).await
     }
 }
 
@@ -163,7 +174,6 @@ pub const SESSION_COOKIE_MAX_AGE: i64 = SESSION_TTL_MS / 1000;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::Role;
 
     fn principal(name: &str, kind: PrincipalKind) -> Principal {
         Principal {
@@ -173,36 +183,56 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sessions_expire_and_can_be_removed() {
-        let sessions = Sessions::default();
+    async fn sessions() -> (Sessions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("platform.db")).await.unwrap();
+        (Sessions::new(cache), dir)
+    }
+
+    #[tokio::test]
+    async fn sessions_are_stored_by_the_hash_of_their_id_and_can_be_removed() {
+        let (sessions, dir) = sessions().await;
         let owner = principal("admin", PrincipalKind::BootstrapOwner);
-        let id = sessions.create(owner.clone());
+        let id = sessions.create(&owner).await.unwrap();
         assert!(looks_issued(&id));
-        let session = sessions.get(&id).unwrap();
+        let session = sessions.get(&id).await.unwrap().unwrap();
         assert_eq!(session.principal, owner);
         assert!(looks_issued(&session.csrf_token));
         assert_ne!(session.csrf_token, id);
-        sessions.remove(&id);
-        assert_eq!(sessions.get(&id), None);
-        assert_eq!(sessions.get("unknown"), None);
+        // A Platform that starts again on the same database knows the session.
+        let again = Sessions::new(Cache::open(&dir.path().join("platform.db")).await.unwrap());
+        assert_eq!(again.get(&id).await.unwrap(), Some(session));
+        let database = std::fs::read(dir.path().join("platform.db")).unwrap();
+        assert!(
+            !database.windows(id.len()).any(|w| w == id.as_bytes()),
+            "the id itself is not stored"
+        );
+        sessions.remove(&id).await.unwrap();
+        assert_eq!(again.get(&id).await.unwrap(), None);
+        assert_eq!(sessions.get("unknown").await.unwrap(), None);
     }
 
-    #[test]
-    fn ending_a_user_ends_only_their_sessions() {
-        let sessions = Sessions::default();
+    #[tokio::test]
+    async fn ending_a_user_ends_only_their_sessions() {
+        let (sessions, _dir) = sessions().await;
+        let rita = principal("rita", PrincipalKind::User);
         let rita = [
-            sessions.create(principal("rita", PrincipalKind::User)),
-            sessions.create(principal("rita", PrincipalKind::User)),
+            sessions.create(&rita).await.unwrap(),
+            sessions.create(&rita).await.unwrap(),
         ];
-        let sam = sessions.create(principal("sam", PrincipalKind::User));
+        let sam = sessions.create(&principal("sam", PrincipalKind::User)).await.unwrap();
         // The bootstrap owner is not a stored user, whatever a user is called.
-        let admin = sessions.create(principal("admin", PrincipalKind::BootstrapOwner));
-        assert_eq!(sessions.end_user("rita"), 2);
-        assert!(rita.iter().all(|id| sessions.get(id).is_none()));
-        assert!(sessions.get(&sam).is_some());
-        assert_eq!(sessions.end_user("admin"), 0);
-        assert!(sessions.get(&admin).is_some());
+        let admin = sessions
+            .create(&principal("admin", PrincipalKind::BootstrapOwner))
+            .await
+            .unwrap();
+        assert_eq!(sessions.end_user("rita").await.unwrap(), 2);
+        for id in &rita {
+            assert!(sessions.get(id).await.unwrap().is_none());
+        }
+        assert!(sessions.get(&sam).await.unwrap().is_some());
+        assert_eq!(sessions.end_user("admin").await.unwrap(), 0);
+        assert!(sessions.get(&admin).await.unwrap().is_some());
     }
 
     #[test]

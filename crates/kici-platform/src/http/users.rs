@@ -90,7 +90,7 @@ pub async fn delete(
             "user {name} not found (hint: user names are case-sensitive)"
         )));
     }
-    let ended_sessions = state.browser_sessions.end_user(&name);
+    let ended_sessions = state.browser_sessions.end_user(&name).await?;
     tracing::info!(user = %name, deletedBy = %principal.name, endedSessions = ended_sessions, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }
