@@ -6,7 +6,8 @@
 use clap::builder::{PossibleValuesParser, TypedValueParser as _};
 use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
-use kici_engine::api::admin::{CreatedUser, NewUser, UserRole};
+use kici_client::{format, table};
+use kici_engine::api::admin::{CreatedUser, NewUser, UserList, UserRole};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -14,6 +15,8 @@ pub enum UserCommand {
     Create(CreateArgs),
     /// Delete a dashboard user: their token stops working and their sessions end at once
     Delete(DeleteArgs),
+    /// List the dashboard users (owners only)
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +58,19 @@ pub async fn run(client: &ApiClient, command: UserCommand) -> anyhow::Result<()>
                 "Token (shown once; sign in to the dashboard with it): {}",
                 created.token
             );
+        }
+        UserCommand::List => {
+            let list: UserList = client.get(&["api", "v1", "users"], &[]).await?;
+            if list.users.is_empty() {
+                println!("No users yet (the bootstrap owner's token is not a user).");
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .users
+                    .iter()
+                    .map(|u| vec![u.name.clone(), u.role.clone(), format::timestamp(Some(u.created_at))])
+                    .collect();
+                print!("{}", table::render("", &["NAME", "ROLE", "CREATED"], &rows));
+            }
         }
         UserCommand::Delete(args) => {
             client.delete(&["api", "v1", "users", &args.name]).await?;

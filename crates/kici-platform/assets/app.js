@@ -392,6 +392,28 @@ function themeToggle(button) {
   button.addEventListener("click", () => label(window.kiciTheme.cycle()));
 }
 
+// Users page: Remove asks first, then deletes the user (their sessions end at once).
+function usersPage(section) {
+  section.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-remove-user]");
+    if (!button) return;
+    const name = button.dataset.removeUser;
+    if (!window.confirm(`Remove ${name}? Their token stops working and they are signed out.`)) return;
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    const response = await fetch(`/api/v1/users/${encodeURIComponent(name)}`, {
+      method: "DELETE",
+      headers: { "x-csrf-token": meta ? meta.content : "" },
+    });
+    if (response.ok) {
+      button.closest("tr").remove();
+      toast(`Removed ${name}`);
+    } else {
+      const answer = await response.json().catch(() => ({}));
+      toast(answer.error ? answer.error.message : `Removing failed (HTTP ${response.status})`);
+    }
+  });
+}
+
 // Copy buttons (`data-copy`): the clipboard, or a selected text field where it is refused.
 async function copy(text) {
   try {
@@ -427,4 +449,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (queue) approvalQueue(queue);
   const workflows = document.querySelector("section.workflows");
   if (workflows) workflowsPage(workflows);
+  const users = document.querySelector("section.users");
+  if (users) usersPage(users);
 });

@@ -955,9 +955,10 @@ async fn the_theme_toggle_status_colours_and_icons_and_the_status_favicon() {
 }
 
 /// Sessions live in the Platform's database: a member stays signed in across a Platform
-/// restart, and is signed out at once when an owner removes them.
+/// restart. Owners list users (CLI and the Users page, which members do not get) and remove
+/// them there: the token stops working at once.
 #[tokio::test]
-async fn a_session_outlives_a_platform_restart_and_ends_when_its_user_is_removed() {
+async fn a_session_outlives_a_platform_restart_and_owners_list_and_remove_users() {
     let Some(browser) = Browser::start().await else { return };
     let (mut stack, _repo) = stack(&[], false).await;
     let token = create_member(&stack, "rita");
@@ -967,24 +968,66 @@ async fn a_session_outlives_a_platform_restart_and_ends_when_its_user_is_removed
     let signed_in = browser
         .wait_for(
             "the runs list after the restart",
-            "return (document.querySelector('table.runs') !== null || document.querySelector('input[name=token]') !== null) && document.querySelector('.account .user')?.textContent;",
+            "return document.querySelector('table.runs') !== null && [document.querySelector('.account .user').textContent, document.querySelector('nav a[href=\"/users\"]') === null];",
             json!([]),
         )
         .await;
-    assert_eq!(signed_in, "rita");
+    assert_eq!(
+        signed_in,
+        json!(["rita", true]),
+        "still signed in; no Users link for a member"
+    );
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/v1/users", stack.platform_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
 
-    let removed = std::process::Command::new(kici_testkit::binary("kici-admin"))
-        .args(["--url", &stack.platform_url(), "--token", PLATFORM_ADMIN_TOKEN])
-        .args(["user", "delete", "rita"])
+    let listed = std::process::Command::new(kici_testkit::binary("kici-admin"))
+        .args([
+            "--url",
+            &stack.platform_url(),
+            "--token",
+            PLATFORM_ADMIN_TOKEN,
+            "user",
+            "list",
+        ])
         .output()
         .unwrap();
-    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
-    browser.goto(&format!("{}/runs", stack.platform_url())).await;
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.starts_with("NAME") && listed.lines().nth(1).is_some_and(|l| l.starts_with("rita  member")),
+        "{listed}"
+    );
+
+    browser.click(".account button.link").await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser.click("nav a[href='/users']").await;
     browser
         .wait_for(
-            "the sign-in page",
-            "return document.querySelector('input[name=token]') !== null && document.querySelector('nav') === null;",
+            "rita's row",
+            "return document.querySelector(\"tr[data-user='rita']\") !== null;",
             json!([]),
         )
         .await;
+    browser
+        .eval("window.confirm = () => true; return true;", json!([]))
+        .await;
+    browser.click("[data-remove-user='rita']").await;
+    browser
+        .wait_for(
+            "the row to go",
+            "return document.querySelector(\"tr[data-user='rita']\") === null && document.querySelector('.toast')?.textContent;",
+            json!([]),
+        )
+        .await;
+    let gone = reqwest::Client::new()
+        .get(format!("{}/api/v1/runs", stack.platform_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 401, "a removed user's token stops working");
 }

@@ -293,6 +293,20 @@ pub struct NewUser {
     pub role: String,
 }
 
+/// A dashboard user as `GET /api/v1/users` lists them (never their token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserEntry {
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<UserEntry>,
+}
+
 /// The answer to `POST /api/v1/users`: the user's token is shown only here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedUser {

@@ -78,6 +78,17 @@ impl Cache {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Every stored user, by name.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        sqlx::query("SELECT name, role, created_at FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("list users"))?
+            .iter()
+            .map(row_to_user)
+            .collect()
+    }
+
     /// The user whose token hashes to `token_hash`.
     pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT name, role, created_at FROM users WHERE token_hash = $1")

@@ -54,7 +54,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/runs/{run_id}/jobs/{job_id}/steps/{step_index}/live", get(live::step))
         .route("/events/live", get(live::events))
-        .route("/users", post(users::create))
+        .route("/users", post(users::create).get(users::list))
         .route("/users/{name}", delete(users::delete))
         .route("/fleet", get(fleet::fleet))
         .route("/diagnostics", get(fleet::diagnostics))
@@ -72,6 +72,7 @@ pub fn router(state: Shared) -> Router {
         .route("/workflows", get(pages::workflows))
         .route("/diagnostics", get(pages::diagnostics))
         .route("/approvals", get(pages::approvals))
+        .route("/users", get(pages::users))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_session,

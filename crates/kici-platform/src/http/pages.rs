@@ -180,6 +180,7 @@ fn viewer<'a>(session: &'a Session, held_jobs: &[String]) -> ui::Viewer<'a> {
         name: &session.principal.name,
         csrf_token: &session.csrf_token,
         pending_approvals: held_jobs.len(),
+        manages_users: session.principal.role == crate::cache::Role::Owner,
     }
 }
 
@@ -266,6 +267,17 @@ pub async fn workflows(
         session.principal.role.can_write(),
         &viewer(&session, &held),
     )))
+}
+
+/// `/users`: the stored users, for owners (members are refused, as by the API).
+pub async fn users(
+    State(state): State<Shared>,
+    axum::Extension(session): axum::Extension<Session>,
+) -> ApiResult<Html<String>> {
+    super::users::require_users_admin(&session.principal)?;
+    let users = super::users::user_entries(&state).await?;
+    let held = state.cache.held_jobs().await?;
+    Ok(Html(ui::users_page(&users, &viewer(&session, &held))))
 }
 
 pub async fn scalers(

@@ -1,5 +1,6 @@
 //! Dashboard users (owners only):
 //!
+//! - `GET /api/v1/users` lists them (`{users: [{name, role, createdAt}]}`, never a token).
 //! - `POST /api/v1/users {name, role: owner|member}` creates one and answers their token once
 //!   (`kici_pat_…`); only its hash is kept.
 //! - `DELETE /api/v1/users/:name` → 204 deletes one: their token stops working and every
@@ -9,7 +10,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use kici_engine::api::admin::{CreatedUser, NewUser};
+use kici_engine::api::admin::{CreatedUser, NewUser, UserEntry, UserList};
 
 use super::auth::Principal;
 use super::error::{ApiError, ApiResult};
@@ -18,7 +19,7 @@ use crate::state::Shared;
 use kici_telemetry::os::{now_ms, random_hex};
 
 /// `users:admin` (owners), or 403.
-fn require_users_admin(principal: &Principal) -> ApiResult<()> {
+pub fn require_users_admin(principal: &Principal) -> ApiResult<()> {
     if principal.role == Role::Owner {
         Ok(())
     } else {
@@ -28,6 +29,31 @@ fn require_users_admin(principal: &Principal) -> ApiResult<()> {
             kici_engine::failure::insufficient_permission("users.admin"),
         ))
     }
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    axum::Extension(principal): axum::Extension<Principal>,
+) -> ApiResult<Json<UserList>> {
+    require_users_admin(&principal)?;
+    Ok(Json(UserList {
+        users: user_entries(&state).await?,
+    }))
+}
+
+/// The stored users as the API and the Users page show them.
+pub async fn user_entries(state: &Shared) -> ApiResult<Vec<UserEntry>> {
+    Ok(state
+        .cache
+        .users()
+        .await?
+        .into_iter()
+        .map(|user| UserEntry {
+            name: user.name,
+            role: user.role.as_str().to_string(),
+            created_at: user.created_at,
+        })
+        .collect())
 }
 
 pub async fn create(

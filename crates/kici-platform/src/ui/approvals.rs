@@ -234,6 +234,7 @@ mod tests {
             name: "rita",
             csrf_token: "t",
             pending_approvals: 1,
+            manages_users: false,
         };
         approvals_page(&ApprovalsPage {
             holds,

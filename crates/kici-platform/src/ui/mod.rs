@@ -6,12 +6,14 @@ mod approvals;
 mod fleet;
 mod run;
 mod runs;
+mod users;
 mod workflows;
 
 pub use approvals::{ApprovalsFilter, ApprovalsPage, approvals_page};
 pub use fleet::{agents_page, diagnostics_page, scalers_page};
 pub use run::{RunPage, run_page};
 pub use runs::{RunsFilter, runs_page, runs_rows};
+pub use users::users_page;
 pub use workflows::workflows_page;
 
 /// What `/assets/<name>` serves: the stylesheet, the page script, the theme script (loaded
@@ -59,6 +61,8 @@ pub struct Viewer<'a> {
     pub name: &'a str,
     pub csrf_token: &'a str,
     pub pending_approvals: usize,
+    /// An owner: the nav links the Users page.
+    pub manages_users: bool,
 }
 
 /// The nav's links, the one for `current` (a page title) marked; Approvals carries the number
@@ -78,8 +82,10 @@ fn nav(viewer: &Viewer, current: &str) -> String {
         ("/scalers", "Scalers", ""),
         ("/diagnostics", "Diagnostics", ""),
     ];
+    let users = [("/users", "Users", "")];
     let items: String = links
         .iter()
+        .chain(users.iter().filter(|_| viewer.manages_users))
         .map(|(href, label, extra)| {
             let mark = if current.starts_with(label) {
                 r#" aria-current="page""#
@@ -226,6 +232,7 @@ mod tests {
             name: "rita",
             csrf_token: "0123abcd",
             pending_approvals: 0,
+            manages_users: false,
         };
         let page = layout("Runs", Some(&viewer), "");
         assert!(
@@ -247,6 +254,7 @@ mod tests {
             "Runs",
             Some(&Viewer {
                 pending_approvals: 2,
+                manages_users: false,
                 ..viewer
             }),
             "",

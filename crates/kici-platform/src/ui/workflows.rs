@@ -206,6 +206,7 @@ mod tests {
             name: "alice",
             csrf_token: "t",
             pending_approvals: 0,
+            manages_users: false,
         };
         let owner = workflows_page(&[report()], true, &viewer);
         assert!(owner.contains(r#"<select id="in-environment" name="environment" required><option>staging</option><option>production</option></select>"#), "{owner}");
