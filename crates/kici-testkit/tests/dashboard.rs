@@ -154,6 +154,48 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
     );
     browser.screenshot(&screenshots().join("run-failed.png")).await;
 
+    // Every run has a timeline: the run, each job (its wait for an agent, then the job) and each
+    // step as bars; and a summary with each job's wait and duration and the slowest steps.
+    browser.click("[data-tab=timeline]").await;
+    let chart = browser
+        .eval(
+            "return [...document.querySelectorAll('.gantt .g-row')].map(r => [r.className.replace('g-row ', ''), r.querySelector('.g-label').textContent, [...r.querySelectorAll('.bar')].map(b => b.className.replace('bar ', ''))]);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        chart,
+        json!([
+            ["run", "failing", ["st-failed"]],
+            ["job", "build", ["queued", "st-failed"]],
+            ["step", "prepare", ["st-success"]],
+            ["step", "compile", ["st-failed"]]
+        ]),
+        "{chart}"
+    );
+    let compile = browser
+        .eval(
+            "return document.querySelectorAll('.gantt .g-row.step .bar')[1].title;",
+            json!([]),
+        )
+        .await;
+    assert!(compile.as_str().unwrap().starts_with("compile: "), "{compile}");
+    browser.screenshot(&screenshots().join("run-timeline.png")).await;
+    browser.click("[data-tab=summary]").await;
+    let summary = browser
+        .eval(
+            "return [[...document.querySelectorAll('.job-durations tbody td:first-child')].map(c => c.textContent), [...document.querySelectorAll('.slowest tbody td:first-child')].map(c => c.textContent)];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(summary[0], json!(["build"]));
+    let slowest = summary[1].as_array().unwrap();
+    assert_eq!(slowest.len(), 2, "{summary}");
+    assert!(
+        slowest.contains(&json!("compile")) && slowest.contains(&json!("prepare")),
+        "{summary}"
+    );
+
     // Re-run: the same workflow on the same commit, and the page moves to the new run.
     browser
         .eval("window.confirm = () => true; return true;", json!([]))

@@ -243,6 +243,7 @@ pub async fn run(
         orchestrator_online: online,
         stale,
         can_write: session.principal.role.can_write(),
+        now: kici_telemetry::os::now_ms(),
         viewer: &viewer(&session, &held),
     })))
 }

@@ -19,6 +19,8 @@ pub struct RunPage<'a> {
     pub stale: bool,
     /// The user may cancel.
     pub can_write: bool,
+    /// The time the page is drawn at (a run still going is charted up to it).
+    pub now: i64,
     pub viewer: &'a Viewer<'a>,
 }
 
@@ -187,9 +189,106 @@ fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "timed_out_stale" | "drift_dropped")
 }
 
-fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
+/// Where `ms` falls between `start` and `end`, in percent of the chart's width.
+fn offset(ms: i64, (start, end): (i64, i64)) -> f64 {
+    ((ms - start) as f64 / (end - start).max(1) as f64 * 100.0).clamp(0.0, 100.0)
+}
+
+/// One bar of the chart: `class` colours it, `label` says what it is on hover and to screen
+/// readers (with when it started and how long it took).
+fn bar(class: &str, label: &str, (from, to): (i64, i64), span: (i64, i64)) -> String {
+    let left = offset(from, span);
+    let width = (offset(to, span) - left).max(0.4);
+    let took = kici_engine::api::format_duration(to - from);
+    let at = kici_engine::api::format_duration(from - span.0);
+    format!(
+        r#"<span class="bar {class}" style="left:{left:.2}%;width:{width:.2}%" title="{label}: {took}"><span class="sr-only">{label}: from +{at}, {took}</span></span>"#,
+        label = escape(label)
+    )
+}
+
+fn gantt_row(kind: &str, name: &str, bars: &str) -> String {
+    format!(
+        r#"<div class="g-row {kind}"><span class="g-label" title="{name}">{name}</span><span class="g-track">{bars}</span></div>"#,
+        name = escape(name)
+    )
+}
+
+/// The run as a Gantt chart: the run, then per job the wait for an agent (with the
+/// provisioning band when a scaler started one), the job and each step, coloured by status.
+/// A run still going is drawn up to `now`.
+fn gantt(run: &Run, jobs: &[Job], events: &[RunEvent], now: i64) -> String {
+    let end = run
+        .completed_at
+        .or_else(|| {
+            jobs.iter()
+                .filter_map(|j| j.completed_at)
+                .max()
+                .filter(|_| run.status.is_terminal())
+        })
+        .unwrap_or(now)
+        .max(run.created_at + 1);
+    let span = (run.created_at, end);
+    let mut rows = gantt_row(
+        "run",
+        &run.workflow_name,
+        &bar(&format!("st-{}", run.status.as_str()), "run", span, span),
+    );
+    for job in jobs {
+        let mut bars = String::new();
+        let provisioning: Vec<i64> = events
+            .iter()
+            .filter(|e| e.event_type.is_provisioning() && e.job_id.as_ref() == Some(&job.job_id))
+            .map(|e| e.timestamp_ms)
+            .collect();
+        let waited_until = job.started_at.or(job.completed_at).unwrap_or(end);
+        if waited_until > job.created_at {
+            bars.push_str(&bar(
+                "queued",
+                "waiting for an agent",
+                (job.created_at, waited_until),
+                span,
+            ));
+        }
+        if let (Some(&first), Some(&last)) = (provisioning.iter().min(), provisioning.iter().max()) {
+            bars.push_str(&bar(
+                "provisioning",
+                "provisioning an agent",
+                (first, last.max(first + 1)),
+                span,
+            ));
+        }
+        if let Some(started) = job.started_at {
+            let until = job.completed_at.unwrap_or(end);
+            bars.push_str(&bar(
+                &format!("st-{}", job.status.as_str()),
+                "job",
+                (started, until),
+                span,
+            ));
+        }
+        rows.push_str(&gantt_row("job", &job.job_name, &bars));
+        for step in job.steps.iter().flatten() {
+            let Some(started) = step.started_at else { continue };
+            let until = step.completed_at.unwrap_or(end);
+            let class = format!("st-{}", step.status.as_str());
+            rows.push_str(&gantt_row(
+                "step",
+                &step.step_name,
+                &bar(&class, &step.step_name, (started, until), span),
+            ));
+        }
+    }
+    format!(
+        r#"<div class="gantt" role="group" aria-label="Timeline chart"><div class="g-axis"><span>0s</span><span>{total}</span></div>{rows}</div>"#,
+        total = kici_engine::api::format_duration(end - run.created_at)
+    )
+}
+
+fn timeline(run: &Run, events: &[RunEvent], jobs: &[Job], now: i64) -> String {
+    let chart = gantt(run, jobs, events, now);
     if events.is_empty() {
-        return r#"<p class="empty">No timeline events for this run.</p>"#.to_string();
+        return chart;
     }
     let rows: String = events
         .iter()
@@ -222,7 +321,7 @@ fn timeline(events: &[RunEvent], jobs: &[Job]) -> String {
         })
         .collect();
     format!(
-        r#"<table class="timeline"><thead><tr><th>Time</th><th>Band</th><th>Job</th><th>Event</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>"#
+        r#"{chart}<h3>Events</h3><table class="timeline"><thead><tr><th>Time</th><th>Band</th><th>Job</th><th>Event</th><th>Detail</th></tr></thead><tbody>{rows}</tbody></table>"#
     )
 }
 
@@ -357,7 +456,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         banner = banner(run),
         holds = hold_banners(run, page.jobs, page.events),
         tree = job_tree(page.jobs),
-        timeline = timeline(page.events, page.jobs),
+        timeline = timeline(run, page.events, page.jobs, page.now),
         summary = summary(run, page.jobs),
         metadata = metadata(run),
     );
@@ -378,8 +477,47 @@ fn summary(run: &Run, jobs: &[Job]) -> String {
         .as_ref()
         .map(|i| format!("<p>Init failure: <strong>{}</strong></p>", escape(i.category.title())))
         .unwrap_or_default();
+    let job_rows: String = jobs
+        .iter()
+        .map(|job| {
+            let waited = job.started_at.map(|started| started - job.created_at);
+            format!(
+                r#"<tr><td>{name}</td><td><span class="{class}">{status}</span></td><td class="num">{waited}</td><td class="num">{took}</td></tr>"#,
+                name = escape(&job.job_name),
+                class = status_class(job.status.as_str()),
+                status = job.status.as_str(),
+                waited = duration(waited),
+                took = duration(job.duration_ms),
+            )
+        })
+        .collect();
+    let mut steps: Vec<(&Job, &kici_engine::api::Step, i64)> = jobs
+        .iter()
+        .flat_map(|job| job.steps.iter().flatten().map(move |step| (job, step)))
+        .filter_map(|(job, step)| step.duration_ms.map(|ms| (job, step, ms)))
+        .collect();
+    steps.sort_by(|a, b| b.2.cmp(&a.2));
+    let slowest: String = steps
+        .iter()
+        .take(5)
+        .map(|(job, step, ms)| {
+            format!(
+                r#"<tr><td>{step}</td><td>{job}</td><td class="num">{took}</td></tr>"#,
+                step = escape(&step.step_name),
+                job = escape(&job.job_name),
+                took = duration(Some(*ms)),
+            )
+        })
+        .collect();
+    let slowest = if slowest.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<h3>Slowest steps</h3><table class="slowest"><thead><tr><th>Step</th><th>Job</th><th>Took</th></tr></thead><tbody>{slowest}</tbody></table>"#
+        )
+    };
     format!(
-        "<p>{} job(s): {}</p><p>Triggered by <strong>{}</strong> on {} at <code>{}</code>.</p>{init}",
+        r#"<p>{} job(s): {}</p><p>Triggered by <strong>{}</strong> on {} at <code>{}</code>.</p>{init}<h3>Jobs</h3><table class="job-durations"><thead><tr><th>Job</th><th>Status</th><th>Waited</th><th>Took</th></tr></thead><tbody>{job_rows}</tbody></table>{slowest}"#,
         jobs.len(),
         if counts.is_empty() {
             "none finished".to_string()
