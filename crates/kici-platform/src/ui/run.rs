@@ -496,7 +496,7 @@ fn summary(run: &Run, jobs: &[Job]) -> String {
         .flat_map(|job| job.steps.iter().flatten().map(move |step| (job, step)))
         .filter_map(|(job, step)| step.duration_ms.map(|ms| (job, step, ms)))
         .collect();
-    steps.sort_by(|a, b| b.2.cmp(&a.2));
+    steps.sort_by_key(|(_, _, ms)| std::cmp::Reverse(*ms));
     let slowest: String = steps
         .iter()
         .take(5)
