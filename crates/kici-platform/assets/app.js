@@ -150,6 +150,28 @@ function statusFavicon(status) {
   link.dataset.status = status;
 }
 
+// The job graph's edges: from the right of each job a node needs to the node's left.
+function drawEdges() {
+  const graph = document.querySelector(".graph");
+  if (!graph) return;
+  const svg = graph.querySelector("svg.edges");
+  const origin = graph.getBoundingClientRect();
+  const paths = [];
+  for (const node of graph.querySelectorAll(".node[data-needs]")) {
+    for (const need of node.dataset.needs.split(",").filter(Boolean)) {
+      const upstream = graph.querySelector(`.node[data-job="${CSS.escape(need)}"]`);
+      if (!upstream) continue;
+      const a = upstream.getBoundingClientRect();
+      const b = node.getBoundingClientRect();
+      const x1 = a.right - origin.left + graph.scrollLeft, y1 = a.top + a.height / 2 - origin.top;
+      const x2 = b.left - origin.left + graph.scrollLeft, y2 = b.top + b.height / 2 - origin.top;
+      const mid = (x1 + x2) / 2;
+      paths.push(`<path data-from="${need}" data-to="${node.dataset.job}" d="M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}"/>`);
+    }
+  }
+  svg.innerHTML = paths.join("");
+}
+
 // Run page.
 function runPage(section) {
   statusFavicon(section.dataset.runStatus);
@@ -218,6 +240,7 @@ function runPage(section) {
     link.classList.add("selected");
     selected = link;
     const { jobId, stepIndex, status } = link.dataset;
+    markNode(jobId);
     title.textContent = link.dataset.stepName;
     log.textContent = "";
     message.textContent = "";
@@ -251,6 +274,28 @@ function runPage(section) {
     };
   }
 
+  // A graph node selects its job in the list: opened, its first failed (else first) step shown.
+  function selectJob(jobId) {
+    const job = section.querySelector(`details.job[data-job-id="${CSS.escape(jobId)}"]`);
+    if (!job) return;
+    job.open = true;
+    const step = job.querySelector('a.step[data-status="failed"]') || job.querySelector("a.step");
+    if (step) select(step);
+    else loadProvisioning(jobId);
+    job.scrollIntoView({ block: "nearest" });
+  }
+  function markNode(jobId) {
+    for (const node of section.querySelectorAll(".graph .node")) {
+      node.classList.toggle("selected", node.querySelector(`[data-select-job="${CSS.escape(jobId)}"]`) !== null);
+    }
+  }
+  section.addEventListener("click", (event) => {
+    const node = event.target.closest("[data-select-job]");
+    if (node) selectJob(node.dataset.selectJob);
+  });
+  drawEdges();
+  window.addEventListener("resize", drawEdges);
+  section.addEventListener("toggle", drawEdges, true);
   section.addEventListener("click", (event) => {
     const link = event.target.closest("a.step");
     if (link) { event.preventDefault(); select(link); }
@@ -281,7 +326,7 @@ function runPage(section) {
     const response = await fetch(location.pathname);
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
-    for (const selector of [".tree", "#run-status", "#run-elapsed", "#hold-banners", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
+    for (const selector of [".tree", "#run-status", "#run-elapsed", "#hold-banners", "#job-graph", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
       const fresh = page.querySelector(selector);
       const current = document.querySelector(selector);
       if (fresh && current) {
@@ -307,6 +352,8 @@ function runPage(section) {
     }
     relativeTimes();
     tickElapsed();
+    drawEdges();
+    if (selected) markNode(selected.dataset.jobId);
   }
   listeners.push((event) => {
     if (event.type === "run.status" && event.runId === runId) refresh();

@@ -1073,3 +1073,78 @@ async fn a_session_outlives_a_platform_restart_and_owners_list_and_remove_users(
         .unwrap();
     assert_eq!(gone.status().as_u16(), 401, "a removed user's token stops working");
 }
+
+const GRAPH: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+
+const ok = async () => { console.log('ok'); };
+export default workflow('graph', {
+  on: push({ branches: 'graph' }),
+  jobs: [
+    job('lint', { runsOn: 'linux', run: ok }),
+    job('test', { runsOn: 'linux', matrix: ['a', 'b', 'c'], needs: ['lint'], run: ok }),
+    job('build', { runsOn: 'linux', needs: ['lint'], run: async () => { throw new Error('no compiler'); } }),
+    job('deploy', { runsOn: 'linux', needs: ['test', 'build'], run: ok }),
+  ],
+});
+"#;
+
+/// The job graph: a column per depth of `needs`, an edge per need, matrix children grouped as
+/// "test (3)" and listed when opened; a node selects its job in the list and its log.
+#[tokio::test]
+async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    repo.write(".kici/workflows/graph.ts", GRAPH);
+    repo.compile();
+    repo.commit_and_push("a graph");
+    let run = stack.push_and_wait("app", &repo, "graph").await;
+    cached(&stack, &run.run.run_id).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser
+        .goto(&format!("{}/runs/{}", stack.platform_url(), run.run.run_id))
+        .await;
+    let columns = browser
+        .wait_for(
+            "the graph's edges",
+            "const g = document.querySelector('.graph'); if (!g || g.querySelectorAll('svg.edges path').length < 4) return null;
+             return [...g.querySelectorAll('.g-col')].map(c => [...c.querySelectorAll('.node')].map(n => [n.querySelector('.node-main').textContent.trim(), n.dataset.status]));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        columns,
+        json!([
+            [["success lint", "success"]],
+            [["success test (3)", "success"], ["failed build", "failed"]],
+            [["skipped deploy", "skipped"]]
+        ])
+    );
+    let edges = browser
+        .eval(
+            "return [...document.querySelectorAll('.graph svg.edges path')].map(p => p.dataset.from + '>' + p.dataset.to).sort();",
+            json!([]),
+        )
+        .await;
+    assert_eq!(edges, json!(["build>deploy", "lint>build", "lint>test", "test>deploy"]));
+    // The failed job is selected at first: its node is marked.
+    let marked = browser
+        .wait_for(
+            "the failed job's node marked",
+            "const n = document.querySelector('.graph .node.selected'); return n && n.dataset.job;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(marked, "build");
+    browser.click(".graph .node-group summary").await;
+    browser.click(".graph .node-group li:nth-child(2) button").await;
+    let selected = browser
+        .wait_for(
+            "test (b) selected",
+            "const s = document.querySelector('a.step.selected'); const n = document.querySelector('.graph .node.selected');
+             return s && n && n.dataset.job === 'test' && [s.closest('details.job').querySelector('.job-name').textContent, document.getElementById('log').innerText.includes('ok')];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(selected, json!(["test (b)", true]));
+    browser.screenshot(&screenshots().join("run-graph.png")).await;
+}

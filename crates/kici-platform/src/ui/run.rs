@@ -130,6 +130,116 @@ fn rerun_links(run: &Run) -> String {
     rows
 }
 
+/// The status a group of matrix children shows: the most pressing of theirs.
+fn group_status(jobs: &[&Job]) -> &'static str {
+    const ORDER: [&str; 11] = [
+        "failed",
+        "timed_out_stale",
+        "running",
+        "cancelling",
+        "held",
+        "waiting",
+        "queued",
+        "pending",
+        "cancelled",
+        "skipped",
+        "success",
+    ];
+    ORDER
+        .into_iter()
+        .find(|status| jobs.iter().any(|j| j.status.as_str() == *status))
+        .unwrap_or("pending")
+}
+
+/// The jobs as a graph of their `needs`: a column per depth, a node per job, matrix children
+/// grouped under their job as "test (3)" and listed when the node is opened. Nodes select the
+/// job in the list beside the logs; `app.js` draws the edges.
+fn job_graph(jobs: &[Job]) -> String {
+    let mut groups: Vec<(&str, Vec<&Job>)> = Vec::new();
+    for job in jobs.iter().filter(|j| !j.base_job_name.starts_with("__")) {
+        match groups.iter_mut().find(|(name, _)| *name == job.base_job_name) {
+            Some((_, members)) => members.push(job),
+            None => groups.push((&job.base_job_name, vec![job])),
+        }
+    }
+    if groups.len() < 2 {
+        return String::new();
+    }
+    let needs_of = |members: &[&Job]| -> Vec<String> {
+        let mut needs: Vec<String> = members
+            .iter()
+            .flat_map(|j| j.needs.iter().map(|n| n.upstream_name.clone()))
+            .filter(|n| groups.iter().any(|(name, _)| name == n))
+            .collect();
+        needs.sort();
+        needs.dedup();
+        needs
+    };
+    // Depth: one more than the deepest job it needs (a cycle, which compile refuses, stops at
+    // the number of jobs).
+    let mut depth: Vec<usize> = vec![0; groups.len()];
+    for _ in 0..groups.len() {
+        for (index, (_, members)) in groups.iter().enumerate() {
+            depth[index] = needs_of(members)
+                .iter()
+                .filter_map(|need| groups.iter().position(|(name, _)| name == need))
+                .map(|upstream| depth[upstream] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+    }
+    let columns = depth.iter().max().copied().unwrap_or(0) + 1;
+    let html: String = (0..columns)
+        .map(|column| {
+            let nodes: String = groups
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| depth[*index] == column)
+                .map(|(_, (name, members))| {
+                    let status = group_status(members);
+                    let needs = needs_of(members).join(",");
+                    let main = if members.len() == 1 {
+                        format!(
+                            r#"<button type="button" class="node-main" data-select-job="{id}"><span class="{class}">{status}</span> {name}</button>"#,
+                            id = escape(&members[0].job_id),
+                            class = status_class(status),
+                            name = escape(name),
+                        )
+                    } else {
+                        let children: String = members
+                            .iter()
+                            .map(|job| {
+                                format!(
+                                    r#"<li><button type="button" data-select-job="{id}"><span class="{class}">{status}</span> {name}</button></li>"#,
+                                    id = escape(&job.job_id),
+                                    class = status_class(job.status.as_str()),
+                                    status = job.status.as_str(),
+                                    name = escape(&job.job_name),
+                                )
+                            })
+                            .collect();
+                        format!(
+                            r#"<details class="node-group"><summary class="node-main"><span class="{class}">{status}</span> {name} ({count})</summary><ul>{children}</ul></details>"#,
+                            class = status_class(status),
+                            name = escape(name),
+                            count = members.len(),
+                        )
+                    };
+                    format!(
+                        r#"<div class="node" data-job="{name}" data-needs="{needs}" data-status="{status}">{main}</div>"#,
+                        name = escape(name),
+                        needs = escape(&needs),
+                    )
+                })
+                .collect();
+            format!(r#"<div class="g-col">{nodes}</div>"#)
+        })
+        .collect();
+    format!(
+        r#"<div class="graph" role="group" aria-label="Job graph">{html}<svg class="edges" aria-hidden="true"></svg></div>"#
+    )
+}
+
 fn job_tree(jobs: &[Job]) -> String {
     let first_failed = jobs.iter().position(|j| is_failure(j.status.as_str()));
     jobs.iter()
@@ -414,6 +524,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
 {actions}
 </header>
 {banner}<div id="hold-banners">{holds}</div>{stale}
+<div id="job-graph">{graph}</div>
 <div class="panels">
 <nav class="tree" aria-label="Jobs">{tree}</nav>
 <section class="content">
@@ -456,6 +567,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         banner = banner(run),
         holds = hold_banners(run, page.jobs, page.events),
         tree = job_tree(page.jobs),
+        graph = job_graph(page.jobs),
         timeline = timeline(run, page.events, page.jobs, page.now),
         summary = summary(run, page.jobs),
         metadata = metadata(run),
