@@ -194,20 +194,111 @@ function runPage(section) {
     });
   }
 
-  function appendLines(lines) {
-    for (const line of lines) {
-      lineCount += 1;
-      const row = document.createElement("span");
-      row.className = "ln";
-      row.dataset.n = String(lineCount);
-      row.append(ansiLine(line.line));
-      row.append("\n");
-      log.append(row);
-    }
-    log.scrollTop = log.scrollHeight;
+  const jump = document.getElementById("log-jump");
+  const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+  log.addEventListener("scroll", () => { if (atBottom()) jump.hidden = true; });
+  jump.addEventListener("click", () => { log.scrollTop = log.scrollHeight; jump.hidden = true; });
+
+  // One line: its number links to it (#L<n>), its time shows with Timestamps (both left out of
+  // the text a reader copies).
+  function lineRow(line, n) {
+    const row = document.createElement("span");
+    row.className = "ln";
+    row.id = `L${n}`;
+    const number = document.createElement("a");
+    number.className = "n";
+    number.href = `#L${n}`;
+    number.dataset.n = String(n);
+    number.setAttribute("aria-label", `Line ${n}`);
+    const time = document.createElement("span");
+    time.className = "ts";
+    time.dataset.ts = line.ts ? new Date(line.ts).toISOString().slice(11, 23) : "";
+    row.append(number, time, ansiLine(line.line), "\n");
+    return row;
   }
 
-  function stopLive() {
+  // Appends in chunks, a frame each, so a 100,000-line log does not freeze the page; follows
+  // the end only when the reader is there (else offers "Jump to bottom").
+  function appendLines(lines) {
+    const follow = atBottom() || lineCount === 0;
+    let next = 0;
+    const chunk = () => {
+      const fragment = document.createDocumentFragment();
+      for (const end = Math.min(next + 2000, lines.length); next < end; next += 1) {
+        lineCount += 1;
+        fragment.append(lineRow(lines[next], lineCount));
+      }
+      log.append(fragment);
+      if (follow) log.scrollTop = log.scrollHeight;
+      else if (lines.length) jump.hidden = false;
+      if (next < lines.length) requestAnimationFrame(chunk);
+      else log.dispatchEvent(new Event("lines"));
+    };
+    chunk();
+  }
+
+  // Line anchors: a number click marks the line and puts #L<n> in the address (with the
+  // selected step), which opens the same step and line again.
+  function highlight(n, scroll) {
+    for (const old of log.querySelectorAll(".ln.hl")) old.classList.remove("hl");
+    const row = document.getElementById(`L${n}`);
+    if (!row) return false;
+    row.classList.add("hl");
+    if (scroll) row.scrollIntoView({ block: "center" });
+    return true;
+  }
+  log.addEventListener("click", (event) => {
+    const number = event.target.closest("a.n");
+    if (!number) return;
+    event.preventDefault();
+    history.replaceState(null, "", `${location.pathname}${location.search}#L${number.dataset.n}`);
+    highlight(number.dataset.n, false);
+  });
+
+  // Search: the lines holding the text, counted, with next and previous.
+  const search = document.getElementById("log-search");
+  const matchCount = document.getElementById("log-matches");
+  let matches = [];
+  let current = -1;
+  function show(index) {
+    if (!matches.length) return;
+    current = (index + matches.length) % matches.length;
+    for (const row of log.querySelectorAll(".ln.current")) row.classList.remove("current");
+    matches[current].classList.add("current");
+    matches[current].scrollIntoView({ block: "center" });
+    matchCount.textContent = `${current + 1} of ${matches.length}`;
+  }
+  function runSearch() {
+    for (const row of log.querySelectorAll(".ln.match")) row.classList.remove("match", "current");
+    const needle = search.value.toLowerCase();
+    matches = needle ? [...log.querySelectorAll(".ln")].filter((row) => row.textContent.toLowerCase().includes(needle)) : [];
+    for (const row of matches) row.classList.add("match");
+    matchCount.textContent = needle ? (matches.length ? "" : "No matches") : "";
+    if (matches.length) show(0);
+  }
+  search.addEventListener("input", runSearch);
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); show(current + (event.shiftKey ? -1 : 1)); }
+  });
+  document.getElementById("log-next").addEventListener("click", () => show(current + 1));
+  document.getElementById("log-prev").addEventListener("click", () => show(current - 1));
+  log.addEventListener("lines", () => { if (search.value) runSearch(); });
+
+  const times = document.getElementById("log-times");
+  times.addEventListener("click", () => {
+    const on = log.classList.toggle("with-ts");
+    times.setAttribute("aria-pressed", String(on));
+  });
+
+  // `finished`: the step's status once it ended while it was followed, noted under its lines.
+  function stopLive(finished) {
+    if (live && finished) {
+      const notice = document.createElement("span");
+      notice.className = "notice";
+      notice.setAttribute("role", "status");
+      notice.textContent = `Step finished: ${finished}`;
+      log.append(notice);
+    }
     if (live) live.close();
     live = null;
     badge.hidden = true;
@@ -241,12 +332,17 @@ function runPage(section) {
     selected = link;
     const { jobId, stepIndex, status } = link.dataset;
     markNode(jobId);
+    const path = `${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/logs`;
+    document.getElementById("log-raw").href = `${path}?format=text`;
+    document.getElementById("log-download").href = `${path}?format=text&download=1`;
+    const keep = location.hash.startsWith("#L") && new URLSearchParams(location.search).get("step") === stepIndex
+      && new URLSearchParams(location.search).get("job") === jobId ? location.hash : "";
+    history.replaceState(null, "", `${location.pathname}?job=${encodeURIComponent(jobId)}&step=${stepIndex}${keep}`);
     title.textContent = link.dataset.stepName;
     log.textContent = "";
     message.textContent = "";
     lineCount = 0;
     loadProvisioning(jobId);
-    const path = `${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/logs`;
     const response = await fetch(path);
     if (selected !== link) return;
     if (response.status === 503 || response.status === 504) {
@@ -258,6 +354,7 @@ function runPage(section) {
       return;
     }
     const data = await response.json();
+    if (keep) log.addEventListener("lines", () => highlight(keep.slice(2), true), { once: true });
     appendLines(data.lines);
     if (!data.lines.length) message.textContent = "No output.";
     if (status === "running" || status === "pending") follow(jobId, stepIndex);
@@ -347,7 +444,7 @@ function runPage(section) {
         again.classList.add("selected");
         const finished = !["running", "pending"].includes(again.dataset.status);
         selected = again;
-        if (finished && live) setTimeout(stopLive, 1000);
+        if (finished && live) setTimeout(() => stopLive(again.dataset.status), 1000);
       }
     }
     relativeTimes();
@@ -360,12 +457,19 @@ function runPage(section) {
     if (event.type === "orchestrator.online" && message.textContent === OFFLINE && selected) select(selected);
   });
 
-  // Open the first failed step, else the running one, else the first.
-  const first = section.querySelector('a.step[data-status="failed"]')
+  // Open the step the address names (?job=&step=), else the first failed step, else the
+  // running one, else the first.
+  const wanted = new URLSearchParams(location.search);
+  const named = wanted.get("job") && section.querySelector(
+    `a.step[data-job-id="${CSS.escape(wanted.get("job"))}"][data-step-index="${CSS.escape(wanted.get("step") || "")}"]`);
+  const first = named
+    || section.querySelector('a.step[data-status="failed"]')
     || section.querySelector('a.step[data-status="running"]')
     || section.querySelector("a.step");
-  if (first) select(first);
-  else {
+  if (first) {
+    first.closest("details").open = true;
+    select(first);
+  } else {
     const job = section.querySelector("details.job");
     if (job) loadProvisioning(job.dataset.jobId);
   }

@@ -6,7 +6,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
 use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
 use kici_engine::api::secrets::{HoldDecision, HoldsDecided};
@@ -96,20 +97,62 @@ async fn read_step(
 }
 
 /// `GET /api/v1/runs/:runId/jobs/:jobId/steps/:stepIndex/logs` → `{lines, totalLines}`.
+#[derive(Debug, Deserialize)]
+pub struct StepLogsQuery {
+    /// `text`: the lines as plain text, as the step printed them.
+    format: Option<String>,
+    /// With `format=text`: as a file to save (`<run>-<job>-step<n>.log`).
+    download: Option<String>,
+}
+
+/// `GET /api/v1/runs/:runId/jobs/:jobId/steps/:stepIndex/logs[?format=text[&download=1]]`:
+/// the step's lines as JSON (`{lines: [{ts, line}], totalLines}`), or as plain text.
 pub async fn step_logs(
     State(state): State<Shared>,
     Path((run_id, job_id, step_index)): Path<(String, String, i64)>,
-) -> ApiResult<Json<StepLogsData>> {
+    Query(query): Query<StepLogsQuery>,
+) -> ApiResult<Response> {
     let run = find_run(&state, &run_id).await?;
     let request = PlatformRequest::StepLogs {
-        run_id: RunId::from(run_id),
-        job_id: JobId::from(job_id),
+        run_id: RunId::from(run_id.clone()),
+        job_id: JobId::from(job_id.clone()),
         step_index,
     };
-    let data = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
+    let data: StepLogsData = proxy::request_as(&state, &run.orchestrator_id, ADMIN_ACTOR, request)
         .await
         .map_err(|err| proxy_error(err, LOGS_OFFLINE))?;
-    Ok(Json(data))
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(data).into_response()),
+        Some("text") => {
+            let mut text = String::new();
+            for line in &data.lines {
+                text.push_str(&line.line);
+                text.push('\n');
+            }
+            let mut response = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+            if query.download.is_some() {
+                // Ids are the Platform's own (letters, digits, dashes): safe in the header.
+                let safe = |id: &str| {
+                    id.chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                        .collect::<String>()
+                };
+                let disposition = format!(
+                    "attachment; filename=\"{}-{}-step{step_index}.log\"",
+                    safe(&run_id),
+                    safe(&job_id)
+                );
+                if let Ok(value) = header::HeaderValue::from_str(&disposition) {
+                    response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+                }
+            }
+            Ok(response)
+        }
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_format",
+            format!("format `{}` is not json or text", kici_engine::excerpt::excerpt(other)),
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -517,7 +517,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
         ""
     };
     let body = format!(
-        r#"<section class="run" data-run-id="{id}" data-run-status="{status}" data-orchestrator-online="{online}">
+        r##"<section class="run" data-run-id="{id}" data-run-status="{status}" data-orchestrator-online="{online}">
 <header class="run-header">
 <h1>{workflow} <span class="{class}" id="run-status">{status}</span></h1>
 {title}<p class="facts">{trigger_icon}{trigger}{actor} · {repo} · <span class="branch">{branch}</span> · {sha} · created <time data-ms="{created}">{created_at}</time> · <span id="run-elapsed">{elapsed}</span></p>
@@ -531,8 +531,10 @@ pub fn run_page(page: &RunPage<'_>) -> String {
 <div class="tabs" role="tablist"><button role="tab" data-tab="logs" aria-selected="true">Logs</button><button role="tab" data-tab="timeline" aria-selected="false">Timeline</button><button role="tab" data-tab="summary" aria-selected="false">Summary</button></div>
 <div class="tab" id="tab-logs">
 <details class="provisioning" id="provisioning" hidden><summary>Provisioning logs</summary><pre class="log" id="provisioning-log"></pre></details>
-<div class="log-head"><span id="log-title">Select a step</span> <span id="log-badge" class="badge" hidden>Streaming</span></div>
-<pre class="log" id="log"></pre>
+<div class="log-head"><span id="log-title">Select a step</span> <span id="log-badge" class="badge" hidden>Streaming</span>
+<span class="log-tools"><input type="search" id="log-search" placeholder="Search the log" aria-label="Search the log"><span id="log-matches" class="hint" aria-live="polite"></span><button type="button" class="icon" id="log-prev" aria-label="Previous match">↑</button><button type="button" class="icon" id="log-next" aria-label="Next match">↓</button><button type="button" id="log-times" aria-pressed="false">Timestamps</button><a id="log-raw" href="#" target="_blank" rel="noopener">Raw</a><a id="log-download" href="#" download>Download</a></span></div>
+<pre class="log" id="log" tabindex="0"></pre>
+<button type="button" id="log-jump" class="jump" hidden>Jump to bottom ↓</button>
 <p id="log-message" class="log-message"></p>
 </div>
 <div class="tab" id="tab-timeline" hidden>{timeline}</div>
@@ -540,7 +542,7 @@ pub fn run_page(page: &RunPage<'_>) -> String {
 </section>
 <aside class="metadata" aria-label="Metadata">{metadata}</aside>
 </div>
-</section>"#,
+</section>"##,
         id = escape(&run.run_id),
         status = run.status.as_str(),
         online = page.orchestrator_online,
