@@ -51,6 +51,10 @@ echo "==> mise for the init preset tests (npm @jdxcode/mise)"
 KICI_TEST_MISE=$(./scripts/mise.sh)
 export KICI_TEST_MISE KICI_TEST_REQUIRE_MISE=1
 
+echo "==> axe-core for the dashboard's accessibility checks (npm axe-core)"
+KICI_TEST_AXE=$(./scripts/axe.sh)
+export KICI_TEST_AXE KICI_TEST_REQUIRE_AXE=1
+
 echo "==> TypeScript for the SDK type checks (npm typescript, @types/node)"
 KICI_TEST_TSC=$(./scripts/tsc.sh)
 export KICI_TEST_TSC KICI_TEST_REQUIRE_TSC=1

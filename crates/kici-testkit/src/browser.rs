@@ -137,6 +137,46 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` as an asynchronous script: it calls its last argument with the result.
+    pub async fn eval_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            &self.path("/execute/async"),
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// The serious and critical accessibility violations axe-core (npm, its `axe.min.js` at
+    /// `KICI_TEST_AXE`, installed by `scripts/axe.sh`) finds on the page, each as `rule:
+    /// elements`; `None` (the caller skips) when it is not installed and
+    /// `KICI_TEST_REQUIRE_AXE` is not `1`.
+    pub async fn accessibility_violations(&self) -> Option<Vec<String>> {
+        let source = match std::env::var("KICI_TEST_AXE").map(std::fs::read_to_string) {
+            Ok(Ok(source)) => source,
+            _ => {
+                assert_ne!(
+                    std::env::var("KICI_TEST_REQUIRE_AXE").as_deref(),
+                    Ok("1"),
+                    "KICI_TEST_AXE does not name axe.min.js but KICI_TEST_REQUIRE_AXE=1 (hint: scripts/axe.sh)"
+                );
+                eprintln!("note: axe-core not installed (scripts/axe.sh); accessibility check skipped");
+                return None;
+            }
+        };
+        self.eval(&format!("{source}\nreturn true;"), json!([])).await;
+        let found = self
+            .eval_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] }).then((result) => done(result.violations
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                   .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)));",
+                json!([]),
+            )
+            .await;
+        Some(serde_json::from_value(found).unwrap_or_default())
+    }
+
     /// The visible text of the first element matching `selector`, `None` if there is none.
     pub async fn text(&self, selector: &str) -> Option<String> {
         let value = self

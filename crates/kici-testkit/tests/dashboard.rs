@@ -1151,17 +1151,23 @@ export default workflow('graph', {
 });
 "#;
 
-/// The job graph: a column per depth of `needs`, an edge per need, matrix children grouped as
-/// "test (3)" and listed when opened; a node selects its job in the list and its log.
-#[tokio::test]
-async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
-    let Some(browser) = Browser::start().await else { return };
+/// A stack with an agent, and a finished run of [`GRAPH`] the Platform has cached.
+async fn graph_run() -> (Stack, kici_engine::api::RunDetail) {
     let (stack, repo) = stack(&[], true).await;
     repo.write(".kici/workflows/graph.ts", GRAPH);
     repo.compile();
     repo.commit_and_push("a graph");
     let run = stack.push_and_wait("app", &repo, "graph").await;
     cached(&stack, &run.run.run_id).await;
+    (stack, run)
+}
+
+/// The job graph: a column per depth of `needs`, an edge per need, matrix children grouped as
+/// "test (3)" and listed when opened; a node selects its job in the list and its log.
+#[tokio::test]
+async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, run) = graph_run().await;
     sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
     browser
         .goto(&format!("{}/runs/{}", stack.platform_url(), run.run.run_id))
@@ -1210,4 +1216,53 @@ async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
         .await;
     assert_eq!(selected, "test (b)");
     browser.screenshot(&screenshots().join("run-graph.png")).await;
+}
+
+/// Every page, light and dark, passes axe-core with no serious or critical violation.
+#[tokio::test]
+async fn every_page_passes_axe_with_no_serious_or_critical_violation() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, run) = graph_run().await;
+    let base = stack.platform_url();
+    browser.goto(&format!("{base}/login")).await;
+    let Some(found) = browser.accessibility_violations().await else {
+        return;
+    };
+    assert_eq!(found, Vec::<String>::new(), "/login");
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    let run_page = format!("/runs/{}", run.run.run_id);
+    for theme in ["light", "dark"] {
+        for path in [
+            "/runs",
+            &run_page,
+            "/workflows",
+            "/approvals",
+            "/agents",
+            "/scalers",
+            "/diagnostics",
+            "/users",
+        ] {
+            browser.goto(&format!("{base}{path}")).await;
+            browser
+                .eval("localStorage.setItem('kici-theme', arguments[0]); document.documentElement.dataset.theme = arguments[0]; return true;", json!([theme]))
+                .await;
+            if path == run_page {
+                browser
+                    .wait_for(
+                        "the log",
+                        "return document.querySelector('#log .ln') !== null;",
+                        json!([]),
+                    )
+                    .await;
+                for tab in ["timeline", "summary"] {
+                    browser.click(&format!("[data-tab={tab}]")).await;
+                    let found = browser.accessibility_violations().await.unwrap_or_default();
+                    assert_eq!(found, Vec::<String>::new(), "{path} {tab} ({theme})");
+                }
+                browser.click("[data-tab=logs]").await;
+            }
+            let found = browser.accessibility_violations().await.unwrap_or_default();
+            assert_eq!(found, Vec::<String>::new(), "{path} ({theme})");
+        }
+    }
 }
