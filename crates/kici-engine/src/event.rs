@@ -23,6 +23,19 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every type a run can be started by (all but `Unknown`).
+    pub const ALL: [EventType; 9] = [
+        EventType::Push,
+        EventType::PullRequest,
+        EventType::Tag,
+        EventType::Dispatch,
+        EventType::Schedule,
+        EventType::KiciEvent,
+        EventType::WorkflowComplete,
+        EventType::JobComplete,
+        EventType::GenericWebhook,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Push => "push",

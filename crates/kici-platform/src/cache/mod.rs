@@ -103,6 +103,12 @@ static MIGRATIONS: &[Migration] = &[
     );
     CREATE INDEX sessions_by_principal ON sessions (principal_name);",
     ),
+    // Runs cached before this have '' until their next snapshot.
+    (
+        5,
+        "run trigger",
+        "ALTER TABLE runs ADD COLUMN trigger_type TEXT NOT NULL DEFAULT '';",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -38,6 +38,8 @@ pub struct RunFilter {
     pub branch: Option<String>,
     /// Runs created at or after this (epoch ms).
     pub since: Option<i64>,
+    /// What started them (`push`, `pull_request`, `schedule`, …).
+    pub trigger: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -99,12 +101,12 @@ impl Cache {
             });
         }
         sqlx::query(
-            "INSERT INTO runs (run_id, run_json, status, workflow_name, repo, git_ref, created_at, orchestrator_id, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO runs (run_id, run_json, status, workflow_name, repo, git_ref, created_at, orchestrator_id, updated_at, trigger_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (run_id) DO UPDATE SET run_json = excluded.run_json, status = excluded.status,
                workflow_name = excluded.workflow_name, repo = excluded.repo, git_ref = excluded.git_ref,
                created_at = excluded.created_at, orchestrator_id = excluded.orchestrator_id,
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, trigger_type = excluded.trigger_type",
         )
         .bind(run.run_id.as_str())
         .bind(to_json(run))
@@ -115,6 +117,7 @@ impl Cache {
         .bind(run.created_at)
         .bind(orchestrator_id)
         .bind(now)
+        .bind(&run.trigger)
         .execute(&mut *tx)
         .await
         .map_err(q("upsert run"))?;
@@ -180,6 +183,12 @@ impl Cache {
             let full = placeholder(&mut args, Arg::Text(format!("refs/heads/{branch}")));
             let bare = placeholder(&mut args, Arg::Text(branch.clone()));
             conditions.push(format!("(git_ref = {full} OR git_ref = {bare})"));
+        }
+        if let Some(trigger) = &filter.trigger {
+            conditions.push(format!(
+                "trigger_type = {}",
+                placeholder(&mut args, Arg::Text(trigger.clone()))
+            ));
         }
         if let Some(since) = filter.since {
             conditions.push(format!("created_at >= {}", placeholder(&mut args, Arg::Int(since))));

@@ -127,6 +127,7 @@ async fn snapshots_are_upserted_filtered_and_kept_across_reopen() {
     let other = snapshot(
         Run {
             workflow_name: "deploy".into(),
+            trigger: "schedule".into(),
             ..run("r2", RunStatus::Success, 20)
         },
         Vec::new(),
@@ -177,6 +178,11 @@ async fn snapshots_are_upserted_filtered_and_kept_across_reopen() {
         ..RunFilter::default()
     };
     assert_eq!(ids(main).await, (vec!["r2".into()], 1));
+    let scheduled = RunFilter {
+        trigger: Some("schedule".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(scheduled).await, (vec!["r2".into()], 1));
     let second_page = RunFilter {
         offset: 1,
         ..RunFilter::default()

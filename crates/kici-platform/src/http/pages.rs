@@ -196,6 +196,7 @@ fn filter(query: &ui::RunsFilter) -> RunFilter {
         workflow: text(&query.workflow),
         repo: text(&query.repository),
         branch: text(&query.branch),
+        trigger: text(&query.trigger),
         since: None,
         limit: PAGE_SIZE,
         offset: (query.page.unwrap_or(1).max(1) - 1) * PAGE_SIZE,

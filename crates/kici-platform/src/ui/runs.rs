@@ -12,6 +12,7 @@ pub struct RunsFilter {
     pub workflow: Option<String>,
     pub repository: Option<String>,
     pub branch: Option<String>,
+    pub trigger: Option<String>,
     pub page: Option<i64>,
 }
 
@@ -71,6 +72,18 @@ pub fn runs_rows(runs: &[Run], held_jobs: &[String]) -> String {
         .collect()
 }
 
+/// A filter's `<option>`s, `chosen` selected, the empty value labelled `any`.
+fn options(values: &[&str], chosen: Option<&str>, any: &str) -> String {
+    values
+        .iter()
+        .map(|value| {
+            let selected = if Some(*value) == chosen { " selected" } else { "" };
+            let label = if value.is_empty() { any } else { value };
+            format!(r#"<option value="{value}"{selected}>{label}</option>"#)
+        })
+        .collect()
+}
+
 pub fn runs_page(
     runs: &[Run],
     total: i64,
@@ -82,36 +95,103 @@ pub fn runs_page(
     let page = filter.page.unwrap_or(1).max(1);
     let first = if total == 0 { 0 } else { (page - 1) * page_size + 1 };
     let last = ((page - 1) * page_size + runs.len() as i64).min(total);
-    let statuses = ["", "pending", "running", "success", "failed", "cancelled", "cancelling"]
-        .iter()
-        .map(|s| {
-            let selected = if Some(*s) == filter.status.as_deref() {
-                " selected"
-            } else {
-                ""
-            };
-            let label = if s.is_empty() { "Any status" } else { s };
-            format!(r#"<option value="{s}"{selected}>{label}</option>"#)
-        })
-        .collect::<String>();
+    let statuses = options(
+        &["", "pending", "running", "success", "failed", "cancelled", "cancelling"],
+        filter.status.as_deref(),
+        "Any status",
+    );
+    // What can start a run: every event type, and a re-run.
+    let trigger_names: Vec<&str> = std::iter::once("")
+        .chain(kici_engine::event::EventType::ALL.iter().map(|t| t.as_str()))
+        .chain(std::iter::once("rerun"))
+        .collect();
+    let triggers = options(&trigger_names, filter.trigger.as_deref(), "Any trigger");
+    // The page links keep the filters.
+    let link = |to: i64| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("status", &filter.status),
+            ("workflow", &filter.workflow),
+            ("repository", &filter.repository),
+            ("branch", &filter.branch),
+            ("trigger", &filter.trigger),
+        ] {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                query.append_pair(key, value);
+            }
+        }
+        query.append_pair("page", &to.to_string());
+        format!("/runs?{}", query.finish())
+    };
+    let newer = if page > 1 {
+        format!(r#"<a href="{}" rel="prev">← Newer</a>"#, escape(&link(page - 1)))
+    } else {
+        String::new()
+    };
+    let older = if last < total {
+        format!(r#"<a href="{}" rel="next">Older →</a>"#, escape(&link(page + 1)))
+    } else {
+        String::new()
+    };
     let body = format!(
         r#"<h1>Runs</h1>
 <form class="filters" method="get" action="/runs">
 <select name="status" aria-label="Status">{statuses}</select>
-<input name="workflow" placeholder="Workflow" value="{workflow}">
-<input name="repository" placeholder="Repository" value="{repository}">
-<input name="branch" placeholder="Branch" value="{branch}">
+<input name="workflow" placeholder="Workflow" value="{workflow}" aria-label="Workflow">
+<input name="repository" placeholder="Repository" value="{repository}" aria-label="Repository">
+<input name="branch" placeholder="Branch" value="{branch}" aria-label="Branch">
+<select name="trigger" aria-label="Trigger">{triggers}</select>
 <button type="submit">Filter</button> <a href="/runs">Clear filters</a>
 </form>
 <table class="runs" data-live-runs>
 <thead><tr><th>Status</th><th>Run</th><th>Repository</th><th>Branch</th><th>Duration</th><th>Time</th></tr></thead>
 <tbody>{rows}</tbody>
 </table>
-<p class="count">Showing {first}-{last} of {total} runs</p>"#,
+<nav class="pages" aria-label="Pages"><span class="count">Showing {first}-{last} of {total} runs</span>{newer}{older}</nav>"#,
         workflow = escape(RunsFilter::field(&filter.workflow)),
         repository = escape(RunsFilter::field(&filter.repository)),
         branch = escape(RunsFilter::field(&filter.branch)),
         rows = runs_rows(runs, held_jobs),
     );
     layout("Runs", Some(viewer), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_links_keep_the_filters_and_the_trigger_filter_shows_its_choice() {
+        let viewer = Viewer {
+            name: "rita",
+            csrf_token: "t",
+            pending_approvals: 0,
+            manages_users: false,
+        };
+        let filter = RunsFilter {
+            branch: Some("main".into()),
+            trigger: Some("push".into()),
+            page: Some(2),
+            ..RunsFilter::default()
+        };
+        let page = runs_page(&[], 45, &filter, &[], &viewer, 20);
+        assert!(
+            page.contains(r#"<a href="/runs?branch=main&amp;trigger=push&amp;page=1" rel="prev">← Newer</a>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<a href="/runs?branch=main&amp;trigger=push&amp;page=3" rel="next">Older →</a>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<option value="push" selected>push</option>"#),
+            "{page}"
+        );
+        let last = RunsFilter {
+            page: Some(3),
+            ..filter
+        };
+        let page = runs_page(&[], 40, &last, &[], &viewer, 20);
+        assert!(!page.contains(r#"rel="next""#), "no older page after the last");
+    }
 }
