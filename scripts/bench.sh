@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark, on release builds: `kici compile` and `kici run local` (crates/kici-cli),
-# the orchestrator + agent loop and the auto-scalers (crates/kici-testkit). Each prints its figures.
+# the orchestrator + agent loop, the auto-scalers and the dashboard's run page (crates/kici-testkit).
+# Each prints its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --workspace --bins
 cargo bench --quiet -p kici-cli --bench cli
 cargo bench --quiet -p kici-testkit --bench pipeline
+cargo bench --quiet -p kici-testkit --bench dashboard
 ./scripts/agent-image.sh "${CARGO_TARGET_DIR:-target}/release/kici-agent" >/dev/null
 cargo bench --quiet -p kici-testkit --bench scalers
