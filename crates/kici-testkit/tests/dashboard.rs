@@ -1266,3 +1266,57 @@ async fn every_page_passes_axe_with_no_serious_or_critical_violation() {
         }
     }
 }
+
+/// The run page works from the keyboard: a graph node and a step are chosen with Enter, and
+/// the log search moves between matches with Enter.
+#[tokio::test]
+async fn jobs_steps_and_the_log_search_work_from_the_keyboard() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, run) = graph_run().await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser
+        .goto(&format!("{}/runs/{}", stack.platform_url(), run.run.run_id))
+        .await;
+    browser
+        .wait_for(
+            "the log",
+            "return document.querySelector('#log .ln') !== null;",
+            json!([]),
+        )
+        .await;
+    const ENTER: &str = "\u{E007}";
+    browser.type_into(".graph .node[data-job=lint] .node-main", ENTER).await;
+    let lint = browser
+        .wait_for(
+            "lint's step chosen",
+            "const s = document.querySelector('a.step.selected'); return s && s.closest('details.job').querySelector('.job-name').textContent === 'lint' && document.getElementById('log').innerText.includes('ok');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(lint, true);
+    let build_step = "details.job[data-status=failed] a.step";
+    browser
+        .eval(
+            &format!("document.querySelector('{build_step}').closest('details').open = true; return true;"),
+            json!([]),
+        )
+        .await;
+    browser.type_into(build_step, ENTER).await;
+    browser
+        .wait_for(
+            "build's step chosen",
+            "return document.querySelector('a.step.selected')?.closest('details.job').dataset.status === 'failed';",
+            json!([]),
+        )
+        .await;
+    browser.type_into("#log-search", "no compiler").await;
+    browser.type_into("#log-search", ENTER).await;
+    let found = browser
+        .wait_for(
+            "the match",
+            "const m = document.getElementById('log-matches').textContent; return m && m;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(found, "1 of 1");
+}
