@@ -1162,16 +1162,25 @@ async fn graph_run() -> (Stack, kici_engine::api::RunDetail) {
     (stack, run)
 }
 
-/// The job graph: a column per depth of `needs`, an edge per need, matrix children grouped as
-/// "test (3)" and listed when opened; a node selects its job in the list and its log.
-#[tokio::test]
-async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
-    let Some(browser) = Browser::start().await else { return };
+/// A browser signed in as the owner on the page of a finished [`GRAPH`] run; `None` without
+/// Chromium.
+async fn graph_run_page() -> Option<(Browser, Stack)> {
+    let browser = Browser::start().await?;
     let (stack, run) = graph_run().await;
     sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
     browser
         .goto(&format!("{}/runs/{}", stack.platform_url(), run.run.run_id))
         .await;
+    Some((browser, stack))
+}
+
+/// The job graph: a column per depth of `needs`, an edge per need, matrix children grouped as
+/// "test (3)" and listed when opened; a node selects its job in the list and its log.
+#[tokio::test]
+async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
+    let Some((browser, _stack)) = graph_run_page().await else {
+        return;
+    };
     let columns = browser
         .wait_for(
             "the graph's edges",
@@ -1271,12 +1280,9 @@ async fn every_page_passes_axe_with_no_serious_or_critical_violation() {
 /// the log search moves between matches with Enter.
 #[tokio::test]
 async fn jobs_steps_and_the_log_search_work_from_the_keyboard() {
-    let Some(browser) = Browser::start().await else { return };
-    let (stack, run) = graph_run().await;
-    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
-    browser
-        .goto(&format!("{}/runs/{}", stack.platform_url(), run.run.run_id))
-        .await;
+    let Some((browser, _stack)) = graph_run_page().await else {
+        return;
+    };
     browser
         .wait_for(
             "the log",
