@@ -87,7 +87,8 @@ impl EventEnvelope {
                 payload.get("commits")?.as_array()?.last()?.get("message")?.as_str()
             })?;
         let line = message.lines().map(str::trim).find(|l| !l.is_empty())?;
-        Some(line.chars().take(MAX_TITLE_CHARS).collect())
+        // Control characters (a NUL a database refuses, escapes) are dropped.
+        Some(line.chars().filter(|c| !c.is_control()).take(MAX_TITLE_CHARS).collect())
     }
 
     /// Who caused it: the forge user who sent the event (pusher, pull request author, the
@@ -100,8 +101,8 @@ impl EventEnvelope {
             .or_else(|| text("/pusher/name").map(str::to_string))
             .or_else(|| text("/head_commit/author/username").map(str::to_string))
             .or_else(|| text("/head_commit/author/name").map(str::to_string))
+            .map(|name| name.chars().filter(|c| !c.is_control()).take(100).collect::<String>())
             .filter(|name| !name.is_empty())
-            .map(|name| name.chars().take(100).collect())
     }
 }
 
@@ -198,6 +199,8 @@ mod tests {
             (gitlab.title().as_deref(), gitlab.actor().as_deref()),
             (Some("newest"), Some("gl"))
         );
+        let hostile = with(json!({"head_commit": {"message": "a\u{0}b\u{1b}[31mc"}}));
+        assert_eq!(hostile.title().as_deref(), Some("ab[31mc"));
         let long = with(json!({"head_commit": {"message": "x".repeat(500)}}));
         assert_eq!(long.title().map(|t| t.chars().count()), Some(MAX_TITLE_CHARS));
         assert_eq!(EventEnvelope::new(EventType::Dispatch).title(), None);

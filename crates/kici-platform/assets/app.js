@@ -150,26 +150,33 @@ function statusFavicon(status) {
   link.dataset.status = status;
 }
 
-// The job graph's edges: from the right of each job a node needs to the node's left.
+// The job graph's edges: from the right of each job a node needs to the node's left. Built as
+// elements, never as markup: job names are the workflow's, any text at all.
+const SVG_NS = "http://www.w3.org/2000/svg";
 function drawEdges() {
   const graph = document.querySelector(".graph");
   if (!graph) return;
   const svg = graph.querySelector("svg.edges");
   const origin = graph.getBoundingClientRect();
-  const paths = [];
+  svg.replaceChildren();
   for (const node of graph.querySelectorAll(".node[data-needs]")) {
-    for (const need of node.dataset.needs.split(",").filter(Boolean)) {
-      const upstream = graph.querySelector(`.node[data-job="${CSS.escape(need)}"]`);
+    let needs;
+    try { needs = JSON.parse(node.dataset.needs); } catch { needs = []; }
+    for (const need of needs) {
+      const upstream = [...graph.querySelectorAll(".node")].find((n) => n.dataset.job === need);
       if (!upstream) continue;
       const a = upstream.getBoundingClientRect();
       const b = node.getBoundingClientRect();
       const x1 = a.right - origin.left + graph.scrollLeft, y1 = a.top + a.height / 2 - origin.top;
       const x2 = b.left - origin.left + graph.scrollLeft, y2 = b.top + b.height / 2 - origin.top;
       const mid = (x1 + x2) / 2;
-      paths.push(`<path data-from="${need}" data-to="${node.dataset.job}" d="M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}"/>`);
+      const path = document.createElementNS(SVG_NS, "path");
+      path.dataset.from = need;
+      path.dataset.to = node.dataset.job;
+      path.setAttribute("d", `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`);
+      svg.append(path);
     }
   }
-  svg.innerHTML = paths.join("");
 }
 
 // Run page.
@@ -218,23 +225,41 @@ function runPage(section) {
   }
 
   // Appends in chunks, a frame each, so a 100,000-line log does not freeze the page; follows
-  // the end only when the reader is there (else offers "Jump to bottom").
+  // the end only when the reader is there (else offers "Jump to bottom"). Batches queue behind
+  // each other, and a new selection (`generation`) drops what is left of the old one.
+  let generation = 0;
+  let pending = [];
+  let rendering = false;
   function appendLines(lines) {
-    const follow = atBottom() || lineCount === 0;
-    let next = 0;
+    pending.push(...lines);
+    if (rendering) return;
+    rendering = true;
+    const mine = generation;
     const chunk = () => {
+      if (mine !== generation) return;
+      const follow = atBottom() || lineCount === 0;
       const fragment = document.createDocumentFragment();
-      for (const end = Math.min(next + 2000, lines.length); next < end; next += 1) {
+      for (const line of pending.splice(0, 2000)) {
         lineCount += 1;
-        fragment.append(lineRow(lines[next], lineCount));
+        fragment.append(lineRow(line, lineCount));
       }
       log.append(fragment);
       if (follow) log.scrollTop = log.scrollHeight;
-      else if (lines.length) jump.hidden = false;
-      if (next < lines.length) requestAnimationFrame(chunk);
-      else log.dispatchEvent(new Event("lines"));
+      else jump.hidden = false;
+      if (pending.length) requestAnimationFrame(chunk);
+      else {
+        rendering = false;
+        log.dispatchEvent(new Event("lines"));
+      }
     };
     chunk();
+  }
+  function resetLines() {
+    generation += 1;
+    pending = [];
+    rendering = false;
+    lineCount = 0;
+    log.textContent = "";
   }
 
   // Line anchors: a number click marks the line and puts #L<n> in the address (with the
@@ -268,21 +293,28 @@ function runPage(section) {
     matches[current].scrollIntoView({ block: "center" });
     matchCount.textContent = `${current + 1} of ${matches.length}`;
   }
-  function runSearch() {
+  // `keep`: new lines came in; the match shown stays (and the reader where they are).
+  function runSearch(keep) {
+    const shown = keep ? matches[current] : undefined;
     for (const row of log.querySelectorAll(".ln.match")) row.classList.remove("match", "current");
     const needle = search.value.toLowerCase();
     matches = needle ? [...log.querySelectorAll(".ln")].filter((row) => row.textContent.toLowerCase().includes(needle)) : [];
     for (const row of matches) row.classList.add("match");
     matchCount.textContent = needle ? (matches.length ? "" : "No matches") : "";
-    if (matches.length) show(0);
+    if (!matches.length) return;
+    if (shown && matches.includes(shown)) {
+      current = matches.indexOf(shown);
+      shown.classList.add("current");
+      matchCount.textContent = `${current + 1} of ${matches.length}`;
+    } else show(0);
   }
-  search.addEventListener("input", runSearch);
+  search.addEventListener("input", () => runSearch(false));
   search.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); show(current + (event.shiftKey ? -1 : 1)); }
   });
   document.getElementById("log-next").addEventListener("click", () => show(current + 1));
   document.getElementById("log-prev").addEventListener("click", () => show(current - 1));
-  log.addEventListener("lines", () => { if (search.value) runSearch(); });
+  log.addEventListener("lines", () => { if (search.value) runSearch(true); });
 
   const times = document.getElementById("log-times");
   times.addEventListener("click", () => {
@@ -339,9 +371,8 @@ function runPage(section) {
       && new URLSearchParams(location.search).get("job") === jobId ? location.hash : "";
     history.replaceState(null, "", `${location.pathname}?job=${encodeURIComponent(jobId)}&step=${stepIndex}${keep}`);
     title.textContent = link.dataset.stepName;
-    log.textContent = "";
+    resetLines();
     message.textContent = "";
-    lineCount = 0;
     loadProvisioning(jobId);
     const response = await fetch(path);
     if (selected !== link) return;
@@ -357,13 +388,14 @@ function runPage(section) {
     if (keep) log.addEventListener("lines", () => highlight(keep.slice(2), true), { once: true });
     appendLines(data.lines);
     if (!data.lines.length) message.textContent = "No output.";
-    if (status === "running" || status === "pending") follow(jobId, stepIndex);
+    if (status === "running" || status === "pending") follow(jobId, stepIndex, data.lines.length);
   }
 
-  function follow(jobId, stepIndex) {
+  // `known`: how many lines the page has (rendered or still queued); the stream sends the rest.
+  function follow(jobId, stepIndex, known) {
     badge.hidden = false;
     message.textContent = "";
-    live = new EventSource(`${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/live?afterLineCount=${lineCount}`);
+    live = new EventSource(`${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/live?afterLineCount=${known}`);
     live.onmessage = (event) => {
       let data;
       try { data = JSON.parse(event.data); } catch { return; }
@@ -444,7 +476,8 @@ function runPage(section) {
         again.classList.add("selected");
         const finished = !["running", "pending"].includes(again.dataset.status);
         selected = again;
-        if (finished && live) setTimeout(() => stopLive(again.dataset.status), 1000);
+        const stream = live;
+        if (finished && stream) setTimeout(() => { if (live === stream) stopLive(again.dataset.status); }, 1000);
       }
     }
     relativeTimes();

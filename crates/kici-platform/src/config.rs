@@ -35,6 +35,12 @@ impl TokenHash {
         TokenHash(kici_engine::hash::sha256_hex(secret.as_bytes()))
     }
 
+    /// What a session signed in with this secret keeps, to be ended when the secret changes: a
+    /// hash of the hash (the database then holds nothing a token check would accept).
+    pub fn fingerprint(&self) -> String {
+        kici_engine::hash::sha256_hex(self.0.as_bytes())
+    }
+
     /// Whether `presented` hashes to this value. Both sides are hashes of equal length, so the
     /// comparison touches every byte whatever the input.
     pub fn matches(&self, presented: &str) -> bool {

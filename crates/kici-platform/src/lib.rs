@@ -84,7 +84,7 @@ impl Platform {
         let mut config = config;
         config.port = address.port();
         let (shutdown, receiver) = watch::channel(false);
-        let sessions_cache = cache.clone();
+        let (sessions_cache, admin_token) = (cache.clone(), config.admin_token.clone());
         let state: Shared = Arc::new(AppState {
             config,
             cache,
@@ -93,7 +93,7 @@ impl Platform {
             started: Instant::now(),
             shutdown: receiver.clone(),
             sessions: Mutex::new(JoinSet::new()),
-            browser_sessions: http::Sessions::new(sessions_cache),
+            browser_sessions: http::Sessions::new(sessions_cache, &admin_token),
             open_streams: Arc::default(),
             rerun_cooldown: state::Cooldown::default(),
         });

@@ -99,15 +99,17 @@ static MIGRATIONS: &[Migration] = &[
         role TEXT NOT NULL,
         kind TEXT NOT NULL,
         csrf_token TEXT NOT NULL,
+        credential TEXT NOT NULL,
         expires_at BIGINT NOT NULL
     );
     CREATE INDEX sessions_by_principal ON sessions (principal_name);",
     ),
-    // Runs cached before this have '' until their next snapshot.
+    // Runs cached before this take theirs from the run they hold.
     (
         5,
         "run trigger",
-        "ALTER TABLE runs ADD COLUMN trigger_type TEXT NOT NULL DEFAULT '';",
+        "ALTER TABLE runs ADD COLUMN trigger_type TEXT NOT NULL DEFAULT '';
+    UPDATE runs SET trigger_type = COALESCE(json_extract(run_json, '$.trigger'), '');",
     ),
 ];
 

@@ -14,6 +14,9 @@ pub struct StoredSession {
     /// `bootstrap_owner` or `user`.
     pub kind: String,
     pub csrf_token: String,
+    /// The bootstrap owner's: a fingerprint of the admin token signed in with, so a changed
+    /// token ends the session; empty for a user (whose row must still exist).
+    pub credential: String,
     pub expires_at: i64,
 }
 
@@ -23,6 +26,7 @@ fn row_to_session(row: &AnyRow) -> Result<StoredSession> {
         role: get(row, "role")?,
         kind: get(row, "kind")?,
         csrf_token: get(row, "csrf_token")?,
+        credential: get(row, "credential")?,
         expires_at: get(row, "expires_at")?,
     })
 }
@@ -36,13 +40,14 @@ impl Cache {
             .await
             .map_err(q("prune sessions"))?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, principal_name, role, kind, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id_hash, principal_name, role, kind, csrf_token, credential, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id_hash)
         .bind(&session.principal_name)
         .bind(&session.role)
         .bind(&session.kind)
         .bind(&session.csrf_token)
+        .bind(&session.credential)
         .bind(session.expires_at)
         .execute(&self.pool)
         .await
@@ -53,7 +58,7 @@ impl Cache {
     /// The unexpired session whose id hashes to `id_hash`.
     pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<StoredSession>> {
         let row = sqlx::query(
-            "SELECT principal_name, role, kind, csrf_token, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+            "SELECT principal_name, role, kind, csrf_token, credential, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
         .bind(now)

@@ -89,6 +89,16 @@ impl Cache {
             .collect()
     }
 
+    /// The user named `name`.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT name, role, created_at FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("find user by name"))?;
+        row.as_ref().map(row_to_user).transpose()
+    }
+
     /// The user whose token hashes to `token_hash`.
     pub async fn user_by_token(&self, token_hash: &str) -> Result<Option<User>> {
         let row = sqlx::query("SELECT name, role, created_at FROM users WHERE token_hash = $1")

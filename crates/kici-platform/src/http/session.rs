@@ -40,6 +40,9 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct Sessions {
     cache: Cache,
+    /// The current admin token's fingerprint: a bootstrap owner's session made with another
+    /// (the token was changed) is over.
+    admin: String,
 }
 
 fn id_hash(id: &str) -> String {
@@ -47,8 +50,11 @@ fn id_hash(id: &str) -> String {
 }
 
 impl Sessions {
-    pub fn new(cache: Cache) -> Sessions {
-        Sessions { cache }
+    pub fn new(cache: Cache, admin_token: &TokenHash) -> Sessions {
+        Sessions {
+            cache,
+            admin: admin_token.fingerprint(),
+        }
     }
 
     /// A new session for `principal`, with a fresh CSRF token; returns its id.
@@ -60,6 +66,10 @@ impl Sessions {
             role: principal.role.as_str().to_string(),
             kind: principal.kind.as_str().to_string(),
             csrf_token: random_hex(SECRET_HEX_LEN),
+            credential: match principal.kind {
+                PrincipalKind::BootstrapOwner => self.admin.clone(),
+                PrincipalKind::User => String::new(),
+            },
             expires_at: now + SESSION_TTL_MS,
         };
         self.cache.insert_session(&id_hash(&id), &stored, now).await?;
@@ -74,7 +84,13 @@ impl Sessions {
         let Some(stored) = self.cache.session(&id_hash(id), now_ms()).await? else {
             return Ok(None);
         };
-        let (Some(role), Some(kind)) = (Role::parse(&stored.role), PrincipalKind::parse(&stored.kind)) else {
+        let role = match PrincipalKind::parse(&stored.kind) {
+            Some(PrincipalKind::BootstrapOwner) if stored.credential == self.admin => Role::parse(&stored.role),
+            // A user's session lasts while they do, with the role they have now.
+            Some(PrincipalKind::User) => self.cache.user_by_name(&stored.principal_name).await?.map(|user| user.role),
+            _ => None,
+        };
+        let (Some(role), Some(kind)) = (role, PrincipalKind::parse(&stored.kind)) else {
             return Ok(None);
         };
         Ok(Some(Session {
@@ -176,22 +192,36 @@ mod tests {
     use super::*;
 
     fn principal(name: &str, kind: PrincipalKind) -> Principal {
+        let role = match kind {
+            PrincipalKind::BootstrapOwner => Role::Owner,
+            PrincipalKind::User => Role::Member,
+        };
         Principal {
             name: name.into(),
-            role: Role::Owner,
+            role,
             kind,
         }
     }
 
-    async fn sessions() -> (Sessions, tempfile::TempDir) {
+    const ADMIN: &str = "the-admin-token";
+
+    async fn sessions() -> (Sessions, Cache, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&dir.path().join("platform.db")).await.unwrap();
-        (Sessions::new(cache), dir)
+        for name in ["rita", "sam"] {
+            let user = crate::cache::User {
+                name: name.into(),
+                role: Role::Member,
+                created_at: 0,
+            };
+            cache.insert_user(&user, &format!("hash-{name}")).await.unwrap();
+        }
+        (Sessions::new(cache.clone(), &TokenHash::of(ADMIN)), cache, dir)
     }
 
     #[tokio::test]
     async fn sessions_are_stored_by_the_hash_of_their_id_and_can_be_removed() {
-        let (sessions, dir) = sessions().await;
+        let (sessions, cache, dir) = sessions().await;
         let owner = principal("admin", PrincipalKind::BootstrapOwner);
         let id = sessions.create(&owner).await.unwrap();
         assert!(looks_issued(&id));
@@ -199,27 +229,45 @@ mod tests {
         assert_eq!(session.principal, owner);
         assert!(looks_issued(&session.csrf_token));
         assert_ne!(session.csrf_token, id);
+        // The database and its write-ahead log hold the hash of the id, never the id.
+        cache.close().await;
+        for file in ["platform.db", "platform.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+            assert!(!bytes.windows(id.len()).any(|w| w == id.as_bytes()), "{file}");
+        }
         // A Platform that starts again on the same database knows the session.
-        let again = Sessions::new(Cache::open(&dir.path().join("platform.db")).await.unwrap());
-        assert_eq!(again.get(&id).await.unwrap(), Some(session));
-        let database = std::fs::read(dir.path().join("platform.db")).unwrap();
-        assert!(
-            !database.windows(id.len()).any(|w| w == id.as_bytes()),
-            "the id itself is not stored"
+        let again = Sessions::new(
+            Cache::open(&dir.path().join("platform.db")).await.unwrap(),
+            &TokenHash::of(ADMIN),
         );
-        sessions.remove(&id).await.unwrap();
+        assert_eq!(again.get(&id).await.unwrap(), Some(session));
+        again.remove(&id).await.unwrap();
         assert_eq!(again.get(&id).await.unwrap(), None);
-        assert_eq!(sessions.get("unknown").await.unwrap(), None);
+        assert_eq!(again.get("unknown").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_changed_admin_token_or_a_deleted_user_ends_their_sessions() {
+        let (sessions, cache, _dir) = sessions().await;
+        let admin = sessions
+            .create(&principal("admin", PrincipalKind::BootstrapOwner))
+            .await
+            .unwrap();
+        let rita = sessions.create(&principal("rita", PrincipalKind::User)).await.unwrap();
+        let rotated = Sessions::new(cache.clone(), &TokenHash::of("a-new-admin-token"));
+        assert_eq!(rotated.get(&admin).await.unwrap(), None, "the admin token changed");
+        // A user's role is the one they have now (stored users are members here).
+        let role = rotated.get(&rita).await.unwrap().map(|s| s.principal.role);
+        assert_eq!(role, Some(Role::Member));
+        assert!(cache.delete_user("rita").await.unwrap());
+        assert_eq!(sessions.get(&rita).await.unwrap(), None, "rita was deleted");
     }
 
     #[tokio::test]
     async fn ending_a_user_ends_only_their_sessions() {
-        let (sessions, _dir) = sessions().await;
+        let (sessions, _cache, _dir) = sessions().await;
         let rita = principal("rita", PrincipalKind::User);
-        let rita = [
-            sessions.create(&rita).await.unwrap(),
-            sessions.create(&rita).await.unwrap(),
-        ];
+        let rita = [sessions.create(&rita).await.unwrap(), sessions.create(&rita).await.unwrap()];
         let sam = sessions.create(&principal("sam", PrincipalKind::User)).await.unwrap();
         // The bootstrap owner is not a stored user, whatever a user is called.
         let admin = sessions

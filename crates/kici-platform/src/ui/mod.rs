@@ -87,7 +87,7 @@ fn nav(viewer: &Viewer, current: &str) -> String {
         .iter()
         .chain(users.iter().filter(|_| viewer.manages_users))
         .map(|(href, label, extra)| {
-            let mark = if current.starts_with(label) {
+            let mark = if current == *label {
                 r#" aria-current="page""#
             } else {
                 ""

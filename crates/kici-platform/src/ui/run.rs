@@ -197,7 +197,8 @@ fn job_graph(jobs: &[Job]) -> String {
                 .filter(|(index, _)| depth[*index] == column)
                 .map(|(_, (name, members))| {
                     let status = group_status(members);
-                    let needs = needs_of(members).join(",");
+                    // A JSON list: names may hold any character, commas included.
+                    let needs = serde_json::to_string(&needs_of(members)).unwrap_or_default();
                     let main = if members.len() == 1 {
                         format!(
                             r#"<button type="button" class="node-main" data-select-job="{id}"><span class="{class}">{status}</span> {name}</button>"#,
