@@ -1146,7 +1146,7 @@ export default workflow('graph', {
     job('lint', { runsOn: 'linux', run: ok }),
     job('test', { runsOn: 'linux', matrix: ['a', 'b', 'c'], needs: ['lint'], run: ok }),
     job('build', { runsOn: 'linux', needs: ['lint'], run: async () => { throw new Error('no compiler'); } }),
-    job('deploy', { runsOn: 'linux', needs: ['test', 'build'], run: ok }),
+    job('deploy "<b>now</b>"', { runsOn: 'linux', needs: ['test', 'build'], run: ok }),
   ],
 });
 "#;
@@ -1194,7 +1194,7 @@ async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
         json!([
             [["success lint", "success"]],
             [["success test (3)", "success"], ["failed build", "failed"]],
-            [["skipped deploy", "skipped"]]
+            [["skipped deploy \"<b>now</b>\"", "skipped"]]
         ])
     );
     let edges = browser
@@ -1203,7 +1203,23 @@ async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
             json!([]),
         )
         .await;
-    assert_eq!(edges, json!(["build>deploy", "lint>build", "lint>test", "test>deploy"]));
+    assert_eq!(
+        edges,
+        json!([
+            "build>deploy \"<b>now</b>\"",
+            "lint>build",
+            "lint>test",
+            "test>deploy \"<b>now</b>\""
+        ])
+    );
+    // A job's name is text, wherever it shows.
+    let markup = browser
+        .eval(
+            "return document.querySelectorAll('.graph b, .tree b, .gantt b').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(markup, 0);
     // The failed job is selected at first: its node is marked.
     let marked = browser
         .wait_for(

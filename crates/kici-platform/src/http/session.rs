@@ -87,7 +87,11 @@ impl Sessions {
         let role = match PrincipalKind::parse(&stored.kind) {
             Some(PrincipalKind::BootstrapOwner) if stored.credential == self.admin => Role::parse(&stored.role),
             // A user's session lasts while they do, with the role they have now.
-            Some(PrincipalKind::User) => self.cache.user_by_name(&stored.principal_name).await?.map(|user| user.role),
+            Some(PrincipalKind::User) => self
+                .cache
+                .user_by_name(&stored.principal_name)
+                .await?
+                .map(|user| user.role),
             _ => None,
         };
         let (Some(role), Some(kind)) = (role, PrincipalKind::parse(&stored.kind)) else {
@@ -267,7 +271,10 @@ mod tests {
     async fn ending_a_user_ends_only_their_sessions() {
         let (sessions, _cache, _dir) = sessions().await;
         let rita = principal("rita", PrincipalKind::User);
-        let rita = [sessions.create(&rita).await.unwrap(), sessions.create(&rita).await.unwrap()];
+        let rita = [
+            sessions.create(&rita).await.unwrap(),
+            sessions.create(&rita).await.unwrap(),
+        ];
         let sam = sessions.create(&principal("sam", PrincipalKind::User)).await.unwrap();
         // The bootstrap owner is not a stored user, whatever a user is called.
         let admin = sessions
