@@ -224,7 +224,7 @@ pub async fn runs(
 pub async fn runs_rows(State(state): State<Shared>, Query(query): Query<ui::RunsFilter>) -> ApiResult<Html<String>> {
     let (runs, _) = state.cache.list_runs(&filter(&query)).await?;
     let held = state.cache.held_jobs().await?;
-    Ok(Html(ui::runs_rows(&runs, &held)))
+    Ok(Html(ui::runs_rows(&runs, &held, &query)))
 }
 
 pub async fn run(

@@ -494,7 +494,7 @@ fn metadata(run: &Run) -> String {
         created = moment(Some(run.created_at)),
         started = moment(run.started_at),
         completed = moment(run.completed_at),
-        duration = duration(run.duration_ms),
+        duration = elapsed(run.duration_ms, run.started_at.unwrap_or(run.created_at)),
     )
 }
 

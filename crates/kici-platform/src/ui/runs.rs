@@ -30,11 +30,32 @@ pub fn branch(git_ref: &str) -> &str {
         .unwrap_or(git_ref)
 }
 
+impl RunsFilter {
+    /// Whether any filter narrows the list (a page number does not).
+    fn narrows(&self) -> bool {
+        [
+            &self.status,
+            &self.workflow,
+            &self.repository,
+            &self.branch,
+            &self.trigger,
+        ]
+        .iter()
+        .any(|value| value.as_deref().is_some_and(|v| !v.is_empty()))
+    }
+}
+
 /// The rows alone (also what live updates swap in). A run with a job among `held_jobs` (run
-/// ids) gets a "Waiting for approval" chip linking to its holds in the queue.
-pub fn runs_rows(runs: &[Run], held_jobs: &[String]) -> String {
+/// ids) gets a "Waiting for approval" chip linking to its holds in the queue. No run says
+/// whether none exists yet or none matches `filter`.
+pub fn runs_rows(runs: &[Run], held_jobs: &[String], filter: &RunsFilter) -> String {
     if runs.is_empty() {
-        return r#"<tr><td colspan="6" class="empty">No runs yet</td></tr>"#.to_string();
+        let empty = if filter.narrows() {
+            r#"No matching runs (<a href="/runs">clear the filters</a>)"#
+        } else {
+            "No runs yet"
+        };
+        return format!(r#"<tr><td colspan="6" class="empty">{empty}</td></tr>"#);
     }
     runs.iter()
         .map(|run| {
@@ -151,7 +172,7 @@ pub fn runs_page(
         workflow = escape(RunsFilter::field(&filter.workflow)),
         repository = escape(RunsFilter::field(&filter.repository)),
         branch = escape(RunsFilter::field(&filter.branch)),
-        rows = runs_rows(runs, held_jobs),
+        rows = runs_rows(runs, held_jobs, filter),
     );
     layout("Runs", Some(viewer), &body)
 }
