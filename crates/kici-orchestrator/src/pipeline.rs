@@ -318,6 +318,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         repo_path: Some(repo_path),
         lock_sha: Some(lock_sha),
         trust,
+        actor: None,
         now,
         rerun_of: None,
         lockfile_hash: None,
@@ -451,7 +452,8 @@ impl From<kici_store::StoreError> for RerunError {
 
 /// Starts a finished run again: the same event, commit and workflow (as the lock file had it
 /// at that commit), without matching triggers again. Returns the new run's id.
-pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> {
+/// Starts `run_id` again for `by` (a token's label or a dashboard user), its actor.
+pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<RunId, RerunError> {
     let store = &state.store;
     let run = store
         .get_run(run_id)
@@ -501,6 +503,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<RunId, RerunError> 
         lock_sha: None,
         // A re-run is as trusted as its original: held again unless a maintainer approved it.
         trust: run.trust.clone(),
+        actor: Some(by.to_string()),
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
         lockfile_hash,
@@ -526,6 +529,8 @@ pub(crate) struct RunContext<'a> {
     pub(crate) lock_sha: Option<String>,
     /// A pull request's trust, with the hold it calls for.
     pub(crate) trust: Option<RunTrust>,
+    /// Who caused the run when not who its event names (who re-ran it).
+    pub(crate) actor: Option<String>,
     pub(crate) now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     pub(crate) rerun_of: Option<RunId>,
@@ -560,6 +565,7 @@ impl RunContext<'_> {
             rerun_of: self.rerun_of.clone(),
             lockfile_hash: self.lockfile_hash.clone(),
             trust: self.trust.clone(),
+            actor: self.actor.clone(),
         }
     }
 

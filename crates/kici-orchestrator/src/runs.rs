@@ -127,9 +127,10 @@ pub async fn cancel_branch(
     })
 }
 
-/// Starts a finished run again (`pipeline::rerun`): the same workflow, event and commit.
-pub async fn rerun(state: &Shared, run_id: &RunId) -> Result<Rerun, RunActionError> {
-    match crate::pipeline::rerun(state, run_id).await {
+/// Starts a finished run again (`pipeline::rerun`) for `by`: the same workflow, event and
+/// commit.
+pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<Rerun, RunActionError> {
+    match crate::pipeline::rerun(state, run_id, by).await {
         Ok(new_run_id) => Ok(Rerun {
             run_id: run_id.clone(),
             new_run_id,

@@ -232,6 +232,7 @@ pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, Sta
         repo_path: Some(path),
         lock_sha: None,
         trust: None,
+        actor: None,
         now: now_ms(),
         rerun_of: None,
         lockfile_hash: lock.lockfile_hash.clone(),

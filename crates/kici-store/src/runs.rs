@@ -42,6 +42,8 @@ pub struct NewRun {
     pub lockfile_hash: Option<String>,
     /// A pull request's run: whose workflows it runs.
     pub trust: Option<kici_engine::trust::RunTrust>,
+    /// Who caused it when not who the event names (who re-ran it).
+    pub actor: Option<String>,
 }
 
 impl NewRun {
@@ -298,7 +300,7 @@ impl Store {
         .bind(run.deadline_at())
         .bind(run.trust.as_ref().map(to_json))
         .bind(run.event.title())
-        .bind(run.event.actor())
+        .bind(run.actor.clone().or_else(|| run.event.actor()))
         .execute(&mut *tx)
         .await
         .map_err(q("insert run"))?;

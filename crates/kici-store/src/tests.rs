@@ -76,6 +76,7 @@ pub(crate) fn run(run_id: &str, created_at: i64) -> NewRun {
         rerun_of: None,
         lockfile_hash: Some("c0ffee".into()),
         trust: None,
+        actor: None,
     }
 }
 

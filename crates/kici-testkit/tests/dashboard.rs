@@ -260,6 +260,11 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
     let again = stack.wait_run(&new_run_id).await;
     assert_eq!(again.run.workflow_name, "failing");
     assert_eq!(again.run.sha, detail.run.sha);
+    assert_eq!(
+        (again.run.actor.as_deref(), again.run.trigger.as_str()),
+        (Some("admin"), "rerun"),
+        "who re-ran it caused the re-run"
+    );
     // A second re-run right away is refused.
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/runs/{run_id}/rerun", stack.platform_url()))

@@ -256,8 +256,12 @@ pub async fn cancel_branch(
 
 /// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
 /// 422 when the run has no workflow to run again.
-pub async fn rerun(State(state): State<Shared>, Path(run_id): Path<RunId>) -> ApiResult<(StatusCode, Json<Rerun>)> {
-    crate::runs::rerun(&state, &run_id)
+pub async fn rerun(
+    State(state): State<Shared>,
+    Path(run_id): Path<RunId>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+) -> ApiResult<(StatusCode, Json<Rerun>)> {
+    crate::runs::rerun(&state, &run_id, &caller.0.label)
         .await
         .map(|answer| (StatusCode::CREATED, Json(answer)))
         .map_err(action_error)

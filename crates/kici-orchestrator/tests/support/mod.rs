@@ -138,6 +138,7 @@ pub fn new_run(run_id: &str, workflow: Option<LockWorkflow>) -> NewRun {
         rerun_of: None,
         lockfile_hash: None,
         trust: None,
+        actor: None,
     }
 }
 
