@@ -63,6 +63,9 @@ pub fn is_writer(association: &str) -> bool {
     WRITERS.contains(&association)
 }
 
+/// The most characters of a `/kici reject` reason kept (it becomes the held jobs' error).
+pub const MAX_REJECT_REASON_CHARS: usize = 500;
+
 /// A maintainer's command in a pull request comment: `/kici approve`, or `/kici reject` with
 /// an optional reason, alone on the comment's first line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +83,9 @@ impl CommentCommand {
         let mut words = rest.trim_start().splitn(2, char::is_whitespace);
         match (words.next()?, words.next().map(str::trim).filter(|r| !r.is_empty())) {
             ("approve", None) => Some(CommentCommand::Approve),
-            ("reject", reason) => Some(CommentCommand::Reject(reason.map(str::to_string))),
+            ("reject", reason) => Some(CommentCommand::Reject(
+                reason.map(|r| r.chars().take(MAX_REJECT_REASON_CHARS).collect()),
+            )),
             _ => None,
         }
     }
@@ -204,6 +209,11 @@ mod tests {
         assert_eq!(
             CommentCommand::parse("/kici reject"),
             Some(CommentCommand::Reject(None))
+        );
+        let long = format!("/kici reject {}", "x".repeat(2000));
+        assert_eq!(
+            CommentCommand::parse(&long),
+            Some(CommentCommand::Reject(Some("x".repeat(MAX_REJECT_REASON_CHARS))))
         );
         for other in [
             "/kici approve now",

@@ -28,10 +28,14 @@ pub async fn handle(state: &Shared, source: &Source, payload: &Value) -> Result<
     let Some(command) = text("/comment/body").and_then(CommentCommand::parse) else {
         return ignored("the comment is not a /kici command");
     };
-    let who = text("/comment/user/login").unwrap_or_default();
-    let association = text("/comment/author_association").unwrap_or("NONE");
+    // Quoted in logs and audit entries: bounded.
+    let who = excerpt(text("/comment/user/login").unwrap_or_default()).into_owned();
+    let who = who.as_str();
+    let association = excerpt(text("/comment/author_association").unwrap_or("NONE")).into_owned();
+    let association = association.as_str();
     let number = payload.pointer("/issue/number").and_then(Value::as_u64);
-    let repo = text("/repository/full_name");
+    let repo = text("/repository/full_name").map(|r| excerpt(r).into_owned());
+    let repo = repo.as_deref();
     if !is_writer(association) {
         tracing::warn!(source = %source.name, commenter = %who, association, "a /kici command from someone who cannot push to the repository decides nothing");
         return ignored("the commenter cannot push to the repository");
