@@ -47,16 +47,7 @@ async fn main() {
         })
         .await;
 
-    browser.goto(&format!("{}/login", stack.platform_url())).await;
-    browser.type_into("input[name=token]", PLATFORM_ADMIN_TOKEN).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
-    browser
-        .wait_for(
-            "the runs list",
-            "return document.querySelector('table.runs') !== null;",
-            json!([]),
-        )
-        .await;
+    browser.sign_in(&stack.platform_url(), PLATFORM_ADMIN_TOKEN).await;
 
     let (mut painted, mut shown, mut weight) = (Vec::new(), Vec::new(), 0.0);
     let page = format!("{}/runs/{run_id}", stack.platform_url());

@@ -137,6 +137,26 @@ impl Browser {
         .await
     }
 
+    /// Signs in to the dashboard at `platform_url` through its form with `token`, then waits
+    /// for the runs list.
+    pub async fn sign_in(&self, platform_url: &str, token: &str) {
+        self.goto(&format!("{platform_url}/runs")).await;
+        self.wait_for(
+            "the sign-in form",
+            "return document.querySelector('input[name=token]') !== null;",
+            json!([]),
+        )
+        .await;
+        self.type_into("input[name=token]", token).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.wait_for(
+            "the runs list",
+            "return document.querySelector('table.runs') !== null;",
+            json!([]),
+        )
+        .await;
+    }
+
     /// Runs `script` as an asynchronous script: it calls its last argument with the result.
     pub async fn eval_async(&self, script: &str, args: Value) -> Value {
         self.call(

@@ -38,23 +38,7 @@ async fn stack(env: &[(&str, &str)], agent: bool) -> (Stack, Repo) {
 
 /// Signs in through the form with `token`.
 async fn sign_in(browser: &Browser, stack: &Stack, token: &str) {
-    browser.goto(&format!("{}/runs", stack.platform_url())).await;
-    browser
-        .wait_for(
-            "the sign-in form",
-            "return document.querySelector('input[name=token]') !== null;",
-            json!([]),
-        )
-        .await;
-    browser.type_into("input[name=token]", token).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
-    browser
-        .wait_for(
-            "the runs list",
-            "return document.querySelector('table.runs') !== null;",
-            json!([]),
-        )
-        .await;
+    browser.sign_in(&stack.platform_url(), token).await;
 }
 
 /// Waits until the Platform has the run finished.

@@ -12,6 +12,17 @@ use kici_testkit::{Repo, Stack};
 
 const FIXTURE: &str = "tests/e2e-repo";
 
+/// The newest run of `workflow` (waiting for `what`, its start), once it has finished.
+async fn finished_run_of(stack: &Stack, workflow: &str, what: &str) -> kici_engine::api::RunDetail {
+    let run_id = stack
+        .wait_for(what, || async {
+            let list = stack.get(&format!("/api/v1/runs?workflow={workflow}")).await;
+            list["runs"][0]["runId"].as_str().map(str::to_string)
+        })
+        .await;
+    stack.wait_run(&run_id).await
+}
+
 /// A stack with one linux agent and a local source `app` whose repository holds `workflow` as
 /// `.kici/workflows/<file>`, compiled and committed to main (not yet pushed to the orchestrator).
 async fn stack_with(file: &str, workflow: &str) -> (Stack, Repo) {
@@ -173,13 +184,7 @@ async fn finished_runs_start_the_workflows_that_listen_to_them_up_to_a_chain_dep
         ("ci", RunStatus::Success)
     );
 
-    let deploy = stack
-        .wait_for("deploy to start after ci", || async {
-            let list = stack.get("/api/v1/runs?workflow=deploy").await;
-            list["runs"][0]["runId"].as_str().map(str::to_string)
-        })
-        .await;
-    let deploy = stack.wait_run(&deploy).await;
+    let deploy = finished_run_of(&stack, "deploy", "deploy to start after ci").await;
     assert_eq!(
         (deploy.run.status, deploy.run.trigger.as_str()),
         (RunStatus::Success, "workflow_complete")
@@ -439,13 +444,7 @@ async fn emitted_events_start_workflows_and_undeliverable_ones_reach_the_dead_le
 
     let dispatched = stack.cli("kici", &["dispatch", "deploy"], cwd);
     assert_eq!(dispatched.code, 0, "{}", dispatched.stderr);
-    let smoke = stack
-        .wait_for("the smoke run the emitted event starts", || async {
-            let list = stack.get("/api/v1/runs?workflow=smoke").await;
-            list["runs"][0]["runId"].as_str().map(str::to_string)
-        })
-        .await;
-    let smoke = stack.wait_run(&smoke).await;
+    let smoke = finished_run_of(&stack, "smoke", "the smoke run the emitted event starts").await;
     assert_eq!(
         (smoke.run.status, smoke.run.trigger.as_str()),
         (RunStatus::Success, "kici_event")
