@@ -95,6 +95,18 @@ pub struct Job {
     /// Present when steps were asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
+    /// A job a "re-run failed jobs" did not run again: where it ran and succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<ReusedFrom>,
+}
+
+/// The run and job whose success a re-run's job reuses (the run it actually ran in, however
+/// many re-runs ago).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReusedFrom {
+    pub run_id: RunId,
+    pub job_id: JobId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

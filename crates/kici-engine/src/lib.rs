@@ -38,3 +38,4 @@ pub mod status;
 pub mod suggest;
 pub mod trigger;
 pub mod trust;
+pub mod waiting;

@@ -20,12 +20,17 @@ use crate::api::{Job, LogLine, ProvisioningLine, Run, RunEvent};
 /// This build speaks Platform protocol version 1.
 pub const PLATFORM_PROTOCOL_VERSION: u32 = 1;
 
+/// A `run.rerun.request` with `failedOnly` (an orchestrator that does not list it would run
+/// every job again).
+pub const RERUN_FAILED_ONLY: &str = "run.rerun.failed-only";
+
 /// Request types this orchestrator answers.
-pub const SUPPORTED_REQUESTS: [&str; 12] = [
+pub const SUPPORTED_REQUESTS: [&str; 13] = [
     "dashboard.step.logs",
     "dashboard.orch.logs",
     "run.cancel.request",
     "run.rerun.request",
+    RERUN_FAILED_ONLY,
     "dashboard.fleet",
     "dashboard.diagnostics",
     "dashboard.held-runs",
@@ -133,9 +138,14 @@ pub enum PlatformRequest {
     /// → `{runId, status, cancelledJobs}` (the orchestrator's cancel answer).
     #[serde(rename = "run.cancel.request", rename_all = "camelCase")]
     Cancel { run_id: RunId, force: bool },
-    /// → `{runId, newRunId}`: the same workflow, event and commit run again.
+    /// → `{runId, newRunId}`: the same workflow, event and commit run again (with
+    /// `failedOnly`, only the jobs that did not succeed and those that need them).
     #[serde(rename = "run.rerun.request", rename_all = "camelCase")]
-    Rerun { run_id: RunId },
+    Rerun {
+        run_id: RunId,
+        #[serde(default)]
+        failed_only: bool,
+    },
     /// → `{agents: [..], scalers: {globalMaxAgents, alive, scalers: [..]}}`: the agents the
     /// orchestrator knows and its auto-scalers, as `GET /api/v1/admin/agents` and
     /// `kici-admin diagnose` show them.

@@ -124,6 +124,7 @@ pub async fn build_row(
         created_at: now,
         dynamic_index: None,
         definition: None,
+        reused: None,
     })
 }
 

@@ -25,6 +25,12 @@ impl BuildSlots {
         holder == job
     }
 
+    /// Whether another build of `lockfile_hash` than `job` holds the slot.
+    pub fn held_by_other(&self, lockfile_hash: &str, job: &JobId) -> bool {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.get(lockfile_hash).is_some_and(|holder| holder != job)
+    }
+
     /// `job` ended: the next build of its lock file may start.
     pub fn finish(&self, job: &JobId) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());

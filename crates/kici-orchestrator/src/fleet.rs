@@ -1,9 +1,16 @@
 //! The fleet as operators see it: every agent the orchestrator has seen (with the job it runs
-//! now), the agent tokens, and for the Platform's `dashboard.fleet` the scalers' overview.
+//! now), the agent tokens, the queued jobs with why each waits, and for the Platform's
+//! `dashboard.fleet` the scalers' overview.
 //! `http::admin` and `platform` are the adapters over it.
+
+use std::collections::HashSet;
 
 use kici_engine::api::admin::{AgentTokenView, AgentView};
 use kici_engine::api::ops::Fleet;
+use kici_engine::ids::RunId;
+use kici_engine::labels::{LabelMatcher, labels_fit};
+use kici_engine::protocol::{JobDispatch, JobKind};
+use kici_engine::waiting::{WaitReason, WaitingJob};
 use kici_store::StoreError;
 
 use crate::clock::now_ms;
@@ -59,10 +66,79 @@ pub async fn agent_tokens(state: &Shared) -> Result<Vec<AgentTokenView>, StoreEr
         .collect())
 }
 
-/// The agents and the scalers' overview, for the dashboard's agents and scalers pages.
+/// The agents, the scalers' overview and the queued jobs with why each waits, for the
+/// dashboard's agents and scalers pages.
 pub async fn fleet(state: &Shared) -> Result<Fleet, StoreError> {
     Ok(Fleet {
         agents: agents(state).await?,
         scalers: state.scaler.overview(now_ms()),
+        waiting: waiting(state).await?,
     })
+}
+
+/// Every job in the queue no agent has taken, oldest first, with what holds it back: the
+/// facts the dispatcher goes by in a pass (`dispatcher::dispatch_pending`).
+pub async fn waiting(state: &Shared) -> Result<Vec<WaitingJob>, StoreError> {
+    let pending = state.store.pending_entries().await?;
+    let queued_runs: HashSet<RunId> = state.store.queued_concurrency_runs().await?.into_iter().collect();
+    let group_waits = state
+        .group_waits
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let agents = state.hub.all();
+    let mut waiting: Vec<WaitingJob> = pending
+        .into_iter()
+        .map(|entry| {
+            let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
+                .ok()
+                .map(|d| d.job_config);
+            let building_elsewhere = config.as_ref().is_some_and(|c| {
+                c.kind == JobKind::Build
+                    && c.lockfile_hash
+                        .as_deref()
+                        .is_some_and(|hash| state.builds.held_by_other(hash, &entry.job_id))
+            });
+            let reason = if queued_runs.contains(&entry.run_id) {
+                WaitReason::RunConcurrency
+            } else if let (true, Some(group)) = (
+                group_waits.contains(&entry.job_id),
+                config.as_ref().and_then(|c| c.concurrency_group.clone()),
+            ) {
+                WaitReason::ConcurrencyGroup { group }
+            } else if building_elsewhere {
+                WaitReason::Build
+            } else {
+                let fitting: Vec<_> = agents
+                    .iter()
+                    .filter(|a| labels_fit(&entry.runs_on, &entry.exclude_labels, &a.labels).unwrap_or(false))
+                    .collect();
+                let mut labels: Vec<String> = entry.runs_on.iter().map(LabelMatcher::display).collect();
+                labels.extend(entry.exclude_labels.iter().map(|m| format!("!{}", m.display())));
+                WaitReason::Agents {
+                    labels,
+                    idle: fitting
+                        .iter()
+                        .filter(|a| a.busy_job.is_none() && !a.draining)
+                        .map(|a| a.agent_id.to_string())
+                        .collect(),
+                    busy: fitting.iter().filter(|a| a.busy_job.is_some()).count(),
+                    draining: fitting.iter().filter(|a| a.busy_job.is_none() && a.draining).count(),
+                    scaler: state.scaler.wait_verdict(&entry),
+                    provisioning_error: entry.last_provisioning_error.clone(),
+                }
+            };
+            WaitingJob {
+                explanation: reason.to_string(),
+                run_id: entry.run_id,
+                job_id: entry.job_id,
+                job_name: config.as_ref().map(|c| c.display_name.clone()).unwrap_or_default(),
+                workflow_name: config.map(|c| c.workflow_name).unwrap_or_default(),
+                enqueued_at: entry.enqueued_at,
+                reason,
+            }
+        })
+        .collect();
+    waiting.sort_by_key(|w| w.enqueued_at);
+    Ok(waiting)
 }

@@ -321,6 +321,7 @@ pub async fn process(state: &Shared, mut delivery: Delivery) -> Result<Outcome, 
         actor: None,
         now,
         rerun_of: None,
+        reuse: None,
         lockfile_hash: None,
     };
     let location = format!("{} ref={}", context.repo, delivery.normalized.git_ref);
@@ -440,6 +441,8 @@ pub enum RerunError {
     NoWorkflow(String),
     #[error("the source of run {0} no longer exists (hint: add the source again, then push)")]
     NoSource(String),
+    #[error("{}", kici_engine::api::run_actions::nothing_failed(.0))]
+    NothingFailed(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
 }
@@ -450,10 +453,11 @@ impl From<kici_store::StoreError> for RerunError {
     }
 }
 
-/// Starts a finished run again: the same event, commit and workflow (as the lock file had it
-/// at that commit), without matching triggers again. Returns the new run's id.
-/// Starts `run_id` again for `by` (a token's label or a dashboard user), its actor.
-pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<RunId, RerunError> {
+/// Starts a finished run again for `by` (a token's label or a dashboard user, its actor): the
+/// same event, commit and workflow (as the lock file had it at that commit), without matching
+/// triggers again; with `failed_only`, only the jobs [`crate::reuse`] says. Returns the new
+/// run's id.
+pub async fn rerun(state: &Shared, run_id: &RunId, by: &str, failed_only: bool) -> Result<RunId, RerunError> {
     let store = &state.store;
     let run = store
         .get_run(run_id)
@@ -480,6 +484,15 @@ pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<RunId, Re
         .into_iter()
         .find(|s| s.source_id == run.source_id)
         .ok_or_else(|| RerunError::NoSource(run_id.to_string()))?;
+    let reuse = if failed_only {
+        let original = store.run_jobs(run_id, false).await?;
+        if !crate::reuse::anything_failed(&original) {
+            return Err(RerunError::NothingFailed(run_id.to_string()));
+        }
+        Some(original)
+    } else {
+        None
+    };
     let delivery = Delivery {
         source,
         delivery_id: format!("rerun-{}", new_id()),
@@ -506,6 +519,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<RunId, Re
         actor: Some(by.to_string()),
         now: now_ms(),
         rerun_of: Some(run_id.clone()),
+        reuse,
         lockfile_hash,
     };
     let new_run_id = context
@@ -534,6 +548,8 @@ pub(crate) struct RunContext<'a> {
     pub(crate) now: i64,
     /// A re-run: the run it starts again (its trigger is then `rerun`).
     pub(crate) rerun_of: Option<RunId>,
+    /// A re-run of the failed jobs: the original's rows, whose successes it keeps.
+    pub(crate) reuse: Option<Vec<kici_store::JobRecord>>,
     /// The lock file's `lockfileHash`.
     pub(crate) lockfile_hash: Option<String>,
 }
@@ -604,6 +620,10 @@ impl RunContext<'_> {
                     jobs.push(rows::generator(&run.run_id, generator, position as i64, self.now))
                 }
             }
+        }
+        if let Some(original) = &self.reuse {
+            // Before the build's need is added: a reused job waits for nothing.
+            crate::reuse::apply(&mut jobs, original);
         }
         if run.trust.as_ref().is_some_and(|t| t.hold.is_some()) {
             // Held for a maintainer: the run's progress holds each job as it comes up.

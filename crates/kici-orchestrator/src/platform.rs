@@ -320,7 +320,7 @@ async fn answer(state: &Shared, request_id: String, actor: &str, request: Platfo
             .await
             .map(|answer| serde_json::json!(answer))
             .map_err(refused),
-        PlatformRequest::Rerun { run_id } => runs::rerun(state, &run_id, actor)
+        PlatformRequest::Rerun { run_id, failed_only } => runs::rerun(state, &run_id, actor, failed_only)
             .await
             .map(|answer| serde_json::json!(answer))
             .map_err(refused),

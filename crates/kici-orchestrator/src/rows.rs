@@ -68,6 +68,7 @@ fn row(run_id: &RunId, job: &StaticJob, position: i64, now: i64) -> NewJob {
         created_at: now,
         dynamic_index: None,
         definition: None,
+        reused: None,
     }
 }
 
@@ -145,6 +146,7 @@ pub fn generator(run_id: &RunId, generator: &DynamicJob, position: i64, now: i64
         created_at: now,
         dynamic_index: Some(i64::from(generator.source.index)),
         definition: None,
+        reused: None,
     }
 }
 
@@ -199,6 +201,7 @@ pub fn generated(
             rows.push(NewJob {
                 dynamic_index,
                 definition: Some(definition.clone()),
+                reused: None,
                 ..base
             });
         }

@@ -28,6 +28,9 @@ pub enum RunActionError {
     /// A re-run of a run whose lock file could not be read or whose source is gone.
     #[error("{0}")]
     NotRerunnable(String),
+    /// A re-run of the failed jobs of a run whose every job succeeded.
+    #[error("{0}")]
+    NothingFailed(String),
     /// The request makes no sense (an empty branch).
     #[error("{0}")]
     Invalid(String),
@@ -44,6 +47,7 @@ impl RunActionError {
             RunActionError::Finished { .. } => "run_terminal",
             RunActionError::NotFinished(_) => "run_not_finished",
             RunActionError::NotRerunnable(_) => "not_rerunnable",
+            RunActionError::NothingFailed(_) => "nothing_failed",
             RunActionError::Invalid(_) => "invalid_request",
             RunActionError::Internal(_) => "internal",
         }
@@ -128,9 +132,9 @@ pub async fn cancel_branch(
 }
 
 /// Starts a finished run again (`pipeline::rerun`) for `by`: the same workflow, event and
-/// commit.
-pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<Rerun, RunActionError> {
-    match crate::pipeline::rerun(state, run_id, by).await {
+/// commit; with `failed_only`, only its failed jobs and those that need them.
+pub async fn rerun(state: &Shared, run_id: &RunId, by: &str, failed_only: bool) -> Result<Rerun, RunActionError> {
+    match crate::pipeline::rerun(state, run_id, by, failed_only).await {
         Ok(new_run_id) => Ok(Rerun {
             run_id: run_id.clone(),
             new_run_id,
@@ -140,6 +144,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId, by: &str) -> Result<Rerun, Ru
         Err(err @ (RerunError::NoWorkflow(_) | RerunError::NoSource(_))) => {
             Err(RunActionError::NotRerunnable(err.to_string()))
         }
+        Err(err @ RerunError::NothingFailed(_)) => Err(RunActionError::NothingFailed(err.to_string())),
         Err(RerunError::Pipeline(err)) => {
             tracing::error!(runId = %run_id, error = %err, "re-run failed");
             Err(RunActionError::Internal(format!("cannot start the run again: {err}")))

@@ -235,6 +235,7 @@ pub async fn start(state: &Shared, request: StartRequest) -> Result<Started, Sta
         actor: None,
         now: now_ms(),
         rerun_of: None,
+        reuse: None,
         lockfile_hash: lock.lockfile_hash.clone(),
     };
     let run_id = context.create_run(state, workflow, inputs).await?;

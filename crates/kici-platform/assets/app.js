@@ -439,11 +439,15 @@ function runPage(section) {
     });
   }
 
-  const rerun = section.querySelector("[data-rerun]");
-  if (rerun) {
+  // Re-run everything, or (`data-rerun="failed"`) only the failed jobs and those needing them.
+  for (const rerun of section.querySelectorAll("[data-rerun]")) {
+    const failedOnly = rerun.dataset.rerun === "failed";
     rerun.addEventListener("click", async () => {
-      if (!window.confirm("Run this workflow again on the same commit?")) return;
-      const response = await post(`${api}/rerun`);
+      const question = failedOnly
+        ? "Run the failed jobs again on the same commit? Jobs that succeeded keep their results."
+        : "Run this workflow again on the same commit?";
+      if (!window.confirm(question)) return;
+      const response = await post(`${api}/rerun`, { failedOnly });
       const body = await response.json().catch(() => ({}));
       if (response.ok && body.newRunId) location.assign(`/runs/${encodeURIComponent(body.newRunId)}`);
       else toast(body.error ? body.error.message : `Re-run failed (HTTP ${response.status})`);

@@ -7,7 +7,7 @@
 //!
 //! Not here: turning answers into HTTP responses (`http::proxy`).
 
-use kici_engine::platform_protocol::{PlatformFrame, PlatformRequest, ResponseError};
+use kici_engine::platform_protocol::{PlatformFrame, PlatformRequest, RERUN_FAILED_ONLY, ResponseError};
 use serde::de::DeserializeOwned;
 
 use crate::connections::{Link, Outbound};
@@ -44,12 +44,14 @@ pub enum ProxyError {
     },
 }
 
-/// The wire name of a request type.
+/// The name an orchestrator lists a request type under: its wire name, or for a re-run of the
+/// failed jobs the capability an orchestrator that would ignore `failedOnly` lacks.
 pub fn request_type(request: &PlatformRequest) -> &'static str {
     match request {
         PlatformRequest::StepLogs { .. } => "dashboard.step.logs",
         PlatformRequest::OrchLogs { .. } => "dashboard.orch.logs",
         PlatformRequest::Cancel { .. } => "run.cancel.request",
+        PlatformRequest::Rerun { failed_only: true, .. } => RERUN_FAILED_ONLY,
         PlatformRequest::Rerun { .. } => "run.rerun.request",
         PlatformRequest::Fleet => "dashboard.fleet",
         PlatformRequest::Diagnostics => "dashboard.diagnostics",

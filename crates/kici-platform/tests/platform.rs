@@ -326,6 +326,7 @@ fn job(run_id: &str, job_id: &str, status: JobStatus, steps: Vec<Step>) -> Job {
         completed_at: None,
         duration_ms: None,
         steps: Some(steps),
+        reused_from: None,
     }
 }
 

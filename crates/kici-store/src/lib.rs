@@ -42,7 +42,7 @@ pub use kici_events::{EventStatus, KiciEvent};
 pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
 pub use registrations::{NewRegistration, RegisteredAt, Registration};
 pub use retention::Pruned;
-pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, RunFilter, RunInputs, StepUpdate};
+pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, ReusedJob, RunFilter, RunInputs, StepUpdate};
 pub use secrets::{NewAudit, SealedOutput, SealedSecret, Upsert};
 pub use sources::{NewSource, SealedColumn, Source, SourceKind, Verification};
 pub use tokens::{AdminToken, AgentToken, NewAgentToken};
@@ -147,6 +147,7 @@ static MIGRATIONS: &[Migration] = &[
     ),
     (27, "kici_events", include_str!("../migrations/0027_kici_events.sql")),
     (28, "run_title", include_str!("../migrations/0028_run_title.sql")),
+    (29, "reused_jobs", include_str!("../migrations/0029_reused_jobs.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,18 @@ pub struct NewJob {
     pub dynamic_index: Option<i64>,
     /// Generated jobs: their definition (a lock-file static job, JSON).
     pub definition: Option<String>,
+    /// A re-run's job that takes an earlier run's success instead of running (its status is
+    /// then `success`).
+    pub reused: Option<ReusedJob>,
+}
+
+/// What a re-run's job takes from the job whose success it reuses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReusedJob {
+    pub from: api::ReusedFrom,
+    pub outputs: Option<Value>,
+    /// The job stored secret outputs (now erased).
+    pub secret_outputs: bool,
 }
 
 /// A job with the fields the orchestrator works with beyond the API view.
@@ -108,6 +120,8 @@ pub struct JobRecord {
     pub init_result: Option<Value>,
     /// What the job's steps returned.
     pub outputs: Option<Value>,
+    /// The job stored secret outputs (erased when its run ended).
+    pub secret_outputs: bool,
 }
 
 /// A step's new state.
@@ -150,7 +164,7 @@ pub enum ReasonUpdate {
 }
 
 const RUN_COLUMNS: &str = "run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status, failure_reason, init_failure, created_at, started_at, completed_at, duration_ms, rerun_of, trust, title, actor";
-const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result, outputs";
+const JOB_COLUMNS: &str = "job_id, run_id, job_name, base_job_name, kind, matrix, status, agent_id, runs_on, exclude_labels, needs, error_message, init_failure, last_seq, created_at, started_at, completed_at, duration_ms, last_heartbeat_at, dynamic_index, definition, init_result, outputs, reused_from_run, reused_from_job, secret_outputs";
 
 fn status_list<T: Copy>(statuses: &[T], name: impl Fn(T) -> &'static str) -> String {
     statuses
@@ -237,6 +251,10 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
             completed_at: get(row, "completed_at")?,
             duration_ms: get(row, "duration_ms")?,
             steps: None,
+            reused_from: match (get_opt_id(row, "reused_from_run")?, get_opt_id(row, "reused_from_job")?) {
+                (Some(run_id), Some(job_id)) => Some(api::ReusedFrom { run_id, job_id }),
+                _ => None,
+            },
         },
         kind: get_enum(row, "kind")?,
         matrix: get_json(row, "matrix")?,
@@ -249,6 +267,7 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
         definition: get(row, "definition")?,
         init_result: get_json(row, "init_result")?,
         outputs: get_json(row, "outputs")?,
+        secret_outputs: get::<i64>(row, "secret_outputs")? != 0,
     })
 }
 
@@ -867,8 +886,9 @@ async fn insert_jobs_in(
     for job in jobs {
         sqlx::query(
             "INSERT INTO jobs (job_id, run_id, job_name, base_job_name, kind, matrix, status, runs_on, exclude_labels, needs,
-                 error_message, init_failure, position, created_at, completed_at, dynamic_index, definition)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 error_message, init_failure, position, created_at, completed_at, dynamic_index, definition, outputs,
+                 reused_from_run, reused_from_job, secret_outputs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(job.job_id.as_str())
         .bind(job.run_id.as_str())
@@ -887,6 +907,10 @@ async fn insert_jobs_in(
         .bind(job.status.is_terminal().then_some(job.created_at))
         .bind(job.dynamic_index)
         .bind(&job.definition)
+        .bind(job.reused.as_ref().and_then(|r| r.outputs.as_ref()).map(to_json))
+        .bind(job.reused.as_ref().map(|r| r.from.run_id.as_str()))
+        .bind(job.reused.as_ref().map(|r| r.from.job_id.as_str()))
+        .bind(i64::from(job.reused.as_ref().is_some_and(|r| r.secret_outputs)))
         .execute(&mut **tx)
         .await
         .map_err(q("insert job"))?;

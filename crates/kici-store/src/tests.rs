@@ -98,6 +98,7 @@ pub(crate) fn job(run_id: &str, job_id: &str, name: &str, needs: Vec<Need>, posi
         created_at: 10,
         dynamic_index: None,
         definition: None,
+        reused: None,
     }
 }
 

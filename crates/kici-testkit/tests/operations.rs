@@ -514,3 +514,57 @@ async fn a_finished_run_is_run_again_on_the_same_commit_and_an_unfinished_one_is
         "{body}"
     );
 }
+
+/// `GET /api/v1/admin/queue/waiting` says why each queued job waits: every fitting agent busy,
+/// or no agent and no scaler with its labels.
+#[tokio::test]
+async fn queued_jobs_say_why_they_wait() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("agent-1", &["linux"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    let slow = stack.push("app", &repo, "slow").await.remove(0);
+    stack
+        .wait_for("the slow step to log", || async {
+            let logs = stack.logs(&slow, Some("count")).await;
+            logs.steps.iter().any(|s| !s.lines.is_empty()).then_some(())
+        })
+        .await;
+    let hello = stack.push("app", &repo, "hello").await.remove(0);
+    let stranded = stack.push("app", &repo, "no-agent").await.remove(0);
+    let waiting = stack
+        .wait_for("both jobs to be queued", || async {
+            let answer = stack.get("/api/v1/admin/queue/waiting").await;
+            let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+            (jobs.len() == 2).then_some(jobs)
+        })
+        .await;
+    let why: Vec<(&str, &str, &str)> = waiting
+        .iter()
+        .map(|j| {
+            (
+                j["runId"].as_str().unwrap(),
+                j["jobName"].as_str().unwrap(),
+                j["explanation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        why,
+        [
+            (
+                hello.as_str(),
+                "greet",
+                "no idle agent with labels kici:os:linux; 1 busy"
+            ),
+            (
+                stranded.as_str(),
+                "gpu-job",
+                "no agent with labels no-such-label is connected and no auto-scaler is configured (hint: start an agent with these labels, or configure a scaler)"
+            ),
+        ]
+    );
+    stack
+        .cli("kici", &["runs", "cancel", "--branch", "slow"], stack.dir.path())
+        .expect_code(0);
+}

@@ -141,3 +141,108 @@ async fn outputs_holding_a_secret_fail_the_job() {
         assert!(!String::from_utf8_lossy(&bytes).contains("tok-7c1d9e2f"), "{file}");
     }
 }
+
+/// `deploy` fails until `{marker}` exists; `build` returns a value no other run has.
+const FLAKY_DEPLOY: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+import { existsSync } from 'node:fs';
+
+const build = job('build', { runsOn: 'producer', run: async () => ({ stamp: `${process.pid}-${Date.now()}` }) });
+const token = job('token', { runsOn: 'producer', run: async ({ setSecretOutput }) => setSecretOutput('DEPLOY_TOKEN', 'rerun-canary-5e6f') });
+const lint = job('lint', { runsOn: 'producer', run: async () => ({ warnings: 0 }) });
+
+const deploy = job('deploy', {
+  runsOn: 'producer',
+  needs: [build, token],
+  run: async ({ needs, secrets }) => {
+    console.log(`deploying ${needs.build.result.stamp} with ${await secrets.get('DEPLOY_TOKEN')}`);
+    if (!existsSync('{marker}')) throw new Error('the target is down');
+  },
+});
+
+export default workflow('flaky', { on: push({ branches: 'flaky' }), jobs: [build, token, lint, deploy] });
+"#;
+
+/// "Re-run failed jobs": the failed job runs again with the outputs of the jobs it needs from
+/// the first run; a job whose secret outputs it needs runs again (they were erased with the
+/// run); the others are reused, naming where they ran. A run with nothing failed is refused.
+#[tokio::test]
+async fn re_running_the_failed_jobs_reuses_the_successful_ones_and_their_outputs() {
+    let mut stack = Stack::start().await;
+    stack.start_agent("producer-1", &["producer"]).await;
+    let marker = stack.dir.path().join("target-is-up");
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(
+        ".kici/workflows/flaky.ts",
+        &FLAKY_DEPLOY.replace("{marker}", marker.to_str().unwrap()),
+    );
+    repo.compile();
+    repo.commit_and_push("a flaky deploy");
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push_and_wait("app", &repo, "flaky").await;
+    assert_eq!(first.run.status, RunStatus::Failed);
+    let first_logs = stack.log_text(first.run.run_id.as_str()).await;
+    let stamp = first_logs
+        .lines()
+        .find_map(|l| l.split("deploying ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{first_logs}"))
+        .to_string();
+
+    std::fs::write(&marker, "up").unwrap();
+    let rerun = stack.cli(
+        "kici",
+        &["runs", "rerun", "--failed", first.run.run_id.as_str()],
+        stack.dir.path(),
+    );
+    let stdout = rerun.expect_code(0).stdout.clone();
+    let new_run = stdout
+        .strip_prefix(&format!("Failed jobs of run {} started again as ", first.run.run_id))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .trim()
+        .to_string();
+    let again = stack.wait_run(&new_run).await;
+    assert_eq!(again.run.status, RunStatus::Success, "{:?}", again.jobs);
+    assert_eq!(again.run.rerun_of.as_ref(), Some(&first.run.run_id));
+    let reused: Vec<(&str, Option<&str>)> = again
+        .jobs
+        .iter()
+        .map(|j| (j.job_name.as_str(), j.reused_from.as_ref().map(|r| r.job_id.as_str())))
+        .collect();
+    let original = |name: &str| first.jobs.iter().find(|j| j.job_name == name).unwrap().job_id.as_str();
+    assert_eq!(
+        reused,
+        [
+            ("build", Some(original("build"))),
+            ("token", None),
+            ("lint", Some(original("lint"))),
+            ("deploy", None),
+        ]
+    );
+    let build = &again.jobs[0];
+    assert_eq!(
+        (build.status, build.agent_id.as_ref()),
+        (kici_engine::status::JobStatus::Success, None)
+    );
+    let logs = stack.log_text(&new_run).await;
+    assert!(logs.contains(&format!("deploying {stamp} with ***")), "{logs}");
+    assert!(!logs.contains("rerun-canary-5e6f"), "{logs}");
+
+    // `kici runs show` says where a reused job ran.
+    let show = stack.cli("kici", &["runs", "show", &new_run], stack.dir.path());
+    let shown = show.expect_code(0).stdout.clone();
+    assert!(
+        shown.contains(&format!("reused from run {}", first.run.run_id)),
+        "{shown}"
+    );
+
+    // Nothing failed: nothing to run again.
+    let refused = stack.cli("kici", &["runs", "rerun", "--failed", &new_run], stack.dir.path());
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(&format!(
+            "every job of run {new_run} succeeded; there is no failed job to re-run (re-run the whole run instead)"
+        )),
+        "{}",
+        refused.stderr
+    );
+}

@@ -12,7 +12,7 @@ use kici_client::client::ApiClient;
 use kici_client::runs::author::{self, LogPrinter};
 use kici_client::runs::parse_status;
 use kici_engine::api::run_actions::{
-    BranchCancelled, CancelBranchRequest, CancelRequest, CancelStatus, Cancelled, Rerun,
+    BranchCancelled, CancelBranchRequest, CancelRequest, CancelStatus, Cancelled, Rerun, RerunRequest,
 };
 use kici_engine::api::{RunDetail, RunList, RunLogs};
 use kici_engine::status::RunStatus;
@@ -71,6 +71,9 @@ struct CancelArgs {
 #[derive(Debug, Args)]
 struct RerunArgs {
     run_id: String,
+    /// Run again only the jobs that did not succeed and the jobs that need them; the others keep their results
+    #[arg(long)]
+    failed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,8 +235,14 @@ async fn cancel(client: &ApiClient, args: CancelArgs) -> anyhow::Result<()> {
 
 async fn rerun(client: &ApiClient, args: RerunArgs) -> anyhow::Result<()> {
     let answer: Rerun = client
-        .post(&["api", "v1", "runs", &args.run_id, "rerun"], &serde_json::json!({}))
+        .post(
+            &["api", "v1", "runs", &args.run_id, "rerun"],
+            &RerunRequest {
+                failed_only: args.failed,
+            },
+        )
         .await?;
-    println!("Run {} started again as {}", answer.run_id, answer.new_run_id);
+    let what = if args.failed { "Failed jobs of run" } else { "Run" };
+    println!("{what} {} started again as {}", answer.run_id, answer.new_run_id);
     Ok(())
 }

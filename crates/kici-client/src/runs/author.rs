@@ -86,6 +86,9 @@ pub fn run_tree(detail: &RunDetail) -> String {
     }
     for job in &detail.jobs {
         let _ = writeln!(out, "{}  {}  {}", job.job_name, job.status, duration(job.duration_ms));
+        if let Some(from) = &job.reused_from {
+            let _ = writeln!(out, "  reused from run {} (not run again)", from.run_id);
+        }
         if let Some(error) = &job.error_message {
             push_labelled(&mut out, "  ", "error: ", error);
         }

@@ -66,5 +66,6 @@ pub fn job(job_id: &str, name: &str, status: JobStatus, error: Option<&str>, ste
         completed_at: None,
         duration_ms: None,
         steps,
+        reused_from: None,
     }
 }

@@ -73,7 +73,10 @@ pub fn render_show(detail: &RunDetail) -> String {
             vec![
                 job.job_id.to_string(),
                 job.job_name.clone(),
-                job.status.to_string(),
+                match &job.reused_from {
+                    Some(from) => format!("{} (reused from run {})", job.status, from.run_id),
+                    None => job.status.to_string(),
+                },
                 format::or_none(job.agent_id.as_deref()),
                 format::duration(job.duration_ms),
                 job.steps

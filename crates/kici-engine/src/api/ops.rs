@@ -103,6 +103,9 @@ pub struct ScalerChanges {
 pub struct Fleet {
     pub agents: Vec<AgentView>,
     pub scalers: Value,
+    /// Queued jobs no agent took yet, oldest first, with why each waits.
+    #[serde(default)]
+    pub waiting: Vec<crate::waiting::WaitingJob>,
 }
 
 /// `GET /api/v1/admin/system-info`: the orchestrator's host; a fact it cannot read is `null`.

@@ -54,6 +54,22 @@ pub struct BranchCancelled {
     pub runs: Vec<Cancelled>,
 }
 
+/// `POST …/rerun`'s optional body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RerunRequest {
+    /// Run again only the jobs that did not succeed and the jobs that need them; the others
+    /// keep their success and outputs.
+    #[serde(default)]
+    pub failed_only: bool,
+}
+
+/// Why a "re-run failed jobs" of a run whose every job succeeded is refused (409
+/// `nothing_failed`).
+pub fn nothing_failed(run_id: &str) -> String {
+    format!("every job of run {run_id} succeeded; there is no failed job to re-run (re-run the whole run instead)")
+}
+
 /// The answer to a re-run: the run started again is `new_run_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

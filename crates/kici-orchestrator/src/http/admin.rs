@@ -135,6 +135,12 @@ pub async fn list_agents(State(state): State<Shared>) -> ApiResult<Json<AgentLis
     }))
 }
 
+/// `GET /api/v1/admin/queue/waiting` → `{jobs: [WaitingJob]}`: the queued jobs no agent took,
+/// oldest first, each with why it waits.
+pub async fn waiting_jobs(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(serde_json::json!({ "jobs": fleet::waiting(&state).await? })))
+}
+
 pub async fn revoke_agent(State(state): State<Shared>, Path(id_or_label): Path<String>) -> ApiResult<StatusCode> {
     let tokens = state.store.list_agent_tokens().await?;
     let Some(token) = tokens

@@ -57,6 +57,7 @@ pub fn router(state: Shared) -> Router {
         .route("/tokens/{token_id}", delete(admin::revoke_token))
         .route("/agents", post(admin::register_agent).get(admin::list_agents))
         .route("/agents/{id}", delete(admin::revoke_agent))
+        .route("/queue/waiting", get(admin::waiting_jobs))
         .route("/sources", post(admin::add_source).get(admin::list_sources))
         .route("/sources/{id}", patch(sources::update).delete(sources::remove))
         .route("/sources/{id}/enable", post(sources::enable))

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use kici_engine::api::answers::{JobsAnswer, LogLinesAnswer, RunAnswer};
-use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun};
+use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun, RerunRequest};
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
 use kici_engine::ids::{JobId, RunId};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
@@ -254,14 +254,17 @@ pub async fn cancel_branch(
         .map_err(action_error)
 }
 
-/// `POST /api/v1/runs/:runId/rerun` → 201 `{runId, newRunId}`; 404 unknown, 409 unfinished,
-/// 422 when the run has no workflow to run again.
+/// `POST /api/v1/runs/:runId/rerun {failedOnly?}` → 201 `{runId, newRunId}`; 404 unknown, 409
+/// unfinished (or, failed jobs only, nothing failed), 422 when the run has no workflow to run
+/// again.
 pub async fn rerun(
     State(state): State<Shared>,
     Path(run_id): Path<RunId>,
     axum::Extension(caller): axum::Extension<super::auth::Caller>,
+    body: Option<Json<RerunRequest>>,
 ) -> ApiResult<(StatusCode, Json<Rerun>)> {
-    crate::runs::rerun(&state, &run_id, &caller.0.label)
+    let failed_only = body.is_some_and(|Json(b)| b.failed_only);
+    crate::runs::rerun(&state, &run_id, &caller.0.label, failed_only)
         .await
         .map(|answer| (StatusCode::CREATED, Json(answer)))
         .map_err(action_error)
@@ -270,7 +273,9 @@ pub async fn rerun(
 fn action_error(err: RunActionError) -> ApiError {
     let status = match err {
         RunActionError::NotFound(_) => StatusCode::NOT_FOUND,
-        RunActionError::Finished { .. } | RunActionError::NotFinished(_) => StatusCode::CONFLICT,
+        RunActionError::Finished { .. } | RunActionError::NotFinished(_) | RunActionError::NothingFailed(_) => {
+            StatusCode::CONFLICT
+        }
         RunActionError::NotRerunnable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         RunActionError::Invalid(_) => StatusCode::BAD_REQUEST,
         RunActionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

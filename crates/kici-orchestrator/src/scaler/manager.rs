@@ -32,6 +32,7 @@ use std::time::Duration;
 use kici_engine::failure::QUEUED_NO_BACKEND_MESSAGE;
 use kici_engine::ids::{AgentId, JobId};
 use kici_engine::labels::LabelMatcher;
+use kici_engine::waiting::ScalerWait;
 use kici_store::{NewAgentToken, QueueEntry, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -298,6 +299,11 @@ impl ScalerManager {
     /// label sets, and the `scaler:<name>` health row.
     pub(crate) fn overview(&self, now_ms: i64) -> serde_json::Value {
         self.core.overview(now_ms)
+    }
+
+    /// What the scalers do about `entry`, a job no agent took.
+    pub(crate) fn wait_verdict(&self, entry: &QueueEntry) -> ScalerWait {
+        self.core.wait_verdict(entry)
     }
 }
 
@@ -616,6 +622,34 @@ impl Core {
             "alive": counts.total,
             "scalers": scalers,
         })
+    }
+
+    /// See [`ScalerManager::wait_verdict`]: an agent started for the job, else what admission
+    /// would answer now.
+    fn wait_verdict(&self, entry: &QueueEntry) -> ScalerWait {
+        let config = self.config();
+        if config.scalers.is_empty() {
+            return ScalerWait::NoScalers;
+        }
+        let inner = self.lock();
+        if let Some(tracked) = inner
+            .agents
+            .values()
+            .find(|t| t.binding.as_ref().is_some_and(|b| b.job_id == entry.job_id))
+        {
+            return ScalerWait::Starting {
+                scaler: tracked.scaler.clone(),
+            };
+        }
+        match admit(&config, &entry.runs_on, &entry.exclude_labels, &inner.counts()) {
+            Admission::NoBackend => ScalerWait::NoBackend,
+            Admission::AtCapacity { reason } => ScalerWait::AtCapacity {
+                reason: reason.to_string(),
+            },
+            Admission::Spawn { scaler, .. } => ScalerWait::Starting {
+                scaler: scaler.name.clone(),
+            },
+        }
     }
 
     /// Forgets per-job bookkeeping of a job that left the queue.

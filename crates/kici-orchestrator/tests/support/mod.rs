@@ -160,6 +160,7 @@ pub fn new_job(run_id: &str, job_id: &str, name: &str, kind: JobKind) -> NewJob 
         created_at: 1,
         dynamic_index: None,
         definition: None,
+        reused: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn job(run_id: &str, job_id: &str, status: JobStatus) -> Job {
         completed_at: None,
         duration_ms: None,
         steps: Some(Vec::new()),
+        reused_from: None,
     }
 }
 

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, TryStreamExt};
-use kici_engine::api::run_actions::{CancelRequest, nothing_to_cancel};
+use kici_engine::api::run_actions::{CancelRequest, RerunRequest, nothing_to_cancel};
 use kici_engine::api::secrets::{HoldDecision, HoldsDecided};
 use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::ids::{JobId, RunId};
@@ -54,7 +54,9 @@ fn proxy_error(err: ProxyError, offline_message: &'static str) -> ApiError {
         ProxyError::Refused { error, .. } => {
             let status = match error.code.as_str() {
                 "not_found" => StatusCode::NOT_FOUND,
-                "conflict" | "run_terminal" | "run_not_finished" | "no_pending_hold" => StatusCode::CONFLICT,
+                "conflict" | "run_terminal" | "run_not_finished" | "no_pending_hold" | "nothing_failed" => {
+                    StatusCode::CONFLICT
+                }
                 "not_a_reviewer" => StatusCode::FORBIDDEN,
                 "not_rerunnable" | "invalid_inputs" | "not_triggered" | "cannot_start" => {
                     StatusCode::UNPROCESSABLE_ENTITY
@@ -273,12 +275,14 @@ pub async fn cancel(
 /// Re-runs within this long of the previous one of the same run are refused (429).
 const RERUN_COOLDOWN_MS: i64 = 5_000;
 
-/// `POST /api/v1/runs/:runId/rerun` (owners): the run's orchestrator starts it again →
-/// 201 `{runId, newRunId}`.
+/// `POST /api/v1/runs/:runId/rerun {failedOnly?}` (owners): the run's orchestrator starts it
+/// again (with `failedOnly`, only its failed jobs and those that need them) → 201
+/// `{runId, newRunId}`.
 pub async fn rerun(
     State(state): State<Shared>,
     Path(run_id): Path<String>,
     axum::Extension(principal): axum::Extension<Principal>,
+    body: Option<Json<RerunRequest>>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     principal.require(Permission::RunsWrite)?;
     let cached = find_run(&state, &run_id).await?;
@@ -294,6 +298,7 @@ pub async fn rerun(
     }
     let request = PlatformRequest::Rerun {
         run_id: RunId::from(run_id),
+        failed_only: body.is_some_and(|Json(b)| b.failed_only),
     };
     let answer = proxy::request(&state, &cached.orchestrator_id, &principal.name, request)
         .await

@@ -1,5 +1,7 @@
 //! The fleet pages: agents, scalers and diagnostics, one section per orchestrator, from what
-//! each orchestrator answered just now (an offline one shows why there is nothing).
+//! each orchestrator answered just now (an offline one shows why there is nothing). The agents
+//! page lists the jobs waiting for an agent with why each waits; the scalers page those a
+//! scaler could serve.
 
 use serde_json::Value;
 
@@ -42,6 +44,40 @@ fn labels(value: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The queued jobs an orchestrator reports no agent took (`kinds`: only those whose reason
+/// is one of these; all when empty), each linking to its run, with why it waits.
+fn waiting_jobs(data: &Value, kinds: &[&str]) -> String {
+    let rows: String = data["waiting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|job| {
+            kinds.is_empty()
+                || kinds.contains(&job["reason"]["kind"].as_str().unwrap_or_default())
+                    && job["reason"]["scaler"]["kind"] != "noScalers"
+        })
+        .map(|job| {
+            let run_id = job["runId"].as_str().unwrap_or_default();
+            let job_id = job["jobId"].as_str().unwrap_or_default();
+            format!(
+                r#"<tr data-waiting-job="{job_id}"><td><a href="/runs/{run_id}?job={job_id}">{name}</a></td><td>{workflow}</td><td><time data-ms="{since}"></time></td><td class="why">{why}</td></tr>"#,
+                run_id = escape(run_id),
+                job_id = escape(job_id),
+                name = text(&job["jobName"]),
+                workflow = text(&job["workflowName"]),
+                since = job["enqueuedAt"].as_i64().unwrap_or(0),
+                why = text(&job["explanation"]),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return r#"<p class="empty waiting">No job is waiting for an agent</p>"#.to_string();
+    }
+    format!(
+        r#"<h3>Waiting jobs</h3><table class="waiting"><thead><tr><th>Job</th><th>Workflow</th><th>Queued</th><th>Why it waits</th></tr></thead><tbody>{rows}</tbody></table>"#
+    )
+}
+
 pub fn agents_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
     let body = sections(reports, |data| {
         let rows: String = data["agents"]
@@ -63,7 +99,8 @@ pub fn agents_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
             })
             .collect();
         format!(
-            r#"<table class="agents"><thead><tr><th>Agent</th><th>State</th><th>Running job</th><th>Labels</th><th>Host</th><th>Version</th><th>Last seen</th></tr></thead><tbody>{rows}</tbody></table>"#
+            r#"<table class="agents"><thead><tr><th>Agent</th><th>State</th><th>Running job</th><th>Labels</th><th>Host</th><th>Version</th><th>Last seen</th></tr></thead><tbody>{rows}</tbody></table>{waiting}"#,
+            waiting = waiting_jobs(data, &[]),
         )
     });
     layout("Agents", Some(viewer), &format!("<h1>Agents</h1>{body}"))
@@ -104,9 +141,10 @@ pub fn scalers_page(reports: &[OrchestratorReport], viewer: &Viewer) -> String {
             return r#"<p class="empty">No scaler backends configured</p>"#.to_string();
         }
         format!(
-            r#"<p>{alive} of {max} agents alive or starting (globalMaxAgents)</p><table class="scalers"><thead><tr><th>Scaler</th><th>Type</th><th>Agents</th><th>Warm pool</th><th>Label sets</th><th>Health (last 5 min)</th></tr></thead><tbody>{rows}</tbody></table>"#,
+            r#"<p>{alive} of {max} agents alive or starting (globalMaxAgents)</p><table class="scalers"><thead><tr><th>Scaler</th><th>Type</th><th>Agents</th><th>Warm pool</th><th>Label sets</th><th>Health (last 5 min)</th></tr></thead><tbody>{rows}</tbody></table>{waiting}"#,
             alive = scalers["alive"],
             max = scalers["globalMaxAgents"],
+            waiting = waiting_jobs(data, &["agents"]),
         )
     });
     layout("Scalers", Some(viewer), &format!("<h1>Scalers</h1>{body}"))

@@ -502,7 +502,19 @@ pub fn run_page(page: &RunPage<'_>) -> String {
     let run = page.run;
     let actions = match (page.can_write, run.status.is_terminal()) {
         (false, _) => String::new(),
-        (true, true) => r#"<div class="actions"><button data-rerun>Re-run</button></div>"#.to_string(),
+        (true, true) => {
+            // As the orchestrator decides it: a job that neither succeeded nor was skipped.
+            let failed = page
+                .jobs
+                .iter()
+                .any(|j| !matches!(j.status, JobStatus::Success | JobStatus::Skipped));
+            let failed = if failed {
+                r#"<button data-rerun="failed">Re-run failed jobs</button>"#
+            } else {
+                ""
+            };
+            format!(r#"<div class="actions">{failed}<button data-rerun="all">Re-run</button></div>"#)
+        }
         (true, false) => {
             let force = if run.status.as_str() == "cancelling" {
                 r#"<button class="danger" data-cancel="force">Force cancel</button>"#
@@ -705,6 +717,7 @@ mod tests {
             completed_at: None,
             duration_ms: None,
             steps: None,
+            reused_from: None,
         }
     }
 

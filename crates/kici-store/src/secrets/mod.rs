@@ -305,6 +305,11 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(q("put secret output"))?;
+            sqlx::query("UPDATE jobs SET secret_outputs = 1 WHERE job_id = $1")
+                .bind(output.job_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(q("mark secret outputs"))?;
         }
         tx.commit().await.map_err(q("commit put secret outputs"))
     }
