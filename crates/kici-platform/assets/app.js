@@ -1,6 +1,6 @@
-// KiCI dashboard: relative times, live run status, the run page's tabs, step logs (historical,
-// then live), provisioning logs, cancel and re-run, approving and rejecting held jobs. Plain
-// ES2020, no dependencies.
+// KiCI dashboard: relative times, live run status, the run page's tabs, a job's step logs as
+// sections (historical, then live), provisioning logs, cancel and re-run, approving and
+// rejecting held jobs. Plain ES2020, no dependencies.
 "use strict";
 
 const OFFLINE = "Log content is served by the orchestrator, which is currently offline";
@@ -188,9 +188,6 @@ function runPage(section) {
   const message = document.getElementById("log-message");
   const title = document.getElementById("log-title");
   const badge = document.getElementById("log-badge");
-  let live = null;
-  let selected = null;
-  let lineCount = 0;
 
   for (const tab of section.querySelectorAll("[data-tab]")) {
     tab.addEventListener("click", () => {
@@ -201,20 +198,32 @@ function runPage(section) {
     });
   }
 
+  // The log pane shows one job: each of its steps a section (`details.step-log`) whose header
+  // sticks to the top while its lines scroll under it. A step's lines are fetched when its
+  // section first opens (or a search needs them), then followed live while it runs. Choosing
+  // another job drops the sections; `generation` tells late answers and queued chunks that
+  // they are stale. `chosenStep`: the step index the address names.
+  let job = null;
+  let generation = 0;
+  let chosenStep = null;
+
   const jump = document.getElementById("log-jump");
   const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 24;
   log.addEventListener("scroll", () => { if (atBottom()) jump.hidden = true; });
   jump.addEventListener("click", () => { log.scrollTop = log.scrollHeight; jump.hidden = true; });
 
+  // Ids stay unique across the job's sections; the address keeps the step apart (?step=N#L42).
+  const rowId = (stepIndex, n) => `step${stepIndex}-L${n}`;
+
   // One line: its number links to it (#L<n>), its time shows with Timestamps (both left out of
   // the text a reader copies).
-  function lineRow(line, n) {
+  function lineRow(step, line, n) {
     const row = document.createElement("span");
     row.className = "ln";
-    row.id = `L${n}`;
+    row.id = rowId(step.index, n);
     const number = document.createElement("a");
     number.className = "n";
-    number.href = `#L${n}`;
+    number.href = `${step.anchor}#L${n}`;
     number.dataset.n = String(n);
     number.setAttribute("aria-label", `Line ${n}`);
     const time = document.createElement("span");
@@ -224,63 +233,204 @@ function runPage(section) {
     return row;
   }
 
-  // Appends in chunks, a frame each, so a 100,000-line log does not freeze the page; follows
-  // the end only when the reader is there (else offers "Jump to bottom"). Batches queue behind
-  // each other, and a new selection (`generation`) drops what is left of the old one.
-  let generation = 0;
-  let pending = [];
-  let rendering = false;
-  function appendLines(lines) {
-    pending.push(...lines);
-    if (rendering) return;
-    rendering = true;
+  // A line under a step's lines: "No output.", or how the step ended while it was followed.
+  // The pane stays at the end if the reader was there.
+  function note(step, text) {
+    const stay = step.tail && step.details.open && atBottom();
+    if (!step.note) {
+      step.note = document.createElement("p");
+      step.note.className = "notice";
+      step.note.setAttribute("role", "status");
+      step.details.append(step.note);
+    }
+    step.note.textContent = text;
+    if (stay) log.scrollTop = log.scrollHeight;
+  }
+
+  // Appends in chunks, a frame each, so a 100,000-line log does not freeze the page. A step
+  // whose end is followed (`tail`: it streams, or it opened with its job) keeps the pane at
+  // the end while the reader is there, else offers "Jump to bottom". Batches queue behind each
+  // other.
+  function appendLines(step, lines) {
+    if (!lines.length) return;
+    if (step.note) { step.note.remove(); step.note = null; }
+    step.pending = step.pending.concat(lines);
+    if (step.rendering) return;
+    step.rendering = true;
     const mine = generation;
     const chunk = () => {
       if (mine !== generation) return;
-      const follow = atBottom() || lineCount === 0;
+      const follow = step.tail && step.details.open;
+      const stay = follow && atBottom();
       const fragment = document.createDocumentFragment();
-      for (const line of pending.splice(0, 2000)) {
-        lineCount += 1;
-        fragment.append(lineRow(line, lineCount));
+      for (const line of step.pending.splice(0, 2000)) {
+        step.lineCount += 1;
+        fragment.append(lineRow(step, line, step.lineCount));
       }
-      log.append(fragment);
-      if (follow) log.scrollTop = log.scrollHeight;
-      else jump.hidden = false;
-      if (pending.length) requestAnimationFrame(chunk);
+      step.body.append(fragment);
+      if (stay) log.scrollTop = log.scrollHeight;
+      else if (follow) jump.hidden = false;
+      if (step.pending.length) requestAnimationFrame(chunk);
       else {
-        rendering = false;
-        log.dispatchEvent(new Event("lines"));
+        step.rendering = false;
+        log.dispatchEvent(new CustomEvent("lines", { detail: step }));
       }
     };
     chunk();
   }
-  function resetLines() {
-    generation += 1;
-    pending = [];
-    rendering = false;
-    lineCount = 0;
-    log.textContent = "";
+
+  // A step's section: a header (status, name, duration, exit code, its raw log and a download)
+  // and, once opened, its lines. The two links sit beside the summary, drawn over its row:
+  // a link inside a summary would be a control inside a control.
+  function stepSection(link) {
+    const index = link.dataset.stepIndex;
+    const name = link.dataset.stepName;
+    const path = `${api}/jobs/${encodeURIComponent(job.id)}/steps/${index}`;
+    const details = document.createElement("details");
+    details.className = "step-log";
+    details.dataset.stepIndex = index;
+    const summary = document.createElement("summary");
+    const badge = document.createElement("span");
+    const label = document.createElement("span");
+    label.className = "step-name";
+    label.textContent = name;
+    const took = document.createElement("span");
+    took.className = "dur";
+    const exit = document.createElement("span");
+    exit.className = "exit";
+    const raw = document.createElement("a");
+    raw.href = `${path}/logs?format=text`;
+    raw.target = "_blank";
+    raw.rel = "noopener";
+    raw.textContent = "Raw";
+    raw.setAttribute("aria-label", `Raw log of ${name}`);
+    const download = document.createElement("a");
+    download.href = `${path}/logs?format=text&download=1`;
+    download.setAttribute("download", "");
+    download.textContent = "Download";
+    download.setAttribute("aria-label", `Download the log of ${name}`);
+    const links = document.createElement("span");
+    links.className = "step-links";
+    links.append(raw, download);
+    summary.append(badge, label, took, exit);
+    const body = document.createElement("pre");
+    body.className = "lines";
+    details.append(summary, body);
+    const block = document.createElement("div");
+    block.className = "step-block";
+    block.append(links, details);
+    const step = {
+      index, block, details, badge, took, exit, body,
+      logs: `${path}/logs`,
+      stream: `${path}/live`,
+      anchor: `?job=${encodeURIComponent(job.id)}&step=${index}`,
+      status: null, lineCount: 0, pending: [], rendering: false,
+      loading: null, loaded: false, live: null, tail: false, note: null,
+    };
+    details.addEventListener("toggle", () => { if (details.open) load(step); });
+    return step;
+  }
+  function updateHeader(step, link) {
+    step.status = link.dataset.status;
+    step.details.dataset.status = step.status;
+    step.badge.className = `status status-${step.status}`;
+    step.badge.textContent = step.status;
+    step.took.textContent = link.querySelector(".dur")?.textContent ?? "";
+    step.exit.textContent = link.querySelector(".exit")?.textContent ?? "";
   }
 
-  // Line anchors: a number click marks the line and puts #L<n> in the address (with the
-  // selected step), which opens the same step and line again.
-  function highlight(n, scroll) {
+  // The step's stored lines, fetched once (again after a failure); a running step is then
+  // followed live.
+  function load(step) {
+    step.loading ||= fetchLines(step);
+    return step.loading;
+  }
+  async function fetchLines(step) {
+    const mine = generation;
+    let response;
+    try {
+      response = await fetch(step.logs);
+    } catch {
+      response = null;
+    }
+    if (mine !== generation) return;
+    if (!response || !response.ok) {
+      // Left unloaded: opening the section again, or the orchestrator's return, retries.
+      step.loading = null;
+      message.textContent = !response ? "Cannot load the log."
+        : response.status === 503 || response.status === 504 ? OFFLINE
+        : `Cannot load the log (HTTP ${response.status}).`;
+      return;
+    }
+    const data = await response.json();
+    if (mine !== generation) return;
+    step.loaded = true;
+    appendLines(step, data.lines);
+    if (step.status === "running") follow(step);
+    else if (!data.lines.length) note(step, "No output.");
+  }
+
+  // `known`: how many lines the page has (rendered or still queued); the stream sends the rest.
+  function follow(step) {
+    if (step.live) return;
+    step.tail = true;
+    badge.hidden = false;
+    const known = step.lineCount + step.pending.length;
+    step.live = new EventSource(`${step.stream}?afterLineCount=${known}`);
+    step.live.onmessage = (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch { return; }
+      if (data.lines) appendLines(step, data.lines);
+    };
+  }
+  function stopLive(step) {
+    if (!step.live) return;
+    step.live.close();
+    step.live = null;
+    badge.hidden = ![...job.steps.values()].some((other) => other.live);
+  }
+  // A followed step ended: its stream stops, the lines it had not relayed yet come from the
+  // stored log, and a notice under them says how the step ended.
+  async function finish(step) {
+    stopLive(step);
+    const mine = generation;
+    try {
+      const response = await fetch(step.logs);
+      const data = response.ok ? await response.json() : { lines: [] };
+      if (mine !== generation) return;
+      appendLines(step, data.lines.slice(step.lineCount + step.pending.length));
+    } catch {
+      // The stream already brought what it could; the notice still says how the step ended.
+    }
+    if (mine === generation) note(step, `Step finished: ${step.status}`);
+  }
+
+  // Line anchors: a number click marks the line and puts ?job=&step=#L<n> in the address,
+  // which opens the same job, step and line again.
+  function highlight(stepIndex, n, scroll) {
     for (const old of log.querySelectorAll(".ln.hl")) old.classList.remove("hl");
-    const row = document.getElementById(`L${n}`);
+    const row = document.getElementById(rowId(stepIndex, n));
     if (!row) return false;
     row.classList.add("hl");
     if (scroll) row.scrollIntoView({ block: "center" });
     return true;
   }
+  function setAddress(stepIndex, hash = "") {
+    const step = stepIndex === null ? "" : `&step=${stepIndex}`;
+    history.replaceState(null, "", `${location.pathname}?job=${encodeURIComponent(job.id)}${step}${hash}`);
+  }
   log.addEventListener("click", (event) => {
     const number = event.target.closest("a.n");
     if (!number) return;
     event.preventDefault();
-    history.replaceState(null, "", `${location.pathname}${location.search}#L${number.dataset.n}`);
-    highlight(number.dataset.n, false);
+    chosenStep = number.closest("details.step-log").dataset.stepIndex;
+    setAddress(chosenStep, `#L${number.dataset.n}`);
+    markSelection();
+    highlight(chosenStep, number.dataset.n, false);
   });
 
-  // Search: the lines holding the text, counted, with next and previous.
+  // Search: the lines of every step of the job holding the text (the steps not loaded yet are
+  // fetched), counted, with next and previous; the section of the match shown opens.
   const search = document.getElementById("log-search");
   const matchCount = document.getElementById("log-matches");
   let matches = [];
@@ -289,8 +439,10 @@ function runPage(section) {
     if (!matches.length) return;
     current = (index + matches.length) % matches.length;
     for (const row of log.querySelectorAll(".ln.current")) row.classList.remove("current");
-    matches[current].classList.add("current");
-    matches[current].scrollIntoView({ block: "center" });
+    const row = matches[current];
+    row.classList.add("current");
+    row.closest("details.step-log").open = true;
+    row.scrollIntoView({ block: "center" });
     matchCount.textContent = `${current + 1} of ${matches.length}`;
   }
   // `keep`: new lines came in; the match shown stays (and the reader where they are).
@@ -299,6 +451,7 @@ function runPage(section) {
     for (const row of log.querySelectorAll(".ln.match")) row.classList.remove("match", "current");
     const needle = search.value.toLowerCase();
     matches = needle ? [...log.querySelectorAll(".ln")].filter((row) => row.textContent.toLowerCase().includes(needle)) : [];
+    current = -1;
     for (const row of matches) row.classList.add("match");
     matchCount.textContent = needle ? (matches.length ? "" : "No matches") : "";
     if (!matches.length) return;
@@ -308,7 +461,11 @@ function runPage(section) {
       matchCount.textContent = `${current + 1} of ${matches.length}`;
     } else show(0);
   }
-  search.addEventListener("input", () => runSearch(false));
+  function searchJob() {
+    if (search.value && job) for (const step of job.steps.values()) load(step);
+    runSearch(false);
+  }
+  search.addEventListener("input", searchJob);
   search.addEventListener("keydown", (event) => {
     if (event.key === "Enter") { event.preventDefault(); show(current + (event.shiftKey ? -1 : 1)); }
   });
@@ -322,24 +479,11 @@ function runPage(section) {
     times.setAttribute("aria-pressed", String(on));
   });
 
-  // `finished`: the step's status once it ended while it was followed, noted under its lines.
-  function stopLive(finished) {
-    if (live && finished) {
-      const notice = document.createElement("span");
-      notice.className = "notice";
-      notice.setAttribute("role", "status");
-      notice.textContent = `Step finished: ${finished}`;
-      log.append(notice);
-    }
-    if (live) live.close();
-    live = null;
-    badge.hidden = true;
-  }
-
   async function loadProvisioning(jobId) {
     const box = document.getElementById("provisioning");
     const pre = document.getElementById("provisioning-log");
     const response = await fetch(`${api}/jobs/${encodeURIComponent(jobId)}/provisioning`);
+    if (!job || job.id !== jobId) return;
     if (!response.ok) { box.hidden = true; return; }
     const data = await response.json();
     pre.textContent = "";
@@ -354,65 +498,112 @@ function runPage(section) {
       pre.append(row);
     }
     box.hidden = false;
-    box.open = failed || !section.querySelector(`a.step[data-job-id="${jobId}"]`);
+    box.open = failed || !section.querySelector(`a.step[data-job-id="${CSS.escape(jobId)}"]`);
   }
 
-  async function select(link) {
-    stopLive();
-    for (const other of section.querySelectorAll("a.step.selected")) other.classList.remove("selected");
-    link.classList.add("selected");
-    selected = link;
-    const { jobId, stepIndex, status } = link.dataset;
-    markNode(jobId);
-    const path = `${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/logs`;
-    document.getElementById("log-raw").href = `${path}?format=text`;
-    document.getElementById("log-download").href = `${path}?format=text&download=1`;
-    const keep = location.hash.startsWith("#L") && new URLSearchParams(location.search).get("step") === stepIndex
-      && new URLSearchParams(location.search).get("job") === jobId ? location.hash : "";
-    history.replaceState(null, "", `${location.pathname}?job=${encodeURIComponent(jobId)}&step=${stepIndex}${keep}`);
-    title.textContent = link.dataset.stepName;
-    resetLines();
-    message.textContent = "";
-    loadProvisioning(jobId);
-    const response = await fetch(path);
-    if (selected !== link) return;
-    if (response.status === 503 || response.status === 504) {
-      message.textContent = OFFLINE;
-      return;
+  // The shown job's steps as the tree lists them now: a section for each new one, and for each
+  // its header's status, duration and exit code. A followed step that ended gets its notice,
+  // and the step that starts after it opens in its place.
+  function syncSteps() {
+    let handOver = false;
+    for (const link of section.querySelectorAll(`a.step[data-job-id="${CSS.escape(job.id)}"]`)) {
+      let step = job.steps.get(link.dataset.stepIndex);
+      if (!step) {
+        step = stepSection(link);
+        job.steps.set(step.index, step);
+        log.append(step.block);
+      }
+      const before = step.status;
+      updateHeader(step, link);
+      if (before === step.status) continue;
+      if (step.live && step.status !== "running") {
+        handOver ||= step.details.open;
+        finish(step);
+      } else if (step.status === "running" && !step.live) {
+        if (handOver) {
+          step.tail = true;
+          step.details.open = true;
+          load(step);
+        }
+        if (step.loaded) follow(step);
+      }
     }
-    if (!response.ok) {
-      message.textContent = `Cannot load the log (HTTP ${response.status}).`;
-      return;
-    }
-    const data = await response.json();
-    if (keep) log.addEventListener("lines", () => highlight(keep.slice(2), true), { once: true });
-    appendLines(data.lines);
-    if (!data.lines.length) message.textContent = "No output.";
-    if (status === "running" || status === "pending") follow(jobId, stepIndex, data.lines.length);
+    const none = "No steps have run.";
+    if (job.steps.size && message.textContent === none) message.textContent = "";
+    else if (!job.steps.size && !message.textContent) message.textContent = none;
   }
 
-  // `known`: how many lines the page has (rendered or still queued); the stream sends the rest.
-  function follow(jobId, stepIndex, known) {
-    badge.hidden = false;
-    message.textContent = "";
-    live = new EventSource(`${api}/jobs/${encodeURIComponent(jobId)}/steps/${stepIndex}/live?afterLineCount=${known}`);
-    live.onmessage = (event) => {
-      let data;
-      try { data = JSON.parse(event.data); } catch { return; }
-      if (data.lines) appendLines(data.lines);
-    };
-  }
-
-  // A graph node selects its job in the list: opened, its first failed (else first) step shown.
-  function selectJob(jobId) {
-    const job = section.querySelector(`details.job[data-job-id="${CSS.escape(jobId)}"]`);
+  // The tree and the graph mark the job shown, the tree the step the address names.
+  function markSelection() {
+    for (const old of section.querySelectorAll(".tree .selected")) old.classList.remove("selected");
     if (!job) return;
-    job.open = true;
-    const step = job.querySelector('a.step[data-status="failed"]') || job.querySelector("a.step");
-    if (step) select(step);
-    else loadProvisioning(jobId);
-    job.scrollIntoView({ block: "nearest" });
+    const id = CSS.escape(job.id);
+    section.querySelector(`details.job[data-job-id="${id}"]`)?.classList.add("selected");
+    if (chosenStep !== null) section.querySelector(`a.step[data-job-id="${id}"][data-step-index="${CSS.escape(chosenStep)}"]`)?.classList.add("selected");
+    markNode(job.id);
   }
+
+  // Puts `jobId`'s steps in the pane, unless it is the job shown already; false when the page
+  // has no such job.
+  function showJob(jobId) {
+    const entry = section.querySelector(`details.job[data-job-id="${CSS.escape(jobId)}"]`);
+    if (!entry) return false;
+    if (job && job.id === jobId) return true;
+    if (job) for (const step of job.steps.values()) stopLive(step);
+    generation += 1;
+    job = { id: jobId, steps: new Map() };
+    log.replaceChildren();
+    jump.hidden = true;
+    badge.hidden = true;
+    message.textContent = "";
+    title.textContent = entry.querySelector(".job-name").textContent;
+    loadProvisioning(jobId);
+    syncSteps();
+    searchJob();
+    return true;
+  }
+
+  // A job chosen as a whole (a graph node, its name in the tree, the page's first view): its
+  // failed step opens, else its running one, else its only one, following the end.
+  function selectJob(jobId) {
+    if (job && job.id === jobId) return;
+    if (!showJob(jobId)) return;
+    const steps = [...job.steps.values()];
+    const step = steps.find((s) => s.status === "failed")
+      || steps.find((s) => s.status === "running")
+      || (steps.length === 1 ? steps[0] : null);
+    chosenStep = step ? step.index : null;
+    markSelection();
+    setAddress(chosenStep);
+    if (!step) return;
+    step.tail = true;
+    step.details.open = true;
+    load(step);
+  }
+
+  // A step chosen (in the tree, or by the address): its section opens at the top of the pane,
+  // or, with `line`, scrolled to that line, marked once it is drawn.
+  function chooseStep(jobId, stepIndex, line) {
+    if (!showJob(jobId)) return;
+    chosenStep = stepIndex;
+    markSelection();
+    setAddress(stepIndex, line ? `#L${line}` : "");
+    const step = job.steps.get(stepIndex);
+    if (!step) return;
+    step.details.open = true;
+    load(step);
+    if (!line) {
+      log.scrollTop += step.details.getBoundingClientRect().top - log.getBoundingClientRect().top;
+    } else if (!highlight(stepIndex, line, true)) {
+      const mark = (event) => {
+        if (event.detail !== step) return;
+        log.removeEventListener("lines", mark);
+        highlight(stepIndex, line, true);
+      };
+      log.addEventListener("lines", mark);
+    }
+  }
+
   function markNode(jobId) {
     for (const node of section.querySelectorAll(".graph .node")) {
       node.classList.toggle("selected", node.querySelector(`[data-select-job="${CSS.escape(jobId)}"]`) !== null);
@@ -420,14 +611,27 @@ function runPage(section) {
   }
   section.addEventListener("click", (event) => {
     const node = event.target.closest("[data-select-job]");
-    if (node) selectJob(node.dataset.selectJob);
+    if (!node) return;
+    selectJob(node.dataset.selectJob);
+    const entry = section.querySelector(`details.job[data-job-id="${CSS.escape(node.dataset.selectJob)}"]`);
+    if (entry) {
+      entry.open = true;
+      entry.scrollIntoView({ block: "nearest" });
+    }
   });
   drawEdges();
   window.addEventListener("resize", drawEdges);
   section.addEventListener("toggle", drawEdges, true);
   section.addEventListener("click", (event) => {
     const link = event.target.closest("a.step");
-    if (link) { event.preventDefault(); select(link); }
+    if (link) {
+      event.preventDefault();
+      chooseStep(link.dataset.jobId, link.dataset.stepIndex, null);
+      return;
+    }
+    // A job's name in the tree shows it (its summary still opens or closes it).
+    const summary = event.target.closest(".tree details.job > summary");
+    if (summary && !event.target.closest("a")) selectJob(summary.parentElement.dataset.jobId);
   });
 
   for (const button of section.querySelectorAll("[data-cancel]")) {
@@ -454,11 +658,15 @@ function runPage(section) {
     });
   }
 
-  // Keep the tree, header and metadata current without touching the open log.
+  // Keep the tree, header and metadata current without touching the open logs: what was open
+  // in the tree and the graph stays open, the sections keep their state and take the steps'
+  // new statuses.
   async function refresh() {
     const response = await fetch(location.pathname);
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const opened = new Map([...section.querySelectorAll(".tree details.job, .graph .node[data-job] > details")]
+      .map((details) => [details.dataset.jobId ?? `node:${details.parentElement.dataset.job}`, details.open]));
     for (const selector of [".tree", "#run-status", "#run-elapsed", "#hold-banners", "#job-graph", ".metadata", "#tab-timeline", "#tab-summary", "header.top nav"]) {
       const fresh = page.querySelector(selector);
       const current = document.querySelector(selector);
@@ -467,6 +675,10 @@ function runPage(section) {
         current.className = fresh.className;
       }
     }
+    for (const details of section.querySelectorAll(".tree details.job, .graph .node[data-job] > details")) {
+      const open = opened.get(details.dataset.jobId ?? `node:${details.parentElement.dataset.job}`);
+      if (open !== undefined) details.open = open;
+    }
     const status = page.querySelector("section.run");
     if (status) {
       section.dataset.runStatus = status.dataset.runStatus;
@@ -474,41 +686,53 @@ function runPage(section) {
     }
     const banner = page.getElementById("failure-banner");
     if (banner && !document.getElementById("failure-banner")) section.querySelector(".run-header").after(banner);
-    if (selected) {
-      const again = section.querySelector(`a.step[data-job-id="${selected.dataset.jobId}"][data-step-index="${selected.dataset.stepIndex}"]`);
-      if (again) {
-        again.classList.add("selected");
-        const finished = !["running", "pending"].includes(again.dataset.status);
-        selected = again;
-        const stream = live;
-        if (finished && stream) setTimeout(() => { if (live === stream) stopLive(again.dataset.status); }, 1000);
-      }
-    }
+    if (job) syncSteps();
+    markSelection();
     relativeTimes();
     tickElapsed();
     drawEdges();
-    if (selected) markNode(selected.dataset.jobId);
   }
   listeners.push((event) => {
     if (event.type === "run.status" && event.runId === runId) refresh();
-    if (event.type === "orchestrator.online" && message.textContent === OFFLINE && selected) select(selected);
+    if (event.type === "orchestrator.online" && message.textContent === OFFLINE && job) {
+      message.textContent = "";
+      loadProvisioning(job.id);
+      for (const step of job.steps.values()) if (step.details.open || search.value) load(step);
+    }
   });
 
-  // Open the step the address names (?job=&step=), else the first failed step, else the
-  // running one, else the first.
+  // Status events come only when the run's status changes: while it runs, steps starting and
+  // ending are seen by asking for the run every few seconds, and the page is refreshed when a
+  // job's or a step's status is not the one the tree shows.
+  setInterval(async () => {
+    if (document.hidden || !["running", "cancelling"].includes(section.dataset.runStatus)) return;
+    const response = await fetch(`${api}/detail`);
+    if (!response.ok) return;
+    const detail = await response.json();
+    const shown = (selector) => section.querySelector(selector)?.dataset.status;
+    const changed = detail.jobs.some((j) => {
+      const id = CSS.escape(j.jobId);
+      return shown(`details.job[data-job-id="${id}"]`) !== j.status
+        || (j.steps || []).some((s) => shown(`a.step[data-job-id="${id}"][data-step-index="${s.stepIndex}"]`) !== s.status);
+    });
+    if (changed) refresh();
+  }, 5000);
+
+  // Show the job and step the address names (?job=&step=#L<n>), else the job of the first
+  // failed step, else of the running one, else the first job.
   const wanted = new URLSearchParams(location.search);
-  const named = wanted.get("job") && section.querySelector(
-    `a.step[data-job-id="${CSS.escape(wanted.get("job"))}"][data-step-index="${CSS.escape(wanted.get("step") || "")}"]`);
-  const first = named
-    || section.querySelector('a.step[data-status="failed"]')
+  const named = wanted.get("job");
+  const first = section.querySelector('a.step[data-status="failed"]')
     || section.querySelector('a.step[data-status="running"]')
-    || section.querySelector("a.step");
-  if (first) {
-    first.closest("details").open = true;
-    select(first);
-  } else {
-    const job = section.querySelector("details.job");
-    if (job) loadProvisioning(job.dataset.jobId);
+    || section.querySelector("a.step")
+    || section.querySelector("details.job");
+  const jobId = named && section.querySelector(`details.job[data-job-id="${CSS.escape(named)}"]`) ? named
+    : first && first.dataset.jobId;
+  if (jobId) {
+    if (jobId === named && wanted.has("step")) {
+      chooseStep(jobId, wanted.get("step"), location.hash.startsWith("#L") ? location.hash.slice(2) : null);
+    } else selectJob(jobId);
+    section.querySelector(`details.job[data-job-id="${CSS.escape(jobId)}"]`).open = true;
   }
 }
 

@@ -1,9 +1,9 @@
 //! The dashboard in headless Chromium (Debian's `chromium` + `chromium-driver`), against a
 //! real Platform, orchestrator and agent: sign-in, the failure banner and metadata summary,
-//! the job tree and step logs, live logs, the offline panel and recovery, provisioning logs
-//! and the Timeline, approving and rejecting held jobs, and who may do what. The runs list
-//! and a failed run's page are saved as screenshots under `target/screenshots/`, or
-//! `KICI_E2E_SCREENSHOTS_DIR`:
+//! the job tree and a job's steps as log sections, live logs and "Jump to bottom", the offline
+//! panel and recovery, provisioning logs and the Timeline, approving and rejecting held jobs,
+//! and who may do what. The runs list and a failed run's page are saved as screenshots under
+//! `target/screenshots/`, or `KICI_E2E_SCREENSHOTS_DIR`:
 //! `scripts/screenshots.sh` refreshes the README's in `docs/screenshots/` that way, so running
 //! the tests leaves tracked files alone.
 
@@ -51,7 +51,8 @@ async fn cached(stack: &Stack, run_id: &str) {
         .await;
 }
 
-const LOG_TEXT: &str = "return document.getElementById('log').innerText;";
+/// A step's section in the run page's log pane.
+const SECTION: &str = "#log details.step-log";
 
 /// A member user `name`, created with kici-admin against the Platform; their token.
 fn create_member(stack: &Stack, name: &str) -> String {
@@ -115,7 +116,9 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
         browser.text("#metadata-failure").await.as_deref(),
         Some(reason.as_str())
     );
-    // The failed job is marked and open, its failed step selected, its log shown.
+    // The failed job is marked and open, its failed step selected. The log pane shows each of
+    // the job's steps as a section whose header sticks to the pane's top: the failed step open
+    // with its lines, the other closed and not fetched yet.
     let failed_job = browser
         .eval(
             "const j = document.querySelector('details.job[data-status=failed]'); return j && j.open;",
@@ -123,67 +126,125 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
         )
         .await;
     assert_eq!(failed_job, Value::Bool(true));
-    let log = browser
+    let sections = browser
         .wait_for(
-            "the failed step's log",
-            "const t = document.getElementById('log').innerText; return t.includes('compiling') && t;",
-            json!([]),
+            "the failed step's lines",
+            "if (!document.querySelector(`${arguments[0]}[data-step-index='1'] .ln`)) return null;
+             return [document.getElementById('log-title').textContent, [...document.querySelectorAll(arguments[0])].map(d => [
+               d.dataset.stepIndex, d.querySelector('.step-name').textContent, d.dataset.status, d.open, d.querySelector('.exit').textContent,
+               [...d.querySelectorAll('.ln')].map(l => l.textContent.trim()), getComputedStyle(d.querySelector('summary')).position])];",
+            json!([SECTION]),
         )
         .await;
-    assert!(log.as_str().unwrap().contains("compiling"), "{log}");
+    assert_eq!(
+        sections,
+        json!([
+            "build",
+            [
+                ["0", "prepare", "success", false, "", [], "sticky"],
+                ["1", "compile", "failed", true, "exit 3", ["compiling"], "sticky"]
+            ]
+        ])
+    );
     let selected = browser.text("a.step.selected").await.unwrap();
     assert!(
         selected.contains("compile") && selected.contains("exit 3"),
         "{selected}"
     );
-    // Line anchors: a line number marks the line and names it in the address, which opens the
-    // same step and line again.
-    browser.click("#log a.n[data-n='1']").await;
-    let address = browser
-        .eval(
-            "return [location.search, location.hash, document.querySelector('#L1').classList.contains('hl')];",
-            json!([]),
-        )
-        .await;
-    assert!(address[0].as_str().unwrap().starts_with("?job="), "{address}");
-    assert_eq!(
-        (address[1].as_str(), address[2].as_bool()),
-        (Some("#L1"), Some(true)),
-        "{address}"
-    );
-    let anchored = browser.current_url().await;
-    browser.goto(&anchored).await;
-    let again = browser
+    // Search covers every step: a term only the closed step printed fetches its lines, is
+    // counted, and opens its section; next and previous go from step to step.
+    browser.type_into("#log-search", "prepar").await;
+    let found = browser
         .wait_for(
-            "the anchored line again",
-            "const l = document.querySelector('#L1.hl'); return l && document.querySelector('a.step.selected').dataset.stepName;",
+            "the match in the closed step",
+            "const m = document.querySelector('#log .ln.match.current'); const d = m && m.closest('details.step-log');
+             return d && document.getElementById('log-matches').textContent === '1 of 1' && [d.dataset.stepIndex, d.open, m.textContent];",
             json!([]),
         )
         .await;
-    assert_eq!(again, "compile");
-    // Search with a count; timestamps on demand; the raw text and a download.
-    browser.type_into("#log-search", "compil").await;
-    assert_eq!(browser.text("#log-matches").await.as_deref(), Some("1 of 1"));
-    browser.type_into("#log-search", "zzz").await;
-    assert_eq!(browser.text("#log-matches").await.as_deref(), Some("No matches"));
+    assert_eq!(
+        (found[0].as_str(), found[1].as_bool()),
+        (Some("0"), Some(true)),
+        "{found}"
+    );
+    assert!(found[2].as_str().unwrap().contains("preparing"), "{found}");
+    const SEARCH_AGAIN: &str = "const s = document.getElementById('log-search'); s.value = arguments[0]; s.dispatchEvent(new Event('input')); return true;";
+    const CURRENT_MATCH: &str = "const m = document.querySelector('#log .ln.match.current'); return [document.getElementById('log-matches').textContent, m && m.closest('details.step-log').dataset.stepIndex];";
+    browser.eval(SEARCH_AGAIN, json!(["ing"])).await;
+    assert_eq!(browser.eval(CURRENT_MATCH, json!([])).await, json!(["1 of 2", "0"]));
+    browser.click("#log-next").await;
+    assert_eq!(browser.eval(CURRENT_MATCH, json!([])).await, json!(["2 of 2", "1"]));
+    browser.click("#log-prev").await;
+    assert_eq!(browser.eval(CURRENT_MATCH, json!([])).await, json!(["1 of 2", "0"]));
+    browser.eval(SEARCH_AGAIN, json!(["zzz"])).await;
+    assert_eq!(
+        browser.eval(CURRENT_MATCH, json!([])).await,
+        json!(["No matches", null])
+    );
+    browser.eval(SEARCH_AGAIN, json!([""])).await;
+    // Timestamps on demand, in every section; each step's raw text and a download.
     browser.click("#log-times").await;
     let times = browser
         .eval(
-            "const ts = document.querySelector('#log .ln .ts'); return [document.getElementById('log-times').getAttribute('aria-pressed'), getComputedStyle(ts).display, ts.dataset.ts.length];",
+            "const ts = [...document.querySelectorAll('#log .ln .ts')]; return [document.getElementById('log-times').getAttribute('aria-pressed'), ts.length > 1, ts.every(t => getComputedStyle(t).display === 'inline' && t.dataset.ts.length === 12)];",
             json!([]),
         )
         .await;
-    assert_eq!(times, json!(["true", "inline", 12]));
+    assert_eq!(times, json!(["true", true, true]));
+    let links = browser
+        .eval(
+            "return [...document.querySelectorAll(arguments[0])].map(d => [...d.parentElement.querySelectorAll('.step-links a')].map(a => a.textContent));",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(links, json!([["Raw", "Download"], ["Raw", "Download"]]));
     let raw = browser
         .wait_for(
-            "the raw and downloaded log",
-            "const done = arguments[arguments.length - 1]; return window.__raw || (Promise.all([fetch(document.getElementById('log-raw').href).then(r => r.text()), fetch(document.getElementById('log-download').href).then(r => r.headers.get('content-disposition'))]).then(v => window.__raw = v), null);",
-            json!([]),
+            "the compile step's raw and downloaded log",
+            "const [raw, download] = document.querySelector(`${arguments[0]}[data-step-index='1']`).parentElement.querySelectorAll('.step-links a');
+             return window.__raw || (Promise.all([fetch(raw.href).then(r => r.text()), fetch(download.href).then(r => r.headers.get('content-disposition'))]).then(v => window.__raw = v), null);",
+            json!([SECTION]),
         )
         .await;
     assert_eq!(raw[0], "compiling\n");
     assert!(raw[1].as_str().unwrap().starts_with("attachment; filename=\""), "{raw}");
     browser.screenshot(&screenshots().join("run-failed.png")).await;
+    // Line anchors: a line number marks the line and names the job, step and line in the
+    // address, which opens that step's section (only it) and marks the line again.
+    browser
+        .click(&format!("{SECTION}[data-step-index='0'] a.n[data-n='1']"))
+        .await;
+    let address = browser
+        .eval(
+            "return [location.search, location.hash, document.getElementById('step0-L1').classList.contains('hl')];",
+            json!([]),
+        )
+        .await;
+    let job_id = detail.jobs[0].job_id.to_string();
+    assert_eq!(address, json!([format!("?job={job_id}&step=0"), "#L1", true]));
+    let anchored = browser.current_url().await;
+    // Elsewhere first: the same address again would only move within the page.
+    browser.goto("about:blank").await;
+    browser.goto(&anchored).await;
+    let again = browser
+        .wait_for(
+            "the anchored line again",
+            "return document.querySelector('#step0-L1.hl') && [document.querySelector('a.step.selected').dataset.stepName, [...document.querySelectorAll(arguments[0])].map(d => d.open)];",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(again, json!(["prepare", [true, false]]));
+    // A step chosen in the tree opens its section, whose lines are fetched then.
+    browser.click("a.step[data-step-index='1']").await;
+    let opened = browser
+        .wait_for(
+            "the compile step's lines once opened",
+            "const d = document.querySelector(`${arguments[0]}[data-step-index='1']`); const l = d.querySelector('.ln');
+             return l && [d.open, l.textContent.trim(), location.search.endsWith('&step=1'), document.querySelector('a.step.selected').dataset.stepName];",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(opened, json!([true, "compiling", true, "compile"]));
 
     // Every run has a timeline: the run, each job (its wait for an agent, then the job) and each
     // step as bars; and a summary with each job's wait and duration and the slowest steps.
@@ -228,18 +289,7 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
     );
 
     // Re-run: the same workflow on the same commit, and the page moves to the new run.
-    browser
-        .eval("window.confirm = () => true; return true;", json!([]))
-        .await;
-    browser.click("[data-rerun]").await;
-    let new_url = browser
-        .wait_for(
-            "the new run's page",
-            "return !location.pathname.endsWith(arguments[0]) && location.pathname.startsWith('/runs/') && location.pathname;",
-            json!([run_id]),
-        )
-        .await;
-    let new_run_id = new_url.as_str().unwrap().trim_start_matches("/runs/").to_string();
+    let new_run_id = rerun_from_page(&browser, "all", run_id.as_str()).await;
     assert_ne!(new_run_id, run_id);
     let again = stack.wait_run(&new_run_id).await;
     assert_eq!(again.run.workflow_name, "failing");
@@ -259,9 +309,10 @@ async fn a_failed_run_shows_its_reason_in_the_banner_and_the_metadata_and_its_fa
     assert_eq!(response.status().as_u16(), 429);
 }
 
-/// A workflow whose step prints five lines, waits until `marker` exists, then prints five more:
-/// the test decides when the second half comes, so nothing depends on timing.
-fn ticker(marker: &std::path::Path) -> String {
+/// A workflow whose step prints `half` lines (`tick 1`, …), waits until `marker` exists, then
+/// prints `half` more: the test decides when the second half comes, so nothing depends on
+/// timing.
+fn ticker(marker: &std::path::Path, half: usize) -> String {
     format!(
         r#"import {{ workflow, job, step, push }} from '@kici-dev/sdk';
 
@@ -272,31 +323,28 @@ export default workflow('ticker', {{
       runsOn: 'kici:os:linux',
       steps: [
         step('count', async ({{ $ }}) => {{
-          await $`for i in 1 2 3 4 5; do echo "tick $i"; done; for w in $(seq 1 600); do [ -e {marker} ] && break; sleep 0.1; done; for i in 6 7 8 9 10; do echo "tick $i"; done`;
+          await $`for i in $(seq 1 {half}); do echo "tick $i"; done; for w in $(seq 1 600); do [ -e {marker} ] && break; sleep 0.1; done; for i in $(seq {next} {last}); do echo "tick $i"; done`;
         }}),
       ],
     }}),
   ],
 }});
 "#,
-        marker = marker.display()
+        marker = marker.display(),
+        next = half + 1,
+        last = 2 * half,
     )
 }
 
-#[tokio::test]
-async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
-    let Some(browser) = Browser::start().await else { return };
-    let (stack, repo) = stack(&[], true).await;
-    let marker = stack.dir.path().join("go-on");
-    repo.write(".kici/workflows/ticker.ts", &ticker(&marker));
+/// Pushes [`ticker`] and waits until the Platform can serve its first `half` lines, the step
+/// still running; the run id.
+async fn ticking(stack: &Stack, repo: &Repo, marker: &std::path::Path, half: usize) -> String {
+    repo.write(".kici/workflows/ticker.ts", &ticker(marker, half));
     repo.compile();
     repo.commit_and_push("a step that waits for the test");
-    let runs = stack.push("app", &repo, "ticker").await;
-    let run_id = runs[0].clone();
-    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
-    // Join midway: the first half is printed, the step still runs.
+    let run_id = stack.push("app", repo, "ticker").await.remove(0);
     stack
-        .wait_for("the first five lines", || async {
+        .wait_for("the first half of the lines", || async {
             let (status, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/logs")).await;
             let printed = body["steps"]
                 .as_array()
@@ -305,9 +353,20 @@ async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
                 .flat_map(|s| s["lines"].as_array().cloned().unwrap_or_default())
                 .filter(|l| l["line"].as_str().is_some_and(|l| l.starts_with("tick ")))
                 .count();
-            (status == 200 && printed == 5).then_some(())
+            (status == 200 && printed == half).then_some(())
         })
         .await;
+    run_id
+}
+
+#[tokio::test]
+async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let marker = stack.dir.path().join("go-on");
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    // Join midway: the first half is printed, the step still runs.
+    let run_id = ticking(&stack, &repo, &marker, 5).await;
     browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
     let early = browser
         .wait_for(
@@ -378,6 +437,188 @@ async fn a_running_steps_lines_arrive_live_after_the_earlier_ones() {
     assert_eq!(notice, "Step finished: success");
 }
 
+/// While a step streams, the pane follows its end as long as the reader is there; scrolled up,
+/// new lines leave the reader where they are and offer "Jump to bottom", which goes back to
+/// the end and follows again.
+#[tokio::test]
+async fn a_streaming_step_stays_where_the_reader_scrolled_and_jump_to_bottom_returns_to_the_end() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let marker = stack.dir.path().join("go-on");
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    let run_id = ticking(&stack, &repo, &marker, 200).await;
+    browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+    let following = browser
+        .wait_for(
+            "the first half, streaming, the pane at its end",
+            "const l = document.getElementById('log'); return l.innerText.includes('tick 200') && !document.getElementById('log-badge').hidden
+               && l.scrollHeight - l.scrollTop - l.clientHeight < 24;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(following, true);
+    let pane = browser
+        .eval(
+            "const l = document.getElementById('log'); return [l.scrollHeight > l.clientHeight, document.getElementById('log-jump').hidden];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(pane, json!([true, true]), "a pane that scrolls, followed: no button");
+    // Scrolled up, the second half arrives: the reader stays, the button shows.
+    browser
+        .eval("document.getElementById('log').scrollTop = 0; return true;", json!([]))
+        .await;
+    std::fs::write(&marker, "").unwrap();
+    let scrolled_up = browser
+        .wait_for(
+            "the last line, and the button",
+            "const l = document.getElementById('log'), j = document.getElementById('log-jump');
+             return l.innerText.includes('tick 400') && !j.hidden && j.offsetParent !== null && [l.scrollTop, l.scrollHeight - l.scrollTop - l.clientHeight > 24];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(scrolled_up, json!([0, true]), "the pane stayed where the reader was");
+    assert_eq!(browser.text("#log-jump").await.as_deref(), Some("Jump to bottom ↓"));
+    browser.click("#log-jump").await;
+    let back = browser
+        .wait_for(
+            "the pane at its end, the button gone",
+            "const l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 24 && document.getElementById('log-jump').hidden;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(back, true);
+    // The step ends: a notice under its lines, each line once.
+    let notice = browser
+        .wait_for(
+            "the completion notice",
+            "const n = document.querySelector('#log .notice'); return n && document.getElementById('log-badge').hidden && n.textContent;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(notice, "Step finished: success");
+    let ticks = browser
+        .eval(
+            "return [...document.querySelectorAll('#log .ln')].map(l => l.textContent.trim()).filter(t => t.startsWith('tick '));",
+            json!([]),
+        )
+        .await;
+    let expected: Vec<String> = (1..=400).map(|i| format!("tick {i}")).collect();
+    assert_eq!(ticks, json!(expected));
+}
+
+/// A job of two steps, each printing a line, waiting for its marker file, then printing another.
+fn two_steps(first: &std::path::Path, second: &std::path::Path) -> String {
+    format!(
+        r#"import {{ workflow, job, step, push }} from '@kici-dev/sdk';
+
+export default workflow('stepper', {{
+  on: push({{ branches: 'stepper' }}),
+  jobs: [
+    job('steps', {{
+      runsOn: 'kici:os:linux',
+      steps: [
+        step('first', async ({{ $ }}) => {{
+          await $`echo first starts; for w in $(seq 1 600); do [ -e {first} ] && break; sleep 0.1; done; echo first ends`;
+        }}),
+        step('second', async ({{ $ }}) => {{
+          await $`echo second starts; for w in $(seq 1 600); do [ -e {second} ] && break; sleep 0.1; done; echo second ends`;
+        }}),
+      ],
+    }}),
+  ],
+}});
+"#,
+        first = first.display(),
+        second = second.display(),
+    )
+}
+
+/// Followed live, a job moves from step to step: the step that ends gets its notice, the next
+/// one opens and streams in its place.
+#[tokio::test]
+async fn a_job_followed_live_moves_from_step_to_step() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let (first, second) = (stack.dir.path().join("first"), stack.dir.path().join("second"));
+    repo.write(".kici/workflows/stepper.ts", &two_steps(&first, &second));
+    repo.compile();
+    repo.commit_and_push("two steps that wait for the test");
+    let run_id = stack.push("app", &repo, "stepper").await.remove(0);
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    stack
+        .wait_for("the first step's first line", || async {
+            let (_, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/logs")).await;
+            body.to_string().contains("first starts").then_some(())
+        })
+        .await;
+    browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
+    const STATE: &str = "return [...document.querySelectorAll(arguments[0])].map(d => [d.querySelector('.step-name').textContent, d.dataset.status, d.open, [...d.querySelectorAll('.ln')].map(l => l.textContent.trim()), d.querySelector('.notice')?.textContent ?? null]);";
+    let streaming = browser
+        .wait_for(
+            "the first step streaming",
+            "const d = document.querySelector(arguments[0]); return d && d.open && d.innerText.includes('first starts') && !document.getElementById('log-badge').hidden;",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(streaming, true);
+    assert_eq!(
+        browser.eval(STATE, json!([SECTION])).await,
+        json!([["first", "running", true, ["first starts"], null]])
+    );
+    std::fs::write(&first, "").unwrap();
+    let moved = browser
+        .wait_for(
+            "the second step streaming in the first one's place",
+            "const [a, b] = document.querySelectorAll(arguments[0]);
+             return b && a.querySelector('.notice')?.textContent === 'Step finished: success' && b.open && b.innerText.includes('second starts') && !document.getElementById('log-badge').hidden;",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(moved, true);
+    assert_eq!(
+        browser.eval(STATE, json!([SECTION])).await,
+        json!([
+            [
+                "first",
+                "success",
+                true,
+                ["first starts", "first ends"],
+                "Step finished: success"
+            ],
+            ["second", "running", true, ["second starts"], null]
+        ])
+    );
+    std::fs::write(&second, "").unwrap();
+    let ended = browser
+        .wait_for(
+            "the second step's notice",
+            "const b = document.querySelectorAll(arguments[0])[1]; return document.getElementById('log-badge').hidden && b.querySelector('.notice')?.textContent;",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(ended, "Step finished: success");
+    assert_eq!(
+        browser.eval(STATE, json!([SECTION])).await,
+        json!([
+            [
+                "first",
+                "success",
+                true,
+                ["first starts", "first ends"],
+                "Step finished: success"
+            ],
+            [
+                "second",
+                "success",
+                true,
+                ["second starts", "second ends"],
+                "Step finished: success"
+            ]
+        ])
+    );
+}
+
 #[tokio::test]
 async fn with_the_orchestrator_stopped_the_page_renders_from_the_cache_and_logs_return_when_it_is_back() {
     let Some(browser) = Browser::start().await else { return };
@@ -411,7 +652,14 @@ async fn with_the_orchestrator_stopped_the_page_renders_from_the_cache_and_logs_
         )
         .await;
     assert_eq!(message, Value::String(OFFLINE.into()));
-    assert_eq!(browser.eval(LOG_TEXT, json!([])).await, Value::String(String::new()));
+    // The steps show from the cache, their lines do not.
+    let sections = browser
+        .eval(
+            "return [...document.querySelectorAll(arguments[0])].map(d => [d.querySelector('.step-name').textContent, d.open, d.querySelectorAll('.ln').length]);",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(sections, json!([["prepare", false, 0], ["compile", true, 0]]));
     // The orchestrator comes back: the logs load in the open page, without a reload.
     browser
         .eval("window.__sameDocument = true; return true;", json!([]))
@@ -1220,15 +1468,17 @@ async fn the_job_graph_groups_a_matrix_and_selects_jobs() {
     assert_eq!(marked, "build");
     browser.click(".graph .node-group summary").await;
     browser.click(".graph .node-group li:nth-child(2) button").await;
+    // Its one step opens with it.
     let selected = browser
         .wait_for(
             "test (b) selected",
-            "const s = document.querySelector('a.step.selected'); const n = document.querySelector('.graph .node.selected');
-             return s && n && n.dataset.job === 'test' && document.getElementById('log').innerText.includes('ok') && s.closest('details.job').querySelector('.job-name').textContent;",
-            json!([]),
+            "const n = document.querySelector('.graph .node.selected'); const d = document.querySelectorAll(arguments[0]);
+             return n && n.dataset.job === 'test' && d.length === 1 && d[0].open && d[0].innerText.includes('ok')
+               && [document.getElementById('log-title').textContent, document.querySelector('.tree details.job.selected .job-name').textContent];",
+            json!([SECTION]),
         )
         .await;
-    assert_eq!(selected, "test (b)");
+    assert_eq!(selected, json!(["test (b)", "test (b)"]));
     browser.screenshot(&screenshots().join("run-graph.png")).await;
 }
 
@@ -1299,12 +1549,29 @@ async fn jobs_steps_and_the_log_search_work_from_the_keyboard() {
     browser.type_into(".graph .node[data-job=lint] .node-main", ENTER).await;
     let lint = browser
         .wait_for(
-            "lint's step chosen",
-            "const s = document.querySelector('a.step.selected'); return s && s.closest('details.job').querySelector('.job-name').textContent === 'lint' && document.getElementById('log').innerText.includes('ok');",
-            json!([]),
+            "lint shown",
+            "const d = document.querySelector(arguments[0]);
+             return document.getElementById('log-title').textContent === 'lint' && d && d.open && d.innerText.includes('ok');",
+            json!([SECTION]),
         )
         .await;
     assert_eq!(lint, true);
+    // A step's header opens and closes its section with Enter.
+    let header = format!("{SECTION} > summary");
+    browser.type_into(&header, ENTER).await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector(arguments[0]).open;", json!([SECTION]))
+            .await,
+        false
+    );
+    browser.type_into(&header, ENTER).await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector(arguments[0]).open;", json!([SECTION]))
+            .await,
+        true
+    );
     let build_step = "details.job[data-status=failed] a.step";
     browser
         .eval(
@@ -1316,8 +1583,10 @@ async fn jobs_steps_and_the_log_search_work_from_the_keyboard() {
     browser
         .wait_for(
             "build's step chosen",
-            "return document.querySelector('a.step.selected')?.closest('details.job').dataset.status === 'failed' && document.getElementById('log').innerText.includes('no compiler');",
-            json!([]),
+            "const d = document.querySelector(arguments[0]);
+             return document.querySelector('a.step.selected')?.closest('details.job').dataset.status === 'failed'
+               && document.getElementById('log-title').textContent === 'build' && d.open && d.innerText.includes('no compiler');",
+            json!([SECTION]),
         )
         .await;
     browser.type_into("#log-search", "no compiler").await;
@@ -1330,4 +1599,106 @@ async fn jobs_steps_and_the_log_search_work_from_the_keyboard() {
         )
         .await;
     assert_eq!(found, true);
+}
+
+/// Clicks the run page's re-run button `which` (`all` or `failed`), confirms, and returns the
+/// id of the run the page then moves to.
+async fn rerun_from_page(browser: &Browser, which: &str, run_id: &str) -> String {
+    browser
+        .eval("window.confirm = () => true; return true;", json!([]))
+        .await;
+    browser.click(&format!("[data-rerun={which}]")).await;
+    let path = browser
+        .wait_for(
+            "the new run's page",
+            "return !location.pathname.endsWith(arguments[0]) && location.pathname.startsWith('/runs/') && location.pathname;",
+            json!([run_id]),
+        )
+        .await;
+    path.as_str().unwrap().trim_start_matches("/runs/").to_string()
+}
+
+/// "Re-run failed jobs" beside "Re-run": the new run runs `build` (failed) and `deploy` (needs
+/// it) again and keeps `lint` and `test`, which say where they ran.
+#[tokio::test]
+async fn re_running_the_failed_jobs_keeps_the_others_and_says_where_they_ran() {
+    let Some((browser, stack)) = graph_run_page().await else {
+        return;
+    };
+    let buttons = browser
+        .wait_for(
+            "the re-run buttons",
+            "const b = [...document.querySelectorAll('[data-rerun]')].map(b => [b.dataset.rerun, b.textContent]); return b.length === 2 && b;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(buttons, json!([["failed", "Re-run failed jobs"], ["all", "Re-run"]]));
+    let original = browser.current_url().await;
+    let original = original
+        .rsplit("/runs/")
+        .next()
+        .unwrap()
+        .split(['?', '#'])
+        .next()
+        .unwrap()
+        .to_string();
+    let new_run = rerun_from_page(&browser, "failed", &original).await;
+    stack.wait_run(&new_run).await;
+    cached(&stack, &new_run).await;
+    browser.goto(&format!("{}/runs/{new_run}", stack.platform_url())).await;
+    let jobs = browser
+        .wait_for(
+            "the re-run's finished jobs",
+            "const jobs = [...document.querySelectorAll('details.job')]; if (jobs.some(j => !['success', 'failed', 'skipped'].includes(j.dataset.status))) return null;
+             return jobs.map(j => [j.querySelector('.job-name').textContent, j.dataset.status, j.querySelector('.badge.reused') !== null, j.querySelector('.reused-from a')?.getAttribute('href') ?? null]);",
+            json!([]),
+        )
+        .await;
+    let from = |job: &str| json!(format!("/runs/{original}?job={job}"));
+    let detail = stack.detail(&original).await;
+    let id = |name: &str| {
+        detail
+            .jobs
+            .iter()
+            .find(|j| j.job_name == name)
+            .unwrap()
+            .job_id
+            .to_string()
+    };
+    assert_eq!(
+        jobs,
+        json!([
+            ["lint", "success", true, from(&id("lint"))],
+            ["test (a)", "success", true, from(&id("test (a)"))],
+            ["test (b)", "success", true, from(&id("test (b)"))],
+            ["test (c)", "success", true, from(&id("test (c)"))],
+            ["build", "failed", false, null],
+            ["deploy \"<b>now</b>\"", "skipped", false, null]
+        ])
+    );
+}
+
+/// The Agents page lists the jobs waiting for an agent and why each waits.
+#[tokio::test]
+async fn the_agents_page_says_why_a_job_waits() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], false).await;
+    let run_id = stack.push("app", &repo, "no-agent").await.remove(0);
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser.goto(&format!("{}/agents", stack.platform_url())).await;
+    let row = browser
+        .wait_for(
+            "the waiting job",
+            "const r = document.querySelector('table.waiting tbody tr'); return r && [r.querySelector('a').getAttribute('href').split('?')[0], r.querySelector('a').textContent, r.querySelector('.why').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        row,
+        json!([
+            format!("/runs/{run_id}"),
+            "gpu-job",
+            "no agent with labels no-such-label is connected and no auto-scaler is configured (hint: start an agent with these labels, or configure a scaler)"
+        ])
+    );
 }

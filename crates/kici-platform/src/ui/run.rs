@@ -1,7 +1,7 @@
 //! A run's page: header, failure banner, the banners of held and waiting jobs, job tree with
-//! steps, the Logs tab (provisioning logs above the step log, live while running), the
-//! Timeline tab, the Summary tab and the metadata panel whose failure summary repeats the
-//! banner.
+//! steps, the Logs tab (provisioning logs above the selected job's steps, each a collapsible
+//! section of its log that `app.js` draws from the tree, live while running), the Timeline
+//! tab, the Summary tab and the metadata panel whose failure summary repeats the banner.
 
 use kici_engine::api::{Job, Run, RunEvent, RunEventType, format_timestamp};
 use kici_engine::protection::ApproverClause;
@@ -284,8 +284,21 @@ fn job_tree(jobs: &[Job]) -> String {
                 .as_ref()
                 .map(|e| format!(r#"<pre class="job-error">{}</pre>"#, escape(e)))
                 .unwrap_or_default();
+            // A "re-run failed jobs" kept this job's success: where it ran, and its logs there.
+            let (badge, reused) = match &job.reused_from {
+                Some(from) => (
+                    r#" <span class="badge reused">reused</span>"#.to_string(),
+                    format!(
+                        r#"<p class="reused-from">Succeeded in run <a href="/runs/{run}?job={job}"><code>{short}</code></a>; not run again</p>"#,
+                        run = escape(&from.run_id),
+                        job = escape(&from.job_id),
+                        short = escape(&from.run_id.chars().take(8).collect::<String>()),
+                    ),
+                ),
+                None => Default::default(),
+            };
             format!(
-                r#"<details class="job" data-job-id="{job_id}" data-status="{status}"{open}><summary><span class="{class}">{status}</span> <span class="job-name">{name}</span> <span class="dur">{dur}</span>{needs}</summary>{error}<ul class="steps">{steps}</ul></details>"#,
+                r#"<details class="job" data-job-id="{job_id}" data-status="{status}"{open}><summary><span class="{class}">{status}</span> <span class="job-name">{name}</span>{badge} <span class="dur">{dur}</span>{needs}</summary>{error}{reused}<ul class="steps">{steps}</ul></details>"#,
                 job_id = escape(&job.job_id),
                 status = job.status.as_str(),
                 class = status_class(job.status.as_str()),
@@ -544,9 +557,9 @@ pub fn run_page(page: &RunPage<'_>) -> String {
 <div class="tabs" role="tablist"><button role="tab" data-tab="logs" aria-selected="true">Logs</button><button role="tab" data-tab="timeline" aria-selected="false">Timeline</button><button role="tab" data-tab="summary" aria-selected="false">Summary</button></div>
 <div class="tab" id="tab-logs">
 <details class="provisioning" id="provisioning" hidden><summary>Provisioning logs</summary><pre class="log" id="provisioning-log"></pre></details>
-<div class="log-head"><span id="log-title">Select a step</span> <span id="log-badge" class="badge" hidden>Streaming</span>
-<span class="log-tools"><input type="search" id="log-search" placeholder="Search the log" aria-label="Search the log"><span id="log-matches" class="hint" aria-live="polite"></span><button type="button" class="icon" id="log-prev" aria-label="Previous match">↑</button><button type="button" class="icon" id="log-next" aria-label="Next match">↓</button><button type="button" id="log-times" aria-pressed="false">Timestamps</button><a id="log-raw" href="#" target="_blank" rel="noopener">Raw</a><a id="log-download" href="#" download>Download</a></span></div>
-<pre class="log" id="log" tabindex="0"></pre>
+<div class="log-head"><span id="log-title">Select a job</span> <span id="log-badge" class="badge" hidden>Streaming</span>
+<span class="log-tools"><input type="search" id="log-search" placeholder="Search the log" aria-label="Search the log"><span id="log-matches" class="hint" aria-live="polite"></span><button type="button" class="icon" id="log-prev" aria-label="Previous match">↑</button><button type="button" class="icon" id="log-next" aria-label="Next match">↓</button><button type="button" id="log-times" aria-pressed="false">Timestamps</button></span></div>
+<div class="log" id="log" tabindex="0" role="region" aria-label="Step logs"></div>
 <button type="button" id="log-jump" class="jump" hidden>Jump to bottom ↓</button>
 <p id="log-message" class="log-message"></p>
 </div>
