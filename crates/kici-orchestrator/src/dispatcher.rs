@@ -237,7 +237,7 @@ fn build_of(config: &kici_engine::protocol::JobConfig) -> Option<&str> {
 }
 
 /// The (repository, concurrency group) of each entry that has one.
-fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, String)> {
+pub(crate) fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, String)> {
     entries
         .iter()
         .filter_map(|entry| serde_json::from_str::<JobDispatch>(&entry.dispatch).ok())

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use kici_engine::api::admin::{AgentTokenView, AgentView};
 use kici_engine::api::ops::Fleet;
-use kici_engine::ids::RunId;
+use kici_engine::ids::{JobId, RunId};
 use kici_engine::labels::{LabelMatcher, labels_fit};
 use kici_engine::protocol::{JobDispatch, JobKind};
 use kici_engine::waiting::{WaitReason, WaitingJob};
@@ -81,11 +81,8 @@ pub async fn fleet(state: &Shared) -> Result<Fleet, StoreError> {
 pub async fn waiting(state: &Shared) -> Result<Vec<WaitingJob>, StoreError> {
     let pending = state.store.pending_entries().await?;
     let queued_runs: HashSet<RunId> = state.store.queued_concurrency_runs().await?.into_iter().collect();
-    let group_waits = state
-        .group_waits
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let groups_in_flight = crate::dispatcher::groups_of(&state.store.in_flight_entries().await?);
+    let waiting_jobs: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
     let agents = state.hub.all();
     let mut waiting: Vec<WaitingJob> = pending
         .into_iter()
@@ -99,19 +96,26 @@ pub async fn waiting(state: &Shared) -> Result<Vec<WaitingJob>, StoreError> {
                         .as_deref()
                         .is_some_and(|hash| state.builds.held_by_other(hash, &entry.job_id))
             });
+            let group = config
+                .as_ref()
+                .and_then(|c| c.concurrency_group.clone().map(|g| (c.repo.clone(), g)));
             let reason = if queued_runs.contains(&entry.run_id) {
                 WaitReason::RunConcurrency
-            } else if let (true, Some(group)) = (
-                group_waits.contains(&entry.job_id),
-                config.as_ref().and_then(|c| c.concurrency_group.clone()),
-            ) {
+            } else if let Some((_, group)) = group.filter(|g| groups_in_flight.contains(g)) {
                 WaitReason::ConcurrencyGroup { group }
             } else if building_elsewhere {
                 WaitReason::Build
             } else {
+                // As the dispatcher: an agent a scaler started for another waiting job is not
+                // this one's.
                 let fitting: Vec<_> = agents
                     .iter()
                     .filter(|a| labels_fit(&entry.runs_on, &entry.exclude_labels, &a.labels).unwrap_or(false))
+                    .filter(|a| {
+                        a.bound_job
+                            .as_ref()
+                            .is_none_or(|job| *job == entry.job_id || !waiting_jobs.contains(job))
+                    })
                     .collect();
                 let mut labels: Vec<String> = entry.runs_on.iter().map(LabelMatcher::display).collect();
                 labels.extend(entry.exclude_labels.iter().map(|m| format!("!{}", m.display())));

@@ -638,10 +638,16 @@ impl RunContext<'_> {
         if let Some(build) =
             crate::build::build_row(state, &run.run_id, workflow, self.lockfile_hash.as_deref(), self.now).await
         {
-            // The jobs that need nothing wait for the build (and restore what it stored).
+            // The jobs that need nothing wait for the build (and restore what it stored), and so
+            // do a re-run's jobs that need only reused ones.
+            let reused: std::collections::HashSet<String> = jobs
+                .iter()
+                .filter(|j| j.reused.is_some())
+                .map(|j| j.base_job_name.clone())
+                .collect();
             for job in jobs
                 .iter_mut()
-                .filter(|j| j.needs.is_empty() && !j.status.is_terminal())
+                .filter(|j| !j.status.is_terminal() && j.needs.iter().all(|n| reused.contains(n.name())))
             {
                 job.needs.push(Need::Name(build.base_job_name.clone()));
                 job.status = JobStatus::Pending;

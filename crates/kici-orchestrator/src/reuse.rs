@@ -16,11 +16,12 @@ use kici_engine::status::JobStatus;
 use kici_store::{JobRecord, NewJob, ReusedJob};
 
 /// Whether `original` has a job to run again: one that neither succeeded nor was skipped (a
-/// job skipped because a job it needs failed comes with that failure).
+/// job skipped because a job it needs failed comes with that failure). A failed `Init:` job
+/// counts: its job runs again.
 pub fn anything_failed(original: &[JobRecord]) -> bool {
     original
         .iter()
-        .any(|r| r.kind != JobKind::InitEval && !matches!(r.job.status, JobStatus::Success | JobStatus::Skipped))
+        .any(|r| !matches!(r.job.status, JobStatus::Success | JobStatus::Skipped))
 }
 
 /// Marks the rows of `jobs` (a re-run's, as created) that reuse the success of `original`'s
@@ -61,6 +62,12 @@ pub fn apply(jobs: &mut [NewJob], original: &[JobRecord]) {
             .get(base)
             .is_some_and(|rows| rows.iter().any(|r| r.secret_outputs))
     };
+    // What generated jobs need: their generator runs again and makes them again.
+    let needed_by_generated: BTreeSet<&str> = original
+        .iter()
+        .filter(|r| r.dynamic_index.is_some())
+        .flat_map(|r| r.needs.iter().map(Need::name))
+        .collect();
     loop {
         let again = |base: &str, reusable: &BTreeSet<String>| !reusable.contains(base);
         let demoted: Vec<String> = reusable
@@ -71,9 +78,10 @@ pub fn apply(jobs: &mut [NewJob], original: &[JobRecord]) {
                 let downstream = needs_of(base).iter().any(|need| again(need, &reusable));
                 // A job that runs again needs its secret outputs.
                 let passes_secrets = secret(base)
-                    && new_bases
-                        .iter()
-                        .any(|other| again(other, &reusable) && needs_of(other).contains(base.as_str()));
+                    && (needed_by_generated.contains(base.as_str())
+                        || new_bases
+                            .iter()
+                            .any(|other| again(other, &reusable) && needs_of(other).contains(base.as_str())));
                 downstream || passes_secrets
             })
             .cloned()
@@ -273,14 +281,25 @@ mod tests {
     }
 
     #[test]
+    fn a_job_with_secret_outputs_that_a_generated_job_needs_runs_again() {
+        let mut jobs = vec![new_job("token", "token", &[]), new_job("Evaluate: gen", "gen", &[])];
+        let mut token = ran("token", "token", JobStatus::Success);
+        token.secret_outputs = true;
+        let mut generator = ran("Evaluate: gen", "gen", JobStatus::Success);
+        generator.kind = JobKind::DynamicEval;
+        let mut generated = ran("deploy", "deploy", JobStatus::Failed);
+        generated.dynamic_index = Some(1);
+        generated.needs = vec![Need::Name("token".into())];
+        apply(&mut jobs, &[token, generator, generated]);
+        assert_eq!(again(&jobs), ["token", "Evaluate: gen"]);
+    }
+
+    #[test]
     fn a_run_that_all_succeeded_has_nothing_to_run_again() {
+        let skipped_by_rule = ran("b", "b", JobStatus::Skipped);
+        assert!(!anything_failed(&[ran("a", "a", JobStatus::Success), skipped_by_rule]));
         let mut init = ran("Init: a", "a", JobStatus::Failed);
         init.kind = JobKind::InitEval;
-        let skipped_by_rule = ran("b", "b", JobStatus::Skipped);
-        assert!(!anything_failed(&[
-            ran("a", "a", JobStatus::Success),
-            init,
-            skipped_by_rule
-        ]));
+        assert!(anything_failed(&[ran("a", "a", JobStatus::Success), init]));
     }
 }

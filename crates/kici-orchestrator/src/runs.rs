@@ -138,6 +138,7 @@ pub async fn rerun(state: &Shared, run_id: &RunId, by: &str, failed_only: bool) 
         Ok(new_run_id) => Ok(Rerun {
             run_id: run_id.clone(),
             new_run_id,
+            failed_only,
         }),
         Err(err @ RerunError::NotFound(_)) => Err(RunActionError::NotFound(err.to_string())),
         Err(err @ RerunError::NotFinished { .. }) => Err(RunActionError::NotFinished(err.to_string())),

@@ -120,7 +120,8 @@ pub struct JobRecord {
     pub init_result: Option<Value>,
     /// What the job's steps returned.
     pub outputs: Option<Value>,
-    /// The job stored secret outputs (erased when its run ended).
+    /// The job stored secret outputs (erased when its run ended), or may have (a row from
+    /// before this was recorded).
     pub secret_outputs: bool,
 }
 
@@ -267,7 +268,8 @@ fn row_to_job(row: &AnyRow) -> Result<JobRecord> {
         definition: get(row, "definition")?,
         init_result: get_json(row, "init_result")?,
         outputs: get_json(row, "outputs")?,
-        secret_outputs: get::<i64>(row, "secret_outputs")? != 0,
+        // Rows from before the column are unknown: counted as having stored some.
+        secret_outputs: get::<Option<i64>>(row, "secret_outputs")? != Some(0),
     })
 }
 

@@ -1294,3 +1294,70 @@ async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_
         assert!(store.get_kici_event("e2").await.unwrap().is_none(), "{db}");
     }
 }
+
+/// A job says whether it stored secret outputs (a re-run of the failed jobs runs it again when
+/// a job needing them does); a row from before this was recorded counts as having some, and a
+/// reused row keeps where it ran and its outputs.
+#[tokio::test]
+async fn jobs_record_secret_outputs_and_reuse() {
+    for (db, store, _dir) in stores().await {
+        let mut reused = job("r1", "j3", "lint", vec![], 2);
+        reused.status = JobStatus::Success;
+        reused.reused = Some(crate::ReusedJob {
+            from: kici_engine::api::ReusedFrom {
+                run_id: RunId::from("r0"),
+                job_id: JobId::from("j0"),
+            },
+            outputs: Some(serde_json::json!({"version": "1"})),
+            secret_outputs: true,
+        });
+        store
+            .insert_run(
+                &run("r1", 10),
+                &[
+                    job("r1", "j1", "token", vec![], 0),
+                    job("r1", "j2", "old", vec![], 1),
+                    reused,
+                    job("r1", "j4", "plain", vec![], 3),
+                ],
+                &[],
+            )
+            .await
+            .unwrap();
+        let output = crate::SealedOutput {
+            run_id: RunId::from("r1"),
+            job_id: JobId::from("j1"),
+            base_job_name: "token".into(),
+            key: "TOKEN".into(),
+            value: "sealed".into(),
+        };
+        store.put_secret_outputs(&[output], 20).await.unwrap();
+        sqlx::query("UPDATE jobs SET secret_outputs = NULL WHERE job_id = 'j2'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let jobs = store.run_jobs(&RunId::from("r1"), false).await.unwrap();
+        let seen: Vec<(&str, bool, Option<&str>, Option<&serde_json::Value>)> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job.job_name.as_str(),
+                    j.secret_outputs,
+                    j.job.reused_from.as_ref().map(|r| r.job_id.as_str()),
+                    j.outputs.as_ref(),
+                )
+            })
+            .collect();
+        let version = serde_json::json!({"version": "1"});
+        assert_eq!(
+            seen,
+            [
+                ("token", true, None, None),
+                ("old", true, None, None),
+                ("lint", true, Some("j0"), Some(&version)),
+                ("plain", false, None, None)
+            ],
+            "{db}"
+        );
+    }
+}

@@ -240,7 +240,7 @@ async fn re_running_the_failed_jobs_reuses_the_successful_ones_and_their_outputs
     assert_ne!(refused.code, 0);
     assert!(
         refused.stderr.contains(&format!(
-            "every job of run {new_run} succeeded; there is no failed job to re-run (re-run the whole run instead)"
+            "no job of run {new_run} failed; there is nothing to re-run on its own (re-run the whole run instead)"
         )),
         "{}",
         refused.stderr

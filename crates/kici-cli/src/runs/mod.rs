@@ -242,6 +242,13 @@ async fn rerun(client: &ApiClient, args: RerunArgs) -> anyhow::Result<()> {
             },
         )
         .await?;
+    if args.failed && !answer.failed_only {
+        anyhow::bail!(
+            "run {} started again as {} with every job: this orchestrator does not support --failed (hint: upgrade the orchestrator)",
+            answer.run_id,
+            answer.new_run_id
+        );
+    }
     let what = if args.failed { "Failed jobs of run" } else { "Run" };
     println!("{what} {} started again as {}", answer.run_id, answer.new_run_id);
     Ok(())

@@ -64,10 +64,10 @@ pub struct RerunRequest {
     pub failed_only: bool,
 }
 
-/// Why a "re-run failed jobs" of a run whose every job succeeded is refused (409
+/// Why a "re-run failed jobs" of a run without a failed job is refused (409
 /// `nothing_failed`).
 pub fn nothing_failed(run_id: &str) -> String {
-    format!("every job of run {run_id} succeeded; there is no failed job to re-run (re-run the whole run instead)")
+    format!("no job of run {run_id} failed; there is nothing to re-run on its own (re-run the whole run instead)")
 }
 
 /// The answer to a re-run: the run started again is `new_run_id`.
@@ -76,4 +76,8 @@ pub fn nothing_failed(run_id: &str) -> String {
 pub struct Rerun {
     pub run_id: RunId,
     pub new_run_id: RunId,
+    /// Only the failed jobs (and those needing them) run again; an orchestrator that predates
+    /// it leaves it out, having run every job.
+    #[serde(default)]
+    pub failed_only: bool,
 }

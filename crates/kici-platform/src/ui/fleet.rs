@@ -47,10 +47,12 @@ fn labels(value: &Value) -> String {
 /// The queued jobs an orchestrator reports no agent took (`kinds`: only those whose reason
 /// is one of these; all when empty), each linking to its run, with why it waits.
 fn waiting_jobs(data: &Value, kinds: &[&str]) -> String {
-    let rows: String = data["waiting"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    // An orchestrator older than the list does not say: nothing is claimed either way.
+    let Some(waiting) = data["waiting"].as_array() else {
+        return String::new();
+    };
+    let rows: String = waiting
+        .iter()
         .filter(|job| {
             kinds.is_empty()
                 || kinds.contains(&job["reason"]["kind"].as_str().unwrap_or_default())
