@@ -347,6 +347,7 @@ function runPage(section) {
   }
   async function fetchLines(step) {
     const mine = generation;
+    const started = step.status;
     let response;
     try {
       response = await fetch(step.logs);
@@ -367,20 +368,27 @@ function runPage(section) {
     step.loaded = true;
     appendLines(step, data.lines);
     if (step.status === "running") follow(step);
+    // It ended while its lines loaded, unfollowed: the lines printed since come as for a
+    // followed step.
+    else if (started === "running") finish(step);
     else if (!data.lines.length) note(step, "No output.");
   }
 
   // `known`: how many lines the page has (rendered or still queued); the stream sends the rest.
+  // A reconnecting EventSource asks again from the same `afterLineCount`, so a batch may start
+  // before `known`: its `lineCount` (the count after it) tells which of its lines are new.
   function follow(step) {
     if (step.live) return;
     step.tail = true;
     badge.hidden = false;
-    const known = step.lineCount + step.pending.length;
-    step.live = new EventSource(`${step.stream}?afterLineCount=${known}`);
+    const known = () => step.lineCount + step.pending.length;
+    step.live = new EventSource(`${step.stream}?afterLineCount=${known()}`);
     step.live.onmessage = (event) => {
       let data;
       try { data = JSON.parse(event.data); } catch { return; }
-      if (data.lines) appendLines(step, data.lines);
+      if (!data.lines) return;
+      const had = known() - (data.lineCount - data.lines.length);
+      appendLines(step, had > 0 ? data.lines.slice(had) : data.lines);
     };
   }
   function stopLive(step) {
@@ -503,9 +511,11 @@ function runPage(section) {
 
   // The shown job's steps as the tree lists them now: a section for each new one, and for each
   // its header's status, duration and exit code. A followed step that ended gets its notice,
-  // and the step that starts after it opens in its place.
+  // and the step that starts after it opens in its place. Steps are listed only once they
+  // start, maybe a refresh or more after the previous one ended: once an open step that ran has
+  // ended, `job.following` stays set while the job is shown, so whichever refresh first lists
+  // a running step opens it.
   function syncSteps() {
-    let handOver = false;
     for (const link of section.querySelectorAll(`a.step[data-job-id="${CSS.escape(job.id)}"]`)) {
       let step = job.steps.get(link.dataset.stepIndex);
       if (!step) {
@@ -516,11 +526,10 @@ function runPage(section) {
       const before = step.status;
       updateHeader(step, link);
       if (before === step.status) continue;
-      if (step.live && step.status !== "running") {
-        handOver ||= step.details.open;
-        finish(step);
-      } else if (step.status === "running" && !step.live) {
-        if (handOver) {
+      if (before === "running" && step.details.open) job.following = true;
+      if (step.live && step.status !== "running") finish(step);
+      else if (step.status === "running" && !step.live) {
+        if (job.following) {
           step.tail = true;
           step.details.open = true;
           load(step);
@@ -551,7 +560,7 @@ function runPage(section) {
     if (job && job.id === jobId) return true;
     if (job) for (const step of job.steps.values()) stopLive(step);
     generation += 1;
-    job = { id: jobId, steps: new Map() };
+    job = { id: jobId, steps: new Map(), following: false };
     log.replaceChildren();
     jump.hidden = true;
     badge.hidden = true;
@@ -595,10 +604,12 @@ function runPage(section) {
     if (!line) {
       log.scrollTop += step.details.getBoundingClientRect().top - log.getBoundingClientRect().top;
     } else if (!highlight(stepIndex, line, true)) {
+      // Marks the line once its step's lines are drawn; another job shown first drops it.
+      const mine = generation;
       const mark = (event) => {
-        if (event.detail !== step) return;
+        if (mine === generation && event.detail !== step) return;
         log.removeEventListener("lines", mark);
-        highlight(stepIndex, line, true);
+        if (mine === generation) highlight(stepIndex, line, true);
       };
       log.addEventListener("lines", mark);
     }
@@ -692,8 +703,15 @@ function runPage(section) {
     tickElapsed();
     drawEdges();
   }
+  // Counted so the poll below waits for them. Failures (offline) are dropped: the next status
+  // event or poll refreshes again.
+  let refreshing = 0;
+  function update() {
+    refreshing += 1;
+    return refresh().catch(() => {}).finally(() => { refreshing -= 1; });
+  }
   listeners.push((event) => {
-    if (event.type === "run.status" && event.runId === runId) refresh();
+    if (event.type === "run.status" && event.runId === runId) update();
     if (event.type === "orchestrator.online" && message.textContent === OFFLINE && job) {
       message.textContent = "";
       loadProvisioning(job.id);
@@ -703,19 +721,29 @@ function runPage(section) {
 
   // Status events come only when the run's status changes: while it runs, steps starting and
   // ending are seen by asking for the run every few seconds, and the page is refreshed when a
-  // job's or a step's status is not the one the tree shows.
+  // job's or a step's status is not the one the tree shows. A tick is skipped while the last
+  // poll or a refresh still runs (a slow or offline Platform), and a failed one waits for the
+  // next.
+  let polling = false;
   setInterval(async () => {
-    if (document.hidden || !["running", "cancelling"].includes(section.dataset.runStatus)) return;
-    const response = await fetch(`${api}/detail`);
-    if (!response.ok) return;
-    const detail = await response.json();
-    const shown = (selector) => section.querySelector(selector)?.dataset.status;
-    const changed = detail.jobs.some((j) => {
-      const id = CSS.escape(j.jobId);
-      return shown(`details.job[data-job-id="${id}"]`) !== j.status
-        || (j.steps || []).some((s) => shown(`a.step[data-job-id="${id}"][data-step-index="${s.stepIndex}"]`) !== s.status);
-    });
-    if (changed) refresh();
+    if (polling || refreshing || document.hidden || !["running", "cancelling"].includes(section.dataset.runStatus)) return;
+    polling = true;
+    try {
+      const response = await fetch(`${api}/detail`);
+      if (!response.ok) return;
+      const detail = await response.json();
+      const shown = (selector) => section.querySelector(selector)?.dataset.status;
+      const changed = detail.jobs.some((j) => {
+        const id = CSS.escape(j.jobId);
+        return shown(`details.job[data-job-id="${id}"]`) !== j.status
+          || (j.steps || []).some((s) => shown(`a.step[data-job-id="${id}"][data-step-index="${s.stepIndex}"]`) !== s.status);
+      });
+      if (changed) await update();
+    } catch {
+      // Offline, or not the answer expected: the next tick asks again.
+    } finally {
+      polling = false;
+    }
   }, 5000);
 
   // Show the job and step the address names (?job=&step=#L<n>), else the job of the first

@@ -507,10 +507,30 @@ async fn a_streaming_step_stays_where_the_reader_scrolled_and_jump_to_bottom_ret
     assert_eq!(ticks, json!(expected));
 }
 
+/// The three marker files [`two_steps`] waits for, in a fresh stack's directory.
+struct Markers {
+    first: PathBuf,
+    between: PathBuf,
+    second: PathBuf,
+}
+
+impl Markers {
+    fn new(stack: &Stack) -> Markers {
+        let dir = stack.dir.path();
+        Markers {
+            first: dir.join("first"),
+            between: dir.join("between"),
+            second: dir.join("second"),
+        }
+    }
+}
+
 /// A job of two steps, each printing a line, waiting for its marker file, then printing another.
-fn two_steps(first: &std::path::Path, second: &std::path::Path) -> String {
+/// The second starts only once `between` exists (its rule waits for it): the test decides how
+/// long the job has no running step.
+fn two_steps(markers: &Markers) -> String {
     format!(
-        r#"import {{ workflow, job, step, push }} from '@kici-dev/sdk';
+        r#"import {{ workflow, job, step, push, rule }} from '@kici-dev/sdk';
 
 export default workflow('stepper', {{
   on: push({{ branches: 'stepper' }}),
@@ -521,39 +541,57 @@ export default workflow('stepper', {{
         step('first', async ({{ $ }}) => {{
           await $`echo first starts; for w in $(seq 1 600); do [ -e {first} ] && break; sleep 0.1; done; echo first ends`;
         }}),
-        step('second', async ({{ $ }}) => {{
-          await $`echo second starts; for w in $(seq 1 600); do [ -e {second} ] && break; sleep 0.1; done; echo second ends`;
+        step('second', {{
+          rules: [rule('after the test says so', async ({{ $ }}) => {{
+            await $`for w in $(seq 1 600); do [ -e {between} ] && break; sleep 0.1; done`;
+            return true;
+          }})],
+          run: async ({{ $ }}) => {{
+            await $`echo second starts; for w in $(seq 1 600); do [ -e {second} ] && break; sleep 0.1; done; echo second ends`;
+          }},
         }}),
       ],
     }}),
   ],
 }});
 "#,
-        first = first.display(),
-        second = second.display(),
+        first = markers.first.display(),
+        between = markers.between.display(),
+        second = markers.second.display(),
     )
 }
 
-/// Followed live, a job moves from step to step: the step that ends gets its notice, the next
-/// one opens and streams in its place.
-#[tokio::test]
-async fn a_job_followed_live_moves_from_step_to_step() {
-    let Some(browser) = Browser::start().await else { return };
-    let (stack, repo) = stack(&[], true).await;
-    let (first, second) = (stack.dir.path().join("first"), stack.dir.path().join("second"));
-    repo.write(".kici/workflows/stepper.ts", &two_steps(&first, &second));
+/// Pushes [`two_steps`] and waits until the Platform can serve the first step's first line;
+/// the run id.
+async fn stepping(stack: &Stack, repo: &Repo, markers: &Markers) -> String {
+    repo.write(".kici/workflows/stepper.ts", &two_steps(markers));
     repo.compile();
     repo.commit_and_push("two steps that wait for the test");
-    let run_id = stack.push("app", &repo, "stepper").await.remove(0);
-    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    let run_id = stack.push("app", repo, "stepper").await.remove(0);
     stack
         .wait_for("the first step's first line", || async {
             let (_, body) = stack.platform_get(&format!("/api/v1/runs/{run_id}/logs")).await;
             body.to_string().contains("first starts").then_some(())
         })
         .await;
+    run_id
+}
+
+/// The name, status, open state, lines and notice of each step section in the log pane.
+const STATE: &str = "return [...document.querySelectorAll(arguments[0])].map(d => [d.querySelector('.step-name').textContent, d.dataset.status, d.open, [...d.querySelectorAll('.ln')].map(l => l.textContent.trim()), d.querySelector('.notice')?.textContent ?? null]);";
+
+/// Followed live, a job moves from step to step: the step that ends gets its notice, the next
+/// one opens and streams in its place, even when it starts only after the page saw the first
+/// one end, and after polls failed meanwhile. A stream that connects again (asking from where
+/// it first started) adds no line twice.
+#[tokio::test]
+async fn a_job_followed_live_moves_from_step_to_step() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let markers = Markers::new(&stack);
+    let run_id = stepping(&stack, &repo, &markers).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
     browser.goto(&format!("{}/runs/{run_id}", stack.platform_url())).await;
-    const STATE: &str = "return [...document.querySelectorAll(arguments[0])].map(d => [d.querySelector('.step-name').textContent, d.dataset.status, d.open, [...d.querySelectorAll('.ln')].map(l => l.textContent.trim()), d.querySelector('.notice')?.textContent ?? null]);";
     let streaming = browser
         .wait_for(
             "the first step streaming",
@@ -566,7 +604,65 @@ async fn a_job_followed_live_moves_from_step_to_step() {
         browser.eval(STATE, json!([SECTION])).await,
         json!([["first", "running", true, ["first starts"], null]])
     );
-    std::fs::write(&first, "").unwrap();
+    // From now on each step stream is opened twice, the second connection delivering to the
+    // first one's handler: what a reconnect does, as it asks for the same `afterLineCount`.
+    browser
+        .eval(
+            "const Real = window.EventSource;
+             window.EventSource = class extends Real {
+               constructor(url) {
+                 super(url);
+                 this.again = new Real(url);
+                 this.again.onmessage = (event) => this.onmessage?.(event);
+               }
+               close() { this.again.close(); super.close(); }
+             };
+             return true;",
+            json!([]),
+        )
+        .await;
+    std::fs::write(&markers.first, "").unwrap();
+    // The page sees the first step end while the second has not started.
+    let ended = browser
+        .wait_for(
+            "the first step's notice",
+            "const d = document.querySelector(arguments[0]); return document.getElementById('log-badge').hidden && d.querySelector('.notice')?.textContent;",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(ended, "Step finished: success");
+    assert_eq!(
+        browser.eval(STATE, json!([SECTION])).await,
+        json!([[
+            "first",
+            "success",
+            true,
+            ["first starts", "first ends"],
+            "Step finished: success"
+        ]])
+    );
+    // Two polls fail (the Platform unreachable); the ones after them still work. (Whether a
+    // failure goes unhandled cannot be told here: under ChromeDriver the page gets no
+    // `unhandledrejection` events.)
+    browser
+        .eval(
+            "window.failedPolls = 0;
+             const real = window.fetch;
+             window.fetch = (url, init) => {
+               if (window.failedPolls < 2 && String(url).endsWith('/detail')) {
+                 window.failedPolls += 1;
+                 return Promise.reject(new TypeError('Failed to fetch'));
+               }
+               return real(url, init);
+             };
+             return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for("two failed polls", "return window.failedPolls === 2;", json!([]))
+        .await;
+    std::fs::write(&markers.between, "").unwrap();
     let moved = browser
         .wait_for(
             "the second step streaming in the first one's place",
@@ -589,7 +685,7 @@ async fn a_job_followed_live_moves_from_step_to_step() {
             ["second", "running", true, ["second starts"], null]
         ])
     );
-    std::fs::write(&second, "").unwrap();
+    std::fs::write(&markers.second, "").unwrap();
     let ended = browser
         .wait_for(
             "the second step's notice",
@@ -608,6 +704,111 @@ async fn a_job_followed_live_moves_from_step_to_step() {
                 ["first starts", "first ends"],
                 "Step finished: success"
             ],
+            [
+                "second",
+                "success",
+                true,
+                ["second starts", "second ends"],
+                "Step finished: success"
+            ]
+        ])
+    );
+}
+
+/// A running step opened in the tree that ends before its stored lines arrive still gets the
+/// lines it printed after them, and its notice.
+#[tokio::test]
+async fn a_step_that_ends_while_its_lines_load_gets_its_last_lines() {
+    let Some(browser) = Browser::start().await else { return };
+    let (stack, repo) = stack(&[], true).await;
+    let markers = Markers::new(&stack);
+    let run_id = stepping(&stack, &repo, &markers).await;
+    std::fs::write(&markers.first, "").unwrap();
+    std::fs::write(&markers.between, "").unwrap();
+    let detail = stack
+        .wait_for("the second step running, its first line stored", || async {
+            let (_, logs) = stack.platform_get(&format!("/api/v1/runs/{run_id}/logs")).await;
+            let (_, detail) = stack.platform_get(&format!("/api/v1/runs/{run_id}/detail")).await;
+            let running = detail["jobs"][0]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["stepName"] == "second" && s["status"] == "running");
+            (running && logs.to_string().contains("second starts")).then_some(detail)
+        })
+        .await;
+    let job = &detail["jobs"][0];
+    let index = |name: &str| {
+        job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stepName"] == name)
+            .unwrap()["stepIndex"]
+            .clone()
+    };
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    // The address names the first step: the second, running, is neither open nor loaded.
+    browser
+        .goto(&format!(
+            "{}/runs/{run_id}?job={}&step={}",
+            stack.platform_url(),
+            job["jobId"].as_str().unwrap(),
+            index("first")
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the first step's lines",
+            "const d = document.querySelector(arguments[0]); return d && d.open && d.innerText.includes('first ends');",
+            json!([SECTION]),
+        )
+        .await;
+    // The second step's stored lines are read now, and handed to the page only once it has
+    // seen the step end.
+    browser
+        .eval(
+            "const suffix = arguments[0];
+             const real = window.fetch;
+             const gate = new Promise((resolve) => { window.release = resolve; });
+             window.held = false;
+             window.fetch = async (url, init) => {
+               const response = await real(url, init);
+               if (!String(url).endsWith(suffix)) return response;
+               const body = await response.text();
+               window.held = true;
+               await gate;
+               return new Response(body, { status: response.status, headers: response.headers });
+             };
+             return true;",
+            json!([format!("/steps/{}/logs", index("second"))]),
+        )
+        .await;
+    browser.click("a.step[data-step-name=second]").await;
+    browser
+        .wait_for("the held lines", "return window.held;", json!([]))
+        .await;
+    std::fs::write(&markers.second, "").unwrap();
+    browser
+        .wait_for(
+            "the page to see the second step end",
+            "return document.querySelectorAll(arguments[0])[1]?.dataset.status === 'success';",
+            json!([SECTION]),
+        )
+        .await;
+    browser.eval("window.release(); return true;", json!([])).await;
+    let ended = browser
+        .wait_for(
+            "the second step's notice",
+            "return document.querySelectorAll(arguments[0])[1].querySelector('.notice')?.textContent;",
+            json!([SECTION]),
+        )
+        .await;
+    assert_eq!(ended, "Step finished: success");
+    assert_eq!(
+        browser.eval(STATE, json!([SECTION])).await,
+        json!([
+            ["first", "success", true, ["first starts", "first ends"], null],
             [
                 "second",
                 "success",
