@@ -25,6 +25,19 @@ pub struct Ledger {
     pub columns: LedgerColumns,
 }
 
+impl Ledger {
+    /// A failure to `action` the ledger table, naming the database and the table.
+    fn error(&self, action: &'static str) -> impl FnOnce(sqlx::Error) -> MigrateError {
+        let (database, table) = (self.database, self.table);
+        move |source| MigrateError::Ledger {
+            database,
+            action,
+            table,
+            source,
+        }
+    }
+}
+
 /// The columns of a [`Ledger`] table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LedgerColumns {
@@ -45,6 +58,15 @@ pub enum MigrateError {
         table: &'static str,
         #[source]
         source: sqlx::Error,
+    },
+    /// The database has a migration this build does not know: a newer build ran on it.
+    #[error(
+        "the {database} was migrated by a newer KiCI (migration {found}; this build knows up to {known}) (hint: run the newer build, or restore a backup taken before the upgrade)"
+    )]
+    Newer {
+        database: &'static str,
+        found: i64,
+        known: i64,
     },
     /// A migration failed; its transaction was rolled back.
     #[error("failed to apply {database} migration {version} ({name})")]
@@ -77,8 +99,41 @@ pub async fn open_sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
 }
 
 /// Applies the `migrations` not yet recorded in `ledger`, in the order given, each in its own
-/// transaction with its ledger row.
+/// transaction with its ledger row. On PostgreSQL, under an advisory lock named after the
+/// ledger, so orchestrators starting together on one database migrate it once. A database that
+/// has a migration beyond the last of `migrations` is refused.
 pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) -> Result<(), MigrateError> {
+    let table = ledger.table;
+    let mut conn = pool.acquire().await.map_err(ledger.error("connect for"))?;
+    let postgres = conn.backend_name() == "PostgreSQL";
+    if postgres {
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+            .bind(table)
+            .execute(&mut *conn)
+            .await
+            .map_err(ledger.error("lock"))?;
+    }
+    let applied = migrate_on(&mut conn, ledger, migrations).await;
+    if postgres {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+            .bind(table)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // A session lock lives as long as its connection: this one must not go back to the
+            // pool holding it.
+            drop(conn.detach());
+        }
+    }
+    applied
+}
+
+async fn migrate_on(
+    conn: &mut sqlx::AnyConnection,
+    ledger: &Ledger,
+    migrations: &[Migration],
+) -> Result<(), MigrateError> {
+    use sqlx::Connection;
     let Ledger { database, table, .. } = *ledger;
     let (columns, insert) = match ledger.columns {
         LedgerColumns::VersionNameAppliedAt => (
@@ -90,27 +145,27 @@ pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) 
             format!("INSERT INTO {table} (version, name) VALUES ($1, $2)"),
         ),
     };
-    let ledger_error = |action| {
-        move |source| MigrateError::Ledger {
-            database,
-            action,
-            table,
-            source,
-        }
-    };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE IF NOT EXISTS {table} ({columns})"
     )))
-    .execute(pool)
+    .execute(&mut *conn)
     .await
-    .map_err(ledger_error("create"))?;
+    .map_err(ledger.error("create"))?;
+    let latest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT MAX(version) FROM {table}")))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(ledger.error("read"))?;
+    let known = migrations.iter().map(|(version, ..)| *version).max().unwrap_or(0);
+    if let Some(found) = latest.filter(|found| *found > known) {
+        return Err(MigrateError::Newer { database, found, known });
+    }
     let select = format!("SELECT version FROM {table} WHERE version = $1");
     for (version, name, sql) in migrations {
         let applied: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.as_str()))
             .bind(*version)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await
-            .map_err(ledger_error("read"))?;
+            .map_err(ledger.error("read"))?;
         if applied.is_some() {
             continue;
         }
@@ -120,7 +175,7 @@ pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) 
             name,
             source,
         };
-        let mut tx = pool.begin().await.map_err(failed)?;
+        let mut tx = conn.begin().await.map_err(failed)?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
             .execute(&mut *tx)
             .await

@@ -18,6 +18,14 @@ pub(crate) async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempD
         .await
         .unwrap();
     let mut stores = vec![("sqlite", sqlite, Some(dir))];
+    if let Some(url) = fresh_postgres_database().await {
+        stores.push(("postgres", Store::open(&url).await.unwrap(), None));
+    }
+    stores
+}
+
+/// The URL of a new, empty PostgreSQL database; `None` without `KICI_TEST_POSTGRES_URL`.
+async fn fresh_postgres_database() -> Option<String> {
     match std::env::var("KICI_TEST_POSTGRES_URL") {
         Ok(url) => {
             let admin = Store::open_admin(&url).await;
@@ -27,14 +35,16 @@ pub(crate) async fn stores() -> Vec<(&'static str, Store, Option<tempfile::TempD
                 .await
                 .unwrap();
             let (base, _) = url.rsplit_once('/').unwrap();
-            stores.push(("postgres", Store::open(&format!("{base}/{name}")).await.unwrap(), None));
+            Some(format!("{base}/{name}"))
         }
-        Err(_) => assert!(
-            std::env::var("KICI_TEST_REQUIRE_POSTGRES").is_err(),
-            "KICI_TEST_REQUIRE_POSTGRES is set but KICI_TEST_POSTGRES_URL is not"
-        ),
+        Err(_) => {
+            assert!(
+                std::env::var("KICI_TEST_REQUIRE_POSTGRES").is_err(),
+                "KICI_TEST_REQUIRE_POSTGRES is set but KICI_TEST_POSTGRES_URL is not"
+            );
+            None
+        }
     }
-    stores
 }
 
 impl Store {
@@ -1358,6 +1368,43 @@ async fn jobs_record_secret_outputs_and_reuse() {
                 ("plain", false, None, None)
             ],
             "{db}"
+        );
+    }
+}
+
+/// Orchestrators starting together on one new PostgreSQL database migrate it once: each
+/// waits for the others' advisory lock, then finds every migration applied.
+#[tokio::test]
+async fn stores_opened_together_on_postgres_migrate_once() {
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(Store::open(&url), Store::open(&url), Store::open(&url));
+    for store in [a, b, c] {
+        store.unwrap();
+    }
+}
+
+/// A database a newer build migrated is refused, with what to do.
+#[tokio::test]
+async fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}/kici.db?mode=rwc", dir.path().display())];
+    urls.extend(fresh_postgres_database().await);
+    let known = MIGRATIONS.iter().map(|(version, ..)| *version).max().unwrap();
+    for url in urls {
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query("INSERT INTO kici_migrations (version, name, applied_at) VALUES (9999, 'future', 0)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = Store::open(&url).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the database was migrated by a newer KiCI (migration 9999; this build knows up to {known}) (hint: run the newer build, or restore a backup taken before the upgrade)"
+            ),
+            "{url}"
         );
     }
 }
