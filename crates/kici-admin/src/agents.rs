@@ -1,11 +1,13 @@
-//! `kici-admin agent register|list|revoke`: static agent tokens (`kat_…`) and the agents known to
-//! the orchestrator (`/api/v1/admin/agents`).
+//! `kici-admin agent register|list|revoke|waiting`: static agent tokens (`kat_…`), the agents
+//! known to the orchestrator (`/api/v1/admin/agents`) and the jobs waiting for one
+//! (`/api/v1/admin/queue/waiting`).
 
 use clap::{Args, Subcommand};
 use kici_client::client::ApiClient;
 use kici_client::format::{self, NONE};
 use kici_client::table;
 use kici_engine::api::admin::{AgentList, AgentView, NewAgent, RegisteredAgent};
+use kici_engine::waiting::WaitingJob;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -15,6 +17,8 @@ pub enum AgentCommand {
     List(ListArgs),
     /// Revoke an agent token; agents connected with it are disconnected
     Revoke(RevokeArgs),
+    /// The queued jobs no agent took, each with why it waits
+    Waiting(ListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +68,14 @@ pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()
                 print!("{}", render_list(&list));
             }
         }
+        AgentCommand::Waiting(args) => {
+            let answer: WaitingList = client.get(&["api", "v1", "admin", "queue", "waiting"], &[]).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{}", render_waiting(&answer.jobs));
+            }
+        }
         AgentCommand::Revoke(args) => {
             client
                 .delete(&["api", "v1", "admin", "agents", &args.token_id_or_label])
@@ -72,6 +84,31 @@ pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// `GET /api/v1/admin/queue/waiting`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct WaitingList {
+    jobs: Vec<WaitingJob>,
+}
+
+/// Each waiting job on a line, then why it waits, indented.
+pub fn render_waiting(jobs: &[WaitingJob]) -> String {
+    if jobs.is_empty() {
+        return "No job is waiting for an agent.\n".to_string();
+    }
+    jobs.iter()
+        .map(|job| {
+            format!(
+                "{} › {}  run {}  queued {}\n  {}\n",
+                job.workflow_name,
+                job.job_name,
+                job.run_id,
+                format::timestamp(Some(job.enqueued_at)),
+                job.explanation
+            )
+        })
+        .collect()
 }
 
 pub fn render_registered(registered: &RegisteredAgent) -> String {

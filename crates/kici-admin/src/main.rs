@@ -12,6 +12,7 @@
 
 mod agents;
 mod bundle;
+mod cluster;
 mod config;
 mod diagnose;
 mod drift;
@@ -72,6 +73,11 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: agents::AgentCommand,
+    },
+    /// The orchestrators sharing the database: which one leads
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Custom events for kiciEvent() triggers
     Event {
@@ -208,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs { command } => runs::run(&client, command).await?,
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
+        Command::Cluster { command } => cluster::run(&client, command).await?,
         Command::Schedules { command } => schedules::run(&client, command).await?,
         Command::Event { command } => events::emit(&client, command).await?,
         Command::EventDlq { command } => events::dlq(&client, command).await?,

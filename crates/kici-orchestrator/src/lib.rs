@@ -5,7 +5,8 @@
 //! (reading the lock file with [`git`]); [`agents`] runs agent connections registered in the
 //! [`hub`]; [`dispatcher`] places queued jobs on agents; [`progress`] applies what agents
 //! report and moves runs forward ([`fan_out`]: a matrix's `maxParallel` and `failFast`); [`runs`] cancels and re-runs on request; [`diagnose`] and
-//! [`fleet`] are the self-checks and the agents operators see; [`sweeper`] handles timeouts; [`scheduler`] fires schedules
+//! [`fleet`] are the self-checks and the agents operators see; `cluster` picks which of several
+//! orchestrators on one database leads; [`sweeper`] handles timeouts; [`scheduler`] fires schedules
 //! that [`registrations`] keeps from default-branch pushes, through [`starts`], which also starts
 //! dispatches;
 //! [`logs`] keeps step logs; [`secret_key`] encrypts secrets at rest and [`source_secrets`]
@@ -16,6 +17,7 @@ pub(crate) mod build;
 pub(crate) mod build_slots;
 pub(crate) mod catalog;
 pub mod clock;
+pub(crate) mod cluster;
 pub(crate) mod comment_commands;
 pub(crate) mod completions;
 pub(crate) mod concurrency;
@@ -156,7 +158,13 @@ impl Orchestrator {
         config.port = address.port();
         let storage = storage::Storage::open(&config.storage)?;
         let (state, scaler_task) = AppState::new(config, store, storage, scalers);
-        sweeper::recover_after_restart(&state).await?;
+        let leadership = cluster::join(&state).await?;
+        if state.leads() {
+            sweeper::recover_after_restart(&state).await?;
+        } else {
+            // Its agents' jobs are another instance's too: the leader's stale scan settles them.
+            tracing::info!(instanceId = %state.instance_id, "another orchestrator leads; this one joins without recovering jobs at start");
+        }
         deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -174,6 +182,7 @@ impl Orchestrator {
             }
         });
         tasks.spawn(scaler_task.run(receiver.clone()));
+        tasks.spawn(cluster::run(state.clone(), leadership, receiver.clone()));
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
         tasks.spawn(scheduler::run(state.clone(), receiver.clone()));

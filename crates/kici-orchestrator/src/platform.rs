@@ -129,7 +129,7 @@ async fn session(
         Err(_) => return SessionEnd::Lost("no auth answer in time".into()),
     }
     let register = OrchestratorFrame::Register {
-        instance_id: instance_id(state),
+        instance_id: state.instance_id.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         url: format!("http://{}:{}", state.config.bind_address, state.config.port),
     };
@@ -221,12 +221,6 @@ async fn next_frame(socket: &mut Socket) -> Option<Result<PlatformFrame, String>
         }
     }
     None
-}
-
-/// How this orchestrator names itself to the Platform: host and port.
-fn instance_id(state: &Shared) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), state.config.port)
 }
 
 /// Marks active runs and runs of the last day for sending; returns their ids.

@@ -23,6 +23,11 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // One orchestrator of several sharing the database fires schedules (`cluster`); each
+        // tick is claimed in the store too.
+        if !state.leads() {
+            continue;
+        }
         if let Err(err) = fire_due(&state, now_ms()).await {
             tracing::error!(error = %err, "reading the schedules failed; retried at the next tick");
         }

@@ -59,6 +59,12 @@ pub struct AppState {
     pub(crate) concurrency_turns: tokio::sync::Mutex<()>,
     /// Queued jobs the dispatcher holds back for their job concurrency group (logged once).
     pub(crate) group_waits: std::sync::Mutex<HashSet<JobId>>,
+    /// How this orchestrator names itself to its peers and the Platform: `host:port`.
+    pub instance_id: String,
+    pub(crate) started_at_ms: i64,
+    /// Since when it holds the leader lock (`cluster`), 0 when it does not: it then runs the
+    /// sweeper and the schedules.
+    pub(crate) leading_since: std::sync::atomic::AtomicI64,
     pub started: Instant,
 }
 
@@ -81,6 +87,8 @@ impl AppState {
                 spawn: Arc::new(SpawnSettings::new(&config)),
             },
         );
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let instance_id = format!("{}:{}", host.trim(), config.port);
         let state = AppState {
             config,
             store,
@@ -102,9 +110,17 @@ impl AppState {
             grant_keys: crate::grants::GrantKeys::generate(),
             concurrency_turns: tokio::sync::Mutex::new(()),
             group_waits: std::sync::Mutex::new(HashSet::new()),
+            instance_id,
+            started_at_ms: crate::clock::now_ms(),
+            leading_since: std::sync::atomic::AtomicI64::new(0),
             started: Instant::now(),
         };
         (Arc::new(state), task)
+    }
+
+    /// This orchestrator runs the singleton duties (`cluster`).
+    pub fn leads(&self) -> bool {
+        self.leading_since.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// Something about the run changed: the dashboard and the forge statuses follow.

@@ -34,6 +34,10 @@ pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // One orchestrator of several sharing the database sweeps (`cluster`).
+        if !state.leads() {
+            continue;
+        }
         let now = now_ms();
         let scan_stale = now - last_stale_scan >= state.config.stale_scan_interval.as_millis() as i64;
         if scan_stale {

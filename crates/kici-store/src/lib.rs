@@ -9,6 +9,7 @@
 //! Times are epoch milliseconds passed in by callers (`now`), so tests control the clock.
 
 mod agents;
+mod cluster;
 mod concurrency;
 mod deliveries;
 mod events;
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, Row};
 use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 
 pub use agents::AgentRecord;
+pub use cluster::{InstanceRecord, Leadership};
 pub use concurrency::{Slot, SlotState};
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
@@ -148,6 +150,11 @@ static MIGRATIONS: &[Migration] = &[
     (27, "kici_events", include_str!("../migrations/0027_kici_events.sql")),
     (28, "run_title", include_str!("../migrations/0028_run_title.sql")),
     (29, "reused_jobs", include_str!("../migrations/0029_reused_jobs.sql")),
+    (
+        30,
+        "orchestrator_instances",
+        include_str!("../migrations/0030_orchestrator_instances.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -212,6 +212,24 @@ impl Stack {
         self.client = reqwest::Client::new();
     }
 
+    /// Another orchestrator on this stack's PostgreSQL database (its own data directory
+    /// `<dir>/<name>` and port, the first one's secret key), as an operator runs several.
+    pub fn start_peer(&self, name: &str) -> Service {
+        let database = self
+            .env
+            .get("KICI_DATABASE_URL")
+            .expect("peers share a PostgreSQL database (KICI_TEST_E2E_DATABASE=postgres)");
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).expect("peer dir");
+        let mut vars = self.env.clone();
+        vars.insert("KICI_DATABASE_URL".into(), database.clone());
+        vars.insert(
+            "KICI_SECRET_KEY_FILE".into(),
+            self.data_dir().join("secret-key").display().to_string(),
+        );
+        start_orchestrator(&dir, &vars)
+    }
+
     /// Registers a static agent token labelled `label` for `labels`; the token.
     pub async fn agent_token(&self, label: &str, labels: &[&str]) -> String {
         let answer = self

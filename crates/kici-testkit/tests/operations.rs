@@ -564,6 +564,16 @@ async fn queued_jobs_say_why_they_wait() {
             ),
         ]
     );
+    // The same from the CLI: each job, then why it waits.
+    let cli = stack.cli("kici-admin", &["agent", "waiting"], stack.dir.path());
+    let lines: Vec<String> = cli.expect_code(0).stdout.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("hello-world › greet  run {hello}  queued ")),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "  no idle agent with labels kici:os:linux; 1 busy");
+    assert!(lines[2].starts_with("no-agent › gpu-job  run "), "{lines:?}");
     stack
         .cli("kici", &["runs", "cancel", "--branch", "slow"], stack.dir.path())
         .expect_code(0);

@@ -108,6 +108,20 @@ pub struct Fleet {
     pub waiting: Vec<crate::waiting::WaitingJob>,
 }
 
+/// One orchestrator as it last beat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    /// `host:port`.
+    pub instance_id: String,
+    /// `leader` (runs the sweeper and the schedules) or `follower`.
+    pub role: String,
+    /// It beat within the last three beat intervals.
+    pub alive: bool,
+    pub started_at: i64,
+    pub last_beat_at: i64,
+}
+
 /// `GET /api/v1/admin/system-info`: the orchestrator's host; a fact it cannot read is `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -179,15 +193,24 @@ pub struct SecretKeyConfig {
     pub from: String,
 }
 
-/// `GET /api/v1/admin/cluster/health`: the instance as a one-node cluster.
+/// `GET /api/v1/admin/cluster/health`: the answering instance, and every orchestrator sharing
+/// its database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterHealth {
     pub status: String,
+    /// The instance that answered (`host:port`).
     pub instance_id: String,
-    /// Always `standalone`.
+    /// Its role: `leader` (runs the sweeper and the schedules) or `follower`.
     pub role: String,
+    /// Its agents.
     pub agent_count: usize,
     pub connected_agents: Vec<String>,
     pub active_runs: usize,
+    /// The alive instance holding the leader lock, if any.
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// Every instance that beat in the last day, leader first, then by id.
+    #[serde(default)]
+    pub instances: Vec<InstanceView>,
 }

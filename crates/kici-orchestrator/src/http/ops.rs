@@ -86,17 +86,24 @@ pub async fn config(State(state): State<Shared>) -> ApiResult<Json<EffectiveConf
     }))
 }
 
+/// `GET /api/v1/admin/cluster/health`: this instance (its role, agents and the active runs) and
+/// every orchestrator sharing the database (`cluster`).
 pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<ClusterHealth>> {
     let agents: Vec<String> = state.hub.all().into_iter().map(|a| a.agent_id.into_string()).collect();
     let active = state.store.active_run_ids().await?.len();
-    let hostname = diagnose::host_facts().await.hostname;
+    let instances = crate::cluster::instances(&state).await?;
     Ok(Json(ClusterHealth {
         status: "ok".to_string(),
-        instance_id: format!("{}:{}", hostname.unwrap_or_default(), state.config.port),
-        role: "standalone".to_string(),
+        instance_id: state.instance_id.clone(),
+        role: if state.leads() { "leader" } else { "follower" }.to_string(),
         agent_count: agents.len(),
         connected_agents: agents,
         active_runs: active,
+        leader: instances
+            .iter()
+            .find(|i| i.role == "leader")
+            .map(|i| i.instance_id.clone()),
+        instances,
     }))
 }
 

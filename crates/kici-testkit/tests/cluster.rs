@@ -1,0 +1,97 @@
+//! Several orchestrators on one database: one leads (runs the sweeper and the schedules), the
+//! others follow, and when the leader dies another takes over. Peers need PostgreSQL
+//! (`KICI_TEST_E2E_DATABASE=postgres`); on SQLite the one orchestrator leads.
+
+// The harness helpers fail the test the way its assertions do.
+#![allow(clippy::unwrap_used)]
+
+use kici_testkit::{ADMIN_TOKEN, Stack};
+use serde_json::Value;
+
+async fn health(port: u16) -> Value {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/admin/cluster/health"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `[instanceId, role, alive]` of each instance listed.
+fn roles(health: &Value) -> Vec<(String, String, bool)> {
+    health["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["instanceId"].as_str().unwrap().to_string(),
+                i["role"].as_str().unwrap().to_string(),
+                i["alive"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_lone_orchestrator_leads() {
+    let stack = Stack::start().await;
+    let answer = health(stack.orchestrator.port).await;
+    let me = answer["instanceId"].as_str().unwrap().to_string();
+    assert!(me.ends_with(&format!(":{}", stack.orchestrator.port)), "{answer}");
+    assert_eq!(
+        (answer["role"].as_str(), answer["leader"].as_str()),
+        (Some("leader"), Some(me.as_str()))
+    );
+    assert_eq!(roles(&answer), [(me.clone(), "leader".to_string(), true)]);
+    let cli = stack.cli("kici-admin", &["cluster", "health"], stack.dir.path());
+    let shown = cli.expect_code(0).stdout.clone();
+    assert!(
+        shown.starts_with(&format!("Answered by {me} (leader); leader: {me}\n\nINSTANCE")),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn one_of_two_orchestrators_leads_and_the_other_takes_over_when_it_dies() {
+    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
+        return;
+    }
+    let mut stack = Stack::start().await;
+    let peer = stack.start_peer("peer");
+    let first = health(stack.orchestrator.port).await["instanceId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = health(peer.port).await;
+    let second = answer["instanceId"].as_str().unwrap().to_string();
+    assert_eq!(answer["role"], "follower", "{answer}");
+    assert_eq!(answer["leader"].as_str(), Some(first.as_str()), "{answer}");
+    assert_eq!(
+        roles(&answer),
+        [
+            (first.clone(), "leader".to_string(), true),
+            (second.clone(), "follower".to_string(), true)
+        ]
+    );
+
+    // SIGKILL: its connection ends, so does its lock; the peer takes it at its next beat.
+    stack.orchestrator.kill();
+    let taken = stack
+        .wait_for("the peer to lead", || async {
+            let answer = health(peer.port).await;
+            (answer["role"] == "leader").then_some(answer)
+        })
+        .await;
+    assert_eq!(taken["leader"].as_str(), Some(second.as_str()), "{taken}");
+    let listed = roles(&taken);
+    assert_eq!(listed[0], (second, "leader".to_string(), true), "{taken}");
+    assert_eq!(listed[1].0, first, "{taken}");
+    assert_eq!(
+        listed[1].1, "follower",
+        "the dead leader is no longer shown leading: {taken}"
+    );
+}
