@@ -23,12 +23,30 @@ const ALIVE_WITHIN_MS: i64 = 3 * BEAT_INTERVAL.as_millis() as i64;
 /// Instances silent for a day are forgotten.
 const FORGET_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Tries to lead once, so a lone orchestrator leads before its duties start; beats once.
-pub async fn join(state: &Shared) -> Result<Option<Leadership>, StoreError> {
-    let leadership = state.store.try_lead().await?;
+/// Tries to lead once, so a lone orchestrator leads before its duties start, and beats once;
+/// a failure of either is logged, and the next beat tries again.
+pub async fn join(state: &Shared) -> Option<Leadership> {
+    let leadership = match state.store.try_lead().await {
+        Ok(leadership) => leadership,
+        Err(err) => {
+            tracing::warn!(error = %err, "trying the leader lock failed; this orchestrator follows until a later beat takes it");
+            None
+        }
+    };
     set_leading(state, leadership.is_some());
-    beat(state).await?;
-    Ok(leadership)
+    if let Err(err) = beat(state).await {
+        tracing::warn!(error = %err, "recording this orchestrator's first beat failed; tried again at the next beat");
+    }
+    leadership
+}
+
+/// Whether another orchestrator than this one beat lately: its jobs are not this one's to
+/// recover at start.
+pub async fn others_alive(state: &Shared) -> Result<bool, StoreError> {
+    Ok(instances(state)
+        .await?
+        .iter()
+        .any(|i| i.alive && i.instance_id != state.instance_id))
 }
 
 /// Beats, keeps or takes the lead, until shutdown.
@@ -56,6 +74,40 @@ pub async fn run(state: Shared, mut leadership: Option<Leadership>, mut shutdown
         }
         if let Err(err) = beat(&state).await {
             tracing::warn!(error = %err, "recording this orchestrator's beat failed; tried again at the next beat");
+        }
+    }
+}
+
+/// Wakes this dispatcher when another orchestrator announces a queued job, until shutdown
+/// (PostgreSQL; returns at once on SQLite). A dropped connection is reopened.
+pub async fn hear_dispatches(state: Shared, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let listener = tokio::select! {
+            listener = state.store.listen_for_dispatch() => listener,
+            _ = shutdown.changed() => return,
+        };
+        let mut listener = match listener {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for the other orchestrators' dispatch wake-ups; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(BEAT_INTERVAL) => continue,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                heard = listener.next() => match heard {
+                    Ok(()) => state.dispatch.wake(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the dispatch wake-up listener dropped; reconnecting");
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

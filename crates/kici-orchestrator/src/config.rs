@@ -26,6 +26,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "KICI_QUEUE_MAX_DEPTH",
     "KICI_QUEUE_SWEEP_INTERVAL_MS",
     "KICI_SCHEDULE_INTERVAL_MS",
+    "KICI_DISPATCH_INTERVAL_MS",
     "KICI_EVENT_ROUTER_SCAN_INTERVAL_MS",
     "KICI_EVENT_ROUTER_LEASE_MS",
     "KICI_EVENT_ROUTER_MAX_ATTEMPTS",
@@ -162,6 +163,9 @@ pub struct Config {
     pub queue_sweep_interval: Duration,
     /// How often due schedules are looked for.
     pub schedule_interval: Duration,
+    /// How often the dispatcher looks at the queue without being woken (a wake, also from
+    /// another orchestrator on the database, comes at once).
+    pub dispatch_interval: Duration,
     pub event_router: EventRouterConfig,
     pub dispatch_ack_timeout: Duration,
     pub job_heartbeat_interval: Duration,
@@ -243,6 +247,7 @@ impl Config {
         let concurrency_wait_timeout = reader.millis("KICI_CONCURRENCY_WAIT_TIMEOUT_MS", 3_600_000);
         let queue_sweep_interval = reader.interval("KICI_QUEUE_SWEEP_INTERVAL_MS", 1000);
         let schedule_interval = reader.interval("KICI_SCHEDULE_INTERVAL_MS", 10_000);
+        let dispatch_interval = reader.interval("KICI_DISPATCH_INTERVAL_MS", 1_000);
         let event_router = EventRouterConfig {
             scan_interval: reader.interval("KICI_EVENT_ROUTER_SCAN_INTERVAL_MS", 10_000),
             lease: reader.interval("KICI_EVENT_ROUTER_LEASE_MS", 60_000),
@@ -340,6 +345,7 @@ impl Config {
             concurrency_wait_timeout,
             queue_sweep_interval,
             schedule_interval,
+            dispatch_interval,
             event_router,
             dispatch_ack_timeout,
             job_heartbeat_interval,

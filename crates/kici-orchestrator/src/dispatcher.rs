@@ -6,7 +6,6 @@
 //! agent registered or freed, a spawned agent gone) and once a second as a safety net.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::ids::{JobId, RunId};
@@ -21,13 +20,11 @@ use crate::scoped_secrets::{self, DEFAULT_ORG};
 use crate::state::Shared;
 use crate::storage::Access;
 
-const SAFETY_TICK: Duration = Duration::from_secs(1);
-
 /// How long before its queue expiry a job held back for its concurrency group gets a new one.
 const EXPIRY_MARGIN_MS: i64 = 60_000;
 
 pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(SAFETY_TICK);
+    let mut tick = tokio::time::interval(state.config.dispatch_interval);
     loop {
         tokio::select! {
             _ = state.dispatch.woken() => {}

@@ -158,12 +158,14 @@ impl Orchestrator {
         config.port = address.port();
         let storage = storage::Storage::open(&config.storage)?;
         let (state, scaler_task) = AppState::new(config, store, storage, scalers);
-        let leadership = cluster::join(&state).await?;
-        if state.leads() {
+        let leadership = cluster::join(&state).await;
+        // Recovery at start takes over every job in flight: only for an orchestrator alone on
+        // its database. Beside others, the leader's stale scan settles the jobs of agents that
+        // were connected here.
+        if state.leads() && !cluster::others_alive(&state).await? {
             sweeper::recover_after_restart(&state).await?;
         } else {
-            // Its agents' jobs are another instance's too: the leader's stale scan settles them.
-            tracing::info!(instanceId = %state.instance_id, "another orchestrator leads; this one joins without recovering jobs at start");
+            tracing::info!(instanceId = %state.instance_id, "other orchestrators share the database; this one joins without recovering jobs at start");
         }
         deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);
@@ -183,6 +185,7 @@ impl Orchestrator {
         });
         tasks.spawn(scaler_task.run(receiver.clone()));
         tasks.spawn(cluster::run(state.clone(), leadership, receiver.clone()));
+        tasks.spawn(cluster::hear_dispatches(state.clone(), receiver.clone()));
         tasks.spawn(dispatcher::run(state.clone(), receiver.clone()));
         tasks.spawn(sweeper::run(state.clone(), receiver.clone()));
         tasks.spawn(scheduler::run(state.clone(), receiver.clone()));

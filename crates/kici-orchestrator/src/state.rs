@@ -65,6 +65,8 @@ pub struct AppState {
     /// Since when it holds the leader lock (`cluster`), 0 when it does not: it then runs the
     /// sweeper and the schedules.
     pub(crate) leading_since: std::sync::atomic::AtomicI64,
+    /// A dispatch announcement to the other orchestrators is on its way.
+    announcing: Arc<std::sync::atomic::AtomicBool>,
     pub started: Instant,
 }
 
@@ -113,6 +115,7 @@ impl AppState {
             instance_id,
             started_at_ms: crate::clock::now_ms(),
             leading_since: std::sync::atomic::AtomicI64::new(0),
+            announcing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             started: Instant::now(),
         };
         (Arc::new(state), task)
@@ -130,7 +133,20 @@ impl AppState {
         self.completion_watch.changed(run_id);
     }
 
+    /// Wakes this dispatcher and, on PostgreSQL, the other orchestrators' (the job may be for
+    /// their agents): one announcement in flight at a time, wakes meanwhile folded into it.
     pub fn wake_dispatcher(&self) {
         self.dispatch.wake();
+        if self.store.backend() == kici_store::Backend::Postgres
+            && !self.announcing.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let (store, announcing) = (self.store.clone(), self.announcing.clone());
+            tokio::spawn(async move {
+                announcing.store(false, std::sync::atomic::Ordering::SeqCst);
+                if let Err(err) = store.announce_dispatch().await {
+                    tracing::warn!(error = %err, "telling the other orchestrators a job was queued failed; their dispatchers find it at their next pass");
+                }
+            });
+        }
     }
 }

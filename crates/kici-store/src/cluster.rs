@@ -1,14 +1,41 @@
-//! Several orchestrators on one database: which one leads (runs the singleton duties) and
-//! which are alive. On PostgreSQL the leader holds a session advisory lock on a connection of
-//! its own; the server releases it when that connection ends, a killed process's included, so
-//! another instance's next try takes over. SQLite has one orchestrator: it always leads.
+//! Several orchestrators on one database: which one leads (runs the singleton duties), which
+//! are alive, and wake-ups between them (PostgreSQL `LISTEN`/`NOTIFY`: a job one queued may be
+//! for another's agents). On PostgreSQL the leader holds a session advisory lock on a connection of
+//! its own; the server releases it when that connection ends: at once for a killed process,
+//! within about 11 s (TCP keepalives set on that connection) for a host or network that went
+//! away. The leader gives up its duties when a check of that connection does not answer within
+//! [`HOLD_CHECK_TIMEOUT`], before the server could give the lock to another. SQLite has one
+//! orchestrator: it always leads.
+
+use std::time::Duration;
 
 use sqlx::AnyConnection;
 
 use crate::{Backend, Result, Store, get, q};
 
-/// The advisory lock's name (`hashtext` of it is the key).
+/// The advisory lock's name (`hashtext` of it is the second key).
 const LEADER_LOCK: &str = "kici_orchestrator_leader";
+
+/// KiCI's advisory locks' first key ("kici" in ASCII), so other applications' locks on the
+/// database do not collide with them.
+pub(crate) const LOCK_SPACE: i32 = 0x6b69_6369;
+
+/// How long a check of the leader's connection may take before the leader steps down.
+pub const HOLD_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The channel a queued job is announced on.
+const DISPATCH_CHANNEL: &str = "kici_dispatch";
+
+/// Hears the other orchestrators' wake-ups (PostgreSQL only).
+pub struct DispatchListener(sqlx::postgres::PgListener);
+
+impl DispatchListener {
+    /// The next wake-up; an error when the connection dropped (the next call reconnects).
+    pub async fn next(&mut self) -> Result<()> {
+        self.0.recv().await.map_err(q("hear a dispatch wake-up"))?;
+        Ok(())
+    }
+}
 
 /// This instance leads while it holds this: on PostgreSQL, the connection holding the lock.
 #[derive(Debug)]
@@ -17,11 +44,14 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// Whether the lock is still held: its connection answers (a connection the server closed
-    /// has lost it).
+    /// Whether the lock is still held: its connection answers within [`HOLD_CHECK_TIMEOUT`] (a
+    /// connection the server closed has lost it; one that hangs may have).
     pub async fn still_held(&mut self) -> bool {
         match &mut self.conn {
-            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Some(conn) => {
+                let check = sqlx::query("SELECT 1").execute(&mut *conn);
+                matches!(tokio::time::timeout(HOLD_CHECK_TIMEOUT, check).await, Ok(Ok(_)))
+            }
             None => true,
         }
     }
@@ -43,14 +73,47 @@ impl Store {
         if self.backend == Backend::Sqlite {
             return Ok(Some(Leadership { conn: None }));
         }
-        // Its own connection, out of the pool: the lock lives exactly as long as it.
+        // Its own connection, out of the pool: the lock lives exactly as long as it. Keepalives
+        // let the server notice a vanished host in seconds, not the default two hours.
         let mut conn = self.pool.acquire().await.map_err(q("connect to lead"))?.detach();
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        sqlx::raw_sql("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3")
+            .execute(&mut conn)
+            .await
+            .map_err(q("set the leader connection's keepalives"))?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_SPACE)
             .bind(LEADER_LOCK)
             .fetch_one(&mut conn)
             .await
             .map_err(q("try the leader lock"))?;
         Ok(taken.then_some(Leadership { conn: Some(conn) }))
+    }
+
+    /// Tells the other orchestrators a job was queued (PostgreSQL; nothing on SQLite).
+    pub async fn announce_dispatch(&self) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(DISPATCH_CHANNEL)
+                .execute(&self.pool)
+                .await
+                .map_err(q("announce a dispatch"))?;
+        }
+        Ok(())
+    }
+
+    /// Listens for [`Store::announce_dispatch`] on a connection of its own; `None` on SQLite.
+    pub async fn listen_for_dispatch(&self) -> Result<Option<DispatchListener>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url.0)
+            .await
+            .map_err(q("connect the dispatch listener"))?;
+        listener
+            .listen(DISPATCH_CHANNEL)
+            .await
+            .map_err(q("listen for dispatch wake-ups"))?;
+        Ok(Some(DispatchListener(listener)))
     }
 
     /// Records that `instance_id` (up since `started_at`) is alive at `now`, leading since

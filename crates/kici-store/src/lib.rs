@@ -35,7 +35,7 @@ use sqlx::{AnyPool, Row};
 use crate::sql::{Ledger, LedgerColumns, MigrateError, Migration};
 
 pub use agents::AgentRecord;
-pub use cluster::{InstanceRecord, Leadership};
+pub use cluster::{DispatchListener, InstanceRecord, Leadership};
 pub use concurrency::{Slot, SlotState};
 pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
@@ -198,6 +198,18 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Where it connects (PostgreSQL's listener opens its own connection).
+    url: ConnectUrl,
+}
+
+/// A database URL, its password left out of `Debug`.
+#[derive(Clone)]
+struct ConnectUrl(String);
+
+impl std::fmt::Debug for ConnectUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 impl Store {
@@ -224,7 +236,11 @@ impl Store {
             source,
         })?;
         sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: ConnectUrl(url.to_string()),
+        })
     }
 
     pub fn backend(&self) -> Backend {

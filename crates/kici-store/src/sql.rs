@@ -107,7 +107,8 @@ pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) 
     let mut conn = pool.acquire().await.map_err(ledger.error("connect for"))?;
     let postgres = conn.backend_name() == "PostgreSQL";
     if postgres {
-        sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+            .bind(crate::cluster::LOCK_SPACE)
             .bind(table)
             .execute(&mut *conn)
             .await
@@ -115,13 +116,15 @@ pub async fn migrate(pool: &AnyPool, ledger: &Ledger, migrations: &[Migration]) 
     }
     let applied = migrate_on(&mut conn, ledger, migrations).await;
     if postgres {
-        let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        let unlocked: Result<bool, _> = sqlx::query_scalar("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(crate::cluster::LOCK_SPACE)
             .bind(table)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
             .await;
-        if unlocked.is_err() {
-            // A session lock lives as long as its connection: this one must not go back to the
-            // pool holding it.
+        // A session lock lives as long as its connection: one that may still hold it (the
+        // unlock failed, or found no lock of this session's: a transaction-pooling proxy in
+        // between) is closed rather than put back in the pool.
+        if !matches!(unlocked, Ok(true)) {
             drop(conn.detach());
         }
     }

@@ -1408,3 +1408,33 @@ async fn a_database_from_a_newer_build_is_refused() {
         );
     }
 }
+
+/// One store leads at a time on PostgreSQL: a second try fails while the first holds the lock,
+/// and succeeds once the first's connection is gone (ended by the server here, as when its
+/// host vanished), which the first notices. On SQLite the one orchestrator always leads.
+#[tokio::test]
+async fn one_store_leads_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&format!("sqlite://{}/kici.db?mode=rwc", dir.path().display()))
+        .await
+        .unwrap();
+    let mut alone = sqlite.try_lead().await.unwrap().expect("SQLite always leads");
+    assert!(alone.still_held().await);
+    let Some(url) = fresh_postgres_database().await else {
+        return;
+    };
+    let (a, b) = (Store::open(&url).await.unwrap(), Store::open(&url).await.unwrap());
+    let mut lead = a.try_lead().await.unwrap().expect("the first leads");
+    assert!(b.try_lead().await.unwrap().is_none(), "a second leader");
+    assert!(lead.still_held().await);
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objsubid = 2",
+    )
+    .bind(i64::from(crate::cluster::LOCK_SPACE))
+    .fetch_all(&b.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true]);
+    assert!(!lead.still_held().await, "the first notices it lost the lock");
+    assert!(b.try_lead().await.unwrap().is_some(), "the second takes over");
+}

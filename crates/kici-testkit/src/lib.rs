@@ -96,8 +96,9 @@ impl Stack {
 
     /// An orchestrator whose object storage is a fresh bucket on the test S3 server
     /// (`scripts/s3.sh`, `KICI_TEST_S3_ENDPOINT`), with its endpoint and bucket; `None` when no
-    /// server is configured, which fails the test when `KICI_TEST_REQUIRE_S3` is set.
-    pub async fn start_on_s3(prefix: Option<&str>) -> Option<(Stack, String, String)> {
+    /// server is configured, which fails the test when `KICI_TEST_REQUIRE_S3` is set. `extra`:
+    /// more `KICI_*` settings.
+    pub async fn start_on_s3(prefix: Option<&str>, extra: &[(&str, &str)]) -> Option<(Stack, String, String)> {
         let endpoint = test_service("KICI_TEST_S3_ENDPOINT", "KICI_TEST_REQUIRE_S3")?;
         let bucket = format!("kici-e2e-{}", random_id().replace(['-', '_'], ""));
         let created = reqwest::Client::new()
@@ -120,6 +121,7 @@ impl Stack {
         if let Some(prefix) = prefix {
             env.push(("KICI_STORAGE_PREFIX", prefix));
         }
+        env.extend_from_slice(extra);
         let stack = Stack::start_with(&env).await;
         Some((stack, endpoint, bucket))
     }

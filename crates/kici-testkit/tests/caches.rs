@@ -187,7 +187,7 @@ async fn a_full_cache_quota_refuses_the_save_and_says_why() {
 /// The same two runs with the caches on S3-compatible storage.
 #[tokio::test]
 async fn caches_work_on_s3_compatible_storage() {
-    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(None).await else {
+    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(None, &[]).await else {
         return;
     };
     let repo = write_project(&stack);

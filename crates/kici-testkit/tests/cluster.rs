@@ -5,7 +5,8 @@
 // The harness helpers fail the test the way its assertions do.
 #![allow(clippy::unwrap_used)]
 
-use kici_testkit::{ADMIN_TOKEN, Stack};
+use kici_engine::status::RunStatus;
+use kici_testkit::{ADMIN_TOKEN, Repo, Stack};
 use serde_json::Value;
 
 async fn health(port: u16) -> Value {
@@ -93,5 +94,33 @@ async fn one_of_two_orchestrators_leads_and_the_other_takes_over_when_it_dies() 
     assert_eq!(
         listed[1].1, "follower",
         "the dead leader is no longer shown leading: {taken}"
+    );
+}
+
+/// A job queued by the orchestrator that took the webhook runs on an agent connected to
+/// another: the first announces it (`NOTIFY`), the other's dispatcher wakes. Neither looks at
+/// the queue unwoken here (`KICI_DISPATCH_INTERVAL_MS` is an hour), and they share object
+/// storage for the source tarballs.
+#[tokio::test]
+async fn a_job_queued_by_one_orchestrator_runs_on_an_agent_of_another() {
+    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
+        return;
+    }
+    let Some((mut stack, _, _)) = Stack::start_on_s3(None, &[("KICI_DISPATCH_INTERVAL_MS", "3600000")]).await else {
+        return;
+    };
+    let peer = stack.start_peer("peer");
+    let peer_ws = format!("ws://127.0.0.1:{}/ws", peer.port);
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &peer_ws)])
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    assert!(
+        run.jobs.iter().all(|j| j.agent_id.as_deref() == Some("agent-1")),
+        "{:?}",
+        run.jobs
     );
 }

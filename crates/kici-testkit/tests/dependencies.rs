@@ -269,7 +269,7 @@ async fn an_init_command_prepares_the_environment_and_path_of_the_steps() {
 /// download and upload through presigned URLs, and hold no storage credentials.
 #[tokio::test]
 async fn the_dependency_cache_works_on_s3_compatible_storage() {
-    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(Some("ci")).await else {
+    let Some((mut stack, endpoint, bucket)) = Stack::start_on_s3(Some("ci"), &[]).await else {
         return;
     };
     stack.start_agent("agent-1", &["linux"]).await;
