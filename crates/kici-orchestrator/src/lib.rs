@@ -159,15 +159,16 @@ impl Orchestrator {
         let storage = storage::Storage::open(&config.storage)?;
         let (state, scaler_task) = AppState::new(config, store, storage, scalers);
         let leadership = cluster::join(&state).await;
-        // Recovery at start takes over every job in flight: only for an orchestrator alone on
-        // its database. Beside others, the leader's stale scan settles the jobs of agents that
-        // were connected here.
+        // Recovery at start takes over every job in flight and every delivery left processing:
+        // only for an orchestrator alone on its database (another may be processing them).
+        // Beside others, the leader's stale scan settles the jobs of agents that were connected
+        // here.
         if state.leads() && !cluster::others_alive(&state).await? {
             sweeper::recover_after_restart(&state).await?;
+            deliveries::resume(&state).await?;
         } else {
-            tracing::info!(instanceId = %state.instance_id, "other orchestrators share the database; this one joins without recovering jobs at start");
+            tracing::info!(instanceId = %state.instance_id, "other orchestrators share the database; this one joins without recovering jobs or deliveries at start");
         }
-        deliveries::resume(&state).await?;
         let (shutdown, receiver) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let app = http::router(state.clone());
