@@ -90,8 +90,9 @@ pub enum ExecutionMode {
 /// Everything the agent needs, resolved once.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `ws://host:port/ws`.
-    pub orchestrator_url: String,
+    /// `ws://host:port/ws`, one per orchestrator sharing a database (`KICI_ORCHESTRATOR_URL`
+    /// comma-separated): a lost connection is tried again on the next.
+    pub orchestrator_urls: Vec<String>,
     pub agent_id: AgentId,
     /// No `KICI_AGENT_ID`: the orchestrator names the agent after its token's label.
     pub agent_id_generated: bool,
@@ -170,7 +171,19 @@ impl Config {
         let get = |name: &str| vars.get(name).map(String::as_str);
         let orchestrator_url = get("KICI_ORCHESTRATOR_URL")
             .ok_or(Problem::MissingUrl)
-            .and_then(normalize_url);
+            .and_then(|urls| {
+                urls.split(',')
+                    .filter(|url| !url.trim().is_empty())
+                    .map(normalize_url)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .and_then(|urls| {
+                if urls.is_empty() {
+                    Err(Problem::MissingUrl)
+                } else {
+                    Ok(urls)
+                }
+            });
         let orchestrator_url = reader.or_record(orchestrator_url.map(Some), None);
         let token = get("KICI_AGENT_TOKEN")
             .map(AgentToken::new)
@@ -232,9 +245,9 @@ impl Config {
         let backpressure = reader.or_record(parse_backpressure(get("KICI_BACKPRESSURE_MODE")), Backpressure::Pause);
         let log = reader.or_record(LogConfig::from_env(vars).map_err(Problem::Log), LogConfig::default());
         let unknown_env_warning = reader.tolerated();
-        let (orchestrator_url, token) = reader.finish(orchestrator_url.zip(token))?;
+        let (orchestrator_urls, token) = reader.finish(orchestrator_url.zip(token))?;
         Ok(Config {
-            orchestrator_url,
+            orchestrator_urls,
             agent_id,
             agent_id_generated,
             token,
@@ -426,7 +439,7 @@ mod tests {
     #[test]
     fn defaults() {
         let config = load(&[]).unwrap();
-        assert_eq!(config.orchestrator_url, "ws://o:1/ws");
+        assert_eq!(config.orchestrator_urls, ["ws://o:1/ws"]);
         assert_eq!(config.port, 8080);
         assert_eq!(config.default_step_timeout, Duration::from_millis(1_800_000));
         assert_eq!(config.job_heartbeat_interval, Duration::from_secs(60));
@@ -461,6 +474,19 @@ mod tests {
         assert!(normalize_url("https://o").is_err());
         assert!(normalize_url("o:8080").is_err());
         assert!(normalize_url("ws:///ws").is_err());
+    }
+
+    #[test]
+    fn several_orchestrator_urls_are_tried_in_turn() {
+        let config = load(&[("KICI_ORCHESTRATOR_URL", "http://a:4000, ws://b:4000/ws,")]).unwrap();
+        assert_eq!(config.orchestrator_urls, ["ws://a:4000/ws", "ws://b:4000/ws"]);
+        let text = error(&[("KICI_ORCHESTRATOR_URL", "ws://a:4000/ws,https://b")]);
+        assert!(
+            text.contains("KICI_ORCHESTRATOR_URL `https://b` is not supported"),
+            "{text}"
+        );
+        let text = error(&[("KICI_ORCHESTRATOR_URL", " , ")]);
+        assert!(text.contains("KICI_ORCHESTRATOR_URL is not set"), "{text}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The WebSocket client task: it owns the socket and the [`Outbox`]. It dials the orchestrator,
 //! authenticates (`auth.request` → `auth.success`), registers (`agent.register` →
 //! `register.ack`), replays unacknowledged messages, sends connection heartbeats, and
-//! reconnects forever with jittered exponential backoff, except after an authentication
+//! reconnects forever with jittered exponential backoff (to the next orchestrator URL when it
+//! was given several), except after an authentication
 //! failure (`auth.failure` or close code 4010), which ends the task with an error.
 //!
 //! Other tasks talk to it only through messages: [`Command`]s in, orchestrator messages out.
@@ -69,7 +70,9 @@ pub enum ConnectionError {
 /// What the connection needs to know about the agent.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
-    pub url: String,
+    /// Tried in turn: a lost connection is tried again on the next (several orchestrators
+    /// sharing a database, or one behind a load balancer: a single URL).
+    pub urls: Vec<String>,
     pub token: String,
     pub agent_id: AgentId,
     pub agent_id_generated: bool,
@@ -90,6 +93,8 @@ pub struct Connection {
     /// The job running right now, reported in `agent.register`.
     pub in_flight: watch::Receiver<Option<InFlightJob>>,
     pub outbox: Outbox,
+    /// Which of `settings.urls` the next session dials (counted on; taken modulo their number).
+    pub next_url: usize,
 }
 
 /// A close was requested (or every sender is gone) while not registered.
@@ -148,6 +153,7 @@ impl Connection {
                 SessionEnd::Closed => return Ok(()),
                 SessionEnd::AuthFailed(reason) => return Err(ConnectionError::AuthFailed { reason }),
                 SessionEnd::Lost(reason) => {
+                    self.next_url = self.next_url.wrapping_add(1);
                     let delay = backoff_delay(attempt, random_unit());
                     warn!(
                         agentId = %self.settings.agent_id,
@@ -216,7 +222,7 @@ impl Connection {
     }
 
     async fn session(&mut self, attempt: &mut u32) -> SessionEnd {
-        let url = self.settings.url.clone();
+        let url = self.settings.urls[self.next_url % self.settings.urls.len()].clone();
         let mut ws = match self
             .pump(tokio::time::timeout(
                 CONNECT_TIMEOUT,

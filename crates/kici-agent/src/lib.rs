@@ -113,7 +113,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     let labels = config.all_labels();
     info!(
         agentId = %config.agent_id,
-        url = %config.orchestrator_url,
+        url = %config.orchestrator_urls.join(","),
         labels = %labels.join(","),
         workDir = %config.work_dir.display(),
         "agent.starting"
@@ -123,7 +123,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
     let (in_flight_tx, in_flight_rx) = watch::channel(None);
     let connection = Connection {
         settings: ConnectionSettings {
-            url: config.orchestrator_url.clone(),
+            urls: config.orchestrator_urls.clone(),
             token: config.token.expose().to_string(),
             agent_id: config.agent_id.clone(),
             agent_id_generated: config.agent_id_generated,
@@ -136,6 +136,7 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
         registered: registered_tx,
         in_flight: in_flight_rx,
         outbox: Outbox::default(),
+        next_url: 0,
     };
     let mut connection_task = tokio::spawn(connection.run());
     let mut core = Core {

@@ -124,3 +124,39 @@ async fn a_job_queued_by_one_orchestrator_runs_on_an_agent_of_another() {
         run.jobs
     );
 }
+
+/// An agent given both orchestrators' URLs fails over: the one it was connected to is
+/// SIGKILLed, it registers with the other, which then runs a pushed run's job on it.
+#[tokio::test]
+async fn an_agent_given_several_urls_fails_over_to_the_next_orchestrator() {
+    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
+        return;
+    }
+    let Some((mut stack, _, _)) = Stack::start_on_s3(None, &[]).await else {
+        return;
+    };
+    let peer = stack.start_peer("peer");
+    let urls = format!(
+        "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
+        stack.orchestrator.port, peer.port
+    );
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &urls)])
+        .await;
+    let first = health(stack.orchestrator.port).await;
+    assert_eq!(first["connectedAgents"], serde_json::json!(["agent-1"]), "{first}");
+    // The stack's helpers now speak to the peer.
+    let mut killed = std::mem::replace(&mut stack.orchestrator, peer);
+    killed.kill();
+    stack
+        .wait_for("the agent to register with the peer", || async {
+            let answer = health(stack.orchestrator.port).await;
+            (answer["connectedAgents"] == serde_json::json!(["agent-1"])).then_some(())
+        })
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    stack.add_local_source("app", &repo).await;
+    let run = stack.push_and_wait("app", &repo, "hello").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    assert!(run.jobs.iter().all(|j| j.agent_id.as_deref() == Some("agent-1")));
+}
