@@ -1,20 +1,43 @@
-//! Step logs as append-only files under the data directory:
-//! `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`, one `{"seq", "i", "ts", "line"}` object
-//! per line (`i` = position in the chunk). `seq` is the agent's message number: a chunk replayed after a crash between the append
-//! and the store update is written twice, and readers skip the second copy.
+//! Step logs and provisioning milestones, in one of two homes:
 //!
-//! Provisioning milestones of a job go to `<data>/executions/<runId>/jobs/<jobId>/provisioning.jsonl`,
-//! one [`ProvisioningLine`] per line (the dashboard's Provisioning logs section).
+//! - **Files** (the default, one orchestrator): `<data>/logs/<runId>/<jobId>/step-<index>.jsonl`,
+//!   one `{"seq", "i", "ts", "line"}` object per line (`i` = position in the chunk), and
+//!   `<data>/executions/<runId>/jobs/<jobId>/provisioning.jsonl`, one [`ProvisioningLine`] per
+//!   line. Directories are created 0700 and files 0600: job output may hold anything.
+//! - **Objects** (`KICI_STORAGE_TYPE=s3`): the same records in object storage, so every
+//!   orchestrator on the database serves every log, live and finished. A chunk is its own
+//!   object (`logs/<runId>/<jobId>/step-<index>/c-<seq>.jsonl`) written before the chunk is
+//!   acknowledged; the orchestrator receiving a step's chunks folds them into segment objects
+//!   (`s-<firstSeq>-<lastSeq>.jsonl`, at 64 chunks or 256 KiB, when the step or job ends, and
+//!   after a minute without lines) and deletes the chunk objects, so a long log is a few
+//!   objects. A milestone is `executions/<runId>/jobs/<jobId>/provisioning/<ts>-<id>.json`.
+//!   Logs written to files before the switch are still read from there.
 //!
-//! Job output may hold anything a job printed: directories are created 0700 and files 0600.
+//! `seq` is the agent's message number. A chunk replayed after a crash between the write and
+//! the store update is written twice (or over itself), and readers keep each `seq` once; in
+//! objects they also order by it, so a chunk is never lost between a segment and its chunks.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use kici_engine::api::{LogLine, ProvisioningLine};
 use kici_engine::ids::{JobId, RunId};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+
+use crate::storage::Storage;
+
+/// A segment object is written once a step's unfolded chunks reach either bound.
+const SEGMENT_CHUNKS: usize = 64;
+const SEGMENT_BYTES: usize = 256 * 1024;
+/// Chunks of a step that has had no line for this long are folded (its job may have ended
+/// on another orchestrator, or its agent gone).
+const SEGMENT_IDLE: Duration = Duration::from_secs(60);
+/// Objects fetched at once when a step's log is read.
+const READ_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -25,15 +48,154 @@ struct Record {
     line: String,
 }
 
+fn records(seq: u64, lines: &[(i64, String)]) -> String {
+    let mut text = String::new();
+    for (i, (ts, line)) in lines.iter().enumerate() {
+        let record = Record {
+            seq,
+            i,
+            ts: *ts,
+            line: line.clone(),
+        };
+        text.push_str(&serde_json::to_string(&record).expect("log records serialize"));
+        text.push('\n');
+    }
+    text
+}
+
+/// The chunks of a text of records, in order, as `(seq, lines)`. A torn last line (a crash
+/// mid-write) is not a log line.
+fn chunks(text: &str) -> Vec<(u64, Vec<LogLine>)> {
+    let mut chunks: Vec<(u64, Vec<LogLine>)> = Vec::new();
+    for raw in text.lines() {
+        let Ok(record) = serde_json::from_str::<Record>(raw) else {
+            continue;
+        };
+        let line = LogLine {
+            ts: record.ts,
+            line: record.line,
+        };
+        match chunks.last_mut() {
+            Some((seq, lines)) if record.i != 0 && *seq == record.seq => lines.push(line),
+            _ => chunks.push((record.seq, vec![line])),
+        }
+    }
+    chunks
+}
+
 #[derive(Debug, Clone)]
 pub struct LogStore {
+    files: Files,
+    objects: Option<Objects>,
+}
+
+impl LogStore {
+    /// Logs as files under the data directory.
+    pub fn files(data_dir: &Path) -> LogStore {
+        LogStore {
+            files: Files::new(data_dir),
+            objects: None,
+        }
+    }
+
+    /// Logs in object storage; files under the data directory are still read.
+    pub fn objects(data_dir: &Path, storage: Arc<Storage>) -> LogStore {
+        LogStore {
+            files: Files::new(data_dir),
+            objects: Some(Objects {
+                storage,
+                open: Arc::new(Mutex::new(OpenSegments::default())),
+            }),
+        }
+    }
+
+    /// Appends one chunk of lines; once it returns the chunk is durable.
+    pub async fn append(
+        &self,
+        run_id: &RunId,
+        job_id: &JobId,
+        step_index: i64,
+        seq: u64,
+        lines: &[(i64, String)],
+    ) -> std::io::Result<()> {
+        match &self.objects {
+            Some(objects) => objects.append(run_id, job_id, step_index, seq, lines).await,
+            None => self.files.append(run_id, job_id, step_index, seq, lines).await,
+        }
+    }
+
+    /// The lines of a step, each chunk once; a step without lines has an empty log.
+    pub async fn read(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> std::io::Result<Vec<LogLine>> {
+        if let Some(objects) = &self.objects {
+            let lines = objects.read(run_id, job_id, step_index).await?;
+            if !lines.is_empty() {
+                return Ok(lines);
+            }
+        }
+        self.files.read(run_id, job_id, step_index).await
+    }
+
+    /// A job's agent reported its end: its steps' chunks are folded now.
+    pub async fn job_ended(&self, run_id: &RunId, job_id: &JobId) {
+        if let Some(objects) = &self.objects {
+            objects
+                .fold_where(|key| key.run_id == *run_id && key.job_id == *job_id)
+                .await;
+        }
+    }
+
+    /// A step ended: its chunks are folded now.
+    pub async fn step_ended(&self, run_id: &RunId, job_id: &JobId, step_index: i64) {
+        if let Some(objects) = &self.objects {
+            objects
+                .fold_where(|key| key.run_id == *run_id && key.job_id == *job_id && key.step_index == step_index)
+                .await;
+        }
+    }
+
+    /// Appends one provisioning milestone of a job.
+    pub async fn append_provisioning(
+        &self,
+        run_id: &RunId,
+        job_id: &JobId,
+        line: &ProvisioningLine,
+    ) -> std::io::Result<()> {
+        match &self.objects {
+            Some(objects) => objects.append_provisioning(run_id, job_id, line).await,
+            None => self.files.append_provisioning(run_id, job_id, line).await,
+        }
+    }
+
+    /// A job's provisioning milestones in time order; none when it has none.
+    pub async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
+        if let Some(objects) = &self.objects {
+            let lines = objects.read_provisioning(run_id, job_id).await?;
+            if !lines.is_empty() {
+                return Ok(lines);
+            }
+        }
+        self.files.read_provisioning(run_id, job_id).await
+    }
+
+    /// Removes every log of a run (retention): its step logs and provisioning lines. A run
+    /// without logs is not an error.
+    pub async fn remove_run(&self, run_id: &RunId) -> std::io::Result<()> {
+        if let Some(objects) = &self.objects {
+            objects.remove_run(run_id).await?;
+        }
+        self.files.remove_run(run_id).await
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Files {
     root: PathBuf,
     executions: PathBuf,
 }
 
-impl LogStore {
-    pub fn new(data_dir: &Path) -> LogStore {
-        LogStore {
+impl Files {
+    fn new(data_dir: &Path) -> Files {
+        Files {
             root: data_dir.join("logs"),
             executions: data_dir.join("executions"),
         }
@@ -46,8 +208,7 @@ impl LogStore {
             .join(format!("step-{step_index}.jsonl"))
     }
 
-    /// Appends one chunk of lines.
-    pub async fn append(
+    async fn append(
         &self,
         run_id: &RunId,
         job_id: &JobId,
@@ -55,47 +216,19 @@ impl LogStore {
         seq: u64,
         lines: &[(i64, String)],
     ) -> std::io::Result<()> {
-        let path = self.path(run_id, job_id, step_index);
-        let mut text = String::new();
-        for (i, (ts, line)) in lines.iter().enumerate() {
-            let record = Record {
-                seq,
-                i,
-                ts: *ts,
-                line: line.clone(),
-            };
-            text.push_str(&serde_json::to_string(&record).expect("log records serialize"));
-            text.push('\n');
-        }
-        append(&path, &text).await
+        append(&self.path(run_id, job_id, step_index), &records(seq, lines)).await
     }
 
-    /// The lines of a step, each chunk once; an absent file is an empty log.
-    pub async fn read(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> std::io::Result<Vec<LogLine>> {
-        let text = match tokio::fs::read_to_string(self.path(run_id, job_id, step_index)).await {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+    async fn read(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> std::io::Result<Vec<LogLine>> {
+        let Some(text) = read_if_present(&self.path(run_id, job_id, step_index)).await? else {
+            return Ok(Vec::new());
         };
         let mut seen: HashSet<u64> = HashSet::new();
-        let mut skipping = false;
-        let mut lines = Vec::new();
-        for raw in text.lines() {
-            // A torn last line (crash mid-write) is not a log line.
-            let Ok(record) = serde_json::from_str::<Record>(raw) else {
-                continue;
-            };
-            if record.i == 0 {
-                skipping = !seen.insert(record.seq);
-            }
-            if !skipping {
-                lines.push(LogLine {
-                    ts: record.ts,
-                    line: record.line,
-                });
-            }
-        }
-        Ok(lines)
+        Ok(chunks(&text)
+            .into_iter()
+            .filter(|(seq, _)| seen.insert(*seq))
+            .flat_map(|(_, lines)| lines)
+            .collect())
     }
 
     fn provisioning_path(&self, run_id: &RunId, job_id: &JobId) -> PathBuf {
@@ -106,8 +239,7 @@ impl LogStore {
             .join("provisioning.jsonl")
     }
 
-    /// Appends one provisioning milestone of a job.
-    pub async fn append_provisioning(
+    async fn append_provisioning(
         &self,
         run_id: &RunId,
         job_id: &JobId,
@@ -118,12 +250,9 @@ impl LogStore {
         append(&self.provisioning_path(run_id, job_id), &text).await
     }
 
-    /// A job's provisioning milestones in time order; none when the file is absent.
-    pub async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
-        let text = match tokio::fs::read_to_string(self.provisioning_path(run_id, job_id)).await {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(err),
+    async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
+        let Some(text) = read_if_present(&self.provisioning_path(run_id, job_id)).await? else {
+            return Ok(Vec::new());
         };
         // A torn last line (crash mid-write) is skipped.
         let mut lines: Vec<ProvisioningLine> = text.lines().filter_map(|raw| serde_json::from_str(raw).ok()).collect();
@@ -131,9 +260,7 @@ impl LogStore {
         Ok(lines)
     }
 
-    /// Removes every log file of a run (retention): its step logs and provisioning lines. A
-    /// run without logs is not an error.
-    pub async fn remove_run(&self, run_id: &RunId) -> std::io::Result<()> {
+    async fn remove_run(&self, run_id: &RunId) -> std::io::Result<()> {
         for dir in [self.root.join(run_id), self.executions.join(run_id)] {
             match tokio::fs::remove_dir_all(&dir).await {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
@@ -142,25 +269,13 @@ impl LogStore {
         }
         Ok(())
     }
+}
 
-    /// Step indices that have a log file for the job.
-    pub async fn step_indices(&self, run_id: &RunId, job_id: &JobId) -> Vec<i64> {
-        let mut indices = Vec::new();
-        let Ok(mut dir) = tokio::fs::read_dir(self.root.join(run_id).join(job_id)).await else {
-            return indices;
-        };
-        while let Ok(Some(entry)) = dir.next_entry().await {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(index) = name
-                .strip_prefix("step-")
-                .and_then(|n| n.strip_suffix(".jsonl"))
-                .and_then(|n| n.parse().ok())
-            {
-                indices.push(index);
-            }
-        }
-        indices.sort_unstable();
-        indices
+async fn read_if_present(path: &Path) -> std::io::Result<Option<String>> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
@@ -183,6 +298,217 @@ async fn append(path: &Path, text: &str) -> std::io::Result<()> {
     file.flush().await
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StepKey {
+    run_id: RunId,
+    job_id: JobId,
+    step_index: i64,
+}
+
+impl StepKey {
+    fn prefix(&self) -> String {
+        format!("logs/{}/{}/step-{}", self.run_id, self.job_id, self.step_index)
+    }
+
+    fn chunk(&self, seq: u64) -> String {
+        format!("{}/c-{seq:020}.jsonl", self.prefix())
+    }
+}
+
+/// The chunks of one step written by this orchestrator and not yet folded into a segment.
+#[derive(Debug)]
+struct OpenSegment {
+    seqs: Vec<u64>,
+    text: String,
+    touched: Instant,
+}
+
+#[derive(Debug, Default)]
+struct OpenSegments {
+    steps: HashMap<StepKey, OpenSegment>,
+    swept: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Objects {
+    storage: Arc<Storage>,
+    open: Arc<Mutex<OpenSegments>>,
+}
+
+fn storage_error(err: crate::storage::StorageError) -> std::io::Error {
+    std::io::Error::other(err)
+}
+
+impl Objects {
+    async fn append(
+        &self,
+        run_id: &RunId,
+        job_id: &JobId,
+        step_index: i64,
+        seq: u64,
+        lines: &[(i64, String)],
+    ) -> std::io::Result<()> {
+        let key = StepKey {
+            run_id: run_id.clone(),
+            job_id: job_id.clone(),
+            step_index,
+        };
+        let text = records(seq, lines);
+        self.storage
+            .put(&key.chunk(seq), text.clone().into_bytes())
+            .await
+            .map_err(storage_error)?;
+        let now = Instant::now();
+        let (full, idle) = {
+            let mut open = self.open.lock().expect("log segments lock");
+            let segment = open.steps.entry(key.clone()).or_insert_with(|| OpenSegment {
+                seqs: Vec::new(),
+                text: String::new(),
+                touched: now,
+            });
+            segment.seqs.push(seq);
+            segment.text.push_str(&text);
+            segment.touched = now;
+            let full = segment.seqs.len() >= SEGMENT_CHUNKS || segment.text.len() >= SEGMENT_BYTES;
+            let sweep = open
+                .swept
+                .is_none_or(|swept| now.duration_since(swept) >= SEGMENT_IDLE / 2);
+            let idle: Vec<StepKey> = if sweep {
+                open.swept = Some(now);
+                open.steps
+                    .iter()
+                    .filter(|(_, segment)| now.duration_since(segment.touched) >= SEGMENT_IDLE)
+                    .map(|(key, _)| key.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (full, idle)
+        };
+        if full {
+            self.fold(&key).await;
+        }
+        for key in idle {
+            self.fold(&key).await;
+        }
+        Ok(())
+    }
+
+    async fn fold_where(&self, matches: impl Fn(&StepKey) -> bool) {
+        let keys: Vec<StepKey> = {
+            let open = self.open.lock().expect("log segments lock");
+            open.steps.keys().filter(|key| matches(key)).cloned().collect()
+        };
+        for key in keys {
+            self.fold(&key).await;
+        }
+    }
+
+    /// Writes a step's open chunks as one segment object, then deletes their chunk objects.
+    /// On failure the chunk objects stay, and readers still find every line.
+    async fn fold(&self, key: &StepKey) {
+        let Some(segment) = self.open.lock().expect("log segments lock").steps.remove(key) else {
+            return;
+        };
+        let (Some(first), Some(last)) = (segment.seqs.iter().min(), segment.seqs.iter().max()) else {
+            return;
+        };
+        let name = format!("{}/s-{first:020}-{last:020}.jsonl", key.prefix());
+        if let Err(err) = self.storage.put(&name, segment.text.into_bytes()).await {
+            tracing::warn!(error = %err, "cannot fold a step's log chunks into a segment; they stay as chunks");
+            return;
+        }
+        let chunks = segment.seqs.iter().map(|seq| key.chunk(*seq)).collect();
+        if let Err(err) = self.storage.delete_many(chunks).await {
+            tracing::warn!(error = %err, "cannot delete a step's folded log chunks; readers skip them");
+        }
+    }
+
+    async fn read(&self, run_id: &RunId, job_id: &JobId, step_index: i64) -> std::io::Result<Vec<LogLine>> {
+        let key = StepKey {
+            run_id: run_id.clone(),
+            job_id: job_id.clone(),
+            step_index,
+        };
+        let mut by_seq: BTreeMap<u64, Vec<LogLine>> = BTreeMap::new();
+        // A chunk folded between the listing and its fetch is gone: list again to find its
+        // segment.
+        for _ in 0..3 {
+            let (texts, complete) = self.fetch_all(&key.prefix()).await?;
+            by_seq.clear();
+            for text in &texts {
+                for (seq, lines) in chunks(text) {
+                    by_seq.entry(seq).or_insert(lines);
+                }
+            }
+            if complete {
+                break;
+            }
+        }
+        Ok(by_seq.into_values().flatten().collect())
+    }
+
+    /// The text of every object under `prefix`, and whether none vanished meanwhile.
+    async fn fetch_all(&self, prefix: &str) -> std::io::Result<(Vec<String>, bool)> {
+        let listed = self.storage.list(prefix).await.map_err(storage_error)?;
+        let fetched: Vec<Result<Option<Vec<u8>>, _>> = futures_util::stream::iter(listed)
+            .map(|(key, _)| async move { self.storage.get(&key).await })
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let mut texts = Vec::new();
+        let mut complete = true;
+        for body in fetched {
+            match body.map_err(storage_error)? {
+                Some(bytes) => texts.push(String::from_utf8_lossy(&bytes).into_owned()),
+                None => complete = false,
+            }
+        }
+        Ok((texts, complete))
+    }
+
+    fn provisioning_prefix(run_id: &RunId, job_id: &JobId) -> String {
+        format!("executions/{run_id}/jobs/{job_id}/provisioning")
+    }
+
+    async fn append_provisioning(
+        &self,
+        run_id: &RunId,
+        job_id: &JobId,
+        line: &ProvisioningLine,
+    ) -> std::io::Result<()> {
+        let key = format!(
+            "{}/{:020}-{}.json",
+            Self::provisioning_prefix(run_id, job_id),
+            line.ts.max(0),
+            crate::ids::new_id()
+        );
+        let body = serde_json::to_vec(line).expect("provisioning lines serialize");
+        self.storage.put(&key, body).await.map_err(storage_error)
+    }
+
+    async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
+        let (texts, _) = self.fetch_all(&Self::provisioning_prefix(run_id, job_id)).await?;
+        let mut lines: Vec<ProvisioningLine> = texts
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect();
+        lines.sort_by_key(|line| line.ts);
+        Ok(lines)
+    }
+
+    async fn remove_run(&self, run_id: &RunId) -> std::io::Result<()> {
+        for prefix in [format!("logs/{run_id}"), format!("executions/{run_id}")] {
+            let keys = self.storage.list(&prefix).await.map_err(storage_error)?;
+            self.storage
+                .delete_many(keys.into_iter().map(|(key, _)| key).collect())
+                .await
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +516,7 @@ mod tests {
     #[tokio::test]
     async fn replayed_chunks_are_read_once() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = LogStore::new(dir.path());
+        let logs = LogStore::files(dir.path());
         logs.append(
             &RunId::from("r"),
             &JobId::from("j"),
@@ -217,7 +543,6 @@ mod tests {
             .map(|l| l.line)
             .collect();
         assert_eq!(lines, ["a", "b", "c"]);
-        assert_eq!(logs.step_indices(&RunId::from("r"), &JobId::from("j")).await, [-1, 0]);
         assert!(
             logs.read(&RunId::from("r"), &JobId::from("other"), 0)
                 .await
@@ -231,7 +556,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
 
         let dir = tempfile::tempdir().unwrap();
-        let logs = LogStore::new(dir.path());
+        let logs = LogStore::files(dir.path());
         logs.append(&RunId::from("r"), &JobId::from("j"), 0, 1, &[(1, "token=abc".into())])
             .await
             .unwrap();
@@ -250,5 +575,128 @@ mod tests {
         assert_eq!(mode(dir.path().join("logs/r/j")), 0o700);
         assert_eq!(mode(dir.path().join("logs/r")), 0o700);
         assert_eq!(mode(dir.path().join("executions/r/jobs/j/provisioning.jsonl")), 0o600);
+    }
+
+    fn object_storage(dir: &Path) -> Arc<Storage> {
+        Arc::new(
+            Storage::open(&crate::storage::StorageConfig::Filesystem {
+                root: dir.join("objects"),
+                base_url: None,
+            })
+            .unwrap(),
+        )
+    }
+
+    fn lines_of(seq: u64) -> Vec<(i64, String)> {
+        vec![
+            (seq as i64, format!("line {seq}a")),
+            (seq as i64, format!("line {seq}b")),
+        ]
+    }
+
+    async fn texts(logs: &LogStore, job: &str, step: i64) -> Vec<String> {
+        logs.read(&RunId::from("r"), &JobId::from(job), step)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect()
+    }
+
+    async fn keys(storage: &Storage, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = storage
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Two orchestrators on one object store: what one writes the other reads, live (chunks)
+    /// and folded (segments), each chunk once and in order, replays included.
+    #[tokio::test]
+    async fn object_logs_are_read_by_every_orchestrator_each_chunk_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = object_storage(dir.path());
+        let writer = LogStore::objects(&dir.path().join("a"), storage.clone());
+        let reader = LogStore::objects(&dir.path().join("b"), storage.clone());
+        let (run, job) = (RunId::from("r"), JobId::from("j"));
+        for seq in 1..=70 {
+            writer.append(&run, &job, 0, seq, &lines_of(seq)).await.unwrap();
+        }
+        // Replays: one of a folded chunk, one of a chunk still open.
+        writer.append(&run, &job, 0, 3, &lines_of(3)).await.unwrap();
+        writer.append(&run, &job, 0, 68, &lines_of(68)).await.unwrap();
+        let expected: Vec<String> = (1..=70)
+            .flat_map(|seq| lines_of(seq).into_iter().map(|(_, l)| l))
+            .collect();
+        assert_eq!(texts(&reader, "j", 0).await, expected);
+        let listed = keys(&storage, "logs/r/j/step-0").await;
+        assert_eq!(
+            listed.len(),
+            1 + 7,
+            "a segment of 64 chunks, then 7 chunk objects: {listed:?}"
+        );
+        assert_eq!(listed[7], format!("logs/r/j/step-0/s-{:020}-{:020}.jsonl", 1, 64));
+
+        writer.job_ended(&run, &job).await;
+        assert_eq!(texts(&reader, "j", 0).await, expected);
+        let listed = keys(&storage, "logs/r/j/step-0").await;
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|key| key.contains("/s-")), "{listed:?}");
+        assert!(texts(&reader, "other", 0).await.is_empty());
+        assert!(
+            !dir.path().join("a/logs").exists(),
+            "nothing is written to the data directory"
+        );
+    }
+
+    #[tokio::test]
+    async fn object_logs_read_files_written_before_and_a_run_is_removed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = object_storage(dir.path());
+        let (run, job) = (RunId::from("r"), JobId::from("j"));
+        LogStore::files(dir.path())
+            .append(&run, &job, 0, 1, &[(1, "from a file".into())])
+            .await
+            .unwrap();
+        let logs = LogStore::objects(dir.path(), storage.clone());
+        assert_eq!(texts(&logs, "j", 0).await, ["from a file"]);
+
+        logs.append(&run, &job, 1, 2, &[(2, "in an object".into())])
+            .await
+            .unwrap();
+        let milestone = |ts: i64, message: &str| ProvisioningLine {
+            ts,
+            phase: "provisioning".into(),
+            event_type: "scaler.provisioning".into(),
+            message: message.into(),
+            agent_id: "a".into(),
+        };
+        logs.append_provisioning(&run, &job, &milestone(20, "second"))
+            .await
+            .unwrap();
+        logs.append_provisioning(&run, &job, &milestone(10, "first"))
+            .await
+            .unwrap();
+        let other = LogStore::objects(&dir.path().join("other"), storage.clone());
+        let messages: Vec<String> = other
+            .read_provisioning(&run, &job)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|line| line.message)
+            .collect();
+        assert_eq!(messages, ["first", "second"]);
+        assert_eq!(texts(&other, "j", 1).await, ["in an object"]);
+
+        logs.remove_run(&run).await.unwrap();
+        assert!(keys(&storage, "logs/r").await.is_empty());
+        assert!(keys(&storage, "executions/r").await.is_empty());
+        assert!(texts(&logs, "j", 0).await.is_empty());
+        assert!(other.read_provisioning(&run, &job).await.unwrap().is_empty());
     }
 }

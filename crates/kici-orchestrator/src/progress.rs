@@ -641,7 +641,11 @@ pub async fn apply(
                 AgentMessage::JobAck { .. } => state.store.entry_acknowledged(&job_id).await?,
                 AgentMessage::JobStatus(update) => job_status(state, agent_id, &record, *update, now).await?,
                 AgentMessage::StepStatus(update) => {
+                    let ended = update.state.is_terminal().then_some(update.step_index);
                     step_status(state, *update, now).await?;
+                    if let Some(step_index) = ended {
+                        state.logs.step_ended(&record.job.run_id, &job_id, step_index).await;
+                    }
                     state.run_changed(&record.job.run_id);
                 }
                 AgentMessage::EventEmit(emit) => crate::emits::emitted(state, &record, emit).await?,
@@ -719,6 +723,7 @@ async fn job_status(
         }
         return Ok(());
     }
+    state.logs.job_ended(run_id, job_id).await;
     if record.job.status.is_terminal() {
         // Already finished elsewhere (expired, cancelled, reclaimed): a late result must not add
         // a matrix's or generator's jobs to the run.

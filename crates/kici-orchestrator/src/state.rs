@@ -73,7 +73,14 @@ pub struct AppState {
 impl AppState {
     /// The state, and the scaler task its owner runs (until shutdown).
     pub fn new(config: Config, store: Store, storage: Storage, scalers: ScalerConfig) -> (Shared, ScalerTask) {
-        let logs = LogStore::new(&config.data_dir);
+        let storage = Arc::new(storage);
+        // Object storage is what several orchestrators share; the filesystem backend is this
+        // host's alone.
+        let logs = if storage.is_shared() {
+            LogStore::objects(&config.data_dir, storage.clone())
+        } else {
+            LogStore::files(&config.data_dir)
+        };
         let hub = Arc::new(Hub::default());
         let platform = Arc::new(PlatformLink::new(config.platform_url.is_some()));
         let timeline = Timeline::new(store.clone(), platform.clone());
@@ -95,7 +102,7 @@ impl AppState {
             config,
             store,
             logs,
-            storage: Arc::new(storage),
+            storage,
             hub,
             scaler,
             platform,

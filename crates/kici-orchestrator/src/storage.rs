@@ -142,6 +142,11 @@ impl Storage {
         }
     }
 
+    /// Whether other hosts can reach these objects (S3), not only this one (the filesystem).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.signing, Signing::S3(_))
+    }
+
     fn path(&self, key: &str) -> ObjectPath {
         if self.prefix.is_empty() {
             ObjectPath::from(key)
@@ -208,6 +213,22 @@ impl Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(error("deleting", key, err)),
         }
+    }
+
+    /// Deletes every key of `keys`; missing objects are no error.
+    pub async fn delete_many(&self, mut keys: Vec<String>) -> Result<(), StorageError> {
+        use futures_util::StreamExt as _;
+        keys.sort_unstable();
+        keys.dedup();
+        let paths: Vec<object_store::Result<ObjectPath>> = keys.iter().map(|key| Ok(self.path(key))).collect();
+        let mut deleted = self.store.delete_stream(futures_util::stream::iter(paths).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(error("deleting", &keys.join(", "), err)),
+            }
+        }
+        Ok(())
     }
 
     /// The bytes of `key`; `None` when it does not exist.

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kici_engine::status::RunStatus;
-use kici_testkit::{ADMIN_TOKEN, Repo, Stack};
+use kici_testkit::{ADMIN_TOKEN, Repo, Service, Stack};
 use serde_json::Value;
 
 async fn health(port: u16) -> Value {
@@ -35,6 +35,17 @@ fn roles(health: &Value) -> Vec<(String, String, bool)> {
             )
         })
         .collect()
+}
+
+/// An orchestrator and a peer on one PostgreSQL database and one S3 bucket; `None` unless the
+/// end-to-end tests run on PostgreSQL with an S3 server.
+async fn two_on_s3(extra: &[(&str, &str)]) -> Option<(Stack, Service)> {
+    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let (stack, _, _) = Stack::start_on_s3(None, extra).await?;
+    let peer = stack.start_peer("peer");
+    Some((stack, peer))
 }
 
 #[tokio::test]
@@ -103,13 +114,9 @@ async fn one_of_two_orchestrators_leads_and_the_other_takes_over_when_it_dies() 
 /// storage for the source tarballs.
 #[tokio::test]
 async fn a_job_queued_by_one_orchestrator_runs_on_an_agent_of_another() {
-    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
-        return;
-    }
-    let Some((mut stack, _, _)) = Stack::start_on_s3(None, &[("KICI_DISPATCH_INTERVAL_MS", "3600000")]).await else {
+    let Some((mut stack, peer)) = two_on_s3(&[("KICI_DISPATCH_INTERVAL_MS", "3600000")]).await else {
         return;
     };
-    let peer = stack.start_peer("peer");
     let peer_ws = format!("ws://127.0.0.1:{}/ws", peer.port);
     stack
         .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &peer_ws)])
@@ -129,13 +136,9 @@ async fn a_job_queued_by_one_orchestrator_runs_on_an_agent_of_another() {
 /// SIGKILLed, it registers with the other, which then runs a pushed run's job on it.
 #[tokio::test]
 async fn an_agent_given_several_urls_fails_over_to_the_next_orchestrator() {
-    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() != Ok("postgres") {
-        return;
-    }
-    let Some((mut stack, _, _)) = Stack::start_on_s3(None, &[]).await else {
+    let Some((mut stack, peer)) = two_on_s3(&[]).await else {
         return;
     };
-    let peer = stack.start_peer("peer");
     let urls = format!(
         "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
         stack.orchestrator.port, peer.port
@@ -159,4 +162,106 @@ async fn an_agent_given_several_urls_fails_over_to_the_next_orchestrator() {
     let run = stack.push_and_wait("app", &repo, "hello").await;
     assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
     assert!(run.jobs.iter().all(|j| j.agent_id.as_deref() == Some("agent-1")));
+}
+
+/// Every line of a step's log as one orchestrator serves it.
+async fn log_lines(port: u16, run_id: &str) -> Vec<String> {
+    let logs: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/runs/{run_id}/logs"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    logs["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|step| step["lines"].as_array().unwrap().clone())
+        .map(|line| line["line"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// With object storage, a step's log written through the orchestrator its agent is connected
+/// to is read from another, while the step runs and after: none of it is on either's disk.
+#[tokio::test]
+async fn a_step_log_is_served_by_every_orchestrator_live_and_finished() {
+    let Some((mut stack, peer)) = two_on_s3(&[]).await else {
+        return;
+    };
+    let peer_ws = format!("ws://127.0.0.1:{}/ws", peer.port);
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &peer_ws)])
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    stack.add_local_source("app", &repo).await;
+    let run_id = stack.push("app", &repo, "gate").await[0].clone();
+
+    let port = stack.orchestrator.port;
+    stack
+        .wait_for(
+            "the running step's first line, read from the other orchestrator",
+            || async {
+                let lines = log_lines(port, &run_id).await;
+                lines.iter().any(|l| l.contains("before the gate")).then_some(())
+            },
+        )
+        .await;
+    assert_eq!(stack.detail(&run_id).await.run.status, RunStatus::Running);
+    std::fs::write(format!("/tmp/kici-e2e-gate-{run_id}"), "open").unwrap();
+    let run = stack.wait_run(&run_id).await;
+    let _ = std::fs::remove_file(format!("/tmp/kici-e2e-gate-{run_id}"));
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+
+    let here = log_lines(port, &run_id).await;
+    assert_eq!(here, log_lines(peer.port, &run_id).await);
+    let before = here.iter().position(|l| l.contains("before the gate")).unwrap();
+    let after = here.iter().position(|l| l.contains("after the gate")).unwrap();
+    assert!(before < after, "{here:?}");
+    for dir in [stack.data_dir(), stack.dir.path().join("peer/data")] {
+        assert!(!dir.join("logs").exists(), "{} holds step logs", dir.display());
+    }
+}
+
+/// The orchestrator an agent runs a job for is SIGKILLed mid-step: the agent carries the job
+/// to the other, which finishes it, and the log holds every line once.
+#[tokio::test]
+async fn a_job_survives_the_death_of_its_orchestrator_with_its_log_whole() {
+    let Some((mut stack, peer)) = two_on_s3(&[]).await else {
+        return;
+    };
+    let urls = format!(
+        "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
+        stack.orchestrator.port, peer.port
+    );
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &urls)])
+        .await;
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    stack.add_local_source("app", &repo).await;
+    let run_id = stack.push("app", &repo, "gate").await[0].clone();
+    let port = stack.orchestrator.port;
+    stack
+        .wait_for("the step's first line", || async {
+            let lines = log_lines(port, &run_id).await;
+            lines.iter().any(|l| l.contains("before the gate")).then_some(())
+        })
+        .await;
+    let mut killed = std::mem::replace(&mut stack.orchestrator, peer);
+    killed.kill();
+    stack
+        .wait_for("the agent to register with the peer", || async {
+            let answer = health(stack.orchestrator.port).await;
+            (answer["connectedAgents"] == serde_json::json!(["agent-1"])).then_some(())
+        })
+        .await;
+    std::fs::write(format!("/tmp/kici-e2e-gate-{run_id}"), "open").unwrap();
+    let run = stack.wait_run(&run_id).await;
+    let _ = std::fs::remove_file(format!("/tmp/kici-e2e-gate-{run_id}"));
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let lines = log_lines(stack.orchestrator.port, &run_id).await;
+    let count = |text: &str| lines.iter().filter(|l| l.contains(text)).count();
+    assert_eq!((count("before the gate"), count("after the gate")), (1, 1), "{lines:?}");
 }

@@ -860,7 +860,7 @@ mod tests {
         let ctx = ScalerContext {
             store: store.clone(),
             timeline: Timeline::new(store, platform),
-            logs: LogStore::new(dir),
+            logs: LogStore::files(dir),
             hub: Arc::new(Hub::default()),
             wake: DispatchWake::default(),
             spawn: Arc::new(SpawnSettings::new(&config)),
