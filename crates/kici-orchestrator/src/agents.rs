@@ -576,18 +576,13 @@ async fn fail_if_unfinished(
     agent_id: &AgentId,
     entry: &kici_store::QueueEntry,
 ) -> Result<(), kici_store::StoreError> {
-    let Some(job) = state.store.get_job(&entry.job_id).await? else {
-        return Ok(());
-    };
-    if job.job.status.is_terminal() {
-        return Ok(());
-    }
     let error = kici_engine::failure::agent_restarted_without_job(agent_id);
-    progress::fail_job(state, &entry.job_id, &entry.run_id, JobStatus::Failed, &error, None).await
+    progress::settle_unclaimed(state, &entry.job_id, &entry.run_id, &error).await
 }
 
-/// The connection ended: unfinished jobs go back to the queue (never started) or wait for
-/// the agent to come back (running).
+/// The connection ended: the agent's jobs wait for it to come back, running or not: one it
+/// was sent may have reached it even though its acknowledgement did not reach us, and sending
+/// it to another agent could run it twice.
 async fn agent_lost(state: &Shared, agent_id: &AgentId, connection_id: &str) {
     if state.hub.unregister(agent_id, connection_id).is_none() {
         return;
@@ -600,12 +595,11 @@ async fn agent_lost(state: &Shared, agent_id: &AgentId, connection_id: &str) {
         let deadline = now + state.config.recovery_window().as_millis() as i64;
         for job_id in state.store.recover_agent_entries(agent_id, deadline).await? {
             let Some(job) = state.store.get_job(&job_id).await? else { continue };
-            if job.job.status == JobStatus::Queued {
-                state.store.requeue_entry(&job_id).await?;
-            } else {
+            // A job not started yet stays `queued`; its queue entry waits.
+            if job.job.status != JobStatus::Queued {
                 state.store.transition_job(&job_id, &JobChange::on(JobEvent::Recover), now).await?;
-                tracing::warn!(agentId = %agent_id, jobId = %job_id, runId = %job.job.run_id, "job recovering: waiting for the agent to reconnect");
             }
+            tracing::warn!(agentId = %agent_id, jobId = %job_id, runId = %job.job.run_id, "job recovering: waiting for the agent to reconnect");
         }
         Ok(())
     }

@@ -1093,6 +1093,31 @@ pub async fn fail_job(
     fail_job_before_start(state, job_id, run_id, status, error, run_reason, None).await
 }
 
+/// A dispatched job its agent did not take back (the agent did not reconnect in time, came
+/// back without it, or the orchestrator restarted meanwhile). One that never started goes back
+/// to the queue, as its agent never acknowledged it; a started one fails with `error`.
+pub(crate) async fn settle_unclaimed(
+    state: &Shared,
+    job_id: &JobId,
+    run_id: &RunId,
+    error: &str,
+) -> Result<(), StoreError> {
+    let Some(job) = state.store.get_job(job_id).await? else {
+        return Ok(());
+    };
+    match job.job.status {
+        status if status.is_terminal() => Ok(()),
+        JobStatus::Queued => {
+            if state.store.requeue_entry(job_id).await? {
+                tracing::info!(runId = %run_id, jobId = %job_id, "job never acknowledged by its lost agent; requeued");
+                state.wake_dispatcher();
+            }
+            Ok(())
+        }
+        _ => fail_job(state, job_id, run_id, JobStatus::Failed, error, None).await,
+    }
+}
+
 /// [`fail_job`] for a failure before any step ran, shown with its category.
 pub(crate) async fn fail_job_before_start(
     state: &Shared,

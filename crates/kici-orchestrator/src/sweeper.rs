@@ -121,16 +121,9 @@ pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kic
         state.wake_dispatcher();
     }
     for entry in state.store.overdue_recoveries(now).await? {
-        let failed = progress::fail_job(
-            state,
-            &entry.job_id,
-            &entry.run_id,
-            JobStatus::Failed,
-            failure::AGENT_DID_NOT_RECONNECT,
-            None,
-        )
-        .await;
-        logged("failing a job whose agent did not come back", &entry.job_id, failed);
+        let settled =
+            progress::settle_unclaimed(state, &entry.job_id, &entry.run_id, failure::AGENT_DID_NOT_RECONNECT).await;
+        logged("settling a job whose agent did not come back", &entry.job_id, settled);
     }
     if scan_stale {
         let scan_started = std::time::Instant::now();
@@ -228,16 +221,14 @@ pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::Sto
     state.store.disconnect_all_agents().await?;
     for entry in state.store.in_flight_entries().await? {
         if entry.status == kici_store::QueueStatus::Recovering {
-            let failed = progress::fail_job(
+            let settled = progress::settle_unclaimed(
                 state,
                 &entry.job_id,
                 &entry.run_id,
-                JobStatus::Failed,
                 failure::ORCHESTRATOR_RESTARTED_DURING_RECOVERY,
-                None,
             )
             .await;
-            logged("failing a job that was recovering", &entry.job_id, failed);
+            logged("settling a job that was recovering", &entry.job_id, settled);
         }
     }
     let deadline = now + state.config.recovery_window().as_millis() as i64;
@@ -247,15 +238,14 @@ pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::Sto
             let Some(job) = state.store.get_job(&entry.job_id).await? else {
                 return Ok(());
             };
-            if job.job.status == JobStatus::Queued {
-                state.store.requeue_entry(&entry.job_id).await?;
-            } else {
+            // A job not started yet stays `queued` while its agent may come back with it.
+            if job.job.status != JobStatus::Queued {
                 state
                     .store
                     .transition_job(&entry.job_id, &JobChange::on(JobEvent::Recover), now)
                     .await?;
             }
-            Ok(())
+            Ok::<(), kici_store::StoreError>(())
         }
         .await;
         logged("recovering a job after the restart", &entry.job_id, recovered);

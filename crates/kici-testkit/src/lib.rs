@@ -12,6 +12,7 @@ mod fake_agent;
 pub mod fake_api;
 pub mod forge_double;
 pub mod git_http;
+pub mod load;
 mod process;
 mod repo;
 pub mod ssh_server;
