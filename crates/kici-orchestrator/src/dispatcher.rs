@@ -25,18 +25,41 @@ const EXPIRY_MARGIN_MS: i64 = 60_000;
 
 pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.dispatch_interval);
+    let mut last_whole = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = state.dispatch.woken() => {}
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(err) = dispatch_pending(&state).await {
+        let pass = if last_whole.elapsed() >= WHOLE_PASS_INTERVAL {
+            last_whole = std::time::Instant::now();
+            Pass::Whole
+        } else {
+            Pass::WhileAgentsIdle
+        };
+        if let Err(err) = dispatch_pending(&state, pass).await {
             tracing::error!(error = %err, "dispatch pass failed");
         }
         state.scaler.fill_warm_pools();
     }
 }
+
+/// How much of the queue a pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Every waiting entry: concurrency group bookkeeping (expiry moved on) needs them all.
+    Whole,
+    /// Pages of the oldest entries until no agent of this orchestrator is idle, unless scalers
+    /// are configured (they are asked about every entry). With every agent busy, a pass costs
+    /// a page, not the queue.
+    WhileAgentsIdle,
+}
+
+/// Entries read at a time.
+const PAGE: i64 = 128;
+/// A whole pass at least this often; well within [`EXPIRY_MARGIN_MS`].
+const WHOLE_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The secrets the job's environments bind, decrypted for the agent about to run it; the
 /// error names what could not be resolved (never a value).
@@ -245,216 +268,275 @@ pub(crate) fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, 
         .collect()
 }
 
-/// One pass: every pending entry is placed on a fitting idle agent or asks the scaler for one.
-pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
-    let pending = state.store.pending_entries().await?;
-    let waiting: HashSet<JobId> = pending.iter().map(|e| e.job_id.clone()).collect();
-    let busy: HashSet<JobId> = state.hub.all().into_iter().filter_map(|a| a.busy_job).collect();
-    // (repository, group) of the jobs on agents, read once a pass needs it.
-    let mut groups_in_flight: Option<HashSet<(String, String)>> = None;
-    // A run waiting for its turn in its workflow's concurrency group has one job waiting on an
-    // agent; its other jobs would only wait too, so they stay queued until its turn comes.
-    let waiting_runs: HashSet<RunId> = state.store.queued_concurrency_runs().await?.into_iter().collect();
-    for entry in pending {
-        if waiting_runs.contains(&entry.run_id) {
-            continue;
-        }
-        // An unreadable dispatch is failed once claimed, below.
-        let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
-            .ok()
-            .map(|d| d.job_config);
-        // One job of a concurrency group at a time: the others wait queued, oldest first.
-        let group = config
-            .as_ref()
-            .and_then(|c| c.concurrency_group.clone().map(|g| (c.repo.clone(), g)));
-        if let Some(group) = &group {
-            if groups_in_flight.is_none() {
-                groups_in_flight = Some(groups_of(&state.store.in_flight_entries().await?));
-            }
-            if groups_in_flight.as_ref().is_some_and(|taken| taken.contains(group)) {
-                let first_time = state
-                    .group_waits
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(entry.job_id.clone());
-                if first_time {
-                    tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, group = %group.1, "job waits for a job of its concurrency group to finish");
-                }
-                // The queue timeout is for want of an agent: waiting for the group does not
-                // count against it (its expiry moves on shortly before it would come).
-                if let (Some(at), Some(timeout)) = (entry.expires_at, state.config.queue_timeout) {
-                    let now = now_ms();
-                    if at - now < EXPIRY_MARGIN_MS {
-                        state
-                            .store
-                            .postpone_expiry(&entry.job_id, now + timeout.as_millis() as i64)
-                            .await?;
-                    }
-                }
-                continue;
-            }
-            // The oldest entry of the group holds it for this pass, placed or not, so a younger
-            // one never overtakes it.
-            if let Some(taken) = groups_in_flight.as_mut() {
-                taken.insert(group.clone());
-            }
-        }
-        // One build per lock file at a time: the others wait, then restore what it stored.
-        if let Some(hash) = config.as_ref().and_then(build_of)
-            && !state
-                .builds
-                .try_start(hash, &entry.job_id, |job| waiting.contains(job) || busy.contains(job))
-        {
-            continue;
-        }
-        let pick_any = config.as_ref().is_some_and(|c| c.pick_any);
-        // Lock files were validated at load, so their matchers compile.
-        let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
-        let free_for_this_job = |bound: &Option<JobId>| {
-            bound
-                .as_ref()
-                .is_none_or(|job| *job == entry.job_id || !waiting.contains(job))
-        };
-        // `min_by_key` keeps the first of equals: an agent bound to this job, else (with
-        // `pick: 'any'`, the least used, then) the lowest id.
-        let Some(agent) = state
-            .hub
-            .idle_agents()
-            .into_iter()
-            .filter(|a| free_for_this_job(&a.bound_job) && fits(&a.labels))
-            .min_by_key(|a| {
-                (
-                    a.bound_job.as_deref() != Some(entry.job_id.as_str()),
-                    if pick_any { a.jobs_sent } else { 0 },
-                )
-            })
-        else {
-            let could_fit = state.hub.all().iter().any(|a| !a.single_use && fits(&a.labels));
-            state.scaler.provision(&entry, could_fit);
-            continue;
-        };
-        let now = now_ms();
-        let deadline = now + state.config.dispatch_ack_timeout.as_millis() as i64;
-        if !state
+/// One pass: pending entries, oldest first, are placed on fitting idle agents or ask the
+/// scaler for one ([`Pass`] says how many are looked at).
+pub async fn dispatch_pending(state: &Shared, kind: Pass) -> Result<(), kici_store::StoreError> {
+    let scaling = !state.scaler.config().scalers.is_empty();
+    let mut pass = PassState::new(state).await?;
+    let mut after: Option<(i64, JobId)> = None;
+    loop {
+        let page = state
             .store
-            .claim_entry(&entry.job_id, &agent.agent_id, deadline)
-            .await?
-        {
-            continue;
+            .pending_entries_after(after.as_ref().map(|(at, job)| (*at, job)), PAGE)
+            .await?;
+        let more = page.len() as i64 == PAGE;
+        after = page.last().map(|e| (e.enqueued_at, e.job_id.clone()));
+        for entry in page {
+            place(state, &mut pass, entry).await?;
         }
-        state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
-        state.scaler.dispatched(&agent.agent_id, &entry.job_id);
-        if group.is_some() {
-            state
+        let may_stop = kind == Pass::WhileAgentsIdle && !scaling;
+        if !more || (may_stop && state.hub.idle_agents().is_empty()) {
+            return Ok(());
+        }
+    }
+}
+
+/// What a pass reads once, or once it needs it.
+struct PassState {
+    /// Every waiting job's id, read when an agent bound to a job or a build needs it.
+    waiting: Option<HashSet<JobId>>,
+    busy: HashSet<JobId>,
+    /// (repository, group) of the jobs on agents, read once a pass needs it.
+    groups_in_flight: Option<HashSet<(String, String)>>,
+    /// A run waiting for its turn in its workflow's concurrency group has one job waiting on
+    /// an agent; its other jobs would only wait too, so they stay queued until its turn comes.
+    waiting_runs: HashSet<RunId>,
+}
+
+impl PassState {
+    async fn new(state: &Shared) -> Result<PassState, kici_store::StoreError> {
+        Ok(PassState {
+            waiting: None,
+            busy: state.hub.all().into_iter().filter_map(|a| a.busy_job).collect(),
+            groups_in_flight: None,
+            waiting_runs: state.store.queued_concurrency_runs().await?.into_iter().collect(),
+        })
+    }
+
+    async fn load_waiting(&mut self, state: &Shared) -> Result<(), kici_store::StoreError> {
+        if self.waiting.is_none() {
+            self.waiting = Some(state.store.pending_job_ids().await?.into_iter().collect());
+        }
+        Ok(())
+    }
+
+    fn is_waiting(&self, job_id: &JobId) -> bool {
+        self.waiting.as_ref().is_some_and(|waiting| waiting.contains(job_id))
+    }
+}
+
+/// Places one pending entry on a fitting idle agent, or asks the scaler for one.
+async fn place(
+    state: &Shared,
+    pass: &mut PassState,
+    entry: kici_store::QueueEntry,
+) -> Result<(), kici_store::StoreError> {
+    if pass.waiting_runs.contains(&entry.run_id) {
+        return Ok(());
+    }
+    // An unreadable dispatch is failed once claimed, below.
+    let config = serde_json::from_str::<JobDispatch>(&entry.dispatch)
+        .ok()
+        .map(|d| d.job_config);
+    // One job of a concurrency group at a time: the others wait queued, oldest first.
+    let group = config
+        .as_ref()
+        .and_then(|c| c.concurrency_group.clone().map(|g| (c.repo.clone(), g)));
+    if let Some(group) = &group {
+        if pass.groups_in_flight.is_none() {
+            pass.groups_in_flight = Some(groups_of(&state.store.in_flight_entries().await?));
+        }
+        if pass
+            .groups_in_flight
+            .as_ref()
+            .is_some_and(|taken| taken.contains(group))
+        {
+            let first_time = state
                 .group_waits
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&entry.job_id);
-        }
-        let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
-            Ok(dispatch) => dispatch,
-            Err(err) => {
-                let error = format!("the stored dispatch of this job is unreadable: {err}");
-                crate::progress::fail_job(
-                    state,
-                    &entry.job_id,
-                    &entry.run_id,
-                    kici_engine::status::JobStatus::Failed,
-                    &error,
-                    None,
-                )
-                .await?;
-                state.hub.release(&agent.agent_id, &entry.job_id);
-                continue;
+                .insert(entry.job_id.clone());
+            if first_time {
+                tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, group = %group.1, "job waits for a job of its concurrency group to finish");
             }
-        };
-        let resolved = match secrets_of(state, &dispatch).await? {
-            Err(message) => Err((
+            // The queue timeout is for want of an agent: waiting for the group does not
+            // count against it (its expiry moves on shortly before it would come).
+            if let (Some(at), Some(timeout)) = (entry.expires_at, state.config.queue_timeout) {
+                let now = now_ms();
+                if at - now < EXPIRY_MARGIN_MS {
+                    state
+                        .store
+                        .postpone_expiry(&entry.job_id, now + timeout.as_millis() as i64)
+                        .await?;
+                }
+            }
+            return Ok(());
+        }
+        // The oldest entry of the group holds it for this pass, placed or not, so a younger
+        // one never overtakes it.
+        if let Some(taken) = pass.groups_in_flight.as_mut() {
+            taken.insert(group.clone());
+        }
+    }
+    // One build per lock file at a time: the others wait, then restore what it stored.
+    if let Some(hash) = config.as_ref().and_then(build_of) {
+        pass.load_waiting(state).await?;
+        if !state.builds.try_start(hash, &entry.job_id, |job| {
+            pass.is_waiting(job) || pass.busy.contains(job)
+        }) {
+            return Ok(());
+        }
+    }
+    let pick_any = config.as_ref().is_some_and(|c| c.pick_any);
+    // Lock files were validated at load, so their matchers compile.
+    let fits = |labels: &[String]| labels_fit(&entry.runs_on, &entry.exclude_labels, labels).unwrap_or(false);
+    let idle = state.hub.idle_agents();
+    // An agent a scaler started for another job that still waits is kept for that job.
+    if idle.iter().any(|a| a.bound_job.is_some()) {
+        pass.load_waiting(state).await?;
+    }
+    let free_for_this_job = |bound: &Option<JobId>| {
+        bound
+            .as_ref()
+            .is_none_or(|job| *job == entry.job_id || !pass.is_waiting(job))
+    };
+    // `min_by_key` keeps the first of equals: an agent bound to this job, else (with
+    // `pick: 'any'`, the least used, then) the lowest id.
+    let Some(agent) = idle
+        .into_iter()
+        .filter(|a| free_for_this_job(&a.bound_job) && fits(&a.labels))
+        .min_by_key(|a| {
+            (
+                a.bound_job.as_deref() != Some(entry.job_id.as_str()),
+                if pick_any { a.jobs_sent } else { 0 },
+            )
+        })
+    else {
+        let could_fit = state.hub.all().iter().any(|a| !a.single_use && fits(&a.labels));
+        state.scaler.provision(&entry, could_fit);
+        return Ok(());
+    };
+    let now = now_ms();
+    let deadline = now + state.config.dispatch_ack_timeout.as_millis() as i64;
+    if !state
+        .store
+        .claim_entry(&entry.job_id, &agent.agent_id, deadline)
+        .await?
+    {
+        return Ok(());
+    }
+    state.hub.set_busy(&agent.agent_id, Some(&entry.job_id));
+    state.scaler.dispatched(&agent.agent_id, &entry.job_id);
+    if group.is_some() {
+        state
+            .group_waits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&entry.job_id);
+    }
+    let mut dispatch: JobDispatch = match serde_json::from_str(&entry.dispatch) {
+        Ok(dispatch) => dispatch,
+        Err(err) => {
+            let error = format!("the stored dispatch of this job is unreadable: {err}");
+            crate::progress::fail_job(
+                state,
+                &entry.job_id,
+                &entry.run_id,
+                kici_engine::status::JobStatus::Failed,
+                &error,
+                None,
+            )
+            .await?;
+            state.hub.release(&agent.agent_id, &entry.job_id);
+            return Ok(());
+        }
+    };
+    let resolved = match secrets_of(state, &dispatch).await? {
+        Err(message) => Err((
+            InitFailureScope::Job,
+            InitFailureCategory::SecretResolution,
+            format!("Secret resolution failed: {message}"),
+        )),
+        Ok(secrets) => {
+            dispatch.secrets = secrets;
+            install_secrets::resolve(state, &dispatch).await?.map_err(|reason| {
+                (
+                    InitFailureScope::Run,
+                    InitFailureCategory::InstallSecrets,
+                    kici_engine::install::rejected(&reason),
+                )
+            })
+        }
+    };
+    // A pull request that runs the base branch's workflows runs code nobody trusted yet:
+    // it gets no secret, and a job that needs one fails saying why.
+    let resolved = match resolved {
+        Ok(install)
+            if dispatch.job_config.base_workflows
+                && (!dispatch.secrets.is_empty() || !install.registries.is_empty() || !install.env.is_empty()) =>
+        {
+            let why = kici_engine::trust::assess(&dispatch.event)
+                .map(|trust| trust.reason)
+                .unwrap_or_default();
+            Err((
                 InitFailureScope::Job,
                 InitFailureCategory::SecretResolution,
-                format!("Secret resolution failed: {message}"),
-            )),
-            Ok(secrets) => {
-                dispatch.secrets = secrets;
-                install_secrets::resolve(state, &dispatch).await?.map_err(|reason| {
-                    (
-                        InitFailureScope::Run,
-                        InitFailureCategory::InstallSecrets,
-                        kici_engine::install::rejected(&reason),
-                    )
-                })
-            }
-        };
-        // A pull request that runs the base branch's workflows runs code nobody trusted yet:
-        // it gets no secret, and a job that needs one fails saying why.
-        let resolved = match resolved {
-            Ok(install)
-                if dispatch.job_config.base_workflows
-                    && (!dispatch.secrets.is_empty() || !install.registries.is_empty() || !install.env.is_empty()) =>
-            {
-                let why = kici_engine::trust::assess(&dispatch.event)
-                    .map(|trust| trust.reason)
-                    .unwrap_or_default();
-                Err((
-                    InitFailureScope::Job,
-                    InitFailureCategory::SecretResolution,
-                    kici_engine::trust::secrets_withheld(&why),
-                ))
-            }
-            other => other,
-        };
-        match resolved {
-            Ok(install) => {
-                dispatch.npm_registries = install.registries;
-                dispatch.install_env_secrets = install.env;
-            }
-            Err((scope, category, message)) => {
-                let init = InitFailure {
-                    scope,
-                    category,
-                    message,
-                    job_name: Some(dispatch.job_config.job_name.clone()),
-                };
-                crate::progress::fail_job_before_start(
-                    state,
-                    &entry.job_id,
-                    &entry.run_id,
-                    kici_engine::status::JobStatus::Failed,
-                    &init.message,
-                    None,
-                    Some(&init),
-                )
-                .await?;
-                state.hub.release(&agent.agent_id, &entry.job_id);
-                continue;
-            }
+                kici_engine::trust::secrets_withheld(&why),
+            ))
         }
-        dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
-        dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
-        if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
-            dispatch.source_tar_url = source_tarball(state, &dispatch).await;
+        other => other,
+    };
+    match resolved {
+        Ok(install) => {
+            dispatch.npm_registries = install.registries;
+            dispatch.install_env_secrets = install.env;
         }
-        // Nor may it write the caches trusted runs restore.
-        if !dispatch.job_config.repo.is_empty() && !dispatch.job_config.base_workflows {
-            dispatch.cache = Some(crate::grants::issue(
-                &state.grant_keys,
-                &dispatch,
-                &dispatch.job_config.repo,
-                state.config.http_url(),
-                now,
-            ));
-        }
-        dispatch.timestamp = now;
-        tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
-        if agent
-            .tx
-            .send(Outbound::Message(OrchestratorMessage::JobDispatch(Box::new(dispatch))))
-            .await
-            .is_err()
-        {
+        Err((scope, category, message)) => {
+            let init = InitFailure {
+                scope,
+                category,
+                message,
+                job_name: Some(dispatch.job_config.job_name.clone()),
+            };
+            crate::progress::fail_job_before_start(
+                state,
+                &entry.job_id,
+                &entry.run_id,
+                kici_engine::status::JobStatus::Failed,
+                &init.message,
+                None,
+                Some(&init),
+            )
+            .await?;
             state.hub.release(&agent.agent_id, &entry.job_id);
-            state.store.requeue_entry(&entry.job_id).await?;
+            return Ok(());
         }
+    }
+    dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
+    dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
+    if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
+        dispatch.source_tar_url = source_tarball(state, &dispatch).await;
+    }
+    // Nor may it write the caches trusted runs restore.
+    if !dispatch.job_config.repo.is_empty() && !dispatch.job_config.base_workflows {
+        dispatch.cache = Some(crate::grants::issue(
+            &state.grant_keys,
+            &dispatch,
+            &dispatch.job_config.repo,
+            state.config.http_url(),
+            now,
+        ));
+    }
+    dispatch.timestamp = now;
+    tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
+    if agent
+        .tx
+        .send(Outbound::Message(OrchestratorMessage::JobDispatch(Box::new(dispatch))))
+        .await
+        .is_err()
+    {
+        state.hub.release(&agent.agent_id, &entry.job_id);
+        state.store.requeue_entry(&entry.job_id).await?;
     }
     Ok(())
 }

@@ -86,7 +86,9 @@ fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
 async fn build_on_a1(state: &Shared, running: bool) -> mpsc::Receiver<Outbound> {
     start_run(state, "r").await;
     let mut agent = connect(state, "a1");
-    dispatcher::dispatch_pending(state).await.unwrap();
+    dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+        .await
+        .unwrap();
     assert_eq!(dispatched(&mut agent).job_id, "r-build");
     if running {
         report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
@@ -174,7 +176,9 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
             "{db}"
         );
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         let dispatch = dispatched(&mut agent);
         assert_eq!(
             (dispatch.job_id.as_str(), dispatch.job_config.kind),
@@ -219,7 +223,9 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
             ]),
             "{db}"
         );
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         let test = dispatched(&mut agent);
         assert_eq!(test.job_id, "r-test", "{db}");
         assert_eq!(
@@ -230,7 +236,9 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
         report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
         report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
         report(state, "a1", "r-test", 2, JobStatus::Success, None).await;
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r-report", "{db}");
         report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
         assert_eq!(
@@ -271,7 +279,9 @@ async fn a_failed_job_skips_what_needs_its_success_and_fails_the_run() {
             ]),
             "{db}: `report` runs always, so it runs after a skipped `test`"
         );
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         let report_job = dispatched(&mut agent);
         assert_eq!(report_job.needs["test"]["status"], "skipped", "{db}");
         report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
@@ -291,9 +301,13 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
         start_run(state, "r1").await;
         start_run(state, "r2").await;
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r1-build", "{db}: oldest first");
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         assert!(agent.try_recv().is_err(), "{db}: one job per agent");
         assert_eq!(
             state
@@ -307,7 +321,9 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
             "{db}"
         );
         let mut second = connect(state, "a2");
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         assert_eq!(dispatched(&mut second).job_id, "r2-build", "{db}");
     }
 }
@@ -449,7 +465,9 @@ async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
             .unwrap();
         progress::advance_run(state, &"r".into()).await.unwrap();
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state).await.unwrap();
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r-eval", "{db}");
         report(state, "a1", "r-eval", 1, JobStatus::Running, None).await;
         progress::cancel_run(state, &"r".into(), "Cancelled by ops", false)

@@ -155,6 +155,11 @@ static MIGRATIONS: &[Migration] = &[
         "orchestrator_instances",
         include_str!("../migrations/0030_orchestrator_instances.sql"),
     ),
+    (
+        31,
+        "dispatch_queue_pages",
+        include_str!("../migrations/0031_dispatch_queue_pages.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -141,6 +141,32 @@ impl Store {
         self.entries_where("q.status = $1", &[PENDING]).await
     }
 
+    /// Up to `limit` entries waiting for an agent after `after` (`(enqueued_at, job_id)` of the
+    /// last one seen), oldest first: the dispatcher reads the queue a page at a time.
+    pub async fn pending_entries_after(&self, after: Option<(i64, &JobId)>, limit: i64) -> Result<Vec<QueueEntry>> {
+        let (at, job_id) = after.map_or((i64::MIN, ""), |(at, job)| (at, job.as_str()));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM dispatch_queue q JOIN jobs j ON j.job_id = q.job_id
+             WHERE q.status = $1 AND (q.enqueued_at > $2 OR (q.enqueued_at = $2 AND q.job_id > $3))
+             ORDER BY q.enqueued_at, q.job_id LIMIT $4"
+        );
+        let rows = dynamic(sql, &[PENDING, Arg::Int(at), Arg::Text(job_id), Arg::Int(limit.max(1))])
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read queue page"))?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    /// The ids of every entry waiting for an agent.
+    pub async fn pending_job_ids(&self) -> Result<Vec<JobId>> {
+        let rows = sqlx::query("SELECT job_id FROM dispatch_queue WHERE status = $1")
+            .bind(QueueStatus::Pending.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read pending job ids"))?;
+        rows.iter().map(|r| get_id(r, "job_id")).collect()
+    }
+
     /// Entries held by an agent (dispatched or recovering).
     pub async fn entries_of_agent(&self, agent_id: &AgentId) -> Result<Vec<QueueEntry>> {
         self.entries_where(

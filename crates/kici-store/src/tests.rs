@@ -403,6 +403,46 @@ async fn list_runs_filters_and_pages_newest_first() {
     }
 }
 
+/// The dispatcher's pages: oldest first, ties by job id, each entry once, claimed ones gone.
+#[tokio::test]
+async fn waiting_entries_are_read_a_page_at_a_time_in_queue_order() {
+    for (db, store, _dir) in stores().await {
+        let names = ["e", "d", "c", "b", "a"];
+        let jobs: Vec<_> = names.iter().map(|n| job("r", n, n, vec![], 0)).collect();
+        let mut entries: Vec<_> = names.iter().map(|n| entry("r", n, None)).collect();
+        // `e` and `d` were queued later; the others tie.
+        entries[0].enqueued_at = 30;
+        entries[1].enqueued_at = 20;
+        store.insert_run(&run("r", 1), &jobs, &entries).await.unwrap();
+        store
+            .claim_entry(&JobId::from("b"), &AgentId::from("agent-1"), 50)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<(i64, JobId)> = None;
+        loop {
+            let page = store
+                .pending_entries_after(after.as_ref().map(|(at, job)| (*at, job)), 2)
+                .await
+                .unwrap();
+            assert!(page.len() <= 2, "{db}");
+            let Some(last) = page.last() else { break };
+            after = Some((last.enqueued_at, last.job_id.clone()));
+            seen.extend(page.iter().map(|e| e.job_id.to_string()));
+        }
+        assert_eq!(seen, ["a", "c", "d", "e"], "{db}");
+        let mut ids: Vec<String> = store
+            .pending_job_ids()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "c", "d", "e"], "{db}");
+    }
+}
+
 #[tokio::test]
 async fn the_queue_claims_once_recovers_and_expires() {
     for (db, store, _dir) in stores().await {

@@ -422,42 +422,14 @@ pub async fn run_jobs(load: &JobsLoad, build_info: BuildInfo, mut stack: crate::
     let mut ports = vec![stack.orchestrator.port];
     ports.extend(peers.iter().map(|p| p.port));
     let mut peers: Vec<Option<crate::Service>> = peers.into_iter().map(Some).collect();
-    let mut tokens = Vec::new();
-    for i in 0..load.agents {
-        tokens.push(stack.agent_token(&format!("load-{i}"), &["load"]).await);
+    let mut agents = register_agents(&stack, &ports, load.agents, &build_info).await;
+    for agent in &mut agents {
+        agent.disconnect_per_job = load.disconnect_per_job;
+        agent.chunks_per_job = load.chunks_per_job;
+        agent.lines_per_chunk = load.lines_per_chunk;
     }
-    let agents = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(i, token)| SimAgent {
-            // Each agent starts at another orchestrator and fails over to the next.
-            urls: (0..ports.len())
-                .map(|k| format!("ws://127.0.0.1:{}/ws", ports[(i + k) % ports.len()]))
-                .collect(),
-            token,
-            agent_id: format!("load-{i}"),
-            labels: vec!["load".into()],
-            build_info: build_info.clone(),
-            disconnect_per_job: load.disconnect_per_job,
-            chunks_per_job: load.chunks_per_job,
-            lines_per_chunk: load.lines_per_chunk,
-            line_bytes: 100,
-            heartbeat: Duration::from_secs(5),
-            seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
-        })
-        .collect();
     let fleet = Fleet::start(agents);
-    let repo = crate::Repo::from_fixture(stack.dir.path(), "tests/load-repo");
-    let shards: Vec<String> = (0..load.matrix).map(|i| format!("'{i}'")).collect();
-    let workflow = std::fs::read_to_string(repo.work().join(".kici/workflows/load.ts"))
-        .expect("the load workflow")
-        .replace("shard: ['0']", &format!("shard: [{}]", shards.join(", ")));
-    repo.write(".kici/workflows/load.ts", &workflow);
-    repo.compile();
-    repo.commit_and_push("load");
-    repo.push_to("load");
-    stack.add_local_source("app", &repo).await;
-    let payload = repo.push_payload("app", "load");
+    let payload = load_source(&stack, load.matrix).await;
     let total = load.runs * load.matrix;
     let mut problems = Vec::new();
 
@@ -495,6 +467,90 @@ pub async fn run_jobs(load: &JobsLoad, build_info: BuildInfo, mut stack: crate::
         lost: fleet.stats.lost.load(Ordering::SeqCst),
         problems,
     }
+}
+
+/// `count` simulated agents, each with a token of its own and the URLs of the orchestrators on
+/// `ports`, starting at another one each (they fail over to the next); no drops, one chunk of
+/// five 100-byte lines per job, a heartbeat every 30 s (a real agent's default).
+pub async fn register_agents(
+    stack: &crate::Stack,
+    ports: &[u16],
+    count: usize,
+    build_info: &BuildInfo,
+) -> Vec<SimAgent> {
+    let mut agents = Vec::new();
+    for i in 0..count {
+        let agent_id = format!("load-{i}");
+        agents.push(SimAgent {
+            urls: (0..ports.len())
+                .map(|k| format!("ws://127.0.0.1:{}/ws", ports[(i + k) % ports.len()]))
+                .collect(),
+            token: stack.agent_token(&agent_id, &["load"]).await,
+            agent_id,
+            labels: vec!["load".into()],
+            build_info: build_info.clone(),
+            disconnect_per_job: 0.0,
+            chunks_per_job: 1,
+            lines_per_chunk: 5,
+            line_bytes: 100,
+            heartbeat: Duration::from_secs(30),
+            seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+        });
+    }
+    agents
+}
+
+/// Adds source `app`: a repository whose `load` branch runs `matrix` no-op jobs per push; the
+/// push webhook's body.
+pub async fn load_source(stack: &crate::Stack, matrix: usize) -> serde_json::Value {
+    let repo = crate::Repo::from_fixture(stack.dir.path(), "tests/load-repo");
+    let shards: Vec<String> = (0..matrix).map(|i| format!("'{i}'")).collect();
+    let workflow = std::fs::read_to_string(repo.work().join(".kici/workflows/load.ts"))
+        .expect("the load workflow")
+        .replace("shard: ['0']", &format!("shard: [{}]", shards.join(", ")));
+    repo.write(".kici/workflows/load.ts", &workflow);
+    repo.compile();
+    repo.commit_and_push("load");
+    repo.push_to("load");
+    // Bursts go past the default 600 deliveries a minute.
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &serde_json::json!({
+                "kind": "local",
+                "name": "app",
+                "path": repo.origin().display().to_string(),
+                "rateLimitRpm": 60_000,
+            }),
+        )
+        .await;
+    repo.push_payload("app", "load")
+}
+
+/// Sends `count` push webhooks for source `app` at `per_second` to the orchestrator on
+/// `port`; how long each took to answer (the answer comes once its runs are created).
+pub async fn webhook_burst(
+    client: &reqwest::Client,
+    port: u16,
+    payload: &serde_json::Value,
+    count: usize,
+    per_second: usize,
+) -> Result<Vec<Duration>, String> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second as f64));
+    let mut sent = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        tick.tick().await;
+        let (client, payload) = (client.clone(), payload.clone());
+        sent.spawn(async move {
+            let started = std::time::Instant::now();
+            send_webhook(&client, port, &payload).await.map(|_| started.elapsed())
+        });
+    }
+    let mut took = Vec::new();
+    while let Some(answer) = sent.join_next().await {
+        took.push(answer.map_err(|err| err.to_string())??);
+    }
+    Ok(took)
 }
 
 async fn send_webhook(client: &reqwest::Client, port: u16, payload: &serde_json::Value) -> Result<Vec<String>, String> {
