@@ -265,3 +265,57 @@ async fn a_job_survives_the_death_of_its_orchestrator_with_its_log_whole() {
     let count = |text: &str| lines.iter().filter(|l| l.contains(text)).count();
     assert_eq!((count("before the gate"), count("after the gate")), (1, 1), "{lines:?}");
 }
+
+/// A schedule firing every minute, registered through the leader, fires on the peer once the
+/// leader is SIGKILLed: one run for the tick, however many instances there were.
+#[tokio::test]
+async fn schedules_fire_once_on_the_new_leader_after_the_old_one_dies() {
+    let Some((mut stack, peer)) = two_on_s3(&[("KICI_SCHEDULE_INTERVAL_MS", "200")]).await else {
+        return;
+    };
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/load-repo");
+    repo.write(
+        ".kici/workflows/nightly.ts",
+        r#"import { workflow, job, step, schedule } from '@kici-dev/sdk';
+
+export default workflow('every-minute', {
+  on: schedule({ cron: '* * * * *' }),
+  jobs: [job('tick', { runsOn: 'nobody', steps: [step('noop', async () => {})] })],
+});
+"#,
+    );
+    repo.compile();
+    repo.commit_and_push("every minute");
+    stack.add_local_source("app", &repo).await;
+    // The default branch's push registers the schedule.
+    stack.push("app", &repo, "main").await;
+    // The leader dies; the stack's helpers speak to the survivor.
+    let mut peer = peer;
+    if health(stack.orchestrator.port).await["role"] == "leader" {
+        std::mem::swap(&mut stack.orchestrator, &mut peer);
+    }
+    peer.kill();
+    let survivor = stack.orchestrator.port;
+    stack
+        .wait_for("the survivor to lead", || async {
+            let answer = health(survivor).await;
+            (answer["role"] == "leader").then_some(())
+        })
+        .await;
+    let runs = || async {
+        let list = stack.get("/api/v1/runs?workflow=every-minute").await;
+        list["runs"].as_array().unwrap().clone()
+    };
+    // The next minute's tick (the one registered in the minute before may fire first).
+    let first = stack
+        .wait_for("a scheduled run", || async { runs().await.first().cloned() })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let fired: Vec<Value> = runs()
+        .await
+        .into_iter()
+        .filter(|run| run["createdAt"].as_i64().unwrap() / 60_000 == first["createdAt"].as_i64().unwrap() / 60_000)
+        .collect();
+    assert_eq!(fired.len(), 1, "one run per tick: {fired:#?}");
+    assert_eq!(first["trigger"], "schedule", "{first}");
+}
