@@ -323,6 +323,12 @@ impl JobStatus {
         JobStatus::TERMINAL.contains(&self)
     }
 
+    /// Queued for an agent or on one: a run whose unfinished jobs all are waits on no decision
+    /// (no need to resolve, hold or timer to pass) until one of them ends otherwise than well.
+    pub fn is_placed(self) -> bool {
+        matches!(self, JobStatus::Queued | JobStatus::Running | JobStatus::Recovering)
+    }
+
     /// Statuses that make the run fail.
     pub fn is_failure(self) -> bool {
         matches!(

@@ -10,7 +10,7 @@
 //!   acknowledged; the orchestrator receiving a step's chunks folds them into segment objects
 //!   (`s-<firstSeq>-<lastSeq>.jsonl`, at 64 chunks or 256 KiB, when the step or job ends, and
 //!   after a minute without lines) and deletes the chunk objects, so a long log is a few
-//!   objects. A milestone is `executions/<runId>/jobs/<jobId>/provisioning/<ts>-<id>.json`.
+//!   objects (a step of one chunk stays that one object). A milestone is `executions/<runId>/jobs/<jobId>/provisioning/<ts>-<id>.json`.
 //!   Logs written to files before the switch are still read from there.
 //!
 //! `seq` is the agent's message number. A chunk replayed after a crash between the write and
@@ -413,6 +413,10 @@ impl Objects {
         let (Some(first), Some(last)) = (segment.seqs.iter().min(), segment.seqs.iter().max()) else {
             return;
         };
+        // One chunk is one object already.
+        if first == last {
+            return;
+        }
         let name = format!("{}/s-{first:020}-{last:020}.jsonl", key.prefix());
         if let Err(err) = self.storage.put(&name, segment.text.into_bytes()).await {
             tracing::warn!(error = %err, "cannot fold a step's log chunks into a segment; they stay as chunks");

@@ -554,11 +554,16 @@ pub enum ApplyError {
 /// alive or put it back in the queue.
 async fn holds(state: &Shared, agent_id: &AgentId, job_id: &JobId, what: &str) -> Result<bool, StoreError> {
     let owner = state.store.queue_entry(job_id).await?.and_then(|e| e.agent_id);
-    if owner.as_deref() == Some(agent_id) {
-        return Ok(true);
+    Ok(owned_by(owner.as_deref(), agent_id, job_id, what))
+}
+
+/// Whether `owner` (the agent a job was given to) is `agent_id`; a refusal is logged.
+fn owned_by(owner: Option<&str>, agent_id: &AgentId, job_id: &JobId, what: &str) -> bool {
+    if owner == Some(agent_id.as_str()) {
+        return true;
     }
     tracing::warn!(agentId = %agent_id, jobId = %excerpt(job_id), owner = ?owner, messageType = what, "agent message refused: the job is not assigned to this agent");
-    Ok(false)
+    false
 }
 
 /// Applies one message from `agent_id`; returns the acknowledgement to send, if any.
@@ -626,17 +631,11 @@ pub async fn apply(
             if record.last_seq >= seq as i64 {
                 return Ok(Some(ack));
             }
-            if !holds(
-                state,
-                agent_id,
-                &job_id,
-                "job.ack, job.status, step.status, log.chunk or event.emit",
-            )
-            .await?
-            {
+            // The job's agent is its queue entry's (one claim sets both).
+            let what = "job.ack, job.status, step.status, log.chunk or event.emit";
+            if !owned_by(record.job.agent_id.as_deref(), agent_id, &job_id, what) {
                 return Ok(Some(ack));
             }
-            state.store.job_heartbeat(&job_id, now).await?;
             match sequenced {
                 AgentMessage::JobAck { .. } => state.store.entry_acknowledged(&job_id).await?,
                 AgentMessage::JobStatus(update) => job_status(state, agent_id, &record, *update, now).await?,
@@ -675,7 +674,7 @@ pub async fn apply(
                 }
                 _ => {}
             }
-            state.store.advance_seq(&job_id, seq as i64).await?;
+            state.store.advance_seq(&job_id, seq as i64, now).await?;
             Ok(Some(ack))
         }
     }
@@ -799,6 +798,16 @@ async fn job_status(
     }
     state.hub.release(agent_id, job_id);
     state.wake_dispatcher();
+    // A plain job's success beside jobs that are all queued or running decides nothing: a
+    // 250-job matrix does not re-read its run 250 times.
+    if finished
+        && update.state == JobStatus::Success
+        && record.kind == JobKind::Execute
+        && state.store.only_placed_jobs_left(run_id).await?
+    {
+        state.run_changed(run_id);
+        return Ok(());
+    }
     advance_run(state, run_id).await
 }
 

@@ -588,6 +588,34 @@ impl Store {
         row.as_ref().map(row_to_job).transpose()
     }
 
+    /// Whether the run has unfinished jobs and every one is placed ([`JobStatus::is_placed`]):
+    /// a job that succeeded then changes nothing else in it.
+    pub async fn only_placed_jobs_left(&self, run_id: &RunId) -> Result<bool> {
+        let unfinished = status_list(
+            &JobStatus::ALL
+                .into_iter()
+                .filter(|s| !s.is_terminal())
+                .collect::<Vec<_>>(),
+            JobStatus::as_str,
+        );
+        let placed = status_list(
+            &JobStatus::ALL.into_iter().filter(|s| s.is_placed()).collect::<Vec<_>>(),
+            JobStatus::as_str,
+        );
+        let sql = format!(
+            "SELECT COUNT(*) AS unfinished, COALESCE(SUM(CASE WHEN status IN ({placed}) THEN 1 ELSE 0 END), 0) AS placed
+             FROM jobs WHERE run_id = $1 AND status IN ({unfinished})"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(q("count a run's placed jobs"))?;
+        let unfinished: i64 = get(&row, "unfinished")?;
+        let placed: i64 = get(&row, "placed")?;
+        Ok(unfinished > 0 && unfinished == placed)
+    }
+
     /// Applies a job change that does not end the job; `false` when the job was in none of the
     /// statuses it applies to.
     pub async fn transition_job(&self, job_id: &JobId, change: &JobChange, now: i64) -> Result<bool> {
@@ -708,10 +736,19 @@ impl Store {
 
     /// Records that messages up to `seq` of the job were applied; `false` when `seq` was
     /// already recorded (a replay).
-    pub async fn advance_seq(&self, job_id: &JobId, seq: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE jobs SET last_seq = $2 WHERE job_id = $1 AND last_seq < $2")
+    /// Records that the agent's message `seq` was applied, and, for a running job, that its
+    /// agent was heard from at `now` (one write per message).
+    pub async fn advance_seq(&self, job_id: &JobId, seq: i64, now: i64) -> Result<bool> {
+        let running = JobStatus::Running;
+        let sql = format!(
+            "UPDATE jobs SET last_seq = $2,
+                 last_heartbeat_at = CASE WHEN status = '{running}' THEN $3 ELSE last_heartbeat_at END
+             WHERE job_id = $1 AND last_seq < $2"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(job_id.as_str())
             .bind(seq)
+            .bind(now)
             .execute(&self.pool)
             .await
             .map_err(q("advance seq"))?;

@@ -403,6 +403,42 @@ async fn list_runs_filters_and_pages_newest_first() {
     }
 }
 
+#[tokio::test]
+async fn a_run_with_only_queued_or_running_jobs_left_needs_no_decision() {
+    for (db, store, _dir) in stores().await {
+        let with = |run_id: &'static str, statuses: [JobStatus; 2]| {
+            let store = store.clone();
+            async move {
+                let jobs: Vec<_> = statuses
+                    .iter()
+                    .enumerate()
+                    .map(|(i, status)| {
+                        let mut job = job(run_id, &format!("{run_id}-{i}"), "j", vec![], i as i64);
+                        job.status = *status;
+                        job
+                    })
+                    .collect();
+                store.insert_run(&run(run_id, 1), &jobs, &[]).await.unwrap();
+                store.only_placed_jobs_left(&RunId::from(run_id)).await.unwrap()
+            }
+        };
+        assert!(with("a", [JobStatus::Queued, JobStatus::Running]).await, "{db}");
+        assert!(with("b", [JobStatus::Success, JobStatus::Recovering]).await, "{db}");
+        assert!(
+            !with("c", [JobStatus::Queued, JobStatus::Pending]).await,
+            "{db}: a pending job"
+        );
+        assert!(
+            !with("d", [JobStatus::Running, JobStatus::Held]).await,
+            "{db}: a held job"
+        );
+        assert!(
+            !with("e", [JobStatus::Success, JobStatus::Failed]).await,
+            "{db}: all finished"
+        );
+    }
+}
+
 /// The dispatcher's pages: oldest first, ties by job id, each entry once, claimed ones gone.
 #[tokio::test]
 async fn waiting_entries_are_read_a_page_at_a_time_in_queue_order() {
@@ -569,13 +605,13 @@ async fn sequence_numbers_apply_once() {
             .insert_run(&run("r", 1), &[job("r", "j", "j", vec![], 0)], &[])
             .await
             .unwrap();
-        assert!(store.advance_seq(&JobId::from("j"), 1).await.unwrap(), "{db}");
-        assert!(store.advance_seq(&JobId::from("j"), 2).await.unwrap(), "{db}");
+        assert!(store.advance_seq(&JobId::from("j"), 1, 5).await.unwrap(), "{db}");
+        assert!(store.advance_seq(&JobId::from("j"), 2, 5).await.unwrap(), "{db}");
         assert!(
-            !store.advance_seq(&JobId::from("j"), 2).await.unwrap(),
+            !store.advance_seq(&JobId::from("j"), 2, 5).await.unwrap(),
             "{db}: replay applied"
         );
-        assert!(!store.advance_seq(&JobId::from("j"), 1).await.unwrap(), "{db}");
+        assert!(!store.advance_seq(&JobId::from("j"), 1, 5).await.unwrap(), "{db}");
         assert_eq!(
             store.get_job(&JobId::from("j")).await.unwrap().unwrap().last_seq,
             2,
@@ -1468,7 +1504,9 @@ async fn one_store_leads_at_a_time() {
     assert!(b.try_lead().await.unwrap().is_none(), "a second leader");
     assert!(lead.still_held().await);
     let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objsubid = 2",
+        // This database's lock only: other tests' orchestrators share the server.
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1 AND objsubid = 2
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(i64::from(crate::cluster::LOCK_SPACE))
     .fetch_all(&b.pool)
