@@ -135,6 +135,16 @@ impl LogStore {
         self.files.read(run_id, job_id, step_index).await
     }
 
+    /// Every step log of a job, by step index (one listing, not one per step).
+    pub async fn read_job(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<BTreeMap<i64, Vec<LogLine>>> {
+        let mut steps = self.files.read_job(run_id, job_id).await?;
+        if let Some(objects) = &self.objects {
+            // Object logs win over files written before the switch, step by step.
+            steps.extend(objects.read_job(run_id, job_id).await?);
+        }
+        Ok(steps)
+    }
+
     /// A job's agent reported its end: its steps' chunks are folded now.
     pub async fn job_ended(&self, run_id: &RunId, job_id: &JobId) {
         if let Some(objects) = &self.objects {
@@ -231,6 +241,26 @@ impl Files {
             .collect())
     }
 
+    async fn read_job(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<BTreeMap<i64, Vec<LogLine>>> {
+        let mut steps = BTreeMap::new();
+        let mut dir = match tokio::fs::read_dir(self.root.join(run_id).join(job_id)).await {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(steps),
+            Err(err) => return Err(err),
+        };
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let index = name
+                .strip_prefix("step-")
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(|n| n.parse::<i64>().ok());
+            if let Some(index) = index {
+                steps.insert(index, self.read(run_id, job_id, index).await?);
+            }
+        }
+        Ok(steps)
+    }
+
     fn provisioning_path(&self, run_id: &RunId, job_id: &JobId) -> PathBuf {
         self.executions
             .join(run_id)
@@ -296,6 +326,11 @@ async fn append(path: &Path, text: &str) -> std::io::Result<()> {
         .await?;
     file.write_all(text.as_bytes()).await?;
     file.flush().await
+}
+
+/// The step index of an object key `…/step-<index>/<name>`.
+fn step_of(key: &str) -> Option<i64> {
+    key.rsplit('/').nth(1)?.strip_prefix("step-")?.parse().ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -434,13 +469,29 @@ impl Objects {
             job_id: job_id.clone(),
             step_index,
         };
-        let mut by_seq: BTreeMap<u64, Vec<LogLine>> = BTreeMap::new();
+        Ok(self
+            .read_steps(&key.prefix())
+            .await?
+            .into_values()
+            .next()
+            .unwrap_or_default())
+    }
+
+    async fn read_job(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<BTreeMap<i64, Vec<LogLine>>> {
+        self.read_steps(&format!("logs/{run_id}/{job_id}")).await
+    }
+
+    /// The step logs under `prefix` (a step's or a job's), by step index, each chunk once.
+    async fn read_steps(&self, prefix: &str) -> std::io::Result<BTreeMap<i64, Vec<LogLine>>> {
+        let mut steps: BTreeMap<i64, BTreeMap<u64, Vec<LogLine>>> = BTreeMap::new();
         // A chunk folded between the listing and its fetch is gone: list again to find its
         // segment.
         for _ in 0..3 {
-            let (texts, complete) = self.fetch_all(&key.prefix()).await?;
-            by_seq.clear();
-            for text in &texts {
+            let (objects, complete) = self.fetch_all(prefix).await?;
+            steps.clear();
+            for (key, text) in &objects {
+                let Some(index) = step_of(key) else { continue };
+                let by_seq = steps.entry(index).or_default();
                 for (seq, lines) in chunks(text) {
                     by_seq.entry(seq).or_insert(lines);
                 }
@@ -449,26 +500,32 @@ impl Objects {
                 break;
             }
         }
-        Ok(by_seq.into_values().flatten().collect())
+        Ok(steps
+            .into_iter()
+            .map(|(index, by_seq)| (index, by_seq.into_values().flatten().collect()))
+            .collect())
     }
 
-    /// The text of every object under `prefix`, and whether none vanished meanwhile.
-    async fn fetch_all(&self, prefix: &str) -> std::io::Result<(Vec<String>, bool)> {
+    /// Every object under `prefix` as `(key, text)`, and whether none vanished meanwhile.
+    async fn fetch_all(&self, prefix: &str) -> std::io::Result<(Vec<(String, String)>, bool)> {
         let listed = self.storage.list(prefix).await.map_err(storage_error)?;
-        let fetched: Vec<Result<Option<Vec<u8>>, _>> = futures_util::stream::iter(listed)
-            .map(|(key, _)| async move { self.storage.get(&key).await })
+        let fetched: Vec<(String, Result<Option<Vec<u8>>, _>)> = futures_util::stream::iter(listed)
+            .map(|(key, _)| async move {
+                let body = self.storage.get(&key).await;
+                (key, body)
+            })
             .buffered(READ_CONCURRENCY)
             .collect()
             .await;
-        let mut texts = Vec::new();
+        let mut objects = Vec::new();
         let mut complete = true;
-        for body in fetched {
+        for (key, body) in fetched {
             match body.map_err(storage_error)? {
-                Some(bytes) => texts.push(String::from_utf8_lossy(&bytes).into_owned()),
+                Some(bytes) => objects.push((key, String::from_utf8_lossy(&bytes).into_owned())),
                 None => complete = false,
             }
         }
-        Ok((texts, complete))
+        Ok((objects, complete))
     }
 
     fn provisioning_prefix(run_id: &RunId, job_id: &JobId) -> String {
@@ -492,10 +549,10 @@ impl Objects {
     }
 
     async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
-        let (texts, _) = self.fetch_all(&Self::provisioning_prefix(run_id, job_id)).await?;
-        let mut lines: Vec<ProvisioningLine> = texts
+        let (objects, _) = self.fetch_all(&Self::provisioning_prefix(run_id, job_id)).await?;
+        let mut lines: Vec<ProvisioningLine> = objects
             .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
+            .filter_map(|(_, text)| serde_json::from_str(text).ok())
             .collect();
         lines.sort_by_key(|line| line.ts);
         Ok(lines)
@@ -547,6 +604,9 @@ mod tests {
             .map(|l| l.line)
             .collect();
         assert_eq!(lines, ["a", "b", "c"]);
+        let whole = logs.read_job(&RunId::from("r"), &JobId::from("j")).await.unwrap();
+        assert_eq!(whole.keys().copied().collect::<Vec<_>>(), [-1, 0]);
+        assert_eq!(whole[&0].len(), 3);
         assert!(
             logs.read(&RunId::from("r"), &JobId::from("other"), 0)
                 .await
@@ -652,6 +712,10 @@ mod tests {
         assert_eq!(listed.len(), 2, "{listed:?}");
         assert!(listed.iter().all(|key| key.contains("/s-")), "{listed:?}");
         assert!(texts(&reader, "other", 0).await.is_empty());
+        writer.append(&run, &job, -1, 71, &lines_of(71)).await.unwrap();
+        let whole = reader.read_job(&run, &job).await.unwrap();
+        assert_eq!(whole.keys().copied().collect::<Vec<_>>(), [-1, 0]);
+        assert_eq!(whole[&0].iter().map(|l| l.line.clone()).collect::<Vec<_>>(), expected);
         assert!(
             !dir.path().join("a/logs").exists(),
             "nothing is written to the data directory"

@@ -590,8 +590,19 @@ async fn check(
             twice
         ));
     }
+    // A webhook answered before its runs were created (past the answer budget under load)
+    // lists none; the agents saw them.
+    let mut run_ids: Vec<String> = run_ids.to_vec();
+    for (run_id, _) in stats.acked_lines.lock().expect("stats lock").values() {
+        if !run_ids.iter().any(|r| r == run_id.as_str()) {
+            run_ids.push(run_id.to_string());
+        }
+    }
+    if run_ids.len() != load.runs {
+        problems.push(format!("{} runs were seen; {} expected", run_ids.len(), load.runs));
+    }
     let mut jobs = 0;
-    for run_id in run_ids {
+    for run_id in &run_ids {
         let detail = stack.wait_run(run_id).await;
         jobs += detail.jobs.len();
         if detail.run.status != kici_engine::status::RunStatus::Success {
@@ -609,7 +620,7 @@ async fn check(
     }
     let acked = stats.acked_lines.lock().expect("stats lock").clone();
     for port in live {
-        for run_id in run_ids {
+        for run_id in &run_ids {
             let logs: kici_engine::api::RunLogs = match stack
                 .client()
                 .get(format!("http://127.0.0.1:{port}/api/v1/runs/{run_id}/logs"))

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use futures_util::StreamExt as _;
 use kici_engine::api::answers::{JobsAnswer, LogLinesAnswer, RunAnswer};
 use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun, RerunRequest};
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
@@ -132,10 +133,18 @@ pub async fn logs(
             return Err(ApiError::not_found(format!("job {name} not found in run {run_id}")));
         }
     }
+    // Jobs are read a few at a time: with object storage each is a listing and its objects.
+    let (logs, of_run) = (&state.logs, &run_id);
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.job_id.clone()).collect();
+    let read: Vec<std::io::Result<_>> = futures_util::stream::iter(ids)
+        .map(move |job_id| async move { logs.read_job(of_run, &job_id).await })
+        .buffered(8)
+        .collect()
+        .await;
     let mut steps = Vec::new();
-    for job in jobs {
-        let read = |index: i64| state.logs.read(&run_id, &job.job_id, index);
-        let prepare = read(PREPARE_STEP_INDEX).await.map_err(log_error)?;
+    for (job, logs) in jobs.into_iter().zip(read) {
+        let mut logs = logs.map_err(log_error)?;
+        let prepare = logs.remove(&PREPARE_STEP_INDEX).unwrap_or_default();
         if !prepare.is_empty() {
             steps.push(StepLog {
                 job_id: job.job_id.clone(),
@@ -153,7 +162,7 @@ pub async fn logs(
                 step_index: step.step_index,
                 step_name: step.step_name,
                 status: step.status,
-                lines: read(step.step_index).await.map_err(log_error)?,
+                lines: logs.remove(&step.step_index).unwrap_or_default(),
             });
         }
     }
