@@ -169,8 +169,15 @@ async fn ready(State(state): State<Shared>) -> impl IntoResponse {
     }
 }
 
+/// Read and write buffer of one agent's WebSocket.
+const AGENT_SOCKET_BUFFER: usize = 8 * 1024;
+
 async fn agent_socket(State(state): State<Shared>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+    // Small buffers (the default is 128 KiB each way, per agent, idle or not); a larger
+    // message still arrives whole, read in more pieces.
     upgrade
+        .read_buffer_size(AGENT_SOCKET_BUFFER)
+        .write_buffer_size(AGENT_SOCKET_BUFFER)
         .max_message_size(kici_engine::protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(kici_engine::protocol::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| crate::agents::handle(socket, state))
