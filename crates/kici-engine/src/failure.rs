@@ -10,6 +10,9 @@ pub const QUEUE_TIMEOUT_EXPIRED: &str = "Queue timeout expired (job was never di
 /// Job `errorMessage` when a static agent vanished mid-job and did not come back in time.
 pub const AGENT_DID_NOT_RECONNECT: &str =
     "Job failed: agent disconnected and did not reconnect within the recovery window";
+/// Why an agent that comes back naming a job it no longer holds is told to stop it (the job
+/// was settled or given to another agent while it was away).
+pub const JOB_NO_LONGER_YOURS: &str = "the job was settled or given to another agent while this agent was away";
 /// Job `errorMessage` when the orchestrator restarted while the job was recovering.
 pub const ORCHESTRATOR_RESTARTED_DURING_RECOVERY: &str =
     "Job failed: orchestrator restarted during recovery (recovery state lost)";

@@ -542,7 +542,26 @@ async fn register(
 async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici_store::StoreError> {
     let now = now_ms();
     let agent_id = &registration.agent_id;
-    for entry in state.store.entries_of_agent(agent_id).await? {
+    let entries = state.store.entries_of_agent(agent_id).await?;
+    // A job it still runs that is no longer its own would run twice: it is told to stop.
+    if let Some(agent) = state.hub.get(agent_id) {
+        for gone in registration
+            .in_flight_jobs
+            .iter()
+            .filter(|j| !entries.iter().any(|e| e.job_id == j.job_id))
+        {
+            tracing::warn!(agentId = %agent_id, jobId = %gone.job_id, "agent came back with a job it no longer holds; told to stop it");
+            let cancel = OrchestratorMessage::JobCancel {
+                run_id: gone.run_id.clone(),
+                job_id: gone.job_id.clone(),
+                reason: kici_engine::failure::JOB_NO_LONGER_YOURS.to_string(),
+                force: true,
+            };
+            // The agent may be gone again; it then names the job at its next registration.
+            let _ = agent.tx.send(Outbound::Message(cancel)).await;
+        }
+    }
+    for entry in entries {
         let running = registration.in_flight_jobs.iter().any(|j| j.job_id == entry.job_id);
         if running {
             state.store.reclaim_entry(&entry.job_id, agent_id).await?;
@@ -577,7 +596,7 @@ async fn fail_if_unfinished(
     entry: &kici_store::QueueEntry,
 ) -> Result<(), kici_store::StoreError> {
     let error = kici_engine::failure::agent_restarted_without_job(agent_id);
-    progress::settle_unclaimed(state, &entry.job_id, &entry.run_id, &error).await
+    progress::settle_unclaimed(state, entry, &error).await
 }
 
 /// The connection ended: the agent's jobs wait for it to come back, running or not: one it

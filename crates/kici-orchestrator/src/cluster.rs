@@ -75,6 +75,8 @@ pub async fn run(state: Shared, mut leadership: Option<Leadership>, mut shutdown
         if let Err(err) = beat(&state).await {
             tracing::warn!(error = %err, "recording this orchestrator's beat failed; tried again at the next beat");
         }
+        // This instance's own housekeeping rides on its beat.
+        state.logs.fold_idle().await;
     }
 }
 

@@ -8,9 +8,10 @@
 //!   orchestrator on the database serves every log, live and finished. A chunk is its own
 //!   object (`logs/<runId>/<jobId>/step-<index>/c-<seq>.jsonl`) written before the chunk is
 //!   acknowledged; the orchestrator receiving a step's chunks folds them into segment objects
-//!   (`s-<firstSeq>-<lastSeq>.jsonl`, at 64 chunks or 256 KiB, when the step or job ends, and
-//!   after a minute without lines) and deletes the chunk objects, so a long log is a few
-//!   objects (a step of one chunk stays that one object). A milestone is `executions/<runId>/jobs/<jobId>/provisioning/<ts>-<id>.json`.
+//!   (`s-<firstSeq>-<lastSeq>.jsonl`, at 64 chunks or 256 KiB, when the step or job ends,
+//!   after a minute without lines, and when 64 MiB are held across steps) and deletes the
+//!   chunk objects, so a long log is a few objects (a step of one chunk stays that one
+//!   object). A milestone is `executions/<runId>/jobs/<jobId>/provisioning/<ts>-<id>.json`.
 //!   Logs written to files before the switch are still read from there.
 //!
 //! `seq` is the agent's message number. A chunk replayed after a crash between the write and
@@ -34,8 +35,13 @@ use crate::storage::Storage;
 const SEGMENT_CHUNKS: usize = 64;
 const SEGMENT_BYTES: usize = 256 * 1024;
 /// Chunks of a step that has had no line for this long are folded (its job may have ended
-/// on another orchestrator, or its agent gone).
+/// on another orchestrator, or its agent gone) by [`LogStore::fold_idle`].
 const SEGMENT_IDLE: Duration = Duration::from_secs(60);
+/// The most bytes of unfolded chunks kept in memory across steps; past it a step is folded at
+/// its next chunk.
+const OPEN_BYTES_BUDGET: usize = 64 * 1024 * 1024;
+/// Listings of a step log that changed while it was read before the read gives up.
+const READ_ATTEMPTS: usize = 5;
 /// Objects fetched at once when a step's log is read.
 const READ_CONCURRENCY: usize = 16;
 
@@ -150,6 +156,16 @@ impl LogStore {
         if let Some(objects) = &self.objects {
             objects
                 .fold_where(|key| key.run_id == *run_id && key.job_id == *job_id)
+                .await;
+        }
+    }
+
+    /// Folds the chunks of steps that had no line for a minute (called every few seconds).
+    pub async fn fold_idle(&self) {
+        if let Some(objects) = &self.objects {
+            let now = Instant::now();
+            objects
+                .fold_where_open(|segment| now.duration_since(segment.touched) >= SEGMENT_IDLE)
                 .await;
         }
     }
@@ -361,7 +377,8 @@ struct OpenSegment {
 #[derive(Debug, Default)]
 struct OpenSegments {
     steps: HashMap<StepKey, OpenSegment>,
-    swept: Option<Instant>,
+    /// Bytes of text held in `steps`.
+    bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -394,8 +411,10 @@ impl Objects {
             .await
             .map_err(storage_error)?;
         let now = Instant::now();
-        let (full, idle) = {
+        let full = {
             let mut open = self.open.lock().expect("log segments lock");
+            open.bytes += text.len();
+            let over_budget = open.bytes > OPEN_BYTES_BUDGET;
             let segment = open.steps.entry(key.clone()).or_insert_with(|| OpenSegment {
                 seqs: Vec::new(),
                 text: String::new(),
@@ -404,26 +423,9 @@ impl Objects {
             segment.seqs.push(seq);
             segment.text.push_str(&text);
             segment.touched = now;
-            let full = segment.seqs.len() >= SEGMENT_CHUNKS || segment.text.len() >= SEGMENT_BYTES;
-            let sweep = open
-                .swept
-                .is_none_or(|swept| now.duration_since(swept) >= SEGMENT_IDLE / 2);
-            let idle: Vec<StepKey> = if sweep {
-                open.swept = Some(now);
-                open.steps
-                    .iter()
-                    .filter(|(_, segment)| now.duration_since(segment.touched) >= SEGMENT_IDLE)
-                    .map(|(key, _)| key.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            (full, idle)
+            over_budget || segment.seqs.len() >= SEGMENT_CHUNKS || segment.text.len() >= SEGMENT_BYTES
         };
         if full {
-            self.fold(&key).await;
-        }
-        for key in idle {
             self.fold(&key).await;
         }
         Ok(())
@@ -439,11 +441,30 @@ impl Objects {
         }
     }
 
+    async fn fold_where_open(&self, matches: impl Fn(&OpenSegment) -> bool) {
+        let keys: Vec<StepKey> = {
+            let open = self.open.lock().expect("log segments lock");
+            open.steps
+                .iter()
+                .filter(|(_, segment)| matches(segment))
+                .map(|(key, _)| key.clone())
+                .collect()
+        };
+        for key in keys {
+            self.fold(&key).await;
+        }
+    }
+
     /// Writes a step's open chunks as one segment object, then deletes their chunk objects.
     /// On failure the chunk objects stay, and readers still find every line.
     async fn fold(&self, key: &StepKey) {
-        let Some(segment) = self.open.lock().expect("log segments lock").steps.remove(key) else {
-            return;
+        let segment = {
+            let mut open = self.open.lock().expect("log segments lock");
+            let Some(segment) = open.steps.remove(key) else {
+                return;
+            };
+            open.bytes = open.bytes.saturating_sub(segment.text.len());
+            segment
         };
         let (Some(first), Some(last)) = (segment.seqs.iter().min(), segment.seqs.iter().max()) else {
             return;
@@ -484,31 +505,37 @@ impl Objects {
     /// The step logs under `prefix` (a step's or a job's), by step index, each chunk once.
     async fn read_steps(&self, prefix: &str) -> std::io::Result<BTreeMap<i64, Vec<LogLine>>> {
         let mut steps: BTreeMap<i64, BTreeMap<u64, Vec<LogLine>>> = BTreeMap::new();
-        // A chunk folded between the listing and its fetch is gone: list again to find its
-        // segment.
-        for _ in 0..3 {
-            let (objects, complete) = self.fetch_all(prefix).await?;
-            steps.clear();
-            for (key, text) in &objects {
-                let Some(index) = step_of(key) else { continue };
-                let by_seq = steps.entry(index).or_default();
-                for (seq, lines) in chunks(text) {
-                    by_seq.entry(seq).or_insert(lines);
+        let mut read: HashSet<String> = HashSet::new();
+        // A chunk folded between the listing and its fetch is gone: its segment is in the next
+        // listing. Objects never change, so what was read stays good.
+        for _ in 0..READ_ATTEMPTS {
+            let (objects, complete) = self.fetch_all(prefix, &read).await?;
+            for (key, text) in objects {
+                if let Some(index) = step_of(&key) {
+                    let by_seq = steps.entry(index).or_default();
+                    for (seq, lines) in chunks(&text) {
+                        by_seq.entry(seq).or_insert(lines);
+                    }
                 }
+                read.insert(key);
             }
             if complete {
-                break;
+                return Ok(steps
+                    .into_iter()
+                    .map(|(index, by_seq)| (index, by_seq.into_values().flatten().collect()))
+                    .collect());
             }
         }
-        Ok(steps
-            .into_iter()
-            .map(|(index, by_seq)| (index, by_seq.into_values().flatten().collect()))
-            .collect())
+        Err(std::io::Error::other(format!(
+            "the log under `{prefix}` kept changing while it was read ({READ_ATTEMPTS} listings)"
+        )))
     }
 
-    /// Every object under `prefix` as `(key, text)`, and whether none vanished meanwhile.
-    async fn fetch_all(&self, prefix: &str) -> std::io::Result<(Vec<(String, String)>, bool)> {
-        let listed = self.storage.list(prefix).await.map_err(storage_error)?;
+    /// Every object under `prefix` but those in `skip`, as `(key, text)`, and whether none
+    /// vanished between the listing and its fetch.
+    async fn fetch_all(&self, prefix: &str, skip: &HashSet<String>) -> std::io::Result<(Vec<(String, String)>, bool)> {
+        let mut listed = self.storage.list(prefix).await.map_err(storage_error)?;
+        listed.retain(|(key, _)| !skip.contains(key));
         let fetched: Vec<(String, Result<Option<Vec<u8>>, _>)> = futures_util::stream::iter(listed)
             .map(|(key, _)| async move {
                 let body = self.storage.get(&key).await;
@@ -549,7 +576,9 @@ impl Objects {
     }
 
     async fn read_provisioning(&self, run_id: &RunId, job_id: &JobId) -> std::io::Result<Vec<ProvisioningLine>> {
-        let (objects, _) = self.fetch_all(&Self::provisioning_prefix(run_id, job_id)).await?;
+        let (objects, _) = self
+            .fetch_all(&Self::provisioning_prefix(run_id, job_id), &HashSet::new())
+            .await?;
         let mut lines: Vec<ProvisioningLine> = objects
             .iter()
             .filter_map(|(_, text)| serde_json::from_str(text).ok())

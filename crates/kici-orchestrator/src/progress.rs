@@ -1102,29 +1102,44 @@ pub async fn fail_job(
     fail_job_before_start(state, job_id, run_id, status, error, run_reason, None).await
 }
 
+/// Dispatches of one job before it fails.
+pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
+
 /// A dispatched job its agent did not take back (the agent did not reconnect in time, came
-/// back without it, or the orchestrator restarted meanwhile). One that never started goes back
-/// to the queue, as its agent never acknowledged it; a started one fails with `error`.
+/// back without it, or the orchestrator restarted meanwhile). Nothing is done when the job
+/// moved on since (another agent holds it, or it finished). One its agent never acknowledged
+/// goes back to the queue (and fails once its dispatch attempts are spent); an acknowledged
+/// one may be running on that agent and fails with `error`.
 pub(crate) async fn settle_unclaimed(
     state: &Shared,
-    job_id: &JobId,
-    run_id: &RunId,
+    entry: &kici_store::QueueEntry,
     error: &str,
 ) -> Result<(), StoreError> {
-    let Some(job) = state.store.get_job(job_id).await? else {
+    let (job_id, run_id) = (&entry.job_id, &entry.run_id);
+    let (Some(current), Some(job)) = (state.store.queue_entry(job_id).await?, state.store.get_job(job_id).await?)
+    else {
         return Ok(());
     };
-    match job.job.status {
-        status if status.is_terminal() => Ok(()),
-        JobStatus::Queued => {
-            if state.store.requeue_entry(job_id).await? {
-                tracing::info!(runId = %run_id, jobId = %job_id, "job never acknowledged by its lost agent; requeued");
-                state.wake_dispatcher();
-            }
-            Ok(())
-        }
-        _ => fail_job(state, job_id, run_id, JobStatus::Failed, error, None).await,
+    let held = matches!(current.status, QueueStatus::Dispatched | QueueStatus::Recovering);
+    if !held || current.agent_id != entry.agent_id || job.job.status.is_terminal() {
+        return Ok(());
     }
+    let never_acknowledged = job.job.status == JobStatus::Queued && current.ack_deadline.is_some();
+    if !never_acknowledged {
+        return fail_job(state, job_id, run_id, JobStatus::Failed, error, None).await;
+    }
+    if current.attempts >= MAX_DISPATCH_ATTEMPTS {
+        let error = kici_engine::failure::attempts_exhausted(current.attempts as u32, "dispatch not acknowledged");
+        return fail_job(state, job_id, run_id, JobStatus::Failed, &error, None).await;
+    }
+    let Some(agent_id) = &current.agent_id else {
+        return Ok(());
+    };
+    if state.store.requeue_entry_held_by(job_id, agent_id).await? {
+        tracing::info!(runId = %run_id, jobId = %job_id, agentId = %agent_id, "job never acknowledged by its lost agent; requeued");
+        state.wake_dispatcher();
+    }
+    Ok(())
 }
 
 /// [`fail_job`] for a failure before any step ran, shown with its category.

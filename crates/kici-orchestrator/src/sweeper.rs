@@ -17,8 +17,7 @@ use crate::hub::Outbound;
 use crate::progress;
 use crate::state::Shared;
 
-/// Dispatches of one job before it fails.
-pub const MAX_DISPATCH_ATTEMPTS: i64 = 5;
+use crate::progress::MAX_DISPATCH_ATTEMPTS;
 
 /// How often old runs, deliveries and event-log lines are pruned.
 const PRUNE_INTERVAL_MS: i64 = 60 * 60 * 1000;
@@ -121,8 +120,7 @@ pub async fn sweep(state: &Shared, now: i64, scan_stale: bool) -> Result<(), kic
         state.wake_dispatcher();
     }
     for entry in state.store.overdue_recoveries(now).await? {
-        let settled =
-            progress::settle_unclaimed(state, &entry.job_id, &entry.run_id, failure::AGENT_DID_NOT_RECONNECT).await;
+        let settled = progress::settle_unclaimed(state, &entry, failure::AGENT_DID_NOT_RECONNECT).await;
         logged("settling a job whose agent did not come back", &entry.job_id, settled);
     }
     if scan_stale {
@@ -214,20 +212,16 @@ pub async fn prune(state: &Shared, now: i64) -> Result<usize, kici_store::StoreE
 }
 
 /// At start: connections did not survive, so dispatched jobs wait for their agents (fresh
-/// recovery window) and jobs that were already recovering fail. One row that cannot be
+/// recovery window) and jobs that were already recovering are settled (requeued if their
+/// agent never acknowledged them, else failed). One row that cannot be
 /// handled is logged and left to the sweeper; it does not stop the start.
 pub async fn recover_after_restart(state: &Shared) -> Result<(), kici_store::StoreError> {
     let now = now_ms();
     state.store.disconnect_all_agents().await?;
     for entry in state.store.in_flight_entries().await? {
         if entry.status == kici_store::QueueStatus::Recovering {
-            let settled = progress::settle_unclaimed(
-                state,
-                &entry.job_id,
-                &entry.run_id,
-                failure::ORCHESTRATOR_RESTARTED_DURING_RECOVERY,
-            )
-            .await;
+            let settled =
+                progress::settle_unclaimed(state, &entry, failure::ORCHESTRATOR_RESTARTED_DURING_RECOVERY).await;
             logged("settling a job that was recovering", &entry.job_id, settled);
         }
     }

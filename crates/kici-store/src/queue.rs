@@ -263,18 +263,34 @@ impl Store {
     /// Back to `pending` and the job without an agent, in one transaction (the agent refused,
     /// did not ack, or vanished before starting); `false` when the entry was not out.
     pub async fn requeue_entry(&self, job_id: &JobId) -> Result<bool> {
+        self.requeue(job_id, None).await
+    }
+
+    /// [`Store::requeue_entry`] only while `agent_id` holds the entry: a decision about a lost
+    /// agent never takes the job from the agent it went to since.
+    pub async fn requeue_entry_held_by(&self, job_id: &JobId, agent_id: &AgentId) -> Result<bool> {
+        self.requeue(job_id, Some(agent_id)).await
+    }
+
+    async fn requeue(&self, job_id: &JobId, held_by: Option<&AgentId>) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(q("begin requeue queue entry"))?;
-        let done = sqlx::query(
+        let sql = format!(
             "UPDATE dispatch_queue SET status = $2, agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
-             WHERE job_id = $1 AND status IN ($3, $4)",
-        )
-        .bind(job_id.as_str())
-        .bind(QueueStatus::Pending.as_str())
-        .bind(QueueStatus::Dispatched.as_str())
-        .bind(QueueStatus::Recovering.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(q("requeue queue entry"))?;
+             WHERE job_id = $1 AND status IN ($3, $4){}",
+            if held_by.is_some() { " AND agent_id = $5" } else { "" }
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id.as_str())
+            .bind(QueueStatus::Pending.as_str())
+            .bind(QueueStatus::Dispatched.as_str())
+            .bind(QueueStatus::Recovering.as_str());
+        if let Some(agent_id) = held_by {
+            query = query.bind(agent_id.as_str());
+        }
+        let done = query
+            .execute(&mut *tx)
+            .await
+            .map_err(q("requeue queue entry"))?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }

@@ -37,6 +37,8 @@ pub struct SimAgent {
     pub line_bytes: usize,
     pub heartbeat: Duration,
     pub seed: u64,
+    /// Go silent after this many messages of a job (keeping the connection): a hung job.
+    pub stall_after: Option<usize>,
 }
 
 /// What the simulated agents saw, shared by all of them.
@@ -340,6 +342,7 @@ async fn connection(agent: &SimAgent, stats: &Stats, rng: &mut Rng, held: &mut V
                         // A drop sends half the job's messages, then closes without a word.
                         let drop_here = rng.chance(agent.disconnect_per_job);
                         let count = if drop_here { job.messages.len() / 2 } else { job.messages.len() };
+                        let count = count.min(agent.stall_after.unwrap_or(usize::MAX));
                         let mut failed = false;
                         for message in job.messages.iter().take(count) {
                             if sink.send(text(message)).await.is_err() {
@@ -495,6 +498,7 @@ pub async fn register_agents(
             line_bytes: 100,
             heartbeat: Duration::from_secs(30),
             seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+            stall_after: None,
         });
     }
     agents

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kici_engine::status::RunStatus;
+use kici_testkit::load::{Fleet, load_source, register_agents, webhook_burst};
 use kici_testkit::{ADMIN_TOKEN, Repo, Service, Stack};
 use serde_json::Value;
 
@@ -318,4 +319,47 @@ export default workflow('every-minute', {
         .collect();
     assert_eq!(fired.len(), 1, "one run per tick: {fired:#?}");
     assert_eq!(first["trigger"], "schedule", "{first}");
+}
+
+/// The leader is SIGKILLed; a job then hangs on an agent of the survivor (it reported running,
+/// then nothing): the survivor, now leading, runs the stale-job scan that fails it.
+#[tokio::test]
+async fn stale_jobs_are_failed_by_the_new_leader_after_the_old_one_dies() {
+    let quick = [
+        ("KICI_JOB_HEARTBEAT_INTERVAL_MS", "1000"),
+        ("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", "300"),
+    ];
+    let Some((mut stack, mut peer)) = two_on_s3(&quick).await else {
+        return;
+    };
+    if health(stack.orchestrator.port).await["role"] == "leader" {
+        std::mem::swap(&mut stack.orchestrator, &mut peer);
+    }
+    peer.kill();
+    let survivor = stack.orchestrator.port;
+    stack
+        .wait_for("the survivor to lead", || async {
+            (health(survivor).await["role"] == "leader").then_some(())
+        })
+        .await;
+    let mut agents = register_agents(&stack, &[survivor], 1, &kici_sdk::build_info()).await;
+    // `job.ack` and `job.status running`, then silence.
+    agents[0].stall_after = Some(2);
+    let _fleet = Fleet::start(agents);
+    let payload = load_source(&stack, 1).await;
+    webhook_burst(stack.client(), survivor, &payload, 1, 1).await.unwrap();
+    let run_id = stack
+        .wait_for("the run", || async {
+            let list = stack.get("/api/v1/runs?workflow=load").await;
+            list["runs"][0]["runId"].as_str().map(str::to_string)
+        })
+        .await;
+    let run = stack.wait_run(&run_id).await;
+    assert_eq!(run.run.status, RunStatus::Failed, "{:?}", run.jobs);
+    let job = &run.jobs[0];
+    assert_eq!(job.status, kici_engine::status::JobStatus::TimedOutStale, "{job:?}");
+    assert!(
+        job.error_message.as_deref().unwrap_or("").starts_with("No heartbeat received for"),
+        "{job:?}"
+    );
 }
