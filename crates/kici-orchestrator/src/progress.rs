@@ -1116,8 +1116,10 @@ pub(crate) async fn settle_unclaimed(
     error: &str,
 ) -> Result<(), StoreError> {
     let (job_id, run_id) = (&entry.job_id, &entry.run_id);
-    let (Some(current), Some(job)) = (state.store.queue_entry(job_id).await?, state.store.get_job(job_id).await?)
-    else {
+    let (Some(current), Some(job)) = (
+        state.store.queue_entry(job_id).await?,
+        state.store.get_job(job_id).await?,
+    ) else {
         return Ok(());
     };
     let held = matches!(current.status, QueueStatus::Dispatched | QueueStatus::Recovering);

@@ -287,10 +287,7 @@ impl Store {
         if let Some(agent_id) = held_by {
             query = query.bind(agent_id.as_str());
         }
-        let done = query
-            .execute(&mut *tx)
-            .await
-            .map_err(q("requeue queue entry"))?;
+        let done = query.execute(&mut *tx).await.map_err(q("requeue queue entry"))?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }

@@ -359,7 +359,10 @@ async fn stale_jobs_are_failed_by_the_new_leader_after_the_old_one_dies() {
     let job = &run.jobs[0];
     assert_eq!(job.status, kici_engine::status::JobStatus::TimedOutStale, "{job:?}");
     assert!(
-        job.error_message.as_deref().unwrap_or("").starts_with("No heartbeat received for"),
+        job.error_message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("No heartbeat received for"),
         "{job:?}"
     );
 }
