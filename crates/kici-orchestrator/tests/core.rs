@@ -356,6 +356,56 @@ async fn an_unacknowledged_dispatch_is_requeued_and_its_agent_closed() {
     }
 }
 
+/// A lost agent's job that the recovery window ran out on: one the agent never acknowledged
+/// goes back to the queue (it cannot be running there); an acknowledged one may be, so it
+/// fails rather than run twice.
+#[tokio::test]
+async fn a_lost_agents_job_is_requeued_only_if_it_was_never_acknowledged() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        let _agent = build_on_a1(state, false).await;
+        let job = JobId::from("r-build");
+        let now = kici_orchestrator::clock::now_ms();
+        let lost = |deadline: i64| async move {
+            state.hub.unregister(&AgentId::from("a1"), "a1-connection");
+            state
+                .store
+                .recover_agent_entries(&AgentId::from("a1"), deadline)
+                .await
+                .unwrap()
+        };
+        assert_eq!(lost(now + 1_000).await, [job.clone()], "{db}");
+        sweeper::sweep(state, now + 2_000, false).await.unwrap();
+        let entry = state.store.queue_entry(&job).await.unwrap().unwrap();
+        assert_eq!(
+            (entry.status, entry.agent_id),
+            (QueueStatus::Pending, None),
+            "{db}: requeued"
+        );
+
+        // Dispatched again, acknowledged, then lost before it reported running.
+        let _again = connect(state, "a1");
+        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
+            .await
+            .unwrap();
+        let ack = AgentMessage::JobAck {
+            run_id: RunId::from("r"),
+            job_id: job.clone(),
+            seq: 1,
+            timestamp: now,
+        };
+        progress::apply(state, &AgentId::from("a1"), ack).await.unwrap();
+        assert_eq!(lost(now + 3_000).await, [job.clone()], "{db}");
+        sweeper::sweep(state, now + 4_000, false).await.unwrap();
+        let record = state.store.get_job(&job).await.unwrap().unwrap();
+        assert_eq!(
+            (record.job.status, record.job.error_message.as_deref()),
+            (JobStatus::Failed, Some(kici_engine::failure::AGENT_DID_NOT_RECONNECT)),
+            "{db}: an acknowledged job is never sent to a second agent"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_job_without_heartbeats_times_out_stale_and_its_agent_is_told_to_stop() {
     for (db, harness) in harnesses(&[]).await {
