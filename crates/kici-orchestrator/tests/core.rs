@@ -374,7 +374,7 @@ async fn a_lost_agents_job_is_requeued_only_if_it_was_never_acknowledged() {
                 .await
                 .unwrap()
         };
-        assert_eq!(lost(now + 1_000).await, [job.clone()], "{db}");
+        assert_eq!(lost(now + 1_000).await, std::slice::from_ref(&job), "{db}");
         sweeper::sweep(state, now + 2_000, false).await.unwrap();
         let entry = state.store.queue_entry(&job).await.unwrap().unwrap();
         assert_eq!(
@@ -395,7 +395,7 @@ async fn a_lost_agents_job_is_requeued_only_if_it_was_never_acknowledged() {
             timestamp: now,
         };
         progress::apply(state, &AgentId::from("a1"), ack).await.unwrap();
-        assert_eq!(lost(now + 3_000).await, [job.clone()], "{db}");
+        assert_eq!(lost(now + 3_000).await, std::slice::from_ref(&job), "{db}");
         sweeper::sweep(state, now + 4_000, false).await.unwrap();
         let record = state.store.get_job(&job).await.unwrap().unwrap();
         assert_eq!(
