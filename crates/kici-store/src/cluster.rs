@@ -73,20 +73,25 @@ impl Store {
         if self.backend == Backend::Sqlite {
             return Ok(Some(Leadership { conn: None }));
         }
-        // Its own connection, out of the pool: the lock lives exactly as long as it. Keepalives
-        // let the server notice a vanished host in seconds, not the default two hours.
-        let mut conn = self.pool.acquire().await.map_err(q("connect to lead"))?.detach();
+        let mut pooled = self.pool.acquire().await.map_err(q("connect to lead"))?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_SPACE)
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut *pooled)
+            .await
+            .map_err(q("try the leader lock"))?;
+        if !taken {
+            // It holds nothing: back to the pool, so a follower opens no connection per try.
+            return Ok(None);
+        }
+        // Taken: the connection leaves the pool, and the lock lives exactly as long as it.
+        // Keepalives let the server notice a vanished host in seconds, not two hours.
+        let mut conn = pooled.detach();
         sqlx::raw_sql("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3")
             .execute(&mut conn)
             .await
             .map_err(q("set the leader connection's keepalives"))?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(LOCK_SPACE)
-            .bind(LEADER_LOCK)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(q("try the leader lock"))?;
-        Ok(taken.then_some(Leadership { conn: Some(conn) }))
+        Ok(Some(Leadership { conn: Some(conn) }))
     }
 
     /// Tells the other orchestrators a job was queued (PostgreSQL; nothing on SQLite).
