@@ -49,6 +49,46 @@ async fn two_on_s3(extra: &[(&str, &str)]) -> Option<(Stack, Service)> {
     Some((stack, peer))
 }
 
+/// Starts `agent-1` with both orchestrators' URLs, the stack's first.
+async fn agent_on_both(stack: &mut Stack, peer: &Service) {
+    let urls = format!(
+        "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
+        stack.orchestrator.port, peer.port
+    );
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &urls)])
+        .await;
+}
+
+/// SIGKILLs the stack's orchestrator and waits for `agent-1` to register with `peer`, which
+/// the stack's helpers speak to from then on.
+async fn agent_fails_over_to(stack: &mut Stack, peer: Service) {
+    let mut killed = std::mem::replace(&mut stack.orchestrator, peer);
+    killed.kill();
+    stack
+        .wait_for("the agent to register with the peer", || async {
+            let answer = health(stack.orchestrator.port).await;
+            (answer["connectedAgents"] == serde_json::json!(["agent-1"])).then_some(())
+        })
+        .await;
+}
+
+/// SIGKILLs whichever of the stack's orchestrator and `peer` leads and waits for the other to
+/// lead; the stack's helpers speak to the survivor, whose port this returns.
+async fn kill_the_leader(stack: &mut Stack, mut peer: Service) -> u16 {
+    if health(stack.orchestrator.port).await["role"] == "leader" {
+        std::mem::swap(&mut stack.orchestrator, &mut peer);
+    }
+    peer.kill();
+    let survivor = stack.orchestrator.port;
+    stack
+        .wait_for("the survivor to lead", || async {
+            (health(survivor).await["role"] == "leader").then_some(())
+        })
+        .await;
+    survivor
+}
+
 #[tokio::test]
 async fn a_lone_orchestrator_leads() {
     let stack = Stack::start().await;
@@ -140,24 +180,10 @@ async fn an_agent_given_several_urls_fails_over_to_the_next_orchestrator() {
     let Some((mut stack, peer)) = two_on_s3(&[]).await else {
         return;
     };
-    let urls = format!(
-        "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
-        stack.orchestrator.port, peer.port
-    );
-    stack
-        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &urls)])
-        .await;
+    agent_on_both(&mut stack, &peer).await;
     let first = health(stack.orchestrator.port).await;
     assert_eq!(first["connectedAgents"], serde_json::json!(["agent-1"]), "{first}");
-    // The stack's helpers now speak to the peer.
-    let mut killed = std::mem::replace(&mut stack.orchestrator, peer);
-    killed.kill();
-    stack
-        .wait_for("the agent to register with the peer", || async {
-            let answer = health(stack.orchestrator.port).await;
-            (answer["connectedAgents"] == serde_json::json!(["agent-1"])).then_some(())
-        })
-        .await;
+    agent_fails_over_to(&mut stack, peer).await;
     let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
     stack.add_local_source("app", &repo).await;
     let run = stack.push_and_wait("app", &repo, "hello").await;
@@ -233,13 +259,7 @@ async fn a_job_survives_the_death_of_its_orchestrator_with_its_log_whole() {
     let Some((mut stack, peer)) = two_on_s3(&[]).await else {
         return;
     };
-    let urls = format!(
-        "ws://127.0.0.1:{}/ws,ws://127.0.0.1:{}/ws",
-        stack.orchestrator.port, peer.port
-    );
-    stack
-        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &urls)])
-        .await;
+    agent_on_both(&mut stack, &peer).await;
     let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
     stack.add_local_source("app", &repo).await;
     let run_id = stack.push("app", &repo, "gate").await[0].clone();
@@ -250,14 +270,7 @@ async fn a_job_survives_the_death_of_its_orchestrator_with_its_log_whole() {
             lines.iter().any(|l| l.contains("before the gate")).then_some(())
         })
         .await;
-    let mut killed = std::mem::replace(&mut stack.orchestrator, peer);
-    killed.kill();
-    stack
-        .wait_for("the agent to register with the peer", || async {
-            let answer = health(stack.orchestrator.port).await;
-            (answer["connectedAgents"] == serde_json::json!(["agent-1"])).then_some(())
-        })
-        .await;
+    agent_fails_over_to(&mut stack, peer).await;
     std::fs::write(format!("/tmp/kici-e2e-gate-{run_id}"), "open").unwrap();
     let run = stack.wait_run(&run_id).await;
     let _ = std::fs::remove_file(format!("/tmp/kici-e2e-gate-{run_id}"));
@@ -290,19 +303,7 @@ export default workflow('every-minute', {
     stack.add_local_source("app", &repo).await;
     // The default branch's push registers the schedule.
     stack.push("app", &repo, "main").await;
-    // The leader dies; the stack's helpers speak to the survivor.
-    let mut peer = peer;
-    if health(stack.orchestrator.port).await["role"] == "leader" {
-        std::mem::swap(&mut stack.orchestrator, &mut peer);
-    }
-    peer.kill();
-    let survivor = stack.orchestrator.port;
-    stack
-        .wait_for("the survivor to lead", || async {
-            let answer = health(survivor).await;
-            (answer["role"] == "leader").then_some(())
-        })
-        .await;
+    kill_the_leader(&mut stack, peer).await;
     let runs = || async {
         let list = stack.get("/api/v1/runs?workflow=every-minute").await;
         list["runs"].as_array().unwrap().clone()
@@ -329,19 +330,10 @@ async fn stale_jobs_are_failed_by_the_new_leader_after_the_old_one_dies() {
         ("KICI_JOB_HEARTBEAT_INTERVAL_MS", "1000"),
         ("KICI_STALE_DETECTOR_SCAN_INTERVAL_MS", "300"),
     ];
-    let Some((mut stack, mut peer)) = two_on_s3(&quick).await else {
+    let Some((mut stack, peer)) = two_on_s3(&quick).await else {
         return;
     };
-    if health(stack.orchestrator.port).await["role"] == "leader" {
-        std::mem::swap(&mut stack.orchestrator, &mut peer);
-    }
-    peer.kill();
-    let survivor = stack.orchestrator.port;
-    stack
-        .wait_for("the survivor to lead", || async {
-            (health(survivor).await["role"] == "leader").then_some(())
-        })
-        .await;
+    let survivor = kill_the_leader(&mut stack, peer).await;
     let mut agents = register_agents(&stack, &[survivor], 1, &kici_sdk::build_info()).await;
     // `job.ack` and `job.status running`, then silence.
     agents[0].stall_after = Some(2);
