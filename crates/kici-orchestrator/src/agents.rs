@@ -550,7 +550,7 @@ async fn reclaim(state: &Shared, registration: &Registration) -> Result<(), kici
             .iter()
             .filter(|j| !entries.iter().any(|e| e.job_id == j.job_id))
         {
-            tracing::warn!(agentId = %agent_id, jobId = %gone.job_id, "agent came back with a job it no longer holds; told to stop it");
+            tracing::warn!(agentId = %agent_id, jobId = %excerpt::excerpt(&gone.job_id), "agent came back with a job it no longer holds; told to stop it");
             let cancel = OrchestratorMessage::JobCancel {
                 run_id: gone.run_id.clone(),
                 job_id: gone.job_id.clone(),
