@@ -25,41 +25,32 @@ const EXPIRY_MARGIN_MS: i64 = 60_000;
 
 pub async fn run(state: Shared, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.dispatch_interval);
-    let mut last_whole = std::time::Instant::now();
+    let mut last_postponed = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = state.dispatch.woken() => {}
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let pass = if last_whole.elapsed() >= WHOLE_PASS_INTERVAL {
-            last_whole = std::time::Instant::now();
-            Pass::Whole
-        } else {
-            Pass::WhileAgentsIdle
-        };
-        if let Err(err) = dispatch_pending(&state, pass).await {
+        if let Err(err) = dispatch_pending(&state).await {
             tracing::error!(error = %err, "dispatch pass failed");
+        }
+        if last_postponed.elapsed() >= POSTPONE_INTERVAL {
+            last_postponed = std::time::Instant::now();
+            if let Err(err) = postpone_group_expiries(&state).await {
+                tracing::error!(error = %err, "postponing the queue expiry of jobs waiting for their concurrency group failed");
+            }
         }
         state.scaler.fill_warm_pools();
     }
 }
 
-/// How much of the queue a pass reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// Every waiting entry: concurrency group bookkeeping (expiry moved on) needs them all.
-    Whole,
-    /// Pages of the oldest entries until no agent of this orchestrator is idle, unless scalers
-    /// are configured (they are asked about every entry). With every agent busy, a pass costs
-    /// a page, not the queue.
-    WhileAgentsIdle,
-}
+/// How often entries waiting for their concurrency group are looked for near their expiry
+/// (well within [`EXPIRY_MARGIN_MS`]).
+const POSTPONE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Entries read at a time.
 const PAGE: i64 = 128;
-/// A whole pass at least this often; well within [`EXPIRY_MARGIN_MS`].
-const WHOLE_PASS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The secrets the job's environments bind, decrypted for the agent about to run it; the
 /// error names what could not be resolved (never a value).
@@ -256,23 +247,71 @@ fn build_of(config: &kici_engine::protocol::JobConfig) -> Option<&str> {
         .flatten()
 }
 
-/// The (repository, concurrency group) of each entry that has one.
-pub(crate) fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, String)> {
-    entries
-        .iter()
-        .filter_map(|entry| serde_json::from_str::<JobDispatch>(&entry.dispatch).ok())
-        .filter_map(|dispatch| {
-            let config = dispatch.job_config;
-            config.concurrency_group.map(|group| (config.repo, group))
-        })
-        .collect()
+/// The (repository, concurrency group) of an entry that has one.
+fn group_of(entry: &kici_store::QueueEntry) -> Option<(String, String)> {
+    let config = serde_json::from_str::<JobDispatch>(&entry.dispatch).ok()?.job_config;
+    config.concurrency_group.map(|group| (config.repo, group))
 }
 
-/// One pass: pending entries, oldest first, are placed on fitting idle agents or ask the
-/// scaler for one ([`Pass`] says how many are looked at).
-pub async fn dispatch_pending(state: &Shared, kind: Pass) -> Result<(), kici_store::StoreError> {
-    let scaling = !state.scaler.config().scalers.is_empty();
+/// The (repository, concurrency group) of each entry that has one.
+pub(crate) fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, String)> {
+    entries.iter().filter_map(group_of).collect()
+}
+
+/// Whether an entry of `group` queued before `entry` still waits: the oldest goes first.
+async fn older_waits(
+    state: &Shared,
+    group: &(String, String),
+    entry: &kici_store::QueueEntry,
+) -> Result<bool, kici_store::StoreError> {
+    let key = kici_store::concurrency_key(&group.0, &group.1);
+    state
+        .store
+        .older_entry_waits_in_group(&key, entry.enqueued_at, &entry.job_id)
+        .await
+}
+
+/// The queue timeout is for want of an agent: an entry waiting for its concurrency group gets
+/// a new expiry shortly before it would come. A pass does this for the entries it reads; this
+/// reaches the ones it does not (no idle agent fits them).
+pub async fn postpone_group_expiries(state: &Shared) -> Result<(), kici_store::StoreError> {
+    let Some(timeout) = state.config.queue_timeout else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let expiring = state
+        .store
+        .group_entries_expiring_before(now + EXPIRY_MARGIN_MS)
+        .await?;
+    if expiring.is_empty() {
+        return Ok(());
+    }
+    let in_flight = groups_of(&state.store.in_flight_entries().await?);
+    for entry in expiring {
+        let Some(group) = group_of(&entry) else { continue };
+        if in_flight.contains(&group) || older_waits(state, &group, &entry).await? {
+            let expires_at = now + timeout.as_millis() as i64;
+            state.store.postpone_expiry(&entry.job_id, expires_at).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One pass: waiting entries, oldest first, are placed on fitting idle agents or ask the
+/// scaler for one. Without scalers a pass reads only the label sets an idle agent fits
+/// ([`by_label_set`]); with them it reads every entry, since the scaler is asked about each
+/// one no idle agent fits.
+pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
     let mut pass = PassState::new(state).await?;
+    if state.scaler.config().scalers.is_empty() {
+        by_label_set(state, &mut pass).await
+    } else {
+        in_queue_order(state, &mut pass).await
+    }
+}
+
+/// Every waiting entry, a page at a time.
+async fn in_queue_order(state: &Shared, pass: &mut PassState) -> Result<(), kici_store::StoreError> {
     let mut after: Option<(i64, JobId)> = None;
     loop {
         let page = state
@@ -282,12 +321,92 @@ pub async fn dispatch_pending(state: &Shared, kind: Pass) -> Result<(), kici_sto
         let more = page.len() as i64 == PAGE;
         after = page.last().map(|e| (e.enqueued_at, e.job_id.clone()));
         for entry in page {
-            place(state, &mut pass, entry).await?;
+            place(state, pass, entry).await?;
         }
-        let may_stop = kind == Pass::WhileAgentsIdle && !scaling;
-        if !more || (may_stop && state.hub.idle_agents().is_empty()) {
+        if !more {
             return Ok(());
         }
+    }
+}
+
+/// The waiting entries of the label sets an idle agent fits, merged in queue order and read a
+/// page of a set at a time. A set is no longer read once none of the agents that fit it is
+/// idle, so a pass costs the entries it places (and a page per set), not the queue; entries
+/// no idle agent fits are not read at all.
+async fn by_label_set(state: &Shared, pass: &mut PassState) -> Result<(), kici_store::StoreError> {
+    let idle = state.hub.idle_agents();
+    if idle.is_empty() {
+        return Ok(());
+    }
+    let mut sets: Vec<SetCursor> = state
+        .store
+        .waiting_label_sets()
+        .await?
+        .into_iter()
+        .filter_map(|set| SetCursor::new(set, &idle))
+        .collect();
+    loop {
+        let idle: HashSet<_> = state.hub.idle_agents().into_iter().map(|a| a.agent_id).collect();
+        sets.retain(|set| set.fitting.iter().any(|agent| idle.contains(agent)));
+        for set in &mut sets {
+            set.read_page_if_empty(state).await?;
+        }
+        sets.retain(|set| !set.page.is_empty());
+        let Some(oldest) = sets.iter_mut().min_by_key(|set| set.head()) else {
+            return Ok(());
+        };
+        let entry = oldest.page.pop_front().expect("sets left have entries");
+        place(state, pass, entry).await?;
+    }
+}
+
+/// Where a pass is in one label set's entries.
+struct SetCursor {
+    set: kici_store::LabelSet,
+    /// The idle agents that fit the set when the pass began.
+    fitting: Vec<kici_engine::ids::AgentId>,
+    page: std::collections::VecDeque<kici_store::QueueEntry>,
+    /// `(enqueued_at, job_id)` of the last entry read; `None` before the first page.
+    after: Option<(i64, JobId)>,
+    exhausted: bool,
+}
+
+impl SetCursor {
+    /// `None` when no idle agent fits the set.
+    fn new(set: kici_store::LabelSet, idle: &[crate::hub::ConnectedAgent]) -> Option<SetCursor> {
+        // Lock files were validated at load, so their matchers compile.
+        let fitting: Vec<_> = idle
+            .iter()
+            .filter(|a| labels_fit(&set.runs_on, &set.exclude_labels, &a.labels).unwrap_or(false))
+            .map(|a| a.agent_id.clone())
+            .collect();
+        (!fitting.is_empty()).then_some(SetCursor {
+            set,
+            fitting,
+            page: Default::default(),
+            after: None,
+            exhausted: false,
+        })
+    }
+
+    async fn read_page_if_empty(&mut self, state: &Shared) -> Result<(), kici_store::StoreError> {
+        if !self.page.is_empty() || self.exhausted {
+            return Ok(());
+        }
+        let after = self.after.as_ref().map(|(at, job)| (*at, job));
+        let page = state
+            .store
+            .pending_entries_of_label_set(&self.set.key, after, PAGE)
+            .await?;
+        self.exhausted = (page.len() as i64) < PAGE;
+        self.after = page.last().map(|e| (e.enqueued_at, e.job_id.clone()));
+        self.page = page.into();
+        Ok(())
+    }
+
+    /// The queue position of the set's next entry.
+    fn head(&self) -> Option<(i64, JobId)> {
+        self.page.front().map(|e| (e.enqueued_at, e.job_id.clone()))
     }
 }
 
@@ -346,11 +465,12 @@ async fn place(
         if pass.groups_in_flight.is_none() {
             pass.groups_in_flight = Some(groups_of(&state.store.in_flight_entries().await?));
         }
-        if pass
+        let taken = pass
             .groups_in_flight
             .as_ref()
-            .is_some_and(|taken| taken.contains(group))
-        {
+            .is_some_and(|taken| taken.contains(group));
+        // A pass by label set may not have read an older entry of the group.
+        if taken || older_waits(state, group, &entry).await? {
             let first_time = state
                 .group_waits
                 .lock()

@@ -203,11 +203,14 @@ pub fn entry(
     if workflow.concurrency.is_some() {
         dispatch.job_config.concurrency_wait_timeout_ms = Some(config.concurrency_wait_timeout.as_millis() as u64);
     }
+    let concurrency_key = (dispatch.job_config.concurrency_group.as_deref())
+        .map(|group| kici_store::concurrency_key(&dispatch.job_config.repo, group));
     NewQueueEntry {
         job_id: job.job_id.clone(),
         run_id: run.run_id.clone(),
         enqueued_at: now,
         expires_at: config.queue_timeout.map(|t| now + t.as_millis() as i64),
         dispatch: serde_json::to_string(&dispatch).expect("dispatch messages serialize"),
+        concurrency_key,
     }
 }

@@ -64,13 +64,18 @@ async fn start_run(state: &Shared, run_id: &str) {
 
 /// An agent connected in process: what the orchestrator sends it arrives on the receiver.
 fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
+    connect_with(state, agent_id, "linux")
+}
+
+/// [`connect`] with the agent's one label.
+fn connect_with(state: &Shared, agent_id: &str, label: &str) -> mpsc::Receiver<Outbound> {
     let (tx, rx) = mpsc::channel(16);
     state.hub.register(ConnectedAgent {
         jobs_sent: 0,
         agent_id: agent_id.into(),
         connection_id: format!("{agent_id}-connection"),
         token_id: None,
-        labels: vec!["linux".into()],
+        labels: vec![label.into()],
         busy_job: None,
         draining: false,
         bound_job: None,
@@ -86,9 +91,7 @@ fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
 async fn build_on_a1(state: &Shared, running: bool) -> mpsc::Receiver<Outbound> {
     start_run(state, "r").await;
     let mut agent = connect(state, "a1");
-    dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-        .await
-        .unwrap();
+    dispatcher::dispatch_pending(state).await.unwrap();
     assert_eq!(dispatched(&mut agent).job_id, "r-build");
     if running {
         report(state, "a1", "r-build", 1, JobStatus::Running, None).await;
@@ -176,9 +179,7 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
             "{db}"
         );
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         let dispatch = dispatched(&mut agent);
         assert_eq!(
             (dispatch.job_id.as_str(), dispatch.job_config.kind),
@@ -223,9 +224,7 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
             ]),
             "{db}"
         );
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         let test = dispatched(&mut agent);
         assert_eq!(test.job_id, "r-test", "{db}");
         assert_eq!(
@@ -236,9 +235,7 @@ async fn a_run_goes_from_the_queue_through_an_agent_to_success() {
         report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
         report(state, "a1", "r-test", 1, JobStatus::Running, None).await;
         report(state, "a1", "r-test", 2, JobStatus::Success, None).await;
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r-report", "{db}");
         report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
         assert_eq!(
@@ -279,9 +276,7 @@ async fn a_failed_job_skips_what_needs_its_success_and_fails_the_run() {
             ]),
             "{db}: `report` runs always, so it runs after a skipped `test`"
         );
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         let report_job = dispatched(&mut agent);
         assert_eq!(report_job.needs["test"]["status"], "skipped", "{db}");
         report(state, "a1", "r-report", 1, JobStatus::Success, None).await;
@@ -301,13 +296,9 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
         start_run(state, "r1").await;
         start_run(state, "r2").await;
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r1-build", "{db}: oldest first");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         assert!(agent.try_recv().is_err(), "{db}: one job per agent");
         assert_eq!(
             state
@@ -321,9 +312,7 @@ async fn a_job_no_agent_fits_waits_and_a_busy_agent_gets_nothing_more() {
             "{db}"
         );
         let mut second = connect(state, "a2");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut second).job_id, "r2-build", "{db}");
     }
 }
@@ -385,9 +374,7 @@ async fn a_lost_agents_job_is_requeued_only_if_it_was_never_acknowledged() {
 
         // Dispatched again, acknowledged, then lost before it reported running.
         let _again = connect(state, "a1");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         let ack = AgentMessage::JobAck {
             run_id: RunId::from("r"),
             job_id: job.clone(),
@@ -515,9 +502,7 @@ async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
             .unwrap();
         progress::advance_run(state, &"r".into()).await.unwrap();
         let mut agent = connect(state, "a1");
-        dispatcher::dispatch_pending(state, dispatcher::Pass::Whole)
-            .await
-            .unwrap();
+        dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut agent).job_id, "r-eval", "{db}");
         report(state, "a1", "r-eval", 1, JobStatus::Running, None).await;
         progress::cancel_run(state, &"r".into(), "Cancelled by ops", false)
@@ -533,5 +518,98 @@ async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
             (RunStatus::Cancelled, named(&[("test", JobStatus::Cancelled)])),
             "{db}: no `test (a)`, `test (b)` under a cancelled run"
         );
+    }
+}
+
+/// `deploy-arm` and `deploy-linux` share concurrency group `deploy`; `lint` has none. Their
+/// entries are queued together, so they are in queue order by job id.
+async fn start_group_run(state: &Shared) {
+    let job = |name: &str, label: &str, group: Option<&str>| {
+        let mut job = json!({
+            "_type": "static", "name": name, "runsOn": [{"kind": "exact", "value": label}],
+            "steps": [{"name": "s", "hasOutputs": false}]
+        });
+        if let Some(group) = group {
+            job["concurrencyGroup"] = json!(group);
+        }
+        job
+    };
+    let workflow = lock_workflow(json!([
+        job("deploy-arm", "arm", Some("deploy")),
+        job("deploy-linux", "linux", Some("deploy")),
+        job("lint", "linux", None),
+    ]));
+    let jobs: Vec<_> = ["deploy-arm", "deploy-linux", "lint"]
+        .iter()
+        .enumerate()
+        .map(|(position, name)| {
+            let mut job = new_job("g", &format!("g-{name}"), name, JobKind::Execute);
+            job.status = JobStatus::Pending;
+            job.position = position as i64;
+            job.runs_on = vec![kici_engine::labels::LabelMatcher::exact(if *name == "deploy-arm" {
+                "arm"
+            } else {
+                "linux"
+            })];
+            job
+        })
+        .collect();
+    state
+        .store
+        .insert_run(&new_run("g", Some(workflow)), &jobs, &[])
+        .await
+        .unwrap();
+    progress::advance_run(state, &RunId::from("g")).await.unwrap();
+}
+
+fn nothing_sent(rx: &mut mpsc::Receiver<Outbound>) -> bool {
+    matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Empty))
+}
+
+#[tokio::test]
+async fn a_pass_reads_the_label_sets_idle_agents_fit_and_the_oldest_of_a_group_goes_first() {
+    // A short queue timeout: every entry is near its expiry at once.
+    for (db, harness) in harnesses(&[("KICI_QUEUE_TIMEOUT_MS", "30000")]).await {
+        let state = &harness.state;
+        start_group_run(state).await;
+        let expiry = |job: &'static str| async move {
+            let entry = state.store.queue_entry(&JobId::from(job)).await.unwrap().unwrap();
+            entry.expires_at.unwrap()
+        };
+        let (arm_expiry, linux_expiry, lint_expiry) = (
+            expiry("g-deploy-arm").await,
+            expiry("g-deploy-linux").await,
+            expiry("g-lint").await,
+        );
+
+        // `deploy-linux` fits the agent and comes before `lint`, but `deploy-arm`, older and
+        // of its group, waits for an agent no one has: `lint` goes.
+        let mut linux = connect_with(state, "a1", "linux");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut linux).job_id, "g-lint", "{db}");
+
+        // Waiting for its group does not count against a job's queue timeout, even when no
+        // agent fits it; waiting for an agent does.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        dispatcher::postpone_group_expiries(state).await.unwrap();
+        assert!(expiry("g-deploy-linux").await > linux_expiry, "{db}: postponed");
+        assert_eq!(
+            expiry("g-deploy-arm").await,
+            arm_expiry,
+            "{db}: the oldest waits for an agent"
+        );
+        assert_eq!(expiry("g-lint").await, lint_expiry, "{db}: taken");
+
+        let mut arm = connect_with(state, "a2", "arm");
+        let mut linux2 = connect_with(state, "a3", "linux");
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut arm).job_id, "g-deploy-arm", "{db}");
+        assert!(nothing_sent(&mut linux2), "{db}: its group is taken");
+
+        report(state, "a2", "g-deploy-arm", 1, JobStatus::Running, None).await;
+        report(state, "a2", "g-deploy-arm", 2, JobStatus::Success, None).await;
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut linux2).job_id, "g-deploy-linux", "{db}");
+        assert!(nothing_sent(&mut arm), "{db}");
     }
 }

@@ -41,7 +41,7 @@ pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use kici_events::{EventStatus, KiciEvent};
-pub use queue::{NewQueueEntry, QueueEntry, QueueStatus};
+pub use queue::{LabelSet, NewQueueEntry, QueueEntry, QueueStatus, concurrency_key};
 pub use registrations::{NewRegistration, RegisteredAt, Registration};
 pub use retention::Pruned;
 pub use runs::{JobEnd, JobRecord, NewJob, NewRun, ReasonUpdate, ReusedJob, RunFilter, RunInputs, StepUpdate};
@@ -159,6 +159,11 @@ static MIGRATIONS: &[Migration] = &[
         31,
         "dispatch_queue_pages",
         include_str!("../migrations/0031_dispatch_queue_pages.sql"),
+    ),
+    (
+        32,
+        "dispatch_label_sets",
+        include_str!("../migrations/0032_dispatch_label_sets.sql"),
     ),
 ];
 

@@ -62,6 +62,42 @@ pub struct NewQueueEntry {
     pub expires_at: Option<i64>,
     /// The `job.dispatch` message to send, as JSON.
     pub dispatch: String,
+    /// The job's repository and concurrency group ([`concurrency_key`]), if it has one.
+    pub concurrency_key: Option<String>,
+}
+
+/// The key of a job's concurrency group in a repository: what [`Store::older_entry_waits_in_group`]
+/// compares.
+pub fn concurrency_key(repo: &str, group: &str) -> String {
+    format!("{repo}\n{group}")
+}
+
+/// The label requirements some waiting entries share ([`Store::waiting_label_sets`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSet {
+    /// What [`Store::pending_entries_of_label_set`] reads by.
+    pub key: String,
+    pub runs_on: Vec<LabelMatcher>,
+    pub exclude_labels: Vec<LabelMatcher>,
+}
+
+impl LabelSet {
+    /// The key is the job's two stored JSON arrays one after the other (the queue's
+    /// `label_set`, written in SQL): read back, it is the two lists.
+    fn from_key(key: String) -> Result<LabelSet> {
+        let mut lists = serde_json::Deserializer::from_str(&key).into_iter::<Vec<LabelMatcher>>();
+        let (Some(Ok(runs_on)), Some(Ok(exclude_labels)), None) = (lists.next(), lists.next(), lists.next()) else {
+            return Err(crate::StoreError::Corrupt {
+                column: "dispatch_queue.label_set",
+                value: key,
+            });
+        };
+        Ok(LabelSet {
+            key,
+            runs_on,
+            exclude_labels,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +142,8 @@ fn row_to_entry(row: &AnyRow) -> Result<QueueEntry> {
 
 pub(crate) async fn insert_entry(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entry: &NewQueueEntry) -> Result<()> {
     sqlx::query(
-        "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch) VALUES ($1, $2, $6, $3, $4, $5)",
+        "INSERT INTO dispatch_queue (job_id, run_id, status, enqueued_at, expires_at, dispatch, concurrency_key, label_set)
+         VALUES ($1, $2, $6, $3, $4, $5, $7, (SELECT j.runs_on || j.exclude_labels FROM jobs j WHERE j.job_id = $1))",
     )
     .bind(entry.job_id.as_str())
     .bind(entry.run_id.as_str())
@@ -114,6 +151,7 @@ pub(crate) async fn insert_entry(tx: &mut sqlx::Transaction<'_, sqlx::Any>, entr
     .bind(entry.expires_at)
     .bind(&entry.dispatch)
     .bind(QueueStatus::Pending.as_str())
+    .bind(entry.concurrency_key.as_deref())
     .execute(&mut **tx)
     .await
     .map_err(q("insert queue entry"))?;
@@ -155,6 +193,80 @@ impl Store {
             .await
             .map_err(q("read queue page"))?;
         rows.iter().map(row_to_entry).collect()
+    }
+
+    /// The label sets of the entries waiting for an agent, one index seek per set (a loose
+    /// index scan: the queue may hold many entries, but few sets).
+    pub async fn waiting_label_sets(&self) -> Result<Vec<LabelSet>> {
+        let rows = sqlx::query(
+            "WITH RECURSIVE sets (label_set) AS (
+                SELECT MIN(label_set) FROM dispatch_queue WHERE status = $1
+                UNION ALL
+                SELECT (SELECT MIN(q.label_set) FROM dispatch_queue q WHERE q.status = $1 AND q.label_set > sets.label_set)
+                FROM sets WHERE sets.label_set IS NOT NULL
+            )
+            SELECT label_set FROM sets WHERE label_set IS NOT NULL",
+        )
+        .bind(QueueStatus::Pending.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("read the queue's label sets"))?;
+        rows.iter()
+            .map(|row| LabelSet::from_key(get(row, "label_set")?))
+            .collect()
+    }
+
+    /// Like [`Store::pending_entries_after`], for the entries of one label set.
+    pub async fn pending_entries_of_label_set(
+        &self,
+        label_set: &str,
+        after: Option<(i64, &JobId)>,
+        limit: i64,
+    ) -> Result<Vec<QueueEntry>> {
+        let (at, job_id) = after.map_or((i64::MIN, ""), |(at, job)| (at, job.as_str()));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM dispatch_queue q JOIN jobs j ON j.job_id = q.job_id
+             WHERE q.status = $1 AND q.label_set = $5 AND (q.enqueued_at > $2 OR (q.enqueued_at = $2 AND q.job_id > $3))
+             ORDER BY q.enqueued_at, q.job_id LIMIT $4"
+        );
+        let args = [
+            PENDING,
+            Arg::Int(at),
+            Arg::Text(job_id),
+            Arg::Int(limit.max(1)),
+            Arg::Text(label_set),
+        ];
+        let rows = dynamic(sql, &args)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read a label set's queue page"))?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    /// Whether an entry of concurrency group `key` queued before `(enqueued_at, job_id)` still
+    /// waits for an agent: the oldest of a group goes first.
+    pub async fn older_entry_waits_in_group(&self, key: &str, enqueued_at: i64, job_id: &JobId) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM dispatch_queue WHERE concurrency_key = $1 AND status = $2
+             AND (enqueued_at < $3 OR (enqueued_at = $3 AND job_id < $4))",
+        )
+        .bind(key)
+        .bind(QueueStatus::Pending.as_str())
+        .bind(enqueued_at)
+        .bind(job_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(q("read a concurrency group's queue"))?;
+        Ok(get::<i64>(&row, "n")? > 0)
+    }
+
+    /// Waiting entries of a concurrency group whose queue expiry comes before `before`.
+    pub async fn group_entries_expiring_before(&self, before: i64) -> Result<Vec<QueueEntry>> {
+        self.entries_where(
+            "q.concurrency_key IS NOT NULL AND q.status = $1 AND q.expires_at IS NOT NULL AND q.expires_at < $2",
+            &[PENDING, Arg::Int(before)],
+        )
+        .await
     }
 
     /// The ids of every entry waiting for an agent.

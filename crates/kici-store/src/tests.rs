@@ -119,6 +119,7 @@ pub(crate) fn entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQ
         enqueued_at: 10,
         expires_at,
         dispatch: "{}".into(),
+        concurrency_key: None,
     }
 }
 
@@ -476,6 +477,105 @@ async fn waiting_entries_are_read_a_page_at_a_time_in_queue_order() {
             .collect();
         ids.sort();
         assert_eq!(ids, ["a", "c", "d", "e"], "{db}");
+    }
+}
+
+#[tokio::test]
+async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
+    for (db, store, _dir) in stores().await {
+        // `a`, `c` and `e` need linux; `b` needs gpu and not arm; `d` (gpu) is claimed.
+        let gpu = |mut j: NewJob| {
+            j.runs_on = vec![LabelMatcher::exact("gpu")];
+            j.exclude_labels = vec![LabelMatcher::Regex {
+                source: "^arm".into(),
+                flags: String::new(),
+            }];
+            j
+        };
+        let jobs = vec![
+            job("r", "a", "a", vec![], 0),
+            gpu(job("r", "b", "b", vec![], 1)),
+            job("r", "c", "c", vec![], 2),
+            gpu(job("r", "d", "d", vec![], 3)),
+            job("r", "e", "e", vec![], 4),
+        ];
+        let group = concurrency_key("acme/app", "deploy");
+        let entries: Vec<_> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NewQueueEntry {
+                enqueued_at: 10 + i as i64,
+                expires_at: Some(100 + i as i64),
+                concurrency_key: (*n != "a").then(|| group.clone()),
+                ..entry("r", n, None)
+            })
+            .collect();
+        store.insert_run(&run("r", 1), &jobs, &entries).await.unwrap();
+        store
+            .claim_entry(&JobId::from("d"), &AgentId::from("agent-1"), 50)
+            .await
+            .unwrap();
+
+        let sets = store.waiting_label_sets().await.unwrap();
+        let mut described: Vec<_> = sets
+            .iter()
+            .map(|set| (set.runs_on.clone(), set.exclude_labels.len()))
+            .collect();
+        described.sort_by_key(|(runs_on, _)| runs_on[0].display());
+        assert_eq!(
+            described,
+            [
+                (vec![LabelMatcher::exact("gpu")], 1),
+                (vec![LabelMatcher::exact("linux")], 0)
+            ],
+            "{db}"
+        );
+        let linux = sets
+            .iter()
+            .find(|s| s.runs_on == [LabelMatcher::exact("linux")])
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after: Option<(i64, JobId)> = None;
+        loop {
+            let page = store
+                .pending_entries_of_label_set(&linux.key, after.as_ref().map(|(at, job)| (*at, job)), 2)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((last.enqueued_at, last.job_id.clone()));
+            seen.extend(page.iter().map(|e| e.job_id.to_string()));
+        }
+        assert_eq!(seen, ["a", "c", "e"], "{db}");
+
+        // `b` is the group's oldest waiting entry; `a` has no group.
+        for (job, at, older) in [("b", 11, false), ("c", 12, true), ("e", 14, true)] {
+            let job = JobId::from(job);
+            let waits = store.older_entry_waits_in_group(&group, at, &job).await.unwrap();
+            assert_eq!(waits, older, "{db}: {job}");
+        }
+        let e = JobId::from("e");
+        assert!(
+            !store.older_entry_waits_in_group("other", 14, &e).await.unwrap(),
+            "{db}"
+        );
+
+        let expiring: Vec<_> = store
+            .group_entries_expiring_before(103)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.job_id.to_string())
+            .collect();
+        assert_eq!(expiring, ["b", "c"], "{db}");
+
+        // Once every entry of a set is taken, the set is gone.
+        store
+            .claim_entry(&JobId::from("b"), &AgentId::from("agent-2"), 50)
+            .await
+            .unwrap();
+        let sets = store.waiting_label_sets().await.unwrap();
+        assert_eq!(sets.len(), 1, "{db}");
+        assert_eq!(sets[0].key, linux.key, "{db}");
     }
 }
 

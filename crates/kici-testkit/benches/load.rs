@@ -8,6 +8,7 @@
 //!   `KICI_LOAD_DISCONNECT` [0] chance per job of a dropped connection, `KICI_LOAD_KILL=1` to
 //!   SIGKILL one orchestrator half-way, `KICI_LOAD_CHECK=1` to check every guarantee (each job
 //!   once, every acknowledged log line readable from every live orchestrator) after timing.
+//!   `KICI_LOAD_BACKLOG` [0] jobs no agent fits are queued first and wait throughout.
 //! - agents: `KICI_LOAD_IDLE_AGENTS` [1000] connected agents heartbeating every 30 s; the
 //!   orchestrator's CPU and RSS over `KICI_LOAD_SECONDS` [30] s.
 //! - logs: 40 jobs of 1 MiB of log lines each (10 agents); MB/s acknowledged.
@@ -83,11 +84,20 @@ async fn jobs() {
         chunks_per_job: 1,
         lines_per_chunk: 5,
         check_logs: var("KICI_LOAD_CHECK", 0) == 1,
+        backlog: var("KICI_LOAD_BACKLOG", 0),
     };
     let report = run_jobs(&load, kici_sdk::build_info(), stack().await).await;
     println!(
-        "jobs: {} no-op jobs, {} orchestrator(s), {} agents, {} drops, {} lost connections: {:.0} jobs/s ({:.1} s)",
+        "jobs: {} no-op jobs{}, {} orchestrator(s), {} agents, {} drops, {} lost connections: {:.0} jobs/s ({:.1} s)",
         report.jobs,
+        if load.backlog > 0 {
+            format!(
+                " beside {} waiting for an agent that never comes",
+                load.backlog.div_ceil(matrix) * matrix
+            )
+        } else {
+            String::new()
+        },
         orchestrators,
         load.agents,
         report.drops,
@@ -146,6 +156,7 @@ async fn logs() {
         chunks_per_job: 200,
         lines_per_chunk: 50,
         check_logs: false,
+        backlog: 0,
     };
     let report = run_jobs(&load, kici_sdk::build_info(), stack().await).await;
     let megabytes = (load.runs * load.matrix * load.chunks_per_job * load.lines_per_chunk * 100) as f64 / 1e6;

@@ -398,6 +398,9 @@ pub struct JobsLoad {
     pub lines_per_chunk: usize,
     /// Read every job's log back from every live orchestrator and compare.
     pub check_logs: bool,
+    /// Jobs no agent fits, queued before the others (rounded up to whole runs of `matrix`):
+    /// they wait the whole time.
+    pub backlog: usize,
 }
 
 /// What a jobs scenario measured and what it found wrong (empty when every guarantee held).
@@ -435,6 +438,13 @@ pub async fn run_jobs(load: &JobsLoad, build_info: BuildInfo, mut stack: crate::
     let payload = load_source(&stack, load.matrix).await;
     let total = load.runs * load.matrix;
     let mut problems = Vec::new();
+    let mut backlog = payload.clone();
+    backlog["ref"] = "refs/heads/backlog".into();
+    for _ in 0..load.backlog.div_ceil(load.matrix) {
+        if let Err(err) = send_webhook(stack.client(), ports[0], &backlog).await {
+            problems.push(format!("backlog: {err}"));
+        }
+    }
 
     let started = std::time::Instant::now();
     let mut run_ids = Vec::new();
@@ -504,18 +514,21 @@ pub async fn register_agents(
     agents
 }
 
-/// Adds source `app`: a repository whose `load` branch runs `matrix` no-op jobs per push; the
-/// push webhook's body.
+/// Adds source `app`: a repository whose `load` branch runs `matrix` no-op jobs per push (and
+/// whose `backlog` branch queues as many jobs no agent fits); the `load` push webhook's body.
 pub async fn load_source(stack: &crate::Stack, matrix: usize) -> serde_json::Value {
     let repo = crate::Repo::from_fixture(stack.dir.path(), "tests/load-repo");
     let shards: Vec<String> = (0..matrix).map(|i| format!("'{i}'")).collect();
-    let workflow = std::fs::read_to_string(repo.work().join(".kici/workflows/load.ts"))
-        .expect("the load workflow")
-        .replace("shard: ['0']", &format!("shard: [{}]", shards.join(", ")));
-    repo.write(".kici/workflows/load.ts", &workflow);
+    for file in [".kici/workflows/load.ts", ".kici/workflows/backlog.ts"] {
+        let workflow = std::fs::read_to_string(repo.work().join(file))
+            .expect("the load workflows")
+            .replace("shard: ['0']", &format!("shard: [{}]", shards.join(", ")));
+        repo.write(file, &workflow);
+    }
     repo.compile();
     repo.commit_and_push("load");
     repo.push_to("load");
+    repo.push_to("backlog");
     // Bursts go past the default 600 deliveries a minute.
     stack
         .post(

@@ -18,6 +18,8 @@ fn load(orchestrators: usize, kill_one: bool) -> JobsLoad {
         chunks_per_job: 3,
         lines_per_chunk: 5,
         check_logs: true,
+        // Waiting the whole time, they must not hold up the others.
+        backlog: 100,
     }
 }
 

@@ -171,5 +171,6 @@ pub fn new_entry(run_id: &str, job_id: &str, expires_at: Option<i64>) -> NewQueu
         enqueued_at: 1,
         expires_at,
         dispatch: "{}".into(),
+        concurrency_key: None,
     }
 }
