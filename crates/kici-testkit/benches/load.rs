@@ -10,7 +10,8 @@
 //!   once, every acknowledged log line readable from every live orchestrator) after timing.
 //!   `KICI_LOAD_BACKLOG` [0] jobs no agent fits are queued first and wait throughout.
 //! - agents: `KICI_LOAD_IDLE_AGENTS` [1000] connected agents heartbeating every 30 s; the
-//!   orchestrator's CPU and RSS over `KICI_LOAD_SECONDS` [30] s.
+//!   orchestrator's CPU and RSS over `KICI_LOAD_SECONDS` [30] s, beside `KICI_LOAD_BACKLOG`
+//!   [0] queued jobs none of them fits.
 //! - logs: 40 jobs of 1 MiB of log lines each (10 agents); MB/s acknowledged.
 //! - webhooks: `KICI_LOAD_WEBHOOKS` [1000] push webhooks at `KICI_LOAD_WEBHOOK_RATE` [200]/s;
 //!   webhook → run created (the answer lists the run) p50 and p99.
@@ -21,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use kici_testkit::Stack;
-use kici_testkit::load::{Fleet, JobsLoad, load_source, register_agents, run_jobs, webhook_burst};
+use kici_testkit::load::{Fleet, JobsLoad, load_source, queue_backlog, register_agents, run_jobs, webhook_burst};
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -125,6 +126,14 @@ async fn idle_agents() {
     let seconds = var("KICI_LOAD_SECONDS", 30u64);
     let stack = stack().await;
     let pid = stack.orchestrator.child.id();
+    let backlog = var("KICI_LOAD_BACKLOG", 0usize);
+    if backlog > 0 {
+        let payload = load_source(&stack, 256).await;
+        let port = stack.orchestrator.port;
+        queue_backlog(stack.client(), port, &payload, 256, backlog)
+            .await
+            .expect("queue the backlog");
+    }
     let agents = register_agents(&stack, &[stack.orchestrator.port], count, &kici_sdk::build_info()).await;
     let fleet = Fleet::start(agents);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -137,8 +146,13 @@ async fn idle_agents() {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let used = cpu_seconds(pid) - before;
     println!(
-        "agents: {} connected agents, heartbeat every 30 s: orchestrator {:.2} % of a core, RSS {:.0} MB (over {seconds} s)",
+        "agents: {} connected agents, heartbeat every 30 s{}: orchestrator {:.2} % of a core, RSS {:.0} MB (over {seconds} s)",
         fleet.stats.connected.load(std::sync::atomic::Ordering::SeqCst),
+        if backlog > 0 {
+            format!(", {} jobs none of them fits waiting", backlog.div_ceil(256) * 256)
+        } else {
+            String::new()
+        },
         100.0 * used / seconds as f64,
         rss_mb(pid)
     );

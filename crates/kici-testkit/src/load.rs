@@ -438,12 +438,8 @@ pub async fn run_jobs(load: &JobsLoad, build_info: BuildInfo, mut stack: crate::
     let payload = load_source(&stack, load.matrix).await;
     let total = load.runs * load.matrix;
     let mut problems = Vec::new();
-    let mut backlog = payload.clone();
-    backlog["ref"] = "refs/heads/backlog".into();
-    for _ in 0..load.backlog.div_ceil(load.matrix) {
-        if let Err(err) = send_webhook(stack.client(), ports[0], &backlog).await {
-            problems.push(format!("backlog: {err}"));
-        }
+    if let Err(err) = queue_backlog(stack.client(), ports[0], &payload, load.matrix, load.backlog).await {
+        problems.push(format!("backlog: {err}"));
     }
 
     let started = std::time::Instant::now();
@@ -542,6 +538,23 @@ pub async fn load_source(stack: &crate::Stack, matrix: usize) -> serde_json::Val
         )
         .await;
     repo.push_payload("app", "load")
+}
+
+/// Queues `jobs` jobs no agent fits, in whole runs of the `matrix` [`load_source`] was given,
+/// through the `backlog` branch of its repository (`payload` is its webhook body).
+pub async fn queue_backlog(
+    client: &reqwest::Client,
+    port: u16,
+    payload: &serde_json::Value,
+    matrix: usize,
+    jobs: usize,
+) -> Result<(), String> {
+    let mut backlog = payload.clone();
+    backlog["ref"] = "refs/heads/backlog".into();
+    for _ in 0..jobs.div_ceil(matrix) {
+        send_webhook(client, port, &backlog).await?;
+    }
+    Ok(())
 }
 
 /// Sends `count` push webhooks for source `app` at `per_second` to the orchestrator on
