@@ -2,18 +2,20 @@
 //! (`docs/api.md`): runs and their jobs, admin tokens, agent tokens and agents, webhook sources
 //! (plus the local-repository helpers `trigger-local` and `install-hook`), `rotate-key` (the
 //! secret key), scoped secrets, variables, environments and their audit log, and the operations tooling of the troubleshooting page: `diagnose`,
-//! `diagnose drift`, `explain`, `debug-bundle` and the offline `inspect-bundle`. It reads no
-//! database.
+//! `diagnose drift`, `explain`, `debug-bundle` and the offline `inspect-bundle`. Only `db`
+//! (status, migrations, backup, restore) opens the database itself.
 //!
 //! Exit codes: [`EXIT_OK`] 0 on success, [`EXIT_ERROR`] 1 on any error (printed as
 //! `Error: <message>`, command-line usage errors included). `diagnose` has its own: 0 all checks
 //! pass, 1 a check warns, 2 a check fails or the diagnostics cannot be read
-//! ([`diagnose::EXIT_FAIL`]); `diagnose drift` exits 1 on drift and 2 when it cannot compare.
+//! ([`diagnose::EXIT_FAIL`]); `diagnose drift` exits 1 on drift and 2 when it cannot compare;
+//! `db status` exits 2 when the schema is not this build's ([`db::EXIT_SCHEMA_DIFFERS`]).
 
 mod agents;
 mod bundle;
 mod cluster;
 mod config;
+mod db;
 mod diagnose;
 mod drift;
 mod environments;
@@ -129,6 +131,11 @@ enum Command {
     Audit(secrets::AuditArgs),
     /// Re-encrypt every stored secret under the orchestrator's current KICI_SECRET_KEY (owner token)
     RotateKey,
+    /// The database directly (no orchestrator or token): status, migrate, backup, restore
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
     /// Run the orchestrator's self-checks (exit 0 pass, 1 warn, 2 fail); `diagnose drift` compares SDK builds
     Diagnose(diagnose::DiagnoseArgs),
     /// Explain why a run failed: reason, failed step and its log tail, provisioning output, drift
@@ -191,12 +198,16 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 /// Runs the command and returns its exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     // Offline: no orchestrator, no token.
-    if let Command::InspectBundle(args) = cli.command {
-        bundle::inspect::run(args)?;
-        return Ok(EXIT_OK);
-    }
+    let command = match cli.command {
+        Command::InspectBundle(args) => {
+            bundle::inspect::run(args)?;
+            return Ok(EXIT_OK);
+        }
+        Command::Db { command } => return db::run(command).await,
+        command => command,
+    };
     // The post-receive hook authenticates with the source's trigger token, read from a file.
-    let token_file = match &cli.command {
+    let token_file = match &command {
         Command::Source {
             command: sources::SourceCommand::TriggerLocal(args),
         } => args.token_file.as_deref(),
@@ -210,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         anyhow::bail!("--token or KICI_ADMIN_TOKEN is required");
     };
     let client = ApiClient::new(&cli.url, Some(token.clone()), "KICI_ADMIN_URL")?;
-    match cli.command {
+    match command {
         Command::Runs { command } => runs::run(&client, command).await?,
         Command::Token { command } => tokens::run(&client, command).await?,
         Command::Agent { command } => agents::run(&client, command).await?,
@@ -236,7 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let mask = bundle::SecretMask::new(std::env::vars(), &[&token]);
             bundle::run(&client, args, mask).await?;
         }
-        Command::InspectBundle(_) => unreachable!("handled above"),
+        Command::InspectBundle(_) | Command::Db { .. } => unreachable!("offline commands are handled above"),
     }
     Ok(EXIT_OK)
 }

@@ -294,7 +294,7 @@ impl Config {
         let database_url = env
             .get("KICI_DATABASE_URL")
             .cloned()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("kici.db").display()));
+            .unwrap_or_else(|| kici_store::default_database_url(&data_dir));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))

@@ -238,6 +238,11 @@ impl Orchestrator {
             tracing::warn!("shutdown grace elapsed; stopping remaining tasks");
             self.tasks.abort_all();
         }
+        // Gone from the cluster at once, not after its beats stop counting: `kici-admin db
+        // restore` and the cluster's health go by them.
+        if let Err(err) = self.state.store.leave_cluster(&self.state.instance_id).await {
+            tracing::warn!(error = %err, "removing this orchestrator from the instances failed; it ages out");
+        }
     }
 }
 

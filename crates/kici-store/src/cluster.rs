@@ -166,6 +166,16 @@ impl Store {
             .collect()
     }
 
+    /// Forgets one instance: it stopped.
+    pub async fn leave_cluster(&self, instance_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM orchestrator_instances WHERE instance_id = $1")
+            .bind(instance_id)
+            .execute(&self.pool)
+            .await
+            .map_err(q("remove the instance"))?;
+        Ok(())
+    }
+
     /// Forgets instances silent since before `before`.
     pub async fn forget_instances(&self, before: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM orchestrator_instances WHERE last_beat_at < $1")

@@ -17,6 +17,7 @@ mod events;
 mod faults;
 mod holds;
 mod kici_events;
+mod maintenance;
 mod queue;
 mod registrations;
 mod retention;
@@ -41,6 +42,7 @@ pub use deliveries::{DeliveryRecord, EventLogEntry, NewDelivery};
 pub use events::NewRunEvent;
 pub use holds::{HoldDecisionRecord, HoldOutcome, NewHold};
 pub use kici_events::{EventStatus, KiciEvent};
+pub use maintenance::{SchemaStatus, inspect_sqlite_backup, known_migration};
 pub use queue::{LabelSet, NewQueueEntry, QueueEntry, QueueStatus, concurrency_key};
 pub use registrations::{NewRegistration, RegisteredAt, Registration};
 pub use retention::Pruned;
@@ -225,6 +227,12 @@ impl std::fmt::Debug for ConnectUrl {
 impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies migrations.
     pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect_pool(url).await?;
+        sql::migrate(&store.pool, &LEDGER, MIGRATIONS).await?;
+        Ok(store)
+    }
+
+    async fn connect_pool(url: &str) -> Result<Store> {
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
         } else {
@@ -245,7 +253,6 @@ impl Store {
             url: redact_url(url),
             source,
         })?;
-        sql::migrate(&pool, &LEDGER, MIGRATIONS).await?;
         Ok(Store {
             pool,
             backend,
@@ -279,6 +286,11 @@ pub enum DatabaseFile {
         path: std::path::PathBuf,
         previous_mode: u32,
     },
+}
+
+/// The single-node database: SQLite in the data directory (`KICI_DATABASE_URL` unset).
+pub fn default_database_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("kici.db").display())
 }
 
 /// The file of a SQLite URL (`sqlite://<path>?…`, `sqlite:<path>`), if it names one.

@@ -206,7 +206,7 @@ pub fn dev_mode(value: Option<&str>) -> bool {
 
 /// The data directory when `KICI_DATA_DIR` is unset: `/var/lib/kici` when it can be created
 /// and written, else `${XDG_STATE_HOME:-~/.local/state}/kici` (`/tmp/kici` without a home).
-fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
+pub fn default_data_dir(env: &BTreeMap<String, String>) -> PathBuf {
     let system = PathBuf::from("/var/lib/kici");
     if std::fs::create_dir_all(&system).is_ok() && writable(&system) {
         return system;

@@ -198,6 +198,14 @@ impl Stack {
         self.dir.path().join("data")
     }
 
+    /// The orchestrator's database: `KICI_DATABASE_URL`, or the data directory's SQLite file.
+    pub fn database_url(&self) -> String {
+        match self.env.get("KICI_DATABASE_URL") {
+            Some(url) => url.clone(),
+            None => kici_store::default_database_url(&self.data_dir()),
+        }
+    }
+
     /// Kills the orchestrator (SIGKILL) and starts it again on the same port and data.
     pub fn restart_orchestrator(&mut self) {
         self.orchestrator.kill();

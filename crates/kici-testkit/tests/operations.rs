@@ -578,3 +578,169 @@ async fn queued_jobs_say_why_they_wait() {
         .cli("kici", &["runs", "cancel", "--branch", "slow"], stack.dir.path())
         .expect_code(0);
 }
+
+#[tokio::test]
+async fn the_database_is_backed_up_online_and_restored_with_the_orchestrator_stopped() {
+    let mut stack = Stack::start().await;
+    let cwd = stack.dir.path().to_path_buf();
+    let url = stack.database_url();
+    let db = |stack: &Stack, args: &[&str]| {
+        let mut all = vec!["db"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--database-url", &url]);
+        stack.cli("kici-admin", &all, &cwd)
+    };
+    let known = kici_store::known_migration();
+    let status = db(&stack, &["status"]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("Schema:   migration {known}, this build's latest")),
+        "{}",
+        status.stdout
+    );
+    let migrated = db(&stack, &["migrate"]);
+    migrated.expect_code(0);
+    assert_eq!(
+        migrated.stdout,
+        format!("Nothing to apply: the database is at migration {known}, this build's latest.\n")
+    );
+
+    let backup = cwd.join("kici-backup.db");
+    let backup_arg = backup.display().to_string();
+    if url.starts_with("postgres") {
+        // PostgreSQL has its own tools: the errors name them.
+        let refused = db(&stack, &["backup", &backup_arg]);
+        refused.expect_code(1);
+        assert!(
+            refused
+                .stderr
+                .contains("this one is PostgreSQL (hint: back it up with `pg_dump --format=custom"),
+            "{}",
+            refused.stderr
+        );
+        let refused = db(&stack, &["restore", &backup_arg]);
+        refused.expect_code(1);
+        assert!(
+            refused.stderr.contains("`pg_restore --clean --if-exists"),
+            "{}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains(ADMIN_TOKEN));
+        return;
+    }
+
+    let token = |stack: &Stack, label: &str| stack.cli("kici-admin", &["token", "create", "--label", label], &cwd);
+    token(&stack, "kept").expect_code(0);
+    let written = db(&stack, &["backup", &backup_arg]);
+    written.expect_code(0);
+    assert!(
+        written
+            .stdout
+            .contains(&format!("(migration {known}) to {backup_arg} (")),
+        "{}",
+        written.stdout
+    );
+    assert!(
+        written.stdout.contains("Keep the secret key with it"),
+        "{}",
+        written.stdout
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup holds sealed secrets");
+    let again = db(&stack, &["backup", &backup_arg]);
+    again.expect_code(1);
+    assert!(
+        again
+            .stderr
+            .contains("(hint: a backup never overwrites a file: choose a new name)"),
+        "{}",
+        again.stderr
+    );
+
+    token(&stack, "lost").expect_code(0);
+    let refused = db(&stack, &["restore", &backup_arg]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("Error: an orchestrator is running on "),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("(hint: stop it first;"), "{}", refused.stderr);
+
+    stack.orchestrator.signal(libc::SIGTERM);
+    assert_eq!(
+        stack.orchestrator.wait_exit(std::time::Duration::from_secs(20)),
+        Some(0)
+    );
+    let restored = db(&stack, &["restore", &backup_arg]);
+    restored.expect_code(0);
+    assert!(
+        restored
+            .stdout
+            .starts_with(&format!("Restored {backup_arg} (migration {known}) to ")),
+        "{}",
+        restored.stdout
+    );
+    let aside = restored
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("The database it replaced is kept at "))
+        .and_then(|l| l.strip_suffix('.'))
+        .expect("where the replaced database is kept");
+    assert!(std::path::Path::new(aside).is_file(), "{aside}");
+
+    stack.start_orchestrator_again();
+    let tokens = stack.cli("kici-admin", &["token", "list"], &cwd);
+    tokens.expect_code(0);
+    assert!(tokens.stdout.contains("kept"), "{}", tokens.stdout);
+    assert!(
+        !tokens.stdout.contains("lost"),
+        "made after the backup: {}",
+        tokens.stdout
+    );
+
+    // A backup a newer build took, and a file that is no backup, are refused.
+    let newer = cwd.join("newer.db");
+    std::fs::copy(&backup, &newer).unwrap();
+    let bumped = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO kici_migrations VALUES (9999, 'future', 0)\"); c.commit()"])
+        .arg(&newer)
+        .status()
+        .unwrap();
+    assert!(bumped.success());
+    let newer_arg = newer.display().to_string();
+    let status = stack.cli(
+        "kici-admin",
+        &["db", "status", "--database-url", &format!("sqlite://{newer_arg}")],
+        &cwd,
+    );
+    status.expect_code(2);
+    assert!(
+        status.stdout.contains(&format!(
+            "Schema:   migration 9999, from a newer KiCI: this build knows up to {known} and refuses to run on it"
+        )),
+        "{}",
+        status.stdout
+    );
+    let refused = db(&stack, &["restore", &newer_arg]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "was taken by a newer KiCI (migration 9999; this build knows up to {known}) (hint: restore it with that build)"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let junk = cwd.join("junk.db");
+    std::fs::write(&junk, "not a database").unwrap();
+    let refused = db(&stack, &["restore", &junk.display().to_string()]);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("is not a readable KiCI database backup"),
+        "{}",
+        refused.stderr
+    );
+}
