@@ -258,17 +258,20 @@ pub(crate) fn groups_of(entries: &[kici_store::QueueEntry]) -> HashSet<(String, 
     entries.iter().filter_map(group_of).collect()
 }
 
-/// Whether an entry of `group` queued before `entry` still waits: the oldest goes first.
-async fn older_waits(
+/// An entry's concurrency key, as the queue stores it.
+fn key_of(entry: &kici_store::QueueEntry) -> Option<String> {
+    group_of(entry).map(|(repo, group)| kici_store::concurrency_key(&repo, &group))
+}
+
+/// Whether `group` is taken for `entry`: a job of it is on an agent, or an older one waits
+/// ([`kici_store::Store::group_taken`]).
+async fn group_taken(
     state: &Shared,
     group: &(String, String),
     entry: &kici_store::QueueEntry,
 ) -> Result<bool, kici_store::StoreError> {
     let key = kici_store::concurrency_key(&group.0, &group.1);
-    state
-        .store
-        .older_entry_waits_in_group(&key, entry.enqueued_at, &entry.job_id)
-        .await
+    state.store.group_taken(&key, entry.enqueued_at, &entry.job_id).await
 }
 
 /// The queue timeout is for want of an agent: an entry waiting for its concurrency group gets
@@ -286,10 +289,13 @@ pub async fn postpone_group_expiries(state: &Shared) -> Result<(), kici_store::S
     if expiring.is_empty() {
         return Ok(());
     }
-    let in_flight = groups_of(&state.store.in_flight_entries().await?);
+    // A run waiting for its turn in its workflow's group waits for that, not for its jobs'.
+    let waiting_runs: HashSet<RunId> = state.store.queued_concurrency_runs().await?.into_iter().collect();
     for entry in expiring {
-        let Some(group) = group_of(&entry) else { continue };
-        if in_flight.contains(&group) || older_waits(state, &group, &entry).await? {
+        let Some(group) = group_of(&entry).filter(|_| !waiting_runs.contains(&entry.run_id)) else {
+            continue;
+        };
+        if group_taken(state, &group, &entry).await? {
             let expires_at = now + timeout.as_millis() as i64;
             state.store.postpone_expiry(&entry.job_id, expires_at).await?;
         }
@@ -302,11 +308,15 @@ pub async fn postpone_group_expiries(state: &Shared) -> Result<(), kici_store::S
 /// ([`by_label_set`]); with them it reads every entry, since the scaler is asked about each
 /// one no idle agent fits.
 pub async fn dispatch_pending(state: &Shared) -> Result<(), kici_store::StoreError> {
-    let mut pass = PassState::new(state).await?;
+    state.store.index_waiting_entries(key_of).await?;
     if state.scaler.config().scalers.is_empty() {
-        by_label_set(state, &mut pass).await
+        // Nothing to place anything on: nothing to read.
+        if state.hub.idle_agents().is_empty() {
+            return Ok(());
+        }
+        by_label_set(state, &mut PassState::new(state).await?).await
     } else {
-        in_queue_order(state, &mut pass).await
+        in_queue_order(state, &mut PassState::new(state).await?).await
     }
 }
 
@@ -338,13 +348,13 @@ async fn by_label_set(state: &Shared, pass: &mut PassState) -> Result<(), kici_s
     if idle.is_empty() {
         return Ok(());
     }
-    let mut sets: Vec<SetCursor> = state
-        .store
-        .waiting_label_sets()
-        .await?
-        .into_iter()
-        .filter_map(|set| SetCursor::new(set, &idle))
-        .collect();
+    let mut sets = Vec::new();
+    for set in state.store.waiting_label_sets().await? {
+        match set {
+            Ok(set) => sets.extend(SetCursor::new(set, &idle)),
+            Err(err) => unreadable_label_set(&err),
+        }
+    }
     loop {
         let idle: HashSet<_> = state.hub.idle_agents().into_iter().map(|a| a.agent_id).collect();
         sets.retain(|set| set.fitting.iter().any(|agent| idle.contains(agent)));
@@ -357,6 +367,18 @@ async fn by_label_set(state: &Shared, pass: &mut PassState) -> Result<(), kici_s
         };
         let entry = oldest.page.pop_front().expect("sets left have entries");
         place(state, pass, entry).await?;
+    }
+}
+
+/// A label set the queue holds that does not read as label lists: its jobs wait until their
+/// queue timeout. Said once per set, not every pass.
+fn unreadable_label_set(err: &kici_store::StoreError) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let text = err.to_string();
+    if !said.contains(&text) {
+        tracing::error!(error = %text, "queued jobs have a label set that cannot be read; no agent is matched to them and they wait until their queue timeout");
+        said.push(text);
     }
 }
 
@@ -415,8 +437,9 @@ struct PassState {
     /// Every waiting job's id, read when an agent bound to a job or a build needs it.
     waiting: Option<HashSet<JobId>>,
     busy: HashSet<JobId>,
-    /// (repository, group) of the jobs on agents, read once a pass needs it.
-    groups_in_flight: Option<HashSet<(String, String)>>,
+    /// (repository, group) of the concurrency groups this pass has seen: the first entry of a
+    /// group holds it for the pass, placed or not.
+    groups_seen: HashSet<(String, String)>,
     /// A run waiting for its turn in its workflow's concurrency group has one job waiting on
     /// an agent; its other jobs would only wait too, so they stay queued until its turn comes.
     waiting_runs: HashSet<RunId>,
@@ -427,7 +450,7 @@ impl PassState {
         Ok(PassState {
             waiting: None,
             busy: state.hub.all().into_iter().filter_map(|a| a.busy_job).collect(),
-            groups_in_flight: None,
+            groups_seen: HashSet::new(),
             waiting_runs: state.store.queued_concurrency_runs().await?.into_iter().collect(),
         })
     }
@@ -462,15 +485,11 @@ async fn place(
         .as_ref()
         .and_then(|c| c.concurrency_group.clone().map(|g| (c.repo.clone(), g)));
     if let Some(group) = &group {
-        if pass.groups_in_flight.is_none() {
-            pass.groups_in_flight = Some(groups_of(&state.store.in_flight_entries().await?));
-        }
-        let taken = pass
-            .groups_in_flight
-            .as_ref()
-            .is_some_and(|taken| taken.contains(group));
-        // A pass by label set may not have read an older entry of the group.
-        if taken || older_waits(state, group, &entry).await? {
+        // The oldest entry of the group holds it for this pass, placed or not, so a younger
+        // one never overtakes it; the first asks the queue (a pass by label set may not read
+        // an older one, and another orchestrator may have placed one).
+        let first_seen = pass.groups_seen.insert(group.clone());
+        if !first_seen || group_taken(state, group, &entry).await? {
             let first_time = state
                 .group_waits
                 .lock()
@@ -491,11 +510,6 @@ async fn place(
                 }
             }
             return Ok(());
-        }
-        // The oldest entry of the group holds it for this pass, placed or not, so a younger
-        // one never overtakes it.
-        if let Some(taken) = pass.groups_in_flight.as_mut() {
-            taken.insert(group.clone());
         }
     }
     // One build per lock file at a time: the others wait, then restore what it stored.

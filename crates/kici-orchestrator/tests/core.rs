@@ -64,18 +64,18 @@ async fn start_run(state: &Shared, run_id: &str) {
 
 /// An agent connected in process: what the orchestrator sends it arrives on the receiver.
 fn connect(state: &Shared, agent_id: &str) -> mpsc::Receiver<Outbound> {
-    connect_with(state, agent_id, "linux")
+    connect_with(state, agent_id, &["linux"])
 }
 
-/// [`connect`] with the agent's one label.
-fn connect_with(state: &Shared, agent_id: &str, label: &str) -> mpsc::Receiver<Outbound> {
+/// [`connect`] with the agent's labels.
+fn connect_with(state: &Shared, agent_id: &str, labels: &[&str]) -> mpsc::Receiver<Outbound> {
     let (tx, rx) = mpsc::channel(16);
     state.hub.register(ConnectedAgent {
         jobs_sent: 0,
         agent_id: agent_id.into(),
         connection_id: format!("{agent_id}-connection"),
         token_id: None,
-        labels: vec![label.into()],
+        labels: labels.iter().map(|l| l.to_string()).collect(),
         busy_job: None,
         draining: false,
         bound_job: None,
@@ -521,8 +521,8 @@ async fn an_evaluation_finishing_during_a_cancel_adds_no_jobs() {
     }
 }
 
-/// `deploy-arm` and `deploy-linux` share concurrency group `deploy`; `lint` has none. Their
-/// entries are queued together, so they are in queue order by job id.
+/// Run `g`: `deploy-arm` and `deploy-linux` share concurrency group `deploy`; `lint` has none.
+/// Their entries are queued together, so they are in queue order by job id.
 async fn start_group_run(state: &Shared) {
     let job = |name: &str, label: &str, group: Option<&str>| {
         let mut job = json!({
@@ -584,7 +584,7 @@ async fn a_pass_reads_the_label_sets_idle_agents_fit_and_the_oldest_of_a_group_g
 
         // `deploy-linux` fits the agent and comes before `lint`, but `deploy-arm`, older and
         // of its group, waits for an agent no one has: `lint` goes.
-        let mut linux = connect_with(state, "a1", "linux");
+        let mut linux = connect_with(state, "a1", &["linux"]);
         dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut linux).job_id, "g-lint", "{db}");
 
@@ -600,16 +600,44 @@ async fn a_pass_reads_the_label_sets_idle_agents_fit_and_the_oldest_of_a_group_g
         );
         assert_eq!(expiry("g-lint").await, lint_expiry, "{db}: taken");
 
-        let mut arm = connect_with(state, "a2", "arm");
-        let mut linux2 = connect_with(state, "a3", "linux");
+        let mut arm = connect_with(state, "a2", &["arm"]);
+        let mut linux2 = connect_with(state, "a3", &["linux"]);
         dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut arm).job_id, "g-deploy-arm", "{db}");
         assert!(nothing_sent(&mut linux2), "{db}: its group is taken");
+        // Its group is on an agent now: its expiry still moves on.
+        let postponed = expiry("g-deploy-linux").await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        dispatcher::postpone_group_expiries(state).await.unwrap();
+        assert!(expiry("g-deploy-linux").await > postponed, "{db}: postponed again");
 
         report(state, "a2", "g-deploy-arm", 1, JobStatus::Running, None).await;
         report(state, "a2", "g-deploy-arm", 2, JobStatus::Success, None).await;
         dispatcher::dispatch_pending(state).await.unwrap();
         assert_eq!(dispatched(&mut linux2).job_id, "g-deploy-linux", "{db}");
         assert!(nothing_sent(&mut arm), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn an_agent_fitting_several_label_sets_takes_the_oldest_job_of_any() {
+    for (db, harness) in harnesses(&[]).await {
+        let state = &harness.state;
+        start_group_run(state).await;
+        // `deploy-arm` (label set arm) is older than `deploy-linux` and `lint` (linux).
+        let mut both = connect_with(state, "a1", &["linux", "arm"]);
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut both).job_id, "g-deploy-arm", "{db}");
+        let mut linux = connect_with(state, "a2", &["linux"]);
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(
+            dispatched(&mut linux).job_id,
+            "g-lint",
+            "{db}: `deploy-linux` waits for its group"
+        );
+        report(state, "a1", "g-deploy-arm", 1, JobStatus::Running, None).await;
+        report(state, "a1", "g-deploy-arm", 2, JobStatus::Success, None).await;
+        dispatcher::dispatch_pending(state).await.unwrap();
+        assert_eq!(dispatched(&mut both).job_id, "g-deploy-linux", "{db}");
     }
 }

@@ -66,8 +66,7 @@ pub struct NewQueueEntry {
     pub concurrency_key: Option<String>,
 }
 
-/// The key of a job's concurrency group in a repository: what [`Store::older_entry_waits_in_group`]
-/// compares.
+/// The key of a job's concurrency group in a repository: what [`Store::group_taken`] compares.
 pub fn concurrency_key(repo: &str, group: &str) -> String {
     format!("{repo}\n{group}")
 }
@@ -197,7 +196,10 @@ impl Store {
 
     /// The label sets of the entries waiting for an agent, one index seek per set (a loose
     /// index scan: the queue may hold many entries, but few sets).
-    pub async fn waiting_label_sets(&self) -> Result<Vec<LabelSet>> {
+    ///
+    /// A set whose key does not read as two label lists is an error of its own, so the
+    /// others are still dispatched.
+    pub async fn waiting_label_sets(&self) -> Result<Vec<Result<LabelSet>>> {
         let rows = sqlx::query(
             "WITH RECURSIVE sets (label_set) AS (
                 SELECT MIN(label_set) FROM dispatch_queue WHERE status = $1
@@ -211,9 +213,10 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(q("read the queue's label sets"))?;
-        rows.iter()
+        Ok(rows
+            .iter()
             .map(|row| LabelSet::from_key(get(row, "label_set")?))
-            .collect()
+            .collect())
     }
 
     /// Like [`Store::pending_entries_after`], for the entries of one label set.
@@ -243,21 +246,54 @@ impl Store {
         rows.iter().map(row_to_entry).collect()
     }
 
-    /// Whether an entry of concurrency group `key` queued before `(enqueued_at, job_id)` still
-    /// waits for an agent: the oldest of a group goes first.
-    pub async fn older_entry_waits_in_group(&self, key: &str, enqueued_at: i64, job_id: &JobId) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM dispatch_queue WHERE concurrency_key = $1 AND status = $2
-             AND (enqueued_at < $3 OR (enqueued_at = $3 AND job_id < $4))",
+    /// Whether concurrency group `key` is taken for an entry queued at `(enqueued_at, job_id)`:
+    /// an entry of the group is on an agent (dispatched or recovering), or an older one waits
+    /// for an agent. The oldest of a group goes first; entries of runs waiting for their turn in
+    /// their workflow's concurrency group hold nothing (they stay queued until that turn).
+    pub async fn group_taken(&self, key: &str, enqueued_at: i64, job_id: &JobId) -> Result<bool> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM dispatch_queue q WHERE q.concurrency_key = $1 AND (
+                 q.status IN ($5, $6)
+                 OR (q.status = $2 AND (q.enqueued_at < $3 OR (q.enqueued_at = $3 AND q.job_id < $4))
+                     AND NOT EXISTS (SELECT 1 FROM concurrency_slots s WHERE s.run_id = q.run_id AND s.state = 'queued'))
+             ) LIMIT 1",
         )
         .bind(key)
         .bind(QueueStatus::Pending.as_str())
         .bind(enqueued_at)
         .bind(job_id.as_str())
-        .fetch_one(&self.pool)
+        .bind(QueueStatus::Dispatched.as_str())
+        .bind(QueueStatus::Recovering.as_str())
+        .fetch_optional(&self.pool)
         .await
         .map_err(q("read a concurrency group's queue"))?;
-        Ok(get::<i64>(&row, "n")? > 0)
+        Ok(held.is_some())
+    }
+
+    /// Gives waiting and held entries that lack them their label set and concurrency key:
+    /// entries queued before the label sets existed, or by an older build during a rolling
+    /// upgrade. `key_of` reads an entry's concurrency key from its dispatch. How many it
+    /// indexed.
+    pub async fn index_waiting_entries(&self, key_of: impl Fn(&QueueEntry) -> Option<String>) -> Result<usize> {
+        let unindexed = self
+            .entries_where(
+                "q.status IN ($1, $2, $3) AND q.label_set IS NULL",
+                &[PENDING, DISPATCHED, RECOVERING],
+            )
+            .await?;
+        for entry in &unindexed {
+            sqlx::query(
+                "UPDATE dispatch_queue SET concurrency_key = $2,
+                 label_set = (SELECT j.runs_on || j.exclude_labels FROM jobs j WHERE j.job_id = $1)
+                 WHERE job_id = $1 AND label_set IS NULL",
+            )
+            .bind(entry.job_id.as_str())
+            .bind(key_of(entry))
+            .execute(&self.pool)
+            .await
+            .map_err(q("index a queue entry"))?;
+        }
+        Ok(unindexed.len())
     }
 
     /// Waiting entries of a concurrency group whose queue expiry comes before `before`.

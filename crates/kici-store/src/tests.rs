@@ -483,7 +483,8 @@ async fn waiting_entries_are_read_a_page_at_a_time_in_queue_order() {
 #[tokio::test]
 async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
     for (db, store, _dir) in stores().await {
-        // `a`, `c` and `e` need linux; `b` needs gpu and not arm; `d` (gpu) is claimed.
+        // `a`, `c` and `e` need linux; `b` needs gpu and not arm; `d` (gpu) is claimed. `b`,
+        // `c` and `e` share a concurrency group.
         let gpu = |mut j: NewJob| {
             j.runs_on = vec![LabelMatcher::exact("gpu")];
             j.exclude_labels = vec![LabelMatcher::Regex {
@@ -506,7 +507,7 @@ async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
             .map(|(i, n)| NewQueueEntry {
                 enqueued_at: 10 + i as i64,
                 expires_at: Some(100 + i as i64),
-                concurrency_key: (*n != "a").then(|| group.clone()),
+                concurrency_key: ["b", "c", "e"].contains(n).then(|| group.clone()),
                 ..entry("r", n, None)
             })
             .collect();
@@ -516,7 +517,13 @@ async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
             .await
             .unwrap();
 
-        let sets = store.waiting_label_sets().await.unwrap();
+        let sets: Vec<_> = store
+            .waiting_label_sets()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         let mut described: Vec<_> = sets
             .iter()
             .map(|set| (set.runs_on.clone(), set.exclude_labels.len()))
@@ -534,30 +541,65 @@ async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
             .iter()
             .find(|s| s.runs_on == [LabelMatcher::exact("linux")])
             .unwrap();
-        let mut seen = Vec::new();
-        let mut after: Option<(i64, JobId)> = None;
-        loop {
-            let page = store
-                .pending_entries_of_label_set(&linux.key, after.as_ref().map(|(at, job)| (*at, job)), 2)
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some((last.enqueued_at, last.job_id.clone()));
-            seen.extend(page.iter().map(|e| e.job_id.to_string()));
-        }
-        assert_eq!(seen, ["a", "c", "e"], "{db}");
+        let read_linux = || async {
+            let mut seen = Vec::new();
+            let mut after: Option<(i64, JobId)> = None;
+            loop {
+                let page = store
+                    .pending_entries_of_label_set(&linux.key, after.as_ref().map(|(at, job)| (*at, job)), 2)
+                    .await
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                after = Some((last.enqueued_at, last.job_id.clone()));
+                seen.extend(page.iter().map(|e| e.job_id.to_string()));
+            }
+            seen
+        };
+        assert_eq!(read_linux().await, ["a", "c", "e"], "{db}");
 
-        // `b` is the group's oldest waiting entry; `a` has no group.
-        for (job, at, older) in [("b", 11, false), ("c", 12, true), ("e", 14, true)] {
-            let job = JobId::from(job);
-            let waits = store.older_entry_waits_in_group(&group, at, &job).await.unwrap();
-            assert_eq!(waits, older, "{db}: {job}");
-        }
-        let e = JobId::from("e");
+        // An entry an older build queued has no label set: it is indexed before a pass reads.
+        sqlx::query("UPDATE dispatch_queue SET label_set = NULL, concurrency_key = NULL WHERE job_id = 'e'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(read_linux().await, ["a", "c"], "{db}");
+        let indexed = store.index_waiting_entries(|e| (e.job_id == "e").then(|| group.clone()));
+        assert_eq!(indexed.await.unwrap(), 1, "{db}");
+        assert_eq!(read_linux().await, ["a", "c", "e"], "{db}");
+        assert_eq!(store.index_waiting_entries(|_| None).await.unwrap(), 0, "{db}");
+
+        // `b` is the group's oldest waiting entry.
+        let taken = |job: &'static str, at: i64| {
+            let (store, group) = (store.clone(), group.clone());
+            async move { store.group_taken(&group, at, &JobId::from(job)).await.unwrap() }
+        };
+        assert!(!taken("b", 11).await, "{db}");
+        assert!(taken("c", 12).await, "{db}");
+        assert!(taken("e", 14).await, "{db}");
         assert!(
-            !store.older_entry_waits_in_group("other", 14, &e).await.unwrap(),
+            !store.group_taken("other", 14, &JobId::from("e")).await.unwrap(),
             "{db}"
         );
+        // An older entry of a run waiting for its turn in its workflow's group holds nothing.
+        let mut waiting = job("q", "f", "f", vec![], 0);
+        waiting.run_id = "q".into();
+        let older = NewQueueEntry {
+            enqueued_at: 5,
+            concurrency_key: Some(group.clone()),
+            ..entry("q", "f", None)
+        };
+        store.insert_run(&run("q", 2), &[waiting], &[older]).await.unwrap();
+        let slot = |state| Slot {
+            run_id: "q".into(),
+            repo: "acme/app".into(),
+            group_key: "workflow".into(),
+            state,
+            created_at: 1,
+        };
+        assert!(store.add_concurrency_slot(&slot(SlotState::Queued)).await.unwrap());
+        assert!(!taken("b", 11).await, "{db}: `f` waits for its run's turn");
+        store.remove_concurrency_slot(&RunId::from("q")).await.unwrap();
+        assert!(taken("b", 11).await, "{db}: `f` is older");
 
         let expiring: Vec<_> = store
             .group_entries_expiring_before(103)
@@ -568,14 +610,20 @@ async fn waiting_entries_are_read_by_label_set_and_concurrency_group() {
             .collect();
         assert_eq!(expiring, ["b", "c"], "{db}");
 
-        // Once every entry of a set is taken, the set is gone.
+        // A group is taken while one of its entries is on an agent; once every entry of a set
+        // is taken, the set is gone.
         store
-            .claim_entry(&JobId::from("b"), &AgentId::from("agent-2"), 50)
+            .claim_entry(&JobId::from("f"), &AgentId::from("agent-2"), 50)
             .await
             .unwrap();
+        store
+            .claim_entry(&JobId::from("b"), &AgentId::from("agent-3"), 50)
+            .await
+            .unwrap();
+        assert!(taken("c", 12).await, "{db}");
         let sets = store.waiting_label_sets().await.unwrap();
         assert_eq!(sets.len(), 1, "{db}");
-        assert_eq!(sets[0].key, linux.key, "{db}");
+        assert_eq!(sets[0].as_ref().unwrap().key, linux.key, "{db}");
     }
 }
 
