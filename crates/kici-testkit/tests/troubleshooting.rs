@@ -1,0 +1,323 @@
+//! The troubleshooting page (`docs/troubleshooting.md`) cannot lie. Its `console` blocks run
+//! against real stacks, each set up as the `<!-- scenario: … -->` comment before it says, and
+//! every line of output a block shows must appear in what the commands printed, in order.
+//! Every `text` block is a text a scenario produced. Every `kici`/`kici-admin` command the
+//! prose names runs too, and succeeds, unless a block already runs it.
+//!
+//! In the page, `<name>` stands for a value of the scenario (a run id, the database URL) in
+//! commands, and for any text in output; `…` stands for any text, and a line of `…` alone for
+//! any lines.
+
+// Helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use kici_engine::status::RunStatus;
+use kici_testkit::{Repo, Stack};
+
+const PAGE: &str = "docs/troubleshooting.md";
+const FIXTURE: &str = "tests/e2e-repo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Console,
+    Text,
+}
+
+#[derive(Debug)]
+struct Block {
+    kind: Kind,
+    scenario: String,
+    /// Where it starts in the page (1-based), for messages.
+    line: usize,
+    lines: Vec<String>,
+}
+
+/// A command the prose names (an inline code span starting `kici ` or `kici-admin `).
+#[derive(Debug)]
+struct Mention {
+    scenario: String,
+    line: usize,
+    command: String,
+}
+
+fn parse(page: &str) -> (Vec<Block>, Vec<Mention>) {
+    let mut blocks = Vec::new();
+    let mut mentions = Vec::new();
+    let mut scenario = String::new();
+    let mut open: Option<Block> = None;
+    for (index, line) in page.lines().enumerate() {
+        let number = index + 1;
+        if let Some(block) = open.as_mut() {
+            if line.starts_with("```") {
+                blocks.push(open.take().expect("an open block"));
+            } else {
+                block.lines.push(line.to_string());
+            }
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("<!-- scenario: ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        {
+            scenario = name.to_string();
+        } else if let Some(info) = line.strip_prefix("```") {
+            let kind = match info {
+                "console" => Some(Kind::Console),
+                "text" => Some(Kind::Text),
+                _ => None,
+            };
+            let kind = kind.unwrap_or_else(|| panic!("{PAGE}:{number}: a block is `console` or `text`, not `{info}`"));
+            open = Some(Block {
+                kind,
+                scenario: scenario.clone(),
+                line: number,
+                lines: Vec::new(),
+            });
+        } else {
+            for (i, span) in line.split('`').enumerate() {
+                if i % 2 == 1 && (span.starts_with("kici ") || span.starts_with("kici-admin ")) {
+                    mentions.push(Mention {
+                        scenario: scenario.clone(),
+                        line: number,
+                        command: span.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    assert!(open.is_none(), "{PAGE}: a block is not closed");
+    (blocks, mentions)
+}
+
+/// A line of the page as a pattern: `<name>` and `…` match any text.
+fn pattern(line: &str) -> regex::Regex {
+    let mut text = String::from("^");
+    let mut rest = line;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('…') {
+            text.push_str(".*");
+            rest = after;
+        } else if let Some(end) = rest.strip_prefix('<').and_then(|after| {
+            after
+                .find('>')
+                .filter(|end| after[..*end].chars().all(|c| c.is_ascii_alphanumeric()))
+        }) {
+            text.push_str(".+?");
+            rest = &rest[end + 2..];
+        } else {
+            let c = rest.chars().next().expect("a char");
+            text.push_str(&regex::escape(&c.to_string()));
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    text.push('$');
+    regex::Regex::new(&text).expect("a pattern")
+}
+
+/// Whether `expected` lines appear in `actual`, in order (a line of `…` alone skips any).
+fn shows(expected: &[String], actual: &str) -> Result<(), String> {
+    let mut lines = actual.lines();
+    for want in expected.iter().filter(|l| l.as_str() != "…") {
+        let matcher = pattern(want);
+        if !lines.any(|line| matcher.is_match(line)) {
+            return Err(want.clone());
+        }
+    }
+    Ok(())
+}
+
+/// A stack set up for the page's examples, with the values its commands name.
+struct Scenario {
+    stack: Stack,
+    cwd: PathBuf,
+    vars: BTreeMap<&'static str, String>,
+    /// Texts it produced beyond the commands' output (failure reasons, job errors).
+    texts: Vec<String>,
+    _repo: Repo,
+}
+
+impl Scenario {
+    fn run(&self, command: &str) -> (i32, String) {
+        let mut words: Vec<String> = Vec::new();
+        for word in command.split_whitespace() {
+            let value = word.strip_prefix('<').and_then(|w| w.strip_suffix('>')).map(|name| {
+                self.vars
+                    .get(name)
+                    .unwrap_or_else(|| panic!("`{command}` names <{name}>, which the scenario does not have"))
+                    .clone()
+            });
+            words.push(value.unwrap_or_else(|| word.to_string()));
+        }
+        let binary = words.remove(0);
+        assert!(
+            binary == "kici" || binary == "kici-admin",
+            "`{command}`: the page may run kici and kici-admin commands only"
+        );
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let output = self.stack.cli(&binary, &args, &self.cwd);
+        (output.code, format!("{}{}", output.stdout, output.stderr))
+    }
+}
+
+/// A push of branch `branch`, once its run ended; the run detail's texts join the scenario's.
+async fn pushed(stack: &Stack, repo: &Repo, branch: &str, texts: &mut Vec<String>) -> String {
+    let detail = stack.push_and_wait("app", repo, branch).await;
+    assert_eq!(detail.run.status, RunStatus::Failed, "{detail:#?}");
+    texts.extend(detail.run.failure_reason.clone());
+    texts.extend(detail.jobs.iter().filter_map(|j| j.error_message.clone()));
+    detail.run.run_id.to_string()
+}
+
+async fn scenario(name: &str) -> Scenario {
+    let mut texts = Vec::new();
+    let mut vars = BTreeMap::new();
+    let (stack, repo) = match name {
+        // An agent and a run whose step `compile` exits 3.
+        "failed-step" => {
+            let mut stack = Stack::start().await;
+            stack.start_agent("agent-1", &["linux"]).await;
+            let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+            stack.add_local_source("app", &repo).await;
+            vars.insert("runId", pushed(&stack, &repo, "failing", &mut texts).await);
+            (stack, repo)
+        }
+        // No agent fits the job, and its queue timeout is short.
+        "no-agent" => {
+            let stack = Stack::start_with(&[("KICI_QUEUE_TIMEOUT_MS", "1000")]).await;
+            let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+            stack.add_local_source("app", &repo).await;
+            vars.insert("runId", pushed(&stack, &repo, "no-agent", &mut texts).await);
+            (stack, repo)
+        }
+        // A bare-metal scaler whose binaryPath does not exist.
+        "provisioning" => {
+            let dir = tempfile::tempdir().unwrap().keep();
+            let config = dir.join("scalers.yaml");
+            std::fs::write(
+                &config,
+                "version: 1\nscalers:\n  - name: metal\n    type: bare-metal\n    maxAgents: 4\n    labelSets:\n      - labels: [scaled]\n        binaryPath: /nonexistent/kici-agent\n",
+            )
+            .unwrap();
+            let config = config.display().to_string();
+            let stack = Stack::start_with(&[
+                ("KICI_SCALER_CONFIG_PATH", config.as_str()),
+                ("KICI_QUEUE_TIMEOUT_MS", "3000"),
+            ])
+            .await;
+            let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+            stack.add_local_source("app", &repo).await;
+            vars.insert("runId", pushed(&stack, &repo, "scaled", &mut texts).await);
+            (stack, repo)
+        }
+        other => panic!("{PAGE}: no scenario `{other}`"),
+    };
+    vars.insert("databaseUrl", stack.database_url());
+    // What a build prints at start on a database a newer one migrated.
+    let newer = kici_store::sql::MigrateError::Newer {
+        database: "database",
+        found: 9999,
+        known: kici_store::known_migration(),
+    };
+    texts.push(newer.to_string());
+    Scenario {
+        cwd: repo.work().to_path_buf(),
+        stack,
+        vars,
+        texts,
+        _repo: repo,
+    }
+}
+
+#[tokio::test]
+async fn every_command_and_text_of_the_troubleshooting_page_is_what_this_build_prints() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let page = std::fs::read_to_string(root.join(PAGE)).unwrap();
+    let (blocks, mentions) = parse(&page);
+    assert!(
+        blocks.iter().any(|b| b.kind == Kind::Console),
+        "{PAGE} has no console block"
+    );
+
+    let mut names: Vec<String> = blocks
+        .iter()
+        .map(|b| b.scenario.clone())
+        .chain(mentions.iter().map(|m| m.scenario.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    // The texts are looked for in every scenario's output, so each scenario runs first in full.
+    let mut problems = Vec::new();
+    let mut corpus = String::new();
+    let mut ran: Vec<String> = Vec::new();
+    for name in &names {
+        let scenario = scenario(name).await;
+        corpus.extend(scenario.texts.iter().map(|t| format!("{t}\n")));
+        for block in blocks.iter().filter(|b| b.kind == Kind::Console && &b.scenario == name) {
+            let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+            for line in &block.lines {
+                match line.strip_prefix("$ ") {
+                    Some(command) => commands.push((command.to_string(), Vec::new())),
+                    None => match commands.last_mut() {
+                        Some((_, output)) => output.push(line.clone()),
+                        None => problems.push(format!("{PAGE}:{}: output before any command", block.line)),
+                    },
+                }
+            }
+            for (command, expected) in commands {
+                let (code, output) = scenario.run(&command);
+                corpus.push_str(&output);
+                ran.push(command.clone());
+                if let Err(missing) = shows(&expected, &output) {
+                    problems.push(format!(
+                        "{PAGE}:{}: `{command}` (exit {code}) does not print a line like\n  {missing}\nIt printed:\n{output}",
+                        block.line
+                    ));
+                }
+            }
+        }
+        for mention in mentions.iter().filter(|m| &m.scenario == name) {
+            let path: Vec<&str> = mention
+                .command
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('<') && !w.starts_with('-'))
+                .collect();
+            let path = path.join(" ");
+            if ran.iter().any(|command| command.starts_with(&path)) {
+                continue;
+            }
+            let (code, output) = scenario.run(&mention.command);
+            corpus.push_str(&output);
+            if code != 0 {
+                problems.push(format!(
+                    "{PAGE}:{}: `{}` exits {code}:\n{output}",
+                    mention.line, mention.command
+                ));
+            }
+        }
+    }
+    for block in blocks.iter().filter(|b| b.kind == Kind::Text) {
+        if shows(&block.lines, &corpus).is_err() {
+            problems.push(format!(
+                "{PAGE}:{}: no scenario produced the text\n  {}",
+                block.line,
+                block.lines.join("\n  ")
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn page_patterns_match_placeholders_and_ellipses_only() {
+    assert!(pattern("Run <runId> failed").is_match("Run 01abc failed"));
+    assert!(!pattern("Run <runId> failed").is_match("Run 01abc passed"));
+    assert!(pattern("…compiling…").is_match("  12:00 compiling now"));
+    assert!(pattern("a (b) [c] <x>.").is_match("a (b) [c] y."));
+    assert!(!pattern("a.b").is_match("axb"));
+    let actual = "one\ntwo\nthree\n";
+    assert!(shows(&["one".into(), "…".into(), "three".into()], actual).is_ok());
+    assert_eq!(shows(&["three".into(), "one".into()], actual), Err("one".to_string()));
+}
