@@ -81,7 +81,7 @@ const GROUPS = [
       "A workflow's `on` takes what these factories return. Each refuses an option it does not have",
       '(KiciError, with a did-you-mean). The lock-file trigger describe writes for each, keys in this',
       'order (a `?` key only when given and not empty; the details are in',
-      '[sdk/PROTOCOL.md](../sdk/PROTOCOL.md)):',
+      '[sdk/PROTOCOL.md](protocol.md)):',
       '',
       "- `push()`: `{_type: 'push', branches, paths}`, then `{_type: 'tag', patterns}` when it has `tags`",
       "- `pr()`: `{_type: 'pr', events, targetBranches, sourceBranches, paths}`",

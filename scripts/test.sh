@@ -72,6 +72,8 @@ echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace
 echo "==> End-to-end tests again on PostgreSQL"
 KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit
+echo "==> The documentation book (mdBook) and its links"
+./scripts/book.sh
 echo "==> The README's shell blocks, pasted as a newcomer would"
 ./scripts/readme-test.sh
 if git rev-parse --git-dir >/dev/null 2>&1; then
