@@ -13,34 +13,104 @@ use kici_compiler::evaluate::MATRIX_TIMEOUT;
 use kici_engine::ids::AgentId;
 use kici_engine::labels::{LabelError, validate_agent_label};
 use kici_engine::protocol::DEFAULT_STEP_TIMEOUT_MS;
-use kici_telemetry::env::{Reader, UnknownEnv};
+use kici_telemetry::env::{Reader, UnknownEnv, Var, var};
 use kici_telemetry::logging::{LogConfig, LogConfigError};
 use kici_telemetry::metrics::http::MetricsToken;
 
 /// Every `KICI_*` variable the agent reads (the common ones, `KICI_LOG_LEVEL`, `KICI_DEV`,
-/// `KICI_NODE`, ..., are added by `kici_telemetry::env::check`).
-pub const KNOWN_ENV: &[&str] = &[
-    "KICI_ORCHESTRATOR_URL",
-    "KICI_AGENT_ID",
-    "KICI_AGENT_TOKEN",
-    "KICI_AGENT_TOKEN_FILE",
-    "KICI_LABELS",
-    "KICI_PORT",
-    "KICI_WORK_DIR",
-    "KICI_DEFAULT_STEP_TIMEOUT_MS",
-    "KICI_MATRIX_EVAL_TIMEOUT_MS",
-    "KICI_JOB_HEARTBEAT_INTERVAL_MS",
-    "KICI_HEARTBEAT_INTERVAL_MS",
-    "KICI_MAX_LOG_SIZE_BYTES",
-    "KICI_SCALER_MANAGED",
-    "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
-    "KICI_BACKPRESSURE_MODE",
-    "KICI_ROLES",
-    "KICI_EXECUTION_MODE",
-    "KICI_NODE",
-    "KICI_LOG_LEVEL",
-    "KICI_METRICS_TOKEN",
-    "KICI_DEV",
+/// `KICI_NODE`, ..., are added by `kici_telemetry::env::check`): its schema, which the typo
+/// catcher knows and `docs/configuration.md` is generated from.
+pub const VARS: &[Var] = &[
+    var(
+        "KICI_ORCHESTRATOR_URL",
+        "",
+        "Required: the orchestrator's WebSocket, `ws://host:4000/ws` (`http://` is read as `ws://`; `wss://` is refused: put a TLS proxy on the agent's network). Several, comma-separated: a lost connection is tried again on the next.",
+    ),
+    var(
+        "KICI_AGENT_ID",
+        "",
+        "The agent's name. Unset: the agent token's label, else `<hostname>-<random>`.",
+    ),
+    var(
+        "KICI_AGENT_TOKEN",
+        "",
+        "The agent token (`kat_…`) from `kici-admin agent register`.",
+    ),
+    var(
+        "KICI_AGENT_TOKEN_FILE",
+        "",
+        "A file whose first line is the agent token, instead of `KICI_AGENT_TOKEN` (not both).",
+    ),
+    var(
+        "KICI_LABELS",
+        "",
+        "The agent's labels, comma-separated, besides the `kici:os:*`, `kici:arch:*` and `kici:host:*` ones it always has.",
+    ),
+    var(
+        "KICI_PORT",
+        "8080",
+        "The port of its `/health` and `/metrics`; 0 picks a free port.",
+    ),
+    var(
+        "KICI_WORK_DIR",
+        "",
+        "Where jobs' work directories go. Unset: the system's temporary directory.",
+    ),
+    var(
+        "KICI_DEFAULT_STEP_TIMEOUT_MS",
+        "1800000",
+        "A step without its own `timeout` is stopped after this long.",
+    ),
+    var(
+        "KICI_MATRIX_EVAL_TIMEOUT_MS",
+        "60000",
+        "How long a dynamic matrix or job generator may run.",
+    ),
+    var(
+        "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+        "60000",
+        "How often it reports on a running job (keep it the orchestrator's).",
+    ),
+    var(
+        "KICI_HEARTBEAT_INTERVAL_MS",
+        "30000",
+        "How often it pings the orchestrator.",
+    ),
+    var(
+        "KICI_MAX_LOG_SIZE_BYTES",
+        "10485760",
+        "A job's log beyond this many bytes is cut; a line says so.",
+    ),
+    var(
+        "KICI_SCALER_MANAGED",
+        "false",
+        "Set by a scaler for the agents it starts: run one job, then exit.",
+    ),
+    var(
+        "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
+        "60000",
+        "A scaler's agent that got no job this long after it started exits (milliseconds).",
+    ),
+    var(
+        "KICI_BACKPRESSURE_MODE",
+        "pause",
+        "While the connection's queue is full: `pause` the job's output (nothing lost), or `drop` log chunks (counted; step results are never dropped).",
+    ),
+    var(
+        "KICI_ROLES",
+        "all",
+        "The special jobs it offers to run: `builder` (dependency builds), `init-runner`, or `all`; empty: none.",
+    ),
+    var(
+        "KICI_EXECUTION_MODE",
+        "bare-metal",
+        "Only `bare-metal`: jobs run as the agent's user (a scaler puts the agent itself in a container or microVM).",
+    ),
+    var(
+        "KICI_METRICS_TOKEN",
+        "",
+        "The token `/metrics` requires. Unset: `/metrics` refuses every request.",
+    ),
 ];
 
 const DEFAULT_PORT: u16 = 8080;
@@ -167,7 +237,7 @@ impl Config {
     /// Builds the configuration from `vars` (the process environment in `main`). `hostname` is
     /// the machine's name, used for the default agent id and the `kici:host:*` label.
     pub fn from_env(vars: &BTreeMap<String, String>, hostname: &str) -> Result<Config, ConfigError> {
-        let mut reader = Reader::new(vars, KNOWN_ENV)?;
+        let mut reader = Reader::new(vars, VARS)?;
         let get = |name: &str| vars.get(name).map(String::as_str);
         let orchestrator_url = get("KICI_ORCHESTRATOR_URL")
             .ok_or(Problem::MissingUrl)
@@ -197,6 +267,8 @@ impl Config {
             ),
         };
         let labels = reader.or_record(parse_labels(get("KICI_LABELS").unwrap_or("")), Vec::new());
+        kici_telemetry::env::note_default("KICI_PORT", &DEFAULT_PORT);
+        kici_telemetry::env::note_default("KICI_MAX_LOG_SIZE_BYTES", &DEFAULT_MAX_LOG_SIZE_BYTES);
         let port = match get("KICI_PORT") {
             None => DEFAULT_PORT,
             Some(value) => reader.or_record(
@@ -213,6 +285,7 @@ impl Config {
             _ => std::env::temp_dir(),
         };
         let duration = |reader: &mut Reader, name, default| {
+            kici_telemetry::env::note_default(name, &default);
             reader.or_record(millis(&get, name, default), Duration::from_millis(default))
         };
         let default_step_timeout = duration(&mut reader, "KICI_DEFAULT_STEP_TIMEOUT_MS", DEFAULT_STEP_TIMEOUT_MS);

@@ -6,66 +6,267 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kici_telemetry::env::Reader;
+use kici_telemetry::env::{Reader, Var, var};
 
 use crate::secret_key::Keyring;
 use crate::storage::{S3Config, StorageConfig};
 
-/// Every variable the orchestrator reads (plus the logging ones every service accepts).
-pub const KNOWN_ENV: &[&str] = &[
-    "KICI_PORT",
-    "KICI_BIND_ADDRESS",
-    "KICI_DATA_DIR",
-    "KICI_DATABASE_URL",
-    "KICI_MODE",
-    "KICI_BOOTSTRAP_ADMIN_TOKEN",
-    "KICI_AGENT_AUTH",
-    "KICI_AGENT_TOKEN_TTL_MS",
-    "KICI_QUEUE_TIMEOUT_MS",
-    "KICI_CONCURRENCY_WAIT_TIMEOUT_MS",
-    "KICI_QUEUE_MAX_DEPTH",
-    "KICI_QUEUE_SWEEP_INTERVAL_MS",
-    "KICI_SCHEDULE_INTERVAL_MS",
-    "KICI_DISPATCH_INTERVAL_MS",
-    "KICI_EVENT_ROUTER_SCAN_INTERVAL_MS",
-    "KICI_EVENT_ROUTER_LEASE_MS",
-    "KICI_EVENT_ROUTER_MAX_ATTEMPTS",
-    "KICI_EVENT_ROUTER_BACKOFF_BASE_MS",
-    "KICI_EVENT_ROUTER_BACKOFF_MAX_MS",
-    "KICI_DISPATCH_ACK_TIMEOUT_MS",
-    "KICI_JOB_HEARTBEAT_INTERVAL_MS",
-    "KICI_HEARTBEAT_INTERVAL_MS",
-    "KICI_STALE_DETECTOR_SCAN_INTERVAL_MS",
-    "KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER",
-    "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
-    "KICI_SECRET_KEY",
-    "KICI_SECRET_KEY_FILE",
-    "KICI_SECRET_KEY_OLD",
-    "KICI_SECRET_KEY_FILE_OLD",
-    "KICI_WEBHOOK_PUBLIC_URL",
-    "KICI_SCALER_CONFIG_PATH",
-    "KICI_SCALER_CONFIG_DIR",
-    "KICI_SERVER_TLS_CERT_PATH",
-    "KICI_METRICS_TOKEN",
-    "KICI_ORCHESTRATOR_URL",
-    "KICI_PLATFORM_URL",
-    "KICI_DASHBOARD_URL",
-    "KICI_PLATFORM_TOKEN",
-    "KICI_WEBHOOK_ANSWER_BUDGET_MS",
-    "KICI_RETENTION_DAYS",
-    "KICI_STORAGE_TYPE",
-    "KICI_STORAGE_FS_PATH",
-    "KICI_USER_CACHE_QUOTA_BYTES",
-    "KICI_CACHE_MAX_TARBALL_BYTES",
-    "KICI_CACHE_TTL_DAYS",
-    "KICI_USER_CACHE_TTL_MS",
-    "KICI_STORAGE_FS_BASE_URL",
-    "KICI_STORAGE_BUCKET",
-    "KICI_STORAGE_PREFIX",
-    "KICI_STORAGE_REGION",
-    "KICI_STORAGE_ENDPOINT",
-    "KICI_STORAGE_EXTERNAL_ENDPOINT",
-    "KICI_STORAGE_FORCE_PATH_STYLE",
+/// Every variable the orchestrator reads (plus the logging ones every service accepts): its
+/// schema, which the typo catcher knows and `docs/configuration.md` is generated from.
+pub const VARS: &[Var] = &[
+    var(
+        "KICI_PORT",
+        "4000",
+        "The HTTP port: webhooks, the API, `/health`, `/metrics` and the agents' WebSocket (`/ws`).",
+    ),
+    var(
+        "KICI_BIND_ADDRESS",
+        "127.0.0.1",
+        "The address it listens on. Set `0.0.0.0` (behind TLS) for agents and forges on other hosts.",
+    ),
+    var(
+        "KICI_DATA_DIR",
+        "",
+        "Its data: the SQLite database, step logs, stored files, the secret key and the first admin token. Unset: `/var/lib/kici` when writable, else `${XDG_STATE_HOME:-~/.local/state}/kici`.",
+    ),
+    var(
+        "KICI_DATABASE_URL",
+        "",
+        "`sqlite://<path>?mode=rwc` or `postgres://user:password@host/db`. Unset: `kici.db` in the data directory.",
+    ),
+    var(
+        "KICI_MODE",
+        "independent",
+        "Only `independent`: the hosted relay's `platform` and `hybrid` modes are refused.",
+    ),
+    var(
+        "KICI_BOOTSTRAP_ADMIN_TOKEN",
+        "",
+        "An owner token (16 characters or more) created at the first start. Unset: one is generated and printed once.",
+    ),
+    var(
+        "KICI_AGENT_AUTH",
+        "token",
+        "`token`: agents register with an agent token. `none` lets any agent register (tests only).",
+    ),
+    var(
+        "KICI_AGENT_TOKEN_TTL_MS",
+        "3600000",
+        "How long the token of an agent a scaler starts is valid; it is also revoked when the agent exits.",
+    ),
+    var(
+        "KICI_QUEUE_TIMEOUT_MS",
+        "3600000",
+        "A job no agent took for this long fails `timed_out_stale`. 0: jobs wait forever.",
+    ),
+    var(
+        "KICI_CONCURRENCY_WAIT_TIMEOUT_MS",
+        "3600000",
+        "How long a run may wait for its turn in a workflow concurrency group.",
+    ),
+    var(
+        "KICI_QUEUE_MAX_DEPTH",
+        "1000",
+        "Jobs that may wait for an agent; a job beyond it fails at once (`queue full`).",
+    ),
+    var(
+        "KICI_QUEUE_SWEEP_INTERVAL_MS",
+        "1000",
+        "How often expiries, deadlines and unacknowledged dispatches are looked for.",
+    ),
+    var(
+        "KICI_SCHEDULE_INTERVAL_MS",
+        "10000",
+        "How often due schedules are looked for.",
+    ),
+    var(
+        "KICI_DISPATCH_INTERVAL_MS",
+        "1000",
+        "How often the dispatcher looks at the queue without being woken (a queued job wakes it at once, also from another orchestrator).",
+    ),
+    var(
+        "KICI_EVENT_ROUTER_SCAN_INTERVAL_MS",
+        "10000",
+        "How often due internal events (`kiciEvent()` triggers) are looked for.",
+    ),
+    var(
+        "KICI_EVENT_ROUTER_LEASE_MS",
+        "60000",
+        "How long a delivery attempt holds an internal event.",
+    ),
+    var(
+        "KICI_EVENT_ROUTER_MAX_ATTEMPTS",
+        "5",
+        "Attempts before an internal event is dead (`kici-admin event-dlq list`).",
+    ),
+    var(
+        "KICI_EVENT_ROUTER_BACKOFF_BASE_MS",
+        "5000",
+        "The delay before the first retry of an internal event, doubled per attempt.",
+    ),
+    var(
+        "KICI_EVENT_ROUTER_BACKOFF_MAX_MS",
+        "300000",
+        "The longest delay between retries of an internal event.",
+    ),
+    var(
+        "KICI_DISPATCH_ACK_TIMEOUT_MS",
+        "10000",
+        "A dispatched job its agent did not acknowledge in this time goes back to the queue.",
+    ),
+    var(
+        "KICI_JOB_HEARTBEAT_INTERVAL_MS",
+        "60000",
+        "How often agents report on a running job.",
+    ),
+    var(
+        "KICI_HEARTBEAT_INTERVAL_MS",
+        "30000",
+        "How often agents ping (the agent's own setting; the orchestrator's health views go by it).",
+    ),
+    var(
+        "KICI_STALE_DETECTOR_SCAN_INTERVAL_MS",
+        "60000",
+        "How often running jobs without heartbeats are looked for.",
+    ),
+    var(
+        "KICI_STALE_DETECTOR_THRESHOLD_MULTIPLIER",
+        "2",
+        "A running job silent for this many job heartbeat intervals fails `timed_out_stale`.",
+    ),
+    var(
+        "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
+        "60000",
+        "Agents reconnect within this; a lost agent's jobs wait twice as long for it before they are requeued or failed.",
+    ),
+    var(
+        "KICI_SECRET_KEY",
+        "",
+        "The key (64 hex characters or base64 of 32 bytes) that seals secrets and credentials at rest. Unset: `KICI_SECRET_KEY_FILE`, else `secret-key` in the data directory, created at the first start.",
+    ),
+    var("KICI_SECRET_KEY_FILE", "", "A file holding the secret key."),
+    var(
+        "KICI_SECRET_KEY_OLD",
+        "",
+        "The previous key during a rotation (`kici-admin rotate-key`).",
+    ),
+    var(
+        "KICI_SECRET_KEY_FILE_OLD",
+        "",
+        "A file holding the previous key during a rotation.",
+    ),
+    var(
+        "KICI_WEBHOOK_PUBLIC_URL",
+        "",
+        "Not supported by this build: setting it stops the orchestrator, naming it. Forges are given the webhook URL `kici-admin source add` prints.",
+    ),
+    var(
+        "KICI_SCALER_CONFIG_PATH",
+        "",
+        "A `scalers.yaml`: how to start agents for jobs no connected agent fits.",
+    ),
+    var(
+        "KICI_SCALER_CONFIG_DIR",
+        "",
+        "A `scalers.d/` directory of more scaler files.",
+    ),
+    var(
+        "KICI_SERVER_TLS_CERT_PATH",
+        "",
+        "The certificate of the TLS proxy in front of it: `kici-admin diagnose` warns before it expires.",
+    ),
+    var(
+        "KICI_METRICS_TOKEN",
+        "",
+        "A token that may read `/metrics` (besides admin tokens), for a scraper.",
+    ),
+    var(
+        "KICI_ORCHESTRATOR_URL",
+        "",
+        "The URL agents a scaler starts connect to, unless the scaler sets `orchestratorUrl`. Unset: `ws://127.0.0.1:<port>/ws`.",
+    ),
+    var(
+        "KICI_PLATFORM_URL",
+        "",
+        "The dashboard's orchestrator endpoint, e.g. `ws://127.0.0.1:4100/ws/orchestrator`. Unset: no dashboard.",
+    ),
+    var(
+        "KICI_DASHBOARD_URL",
+        "",
+        "The dashboard's public address: commit statuses link to `<it>/runs/<runId>`.",
+    ),
+    var(
+        "KICI_PLATFORM_TOKEN",
+        "",
+        "The orchestrator key the dashboard issued (`kici_ok_…`); required with `KICI_PLATFORM_URL`.",
+    ),
+    var(
+        "KICI_WEBHOOK_ANSWER_BUDGET_MS",
+        "3000",
+        "How long a webhook's answer waits for the runs it starts before answering `processing` (forges hang up after 5 to 10 s).",
+    ),
+    var(
+        "KICI_RETENTION_DAYS",
+        "90",
+        "Finished runs with their logs, deliveries and event-log lines older than this are deleted. 0 keeps everything.",
+    ),
+    var(
+        "KICI_STORAGE_TYPE",
+        "filesystem",
+        "Where logs of several orchestrators and stored files go: `filesystem` (the data directory) or `s3`.",
+    ),
+    var(
+        "KICI_STORAGE_FS_PATH",
+        "",
+        "The filesystem store's directory. Unset: `storage` in the data directory.",
+    ),
+    var(
+        "KICI_STORAGE_FS_BASE_URL",
+        "",
+        "The address agents reach the filesystem store's signed URLs at. Unset: the orchestrator's own.",
+    ),
+    var(
+        "KICI_USER_CACHE_QUOTA_BYTES",
+        "5368709120",
+        "Bytes the caches of an organization may take; a save beyond it is refused.",
+    ),
+    var(
+        "KICI_CACHE_MAX_TARBALL_BYTES",
+        "524288000",
+        "The largest dependency tarball stored.",
+    ),
+    var(
+        "KICI_CACHE_TTL_DAYS",
+        "30",
+        "Dependency and source tarballs unused this long are deleted.",
+    ),
+    var(
+        "KICI_USER_CACHE_TTL_MS",
+        "604800000",
+        "Caches unused this long are deleted.",
+    ),
+    var(
+        "KICI_STORAGE_BUCKET",
+        "",
+        "The S3 bucket; required with `KICI_STORAGE_TYPE=s3`. Credentials come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.",
+    ),
+    var("KICI_STORAGE_PREFIX", "", "A prefix for every object key."),
+    var("KICI_STORAGE_REGION", "us-east-1", "The S3 region."),
+    var(
+        "KICI_STORAGE_ENDPOINT",
+        "",
+        "An S3-compatible server's endpoint (MinIO, SeaweedFS, R2). Unset: AWS.",
+    ),
+    var(
+        "KICI_STORAGE_EXTERNAL_ENDPOINT",
+        "",
+        "The endpoint signed URLs name, when agents reach the server at another address than the orchestrator does.",
+    ),
+    var(
+        "KICI_STORAGE_FORCE_PATH_STYLE",
+        "true",
+        "Requests are path-style (what S3-compatible servers expect, and AWS accepts); `false`, virtual-hosted style, is refused.",
+    ),
 ];
 
 /// Delivering internal events (`KICI_EVENT_ROUTER_*`): due events are looked for every
@@ -110,10 +311,12 @@ fn storage_config(
                 reader.problem("KICI_STORAGE_BUCKET: required with KICI_STORAGE_TYPE=s3 (e.g. kici-cache)");
                 String::new()
             });
-            if let Some(style) = get("KICI_STORAGE_FORCE_PATH_STYLE")
-                && !matches!(style.as_str(), "true" | "false")
-            {
-                reader.problem(format!("KICI_STORAGE_FORCE_PATH_STYLE: `{style}` is not true or false"));
+            match get("KICI_STORAGE_FORCE_PATH_STYLE").as_deref() {
+                None | Some("true") => {}
+                Some("false") => reader.problem(
+                    "KICI_STORAGE_FORCE_PATH_STYLE: `false` asks for virtual-hosted URLs, which this build does not make (hint: unset it; requests are path-style)",
+                ),
+                Some(style) => reader.problem(format!("KICI_STORAGE_FORCE_PATH_STYLE: `{style}` is not true or false")),
             }
             StorageConfig::S3(S3Config {
                 bucket,
@@ -235,7 +438,7 @@ pub use kici_telemetry::env::ConfigError;
 impl Config {
     /// Reads the configuration from `env` (the process environment in `main`).
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let mut reader = Reader::new(env, KNOWN_ENV)?;
+        let mut reader = Reader::new(env, VARS)?;
         let port = reader.number("KICI_PORT", 4000u16);
         let bind_address = reader.parse(
             "KICI_BIND_ADDRESS",
@@ -276,6 +479,9 @@ impl Config {
                 AgentAuth::Token
             }
         };
+        if env.contains_key("KICI_WEBHOOK_PUBLIC_URL") {
+            reader.problem("KICI_WEBHOOK_PUBLIC_URL: this build does not use it (hint: unset it; give forges the webhook URL `kici-admin source add` prints)");
+        }
         match env.get("KICI_MODE").map(String::as_str) {
             None | Some("independent") => {}
             Some(mode @ ("platform" | "hybrid")) => reader.problem(format!(
@@ -482,6 +688,22 @@ mod tests {
                 ("KICI_DATA_DIR", "/tmp/x")
             ]))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn settings_this_build_does_not_honour_stop_it() {
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_WEBHOOK_PUBLIC_URL", "https://ci.example.com"),
+            ("KICI_STORAGE_TYPE", "s3"),
+            ("KICI_STORAGE_BUCKET", "kici"),
+            ("KICI_STORAGE_FORCE_PATH_STYLE", "false"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_WEBHOOK_PUBLIC_URL: this build does not use it (hint: unset it; give forges the webhook URL `kici-admin source add` prints)\n  - KICI_STORAGE_FORCE_PATH_STYLE: `false` asks for virtual-hosted URLs, which this build does not make (hint: unset it; requests are path-style)"
         );
     }
 

@@ -10,17 +10,46 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kici_telemetry::env::Reader;
+use kici_telemetry::env::{Reader, Var, var};
 
-/// Every variable the Platform reads (plus the logging ones every service accepts).
-pub const KNOWN_ENV: &[&str] = &[
-    "KICI_PORT",
-    "KICI_BIND_ADDRESS",
-    "KICI_DATA_DIR",
-    "KICI_PLATFORM_ADMIN_TOKEN",
-    "KICI_PLATFORM_ORCHESTRATOR_KEY",
-    "KICI_PLATFORM_STALE_AFTER_MS",
-    "KICI_PLATFORM_TRUST_PROXY",
+/// Every variable the Platform reads (plus the logging ones every service accepts): its
+/// schema, which the typo catcher knows and `docs/configuration.md` is generated from.
+pub const VARS: &[Var] = &[
+    var(
+        "KICI_PORT",
+        "4100",
+        "The dashboard's HTTP port (pages, its API, and the orchestrators' WebSocket `/ws/orchestrator`).",
+    ),
+    var(
+        "KICI_BIND_ADDRESS",
+        "127.0.0.1",
+        "The address it listens on; put a TLS proxy in front of it for anything else.",
+    ),
+    var(
+        "KICI_DATA_DIR",
+        "",
+        "Its cache of what orchestrators push, its users and sessions. Unset: as the orchestrator's.",
+    ),
+    var(
+        "KICI_PLATFORM_ADMIN_TOKEN",
+        "",
+        "Required: the owner's API token (16 characters or more).",
+    ),
+    var(
+        "KICI_PLATFORM_ORCHESTRATOR_KEY",
+        "",
+        "The key an orchestrator connects with (`kici_ok_…`, the orchestrator's `KICI_PLATFORM_TOKEN`).",
+    ),
+    var(
+        "KICI_PLATFORM_STALE_AFTER_MS",
+        "300000",
+        "An orchestrator silent this long is shown offline, and its runs' data as cached.",
+    ),
+    var(
+        "KICI_PLATFORM_TRUST_PROXY",
+        "false",
+        "`true` (or `1`) only when a TLS proxy in front of it sets `X-Forwarded-Proto`: session cookies are then `Secure`.",
+    ),
 ];
 
 /// The prefix every orchestrator key carries.
@@ -114,7 +143,7 @@ pub use kici_telemetry::env::ConfigError;
 impl Config {
     /// Reads the configuration from `env` (the process environment in `main`).
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let mut reader = Reader::new(env, KNOWN_ENV)?;
+        let mut reader = Reader::new(env, VARS)?;
         let port = reader.parse("KICI_PORT", 4100u16, "a port number (0-65535)");
         let bind_address = reader.parse(
             "KICI_BIND_ADDRESS",

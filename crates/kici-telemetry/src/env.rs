@@ -14,35 +14,124 @@ use std::time::Duration;
 
 use kici_engine::suggest::closest;
 
+/// One `KICI_*` variable of a service's schema. A service's list of them is what its typo
+/// catcher knows and what the configuration reference (`docs/configuration.md`) is generated
+/// from, so neither can name a variable the other does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Var {
+    pub name: &'static str,
+    /// The value in effect when it is unset, as it would be written (empty: none, or one the
+    /// doc describes). A value [`Reader`] parses has its default checked against the code's.
+    pub default: &'static str,
+    /// What it does, in a sentence or two of Markdown.
+    pub doc: &'static str,
+}
+
+pub const fn var(name: &'static str, default: &'static str, doc: &'static str) -> Var {
+    Var { name, default, doc }
+}
+
 /// Variables every service accepts (logging, development switches).
-pub const COMMON: &[&str] = &[
-    "KICI_DEV",
-    "KICI_LOG_DIR",
-    "KICI_LOG_FORMAT",
-    "KICI_LOG_LEVEL",
-    "KICI_LOG_MAX_SIZE",
-    "KICI_LOG_RETENTION_DAYS",
-    "KICI_CACHE",
-    "KICI_NODE",
+pub const COMMON: &[Var] = &[
+    var(
+        "KICI_DEV",
+        "false",
+        "`true` turns the refusal of unknown `KICI_*` variables into a warning.",
+    ),
+    var(
+        "KICI_LOG_DIR",
+        "",
+        "A directory for daily JSON log files (`<service>-YYYY-MM-DD.log`) besides stdout; unset, stdout only.",
+    ),
+    var(
+        "KICI_LOG_FORMAT",
+        "auto",
+        "`auto` (JSON unless stdout is a terminal), `plain` or `json`; files are always JSON.",
+    ),
+    var("KICI_LOG_LEVEL", "info", "`debug`, `info`, `warn` or `error`."),
+    var(
+        "KICI_LOG_MAX_SIZE",
+        "500m",
+        "A log file larger than this is rotated (bytes, or a number with `k`, `m`, `g`).",
+    ),
+    var(
+        "KICI_LOG_RETENTION_DAYS",
+        "7",
+        "Rotated log files (gzipped) older than this many days are deleted.",
+    ),
+    var(
+        "KICI_CACHE",
+        "",
+        "Reserved by the original product's schema; accepted, and not read by this build.",
+    ),
+    var(
+        "KICI_NODE",
+        "node",
+        "The Node.js 20+ binary that runs workflow code (the compiler in `kici`, steps on the agent).",
+    ),
 ];
 
 /// Variables the CLIs read or the spec documents for them (`kici`, `kici-admin`; spec
 /// `authoring.md` §4). A shell that exports them for the CLIs starts services too, so services
 /// accept them and ignore them.
-pub const CLIENT: &[&str] = &[
-    "KICI_ADMIN_URL",
-    "KICI_ADMIN_TOKEN",
-    "KICI_URL",
-    "KICI_TOKEN",
-    "KICI_CONFIG_DIR",
-    "KICI_DEBUG",
-    "KICI_RUN_DIR",
-    "KICI_AUTH_URL",
-    "KICI_BROWSER_CMD",
-    "KICI_CALLBACK_PORT",
-    "KICI_OIDC_CLIENT_ID",
-    "KICI_OIDC_ISSUER",
-    "KICI_LOCAL_LOCK_KILL_GRACE_MS",
+pub const CLIENT: &[Var] = &[
+    var(
+        "KICI_ADMIN_URL",
+        "http://127.0.0.1:4000",
+        "`kici-admin`: the orchestrator's base URL (`--url`).",
+    ),
+    var("KICI_ADMIN_TOKEN", "", "`kici-admin`: an admin token (`--token`)."),
+    var(
+        "KICI_URL",
+        "http://127.0.0.1:4000",
+        "`kici`: the orchestrator's base URL (`--url`).",
+    ),
+    var("KICI_TOKEN", "", "`kici`: an API token (`--token`)."),
+    var(
+        "KICI_DEBUG",
+        "",
+        "`kici run local`: set, the runner's own messages are shown.",
+    ),
+    var(
+        "KICI_RUN_DIR",
+        "",
+        "`kici run local`: where runs' checkouts go (default: the system's temporary directory).",
+    ),
+    var(
+        "KICI_CONFIG_DIR",
+        "",
+        "Reserved for the CLIs' configuration directory; not read by this build.",
+    ),
+    var(
+        "KICI_AUTH_URL",
+        "",
+        "Reserved for the hosted product's sign-in; not read by this build (it uses tokens).",
+    ),
+    var(
+        "KICI_BROWSER_CMD",
+        "",
+        "Reserved for the hosted product's sign-in; not read by this build.",
+    ),
+    var(
+        "KICI_CALLBACK_PORT",
+        "",
+        "Reserved for the hosted product's sign-in; not read by this build.",
+    ),
+    var(
+        "KICI_OIDC_CLIENT_ID",
+        "",
+        "Reserved for the hosted product's sign-in; not read by this build.",
+    ),
+    var(
+        "KICI_OIDC_ISSUER",
+        "",
+        "Reserved for the hosted product's sign-in; not read by this build.",
+    ),
+    var(
+        "KICI_LOCAL_LOCK_KILL_GRACE_MS",
+        "",
+        "Reserved for `kici run local`'s cross-run locks; not read by this build.",
+    ),
 ];
 
 /// Prefixes and suffixes that are never checked.
@@ -69,8 +158,8 @@ fn render(unknown: &[(String, Option<String>)]) -> String {
 }
 
 /// Checks the `KICI_*` names in `vars` against `known` (plus [`COMMON`] and [`CLIENT`]).
-pub fn check<'a>(vars: impl IntoIterator<Item = &'a str>, known: &[&str]) -> Result<(), UnknownEnv> {
-    let all_known = || known.iter().chain(COMMON).chain(CLIENT).copied();
+pub fn check<'a>(vars: impl IntoIterator<Item = &'a str>, known: &[Var]) -> Result<(), UnknownEnv> {
+    let all_known = || known.iter().chain(COMMON).chain(CLIENT).map(|var| var.name);
     let mut unknown: Vec<(String, Option<String>)> = vars
         .into_iter()
         .filter(|name| name.starts_with("KICI_"))
@@ -108,7 +197,7 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// Starts reading `env`. `KICI_*` names that are not in `known` (nor [`COMMON`], [`CLIENT`])
     /// are refused, or with `KICI_DEV=true` kept for [`Reader::tolerated`].
-    pub fn new(env: &'a BTreeMap<String, String>, known: &[&str]) -> Result<Reader<'a>, UnknownEnv> {
+    pub fn new(env: &'a BTreeMap<String, String>, known: &[Var]) -> Result<Reader<'a>, UnknownEnv> {
         let tolerated = match check(env.keys().map(String::as_str), known) {
             Ok(()) => None,
             Err(unknown) if dev_mode(env.get("KICI_DEV").map(String::as_str)) => Some(unknown),
@@ -146,7 +235,8 @@ impl<'a> Reader<'a> {
 
     /// `name` parsed (trimmed), or `default` when unset; a bad value is "`{name}: `…` is not
     /// {expected}`".
-    pub fn parse<T: FromStr>(&mut self, name: &str, default: T, expected: &str) -> T {
+    pub fn parse<T: FromStr + Display>(&mut self, name: &str, default: T, expected: &str) -> T {
+        note_default(name, &default);
         match self.env.get(name) {
             None => default,
             Some(text) => text.trim().parse().unwrap_or_else(|_| {
@@ -157,7 +247,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A whole number of at least 0.
-    pub fn number<T: FromStr>(&mut self, name: &str, default: T) -> T {
+    pub fn number<T: FromStr + Display>(&mut self, name: &str, default: T) -> T {
         self.parse(name, default, "a non-negative whole number")
     }
 
@@ -199,6 +289,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+thread_local! {
+    /// The defaults read on this thread, while [`defaults_read_by`] records them.
+    static DEFAULTS: std::cell::RefCell<Option<BTreeMap<String, String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Notes the default the code reads `name` with, for [`defaults_read_by`].
+pub fn note_default(name: &str, default: &dyn Display) {
+    DEFAULTS.with(|defaults| {
+        if let Some(defaults) = defaults.borrow_mut().as_mut() {
+            defaults.insert(name.to_string(), default.to_string());
+        }
+    });
+}
+
+/// The defaults `read` (a service's configuration read) parsed its variables with, by name:
+/// what a schema's [`Var::default`] is checked against.
+pub fn defaults_read_by<R>(read: impl FnOnce() -> R) -> BTreeMap<String, String> {
+    DEFAULTS.with(|defaults| *defaults.borrow_mut() = Some(BTreeMap::new()));
+    read();
+    DEFAULTS.with(|defaults| defaults.borrow_mut().take().unwrap_or_default())
+}
+
 /// Whether `KICI_DEV=true` turns the refusal into a warning.
 pub fn dev_mode(value: Option<&str>) -> bool {
     matches!(value, Some("true" | "1"))
@@ -231,18 +343,22 @@ fn writable(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn known(names: &[&'static str]) -> Vec<Var> {
+        names.iter().map(|name| var(name, "", "")).collect()
+    }
+
     #[test]
     fn unknown_names_are_refused_with_a_suggestion() {
         let err = check(
             ["KICI_PROT", "KICI_PORT", "PATH", "KICI_E2E_X", "KICI_WHATEVER_ELSE"],
-            &["KICI_PORT"],
+            &known(&["KICI_PORT"]),
         )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
             "Unknown KICI_* env var(s) detected — refusing to start.\n  - KICI_PROT    (did you mean KICI_PORT?)\n  - KICI_WHATEVER_ELSE    (no close match in the schema)\nSet KICI_DEV=true to downgrade this check to a warning."
         );
-        assert_eq!(check(["KICI_PORT", "KICI_LOG_DIR"], &["KICI_PORT"]), Ok(()));
+        assert_eq!(check(["KICI_PORT", "KICI_LOG_DIR"], &known(&["KICI_PORT"])), Ok(()));
     }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -252,7 +368,7 @@ mod tests {
     #[test]
     fn the_reader_reports_every_problem_in_order() {
         let vars = env(&[("KICI_PORT", "x"), ("KICI_TICK_MS", "0"), ("KICI_WAIT_MS", "5")]);
-        let mut reader = Reader::new(&vars, &["KICI_PORT", "KICI_TICK_MS", "KICI_WAIT_MS"]).unwrap();
+        let mut reader = Reader::new(&vars, &known(&["KICI_PORT", "KICI_TICK_MS", "KICI_WAIT_MS"])).unwrap();
         assert_eq!(reader.number("KICI_PORT", 7u16), 7);
         assert_eq!(reader.interval("KICI_TICK_MS", 9), Duration::from_millis(9));
         assert_eq!(reader.millis("KICI_WAIT_MS", 1), Duration::from_millis(5));
@@ -263,9 +379,9 @@ mod tests {
             "Configuration validation failed:\n  - KICI_PORT: `x` is not a non-negative whole number\n  - KICI_TICK_MS: must be at least 1 (milliseconds)\n  - KICI_OTHER: wrong"
         );
         let vars = env(&[("KICI_PROT", "1")]);
-        assert!(Reader::new(&vars, &["KICI_PORT"]).is_err());
+        assert!(Reader::new(&vars, &known(&["KICI_PORT"])).is_err());
         let vars = env(&[("KICI_PROT", "1"), ("KICI_DEV", "true")]);
-        let mut reader = Reader::new(&vars, &["KICI_PORT"]).unwrap();
+        let mut reader = Reader::new(&vars, &known(&["KICI_PORT"])).unwrap();
         assert!(reader.tolerated().is_some());
         assert_eq!(reader.finish(Some(1)).unwrap(), 1);
     }
@@ -273,8 +389,8 @@ mod tests {
     #[test]
     fn the_clis_variables_are_accepted_by_every_service() {
         let shell = ["KICI_ADMIN_URL", "KICI_ADMIN_TOKEN", "KICI_URL", "KICI_TOKEN"];
-        assert_eq!(check(shell, &["KICI_PORT"]), Ok(()));
-        let err = check(["KICI_ADMIN_TOKN"], &["KICI_AGENT_TOKEN"]).unwrap_err();
+        assert_eq!(check(shell, &known(&["KICI_PORT"])), Ok(()));
+        let err = check(["KICI_ADMIN_TOKN"], &known(&["KICI_AGENT_TOKEN"])).unwrap_err();
         assert_eq!(
             err.unknown,
             [("KICI_ADMIN_TOKN".to_string(), Some("KICI_ADMIN_TOKEN".to_string()))]

@@ -1,12 +1,16 @@
-//! The troubleshooting page (`docs/troubleshooting.md`) cannot lie. Its `console` blocks run
-//! against real stacks, each set up as the `<!-- scenario: … -->` comment before it says, and
-//! every line of output a block shows must appear in what the commands printed, in order.
-//! Every `text` block is a text a scenario produced. Every `kici`/`kici-admin` command the
-//! prose names runs too, and succeeds, unless a block already runs it.
+//! The documentation cannot lie.
 //!
-//! In the page, `<name>` stands for a value of the scenario (a run id, the database URL) in
-//! commands, and for any text in output; `…` stands for any text, and a line of `…` alone for
-//! any lines.
+//! - **The troubleshooting page** (`docs/troubleshooting.md`). Its `console` blocks run against
+//!   real stacks, each set up as the `<!-- scenario: … -->` comment before it says, and every
+//!   line of output a block shows must appear in what the commands printed, in order. Every
+//!   `text` block is a text a scenario produced. Every `kici`/`kici-admin` command the prose
+//!   names runs too, and succeeds, unless a block already runs it. In the page, `<name>` stands
+//!   for a value of the scenario (a run id, the database URL) in commands, and for any text in
+//!   output; `…` stands for any text, and a line of `…` alone for any lines.
+//! - **The configuration reference** (`docs/configuration.md`) is generated from each service's
+//!   schema (`VARS`, which its typo catcher knows), and every default the schema states for a
+//!   value the service parses is the default its code reads. `KICI_UPDATE_DOCS=1` rewrites the
+//!   page.
 
 // Helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -320,4 +324,116 @@ fn page_patterns_match_placeholders_and_ellipses_only() {
     let actual = "one\ntwo\nthree\n";
     assert!(shows(&["one".into(), "…".into(), "three".into()], actual).is_ok());
     assert_eq!(shows(&["three".into(), "one".into()], actual), Err("one".to_string()));
+}
+
+const REFERENCE: &str = "docs/configuration.md";
+
+fn table(out: &mut String, vars: &[kici_telemetry::env::Var]) {
+    out.push_str("| Variable | Default | What it does |\n|---|---|---|\n");
+    for var in vars {
+        let default = if var.default.is_empty() {
+            "–".to_string()
+        } else {
+            format!("`{}`", var.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            var.name,
+            var.doc.replace('|', "\\|")
+        ));
+    }
+}
+
+fn reference() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from each service's schema by crates/kici-testkit/tests/docs.rs: do not edit. KICI_UPDATE_DOCS=1 cargo test -p kici-testkit --test docs rewrites it. -->\n\n\
+         Each service reads its configuration from `KICI_*` environment variables once, at start, and checks them all before it starts. \
+         A bad value stops it with every problem listed (`Configuration validation failed:`). \
+         So does a `KICI_*` variable it does not know (`Unknown KICI_* env var(s) detected — refusing to start.`), naming the closest known one; \
+         `KICI_DEV=true` turns that one into a warning.\n",
+    );
+    let sections: [(&str, &str, &[kici_telemetry::env::Var]); 5] = [
+        ("kici-orchestrator", "", kici_orchestrator::config::VARS),
+        ("kici-agent", "", kici_agent::config::VARS),
+        ("kici-platform", "The dashboard.", kici_platform::config::VARS),
+        (
+            "Every service",
+            "Logging and development switches, read by the orchestrator, the agent and the dashboard.",
+            kici_telemetry::env::COMMON,
+        ),
+        (
+            "The CLIs",
+            "Read by `kici` and `kici-admin`. The services accept them too, and ignore them, so one shell can start both.",
+            kici_telemetry::env::CLIENT,
+        ),
+    ];
+    for (title, intro, vars) in sections {
+        out.push_str(&format!("\n## {title}\n\n"));
+        if !intro.is_empty() {
+            out.push_str(&format!("{intro}\n\n"));
+        }
+        table(&mut out, vars);
+    }
+    out
+}
+
+#[test]
+fn the_configuration_reference_is_generated_from_each_services_schema() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(REFERENCE);
+    let expected = reference();
+    if std::env::var("KICI_UPDATE_DOCS").as_deref() == Ok("1") {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "{REFERENCE} is not what the services' schemas say (hint: KICI_UPDATE_DOCS=1 cargo test -p kici-testkit --test docs, then commit it)"
+    );
+}
+
+/// Each default the code reads a variable with, against what the schema `vars` says.
+fn check_defaults(service: &str, read: BTreeMap<String, String>, vars: &[kici_telemetry::env::Var]) -> Vec<String> {
+    assert!(!read.is_empty(), "{service}: no default was read");
+    read.into_iter()
+        .filter_map(|(name, default)| match vars.iter().find(|v| v.name == name) {
+            None => Some(format!("{service} reads {name}, which its schema does not list")),
+            Some(var) if var.default != default => Some(format!(
+                "{service}: the schema says {name} defaults to `{}`; the code reads `{default}`",
+                var.default
+            )),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_default_a_schema_states_is_the_one_its_service_reads() {
+    use kici_telemetry::env::defaults_read_by;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let mut problems = Vec::new();
+    let orchestrator = env(&[("KICI_DATA_DIR", &data_dir)]);
+    let read = defaults_read_by(|| kici_orchestrator::config::Config::from_env(&orchestrator).unwrap());
+    problems.extend(check_defaults(
+        "kici-orchestrator",
+        read,
+        kici_orchestrator::config::VARS,
+    ));
+    let agent = env(&[
+        ("KICI_ORCHESTRATOR_URL", "ws://127.0.0.1:4000/ws"),
+        ("KICI_AGENT_TOKEN", "kat_x"),
+    ]);
+    let read = defaults_read_by(|| kici_agent::config::Config::from_env(&agent, "host").unwrap());
+    problems.extend(check_defaults("kici-agent", read, kici_agent::config::VARS));
+    let platform = env(&[
+        ("KICI_DATA_DIR", &data_dir),
+        ("KICI_PLATFORM_ADMIN_TOKEN", "0123456789abcdef0123"),
+    ]);
+    let read = defaults_read_by(|| kici_platform::config::Config::from_env(&platform).unwrap());
+    problems.extend(check_defaults("kici-platform", read, kici_platform::config::VARS));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
