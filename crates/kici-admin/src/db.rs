@@ -210,9 +210,13 @@ async fn backup(url: &str, file: &Path) -> anyhow::Result<u8> {
             file.display()
         )
     })?;
-    if let Err(err) = store.backup_sqlite(file).await {
+    let written = async {
+        store.backup_sqlite(file).await?;
+        durable(file).with_context(|| format!("cannot write {} to disk", file.display()))
+    };
+    if let Err(err) = written.await {
         let _ = std::fs::remove_file(file);
-        return Err(err.into());
+        return Err(err);
     }
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -236,6 +240,25 @@ fn create_private(file: &Path) -> std::io::Result<std::fs::File> {
         .open(file)
 }
 
+/// The directory `file` is in (`.` for a bare name).
+fn dir_of(file: &Path) -> &Path {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Flushes `file` and the directory entry naming it to the disk.
+fn durable(file: &Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    std::fs::File::open(dir_of(file))?.sync_all()
+}
+
+/// `<database>-wal` and `<database>-shm`.
+fn sidecars(database: &Path) -> [PathBuf; 2] {
+    ["-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", database.display())))
+}
+
 async fn restore(url: &str, file: &Path) -> anyhow::Result<u8> {
     let Some(target) = kici_store::sqlite_path(url) else {
         bail!(
@@ -243,6 +266,8 @@ async fn restore(url: &str, file: &Path) -> anyhow::Result<u8> {
             postgres_tools(url)
         );
     };
+    // A database behind a symbolic link is restored where the link points.
+    let target = std::fs::canonicalize(&target).unwrap_or(target);
     let from = kici_store::inspect_sqlite_backup(file)
         .await
         .with_context(|| format!("{} is not a readable KiCI database backup", file.display()))?;
@@ -253,12 +278,14 @@ async fn restore(url: &str, file: &Path) -> anyhow::Result<u8> {
             file.display()
         );
     }
-    let aside = if target.exists() {
-        Some(set_aside(url, &target).await?)
-    } else {
-        None
-    };
-    replace(file, &target).with_context(|| format!("cannot write {}", target.display()))?;
+    // The restored database gets the owner and mode of the one it replaces (a service user's).
+    let owner = std::fs::metadata(&target).ok();
+    let aside = set_aside(url, &target).await?;
+    let kept = aside
+        .as_ref()
+        .map(|aside| format!("; the database it replaced is kept at {}", aside.display()))
+        .unwrap_or_default();
+    replace(file, &target, owner.as_ref()).with_context(|| format!("cannot write {}{kept}", target.display()))?;
     println!(
         "Restored {} (migration {from}) to {}.",
         file.display(),
@@ -276,54 +303,105 @@ async fn restore(url: &str, file: &Path) -> anyhow::Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-/// Refuses while an orchestrator runs on the database, then copies it aside (with what its
-/// write-ahead log held) and leaves the file alone to be replaced: an emptied log, no
-/// connection.
-async fn set_aside(url: &str, target: &Path) -> anyhow::Result<PathBuf> {
-    let store = existing(url).await?;
+/// Refuses while an orchestrator runs on the database, then keeps it aside and leaves nothing
+/// of it at `target`: no file, no write-ahead log. A readable database is copied aside with
+/// what its log held; one that cannot be read (what a restore is often for) is moved aside
+/// with its log as it is.
+async fn set_aside(url: &str, target: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if !target.exists() {
+        // No database, so no orchestrator on it: a log beside it would be replayed onto the
+        // restored one.
+        remove_sidecars(target)?;
+        return Ok(None);
+    }
     let now = kici_telemetry::os::now_ms();
-    let running = store
-        .list_instances(now - RUNNING_WITHIN_MS)
-        .await
-        .context("cannot tell whether an orchestrator is running on the database")?;
-    if let Some(instance) = running.first() {
+    let aside = PathBuf::from(format!("{}.before-restore-{}", target.display(), now / 1000));
+    // Read-only first: opening it for writing would put a write-ahead log beside a broken file.
+    let readable = kici_store::inspect_sqlite_backup(target).await.is_ok();
+    let copied = if readable {
+        match Store::connect(url).await {
+            Ok(store) => copy_aside(&store, target, &aside, now).await?,
+            Err(_) => false,
+        }
+    } else {
+        false
+    };
+    if !copied {
+        let _ = std::fs::remove_file(&aside);
+        std::fs::rename(target, &aside).with_context(|| format!("cannot move {} aside", target.display()))?;
+        for (from, to) in sidecars(target).iter().zip(sidecars(&aside)) {
+            if from.exists() {
+                std::fs::rename(from, &to).with_context(|| format!("cannot move {} aside", from.display()))?;
+            }
+        }
+        durable(&aside)?;
+        return Ok(Some(aside));
+    }
+    remove_sidecars(target)?;
+    Ok(Some(aside))
+}
+
+/// Copies a readable database aside; `false` when it cannot be read (it is then moved aside).
+async fn copy_aside(store: &Store, target: &Path, aside: &Path, now: i64) -> anyhow::Result<bool> {
+    let Ok(status) = store.schema_status().await else {
+        store.close().await;
+        return Ok(false);
+    };
+    // Instances beat from migration 30 on.
+    if status.applied >= 30 {
+        let running = store
+            .list_instances(now - RUNNING_WITHIN_MS)
+            .await
+            .context("cannot tell whether an orchestrator is running on the database")?;
+        if let Some(instance) = running.first() {
+            bail!(
+                "an orchestrator is running on {} (instance {} beat {} ms ago) (hint: stop it first; a restore under a running orchestrator would lose what it writes)",
+                target.display(),
+                instance.instance_id,
+                (now - instance.last_beat_at).max(0)
+            );
+        }
+    }
+    create_private(aside).with_context(|| format!("cannot create {}", aside.display()))?;
+    if store.backup_sqlite(aside).await.is_err() {
+        store.close().await;
+        return Ok(false);
+    }
+    durable(aside).with_context(|| format!("cannot write {} to disk", aside.display()))?;
+    if !store.checkpoint_sqlite().await? {
         bail!(
-            "an orchestrator is running on {} (instance {} beat {} ms ago) (hint: stop it first; a restore under a running orchestrator would lose what it writes)",
-            target.display(),
-            instance.instance_id,
-            (now - instance.last_beat_at).max(0)
+            "another process has {} open (its write-ahead log could not be emptied) (hint: stop every orchestrator and kici-admin using it first)",
+            target.display()
         );
     }
-    let aside = PathBuf::from(format!("{}.before-restore-{}", target.display(), now / 1000));
-    create_private(&aside).with_context(|| format!("cannot create {}", aside.display()))?;
-    store
-        .backup_sqlite(&aside)
-        .await
-        .with_context(|| format!("cannot keep the current database at {}", aside.display()))?;
-    store.checkpoint_sqlite().await?;
     store.close().await;
-    for suffix in ["-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", target.display()));
+    Ok(true)
+}
+
+fn remove_sidecars(database: &Path) -> anyhow::Result<()> {
+    for file in sidecars(database) {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(err).with_context(|| format!("cannot remove {}", file.display())),
         }
     }
-    Ok(aside)
+    Ok(())
 }
 
 /// Copies `backup` over `target` through a file beside it, so `target` is either the old
-/// database or the whole backup, never part of one.
-fn replace(backup: &Path, target: &Path) -> std::io::Result<()> {
+/// database or the whole backup, never part of one; with `owner`'s owner and mode.
+fn replace(backup: &Path, target: &Path, owner: Option<&std::fs::Metadata>) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let partial = PathBuf::from(format!("{}.restoring", target.display()));
     let _ = std::fs::remove_file(&partial);
     let mut out = create_private(&partial)?;
     std::io::copy(&mut std::fs::File::open(backup)?, &mut out)?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(&partial, Some(owner.uid()), Some(owner.gid()))?;
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(owner.mode() & 0o600))?;
+    }
     out.sync_all()?;
     std::fs::rename(&partial, target)?;
-    if let Some(dir) = target.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    std::fs::File::open(dir_of(target))?.sync_all()
 }

@@ -99,7 +99,7 @@ pub const VARS: &[Var] = &[
     var(
         "KICI_ROLES",
         "all",
-        "The special jobs it offers to run: `builder` (dependency builds), `init-runner`, or `all`; empty: none.",
+        "The special jobs it offers to run, comma-separated: `builder` (dependency builds) or `all`; empty: none. `init-runner` is accepted and offers nothing yet.",
     ),
     var(
         "KICI_EXECUTION_MODE",
@@ -268,6 +268,14 @@ impl Config {
         };
         let labels = reader.or_record(parse_labels(get("KICI_LABELS").unwrap_or("")), Vec::new());
         kici_telemetry::env::note_default("KICI_PORT", &DEFAULT_PORT);
+        for (name, default) in [
+            ("KICI_SCALER_MANAGED", "false"),
+            ("KICI_BACKPRESSURE_MODE", "pause"),
+            ("KICI_ROLES", "all"),
+            ("KICI_EXECUTION_MODE", "bare-metal"),
+        ] {
+            kici_telemetry::env::note_default(name, &default);
+        }
         kici_telemetry::env::note_default("KICI_MAX_LOG_SIZE_BYTES", &DEFAULT_MAX_LOG_SIZE_BYTES);
         let port = match get("KICI_PORT") {
             None => DEFAULT_PORT,

@@ -48,6 +48,9 @@ fn token_from_file(vars: &mut BTreeMap<String, String>) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = kici_telemetry::service::command_line("agent", std::env::args().skip(1)) {
+        return code;
+    }
     // Jobs run as the agent's user: without this, one could read the agent's token from
     // /proc/<agent>/environ or its memory. A process that is not dumpable has those owned by
     // root. Children (the runner, the job) are dumpable again after exec and hold no token.

@@ -42,7 +42,7 @@ pub const VARS: &[Var] = &[
     var(
         "KICI_BOOTSTRAP_ADMIN_TOKEN",
         "",
-        "An owner token (16 characters or more) created at the first start. Unset: one is generated and printed once.",
+        "An owner token (16 characters or more), valid from every start with it set. Unset: one is generated at the first start, printed once and written to `admin-token` in the data directory.",
     ),
     var(
         "KICI_AGENT_AUTH",
@@ -117,12 +117,12 @@ pub const VARS: &[Var] = &[
     var(
         "KICI_JOB_HEARTBEAT_INTERVAL_MS",
         "60000",
-        "How often agents report on a running job.",
+        "The job heartbeat interval the orchestrator expects of agents (it does not set theirs: keep the two equal). With the multiplier below, it decides when a running job is stale.",
     ),
     var(
         "KICI_HEARTBEAT_INTERVAL_MS",
         "30000",
-        "How often agents ping (the agent's own setting; the orchestrator's health views go by it).",
+        "The ping interval the orchestrator expects of agents (it does not set theirs: keep the two equal). An agent silent for six of them is disconnected.",
     ),
     var(
         "KICI_STALE_DETECTOR_SCAN_INTERVAL_MS",
@@ -137,7 +137,7 @@ pub const VARS: &[Var] = &[
     var(
         "KICI_AGENT_MAX_RECONNECT_DELAY_MS",
         "60000",
-        "Agents reconnect within this; a lost agent's jobs wait twice as long for it before they are requeued or failed.",
+        "How long the orchestrator expects a lost agent to take to come back (agents retry with a backoff of up to 60 s: keep it at least that). Its jobs wait twice this for it before they are requeued or failed.",
     ),
     var(
         "KICI_SECRET_KEY",
@@ -269,6 +269,16 @@ pub const VARS: &[Var] = &[
     ),
 ];
 
+/// A whole number that must be at least 1 (0 would mean "never" where it cannot).
+fn at_least_one(reader: &mut Reader<'_>, name: &str, default: u32) -> u32 {
+    let value = reader.number(name, default);
+    if value == 0 {
+        reader.problem(format!("{name}: must be at least 1"));
+        return default;
+    }
+    value
+}
+
 /// Delivering internal events (`KICI_EVENT_ROUTER_*`): due events are looked for every
 /// `scan_interval`; an attempt holds an event for `lease`; a failed one is retried after
 /// `backoff_base` doubled per attempt up to `backoff_max`; after `max_attempts` the event is
@@ -294,6 +304,16 @@ impl EventRouterConfig {
     }
 }
 
+const FILESYSTEM_ONLY: &[&str] = &["KICI_STORAGE_FS_PATH", "KICI_STORAGE_FS_BASE_URL"];
+const S3_ONLY: &[&str] = &[
+    "KICI_STORAGE_BUCKET",
+    "KICI_STORAGE_PREFIX",
+    "KICI_STORAGE_REGION",
+    "KICI_STORAGE_ENDPOINT",
+    "KICI_STORAGE_EXTERNAL_ENDPOINT",
+    "KICI_STORAGE_FORCE_PATH_STYLE",
+];
+
 /// `KICI_STORAGE_*`: the filesystem under the data directory unless `KICI_STORAGE_TYPE=s3`.
 fn storage_config(
     env: &BTreeMap<String, String>,
@@ -301,7 +321,22 @@ fn storage_config(
     reader: &mut Reader<'_>,
 ) -> StorageConfig {
     let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-    match get("KICI_STORAGE_TYPE").as_deref() {
+    let kind = get("KICI_STORAGE_TYPE");
+    kici_telemetry::env::note_default("KICI_STORAGE_TYPE", &"filesystem");
+    kici_telemetry::env::note_default("KICI_STORAGE_REGION", &"us-east-1");
+    kici_telemetry::env::note_default("KICI_STORAGE_FORCE_PATH_STYLE", &"true");
+    // A setting of the other kind of storage would be silently ignored: an operator who set a
+    // bucket and forgot the type would get logs on each host's disk.
+    let (others, needs) = match kind.as_deref() {
+        Some("s3") => (FILESYSTEM_ONLY, "KICI_STORAGE_TYPE=filesystem"),
+        _ => (S3_ONLY, "KICI_STORAGE_TYPE=s3"),
+    };
+    for name in others.iter().filter(|name| get(name).is_some()) {
+        reader.problem(format!(
+            "{name}: only read with {needs} (hint: set that, or unset {name})"
+        ));
+    }
+    match kind.as_deref() {
         None | Some("filesystem") => StorageConfig::Filesystem {
             root: get("KICI_STORAGE_FS_PATH").map_or_else(|| data_dir.join("storage"), PathBuf::from),
             base_url: get("KICI_STORAGE_FS_BASE_URL"),
@@ -454,7 +489,7 @@ impl Config {
         let event_router = EventRouterConfig {
             scan_interval: reader.interval("KICI_EVENT_ROUTER_SCAN_INTERVAL_MS", 10_000),
             lease: reader.interval("KICI_EVENT_ROUTER_LEASE_MS", 60_000),
-            max_attempts: reader.number("KICI_EVENT_ROUTER_MAX_ATTEMPTS", 5u32).max(1),
+            max_attempts: at_least_one(&mut reader, "KICI_EVENT_ROUTER_MAX_ATTEMPTS", 5),
             backoff_base: reader.interval("KICI_EVENT_ROUTER_BACKOFF_BASE_MS", 5_000),
             backoff_max: reader.interval("KICI_EVENT_ROUTER_BACKOFF_MAX_MS", 300_000),
         };
@@ -469,8 +504,10 @@ impl Config {
         let retention_days = reader.number("KICI_RETENTION_DAYS", 90u64);
         let user_cache_quota_bytes = reader.number("KICI_USER_CACHE_QUOTA_BYTES", 5u64 << 30);
         let cache_max_tarball_bytes = reader.number("KICI_CACHE_MAX_TARBALL_BYTES", 524_288_000u64);
-        let cache_ttl_days = reader.number("KICI_CACHE_TTL_DAYS", 30u64).max(1);
+        let cache_ttl_days = u64::from(at_least_one(&mut reader, "KICI_CACHE_TTL_DAYS", 30));
         let user_cache_ttl = reader.interval("KICI_USER_CACHE_TTL_MS", 7 * 24 * 3_600_000);
+        kici_telemetry::env::note_default("KICI_AGENT_AUTH", &"token");
+        kici_telemetry::env::note_default("KICI_MODE", &"independent");
         let agent_auth = match env.get("KICI_AGENT_AUTH").map(String::as_str) {
             None | Some("token") => AgentAuth::Token,
             Some("none") => AgentAuth::None,
@@ -704,6 +741,31 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Configuration validation failed:\n  - KICI_WEBHOOK_PUBLIC_URL: this build does not use it (hint: unset it; give forges the webhook URL `kici-admin source add` prints)\n  - KICI_STORAGE_FORCE_PATH_STYLE: `false` asks for virtual-hosted URLs, which this build does not make (hint: unset it; requests are path-style)"
+        );
+    }
+
+    #[test]
+    fn a_setting_of_the_storage_not_in_use_or_a_zero_that_cannot_be_stop_it() {
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_STORAGE_BUCKET", "kici"),
+            ("KICI_CACHE_TTL_DAYS", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_CACHE_TTL_DAYS: must be at least 1\n  - KICI_STORAGE_BUCKET: only read with KICI_STORAGE_TYPE=s3 (hint: set that, or unset KICI_STORAGE_BUCKET)"
+        );
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_STORAGE_TYPE", "s3"),
+            ("KICI_STORAGE_BUCKET", "kici"),
+            ("KICI_STORAGE_FS_PATH", "/srv/kici"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_STORAGE_FS_PATH: only read with KICI_STORAGE_TYPE=filesystem (hint: set that, or unset KICI_STORAGE_FS_PATH)"
         );
     }
 

@@ -151,6 +151,7 @@ impl Config {
             "an IP address such as 127.0.0.1",
         );
         let stale_after_ms = reader.number("KICI_PLATFORM_STALE_AFTER_MS", 300_000u64);
+        kici_telemetry::env::note_default("KICI_PLATFORM_TRUST_PROXY", &"false");
         let proxy_trust = match env.get("KICI_PLATFORM_TRUST_PROXY").map(|v| v.trim()) {
             None | Some("" | "0" | "false") => ProxyTrust::Ignore,
             Some("1" | "true") => ProxyTrust::ForwardedProto,

@@ -89,13 +89,15 @@ impl Store {
     }
 
     /// Moves what a SQLite database's write-ahead log holds into the database file and empties
-    /// the log, so the file alone is the database.
-    pub async fn checkpoint_sqlite(&self) -> Result<()> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+    /// the log, so the file alone is the database. `false`: another connection kept it from
+    /// finishing (the log still holds transactions).
+    pub async fn checkpoint_sqlite(&self) -> Result<bool> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
             .await
             .map_err(q("checkpoint the write-ahead log"))?;
-        Ok(())
+        let busy: i64 = sqlx::Row::try_get(&row, 0).map_err(q("read the checkpoint's result"))?;
+        Ok(busy == 0)
     }
 
     /// Closes every connection (before the database file is replaced).

@@ -90,12 +90,12 @@ pub const CLIENT: &[Var] = &[
     var(
         "KICI_DEBUG",
         "",
-        "`kici run local`: set, the runner's own messages are shown.",
+        "Set by `kici run local` for the runner of each job (its `--debug`); a value you set is not read.",
     ),
     var(
         "KICI_RUN_DIR",
         "",
-        "`kici run local`: where runs' checkouts go (default: the system's temporary directory).",
+        "Set by `kici run local` for the jobs it runs: their checkout's directory; a value you set is not read.",
     ),
     var(
         "KICI_CONFIG_DIR",

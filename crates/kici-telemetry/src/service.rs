@@ -51,6 +51,9 @@ pub trait Service: Sized {
 
 /// Runs `S` from the process environment to its stop; returns the exit code.
 pub fn run_service<S: Service>() -> ExitCode {
+    if let Some(code) = command_line(S::NAME, std::env::args().skip(1)) {
+        return code;
+    }
     let env: BTreeMap<String, String> = std::env::vars().collect();
     // Held to the end: dropping it flushes the log file.
     let _log_guard = match start_logging(S::NAME, &env) {
@@ -74,6 +77,34 @@ pub fn run_service<S: Service>() -> ExitCode {
         .build()
         .expect("the tokio runtime starts");
     runtime.block_on(serve::<S>(config))
+}
+
+/// A service takes no arguments but `--version` and `--help`: anything else is refused rather
+/// than ignored (a service started with a flag it does not know would run unconfigured). `None`:
+/// start the service.
+pub fn command_line(service: &str, args: impl Iterator<Item = String>) -> Option<ExitCode> {
+    let args: Vec<String> = args.collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => None,
+        ["--version" | "-V"] => {
+            println!("kici-{service} {}", env!("CARGO_PKG_VERSION"));
+            Some(ExitCode::SUCCESS)
+        }
+        ["--help" | "-h"] => {
+            println!(
+                "kici-{service} {}: configured by KICI_* environment variables (docs/configuration.md); takes no arguments but --version and --help.",
+                env!("CARGO_PKG_VERSION")
+            );
+            Some(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!(
+                "error: kici-{service} takes no arguments, got `{}` (hint: it is configured with KICI_* environment variables, docs/configuration.md; --version prints its version)",
+                args.join(" ")
+            );
+            Some(ExitCode::from(EXIT_CONFIG))
+        }
+    }
 }
 
 /// Reads the `KICI_*` logging settings, installs the logger and logs `<service>.build.info`
@@ -128,6 +159,21 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_service_refuses_arguments_but_version_and_help() {
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>().into_iter();
+        assert!(command_line("orchestrator", args(&[])).is_none());
+        assert_eq!(
+            command_line("orchestrator", args(&["--version"])),
+            Some(ExitCode::SUCCESS)
+        );
+        assert_eq!(
+            command_line("orchestrator", args(&["--port", "4000"])),
+            Some(ExitCode::from(EXIT_CONFIG))
+        );
+    }
+
     use super::*;
 
     #[derive(Debug, thiserror::Error)]

@@ -743,4 +743,33 @@ async fn the_database_is_backed_up_online_and_restored_with_the_orchestrator_sto
         "{}",
         refused.stderr
     );
+
+    // A database that cannot be read any more (what a restore is often for) is moved aside
+    // whole, with its write-ahead log, and the backup takes its place.
+    stack.orchestrator.signal(libc::SIGTERM);
+    assert_eq!(
+        stack.orchestrator.wait_exit(std::time::Duration::from_secs(20)),
+        Some(0)
+    );
+    let live = kici_store::sqlite_path(&url).unwrap();
+    std::fs::write(&live, "garbage that is no SQLite database").unwrap();
+    let wal = std::path::PathBuf::from(format!("{}-wal", live.display()));
+    std::fs::write(&wal, "a log of another database").unwrap();
+    let restored = db(&stack, &["restore", &backup_arg]);
+    restored.expect_code(0);
+    let aside = restored
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("The database it replaced is kept at "))
+        .and_then(|l| l.strip_suffix('.'))
+        .expect("where the unreadable database is kept");
+    assert_eq!(
+        std::fs::read_to_string(aside).unwrap(),
+        "garbage that is no SQLite database"
+    );
+    assert!(!wal.exists(), "the old log is moved aside too");
+    stack.start_orchestrator_again();
+    let tokens = stack.cli("kici-admin", &["token", "list"], &cwd);
+    tokens.expect_code(0);
+    assert!(tokens.stdout.contains("kept"), "{}", tokens.stdout);
 }
