@@ -19,6 +19,9 @@ pub enum AgentCommand {
     Revoke(RevokeArgs),
     /// The queued jobs no agent took, each with why it waits
     Waiting(ListArgs),
+    /// The agent as a systemd service on this host (no orchestrator or token needed)
+    #[command(flatten)]
+    Service(crate::service::ServiceCommand),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +79,7 @@ pub async fn run(client: &ApiClient, command: AgentCommand) -> anyhow::Result<()
                 print!("{}", render_waiting(&answer.jobs));
             }
         }
+        AgentCommand::Service(_) => unreachable!("service commands run offline, from main"),
         AgentCommand::Revoke(args) => {
             client
                 .delete(&["api", "v1", "admin", "agents", &args.token_id_or_label])

@@ -3,7 +3,8 @@
 //! (plus the local-repository helpers `trigger-local` and `install-hook`), `rotate-key` (the
 //! secret key), scoped secrets, variables, environments and their audit log, and the operations tooling of the troubleshooting page: `diagnose`,
 //! `diagnose drift`, `explain`, `debug-bundle` and the offline `inspect-bundle`. Only `db`
-//! (status, migrations, backup, restore) opens the database itself.
+//! (status, migrations, backup, restore) opens the database itself, and `orchestrator …` and
+//! `agent install|start|…` drive systemd on this host (`service`).
 //!
 //! Exit codes: [`EXIT_OK`] 0 on success, [`EXIT_ERROR`] 1 on any error (printed as
 //! `Error: <message>`, command-line usage errors included). `diagnose` has its own: 0 all checks
@@ -25,6 +26,7 @@ mod rotate_key;
 mod runs;
 mod schedules;
 mod secrets;
+mod service;
 mod since;
 mod sources;
 mod tokens;
@@ -75,6 +77,11 @@ enum Command {
     Agent {
         #[command(subcommand)]
         command: agents::AgentCommand,
+    },
+    /// The orchestrator as a systemd service on this host (no orchestrator or token needed)
+    Orchestrator {
+        #[command(subcommand)]
+        command: service::ServiceCommand,
     },
     /// The orchestrators sharing the database: which one leads
     Cluster {
@@ -204,6 +211,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(EXIT_OK);
         }
         Command::Db { command } => return db::run(command).await,
+        Command::Orchestrator { command } => return service::run(service::unit::Kind::Orchestrator, command),
+        Command::Agent {
+            command: agents::AgentCommand::Service(command),
+        } => return service::run(service::unit::Kind::Agent, command),
         command => command,
     };
     // The post-receive hook authenticates with the source's trigger token, read from a file.
@@ -247,7 +258,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let mask = bundle::SecretMask::new(std::env::vars(), &[&token]);
             bundle::run(&client, args, mask).await?;
         }
-        Command::InspectBundle(_) | Command::Db { .. } => unreachable!("offline commands are handled above"),
+        Command::InspectBundle(_) | Command::Db { .. } | Command::Orchestrator { .. } => {
+            unreachable!("offline commands are handled above")
+        }
     }
     Ok(EXIT_OK)
 }

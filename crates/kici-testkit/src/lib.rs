@@ -13,6 +13,7 @@ pub mod fake_api;
 pub mod forge_double;
 pub mod git_http;
 pub mod load;
+pub mod podman;
 mod process;
 mod repo;
 pub mod ssh_server;

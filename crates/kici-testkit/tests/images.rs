@@ -12,44 +12,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use kici_testkit::podman::{Removed, podman, ready};
 use kici_testkit::{Service, binary};
 
 const ADMIN_TOKEN: &str = "images-test-admin-token-0123456789";
-
-fn podman(args: &[&str]) -> String {
-    let output = Command::new("podman").args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "podman {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-/// Whether Podman and the base image are there (they must be under `KICI_TEST_REQUIRE_PODMAN=1`).
-fn podman_ready() -> bool {
-    let ready = Command::new("podman")
-        .args(["image", "exists", "localhost/kici-base:bookworm"])
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        ready || std::env::var("KICI_TEST_REQUIRE_PODMAN").as_deref() != Ok("1"),
-        "Podman or localhost/kici-base:bookworm is missing but KICI_TEST_REQUIRE_PODMAN=1 (hint: run scripts/base-image.sh)"
-    );
-    if !ready {
-        eprintln!("note: no Podman or base image; image test skipped (run scripts/base-image.sh)");
-    }
-    ready
-}
-
-/// A container or volume, removed when the test ends however it ends.
-struct Removed(&'static str, String);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = Command::new("podman").args([self.0, "rm", "-f", &self.1]).output();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -101,7 +67,7 @@ async fn wait_healthy(url: &str) {
 
 #[tokio::test]
 async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
-    if !podman_ready() {
+    if !ready("the image test") {
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -126,7 +92,7 @@ async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
 
     let volume = format!("kici-images-test-{}", std::process::id());
     podman(&["volume", "create", &volume]);
-    let _volume = Removed("volume", volume.clone());
+    let _volume = Removed::volume(volume.clone());
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let start_orchestrator = || {
@@ -142,9 +108,9 @@ async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
             &tag("orchestrator"),
         ])
     };
-    let first = Removed("container", start_orchestrator());
+    let first = Removed::container(start_orchestrator());
     wait_ready(&url).await;
-    assert_eq!(podman(&["exec", &first.1, "id", "-un"]), "kici", "not root");
+    assert_eq!(podman(&["exec", &first.id, "id", "-un"]), "kici", "not root");
 
     // An agent on the host, with a token the orchestrator in the container issued.
     let (code, registered) = admin(
@@ -175,7 +141,7 @@ async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
     // A new container on the same volume: the database, with the agent's token, is still there,
     // and the agent reconnects to it.
     drop(first);
-    let _second = Removed("container", start_orchestrator());
+    let _second = Removed::container(start_orchestrator());
     wait_ready(&url).await;
     wait_healthy(&url).await;
     let (code, agents) = admin(&url, &["agent", "list"]);
@@ -183,18 +149,15 @@ async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
     assert!(agents.contains("host-agent"), "{agents}");
 
     let platform_port = free_port();
-    let _platform = Removed(
-        "container",
-        podman(&[
-            "run",
-            "-d",
-            "-p",
-            &format!("127.0.0.1:{platform_port}:4100"),
-            "-e",
-            &format!("KICI_PLATFORM_ADMIN_TOKEN={ADMIN_TOKEN}"),
-            &tag("platform"),
-        ]),
-    );
+    let _platform = Removed::container(podman(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{platform_port}:4100"),
+        "-e",
+        &format!("KICI_PLATFORM_ADMIN_TOKEN={ADMIN_TOKEN}"),
+        &tag("platform"),
+    ]));
     let platform = format!("http://127.0.0.1:{platform_port}");
     wait_ready(&platform).await;
     let health: serde_json::Value = reqwest::get(format!("{platform}/health"))

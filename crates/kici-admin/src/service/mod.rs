@@ -1,0 +1,604 @@
+//! `kici-admin orchestrator|agent install|uninstall|start|stop|restart|status|logs|upgrade`:
+//! the services under systemd, system-wide (`--system`, the default for root) or as the user's
+//! own (`--user-level`). No orchestrator or token is needed: these drive `systemctl` and
+//! `journalctl` on this host.
+//!
+//! An installed binary is copied into a directory of its version; `current` links to the one
+//! the unit runs and `previous` to the one before the last upgrade, so `upgrade --rollback`
+//! goes back without the old file. The unit runs hardened ([`unit::Layout::unit_text`]); the
+//! operator's settings are its environment file (mode 0600).
+
+pub mod unit;
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use unit::{Kind, Layout, Scope};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Install the service: copy its binary, write its unit and environment file, enable it
+    Install(InstallArgs),
+    /// Stop and disable it and remove its unit (--purge: its binaries and settings too; never its data)
+    Uninstall {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Start it and wait until it runs
+    Start(Target),
+    /// Stop it
+    Stop(Target),
+    /// Restart it and wait until it runs
+    Restart(Target),
+    /// Its state, version and files (exit 3 when it is not running)
+    Status {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Its log from the journal
+    Logs(LogsArgs),
+    /// Run another build: keep the installed one as `previous`, restart, and go back if the new one does not run (--rollback: back to `previous`)
+    Upgrade(UpgradeArgs),
+}
+
+/// Which installed service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The service's name (default: kici-orchestrator or kici-agent)
+    #[arg(long)]
+    name: Option<String>,
+    /// The user's own service (systemctl --user), not a system one
+    #[arg(long, conflicts_with = "system")]
+    user_level: bool,
+    /// A system service (the default when run as root)
+    #[arg(long)]
+    system: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The binary to install (default: the one beside kici-admin, else on PATH)
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// The service's settings (KICI_* lines), copied to its environment file (mode 0600)
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+    /// Replace an installed unit of that name
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    target: Target,
+    /// From this time (journalctl's --since: `1 hour ago`, `2026-12-06 10:00`)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only lines of this level and above (error, warn, info, debug)
+    #[arg(long)]
+    level: Option<String>,
+    /// Print what is there and stop, instead of following
+    #[arg(long)]
+    no_follow: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The new build's binary
+    #[arg(long, required_unless_present = "rollback")]
+    binary: Option<PathBuf>,
+    /// Go back to the build before the last upgrade
+    #[arg(long, conflicts_with = "binary")]
+    rollback: bool,
+}
+
+/// `status`: the service is not running (systemctl's own code for it).
+const EXIT_NOT_RUNNING: u8 = 3;
+
+/// How long a started service may take to be running.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn run(kind: Kind, command: ServiceCommand) -> anyhow::Result<u8> {
+    match command {
+        ServiceCommand::Install(args) => install(&layout(kind, &args.target)?, &args),
+        ServiceCommand::Uninstall { target, purge } => uninstall(&layout(kind, &target)?, purge),
+        ServiceCommand::Start(target) => start(&layout(kind, &target)?, "start"),
+        ServiceCommand::Restart(target) => start(&layout(kind, &target)?, "restart"),
+        ServiceCommand::Stop(target) => {
+            let layout = layout(kind, &target)?;
+            systemctl(&layout, &["stop", &layout.name])?;
+            println!("Stopped {}.", layout.name);
+            Ok(crate::EXIT_OK)
+        }
+        ServiceCommand::Status { target, json } => status(&layout(kind, &target)?, json),
+        ServiceCommand::Logs(args) => logs(&layout(kind, &args.target)?, &args),
+        ServiceCommand::Upgrade(args) => upgrade(&layout(kind, &args.target)?, &args),
+    }
+}
+
+fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
+    // `/proc/self` is owned by the effective user.
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self")?) == 0;
+    let scope = if target.user_level || (!target.system && !root) {
+        Scope::User
+    } else {
+        Scope::System
+    };
+    if scope == Scope::System && !root {
+        bail!("a system service needs root (hint: run it with sudo, or pass --user-level for a service of your own)");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let name = target.name.clone().unwrap_or_else(|| kind.binary().to_string());
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        bail!("`{name}` is not a service name (hint: letters, digits, `-`, `_`, `.`)");
+    }
+    Ok(Layout::new(kind, scope, &name, &home))
+}
+
+/// Runs `systemctl` for the layout's scope; its error output is the error.
+fn systemctl(layout: &Layout, args: &[&str]) -> anyhow::Result<String> {
+    let mut command = Command::new("systemctl");
+    if layout.scope == Scope::User {
+        command.arg("--user");
+    }
+    let output = command
+        .args(args)
+        .output()
+        .context("cannot run systemctl (hint: these commands need systemd)")?;
+    if !output.status.success() {
+        bail!(
+            "systemctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The binary to install: the one given, else the one beside kici-admin, else on PATH.
+fn binary_of(kind: Kind, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(given) = given {
+        return Ok(given.to_path_buf());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(kind.binary())))
+        .filter(|path| path.is_file());
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(kind.binary()))
+                .find(|path| path.is_file())
+        })
+    };
+    beside.or_else(on_path).with_context(|| {
+        format!(
+            "no {} beside kici-admin or on PATH (hint: pass --binary)",
+            kind.binary()
+        )
+    })
+}
+
+/// Copies `binary` into a directory named after its version and content, once; the directory.
+fn store_version(layout: &Layout, binary: &Path) -> anyhow::Result<PathBuf> {
+    let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let output = Command::new(binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {} --version", binary.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    let version = version
+        .strip_prefix(&format!("{} ", layout.kind.binary()))
+        .map(str::trim)
+        .filter(|v| output.status.success() && !v.is_empty())
+        .with_context(|| {
+            format!(
+                "{} is not a {} (its --version says `{}`)",
+                binary.display(),
+                layout.kind.binary(),
+                version.trim()
+            )
+        })?;
+    let hash = kici_engine::hash::sha256_hex(&bytes);
+    let dir = layout.versions.join(format!("{version}-{}", &hash[..12]));
+    let installed = dir.join(layout.kind.binary());
+    if !installed.is_file() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let partial = dir.join(format!(".{}.partial", layout.kind.binary()));
+        std::fs::write(&partial, &bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+        set_mode(&partial, 0o755)?;
+        std::fs::rename(&partial, &installed)?;
+    }
+    Ok(dir)
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))
+}
+
+/// Points `link` at `dir`, replacing what it pointed at in one step.
+fn link(link: &Path, dir: &Path) -> anyhow::Result<()> {
+    let partial = link.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    std::os::unix::fs::symlink(dir, &partial)?;
+    std::fs::rename(&partial, link).with_context(|| format!("cannot update {}", link.display()))
+}
+
+/// The version directory `link` points at.
+fn version_of(link: &Path) -> Option<String> {
+    let target = std::fs::read_link(link).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
+    if layout.unit.exists() && !args.force {
+        bail!(
+            "{} is installed already ({}) (hint: `upgrade --binary` runs another build; --force writes it again)",
+            layout.name,
+            layout.unit.display()
+        );
+    }
+    let binary = binary_of(layout.kind, args.binary.as_deref())?;
+    let dir = store_version(layout, &binary)?;
+    link(&layout.current(), &dir)?;
+    let env_dir = layout.env_file.parent().expect("the env file is in a directory");
+    std::fs::create_dir_all(env_dir).with_context(|| format!("cannot create {}", env_dir.display()))?;
+    set_mode(env_dir, 0o700)?;
+    match &args.env_file {
+        Some(given) => {
+            let settings =
+                std::fs::read_to_string(given).with_context(|| format!("cannot read {}", given.display()))?;
+            std::fs::write(&layout.env_file, settings)?;
+        }
+        None if !layout.env_file.exists() => std::fs::write(
+            &layout.env_file,
+            "# KICI_* settings of this service, one NAME=value a line (docs/configuration.md).\n",
+        )?,
+        None => {}
+    }
+    set_mode(&layout.env_file, 0o600)?;
+    if layout.scope == Scope::System {
+        system_user()?;
+    }
+    let unit_dir = layout.unit.parent().expect("the unit is in a directory");
+    std::fs::create_dir_all(unit_dir)?;
+    std::fs::write(&layout.unit, layout.unit_text())
+        .with_context(|| format!("cannot write {}", layout.unit.display()))?;
+    systemctl(layout, &["daemon-reload"])?;
+    systemctl(layout, &["enable", &layout.name])?;
+    let verb = verb(layout.kind);
+    println!(
+        "Installed {} ({}): unit {}, settings {}, data {}.",
+        layout.name,
+        version_of(&layout.current()).unwrap_or_default(),
+        layout.unit.display(),
+        layout.env_file.display(),
+        layout.state.display()
+    );
+    println!("Start it with `kici-admin {verb} start{}`.", target_flags(layout));
+    Ok(crate::EXIT_OK)
+}
+
+/// Creates the system user the services run as, with systemd's own tool, unless it exists.
+fn system_user() -> anyhow::Result<()> {
+    let conf = Path::new("/etc/sysusers.d/kici.conf");
+    if !conf.exists() {
+        std::fs::create_dir_all("/etc/sysusers.d")?;
+        std::fs::write(conf, unit::SYSUSERS_CONF).with_context(|| format!("cannot write {}", conf.display()))?;
+    }
+    let output = Command::new("systemd-sysusers")
+        .arg(conf)
+        .output()
+        .context("cannot run systemd-sysusers (hint: these commands need systemd)")?;
+    if !output.status.success() {
+        bail!(
+            "systemd-sysusers could not create the user `{}`: {}",
+            unit::SYSTEM_USER,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn verb(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Orchestrator => "orchestrator",
+        Kind::Agent => "agent",
+    }
+}
+
+/// The flags that name this service again in a printed command.
+fn target_flags(layout: &Layout) -> String {
+    let mut flags = String::new();
+    if layout.name != layout.kind.binary() {
+        flags.push_str(&format!(" --name {}", layout.name));
+    }
+    if layout.scope == Scope::User {
+        flags.push_str(" --user-level");
+    }
+    flags
+}
+
+fn installed(layout: &Layout) -> anyhow::Result<()> {
+    if !layout.unit.exists() {
+        bail!(
+            "{} is not installed ({} does not exist) (hint: `kici-admin {} install{}`)",
+            layout.name,
+            layout.unit.display(),
+            verb(layout.kind),
+            target_flags(layout)
+        );
+    }
+    Ok(())
+}
+
+fn uninstall(layout: &Layout, purge: bool) -> anyhow::Result<u8> {
+    installed(layout)?;
+    systemctl(layout, &["disable", "--now", &layout.name])?;
+    std::fs::remove_file(&layout.unit)?;
+    systemctl(layout, &["daemon-reload"])?;
+    if purge {
+        std::fs::remove_dir_all(&layout.versions)?;
+        if let Some(dir) = layout.env_file.parent() {
+            std::fs::remove_dir_all(dir)?;
+        }
+    }
+    println!(
+        "Uninstalled {}.{} Its data stays in {}.",
+        layout.name,
+        if purge {
+            " Its binaries and settings are removed."
+        } else {
+            ""
+        },
+        layout.state.display()
+    );
+    Ok(crate::EXIT_OK)
+}
+
+/// Systemd's view of the service.
+struct State {
+    active: String,
+    sub: String,
+    pid: String,
+    since: String,
+    restarts: String,
+}
+
+fn state(layout: &Layout) -> anyhow::Result<State> {
+    let shown = systemctl(
+        layout,
+        &[
+            "show",
+            &layout.name,
+            "-p",
+            "ActiveState,SubState,MainPID,ActiveEnterTimestamp,NRestarts",
+        ],
+    )?;
+    let value = |key: &str| {
+        shown
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|l| l.strip_prefix('=')))
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(State {
+        active: value("ActiveState"),
+        sub: value("SubState"),
+        pid: value("MainPID"),
+        since: value("ActiveEnterTimestamp"),
+        restarts: value("NRestarts"),
+    })
+}
+
+/// Starts (or restarts) the service and waits until it runs, or says why it did not.
+fn start(layout: &Layout, how: &str) -> anyhow::Result<u8> {
+    installed(layout)?;
+    systemctl(layout, &[how, &layout.name])?;
+    wait_running(layout)?;
+    println!(
+        "{} is running ({}).",
+        layout.name,
+        version_of(&layout.current()).unwrap_or_default()
+    );
+    Ok(crate::EXIT_OK)
+}
+
+fn wait_running(layout: &Layout) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    // Whether systemd resets the count on an explicit start or not, a restart adds one.
+    let restarts = |state: &State| state.restarts.parse::<u64>().unwrap_or(0);
+    let baseline = restarts(&state(layout)?);
+    loop {
+        let state = state(layout)?;
+        // Running a moment without restarting: a service that fails at start restarts.
+        if state.active == "active" && state.sub == "running" {
+            std::thread::sleep(Duration::from_secs(1));
+            let again = self::state(layout)?;
+            if again.active == "active" && again.restarts == state.restarts {
+                return Ok(());
+            }
+        }
+        // Systemd restarts a service that exits at start: the first restart says it.
+        let restarted = restarts(&state) > baseline;
+        if std::time::Instant::now() > deadline || state.active == "failed" || restarted {
+            bail!(
+                "{} did not start: {} ({}) (hint: `kici-admin {} logs --no-follow{}` says why)",
+                layout.name,
+                state.active,
+                state.sub,
+                verb(layout.kind),
+                target_flags(layout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(layout: &Layout, json: bool) -> anyhow::Result<u8> {
+    installed(layout)?;
+    let state = state(layout)?;
+    let current = version_of(&layout.current());
+    let previous = version_of(&layout.previous());
+    let code = if state.active == "active" {
+        crate::EXIT_OK
+    } else {
+        EXIT_NOT_RUNNING
+    };
+    if json {
+        let answer = serde_json::json!({
+            "name": layout.name,
+            "scope": match layout.scope { Scope::System => "system", Scope::User => "user" },
+            "active": state.active,
+            "sub": state.sub,
+            "pid": state.pid.parse::<u64>().ok().filter(|pid| *pid > 0),
+            "since": Some(state.since.as_str()).filter(|s| !s.is_empty()),
+            "restarts": state.restarts.parse::<u64>().ok(),
+            "version": current,
+            "previous": previous,
+            "unit": layout.unit,
+            "envFile": layout.env_file,
+            "data": layout.state,
+        });
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(code);
+    }
+    let running = match state.pid.as_str() {
+        "" | "0" => String::new(),
+        pid => format!(", PID {pid}"),
+    };
+    println!(
+        "Service:  {} ({})",
+        layout.name,
+        match layout.scope {
+            Scope::System => "system",
+            Scope::User => "user",
+        }
+    );
+    println!("State:    {} ({}){running}", state.active, state.sub);
+    if !state.since.is_empty() {
+        println!("Since:    {}", state.since);
+    }
+    println!(
+        "Version:  {}{}",
+        current.as_deref().unwrap_or("-"),
+        previous.map(|p| format!(" (previous: {p})")).unwrap_or_default()
+    );
+    println!("Unit:     {}", layout.unit.display());
+    println!("Settings: {}", layout.env_file.display());
+    println!("Data:     {}", layout.state.display());
+    Ok(code)
+}
+
+/// Its journal, as JSON lines (each service logs JSON to stdout), filtered by level.
+fn logs(layout: &Layout, args: &LogsArgs) -> anyhow::Result<u8> {
+    installed(layout)?;
+    let floor = match args.level.as_deref() {
+        None => None,
+        Some(level) => {
+            Some(rank(level).with_context(|| format!("`{level}` is not a level (hint: error, warn, info or debug)"))?)
+        }
+    };
+    let mut command = Command::new("journalctl");
+    if layout.scope == Scope::User {
+        command.arg("--user");
+    }
+    command.args(["--unit", &layout.name, "--output", "cat", "--no-pager"]);
+    if let Some(since) = &args.since {
+        command.args(["--since", since]);
+    }
+    if !args.no_follow {
+        command.arg("--follow");
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run journalctl (hint: these commands need systemd)")?;
+    let stdout = child.stdout.take().expect("journalctl's stdout is piped");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        let level = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["level"].as_str().and_then(rank));
+        // A line that is not the service's JSON (systemd's own) is always shown.
+        if floor.is_none_or(|floor| level.is_none_or(|level| level <= floor)) {
+            println!("{line}");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("journalctl failed ({status})");
+    }
+    Ok(crate::EXIT_OK)
+}
+
+/// Lower is more severe.
+fn rank(level: &str) -> Option<u8> {
+    ["error", "warn", "info", "debug"]
+        .iter()
+        .position(|l| *l == level)
+        .map(|i| i as u8)
+}
+
+fn upgrade(layout: &Layout, args: &UpgradeArgs) -> anyhow::Result<u8> {
+    installed(layout)?;
+    let current = std::fs::read_link(layout.current()).context("no current build installed")?;
+    let next = if args.rollback {
+        std::fs::read_link(layout.previous())
+            .with_context(|| format!("{} has no build to go back to (no upgrade was made)", layout.name))?
+    } else {
+        let binary = args
+            .binary
+            .as_deref()
+            .expect("clap requires --binary without --rollback");
+        store_version(layout, binary)?
+    };
+    if next == current {
+        println!(
+            "{} runs {} already.",
+            layout.name,
+            version_of(&layout.current()).unwrap_or_default()
+        );
+        return Ok(crate::EXIT_OK);
+    }
+    let previous = std::fs::read_link(layout.previous()).ok();
+    link(&layout.previous(), &current)?;
+    link(&layout.current(), &next)?;
+    let started = systemctl(layout, &["restart", &layout.name]).and_then(|_| wait_running(layout));
+    if let Err(err) = started {
+        // The new build does not run: the old one goes back in, as it was.
+        link(&layout.current(), &current)?;
+        match &previous {
+            Some(previous) => link(&layout.previous(), previous)?,
+            None => std::fs::remove_file(layout.previous())?,
+        }
+        systemctl(layout, &["restart", &layout.name])?;
+        wait_running(layout)?;
+        return Err(err.context(format!(
+            "{} went back to {}",
+            layout.name,
+            version_of(&layout.current()).unwrap_or_default()
+        )));
+    }
+    println!(
+        "{} runs {} (previous: {}).",
+        layout.name,
+        version_of(&layout.current()).unwrap_or_default(),
+        version_of(&layout.previous()).unwrap_or_default()
+    );
+    Ok(crate::EXIT_OK)
+}

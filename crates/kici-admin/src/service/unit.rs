@@ -1,0 +1,244 @@
+//! What an installed service is made of: where its files go (system-wide or for one user) and
+//! the systemd unit that runs it, hardened for what each service does. Pure: the commands in
+//! `service` write and run what this describes.
+
+use std::path::{Path, PathBuf};
+
+/// The system user system services run as, created by `systemd-sysusers` from
+/// [`SYSUSERS_CONF`] (a user of its own per service, `DynamicUser=`, needs mount namespaces that
+/// containers running systemd often cannot give).
+pub const SYSTEM_USER: &str = "kici";
+
+/// `/etc/sysusers.d/kici.conf`: the system user, with no login and no home beyond the state.
+pub const SYSUSERS_CONF: &str = "u kici - \"KiCI services\" /var/lib/kici /usr/sbin/nologin\n";
+
+/// Which service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Orchestrator,
+    Agent,
+}
+
+impl Kind {
+    /// Its binary, and its default service name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Kind::Orchestrator => "kici-orchestrator",
+            Kind::Agent => "kici-agent",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Kind::Orchestrator => "KiCI orchestrator",
+            Kind::Agent => "KiCI agent",
+        }
+    }
+}
+
+/// A system service (root, `/etc`, `/opt`, `/var/lib`) or one of the user's own (`~/.config`,
+/// `~/.local`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    System,
+    User,
+}
+
+/// Where an installed service's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub kind: Kind,
+    pub scope: Scope,
+    pub name: String,
+    /// The unit file.
+    pub unit: PathBuf,
+    /// The environment file the unit reads (mode 0600: it may hold tokens).
+    pub env_file: PathBuf,
+    /// Installed binaries, one directory per version; `current` and `previous` link to two.
+    pub versions: PathBuf,
+    /// Its data directory (`KICI_DATA_DIR` / `KICI_WORK_DIR`).
+    pub state: PathBuf,
+}
+
+impl Layout {
+    /// `home`: the user's home directory (user scope).
+    pub fn new(kind: Kind, scope: Scope, name: &str, home: &Path) -> Layout {
+        let (unit_dir, config, share, state) = match scope {
+            Scope::System => (
+                PathBuf::from("/etc/systemd/system"),
+                PathBuf::from("/etc/kici"),
+                PathBuf::from("/opt/kici"),
+                PathBuf::from("/var/lib/kici"),
+            ),
+            Scope::User => (
+                home.join(".config/systemd/user"),
+                home.join(".config/kici"),
+                home.join(".local/share/kici"),
+                home.join(".local/state/kici"),
+            ),
+        };
+        Layout {
+            kind,
+            scope,
+            name: name.to_string(),
+            unit: unit_dir.join(format!("{name}.service")),
+            env_file: config.join(name).join(format!("{name}.env")),
+            versions: share.join(name),
+            state: state.join(name),
+        }
+    }
+
+    /// The link to the binary the unit runs.
+    pub fn current(&self) -> PathBuf {
+        self.versions.join("current")
+    }
+
+    /// The link to the binary before the last upgrade.
+    pub fn previous(&self) -> PathBuf {
+        self.versions.join("previous")
+    }
+
+    /// The systemd unit.
+    pub fn unit_text(&self) -> String {
+        let kind = self.kind;
+        let exec = self.current().join(kind.binary());
+        let state = self.state.display();
+        let mut unit = format!(
+            "# Written by `kici-admin {verb} install`; `kici-admin {verb} uninstall` removes it.\n\
+             [Unit]\n\
+             Description={} ({})\n\
+             After=network-online.target\n\
+             Wants=network-online.target\n\
+             \n\
+             [Service]\n\
+             Type=exec\n\
+             ExecStart={}\n",
+            kind.description(),
+            self.name,
+            exec.display(),
+            verb = match kind {
+                Kind::Orchestrator => "orchestrator",
+                Kind::Agent => "agent",
+            },
+        );
+        match kind {
+            Kind::Orchestrator => unit.push_str(&format!("Environment=KICI_DATA_DIR={state}\n")),
+            Kind::Agent => unit.push_str(&format!(
+                "Environment=KICI_WORK_DIR={state}/work HOME={state}\nExecStartPre=/bin/mkdir -p {state}/work\n"
+            )),
+        }
+        // The operator's settings come last, so they win.
+        unit.push_str(&format!("EnvironmentFile={}\n", self.env_file.display()));
+        unit.push_str(
+            "Restart=on-failure\n\
+             RestartSec=2s\n\
+             TimeoutStopSec=30s\n\
+             UMask=0077\n",
+        );
+        if self.scope == Scope::System {
+            // The system user `kici` ([`SYSTEM_USER`]), owning only its state.
+            unit.push_str(&format!(
+                "User={SYSTEM_USER}\nGroup={SYSTEM_USER}\nStateDirectory=kici/{}\nStateDirectoryMode=0700\n",
+                self.name
+            ));
+        }
+        // What neither service needs (seccomp-based, so a user's own manager applies them too).
+        unit.push_str(
+            "NoNewPrivileges=yes\n\
+             RestrictSUIDSGID=yes\n\
+             RestrictRealtime=yes\n\
+             LockPersonality=yes\n",
+        );
+        match self.scope {
+            // Namespaces and capabilities, which only the system manager sets up. Both services
+            // run git, and the agent runs jobs (compilers, npm, Node.js with its JIT), so the
+            // agent keeps writable-executable memory and every system call.
+            Scope::System => {
+                unit.push_str(
+                    "PrivateTmp=yes\n\
+                     PrivateDevices=yes\n\
+                     ProtectSystem=strict\n\
+                     ProtectHome=yes\n\
+                     ProtectKernelTunables=yes\n\
+                     ProtectKernelModules=yes\n\
+                     ProtectKernelLogs=yes\n\
+                     ProtectControlGroups=yes\n\
+                     ProtectClock=yes\n\
+                     ProtectHostname=yes\n\
+                     CapabilityBoundingSet=\n\
+                     AmbientCapabilities=\n",
+                );
+                if kind == Kind::Orchestrator {
+                    unit.push_str(
+                        "MemoryDenyWriteExecute=yes\n\
+                         RestrictNamespaces=yes\n\
+                         SystemCallArchitectures=native\n\
+                         SystemCallFilter=@system-service\n",
+                    );
+                }
+            }
+            Scope::User => unit.push_str(&format!("ExecStartPre=/bin/mkdir -p {state}\n")),
+        }
+        let target = match self.scope {
+            Scope::System => "multi-user.target",
+            Scope::User => "default.target",
+        };
+        unit.push_str(&format!("\n[Install]\nWantedBy={target}\n"));
+        unit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_orchestrator_runs_hardened_as_a_user_of_its_own() {
+        let layout = Layout::new(
+            Kind::Orchestrator,
+            Scope::System,
+            "kici-orchestrator",
+            Path::new("/root"),
+        );
+        assert_eq!(layout.unit, Path::new("/etc/systemd/system/kici-orchestrator.service"));
+        assert_eq!(
+            layout.env_file,
+            Path::new("/etc/kici/kici-orchestrator/kici-orchestrator.env")
+        );
+        let unit = layout.unit_text();
+        for line in [
+            "ExecStart=/opt/kici/kici-orchestrator/current/kici-orchestrator",
+            "Environment=KICI_DATA_DIR=/var/lib/kici/kici-orchestrator",
+            "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
+            "User=kici",
+            "StateDirectory=kici/kici-orchestrator",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=yes",
+            "PrivateTmp=yes",
+            "MemoryDenyWriteExecute=yes",
+            "SystemCallFilter=@system-service",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
+        }
+    }
+
+    #[test]
+    fn a_user_agent_keeps_its_work_under_the_users_state_and_may_run_any_job() {
+        let layout = Layout::new(Kind::Agent, Scope::User, "builder", Path::new("/home/ci"));
+        assert_eq!(layout.unit, Path::new("/home/ci/.config/systemd/user/builder.service"));
+        let unit = layout.unit_text();
+        for line in [
+            "ExecStart=/home/ci/.local/share/kici/builder/current/kici-agent",
+            "Environment=KICI_WORK_DIR=/home/ci/.local/state/kici/builder/work HOME=/home/ci/.local/state/kici/builder",
+            "ExecStartPre=/bin/mkdir -p /home/ci/.local/state/kici/builder",
+            "WantedBy=default.target",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
+        }
+        assert!(!unit.contains("User=kici"), "{unit}");
+        assert!(!unit.contains("MemoryDenyWriteExecute"), "{unit}");
+        assert!(!unit.contains("SystemCallFilter"), "{unit}");
+    }
+}

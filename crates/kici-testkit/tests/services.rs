@@ -1,0 +1,235 @@
+//! `kici-admin orchestrator|agent install|start|status|logs|upgrade|stop|uninstall` against a
+//! real systemd: a Podman container whose first process is systemd (Debian's, on the KiCI base
+//! image), with this build's binaries mounted read-only at `/kici`. The services run as
+//! systemd runs them on a server: hardened units, a user of their own, the journal.
+//! Needs Podman and the base image (`scripts/base-image.sh`).
+
+// Helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kici_testkit::podman::{BASE_IMAGE, Removed, podman, ready};
+
+const IMAGE: &str = "localhost/kici-systemd:test";
+const TOKEN: &str = "services-test-admin-token-0123456789";
+
+/// The base with systemd as the first process, built once (Debian's packages, from its mirror).
+fn systemd_image() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Containerfile"),
+        format!(
+            "FROM {BASE_IMAGE}\n\
+             RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus >/dev/null && apt-get clean\n\
+             CMD [\"/lib/systemd/systemd\"]\n"
+        ),
+    )
+    .unwrap();
+    podman(&[
+        "build",
+        "--quiet",
+        "--pull=never",
+        "-t",
+        IMAGE,
+        &dir.path().display().to_string(),
+    ]);
+}
+
+struct Host(Removed);
+
+impl Host {
+    /// Runs `args` in the container; its exit code and output.
+    fn run(&self, args: &[&str]) -> (i32, String) {
+        let output = std::process::Command::new("podman")
+            .args(["exec", &self.0.id])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code().unwrap_or(-1), text)
+    }
+
+    /// `kici-admin args`, which must exit `code`; its output.
+    fn admin(&self, code: i32, args: &[&str]) -> String {
+        let mut all = vec!["/kici/kici-admin"];
+        all.extend_from_slice(args);
+        let (exit, output) = self.run(&all);
+        assert_eq!(exit, code, "kici-admin {args:?}:\n{output}");
+        output
+    }
+
+    /// `kici-admin` against the orchestrator in the container.
+    fn api(&self, args: &[&str]) -> String {
+        let mut all = vec!["-u", "http://127.0.0.1:4000", "-t", TOKEN];
+        all.extend_from_slice(args);
+        self.admin(0, &all)
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let (code, output) = self.run(&["sh", "-c", &format!("cat > {path} <<'EOF'\n{text}EOF\n")]);
+        assert_eq!(code, 0, "{output}");
+    }
+}
+
+/// The version directory a message names after `what` (`… runs 0.1.0-abc (previous: …)`).
+fn version_after<'a>(text: &'a str, what: &str) -> &'a str {
+    let rest = &text[text.find(what).unwrap_or_else(|| panic!("no `{what}` in {text}")) + what.len()..];
+    rest.split([' ', ')', ',']).next().unwrap().trim_end_matches('.')
+}
+
+#[tokio::test]
+async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_systemd() {
+    if !ready("the systemd service test") {
+        return;
+    }
+    systemd_image();
+    let binaries = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("debug");
+    let id = podman(&[
+        "run",
+        "-d",
+        "--systemd=always",
+        "-v",
+        &format!("{}:/kici:ro", binaries.display()),
+        IMAGE,
+    ]);
+    let host = Host(Removed::container(id));
+    for _ in 0..100 {
+        let (_, state) = host.run(&["systemctl", "is-system-running"]);
+        if matches!(state.trim(), "running" | "degraded") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Install and start the orchestrator.
+    host.write(
+        "/root/orchestrator.env",
+        &format!("KICI_BOOTSTRAP_ADMIN_TOKEN={TOKEN}\n"),
+    );
+    let installed = host.admin(
+        0,
+        &[
+            "orchestrator",
+            "install",
+            "--binary",
+            "/kici/kici-orchestrator",
+            "--env-file",
+            "/root/orchestrator.env",
+        ],
+    );
+    assert!(
+        installed.starts_with("Installed kici-orchestrator (0.1.0-"),
+        "{installed}"
+    );
+    let first = version_after(&installed, "Installed kici-orchestrator (").to_string();
+    let again = host.admin(1, &["orchestrator", "install", "--binary", "/kici/kici-orchestrator"]);
+    assert!(again.contains("kici-orchestrator is installed already"), "{again}");
+    let (_, mode) = host.run(&["stat", "-c", "%a", "/etc/kici/kici-orchestrator/kici-orchestrator.env"]);
+    assert_eq!(mode.trim(), "600");
+    let started = host.admin(0, &["orchestrator", "start"]);
+    assert_eq!(started, format!("kici-orchestrator is running ({first}).\n"));
+    let status = host.admin(0, &["orchestrator", "status"]);
+    assert!(status.contains("State:    active (running), PID "), "{status}");
+    assert!(status.contains(&format!("Version:  {first}\n")), "{status}");
+    // It runs as the system user `kici`, not root.
+    let main_pid = "stat -c %U /proc/$(systemctl show -p MainPID --value kici-orchestrator)";
+    assert_eq!(host.run(&["sh", "-c", main_pid]).1.trim(), "kici");
+    host.api(&["token", "create", "--label", "made-before-the-upgrade"]);
+    let logs = host.admin(0, &["orchestrator", "logs", "--no-follow"]);
+    assert!(logs.contains("\"message\":\"orchestrator.listening\""), "{logs}");
+    let errors = host.admin(0, &["orchestrator", "logs", "--no-follow", "--level", "error"]);
+    assert!(!errors.contains("orchestrator.listening"), "{errors}");
+
+    // An agent, registered with it.
+    let registered = host.api(&["agent", "register", "--label", "builder", "--labels", "linux"]);
+    let agent_token = registered
+        .lines()
+        .find_map(|l| l.strip_prefix("Token:"))
+        .unwrap()
+        .trim();
+    host.write(
+        "/root/agent.env",
+        &format!("KICI_ORCHESTRATOR_URL=ws://127.0.0.1:4000/ws\nKICI_AGENT_TOKEN={agent_token}\nKICI_LABELS=linux\n"),
+    );
+    host.admin(
+        0,
+        &[
+            "agent",
+            "install",
+            "--binary",
+            "/kici/kici-agent",
+            "--env-file",
+            "/root/agent.env",
+        ],
+    );
+    host.admin(0, &["agent", "start"]);
+    let mut healthy = false;
+    for _ in 0..100 {
+        let (code, _) = host.run(&[
+            "/kici/kici-admin",
+            "-u",
+            "http://127.0.0.1:4000",
+            "-t",
+            TOKEN,
+            "diagnose",
+        ]);
+        if code == 0 {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "{}", host.api(&["agent", "list"]));
+
+    // A newer build: the data stays, the old build is kept.
+    host.run(&[
+        "sh",
+        "-c",
+        "cp /kici/kici-orchestrator /root/next && printf x >> /root/next",
+    ]);
+    let upgraded = host.admin(0, &["orchestrator", "upgrade", "--binary", "/root/next"]);
+    let next = version_after(&upgraded, "kici-orchestrator runs ").to_string();
+    assert_ne!(next, first);
+    assert!(upgraded.contains(&format!("(previous: {first})")), "{upgraded}");
+    assert!(host.api(&["token", "list"]).contains("made-before-the-upgrade"));
+    // A build that does not run is taken out again.
+    host.write(
+        "/root/broken",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'kici-orchestrator 9.9.9'; else exit 1; fi\n",
+    );
+    host.run(&["chmod", "755", "/root/broken"]);
+    let refused = host.admin(1, &["orchestrator", "upgrade", "--binary", "/root/broken"]);
+    assert!(
+        refused.contains(&format!("kici-orchestrator went back to {next}")),
+        "{refused}"
+    );
+    assert!(
+        host.admin(0, &["orchestrator", "status"])
+            .contains(&format!("Version:  {next} (previous: {first})"))
+    );
+    let back = host.admin(0, &["orchestrator", "upgrade", "--rollback"]);
+    assert_eq!(back, format!("kici-orchestrator runs {first} (previous: {next}).\n"));
+    assert!(host.api(&["token", "list"]).contains("made-before-the-upgrade"));
+
+    // Stopped, then gone.
+    host.admin(0, &["orchestrator", "stop"]);
+    let stopped = host.admin(3, &["orchestrator", "status"]);
+    assert!(stopped.contains("State:    inactive (dead)"), "{stopped}");
+    host.admin(0, &["agent", "uninstall"]);
+    let gone = host.admin(0, &["orchestrator", "uninstall"]);
+    assert!(
+        gone.contains("Its data stays in /var/lib/kici/kici-orchestrator."),
+        "{gone}"
+    );
+    let missing = host.admin(1, &["orchestrator", "status"]);
+    assert!(missing.contains("kici-orchestrator is not installed"), "{missing}");
+}
