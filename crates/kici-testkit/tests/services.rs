@@ -140,9 +140,9 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     let status = host.admin(0, &["orchestrator", "status"]);
     assert!(status.contains("State:    active (running), PID "), "{status}");
     assert!(status.contains(&format!("Version:  {first}\n")), "{status}");
-    // It runs as the system user `kici`, not root.
+    // It runs as a system user of its own, not root.
     let main_pid = "stat -c %U /proc/$(systemctl show -p MainPID --value kici-orchestrator)";
-    assert_eq!(host.run(&["sh", "-c", main_pid]).1.trim(), "kici");
+    assert_eq!(host.run(&["sh", "-c", main_pid]).1.trim(), "kici-orchestrator");
     host.api(&["token", "create", "--label", "made-before-the-upgrade"]);
     let logs = host.admin(0, &["orchestrator", "logs", "--no-follow"]);
     assert!(logs.contains("\"message\":\"orchestrator.listening\""), "{logs}");
@@ -189,6 +189,53 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(healthy, "{}", host.api(&["agent", "list"]));
+
+    // A push to a local repository runs its workflow on the agent service. The repository is
+    // root's, so the services' users are told to trust it (git refuses a repository another
+    // user owns: "dubious ownership"), as docs/services.md says.
+    let (code, output) = host.run(&[
+        "sh",
+        "-ec",
+        &format!(
+            "git init -q --bare /srv/app.git && git config --system --add safe.directory /srv/app.git \
+             && git clone -q /srv/app.git /srv/app && cd /srv/app \
+             && mkdir -p .kici/workflows && printf '%s\\n' \
+                \"import {{ workflow, job, step, push }} from '@kici-dev/sdk';\" \
+                \"export default workflow('hello-world', {{ on: push(), jobs: [job('greet', {{ runsOn: 'linux', steps: [step('say', async ({{ $ }}) => {{ await $\\`echo hello from the service\\`; }})] }})] }});\" \
+                > .kici/workflows/hello.ts \
+             && /kici/kici compile >/dev/null && git add -A \
+             && git -c user.name=ops -c user.email=ops@example.com commit -qm hello \
+             && /kici/kici-admin -u http://127.0.0.1:4000 -t {TOKEN} source add local --name app --path /srv/app.git >/dev/null \
+             && /kici/kici-admin -u http://127.0.0.1:4000 -t {TOKEN} source install-hook app >/dev/null \
+             && git push -q origin HEAD:main"
+        ),
+    ]);
+    assert_eq!(code, 0, "{output}");
+    let token_env = format!("KICI_TOKEN={TOKEN}");
+    let kici = [
+        "env",
+        "KICI_URL=http://127.0.0.1:4000",
+        token_env.as_str(),
+        "/kici/kici",
+    ];
+    let mut runs = String::new();
+    for _ in 0..150 {
+        runs = host.run(&[&kici[..], &["runs", "list"]].concat()).1;
+        if runs.contains("success") || runs.contains("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let id = runs
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("");
+    let log = host.run(&[&kici[..], &["runs", "logs", id]].concat()).1;
+    assert!(
+        runs.contains("success") && log.contains("hello from the service"),
+        "{runs}\n{log}"
+    );
 
     // A newer build: the data stays, the old build is kept.
     host.run(&[

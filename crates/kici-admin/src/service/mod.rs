@@ -107,6 +107,10 @@ pub struct UpgradeArgs {
 /// `status`: the service is not running (systemctl's own code for it).
 const EXIT_NOT_RUNNING: u8 = 3;
 
+/// How long a started service must run without restarting to count as started: long enough
+/// for a start that fails on its database or storage (they are checked at start).
+const SETTLE: Duration = Duration::from_secs(3);
+
 /// How long a started service may take to be running.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -140,9 +144,19 @@ fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
         bail!("a system service needs root (hint: run it with sudo, or pass --user-level for a service of your own)");
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    // Unit files split values on spaces and expand `%`: a home with either cannot be written.
+    let home_text = home.to_string_lossy();
+    if scope == Scope::User && (!home.is_absolute() || home_text.contains(|c: char| c.is_whitespace() || c == '%')) {
+        bail!("HOME `{home_text}` is not an absolute path without spaces or `%`, which a user service needs");
+    }
     let name = target.name.clone().unwrap_or_else(|| kind.binary().to_string());
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        bail!("`{name}` is not a service name (hint: letters, digits, `-`, `_`, `.`)");
+    let valid = name.len() <= 28
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !valid {
+        bail!(
+            "`{name}` is not a service name (hint: up to 28 letters, digits, `-`, `_` and `.`, starting with a letter or digit)"
+        );
     }
     Ok(Layout::new(kind, scope, &name, &home))
 }
@@ -193,6 +207,8 @@ fn binary_of(kind: Kind, given: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Copies `binary` into a directory named after its version and content, once; the directory.
 fn store_version(layout: &Layout, binary: &Path) -> anyhow::Result<PathBuf> {
+    // The file read is the file run (a bare name would be looked up on PATH).
+    let binary = &std::fs::canonicalize(binary).with_context(|| format!("cannot find {}", binary.display()))?;
     let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
     let output = Command::new(binary)
         .arg("--version")
@@ -202,7 +218,12 @@ fn store_version(layout: &Layout, binary: &Path) -> anyhow::Result<PathBuf> {
     let version = version
         .strip_prefix(&format!("{} ", layout.kind.binary()))
         .map(str::trim)
-        .filter(|v| output.status.success() && !v.is_empty())
+        .filter(|v| {
+            output.status.success()
+                && !v.is_empty()
+                && !v.starts_with('.')
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
         .with_context(|| {
             format!(
                 "{} is not a {} (its --version says `{}`)",
@@ -216,6 +237,9 @@ fn store_version(layout: &Layout, binary: &Path) -> anyhow::Result<PathBuf> {
     let installed = dir.join(layout.kind.binary());
     if !installed.is_file() {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Whatever the umask, the service's user must reach its binary.
+        set_mode(&layout.versions, 0o755)?;
+        set_mode(&dir, 0o755)?;
         let partial = dir.join(format!(".{}.partial", layout.kind.binary()));
         std::fs::write(&partial, &bytes).with_context(|| format!("cannot write {}", partial.display()))?;
         set_mode(&partial, 0o755)?;
@@ -252,18 +276,20 @@ fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
             layout.unit.display()
         );
     }
+    // Every input is read before anything changes.
+    let settings = match &args.env_file {
+        Some(given) => {
+            Some(std::fs::read_to_string(given).with_context(|| format!("cannot read {}", given.display()))?)
+        }
+        None => None,
+    };
     let binary = binary_of(layout.kind, args.binary.as_deref())?;
     let dir = store_version(layout, &binary)?;
-    link(&layout.current(), &dir)?;
     let env_dir = layout.env_file.parent().expect("the env file is in a directory");
     std::fs::create_dir_all(env_dir).with_context(|| format!("cannot create {}", env_dir.display()))?;
     set_mode(env_dir, 0o700)?;
-    match &args.env_file {
-        Some(given) => {
-            let settings =
-                std::fs::read_to_string(given).with_context(|| format!("cannot read {}", given.display()))?;
-            std::fs::write(&layout.env_file, settings)?;
-        }
+    match settings {
+        Some(settings) => std::fs::write(&layout.env_file, settings)?,
         None if !layout.env_file.exists() => std::fs::write(
             &layout.env_file,
             "# KICI_* settings of this service, one NAME=value a line (docs/configuration.md).\n",
@@ -272,12 +298,18 @@ fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
     }
     set_mode(&layout.env_file, 0o600)?;
     if layout.scope == Scope::System {
-        system_user()?;
+        system_user(layout)?;
     }
     let unit_dir = layout.unit.parent().expect("the unit is in a directory");
     std::fs::create_dir_all(unit_dir)?;
     std::fs::write(&layout.unit, layout.unit_text())
         .with_context(|| format!("cannot write {}", layout.unit.display()))?;
+    if let Ok(installed) = std::fs::read_link(layout.current())
+        && installed != dir
+    {
+        link(&layout.previous(), &installed)?;
+    }
+    link(&layout.current(), &dir)?;
     systemctl(layout, &["daemon-reload"])?;
     systemctl(layout, &["enable", &layout.name])?;
     let verb = verb(layout.kind);
@@ -289,25 +321,26 @@ fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
         layout.env_file.display(),
         layout.state.display()
     );
-    println!("Start it with `kici-admin {verb} start{}`.", target_flags(layout));
+    println!(
+        "Start it with `kici-admin {verb} start{flags}` (`restart{flags}` when it runs already).",
+        flags = target_flags(layout)
+    );
     Ok(crate::EXIT_OK)
 }
 
-/// Creates the system user the services run as, with systemd's own tool, unless it exists.
-fn system_user() -> anyhow::Result<()> {
-    let conf = Path::new("/etc/sysusers.d/kici.conf");
-    if !conf.exists() {
-        std::fs::create_dir_all("/etc/sysusers.d")?;
-        std::fs::write(conf, unit::SYSUSERS_CONF).with_context(|| format!("cannot write {}", conf.display()))?;
-    }
+/// Creates the system user the service runs as, with systemd's own tool, unless it exists.
+fn system_user(layout: &Layout) -> anyhow::Result<()> {
+    let conf = PathBuf::from(format!("/etc/sysusers.d/{}.conf", layout.user()));
+    std::fs::create_dir_all("/etc/sysusers.d")?;
+    std::fs::write(&conf, layout.sysusers()).with_context(|| format!("cannot write {}", conf.display()))?;
     let output = Command::new("systemd-sysusers")
-        .arg(conf)
+        .arg(&conf)
         .output()
         .context("cannot run systemd-sysusers (hint: these commands need systemd)")?;
     if !output.status.success() {
         bail!(
             "systemd-sysusers could not create the user `{}`: {}",
-            unit::SYSTEM_USER,
+            layout.user(),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
@@ -349,14 +382,18 @@ fn installed(layout: &Layout) -> anyhow::Result<()> {
 fn uninstall(layout: &Layout, purge: bool) -> anyhow::Result<u8> {
     installed(layout)?;
     systemctl(layout, &["disable", "--now", &layout.name])?;
-    std::fs::remove_file(&layout.unit)?;
-    systemctl(layout, &["daemon-reload"])?;
     if purge {
-        std::fs::remove_dir_all(&layout.versions)?;
-        if let Some(dir) = layout.env_file.parent() {
-            std::fs::remove_dir_all(dir)?;
+        let settings = layout.env_file.parent().expect("the env file is in a directory");
+        for dir in [layout.versions.as_path(), settings] {
+            match std::fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err).with_context(|| format!("cannot remove {}", dir.display())),
+            }
         }
     }
+    std::fs::remove_file(&layout.unit)?;
+    systemctl(layout, &["daemon-reload"])?;
     println!(
         "Uninstalled {}.{} Its data stays in {}.",
         layout.name,
@@ -427,7 +464,7 @@ fn wait_running(layout: &Layout) -> anyhow::Result<()> {
         let state = state(layout)?;
         // Running a moment without restarting: a service that fails at start restarts.
         if state.active == "active" && state.sub == "running" {
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(SETTLE);
             let again = self::state(layout)?;
             if again.active == "active" && again.restarts == state.restarts {
                 return Ok(());
@@ -548,7 +585,7 @@ fn logs(layout: &Layout, args: &LogsArgs) -> anyhow::Result<u8> {
 
 /// Lower is more severe.
 fn rank(level: &str) -> Option<u8> {
-    ["error", "warn", "info", "debug"]
+    ["error", "warn", "info", "debug", "trace"]
         .iter()
         .position(|l| *l == level)
         .map(|i| i as u8)
@@ -586,13 +623,15 @@ fn upgrade(layout: &Layout, args: &UpgradeArgs) -> anyhow::Result<u8> {
             Some(previous) => link(&layout.previous(), previous)?,
             None => std::fs::remove_file(layout.previous())?,
         }
-        systemctl(layout, &["restart", &layout.name])?;
-        wait_running(layout)?;
-        return Err(err.context(format!(
-            "{} went back to {}",
-            layout.name,
-            version_of(&layout.current()).unwrap_or_default()
-        )));
+        let back = systemctl(layout, &["restart", &layout.name]).and_then(|_| wait_running(layout));
+        let version = version_of(&layout.current()).unwrap_or_default();
+        return Err(match back {
+            Ok(()) => err.context(format!("{} went back to {version}", layout.name)),
+            Err(again) => err.context(format!(
+                "{} went back to {version}, which does not start either: {again:#} (hint: a database the new build migrated needs its backup, `kici-admin db restore`)",
+                layout.name
+            )),
+        });
     }
     println!(
         "{} runs {} (previous: {}).",

@@ -4,14 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// The system user system services run as, created by `systemd-sysusers` from
-/// [`SYSUSERS_CONF`] (a user of its own per service, `DynamicUser=`, needs mount namespaces that
-/// containers running systemd often cannot give).
-pub const SYSTEM_USER: &str = "kici";
-
-/// `/etc/sysusers.d/kici.conf`: the system user, with no login and no home beyond the state.
-pub const SYSUSERS_CONF: &str = "u kici - \"KiCI services\" /var/lib/kici /usr/sbin/nologin\n";
-
 /// Which service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -88,6 +80,28 @@ impl Layout {
         }
     }
 
+    /// The system user a system service runs as: one per service, so a job on an agent cannot
+    /// read the orchestrator's data or signal it. `systemd-sysusers` creates it
+    /// ([`Layout::sysusers`]); `DynamicUser=` would too, but needs mount namespaces that
+    /// containers running systemd often cannot give.
+    pub fn user(&self) -> String {
+        if self.name.starts_with("kici-") {
+            self.name.clone()
+        } else {
+            format!("kici-{}", self.name)
+        }
+    }
+
+    /// Its `/etc/sysusers.d/<user>.conf`: a user with no login and no home beyond its state.
+    pub fn sysusers(&self) -> String {
+        format!(
+            "u {} - \"KiCI {}\" {} /usr/sbin/nologin\n",
+            self.user(),
+            self.name,
+            self.state.display()
+        )
+    }
+
     /// The link to the binary the unit runs.
     pub fn current(&self) -> PathBuf {
         self.versions.join("current")
@@ -136,10 +150,11 @@ impl Layout {
              UMask=0077\n",
         );
         if self.scope == Scope::System {
-            // The system user `kici` ([`SYSTEM_USER`]), owning only its state.
+            // A user of its own ([`Layout::user`]), owning only its state.
             unit.push_str(&format!(
-                "User={SYSTEM_USER}\nGroup={SYSTEM_USER}\nStateDirectory=kici/{}\nStateDirectoryMode=0700\n",
-                self.name
+                "User={user}\nGroup={user}\nStateDirectory=kici/{}\nStateDirectoryMode=0700\n",
+                self.name,
+                user = self.user()
             ));
         }
         // What neither service needs (seccomp-based, so a user's own manager applies them too).
@@ -150,9 +165,10 @@ impl Layout {
              LockPersonality=yes\n",
         );
         match self.scope {
-            // Namespaces and capabilities, which only the system manager sets up. Both services
-            // run git, and the agent runs jobs (compilers, npm, Node.js with its JIT), so the
-            // agent keeps writable-executable memory and every system call.
+            // Namespaces and capabilities, which only the system manager sets up. Neither gets a
+            // seccomp filter or loses writable-executable memory: the agent runs jobs (Node.js
+            // has a JIT), and so do the agents a bare-metal scaler starts as the
+            // orchestrator's children, which inherit its limits.
             Scope::System => {
                 unit.push_str(
                     "PrivateTmp=yes\n\
@@ -168,14 +184,8 @@ impl Layout {
                      CapabilityBoundingSet=\n\
                      AmbientCapabilities=\n",
                 );
-                if kind == Kind::Orchestrator {
-                    unit.push_str(
-                        "MemoryDenyWriteExecute=yes\n\
-                         RestrictNamespaces=yes\n\
-                         SystemCallArchitectures=native\n\
-                         SystemCallFilter=@system-service\n",
-                    );
-                }
+                // Processes see only their own service's (`/proc/<pid>/environ` holds tokens).
+                unit.push_str("ProtectProc=invisible\n");
             }
             Scope::User => unit.push_str(&format!("ExecStartPre=/bin/mkdir -p {state}\n")),
         }
@@ -210,14 +220,13 @@ mod tests {
             "ExecStart=/opt/kici/kici-orchestrator/current/kici-orchestrator",
             "Environment=KICI_DATA_DIR=/var/lib/kici/kici-orchestrator",
             "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
-            "User=kici",
+            "User=kici-orchestrator",
             "StateDirectory=kici/kici-orchestrator",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
             "ProtectHome=yes",
             "PrivateTmp=yes",
-            "MemoryDenyWriteExecute=yes",
-            "SystemCallFilter=@system-service",
+            "ProtectProc=invisible",
             "WantedBy=multi-user.target",
         ] {
             assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
@@ -237,7 +246,7 @@ mod tests {
         ] {
             assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
         }
-        assert!(!unit.contains("User=kici"), "{unit}");
+        assert!(!unit.contains("User="), "{unit}");
         assert!(!unit.contains("MemoryDenyWriteExecute"), "{unit}");
         assert!(!unit.contains("SystemCallFilter"), "{unit}");
     }
