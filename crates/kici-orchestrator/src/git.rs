@@ -24,6 +24,11 @@ pub enum GitError {
     UnknownCommit { repo: String, sha: String },
     #[error("git {args} failed: {stderr}")]
     Failed { args: String, stderr: String },
+    /// Git reads no repository another user owns.
+    #[error(
+        "git will not read {repo}: it belongs to another user (\"dubious ownership\") (hint: trust it with `git config --system --add safe.directory {repo}`, or let the orchestrator's user own it)"
+    )]
+    NotTrusted { repo: String },
 }
 
 /// The lock file at a commit, or the fact that there is none.
@@ -221,6 +226,10 @@ pub async fn ref_contains(repo: &Path, git_ref: &str, sha: &str) -> Result<bool,
     }
     match git(repo, &["merge-base", "--is-ancestor", sha, git_ref]).await {
         Ok(_) => Ok(true),
+        // Git reads no repository another user owns: that is no answer about the commit.
+        Err(GitError::Failed { stderr, .. }) if stderr.contains("dubious ownership") => Err(GitError::NotTrusted {
+            repo: repo.display().to_string(),
+        }),
         Err(GitError::Failed { .. }) => Ok(false),
         Err(other) => Err(other),
     }

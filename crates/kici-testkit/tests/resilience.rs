@@ -402,6 +402,28 @@ async fn local_pushes_need_the_trigger_token_and_a_ref_that_holds_the_commit() {
     let main = repo.push_payload("app", "main");
     assert_eq!(send(Some(&token), &main).await.0, 401);
     assert_eq!(send(Some(new_token), &main).await.0, 202);
+
+    // A repository another user owns: git will not read it, and the answer says so and how to
+    // trust it (only root can give a file away).
+    let root = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) == 0;
+    if root {
+        let nobody = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(repo.origin())
+            .status()
+            .unwrap();
+        assert!(nobody.success());
+        let (status, answer) = send(Some(new_token), &main).await;
+        assert_eq!(status, 422, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        let origin = repo.origin().display().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "git will not read {origin}: it belongs to another user (\"dubious ownership\") (hint: trust it with `git config --system --add safe.directory {origin}`, or let the orchestrator's user own it)"
+            )
+        );
+    }
 }
 
 /// A delivery is recorded before it is answered: past the answer budget the answer is

@@ -170,7 +170,11 @@ async fn check_local_push(source: &Source, event_name: &str, normalized: &Normal
     };
     let contained = crate::git::ref_contains(std::path::Path::new(path), &normalized.git_ref, &normalized.sha)
         .await
-        .map_err(|err| invalid(excerpt(&err.to_string()).into_owned()))?;
+        .map_err(|err| match err {
+            // The operator's own path and what to do with it: said whole.
+            crate::git::GitError::NotTrusted { .. } => invalid(err.to_string()),
+            other => invalid(excerpt(&other.to_string()).into_owned()),
+        })?;
     if !contained {
         return Err(invalid(format!(
             "{} in {path} does not contain commit {}: a local push must name a ref and a commit on it",
