@@ -37,6 +37,9 @@ fi
 
 echo "==> PostgreSQL for the store and end-to-end tests (127.0.0.1 only)"
 KICI_TEST_POSTGRES_URL=$(./scripts/postgres.sh)
+# Every test makes a database of its own; those an earlier run left would fill the disk run by run.
+psql "$KICI_TEST_POSTGRES_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'kici\_%'" |
+  while read -r db; do psql -q "$KICI_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
 export KICI_TEST_POSTGRES_URL KICI_TEST_REQUIRE_POSTGRES=1 KICI_TEST_REQUIRE_PROMTOOL=1 KICI_TEST_REQUIRE_CHROMIUM=1
 
 echo "==> An S3-compatible server for the object storage tests (moto, 127.0.0.1 only)"
