@@ -26,7 +26,7 @@ use kici_engine::api::{RunDetail, RunLogs};
 use serde_json::{Value, json};
 
 pub use fake_agent::FakeAgent;
-pub use process::{Service, binary};
+pub use process::{Service, binary, run_to_end};
 pub use repo::Repo;
 
 /// How long helpers wait for something before failing the test.

@@ -149,3 +149,15 @@ impl Drop for Service {
         }
     }
 }
+
+/// Runs `command` to its end: its exit code (-1 when a signal ended it) and what it printed,
+/// stdout then stderr.
+pub fn run_to_end(command: &mut Command) -> (i32, String) {
+    let output = command.output().expect("the command runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}

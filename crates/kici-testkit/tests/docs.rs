@@ -212,19 +212,15 @@ fn started_on_a_newer_database(stack: &Stack) -> String {
         .status()
         .unwrap();
     assert!(made.success());
-    let output = Command::new(kici_testkit::binary("kici-orchestrator"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("KICI_DATA_DIR", &dir)
-        .env("KICI_PORT", "0")
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "an orchestrator started on a newer database");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let (code, output) = kici_testkit::run_to_end(
+        Command::new(kici_testkit::binary("kici-orchestrator"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KICI_DATA_DIR", &dir)
+            .env("KICI_PORT", "0"),
+    );
+    assert_ne!(code, 0, "an orchestrator started on a newer database");
+    output
 }
 
 async fn scenario(name: &str) -> Scenario {

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use kici_testkit::podman::{Removed, podman, ready};
-use kici_testkit::{Service, binary};
+use kici_testkit::{Service, binary, run_to_end};
 
 const ADMIN_TOKEN: &str = "images-test-admin-token-0123456789";
 
@@ -39,17 +39,11 @@ async fn wait_ready(url: &str) {
 }
 
 fn admin(url: &str, args: &[&str]) -> (i32, String) {
-    let output = Command::new(binary("kici-admin"))
-        .args(["--url", url, "--token", ADMIN_TOKEN])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
+    run_to_end(
+        Command::new(binary("kici-admin"))
+            .args(["--url", url, "--token", ADMIN_TOKEN])
+            .args(args),
+    )
 }
 
 async fn wait_healthy(url: &str) {

@@ -42,17 +42,11 @@ struct Host(Removed);
 impl Host {
     /// Runs `args` in the container; its exit code and output.
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let output = std::process::Command::new("podman")
-            .args(["exec", &self.0.id])
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.code().unwrap_or(-1), text)
+        kici_testkit::run_to_end(
+            std::process::Command::new("podman")
+                .args(["exec", &self.0.id])
+                .args(args),
+        )
     }
 
     /// `kici-admin args`, which must exit `code`; its output.
