@@ -74,9 +74,9 @@ if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-
 echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace
 echo "==> End-to-end tests again on PostgreSQL"
-# The image and systemd service tests use no stack database: once is enough.
+# The image, systemd service and quickstart tests use no stack database: once is enough.
 if [ "${runner[1]}" = nextest ]; then
-  KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit -E 'not (binary(images) | binary(services))'
+  KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit -E 'not (binary(images) | binary(services) | binary(quickstart))'
 else
   KICI_TEST_E2E_DATABASE=postgres "${runner[@]}" -p kici-testkit
 fi

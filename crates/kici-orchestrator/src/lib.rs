@@ -385,8 +385,11 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), Sta
         path: path.display().to_string(),
         source,
     })?;
-    // The token goes to the terminal only, never into the log files a debug bundle collects.
-    eprintln!("KICI Admin Token: {token}");
+    // The token goes to the terminal only, never into the log files a debug bundle collects,
+    // nor into the journal when systemd runs the service (it sets JOURNAL_STREAM).
+    if std::env::var_os("JOURNAL_STREAM").is_none() {
+        eprintln!("KICI Admin Token: {token}");
+    }
     tracing::info!(path = %path.display(), "admin token generated");
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod podman;
 mod process;
 mod repo;
 pub mod ssh_server;
+pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -10,65 +10,25 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kici_testkit::podman::{BASE_IMAGE, Removed, podman, ready};
+use kici_testkit::podman::ready;
+use kici_testkit::systemd::Host;
 
-const IMAGE: &str = "localhost/kici-systemd:test";
 const TOKEN: &str = "services-test-admin-token-0123456789";
 
-/// The base with systemd as the first process, built once (Debian's packages, from its mirror).
-fn systemd_image() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Containerfile"),
-        format!(
-            "FROM {BASE_IMAGE}\n\
-             RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus >/dev/null && apt-get clean\n\
-             CMD [\"/lib/systemd/systemd\"]\n"
-        ),
-    )
-    .unwrap();
-    podman(&[
-        "build",
-        "--quiet",
-        "--pull=never",
-        "-t",
-        IMAGE,
-        &dir.path().display().to_string(),
-    ]);
+/// `kici-admin args` in the container, which must exit `code`; its output.
+fn admin(host: &Host, code: i32, args: &[&str]) -> String {
+    let mut all = vec!["/kici/kici-admin"];
+    all.extend_from_slice(args);
+    let (exit, output) = host.run(&all);
+    assert_eq!(exit, code, "kici-admin {args:?}:\n{output}");
+    output
 }
 
-struct Host(Removed);
-
-impl Host {
-    /// Runs `args` in the container; its exit code and output.
-    fn run(&self, args: &[&str]) -> (i32, String) {
-        kici_testkit::run_to_end(
-            std::process::Command::new("podman")
-                .args(["exec", &self.0.id])
-                .args(args),
-        )
-    }
-
-    /// `kici-admin args`, which must exit `code`; its output.
-    fn admin(&self, code: i32, args: &[&str]) -> String {
-        let mut all = vec!["/kici/kici-admin"];
-        all.extend_from_slice(args);
-        let (exit, output) = self.run(&all);
-        assert_eq!(exit, code, "kici-admin {args:?}:\n{output}");
-        output
-    }
-
-    /// `kici-admin` against the orchestrator in the container.
-    fn api(&self, args: &[&str]) -> String {
-        let mut all = vec!["-u", "http://127.0.0.1:4000", "-t", TOKEN];
-        all.extend_from_slice(args);
-        self.admin(0, &all)
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let (code, output) = self.run(&["sh", "-c", &format!("cat > {path} <<'EOF'\n{text}EOF\n")]);
-        assert_eq!(code, 0, "{output}");
-    }
+/// `kici-admin` against the orchestrator in the container.
+fn api(host: &Host, args: &[&str]) -> String {
+    let mut all = vec!["-u", "http://127.0.0.1:4000", "-t", TOKEN];
+    all.extend_from_slice(args);
+    admin(host, 0, &all)
 }
 
 /// The version directory a message names after `what` (`… runs 0.1.0-abc (previous: …)`).
@@ -82,34 +42,19 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     if !ready("the systemd service test") {
         return;
     }
-    systemd_image();
     let binaries = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
         .join("debug");
-    let id = podman(&[
-        "run",
-        "-d",
-        "--systemd=always",
-        "-v",
-        &format!("{}:/kici:ro", binaries.display()),
-        IMAGE,
-    ]);
-    let host = Host(Removed::container(id));
-    for _ in 0..100 {
-        let (_, state) = host.run(&["systemctl", "is-system-running"]);
-        if matches!(state.trim(), "running" | "degraded") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let host = Host::start(&[(&binaries, "/kici")]);
 
     // Install and start the orchestrator.
     host.write(
         "/root/orchestrator.env",
         &format!("KICI_BOOTSTRAP_ADMIN_TOKEN={TOKEN}\n"),
     );
-    let installed = host.admin(
+    let installed = admin(
+        &host,
         0,
         &[
             "orchestrator",
@@ -125,26 +70,30 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         "{installed}"
     );
     let first = version_after(&installed, "Installed kici-orchestrator (").to_string();
-    let again = host.admin(1, &["orchestrator", "install", "--binary", "/kici/kici-orchestrator"]);
+    let again = admin(
+        &host,
+        1,
+        &["orchestrator", "install", "--binary", "/kici/kici-orchestrator"],
+    );
     assert!(again.contains("kici-orchestrator is installed already"), "{again}");
     let (_, mode) = host.run(&["stat", "-c", "%a", "/etc/kici/kici-orchestrator/kici-orchestrator.env"]);
     assert_eq!(mode.trim(), "600");
-    let started = host.admin(0, &["orchestrator", "start"]);
+    let started = admin(&host, 0, &["orchestrator", "start"]);
     assert_eq!(started, format!("kici-orchestrator is running ({first}).\n"));
-    let status = host.admin(0, &["orchestrator", "status"]);
+    let status = admin(&host, 0, &["orchestrator", "status"]);
     assert!(status.contains("State:    active (running), PID "), "{status}");
     assert!(status.contains(&format!("Version:  {first}\n")), "{status}");
     // It runs as a system user of its own, not root.
     let main_pid = "stat -c %U /proc/$(systemctl show -p MainPID --value kici-orchestrator)";
     assert_eq!(host.run(&["sh", "-c", main_pid]).1.trim(), "kici-orchestrator");
-    host.api(&["token", "create", "--label", "made-before-the-upgrade"]);
-    let logs = host.admin(0, &["orchestrator", "logs", "--no-follow"]);
+    api(&host, &["token", "create", "--label", "made-before-the-upgrade"]);
+    let logs = admin(&host, 0, &["orchestrator", "logs", "--no-follow"]);
     assert!(logs.contains("\"message\":\"orchestrator.listening\""), "{logs}");
-    let errors = host.admin(0, &["orchestrator", "logs", "--no-follow", "--level", "error"]);
+    let errors = admin(&host, 0, &["orchestrator", "logs", "--no-follow", "--level", "error"]);
     assert!(!errors.contains("orchestrator.listening"), "{errors}");
 
     // An agent, registered with it.
-    let registered = host.api(&["agent", "register", "--label", "builder", "--labels", "linux"]);
+    let registered = api(&host, &["agent", "register", "--label", "builder", "--labels", "linux"]);
     let agent_token = registered
         .lines()
         .find_map(|l| l.strip_prefix("Token:"))
@@ -154,7 +103,8 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         "/root/agent.env",
         &format!("KICI_ORCHESTRATOR_URL=ws://127.0.0.1:4000/ws\nKICI_AGENT_TOKEN={agent_token}\nKICI_LABELS=linux\n"),
     );
-    host.admin(
+    admin(
+        &host,
         0,
         &[
             "agent",
@@ -165,7 +115,7 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
             "/root/agent.env",
         ],
     );
-    host.admin(0, &["agent", "start"]);
+    admin(&host, 0, &["agent", "start"]);
     let mut healthy = false;
     for _ in 0..100 {
         let (code, _) = host.run(&[
@@ -182,7 +132,7 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(healthy, "{}", host.api(&["agent", "list"]));
+    assert!(healthy, "{}", api(&host, &["agent", "list"]));
 
     // A push to a local repository runs its workflow on the agent service. The repository is
     // root's, so the services' users are told to trust it (git refuses a repository another
@@ -237,40 +187,37 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         "-c",
         "cp /kici/kici-orchestrator /root/next && printf x >> /root/next",
     ]);
-    let upgraded = host.admin(0, &["orchestrator", "upgrade", "--binary", "/root/next"]);
+    let upgraded = admin(&host, 0, &["orchestrator", "upgrade", "--binary", "/root/next"]);
     let next = version_after(&upgraded, "kici-orchestrator runs ").to_string();
     assert_ne!(next, first);
     assert!(upgraded.contains(&format!("(previous: {first})")), "{upgraded}");
-    assert!(host.api(&["token", "list"]).contains("made-before-the-upgrade"));
+    assert!(api(&host, &["token", "list"]).contains("made-before-the-upgrade"));
     // A build that does not run is taken out again.
     host.write(
         "/root/broken",
         "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'kici-orchestrator 9.9.9'; else exit 1; fi\n",
     );
     host.run(&["chmod", "755", "/root/broken"]);
-    let refused = host.admin(1, &["orchestrator", "upgrade", "--binary", "/root/broken"]);
+    let refused = admin(&host, 1, &["orchestrator", "upgrade", "--binary", "/root/broken"]);
     assert!(
         refused.contains(&format!("kici-orchestrator went back to {next}")),
         "{refused}"
     );
-    assert!(
-        host.admin(0, &["orchestrator", "status"])
-            .contains(&format!("Version:  {next} (previous: {first})"))
-    );
-    let back = host.admin(0, &["orchestrator", "upgrade", "--rollback"]);
+    assert!(admin(&host, 0, &["orchestrator", "status"]).contains(&format!("Version:  {next} (previous: {first})")));
+    let back = admin(&host, 0, &["orchestrator", "upgrade", "--rollback"]);
     assert_eq!(back, format!("kici-orchestrator runs {first} (previous: {next}).\n"));
-    assert!(host.api(&["token", "list"]).contains("made-before-the-upgrade"));
+    assert!(api(&host, &["token", "list"]).contains("made-before-the-upgrade"));
 
     // Stopped, then gone.
-    host.admin(0, &["orchestrator", "stop"]);
-    let stopped = host.admin(3, &["orchestrator", "status"]);
+    admin(&host, 0, &["orchestrator", "stop"]);
+    let stopped = admin(&host, 3, &["orchestrator", "status"]);
     assert!(stopped.contains("State:    inactive (dead)"), "{stopped}");
-    host.admin(0, &["agent", "uninstall"]);
-    let gone = host.admin(0, &["orchestrator", "uninstall"]);
+    admin(&host, 0, &["agent", "uninstall"]);
+    let gone = admin(&host, 0, &["orchestrator", "uninstall"]);
     assert!(
         gone.contains("Its data stays in /var/lib/kici/kici-orchestrator."),
         "{gone}"
     );
-    let missing = host.admin(1, &["orchestrator", "status"]);
+    let missing = admin(&host, 1, &["orchestrator", "status"]);
     assert!(missing.contains("kici-orchestrator is not installed"), "{missing}");
 }

@@ -158,7 +158,38 @@ fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
             "`{name}` is not a service name (hint: up to 28 letters, digits, `-`, `_` and `.`, starting with a letter or digit)"
         );
     }
-    Ok(Layout::new(kind, scope, &name, &home))
+    let layout = Layout::new(kind, scope, &name, &home);
+    // A service its Debian package installed, unless kici-admin installed one of the same name.
+    let packaged = Layout::packaged(kind);
+    if scope == Scope::System && name == kind.binary() && !layout.unit.exists() && packaged.unit.exists() {
+        return Ok(packaged);
+    }
+    Ok(layout)
+}
+
+/// Refuses what only a service kici-admin installed can do, for one its package installed.
+fn not_packaged(layout: &Layout, hint: &str) -> anyhow::Result<()> {
+    if layout.packaged {
+        bail!(
+            "{} is installed by its Debian package ({}) (hint: {hint})",
+            layout.name,
+            layout.unit.display()
+        );
+    }
+    Ok(())
+}
+
+/// The installed build: the package's version, or the version directory `current` links to.
+fn version(layout: &Layout) -> Option<String> {
+    if !layout.packaged {
+        return version_of(&layout.current());
+    }
+    let output = Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Version}", &layout.name])
+        .output()
+        .ok()?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (output.status.success() && !version.is_empty()).then(|| format!("{version} (package)"))
 }
 
 /// Runs `systemctl` for the layout's scope; its error output is the error.
@@ -269,6 +300,14 @@ fn version_of(link: &Path) -> Option<String> {
 }
 
 fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
+    not_packaged(
+        layout,
+        &format!(
+            "its settings are {}; `kici-admin {} start` starts it, and --name installs another one beside it",
+            layout.env_file.display(),
+            verb(layout.kind)
+        ),
+    )?;
     if layout.unit.exists() && !args.force {
         bail!(
             "{} is installed already ({}) (hint: `upgrade --binary` runs another build; --force writes it again)",
@@ -381,6 +420,7 @@ fn installed(layout: &Layout) -> anyhow::Result<()> {
 
 fn uninstall(layout: &Layout, purge: bool) -> anyhow::Result<u8> {
     installed(layout)?;
+    not_packaged(layout, &format!("`apt remove {}` removes it", layout.name))?;
     systemctl(layout, &["disable", "--now", &layout.name])?;
     if purge {
         let settings = layout.env_file.parent().expect("the env file is in a directory");
@@ -445,13 +485,13 @@ fn state(layout: &Layout) -> anyhow::Result<State> {
 /// Starts (or restarts) the service and waits until it runs, or says why it did not.
 fn start(layout: &Layout, how: &str) -> anyhow::Result<u8> {
     installed(layout)?;
+    if layout.packaged {
+        // A package may leave its unit disabled until it is configured (the agent's does).
+        systemctl(layout, &["enable", &layout.name])?;
+    }
     systemctl(layout, &[how, &layout.name])?;
     wait_running(layout)?;
-    println!(
-        "{} is running ({}).",
-        layout.name,
-        version_of(&layout.current()).unwrap_or_default()
-    );
+    println!("{} is running ({}).", layout.name, version(layout).unwrap_or_default());
     Ok(crate::EXIT_OK)
 }
 
@@ -489,8 +529,8 @@ fn wait_running(layout: &Layout) -> anyhow::Result<()> {
 fn status(layout: &Layout, json: bool) -> anyhow::Result<u8> {
     installed(layout)?;
     let state = state(layout)?;
-    let current = version_of(&layout.current());
-    let previous = version_of(&layout.previous());
+    let current = version(layout);
+    let previous = version_of(&layout.previous()).filter(|_| !layout.packaged);
     let code = if state.active == "active" {
         crate::EXIT_OK
     } else {
@@ -593,6 +633,13 @@ fn rank(level: &str) -> Option<u8> {
 
 fn upgrade(layout: &Layout, args: &UpgradeArgs) -> anyhow::Result<u8> {
     installed(layout)?;
+    not_packaged(
+        layout,
+        &format!(
+            "upgrade it with its package, `apt install ./{name}_<version>_<arch>.deb`, and go back with the earlier .deb and --allow-downgrades",
+            name = layout.name
+        ),
+    )?;
     let current = std::fs::read_link(layout.current()).context("no current build installed")?;
     let next = if args.rollback {
         std::fs::read_link(layout.previous())

@@ -50,6 +50,9 @@ pub struct Layout {
     pub versions: PathBuf,
     /// Its data directory (`KICI_DATA_DIR` / `KICI_WORK_DIR`).
     pub state: PathBuf,
+    /// Installed by its Debian package (binary in `/usr/bin`, upgraded with the package), not by
+    /// `kici-admin … install`.
+    pub packaged: bool,
 }
 
 impl Layout {
@@ -77,6 +80,27 @@ impl Layout {
             env_file: config.join(name).join(format!("{name}.env")),
             versions: share.join(name),
             state: state.join(name),
+            packaged: false,
+        }
+    }
+
+    /// The service as its Debian package installs it: the same settings, data and user as a
+    /// system install, the unit beside the system's own and the binary in `/usr/bin`.
+    pub fn packaged(kind: Kind) -> Layout {
+        let name = kind.binary();
+        Layout {
+            unit: PathBuf::from(format!("/usr/lib/systemd/system/{name}.service")),
+            packaged: true,
+            ..Layout::new(kind, Scope::System, name, Path::new("/root"))
+        }
+    }
+
+    /// The binary the unit runs.
+    pub fn exec(&self) -> PathBuf {
+        if self.packaged {
+            Path::new("/usr/bin").join(self.kind.binary())
+        } else {
+            self.current().join(self.kind.binary())
         }
     }
 
@@ -115,10 +139,22 @@ impl Layout {
     /// The systemd unit.
     pub fn unit_text(&self) -> String {
         let kind = self.kind;
-        let exec = self.current().join(kind.binary());
+        let exec = self.exec();
         let state = self.state.display();
+        let verb = match kind {
+            Kind::Orchestrator => "orchestrator",
+            Kind::Agent => "agent",
+        };
+        let origin = if self.packaged {
+            format!(
+                "# Installed by the {} package; `kici-admin {verb} start|stop|status|logs` drive it.\n",
+                self.name
+            )
+        } else {
+            format!("# Written by `kici-admin {verb} install`; `kici-admin {verb} uninstall` removes it.\n")
+        };
         let mut unit = format!(
-            "# Written by `kici-admin {verb} install`; `kici-admin {verb} uninstall` removes it.\n\
+            "{origin}\
              [Unit]\n\
              Description={} ({})\n\
              After=network-online.target\n\
@@ -130,10 +166,6 @@ impl Layout {
             kind.description(),
             self.name,
             exec.display(),
-            verb = match kind {
-                Kind::Orchestrator => "orchestrator",
-                Kind::Agent => "agent",
-            },
         );
         match kind {
             Kind::Orchestrator => unit.push_str(&format!("Environment=KICI_DATA_DIR={state}\n")),
@@ -201,6 +233,42 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The units and users the Debian packages ship are the ones this code writes
+    /// (`KICI_UPDATE_PACKAGING=1` rewrites them).
+    #[test]
+    fn the_packages_ship_the_units_and_users_this_build_writes() {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for kind in [Kind::Orchestrator, Kind::Agent] {
+            let layout = Layout::packaged(kind);
+            let name = kind.binary();
+            for (file, text) in [
+                (format!("{name}.service"), layout.unit_text()),
+                (format!("{name}.sysusers"), layout.sysusers()),
+            ] {
+                let path = crates.join(name).join("debian").join(file);
+                if std::env::var_os("KICI_UPDATE_PACKAGING").is_some() {
+                    std::fs::write(&path, &text).unwrap();
+                }
+                let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+                assert_eq!(
+                    shipped,
+                    text,
+                    "{} differs from what this build writes (hint: KICI_UPDATE_PACKAGING=1 cargo test -p kici-admin rewrites it)",
+                    path.display()
+                );
+            }
+        }
+        let unit = Layout::packaged(Kind::Orchestrator).unit_text();
+        for line in [
+            "ExecStart=/usr/bin/kici-orchestrator",
+            "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
+            "User=kici-orchestrator",
+            "StateDirectory=kici/kici-orchestrator",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
+        }
+    }
 
     #[test]
     fn a_system_orchestrator_runs_hardened_as_a_user_of_its_own() {

@@ -39,10 +39,19 @@ pub const STEP_INDEX: i64 = -2;
 pub const STEP_NAME: &str = "dependencies";
 pub const STEP_TYPE: &str = "deps";
 
-/// Whether the checkout in `dir` has `.kici/` dependencies that are not installed.
+/// Whether the checkout in `dir` has `.kici/` dependencies that are not installed. A
+/// `package.json` that declares none (as `kici init` writes it) needs no package manager.
 pub(super) fn needed(dir: &Path) -> bool {
     let kici_dir = dir.join(".kici");
-    kici_dir.join("package.json").is_file() && !kici_dir.join("node_modules").exists()
+    let Ok(manifest) = std::fs::read_to_string(kici_dir.join("package.json")) else {
+        return false;
+    };
+    let declares_none = serde_json::from_str::<serde_json::Value>(&manifest).is_ok_and(|manifest| {
+        ["dependencies", "devDependencies", "optionalDependencies"]
+            .iter()
+            .all(|key| manifest[key].as_object().is_none_or(|deps| deps.is_empty()))
+    });
+    !declares_none && !kici_dir.join("node_modules").exists()
 }
 
 /// What an install authenticates with: the job's resolved `registries` and `installEnv`.
@@ -301,4 +310,29 @@ async fn run_install(dir: &Path, kici_dir: &Path, secrets: &InstallSecrets<'_>) 
         manager.as_str(),
         started.elapsed().as_secs_f64()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_dependencies_that_are_not_installed_need_an_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let kici = dir.path().join(".kici");
+        std::fs::create_dir(&kici).unwrap();
+        assert!(!needed(dir.path()), "no package.json");
+        for (manifest, expected) in [
+            (r#"{"name":"kici-workflows","private":true}"#, false),
+            (r#"{"dependencies":{},"devDependencies":{}}"#, false),
+            (r#"{"dependencies":{"left-pad":"1.3.0"}}"#, true),
+            (r#"{"devDependencies":{"typescript":"5"}}"#, true),
+            ("not json", true),
+        ] {
+            std::fs::write(kici.join("package.json"), manifest).unwrap();
+            assert_eq!(needed(dir.path()), expected, "{manifest}");
+        }
+        std::fs::create_dir(kici.join("node_modules")).unwrap();
+        assert!(!needed(dir.path()), "installed already");
+    }
 }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the Debian packages of the binaries already built: kici-orchestrator and kici-agent (the
+# services, with their units, users and default settings) and kici (kici and kici-admin), into
+# target/debian/<profile>. Installs cargo-deb from crates.io into target/tools the first time.
+#   scripts/packages.sh [release|debug] [REVISION]   (REVISION: the Debian revision, default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-release}"
+revision="${2:-1}"
+case "$profile" in
+  release) cargo_profile=release ;;
+  debug) cargo_profile=dev ;;
+  *) echo "error: unknown profile \`$profile\` (hint: release or debug)" >&2; exit 1 ;;
+esac
+target="${CARGO_TARGET_DIR:-target}"
+tools="$target/tools"
+cargo_deb="$tools/bin/cargo-deb"
+if ! "$cargo_deb" --version 2>/dev/null | grep -q '^cargo-deb 3\.'; then
+  echo "==> installing cargo-deb into $tools" >&2
+  cargo install --quiet cargo-deb --version '^3' --locked --no-default-features --root "$tools"
+fi
+for bin in kici-orchestrator kici-agent kici kici-admin; do
+  if [ ! -x "$target/$profile/$bin" ]; then
+    echo "error: $target/$profile/$bin is not built (hint: cargo build --workspace --bins${profile/debug/}${profile/release/ --release})" >&2
+    exit 1
+  fi
+done
+out="$target/debian/$profile"
+mkdir -p "$out"
+for package in kici-orchestrator kici-agent kici-cli; do
+  "$cargo_deb" --quiet --no-build --profile "$cargo_profile" --deb-revision "$revision" \
+    --compress-type gz --compress-system --fast -p "$package" -o "$out" >/dev/null
+done
+ls "$out"/*_*-"$revision"_*.deb
