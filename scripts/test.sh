@@ -67,9 +67,14 @@ node --test sdk/tests/
 
 echo "==> Building the binaries the end-to-end tests start"
 cargo build --workspace --bins
+echo "==> The Debian packages of these binaries (cargo-deb) for the single-host quickstart"
+./scripts/packages.sh debug >/dev/null
 echo "==> Podman and the agent image for the container auto-scaler tests"
 ./scripts/agent-image.sh "${CARGO_TARGET_DIR:-target}/debug/kici-agent"
 export KICI_TEST_REQUIRE_PODMAN=1
+echo "==> podman-compose for the containers quickstart (PyPI podman-compose)"
+KICI_TEST_PODMAN_COMPOSE=$(./scripts/podman-compose.sh)
+export KICI_TEST_PODMAN_COMPOSE
 if cargo nextest --version >/dev/null 2>&1; then runner=(cargo nextest run --no-fail-fast); else runner=(cargo test --no-fail-fast); fi
 echo "==> Rust tests (end-to-end on SQLite)"
 "${runner[@]}" --workspace

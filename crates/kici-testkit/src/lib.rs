@@ -226,7 +226,8 @@ impl Stack {
     }
 
     /// Another orchestrator on this stack's PostgreSQL database (its own data directory
-    /// `<dir>/<name>` and port, the first one's secret key), as an operator runs several.
+    /// `<dir>/<name>` and port, the first one's secret key unless the settings give one), as an
+    /// operator runs several.
     pub fn start_peer(&self, name: &str) -> Service {
         let database = self
             .env
@@ -236,10 +237,11 @@ impl Stack {
         std::fs::create_dir_all(&dir).expect("peer dir");
         let mut vars = self.env.clone();
         vars.insert("KICI_DATABASE_URL".into(), database.clone());
-        vars.insert(
-            "KICI_SECRET_KEY_FILE".into(),
-            self.data_dir().join("secret-key").display().to_string(),
-        );
+        // The first one's key, unless the settings name one for all.
+        if !vars.contains_key("KICI_SECRET_KEY") {
+            vars.entry("KICI_SECRET_KEY_FILE".into())
+                .or_insert_with(|| self.data_dir().join("secret-key").display().to_string());
+        }
         start_orchestrator(&dir, &vars)
     }
 
@@ -558,7 +560,7 @@ fn start_orchestrator(dir: &Path, extra: &BTreeMap<String, String>) -> Service {
 }
 
 /// A new database on the PostgreSQL server of `url`; returns its URL.
-fn fresh_postgres_database(url: &str) -> String {
+pub fn fresh_postgres_database(url: &str) -> String {
     let name = format!("kici_e2e_{}", random_id().replace('-', ""));
     let status = std::process::Command::new("psql")
         .arg(url)

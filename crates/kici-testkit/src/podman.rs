@@ -34,6 +34,35 @@ pub fn ready(test: &str) -> bool {
     ready
 }
 
+/// Builds the `stage` of the repository's `Containerfile` from this build's debug binaries as
+/// `tag` (Podman's layer cache makes a second build of the same binaries quick).
+pub fn build_stage(stage: &str, tag: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.display().to_string();
+    podman(&[
+        "build",
+        "--quiet",
+        "--pull=never",
+        "--target",
+        stage,
+        "--build-arg",
+        "PROFILE=debug",
+        "-t",
+        tag,
+        "-f",
+        &format!("{root}/Containerfile"),
+        &root,
+    ]);
+}
+
+/// A free port on 127.0.0.1 (the OS's pick, released for the caller to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
 /// A container or volume, removed when dropped.
 pub struct Removed {
     kind: &'static str,
@@ -52,6 +81,12 @@ impl Removed {
 
 impl Drop for Removed {
     fn drop(&mut self) {
-        let _ = Command::new("podman").args([self.kind, "rm", "-f", &self.id]).output();
+        // A container's anonymous volumes (an image's `VOLUME`) go with it.
+        let volumes: &[&str] = if self.kind == "container" { &["-v"] } else { &[] };
+        let _ = Command::new("podman")
+            .args([self.kind, "rm", "-f"])
+            .args(volumes)
+            .arg(&self.id)
+            .output();
     }
 }

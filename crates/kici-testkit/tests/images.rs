@@ -8,22 +8,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use kici_testkit::podman::{Removed, podman, ready};
+use kici_testkit::podman::{Removed, build_stage, free_port, podman, ready};
 use kici_testkit::{Service, binary, run_to_end};
 
 const ADMIN_TOKEN: &str = "images-test-admin-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn wait_ready(url: &str) {
     for _ in 0..300 {
@@ -64,24 +55,9 @@ async fn the_containerfile_builds_orchestrator_and_platform_images_that_run() {
     if !ready("the image test") {
         return;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let root = root.display().to_string();
     let tag = |stage: &str| format!("localhost/kici-{stage}:test");
     for stage in ["orchestrator", "platform"] {
-        podman(&[
-            "build",
-            "--quiet",
-            "--pull=never",
-            "--target",
-            stage,
-            "--build-arg",
-            "PROFILE=debug",
-            "-t",
-            &tag(stage),
-            "-f",
-            &format!("{root}/Containerfile"),
-            &root,
-        ]);
+        build_stage(stage, &tag(stage));
     }
 
     let volume = format!("kici-images-test-{}", std::process::id());

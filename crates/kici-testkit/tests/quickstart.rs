@@ -5,6 +5,14 @@
 //! systemd (a Podman container whose first process is systemd), the README's `sh` blocks pasted
 //! in order as root; then an upgrade to newer packages and a rollback, every run and log kept.
 //! Needs Podman and the base image (`scripts/base-image.sh`).
+//!
+//! `containers`: `compose.yaml` with `podman-compose` (`scripts/podman-compose.sh`) and the
+//! images of this build's debug binaries, the README's `sh` blocks pasted on this host (its
+//! `/srv/git` and port 4000 moved to the test's own).
+//!
+//! `several-hosts`: two orchestrators with its `orchestrator.env` and `scalers.yaml` (their
+//! addresses, credentials and paths replaced by the test's) on a real PostgreSQL and a real S3
+//! server (`scripts/postgres.sh`, `scripts/s3.sh`); agents only from the bare-metal scaler.
 
 // Helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -13,8 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kici_testkit::podman::ready;
+use kici_engine::status::RunStatus;
+use kici_testkit::podman::{build_stage, free_port, ready};
 use kici_testkit::systemd::Host;
+use kici_testkit::{Repo, Stack, binary, fresh_postgres_database, random_id, test_service};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -153,4 +163,238 @@ fn the_single_host_quickstart_runs_from_the_packages_and_survives_an_upgrade_and
     assert_eq!(back.len(), 3, "{back:?}");
     assert_eq!(back[1..], upgraded[..], "every run and log, after the rollback");
     assert!(back[0].0.contains("success"), "{back:?}");
+}
+
+/// The `NAME=value` lines of an environment file.
+fn env_lines(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, value) = l.split_once('=').unwrap();
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_several_hosts_quickstart_runs_on_either_orchestrator_and_survives_the_loss_of_one() {
+    let (Some(postgres), Some(s3)) = (
+        test_service("KICI_TEST_POSTGRES_URL", "KICI_TEST_REQUIRE_POSTGRES"),
+        test_service("KICI_TEST_S3_ENDPOINT", "KICI_TEST_REQUIRE_S3"),
+    ) else {
+        return;
+    };
+    let quickstart = repository().join("examples/quickstart/several-hosts");
+    let dir = tempfile::tempdir().unwrap();
+
+    // The quickstart's files, with this machine's database, bucket, key and agent binary.
+    let bucket = format!("kici-quickstart-{}", random_id().replace(['-', '_'], ""));
+    let created = reqwest::Client::new()
+        .put(format!("{s3}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let scalers = dir.path().join("scalers.yaml");
+    let yaml = std::fs::read_to_string(quickstart.join("scalers.yaml")).unwrap();
+    assert!(yaml.contains("binaryPath: /usr/bin/kici-agent"), "{yaml}");
+    std::fs::write(
+        &scalers,
+        yaml.replace("/usr/bin/kici-agent", &binary("kici-agent").display().to_string()),
+    )
+    .unwrap();
+    let key = kici_engine::hash::sha256_hex(random_id().as_bytes());
+    let mut env = Vec::new();
+    for (name, value) in env_lines(&quickstart.join("orchestrator.env")) {
+        let value = match name.as_str() {
+            "KICI_DATABASE_URL" => fresh_postgres_database(&postgres),
+            "KICI_STORAGE_ENDPOINT" => s3.clone(),
+            "KICI_STORAGE_BUCKET" => bucket.clone(),
+            "KICI_SECRET_KEY" => key.clone(),
+            "KICI_SCALER_CONFIG_PATH" => scalers.display().to_string(),
+            _ => value,
+        };
+        env.push((name, value));
+    }
+    let settings: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        settings,
+        [
+            "KICI_DATABASE_URL",
+            "KICI_STORAGE_TYPE",
+            "KICI_STORAGE_ENDPOINT",
+            "KICI_STORAGE_BUCKET",
+            "KICI_STORAGE_REGION",
+            "KICI_STORAGE_FORCE_PATH_STYLE",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "KICI_SECRET_KEY",
+            "KICI_SCALER_CONFIG_PATH",
+        ],
+        "each setting of orchestrator.env is one this test gives a value or keeps"
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+
+    // Host A and host B.
+    let mut stack = Stack::start_with(&env).await;
+    let peer = stack.start_peer("host-b");
+    let health = stack.get("/api/v1/admin/cluster/health").await;
+    assert_eq!(health["instances"].as_array().map(Vec::len), Some(2), "{health:#}");
+
+    // A push to host A runs on an agent its scaler starts; its log is in the bucket.
+    let repo = Repo::from_fixture(stack.dir.path(), "tests/e2e-repo");
+    repo.write(
+        ".kici/workflows/quickstart.ts",
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\
+         export default workflow('quickstart', {\n\
+           on: push({ branches: 'quickstart' }),\n\
+           jobs: [job('greet', { runsOn: 'linux', steps: [step('hello', async ({ $ }) => { await $`echo hello from a scaled agent`; })] })],\n\
+         });\n",
+    );
+    repo.compile();
+    repo.commit_and_push("the quickstart workflow");
+    stack.add_local_source("app", &repo).await;
+    let first = stack.push_and_wait("app", &repo, "quickstart").await;
+    assert_eq!(first.run.status, RunStatus::Success, "{first:#?}");
+    let agent = first.jobs[0].agent_id.clone().unwrap_or_default();
+    assert!(agent.starts_with("scaler-bare-metal-"), "{agent}");
+    assert!(
+        stack
+            .log_text(&first.run.run_id)
+            .await
+            .contains("hello from a scaled agent"),
+        "{}",
+        stack.log_text(&first.run.run_id).await
+    );
+
+    // Host A dies: host B leads, takes the next push, and still has the first run and its log.
+    let mut host_a = std::mem::replace(&mut stack.orchestrator, peer);
+    host_a.kill();
+    stack
+        .wait_for("host B to lead", || async {
+            (stack.get("/api/v1/admin/cluster/health").await["role"] == "leader").then_some(())
+        })
+        .await;
+    repo.commit_and_push("again");
+    let second = stack.push_and_wait("app", &repo, "quickstart").await;
+    assert_eq!(second.run.status, RunStatus::Success, "{second:#?}");
+    assert_ne!(second.jobs[0].agent_id.as_deref(), Some(agent.as_str()));
+    assert_eq!(stack.detail(&first.run.run_id).await.run.status, RunStatus::Success);
+    assert!(
+        stack
+            .log_text(&first.run.run_id)
+            .await
+            .contains("hello from a scaled agent")
+    );
+    assert!(
+        stack
+            .log_text(&second.run.run_id)
+            .await
+            .contains("hello from a scaled agent")
+    );
+}
+
+/// A compose project, taken down with its volume when dropped.
+struct ComposeProject {
+    compose: String,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.compose)
+            .args(["-p", &self.name, "down", "-v"])
+            .current_dir(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn the_containers_quickstart_comes_up_with_compose_and_runs_a_push() {
+    if !ready("the containers quickstart test") {
+        return;
+    }
+    let Some(compose) = test_service("KICI_TEST_PODMAN_COMPOSE", "KICI_TEST_REQUIRE_PODMAN") else {
+        return;
+    };
+    build_stage("orchestrator", "localhost/kici-orchestrator:test");
+    build_stage("agent", "localhost/kici-agent:test");
+    let quickstart = repository().join("examples/quickstart/containers");
+    let dir = tempfile::tempdir().unwrap();
+    let git_dir = dir.path().join("git");
+    let git = git_dir.display().to_string();
+    let work = dir.path().join("compose");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    for file in ["compose.yaml", "gitconfig"] {
+        let text = std::fs::read_to_string(quickstart.join(file)).unwrap();
+        assert!(text.contains("/srv/git"), "{file}");
+        std::fs::write(work.join(file), text.replace("/srv/git", &git)).unwrap();
+    }
+    let project = ComposeProject {
+        compose: compose.clone(),
+        name: format!("kici-quickstart-{}", std::process::id()),
+        dir: work.clone(),
+    };
+    let port = free_port();
+    let script = sh_blocks(&quickstart.join("README.md"))
+        .replace("/srv/git", &git)
+        .replace("sudo ", "")
+        .replace("~/app", "$HOME/app")
+        .replace("127.0.0.1:4000", &format!("127.0.0.1:{port}"))
+        .replace("podman-compose", &format!("{compose} -p {}", project.name));
+    let url = format!("http://127.0.0.1:{port}");
+    let binaries = binary("kici").parent().unwrap().display().to_string();
+    let path = format!("{binaries}:{}", std::env::var("PATH").unwrap_or_default());
+    let (code, output) = kici_testkit::run_to_end(
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(&work)
+            .env("HOME", &home)
+            .env("PATH", &path)
+            .env("KICI_PORT", port.to_string())
+            .env("KICI_IMAGE_TAG", "test")
+            .env("KICI_ADMIN_URL", &url)
+            .env("KICI_URL", &url)
+            .env("GIT_AUTHOR_NAME", "ops")
+            .env("GIT_AUTHOR_EMAIL", "ops@example.com")
+            .env("GIT_COMMITTER_NAME", "ops")
+            .env("GIT_COMMITTER_EMAIL", "ops@example.com"),
+    );
+    assert_eq!(code, 0, "{script}\n{output}");
+    let env = std::fs::read_to_string(work.join(".env")).unwrap();
+    let token = env.lines().find_map(|l| l.strip_prefix("KICI_ADMIN_TOKEN=")).unwrap();
+    let kici = |args: &[&str]| {
+        let (code, output) = kici_testkit::run_to_end(
+            Command::new(binary("kici"))
+                .args(args)
+                .env("KICI_URL", &url)
+                .env("KICI_TOKEN", token),
+        );
+        assert_eq!(code, 0, "kici {args:?}: {output}");
+        output
+    };
+    let mut runs = String::new();
+    for _ in 0..150 {
+        runs = kici(&["runs", "list"]);
+        if runs.contains("success") || runs.contains("failed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = runs
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default();
+    let log = kici(&["runs", "logs", id]);
+    assert!(
+        runs.contains("success") && log.contains("Hello, World!"),
+        "{runs}\n{log}\n{output}"
+    );
+    drop(project);
 }
