@@ -129,7 +129,9 @@ impl Stack {
         Some((stack, endpoint, bucket))
     }
 
-    fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
+    /// An orchestrator on `dir`, whose `data/` may hold an existing data directory (one an
+    /// earlier build left, for an upgrade).
+    pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Stack {
         let mut vars: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() == Ok("postgres") {
             let url = std::env::var("KICI_TEST_POSTGRES_URL")

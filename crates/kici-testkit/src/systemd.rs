@@ -63,7 +63,7 @@ fn build_image() {
         dir.path().join("Containerfile"),
         format!(
             "FROM {BASE_IMAGE}\n\
-             RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus sudo >/dev/null && apt-get clean\n\
+             RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus sudo libpam-systemd dbus-user-session >/dev/null && apt-get clean\n\
              CMD [\"/lib/systemd/systemd\"]\n"
         ),
     )

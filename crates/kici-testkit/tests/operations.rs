@@ -773,3 +773,75 @@ async fn the_database_is_backed_up_online_and_restored_with_the_orchestrator_sto
     tokens.expect_code(0);
     assert!(tokens.stdout.contains("kept"), "{}", tokens.stdout);
 }
+
+/// The build whose data directory the upgrade test starts from (`scripts/upgrade-fixture.sh`):
+/// the last before the multi-orchestrator migrations 0030 to 0032.
+const EARLIER_BUILD: &str = "507f87e";
+
+#[tokio::test]
+async fn a_data_directory_of_an_earlier_release_is_migrated_and_keeps_its_runs() {
+    // The fixture is a SQLite data directory.
+    if std::env::var("KICI_TEST_E2E_DATABASE").as_deref() == Ok("postgres") {
+        return;
+    }
+    let dir = tempfile::Builder::new().prefix("kici-e2e-").tempdir().unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/data-{EARLIER_BUILD}.tar.gz"));
+    let (code, output) = kici_testkit::run_to_end(
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&fixture)
+            .arg("-C")
+            .arg(dir.path()),
+    );
+    assert_eq!(code, 0, "{output}");
+    let earlier_token = std::fs::read_to_string(dir.path().join("made-by-token")).unwrap();
+    let database = kici_store::default_database_url(&dir.path().join("data"));
+    let cwd = dir.path().to_path_buf();
+    let status = |expected: i32| {
+        let (code, output) = kici_testkit::run_to_end(
+            std::process::Command::new(kici_testkit::binary("kici-admin"))
+                .args(["db", "status", "--database-url", &database])
+                .current_dir(&cwd),
+        );
+        assert_eq!(code, expected, "{output}");
+        output
+    };
+    let before = status(2);
+    assert!(
+        before.contains("Schema:   migration 29; this build applies 3 more when the orchestrator starts, or with `kici-admin db migrate`: 30 orchestrator_instances, 31 dispatch_queue_pages, 32 dispatch_label_sets"),
+        "{before}"
+    );
+
+    // This build on it: migrated at start, the earlier run and its log still there, the earlier
+    // token still valid.
+    let mut stack = Stack::start_in(dir, &[]);
+    assert!(status(0).contains("Schema:   migration 32, this build's latest"));
+    let runs = stack
+        .client()
+        .get(format!("{}/api/v1/runs", stack.url()))
+        .bearer_auth(earlier_token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let earlier = &runs["runs"][0];
+    assert_eq!(earlier["workflowName"], "upgrade", "{runs:#}");
+    assert_eq!(earlier["status"], "success", "{runs:#}");
+    let run_id = earlier["runId"].as_str().unwrap();
+    assert!(
+        stack.log_text(run_id).await.contains("hello from an earlier build"),
+        "{}",
+        stack.log_text(run_id).await
+    );
+
+    // And it runs new work.
+    stack.start_agent("agent-1", &["scaled"]).await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    // The earlier build's source `app` is there too.
+    stack.add_local_source("after-the-upgrade", &repo).await;
+    let detail = stack.push_and_wait("after-the-upgrade", &repo, "scaled").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+}

@@ -220,4 +220,52 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     );
     let missing = admin(&host, 1, &["orchestrator", "status"]);
     assert!(missing.contains("kici-orchestrator is not installed"), "{missing}");
+
+    // A user's own service, under the user's manager (lingering, so it runs logged out).
+    host.sh("useradd -m ci && loginctl enable-linger ci");
+    let as_ci = |args: &str| {
+        host.run(&[
+            "sh",
+            "-c",
+            &format!(
+                "for _ in $(seq 50); do [ -d /run/user/$(id -u ci) ] && break; sleep 0.1; done; \
+                 runuser -u ci -- env XDG_RUNTIME_DIR=/run/user/$(id -u ci) HOME=/home/ci /kici/kici-admin {args}"
+            ),
+        ])
+    };
+    let (code, installed) = as_ci("orchestrator install --binary /kici/kici-orchestrator");
+    assert_eq!(code, 0, "{installed}");
+    assert!(
+        installed.contains("unit /home/ci/.config/systemd/user/kici-orchestrator.service, settings /home/ci/.config/kici/kici-orchestrator/kici-orchestrator.env, data /home/ci/.local/state/kici/kici-orchestrator."),
+        "{installed}"
+    );
+    assert!(
+        installed.contains("`kici-admin orchestrator start --user-level`"),
+        "{installed}"
+    );
+    let (code, started) = as_ci("orchestrator start");
+    assert_eq!(code, 0, "{started}");
+    let (code, status) = as_ci("orchestrator status");
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains("Service:  kici-orchestrator (user)"), "{status}");
+    assert!(status.contains("State:    active (running), PID "), "{status}");
+    let (_, owner) = host.run(&[
+        "sh",
+        "-c",
+        "stat -c %U /home/ci/.local/state/kici/kici-orchestrator/kici.db",
+    ]);
+    assert_eq!(owner.trim(), "ci");
+    let (code, logs) = as_ci("orchestrator logs --no-follow --level info");
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("\"message\":\"orchestrator.listening\""), "{logs}");
+    // A reader that stops early (`| head`) ends the command quietly.
+    let (code, head) = as_ci("orchestrator logs --no-follow | head -1");
+    assert_eq!(code, 0, "{head}");
+    assert!(!head.contains("panicked"), "{head}");
+    let (code, gone) = as_ci("orchestrator uninstall --purge");
+    assert_eq!(code, 0, "{gone}");
+    assert!(
+        gone.contains("Its data stays in /home/ci/.local/state/kici/kici-orchestrator."),
+        "{gone}"
+    );
 }

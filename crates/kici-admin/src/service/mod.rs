@@ -10,7 +10,7 @@
 
 pub mod unit;
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -606,6 +606,7 @@ fn logs(layout: &Layout, args: &LogsArgs) -> anyhow::Result<u8> {
         .spawn()
         .context("cannot run journalctl (hint: these commands need systemd)")?;
     let stdout = child.stdout.take().expect("journalctl's stdout is piped");
+    let mut out = std::io::stdout().lock();
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
         let level = serde_json::from_str::<serde_json::Value>(&line)
@@ -613,7 +614,16 @@ fn logs(layout: &Layout, args: &LogsArgs) -> anyhow::Result<u8> {
             .and_then(|v| v["level"].as_str().and_then(rank));
         // A line that is not the service's JSON (systemd's own) is always shown.
         if floor.is_none_or(|floor| level.is_none_or(|level| level <= floor)) {
-            println!("{line}");
+            match writeln!(out, "{line}") {
+                Ok(()) => {}
+                // The reader stopped (`| head`): so do we, and journalctl with us.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Ok(crate::EXIT_OK);
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
     }
     let status = child.wait()?;
