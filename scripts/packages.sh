@@ -27,6 +27,8 @@ for bin in kici-orchestrator kici-agent kici kici-admin; do
 done
 out="$target/debian/$profile"
 mkdir -p "$out"
+# Only this build's packages of that revision: an older version's would match the same globs.
+rm -f "$out"/*_*-"$revision"_*.deb
 for package in kici-orchestrator kici-agent kici-cli; do
   "$cargo_deb" --quiet --no-build --profile "$cargo_profile" --deb-revision "$revision" \
     --compress-type gz --compress-system --fast -p "$package" -o "$out" >/dev/null

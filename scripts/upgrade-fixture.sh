@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 git -C "$root" worktree add -q --detach "$work/src" "$commit"
-target=${KICI_FIXTURE_TARGET:-$work/target}
+target=$(realpath -m "${KICI_FIXTURE_TARGET:-$work/target}")
 # The orchestrator refuses KICI_* variables it does not know.
 unset KICI_FIXTURE_TARGET
 echo "==> building $commit" >&2

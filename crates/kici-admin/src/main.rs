@@ -54,7 +54,7 @@ struct Cli {
         global = true
     )]
     url: String,
-    /// An admin token (see `KICI Admin Token:` on the orchestrator's stderr at first start, or `$KICI_DATA_DIR/admin-token`)
+    /// An admin token (`$KICI_DATA_DIR/admin-token` after the first start, also shown on a terminal as `KICI Admin Token:`)
     #[arg(short = 't', long, env = "KICI_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     #[command(subcommand)]

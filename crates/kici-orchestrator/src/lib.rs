@@ -385,9 +385,9 @@ async fn bootstrap_admin_token(store: &Store, config: &Config) -> Result<(), Sta
         path: path.display().to_string(),
         source,
     })?;
-    // The token goes to the terminal only, never into the log files a debug bundle collects,
-    // nor into the journal when systemd runs the service (it sets JOURNAL_STREAM).
-    if std::env::var_os("JOURNAL_STREAM").is_none() {
+    // The token goes to a terminal only: never into the log files a debug bundle collects, nor
+    // into the journal or a container's log when a service manager runs the orchestrator.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!("KICI Admin Token: {token}");
     }
     tracing::info!(path = %path.display(), "admin token generated");

@@ -25,14 +25,15 @@ impl Host {
         args.push(IMAGE.to_string());
         let id = podman(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let host = Host(Removed::container(id));
+        let mut state = String::new();
         for _ in 0..150 {
-            let (_, state) = host.run(&["systemctl", "is-system-running"]);
+            state = host.run(&["systemctl", "is-system-running"]).1;
             if matches!(state.trim(), "running" | "degraded") {
-                break;
+                return host;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        host
+        panic!("systemd did not come up in the container: {state}");
     }
 
     /// Runs `args` in the container; its exit code and output.

@@ -134,13 +134,22 @@ fn the_single_host_quickstart_runs_from_the_packages_and_survives_an_upgrade_and
         "{refused}"
     );
 
-    // The upgrade the README describes, after a backup.
+    // The upgrade the README describes, after a backup: both services restart on the new build.
+    let pids = || {
+        let shown = host.sh("systemctl show -p MainPID --value kici-orchestrator kici-agent");
+        shown.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let before = pids();
     host.sh(
         "kici-admin db backup --database-url sqlite:///var/lib/kici/kici-orchestrator/kici.db /var/backups/kici-before-upgrade.db \
          && cd /debs && apt-get install -y -qq ./kici-orchestrator_*-2_amd64.deb ./kici-agent_*-2_amd64.deb ./kici_*-2_amd64.deb",
     );
     let status = host.sh("kici-admin orchestrator status");
     assert!(status.contains("Version:  0.1.0-2 (package)"), "{status}");
+    let upgraded_pids = pids();
+    for (old, new) in before.split(' ').zip(upgraded_pids.split(' ')) {
+        assert!(new != old && new != "0", "{before} -> {upgraded_pids}");
+    }
     assert!(status.contains("State:    active (running)"), "{status}");
     host.sh("cd /root/app && git commit -q --allow-empty -m again && git push -q origin HEAD:main");
     let upgraded = runs_and_logs(&host, 2);
@@ -155,6 +164,9 @@ fn the_single_host_quickstart_runs_from_the_packages_and_survives_an_upgrade_and
     host.sh(
         "cd /debs && apt-get install -y -qq --allow-downgrades ./kici-orchestrator_*-1_amd64.deb ./kici-agent_*-1_amd64.deb ./kici_*-1_amd64.deb",
     );
+    for (old, new) in upgraded_pids.split(' ').zip(pids().split(' ')) {
+        assert!(new != old && new != "0", "{upgraded_pids} -> {new}");
+    }
     let status = host.sh("kici-admin orchestrator status && kici-admin agent status");
     assert!(status.contains("Version:  0.1.0-1 (package)"), "{status}");
     assert!(!status.contains("0.1.0-2"), "{status}");
@@ -213,6 +225,7 @@ async fn the_several_hosts_quickstart_runs_on_either_orchestrator_and_survives_t
             "KICI_STORAGE_ENDPOINT" => s3.clone(),
             "KICI_STORAGE_BUCKET" => bucket.clone(),
             "KICI_SECRET_KEY" => key.clone(),
+            "KICI_BOOTSTRAP_ADMIN_TOKEN" => kici_testkit::ADMIN_TOKEN.to_string(),
             "KICI_SCALER_CONFIG_PATH" => scalers.display().to_string(),
             _ => value,
         };
@@ -230,6 +243,7 @@ async fn the_several_hosts_quickstart_runs_on_either_orchestrator_and_survives_t
             "KICI_STORAGE_FORCE_PATH_STYLE",
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
+            "KICI_BOOTSTRAP_ADMIN_TOKEN",
             "KICI_SECRET_KEY",
             "KICI_SCALER_CONFIG_PATH",
         ],

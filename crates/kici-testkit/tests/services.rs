@@ -70,6 +70,22 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         "{installed}"
     );
     let first = version_after(&installed, "Installed kici-orchestrator (").to_string();
+    let taken = admin(
+        &host,
+        1,
+        &[
+            "agent",
+            "install",
+            "--name",
+            "kici-orchestrator",
+            "--binary",
+            "/kici/kici-agent",
+        ],
+    );
+    assert!(
+        taken.contains("`kici-orchestrator` is the orchestrator's name (hint: pass another --name)"),
+        "{taken}"
+    );
     let again = admin(
         &host,
         1,
@@ -258,8 +274,13 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     let (code, logs) = as_ci("orchestrator logs --no-follow --level info");
     assert_eq!(code, 0, "{logs}");
     assert!(logs.contains("\"message\":\"orchestrator.listening\""), "{logs}");
-    // A reader that stops early (`| head`) ends the command quietly.
-    let (code, head) = as_ci("orchestrator logs --no-follow | head -1");
+    // A reader that is gone (`| head` that has read its lines) ends the command quietly.
+    let (code, head) = host.run(&[
+        "bash",
+        "-c",
+        "set -o pipefail; (sleep 0.5; runuser -u ci -- env XDG_RUNTIME_DIR=/run/user/$(id -u ci) HOME=/home/ci \
+         /kici/kici-admin orchestrator logs --no-follow) | true",
+    ]);
     assert_eq!(code, 0, "{head}");
     assert!(!head.contains("panicked"), "{head}");
     let (code, gone) = as_ci("orchestrator uninstall --purge");

@@ -167,6 +167,23 @@ fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
     Ok(layout)
 }
 
+/// Refuses a system unit that would share its name, and so its settings, data and user, with
+/// the other service's default (which its package may have installed).
+fn name_is_free(layout: &Layout) -> anyhow::Result<()> {
+    let other = match layout.kind {
+        Kind::Orchestrator => Kind::Agent,
+        Kind::Agent => Kind::Orchestrator,
+    };
+    if layout.scope == Scope::System && layout.name == other.binary() {
+        bail!(
+            "`{}` is the {}'s name (hint: pass another --name)",
+            layout.name,
+            verb(other)
+        );
+    }
+    Ok(())
+}
+
 /// Refuses what only a service kici-admin installed can do, for one its package installed.
 fn not_packaged(layout: &Layout, hint: &str) -> anyhow::Result<()> {
     if layout.packaged {
@@ -308,6 +325,7 @@ fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
             verb(layout.kind)
         ),
     )?;
+    name_is_free(layout)?;
     if layout.unit.exists() && !args.force {
         bail!(
             "{} is installed already ({}) (hint: `upgrade --binary` runs another build; --force writes it again)",
@@ -485,12 +503,13 @@ fn state(layout: &Layout) -> anyhow::Result<State> {
 /// Starts (or restarts) the service and waits until it runs, or says why it did not.
 fn start(layout: &Layout, how: &str) -> anyhow::Result<u8> {
     installed(layout)?;
-    if layout.packaged {
-        // A package may leave its unit disabled until it is configured (the agent's does).
-        systemctl(layout, &["enable", &layout.name])?;
-    }
     systemctl(layout, &[how, &layout.name])?;
     wait_running(layout)?;
+    if layout.packaged {
+        // A package may leave its unit disabled until it is configured (the agent's does); once
+        // it runs, it starts at boot too.
+        systemctl(layout, &["enable", &layout.name])?;
+    }
     println!("{} is running ({}).", layout.name, version(layout).unwrap_or_default());
     Ok(crate::EXIT_OK)
 }

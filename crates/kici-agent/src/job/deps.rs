@@ -39,19 +39,40 @@ pub const STEP_INDEX: i64 = -2;
 pub const STEP_NAME: &str = "dependencies";
 pub const STEP_TYPE: &str = "deps";
 
-/// Whether the checkout in `dir` has `.kici/` dependencies that are not installed. A
-/// `package.json` that declares none (as `kici init` writes it) needs no package manager.
+/// Whether the checkout in `dir` has `.kici/` dependencies that are not installed. Without a
+/// lock file, a `package.json` that declares nothing to install (as `kici init` writes it) needs
+/// no package manager; with one, the install (and its dependency cache) goes as the lock says.
 pub(super) fn needed(dir: &Path) -> bool {
     let kici_dir = dir.join(".kici");
     let Ok(manifest) = std::fs::read_to_string(kici_dir.join("package.json")) else {
         return false;
     };
-    let declares_none = serde_json::from_str::<serde_json::Value>(&manifest).is_ok_and(|manifest| {
-        ["dependencies", "devDependencies", "optionalDependencies"]
-            .iter()
-            .all(|key| manifest[key].as_object().is_none_or(|deps| deps.is_empty()))
-    });
-    !declares_none && !kici_dir.join("node_modules").exists()
+    if kici_dir.join("node_modules").exists() {
+        return false;
+    }
+    let nothing_to_install = find_lockfile(dir, &kici_dir).is_none()
+        && serde_json::from_str::<serde_json::Value>(&manifest).is_ok_and(|manifest| declares_nothing(&manifest));
+    !nothing_to_install
+}
+
+/// No dependency of any kind, no workspace and no install script: what a package manager would
+/// do nothing for. Anything it cannot read counts as something.
+fn declares_nothing(manifest: &serde_json::Value) -> bool {
+    let empty = |key: &str| match &manifest[key] {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(entries) => entries.is_empty(),
+        _ => false,
+    };
+    let dependencies = [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+    ];
+    let scripts = ["preinstall", "install", "postinstall", "prepare"];
+    dependencies.iter().all(|key| empty(key))
+        && manifest["workspaces"].is_null()
+        && scripts.iter().all(|script| manifest["scripts"][script].is_null())
 }
 
 /// What an install authenticates with: the job's resolved `registries` and `installEnv`.
@@ -324,14 +345,25 @@ mod tests {
         assert!(!needed(dir.path()), "no package.json");
         for (manifest, expected) in [
             (r#"{"name":"kici-workflows","private":true}"#, false),
-            (r#"{"dependencies":{},"devDependencies":{}}"#, false),
+            (
+                r#"{"dependencies":{},"devDependencies":{},"scripts":{"test":"node --test"}}"#,
+                false,
+            ),
             (r#"{"dependencies":{"left-pad":"1.3.0"}}"#, true),
             (r#"{"devDependencies":{"typescript":"5"}}"#, true),
+            (r#"{"peerDependencies":{"zod":"3"}}"#, true),
+            (r#"{"dependencies":"left-pad"}"#, true),
+            (r#"{"workspaces":["tools/*"]}"#, true),
+            (r#"{"scripts":{"postinstall":"node setup.js"}}"#, true),
             ("not json", true),
         ] {
             std::fs::write(kici.join("package.json"), manifest).unwrap();
             assert_eq!(needed(dir.path()), expected, "{manifest}");
         }
+        // A lock file is installed from, whatever the manifest says.
+        std::fs::write(kici.join("package.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("pnpm-lock.yaml"), "lockfileVersion: '9.0'\n").unwrap();
+        assert!(needed(dir.path()), "a lock file");
         std::fs::create_dir(kici.join("node_modules")).unwrap();
         assert!(!needed(dir.path()), "installed already");
     }
