@@ -2,11 +2,16 @@
 # Builds KiCI in release mode and installs its five binaries (kici, kici-admin,
 # kici-orchestrator, kici-agent, kici-platform) into ${PREFIX:-~/.local}/bin. Needs Rust 1.95+
 # (https://rustup.rs); the services and `kici` also need git and Node.js 20+ at run time.
+# KICI_INSTALL_PROFILE=debug installs the debug build instead (scripts/test.sh, which built it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix="${PREFIX:-$HOME/.local}"
-cargo build --release --quiet --bins
-target="${CARGO_TARGET_DIR:-target}/release"
+case "${KICI_INSTALL_PROFILE:-release}" in
+  release) cargo build --release --quiet --bins; profile=release ;;
+  debug) cargo build --quiet --bins; profile=debug ;;
+  *) echo "error: KICI_INSTALL_PROFILE=${KICI_INSTALL_PROFILE} (hint: release or debug)" >&2; exit 1 ;;
+esac
+target="${CARGO_TARGET_DIR:-target}/$profile"
 mkdir -p "$prefix/bin"
 for binary in kici kici-admin kici-orchestrator kici-agent kici-platform; do
   install -m 0755 "$target/$binary" "$prefix/bin/$binary"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the README's shell blocks as a newcomer would paste them, in order, in one shell, with a
 # fresh HOME: the first block's `./scripts/demo.sh` (with `--once`, so it returns), then
-# "Running it yourself" (the real `scripts/install.sh` release build into ~/.local/bin,
+# "Running it yourself" (the real `scripts/install.sh` into ~/.local/bin: a release build, or
+# the debug one with KICI_INSTALL_PROFILE=debug, as scripts/test.sh runs it,
 # services, agent, repository, push), "When something fails" (with the run it made),
 # "Dashboard" (the Platform, the orchestrator restarted onto it) and "Writing workflows".
 # Fails on the first command that fails. What is substituted: `<runId>` is the run the push
@@ -16,10 +17,13 @@ stop() {
   rm -rf "$home"
 }
 trap stop EXIT
+# Given to install.sh alone: the services the blocks start refuse KICI_* variables they do not know.
+profile=${KICI_INSTALL_PROFILE:-release}
+unset KICI_INSTALL_PROFILE
 script="$home/readme.sh"
-python3 - "$root/README.md" "$script" "$root" <<'PY'
+python3 - "$root/README.md" "$script" "$root" "$profile" <<'PY'
 import re, sys
-readme, out, root = sys.argv[1:]
+readme, out, root, profile = sys.argv[1:]
 text = open(readme).read()
 def block(heading):
     start = text.index(heading)
@@ -28,7 +32,9 @@ def block(heading):
 first = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
 demo = next(line for line in first.splitlines() if line.startswith("./scripts/demo.sh"))
 script = "echo '==> README: the first block'\n" + demo.replace("./scripts/demo.sh", f"{root}/scripts/demo.sh --once --state-dir \"$HOME/demo\"", 1) + "\n"
-script += block("## Running it yourself").replace("./scripts/", f"{root}/scripts/")
+running = block("## Running it yourself").replace("./scripts/", f"{root}/scripts/")
+assert f"{root}/scripts/install.sh" in running
+script += running.replace(f"{root}/scripts/install.sh", f"KICI_INSTALL_PROFILE={profile} {root}/scripts/install.sh")
 script += 'run_id=$(kici runs list | awk \'NR == 2 {print $1}\')\n'
 failing = block("When something fails:").replace("<runId>", "$run_id")
 # diagnose exits 1 for warnings (no TLS certificate here); anything else is a failure.

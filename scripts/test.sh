@@ -88,7 +88,8 @@ fi
 echo "==> The documentation book (mdBook) and its links"
 ./scripts/book.sh
 echo "==> The README's shell blocks, pasted as a newcomer would"
-./scripts/readme-test.sh
+# With the debug build the tests made: a release build would add minutes and test nothing more here.
+KICI_INSTALL_PROFILE=debug ./scripts/readme-test.sh
 if git rev-parse --git-dir >/dev/null 2>&1; then
   changed=$(comm -13 <(printf '%s\n' "$tracked_before" | sort) <(git diff --name-only | sort))
   if [ -n "$changed" ]; then
