@@ -33,7 +33,8 @@ pub(super) async fn clone_at(
         &["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir],
         credentials,
     )
-    .await?;
+    .await
+    .map_err(|error| clone_error(repo_url, &error))?;
     let commit = format!("{sha}^{{commit}}");
     let present = git(
         &["-C".as_ref(), dir, "cat-file".as_ref(), "-e".as_ref(), commit.as_ref()],
@@ -218,6 +219,32 @@ async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) ->
     }
 }
 
+/// A failed clone's error: the URL tried (without credentials) and, for a local source's path
+/// this agent cannot read, why and what to do.
+fn clone_error(repo_url: &str, error: &str) -> String {
+    let shown = match url::Url::parse(repo_url) {
+        Ok(url) if url.scheme() == "file" => url.path().to_string(),
+        Ok(mut url) if url.has_authority() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        _ => repo_url.to_string(),
+    };
+    let detail = error.strip_prefix("git clone failed: ").unwrap_or(error);
+    let local = repo_url.starts_with('/') || repo_url.starts_with("file://");
+    let unseen =
+        detail.contains("does not appear to be a git repository") || detail.contains("No such file or directory");
+    let hint = if local && unseen {
+        format!(
+            " (hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see {shown}: an agent in a container, a microVM or on another host needs it mounted at that path)"
+        )
+    } else {
+        String::new()
+    };
+    format!("git clone of {shown} failed: {detail}{hint}")
+}
+
 /// A repository-relative path that stays inside the checkout.
 fn is_safe_relative(path: &str) -> bool {
     let path = Path::new(path);
@@ -227,6 +254,31 @@ fn is_safe_relative(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_clone_names_the_url_without_credentials_and_hints_at_an_unseen_local_path() {
+        assert_eq!(
+            clone_error(
+                "/srv/git/app.git",
+                "git clone failed: fatal: '/srv/git/app.git' does not appear to be a git repository"
+            ),
+            "git clone of /srv/git/app.git failed: fatal: '/srv/git/app.git' does not appear to be a git repository (hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see /srv/git/app.git: an agent in a container, a microVM or on another host needs it mounted at that path)"
+        );
+        assert!(
+            clone_error(
+                "file:///srv/git/app.git",
+                "git clone failed: fatal: '/srv/git/app.git' does not appear to be a git repository"
+            )
+            .starts_with("git clone of /srv/git/app.git failed: fatal: ")
+        );
+        assert_eq!(
+            clone_error(
+                "https://x-access-token:secret@forge.example/a/b.git",
+                "git clone failed: fatal: Authentication failed"
+            ),
+            "git clone of https://forge.example/a/b.git failed: fatal: Authentication failed"
+        );
+    }
 
     #[test]
     fn only_repository_relative_paths_are_accepted() {
