@@ -7,9 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-release}"
 revision="${2:-1}"
+# Release packages are for hosts (xz: about 40 % smaller, 20 s a package); debug ones for the
+# tests (gzip, fast). The system's compressors: cargo-deb's own are far slower in this build.
 case "$profile" in
-  release) cargo_profile=release ;;
-  debug) cargo_profile=dev ;;
+  release) cargo_profile=release; compress=(--compress-type xz) ;;
+  debug) cargo_profile=dev; compress=(--compress-type gz --fast) ;;
   *) echo "error: unknown profile \`$profile\` (hint: release or debug)" >&2; exit 1 ;;
 esac
 target="${CARGO_TARGET_DIR:-target}"
@@ -31,6 +33,6 @@ mkdir -p "$out"
 rm -f "$out"/*_*-"$revision"_*.deb
 for package in kici-orchestrator kici-agent kici-cli; do
   "$cargo_deb" --quiet --no-build --profile "$cargo_profile" --deb-revision "$revision" \
-    --compress-type gz --compress-system --fast -p "$package" -o "$out" >/dev/null
+    "${compress[@]}" --compress-system -p "$package" -o "$out" >/dev/null
 done
 ls "$out"/*_*-"$revision"_*.deb
