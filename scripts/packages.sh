@@ -27,6 +27,10 @@ for bin in kici-orchestrator kici-agent kici kici-admin; do
     exit 1
   fi
 done
+if [ "$profile" = release ] && ! command -v xz >/dev/null; then
+  echo "error: release packages are xz-compressed and there is no xz (hint: apt-get install xz-utils)" >&2
+  exit 1
+fi
 out="$target/debian/$profile"
 mkdir -p "$out"
 # Only this build's packages of that revision: an older version's would match the same globs.

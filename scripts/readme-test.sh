@@ -22,7 +22,7 @@ profile=${KICI_INSTALL_PROFILE:-release}
 unset KICI_INSTALL_PROFILE
 script="$home/readme.sh"
 python3 - "$root/README.md" "$script" "$root" "$profile" <<'PY'
-import re, sys
+import re, shlex, sys
 readme, out, root, profile = sys.argv[1:]
 text = open(readme).read()
 def block(heading):
@@ -34,7 +34,7 @@ demo = next(line for line in first.splitlines() if line.startswith("./scripts/de
 script = "echo '==> README: the first block'\n" + demo.replace("./scripts/demo.sh", f"{root}/scripts/demo.sh --once --state-dir \"$HOME/demo\"", 1) + "\n"
 running = block("## Running it yourself").replace("./scripts/", f"{root}/scripts/")
 assert f"{root}/scripts/install.sh" in running
-script += running.replace(f"{root}/scripts/install.sh", f"KICI_INSTALL_PROFILE={profile} {root}/scripts/install.sh")
+script += running.replace(f"{root}/scripts/install.sh", f"KICI_INSTALL_PROFILE={shlex.quote(profile)} {root}/scripts/install.sh")
 script += 'run_id=$(kici runs list | awk \'NR == 2 {print $1}\')\n'
 failing = block("When something fails:").replace("<runId>", "$run_id")
 # diagnose exits 1 for warnings (no TLS certificate here); anything else is a failure.

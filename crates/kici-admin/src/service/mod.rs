@@ -158,6 +158,15 @@ fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
             "`{name}` is not a service name (hint: up to 28 letters, digits, `-`, `_` and `.`, starting with a letter or digit)"
         );
     }
+    // Files are laid out by name: a name the other service has by default would share its
+    // settings, data and user.
+    let other = match kind {
+        Kind::Orchestrator => Kind::Agent,
+        Kind::Agent => Kind::Orchestrator,
+    };
+    if name == other.binary() {
+        bail!("`{name}` is the {}'s name (hint: pass another --name)", verb(other));
+    }
     let layout = Layout::new(kind, scope, &name, &home);
     // A service its Debian package installed, unless kici-admin installed one of the same name.
     let packaged = Layout::packaged(kind);
@@ -165,23 +174,6 @@ fn layout(kind: Kind, target: &Target) -> anyhow::Result<Layout> {
         return Ok(packaged);
     }
     Ok(layout)
-}
-
-/// Refuses a system unit that would share its name, and so its settings, data and user, with
-/// the other service's default (which its package may have installed).
-fn name_is_free(layout: &Layout) -> anyhow::Result<()> {
-    let other = match layout.kind {
-        Kind::Orchestrator => Kind::Agent,
-        Kind::Agent => Kind::Orchestrator,
-    };
-    if layout.scope == Scope::System && layout.name == other.binary() {
-        bail!(
-            "`{}` is the {}'s name (hint: pass another --name)",
-            layout.name,
-            verb(other)
-        );
-    }
-    Ok(())
 }
 
 /// Refuses what only a service kici-admin installed can do, for one its package installed.
@@ -325,7 +317,6 @@ fn install(layout: &Layout, args: &InstallArgs) -> anyhow::Result<u8> {
             verb(layout.kind)
         ),
     )?;
-    name_is_free(layout)?;
     if layout.unit.exists() && !args.force {
         bail!(
             "{} is installed already ({}) (hint: `upgrade --binary` runs another build; --force writes it again)",

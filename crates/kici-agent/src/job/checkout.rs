@@ -222,8 +222,9 @@ async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) ->
 /// A failed clone's error: the URL tried (without credentials) and, for a local source's path
 /// this agent cannot read, why and what to do.
 fn clone_error(repo_url: &str, error: &str) -> String {
+    // A `file://` URL is the source's path as the orchestrator wrote it, not percent-encoded.
     let shown = match url::Url::parse(repo_url) {
-        Ok(url) if url.scheme() == "file" => url.path().to_string(),
+        _ if repo_url.starts_with("file://") => repo_url["file://".len()..].to_string(),
         Ok(mut url) if url.has_authority() => {
             let _ = url.set_username("");
             let _ = url.set_password(None);
@@ -233,8 +234,13 @@ fn clone_error(repo_url: &str, error: &str) -> String {
     };
     let detail = error.strip_prefix("git clone failed: ").unwrap_or(error);
     let local = repo_url.starts_with('/') || repo_url.starts_with("file://");
-    let unseen =
-        detail.contains("does not appear to be a git repository") || detail.contains("No such file or directory");
+    let unseen = [
+        "does not appear to be a git repository",
+        "does not exist",
+        "No such file or directory",
+    ]
+    .iter()
+    .any(|text| detail.contains(text));
     let hint = if local && unseen {
         format!(
             " (hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see {shown}: an agent in a container, a microVM or on another host needs it mounted at that path)"
@@ -266,10 +272,17 @@ mod tests {
         );
         assert!(
             clone_error(
-                "file:///srv/git/app.git",
-                "git clone failed: fatal: '/srv/git/app.git' does not appear to be a git repository"
+                "file:///srv/git/my app.git",
+                "git clone failed: fatal: '/srv/git/my app.git' does not appear to be a git repository"
             )
-            .starts_with("git clone of /srv/git/app.git failed: fatal: ")
+            .starts_with("git clone of /srv/git/my app.git failed: fatal: ")
+        );
+        assert!(
+            clone_error(
+                "/srv/git/app.git",
+                "git clone failed: fatal: repository '/srv/git/app.git' does not exist"
+            )
+            .ends_with("needs it mounted at that path)")
         );
         assert_eq!(
             clone_error(

@@ -152,6 +152,11 @@ async fn install_unmasked(
         }
     }
     notes.push(run_install(dir, &kici_dir, secrets).await?);
+    // A package manager with nothing to install makes no `node_modules`: an empty one is the
+    // install's result all the same, to store and to mark the checkout installed.
+    tokio::fs::create_dir_all(kici_dir.join("node_modules"))
+        .await
+        .map_err(|err| format!("Installing the .kici dependencies failed: cannot create node_modules: {err}"))?;
     if let Some(cache) = cache
         && let (Some(upload), Some(pointer_upload)) = (&cache.upload_url, &cache.pointer_upload_url)
     {
