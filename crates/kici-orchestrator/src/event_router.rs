@@ -74,7 +74,7 @@ pub async fn deliver_due(state: &Shared) -> Result<usize, StoreError> {
 
 /// Claims `event_id` and makes one attempt; `None` when it is not due or another attempt holds
 /// it.
-pub async fn deliver_one(state: &Shared, event_id: &str) -> Result<Option<Vec<RunId>>, StoreError> {
+async fn deliver_one(state: &Shared, event_id: &str) -> Result<Option<Vec<RunId>>, StoreError> {
     let lease = state.config.event_router.lease.as_millis() as i64;
     match state.store.claim_kici_event(event_id, now_ms(), lease).await? {
         Some(stored) => attempt(state, stored).await.map(Some),
@@ -90,9 +90,9 @@ enum Attempt {
     Lost,
 }
 
-/// One delivery attempt, recorded: delivered, due again later, or dead. Returns the runs the
-/// event started over all its attempts.
-async fn attempt(state: &Shared, stored: KiciEvent) -> Result<Vec<RunId>, StoreError> {
+/// One delivery attempt of an event the caller claimed, recorded: delivered, due again later, or
+/// dead. Returns the runs the event started over all its attempts.
+pub async fn attempt(state: &Shared, stored: KiciEvent) -> Result<Vec<RunId>, StoreError> {
     let mut runs = stored.run_ids.clone();
     let outcome = deliver(state, &stored, &mut runs).await?;
     let now = now_ms();

@@ -261,20 +261,26 @@ impl Store {
         sqlx::Row::try_get::<i64, _>(&row, 0).map_err(q("count events"))
     }
 
-    /// A dead event back to pending with its attempts reset; false when it is not dead.
-    pub async fn retry_dead_event(&self, event_id: &str, now: i64) -> Result<bool> {
+    /// A dead event back to pending with its attempts started over, claimed for its first
+    /// attempt by the caller (as [`Store::claim_kici_event`] would) in the same statement, so
+    /// the router's loop cannot take it first; `None` when it is not dead.
+    pub async fn retry_dead_event(&self, event_id: &str, now: i64, lease_ms: i64) -> Result<Option<KiciEvent>> {
         let done = sqlx::query(
-            "UPDATE kici_events SET status = $1, attempts = 0, next_attempt_at = $2, lease_until = NULL, updated_at = $2 \
-             WHERE event_id = $3 AND status = $4",
+            "UPDATE kici_events SET status = $1, attempts = 1, next_attempt_at = $2, lease_until = $3, updated_at = $2 \
+             WHERE event_id = $4 AND status = $5",
         )
         .bind(EventStatus::Pending.as_str())
         .bind(now)
+        .bind(now + lease_ms)
         .bind(event_id)
         .bind(EventStatus::Dead.as_str())
         .execute(&self.pool)
         .await
         .map_err(q("retry event"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        self.get_kici_event(event_id).await
     }
 
     /// Removes a dead event; false when it is not dead.

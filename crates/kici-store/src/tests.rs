@@ -1501,17 +1501,21 @@ async fn internal_events_are_stored_once_leased_to_one_claimer_retried_and_dead_
             "{db}: dead is never due"
         );
 
-        assert!(store.retry_dead_event("e1", 130_000).await.unwrap(), "{db}");
-        assert!(
-            !store.retry_dead_event("e1", 130_000).await.unwrap(),
-            "{db}: only a dead one"
-        );
         let retried = store
-            .claim_kici_event("e1", 130_000, 60_000)
+            .retry_dead_event("e1", 130_000, 60_000)
             .await
             .unwrap()
             .expect("retried");
         assert_eq!(retried.attempts, 1, "{db}: attempts start over");
+        assert_eq!(retried.lease_until, Some(190_000), "{db}: claimed by the retry");
+        assert!(
+            store.retry_dead_event("e1", 130_000, 60_000).await.unwrap().is_none(),
+            "{db}: only a dead one"
+        );
+        assert!(
+            store.claim_kici_event("e1", 130_001, 60_000).await.unwrap().is_none(),
+            "{db}: the router's loop cannot take a retried event from the retry"
+        );
         assert!(store.event_delivered("e1", 1, &runs, 131_000).await.unwrap(), "{db}");
         let event = store.get_kici_event("e1").await.unwrap().unwrap();
         assert_eq!((event.status, event.last_error), (EventStatus::Delivered, None), "{db}");

@@ -96,11 +96,12 @@ pub async fn retry(
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventEntry>> {
-    if !state.store.retry_dead_event(&id, now_ms()).await? {
+    let lease = state.config.event_router.lease.as_millis() as i64;
+    let Some(claimed) = state.store.retry_dead_event(&id, now_ms(), lease).await? else {
         return Err(not_dead(&id));
-    }
+    };
     tracing::info!(eventId = %id, by = %caller.label, "dead event retried");
-    event_router::deliver_one(&state, &id).await?;
+    event_router::attempt(&state, claimed).await?;
     let event = state.store.get_kici_event(&id).await?.ok_or_else(|| not_dead(&id))?;
     Ok(Json(entry(event)))
 }
