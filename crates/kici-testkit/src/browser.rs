@@ -54,10 +54,7 @@ impl Browser {
             eprintln!("note: Chromium/ChromeDriver not installed; browser test skipped");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .process_group(0)

@@ -574,6 +574,14 @@ pub fn fresh_postgres_database(url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// A free port on 127.0.0.1: the OS's pick, released for the caller (or a child) to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
 pub fn random_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

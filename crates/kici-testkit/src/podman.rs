@@ -55,14 +55,6 @@ pub fn build_stage(stage: &str, tag: &str) {
     ]);
 }
 
-/// A free port on 127.0.0.1 (the OS's pick, released for the caller to bind).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
 /// A container or volume, removed when dropped.
 pub struct Removed {
     kind: &'static str,

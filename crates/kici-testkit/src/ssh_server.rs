@@ -3,7 +3,7 @@
 //! installed (`KICI_TEST_REQUIRE_SSHD` makes that a failure; `scripts/test.sh` installs it).
 
 use std::io::Read as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,11 +71,7 @@ impl SshServer {
         keygen(&client_key);
         let authorized = dir.path().join("authorized_keys");
         std::fs::copy(client_key.with_extension("pub"), &authorized).expect("authorize the client key");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("an address")
-            .port();
+        let port = crate::free_port();
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,

@@ -170,14 +170,7 @@ async fn a_failed_run_shows_its_reason_and_the_step_exit_code_everywhere() {
 fn kici_up_runs_the_demo_end_to_end_and_again_on_the_same_state() {
     let state = tempfile::tempdir().unwrap();
     // Free ports: bound and released just before `kici up` binds them.
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string()
-    };
+    let free_port = || kici_testkit::free_port().to_string();
     let up = || {
         let (port, dashboard_port) = (free_port(), free_port());
         let output = std::process::Command::new(kici_testkit::binary("kici"))

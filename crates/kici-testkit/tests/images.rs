@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use kici_testkit::podman::{Removed, build_stage, free_port, podman, ready};
-use kici_testkit::{Service, binary, run_to_end};
+use kici_testkit::podman::{Removed, build_stage, podman, ready};
+use kici_testkit::{Service, binary, free_port, run_to_end};
 
 const ADMIN_TOKEN: &str = "images-test-admin-token-0123456789";
 

@@ -22,9 +22,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use kici_engine::status::RunStatus;
-use kici_testkit::podman::{build_stage, free_port, ready};
+use kici_testkit::podman::{build_stage, ready};
 use kici_testkit::systemd::Host;
-use kici_testkit::{Repo, Stack, binary, fresh_postgres_database, random_id, test_service};
+use kici_testkit::{Repo, Stack, binary, free_port, fresh_postgres_database, random_id, test_service};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -234,6 +234,12 @@ impl Layout {
 mod tests {
     use super::*;
 
+    fn has_lines(unit: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(unit.lines().any(|l| l == *line), "{line} missing from\n{unit}");
+        }
+    }
+
     /// The units and users the Debian packages ship are the ones this code writes
     /// (`KICI_UPDATE_PACKAGING=1` rewrites them).
     #[test]
@@ -260,14 +266,15 @@ mod tests {
             }
         }
         let unit = Layout::packaged(Kind::Orchestrator).unit_text();
-        for line in [
-            "ExecStart=/usr/bin/kici-orchestrator",
-            "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
-            "User=kici-orchestrator",
-            "StateDirectory=kici/kici-orchestrator",
-        ] {
-            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
-        }
+        has_lines(
+            &unit,
+            &[
+                "ExecStart=/usr/bin/kici-orchestrator",
+                "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
+                "User=kici-orchestrator",
+                "StateDirectory=kici/kici-orchestrator",
+            ],
+        );
     }
 
     #[test]
@@ -284,21 +291,22 @@ mod tests {
             Path::new("/etc/kici/kici-orchestrator/kici-orchestrator.env")
         );
         let unit = layout.unit_text();
-        for line in [
-            "ExecStart=/opt/kici/kici-orchestrator/current/kici-orchestrator",
-            "Environment=KICI_DATA_DIR=/var/lib/kici/kici-orchestrator",
-            "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
-            "User=kici-orchestrator",
-            "StateDirectory=kici/kici-orchestrator",
-            "NoNewPrivileges=yes",
-            "ProtectSystem=strict",
-            "ProtectHome=yes",
-            "PrivateTmp=yes",
-            "ProtectProc=invisible",
-            "WantedBy=multi-user.target",
-        ] {
-            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
-        }
+        has_lines(
+            &unit,
+            &[
+                "ExecStart=/opt/kici/kici-orchestrator/current/kici-orchestrator",
+                "Environment=KICI_DATA_DIR=/var/lib/kici/kici-orchestrator",
+                "EnvironmentFile=/etc/kici/kici-orchestrator/kici-orchestrator.env",
+                "User=kici-orchestrator",
+                "StateDirectory=kici/kici-orchestrator",
+                "NoNewPrivileges=yes",
+                "ProtectSystem=strict",
+                "ProtectHome=yes",
+                "PrivateTmp=yes",
+                "ProtectProc=invisible",
+                "WantedBy=multi-user.target",
+            ],
+        );
     }
 
     #[test]
@@ -306,14 +314,15 @@ mod tests {
         let layout = Layout::new(Kind::Agent, Scope::User, "builder", Path::new("/home/ci"));
         assert_eq!(layout.unit, Path::new("/home/ci/.config/systemd/user/builder.service"));
         let unit = layout.unit_text();
-        for line in [
-            "ExecStart=/home/ci/.local/share/kici/builder/current/kici-agent",
-            "Environment=KICI_WORK_DIR=/home/ci/.local/state/kici/builder/work HOME=/home/ci/.local/state/kici/builder",
-            "ExecStartPre=/bin/mkdir -p /home/ci/.local/state/kici/builder",
-            "WantedBy=default.target",
-        ] {
-            assert!(unit.lines().any(|l| l == line), "{line} missing from\n{unit}");
-        }
+        has_lines(
+            &unit,
+            &[
+                "ExecStart=/home/ci/.local/share/kici/builder/current/kici-agent",
+                "Environment=KICI_WORK_DIR=/home/ci/.local/state/kici/builder/work HOME=/home/ci/.local/state/kici/builder",
+                "ExecStartPre=/bin/mkdir -p /home/ci/.local/state/kici/builder",
+                "WantedBy=default.target",
+            ],
+        );
         assert!(!unit.contains("User="), "{unit}");
         assert!(!unit.contains("MemoryDenyWriteExecute"), "{unit}");
         assert!(!unit.contains("SystemCallFilter"), "{unit}");
