@@ -87,6 +87,11 @@ pub const VARS: &[Var] = &[
         "Set by a scaler for the agents it starts: run one job, then exit.",
     ),
     var(
+        "KICI_SCALER_BACKEND",
+        "",
+        "Set by a scaler for the agents it starts: its backend (`bare-metal`, `container` or `firecracker`), named in the errors of a job it could not start.",
+    ),
+    var(
         "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
         "60000",
         "A scaler's agent that got no job this long after it started exits (milliseconds).",
@@ -185,6 +190,8 @@ pub struct Config {
     pub max_log_size_bytes: u64,
     /// `KICI_SCALER_MANAGED`: started by an auto-scaler for one job; exits after it.
     pub scaler_managed: bool,
+    /// `KICI_SCALER_BACKEND`: the backend of the scaler that started this agent.
+    pub scaler_backend: Option<String>,
     /// `KICI_SCALER_PENDING_DISPATCH_TIMEOUT` (ms): a scaler-managed agent that got no job
     /// this long after it started exits.
     pub pending_dispatch_timeout: Duration,
@@ -313,6 +320,7 @@ impl Config {
             DEFAULT_MAX_LOG_SIZE_BYTES,
         );
         let scaler_managed = reader.or_record(parse_bool("KICI_SCALER_MANAGED", get("KICI_SCALER_MANAGED")), false);
+        let scaler_backend = reader.or_record(parse_scaler_backend(get("KICI_SCALER_BACKEND")), None);
         let pending_dispatch_timeout = duration(
             &mut reader,
             "KICI_SCALER_PENDING_DISPATCH_TIMEOUT",
@@ -342,6 +350,7 @@ impl Config {
             heartbeat_interval,
             max_log_size_bytes,
             scaler_managed,
+            scaler_backend,
             pending_dispatch_timeout,
             roles,
             execution_mode,
@@ -479,6 +488,18 @@ fn parse_backpressure(value: Option<&str>) -> Result<Backpressure, Problem> {
             name: "KICI_BACKPRESSURE_MODE",
             value: other.to_string(),
             expected: "`pause` or `drop`",
+        }),
+    }
+}
+
+fn parse_scaler_backend(value: Option<&str>) -> Result<Option<String>, Problem> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(backend @ ("bare-metal" | "container" | "firecracker")) => Ok(Some(backend.to_string())),
+        Some(other) => Err(Problem::BadValue {
+            name: "KICI_SCALER_BACKEND",
+            value: other.to_string(),
+            expected: "one of `bare-metal`, `container`, `firecracker`",
         }),
     }
 }
@@ -628,6 +649,10 @@ mod tests {
             "invalid KICI_BACKPRESSURE_MODE `block`",
         );
         check(&[("KICI_EXECUTION_MODE", "container")], "only `bare-metal`");
+        check(
+            &[("KICI_SCALER_BACKEND", "docker")],
+            "invalid KICI_SCALER_BACKEND `docker`",
+        );
         check(
             &[("KICI_LOG_LEVEL", "loud")],
             "invalid KICI_LOG_LEVEL `loud` (hint: use debug, info, warn or error)",

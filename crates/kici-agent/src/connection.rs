@@ -434,9 +434,14 @@ impl Connection {
                 );
                 Ok(())
             }
-            OrchestratorMessage::JobDispatch(_)
-            | OrchestratorMessage::JobCancel { .. }
-            | OrchestratorMessage::JobConcurrencyAck { .. } => {
+            OrchestratorMessage::JobDispatch(mut dispatch) => {
+                // The orchestrator's own URLs in it are reached the way this session is.
+                let url = &self.settings.urls[self.next_url % self.settings.urls.len()];
+                dispatch.resolve_orchestrator_urls(url);
+                let message = OrchestratorMessage::JobDispatch(dispatch);
+                self.incoming.send(message).await.map_err(|_| SessionEnd::Closed)
+            }
+            OrchestratorMessage::JobCancel { .. } | OrchestratorMessage::JobConcurrencyAck { .. } => {
                 // The core only goes away on shutdown, which closes this task too.
                 self.incoming.send(message).await.map_err(|_| SessionEnd::Closed)
             }

@@ -150,6 +150,10 @@ pub async fn run(config: Config, mut shutdown: mpsc::Receiver<ShutdownSignal>) -
             job_heartbeat_interval: config.job_heartbeat_interval,
             max_log_size_bytes: config.max_log_size_bytes,
             backpressure: config.backpressure,
+            agent_kind: match &config.scaler_backend {
+                Some(backend) => format!("{backend} agent"),
+                None => "agent".to_string(),
+            },
         }),
         commands: commands_tx.clone(),
         in_flight: in_flight_tx,

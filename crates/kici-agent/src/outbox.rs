@@ -149,20 +149,13 @@ mod tests {
     }
 
     fn status(job: &str, seq: u64) -> AgentMessage {
-        AgentMessage::JobStatus(Box::new(JobStatusUpdate {
-            run_id: "r".into(),
-            job_id: job.into(),
+        AgentMessage::JobStatus(Box::new(JobStatusUpdate::new(
+            "r".into(),
+            job.into(),
             seq,
-            state: JobStatus::Running,
-            timestamp: 0,
-            error: None,
-            duration_ms: None,
-            matrix: None,
-            jobs: None,
-            init_result: None,
-            secret_outputs: Default::default(),
-            outputs: None,
-        }))
+            JobStatus::Running,
+            0,
+        )))
     }
 
     fn seqs(outbox: &Outbox) -> Vec<(String, u64)> {

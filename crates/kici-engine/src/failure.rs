@@ -117,7 +117,7 @@ pub fn step_failed(step: &str, exit_code: Option<i32>) -> String {
     }
 }
 
-/// The eight categories of failures that happen before any step runs.
+/// The nine categories of failures that happen before any step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitFailureCategory {
@@ -129,6 +129,8 @@ pub enum InitFailureCategory {
     DynamicEval,
     NoAgent,
     MatrixExpansion,
+    /// The agent could not get the job's source (clone or fetch of its commit).
+    Checkout,
 }
 
 impl InitFailureCategory {
@@ -143,6 +145,7 @@ impl InitFailureCategory {
             InitFailureCategory::DynamicEval => "Dynamic / deferred-init evaluation failed",
             InitFailureCategory::NoAgent => "No agent available to run this job",
             InitFailureCategory::MatrixExpansion => "Matrix expansion failed",
+            InitFailureCategory::Checkout => "Source checkout failed",
         }
     }
 
@@ -156,6 +159,7 @@ impl InitFailureCategory {
             InitFailureCategory::DynamicEval => "dynamic_eval",
             InitFailureCategory::NoAgent => "no_agent",
             InitFailureCategory::MatrixExpansion => "matrix_expansion",
+            InitFailureCategory::Checkout => "checkout",
         }
     }
 }

@@ -179,6 +179,31 @@ pub struct JobStatusUpdate {
     /// What the job's steps returned, for the jobs that need it (`ctx.needs.<job>.result`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Value>,
+    /// A failure before any step ran that the agent names (a failed checkout: `checkout`,
+    /// job scope); the orchestrator accepts no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_failure: Option<crate::failure::InitFailure>,
+}
+
+impl JobStatusUpdate {
+    /// `state` of `job_id` as message `seq`, with nothing else to say.
+    pub fn new(run_id: RunId, job_id: JobId, seq: u64, state: JobStatus, timestamp: i64) -> JobStatusUpdate {
+        JobStatusUpdate {
+            run_id,
+            job_id,
+            seq,
+            state,
+            timestamp,
+            error: None,
+            duration_ms: None,
+            matrix: None,
+            jobs: None,
+            init_result: None,
+            secret_outputs: BTreeMap::new(),
+            outputs: None,
+            init_failure: None,
+        }
+    }
 }
 
 /// The largest job outputs (serialized JSON) the orchestrator keeps and passes on.
@@ -318,7 +343,8 @@ pub enum OrchestratorMessage {
 pub struct JobDispatch {
     pub run_id: RunId,
     pub job_id: JobId,
-    /// Where to clone from (`file:///path` for local sources).
+    /// Where the run's source is (`file:///path` for local sources, which the agent fetches
+    /// from `served_repository` when it is given).
     pub repo_url: String,
     pub git_ref: String,
     pub sha: String,
@@ -353,6 +379,74 @@ pub struct JobDispatch {
     /// storage is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheGrant>,
+    /// A local source's repository as the orchestrator serves it to this job, added when the
+    /// job is sent: the agent fetches the job's commit from there, so it needs no view of the
+    /// orchestrator's filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_repository: Option<ServedRepository>,
+}
+
+impl JobDispatch {
+    /// Makes the orchestrator's own URLs in this dispatch (a path, or empty for its root)
+    /// absolute against `orchestrator_url`, the agent's WebSocket URL it came through: only the
+    /// agent knows how it reaches the orchestrator (a container, a microVM, another host, a
+    /// proxy), and a grant is valid only on the orchestrator that issued it.
+    pub fn resolve_orchestrator_urls(&mut self, orchestrator_url: &str) {
+        let Some(base) = orchestrator_http_url(orchestrator_url) else {
+            return;
+        };
+        let resolve = |url: &mut String| {
+            if url.is_empty() || url.starts_with('/') {
+                *url = format!("{base}{url}");
+            }
+        };
+        if let Some(served) = &mut self.served_repository {
+            resolve(&mut served.url);
+        }
+        if let Some(cache) = &mut self.cache {
+            resolve(&mut cache.url);
+        }
+    }
+}
+
+/// The HTTP URL of the orchestrator an agent reaches at WebSocket URL `ws_url`:
+/// `ws://10.0.0.1:4000/ws` is `http://10.0.0.1:4000`, `wss://ci.example.com/kici/ws` is
+/// `https://ci.example.com/kici`.
+pub fn orchestrator_http_url(ws_url: &str) -> Option<String> {
+    let url = url::Url::parse(ws_url).ok()?;
+    let scheme = match url.scheme() {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        _ => return None,
+    };
+    let host = url.host_str()?;
+    let port = url.port().map(|port| format!(":{port}")).unwrap_or_default();
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/ws").unwrap_or(path);
+    Some(format!("{scheme}://{host}{port}{path}"))
+}
+
+/// Where and how an agent fetches a job's commit from the orchestrator: `url` (a path until
+/// [`JobDispatch::resolve_orchestrator_urls`]) with `token` as the password, which is bound to
+/// the job, its source and its commit and lives as long as the job runs. `Debug` never shows
+/// the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServedRepository {
+    /// The source's name, for messages.
+    pub source: String,
+    pub url: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for ServedRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedRepository")
+            .field("source", &self.source)
+            .field("url", &self.url)
+            .field("token", &"***")
+            .finish()
+    }
 }
 
 fn yes() -> bool {
@@ -630,6 +724,36 @@ impl std::str::FromStr for JobKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_orchestrators_own_urls_are_resolved_against_the_one_the_agent_dialled() {
+        for (ws, http) in [
+            ("ws://10.0.0.1:4000/ws", Some("http://10.0.0.1:4000")),
+            ("wss://ci.example.com/kici/ws/", Some("https://ci.example.com/kici")),
+            ("ws://[::1]:4000/ws", Some("http://[::1]:4000")),
+            ("ftp://x/ws", None),
+        ] {
+            assert_eq!(orchestrator_http_url(ws).as_deref(), http, "{ws}");
+        }
+        let mut dispatch: JobDispatch = serde_json::from_value(serde_json::json!({
+            "runId": "r", "jobId": "j", "repoUrl": "file:///srv/git/app.git", "gitRef": "refs/heads/main",
+            "sha": "abc", "jobConfig": {"kind": "execute", "workflowName": "w", "workflowFile": "f",
+            "contentHash": "h", "jobName": "a", "displayName": "a"}, "event": {"type": "push"}, "timestamp": 0,
+            "servedRepository": {"source": "app", "url": "/git/app.git", "token": "secret-token"},
+            "cache": {"url": "", "token": "t"}
+        }))
+        .unwrap();
+        assert!(!format!("{:?}", dispatch.served_repository).contains("secret-token"));
+        dispatch.resolve_orchestrator_urls("ws://10.0.0.1:4000/ws");
+        assert_eq!(
+            dispatch.served_repository.as_ref().unwrap().url,
+            "http://10.0.0.1:4000/git/app.git"
+        );
+        assert_eq!(dispatch.cache.as_ref().unwrap().url, "http://10.0.0.1:4000");
+        // An absolute URL is the orchestrator's to choose, and stays.
+        dispatch.resolve_orchestrator_urls("ws://elsewhere:1/ws");
+        assert_eq!(dispatch.cache.as_ref().unwrap().url, "http://10.0.0.1:4000");
+    }
 
     #[test]
     fn wire_names() {

@@ -648,6 +648,7 @@ async fn place(
     }
     dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
     dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
+    dispatch.served_repository = crate::repo_server::serve_to(state, &dispatch, &agent.agent_id, now).await;
     if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
         dispatch.source_tar_url = source_tarball(state, &dispatch).await;
     }
@@ -657,7 +658,8 @@ async fn place(
             &state.grant_keys,
             &dispatch,
             &dispatch.job_config.repo,
-            state.config.http_url(),
+            // The agent resolves it against the URL it reached this orchestrator at.
+            String::new(),
             now,
         ));
     }

@@ -93,20 +93,26 @@ fn ssh_setup(
     Ok((command, key_file))
 }
 
+/// `git` without the orchestrator's secrets in its environment, never prompting, killed when
+/// dropped.
+pub(crate) fn command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("git");
+    command.env("GIT_TERMINAL_PROMPT", "0").kill_on_drop(true);
+    for name in WITHHELD_ENV {
+        command.env_remove(name);
+    }
+    command
+}
+
 async fn git_bytes(repo: &Path, args: &[&str], auth: Auth<'_>) -> Result<Vec<u8>, GitError> {
     let credentials = auth.map(|(credentials, _)| credentials);
     let joined = redact_userinfo(&args.join(" ")).into_owned();
-    let mut command = tokio::process::Command::new("git");
+    let mut command = command();
     command
         .arg("-C")
         .arg(repo)
         .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    for name in WITHHELD_ENV {
-        command.env_remove(name);
-    }
+        .stdin(std::process::Stdio::null());
     let mut _key_file = None;
     match auth {
         Some((credentials, known_hosts)) if let Some(key) = &credentials.ssh_key => {

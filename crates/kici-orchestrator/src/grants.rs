@@ -1,17 +1,24 @@
-//! Grants: what a dispatched job presents to the orchestrator's own APIs (the cache API): an
-//! HS256 JWT under a key of this process, naming the job, its run and its repository, with an
-//! expiry. The token is the authorization, so it never reaches a log (`CacheGrant`'s `Debug`).
+//! Grants: what a dispatched job presents to the orchestrator's own APIs (the cache API, the
+//! git server of local sources): an HS256 JWT under a key of this process, naming the job, what
+//! it may reach and an expiry, for one audience. The token is the authorization, so it never
+//! reaches a log (`CacheGrant`'s and `ServedRepository`'s `Debug`).
 
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use kici_engine::ids::{JobId, RunId};
+use kici_engine::ids::{AgentId, JobId, RunId, SourceId};
 use kici_engine::protocol::{CacheGrant, JobDispatch};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// How long a grant stays valid: past the longest job timeout an author is likely to set, and
 /// bounded so a leaked token soon expires.
 const GRANT_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// The audience of cache grants.
+const CACHE: &str = "kici-cache";
+/// The audience of git grants.
+const GIT: &str = "kici-git";
 
 /// The signing key of this process's grants.
 pub struct GrantKeys {
@@ -28,41 +35,91 @@ impl GrantKeys {
             decoding: DecodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
         }
     }
+
+    fn sign(&self, claims: &impl Serialize) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing does not fail")
+    }
+
+    /// The claims of a valid grant for `audience`; Err names what the grant is for (`what`)
+    /// and why it is refused.
+    fn verify<C: DeserializeOwned>(&self, token: &str, audience: &str, what: &str) -> Result<C, String> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        validation.set_audience(&[audience]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<C>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => format!("the {what} has expired"),
+                _ => format!("the {what} is not valid"),
+            })
+    }
 }
 
-/// What a grant says: the job (`sub`), its run, its repository and the expiry (seconds).
+fn expiry(now_ms: i64) -> u64 {
+    (now_ms.max(0) as u64 / 1000) + GRANT_TTL.as_secs()
+}
+
+/// What a cache grant says: the job (`sub`), its run, its repository and the expiry (seconds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: JobId,
     pub run: RunId,
     pub repo: String,
+    pub aud: String,
     pub exp: u64,
 }
 
-/// A grant for `dispatch`'s job in repository `repo`, for the API at `url`.
+/// A cache grant for `dispatch`'s job in repository `repo`, for the API at `url`.
 pub fn issue(keys: &GrantKeys, dispatch: &JobDispatch, repo: &str, url: String, now_ms: i64) -> CacheGrant {
     let claims = Claims {
         sub: dispatch.job_id.clone(),
         run: dispatch.run_id.clone(),
         repo: repo.to_string(),
-        exp: (now_ms.max(0) as u64 / 1000) + GRANT_TTL.as_secs(),
+        aud: CACHE.to_string(),
+        exp: expiry(now_ms),
     };
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding)
-        .expect("HS256 signing does not fail");
-    CacheGrant { url, token }
+    CacheGrant {
+        url,
+        token: keys.sign(&claims),
+    }
 }
 
-/// The claims of a valid grant, or why it is not one.
+/// The claims of a valid cache grant, or why it is not one.
 pub fn verify(keys: &GrantKeys, token: &str) -> Result<Claims, String> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    validation.leeway = 0;
-    jsonwebtoken::decode::<Claims>(token, &keys.decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(|err| match err.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the cache grant has expired".to_string(),
-            _ => "the cache grant is not valid".to_string(),
-        })
+    keys.verify(token, CACHE, "cache grant")
+}
+
+/// What a git grant says: the job (`sub`) and the agent it was sent to, the source whose
+/// repository it reads and the one commit it may fetch. The server also checks that the job
+/// still runs on that agent, so the grant ends with the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitClaims {
+    pub sub: JobId,
+    pub agent: AgentId,
+    pub source: SourceId,
+    pub sha: String,
+    pub aud: String,
+    pub exp: u64,
+}
+
+/// A git grant for `dispatch`'s job on `agent`, reading `source`'s repository at the job's
+/// commit.
+pub fn issue_git(keys: &GrantKeys, dispatch: &JobDispatch, agent: &AgentId, source: &SourceId, now_ms: i64) -> String {
+    keys.sign(&GitClaims {
+        sub: dispatch.job_id.clone(),
+        agent: agent.clone(),
+        source: source.clone(),
+        sha: dispatch.sha.clone(),
+        aud: GIT.to_string(),
+        exp: expiry(now_ms),
+    })
+}
+
+/// The claims of a valid git grant, or why it is not one.
+pub fn verify_git(keys: &GrantKeys, token: &str) -> Result<GitClaims, String> {
+    keys.verify(token, GIT, "job's git credential")
 }
 
 #[cfg(test)]
@@ -98,5 +155,22 @@ mod tests {
         assert!(verify(&keys, &format!("{}x", grant.token)).is_err());
         let old = issue(&keys, &dispatch(), "acme/app", String::new(), 1_000_000);
         assert_eq!(verify(&keys, &old.token).unwrap_err(), "the cache grant has expired");
+        // A cache grant is no git credential, nor the other way round.
+        assert_eq!(
+            verify_git(&keys, &grant.token).unwrap_err(),
+            "the job's git credential is not valid"
+        );
+        let git = issue_git(&keys, &dispatch(), &"agent-1".into(), &"src-1".into(), now);
+        assert!(verify(&keys, &git).is_err());
+        let claims = verify_git(&keys, &git).unwrap();
+        assert_eq!(
+            (
+                claims.sub.as_str(),
+                claims.agent.as_str(),
+                claims.source.as_str(),
+                claims.sha.as_str()
+            ),
+            ("j1", "agent-1", "src-1", "abc")
+        );
     }
 }

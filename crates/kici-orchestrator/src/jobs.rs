@@ -167,6 +167,7 @@ pub fn dispatch_message(
         source_tar_url: None,
         clone_credentials: None,
         cache: None,
+        served_repository: None,
     }
 }
 

@@ -51,6 +51,7 @@ pub mod providers;
 pub(crate) mod rate_limit;
 pub(crate) mod registrations;
 pub(crate) mod reload;
+pub(crate) mod repo_server;
 pub(crate) mod reuse;
 pub(crate) mod rows;
 pub(crate) mod run_watch;

@@ -774,7 +774,19 @@ async fn job_status(
                 job_name: None,
             })
         }
-        _ => None,
+        // An agent names one failure before any step ran: its checkout of the job's source.
+        _ => update
+            .init_failure
+            .take()
+            .filter(|init| {
+                update.state == JobStatus::Failed
+                    && init.scope == InitFailureScope::Job
+                    && init.category == InitFailureCategory::Checkout
+            })
+            .map(|init| InitFailure {
+                job_name: Some(record.job.base_job_name.clone()),
+                ..init
+            }),
     };
     // An evaluation row has ended above; this closes its entry and steps. Any other job ends
     // here, with its entry and steps, in one transaction.

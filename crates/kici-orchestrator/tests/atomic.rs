@@ -147,18 +147,8 @@ async fn matrix_children_are_created_once_when_the_evaluations_end_is_refused() 
         );
         let report = |seq: u64, state: JobStatus, matrix: Option<serde_json::Value>| {
             AgentMessage::JobStatus(Box::new(JobStatusUpdate {
-                run_id: "r".into(),
-                job_id: "eval".into(),
-                seq,
-                state,
-                timestamp: 5,
-                error: None,
-                duration_ms: None,
                 matrix,
-                jobs: None,
-                init_result: None,
-                secret_outputs: Default::default(),
-                outputs: None,
+                ..JobStatusUpdate::new("r".into(), "eval".into(), seq, state, 5)
             }))
         };
         progress::apply(state, &AgentId::from("agent-1"), report(1, JobStatus::Running, None))

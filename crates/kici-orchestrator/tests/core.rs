@@ -108,20 +108,7 @@ fn dispatched(rx: &mut mpsc::Receiver<Outbound>) -> JobDispatch {
 
 /// A `job.status` for `job_id` (`<run>-<job>`).
 fn status_update(job_id: &str, seq: u64, status: JobStatus) -> JobStatusUpdate {
-    JobStatusUpdate {
-        run_id: job_id.split('-').next().unwrap().into(),
-        job_id: job_id.into(),
-        seq,
-        state: status,
-        timestamp: 5,
-        error: None,
-        duration_ms: None,
-        matrix: None,
-        jobs: None,
-        init_result: None,
-        secret_outputs: Default::default(),
-        outputs: None,
-    }
+    JobStatusUpdate::new(job_id.split('-').next().unwrap().into(), job_id.into(), seq, status, 5)
 }
 
 async fn report(state: &Shared, agent_id: &str, job_id: &str, seq: u64, status: JobStatus, error: Option<&str>) {

@@ -1,12 +1,13 @@
 //! A scripted agent for orchestrator-only scenarios: it speaks the real protocol (auth,
 //! register) with whatever build info the test gives it, then holds the connection open,
-//! answers nothing and sends only what the test tells it to. It never replaces the real agent
+//! answers nothing, keeps the jobs it is sent for the test to look at, and sends only what the
+//! test tells it to. It never replaces the real agent
 //! in acceptance tests of job execution.
 
 use futures_util::{SinkExt, StreamExt};
 use kici_engine::build_info::BuildInfo;
 use kici_engine::ids::AgentId;
-use kici_engine::protocol::{AgentMessage, PROTOCOL_VERSION, Registration};
+use kici_engine::protocol::{AgentMessage, JobDispatch, OrchestratorMessage, PROTOCOL_VERSION, Registration};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -14,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct FakeAgent {
     task: JoinHandle<()>,
     outbox: tokio::sync::mpsc::UnboundedSender<AgentMessage>,
+    dispatches: tokio::sync::mpsc::UnboundedReceiver<JobDispatch>,
 }
 
 impl Drop for FakeAgent {
@@ -75,11 +77,20 @@ impl FakeAgent {
             .await
             .expect("agent.register");
         let (outbox, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<AgentMessage>();
+        let (dispatched, dispatches) = tokio::sync::mpsc::unbounded_channel::<JobDispatch>();
         let task = tokio::spawn(async move {
             // Reading keeps the connection alive (pings are answered) until the test drops it.
             loop {
                 tokio::select! {
-                    frame = socket.next() => if !matches!(frame, Some(Ok(_))) { break },
+                    frame = socket.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Ok(OrchestratorMessage::JobDispatch(dispatch)) = serde_json::from_str(&text) {
+                                let _ = dispatched.send(*dispatch);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
                     Some(message) = outgoing.recv() => {
                         if socket.send(send(message)).await.is_err() {
                             break;
@@ -88,7 +99,19 @@ impl FakeAgent {
                 }
             }
         });
-        FakeAgent { task, outbox }
+        FakeAgent {
+            task,
+            outbox,
+            dispatches,
+        }
+    }
+
+    /// The next job the orchestrator sends this agent, as sent; panics after `within`.
+    pub async fn dispatch(&mut self, within: std::time::Duration) -> JobDispatch {
+        tokio::time::timeout(within, self.dispatches.recv())
+            .await
+            .expect("a job is dispatched to the scripted agent in time")
+            .expect("the scripted agent's connection is open")
     }
 
     /// Sends `message` as this agent.

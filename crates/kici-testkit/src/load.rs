@@ -160,18 +160,8 @@ impl HeldJob {
         };
         let status = |seq: u64, state: JobStatus| {
             AgentMessage::JobStatus(Box::new(JobStatusUpdate {
-                run_id: run_id.clone(),
-                job_id: job_id.clone(),
-                seq,
-                state,
-                timestamp: now,
-                error: None,
                 duration_ms: state.is_terminal().then_some(1),
-                matrix: None,
-                jobs: None,
-                init_result: None,
-                secret_outputs: Default::default(),
-                outputs: None,
+                ..JobStatusUpdate::new(run_id.clone(), job_id.clone(), seq, state, now)
             }))
         };
         let mut messages = vec![

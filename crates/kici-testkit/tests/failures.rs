@@ -256,33 +256,38 @@ async fn a_full_queue_fails_new_jobs_at_once() {
 }
 
 #[tokio::test]
-async fn a_local_source_the_agent_cannot_see_fails_the_job_with_its_path_and_a_hint() {
+async fn a_local_source_the_orchestrator_can_no_longer_read_fails_the_job_and_the_run_with_its_path_and_a_hint() {
     let mut stack = Stack::start().await;
     let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
     stack.add_local_source("app", &repo).await;
     let runs = stack.push("app", &repo, "scaled").await;
     assert_eq!(runs.len(), 1, "{runs:?}");
-    // The orchestrator read the lock file; the agent, which starts now, finds no repository
-    // there, as an agent in a container without the path would.
+    // The orchestrator read the lock file at the push; the repository is gone when the agent
+    // fetches the job's commit from it.
     let origin = repo.origin();
     std::fs::rename(&origin, origin.with_extension("moved")).unwrap();
     stack.start_agent("agent-1", &["scaled"]).await;
     let detail = stack.wait_run(&runs[0]).await;
-    let path = origin.display().to_string();
     let error = detail.jobs[0].error_message.clone().unwrap_or_default();
     assert!(
-        error.starts_with(&format!(
-            "git clone of {path} failed: fatal: '{path}' does not appear to be a git repository"
-        )),
+        error.starts_with(&format!("git fetch of source `app` from {}/git/", stack.url())),
         "{detail:#?}"
     );
-    let hint = format!(
-        "(hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see {path}: an agent in a container, a microVM or on another host needs it mounted at that path)"
+    let why = format!(
+        "failed on this agent: remote: the orchestrator cannot read source `app`'s repository at {}: No such file or directory (os error 2) (hint: the source's path must stay readable by the orchestrator's user; see kici-admin source list)",
+        origin.display()
     );
-    assert!(error.ends_with(&hint), "{error}");
+    assert!(error.contains(&why), "{error}");
     let views = views(&stack, &runs[0]);
-    assert!(views.admin_show.contains(&hint), "{}", views.admin_show);
-    assert!(views.kici_show.contains(&hint), "{}", views.kici_show);
+    check_run(&detail, &views, &error, Some(InitFailureCategory::Checkout));
+    assert!(views.admin_show.contains(&why), "{}", views.admin_show);
     let explained = stack.cli("kici-admin", &["explain", &runs[0]], stack.dir.path());
-    assert!(explained.stdout.contains(&hint), "{}", explained.stdout);
+    assert!(explained.stdout.contains(&why), "{}", explained.stdout);
+    assert!(
+        explained
+            .stdout
+            .contains("Failure category: checkout (Source checkout failed)"),
+        "{}",
+        explained.stdout
+    );
 }

@@ -2,6 +2,8 @@
 //! and Node, on SQLite (or PostgreSQL with `KICI_TEST_E2E_DATABASE=postgres`). The workflows are
 //! in `tests/e2e-repo`; each runs on pushes to its own branch.
 
+#![allow(clippy::unwrap_used)]
+
 use kici_engine::failure::InitFailureCategory;
 use kici_engine::hash::{content_hash, drift_message};
 use kici_engine::status::{JobStatus, RunStatus, StepStatus};
@@ -412,4 +414,137 @@ async fn log_reads_take_only_a_job_of_the_run() {
             "{hostile}"
         );
     }
+}
+
+/// Real git against the orchestrator's git server, as the job's credential (`token`) or none.
+fn git_as(dir: &std::path::Path, token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new("git");
+    command.arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0");
+    if let Some(token) = token {
+        let credentials = kici_engine::git_auth::GitCredentials::password("kici", token);
+        command.envs(kici_engine::git_auth::credential_env(&credentials));
+    }
+    command.output().unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A local source's repository is served to the job that uses it, and to nothing else: the
+/// job's credential fetches its commit (no ref is shown), not another commit, not another
+/// source's repository, pushes nothing, and dies with the job.
+#[tokio::test]
+async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_the_job_runs() {
+    let stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    stack.add_local_source("app", &repo).await;
+    std::fs::create_dir_all(stack.dir.path().join("other")).unwrap();
+    let other = Repo::from_fixture(&stack.dir.path().join("other"), FIXTURE);
+    let other_source = stack.add_local_source("other", &other).await;
+    let token = stack.agent_token("scripted", &["scaled"]).await;
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let mut agent =
+        kici_testkit::FakeAgent::connect(&ws, &token, "scripted", &["scaled"], kici_sdk::build_info()).await;
+    stack.wait_agent_connected("scripted").await;
+    let runs = stack.push("app", &repo, "scaled").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let dispatch = agent.dispatch(std::time::Duration::from_secs(30)).await;
+    let served = dispatch
+        .served_repository
+        .clone()
+        .expect("a local source's job is served its repository");
+    assert_eq!(served.source, "app");
+    assert!(served.url.starts_with("/git/"), "{served:?}");
+    let url = format!("{}{}", stack.url(), served.url);
+    let grant = Some(served.token.as_str());
+    let later = repo.commit_and_push("a commit the job did not run");
+
+    let clone = tempfile::tempdir().unwrap();
+    let dir = clone.path();
+    assert!(git_as(dir, None, &["init", "-q"]).status.success());
+    // Its commit, with the history behind it, and no ref: no branch, tag or other commit shows.
+    let fetched = git_as(dir, grant, &["fetch", "-q", &url, &dispatch.sha]);
+    assert!(fetched.status.success(), "{}", stderr(&fetched));
+    assert!(
+        git_as(dir, None, &["cat-file", "-e", &format!("{}^{{commit}}", dispatch.sha)])
+            .status
+            .success()
+    );
+    let listed = git_as(dir, grant, &["ls-remote", &url]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "");
+    let another = git_as(dir, grant, &["fetch", "-q", &url, &later]);
+    assert!(
+        stderr(&another).contains(&format!(
+            "fatal: remote error: this job may fetch commit {} and its history, not {later}",
+            dispatch.sha
+        )),
+        "{}",
+        stderr(&another)
+    );
+    let by_ref = git_as(dir, grant, &["fetch", "-q", &url, "main"]);
+    assert!(!by_ref.status.success(), "{}", stderr(&by_ref));
+    // Not another source's repository.
+    let other_url = format!(
+        "{}/git/{}",
+        stack.url(),
+        other_source["sourceId"].as_str().expect("the source's id")
+    );
+    let elsewhere = git_as(dir, grant, &["fetch", "-q", &other_url, &dispatch.sha]);
+    assert!(
+        stderr(&elsewhere)
+            .contains("remote: this job's git credential reads its own source's repository, not this one"),
+        "{}",
+        stderr(&elsewhere)
+    );
+    // Nothing is pushed through it.
+    let pushed = git_as(&repo.work(), grant, &["push", "-q", &url, "HEAD:refs/heads/injected"]);
+    assert!(
+        stderr(&pushed).contains("remote: this server only serves fetches (git-upload-pack)"),
+        "{}",
+        stderr(&pushed)
+    );
+    // Without the credential, or with a forged one, git is asked for one and refused.
+    let info_refs = format!("{url}/info/refs?service=git-upload-pack");
+    let anonymous = stack.client().get(&info_refs).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Basic realm=\"KiCI\"");
+    assert!(
+        anonymous
+            .text()
+            .await
+            .unwrap()
+            .starts_with("the repositories of local sources are served to the jobs that use them")
+    );
+    let forged = git_as(dir, Some("forged"), &["fetch", "-q", &url, &dispatch.sha]);
+    assert!(
+        stderr(&forged).contains("remote: the job's git credential is not valid"),
+        "{}",
+        stderr(&forged)
+    );
+
+    // The job ends: its credential with it.
+    for (seq, state) in [(1, JobStatus::Running), (2, JobStatus::Success)] {
+        agent.send(kici_engine::protocol::AgentMessage::JobStatus(Box::new(
+            kici_engine::protocol::JobStatusUpdate::new(
+                dispatch.run_id.clone(),
+                dispatch.job_id.clone(),
+                seq,
+                state,
+                0,
+            ),
+        )));
+    }
+    let detail = stack.wait_run(&runs[0]).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let after = git_as(dir, grant, &["fetch", "-q", &url, &dispatch.sha]);
+    assert!(
+        stderr(&after).contains(&format!(
+            "remote: job {} has ended (success): a job's git credential lives as long as the job",
+            dispatch.job_id
+        )),
+        "{}",
+        stderr(&after)
+    );
 }

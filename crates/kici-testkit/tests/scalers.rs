@@ -412,19 +412,83 @@ fn an_invalid_scaler_config_stops_the_orchestrator_at_start_with_the_documented_
 /// A Firecracker scaler driving the test double: the kernel file says how the "boot" goes,
 /// the rootfs file is the guest's init (here: the agent).
 fn firecracker_config(dir: &Path, kernel: &str) -> String {
+    firecracker_config_running(dir, kernel, &binary("kici-agent"))
+}
+
+/// [`firecracker_config`] whose guest's init runs `agent`.
+fn firecracker_config_running(dir: &Path, kernel: &str, agent: &Path) -> String {
     let kernel_path = dir.join("vmlinux");
     std::fs::write(&kernel_path, kernel).unwrap();
-    let rootfs = write_script(
-        dir,
-        "rootfs.ext4",
-        &format!("exec {}\n", binary("kici-agent").display()),
-    );
+    let rootfs = write_script(dir, "rootfs.ext4", &format!("exec {}\n", agent.display()));
     format!(
         "version: 1\nscalers:\n  - name: vms\n    type: firecracker\n    maxAgents: 2\n    firecrackerPath: {}\n    jailerPath: /usr/bin/jailer\n    kernelPath: {}\n    uid: 0\n    gid: 0\n    labelSets:\n      - labels: [scaled]\n        rootfsPath: {}\n",
         binary("firecracker-double").display(),
         kernel_path.display(),
         rootfs.display()
     )
+}
+
+/// An agent that cannot see `hidden`: it runs in a mount namespace of its own where that
+/// directory is an empty tmpfs, as an agent in a microVM or on another host has no view of the
+/// orchestrator's repositories.
+fn agent_blind_to(dir: &Path, hidden: &Path) -> PathBuf {
+    let wrapper = format!(
+        "exec unshare --mount sh -c 'mount -t tmpfs kici-hidden {} && exec \"$0\"' {}\n",
+        hidden.display(),
+        binary("kici-agent").display()
+    );
+    write_script(dir, "blind-agent", &wrapper)
+}
+
+/// A run of a local source on the agent `config` starts (given a directory for its files and
+/// an agent that cannot see the repository), which fetches the repository from the
+/// orchestrator.
+async fn run_on_blind_agent(config: impl FnOnce(&Path, &Path) -> String) -> kici_engine::api::RunDetail {
+    let files = tempfile::tempdir().unwrap();
+    let repos = tempfile::tempdir().unwrap();
+    let agent = agent_blind_to(files.path(), repos.path());
+    let (stack, _, _) = stack_with_scalers(&config(files.path(), &agent), &[]).await;
+    let repo = Repo::from_fixture(repos.path(), FIXTURE);
+    // The blindfold holds: behind it, the repository is not there.
+    let hidden = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs kici-hidden {} && test ! -e {}",
+            repos.path().display(),
+            repo.origin().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(hidden.success(), "a tmpfs mount hides {}", repos.path().display());
+    stack.add_local_source("blind", &repo).await;
+    stack.push_and_wait("blind", &repo, "scaled").await
+}
+
+#[tokio::test]
+async fn a_local_source_runs_on_a_bare_metal_agent_that_cannot_see_its_path() {
+    let detail = run_on_blind_agent(|_, agent| bare_metal_config(agent, "")).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert!(
+        detail.jobs[0]
+            .agent_id
+            .as_ref()
+            .unwrap()
+            .starts_with("scaler-bare-metal-")
+    );
+}
+
+#[tokio::test]
+async fn a_local_source_runs_in_a_microvm_that_cannot_see_its_path() {
+    let detail =
+        run_on_blind_agent(|files, agent| firecracker_config_running(files, "vmlinux (test double)\n", agent)).await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    assert!(
+        detail.jobs[0]
+            .agent_id
+            .as_ref()
+            .unwrap()
+            .starts_with("scaler-firecracker-")
+    );
 }
 
 #[tokio::test]
@@ -523,10 +587,11 @@ fn podman_socket() -> Option<PathBuf> {
 }
 
 /// A container scaler on Podman; the agents share the host's network (the orchestrator
-/// listens on 127.0.0.1) and `/tmp`, where the test repositories live.
+/// listens on 127.0.0.1) and nothing of its filesystem: they fetch the local source's
+/// repository from the orchestrator.
 fn container_config(socket: &Path, image: &str, pull_policy: &str) -> String {
     format!(
-        "version: 1\nscalers:\n  - name: pods\n    type: container\n    maxAgents: 2\n    socketPath: {}\n    networkIsolation: false\n    labelSets:\n      - labels: [scaled]\n        image: {image}\n        imagePullPolicy: {pull_policy}\n        volumes: [\"/tmp:/tmp\"]\n",
+        "version: 1\nscalers:\n  - name: pods\n    type: container\n    maxAgents: 2\n    socketPath: {}\n    networkIsolation: false\n    labelSets:\n      - labels: [scaled]\n        image: {image}\n        imagePullPolicy: {pull_policy}\n",
         socket.display()
     )
 }
@@ -779,6 +844,7 @@ async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent
         "KICI_LABELS",
         "KICI_ORCHESTRATOR_URL",
         "KICI_PORT",
+        "KICI_SCALER_BACKEND",
         "KICI_SCALER_MANAGED",
     ];
     // The test harness starts the orchestrator with the host variables KiCI passes on only.
@@ -792,6 +858,7 @@ async fn a_spawned_agent_gets_only_the_documented_env_and_a_token_no_other_agent
     assert_eq!(env["HTTP_PROXY"], "http://proxy.internal:3128");
     assert_eq!(env["KICI_LABELS"], "scaled");
     assert_eq!(env["KICI_SCALER_MANAGED"], "1");
+    assert_eq!(env["KICI_SCALER_BACKEND"], "bare-metal");
     assert!(
         !env_text.contains(kici_testkit::ADMIN_TOKEN),
         "the bootstrap admin token leaked"

@@ -9,7 +9,7 @@ use kici_compiler::hash_files;
 use kici_compiler::runner::RunnerSpec;
 use kici_engine::git_auth::{GitCredentials, credential_env};
 use kici_engine::hash::{content_hash, drift_message};
-use kici_engine::protocol::JobConfig;
+use kici_engine::protocol::{JobConfig, ServedRepository};
 use tokio::process::Command;
 
 /// Each git command (clone, checkout) must finish within this.
@@ -56,6 +56,43 @@ pub(super) async fn clone_at(
         )
         .await?;
     }
+    checkout_detached(dir, sha).await?;
+    kici_telemetry::metrics::agent::clone_finished(started.elapsed());
+    Ok(())
+}
+
+/// Fetches `sha` (and the history behind it) from the repository the orchestrator serves
+/// into the empty directory `dir`, and checks it out (detached). The job's grant is the
+/// password; the orchestrator serves no other commit and no ref. `agent` says what kind of
+/// agent this is, for the error.
+pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &str, agent: &str) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let credentials = GitCredentials::password("kici", served.token.as_str());
+    let dir = dir.as_os_str();
+    let fail = |error: String| fetch_error(served, sha, agent, &error);
+    git(&["init".as_ref(), "--quiet".as_ref(), dir], None)
+        .await
+        .map_err(fail)?;
+    git(
+        &[
+            "-C".as_ref(),
+            dir,
+            "fetch".as_ref(),
+            "--quiet".as_ref(),
+            "--no-tags".as_ref(),
+            served.url.as_ref(),
+            sha.as_ref(),
+        ],
+        Some(&credentials),
+    )
+    .await
+    .map_err(fail)?;
+    checkout_detached(dir, sha).await?;
+    kici_telemetry::metrics::agent::clone_finished(started.elapsed());
+    Ok(())
+}
+
+async fn checkout_detached(dir: &std::ffi::OsStr, sha: &str) -> Result<(), String> {
     git(
         &[
             "-C".as_ref(),
@@ -67,9 +104,54 @@ pub(super) async fn clone_at(
         ],
         None,
     )
-    .await?;
-    kici_telemetry::metrics::agent::clone_finished(started.elapsed());
-    Ok(())
+    .await
+}
+
+/// A failed fetch from the orchestrator: the source, the URL, what kind of agent tried, git's
+/// words (the orchestrator's own reason among them, as `remote:` lines) and a hint at the likely
+/// cause.
+fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -> String {
+    // One line: it is the run's failure reason too.
+    let detail = error
+        .strip_prefix("git clone failed: ")
+        .unwrap_or(error)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let has = |texts: &[&str]| texts.iter().any(|text| detail.contains(text));
+    let hint = if has(&[
+        "Could not resolve host",
+        "Failed to connect",
+        "Couldn't connect",
+        "Connection refused",
+        "timed out",
+        "Connection timed out",
+    ]) {
+        format!(
+            " (hint: this {agent} cannot reach the orchestrator at {}: the orchestrator URL it connects to must be one it reaches from where it runs)",
+            served.url
+        )
+    } else if has(&["Authentication failed", "git credential", "error: 401", "error: 403"]) {
+        " (hint: the orchestrator refused the job's credential: it is valid only while the job runs, and only on the orchestrator that sent the job)".to_string()
+    } else if has(&[
+        "not our ref",
+        "not a valid object",
+        "unadvertised object",
+        "upload-pack: not our",
+    ]) {
+        format!(
+            " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
+            served.source
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "git fetch of source `{}` from {} failed on this {agent}: {detail}{hint}",
+        served.source, served.url
+    )
 }
 
 /// Checks that the dispatch's paths stay inside the checkout.
@@ -193,7 +275,7 @@ async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) ->
     let verb = args
         .iter()
         .map(|a| a.to_string_lossy())
-        .find(|a| a == "clone" || a == "checkout")
+        .find(|a| ["clone", "checkout", "init", "fetch"].contains(&a.as_ref()))
         .unwrap_or_default()
         .to_string();
     let output = match tokio::time::timeout(GIT_TIMEOUT, command.output()).await {
@@ -290,6 +372,37 @@ mod tests {
                 "git clone failed: fatal: Authentication failed"
             ),
             "git clone of https://forge.example/a/b.git failed: fatal: Authentication failed"
+        );
+    }
+
+    #[test]
+    fn a_failed_fetch_from_the_orchestrator_names_the_source_the_url_the_agent_and_a_hint() {
+        let served = ServedRepository {
+            source: "app".into(),
+            url: "http://10.0.0.1:4000/git/s1".into(),
+            token: "secret".into(),
+        };
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let error = |git: &str| fetch_error(&served, sha, "container agent", git);
+        assert_eq!(
+            error(
+                "git clone failed: fatal: unable to access 'http://10.0.0.1:4000/git/s1/': Failed to connect to 10.0.0.1 port 4000 after 0 ms: Couldn't connect to server"
+            ),
+            "git fetch of source `app` from http://10.0.0.1:4000/git/s1 failed on this container agent: fatal: unable to access 'http://10.0.0.1:4000/git/s1/': Failed to connect to 10.0.0.1 port 4000 after 0 ms: Couldn't connect to server (hint: this container agent cannot reach the orchestrator at http://10.0.0.1:4000/git/s1: the orchestrator URL it connects to must be one it reaches from where it runs)"
+        );
+        assert!(
+            error("git clone failed: remote: job j1 has ended (success): a job's git credential lives as long as the job\nfatal: unable to access 'http://10.0.0.1:4000/git/s1/': The requested URL returned error: 403")
+                .ends_with("error: 403 (hint: the orchestrator refused the job's credential: it is valid only while the job runs, and only on the orchestrator that sent the job)")
+        );
+        assert!(
+            error(&format!("git clone failed: fatal: remote error: upload-pack: not our ref {sha}")).ends_with(&format!(
+                "(hint: the repository of source `app` no longer holds commit {sha}: was it rewritten and pruned since the push?)"
+            ))
+        );
+        // git's lines become one, so the run's failure reason is one line.
+        assert_eq!(
+            error("git clone failed: remote: first\n\nfatal: second"),
+            "git fetch of source `app` from http://10.0.0.1:4000/git/s1 failed on this container agent: remote: first; fatal: second"
         );
     }
 

@@ -20,6 +20,7 @@ use kici_compiler::evaluate::{INIT_TIMEOUT, JOBS_TIMEOUT, evaluate_init, evaluat
 use kici_compiler::project::Project;
 use kici_compiler::runner::{KILL_GRACE, RunnerEvent, RunnerProcess, RunnerSpec, find_node};
 use kici_compiler::stage::StagedTree;
+use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
 use kici_engine::protocol::{AgentMessage, JobDispatch, JobKind, Redacted};
 use kici_engine::runner_protocol::{
     ConcurrencyAck, EvaluateKind, EvaluateRequest, ExecuteRequest, HostMessage, PREPARE_STEP_INDEX, RunnerMessage,
@@ -71,6 +72,9 @@ pub struct JobSettings {
     pub job_heartbeat_interval: Duration,
     pub max_log_size_bytes: u64,
     pub backpressure: crate::config::Backpressure,
+    /// What kind of agent this is, for errors: `container agent` (`KICI_SCALER_BACKEND`), or
+    /// `agent` when no scaler said.
+    pub agent_kind: String,
 }
 
 /// How the orchestrator asked to cancel.
@@ -93,6 +97,7 @@ struct Outcome {
     init_result: Option<Value>,
     secret_outputs: BTreeMap<String, Redacted>,
     outputs: Option<Value>,
+    init_failure: Option<InitFailure>,
 }
 
 impl Outcome {
@@ -106,6 +111,7 @@ impl Outcome {
             init_result: None,
             secret_outputs: BTreeMap::new(),
             outputs: None,
+            init_failure: None,
         }
     }
 
@@ -113,6 +119,20 @@ impl Outcome {
         Outcome {
             error: Some(error),
             ..Outcome::of(JobStatus::Failed)
+        }
+    }
+
+    /// The job's source could not be fetched: a `checkout` failure before any step ran, which
+    /// the run shows as its reason.
+    fn checkout_failed(error: String) -> Outcome {
+        Outcome {
+            init_failure: Some(InitFailure {
+                scope: InitFailureScope::Job,
+                category: InitFailureCategory::Checkout,
+                message: error.clone(),
+                job_name: None,
+            }),
+            ..Outcome::failed(error)
         }
     }
 
@@ -146,7 +166,8 @@ pub async fn run_job(
             .map(|secret| secret.value.as_str())
             .chain(dispatch.npm_registries.iter().map(|r| r.token.as_str()))
             .chain(dispatch.install_env_secrets.values().map(|v| v.0.as_str()))
-            .chain(dispatch.clone_credentials.iter().map(|c| c.password.as_str())),
+            .chain(dispatch.clone_credentials.iter().map(|c| c.password.as_str()))
+            .chain(dispatch.served_repository.iter().map(|s| s.token.as_str())),
     ));
     info!(
         runId = %dispatch.run_id,
@@ -275,9 +296,11 @@ impl Job<'_> {
             checked_out = self.checkout() => checked_out,
             _ = cancel_requested(cancel) => return Outcome::cancelled(),
         };
-        if let Err(message) = checked_out {
-            reporter.log(PREPARE_STEP_INDEX, message.clone()).await;
-            return Outcome::failed(message);
+        if let Err(outcome) = checked_out {
+            reporter
+                .log(PREPARE_STEP_INDEX, outcome.error.clone().unwrap_or_default())
+                .await;
+            return outcome;
         }
         // Before staging, which links `.kici/node_modules` into the staged tree.
         if deps::needed(self.dir) {
@@ -336,25 +359,42 @@ impl Job<'_> {
         }
     }
 
-    /// Clone and drift check. Err is the job's error message.
-    async fn checkout(&self) -> Result<(), String> {
+    /// Clone and drift check. Err is the job's outcome: a failed fetch or clone is a
+    /// `checkout` failure before any step ran.
+    async fn checkout(&self) -> Result<(), Outcome> {
         let config = &self.dispatch.job_config;
-        checkout::check_paths(config)?;
+        checkout::check_paths(config).map_err(Outcome::failed)?;
         if config.checkout {
-            let credentials = self.dispatch.clone_credentials.as_ref();
-            checkout::clone_at(
-                &self.dispatch.repo_url,
-                self.dir,
-                &self.dispatch.sha,
-                &self.dispatch.git_ref,
-                credentials,
-            )
-            .await?;
-            if config.base_workflows {
-                checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
-            }
+            let fetched = match &self.dispatch.served_repository {
+                Some(served) => {
+                    checkout::fetch_served(served, self.dir, &self.dispatch.sha, &self.settings.agent_kind).await
+                }
+                None => {
+                    checkout::clone_at(
+                        &self.dispatch.repo_url,
+                        self.dir,
+                        &self.dispatch.sha,
+                        &self.dispatch.git_ref,
+                        self.dispatch.clone_credentials.as_ref(),
+                    )
+                    .await
+                }
+            };
+            fetched.map_err(Outcome::checkout_failed)?;
+            self.after_clone().await.map_err(Outcome::failed)
         } else {
-            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
+            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir)
+                .await
+                .map_err(Outcome::failed)?;
+            checkout::check_drift(self.dir, config).await.map_err(Outcome::failed)
+        }
+    }
+
+    /// A clone's base workflows (an untrusted pull request's), then the drift check.
+    async fn after_clone(&self) -> Result<(), String> {
+        let config = &self.dispatch.job_config;
+        if config.base_workflows {
+            checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
         }
         checkout::check_drift(self.dir, config).await
     }

@@ -82,6 +82,7 @@ impl Reporter {
             init_result: outcome.init_result,
             secret_outputs: outcome.secret_outputs,
             outputs: outcome.outputs,
+            init_failure: outcome.init_failure,
         }));
         self.send(message).await;
     }

@@ -158,6 +158,7 @@ impl Repo {
             install_env_secrets: Default::default(),
             source_tar_url: None,
             clone_credentials: None,
+            served_repository: None,
             cache: None,
         }
     }

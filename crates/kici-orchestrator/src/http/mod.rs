@@ -1,5 +1,6 @@
-//! The HTTP surface: `/health`, `/ready`, the agent WebSocket `/ws`, webhook ingress, and the
-//! REST API under `/api/v1` (admin token required). Routes are built by [`router`] so tests
+//! The HTTP surface: `/health`, `/ready`, the agent WebSocket `/ws`, webhook ingress, local
+//! sources' repositories for their jobs (`/git`, a job's grant), and the REST API under
+//! `/api/v1` (admin token required). Routes are built by [`router`] so tests
 //! can serve them on any listener.
 
 pub mod admin;
@@ -7,6 +8,7 @@ mod auth;
 mod cache;
 mod error;
 mod events;
+mod git;
 mod github_manifest;
 mod holds;
 pub mod ops;
@@ -114,6 +116,14 @@ pub fn router(state: Shared) -> Router {
             "/storage/{*key}",
             get(storage::get).put(storage::put).layer(storage::body_limit()),
         )
+        .route("/git/{source}/info/refs", get(git::info_refs))
+        .route(
+            "/git/{source}/git-upload-pack",
+            post(git::upload_pack).layer(axum::extract::DefaultBodyLimit::max(
+                crate::repo_server::MAX_REQUEST_BYTES,
+            )),
+        )
+        .route("/git/{source}/git-receive-pack", post(git::receive_pack))
         .route("/api/v1/cache/restore", post(cache::restore))
         .route("/api/v1/cache/save", post(cache::save))
         .route("/api/v1/cache/commit", post(cache::commit))

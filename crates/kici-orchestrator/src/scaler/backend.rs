@@ -72,6 +72,7 @@ pub(crate) fn agent_env(
     set("KICI_AGENT_TOKEN", identity.token.to_string());
     set("KICI_LABELS", label_set.labels.join(","));
     set("KICI_SCALER_MANAGED", "1".to_string());
+    set("KICI_SCALER_BACKEND", scaler.scaler_type().as_str().to_string());
     // The agent runs jobs directly wherever it was started (a container or VM included).
     set("KICI_EXECUTION_MODE", "bare-metal".to_string());
     set("KICI_PORT", "0".to_string());
@@ -254,6 +255,7 @@ scalers:
                 "KICI_AGENT_TOKEN=kat_secret",
                 "KICI_LABELS=linux,node-20",
                 "KICI_SCALER_MANAGED=1",
+                "KICI_SCALER_BACKEND=bare-metal",
                 "KICI_EXECUTION_MODE=bare-metal",
                 "KICI_PORT=0",
                 "KICI_ROLES=builder",

@@ -1,0 +1,287 @@
+//! Local sources' repositories served to the jobs that use them, over git's smart HTTP
+//! protocol and read only, so an agent in a container, a microVM or on another host fetches a
+//! local source the way it clones a forge's. The real `git upload-pack` answers, behind three
+//! checks: the request carries a git grant ([`crate::grants::verify_git`]) for this source;
+//! the grant's job still runs on the agent it was sent to, so the grant ends with the job; and
+//! the request wants the job's commit and nothing else. Every ref is hidden, so a job learns no
+//! branch, tag or other commit: it gets its commit and the history behind it.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use kici_engine::protocol::ServedRepository;
+use kici_store::SourceKind;
+
+use crate::grants::GitClaims;
+use crate::state::Shared;
+
+/// Where a source's repository is served: `/git/<source id>`, below the orchestrator's URL.
+pub fn path(source_id: &str) -> String {
+    format!("/git/{source_id}")
+}
+
+/// The served repository of a job sent to `agent`, when its run's source is a local one.
+pub async fn serve_to(
+    state: &Shared,
+    dispatch: &kici_engine::protocol::JobDispatch,
+    agent: &kici_engine::ids::AgentId,
+    now: i64,
+) -> Option<ServedRepository> {
+    let run = state.store.get_run(&dispatch.run_id).await.ok()??;
+    let sources = state.store.list_sources().await.ok()?;
+    let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
+    (source.kind == SourceKind::Local).then(|| ServedRepository {
+        url: path(source.source_id.as_str()),
+        token: crate::grants::issue_git(&state.grant_keys, dispatch, agent, &source.source_id, now),
+        source: source.name,
+    })
+}
+
+/// Why a request is not served. Each text says what to do, and git shows it to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No credential, or one that is not (or no longer) a valid grant.
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The orchestrator cannot read the repository.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What a request may read: the repository and the one commit.
+#[derive(Debug)]
+pub struct Access {
+    pub repository: PathBuf,
+    pub sha: String,
+}
+
+/// The largest request body (pkt-lines of wants and haves) read; a job's fetch of one commit
+/// into an empty repository sends well under a kilobyte.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Checks a request for `source_id`'s repository carrying `token`.
+pub async fn authorize(state: &Shared, source_id: &str, token: Option<&str>) -> Result<Access, Refusal> {
+    let token = token.ok_or_else(|| {
+        Refusal::Unauthorized(
+            "the repositories of local sources are served to the jobs that use them: fetch with the credential the job's dispatch carries"
+                .to_string(),
+        )
+    })?;
+    let claims = crate::grants::verify_git(&state.grant_keys, token).map_err(|reason| {
+        Refusal::Unauthorized(format!(
+            "{reason} (hint: a job's git credential is valid on the orchestrator that sent the job, while the job runs)"
+        ))
+    })?;
+    if claims.source.as_str() != source_id {
+        return Err(Refusal::Forbidden(
+            "this job's git credential reads its own source's repository, not this one".to_string(),
+        ));
+    }
+    check_job(state, &claims).await?;
+    let internal = |err: kici_store::StoreError| {
+        tracing::error!(error = %err, "cannot check a git request");
+        Refusal::Unavailable("the orchestrator cannot read its database (details are in its log)".to_string())
+    };
+    let source = state
+        .store
+        .list_sources()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .find(|s| s.source_id == claims.source)
+        .filter(|s| s.kind == SourceKind::Local)
+        .ok_or_else(|| Refusal::NotFound("no local source has this repository any more".to_string()))?;
+    let repository = PathBuf::from(source.path.unwrap_or_default());
+    if let Err(err) = std::fs::read_dir(&repository) {
+        return Err(Refusal::Unavailable(format!(
+            "the orchestrator cannot read source `{}`'s repository at {}: {err} (hint: the source's path must stay readable by the orchestrator's user; see kici-admin source list)",
+            source.name,
+            repository.display()
+        )));
+    }
+    Ok(Access {
+        repository,
+        sha: claims.sha,
+    })
+}
+
+/// The grant's job is unfinished and still on the agent it was sent to.
+async fn check_job(state: &Shared, claims: &GitClaims) -> Result<(), Refusal> {
+    let job = state.store.get_job(&claims.sub).await.map_err(|err| {
+        tracing::error!(error = %err, "cannot check a git request");
+        Refusal::Unavailable("the orchestrator cannot read its database (details are in its log)".to_string())
+    })?;
+    match job {
+        Some(job) if !job.job.status.is_terminal() && job.job.agent_id.as_ref() == Some(&claims.agent) => Ok(()),
+        Some(job) if job.job.status.is_terminal() => Err(Refusal::Forbidden(format!(
+            "job {} has ended ({}): a job's git credential lives as long as the job",
+            claims.sub, job.job.status
+        ))),
+        Some(_) => Err(Refusal::Forbidden(format!(
+            "job {} is no longer on agent {}: its git credential went with it",
+            claims.sub, claims.agent
+        ))),
+        None => Err(Refusal::Forbidden(format!("job {} does not exist", claims.sub))),
+    }
+}
+
+/// A request body as upload-pack reads it: gunzipped when git sent it gzipped.
+pub fn request_body(body: &[u8], gzipped: bool) -> Result<Vec<u8>, Refusal> {
+    if !gzipped {
+        return Ok(body.to_vec());
+    }
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|err| Refusal::Forbidden(format!("the request is not valid gzip: {err}")))?;
+    if plain.len() > MAX_REQUEST_BYTES {
+        return Err(Refusal::Forbidden(format!(
+            "the request is larger than {MAX_REQUEST_BYTES} bytes"
+        )));
+    }
+    Ok(plain)
+}
+
+/// Checks that an upload-pack request (protocol v0 or v2, in pkt-lines) wants `sha` alone:
+/// `want <sha>` lines only, no `want-ref`.
+pub fn check_wants(body: &[u8], sha: &str) -> Result<(), Refusal> {
+    let malformed = || Refusal::Forbidden("the request is not a sequence of git pkt-lines".to_string());
+    let mut rest = body;
+    while !rest.is_empty() {
+        let length = rest
+            .get(..4)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .ok_or_else(malformed)?;
+        // 0000 flush, 0001 delimiter, 0002 response end: no payload.
+        if length < 4 {
+            rest = &rest[4..];
+            continue;
+        }
+        let line = rest.get(4..length).ok_or_else(malformed)?;
+        rest = &rest[length..];
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\n');
+        if line.starts_with("want-ref ") {
+            return Err(Refusal::Forbidden(
+                "a job fetches its commit by id, not a ref".to_string(),
+            ));
+        }
+        if let Some(want) = line.strip_prefix("want ") {
+            // v0's first want carries the capabilities after the id.
+            let want = want.split([' ', '\0']).next().unwrap_or_default();
+            if want != sha {
+                return Err(Refusal::Forbidden(format!(
+                    "this job may fetch commit {sha} and its history, not {want}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `git upload-pack` serving `repository` statelessly (a ref advertisement when `advertise`),
+/// for the protocol version the client asked for (`Git-Protocol: version=2`). Every ref is
+/// hidden, and any object may be wanted: [`check_wants`] allows the job's commit alone.
+pub fn upload_pack(repository: &std::path::Path, protocol: Option<&str>, advertise: bool) -> tokio::process::Command {
+    let mut command = crate::git::command();
+    command
+        .env("GIT_CONFIG_COUNT", "3")
+        .env("GIT_CONFIG_KEY_0", "uploadpack.hideRefs")
+        .env("GIT_CONFIG_VALUE_0", "refs")
+        .env("GIT_CONFIG_KEY_1", "uploadpack.hideRefs")
+        .env("GIT_CONFIG_VALUE_1", "HEAD")
+        .env("GIT_CONFIG_KEY_2", "uploadpack.allowAnySHA1InWant")
+        .env("GIT_CONFIG_VALUE_2", "true")
+        .env_remove("GIT_PROTOCOL")
+        .arg("upload-pack")
+        .arg("--stateless-rpc")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(version) = protocol.filter(|p| matches!(*p, "version=1" | "version=2")) {
+        command.env("GIT_PROTOCOL", version);
+    }
+    if advertise {
+        command.arg("--advertise-refs").stdin(Stdio::null());
+    } else {
+        command.stdin(Stdio::piped());
+    }
+    command.arg(repository);
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(line: &str) -> String {
+        format!("{:04x}{line}", line.len() + 4)
+    }
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+    const OTHER: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_request_may_want_the_jobs_commit_and_nothing_else() {
+        let v2 = format!(
+            "{}{}0001{}{}0000",
+            pkt("command=fetch\n"),
+            pkt("agent=git/2.39\n"),
+            pkt(&format!("want {SHA}\n")),
+            pkt("done\n")
+        );
+        assert_eq!(check_wants(v2.as_bytes(), SHA), Ok(()));
+        let v0 = format!(
+            "{}0000{}",
+            pkt(&format!("want {SHA} multi_ack_detailed side-band-64k\n")),
+            pkt("done\n")
+        );
+        assert_eq!(check_wants(v0.as_bytes(), SHA), Ok(()));
+        let ls_refs = format!("{}0001{}0000", pkt("command=ls-refs\n"), pkt("peel\n"));
+        assert_eq!(check_wants(ls_refs.as_bytes(), SHA), Ok(()));
+
+        let another = format!(
+            "{}{}0000",
+            pkt(&format!("want {SHA}\n")),
+            pkt(&format!("want {OTHER}\n"))
+        );
+        assert_eq!(
+            check_wants(another.as_bytes(), SHA),
+            Err(Refusal::Forbidden(format!(
+                "this job may fetch commit {SHA} and its history, not {OTHER}"
+            )))
+        );
+        let by_ref = format!("{}0000", pkt("want-ref refs/heads/main\n"));
+        assert!(check_wants(by_ref.as_bytes(), SHA).is_err());
+        for malformed in ["zzzz", "0009want", "00"] {
+            assert_eq!(
+                check_wants(malformed.as_bytes(), SHA),
+                Err(Refusal::Forbidden(
+                    "the request is not a sequence of git pkt-lines".to_string()
+                )),
+                "{malformed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gzipped_request_is_read_within_its_bound() {
+        use std::io::Write as _;
+        let gzip = |bytes: &[u8]| {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).unwrap();
+            encoder.finish().unwrap()
+        };
+        let body = pkt(&format!("want {SHA}\n"));
+        assert_eq!(request_body(&gzip(body.as_bytes()), true).unwrap(), body.as_bytes());
+        assert_eq!(request_body(body.as_bytes(), false).unwrap(), body.as_bytes());
+        assert!(request_body(&gzip(&vec![b'0'; MAX_REQUEST_BYTES + 1]), true).is_err());
+        assert!(request_body(b"not gzip", true).is_err());
+    }
+}
