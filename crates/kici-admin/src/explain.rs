@@ -332,6 +332,10 @@ fn init_failure_step(category: InitFailureCategory, run_id: &str) -> String {
             "Bind the secret to the job's environment: kici-admin secret list, kici-admin environment show <name>"
                 .to_string()
         }
+        InitFailureCategory::Checkout => {
+            "The agent could not fetch the job's commit: the hint above says why; check the source's path (kici-admin source list) and that the agent reaches the orchestrator's URL"
+                .to_string()
+        }
         InitFailureCategory::EnvironmentRules => {
             "Check the environment's rules and decisions: kici-admin environment show <name>, kici-admin audit --action hold.reject"
                 .to_string()

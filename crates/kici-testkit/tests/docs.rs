@@ -264,6 +264,22 @@ async fn scenario(name: &str) -> Scenario {
             vars.insert("runId", pushed(&stack, &repo, "scaled", &mut texts).await);
             (stack, repo)
         }
+        // The local source's repository is moved after the push: the agent cannot fetch the
+        // job's commit from the orchestrator.
+        "checkout" => {
+            let mut stack = Stack::start().await;
+            let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+            stack.add_local_source("app", &repo).await;
+            let runs = stack.push("app", &repo, "scaled").await;
+            let origin = repo.origin();
+            std::fs::rename(&origin, origin.with_extension("moved")).unwrap();
+            stack.start_agent("agent-1", &["scaled"]).await;
+            let detail = stack.wait_run(&runs[0]).await;
+            assert_eq!(detail.run.status, RunStatus::Failed, "{detail:#?}");
+            texts.extend(detail.run.failure_reason.clone());
+            vars.insert("runId", runs[0].clone());
+            (stack, repo)
+        }
         other => panic!("{PAGE}: no scenario `{other}`"),
     };
     vars.insert("databaseUrl", stack.database_url());

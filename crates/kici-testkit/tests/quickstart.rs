@@ -344,6 +344,10 @@ fn the_containers_quickstart_comes_up_with_compose_and_runs_a_push() {
     let home = dir.path().join("home");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::create_dir_all(&home).unwrap();
+    // The agent fetches the job's commit from the orchestrator: it mounts nothing.
+    let compose_file = std::fs::read_to_string(quickstart.join("compose.yaml")).unwrap();
+    let agent = &compose_file[compose_file.find("\n  agent:\n").unwrap()..compose_file.find("\nvolumes:").unwrap()];
+    assert!(!agent.contains("volumes"), "{agent}");
     for file in ["compose.yaml", "gitconfig"] {
         let text = std::fs::read_to_string(quickstart.join(file)).unwrap();
         assert!(text.contains("/srv/git"), "{file}");

@@ -641,6 +641,44 @@ async fn a_container_scaler_runs_the_job_in_a_podman_container_and_removes_it() 
         .await;
 }
 
+/// The README's `scalers.yaml` as written (the agent binary at this build's path) runs a local
+/// source added as the README adds one: a job on its bare-metal scaler and one in a container
+/// of its Podman scaler, which has no volume and fetches the repository from the orchestrator.
+#[tokio::test]
+async fn the_readmes_scaler_examples_run_a_local_source() {
+    let Some(_) = podman_socket() else { return };
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let section = &readme[readme.find("## Auto-scalers").expect("the README's scaler section")..];
+    let start = section.find("```yaml\n").expect("its scalers.yaml") + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    assert!(!yaml.contains("volumes"), "{yaml}");
+    let yaml = yaml.replace("/usr/local/bin/kici-agent", &binary("kici-agent").display().to_string());
+    let (stack, repo, _) = stack_with_scalers(&yaml, &[]).await;
+    repo.write(
+        ".kici/workflows/readme-scalers.ts",
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\n\
+         export default workflow('readme-scalers', {\n\
+           on: push({ branches: 'readme-scalers' }),\n\
+           jobs: [\n\
+             job('metal', { runsOn: ['linux', 'node-20'], steps: [step('hello', async ({ $ }) => { await $`echo on metal`; })] }),\n\
+             job('pod', { runsOn: 'docker', steps: [step('hello', async ({ $ }) => { await $`echo in a pod`; })] }),\n\
+           ],\n\
+         });\n",
+    );
+    repo.compile();
+    repo.commit_and_push("the README's scalers");
+    let detail = stack.push_and_wait("app", &repo, "readme-scalers").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let mut agents: Vec<String> = detail
+        .jobs
+        .iter()
+        .map(|j| format!("{} {}", j.job_name, j.agent_id.as_deref().unwrap_or_default()))
+        .collect();
+    agents.sort();
+    assert!(agents[0].starts_with("metal scaler-bare-metal-"), "{agents:?}");
+    assert!(agents[1].starts_with("pod scaler-container-"), "{agents:?}");
+}
+
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_surfaces_the_engines_error() {
     let Some(socket) = podman_socket() else { return };
