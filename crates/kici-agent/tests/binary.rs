@@ -206,7 +206,7 @@ async fn health_ready_and_sigterm() {
     let mut peer = orchestrator.accept().await;
     let auth = peer.recv().await;
     assert!(
-        matches!(&auth, AgentMessage::AuthRequest { token, protocol_version: 1 } if token == "kat_e2e"),
+        matches!(&auth, AgentMessage::AuthRequest { token, protocol_version: kici_engine::protocol::PROTOCOL_VERSION } if token == "kat_e2e"),
         "{auth:?}"
     );
     assert_eq!(get(port, "/ready").await.0, 503);

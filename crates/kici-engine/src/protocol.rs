@@ -18,8 +18,10 @@ use crate::event::EventEnvelope;
 use crate::install::{LockRegistry, NpmRegistry};
 use crate::status::{JobStatus, StepStatus};
 
-/// This build speaks protocol version 1.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// This build speaks protocol version 2: a dispatch may carry URLs relative to the orchestrator
+/// (`JobDispatch::resolve_orchestrator_urls`) and a served repository, and a scaler passes
+/// `KICI_SCALER_BACKEND`, none of which an agent of version 1 knows.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest message either side accepts: a dispatch carries at most a 2 MiB lock file's
 /// workflow, a report at most 100 generated jobs or a batch of capped log lines.

@@ -269,7 +269,7 @@ fn agent_messages() -> Vec<Value> {
         message
     };
     vec![
-        json!({"type": "auth.request", "token": "kat_0123456789abcdef", "protocolVersion": 1}),
+        json!({"type": "auth.request", "token": "kat_0123456789abcdef", "protocolVersion": 2}),
         json!({"type": "agent.register", "agentId": "agent-1", "labels": ["linux", "gpu", "kici:os:linux"],
                "platform": "linux", "arch": "x64", "hostname": "ci-1", "version": "0.1.0", "buildInfo": build_info(),
                "inFlightJobs": [job]}),
@@ -329,7 +329,7 @@ fn platform_frames() -> Vec<Value> {
         frame
     };
     vec![
-        json!({"type": "auth.request", "token": "kici_ok_0123", "protocolVersion": 1,
+        json!({"type": "auth.request", "token": "kici_ok_0123", "protocolVersion": 2,
                "supportedDashboardRequests": ["dashboard.step.logs", "run.cancel.request"]}),
         json!({"type": "source.register", "instanceId": "orch:4000", "version": "0.1.0", "url": "http://127.0.0.1:4000"}),
         json!({"type": "execution.status", "run": api_run(), "jobs": [api_job()]}),

@@ -172,7 +172,9 @@ async fn session(
                 send(
                     tx,
                     OrchestratorMessage::AuthFailure {
-                        reason: format!("protocol version {protocol_version} is not supported"),
+                        reason: format!(
+                            "protocol version {protocol_version} is not supported: this orchestrator speaks {PROTOCOL_VERSION} (hint: upgrade the agent to the orchestrator's build)"
+                        ),
                     },
                 )
                 .await;

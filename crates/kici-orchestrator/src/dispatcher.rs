@@ -648,7 +648,7 @@ async fn place(
     }
     dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
     dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
-    dispatch.served_repository = crate::repo_server::serve_to(state, &dispatch, &agent.agent_id, now).await;
+    dispatch.served_repository = crate::repo_server::serve_to(state, &dispatch, &agent.agent_id, now).await?;
     if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
         dispatch.source_tar_url = source_tarball(state, &dispatch).await;
     }

@@ -1,6 +1,7 @@
 //! Grants: what a dispatched job presents to the orchestrator's own APIs (the cache API, the
-//! git server of local sources): an HS256 JWT under a key of this process, naming the job, what
-//! it may reach and an expiry, for one audience. The token is the authorization, so it never
+//! git server of local sources): an HS256 JWT naming the job, what it may reach and an expiry,
+//! for one audience, under a key derived from the secret key, so any orchestrator sharing the
+//! key (behind one load balancer, or after a restart) verifies it. The token is the authorization, so it never
 //! reaches a log (`CacheGrant`'s and `ServedRepository`'s `Debug`).
 
 use std::time::Duration;
@@ -27,12 +28,12 @@ pub struct GrantKeys {
 }
 
 impl GrantKeys {
-    pub fn generate() -> GrantKeys {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).expect("the operating system provides randomness");
+    /// The grant keys of secret key `key`.
+    pub fn of(key: &crate::secret_key::SecretKey) -> GrantKeys {
+        let secret = key.grant_key();
         GrantKeys {
-            encoding: EncodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
-            decoding: DecodingKey::from_secret(&secret).expect("a 32-byte HMAC key is valid"),
+            encoding: EncodingKey::from_secret(secret).expect("a 32-byte HMAC key is valid"),
+            decoding: DecodingKey::from_secret(secret).expect("a 32-byte HMAC key is valid"),
         }
     }
 
@@ -126,6 +127,10 @@ pub fn verify_git(keys: &GrantKeys, token: &str) -> Result<GitClaims, String> {
 mod tests {
     use super::*;
 
+    fn other_keys() -> GrantKeys {
+        GrantKeys::of(&crate::secret_key::SecretKey::generate().0)
+    }
+
     fn dispatch() -> JobDispatch {
         serde_json::from_value(serde_json::json!({
             "runId": "r1", "jobId": "j1", "repoUrl": "file:///x", "gitRef": "refs/heads/main", "sha": "abc",
@@ -138,7 +143,8 @@ mod tests {
 
     #[test]
     fn a_grant_names_its_job_and_repository_and_expires() {
-        let keys = GrantKeys::generate();
+        let secret = crate::secret_key::SecretKey::generate().0;
+        let keys = GrantKeys::of(&secret);
         let now = 1_800_000_000_000;
         let grant = issue(&keys, &dispatch(), "acme/app", "http://127.0.0.1:4000".into(), now);
         let claims = verify(&keys, &grant.token).unwrap();
@@ -147,9 +153,11 @@ mod tests {
             ("j1", "r1", "acme/app")
         );
         assert!(!format!("{grant:?}").contains(&grant.token));
-        // Another process's key, a tampered token, an expired one: refused.
+        // Another orchestrator with the same secret key verifies it (a cluster, a restart).
+        assert!(verify(&GrantKeys::of(&secret), &grant.token).is_ok());
+        // Another secret key, a tampered token, an expired one: refused.
         assert_eq!(
-            verify(&GrantKeys::generate(), &grant.token).unwrap_err(),
+            verify(&other_keys(), &grant.token).unwrap_err(),
             "the cache grant is not valid"
         );
         assert!(verify(&keys, &format!("{}x", grant.token)).is_err());

@@ -3,8 +3,10 @@
 //! local source the way it clones a forge's. The real `git upload-pack` answers, behind three
 //! checks: the request carries a git grant ([`crate::grants::verify_git`]) for this source;
 //! the grant's job still runs on the agent it was sent to, so the grant ends with the job; and
-//! the request wants the job's commit and nothing else. Every ref is hidden, so a job learns no
-//! branch, tag or other commit: it gets its commit and the history behind it.
+//! the request is a fetch of the job's commit into an empty repository, every line of it one
+//! this server knows (no `have` probing which objects exist, no tag or ref names). Every ref is
+//! hidden, so a job learns no branch, tag or other commit: it gets its commit and the history
+//! behind it. A few upload-packs run at a time; the others wait their turn.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -27,16 +29,35 @@ pub async fn serve_to(
     dispatch: &kici_engine::protocol::JobDispatch,
     agent: &kici_engine::ids::AgentId,
     now: i64,
-) -> Option<ServedRepository> {
-    let run = state.store.get_run(&dispatch.run_id).await.ok()??;
-    let sources = state.store.list_sources().await.ok()?;
-    let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
-    (source.kind == SourceKind::Local).then(|| ServedRepository {
+) -> Result<Option<ServedRepository>, kici_store::StoreError> {
+    let Some(run) = state.store.get_run(&dispatch.run_id).await? else {
+        return Ok(None);
+    };
+    let sources = state.store.list_sources().await?;
+    let source = sources
+        .into_iter()
+        .find(|s| s.source_id == run.source_id && s.kind == SourceKind::Local);
+    Ok(source.map(|source| ServedRepository {
         url: path(source.source_id.as_str()),
         token: crate::grants::issue_git(&state.grant_keys, dispatch, agent, &source.source_id, now),
         source: source.name,
-    })
+    }))
 }
+
+/// How many `git upload-pack`s run at once: each packs a history, which takes a core.
+const UPLOAD_PACKS: usize = 4;
+static UPLOAD_PACK_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOAD_PACKS);
+
+/// A turn to run upload-pack, held until it is done.
+pub async fn upload_pack_turn() -> tokio::sync::SemaphorePermit<'static> {
+    UPLOAD_PACK_TURNS
+        .acquire()
+        .await
+        .expect("the upload-pack semaphore is never closed")
+}
+
+/// Seconds upload-pack waits for the client before it gives up.
+const UPLOAD_PACK_IDLE_SECONDS: u32 = 60;
 
 /// Why a request is not served. Each text says what to do, and git shows it to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +95,7 @@ pub async fn authorize(state: &Shared, source_id: &str, token: Option<&str>) -> 
     })?;
     let claims = crate::grants::verify_git(&state.grant_keys, token).map_err(|reason| {
         Refusal::Unauthorized(format!(
-            "{reason} (hint: a job's git credential is valid on the orchestrator that sent the job, while the job runs)"
+            "{reason} (hint: a job's git credential is valid while the job runs, on orchestrators that share the secret key of the one that sent it)"
         ))
     })?;
     if claims.source.as_str() != source_id {
@@ -148,9 +169,11 @@ pub fn request_body(body: &[u8], gzipped: bool) -> Result<Vec<u8>, Refusal> {
     Ok(plain)
 }
 
-/// Checks that an upload-pack request (protocol v0 or v2, in pkt-lines) wants `sha` alone:
-/// `want <sha>` lines only, no `want-ref`.
-pub fn check_wants(body: &[u8], sha: &str) -> Result<(), Refusal> {
+/// Checks an upload-pack request (protocol v0 or v2, in pkt-lines): a listing of refs (none is
+/// shown) or a fetch of `sha` into an empty repository, with only the lines git sends for one.
+/// Refused: another `want`, `want-ref`, `deepen-not` and `include-tag` (they reach refs, hidden
+/// ones too), `have` (it probes which objects exist), and any line this server does not know.
+pub fn check_request(body: &[u8], sha: &str) -> Result<(), Refusal> {
     let malformed = || Refusal::Forbidden("the request is not a sequence of git pkt-lines".to_string());
     let mut rest = body;
     while !rest.is_empty() {
@@ -166,30 +189,62 @@ pub fn check_wants(body: &[u8], sha: &str) -> Result<(), Refusal> {
         }
         let line = rest.get(4..length).ok_or_else(malformed)?;
         rest = &rest[length..];
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches('\n');
-        if line.starts_with("want-ref ") {
-            return Err(Refusal::Forbidden(
-                "a job fetches its commit by id, not a ref".to_string(),
-            ));
-        }
-        if let Some(want) = line.strip_prefix("want ") {
-            // v0's first want carries the capabilities after the id.
-            let want = want.split([' ', '\0']).next().unwrap_or_default();
-            if want != sha {
-                return Err(Refusal::Forbidden(format!(
-                    "this job may fetch commit {sha} and its history, not {want}"
-                )));
-            }
-        }
+        check_line(String::from_utf8_lossy(line).trim_end_matches('\n'), sha)?;
     }
     Ok(())
 }
 
-/// `git upload-pack` serving `repository` statelessly (a ref advertisement when `advertise`),
-/// for the protocol version the client asked for (`Git-Protocol: version=2`). Every ref is
-/// hidden, and any object may be wanted: [`check_wants`] allows the job's commit alone.
-pub fn upload_pack(repository: &std::path::Path, protocol: Option<&str>, advertise: bool) -> tokio::process::Command {
+fn check_line(line: &str, sha: &str) -> Result<(), Refusal> {
+    let refused = |why: String| Err(Refusal::Forbidden(why));
+    let (word, value) = line
+        .split_once([' ', '='])
+        .map_or((line, ""), |(word, value)| (word, value));
+    match word {
+        "want" => {
+            // v0's first want carries the client's capabilities after the id.
+            let mut words = value.split(' ');
+            let want = words.next().unwrap_or_default();
+            if !is_object_id(want) {
+                return refused("a `want` must name an object id".to_string());
+            }
+            if want != sha {
+                return refused(format!("this job may fetch commit {sha} and its history, not {want}"));
+            }
+            if words.any(|capability| capability == "include-tag") {
+                return refused(TAGS.to_string());
+            }
+            Ok(())
+        }
+        "command" if matches!(value, "ls-refs" | "fetch") => Ok(()),
+        // v2's capabilities, ls-refs' arguments and fetch's arguments for an empty repository.
+        "agent" | "object-format" | "session-id" | "peel" | "symrefs" | "unborn" | "ref-prefix" | "thin-pack"
+        | "no-progress" | "ofs-delta" | "sideband-all" | "done" | "deepen" | "deepen-relative" | "deepen-since"
+        | "filter" => Ok(()),
+        "include-tag" => refused(TAGS.to_string()),
+        "have" => refused("a job fetches into an empty repository: `have` is not served".to_string()),
+        "want-ref" | "deepen-not" => refused("a job fetches its commit by id: refs are not served".to_string()),
+        _ => refused(format!(
+            "`{}` is not served to jobs",
+            kici_engine::excerpt::excerpt(line)
+        )),
+    }
+}
+
+const TAGS: &str = "tags are not served to jobs: fetch with --no-tags";
+
+/// 40 (SHA-1) or 64 (SHA-256) lower-case hex digits.
+fn is_object_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Protocol v0 lists refs before a client may ask for anything, and with every ref hidden there
+/// is nothing to list: fetches speak v2, which asks for an object by id.
+pub const V2_ONLY: &str = "local sources are served over git's protocol version 2 only (git 2.18 or newer, with protocol.version=2, which the agent sets)";
+
+/// `git upload-pack` serving `repository` statelessly in protocol v2 (its capabilities when
+/// `advertise`). Every ref is hidden, and any object may be wanted: [`check_request`] allows
+/// the job's commit alone.
+pub fn upload_pack(repository: &std::path::Path, advertise: bool) -> tokio::process::Command {
     let mut command = crate::git::command();
     command
         .env("GIT_CONFIG_COUNT", "3")
@@ -199,14 +254,12 @@ pub fn upload_pack(repository: &std::path::Path, protocol: Option<&str>, adverti
         .env("GIT_CONFIG_VALUE_1", "HEAD")
         .env("GIT_CONFIG_KEY_2", "uploadpack.allowAnySHA1InWant")
         .env("GIT_CONFIG_VALUE_2", "true")
-        .env_remove("GIT_PROTOCOL")
+        .env("GIT_PROTOCOL", "version=2")
         .arg("upload-pack")
         .arg("--stateless-rpc")
+        .arg(format!("--timeout={UPLOAD_PACK_IDLE_SECONDS}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(version) = protocol.filter(|p| matches!(*p, "version=1" | "version=2")) {
-        command.env("GIT_PROTOCOL", version);
-    }
     if advertise {
         command.arg("--advertise-refs").stdin(Stdio::null());
     } else {
@@ -228,40 +281,78 @@ mod tests {
     const OTHER: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
-    fn a_request_may_want_the_jobs_commit_and_nothing_else() {
+    fn a_request_may_fetch_the_jobs_commit_into_an_empty_repository_and_nothing_else() {
+        // What git 2.39 sends: `git fetch --no-tags <url> <sha>` in protocol v2 and v0.
         let v2 = format!(
-            "{}{}0001{}{}0000",
+            "{}{}{}0001{}{}{}{}0000",
             pkt("command=fetch\n"),
-            pkt("agent=git/2.39\n"),
+            pkt("agent=git/2.39.5\n"),
+            pkt("object-format=sha1\n"),
+            pkt("thin-pack\n"),
+            pkt("ofs-delta\n"),
             pkt(&format!("want {SHA}\n")),
             pkt("done\n")
         );
-        assert_eq!(check_wants(v2.as_bytes(), SHA), Ok(()));
+        assert_eq!(check_request(v2.as_bytes(), SHA), Ok(()));
         let v0 = format!(
             "{}0000{}",
-            pkt(&format!("want {SHA} multi_ack_detailed side-band-64k\n")),
+            pkt(&format!(
+                "want {SHA} multi_ack_detailed no-done side-band-64k thin-pack ofs-delta agent=git/2.39.5\n"
+            )),
             pkt("done\n")
         );
-        assert_eq!(check_wants(v0.as_bytes(), SHA), Ok(()));
-        let ls_refs = format!("{}0001{}0000", pkt("command=ls-refs\n"), pkt("peel\n"));
-        assert_eq!(check_wants(ls_refs.as_bytes(), SHA), Ok(()));
+        assert_eq!(check_request(v0.as_bytes(), SHA), Ok(()));
+        let ls_refs = format!(
+            "{}0001{}{}0000",
+            pkt("command=ls-refs\n"),
+            pkt("peel\n"),
+            pkt("symrefs\n")
+        );
+        assert_eq!(check_request(ls_refs.as_bytes(), SHA), Ok(()));
 
-        let another = format!(
-            "{}{}0000",
-            pkt(&format!("want {SHA}\n")),
-            pkt(&format!("want {OTHER}\n"))
+        let refused = |lines: &[&str]| {
+            let body: String = lines.iter().map(|line| pkt(line)).collect::<String>() + "0000";
+            match check_request(body.as_bytes(), SHA) {
+                Err(Refusal::Forbidden(why)) => why,
+                other => panic!("{lines:?} was not refused: {other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(&[&format!("want {SHA}\n"), &format!("want {OTHER}\n")]),
+            format!("this job may fetch commit {SHA} and its history, not {OTHER}")
+        );
+        assert_eq!(refused(&["want refs/heads/main\n"]), "a `want` must name an object id");
+        assert_eq!(
+            refused(&["want-ref refs/heads/main\n"]),
+            "a job fetches its commit by id: refs are not served"
         );
         assert_eq!(
-            check_wants(another.as_bytes(), SHA),
-            Err(Refusal::Forbidden(format!(
-                "this job may fetch commit {SHA} and its history, not {OTHER}"
-            )))
+            refused(&["deepen-not refs/heads/secret\n"]),
+            "a job fetches its commit by id: refs are not served"
         );
-        let by_ref = format!("{}0000", pkt("want-ref refs/heads/main\n"));
-        assert!(check_wants(by_ref.as_bytes(), SHA).is_err());
+        assert_eq!(
+            refused(&["include-tag\n"]),
+            "tags are not served to jobs: fetch with --no-tags"
+        );
+        assert_eq!(
+            refused(&[&format!("want {SHA} multi_ack include-tag\n")]),
+            "tags are not served to jobs: fetch with --no-tags"
+        );
+        assert_eq!(
+            refused(&[&format!("have {OTHER}\n")]),
+            "a job fetches into an empty repository: `have` is not served"
+        );
+        assert_eq!(
+            refused(&["command=object-info\n"]),
+            "`command=object-info` is not served to jobs"
+        );
+        assert_eq!(
+            refused(&["packfile-uris https\n"]),
+            "`packfile-uris https` is not served to jobs"
+        );
         for malformed in ["zzzz", "0009want", "00"] {
             assert_eq!(
-                check_wants(malformed.as_bytes(), SHA),
+                check_request(malformed.as_bytes(), SHA),
                 Err(Refusal::Forbidden(
                     "the request is not a sequence of git pkt-lines".to_string()
                 )),

@@ -22,6 +22,7 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// A key is this many bytes.
@@ -74,6 +75,9 @@ pub enum SecretError {
 pub struct SecretKey {
     id: String,
     cipher: Aes256Gcm,
+    /// The key the orchestrator signs jobs' grants with, derived from this one, so every
+    /// orchestrator sharing the key verifies the others' grants.
+    grant_key: [u8; KEY_BYTES],
 }
 
 impl fmt::Debug for SecretKey {
@@ -89,9 +93,13 @@ impl SecretKey {
     pub fn from_bytes(bytes: &[u8; KEY_BYTES]) -> SecretKey {
         let digest = Sha256::digest(bytes);
         let id: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        // HMAC-SHA256 keyed by the secret key: the grant key reveals nothing of it.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(bytes).expect("HMAC takes a key of any length");
+        mac.update(b"kici grant signing key v1");
         SecretKey {
             id,
             cipher: Aes256Gcm::new(&(*bytes).into()),
+            grant_key: mac.finalize().into_bytes().into(),
         }
     }
 
@@ -126,6 +134,11 @@ impl SecretKey {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The key jobs' grants are signed with (`crate::grants`), derived from this one.
+    pub fn grant_key(&self) -> &[u8; KEY_BYTES] {
+        &self.grant_key
     }
 }
 
@@ -259,6 +272,11 @@ impl Keyring {
             }
             _ => Err(errors),
         }
+    }
+
+    /// The current key, whose derived grant key signs jobs' grants.
+    pub fn current(&self) -> &SecretKey {
+        &self.current
     }
 
     pub fn current_id(&self) -> &str {

@@ -98,6 +98,7 @@ impl AppState {
         );
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let instance_id = format!("{}:{}", host.trim(), config.port);
+        let grant_keys = crate::grants::GrantKeys::of(config.secret_keys.current());
         let state = AppState {
             config,
             store,
@@ -116,7 +117,7 @@ impl AppState {
             event_limits: RateLimits::default(),
             background: Tasks::default(),
             builds: crate::build_slots::BuildSlots::default(),
-            grant_keys: crate::grants::GrantKeys::generate(),
+            grant_keys,
             concurrency_turns: tokio::sync::Mutex::new(()),
             group_waits: std::sync::Mutex::new(HashSet::new()),
             instance_id,

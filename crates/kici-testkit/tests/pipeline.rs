@@ -464,8 +464,70 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
     let dir = clone.path();
     assert!(git_as(dir, None, &["init", "-q"]).status.success());
     // Its commit, with the history behind it, and no ref: no branch, tag or other commit shows.
-    let fetched = git_as(dir, grant, &["fetch", "-q", &url, &dispatch.sha]);
+    let fetched = git_as(dir, grant, &["fetch", "-q", "--no-tags", &url, &dispatch.sha]);
     assert!(fetched.status.success(), "{}", stderr(&fetched));
+    // Each of these fetches into a repository of its own, which has nothing yet.
+    let empty = || {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(git_as(dir.path(), None, &["init", "-q"]).status.success());
+        dir
+    };
+    // Protocol v0 lists refs first, and there are none to list: refused, saying so.
+    let v0 = git_as(
+        empty().path(),
+        grant,
+        &[
+            "-c",
+            "protocol.version=0",
+            "fetch",
+            "-q",
+            "--no-tags",
+            &url,
+            &dispatch.sha,
+        ],
+    );
+    assert!(
+        stderr(&v0).contains("remote: local sources are served over git's protocol version 2 only (git 2.18 or newer, with protocol.version=2, which the agent sets)"),
+        "{}",
+        stderr(&v0)
+    );
+    // Tags, refs named to deepen from, and `have` lines would reach refs or probe objects.
+    let pkt = |line: &str| format!("{:04x}{line}", line.len() + 4);
+    for (line, refusal) in [
+        (
+            format!("have {later}\n"),
+            "ERR a job fetches into an empty repository: `have` is not served",
+        ),
+        (
+            "deepen-not refs/heads/main\n".to_string(),
+            "ERR a job fetches its commit by id: refs are not served",
+        ),
+        (
+            "include-tag\n".to_string(),
+            "ERR tags are not served to jobs: fetch with --no-tags",
+        ),
+    ] {
+        let body = format!(
+            "{}0001{}{}{}0000",
+            pkt("command=fetch\n"),
+            pkt(&format!("want {}\n", dispatch.sha)),
+            pkt(&line),
+            pkt("done\n")
+        );
+        let answer = stack
+            .client()
+            .post(format!("{url}/git-upload-pack"))
+            .basic_auth("kici", grant)
+            .header("Git-Protocol", "version=2")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(answer.contains(refusal), "{line}: {answer}");
+    }
     assert!(
         git_as(dir, None, &["cat-file", "-e", &format!("{}^{{commit}}", dispatch.sha)])
             .status
@@ -474,7 +536,7 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
     let listed = git_as(dir, grant, &["ls-remote", &url]);
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert_eq!(String::from_utf8_lossy(&listed.stdout), "");
-    let another = git_as(dir, grant, &["fetch", "-q", &url, &later]);
+    let another = git_as(empty().path(), grant, &["fetch", "-q", "--no-tags", &url, &later]);
     assert!(
         stderr(&another).contains(&format!(
             "fatal: remote error: this job may fetch commit {} and its history, not {later}",
@@ -483,15 +545,17 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
         "{}",
         stderr(&another)
     );
-    let by_ref = git_as(dir, grant, &["fetch", "-q", &url, "main"]);
-    assert!(!by_ref.status.success(), "{}", stderr(&by_ref));
     // Not another source's repository.
     let other_url = format!(
         "{}/git/{}",
         stack.url(),
         other_source["sourceId"].as_str().expect("the source's id")
     );
-    let elsewhere = git_as(dir, grant, &["fetch", "-q", &other_url, &dispatch.sha]);
+    let elsewhere = git_as(
+        empty().path(),
+        grant,
+        &["fetch", "-q", "--no-tags", &other_url, &dispatch.sha],
+    );
     assert!(
         stderr(&elsewhere)
             .contains("remote: this job's git credential reads its own source's repository, not this one"),
@@ -507,7 +571,13 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
     );
     // Without the credential, or with a forged one, git is asked for one and refused.
     let info_refs = format!("{url}/info/refs?service=git-upload-pack");
-    let anonymous = stack.client().get(&info_refs).send().await.unwrap();
+    let anonymous = stack
+        .client()
+        .get(&info_refs)
+        .header("Git-Protocol", "version=2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.headers()["www-authenticate"], "Basic realm=\"KiCI\"");
     assert!(
@@ -517,7 +587,11 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
             .unwrap()
             .starts_with("the repositories of local sources are served to the jobs that use them")
     );
-    let forged = git_as(dir, Some("forged"), &["fetch", "-q", &url, &dispatch.sha]);
+    let forged = git_as(
+        empty().path(),
+        Some("forged"),
+        &["fetch", "-q", "--no-tags", &url, &dispatch.sha],
+    );
     assert!(
         stderr(&forged).contains("remote: the job's git credential is not valid"),
         "{}",
@@ -538,7 +612,11 @@ async fn a_jobs_git_credential_fetches_its_own_commit_of_its_own_source_while_th
     }
     let detail = stack.wait_run(&runs[0]).await;
     assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
-    let after = git_as(dir, grant, &["fetch", "-q", &url, &dispatch.sha]);
+    let after = git_as(
+        empty().path(),
+        grant,
+        &["fetch", "-q", "--no-tags", &url, &dispatch.sha],
+    );
     assert!(
         stderr(&after).contains(&format!(
             "remote: job {} has ended (success): a job's git credential lives as long as the job",

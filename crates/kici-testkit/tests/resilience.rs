@@ -778,3 +778,32 @@ async fn declared_only(stack: &Stack, path: &str, length: usize) -> (u16, serde_
     let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
+
+/// An agent of an older protocol (one that knows no served repository or relative URL) is
+/// refused at once, saying what to do, instead of failing its jobs in ways it cannot explain.
+#[tokio::test]
+async fn an_agent_of_an_older_protocol_is_refused_with_what_to_do() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let stack = Stack::start().await;
+    let token = stack.agent_token("old", &["linux"]).await;
+    let ws = format!("ws://127.0.0.1:{}/ws", stack.orchestrator.port);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws).await.unwrap();
+    let auth = serde_json::json!({"type": "auth.request", "token": token, "protocolVersion": 1});
+    socket.send(Message::Text(auth.to_string().into())).await.unwrap();
+    let answer = loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => break serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    };
+    assert_eq!(answer["type"], "auth.failure", "{answer}");
+    assert_eq!(
+        answer["reason"],
+        format!(
+            "protocol version 1 is not supported: this orchestrator speaks {} (hint: upgrade the agent to the orchestrator's build)",
+            kici_engine::protocol::PROTOCOL_VERSION
+        )
+    );
+}

@@ -63,8 +63,8 @@ pub(super) async fn clone_at(
 
 /// Fetches `sha` (and the history behind it) from the repository the orchestrator serves
 /// into the empty directory `dir`, and checks it out (detached). The job's grant is the
-/// password; the orchestrator serves no other commit and no ref. `agent` says what kind of
-/// agent this is, for the error.
+/// password; the orchestrator serves no other commit, no ref and no tag. `agent` says what kind
+/// of agent this is, for the error.
 pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &str, agent: &str) -> Result<(), String> {
     let started = std::time::Instant::now();
     let credentials = GitCredentials::password("kici", served.token.as_str());
@@ -73,17 +73,20 @@ pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &st
     git(&["init".as_ref(), "--quiet".as_ref(), dir], None)
         .await
         .map_err(fail)?;
-    git(
+    git_direct(
         &[
             "-C".as_ref(),
             dir,
+            "-c".as_ref(),
+            "protocol.version=2".as_ref(),
             "fetch".as_ref(),
             "--quiet".as_ref(),
             "--no-tags".as_ref(),
+            "--".as_ref(),
             served.url.as_ref(),
             sha.as_ref(),
         ],
-        Some(&credentials),
+        &credentials,
     )
     .await
     .map_err(fail)?;
@@ -126,21 +129,28 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
         "Failed to connect",
         "Couldn't connect",
         "Connection refused",
-        "timed out",
         "Connection timed out",
     ]) {
         format!(
-            " (hint: this {agent} cannot reach the orchestrator at {}: the orchestrator URL it connects to must be one it reaches from where it runs)",
+            " (hint: this {agent} reached the orchestrator's WebSocket, but not {}: a proxy or firewall between them must let /git/ through as it does /ws)",
             served.url
         )
-    } else if has(&["Authentication failed", "git credential", "error: 401", "error: 403"]) {
-        " (hint: the orchestrator refused the job's credential: it is valid only while the job runs, and only on the orchestrator that sent the job)".to_string()
+    } else if has(&["not found", "error: 404"]) {
+        format!(
+            " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
+            served.url
+        )
+    } else if has(&["did not finish within"]) {
+        " (hint: the orchestrator packs the commit's whole history; a large repository needs a faster link between the agent and the orchestrator)".to_string()
     } else if has(&[
-        "not our ref",
-        "not a valid object",
-        "unadvertised object",
-        "upload-pack: not our",
+        "Authentication failed",
+        "credential is not valid",
+        "credential has expired",
+        "has ended",
+        "is no longer on agent",
     ]) {
+        " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string()
+    } else if has(&["not our ref", "not a valid object", "unadvertised object"]) {
         format!(
             " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
             served.source
@@ -154,7 +164,6 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
     )
 }
 
-/// Checks that the dispatch's paths stay inside the checkout.
 /// `checkout: false`: the workflow's source tarball (`.kici/` and its `hashFiles`) unpacked
 /// into the empty working directory instead of a clone.
 pub(super) async fn unpack_source(url: Option<&str>, dir: &Path) -> Result<(), String> {
@@ -184,6 +193,7 @@ pub(super) async fn base_workflows(url: Option<&str>, dir: &Path) -> Result<(), 
     unpack_source(Some(url), dir).await
 }
 
+/// Checks that the dispatch's paths stay inside the checkout.
 pub(super) fn check_paths(config: &JobConfig) -> Result<(), String> {
     if !is_safe_relative(&config.workflow_file) {
         return Err(format!(
@@ -219,7 +229,6 @@ pub(super) async fn check_drift(dir: &Path, config: &JobConfig) -> Result<(), St
     Err(drift_message(&config.content_hash, &computed, sdk.version, sdk.hash))
 }
 
-/// Runs one git command with [`GIT_TIMEOUT`]; Err is `git clone failed: <last stderr lines>`.
 /// The SSH key and the known hosts (those the orchestrator trusts; none: every server is
 /// refused) in 0600 files removed when the returned directory is dropped, and the
 /// `GIT_SSH_COMMAND` using them.
@@ -247,14 +256,30 @@ fn ssh_files(key: &str, known_hosts: Option<&str>) -> std::io::Result<(String, t
     Ok((command, dir))
 }
 
-/// Runs git with the agent's inherited environment only; `credentials` reach it through the
-/// credential helper of `kici_engine::git_auth`, never its arguments.
+/// Runs one git command with [`GIT_TIMEOUT`] and the agent's inherited environment only; Err
+/// is `git clone failed: <last stderr lines>`. `credentials` reach it through the credential
+/// helper of `kici_engine::git_auth`, never its arguments.
 async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) -> Result<(), String> {
+    git_with(args, credentials, false).await
+}
+
+/// [`git`] for the orchestrator's own git server, reached directly as the agent's WebSocket is:
+/// no HTTP proxy of the environment, which would see the job's credential (in clear over
+/// `http://`) or not reach the orchestrator at all.
+async fn git_direct(args: &[&std::ffi::OsStr], credentials: &GitCredentials) -> Result<(), String> {
+    git_with(args, Some(credentials), true).await
+}
+
+async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>, direct: bool) -> Result<(), String> {
     let mut command = Command::new("git");
     command
         .args(args)
         .env_clear()
-        .envs(RunnerSpec::inherited_env())
+        .envs(
+            RunnerSpec::inherited_env()
+                .into_iter()
+                .filter(|(name, _)| !(direct && name.to_ascii_lowercase().ends_with("_proxy"))),
+        )
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
@@ -324,9 +349,7 @@ fn clone_error(repo_url: &str, error: &str) -> String {
     .iter()
     .any(|text| detail.contains(text));
     let hint = if local && unseen {
-        format!(
-            " (hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see {shown}: an agent in a container, a microVM or on another host needs it mounted at that path)"
-        )
+        " (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)".to_string()
     } else {
         String::new()
     };
@@ -350,7 +373,7 @@ mod tests {
                 "/srv/git/app.git",
                 "git clone failed: fatal: '/srv/git/app.git' does not appear to be a git repository"
             ),
-            "git clone of /srv/git/app.git failed: fatal: '/srv/git/app.git' does not appear to be a git repository (hint: a local source's repository is read from the agent's own filesystem, and this agent cannot see /srv/git/app.git: an agent in a container, a microVM or on another host needs it mounted at that path)"
+            "git clone of /srv/git/app.git failed: fatal: '/srv/git/app.git' does not appear to be a git repository (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)"
         );
         assert!(
             clone_error(
@@ -364,7 +387,7 @@ mod tests {
                 "/srv/git/app.git",
                 "git clone failed: fatal: repository '/srv/git/app.git' does not exist"
             )
-            .ends_with("needs it mounted at that path)")
+            .ends_with("needs the path mounted in the agent)")
         );
         assert_eq!(
             clone_error(
@@ -388,16 +411,27 @@ mod tests {
             error(
                 "git clone failed: fatal: unable to access 'http://10.0.0.1:4000/git/s1/': Failed to connect to 10.0.0.1 port 4000 after 0 ms: Couldn't connect to server"
             ),
-            "git fetch of source `app` from http://10.0.0.1:4000/git/s1 failed on this container agent: fatal: unable to access 'http://10.0.0.1:4000/git/s1/': Failed to connect to 10.0.0.1 port 4000 after 0 ms: Couldn't connect to server (hint: this container agent cannot reach the orchestrator at http://10.0.0.1:4000/git/s1: the orchestrator URL it connects to must be one it reaches from where it runs)"
+            "git fetch of source `app` from http://10.0.0.1:4000/git/s1 failed on this container agent: fatal: unable to access 'http://10.0.0.1:4000/git/s1/': Failed to connect to 10.0.0.1 port 4000 after 0 ms: Couldn't connect to server (hint: this container agent reached the orchestrator's WebSocket, but not http://10.0.0.1:4000/git/s1: a proxy or firewall between them must let /git/ through as it does /ws)"
         );
         assert!(
             error("git clone failed: remote: job j1 has ended (success): a job's git credential lives as long as the job\nfatal: unable to access 'http://10.0.0.1:4000/git/s1/': The requested URL returned error: 403")
-                .ends_with("error: 403 (hint: the orchestrator refused the job's credential: it is valid only while the job runs, and only on the orchestrator that sent the job)")
+                .ends_with("error: 403 (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)")
         );
         assert!(
             error(&format!("git clone failed: fatal: remote error: upload-pack: not our ref {sha}")).ends_with(&format!(
                 "(hint: the repository of source `app` no longer holds commit {sha}: was it rewritten and pruned since the push?)"
             ))
+        );
+        assert!(
+            error("git clone failed: fatal: repository 'http://10.0.0.1:4000/git/s1/' not found")
+                .ends_with("(hint: nothing answers /git/ at http://10.0.0.1:4000/git/s1: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)")
+        );
+        // A refusal that explains itself gets no hint.
+        assert!(
+            error(
+                "git clone failed: remote: this job's git credential reads its own source's repository, not this one"
+            )
+            .ends_with("not this one")
         );
         // git's lines become one, so the run's failure reason is one line.
         assert_eq!(

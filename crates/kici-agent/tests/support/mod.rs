@@ -275,7 +275,9 @@ impl Peer {
     /// `auth.request` → `auth.success`, `agent.register` → `register.ack`.
     pub async fn handshake(&mut self) -> AgentMessage {
         match self.recv().await {
-            AgentMessage::AuthRequest { protocol_version, .. } => assert_eq!(protocol_version, 1),
+            AgentMessage::AuthRequest { protocol_version, .. } => {
+                assert_eq!(protocol_version, kici_engine::protocol::PROTOCOL_VERSION)
+            }
             other => panic!("expected auth.request, got {other:?}"),
         }
         self.send(&OrchestratorMessage::AuthSuccess {

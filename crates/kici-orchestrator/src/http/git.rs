@@ -33,31 +33,25 @@ pub async fn info_refs(
                 .to_string(),
         ));
     }
+    if !speaks_v2(&headers) {
+        return refusal(Refusal::Forbidden(repo_server::V2_ONLY.to_string()));
+    }
     let access = match repo_server::authorize(&state, &source, password(&headers).as_deref()).await {
         Ok(access) => access,
         Err(refused) => return refusal(refused),
     };
-    let protocol = git_protocol(&headers);
-    let output = repo_server::upload_pack(&access.repository, protocol.as_deref(), true)
-        .output()
-        .await;
+    let output = repo_server::upload_pack(&access.repository, true).output().await;
     let output = match output {
         Ok(output) if output.status.success() => output,
         Ok(output) => return failed(&source, &String::from_utf8_lossy(&output.stderr)),
         Err(err) => return failed(&source, &err.to_string()),
     };
-    // Protocol v2 starts with its capabilities; v0 with a line naming the service.
-    let mut body = Vec::new();
-    if protocol.as_deref() != Some("version=2") {
-        body.extend_from_slice(b"001e# service=git-upload-pack\n0000");
-    }
-    body.extend_from_slice(&output.stdout);
     (
         [
             (header::CONTENT_TYPE, "application/x-git-upload-pack-advertisement"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        output.stdout,
     )
         .into_response()
 }
@@ -69,6 +63,9 @@ pub async fn upload_pack(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !speaks_v2(&headers) {
+        return error_packet(repo_server::V2_ONLY);
+    }
     let access = match repo_server::authorize(&state, &source, password(&headers).as_deref()).await {
         Ok(access) => access,
         Err(refused @ Refusal::Unauthorized(_)) => return refusal(refused),
@@ -79,13 +76,13 @@ pub async fn upload_pack(
         .get(header::CONTENT_ENCODING)
         .is_some_and(|encoding| encoding.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let request = match repo_server::request_body(&body, gzipped)
-        .and_then(|request| repo_server::check_wants(&request, &access.sha).map(|()| request))
+        .and_then(|request| repo_server::check_request(&request, &access.sha).map(|()| request))
     {
         Ok(request) => request,
         Err(refused) => return error_packet(&refused.to_string()),
     };
-    let mut child = match repo_server::upload_pack(&access.repository, git_protocol(&headers).as_deref(), false).spawn()
-    {
+    let turn = repo_server::upload_pack_turn().await;
+    let mut child = match repo_server::upload_pack(&access.repository, false).spawn() {
         Ok(child) => child,
         Err(err) => return failed(&source, &err.to_string()),
     };
@@ -94,13 +91,14 @@ pub async fn upload_pack(
     else {
         return failed(&source, "git upload-pack started without its pipes");
     };
-    // The request is small and upload-pack reads it before it writes: written whole, then
-    // closed so it sees the end.
-    if let Err(err) = stdin.write_all(&request).await {
-        return failed(&source, &err.to_string());
-    }
-    drop(stdin);
+    // Written beside the answer, which upload-pack may start before it has read everything;
+    // closed once written, so it sees the end. A write upload-pack cut short shows in its exit.
     tokio::spawn(async move {
+        let _ = stdin.write_all(&request).await;
+    });
+    // Upload-pack gives up on a client idle past its `--timeout`; its turn ends with it.
+    tokio::spawn(async move {
+        let _turn = turn;
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text).await;
         match child.wait().await {
@@ -152,11 +150,12 @@ fn password(headers: &HeaderMap) -> Option<String> {
     Some(password.to_string()).filter(|p| !p.is_empty())
 }
 
-fn git_protocol(headers: &HeaderMap) -> Option<String> {
+/// The client asked for protocol v2 (`Git-Protocol: version=2`, maybe among other keys).
+fn speaks_v2(headers: &HeaderMap) -> bool {
     headers
         .get("git-protocol")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .is_some_and(|v| v.split(':').any(|key| key == "version=2"))
 }
 
 /// A refusal as plain text, which git prints as `remote: <text>` before its own error.
