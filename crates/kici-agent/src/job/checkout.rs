@@ -26,6 +26,7 @@ pub(super) async fn clone_at(
     sha: &str,
     git_ref: &str,
     credentials: Option<&GitCredentials>,
+    agent: &str,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     let dir = dir.as_os_str();
@@ -34,7 +35,7 @@ pub(super) async fn clone_at(
         credentials,
     )
     .await
-    .map_err(|error| clone_error(repo_url, &error))?;
+    .map_err(|error| clone_error(repo_url, agent, &error))?;
     let commit = format!("{sha}^{{commit}}");
     let present = git(
         &["-C".as_ref(), dir, "cat-file".as_ref(), "-e".as_ref(), commit.as_ref()],
@@ -114,54 +115,100 @@ async fn checkout_detached(dir: &std::ffi::OsStr, sha: &str) -> Result<(), Strin
 /// words (the orchestrator's own reason among them, as `remote:` lines) and a hint at the likely
 /// cause.
 fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -> String {
-    // One line: it is the run's failure reason too.
-    let detail = error
+    let detail = one_line(error);
+    let hint = match Cause::of(&detail) {
+        Cause::Unreachable => format!(
+            " (hint: this {agent} reached the orchestrator's WebSocket, but not {}: a proxy or firewall between them must let /git/ through as it does /ws)",
+            served.url
+        ),
+        Cause::NotFound => format!(
+            " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
+            served.url
+        ),
+        Cause::Slow => " (hint: the orchestrator packs the commit's whole history; a large repository needs a faster link between the agent and the orchestrator)".to_string(),
+        Cause::Refused if !detail.contains("reads its own source's repository") => " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string(),
+        Cause::MissingCommit => format!(
+            " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
+            served.source
+        ),
+        Cause::Refused | Cause::Unknown => String::new(),
+    };
+    format!(
+        "git fetch of source `{}` from {} failed on this {agent}: {detail}{hint}",
+        served.source, served.url
+    )
+}
+
+/// git's error as one line: it is the run's failure reason too.
+fn one_line(error: &str) -> String {
+    error
         .strip_prefix("git clone failed: ")
         .unwrap_or(error)
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
-        .join("; ");
-    let has = |texts: &[&str]| texts.iter().any(|text| detail.contains(text));
-    let hint = if has(&[
-        "Could not resolve host",
-        "Failed to connect",
-        "Couldn't connect",
-        "Connection refused",
-        "Connection timed out",
-    ]) {
-        format!(
-            " (hint: this {agent} reached the orchestrator's WebSocket, but not {}: a proxy or firewall between them must let /git/ through as it does /ws)",
-            served.url
-        )
-    } else if has(&["not found", "error: 404"]) {
-        format!(
-            " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
-            served.url
-        )
-    } else if has(&["did not finish within"]) {
-        " (hint: the orchestrator packs the commit's whole history; a large repository needs a faster link between the agent and the orchestrator)".to_string()
-    } else if has(&[
-        "Authentication failed",
-        "credential is not valid",
-        "credential has expired",
-        "has ended",
-        "is no longer on agent",
-    ]) {
-        " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string()
-    } else if has(&["not our ref", "not a valid object", "unadvertised object"]) {
-        format!(
-            " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
-            served.source
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "git fetch of source `{}` from {} failed on this {agent}: {detail}{hint}",
-        served.source, served.url
-    )
+        .join("; ")
+}
+
+/// The likely cause of a failed fetch or clone, from git's (2.39 to 2.47) words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// No connection: a name that does not resolve, a port nothing listens on, a firewall.
+    Unreachable,
+    /// A server that has no such repository (or path).
+    NotFound,
+    /// Past [`GIT_TIMEOUT`].
+    Slow,
+    /// The server wants credentials or refused them.
+    Refused,
+    /// The repository does not hold the commit.
+    MissingCommit,
+    Unknown,
+}
+
+impl Cause {
+    fn of(detail: &str) -> Cause {
+        let has = |texts: &[&str]| texts.iter().any(|text| detail.contains(text));
+        if has(&[
+            "Could not resolve host",
+            "Failed to connect",
+            "Couldn't connect",
+            "Connection refused",
+            "Connection timed out",
+            "Could not resolve hostname",
+            "No route to host",
+        ]) {
+            Cause::Unreachable
+        } else if has(&["did not finish within"]) {
+            Cause::Slow
+        } else if has(&[
+            "Authentication failed",
+            "could not read Username",
+            "credential is not valid",
+            "credential has expired",
+            "has ended",
+            "is no longer on agent",
+            "reads its own source's repository",
+            "error: 401",
+            "error: 403",
+            "Permission denied (publickey",
+            "Host key verification failed",
+        ]) {
+            Cause::Refused
+        } else if has(&[
+            "not our ref",
+            "not a valid object",
+            "unadvertised object",
+            "couldn't find remote ref",
+        ]) {
+            Cause::MissingCommit
+        } else if has(&["not found", "error: 404"]) {
+            Cause::NotFound
+        } else {
+            Cause::Unknown
+        }
+    }
 }
 
 /// `checkout: false`: the workflow's source tarball (`.kici/` and its `hashFiles`) unpacked
@@ -326,20 +373,21 @@ async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials
     }
 }
 
-/// A failed clone's error: the URL tried (without credentials) and, for a local source's path
-/// this agent cannot read, why and what to do.
-fn clone_error(repo_url: &str, error: &str) -> String {
+/// A failed clone's error: the repository URL tried (without credentials), what kind of agent
+/// tried, git's words and a hint at the likely cause.
+fn clone_error(repo_url: &str, agent: &str, error: &str) -> String {
     // A `file://` URL is the source's path as the orchestrator wrote it, not percent-encoded.
-    let shown = match url::Url::parse(repo_url) {
-        _ if repo_url.starts_with("file://") => repo_url["file://".len()..].to_string(),
+    let (shown, host) = match url::Url::parse(repo_url) {
+        _ if repo_url.starts_with("file://") => (repo_url["file://".len()..].to_string(), None),
         Ok(mut url) if url.has_authority() => {
             let _ = url.set_username("");
             let _ = url.set_password(None);
-            url.to_string()
+            let host = url.host_str().map(str::to_string);
+            (url.to_string(), host)
         }
-        _ => repo_url.to_string(),
+        _ => (repo_url.to_string(), None),
     };
-    let detail = error.strip_prefix("git clone failed: ").unwrap_or(error);
+    let detail = one_line(error);
     let local = repo_url.starts_with('/') || repo_url.starts_with("file://");
     let unseen = [
         "does not appear to be a git repository",
@@ -348,12 +396,20 @@ fn clone_error(repo_url: &str, error: &str) -> String {
     ]
     .iter()
     .any(|text| detail.contains(text));
-    let hint = if local && unseen {
-        " (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)".to_string()
-    } else {
-        String::new()
+    let forge = host.as_deref().unwrap_or("the forge");
+    let hint = match Cause::of(&detail) {
+        _ if local && unseen => " (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)".to_string(),
+        Cause::Unreachable => format!(
+            " (hint: this {agent} cannot reach {forge}: the forge must be reachable from where the agent runs, through its DNS, proxy and firewall; a container with its own network or a microVM has its own)"
+        ),
+        Cause::Refused | Cause::NotFound => format!(
+            " (hint: {forge} refused the clone, or hides a private repository: give the source credentials that may read it, kici-admin source update <source> --git-username <user> --git-password-file <file>, or for a GitHub App, include the repository in its installation)"
+        ),
+        Cause::Slow => format!(" (hint: a large repository needs a faster link between the agent and {forge})"),
+        Cause::MissingCommit => " (hint: the repository no longer holds the job's commit: was it rewritten and pruned since the push?)".to_string(),
+        Cause::Unknown => String::new(),
     };
-    format!("git clone of {shown} failed: {detail}{hint}")
+    format!("git clone of {shown} failed on this {agent}: {detail}{hint}")
 }
 
 /// A repository-relative path that stays inside the checkout.
@@ -367,24 +423,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_clone_names_the_url_without_credentials_and_hints_at_an_unseen_local_path() {
+    fn a_failed_clone_names_the_url_without_credentials_the_agent_and_a_hint() {
         assert_eq!(
             clone_error(
                 "/srv/git/app.git",
+                "agent",
                 "git clone failed: fatal: '/srv/git/app.git' does not appear to be a git repository"
             ),
-            "git clone of /srv/git/app.git failed: fatal: '/srv/git/app.git' does not appear to be a git repository (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)"
+            "git clone of /srv/git/app.git failed on this agent: fatal: '/srv/git/app.git' does not appear to be a git repository (hint: this agent was given a local source's path, which it does not have: an orchestrator of this build serves the job's commit instead, so upgrade the orchestrator; an older one needs the path mounted in the agent)"
         );
         assert!(
             clone_error(
                 "file:///srv/git/my app.git",
+                "agent",
                 "git clone failed: fatal: '/srv/git/my app.git' does not appear to be a git repository"
             )
-            .starts_with("git clone of /srv/git/my app.git failed: fatal: ")
+            .starts_with("git clone of /srv/git/my app.git failed on this agent: fatal: ")
         );
         assert!(
             clone_error(
                 "/srv/git/app.git",
+                "agent",
                 "git clone failed: fatal: repository '/srv/git/app.git' does not exist"
             )
             .ends_with("needs the path mounted in the agent)")
@@ -392,9 +451,18 @@ mod tests {
         assert_eq!(
             clone_error(
                 "https://x-access-token:secret@forge.example/a/b.git",
-                "git clone failed: fatal: Authentication failed"
+                "container agent",
+                "git clone failed: remote: Invalid username or password.\nfatal: Authentication failed for 'https://forge.example/a/b.git/'"
             ),
-            "git clone of https://forge.example/a/b.git failed: fatal: Authentication failed"
+            "git clone of https://forge.example/a/b.git failed on this container agent: remote: Invalid username or password.; fatal: Authentication failed for 'https://forge.example/a/b.git/' (hint: forge.example refused the clone, or hides a private repository: give the source credentials that may read it, kici-admin source update <source> --git-username <user> --git-password-file <file>, or for a GitHub App, include the repository in its installation)"
+        );
+        assert!(
+            clone_error(
+                "https://forge.example/a/b.git",
+                "firecracker agent",
+                "git clone failed: fatal: unable to access 'https://forge.example/a/b.git/': Could not resolve host: forge.example"
+            )
+            .ends_with("(hint: this firecracker agent cannot reach forge.example: the forge must be reachable from where the agent runs, through its DNS, proxy and firewall; a container with its own network or a microVM has its own)")
         );
     }
 

@@ -376,6 +376,7 @@ impl Job<'_> {
                         &self.dispatch.sha,
                         &self.dispatch.git_ref,
                         self.dispatch.clone_credentials.as_ref(),
+                        &self.settings.agent_kind,
                     )
                     .await
                 }
