@@ -1,7 +1,8 @@
 //! How git is handed clone credentials, by the orchestrator (its mirrors) and by agents (their
 //! checkouts): a user and password (a token) through a credential helper given in the
 //! environment of that one git process (`GIT_CONFIG_COUNT`, `KICI_GIT_USERNAME`,
-//! `KICI_GIT_PASSWORD`); an SSH key through `GIT_SSH_COMMAND` naming a 0600 file that lives as
+//! `KICI_GIT_PASSWORD`), or as a header of every request to a server known to want it; an SSH
+//! key through `GIT_SSH_COMMAND` naming a 0600 file that lives as
 //! long as the git process, with strict host-key checking against known hosts. Never in the
 //! URL, the command line, a repository's `config`, or an error text.
 
@@ -78,6 +79,20 @@ pub fn credential_env(credentials: &GitCredentials) -> [(&'static str, &str); 7]
         ("GIT_CONFIG_VALUE_1", CREDENTIAL_HELPER),
         ("KICI_GIT_USERNAME", &credentials.username),
         ("KICI_GIT_PASSWORD", &credentials.password),
+    ]
+}
+
+/// The environment that sends `credentials` with every HTTP request of one git process as
+/// Basic auth (`http.extraHeader`), for a server known to want them (the orchestrator's own):
+/// no 401 round trip first, and no helper to start.
+pub fn header_env(credentials: &GitCredentials) -> [(&'static str, String); 3] {
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", credentials.username, credentials.password));
+    [
+        ("GIT_CONFIG_COUNT", "1".to_string()),
+        ("GIT_CONFIG_KEY_0", "http.extraHeader".to_string()),
+        ("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}")),
     ]
 }
 

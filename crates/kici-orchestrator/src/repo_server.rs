@@ -237,6 +237,36 @@ fn is_object_id(text: &str) -> bool {
     matches!(text.len(), 40 | 64) && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// How long a repository's capability advertisement is reused.
+const ADVERTISEMENT_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The v2 capability advertisement of `repository`, reused for [`ADVERTISEMENT_KEPT`]: it
+/// depends only on git and the repository's configuration, and making it starts a process,
+/// which each job's fetch would wait for.
+pub async fn advertisement(repository: &std::path::Path) -> Result<Vec<u8>, String> {
+    type Kept = std::collections::BTreeMap<PathBuf, (std::time::Instant, Vec<u8>)>;
+    static KEPT: std::sync::Mutex<Kept> = std::sync::Mutex::new(Kept::new());
+    let kept = |kept: &mut Kept| {
+        kept.retain(|_, (at, _)| at.elapsed() < ADVERTISEMENT_KEPT);
+        kept.get(repository).map(|(_, advertisement)| advertisement.clone())
+    };
+    if let Some(advertisement) = kept(&mut KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)) {
+        return Ok(advertisement);
+    }
+    let output = upload_pack(repository, true)
+        .output()
+        .await
+        .map_err(|err| err.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(
+        repository.to_path_buf(),
+        (std::time::Instant::now(), output.stdout.clone()),
+    );
+    Ok(output.stdout)
+}
+
 /// Protocol v0 lists refs before a client may ask for anything, and with every ref hidden there
 /// is nothing to list: fetches speak v2, which asks for an object by id.
 pub const V2_ONLY: &str = "local sources are served over git's protocol version 2 only (git 2.18 or newer, with protocol.version=2, which the agent sets)";

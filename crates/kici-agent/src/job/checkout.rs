@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kici_compiler::hash_files;
 use kici_compiler::runner::RunnerSpec;
-use kici_engine::git_auth::{GitCredentials, credential_env};
+use kici_engine::git_auth::{GitCredentials, credential_env, header_env};
 use kici_engine::hash::{content_hash, drift_message};
 use kici_engine::protocol::{JobConfig, ServedRepository};
 use tokio::process::Command;
@@ -317,6 +317,8 @@ async fn git_direct(args: &[&std::ffi::OsStr], credentials: &GitCredentials) -> 
     git_with(args, Some(credentials), true).await
 }
 
+/// `direct`: the orchestrator's own server, which wants the credentials, reached without a
+/// proxy.
 async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>, direct: bool) -> Result<(), String> {
     let mut command = Command::new("git");
     command
@@ -338,6 +340,9 @@ async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials
                 .map_err(|err| format!("git clone failed: cannot write the SSH key for git: {err}"))?;
             command.env("GIT_SSH_COMMAND", ssh);
             _key_file = Some(files);
+        }
+        Some(credentials) if direct => {
+            command.envs(header_env(credentials));
         }
         Some(credentials) => {
             command.envs(credential_env(credentials));

@@ -40,18 +40,16 @@ pub async fn info_refs(
         Ok(access) => access,
         Err(refused) => return refusal(refused),
     };
-    let output = repo_server::upload_pack(&access.repository, true).output().await;
-    let output = match output {
-        Ok(output) if output.status.success() => output,
-        Ok(output) => return failed(&source, &String::from_utf8_lossy(&output.stderr)),
-        Err(err) => return failed(&source, &err.to_string()),
+    let advertisement = match repo_server::advertisement(&access.repository).await {
+        Ok(advertisement) => advertisement,
+        Err(err) => return failed(&source, &err),
     };
     (
         [
             (header::CONTENT_TYPE, "application/x-git-upload-pack-advertisement"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        output.stdout,
+        advertisement,
     )
         .into_response()
 }
