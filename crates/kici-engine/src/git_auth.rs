@@ -84,15 +84,23 @@ pub fn credential_env(credentials: &GitCredentials) -> [(&'static str, &str); 7]
 
 /// The environment that sends `credentials` with every HTTP request of one git process as
 /// Basic auth (`http.extraHeader`), for a server known to want them (the orchestrator's own):
-/// no 401 round trip first, and no helper to start.
-pub fn header_env(credentials: &GitCredentials) -> [(&'static str, String); 3] {
+/// no 401 round trip first, and no helper to start. The header goes to that server only: no
+/// proxy (not even one of a git config), no redirect, and no credential helper of the user's
+/// is asked or told anything.
+pub fn header_env(credentials: &GitCredentials) -> [(&'static str, String); 9] {
     use base64::Engine as _;
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", credentials.username, credentials.password));
     [
-        ("GIT_CONFIG_COUNT", "1".to_string()),
+        ("GIT_CONFIG_COUNT", "4".to_string()),
         ("GIT_CONFIG_KEY_0", "http.extraHeader".to_string()),
         ("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}")),
+        ("GIT_CONFIG_KEY_1", "http.proxy".to_string()),
+        ("GIT_CONFIG_VALUE_1", String::new()),
+        ("GIT_CONFIG_KEY_2", "http.followRedirects".to_string()),
+        ("GIT_CONFIG_VALUE_2", "false".to_string()),
+        ("GIT_CONFIG_KEY_3", "credential.helper".to_string()),
+        ("GIT_CONFIG_VALUE_3", String::new()),
     ]
 }
 

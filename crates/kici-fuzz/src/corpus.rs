@@ -329,7 +329,7 @@ fn platform_frames() -> Vec<Value> {
         frame
     };
     vec![
-        json!({"type": "auth.request", "token": "kici_ok_0123", "protocolVersion": 2,
+        json!({"type": "auth.request", "token": "kici_ok_0123", "protocolVersion": 1,
                "supportedDashboardRequests": ["dashboard.step.logs", "run.cancel.request"]}),
         json!({"type": "source.register", "instanceId": "orch:4000", "version": "0.1.0", "url": "http://127.0.0.1:4000"}),
         json!({"type": "execution.status", "run": api_run(), "jobs": [api_job()]}),

@@ -21,19 +21,23 @@ const CACHE: &str = "kici-cache";
 /// The audience of git grants.
 const GIT: &str = "kici-git";
 
-/// The signing key of this process's grants.
+/// The signing key of grants, and the keys they are verified with.
 pub struct GrantKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key's, then the previous one's while a rotation runs: an orchestrator not
+    /// restarted yet still signs with it.
+    decoding: Vec<DecodingKey>,
 }
 
 impl GrantKeys {
-    /// The grant keys of secret key `key`.
-    pub fn of(key: &crate::secret_key::SecretKey) -> GrantKeys {
-        let secret = key.grant_key();
+    /// The grant keys of secret key `key`, and of `old` during a rotation.
+    pub fn of(key: &crate::secret_key::SecretKey, old: Option<&crate::secret_key::SecretKey>) -> GrantKeys {
+        let decoding = |key: &crate::secret_key::SecretKey| {
+            DecodingKey::from_secret(key.grant_key()).expect("a 32-byte HMAC key is valid")
+        };
         GrantKeys {
-            encoding: EncodingKey::from_secret(secret).expect("a 32-byte HMAC key is valid"),
-            decoding: DecodingKey::from_secret(secret).expect("a 32-byte HMAC key is valid"),
+            encoding: EncodingKey::from_secret(key.grant_key()).expect("a 32-byte HMAC key is valid"),
+            decoding: std::iter::once(key).chain(old).map(decoding).collect(),
         }
     }
 
@@ -49,12 +53,17 @@ impl GrantKeys {
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         validation.set_audience(&[audience]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<C>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => format!("the {what} has expired"),
-                _ => format!("the {what} is not valid"),
-            })
+        let mut refused = format!("the {what} is not valid");
+        for key in &self.decoding {
+            match jsonwebtoken::decode::<C>(token, key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(err) if *err.kind() == jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    refused = format!("the {what} has expired");
+                }
+                Err(_) => {}
+            }
+        }
+        Err(refused)
     }
 }
 
@@ -128,7 +137,7 @@ mod tests {
     use super::*;
 
     fn other_keys() -> GrantKeys {
-        GrantKeys::of(&crate::secret_key::SecretKey::generate().0)
+        GrantKeys::of(&crate::secret_key::SecretKey::generate().0, None)
     }
 
     fn dispatch() -> JobDispatch {
@@ -144,7 +153,7 @@ mod tests {
     #[test]
     fn a_grant_names_its_job_and_repository_and_expires() {
         let secret = crate::secret_key::SecretKey::generate().0;
-        let keys = GrantKeys::of(&secret);
+        let keys = GrantKeys::of(&secret, None);
         let now = 1_800_000_000_000;
         let grant = issue(&keys, &dispatch(), "acme/app", "http://127.0.0.1:4000".into(), now);
         let claims = verify(&keys, &grant.token).unwrap();
@@ -154,7 +163,10 @@ mod tests {
         );
         assert!(!format!("{grant:?}").contains(&grant.token));
         // Another orchestrator with the same secret key verifies it (a cluster, a restart).
-        assert!(verify(&GrantKeys::of(&secret), &grant.token).is_ok());
+        assert!(verify(&GrantKeys::of(&secret, None), &grant.token).is_ok());
+        // So does one that rotated to a new key while the old one is KICI_SECRET_KEY_OLD.
+        let rotated = crate::secret_key::SecretKey::generate().0;
+        assert!(verify(&GrantKeys::of(&rotated, Some(&secret)), &grant.token).is_ok());
         // Another secret key, a tampered token, an expired one: refused.
         assert_eq!(
             verify(&other_keys(), &grant.token).unwrap_err(),

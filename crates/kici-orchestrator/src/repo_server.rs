@@ -6,7 +6,8 @@
 //! the request is a fetch of the job's commit into an empty repository, every line of it one
 //! this server knows (no `have` probing which objects exist, no tag or ref names). Every ref is
 //! hidden, so a job learns no branch, tag or other commit: it gets its commit and the history
-//! behind it. A few upload-packs run at a time; the others wait their turn.
+//! behind it. A few upload-packs run at a time, each within a deadline; the others wait their
+//! turn.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -56,8 +57,9 @@ pub async fn upload_pack_turn() -> tokio::sync::SemaphorePermit<'static> {
         .expect("the upload-pack semaphore is never closed")
 }
 
-/// Seconds upload-pack waits for the client before it gives up.
-const UPLOAD_PACK_IDLE_SECONDS: u32 = 60;
+/// How long one upload-pack may run: past the agent's own limit on a fetch (2 minutes), so
+/// only a client that stopped reading meets it. (Protocol v2's upload-pack has no `--timeout`.)
+pub const UPLOAD_PACK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// Why a request is not served. Each text says what to do, and git shows it to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +174,8 @@ pub fn request_body(body: &[u8], gzipped: bool) -> Result<Vec<u8>, Refusal> {
 /// Checks an upload-pack request (protocol v0 or v2, in pkt-lines): a listing of refs (none is
 /// shown) or a fetch of `sha` into an empty repository, with only the lines git sends for one.
 /// Refused: another `want`, `want-ref`, `deepen-not` and `include-tag` (they reach refs, hidden
-/// ones too), `have` (it probes which objects exist), and any line this server does not know.
+/// ones too), `filter` (a sparse filter names a blob by ref), `have` (it probes which objects
+/// exist), and any line this server does not know.
 pub fn check_request(body: &[u8], sha: &str) -> Result<(), Refusal> {
     let malformed = || Refusal::Forbidden("the request is not a sequence of git pkt-lines".to_string());
     let mut rest = body;
@@ -218,8 +221,9 @@ fn check_line(line: &str, sha: &str) -> Result<(), Refusal> {
         "command" if matches!(value, "ls-refs" | "fetch") => Ok(()),
         // v2's capabilities, ls-refs' arguments and fetch's arguments for an empty repository.
         "agent" | "object-format" | "session-id" | "peel" | "symrefs" | "unborn" | "ref-prefix" | "thin-pack"
-        | "no-progress" | "ofs-delta" | "sideband-all" | "done" | "deepen" | "deepen-relative" | "deepen-since"
-        | "filter" => Ok(()),
+        | "no-progress" | "ofs-delta" | "sideband-all" | "done" | "deepen" | "deepen-relative" | "deepen-since" => {
+            Ok(())
+        }
         "include-tag" => refused(TAGS.to_string()),
         "have" => refused("a job fetches into an empty repository: `have` is not served".to_string()),
         "want-ref" | "deepen-not" => refused("a job fetches its commit by id: refs are not served".to_string()),
@@ -287,7 +291,6 @@ pub fn upload_pack(repository: &std::path::Path, advertise: bool) -> tokio::proc
         .env("GIT_PROTOCOL", "version=2")
         .arg("upload-pack")
         .arg("--stateless-rpc")
-        .arg(format!("--timeout={UPLOAD_PACK_IDLE_SECONDS}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if advertise {
@@ -375,6 +378,10 @@ mod tests {
         assert_eq!(
             refused(&["command=object-info\n"]),
             "`command=object-info` is not served to jobs"
+        );
+        assert_eq!(
+            refused(&["filter sparse:oid=refs/heads/secret:path\n"]),
+            "`filter sparse:oid=refs/heads/secret:path` is not served to jobs"
         );
         assert_eq!(
             refused(&["packfile-uris https\n"]),

@@ -279,6 +279,11 @@ impl Keyring {
         &self.current
     }
 
+    /// The previous key during a rotation (`KICI_SECRET_KEY_OLD`).
+    pub fn old(&self) -> Option<&SecretKey> {
+        self.old.as_ref()
+    }
+
     pub fn current_id(&self) -> &str {
         &self.current.id
     }

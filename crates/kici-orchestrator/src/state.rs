@@ -98,7 +98,7 @@ impl AppState {
         );
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let instance_id = format!("{}:{}", host.trim(), config.port);
-        let grant_keys = crate::grants::GrantKeys::of(config.secret_keys.current());
+        let grant_keys = crate::grants::GrantKeys::of(config.secret_keys.current(), config.secret_keys.old());
         let state = AppState {
             config,
             store,

@@ -121,11 +121,13 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
             " (hint: this {agent} reached the orchestrator's WebSocket, but not {}: a proxy or firewall between them must let /git/ through as it does /ws)",
             served.url
         ),
+        // The orchestrator's own 404 says why.
+        Cause::NotFound if detail.contains("no local source has this repository") => String::new(),
         Cause::NotFound => format!(
             " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
             served.url
         ),
-        Cause::Slow => " (hint: the orchestrator packs the commit's whole history; a large repository needs a faster link between the agent and the orchestrator)".to_string(),
+        Cause::Slow => " (hint: the orchestrator packs four fetches at a time, each of a commit's whole history: a large repository, many jobs starting at once or a slow link between the agent and the orchestrator)".to_string(),
         Cause::Refused if !detail.contains("reads its own source's repository") => " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string(),
         Cause::MissingCommit => format!(
             " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",

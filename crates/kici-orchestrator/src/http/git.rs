@@ -1,7 +1,7 @@
 //! `/git/<source id>/…`: git's smart HTTP protocol for local sources' repositories, fetch only
 //! (`info/refs?service=git-upload-pack` and `git-upload-pack`); what is served to whom is
-//! `crate::repo_server`. The job's grant arrives as HTTP Basic auth's password, which git
-//! sends from the credential helper its dispatch set up; a request without one is asked for it.
+//! `crate::repo_server`. The job's grant arrives as HTTP Basic auth's password, which the agent
+//! sends with each request; a request without one is asked for it.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -94,17 +94,26 @@ pub async fn upload_pack(
     tokio::spawn(async move {
         let _ = stdin.write_all(&request).await;
     });
-    // Upload-pack gives up on a client idle past its `--timeout`; its turn ends with it.
+    // A client that stops reading would keep upload-pack (and its turn) forever: past the
+    // deadline it is killed, and the answer ends there.
     tokio::spawn(async move {
         let _turn = turn;
         let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        match child.wait().await {
-            Ok(status) if status.success() => {}
-            Ok(status) => {
+        let finished = tokio::time::timeout(repo_server::UPLOAD_PACK_DEADLINE, async {
+            let _ = stderr.read_to_string(&mut text).await;
+            child.wait().await
+        })
+        .await;
+        match finished {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => {
                 tracing::warn!(source = %source, status = %status, stderr = %text.trim(), "git upload-pack failed")
             }
-            Err(err) => tracing::warn!(source = %source, error = %err, "git upload-pack could not be waited for"),
+            Ok(Err(err)) => tracing::warn!(source = %source, error = %err, "git upload-pack could not be waited for"),
+            Err(_) => {
+                let _ = child.kill().await;
+                tracing::warn!(source = %source, deadline_s = repo_server::UPLOAD_PACK_DEADLINE.as_secs(), "git upload-pack killed at its deadline");
+            }
         }
     });
     let stream = futures_util::stream::unfold(stdout, |mut stdout| async move {
