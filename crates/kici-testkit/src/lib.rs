@@ -305,13 +305,28 @@ impl Stack {
 
     /// Waits until the orchestrator lists `agent_id` as connected.
     pub async fn wait_agent_connected(&self, agent_id: &str) {
-        self.wait_for(&format!("agent {agent_id} to connect"), || async {
+        self.wait_agent_connection(agent_id, true).await
+    }
+
+    /// Kills the agent started as `agent_id` (at `index` in [`Stack::agents`]) and waits until
+    /// the orchestrator has seen it go, so nothing more is dispatched to it.
+    pub async fn kill_agent(&mut self, index: usize, agent_id: &str) {
+        self.agents[index].kill();
+        self.wait_agent_connection(agent_id, false).await
+    }
+
+    async fn wait_agent_connection(&self, agent_id: &str, connected: bool) {
+        let what = match connected {
+            true => format!("agent {agent_id} to connect"),
+            false => format!("the orchestrator to see agent {agent_id} go"),
+        };
+        self.wait_for(&what, || async {
             let agents = self.get("/api/v1/admin/agents").await;
             agents["agents"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|a| a["agentId"] == agent_id && a["connected"] == true)
+                .any(|a| a["agentId"] == agent_id && a["connected"] == connected)
                 .then_some(())
         })
         .await

@@ -82,7 +82,7 @@ async fn first_saves_second_restores(stack: &mut Stack, repo: &Repo) {
         ]
     );
 
-    stack.agents[0].kill();
+    stack.kill_agent(0, "agent-1").await;
     stack.start_agent("agent-2", &["linux"]).await;
     repo.write("README.md", "again\n");
     repo.commit_and_push("a second run");
@@ -251,7 +251,7 @@ async fn the_mise_preset_installs_the_tools_of_mise_toml_and_caches_them() {
     assert!(logs.contains("Cache saved with key mise-"), "{logs}");
     assert!(logs.contains("< moo >"), "{logs}");
 
-    stack.agents[0].kill();
+    stack.kill_agent(0, "agent-1").await;
     stack
         .start_agent_with("agent-2", &["linux"], &[("PATH", &path), ("HOME", &second_home)])
         .await;

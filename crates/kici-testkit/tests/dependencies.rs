@@ -71,7 +71,7 @@ async fn an_imported_npm_package_is_installed_by_the_agent_before_the_workflow_l
     );
 
     // Another agent restores the stored tarball and installs nothing.
-    stack.agents[0].kill();
+    stack.kill_agent(0, "agent-1").await;
     stack.start_agent("agent-2", &["linux"]).await;
     repo.write("README.md", "again\n");
     repo.commit_and_push("a second run");
@@ -297,7 +297,7 @@ async fn the_dependency_cache_works_on_s3_compatible_storage() {
         "{listing}"
     );
 
-    stack.agents[0].kill();
+    stack.kill_agent(0, "agent-1").await;
     stack.start_agent("agent-2", &["linux"]).await;
     repo.write("README.md", "again\n");
     repo.commit_and_push("a second run");
@@ -495,7 +495,7 @@ async fn a_private_registry_package_installs_with_a_token_from_the_secrets_store
     assert!(!orchestrator_log.contains(&token) && !orchestrator_log.contains("install-canary-5e4d"));
 
     // Another agent: no build, the tarball is restored, nothing installed, a cache hit.
-    stack.agents[0].kill();
+    stack.kill_agent(0, "agent-1").await;
     stack.start_agent("agent-2", &["linux"]).await;
     repo.write("README.md", "again\n");
     repo.commit_and_push("a second run");
