@@ -397,17 +397,33 @@ impl JobDispatch {
         let Some(base) = orchestrator_http_url(orchestrator_url) else {
             return;
         };
-        let resolve = |url: &mut String| {
-            if url.is_empty() || url.starts_with('/') {
-                *url = format!("{base}{url}");
-            }
-        };
+        let resolve = |url: &mut String| *url = resolve_orchestrator_url(&base, url);
         if let Some(served) = &mut self.served_repository {
             resolve(&mut served.url);
         }
         if let Some(cache) = &mut self.cache {
             resolve(&mut cache.url);
         }
+        // The filesystem store's signed URLs are paths; S3's are absolute.
+        let deps = self.deps.iter_mut().flat_map(|deps| {
+            [
+                &mut deps.download_url,
+                &mut deps.upload_url,
+                &mut deps.pointer_upload_url,
+            ]
+        });
+        for url in deps.chain([&mut self.source_tar_url]).flatten() {
+            resolve(url);
+        }
+    }
+}
+
+/// `url` made absolute against `base`, the orchestrator's HTTP URL, when it is a path (or
+/// empty, for the orchestrator's root); an absolute URL stays as it is.
+pub fn resolve_orchestrator_url(base: &str, url: &str) -> String {
+    match url.is_empty() || url.starts_with('/') {
+        true => format!("{}{url}", base.trim_end_matches('/')),
+        false => url.to_string(),
     }
 }
 
@@ -742,7 +758,10 @@ mod tests {
             "sha": "abc", "jobConfig": {"kind": "execute", "workflowName": "w", "workflowFile": "f",
             "contentHash": "h", "jobName": "a", "displayName": "a"}, "event": {"type": "push"}, "timestamp": 0,
             "servedRepository": {"source": "app", "url": "/git/app.git", "token": "secret-token"},
-            "cache": {"url": "", "token": "t"}
+            "cache": {"url": "", "token": "t"},
+            "deps": {"key": "deps/k", "downloadUrl": "/storage/deps/k?expires=1&signature=s",
+                "uploadUrl": "https://bucket.s3.example.com/deps/k?X-Amz-Signature=s"},
+            "sourceTarUrl": "/storage/source/h.tar.gz?expires=1&signature=s"
         }))
         .unwrap();
         assert!(!format!("{:?}", dispatch.served_repository).contains("secret-token"));
@@ -752,9 +771,27 @@ mod tests {
             "http://10.0.0.1:4000/git/app.git"
         );
         assert_eq!(dispatch.cache.as_ref().unwrap().url, "http://10.0.0.1:4000");
-        // An absolute URL is the orchestrator's to choose, and stays.
+        let deps = dispatch.deps.as_ref().unwrap();
+        assert_eq!(
+            deps.download_url.as_deref(),
+            Some("http://10.0.0.1:4000/storage/deps/k?expires=1&signature=s")
+        );
+        assert_eq!(
+            dispatch.source_tar_url.as_deref(),
+            Some("http://10.0.0.1:4000/storage/source/h.tar.gz?expires=1&signature=s")
+        );
+        // An absolute URL is the orchestrator's (or S3's) to choose, and stays.
+        assert_eq!(
+            deps.upload_url.as_deref(),
+            Some("https://bucket.s3.example.com/deps/k?X-Amz-Signature=s")
+        );
+        assert_eq!(deps.pointer_upload_url, None);
         dispatch.resolve_orchestrator_urls("ws://elsewhere:1/ws");
         assert_eq!(dispatch.cache.as_ref().unwrap().url, "http://10.0.0.1:4000");
+        assert_eq!(
+            resolve_orchestrator_url("https://ci.example.com/kici/", "/storage/x"),
+            "https://ci.example.com/kici/storage/x"
+        );
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub const VARS: &[Var] = &[
     var(
         "KICI_STORAGE_FS_BASE_URL",
         "",
-        "The address agents reach the filesystem store's signed URLs at. Unset: the orchestrator's own.",
+        "The address agents reach the filesystem store's signed URLs at. Unset: the address each agent reached the orchestrator at.",
     ),
     var(
         "KICI_USER_CACHE_QUOTA_BYTES",
@@ -647,16 +647,6 @@ impl Config {
     /// pings, 180 s by default.
     pub fn agent_silence_timeout(&self) -> Duration {
         self.agent_heartbeat_interval * 6
-    }
-
-    /// The orchestrator's HTTP address as agents on this host reach it.
-    pub fn http_url(&self) -> String {
-        let host = if self.bind_address.is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            self.bind_address.to_string()
-        };
-        format!("http://{host}:{}", self.port)
     }
 
     /// Where spawned agents connect unless their scaler says otherwise.

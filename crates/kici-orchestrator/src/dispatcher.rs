@@ -95,7 +95,7 @@ async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String
     let key = crate::build::source_key(&dispatch.job_config.content_hash);
     match state
         .storage
-        .signed_url(Access::Get, &key, DEPS_URL_TTL, &state.config.http_url(), now_ms())
+        .signed_url(Access::Get, &key, DEPS_URL_TTL, now_ms())
         .await
     {
         Ok(url) => Some(url),
@@ -167,7 +167,6 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
     let pointer_key = format!("{base_key}.json");
     let key = format!("{base_key}/{}.tar.gz", dispatch.job_id);
     let storage = &state.storage;
-    let base = state.config.http_url();
     let now = now_ms();
     let result = async {
         // An unreadable pointer is as good as none: the job installs and writes a new one.
@@ -180,11 +179,7 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
         }
         match pointer {
             Some(pointer) => Ok::<_, crate::storage::StorageError>(DepsCache {
-                download_url: Some(
-                    storage
-                        .signed_url(Access::Get, &pointer.key, DEPS_URL_TTL, &base, now)
-                        .await?,
-                ),
+                download_url: Some(storage.signed_url(Access::Get, &pointer.key, DEPS_URL_TTL, now).await?),
                 sha256: Some(pointer.sha256),
                 upload_url: None,
                 pointer_upload_url: None,
@@ -194,12 +189,8 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
             None => Ok(DepsCache {
                 download_url: None,
                 sha256: None,
-                upload_url: Some(storage.signed_url(Access::Put, &key, DEPS_URL_TTL, &base, now).await?),
-                pointer_upload_url: Some(
-                    storage
-                        .signed_url(Access::Put, &pointer_key, DEPS_URL_TTL, &base, now)
-                        .await?,
-                ),
+                upload_url: Some(storage.signed_url(Access::Put, &key, DEPS_URL_TTL, now).await?),
+                pointer_upload_url: Some(storage.signed_url(Access::Put, &pointer_key, DEPS_URL_TTL, now).await?),
                 max_bytes: Some(state.config.cache_max_tarball_bytes),
                 key: key.clone(),
             }),

@@ -157,7 +157,7 @@ impl Orchestrator {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         config.port = address.port();
-        let storage = storage::Storage::open(&config.storage)?;
+        let storage = storage::Storage::open(&config.storage, &config.secret_keys)?;
         let (state, scaler_task) = AppState::new(config, store, storage, scalers);
         let leadership = cluster::join(&state).await;
         // Recovery at start takes over every job in flight and every delivery left processing:

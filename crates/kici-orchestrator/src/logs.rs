@@ -672,10 +672,13 @@ mod tests {
 
     fn object_storage(dir: &Path) -> Arc<Storage> {
         Arc::new(
-            Storage::open(&crate::storage::StorageConfig::Filesystem {
-                root: dir.join("objects"),
-                base_url: None,
-            })
+            Storage::open(
+                &crate::storage::StorageConfig::Filesystem {
+                    root: dir.join("objects"),
+                    base_url: None,
+                },
+                &crate::secret_key::Keyring::new(crate::secret_key::SecretKey::generate().0, None),
+            )
             .unwrap(),
         )
     }

@@ -78,6 +78,9 @@ pub struct SecretKey {
     /// The key the orchestrator signs jobs' grants with, derived from this one, so every
     /// orchestrator sharing the key verifies the others' grants.
     grant_key: [u8; KEY_BYTES],
+    /// The key the filesystem store's signed URLs carry an HMAC under, derived likewise: a URL
+    /// outlives a restart and is good at every orchestrator sharing the key.
+    storage_key: [u8; KEY_BYTES],
 }
 
 impl fmt::Debug for SecretKey {
@@ -93,13 +96,18 @@ impl SecretKey {
     pub fn from_bytes(bytes: &[u8; KEY_BYTES]) -> SecretKey {
         let digest = Sha256::digest(bytes);
         let id: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-        // HMAC-SHA256 keyed by the secret key: the grant key reveals nothing of it.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(bytes).expect("HMAC takes a key of any length");
-        mac.update(b"kici grant signing key v1");
+        // HMAC-SHA256 keyed by the secret key: a derived key reveals nothing of it, nor of
+        // the other derived key.
+        let derive = |label: &[u8]| -> [u8; KEY_BYTES] {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(bytes).expect("HMAC takes a key of any length");
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
         SecretKey {
             id,
             cipher: Aes256Gcm::new(&(*bytes).into()),
-            grant_key: mac.finalize().into_bytes().into(),
+            grant_key: derive(b"kici grant signing key v1"),
+            storage_key: derive(b"kici storage url signing key v1"),
         }
     }
 
@@ -139,6 +147,11 @@ impl SecretKey {
     /// The key jobs' grants are signed with (`crate::grants`), derived from this one.
     pub fn grant_key(&self) -> &[u8; KEY_BYTES] {
         &self.grant_key
+    }
+
+    /// The key the filesystem store's signed URLs are signed with (`crate::storage`).
+    pub fn storage_key(&self) -> &[u8; KEY_BYTES] {
+        &self.storage_key
     }
 }
 

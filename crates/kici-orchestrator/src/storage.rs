@@ -2,8 +2,11 @@
 //! tarballs and caches), behind one interface on `object_store`: the filesystem under the data
 //! directory by default, or S3-compatible storage (`KICI_STORAGE_TYPE=s3`). Agents never hold
 //! storage credentials: they get short-lived signed URLs. S3 signs its own (SigV4); the
-//! filesystem backend's URLs point at the orchestrator's `/storage/<key>` and carry an HMAC of
-//! the method, key and expiry under a key that lives only in this process.
+//! filesystem backend's URLs are paths, `/storage/<key>`, which the agent resolves against the
+//! address it reached the orchestrator at, so an agent in a container, a microVM or on another
+//! host reaches them as it reaches the WebSocket. They carry an HMAC of the method, key and
+//! expiry under a key derived from the secret key: a URL outlives a restart and is good at
+//! every orchestrator sharing that key (and the previous key's, during a rotation).
 //!
 //! Writes are atomic on both backends (S3 `PUT`; a temporary file renamed into place), so a
 //! reader never sees a partial object.
@@ -20,11 +23,13 @@ use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use sha2::Sha256;
 
+use crate::secret_key::Keyring;
+
 /// Where objects live, from `KICI_STORAGE_*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
-    /// Files under `root`, served by this orchestrator at `base_url` (`KICI_STORAGE_FS_BASE_URL`,
-    /// else the orchestrator's own URL).
+    /// Files under `root`, served by the orchestrator at `/storage/`: under `base_url`
+    /// (`KICI_STORAGE_FS_BASE_URL`) when set, else wherever each agent reached it.
     Filesystem {
         root: PathBuf,
         base_url: Option<String>,
@@ -72,7 +77,11 @@ impl Access {
 }
 
 enum Signing {
-    Filesystem { key: [u8; 32], base_url: Option<String> },
+    /// The current secret key's signing key first, then the previous one's during a rotation.
+    Filesystem {
+        keys: Vec<[u8; 32]>,
+        base_url: Option<String>,
+    },
     S3(Box<AmazonS3>),
 }
 
@@ -93,19 +102,23 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    pub fn open(config: &StorageConfig) -> Result<Storage, StorageError> {
+    /// The store `config` names; the filesystem's URLs are signed with keys derived from
+    /// `secret_keys`.
+    pub fn open(config: &StorageConfig, secret_keys: &Keyring) -> Result<Storage, StorageError> {
         match config {
             StorageConfig::Filesystem { root, base_url } => {
                 std::fs::create_dir_all(root)
                     .map_err(|err| StorageError(format!("cannot create {}: {err}", root.display())))?;
                 let store = LocalFileSystem::new_with_prefix(root)
                     .map_err(|err| StorageError(format!("cannot use {}: {err}", root.display())))?;
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).expect("the operating system provides randomness");
+                let keys = std::iter::once(secret_keys.current())
+                    .chain(secret_keys.old())
+                    .map(|key| *key.storage_key())
+                    .collect();
                 Ok(Storage {
                     store: Arc::new(store),
                     signing: Signing::Filesystem {
-                        key,
+                        keys,
                         base_url: base_url.clone(),
                     },
                     prefix: String::new(),
@@ -251,21 +264,20 @@ impl Storage {
         Ok(())
     }
 
-    /// A URL that allows `access` to `key` for `expires_in`. `orchestrator_url` is where the
-    /// filesystem backend's URLs point unless `KICI_STORAGE_FS_BASE_URL` says otherwise.
+    /// A URL that allows `access` to `key` for `expires_in`. The filesystem backend's is a
+    /// path (see the module's text) unless `KICI_STORAGE_FS_BASE_URL` names where it is.
     pub async fn signed_url(
         &self,
         access: Access,
         key: &str,
         expires_in: Duration,
-        orchestrator_url: &str,
         now_ms: i64,
     ) -> Result<String, StorageError> {
         match &self.signing {
-            Signing::Filesystem { key: secret, base_url } => {
+            Signing::Filesystem { keys, base_url } => {
                 let expires = now_ms + expires_in.as_millis() as i64;
-                let signature = sign(secret, access, key, expires);
-                let base = base_url.as_deref().unwrap_or(orchestrator_url).trim_end_matches('/');
+                let signature = sign(&keys[0], access, key, expires);
+                let base = base_url.as_deref().unwrap_or_default().trim_end_matches('/');
                 Ok(format!("{base}/storage/{key}?expires={expires}&signature={signature}"))
             }
             Signing::S3(signer) => {
@@ -292,7 +304,7 @@ impl Storage {
         signature: &str,
         now_ms: i64,
     ) -> Result<PathBuf, &'static str> {
-        let (Signing::Filesystem { key: secret, .. }, Some(root)) = (&self.signing, &self.root) else {
+        let (Signing::Filesystem { keys, .. }, Some(root)) = (&self.signing, &self.root) else {
             return Err("this orchestrator's storage is not the filesystem");
         };
         if key.is_empty()
@@ -305,8 +317,8 @@ impl Storage {
         if expires < now_ms {
             return Err("the URL has expired");
         }
-        let expected = sign(secret, access, key, expires);
-        if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
+        let signed = |secret| constant_time_eq(sign(secret, access, key, expires).as_bytes(), signature.as_bytes());
+        if !keys.iter().any(signed) {
             return Err("bad signature");
         }
         Ok(root.join(key))
@@ -326,15 +338,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret_key::SecretKey;
 
     #[tokio::test]
     async fn the_filesystem_backend_stores_whole_objects_and_signs_urls_per_method_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(&StorageConfig::Filesystem {
+        let secret = SecretKey::generate().0;
+        let config = StorageConfig::Filesystem {
             root: dir.path().join("storage"),
             base_url: None,
-        })
-        .unwrap();
+        };
+        let storage = Storage::open(&config, &Keyring::new(secret.clone(), None)).unwrap();
         assert!(!storage.exists("deps/linux-x64/abc.tar.gz").await.unwrap());
         storage
             .put("deps/linux-x64/abc.tar.gz", b"tarball".to_vec())
@@ -348,17 +362,11 @@ mod tests {
         assert_eq!(storage.get("nope").await.unwrap(), None);
 
         let url = storage
-            .signed_url(
-                Access::Get,
-                "deps/linux-x64/abc.tar.gz",
-                Duration::from_secs(60),
-                "http://127.0.0.1:4000",
-                1_000,
-            )
+            .signed_url(Access::Get, "deps/linux-x64/abc.tar.gz", Duration::from_secs(60), 1_000)
             .await
             .unwrap();
         let (path, query) = url.split_once('?').unwrap();
-        assert_eq!(path, "http://127.0.0.1:4000/storage/deps/linux-x64/abc.tar.gz");
+        assert_eq!(path, "/storage/deps/linux-x64/abc.tar.gz");
         let signature = query.split("signature=").nth(1).unwrap();
         let expires = 61_000;
         let key = "deps/linux-x64/abc.tar.gz";
@@ -383,6 +391,35 @@ mod tests {
             storage.check_signature(Access::Get, "deps/../../etc/passwd", expires, signature, 2_000),
             Err("bad key")
         );
+
+        // The same secret key verifies it after a restart, and during a rotation away from it;
+        // another key does not.
+        let verifies = |keyring: Keyring| {
+            Storage::open(&config, &keyring)
+                .unwrap()
+                .check_signature(Access::Get, key, expires, signature, 2_000)
+                .is_ok()
+        };
+        let rotated = SecretKey::generate().0;
+        assert!(verifies(Keyring::new(secret.clone(), None)));
+        assert!(verifies(Keyring::new(rotated.clone(), Some(secret))));
+        assert!(!verifies(Keyring::new(rotated, None)));
+
+        let based = StorageConfig::Filesystem {
+            root: dir.path().join("storage"),
+            base_url: Some("https://files.example.com/kici/".into()),
+        };
+        let url = Storage::open(&based, &Keyring::new(SecretKey::generate().0, None))
+            .unwrap()
+            .signed_url(Access::Put, key, Duration::from_secs(60), 0)
+            .await
+            .unwrap();
+        assert!(
+            url.starts_with(
+                "https://files.example.com/kici/storage/deps/linux-x64/abc.tar.gz?expires=60000&signature="
+            ),
+            "{url}"
+        );
     }
 
     /// Against a real S3-compatible server (`scripts/s3.sh`, moto) when `KICI_TEST_S3_ENDPOINT`
@@ -400,7 +437,7 @@ mod tests {
         let http = reqwest::Client::new();
         let created = http.put(format!("{endpoint}/{bucket}")).send().await.unwrap();
         assert!(created.status().is_success(), "{}", created.status());
-        let storage = Storage::open(&StorageConfig::S3(S3Config {
+        let config = StorageConfig::S3(S3Config {
             bucket,
             prefix: "ci/".into(),
             region: "us-east-1".into(),
@@ -408,15 +445,15 @@ mod tests {
             external_endpoint: None,
             access_key_id: Some("kici-test".into()),
             secret_access_key: Some("kici-test-secret".into()),
-        }))
-        .unwrap();
+        });
+        let storage = Storage::open(&config, &Keyring::new(SecretKey::generate().0, None)).unwrap();
         let key = "deps/linux-x64/abc.tar.gz";
         assert!(!storage.exists(key).await.unwrap());
         storage.put(key, b"tarball".to_vec()).await.unwrap();
         assert_eq!(storage.get(key).await.unwrap().unwrap(), b"tarball");
 
         let get = storage
-            .signed_url(Access::Get, key, Duration::from_secs(60), "", 0)
+            .signed_url(Access::Get, key, Duration::from_secs(60), 0)
             .await
             .unwrap();
         assert!(get.contains("/ci/deps/linux-x64/abc.tar.gz?"), "{get}");
@@ -425,7 +462,7 @@ mod tests {
             b"tarball"
         );
         let put = storage
-            .signed_url(Access::Put, "deps/linux-x64/new.tar.gz", Duration::from_secs(60), "", 0)
+            .signed_url(Access::Put, "deps/linux-x64/new.tar.gz", Duration::from_secs(60), 0)
             .await
             .unwrap();
         let uploaded = http.put(&put).body("uploaded").send().await.unwrap();

@@ -97,7 +97,7 @@ pub async fn restore(
             download_url: Some(
                 state
                     .storage
-                    .signed_url(Access::Get, &cache.object_key, URL_TTL, &state.config.http_url(), now)
+                    .signed_url(Access::Get, &cache.object_key, URL_TTL, now)
                     .await?,
             ),
             sha256: Some(cache.sha256),
@@ -156,7 +156,7 @@ pub async fn reserve(
     let object_key = format!("{}/{}.tar.gz", key_dir(claims, &request.key), crate::ids::new_id());
     let upload_url = state
         .storage
-        .signed_url(Access::Put, &object_key, URL_TTL, &state.config.http_url(), now_ms())
+        .signed_url(Access::Put, &object_key, URL_TTL, now_ms())
         .await?;
     Ok(CacheSaveAnswer {
         exists: false,

@@ -174,23 +174,7 @@ export default workflow('no-checkout', {
 async fn checkout_false_jobs_start_from_the_source_tarball_and_builds_of_one_lock_file_coalesce() {
     let mut stack = Stack::start().await;
     let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
-    // npm links `file:` packages: this one lives inside `.kici/`, so the source tarball has it.
-    repo.write(
-        ".kici/vendor/greeter/package.json",
-        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
-    );
-    repo.write(
-        ".kici/vendor/greeter/index.js",
-        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
-    );
-    repo.write(
-        ".kici/package.json",
-        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:./vendor/greeter"}}"#,
-    );
-    repo.write(".kici/.gitignore", "node_modules\n");
-    repo.write(".kici/workflows/no-checkout.ts", NO_CHECKOUT_WORKFLOW);
-    repo.npm(&["install", "--no-audit", "--no-fund"]);
-    repo.compile();
+    write_kici_greeter_project(&repo, "no-checkout", NO_CHECKOUT_WORKFLOW);
     repo.commit_and_push("workflows that need no checkout");
     stack.add_local_source("app", &repo).await;
 
@@ -215,6 +199,136 @@ async fn checkout_false_jobs_start_from_the_source_tarball_and_builds_of_one_loc
         assert!(!logs.contains("README.md") && !logs.contains(".git"), "{logs}");
     }
     assert_eq!(installs, 1);
+}
+
+/// The greeter project with the package inside `.kici/`: npm links `file:` packages, so the
+/// source tarball has it too. `workflow` is `.kici/workflows/<name>.ts`.
+fn write_kici_greeter_project(repo: &Repo, name: &str, workflow: &str) {
+    repo.write(
+        ".kici/vendor/greeter/package.json",
+        r#"{"name": "greeter", "version": "1.0.0", "type": "module", "main": "index.js"}"#,
+    );
+    repo.write(
+        ".kici/vendor/greeter/index.js",
+        "export const greet = (name) => `Hello from greeter, ${name}`;\n",
+    );
+    repo.write(
+        ".kici/package.json",
+        r#"{"name": "workflows", "private": true, "type": "module", "dependencies": {"greeter": "file:./vendor/greeter"}}"#,
+    );
+    repo.write(".kici/.gitignore", "node_modules\n");
+    repo.write(&format!(".kici/workflows/{name}.ts"), workflow);
+    repo.npm(&["install", "--no-audit", "--no-fund"]);
+    repo.compile();
+}
+
+const RELAYED_WORKFLOW: &str = r#"import { workflow, job, push } from '@kici-dev/sdk';
+import { greet } from 'greeter';
+
+const checkedOut = job('checked-out', { runsOn: 'linux', cache: { key: 'out-v1', paths: ['out'] }, run: async ({ $ }) => {
+  console.log(greet('a checkout'));
+  await $`mkdir -p out && cp README.md out/`;
+} });
+
+export default workflow('relayed', {
+  on: push({ branches: 'relayed' }),
+  jobs: [
+    checkedOut,
+    job('unpacked', { runsOn: 'linux', checkout: false, needs: [checkedOut], run: async () => {
+      console.log(greet('a source tarball'));
+    } }),
+  ],
+});
+"#;
+
+/// An agent that reaches the orchestrator at an address of its own (a container's bridge, a
+/// microVM's tap, another host) fetches everything there: its checkout, the dependency
+/// tarball it stores and restores, the source tarball and its caches. A relay stands for that
+/// address and keeps what the agent sends through it; on the filesystem store, whose URLs the
+/// orchestrator used to build from its own address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_at() {
+    let mut stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    write_kici_greeter_project(&repo, "relayed", RELAYED_WORKFLOW);
+    repo.commit_and_push("a workflow for an agent behind a relay");
+    stack.add_local_source("app", &repo).await;
+    let (relay, sent) = recording_relay(format!("127.0.0.1:{}", stack.orchestrator.port)).await;
+    let url = format!("ws://{relay}/ws");
+    stack
+        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &url)])
+        .await;
+
+    let run = stack.push_and_wait("app", &repo, "relayed").await;
+    assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+    let logs = stack.log_text(run.run.run_id.as_str()).await;
+    for line in [
+        "Saved the .kici dependencies to the cache (deps/linux-",
+        "Restored the .kici dependencies from the cache (deps/linux-",
+        "Hello from greeter, a checkout",
+        "Cache saved with key out-v1 (",
+        "Hello from greeter, a source tarball",
+    ] {
+        assert!(logs.contains(line), "{line}: {logs}");
+    }
+    // A request may follow the previous one's body on the same connection, with no line break.
+    let sent = String::from_utf8_lossy(&sent.lock().unwrap()).into_owned();
+    let requests: Vec<&str> = sent
+        .split("\r\n")
+        .filter_map(|line| line.strip_suffix(" HTTP/1.1"))
+        .filter_map(|line| {
+            let at = ["GET /", "PUT /", "POST /"]
+                .iter()
+                .filter_map(|m| line.rfind(m))
+                .max()?;
+            Some(&line[at..])
+        })
+        .collect();
+    for request in [
+        "GET /ws",
+        "POST /git/",
+        "PUT /storage/deps/linux-",
+        "GET /storage/deps/linux-",
+        "GET /storage/source/",
+        "POST /api/v1/cache/save",
+        "PUT /storage/cache/",
+    ] {
+        assert!(
+            requests.iter().any(|r| r.starts_with(request)),
+            "{request}: {requests:#?}"
+        );
+    }
+}
+
+/// A TCP relay to `upstream`: its address, and every byte clients sent through it.
+async fn recording_relay(upstream: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(read @ 1..) = from_client.read(&mut buffer).await {
+                    kept.lock().unwrap().extend_from_slice(&buffer[..read]);
+                    if to_server.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = to_server.shutdown().await;
+            });
+        }
+    });
+    (address, sent)
 }
 
 const INIT_WORKFLOW: &str = r##"import { workflow, job, push } from '@kici-dev/sdk';

@@ -56,6 +56,11 @@ impl CacheClient {
         })
     }
 
+    /// A URL of the cache API's answer: the filesystem store's are paths on the orchestrator.
+    fn absolute(&self, url: &str) -> Result<String, String> {
+        Ok(kici_engine::protocol::resolve_orchestrator_url(&self.grant()?.url, url))
+    }
+
     fn root(&self, root: CacheRoot) -> Result<&Path, String> {
         match root {
             CacheRoot::Workspace => Ok(&self.work_dir),
@@ -105,7 +110,7 @@ impl CacheClient {
         else {
             return Ok(None);
         };
-        let bytes = super::transfer::download(&self.http, &url).await?;
+        let bytes = super::transfer::download(&self.http, &self.absolute(&url)?).await?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
             return Err(format!(
@@ -152,7 +157,7 @@ impl CacheClient {
             return Ok(Err("exists".to_string()));
         };
         let size = save.size_bytes;
-        super::transfer::upload(&self.http, &upload, archive).await?;
+        super::transfer::upload(&self.http, &self.absolute(&upload)?, archive).await?;
         save.object_key = Some(object_key);
         let committed: CacheSaveAnswer = self.call("commit", &save).await?;
         Ok(if committed.saved {

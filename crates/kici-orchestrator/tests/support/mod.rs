@@ -51,7 +51,7 @@ pub async fn harnesses(env: &[(&str, &str)]) -> Vec<(&'static str, Harness)> {
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_env(&vars).unwrap();
         let store = Store::open(&url).await.unwrap();
-        let storage = kici_orchestrator::storage::Storage::open(&config.storage).unwrap();
+        let storage = kici_orchestrator::storage::Storage::open(&config.storage, &config.secret_keys).unwrap();
         let scalers = kici_orchestrator::scaler::load(None, None).unwrap();
         let (state, scaler) = AppState::new(config, store, storage, scalers);
         // The scaler task stops when the harness (and with it `stop`) is dropped.
@@ -74,7 +74,7 @@ impl Harness {
     pub async fn restarted(&self) -> Shared {
         let config = self.state.config.clone();
         let store = Store::open(&config.database_url).await.unwrap();
-        let storage = kici_orchestrator::storage::Storage::open(&config.storage).unwrap();
+        let storage = kici_orchestrator::storage::Storage::open(&config.storage, &config.secret_keys).unwrap();
         let scalers = kici_orchestrator::scaler::load(None, None).unwrap();
         let (state, scaler) = AppState::new(config, store, storage, scalers);
         let (_stop, stopped) = tokio::sync::watch::channel(false);
