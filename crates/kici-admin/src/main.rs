@@ -204,6 +204,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 
 /// Runs the command and returns its exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let given_token = cli.token.filter(|token| !token.trim().is_empty());
     // Offline: no orchestrator, no token.
     let command = match cli.command {
         Command::InspectBundle(args) => {
@@ -211,10 +212,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(EXIT_OK);
         }
         Command::Db { command } => return db::run(command).await,
-        Command::Orchestrator { command } => return service::run(service::unit::Kind::Orchestrator, command),
+        Command::Orchestrator { command } => {
+            return service::run(service::unit::Kind::Orchestrator, command, given_token).await;
+        }
         Command::Agent {
             command: agents::AgentCommand::Service(command),
-        } => return service::run(service::unit::Kind::Agent, command),
+        } => return service::run(service::unit::Kind::Agent, command, given_token).await,
         command => command,
     };
     // The post-receive hook authenticates with the source's trigger token, read from a file.
@@ -226,7 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     let token = match token_file {
         Some(path) => Some(sources::read_token_file(path)?),
-        None => cli.token.filter(|token| !token.trim().is_empty()),
+        None => given_token,
     };
     let Some(token) = token else {
         anyhow::bail!("--token or KICI_ADMIN_TOKEN is required");

@@ -331,6 +331,14 @@ async fn ops_routes_report_on_the_orchestrator() {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{db}: {cluster}");
+        let (status, scalers) = call(&harness, Method::GET, "/api/v1/admin/scalers", Some(&token), None).await;
+        assert_eq!(
+            (status, &scalers["alive"], &scalers["scalers"]),
+            (StatusCode::OK, &json!(0), &json!([])),
+            "{db}: {scalers}"
+        );
+        let (status, _) = call(&harness, Method::GET, "/api/v1/admin/scalers", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{db}");
         let (status, hook) = call(
             &harness,
             Method::POST,

@@ -146,6 +146,10 @@ fn the_single_host_quickstart_runs_from_the_packages_and_survives_an_upgrade_and
     );
     let status = host.sh("kici-admin orchestrator status");
     assert!(status.contains("Version:  0.1.0-2 (package)"), "{status}");
+    assert!(
+        status.contains("\n--- KiCI orchestrator ---\nMode:     independent, leader of 1 instance\n"),
+        "{status}"
+    );
     let upgraded_pids = pids();
     for (old, new) in before.split(' ').zip(upgraded_pids.split(' ')) {
         assert!(new != old && new != "0", "{before} -> {upgraded_pids}");

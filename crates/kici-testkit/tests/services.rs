@@ -99,6 +99,22 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     let status = admin(&host, 0, &["orchestrator", "status"]);
     assert!(status.contains("State:    active (running), PID "), "{status}");
     assert!(status.contains(&format!("Version:  {first}\n")), "{status}");
+    // What it says of itself, asked with the token of its settings.
+    let section = &status[status.find("--- KiCI orchestrator ---\n").expect(&status)..];
+    let lines: Vec<&str> = section.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "--- KiCI orchestrator ---",
+            "Mode:     independent, leader of 1 instance",
+            "Port:     4000 on 127.0.0.1",
+            "Database: sqlite:///var/lib/kici/kici-orchestrator/kici.db?mode=rwc",
+            "Agents:   none connected",
+            "Scaler:   none (agents are started by hand)",
+            "Jobs:     0 waiting, 0 runs in progress",
+        ],
+        "{status}"
+    );
     // It runs as a system user of its own, not root.
     let main_pid = "stat -c %U /proc/$(systemctl show -p MainPID --value kici-orchestrator)";
     assert_eq!(host.run(&["sh", "-c", main_pid]).1.trim(), "kici-orchestrator");
@@ -149,6 +165,8 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(healthy, "{}", api(&host, &["agent", "list"]));
+    let status = admin(&host, 0, &["orchestrator", "status"]);
+    assert!(status.contains("\nAgents:   1 connected ("), "{status}");
 
     // A push to a local repository runs its workflow on the agent service. The repository is
     // root's, so the services' users are told to trust it (git refuses a repository another
@@ -228,6 +246,7 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     admin(&host, 0, &["orchestrator", "stop"]);
     let stopped = admin(&host, 3, &["orchestrator", "status"]);
     assert!(stopped.contains("State:    inactive (dead)"), "{stopped}");
+    assert!(!stopped.contains("--- KiCI orchestrator ---"), "{stopped}");
     admin(&host, 0, &["agent", "uninstall"]);
     let gone = admin(&host, 0, &["orchestrator", "uninstall"]);
     assert!(
@@ -265,6 +284,8 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     assert_eq!(code, 0, "{status}");
     assert!(status.contains("Service:  kici-orchestrator (user)"), "{status}");
     assert!(status.contains("State:    active (running), PID "), "{status}");
+    // Asked with the token it wrote to its data directory, which the user reads.
+    assert!(status.contains("\nAgents:   none connected\n"), "{status}");
     let (_, owner) = host.run(&[
         "sh",
         "-c",

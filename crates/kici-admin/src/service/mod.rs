@@ -8,6 +8,7 @@
 //! goes back without the old file. The unit runs hardened ([`unit::Layout::unit_text`]); the
 //! operator's settings are its environment file (mode 0600).
 
+mod report;
 pub mod unit;
 
 use std::io::{BufRead as _, Write as _};
@@ -35,7 +36,7 @@ pub enum ServiceCommand {
     Stop(Target),
     /// Restart it and wait until it runs
     Restart(Target),
-    /// Its state, version and files (exit 3 when it is not running)
+    /// Its state, version and files, and what a running orchestrator says of itself (exit 3 when it is not running)
     Status {
         #[command(flatten)]
         target: Target,
@@ -114,7 +115,8 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// How long a started service may take to be running.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn run(kind: Kind, command: ServiceCommand) -> anyhow::Result<u8> {
+/// `token`: `--token`/`KICI_ADMIN_TOKEN`, which `status` asks a running orchestrator with.
+pub async fn run(kind: Kind, command: ServiceCommand, token: Option<String>) -> anyhow::Result<u8> {
     match command {
         ServiceCommand::Install(args) => install(&layout(kind, &args.target)?, &args),
         ServiceCommand::Uninstall { target, purge } => uninstall(&layout(kind, &target)?, purge),
@@ -126,7 +128,7 @@ pub fn run(kind: Kind, command: ServiceCommand) -> anyhow::Result<u8> {
             println!("Stopped {}.", layout.name);
             Ok(crate::EXIT_OK)
         }
-        ServiceCommand::Status { target, json } => status(&layout(kind, &target)?, json),
+        ServiceCommand::Status { target, json } => status(&layout(kind, &target)?, json, token).await,
         ServiceCommand::Logs(args) => logs(&layout(kind, &args.target)?, &args),
         ServiceCommand::Upgrade(args) => upgrade(&layout(kind, &args.target)?, &args),
     }
@@ -536,9 +538,13 @@ fn wait_running(layout: &Layout) -> anyhow::Result<()> {
     }
 }
 
-fn status(layout: &Layout, json: bool) -> anyhow::Result<u8> {
+async fn status(layout: &Layout, json: bool, token: Option<String>) -> anyhow::Result<u8> {
     installed(layout)?;
     let state = state(layout)?;
+    let report = match (layout.kind, state.active.as_str()) {
+        (Kind::Orchestrator, "active") => Some(report::fetch(layout, token).await),
+        _ => None,
+    };
     let current = version(layout);
     let previous = version_of(&layout.previous()).filter(|_| !layout.packaged);
     let code = if state.active == "active" {
@@ -560,6 +566,11 @@ fn status(layout: &Layout, json: bool) -> anyhow::Result<u8> {
             "unit": layout.unit,
             "envFile": layout.env_file,
             "data": layout.state,
+            "orchestrator": match &report {
+                None => serde_json::Value::Null,
+                Some(Ok(report)) => serde_json::to_value(report)?,
+                Some(Err(why)) => serde_json::json!({ "error": why }),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(code);
@@ -588,6 +599,11 @@ fn status(layout: &Layout, json: bool) -> anyhow::Result<u8> {
     println!("Unit:     {}", layout.unit.display());
     println!("Settings: {}", layout.env_file.display());
     println!("Data:     {}", layout.state.display());
+    match report {
+        None => {}
+        Some(Ok(report)) => println!("{}", report::lines(&report).join("\n")),
+        Some(Err(why)) => println!("--- KiCI orchestrator ---\nUnavailable: {why}"),
+    }
     Ok(code)
 }
 

@@ -99,7 +99,8 @@ pub fn router(state: Shared) -> Router {
         .route("/system-info", get(ops::system_info))
         .route("/config", get(ops::config))
         .route("/config/reload", post(ops::reload_config))
-        .route("/cluster/health", get(ops::cluster_health));
+        .route("/cluster/health", get(ops::cluster_health))
+        .route("/scalers", get(ops::scalers));
     let api = Router::new()
         .merge(runs)
         .nest("/admin", admin)

@@ -107,6 +107,12 @@ pub async fn cluster_health(State(state): State<Shared>) -> ApiResult<Json<Clust
     }))
 }
 
+/// `GET /api/v1/admin/scalers`: the global cap, the agents alive and each scaler's type, limit,
+/// agents and health, as the dashboard's scalers page shows them.
+pub async fn scalers(State(state): State<Shared>) -> Json<serde_json::Value> {
+    Json(state.scaler.overview(crate::clock::now_ms()))
+}
+
 /// `POST /api/v1/admin/config/reload`: reads the scaler configuration again. 200 with what
 /// changed; 400 `invalid_config` (the running configuration stays); 409 `reload_in_progress`.
 pub async fn reload_config(State(state): State<Shared>) -> ApiResult<Json<Reloaded>> {
