@@ -112,11 +112,7 @@ pub async fn resume(state: &Shared) -> Result<(), StoreError> {
                 .await?;
             continue;
         }
-        let source = store
-            .list_sources()
-            .await?
-            .into_iter()
-            .find(|s| s.source_id == record.source_id);
+        let source = store.get_source(&record.source_id).await?;
         let normalized = serde_json::from_str::<Normalized>(&record.normalized);
         let (Some(source), Ok(normalized)) = (source, normalized) else {
             store.release_delivery(&id, &record.body_key).await?;

@@ -106,15 +106,32 @@ async fn source_tarball(state: &Shared, dispatch: &JobDispatch) -> Option<String
     }
 }
 
-/// The clone credentials of the run's source (`pipeline::clone_credentials`; a GitHub App's
-/// token reaches the run's repository alone, read only). A failure is
-/// logged: the agent's clone then fails with git's own error.
-async fn clone_credentials(state: &Shared, dispatch: &JobDispatch) -> Option<crate::git::Credentials> {
-    let run = state.store.get_run(&dispatch.run_id).await.ok()??;
-    let sources = state.store.list_sources().await.ok()?;
-    let source = sources.into_iter().find(|s| s.source_id == run.source_id)?;
-    let scope = crate::github_app::TokenScope::ReadOnly(&run.repo);
-    match crate::pipeline::clone_credentials(state, &source, &dispatch.event, scope).await {
+/// The run's repository and its source, when both still exist.
+async fn run_source(
+    state: &Shared,
+    run_id: &RunId,
+) -> Result<Option<(String, kici_store::Source)>, kici_store::StoreError> {
+    let Some(run) = state.store.get_run(run_id).await? else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .get_source(&run.source_id)
+        .await?
+        .map(|source| (run.repo, source)))
+}
+
+/// The clone credentials of `source` for `repo`, the run's repository
+/// (`pipeline::clone_credentials`; a GitHub App's token reaches that repository alone, read
+/// only). A failure is logged: the agent's clone then fails with git's own error.
+async fn clone_credentials(
+    state: &Shared,
+    dispatch: &JobDispatch,
+    repo: &str,
+    source: &kici_store::Source,
+) -> Option<crate::git::Credentials> {
+    let scope = crate::github_app::TokenScope::ReadOnly(repo);
+    match crate::pipeline::clone_credentials(state, source, &dispatch.event, scope).await {
         // An agent trusts the SSH host keys the orchestrator's own clone learned (accept-new)
         // or was given (pinned): never a key it sees first.
         Ok(Some(mut credentials)) if credentials.ssh_key.is_some() && credentials.known_hosts.is_none() => {
@@ -638,8 +655,11 @@ async fn place(
         }
     }
     dispatch.deps = deps_cache(state, &dispatch, &agent.labels).await;
-    dispatch.clone_credentials = clone_credentials(state, &dispatch).await;
-    dispatch.served_repository = crate::repo_server::serve_to(state, &dispatch, &agent.agent_id, now).await?;
+    // A store error requeues the job: sent without its repository, it could not check out.
+    if let Some((repo, source)) = run_source(state, &dispatch.run_id).await? {
+        dispatch.clone_credentials = clone_credentials(state, &dispatch, &repo, &source).await;
+        dispatch.served_repository = crate::repo_server::serve_to(state, &source, &dispatch, &agent.agent_id, now);
+    }
     if !dispatch.job_config.checkout || dispatch.job_config.base_workflows {
         dispatch.source_tar_url = source_tarball(state, &dispatch).await;
     }

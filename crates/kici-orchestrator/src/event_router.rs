@@ -226,8 +226,12 @@ async fn start_matching(
         tracing::warn!(workflow = %registration.workflow_name, repo = %registration.repo, eventId = %event_id, "rate limit ({MAX_STARTS_PER_MINUTE} starts a minute by events) reached; the event starts nothing");
         return Ok(None);
     }
-    let sources = state.store.list_sources().await.map_err(|err| err.to_string())?;
-    let Some(source) = sources.into_iter().find(|s| s.source_id == registration.source_id) else {
+    let source = state
+        .store
+        .get_source(&registration.source_id)
+        .await
+        .map_err(|err| err.to_string())?;
+    let Some(source) = source else {
         return Ok(None);
     };
     let request = StartRequest {

@@ -111,8 +111,12 @@ async fn report(state: &Shared, client: &reqwest::Client, run_id: &RunId, shown:
     let Some((run, statuses)) = statuses(state, run_id).await.map_err(|err| err.to_string())? else {
         return Ok(());
     };
-    let sources = state.store.list_sources().await.map_err(|err| err.to_string())?;
-    let Some(source) = sources.iter().find(|s| s.source_id == run.source_id) else {
+    let source = state
+        .store
+        .get_source(&run.source_id)
+        .await
+        .map_err(|err| err.to_string())?;
+    let Some(source) = source.as_ref() else {
         return Ok(());
     };
     if source.kind == SourceKind::GitHubApp {

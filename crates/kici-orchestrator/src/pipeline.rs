@@ -479,10 +479,8 @@ pub async fn rerun(state: &Shared, run_id: &RunId, by: &str, failed_only: bool) 
         return Err(RerunError::NoWorkflow(run_id.to_string()));
     };
     let source = store
-        .list_sources()
+        .get_source(&run.source_id)
         .await?
-        .into_iter()
-        .find(|s| s.source_id == run.source_id)
         .ok_or_else(|| RerunError::NoSource(run_id.to_string()))?;
     let reuse = if failed_only {
         let original = store.run_jobs(run_id, false).await?;

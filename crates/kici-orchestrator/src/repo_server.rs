@@ -24,25 +24,19 @@ pub fn path(source_id: &str) -> String {
     format!("/git/{source_id}")
 }
 
-/// The served repository of a job sent to `agent`, when its run's source is a local one.
-pub async fn serve_to(
+/// The served repository of a job sent to `agent`, when `source`, its run's, is a local one.
+pub fn serve_to(
     state: &Shared,
+    source: &kici_store::Source,
     dispatch: &kici_engine::protocol::JobDispatch,
     agent: &kici_engine::ids::AgentId,
     now: i64,
-) -> Result<Option<ServedRepository>, kici_store::StoreError> {
-    let Some(run) = state.store.get_run(&dispatch.run_id).await? else {
-        return Ok(None);
-    };
-    let sources = state.store.list_sources().await?;
-    let source = sources
-        .into_iter()
-        .find(|s| s.source_id == run.source_id && s.kind == SourceKind::Local);
-    Ok(source.map(|source| ServedRepository {
+) -> Option<ServedRepository> {
+    (source.kind == SourceKind::Local).then(|| ServedRepository {
         url: path(source.source_id.as_str()),
         token: crate::grants::issue_git(&state.grant_keys, dispatch, agent, &source.source_id, now),
-        source: source.name,
-    }))
+        source: source.name.clone(),
+    })
 }
 
 /// How many `git upload-pack`s run at once: each packs a history, which takes a core.
@@ -112,11 +106,9 @@ pub async fn authorize(state: &Shared, source_id: &str, token: Option<&str>) -> 
     };
     let source = state
         .store
-        .list_sources()
+        .get_source(&claims.source)
         .await
         .map_err(internal)?
-        .into_iter()
-        .find(|s| s.source_id == claims.source)
         .filter(|s| s.kind == SourceKind::Local)
         .ok_or_else(|| Refusal::NotFound("no local source has this repository any more".to_string()))?;
     let repository = PathBuf::from(source.path.unwrap_or_default());

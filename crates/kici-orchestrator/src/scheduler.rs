@@ -105,8 +105,7 @@ pub async fn start_now(
     tick: i64,
     actor: Option<&str>,
 ) -> Result<Started, StartError> {
-    let sources = state.store.list_sources().await?;
-    let Some(source) = sources.into_iter().find(|s| s.source_id == registration.source_id) else {
+    let Some(source) = state.store.get_source(&registration.source_id).await? else {
         return Err(StartError::Lock(format!(
             "the source of schedule {} no longer exists",
             registration.registration_id

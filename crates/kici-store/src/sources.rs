@@ -308,6 +308,17 @@ impl Store {
         Ok(deleted.rows_affected() == 1)
     }
 
+    /// The source `source_id`, if it still exists.
+    pub async fn get_source(&self, source_id: &SourceId) -> Result<Option<Source>> {
+        let sql = format!("SELECT {COLUMNS} FROM sources WHERE source_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(source_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("get source"))?;
+        row.as_ref().map(row_to_source).transpose()
+    }
+
     pub async fn list_sources(&self) -> Result<Vec<Source>> {
         let sql = format!("SELECT {COLUMNS} FROM sources ORDER BY created_at, name");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -923,6 +923,12 @@ async fn tokens_sources_and_agents() {
             Some(source.clone()),
             "{db}"
         );
+        assert_eq!(
+            store.get_source(&"s1".into()).await.unwrap().as_ref(),
+            Some(&source),
+            "{db}"
+        );
+        assert_eq!(store.get_source(&"s2".into()).await.unwrap(), None, "{db}");
         assert_eq!(store.find_source("default", "s1").await.unwrap(), Some(source), "{db}");
         assert_eq!(store.find_source("other", "s1").await.unwrap(), None, "{db}");
 
