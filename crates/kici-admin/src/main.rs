@@ -78,7 +78,7 @@ enum Command {
         #[command(subcommand)]
         command: agents::AgentCommand,
     },
-    /// The orchestrator as a systemd service on this host (no orchestrator or token needed)
+    /// The orchestrator as a systemd service on this host (no --url or token needed)
     Orchestrator {
         #[command(subcommand)]
         command: service::ServiceCommand,
@@ -205,7 +205,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 /// Runs the command and returns its exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let given_token = cli.token.filter(|token| !token.trim().is_empty());
-    // Offline: no orchestrator, no token.
+    // Without --url: offline, or the services of this host, which find their own orchestrator.
     let command = match cli.command {
         Command::InspectBundle(args) => {
             bundle::inspect::run(args)?;

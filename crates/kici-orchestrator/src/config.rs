@@ -337,10 +337,21 @@ fn storage_config(
         ));
     }
     match kind.as_deref() {
-        None | Some("filesystem") => StorageConfig::Filesystem {
-            root: get("KICI_STORAGE_FS_PATH").map_or_else(|| data_dir.join("storage"), PathBuf::from),
-            base_url: get("KICI_STORAGE_FS_BASE_URL"),
-        },
+        None | Some("filesystem") => {
+            let base_url = get("KICI_STORAGE_FS_BASE_URL");
+            // Agents download from it as it is: it must be a whole http(s) URL.
+            if let Some(base) = &base_url
+                && !url::Url::parse(base).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            {
+                reader.problem(format!(
+                    "KICI_STORAGE_FS_BASE_URL: `{base}` is not an http or https URL (hint: e.g. https://ci.example.com, where agents reach this orchestrator's /storage/; or unset it, and agents use the address they reach it at)"
+                ));
+            }
+            StorageConfig::Filesystem {
+                root: get("KICI_STORAGE_FS_PATH").map_or_else(|| data_dir.join("storage"), PathBuf::from),
+                base_url,
+            }
+        }
         Some("s3") => {
             let bucket = get("KICI_STORAGE_BUCKET").unwrap_or_else(|| {
                 reader.problem("KICI_STORAGE_BUCKET: required with KICI_STORAGE_TYPE=s3 (e.g. kici-cache)");
@@ -757,6 +768,24 @@ mod tests {
             err.to_string(),
             "Configuration validation failed:\n  - KICI_STORAGE_FS_PATH: only read with KICI_STORAGE_TYPE=filesystem (hint: set that, or unset KICI_STORAGE_FS_PATH)"
         );
+        let err = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_STORAGE_FS_BASE_URL", "ci.example.com:4000"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Configuration validation failed:\n  - KICI_STORAGE_FS_BASE_URL: `ci.example.com:4000` is not an http or https URL (hint: e.g. https://ci.example.com, where agents reach this orchestrator's /storage/; or unset it, and agents use the address they reach it at)"
+        );
+        let config = Config::from_env(&env(&[
+            ("KICI_DATA_DIR", "/tmp/x"),
+            ("KICI_STORAGE_FS_BASE_URL", "https://ci.example.com/kici"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            config.storage,
+            StorageConfig::Filesystem { base_url: Some(_), .. }
+        ));
     }
 
     #[test]

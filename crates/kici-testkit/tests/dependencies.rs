@@ -234,8 +234,9 @@ export default workflow('relayed', {
   on: push({ branches: 'relayed' }),
   jobs: [
     checkedOut,
-    job('unpacked', { runsOn: 'linux', checkout: false, needs: [checkedOut], run: async () => {
+    job('unpacked', { runsOn: 'linux', checkout: false, needs: [checkedOut], cache: { key: 'out-v1', paths: ['out'] }, run: async ({ $ }) => {
       console.log(greet('a source tarball'));
+      await $`cat out/README.md`;
     } }),
   ],
 });
@@ -243,7 +244,7 @@ export default workflow('relayed', {
 
 /// An agent that reaches the orchestrator at an address of its own (a container's bridge, a
 /// microVM's tap, another host) fetches everything there: its checkout, the dependency
-/// tarball it stores and restores, the source tarball and its caches. A relay stands for that
+/// tarball it stores and restores, the source tarball, and the caches it saves and restores. A relay stands for that
 /// address and keeps what the agent sends through it; on the filesystem store, whose URLs the
 /// orchestrator used to build from its own address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +268,10 @@ async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_
         "Restored the .kici dependencies from the cache (deps/linux-",
         "Hello from greeter, a checkout",
         "Cache saved with key out-v1 (",
+        "Cache restored from key out-v1 (",
         "Hello from greeter, a source tarball",
+        // The restored cache holds the first job's copy of the checkout's README.
+        "# End-to-end test repository",
     ] {
         assert!(logs.contains(line), "{line}: {logs}");
     }
@@ -292,6 +296,7 @@ async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_
         "GET /storage/source/",
         "POST /api/v1/cache/save",
         "PUT /storage/cache/",
+        "GET /storage/cache/",
     ] {
         assert!(
             requests.iter().any(|r| r.starts_with(request)),

@@ -144,7 +144,10 @@ fn the_single_host_quickstart_runs_from_the_packages_and_survives_an_upgrade_and
         "kici-admin db backup --database-url sqlite:///var/lib/kici/kici-orchestrator/kici.db /var/backups/kici-before-upgrade.db \
          && cd /debs && apt-get install -y -qq ./kici-orchestrator_*-2_amd64.deb ./kici-agent_*-2_amd64.deb ./kici_*-2_amd64.deb",
     );
-    let status = host.sh("kici-admin orchestrator status");
+    // The restarted orchestrator answers once it listens; until then its section says why not.
+    let status = host.sh(
+        "for _ in $(seq 50); do kici-admin orchestrator status > /tmp/status || true; grep -q '^Mode:' /tmp/status && break; sleep 0.2; done; cat /tmp/status",
+    );
     assert!(status.contains("Version:  0.1.0-2 (package)"), "{status}");
     assert!(
         status.contains("\n--- KiCI orchestrator ---\nMode:     independent, leader of 1 instance\n"),

@@ -111,7 +111,7 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
             "Database: sqlite:///var/lib/kici/kici-orchestrator/kici.db?mode=rwc",
             "Agents:   none connected",
             "Scaler:   none (agents are started by hand)",
-            "Jobs:     0 waiting, 0 runs in progress",
+            "Jobs:     0 waiting for an agent (0 runs in progress)",
         ],
         "{status}"
     );
@@ -167,6 +167,26 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
     assert!(healthy, "{}", api(&host, &["agent", "list"]));
     let status = admin(&host, 0, &["orchestrator", "status"]);
     assert!(status.contains("\nAgents:   1 connected ("), "{status}");
+    let json = admin(&host, 0, &["orchestrator", "status", "--json"]);
+    assert!(!json.contains(TOKEN), "{json}");
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let report = &json["orchestrator"];
+    assert_eq!(
+        (
+            &report["port"],
+            &report["role"],
+            &report["scalers"],
+            &report["waitingJobs"]
+        ),
+        (
+            &serde_json::json!(4000),
+            &serde_json::json!("leader"),
+            &serde_json::json!([]),
+            &serde_json::json!(0)
+        ),
+        "{json}"
+    );
+    assert_eq!(report["agents"].as_array().map(Vec::len), Some(1), "{json}");
 
     // A push to a local repository runs its workflow on the agent service. The repository is
     // root's, so the services' users are told to trust it (git refuses a repository another
@@ -244,6 +264,9 @@ async fn the_services_install_start_upgrade_roll_back_and_uninstall_under_system
 
     // Stopped, then gone.
     admin(&host, 0, &["orchestrator", "stop"]);
+    let stopped_json: serde_json::Value =
+        serde_json::from_str(&admin(&host, 3, &["orchestrator", "status", "--json"])).unwrap();
+    assert_eq!(stopped_json["orchestrator"], serde_json::Value::Null, "{stopped_json}");
     let stopped = admin(&host, 3, &["orchestrator", "status"]);
     assert!(stopped.contains("State:    inactive (dead)"), "{stopped}");
     assert!(!stopped.contains("--- KiCI orchestrator ---"), "{stopped}");

@@ -1,14 +1,16 @@
 //! The `--- KiCI orchestrator ---` part of `kici-admin orchestrator status`: what the running
 //! service says of itself through its admin API. It is reached where its settings put it
-//! (`KICI_PORT`, `KICI_BIND_ADDRESS`; one listening on every interface is reached on
-//! 127.0.0.1), with `--token`/`KICI_ADMIN_TOKEN` when given, else its settings'
-//! `KICI_BOOTSTRAP_ADMIN_TOKEN`, else the token it wrote to its data directory at its first
-//! start.
+//! (`KICI_PORT`, `KICI_BIND_ADDRESS`; one listening on every interface is reached on the
+//! loopback address of its family), with a token of its own: its settings'
+//! `KICI_BOOTSTRAP_ADMIN_TOKEN`, else the one it wrote to its data directory at its first start,
+//! else `--token`/`KICI_ADMIN_TOKEN` (which may be another orchestrator's).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use kici_client::client::ApiClient;
+use kici_client::client::{ApiClient, ClientError};
 use kici_engine::api::ops::{ClusterHealth, EffectiveConfig};
 use serde::{Deserialize, Serialize};
 
@@ -58,41 +60,66 @@ struct Waiting {
     jobs: Vec<serde_json::Value>,
 }
 
+/// How long the orchestrator has to answer: `status` is for a glance.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Asks the service `layout` describes; Err says why it could not be asked, or did not
 /// answer, and what to do.
-pub async fn fetch(layout: &Layout, token: Option<String>) -> Result<Report, String> {
-    let settings = read_settings(&layout.env_file);
+pub async fn fetch(layout: &Layout, given_token: Option<String>) -> Result<Report, String> {
+    let settings = read_settings(&layout.env_file)?;
     let port = settings.get("KICI_PORT").map_or("4000", String::as_str);
-    let host = match settings.get("KICI_BIND_ADDRESS").map(String::as_str) {
-        None | Some("0.0.0.0") | Some("::") | Some("[::]") => "127.0.0.1".to_string(),
-        Some(address) if address.contains(':') => format!("[{}]", address.trim_matches(['[', ']'])),
-        Some(address) => address.to_string(),
+    let host = match settings
+        .get("KICI_BIND_ADDRESS")
+        .map(|address| address.trim_matches(['[', ']']).parse::<IpAddr>())
+    {
+        None => "127.0.0.1".to_string(),
+        Some(Ok(IpAddr::V4(address))) if address.is_unspecified() => "127.0.0.1".to_string(),
+        Some(Ok(IpAddr::V6(address))) if address.is_unspecified() => "[::1]".to_string(),
+        Some(Ok(IpAddr::V4(address))) => address.to_string(),
+        Some(Ok(IpAddr::V6(address))) => format!("[{address}]"),
+        Some(Err(_)) => {
+            return Err(format!(
+                "KICI_BIND_ADDRESS in {} is not an IP address",
+                layout.env_file.display()
+            ));
+        }
     };
     let url = format!("http://{host}:{port}");
     let data_dir = settings
         .get("KICI_DATA_DIR")
         .map_or_else(|| layout.state.clone(), PathBuf::from);
-    let token = match token.or_else(|| settings.get("KICI_BOOTSTRAP_ADMIN_TOKEN").cloned()) {
-        Some(token) => token,
-        None => read_token(&data_dir)?,
+    let own_token = match settings.get("KICI_BOOTSTRAP_ADMIN_TOKEN") {
+        Some(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
+        _ => read_token(&data_dir),
+    };
+    let token = match (own_token, given_token) {
+        (Ok(token), _) | (Err(_), Some(token)) => token,
+        (Err(why), None) => return Err(why),
     };
     let client = ApiClient::new(&url, Some(token), "KICI_ADMIN_URL").map_err(|err| err.to_string())?;
-    let answer = |err: kici_client::client::ClientError| err.to_string();
-    let config: EffectiveConfig = client
-        .get(&["api", "v1", "admin", "config"], &[])
+    let answer = |err: ClientError| match err {
+        ClientError::Unreachable { cause, .. } => format!(
+            "nothing answers at {url}: {cause} (hint: KICI_PORT and KICI_BIND_ADDRESS in {} say where it listens; one that just started may need a moment)",
+            layout.env_file.display()
+        ),
+        err => err.to_string(),
+    };
+    let asked = async {
+        tokio::try_join!(
+            client.get::<EffectiveConfig>(&["api", "v1", "admin", "config"], &[]),
+            client.get::<ClusterHealth>(&["api", "v1", "admin", "cluster", "health"], &[]),
+            client.get::<Scalers>(&["api", "v1", "admin", "scalers"], &[]),
+            client.get::<Waiting>(&["api", "v1", "admin", "queue", "waiting"], &[]),
+        )
+    };
+    let (config, cluster, scalers, waiting) = tokio::time::timeout(ANSWER_TIMEOUT, asked)
         .await
-        .map_err(answer)?;
-    let cluster: ClusterHealth = client
-        .get(&["api", "v1", "admin", "cluster", "health"], &[])
-        .await
-        .map_err(answer)?;
-    let scalers: Scalers = client
-        .get(&["api", "v1", "admin", "scalers"], &[])
-        .await
-        .map_err(answer)?;
-    let waiting: Waiting = client
-        .get(&["api", "v1", "admin", "queue", "waiting"], &[])
-        .await
+        .map_err(|_| {
+            format!(
+                "{url} did not answer within {}s (hint: `kici-admin orchestrator logs` says what it is doing)",
+                ANSWER_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(answer)?;
     Ok(Report {
         url,
@@ -144,7 +171,7 @@ pub fn lines(report: &Report) -> Vec<String> {
         format!("Agents:   {agents}"),
         format!("Scaler:   {scaler}"),
         format!(
-            "Jobs:     {} waiting, {} in progress",
+            "Jobs:     {} waiting for an agent ({} in progress)",
             report.waiting_jobs,
             plural(report.active_runs, "run", "runs")
         ),
@@ -152,11 +179,22 @@ pub fn lines(report: &Report) -> Vec<String> {
 }
 
 /// The service's environment file as `KEY=value` pairs (systemd's `EnvironmentFile`: comments
-/// and blank lines skipped, one level of quotes removed). An unreadable file is as good as an
-/// empty one: the defaults apply.
-fn read_settings(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
+/// and blank lines skipped, one level of quotes removed). A missing file is an empty one (the
+/// defaults apply); one that cannot be read is an error, since guessing could reach another
+/// orchestrator.
+fn read_settings(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => {
+            return Err(format!(
+                "cannot read its settings at {}: {err} (hint: run this as root or the service's user)",
+                path.display()
+            ));
+        }
+    };
+    Ok(text
+        .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .filter_map(|line| line.split_once('='))
@@ -168,7 +206,7 @@ fn read_settings(path: &Path) -> BTreeMap<String, String> {
                 .unwrap_or(value);
             (key.trim().to_string(), unquoted.to_string())
         })
-        .collect()
+        .collect())
 }
 
 fn read_token(data_dir: &Path) -> Result<String, String> {
@@ -180,7 +218,7 @@ fn read_token(data_dir: &Path) -> Result<String, String> {
             path.display()
         )),
         Err(err) => Err(format!(
-            "cannot read its admin token at {}: {err} (hint: run this as the service's user or root, or pass --token)",
+            "cannot read its admin token at {}: {err} (hint: run this as root or the service's user, or pass --token)",
             path.display()
         )),
     }
@@ -195,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.env");
         std::fs::write(&path, "# a comment\n\nKICI_PORT=4100\nKICI_DATA_DIR=\"/srv/kici data\"\n KICI_LOG_LEVEL = 'debug'\nnot a setting\n").unwrap();
-        let settings = read_settings(&path);
+        let settings = read_settings(&path).unwrap();
         assert_eq!(settings.get("KICI_PORT").map(String::as_str), Some("4100"));
         assert_eq!(
             settings.get("KICI_DATA_DIR").map(String::as_str),
@@ -203,7 +241,12 @@ mod tests {
         );
         assert_eq!(settings.get("KICI_LOG_LEVEL").map(String::as_str), Some("debug"));
         assert_eq!(settings.len(), 3);
-        assert!(read_settings(&dir.path().join("missing")).is_empty());
+        assert!(read_settings(&dir.path().join("missing")).unwrap().is_empty());
+        let unreadable = read_settings(dir.path()).unwrap_err();
+        assert!(
+            unreadable.starts_with(&format!("cannot read its settings at {}: ", dir.path().display())),
+            "{unreadable}"
+        );
     }
 
     #[test]
@@ -235,7 +278,7 @@ mod tests {
              Database: postgres://kici:***@db:5432/kici\n\
              Agents:   2 connected (a1, a2)\n\
              Scaler:   pods (container, 1 of 4 agents); at most 10 agents in all\n\
-             Jobs:     3 waiting, 1 run in progress"
+             Jobs:     3 waiting for an agent (1 run in progress)"
         );
     }
 }
