@@ -714,6 +714,27 @@ mod tests {
         assert!(rerun_links(&original).contains(r#"<a href="/runs/r-2"><code>r-2</code></a> <a href="/runs/r-3">"#));
     }
 
+    #[test]
+    fn a_failure_before_any_step_is_titled_by_its_category_above_the_reason() {
+        use kici_engine::failure::{InitFailure, InitFailureCategory, InitFailureScope};
+        let reason =
+            "git fetch of source `app` from http://10.0.0.1:4000/git/s failed on this container agent: <nothing>";
+        let mut failed = run(RunStatus::Failed, reason);
+        failed.init_failure = Some(InitFailure {
+            scope: InitFailureScope::Job,
+            category: InitFailureCategory::Checkout,
+            message: reason.into(),
+            job_name: Some("build".into()),
+        });
+        assert_eq!(
+            banner(&failed),
+            "<div class=\"banner failure\" role=\"alert\" id=\"failure-banner\"><strong class=\"category\">Source checkout failed</strong><pre class=\"reason\">git fetch of source `app` from http://10.0.0.1:4000/git/s failed on this container agent: &lt;nothing&gt;</pre></div>"
+        );
+        let mut succeeded = run(RunStatus::Success, "");
+        succeeded.failure_reason = None;
+        assert_eq!(banner(&succeeded), "");
+    }
+
     fn job(name: &str, status: JobStatus) -> Job {
         Job {
             job_id: format!("{name}-id").into(),
