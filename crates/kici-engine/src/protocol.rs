@@ -386,6 +386,11 @@ pub struct JobDispatch {
     /// orchestrator's filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_repository: Option<ServedRepository>,
+    /// The orchestrator's HTTP URL as the agent reaches it, set by
+    /// [`JobDispatch::resolve_orchestrator_urls`] on the agent; never sent. The agent reaches
+    /// what is under it without the environment's proxies.
+    #[serde(skip)]
+    pub orchestrator_url: Option<String>,
 }
 
 impl JobDispatch {
@@ -398,6 +403,7 @@ impl JobDispatch {
             return;
         };
         let resolve = |url: &mut String| *url = resolve_orchestrator_url(&base, url);
+        self.orchestrator_url = Some(base.clone());
         if let Some(served) = &mut self.served_repository {
             resolve(&mut served.url);
         }
@@ -771,6 +777,8 @@ mod tests {
             "http://10.0.0.1:4000/git/app.git"
         );
         assert_eq!(dispatch.cache.as_ref().unwrap().url, "http://10.0.0.1:4000");
+        assert_eq!(dispatch.orchestrator_url.as_deref(), Some("http://10.0.0.1:4000"));
+        assert!(!serde_json::to_string(&dispatch).unwrap().contains("orchestratorUrl"));
         let deps = dispatch.deps.as_ref().unwrap();
         assert_eq!(
             deps.download_url.as_deref(),

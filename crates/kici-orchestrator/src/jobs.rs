@@ -168,6 +168,7 @@ pub fn dispatch_message(
         clone_credentials: None,
         cache: None,
         served_repository: None,
+        orchestrator_url: None,
     }
 }
 

@@ -246,7 +246,8 @@ export default workflow('relayed', {
 /// microVM's tap, another host) fetches everything there: its checkout, the dependency
 /// tarball it stores and restores, the source tarball, and the caches it saves and restores. A relay stands for that
 /// address and keeps what the agent sends through it; on the filesystem store, whose URLs the
-/// orchestrator used to build from its own address.
+/// orchestrator used to build from its own address. The agent's environment names an HTTP
+/// proxy that is not there: none of this goes through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_at() {
     let mut stack = Stack::start().await;
@@ -256,9 +257,15 @@ async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_
     stack.add_local_source("app", &repo).await;
     let (relay, sent) = recording_relay(format!("127.0.0.1:{}", stack.orchestrator.port)).await;
     let url = format!("ws://{relay}/ws");
-    stack
-        .start_agent_with("agent-1", &["linux"], &[("KICI_ORCHESTRATOR_URL", &url)])
-        .await;
+    // Nothing listens at the proxy: the orchestrator is reached directly, as its WebSocket is.
+    let proxy = "http://127.0.0.1:9";
+    let env = [
+        ("KICI_ORCHESTRATOR_URL", url.as_str()),
+        ("HTTP_PROXY", proxy),
+        ("http_proxy", proxy),
+        ("HTTPS_PROXY", proxy),
+    ];
+    stack.start_agent_with("agent-1", &["linux"], &env).await;
 
     let run = stack.push_and_wait("app", &repo, "relayed").await;
     assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);

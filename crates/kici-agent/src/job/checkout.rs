@@ -12,6 +12,8 @@ use kici_engine::hash::{content_hash, drift_message};
 use kici_engine::protocol::{JobConfig, ServedRepository};
 use tokio::process::Command;
 
+use super::transfer::Transfer;
+
 /// Each git command (clone, checkout) must finish within this.
 pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of git's stderr quoted in `git clone failed: ...`.
@@ -215,11 +217,12 @@ impl Cause {
 
 /// `checkout: false`: the workflow's source tarball (`.kici/` and its `hashFiles`) unpacked
 /// into the empty working directory instead of a clone.
-pub(super) async fn unpack_source(url: Option<&str>, dir: &Path) -> Result<(), String> {
+pub(super) async fn unpack_source(url: Option<&str>, dir: &Path, transfer: &Transfer) -> Result<(), String> {
     let url = url.ok_or_else(|| {
         "checkout: false needs the workflow's source tarball, and the orchestrator sent none (hint: its object storage failed; see the orchestrator log)".to_string()
     })?;
-    let bytes = super::transfer::download(&super::transfer::client(), url)
+    let bytes = transfer
+        .download(url)
         .await
         .map_err(|err| format!("cannot fetch the workflow's source tarball: {err}"))?;
     super::transfer::unpack(bytes, dir)
@@ -230,7 +233,7 @@ pub(super) async fn unpack_source(url: Option<&str>, dir: &Path) -> Result<(), S
 /// An untrusted pull request's checkout runs the base branch's workflows: its own `.kici/` is
 /// removed and the workflow's source tarball (`.kici/` and the hashFiles at the base) unpacked
 /// in its place, so nothing the pull request changed there runs.
-pub(super) async fn base_workflows(url: Option<&str>, dir: &Path) -> Result<(), String> {
+pub(super) async fn base_workflows(url: Option<&str>, dir: &Path, transfer: &Transfer) -> Result<(), String> {
     let url = url.ok_or_else(|| {
         "this pull request runs the base branch's workflows, and the orchestrator sent no source tarball (hint: its object storage failed; see the orchestrator log)".to_string()
     })?;
@@ -239,7 +242,7 @@ pub(super) async fn base_workflows(url: Option<&str>, dir: &Path) -> Result<(), 
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(format!("cannot remove the pull request's .kici/: {err}")),
     }
-    unpack_source(Some(url), dir).await
+    unpack_source(Some(url), dir, transfer).await
 }
 
 /// Checks that the dispatch's paths stay inside the checkout.

@@ -26,7 +26,7 @@ use kici_engine::protocol::{DepsCache, DepsPointer, JobDispatch};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
-use super::transfer;
+use super::transfer::Transfer;
 
 /// An install must finish within this.
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -112,10 +112,11 @@ pub(super) async fn install(
     cache: Option<&DepsCache>,
     secrets: &InstallSecrets<'_>,
     must_save: bool,
+    transfer: &Transfer,
 ) -> Result<Vec<String>, String> {
     let masker = secrets.masker();
     let mask = |text: String| if masker.is_empty() { text } else { masker.mask(&text) };
-    install_unmasked(dir, cache, secrets, must_save)
+    install_unmasked(dir, cache, secrets, must_save, transfer)
         .await
         .map(|notes| notes.into_iter().map(mask).collect())
         .map_err(mask)
@@ -126,13 +127,14 @@ async fn install_unmasked(
     cache: Option<&DepsCache>,
     secrets: &InstallSecrets<'_>,
     must_save: bool,
+    transfer: &Transfer,
 ) -> Result<Vec<String>, String> {
     let kici_dir = dir.join(".kici");
     let mut notes = Vec::new();
     if let Some(cache) = cache
         && let (Some(url), Some(expected)) = (&cache.download_url, &cache.sha256)
     {
-        match restore(&kici_dir, url, expected).await {
+        match restore(&kici_dir, url, expected, transfer).await {
             Ok(bytes) => {
                 notes.push(format!(
                     "Restored the .kici dependencies from the cache ({}, {bytes} bytes): nothing installed",
@@ -160,7 +162,15 @@ async fn install_unmasked(
     if let Some(cache) = cache
         && let (Some(upload), Some(pointer_upload)) = (&cache.upload_url, &cache.pointer_upload_url)
     {
-        match save(&kici_dir, &cache.key, upload, pointer_upload, cache.max_bytes).await {
+        match save(
+            &kici_dir,
+            &cache.key,
+            [upload, pointer_upload],
+            cache.max_bytes,
+            transfer,
+        )
+        .await
+        {
             Ok(bytes) => notes.push(format!(
                 "Saved the .kici dependencies to the cache ({}, {bytes} bytes)",
                 cache.key
@@ -183,10 +193,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Downloads, checks and unpacks the tarball into `.kici/`; the tarball's size.
-async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Restore> {
-    let bytes = transfer::download(&transfer::client(), url)
-        .await
-        .map_err(Restore::Failed)?;
+async fn restore(kici_dir: &Path, url: &str, expected: &str, transfer: &Transfer) -> Result<usize, Restore> {
+    let bytes = transfer.download(url).await.map_err(Restore::Failed)?;
     let actual = sha256_hex(&bytes);
     if actual != expected {
         return Err(Restore::Mismatch(format!(
@@ -194,17 +202,20 @@ async fn restore(kici_dir: &Path, url: &str, expected: &str) -> Result<usize, Re
         )));
     }
     let size = bytes.len();
-    transfer::unpack(bytes, kici_dir).await.map_err(Restore::Failed)?;
+    super::transfer::unpack(bytes, kici_dir)
+        .await
+        .map_err(Restore::Failed)?;
     Ok(size)
 }
 
-/// Packs `.kici/node_modules` and uploads it, then the pointer naming it; the tarball's size.
+/// Packs `.kici/node_modules` and uploads it, then the pointer naming it (`[upload,
+/// pointer_upload]`); the tarball's size.
 async fn save(
     kici_dir: &Path,
     key: &str,
-    upload: &str,
-    pointer_upload: &str,
+    [upload, pointer_upload]: [&str; 2],
     max_bytes: Option<u64>,
+    transfer: &Transfer,
 ) -> Result<usize, String> {
     let source = kici_dir.to_path_buf();
     let tarball = tokio::task::spawn_blocking(move || {
@@ -231,9 +242,8 @@ async fn save(
     };
     let pointer = serde_json::to_vec(&pointer).expect("a pointer serializes");
     let size = tarball.len();
-    let client = transfer::client();
     for (url, body) in [(upload, tarball), (pointer_upload, pointer)] {
-        transfer::upload(&client, url, body).await?;
+        transfer.upload(url, body).await?;
     }
     Ok(size)
 }

@@ -384,18 +384,23 @@ impl Job<'_> {
             fetched.map_err(Outcome::checkout_failed)?;
             self.after_clone().await.map_err(Outcome::failed)
         } else {
-            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir)
+            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer())
                 .await
                 .map_err(Outcome::failed)?;
             checkout::check_drift(self.dir, config).await.map_err(Outcome::failed)
         }
     }
 
+    /// The HTTP clients of the job's archives and caches.
+    fn transfer(&self) -> transfer::Transfer {
+        transfer::Transfer::new(self.dispatch.orchestrator_url.as_deref())
+    }
+
     /// A clone's base workflows (an untrusted pull request's), then the drift check.
     async fn after_clone(&self) -> Result<(), String> {
         let config = &self.dispatch.job_config;
         if config.base_workflows {
-            checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir).await?;
+            checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer()).await?;
         }
         checkout::check_drift(self.dir, config).await
     }
@@ -417,7 +422,14 @@ impl Job<'_> {
         let started = Instant::now();
         let secrets = deps::InstallSecrets::of(self.dispatch);
         let must_save = self.dispatch.job_config.kind == JobKind::Build;
-        let result = deps::install(self.dir, self.dispatch.deps.as_ref(), &secrets, must_save).await;
+        let result = deps::install(
+            self.dir,
+            self.dispatch.deps.as_ref(),
+            &secrets,
+            must_save,
+            &self.transfer(),
+        )
+        .await;
         let (lines, state, error) = match &result {
             Ok(notes) => (notes.clone(), StepStatus::Success, None),
             Err(message) => (vec![message.clone()], StepStatus::Failed, Some(message.clone())),
@@ -516,6 +528,7 @@ impl Job<'_> {
             self.dispatch.cache.clone(),
             self.dir,
             self.runner_env().get("HOME").map(PathBuf::from),
+            self.transfer(),
         );
         // Cache transfers run beside the loop; their answers come back here for the runner.
         let (cache_done, mut cache_answers) = tokio::sync::mpsc::unbounded_channel();

@@ -1,6 +1,11 @@
 //! Moving archives through the signed URLs the orchestrator hands out: a download whose
 //! errors never show the URL (it is a credential), and unpacking a gzipped tar where the `tar`
 //! crate skips entries that would land outside the target.
+//!
+//! The orchestrator's own URLs (its `/storage/`, its cache API) are reached directly, as the
+//! agent's WebSocket and its git fetch are: an HTTP proxy of the environment would see the
+//! signed URL or the job's grant, or not reach the orchestrator at all. Other URLs (S3's
+//! presigned ones) go through the environment's proxies.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,15 +13,47 @@ use std::time::Duration;
 /// A download or upload must finish within this.
 pub(super) const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub(super) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(TRANSFER_TIMEOUT)
-        .build()
-        .unwrap_or_default()
+/// The HTTP clients of one job.
+#[derive(Clone)]
+pub(super) struct Transfer {
+    /// The orchestrator's HTTP URL, as this agent reaches it.
+    orchestrator: Option<String>,
+    direct: reqwest::Client,
+    proxied: reqwest::Client,
 }
 
-/// The bytes at `url`.
-pub(super) async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+impl Transfer {
+    /// `orchestrator`: see [`kici_engine::protocol::JobDispatch::orchestrator_url`].
+    pub fn new(orchestrator: Option<&str>) -> Transfer {
+        let builder = || reqwest::Client::builder().timeout(TRANSFER_TIMEOUT);
+        Transfer {
+            orchestrator: orchestrator.map(|url| url.trim_end_matches('/').to_string()),
+            direct: builder().no_proxy().build().unwrap_or_default(),
+            proxied: builder().build().unwrap_or_default(),
+        }
+    }
+
+    /// The client for `url`: direct to the orchestrator, else through the proxies.
+    pub fn client(&self, url: &str) -> &reqwest::Client {
+        let orchestrators = self.orchestrator.as_deref().and_then(|base| url.strip_prefix(base));
+        match orchestrators {
+            Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => &self.direct,
+            _ => &self.proxied,
+        }
+    }
+
+    /// The bytes at `url`.
+    pub async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
+        download(self.client(url), url).await
+    }
+
+    /// Writes `body` to `url`.
+    pub async fn upload(&self, url: &str, body: Vec<u8>) -> Result<(), String> {
+        upload(self.client(url), url, body).await
+    }
+}
+
+async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let response = client
         .get(url)
         .send()
@@ -32,8 +69,7 @@ pub(super) async fn download(client: &reqwest::Client, url: &str) -> Result<Vec<
         .map_err(|err| format!("download failed: {}", err.without_url()))
 }
 
-/// Writes `body` to `url`.
-pub(super) async fn upload(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {
+async fn upload(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {
     let response = client
         .put(url)
         .body(body)
@@ -57,4 +93,26 @@ pub(super) async fn unpack(bytes: Vec<u8>, target: &Path) -> Result<(), String> 
     .await
     .map_err(|err| err.to_string())?
     .map_err(|err| format!("unpacking failed: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_orchestrators_urls_are_reached_directly_and_others_through_the_proxies() {
+        let transfer = Transfer::new(Some("http://10.0.0.1:4000/"));
+        let direct = |url: &str| std::ptr::eq(transfer.client(url), &transfer.direct);
+        assert!(direct(
+            "http://10.0.0.1:4000/storage/deps/k.tar.gz?expires=1&signature=s"
+        ));
+        assert!(direct("http://10.0.0.1:4000/api/v1/cache/save"));
+        assert!(!direct("http://10.0.0.1:40001/storage/deps/k.tar.gz"));
+        assert!(!direct("https://bucket.s3.example.com/deps/k.tar.gz?X-Amz-Signature=s"));
+        let unknown = Transfer::new(None);
+        assert!(std::ptr::eq(
+            unknown.client("http://10.0.0.1:4000/storage/k"),
+            &unknown.proxied
+        ));
+    }
 }

@@ -16,22 +16,24 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::transfer::Transfer;
+
 /// What a job's cache requests need.
 #[derive(Clone)]
 pub(super) struct CacheClient {
     grant: Option<CacheGrant>,
     work_dir: PathBuf,
     home: Option<PathBuf>,
-    http: reqwest::Client,
+    transfer: Transfer,
 }
 
 impl CacheClient {
-    pub fn new(grant: Option<CacheGrant>, work_dir: &Path, home: Option<PathBuf>) -> CacheClient {
+    pub fn new(grant: Option<CacheGrant>, work_dir: &Path, home: Option<PathBuf>, transfer: Transfer) -> CacheClient {
         CacheClient {
             grant,
             work_dir: work_dir.to_path_buf(),
             home,
-            http: super::transfer::client(),
+            transfer,
         }
     }
 
@@ -73,9 +75,11 @@ impl CacheClient {
 
     async fn call<B: Serialize, A: DeserializeOwned>(&self, path: &str, body: &B) -> Result<A, String> {
         let grant = self.grant()?;
+        let url = format!("{}/api/v1/cache/{path}", grant.url.trim_end_matches('/'));
         let response = self
-            .http
-            .post(format!("{}/api/v1/cache/{path}", grant.url.trim_end_matches('/')))
+            .transfer
+            .client(&url)
+            .post(&url)
             .bearer_auth(&grant.token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).map_err(|err| err.to_string())?)
@@ -110,7 +114,7 @@ impl CacheClient {
         else {
             return Ok(None);
         };
-        let bytes = super::transfer::download(&self.http, &self.absolute(&url)?).await?;
+        let bytes = self.transfer.download(&self.absolute(&url)?).await?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
             return Err(format!(
@@ -157,7 +161,7 @@ impl CacheClient {
             return Ok(Err("exists".to_string()));
         };
         let size = save.size_bytes;
-        super::transfer::upload(&self.http, &self.absolute(&upload)?, archive).await?;
+        self.transfer.upload(&self.absolute(&upload)?, archive).await?;
         save.object_key = Some(object_key);
         let committed: CacheSaveAnswer = self.call("commit", &save).await?;
         Ok(if committed.saved {

@@ -159,6 +159,7 @@ impl Repo {
             source_tar_url: None,
             clone_credentials: None,
             served_repository: None,
+            orchestrator_url: None,
             cache: None,
         }
     }
