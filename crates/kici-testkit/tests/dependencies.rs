@@ -264,6 +264,10 @@ async fn an_agent_fetches_everything_at_the_address_it_reached_the_orchestrator_
         ("HTTP_PROXY", proxy),
         ("http_proxy", proxy),
         ("HTTPS_PROXY", proxy),
+        ("ALL_PROXY", proxy),
+        // The host's own exceptions (often 127.0.0.1) would let the old code pass.
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
     ];
     stack.start_agent_with("agent-1", &["linux"], &env).await;
 

@@ -198,6 +198,7 @@ pub async fn run_job(
                 dir: dir.path(),
                 out: &out,
                 acks: tokio::sync::Mutex::new(acks),
+                transfer: transfer::Transfer::new(dispatch.orchestrator_url.as_deref()),
             };
             let work = job.run(&mut reporter, &mut cancel);
             with_heartbeat(work, &out, &dispatch, settings.job_heartbeat_interval).await
@@ -282,6 +283,8 @@ struct Job<'a> {
     out: &'a mpsc::Sender<Command>,
     /// The orchestrator's answers to the job's concurrency report.
     acks: tokio::sync::Mutex<mpsc::UnboundedReceiver<ConcurrencyAck>>,
+    /// The HTTP clients of the job's archives and caches.
+    transfer: transfer::Transfer,
 }
 
 /// What preparation produced: the staged tree and the workflow's module in it.
@@ -384,23 +387,18 @@ impl Job<'_> {
             fetched.map_err(Outcome::checkout_failed)?;
             self.after_clone().await.map_err(Outcome::failed)
         } else {
-            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer())
+            checkout::unpack_source(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer)
                 .await
                 .map_err(Outcome::failed)?;
             checkout::check_drift(self.dir, config).await.map_err(Outcome::failed)
         }
     }
 
-    /// The HTTP clients of the job's archives and caches.
-    fn transfer(&self) -> transfer::Transfer {
-        transfer::Transfer::new(self.dispatch.orchestrator_url.as_deref())
-    }
-
     /// A clone's base workflows (an untrusted pull request's), then the drift check.
     async fn after_clone(&self) -> Result<(), String> {
         let config = &self.dispatch.job_config;
         if config.base_workflows {
-            checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer()).await?;
+            checkout::base_workflows(self.dispatch.source_tar_url.as_deref(), self.dir, &self.transfer).await?;
         }
         checkout::check_drift(self.dir, config).await
     }
@@ -427,7 +425,7 @@ impl Job<'_> {
             self.dispatch.deps.as_ref(),
             &secrets,
             must_save,
-            &self.transfer(),
+            &self.transfer,
         )
         .await;
         let (lines, state, error) = match &result {
@@ -528,7 +526,7 @@ impl Job<'_> {
             self.dispatch.cache.clone(),
             self.dir,
             self.runner_env().get("HOME").map(PathBuf::from),
-            self.transfer(),
+            self.transfer.clone(),
         );
         // Cache transfers run beside the loop; their answers come back here for the runner.
         let (cache_done, mut cache_answers) = tokio::sync::mpsc::unbounded_channel();

@@ -3,9 +3,10 @@
 //! crate skips entries that would land outside the target.
 //!
 //! The orchestrator's own URLs (its `/storage/`, its cache API) are reached directly, as the
-//! agent's WebSocket and its git fetch are: an HTTP proxy of the environment would see the
-//! signed URL or the job's grant, or not reach the orchestrator at all. Other URLs (S3's
-//! presigned ones) go through the environment's proxies.
+//! agent's WebSocket and its git fetch are, following no redirect: an HTTP proxy of the
+//! environment would see the signed URL or the job's grant, or not reach the orchestrator at
+//! all. Other URLs go through the environment's proxies: S3's presigned ones, and the
+//! filesystem store's when `KICI_STORAGE_FS_BASE_URL` names another address than the agent's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +29,11 @@ impl Transfer {
         let builder = || reqwest::Client::builder().timeout(TRANSFER_TIMEOUT);
         Transfer {
             orchestrator: orchestrator.map(|url| url.trim_end_matches('/').to_string()),
-            direct: builder().no_proxy().build().unwrap_or_default(),
+            direct: builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
             proxied: builder().build().unwrap_or_default(),
         }
     }
