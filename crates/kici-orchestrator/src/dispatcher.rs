@@ -171,6 +171,34 @@ async fn refresh_pointer(state: &Shared, pointer_key: &str, now: i64) {
     }
 }
 
+/// Counts a job sent with its dependency tarball's URLs as a hit or a miss, and records it on
+/// the run's timeline, with the size a hit moves (left out when it cannot be read). Only once
+/// the job has reached an agent: a send that fails is requeued and sent again.
+async fn record_deps_cache(state: &Shared, run_id: &RunId, job_id: &JobId, cache: &DepsCache, now: i64) {
+    let hit = cache.download_url.is_some();
+    let bytes = match hit {
+        true => state.storage.size(&cache.key).await.ok().flatten(),
+        false => None,
+    };
+    if hit {
+        kici_telemetry::metrics::orchestrator::dep_cache_hit();
+    } else {
+        kici_telemetry::metrics::orchestrator::dep_cache_miss();
+    }
+    let event = kici_store::NewRunEvent {
+        event_id: crate::ids::new_id(),
+        run_id: run_id.clone(),
+        job_id: Some(job_id.clone()),
+        event_type: kici_engine::api::RunEventType::DepsCache,
+        source_service: "orchestrator".to_string(),
+        timestamp_ms: now,
+        metadata: serde_json::json!({"outcome": if hit { "hit" } else { "miss" }, "key": cache.key, "bytes": bytes}),
+    };
+    if let Err(err) = state.timeline.record(event).await {
+        tracing::warn!(jobId = %job_id, error = %err, "cannot record the dependency cache event");
+    }
+}
+
 /// How long a dependency tarball's signed URLs stay valid.
 const DEPS_URL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -215,32 +243,7 @@ async fn deps_cache(state: &Shared, dispatch: &JobDispatch, labels: &[String]) -
     }
     .await;
     match result {
-        Ok(cache) => {
-            let hit = cache.download_url.is_some();
-            // The timeline shows what a hit moves; a size that cannot be read is left out.
-            let bytes = match hit {
-                true => storage.size(&cache.key).await.ok().flatten(),
-                false => None,
-            };
-            if hit {
-                kici_telemetry::metrics::orchestrator::dep_cache_hit();
-            } else {
-                kici_telemetry::metrics::orchestrator::dep_cache_miss();
-            }
-            let event = kici_store::NewRunEvent {
-                event_id: crate::ids::new_id(),
-                run_id: dispatch.run_id.clone(),
-                job_id: Some(dispatch.job_id.clone()),
-                event_type: kici_engine::api::RunEventType::DepsCache,
-                source_service: "orchestrator".to_string(),
-                timestamp_ms: now,
-                metadata: serde_json::json!({"outcome": if hit { "hit" } else { "miss" }, "key": cache.key, "bytes": bytes}),
-            };
-            if let Err(err) = state.timeline.record(event).await {
-                tracing::warn!(jobId = %dispatch.job_id, error = %err, "cannot record the dependency cache event");
-            }
-            Some(cache)
-        }
+        Ok(cache) => Some(cache),
         Err(err) => {
             tracing::warn!(jobId = %dispatch.job_id, key = %key, error = %err, "dependency cache unavailable; the agent installs inline");
             None
@@ -675,6 +678,7 @@ async fn place(
         ));
     }
     dispatch.timestamp = now;
+    let deps = dispatch.deps.clone();
     tracing::info!(runId = %entry.run_id, jobId = %entry.job_id, agentId = %agent.agent_id, attempt = entry.attempts + 1, "job dispatched");
     if agent
         .tx
@@ -684,6 +688,10 @@ async fn place(
     {
         state.hub.release(&agent.agent_id, &entry.job_id);
         state.store.requeue_entry(&entry.job_id).await?;
+        return Ok(());
+    }
+    if let Some(deps) = &deps {
+        record_deps_cache(state, &entry.run_id, &entry.job_id, deps, now).await;
     }
     Ok(())
 }
