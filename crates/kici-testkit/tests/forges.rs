@@ -258,6 +258,81 @@ async fn a_private_repository_is_cloned_with_the_sources_token() {
     }
 }
 
+/// Each job says the commit it checked out and how many commits its checkout holds.
+const CHECKOUT_WORKFLOW: &str = r#"import { workflow, job, step, push } from '@kici-dev/sdk';
+export default workflow('where', { on: push(), jobs: [job('look', { runsOn: 'linux', steps: [
+  step('checkout', async ({ $ }) => { await $`echo "checked out $(git rev-parse HEAD) with $(git rev-list --count HEAD) commits"`; }),
+] })] });
+"#;
+
+/// A forge's repository is cloned one commit deep, as the reference does. A job whose branch
+/// moved on since its push, or was deleted, still checks out its own commit: it fetches it with
+/// the history behind it.
+#[tokio::test]
+async fn a_checkout_is_one_commit_deep_and_finds_its_commit_after_its_branch_moved_on_or_went() {
+    let mut stack = Stack::start().await;
+    let repo = Repo::from_fixture(stack.dir.path(), FIXTURE);
+    repo.write(".kici/workflows/where.ts", CHECKOUT_WORKFLOW);
+    repo.compile();
+    let secret = "checkout-depth-secret";
+    stack
+        .post(
+            "/api/v1/admin/sources",
+            &json!({"kind": "generic", "name": "forge", "preset": "github-repo", "secret": secret,
+                    "gitUrl": format!("file://{}", repo.origin().display())}),
+        )
+        .await;
+    // Three pushes while no agent is connected; by the time one is, main has moved on from the
+    // first and the feature branch is gone.
+    let mut pushes = Vec::new();
+    for (message, branch) in [("first", "main"), ("second", "main"), ("feature", "feature")] {
+        repo.write("notes.txt", message);
+        let sha = repo.commit_and_push_to(message, branch);
+        let mut payload = repo.push_payload("forge", branch);
+        payload["nonce"] = json!(message);
+        let delivery = kici_telemetry::os::random_hex(8);
+        let (status, answer) = signed_webhook(
+            &stack,
+            "generic/forge",
+            ("push", &delivery),
+            secret.as_bytes(),
+            &payload,
+            &[],
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let runs = Stack::run_ids(&answer);
+        assert_eq!(runs.len(), 1, "{answer}");
+        pushes.push((runs[0].clone(), sha));
+    }
+    let deleted = std::process::Command::new("git")
+        .args(["push", "-q", "origin", "--delete", "feature"])
+        .current_dir(repo.work())
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    stack.start_agent("linux-1", &["linux"]).await;
+
+    let mut lines = Vec::new();
+    for (run_id, sha) in &pushes {
+        let run = stack.wait_run(run_id).await;
+        assert_eq!(run.run.status, RunStatus::Success, "{:?}", run.jobs);
+        let log = stack.log_text(run_id).await;
+        let line = log
+            .lines()
+            .find(|line| line.contains("checked out "))
+            .unwrap_or_else(|| panic!("no checkout line in {log}"))
+            .to_string();
+        assert!(line.contains(&format!("checked out {sha} with ")), "{line}");
+        lines.push(line);
+    }
+    // main's tip alone; the first commit fetched with its history (the fixture's and its own);
+    // the deleted branch's commit from the default branch's clone, with the history behind it.
+    assert!(lines[1].ends_with("with 1 commits"), "{lines:?}");
+    assert!(lines[0].ends_with("with 2 commits"), "{lines:?}");
+    assert!(lines[2].ends_with("with 4 commits"), "{lines:?}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

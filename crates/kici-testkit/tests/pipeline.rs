@@ -50,6 +50,23 @@ async fn a_push_runs_hello_world_to_success() {
     );
 }
 
+/// A local source's checkout is the job's commit one commit deep, as a forge's is: the
+/// orchestrator packs no history it would not use.
+#[tokio::test]
+async fn a_local_sources_checkout_is_its_commit_one_commit_deep() {
+    let (stack, repo) = stack_with_agent(&[]).await;
+    repo.write(
+        ".kici/workflows/where.ts",
+        "import { workflow, job, step, push } from '@kici-dev/sdk';\nexport default workflow('where', { on: push({ branches: 'where' }), jobs: [job('look', { runsOn: 'linux', steps: [step('checkout', async ({ $ }) => { await $`echo \"checked out $(git rev-parse HEAD) with $(git rev-list --count HEAD) commits\"`; })] })] });\n",
+    );
+    repo.compile();
+    let sha = repo.commit_and_push("where");
+    let detail = stack.push_and_wait("app", &repo, "where").await;
+    assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
+    let log = stack.log_text(&detail.run.run_id).await;
+    assert!(log.contains(&format!("checked out {sha} with 1 commits")), "{log}");
+}
+
 #[tokio::test]
 async fn a_failing_step_fails_the_run_with_its_exit_code() {
     let (stack, repo) = stack_with_agent(&[]).await;

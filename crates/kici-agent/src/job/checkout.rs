@@ -2,6 +2,7 @@
 //! bounded by [`GIT_TIMEOUT`]), and the drift check that recomputes the workflow's
 //! `contentHash` from the checkout and compares it with the lock file's.
 
+use std::ffi::OsStr;
 use std::path::{Component, Path};
 use std::time::Duration;
 
@@ -19,9 +20,14 @@ pub const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of git's stderr quoted in `git clone failed: ...`.
 const GIT_TAIL_LINES: usize = 5;
 
-/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached), fetching
-/// `git_ref` first when the clone's branches do not hold the commit (a fork's pull request,
-/// `refs/pull/<n>/head`). A success is timed in `kici_agent_clone_duration_seconds`.
+/// Commits of history a job fetches when its branch no longer points at its commit.
+const FALLBACK_DEPTH: &str = "50";
+
+/// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached), one commit
+/// deep as the reference does: the tip of the branch or tag `git_ref` names, which is `sha`
+/// unless the branch moved on since the event. Then, or for another ref (a fork's pull request,
+/// whose head the forge keeps at `refs/pull/<n>/head`), the commit is fetched with
+/// [`FALLBACK_DEPTH`] commits behind it. A success is timed in `kici_agent_clone_duration_seconds`.
 pub(super) async fn clone_at(
     repo_url: &str,
     dir: &Path,
@@ -31,41 +37,84 @@ pub(super) async fn clone_at(
     agent: &str,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
+    let fail = |error: String| clone_error(repo_url, agent, &error);
     let dir = dir.as_os_str();
-    git(
-        &["clone".as_ref(), "--quiet".as_ref(), repo_url.as_ref(), dir],
-        credentials,
-    )
-    .await
-    .map_err(|error| clone_error(repo_url, agent, &error))?;
-    let commit = format!("{sha}^{{commit}}");
-    let present = git(
-        &["-C".as_ref(), dir, "cat-file".as_ref(), "-e".as_ref(), commit.as_ref()],
-        None,
-    )
-    .await
-    .is_ok();
-    if !present && git_ref.starts_with("refs/") && !git_ref.starts_with("refs/heads/") {
-        git(
-            &[
-                "-C".as_ref(),
-                dir,
-                "fetch".as_ref(),
-                "--quiet".as_ref(),
-                "origin".as_ref(),
-                git_ref.as_ref(),
-            ],
-            credentials,
-        )
-        .await?;
+    let branch = git_ref
+        .strip_prefix("refs/heads/")
+        .or_else(|| git_ref.strip_prefix("refs/tags/"))
+        .filter(|name| !name.is_empty());
+    match clone_tip(repo_url, dir, branch, credentials).await {
+        // A branch deleted since the event: the default branch's tip, then the commit.
+        Err(error) if branch.is_some() && error.contains("not found in upstream") => {
+            clone_tip(repo_url, dir, None, credentials).await
+        }
+        cloned => cloned,
+    }
+    .map_err(fail)?;
+    if !has_commit(dir, sha).await {
+        let wanted = match branch {
+            None if git_ref.starts_with("refs/") => git_ref,
+            _ => sha,
+        };
+        let fetch = [
+            "-C".as_ref(),
+            dir,
+            "fetch".as_ref(),
+            "--quiet".as_ref(),
+            "--no-tags".as_ref(),
+            "--depth".as_ref(),
+            FALLBACK_DEPTH.as_ref(),
+            "origin".as_ref(),
+            wanted.as_ref(),
+        ];
+        let missing = match git(&fetch, credentials).await {
+            Err(error) => Some(one_line(&error)),
+            Ok(_) if !has_commit(dir, sha).await => {
+                Some(format!("it is not within {FALLBACK_DEPTH} commits of {wanted}"))
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = missing {
+            let head = git(&["-C".as_ref(), dir, "rev-parse".as_ref(), "HEAD".as_ref()], None)
+                .await
+                .map(|out| String::from_utf8_lossy(&out).trim().to_string())
+                .unwrap_or_default();
+            return Err(fail(format!("SHA mismatch: expected {sha}, got {head}: {why}")));
+        }
     }
     checkout_detached(dir, sha).await?;
     kici_telemetry::metrics::agent::clone_finished(started.elapsed());
     Ok(())
 }
 
-/// Fetches `sha` (and the history behind it) from the repository the orchestrator serves
-/// into the empty directory `dir`, and checks it out (detached). The job's grant is the
+/// Clones the tip of `branch` (a branch or tag; the default branch if none), one commit deep.
+async fn clone_tip(
+    repo_url: &str,
+    dir: &OsStr,
+    branch: Option<&str>,
+    credentials: Option<&GitCredentials>,
+) -> Result<Vec<u8>, String> {
+    let mut args = ["clone", "--quiet", "--depth", "1"].map(OsStr::new).to_vec();
+    if let Some(branch) = branch {
+        args.extend(["--branch", branch].map(OsStr::new));
+    }
+    args.extend([OsStr::new(repo_url), dir]);
+    git(&args, credentials).await
+}
+
+/// Whether the repository at `dir` holds the commit `sha`.
+async fn has_commit(dir: &std::ffi::OsStr, sha: &str) -> bool {
+    let commit = format!("{sha}^{{commit}}");
+    git(
+        &["-C".as_ref(), dir, "cat-file".as_ref(), "-e".as_ref(), commit.as_ref()],
+        None,
+    )
+    .await
+    .is_ok()
+}
+
+/// Fetches `sha` one commit deep, as a forge's repository is cloned, from the repository the
+/// orchestrator serves into the empty directory `dir`, and checks it out (detached). The job's grant is the
 /// password; the orchestrator serves no other commit, no ref and no tag. `agent` says what kind
 /// of agent this is, for the error.
 pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &str, agent: &str) -> Result<(), String> {
@@ -85,6 +134,8 @@ pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &st
             "fetch".as_ref(),
             "--quiet".as_ref(),
             "--no-tags".as_ref(),
+            "--depth".as_ref(),
+            "1".as_ref(),
             "--".as_ref(),
             served.url.as_ref(),
             sha.as_ref(),
@@ -111,6 +162,7 @@ async fn checkout_detached(dir: &std::ffi::OsStr, sha: &str) -> Result<(), Strin
         None,
     )
     .await
+    .map(drop)
 }
 
 /// A failed fetch from the orchestrator: the source, the URL, what kind of agent tried, git's
@@ -129,7 +181,7 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
             " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
             served.url
         ),
-        Cause::Slow => " (hint: the orchestrator packs four fetches at a time, each of a commit's whole history: a large repository, many jobs starting at once or a slow link between the agent and the orchestrator)".to_string(),
+        Cause::Slow => " (hint: the orchestrator packs four fetches at a time, each of a commit's files: a large repository, many jobs starting at once or a slow link between the agent and the orchestrator)".to_string(),
         Cause::Refused if !detail.contains("reads its own source's repository") => " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string(),
         Cause::MissingCommit => format!(
             " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
@@ -308,23 +360,27 @@ fn ssh_files(key: &str, known_hosts: Option<&str>) -> std::io::Result<(String, t
     Ok((command, dir))
 }
 
-/// Runs one git command with [`GIT_TIMEOUT`] and the agent's inherited environment only; Err
-/// is `git clone failed: <last stderr lines>`. `credentials` reach it through the credential
+/// Runs one git command with [`GIT_TIMEOUT`] and the agent's inherited environment only; Ok is
+/// its standard output, Err is `git clone failed: <last stderr lines>`. `credentials` reach it through the credential
 /// helper of `kici_engine::git_auth`, never its arguments.
-async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) -> Result<(), String> {
+async fn git(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>) -> Result<Vec<u8>, String> {
     git_with(args, credentials, false).await
 }
 
 /// [`git`] for the orchestrator's own git server, reached directly as the agent's WebSocket is:
 /// no HTTP proxy of the environment, which would see the job's credential (in clear over
 /// `http://`) or not reach the orchestrator at all.
-async fn git_direct(args: &[&std::ffi::OsStr], credentials: &GitCredentials) -> Result<(), String> {
+async fn git_direct(args: &[&std::ffi::OsStr], credentials: &GitCredentials) -> Result<Vec<u8>, String> {
     git_with(args, Some(credentials), true).await
 }
 
 /// `direct`: the orchestrator's own server, which wants the credentials, reached without a
 /// proxy.
-async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials>, direct: bool) -> Result<(), String> {
+async fn git_with(
+    args: &[&std::ffi::OsStr],
+    credentials: Option<&GitCredentials>,
+    direct: bool,
+) -> Result<Vec<u8>, String> {
     let mut command = Command::new("git");
     command
         .args(args)
@@ -371,7 +427,7 @@ async fn git_with(args: &[&std::ffi::OsStr], credentials: Option<&GitCredentials
         Ok(Ok(output)) => output,
     };
     if output.status.success() {
-        return Ok(());
+        return Ok(output.stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -515,6 +571,54 @@ mod tests {
         assert_eq!(
             error("git clone failed: remote: first\n\nfatal: second"),
             "git fetch of source `app` from http://10.0.0.1:4000/git/s1 failed on this container agent: remote: first; fatal: second"
+        );
+    }
+
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .expect("git runs");
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_commit_neither_the_branch_nor_a_deeper_fetch_reaches_is_a_sha_mismatch() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let work = root.path().join("work");
+        std::fs::create_dir(&work).expect("work dir");
+        git_in(&work, &["init", "-q", "-b", "main"]);
+        git_in(&work, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let head = git_in(&work, &["rev-parse", "HEAD"]);
+        let url = format!("file://{}", work.display());
+        let checkout = root.path().join("checkout");
+        std::fs::create_dir(&checkout).expect("checkout dir");
+        let gone = "0123456789abcdef0123456789abcdef01234567";
+        let error = clone_at(&url, &checkout, gone, "refs/heads/main", None, "agent")
+            .await
+            .expect_err("no such commit");
+        // git's two processes each say it, in either order.
+        let expected = format!(
+            "git clone of {} failed on this agent: SHA mismatch: expected {gone}, got {head}: fatal: ",
+            work.display()
+        );
+        assert!(error.starts_with(&expected), "{error}");
+        assert!(error.contains(&format!("upload-pack: not our ref {gone}")), "{error}");
+        assert!(
+            error.ends_with(
+                " (hint: the repository no longer holds the job's commit: was it rewritten and pruned since the push?)"
+            ),
+            "{error}"
         );
     }
 
