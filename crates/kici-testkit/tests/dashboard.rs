@@ -928,6 +928,39 @@ async fn a_provisioning_failure_shows_in_the_provisioning_logs_and_as_provisioni
     );
 }
 
+/// A job that cannot check out its commit: the banner names the checkout and quotes the error
+/// with its hint, as the run's failure reason.
+#[tokio::test]
+async fn a_checkout_failure_shows_in_the_banner_with_its_category_and_hint() {
+    let Some(browser) = Browser::start().await else { return };
+    let (mut stack, repo) = stack(&[], false).await;
+    let runs = stack.push("app", &repo, "hello").await;
+    // The orchestrator read the lock file at the push; the repository is gone when the agent
+    // fetches the job's commit.
+    let origin = repo.origin();
+    std::fs::rename(&origin, origin.with_extension("moved")).unwrap();
+    stack.start_agent("agent-1", &["linux"]).await;
+    let detail = stack.wait_run(&runs[0]).await;
+    let reason = detail.run.failure_reason.clone().unwrap();
+    assert!(
+        reason.contains("(hint: the source's path must stay readable"),
+        "{reason}"
+    );
+    cached(&stack, &runs[0]).await;
+    sign_in(&browser, &stack, PLATFORM_ADMIN_TOKEN).await;
+    browser
+        .goto(&format!("{}/runs/{}", stack.platform_url(), runs[0]))
+        .await;
+    let banner = browser
+        .wait_for(
+            "the failure banner",
+            "const b = document.getElementById('failure-banner'); return b && [b.getAttribute('role'), b.querySelector('.category').textContent, b.querySelector('.reason').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(banner, json!(["alert", "Source checkout failed", reason]));
+}
+
 #[tokio::test]
 async fn without_a_session_pages_redirect_and_the_api_refuses_and_a_member_cannot_cancel() {
     let (stack, repo) = stack(&[], false).await;
