@@ -22,12 +22,15 @@ const GIT_TAIL_LINES: usize = 5;
 
 /// Commits of history a job fetches when its branch no longer points at its commit.
 const FALLBACK_DEPTH: &str = "50";
+/// git's spelling of a whole history for `--depth` (what `--unshallow` means, and unlike it
+/// valid on a repository that is complete already).
+const WHOLE_HISTORY: &str = "2147483647";
 
 /// Clones `repo_url` into the empty directory `dir` and checks out `sha` (detached), one commit
 /// deep as the reference does: the tip of the branch or tag `git_ref` names, which is `sha`
-/// unless the branch moved on since the event. Then, or for another ref (a fork's pull request,
-/// whose head the forge keeps at `refs/pull/<n>/head`), the commit is fetched with
-/// [`FALLBACK_DEPTH`] commits behind it. A success is timed in `kici_agent_clone_duration_seconds`.
+/// unless the branch moved on since the event; else see [`fetch_commit`]. A branch deleted
+/// since the event is replaced by the default branch. A success is timed in
+/// `kici_agent_clone_duration_seconds`.
 pub(super) async fn clone_at(
     repo_url: &str,
     dir: &Path,
@@ -38,53 +41,96 @@ pub(super) async fn clone_at(
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     let fail = |error: String| clone_error(repo_url, agent, &error);
+    check_object_id(sha).map_err(fail)?;
     let dir = dir.as_os_str();
     let branch = git_ref
         .strip_prefix("refs/heads/")
         .or_else(|| git_ref.strip_prefix("refs/tags/"))
         .filter(|name| !name.is_empty());
+    let mut gone = None;
     match clone_tip(repo_url, dir, branch, credentials).await {
-        // A branch deleted since the event: the default branch's tip, then the commit.
         Err(error) if branch.is_some() && error.contains("not found in upstream") => {
+            gone = branch;
             clone_tip(repo_url, dir, None, credentials).await
         }
         cloned => cloned,
     }
     .map_err(fail)?;
-    if !has_commit(dir, sha).await {
-        let wanted = match branch {
-            None if git_ref.starts_with("refs/") => git_ref,
-            _ => sha,
-        };
-        let fetch = [
-            "-C".as_ref(),
-            dir,
-            "fetch".as_ref(),
-            "--quiet".as_ref(),
-            "--no-tags".as_ref(),
-            "--depth".as_ref(),
-            FALLBACK_DEPTH.as_ref(),
-            "origin".as_ref(),
-            wanted.as_ref(),
-        ];
-        let missing = match git(&fetch, credentials).await {
-            Err(error) => Some(one_line(&error)),
-            Ok(_) if !has_commit(dir, sha).await => {
-                Some(format!("it is not within {FALLBACK_DEPTH} commits of {wanted}"))
-            }
-            Ok(_) => None,
-        };
-        if let Some(why) = missing {
-            let head = git(&["-C".as_ref(), dir, "rev-parse".as_ref(), "HEAD".as_ref()], None)
-                .await
-                .map(|out| String::from_utf8_lossy(&out).trim().to_string())
-                .unwrap_or_default();
-            return Err(fail(format!("SHA mismatch: expected {sha}, got {head}: {why}")));
-        }
+    if !has_commit(dir, sha).await
+        && let Err(why) = fetch_commit(dir, sha, git_ref, credentials).await
+    {
+        let head = git(&["-C".as_ref(), dir, "rev-parse".as_ref(), "HEAD".as_ref()], None)
+            .await
+            .map(|out| String::from_utf8_lossy(&out).trim().to_string())
+            .unwrap_or_default();
+        let gone = gone
+            .map(|branch| format!(" (branch {branch} no longer exists: the default branch was cloned)"))
+            .unwrap_or_default();
+        return Err(fail(format!("SHA mismatch: expected {sha}, got {head}{gone}: {why}")));
     }
     checkout_detached(dir, sha).await?;
     kici_telemetry::metrics::agent::clone_finished(started.elapsed());
     Ok(())
+}
+
+/// Fetches `sha` into the shallow clone at `dir`: by id with [`FALLBACK_DEPTH`] commits behind
+/// it, as the reference does. A forge that serves only what its refs advertise (protocol v0)
+/// refuses that, and a fork's pull request may have moved further on: then through `git_ref`,
+/// [`FALLBACK_DEPTH`] commits deep and then whole. Err says why the commit is not there.
+async fn fetch_commit(
+    dir: &OsStr,
+    sha: &str,
+    git_ref: &str,
+    credentials: Option<&GitCredentials>,
+) -> Result<(), String> {
+    let by_id = fetch_from_origin(dir, FALLBACK_DEPTH, sha, credentials).await;
+    if has_commit(dir, sha).await {
+        return Ok(());
+    }
+    if !git_ref.starts_with("refs/") {
+        return Err(by_id.map_or_else(|error| one_line(&error), |_| "the fetch did not bring it".to_string()));
+    }
+    for depth in [FALLBACK_DEPTH, WHOLE_HISTORY] {
+        fetch_from_origin(dir, depth, git_ref, credentials)
+            .await
+            .map_err(|error| one_line(&error))?;
+        if has_commit(dir, sha).await {
+            return Ok(());
+        }
+    }
+    Err(format!("it is not in the history of {git_ref}"))
+}
+
+/// `git fetch --depth <depth> origin <wanted>`, tags left out.
+async fn fetch_from_origin(
+    dir: &OsStr,
+    depth: &str,
+    wanted: &str,
+    credentials: Option<&GitCredentials>,
+) -> Result<Vec<u8>, String> {
+    let args = [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--depth",
+        depth,
+        "--",
+        "origin",
+        wanted,
+    ]
+    .map(OsStr::new);
+    git(&[&[OsStr::new("-C"), dir][..], &args[..]].concat(), credentials).await
+}
+
+/// A commit id the way git writes one: anything else could reach git as an option.
+fn check_object_id(sha: &str) -> Result<(), String> {
+    match matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => Ok(()),
+        false => Err(format!(
+            "the job's commit `{}` is not a commit id (40 or 64 hex digits)",
+            kici_engine::excerpt::excerpt(sha)
+        )),
+    }
 }
 
 /// Clones the tip of `branch` (a branch or tag; the default branch if none), one commit deep.
@@ -122,6 +168,7 @@ pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &st
     let credentials = GitCredentials::password("kici", served.token.as_str());
     let dir = dir.as_os_str();
     let fail = |error: String| fetch_error(served, sha, agent, &error);
+    check_object_id(sha).map_err(fail)?;
     git(&["init".as_ref(), "--quiet".as_ref(), dir], None)
         .await
         .map_err(fail)?;
@@ -257,6 +304,7 @@ impl Cause {
             "not a valid object",
             "unadvertised object",
             "couldn't find remote ref",
+            "is not in the history of",
         ]) {
             Cause::MissingCommit
         } else if has(&["not found", "error: 404"]) {
@@ -391,6 +439,9 @@ async fn git_with(
                 .filter(|(name, _)| !(direct && name.to_ascii_lowercase().ends_with("_proxy"))),
         )
         .env("GIT_TERMINAL_PROMPT", "0")
+        // git's words are read for the cause of a failure (`Cause::of`): in English whatever the
+        // host's language.
+        .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     // The SSH key's file lives until git is done.
@@ -592,14 +643,24 @@ mod tests {
         String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
-    #[tokio::test]
-    async fn a_commit_neither_the_branch_nor_a_deeper_fetch_reaches_is_a_sha_mismatch() {
-        let root = tempfile::tempdir().expect("temp dir");
-        let work = root.path().join("work");
+    /// A repository at `root/work` with `commits` empty commits on main; their ids, oldest first.
+    fn repository(root: &Path, commits: usize) -> (std::path::PathBuf, Vec<String>) {
+        let work = root.join("work");
         std::fs::create_dir(&work).expect("work dir");
         git_in(&work, &["init", "-q", "-b", "main"]);
-        git_in(&work, &["commit", "-q", "--allow-empty", "-m", "one"]);
-        let head = git_in(&work, &["rev-parse", "HEAD"]);
+        let ids = (0..commits)
+            .map(|n| {
+                git_in(&work, &["commit", "-q", "--allow-empty", "-m", &n.to_string()]);
+                git_in(&work, &["rev-parse", "HEAD"])
+            })
+            .collect();
+        (work, ids)
+    }
+
+    #[tokio::test]
+    async fn a_commit_the_branch_does_not_hold_is_a_sha_mismatch() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let (work, ids) = repository(root.path(), 1);
         let url = format!("file://{}", work.display());
         let checkout = root.path().join("checkout");
         std::fs::create_dir(&checkout).expect("checkout dir");
@@ -607,19 +668,72 @@ mod tests {
         let error = clone_at(&url, &checkout, gone, "refs/heads/main", None, "agent")
             .await
             .expect_err("no such commit");
-        // git's two processes each say it, in either order.
-        let expected = format!(
-            "git clone of {} failed on this agent: SHA mismatch: expected {gone}, got {head}: fatal: ",
-            work.display()
+        assert_eq!(
+            error,
+            format!(
+                "git clone of {} failed on this agent: SHA mismatch: expected {gone}, got {}: it is not in the history of refs/heads/main (hint: the repository no longer holds the job's commit: was it rewritten and pruned since the push?)",
+                work.display(),
+                ids[0]
+            )
         );
-        assert!(error.starts_with(&expected), "{error}");
-        assert!(error.contains(&format!("upload-pack: not our ref {gone}")), "{error}");
+        // A deleted branch: the default branch is cloned, and the error says so.
+        let checkout = root.path().join("checkout-2");
+        std::fs::create_dir(&checkout).expect("checkout dir");
+        let error = clone_at(&url, &checkout, gone, "refs/heads/feature", None, "agent")
+            .await
+            .expect_err("no such commit");
         assert!(
-            error.ends_with(
-                " (hint: the repository no longer holds the job's commit: was it rewritten and pruned since the push?)"
-            ),
+            error.contains(&format!(
+                "SHA mismatch: expected {gone}, got {} (branch feature no longer exists: the default branch was cloned): ",
+                ids[0]
+            )),
             "{error}"
         );
+        // Nothing but a commit id reaches git.
+        let error = clone_at(
+            &url,
+            &checkout,
+            "--upload-pack=touch /tmp/x",
+            "refs/heads/main",
+            None,
+            "agent",
+        )
+        .await
+        .expect_err("not a commit id");
+        assert_eq!(
+            error,
+            format!(
+                "git clone of {} failed on this agent: the job's commit `--upload-pack=touch /tmp/x` is not a commit id (40 or 64 hex digits)",
+                work.display()
+            )
+        );
+    }
+
+    /// A forge of protocol v0 serves no commit by id: the job's commit, 59 commits below its
+    /// branch's tip, comes through the branch, whole since 50 commits do not reach it.
+    #[tokio::test]
+    async fn a_commit_a_forge_will_not_serve_by_id_comes_through_its_ref() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let (work, ids) = repository(root.path(), 60);
+        let checkout = root.path().join("checkout");
+        let url = format!("file://{}", work.display());
+        git_in(root.path(), &["clone", "-q", "--depth", "1", &url, "checkout"]);
+        git_in(&checkout, &["config", "protocol.version", "0"]);
+        let dir = checkout.as_os_str();
+        let refused = fetch_from_origin(dir, FALLBACK_DEPTH, &ids[0], None)
+            .await
+            .expect_err("v0 serves no unadvertised commit");
+        assert!(refused.contains("unadvertised object"), "{refused}");
+        assert_eq!(fetch_commit(dir, &ids[0], "refs/heads/main", None).await, Ok(()));
+        assert!(has_commit(dir, &ids[0]).await);
+        // Without a ref to go through, git's refusal is the reason.
+        let other = tempfile::tempdir().expect("temp dir");
+        git_in(other.path(), &["clone", "-q", "--depth", "1", &url, "c"]);
+        git_in(&other.path().join("c"), &["config", "protocol.version", "0"]);
+        let why = fetch_commit(other.path().join("c").as_os_str(), &ids[0], "", None)
+            .await
+            .expect_err("no ref");
+        assert!(why.contains("unadvertised object"), "{why}");
     }
 
     #[test]
