@@ -100,6 +100,31 @@ pub struct Job {
     pub reused_from: Option<ReusedFrom>,
 }
 
+impl Job {
+    /// The status of the job's `prepare` log (checkout, dependencies, loading: what comes
+    /// before its first step): the job's own while none of its steps has run, since then it
+    /// is the preparing that failed, was cancelled or is going on; success once a step ran.
+    pub fn prepare_status(&self) -> StepStatus {
+        let a_step_ran = self.steps.iter().flatten().any(|step| {
+            matches!(
+                step.status,
+                StepStatus::Running | StepStatus::Success | StepStatus::Failed
+            )
+        });
+        if a_step_ran {
+            return StepStatus::Success;
+        }
+        match self.status {
+            JobStatus::Success => StepStatus::Success,
+            JobStatus::Failed | JobStatus::TimedOutStale | JobStatus::DriftDropped => StepStatus::Failed,
+            JobStatus::Cancelled | JobStatus::Cancelling => StepStatus::Cancelled,
+            JobStatus::Running | JobStatus::Recovering => StepStatus::Running,
+            JobStatus::Skipped => StepStatus::Skipped,
+            JobStatus::Pending | JobStatus::Held | JobStatus::Waiting | JobStatus::Queued => StepStatus::Pending,
+        }
+    }
+}
+
 /// The run and job whose success a re-run's job reuses (the run it actually ran in, however
 /// many re-runs ago).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +408,68 @@ pub fn format_duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prepare_log_has_the_jobs_status_until_a_step_runs() {
+        let job = |status: JobStatus, steps: &[StepStatus]| Job {
+            job_id: "j".into(),
+            run_id: "r".into(),
+            job_name: "build".into(),
+            base_job_name: "build".into(),
+            status,
+            agent_id: None,
+            error_message: None,
+            init_failure: None,
+            needs: Vec::new(),
+            created_at: 0,
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+            steps: Some(
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(|(index, status)| Step {
+                        step_index: index as i64,
+                        step_name: format!("s{index}"),
+                        step_type: "run".into(),
+                        status: *status,
+                        exit_code: None,
+                        error_message: None,
+                        started_at: None,
+                        completed_at: None,
+                        duration_ms: None,
+                        secrets_accessed: Vec::new(),
+                    })
+                    .collect(),
+            ),
+            reused_from: None,
+        };
+        // A lock file out of date, a failed checkout: no step ran.
+        assert_eq!(
+            job(JobStatus::Failed, &[StepStatus::Pending]).prepare_status(),
+            StepStatus::Failed
+        );
+        assert_eq!(job(JobStatus::Failed, &[]).prepare_status(), StepStatus::Failed);
+        assert_eq!(
+            job(JobStatus::Cancelled, &[StepStatus::Cancelled]).prepare_status(),
+            StepStatus::Cancelled
+        );
+        assert_eq!(
+            job(JobStatus::Running, &[StepStatus::Pending]).prepare_status(),
+            StepStatus::Running
+        );
+        // A step ran: preparing succeeded, whatever the step did.
+        assert_eq!(
+            job(JobStatus::Failed, &[StepStatus::Success, StepStatus::Failed]).prepare_status(),
+            StepStatus::Success
+        );
+        assert_eq!(
+            job(JobStatus::Running, &[StepStatus::Running]).prepare_status(),
+            StepStatus::Success
+        );
+        assert_eq!(job(JobStatus::Success, &[]).prepare_status(), StepStatus::Success);
+    }
 
     #[test]
     fn timestamps() {

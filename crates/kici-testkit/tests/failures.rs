@@ -290,4 +290,17 @@ async fn a_local_source_the_orchestrator_can_no_longer_read_fails_the_job_and_th
         "{}",
         explained.stdout
     );
+    // The error is in the job's prepare log, which is marked failed: no step ran.
+    let logs = stack.cli("kici", &["runs", "logs", &runs[0]], stack.dir.path());
+    logs.expect_code(0);
+    let section = logs
+        .stdout
+        .lines()
+        .position(|line| line.ends_with(" › prepare failed ==="))
+        .unwrap_or_else(|| panic!("no failed prepare section in {}", logs.stdout));
+    assert!(
+        logs.stdout.lines().nth(section + 1).unwrap_or_default().contains(&why),
+        "{}",
+        logs.stdout
+    );
 }

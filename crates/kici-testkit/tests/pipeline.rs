@@ -50,10 +50,10 @@ async fn a_push_runs_hello_world_to_success() {
     );
 }
 
-/// A local source's checkout is the job's commit one commit deep, as a forge's is: the
-/// orchestrator packs no history it would not use.
+/// A local source's checkout is the job's commit with its whole history: unlike a forge's
+/// shallow clone, it has no remote to fetch more from.
 #[tokio::test]
-async fn a_local_sources_checkout_is_its_commit_one_commit_deep() {
+async fn a_local_sources_checkout_is_its_commit_with_its_whole_history() {
     let (stack, repo) = stack_with_agent(&[]).await;
     repo.write(
         ".kici/workflows/where.ts",
@@ -64,7 +64,8 @@ async fn a_local_sources_checkout_is_its_commit_one_commit_deep() {
     let detail = stack.push_and_wait("app", &repo, "where").await;
     assert_eq!(detail.run.status, RunStatus::Success, "{detail:#?}");
     let log = stack.log_text(&detail.run.run_id).await;
-    assert!(log.contains(&format!("checked out {sha} with 1 commits")), "{log}");
+    // The fixture's commit and this one.
+    assert!(log.contains(&format!("checked out {sha} with 2 commits")), "{log}");
 }
 
 #[tokio::test]

@@ -159,8 +159,10 @@ async fn has_commit(dir: &std::ffi::OsStr, sha: &str) -> bool {
     .is_ok()
 }
 
-/// Fetches `sha` one commit deep, as a forge's repository is cloned, from the repository the
-/// orchestrator serves into the empty directory `dir`, and checks it out (detached). The job's grant is the
+/// Fetches `sha` and the history behind it from the repository the orchestrator serves into
+/// the empty directory `dir`, and checks it out (detached). Unlike a forge's shallow clone, the
+/// checkout cannot fetch more later: it has no remote, and the grant fetches nothing into a
+/// repository that has objects. The job's grant is the
 /// password; the orchestrator serves no other commit, no ref and no tag. `agent` says what kind
 /// of agent this is, for the error.
 pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &str, agent: &str) -> Result<(), String> {
@@ -181,8 +183,6 @@ pub(super) async fn fetch_served(served: &ServedRepository, dir: &Path, sha: &st
             "fetch".as_ref(),
             "--quiet".as_ref(),
             "--no-tags".as_ref(),
-            "--depth".as_ref(),
-            "1".as_ref(),
             "--".as_ref(),
             served.url.as_ref(),
             sha.as_ref(),
@@ -228,7 +228,7 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
             " (hint: nothing answers /git/ at {}: a reverse proxy in front of the orchestrator must pass /git/ as it does /ws, or the orchestrator is older than this agent)",
             served.url
         ),
-        Cause::Slow => " (hint: the orchestrator packs four fetches at a time, each of a commit's files: a large repository, many jobs starting at once or a slow link between the agent and the orchestrator)".to_string(),
+        Cause::Slow => " (hint: the orchestrator packs four fetches at a time, each of a commit's whole history: a large repository, many jobs starting at once or a slow link between the agent and the orchestrator)".to_string(),
         Cause::Refused if !detail.contains("reads its own source's repository") => " (hint: the orchestrator refused the job's credential: it is valid while the job runs, on orchestrators that share the secret key of the one that sent it)".to_string(),
         Cause::MissingCommit => format!(
             " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",

@@ -10,7 +10,7 @@ use kici_engine::api::run_actions::{CancelRequest, Cancelled, Rerun, RerunReques
 use kici_engine::api::{Job, ProvisioningLog, Run, RunDetail, RunEvents, RunList, RunLogs, StepLog};
 use kici_engine::ids::{JobId, RunId};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
-use kici_engine::status::{RunStatus, StepStatus};
+use kici_engine::status::RunStatus;
 use kici_store::RunFilter;
 use serde::Deserialize;
 
@@ -151,7 +151,7 @@ pub async fn logs(
                 job_name: job.job_name.clone(),
                 step_index: PREPARE_STEP_INDEX,
                 step_name: "prepare".to_string(),
-                status: StepStatus::Success,
+                status: job.prepare_status(),
                 lines: prepare,
             });
         }

@@ -15,7 +15,6 @@ use kici_engine::api::{Job, ProvisioningLog, RunLogs, StepLog};
 use kici_engine::ids::{JobId, RunId};
 use kici_engine::platform_protocol::{OrchLogsData, PlatformRequest, StepLogsData};
 use kici_engine::runner_protocol::PREPARE_STEP_INDEX;
-use kici_engine::status::StepStatus;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -186,7 +185,7 @@ pub async fn logs(
             job_name: job.job_name.clone(),
             step_index: PREPARE_STEP_INDEX,
             step_name: "prepare".to_string(),
-            status: StepStatus::Success,
+            status: job.prepare_status(),
             lines: Vec::new(),
         });
         for step in job.steps.unwrap_or_default() {
