@@ -448,7 +448,10 @@ fn render_job(out: &mut String, job: &FailedJob) {
         let count = if log.total_lines > log.lines.len() {
             format!("last {} of {} lines", log.lines.len(), log.total_lines)
         } else {
-            format!("all {} lines", log.total_lines)
+            match log.total_lines {
+                1 => "its one line".to_string(),
+                all => format!("all {all} lines"),
+            }
         };
         let _ = writeln!(out, "  {what} ({count}):");
         for line in &log.lines {
