@@ -113,7 +113,7 @@ impl Store {
 
     /// The run leaves its group (it completed or was superseded), with its waiting jobs.
     pub async fn remove_concurrency_slot(&self, run_id: &RunId) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin remove concurrency slot"))?;
+        let mut tx = self.begin().await.map_err(q("begin remove concurrency slot"))?;
         for table in ["concurrency_slots", "concurrency_waiters"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE run_id = $1")))
                 .bind(run_id.as_str())

@@ -76,7 +76,7 @@ impl Store {
     /// redelivery, or a replay of the same body under a new id.
     pub async fn claim_new_delivery(&self, delivery: &NewDelivery, expires_at: i64) -> Result<bool> {
         let now = delivery.created_at;
-        let mut tx = self.pool.begin().await.map_err(q("begin claim delivery"))?;
+        let mut tx = self.begin().await.map_err(q("begin claim delivery"))?;
         for key in [&delivery.delivery_id, &delivery.body_key] {
             sqlx::query("DELETE FROM dedup_cache WHERE delivery_id = $1 AND expires_at <= $2")
                 .bind(key)

@@ -73,7 +73,7 @@ impl Store {
     /// Moves a pending job to `held` and records its hold; `false` when the job was not
     /// pending any more (nothing is written then).
     pub async fn hold_job(&self, hold: &NewHold) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin hold job"))?;
+        let mut tx = self.begin().await.map_err(q("begin hold job"))?;
         if !crate::runs::transition_job_in(&mut tx, &hold.job_id, &JobChange::on(JobEvent::Hold), hold.created_at)
             .await?
         {
@@ -101,7 +101,7 @@ impl Store {
 
     /// Moves a pending job to `waiting` until `ready_at`; `false` when it was not pending.
     pub async fn wait_job(&self, job_id: &JobId, ready_at: i64, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin wait job"))?;
+        let mut tx = self.begin().await.map_err(q("begin wait job"))?;
         if !crate::runs::transition_job_in(&mut tx, job_id, &JobChange::on(JobEvent::Wait), now).await? {
             return Ok(false);
         }
@@ -180,7 +180,7 @@ impl Store {
         decision: &HoldDecisionRecord,
         outcome: HoldOutcome<'_>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin decide hold"))?;
+        let mut tx = self.begin().await.map_err(q("begin decide hold"))?;
         let decided = sqlx::query(
             "UPDATE held_runs SET status = $2, decided_at = $3, decided_by = $4, decision_reason = $5
              WHERE hold_id = $1 AND status = $6",

@@ -225,6 +225,17 @@ impl std::fmt::Debug for ConnectUrl {
 }
 
 impl Store {
+    /// A write transaction. On SQLite it takes the database's write lock at its start (`BEGIN
+    /// IMMEDIATE`), waiting up to the busy timeout for it: a deferred transaction that reads
+    /// first fails at once (`SQLITE_BUSY_SNAPSHOT`) when it comes to write after another
+    /// connection committed.
+    async fn begin(&self) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and applies migrations.
     pub async fn open(url: &str) -> Result<Store> {
         let store = Store::connect_pool(url).await?;

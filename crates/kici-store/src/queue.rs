@@ -360,7 +360,7 @@ impl Store {
     /// `pending` → `dispatched` to `agent_id`, and the job names the agent, in one
     /// transaction; `false` when another dispatcher got there first.
     pub async fn claim_entry(&self, job_id: &JobId, agent_id: &AgentId, ack_deadline: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin claim queue entry"))?;
+        let mut tx = self.begin().await.map_err(q("begin claim queue entry"))?;
         let done = sqlx::query(
             "UPDATE dispatch_queue SET status = $4, agent_id = $2, attempts = attempts + 1, ack_deadline = $3,
                  last_provisioning_error = NULL
@@ -421,7 +421,7 @@ impl Store {
     }
 
     async fn requeue(&self, job_id: &JobId, held_by: Option<&AgentId>) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin requeue queue entry"))?;
+        let mut tx = self.begin().await.map_err(q("begin requeue queue entry"))?;
         let sql = format!(
             "UPDATE dispatch_queue SET status = $2, agent_id = NULL, ack_deadline = NULL, recovery_deadline = NULL
              WHERE job_id = $1 AND status IN ($3, $4){}",

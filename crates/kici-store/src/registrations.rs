@@ -87,7 +87,7 @@ impl Store {
         registrations: &[NewRegistration],
         mut new_id: impl FnMut() -> String,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin replace registrations"))?;
+        let mut tx = self.begin().await.map_err(q("begin replace registrations"))?;
         let rows = sqlx::query(
             "SELECT registration_id, workflow_name, trigger_json FROM workflow_registrations WHERE source_id = $1 AND repo = $2",
         )

@@ -33,7 +33,7 @@ impl Store {
         let mut pruned = Pruned::default();
         for row in &rows {
             let run_id: String = get(row, "run_id")?;
-            let mut tx = self.pool.begin().await.map_err(q("begin prune run"))?;
+            let mut tx = self.begin().await.map_err(q("begin prune run"))?;
             // Jobs, their steps and queue entries go with the run (ON DELETE CASCADE).
             for statement in [
                 "DELETE FROM run_events WHERE run_id = $1",

@@ -291,7 +291,7 @@ fn row_to_step(row: &AnyRow) -> Result<api::Step> {
 impl Store {
     /// Stores a run with its jobs and their queue entries, atomically.
     pub async fn insert_run(&self, run: &NewRun, jobs: &[NewJob], queue: &[NewQueueEntry]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin insert run"))?;
+        let mut tx = self.begin().await.map_err(q("begin insert run"))?;
         sqlx::query(
             "INSERT INTO runs (run_id, source_id, repo, workflow_name, git_ref, sha, trigger_type, provider, delivery_id, status,
                  failure_reason, init_failure, event, repo_url, lock_workflow, created_at, completed_at, duration_ms, rerun_of,
@@ -519,7 +519,7 @@ impl Store {
     /// `pending` (`ENQUEUE`) or `waiting` (`TIMER_DONE`) → `queued` with its queue entry,
     /// atomically; `false` when the event does not apply any more (another caller moved it).
     pub async fn queue_job(&self, job_id: &JobId, event: JobEvent, entry: &NewQueueEntry) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin queue job"))?;
+        let mut tx = self.begin().await.map_err(q("begin queue job"))?;
         if !transition_job_in(&mut tx, job_id, &JobChange::on(event), entry.enqueued_at).await? {
             return Ok(false);
         }
@@ -641,7 +641,7 @@ impl Store {
     /// `JobEnd::only_if_entry_open` nothing changes unless this call closed the entry (queue
     /// expiry: the entry's close is the claim). Returns whether this call finished the job.
     pub async fn end_job(&self, end: &JobEnd<'_>) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin end job"))?;
+        let mut tx = self.begin().await.map_err(q("begin end job"))?;
         if let Some(entry) = end.entry {
             let closed = crate::queue::close_entry_in(&mut tx, end.job_id, entry).await?;
             if end.only_if_entry_open && !closed {
@@ -674,7 +674,7 @@ impl Store {
         queue: &[NewQueueEntry],
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin finish evaluation"))?;
+        let mut tx = self.begin().await.map_err(q("begin finish evaluation"))?;
         // Only an evaluation that succeeds adds its jobs: one being cancelled ends cancelled
         // (by the caller), and a cancelled run gets no new jobs.
         let succeeded = JobChange::on(JobEvent::Succeed).or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed));
@@ -701,7 +701,7 @@ impl Store {
     /// Ends an init job with what its functions returned, in one write; `false` when it had
     /// ended already.
     pub async fn finish_init_evaluation(&self, job_id: &JobId, result: &Value, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin finish init evaluation"))?;
+        let mut tx = self.begin().await.map_err(q("begin finish init evaluation"))?;
         let succeeded = JobChange::on(JobEvent::Succeed).or(JobChange::on(JobEvent::Start).then(JobEvent::Succeed));
         if !finish_job_in(&mut tx, job_id, &succeeded, None, None, now).await? {
             return Ok(false);
@@ -719,7 +719,7 @@ impl Store {
     /// Adds an init job to its run with its queue entry, once: `false` when a job with its id
     /// exists already (another pass added it).
     pub async fn add_init_job(&self, job: &NewJob, entry: &NewQueueEntry) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin add init job"))?;
+        let mut tx = self.begin().await.map_err(q("begin add init job"))?;
         let exists = sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1")
             .bind(job.job_id.as_str())
             .fetch_optional(&mut *tx)

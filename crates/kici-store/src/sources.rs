@@ -293,7 +293,7 @@ impl Store {
     /// Deletes a source and its registrations (its runs stay, naming it); false when there is
     /// no such source.
     pub async fn delete_source(&self, source_id: &SourceId) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin delete source"))?;
+        let mut tx = self.begin().await.map_err(q("begin delete source"))?;
         sqlx::query("DELETE FROM workflow_registrations WHERE source_id = $1")
             .bind(source_id.as_str())
             .execute(&mut *tx)

@@ -128,7 +128,7 @@ impl Store {
         value: &str,
         audit: &NewAudit,
     ) -> Result<Upsert> {
-        let mut tx = self.pool.begin().await.map_err(q("begin set value"))?;
+        let mut tx = self.begin().await.map_err(q("begin set value"))?;
         let existed = sqlx::query(table.exists_sql())
             .bind(org_id)
             .bind(scope)
@@ -158,7 +158,7 @@ impl Store {
         (org_id, scope, key): (&str, &str, &str),
         audit: &NewAudit,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin delete value"))?;
+        let mut tx = self.begin().await.map_err(q("begin delete value"))?;
         let deleted = sqlx::query(table.delete_sql())
             .bind(org_id)
             .bind(scope)
@@ -200,7 +200,7 @@ impl Store {
         key: &str,
         audit: &NewAudit,
     ) -> Result<Option<String>> {
-        let mut tx = self.pool.begin().await.map_err(q("begin reveal secret"))?;
+        let mut tx = self.begin().await.map_err(q("begin reveal secret"))?;
         let value: Option<String> =
             sqlx::query("SELECT value FROM scoped_secrets WHERE org_id = $1 AND scope = $2 AND secret_key = $3")
                 .bind(org_id)
@@ -283,14 +283,14 @@ impl Store {
 
     /// Writes an audit entry on its own (a key rotation's summary, a denied attempt).
     pub async fn insert_audit(&self, audit: &NewAudit) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin audit"))?;
+        let mut tx = self.begin().await.map_err(q("begin audit"))?;
         write_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(q("commit audit"))
     }
 
     /// Stores a job's secret outputs (a replayed report stores nothing new).
     pub async fn put_secret_outputs(&self, outputs: &[SealedOutput], now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(q("begin put secret outputs"))?;
+        let mut tx = self.begin().await.map_err(q("begin put secret outputs"))?;
         for output in outputs {
             sqlx::query(
                 "INSERT INTO run_secret_outputs (run_id, job_id, base_job_name, output_key, value, created_at)
@@ -401,7 +401,7 @@ impl Store {
         create: bool,
         audit: &NewAudit,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin put environment"))?;
+        let mut tx = self.begin().await.map_err(q("begin put environment"))?;
         let now = audit.entry.timestamp;
         let sql = if create {
             "INSERT INTO environments (org_id, name, definition, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
@@ -428,7 +428,7 @@ impl Store {
 
     /// Deletes an environment, with its audit entry; `false` when there was none.
     pub async fn delete_environment(&self, org_id: &str, name: &str, audit: &NewAudit) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(q("begin delete environment"))?;
+        let mut tx = self.begin().await.map_err(q("begin delete environment"))?;
         let deleted = sqlx::query("DELETE FROM environments WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)

@@ -523,3 +523,30 @@ async fn a_waiting_job_is_due_at_its_time_and_queued_once() {
         assert!(store.waiting_jobs_due(9_999).await.unwrap().is_empty(), "{db}");
     }
 }
+
+/// Writers that read first (the secret's upsert looks for the row, then writes it) run side by
+/// side without an error: on SQLite, a transaction that read before another connection
+/// committed could not take the write lock and failed at once instead of waiting its turn.
+#[tokio::test]
+async fn concurrent_writers_that_read_first_all_succeed() {
+    for (db, store, _dir) in stores().await {
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..24 {
+            let store = store.clone();
+            writes.spawn(async move {
+                let mut secret = secret("enc:v1:a:1");
+                secret.key = format!("KEY_{n}");
+                let audit = audit(&format!("c{n}"), "secret.set", &[&secret.key], n);
+                (
+                    n,
+                    store.put_secret(&secret, &audit).await.map_err(|err| err.to_string()),
+                )
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            let (n, written) = done.unwrap();
+            assert_eq!(written, Ok(Upsert::Created), "{db}: write {n}");
+        }
+        assert_eq!(store.list_secrets("default", None).await.unwrap().len(), 24, "{db}");
+    }
+}
