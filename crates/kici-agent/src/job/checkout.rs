@@ -234,7 +234,7 @@ fn fetch_error(served: &ServedRepository, sha: &str, agent: &str, error: &str) -
             " (hint: the repository of source `{}` no longer holds commit {sha}: was it rewritten and pruned since the push?)",
             served.source
         ),
-        Cause::Refused | Cause::Unknown => String::new(),
+        Cause::Refused | Cause::Unadvertised | Cause::Unknown => String::new(),
     };
     format!(
         "git fetch of source `{}` from {} failed on this {agent}: {detail}{hint}",
@@ -267,6 +267,8 @@ enum Cause {
     Refused,
     /// The repository does not hold the commit.
     MissingCommit,
+    /// The server serves only what its refs point at (git protocol v0), by id nothing else.
+    Unadvertised,
     Unknown,
 }
 
@@ -302,11 +304,12 @@ impl Cause {
         } else if has(&[
             "not our ref",
             "not a valid object",
-            "unadvertised object",
             "couldn't find remote ref",
             "is not in the history of",
         ]) {
             Cause::MissingCommit
+        } else if has(&["unadvertised object"]) {
+            Cause::Unadvertised
         } else if has(&["not found", "error: 404"]) {
             Cause::NotFound
         } else {
@@ -524,6 +527,9 @@ fn clone_error(repo_url: &str, agent: &str, error: &str) -> String {
         ),
         Cause::Slow => format!(" (hint: a large repository needs a faster link between the agent and {forge})"),
         Cause::MissingCommit => " (hint: the repository no longer holds the job's commit: was it rewritten and pruned since the push?)".to_string(),
+        Cause::Unadvertised => format!(
+            " (hint: {forge} serves a commit only through a branch or tag that points at it (git protocol v0), and the job's event named none that does)"
+        ),
         Cause::Unknown => String::new(),
     };
     format!("git clone of {shown} failed on this {agent}: {detail}{hint}")
@@ -734,6 +740,12 @@ mod tests {
             .await
             .expect_err("no ref");
         assert!(why.contains("unadvertised object"), "{why}");
+        assert!(
+            clone_error(&url, "agent", &why).ends_with(
+                "(hint: the forge serves a commit only through a branch or tag that points at it (git protocol v0), and the job's event named none that does)"
+            ),
+            "{why}"
+        );
     }
 
     #[test]
